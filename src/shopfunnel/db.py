@@ -1,0 +1,95 @@
+"""The one gateway to the database.
+
+Every SQL statement shopfunnel runs goes through :class:`Database`: it owns the DuckDB
+connection, binds values as parameters, and quotes identifiers. Nothing else opens a
+connection, so a second engine is an addition here, not a rewrite elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from shopfunnel.errors import StoreError
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier for SQL, doubling embedded quotes."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """Quote a string literal for SQL (for the rare place a parameter cannot go, e.g. DDL)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class Database:
+    """A DuckDB connection with parameter binding and transactions.
+
+    ``path`` is a file, or ``":memory:"`` for a throwaway store.
+    """
+
+    def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False):
+        self.path = str(path)
+        try:
+            self._con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(
+                f"cannot open the store {self.path!r}: {exc}. "
+                "Check the path, or close the other program that has it open."
+            ) from exc
+        self.execute("SET TimeZone = 'UTC'")
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        return self._con
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self._con.execute(sql, params or []).fetchall()
+
+    def df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        return self._con.sql(sql, params=list(params or [])).df()
+
+    def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        return self._con.sql(sql, params=list(params or [])).to_arrow_table()
+
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self._con.execute(sql, params or []).fetchall()
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        rows = self._con.execute(sql, params or []).fetchall()
+        return rows[0][0] if rows else None
+
+    def register(self, name: str, data: Any) -> None:
+        """Expose an Arrow table or DataFrame to SQL under ``name``."""
+        self._con.register(name, data)
+
+    def unregister(self, name: str) -> None:
+        self._con.unregister(name)
+
+    def table_exists(self, name: str) -> bool:
+        return bool(
+            self.scalar(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+            )
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the block in one transaction: all of it is written, or none of it."""
+        self.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+
+    def close(self) -> None:
+        self._con.close()

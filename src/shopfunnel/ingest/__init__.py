@@ -1,0 +1,72 @@
+"""Importers: each turns one kind of source into a :class:`~shopfunnel.store.Staged` table.
+
+``read(path, format=...)`` picks the importer; ``stage(data)`` accepts in-memory tables
+too. Formats: ``csv``, ``parquet``, ``jsonl`` (the generic importer, canonical columns
+or a column mapping), and the source-specific ones registered in :data:`FORMATS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from shopfunnel.errors import ConfigError
+from shopfunnel.ingest import generic
+from shopfunnel.store import Staged, to_arrow
+
+Reader = Callable[..., Staged]
+
+FORMATS: dict[str, Reader] = {
+    "csv": generic.read_csv,
+    "parquet": generic.read_parquet,
+    "jsonl": generic.read_jsonl,
+}
+
+
+def guess_format(path: str | Path) -> str:
+    """The generic format named by a file's extension."""
+    name = str(path).lower()
+    for suffix, fmt in ((".csv", "csv"), (".tsv", "csv"), (".parquet", "parquet"),
+                        (".pq", "parquet"), (".jsonl", "jsonl"), (".ndjson", "jsonl"),
+                        (".json", "jsonl")):
+        if name.endswith(suffix) or name.endswith(suffix + ".gz"):
+            return fmt
+    raise ConfigError(
+        f"cannot tell the format of {str(path)!r} from its name: pass --format "
+        f"({', '.join(sorted(FORMATS))})"
+    )
+
+
+def read(
+    path: str | Path,
+    *,
+    format: str | None = None,
+    mapping: dict[str, str] | None = None,
+    extra_columns: Literal["error", "properties"] = "error",
+    **options: Any,
+) -> Staged:
+    """Stage the file at ``path`` with the importer for ``format`` (guessed if omitted)."""
+    fmt = format or guess_format(path)
+    if fmt not in FORMATS:
+        raise ConfigError(
+            f"unknown format {fmt!r}: use one of {', '.join(sorted(FORMATS))}"
+        )
+    reader = FORMATS[fmt]
+    if fmt in ("csv", "parquet", "jsonl"):
+        return reader(path, mapping=mapping, extra_columns=extra_columns, **options)
+    return reader(path, **options)
+
+
+def stage(
+    data: Any,
+    *,
+    format: str | None = None,
+    mapping: dict[str, str] | None = None,
+    extra_columns: Literal["error", "properties"] = "error",
+) -> Staged:
+    """Stage a file path or an in-memory table (pandas, Polars, Arrow)."""
+    if isinstance(data, str | Path):
+        return read(data, format=format, mapping=mapping, extra_columns=extra_columns)
+    table = generic.apply_mapping(to_arrow(data), mapping, extra_columns, "table")
+    return generic.with_lines(table, "table", first_line=1, line_label="row")

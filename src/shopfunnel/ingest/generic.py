@@ -1,0 +1,161 @@
+"""The generic importer: CSV, Parquet and JSON Lines with canonical or mapped columns.
+
+A file whose columns already carry canonical names loads with no mapping. Otherwise
+``mapping`` says which source column holds each canonical column
+(``{"ts": "created_at", "event": "event_type"}``). Columns that are neither canonical
+nor mapped are an error, or with ``extra_columns="properties"`` are kept as JSON in
+``properties``.
+
+Line numbers: a CSV row's line counts the header as line 1, so the first data row is
+line 2 (a quoted field spanning lines shifts later numbers); a JSON Lines row's line is
+its line in the file; a Parquet or in-memory row's number is its 1-based row.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from shopfunnel import schema
+from shopfunnel.db import quote_ident, quote_literal
+from shopfunnel.errors import InputError
+from shopfunnel.store import LINE, Staged
+
+Extra = Literal["error", "properties"]
+
+
+def _check_file(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"no file at {str(p)!r}: check the path")
+    if p.is_dir():
+        raise InputError(f"{str(p)!r} is a folder: give the file(s) inside it")
+    if p.stat().st_size == 0:
+        raise InputError(f"{str(p)!r} is empty: there is nothing to load")
+    return p
+
+
+def with_lines(table: pa.Table, source: str, *, first_line: int, line_label: str) -> Staged:
+    """Attach the ``__line`` column (first row = ``first_line``) and wrap as Staged."""
+    lines = pa.array(range(first_line, first_line + table.num_rows), type=pa.int64())
+    return Staged(source=source, table=table.append_column(LINE, lines), line_label=line_label)
+
+
+def apply_mapping(table: pa.Table, mapping: dict[str, str] | None, extra: Extra, source: str) -> pa.Table:
+    """Rename mapped columns to canonical names and deal with the rest per ``extra``."""
+    mapping = dict(mapping or {})
+    unknown_targets = [k for k in mapping if k not in schema.BY_NAME]
+    if unknown_targets:
+        raise InputError(
+            f"--map names unknown canonical column(s) {unknown_targets}: the canonical columns "
+            f"are {', '.join(schema.COLUMN_NAMES)}"
+        )
+    missing_sources = [v for v in mapping.values() if v not in table.column_names]
+    if missing_sources:
+        raise InputError(
+            f"{source}: --map refers to column(s) {missing_sources} that the file does not have; "
+            f"its columns are {table.column_names}"
+        )
+    reverse = {v: k for k, v in mapping.items()}
+    names = [reverse.get(c, c) for c in table.column_names]
+    table = table.rename_columns(names)
+    extras = [c for c in names if c not in schema.BY_NAME]
+    if extras and extra == "properties":
+        props = [
+            json.dumps({k: v for k, v in row.items() if v is not None}, default=str)
+            for row in table.select(extras).to_pylist()
+        ]
+        table = table.drop_columns(extras)
+        if "properties" in table.column_names:
+            table = table.drop_columns(["properties"])
+        table = table.append_column("properties", pa.array(props, type=pa.string()))
+    return table
+
+
+def read_csv(
+    path: str | Path, *, mapping: dict[str, str] | None = None, extra_columns: Extra = "error",
+    delimiter: str | None = None,
+) -> Staged:
+    """Stage a CSV file (header row required; every value read as text, typed later)."""
+    p = _check_file(path)
+    sep = delimiter or ("\t" if p.name.lower().endswith((".tsv", ".tsv.gz")) else ",")
+    try:
+        columns = pacsv.open_csv(p, parse_options=pacsv.ParseOptions(delimiter=sep)).schema.names
+        table = pacsv.read_csv(
+            p,
+            parse_options=pacsv.ParseOptions(delimiter=sep),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in columns}, strings_can_be_null=True,
+                null_values=[""],
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"{p}: cannot be read as CSV ({_first_line(exc)}). Check the delimiter (--delimiter), "
+            "that the file is UTF-8 text, and that every row has as many fields as the header."
+        ) from exc
+    if table.num_rows == 0:
+        raise InputError(f"{p}: has a header but no rows: there is nothing to load")
+    table = apply_mapping(table, mapping, extra_columns, str(p))
+    return with_lines(table, str(p), first_line=2, line_label="line")
+
+
+def read_jsonl(
+    path: str | Path, *, mapping: dict[str, str] | None = None, extra_columns: Extra = "error"
+) -> Staged:
+    """Stage a JSON Lines file: one JSON object per line."""
+    p = _check_file(path)
+    try:
+        table = pajson.read_json(p)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"{p}: cannot be read as JSON Lines ({_first_line(exc)}). Each line must be one "
+            "JSON object in UTF-8."
+        ) from exc
+    for name in ("items", "properties"):
+        if name in table.column_names and not pa.types.is_string(table.schema.field(name).type):
+            col = table.column(name)
+            as_text = pa.array(
+                [None if v is None else json.dumps(v, default=str) for v in col.to_pylist()],
+                type=pa.string(),
+            )
+            table = table.set_column(table.column_names.index(name), name, as_text)
+    if "ts" in table.column_names and pa.types.is_timestamp(table.schema.field("ts").type):
+        table = table.set_column(
+            table.column_names.index("ts"), "ts", pc.cast(table.column("ts"), pa.timestamp("us", "UTC"))
+        )
+    table = apply_mapping(table, mapping, extra_columns, str(p))
+    return with_lines(table, str(p), first_line=1, line_label="line")
+
+
+def read_parquet(
+    path: str | Path, *, mapping: dict[str, str] | None = None, extra_columns: Extra = "error"
+) -> Staged:
+    """Stage a Parquet file. With canonical columns it is read by DuckDB in a stream,
+    never whole into memory; with a mapping or extras it goes through Arrow."""
+    p = _check_file(path)
+    try:
+        names = pq.read_schema(p).names
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{p}: is not a Parquet file ({_first_line(exc)})") from exc
+    if mapping or (extra_columns == "properties" and any(n not in schema.BY_NAME for n in names)):
+        table = apply_mapping(pq.read_table(p), mapping, extra_columns, str(p))
+        return with_lines(table, str(p), first_line=1, line_label="row")
+    cols = ", ".join(quote_ident(n) for n in names)
+    sql = (
+        f"SELECT {cols}, file_row_number + 1 AS {LINE} "
+        f"FROM read_parquet({quote_literal(str(p))}, file_row_number = true)"
+    )
+    return Staged(source=str(p), sql=sql, line_label="row")
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+

@@ -1,0 +1,467 @@
+"""The event store: one DuckDB file of canonical events, plus derived views.
+
+Loading is a pipeline over a *staged* source (any table whose columns carry canonical
+names, plus a ``__line`` column saying where each row came from):
+
+1. check the columns (unknown or missing required columns stop the load);
+2. validate every value against :mod:`shopfunnel.schema` in one vectorised pass,
+   collecting rejects with their line, column and reason;
+3. ``on_error="fail"`` stops here and writes nothing if anything was rejected;
+   ``on_error="skip"`` keeps the valid rows and hands back the rejects;
+4. fill derived values: a row hash as ``event_id`` when the source has none, sessions
+   from 30 minutes of inactivity when it has no ``session_id``, the channel from UTM
+   values and referrer;
+5. in one transaction: insert the rows whose ``event_id`` is not stored yet (loading
+   the same data twice adds nothing), then re-stitch identities.
+
+Identity stitching: an anonymous id that ever appears on an event with a ``user_id``
+belongs to that user (the earliest such user id, if a device was shared), earlier
+events included. ``person_id`` is ``user_id`` when the event has one, else the user its
+anonymous id is stitched to, else the anonymous id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+
+from shopfunnel import schema
+from shopfunnel.channels import channel_sql
+from shopfunnel.db import Database, quote_ident
+from shopfunnel.durations import parse_duration_seconds
+from shopfunnel.errors import ConfigError, InputError, Reject, StoreError, ValidationError
+
+DEFAULT_PATH = "shopfunnel.duckdb"
+SCHEMA_VERSION = 1
+OnError = Literal["fail", "skip"]
+LINE = "__line"
+
+
+@dataclass
+class Staged:
+    """A source ready to load: a table with canonical column names and a ``__line`` column.
+
+    ``table`` is an Arrow table (or anything DuckDB can register); ``sql`` is a SELECT
+    DuckDB can run instead (used for large Parquet files, which are never read into
+    memory). ``source`` names the file in messages; ``line_label`` says what ``__line``
+    counts (``line`` for text files, ``row`` for tables).
+    """
+
+    source: str
+    table: Any = None
+    sql: str | None = None
+    params: list[Any] = field(default_factory=list)
+    line_label: str = "line"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What a load did: rows read, rows added, duplicates skipped and rows rejected."""
+
+    source: str
+    rows_read: int
+    rows_added: int
+    duplicates: int
+    rejects: tuple[Reject, ...] = ()
+
+
+class Store:
+    """A shopfunnel store in one DuckDB file (default ``shopfunnel.duckdb``).
+
+    >>> store = Store(":memory:")
+    >>> store.load(events_df)        # pandas, Polars, Arrow, or a file path
+    >>> store.info()["events"]
+    """
+
+    def __init__(
+        self,
+        path: str | Path = DEFAULT_PATH,
+        *,
+        session_timeout: str | float = "30m",
+        read_only: bool = False,
+    ):
+        self.path = str(path)
+        self.session_timeout_seconds = parse_duration_seconds(session_timeout)
+        if read_only and self.path != ":memory:" and not Path(self.path).exists():
+            raise StoreError(
+                f"no store at {self.path!r}: create one with `shopfunnel ingest FILE --db "
+                f"{self.path}` or `shopfunnel demo`"
+            )
+        self.db = Database(self.path, read_only=read_only)
+        if not read_only:
+            self._create()
+        elif not self.db.table_exists("events"):
+            raise StoreError(f"{self.path!r} is not a shopfunnel store (it has no events table)")
+
+    # -- schema -------------------------------------------------------------------------
+    def _create(self) -> None:
+        cols = ", ".join(
+            f"{quote_ident(c.name)} {c.sql_type}" for c in schema.COLUMNS + schema.DERIVED_COLUMNS
+        )
+        self.db.execute(f"CREATE TABLE IF NOT EXISTS events ({cols})")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS identities (anonymous_id VARCHAR PRIMARY KEY, "
+            "person_id VARCHAR NOT NULL)"
+        )
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        self.db.execute(
+            "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+        )
+        self.db.execute(
+            """
+            CREATE VIEW IF NOT EXISTS sessions AS
+            SELECT session_id, any_value(person_id) AS person_id, min(ts) AS started_at,
+                   max(ts) AS ended_at, count(*) AS events,
+                   arg_min(channel, ts) AS channel, arg_min(device, ts) AS device,
+                   bool_or(event = 'purchase') AS converted
+            FROM events GROUP BY session_id
+            """
+        )
+        self.db.execute(
+            """
+            CREATE VIEW IF NOT EXISTS orders AS
+            SELECT order_id, arg_min(person_id, ts) AS person_id, min(ts) AS ts,
+                   arg_min(value, ts) AS value, arg_min(currency, ts) AS currency,
+                   arg_min(channel, ts) AS channel, arg_min(device, ts) AS device,
+                   coalesce(sum(value) FILTER (WHERE event = 'refund'), 0) AS refunded
+            FROM events WHERE order_id IS NOT NULL AND event IN ('purchase', 'refund')
+            GROUP BY order_id HAVING count(*) FILTER (WHERE event = 'purchase') > 0
+            """
+        )
+        self.db.execute(
+            """
+            CREATE VIEW IF NOT EXISTS persons AS
+            SELECT person_id, min(ts) AS first_seen, max(ts) AS last_seen, count(*) AS events,
+                   count(DISTINCT session_id) AS sessions,
+                   count(DISTINCT order_id) FILTER (WHERE event = 'purchase') AS orders,
+                   coalesce(sum(value) FILTER (WHERE event = 'purchase'), 0) AS revenue,
+                   arg_min(channel, ts) AS first_channel, arg_max(channel, ts) AS last_channel,
+                   bool_or(user_id IS NOT NULL) AS identified
+            FROM events GROUP BY person_id
+            """
+        )
+
+    # -- loading ------------------------------------------------------------------------
+    def load(
+        self,
+        source: Any,
+        *,
+        format: str | None = None,
+        on_error: OnError = "fail",
+        mapping: dict[str, str] | None = None,
+        extra_columns: Literal["error", "properties"] = "error",
+    ) -> LoadResult:
+        """Load events from a DataFrame (pandas or Polars), an Arrow table or a file.
+
+        Files are read by the generic importer (CSV, Parquet, JSON Lines) with an
+        optional ``mapping`` of canonical name → source column. For GA4, Segment,
+        REES46 or order exports use :func:`shopfunnel.ingest.read` with their format.
+        """
+        from shopfunnel.ingest import stage
+
+        staged = stage(source, format=format, mapping=mapping, extra_columns=extra_columns)
+        return self.load_staged(staged, on_error=on_error)
+
+    def load_staged(
+        self,
+        staged: Staged,
+        *,
+        on_error: OnError = "fail",
+        progress: Callable[[str], None] | None = None,
+    ) -> LoadResult:
+        """Validate and write a staged source; see the module docstring for the steps."""
+        if on_error not in ("fail", "skip"):
+            raise ConfigError(f"on_error={on_error!r} is not valid: use 'fail' or 'skip'")
+        note = progress or (lambda _msg: None)
+        db = self.db
+        if staged.sql is not None:
+            db.execute(f"CREATE OR REPLACE TEMP VIEW __src AS {staged.sql}", staged.params)
+        else:
+            db.register("__src_obj", staged.table)
+            db.execute("CREATE OR REPLACE TEMP VIEW __src AS SELECT * FROM __src_obj")
+        try:
+            return self._load_src(staged, on_error, note)
+        finally:
+            db.execute("DROP VIEW IF EXISTS __src")
+            if staged.sql is None:
+                db.unregister("__src_obj")
+
+    def _load_src(self, staged: Staged, on_error: OnError, note: Callable[[str], None]) -> LoadResult:
+        db = self.db
+        described = db.rows("DESCRIBE SELECT * FROM __src")
+        types = {name: typ for name, typ, *_ in described}
+        present = [c for c in types if c != LINE]
+        unknown = [c for c in present if c not in schema.BY_NAME]
+        if unknown:
+            raise InputError(
+                f"{staged.source}: unknown column(s) {', '.join(map(repr, unknown))}. "
+                f"Canonical columns are: {', '.join(schema.COLUMN_NAMES)}. Map a column with "
+                "--map canonical=source, or keep extras as properties with --extra properties."
+            )
+        missing = [c.name for c in schema.COLUMNS if c.required and c.name not in types]
+        if missing:
+            raise InputError(
+                f"{staged.source}: required column(s) {', '.join(map(repr, missing))} missing. "
+                "Map them with --map, e.g. --map ts=created_at --map event=event_type."
+            )
+        if "anonymous_id" not in types and "user_id" not in types:
+            raise InputError(
+                f"{staged.source}: needs an 'anonymous_id' or a 'user_id' column to know who "
+                "did each event. Map one with --map anonymous_id=<column>."
+            )
+        rows_read = int(db.scalar("SELECT count(*) FROM __src") or 0)
+        if rows_read == 0:
+            raise InputError(f"{staged.source}: no rows to load (the source is empty)")
+
+        note("validating")
+        typed = {c: _typed_expr(c, types[c]) for c in present}
+        checks = []
+        for name in present:
+            col = schema.BY_NAME[name]
+            raw = quote_ident(name)
+            if col.required:
+                checks.append((name, f"{raw} IS NULL", "is required and missing"))
+            checks.append(
+                (name, f"{raw} IS NOT NULL AND {typed[name]} IS NULL",
+                 f"cannot be read as {_human_type(col.sql_type)}")
+            )
+        who = [quote_ident(c) for c in ("anonymous_id", "user_id") if c in types]
+        checks.append(
+            ("anonymous_id", " AND ".join(f"{w} IS NULL" for w in who),
+             "the row has neither anonymous_id nor user_id")
+        )
+        reject_sql = " UNION ALL ".join(
+            f"SELECT {LINE} AS line, ? AS col, ? AS reason, "
+            f"CAST({quote_ident(name) if name in types else 'NULL'} AS VARCHAR) AS value "
+            f"FROM __src WHERE {cond}"
+            for name, cond, _ in checks
+        )
+        params: list[Any] = []
+        for name, _, reason in checks:
+            params += [name, reason]
+        rejects_df = db.df(f"SELECT * FROM ({reject_sql}) ORDER BY line, col", params)
+        rejects = tuple(
+            Reject(staged.source, int(r.line), r.col, r.reason, None if pd.isna(r.value) else r.value)
+            for r in rejects_df.itertuples()
+        )
+        if rejects and on_error == "fail":
+            shown = "\n  ".join(str(r) for r in rejects[:10])
+            more = f"\n  … and {len(rejects) - 10} more" if len(rejects) > 10 else ""
+            raise ValidationError(
+                f"{staged.source}: {len(rejects)} problem(s) in "
+                f"{rejects_df['line'].nunique()} {staged.line_label}(s); nothing was loaded.\n  "
+                f"{shown}{more}\nFix the {staged.line_label}s, or load the valid rows with "
+                "--on-error skip (the rejects are written to a file).",
+                list(rejects),
+            )
+        bad_lines = sorted({r.line for r in rejects})
+        note("preparing rows")
+        where = "TRUE"
+        if bad_lines:
+            db.execute("CREATE OR REPLACE TEMP TABLE __bad (line BIGINT)")
+            db.connection.executemany("INSERT INTO __bad VALUES (?)", [[b] for b in bad_lines])
+            where = f"{LINE} NOT IN (SELECT line FROM __bad)"
+        db.execute(f"CREATE OR REPLACE TEMP TABLE __incoming AS {self._prepare_sql(present, typed, where)}")
+        db.execute("DROP TABLE IF EXISTS __bad")
+        note("writing")
+        with db.transaction():
+            before = int(db.scalar("SELECT count(*) FROM events") or 0)
+            cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
+            db.execute(
+                f"""
+                INSERT INTO events ({cols}, person_id)
+                SELECT {cols}, coalesce(user_id, anonymous_id) FROM __incoming i
+                WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = i.event_id)
+                """
+            )
+            added = int(db.scalar("SELECT count(*) FROM events") or 0) - before
+            self._stitch()
+        db.execute("DROP TABLE IF EXISTS __incoming")
+        return LoadResult(
+            source=staged.source,
+            rows_read=rows_read,
+            rows_added=added,
+            duplicates=rows_read - len(bad_lines) - added,
+            rejects=rejects,
+        )
+
+    def _prepare_sql(self, present: list[str], typed: dict[str, str], where: str) -> str:
+        """SELECT the staged rows as canonical typed columns with derived values filled in."""
+        select = []
+        for c in schema.COLUMNS:
+            expr = typed[c.name] if c.name in present else f"CAST(NULL AS {c.sql_type})"
+            select.append(f"{expr} AS {quote_ident(c.name)}")
+        typed_rows = f"SELECT {', '.join(select)}, {LINE} FROM __src WHERE {where}"
+        row_hash_cols = [quote_ident(c) for c in schema.COLUMN_NAMES if c != "event_id"]
+        row_hash = "md5(concat_ws('\x1f', " + ", ".join(
+            f"coalesce(CAST({c} AS VARCHAR), '')" for c in row_hash_cols
+        ) + "))"
+        gap = self.session_timeout_seconds
+        session = (
+            "coalesce(session_id, anonymous_id || ':' || CAST(epoch_us(first_value(ts) OVER ("
+            "PARTITION BY anonymous_id, __sess ORDER BY ts)) AS VARCHAR))"
+        )
+        channel = channel_sql("utm_source", "utm_medium", "utm_campaign", "referrer")
+        out_cols = []
+        for name in schema.COLUMN_NAMES:
+            if name == "event_id":
+                out_cols.append("event_id")
+            elif name == "session_id":
+                out_cols.append("session_id")
+            elif name == "channel":
+                # A session's channel is the one its first event came from (GA4's session scope).
+                out_cols.append(
+                    f"coalesce(channel, first_value(coalesce(channel, {channel})) OVER ("
+                    f"PARTITION BY session_id ORDER BY ts, {LINE})) AS channel"
+                )
+            else:
+                out_cols.append(quote_ident(name))
+        return f"""
+            WITH typed AS ({typed_rows}),
+            filled AS (
+                SELECT * REPLACE (coalesce(event_id, {row_hash}) AS event_id,
+                                  coalesce(anonymous_id, user_id) AS anonymous_id)
+                FROM typed
+            ),
+            dedup AS (SELECT * FROM filled QUALIFY row_number() OVER (PARTITION BY event_id
+                      ORDER BY {LINE}) = 1),
+            starts AS (
+                SELECT *, CASE WHEN epoch(ts) - epoch(lag(ts) OVER w) <= {gap} THEN 0 ELSE 1 END
+                    AS __new
+                FROM dedup WINDOW w AS (PARTITION BY anonymous_id, session_id IS NULL ORDER BY ts, {LINE})
+            ),
+            gaps AS (
+                SELECT * EXCLUDE (__new), CASE WHEN session_id IS NULL THEN sum(__new) OVER (
+                    PARTITION BY anonymous_id, session_id IS NULL ORDER BY ts, {LINE}
+                    ROWS UNBOUNDED PRECEDING) END AS __sess
+                FROM starts
+            ),
+            sessioned AS (SELECT * REPLACE ({session} AS session_id) FROM gaps)
+            SELECT {', '.join(out_cols)} FROM sessioned
+        """
+
+    def _stitch(self) -> None:
+        """Map every anonymous id seen with a user id to that (earliest) user id."""
+        db = self.db
+        db.execute(
+            """
+            INSERT OR REPLACE INTO identities
+            SELECT anonymous_id, arg_min(user_id, ts) FROM events
+            WHERE user_id IS NOT NULL AND anonymous_id IN (
+                SELECT DISTINCT anonymous_id FROM __incoming WHERE user_id IS NOT NULL)
+            GROUP BY anonymous_id
+            """
+        )
+        db.execute(
+            """
+            UPDATE events SET person_id = i.person_id FROM identities i
+            WHERE events.anonymous_id = i.anonymous_id AND events.user_id IS NULL
+              AND events.person_id <> i.person_id
+            """
+        )
+
+    # -- reading ------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Counts and ranges: events, persons, sessions, orders, first and last event,
+        events by name and by channel."""
+        db = self.db
+        events, persons, sessions, first, last = db.rows(
+            "SELECT count(*), count(DISTINCT person_id), count(DISTINCT session_id), min(ts), "
+            "max(ts) FROM events"
+        )[0]
+        orders = db.scalar(
+            "SELECT count(DISTINCT order_id) FROM events WHERE event = 'purchase'"
+        )
+        by_event = dict(db.rows("SELECT event, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC"))
+        by_channel = dict(
+            db.rows(
+                "SELECT coalesce(channel, 'unassigned'), count(DISTINCT session_id) FROM events "
+                "GROUP BY 1 ORDER BY 2 DESC"
+            )
+        )
+        return {
+            "events": int(events),
+            "persons": int(persons),
+            "sessions": int(sessions),
+            "orders": int(orders or 0),
+            "first_event": None if first is None else first.isoformat(),
+            "last_event": None if last is None else last.isoformat(),
+            "events_by_name": {k: int(v) for k, v in by_event.items()},
+            "sessions_by_channel": {k: int(v) for k, v in by_channel.items()},
+        }
+
+    def events(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """All stored events (with ``person_id``) as a DataFrame, ordered by time."""
+        cols = "*" if columns is None else ", ".join(quote_ident(c) for c in columns)
+        return self.db.df(f"SELECT {cols} FROM events ORDER BY ts, event_id")
+
+    def table(self, name: Literal["persons", "sessions", "orders", "identities"]) -> pd.DataFrame:
+        """One of the derived tables as a DataFrame."""
+        if name not in ("persons", "sessions", "orders", "identities"):
+            raise ConfigError(
+                f"no derived table {name!r}: use persons, sessions, orders or identities"
+            )
+        return self.db.df(f"SELECT * FROM {name}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _human_type(sql_type: str) -> str:
+    if sql_type == "TIMESTAMP":
+        return "a timestamp (ISO 8601, e.g. 2024-03-15T10:30:00Z; no zone means UTC)"
+    if sql_type.startswith("DECIMAL"):
+        return "a number"
+    if sql_type.startswith("STRUCT"):
+        return "a list of items (JSON array of {item_id, item_name, item_category, price, quantity})"
+    if sql_type == "JSON":
+        return "JSON"
+    return sql_type.lower()
+
+
+def _typed_expr(name: str, source_type: str) -> str:
+    """A SQL expression casting the staged column to its canonical type, NULL if it can't."""
+    col = schema.BY_NAME[name]
+    raw = quote_ident(name)
+    if col.sql_type == "TIMESTAMP":
+        if source_type.startswith("TIMESTAMP WITH TIME ZONE"):
+            return f"CAST(timezone('UTC', {raw}) AS TIMESTAMP)"
+        if source_type.startswith("TIMESTAMP") or source_type == "DATE":
+            return f"CAST({raw} AS TIMESTAMP)"
+        if source_type in ("BIGINT", "INTEGER", "HUGEINT", "DOUBLE"):
+            return f"make_timestamp(CAST({raw} AS BIGINT) * 1000000)"
+        return f"CAST(timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ)) AS TIMESTAMP)"
+    if col.sql_type == "JSON":
+        if source_type == "VARCHAR" or source_type == "JSON":
+            return f"CASE WHEN json_valid({raw}) THEN CAST({raw} AS JSON) END"
+        return f"CAST(to_json({raw}) AS JSON)"
+    if col.name == "items" and source_type == "VARCHAR":
+        return f"TRY_CAST(CASE WHEN json_valid({raw}) THEN CAST({raw} AS JSON) END AS {col.sql_type})"
+    if col.sql_type == "VARCHAR":
+        return f"NULLIF(CAST({raw} AS VARCHAR), '')"
+    return f"TRY_CAST({raw} AS {col.sql_type})"
+
+
+def to_arrow(data: Any) -> pa.Table:
+    """An Arrow table from pandas, Polars or Arrow data."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    if hasattr(data, "to_arrow"):
+        return data.to_arrow()
+    raise ConfigError(
+        f"cannot load a {type(data).__name__}: give a pandas or Polars DataFrame, an Arrow "
+        "table, or a file path"
+    )
