@@ -1,0 +1,3 @@
+from shopfunnel.cli import main
+
+main()

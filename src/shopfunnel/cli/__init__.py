@@ -1,0 +1,13 @@
+"""The ``shopfunnel`` command line. Each module registers its commands on :data:`app`."""
+
+from __future__ import annotations
+
+from shopfunnel.cli import data  # noqa: F401  (registers commands)
+from shopfunnel.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,108 @@
+"""Commands that put events into a store and describe it: ``ingest`` and ``info``."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from shopfunnel.cli.app import app
+from shopfunnel.cli.output import DB_OPTION, FORMAT_OPTION, OUT_OPTION, Format, console, emit, friendly_errors, rich_table
+from shopfunnel.errors import ConfigError
+from shopfunnel.ingest import FORMATS, read
+from shopfunnel.store import Store
+
+
+def _parse_map(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--map {pair!r} is not valid: write canonical=source, e.g. --map ts=created_at")
+        key, value = pair.split("=", 1)
+        mapping[key.strip()] = value.strip()
+    return mapping
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Event files: CSV, Parquet or JSON Lines (or a source format, see --format).")],
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    format: Annotated[str | None, typer.Option("--format", help=f"Source format, guessed from the file name if omitted: {', '.join(sorted(FORMATS))}.")] = None,
+    on_error: Annotated[str, typer.Option("--on-error", help="fail: load nothing if any row is bad (default). skip: load the good rows, write the bad ones to --rejects.")] = "fail",
+    rejects: Annotated[Path | None, typer.Option("--rejects", help="Where --on-error skip writes rejected rows (default: <file>.rejects.csv).")] = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="Column mapping canonical=source, repeatable: --map ts=created_at --map event=event_type.")] = None,
+    extra: Annotated[str, typer.Option("--extra", help="Columns that are not canonical: error (default) or properties (kept as JSON).")] = "error",
+    mapping_file: Annotated[Path | None, typer.Option("--mapping-file", help="A TOML file with a [columns] table of canonical = \"source\".")] = None,
+) -> None:
+    """Load event files into the store. Loading the same rows twice adds nothing.
+
+    Each file is checked row by row before anything is written: with the default
+    `--on-error fail` one bad row stops the load and nothing is written; the message names
+    the file, line, column and reason.
+    """
+    with friendly_errors():
+        if on_error not in ("fail", "skip"):
+            raise ConfigError(f"--on-error {on_error!r} is not valid: use fail or skip")
+        if extra not in ("error", "properties"):
+            raise ConfigError(f"--extra {extra!r} is not valid: use error or properties")
+        mapping = _parse_map(map_ or [])
+        if mapping_file is not None:
+            import tomllib
+
+            try:
+                mapping = {**tomllib.loads(mapping_file.read_text()).get("columns", {}), **mapping}
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read the mapping file {mapping_file}: {exc}") from exc
+        store = Store(db)
+        total_added = 0
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=console, transient=True) as progress:
+            for path in files:
+                task = progress.add_task(f"{path.name}: reading", total=None)
+                staged = read(path, format=format, mapping=mapping or None, extra_columns=extra)  # type: ignore[arg-type]
+                result = store.load_staged(
+                    staged, on_error=on_error,  # type: ignore[arg-type]
+                    progress=lambda msg, t=task, n=path.name: progress.update(t, description=f"{n}: {msg}"),
+                )
+                progress.remove_task(task)
+                total_added += result.rows_added
+                console.print(
+                    f"{path}: read {result.rows_read:,} rows, added {result.rows_added:,}, "
+                    f"{result.duplicates:,} already stored, {len(result.rejects):,} rejected"
+                )
+                if result.rejects:
+                    target = rejects or path.with_name(path.name + ".rejects.csv")
+                    with open(target, "w", newline="", encoding="utf-8") as fh:
+                        writer = csv.writer(fh)
+                        writer.writerow(["source", "line", "column", "reason", "value"])
+                        for r in result.rejects:
+                            writer.writerow([r.source, r.line, r.column, r.reason, r.value])
+                    console.print(f"  rejected rows and reasons written to {target}")
+        store.close()
+
+
+@app.command()
+def info(
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    format: Annotated[Format, FORMAT_OPTION] = Format.table,
+    out: Annotated[Path | None, OUT_OPTION] = None,
+) -> None:
+    """What the store holds: events, persons, sessions, orders, date range, events by name and channel."""
+    with friendly_errors():
+        with Store(db, read_only=True) as store:
+            data = store.info()
+
+        def render() -> object:
+            import pandas as pd
+            from rich.console import Group
+
+            head = pd.DataFrame([{k: data[k] for k in ("events", "persons", "sessions", "orders", "first_event", "last_event")}])
+            by_name = pd.DataFrame(list(data["events_by_name"].items()), columns=["event", "events"])
+            by_channel = pd.DataFrame(list(data["sessions_by_channel"].items()), columns=["channel", "sessions"])
+            return Group(rich_table(head, title=f"store {db}"), rich_table(by_name, title="events by name"),
+                         rich_table(by_channel, title="sessions by channel"))
+
+        emit(data, format, out, table=render)

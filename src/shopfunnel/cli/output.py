@@ -1,0 +1,115 @@
+"""Printing results: one place decides how a table, a record or a finding list is shown.
+
+Every command that prints results takes ``--format table|json|csv`` and ``--out FILE``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shopfunnel.errors import ShopfunnelError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+# Use as ``Annotated[Format, FORMAT_OPTION] = Format.table``.
+FORMAT_OPTION = typer.Option("--format", "-f", help="table (for people), json or csv (for scripts).")
+OUT_OPTION = typer.Option("--out", "-o", help="Write to this file instead of the terminal.")
+DB_OPTION = typer.Option("--db", help="The store: a DuckDB file.", envvar="SHOPFUNNEL_DB")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def to_json(data: Any) -> str:
+    """JSON text for a DataFrame (as a list of records), a dict or a list."""
+    if isinstance(data, pd.DataFrame):
+        data = json.loads(data.to_json(orient="records", date_format="iso"))
+    return json.dumps(data, indent=2, default=_json_default, allow_nan=False)
+
+
+def rich_table(df: pd.DataFrame, title: str | None = None, formats: dict[str, Callable[[Any], str]] | None = None) -> Table:
+    """A Rich table of a DataFrame, numbers right-aligned."""
+    formats = formats or {}
+    table = Table(title=title, header_style="bold")
+    for col in df.columns:
+        numeric = pd.api.types.is_numeric_dtype(df[col])
+        table.add_column(str(col), justify="right" if numeric else "left")
+    for row in df.itertuples(index=False):
+        cells = []
+        for col, value in zip(df.columns, row, strict=True):
+            if col in formats:
+                cells.append(formats[col](value))
+            elif value is None or (isinstance(value, float) and pd.isna(value)):
+                cells.append("–")
+            elif isinstance(value, float):
+                cells.append(f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}")
+            elif isinstance(value, int):
+                cells.append(f"{value:,}")
+            else:
+                cells.append(str(value))
+        table.add_row(*cells)
+    return table
+
+
+def emit(
+    data: pd.DataFrame | dict[str, Any] | list[Any],
+    fmt: Format,
+    out: Path | None = None,
+    *,
+    table: Callable[[], Any] | None = None,
+) -> None:
+    """Print or write ``data`` in ``fmt``. ``table`` renders it for people when given."""
+    if fmt == Format.json:
+        text = to_json(data)
+    elif fmt == Format.csv:
+        frame = data if isinstance(data, pd.DataFrame) else pd.json_normalize(data)
+        text = frame.to_csv(index=False)
+    else:
+        if out is not None:
+            text = data.to_string(index=False) if isinstance(data, pd.DataFrame) else to_json(data)
+        else:
+            renderable = table() if table is not None else (
+                rich_table(data) if isinstance(data, pd.DataFrame) else to_json(data)
+            )
+            console.print(renderable)
+            return
+    if out is not None:
+        Path(out).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        err_console.print(f"wrote {out}")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Turn shopfunnel's errors into a clear message and exit code 1, not a traceback."""
+    try:
+        yield
+    except ShopfunnelError as exc:
+        err_console.print("[bold red]error:[/] ", end="")
+        err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from exc

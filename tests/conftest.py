@@ -1,0 +1,36 @@
+"""Shared test helpers: tiny event logs built inside the tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from shopfunnel.store import Store
+
+T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def log(*rows: tuple, **columns: list) -> pd.DataFrame:
+    """Events as (person, minutes after T0, event[, extra dict]) tuples."""
+    records = []
+    for i, row in enumerate(rows):
+        person, minutes, event, *rest = row
+        rec = {
+            "event_id": f"e{i}",
+            "ts": T0 + timedelta(minutes=minutes),
+            "event": event,
+            "anonymous_id": person,
+        }
+        if rest:
+            rec.update(rest[0])
+        records.append(rec)
+    return pd.DataFrame(records)
+
+
+@pytest.fixture
+def store() -> Store:
+    s = Store(":memory:")
+    yield s
+    s.close()
