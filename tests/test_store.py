@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import log
 
+from conftest import log
 from shopfunnel.errors import InputError, ValidationError
 from shopfunnel.store import Store
 
