@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shopfunnel.errors import ConfigError
-from shopfunnel.ingest import generic
+from shopfunnel.ingest import generic, segment
 from shopfunnel.store import Staged, to_arrow
 
 Reader = Callable[..., Staged]
@@ -21,6 +21,7 @@ FORMATS: dict[str, Reader] = {
     "csv": generic.read_csv,
     "parquet": generic.read_parquet,
     "jsonl": generic.read_jsonl,
+    "segment": segment.read_segment,
 }
 
 

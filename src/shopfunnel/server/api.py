@@ -1,0 +1,90 @@
+"""The JSON API: the dashboard's analyses as JSON, for the admin only.
+
+Every route needs the admin token (``Authorization: Bearer …``) or a dashboard session;
+a write key gets 401. A bad parameter (unknown step, bad window) gets 422 with the
+reason. Tables come back as ``{"rows": [...]}`` lists of records, or as CSV with
+``?format=csv``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
+
+from shopfunnel.errors import ShopfunnelError
+from shopfunnel.server import auth, queries
+from shopfunnel.server.admin import require_admin, state_of
+
+router = APIRouter(prefix="/v1", tags=["analyses"], dependencies=[Depends(require_admin)])
+ADMIN = {"security": [{"admin": []}]}
+
+
+def read(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one read on the server's read connection; caller mistakes become 422."""
+    state = state_of(request)
+    assert state.reader is not None
+    try:
+        with state.read_lock:
+            return fn(state.reader, *args, **kwargs)
+    except ShopfunnelError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(df.to_json(orient="records", date_format="iso", default_handler=str))
+
+
+def table_response(df: pd.DataFrame, fmt: str, filename: str) -> Any:
+    if fmt == "csv":
+        return Response(df.to_csv(index=False), media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'})
+    return {"rows": records(df)}
+
+
+Fmt = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
+Limit = Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)]
+
+
+@router.get("/info", openapi_extra=ADMIN)
+def info(request: Request) -> dict[str, Any]:
+    """What the store holds: events, persons, sessions, orders, date range, by name and channel."""
+    return read(request, queries.info)
+
+
+@router.get("/events", openapi_extra=ADMIN)
+def events(request: Request, limit: Limit = 100, format: Fmt = "json") -> Any:
+    """The latest events, newest first."""
+    return table_response(read(request, queries.recent_events, limit), format, "events")
+
+
+@router.get("/persons", openapi_extra=ADMIN)
+def persons(request: Request, limit: Limit = 1000, format: Fmt = "json") -> Any:
+    """Persons (best customers first) with visits, sessions, orders and revenue; CSV with ?format=csv."""
+    return table_response(read(request, queries.persons, limit), format, "persons")
+
+
+@router.get("/keys", openapi_extra=ADMIN)
+def list_keys(request: Request) -> dict[str, Any]:
+    """Write keys (prefix, name, created, revoked); the secret itself is never shown again."""
+    state = state_of(request)
+    assert state.store is not None
+    with state.write_lock:
+        df = auth.list_write_keys(state.store.db)
+    return {"rows": records(df)}
+
+
+@router.post("/keys", openapi_extra=ADMIN, status_code=201)
+def create_key(request: Request, name: Annotated[str, Query(min_length=1, max_length=100)] = "default") -> dict[str, str]:
+    """Create a write key while the server runs (the store file is the server's alone).
+    The key is in this answer only."""
+    state = state_of(request)
+    assert state.store is not None
+    with state.write_lock:
+        key = auth.create_write_key(state.store.db, name)
+    state.refresh_keys()
+    return {"write_key": key, "name": name}
