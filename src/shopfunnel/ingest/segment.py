@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -125,22 +125,28 @@ def device_from_user_agent(user_agent: str | None) -> str | None:
     return "desktop"
 
 
+_EPOCH = datetime(1970, 1, 1)
+_MIN, _MAX = datetime(1970, 1, 1), datetime(2200, 12, 31, 23, 59, 59)
+
+
 def parse_timestamp(value: Any) -> datetime:
-    """An ISO 8601 string (no zone means UTC) or epoch seconds/milliseconds → naive UTC."""
+    """An ISO 8601 string (no zone means UTC) or epoch seconds/milliseconds → naive UTC.
+
+    Times before 1970 or after 2200 are refused (a typo or a unit mistake).
+    """
     if isinstance(value, bool):
         raise ValueError("a boolean is not a time")
     if isinstance(value, int | float):
         seconds = value / 1000 if abs(value) > 1e11 else value
-        return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
-    if not isinstance(value, str) or not value:
+        ts = _EPOCH + timedelta(seconds=seconds)
+    elif isinstance(value, str) and value:
+        ts = datetime.fromisoformat(value.strip())
+        offset = ts.utcoffset()
+        if offset is not None:
+            ts = (ts - offset).replace(tzinfo=None)
+    else:
         raise ValueError("not a time")
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    ts = datetime.fromisoformat(text)
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(UTC).replace(tzinfo=None)
-    if not 1970 <= ts.year <= 2200:
+    if not _MIN <= ts <= _MAX:
         raise ValueError("out of range")
     return ts
 

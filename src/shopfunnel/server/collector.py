@@ -28,6 +28,9 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from shopfunnel.errors import ShopfunnelError
 
 from shopfunnel.server.events import EventError, incoming
 from shopfunnel.server.state import ServerState
@@ -159,8 +162,12 @@ async def collect(request: Request, kind: str) -> Response:
         return _error(400, "no event in the request could be accepted", headers,
                       accepted=0, rejected=rejected)
     try:
-        await _wrap(state.spool.append(accepted))
-    except (OSError, RuntimeError) as exc:
+        if settings.durability == "transaction":
+            data = b"".join(orjson.dumps(r) + b"\n" for r in accepted)
+            await run_in_threadpool(state.writer.load_now, data)
+        else:
+            await _wrap(state.spool.append(accepted))
+    except (OSError, RuntimeError, ShopfunnelError) as exc:
         return _error(503, f"the spool cannot take events right now ({exc}): retry shortly",
                       {**headers, "Retry-After": "1"})
     return JSONResponse({"success": True, "accepted": len(accepted), "rejected": rejected},

@@ -108,6 +108,12 @@ def _properties(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, allow_nan=False) if value else None
 
 
+TEXT_COLUMNS = tuple(c.name for c in schema.COLUMNS if c.sql_type == "VARCHAR")
+REQUIRED = tuple(c.name for c in schema.COLUMNS if c.required)
+_SPECIAL = {"ts", "value", "items", "properties"}
+assert set(schema.COLUMN_NAMES) == set(TEXT_COLUMNS) | _SPECIAL
+
+
 def canonical_event(obj: Any) -> dict[str, Any]:
     """Check one canonical event object; return the record to spool.
 
@@ -124,26 +130,30 @@ def canonical_event(obj: Any) -> dict[str, Any]:
             f"{', '.join(schema.COLUMN_NAMES)} (send a Segment message with a 'type' instead)",
             str(unknown[0]),
         )
+    for name in REQUIRED:
+        value = obj.get(name)
+        if value is None or value == "":
+            raise EventError(f"{name} is required and missing", name)
     record: dict[str, Any] = {}
-    for col in schema.COLUMNS:
-        value = obj.get(col.name)
-        if col.required and (value is None or value == ""):
-            raise EventError(f"{col.name} is required and missing", col.name)
-        if col.name == "ts":
-            try:
-                record["ts"] = parse_timestamp(value).isoformat()
-            except (ValueError, OverflowError, OSError, TypeError):
-                raise EventError(
-                    f"ts {value!r} cannot be read as a timestamp: use ISO 8601, e.g. "
-                    "2024-03-15T10:30:00Z, or epoch seconds", "ts") from None
-        elif col.name == "value":
-            record["value"] = _money("value", value)
-        elif col.name == "items":
-            record["items"] = _items(value)
-        elif col.name == "properties":
-            record["properties"] = _properties(value)
+    for name in TEXT_COLUMNS:
+        value = obj.get(name)
+        if value is None or (type(value) is str and value and len(value) <= MAX_TEXT):
+            record[name] = value
         else:
-            record[col.name] = _text(col.name, value)
+            record[name] = _text(name, value)
+    ts = obj["ts"]
+    try:
+        record["ts"] = parse_timestamp(ts).isoformat()
+    except (ValueError, OverflowError, OSError, TypeError):
+        raise EventError(
+            f"ts {ts!r} cannot be read as a timestamp: use ISO 8601, e.g. "
+            "2024-03-15T10:30:00Z, or epoch seconds", "ts") from None
+    value = obj.get("value")
+    record["value"] = None if value is None else _money("value", value)
+    items = obj.get("items")
+    record["items"] = None if items is None else _items(items)
+    props = obj.get("properties")
+    record["properties"] = None if props is None else _properties(props)
     if record["anonymous_id"] is None and record["user_id"] is None:
         raise EventError("the event has neither anonymous_id nor user_id", "anonymous_id")
     return record

@@ -35,10 +35,11 @@ SEGMENT_BYTES = 64 * 1024 * 1024
 
 @dataclass
 class Chunk:
-    """Records that are durable in the spool, waiting to be loaded; ``end`` is where
-    they end (segment number, byte offset)."""
+    """Records that are durable in the spool, waiting to be loaded: ``data`` is their
+    JSON Lines, ``count`` how many, ``end`` where they end (segment, byte offset)."""
 
-    records: list[dict[str, Any]]
+    data: bytes
+    count: int
     end: tuple[int, int]
 
 
@@ -59,7 +60,7 @@ class Spool:
         self.segment_bytes = segment_bytes
         self.sync = sync
         self._cond = threading.Condition()
-        self._pending: list[tuple[list[dict[str, Any]], bytes, concurrent.futures.Future[None]]] = []
+        self._pending: list[tuple[int, bytes, concurrent.futures.Future[None]]] = []
         self._closed = False
         self._on_durable: Any = None
         self._segment, self._fd, self._size = -1, -1, 0
@@ -88,7 +89,7 @@ class Spool:
             if seg < end[0]:
                 self.path(seg).unlink(missing_ok=True)
 
-    def unloaded(self, chunk_records: int = 20_000) -> Iterator[Chunk]:
+    def unloaded(self, chunk_bytes: int = 8 * 1024 * 1024) -> Iterator[Chunk]:
         """Read back every record after the checkpoint, cutting a torn last line off."""
         seg0, off0 = self.checkpoint()
         for seg in self.segments():
@@ -104,21 +105,16 @@ class Spool:
                 with open(self.path(seg), "r+b") as fh:
                     fh.truncate(good_end)
                     os.fsync(fh.fileno())
-            records: list[dict[str, Any]] = []
             pos = start
             while pos < good_end:
-                nl = data.index(b"\n", pos)
-                line = data[pos:nl]
-                pos = nl + 1
-                if line:
-                    try:
-                        records.append(orjson.loads(line))
-                    except orjson.JSONDecodeError:
-                        log.error("spool %s: unreadable record at byte %d skipped", seg, pos)
-                if len(records) >= chunk_records:
-                    yield Chunk(records, (seg, pos))
-                    records = []
-            yield Chunk(records, (seg, good_end))
+                cut = data.rfind(b"\n", pos, min(good_end, pos + chunk_bytes)) + 1
+                if cut <= pos:
+                    cut = data.index(b"\n", pos) + 1
+                part = data[pos:cut]
+                yield Chunk(part, part.count(b"\n"), (seg, cut))
+                pos = cut
+            if start >= good_end:
+                yield Chunk(b"", 0, (seg, good_end))
 
     # -- appending --------------------------------------------------------------------
     def start(self, on_durable: Any) -> None:
@@ -146,7 +142,7 @@ class Spool:
         with self._cond:
             if self._closed:
                 raise RuntimeError("the spool is closed")
-            self._pending.append((records, payload, future))
+            self._pending.append((len(records), payload, future))
             self._cond.notify()
         return future
 
@@ -174,8 +170,7 @@ class Spool:
                 for _, _, fut in batch:
                     fut.set_exception(exc)
                 continue
-            records = [r for recs, _, _ in batch for r in recs]
-            self._on_durable(Chunk(records, (self._segment, self._size)))
+            self._on_durable(Chunk(data, sum(n for n, _, _ in batch), (self._segment, self._size)))
             for _, _, fut in batch:
                 fut.set_result(None)
 

@@ -7,6 +7,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from shopfunnel.errors import ConfigError
 from shopfunnel.server import auth
@@ -30,7 +31,10 @@ class ServerSettings:
     ``allowed_origins``: browser origins (``https://shop.example``) that may send
     events; a request with any other ``Origin`` gets 403. ``cookie_secure``: mark the
     session cookie ``Secure``; ``None`` means yes unless the request is plain HTTP to
-    a loopback address (local development).
+    a loopback address (local development). ``durability``: ``"spool"`` (acknowledge
+    once fsynced in the spool; a background writer loads the store) or
+    ``"transaction"`` (acknowledge once the batch's own DuckDB transaction committed);
+    see docs/adr/0070.
     """
 
     allowed_origins: tuple[str, ...] = ()
@@ -45,6 +49,7 @@ class ServerSettings:
     cookie_secure: bool | None = None
     spool_dir: str | None = None
     fsync: bool = True
+    durability: Literal["spool", "transaction"] = "spool"
 
 
 @dataclass
@@ -68,6 +73,8 @@ class ServerState:
         s = self.settings
         self.rate = RateLimiter(s.rate_events_per_second, s.rate_burst_events)
         self.login_rate = RateLimiter(1.0, 10.0)
+        if s.durability not in ("spool", "transaction"):
+            raise ConfigError(f"durability={s.durability!r} is not valid: use 'spool' or 'transaction'")
         if self.store_path == ":memory:":
             raise ConfigError("the server needs a store file (--db shop.duckdb), not ':memory:'")
 

@@ -16,13 +16,16 @@ event, as everywhere in the store).
 
 from __future__ import annotations
 
+import io
 import logging
 import queue
 import threading
 import time
 from typing import Any
 
+import orjson
 import pyarrow as pa
+import pyarrow.json as pajson
 
 from shopfunnel import schema
 from shopfunnel.server.spool import Chunk, Spool
@@ -38,10 +41,28 @@ for _f in schema.ARROW_SCHEMA:
 BATCH_SCHEMA = pa.schema([*_fields, pa.field(LINE, pa.int64())])
 
 
-def records_table(records: list[dict[str, Any]]) -> pa.Table:
-    """Spool records as an Arrow table with a ``__line`` column (1-based position)."""
-    table = pa.Table.from_pylist(records, schema=BATCH_SCHEMA.remove(BATCH_SCHEMA.get_field_index(LINE)))
-    return table.append_column(LINE, pa.array(range(1, len(records) + 1), type=pa.int64()))
+RECORD_SCHEMA = BATCH_SCHEMA.remove(BATCH_SCHEMA.get_field_index(LINE))
+
+
+def records_table(data: bytes) -> pa.Table:
+    """Spool records (JSON Lines) as an Arrow table with a ``__line`` column (1-based).
+
+    Parsed by Arrow's JSON reader (multi-threaded, outside the GIL); a line it cannot
+    read makes the whole chunk go through ``orjson`` line by line instead, and that
+    line is logged and left out.
+    """
+    try:
+        table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(
+            explicit_schema=RECORD_SCHEMA, unexpected_field_behavior="ignore"))
+    except pa.ArrowInvalid:
+        rows = []
+        for line in data.splitlines():
+            try:
+                rows.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                log.error("writer: unreadable spool record left out: %r", line[:200])
+        table = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
+    return table.append_column(LINE, pa.array(range(1, table.num_rows + 1), type=pa.int64()))
 
 
 def continue_sessions(store: Store, table: pa.Table) -> pa.Table:
@@ -126,29 +147,36 @@ class Writer:
 
     def submit(self, chunk: Chunk) -> None:
         with self._pending_lock:
-            self._pending += len(chunk.records)
+            self._pending += chunk.count
             self._idle.clear()
         self._queue.put(chunk)
 
-    def load(self, records: list[dict[str, Any]], end: tuple[int, int]) -> None:
+    def load_now(self, data: bytes) -> None:
+        """Load spool records (JSON Lines) into the store in one transaction (raises if
+        that fails)."""
+        if not data:
+            return
+        with self.lock:
+            table = continue_sessions(self.store, records_table(data))
+            result = self.store.load_staged(Staged("collector", table=table, line_label="event"),
+                                            on_error="skip")
+        self.loaded += result.rows_added
+        if result.rejects:
+            self.rejected += len({r.line for r in result.rejects})
+            log.error("writer: %d event(s) failed the store's checks and were dropped: %s",
+                      len(result.rejects), "; ".join(str(r) for r in result.rejects[:5]))
+
+    def load(self, data: bytes, end: tuple[int, int]) -> None:
         """Load records into the store (retrying until it works) and move the checkpoint."""
         delay = 0.2
-        while records:
+        while data:
             try:
-                with self.lock:
-                    table = continue_sessions(self.store, records_table(records))
-                    result = self.store.load_staged(Staged("collector", table=table, line_label="event"),
-                                                    on_error="skip")
-                self.loaded += result.rows_added
-                if result.rejects:
-                    self.rejected += len({r.line for r in result.rejects})
-                    log.error("writer: %d spooled event(s) failed the store's checks and were dropped: %s",
-                              len(result.rejects), "; ".join(str(r) for r in result.rejects[:5]))
+                self.load_now(data)
                 self.last_error = None
                 break
             except Exception as exc:  # keep the events: they are acknowledged
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("writer: loading %d events failed; retrying in %.1fs", len(records), delay)
+                log.exception("writer: loading %d bytes of events failed; retrying in %.1fs", len(data), delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self.spool.set_checkpoint(end)
@@ -157,8 +185,8 @@ class Writer:
         """Load everything the spool holds after its checkpoint (at start-up)."""
         total = 0
         for chunk in self.spool.unloaded():
-            self.load(chunk.records, chunk.end)
-            total += len(chunk.records)
+            self.load(chunk.data, chunk.end)
+            total += chunk.count
         return total
 
     def start(self) -> None:
@@ -172,7 +200,7 @@ class Writer:
             if first is None:
                 break
             chunks = [first]
-            count = len(first.records)
+            count = first.count
             deadline = time.monotonic() + self.max_wait
             while count < self.max_batch:
                 try:
@@ -183,9 +211,8 @@ class Writer:
                     stop = True
                     break
                 chunks.append(nxt)
-                count += len(nxt.records)
-            records = [r for c in chunks for r in c.records]
-            self.load(records, chunks[-1].end)
+                count += nxt.count
+            self.load(b"".join(c.data for c in chunks), chunks[-1].end)
             with self._pending_lock:
                 self._pending -= count
                 if self._pending == 0:
