@@ -67,8 +67,9 @@ class LiveServer:
         with self.state.read_lock:
             return self.state.reader.db.rows(query, params)
 
-    def send(self, path: str, body: Any, key: str = WRITE_KEY, **kwargs: Any) -> httpx.Response:
-        return self.client.post(path, json=body, headers=basic(key), **kwargs)
+    def send(self, path: str, body: Any, key: str = WRITE_KEY, headers: dict[str, str] | None = None,
+             **kwargs: Any) -> httpx.Response:
+        return self.client.post(path, json=body, headers={**basic(key), **(headers or {})}, **kwargs)
 
 
 @pytest.fixture

@@ -1,7 +1,175 @@
-"""The dashboard: server-rendered pages, admin only."""
+"""The dashboard: server-rendered pages (Jinja2 + Plotly), for the admin only.
+
+Every page is rendered on the server from the same read functions as the JSON API
+(:mod:`shopfunnel.server.queries`). Event data reaches the page only through Jinja's
+autoescaping (tables) or ``tojson`` inside a ``<script type="application/json">``
+(charts), and the Content-Security-Policy allows scripts from the server itself only,
+so a ``<script>`` inside an event property is shown as text. plotly.js is served from
+the installed ``plotly`` package (no CDN).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import functools
+import hashlib
+import hmac
+import json
+import math
+from importlib.resources import files
+from typing import Any
 
-router = APIRouter()
+import pandas as pd
+import plotly.graph_objects as go
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from shopfunnel.errors import ShopfunnelError
+from shopfunnel.server import queries
+from shopfunnel.server.admin import COOKIE, cookie_secure, is_admin, state_of
+
+router = APIRouter(include_in_schema=False)
+
+NAV: list[tuple[str, str]] = [("/", "Overview"), ("/events", "Events"), ("/persons", "Persons")]
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+STATIC_FILES = {"dashboard.css": "text/css", "dashboard.js": "application/javascript"}
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if value is pd.NaT:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}"
+    return str(value)
+
+
+env = Environment(loader=PackageLoader("shopfunnel.server", "templates"),
+                  autoescape=select_autoescape(default=True, default_for_string=True))
+env.filters["cell"] = _cell
+
+
+def figure(fig: go.Figure) -> dict[str, Any]:
+    """A Plotly figure as plain JSON data (drawn by dashboard.js)."""
+    return json.loads(fig.to_json())
+
+
+def csrf_token(request: Request) -> str:
+    session = request.cookies.get(COOKIE, "")
+    return hmac.new(b"shopfunnel-csrf", session.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = env.get_template(template).render(
+        nav=NAV if is_admin(request) else None, active=request.url.path,
+        csrf=csrf_token(request), **context)
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def to_login() -> RedirectResponse:
+    return RedirectResponse("/login", status_code=303)
+
+
+def read(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    state = state_of(request)
+    assert state.reader is not None
+    with state.read_lock:
+        return fn(state.reader, *args, **kwargs)
+
+
+@router.get("/login")
+def login_page(request: Request) -> Response:
+    return render(request, "login.html", title="Log in")
+
+
+@router.post("/login")
+def login(request: Request, password: str = Form("")) -> Response:
+    state = state_of(request)
+    client = request.client.host if request.client else "?"
+    if state.login_rate.take(client) > 0:
+        return render(request, "login.html", status=429, title="Log in",
+                      error="Too many attempts: wait a minute and try again.")
+    if not state.is_admin_token(password):
+        return render(request, "login.html", status=401, title="Log in", error="Wrong password.")
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(COOKIE, state.sessions.new(), httponly=True, samesite="strict",
+                        secure=cookie_secure(request), max_age=int(state.sessions.ttl_seconds), path="/")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: str = Form("")) -> Response:
+    if hmac.compare_digest(csrf, csrf_token(request)):
+        state_of(request).sessions.end(request.cookies.get(COOKIE))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+def overview(request: Request) -> Response:
+    if not is_admin(request):
+        return to_login()
+    info = read(request, queries.info)
+    by_name = pd.DataFrame(list(info["events_by_name"].items()), columns=["event", "events"])
+    by_channel = pd.DataFrame(list(info["sessions_by_channel"].items()), columns=["channel", "sessions"])
+    chart = figure(go.Figure(go.Bar(x=by_name["event"].tolist(), y=by_name["events"].tolist()),
+                             layout={"margin": {"t": 20}}))
+    writer = state_of(request).writer
+    return render(request, "overview.html", title="Overview", info=info, by_channel=by_channel,
+                  by_name_chart=chart, charts=True, pending=writer.pending if writer else 0)
+
+
+@router.get("/events")
+def events(request: Request, limit: int = 200) -> Response:
+    if not is_admin(request):
+        return to_login()
+    try:
+        df = read(request, queries.recent_events, limit)
+    except ShopfunnelError as exc:
+        return render(request, "events.html", status=422, title="Latest events", error=str(exc),
+                      events=pd.DataFrame(), limit=200)
+    return render(request, "events.html", title="Latest events", events=df, limit=limit)
+
+
+@router.get("/persons")
+def persons(request: Request) -> Response:
+    if not is_admin(request):
+        return to_login()
+    return render(request, "persons.html", title="Persons", persons=read(request, queries.persons, 500))
+
+
+@router.get("/persons.csv")
+def persons_csv(request: Request) -> Response:
+    if not is_admin(request):
+        return to_login()
+    df = read(request, queries.persons, queries.MAX_LIMIT)
+    return Response(df.to_csv(index=False), media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="persons.csv"', "Cache-Control": "no-store"})
+
+
+@functools.cache
+def _plotly_js() -> bytes:
+    return (files("plotly") / "package_data" / "plotly.min.js").read_bytes()
+
+
+@router.get("/static/plotly.min.js")
+def plotly_js() -> Response:
+    data = _plotly_js()
+    return Response(data, media_type="application/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    if name not in STATIC_FILES:
+        return Response("not found", status_code=404)
+    data = (files("shopfunnel.server") / "static" / name).read_bytes()
+    return Response(data, media_type=STATIC_FILES[name], headers={"Cache-Control": "public, max-age=300"})
