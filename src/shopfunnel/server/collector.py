@@ -31,7 +31,6 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from shopfunnel.errors import ShopfunnelError
-
 from shopfunnel.server.events import EventError, incoming
 from shopfunnel.server.state import ServerState
 
@@ -40,8 +39,14 @@ SINGLE_TYPES = ("track", "page", "identify", "screen", "alias", "group")
 MAX_EVENTS_PER_BATCH = 10_000
 
 
+CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 413: "too_large",
+         422: "invalid", 429: "rate_limited", 503: "unavailable"}
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    return JSONResponse({"success": False, "error": message, **extra}, status_code=status, headers=headers)
+    # "code" and "message" are what Segment's libraries read from an error answer.
+    return JSONResponse({"success": False, "error": message, "code": CODES.get(status, "error"),
+                         "message": message, **extra}, status_code=status, headers=headers)
 
 
 def cors_headers(state: ServerState, origin: str | None) -> dict[str, str]:

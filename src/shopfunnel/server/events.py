@@ -38,7 +38,7 @@ class EventError(ValueError):
 def _text(name: str, value: Any) -> str | None:
     if value is None:
         return None
-    if isinstance(value, bool) or isinstance(value, dict | list):
+    if isinstance(value, bool | dict | list):
         raise EventError(f"{name} must be text (got {type(value).__name__})", name)
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_TEXT:

@@ -21,7 +21,6 @@ import logging
 import queue
 import threading
 import time
-from typing import Any
 
 import orjson
 import pyarrow as pa
