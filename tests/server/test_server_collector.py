@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ADMIN, ADMIN_PASSWORD, WRITE_KEY, LiveServer, basic
+from server.kit import ADMIN, ADMIN_PASSWORD, WRITE_KEY, LiveServer, basic
 from shopfunnel.server import auth
 
 T = "2024-03-01T10:00:00Z"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import segment.analytics as analytics
 
-from conftest import WRITE_KEY
+from server.kit import WRITE_KEY
 
 
 @pytest.fixture

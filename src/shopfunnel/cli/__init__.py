@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from shopfunnel.cli import data, serve  # noqa: F401  (registers commands)
+from shopfunnel.cli import audiences  # noqa: F401  (registers commands)
+from shopfunnel.cli import data  # noqa: F401  (registers commands)
+from shopfunnel.cli import sample  # noqa: F401  (registers commands)
+from shopfunnel.cli import serve  # noqa: F401  (registers commands)
 from shopfunnel.cli.app import app
 
 
