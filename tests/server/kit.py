@@ -31,6 +31,7 @@ class LiveServer:
 
     def __init__(self, db: Path, **settings: Any):
         self.db = db
+        settings.setdefault("writer_max_wait_seconds", 0.02)  # tests wait for each load
         self.app = create_app(str(db), admin_password_hash=_HASH, write_keys=[WRITE_KEY], **settings)
         self.state = self.app.state.server
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
