@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shopfunnel.cli import data  # noqa: F401  (registers commands)
+from shopfunnel.cli import data, funnel  # noqa: F401  (registers commands)
 from shopfunnel.cli.app import app
 
 
