@@ -300,11 +300,11 @@ def stage_summary(
             "conversion_from_start": from_start,
         }
     )
-    counts = pd.crosstab(p["stage_index"], p["status"]).reindex(
-        index=range(n_stages), columns=list(STATUSES), fill_value=0
-    )
-    for s in STATUSES:
-        out[s] = counts[s].to_numpy(dtype=np.int64)
+    code = pd.Categorical(p["status"], categories=list(STATUSES)).codes.astype(np.int64)
+    cells = p["stage_index"].to_numpy(dtype=np.int64) * len(STATUSES) + code
+    counts = np.bincount(cells, minlength=n_stages * len(STATUSES)).reshape(n_stages, -1)
+    for j, s in enumerate(STATUSES):
+        out[s] = counts[:, j].astype(np.int64)
     out["stalled_after_days"] = placed.thresholds["stalled_after_days"].to_numpy()
     out["threshold_source"] = placed.thresholds["source"].to_numpy()
     return out

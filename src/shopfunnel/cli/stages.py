@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -18,6 +19,7 @@ from shopfunnel.cli.output import (
     FORMAT_OPTION,
     OUT_OPTION,
     Format,
+    console,
     emit,
     err_console,
     friendly_errors,
@@ -67,7 +69,7 @@ def _pct(value: Any) -> str:
 
 
 def _days(value: Any) -> str:
-    return "–" if value is None or pd.isna(value) else f"{value:,.1f} d"
+    return "–" if value is None or pd.isna(value) else f"{value:,.1f}d"
 
 
 @app.command()
@@ -105,17 +107,18 @@ def stages(
             table = Table(
                 title=f"stages as of {placed.as_of or '–'} (lookback {placed.lookback_days:g} days)",
                 header_style="bold",
+                box=box.SIMPLE_HEAD,
             )
-            for name, justify in [
-                ("stage", "left"), ("", "left"), ("reached", "right"), ("at", "right"),
-                ("conv.", "right"), ("active", "right"), ("stalled", "right"),
-                ("lapsed", "right"), ("usual", "right"),
-            ]:
-                table.add_column(name, justify=justify)  # type: ignore[arg-type]
+            names = max((len(n) for n in summary["stage"]), default=5)
+            bar_width = max(3, min(BAR_WIDTH, console.width - names - 66))
+            table.add_column("stage", no_wrap=True, min_width=names)
+            table.add_column("", no_wrap=True, overflow="crop", max_width=bar_width)
+            for name in ("reached", "at", "conv.", "active", "stalled", "lapsed", "usual"):
+                table.add_column(name, justify="right", no_wrap=True)
             for row in summary.itertuples(index=False):
-                bar = "█" * max(round(BAR_WIDTH * row.reached / top), 1 if row.reached else 0)
+                bar = "█" * max(round(bar_width * row.reached / top), 1 if row.reached else 0)
                 table.add_row(
-                    row.stage, Text(bar.ljust(BAR_WIDTH), style="cyan"), f"{row.reached:,}",
+                    row.stage, Text(bar.ljust(bar_width), style="cyan"), f"{row.reached:,}",
                     f"{row.at_stage:,}", _pct(row.conversion_from_previous), f"{row.active:,}",
                     f"{row.stalled:,}", f"{row.lapsed:,}", _days(row.stalled_after_days),
                 )
