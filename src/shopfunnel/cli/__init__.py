@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from shopfunnel.cli import (
-    data,  # noqa: F401  (registers commands)
-    stages,  # noqa: F401  (registers commands)
-)
+from shopfunnel.cli import audiences, data, stages  # noqa: F401  (registers commands)
 from shopfunnel.cli.app import app
 
 
