@@ -599,3 +599,32 @@ def test_cli_reports_a_bad_stage_and_a_bad_model_file_cleanly(db_file: str, tmp_
     bad.write_text('[[stages]]\nname = "A"\nevnts = ["x"]\n')
     result = run("stages", "--db", db_file, "--model", str(bad))
     assert result.exit_code == 1 and "stages[0].evnts: unknown key" in result.output
+
+
+def test_bad_dates_and_lookbacks_are_config_errors(store) -> None:
+    store.load(log(("a", 0, "page_view")))
+    with pytest.raises(ConfigError, match="as_of 'someday' is not a date"):
+        place_persons(store, as_of="someday")
+    with pytest.raises(ConfigError, match="duration '5x' is not valid"):
+        place_persons(store, lookback="5x")
+
+
+def test_a_time_zone_in_as_of_is_converted_to_utc(store) -> None:
+    store.load(log(("a", 0, "view_item"), ("a", 60, "add_to_cart")))  # 12:00 and 13:00 UTC
+    p = place_persons(store, as_of="2024-03-01T14:30+02:00").set_index("person_id")
+    assert p.loc["a", "stage"] == "Interest"  # 12:30 UTC: before the add_to_cart
+
+
+def test_cli_notes_sections_it_does_not_use(db_file: str, tmp_path: Path) -> None:
+    path = tmp_path / "shopfunnel.toml"
+    path.write_text("[playbook]\nenabled = true\n")
+    result = run("stages", "--db", db_file, "--model", str(path), "--format", "json")
+    assert result.exit_code == 0
+    assert "section [playbook] is not used" in result.stderr
+    assert json.loads(result.stdout)["model"] == str(path)
+
+
+def test_cli_persons_table_shows_the_first_rows_and_says_how_many(db_file: str) -> None:
+    result = run("persons", "--db", db_file)
+    assert result.exit_code == 0, result.output
+    assert "22 persons" in result.output

@@ -49,8 +49,8 @@ def _model(path: Path | None) -> Model:
     model = load_model(path)
     for name in model.unknown_sections():
         err_console.print(
-            f"[dim]note: {model.source}: section [{name}] is not used by this command[/dim]",
-            highlight=False,
+            f"note: {model.source}: section [{name}] is not used by this command",
+            style="dim", markup=False, highlight=False, soft_wrap=True,
         )
     return model
 
