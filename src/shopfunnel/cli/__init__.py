@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from shopfunnel.cli import data  # noqa: F401  (registers commands)
+from shopfunnel.cli import (  # noqa: F401  (importing registers the commands)
+    customers,
+    data,
+    datasets,
+)
 from shopfunnel.cli.app import app
 
 

@@ -109,7 +109,8 @@ def read_orders(
     else:
         sep = delimiter or ("\t" if name.endswith((".tsv", ".tsv.gz")) else ",")
         try:
-            columns = pacsv.open_csv(p, parse_options=pacsv.ParseOptions(delimiter=sep)).schema.names
+            parse = pacsv.ParseOptions(delimiter=sep)
+            columns = pacsv.open_csv(p, parse_options=parse).schema.names
             table = pacsv.read_csv(
                 p,
                 parse_options=pacsv.ParseOptions(delimiter=sep),
