@@ -28,7 +28,8 @@ is recognised as it is. Each field is looked up under the names in :data:`CANDID
 
 **Dates.** With ``date_format`` (a ``strptime`` pattern such as ``"%d/%m/%Y"``) each value
 is parsed with it; without it, a column whose values are mostly eight digits is read as
-``YYYYMMDD`` and anything else is parsed as ISO 8601 by the store. A value that cannot be
+``YYYYMMDD`` and anything else as ISO 8601 (a space before the zone offset allowed,
+as in Shopify's ``2024-03-01 10:00:00 +0100``; no zone means UTC). A value that cannot be
 parsed is passed on as it is, so the store rejects it with its line number (a
 :class:`~shopfunnel.errors.ValidationError`, or a reject with ``on_error="skip"``).
 
@@ -284,7 +285,12 @@ def _timestamps(column: pa.ChunkedArray, date_format: str | None) -> list[str | 
         if len(present) and present.str.fullmatch(r"\d{8}").mean() > 0.5:
             fmt = "%Y%m%d"
     if fmt is None:
-        return raw.to_numpy(dtype=object, na_value=None).tolist()
-    parsed = pd.to_datetime(raw, format=fmt, errors="coerce", utc=True)
+        # ISO 8601, also with a space before the offset ("2024-03-01 10:00:00 +0100", as
+        # Shopify writes it)
+        fmt = "ISO8601"
+        raw_iso = raw.str.replace(r"\s*([+-]\d{2}):?(\d{2})$", r"\1:\2", regex=True)
+        parsed = pd.to_datetime(raw_iso, format=fmt, errors="coerce", utc=True)
+    else:
+        parsed = pd.to_datetime(raw, format=fmt, errors="coerce", utc=True)
     iso = pd.Series(parsed.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), dtype="string")
     return iso.fillna(raw).to_numpy(dtype=object, na_value=None).tolist()
