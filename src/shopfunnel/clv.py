@@ -116,12 +116,18 @@ def summary_from_orders(
 def _fit_log_params(
     nll: Callable[[np.ndarray], float], n_params: int, initial: np.ndarray | None
 ) -> optimize.OptimizeResult:
+    """Minimise ``nll`` over log-parameters; if L-BFGS-B does not report convergence from
+    the first start, try two more starts and keep the best."""
     x0 = np.zeros(n_params) if initial is None else np.log(initial)
-    best = None
-    for start in (x0, x0 + 0.5, x0 - 0.5):
-        res = optimize.minimize(nll, start, method="L-BFGS-B", bounds=[(-15, 15)] * n_params)
-        if best is None or res.fun < best.fun:
-            best = res
+    bounds = [(-15.0, 15.0)] * n_params
+    options = {"ftol": 1e-13, "gtol": 1e-9, "maxiter": 2000}
+    best = optimize.minimize(nll, x0, method="L-BFGS-B", bounds=bounds, options=options)
+    if not best.success:
+        for start in (x0 + 0.5, x0 - 0.5):
+            res = optimize.minimize(nll, start, method="L-BFGS-B", bounds=bounds,
+                                    options=options)
+            if res.fun < best.fun:
+                best = res
     return best
 
 
