@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 import typer
@@ -96,7 +96,7 @@ def retention(
 
     with friendly_errors():
         orders = _orders(db)
-        p = period.value
+        p: Literal["month", "week"] = "month" if period == PeriodChoice.month else "week"
         parts: dict[str, Any] = {}
         wanted = view.value
         if format == Format.csv and wanted == "all":
@@ -257,22 +257,20 @@ def clv(
         def render() -> object:
             from rich.console import Group
 
-            params = pd.DataFrame(
-                [{"model": "BG/NBD", **{k: f"{v:.4g}" for k, v in purchases.params_.items()},
-                  "log-likelihood": f"{purchases.log_likelihood_:,.1f}",
-                  "customers": purchases.n_customers_},
-                 {"model": "Gamma-Gamma", **{k: f"{v:.4g}" for k, v in spend.params_.items()},
-                  "log-likelihood": f"{spend.log_likelihood_:,.1f}",
-                  "customers": spend.n_customers_}]
-            )
-            shown = table.head(top)[["person_id", "frequency", "recency", "T", "monetary_value",
-                                     "p_alive", "expected_purchases", "expected_value"]]
+            def params(model: BetaGeoModel | GammaGammaModel) -> pd.DataFrame:
+                row = {k: round(float(v), 4) for k, v in model.params_.items()}
+                return pd.DataFrame([{**row, "log_likelihood": round(model.log_likelihood_, 1),
+                                      "customers": model.n_customers_}])
+
+            shown = table.head(top)[["person_id", "frequency", "recency", "T", "p_alive",
+                                     "expected_purchases", "expected_value"]]
             total = float(table["expected_value"].sum())
             return Group(
-                rich_table(params.fillna("–"), title=f"CLV models ({db}, calibration to "
-                                                      f"{models['calibration_end']})"),
-                rich_table(shown, title=f"top {top} customers by expected value over "
-                                        f"{horizon} (all {len(table):,}: {total:,.0f})"),
+                rich_table(params(purchases), title=f"BG/NBD (orders to "
+                                                    f"{models['calibration_end']}, weeks)"),
+                rich_table(params(spend), title="Gamma-Gamma (repeat buyers)"),
+                rich_table(shown, title=f"top {top} of {len(table):,} customers by expected "
+                                        f"value over {horizon} (all: {total:,.0f})"),
             )
 
         emit(data, format, out, table=render)
@@ -303,6 +301,15 @@ def winback(
             orders, rule="gap" if rule == RuleChoice.gap else "p_alive",
             gap_multiplier=gap_multiplier, p_alive_below=p_alive_below,
         )
-        emit(lapsed, format, out, table=lambda: rich_table(
-            lapsed.head(top), title=f"{len(lapsed):,} lapsed customers ({rule.value}); "
-                                    f"top {top} by revenue"))
+
+        def render() -> object:
+            cols = ["person_id", "orders", "revenue", "last_order", "days_since_last_order",
+                    "expected_gap_days", "overdue_ratio"]
+            if rule == RuleChoice.p_alive:
+                cols.append("p_alive")
+            shown = lapsed.head(top)[cols].assign(
+                last_order=lambda d: pd.to_datetime(d["last_order"]).dt.date.astype(str))
+            return rich_table(shown, title=f"{len(lapsed):,} lapsed customers ({rule.value}); "
+                                           f"top {top} by revenue")
+
+        emit(lapsed, format, out, table=render)
