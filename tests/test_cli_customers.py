@@ -96,7 +96,7 @@ def test_clv_csv_matches_the_python_api(cdnow_db):
     model = BetaGeoModel().fit(summary)
     p_alive = model.probability_alive(summary["frequency"], summary["recency"], summary["T"])
     assert table.loc[summary.index, "p_alive"].to_numpy() == pytest.approx(p_alive, rel=1e-6)
-    assert "CLV models" in run("clv", "--db", cdnow_db)
+    assert "Gamma-Gamma" in run("clv", "--db", cdnow_db)
 
 
 def test_winback_exports_lapsed_customers(cdnow_db, tmp_path):
