@@ -49,7 +49,9 @@ class Staged:
     ``table`` is an Arrow table (or anything DuckDB can register); ``sql`` is a SELECT
     DuckDB can run instead (used for large Parquet files, which are never read into
     memory). ``source`` names the file in messages; ``line_label`` says what ``__line``
-    counts (``line`` for text files, ``row`` for tables).
+    counts (``line`` for text files, ``row`` for tables). ``rejects`` are rows the
+    importer could not even turn into a staged row (a line that is not JSON, say): they
+    are reported with the store's own rejects and count as read.
     """
 
     source: str
@@ -57,6 +59,7 @@ class Staged:
     sql: str | None = None
     params: list[Any] = field(default_factory=list)
     line_label: str = "line"
+    rejects: tuple[Reject, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,8 @@ class Store:
             """
             CREATE VIEW IF NOT EXISTS orders AS
             SELECT order_id, arg_min(person_id, ts) AS person_id, min(ts) AS ts,
-                   arg_min(value, ts) AS value, arg_min(currency, ts) AS currency,
+                   sum(value) FILTER (WHERE event = 'purchase') AS value,
+                   arg_min(currency, ts) AS currency,
                    arg_min(channel, ts) AS channel, arg_min(device, ts) AS device,
                    coalesce(sum(value) FILTER (WHERE event = 'refund'), 0) AS refunded
             FROM events WHERE order_id IS NOT NULL AND event IN ('purchase', 'refund')
@@ -214,7 +218,9 @@ class Store:
                 f"{staged.source}: needs an 'anonymous_id' or a 'user_id' column to know who "
                 "did each event. Map one with --map anonymous_id=<column>."
             )
-        rows_read = int(db.scalar("SELECT count(*) FROM __src") or 0)
+        staged_rows = int(db.scalar("SELECT count(*) FROM __src") or 0)
+        early = tuple(staged.rejects)
+        rows_read = staged_rows + len({r.line for r in early})
         if rows_read == 0:
             raise InputError(f"{staged.source}: no rows to load (the source is empty)")
 
@@ -245,16 +251,20 @@ class Store:
         for name, _, reason in checks:
             params += [name, reason]
         rejects_df = db.df(f"SELECT * FROM ({reject_sql}) ORDER BY line, col", params)
-        rejects = tuple(
-            Reject(staged.source, int(r.line), r.col, r.reason, None if pd.isna(r.value) else r.value)
-            for r in rejects_df.itertuples()
-        )
+        rejects = tuple(sorted(
+            early + tuple(
+                Reject(staged.source, int(r.line), r.col, r.reason,
+                       None if pd.isna(r.value) else r.value)
+                for r in rejects_df.itertuples()
+            ),
+            key=lambda r: (r.line, r.column),
+        ))
         if rejects and on_error == "fail":
             shown = "\n  ".join(str(r) for r in rejects[:10])
             more = f"\n  … and {len(rejects) - 10} more" if len(rejects) > 10 else ""
             raise ValidationError(
                 f"{staged.source}: {len(rejects)} problem(s) in "
-                f"{rejects_df['line'].nunique()} {staged.line_label}(s); nothing was loaded.\n  "
+                f"{len({r.line for r in rejects})} {staged.line_label}(s); nothing was loaded.\n  "
                 f"{shown}{more}\nFix the {staged.line_label}s, or load the valid rows with "
                 "--on-error skip (the rejects are written to a file).",
                 list(rejects),

@@ -36,6 +36,7 @@ def ingest(
     map_: Annotated[list[str] | None, typer.Option("--map", help="Column mapping canonical=source, repeatable: --map ts=created_at --map event=event_type.")] = None,
     extra: Annotated[str, typer.Option("--extra", help="Columns that are not canonical: error (default) or properties (kept as JSON).")] = "error",
     mapping_file: Annotated[Path | None, typer.Option("--mapping-file", help="A TOML file with a [columns] table of canonical = \"source\".")] = None,
+    encoding: Annotated[str | None, typer.Option("--encoding", help="Text encoding of CSV files (default utf-8), e.g. latin-1.")] = None,
 ) -> None:
     """Load event files into the store. Loading the same rows twice adds nothing.
 
@@ -62,7 +63,8 @@ def ingest(
                       console=console, transient=True) as progress:
             for path in files:
                 task = progress.add_task(f"{path.name}: reading", total=None)
-                staged = read(path, format=format, mapping=mapping or None, extra_columns=extra)  # type: ignore[arg-type]
+                options = {} if encoding is None else {"encoding": encoding}
+                staged = read(path, format=format, mapping=mapping or None, extra_columns=extra, **options)  # type: ignore[arg-type]
                 result = store.load_staged(
                     staged, on_error=on_error,  # type: ignore[arg-type]
                     progress=lambda msg, t=task, n=path.name: progress.update(t, description=f"{n}: {msg}"),
