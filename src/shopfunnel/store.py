@@ -316,7 +316,7 @@ class Store:
             "coalesce(session_id, anonymous_id || ':' || CAST(epoch_us(first_value(ts) OVER ("
             "PARTITION BY anonymous_id, __sess ORDER BY ts)) AS VARCHAR))"
         )
-        channel = channel_sql("utm_source", "utm_medium", "utm_campaign", "referrer")
+        channel = channel_sql("utm_source", "utm_medium", "utm_campaign", "referrer", "page")
         out_cols = []
         for name in schema.COLUMN_NAMES:
             if name == "event_id":
