@@ -226,7 +226,7 @@ def test_non_utf8_lines_are_rejected_by_line(tmp_path: Path) -> None:
         (b"[\n" + json.dumps(PURCHASE).encode() + b",\n", "not closed"),
     ],
 )
-def test_unreadable_files_give_a_clear_message(tmp_path: Path, content: bytes, message: str) -> None:
+def test_unreadable_files_give_a_clear_message(tmp_path: Path, content: bytes, message) -> None:
     path = tmp_path / "ga.json"
     path.write_bytes(content)
     with pytest.raises(InputError, match=message):

@@ -12,14 +12,17 @@ from shopfunnel.errors import InputError, ValidationError
 from shopfunnel.ingest import read
 from shopfunnel.store import Store
 
-HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+HEADER = (
+    "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+)
 S1 = "4d3b30da-a5e4-49df-b1a8-ba5943f1dd33"
 S2 = "9f0c1c2e-0000-4000-8000-000000000002"
+PHONE = "1003461,2053013555631882655,electronics.smartphone,xiaomi,489.07"
 ROWS = [
-    f"2019-11-01 00:00:00 UTC,view,1003461,2053013555631882655,electronics.smartphone,xiaomi,489.07,520088904,{S1}",
-    f"2019-11-01 00:00:05 UTC,cart,1003461,2053013555631882655,electronics.smartphone,xiaomi,489.07,520088904,{S1}",
+    f"2019-11-01 00:00:00 UTC,view,{PHONE},520088904,{S1}",
+    f"2019-11-01 00:00:05 UTC,cart,{PHONE},520088904,{S1}",
     f"2019-11-01 00:00:20 UTC,cart,5000088,2053013566100866035,,,10.50,520088904,{S1}",
-    f"2019-11-01 00:01:00 UTC,purchase,1003461,2053013555631882655,electronics.smartphone,xiaomi,489.07,520088904,{S1}",
+    f"2019-11-01 00:01:00 UTC,purchase,{PHONE},520088904,{S1}",
     f"2019-11-01 00:01:00 UTC,purchase,5000088,2053013566100866035,,,10.50,520088904,{S1}",
     f"2019-11-02 09:00:00 UTC,view,5000088,2053013566100866035,,,10.50,600000001,{S2}",
     f"2019-11-02 09:00:30 UTC,purchase,5000088,2053013566100866035,,,10.50,600000001,{S2}",
@@ -54,7 +57,7 @@ def test_event_types_map_to_ga4_names_and_fields_to_canonical_columns(tmp_path: 
                                                "brand": "xiaomi"}
 
 
-def test_an_order_is_the_purchase_rows_of_one_session_summing_their_prices(tmp_path: Path) -> None:
+def test_an_order_is_the_purchase_rows_of_one_session_summing_prices(tmp_path: Path) -> None:
     store = load(write(tmp_path / "x.csv", ROWS))
     orders = store.table("orders").set_index("order_id")
     assert sorted(orders.index) == sorted([S1, S2])
@@ -64,7 +67,8 @@ def test_an_order_is_the_purchase_rows_of_one_session_summing_their_prices(tmp_p
 
 
 def test_remove_from_cart_rows_are_accepted_but_not_required(tmp_path: Path) -> None:
-    extra = f"2019-11-01 00:00:30 UTC,remove_from_cart,5000088,2053013566100866035,,,10.50,520088904,{S1}"
+    extra = (f"2019-11-01 00:00:30 UTC,remove_from_cart,5000088,2053013566100866035,,,10.50,"
+             f"520088904,{S1}")
     store = load(write(tmp_path / "x.csv", [*ROWS, extra]))
     assert store.info()["events_by_name"]["remove_from_cart"] == 1
     assert "remove_from_cart" not in load(write(tmp_path / "y.csv", ROWS)).info()["events_by_name"]
@@ -107,7 +111,8 @@ def test_bad_rows_are_rejected_on_their_line(tmp_path: Path) -> None:
     store = Store(":memory:")
     with pytest.raises(ValidationError) as caught:
         store.load_staged(read(path, format="rees46"))
-    assert [(r.line, r.column) for r in caught.value.rejects] == [(4, "ts"), (6, "(row)"), (7, "value")]
+    found = [(r.line, r.column) for r in caught.value.rejects]
+    assert found == [(4, "ts"), (6, "(row)"), (7, "value")]
     assert store.info()["events"] == 0
     result = store.load_staged(read(path, format="rees46"), on_error="skip")
     assert result.rows_added == 4
@@ -115,7 +120,8 @@ def test_bad_rows_are_rejected_on_their_line(tmp_path: Path) -> None:
 
 def test_a_file_that_is_not_rees46_names_the_missing_columns(tmp_path: Path) -> None:
     path = write(tmp_path / "x.csv", ["1,2,3"], header="event_id,ts,event")
-    with pytest.raises(InputError, match="not a REES46 file.*'event_time', 'event_type', 'user_id'"):
+    missing = "not a REES46 file.*'event_time', 'event_type', 'user_id'"
+    with pytest.raises(InputError, match=missing):
         read(path, format="rees46")
 
 

@@ -57,33 +57,32 @@ def ingest(
                 mapping = {**tomllib.loads(mapping_file.read_text()).get("columns", {}), **mapping}
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"cannot read the mapping file {mapping_file}: {exc}") from exc
-        store = Store(db)
-        total_added = 0
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=console, transient=True) as progress:
-            for path in files:
-                task = progress.add_task(f"{path.name}: reading", total=None)
-                options = {} if encoding is None else {"encoding": encoding}
-                staged = read(path, format=format, mapping=mapping or None, extra_columns=extra, **options)  # type: ignore[arg-type]
-                result = store.load_staged(
-                    staged, on_error=on_error,  # type: ignore[arg-type]
-                    progress=lambda msg, t=task, n=path.name: progress.update(t, description=f"{n}: {msg}"),
-                )
-                progress.remove_task(task)
-                total_added += result.rows_added
-                console.print(
-                    f"{path}: read {result.rows_read:,} rows, added {result.rows_added:,}, "
-                    f"{result.duplicates:,} already stored, {len(result.rejects):,} rejected"
-                )
-                if result.rejects:
-                    target = rejects or path.with_name(path.name + ".rejects.csv")
-                    with open(target, "w", newline="", encoding="utf-8") as fh:
-                        writer = csv.writer(fh)
-                        writer.writerow(["source", "line", "column", "reason", "value"])
-                        for r in result.rejects:
-                            writer.writerow([r.source, r.line, r.column, r.reason, r.value])
-                    console.print(f"  rejected rows and reasons written to {target}")
-        store.close()
+        with Store(db) as store:
+            total_added = 0
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                          console=console, transient=True) as progress:
+                for path in files:
+                    task = progress.add_task(f"{path.name}: reading", total=None)
+                    options = {} if encoding is None else {"encoding": encoding}
+                    staged = read(path, format=format, mapping=mapping or None, extra_columns=extra, **options)  # type: ignore[arg-type]
+                    result = store.load_staged(
+                        staged, on_error=on_error,  # type: ignore[arg-type]
+                        progress=lambda msg, t=task, n=path.name: progress.update(t, description=f"{n}: {msg}"),
+                    )
+                    progress.remove_task(task)
+                    total_added += result.rows_added
+                    console.print(
+                        f"{path}: read {result.rows_read:,} rows, added {result.rows_added:,}, "
+                        f"{result.duplicates:,} already stored, {len(result.rejects):,} rejected"
+                    )
+                    if result.rejects:
+                        target = rejects or path.with_name(path.name + ".rejects.csv")
+                        with open(target, "w", newline="", encoding="utf-8") as fh:
+                            writer = csv.writer(fh)
+                            writer.writerow(["source", "line", "column", "reason", "value"])
+                            for r in result.rejects:
+                                writer.writerow([r.source, r.line, r.column, r.reason, r.value])
+                        console.print(f"  rejected rows and reasons written to {target}")
 
 
 @app.command()

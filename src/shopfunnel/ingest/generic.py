@@ -50,7 +50,9 @@ def with_lines(table: pa.Table, source: str, *, first_line: int, line_label: str
     return Staged(source=source, table=table.append_column(LINE, lines), line_label=line_label)
 
 
-def apply_mapping(table: pa.Table, mapping: dict[str, str] | None, extra: Extra, source: str) -> pa.Table:
+def apply_mapping(
+    table: pa.Table, mapping: dict[str, str] | None, extra: Extra, source: str
+) -> pa.Table:
     """Rename mapped columns to canonical names and deal with the rest per ``extra``."""
     mapping = dict(mapping or {})
     unknown_targets = [k for k in mapping if k not in schema.BY_NAME]
@@ -222,7 +224,8 @@ def read_jsonl(
             table = table.set_column(table.column_names.index(name), name, as_text)
     if "ts" in table.column_names and pa.types.is_timestamp(table.schema.field("ts").type):
         table = table.set_column(
-            table.column_names.index("ts"), "ts", pc.cast(table.column("ts"), pa.timestamp("us", "UTC"))
+            table.column_names.index("ts"), "ts",
+            pc.cast(table.column("ts"), pa.timestamp("us", "UTC")),
         )
     table = apply_mapping(table, mapping, extra_columns, str(p))
     return with_lines(table, str(p), first_line=1, line_label="line")
