@@ -134,11 +134,12 @@ def test_a_rudderstack_export_loads_through_the_segment_format(tmp_path, store):
     assert float(rows[3][3]) == 9.99
 
 
-def test_a_bad_line_in_an_export_names_its_line_and_reason(tmp_path):
+def test_a_bad_line_in_an_export_names_its_line_and_reason(tmp_path, store):
     path = tmp_path / "export.jsonl"
     path.write_text(json.dumps(track("Product Viewed")) + "\n{oops\n" + json.dumps({"type": "track"}) + "\n")
     with pytest.raises(ValidationError) as err:
-        read(path, format="segment")
+        store.load_staged(read(path, format="segment"))
     assert [(r.line, r.column) for r in err.value.rejects] == [(2, "message"), (3, "anonymous_id")]
-    staged = read(path, format="segment", on_error="skip")
-    assert staged.table.num_rows == 1
+    assert store.db.scalar("SELECT count(*) FROM events") == 0
+    result = store.load_staged(read(path, format="segment"), on_error="skip")
+    assert result.rows_added == 1 and len(result.rejects) == 2

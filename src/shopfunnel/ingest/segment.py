@@ -341,15 +341,14 @@ def messages_to_table(events: list[dict[str, Any]], lines: list[int]) -> pa.Tabl
     return pa.Table.from_pylist(rows, schema=arrow_schema)
 
 
-def read_segment(path: str | Path, *, on_error: str = "fail") -> Staged:
+def read_segment(path: str | Path) -> Staged:
     """Stage a Segment or RudderStack export: JSON Lines, one message per line.
 
     A JSON array of messages, or a ``{"batch": [...]}`` object per line, is read too.
-    Lines that are not JSON and messages that cannot become events stop the import
-    with a :class:`ValidationError` listing every line and reason (``on_error="fail"``,
-    the default); with ``on_error="skip"`` they are left out, and only a file with no
-    usable message at all raises. Values that break the event schema are then checked
-    per row by :meth:`Store.load_staged`, like every importer's.
+    Lines that are not JSON and messages that cannot become events are handed to the
+    store as rejects (``Staged.rejects``, with their line and reason), so
+    ``on_error="fail"`` stops the load and ``"skip"`` reports them, as for every
+    importer; a file with no usable message at all raises at once.
     """
     p = Path(path)
     if not p.exists():
@@ -379,7 +378,7 @@ def read_segment(path: str | Path, *, on_error: str = "fail") -> Staged:
                     lines.append(number)
                 except MessageError as exc:
                     rejects.append(Reject(str(p), number, exc.column, exc.reason))
-    if rejects and (on_error == "fail" or not events):
+    if rejects and not events:
         shown = "\n  ".join(str(r) for r in rejects[:10])
         more = f"\n  … and {len(rejects) - 10} more" if len(rejects) > 10 else ""
         raise ValidationError(
@@ -389,7 +388,8 @@ def read_segment(path: str | Path, *, on_error: str = "fail") -> Staged:
         )
     if not events:
         raise InputError(f"{p}: no messages to load")
-    return Staged(source=str(p), table=messages_to_table(events, lines), line_label="line")
+    return Staged(source=str(p), table=messages_to_table(events, lines), line_label="line",
+                  rejects=tuple(rejects))
 
 
 def _open_text(p: Path) -> Any:
