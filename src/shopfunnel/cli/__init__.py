@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-<<<<<<< HEAD
-from shopfunnel.cli import audiences  # noqa: F401  (registers commands)
-from shopfunnel.cli import data  # noqa: F401  (registers commands)
-from shopfunnel.cli import sample  # noqa: F401  (registers commands)
-from shopfunnel.cli import serve  # noqa: F401  (registers commands)
-=======
 from shopfunnel.cli import (  # noqa: F401  (each module registers its commands)
     audiences,
     customers,
@@ -15,9 +9,9 @@ from shopfunnel.cli import (  # noqa: F401  (each module registers its commands)
     datasets,
     funnel,
     sample,
+    serve,
     stages,
 )
->>>>>>> main
 from shopfunnel.cli.app import app
 
 
