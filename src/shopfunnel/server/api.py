@@ -9,6 +9,7 @@ reason. Tables come back as ``{"rows": [...]}`` lists of records, or as CSV with
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -33,6 +34,21 @@ def read(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) ->
             return fn(state.reader, *args, **kwargs)
     except ShopfunnelError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe: NaN and infinities become None, other odd values text."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    if hasattr(value, "item"):
+        return clean(value.item())
+    return str(value)
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -88,3 +104,57 @@ def create_key(request: Request, name: Annotated[str, Query(min_length=1, max_le
         key = auth.create_write_key(state.store.db, name)
     state.refresh_keys()
     return {"write_key": key, "name": name}
+
+
+Order = Annotated[Literal["ordered", "strict", "any"], Query(description="ordered, strict or any")]
+By = Annotated[Literal[queries.BREAKDOWNS] | None, Query(description="breakdown column")]  # type: ignore[valid-type]
+
+
+@router.get("/funnel", openapi_extra=ADMIN)
+def funnel(request: Request,
+           steps: Annotated[str, Query(min_length=1, max_length=2000, description="event names, comma-separated")],
+           window: Annotated[str, Query(max_length=20)] = "7d", order: Order = "ordered", by: By = None,
+           count_by: Annotated[Literal["person", "session"], Query()] = "person") -> dict[str, Any]:
+    """A funnel over the store (see shopfunnel.funnel for every number's definition)."""
+    result = read(request, queries.funnel, steps, window=window, order=order, by=by, count_by=count_by)
+    return clean(result.to_dict())
+
+
+@router.get("/stages", openapi_extra=ADMIN)
+def stages(request: Request) -> dict[str, Any]:
+    """Persons per stage, conversion between stages, and counts by status."""
+    return {"rows": records(read(request, queries.stage_summary))}
+
+
+@router.get("/stages/persons", openapi_extra=ADMIN)
+def stage_persons(request: Request, stage: Annotated[str | None, Query(max_length=100)] = None,
+                  status: Annotated[Literal["active", "stalled", "lapsed"] | None, Query()] = None,
+                  format: Fmt = "json") -> Any:
+    """The persons at a stage with a status (both optional); CSV with ?format=csv."""
+    return table_response(read(request, queries.stage_persons, stage, status), format, "persons")
+
+
+@router.get("/stages/flow", openapi_extra=ADMIN)
+def stage_flow(request: Request, start: Annotated[str, Query(max_length=40)],
+               end: Annotated[str, Query(max_length=40)]) -> dict[str, Any]:
+    """Persons by state at ``start`` (rows, column ``from``) and at ``end`` (columns)."""
+    return {"rows": records(read(request, queries.stage_flow, start, end))}
+
+
+@router.get("/retention", openapi_extra=ADMIN)
+def retention(request: Request, period: Annotated[Literal["month", "week"], Query()] = "month") -> dict[str, Any]:
+    """Store-wide retention figures and the cohort matrix."""
+    data = read(request, queries.retention, period)
+    return clean({"summary": data["summary"], "cohorts": records(data["cohorts"])})
+
+
+@router.get("/rfm", openapi_extra=ADMIN)
+def rfm(request: Request, format: Fmt = "json") -> Any:
+    """Per customer: recency, frequency, monetary, their scores and RFM group."""
+    return table_response(read(request, queries.rfm), format, "rfm")
+
+
+@router.get("/rfm/groups", openapi_extra=ADMIN)
+def rfm_groups(request: Request) -> dict[str, Any]:
+    """Customers, share and revenue per RFM group."""
+    return {"rows": records(read(request, queries.rfm_groups))}

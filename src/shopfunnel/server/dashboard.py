@@ -30,7 +30,10 @@ from shopfunnel.server.admin import COOKIE, cookie_secure, is_admin, state_of
 
 router = APIRouter(include_in_schema=False)
 
-NAV: list[tuple[str, str]] = [("/", "Overview"), ("/events", "Events"), ("/persons", "Persons")]
+NAV: list[tuple[str, str]] = [
+    ("/", "Overview"), ("/funnel", "Funnel"), ("/stages", "Stages"), ("/retention", "Retention & RFM"),
+    ("/persons", "Persons"), ("/events", "Events"),
+]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -173,3 +176,82 @@ def static(name: str) -> Response:
         return Response("not found", status_code=404)
     data = (files("shopfunnel.server") / "static" / name).read_bytes()
     return Response(data, media_type=STATIC_FILES[name], headers={"Cache-Control": "public, max-age=300"})
+
+
+def _bar(x: list[Any], y: list[Any], **layout: Any) -> dict[str, Any]:
+    return figure(go.Figure(go.Bar(x=[str(v) for v in x], y=y, text=y, textposition="auto"),
+                            layout={"margin": {"t": 30}, **layout}))
+
+
+@router.get("/funnel")
+def funnel_page(request: Request, steps: str | None = None, window: str = "7d", order: str = "ordered",
+                by: str = "", count_by: str = "person") -> Response:
+    if not is_admin(request):
+        return to_login()
+    from shopfunnel.model import load_model
+
+    if steps is None:
+        model = load_model()
+        steps, window = ",".join(model.funnel.steps), str(model.funnel.window)
+    form = {"steps": steps, "window": window, "order": order, "by": by, "count_by": count_by}
+    context: dict[str, Any] = {"title": "Funnel", "form": form, "breakdowns": queries.BREAKDOWNS,
+                               "steps": None, "charts": True}
+    try:
+        result = read(request, queries.funnel, steps, window=window, order=order, by=by or None,
+                      count_by=count_by)
+    except ShopfunnelError as exc:
+        return render(request, "funnel.html", status=422, error=str(exc), **context)
+    table = result.steps
+    context.update(
+        steps=table, breakdown=result.breakdown,
+        funnel_chart=_bar(table["name"].tolist(), [int(v) for v in table["persons"]],
+                          yaxis={"title": f"{count_by}s"}),
+        api_url="/v1/funnel?" + str(request.query_params),
+    )
+    return render(request, "funnel.html", **context)
+
+
+@router.get("/stages")
+def stages_page(request: Request, stage: str = "", status: str = "", start: str = "", end: str = "") -> Response:
+    if not is_admin(request):
+        return to_login()
+    from urllib.parse import urlencode
+
+    from shopfunnel.model import load_model
+
+    form = {"stage": stage, "status": status, "start": start, "end": end}
+    context: dict[str, Any] = {
+        "title": "Stages", "form": form, "stage_names": [s.name for s in load_model().stages],
+        "summary": None, "flow": None, "persons": None, "charts": True,
+        "csv_url": "/v1/stages/persons?" + urlencode({k: v for k, v in
+                                                       {"stage": stage, "status": status, "format": "csv"}.items() if v}),
+    }
+    try:
+        summary = read(request, queries.stage_summary)
+        context["summary"] = summary
+        context["stages_chart"] = _bar(summary.iloc[:, 0].tolist(), [int(v) for v in summary["reached"]],
+                                       yaxis={"title": "persons reached"})
+        context["persons"] = read(request, queries.stage_persons, stage or None, status or None)
+        if start and end:
+            context["flow"] = read(request, queries.stage_flow, start, end)
+    except ShopfunnelError as exc:
+        return render(request, "stages.html", status=422, error=str(exc), **context)
+    return render(request, "stages.html", **context)
+
+
+@router.get("/retention")
+def retention_page(request: Request, period: str = "month") -> Response:
+    if not is_admin(request):
+        return to_login()
+    context: dict[str, Any] = {"title": "Retention & RFM", "period": period, "summary": None,
+                               "cohorts": pd.DataFrame(), "rfm_groups": pd.DataFrame(), "charts": True}
+    try:
+        data = read(request, queries.retention, period)
+        groups = read(request, queries.rfm_groups)
+    except ShopfunnelError as exc:
+        return render(request, "retention.html", status=422, error=str(exc), **context)
+    context.update(summary=data["summary"], cohorts=data["cohorts"], rfm_groups=groups)
+    if len(groups):
+        context["rfm_chart"] = _bar(groups["group"].tolist(), [int(v) for v in groups["customers"]],
+                                    yaxis={"title": "customers"})
+    return render(request, "retention.html", **context)

@@ -43,3 +43,79 @@ def persons(store: Store, limit: int = 1000) -> pd.DataFrame:
         "SELECT * FROM persons ORDER BY revenue DESC, last_seen DESC, person_id LIMIT ?",
         [check_limit(limit)],
     )
+
+
+# -- analyses (each module is the team's; these only pick the inputs) ---------------------
+BREAKDOWNS = ("channel", "device", "country", "utm_source", "utm_medium", "utm_campaign")
+
+
+def parse_steps(steps: str) -> list[str]:
+    """``"page_view, view_item,purchase"`` → the list of step event names."""
+    out = [s.strip() for s in steps.split(",") if s.strip()]
+    if not out:
+        raise ConfigError("steps is empty: give event names separated by commas, e.g. "
+                          "page_view,view_item,add_to_cart,purchase")
+    return out
+
+
+def funnel(store: Store, steps: str, *, window: str = "7d", order: str = "ordered",
+           by: str | None = None, count_by: str = "person") -> Any:
+    """:func:`shopfunnel.funnel.funnel` over the store (a ``FunnelResult``)."""
+    from shopfunnel.funnel import funnel as count_funnel
+
+    if by is not None and by not in BREAKDOWNS:
+        raise ConfigError(f"by={by!r} is not offered here: use one of {', '.join(BREAKDOWNS)}")
+    return count_funnel(store, parse_steps(steps), window=window, order=order, by=by,
+                        count_by=count_by)
+
+
+def stage_summary(store: Store) -> pd.DataFrame:
+    from shopfunnel.stages import stage_summary as summary
+
+    return summary(store)
+
+
+def stage_persons(store: Store, stage: str | None = None, status: str | None = None) -> pd.DataFrame:
+    from shopfunnel.stages import persons as placed
+
+    return placed(store, stage, status)
+
+
+def stage_flow(store: Store, start: str, end: str) -> pd.DataFrame:
+    from shopfunnel.stages import stage_flow as flow
+
+    return flow(store, start, end).reset_index()
+
+
+def retention(store: Store, period: str = "month") -> dict[str, Any]:
+    """Store-wide retention figures and the cohort matrix (share of each first-order
+    cohort ordering again k periods later)."""
+    from shopfunnel.retention import cohort_matrix, cohort_retention, retention_summary
+
+    if period not in ("month", "week"):
+        raise ConfigError(f"period={period!r} is not valid: use month or week")
+    orders = store.table("orders")
+    if orders.empty:
+        return {"summary": None, "cohorts": pd.DataFrame()}
+    matrix = cohort_matrix(cohort_retention(orders, period=period))  # type: ignore[arg-type]
+    matrix.columns = [str(c) for c in matrix.columns]
+    return {"summary": retention_summary(orders).to_dict(),
+            "cohorts": matrix.reset_index().rename(columns=str)}
+
+
+def rfm(store: Store) -> pd.DataFrame:
+    from shopfunnel.rfm import rfm_table
+
+    orders = store.table("orders")
+    if orders.empty:
+        return pd.DataFrame(columns=["person_id", "recency_days", "frequency", "monetary", "group"])
+    return rfm_table(orders)
+
+
+def rfm_groups(store: Store) -> pd.DataFrame:
+    from shopfunnel.rfm import rfm_group_summary
+
+    table = rfm(store)
+    if table.empty:
+        return pd.DataFrame(columns=["group", "customers", "share", "revenue", "revenue_share"])
+    return rfm_group_summary(table)
