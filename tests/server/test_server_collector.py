@@ -169,7 +169,7 @@ def test_a_write_key_cannot_read_anything(live):
         assert live.client.get(path, headers=basic(WRITE_KEY)).status_code == 401, path
         assert live.client.get(path, params={"writeKey": WRITE_KEY}).status_code == 401, path
         assert live.client.get(path, headers={"Authorization": "Bearer " + WRITE_KEY}).status_code == 401, path
-        assert live.client.get(path, headers=ADMIN).status_code == 200, path
+        assert live.client.get(path, headers=ADMIN).status_code in (200, 422), path  # 422: required parameters
     assert live.client.post("/v1/keys", headers=basic(WRITE_KEY)).status_code == 401
     for page in ("/", "/events", "/persons.csv"):
         r = live.client.get(page, headers=basic(WRITE_KEY), follow_redirects=False)

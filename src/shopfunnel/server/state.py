@@ -44,7 +44,7 @@ class ServerSettings:
     rate_burst_events: float = 100_000.0
     max_pending_events: int = 500_000
     writer_max_batch: int = 50_000
-    writer_max_wait_seconds: float = 0.5
+    writer_max_wait_seconds: float = 1.0
     session_timeout: str = "30m"
     cookie_secure: bool | None = None
     spool_dir: str | None = None

@@ -70,7 +70,7 @@ def continue_sessions(store: Store, table: pa.Table) -> pa.Table:
     gap = store.session_timeout_seconds
     db.register("__batch", table)
     try:
-        return db.arrow(
+        filled = db.arrow(
             f"""
             WITH b AS (
                 SELECT * REPLACE (CAST(timezone('UTC', TRY_CAST(ts AS TIMESTAMPTZ)) AS TIMESTAMP) AS ts),
@@ -108,15 +108,19 @@ def continue_sessions(store: Store, table: pa.Table) -> pa.Table:
                 SELECT session_id, arg_min(channel, ts) AS ch FROM events
                 WHERE session_id IN (SELECT DISTINCT __sid FROM sessioned) GROUP BY 1
             )
-            SELECT b.event_id, b.ts, b.event, b.anonymous_id, b.user_id, b.__sid AS session_id,
-                   coalesce(b.channel, s.ch) AS channel,
-                   {", ".join(f"b.{c}" for c in schema.COLUMN_NAMES[7:])}, b.{LINE}
+            SELECT b.{LINE}, b.__sid AS session_id, coalesce(b.channel, s.ch) AS channel
             FROM sessioned b LEFT JOIN stored s ON s.session_id = b.__sid
             ORDER BY b.{LINE}
             """
         )
     finally:
         db.unregister("__batch")
+    # ``table`` is in __line order (1..n) and so is ``filled``: set the two columns in place
+    # rather than copy every column through DuckDB.
+    for name in ("session_id", "channel"):
+        column = filled.column(name).cast(pa.string())
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    return table
 
 
 class Writer:
