@@ -149,6 +149,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "p99_ms": round(lat[int(len(lat) * 0.99) - 1] * 1000, 1),
         "requests": len(lat), "statuses": statuses, "drain_seconds": round(drain, 1),
         "loss": acked[0] - stored,
+        "load_average_1min_at_end": round(os.getloadavg()[0], 1),
     }
 
 
@@ -168,12 +169,13 @@ def main() -> None:
             if new:
                 fh.write("# Collector load benchmark\n\n`python benchmarks/collector_load.py` — loopback, "
                          "closed loop, durable acknowledgements; loss = acknowledged − stored after the writer drained.\n\n"
-                         "| date | machine | durability | seconds | clients × batch | acknowledged | events/s | p50 ms | p99 ms | drain s | loss |\n"
-                         "|---|---|---|---|---|---|---|---|---|---|---|\n")
+                         "| date | machine | durability | seconds | clients × batch | acknowledged | events/s | p50 ms | p99 ms | drain s | loss | load avg |\n"
+                         "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
             fh.write(f"| {time.strftime('%Y-%m-%d')} | {os.cpu_count()} cores, {platform.python_version()} | "
                      f"{result['durability']} | {result['seconds']} | {result['clients']} × {result['batch']} | "
                      f"{result['acknowledged']:,} | {result['events_per_second']:,} | {result['p50_ms']} | "
-                     f"{result['p99_ms']} | {result['drain_seconds']} | {result['loss']} |\n")
+                     f"{result['p99_ms']} | {result['drain_seconds']} | {result['loss']} | "
+                     f"{result['load_average_1min_at_end']} |\n")
 
 
 if __name__ == "__main__":
