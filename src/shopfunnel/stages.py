@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shopfunnel.db import quote_ident
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model
@@ -122,17 +123,14 @@ def placement(
         return _empty_placement(model, lookback_s)
     start = end - timedelta(seconds=lookback_s)
 
-    base = _person_rows(store, start, end)
+    base = _person_rows(store, model, start, end)
     persons_idx = pd.Index(base["person_id"], name="person_id")
     n = len(persons_idx)
     first = np.full((n, n_stages), _NEVER, dtype=np.int64)
-    first[:, 0] = _micros(base["first_ts"])
-
-    ev = _stage_event_rows(store, model, start, end)
-    if len(ev):
-        rows = persons_idx.get_indexer(ev["person_id"])
-        stage = ev["stage"].to_numpy(dtype=np.int64)
-        np.minimum.at(first, (rows, stage), _micros(ev["first_ts"]))
+    for k in range(n_stages):
+        if f"s{k}" in base:
+            first[:, k] = _micros(base[f"s{k}"])
+    first[:, 0] = np.minimum(first[:, 0], _micros(base["first_ts"]))
 
     orders = _order_rows(store, start, end)
     o_rows = persons_idx.get_indexer(orders["person_id"])
@@ -225,9 +223,8 @@ def placement(
             "lapsed_after_days": usual_gap,
         }
     )
-    persons = persons.sort_values(["stage_index", "person_id"], kind="stable").reset_index(
-        drop=True
-    )
+    # Rows come ordered by person_id; a stable sort by stage keeps that order within a stage.
+    persons = persons.take(np.argsort(stage_idx, kind="stable")).reset_index(drop=True)
     return StagePlacement(
         as_of=end,
         lookback_days=lookback_s / 86_400,
@@ -300,7 +297,8 @@ def stage_summary(
             "conversion_from_start": from_start,
         }
     )
-    code = pd.Categorical(p["status"], categories=list(STATUSES)).codes.astype(np.int64)
+    status = p["status"].to_numpy(dtype=object)
+    code = np.select([status == s for s in STATUSES], list(range(len(STATUSES))), 0)
     cells = p["stage_index"].to_numpy(dtype=np.int64) * len(STATUSES) + code
     counts = np.bincount(cells, minlength=n_stages * len(STATUSES)).reshape(n_stages, -1)
     for j, s in enumerate(STATUSES):
@@ -395,41 +393,38 @@ def persons(
 
 
 # -- queries (aggregate in the engine) ------------------------------------------------------
-def _person_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
-    return store.db.df(
-        """
-        WITH win AS (
-            SELECT person_id, min(ts) AS first_ts, max(ts) AS last_event_at
-            FROM events WHERE ts > ? AND ts <= ? GROUP BY person_id
-        ),
-        touch AS (
-            SELECT person_id, arg_min(channel, struct_pack(t := ts, id := event_id))
-                AS first_channel
-            FROM events WHERE ts <= ? AND person_id IN (SELECT person_id FROM win)
-            GROUP BY person_id
-        )
-        SELECT win.*, touch.first_channel FROM win JOIN touch USING (person_id)
-        ORDER BY person_id
-        """,
-        [start, end, end],
-    )
-
-
-def _stage_event_rows(store: Store, model: Model, start: datetime, end: datetime) -> pd.DataFrame:
+def _person_rows(store: Store, model: Model, start: datetime, end: datetime) -> pd.DataFrame:
+    """One row per person with an event in the period, in one scan: first and last event in
+    the period, first-touch channel (all events up to ``end``), and ``s{k}``: the first event
+    of stage k in the period, for each stage that has events."""
     mapping = model.event_stage()
-    if not mapping:
-        return pd.DataFrame({"person_id": [], "stage": [], "first_ts": []})
-    values = ", ".join(["(?, ?)"] * len(mapping))
-    params: list[Any] = [v for pair in mapping.items() for v in pair]
+    params: list[Any] = []
+    if mapping:
+        stage_map = "SELECT * FROM (VALUES " + ", ".join(["(?, ?)"] * len(mapping)) + ") m(event, stage)"
+        params += [v for pair in mapping.items() for v in pair]
+    else:
+        stage_map = "SELECT CAST(NULL AS VARCHAR) AS event, CAST(NULL AS INTEGER) AS stage WHERE false"
+    stage_cols = ""
+    for k in sorted(set(mapping.values())):
+        stage_cols += f", min(ts) FILTER (WHERE ts > ? AND stage = ?) AS {quote_ident(f's{k}')}"
+    stage_params: list[Any] = []
+    for k in sorted(set(mapping.values())):
+        stage_params += [start, k]
     return store.db.df(
         f"""
-        WITH m(event, stage) AS (VALUES {values})
-        SELECT e.person_id, m.stage, min(e.ts) AS first_ts
-        FROM events e JOIN m ON e.event = m.event
-        WHERE e.ts > ? AND e.ts <= ?
-        GROUP BY e.person_id, m.stage
+        WITH m AS ({stage_map})
+        SELECT person_id,
+               min(ts) FILTER (WHERE ts > ?) AS first_ts,
+               max(ts) AS last_event_at,
+               arg_min(channel, struct_pack(t := ts, id := event_id)) AS first_channel
+               {stage_cols}
+        FROM events LEFT JOIN m USING (event)
+        WHERE ts <= ?
+        GROUP BY person_id
+        HAVING count(*) FILTER (WHERE ts > ?) > 0
+        ORDER BY person_id
         """,
-        [*params, start, end],
+        [*params, start, *stage_params, end, start],
     )
 
 
@@ -495,9 +490,13 @@ def _timestamp(value: datetime | date | str, what: str) -> datetime:
 
 
 def _micros(values: pd.Series) -> np.ndarray:
+    """Microseconds since the epoch; a missing time becomes the "never" sentinel."""
     if len(values) == 0:
         return np.zeros(0, dtype=np.int64)
-    return pd.to_datetime(values).to_numpy().astype("datetime64[us]").astype(np.int64)
+    stamps = pd.to_datetime(values).to_numpy().astype("datetime64[us]")
+    out = stamps.astype(np.int64)
+    out[np.isnat(stamps)] = _NEVER
+    return out
 
 
 def _to_ts(micros: np.ndarray) -> np.ndarray:
