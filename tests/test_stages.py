@@ -189,6 +189,21 @@ def test_with_too_few_movers_the_fixed_stalled_after_is_used(store) -> None:
     assert source.loc["Interest", "source"] == "default stalled_after: 2 movers, fewer than 3"
 
 
+def test_min_stalled_after_puts_a_floor_under_the_usual_time(store) -> None:
+    # 20 movers left Interest after 1..20 minutes: the usual time is minutes, raised to 1 day.
+    rows = []
+    for i in range(1, 21):
+        rows += [(f"m{i:02d}", 0, "view_item"), (f"m{i:02d}", i, "add_to_cart")]
+    model = small_model(min_stalled_after="1d")
+    p = place(store, *rows, ("today", 9.5 * DAY, "view_item"), ("yesterday", 8.9 * DAY, "view_item"),
+              model=model, as_of=at(10))
+    assert p.loc["today", "stalled_after_days"] == 1.0
+    assert p.loc["today", "status"] == "active" and p.loc["yesterday", "status"] == "stalled"
+    without = place_persons(store, as_of=at(10)).set_index("person_id")
+    assert without.loc["today", "stalled_after_days"] == pytest.approx(16.2 / DAY)
+    assert without.loc["today", "status"] == "stalled"
+
+
 def test_a_person_who_skipped_a_stage_is_not_a_mover_for_it(store) -> None:
     # add_to_cart and view_item at the same instant: Interest was skipped, not left after 0 s.
     model = small_model(min_movers=1)
@@ -366,7 +381,7 @@ def test_custom_stages_from_a_toml_file_place_persons(store, tmp_path: Path) -> 
 EVENTS = ["page_view", "view_item", "add_to_cart", "begin_checkout", "purchase", "scroll",
           "referral_purchase"]
 RULES = {"min_movers": 2, "stalled_after": "1d", "min_gaps": 2, "lapsed_after": "1d",
-         "own_gap_min_orders": 3}
+         "own_gap_min_orders": 3, "min_stalled_after": "2h"}
 
 
 def reference(rows: list[tuple], model: Model, lookback_minutes: float | None) -> pd.DataFrame:
@@ -413,6 +428,7 @@ def reference(rows: list[tuple], model: Model, lookback_minutes: float | None) -
             usual_at.append(float(np.quantile(durations, rules.stalled_quantile)))
         else:
             usual_at.append(rules.stalled_after_seconds / 86400)
+        usual_at[-1] = max(usual_at[-1], rules.min_stalled_after_seconds / 86400)
     usual_at.append(math.nan)
     store_gap = (float(np.quantile(gaps, rules.lapsed_quantile)) if len(gaps) >= rules.min_gaps
                  else rules.lapsed_after_seconds / 86400)

@@ -35,7 +35,8 @@ means *k* was skipped, and the person does not count for *k*.)
 * **stalled**: not lapsed, and at their stage longer than is usual for it: ``days_in_stage``
   is greater than the ``stalled_quantile`` (80th) percentile of time at that stage among the
   persons who passed through it in the period, or ``stalled_after`` (30 days) when fewer
-  than ``min_movers`` (20) passed through. The last stage has no next stage, so nobody is
+  than ``min_movers`` (20) passed through; never less than ``min_stalled_after`` when the
+  model sets one (not set by default). The last stage has no next stage, so nobody is
   stalled there (they are active or lapsed).
 * **active**: everyone else.
 
@@ -166,6 +167,10 @@ def placement(
             source = (
                 f"default stalled_after: {len(durations)} movers, fewer than {rules.min_movers}"
             )
+        floor = rules.min_stalled_after_seconds / 86_400
+        if stalled_after[k] < floor:
+            stalled_after[k] = floor
+            source += f"; raised to min_stalled_after ({rules.min_stalled_after})"
         threshold_rows.append((st.name, int(len(durations)), stalled_after[k], source))
     thresholds = pd.DataFrame(
         threshold_rows, columns=["stage", "movers", "stalled_after_days", "source"]
