@@ -11,6 +11,7 @@ row per measured call; the results live in benchmarks/results/stages.md.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -71,10 +72,11 @@ def build(db: str, n_events: int) -> str:
 
 
 def timed(label: str, fn) -> float:
-    t = time.perf_counter()
+    """Wall time, and CPU time of this process (all threads; not the CLI's subprocess)."""
+    t, c = time.perf_counter(), time.process_time()
     fn()
-    took = time.perf_counter() - t
-    print(f"| {label} | {took:.2f} s |")
+    took, cpu = time.perf_counter() - t, time.process_time() - c
+    print(f"| {label} | {took:.2f} s | {cpu:.2f} s |")
     return took
 
 
@@ -91,7 +93,8 @@ def main() -> None:
         info = store.info()
         print(f"{info['events']:,} events, {info['persons']:,} persons, {info['orders']:,} orders,"
               f" {info['first_event']} to {info['last_event']}")
-        print("| call | time |\n|---|---|")
+        print(f"load average before: {os.getloadavg()[0]:.1f}")
+        print("| call | wall | CPU (this process) |\n|---|---|---|")
         placed = None
 
         def run_placement() -> None:
