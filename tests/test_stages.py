@@ -644,3 +644,53 @@ def test_cli_persons_table_shows_the_first_rows_and_says_how_many(db_file: str) 
     result = run("persons", "--db", db_file)
     assert result.exit_code == 0, result.output
     assert "22 persons" in result.output
+
+
+# -- consistency with the events (the funnel's view) on a larger store -------------------------
+def generated_log(n_events: int, seed: int) -> pd.DataFrame:
+    """A random log with funnel-like event frequencies over 60 days; each purchase is its own
+    order, and persons with several purchases are repeat customers."""
+    rng = np.random.default_rng(seed)
+    names = np.array(["page_view", "view_item", "search", "add_to_cart", "begin_checkout",
+                      "purchase", "scroll"])
+    event = names[rng.choice(len(names), n_events, p=[.4, .25, .05, .12, .06, .07, .05])]
+    person = rng.integers(0, n_events // 8, n_events).astype(str)
+    minutes = rng.integers(0, 60 * DAY, n_events)
+    order = np.char.add("o", np.arange(n_events).astype(str))
+    return pd.DataFrame({
+        "event_id": np.char.add("e", np.arange(n_events).astype(str)),
+        "ts": pd.to_datetime(T0) + pd.to_timedelta(minutes, unit="m"),
+        "event": event,
+        "anonymous_id": np.char.add("p", person),
+        "order_id": np.where(event == "purchase", order, None),
+        "value": np.where(event == "purchase", 20.0, np.nan),
+    })
+
+
+def test_stage_counts_agree_with_plain_sql_over_the_events(store) -> None:
+    store.load(generated_log(20_000, seed=3))
+    as_of = at(45)
+    summary = stage_summary(store, as_of=as_of, lookback="30d").set_index("stage")
+    model = Model()
+
+    def persons_with(events: list[str]) -> int:
+        marks = ", ".join("?" * len(events))
+        return store.db.scalar(
+            f"SELECT count(DISTINCT person_id) FROM events WHERE ts > ? AND ts <= ? "
+            f"AND event IN ({marks})",
+            [as_of - timedelta(days=30), as_of, *events],
+        )
+
+    window = [as_of - timedelta(days=30), as_of]
+    everyone = store.db.scalar(
+        "SELECT count(DISTINCT person_id) FROM events WHERE ts > ? AND ts <= ?", window)
+    repeaters = store.db.scalar(
+        "SELECT count(*) FROM (SELECT person_id FROM orders WHERE ts > ? AND ts <= ? "
+        "GROUP BY person_id HAVING count(*) >= 2)", window)
+    later = lambda k: [e for s in model.stages[k:] for e in s.events]  # noqa: E731
+    assert summary.loc["Awareness", "reached"] == everyone
+    assert summary.loc["Interest", "reached"] == persons_with(later(1))
+    assert summary.loc["Decision", "reached"] == persons_with(later(2))
+    # everyone at Purchase or beyond bought: no referral events in this log
+    assert summary.loc["Purchase", "reached"] == persons_with(["purchase"])
+    assert summary.loc["Retention", "reached"] == repeaters
