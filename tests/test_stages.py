@@ -554,6 +554,29 @@ def test_everyone_at_a_stage_has_evidence_of_it_and_buyers_bought(rows) -> None:
             assert row["status"] != "stalled"
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=random_logs(), cut=st.integers(min_value=0, max_value=6 * DAY))
+def test_with_a_long_lookback_nobody_moves_back_a_stage_in_the_flow(rows, cut) -> None:
+    model = small_model(**RULES)
+    s = fresh(rows)
+    end = max(r[1] for r in rows)
+    start = T0 + timedelta(minutes=min(cut, end - 1) if end > 0 else -1)
+    moves = stage_transitions(s, start, T0 + timedelta(minutes=end), model=model,
+                              lookback="3650d")
+    rank = {name: i for i, name in enumerate(model.stage_names)}
+    purchase = rank["Purchase"]
+    for a, b in zip(moves["from"], moves["to"], strict=True):
+        assert b != "not seen"  # nothing leaves a ten-year lookback
+        if a in rank and b in rank:
+            assert rank[b] >= rank[a]
+        if a == "lapsed" and b in rank:
+            assert rank[b] >= purchase
+    matrix = stage_flow(s, start, T0 + timedelta(minutes=end), model=model, lookback="3650d")
+    assert matrix.to_numpy().sum() == len(moves) == len({r[0] for r in rows})
+    for (a, b), count in moves.groupby(["from", "to"]).size().items():
+        assert matrix.loc[a, b] == count
+
+
 # -- CLI ---------------------------------------------------------------------------------------
 @pytest.fixture
 def db_file(tmp_path: Path) -> str:
