@@ -500,7 +500,7 @@ def fresh(rows: list[tuple]) -> Store:
     return s
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=random_logs(), lookback_days=st.sampled_from([None, 1, 3]))
 def test_placement_matches_a_brute_force_reference_on_random_logs(rows, lookback_days) -> None:
     model = small_model(**RULES)
@@ -523,7 +523,7 @@ def test_placement_matches_a_brute_force_reference_on_random_logs(rows, lookback
     assert (summary[["active", "stalled", "lapsed"]].sum(axis=1) == summary["at_stage"]).all()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=random_logs())
 def test_everyone_at_a_stage_has_evidence_of_it_and_buyers_bought(rows) -> None:
     model = Model()
