@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from shopfunnel.cli import audiences, data, stages  # noqa: F401  (registers commands)
+from shopfunnel.cli import (  # noqa: F401  (each module registers its commands)
+    audiences,
+    customers,
+    data,
+    datasets,
+    funnel,
+    sample,
+    stages,
+)
 from shopfunnel.cli.app import app
 
 
