@@ -740,3 +740,17 @@ def test_stage_counts_agree_with_plain_sql_on_the_sample_store(tmp_path: Path) -
         last = pd.Timestamp(s.db.scalar("SELECT max(ts) FROM events"))
         assert_counts_agree_with_sql(s, last, 365)
         assert_counts_agree_with_sql(s, last - pd.Timedelta(days=20), 30)
+
+
+def test_stage_counts_are_consistent_with_the_funnel(store) -> None:
+    from shopfunnel.funnel import funnel
+
+    store.load(generated_log(20_000, seed=5))
+    summary = stage_summary(store, lookback="3650d").set_index("stage")
+    bought = funnel(store, ["purchase"], window="3650d").steps["persons"].iloc[0]
+    assert summary.loc["Purchase", "reached"] == bought
+    steps = funnel(store, list(Model().funnel.steps), window="3650d").steps
+    persons_at = dict(zip(steps["event"], steps["persons"], strict=True))
+    assert persons_at["view_item"] <= summary.loc["Interest", "reached"]
+    assert persons_at["add_to_cart"] <= summary.loc["Decision", "reached"]
+    assert persons_at["purchase"] <= summary.loc["Purchase", "reached"]
