@@ -60,12 +60,15 @@ def build(db: str, n_events: int) -> str:
     if Path(db).exists():
         return "existing file"
     try:
-        from shopfunnel.sample import write_sample  # type: ignore[attr-defined]
+        from shopfunnel.sample import write_sample
     except ImportError:
         write_sample = None
     if write_sample is not None:
-        write_sample(db, n_events, seed=7)
-        return "shopfunnel.sample.write_sample"
+        parquet = Path(db).with_suffix(".parquet")
+        write_sample(parquet, n_events, seed=7)
+        with Store(db) as store:
+            store.load(str(parquet))
+        return f"shopfunnel.sample.write_sample(seed=7) via {parquet}"
     with Store(db) as store:
         store.load(synthetic(n_events))
     return "synthetic (benchmarks/stages_timing.py)"
