@@ -125,76 +125,19 @@ def placement(
     start = end - timedelta(seconds=lookback_s)
 
     base = _person_rows(store, model, start, end)
-    persons_idx = pd.Index(base["person_id"], name="person_id")
-    n = len(persons_idx)
-    first = np.full((n, n_stages), _NEVER, dtype=np.int64)
-    for k in range(n_stages):
-        if f"s{k}" in base:
-            first[:, k] = _micros(base[f"s{k}"])
-    first[:, 0] = np.minimum(first[:, 0], _micros(base["first_ts"]))
-
     orders = _order_rows(store, start, end)
-    o_rows = persons_idx.get_indexer(orders["person_id"])
-    o_ts = _micros(orders["ts"])
-    o_seq = orders["n"].to_numpy(dtype=np.int64)
-    for k, st in enumerate(model.stages):
-        if st.min_orders is not None:
-            hit = o_seq == st.min_orders
-            np.minimum.at(first[:, k], o_rows[hit], o_ts[hit])
-
+    o_rows = pd.Index(base["person_id"]).get_indexer(orders["person_id"])
+    orders, o_rows = orders[o_rows >= 0], o_rows[o_rows >= 0]
+    first = _first_evidence(model, base, orders, o_rows)
+    n = len(first)
     reached = first < _NEVER
     stage_idx = n_stages - 1 - np.argmax(reached[:, ::-1], axis=1)
     entered = first[np.arange(n), stage_idx]
     end_us = _micros(pd.Series([end]))[0]
-
-    # Time at each stage among those who passed through it.
-    later = np.full((n, n_stages), _NEVER, dtype=np.int64)
-    for k in range(n_stages - 2, -1, -1):
-        later[:, k] = np.minimum(later[:, k + 1], first[:, k + 1])
-    stalled_after = np.full(n_stages, np.nan)
-    threshold_rows = []
-    for k, st in enumerate(model.stages):
-        if k == n_stages - 1:
-            threshold_rows.append((st.name, 0, math.nan, "last stage: never stalled"))
-            continue
-        moved = (first[:, k] < _NEVER) & (later[:, k] < _NEVER) & (first[:, k] < later[:, k])
-        durations = (later[moved, k] - first[moved, k]) / _US_PER_DAY
-        if len(durations) >= rules.min_movers:
-            stalled_after[k] = float(np.quantile(durations, rules.stalled_quantile))
-            source = f"data: {_pct(rules.stalled_quantile)} percentile of {len(durations)} movers"
-        else:
-            stalled_after[k] = rules.stalled_after_seconds / 86_400
-            source = (
-                f"default stalled_after: {len(durations)} movers, fewer than {rules.min_movers}"
-            )
-        floor = rules.min_stalled_after_seconds / 86_400
-        if stalled_after[k] < floor:
-            stalled_after[k] = floor
-            source += f"; raised to min_stalled_after ({rules.min_stalled_after})"
-        threshold_rows.append((st.name, int(len(durations)), stalled_after[k], source))
-    thresholds = pd.DataFrame(
-        threshold_rows, columns=["stage", "movers", "stalled_after_days", "source"]
-    )
-
-    # Orders: count, revenue, last order, usual gap.
-    n_orders = np.bincount(o_rows, minlength=n).astype(np.int64)
-    revenue = np.bincount(o_rows, weights=orders["value"].to_numpy(dtype=float), minlength=n)
-    last_order = np.full(n, _NEVER, dtype=np.int64)
-    first_order = np.full(n, _NEVER, dtype=np.int64)
-    if len(o_rows):
-        last_order = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
-        np.maximum.at(last_order, o_rows, o_ts)
-        last_order[n_orders == 0] = _NEVER
-        np.minimum.at(first_order, o_rows, o_ts)
-    gaps = orders["gap_us"].dropna().to_numpy(dtype=float) / _US_PER_DAY
-    if len(gaps) >= rules.min_gaps:
-        store_gap = float(np.quantile(gaps, rules.lapsed_quantile))
-        lapsed_source = (
-            f"data: {_pct(rules.lapsed_quantile)} percentile of {len(gaps)} gaps between orders"
-        )
-    else:
-        store_gap = rules.lapsed_after_seconds / 86_400
-        lapsed_source = f"default lapsed_after: {len(gaps)} gaps, fewer than {rules.min_gaps}"
+    thresholds = _stalled_thresholds(model, first)
+    stalled_after = thresholds["stalled_after_days"].to_numpy(dtype=float)
+    n_orders, revenue, first_order, last_order = _order_stats(orders, o_rows, n)
+    store_gap, lapsed_source = _store_gap(orders, model)
     customer = n_orders > 0
     usual_gap = np.where(customer, store_gap, np.nan)
     own = n_orders >= rules.own_gap_min_orders
@@ -395,6 +338,84 @@ def persons(
     if status is not None:
         keep &= (p["status"] == status.strip().lower()).to_numpy()
     return p[keep].reset_index(drop=True)
+
+
+# -- the rules, over compact tables -----------------------------------------------------------
+def _first_evidence(
+    model: Model, base: pd.DataFrame, orders: pd.DataFrame, o_rows: np.ndarray
+) -> np.ndarray:
+    """Persons x stages matrix of first-evidence times (µs; ``_NEVER`` when none)."""
+    n_stages = len(model.stages)
+    first = np.full((len(base), n_stages), _NEVER, dtype=np.int64)
+    for k in range(n_stages):
+        if f"s{k}" in base:
+            first[:, k] = _micros(base[f"s{k}"])
+    first[:, 0] = np.minimum(first[:, 0], _micros(base["first_ts"]))  # any event is a visit
+    o_ts = _micros(orders["ts"])
+    o_seq = orders["n"].to_numpy(dtype=np.int64)
+    for k, stage in enumerate(model.stages):
+        if stage.min_orders is not None:
+            hit = o_seq == stage.min_orders
+            np.minimum.at(first[:, k], o_rows[hit], o_ts[hit])
+    return first
+
+
+def _stalled_thresholds(model: Model, first: np.ndarray) -> pd.DataFrame:
+    """Per stage: movers, the usual time at the stage in days, and where it came from."""
+    rules = model.placement
+    n_stages = len(model.stages)
+    later = np.full_like(first, _NEVER)  # first evidence of any later stage
+    for k in range(n_stages - 2, -1, -1):
+        later[:, k] = np.minimum(later[:, k + 1], first[:, k + 1])
+    floor = rules.min_stalled_after_seconds / 86_400
+    rows = []
+    for k, stage in enumerate(model.stages):
+        if k == n_stages - 1:
+            rows.append((stage.name, 0, math.nan, "last stage: never stalled"))
+            continue
+        moved = (first[:, k] < _NEVER) & (later[:, k] < _NEVER) & (first[:, k] < later[:, k])
+        durations = (later[moved, k] - first[moved, k]) / _US_PER_DAY
+        if len(durations) >= rules.min_movers:
+            usual = float(np.quantile(durations, rules.stalled_quantile))
+            source = f"data: {_pct(rules.stalled_quantile)} percentile of {len(durations)} movers"
+        else:
+            usual = rules.stalled_after_seconds / 86_400
+            source = (
+                f"default stalled_after: {len(durations)} movers, fewer than {rules.min_movers}"
+            )
+        if usual < floor:
+            usual = floor
+            source += f"; raised to min_stalled_after ({rules.min_stalled_after})"
+        rows.append((stage.name, int(len(durations)), usual, source))
+    return pd.DataFrame(rows, columns=["stage", "movers", "stalled_after_days", "source"])
+
+
+def _order_stats(
+    orders: pd.DataFrame, o_rows: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per person: order count, revenue, first and last order time (µs; ``_NEVER`` if none)."""
+    o_ts = _micros(orders["ts"])
+    n_orders = np.bincount(o_rows, minlength=n).astype(np.int64)
+    revenue = np.bincount(o_rows, weights=orders["value"].to_numpy(dtype=float), minlength=n)
+    first_order = np.full(n, _NEVER, dtype=np.int64)
+    last_order = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(first_order, o_rows, o_ts)
+    np.maximum.at(last_order, o_rows, o_ts)
+    last_order[n_orders == 0] = _NEVER
+    return n_orders, revenue, first_order, last_order
+
+
+def _store_gap(orders: pd.DataFrame, model: Model) -> tuple[float, str]:
+    """The store's usual gap between orders, in days, and where it came from."""
+    rules = model.placement
+    gaps = orders["gap_us"].dropna().to_numpy(dtype=float) / _US_PER_DAY
+    if len(gaps) >= rules.min_gaps:
+        return float(np.quantile(gaps, rules.lapsed_quantile)), (
+            f"data: {_pct(rules.lapsed_quantile)} percentile of {len(gaps)} gaps between orders"
+        )
+    return rules.lapsed_after_seconds / 86_400, (
+        f"default lapsed_after: {len(gaps)} gaps, fewer than {rules.min_gaps}"
+    )
 
 
 # -- queries (aggregate in the engine) ------------------------------------------------------
