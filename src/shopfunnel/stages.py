@@ -112,8 +112,10 @@ def placement(
 ) -> StagePlacement:
     """Place every person with an event in the lookback period; see the module docstring.
 
-    ``lookback`` defaults to the model's ``[placement] lookback`` (365 days); ``as_of`` to
-    the time of the store's latest event. A date without a time means the end of that day.
+    ``model`` defaults to :func:`shopfunnel.model.load_model` (``./shopfunnel.toml`` when
+    present, else the defaults). ``lookback`` defaults to the model's ``[placement]
+    lookback`` (365 days); ``as_of`` to the time of the store's latest event. A date without
+    a time means the end of that day.
     """
     model = model or load_model()
     rules = model.placement
