@@ -247,8 +247,8 @@ class BetaGeoModel:
                 · [1 - ((α+T)/(α+T+t))^(r+x) · ₂F₁(r+x, b+x; a+b+x-1; t/(α+T+t))]
                 / (1 + 1{x>0} · a/(b+x-1) · ((α+T)/(α+t_x))^(r+x))
 
-        Needs a > 1 for the expectation to be finite over an unbounded horizon only in
-        the limit; for finite ``t`` the formula holds for a ≠ 1.
+        ``t`` is in the summary's time unit. The formula divides by a − 1, so a fitted
+        a of exactly 1 has no value here (it never happens in practice).
         """
         self._check_fitted()
         r, alpha, a, b = self.params_
