@@ -178,8 +178,12 @@ class BetaGeoModel:
     :func:`summary_from_orders` (columns ``frequency``, ``recency``, ``T``).
 
     Fitted attributes: ``params_`` (Series r, alpha, a, b), ``log_likelihood_`` (total
-    over customers), ``n_customers_``, ``time_unit_`` (copied from the summary's unit
-    when known, for reading predictions), ``summary`` (a DataFrame of the parameters).
+    over customers), ``n_customers_``, ``converged_`` (the optimiser's verdict) and
+    ``summary`` (a DataFrame of the parameters). α is in the summary's time unit, and so
+    is every horizon given to the predictions.
+
+    ``initial`` optionally gives starting values (r, α, a, b); the default start is
+    r = a = b = 1 and α = a tenth of the longest ``T``.
     """
 
     initial: tuple[float, float, float, float] | None = None
@@ -293,7 +297,8 @@ class GammaGammaModel:
 
     Fitted on customers with ``frequency > 0`` and ``monetary_value > 0`` (others are left
     out, and counted in ``n_excluded_``). Fitted attributes: ``params_`` (Series p, q,
-    gamma), ``log_likelihood_``, ``n_customers_``, ``summary``.
+    gamma), ``log_likelihood_`` (up to terms free of the parameters, as in the paper),
+    ``n_customers_``, ``converged_``, ``summary``.
     """
 
     initial: tuple[float, float, float] | None = None
