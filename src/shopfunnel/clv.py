@@ -279,7 +279,7 @@ def gamma_gamma_log_likelihood(
     params: tuple[float, float, float], frequency: np.ndarray, monetary_value: np.ndarray
 ) -> np.ndarray:
     """Each customer's Gamma-Gamma log-likelihood of the mean spend ``m`` over ``x``
-    repeat purchases (Fader & Hardie 2013, eq. 3, up to terms free of the parameters)::
+    repeat purchases: the log density of m given x (Fader & Hardie 2013)::
 
         log L = lnΓ(px+q) - lnΓ(px) - lnΓ(q) + q ln γ + (px-1) ln m + px ln x
                 - (px+q) ln(γ + x m)
@@ -297,7 +297,7 @@ class GammaGammaModel:
 
     Fitted on customers with ``frequency > 0`` and ``monetary_value > 0`` (others are left
     out, and counted in ``n_excluded_``). Fitted attributes: ``params_`` (Series p, q,
-    gamma), ``log_likelihood_`` (up to terms free of the parameters, as in the paper),
+    gamma), ``log_likelihood_`` (Σ log density of each customer's mean spend),
     ``n_customers_``, ``converged_``, ``summary``.
     """
 
