@@ -87,6 +87,8 @@ def test_clv_json_gives_the_fitted_models_and_every_customer(cdnow_db):
     assert len(data["customers"]) == 2357
     first = next(c for c in data["customers"] if c["person_id"] == "1")
     assert first["expected_purchases"] == pytest.approx(1.226, abs=0.001)
+    overall = data["holdout"][-1]  # orders after the calibration end check the model
+    assert overall["frequency"] == "all" and overall["customers"] == 2357
 
 
 def test_clv_csv_matches_the_python_api(cdnow_db):

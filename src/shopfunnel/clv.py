@@ -377,3 +377,53 @@ def customer_value(
     out["expected_average_value"] = spend.expected_average_value(x, summary["monetary_value"])
     out["expected_value"] = out["expected_purchases"] * out["expected_average_value"]
     return out.sort_values("expected_value", ascending=False, kind="stable")
+
+
+def holdout_check(
+    orders: pd.DataFrame,
+    *,
+    calibration_end: str | pd.Timestamp,
+    observation_end: str | pd.Timestamp | None = None,
+    time_unit: TimeUnit = "W",
+    max_frequency: int = 7,
+) -> pd.DataFrame:
+    """Does BG/NBD fit this store? Fit on orders up to ``calibration_end``, predict the
+    holdout period (the day after it to ``observation_end``, default the last order's
+    day) and compare with what happened, by calibration frequency (FHL 2005, figure 4).
+
+    Only customers whose first purchase is in the calibration period are counted. Per
+    ``frequency`` (repeat purchase days in calibration, the last row holding
+    ``max_frequency`` and more): ``customers``, ``actual`` (mean purchase days in the
+    holdout) and ``predicted`` (mean of :meth:`BetaGeoModel.expected_purchases` over the
+    holdout length); the last row, ``frequency = "all"``, is over every customer.
+    """
+    summary = summary_from_orders(orders, calibration_end=calibration_end, time_unit=time_unit)
+    model = BetaGeoModel().fit(summary)
+    cal_end = pd.Timestamp(calibration_end).tz_localize(None).normalize()
+    days = pd.to_datetime(orders["ts"]).dt.tz_localize(None).dt.normalize()
+    obs_end = (days.max() if observation_end is None
+               else pd.Timestamp(observation_end).tz_localize(None).normalize())
+    if obs_end <= cal_end:
+        raise ConfigError(
+            f"observation_end {obs_end.date()} must be after calibration_end {cal_end.date()}"
+        )
+    holdout = pd.DataFrame({"person": orders["person_id"].astype(str).to_numpy(),
+                            "day": days.to_numpy()})
+    holdout = holdout[(holdout["day"] > cal_end) & (holdout["day"] <= obs_end)]
+    actual = holdout.drop_duplicates().groupby("person").size()
+    length = (obs_end - cal_end) / pd.Timedelta(days=_UNIT_DAYS[time_unit])
+    table = pd.DataFrame({
+        "frequency": summary["frequency"].clip(upper=max_frequency),
+        "actual": actual.reindex(summary.index, fill_value=0).to_numpy(),
+        "predicted": model.expected_purchases(length, summary["frequency"],
+                                              summary["recency"], summary["T"]),
+    })
+    by_x = table.groupby("frequency").agg(customers=("actual", "size"),
+                                          actual=("actual", "mean"),
+                                          predicted=("predicted", "mean")).reset_index()
+    by_x["frequency"] = by_x["frequency"].astype(str)
+    by_x.loc[by_x["frequency"] == str(max_frequency), "frequency"] = f"{max_frequency}+"
+    total = pd.DataFrame([{"frequency": "all", "customers": len(table),
+                           "actual": table["actual"].mean(),
+                           "predicted": table["predicted"].mean()}])
+    return pd.concat([by_x, total], ignore_index=True)
