@@ -122,3 +122,19 @@ def test_commands_explain_a_missing_store_or_a_store_without_orders(tmp_path):
         result = runner.invoke(app, [command, "--db", str(db)])
         assert result.exit_code == 1, command
         assert "no orders" in result.output
+
+
+def test_clv_without_enough_repeat_buyers_still_predicts_purchases(tmp_path):
+    db = tmp_path / "few.duckdb"
+    csv = tmp_path / "orders.csv"
+    rows = ["order_id,customer_id,created_at,total"]
+    rows += [f"{i},c{i},2024-01-{i + 1:02d},10" for i in range(8)]
+    rows += ["100,c0,2024-02-15,20"]  # one repeat buyer: Gamma-Gamma cannot be fitted
+    csv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    run("ingest", str(csv), "--format", "orders", "--db", str(db))
+    data = json.loads(run("clv", "--db", str(db), "--format", "json"))
+    assert "repeat purchase" in data["gamma_gamma"]["error"]
+    assert len(data["customers"]) == 8
+    assert all(c["expected_value"] is None for c in data["customers"])
+    assert all(c["expected_purchases"] >= 0 for c in data["customers"])
+    assert "Gamma-Gamma not fitted" in run("clv", "--db", str(db))

@@ -343,13 +343,17 @@ class GammaGammaModel:
     ) -> np.ndarray:
         """E[spend per purchase | x, m] = p(γ + x m) / (p x + q - 1): a weighted mean of
         the population mean p γ/(q-1) and the customer's own mean ``m``. A customer with
-        no repeat purchase gets the population mean. Needs q > 1."""
+        no repeat purchase gets the population mean, or NaN when q ≤ 1 (then it is
+        infinite)."""
         if not hasattr(self, "params_"):
             raise ConfigError("the model is not fitted yet: call .fit(summary) first")
         p, q, gamma = self.params_
         x = np.asarray(frequency, dtype=float)
         m = np.where(x > 0, np.asarray(monetary_value, dtype=float), 0.0)
-        return p * (gamma + x * m) / (p * x + q - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = p * (gamma + x * m) / (p * x + q - 1)
+        # with q ≤ 1 the population mean spend is infinite: no estimate for x = 0
+        return np.where(p * x + q - 1 > 0, value, np.nan)
 
 
 # -- per-customer value ----------------------------------------------------------------------
@@ -358,7 +362,7 @@ class GammaGammaModel:
 def customer_value(
     summary: pd.DataFrame,
     purchases: BetaGeoModel,
-    spend: GammaGammaModel,
+    spend: GammaGammaModel | None,
     *,
     horizon: float,
 ) -> pd.DataFrame:
@@ -366,7 +370,10 @@ def customer_value(
     units (the summary's unit), ``expected_average_value`` and
     ``expected_value = expected_purchases × expected_average_value`` (undiscounted money
     over the horizon). The summary's columns are kept; rows sorted by expected value,
-    highest first.
+    highest first (by expected purchases when there is no value).
+
+    ``spend=None`` (e.g. too few repeat buyers to fit Gamma-Gamma) leaves the two value
+    columns NaN rather than failing, so the purchase predictions still come out.
     """
     if horizon <= 0:
         raise ConfigError(f"horizon={horizon!r} must be positive (in the summary's time unit)")
@@ -374,9 +381,13 @@ def customer_value(
     out = summary.copy()
     out["p_alive"] = purchases.probability_alive(x, t_x, T)
     out["expected_purchases"] = purchases.expected_purchases(horizon, x, t_x, T)
-    out["expected_average_value"] = spend.expected_average_value(x, summary["monetary_value"])
+    if spend is None:
+        out["expected_average_value"] = np.nan
+    else:
+        out["expected_average_value"] = spend.expected_average_value(x, summary["monetary_value"])
     out["expected_value"] = out["expected_purchases"] * out["expected_average_value"]
-    return out.sort_values("expected_value", ascending=False, kind="stable")
+    key = "expected_purchases" if spend is None else "expected_value"
+    return out.sort_values(key, ascending=False, kind="stable")
 
 
 def holdout_check(

@@ -243,16 +243,21 @@ def clv(
         orders = _orders(db)
         summary = summary_from_orders(orders, calibration_end=calibration_end, time_unit="W")
         purchases = BetaGeoModel().fit(summary)
-        spend = GammaGammaModel().fit(summary)
+        spend: GammaGammaModel | None
+        try:
+            spend = GammaGammaModel().fit(summary)
+            spend_info: dict[str, Any] = {
+                **{k: float(v) for k, v in spend.params_.items()},
+                "log_likelihood": spend.log_likelihood_, "customers": spend.n_customers_}
+        except InputError as exc:  # too few repeat buyers: purchases still predicted
+            spend, spend_info = None, {"error": str(exc)}
         table = customer_value(summary, purchases, spend, horizon=horizon_weeks)
         table = table.reset_index()
         models = {
             "bgnbd": {**{k: float(v) for k, v in purchases.params_.items()},
                       "log_likelihood": purchases.log_likelihood_,
                       "customers": purchases.n_customers_},
-            "gamma_gamma": {**{k: float(v) for k, v in spend.params_.items()},
-                            "log_likelihood": spend.log_likelihood_,
-                            "customers": spend.n_customers_},
+            "gamma_gamma": spend_info,
             "horizon_weeks": horizon_weeks,
             "calibration_end": str(pd.Timestamp(summary["last_purchase"].max()).date()
                                    if calibration_end is None else calibration_end),
@@ -281,7 +286,8 @@ def clv(
             parts = [
                 rich_table(params(purchases), title=f"BG/NBD (orders to "
                                                     f"{models['calibration_end']}, weeks)"),
-                rich_table(params(spend), title="Gamma-Gamma (repeat buyers)"),
+                rich_table(params(spend), title="Gamma-Gamma (repeat buyers)")
+                if spend is not None else f"Gamma-Gamma not fitted: {spend_info['error']}",
                 rich_table(shown, title=f"top {top} of {len(table):,} customers by expected "
                                         f"value over {horizon} (all: {total:,.0f})"),
             ]
