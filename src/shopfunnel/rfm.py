@@ -154,8 +154,9 @@ def rfm_table(
 
 
 def rfm_group_summary(rfm: pd.DataFrame) -> pd.DataFrame:
-    """Per group of an :func:`rfm_table`: ``customers`` (persons), ``share`` of all rows,
-    ``revenue`` (sum of ``monetary``), ``revenue_share``, ``median_recency_days`` and
+    """Per group of an :func:`rfm_table`: ``customers`` (persons in the group),
+    ``share`` (of customers, i.e. persons with an order; NaN for ``prospects``), ``revenue``
+    (sum of ``monetary``), ``revenue_share``, ``median_recency_days`` and
     ``mean_frequency``. Every group of :data:`GROUPS` is listed, empty ones with 0."""
     g = rfm.groupby("group")
     out = pd.DataFrame({
@@ -166,8 +167,10 @@ def rfm_group_summary(rfm: pd.DataFrame) -> pd.DataFrame:
     }).reindex(list(GROUPS))
     out["customers"] = out["customers"].fillna(0).astype("int64")
     out["revenue"] = out["revenue"].fillna(0.0).astype(float)
-    total, revenue = out["customers"].sum(), out["revenue"].sum()
+    total = out["customers"].drop("prospects").sum()
+    revenue = out["revenue"].sum()
     out["share"] = out["customers"] / total if total else np.nan
+    out.loc["prospects", "share"] = np.nan
     out["revenue_share"] = out["revenue"] / revenue if revenue else np.nan
     out = out.rename_axis("group").reset_index()
     return out[["group", "customers", "share", "revenue", "revenue_share",
