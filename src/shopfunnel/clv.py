@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import optimize
 from scipy.special import betaln, gammaln, hyp2f1
 
+from shopfunnel._time import naive_utc, naive_utc_timestamp
 from shopfunnel.errors import ConfigError, InputError
 
 TimeUnit = Literal["D", "W"]
@@ -72,7 +73,7 @@ def summary_from_orders(
             f"the orders table has no column(s) {missing}: it needs {person_col}, {ts_col} "
             f"and {value_col} (as Store.table('orders') gives)"
         )
-    days = pd.to_datetime(orders[ts_col]).dt.tz_localize(None).dt.normalize()
+    days = naive_utc(orders[ts_col]).dt.normalize()
     frame = pd.DataFrame({
         "person": orders[person_col].astype(str).to_numpy(),
         "day": days.to_numpy(),
@@ -80,7 +81,7 @@ def summary_from_orders(
         .to_numpy(),
     })
     end = (frame["day"].max() if calibration_end is None
-           else pd.Timestamp(calibration_end).tz_localize(None).normalize())
+           else naive_utc_timestamp(calibration_end).normalize())
     frame = frame[frame["day"] <= end]
     columns = ["frequency", "recency", "T", "monetary_value", "first_purchase",
                "last_purchase", "orders", "revenue"]
@@ -410,10 +411,10 @@ def holdout_check(
     """
     summary = summary_from_orders(orders, calibration_end=calibration_end, time_unit=time_unit)
     model = BetaGeoModel().fit(summary)
-    cal_end = pd.Timestamp(calibration_end).tz_localize(None).normalize()
-    days = pd.to_datetime(orders["ts"]).dt.tz_localize(None).dt.normalize()
+    cal_end = naive_utc_timestamp(calibration_end).normalize()
+    days = naive_utc(orders["ts"]).dt.normalize()
     obs_end = (days.max() if observation_end is None
-               else pd.Timestamp(observation_end).tz_localize(None).normalize())
+               else naive_utc_timestamp(observation_end).normalize())
     if obs_end <= cal_end:
         raise ConfigError(
             f"observation_end {obs_end.date()} must be after calibration_end {cal_end.date()}"

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shopfunnel._time import naive_utc, naive_utc_timestamp
 from shopfunnel.errors import InputError
 
 #: The groups in the order of the table above (a report's natural order).
@@ -115,14 +116,14 @@ def rfm_table(
     if missing:
         raise InputError(f"the orders table has no column(s) {missing}: it needs person_id, "
                          "ts and value (as Store.table('orders') gives)")
-    ts = pd.to_datetime(orders["ts"])
+    ts = naive_utc(orders["ts"])
     frame = pd.DataFrame({
         "person_id": orders["person_id"].astype(str).to_numpy(),
         "ts": ts.to_numpy(),
         "value": pd.to_numeric(orders["value"], errors="coerce").fillna(0.0).astype(float)
         .to_numpy(),
     })
-    end = pd.Timestamp(as_of) if as_of is not None else frame["ts"].max()
+    end = naive_utc_timestamp(as_of) if as_of is not None else frame["ts"].max()
     per = frame.groupby("person_id").agg(
         last_order=("ts", "max"), frequency=("ts", "size"), monetary=("value", "sum")
     )
