@@ -7,6 +7,7 @@ from shopfunnel.cli import (  # noqa: F401  (each module registers its commands)
     customers,
     data,
     datasets,
+    demo,
     funnel,
     sample,
     serve,
