@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from shopfunnel.errors import ValidationError
+from shopfunnel.errors import InputError, ValidationError
 from shopfunnel.ingest import FORMATS, read
 from shopfunnel.ingest.segment import MessageError, device_from_user_agent, snake_case, to_canonical
 
@@ -143,3 +143,13 @@ def test_a_bad_line_in_an_export_names_its_line_and_reason(tmp_path, store):
     assert store.db.scalar("SELECT count(*) FROM events") == 0
     result = store.load_staged(read(path, format="segment"), on_error="skip")
     assert result.rows_added == 1 and len(result.rejects) == 2
+
+
+def test_a_file_that_is_not_utf8_json_lines_is_refused_with_what_to_do(tmp_path):
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InputError, match="JSON Lines"):
+        read(path, format="segment")
+    path.write_text('{"hello": 1}\n')
+    with pytest.raises(ValidationError, match="Segment or RudderStack export"):
+        read(path, format="segment")

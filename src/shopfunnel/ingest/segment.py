@@ -190,6 +190,11 @@ def _item(product: Any) -> dict[str, Any]:
     }
 
 
+def _section(ctx: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = ctx.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 def _utm_from_url(url: str | None) -> dict[str, str]:
     if not url:
         return {}
@@ -258,21 +263,21 @@ def to_canonical(message: Any, *, received_at: datetime | None = None,
                 "ts",
             ) from None
 
-    page_ctx = ctx.get("page") if isinstance(ctx.get("page"), Mapping) else {}
+    page_ctx = _section(ctx, "page")
     url = _text(page_ctx.get("url"))
     referrer = _text(page_ctx.get("referrer"))
     if mtype == "page":
         url = _text(props.get("url")) or url
         referrer = _text(props.get("referrer")) or referrer
-    campaign = ctx.get("campaign") if isinstance(ctx.get("campaign"), Mapping) else {}
+    campaign = _section(ctx, "campaign")
     utm = _utm_from_url(url)
-    device_ctx = ctx.get("device") if isinstance(ctx.get("device"), Mapping) else {}
+    device_ctx = _section(ctx, "device")
     device_type = _text(device_ctx.get("type"))
     device = (
         device_type.lower() if device_type and device_type.lower() in ("mobile", "tablet", "desktop")
         else device_from_user_agent(_text(ctx.get("userAgent")))
     )
-    location = ctx.get("location") if isinstance(ctx.get("location"), Mapping) else {}
+    location = _section(ctx, "location")
 
     order_id = value = currency = None
     items = None
@@ -358,15 +363,37 @@ def read_segment(path: str | Path) -> Staged:
     events: list[dict[str, Any]] = []
     lines: list[int] = []
     rejects: list[Reject] = []
-    opener = _open_text(p)
-    with opener as fh:
+    try:
+        _read_messages(p, events, lines, rejects)
+    except (UnicodeDecodeError, EOFError, OSError) as exc:
+        raise InputError(
+            f"{p}: cannot be read as UTF-8 JSON Lines ({exc}): export the messages as JSON Lines, "
+            "one message per line"
+        ) from exc
+    if rejects and not events:
+        shown = "\n  ".join(str(r) for r in rejects[:10])
+        more = f"\n  … and {len(rejects) - 10} more" if len(rejects) > 10 else ""
+        raise ValidationError(
+            f"{p}: none of its {len(rejects)} message(s) can be read as events; nothing was "
+            f"loaded.\n  {shown}{more}\nIs this a Segment or RudderStack export (JSON Lines of "
+            "messages with type, anonymousId or userId, and event for track calls)?",
+            rejects,
+        )
+    if not events:
+        raise InputError(f"{p}: no messages to load")
+    return Staged(source=str(p), table=messages_to_table(events, lines), line_label="line",
+                  rejects=tuple(rejects))
+
+
+def _read_messages(p: Path, events: list[dict[str, Any]], lines: list[int], rejects: list[Reject]) -> None:
+    with _open_text(p) as fh:
         for number, raw in enumerate(fh, start=1):
             text = raw.strip()
             if not text:
                 continue
             try:
                 obj = json.loads(text)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 rejects.append(Reject(str(p), number, "message", f"not JSON ({exc.msg})", text[:80]))
                 continue
             messages, ctx = obj, None
@@ -378,18 +405,6 @@ def read_segment(path: str | Path) -> Staged:
                     lines.append(number)
                 except MessageError as exc:
                     rejects.append(Reject(str(p), number, exc.column, exc.reason))
-    if rejects and not events:
-        shown = "\n  ".join(str(r) for r in rejects[:10])
-        more = f"\n  … and {len(rejects) - 10} more" if len(rejects) > 10 else ""
-        raise ValidationError(
-            f"{p}: {len(rejects)} message(s) cannot be read as events; nothing was loaded.\n  "
-            f"{shown}{more}\nFix those lines, or load the others with --on-error skip.",
-            rejects,
-        )
-    if not events:
-        raise InputError(f"{p}: no messages to load")
-    return Staged(source=str(p), table=messages_to_table(events, lines), line_label="line",
-                  rejects=tuple(rejects))
 
 
 def _open_text(p: Path) -> Any:

@@ -22,7 +22,7 @@ from shopfunnel.server import auth, queries
 from shopfunnel.server.admin import require_admin, state_of
 
 router = APIRouter(prefix="/v1", tags=["analyses"], dependencies=[Depends(require_admin)])
-ADMIN = {"security": [{"admin": []}]}
+ADMIN: dict[str, Any] = {"security": [{"admin": []}]}
 
 
 def read(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
