@@ -230,3 +230,14 @@ def test_the_admin_password_is_never_stored_or_logged_in_clear(tmp_path, monkeyp
 def test_health_needs_no_key_and_tells_no_data(live):
     r = httpx.get(live.url + "/v1/health")
     assert r.status_code == 200 and set(r.json()) == {"status", "pending_events"}
+
+
+def test_segment_single_calls_and_their_short_paths_are_accepted(live):
+    msg = {"anonymousId": "a1", "event": "Product Viewed", "messageId": "m1", "timestamp": T,
+           "properties": {"product_id": "p1", "price": 3}}
+    assert live.send("/v1/track", msg).status_code == 200
+    assert live.send("/v1/t", {**msg, "messageId": "m2"}).status_code == 200
+    assert live.send("/v1/p", {"anonymousId": "a1", "messageId": "m3", "timestamp": T}).status_code == 200
+    assert live.send("/v1/identify", {"type": "track", "anonymousId": "a1"}).status_code == 422
+    assert live.sql("SELECT event_id, event FROM events ORDER BY event_id") == [
+        ("m1", "view_item"), ("m2", "view_item"), ("m3", "page_view")]

@@ -254,6 +254,22 @@ def _single(kind: str) -> None:
 for _kind in SINGLE_TYPES:
     _single(_kind)
 
+# Segment's browser library (analytics.js 2.0) posts to one-letter paths: /v1/t, /v1/p, …
+SHORT_PATHS = {"t": "track", "p": "page", "i": "identify", "s": "screen", "a": "alias", "g": "group"}
+
+
+def _short(letter: str, kind: str) -> None:
+    async def endpoint(request: Request) -> Response:
+        return await collect(request, kind)
+
+    endpoint.__name__ = f"short_{letter}"
+    router.post(f"/v1/{letter}", include_in_schema=False)(endpoint)
+
+
+for _letter, _kind in SHORT_PATHS.items():
+    _short(_letter, _kind)
+router.post("/v1/b", include_in_schema=False)(batch)
+
 
 @router.options("/v1/{path:path}", include_in_schema=False)
 async def preflight(request: Request, path: str) -> Response:
