@@ -124,7 +124,7 @@ def test_oversized_bodies_get_413_even_when_gzipped_or_chunked(tmp_path):
 
 
 def test_a_write_key_over_its_rate_gets_429_with_retry_after(tmp_path):
-    with LiveServer(tmp_path / "s.duckdb", rate_events_per_second=5, rate_burst_events=10) as live:
+    with LiveServer(tmp_path / "s.duckdb", rate_events_per_second=0.5, rate_burst_events=10) as live:
         assert live.send("/v1/batch", {"batch": [ev(f"a{i}") for i in range(10)]}).status_code == 200
         r = live.send("/v1/batch", {"batch": [ev("b")]})
         assert r.status_code == 429
