@@ -90,3 +90,12 @@ def test_the_json_funnel_matches_a_hand_count(live):
     assert live.client.get("/v1/funnel", params={"steps": "page_view"}, headers=basic(WRITE_KEY)).status_code == 401
     bad = live.client.get("/v1/funnel", params={"steps": "page_view", "window": "soon"}, headers=ADMIN)
     assert bad.status_code == 422 and "soon" in bad.text
+
+
+def test_password_guessing_is_slowed_to_about_one_try_a_second(live):
+    for i in range(12):
+        live.client.post("/login", data={"password": f"guess-{i}-xxxx"})
+    # the burst is spent: even the right password is not checked until the bucket refills
+    r = live.client.post("/login", data={"password": ADMIN_PASSWORD}, follow_redirects=False)
+    assert r.status_code == 401
+    assert live.client.get("/v1/info", headers={"Authorization": "Bearer another-guess"}).status_code == 401

@@ -22,7 +22,7 @@ def is_admin(request: Request) -> bool:
     state = state_of(request)
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        return state.is_admin_token(header[7:].strip())
+        return state.is_admin_token(header[7:].strip(), request.client.host if request.client else "?")
     return state.sessions.valid(request.cookies.get(COOKIE))
 
 

@@ -97,11 +97,9 @@ def login_page(request: Request) -> Response:
 def login(request: Request, password: str = Form("")) -> Response:
     state = state_of(request)
     client = request.client.host if request.client else "?"
-    if state.login_rate.take(client) > 0:
-        return render(request, "login.html", status=429, title="Log in",
-                      error="Too many attempts: wait a minute and try again.")
-    if not state.is_admin_token(password):
-        return render(request, "login.html", status=401, title="Log in", error="Wrong password.")
+    if not state.is_admin_token(password, client):
+        return render(request, "login.html", status=401, title="Log in",
+                      error="Wrong password (or too many attempts: wait a little and try again).")
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(COOKIE, state.sessions.new(), httponly=True, samesite="strict",
                         secure=cookie_secure(request), max_age=int(state.sessions.ttl_seconds), path="/")

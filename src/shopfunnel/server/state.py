@@ -119,15 +119,19 @@ class ServerState:
             return None
         return self.key_digests.get(auth.key_digest(key))
 
-    def is_admin_token(self, token: str | None) -> bool:
+    def is_admin_token(self, token: str | None, client: str = "?") -> bool:
         """Whether ``token`` is the admin password; verified once with scrypt, then
-        remembered (as a keyed digest, in memory only) so API calls stay fast."""
+        remembered (as a keyed digest, in memory only) so API calls stay fast. Unknown
+        tokens are checked at most about once a second per client address (after a burst
+        of 10), which bounds both guessing and the scrypt work a stranger can cause."""
         if not token:
             return False
         marker = hashlib.sha256(b"admin-token\x00" + token.encode()).hexdigest()
         with self._admin_lock:
             if marker in self.admin_tokens:
                 return True
+        if self.login_rate.take(client) > 0:
+            return False
         if auth.verify_password(token, self.admin_password_hash):
             with self._admin_lock:
                 self.admin_tokens.add(marker)
