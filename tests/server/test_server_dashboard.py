@@ -58,6 +58,7 @@ def test_event_data_is_escaped_on_every_page(live):
     live.flush()
     login(live)
     for path in ("/", "/events", "/persons", "/funnel", "/stages", "/retention",
+                 "/stages?stage=Decision&status=active&start=2024-03-01&end=2024-03-02",
                  f"/funnel?steps=page_view,{SCRIPT}&by=channel"):
         r = live.client.get(path)
         assert r.status_code in (200, 422), path

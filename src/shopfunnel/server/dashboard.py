@@ -181,6 +181,34 @@ def _bar(x: list[Any], y: list[Any], **layout: Any) -> dict[str, Any]:
                             layout={"margin": {"t": 30}, **layout}))
 
 
+def _breakdown_chart(breakdown: pd.DataFrame, by: str, count_by: str) -> dict[str, Any]:
+    """Persons per step, one group of bars per breakdown value."""
+    fig = go.Figure(layout={"margin": {"t": 30}, "barmode": "group", "yaxis": {"title": f"{count_by}s"},
+                            "legend": {"title": {"text": by}}})
+    for value, part in breakdown.groupby(by, sort=False):
+        fig.add_trace(go.Bar(name=str(value), x=[str(v) for v in part["name"]],
+                             y=[int(v) for v in part["persons"]]))
+    return figure(fig)
+
+
+def _sankey(flow: pd.DataFrame, start: str, end: str) -> dict[str, Any]:
+    """The stage flow matrix as a Sankey diagram: states at ``start`` (left) to ``end`` (right)."""
+    states = [c for c in flow.columns if c != "from"]
+    labels = [f"{s} ({start})" for s in states] + [f"{s} ({end})" for s in states]
+    source, target, value = [], [], []
+    for row in flow.itertuples(index=False):
+        origin = states.index(row[0]) if row[0] in states else None
+        for j in range(len(states)):
+            count = int(row[j + 1])
+            if origin is not None and count > 0:
+                source.append(origin)
+                target.append(len(states) + j)
+                value.append(count)
+    return figure(go.Figure(go.Sankey(node={"label": labels, "pad": 12},
+                                      link={"source": source, "target": target, "value": value}),
+                            layout={"margin": {"t": 30}}))
+
+
 @router.get("/funnel")
 def funnel_page(request: Request, steps: str | None = None, window: str = "7d", order: str = "ordered",
                 by: str = "", count_by: str = "person") -> Response:
@@ -200,10 +228,11 @@ def funnel_page(request: Request, steps: str | None = None, window: str = "7d", 
     except ShopfunnelError as exc:
         return render(request, "funnel.html", status=422, error=str(exc), **context)
     table = result.steps
+    chart = _bar(table["name"].tolist(), [int(v) for v in table["persons"]], yaxis={"title": f"{count_by}s"})
+    if result.breakdown is not None and len(result.breakdown):
+        chart = _breakdown_chart(result.breakdown, by, count_by)
     context.update(
-        steps=table, breakdown=result.breakdown,
-        funnel_chart=_bar(table["name"].tolist(), [int(v) for v in table["persons"]],
-                          yaxis={"title": f"{count_by}s"}),
+        steps=table, breakdown=result.breakdown, funnel_chart=chart,
         api_url="/v1/funnel?" + str(request.query_params),
     )
     return render(request, "funnel.html", **context)
@@ -231,7 +260,8 @@ def stages_page(request: Request, stage: str = "", status: str = "", start: str 
                                        yaxis={"title": "persons reached"})
         context["persons"] = read(request, queries.stage_persons, stage or None, status or None)
         if start and end:
-            context["flow"] = read(request, queries.stage_flow, start, end)
+            context["flow"] = flow = read(request, queries.stage_flow, start, end)
+            context["flow_chart"] = _sankey(flow, start, end)
     except ShopfunnelError as exc:
         return render(request, "stages.html", status=422, error=str(exc), **context)
     return render(request, "stages.html", **context)
