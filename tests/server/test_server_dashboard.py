@@ -100,3 +100,17 @@ def test_password_guessing_is_slowed_to_about_one_try_a_second(live):
     r = live.client.post("/login", data={"password": ADMIN_PASSWORD}, follow_redirects=False)
     assert r.status_code == 401
     assert live.client.get("/v1/info", headers={"Authorization": "Bearer another-guess"}).status_code == 401
+
+
+def test_the_admin_creates_a_write_key_on_the_keys_page_and_it_works_at_once(live):
+    login(live)
+    page = live.client.get("/keys")
+    token = page.text.split('name="csrf" value="')[1].split('"')[0]
+    assert live.client.post("/keys", data={"name": "web", "csrf": "forged"}).status_code == 403
+    created = live.client.post("/keys", data={"name": "web", "csrf": token})
+    key = created.text.split("<code>")[1].split("</code>")[0]
+    assert key.startswith("sfk_") and f'data-write-key="{key}"' in created.text  # the snippet to paste
+    ok = live.client.post("/v1/batch", json={"batch": [{"event_id": "k1", "ts": 1709287200, "event": "page_view",
+                                                          "anonymous_id": "a"}]}, headers=basic(key))
+    assert ok.status_code == 200
+    assert key not in live.client.get("/keys").text  # shown once only

@@ -25,14 +25,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from shopfunnel.errors import ShopfunnelError
-from shopfunnel.server import queries
+from shopfunnel.server import auth, queries
 from shopfunnel.server.admin import COOKIE, cookie_secure, is_admin, state_of
 
 router = APIRouter(include_in_schema=False)
 
 NAV: list[tuple[str, str]] = [
     ("/", "Overview"), ("/funnel", "Funnel"), ("/stages", "Stages"), ("/retention", "Retention & RFM"),
-    ("/persons", "Persons"), ("/events", "Events"),
+    ("/persons", "Persons"), ("/events", "Events"), ("/keys", "Keys"),
 ]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -283,3 +283,34 @@ def retention_page(request: Request, period: str = "month") -> Response:
         context["rfm_chart"] = _bar(groups["group"].tolist(), [int(v) for v in groups["customers"]],
                                     yaxis={"title": "customers"})
     return render(request, "retention.html", **context)
+
+
+def _keys_page(request: Request, new_key: str | None = None, status: int = 200, error: str | None = None) -> Response:
+    state = state_of(request)
+    assert state.store is not None
+    with state.write_lock:
+        keys = auth.list_write_keys(state.store.db)
+    return render(request, "keys.html", status=status, title="Write keys", keys=keys, new_key=new_key,
+                  base_url=str(request.base_url), error=error)
+
+
+@router.get("/keys")
+def keys_page(request: Request) -> Response:
+    if not is_admin(request):
+        return to_login()
+    return _keys_page(request)
+
+
+@router.post("/keys")
+def create_key(request: Request, name: str = Form("web"), csrf: str = Form("")) -> Response:
+    if not is_admin(request):
+        return to_login()
+    if not hmac.compare_digest(csrf, csrf_token(request)):
+        return _keys_page(request, status=403, error="The form expired: reload the page and try again.")
+    name = name.strip()[:100] or "web"
+    state = state_of(request)
+    assert state.store is not None
+    with state.write_lock:
+        key = auth.create_write_key(state.store.db, name)
+    state.refresh_keys()
+    return _keys_page(request, new_key=key)
