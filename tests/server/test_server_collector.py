@@ -171,7 +171,7 @@ def test_a_write_key_cannot_read_anything(live):
         assert live.client.get(path, headers={"Authorization": "Bearer " + WRITE_KEY}).status_code == 401, path
         assert live.client.get(path, headers=ADMIN).status_code in (200, 422), path  # 422: required parameters
     assert live.client.post("/v1/keys", headers=basic(WRITE_KEY)).status_code == 401
-    for page in ("/", "/events", "/persons.csv"):
+    for page in ("/", "/events", "/persons.csv", "/keys", "/funnel", "/stages", "/retention"):
         r = live.client.get(page, headers=basic(WRITE_KEY), follow_redirects=False)
         assert r.status_code in (303, 401), page
 
