@@ -88,6 +88,9 @@ def serve(
             max_pending_events=max_pending, durability=durability,
         )
         console.print(f"shopfunnel: collecting into {db} — dashboard at http://{host}:{port}/")
+        if not allow_origin:
+            err_console.print("note: no --allow-origin given, so browsers (the /sdk.js snippet) cannot "
+                              "send events; server-side SDKs can.")
         uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log,
                     timeout_graceful_shutdown=10)
 
