@@ -10,7 +10,16 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from shopfunnel.cli.app import app
-from shopfunnel.cli.output import DB_OPTION, FORMAT_OPTION, OUT_OPTION, Format, console, emit, friendly_errors, rich_table
+from shopfunnel.cli.output import (
+    DB_OPTION,
+    FORMAT_OPTION,
+    OUT_OPTION,
+    Format,
+    console,
+    emit,
+    friendly_errors,
+    rich_table,
+)
 from shopfunnel.errors import ConfigError
 from shopfunnel.ingest import FORMATS, read
 from shopfunnel.store import Store
