@@ -181,6 +181,10 @@ def test_ga4_and_rees46_formats_load_through_the_cli(tmp_path) -> None:
     assert run("ingest", rees, "--db", db, "--format", "rees46").exit_code == 0
     info = json.loads(run("info", "--db", db, "--format", "json").stdout)
     assert info["events_by_name"] == {"page_view": 1, "view_item": 1}
+    # the formats are also recognised from the files themselves
+    sniffed = tmp_path / "y.duckdb"
+    assert run("ingest", ga, rees, "--db", sniffed).exit_code == 0
+    assert json.loads(run("info", "--db", sniffed, "--format", "json").stdout)["events"] == 2
 
 
 def test_a_latin1_file_loads_with_encoding(tmp_path) -> None:

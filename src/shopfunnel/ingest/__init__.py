@@ -14,6 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from shopfunnel.errors import ConfigError
 from shopfunnel.ingest import ga4, generic, orders, rees46
 from shopfunnel.store import Staged, to_arrow
@@ -51,7 +54,11 @@ def guess_format(path: str | Path) -> str:
 def _sniff_source(path: Path, fmt: str) -> str:
     """``ga4`` or ``rees46`` when the file's first bytes say so, else ``fmt``."""
     if fmt == "parquet":
-        return fmt
+        try:
+            names = set(pq.read_schema(path).names)
+        except (pa.ArrowInvalid, OSError):
+            return fmt  # the importer gives the precise message
+        return "ga4" if {"event_timestamp", "event_name", "event_params"} <= names else fmt
     try:
         opener = gzip.open if path.name.lower().endswith(".gz") else open
         with opener(path, "rb") as fh:
