@@ -91,6 +91,8 @@ def _parquet_bytes(tmp_path: Path) -> bytes:
          "unknown format 'xml'"),
         ("events.csv", f"{HEADER},colour\ne1,2024-03-01,page_view,a,red\n", [],
          "unknown column(s) 'colour'"),
+        ("events.csv", '{"ts": "2024-03-01", "event": "x"}\n', ["--format", "csv"],
+         "looks like JSON"),
         ("events.csv", "", [], "is empty"),
         ("events.csv", f"{HEADER}\n", [], "has a header but no rows"),
         ("events.csv", "LATIN1", [], "events.csv:2: is not utf-8 text"),

@@ -118,6 +118,9 @@ def sniff(p: Path, expected: str) -> None:
     if head.startswith((b"<?xml", b"<")) and expected != "parquet":
         raise InputError(f"{p}: looks like XML or HTML, not {expected}: export events as CSV, "
                          "Parquet or JSON Lines")
+    if "CSV" in expected and head.lstrip().startswith((b"{", b"[")):
+        raise InputError(f"{p}: looks like JSON, not {expected}: load it with --format jsonl "
+                         "(or --format ga4 for a GA4 export)")
 
 
 def stream_csv(
@@ -184,7 +187,10 @@ def csv_header(p: Path, *, delimiter: str = ",", encoding: str = "utf-8") -> lis
 
 def _encoding_message(p: Path, encoding: str) -> str:
     """Name the first line that is not valid text in ``encoding``."""
-    with open(p, "rb") as fh:
+    import gzip
+
+    opener = gzip.open if p.name.lower().endswith(".gz") else open
+    with opener(p, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             try:
                 raw.decode(encoding)
