@@ -227,39 +227,35 @@ class Store:
             for c in ("event_id", "session_id", "channel")
         }
         distinct_ids = "count(DISTINCT event_id)" if "event_id" in types else "0"
-        rows_read, bad_count, null_ids, null_sessions, null_channels, unique_ids = db.rows(
+        staged_rows, bad_count, null_ids, null_sessions, null_channels, unique_ids = db.rows(
             f"SELECT count(*), count(*) FILTER (WHERE {any_bad}), {nulls['event_id']}, "
             f"{nulls['session_id']}, {nulls['channel']}, {distinct_ids} FROM __src"
         )[0]
-        # Rows the importer rejected itself are not in __src but were read all the same.
         early = tuple(staged.rejects)
         early_lines = len({r.line for r in early})
-        staged_rows = rows_read
-        rows_read += early_lines
-        bad_count += early_lines
+        rows_read = int(staged_rows) + early_lines
         if rows_read == 0:
             raise InputError(f"{staged.source}: no rows to load (the source is empty)")
-        rejects: tuple[Reject, ...] = ()
         where = "TRUE"
+        rejects = early
         if bad_count:
-            if bad_count > early_lines:
-                db.execute(
-                    f"CREATE OR REPLACE TEMP TABLE __bad AS SELECT * FROM __src WHERE {any_bad}"
-                )
-                rejects = self._describe_rejects(staged.source, checks, types)
-                where = f"{LINE} NOT IN (SELECT {LINE} FROM __bad)"
-            rejects = tuple(sorted(early + rejects, key=lambda r: (r.line, r.column)))
-            if on_error == "fail":
-                db.execute("DROP TABLE IF EXISTS __bad")
-                shown = "\n  ".join(str(r) for r in rejects[:10])
-                more = f"\n  … and {len(rejects) - 10} more" if len(rejects) > 10 else ""
-                raise ValidationError(
-                    f"{staged.source}: {len(rejects)} problem(s) in {bad_count} "
-                    f"{staged.line_label}(s); nothing was loaded.\n  {shown}{more}\n"
-                    f"Fix the {staged.line_label}s, or load the valid rows with --on-error skip "
-                    "(the rejects are written to a file).",
-                    list(rejects),
-                )
+            db.execute(f"CREATE OR REPLACE TEMP TABLE __bad AS SELECT * FROM __src WHERE {any_bad}")
+            rejects = tuple(sorted(
+                early + self._describe_rejects(staged.source, checks, types),
+                key=lambda r: (r.line, r.column),
+            ))
+            where = f"{LINE} NOT IN (SELECT {LINE} FROM __bad)"
+        if rejects and on_error == "fail":
+            db.execute("DROP TABLE IF EXISTS __bad")
+            shown = "\n  ".join(str(r) for r in rejects[:10])
+            more = f"\n  … and {len(rejects) - 10} more" if len(rejects) > 10 else ""
+            raise ValidationError(
+                f"{staged.source}: {len(rejects)} problem(s) in {len({r.line for r in rejects})} "
+                f"{staged.line_label}(s); nothing was loaded.\n  {shown}{more}\n"
+                f"Fix the {staged.line_label}s, or load the valid rows with --on-error skip "
+                "(the rejects are written to a file).",
+                list(rejects),
+            )
         note("writing")
         prepared = self._prepare_sql(
             present, typed, where, derive_sessions=bool(null_sessions),
@@ -291,7 +287,7 @@ class Store:
             source=staged.source,
             rows_read=int(rows_read),
             rows_added=added,
-            duplicates=int(rows_read) - int(bad_count) - added,
+            duplicates=int(staged_rows) - int(bad_count) - added,
             rejects=rejects,
         )
 
