@@ -196,3 +196,16 @@ def test_a_latin1_file_loads_with_encoding(tmp_path) -> None:
     assert run("ingest", path, "--db", db, "--encoding", "latin-1").exit_code == 0
     with Store(db, read_only=True) as store:
         assert store.events()["anonymous_id"].tolist() == ["caf\u00e9"]
+
+
+def test_one_rejects_file_collects_the_rejects_of_every_file(tmp_path, db) -> None:
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text(f"{HEADER}\na1,2024-03-01T12:00:00Z,page_view,a\na2,later,page_view,a\n")
+    second.write_text(f"{HEADER}\nb1,sooner,page_view,b\nb2,2024-03-01T12:00:00Z,page_view,b\n")
+    rejects = tmp_path / "rejects.csv"
+    result = run("ingest", first, second, "--db", db, "--on-error", "skip", "--rejects", rejects)
+    assert result.exit_code == 0, result.output
+    with open(rejects, newline="") as fh:
+        rows = [(Path(r["source"]).name, r["line"], r["value"]) for r in csv.DictReader(fh)]
+    assert rows == [("a.csv", "3", "later"), ("b.csv", "2", "sooner")]
+    assert stored(db)[0] == 3 + 2
