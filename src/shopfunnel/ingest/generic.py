@@ -258,7 +258,33 @@ def read_jsonl(
             pc.cast(table.column("ts"), pa.timestamp("us", "UTC")),
         )
     table = apply_mapping(table, mapping, extra_columns, str(p))
-    return with_lines(table, str(p), first_line=1, line_label="line")
+    lines = _jsonl_line_numbers(p, table.num_rows)
+    if lines is None:
+        return with_lines(table, str(p), first_line=1, line_label="line")
+    table = table.append_column(LINE, pa.array(lines, type=pa.int64()))
+    return Staged(source=str(p), table=table, line_label="line")
+
+
+def _jsonl_line_numbers(p: Path, rows: int) -> np.ndarray | None:
+    """The line of each object when the file has blank lines; None when it has none
+    (then row n is line n). A fast scan of the bytes in blocks finds out first."""
+    import gzip
+    import re
+
+    opener = gzip.open if p.name.lower().endswith(".gz") else open
+    blank = re.compile(rb"\n[ \t\r]*\n")
+    found, tail = False, b"\n"  # a blank first line counts too
+    with opener(p, "rb") as fh:
+        while block := fh.read(1 << 24):
+            if blank.search(tail + block):
+                found = True
+                break
+            tail = block[-64:]
+    if not found:
+        return None
+    with opener(p, "rb") as fh:
+        numbers = [n for n, raw in enumerate(fh, start=1) if raw.strip()]
+    return np.array(numbers, dtype=np.int64) if len(numbers) == rows else None
 
 
 def read_parquet(
