@@ -267,3 +267,15 @@ def test_a_ga4_export_is_recognised_without_format(tmp_path: Path) -> None:
     gz.write_bytes(gzip.compress(path.read_bytes()))
     assert read(path).table.column("event").to_pylist() == ["purchase"]
     assert read(gz).table.column("order_id").to_pylist() == ["T-1001"]
+
+
+def test_odd_item_values_are_read_as_unknown_not_a_crash(tmp_path: Path) -> None:
+    items = [{"item_id": 7, "price": "n/a", "quantity": "99999999999"},
+             {"item_name": "Cap", "price": "12.5", "quantity": 1.0}, "not an item"]
+    store, _ = load(write_ndjson(tmp_path / "ga.json", [event("view_item", TS, items=items)]))
+    assert [dict(i) for i in store.events()["items"][0]] == [
+        {"item_id": "7", "item_name": None, "item_category": None, "price": None,
+         "quantity": None},
+        {"item_id": None, "item_name": "Cap", "item_category": None, "price": 12.5,
+         "quantity": 1},
+    ]

@@ -345,10 +345,16 @@ def _items(raw: Any) -> list[dict[str, Any]] | None:
                 "item_name": _str(item.get("item_name")),
                 "item_category": _str(item.get("item_category")),
                 "price": _float(item.get("price")),
-                "quantity": _int(item.get("quantity")),
+                "quantity": _quantity(item.get("quantity")),
             }
         )
     return items or None
+
+
+def _quantity(value: Any) -> int | None:
+    """An item quantity; one that does not fit the canonical 32-bit integer is unknown."""
+    q = _int(value)
+    return q if q is not None and -(2**31) <= q < 2**31 else None
 
 
 def _campaign(src: Any, med: Any, camp: Any) -> tuple[str | None, str | None, str | None] | None:
