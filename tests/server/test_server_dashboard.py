@@ -91,6 +91,8 @@ def test_the_json_funnel_matches_a_hand_count(live):
     assert live.client.get("/v1/funnel", params={"steps": "page_view"}, headers=basic(WRITE_KEY)).status_code == 401
     bad = live.client.get("/v1/funnel", params={"steps": "page_view", "window": "soon"}, headers=ADMIN)
     assert bad.status_code == 422 and "soon" in bad.text
+    huge = live.client.get("/v1/funnel", params={"steps": "page_view", "window": "99999999999999d"}, headers=ADMIN)
+    assert huge.status_code == 422 and "3650d" in huge.text
 
 
 def test_password_guessing_is_slowed_to_about_one_try_a_second(live):

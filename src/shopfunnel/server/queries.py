@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
 from shopfunnel.store import Store
 
@@ -46,6 +47,7 @@ def persons(store: Store, limit: int = 1000) -> pd.DataFrame:
 
 
 # -- analyses (each module is the team's; these only pick the inputs) ---------------------
+MAX_WINDOW_SECONDS = 3650 * 86400
 BREAKDOWNS = ("channel", "device", "country", "utm_source", "utm_medium", "utm_campaign")
 
 
@@ -63,6 +65,10 @@ def funnel(store: Store, steps: str, *, window: str = "7d", order: str = "ordere
     """:func:`shopfunnel.funnel.funnel` over the store (a ``FunnelResult``)."""
     from shopfunnel.funnel import funnel as count_funnel
 
+    seconds = parse_duration_seconds(window)
+    if not 0 < seconds <= MAX_WINDOW_SECONDS:
+        raise ConfigError(f"window={window!r} is not valid here: give a duration above 0 and at most "
+                          "3650d, e.g. 30m, 7d")
     if by is not None and by not in BREAKDOWNS:
         raise ConfigError(f"by={by!r} is not offered here: use one of {', '.join(BREAKDOWNS)}")
     return count_funnel(store, parse_steps(steps), window=window, order=order, by=by,
