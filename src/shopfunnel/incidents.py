@@ -228,25 +228,25 @@ class _Scanner:
                 M = self.members[segsel]
                 seg_idx = np.flatnonzero(segsel)
                 N = M @ n_
-                O = M @ x_
+                Obs = M @ x_
                 E = M @ (n_ * p_)
                 BV = M @ (n_ * p_ * (1 - p_))  # binomial variance
                 SD = np.sqrt(M @ (n_**2 * v_))  # sd of the expectation from the baseline's uncertainty
                 if grain == "day":
-                    phi = _robust_dispersion(O, E, BV)
+                    phi = _robust_dispersion(Obs, E, BV)
                     self._phi_k[k] = dict(zip(seg_idx.tolist(), phi.tolist(), strict=True))
                 else:
                     phi = np.array([self._phi_k[k].get(int(i), 1.0) for i in seg_idx])
-                c, t = self._scan_drop(k, grain, seg_idx, N, O, E, BV, SD, phi, L, unit)
+                c, t = self._scan_drop(k, grain, seg_idx, N, Obs, E, BV, SD, phi, L, unit)
                 cands += c
                 tests += t
         return cands, tests
 
-    def _scan_drop(self, k, grain, seg_idx, N, O, E, BV, SD, phi, L, unit):
+    def _scan_drop(self, k, grain, seg_idx, N, Obs, E, BV, SD, phi, L, unit):
         s = self.s
         T = N.shape[1]
         cs = lambda a: np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(a, axis=1)], axis=1)  # noqa: E731
-        cN, cO, cE, cB, cS = cs(N), cs(O), cs(E), cs(BV), cs(SD)
+        cN, cO, cE, cB, cS = cs(N), cs(Obs), cs(E), cs(BV), cs(SD)
         out: list[_Candidate] = []
         tests = 0
         lengths = range(1, min(L, T) + 1) if grain == "day" else [h for h in HOUR_LENGTHS if h <= min(L, T)]
