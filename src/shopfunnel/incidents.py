@@ -135,7 +135,7 @@ class _Scanner:
         self.s = settings
         self.levels = levels
         self.K = len(levels.steps)
-        counts = levels.counts(by=DIMS, grain="hour", top={"campaign": settings.top_campaigns})
+        counts = levels.counts(by=DIMS, grain="hour", top={"campaign": settings.top_campaigns}, include_excluded=True)
         self.empty = counts.empty or self.K == 0
         if self.empty:
             return

@@ -98,7 +98,8 @@ class SessionLevels:
                    coalesce(arg_min(country, ts) FILTER (WHERE country IS NOT NULL), '(none)') AS country,
                    {level_expr} AS level,
                    count(DISTINCT order_id) FILTER (WHERE event = 'purchase') AS orders,
-                   coalesce(sum(value) FILTER (WHERE event = 'purchase'), 0)::DOUBLE AS revenue
+                   coalesce(sum(value) FILTER (WHERE event = 'purchase'), 0)::DOUBLE AS revenue,
+                   false AS excluded
             FROM events {cond}
             GROUP BY session_id
             """,
@@ -111,6 +112,22 @@ class SessionLevels:
     def step_names(self) -> list[str]:
         return [VISIT] + [s.name for s in self.steps]
 
+    def exclude(self, start: datetime, end: datetime, **segment: str) -> int:
+        """Leave the sessions of ``segment`` (device=…, channel=…, campaign=…) that started in
+        ``[start, end)`` out of later :meth:`counts` (an incident is reported once, as an
+        incident, not again as a weak segment or period). Returns how many were marked."""
+        cond, params = ["started_at >= ?", "started_at < ?"], [start, end]
+        for col, value in segment.items():
+            if col not in SEGMENT_COLUMNS:
+                from shopfunnel.errors import ConfigError
+
+                raise ConfigError(f"cannot exclude by {col!r}: use one of {', '.join(SEGMENT_COLUMNS)}")
+            cond.append(f"{quote_ident(col)} = ?")
+            params.append(value)
+        before = int(self.db.scalar(f"SELECT count(*) FROM {self.table} WHERE excluded") or 0)
+        self.db.execute(f"UPDATE {self.table} SET excluded = true WHERE {' AND '.join(cond)}", params)
+        return int(self.db.scalar(f"SELECT count(*) FROM {self.table} WHERE excluded") or 0) - before
+
     def counts(
         self,
         by: Sequence[str] = (),
@@ -118,12 +135,14 @@ class SessionLevels:
         start: datetime | None = None,
         end: datetime | None = None,
         top: dict[str, int] | None = None,
+        include_excluded: bool = False,
     ) -> pd.DataFrame:
         """Sessions reaching each step, grouped by ``by`` columns and optionally by ``grain``.
 
         Columns: the ``by`` columns, ``period`` (when ``grain`` is set), ``n0`` (sessions)
         and ``n1..nK`` (sessions that reached step k), ``orders`` and ``revenue`` (purchase
-        value). ``start``/``end`` bound the session start (``[start, end)``). ``top`` folds
+        value). ``start``/``end`` bound the session start (``[start, end)``). Sessions
+        marked by :meth:`exclude` are left out unless ``include_excluded``. ``top`` folds
         a column's values outside its ``top[col]`` most frequent (by sessions) into ``other``.
         """
         for col in by:
@@ -146,7 +165,7 @@ class SessionLevels:
         if grain is not None:
             exprs.append("hour AS period" if grain == "hour" else "day AS period")
         reached = ", ".join(f"count(*) FILTER (WHERE level >= {k}) AS n{k}" for k in range(1, len(self.steps) + 1))
-        where, wparams = [], []
+        where, wparams = [] if include_excluded else ["NOT excluded"], []
         if start is not None:
             where.append("started_at >= ?")
             wparams.append(start)

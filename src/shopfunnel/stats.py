@@ -58,6 +58,18 @@ def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tup
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def one_sample_p(x: float, n: float, p0: float) -> float:
+    """Two-sided p-value of the score test of ``x/n`` against a fixed rate ``p0``.
+
+    ``z = (x/n - p0) / sqrt(p0(1-p0)/n)``; it rejects at 5% exactly when the 95% Wilson
+    interval excludes ``p0``. ``n = 0`` or ``p0`` at 0 or 1 gives ``nan``.
+    """
+    if n <= 0 or not 0 < p0 < 1:
+        return NAN
+    z = (x / n - p0) / math.sqrt(p0 * (1 - p0) / n)
+    return _p_from_z(z, "two-sided")
+
+
 @dataclass(frozen=True)
 class ZTest:
     """A z statistic and its p-value."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from shopfunnel.cli import data  # noqa: F401  (registers commands)
+from shopfunnel.cli import (
+    data,  # noqa: F401  (registers commands)
+    diagnose,  # noqa: F401
+)
 from shopfunnel.cli.app import app
 
 
