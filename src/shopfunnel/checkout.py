@@ -1,7 +1,7 @@
 """The checkout journey: begin_checkout → add_shipping_info → add_payment_info → purchase.
 
-Per session (the diagnosis window, :mod:`shopfunnel.session_levels`), over sessions that
-began checkout:
+Per session (the diagnosis window, :mod:`shopfunnel.session_levels`, leaving out the
+sessions inside a detected incident), over sessions that began checkout:
 
 - **journey**: sessions at each checkout step, overall and per device, with the share of
   checkout starters that reached it;
@@ -44,7 +44,7 @@ def checkout_sessions(store, levels: SessionLevels) -> pd.DataFrame:
                any_value(json_extract_string(e.properties, '$.checkout_type')) FILTER (WHERE e.event = 'begin_checkout') AS checkout_type,
                max(TRY_CAST(json_extract_string(e.properties, '$.shipping_cost') AS DOUBLE)) FILTER (WHERE e.event = 'add_shipping_info') AS shipping_cost
         FROM {levels.table} l JOIN events e USING (session_id)
-        WHERE e.event IN ('begin_checkout', 'add_shipping_info', 'add_payment_info', 'purchase')
+        WHERE e.event IN ('begin_checkout', 'add_shipping_info', 'add_payment_info', 'purchase') AND NOT l.excluded
         GROUP BY l.session_id, l.device
         HAVING bool_or(e.event = 'begin_checkout')
         """

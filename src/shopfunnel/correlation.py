@@ -39,6 +39,7 @@ def feature_counts(store, levels: SessionLevels, max_values: int = 12) -> pd.Dat
         WITH ev AS (
             SELECT e.session_id, e.event, {step_idx} AS step_idx, e.properties
             FROM events e JOIN {levels.table} l USING (session_id)
+            WHERE NOT l.excluded
         ),
         props AS (
             SELECT session_id, step_idx, key, json_extract_string(properties, '$."' || key || '"') AS value
@@ -55,6 +56,7 @@ def feature_counts(store, levels: SessionLevels, max_values: int = 12) -> pd.Dat
         )
         SELECT f.kind, f.key, f.value, f.first_step, l.level, count(*) AS sessions
         FROM feat f JOIN {levels.table} l USING (session_id)
+        WHERE NOT l.excluded
         GROUP BY ALL
         """,
         [*steps, max_values],

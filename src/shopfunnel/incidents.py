@@ -2,8 +2,8 @@
 
 The method (docs/adr/0060-incident-detection.md, docs/diagnosis.md) in short:
 
-1. **Counts.** Sessions per hour × device × channel × campaign (the campaign's long tail
-   folded into ``other``), and how many reached each step (:mod:`shopfunnel.session_levels`).
+1. **Counts.** Sessions per hour × device × channel × campaign (campaigns outside the
+   ``top_campaigns`` largest, by total sessions and by busiest day, folded into ``other``), and how many reached each step (:mod:`shopfunnel.session_levels`).
 2. **Expected conversion, cell by cell.** For the transition into step ``k`` on day ``d``
    in the finest cell ``f`` (device × channel × campaign) the baseline rate is the cell's
    pooled rate over the surrounding days ``d-window … d+window``, leaving out ``d-guard …
@@ -135,7 +135,8 @@ class _Scanner:
         self.s = settings
         self.levels = levels
         self.K = len(levels.steps)
-        counts = levels.counts(by=DIMS, grain="hour", top={"campaign": settings.top_campaigns}, include_excluded=True)
+        keep = {"campaign": levels.top_values("campaign", settings.top_campaigns)}
+        counts = levels.counts(by=DIMS, grain="hour", keep=keep, include_excluded=True)
         self.empty = counts.empty or self.K == 0
         if self.empty:
             return

@@ -136,6 +136,7 @@ class SessionLevels:
         end: datetime | None = None,
         top: dict[str, int] | None = None,
         include_excluded: bool = False,
+        keep: dict[str, list[str]] | None = None,
     ) -> pd.DataFrame:
         """Sessions reaching each step, grouped by ``by`` columns and optionally by ``grain``.
 
@@ -143,7 +144,8 @@ class SessionLevels:
         and ``n1..nK`` (sessions that reached step k), ``orders`` and ``revenue`` (purchase
         value). ``start``/``end`` bound the session start (``[start, end)``). Sessions
         marked by :meth:`exclude` are left out unless ``include_excluded``. ``top`` folds
-        a column's values outside its ``top[col]`` most frequent (by sessions) into ``other``.
+        a column's values outside its ``top[col]`` most frequent (by sessions) into ``other``;
+        ``keep[col]`` lists the values to keep instead.
         """
         for col in by:
             if col not in SEGMENT_COLUMNS:
@@ -152,14 +154,14 @@ class SessionLevels:
                 raise ConfigError(f"cannot break down by {col!r}: use one of {', '.join(SEGMENT_COLUMNS)}")
         exprs, params = [], []
         for col in by:
-            if top and col in top:
-                keep = [r[0] for r in self.db.rows(
+            if (top and col in top) or (keep and col in keep):
+                values = keep[col] if keep and col in keep else [r[0] for r in self.db.rows(
                     f"SELECT {quote_ident(col)} FROM {self.table} GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ?",
-                    [top[col]],
+                    [top[col]],  # type: ignore[index]
                 )]
-                placeholders = ", ".join("?" for _ in keep) or "NULL"
+                placeholders = ", ".join("?" for _ in values) or "NULL"
                 exprs.append(f"CASE WHEN {quote_ident(col)} IN ({placeholders}) THEN {quote_ident(col)} ELSE 'other' END AS {quote_ident(col)}")
-                params += keep
+                params += values
             else:
                 exprs.append(quote_ident(col))
         if grain is not None:
@@ -181,6 +183,26 @@ class SessionLevels:
         df["orders"] = df["orders"].fillna(0).astype("int64")
         df["revenue"] = df["revenue"].fillna(0.0).astype(float)
         return df
+
+    def top_values(self, col: str, n: int) -> list[str]:
+        """The ``n`` values of ``col`` with the most sessions, plus the ``n`` with the most
+        sessions on their busiest day (so a short burst, such as a one-off campaign, is kept)."""
+        if col not in SEGMENT_COLUMNS:
+            from shopfunnel.errors import ConfigError
+
+            raise ConfigError(f"no segment column {col!r}: use one of {', '.join(SEGMENT_COLUMNS)}")
+        c = quote_ident(col)
+        rows = self.db.rows(
+            f"""
+            WITH d AS (SELECT {c} AS v, day, count(*) AS n FROM {self.table} GROUP BY ALL),
+            t AS (SELECT v, sum(n) AS total, max(n) AS peak FROM d GROUP BY v)
+            SELECT v FROM (SELECT v, row_number() OVER (ORDER BY total DESC, v) AS r1,
+                                  row_number() OVER (ORDER BY peak DESC, v) AS r2 FROM t)
+            WHERE r1 <= ? OR r2 <= ? ORDER BY v
+            """,
+            [n, n],
+        )
+        return [r[0] for r in rows]
 
     def close(self) -> None:
         self.db.execute(f"DROP TABLE IF EXISTS {self.table}")

@@ -172,11 +172,11 @@ def odds_ratio(
     cell is zero, 0.5 is added to every cell first (Haldane–Anscombe). The p-value is
     Fisher's exact test when any expected cell count is below ``small_count``, else the
     Wald z-test on ``ln OR`` (which agrees with the interval). An empty row or column
-    gives ``nan``.
+    (or a negative count) gives ``nan``.
     """
     z = _z(confidence)
     n = a + b + c + d
-    if min(a + b, c + d, a + c, b + d) <= 0:
+    if min(a, b, c, d) < 0 or min(a + b, c + d, a + c, b + d) <= 0:
         return OddsRatio(NAN, NAN, NAN, NAN, "none")
     corrected = min(a, b, c, d) == 0
     aa, bb, cc, dd = (v + 0.5 for v in (a, b, c, d)) if corrected else (a, b, c, d)
