@@ -31,8 +31,9 @@ import pandas as pd
 
 from shopfunnel.baselines import period_over_period, segment_gaps
 from shopfunnel.benchmarks import compare_with_benchmarks, load_benchmarks
+from shopfunnel.errors import ShopfunnelError
 from shopfunnel.findings import FINDING_COLUMNS, finding, pct
-from shopfunnel.incidents import IncidentSettings, find_incidents
+from shopfunnel.incidents import INCIDENT_COLUMNS, IncidentSettings, find_incidents
 from shopfunnel.playbook import load_playbook
 from shopfunnel.session_levels import DEFAULT_STEPS, SessionLevels
 
@@ -159,8 +160,20 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
         if not orders:
             notes.append("no orders in the window: revenue at stake cannot be computed")
         rows: list[dict] = []
+
+        def attempt(name: str, fn, empty):
+            # One analysis failing on odd data must not take the whole diagnosis (and the
+            # report built on it) down: it leaves a note naming the error instead.
+            try:
+                return fn()
+            except ShopfunnelError as exc:
+                notes.append(f"{name} skipped: {exc}")
+            except (ValueError, ArithmeticError, KeyError, IndexError) as exc:
+                notes.append(f"{name} failed on this data ({type(exc).__name__}: {exc}); please report it")
+            return empty
+
         # incidents first: their sessions are then left out of the other comparisons
-        incidents = find_incidents(levels, s.incidents)
+        incidents = attempt("incident scan", lambda: find_incidents(levels, s.incidents), pd.DataFrame(columns=INCIDENT_COLUMNS))
         rows += _incident_findings(incidents, levels, totals)
         excluded = 0
         for r in incidents.itertuples(index=False):
@@ -171,24 +184,24 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
                                        datetime.combine(r.end, datetime.min.time()) + timedelta(days=1), **seg)
         if excluded:
             notes.append(f"{excluded:,} sessions inside the incidents found are left out of the other comparisons")
-        bench_table, f = compare_with_benchmarks(levels, benchmarks, min_relative_gap=s.min_relative_gap)
+        bench_table, f = attempt("benchmarks", lambda: compare_with_benchmarks(levels, benchmarks, min_relative_gap=s.min_relative_gap), ([], []))
         rows += f
-        period_table, f = period_over_period(levels, end, s.period_days, alpha=s.alpha)
+        period_table, f = attempt("period over period", lambda: period_over_period(levels, end, s.period_days, alpha=s.alpha), ([], []))
         rows += f
-        seg_table, f = segment_gaps(levels, None, None, alpha=s.alpha, min_relative_gap=s.min_relative_gap)
+        seg_table, f = attempt("segments", lambda: segment_gaps(levels, None, None, alpha=s.alpha, min_relative_gap=s.min_relative_gap), ([], []))
         rows += f
         checkout_table = pd.DataFrame()
         if s.checkout:
             from shopfunnel.checkout import checkout_findings
 
-            checkout_table, f, n = checkout_findings(store, levels, alpha=s.alpha)
+            checkout_table, f, n = attempt("checkout journey", lambda: checkout_findings(store, levels, alpha=s.alpha), (pd.DataFrame(), [], []))
             rows += f
             notes += n
         correlations = pd.DataFrame()
         if s.correlation:
             from shopfunnel.correlation import correlation_findings
 
-            correlations, f = correlation_findings(store, levels, alpha=s.alpha, skip_keys=_covered_keys(rows))
+            correlations, f = attempt("correlation analysis", lambda: correlation_findings(store, levels, alpha=s.alpha, skip_keys=_covered_keys(rows)), (pd.DataFrame(), []))
             rows += f
         findings = _rank(rows, aov, playbook, s.tactics_per_finding)
     finally:

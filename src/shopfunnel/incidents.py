@@ -184,8 +184,7 @@ class _Scanner:
                     labels.append(tuple(label))
                     members.append(mask)
         self.labels = labels
-        self.members = np.array(members, dtype=float)  # (S, F)
-        self.coarse = np.array([sum(v is None for v in lab) == len(DIMS) or (lab[1] is None and lab[2] is None) for lab in labels])
+        self.members = np.array(members, dtype=float).reshape(len(members), self.F)  # (S, F)
 
     # -- conversion drops ---------------------------------------------------------------
     def _baseline(self, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -403,7 +402,7 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
     """
     s = settings or IncidentSettings()
     sc = _Scanner(levels, s)
-    if sc.empty:
+    if sc.empty or not sc.labels:
         return pd.DataFrame(columns=INCIDENT_COLUMNS)
     S = len(sc.labels)
     masks = np.ones((sc.F, sc.D, sc.K + 1))

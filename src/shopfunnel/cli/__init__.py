@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from shopfunnel.cli import audiences  # noqa: F401  (registers commands)
-from shopfunnel.cli import customers  # noqa: F401  (registers commands)
-from shopfunnel.cli import data  # noqa: F401  (registers commands)
-from shopfunnel.cli import datasets  # noqa: F401  (registers commands)
-from shopfunnel.cli import diagnose  # noqa: F401  (registers commands)
-from shopfunnel.cli import funnel  # noqa: F401  (registers commands)
-from shopfunnel.cli import sample  # noqa: F401  (registers commands)
-from shopfunnel.cli import stages  # noqa: F401  (registers commands)
+from shopfunnel.cli import (
+    audiences,  # noqa: F401  (registers commands)
+    customers,  # noqa: F401  (registers commands)
+    data,  # noqa: F401  (registers commands)
+    datasets,  # noqa: F401  (registers commands)
+    diagnose,  # noqa: F401  (registers commands)
+    funnel,  # noqa: F401  (registers commands)
+    sample,  # noqa: F401  (registers commands)
+    stages,  # noqa: F401  (registers commands)
+)
 from shopfunnel.cli.app import app
 
 
