@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from shopfunnel.cli import (
-    audiences,  # noqa: F401  (registers commands)
-    customers,  # noqa: F401  (registers commands)
-    data,  # noqa: F401  (registers commands)
-    datasets,  # noqa: F401  (registers commands)
-    diagnose,  # noqa: F401  (registers commands)
-    funnel,  # noqa: F401  (registers commands)
-    sample,  # noqa: F401  (registers commands)
-    stages,  # noqa: F401  (registers commands)
+from shopfunnel.cli import (  # noqa: F401  (each module registers its commands)
+    audiences,
+    customers,
+    data,
+    datasets,
+    demo,
+    diagnose,
+    funnel,
+    sample,
+    stages,
 )
 from shopfunnel.cli.app import app
 
