@@ -14,7 +14,9 @@ exact p-value when an expected count is under 5 (:func:`shopfunnel.stats.odds_ra
 All p-values are Benjamini–Hochberg adjusted together. A finding is a feature with
 q < alpha, odds ratio below 1 (associated with dropping), carried by at least
 ``min_sessions`` entering sessions, whose conversion is at least 10% (relative) below
-the sessions without it. This is association, not cause.
+the sessions without it. Features carried by exactly the same sessions at a step
+(``shipping_cost=5.95`` and ``shipping_tier=standard``) give one finding. This is
+association, not cause.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def feature_counts(store, levels: SessionLevels, max_values: int = 12) -> pd.Dat
         WITH ev AS (
             SELECT e.session_id, e.event, {step_idx} AS step_idx, e.properties
             FROM events e JOIN {levels.table} l USING (session_id)
-            WHERE NOT l.excluded
+            WHERE NOT l.excluded AND (e.properties IS NOT NULL OR e.event <> 'page_view')
         ),
         props AS (
             SELECT session_id, step_idx, key, json_extract_string(properties, '$."' || key || '"') AS value
@@ -103,11 +105,15 @@ def correlation_findings(store, levels: SessionLevels, *, alpha: float = 0.05, m
     table["q_value"] = benjamini_hochberg(table["p_value"].to_numpy())
     findings = []
     skip = skip_keys or set()
-    for r in table.itertuples(index=False):
+    # features carried by exactly the same sessions (shipping_cost=5.95 and shipping_tier=standard)
+    # are one fact: report the first, and none of those another analysis already reports
+    seen = {(r.k, r.with_converted, r.with_dropped) for r in table.itertuples(index=False) if r.key in skip}
+    for r in table.sort_values(["q_value", "feature"]).itertuples(index=False):
         if not (r.q_value < alpha and r.odds_ratio < 1 and r.rate_without - r.rate_with >= min_relative_gap * r.rate_without):
             continue
-        if r.key in skip:
+        if r.key in skip or (r.k, r.with_converted, r.with_dropped) in seen:
             continue
+        seen.add((r.k, r.with_converted, r.with_dropped))
         step = levels.steps[r.k - 1]
         n_with = r.with_converted + r.with_dropped
         down = 1.0 if r.k == K else float(totals[f"n{K}"].sum()) / max(float(totals[f"n{r.k}"].sum()), 1.0)
