@@ -129,3 +129,17 @@ def test_recommendations_frame_is_empty_but_shaped_without_findings(store):
     store.load(log(("a", 0, "page_view")))
     rec = diagnose(store, model={}).recommendations()
     assert isinstance(rec, pd.DataFrame) and rec.empty and "tactic" in rec.columns
+
+
+def test_as_of_limits_the_window_and_accepts_an_aware_time(broken_store):
+    from datetime import UTC, datetime, timedelta, timezone
+
+    with Store(broken_store, read_only=True) as s:
+        d = diagnose(s, model={}, as_of=datetime(2024, 1, 15, 1, 0, tzinfo=timezone(timedelta(hours=1))))
+    assert d.end == datetime(2024, 1, 15, 0, 0)  # 01:00 at UTC+1 is midnight UTC
+    assert d.start == d.end - timedelta(days=90)
+    with Store(broken_store, read_only=True) as s:
+        n = s.db.scalar("SELECT count(DISTINCT session_id) FROM events WHERE ts < ?", [datetime(2024, 1, 15)])
+    assert d.sessions == n
+    assert d.incidents.empty  # the planted failure starts on 2024-01-21, after as_of
+    assert UTC is not None
