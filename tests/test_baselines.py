@@ -83,3 +83,31 @@ def test_small_segments_are_not_tested(store):
     with SessionLevels(store) as levels:
         rows, findings = segment_gaps(levels, None, None, dims=("device",), min_sessions=30)
     assert rows == [] and findings == []
+
+
+def orders_log(specs) -> pd.DataFrame:
+    """specs: (person, day as 'YYYY-MM-DD')."""
+    rows = [{"ts": pd.Timestamp(day, tz="UTC") + pd.Timedelta(minutes=i), "event": "purchase", "anonymous_id": p,
+             "order_id": f"o{i}", "value": 10.0} for i, (p, day) in enumerate(specs)]
+    return frame(rows)
+
+
+def test_repeat_order_share_falling_is_a_retention_finding(store):
+    from shopfunnel.baselines import repeat_purchases
+
+    specs = [(f"old{i}", "2023-12-01") for i in range(60)]  # earlier customers
+    specs += [(f"old{i}", "2024-01-20") for i in range(40)] + [(f"new{i}", "2024-01-20") for i in range(20)]  # previous: 40/60
+    specs += [(f"old{i}", "2024-02-20") for i in range(40, 50)] + [(f"n2{i}", "2024-02-20") for i in range(50)]  # current: 10/60
+    store.load(orders_log(specs))
+    table, findings = repeat_purchases(store, datetime(2024, 3, 1), 28)
+    assert (table[0]["current"], table[0]["orders"], table[0]["previous"], table[0]["orders_previous"]) == (10, 60, 40, 60)
+    (f,) = findings
+    assert f["kind"] == "retention" and f["units_lost"] == pytest.approx(60 * (40 / 60 - 10 / 60))
+
+
+def test_repeat_order_share_without_a_previous_period_says_why(store):
+    from shopfunnel.baselines import repeat_purchases
+
+    store.load(orders_log([("a", "2024-02-20")]))
+    table, findings = repeat_purchases(store, datetime(2024, 3, 1), 28)
+    assert findings == [] and "needs orders" in table[0]["reason"]

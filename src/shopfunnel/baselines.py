@@ -155,3 +155,50 @@ def segment_gaps(levels: SessionLevels, start: datetime | None, end: datetime | 
             audience={"stage": step.audience_stage, "status": "stalled", r["dimension"]: r["value"]},
         ))
     return rows, findings
+
+
+def repeat_purchases(store, as_of: datetime, period_days: int = 28, *, alpha: float = 0.05,
+                     min_relative_change: float = 0.10) -> tuple[list[dict], list[dict]]:
+    """Retention, period over period: the share of orders that are a customer's repeat order.
+
+    An order is a **repeat order** when the same person has an earlier order (at any time
+    before it, in the whole store). The share of repeat orders among the orders of the
+    last ``period_days`` days before ``as_of`` is compared with the ``period_days`` before
+    them: pooled two-proportion z-test and Newcombe interval. A ``retention`` finding
+    needs p < ``alpha`` and a relative drop of at least ``min_relative_change``; its
+    units lost are repeat orders (``orders now × (share before − share now)``), each worth
+    an order, so the downstream rate is 1.
+    """
+    cur0, prev0 = as_of - timedelta(days=period_days), as_of - timedelta(days=2 * period_days)
+    rows = store.db.rows(
+        """
+        WITH o AS (SELECT person_id, ts, row_number() OVER (PARTITION BY person_id ORDER BY ts, order_id) > 1 AS repeat
+                   FROM orders WHERE ts < ?)
+        SELECT ts >= ? AS current, count(*) AS orders, count(*) FILTER (WHERE repeat) AS repeats
+        FROM o WHERE ts >= ? GROUP BY ALL
+        """,
+        [as_of, cur0, prev0],
+    )
+    got = {bool(r[0]): (int(r[1]), int(r[2])) for r in rows}
+    (n1, x1), (n2, x2) = got.get(True, (0, 0)), got.get(False, (0, 0))
+    table = [{"metric": "repeat order share", "current": x1, "orders": n1, "previous": x2, "orders_previous": n2,
+              "value": x1 / n1 if n1 else float("nan"), "reference": x2 / n2 if n2 else float("nan")}]
+    if not n1 or not n2:
+        table[0]["reason"] = f"needs orders in both the last {period_days} days and the {period_days} before"
+        return table, []
+    t = two_proportion_ztest(x1, n1, x2, n2)
+    lo, hi = newcombe_interval(x1, n1, x2, n2)
+    r1, r2 = x1 / n1, x2 / n2
+    table[0].update(change=r1 - r2, ci_low=lo, ci_high=hi, p_value=t.p_value)
+    if not (t.p_value < alpha and r1 < r2 and (r2 - r1) >= min_relative_change * r2):
+        return table, []
+    return table, [finding(
+        kind="retention", stage="retention", step="purchase", segment="customers", metric="repeat order share",
+        value=r1, reference=r2, gap=r1 - r2, ci_low=lo, ci_high=hi, p_value=t.p_value,
+        units_lost=n1 * (r2 - r1), downstream_rate=1.0, entering=n1, start=cur0, end=as_of,
+        title=f"Repeat orders fell from {pct(r2)} to {pct(r1)} of orders",
+        evidence=(f"{x1:,} of {n1:,} orders in the last {period_days} days came from returning customers ({pct(r1)}), "
+                  f"against {x2:,} of {n2:,} ({pct(r2)}) in the {period_days} days before (change {pct(r1 - r2)}, "
+                  f"95% CI {pct(lo)} to {pct(hi)}, p = {t.p_value:.2g})."),
+        audience={"stage": "purchase", "status": "lapsed"},
+    )]

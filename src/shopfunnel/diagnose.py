@@ -6,6 +6,8 @@
 - ``benchmark``: the store against published rates (:mod:`shopfunnel.benchmarks`);
 - ``period_change`` / ``traffic_change``: the last weeks against the weeks before
   (:func:`shopfunnel.baselines.period_over_period`);
+- ``retention``: the share of repeat orders, the last weeks against the weeks before
+  (:func:`shopfunnel.baselines.repeat_purchases`);
 - ``segment_gap``: a device, channel, campaign or country that converts worse at a step
   than the rest (:func:`shopfunnel.baselines.segment_gaps`);
 - ``incident`` / ``traffic_spike``: a sudden drop or a spike that does not convert,
@@ -29,7 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from shopfunnel.baselines import period_over_period, segment_gaps
+from shopfunnel.baselines import period_over_period, repeat_purchases, segment_gaps
 from shopfunnel.benchmarks import compare_with_benchmarks, load_benchmarks
 from shopfunnel.errors import ShopfunnelError
 from shopfunnel.findings import FINDING_COLUMNS, finding, pct
@@ -188,6 +190,8 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
         rows += f
         period_table, f = attempt("period over period", lambda: period_over_period(levels, end, s.period_days, alpha=s.alpha), ([], []))
         rows += f
+        retention_table, f = attempt("repeat purchases", lambda: repeat_purchases(store, end, s.period_days, alpha=s.alpha), ([], []))
+        rows += f
         seg_table, f = attempt("segments", lambda: segment_gaps(levels, None, None, alpha=s.alpha, min_relative_gap=s.min_relative_gap), ([], []))
         rows += f
         checkout_table = pd.DataFrame()
@@ -207,7 +211,7 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
     finally:
         levels.close()
     return Diagnosis(
-        findings=findings, benchmarks=pd.DataFrame(bench_table), periods=pd.DataFrame(period_table),
+        findings=findings, benchmarks=pd.DataFrame(bench_table), periods=pd.DataFrame(period_table + retention_table),
         segments=pd.DataFrame(seg_table), incidents=incidents, checkout=checkout_table, correlations=correlations,
         start=start, end=end, sessions=sessions, orders=orders, revenue=revenue, average_order_value=aov, notes=notes,
     )
