@@ -23,6 +23,7 @@ larger baskets, so the gap mixes the cost with the basket.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from shopfunnel.findings import finding, pct
@@ -92,7 +93,7 @@ def checkout_findings(store, levels: SessionLevels, *, alpha: float = 0.05, min_
         notes.append("checkout journey: no shipping_cost property on add_shipping_info, shipping cost not compared")
     tests = [t for t in tests if t[3] >= min_sessions and t[5] >= min_sessions]
     pvals = [two_proportion_ztest(t[2], t[3], t[4], t[5]).p_value for t in tests]
-    adj = holm(pvals) if tests else []
+    adj = holm(pvals) if tests else np.array([])
     findings = []
     for t, p in zip(tests, adj, strict=True):
         metric, label, x1, n1, x2, n2, step, seg, context = t

@@ -148,7 +148,7 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
     if as_of is None:
         end = (datetime.combine(last.date(), datetime.min.time()) + timedelta(days=1)) if last else datetime(1970, 1, 1)
     else:
-        end = _as_datetime(as_of)
+        end = _as_datetime(as_of) or datetime(1970, 1, 1)
     start = end - timedelta(days=s.lookback_days)
     levels = SessionLevels(store, DEFAULT_STEPS, start=start, end=end)
     try:
@@ -261,8 +261,10 @@ def _incident_findings(incidents: pd.DataFrame, levels: SessionLevels, totals: p
 def _rank(rows: list[dict], aov: float, playbook, limit: int) -> pd.DataFrame:
     for r in rows:
         units, down = r.get("units_lost"), r.get("downstream_rate")
-        ok = units is not None and down is not None and not math.isnan(aov)
-        r["revenue_at_stake"] = max(units, 0.0) * down * aov if ok else float("nan")
+        if units is not None and down is not None and not math.isnan(aov):
+            r["revenue_at_stake"] = max(float(units), 0.0) * float(down) * aov
+        else:
+            r["revenue_at_stake"] = float("nan")
         tactics = playbook.for_finding(r["kind"], r["stage"], r["step"], r["metric"], limit=limit)
         r["tactics"] = [{"key": t.key, "name": t.name, "stage": t.stage, "why": t.why} for t in tactics]
     df = pd.DataFrame(rows, columns=FINDING_COLUMNS)

@@ -421,7 +421,7 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
         for c in chosen:
             d0, d1 = c.h0 // 24, (c.h1 + 23) // 24
             cells = sc.members[c.seg] > 0
-            masks[np.ix_(cells, np.arange(d0, d1), [c.k])] = 0
+            masks[np.ix_(cells, np.arange(d0, d1), np.array([c.k]))] = 0
         for c in spikes:
             spike_mask[c.seg, c.h0 // 24:(c.h1 + 23) // 24] = True
     rows = []

@@ -116,7 +116,8 @@ class SessionLevels:
         """Leave the sessions of ``segment`` (device=…, channel=…, campaign=…) that started in
         ``[start, end)`` out of later :meth:`counts` (an incident is reported once, as an
         incident, not again as a weak segment or period). Returns how many were marked."""
-        cond, params = ["started_at >= ?", "started_at < ?"], [start, end]
+        cond = ["started_at >= ?", "started_at < ?"]
+        params: list[object] = [start, end]
         for col, value in segment.items():
             if col not in SEGMENT_COLUMNS:
                 from shopfunnel.errors import ConfigError
@@ -152,7 +153,8 @@ class SessionLevels:
                 from shopfunnel.errors import ConfigError
 
                 raise ConfigError(f"cannot break down by {col!r}: use one of {', '.join(SEGMENT_COLUMNS)}")
-        exprs, params = [], []
+        exprs: list[str] = []
+        params: list[object] = []
         for col in by:
             if (top and col in top) or (keep and col in keep):
                 values = keep[col] if keep and col in keep else [r[0] for r in self.db.rows(
@@ -167,7 +169,8 @@ class SessionLevels:
         if grain is not None:
             exprs.append("hour AS period" if grain == "hour" else "day AS period")
         reached = ", ".join(f"count(*) FILTER (WHERE level >= {k}) AS n{k}" for k in range(1, len(self.steps) + 1))
-        where, wparams = [] if include_excluded else ["NOT excluded"], []
+        where: list[str] = [] if include_excluded else ["NOT excluded"]
+        wparams: list[object] = []
         if start is not None:
             where.append("started_at >= ?")
             wparams.append(start)

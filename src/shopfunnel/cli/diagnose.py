@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -68,7 +68,7 @@ def diagnose(
             from rich.console import Group
             from rich.text import Text
 
-            parts: list[object] = [Text(
+            parts: list[Any] = [Text(
                 f"Diagnosis of {db}: {result.start:%Y-%m-%d} to {result.end:%Y-%m-%d}, {result.sessions:,} sessions, "
                 f"{result.orders:,} orders, average order {result.average_order_value:,.2f}", style="bold")]
             if findings.empty:
@@ -120,7 +120,7 @@ def whatif(
             from rich.text import Text
 
             s = result.summary
-            lines = [Text(result.policy, style="bold"),
+            lines: list[Any] = [Text(result.policy, style="bold"),
                      Text(f"{s['orders_affected']:,} of {s['orders']:,} past orders affected ({100 * s['share_affected']:.1f}%); "
                           f"cost {s['cost']:,.2f} = {100 * s['cost_share_of_revenue']:.2f}% of revenue {s['revenue']:,.2f}"),
                      Text(f"break even: {100 * s['breakeven_uplift']:.1f}% more orders (or order value), about "
