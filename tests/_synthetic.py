@@ -33,6 +33,7 @@ class Sim:
     broken: list = field(default_factory=list)  # (start_day, days, device, step_event)
     outages: list = field(default_factory=list)  # (start datetime, hours)
     spikes: list = field(default_factory=list)  # (start_day, days, campaign, channel, extra sessions per day)
+    spike_conversion: float = 0.1  # multiplier on the spike's visit → product view rate
     extra_events: dict = field(default_factory=dict)  # event -> (p among converters, p among droppers) at add_to_cart
 
 
@@ -65,7 +66,7 @@ def simulate(sim: Sim) -> pd.DataFrame:
     for k, (event, p) in enumerate(zip(STEPS, BASE, strict=True)):
         pk = np.minimum(p * q, 0.98)
         if k == 0:
-            pk = np.where(spike_flag, pk * 0.1, pk)
+            pk = np.where(spike_flag, pk * sim.spike_conversion, pk)
         for start_day, ndays, dev, step in sim.broken:
             if step == event:
                 pk = np.where((device == dev) & (day >= start_day) & (day < start_day + ndays), 0.0, pk)

@@ -70,6 +70,21 @@ def test_a_store_without_incidents_has_none(seed):
     assert incidents_of(Sim(seed=seed, **SMALL)).empty
 
 
+def test_a_small_store_with_a_handful_of_orders_a_day_has_no_incident():
+    # about 80 sessions and 4 orders a day, weekends 30% busier
+    assert incidents_of(Sim(seed=23, days=70, sessions_per_day=80)).empty
+
+
+def test_a_traffic_spike_that_converts_normally_is_not_an_incident():
+    found = incidents_of(Sim(seed=24, spikes=[(40, 2, "blast", "Paid Social", 1500)], spike_conversion=1.0, **SMALL))
+    assert found.empty
+
+
+def test_a_stricter_alpha_keeps_a_strong_incident():
+    found = incidents_of(Sim(seed=11, broken=[(20, 3, "mobile", "purchase")], **SMALL), IncidentSettings(alpha=1e-6))
+    assert list(found["segment"]) == ["device=mobile"]
+
+
 def test_an_empty_window_has_no_incident_and_does_not_fail(store):
     from conftest import log
 

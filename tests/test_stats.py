@@ -161,3 +161,12 @@ def test_tails_at_the_edges():
     assert poisson_upper_tail(0, 5.0) == 1.0
     assert poisson_upper_tail(2, 0.0) == 0.0
     assert binomial_lower_tail(10, 10, 0.3) == 1.0
+
+
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=30))
+def test_adjusted_p_values_are_never_below_the_raw_ones_and_holm_is_stricter_than_bh(p):
+    p = np.array(p)
+    bh, hm = benjamini_hochberg(p), holm(p)
+    assert np.all(bh >= p - 1e-12) and np.all(hm >= bh - 1e-12)
+    order = np.argsort(p, kind="stable")
+    assert np.all(np.diff(bh[order]) >= -1e-12) and np.all(np.diff(hm[order]) >= -1e-12)

@@ -24,7 +24,8 @@ The method (docs/adr/0060-incident-detection.md, docs/diagnosis.md) in short:
 4. **Traffic spikes.** Daily sessions per segment against the median of the same weekday
    one, two and three weeks before and after (weekly seasonality), Poisson likelihood
    ratio, same threshold; a spike is an incident when the extra sessions convert to a
-   purchase at under half the segment's usual rate.
+   purchase at under half the segment's usual rate (a segment too new to have one, such
+   as a new campaign, takes its channel's rate, then all traffic's).
 5. **Locate.** Flagged runs are taken best first; a run is dropped when it overlaps in
    time (and step) a better run in a nested segment (``mobile`` contains ``mobile ×
    email``; all traffic contains everything), so each incident is reported once, in the
@@ -429,6 +430,7 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
     purchases = sc.members @ sc.cd[:, :, sc.K]
     sessions = sc.members @ sc.cd[:, :, 0]
     kept_spikes = []
+    index = {lab: i for i, lab in enumerate(sc.labels)}
     for c in spikes:
         d0, d1 = c.h0 // 24, c.h1 // 24
         outside = np.ones(sc.D, bool)
@@ -437,9 +439,20 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
         win = np.zeros(sc.D, bool)
         win[lo:hi] = True
         win &= outside
+        # the segment's usual rate; a segment too new to have one (a new campaign) takes its
+        # parent's: without the campaign, then without the channel, then all traffic
         ref_s, ref_p = sessions[c.seg, win].sum(), purchases[c.seg, win].sum()
-        if ref_s < 100:
-            ref_s, ref_p = sessions[0, win].sum(), purchases[0, win].sum()
+        label = list(sc.labels[c.seg])
+        channels = set(sc.cells.loc[sc.members[c.seg] > 0, "channel"])
+        if label[1] is None and len(channels) == 1:
+            label[1] = channels.pop()  # a campaign that runs on one channel: compare with that channel
+        for i in (2, 1, 0):
+            if ref_s >= 100:
+                break
+            label[i] = None
+            j = index.get(tuple(label))
+            if j is not None:
+                ref_s, ref_p = sessions[j, win].sum(), purchases[j, win].sum()
         base_rate = ref_p / ref_s if ref_s > 0 else np.nan
         o_s, e_s = c.info["sessions"], c.info["expected_sessions"]
         o_p = purchases[c.seg, d0:d1].sum()
