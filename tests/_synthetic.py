@@ -30,6 +30,7 @@ class Sim:
     device_quality: dict = field(default_factory=lambda: {"mobile": 0.9, "desktop": 1.05, "tablet": 1.0})
     channel_quality: dict = field(default_factory=lambda: {"Organic Search": 1.05, "Direct": 1.0, "Paid Social": 0.8, "Email": 1.15, "Paid Search": 1.0})
     weekend_volume: float = 1.3
+    weekend_quality: float = 1.0  # multiplier on every continuation probability at weekends
     broken: list = field(default_factory=list)  # (start_day, days, device, step_event)
     outages: list = field(default_factory=list)  # (start datetime, hours)
     spikes: list = field(default_factory=list)  # (start_day, days, campaign, channel, extra sessions per day)
@@ -60,6 +61,8 @@ def simulate(sim: Sim) -> pd.DataFrame:
         spike_flag = np.concatenate([spike_flag, np.ones(m, bool)])
     n = len(day)
     q = np.array([sim.device_quality[d] for d in device]) * np.array([sim.channel_quality[c] for c in channel])
+    wd = np.array([(START + timedelta(days=int(d))).weekday() for d in day])
+    q = q * np.where(wd >= 5, sim.weekend_quality, 1.0)
     ts0 = np.array([START + timedelta(days=int(d), seconds=int(s)) for d, s in zip(day, secs, strict=True)])
     level = np.zeros(n, int)
     alive = np.ones(n, bool)

@@ -70,6 +70,10 @@ def test_a_store_without_incidents_has_none(seed):
     assert incidents_of(Sim(seed=seed, **SMALL)).empty
 
 
+def test_weekends_that_convert_15_percent_worse_at_every_step_are_not_incidents():
+    assert incidents_of(Sim(seed=31, days=56, sessions_per_day=1500, weekend_quality=0.85)).empty
+
+
 def test_a_small_store_with_a_handful_of_orders_a_day_has_no_incident():
     # about 80 sessions and 4 orders a day, weekends 30% busier
     assert incidents_of(Sim(seed=23, days=70, sessions_per_day=80)).empty
