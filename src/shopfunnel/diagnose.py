@@ -61,7 +61,7 @@ class Diagnosis:
     ``findings`` (one row per finding, ranked by revenue at stake; columns in
     :data:`shopfunnel.findings.FINDING_COLUMNS`) and the tables behind them:
     ``benchmarks``, ``periods``, ``segments``, ``incidents``, ``checkout``,
-    ``correlations``. ``notes`` say what could not be measured and why.
+    ``correlations``, ``retention``. ``notes`` say what could not be measured and why.
     """
 
     findings: pd.DataFrame
@@ -71,6 +71,7 @@ class Diagnosis:
     incidents: pd.DataFrame
     checkout: pd.DataFrame
     correlations: pd.DataFrame
+    retention: pd.DataFrame
     start: datetime
     end: datetime
     sessions: int
@@ -100,7 +101,7 @@ class Diagnosis:
             "orders": self.orders, "revenue": self.revenue, "average_order_value": _none_if_nan(self.average_order_value),
             "findings": records(self.findings), "benchmarks": records(self.benchmarks), "periods": records(self.periods),
             "segments": records(self.segments), "incidents": records(self.incidents), "checkout": records(self.checkout),
-            "correlations": records(self.correlations), "notes": list(self.notes),
+            "correlations": records(self.correlations), "retention": records(self.retention), "notes": list(self.notes),
         }
 
     def __repr__(self) -> str:
@@ -211,7 +212,7 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
     finally:
         levels.close()
     return Diagnosis(
-        findings=findings, benchmarks=pd.DataFrame(bench_table), periods=pd.DataFrame(period_table + retention_table),
+        findings=findings, benchmarks=pd.DataFrame(bench_table), periods=pd.DataFrame(period_table), retention=pd.DataFrame(retention_table),
         segments=pd.DataFrame(seg_table), incidents=incidents, checkout=checkout_table, correlations=correlations,
         start=start, end=end, sessions=sessions, orders=orders, revenue=revenue, average_order_value=aov, notes=notes,
     )

@@ -1,7 +1,8 @@
 """What-if on the store's real orders: tiered discounts and a free-shipping threshold.
 
 Both replay the policy on past orders (the ``orders`` view: one row per order, its
-purchase value, which excludes shipping and tax) as if buyers had not changed anything,
+purchase value, which excludes shipping and tax; every order in the store unless
+``start``/``end`` bound the order time) as if buyers had not changed anything,
 then say how much behaviour must change to pay for it.
 
 Definitions (``R`` revenue and ``N`` orders in the window, ``m`` the gross margin):
