@@ -159,3 +159,39 @@ def test_generator_store_without_incidents_has_none(seed):
     with SessionLevels(store) as levels:
         assert find_incidents(levels).empty
     store.close()
+
+
+# -- the small pure pieces --------------------------------------------------------------------
+def test_windowed_sums_leave_out_the_guard_days():
+    import numpy as np
+
+    from shopfunnel.incidents import _windowed
+
+    x = np.arange(1.0, 11.0)[None, :]  # days 0..9 hold 1..10
+    w = _windowed(x, 2, 0)
+    # day 0: days 0..2 minus day 0 = 2 + 3; day 5: days 3..7 minus day 5 = 4+5+7+8
+    assert w[0, 0] == 5 and w[0, 5] == 24 and w[0, 9] == 8 + 9
+    assert _windowed(x, 2, 1)[0, 5] == 4 + 8
+
+
+def test_dispersion_is_one_for_poisson_noise_and_grows_with_extra_noise():
+    import numpy as np
+
+    from shopfunnel.incidents import _robust_dispersion
+
+    rng = np.random.default_rng(0)
+    mu = np.full((1, 400), 50.0)
+    poisson = rng.poisson(mu)
+    assert _robust_dispersion(poisson, mu, mu)[0] == pytest.approx(1.0, abs=0.2)
+    # counts whose variance is 4× the mean: each day's mean itself varies
+    noisy = rng.poisson(rng.gamma(50 / 3, 3, size=(1, 400)))
+    assert _robust_dispersion(noisy, mu, mu)[0] == pytest.approx(4.0, rel=0.3)
+
+
+def test_segments_are_nested_when_one_contains_the_other():
+    from shopfunnel.incidents import _nested
+
+    assert _nested(("mobile", None, None), ("mobile", "email", None))
+    assert _nested((None, None, None), ("desktop", None, "x"))
+    assert not _nested(("mobile", None, None), ("desktop", None, None))
+    assert not _nested(("mobile", "email", None), ("mobile", "direct", None))
