@@ -70,8 +70,11 @@ def test_a_store_without_incidents_has_none(seed):
     assert incidents_of(Sim(seed=seed, **SMALL)).empty
 
 
-def test_weekends_that_convert_15_percent_worse_at_every_step_are_not_incidents():
-    assert incidents_of(Sim(seed=31, days=56, sessions_per_day=1500, weekend_quality=0.85)).empty
+@pytest.mark.parametrize("quality", [0.85, 0.5])
+def test_weekends_that_convert_worse_at_every_step_are_not_incidents(quality):
+    # at 0.5 every weekend step converts half as well; without the weekday factor the
+    # all-traffic product-view rate of some weekends was flagged
+    assert incidents_of(Sim(seed=32, days=70, sessions_per_day=1500, weekend_quality=quality)).empty
 
 
 def test_a_small_store_with_a_handful_of_orders_a_day_has_no_incident():

@@ -10,7 +10,8 @@ The method (docs/adr/0060-incident-detection.md, docs/diagnosis.md) in short:
    d+guard`` (so a multi-day incident does not hide itself), shrunk towards its
    device × channel rate, itself shrunk towards the store's, with ``prior_sessions``
    pseudo-sessions each (small cells borrow strength; a brand-new campaign gets its
-   channel's rate). The expected count for any segment is the sum over its cells of
+   channel's rate), then multiplied by its weekday's factor (how that weekday converts,
+   all traffic, against the surrounding weeks: weekly seasonality of rates). The expected count for any segment is the sum over its cells of
    ``entering × baseline rate``: a shift in the traffic mix is not mistaken for a drop.
 3. **Scan.** For every segment (all traffic, each device, channel, campaign and each
    combination of them) and every step, every run of 1 to ``max_days`` consecutive
@@ -74,6 +75,7 @@ class IncidentSettings:
     top_campaigns: int = 10
     prior_sessions: float = 20.0
     min_segment_sessions: int = 50
+    weekday_prior: float = 50.0
     hourly: bool = True
 
 
@@ -150,6 +152,7 @@ class _Scanner:
         self.D = int(hours.max() // 24 + 1)
         self.H = self.D * 24
         self.first_day: date = first_day.date()
+        self.first_weekday = self.first_day.weekday()
         F = len(cells)
         self.F = F
         ch = np.zeros((F, self.H, self.K + 1))
@@ -203,8 +206,30 @@ class _Scanner:
             p_all = np.where(an > 0, ax / np.maximum(an, 1), np.nan)
         p_g = (gx + m * p_all) / (gn + m)
         p_f = (wx + m * p_g[self.g]) / (wn + m)
+        p_f = np.nan_to_num(p_f, nan=0.0)
+        p_f = np.clip(p_f * self._weekday_factor(x, n * p_f)[None, :], 0.0, 0.999)
         var = p_f * (1 - p_f) / (wn + m)
         return p_f, var
+
+    def _weekday_factor(self, x: np.ndarray, expected: np.ndarray) -> np.ndarray:
+        """Per day, how its weekday converts against the surrounding weeks (all traffic).
+
+        The windowed baseline averages over weekdays; a store that converts worse at
+        weekends would otherwise see every weekend as a small drop. For each weekday,
+        observed / expected conversions over all the usable days of that weekday, shrunk
+        towards 1 with ``weekday_prior`` expected conversions; 1 with under three weeks
+        of data.
+        """
+        if self.D < 21:
+            return np.ones(self.D)
+        wd = (self.first_weekday + np.arange(self.D)) % 7
+        obs, exp = x.sum(axis=0), expected.sum(axis=0)
+        prior = self.s.weekday_prior
+        factor = np.ones(7)
+        for w in range(7):
+            on = wd == w
+            factor[w] = (obs[on].sum() + prior) / (exp[on].sum() + prior)
+        return factor[wd]
 
     def drops(self, masks: np.ndarray) -> tuple[list[_Candidate], int]:
         s = self.s
