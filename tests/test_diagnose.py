@@ -143,3 +143,10 @@ def test_as_of_limits_the_window_and_accepts_an_aware_time(broken_store):
     assert d.sessions == n
     assert d.incidents.empty  # the planted failure starts on 2024-01-21, after as_of
     assert UTC is not None
+
+
+def test_an_empty_store_gives_an_empty_diagnosis_that_says_why(store):
+    d = diagnose(store, model={})
+    assert d.findings.empty and d.sessions == 0
+    assert any("nothing to diagnose" in n for n in d.notes)
+    json.dumps(d.to_dict(), allow_nan=False)

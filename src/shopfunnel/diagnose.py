@@ -153,6 +153,8 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
     start = end - timedelta(days=s.lookback_days)
     levels = SessionLevels(store, DEFAULT_STEPS, start=start, end=end)
     try:
+        if levels.sessions == 0:
+            notes.append(f"no events between {start:%Y-%m-%d} and {end:%Y-%m-%d}: nothing to diagnose")
         for missing in levels.missing_steps:
             notes.append(f"step {missing.name!r} is not measured: the store has no {missing.event!r} events")
         totals = levels.counts()
