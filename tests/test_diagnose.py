@@ -150,3 +150,23 @@ def test_an_empty_store_gives_an_empty_diagnosis_that_says_why(store):
     assert d.findings.empty and d.sessions == 0
     assert any("nothing to diagnose" in n for n in d.notes)
     json.dumps(d.to_dict(), allow_nan=False)
+
+
+def test_audience_persons_narrow_the_stage_to_the_findings_segment_and_filter(store):
+    from shopfunnel.diagnose import audience_persons
+
+    store.load(log(
+        ("a", 0, "page_view", {"device": "mobile"}), ("a", 1, "view_item", {"device": "mobile"}),
+        ("a", 2, "add_to_cart", {"device": "mobile"}),
+        ("a", 3, "add_payment_info", {"device": "mobile", "properties": '{"payment_failed": true}'}),
+        ("b", 0, "page_view", {"device": "desktop"}), ("b", 1, "view_item", {"device": "desktop"}),
+        ("b", 2, "add_to_cart", {"device": "desktop"}),
+        ("c", 0, "page_view", {"device": "mobile"}), ("c", 1, "view_item", {"device": "mobile"}),
+        ("c", 2, "add_to_cart", {"device": "mobile"}),
+    ))
+    at_decision = audience_persons(store, {"stage": "decision"}, model={}, with_status=False)
+    assert set(at_decision["person_id"]) == {"a", "b", "c"}
+    mobile = audience_persons(store, {"stage": "decision", "device": "mobile"}, with_status=False)
+    assert set(mobile["person_id"]) == {"a", "c"}
+    failed = audience_persons(store, {"stage": "decision", "filter": "payment_failed=true"}, with_status=False)
+    assert set(failed["person_id"]) == {"a"}
