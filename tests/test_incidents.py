@@ -55,6 +55,9 @@ def test_a_payment_outage_of_hours_is_found_on_all_traffic_on_its_day():
     (r,) = found.itertuples()
     assert (r.event, r.segment, r.grain) == ("purchase", "all traffic", "hour")
     assert r.start == r.end == date(2024, 2, 5)
+    # planted 09:00–17:00; the run is exact to the hour, give or take one at each end
+    assert abs((r.start_time - datetime(2024, 2, 5, 9)).total_seconds()) <= 3600
+    assert abs((r.end_time - datetime(2024, 2, 5, 17)).total_seconds()) <= 3600
 
 
 def test_a_traffic_spike_that_does_not_convert_is_found_in_its_campaign():

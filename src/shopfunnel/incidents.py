@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,7 @@ HOUR_LENGTHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 36, 48)
 
 INCIDENT_COLUMNS = [
     "kind", "step", "event", "segment", "device", "channel", "campaign", "start", "end", "grain",
+    "start_time", "end_time",
     "observed", "expected", "entering", "rate", "baseline_rate", "lost", "z", "p_value",
     "sessions", "expected_sessions", "extra_conversion_rate", "baseline_conversion_rate",
 ]
@@ -419,6 +420,8 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
     (the step whose conversion dropped; ``visit`` for spikes), ``segment`` (text) and the
     ``device``/``channel``/``campaign`` it is limited to (None = any), ``start`` and
     ``end`` (first and last day, inclusive), ``grain`` (``day`` or ``hour`` scan),
+    ``start_time``/``end_time`` (the run's first hour and the hour after its last: exact to
+    the hour for an hour-grain run, whole days otherwise),
     ``observed``/``expected`` conversions into the step and ``entering`` (sessions at the
     previous step) over the incident, ``rate`` and ``baseline_rate`` (observed and
     expected conversion), ``lost`` (expected − observed), ``z`` and ``p_value`` (one-sided,
@@ -508,6 +511,8 @@ def _row(c: _Candidate, sc: _Scanner) -> dict:
         "segment": _segment_text(label),
         "device": label[0], "channel": label[1], "campaign": label[2],
         "start": start, "end": end, "grain": info["grain"],
+        "start_time": datetime.combine(sc.first_day, datetime.min.time()) + timedelta(hours=c.h0),
+        "end_time": datetime.combine(sc.first_day, datetime.min.time()) + timedelta(hours=c.h1),
         "z": c.z, "p_value": float(sps.norm.sf(c.z)),
     }
     if c.kind == "conversion_drop":
