@@ -230,6 +230,9 @@ def _incident_findings(incidents: pd.DataFrame, levels: SessionLevels, totals: p
     names = levels.step_names
     for r in incidents.itertuples(index=False):
         when = f"{r.start:%Y-%m-%d}" + ("" if r.end == r.start else f" to {r.end:%Y-%m-%d}")
+        if r.grain == "hour":
+            same_day = r.start_time.date() == (r.end_time - timedelta(seconds=1)).date()
+            when = f"{r.start_time:%Y-%m-%d %H:%M}–{r.end_time:%H:%M} UTC" if same_day else f"{r.start_time:%Y-%m-%d %H:%M} to {r.end_time:%Y-%m-%d %H:%M} UTC"
         where = "" if r.segment == "all traffic" else f" on {r.segment}"
         seg = {k: v for k, v in (("device", r.device), ("channel", r.channel), ("campaign", r.campaign)) if isinstance(v, str)}
         if r.kind == "traffic_spike":
