@@ -170,3 +170,16 @@ def test_audience_persons_narrow_the_stage_to_the_findings_segment_and_filter(st
     assert set(mobile["person_id"]) == {"a", "c"}
     failed = audience_persons(store, {"stage": "decision", "filter": "payment_failed=true"}, with_status=False)
     assert set(failed["person_id"]) == {"a"}
+
+
+def test_cli_diagnose_reads_benchmarks_from_a_model_file(broken_store, tmp_path):
+    model = tmp_path / "shopfunnel.toml"
+    model.write_text("[benchmarks]\npurchase_rate = 0.5\n")
+    res = CliRunner().invoke(app, ["diagnose", "--db", str(broken_store), "--model", str(model), "-f", "json", "--top", "50"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    row = next(b for b in data["benchmarks"] if b["key"] == "purchase_rate")
+    assert row["reference"] == 0.5 and row["source"] == "shopfunnel.toml"
+    model.write_text("[benchmarks]\npurchase_rate = 'high'\n")
+    res = CliRunner().invoke(app, ["diagnose", "--db", str(broken_store), "--model", str(model)])
+    assert res.exit_code == 1 and "purchase_rate" in res.output

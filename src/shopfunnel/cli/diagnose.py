@@ -47,9 +47,11 @@ def diagnose(
         if top < 1:
             raise ConfigError(f"--top {top} is not valid: give 1 or more")
         from shopfunnel.diagnose import diagnose as run
+        from shopfunnel.model import load_model
 
+        loaded = load_model(model)  # ./shopfunnel.toml when there is one, else the defaults
         with Store(db, read_only=True) as store:
-            result = run(store, model=str(model) if model else None, as_of=as_of)
+            result = run(store, model=loaded, as_of=as_of)
         findings = result.findings.head(top)
         if format == Format.json:
             data = result.to_dict()
