@@ -164,14 +164,14 @@ def test_a_write_key_cannot_read_anything(live):
     live.flush()
     paths = [p for p, ops in live.client.get("/openapi.json").json()["paths"].items() if "get" in ops]
     admin_paths = [p for p in paths if p not in ("/v1/health",)]
-    assert {"/v1/info", "/v1/events", "/v1/persons"} <= set(admin_paths)
+    assert {"/v1/info", "/v1/events", "/v1/persons", "/v1/diagnosis"} <= set(admin_paths)
     for path in admin_paths:
         assert live.client.get(path, headers=basic(WRITE_KEY)).status_code == 401, path
         assert live.client.get(path, params={"writeKey": WRITE_KEY}).status_code == 401, path
         assert live.client.get(path, headers={"Authorization": "Bearer " + WRITE_KEY}).status_code == 401, path
         assert live.client.get(path, headers=ADMIN).status_code in (200, 422), path  # 422: required parameters
     assert live.client.post("/v1/keys", headers=basic(WRITE_KEY)).status_code == 401
-    for page in ("/", "/events", "/persons.csv", "/keys", "/funnel", "/stages", "/retention"):
+    for page in ("/", "/events", "/persons.csv", "/keys", "/funnel", "/stages", "/retention", "/diagnosis"):
         r = live.client.get(page, headers=basic(WRITE_KEY), follow_redirects=False)
         assert r.status_code in (303, 401), page
 

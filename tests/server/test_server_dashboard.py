@@ -57,7 +57,7 @@ def test_event_data_is_escaped_on_every_page(live):
     live.send("/v1/batch", {"batch": _events()})
     live.flush()
     login(live)
-    for path in ("/", "/events", "/persons", "/funnel", "/stages", "/retention",
+    for path in ("/", "/events", "/persons", "/funnel", "/stages", "/retention", "/diagnosis",
                  "/stages?stage=Decision&status=active&start=2024-03-01&end=2024-03-02",
                  f"/funnel?steps=page_view,{SCRIPT}&by=channel"):
         r = live.client.get(path)
@@ -116,3 +116,20 @@ def test_the_admin_creates_a_write_key_on_the_keys_page_and_it_works_at_once(liv
                                                           "anonymous_id": "a"}]}, headers=basic(key))
     assert ok.status_code == 200
     assert key not in live.client.get("/keys").text  # shown once only
+
+
+def test_the_diagnosis_page_and_api_show_the_same_findings_and_notes(live):
+    from markupsafe import escape
+
+    live.send("/v1/batch", {"batch": _events()})
+    live.flush()
+    api = live.client.get("/v1/diagnosis", headers=ADMIN)
+    assert api.status_code == 200
+    body = api.json()
+    assert {"findings", "notes", "sessions", "orders"} <= set(body)
+    assert body["notes"], "a store this small cannot support every analysis: the notes say which"
+    login(live)
+    page = live.client.get("/diagnosis")
+    assert page.status_code == 200
+    for text in [f["title"] for f in body["findings"]] + body["notes"]:
+        assert str(escape(str(text))) in page.text

@@ -158,3 +158,10 @@ def rfm(request: Request, format: Fmt = "json") -> Any:
 def rfm_groups(request: Request) -> dict[str, Any]:
     """Customers, share and revenue per RFM group."""
     return {"rows": records(read(request, queries.rfm_groups))}
+
+
+@router.get("/diagnosis", openapi_extra=ADMIN)
+def diagnosis(request: Request) -> dict[str, Any]:
+    """Findings ranked by revenue at stake, the tables behind them, and notes on what
+    could not be measured (see shopfunnel.diagnose)."""
+    return clean(read(request, queries.diagnosis).to_dict())

@@ -32,6 +32,7 @@ router = APIRouter(include_in_schema=False)
 
 NAV: list[tuple[str, str]] = [
     ("/", "Overview"), ("/funnel", "Funnel"), ("/stages", "Stages"), ("/retention", "Retention & RFM"),
+    ("/diagnosis", "Diagnosis"),
     ("/persons", "Persons"), ("/events", "Events"), ("/keys", "Keys"),
 ]
 SECURITY_HEADERS = {
@@ -314,3 +315,20 @@ def create_key(request: Request, name: str = Form("web"), csrf: str = Form("")) 
         key = auth.create_write_key(state.store.db, name)
     state.refresh_keys()
     return _keys_page(request, new_key=key)
+
+
+FINDING_SHOWN = ["rank", "title", "stage", "metric", "value", "reference", "revenue_at_stake", "evidence"]
+
+
+@router.get("/diagnosis")
+def diagnosis_page(request: Request) -> Response:
+    if not is_admin(request):
+        return to_login()
+    try:
+        result = read(request, queries.diagnosis)
+    except ShopfunnelError as exc:
+        return render(request, "diagnosis.html", status=422, title="Diagnosis", error=str(exc),
+                      findings=pd.DataFrame(), recommendations=pd.DataFrame(), notes=[], result=None)
+    findings = result.findings[[c for c in FINDING_SHOWN if c in result.findings.columns]]
+    return render(request, "diagnosis.html", title="Diagnosis", result=result, findings=findings,
+                  recommendations=result.recommendations(), notes=result.notes)

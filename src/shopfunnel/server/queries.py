@@ -125,3 +125,10 @@ def rfm_groups(store: Store) -> pd.DataFrame:
     if table.empty:
         return pd.DataFrame(columns=["group", "customers", "share", "revenue", "revenue_share"])
     return rfm_group_summary(table)
+
+
+def diagnosis(store: Store) -> Any:
+    """:func:`shopfunnel.diagnose.diagnose` over the store (a ``Diagnosis``)."""
+    from shopfunnel.diagnose import diagnose
+
+    return diagnose(store)
