@@ -133,6 +133,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             pending = json.loads(c.getresponse().read())["pending_events"]
             if pending == 0:
                 break
+            if time.monotonic() - drain_start > 300:
+                raise RuntimeError(f"the writer did not drain within 300 s ({pending} events pending)")
             time.sleep(0.2)
         drain = time.monotonic() - drain_start
         c.request("GET", "/v1/info", headers=admin)
