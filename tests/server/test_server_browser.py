@@ -83,19 +83,22 @@ def test_a_storefront_visit_lands_in_the_store_and_the_dashboard_funnel(tmp_path
         page.goto(f"{shop_url}/checkout")  # a second page: a new batch, same visit, no UTM
         page.wait_for_function("window.shopfunnel && typeof window.shopfunnel.pending === 'function'")
         page.evaluate("""() => {
+            shopfunnel.identify('cust-7');
             shopfunnel.track('purchase', {order_id: 'o-1', value: 25, currency: 'EUR'});
             shopfunnel.flush();
         }""")
         page.wait_for_function("window.shopfunnel.pending() === 0", timeout=15_000)
 
-        rows = live.sql("SELECT event, anonymous_id, session_id, channel, utm_campaign, order_id, value "
-                        "FROM events ORDER BY ts")
-        assert [r[0] for r in rows] == ["page_view", "view_item", "add_to_cart", "page_view", "purchase"]
+        rows = live.sql("SELECT event, anonymous_id, session_id, channel, utm_campaign, person_id "
+                        "FROM events ORDER BY ts, event_id")
+        assert sorted(r[0] for r in rows) == sorted(
+            ["page_view", "view_item", "add_to_cart", "page_view", "identify", "purchase"])
         assert {r[1] for r in rows} == {anonymous_id}
+        assert {r[5] for r in rows} == {"cust-7"}, "identify links the whole visit to the customer"
         assert len({r[2] for r in rows}) == 1, "one visit, one session"
         assert {r[3] for r in rows} == {"email"}, "the session's channel comes from the landing page's UTM"
-        assert rows[0][4] == "spring"
-        assert live.sql("SELECT order_id, person_id, value FROM orders") == [("o-1", anonymous_id, pytest.approx(25))]
+        assert rows[0][0] == "page_view" and rows[0][4] == "spring"  # the landing page's UTM
+        assert live.sql("SELECT order_id, person_id, value FROM orders") == [("o-1", "cust-7", pytest.approx(25))]
 
         admin = browser.new_page()
         admin.goto(live.url + "/funnel")
