@@ -68,3 +68,33 @@ def test_concurrent_appends_share_syncs_and_all_complete(tmp_path):
     assert sorted(done) == list(range(8))
     assert sum(c.count for c in durable) == 160 and len(set(ids(durable))) == 160
     assert len(durable) <= 160  # group commit: never more syncs than appends
+
+
+def test_a_failed_write_is_cut_back_and_refused_so_later_records_stay_readable(tmp_path, monkeypatch):
+    import os as os_module
+
+    from shopfunnel.server import spool as spool_module
+
+    spool = Spool(tmp_path)
+    spool.start(lambda chunk: None)
+    spool.append(records(0, 2)).result(timeout=10)
+    real_write = os_module.write
+    calls = {"n": 0}
+
+    def flaky_write(fd, data):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            real_write(fd, bytes(data)[:10])  # half a record reaches the disk …
+            raise OSError(28, "No space left on device")  # … then the disk is full
+        return real_write(fd, data)
+
+    monkeypatch.setattr(spool_module.os, "write", flaky_write)
+    failed = spool.append(records(2, 1))
+    try:
+        failed.result(timeout=10)
+        raise AssertionError("the failed append was acknowledged")
+    except OSError:
+        pass
+    spool.append(records(3, 1)).result(timeout=10)
+    spool.close()
+    assert ids(list(Spool(tmp_path).unloaded())) == ["e0", "e1", "e3"]

@@ -167,12 +167,24 @@ class Spool:
                 self._size += len(data)
             except OSError as exc:
                 log.error("spool write failed: %s", exc)
+                self._discard_partial_write()
                 for _, _, fut in batch:
                     fut.set_exception(exc)
                 continue
             self._on_durable(Chunk(data, sum(n for n, _, _ in batch), (self._segment, self._size)))
             for _, _, fut in batch:
                 fut.set_result(None)
+
+    def _discard_partial_write(self) -> None:
+        """After a failed write, cut the segment back to its last synced size so a torn
+        record can never merge with the next one; if even that fails, start a new segment."""
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:
+            try:
+                self._open_segment(self._segment + 1)
+            except OSError as exc:
+                log.error("spool: cannot open a new segment either: %s", exc)
 
     def close(self) -> None:
         with self._cond:
