@@ -368,3 +368,47 @@ def test_incident_text_forms_parse(spec, expected):
 def test_bad_incident_text_says_what_is_allowed(spec, fragment):
     with pytest.raises(ConfigError, match=fragment):
         parse_incident(spec)
+
+
+# -- the command line --------------------------------------------------------------------------
+def test_cli_sample_then_ingest_twice_reports_exactly_the_events_written(tmp_path):
+    """The issue's check, at 50k events: sample → ingest → info gives 50,000 events, and
+    ingesting the same file again still 50,000."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from shopfunnel.cli import app
+
+    runner = CliRunner()
+    out, db = tmp_path / "s.parquet", tmp_path / "s.duckdb"
+    result = runner.invoke(
+        app,
+        ["sample", "--events", "50000", "--seed", "1", "--out", str(out),
+         "--incident", "checkout-failure:2024-02-10:3:mobile",
+         "--incident", "payment-outage:2024-03-01T10:00:12h",
+         "--incident", "traffic-spike:2024-03-20:2:flash_promo"],
+    )
+    assert result.exit_code == 0, result.output
+    assert pq.read_metadata(out).num_rows == 50_000
+    for _ in range(2):
+        result = runner.invoke(app, ["ingest", str(out), "--db", str(db)])
+        assert result.exit_code == 0, result.output
+        result = runner.invoke(app, ["info", "--db", str(db), "--format", "json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["events"] == 50_000
+
+
+def test_cli_sample_rejects_a_bad_incident_with_a_clear_message(tmp_path):
+    from typer.testing import CliRunner
+
+    from shopfunnel.cli import app
+
+    result = CliRunner().invoke(
+        app, ["sample", "--events", "100", "--out", str(tmp_path / "x.parquet"),
+              "--incident", "checkout-failure:2024-02-10:3:phone"],
+    )
+    assert result.exit_code == 1
+    assert "device 'phone'" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "x.parquet").exists()
