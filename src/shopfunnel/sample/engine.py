@@ -24,14 +24,13 @@ import pyarrow.compute as pc
 from shopfunnel import schema
 from shopfunnel.errors import ConfigError
 from shopfunnel.sample import model as m
-from shopfunnel.sample.catalogue import GENERIC_PAGES, catalogue, page_offsets
+from shopfunnel.sample.catalogue import catalogue, page_offsets
 from shopfunnel.sample.draws import within
 from shopfunnel.sample.events import (
     BEGIN,
     CART,
     EVENTS,
     LIST,
-    PAGE_VIEW,
     PAY,
     PROP_OFF,
     PROPS,
@@ -198,9 +197,7 @@ def _to_arrow(
     # Pages.
     collections, products, fixed = page_offsets()
     ev_product = ev["product"][sel]
-    landing = np.where(s["pref_cat"][sess] >= 0, rng_free_landing(sess, number), 0)
-    page = np.full(n, -1, dtype=np.int64)
-    page[etype == PAGE_VIEW] = landing[etype == PAGE_VIEW]
+    page = ev["page"][sel].copy()
     page[etype == LIST] = collections + s["pref_cat"][sess][etype == LIST]
     sel_ev = etype == SELECT
     page[sel_ev] = collections + cat.category[ev_product[sel_ev]]
@@ -258,16 +255,6 @@ def _to_arrow(
         "properties": properties,
     }
     return pa.Table.from_arrays(list(columns.values()), schema=schema.ARROW_SCHEMA)
-
-
-def rng_free_landing(sess: np.ndarray, number: np.ndarray) -> np.ndarray:
-    """A landing page per event, deterministic from the session (no random draws)."""
-    collections, _, _ = page_offsets()
-    h = (sess * 2654435761 + number * 40503) % 100
-    # 45% home, 25% a collection, 30% the other generic pages.
-    coll = collections + (sess % len(m.CATEGORIES))
-    generic = 1 + (h % (len(GENERIC_PAGES) - 1))
-    return np.where(h < 45, 0, np.where(h < 70, coll, generic))
 
 
 def iter_blocks(n_events: int, plan: Plan) -> Iterator[pa.Table]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from shopfunnel.sample import model as m
-from shopfunnel.sample.catalogue import catalogue
+from shopfunnel.sample.catalogue import GENERIC_PAGES, catalogue, page_offsets
 from shopfunnel.sample.draws import choice, grouped_choice, within
 from shopfunnel.sample.plan import Plan
 
@@ -104,6 +104,66 @@ def property_table() -> tuple[list[str | None], dict[str, int]]:
 PROPS, PROP_OFF = property_table()
 
 
+def _page_view_pages(
+    rng: np.random.Generator, landing: np.ndarray, pref_cat: np.ndarray
+) -> np.ndarray:
+    """Page indices (see :func:`catalogue.page_offsets`) of page views: a landing page is
+    the home page (45%), a collection of the visitor's favourite category (25%) or another
+    page (30%); later page views are a collection (50%) or another page."""
+    collections, _, _ = page_offsets()
+    n = len(landing)
+    u = rng.random(n)
+    other = 1 + rng.integers(0, len(GENERIC_PAGES) - 1, n)
+    any_collection = collections + choice(rng, m.CATEGORY_POPULARITY, n)
+    first = np.where(u < 0.45, 0, np.where(u < 0.70, collections + pref_cat, other))
+    later = np.where(u < 0.5, any_collection, other)
+    return np.where(landing, first, later)
+
+
+# The funnel level each event kind belongs to (see model.STEPS); 0 for the rest.
+EVENT_LEVEL = np.array([0, 0, 1, 1, 1, 2, 2, 2, 3, 4, 5, 6, 0], dtype=np.int64)
+
+
+def _enforce_incidents(
+    plan: Plan, s: dict[str, np.ndarray], ev: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Hold the incidents by event time too.
+
+    The session simulation applies an incident to sessions that *start* in its window; a
+    session that starts just before and reaches the failing step inside the window is
+    caught here: its events past the step are dropped and the session is marked as failed
+    (this edits ``s`` in place, so the properties written later say so).
+    """
+    if not plan.failures and not plan.outages:
+        return ev
+    sess, ts = ev["sess"], ev["ts"]
+    level = EVENT_LEVEL[ev["type"]]
+    dev = s["device"][sess]
+    drop = np.zeros(len(sess), dtype=bool)
+    rules = [(b, e, d, cap) for b, e, d, cap in plan.failures]
+    rules += [(b, e, -1, 5) for b, e in plan.outages]
+    for b, e, d, cap in rules:
+        lo, hi = int(b * US_PER_DAY), int(e * US_PER_DAY)
+        past = (level > cap) & (ts >= lo) & (ts < hi)
+        if d >= 0:
+            past &= dev == d
+        hit = np.unique(sess[past])
+        if not len(hit):
+            continue
+        s["level"][hit] = cap
+        s["error_level"][hit] = cap
+        if cap == 5:
+            s["payment_failed"][hit] = True
+        s["refund"][hit] = False
+        in_hit = np.zeros(len(s["level"]), dtype=bool)
+        in_hit[hit] = True
+        drop |= in_hit[sess] & (level > cap)
+    if not drop.any():
+        return ev
+    keep = ~drop
+    return {k: v[keep] for k, v in ev.items()}
+
+
 def expand(
     plan: Plan, rng: np.random.Generator, s: dict[str, np.ndarray], lines: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
@@ -152,7 +212,7 @@ def expand(
     view_product[browse] = grouped_choice(rng, cat.cdf, bcat)
 
     parts: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("sess", "type", "key", "product", "qty", "items")
+        k: [] for k in ("sess", "type", "key", "product", "qty", "items", "page")
     }
 
     def add(
@@ -162,8 +222,10 @@ def expand(
         product: np.ndarray | None = None,
         qty: np.ndarray | None = None,
         items: int = 0,
+        page: np.ndarray | None = None,
     ) -> None:
         size = len(sess)
+        parts["page"].append(np.full(size, -1, dtype=np.int64) if page is None else page)
         parts["sess"].append(sess)
         parts["type"].append(np.full(size, etype, dtype=np.int8))
         parts["key"].append(key)
@@ -172,7 +234,12 @@ def expand(
         parts["items"].append(np.full(size, items, dtype=np.int8))
 
     pv_sess, pv_j = within(counts[PAGE_VIEW])
-    add(PAGE_VIEW, pv_sess, np.where(pv_j == 0, 0.0, rng.random(len(pv_sess))))
+    add(
+        PAGE_VIEW,
+        pv_sess,
+        np.where(pv_j == 0, 0.0, rng.random(len(pv_sess))),
+        page=_page_view_pages(rng, pv_j == 0, s["pref_cat"][pv_sess]),
+    )
     list_sess, _ = within(counts[LIST])
     add(LIST, list_sess, rng.random(len(list_sess)))
     add(VIEW, view_sess, view_key, view_product, items=1)
@@ -216,6 +283,8 @@ def expand(
     start_us = np.round(s["start"] * US_PER_DAY).astype(np.int64)
     ev["ts"] = start_us[sess] + offset_us
     ev["refund_of"] = np.full(len(sess), -1, dtype=np.int64)
+    ev = _enforce_incidents(plan, s, ev)
+    sess = ev["sess"]
 
     # Refunds: a server-side event days after the purchase, in a session of its own.
     pur = np.flatnonzero((ev["type"] == PURCHASE) & s["refund"][sess])
@@ -230,6 +299,7 @@ def expand(
             "items": np.full(len(rs), 2, dtype=np.int8),
             "ts": ev["ts"][pur] + np.round(s["refund_delay"][rs] * US_PER_DAY).astype(np.int64),
             "refund_of": ev["ts"][pur],
+            "page": np.full(len(rs), -1, dtype=np.int64),
         }
         ev = {k: np.concatenate([ev[k], extra[k]]) for k in ev}
     ev["n_final"] = n_final[ev["sess"]]
