@@ -125,25 +125,37 @@ def _to_arrow(
     etype = ev["type"][sel]
     sess = ev["sess"][sel]
     n = len(sel)
-    visitor_global = s["visitor"][sess] + block * 1_000_000
-    number = s["number"][sess]
     dev = s["device"][sess]
     is_refund = etype == REFUND
     is_purchase = etype == PURCHASE
 
-    event_id = _ids(f"e{seed}-{block}-", local_id)
-    base_anon = _ids(f"a{seed}-", visitor_global)
-    suffix = pc.take(
-        pa.array(["", "-desktop", "-mobile", "-tablet"]),
-        pa.array(np.where(dev == s["prim"][sess], 0, dev + 1)),
+    # Identifiers: built once per session, then taken per event.
+    n_sessions = len(s["level"])
+    visitor_global = s["visitor"] + block * 1_000_000
+    anon_s = pc.binary_join_element_wise(
+        _ids(f"a{seed}-", visitor_global),
+        pc.take(
+            pa.array(["", "-desktop", "-mobile", "-tablet"]),
+            pa.array(np.where(s["device"] == s["prim"], 0, s["device"] + 1)),
+        ),
+        "",
     )
-    anonymous_id = pc.binary_join_element_wise(base_anon, suffix, "")
+    user_s = _ids(f"u{seed}-", visitor_global)
+    session_s = _ids(f"s{seed}-", visitor_global, "-", s["number"])
+    order_s = _ids(f"o{seed}-", visitor_global, "-", s["number"])
+    event_id = _ids(f"e{seed}-{block}-", local_id)
+    anonymous_id = pc.take(anon_s, pa.array(sess))
     user_valid = s["logged_in"][sess] | is_purchase | is_refund
-    user_id = _nullable(_ids(f"u{seed}-", visitor_global), user_valid)
-    session_key = _ids(f"s{seed}-", visitor_global, "-", number)
-    order_id = _nullable(_ids(f"o{seed}-", visitor_global, "-", number), is_purchase | is_refund)
-    session_id = pc.if_else(
-        pa.array(is_refund), pc.binary_join_element_wise(session_key, "-refund", ""), session_key
+    user_id = pc.take(user_s, pa.array(sess, mask=~user_valid))
+    order_id = pc.take(order_s, pa.array(sess, mask=~(is_purchase | is_refund)))
+    refund_sess = sess[is_refund]
+    refund_keys = pc.binary_join_element_wise(
+        pc.take(session_s, pa.array(refund_sess)), "-refund", ""
+    )
+    session_idx = sess.copy()
+    session_idx[is_refund] = n_sessions + np.arange(len(refund_sess))
+    session_id = pc.take(
+        pa.concat_arrays([session_s, refund_keys.cast(pa.string())]), pa.array(session_idx)
     )
 
     src = s["source"][sess]
@@ -229,7 +241,9 @@ def _to_arrow(
         + ctype[b]
     )
     b = is_refund
-    prop[b] = PROP_OFF["refund"] + (visitor_global[b] + number[b]) % len(REFUND_REASONS)
+    prop[b] = PROP_OFF["refund"] + (s["visitor"][sess[b]] + s["number"][sess[b]]) % len(
+        REFUND_REASONS
+    )
     properties = pc.take(pa.array(PROPS, pa.string()), pa.array(prop, mask=prop < 0))
 
     ts = ev["ts"][sel] + int((plan.span_start - datetime(1970, 1, 1)).total_seconds()) * 1_000_000
