@@ -10,16 +10,14 @@ from shopfunnel.errors import (
 )
 from shopfunnel.store import LoadResult, Store
 
-__all__ = sorted(
-    [
-        "ConfigError",
-        "InputError",
-        "LoadResult",
-        "Reject",
-        "ShopfunnelError",
-        "Store",
-        "StoreError",
-        "ValidationError",
-    ]
-)
+__all__ = [
+    "ConfigError",
+    "InputError",
+    "LoadResult",
+    "Reject",
+    "ShopfunnelError",
+    "Store",
+    "StoreError",
+    "ValidationError",
+]
 __version__ = "0.1.0"

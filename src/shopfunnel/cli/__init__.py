@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from shopfunnel.cli import (
-    data,  # noqa: F401  (registers commands)
-    sample,  # noqa: F401
+from shopfunnel.cli import (  # noqa: F401  (each module registers its commands)
+    audiences,
+    customers,
+    data,
+    datasets,
+    demo,
+    funnel,
+    sample,
+    stages,
 )
 from shopfunnel.cli.app import app
 
