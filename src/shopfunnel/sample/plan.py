@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 
@@ -46,7 +46,10 @@ class Plan:
         return float(m.WARMUP_DAYS), float(m.WARMUP_DAYS + self.days)
 
 
-def make_plan(seed: int, start: str | datetime, days: int, incidents: Sequence[Incident]) -> Plan:
+def make_plan(
+    seed: int, start: str | date | datetime, days: int, incidents: Sequence[Incident]
+) -> Plan:
+    """Check the arguments and resolve everything the blocks share."""
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"seed={seed!r} is not valid: use a whole number ≥ 0")
     if not isinstance(days, int | np.integer) or days < 1:
@@ -77,8 +80,20 @@ def make_plan(seed: int, start: str | datetime, days: int, incidents: Sequence[I
     def days_from_span(t: datetime) -> float:
         return (t - span_start).total_seconds() / 86_400
 
-    failures, outages, spikes = [], [], []
+    end = t0 + timedelta(days=int(days))
+    failures: list[tuple[float, float, int, int]] = []
+    outages: list[tuple[float, float]] = []
+    spikes: list[tuple[float, float, int, int, float]] = []
     for inc in incidents:
+        if not isinstance(inc, CheckoutFailure | PaymentOutage | TrafficSpike):
+            raise ConfigError(
+                f"{inc!r} is not an incident: use CheckoutFailure, PaymentOutage or TrafficSpike"
+            )
+        if inc.end <= t0 or inc.begin >= end:
+            raise ConfigError(
+                f"the {inc} falls outside the sample ({t0:%Y-%m-%d} for {days} days): move it "
+                "inside, or change --start/--days"
+            )
         if isinstance(inc, CheckoutFailure):
             failures.append(
                 (
@@ -102,23 +117,7 @@ def make_plan(seed: int, start: str | datetime, days: int, incidents: Sequence[I
             share = day_weight[lo:hi].sum() / day_weight.sum() * (e - b) / max(hi - lo, 1e-9)
             extra = BLOCK_VISITORS * m.NEW_MIX[ch] * share * (inc.multiplier - 1.0)
             spikes.append((b, e, ch, src, float(extra)))
-        else:
-            raise ConfigError(
-                f"{inc!r} is not an incident: use CheckoutFailure, PaymentOutage or TrafficSpike"
-            )
-    window = (m.WARMUP_DAYS, m.WARMUP_DAYS + days)
-    for inc, (b, e, *_) in zip(
-        [i for i in incidents if isinstance(i, CheckoutFailure)]
-        + [i for i in incidents if isinstance(i, PaymentOutage)]
-        + [i for i in incidents if isinstance(i, TrafficSpike)],
-        failures + outages + spikes,
-        strict=True,
-    ):
-        if e <= window[0] or b >= window[1]:
-            raise ConfigError(
-                f"{inc!r} falls outside the sample ({t0.date()} for {days} days): move it "
-                "inside, or change --start/--days"
-            )
+
     return Plan(
         seed=int(seed),
         start=t0,

@@ -30,12 +30,12 @@ def simulate_sessions(
     first_source[:n_base] = grouped_choice(rng, plan.source_cdf, acq[:n_base])
     spike = np.zeros(nv, dtype=bool)
     pos = n_base
-    for (b, e, ch, src, _), k in zip(plan.spikes, n_spike, strict=True):
-        arrival[pos : pos + k] = b + rng.random(k) * (e - b)
-        acq[pos : pos + k] = ch
-        first_source[pos : pos + k] = src
-        spike[pos : pos + k] = True
-        pos += k
+    for (b, e, spike_channel, spike_source, _), count in zip(plan.spikes, n_spike, strict=True):
+        arrival[pos : pos + count] = b + rng.random(count) * (e - b)
+        acq[pos : pos + count] = spike_channel
+        first_source[pos : pos + count] = spike_source
+        spike[pos : pos + count] = True
+        pos += count
     weekend_arrival = plan.weekday_of_day[np.minimum(arrival.astype(np.int64), span_days - 1)] >= 5
     prim = np.where(
         weekend_arrival,
