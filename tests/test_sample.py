@@ -440,3 +440,13 @@ def test_cli_sample_rejects_a_bad_incident_with_a_clear_message(tmp_path):
     assert "device 'phone'" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_write_sample_reports_a_failed_write_and_leaves_no_file(tmp_path, monkeypatch):
+    def broken(self, table, row_group_size=None):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_sample(tmp_path / "s.parquet", 30_000, seed=1, chunk_events=10_000)
+    assert list(tmp_path.iterdir()) == []

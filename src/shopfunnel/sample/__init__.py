@@ -8,6 +8,8 @@ come from; the parameters themselves live in :mod:`shopfunnel.sample.model`.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -74,12 +76,16 @@ def write_sample(
     """Write the same events as :func:`generate_sample` to a Parquet file at ``path``,
     ``chunk_events`` rows at a time so memory stays bounded whatever ``n_events`` is.
 
-    ``progress`` is called after each chunk with the number of events written so far.
-    The file appears complete or not at all (written beside it, then renamed).
+    Generation and Parquet encoding overlap: a writer thread encodes one chunk while the
+    next is generated (at most one chunk waits), so two cores are used. ``progress`` is
+    called from the calling thread with the number of events generated so far, after each
+    chunk; its last call, with ``n_events``, comes once the file is complete. The file
+    appears complete or not at all (written beside it, then renamed).
     """
     if chunk_events < 1:
         raise ConfigError(f"chunk_events={chunk_events!r} must be at least 1")
     plan = make_plan(seed, start, days, tuple(incidents))
+    n = _check_n(n_events)
     target = Path(path)
     if target.is_dir():
         raise ConfigError(f"{str(target)!r} is a folder: give a file name such as sample.parquet")
@@ -88,29 +94,54 @@ def write_sample(
             f"no folder {str(target.parent)!r} to write {target.name} into: create it first"
         )
     partial = target.with_name(target.name + ".partial")
-    written = 0
-    pending: list[pa.Table] = []
-    pending_rows = 0
+    chunks: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
+    failure: list[BaseException] = []
+
+    def write_chunks(writer: pq.ParquetWriter) -> None:
+        try:
+            while (chunk := chunks.get()) is not None:
+                writer.write_table(chunk, row_group_size=1_000_000)
+        except BaseException as exc:  # handed to the calling thread
+            failure.append(exc)
+            while chunks.get() is not None:  # drain so the producer never blocks
+                pass
+
+    def hand_over(chunk: pa.Table | None) -> None:
+        chunks.put(chunk)
+        if failure:
+            raise failure[0]
+
+    generated = 0
     try:
         with pq.ParquetWriter(partial, schema.ARROW_SCHEMA, compression="zstd") as writer:
-            for table in iter_blocks(_check_n(n_events), plan):
-                pending.append(table)
-                pending_rows += table.num_rows
-                if pending_rows >= chunk_events:
-                    writer.write_table(pa.concat_tables(pending), row_group_size=1_000_000)
-                    written += pending_rows
-                    pending, pending_rows = [], 0
-                    if progress is not None:
-                        progress(written)
-            if pending:
-                writer.write_table(pa.concat_tables(pending), row_group_size=1_000_000)
-                written += pending_rows
-                if progress is not None:
-                    progress(written)
+            thread = threading.Thread(target=write_chunks, args=(writer,), daemon=True)
+            thread.start()
+            try:
+                pending: list[pa.Table] = []
+                pending_rows = 0
+                for table in iter_blocks(n, plan):
+                    pending.append(table)
+                    pending_rows += table.num_rows
+                    if pending_rows >= chunk_events:
+                        hand_over(pa.concat_tables(pending))
+                        generated += pending_rows
+                        pending, pending_rows = [], 0
+                        if progress is not None and generated < n:
+                            progress(generated)
+                if pending:
+                    hand_over(pa.concat_tables(pending))
+                    generated += pending_rows
+            finally:
+                chunks.put(None)
+                thread.join()
+            if failure:
+                raise failure[0]
         partial.replace(target)
     finally:
         if partial.exists():
             partial.unlink()
+    if progress is not None:
+        progress(generated)
     return target
 
 
