@@ -1,8 +1,35 @@
 """The sample store: a seeded, realistic event stream so shopfunnel runs with no data of
 one's own, and so analyses can be tested against planted incidents.
 
-See ``docs/sample.md`` for the model, its parameters and where the calibration numbers
-come from; the parameters themselves live in :mod:`shopfunnel.sample.model`.
+The model (parameters in :mod:`shopfunnel.sample.model`, full description in
+``docs/sample.md``):
+
+- **Visitors** arrive on weekday-weighted days and hour-of-day-weighted times (a 60-day
+  warm-up before the start keeps returning traffic steady), each with a first channel
+  (GA4 channel names: organic search, paid search, paid social, …, with consistent UTM
+  values and referrers), a device (more mobile at weekends), a country, a favourite
+  category of the catalogue (8 categories × 40 products, log-normal prices) and, for 8%,
+  an account.
+- **Sessions** take up to six conditional steps, view_item → add_to_cart →
+  begin_checkout → add_shipping_info → add_payment_info → purchase, each with probability
+  ``sigmoid(intercept + effects)``; the log-odds effects are the channel (email and search
+  above social and display), the device (mobile worse at checkout), returning, logged in,
+  customer, cart waiting, weekend, shipping cost shown, forced account creation and a
+  declined payment.
+- **Journeys**: what a session ended with sets whether and when the visitor returns
+  (browse, abandoned cart, purchase, customer), through a returning channel mix and
+  sometimes on another device; customers buy again over months (at most 6 orders);
+  4% of orders are refunded 2–30 days later.
+- **Calibration**: the six intercepts are fitted (``benchmarks/calibrate_sample.py``) so
+  that over all sessions 48% view a product, 14.5% add to cart and 3.3% buy (SaleCycle
+  2017 via Smart Insights, as in DESIGN.md); the effects' directions follow Baymard
+  (85.65% cart abandonment on mobile vs 70.19% overall; extra costs and forced account
+  creation as top reasons to abandon). ``tests/test_sample.py`` holds the rates.
+- **Incidents** (:class:`CheckoutFailure`, :class:`PaymentOutage`, :class:`TrafficSpike`)
+  are interventions on that model, applied by session start and held by event time.
+
+Blocks of 20,000 visitors each draw from their own stream ``(seed, block)``, so output
+is deterministic, exact in size, and a smaller sample is a subset of a larger one.
 """
 
 from __future__ import annotations
