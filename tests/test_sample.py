@@ -155,6 +155,13 @@ def test_mobile_converts_worse_at_checkout_than_desktop(sample):
     assert abs(by.loc["mobile", "view_item"] - by.loc["desktop", "view_item"]) < 0.06
 
 
+def test_far_away_countries_give_up_more_at_checkout_than_the_us(sample):
+    by = _session_rates(sample, "country").set_index("g")
+    cart_to_buy = by["n_purchase"] / by["n_add_to_cart"]
+    far = by.loc[["BR", "IN", "MX"]]
+    assert far["n_purchase"].sum() / far["n_add_to_cart"].sum() < 0.75 * cart_to_buy["US"]
+
+
 def test_sessions_follow_the_funnel_order_within_a_session(sample):
     """A purchase comes after add_payment_info, after add_shipping_info, after
     begin_checkout, after add_to_cart, after view_item, in the same session."""

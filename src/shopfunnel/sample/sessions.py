@@ -114,6 +114,8 @@ def simulate_sessions(
             + weekend[:, None] * m.WEEKEND_EFFECT
             + is_spike[:, None] * m.SPIKE_EFFECT
         )
+        # Country: on beginning checkout and giving shipping (the costs become visible).
+        logit[:, 2:4] += m.COUNTRY_CHECKOUT_EFFECT[country[idx]][:, None]
         u = rng.random((k, 6))
         level = np.zeros(k, dtype=np.int64)
         for step in (0, 1):
