@@ -73,6 +73,9 @@ def diagnose(
             parts: list[Any] = [Text(
                 f"Diagnosis of {db}: {result.start:%Y-%m-%d} to {result.end:%Y-%m-%d}, {result.sessions:,} sessions, "
                 f"{result.orders:,} orders, average order {result.average_order_value:,.2f}", style="bold")]
+            dated = result.findings[result.findings["kind"].isin(["incident", "traffic_spike"])]
+            for f in dated.itertuples():
+                parts.append(Text(f"⚠ incident #{f.rank}: {f.title}. {f.evidence}", style="bold red"))
             if findings.empty:
                 parts.append(Text("No finding: nothing is significantly worse than its benchmark, its past or the rest of the traffic."))
             rec = pd.DataFrame([{
