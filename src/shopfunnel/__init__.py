@@ -78,6 +78,9 @@ from shopfunnel.sample import (
     generate_sample,
     write_sample,
 )
+from shopfunnel.server import (
+    create_app,
+)
 from shopfunnel.stages import (
     StagePlacement,
     place_persons,
@@ -132,6 +135,7 @@ __all__ = [
     "cdnow_orders",
     "cohort_matrix",
     "cohort_retention",
+    "create_app",
     "customer_value",
     "diagnose",
     "export_audience",
