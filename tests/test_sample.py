@@ -83,6 +83,15 @@ def test_same_seed_gives_identical_events_and_another_seed_differs():
     assert set(a.column("event_id").to_pylist()).isdisjoint(b.column("event_id").to_pylist())
 
 
+def test_samples_of_other_periods_or_incidents_have_other_event_ids():
+    """So that two different samples loaded into one store are not taken for duplicates."""
+    ids = [
+        set(generate_sample(5_000, seed=1, **kw).column("event_id").to_pylist())
+        for kw in ({}, {"days": 60}, {"incidents": [PaymentOutage("2024-02-01")]})
+    ]
+    assert ids[0].isdisjoint(ids[1]) and ids[0].isdisjoint(ids[2]) and ids[1].isdisjoint(ids[2])
+
+
 def test_a_smaller_sample_is_part_of_a_larger_one():
     small = set(generate_sample(25_000, seed=4).column("event_id").to_pylist())
     large = set(generate_sample(60_000, seed=4).column("event_id").to_pylist())

@@ -143,7 +143,7 @@ def _to_arrow(
     user_s = _ids(f"u{seed}-", visitor_global)
     session_s = _ids(f"s{seed}-", visitor_global, "-", s["number"])
     order_s = _ids(f"o{seed}-", visitor_global, "-", s["number"])
-    event_id = _ids(f"e{seed}-{block}-", local_id)
+    event_id = _ids(f"e{seed}.{plan.tag}-{block}-", local_id)
     anonymous_id = pc.take(anon_s, pa.array(sess))
     user_valid = s["logged_in"][sess] | is_purchase | is_refund
     user_id = pc.take(user_s, pa.array(sess, mask=~user_valid))

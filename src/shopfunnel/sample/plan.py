@@ -3,6 +3,7 @@ the incidents translated into days from the start of the simulated span."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -40,6 +41,7 @@ class Plan:
     source_channel: np.ndarray
     source_cdf: np.ndarray  # channel index + within-channel cumulative weight
     abandoned_cart_source: int
+    tag: str  # short hash of start, days and incidents, part of every event_id
 
     @property
     def window(self) -> tuple[float, float]:
@@ -132,4 +134,7 @@ def make_plan(
         source_channel=np.array(source_channel),
         source_cdf=np.array(cdf),
         abandoned_cart_source=abandoned,
+        tag=hashlib.sha1(
+            f"{t0.isoformat()}|{int(days)}|{sorted(map(repr, incidents))}".encode()
+        ).hexdigest()[:4],
     )
