@@ -265,12 +265,14 @@ class Store:
         with db.transaction():
             before = int(db.scalar("SELECT count(*) FROM events") or 0)
             cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
+            # An empty store has nothing to skip: no anti-join on the first load.
+            unseen = "WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = i.event_id)"
             db.execute(
                 f"""
                 INSERT INTO events ({cols}, person_id)
                 WITH __new AS ({prepared})
                 SELECT {cols}, coalesce(user_id, anonymous_id) FROM __new i
-                WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = i.event_id)
+                {"" if before == 0 else unseen}
                 """
             )
             added = int(db.scalar("SELECT count(*) FROM events") or 0) - before
@@ -394,6 +396,7 @@ class Store:
             UPDATE events SET person_id = i.person_id FROM identities i
             WHERE events.anonymous_id = i.anonymous_id AND events.user_id IS NULL
               AND events.person_id <> i.person_id
+              AND i.anonymous_id IN (SELECT anonymous_id FROM __linked)
             """
         )
 
@@ -496,10 +499,10 @@ def _typed_expr(name: str, source_type: str) -> str:
         return f"CAST(timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ)) AS TIMESTAMP)"
     if col.sql_type == "JSON":
         if source_type == "VARCHAR" or source_type == "JSON":
-            return f"CASE WHEN json_valid({raw}) THEN CAST({raw} AS JSON) END"
+            return f"TRY_CAST({raw} AS JSON)"
         return f"CAST(to_json({raw}) AS JSON)"
     if col.name == "items" and source_type == "VARCHAR":
-        return f"TRY_CAST(CASE WHEN json_valid({raw}) THEN CAST({raw} AS JSON) END AS {col.sql_type})"
+        return f"TRY_CAST(TRY_CAST({raw} AS JSON) AS {col.sql_type})"
     if col.sql_type == "VARCHAR":
         return f"NULLIF(CAST({raw} AS VARCHAR), '')"
     return f"TRY_CAST({raw} AS {col.sql_type})"
