@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
-from conftest import log
 
+from conftest import log
 from shopfunnel.errors import ConfigError, InputError
 from shopfunnel.funnel import Step, funnel
 
@@ -84,7 +84,7 @@ def test_equal_timestamps_match_clickhouse_window_funnel():
     chdb = pytest.importorskip("chdb")
     df = log(("p", 0, "c"), ("p", 0, "b"), ("p", 0, "a"), ("q", 0, "b"), ("q", 0, "a"),
              ("q", 5, "c"), ("r", 1, "b"), ("r", 0, "a"), ("r", 1, "a"), ("r", 1, "c"))
-    frame = df.assign(t=df["ts"].astype("int64") // 1000)[["anonymous_id", "t", "event"]]
+    frame = df.assign(t=df["ts"].astype("int64") // 1000)[["anonymous_id", "t", "event"]]  # noqa: F841, E501
     got = chdb.query(
         "SELECT anonymous_id, windowFunnel(3600000000)(toUInt64(t), event = 'a', event = 'b', "
         "event = 'c') AS level FROM Python(frame) GROUP BY anonymous_id ORDER BY anonymous_id",
@@ -271,7 +271,7 @@ def test_time_to_convert_median_p90_and_histogram():
     assert result.steps["p90_seconds_from_previous"].iloc[1] == pytest.approx(60 * (4 + 0.6 * 96))
     hist = result.time_to_convert()
     assert hist["persons"].sum() == 5
-    assert dict(zip(hist["bin"], hist["persons"], strict=True))["1m–5m"] == 4  # bins include their start: 1, 2, 3 and 4 minutes
+    assert dict(zip(hist["bin"], hist["persons"], strict=True))["1m–5m"] == 4  # 1, 2, 3, 4 min
     assert result.time_to_convert(2)["persons"].tolist() == hist["persons"].tolist()
 
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -266,7 +266,8 @@ class LocalEngine:
         optional = np.array(plan.optional or (False,) * n, dtype=np.bool_)
         excl_from = np.array([a - 1 for _, a, _ in plan.exclusions] or [0], dtype=np.int64)
         excl_to = np.array([b - 1 for _, _, b in plan.exclusions] or [0], dtype=np.int64)
-        threads = numba.get_num_threads()
+        threads = default_threads()
+        pool = ThreadPoolExecutor(max_workers=threads)
 
         def process(table: pa.Table, final: bool) -> pa.Table | None:
             o = _np(table.column("o"), np.uint64)
@@ -281,8 +282,8 @@ class LocalEngine:
                 rest = None
             if len(o) == 0:
                 return rest
-            t = _np(table.column("t"), np.int64)
-            c = _np(table.column("c"), np.int8)
+            t = _readonly(_np(table.column("t"), np.int64))
+            c = _readonly(_np(table.column("c"), np.int8))
             if plan.hold:
                 unit_starts = boundaries2(o, _np(table.column("u"), np.uint64))
             else:
@@ -292,10 +293,10 @@ class LocalEngine:
             else:
                 attr = np.full(len(o), -1, dtype=np.int32)
             if plan.trend:
-                period = _np(table.column("p"), np.int64)
+                period = _readonly(_np(table.column("p"), np.int64))
                 seg_counts = count_segments(unit_starts, c, period, n, mode, plan.open_entry)
             else:
-                period = np.zeros(1, dtype=np.int64)
+                period = _readonly(np.zeros(1, dtype=np.int64))
                 seg_counts = np.ones(len(unit_starts) - 1, dtype=np.int64)
             seg_offsets = np.zeros(len(seg_counts) + 1, dtype=np.int64)
             np.cumsum(seg_counts, out=seg_offsets[1:])
@@ -307,11 +308,20 @@ class LocalEngine:
             anchor = np.full((n_seg, n), NONE, dtype=np.int64)
             sattr = np.full((n_seg, n), -1, dtype=np.int32)
             aattr = np.full((n_seg, n), -1, dtype=np.int32)
-            n_chunks = max(1, min(len(unit_starts) - 1, threads * 16))
+            n_units = len(unit_starts) - 1
+            n_chunks = max(1, min(n_units, threads))
             tot = np.zeros((n_chunks, n), dtype=np.int64)
-            run_units(unit_starts, seg_offsets, t, c, attr, period, n, plan.window_us, mode,
-                      optional, plan.open_entry, excl_from, excl_to, bool(plan.trend), n_chunks,
-                      seg_unit, seg_period, reached, prev, anchor, sattr, aattr, tot)
+
+            def chunk(ci: int) -> None:
+                run_units(unit_starts, seg_offsets, t, c, attr, period, n, plan.window_us, mode,
+                          optional, plan.open_entry, excl_from, excl_to, bool(plan.trend),
+                          ci * n_units // n_chunks, (ci + 1) * n_units // n_chunks, ci,
+                          seg_unit, seg_period, reached, prev, anchor, sattr, aattr, tot)
+
+            if n_chunks == 1:
+                chunk(0)
+            else:
+                list(pool.map(chunk, range(n_chunks)))
             totals[:] += tot.sum(axis=0)
             keep = reached[:, 0] != NONE if not plan.open_entry and plan.order != "any" else (
                 (reached != NONE).any(axis=1))
@@ -327,6 +337,7 @@ class LocalEngine:
             carry = process(table, final=False)
         if carry is not None and carry.num_rows:
             process(carry, final=True)
+        pool.shutdown()
         if parts:
             arrays = [np.concatenate([p[i] for p in parts]) for i in range(7)]
         else:
@@ -373,6 +384,13 @@ def _np(column: pa.ChunkedArray, dtype: Any) -> np.ndarray:
     return arr.astype(dtype, copy=False)
 
 
+def _readonly(arr: np.ndarray) -> np.ndarray:
+    """The kernels are compiled once for read-only inputs (what Arrow hands over)."""
+    arr = np.ascontiguousarray(arr)
+    arr.flags.writeable = False
+    return arr
+
+
 def _encode(column: pa.ChunkedArray, labels: dict[str, int]) -> np.ndarray:
     """Global int32 codes for a string column, growing ``labels`` (null → -1)."""
     encoded = pc.dictionary_encode(column.combine_chunks())
@@ -415,7 +433,8 @@ def _first_per_owner(owner: np.ndarray, period: np.ndarray, *mats: np.ndarray
 
 
 def default_threads() -> int:
-    return numba.get_num_threads() or os.cpu_count() or 1
+    """Kernel threads: one per core."""
+    return os.cpu_count() or 1
 
 
 __all__: Sequence[str] = ["EngineOutput", "FunnelEngine", "FunnelPlan", "LocalEngine",
