@@ -330,13 +330,22 @@ class LocalEngine:
                           sattr[keep], aattr[keep]))
             return rest
 
-        for batch in reader:
-            table = pa.Table.from_batches([batch])
-            if carry is not None and carry.num_rows:
-                table = pa.concat_tables([carry, table])
-            carry = process(table, final=False)
-        if carry is not None and carry.num_rows:
-            process(carry, final=True)
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        for batch in reader:  # DuckDB hands over small batches: gather ~batch_rows first
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            if pending_rows >= self.batch_rows:
+                table = pa.Table.from_batches(pending).combine_chunks()
+                if carry is not None and carry.num_rows:
+                    table = pa.concat_tables([carry, table]).combine_chunks()
+                carry = process(table, final=False)
+                pending, pending_rows = [], 0
+        tail = [carry] if carry is not None and carry.num_rows else []
+        if pending:
+            tail.append(pa.Table.from_batches(pending))
+        if tail:
+            process(pa.concat_tables(tail).combine_chunks(), final=True)
         pool.shutdown()
         if parts:
             arrays = [np.concatenate([p[i] for p in parts]) for i in range(7)]
