@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from shopfunnel.cli import data, funnel  # noqa: F401  (registers commands)
+from shopfunnel.cli import (  # noqa: F401  (each module registers its commands)
+    audiences,
+    customers,
+    data,
+    datasets,
+    demo,
+    funnel,
+    sample,
+    stages,
+)
 from shopfunnel.cli.app import app
 
 
