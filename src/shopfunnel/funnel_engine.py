@@ -332,11 +332,11 @@ class LocalEngine:
             n_seg = int(seg_offsets[-1])
             seg_unit = np.empty(n_seg, dtype=np.int64)
             seg_period = np.zeros(n_seg, dtype=np.int64)
-            reached = np.full((n_seg, n), NONE, dtype=np.int64)
-            prev = np.full((n_seg, n), NONE, dtype=np.int64)
-            anchor = np.full((n_seg, n), NONE, dtype=np.int64)
-            sattr = np.full((n_seg, n), -1, dtype=np.int32)
-            aattr = np.full((n_seg, n), -1, dtype=np.int32)
+            reached = np.empty((n_seg, n), dtype=np.int64)  # the kernel initialises them
+            prev = np.empty((n_seg, n), dtype=np.int64)
+            anchor = np.empty((n_seg, n), dtype=np.int64)
+            sattr = np.empty((n_seg, n), dtype=np.int32)
+            aattr = np.empty((n_seg, n), dtype=np.int32)
             n_units = len(unit_starts) - 1
             n_chunks = max(1, min(n_units, threads))
             tot = np.zeros((n_chunks, n), dtype=np.int64)

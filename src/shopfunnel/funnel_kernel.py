@@ -257,6 +257,12 @@ def run_units(unit_starts, seg_offsets, ts, code, attr, period, n, window, mode,
                 seg = seg_offsets[u] + q
                 seg_unit[seg] = u
                 seg_period[seg] = blk_p[q]
+                for k in range(n):  # outputs arrive uninitialised: first touch here, in threads
+                    reached[seg, k] = NONE
+                    prev[seg, k] = NONE
+                    anchor[seg, k] = NONE
+                    sattr[seg, k] = -1
+                    aattr[seg, k] = -1
                 if mode == ORDERED:
                     _scan_ordered(ts, code, attr, period, blk_i0[q], b, blk_p[q], blk_stop[q],
                                   n, window, optional, open_entry, excl_from, excl_to,
