@@ -1,0 +1,138 @@
+"""Run the analyses on a store and turn each result into its section.
+
+Every section is built by one small function here: it calls the analysis, then the pure
+builder in :mod:`shopfunnel.report.sections`. A section that fails (an analysis not
+installed, data that cannot support it) becomes a short note, and the failure is kept in
+:attr:`ReportBuild.problems` so tests and the CLI can say what went missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from shopfunnel.errors import ShopfunnelError
+from shopfunnel.report import sections as S
+from shopfunnel.report.blocks import Section, unavailable
+from shopfunnel.store import Store
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ReportBuild:
+    """What building the report did: the sections, problems met, seconds per section."""
+
+    sections: list[Section] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    """The store, the model, and analysis results shared by several sections."""
+
+    store: Store
+    model: Any = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def once(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
+
+    @property
+    def currency(self) -> str:
+        return self.once("currency", lambda: self.store.db.scalar(
+            "SELECT mode(currency) FROM orders WHERE currency IS NOT NULL") or "")
+
+
+# -- store facts by SQL ---------------------------------------------------------------------
+def daily_activity(store: Store) -> pd.DataFrame:
+    """Per UTC day: events, distinct sessions, distinct persons, orders and revenue."""
+    return store.db.df(
+        """
+        SELECT CAST(ts AS DATE) AS day, count(*) AS events,
+               count(DISTINCT session_id) AS sessions, count(DISTINCT person_id) AS persons,
+               count(DISTINCT order_id) FILTER (WHERE event = 'purchase') AS orders,
+               coalesce(sum(value) FILTER (WHERE event = 'purchase'), 0) AS revenue
+        FROM events GROUP BY 1 ORDER BY 1
+        """
+    )
+
+
+def _overview(ctx: Context) -> Section:
+    info = ctx.store.info()
+    revenue = ctx.store.db.scalar("SELECT sum(value) FROM orders") if info.get("orders") else None
+    return S.overview_section(info, None if revenue is None else float(revenue), ctx.currency)
+
+
+def _activity(ctx: Context) -> Section:
+    return S.activity_section(daily_activity(ctx.store))
+
+
+# -- analyses ---------------------------------------------------------------------------
+def _diagnosis(ctx: Context) -> Section:
+    from shopfunnel.diagnose import diagnose
+
+    result = diagnose(ctx.store) if ctx.model is None else diagnose(ctx.store, model=ctx.model)
+    return S.diagnosis_section(result.findings, currency=ctx.currency)
+
+
+def _funnel(ctx: Context) -> Any:
+    from shopfunnel.funnel import funnel
+
+    return ctx.once("funnel", lambda: funnel(ctx.store, **_funnel_args(ctx)))
+
+
+def _funnel_args(ctx: Context) -> dict[str, Any]:
+    from shopfunnel import funnel as funnel_module
+
+    steps = getattr(ctx.model, "steps", None) or getattr(funnel_module, "DEFAULT_STEPS", None)
+    args: dict[str, Any] = {"window": "7d"}
+    if steps is not None:
+        args["steps"] = steps
+    return args
+
+
+def _steps(ctx: Context) -> Section:
+    return S.steps_section(_funnel(ctx).steps)
+
+
+# -- the plan ---------------------------------------------------------------------------
+PLAN: list[tuple[str, str, Callable[[Context], Section]]] = [
+    ("overview", "Your store at a glance", _overview),
+    ("diagnosis", "What to fix first", _diagnosis),
+    ("steps", "Step by step: where people drop off", _steps),
+    ("activity", "Daily activity", _activity),
+]
+
+
+def _failure_note(exc: BaseException) -> str:
+    if isinstance(exc, ImportError):
+        return "This analysis is not available in this installation of shopfunnel."
+    if isinstance(exc, ShopfunnelError):
+        return f"Not enough data for this section: {exc}"
+    return f"This section could not be computed ({type(exc).__name__}: {exc})."
+
+
+def build_sections(store: Store, *, model: Any = None, progress: Progress | None = None) -> ReportBuild:
+    """Compute every section of the report, in page order."""
+    ctx = Context(store, model)
+    out = ReportBuild()
+    for sid, title, make in PLAN:
+        if progress is not None:
+            progress(title)
+        started = time.perf_counter()
+        try:
+            section = make(ctx)
+        except Exception as exc:  # a failing section must not sink the whole report
+            out.problems[sid] = f"{type(exc).__name__}: {exc}"
+            section = unavailable(sid, title, _failure_note(exc))
+        out.seconds[sid] = time.perf_counter() - started
+        out.sections.append(section)
+    return out

@@ -1,0 +1,223 @@
+"""Section builders: analysis results (DataFrames) in, a :class:`Section` out.
+
+Each builder is a small pure function, testable without a store. A builder whose data
+cannot support it returns a section with a short ``note`` instead of raising, so a thin
+or young store still gets a whole report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from shopfunnel.report import fmt
+from shopfunnel.report.blocks import (
+    Chart,
+    Figure,
+    Finding,
+    Findings,
+    KeyFigures,
+    Section,
+    Table,
+    Text,
+    unavailable,
+)
+from shopfunnel.report.charts import PALETTE, STAGE_COLOURS, styled
+
+
+def _empty(frame: pd.DataFrame | None) -> bool:
+    return frame is None or len(frame) == 0
+
+
+def _missing_columns(frame: pd.DataFrame, needed: Sequence[str]) -> list[str]:
+    return [c for c in needed if c not in frame.columns]
+
+
+# -- overview ---------------------------------------------------------------------------
+def overview_section(info: Mapping[str, Any], revenue: float | None = None, currency: str = "") -> Section:
+    """Key figures of the store: events, persons, sessions, orders, revenue and date range."""
+    title = "Your store at a glance"
+    if not info or not info.get("events"):
+        return unavailable("overview", title, "The store holds no events yet: load some with `shopfunnel ingest`.")
+    first, last = info.get("first_event"), info.get("last_event")
+    period = f"{str(first)[:10]} to {str(last)[:10]}" if first and last else ""
+    items = [
+        Figure("Events", fmt.integer(info["events"]), period),
+        Figure("People", fmt.integer(info.get("persons")), "identity-stitched visitors"),
+        Figure("Sessions", fmt.integer(info.get("sessions"))),
+        Figure("Orders", fmt.integer(info.get("orders"))),
+    ]
+    if revenue is not None:
+        orders = info.get("orders") or 0
+        aov = revenue / orders if orders else None
+        items.append(Figure("Revenue", fmt.money(revenue, currency), f"average order {fmt.money(aov, currency)}"))
+    return Section("overview", title, blocks=(KeyFigures(tuple(items)),))
+
+
+def activity_section(daily: pd.DataFrame | None) -> Section:
+    """Sessions and orders per day (columns ``day``, ``sessions``, ``orders``)."""
+    sid, title = "activity", "Daily activity"
+    lead = "Sessions and orders per day. Sudden dips or spikes are worth a look in the diagnosis above."
+    if _empty(daily) or _missing_columns(daily, ["day", "sessions", "orders"]):
+        return unavailable(sid, title, "No daily activity to show yet.", lead)
+    fig = go.Figure()
+    fig.add_scatter(x=daily["day"], y=daily["sessions"], name="sessions", mode="lines")
+    fig.add_scatter(x=daily["day"], y=daily["orders"], name="orders", mode="lines", yaxis="y2")
+    fig.update_layout(
+        yaxis={"title": "sessions", "rangemode": "tozero"},
+        yaxis2={"title": "orders", "overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False},
+        hovermode="x unified",
+    )
+    return Section(sid, title, lead, (Chart(styled(fig, height=300)),))
+
+
+# -- diagnosis --------------------------------------------------------------------------
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ()
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.replace(";", ",").split(",")] if "," in value or ";" in value else [value]
+        return tuple(p for p in parts if p)
+    try:
+        return tuple(str(v) for v in value if v is not None and str(v))
+    except TypeError:
+        return (str(value),)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def _is_rate(value: Any) -> bool:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return False
+    return 0.0 <= v <= 1.0
+
+
+def finding_headline(row: Mapping[str, Any]) -> str:
+    """One sentence for a finding: what, where, how far from the reference."""
+    metric = _text(row.get("metric")) or _text(row.get("kind")) or "finding"
+    where = _text(row.get("step")) or _text(row.get("stage"))
+    segment = _text(row.get("segment"))
+    value, reference = row.get("value"), row.get("reference")
+    show = fmt.pct if _is_rate(value) and _is_rate(reference) else fmt.number
+    text = metric.replace("_", " ")
+    text = text[:1].upper() + text[1:]
+    if where:
+        text += f" at {where}"
+    if segment:
+        text += f" for {segment}"
+    if _text(value):
+        text += f": {show(value)}"
+        if _text(reference):
+            text += f" against {show(reference)}"
+    return text
+
+
+def diagnosis_section(findings: pd.DataFrame | None, *, top: int = 5, currency: str = "") -> Section:
+    """The diagnosis, most valuable fix first: the ``top`` findings as cards, all in a table.
+
+    ``findings`` has the columns of :func:`shopfunnel.diagnose.diagnose`'s ``.findings``
+    (rank, kind, stage, step, segment, metric, value, reference, gap, p_value,
+    revenue_at_stake, evidence, tactics, audience); missing columns read as blank.
+    """
+    sid, title = "diagnosis", "What to fix first"
+    lead = (
+        "Where the funnel loses the most money, and what to try. Findings are ranked by revenue "
+        "at stake: people lost at the step × how often they would have gone on to buy × the "
+        "average order value."
+    )
+    if findings is None:
+        return unavailable(sid, title, "The diagnosis is not available for this store.", lead)
+    if len(findings) == 0:
+        return Section(sid, title, lead, (Text(
+            "No significant weak spot found: every stage converts at or above its benchmark and "
+            "its own past, and no segment lags significantly behind the rest."
+        ),))
+    frame = findings.sort_values("rank") if "rank" in findings.columns else findings
+    cards = []
+    for i, row in enumerate(frame.head(top).to_dict("records"), start=1):
+        p = row.get("p_value")
+        cards.append(Finding(
+            rank=int(row.get("rank", i)) if _text(row.get("rank")) else i,
+            headline=finding_headline(row),
+            stage=_text(row.get("stage")),
+            revenue_at_stake=fmt.money(row.get("revenue_at_stake"), currency) if _text(row.get("revenue_at_stake")) else "",
+            evidence=_text(row.get("evidence")),
+            tactics=_as_tuple(row.get("tactics")),
+            audience=_text(row.get("audience")),
+            significance=fmt.p_value(p) if _text(p) else "",
+        ))
+    shown = [c for c in ("rank", "kind", "stage", "step", "segment", "metric", "value", "reference",
+                         "gap", "p_value", "revenue_at_stake") if c in frame.columns]
+    table = Table(
+        frame[shown].reset_index(drop=True),
+        formats={"rank": "int", "p_value": "p", "revenue_at_stake": "money", "value": "number",
+                 "reference": "number", "gap": "number"},
+        caption=f"All {len(frame)} findings",
+        collapsed=True,
+    )
+    return Section(sid, title, lead, (Findings(tuple(cards)), table))
+
+
+# -- funnel steps -----------------------------------------------------------------------
+def steps_section(steps: pd.DataFrame | None) -> Section:
+    """Step-by-step funnel: persons per step, and where they drop off.
+
+    ``steps`` is ``funnel(...).steps`` (step, name, persons, conversion_from_previous,
+    conversion_from_start, drop_off, drop_off_rate, median_seconds_from_previous, …).
+    """
+    sid, title = "steps", "Step by step: where people drop off"
+    lead = ("Each bar is the number of people who reached the step within the conversion window, in "
+            "order. The drop-off chart shows the share lost between a step and the one before it.")
+    needed = ["name", "persons", "conversion_from_previous", "conversion_from_start"]
+    if _empty(steps) or _missing_columns(steps, needed):
+        return unavailable(sid, title, "No funnel steps to show: the store has no events of the first step.", lead)
+    if int(steps["persons"].iloc[0]) == 0:
+        return unavailable(sid, title, f"Nobody reached the first step ({steps['name'].iloc[0]}) yet.", lead)
+    names = [str(n) for n in steps["name"]]
+    funnel = go.Figure(go.Funnel(
+        y=names, x=steps["persons"], textinfo="value+percent initial",
+        marker={"color": PALETTE[0]}, connector={"line": {"color": "#cbd2d9"}},
+    ))
+    blocks: list[Any] = [Chart(styled(funnel, height=60 + 50 * len(names)))]
+    if len(steps) > 1:
+        rest = steps.iloc[1:]
+        lost = 1 - rest["conversion_from_previous"].astype(float)
+        worst = int(lost.to_numpy().argmax())
+        colours = [PALETTE[3] if i == worst else "#9aa5b1" for i in range(len(rest))]
+        labels = [f"{a} → {b}" for a, b in zip(names[:-1], names[1:], strict=True)]
+        drop = go.Figure(go.Bar(
+            x=labels, y=lost, marker={"color": colours},
+            text=[fmt.pct(v) for v in lost], textposition="outside",
+            hovertemplate="%{x}<br>lost %{y:.1%}<extra></extra>",
+        ))
+        drop.update_layout(yaxis={"tickformat": ".0%", "range": [0, min(1.0, float(lost.max()) * 1.2 + 0.05)],
+                                  "title": "share lost"})
+        blocks.append(Chart(styled(drop, height=320),
+                            caption=f"The biggest loss is {labels[worst]}: {fmt.pct(lost.iloc[worst])} do not go on."))
+    cols = [c for c in ("step", "name", "persons", "conversion_from_previous", "conversion_from_start",
+                        "drop_off", "median_seconds_from_previous", "p90_seconds_from_previous")
+            if c in steps.columns]
+    blocks.append(Table(steps[cols].reset_index(drop=True), formats={
+        "step": "int", "persons": "int", "conversion_from_previous": "pct", "conversion_from_start": "pct",
+        "drop_off": "int", "median_seconds_from_previous": "duration", "p90_seconds_from_previous": "duration",
+    }))
+    return Section(sid, title, lead, tuple(blocks))
+
+
+# -- stages -----------------------------------------------------------------------------
+def stage_colour(stage: str) -> str:
+    return STAGE_COLOURS.get(str(stage).lower(), PALETTE[0])
