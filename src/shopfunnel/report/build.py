@@ -53,14 +53,25 @@ class Context:
 
 # -- store facts by SQL ---------------------------------------------------------------------
 def daily_activity(store: Store) -> pd.DataFrame:
-    """Per UTC day: events, distinct sessions, distinct persons, orders and revenue."""
+    """Per UTC day from the first to the last event (days without events included, as 0):
+    events, distinct sessions, distinct persons, orders (distinct purchase order ids) and
+    revenue (sum of purchase values)."""
     return store.db.df(
         """
-        SELECT CAST(ts AS DATE) AS day, count(*) AS events,
-               count(DISTINCT session_id) AS sessions, count(DISTINCT person_id) AS persons,
-               count(DISTINCT order_id) FILTER (WHERE event = 'purchase') AS orders,
-               coalesce(sum(value) FILTER (WHERE event = 'purchase'), 0) AS revenue
-        FROM events GROUP BY 1 ORDER BY 1
+        WITH per_day AS (
+            SELECT CAST(ts AS DATE) AS day, count(*) AS events,
+                   count(DISTINCT session_id) AS sessions, count(DISTINCT person_id) AS persons,
+                   count(DISTINCT order_id) FILTER (WHERE event = 'purchase') AS orders,
+                   coalesce(sum(value) FILTER (WHERE event = 'purchase'), 0) AS revenue
+            FROM events GROUP BY 1
+        ), days AS (
+            SELECT CAST(unnest(generate_series(min(day), max(day), INTERVAL 1 DAY)) AS DATE) AS day
+            FROM per_day
+        )
+        SELECT days.day, coalesce(events, 0) AS events, coalesce(sessions, 0) AS sessions,
+               coalesce(persons, 0) AS persons, coalesce(orders, 0) AS orders,
+               coalesce(revenue, 0) AS revenue
+        FROM days LEFT JOIN per_day USING (day) ORDER BY days.day
         """
     )
 

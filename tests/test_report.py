@@ -1,0 +1,267 @@
+"""The HTML report: section builders, the page, and the `shopfunnel report` command."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from shopfunnel.cli import app
+from shopfunnel.report import build as build_module
+from shopfunnel.report import (
+    build_report,
+    fmt,
+    make_report,
+    render_page,
+    render_section,
+    write_report,
+)
+from shopfunnel.report import sections as S
+from shopfunnel.report.blocks import Findings, KeyFigures, Section, Table, Text
+from shopfunnel.report.render import plotly_js, script_safe_json
+from shopfunnel.store import Store
+
+EVIL = "<script>alert('x')</script>"
+STEPS = ["page_view", "view_item", "add_to_cart", "begin_checkout", "purchase"]
+
+
+def shop_events(persons: int = 200, days: int = 42, seed: int = 1) -> pd.DataFrame:
+    """A small shop: each person walks the five steps, continuing with fixed odds."""
+    rng = np.random.default_rng(seed)
+    go_on = [0.6, 0.4, 0.6, 0.5]
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = []
+    for p in range(persons):
+        t = start + timedelta(minutes=int(rng.integers(0, days * 24 * 60)))
+        channel = ["organic search", "paid social", "email", "direct"][p % 4]
+        device = ["mobile", "desktop"][p % 2]
+        visits = 1 + int(rng.random() < 0.2)
+        for visit in range(visits):
+            for k, step in enumerate(STEPS):
+                if k > 0 and rng.random() > go_on[k - 1]:
+                    break
+                t += timedelta(minutes=float(rng.exponential(5)))
+                row = {"ts": t, "event": step, "anonymous_id": f"p{p}", "user_id": f"u{p}" if k >= 3 else None,
+                       "channel": channel, "device": device, "utm_campaign": EVIL if p == 3 else "spring"}
+                if step == "purchase":
+                    row.update(order_id=f"o{p}-{visit}", value=round(float(rng.gamma(2, 40)), 2), currency="USD")
+                rows.append(row)
+            t += timedelta(days=float(rng.exponential(10)))
+    frame = pd.DataFrame(rows)
+    frame["event_id"] = [f"e{i}" for i in range(len(frame))]
+    return frame
+
+
+@pytest.fixture
+def shop(store: Store) -> Store:
+    store.load(shop_events())
+    return store
+
+
+def steps_frame(persons: list[int]) -> pd.DataFrame:
+    p = np.array(persons, dtype=float)
+    prev = np.concatenate([[p[0]], p[:-1]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _steps_frame(p, prev, persons)
+
+
+def _steps_frame(p: np.ndarray, prev: np.ndarray, persons: list[int]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "step": range(1, len(p) + 1),
+        "name": STEPS[: len(p)],
+        "event": STEPS[: len(p)],
+        "persons": persons,
+        "conversion_from_previous": p / prev,
+        "conversion_from_start": p / p[0],
+        "drop_off": prev - p,
+        "drop_off_rate": 1 - p / prev,
+        "median_seconds_from_previous": [np.nan] + [120.0] * (len(p) - 1),
+        "p90_seconds_from_previous": [np.nan] + [3600.0] * (len(p) - 1),
+    })
+
+
+# -- formatting -------------------------------------------------------------------------
+def test_rates_durations_and_money_read_as_people_write_them() -> None:
+    assert fmt.pct(0.125) == "12.5%"
+    assert fmt.duration(45) == "45s"
+    assert fmt.duration(12 * 60) == "12m"
+    assert fmt.duration(3 * 3600 + 20 * 60) == "3h 20m"
+    assert fmt.duration(2 * 86400 + 4 * 3600) == "2d 4h"
+    assert fmt.money(1234.5, "USD") == "USD 1,234"
+    assert fmt.money(12.5) == "12.50"
+    assert fmt.p_value(0.0001) == "p < 0.001"
+    assert fmt.pct(float("nan")) == "–"
+    assert fmt.cell(None, None) == "–"
+
+
+def test_script_safe_json_parses_back_to_the_same_value() -> None:
+    value = {"text": "</script><b>&amp;</b>\u2028", "n": [1, 2]}
+    safe = script_safe_json(json.dumps(value))
+    assert "<" not in safe and ">" not in safe and "&" not in safe
+    assert json.loads(safe) == value
+
+
+# -- section builders -------------------------------------------------------------------
+def test_steps_section_draws_persons_per_step_and_names_the_biggest_loss() -> None:
+    section = S.steps_section(steps_frame([1000, 500, 100, 80, 60]))
+    assert section.note is None
+    funnel, drop = section.charts
+    assert list(funnel.figure.data[0].x) == [1000, 500, 100, 80, 60]
+    # losses 50%, 80%, 20%, 25%: view_item → add_to_cart is the worst
+    assert list(np.round(drop.figure.data[0].y, 4)) == [0.5, 0.8, 0.2, 0.25]
+    assert "view_item → add_to_cart: 80.0%" in drop.caption
+    table = next(b for b in section.blocks if isinstance(b, Table))
+    assert table.formats["conversion_from_start"] == "pct"
+
+
+def test_steps_section_is_a_note_when_nobody_started_or_there_are_no_steps() -> None:
+    assert S.steps_section(steps_frame([0, 0, 0])).note
+    assert S.steps_section(pd.DataFrame()).note
+    assert S.steps_section(None).note
+
+
+def test_diagnosis_shows_the_top_findings_by_rank_with_tactics_and_audience() -> None:
+    findings = pd.DataFrame({
+        "rank": [2, 1, 3],
+        "kind": ["segment", "benchmark", "trend"],
+        "stage": ["purchase", "decision", "interest"],
+        "step": ["purchase", "add_to_cart", "view_item"],
+        "segment": ["device=mobile", None, None],
+        "metric": ["conversion_from_previous"] * 3,
+        "value": [0.2, 0.05, 0.4],
+        "reference": [0.4, 0.145, 0.48],
+        "gap": [-0.2, -0.095, -0.08],
+        "p_value": [0.0001, 0.01, 0.2],
+        "revenue_at_stake": [5000.0, 9000.0, 100.0],
+        "evidence": ["mobile checkout converts half as often", "few add to cart", "dip"],
+        "tactics": [["simpler and guest checkout", "more payment options"], "live chat; tiered discounts", []],
+        "audience": ["mobile cart abandoners", "product viewers", ""],
+    })
+    section = S.diagnosis_section(findings, top=2, currency="USD")
+    cards = next(b for b in section.blocks if isinstance(b, Findings)).items
+    assert [c.rank for c in cards] == [1, 2]
+    assert cards[0].headline == "Conversion from previous at add_to_cart: 5.0% against 14.5%"
+    assert cards[0].tactics == ("live chat", "tiered discounts")
+    assert cards[1].tactics == ("simpler and guest checkout", "more payment options")
+    assert cards[1].headline.endswith("for device=mobile: 20.0% against 40.0%")
+    assert cards[0].revenue_at_stake == "USD 9,000"
+    assert cards[1].audience == "mobile cart abandoners"
+    table = next(b for b in section.blocks if isinstance(b, Table))
+    assert len(table.frame) == 3 and table.collapsed
+
+
+def test_a_store_without_findings_says_so_in_words() -> None:
+    empty = S.diagnosis_section(pd.DataFrame(columns=["rank", "kind"]))
+    assert isinstance(empty.blocks[0], Text) and "No significant weak spot" in empty.blocks[0].text
+    assert S.diagnosis_section(None).note
+
+
+def test_overview_counts_and_average_order_value() -> None:
+    info = {"events": 1234, "persons": 10, "sessions": 20, "orders": 4,
+            "first_event": "2024-01-01T00:00:00", "last_event": "2024-02-01T00:00:00"}
+    figures = S.overview_section(info, revenue=100.0, currency="EUR").blocks[0]
+    assert isinstance(figures, KeyFigures)
+    by_label = {f.label: f for f in figures.items}
+    assert by_label["Events"].value == "1,234"
+    assert by_label["Revenue"].detail == "average order EUR 25.00"
+    assert S.overview_section({"events": 0}).note
+
+
+# -- the page ---------------------------------------------------------------------------
+def page_of(*sections: Section) -> str:
+    return render_page(list(sections), title="t")
+
+
+def test_the_page_embeds_plotly_once_and_loads_nothing_from_the_network() -> None:
+    charts = S.steps_section(steps_frame([100, 50, 10]))
+    html = page_of(charts, S.activity_section(pd.DataFrame({"day": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+                                                             "sessions": [3, 4], "orders": [1, 0]})))
+    assert html.count("window.Plotly = Plotly") == 1
+    assert len(re.findall(r'<script type="application/json"', html)) == 3
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=|@import", html)
+    outside_plotly = html.replace(plotly_js(), "")
+    assert len(outside_plotly) < len(html) - 1_000_000
+    assert not re.search(r"https?://", outside_plotly)
+
+
+def test_event_data_is_escaped_in_tables_cards_and_chart_data() -> None:
+    steps = steps_frame([10, 5])
+    steps["name"] = [EVIL, "b"]
+    findings = pd.DataFrame({"rank": [1], "evidence": [EVIL], "tactics": [[EVIL]], "audience": [EVIL],
+                             "segment": [EVIL], "step": [EVIL]})
+    html = page_of(S.steps_section(steps), S.diagnosis_section(findings))
+    assert EVIL not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    spec = re.search(r'<script type="application/json" id="chart-1-spec">(.*?)</script>', html, re.S).group(1)
+    assert json.loads(spec)["data"][0]["y"][0] == EVIL
+
+
+def test_a_section_renders_on_its_own_as_a_fragment() -> None:
+    fragment = render_section(Section("s", "Title <x>", lead="why", note="nothing yet"))
+    assert fragment.startswith('<section id="s">')
+    assert "Title &lt;x&gt;" in fragment and "nothing yet" in fragment
+
+
+# -- from a store -----------------------------------------------------------------------
+def test_the_diagnosis_comes_first_after_the_overview(shop: Store) -> None:
+    ids = [s.id for s in build_module.build_sections(shop).sections]
+    assert ids[:2] == ["overview", "diagnosis"]
+    assert ids.index("diagnosis") < ids.index("steps")
+
+
+def test_daily_activity_counts_sessions_and_orders_per_day_including_empty_days(store: Store) -> None:
+    from conftest import log
+
+    store.load(log(("a", 0, "page_view"), ("a", 1, "purchase", {"order_id": "o1", "value": 5.0}),
+                   ("b", 2 * 60 * 24, "page_view"), ("c", 2 * 60 * 24 + 1, "page_view")))
+    daily = build_module.daily_activity(store)
+    assert [str(d)[:10] for d in daily["day"]] == ["2024-03-01", "2024-03-02", "2024-03-03"]
+    assert list(daily["sessions"]) == [1, 0, 2]
+    assert list(daily["orders"]) == [1, 0, 0]
+    assert list(daily["revenue"].astype(float)) == [5.0, 0.0, 0.0]
+
+
+def test_a_failing_section_becomes_a_note_and_is_reported(shop: Store, monkeypatch) -> None:
+    def broken(ctx):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(build_module, "PLAN", [("broken", "Broken", broken), *build_module.PLAN[:1]])
+    report = make_report(shop)
+    assert report.problems["broken"] == "RuntimeError: boom"
+    assert "could not be computed (RuntimeError: boom)" in report.html
+    assert 'id="overview"' in report.html
+
+
+def test_build_report_of_an_empty_store_still_renders(store: Store) -> None:
+    html = build_report(store, title="Empty shop")
+    assert "<title>Empty shop</title>" in html
+    assert "no events yet" in html
+
+
+def test_write_report_writes_one_utf8_file(shop: Store, tmp_path) -> None:
+    path = write_report(shop, tmp_path / "r.html", title="Café")
+    text = path.read_text(encoding="utf-8")
+    assert "<title>Café</title>" in text and text.rstrip().endswith("</html>")
+
+
+def test_report_command_writes_the_file_and_says_where(tmp_path) -> None:
+    db = tmp_path / "shop.duckdb"
+    with Store(db) as s:
+        s.load(shop_events(persons=50))
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["report", "--db", str(db), "-o", str(out), "--title", "Shop"])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and out.exists()
+    assert "<title>Shop</title>" in out.read_text(encoding="utf-8")
+
+
+def test_report_command_on_a_missing_store_fails_with_a_clear_message(tmp_path) -> None:
+    result = CliRunner().invoke(app, ["report", "--db", str(tmp_path / "none.duckdb"), "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 1
+    assert "no store at" in result.output
+    assert not (tmp_path / "r.html").exists()

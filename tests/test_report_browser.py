@@ -1,0 +1,39 @@
+"""The report opens in headless Chromium offline, with every chart drawn and no errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from shopfunnel.report import make_report
+from shopfunnel.store import Store
+from test_report import shop_events
+
+pytestmark = pytest.mark.browser
+
+
+def test_report_opens_offline_with_every_chart_drawn_and_no_console_errors(open_page, tmp_path) -> None:
+    with Store(":memory:") as store:
+        store.load(shop_events(persons=400))
+        report = make_report(store, title="Browser test shop")
+    path = tmp_path / "report.html"
+    path.write_text(report.html, encoding="utf-8")
+
+    probe = open_page(path)
+    page = probe.page
+    plots = page.locator("div.plot")
+    expected = report.html.count('<div class="plot"')
+    assert expected >= 1 and plots.count() == expected
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('div.plot')].every(d => d.querySelector('svg.main-svg'))",
+        timeout=15_000,
+    )
+    drawn = page.evaluate(
+        "() => [...document.querySelectorAll('div.plot')].map(d => d.querySelectorAll('.main-svg').length)"
+    )
+    assert all(n > 0 for n in drawn), drawn
+    assert probe.problems == []
+
+    shot = tmp_path / "report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000
+    print(f"screenshot: {shot}")
