@@ -113,3 +113,10 @@ def test_orders_view_has_one_row_per_purchase_with_its_refunds(store: Store) -> 
     assert float(orders.loc["o1", "value"]) == 50.0
     assert float(orders.loc["o1", "refunded"]) == 20.0
     assert float(orders.loc["o2", "refunded"]) == 0.0
+
+
+def test_a_repeated_event_id_within_one_load_is_stored_once(store: Store) -> None:
+    events = log(("a", 0, "page_view"), ("a", 1, "view_item"))
+    events = pd.concat([events, events.iloc[[0]]], ignore_index=True)
+    result = store.load(events)
+    assert (result.rows_added, result.duplicates) == (2, 1)

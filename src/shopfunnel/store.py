@@ -214,136 +214,158 @@ class Store:
                 f"{staged.source}: needs an 'anonymous_id' or a 'user_id' column to know who "
                 "did each event. Map one with --map anonymous_id=<column>."
             )
-        rows_read = int(db.scalar("SELECT count(*) FROM __src") or 0)
-        if rows_read == 0:
-            raise InputError(f"{staged.source}: no rows to load (the source is empty)")
-
         note("validating")
         typed = {c: _typed_expr(c, types[c]) for c in present}
-        checks = []
-        for name in present:
-            col = schema.BY_NAME[name]
-            raw = quote_ident(name)
-            if col.required:
-                checks.append((name, f"{raw} IS NULL", "is required and missing"))
-            checks.append(
-                (name, f"{raw} IS NOT NULL AND {typed[name]} IS NULL",
-                 f"cannot be read as {_human_type(col.sql_type)}")
-            )
-        who = [quote_ident(c) for c in ("anonymous_id", "user_id") if c in types]
-        checks.append(
-            ("anonymous_id", " AND ".join(f"{w} IS NULL" for w in who),
-             "the row has neither anonymous_id nor user_id")
-        )
-        reject_sql = " UNION ALL ".join(
-            f"SELECT {LINE} AS line, ? AS col, ? AS reason, "
-            f"CAST({quote_ident(name) if name in types else 'NULL'} AS VARCHAR) AS value "
-            f"FROM __src WHERE {cond}"
-            for name, cond, _ in checks
-        )
-        params: list[Any] = []
-        for name, _, reason in checks:
-            params += [name, reason]
-        rejects_df = db.df(f"SELECT * FROM ({reject_sql}) ORDER BY line, col", params)
-        rejects = tuple(
-            Reject(staged.source, int(r.line), r.col, r.reason, None if pd.isna(r.value) else r.value)
-            for r in rejects_df.itertuples()
-        )
-        if rejects and on_error == "fail":
-            shown = "\n  ".join(str(r) for r in rejects[:10])
-            more = f"\n  … and {len(rejects) - 10} more" if len(rejects) > 10 else ""
-            raise ValidationError(
-                f"{staged.source}: {len(rejects)} problem(s) in "
-                f"{rejects_df['line'].nunique()} {staged.line_label}(s); nothing was loaded.\n  "
-                f"{shown}{more}\nFix the {staged.line_label}s, or load the valid rows with "
-                "--on-error skip (the rejects are written to a file).",
-                list(rejects),
-            )
-        bad_lines = sorted({r.line for r in rejects})
-        note("preparing rows")
+        checks = _checks(present, typed)
+        any_bad = " OR ".join(f"({cond})" for _, cond, _ in checks)
+        nulls = {
+            c: (f"count(*) FILTER (WHERE {quote_ident(c)} IS NULL)" if c in types else "count(*)")
+            for c in ("event_id", "session_id", "channel")
+        }
+        distinct_ids = "count(DISTINCT event_id)" if "event_id" in types else "0"
+        rows_read, bad_count, null_ids, null_sessions, null_channels, unique_ids = db.rows(
+            f"SELECT count(*), count(*) FILTER (WHERE {any_bad}), {nulls['event_id']}, "
+            f"{nulls['session_id']}, {nulls['channel']}, {distinct_ids} FROM __src"
+        )[0]
+        if rows_read == 0:
+            raise InputError(f"{staged.source}: no rows to load (the source is empty)")
+        rejects: tuple[Reject, ...] = ()
         where = "TRUE"
-        if bad_lines:
-            db.execute("CREATE OR REPLACE TEMP TABLE __bad (line BIGINT)")
-            db.connection.executemany("INSERT INTO __bad VALUES (?)", [[b] for b in bad_lines])
-            where = f"{LINE} NOT IN (SELECT line FROM __bad)"
-        db.execute(f"CREATE OR REPLACE TEMP TABLE __incoming AS {self._prepare_sql(present, typed, where)}")
-        db.execute("DROP TABLE IF EXISTS __bad")
+        if bad_count:
+            db.execute(f"CREATE OR REPLACE TEMP TABLE __bad AS SELECT * FROM __src WHERE {any_bad}")
+            rejects = self._describe_rejects(staged.source, checks, types)
+            if on_error == "fail":
+                db.execute("DROP TABLE IF EXISTS __bad")
+                shown = "\n  ".join(str(r) for r in rejects[:10])
+                more = f"\n  … and {len(rejects) - 10} more" if len(rejects) > 10 else ""
+                raise ValidationError(
+                    f"{staged.source}: {len(rejects)} problem(s) in {bad_count} "
+                    f"{staged.line_label}(s); nothing was loaded.\n  {shown}{more}\n"
+                    f"Fix the {staged.line_label}s, or load the valid rows with --on-error skip "
+                    "(the rejects are written to a file).",
+                    list(rejects),
+                )
+            where = f"{LINE} NOT IN (SELECT {LINE} FROM __bad)"
         note("writing")
+        prepared = self._prepare_sql(
+            present, typed, where, derive_sessions=bool(null_sessions),
+            derive_channels=bool(null_channels), hash_ids=bool(null_ids),
+            dedup=bool(null_ids) or unique_ids + (1 if null_ids else 0) < rows_read,
+        )
         with db.transaction():
             before = int(db.scalar("SELECT count(*) FROM events") or 0)
             cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
             db.execute(
                 f"""
                 INSERT INTO events ({cols}, person_id)
-                SELECT {cols}, coalesce(user_id, anonymous_id) FROM __incoming i
+                WITH __new AS ({prepared})
+                SELECT {cols}, coalesce(user_id, anonymous_id) FROM __new i
                 WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = i.event_id)
                 """
             )
             added = int(db.scalar("SELECT count(*) FROM events") or 0) - before
-            self._stitch()
-        db.execute("DROP TABLE IF EXISTS __incoming")
+            if "user_id" in types:
+                db.execute(
+                    "CREATE OR REPLACE TEMP TABLE __linked AS SELECT DISTINCT "
+                    f"coalesce({typed.get('anonymous_id', 'NULL')}, {typed['user_id']}) AS anonymous_id "
+                    f"FROM __src WHERE {typed['user_id']} IS NOT NULL AND {where}"
+                )
+                self._stitch()
+                db.execute("DROP TABLE IF EXISTS __linked")
+        db.execute("DROP TABLE IF EXISTS __bad")
         return LoadResult(
             source=staged.source,
-            rows_read=rows_read,
+            rows_read=int(rows_read),
             rows_added=added,
-            duplicates=rows_read - len(bad_lines) - added,
+            duplicates=int(rows_read) - int(bad_count) - added,
             rejects=rejects,
         )
 
-    def _prepare_sql(self, present: list[str], typed: dict[str, str], where: str) -> str:
-        """SELECT the staged rows as canonical typed columns with derived values filled in."""
+    def _describe_rejects(
+        self, source: str, checks: list[tuple[str, str, str]], types: dict[str, str]
+    ) -> tuple[Reject, ...]:
+        """Every failed check of the rows in ``__bad``, as Rejects ordered by line."""
+        reject_sql = " UNION ALL ".join(
+            f"SELECT {LINE} AS line, ? AS col, ? AS reason, "
+            f"CAST({quote_ident(name) if name in types else 'NULL'} AS VARCHAR) AS value "
+            f"FROM __bad WHERE {cond}"
+            for name, cond, _ in checks
+        )
+        params: list[Any] = []
+        for name, _, reason in checks:
+            params += [name, reason]
+        rejects_df = self.db.df(f"SELECT * FROM ({reject_sql}) ORDER BY line, col", params)
+        return tuple(
+            Reject(source, int(r.line), r.col, r.reason, None if pd.isna(r.value) else r.value)
+            for r in rejects_df.itertuples()
+        )
+
+    def _prepare_sql(
+        self,
+        present: list[str],
+        typed: dict[str, str],
+        where: str,
+        *,
+        derive_sessions: bool,
+        derive_channels: bool,
+        hash_ids: bool,
+        dedup: bool,
+    ) -> str:
+        """SELECT the staged rows as canonical typed columns with derived values filled in.
+
+        Only the derivations the rows need are planned: a source that carries event ids,
+        sessions and channels is copied in one pass.
+        """
         select = []
         for c in schema.COLUMNS:
             expr = typed[c.name] if c.name in present else f"CAST(NULL AS {c.sql_type})"
             select.append(f"{expr} AS {quote_ident(c.name)}")
-        typed_rows = f"SELECT {', '.join(select)}, {LINE} FROM __src WHERE {where}"
-        row_hash_cols = [quote_ident(c) for c in schema.COLUMN_NAMES if c != "event_id"]
-        row_hash = "md5(concat_ws('\x1f', " + ", ".join(
-            f"coalesce(CAST({c} AS VARCHAR), '')" for c in row_hash_cols
-        ) + "))"
-        gap = self.session_timeout_seconds
-        session = (
-            "coalesce(session_id, anonymous_id || ':' || CAST(epoch_us(first_value(ts) OVER ("
-            "PARTITION BY anonymous_id, __sess ORDER BY ts)) AS VARCHAR))"
-        )
-        channel = channel_sql("utm_source", "utm_medium", "utm_campaign", "referrer")
-        out_cols = []
-        for name in schema.COLUMN_NAMES:
-            if name == "event_id":
-                out_cols.append("event_id")
-            elif name == "session_id":
-                out_cols.append("session_id")
-            elif name == "channel":
-                # A session's channel is the one its first event came from (GA4's session scope).
-                out_cols.append(
-                    f"coalesce(channel, first_value(coalesce(channel, {channel})) OVER ("
-                    f"PARTITION BY session_id ORDER BY ts, {LINE})) AS channel"
-                )
-            else:
-                out_cols.append(quote_ident(name))
-        return f"""
-            WITH typed AS ({typed_rows}),
-            filled AS (
-                SELECT * REPLACE (coalesce(event_id, {row_hash}) AS event_id,
-                                  coalesce(anonymous_id, user_id) AS anonymous_id)
-                FROM typed
-            ),
-            dedup AS (SELECT * FROM filled QUALIFY row_number() OVER (PARTITION BY event_id
-                      ORDER BY {LINE}) = 1),
-            starts AS (
+        ctes = [f"typed AS (SELECT {', '.join(select)}, {LINE} FROM __src WHERE {where})"]
+        replaced = ["coalesce(anonymous_id, user_id) AS anonymous_id"]
+        if hash_ids:
+            row_hash_cols = [quote_ident(c) for c in schema.COLUMN_NAMES if c != "event_id"]
+            row_hash = "md5(concat_ws('\x1f', " + ", ".join(
+                f"coalesce(CAST({c} AS VARCHAR), '')" for c in row_hash_cols
+            ) + "))"
+            replaced.append(f"coalesce(event_id, {row_hash}) AS event_id")
+        ctes.append(f"filled AS (SELECT * REPLACE ({', '.join(replaced)}) FROM typed)")
+        last = "filled"
+        if dedup:  # the first row of an event id wins
+            ctes.append(
+                "dedup AS (SELECT * FROM filled QUALIFY row_number() OVER "
+                f"(PARTITION BY event_id ORDER BY {LINE}) = 1)"
+            )
+            last = "dedup"
+        if derive_sessions:
+            gap = self.session_timeout_seconds
+            ctes.append(f"""starts AS (
                 SELECT *, CASE WHEN epoch(ts) - epoch(lag(ts) OVER w) <= {gap} THEN 0 ELSE 1 END
                     AS __new
-                FROM dedup WINDOW w AS (PARTITION BY anonymous_id, session_id IS NULL ORDER BY ts, {LINE})
-            ),
-            gaps AS (
+                FROM {last} WINDOW w AS (PARTITION BY anonymous_id, session_id IS NULL ORDER BY ts, {LINE})
+            )""")
+            ctes.append(f"""gaps AS (
                 SELECT * EXCLUDE (__new), CASE WHEN session_id IS NULL THEN sum(__new) OVER (
                     PARTITION BY anonymous_id, session_id IS NULL ORDER BY ts, {LINE}
                     ROWS UNBOUNDED PRECEDING) END AS __sess
                 FROM starts
-            ),
-            sessioned AS (SELECT * REPLACE ({session} AS session_id) FROM gaps)
-            SELECT {', '.join(out_cols)} FROM sessioned
-        """
+            )""")
+            ctes.append(
+                "sessioned AS (SELECT * EXCLUDE (__sess) REPLACE (coalesce(session_id, anonymous_id "
+                "|| ':' || CAST(epoch_us(first_value(ts) OVER (PARTITION BY anonymous_id, __sess "
+                "ORDER BY ts)) AS VARCHAR)) AS session_id) FROM gaps)"
+            )
+            last = "sessioned"
+        if derive_channels:
+            # A session's channel is the one its first event came from (GA4's session scope).
+            channel = channel_sql("utm_source", "utm_medium", "utm_campaign", "referrer")
+            ctes.append(
+                f"channelled AS (SELECT * REPLACE (coalesce(channel, first_value(coalesce("
+                f"channel, {channel})) OVER (PARTITION BY session_id ORDER BY ts, {LINE})) "
+                f"AS channel) FROM {last})"
+            )
+            last = "channelled"
+        cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
+        return f"WITH {', '.join(ctes)} SELECT {cols} FROM {last}"
 
     def _stitch(self) -> None:
         """Map every anonymous id seen with a user id to that (earliest) user id."""
@@ -353,7 +375,7 @@ class Store:
             INSERT OR REPLACE INTO identities
             SELECT anonymous_id, arg_min(user_id, ts) FROM events
             WHERE user_id IS NOT NULL AND anonymous_id IN (
-                SELECT DISTINCT anonymous_id FROM __incoming WHERE user_id IS NOT NULL)
+                SELECT anonymous_id FROM __linked)
             GROUP BY anonymous_id
             """
         )
@@ -416,6 +438,26 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _checks(present: list[str], typed: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(column, SQL condition that is true for a bad row, reason) for each rule."""
+    checks = []
+    for name in present:
+        col = schema.BY_NAME[name]
+        raw = quote_ident(name)
+        if col.required:
+            checks.append((name, f"{raw} IS NULL", "is required and missing"))
+        checks.append(
+            (name, f"{raw} IS NOT NULL AND {typed[name]} IS NULL",
+             f"cannot be read as {_human_type(col.sql_type)}")
+        )
+    who = [quote_ident(c) for c in ("anonymous_id", "user_id") if c in present]
+    checks.append(
+        ("anonymous_id", " AND ".join(f"{w} IS NULL" for w in who),
+         "the row has neither anonymous_id nor user_id")
+    )
+    return checks
 
 
 def _human_type(sql_type: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shopfunnel.cli import data, report  # noqa: F401  (registers commands)
+from shopfunnel.cli import audiences, data, report  # noqa: F401  (registers commands)
 from shopfunnel.cli.app import app
 
 

@@ -1,0 +1,191 @@
+"""Audiences: lists of people to reach, and exports that ad platforms accept.
+
+An audience is a DataFrame with one row per person (``person_id`` plus whatever the list is
+about). Exports turn it into the file a platform takes:
+
+- ``csv``: the audience as it is, contact fields in clear (for the store's own email tool);
+- ``meta``: Meta Custom Audiences columns ``EMAIL``, ``PHONE``, ``EXTERN_ID``; email trimmed and
+  lower-cased, phone reduced to digits with the country code and no leading zeros, both
+  SHA-256 (lower-case hex); ``EXTERN_ID`` in clear;
+- ``google``: Google Ads Customer Match columns ``Email``, ``Phone``; email as for Meta, phone
+  in E.164 *with* the ``+`` before hashing (so the digests differ from Meta's), SHA-256.
+
+Contact details come from the events: the latest non-empty ``email`` and ``phone`` in a
+person's event ``properties`` (Segment ``identify`` traits and order exports put them there).
+A person with neither is kept in ``csv`` and dropped from platform exports, which match on
+contact details only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Literal
+
+import pandas as pd
+
+from shopfunnel.durations import parse_duration_seconds
+from shopfunnel.errors import ConfigError
+from shopfunnel.store import Store
+
+Platform = Literal["csv", "meta", "google"]
+PLATFORMS: tuple[str, ...] = ("csv", "meta", "google")
+
+
+def sha256_hex(text: str) -> str:
+    """SHA-256 of the UTF-8 text as lower-case hex."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def normalize_email(email: str | None) -> str | None:
+    """Trimmed and lower-cased; ``+tags`` and dots are kept (neither platform strips them)."""
+    if email is None or not str(email).strip():
+        return None
+    return str(email).strip().lower()
+
+
+def normalize_phone(phone: str | None, platform: Literal["meta", "google"]) -> str | None:
+    """Digits with the country code; Meta drops the ``+`` (``16505550123``), Google keeps it
+    (``+16505550123``). A number without a country code cannot be matched and gives None."""
+    if phone is None:
+        return None
+    text = str(phone).strip()
+    digits = re.sub(r"\D", "", text)
+    if text.startswith("00"):
+        digits = digits[2:]
+    elif not text.startswith("+"):
+        return None
+    digits = digits.lstrip("0")
+    if len(digits) < 8:
+        return None
+    return digits if platform == "meta" else "+" + digits
+
+
+def contacts(store: Store) -> pd.DataFrame:
+    """Each person's latest email and phone seen in event properties."""
+    return store.db.df(
+        """
+        SELECT person_id,
+               arg_max(json_extract_string(properties, '$.email'), ts)
+                   FILTER (WHERE nullif(json_extract_string(properties, '$.email'), '') IS NOT NULL) AS email,
+               arg_max(json_extract_string(properties, '$.phone'), ts)
+                   FILTER (WHERE nullif(json_extract_string(properties, '$.phone'), '') IS NOT NULL) AS phone
+        FROM events WHERE properties IS NOT NULL
+        GROUP BY person_id
+        """
+    )
+
+
+def abandoned_carts(
+    store: Store,
+    *,
+    after: str | float = "1h",
+    lookback: str | float = "30d",
+    as_of: pd.Timestamp | str | None = None,
+) -> pd.DataFrame:
+    """People who put something in the cart and did not buy.
+
+    A person is listed when their latest ``add_to_cart`` in the ``lookback`` period before
+    ``as_of`` (default: the last event in the store) is at least ``after`` old and no
+    ``purchase`` of theirs follows it. ``cart_value`` is the value of the items added since
+    their last purchase (or the start of the lookback) less the items removed since, by
+    ``item_id``: ``price × quantity`` per item, or the event ``value`` where an event has no
+    items. Sorted by cart value, largest first.
+
+    Columns: person_id, user_id, carted_at, cart_value, items (names), device, channel,
+    email, phone.
+    """
+    after_s = parse_duration_seconds(after)
+    lookback_s = parse_duration_seconds(lookback)
+    end = store.db.scalar("SELECT max(ts) FROM events") if as_of is None else pd.Timestamp(as_of)
+    if end is None:
+        return pd.DataFrame(columns=_CART_COLUMNS)
+    end = pd.Timestamp(end).tz_localize(None) if pd.Timestamp(end).tzinfo else pd.Timestamp(end)
+    start = end - pd.Timedelta(seconds=lookback_s)
+    cart_events = store.db.df(
+        """
+        WITH bounds AS (
+            SELECT person_id,
+                   max(ts) FILTER (WHERE event = 'add_to_cart') AS last_cart,
+                   max(ts) FILTER (WHERE event = 'purchase') AS last_purchase
+            FROM events WHERE ts >= ? AND ts <= ? GROUP BY person_id
+        ),
+        abandoners AS (
+            SELECT * FROM bounds
+            WHERE last_cart IS NOT NULL AND last_cart <= ?
+              AND (last_purchase IS NULL OR last_purchase < last_cart)
+        )
+        SELECT e.person_id, e.user_id, e.ts, e.event, CAST(e.value AS DOUBLE) AS value, e.items,
+               e.device, e.channel
+        FROM events e JOIN abandoners a USING (person_id)
+        WHERE e.event IN ('add_to_cart', 'remove_from_cart') AND e.ts >= ? AND e.ts <= ?
+          AND (a.last_purchase IS NULL OR e.ts > a.last_purchase)
+        ORDER BY e.person_id, e.ts
+        """,
+        [start, end, end - pd.Timedelta(seconds=after_s), start, end],
+    )
+    if cart_events.empty:
+        return pd.DataFrame(columns=_CART_COLUMNS)
+    rows = [_cart_row(person, group) for person, group in cart_events.groupby("person_id", sort=False)]
+    carts = pd.DataFrame(rows)
+    carts = carts.merge(contacts(store), on="person_id", how="left")
+    return carts.sort_values(["cart_value", "person_id"], ascending=[False, True]).reset_index(drop=True)[
+        _CART_COLUMNS
+    ]
+
+
+_CART_COLUMNS = ["person_id", "user_id", "carted_at", "cart_value", "items", "device", "channel", "email", "phone"]
+
+
+def _cart_row(person: str, events: pd.DataFrame) -> dict[str, object]:
+    lines: dict[str, tuple[str, float]] = {}
+    loose_value = 0.0
+    for event in events.itertuples():
+        sign = 1 if event.event == "add_to_cart" else -1
+        items = [] if event.items is None or isinstance(event.items, float) else list(event.items)
+        if items:
+            for item in items:
+                key = item.get("item_id") or item.get("item_name") or "?"
+                name = item.get("item_name") or key
+                amount = float(item.get("price") or 0.0) * float(item.get("quantity") or 1)
+                _, current = lines.get(key, (name, 0.0))
+                lines[key] = (name, max(0.0, current + sign * amount))
+        elif event.value is not None and not pd.isna(event.value):
+            loose_value = max(0.0, loose_value + sign * float(event.value))
+    adds = events[events["event"] == "add_to_cart"]
+    last = adds.iloc[-1]
+    kept = [name for name, amount in lines.values() if amount > 0]
+    return {
+        "person_id": person,
+        "user_id": events["user_id"].dropna().iloc[-1] if events["user_id"].notna().any() else None,
+        "carted_at": last["ts"],
+        "cart_value": round(sum(amount for _, amount in lines.values()) + loose_value, 2),
+        "items": ", ".join(kept),
+        "device": last["device"],
+        "channel": last["channel"],
+    }
+
+
+def export_audience(audience: pd.DataFrame, platform: Platform) -> pd.DataFrame:
+    """The audience in the columns and hashing the platform expects (see module docstring)."""
+    if platform not in PLATFORMS:
+        raise ConfigError(f"platform {platform!r} is not known: use one of {', '.join(PLATFORMS)}")
+    if platform == "csv":
+        return audience.copy()
+    for col in ("email", "phone"):
+        if col not in audience.columns:
+            audience = audience.assign(**{col: None})
+    def present(value: object) -> str | None:
+        return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+    emails = [normalize_email(present(e)) for e in audience["email"]]
+    phones = [normalize_phone(present(p), platform) for p in audience["phone"]]
+    hashed_email = pd.Series([None if e is None else sha256_hex(e) for e in emails], dtype=object)
+    hashed_phone = pd.Series([None if p is None else sha256_hex(p) for p in phones], dtype=object)
+    if platform == "meta":
+        out = pd.DataFrame({"EMAIL": hashed_email, "PHONE": hashed_phone, "EXTERN_ID": audience["person_id"].to_numpy()})
+        keep = out["EMAIL"].notna() | out["PHONE"].notna()
+    else:
+        out = pd.DataFrame({"Email": hashed_email, "Phone": hashed_phone})
+        keep = out["Email"].notna() | out["Phone"].notna()
+    return out[keep].reset_index(drop=True)
