@@ -114,11 +114,85 @@ def _steps(ctx: Context) -> Section:
     return S.steps_section(_funnel(ctx).steps)
 
 
+def _model_args(ctx: Context) -> dict[str, Any]:
+    return {} if ctx.model is None else {"model": ctx.model}
+
+
+def _placement(ctx: Context) -> Any:
+    from shopfunnel.stages import placement
+
+    return ctx.once("placement", lambda: placement(ctx.store, **_model_args(ctx)))
+
+
+def _stage_summary(ctx: Context) -> pd.DataFrame:
+    from shopfunnel.stages import stage_summary
+
+    return ctx.once("stage_summary", lambda: stage_summary(ctx.store, placed=_placement(ctx),
+                                                           **_model_args(ctx)))
+
+
+def _stages(ctx: Context) -> Section:
+    return S.stage_funnel_section(_stage_summary(ctx))
+
+
+def _distribution(ctx: Context) -> Section:
+    return S.stage_distribution_section(_stage_summary(ctx))
+
+
+FLOW_DAYS = 30
+
+
+def _flow(ctx: Context) -> Section:
+    from shopfunnel.stages import stage_flow
+
+    last = ctx.store.db.scalar("SELECT max(ts) FROM events")
+    if last is None:
+        return S.stage_flow_section(None)
+    end = pd.Timestamp(last)
+    start = end - pd.Timedelta(days=FLOW_DAYS)
+    flow = stage_flow(ctx.store, start.to_pydatetime(), end.to_pydatetime(), **_model_args(ctx))
+    return S.stage_flow_section(flow, start=start.strftime("%Y-%m-%d"), end=end.strftime("%Y-%m-%d"))
+
+
+def _orders(ctx: Context) -> pd.DataFrame:
+    return ctx.once("orders", lambda: ctx.store.table("orders"))
+
+
+def cohort_period(orders: pd.DataFrame) -> str:
+    """Monthly cohorts when orders span at least four months, else weekly ones."""
+    if len(orders) == 0:
+        return "month"
+    ts = pd.to_datetime(orders["ts"])
+    return "month" if (ts.max() - ts.min()) >= pd.Timedelta(days=120) else "week"
+
+
+def _cohorts(ctx: Context) -> Section:
+    from shopfunnel.retention import cohort_matrix, cohort_retention
+
+    orders = _orders(ctx)
+    period = cohort_period(orders)
+    return S.cohort_section(cohort_matrix(cohort_retention(orders, period=period)), period=period)  # type: ignore[arg-type]
+
+
+def _rfm(ctx: Context) -> Section:
+    from shopfunnel.rfm import rfm_group_summary, rfm_table
+
+    orders = _orders(ctx)
+    if len(orders) == 0:
+        return S.rfm_section(None)
+    return S.rfm_section(rfm_group_summary(rfm_table(orders)), currency=ctx.currency)
+
+
 # -- the plan ---------------------------------------------------------------------------
 PLAN: list[tuple[str, str, Callable[[Context], Section]]] = [
     ("overview", "Your store at a glance", _overview),
     ("diagnosis", "What to fix first", _diagnosis),
+    ("stages", "The five stages", _stages),
     ("steps", "Step by step: where people drop off", _steps),
+    ("distribution", "Where people stand now", _distribution),
+    ("flow", "How people moved between stages", _flow),
+    ("cohorts", "Do customers come back?", _cohorts),
+    ("rfm", "Customer groups (RFM)", _rfm),
     ("activity", "Daily activity", _activity),
 ]
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from shopfunnel.report import fmt
 from shopfunnel.report.blocks import (
@@ -63,15 +65,14 @@ def activity_section(daily: pd.DataFrame | None) -> Section:
     lead = "Sessions and orders per day. Sudden dips or spikes are worth a look in the diagnosis above."
     if _empty(daily) or _missing_columns(daily, ["day", "sessions", "orders"]):
         return unavailable(sid, title, "No daily activity to show yet.", lead)
-    fig = go.Figure()
-    fig.add_scatter(x=daily["day"], y=daily["sessions"], name="sessions", mode="lines")
-    fig.add_scatter(x=daily["day"], y=daily["orders"], name="orders", mode="lines", yaxis="y2")
-    fig.update_layout(
-        yaxis={"title": "sessions", "rangemode": "tozero"},
-        yaxis2={"title": "orders", "overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False},
-        hovermode="x unified",
-    )
-    return Section(sid, title, lead, (Chart(styled(fig, height=300)),))
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4])
+    fig.add_scatter(x=daily["day"], y=daily["sessions"], name="sessions", mode="lines",
+                    line={"color": PALETTE[0]}, row=1, col=1)
+    fig.add_bar(x=daily["day"], y=daily["orders"], name="orders", marker={"color": PALETTE[2]}, row=2, col=1)
+    fig.update_yaxes(title_text="sessions", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="orders", rangemode="tozero", row=2, col=1)
+    fig.update_layout(hovermode="x unified", bargap=0.1)
+    return Section(sid, title, lead, (Chart(styled(fig, height=380)),))
 
 
 # -- diagnosis --------------------------------------------------------------------------
@@ -221,3 +222,145 @@ def steps_section(steps: pd.DataFrame | None) -> Section:
 # -- stages -----------------------------------------------------------------------------
 def stage_colour(stage: str) -> str:
     return STAGE_COLOURS.get(str(stage).lower(), PALETTE[0])
+
+
+def stage_funnel_section(summary: pd.DataFrame | None) -> Section:
+    """The five-stage funnel: persons who reached each stage (awareness → retention).
+
+    ``summary`` is :func:`shopfunnel.stages.stage_summary` (stage, reached, at_stage,
+    conversion_from_previous, conversion_from_start, active, stalled, lapsed, …).
+    """
+    sid, title = "stages", "The five stages"
+    lead = ("How many people reached each stage of the funnel: aware of the store, interested in a "
+            "product, deciding (cart or checkout), buying, and coming back to buy again.")
+    if _empty(summary) or _missing_columns(summary, ["stage", "reached"]) or int(summary["reached"].iloc[0]) == 0:
+        return unavailable(sid, title, "Nobody has been placed in a stage yet.", lead)
+    names = [str(s) for s in summary["stage"]]
+    fig = go.Figure(go.Funnel(
+        y=names, x=summary["reached"], textinfo="value+percent previous",
+        marker={"color": [stage_colour(s) for s in names]}, connector={"line": {"color": "#cbd2d9"}},
+        hovertemplate="%{y}: %{x:,} people<br>%{percentPrevious:.1%} of the previous stage<extra></extra>",
+    ))
+    blocks: list[Any] = [Chart(styled(fig, height=80 + 55 * len(names)))]
+    cols = [c for c in ("stage", "reached", "at_stage", "conversion_from_previous", "conversion_from_start")
+            if c in summary.columns]
+    blocks.append(Table(summary[cols].reset_index(drop=True), formats={
+        "reached": "int", "at_stage": "int", "conversion_from_previous": "pct", "conversion_from_start": "pct"}))
+    return Section(sid, title, lead, tuple(blocks))
+
+
+STATUS_COLOURS = {"active": "#009E73", "stalled": "#E69F00", "lapsed": "#D55E00"}
+
+
+def stage_distribution_section(summary: pd.DataFrame | None) -> Section:
+    """Where people stand now: persons at each stage, split by status (active, stalled, lapsed)."""
+    sid, title = "distribution", "Where people stand now"
+    lead = ("Each person counted once, at the furthest stage they reached. Stalled: at the stage for "
+            "longer than is usual there. Lapsed: a customer past their usual gap between orders.")
+    statuses = [s for s in STATUS_COLOURS if summary is not None and s in summary.columns]
+    if _empty(summary) or "stage" not in summary.columns or not statuses:
+        return unavailable(sid, title, "No stage placement to show yet.", lead)
+    if int(summary[statuses].to_numpy().sum()) == 0:
+        return unavailable(sid, title, "Nobody has been placed in a stage yet.", lead)
+    fig = go.Figure()
+    for status in statuses:
+        fig.add_bar(x=summary["stage"].astype(str), y=summary[status], name=status,
+                    marker={"color": STATUS_COLOURS[status]})
+    fig.update_layout(barmode="stack", yaxis={"title": "people"})
+    cols = ["stage", *statuses] + [c for c in ("stalled_after_days",) if c in summary.columns]
+    table = Table(summary[cols].reset_index(drop=True),
+                  formats={**{s: "int" for s in statuses}, "stalled_after_days": "number"})
+    return Section(sid, title, lead, (Chart(styled(fig, height=340)), table))
+
+
+def stage_flow_section(flow: pd.DataFrame | None, *, start: str = "", end: str = "") -> Section:
+    """How people moved between stages from ``start`` to ``end`` (a Sankey diagram).
+
+    ``flow`` is :func:`shopfunnel.stages.stage_flow`: a square matrix of persons, states at
+    ``start`` as rows and at ``end`` as columns (``not seen``, the stages, ``lapsed``).
+    """
+    sid, title = "flow", "How people moved between stages"
+    period = f" from {start} to {end}" if start and end else ""
+    lead = (f"Where the people at each stage{period} ended up. Wide bands to a later stage are "
+            "progress; bands to lapsed are customers slipping away.")
+    if _empty(flow) or int(np.nansum(flow.to_numpy(dtype=float))) == 0:
+        return unavailable(sid, title, "Not enough history to show movement between stages yet.", lead)
+    rows, cols = [str(r) for r in flow.index], [str(c) for c in flow.columns]
+    labels = [f"{r} ({start})" if start else r for r in rows] + [f"{c} ({end})" if end else c for c in cols]
+    source, target, value = [], [], []
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            v = float(flow.iloc[i, j])
+            if v > 0:
+                source.append(i)
+                target.append(len(rows) + j)
+                value.append(v)
+    colours = [stage_colour(x) if x.lower() in STAGE_COLOURS else ("#D55E00" if x == "lapsed" else "#9aa5b1")
+               for x in rows + cols]
+    fig = go.Figure(go.Sankey(
+        arrangement="snap",
+        node={"label": labels, "color": colours, "pad": 12, "thickness": 14},
+        link={"source": source, "target": target, "value": value, "color": "rgba(154,165,177,0.35)"},
+    ))
+    return Section(sid, title, lead, (Chart(styled(fig, height=420)),))
+
+
+# -- retention --------------------------------------------------------------------------
+def cohort_section(matrix: pd.DataFrame | None, *, period: str = "month") -> Section:
+    """Cohort heatmap: of the customers whose first order fell in a period, the share who
+    ordered again k periods later.
+
+    ``matrix`` is :func:`shopfunnel.retention.cohort_matrix`: ``cohort``, ``cohort_size``,
+    then one column per period offset (``"0"``, ``"1"``, …) holding the rate.
+    """
+    sid, title = "cohorts", "Do customers come back?"
+    lead = (f"Each row is the customers whose first order fell in that {period}; each cell the share "
+            f"of them who ordered again that many {period}s later. Darker is better.")
+    if _empty(matrix) or _missing_columns(matrix, ["cohort"]):
+        return unavailable(sid, title, "No orders yet, so no customer cohorts.", lead)
+    offsets = [c for c in matrix.columns if str(c).isdigit()]
+    later = [c for c in offsets if int(c) > 0]
+    if not later:
+        return unavailable(sid, title, f"Customers have been buying for less than one {period}: "
+                           "come back when there is more history.", lead)
+    z = matrix[later].to_numpy(dtype=float)
+    y = [f"{c} (n={int(n):,})" if "cohort_size" in matrix.columns else str(c)
+         for c, n in zip(matrix["cohort"], matrix.get("cohort_size", matrix["cohort"]), strict=True)]
+    with np.errstate(invalid="ignore"):
+        text = [[("" if np.isnan(v) else f"{v:.0%}") for v in row] for row in z]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[f"+{c}" for c in later], y=y, colorscale="Blues", zmin=0,
+        zmax=max(0.05, float(np.nanmax(z)) if np.isfinite(z).any() else 0.05),
+        text=text, texttemplate="%{text}", hovertemplate="%{y}, %{x}: %{z:.1%}<extra></extra>",
+        colorbar={"tickformat": ".0%"},
+    ))
+    fig.update_layout(yaxis={"autorange": "reversed", "type": "category"},
+                      xaxis={"title": f"{period}s after the first order", "type": "category"})
+    return Section(sid, title, lead, (Chart(styled(fig, height=max(300, 60 + 26 * len(y)))),))
+
+
+def rfm_section(groups: pd.DataFrame | None, *, currency: str = "") -> Section:
+    """Customers by RFM group (recency, frequency, monetary): how many, and their revenue.
+
+    ``groups`` is :func:`shopfunnel.rfm.rfm_group_summary` (group, customers, share,
+    revenue, revenue_share, median_recency_days, mean_frequency).
+    """
+    sid, title = "rfm", "Customer groups (RFM)"
+    lead = ("Customers grouped by how recently, how often and how much they bought. Champions and "
+            "loyal customers deserve previews and referral rewards; at-risk and almost-lost ones a "
+            "win-back offer.")
+    if _empty(groups) or _missing_columns(groups, ["group", "customers"]) or int(groups["customers"].sum()) == 0:
+        return unavailable(sid, title, "No customers yet, so no RFM groups.", lead)
+    shown = groups[groups["customers"] > 0].reset_index(drop=True)
+    names = [str(g).replace("_", " ") for g in shown["group"]]
+    fig = go.Figure()
+    if "revenue_share" not in shown.columns or "share" not in shown.columns:
+        fig.add_bar(x=names, y=shown["customers"], name="customers", marker={"color": PALETTE[0]})
+    else:
+        fig.add_bar(x=names, y=shown["share"], name="share of customers", marker={"color": PALETTE[0]})
+        fig.add_bar(x=names, y=shown["revenue_share"], name="share of revenue", marker={"color": PALETTE[2]})
+        fig.update_layout(barmode="group", yaxis={"tickformat": ".0%"})
+    table = Table(shown.assign(group=names), formats={
+        "customers": "int", "share": "pct", "revenue": "money", "revenue_share": "pct",
+        "median_recency_days": "number", "mean_frequency": "number"})
+    return Section(sid, title, lead, (Chart(styled(fig, height=340)), table))
