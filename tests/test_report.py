@@ -265,3 +265,70 @@ def test_report_command_on_a_missing_store_fails_with_a_clear_message(tmp_path) 
     assert result.exit_code == 1
     assert "no store at" in result.output
     assert not (tmp_path / "r.html").exists()
+
+
+# -- stages, cohorts, RFM ---------------------------------------------------------------
+STAGES = ["Awareness", "Interest", "Decision", "Purchase", "Retention"]
+
+
+def stage_summary_frame(at_stage: list[int]) -> pd.DataFrame:
+    reached = np.cumsum(at_stage[::-1])[::-1]
+    return pd.DataFrame({
+        "stage": STAGES, "reached": reached, "at_stage": at_stage,
+        "conversion_from_previous": [np.nan, *(reached[1:] / reached[:-1])],
+        "conversion_from_start": reached / reached[0],
+        "active": at_stage, "stalled": [0] * 5, "lapsed": [0] * 5,
+    })
+
+
+def test_stage_funnel_draws_persons_who_reached_each_stage_in_order() -> None:
+    section = S.stage_funnel_section(stage_summary_frame([500, 300, 120, 60, 20]))
+    (chart,) = section.charts
+    assert list(chart.figure.data[0].y) == STAGES
+    assert list(chart.figure.data[0].x) == [1000, 500, 200, 80, 20]
+
+
+def test_stage_distribution_stacks_statuses_per_stage() -> None:
+    summary = stage_summary_frame([5, 4, 3, 2, 1]).assign(active=[3, 2, 1, 1, 1], stalled=[2, 2, 2, 0, 0],
+                                                           lapsed=[0, 0, 0, 1, 0])
+    (chart,) = S.stage_distribution_section(summary).charts
+    assert [t.name for t in chart.figure.data] == ["active", "stalled", "lapsed"]
+    assert list(chart.figure.data[1].y) == [2, 2, 2, 0, 0]
+    assert chart.figure.layout.barmode == "stack"
+
+
+def test_stage_flow_links_every_nonzero_cell_from_start_state_to_end_state() -> None:
+    states = ["not seen", "Awareness", "Purchase", "lapsed"]
+    flow = pd.DataFrame(0, index=pd.Index(states, name="from"), columns=pd.Index(states, name="to"))
+    flow.loc["not seen", "Awareness"] = 7
+    flow.loc["Awareness", "Purchase"] = 2
+    flow.loc["Purchase", "lapsed"] = 1
+    (chart,) = S.stage_flow_section(flow, start="2024-01-01", end="2024-01-31").charts
+    link = chart.figure.data[0].link
+    labels = chart.figure.data[0].node.label
+    pairs = {(labels[s], labels[t]): v for s, t, v in zip(link.source, link.target, link.value, strict=True)}
+    assert pairs == {("not seen (2024-01-01)", "Awareness (2024-01-31)"): 7,
+                     ("Awareness (2024-01-01)", "Purchase (2024-01-31)"): 2,
+                     ("Purchase (2024-01-01)", "lapsed (2024-01-31)"): 1}
+    assert S.stage_flow_section(flow * 0).note
+
+
+def test_cohort_heatmap_leaves_out_period_zero_and_keeps_unobserved_cells_empty() -> None:
+    matrix = pd.DataFrame({"cohort": ["2024-01-01", "2024-02-01"], "cohort_size": [10, 4],
+                           "0": [1.0, 1.0], "1": [0.3, 0.25], "2": [0.1, np.nan]})
+    (chart,) = S.cohort_section(matrix).charts
+    heat = chart.figure.data[0]
+    assert list(heat.x) == ["+1", "+2"]
+    assert list(heat.y) == ["2024-01-01 (n=10)", "2024-02-01 (n=4)"]
+    assert list(heat.text[1]) == ["25%", ""]
+    assert S.cohort_section(matrix[["cohort", "cohort_size", "0"]]).note
+
+
+def test_rfm_shows_share_of_customers_and_of_revenue_for_groups_with_customers() -> None:
+    groups = pd.DataFrame({"group": ["champions", "at_risk", "dormant"], "customers": [2, 0, 6],
+                           "share": [0.25, 0.0, 0.75], "revenue": [800.0, 0.0, 200.0],
+                           "revenue_share": [0.8, 0.0, 0.2]})
+    (chart,) = S.rfm_section(groups).charts
+    assert list(chart.figure.data[0].x) == ["champions", "dormant"]
+    assert list(chart.figure.data[1].y) == [0.8, 0.2]
+    assert S.rfm_section(groups.assign(customers=0)).note
