@@ -224,6 +224,17 @@ def stage_colour(stage: str) -> str:
     return STAGE_COLOURS.get(str(stage).lower(), PALETTE[0])
 
 
+def _state_colour(state: str) -> str:
+    if state.lower() in STAGE_COLOURS:
+        return STAGE_COLOURS[state.lower()]
+    return "#D55E00" if state == "lapsed" else "#9aa5b1"
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
 def stage_funnel_section(summary: pd.DataFrame | None) -> Section:
     """The five-stage funnel: persons who reached each stage (awareness → retention).
 
@@ -267,9 +278,10 @@ def stage_distribution_section(summary: pd.DataFrame | None) -> Section:
         fig.add_bar(x=summary["stage"].astype(str), y=summary[status], name=status,
                     marker={"color": STATUS_COLOURS[status]})
     fig.update_layout(barmode="stack", yaxis={"title": "people"})
-    cols = ["stage", *statuses] + [c for c in ("stalled_after_days",) if c in summary.columns]
-    table = Table(summary[cols].reset_index(drop=True),
-                  formats={**{s: "int" for s in statuses}, "stalled_after_days": "number"})
+    table_frame = summary[["stage", *statuses]].reset_index(drop=True)
+    if "stalled_after_days" in summary.columns:
+        table_frame["stalled after"] = summary["stalled_after_days"].astype(float).to_numpy() * 86400
+    table = Table(table_frame, formats={**{s: "int" for s in statuses}, "stalled after": "duration"})
     return Section(sid, title, lead, (Chart(styled(fig, height=340)), table))
 
 
@@ -280,14 +292,13 @@ def stage_flow_section(flow: pd.DataFrame | None, *, start: str = "", end: str =
     ``start`` as rows and at ``end`` as columns (``not seen``, the stages, ``lapsed``).
     """
     sid, title = "flow", "How people moved between stages"
-    period = f" from {start} to {end}" if start and end else ""
-    lead = (f"Where the people at each stage{period} ended up. Wide bands to a later stage are "
-            "progress; bands to lapsed are customers slipping away.")
+    period = f" on {start} (left) stood on {end} (right)" if start and end else " ended up"
+    lead = (f"Where the people at each stage{period}. Coloured bands are people who moved: to a "
+            "later stage is progress, to lapsed is customers slipping away; grey bands stayed put.")
     if _empty(flow) or int(np.nansum(flow.to_numpy(dtype=float))) == 0:
         return unavailable(sid, title, "Not enough history to show movement between stages yet.", lead)
     rows, cols = [str(r) for r in flow.index], [str(c) for c in flow.columns]
-    labels = [f"{r} ({start})" if start else r for r in rows] + [f"{c} ({end})" if end else c for c in cols]
-    source, target, value = [], [], []
+    source, target, value, link_colours = [], [], [], []
     for i in range(len(rows)):
         for j in range(len(cols)):
             v = float(flow.iloc[i, j])
@@ -295,13 +306,19 @@ def stage_flow_section(flow: pd.DataFrame | None, *, start: str = "", end: str =
                 source.append(i)
                 target.append(len(rows) + j)
                 value.append(v)
-    colours = [stage_colour(x) if x.lower() in STAGE_COLOURS else ("#D55E00" if x == "lapsed" else "#9aa5b1")
-               for x in rows + cols]
+                moved = rows[i] != cols[j]
+                link_colours.append(_rgba(_state_colour(cols[j]), 0.45) if moved else "rgba(154,165,177,0.25)")
     fig = go.Figure(go.Sankey(
         arrangement="snap",
-        node={"label": labels, "color": colours, "pad": 12, "thickness": 14},
-        link={"source": source, "target": target, "value": value, "color": "rgba(154,165,177,0.35)"},
+        node={"label": rows + cols, "color": [_state_colour(x) for x in rows + cols], "pad": 12,
+              "thickness": 14, "hovertemplate": "%{label}: %{value:,} people<extra></extra>"},
+        link={"source": source, "target": target, "value": value, "color": link_colours,
+              "hovertemplate": "%{source.label} → %{target.label}: %{value:,}<extra></extra>"},
     ))
+    if start and end:
+        for x, text, anchor in ((0, start, "left"), (1, end, "right")):
+            fig.add_annotation(x=x, y=1.06, xref="paper", yref="paper", text=text, showarrow=False,
+                               xanchor=anchor, font={"color": "#616e7c"})
     return Section(sid, title, lead, (Chart(styled(fig, height=420)),))
 
 
