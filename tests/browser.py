@@ -6,8 +6,8 @@ Playwright cannot download its own browsers here, so tests drive Debian's ``chro
 - ``chromium``: one browser for the test session (skips the test, naming the fix, when
   ``/usr/bin/chromium`` is not installed);
 - ``open_page``: ``open_page(url, allow=("http://127.0.0.1",))`` opens a fresh page and
-  returns a :class:`PageProbe` that has recorded console errors, uncaught page errors and
-  every request the page tried outside ``allow`` (those are blocked, so a page that
+  returns a :class:`PageProbe` that records console errors, uncaught page errors, dialogs
+  (``alert``…) and every request the page tried outside ``allow`` (those are blocked, so a page that
   works in the test works offline).
 
 Use it from a test module by requesting the fixtures; ``tests/conftest.py`` loads this
@@ -45,6 +45,7 @@ class PageProbe:
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     blocked_requests: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:
@@ -53,6 +54,7 @@ class PageProbe:
             [f"console error: {m}" for m in self.console_errors]
             + [f"page error: {m}" for m in self.page_errors]
             + [f"network request: {u}" for u in self.blocked_requests]
+            + [f"dialog: {m}" for m in self.dialogs]
         )
 
 
@@ -86,6 +88,12 @@ def open_page(chromium: Any) -> Iterator[Callable[..., PageProbe]]:
         probe = PageProbe(page)
         page.on("console", lambda m: probe.console_errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: probe.page_errors.append(str(e)))
+
+        def _dialog(dialog: Any) -> None:
+            probe.dialogs.append(f"{dialog.type}: {dialog.message}")
+            dialog.dismiss()
+
+        page.on("dialog", _dialog)
         allowed = tuple(LOCAL_SCHEMES) + tuple(allow)
 
         def _route(route: Any) -> None:

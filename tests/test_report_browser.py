@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
-from shopfunnel.report import make_report
+from shopfunnel.report import make_report, render_page
+from shopfunnel.report import sections as S
 from shopfunnel.store import Store
-from test_report import shop_events
+from test_report import EVIL, shop_events, steps_frame
 
 pytestmark = pytest.mark.browser
 
@@ -37,3 +39,19 @@ def test_report_opens_offline_with_every_chart_drawn_and_no_console_errors(open_
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 20_000
     print(f"screenshot: {shot}")
+
+
+def test_event_data_in_charts_and_tables_never_runs_as_script(open_page, tmp_path) -> None:
+    steps = steps_frame([10, 5, 2])
+    steps["name"] = [EVIL, "<img src=x onerror=alert(2)>", "b"]
+    findings = pd.DataFrame({"rank": [1], "evidence": [EVIL], "tactics": [[EVIL]], "step": [EVIL]})
+    path = tmp_path / "evil.html"
+    path.write_text(render_page([S.diagnosis_section(findings), S.steps_section(steps)], title=EVIL),
+                    encoding="utf-8")
+    probe = open_page(path)
+    probe.page.wait_for_function(
+        "() => [...document.querySelectorAll('div.plot')].every(d => d.querySelector('svg.main-svg'))",
+        timeout=15_000,
+    )
+    assert probe.page.title() == EVIL
+    assert probe.problems == []
