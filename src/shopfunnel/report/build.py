@@ -101,12 +101,11 @@ def _funnel(ctx: Context) -> Any:
 
 
 def _funnel_args(ctx: Context) -> dict[str, Any]:
-    from shopfunnel import funnel as funnel_module
-
-    steps = getattr(ctx.model, "steps", None) or getattr(funnel_module, "DEFAULT_STEPS", None)
-    args: dict[str, Any] = {"window": "7d"}
-    if steps is not None:
-        args["steps"] = steps
+    """The model's default funnel: its steps and conversion window."""
+    section = getattr(ctx.model, "funnel", None)
+    args: dict[str, Any] = {"window": getattr(section, "window", "7d")}
+    if section is not None:
+        args["steps"] = list(section.steps)
     return args
 
 
@@ -197,6 +196,15 @@ PLAN: list[tuple[str, str, Callable[[Context], Section]]] = [
 ]
 
 
+def default_model() -> Any:
+    """The model in ``./shopfunnel.toml``, or the defaults (None if the model module is absent)."""
+    try:
+        from shopfunnel.model import load_model
+    except ImportError:
+        return None
+    return load_model()
+
+
 def _failure_note(exc: BaseException) -> str:
     if isinstance(exc, ImportError):
         return "This analysis is not available in this installation of shopfunnel."
@@ -207,7 +215,7 @@ def _failure_note(exc: BaseException) -> str:
 
 def build_sections(store: Store, *, model: Any = None, progress: Progress | None = None) -> ReportBuild:
     """Compute every section of the report, in page order."""
-    ctx = Context(store, model)
+    ctx = Context(store, model if model is not None else default_model())
     out = ReportBuild()
     for sid, title, make in PLAN:
         if progress is not None:
