@@ -333,3 +333,19 @@ def test_rfm_shows_share_of_customers_and_of_revenue_for_groups_with_customers()
     assert list(chart.figure.data[0].x) == ["champions", "dormant"]
     assert list(chart.figure.data[1].y) == [0.8, 0.2]
     assert S.rfm_section(groups.assign(customers=0)).note
+
+
+def test_dated_findings_show_their_period_and_are_shaded_on_daily_activity() -> None:
+    findings = pd.DataFrame({"rank": [1, 2], "kind": ["incident", "benchmark"], "step": ["purchase", "add_to_cart"],
+                             "segment": ["device=mobile", None], "metric": ["conversion", "conversion"],
+                             "value": [0.1, 0.05], "reference": [0.5, 0.145],
+                             "start": [pd.Timestamp("2024-02-03"), pd.NaT], "end": [pd.Timestamp("2024-02-06"), pd.NaT]})
+    cards = next(b for b in S.diagnosis_section(findings).blocks if isinstance(b, Findings)).items
+    assert cards[0].headline.endswith("(2024-02-03 to 2024-02-06)")
+    assert "(" not in cards[1].headline
+    spans = build_module.incident_spans(findings)
+    assert list(spans["label"]) == ["device=mobile · purchase"]
+    daily = pd.DataFrame({"day": pd.date_range("2024-02-01", periods=10), "sessions": range(10), "orders": range(10)})
+    (chart,) = S.activity_section(daily, spans).charts
+    spans_drawn = {(pd.Timestamp(s.x0), pd.Timestamp(s.x1)) for s in chart.figure.layout.shapes}
+    assert spans_drawn == {(pd.Timestamp("2024-02-02 12:00"), pd.Timestamp("2024-02-06 12:00"))}

@@ -83,15 +83,29 @@ def _overview(ctx: Context) -> Section:
 
 
 def _activity(ctx: Context) -> Section:
-    return S.activity_section(daily_activity(ctx.store))
+    return S.activity_section(daily_activity(ctx.store), incident_spans(ctx.cache.get("findings")))
+
+
+def incident_spans(findings: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The findings that have dates (incidents), as ``start``, ``end``, ``label`` rows."""
+    if findings is None or len(findings) == 0 or "start" not in findings.columns:
+        return None
+    dated = findings[findings["start"].notna()]
+    if "end" not in dated.columns:
+        dated = dated.assign(end=dated["start"])
+    labels = []
+    for row in dated.to_dict("records"):
+        parts = [str(row[c]) for c in ("segment", "step") if c in row and row[c] is not None and str(row[c]) not in ("", "nan", "None")]
+        labels.append(" · ".join(parts) or str(row.get("kind", "incident")))
+    return pd.DataFrame({"start": dated["start"].to_numpy(), "end": dated["end"].to_numpy(), "label": labels})
 
 
 # -- analyses ---------------------------------------------------------------------------
 def _diagnosis(ctx: Context) -> Section:
     from shopfunnel.diagnose import diagnose
 
-    result = diagnose(ctx.store) if ctx.model is None else diagnose(ctx.store, model=ctx.model)
-    return S.diagnosis_section(result.findings, currency=ctx.currency)
+    findings = ctx.once("findings", lambda: diagnose(ctx.store, **_model_args(ctx)).findings)
+    return S.diagnosis_section(findings, currency=ctx.currency)
 
 
 def _funnel(ctx: Context) -> Any:

@@ -59,8 +59,12 @@ def overview_section(info: Mapping[str, Any], revenue: float | None = None, curr
     return Section("overview", title, blocks=(KeyFigures(tuple(items)),))
 
 
-def activity_section(daily: pd.DataFrame | None) -> Section:
-    """Sessions and orders per day (columns ``day``, ``sessions``, ``orders``)."""
+def activity_section(daily: pd.DataFrame | None, incidents: pd.DataFrame | None = None) -> Section:
+    """Sessions and orders per day (columns ``day``, ``sessions``, ``orders``).
+
+    ``incidents`` (columns ``start``, ``end`` and optionally ``label``) are shaded on the
+    chart, so a finding's dates can be seen against the traffic.
+    """
     sid, title = "activity", "Daily activity"
     lead = "Sessions and orders per day. Sudden dips or spikes are worth a look in the diagnosis above."
     if _empty(daily) or _missing_columns(daily, ["day", "sessions", "orders"]):
@@ -72,6 +76,15 @@ def activity_section(daily: pd.DataFrame | None) -> Section:
     fig.update_yaxes(title_text="sessions", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="orders", rangemode="tozero", row=2, col=1)
     fig.update_layout(hovermode="x unified", bargap=0.1)
+    if incidents is not None and len(incidents) and not _missing_columns(incidents, ["start", "end"]):
+        for row in incidents.to_dict("records"):
+            start, end = pd.Timestamp(row["start"]), pd.Timestamp(row["end"])
+            if pd.isna(start) or pd.isna(end):
+                continue
+            fig.add_vrect(x0=start - pd.Timedelta(hours=12), x1=end + pd.Timedelta(hours=12),
+                          fillcolor="#D55E00", opacity=0.12, line_width=0, layer="below",
+                          annotation_text=_text(row.get("label")) or "incident",
+                          annotation_position="top left", annotation_font_size=11)
     return Section(sid, title, lead, (Chart(styled(fig, height=380)),))
 
 
@@ -107,8 +120,16 @@ def _is_rate(value: Any) -> bool:
     return 0.0 <= v <= 1.0
 
 
+def finding_period(row: Mapping[str, Any]) -> str:
+    """``2024-02-03 to 2024-02-06`` (or one day) when the finding has ``start``/``end`` dates."""
+    start, end = _text(row.get("start"))[:10], _text(row.get("end"))[:10]
+    if not start:
+        return ""
+    return start if not end or end == start else f"{start} to {end}"
+
+
 def finding_headline(row: Mapping[str, Any]) -> str:
-    """One sentence for a finding: what, where, how far from the reference."""
+    """One sentence for a finding: what, where, how far from the reference, and when."""
     metric = _text(row.get("metric")) or _text(row.get("kind")) or "finding"
     where = _text(row.get("step")) or _text(row.get("stage"))
     segment = _text(row.get("segment"))
@@ -124,6 +145,9 @@ def finding_headline(row: Mapping[str, Any]) -> str:
         text += f": {show(value)}"
         if _text(reference):
             text += f" against {show(reference)}"
+    period = finding_period(row)
+    if period:
+        text += f" ({period})"
     return text
 
 
