@@ -349,3 +349,39 @@ def test_dated_findings_show_their_period_and_are_shaded_on_daily_activity() -> 
     (chart,) = S.activity_section(daily, spans).charts
     spans_drawn = {(pd.Timestamp(s.x0), pd.Timestamp(s.x1)) for s in chart.figure.layout.shapes}
     assert spans_drawn == {(pd.Timestamp("2024-02-02 12:00"), pd.Timestamp("2024-02-06 12:00"))}
+
+
+# -- breakdown, trend, time to convert ----------------------------------------------------
+def long_funnel(key: str, groups: dict[str, list[int]]) -> pd.DataFrame:
+    rows = [{key: g, "step": i + 1, "persons": n} for g, counts in groups.items() for i, n in enumerate(counts)]
+    return pd.DataFrame(rows)
+
+
+def test_breakdown_compares_first_to_last_step_conversion_per_value() -> None:
+    frame = long_funnel("device", {"mobile": [400, 100, 8], "desktop": [200, 80, 12], "tablet": [0, 0, 0]})
+    section = S.breakdown_section(frame, "device")
+    (chart,) = section.charts
+    bars = dict(zip(chart.figure.data[0].y, chart.figure.data[0].x, strict=True))
+    assert bars == {"mobile": pytest.approx(0.02), "desktop": pytest.approx(0.06)}
+    # overall 20 / 600; the line sits there
+    assert chart.figure.layout.shapes[0].x0 == pytest.approx(20 / 600)
+    assert section.id == "by-device"
+    assert S.breakdown_section(frame.drop(columns="device"), "device").note
+
+
+def test_trend_draws_conversion_per_period_and_needs_two_periods() -> None:
+    frame = long_funnel("period", {"2024-01-01": [100, 10], "2024-01-08": [50, 10]})
+    (chart,) = S.trend_section(frame).charts
+    assert list(chart.figure.data[0].y) == [0.1, 0.2]
+    assert list(chart.figure.data[1].y) == [100, 50]
+    assert S.trend_section(frame[frame["period"] == "2024-01-01"]).note
+
+
+def test_time_to_convert_shows_median_and_p90_per_transition_in_minutes() -> None:
+    (chart,) = S.time_to_convert_section(steps_frame([100, 50, 10])).charts
+    median, p90 = chart.figure.data
+    assert list(median.x) == ["page_view → view_item", "view_item → add_to_cart"]
+    assert list(median.y) == [2.0, 2.0] and list(p90.y) == [60.0, 60.0]
+    assert list(median.text) == ["2m", "2m"]
+    no_times = steps_frame([100, 0]).assign(median_seconds_from_previous=np.nan, p90_seconds_from_previous=np.nan)
+    assert S.time_to_convert_section(no_times).note

@@ -405,3 +405,119 @@ def rfm_section(groups: pd.DataFrame | None, *, currency: str = "") -> Section:
         "customers": "int", "share": "pct", "revenue": "money", "revenue_share": "pct",
         "median_recency_days": "number", "mean_frequency": "number"})
     return Section(sid, title, lead, (Chart(styled(fig, height=340)), table))
+
+
+# -- funnel breakdown, trend, time to convert ---------------------------------------------
+def _first_last(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per group of ``keys``: persons at the first step (``entered``), at the last step
+    (``converted``) and ``rate`` = converted / entered (NaN when nobody entered)."""
+    ordered = frame.sort_values([*keys, "step"])
+    grouped = ordered.groupby(keys, sort=False)["persons"]
+    out = pd.DataFrame({"entered": grouped.first(), "converted": grouped.last()}).reset_index()
+    entered = out["entered"].astype(float)
+    out["rate"] = (out["converted"].astype(float) / entered.where(entered > 0)).astype(float)
+    return out
+
+
+def breakdown_section(breakdown: pd.DataFrame | None, by: str, *, top: int = 8) -> Section:
+    """Funnel conversion per value of ``by`` (channel, device…): who converts best and worst.
+
+    ``breakdown`` is long: one row per (value of ``by``, step) with ``persons`` (people who
+    reached the step). The chart shows first step → last step conversion per value; the
+    ``top`` values with the most people are drawn, the rest are in the table.
+    """
+    sid, title = f"by-{by}", f"Conversion by {by}"
+    lead = (f"First step to purchase, for each {by}. Compare like with like: a {by} with few "
+            "people can swing a lot by chance.")
+    if _empty(breakdown) or _missing_columns(breakdown, [by, "step", "persons"]):
+        return unavailable(sid, title, f"No {by} recorded on the funnel's events.", lead)
+    per = _first_last(breakdown.assign(**{by: breakdown[by].fillna("(none)").astype(str)}), [by])
+    per = per[per["entered"] > 0].sort_values("entered", ascending=False)
+    if per.empty:
+        return unavailable(sid, title, f"Nobody entered the funnel in any {by}.", lead)
+    shown = per.head(top).sort_values("rate")
+    overall = per["converted"].sum() / per["entered"].sum()
+    fig = go.Figure(go.Bar(
+        y=shown[by], x=shown["rate"], orientation="h",
+        marker={"color": [PALETTE[3] if r < overall else PALETTE[0] for r in shown["rate"]]},
+        text=[f"{fmt.pct(r)}  (n={int(n):,})" for r, n in zip(shown["rate"], shown["entered"], strict=True)],
+        textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+    ))
+    fig.add_vline(x=overall, line_dash="dot", line_color="#616e7c",
+                  annotation_text=f"all: {fmt.pct(overall)}", annotation_position="top")
+    fig.update_layout(xaxis={"tickformat": ".1%", "rangemode": "tozero",
+                             "range": [0, float(shown["rate"].max()) * 1.35 + 1e-9]},
+                      yaxis={"type": "category"}, margin={"l": 130})
+    table = Table(per.rename(columns={"entered": "entered funnel", "converted": "reached last step",
+                                      "rate": "conversion"}).reset_index(drop=True),
+                  formats={"entered funnel": "int", "reached last step": "int", "conversion": "pct"},
+                  caption=f"All {len(per)} values of {by}", collapsed=True)
+    return Section(sid, title, lead, (Chart(styled(fig, height=90 + 38 * len(shown), legend=False)), table))
+
+
+def trend_section(trend: pd.DataFrame | None, *, period: str = "week", period_col: str = "period") -> Section:
+    """Conversion from the first step to the last by ``period`` of the attempt's start.
+
+    ``trend`` is long: one row per (``period_col``, step) with ``persons``.
+    """
+    sid, title = "trend", "Conversion over time"
+    lead = (f"Of the people who entered the funnel each {period}, the share who reached the last step "
+            f"within the window. The latest {period} may still be incomplete.")
+    if _empty(trend) or _missing_columns(trend, [period_col, "step", "persons"]):
+        return unavailable(sid, title, "No funnel trend to show yet.", lead)
+    per = _first_last(trend, [period_col]).sort_values(period_col)
+    per = per[per["entered"] > 0]
+    if len(per) < 2:
+        return unavailable(sid, title, f"Less than two {period}s of data: come back later for a trend.", lead)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.65, 0.35])
+    fig.add_scatter(x=per[period_col], y=per["rate"], mode="lines+markers", name="conversion",
+                    line={"color": PALETTE[0]}, hovertemplate="%{x}: %{y:.2%}<extra></extra>", row=1, col=1)
+    fig.add_bar(x=per[period_col], y=per["entered"], name="entered the funnel", marker={"color": "#9aa5b1"},
+                row=2, col=1)
+    fig.update_yaxes(tickformat=".1%", rangemode="tozero", title_text="conversion", row=1, col=1)
+    fig.update_yaxes(title_text="people", rangemode="tozero", row=2, col=1)
+    return Section(sid, title, lead, (Chart(styled(fig, height=380)),))
+
+
+def time_to_convert_section(steps: pd.DataFrame | None, distribution: pd.DataFrame | None = None) -> Section:
+    """How long people take between steps: the median and the 90th percentile per step, and,
+    when given, the distribution of time from the first to the last step.
+
+    ``steps`` is ``funnel(...).steps``; ``distribution`` has ``seconds`` (bin start) and
+    ``persons`` (or ``share``) columns.
+    """
+    sid, title = "time", "Time to convert"
+    lead = ("How long people take from one step to the next: half take less than the median, one "
+            "in ten take longer than the 90th percentile. A long wait before buying hints at doubts "
+            "(price, shipping, trust) worth answering on the page.")
+    needed = ["name", "median_seconds_from_previous", "p90_seconds_from_previous"]
+    if _empty(steps) or _missing_columns(steps, needed) or len(steps) < 2:
+        return unavailable(sid, title, "No conversions yet, so no times between steps.", lead)
+    rest = steps.iloc[1:]
+    names = [str(n) for n in steps["name"]]
+    labels = [f"{a} → {b}" for a, b in zip(names[:-1], names[1:], strict=True)]
+    median = rest["median_seconds_from_previous"].astype(float).to_numpy()
+    p90 = rest["p90_seconds_from_previous"].astype(float).to_numpy()
+    if np.isnan(median).all():
+        return unavailable(sid, title, "No conversions yet, so no times between steps.", lead)
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=median / 60, name="median", marker={"color": PALETTE[0]},
+                text=[fmt.duration(v) for v in median], textposition="outside",
+                hovertemplate="%{x}<br>median %{text}<extra></extra>")
+    fig.add_bar(x=labels, y=p90 / 60, name="90th percentile", marker={"color": "#9aa5b1"},
+                text=[fmt.duration(v) for v in p90], textposition="outside",
+                hovertemplate="%{x}<br>90th percentile %{text}<extra></extra>")
+    fig.update_layout(barmode="group", yaxis={"title": "minutes (log scale)", "type": "log"})
+    blocks: list[Any] = [Chart(styled(fig, height=340))]
+    if distribution is not None and len(distribution) and not _missing_columns(distribution, ["seconds"]):
+        y_col = "persons" if "persons" in distribution.columns else "share" if "share" in distribution.columns else None
+        if y_col is not None:
+            hist = go.Figure(go.Bar(x=[fmt.duration(s) for s in distribution["seconds"]], y=distribution[y_col],
+                                    marker={"color": PALETTE[2]}))
+            hist.update_layout(xaxis={"title": "time from first to last step", "type": "category"},
+                               yaxis={"title": "people" if y_col == "persons" else "share",
+                                      **({"tickformat": ".0%"} if y_col == "share" else {})})
+            blocks.append(Chart(styled(hist, height=300, legend=False),
+                                caption="How long converters took from the first step to the last."))
+    return Section(sid, title, lead, tuple(blocks))
