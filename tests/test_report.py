@@ -385,3 +385,11 @@ def test_time_to_convert_shows_median_and_p90_per_transition_in_minutes() -> Non
     assert list(median.text) == ["2m", "2m"]
     no_times = steps_frame([100, 0]).assign(median_seconds_from_previous=np.nan, p90_seconds_from_previous=np.nan)
     assert S.time_to_convert_section(no_times).note
+
+
+def test_time_to_convert_histogram_is_trimmed_to_the_bins_that_have_people() -> None:
+    hist = pd.DataFrame({"bin": ["0s–10s", "10s–1m", "1m–5m", "5m–15m"], "persons": [0, 3, 0, 5]})
+    charts = S.time_to_convert_section(steps_frame([100, 50]), hist).charts
+    assert len(charts) == 2
+    assert list(charts[1].figure.data[0].x) == ["10s–1m", "1m–5m", "5m–15m"]
+    assert list(charts[1].figure.data[0].y) == [3, 0, 5]

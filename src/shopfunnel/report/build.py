@@ -108,23 +108,46 @@ def _diagnosis(ctx: Context) -> Section:
     return S.diagnosis_section(findings, currency=ctx.currency)
 
 
-def _funnel(ctx: Context) -> Any:
-    from shopfunnel.funnel import funnel
-
-    return ctx.once("funnel", lambda: funnel(ctx.store, **_funnel_args(ctx)))
+# The model's default funnel when no model module is installed (same as its defaults).
+DEFAULT_STEPS = ("view_item", "add_to_cart", "begin_checkout", "purchase")
+TREND = "week"
 
 
 def _funnel_args(ctx: Context) -> dict[str, Any]:
     """The model's default funnel: its steps and conversion window."""
     section = getattr(ctx.model, "funnel", None)
-    args: dict[str, Any] = {"window": getattr(section, "window", "7d")}
-    if section is not None:
-        args["steps"] = list(section.steps)
-    return args
+    return {"steps": list(getattr(section, "steps", DEFAULT_STEPS)),
+            "window": getattr(section, "window", "7d")}
+
+
+def _funnel(ctx: Context) -> Any:
+    """The default funnel with its breakdown by channel and weekly trend (one run)."""
+    from shopfunnel.funnel import funnel
+
+    return ctx.once("funnel", lambda: funnel(ctx.store, **_funnel_args(ctx), by="channel", trend=TREND))
 
 
 def _steps(ctx: Context) -> Section:
     return S.steps_section(_funnel(ctx).steps)
+
+
+def _by_channel(ctx: Context) -> Section:
+    return S.breakdown_section(_funnel(ctx).breakdown, "channel")
+
+
+def _by_device(ctx: Context) -> Section:
+    from shopfunnel.funnel import funnel
+
+    return S.breakdown_section(funnel(ctx.store, **_funnel_args(ctx), by="device").breakdown, "device")
+
+
+def _trend(ctx: Context) -> Section:
+    return S.trend_section(_funnel(ctx).trend, period=TREND)
+
+
+def _time(ctx: Context) -> Section:
+    result = _funnel(ctx)
+    return S.time_to_convert_section(result.steps, result.time_to_convert())
 
 
 def _model_args(ctx: Context) -> dict[str, Any]:
@@ -202,6 +225,10 @@ PLAN: list[tuple[str, str, Callable[[Context], Section]]] = [
     ("diagnosis", "What to fix first", _diagnosis),
     ("stages", "The five stages", _stages),
     ("steps", "Step by step: where people drop off", _steps),
+    ("by-channel", "Conversion by channel", _by_channel),
+    ("by-device", "Conversion by device", _by_device),
+    ("trend", "Conversion over time", _trend),
+    ("time", "Time to convert", _time),
     ("distribution", "Where people stand now", _distribution),
     ("flow", "How people moved between stages", _flow),
     ("cohorts", "Do customers come back?", _cohorts),

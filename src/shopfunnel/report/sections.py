@@ -484,8 +484,8 @@ def time_to_convert_section(steps: pd.DataFrame | None, distribution: pd.DataFra
     """How long people take between steps: the median and the 90th percentile per step, and,
     when given, the distribution of time from the first to the last step.
 
-    ``steps`` is ``funnel(...).steps``; ``distribution`` has ``seconds`` (bin start) and
-    ``persons`` (or ``share``) columns.
+    ``steps`` is ``funnel(...).steps``; ``distribution`` is ``funnel(...).time_to_convert()``
+    (a histogram: ``bin`` label and ``persons`` per bin, bins in time order).
     """
     sid, title = "time", "Time to convert"
     lead = ("How long people take from one step to the next: half take less than the median, one "
@@ -510,14 +510,16 @@ def time_to_convert_section(steps: pd.DataFrame | None, distribution: pd.DataFra
                 hovertemplate="%{x}<br>90th percentile %{text}<extra></extra>")
     fig.update_layout(barmode="group", yaxis={"title": "minutes (log scale)", "type": "log"})
     blocks: list[Any] = [Chart(styled(fig, height=340))]
-    if distribution is not None and len(distribution) and not _missing_columns(distribution, ["seconds"]):
-        y_col = "persons" if "persons" in distribution.columns else "share" if "share" in distribution.columns else None
-        if y_col is not None:
-            hist = go.Figure(go.Bar(x=[fmt.duration(s) for s in distribution["seconds"]], y=distribution[y_col],
-                                    marker={"color": PALETTE[2]}))
-            hist.update_layout(xaxis={"title": "time from first to last step", "type": "category"},
-                               yaxis={"title": "people" if y_col == "persons" else "share",
-                                      **({"tickformat": ".0%"} if y_col == "share" else {})})
+    if distribution is not None and len(distribution) and not _missing_columns(distribution, ["bin", "persons"]):
+        counts = distribution["persons"].astype(float).to_numpy()
+        if counts.sum() > 0:
+            nonzero = np.flatnonzero(counts)
+            shown = distribution.iloc[nonzero[0]: nonzero[-1] + 1]
+            hist = go.Figure(go.Bar(x=[str(b) for b in shown["bin"]], y=shown["persons"],
+                                    marker={"color": PALETTE[2]},
+                                    hovertemplate="%{x}: %{y:,} people<extra></extra>"))
+            hist.update_layout(xaxis={"title": "time from the first step to the last", "type": "category"},
+                               yaxis={"title": "people"})
             blocks.append(Chart(styled(hist, height=300, legend=False),
-                                caption="How long converters took from the first step to the last."))
+                                caption="How long the people who converted took, end to end."))
     return Section(sid, title, lead, tuple(blocks))
