@@ -116,7 +116,8 @@ def test_steps_section_draws_persons_per_step_and_names_the_biggest_loss() -> No
     assert list(np.round(drop.figure.data[0].y, 4)) == [0.5, 0.8, 0.2, 0.25]
     assert "view_item → add_to_cart: 80.0%" in drop.caption
     table = next(b for b in section.blocks if isinstance(b, Table))
-    assert table.formats["conversion_from_start"] == "pct"
+    assert table.formats["from first step"] == "pct"
+    assert list(table.frame["people"]) == [1000, 500, 100, 80, 60]
 
 
 def test_steps_section_is_a_note_when_nobody_started_or_there_are_no_steps() -> None:
@@ -377,11 +378,11 @@ def test_trend_draws_conversion_per_period_and_needs_two_periods() -> None:
     assert S.trend_section(frame[frame["period"] == "2024-01-01"]).note
 
 
-def test_time_to_convert_shows_median_and_p90_per_transition_in_minutes() -> None:
+def test_time_to_convert_shows_median_and_p90_per_transition() -> None:
     (chart,) = S.time_to_convert_section(steps_frame([100, 50, 10])).charts
     median, p90 = chart.figure.data
     assert list(median.x) == ["page_view → view_item", "view_item → add_to_cart"]
-    assert list(median.y) == [2.0, 2.0] and list(p90.y) == [60.0, 60.0]
+    assert list(median.y) == [120.0, 120.0] and list(p90.y) == [3600.0, 3600.0]
     assert list(median.text) == ["2m", "2m"]
     no_times = steps_frame([100, 0]).assign(median_seconds_from_previous=np.nan, p90_seconds_from_previous=np.nan)
     assert S.time_to_convert_section(no_times).note

@@ -214,7 +214,8 @@ def steps_section(steps: pd.DataFrame | None) -> Section:
         return unavailable(sid, title, f"Nobody reached the first step ({steps['name'].iloc[0]}) yet.", lead)
     names = [str(n) for n in steps["name"]]
     funnel = go.Figure(go.Funnel(
-        y=names, x=steps["persons"], textinfo="value+percent initial",
+        y=names, x=steps["persons"], texttemplate="%{value:,}<br>%{percentInitial:.1%}",
+        hovertemplate="%{y}: %{x:,} people<br>%{percentInitial:.1%} of the first step<extra></extra>",
         marker={"color": PALETTE[0]}, connector={"line": {"color": "#cbd2d9"}},
     ))
     blocks: list[Any] = [Chart(styled(funnel, height=60 + 50 * len(names)))]
@@ -236,9 +237,12 @@ def steps_section(steps: pd.DataFrame | None) -> Section:
     cols = [c for c in ("step", "name", "persons", "conversion_from_previous", "conversion_from_start",
                         "drop_off", "median_seconds_from_previous", "p90_seconds_from_previous")
             if c in steps.columns]
-    blocks.append(Table(steps[cols].reset_index(drop=True), formats={
-        "step": "int", "persons": "int", "conversion_from_previous": "pct", "conversion_from_start": "pct",
-        "drop_off": "int", "median_seconds_from_previous": "duration", "p90_seconds_from_previous": "duration",
+    labels = {"name": "step name", "persons": "people", "conversion_from_previous": "from previous step",
+              "conversion_from_start": "from first step", "drop_off": "lost",
+              "median_seconds_from_previous": "median time", "p90_seconds_from_previous": "90% within"}
+    blocks.append(Table(steps[cols].rename(columns=labels).reset_index(drop=True), formats={
+        "step": "int", "people": "int", "from previous step": "pct", "from first step": "pct",
+        "lost": "int", "median time": "duration", "90% within": "duration",
     }))
     return Section(sid, title, lead, tuple(blocks))
 
@@ -272,7 +276,7 @@ def stage_funnel_section(summary: pd.DataFrame | None) -> Section:
         return unavailable(sid, title, "Nobody has been placed in a stage yet.", lead)
     names = [str(s) for s in summary["stage"]]
     fig = go.Figure(go.Funnel(
-        y=names, x=summary["reached"], textinfo="value+percent previous",
+        y=names, x=summary["reached"], texttemplate="%{value:,}<br>%{percentPrevious:.1%}",
         marker={"color": [stage_colour(s) for s in names]}, connector={"line": {"color": "#cbd2d9"}},
         hovertemplate="%{y}: %{x:,} people<br>%{percentPrevious:.1%} of the previous stage<extra></extra>",
     ))
@@ -439,7 +443,7 @@ def breakdown_section(breakdown: pd.DataFrame | None, by: str, *, top: int = 8) 
     overall = per["converted"].sum() / per["entered"].sum()
     fig = go.Figure(go.Bar(
         y=shown[by], x=shown["rate"], orientation="h",
-        marker={"color": [PALETTE[3] if r < overall else PALETTE[0] for r in shown["rate"]]},
+        marker={"color": PALETTE[0]},
         text=[f"{fmt.pct(r)}  (n={int(n):,})" for r, n in zip(shown["rate"], shown["entered"], strict=True)],
         textposition="outside", cliponaxis=False,
         hovertemplate="%{y}: %{x:.2%}<extra></extra>",
@@ -480,6 +484,9 @@ def trend_section(trend: pd.DataFrame | None, *, period: str = "week", period_co
     return Section(sid, title, lead, (Chart(styled(fig, height=380)),))
 
 
+DURATION_TICKS = [1, 10, 60, 300, 900, 3600, 3 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400]
+
+
 def time_to_convert_section(steps: pd.DataFrame | None, distribution: pd.DataFrame | None = None) -> Section:
     """How long people take between steps: the median and the 90th percentile per step, and,
     when given, the distribution of time from the first to the last step.
@@ -502,13 +509,15 @@ def time_to_convert_section(steps: pd.DataFrame | None, distribution: pd.DataFra
     if np.isnan(median).all():
         return unavailable(sid, title, "No conversions yet, so no times between steps.", lead)
     fig = go.Figure()
-    fig.add_bar(x=labels, y=median / 60, name="median", marker={"color": PALETTE[0]},
+    fig.add_bar(x=labels, y=median, name="median", marker={"color": PALETTE[0]},
                 text=[fmt.duration(v) for v in median], textposition="outside",
                 hovertemplate="%{x}<br>median %{text}<extra></extra>")
-    fig.add_bar(x=labels, y=p90 / 60, name="90th percentile", marker={"color": "#9aa5b1"},
+    fig.add_bar(x=labels, y=p90, name="90% within", marker={"color": "#9aa5b1"},
                 text=[fmt.duration(v) for v in p90], textposition="outside",
-                hovertemplate="%{x}<br>90th percentile %{text}<extra></extra>")
-    fig.update_layout(barmode="group", yaxis={"title": "minutes (log scale)", "type": "log"})
+                hovertemplate="%{x}<br>90% within %{text}<extra></extra>")
+    ticks = [t for t in DURATION_TICKS if t <= max(np.nanmax(p90), np.nanmax(median)) * 3]
+    fig.update_layout(barmode="group", yaxis={"title": "time (log scale)", "type": "log", "tickvals": ticks,
+                                              "ticktext": [fmt.duration(t) for t in ticks]})
     blocks: list[Any] = [Chart(styled(fig, height=340))]
     if distribution is not None and len(distribution) and not _missing_columns(distribution, ["bin", "persons"]):
         counts = distribution["persons"].astype(float).to_numpy()
