@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from shopfunnel.cli import audiences, data, report  # noqa: F401  (registers commands)
+from shopfunnel.cli import audiences  # noqa: F401  (registers commands)
+from shopfunnel.cli import data  # noqa: F401  (registers commands)
+from shopfunnel.cli import funnel  # noqa: F401  (registers commands)
+from shopfunnel.cli import report  # noqa: F401  (registers commands)
+from shopfunnel.cli import sample  # noqa: F401  (registers commands)
+from shopfunnel.cli import stages  # noqa: F401  (registers commands)
 from shopfunnel.cli.app import app
 
 

@@ -1,0 +1,94 @@
+"""``shopfunnel funnel``: count a funnel over the store and show it as bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shopfunnel.cli.app import app
+from shopfunnel.cli.output import (
+    DB_OPTION,
+    FORMAT_OPTION,
+    OUT_OPTION,
+    Format,
+    console,
+    emit,
+    friendly_errors,
+    rich_table,
+)
+from shopfunnel.errors import ConfigError
+
+BAR_WIDTH = 20
+
+
+def _bar_table(result: object) -> object:
+    from rich.console import Group
+    from rich.table import Table
+
+    steps = result.steps  # type: ignore[attr-defined]
+    first = int(steps["persons"].iloc[0]) if len(steps) else 0
+    table = Table(title=result._title(), header_style="bold")  # type: ignore[attr-defined]
+    for col, justify in [("step", "right"), ("name", "left"), ("", "left"),
+                         ("persons", "right"), ("from start", "right"),
+                         ("from previous", "right"), ("drop-off", "right"),
+                         ("median time", "right")]:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    shown = result._display()  # type: ignore[attr-defined]
+    for (_, row), persons in zip(shown.iterrows(), steps["persons"], strict=True):
+        filled = round(BAR_WIDTH * persons / first) if first else 0
+        bar = f"[cyan]{'█' * filled}[/][dim]{'░' * (BAR_WIDTH - filled)}[/]"
+        drop = row["drop-off"]
+        table.add_row(str(row["step"]), str(row["name"]), bar, f"{persons:,}",
+                      row["from start"], row["from previous"],
+                      f"[red]-{drop:,}[/]" if drop else "0", row["median time"])
+    parts: list[object] = [table]
+    if result.breakdown is not None:  # type: ignore[attr-defined]
+        parts.append(rich_table(result.breakdown, title=f"by {result.by} "  # type: ignore[attr-defined]
+                                f"({result.attribution} touch)"))  # type: ignore[attr-defined]
+    if result.trend is not None:  # type: ignore[attr-defined]
+        parts.append(rich_table(result.trend, title="trend"))  # type: ignore[attr-defined]
+    return Group(*parts)
+
+
+@app.command("funnel")
+def funnel_command(
+    steps: Annotated[str, typer.Option("--steps", help="Comma-separated event names, in order: view_item,add_to_cart,begin_checkout,purchase.")],
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    window: Annotated[str, typer.Option("--window", help="Time allowed from step 1 to the last step: 30m, 12h, 7d…")] = "7d",
+    order: Annotated[str, typer.Option("--order", help="ordered (other events may come between), strict (none may) or any.")] = "ordered",
+    by: Annotated[str | None, typer.Option("--by", help="Break down by a column or property: channel, device, country, utm_campaign…")] = None,
+    attribution: Annotated[str, typer.Option("--attribution", help="For --by: first, last or per_step.")] = "first",
+    trend: Annotated[str | None, typer.Option("--trend", help="Conversion by day, week or month of the attempt's start.")] = None,
+    count_by: Annotated[str, typer.Option("--count-by", help="person (default) or session.")] = "person",
+    dropped: Annotated[int | None, typer.Option("--dropped", help="Instead of the funnel, list the persons who reached step K and not K+1 (use with --out persons.csv).")] = None,
+    format: Annotated[Format, FORMAT_OPTION] = Format.table,
+    out: Annotated[Path | None, OUT_OPTION] = None,
+) -> None:
+    """Count a funnel: persons reaching each step in order within the window.
+
+    An attempt starts at any step-1 event; the window includes its end; events at the same
+    instant are taken in step order. See docs/funnels.md for every definition.
+    """
+    from shopfunnel.funnel import funnel
+    from shopfunnel.store import Store
+
+    with friendly_errors():
+        names = [s.strip() for s in steps.split(",") if s.strip()]
+        if not names:
+            raise ConfigError("--steps is empty: give event names, e.g. --steps view_item,purchase")
+        with Store(db, read_only=True) as store:
+            result = funnel(store, names, window=window, order=order, by=by,
+                            attribution=attribution, trend=trend, count_by=count_by)
+            if dropped is not None:
+                persons = result.dropped(dropped)
+                fmt = Format.csv if format == Format.table and out is not None else format
+                emit(persons, fmt, out)
+                if out is not None:
+                    console.print(f"{len(persons):,} dropped after step {dropped}")
+                return
+        if format == Format.csv:
+            emit(result.steps, format, out)
+        else:
+            emit(result.to_dict(), format, out, table=lambda: _bar_table(result))

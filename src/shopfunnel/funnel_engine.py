@@ -1,0 +1,422 @@
+"""The funnel engine: one interface, and the local engine (DuckDB + a numba kernel).
+
+A :class:`FunnelPlan` says *what* to count (steps, window, order, units, breakdown,
+trend); an engine turns it into :class:`EngineOutput`: per counted unit (a person, a
+session, or a person × trend period) and step, when the step was first reached, the
+previous step's time and the attempt's anchor in that attempt, and the breakdown code on
+the step's and the anchor's event. :mod:`shopfunnel.funnel_result` builds every table
+from that, so a Spark or ClickHouse engine only has to produce the same arrays.
+
+:class:`LocalEngine` lets DuckDB read and filter the events (only rows that match a step
+or an exclusion; every row of the person in strict mode), encode each row's step as a
+small integer, hash the person and sort by (person, time, step). It streams the sorted
+rows as Arrow batches and runs :func:`shopfunnel.funnel_kernel.run_units` on each batch,
+carrying the last, possibly incomplete, person over to the next batch, so memory is
+bounded by DuckDB's sort (which spills to disk) plus one batch. Persons are identified by
+DuckDB's 64-bit ``hash`` of the id: two persons collide with probability about
+``persons² / 2⁶⁵`` (below one in a million at ten million persons).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numba
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shopfunnel.db import Database, quote_ident, quote_literal
+from shopfunnel.errors import ConfigError, InputError
+from shopfunnel.funnel_kernel import (
+    ANY,
+    NONE,
+    ORDERED,
+    STRICT,
+    boundaries,
+    boundaries2,
+    count_segments,
+    run_units,
+)
+
+Order = Literal["ordered", "strict", "any"]
+CountBy = Literal["person", "session"]
+Trend = Literal["day", "week", "month"]
+ITEM_FIELDS = ("item_id", "item_name", "item_category", "price", "quantity")
+BATCH_ROWS = 4_000_000
+
+
+@dataclass(frozen=True)
+class StepCondition:
+    """An event name plus property filters (column or property → value or list of values)."""
+
+    event: str
+    where: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class FunnelPlan:
+    """Everything an engine needs to count a funnel (validated by :func:`funnel`)."""
+
+    steps: tuple[StepCondition, ...]
+    window_us: int
+    order: Order = "ordered"
+    count_by: CountBy = "person"
+    exclusions: tuple[tuple[StepCondition, int, int], ...] = ()  # (condition, from, to) 1-based
+    hold: str | None = None
+    optional: tuple[bool, ...] = ()
+    open_entry: bool = False
+    by: str | None = None
+    trend: Trend | None = None
+
+
+@dataclass
+class EngineOutput:
+    """Per counted unit (and trend period) and step: the raw facts every table is built from.
+
+    Arrays of shape (units, steps) hold int64 microseconds (``NONE`` = not reached) or
+    int32 breakdown codes (``-1`` = no value); ``labels[code]`` is the breakdown value.
+    """
+
+    owner: np.ndarray  # uint64 hash of the person (or session)
+    period: np.ndarray  # int64 µs start of the trend period (0 without a trend)
+    reached: np.ndarray
+    prev: np.ndarray
+    anchor: np.ndarray
+    sattr: np.ndarray
+    aattr: np.ndarray
+    totals: np.ndarray
+    labels: list[str]
+    lookup: Callable[[np.ndarray], pd.DataFrame] = field(repr=False)
+
+
+class FunnelEngine(Protocol):
+    """What an engine does: count a plan over a source."""
+
+    def run(self, plan: FunnelPlan) -> EngineOutput: ...
+
+
+class LocalEngine:
+    """DuckDB reads, filters, encodes and sorts; the numba kernel walks each person."""
+
+    def __init__(self, source: Any, *, batch_rows: int = BATCH_ROWS,
+                 memory_limit: str | None = None):
+        self.batch_rows = batch_rows
+        self._owned = False
+        from shopfunnel.store import Store
+
+        if isinstance(source, Store):
+            self.db = source.db
+            self.relation = "events"
+        else:
+            self.db = Database(":memory:")
+            self._owned = True
+            if memory_limit:
+                self.db.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
+            if isinstance(source, str | Path):
+                path = str(source)
+                if not Path(path).exists():
+                    raise InputError(
+                        f"no file {path!r}: give a Parquet file, a Store or a DataFrame"
+                    )
+                if not path.endswith(".parquet"):
+                    raise InputError(
+                        f"{path!r} is not a Parquet file: load other files into a Store first "
+                        "(`shopfunnel ingest`) or pass a DataFrame"
+                    )
+                self.relation = f"read_parquet({quote_literal(path)})"
+            elif isinstance(source, pd.DataFrame | pa.Table) or hasattr(source, "to_arrow"):
+                data = source.to_arrow() if hasattr(source, "to_arrow") else source
+                self.db.register("__funnel_src", data)
+                self.relation = "__funnel_src"
+            else:
+                raise InputError(
+                    f"cannot count a funnel over a {type(source).__name__}: give a Store, a "
+                    "pandas or Polars DataFrame of events, or a Parquet file path"
+                )
+        described = self.db.rows(f"DESCRIBE SELECT * FROM {self.relation}")
+        self.columns = {row[0]: row[1] for row in described}
+        for needed in ("ts", "event"):
+            if needed not in self.columns:
+                raise InputError(
+                    f"the events have no {needed!r} column; columns: {sorted(self.columns)}"
+                )
+        if "person_id" in self.columns:
+            self.person = quote_ident("person_id")
+        else:
+            who = [quote_ident(c) for c in ("anonymous_id", "user_id") if c in self.columns]
+            if not who:
+                raise InputError(
+                    "the events need a person_id, anonymous_id or user_id column to know who "
+                    f"did each event; columns: {sorted(self.columns)}"
+                )
+            self.person = f"coalesce({', '.join(who)})" if len(who) > 1 else who[0]
+
+    # -- SQL ----------------------------------------------------------------------------
+    def _value(self, key: str, params: list[Any], *, scalar_items: bool = True) -> str:
+        """A SQL expression for a column, an item field or a ``properties`` key."""
+        if key in self.columns and key not in ("items", "properties"):
+            return quote_ident(key)
+        if key in ITEM_FIELDS and "items" in self.columns:
+            if scalar_items:
+                return f"items[1].{key}"
+            return f"list_transform(items, lambda x: x.{key})"
+        if "properties" in self.columns:
+            params.append(f"$.{key}")
+            return "json_extract_string(properties, ?)"
+        raise ConfigError(
+            f"{key!r} is not a column of the events and they have no properties to look it up "
+            f"in; use one of: {', '.join(sorted(self.columns))}"
+        )
+
+    def _condition(self, cond: StepCondition, params: list[Any]) -> str:
+        parts = ["event = ?"]
+        params.append(cond.event)
+        for key, value in cond.where:
+            values = list(value) if isinstance(value, list | tuple | set) else [value]
+            if key in ITEM_FIELDS and key not in self.columns and "items" in self.columns:
+                expr = self._value(key, params, scalar_items=False)
+                parts.append(f"list_has_any({expr}, [{', '.join('?' * len(values))}])")
+                params.extend(values)
+                continue
+            expr = self._value(key, params)
+            if value is None:
+                parts.append(f"{expr} IS NULL")
+            else:
+                parts.append(f"CAST({expr} AS VARCHAR) IN ({', '.join('?' * len(values))})")
+                params.extend(str(v) for v in values)
+        return "(" + " AND ".join(parts) + ")"
+
+    def build_sql(self, plan: FunnelPlan) -> tuple[str, list[Any]]:
+        """The one query: (owner, [unit,] t, code[, attr][, period]) sorted for the kernel."""
+        n = len(plan.steps)
+        coded: list[tuple[int, StepCondition]] = [
+            (-(j + 1), ex[0]) for j, ex in enumerate(plan.exclusions)
+        ] + [(i + 1, s) for i, s in enumerate(plan.steps)]
+        names = [c.event for _, c in coded]
+        overlap = len(set(names)) < len(names)
+        other = n + 1
+        if plan.count_by == "session":
+            if "session_id" not in self.columns:
+                raise ConfigError("count_by='session' needs a session_id column in the events")
+            owner_col = quote_ident("session_id")
+        else:
+            owner_col = self.person
+        params: list[Any] = []
+        select = [f"hash({owner_col}) AS o", "epoch_us(ts) AS t"]
+        if overlap:
+            items = [f"CASE WHEN {self._condition(c, params)} THEN {k} END" for k, c in coded]
+            select.append(f"list_filter([{', '.join(items)}], lambda x: x IS NOT NULL) AS l")
+        else:
+            whens = " ".join(f"WHEN {self._condition(c, params)} THEN {k}" for k, c in coded)
+            select.append(f"CAST(CASE {whens} ELSE {other} END AS TINYINT) AS c")
+        if plan.hold:
+            item_field = plan.hold in ITEM_FIELDS and plan.hold not in self.columns
+            if item_field and "items" in self.columns:
+                hold_expr = f"unnest({self._value(plan.hold, params, scalar_items=False)})"
+            else:
+                hold_expr = self._value(plan.hold, params)
+            select.append(f"CAST({hold_expr} AS VARCHAR) AS hv")
+        if plan.by:
+            select.append(f"CAST({self._value(plan.by, params)} AS VARCHAR) AS a")
+        if plan.trend:
+            select.append(f"epoch_us(date_trunc('{plan.trend}', ts)) AS p")
+        where = [f"{owner_col} IS NOT NULL", "ts IS NOT NULL"]
+        if plan.order != "strict":
+            distinct = list(dict.fromkeys(names))
+            where.append(f"event IN ({', '.join('?' * len(distinct))})")
+            params.extend(distinct)
+        rows = f"SELECT {', '.join(select)} FROM {self.relation} WHERE {' AND '.join(where)}"
+        keep = ["o", "t", *(["hv"] if plan.hold else []), *(["a"] if plan.by else []),
+                *(["p"] if plan.trend else [])]
+        if overlap:
+            rows = (
+                f"SELECT {', '.join(keep)}, CAST(unnest(CASE WHEN len(l) = 0 THEN [{other}] "
+                f"ELSE l END) AS TINYINT) AS c FROM ({rows})"
+            )
+        outer_where = ["TRUE"]
+        if plan.order != "strict":
+            outer_where.append(f"c <> {other}")
+        if plan.hold:
+            outer_where.append("hv IS NOT NULL")
+        cols = ["o", *(["hash(o, hv) AS u"] if plan.hold else []), "t", "c",
+                *(["a"] if plan.by else []), *(["p"] if plan.trend else [])]
+        order = ["o", *(["u"] if plan.hold else []), "t", "c"]
+        sql = (
+            f"SELECT {', '.join(cols)} FROM ({rows}) WHERE {' AND '.join(outer_where)} "
+            f"ORDER BY {', '.join(order)}"
+        )
+        return sql, params
+
+    # -- running ------------------------------------------------------------------------
+    def run(self, plan: FunnelPlan) -> EngineOutput:
+        sql, params = self.build_sql(plan)
+        n = len(plan.steps)
+        reader = self.db.connection.sql(sql, params=params).to_arrow_reader(self.batch_rows)
+        labels: dict[str, int] = {}
+        parts: list[tuple[np.ndarray, ...]] = []
+        totals = np.zeros(n, dtype=np.int64)
+        carry: pa.Table | None = None
+        mode = {"ordered": ORDERED, "strict": STRICT, "any": ANY}[plan.order]
+        optional = np.array(plan.optional or (False,) * n, dtype=np.bool_)
+        excl_from = np.array([a - 1 for _, a, _ in plan.exclusions] or [0], dtype=np.int64)
+        excl_to = np.array([b - 1 for _, _, b in plan.exclusions] or [0], dtype=np.int64)
+        threads = numba.get_num_threads()
+
+        def process(table: pa.Table, final: bool) -> pa.Table | None:
+            o = _np(table.column("o"), np.uint64)
+            if not final:
+                # keep the last owner for the next batch: it may continue there
+                cut = int(np.searchsorted(o, o[-1], side="left")) if len(o) else 0
+                if cut == 0:
+                    return table
+                rest, table = table.slice(cut), table.slice(0, cut)
+                o = o[:cut]
+            else:
+                rest = None
+            if len(o) == 0:
+                return rest
+            t = _np(table.column("t"), np.int64)
+            c = _np(table.column("c"), np.int8)
+            if plan.hold:
+                unit_starts = boundaries2(o, _np(table.column("u"), np.uint64))
+            else:
+                unit_starts = boundaries(o)
+            if plan.by:
+                attr = _encode(table.column("a"), labels)
+            else:
+                attr = np.full(len(o), -1, dtype=np.int32)
+            if plan.trend:
+                period = _np(table.column("p"), np.int64)
+                seg_counts = count_segments(unit_starts, c, period, n, mode, plan.open_entry)
+            else:
+                period = np.zeros(1, dtype=np.int64)
+                seg_counts = np.ones(len(unit_starts) - 1, dtype=np.int64)
+            seg_offsets = np.zeros(len(seg_counts) + 1, dtype=np.int64)
+            np.cumsum(seg_counts, out=seg_offsets[1:])
+            n_seg = int(seg_offsets[-1])
+            seg_unit = np.empty(n_seg, dtype=np.int64)
+            seg_period = np.zeros(n_seg, dtype=np.int64)
+            reached = np.full((n_seg, n), NONE, dtype=np.int64)
+            prev = np.full((n_seg, n), NONE, dtype=np.int64)
+            anchor = np.full((n_seg, n), NONE, dtype=np.int64)
+            sattr = np.full((n_seg, n), -1, dtype=np.int32)
+            aattr = np.full((n_seg, n), -1, dtype=np.int32)
+            n_chunks = max(1, min(len(unit_starts) - 1, threads * 16))
+            tot = np.zeros((n_chunks, n), dtype=np.int64)
+            run_units(unit_starts, seg_offsets, t, c, attr, period, n, plan.window_us, mode,
+                      optional, plan.open_entry, excl_from, excl_to, bool(plan.trend), n_chunks,
+                      seg_unit, seg_period, reached, prev, anchor, sattr, aattr, tot)
+            totals[:] += tot.sum(axis=0)
+            keep = reached[:, 0] != NONE if not plan.open_entry and plan.order != "any" else (
+                (reached != NONE).any(axis=1))
+            owner = o[unit_starts[:-1][seg_unit[keep]]]
+            parts.append((owner, seg_period[keep], reached[keep], prev[keep], anchor[keep],
+                          sattr[keep], aattr[keep]))
+            return rest
+
+        for batch in reader:
+            table = pa.Table.from_batches([batch])
+            if carry is not None and carry.num_rows:
+                table = pa.concat_tables([carry, table])
+            carry = process(table, final=False)
+        if carry is not None and carry.num_rows:
+            process(carry, final=True)
+        if parts:
+            arrays = [np.concatenate([p[i] for p in parts]) for i in range(7)]
+        else:
+            arrays = [np.zeros(0, np.uint64), np.zeros(0, np.int64)] + [
+                np.zeros((0, n), np.int64)] * 3 + [np.zeros((0, n), np.int32)] * 2
+        owner, period, reached, prev, anchor, sattr, aattr = arrays
+        if plan.hold:
+            owner, period, reached, prev, anchor, sattr, aattr = _first_per_owner(
+                owner, period, reached, prev, anchor, sattr, aattr)
+        return EngineOutput(owner, period, reached, prev, anchor, sattr, aattr, totals,
+                            list(labels), self._lookup(plan))
+
+    def _lookup(self, plan: FunnelPlan) -> Callable[[np.ndarray], pd.DataFrame]:
+        """A function from owner hashes to their ids (person_id, and session_id by session)."""
+
+        def lookup(hashes: np.ndarray) -> pd.DataFrame:
+            wanted = pa.table({"h": pa.array(np.asarray(hashes, dtype=np.uint64))})
+            self.db.register("__funnel_owners", wanted)
+            try:
+                if plan.count_by == "session":
+                    sql = (
+                        f"SELECT hash(session_id) AS h, session_id, any_value({self.person}) "
+                        f"AS person_id FROM {self.relation} WHERE hash(session_id) IN "
+                        "(SELECT h FROM __funnel_owners) GROUP BY session_id"
+                    )
+                else:
+                    sql = (
+                        f"SELECT DISTINCT hash({self.person}) AS h, {self.person} AS person_id "
+                        f"FROM {self.relation} WHERE hash({self.person}) IN "
+                        "(SELECT h FROM __funnel_owners)"
+                    )
+                return self.db.df(sql)
+            finally:
+                self.db.unregister("__funnel_owners")
+
+        return lookup
+
+
+def _np(column: pa.ChunkedArray, dtype: Any) -> np.ndarray:
+    if column.num_chunks == 1:
+        arr = column.chunk(0).to_numpy(zero_copy_only=False)
+    else:
+        arr = column.to_numpy()
+    return arr.astype(dtype, copy=False)
+
+
+def _encode(column: pa.ChunkedArray, labels: dict[str, int]) -> np.ndarray:
+    """Global int32 codes for a string column, growing ``labels`` (null → -1)."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    remap = np.array(
+        [labels.setdefault(v, len(labels)) for v in encoded.dictionary.to_pylist()] or [0],
+        dtype=np.int32,
+    )
+    idx = encoded.indices.to_numpy(zero_copy_only=False)
+    if encoded.indices.null_count:
+        valid = ~np.asarray(encoded.indices.is_null().to_numpy(zero_copy_only=False))
+        out = np.full(len(idx), -1, dtype=np.int32)
+        out[valid] = remap[idx[valid].astype(np.int64)]
+        return out
+    return remap[idx.astype(np.int64)]
+
+
+def _first_per_owner(owner: np.ndarray, period: np.ndarray, *mats: np.ndarray
+                     ) -> tuple[np.ndarray, ...]:
+    """Collapse several units of one owner (held values) into one row per (owner, period):
+    per step, the unit that reached it first."""
+    if len(owner) == 0:
+        return (owner, period, *mats)
+    reached = mats[0]
+    keys = pd.DataFrame({"o": owner, "p": period})
+    group = keys.groupby(["o", "p"], sort=False).ngroup().to_numpy()
+    n_groups = int(group.max()) + 1
+    first_rows = pd.Series(np.arange(len(owner))).groupby(group).first().to_numpy()
+    outs = [m[first_rows].copy() for m in mats]
+    for k in range(reached.shape[1]):
+        r = reached[:, k]
+        masked = np.where(r == NONE, np.iinfo(np.int64).max, r)
+        order = np.lexsort((masked, group))
+        first = np.full(n_groups, -1, dtype=np.int64)
+        seen_group = group[order]
+        starts = np.r_[True, seen_group[1:] != seen_group[:-1]]
+        first[seen_group[starts]] = order[starts]
+        for out, m in zip(outs, mats, strict=True):
+            out[:, k] = m[first, k]
+    return (owner[first_rows], period[first_rows], *outs)
+
+
+def default_threads() -> int:
+    return numba.get_num_threads() or os.cpu_count() or 1
+
+
+__all__: Sequence[str] = ["EngineOutput", "FunnelEngine", "FunnelPlan", "LocalEngine",
+                          "StepCondition"]
