@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shopfunnel.errors import ConfigError
-from shopfunnel.ingest import generic
+from shopfunnel.ingest import generic, orders
 from shopfunnel.store import Staged, to_arrow
 
 Reader = Callable[..., Staged]
@@ -21,6 +21,7 @@ FORMATS: dict[str, Reader] = {
     "csv": generic.read_csv,
     "parquet": generic.read_parquet,
     "jsonl": generic.read_jsonl,
+    "orders": orders.read_orders,
 }
 
 
@@ -55,6 +56,8 @@ def read(
     reader = FORMATS[fmt]
     if fmt in ("csv", "parquet", "jsonl"):
         return reader(path, mapping=mapping, extra_columns=extra_columns, **options)
+    if fmt == "orders":
+        return reader(path, mapping=mapping, **options)
     return reader(path, **options)
 
 

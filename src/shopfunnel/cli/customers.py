@@ -1,0 +1,315 @@
+"""Commands about customers after their first order: retention, rfm, clv, winback."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+import typer
+
+from shopfunnel.cli.app import app
+from shopfunnel.cli.output import (
+    DB_OPTION,
+    FORMAT_OPTION,
+    OUT_OPTION,
+    Format,
+    emit,
+    friendly_errors,
+    rich_table,
+)
+from shopfunnel.errors import ConfigError, InputError
+from shopfunnel.store import Store
+
+
+class PeriodChoice(StrEnum):
+    month = "month"
+    week = "week"
+
+
+class RetentionView(StrEnum):
+    all = "all"
+    summary = "summary"
+    cohorts = "cohorts"
+    activity = "activity"
+    orders_per_customer = "orders-per-customer"
+    gaps = "gaps"
+
+
+class RuleChoice(StrEnum):
+    gap = "gap"
+    p_alive = "p-alive"
+
+
+def _orders(db: str) -> pd.DataFrame:
+    with Store(db, read_only=True) as store:
+        orders = store.table("orders")
+    if orders.empty:
+        raise InputError(
+            f"the store {db!r} has no orders (purchase events with an order_id): load some, "
+            "e.g. `shopfunnel ingest orders.csv --format orders --db {db}`, or try "
+            "`shopfunnel load-dataset cdnow --db cdnow.duckdb`"
+        )
+    return orders
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    import json
+
+    return json.loads(df.to_json(orient="records", date_format="iso"))
+
+
+def _pct0(value: Any) -> str:
+    return "–" if value is None or pd.isna(value) else f"{value:.0%}"
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None or pd.isna(value) else f"{value:.1%}"
+
+
+@app.command()
+def retention(
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    period: Annotated[
+        PeriodChoice,
+        typer.Option("--period", help=(
+            "Cohort period: month or week (ISO, from Monday)."
+        )),
+    ] = PeriodChoice.month,
+    view: Annotated[
+        RetentionView,
+        typer.Option("--view", help=(
+            "What to show: all (table/json), summary, cohorts, activity, orders-"
+            "per-customer or gaps. csv needs one of them (default cohorts)."
+        )),
+    ] = RetentionView.all,
+    format: Annotated[Format, FORMAT_OPTION] = Format.table,
+    out: Annotated[Path | None, OUT_OPTION] = None,
+) -> None:
+    """Do customers come back? Cohorts by first order, repeat-purchase rate, time between
+    orders, orders per customer, AOV, revenue per customer, refund rate.
+
+    Definitions: docs/retention.md.
+    """
+    from shopfunnel import retention as ret
+
+    with friendly_errors():
+        orders = _orders(db)
+        p: Literal["month", "week"] = "month" if period == PeriodChoice.month else "week"
+        parts: dict[str, Any] = {}
+        wanted = view.value
+        if format == Format.csv and wanted == "all":
+            wanted = "cohorts"
+        if wanted in ("all", "summary"):
+            parts["summary"] = ret.retention_summary(orders).to_dict()
+        if wanted in ("all", "cohorts"):
+            parts["cohorts"] = ret.cohort_retention(orders, period=p)
+        if wanted in ("all", "activity"):
+            with Store(db, read_only=True) as store:
+                events = store.db.df(
+                    "SELECT person_id, min(ts) AS ts FROM events "
+                    f"GROUP BY person_id, date_trunc('{'month' if p == 'month' else 'week'}', ts)"
+                )
+            parts["activity"] = ret.activity_retention(events, period=p)
+        if wanted in ("all", "orders-per-customer"):
+            parts["orders_per_customer"] = ret.orders_per_customer(orders)
+        if wanted in ("all", "gaps"):
+            parts["gaps"] = ret.time_between_orders_distribution(orders)
+
+        if format == Format.csv:
+            (only,) = parts.values()
+            emit(only if isinstance(only, pd.DataFrame) else pd.DataFrame([only]), format, out)
+            return
+        data = {k: _records(v) if isinstance(v, pd.DataFrame) else v for k, v in parts.items()}
+
+        def render() -> object:
+            from rich.console import Group
+
+            shown = []
+            if "summary" in parts:
+                s = parts["summary"]
+                rows = pd.DataFrame({"metric": list(s), "value": [
+                    _pct(v) if k.endswith(("rate", "share")) else
+                    ("–" if pd.isna(v) else f"{v:,.2f}" if isinstance(v, float) else f"{v:,}")
+                    for k, v in s.items()]})
+                shown.append(rich_table(rows, title=f"retention summary ({db})"))
+            for key, title in (("cohorts", f"purchase retention by {p} of first order"),
+                               ("activity", f"activity retention by {p} of first visit")):
+                if key in parts:
+                    matrix = ret.cohort_matrix(parts[key])
+                    cols = [c for c in matrix.columns if c not in ("cohort", "cohort_size")]
+                    matrix = matrix[["cohort", "cohort_size", *cols[:13]]].tail(24)
+                    shown.append(rich_table(
+                        matrix, title=f"{title} (last 24 cohorts, periods 0-12)",
+                        formats={c: _pct0 for c in cols}))
+            if "orders_per_customer" in parts:
+                shown.append(rich_table(parts["orders_per_customer"].head(15),
+                                        title="orders per customer (first 15)",
+                                        formats={"share": _pct}))
+            if "gaps" in parts:
+                shown.append(rich_table(parts["gaps"].drop(columns=["lower_days", "upper_days"]),
+                                        title="time between orders", formats={"share": _pct}))
+            return Group(*shown)
+
+        emit(data, format, out, table=render)
+
+
+@app.command()
+def rfm(
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    by_group: Annotated[
+        bool,
+        typer.Option("--by-group", help=(
+            "Give the per-group summary instead of one row per customer (json/csv; "
+            "the table always shows it)."
+        )),
+    ] = False,
+    include_prospects: Annotated[
+        bool,
+        typer.Option("--prospects/--no-prospects", help=(
+            "List persons with no order as prospects."
+        )),
+    ] = True,
+    format: Annotated[Format, FORMAT_OPTION] = Format.table,
+    out: Annotated[Path | None, OUT_OPTION] = None,
+) -> None:
+    """Recency, frequency and monetary scores (1-5 by quantile) and Shopify-style groups:
+    champions, loyal, active, new, promising, needs_attention, previously_loyal, at_risk,
+    almost_lost, dormant, prospects. Rules: docs/rfm.md.
+    """
+    from shopfunnel.rfm import rfm_group_summary, rfm_table
+
+    with friendly_errors():
+        orders = _orders(db)
+        persons = None
+        if include_prospects:
+            with Store(db, read_only=True) as store:
+                persons = store.db.df("SELECT DISTINCT person_id FROM events")
+        table = rfm_table(orders, persons=persons)
+        groups = rfm_group_summary(table)
+        if format == Format.table and out is None:
+            emit(groups, format, out, table=lambda: rich_table(
+                groups, title=f"RFM groups ({db})",
+                formats={"share": _pct, "revenue_share": _pct}))
+            return
+        emit(groups if by_group else table, format, out)
+
+
+@app.command()
+def clv(
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    horizon: Annotated[
+        str,
+        typer.Option("--horizon", help=(
+            "How far ahead to predict, e.g. 52w, 90d."
+        )),
+    ] = "52w",
+    calibration_end: Annotated[
+        str | None,
+        typer.Option("--calibration-end", help=(
+            "Fit on orders up to this day (YYYY-MM-DD); default: the last order's "
+            "day."
+        )),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", help="Customers shown in the table view.")] = 20,
+    format: Annotated[Format, FORMAT_OPTION] = Format.table,
+    out: Annotated[Path | None, OUT_OPTION] = None,
+) -> None:
+    """Customer lifetime value: BG/NBD (P(alive), expected purchases) and Gamma-Gamma
+    (expected spend per purchase), fitted on the store's orders.
+
+    json gives the fitted parameters and every customer; csv gives the customers.
+    """
+    from shopfunnel.clv import BetaGeoModel, GammaGammaModel, customer_value, summary_from_orders
+    from shopfunnel.durations import parse_duration_seconds
+
+    with friendly_errors():
+        horizon_weeks = parse_duration_seconds(horizon) / (7 * 86400)
+        if calibration_end is not None:
+            try:
+                pd.Timestamp(calibration_end)
+            except ValueError as exc:
+                raise ConfigError(f"--calibration-end {calibration_end!r} is not a date: "
+                                  "write YYYY-MM-DD") from exc
+        orders = _orders(db)
+        summary = summary_from_orders(orders, calibration_end=calibration_end, time_unit="W")
+        purchases = BetaGeoModel().fit(summary)
+        spend = GammaGammaModel().fit(summary)
+        table = customer_value(summary, purchases, spend, horizon=horizon_weeks)
+        table = table.reset_index()
+        models = {
+            "bgnbd": {**{k: float(v) for k, v in purchases.params_.items()},
+                      "log_likelihood": purchases.log_likelihood_,
+                      "customers": purchases.n_customers_},
+            "gamma_gamma": {**{k: float(v) for k, v in spend.params_.items()},
+                            "log_likelihood": spend.log_likelihood_,
+                            "customers": spend.n_customers_},
+            "horizon_weeks": horizon_weeks,
+            "calibration_end": str(pd.Timestamp(summary["last_purchase"].max()).date()
+                                   if calibration_end is None else calibration_end),
+        }
+        if format == Format.csv:
+            emit(table, format, out)
+            return
+        data = {**models, "customers": _records(table)}
+
+        def render() -> object:
+            from rich.console import Group
+
+            def params(model: BetaGeoModel | GammaGammaModel) -> pd.DataFrame:
+                row = {k: round(float(v), 4) for k, v in model.params_.items()}
+                return pd.DataFrame([{**row, "log_likelihood": round(model.log_likelihood_, 1),
+                                      "customers": model.n_customers_}])
+
+            shown = table.head(top)[["person_id", "frequency", "recency", "T", "p_alive",
+                                     "expected_purchases", "expected_value"]]
+            total = float(table["expected_value"].sum())
+            return Group(
+                rich_table(params(purchases), title=f"BG/NBD (orders to "
+                                                    f"{models['calibration_end']}, weeks)"),
+                rich_table(params(spend), title="Gamma-Gamma (repeat buyers)"),
+                rich_table(shown, title=f"top {top} of {len(table):,} customers by expected "
+                                        f"value over {horizon} (all: {total:,.0f})"),
+            )
+
+        emit(data, format, out, table=render)
+
+
+@app.command()
+def winback(
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    rule: Annotated[
+        RuleChoice,
+        typer.Option("--rule", help=(
+            "gap: past gap-multiplier x their own usual gap between orders. "
+            "p-alive: BG/NBD P(alive) below --p-alive-below."
+        )),
+    ] = RuleChoice.gap,
+    gap_multiplier: Annotated[float, typer.Option("--gap-multiplier")] = 1.5,
+    p_alive_below: Annotated[float, typer.Option("--p-alive-below")] = 0.3,
+    top: Annotated[int, typer.Option("--top", help="Customers shown in the table view.")] = 20,
+    format: Annotated[Format, FORMAT_OPTION] = Format.table,
+    out: Annotated[Path | None, OUT_OPTION] = None,
+) -> None:
+    """Lapsed customers to win back, most valuable first (export with --format csv --out)."""
+    from shopfunnel.winback import lapsed_customers
+
+    with friendly_errors():
+        orders = _orders(db)
+        lapsed = lapsed_customers(
+            orders, rule="gap" if rule == RuleChoice.gap else "p_alive",
+            gap_multiplier=gap_multiplier, p_alive_below=p_alive_below,
+        )
+
+        def render() -> object:
+            cols = ["person_id", "orders", "revenue", "last_order", "days_since_last_order",
+                    "expected_gap_days", "overdue_ratio"]
+            if rule == RuleChoice.p_alive:
+                cols.append("p_alive")
+            shown = lapsed.head(top)[cols].assign(
+                last_order=lambda d: pd.to_datetime(d["last_order"]).dt.date.astype(str))
+            return rich_table(shown, title=f"{len(lapsed):,} lapsed customers ({rule.value}); "
+                                           f"top {top} by revenue")
+
+        emit(lapsed, format, out, table=render)

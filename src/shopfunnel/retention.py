@@ -1,0 +1,254 @@
+"""Retention: do customers come back, how soon, how often, and for how much.
+
+Pure functions over an orders table shaped like ``Store.table("orders")``: one row per
+order with ``person_id``, ``order_id``, ``ts`` and ``value`` (and ``refunded``, the refunded
+amount, for the refund rate). Activity retention takes events (``person_id``, ``ts``).
+Exact definitions are in each docstring and in ``docs/retention.md``.
+
+Conventions shared by every function here:
+
+* A **customer** is a person with at least one order. An **order** is one row (one
+  ``order_id``); refunded orders still count as orders, and ``value`` is the order's
+  gross value (refunds are only used by the refund rate).
+* **Periods** are calendar months (``"month"``) or ISO weeks starting on Monday
+  (``"week"``), in UTC.
+* ``as_of`` is the end of the data (default: the latest ``ts`` in the table). Periods that
+  start after it have not been observed: they are missing (NaN), never zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from shopfunnel.errors import ConfigError, InputError
+
+Period = Literal["month", "week"]
+_FREQ = {"month": "M", "week": "W-SUN"}
+
+#: Buckets of :func:`time_between_orders_distribution`, in days: [lower, upper).
+GAP_BUCKETS_DAYS: tuple[float, ...] = (0, 1, 7, 14, 30, 60, 90, 180, 365, np.inf)
+
+
+def _require(frame: pd.DataFrame, cols: tuple[str, ...], what: str) -> None:
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"the {what} table has no column(s) {missing}: it needs {', '.join(cols)} "
+            f"(as Store.table('orders') / Store.events() give)"
+        )
+
+
+def _period_index(ts: pd.Series, period: Period) -> pd.PeriodIndex:
+    if period not in _FREQ:
+        raise ConfigError(f"period={period!r} is not valid: use 'month' or 'week'")
+    naive = pd.to_datetime(ts)
+    if getattr(naive.dt, "tz", None) is not None:
+        naive = naive.dt.tz_convert("UTC").dt.tz_localize(None)
+    return pd.PeriodIndex(naive, freq=_FREQ[period])
+
+
+def _cohorts(
+    person: pd.Series, ts: pd.Series, period: Period, as_of: Any
+) -> pd.DataFrame:
+    """Long cohort table from (person, time) activity rows."""
+    columns = ["cohort", "period", "cohort_size", "active", "rate"]
+    if len(person) == 0:
+        return pd.DataFrame(columns=columns)
+    periods = _period_index(ts, period)
+    frame = pd.DataFrame({"person": person.to_numpy(), "p": periods.asi8})
+    first = frame.groupby("person")["p"].transform("min")
+    frame["cohort"] = first
+    frame["offset"] = frame["p"] - first
+    active = (frame.drop_duplicates(["person", "p"])
+              .groupby(["cohort", "offset"]).size().rename("active"))
+    sizes = frame.drop_duplicates("person").groupby("cohort").size().rename("cohort_size")
+    end = pd.Timestamp(as_of) if as_of is not None else pd.to_datetime(ts).max()
+    if getattr(end, "tz", None) is not None:
+        end = end.tz_convert("UTC").tz_localize(None)
+    last = pd.Period(end, freq=_FREQ[period]).ordinal
+    rows = []
+    for cohort, size in sizes.items():
+        for offset in range(0, max(last - cohort, -1) + 1):
+            n = int(active.get((cohort, offset), 0))
+            rows.append((cohort, offset, int(size), n, n / size))
+    out = pd.DataFrame(rows, columns=["cohort", "period", "cohort_size", "active", "rate"])
+    out["cohort"] = [
+        pd.Period(ordinal=int(c), freq=_FREQ[period]).start_time.date().isoformat()
+        for c in out["cohort"]
+    ]
+    return out
+
+
+def cohort_retention(
+    orders: pd.DataFrame, *, period: Period = "month", as_of: Any = None
+) -> pd.DataFrame:
+    """Purchase retention by cohort of first order, one row per (cohort, period).
+
+    * ``cohort``: the first day of the month (or Monday of the ISO week) of the
+      customer's first order.
+    * ``period``: k = 0, 1, 2, … periods after the cohort's period.
+    * ``cohort_size``: customers whose first order fell in the cohort.
+    * ``active``: of those, customers with at least one order in period k. At k = 0 this
+      is everyone (their first order), so ``rate`` is 1.
+    * ``rate`` = ``active / cohort_size``.
+
+    Rows exist only for periods that have started by ``as_of`` (the current period is
+    included although it is not over); later periods are absent, never zero.
+    """
+    _require(orders, ("person_id", "ts"), "orders")
+    return _cohorts(orders["person_id"], orders["ts"], period, as_of)
+
+
+def activity_retention(
+    events: pd.DataFrame, *, period: Period = "week", as_of: Any = None
+) -> pd.DataFrame:
+    """Activity retention by cohort of first visit: as :func:`cohort_retention`, but the
+    cohort is the period of the person's first event of any kind and ``active`` counts
+    persons with any event in period k."""
+    _require(events, ("person_id", "ts"), "events")
+    return _cohorts(events["person_id"], events["ts"], period, as_of)
+
+
+def cohort_matrix(cohorts: pd.DataFrame) -> pd.DataFrame:
+    """The long table of :func:`cohort_retention` as a matrix: one row per cohort
+    (``cohort``, ``cohort_size``), one column per period k (named ``"0"``, ``"1"``, …)
+    holding ``rate``; unobserved periods are NaN."""
+    if cohorts.empty:
+        return pd.DataFrame(columns=["cohort", "cohort_size"])
+    wide = cohorts.pivot(index=["cohort", "cohort_size"], columns="period", values="rate")
+    wide.columns = [str(c) for c in wide.columns]
+    return wide.reset_index()
+
+
+def _orders_frame(orders: pd.DataFrame) -> pd.DataFrame:
+    _require(orders, ("person_id", "ts", "value"), "orders")
+    return pd.DataFrame({
+        "person_id": orders["person_id"].astype(str).to_numpy(),
+        "ts": pd.to_datetime(orders["ts"]).to_numpy(),
+        "value": pd.to_numeric(orders["value"], errors="coerce").fillna(0.0).astype(float)
+        .to_numpy(),
+    })
+
+
+def repeat_purchase_rate(orders: pd.DataFrame) -> float:
+    """Share of customers with two or more orders: ``customers with ≥ 2 orders /
+    customers with ≥ 1 order``. Two orders on the same day count as two. NaN when there
+    are no orders."""
+    per = _orders_frame(orders).groupby("person_id").size()
+    return float((per >= 2).mean()) if len(per) else float("nan")
+
+
+def time_between_orders(orders: pd.DataFrame) -> pd.Series:
+    """Every gap between consecutive orders of the same customer, in days (float).
+
+    A customer with n orders contributes n − 1 gaps; orders are taken in time order and
+    two orders at the same instant give a gap of 0. Customers with one order contribute
+    nothing.
+    """
+    frame = _orders_frame(orders).sort_values(["person_id", "ts"], kind="stable")
+    gaps = frame.groupby("person_id")["ts"].diff().dropna()
+    return (gaps / pd.Timedelta(days=1)).rename("days").reset_index(drop=True)
+
+
+def time_between_orders_distribution(orders: pd.DataFrame) -> pd.DataFrame:
+    """The gaps of :func:`time_between_orders` counted in the buckets of
+    :data:`GAP_BUCKETS_DAYS` (each ``[lower, upper)`` days): ``bucket``, ``lower_days``,
+    ``upper_days``, ``gaps``, ``share`` (of all gaps; NaN when there are none)."""
+    gaps = time_between_orders(orders).to_numpy()
+    edges = np.array(GAP_BUCKETS_DAYS)
+    counts = np.histogram(gaps, bins=np.append(edges[:-1], np.finfo(float).max))[0]
+    labels = [
+        f"{lo:g}–{hi:g} d" if np.isfinite(hi) else f"≥ {lo:g} d"
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    ]
+    total = counts.sum()
+    return pd.DataFrame({
+        "bucket": labels,
+        "lower_days": edges[:-1],
+        "upper_days": edges[1:],
+        "gaps": counts.astype("int64"),
+        "share": counts / total if total else np.full(len(counts), np.nan),
+    })
+
+
+def orders_per_customer(orders: pd.DataFrame) -> pd.DataFrame:
+    """How many customers placed 1, 2, 3, … orders: ``orders``, ``customers``, ``share``
+    (of customers). Only counts that occur are listed."""
+    per = _orders_frame(orders).groupby("person_id").size()
+    counts = per.value_counts().sort_index()
+    return pd.DataFrame({
+        "orders": counts.index.astype("int64"),
+        "customers": counts.to_numpy(dtype="int64"),
+        "share": counts.to_numpy() / max(len(per), 1),
+    })
+
+
+@dataclass(frozen=True)
+class RetentionSummary:
+    """The store-wide retention figures of :func:`retention_summary`."""
+
+    customers: int
+    orders: int
+    revenue: float
+    repeat_customers: int
+    repeat_purchase_rate: float
+    orders_per_customer: float
+    median_days_between_orders: float
+    mean_days_between_orders: float
+    average_order_value: float
+    revenue_per_customer: float
+    refunded_orders: int
+    refund_rate: float
+    refunded_value_share: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def retention_summary(orders: pd.DataFrame) -> RetentionSummary:
+    """Store-wide figures over all orders in ``orders``:
+
+    * ``customers``: distinct ``person_id``; ``orders``: rows; ``revenue``: sum of ``value``.
+    * ``repeat_customers`` / ``repeat_purchase_rate``: see :func:`repeat_purchase_rate`.
+    * ``orders_per_customer`` = orders / customers.
+    * ``median_days_between_orders``, ``mean_days_between_orders``: over the gaps of
+      :func:`time_between_orders` (NaN when nobody ordered twice).
+    * ``average_order_value`` (AOV) = revenue / orders (gross, before refunds).
+    * ``revenue_per_customer`` = revenue / customers.
+    * ``refunded_orders``: orders whose ``refunded`` amount is not zero;
+      ``refund_rate`` = refunded_orders / orders; ``refunded_value_share`` =
+      Σ|refunded| / revenue. Without a ``refunded`` column these are 0.
+
+    Ratios with a zero denominator are NaN.
+    """
+    frame = _orders_frame(orders)
+    refunded = (pd.to_numeric(orders["refunded"], errors="coerce").fillna(0.0).abs().to_numpy()
+                if "refunded" in orders.columns else np.zeros(len(frame)))
+    per = frame.groupby("person_id").size()
+    gaps = time_between_orders(orders)
+    n_orders, n_customers = len(frame), len(per)
+    revenue = float(frame["value"].sum())
+
+    def ratio(a: float, b: float) -> float:
+        return float(a / b) if b else float("nan")
+
+    n_refunded = int((refunded != 0).sum())
+    return RetentionSummary(
+        customers=n_customers,
+        orders=n_orders,
+        revenue=revenue,
+        repeat_customers=int((per >= 2).sum()),
+        repeat_purchase_rate=ratio(int((per >= 2).sum()), n_customers),
+        orders_per_customer=ratio(n_orders, n_customers),
+        median_days_between_orders=float(gaps.median()) if len(gaps) else float("nan"),
+        mean_days_between_orders=float(gaps.mean()) if len(gaps) else float("nan"),
+        average_order_value=ratio(revenue, n_orders),
+        revenue_per_customer=ratio(revenue, n_customers),
+        refunded_orders=n_refunded,
+        refund_rate=ratio(n_refunded, n_orders),
+        refunded_value_share=ratio(float(refunded.sum()), revenue),
+    )

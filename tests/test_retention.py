@@ -1,0 +1,125 @@
+"""Retention metrics on hand-made order books, computed by hand in the comments."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from shopfunnel import retention as ret
+
+
+def orders_of(*rows: tuple) -> pd.DataFrame:
+    """(person, day, value[, refunded]) → an orders table like Store.table('orders')."""
+    records = []
+    for i, (person, day, value, *rest) in enumerate(rows):
+        records.append({"order_id": f"o{i}", "person_id": person, "ts": pd.Timestamp(day),
+                        "value": value, "refunded": rest[0] if rest else 0.0})
+    return pd.DataFrame(records)
+
+
+BOOK = orders_of(
+    ("a", "2024-01-05", 10.0), ("a", "2024-02-10", 20.0), ("a", "2024-04-01", 30.0),
+    ("b", "2024-01-20", 40.0),
+    ("c", "2024-02-03", 5.0), ("c", "2024-02-20", 15.0, 15.0), ("c", "2024-03-15", 25.0),
+)
+
+
+def test_monthly_cohorts_share_of_customers_ordering_in_each_later_month():
+    cohorts = ret.cohort_retention(BOOK, period="month")
+    got = {(r.cohort, r.period): (r.cohort_size, r.active) for r in cohorts.itertuples()}
+    # January: a and b; a orders again in February and April. February: c, again in March.
+    assert got == {
+        ("2024-01-01", 0): (2, 2), ("2024-01-01", 1): (2, 1), ("2024-01-01", 2): (2, 0),
+        ("2024-01-01", 3): (2, 1),
+        ("2024-02-01", 0): (1, 1), ("2024-02-01", 1): (1, 1), ("2024-02-01", 2): (1, 0),
+    }
+    matrix = ret.cohort_matrix(cohorts)
+    assert list(matrix.columns) == ["cohort", "cohort_size", "0", "1", "2", "3"]
+    assert matrix.loc[0, ["0", "1", "2", "3"]].tolist() == [1.0, 0.5, 0.0, 0.5]
+    assert matrix.loc[1, ["0", "1", "2"]].tolist() == [1.0, 1.0, 0.0]
+    assert math.isnan(matrix.loc[1, "3"])  # May 2024 has not been observed: NaN, not 0
+
+
+def test_periods_after_as_of_are_not_reported():
+    cohorts = ret.cohort_retention(BOOK, period="month", as_of="2024-02-15")
+    assert cohorts["period"].max() == 1
+    assert set(cohorts["cohort"]) == {"2024-01-01", "2024-02-01"}
+
+
+def test_weekly_cohorts_start_on_monday():
+    book = orders_of(("x", "2024-01-07", 1.0), ("x", "2024-01-08", 1.0))  # Sunday, Monday
+    cohorts = ret.cohort_retention(book, period="week")
+    assert cohorts[["cohort", "period", "active"]].values.tolist() == [
+        ["2024-01-01", 0, 1], ["2024-01-01", 1, 1]]
+
+
+def test_activity_retention_counts_any_event_after_the_first_visit():
+    events = pd.DataFrame({
+        "person_id": ["p", "p", "q", "q"],
+        "ts": pd.to_datetime(["2024-01-30", "2024-02-02", "2024-01-01", "2024-01-31"]),
+    })
+    cohorts = ret.activity_retention(events, period="month")
+    assert cohorts[["cohort", "period", "cohort_size", "active"]].values.tolist() == [
+        ["2024-01-01", 0, 2, 2], ["2024-01-01", 1, 2, 1]]
+
+
+def test_repeat_purchase_rate_is_customers_with_two_orders_over_customers():
+    assert ret.repeat_purchase_rate(BOOK) == pytest.approx(2 / 3)
+    same_day = orders_of(("a", "2024-01-01", 1.0), ("a", "2024-01-01", 2.0), ("b", "2024-01-01", 3))
+    assert ret.repeat_purchase_rate(same_day) == pytest.approx(1 / 2)
+    assert math.isnan(ret.repeat_purchase_rate(pd.DataFrame({"person_id": [], "ts": [],
+                                                             "value": []})))
+
+
+def test_time_between_orders_lists_each_consecutive_gap_in_days():
+    # a: Jan 5 → Feb 10 = 36 d, Feb 10 → Apr 1 = 51 d (2024 is a leap year);
+    # c: Feb 3 → Feb 20 = 17 d, Feb 20 → Mar 15 = 24 d.
+    assert sorted(ret.time_between_orders(BOOK)) == [17.0, 24.0, 36.0, 51.0]
+    dist = ret.time_between_orders_distribution(BOOK).set_index("bucket")["gaps"]
+    assert dist["14–30 d"] == 2 and dist["30–60 d"] == 2 and dist.sum() == 4
+
+
+def test_orders_per_customer_distribution():
+    table = ret.orders_per_customer(BOOK)
+    assert table.values.tolist() == [[1, 1, pytest.approx(1 / 3)], [3, 2, pytest.approx(2 / 3)]]
+
+
+def test_summary_figures_match_the_hand_calculation():
+    s = ret.retention_summary(BOOK)
+    assert (s.customers, s.orders, s.revenue, s.repeat_customers) == (3, 7, 145.0, 2)
+    assert s.orders_per_customer == pytest.approx(7 / 3)
+    assert s.median_days_between_orders == pytest.approx(30.0)  # (24 + 36) / 2
+    assert s.mean_days_between_orders == pytest.approx(32.0)
+    assert s.average_order_value == pytest.approx(145 / 7)
+    assert s.revenue_per_customer == pytest.approx(145 / 3)
+    assert (s.refunded_orders, s.refund_rate) == (1, pytest.approx(1 / 7))
+    assert s.refunded_value_share == pytest.approx(15 / 145)
+    assert set(s.to_dict()) >= {"repeat_purchase_rate", "average_order_value", "refund_rate"}
+
+
+def test_nobody_ordering_twice_gives_nan_gaps_not_an_error():
+    s = ret.retention_summary(orders_of(("a", "2024-01-01", 5.0), ("b", "2024-01-02", 5.0)))
+    assert s.repeat_purchase_rate == 0.0
+    assert math.isnan(s.median_days_between_orders)
+    assert ret.time_between_orders_distribution(orders_of(("a", "2024-01-01", 5.0)))[
+        "share"].isna().all()
+
+
+def test_cohort_retention_from_a_store_matches_the_orders_table(store):
+    from shopfunnel.datasets import load_dataset
+
+    load_dataset("cdnow", store, kind="sample")
+    cohorts = ret.cohort_retention(store.table("orders"), period="month")
+    # every customer's first order is in Q1 1997 (how the CDNOW panel was drawn)
+    assert set(cohorts["cohort"]) == {"1997-01-01", "1997-02-01", "1997-03-01"}
+    assert cohorts.groupby("cohort")["cohort_size"].first().sum() == 2357
+    assert (cohorts["rate"] <= 1).all()
+
+
+def test_bad_period_is_a_config_error():
+    from shopfunnel.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="month"):
+        ret.cohort_retention(BOOK, period="day")  # type: ignore[arg-type]
