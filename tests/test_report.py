@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,8 @@ from shopfunnel.report.render import plotly_js, script_safe_json
 from shopfunnel.store import Store
 
 EVIL = "<script>alert('x')</script>"
+# Analyses still being built on other branches; their sections are notes until they land.
+NOT_INSTALLED = {sid for sid, module in [("diagnosis", "shopfunnel.diagnose")] if importlib.util.find_spec(module) is None}
 STEPS = ["page_view", "view_item", "add_to_cart", "begin_checkout", "purchase"]
 
 
@@ -209,10 +212,16 @@ def test_a_section_renders_on_its_own_as_a_fragment() -> None:
 
 
 # -- from a store -----------------------------------------------------------------------
-def test_the_diagnosis_comes_first_after_the_overview(shop: Store) -> None:
-    ids = [s.id for s in build_module.build_sections(shop).sections]
-    assert ids[:2] == ["overview", "diagnosis"]
-    assert ids.index("diagnosis") < ids.index("steps")
+def test_every_section_of_a_sample_store_is_computed_and_the_diagnosis_comes_first(store: Store) -> None:
+    from shopfunnel.sample import generate_sample
+
+    store.load(generate_sample(30_000, seed=2))
+    built = build_module.build_sections(store)
+    assert set(built.problems) == NOT_INSTALLED
+    ids = [s.id for s in built.sections]
+    assert ids == ["overview", "diagnosis", "stages", "steps", "by-channel", "by-device", "trend", "time",
+                   "distribution", "flow", "cohorts", "rfm", "activity"]
+    assert {s.id for s in built.sections if s.note} == NOT_INSTALLED
 
 
 def test_daily_activity_counts_sessions_and_orders_per_day_including_empty_days(store: Store) -> None:

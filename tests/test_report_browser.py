@@ -7,16 +7,18 @@ import pytest
 
 from shopfunnel.report import make_report, render_page
 from shopfunnel.report import sections as S
+from shopfunnel.sample import generate_sample
 from shopfunnel.store import Store
-from test_report import EVIL, shop_events, steps_frame
+from test_report import EVIL, NOT_INSTALLED, steps_frame
 
 pytestmark = pytest.mark.browser
 
 
 def test_report_opens_offline_with_every_chart_drawn_and_no_console_errors(open_page, tmp_path) -> None:
     with Store(":memory:") as store:
-        store.load(shop_events(persons=400))
+        store.load(generate_sample(60_000, seed=3))
         report = make_report(store, title="Browser test shop")
+    assert set(report.problems) == NOT_INSTALLED
     path = tmp_path / "report.html"
     path.write_text(report.html, encoding="utf-8")
 
@@ -24,7 +26,7 @@ def test_report_opens_offline_with_every_chart_drawn_and_no_console_errors(open_
     page = probe.page
     plots = page.locator("div.plot")
     expected = report.html.count('<div class="plot"')
-    assert expected >= 1 and plots.count() == expected
+    assert expected >= 12 and plots.count() == expected
     page.wait_for_function(
         "() => [...document.querySelectorAll('div.plot')].every(d => d.querySelector('svg.main-svg'))",
         timeout=15_000,
