@@ -403,3 +403,18 @@ def test_time_to_convert_histogram_is_trimmed_to_the_bins_that_have_people() -> 
     assert len(charts) == 2
     assert list(charts[1].figure.data[0].x) == ["10s–1m", "1m–5m", "5m–15m"]
     assert list(charts[1].figure.data[0].y) == [3, 0, 5]
+
+
+def test_report_command_takes_the_funnel_steps_from_the_model_file(tmp_path) -> None:
+    db = tmp_path / "shop.duckdb"
+    with Store(db) as s:
+        s.load(shop_events(persons=60))
+    model = tmp_path / "model.toml"
+    model.write_text('[funnel]\nsteps = ["page_view", "purchase"]\nwindow = "30d"\n', encoding="utf-8")
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["report", "--db", str(db), "-o", str(out), "--model", str(model)])
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert "page_view → purchase" in html and "add_to_cart → begin_checkout" not in html
+    bad = CliRunner().invoke(app, ["report", "--db", str(db), "-o", str(out), "--model", str(tmp_path / "no.toml")])
+    assert bad.exit_code == 1 and "does not exist" in bad.output

@@ -19,22 +19,25 @@ def report(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
     title: Annotated[str | None, typer.Option("--title", help="The page title (default: Your sales funnel).")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="The model file (default: ./shopfunnel.toml if present, else the defaults).")] = None,
 ) -> None:
     """Write one self-contained HTML report: the diagnosis first, then every chart.
 
     The file works offline (plotly.js is inside it, once) and can be mailed or opened
     from disk.
     """
+    from shopfunnel.model import load_model
     from shopfunnel.report import make_report
 
     with friendly_errors():
         started = time.perf_counter()
+        funnel_model = load_model(model)
         progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                             console=err_console, transient=True)
         with Store(db, read_only=True) as store, progress:
             task = progress.add_task("report", total=None)
             built = make_report(
-                store, title=title,
+                store, title=title, model=funnel_model,
                 progress=lambda name: progress.update(task, description=f"report: {name}"),
             )
         for sid, problem in built.problems.items():
