@@ -73,13 +73,15 @@ def main() -> None:
 
     plotly_mb = len(plotly_js().encode()) / 1e6
     median = statistics.median(runs)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
     lines = [
         "# HTML report: time and size for a 1M-event store",
         "",
         f"Command: `PYTHONPATH=src python benchmarks/report_bench.py --events {args.events} --runs {args.runs}`",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"DuckDB {duckdb.__version__}.",
+        f"DuckDB {duckdb.__version__}. Load average at the end (1, 5, 15 min): {load} "
+        "(other jobs were running on the machine).",
         f"Store: sample seed {args.seed}, {info['events']:,} events, {info['persons']:,} persons, "
         f"{info['sessions']:,} sessions, {info['orders']:,} orders "
         f"(generated in {generate_s:.1f} s, loaded in {load_s:.1f} s; not part of the report time).",

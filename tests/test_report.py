@@ -23,7 +23,7 @@ from shopfunnel.report import (
     write_report,
 )
 from shopfunnel.report import sections as S
-from shopfunnel.report.blocks import Findings, KeyFigures, Section, Table, Text
+from shopfunnel.report.blocks import Findings, KeyFigures, Section, Table, Tactic, Text
 from shopfunnel.report.render import plotly_js, script_safe_json
 from shopfunnel.store import Store
 
@@ -132,7 +132,7 @@ def test_steps_section_is_a_note_when_nobody_started_or_there_are_no_steps() -> 
 def test_diagnosis_shows_the_top_findings_by_rank_with_tactics_and_audience() -> None:
     findings = pd.DataFrame({
         "rank": [2, 1, 3],
-        "kind": ["segment", "benchmark", "trend"],
+        "kind": ["segment_gap", "benchmark", "period_change"],
         "stage": ["purchase", "decision", "interest"],
         "step": ["purchase", "add_to_cart", "view_item"],
         "segment": ["device=mobile", None, None],
@@ -143,20 +143,27 @@ def test_diagnosis_shows_the_top_findings_by_rank_with_tactics_and_audience() ->
         "p_value": [0.0001, 0.01, 0.2],
         "revenue_at_stake": [5000.0, 9000.0, 100.0],
         "evidence": ["mobile checkout converts half as often", "few add to cart", "dip"],
-        "tactics": [["simpler and guest checkout", "more payment options"], "live chat; tiered discounts", []],
-        "audience": ["mobile cart abandoners", "product viewers", ""],
+        "tactics": [[{"key": "guest", "name": "Guest checkout", "why": "forced accounts lose 26%"},
+                     {"name": "More payment options", "why": ""}],
+                    "live chat; tiered discounts", []],
+        "audience": [{"stage": "decision", "status": "stalled", "device": "mobile"}, "product viewers", None],
+        "title": ["Mobile checkout converts at 20.0% against 40.0%", None, None],
     })
-    section = S.diagnosis_section(findings, top=2, currency="USD")
+    section = S.diagnosis_section(findings, top=2, currency="USD", period="2024-01-01 to 2024-03-31",
+                                  notes=["step 'search' is not measured"])
     cards = next(b for b in section.blocks if isinstance(b, Findings)).items
     assert [c.rank for c in cards] == [1, 2]
     assert cards[0].headline == "Conversion from previous at add_to_cart: 5.0% against 14.5%"
-    assert cards[0].tactics == ("live chat", "tiered discounts")
-    assert cards[1].tactics == ("simpler and guest checkout", "more payment options")
-    assert cards[1].headline.endswith("for device=mobile: 20.0% against 40.0%")
+    assert [t.name for t in cards[0].tactics] == ["live chat", "tiered discounts"]
+    assert cards[1].tactics == (Tactic("Guest checkout", "forced accounts lose 26%"), Tactic("More payment options"))
+    assert cards[1].headline == "Mobile checkout converts at 20.0% against 40.0%"
     assert cards[0].revenue_at_stake == "USD 9,000"
-    assert cards[1].audience == "mobile cart abandoners"
-    table = next(b for b in section.blocks if isinstance(b, Table))
-    assert len(table.frame) == 3 and table.collapsed
+    assert cards[1].audience == "stalled people at the decision stage (device = mobile)"
+    assert cards[0].audience == "product viewers"
+    assert "2024-01-01 to 2024-03-31" in section.lead
+    tables = [b for b in section.blocks if isinstance(b, Table)]
+    assert len(tables[0].frame) == 3 and tables[0].collapsed
+    assert list(tables[1].frame.iloc[:, 0]) == ["step 'search' is not measured"]
 
 
 def test_a_store_without_findings_says_so_in_words() -> None:
@@ -196,7 +203,7 @@ def test_the_page_embeds_plotly_once_and_loads_nothing_from_the_network() -> Non
 def test_event_data_is_escaped_in_tables_cards_and_chart_data() -> None:
     steps = steps_frame([10, 5])
     steps["name"] = [EVIL, "b"]
-    findings = pd.DataFrame({"rank": [1], "evidence": [EVIL], "tactics": [[EVIL]], "audience": [EVIL],
+    findings = pd.DataFrame({"rank": [1], "evidence": [EVIL], "tactics": [[{"name": EVIL, "why": EVIL}]], "audience": [EVIL],
                              "segment": [EVIL], "step": [EVIL]})
     html = page_of(S.steps_section(steps), S.diagnosis_section(findings))
     assert EVIL not in html

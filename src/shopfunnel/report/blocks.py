@@ -51,6 +51,14 @@ class KeyFigures:
 
 
 @dataclass(frozen=True)
+class Tactic:
+    """A tactic from the playbook, and why it fits the finding."""
+
+    name: str
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class Finding:
     """One diagnosis finding as the store owner reads it."""
 
@@ -59,7 +67,7 @@ class Finding:
     stage: str
     revenue_at_stake: str
     evidence: str
-    tactics: tuple[str, ...]
+    tactics: tuple[Tactic, ...]
     audience: str
     significance: str = ""
 

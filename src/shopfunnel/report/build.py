@@ -104,8 +104,15 @@ def incident_spans(findings: pd.DataFrame | None) -> pd.DataFrame | None:
 def _diagnosis(ctx: Context) -> Section:
     from shopfunnel.diagnose import diagnose
 
-    findings = ctx.once("findings", lambda: diagnose(ctx.store, **_model_args(ctx)).findings)
-    return S.diagnosis_section(findings, currency=ctx.currency)
+    result = diagnose(ctx.store, **_model_args(ctx))
+    ctx.cache["findings"] = result.findings
+    start, end = getattr(result, "start", None), getattr(result, "end", None)
+    period = ""
+    if start is not None and end is not None:
+        # ``end`` is exclusive (midnight after the last day)
+        period = f"{start:%Y-%m-%d} to {end - pd.Timedelta(microseconds=1):%Y-%m-%d}"
+    return S.diagnosis_section(result.findings, currency=ctx.currency, period=period,
+                               notes=list(getattr(result, "notes", []) or []))
 
 
 # The model's default funnel when no model module is installed (same as its defaults).

@@ -24,6 +24,7 @@ from shopfunnel.report.blocks import (
     KeyFigures,
     Section,
     Table,
+    Tactic,
     Text,
     unavailable,
 )
@@ -89,16 +90,35 @@ def activity_section(daily: pd.DataFrame | None, incidents: pd.DataFrame | None 
 
 
 # -- diagnosis --------------------------------------------------------------------------
-def _as_tuple(value: Any) -> tuple[str, ...]:
+def tactics_of(value: Any) -> tuple[Tactic, ...]:
+    """A finding's tactics: playbook entries (dicts with ``name`` and ``why``), names, or a
+    comma- or semicolon-separated string."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ()
     if isinstance(value, str):
-        parts = [p.strip() for p in value.replace(";", ",").split(",")] if "," in value or ";" in value else [value]
-        return tuple(p for p in parts if p)
+        parts = [p.strip() for p in value.replace(";", ",").split(",")]
+        return tuple(Tactic(p) for p in parts if p)
+    if isinstance(value, Mapping):
+        return (Tactic(_text(value.get("name")) or _text(value.get("key")), _text(value.get("why"))),)
     try:
-        return tuple(str(v) for v in value if v is not None and str(v))
+        items = list(value)
     except TypeError:
-        return (str(value),)
+        return (Tactic(str(value)),)
+    return tuple(t for item in items for t in tactics_of(item))
+
+
+def audience_of(value: Any) -> str:
+    """Who to target, in words: ``{"stage": "decision", "status": "stalled"}`` reads
+    "stalled people at the decision stage"; other keys are added as ``key = value``."""
+    if isinstance(value, Mapping):
+        rest = {k: v for k, v in value.items() if k not in ("stage", "status") and _text(v)}
+        stage, status = _text(value.get("stage")), _text(value.get("status"))
+        text = " ".join(p for p in (status, "people") if p)
+        if stage:
+            text += f" at the {stage} stage"
+        extra = ", ".join(f"{k.replace('_', ' ')} = {v}" for k, v in rest.items())
+        return f"{text} ({extra})" if extra else text
+    return _text(value)
 
 
 def _text(value: Any) -> str:
@@ -128,6 +148,12 @@ def finding_period(row: Mapping[str, Any]) -> str:
     return start if not end or end == start else f"{start} to {end}"
 
 
+def _title_with_period(row: Mapping[str, Any]) -> str:
+    period = finding_period(row)
+    title = _text(row.get("title"))
+    return f"{title} ({period})" if period and period not in title else title
+
+
 def finding_headline(row: Mapping[str, Any]) -> str:
     """One sentence for a finding: what, where, how far from the reference, and when."""
     metric = _text(row.get("metric")) or _text(row.get("kind")) or "finding"
@@ -151,12 +177,21 @@ def finding_headline(row: Mapping[str, Any]) -> str:
     return text
 
 
-def diagnosis_section(findings: pd.DataFrame | None, *, top: int = 5, currency: str = "") -> Section:
+def diagnosis_section(
+    findings: pd.DataFrame | None,
+    *,
+    top: int = 5,
+    currency: str = "",
+    period: str = "",
+    notes: Sequence[str] = (),
+) -> Section:
     """The diagnosis, most valuable fix first: the ``top`` findings as cards, all in a table.
 
     ``findings`` has the columns of :func:`shopfunnel.diagnose.diagnose`'s ``.findings``
     (rank, kind, stage, step, segment, metric, value, reference, gap, p_value,
-    revenue_at_stake, evidence, tactics, audience); missing columns read as blank.
+    revenue_at_stake, evidence, tactics, audience, and optionally title, start, end);
+    missing columns read as blank. ``period`` says which dates were diagnosed; ``notes``
+    say what could not be measured, and are listed under the findings.
     """
     sid, title = "diagnosis", "What to fix first"
     lead = (
@@ -164,25 +199,31 @@ def diagnosis_section(findings: pd.DataFrame | None, *, top: int = 5, currency: 
         "at stake: people lost at the step × how often they would have gone on to buy × the "
         "average order value."
     )
+    if period:
+        lead = f"{lead} Diagnosed period: {period}."
     if findings is None:
         return unavailable(sid, title, "The diagnosis is not available for this store.", lead)
+    tail: list[Any] = []
+    if notes:
+        tail.append(Table(pd.DataFrame({"not measured": [str(n) for n in notes]}),
+                          caption=f"What could not be measured ({len(notes)})", collapsed=True))
     if len(findings) == 0:
         return Section(sid, title, lead, (Text(
             "No significant weak spot found: every stage converts at or above its benchmark and "
             "its own past, and no segment lags significantly behind the rest."
-        ),))
+        ), *tail))
     frame = findings.sort_values("rank") if "rank" in findings.columns else findings
     cards = []
     for i, row in enumerate(frame.head(top).to_dict("records"), start=1):
         p = row.get("p_value")
         cards.append(Finding(
             rank=int(row.get("rank", i)) if _text(row.get("rank")) else i,
-            headline=finding_headline(row),
+            headline=_title_with_period(row) if _text(row.get("title")) else finding_headline(row),
             stage=_text(row.get("stage")),
             revenue_at_stake=fmt.money(row.get("revenue_at_stake"), currency) if _text(row.get("revenue_at_stake")) else "",
             evidence=_text(row.get("evidence")),
-            tactics=_as_tuple(row.get("tactics")),
-            audience=_text(row.get("audience")),
+            tactics=tactics_of(row.get("tactics")),
+            audience=audience_of(row.get("audience")),
             significance=fmt.p_value(p) if _text(p) else "",
         ))
     shown = [c for c in ("rank", "kind", "stage", "step", "segment", "metric", "value", "reference",
@@ -194,7 +235,7 @@ def diagnosis_section(findings: pd.DataFrame | None, *, top: int = 5, currency: 
         caption=f"All {len(frame)} findings",
         collapsed=True,
     )
-    return Section(sid, title, lead, (Findings(tuple(cards)), table))
+    return Section(sid, title, lead, (Findings(tuple(cards)), table, *tail))
 
 
 # -- funnel steps -----------------------------------------------------------------------
