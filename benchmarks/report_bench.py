@@ -4,10 +4,11 @@ Target (issue 6): under 30 s and under 10 MB for a store of 1,000,000 events.
 
     PYTHONPATH=src python benchmarks/report_bench.py [--events 1000000] [--runs 3] [--keep DIR]
 
-Steps: write the sample store's events (seed 0, the generator's default incidents off) to
-Parquet, load them into a DuckDB store file (timed apart, not part of the report), then build
-the report ``--runs`` times on that file, each time from a freshly opened store (so no cache
-carries over), and write the last page. Prints a Markdown table and writes it to
+Steps: write the sample store's events (seed 0, no planted incident) to Parquet, load them
+into a DuckDB store file (timed apart, not part of the report), then run
+``shopfunnel report --db … -o …`` ``--runs`` times, each in a new process, and time each run
+end to end (Python start-up and imports included: what a user waits for). One more run in
+this process gives the seconds per section. Prints a Markdown table and writes it to
 ``benchmarks/results/report.md``.
 """
 
@@ -17,6 +18,8 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -58,17 +61,21 @@ def main() -> None:
     print(f"sample: {info['events']:,} events, {info['persons']:,} persons, {info['orders']:,} orders; "
           f"generated in {generate_s:.1f} s, loaded in {load_s:.1f} s")
 
-    runs, report = [], None
-    for i in range(args.runs):
-        with Store(db, read_only=True) as store:
-            t = time.perf_counter()
-            report = make_report(store, title="Sample store")
-            runs.append(time.perf_counter() - t)
-        print(f"run {i + 1}: {runs[-1]:.2f} s")
-    assert report is not None
     out = folder / "report.html"
-    out.write_text(report.html, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    runs = []
+    for i in range(args.runs):
+        out.unlink(missing_ok=True)
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "shopfunnel", "report", "--db", str(db), "-o", str(out),
+                        "--title", "Sample store"], check=True, env=env, stdout=subprocess.DEVNULL)
+        runs.append(time.perf_counter() - t)
+        print(f"run {i + 1}: {runs[-1]:.2f} s")
     size_mb = out.stat().st_size / 1e6
+    with Store(db, read_only=True) as store:
+        t = time.perf_counter()
+        report = make_report(store, title="Sample store")
+        in_process = time.perf_counter() - t
     from shopfunnel.report.render import plotly_js
 
     plotly_mb = len(plotly_js().encode()) / 1e6
@@ -88,12 +95,13 @@ def main() -> None:
         "",
         "| measure | result | target | met |",
         "|---|---|---|---|",
-        f"| time to build the report (median of {len(runs)}; runs {', '.join(f'{r:.1f}' for r in runs)} s) "
+        f"| `shopfunnel report` end to end, new process each run (median of {len(runs)}; runs "
+        f"{', '.join(f'{r:.1f}' for r in runs)} s) "
         f"| {median:.1f} s | < {TARGET_SECONDS:.0f} s | {'yes' if median < TARGET_SECONDS else 'NO'} |",
         f"| report file size | {size_mb:.2f} MB (of which plotly.js {plotly_mb:.2f} MB) | < {TARGET_MB:.0f} MB "
         f"| {'yes' if size_mb < TARGET_MB else 'NO'} |",
         "",
-        "Seconds per section (last run):",
+        f"Seconds per section (one more run inside the benchmark process, {in_process:.1f} s in all):",
         "",
         "| section | seconds | note |",
         "|---|---|---|",

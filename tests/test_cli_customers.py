@@ -87,6 +87,8 @@ def test_clv_json_gives_the_fitted_models_and_every_customer(cdnow_db):
     assert len(data["customers"]) == 2357
     first = next(c for c in data["customers"] if c["person_id"] == "1")
     assert first["expected_purchases"] == pytest.approx(1.226, abs=0.001)
+    overall = data["holdout"][-1]  # orders after the calibration end check the model
+    assert overall["frequency"] == "all" and overall["customers"] == 2357
 
 
 def test_clv_csv_matches_the_python_api(cdnow_db):
@@ -120,3 +122,19 @@ def test_commands_explain_a_missing_store_or_a_store_without_orders(tmp_path):
         result = runner.invoke(app, [command, "--db", str(db)])
         assert result.exit_code == 1, command
         assert "no orders" in result.output
+
+
+def test_clv_without_enough_repeat_buyers_still_predicts_purchases(tmp_path):
+    db = tmp_path / "few.duckdb"
+    csv = tmp_path / "orders.csv"
+    rows = ["order_id,customer_id,created_at,total"]
+    rows += [f"{i},c{i},2024-01-{i + 1:02d},10" for i in range(8)]
+    rows += ["100,c0,2024-02-15,20"]  # one repeat buyer: Gamma-Gamma cannot be fitted
+    csv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    run("ingest", str(csv), "--format", "orders", "--db", str(db))
+    data = json.loads(run("clv", "--db", str(db), "--format", "json"))
+    assert "repeat purchase" in data["gamma_gamma"]["error"]
+    assert len(data["customers"]) == 8
+    assert all(c["expected_value"] is None for c in data["customers"])
+    assert all(c["expected_purchases"] >= 0 for c in data["customers"])
+    assert "Gamma-Gamma not fitted" in run("clv", "--db", str(db))

@@ -206,3 +206,13 @@ def test_cli_ingest_with_format_orders(tmp_path):
                                       "--db", str(db)])
     assert result.exit_code == 1
     assert "b.csv:2" in result.output
+
+
+def test_shopify_line_item_rows_of_one_order_load_as_one_order(tmp_path, store):
+    text = ("Name,Email,Created at,Total,Lineitem name\n"
+            "#1001,a@b.c,2024-03-01 10:00:00 +0000,30.00,Mug\n"
+            "#1001,a@b.c,2024-03-01 10:00:00 +0000,,Plate\n"
+            "#1002,a@b.c,2024-03-09 10:00:00 +0000,12.00,Mug\n")
+    result = store.load_staged(read(write(tmp_path, text), format="orders"))
+    assert (result.rows_read, result.rows_added) == (3, 2)
+    assert sorted(store.table("orders")["value"]) == [12.0, 30.0]

@@ -123,3 +123,21 @@ def test_bad_period_is_a_config_error():
 
     with pytest.raises(ConfigError, match="month"):
         ret.cohort_retention(BOOK, period="day")  # type: ignore[arg-type]
+
+
+def test_zoned_times_are_read_as_utc_by_every_customer_analysis():
+    from shopfunnel.clv import summary_from_orders
+    from shopfunnel.rfm import rfm_table
+    from shopfunnel.winback import lapsed_customers
+
+    # 00:30 in Paris on Feb 1 is 23:30 UTC on Jan 31: the January cohort, the January day
+    zoned = BOOK.assign(ts=BOOK["ts"].dt.tz_localize("UTC").dt.tz_convert("Europe/Paris"))
+    pd.testing.assert_frame_equal(ret.cohort_retention(zoned), ret.cohort_retention(BOOK))
+    pd.testing.assert_frame_equal(rfm_table(zoned, as_of="2024-04-02T00:00:00+00:00"),
+                                  rfm_table(BOOK, as_of="2024-04-02"))
+    pd.testing.assert_frame_equal(summary_from_orders(zoned), summary_from_orders(BOOK))
+    pd.testing.assert_frame_equal(lapsed_customers(zoned, as_of="2024-06-30"),
+                                  lapsed_customers(BOOK, as_of="2024-06-30"))
+    edge = orders_of(("z", "2024-01-31 23:30", 1.0))
+    edge_zoned = edge.assign(ts=edge["ts"].dt.tz_localize("UTC").dt.tz_convert("Europe/Paris"))
+    assert ret.cohort_retention(edge_zoned)["cohort"].tolist() == ["2024-01-01"]

@@ -89,6 +89,8 @@ def test_rfm_table_on_a_hand_made_book_with_one_customer_per_fifth():
     summary = rfm_group_summary(table.reset_index()).set_index("group")
     assert list(summary.index) == list(GROUPS)
     assert summary.loc["champions", "customers"] == 1
+    assert summary.loc["champions", "share"] == pytest.approx(1 / 5)  # of the 5 customers
+    assert pd.isna(summary.loc["prospects", "share"])
     assert summary.loc["prospects", "customers"] == 1
     assert summary.loc["at_risk", "customers"] == 0
     assert summary["revenue"].sum() == pytest.approx(1500.0)

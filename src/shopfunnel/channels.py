@@ -1,12 +1,16 @@
 """GA4-style default channel grouping, from UTM values and the referrer.
 
-Rules are evaluated in order and the first match wins, as GA4 does; a visit that
-matches nothing is ``unassigned``. Inputs are lower-cased before matching (GA4 does
-not document case handling; we choose case-insensitive). A visit with no UTM source
-takes its source from the referrer's host; no UTM and no referrer is ``direct``.
+Rules are GA4's manual-traffic rules (``docs/events.md``), evaluated in order; the first
+match wins, and a visit that matches nothing is ``unassigned``. Source, medium and
+campaign are trimmed and lower-cased before matching (GA4 does not document case
+handling; we choose case-insensitive). A visit with no UTM source takes its source from
+the referrer's host (medium ``referral``); a referrer on the page's own host is internal
+navigation and is ignored; no UTM and no referrer is ``direct``.
 
-The source lists are a compact copy of the best-known hosts in each of Google's source
+The source lists are a compact copy of the best-known sites in each of Google's source
 categories (search, social, shopping, video), written here from public knowledge.
+Google publishes the full list as a spreadsheet; replacing these tuples with it needs
+no other change (entries with a dot are hosts, the others bare names).
 """
 
 from __future__ import annotations
@@ -15,18 +19,24 @@ from dataclasses import dataclass
 
 SEARCH_SOURCES = (
     "google", "bing", "yahoo", "duckduckgo", "baidu", "yandex", "ecosia", "ask", "naver",
-    "seznam", "qwant", "startpage", "brave", "aol", "sogou",
+    "seznam", "qwant", "startpage", "brave", "aol", "sogou", "daum", "so.com", "360.cn",
+    "search.yahoo.com", "lens.google.com", "go.mail.ru",
 )
 SOCIAL_SOURCES = (
     "facebook", "fb", "instagram", "ig", "twitter", "x", "t.co", "linkedin", "lnkd.in",
     "pinterest", "reddit", "tiktok", "snapchat", "tumblr", "quora", "threads", "whatsapp",
-    "messenger", "vk", "weibo", "discord", "telegram", "m.facebook.com", "l.facebook.com",
+    "messenger", "vk", "weibo", "discord", "telegram", "line", "kakao", "fb.me",
+    "m.facebook.com", "l.facebook.com", "lm.facebook.com", "l.instagram.com", "medium.com",
 )
 SHOPPING_SOURCES = (
-    "google shopping", "shopping.google", "amazon", "ebay", "etsy", "walmart", "shopzilla",
-    "pricegrabber", "idealo", "shopify",
+    "google shopping", "igshopping", "shopping.google.com", "amazon", "ebay", "etsy",
+    "walmart", "alibaba", "aliexpress", "shopzilla", "pricegrabber", "idealo",
+    "apps.shopify.com", "checkout.shopify.com", "checkout.stripe.com", "shopping.naver.com",
 )
-VIDEO_SOURCES = ("youtube", "vimeo", "twitch", "dailymotion", "wistia", "youtu.be")
+VIDEO_SOURCES = (
+    "youtube", "vimeo", "twitch", "dailymotion", "wistia", "youtu.be", "netflix", "hulu",
+    "disneyplus", "iqiyi", "fast.wistia.net",
+)
 
 PAID_MEDIUM = r"^(.*cp.*|ppc|retargeting|paid.*)$"
 SHOPPING_CAMPAIGN = r"^(.*(([^a-df-z]|^)shop|shopping).*)$"
@@ -47,24 +57,43 @@ class ChannelRule:
     condition: str
 
 
-def _in_list(column: str, values: tuple[str, ...]) -> str:
-    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-    # A source matches a list entry exactly or as a host (www.google.com, google.co.uk).
-    return (
-        f"({column} IN ({quoted}) OR list_has_any(string_split({column}, '.'), [{quoted}]))"
-    )
+def _in_list(values: tuple[str, ...]) -> str:
+    """SQL: the source (``src``, with its ``brand`` label) is on the list ``values``.
+
+    A bare name (``google``) matches a source equal to it or a host whose brand label
+    is it (``www.google.co.uk``, ``google.com``); a host entry (``l.facebook.com``) matches
+    that host and its subdomains. Google's own list holds both kinds and is matched
+    exactly; the brand rule lets a short list cover each site's country domains.
+    """
+    names = [v for v in values if "." not in v]
+    hosts = [v for v in values if "." in v]
+    quoted = ", ".join(_lit(v) for v in values)
+    parts = [f"src IN ({quoted})"]
+    if names:
+        parts.append(f"brand IN ({', '.join(_lit(v) for v in names)})")
+    parts += [f"ends_with(src, {_lit('.' + h)})" for h in hosts]
+    return "(" + " OR ".join(parts) + ")"
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+# Second-level labels under which a country domain registers names (google.co.uk).
+_SECOND_LEVEL = ("co", "com", "org", "net", "ne", "or", "ac", "gov", "edu", "go", "gob")
 
 
 def rules() -> tuple[ChannelRule, ...]:
-    search = _in_list("src", SEARCH_SOURCES)
-    social = _in_list("src", SOCIAL_SOURCES)
-    shopping = _in_list("src", SHOPPING_SOURCES)
-    video = _in_list("src", VIDEO_SOURCES)
-    paid = f"regexp_matches(med, '{PAID_MEDIUM}')"
-    shop_camp = f"regexp_matches(camp, '{SHOPPING_CAMPAIGN}')"
+    """GA4's manual-traffic rules, in GA4's order (REFERENCES §3); first match wins."""
+    search = _in_list(SEARCH_SOURCES)
+    social = _in_list(SOCIAL_SOURCES)
+    shopping = _in_list(SHOPPING_SOURCES)
+    video = _in_list(VIDEO_SOURCES)
+    paid = f"regexp_full_match(med, '{PAID_MEDIUM}')"
+    shop_camp = f"regexp_full_match(camp, '{SHOPPING_CAMPAIGN}')"
     return (
         ChannelRule("direct", "src = '(direct)' AND med IN ('(not set)', '(none)')"),
-        ChannelRule("cross-network", "camp LIKE '%cross-network%'"),
+        ChannelRule("cross-network", "contains(camp, 'cross-network')"),
         ChannelRule("paid shopping", f"({shopping} OR {shop_camp}) AND {paid}"),
         ChannelRule("paid search", f"{search} AND {paid}"),
         ChannelRule("paid social", f"{social} AND {paid}"),
@@ -77,7 +106,7 @@ def rules() -> tuple[ChannelRule, ...]:
             f"{social} OR med IN ('social', 'social-network', 'social-media', 'sm', "
             "'social network', 'social media')",
         ),
-        ChannelRule("organic video", f"{video} OR regexp_matches(med, '^(.*video.*)$')"),
+        ChannelRule("organic video", f"{video} OR contains(med, 'video')"),
         ChannelRule("organic search", f"{search} OR med = 'organic'"),
         ChannelRule("referral", "med IN ('referral', 'app', 'link')"),
         ChannelRule(
@@ -90,34 +119,54 @@ def rules() -> tuple[ChannelRule, ...]:
         ChannelRule("sms", "src = 'sms' OR med = 'sms'"),
         ChannelRule(
             "mobile push notifications",
-            "med LIKE '%push' OR med LIKE '%mobile%' OR med LIKE '%notification%' "
+            # "OR source = firebase" is recalled from the current article, unconfirmed.
+            "ends_with(med, 'push') OR contains(med, 'mobile') OR contains(med, 'notification') "
             "OR src = 'firebase'",
         ),
     )
 
 
-def channel_sql(source: str, medium: str, campaign: str, referrer: str) -> str:
-    """A SQL expression giving the channel from four SQL expressions.
-
-    Without a UTM source, the referrer's host is the source and the medium is
-    ``referral`` (or ``organic``/``social`` when the host is a search engine or social
-    network, as GA4 infers); with neither it is ``(direct)`` / ``(none)``.
-    """
-    host = (
-        f"nullif(lower(regexp_extract(coalesce({referrer}, ''), "
-        "'^(?:[a-z]+://)?(?:www\\.)?([^/:?#]+)', 1)), '')"
+def _host(url: str) -> str:
+    """SQL: the lower-cased host of a URL expression, without ``www.``; NULL if none."""
+    return (
+        f"nullif(regexp_extract(lower(trim(coalesce({url}, ''))), "
+        "'^(?:[a-z][a-z0-9+.-]*://)?(?:www\\.)?([^/:?#@ ]+)', 1), '')"
     )
-    src = f"coalesce(nullif(lower(trim({source})), ''), {host}, '(direct)')"
+
+
+def channel_sql(
+    source: str, medium: str, campaign: str, referrer: str, page: str | None = None
+) -> str:
+    """A SQL expression giving the channel from SQL expressions for the UTM values, the
+    referrer and (optionally) the page's URL.
+
+    Source, medium and campaign are trimmed and lower-cased. Without a UTM source, the
+    referrer's host is the source, with medium ``referral`` when no UTM medium is
+    given; the rules then place a search engine, social network, shopping or video
+    site by its host, as GA4 does. A referrer on the page's own host is internal
+    navigation, not a referral, and is ignored. No UTM source and no (external)
+    referrer is ``(direct)`` / ``(none)``, hence ``direct``.
+    """
+    ref_host = _host(referrer)
+    if page is not None:
+        ref_host = f"CASE WHEN {ref_host} = {_host(page)} THEN NULL ELSE {ref_host} END"
+    utm_src = f"nullif(lower(trim({source})), '')"
+    src = f"coalesce({utm_src}, ref_host, '(direct)')"
     med = (
-        f"coalesce(nullif(lower(trim({medium})), ''), CASE WHEN nullif(lower(trim({source})), '')"
-        f" IS NULL AND {host} IS NOT NULL THEN 'referral' END, '(none)')"
+        f"coalesce(nullif(lower(trim({medium})), ''), CASE WHEN {utm_src} IS NULL AND ref_host "
+        "IS NOT NULL THEN 'referral' END, '(none)')"
     )
     camp = f"coalesce(lower(trim({campaign})), '')"
-    cases = " ".join(f"WHEN {r.condition} THEN '{r.channel}'" for r in rules())
-    # A referral from a search engine or social network counts as organic search/social.
-    body = (
-        f"CASE WHEN med = 'referral' AND {_in_list('src', SEARCH_SOURCES)} THEN 'organic search' "
-        f"WHEN med = 'referral' AND {_in_list('src', SOCIAL_SOURCES)} THEN 'organic social' "
-        f"{cases} ELSE 'unassigned' END"
+    second = ", ".join(_lit(v) for v in _SECOND_LEVEL)
+    brand = (
+        "CASE WHEN len(labels) >= 3 AND labels[-2] IN (" + second + ") AND length(labels[-1]) = 2 "
+        "THEN labels[-3] WHEN len(labels) >= 2 THEN labels[-2] ELSE src END"
     )
-    return f"(SELECT {body} FROM (SELECT {src} AS src, {med} AS med, {camp} AS camp))"
+    cases = " ".join(f"WHEN {r.condition} THEN '{r.channel}'" for r in rules())
+    return (
+        f"(SELECT CASE {cases} ELSE 'unassigned' END FROM ("
+        f"SELECT src, med, camp, {brand} AS brand FROM ("
+        f"SELECT src, med, camp, string_split(src, '.') AS labels FROM ("
+        f"SELECT {src} AS src, {med} AS med, {camp} AS camp FROM ("
+        f"SELECT {ref_host} AS ref_host)))))"
+    )

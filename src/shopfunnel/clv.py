@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import optimize
 from scipy.special import betaln, gammaln, hyp2f1
 
+from shopfunnel._time import naive_utc, naive_utc_timestamp
 from shopfunnel.errors import ConfigError, InputError
 
 TimeUnit = Literal["D", "W"]
@@ -72,7 +73,7 @@ def summary_from_orders(
             f"the orders table has no column(s) {missing}: it needs {person_col}, {ts_col} "
             f"and {value_col} (as Store.table('orders') gives)"
         )
-    days = pd.to_datetime(orders[ts_col]).dt.tz_localize(None).dt.normalize()
+    days = naive_utc(orders[ts_col]).dt.normalize()
     frame = pd.DataFrame({
         "person": orders[person_col].astype(str).to_numpy(),
         "day": days.to_numpy(),
@@ -80,7 +81,7 @@ def summary_from_orders(
         .to_numpy(),
     })
     end = (frame["day"].max() if calibration_end is None
-           else pd.Timestamp(calibration_end).tz_localize(None).normalize())
+           else naive_utc_timestamp(calibration_end).normalize())
     frame = frame[frame["day"] <= end]
     columns = ["frequency", "recency", "T", "monetary_value", "first_purchase",
                "last_purchase", "orders", "revenue"]
@@ -178,8 +179,12 @@ class BetaGeoModel:
     :func:`summary_from_orders` (columns ``frequency``, ``recency``, ``T``).
 
     Fitted attributes: ``params_`` (Series r, alpha, a, b), ``log_likelihood_`` (total
-    over customers), ``n_customers_``, ``time_unit_`` (copied from the summary's unit
-    when known, for reading predictions), ``summary`` (a DataFrame of the parameters).
+    over customers), ``n_customers_``, ``converged_`` (the optimiser's verdict) and
+    ``summary`` (a DataFrame of the parameters). α is in the summary's time unit, and so
+    is every horizon given to the predictions.
+
+    ``initial`` optionally gives starting values (r, α, a, b); the default start is
+    r = a = b = 1 and α = a tenth of the longest ``T``.
     """
 
     initial: tuple[float, float, float, float] | None = None
@@ -247,8 +252,8 @@ class BetaGeoModel:
                 · [1 - ((α+T)/(α+T+t))^(r+x) · ₂F₁(r+x, b+x; a+b+x-1; t/(α+T+t))]
                 / (1 + 1{x>0} · a/(b+x-1) · ((α+T)/(α+t_x))^(r+x))
 
-        Needs a > 1 for the expectation to be finite over an unbounded horizon only in
-        the limit; for finite ``t`` the formula holds for a ≠ 1.
+        ``t`` is in the summary's time unit. The formula divides by a − 1, so a fitted
+        a of exactly 1 has no value here (it never happens in practice).
         """
         self._check_fitted()
         r, alpha, a, b = self.params_
@@ -275,7 +280,7 @@ def gamma_gamma_log_likelihood(
     params: tuple[float, float, float], frequency: np.ndarray, monetary_value: np.ndarray
 ) -> np.ndarray:
     """Each customer's Gamma-Gamma log-likelihood of the mean spend ``m`` over ``x``
-    repeat purchases (Fader & Hardie 2013, eq. 3, up to terms free of the parameters)::
+    repeat purchases: the log density of m given x (Fader & Hardie 2013)::
 
         log L = lnΓ(px+q) - lnΓ(px) - lnΓ(q) + q ln γ + (px-1) ln m + px ln x
                 - (px+q) ln(γ + x m)
@@ -293,7 +298,8 @@ class GammaGammaModel:
 
     Fitted on customers with ``frequency > 0`` and ``monetary_value > 0`` (others are left
     out, and counted in ``n_excluded_``). Fitted attributes: ``params_`` (Series p, q,
-    gamma), ``log_likelihood_``, ``n_customers_``, ``summary``.
+    gamma), ``log_likelihood_`` (Σ log density of each customer's mean spend),
+    ``n_customers_``, ``converged_``, ``summary``.
     """
 
     initial: tuple[float, float, float] | None = None
@@ -338,13 +344,17 @@ class GammaGammaModel:
     ) -> np.ndarray:
         """E[spend per purchase | x, m] = p(γ + x m) / (p x + q - 1): a weighted mean of
         the population mean p γ/(q-1) and the customer's own mean ``m``. A customer with
-        no repeat purchase gets the population mean. Needs q > 1."""
+        no repeat purchase gets the population mean, or NaN when q ≤ 1 (then it is
+        infinite)."""
         if not hasattr(self, "params_"):
             raise ConfigError("the model is not fitted yet: call .fit(summary) first")
         p, q, gamma = self.params_
         x = np.asarray(frequency, dtype=float)
         m = np.where(x > 0, np.asarray(monetary_value, dtype=float), 0.0)
-        return p * (gamma + x * m) / (p * x + q - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = p * (gamma + x * m) / (p * x + q - 1)
+        # with q ≤ 1 the population mean spend is infinite: no estimate for x = 0
+        return np.where(p * x + q - 1 > 0, value, np.nan)
 
 
 # -- per-customer value ----------------------------------------------------------------------
@@ -353,7 +363,7 @@ class GammaGammaModel:
 def customer_value(
     summary: pd.DataFrame,
     purchases: BetaGeoModel,
-    spend: GammaGammaModel,
+    spend: GammaGammaModel | None,
     *,
     horizon: float,
 ) -> pd.DataFrame:
@@ -361,7 +371,10 @@ def customer_value(
     units (the summary's unit), ``expected_average_value`` and
     ``expected_value = expected_purchases × expected_average_value`` (undiscounted money
     over the horizon). The summary's columns are kept; rows sorted by expected value,
-    highest first.
+    highest first (by expected purchases when there is no value).
+
+    ``spend=None`` (e.g. too few repeat buyers to fit Gamma-Gamma) leaves the two value
+    columns NaN rather than failing, so the purchase predictions still come out.
     """
     if horizon <= 0:
         raise ConfigError(f"horizon={horizon!r} must be positive (in the summary's time unit)")
@@ -369,6 +382,60 @@ def customer_value(
     out = summary.copy()
     out["p_alive"] = purchases.probability_alive(x, t_x, T)
     out["expected_purchases"] = purchases.expected_purchases(horizon, x, t_x, T)
-    out["expected_average_value"] = spend.expected_average_value(x, summary["monetary_value"])
+    if spend is None:
+        out["expected_average_value"] = np.nan
+    else:
+        out["expected_average_value"] = spend.expected_average_value(x, summary["monetary_value"])
     out["expected_value"] = out["expected_purchases"] * out["expected_average_value"]
-    return out.sort_values("expected_value", ascending=False, kind="stable")
+    key = "expected_purchases" if spend is None else "expected_value"
+    return out.sort_values(key, ascending=False, kind="stable")
+
+
+def holdout_check(
+    orders: pd.DataFrame,
+    *,
+    calibration_end: str | pd.Timestamp,
+    observation_end: str | pd.Timestamp | None = None,
+    time_unit: TimeUnit = "W",
+    max_frequency: int = 7,
+) -> pd.DataFrame:
+    """Does BG/NBD fit this store? Fit on orders up to ``calibration_end``, predict the
+    holdout period (the day after it to ``observation_end``, default the last order's
+    day) and compare with what happened, by calibration frequency (FHL 2005, figure 4).
+
+    Only customers whose first purchase is in the calibration period are counted. Per
+    ``frequency`` (repeat purchase days in calibration, the last row holding
+    ``max_frequency`` and more): ``customers``, ``actual`` (mean purchase days in the
+    holdout) and ``predicted`` (mean of :meth:`BetaGeoModel.expected_purchases` over the
+    holdout length); the last row, ``frequency = "all"``, is over every customer.
+    """
+    summary = summary_from_orders(orders, calibration_end=calibration_end, time_unit=time_unit)
+    model = BetaGeoModel().fit(summary)
+    cal_end = naive_utc_timestamp(calibration_end).normalize()
+    days = naive_utc(orders["ts"]).dt.normalize()
+    obs_end = (days.max() if observation_end is None
+               else naive_utc_timestamp(observation_end).normalize())
+    if obs_end <= cal_end:
+        raise ConfigError(
+            f"observation_end {obs_end.date()} must be after calibration_end {cal_end.date()}"
+        )
+    holdout = pd.DataFrame({"person": orders["person_id"].astype(str).to_numpy(),
+                            "day": days.to_numpy()})
+    holdout = holdout[(holdout["day"] > cal_end) & (holdout["day"] <= obs_end)]
+    actual = holdout.drop_duplicates().groupby("person").size()
+    length = (obs_end - cal_end) / pd.Timedelta(days=_UNIT_DAYS[time_unit])
+    table = pd.DataFrame({
+        "frequency": summary["frequency"].clip(upper=max_frequency),
+        "actual": actual.reindex(summary.index, fill_value=0).to_numpy(),
+        "predicted": model.expected_purchases(length, summary["frequency"],
+                                              summary["recency"], summary["T"]),
+    })
+    by_x = table.groupby("frequency").agg(customers=("actual", "size"),
+                                          actual=("actual", "mean"),
+                                          predicted=("predicted", "mean")).reset_index()
+    by_x["frequency"] = by_x["frequency"].astype(str)
+    by_x.loc[by_x["frequency"] == str(max_frequency), "frequency"] = f"{max_frequency}+"
+    total = pd.DataFrame([{"frequency": "all", "customers": len(table),
+                           "actual": table["actual"].mean(),
+                           "predicted": table["predicted"].mean()}])
+    return pd.concat([by_x, total], ignore_index=True)

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from shopfunnel._time import naive_utc, naive_utc_timestamp
 from shopfunnel.errors import ConfigError, InputError
 
 Period = Literal["month", "week"]
@@ -45,10 +46,7 @@ def _require(frame: pd.DataFrame, cols: tuple[str, ...], what: str) -> None:
 def _period_index(ts: pd.Series, period: Period) -> pd.PeriodIndex:
     if period not in _FREQ:
         raise ConfigError(f"period={period!r} is not valid: use 'month' or 'week'")
-    naive = pd.to_datetime(ts)
-    if getattr(naive.dt, "tz", None) is not None:
-        naive = naive.dt.tz_convert("UTC").dt.tz_localize(None)
-    return pd.PeriodIndex(naive, freq=_FREQ[period])
+    return pd.PeriodIndex(naive_utc(ts), freq=_FREQ[period])
 
 
 def _cohorts(
@@ -66,9 +64,7 @@ def _cohorts(
     active = (frame.drop_duplicates(["person", "p"])
               .groupby(["cohort", "offset"]).size().rename("active"))
     sizes = frame.drop_duplicates("person").groupby("cohort").size().rename("cohort_size")
-    end = pd.Timestamp(as_of) if as_of is not None else pd.to_datetime(ts).max()
-    if getattr(end, "tz", None) is not None:
-        end = end.tz_convert("UTC").tz_localize(None)
+    end = naive_utc_timestamp(as_of) if as_of is not None else naive_utc(ts).max()
     last = pd.Period(end, freq=_FREQ[period]).ordinal
     rows = []
     for cohort, size in sizes.items():
@@ -128,7 +124,7 @@ def _orders_frame(orders: pd.DataFrame) -> pd.DataFrame:
     _require(orders, ("person_id", "ts", "value"), "orders")
     return pd.DataFrame({
         "person_id": orders["person_id"].astype(str).to_numpy(),
-        "ts": pd.to_datetime(orders["ts"]).to_numpy(),
+        "ts": naive_utc(orders["ts"]).to_numpy(),
         "value": pd.to_numeric(orders["value"], errors="coerce").fillna(0.0).astype(float)
         .to_numpy(),
     })

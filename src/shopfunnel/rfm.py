@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shopfunnel._time import naive_utc, naive_utc_timestamp
 from shopfunnel.errors import InputError
 
 #: The groups in the order of the table above (a report's natural order).
@@ -115,14 +116,14 @@ def rfm_table(
     if missing:
         raise InputError(f"the orders table has no column(s) {missing}: it needs person_id, "
                          "ts and value (as Store.table('orders') gives)")
-    ts = pd.to_datetime(orders["ts"])
+    ts = naive_utc(orders["ts"])
     frame = pd.DataFrame({
         "person_id": orders["person_id"].astype(str).to_numpy(),
         "ts": ts.to_numpy(),
         "value": pd.to_numeric(orders["value"], errors="coerce").fillna(0.0).astype(float)
         .to_numpy(),
     })
-    end = pd.Timestamp(as_of) if as_of is not None else frame["ts"].max()
+    end = naive_utc_timestamp(as_of) if as_of is not None else frame["ts"].max()
     per = frame.groupby("person_id").agg(
         last_order=("ts", "max"), frequency=("ts", "size"), monetary=("value", "sum")
     )
@@ -154,8 +155,9 @@ def rfm_table(
 
 
 def rfm_group_summary(rfm: pd.DataFrame) -> pd.DataFrame:
-    """Per group of an :func:`rfm_table`: ``customers`` (persons), ``share`` of all rows,
-    ``revenue`` (sum of ``monetary``), ``revenue_share``, ``median_recency_days`` and
+    """Per group of an :func:`rfm_table`: ``customers`` (persons in the group),
+    ``share`` (of customers, i.e. persons with an order; NaN for ``prospects``), ``revenue``
+    (sum of ``monetary``), ``revenue_share``, ``median_recency_days`` and
     ``mean_frequency``. Every group of :data:`GROUPS` is listed, empty ones with 0."""
     g = rfm.groupby("group")
     out = pd.DataFrame({
@@ -166,8 +168,10 @@ def rfm_group_summary(rfm: pd.DataFrame) -> pd.DataFrame:
     }).reindex(list(GROUPS))
     out["customers"] = out["customers"].fillna(0).astype("int64")
     out["revenue"] = out["revenue"].fillna(0.0).astype(float)
-    total, revenue = out["customers"].sum(), out["revenue"].sum()
+    total = out["customers"].drop("prospects").sum()
+    revenue = out["revenue"].sum()
     out["share"] = out["customers"] / total if total else np.nan
+    out.loc["prospects", "share"] = np.nan
     out["revenue_share"] = out["revenue"] / revenue if revenue else np.nan
     out = out.rename_axis("group").reset_index()
     return out[["group", "customers", "share", "revenue", "revenue_share",

@@ -49,7 +49,9 @@ class Staged:
     ``table`` is an Arrow table (or anything DuckDB can register); ``sql`` is a SELECT
     DuckDB can run instead (used for large Parquet files, which are never read into
     memory). ``source`` names the file in messages; ``line_label`` says what ``__line``
-    counts (``line`` for text files, ``row`` for tables).
+    counts (``line`` for text files, ``row`` for tables). ``rejects`` are rows the
+    importer could not even turn into a staged row (a line that is not JSON, say): they
+    are reported with the store's own rejects and count as read.
     """
 
     source: str
@@ -57,6 +59,7 @@ class Staged:
     sql: str | None = None
     params: list[Any] = field(default_factory=list)
     line_label: str = "line"
+    rejects: tuple[Reject, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,8 @@ class Store:
             """
             CREATE VIEW IF NOT EXISTS orders AS
             SELECT order_id, arg_min(person_id, ts) AS person_id, min(ts) AS ts,
-                   arg_min(value, ts) AS value, arg_min(currency, ts) AS currency,
+                   sum(value) FILTER (WHERE event = 'purchase') AS value,
+                   arg_min(currency, ts) AS currency,
                    arg_min(channel, ts) AS channel, arg_min(device, ts) AS device,
                    coalesce(sum(value) FILTER (WHERE event = 'refund'), 0) AS refunded
             FROM events WHERE order_id IS NOT NULL AND event IN ('purchase', 'refund')
@@ -223,34 +227,40 @@ class Store:
             for c in ("event_id", "session_id", "channel")
         }
         distinct_ids = "count(DISTINCT event_id)" if "event_id" in types else "0"
-        rows_read, bad_count, null_ids, null_sessions, null_channels, unique_ids = db.rows(
+        staged_rows, bad_count, null_ids, null_sessions, null_channels, unique_ids = db.rows(
             f"SELECT count(*), count(*) FILTER (WHERE {any_bad}), {nulls['event_id']}, "
             f"{nulls['session_id']}, {nulls['channel']}, {distinct_ids} FROM __src"
         )[0]
+        early = tuple(staged.rejects)
+        early_lines = len({r.line for r in early})
+        rows_read = int(staged_rows) + early_lines
         if rows_read == 0:
             raise InputError(f"{staged.source}: no rows to load (the source is empty)")
-        rejects: tuple[Reject, ...] = ()
         where = "TRUE"
+        rejects = early
         if bad_count:
             db.execute(f"CREATE OR REPLACE TEMP TABLE __bad AS SELECT * FROM __src WHERE {any_bad}")
-            rejects = self._describe_rejects(staged.source, checks, types)
-            if on_error == "fail":
-                db.execute("DROP TABLE IF EXISTS __bad")
-                shown = "\n  ".join(str(r) for r in rejects[:10])
-                more = f"\n  … and {len(rejects) - 10} more" if len(rejects) > 10 else ""
-                raise ValidationError(
-                    f"{staged.source}: {len(rejects)} problem(s) in {bad_count} "
-                    f"{staged.line_label}(s); nothing was loaded.\n  {shown}{more}\n"
-                    f"Fix the {staged.line_label}s, or load the valid rows with --on-error skip "
-                    "(the rejects are written to a file).",
-                    list(rejects),
-                )
+            rejects = tuple(sorted(
+                early + self._describe_rejects(staged.source, checks, types),
+                key=lambda r: (r.line, r.column),
+            ))
             where = f"{LINE} NOT IN (SELECT {LINE} FROM __bad)"
+        if rejects and on_error == "fail":
+            db.execute("DROP TABLE IF EXISTS __bad")
+            shown = "\n  ".join(str(r) for r in rejects[:10])
+            more = f"\n  … and {len(rejects) - 10} more" if len(rejects) > 10 else ""
+            raise ValidationError(
+                f"{staged.source}: {len(rejects)} problem(s) in {len({r.line for r in rejects})} "
+                f"{staged.line_label}(s); nothing was loaded.\n  {shown}{more}\n"
+                f"Fix the {staged.line_label}s, or load the valid rows with --on-error skip "
+                "(the rejects are written to a file).",
+                list(rejects),
+            )
         note("writing")
         prepared = self._prepare_sql(
             present, typed, where, derive_sessions=bool(null_sessions),
             derive_channels=bool(null_channels), hash_ids=bool(null_ids),
-            dedup=bool(null_ids) or unique_ids + (1 if null_ids else 0) < rows_read,
+            dedup=bool(null_ids) or unique_ids + (1 if null_ids else 0) < staged_rows,
         )
         with db.transaction():
             before = int(db.scalar("SELECT count(*) FROM events") or 0)
@@ -277,7 +287,7 @@ class Store:
             source=staged.source,
             rows_read=int(rows_read),
             rows_added=added,
-            duplicates=int(rows_read) - int(bad_count) - added,
+            duplicates=int(staged_rows) - int(bad_count) - added,
             rejects=rejects,
         )
 
@@ -357,7 +367,7 @@ class Store:
             last = "sessioned"
         if derive_channels:
             # A session's channel is the one its first event came from (GA4's session scope).
-            channel = channel_sql("utm_source", "utm_medium", "utm_campaign", "referrer")
+            channel = channel_sql("utm_source", "utm_medium", "utm_campaign", "referrer", "page")
             ctes.append(
                 f"channelled AS (SELECT * REPLACE (coalesce(channel, first_value(coalesce("
                 f"channel, {channel})) OVER (PARTITION BY session_id ORDER BY ts, {LINE})) "

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from shopfunnel._time import naive_utc, naive_utc_timestamp
 from shopfunnel.clv import BetaGeoModel, summary_from_orders
 from shopfunnel.errors import ConfigError
 
@@ -92,11 +93,11 @@ def lapsed_customers(
 
 def _store_gap_days(orders: pd.DataFrame, as_of: Any) -> float:
     """Median gap in days between consecutive purchase days of the same customer."""
-    days = pd.to_datetime(orders["ts"]).dt.normalize()
+    days = naive_utc(orders["ts"]).dt.normalize()
     frame = pd.DataFrame({"person": orders["person_id"].astype(str).to_numpy(),
                           "day": days.to_numpy()})
     if as_of is not None:
-        frame = frame[frame["day"] <= pd.Timestamp(as_of).normalize()]
+        frame = frame[frame["day"] <= naive_utc_timestamp(as_of).normalize()]
     frame = frame.drop_duplicates().sort_values(["person", "day"])
     gaps = frame.groupby("person")["day"].diff().dropna() / pd.Timedelta(days=1)
     return float(gaps.median()) if len(gaps) else float("nan")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from shopfunnel.cli import audiences  # noqa: F401  (registers commands)
-from shopfunnel.cli import customers  # noqa: F401  (registers commands)
-from shopfunnel.cli import data  # noqa: F401  (registers commands)
-from shopfunnel.cli import datasets  # noqa: F401  (registers commands)
-from shopfunnel.cli import funnel  # noqa: F401  (registers commands)
-from shopfunnel.cli import report  # noqa: F401  (registers commands)
-from shopfunnel.cli import sample  # noqa: F401  (registers commands)
-from shopfunnel.cli import stages  # noqa: F401  (registers commands)
+from shopfunnel.cli import (  # noqa: F401  (each module registers its commands)
+    audiences,
+    customers,
+    data,
+    datasets,
+    demo,
+    funnel,
+    report,
+    sample,
+    stages,
+)
 from shopfunnel.cli.app import app
 
 

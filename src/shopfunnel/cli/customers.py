@@ -219,9 +219,17 @@ def clv(
     """Customer lifetime value: BG/NBD (P(alive), expected purchases) and Gamma-Gamma
     (expected spend per purchase), fitted on the store's orders.
 
-    json gives the fitted parameters and every customer; csv gives the customers.
+    json gives the fitted parameters and every customer; csv gives the customers. With
+    --calibration-end before the last order, the orders after it check the model: predicted
+    against actual purchases in that holdout period, by calibration frequency.
     """
-    from shopfunnel.clv import BetaGeoModel, GammaGammaModel, customer_value, summary_from_orders
+    from shopfunnel.clv import (
+        BetaGeoModel,
+        GammaGammaModel,
+        customer_value,
+        holdout_check,
+        summary_from_orders,
+    )
     from shopfunnel.durations import parse_duration_seconds
 
     with friendly_errors():
@@ -235,16 +243,21 @@ def clv(
         orders = _orders(db)
         summary = summary_from_orders(orders, calibration_end=calibration_end, time_unit="W")
         purchases = BetaGeoModel().fit(summary)
-        spend = GammaGammaModel().fit(summary)
+        spend: GammaGammaModel | None
+        try:
+            spend = GammaGammaModel().fit(summary)
+            spend_info: dict[str, Any] = {
+                **{k: float(v) for k, v in spend.params_.items()},
+                "log_likelihood": spend.log_likelihood_, "customers": spend.n_customers_}
+        except InputError as exc:  # too few repeat buyers: purchases still predicted
+            spend, spend_info = None, {"error": str(exc)}
         table = customer_value(summary, purchases, spend, horizon=horizon_weeks)
         table = table.reset_index()
         models = {
             "bgnbd": {**{k: float(v) for k, v in purchases.params_.items()},
                       "log_likelihood": purchases.log_likelihood_,
                       "customers": purchases.n_customers_},
-            "gamma_gamma": {**{k: float(v) for k, v in spend.params_.items()},
-                            "log_likelihood": spend.log_likelihood_,
-                            "customers": spend.n_customers_},
+            "gamma_gamma": spend_info,
             "horizon_weeks": horizon_weeks,
             "calibration_end": str(pd.Timestamp(summary["last_purchase"].max()).date()
                                    if calibration_end is None else calibration_end),
@@ -252,6 +265,11 @@ def clv(
         if format == Format.csv:
             emit(table, format, out)
             return
+        holdout = None
+        last_day = pd.to_datetime(orders["ts"]).max().normalize()
+        if calibration_end is not None and last_day > pd.Timestamp(calibration_end):
+            holdout = holdout_check(orders, calibration_end=calibration_end)
+            models["holdout"] = _records(holdout)
         data = {**models, "customers": _records(table)}
 
         def render() -> object:
@@ -265,13 +283,19 @@ def clv(
             shown = table.head(top)[["person_id", "frequency", "recency", "T", "p_alive",
                                      "expected_purchases", "expected_value"]]
             total = float(table["expected_value"].sum())
-            return Group(
+            parts = [
                 rich_table(params(purchases), title=f"BG/NBD (orders to "
                                                     f"{models['calibration_end']}, weeks)"),
-                rich_table(params(spend), title="Gamma-Gamma (repeat buyers)"),
+                rich_table(params(spend), title="Gamma-Gamma (repeat buyers)")
+                if spend is not None else f"Gamma-Gamma not fitted: {spend_info['error']}",
                 rich_table(shown, title=f"top {top} of {len(table):,} customers by expected "
                                         f"value over {horizon} (all: {total:,.0f})"),
-            )
+            ]
+            if holdout is not None:
+                parts.append(rich_table(holdout, title=f"holdout check: purchases per customer "
+                                                       f"after {calibration_end}, by "
+                                                       "calibration repeat purchases"))
+            return Group(*parts)
 
         emit(data, format, out, table=render)
 

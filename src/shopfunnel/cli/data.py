@@ -45,6 +45,7 @@ def ingest(
     map_: Annotated[list[str] | None, typer.Option("--map", help="Column mapping canonical=source, repeatable: --map ts=created_at --map event=event_type.")] = None,
     extra: Annotated[str, typer.Option("--extra", help="Columns that are not canonical: error (default) or properties (kept as JSON).")] = "error",
     mapping_file: Annotated[Path | None, typer.Option("--mapping-file", help="A TOML file with a [columns] table of canonical = \"source\".")] = None,
+    encoding: Annotated[str | None, typer.Option("--encoding", help="Text encoding of CSV files (default utf-8), e.g. latin-1.")] = None,
 ) -> None:
     """Load event files into the store. Loading the same rows twice adds nothing.
 
@@ -65,32 +66,32 @@ def ingest(
                 mapping = {**tomllib.loads(mapping_file.read_text()).get("columns", {}), **mapping}
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"cannot read the mapping file {mapping_file}: {exc}") from exc
-        store = Store(db)
-        total_added = 0
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=console, transient=True) as progress:
-            for path in files:
-                task = progress.add_task(f"{path.name}: reading", total=None)
-                staged = read(path, format=format, mapping=mapping or None, extra_columns=extra)  # type: ignore[arg-type]
-                result = store.load_staged(
-                    staged, on_error=on_error,  # type: ignore[arg-type]
-                    progress=lambda msg, t=task, n=path.name: progress.update(t, description=f"{n}: {msg}"),
-                )
-                progress.remove_task(task)
-                total_added += result.rows_added
-                console.print(
-                    f"{path}: read {result.rows_read:,} rows, added {result.rows_added:,}, "
-                    f"{result.duplicates:,} already stored, {len(result.rejects):,} rejected"
-                )
-                if result.rejects:
-                    target = rejects or path.with_name(path.name + ".rejects.csv")
-                    with open(target, "w", newline="", encoding="utf-8") as fh:
-                        writer = csv.writer(fh)
-                        writer.writerow(["source", "line", "column", "reason", "value"])
-                        for r in result.rejects:
-                            writer.writerow([r.source, r.line, r.column, r.reason, r.value])
-                    console.print(f"  rejected rows and reasons written to {target}")
-        store.close()
+        with Store(db) as store:
+            total_added = 0
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                          console=console, transient=True) as progress:
+                for path in files:
+                    task = progress.add_task(f"{path.name}: reading", total=None)
+                    options = {} if encoding is None else {"encoding": encoding}
+                    staged = read(path, format=format, mapping=mapping or None, extra_columns=extra, **options)  # type: ignore[arg-type]
+                    result = store.load_staged(
+                        staged, on_error=on_error,  # type: ignore[arg-type]
+                        progress=lambda msg, t=task, n=path.name: progress.update(t, description=f"{n}: {msg}"),
+                    )
+                    progress.remove_task(task)
+                    total_added += result.rows_added
+                    console.print(
+                        f"{path}: read {result.rows_read:,} rows, added {result.rows_added:,}, "
+                        f"{result.duplicates:,} already stored, {len(result.rejects):,} rejected"
+                    )
+                    if result.rejects:
+                        target = rejects or path.with_name(path.name + ".rejects.csv")
+                        with open(target, "w", newline="", encoding="utf-8") as fh:
+                            writer = csv.writer(fh)
+                            writer.writerow(["source", "line", "column", "reason", "value"])
+                            for r in result.rejects:
+                                writer.writerow([r.source, r.line, r.column, r.reason, r.value])
+                        console.print(f"  rejected rows and reasons written to {target}")
 
 
 @app.command()

@@ -7,12 +7,13 @@ or a column mapping), and the source-specific ones registered in :data:`FORMATS`
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from shopfunnel.errors import ConfigError
-from shopfunnel.ingest import generic, orders
+from shopfunnel.ingest import ga4, generic, orders, rees46
 from shopfunnel.store import Staged, to_arrow
 
 Reader = Callable[..., Staged]
@@ -21,7 +22,9 @@ FORMATS: dict[str, Reader] = {
     "csv": generic.read_csv,
     "parquet": generic.read_parquet,
     "jsonl": generic.read_jsonl,
+    "ga4": ga4.read_ga4,
     "orders": orders.read_orders,
+    "rees46": rees46.read_rees46,
 }
 
 
@@ -54,10 +57,21 @@ def read(
             f"unknown format {fmt!r}: use one of {', '.join(sorted(FORMATS))}"
         )
     reader = FORMATS[fmt]
+    accepted = inspect.signature(reader).parameters
+    refused = [k for k in options if k not in accepted]
+    if refused:
+        raise ConfigError(
+            f"--{refused[0]} does not apply to --format {fmt}: leave it out"
+        )
     if fmt in ("csv", "parquet", "jsonl"):
         return reader(path, mapping=mapping, extra_columns=extra_columns, **options)
     if fmt == "orders":
         return reader(path, mapping=mapping, **options)
+    if mapping:
+        raise ConfigError(
+            f"--map and --mapping-file apply to csv, parquet, jsonl and orders files, not to --format "
+            f"{fmt}, whose columns are known: leave them out"
+        )
     return reader(path, **options)
 
 

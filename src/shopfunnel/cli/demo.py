@@ -1,0 +1,68 @@
+"""``shopfunnel demo``: the whole product on a sample store, in one command."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.rule import Rule
+
+from shopfunnel.cli import data as data_cmds
+from shopfunnel.cli import funnel as funnel_cmds
+from shopfunnel.cli import stages as stages_cmds
+from shopfunnel.cli.app import app
+from shopfunnel.cli.output import DB_OPTION, Format, console, friendly_errors
+from shopfunnel.cli.sample import sample as sample_command
+from shopfunnel.model import load_model
+from shopfunnel.store import Store
+
+# The demo store has one planted incident, so the diagnosis has something real to find.
+DEMO_INCIDENT = "checkout-failure:2024-03-12:3:mobile"
+
+
+def _has_events(db: str) -> bool:
+    if not Path(db).exists():
+        return False
+    with Store(db, read_only=True) as store:
+        return store.info()["events"] > 0
+
+
+@app.command()
+def demo(
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    events: Annotated[int, typer.Option("--events", "-n", help="Size of the sample store.")] = 500_000,
+    seed: Annotated[int, typer.Option(help="Random seed of the sample store.")] = 1,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Rebuild the store even if it already holds events.")] = False,
+) -> None:
+    """Build a sample store in a DuckDB file and show what shopfunnel sees in it.
+
+    Generates a realistic store (channels, devices, multi-session journeys, checkout steps,
+    repeat purchases, and a planted three-day mobile checkout failure), loads it into
+    `--db`, then prints the store summary, the purchase funnel and the five stages.
+    Run it again to reuse the store; `--fresh` rebuilds it.
+    """
+    with friendly_errors():
+        if fresh or not _has_events(db):
+            for leftover in (Path(db), Path(db + ".wal")):
+                leftover.unlink(missing_ok=True)
+            with tempfile.TemporaryDirectory(prefix="shopfunnel-demo-") as tmp:
+                parquet = Path(tmp) / "sample.parquet"
+                console.print(Rule("1. a sample store"))
+                sample_command(events=events, out=parquet, seed=seed, incident=[DEMO_INCIDENT])
+                data_cmds.ingest(files=[parquet], db=db)
+        else:
+            console.print(f"using the existing store {db} (pass --fresh to rebuild it)")
+        model = load_model(None)
+        console.print(Rule("2. what the store holds"))
+        data_cmds.info(db=db, format=Format.table, out=None)
+        console.print(Rule("3. the purchase funnel"))
+        funnel_cmds.funnel_command(steps=",".join(model.funnel.steps), db=db, window=str(model.funnel.window))
+        console.print(Rule("4. the five stages"))
+        stages_cmds.stages(db=db)
+        console.print(
+            f"\nNext: `shopfunnel funnel --db {db} --steps view_item,add_to_cart,purchase --by device`, "
+            f"`shopfunnel persons --db {db} --stage decision --status stalled`, "
+            "`shopfunnel --help` for everything."
+        )

@@ -1,0 +1,477 @@
+"""The GA4 importer: Google Analytics 4's BigQuery export as JSON.
+
+Reads the ``events_YYYYMMDD`` rows exported as newline-delimited JSON (one event per
+line), or as one JSON array, either of them optionally gzipped. How each field lands in
+the canonical event (see ``docs/events.md`` for the full table):
+
+* ``event_timestamp`` (µs since the epoch, UTC; a JSON number or string) → ``ts``;
+  ``event_name`` → ``event``; ``user_pseudo_id`` → ``anonymous_id``; ``user_id``.
+* ``session_id`` is ``user_pseudo_id:ga_session_id`` (GA4's session key); events without
+  ``ga_session_id`` get a session from inactivity in the store.
+* ``device.category`` → ``device``; ``geo.country`` → ``country`` (a country *name*).
+* ``page_location`` → ``page``; ``page_referrer`` → ``referrer``.
+* ``transaction_id`` (param, else ``ecommerce.transaction_id``; ``(not set)`` is none)
+  → ``order_id``; the ``value`` param (else ``ecommerce.purchase_revenue`` on a
+  purchase, ``ecommerce.refund_value`` on a refund) → ``value``; ``currency``.
+* ``items`` → canonical items (``item_id``, ``item_name``, ``item_category``, ``price``,
+  ``quantity``).
+* UTM values are **session** scoped: ``session_traffic_source_last_click.manual_campaign``
+  when the export has it, else the earliest event of the session that collected a
+  campaign (``collected_traffic_source.manual_*``, else the ``source``/``medium``/
+  ``campaign`` params; a ``gclid`` alone counts as ``google / cpc``). Every event of the
+  session carries the session's values. ``traffic_source`` is the user's *first* touch
+  and is never used for sessions.
+* every other event param, plus ``ecommerce`` shipping and tax, goes to ``properties``.
+
+``event_id`` is a hash of ``user_pseudo_id``, ``event_timestamp``, ``event_name`` and the
+whole row's content, so loading the same export twice adds nothing (two rows identical
+in every field are one event).
+
+A line that is not JSON, or lacks ``event_timestamp``/``event_name``, or whose timestamp
+is not microseconds between 2000 and 2100, is rejected with its line number.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+
+from shopfunnel import schema
+from shopfunnel.errors import InputError, Reject
+from shopfunnel.store import LINE, Staged
+
+# Timestamps outside these bounds (µs) are not GA4 microseconds: most often seconds or
+# milliseconds passed by mistake.
+MIN_US = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
+MAX_US = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
+
+# Params that become canonical columns (everything else goes to properties).
+MAPPED_PARAMS = frozenset(
+    {
+        "ga_session_id",
+        "page_location",
+        "page_referrer",
+        "source",
+        "medium",
+        "campaign",
+        "transaction_id",
+        "value",
+        "currency",
+    }
+)
+NOT_SET = frozenset({"", "(not set)"})
+BATCH_ROWS = 50_000
+
+_OUT_COLUMNS = (
+    "event_id",
+    "ts",
+    "event",
+    "anonymous_id",
+    "user_id",
+    "session_id",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "referrer",
+    "page",
+    "device",
+    "country",
+    "order_id",
+    "value",
+    "currency",
+    "items",
+    "properties",
+)
+_OUT_SCHEMA = pa.schema(
+    [
+        schema.ARROW_SCHEMA.field(c) if c != "value" else pa.field("value", pa.float64())
+        for c in _OUT_COLUMNS
+    ]
+    + [pa.field(LINE, pa.int64())]
+)
+
+
+def read_ga4(path: str | Path) -> Staged:
+    """Stage a GA4 BigQuery export (NDJSON or a JSON array, plain or gzipped)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"no file at {str(p)!r}: check the path")
+    if p.is_dir():
+        raise InputError(f"{str(p)!r} is a folder: give the export file(s) inside it")
+    source = str(p)
+    rejects: list[Reject] = []
+    batches: list[pa.RecordBatch] = []
+    rows: list[dict[str, Any]] = []
+    sessions = _SessionCampaigns()
+    seen_any = False
+    for line, obj, problem in _records(p):
+        seen_any = True
+        if problem is not None:
+            rejects.append(Reject(source, line, "(row)", problem))
+            continue
+        row, why = _convert(obj, line)
+        if why is not None:
+            column, reason, value = why
+            rejects.append(Reject(source, line, column, reason, value))
+            continue
+        sessions.see(row)
+        rows.append(row)
+        if len(rows) >= BATCH_ROWS:
+            batches.append(_batch(rows))
+            rows = []
+    if not seen_any:
+        raise InputError(f"{source}: holds no events (the file is empty): there is nothing to load")
+    if rows or not batches:
+        batches.append(_batch(rows))
+    table = pa.Table.from_batches([sessions.apply(b) for b in batches], schema=_OUT_SCHEMA)
+    return Staged(source=source, table=table, line_label="line", rejects=tuple(rejects))
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def _open(p: Path) -> IO[bytes]:
+    """The file's bytes, un-gzipped if it is gzipped; Parquet is refused with a hint."""
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(p, "rb")
+    if magic == b"PAR1":
+        raise InputError(
+            f"{p}: is a Parquet file, not GA4 JSON. Export the GA4 table as newline-delimited "
+            "JSON, or load canonical Parquet with --format parquet."
+        )
+    return open(p, "rb")
+
+
+def _records(p: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """(line, parsed object, problem) for each event in the file, streamed."""
+    try:
+        with _open(p) as fh:
+            first = b""
+            while not first.strip():
+                chunk = fh.read(4096)
+                if not chunk:
+                    return
+                first += chunk
+            if first.lstrip().startswith(b"["):
+                yield from _array_records(p, first + fh.read())
+                return
+            head = first.split(b"\n")
+            pending, head = head[-1], head[:-1]
+            number = 0
+            for raw in head:
+                number += 1
+                yield from _line_record(number, raw)
+            for raw in fh:
+                if pending:
+                    raw, pending = pending + raw, b""
+                if not raw.endswith(b"\n"):
+                    pending = raw
+                    continue
+                number += 1
+                yield from _line_record(number, raw)
+            if pending:
+                yield from _line_record(number + 1, pending)
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{p}: cannot be read ({exc}); is it a damaged gzip file?") from exc
+
+
+def _line_record(number: int, raw: bytes) -> Iterator[tuple[int, Any, str | None]]:
+    if not raw.strip():
+        return
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        yield number, None, "is not UTF-8 text: re-export the table as UTF-8 JSON"
+        return
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield number, None, f"is not valid JSON ({exc.msg} at column {exc.colno})"
+        return
+    if not isinstance(obj, dict):
+        yield number, None, f"is a JSON {type(obj).__name__}, not an event object"
+        return
+    yield number, obj, None
+
+
+def _array_records(p: Path, data: bytes) -> Iterator[tuple[int, Any, str | None]]:
+    """Elements of a JSON array file, each with the line it starts on."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{p}:{line}: is not UTF-8 text: re-export the table as UTF-8 JSON"
+        ) from exc
+    decoder = json.JSONDecoder()
+    pos = text.index("[") + 1
+    line, counted = 1, 0
+    n = len(text)
+    while True:
+        while pos < n and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= n:
+            raise InputError(f"{p}: the JSON array is not closed with ']': the file is cut short")
+        if text[pos] == "]":
+            return
+        line += text.count("\n", counted, pos)
+        counted = pos
+        try:
+            obj, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"{p}:{exc.lineno}: is not valid JSON ({exc.msg} at column {exc.colno}); "
+                "nothing after it can be read, so nothing was loaded"
+            ) from exc
+        if isinstance(obj, dict):
+            yield line, obj, None
+        else:
+            yield line, None, f"is a JSON {type(obj).__name__}, not an event object"
+
+
+# -- one row ---------------------------------------------------------------------------
+
+
+def _int(value: Any) -> int | None:
+    """An integer from a JSON number or string (BigQuery writes INT64 as strings)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                f = float(text)
+            except ValueError:
+                return None
+            return int(f) if f.is_integer() else None
+    return None
+
+
+def _float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return text if text.strip() else None
+
+
+def _param_value(value: Any) -> Any:
+    """The one value a GA4 param holds, whichever slot it is in (ints may be strings)."""
+    if not isinstance(value, dict):
+        return value
+    if value.get("string_value") is not None:
+        return value["string_value"]
+    if value.get("int_value") is not None:
+        parsed = _int(value["int_value"])
+        return parsed if parsed is not None else value["int_value"]
+    for slot in ("double_value", "float_value"):
+        if value.get(slot) is not None:
+            parsed = _float(value[slot])
+            return parsed if parsed is not None else value[slot]
+    return None
+
+
+def _params(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            return {}
+    if isinstance(raw, dict):  # already key → value
+        return {str(k): _param_value(v) for k, v in raw.items()}
+    out: dict[str, Any] = {}
+    for entry in raw or ():
+        if isinstance(entry, dict) and entry.get("key") is not None:
+            out[str(entry["key"])] = _param_value(entry.get("value"))
+    return out
+
+
+def _record(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    value = obj.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _items(raw: Any) -> list[dict[str, Any]] | None:
+    if not isinstance(raw, list) or not raw:
+        return None
+    items = []
+    for item in raw:
+        if not isinstance(item, dict):
+            continue
+        items.append(
+            {
+                "item_id": _str(item.get("item_id")),
+                "item_name": _str(item.get("item_name")),
+                "item_category": _str(item.get("item_category")),
+                "price": _float(item.get("price")),
+                "quantity": _int(item.get("quantity")),
+            }
+        )
+    return items or None
+
+
+def _campaign(src: Any, med: Any, camp: Any) -> tuple[str | None, str | None, str | None] | None:
+    triple = (_str(src), _str(med), _str(camp))
+    return triple if triple[0] is not None or triple[1] is not None else None
+
+
+def _convert(
+    obj: dict[str, Any], line: int
+) -> tuple[dict[str, Any], None] | tuple[None, tuple[str, str, str | None]]:
+    """A staged row from one export row, or (column, reason, value) why it cannot be."""
+    raw_ts = obj.get("event_timestamp")
+    if raw_ts is None:
+        return None, ("ts", "event_timestamp is missing", None)
+    us = _int(raw_ts)
+    if us is None:
+        return None, ("ts", "event_timestamp is not an integer number of microseconds", str(raw_ts))
+    if not MIN_US <= us < MAX_US:
+        return None, (
+            "ts",
+            "event_timestamp is not microseconds between 2000 and 2100 (seconds or "
+            "milliseconds given by mistake?)",
+            str(raw_ts),
+        )
+    name = _str(obj.get("event_name"))
+    if name is None:
+        return None, ("event", "event_name is missing", None)
+
+    params = _params(obj.get("event_params"))
+    ecommerce = _record(obj, "ecommerce")
+    pseudo = _str(obj.get("user_pseudo_id"))
+    user_id = _str(obj.get("user_id"))
+    session_number = _int(params.get("ga_session_id"))
+    anon = pseudo or user_id
+    session_id = (
+        f"{anon}:{session_number}" if anon is not None and session_number is not None else None
+    )
+
+    order_id = _str(params.get("transaction_id"))
+    if order_id is None or order_id.strip() in NOT_SET:
+        order_id = _str(ecommerce.get("transaction_id"))
+    if order_id is not None and order_id.strip() in NOT_SET:
+        order_id = None
+    value = _float(params.get("value"))
+    if value is None and name == "purchase":
+        value = _float(ecommerce.get("purchase_revenue"))
+    if value is None and name == "refund":
+        value = _float(ecommerce.get("refund_value"))
+
+    collected = _record(obj, "collected_traffic_source")
+    candidate = _campaign(
+        collected.get("manual_source"),
+        collected.get("manual_medium"),
+        collected.get("manual_campaign_name"),
+    ) or _campaign(params.get("source"), params.get("medium"), params.get("campaign"))
+    if candidate is None and (_str(collected.get("gclid")) or _str(params.get("gclid"))):
+        candidate = ("google", "cpc", None)
+    last_click = _record(_record(obj, "session_traffic_source_last_click"), "manual_campaign")
+    session_campaign = _campaign(
+        last_click.get("source"), last_click.get("medium"), last_click.get("campaign_name")
+    )
+
+    properties = {k: v for k, v in params.items() if k not in MAPPED_PARAMS and v is not None}
+    for key in ("shipping_value", "tax_value"):
+        if ecommerce.get(key) is not None:
+            properties[key] = _float(ecommerce.get(key))
+    content = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    event_id = hashlib.blake2b(
+        "\x1f".join((pseudo or "", str(us), name, content)).encode(), digest_size=16
+    ).hexdigest()
+    utm = candidate or (None, None, None)
+    return {
+        "event_id": event_id,
+        "ts": us,
+        "event": name,
+        "anonymous_id": anon,
+        "user_id": user_id,
+        "session_id": session_id,
+        "utm_source": utm[0],
+        "utm_medium": utm[1],
+        "utm_campaign": utm[2],
+        "referrer": _str(params.get("page_referrer")),
+        "page": _str(params.get("page_location")),
+        "device": _str(_record(obj, "device").get("category")),
+        "country": _str(_record(obj, "geo").get("country")),
+        "order_id": order_id,
+        "value": value,
+        "currency": _str(params.get("currency")),
+        "items": _items(obj.get("items")),
+        "properties": json.dumps(properties, default=str) if properties else None,
+        LINE: line,
+        "__candidate": candidate,
+        "__last_click": session_campaign,
+    }, None
+
+
+def _batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
+    columns = {c: [r[c] for r in rows] for c in (*_OUT_COLUMNS, LINE)}
+    return pa.RecordBatch.from_pydict(columns, schema=_OUT_SCHEMA)
+
+
+class _SessionCampaigns:
+    """The campaign of each GA4 session: its last-click record if any event has one,
+    else the earliest (by time, then line) campaign collected on one of its events."""
+
+    def __init__(self) -> None:
+        self.last_click: dict[str, tuple[int, int, tuple[Any, ...]]] = {}
+        self.collected: dict[str, tuple[int, int, tuple[Any, ...]]] = {}
+
+    def see(self, row: dict[str, Any]) -> None:
+        sid = row["session_id"]
+        if sid is None:
+            return
+        key = (row["ts"], row[LINE])
+        for found, store in (
+            (row["__last_click"], self.last_click),
+            (row["__candidate"], self.collected),
+        ):
+            if found is not None and (sid not in store or key < store[sid][:2]):
+                store[sid] = (*key, found)
+
+    def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if not self.last_click and not self.collected:
+            return batch
+        sids = batch.column("session_id").to_pylist()
+        columns = {
+            n: batch.column(n).to_pylist() for n in ("utm_source", "utm_medium", "utm_campaign")
+        }
+        for i, sid in enumerate(sids):
+            chosen = self.last_click.get(sid) or self.collected.get(sid)
+            if chosen is not None:
+                src, med, camp = chosen[2]
+                columns["utm_source"][i] = src
+                columns["utm_medium"][i] = med
+                columns["utm_campaign"][i] = camp
+        arrays = [
+            pa.array(columns[n], type=pa.string()) if n in columns else batch.column(n)
+            for n in batch.schema.names
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
