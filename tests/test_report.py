@@ -425,3 +425,12 @@ def test_report_command_takes_the_funnel_steps_from_the_model_file(tmp_path) -> 
     assert "page_view → purchase" in html and "add_to_cart → begin_checkout" not in html
     bad = CliRunner().invoke(app, ["report", "--db", str(db), "-o", str(out), "--model", str(tmp_path / "no.toml")])
     assert bad.exit_code == 1 and "does not exist" in bad.output
+
+
+def test_top_findings_read_as_one_line_each() -> None:
+    from shopfunnel.report import top_findings
+
+    findings = pd.DataFrame({"rank": [1], "title": ["Cart abandonment is 78% against 70%"],
+                             "revenue_at_stake": [1234.0], "tactics": [[{"name": "Free shipping"}, {"name": "Live chat"}]]})
+    lines = top_findings([S.diagnosis_section(findings, currency="USD"), S.steps_section(None)])
+    assert lines == ["1. Cart abandonment is 78% against 70% (USD 1,234 at stake) → Free shipping, Live chat"]

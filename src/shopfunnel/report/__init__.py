@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shopfunnel.report.blocks import Section
+from shopfunnel.report.blocks import Findings, Section
 from shopfunnel.report.build import Progress, ReportBuild, build_sections
 from shopfunnel.report.render import render_page, render_section
 from shopfunnel.store import Store
@@ -31,11 +31,13 @@ def _version() -> str:
 
 @dataclass(frozen=True)
 class Report:
-    """A built report: the page, and what went missing (section id → reason) and timings."""
+    """A built report: the page, what went missing (section id → reason), seconds per
+    section, and the top findings as one line each (for a terminal)."""
 
     html: str
     problems: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    top_findings: list[str] = field(default_factory=list)
 
 
 def make_report(
@@ -51,7 +53,20 @@ def make_report(
         progress("writing the page")
     html = render_page(built.sections, title=title or "Your sales funnel", source=_source(store),
                        version=_version())
-    return Report(html, dict(built.problems), dict(built.seconds))
+    return Report(html, dict(built.problems), dict(built.seconds), top_findings(built.sections))
+
+
+def top_findings(sections: list[Section]) -> list[str]:
+    """The diagnosis cards as lines: ``1. headline (USD 1,234 at stake) → tactic, tactic``."""
+    lines = []
+    for section in sections:
+        for block in section.blocks if section.note is None else ():
+            if isinstance(block, Findings):
+                for f in block.items:
+                    money = f" ({f.revenue_at_stake} at stake)" if f.revenue_at_stake else ""
+                    tactics = ", ".join(t.name for t in f.tactics)
+                    lines.append(f"{f.rank}. {f.headline}{money}" + (f" → {tactics}" if tactics else ""))
+    return lines
 
 
 def build_report(
