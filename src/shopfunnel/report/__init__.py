@@ -105,4 +105,4 @@ def _source(store: Store) -> str:
 
 
 __all__ = ["Report", "ReportBuild", "Section", "build_report", "build_sections", "make_report",
-           "render_page", "render_section", "write_report"]
+           "render_page", "render_section", "top_findings", "write_report"]
