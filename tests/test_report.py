@@ -339,6 +339,8 @@ def test_cohort_heatmap_leaves_out_period_zero_and_keeps_unobserved_cells_empty(
     assert list(heat.x) == ["+1", "+2"]
     assert list(heat.y) == ["2024-01-01 (n=10)", "2024-02-01 (n=4)"]
     assert list(heat.text[1]) == ["25%", ""]
+    low = matrix.assign(**{"1": [0.03, 0.004], "2": [0.01, np.nan]})
+    assert list(S.cohort_section(low).charts[0].figure.data[0].text[1]) == ["0.4%", ""]
     assert S.cohort_section(matrix[["cohort", "cohort_size", "0"]]).note
 
 

@@ -346,7 +346,7 @@ def stage_distribution_section(summary: pd.DataFrame | None) -> Section:
     for status in statuses:
         fig.add_bar(x=summary["stage"].astype(str), y=summary[status], name=status,
                     marker={"color": STATUS_COLOURS[status]})
-    fig.update_layout(barmode="stack", yaxis={"title": "people"})
+    fig.update_layout(barmode="stack", yaxis={"title": "people"}, legend={"traceorder": "normal"})
     table_frame = summary[["stage", *statuses]].reset_index(drop=True)
     if "stalled_after_days" in summary.columns:
         table_frame["stalled after"] = summary["stalled_after_days"].astype(float).to_numpy() * 86400
@@ -412,8 +412,9 @@ def cohort_section(matrix: pd.DataFrame | None, *, period: str = "month") -> Sec
     z = matrix[later].to_numpy(dtype=float)
     y = [f"{c} (n={int(n):,})" if "cohort_size" in matrix.columns else str(c)
          for c, n in zip(matrix["cohort"], matrix.get("cohort_size", matrix["cohort"]), strict=True)]
-    with np.errstate(invalid="ignore"):
-        text = [[("" if np.isnan(v) else f"{v:.0%}") for v in row] for row in z]
+    finite = z[np.isfinite(z)]
+    digits = 1 if finite.size and float(finite.max()) < 0.1 else 0
+    text = [[("" if np.isnan(v) else f"{v:.{digits}%}") for v in row] for row in z]
     fig = go.Figure(go.Heatmap(
         z=z, x=[f"+{c}" for c in later], y=y, colorscale="Blues", zmin=0,
         zmax=max(0.05, float(np.nanmax(z)) if np.isfinite(z).any() else 0.05),
@@ -446,9 +447,11 @@ def rfm_section(groups: pd.DataFrame | None, *, currency: str = "") -> Section:
         fig.add_bar(x=names, y=shown["share"], name="share of customers", marker={"color": PALETTE[0]})
         fig.add_bar(x=names, y=shown["revenue_share"], name="share of revenue", marker={"color": PALETTE[2]})
         fig.update_layout(barmode="group", yaxis={"tickformat": ".0%"})
-    table = Table(shown.assign(group=names), formats={
-        "customers": "int", "share": "pct", "revenue": "money", "revenue_share": "pct",
-        "median_recency_days": "number", "mean_frequency": "number"})
+    labels = {"share": "share of customers", "revenue_share": "share of revenue",
+              "median_recency_days": "median days since last order", "mean_frequency": "orders per customer"}
+    table = Table(shown.assign(group=names).rename(columns=labels), formats={
+        "customers": "int", "share of customers": "pct", "revenue": "money", "share of revenue": "pct",
+        "median days since last order": "int", "orders per customer": "number"})
     return Section(sid, title, lead, (Chart(styled(fig, height=340)), table))
 
 
