@@ -354,14 +354,16 @@ def test_rfm_shows_share_of_customers_and_of_revenue_for_groups_with_customers()
     assert S.rfm_section(groups.assign(customers=0)).note
 
 
-def test_dated_findings_show_their_period_and_are_shaded_on_daily_activity() -> None:
+def test_incidents_are_shown_apart_with_their_period_and_shaded_on_daily_activity() -> None:
     findings = pd.DataFrame({"rank": [1, 2], "kind": ["incident", "benchmark"], "step": ["purchase", "add_to_cart"],
                              "segment": ["device=mobile", None], "metric": ["conversion", "conversion"],
                              "value": [0.1, 0.05], "reference": [0.5, 0.145],
                              "start": [pd.Timestamp("2024-02-03"), pd.NaT], "end": [pd.Timestamp("2024-02-06"), pd.NaT]})
-    cards = next(b for b in S.diagnosis_section(findings).blocks if isinstance(b, Findings)).items
-    assert cards[0].headline.endswith("(2024-02-03 to 2024-02-06)")
-    assert "(" not in cards[1].headline
+    incidents, ranked = [b for b in S.diagnosis_section(findings).blocks if isinstance(b, Findings)]
+    assert incidents.tone == "incident" and [c.rank for c in incidents.items] == [1]
+    assert incidents.items[0].headline.endswith("(2024-02-03 to 2024-02-06)")
+    assert [c.rank for c in ranked.items] == [1, 2]
+    assert "(" not in ranked.items[1].headline
     spans = build_module.incident_spans(findings)
     assert list(spans["label"]) == ["device=mobile · purchase"]
     daily = pd.DataFrame({"day": pd.date_range("2024-02-01", periods=10), "sessions": range(10), "orders": range(10)})
@@ -436,3 +438,17 @@ def test_top_findings_read_as_one_line_each() -> None:
                              "revenue_at_stake": [1234.0], "tactics": [[{"name": "Free shipping"}, {"name": "Live chat"}]]})
     lines = top_findings([S.diagnosis_section(findings, currency="USD"), S.steps_section(None)])
     assert lines == ["1. Cart abandonment is 78% against 70% (USD 1,234 at stake) → Free shipping, Live chat"]
+
+
+def test_an_incident_ranked_low_is_still_shown_before_the_ranked_findings() -> None:
+    findings = pd.DataFrame({"rank": [1, 2, 3], "kind": ["benchmark", "segment_gap", "incident"],
+                             "title": ["a", "b", "Checkout collapsed on mobile, 2024-03-12 to 2024-03-14"],
+                             "start": [None, None, pd.Timestamp("2024-03-12").date()],
+                             "end": [None, None, pd.Timestamp("2024-03-14").date()]})
+    section = S.diagnosis_section(findings, top=2)
+    incidents, ranked = [b for b in section.blocks if isinstance(b, Findings)]
+    assert [c.headline for c in incidents.items] == ["Checkout collapsed on mobile, 2024-03-12 to 2024-03-14"]
+    assert [c.rank for c in ranked.items] == [1, 2]
+    from shopfunnel.report import top_findings
+
+    assert top_findings([section]) == ["3. Checkout collapsed on mobile, 2024-03-12 to 2024-03-14", "1. a", "2. b"]

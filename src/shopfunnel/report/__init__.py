@@ -57,12 +57,16 @@ def make_report(
 
 
 def top_findings(sections: list[Section]) -> list[str]:
-    """The diagnosis cards as lines: ``1. headline (USD 1,234 at stake) → tactic, tactic``."""
-    lines = []
+    """The diagnosis cards as lines, incidents first, each finding once:
+    ``1. headline (USD 1,234 at stake) → tactic, tactic``."""
+    lines, seen = [], set()
     for section in sections:
         for block in section.blocks if section.note is None else ():
             if isinstance(block, Findings):
                 for f in block.items:
+                    if f.rank in seen:
+                        continue
+                    seen.add(f.rank)
                     money = f" ({f.revenue_at_stake} at stake)" if f.revenue_at_stake else ""
                     tactics = ", ".join(t.name for t in f.tactics)
                     lines.append(f"{f.rank}. {f.headline}{money}" + (f" → {tactics}" if tactics else ""))

@@ -74,9 +74,11 @@ class Finding:
 
 @dataclass(frozen=True)
 class Findings:
-    """The ranked findings, most valuable first."""
+    """Findings shown as cards, under an optional ``heading``."""
 
     items: tuple[Finding, ...]
+    heading: str = ""
+    tone: str = "rank"
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def _block_view(block: Block, ids: Iterator[int]) -> dict[str, Any]:
     if isinstance(block, KeyFigures):
         return {"kind": "keyfigures", "entries": block.items}
     if isinstance(block, Findings):
-        return {"kind": "findings", "entries": block.items}
+        return {"kind": "findings", "entries": block.items, "heading": block.heading, "tone": block.tone}
     if isinstance(block, Text):
         return {"kind": "text", "text": block.text}
     raise TypeError(f"cannot render a {type(block).__name__} block")

@@ -82,10 +82,11 @@ def activity_section(daily: pd.DataFrame | None, incidents: pd.DataFrame | None 
             start, end = pd.Timestamp(row["start"]), pd.Timestamp(row["end"])
             if pd.isna(start) or pd.isna(end):
                 continue
-            fig.add_vrect(x0=start - pd.Timedelta(hours=12), x1=end + pd.Timedelta(hours=12),
-                          fillcolor="#D55E00", opacity=0.12, line_width=0, layer="below",
-                          annotation_text=_text(row.get("label")) or "incident",
-                          annotation_position="top left", annotation_font_size=11)
+            x0 = start - pd.Timedelta(hours=12)
+            fig.add_vrect(x0=x0, x1=end + pd.Timedelta(hours=12), fillcolor="#D55E00", opacity=0.15,
+                          line_width=0, layer="below")
+            fig.add_annotation(x=x0, y=1, xref="x", yref="y domain", text=_text(row.get("label")) or "incident",
+                               showarrow=False, xanchor="left", yanchor="bottom", font={"size": 11, "color": "#b42318"})
     return Section(sid, title, lead, (Chart(styled(fig, height=380)),))
 
 
@@ -177,6 +178,23 @@ def finding_headline(row: Mapping[str, Any]) -> str:
     return text
 
 
+INCIDENT_KINDS = ("incident", "traffic_spike")
+
+
+def _card(row: Mapping[str, Any], currency: str) -> Finding:
+    p = row.get("p_value")
+    return Finding(
+        rank=int(row["rank"]),
+        headline=_title_with_period(row) if _text(row.get("title")) else finding_headline(row),
+        stage=_text(row.get("stage")),
+        revenue_at_stake=fmt.money(row.get("revenue_at_stake"), currency) if _text(row.get("revenue_at_stake")) else "",
+        evidence=_text(row.get("evidence")),
+        tactics=tactics_of(row.get("tactics")),
+        audience=audience_of(row.get("audience")),
+        significance=fmt.p_value(p) if _text(p) else "",
+    )
+
+
 def diagnosis_section(
     findings: pd.DataFrame | None,
     *,
@@ -213,19 +231,16 @@ def diagnosis_section(
             "its own past, and no segment lags significantly behind the rest."
         ), *tail))
     frame = findings.sort_values("rank") if "rank" in findings.columns else findings
-    cards = []
-    for i, row in enumerate(frame.head(top).to_dict("records"), start=1):
-        p = row.get("p_value")
-        cards.append(Finding(
-            rank=int(row.get("rank", i)) if _text(row.get("rank")) else i,
-            headline=_title_with_period(row) if _text(row.get("title")) else finding_headline(row),
-            stage=_text(row.get("stage")),
-            revenue_at_stake=fmt.money(row.get("revenue_at_stake"), currency) if _text(row.get("revenue_at_stake")) else "",
-            evidence=_text(row.get("evidence")),
-            tactics=tactics_of(row.get("tactics")),
-            audience=audience_of(row.get("audience")),
-            significance=fmt.p_value(p) if _text(p) else "",
-        ))
+    records = frame.to_dict("records")
+    for i, row in enumerate(records, start=1):
+        row.setdefault("rank", i)
+    incidents = [r for r in records if _text(r.get("kind")) in INCIDENT_KINDS]
+    blocks: list[Any] = []
+    if incidents:
+        blocks.append(Findings(tuple(_card(r, currency) for r in incidents),
+                               heading="Something broke for a while: check these dates first", tone="incident"))
+    top_cards = tuple(_card(r, currency) for r in records[:top])
+    blocks.append(Findings(top_cards, heading="Biggest gaps, most valuable first" if incidents else ""))
     shown = [c for c in ("rank", "kind", "stage", "step", "segment", "metric", "value", "reference",
                          "gap", "p_value", "revenue_at_stake") if c in frame.columns]
     table = Table(
@@ -235,7 +250,7 @@ def diagnosis_section(
         caption=f"All {len(frame)} findings",
         collapsed=True,
     )
-    return Section(sid, title, lead, (Findings(tuple(cards)), table, *tail))
+    return Section(sid, title, lead, (*blocks, table, *tail))
 
 
 # -- funnel steps -----------------------------------------------------------------------
