@@ -160,6 +160,8 @@ def test_diagnosis_shows_the_top_findings_by_rank_with_tactics_and_audience() ->
     assert cards[0].revenue_at_stake == "USD 9,000"
     assert cards[1].audience == "stalled people at the decision stage (device = mobile)"
     assert cards[0].audience == "product viewers"
+    assert S.audience_of({"stage": "decision", "device": "mobile", "between": ["2024-03-12", "2024-03-14"]}) == (
+        "people at the decision stage (device = mobile, between 2024-03-12 to 2024-03-14)")
     assert "2024-01-01 to 2024-03-31" in section.lead
     tables = [b for b in section.blocks if isinstance(b, Table)]
     assert len(tables[0].frame) == 3 and tables[0].collapsed

@@ -108,6 +108,13 @@ def tactics_of(value: Any) -> tuple[Tactic, ...]:
     return tuple(t for item in items for t in tactics_of(item))
 
 
+def _audience_part(key: str, value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        joiner = " to " if key == "between" else ", "
+        return f"{key.replace('_', ' ')} {joiner.join(str(v) for v in value)}"
+    return f"{key.replace('_', ' ')} = {value}"
+
+
 def audience_of(value: Any) -> str:
     """Who to target, in words: ``{"stage": "decision", "status": "stalled"}`` reads
     "stalled people at the decision stage"; other keys are added as ``key = value``."""
@@ -117,7 +124,7 @@ def audience_of(value: Any) -> str:
         text = " ".join(p for p in (status, "people") if p)
         if stage:
             text += f" at the {stage} stage"
-        extra = ", ".join(f"{k.replace('_', ' ')} = {v}" for k, v in rest.items())
+        extra = ", ".join(_audience_part(k, v) for k, v in rest.items())
         return f"{text} ({extra})" if extra else text
     return _text(value)
 
