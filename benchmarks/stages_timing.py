@@ -11,6 +11,7 @@ row per measured call; the results live in benchmarks/results/stages.md.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -59,22 +60,26 @@ def build(db: str, n_events: int) -> str:
     if Path(db).exists():
         return "existing file"
     try:
-        from shopfunnel.sample import write_sample  # type: ignore[attr-defined]
+        from shopfunnel.sample import write_sample
     except ImportError:
         write_sample = None
     if write_sample is not None:
-        write_sample(db, n_events, seed=7)
-        return "shopfunnel.sample.write_sample"
+        parquet = Path(db).with_suffix(".parquet")
+        write_sample(parquet, n_events, seed=7)
+        with Store(db) as store:
+            store.load(str(parquet))
+        return f"shopfunnel.sample.write_sample(seed=7) via {parquet}"
     with Store(db) as store:
         store.load(synthetic(n_events))
     return "synthetic (benchmarks/stages_timing.py)"
 
 
 def timed(label: str, fn) -> float:
-    t = time.perf_counter()
+    """Wall time, and CPU time of this process (all threads; not the CLI's subprocess)."""
+    t, c = time.perf_counter(), time.process_time()
     fn()
-    took = time.perf_counter() - t
-    print(f"| {label} | {took:.2f} s |")
+    took, cpu = time.perf_counter() - t, time.process_time() - c
+    print(f"| {label} | {took:.2f} s | {cpu:.2f} s |")
     return took
 
 
@@ -91,7 +96,8 @@ def main() -> None:
         info = store.info()
         print(f"{info['events']:,} events, {info['persons']:,} persons, {info['orders']:,} orders,"
               f" {info['first_event']} to {info['last_event']}")
-        print("| call | time |\n|---|---|")
+        print(f"load average before: {os.getloadavg()[0]:.1f}")
+        print("| call | wall | CPU (this process) |\n|---|---|---|")
         placed = None
 
         def run_placement() -> None:

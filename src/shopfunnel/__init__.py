@@ -36,6 +36,7 @@ from shopfunnel.funnel_result import (
 )
 from shopfunnel.model import (
     Model,
+    Stage,
     load_model,
 )
 from shopfunnel.retention import (
@@ -62,9 +63,12 @@ from shopfunnel.sample import (
     write_sample,
 )
 from shopfunnel.stages import (
+    StagePlacement,
     place_persons,
+    placement,
     stage_flow,
     stage_summary,
+    stage_transitions,
 )
 from shopfunnel.store import (
     LoadResult,
@@ -87,6 +91,8 @@ __all__ = [
     "Reject",
     "RetentionSummary",
     "ShopfunnelError",
+    "Stage",
+    "StagePlacement",
     "Step",
     "Store",
     "StoreError",
@@ -108,6 +114,7 @@ __all__ = [
     "load_model",
     "orders_per_customer",
     "place_persons",
+    "placement",
     "quantile_scores",
     "repeat_purchase_rate",
     "retention_summary",
@@ -115,6 +122,7 @@ __all__ = [
     "rfm_table",
     "stage_flow",
     "stage_summary",
+    "stage_transitions",
     "summary_from_orders",
     "time_between_orders",
     "time_between_orders_distribution",

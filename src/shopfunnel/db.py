@@ -45,6 +45,9 @@ class Database:
                 "Check the path, or close the other program that has it open."
             ) from exc
         self.execute("SET TimeZone = 'UTC'")
+        # DuckDB draws a progress bar on stdout for queries over 2 s, which corrupts
+        # `--format json` output and breaks "analyses never print".
+        self.execute("SET enable_progress_bar = false")
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:

@@ -134,15 +134,17 @@ class Placement(BaseModel):
     stalled_quantile: float = Field(default=0.8, gt=0, lt=1)
     min_movers: int = Field(default=20, ge=1)
     stalled_after: str | float = "30d"
+    min_stalled_after: str | float | None = None
     lapsed_quantile: float = Field(default=0.8, gt=0, lt=1)
     min_gaps: int = Field(default=20, ge=1)
     lapsed_after: str | float = "90d"
     own_gap_min_orders: int = Field(default=3, ge=2)
 
-    @field_validator("lookback", "stalled_after", "lapsed_after")
+    @field_validator("lookback", "stalled_after", "lapsed_after", "min_stalled_after")
     @classmethod
-    def _is_duration(cls, value: str | float) -> str | float:
-        _check_duration(value)
+    def _is_duration(cls, value: str | float | None) -> str | float | None:
+        if value is not None:
+            _check_duration(value)
         return value
 
     @property
@@ -152,6 +154,13 @@ class Placement(BaseModel):
     @property
     def stalled_after_seconds(self) -> float:
         return parse_duration_seconds(self.stalled_after)
+
+    @property
+    def min_stalled_after_seconds(self) -> float:
+        """The floor under every stage's usual time (0 when not set)."""
+        return 0.0 if self.min_stalled_after is None else parse_duration_seconds(
+            self.min_stalled_after
+        )
 
     @property
     def lapsed_after_seconds(self) -> float:

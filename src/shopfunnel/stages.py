@@ -35,7 +35,8 @@ means *k* was skipped, and the person does not count for *k*.)
 * **stalled**: not lapsed, and at their stage longer than is usual for it: ``days_in_stage``
   is greater than the ``stalled_quantile`` (80th) percentile of time at that stage among the
   persons who passed through it in the period, or ``stalled_after`` (30 days) when fewer
-  than ``min_movers`` (20) passed through. The last stage has no next stage, so nobody is
+  than ``min_movers`` (20) passed through; never less than ``min_stalled_after`` when the
+  model sets one (not set by default). The last stage has no next stage, so nobody is
   stalled there (they are active or lapsed).
 * **active**: everyone else.
 
@@ -56,6 +57,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shopfunnel.db import quote_ident
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model
@@ -110,8 +112,10 @@ def placement(
 ) -> StagePlacement:
     """Place every person with an event in the lookback period; see the module docstring.
 
-    ``lookback`` defaults to the model's ``[placement] lookback`` (365 days); ``as_of`` to
-    the time of the store's latest event. A date without a time means the end of that day.
+    ``model`` defaults to :func:`shopfunnel.model.load_model` (``./shopfunnel.toml`` when
+    present, else the defaults). ``lookback`` defaults to the model's ``[placement]
+    lookback`` (365 days); ``as_of`` to the time of the store's latest event. A date without
+    a time means the end of that day.
     """
     model = model or load_model()
     rules = model.placement
@@ -122,76 +126,20 @@ def placement(
         return _empty_placement(model, lookback_s)
     start = end - timedelta(seconds=lookback_s)
 
-    base = _person_rows(store, start, end)
-    persons_idx = pd.Index(base["person_id"], name="person_id")
-    n = len(persons_idx)
-    first = np.full((n, n_stages), _NEVER, dtype=np.int64)
-    first[:, 0] = _micros(base["first_ts"])
-
-    ev = _stage_event_rows(store, model, start, end)
-    if len(ev):
-        rows = persons_idx.get_indexer(ev["person_id"])
-        stage = ev["stage"].to_numpy(dtype=np.int64)
-        np.minimum.at(first, (rows, stage), _micros(ev["first_ts"]))
-
+    base = _person_rows(store, model, start, end)
     orders = _order_rows(store, start, end)
-    o_rows = persons_idx.get_indexer(orders["person_id"])
-    o_ts = _micros(orders["ts"])
-    o_seq = orders["n"].to_numpy(dtype=np.int64)
-    for k, st in enumerate(model.stages):
-        if st.min_orders is not None:
-            hit = o_seq == st.min_orders
-            np.minimum.at(first[:, k], o_rows[hit], o_ts[hit])
-
+    o_rows = pd.Index(base["person_id"]).get_indexer(orders["person_id"])
+    orders, o_rows = orders[o_rows >= 0], o_rows[o_rows >= 0]
+    first = _first_evidence(model, base, orders, o_rows)
+    n = len(first)
     reached = first < _NEVER
     stage_idx = n_stages - 1 - np.argmax(reached[:, ::-1], axis=1)
     entered = first[np.arange(n), stage_idx]
     end_us = _micros(pd.Series([end]))[0]
-
-    # Time at each stage among those who passed through it.
-    later = np.full((n, n_stages), _NEVER, dtype=np.int64)
-    for k in range(n_stages - 2, -1, -1):
-        later[:, k] = np.minimum(later[:, k + 1], first[:, k + 1])
-    stalled_after = np.full(n_stages, np.nan)
-    threshold_rows = []
-    for k, st in enumerate(model.stages):
-        if k == n_stages - 1:
-            threshold_rows.append((st.name, 0, math.nan, "last stage: never stalled"))
-            continue
-        moved = (first[:, k] < _NEVER) & (later[:, k] < _NEVER) & (first[:, k] < later[:, k])
-        durations = (later[moved, k] - first[moved, k]) / _US_PER_DAY
-        if len(durations) >= rules.min_movers:
-            stalled_after[k] = float(np.quantile(durations, rules.stalled_quantile))
-            source = f"data: {_pct(rules.stalled_quantile)} percentile of {len(durations)} movers"
-        else:
-            stalled_after[k] = rules.stalled_after_seconds / 86_400
-            source = (
-                f"default stalled_after: {len(durations)} movers, fewer than {rules.min_movers}"
-            )
-        threshold_rows.append((st.name, int(len(durations)), stalled_after[k], source))
-    thresholds = pd.DataFrame(
-        threshold_rows, columns=["stage", "movers", "stalled_after_days", "source"]
-    )
-
-    # Orders: count, revenue, last order, usual gap.
-    n_orders = np.bincount(o_rows, minlength=n).astype(np.int64)
-    revenue = np.bincount(o_rows, weights=orders["value"].to_numpy(dtype=float), minlength=n)
-    last_order = np.full(n, _NEVER, dtype=np.int64)
-    first_order = np.full(n, _NEVER, dtype=np.int64)
-    if len(o_rows):
-        last_order = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
-        np.maximum.at(last_order, o_rows, o_ts)
-        last_order[n_orders == 0] = _NEVER
-        np.minimum.at(first_order, o_rows, o_ts)
-    gaps = orders["gap_us"].dropna().to_numpy(dtype=float) / _US_PER_DAY
-    if len(gaps) >= rules.min_gaps:
-        store_gap = float(np.quantile(gaps, rules.lapsed_quantile))
-        lapsed_source = (
-            f"data: {_pct(rules.lapsed_quantile)} percentile of {len(gaps)} gaps between orders"
-        )
-    else:
-        store_gap = rules.lapsed_after_seconds / 86_400
-        lapsed_source = f"default lapsed_after: {len(gaps)} gaps, fewer than {rules.min_gaps}"
+    thresholds = _stalled_thresholds(model, first)
+    stalled_after = thresholds["stalled_after_days"].to_numpy(dtype=float)
+    n_orders, revenue, first_order, last_order = _order_stats(orders, o_rows, n)
+    store_gap, lapsed_source = _store_gap(orders, model)
     customer = n_orders > 0
     usual_gap = np.where(customer, store_gap, np.nan)
     own = n_orders >= rules.own_gap_min_orders
@@ -225,9 +173,8 @@ def placement(
             "lapsed_after_days": usual_gap,
         }
     )
-    persons = persons.sort_values(["stage_index", "person_id"], kind="stable").reset_index(
-        drop=True
-    )
+    # Rows come ordered by person_id; a stable sort by stage keeps that order within a stage.
+    persons = persons.take(np.argsort(stage_idx, kind="stable")).reset_index(drop=True)
     return StagePlacement(
         as_of=end,
         lookback_days=lookback_s / 86_400,
@@ -300,7 +247,8 @@ def stage_summary(
             "conversion_from_start": from_start,
         }
     )
-    code = pd.Categorical(p["status"], categories=list(STATUSES)).codes.astype(np.int64)
+    status = p["status"].to_numpy(dtype=object)
+    code = np.select([status == s for s in STATUSES], list(range(len(STATUSES))), 0)
     cells = p["stage_index"].to_numpy(dtype=np.int64) * len(STATUSES) + code
     counts = np.bincount(cells, minlength=n_stages * len(STATUSES)).reshape(n_stages, -1)
     for j, s in enumerate(STATUSES):
@@ -394,42 +342,117 @@ def persons(
     return p[keep].reset_index(drop=True)
 
 
-# -- queries (aggregate in the engine) ------------------------------------------------------
-def _person_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
-    return store.db.df(
-        """
-        WITH win AS (
-            SELECT person_id, min(ts) AS first_ts, max(ts) AS last_event_at
-            FROM events WHERE ts > ? AND ts <= ? GROUP BY person_id
-        ),
-        touch AS (
-            SELECT person_id, arg_min(channel, struct_pack(t := ts, id := event_id))
-                AS first_channel
-            FROM events WHERE ts <= ? AND person_id IN (SELECT person_id FROM win)
-            GROUP BY person_id
+# -- the rules, over compact tables -----------------------------------------------------------
+def _first_evidence(
+    model: Model, base: pd.DataFrame, orders: pd.DataFrame, o_rows: np.ndarray
+) -> np.ndarray:
+    """Persons x stages matrix of first-evidence times (µs; ``_NEVER`` when none)."""
+    n_stages = len(model.stages)
+    first = np.full((len(base), n_stages), _NEVER, dtype=np.int64)
+    for k in range(n_stages):
+        if f"s{k}" in base:
+            first[:, k] = _micros(base[f"s{k}"])
+    first[:, 0] = np.minimum(first[:, 0], _micros(base["first_ts"]))  # any event is a visit
+    o_ts = _micros(orders["ts"])
+    o_seq = orders["n"].to_numpy(dtype=np.int64)
+    for k, stage in enumerate(model.stages):
+        if stage.min_orders is not None:
+            hit = o_seq == stage.min_orders
+            np.minimum.at(first[:, k], o_rows[hit], o_ts[hit])
+    return first
+
+
+def _stalled_thresholds(model: Model, first: np.ndarray) -> pd.DataFrame:
+    """Per stage: movers, the usual time at the stage in days, and where it came from."""
+    rules = model.placement
+    n_stages = len(model.stages)
+    later = np.full_like(first, _NEVER)  # first evidence of any later stage
+    for k in range(n_stages - 2, -1, -1):
+        later[:, k] = np.minimum(later[:, k + 1], first[:, k + 1])
+    floor = rules.min_stalled_after_seconds / 86_400
+    rows = []
+    for k, stage in enumerate(model.stages):
+        if k == n_stages - 1:
+            rows.append((stage.name, 0, math.nan, "last stage: never stalled"))
+            continue
+        moved = (first[:, k] < _NEVER) & (later[:, k] < _NEVER) & (first[:, k] < later[:, k])
+        durations = (later[moved, k] - first[moved, k]) / _US_PER_DAY
+        if len(durations) >= rules.min_movers:
+            usual = float(np.quantile(durations, rules.stalled_quantile))
+            source = f"data: {_pct(rules.stalled_quantile)} percentile of {len(durations)} movers"
+        else:
+            usual = rules.stalled_after_seconds / 86_400
+            source = (
+                f"default stalled_after: {len(durations)} movers, fewer than {rules.min_movers}"
+            )
+        if usual < floor:
+            usual = floor
+            source += f"; raised to min_stalled_after ({rules.min_stalled_after})"
+        rows.append((stage.name, int(len(durations)), usual, source))
+    return pd.DataFrame(rows, columns=["stage", "movers", "stalled_after_days", "source"])
+
+
+def _order_stats(
+    orders: pd.DataFrame, o_rows: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per person: order count, revenue, first and last order time (µs; ``_NEVER`` if none)."""
+    o_ts = _micros(orders["ts"])
+    n_orders = np.bincount(o_rows, minlength=n).astype(np.int64)
+    revenue = np.bincount(o_rows, weights=orders["value"].to_numpy(dtype=float), minlength=n)
+    first_order = np.full(n, _NEVER, dtype=np.int64)
+    last_order = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(first_order, o_rows, o_ts)
+    np.maximum.at(last_order, o_rows, o_ts)
+    last_order[n_orders == 0] = _NEVER
+    return n_orders, revenue, first_order, last_order
+
+
+def _store_gap(orders: pd.DataFrame, model: Model) -> tuple[float, str]:
+    """The store's usual gap between orders, in days, and where it came from."""
+    rules = model.placement
+    gaps = orders["gap_us"].dropna().to_numpy(dtype=float) / _US_PER_DAY
+    if len(gaps) >= rules.min_gaps:
+        return float(np.quantile(gaps, rules.lapsed_quantile)), (
+            f"data: {_pct(rules.lapsed_quantile)} percentile of {len(gaps)} gaps between orders"
         )
-        SELECT win.*, touch.first_channel FROM win JOIN touch USING (person_id)
-        ORDER BY person_id
-        """,
-        [start, end, end],
+    return rules.lapsed_after_seconds / 86_400, (
+        f"default lapsed_after: {len(gaps)} gaps, fewer than {rules.min_gaps}"
     )
 
 
-def _stage_event_rows(store: Store, model: Model, start: datetime, end: datetime) -> pd.DataFrame:
+# -- queries (aggregate in the engine) ------------------------------------------------------
+def _person_rows(store: Store, model: Model, start: datetime, end: datetime) -> pd.DataFrame:
+    """One row per person with an event in the period, in one scan: first and last event in
+    the period, first-touch channel (all events up to ``end``), and ``s{k}``: the first event
+    of stage k in the period, for each stage that has events."""
     mapping = model.event_stage()
-    if not mapping:
-        return pd.DataFrame({"person_id": [], "stage": [], "first_ts": []})
-    values = ", ".join(["(?, ?)"] * len(mapping))
-    params: list[Any] = [v for pair in mapping.items() for v in pair]
+    params: list[Any] = []
+    if mapping:
+        stage_map = "SELECT * FROM (VALUES " + ", ".join(["(?, ?)"] * len(mapping)) + ") m(event, stage)"
+        params += [v for pair in mapping.items() for v in pair]
+    else:
+        stage_map = "SELECT CAST(NULL AS VARCHAR) AS event, CAST(NULL AS INTEGER) AS stage WHERE false"
+    stage_cols = ""
+    for k in sorted(set(mapping.values())):
+        stage_cols += f", min(ts) FILTER (WHERE ts > ? AND stage = ?) AS {quote_ident(f's{k}')}"
+    stage_params: list[Any] = []
+    for k in sorted(set(mapping.values())):
+        stage_params += [start, k]
     return store.db.df(
         f"""
-        WITH m(event, stage) AS (VALUES {values})
-        SELECT e.person_id, m.stage, min(e.ts) AS first_ts
-        FROM events e JOIN m ON e.event = m.event
-        WHERE e.ts > ? AND e.ts <= ?
-        GROUP BY e.person_id, m.stage
+        WITH m AS ({stage_map})
+        SELECT person_id,
+               min(ts) FILTER (WHERE ts > ?) AS first_ts,
+               max(ts) AS last_event_at,
+               arg_min(channel, struct_pack(t := ts, id := event_id)) AS first_channel
+               {stage_cols}
+        FROM events LEFT JOIN m USING (event)
+        WHERE ts <= ?
+        GROUP BY person_id
+        HAVING count(*) FILTER (WHERE ts > ?) > 0
+        ORDER BY person_id
         """,
-        [*params, start, end],
+        [*params, start, *stage_params, end, start],
     )
 
 
@@ -495,9 +518,13 @@ def _timestamp(value: datetime | date | str, what: str) -> datetime:
 
 
 def _micros(values: pd.Series) -> np.ndarray:
+    """Microseconds since the epoch; a missing time becomes the "never" sentinel."""
     if len(values) == 0:
         return np.zeros(0, dtype=np.int64)
-    return pd.to_datetime(values).to_numpy().astype("datetime64[us]").astype(np.int64)
+    stamps = pd.to_datetime(values).to_numpy().astype("datetime64[us]")
+    out = stamps.astype(np.int64)
+    out[np.isnat(stamps)] = _NEVER
+    return out
 
 
 def _to_ts(micros: np.ndarray) -> np.ndarray:

@@ -69,7 +69,14 @@ def _pct(value: Any) -> str:
 
 
 def _days(value: Any) -> str:
-    return "–" if value is None or pd.isna(value) else f"{value:,.1f}d"
+    """A duration given in days, in the unit that reads best: 12m, 3.5h, 43.8d."""
+    if value is None or pd.isna(value):
+        return "–"
+    if value < 1 / 24:
+        return f"{value * 1440:.0f}m"
+    if value < 1:
+        return f"{value * 24:.1f}h"
+    return f"{value:,.1f}d"
 
 
 @app.command()
