@@ -8,7 +8,7 @@ or young store still gets a whole report.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,11 @@ from shopfunnel.report.blocks import (
     unavailable,
 )
 from shopfunnel.report.charts import PALETTE, STAGE_COLOURS, styled
+
+
+def _has(frame: pd.DataFrame | None, needed: Sequence[str] = ()) -> TypeGuard[pd.DataFrame]:
+    """True when ``frame`` has rows and every column in ``needed``."""
+    return frame is not None and len(frame) > 0 and all(c in frame.columns for c in needed)
 
 
 def _empty(frame: pd.DataFrame | None) -> bool:
@@ -68,7 +73,7 @@ def activity_section(daily: pd.DataFrame | None, incidents: pd.DataFrame | None 
     """
     sid, title = "activity", "Daily activity"
     lead = "Sessions and orders per day. Sudden dips or spikes are worth a look in the diagnosis above."
-    if _empty(daily) or _missing_columns(daily, ["day", "sessions", "orders"]):
+    if not _has(daily, ["day", "sessions", "orders"]):
         return unavailable(sid, title, "No daily activity to show yet.", lead)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4])
     fig.add_scatter(x=daily["day"], y=daily["sessions"], name="sessions", mode="lines",
@@ -77,7 +82,7 @@ def activity_section(daily: pd.DataFrame | None, incidents: pd.DataFrame | None 
     fig.update_yaxes(title_text="sessions", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="orders", rangemode="tozero", row=2, col=1)
     fig.update_layout(hovermode="x unified", bargap=0.1)
-    if incidents is not None and len(incidents) and not _missing_columns(incidents, ["start", "end"]):
+    if _has(incidents, ["start", "end"]):
         for row in incidents.to_dict("records"):
             start, end = pd.Timestamp(row["start"]), pd.Timestamp(row["end"])
             if pd.isna(start) or pd.isna(end):
@@ -271,7 +276,7 @@ def steps_section(steps: pd.DataFrame | None) -> Section:
     lead = ("Each bar is the number of people who reached the step within the conversion window, in "
             "order. The drop-off chart shows the share lost between a step and the one before it.")
     needed = ["name", "persons", "conversion_from_previous", "conversion_from_start"]
-    if _empty(steps) or _missing_columns(steps, needed):
+    if not _has(steps, needed):
         return unavailable(sid, title, "No funnel steps to show: the store has no events of the first step.", lead)
     if int(steps["persons"].iloc[0]) == 0:
         return unavailable(sid, title, f"Nobody reached the first step ({steps['name'].iloc[0]}) yet.", lead)
@@ -300,10 +305,10 @@ def steps_section(steps: pd.DataFrame | None) -> Section:
     cols = [c for c in ("step", "name", "persons", "conversion_from_previous", "conversion_from_start",
                         "drop_off", "median_seconds_from_previous", "p90_seconds_from_previous")
             if c in steps.columns]
-    labels = {"name": "step name", "persons": "people", "conversion_from_previous": "from previous step",
+    headings = {"name": "step name", "persons": "people", "conversion_from_previous": "from previous step",
               "conversion_from_start": "from first step", "drop_off": "lost",
               "median_seconds_from_previous": "median time", "p90_seconds_from_previous": "90% within"}
-    blocks.append(Table(steps[cols].rename(columns=labels).reset_index(drop=True), formats={
+    blocks.append(Table(steps[cols].rename(columns=headings).reset_index(drop=True), formats={
         "step": "int", "people": "int", "from previous step": "pct", "from first step": "pct",
         "lost": "int", "median time": "duration", "90% within": "duration",
     }))
@@ -335,7 +340,7 @@ def stage_funnel_section(summary: pd.DataFrame | None) -> Section:
     sid, title = "stages", "The five stages"
     lead = ("How many people reached each stage of the funnel: aware of the store, interested in a "
             "product, deciding (cart or checkout), buying, and coming back to buy again.")
-    if _empty(summary) or _missing_columns(summary, ["stage", "reached"]) or int(summary["reached"].iloc[0]) == 0:
+    if not _has(summary, ["stage", "reached"]) or int(summary["reached"].iloc[0]) == 0:
         return unavailable(sid, title, "Nobody has been placed in a stage yet.", lead)
     names = [str(s) for s in summary["stage"]]
     fig = go.Figure(go.Funnel(
@@ -360,7 +365,7 @@ def stage_distribution_section(summary: pd.DataFrame | None) -> Section:
     lead = ("Each person counted once, at the furthest stage they reached. Stalled: at the stage for "
             "longer than is usual there. Lapsed: a customer past their usual gap between orders.")
     statuses = [s for s in STATUS_COLOURS if summary is not None and s in summary.columns]
-    if _empty(summary) or "stage" not in summary.columns or not statuses:
+    if not _has(summary, ["stage"]) or not statuses:
         return unavailable(sid, title, "No stage placement to show yet.", lead)
     if int(summary[statuses].to_numpy().sum()) == 0:
         return unavailable(sid, title, "Nobody has been placed in a stage yet.", lead)
@@ -386,7 +391,7 @@ def stage_flow_section(flow: pd.DataFrame | None, *, start: str = "", end: str =
     period = f" on {start} (left) stood on {end} (right)" if start and end else " ended up"
     lead = (f"Where the people at each stage{period}. Coloured bands are people who moved: to a "
             "later stage is progress, to lapsed is customers slipping away; grey bands stayed put.")
-    if _empty(flow) or int(np.nansum(flow.to_numpy(dtype=float))) == 0:
+    if not _has(flow) or int(np.nansum(flow.to_numpy(dtype=float))) == 0:
         return unavailable(sid, title, "Not enough history to show movement between stages yet.", lead)
     rows, cols = [str(r) for r in flow.index], [str(c) for c in flow.columns]
     source, target, value, link_colours = [], [], [], []
@@ -424,7 +429,7 @@ def cohort_section(matrix: pd.DataFrame | None, *, period: str = "month") -> Sec
     sid, title = "cohorts", "Do customers come back?"
     lead = (f"Each row is the customers whose first order fell in that {period}; each cell the share "
             f"of them who ordered again that many {period}s later. Darker is better.")
-    if _empty(matrix) or _missing_columns(matrix, ["cohort"]):
+    if not _has(matrix, ["cohort"]):
         return unavailable(sid, title, "No orders yet, so no customer cohorts.", lead)
     offsets = [c for c in matrix.columns if str(c).isdigit()]
     later = [c for c in offsets if int(c) > 0]
@@ -458,7 +463,7 @@ def rfm_section(groups: pd.DataFrame | None, *, currency: str = "") -> Section:
     lead = ("Customers grouped by how recently, how often and how much they bought. Champions and "
             "loyal customers deserve previews and referral rewards; at-risk and almost-lost ones a "
             "win-back offer.")
-    if _empty(groups) or _missing_columns(groups, ["group", "customers"]) or int(groups["customers"].sum()) == 0:
+    if not _has(groups, ["group", "customers"]) or int(groups["customers"].sum()) == 0:
         return unavailable(sid, title, "No customers yet, so no RFM groups.", lead)
     shown = groups[groups["customers"] > 0].reset_index(drop=True)
     names = [str(g).replace("_", " ") for g in shown["group"]]
@@ -499,7 +504,7 @@ def breakdown_section(breakdown: pd.DataFrame | None, by: str, *, top: int = 8) 
     sid, title = f"by-{by}", f"Conversion by {by}"
     lead = (f"First step to purchase, for each {by}. Compare like with like: a {by} with few "
             "people can swing a lot by chance.")
-    if _empty(breakdown) or _missing_columns(breakdown, [by, "step", "persons"]):
+    if not _has(breakdown, [by, "step", "persons"]):
         return unavailable(sid, title, f"No {by} recorded on the funnel's events.", lead)
     per = _first_last(breakdown.assign(**{by: breakdown[by].fillna("(none)").astype(str)}), [by])
     per = per[per["entered"] > 0].sort_values("entered", ascending=False)
@@ -534,7 +539,7 @@ def trend_section(trend: pd.DataFrame | None, *, period: str = "week", period_co
     sid, title = "trend", "Conversion over time"
     lead = (f"Of the people who entered the funnel each {period}, the share who reached the last step "
             f"within the window. The latest {period} may still be incomplete.")
-    if _empty(trend) or _missing_columns(trend, [period_col, "step", "persons"]):
+    if not _has(trend, [period_col, "step", "persons"]):
         return unavailable(sid, title, "No funnel trend to show yet.", lead)
     per = _first_last(trend, [period_col]).sort_values(period_col)
     per = per[per["entered"] > 0]
@@ -565,7 +570,7 @@ def time_to_convert_section(steps: pd.DataFrame | None, distribution: pd.DataFra
             "in ten take longer than the 90th percentile. A long wait before buying hints at doubts "
             "(price, shipping, trust) worth answering on the page.")
     needed = ["name", "median_seconds_from_previous", "p90_seconds_from_previous"]
-    if _empty(steps) or _missing_columns(steps, needed) or len(steps) < 2:
+    if not _has(steps, needed) or len(steps) < 2:
         return unavailable(sid, title, "No conversions yet, so no times between steps.", lead)
     rest = steps.iloc[1:]
     names = [str(n) for n in steps["name"]]
@@ -585,7 +590,7 @@ def time_to_convert_section(steps: pd.DataFrame | None, distribution: pd.DataFra
     fig.update_layout(barmode="group", yaxis={"title": "time (log scale)", "type": "log", "tickvals": ticks,
                                               "ticktext": [fmt.duration(t) for t in ticks]})
     blocks: list[Any] = [Chart(styled(fig, height=340))]
-    if distribution is not None and len(distribution) and not _missing_columns(distribution, ["bin", "persons"]):
+    if _has(distribution, ["bin", "persons"]):
         counts = distribution["persons"].astype(float).to_numpy()
         if counts.sum() > 0:
             nonzero = np.flatnonzero(counts)
