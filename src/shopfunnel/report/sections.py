@@ -36,14 +36,6 @@ def _has(frame: pd.DataFrame | None, needed: Sequence[str] = ()) -> TypeGuard[pd
     return frame is not None and len(frame) > 0 and all(c in frame.columns for c in needed)
 
 
-def _empty(frame: pd.DataFrame | None) -> bool:
-    return frame is None or len(frame) == 0
-
-
-def _missing_columns(frame: pd.DataFrame, needed: Sequence[str]) -> list[str]:
-    return [c for c in needed if c not in frame.columns]
-
-
 # -- overview ---------------------------------------------------------------------------
 def overview_section(info: Mapping[str, Any], revenue: float | None = None, currency: str = "") -> Section:
     """Key figures of the store: events, persons, sessions, orders, revenue and date range."""
