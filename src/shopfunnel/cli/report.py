@@ -43,10 +43,10 @@ def report(
         for sid, problem in built.problems.items():
             err_console.print(f"[yellow]note:[/] section {sid} left out: {problem}", highlight=False)
         out.write_text(built.html, encoding="utf-8")
-        if built.top_findings:
-            console.print("[bold]What to fix first[/]")
-            for line in built.top_findings:
-                console.print(f"  {line}", markup=False, highlight=False)
         size_mb = out.stat().st_size / 1e6
         console.print(f"wrote {out} ({size_mb:.1f} MB, {len(built.seconds)} sections) "
                       f"in {time.perf_counter() - started:.1f} s")
+        if built.top_findings:
+            console.print("[bold]What to fix first[/]")
+            for line in built.top_findings:
+                console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
