@@ -91,6 +91,8 @@ def _parquet_bytes(tmp_path: Path) -> bytes:
          "unknown format 'xml'"),
         ("events.csv", f"{HEADER},colour\ne1,2024-03-01,page_view,a,red\n", [],
          "unknown column(s) 'colour'"),
+        ("events.csv", '{"ts": "2024-03-01", "event": "x"}\n', ["--format", "csv"],
+         "looks like JSON"),
         ("events.csv", "", [], "is empty"),
         ("events.csv", f"{HEADER}\n", [], "has a header but no rows"),
         ("events.csv", "LATIN1", [], "events.csv:2: is not utf-8 text"),
@@ -181,6 +183,10 @@ def test_ga4_and_rees46_formats_load_through_the_cli(tmp_path) -> None:
     assert run("ingest", rees, "--db", db, "--format", "rees46").exit_code == 0
     info = json.loads(run("info", "--db", db, "--format", "json").stdout)
     assert info["events_by_name"] == {"page_view": 1, "view_item": 1}
+    # the formats are also recognised from the files themselves
+    sniffed = tmp_path / "y.duckdb"
+    assert run("ingest", ga, rees, "--db", sniffed).exit_code == 0
+    assert json.loads(run("info", "--db", sniffed, "--format", "json").stdout)["events"] == 2
 
 
 def test_a_latin1_file_loads_with_encoding(tmp_path) -> None:
@@ -190,3 +196,16 @@ def test_a_latin1_file_loads_with_encoding(tmp_path) -> None:
     assert run("ingest", path, "--db", db, "--encoding", "latin-1").exit_code == 0
     with Store(db, read_only=True) as store:
         assert store.events()["anonymous_id"].tolist() == ["caf\u00e9"]
+
+
+def test_one_rejects_file_collects_the_rejects_of_every_file(tmp_path, db) -> None:
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text(f"{HEADER}\na1,2024-03-01T12:00:00Z,page_view,a\na2,later,page_view,a\n")
+    second.write_text(f"{HEADER}\nb1,sooner,page_view,b\nb2,2024-03-01T12:00:00Z,page_view,b\n")
+    rejects = tmp_path / "rejects.csv"
+    result = run("ingest", first, second, "--db", db, "--on-error", "skip", "--rejects", rejects)
+    assert result.exit_code == 0, result.output
+    with open(rejects, newline="") as fh:
+        rows = [(Path(r["source"]).name, r["line"], r["value"]) for r in csv.DictReader(fh)]
+    assert rows == [("a.csv", "3", "later"), ("b.csv", "2", "sooner")]
+    assert stored(db)[0] == 3 + 2

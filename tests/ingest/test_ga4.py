@@ -231,3 +231,51 @@ def test_unreadable_files_give_a_clear_message(tmp_path: Path, content: bytes, m
     path.write_bytes(content)
     with pytest.raises(InputError, match=message):
         read(path, format="ga4")
+
+
+def test_a_parquet_export_gives_the_same_events_numbered_by_row(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def typed(name: str, ts_us: int, pseudo: str) -> dict:
+        return {"event_timestamp": ts_us, "event_name": name, "user_pseudo_id": pseudo,
+                "event_params": [
+                    {"key": "ga_session_id", "value": {"string_value": None,
+                                                       "int_value": int(SESSION)}},
+                    {"key": "page_location", "value": {"string_value": "https://shop.example/",
+                                                       "int_value": None}}],
+                "collected_traffic_source": {"manual_source": "google", "manual_medium": "cpc"}}
+
+    rows = [typed("page_view", TS, "a"), typed("view_item", TS + 1, "a"),
+            typed("page_view", 1710513005, "b")]  # row 3: seconds, not µs
+    parquet = tmp_path / "events_20240315.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    ndjson = write_ndjson(tmp_path / "events_20240315.json", rows)
+    frames = []
+    for path in (parquet, ndjson):
+        store = Store(":memory:")
+        result = store.load_staged(read(path), on_error="skip")  # format sniffed: ga4
+        assert [(r.line, r.column) for r in result.rejects] == [(3, "ts")]
+        frames.append(store.events()[["ts", "event", "session_id", "page", "channel"]])
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    assert set(frames[0]["channel"]) == {"paid search"}
+
+
+def test_a_ga4_export_is_recognised_without_format(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "events_20240315.json", [PURCHASE])
+    gz = tmp_path / "events_20240316.json.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert read(path).table.column("event").to_pylist() == ["purchase"]
+    assert read(gz).table.column("order_id").to_pylist() == ["T-1001"]
+
+
+def test_odd_item_values_are_read_as_unknown_not_a_crash(tmp_path: Path) -> None:
+    items = [{"item_id": 7, "price": "n/a", "quantity": "99999999999"},
+             {"item_name": "Cap", "price": "12.5", "quantity": 1.0}, "not an item"]
+    store, _ = load(write_ndjson(tmp_path / "ga.json", [event("view_item", TS, items=items)]))
+    assert [dict(i) for i in store.events()["items"][0]] == [
+        {"item_id": "7", "item_name": None, "item_category": None, "price": None,
+         "quantity": None},
+        {"item_id": None, "item_name": "Cap", "item_category": None, "price": 12.5,
+         "quantity": 1},
+    ]

@@ -201,3 +201,29 @@ def test_unknown_format_and_options_that_do_not_apply_are_config_errors(tmp_path
         read(path, format="parquet", encoding="latin-1")
     with pytest.raises(ConfigError, match="cannot tell the format"):
         read(tmp_path / "events.xml")
+
+
+def test_blank_lines_are_skipped_and_later_lines_keep_their_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    path.write_text("event_id,ts,event,anonymous_id\n"
+                    "e1,2024-03-01T12:00:00Z,page_view,a\n"
+                    "\n"
+                    "   \n"
+                    "e4,not a time,page_view,a\n"
+                    "e5,2024-03-01T12:00:00Z,page_view,a\n")
+    with pytest.raises(ValidationError) as caught:
+        Store(":memory:").load(path)
+    assert [(r.line, r.column) for r in caught.value.rejects] == [(5, "ts")]
+    result = Store(":memory:").load(path, on_error="skip")
+    assert (result.rows_read, result.rows_added) == (3, 2)
+
+
+def test_json_lines_rows_keep_their_line_across_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    path.write_text('{"ts": "2024-03-01T12:00:00Z", "event": "a", "anonymous_id": "x"}\n'
+                    "\n"
+                    '{"ts": "2024-03-01T12:00:00Z", "event": "b", "anonymous_id": "x"}\n'
+                    '{"ts": "never", "event": "c", "anonymous_id": "x"}\n')
+    with pytest.raises(ValidationError) as caught:
+        Store(":memory:").load(path)
+    assert [(r.line, r.column) for r in caught.value.rejects] == [(4, "ts")]

@@ -130,3 +130,15 @@ def test_a_header_only_file_has_nothing_to_load(tmp_path: Path) -> None:
     path.write_text(HEADER + "\n")
     with pytest.raises(InputError, match="no rows"):
         read(path, format="rees46")
+
+
+def test_a_rees46_file_is_recognised_without_format(tmp_path: Path) -> None:
+    staged = read(write(tmp_path / "2019-Oct.csv", ROWS[:2]))
+    assert staged.table.column("event").to_pylist() == ["view_item", "add_to_cart"]
+
+
+def test_rows_identical_in_every_column_are_one_event(tmp_path: Path) -> None:
+    store = Store(":memory:")
+    result = store.load_staged(read(write(tmp_path / "x.csv", [ROWS[0], ROWS[0], ROWS[1]]),
+                                    format="rees46"))
+    assert (result.rows_read, result.rows_added, result.duplicates) == (3, 2, 1)

@@ -68,6 +68,7 @@ def ingest(
                 raise ConfigError(f"cannot read the mapping file {mapping_file}: {exc}") from exc
         with Store(db) as store:
             total_added = 0
+            written: set[Path] = set()
             with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                           console=console, transient=True) as progress:
                 for path in files:
@@ -86,9 +87,14 @@ def ingest(
                     )
                     if result.rejects:
                         target = rejects or path.with_name(path.name + ".rejects.csv")
-                        with open(target, "w", newline="", encoding="utf-8") as fh:
+                        # One --rejects file collects the rejects of every file of this run.
+                        first = target not in written
+                        written.add(target)
+                        with open(target, "w" if first else "a", newline="",
+                                  encoding="utf-8") as fh:
                             writer = csv.writer(fh)
-                            writer.writerow(["source", "line", "column", "reason", "value"])
+                            if first:
+                                writer.writerow(["source", "line", "column", "reason", "value"])
                             for r in result.rejects:
                                 writer.writerow([r.source, r.line, r.column, r.reason, r.value])
                         console.print(f"  rejected rows and reasons written to {target}")

@@ -118,6 +118,9 @@ def sniff(p: Path, expected: str) -> None:
     if head.startswith((b"<?xml", b"<")) and expected != "parquet":
         raise InputError(f"{p}: looks like XML or HTML, not {expected}: export events as CSV, "
                          "Parquet or JSON Lines")
+    if "CSV" in expected and head.lstrip().startswith((b"{", b"[")):
+        raise InputError(f"{p}: looks like JSON, not {expected}: load it with --format jsonl "
+                         "(or --format ga4 for a GA4 export)")
 
 
 def stream_csv(
@@ -127,20 +130,27 @@ def stream_csv(
     """Read a CSV file in batches of text columns: (batch, line of each row, rejects).
 
     The header is line 1. A row whose field count differs from the header's is left
-    out and reported as a reject on its line; the other rows keep their true lines
-    (a quoted field spanning lines shifts later numbers, as blank lines do).
+    out and reported as a reject on its line; blank lines (and rows of nothing but
+    delimiters) are skipped; the other rows keep their true lines (a quoted field
+    spanning lines shifts later numbers).
     """
     sniff(p, "CSV")
     sep = delimiter or ("\t" if p.name.lower().endswith((".tsv", ".tsv.gz")) else ",")
     bad: list[tuple[int, str]] = []
+    blank: list[int] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
-        bad.append((int(row.number or 0), f"has {row.actual_columns} field(s), the header has "
-                    f"{row.expected_columns}: check quoting and the delimiter"))
+        if not row.text.strip():
+            blank.append(int(row.number or 0))  # a blank line: skipped, but it has a number
+        else:
+            bad.append((int(row.number or 0), f"has {row.actual_columns} field(s), the header "
+                        f"has {row.expected_columns}: check quoting and the delimiter"))
         return "skip"
 
     read_options = pacsv.ReadOptions(use_threads=False, block_size=block_size, encoding=encoding)
-    parse_options = pacsv.ParseOptions(delimiter=sep, invalid_row_handler=on_invalid)
+    parse_options = pacsv.ParseOptions(
+        delimiter=sep, invalid_row_handler=on_invalid, ignore_empty_lines=False
+    )
     try:
         columns = csv_header(p, delimiter=sep, encoding=encoding)
         reader = pacsv.open_csv(
@@ -152,14 +162,17 @@ def stream_csv(
         )
         next_line, reported = 2, 0
         for batch in reader:
-            skipped = np.array(sorted(n for n, _ in bad if n >= next_line), dtype=np.int64)
+            skipped = np.array(
+                sorted([n for n, _ in bad if n >= next_line] + [n for n in blank if n >= next_line]),
+                dtype=np.int64,
+            )
             candidates = np.arange(next_line, next_line + batch.num_rows + len(skipped))
             lines = candidates[~np.isin(candidates, skipped)][: batch.num_rows]
             if batch.num_rows:
                 next_line = int(lines[-1]) + 1
             now = [Reject(str(p), n, "(row)", why) for n, why in bad[reported:] if n < next_line]
             reported += len(now)
-            yield batch, lines, now
+            yield _drop_empty_rows(batch, lines) + (now,)
         rest = [Reject(str(p), n, "(row)", why) for n, why in bad[reported:]]
         if rest:
             yield pa.RecordBatch.from_pylist([], schema=reader.schema), np.array([], np.int64), rest
@@ -174,6 +187,20 @@ def stream_csv(
         ) from exc
 
 
+def _drop_empty_rows(
+    batch: pa.RecordBatch, lines: np.ndarray
+) -> tuple[pa.RecordBatch, np.ndarray]:
+    """Leave out rows without a single value (an empty line reads as one)."""
+    if batch.num_rows == 0 or batch.num_columns == 0:
+        return batch, lines
+    filled = pc.is_valid(batch.column(0))
+    for column in batch.columns[1:]:
+        filled = pc.or_(filled, pc.is_valid(column))
+    if pc.all(filled).as_py():
+        return batch, lines
+    return batch.filter(filled), lines[np.asarray(filled)]
+
+
 def csv_header(p: Path, *, delimiter: str = ",", encoding: str = "utf-8") -> list[str]:
     """The column names of a CSV file (its first row)."""
     return pacsv.open_csv(
@@ -184,7 +211,10 @@ def csv_header(p: Path, *, delimiter: str = ",", encoding: str = "utf-8") -> lis
 
 def _encoding_message(p: Path, encoding: str) -> str:
     """Name the first line that is not valid text in ``encoding``."""
-    with open(p, "rb") as fh:
+    import gzip
+
+    opener = gzip.open if p.name.lower().endswith(".gz") else open
+    with opener(p, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             try:
                 raw.decode(encoding)
@@ -228,7 +258,33 @@ def read_jsonl(
             pc.cast(table.column("ts"), pa.timestamp("us", "UTC")),
         )
     table = apply_mapping(table, mapping, extra_columns, str(p))
-    return with_lines(table, str(p), first_line=1, line_label="line")
+    lines = _jsonl_line_numbers(p, table.num_rows)
+    if lines is None:
+        return with_lines(table, str(p), first_line=1, line_label="line")
+    table = table.append_column(LINE, pa.array(lines, type=pa.int64()))
+    return Staged(source=str(p), table=table, line_label="line")
+
+
+def _jsonl_line_numbers(p: Path, rows: int) -> np.ndarray | None:
+    """The line of each object when the file has blank lines; None when it has none
+    (then row n is line n). A fast scan of the bytes in blocks finds out first."""
+    import gzip
+    import re
+
+    opener = gzip.open if p.name.lower().endswith(".gz") else open
+    blank = re.compile(rb"\n[ \t\r]*\n")
+    found, tail = False, b"\n"  # a blank first line counts too
+    with opener(p, "rb") as fh:
+        while block := fh.read(1 << 24):
+            if blank.search(tail + block):
+                found = True
+                break
+            tail = block[-64:]
+    if not found:
+        return None
+    with opener(p, "rb") as fh:
+        numbers = [n for n, raw in enumerate(fh, start=1) if raw.strip()]
+    return np.array(numbers, dtype=np.int64) if len(numbers) == rows else None
 
 
 def read_parquet(
