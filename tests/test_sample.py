@@ -63,11 +63,11 @@ INCIDENTS = (
 
 @pytest.fixture(scope="module")
 def planted() -> pa.Table:
-    return generate_sample(600_000, seed=5, incidents=INCIDENTS)
+    return generate_sample(450_000, seed=5, days=90, incidents=INCIDENTS)
 
 
 # -- size, schema, determinism ---------------------------------------------------------------
-@pytest.mark.parametrize("n", [1, 17, 20_000, 123_457])
+@pytest.mark.parametrize("n", [1, 17, 20_000, 45_678])
 def test_sample_has_exactly_n_events_with_unique_ids(n):
     table = generate_sample(n, seed=3)
     assert table.num_rows == n
@@ -155,6 +155,13 @@ def test_mobile_converts_worse_at_checkout_than_desktop(sample):
     assert abs(by.loc["mobile", "view_item"] - by.loc["desktop", "view_item"]) < 0.06
 
 
+def test_far_away_countries_give_up_more_at_checkout_than_the_us(sample):
+    by = _session_rates(sample, "country").set_index("g")
+    cart_to_buy = by["n_purchase"] / by["n_add_to_cart"]
+    far = by.loc[["BR", "IN", "MX"]]
+    assert far["n_purchase"].sum() / far["n_add_to_cart"].sum() < 0.75 * cart_to_buy["US"]
+
+
 def test_sessions_follow_the_funnel_order_within_a_session(sample):
     """A purchase comes after add_payment_info, after add_shipping_info, after
     begin_checkout, after add_to_cart, after view_item, in the same session."""
@@ -231,7 +238,7 @@ def test_weekends_differ_from_weekdays(sample):
         GROUP BY 1 ORDER BY 1""",
     ).set_index("weekend")
     assert r.loc[True, "mobile"] > r.loc[False, "mobile"] + 0.03
-    assert r.loc[True, "per_day"] != pytest.approx(r.loc[False, "per_day"], rel=0.02)
+    assert r.loc[True, "per_day"] < 0.97 * r.loc[False, "per_day"]
 
 
 def test_every_traffic_source_is_classified_to_its_channel_by_the_channel_rules(planted):
@@ -248,12 +255,12 @@ def test_every_traffic_source_is_classified_to_its_channel_by_the_channel_rules(
 
 
 def test_sample_loads_into_the_store_without_rejects_and_stitches_devices():
-    table = generate_sample(50_000, seed=8)
+    table = generate_sample(20_000, seed=8)
     with Store(":memory:") as store:
         result = store.load(table)
-        assert result.rows_added == 50_000 and not result.rejects
+        assert result.rows_added == 20_000 and not result.rejects
         info = store.info()
-        assert info["events"] == 50_000
+        assert info["events"] == 20_000
         # Visitors seen on a second device while logged in are one person.
         stitched = store.db.scalar(
             "SELECT count(*) FROM (SELECT person_id FROM events GROUP BY person_id "
@@ -278,6 +285,14 @@ def test_checkout_failure_stops_mobile_purchases_while_desktop_stays_normal(plan
     assert inside.loc["desktop", "purchase"] == pytest.approx(
         normal.loc["desktop", "purchase"], rel=0.35
     )
+    # …also by event time: no mobile purchase at all inside the window.
+    mobile_buys = _sql(
+        planted,
+        """SELECT count(*) FROM t WHERE event = 'purchase'
+        AND device = 'mobile' AND ts >= TIMESTAMP '2024-02-10' AND ts < TIMESTAMP '2024-02-13'
+        """,
+    ).iloc[0, 0]
+    assert mobile_buys == 0
     errors = _sql(
         planted,
         """SELECT count(*) FROM t WHERE event = 'add_payment_info'
@@ -368,3 +383,77 @@ def test_incident_text_forms_parse(spec, expected):
 def test_bad_incident_text_says_what_is_allowed(spec, fragment):
     with pytest.raises(ConfigError, match=fragment):
         parse_incident(spec)
+
+
+# -- the command line --------------------------------------------------------------------------
+def test_cli_sample_then_ingest_twice_reports_exactly_the_events_written(tmp_path):
+    """The issue's check, at 20k events: sample → ingest → info gives 20,000 events, and
+    ingesting the same file again still 20,000 (the 1M version is run by hand, see
+    benchmarks/results/sample.md)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from shopfunnel.cli import app
+
+    runner = CliRunner()
+    out, db = tmp_path / "s.parquet", tmp_path / "s.duckdb"
+    result = runner.invoke(
+        app,
+        [
+            "sample",
+            "--events",
+            "20000",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+            "--incident",
+            "checkout-failure:2024-02-10:3:mobile",
+            "--incident",
+            "payment-outage:2024-03-01T10:00:12h",
+            "--incident",
+            "traffic-spike:2024-03-20:2:flash_promo",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert pq.read_metadata(out).num_rows == 20_000
+    for _ in range(2):
+        result = runner.invoke(app, ["ingest", str(out), "--db", str(db)])
+        assert result.exit_code == 0, result.output
+        result = runner.invoke(app, ["info", "--db", str(db), "--format", "json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["events"] == 20_000
+
+
+def test_cli_sample_rejects_a_bad_incident_with_a_clear_message(tmp_path):
+    from typer.testing import CliRunner
+
+    from shopfunnel.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "sample",
+            "--events",
+            "100",
+            "--out",
+            str(tmp_path / "x.parquet"),
+            "--incident",
+            "checkout-failure:2024-02-10:3:phone",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "device 'phone'" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_write_sample_reports_a_failed_write_and_leaves_no_file(tmp_path, monkeypatch):
+    def broken(self, table, row_group_size=None):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_sample(tmp_path / "s.parquet", 30_000, seed=1, chunk_events=10_000)
+    assert list(tmp_path.iterdir()) == []

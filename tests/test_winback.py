@@ -26,31 +26,51 @@ BOOK = book(
 )
 
 
-def test_customers_past_one_and_a_half_times_their_usual_gap_are_lapsed():
+def test_customers_past_their_usual_gap_are_lapsed():
     lapsed = lapsed_customers(BOOK, as_of="2024-06-30").set_index("person_id")
-    # a: own gap (Mar 2 − Jan 1) / 2 = 30.5 d, silent 120 d → lapsed.
-    # b: own gap 20 d, silent 9 d → not. Store median gap of [31, 30, 20] = 30 d:
-    # c silent 1 d → not; d silent 90 d > 45 → lapsed; e (two orders on one day = one
-    # purchase day) silent 60 d > 45 → lapsed.
-    assert list(lapsed.index) == ["d", "a", "e"]  # by revenue: 80, 30, 3
-    assert lapsed.loc["a", "expected_gap_days"] == pytest.approx(30.5)
+    # Gaps between orders: a 31, 30; b 20; e 0 -> 4 gaps, fewer than 20, so the store's
+    # usual gap is the 90-day default. a has 3 orders: own gap 61/2 = 30.5 d x -ln(0.2)
+    # = 49.09 d, silent 120 d -> lapsed. b silent 9 d, c 1 d, e 60 d -> not; d silent
+    # exactly 90 d -> not (strictly more is needed).
+    assert list(lapsed.index) == ["a"]
+    assert lapsed.loc["a", "expected_gap_days"] == pytest.approx(30.5 * 1.6094379)
     assert lapsed.loc["a", "days_since_last_order"] == pytest.approx(120.0)
-    assert lapsed.loc["a", "overdue_ratio"] == pytest.approx(120 / 30.5)
+    assert lapsed.loc["a", "overdue_ratio"] == pytest.approx(120 / (30.5 * 1.6094379))
     assert lapsed.loc["a", "gap_source"] == "own"
-    assert lapsed.loc["d", "gap_source"] == "store_median"
-    assert lapsed.loc["d", "expected_gap_days"] == pytest.approx(30.0)
-    assert (lapsed.loc["e", "orders"], lapsed.loc["e", "revenue"]) == (2, 3.0)
 
 
-def test_a_larger_multiplier_forgives_more():
-    lapsed = lapsed_customers(BOOK, as_of="2024-06-30", gap_multiplier=2.5)
-    assert set(lapsed["person_id"]) == {"a", "d"}  # e: 60 d < 2.5 × 30 = 75 d
+def test_a_smaller_multiplier_is_stricter_and_a_larger_one_forgives_more():
+    strict = lapsed_customers(BOOK, as_of="2024-06-30", gap_multiplier=0.5).set_index("person_id")
+    # thresholds: a 24.5 d, others 45 d: d (90 d) and e (60 d) join; by revenue 80, 30, 3
+    assert list(strict.index) == ["d", "a", "e"]
+    assert strict.loc["d", "gap_source"] == "store"
+    assert strict.loc["d", "expected_gap_days"] == pytest.approx(90.0)
+    assert (strict.loc["e", "orders"], strict.loc["e", "revenue"]) == (2, 3.0)
+    assert lapsed_customers(BOOK, as_of="2024-06-30", gap_multiplier=2.5).empty
 
 
-def test_one_time_buyers_cannot_be_judged_when_nobody_bought_twice():
-    lapsed = lapsed_customers(book(("x", "2024-01-01", 1.0), ("y", "2024-02-01", 1.0)),
+def test_the_win_back_list_is_the_stage_models_lapsed_customers():
+    from conftest import log
+    from shopfunnel.stages import place_persons
+    from shopfunnel.store import Store
+
+    rows = []
+    for i in range(30):  # 30 customers, gaps of 1..30 days, silent for 3..90 days
+        rows.append((f"p{i}", 0, "purchase", {"order_id": f"a{i}", "value": 10.0 + i}))
+        rows.append((f"p{i}", (i + 1) * 1440, "purchase", {"order_id": f"b{i}", "value": 5.0}))
+    rows.append(("late", 200 * 1440, "page_view"))
+    with Store(":memory:") as store:
+        store.load(log(*rows))
+        placed = place_persons(store)
+        as_of = store.db.scalar("SELECT max(ts) FROM events")
+        winback = lapsed_customers(store.table("orders"), as_of=as_of)
+    stage_lapsed = set(placed.loc[placed["status"] == "lapsed", "person_id"])
+    assert stage_lapsed and set(winback["person_id"]) == stage_lapsed
+def test_one_time_buyers_are_judged_against_the_default_gap_when_few_customers_repeat():
+    lapsed = lapsed_customers(book(("x", "2024-01-01", 1.0), ("y", "2024-10-15", 1.0)),
                               as_of="2024-12-31")
-    assert lapsed.empty
+    assert lapsed["person_id"].tolist() == ["x"]  # x silent 365 d > 90 d; y 77 d
+    assert lapsed["expected_gap_days"].tolist() == [90.0]
 
 
 def test_p_alive_rule_lists_repeat_buyers_below_the_threshold():

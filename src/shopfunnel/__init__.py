@@ -7,6 +7,9 @@ from shopfunnel.audiences import (
     abandoned_carts,
     export_audience,
 )
+from shopfunnel.benchmarks import (
+    load_benchmarks,
+)
 from shopfunnel.clv import (
     BetaGeoModel,
     GammaGammaModel,
@@ -18,6 +21,12 @@ from shopfunnel.datasets import (
     cdnow_orders,
     load_cdnow,
     load_dataset,
+)
+from shopfunnel.diagnose import (
+    DiagnoseSettings,
+    Diagnosis,
+    audience_persons,
+    diagnose,
 )
 from shopfunnel.errors import (
     ConfigError,
@@ -34,10 +43,17 @@ from shopfunnel.funnel import (
 from shopfunnel.funnel_result import (
     FunnelResult,
 )
+from shopfunnel.incidents import (
+    IncidentSettings,
+    find_incidents,
+)
 from shopfunnel.model import (
     Model,
     Stage,
     load_model,
+)
+from shopfunnel.playbook import (
+    load_playbook,
 )
 from shopfunnel.retention import (
     RetentionSummary,
@@ -74,6 +90,13 @@ from shopfunnel.store import (
     LoadResult,
     Store,
 )
+from shopfunnel.whatif import (
+    Tier,
+    WhatIf,
+    free_shipping,
+    parse_tiers,
+    tiered_discount,
+)
 from shopfunnel.winback import (
     lapsed_customers,
 )
@@ -82,8 +105,11 @@ __all__ = [
     "BetaGeoModel",
     "CheckoutFailure",
     "ConfigError",
+    "DiagnoseSettings",
+    "Diagnosis",
     "FunnelResult",
     "GammaGammaModel",
+    "IncidentSettings",
     "InputError",
     "LoadResult",
     "Model",
@@ -96,23 +122,32 @@ __all__ = [
     "Step",
     "Store",
     "StoreError",
+    "Tier",
     "TrafficSpike",
     "ValidationError",
+    "WhatIf",
     "abandoned_carts",
     "activity_retention",
+    "audience_persons",
     "cdnow_orders",
     "cohort_matrix",
     "cohort_retention",
     "customer_value",
+    "diagnose",
     "export_audience",
+    "find_incidents",
+    "free_shipping",
     "funnel",
     "generate_sample",
     "holdout_check",
     "lapsed_customers",
+    "load_benchmarks",
     "load_cdnow",
     "load_dataset",
     "load_model",
+    "load_playbook",
     "orders_per_customer",
+    "parse_tiers",
     "place_persons",
     "placement",
     "quantile_scores",
@@ -124,6 +159,7 @@ __all__ = [
     "stage_summary",
     "stage_transitions",
     "summary_from_orders",
+    "tiered_discount",
     "time_between_orders",
     "time_between_orders_distribution",
     "write_sample",

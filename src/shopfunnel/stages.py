@@ -60,6 +60,7 @@ import pandas as pd
 from shopfunnel.db import quote_ident
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
+from shopfunnel.gaps import store_gap, usual_gap_days
 from shopfunnel.model import Model, load_model
 from shopfunnel.store import Store
 
@@ -139,13 +140,11 @@ def placement(
     thresholds = _stalled_thresholds(model, first)
     stalled_after = thresholds["stalled_after_days"].to_numpy(dtype=float)
     n_orders, revenue, first_order, last_order = _order_stats(orders, o_rows, n)
-    store_gap, lapsed_source = _store_gap(orders, model)
+    gap = store_gap(orders["gap_us"].to_numpy(dtype=float) / _US_PER_DAY, rules)
+    store_gap_days, lapsed_source = gap.days, gap.source
     customer = n_orders > 0
-    usual_gap = np.where(customer, store_gap, np.nan)
-    own = n_orders >= rules.own_gap_min_orders
-    if own.any():
-        mean_gap = (last_order[own] - first_order[own]) / (n_orders[own] - 1) / _US_PER_DAY
-        usual_gap[own] = mean_gap * -math.log(1 - rules.lapsed_quantile)
+    span_days = np.where(customer, (last_order - first_order) / _US_PER_DAY, np.nan)
+    usual_gap, _ = usual_gap_days(n_orders, span_days, gap, rules)
 
     days_in_stage = (end_us - entered) / _US_PER_DAY
     since_order = np.where(customer, (end_us - last_order) / _US_PER_DAY, np.nan)
@@ -180,7 +179,7 @@ def placement(
         lookback_days=lookback_s / 86_400,
         persons=persons,
         thresholds=thresholds,
-        lapsed_after_days=store_gap,
+        lapsed_after_days=store_gap_days,
         lapsed_source=lapsed_source,
         model=model,
     )
@@ -405,19 +404,6 @@ def _order_stats(
     np.maximum.at(last_order, o_rows, o_ts)
     last_order[n_orders == 0] = _NEVER
     return n_orders, revenue, first_order, last_order
-
-
-def _store_gap(orders: pd.DataFrame, model: Model) -> tuple[float, str]:
-    """The store's usual gap between orders, in days, and where it came from."""
-    rules = model.placement
-    gaps = orders["gap_us"].dropna().to_numpy(dtype=float) / _US_PER_DAY
-    if len(gaps) >= rules.min_gaps:
-        return float(np.quantile(gaps, rules.lapsed_quantile)), (
-            f"data: {_pct(rules.lapsed_quantile)} percentile of {len(gaps)} gaps between orders"
-        )
-    return rules.lapsed_after_seconds / 86_400, (
-        f"default lapsed_after: {len(gaps)} gaps, fewer than {rules.min_gaps}"
-    )
 
 
 # -- queries (aggregate in the engine) ------------------------------------------------------

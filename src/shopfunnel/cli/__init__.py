@@ -8,6 +8,7 @@ from shopfunnel.cli import (  # noqa: F401  (each module registers its commands)
     data,
     datasets,
     demo,
+    diagnose,
     funnel,
     report,
     sample,

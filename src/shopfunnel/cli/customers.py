@@ -306,11 +306,12 @@ def winback(
     rule: Annotated[
         RuleChoice,
         typer.Option("--rule", help=(
-            "gap: past gap-multiplier x their own usual gap between orders. "
+            "gap: past gap-multiplier x their usual gap between orders (the stage model's "
+            "lapsed rule at 1). "
             "p-alive: BG/NBD P(alive) below --p-alive-below."
         )),
     ] = RuleChoice.gap,
-    gap_multiplier: Annotated[float, typer.Option("--gap-multiplier")] = 1.5,
+    gap_multiplier: Annotated[float, typer.Option("--gap-multiplier", help="1 = the stages' lapsed status; larger forgives more.")] = 1.0,
     p_alive_below: Annotated[float, typer.Option("--p-alive-below")] = 0.3,
     top: Annotated[int, typer.Option("--top", help="Customers shown in the table view.")] = 20,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,

@@ -10,6 +10,7 @@ import typer
 from rich.rule import Rule
 
 from shopfunnel.cli import data as data_cmds
+from shopfunnel.cli import diagnose as diagnose_cmds
 from shopfunnel.cli import funnel as funnel_cmds
 from shopfunnel.cli import stages as stages_cmds
 from shopfunnel.cli.app import app
@@ -40,7 +41,8 @@ def demo(
 
     Generates a realistic store (channels, devices, multi-session journeys, checkout steps,
     repeat purchases, and a planted three-day mobile checkout failure), loads it into
-    `--db`, then prints the store summary, the purchase funnel and the five stages.
+    `--db`, then prints the store summary, the purchase funnel, the five stages and the
+    top findings of the diagnosis with the tactics that fit them.
     Run it again to reuse the store; `--fresh` rebuilds it.
     """
     with friendly_errors():
@@ -61,6 +63,8 @@ def demo(
         funnel_cmds.funnel_command(steps=",".join(model.funnel.steps), db=db, window=str(model.funnel.window))
         console.print(Rule("4. the five stages"))
         stages_cmds.stages(db=db)
+        console.print(Rule("5. what to fix first"))
+        diagnose_cmds.diagnose(db=db, top=5)
         console.print(
             f"\nNext: `shopfunnel funnel --db {db} --steps view_item,add_to_cart,purchase --by device`, "
             f"`shopfunnel persons --db {db} --stage decision --status stalled`, "

@@ -17,16 +17,12 @@ from rich.progress import (
 
 from shopfunnel.cli.app import app
 from shopfunnel.cli.output import console, friendly_errors
-from shopfunnel.sample import (
-    DEFAULT_DAYS,
-    DEFAULT_START,
-    INCIDENT_SYNTAX,
-    parse_incident,
-    write_sample,
-)
+from shopfunnel.sample import DEFAULT_DAYS, DEFAULT_START, parse_incident, write_sample
 
-_INCIDENT_HELP = "Plant an incident (repeatable). Forms:\n\n" + "\n\n".join(
-    line.strip() for line in INCIDENT_SYNTAX.splitlines() if line.strip()
+_INCIDENT_HELP = (
+    "Plant an incident (repeatable), e.g. checkout-failure:2024-02-10:3:mobile, "
+    "payment-outage:2024-03-01T10:00:12h, traffic-spike:2024-03-20:2:flash_promo. "
+    "The forms are listed above."
 )
 
 
@@ -56,6 +52,19 @@ def sample(
     sometimes ask for refunds. Rates are calibrated to published figures (about 48% of
     sessions view a product, 14.5% add to cart, 3.3% buy); see docs/sample.md.
 
+    **Incidents** (`--incident`, repeatable; START is a UTC date `2024-02-10` or time
+    `2024-03-01T10:00`; DAYS may end in `d`, HOURS in `h`):
+
+    - `checkout-failure:START[:DAYS[:DEVICE[:STEP]]]`: checkout broken on one device
+      (defaults 3 days, mobile, add_payment_info): nobody on DEVICE gets past STEP.
+
+    - `payment-outage:START[:HOURS]`: no purchase on any device for HOURS (default 12);
+      checkouts and payment attempts go on.
+
+    - `traffic-spike:START[:DAYS[:CAMPAIGN[:CHANNEL[:MULTIPLIER]]]]`: a campaign
+      (defaults 2 days, flash_promo, paid social, 4 times the channel's new visitors)
+      brings visitors who barely convert.
+
     Example: `shopfunnel sample --events 1000000 --seed 1 --out s.parquet
     --incident checkout-failure:2024-02-10:3:mobile`
     """
@@ -84,7 +93,7 @@ def sample(
         console.print(
             f"wrote {events:,} events to {path}"
             + (
-                f" with {len(planted)} incident(s): " + "; ".join(map(repr, planted))
+                f" with {len(planted)} incident(s): " + "; ".join(map(str, planted))
                 if planted
                 else ""
             )

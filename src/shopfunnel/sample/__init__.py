@@ -1,13 +1,42 @@
 """The sample store: a seeded, realistic event stream so shopfunnel runs with no data of
 one's own, and so analyses can be tested against planted incidents.
 
-See ``docs/sample.md`` for the model, its parameters and where the calibration numbers
-come from; the parameters themselves live in :mod:`shopfunnel.sample.model`.
+The model (parameters in :mod:`shopfunnel.sample.model`, full description in
+``docs/sample.md``):
+
+- **Visitors** arrive on weekday-weighted days and hour-of-day-weighted times (a 60-day
+  warm-up before the start keeps returning traffic steady), each with a first channel
+  (GA4 channel names: organic search, paid search, paid social, …, with consistent UTM
+  values and referrers), a device (more mobile at weekends), a country, a favourite
+  category of the catalogue (8 categories × 40 products, log-normal prices) and, for 8%,
+  an account.
+- **Sessions** take up to six conditional steps, view_item → add_to_cart →
+  begin_checkout → add_shipping_info → add_payment_info → purchase, each with probability
+  ``sigmoid(intercept + effects)``; the log-odds effects are the channel (email and search
+  above social and display), the device (mobile worse at checkout), returning, logged in,
+  customer, cart waiting, weekend, shipping cost shown, forced account creation and a
+  declined payment.
+- **Journeys**: what a session ended with sets whether and when the visitor returns
+  (browse, abandoned cart, purchase, customer), through a returning channel mix and
+  sometimes on another device; customers buy again over months (at most 6 orders);
+  4% of orders are refunded 2–30 days later.
+- **Calibration**: the six intercepts are fitted (``benchmarks/calibrate_sample.py``) so
+  that over all sessions 48% view a product, 14.5% add to cart and 3.3% buy (SaleCycle
+  2017 via Smart Insights, as in DESIGN.md); the effects' directions follow Baymard
+  (85.65% cart abandonment on mobile vs 70.19% overall; extra costs and forced account
+  creation as top reasons to abandon). ``tests/test_sample.py`` holds the rates.
+- **Incidents** (:class:`CheckoutFailure`, :class:`PaymentOutage`, :class:`TrafficSpike`)
+  are interventions on that model, applied by session start and held by event time.
+
+Blocks of 20,000 visitors each draw from their own stream ``(seed, block)``, so output
+is deterministic, exact in size, and a smaller sample is a subset of a larger one.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -74,12 +103,16 @@ def write_sample(
     """Write the same events as :func:`generate_sample` to a Parquet file at ``path``,
     ``chunk_events`` rows at a time so memory stays bounded whatever ``n_events`` is.
 
-    ``progress`` is called after each chunk with the number of events written so far.
-    The file appears complete or not at all (written beside it, then renamed).
+    Generation and Parquet encoding overlap: a writer thread encodes one chunk while the
+    next is generated (at most one chunk waits), so two cores are used. ``progress`` is
+    called from the calling thread with the number of events generated so far, after each
+    chunk; its last call, with ``n_events``, comes once the file is complete. The file
+    appears complete or not at all (written beside it, then renamed).
     """
     if chunk_events < 1:
         raise ConfigError(f"chunk_events={chunk_events!r} must be at least 1")
     plan = make_plan(seed, start, days, tuple(incidents))
+    n = _check_n(n_events)
     target = Path(path)
     if target.is_dir():
         raise ConfigError(f"{str(target)!r} is a folder: give a file name such as sample.parquet")
@@ -88,29 +121,54 @@ def write_sample(
             f"no folder {str(target.parent)!r} to write {target.name} into: create it first"
         )
     partial = target.with_name(target.name + ".partial")
-    written = 0
-    pending: list[pa.Table] = []
-    pending_rows = 0
+    chunks: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
+    failure: list[BaseException] = []
+
+    def write_chunks(writer: pq.ParquetWriter) -> None:
+        try:
+            while (chunk := chunks.get()) is not None:
+                writer.write_table(chunk, row_group_size=1_000_000)
+        except BaseException as exc:  # handed to the calling thread
+            failure.append(exc)
+            while chunks.get() is not None:  # drain so the producer never blocks
+                pass
+
+    def hand_over(chunk: pa.Table | None) -> None:
+        chunks.put(chunk)
+        if failure:
+            raise failure[0]
+
+    generated = 0
     try:
         with pq.ParquetWriter(partial, schema.ARROW_SCHEMA, compression="zstd") as writer:
-            for table in iter_blocks(_check_n(n_events), plan):
-                pending.append(table)
-                pending_rows += table.num_rows
-                if pending_rows >= chunk_events:
-                    writer.write_table(pa.concat_tables(pending), row_group_size=1_000_000)
-                    written += pending_rows
-                    pending, pending_rows = [], 0
-                    if progress is not None:
-                        progress(written)
-            if pending:
-                writer.write_table(pa.concat_tables(pending), row_group_size=1_000_000)
-                written += pending_rows
-                if progress is not None:
-                    progress(written)
+            thread = threading.Thread(target=write_chunks, args=(writer,), daemon=True)
+            thread.start()
+            try:
+                pending: list[pa.Table] = []
+                pending_rows = 0
+                for table in iter_blocks(n, plan):
+                    pending.append(table)
+                    pending_rows += table.num_rows
+                    if pending_rows >= chunk_events:
+                        hand_over(pa.concat_tables(pending))
+                        generated += pending_rows
+                        pending, pending_rows = [], 0
+                        if progress is not None and generated < n:
+                            progress(generated)
+                if pending:
+                    hand_over(pa.concat_tables(pending))
+                    generated += pending_rows
+            finally:
+                chunks.put(None)
+                thread.join()
+            if failure:
+                raise failure[0]
         partial.replace(target)
     finally:
         if partial.exists():
             partial.unlink()
+    if progress is not None:
+        progress(generated)
     return target
 
 

@@ -85,6 +85,12 @@ class CheckoutFailure:
     def level(self) -> int:
         return LEVELS.index(self.step)
 
+    def __str__(self) -> str:
+        return (
+            f"checkout failure on {self.device} at {self.step} from {self.begin:%Y-%m-%d %H:%M} "
+            f"for {self.days:g} day(s)"
+        )
+
 
 @dataclass(frozen=True)
 class PaymentOutage:
@@ -108,6 +114,9 @@ class PaymentOutage:
     @property
     def end(self) -> datetime:
         return self.begin + timedelta(hours=self.hours)
+
+    def __str__(self) -> str:
+        return f"payment outage from {self.begin:%Y-%m-%d %H:%M} for {self.hours:g} hour(s)"
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,12 @@ class TrafficSpike:
     @property
     def end(self) -> datetime:
         return self.begin + timedelta(days=self.days)
+
+    def __str__(self) -> str:
+        return (
+            f"traffic spike of {self.channel} campaign {self.campaign!r} ({self.multiplier:g}x) "
+            f"from {self.begin:%Y-%m-%d %H:%M} for {self.days:g} day(s)"
+        )
 
 
 Incident = CheckoutFailure | PaymentOutage | TrafficSpike

@@ -42,7 +42,7 @@ TARGETS = {
 }
 
 # Calibrated log-odds intercepts of the six conditional steps (see module docstring).
-INTERCEPTS = np.array([-0.250, -1.105, -0.447, 1.310, 1.520, 1.610])
+INTERCEPTS = np.array([-0.255, -1.110, -0.430, 1.295, 1.520, 1.600])
 
 # -- channels -------------------------------------------------------------------------
 CHANNELS = (
@@ -161,10 +161,31 @@ COUNTRIES = (
 COUNTRY_MIX = np.array(
     [0.40, 0.12, 0.09, 0.07, 0.06, 0.05, 0.04, 0.03, 0.03, 0.02, 0.02, 0.02, 0.02, 0.02, 0.01]
 )
+# The store ships from the US in USD: visitors from further away give up more at
+# checkout (international shipping, duties, currency), most in Brazil, India and Mexico.
+COUNTRY_CHECKOUT_EFFECT = np.array(
+    [
+        0.10,
+        0.00,
+        -0.05,
+        0.00,
+        -0.05,
+        -0.10,
+        -0.05,
+        -0.10,
+        -0.10,
+        -0.05,
+        0.00,
+        -0.70,
+        -0.40,
+        -0.70,
+        -0.60,
+    ]
+)
 CURRENCY = "USD"
 
-# Visits by weekday (Mon..Sun): fewer on Friday and Saturday, a Sunday-evening peak.
-WEEKDAY_WEIGHT = np.array([1.04, 1.02, 1.00, 0.98, 0.92, 0.88, 1.06])
+# Visits by weekday (Mon..Sun): busiest early in the week, fewest on Saturday.
+WEEKDAY_WEIGHT = np.array([1.06, 1.04, 1.02, 1.00, 0.93, 0.84, 1.00])
 WEEKEND_EFFECT = np.array([0.00, -0.05, -0.10, 0.00, 0.00, 0.00])
 # Visits by hour of day (UTC): low at night, lunch bump, evening peak.
 HOUR_WEIGHT = np.array(
@@ -197,7 +218,7 @@ HOUR_WEIGHT = np.array(
 )
 
 # -- visitors and journeys --------------------------------------------------------------
-WARMUP_DAYS = 30  # visitors start arriving this long before the sample's start
+WARMUP_DAYS = 60  # visitors start arriving this long before the sample's start
 HAS_ACCOUNT = 0.08  # new visitors who already have an account (old customers)
 LOGGED_IN = 0.60  # a visitor with an account is logged in in a session
 RETURNING_EFFECT = np.array([0.20, 0.20, 0.15, 0.00, 0.00, 0.00])
