@@ -245,11 +245,17 @@ def diagnosis_section(
                                heading="Something broke for a while: check these dates first", tone="incident"))
     top_cards = tuple(_card(r, currency) for r in records[:top])
     blocks.append(Findings(top_cards, heading="Biggest gaps, most valuable first" if incidents else ""))
-    shown = [c for c in ("rank", "kind", "stage", "step", "segment", "metric", "value", "reference",
-                         "gap", "p_value", "revenue_at_stake") if c in frame.columns]
+    if "title" in frame.columns and frame["title"].notna().any():
+        columns = ("rank", "kind", "stage", "title", "p_value", "revenue_at_stake")
+    else:
+        columns = ("rank", "kind", "stage", "step", "segment", "metric", "value", "reference", "gap", "p_value",
+                   "revenue_at_stake")
+    shown = [c for c in columns if c in frame.columns]
+    listing = frame[shown].reset_index(drop=True).rename(columns={"title": "finding", "p_value": "p",
+                                                                  "revenue_at_stake": "at stake"})
     table = Table(
-        frame[shown].reset_index(drop=True),
-        formats={"rank": "int", "p_value": "p", "revenue_at_stake": "money", "value": "number",
+        listing,
+        formats={"rank": "int", "p": "p", "at stake": "money", "value": "number",
                  "reference": "number", "gap": "number"},
         caption=f"All {len(frame)} findings",
         collapsed=True,
