@@ -251,7 +251,10 @@ def diagnosis_section(
         columns = ("rank", "kind", "stage", "step", "segment", "metric", "value", "reference", "gap", "p_value",
                    "revenue_at_stake")
     shown = [c for c in columns if c in frame.columns]
-    listing = frame[shown].reset_index(drop=True).rename(columns={"title": "finding", "p_value": "p",
+    listing = frame[shown].reset_index(drop=True)
+    if "kind" in listing.columns:
+        listing["kind"] = listing["kind"].astype(str).str.replace("_", " ")
+    listing = listing.rename(columns={"title": "finding", "p_value": "p",
                                                                   "revenue_at_stake": "at stake"})
     table = Table(
         listing,
