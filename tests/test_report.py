@@ -454,3 +454,21 @@ def test_an_incident_ranked_low_is_still_shown_before_the_ranked_findings() -> N
     from shopfunnel.report import top_findings
 
     assert top_findings([section]) == ["3. Checkout collapsed on mobile, 2024-03-12 to 2024-03-14", "1. a", "2. b"]
+
+
+def test_a_planted_incident_leads_the_report_and_is_shaded_on_daily_activity(store: Store) -> None:
+    from shopfunnel.sample import generate_sample, parse_incident
+
+    incident = parse_incident("checkout-failure:2024-03-12:3:mobile")
+    store.load(generate_sample(120_000, seed=1, incidents=[incident]))
+    built = build_module.build_sections(store)
+    assert built.problems == {}
+    diagnosis = next(s for s in built.sections if s.id == "diagnosis")
+    first = next(b for b in diagnosis.blocks if isinstance(b, Findings))
+    assert first.tone == "incident"
+    headline = first.items[0].headline
+    assert "mobile" in headline and "2024-03-1" in headline
+    activity = next(s for s in built.sections if s.id == "activity")
+    (chart,) = activity.charts
+    starts = {pd.Timestamp(shape.x0).normalize() for shape in chart.figure.layout.shapes}
+    assert any(abs((s - pd.Timestamp("2024-03-12")).days) <= 1 for s in starts), starts
