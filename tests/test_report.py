@@ -229,7 +229,7 @@ def test_every_section_of_a_sample_store_is_computed_and_the_diagnosis_comes_fir
     assert set(built.problems) == NOT_INSTALLED
     ids = [s.id for s in built.sections]
     assert ids == ["overview", "diagnosis", "stages", "steps", "by-channel", "by-device", "trend", "time",
-                   "distribution", "flow", "cohorts", "rfm", "activity"]
+                   "distribution", "flow", "cohorts", "rfm", "whatif", "activity"]
     assert {s.id for s in built.sections if s.note} == NOT_INSTALLED
 
 
@@ -472,3 +472,24 @@ def test_a_planted_incident_leads_the_report_and_is_shaded_on_daily_activity(sto
     (chart,) = activity.charts
     starts = {pd.Timestamp(shape.x0).normalize() for shape in chart.figure.layout.shapes}
     assert any(abs((s - pd.Timestamp("2024-03-12")).days) <= 1 for s in starts), starts
+
+
+def test_whatif_shows_share_cost_and_break_even_per_offer() -> None:
+    from types import SimpleNamespace
+
+    offer = SimpleNamespace(
+        policy="tiered discount (5% off from 100)",
+        summary={"orders": 200, "orders_affected": 50, "share_affected": 0.25, "cost": 1234.0,
+                 "cost_share_of_revenue": 0.04, "breakeven_uplift": 0.0417, "breakeven_extra_orders": 8.3},
+        tiers=pd.DataFrame({"threshold": [100.0], "orders_within_reach": [12]}), notes=[])
+    section = S.whatif_section([offer], currency="USD")
+    figures = {f.label: f for f in next(b for b in section.blocks if isinstance(b, KeyFigures)).items}
+    assert figures["Orders that qualify"].value == "25.0%" and figures["Orders that qualify"].detail == "50 of 200"
+    assert figures["Cost on past orders"].value == "USD 1,234"
+    assert figures["To break even"].value == "+4.2% orders"
+    assert figures["Just below a threshold"].value == "12"
+    assert S.whatif_section([]).note
+
+
+def test_free_shipping_threshold_is_a_round_number_near_the_median_order() -> None:
+    assert [build_module.nice_threshold(v) for v in (23.0, 77.4, 143.0, 260.0, 1.0)] == [25.0, 80.0, 140.0, 250.0, 5.0]

@@ -226,6 +226,28 @@ def _rfm(ctx: Context) -> Section:
     return S.rfm_section(rfm_group_summary(rfm_table(orders)), currency=ctx.currency)
 
 
+# The seed's example offer, and free shipping from about the median order value.
+WHATIF_TIERS = ((100.0, 0.05), (300.0, 0.10))
+
+
+def nice_threshold(value: float) -> float:
+    """``value`` rounded to a threshold a shop would print: 5s below 50, 10s below 200, else 25s."""
+    step = 5.0 if value < 50 else 10.0 if value < 200 else 25.0
+    return max(step, round(value / step) * step)
+
+
+def _whatif(ctx: Context) -> Section:
+    from shopfunnel.whatif import Tier, free_shipping, tiered_discount
+
+    orders = _orders(ctx)
+    if len(orders) == 0:
+        return S.whatif_section([])
+    median = float(pd.to_numeric(orders["value"], errors="coerce").median())
+    policies = [tiered_discount(ctx.store, [Tier(t, r) for t, r in WHATIF_TIERS]),
+                free_shipping(ctx.store, nice_threshold(median))]
+    return S.whatif_section(policies, currency=ctx.currency)
+
+
 # -- the plan ---------------------------------------------------------------------------
 PLAN: list[tuple[str, str, Callable[[Context], Section]]] = [
     ("overview", "Your store at a glance", _overview),
@@ -240,6 +262,7 @@ PLAN: list[tuple[str, str, Callable[[Context], Section]]] = [
     ("flow", "How people moved between stages", _flow),
     ("cohorts", "Do customers come back?", _cohorts),
     ("rfm", "Customer groups (RFM)", _rfm),
+    ("whatif", "What would an offer cost?", _whatif),
     ("activity", "Daily activity", _activity),
 ]
 

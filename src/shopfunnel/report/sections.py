@@ -604,3 +604,37 @@ def time_to_convert_section(steps: pd.DataFrame | None, distribution: pd.DataFra
             blocks.append(Chart(styled(hist, height=300, legend=False),
                                 caption="How long the people who converted took, end to end."))
     return Section(sid, title, lead, tuple(blocks))
+
+
+# -- what-if ------------------------------------------------------------------------------
+def whatif_section(policies: Sequence[Any], *, currency: str = "") -> Section:
+    """Offers replayed on past orders: who would have got them, what they would have cost, and
+    how much more the store must sell to pay for them.
+
+    ``policies`` are :class:`shopfunnel.whatif.WhatIf` results (``policy``, ``summary``
+    dict, ``tiers`` DataFrame, ``notes``).
+    """
+    sid, title = "whatif", "What would an offer cost?"
+    lead = ("Offers replayed on your past orders, as if nobody had changed what they bought: the share "
+            "of orders that would have qualified, the cost, and how many more orders it takes to pay "
+            "for it (revenue view: before the cost of goods). Orders just below a threshold are the "
+            "ones an offer can nudge up.")
+    usable = [p for p in policies if getattr(p, "summary", None) and p.summary.get("orders")]
+    if not usable:
+        return unavailable(sid, title, "No orders yet, so no offer to replay.", lead)
+    blocks: list[Any] = []
+    for p in usable:
+        s = p.summary
+        blocks.append(Text(str(p.policy)[:1].upper() + str(p.policy)[1:]))
+        within = int(p.tiers["orders_within_reach"].sum()) if "orders_within_reach" in p.tiers.columns else None
+        blocks.append(KeyFigures((
+            Figure("Orders that qualify", fmt.pct(s.get("share_affected")),
+                   f"{fmt.integer(s.get('orders_affected'))} of {fmt.integer(s.get('orders'))}"),
+            Figure("Cost on past orders", fmt.money(s.get("cost"), currency),
+                   f"{fmt.pct(s.get('cost_share_of_revenue'))} of revenue"),
+            Figure("To break even", f"+{fmt.pct(s.get('breakeven_uplift'))} orders",
+                   f"about {fmt.integer(s.get('breakeven_extra_orders'))} more orders"),
+            *((Figure("Just below a threshold", fmt.integer(within), "orders within 20% of it"),)
+              if within is not None else ()),
+        )))
+    return Section(sid, title, lead, tuple(blocks))
