@@ -12,6 +12,7 @@ from shopfunnel.cli import (  # noqa: F401  (each module registers its commands)
     funnel,
     report,
     sample,
+    serve,
     stages,
 )
 from shopfunnel.cli.app import app

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shopfunnel.errors import ConfigError
-from shopfunnel.ingest import ga4, generic, orders, rees46
+from shopfunnel.ingest import ga4, generic, orders, rees46, segment
 from shopfunnel.store import Staged, to_arrow
 
 Reader = Callable[..., Staged]
@@ -30,6 +30,7 @@ FORMATS: dict[str, Reader] = {
     "ga4": ga4.read_ga4,
     "rees46": rees46.read_rees46,
     "orders": orders.read_orders,
+    "segment": segment.read_segment,
 }
 
 # Formats that take a column mapping.

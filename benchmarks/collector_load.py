@@ -1,0 +1,184 @@
+"""Load test of the collector: sustained ingestion with durable acknowledgements.
+
+Starts ``shopfunnel serve`` on a free 127.0.0.1 port with a fresh store in a temporary
+folder, sends batches of canonical events from ``--clients`` keep-alive connections
+for ``--seconds`` (closed loop: each client sends its next batch when the previous one
+is acknowledged), then waits for the writer to drain and checks that the store holds
+exactly the acknowledged events (zero loss, no duplicates). Loopback only; bounded in
+time; writes a Markdown summary.
+
+    python benchmarks/collector_load.py --seconds 60 --out benchmarks/results/collector.md
+    python benchmarks/collector_load.py --durability transaction --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "benchmark-admin-password"
+EVENTS = ("page_view", "view_item", "view_item", "add_to_cart", "begin_checkout", "purchase")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(*args: str, env: dict[str, str]) -> str:
+    return subprocess.run([sys.executable, "-m", "shopfunnel", *args], env=env, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def batch_body(client: int, seq: int, size: int) -> bytes:
+    now = time.time()
+    parts = []
+    for i in range(size):
+        n = seq * size + i
+        event = EVENTS[n % len(EVENTS)]
+        person = f"anon-{client}-{(n // 12) % 5000}"
+        extra = (f',"order_id":"o-{client}-{n}","value":{10 + n % 90}.5,"currency":"EUR"'
+                 if event == "purchase" else "")
+        parts.append(
+            f'{{"event_id":"c{client}-{n}","ts":{now + i * 1e-3:.3f},"event":"{event}",'
+            f'"anonymous_id":"{person}","page":"https://shop.example/p/{n % 300}",'
+            f'"utm_source":"newsletter","utm_medium":"email"{extra}}}'
+        )
+    return ('{"batch":[' + ",".join(parts) + "]}").encode()
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    work = Path(tempfile.mkdtemp(prefix="sf-bench-"))
+    db = str(work / "bench.duckdb")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SHOPFUNNEL_ADMIN_PASSWORD": PASSWORD}
+    key = cli("keys", "create", "--db", db, env=env)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "shopfunnel", "serve", "--db", db, "--port", str(port),
+         "--durability", args.durability, "--rate", "1000000"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode(),
+            "Content-Type": "application/json"}
+    admin = {"Authorization": f"Bearer {PASSWORD}"}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                c.request("GET", "/v1/health")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("server did not start: " + (server.stderr.read() if server.stderr else ""))
+            time.sleep(0.1)
+
+        latencies: list[float] = []
+        acked = [0]
+        statuses: dict[int, int] = {}
+        lock = threading.Lock()
+        stop_at = time.monotonic() + args.seconds
+
+        def client(cid: int) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            seq = 0
+            mine: list[float] = []
+            ok = 0
+            while time.monotonic() < stop_at:
+                body = batch_body(cid, seq, args.batch)
+                t0 = time.perf_counter()
+                conn.request("POST", "/v1/batch", body=body, headers=auth)
+                resp = conn.getresponse()
+                payload = resp.read()
+                mine.append(time.perf_counter() - t0)
+                with lock:
+                    statuses[resp.status] = statuses.get(resp.status, 0) + 1
+                if resp.status == 200:
+                    ok += json.loads(payload)["accepted"]
+                    seq += 1
+                elif resp.status in (429, 503):
+                    time.sleep(float(resp.getheader("Retry-After", "1")))
+            with lock:
+                latencies.extend(mine)
+                acked[0] += ok
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - started
+        # drain: wait for the writer to load every acknowledged event
+        drain_start = time.monotonic()
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while True:
+            c.request("GET", "/v1/health")
+            pending = json.loads(c.getresponse().read())["pending_events"]
+            if pending == 0:
+                break
+            if time.monotonic() - drain_start > 300:
+                raise RuntimeError(f"the writer did not drain within 300 s ({pending} events pending)")
+            time.sleep(0.2)
+        drain = time.monotonic() - drain_start
+        c.request("GET", "/v1/info", headers=admin)
+        stored = json.loads(c.getresponse().read())["events"]
+    finally:
+        server.terminate()
+        server.wait(30)
+    lat = sorted(latencies)
+    return {
+        "durability": args.durability, "seconds": round(elapsed, 1), "clients": args.clients,
+        "batch": args.batch, "acknowledged": acked[0], "stored": stored,
+        "events_per_second": round(acked[0] / elapsed),
+        "p50_ms": round(statistics.median(lat) * 1000, 1),
+        "p99_ms": round(lat[int(len(lat) * 0.99) - 1] * 1000, 1),
+        "requests": len(lat), "statuses": statuses, "drain_seconds": round(drain, 1),
+        "loss": acked[0] - stored,
+        "load_average_1min_at_end": round(os.getloadavg()[0], 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=500, help="events per request")
+    parser.add_argument("--durability", choices=("spool", "transaction"), default="spool")
+    parser.add_argument("--out", type=Path, help="append a Markdown row of results here")
+    args = parser.parse_args()
+    result = run(args)
+    print(json.dumps(result, indent=2))
+    if args.out:
+        new = not args.out.exists()
+        with open(args.out, "a", encoding="utf-8") as fh:
+            if new:
+                fh.write("# Collector load benchmark\n\n`python benchmarks/collector_load.py` — loopback, "
+                         "closed loop, durable acknowledgements; loss = acknowledged − stored after the writer drained.\n\n"
+                         "| date | machine | durability | seconds | clients × batch | acknowledged | events/s | p50 ms | p99 ms | drain s | loss | load avg |\n"
+                         "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+            fh.write(f"| {time.strftime('%Y-%m-%d')} | {os.cpu_count()} cores, {platform.python_version()} | "
+                     f"{result['durability']} | {result['seconds']} | {result['clients']} × {result['batch']} | "
+                     f"{result['acknowledged']:,} | {result['events_per_second']:,} | {result['p50_ms']} | "
+                     f"{result['p99_ms']} | {result['drain_seconds']} | {result['loss']} | "
+                     f"{result['load_average_1min_at_end']} |\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""``shopfunnel serve`` (collector, dashboard, API) and ``shopfunnel keys`` (write keys)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shopfunnel.cli.app import app
+from shopfunnel.cli.output import (
+    DB_OPTION,
+    FORMAT_OPTION,
+    OUT_OPTION,
+    Format,
+    console,
+    emit,
+    err_console,
+    friendly_errors,
+)
+from shopfunnel.errors import ConfigError
+
+PASSWORD_ENV = "SHOPFUNNEL_ADMIN_PASSWORD"
+keys_app = typer.Typer(help="Write keys: what a storefront or a Segment/RudderStack SDK sends events with.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _admin_hash(db: str) -> str:
+    """The admin password hash: from $SHOPFUNNEL_ADMIN_PASSWORD (stored hashed, replacing an
+    older one), else the one stored by an earlier start, else asked for at the terminal."""
+    from shopfunnel.server import auth
+    from shopfunnel.store import Store
+
+    password = os.environ.get(PASSWORD_ENV)
+    with Store(db) as store:
+        stored = auth.stored_admin_hash(store.db)
+        if password is None and stored is not None:
+            return stored
+        if password is None:
+            if not sys.stdin.isatty():
+                raise ConfigError(
+                    f"no admin password is set for {db}: set {PASSWORD_ENV} (at least "
+                    f"{auth.MIN_PASSWORD_LENGTH} characters) or start once from a terminal to be asked"
+                )
+            password = typer.prompt("Admin password for the dashboard", hide_input=True,
+                                    confirmation_prompt=True)
+        if stored is not None and auth.verify_password(password, stored):
+            return stored
+        new = auth.hash_password(password)
+        auth.store_admin_hash(store.db, new)
+        return new
+
+
+@app.command()
+def serve(
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    host: Annotated[str, typer.Option(help="Address to listen on. Keep 127.0.0.1 behind a TLS proxy.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    allow_origin: Annotated[list[str] | None, typer.Option("--allow-origin", help="The store's own site(s) whose pages may send events, e.g. https://shop.example (repeatable).")] = None,
+    spool: Annotated[Path | None, typer.Option(help="Folder of the durable event spool (default: DB.spool).")] = None,
+    max_body_kb: Annotated[int, typer.Option(help="Largest request body accepted, in KB (413 above).")] = 512,
+    rate: Annotated[float, typer.Option(help="Events per second allowed per write key (429 above).")] = 50_000.0,
+    max_pending: Annotated[int, typer.Option(help="Acknowledged events not yet in the store above which the collector answers 503.")] = 500_000,
+    durability: Annotated[str, typer.Option(help="spool (default: fsynced log, loaded in the background) or transaction (one DuckDB transaction per request).")] = "spool",
+    access_log: Annotated[bool, typer.Option(help="Log every request line (off by default: query strings may hold write keys).")] = False,
+) -> None:
+    """Run the event collector, the tracking snippet (/sdk.js), the dashboard (/) and the JSON API (/v1).
+
+    The admin password comes from $SHOPFUNNEL_ADMIN_PASSWORD, or the one set at an earlier
+    start, or a prompt; only its scrypt hash is stored. Create write keys first with
+    `shopfunnel keys create`. The server owns the store file while it runs.
+    """
+    import uvicorn
+
+    from shopfunnel.server import create_app
+
+    with friendly_errors():
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            err_console.print("note: serve the dashboard through HTTPS (a TLS proxy); session "
+                              "cookies are marked Secure off loopback.")
+        application = create_app(
+            db, admin_password_hash=_admin_hash(db), allowed_origins=tuple(allow_origin or ()),
+            spool_dir=str(spool) if spool else None, max_body_bytes=max_body_kb * 1024,
+            rate_events_per_second=rate, rate_burst_events=max(rate * 2, 1000.0),
+            max_pending_events=max_pending, durability=durability,
+        )
+        console.print(f"shopfunnel: collecting into {db} — dashboard at http://{host}:{port}/")
+        if not allow_origin:
+            err_console.print("note: no --allow-origin given, so browsers (the /sdk.js snippet) cannot "
+                              "send events; server-side SDKs can.")
+        uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log,
+                    timeout_graceful_shutdown=10)
+
+
+@keys_app.command("create")
+def keys_create(
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    name: Annotated[str, typer.Option(help="A label, e.g. the site or SDK using it.")] = "default",
+) -> None:
+    """Create a write key and print it (only this once; the store keeps its hash).
+    While the server runs, create keys with POST /v1/keys instead."""
+    from shopfunnel.server import auth
+    from shopfunnel.store import Store
+
+    with friendly_errors(), Store(db) as store:
+        key = auth.create_write_key(store.db, name)
+    sys.stdout.write(key + "\n")
+
+
+@keys_app.command("list")
+def keys_list(
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    format: Annotated[Format, FORMAT_OPTION] = Format.table,
+    out: Annotated[Path | None, OUT_OPTION] = None,
+) -> None:
+    """List write keys: their first characters, name, creation time and whether revoked."""
+    from shopfunnel.server import auth
+    from shopfunnel.store import Store
+
+    with friendly_errors(), Store(db) as store:
+        emit(auth.list_write_keys(store.db), format, out)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key's first characters, as `keys list` shows them.")],
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+) -> None:
+    """Revoke a write key: the collector refuses it from the next start on."""
+    from shopfunnel.server import auth
+    from shopfunnel.store import Store
+
+    with friendly_errors(), Store(db) as store:
+        n = auth.revoke_write_key(store.db, prefix)
+    console.print(f"revoked {n} key(s) starting with {prefix}")

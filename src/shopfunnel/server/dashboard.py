@@ -1,0 +1,334 @@
+"""The dashboard: server-rendered pages (Jinja2 + Plotly), for the admin only.
+
+Every page is rendered on the server from the same read functions as the JSON API
+(:mod:`shopfunnel.server.queries`). Event data reaches the page only through Jinja's
+autoescaping (tables) or ``tojson`` inside a ``<script type="application/json">``
+(charts), and the Content-Security-Policy allows scripts from the server itself only,
+so a ``<script>`` inside an event property is shown as text. plotly.js is served from
+the installed ``plotly`` package (no CDN).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+import math
+from importlib.resources import files
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from shopfunnel.errors import ShopfunnelError
+from shopfunnel.server import auth, queries
+from shopfunnel.server.admin import COOKIE, cookie_secure, is_admin, state_of
+
+router = APIRouter(include_in_schema=False)
+
+NAV: list[tuple[str, str]] = [
+    ("/", "Overview"), ("/funnel", "Funnel"), ("/stages", "Stages"), ("/retention", "Retention & RFM"),
+    ("/diagnosis", "Diagnosis"),
+    ("/persons", "Persons"), ("/events", "Events"), ("/keys", "Keys"),
+]
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+STATIC_FILES = {"dashboard.css": "text/css", "dashboard.js": "application/javascript"}
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if value is pd.NaT:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}"
+    return str(value)
+
+
+env = Environment(loader=PackageLoader("shopfunnel.server", "templates"),
+                  autoescape=select_autoescape(default=True, default_for_string=True))
+env.filters["cell"] = _cell
+
+
+def figure(fig: go.Figure) -> dict[str, Any]:
+    """A Plotly figure as plain JSON data (drawn by dashboard.js)."""
+    return json.loads(fig.to_json())
+
+
+def csrf_token(request: Request) -> str:
+    session = request.cookies.get(COOKIE, "")
+    return hmac.new(b"shopfunnel-csrf", session.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = env.get_template(template).render(
+        nav=NAV if is_admin(request) else None, active=request.url.path,
+        csrf=csrf_token(request), **context)
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def to_login() -> RedirectResponse:
+    return RedirectResponse("/login", status_code=303)
+
+
+def read(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    state = state_of(request)
+    assert state.reader is not None
+    with state.read_lock:
+        return fn(state.reader, *args, **kwargs)
+
+
+@router.get("/login")
+def login_page(request: Request) -> Response:
+    return render(request, "login.html", title="Log in")
+
+
+@router.post("/login")
+def login(request: Request, password: str = Form("")) -> Response:
+    state = state_of(request)
+    client = request.client.host if request.client else "?"
+    if not state.is_admin_token(password, client):
+        return render(request, "login.html", status=401, title="Log in",
+                      error="Wrong password (or too many attempts: wait a little and try again).")
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(COOKIE, state.sessions.new(), httponly=True, samesite="strict",
+                        secure=cookie_secure(request), max_age=int(state.sessions.ttl_seconds), path="/")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: str = Form("")) -> Response:
+    if hmac.compare_digest(csrf, csrf_token(request)):
+        state_of(request).sessions.end(request.cookies.get(COOKIE))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+def overview(request: Request) -> Response:
+    if not is_admin(request):
+        return to_login()
+    info = read(request, queries.info)
+    by_name = pd.DataFrame(list(info["events_by_name"].items()), columns=["event", "events"])
+    by_channel = pd.DataFrame(list(info["sessions_by_channel"].items()), columns=["channel", "sessions"])
+    chart = figure(go.Figure(go.Bar(x=by_name["event"].tolist(), y=by_name["events"].tolist()),
+                             layout={"margin": {"t": 20}}))
+    writer = state_of(request).writer
+    return render(request, "overview.html", title="Overview", info=info, by_channel=by_channel,
+                  by_name_chart=chart, charts=True, pending=writer.pending if writer else 0)
+
+
+@router.get("/events")
+def events(request: Request, limit: int = 200) -> Response:
+    if not is_admin(request):
+        return to_login()
+    try:
+        df = read(request, queries.recent_events, limit)
+    except ShopfunnelError as exc:
+        return render(request, "events.html", status=422, title="Latest events", error=str(exc),
+                      events=pd.DataFrame(), limit=200)
+    return render(request, "events.html", title="Latest events", events=df, limit=limit)
+
+
+@router.get("/persons")
+def persons(request: Request) -> Response:
+    if not is_admin(request):
+        return to_login()
+    return render(request, "persons.html", title="Persons", persons=read(request, queries.persons, 500))
+
+
+@router.get("/persons.csv")
+def persons_csv(request: Request) -> Response:
+    if not is_admin(request):
+        return to_login()
+    df = read(request, queries.persons, queries.MAX_LIMIT)
+    return Response(df.to_csv(index=False), media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="persons.csv"', "Cache-Control": "no-store"})
+
+
+@functools.cache
+def _plotly_js() -> bytes:
+    return (files("plotly") / "package_data" / "plotly.min.js").read_bytes()
+
+
+@router.get("/static/plotly.min.js")
+def plotly_js() -> Response:
+    data = _plotly_js()
+    return Response(data, media_type="application/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    if name not in STATIC_FILES:
+        return Response("not found", status_code=404)
+    data = (files("shopfunnel.server") / "static" / name).read_bytes()
+    return Response(data, media_type=STATIC_FILES[name], headers={"Cache-Control": "public, max-age=300"})
+
+
+def _bar(x: list[Any], y: list[Any], **layout: Any) -> dict[str, Any]:
+    return figure(go.Figure(go.Bar(x=[str(v) for v in x], y=y, text=y, textposition="auto"),
+                            layout={"margin": {"t": 30}, **layout}))
+
+
+def _breakdown_chart(breakdown: pd.DataFrame, by: str, count_by: str) -> dict[str, Any]:
+    """Persons per step, one group of bars per breakdown value."""
+    fig = go.Figure(layout={"margin": {"t": 30}, "barmode": "group", "yaxis": {"title": f"{count_by}s"},
+                            "legend": {"title": {"text": by}}})
+    for value, part in breakdown.groupby(by, sort=False):
+        fig.add_trace(go.Bar(name=str(value), x=[str(v) for v in part["name"]],
+                             y=[int(v) for v in part["persons"]]))
+    return figure(fig)
+
+
+def _sankey(flow: pd.DataFrame, start: str, end: str) -> dict[str, Any]:
+    """The stage flow matrix as a Sankey diagram: states at ``start`` (left) to ``end`` (right)."""
+    states = [c for c in flow.columns if c != "from"]
+    labels = [f"{s} ({start})" for s in states] + [f"{s} ({end})" for s in states]
+    source, target, value = [], [], []
+    for row in flow.itertuples(index=False):
+        origin = states.index(row[0]) if row[0] in states else None
+        for j in range(len(states)):
+            count = int(row[j + 1])
+            if origin is not None and count > 0:
+                source.append(origin)
+                target.append(len(states) + j)
+                value.append(count)
+    return figure(go.Figure(go.Sankey(node={"label": labels, "pad": 12},
+                                      link={"source": source, "target": target, "value": value}),
+                            layout={"margin": {"t": 30}}))
+
+
+@router.get("/funnel")
+def funnel_page(request: Request, steps: str | None = None, window: str = "7d", order: str = "ordered",
+                by: str = "", count_by: str = "person") -> Response:
+    if not is_admin(request):
+        return to_login()
+    from shopfunnel.model import load_model
+
+    if steps is None:
+        model = load_model()
+        steps, window = ",".join(model.funnel.steps), str(model.funnel.window)
+    form = {"steps": steps, "window": window, "order": order, "by": by, "count_by": count_by}
+    context: dict[str, Any] = {"title": "Funnel", "form": form, "breakdowns": queries.BREAKDOWNS,
+                               "steps": None, "charts": True}
+    try:
+        result = read(request, queries.funnel, steps, window=window, order=order, by=by or None,
+                      count_by=count_by)
+    except ShopfunnelError as exc:
+        return render(request, "funnel.html", status=422, error=str(exc), **context)
+    table = result.steps
+    chart = _bar(table["name"].tolist(), [int(v) for v in table["persons"]], yaxis={"title": f"{count_by}s"})
+    if result.breakdown is not None and len(result.breakdown):
+        chart = _breakdown_chart(result.breakdown, by, count_by)
+    context.update(
+        steps=table, breakdown=result.breakdown, funnel_chart=chart,
+        api_url="/v1/funnel?" + str(request.query_params),
+    )
+    return render(request, "funnel.html", **context)
+
+
+@router.get("/stages")
+def stages_page(request: Request, stage: str = "", status: str = "", start: str = "", end: str = "") -> Response:
+    if not is_admin(request):
+        return to_login()
+    from urllib.parse import urlencode
+
+    from shopfunnel.model import load_model
+
+    form = {"stage": stage, "status": status, "start": start, "end": end}
+    context: dict[str, Any] = {
+        "title": "Stages", "form": form, "stage_names": [s.name for s in load_model().stages],
+        "summary": None, "flow": None, "persons": None, "charts": True,
+        "csv_url": "/v1/stages/persons?" + urlencode({k: v for k, v in
+                                                       {"stage": stage, "status": status, "format": "csv"}.items() if v}),
+    }
+    try:
+        summary = read(request, queries.stage_summary)
+        context["summary"] = summary
+        context["stages_chart"] = _bar(summary.iloc[:, 0].tolist(), [int(v) for v in summary["reached"]],
+                                       yaxis={"title": "persons reached"})
+        context["persons"] = read(request, queries.stage_persons, stage or None, status or None)
+        if start and end:
+            context["flow"] = flow = read(request, queries.stage_flow, start, end)
+            context["flow_chart"] = _sankey(flow, start, end)
+    except ShopfunnelError as exc:
+        return render(request, "stages.html", status=422, error=str(exc), **context)
+    return render(request, "stages.html", **context)
+
+
+@router.get("/retention")
+def retention_page(request: Request, period: str = "month") -> Response:
+    if not is_admin(request):
+        return to_login()
+    context: dict[str, Any] = {"title": "Retention & RFM", "period": period, "summary": None,
+                               "cohorts": pd.DataFrame(), "rfm_groups": pd.DataFrame(), "charts": True}
+    try:
+        data = read(request, queries.retention, period)
+        groups = read(request, queries.rfm_groups)
+    except ShopfunnelError as exc:
+        return render(request, "retention.html", status=422, error=str(exc), **context)
+    context.update(summary=data["summary"], cohorts=data["cohorts"], rfm_groups=groups)
+    if len(groups):
+        context["rfm_chart"] = _bar(groups["group"].tolist(), [int(v) for v in groups["customers"]],
+                                    yaxis={"title": "customers"})
+    return render(request, "retention.html", **context)
+
+
+def _keys_page(request: Request, new_key: str | None = None, status: int = 200, error: str | None = None) -> Response:
+    state = state_of(request)
+    assert state.store is not None
+    with state.write_lock:
+        keys = auth.list_write_keys(state.store.db)
+    return render(request, "keys.html", status=status, title="Write keys", keys=keys, new_key=new_key,
+                  base_url=str(request.base_url), error=error)
+
+
+@router.get("/keys")
+def keys_page(request: Request) -> Response:
+    if not is_admin(request):
+        return to_login()
+    return _keys_page(request)
+
+
+@router.post("/keys")
+def create_key(request: Request, name: str = Form("web"), csrf: str = Form("")) -> Response:
+    if not is_admin(request):
+        return to_login()
+    if not hmac.compare_digest(csrf, csrf_token(request)):
+        return _keys_page(request, status=403, error="The form expired: reload the page and try again.")
+    name = name.strip()[:100] or "web"
+    state = state_of(request)
+    assert state.store is not None
+    with state.write_lock:
+        key = auth.create_write_key(state.store.db, name)
+    state.refresh_keys()
+    return _keys_page(request, new_key=key)
+
+
+FINDING_SHOWN = ["rank", "title", "stage", "metric", "value", "reference", "revenue_at_stake", "evidence"]
+
+
+@router.get("/diagnosis")
+def diagnosis_page(request: Request) -> Response:
+    if not is_admin(request):
+        return to_login()
+    try:
+        result = read(request, queries.diagnosis)
+    except ShopfunnelError as exc:
+        return render(request, "diagnosis.html", status=422, title="Diagnosis", error=str(exc),
+                      findings=pd.DataFrame(), recommendations=pd.DataFrame(), notes=[], result=None)
+    findings = result.findings[[c for c in FINDING_SHOWN if c in result.findings.columns]]
+    return render(request, "diagnosis.html", title="Diagnosis", result=result, findings=findings,
+                  recommendations=result.recommendations(), notes=result.notes)

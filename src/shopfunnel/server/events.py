@@ -1,0 +1,181 @@
+"""Checking one incoming event against the canonical schema, in Python, per event.
+
+The collector must answer each event with accepted or rejected (and why) before it
+acknowledges a batch, so the checks the store runs in bulk on a load
+(:mod:`shopfunnel.store`) are mirrored here for one JSON object, from the same
+declaration (:data:`shopfunnel.schema.COLUMNS`): unknown fields are refused, ``ts`` and
+``event`` are required, one of ``anonymous_id`` / ``user_id`` is required, each value
+must be readable as its column's type. The store validates the rows again when the
+background writer loads them, so a gap between the two can only drop a row with a
+logged reason, never write a bad one.
+
+Incoming items are either canonical events (no ``type`` field) or Segment/RudderStack
+messages (with ``type``), mapped by :func:`shopfunnel.ingest.segment.to_canonical`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from shopfunnel import schema
+from shopfunnel.ingest.segment import MessageError, parse_timestamp, to_canonical
+
+ITEM_FIELDS = ("item_id", "item_name", "item_category", "price", "quantity")
+MAX_TEXT = 8192
+MAX_VALUE = 10**16
+
+
+class EventError(ValueError):
+    def __init__(self, reason: str, column: str = "event"):
+        super().__init__(reason)
+        self.reason = reason
+        self.column = column
+
+
+def _text(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool | dict | list):
+        raise EventError(f"{name} must be text (got {type(value).__name__})", name)
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_TEXT:
+        raise EventError(f"{name} is longer than {MAX_TEXT} characters", name)
+    return text or None
+
+
+def _money(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise EventError(f"{name} must be a number (got {type(value).__name__})", name)
+    try:
+        number = float(value)
+    except ValueError:
+        raise EventError(f"{name} must be a number (got {value!r})", name) from None
+    if number != number or abs(number) >= MAX_VALUE:
+        raise EventError(f"{name} must be a finite number below 10^16 (got {value!r})", name)
+    return f"{number:.2f}" if not isinstance(value, str) else value.strip()
+
+
+def _items(value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise EventError("items must be a JSON array of item objects", "items") from None
+    if not isinstance(value, list):
+        raise EventError("items must be a list of {item_id, item_name, item_category, price, quantity}", "items")
+    out = []
+    for item in value:
+        if not isinstance(item, Mapping):
+            raise EventError("each item must be an object", "items")
+        unknown = [k for k in item if k not in ITEM_FIELDS]
+        if unknown:
+            raise EventError(f"unknown item field(s) {unknown}: items take {', '.join(ITEM_FIELDS)}", "items")
+        price = item.get("price")
+        quantity = item.get("quantity")
+        if price is not None and (isinstance(price, bool) or not isinstance(price, int | float)
+                                  or price != price or abs(price) > 1e300):
+            raise EventError(f"item price must be a number (got {price!r})", "items")
+        if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, int)
+                                     or abs(quantity) > 2**31 - 1):
+            raise EventError(f"item quantity must be a whole number (got {quantity!r})", "items")
+        out.append({
+            "item_id": _text("item_id", item.get("item_id")),
+            "item_name": _text("item_name", item.get("item_name")),
+            "item_category": _text("item_category", item.get("item_category")),
+            "price": None if price is None else float(price),
+            "quantity": quantity,
+        })
+    return out
+
+
+def _properties(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise EventError("properties must be a JSON object", "properties") from None
+    if not isinstance(value, Mapping):
+        raise EventError("properties must be an object", "properties")
+    return json.dumps(value, ensure_ascii=False, allow_nan=False) if value else None
+
+
+TEXT_COLUMNS = tuple(c.name for c in schema.COLUMNS if c.sql_type == "VARCHAR")
+REQUIRED = tuple(c.name for c in schema.COLUMNS if c.required)
+_SPECIAL = {"ts", "value", "items", "properties"}
+assert set(schema.COLUMN_NAMES) == set(TEXT_COLUMNS) | _SPECIAL
+
+
+def canonical_event(obj: Any) -> dict[str, Any]:
+    """Check one canonical event object; return the record to spool.
+
+    The record has every canonical column: ``ts`` as ISO 8601 text in naive UTC,
+    ``value`` as decimal text, ``items`` as a list of dicts and ``properties`` as JSON text.
+    Raises :class:`EventError` naming the column and the reason.
+    """
+    if not isinstance(obj, Mapping):
+        raise EventError("an event must be a JSON object")
+    unknown = [k for k in obj if k not in schema.BY_NAME]
+    if unknown:
+        raise EventError(
+            f"unknown field(s) {', '.join(map(repr, unknown[:5]))}: canonical events take "
+            f"{', '.join(schema.COLUMN_NAMES)} (send a Segment message with a 'type' instead)",
+            str(unknown[0]),
+        )
+    for name in REQUIRED:
+        value = obj.get(name)
+        if value is None or value == "":
+            raise EventError(f"{name} is required and missing", name)
+    record: dict[str, Any] = {}
+    for name in TEXT_COLUMNS:
+        value = obj.get(name)
+        if value is None or (type(value) is str and value and len(value) <= MAX_TEXT):
+            record[name] = value
+        else:
+            record[name] = _text(name, value)
+    ts = obj["ts"]
+    try:
+        record["ts"] = parse_timestamp(ts).isoformat()
+    except (ValueError, OverflowError, OSError, TypeError):
+        raise EventError(
+            f"ts {ts!r} cannot be read as a timestamp: use ISO 8601, e.g. "
+            "2024-03-15T10:30:00Z, or epoch seconds", "ts") from None
+    value = obj.get("value")
+    record["value"] = None if value is None else _money("value", value)
+    items = obj.get("items")
+    record["items"] = None if items is None else _items(items)
+    props = obj.get("properties")
+    record["properties"] = None if props is None else _properties(props)
+    if record["anonymous_id"] is None and record["user_id"] is None:
+        raise EventError("the event has neither anonymous_id nor user_id", "anonymous_id")
+    return record
+
+
+def from_message(message: Any, *, received_at: datetime, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A Segment/RudderStack message as a spool record (see :func:`canonical_event`)."""
+    try:
+        event = to_canonical(message, received_at=received_at, context=context)
+    except MessageError as exc:
+        raise EventError(exc.reason, exc.column) from None
+    event["ts"] = event["ts"].isoformat()
+    if event["value"] is not None:
+        event["value"] = f"{event['value']:.2f}"
+    for name in ("event_id", "anonymous_id", "user_id", "session_id", "page", "referrer"):
+        if event[name] is not None and len(event[name]) > MAX_TEXT:
+            raise EventError(f"{name} is longer than {MAX_TEXT} characters", name)
+    return event
+
+
+def incoming(obj: Any, *, received_at: datetime, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A spool record from a canonical event or (when it has ``type``) a Segment message."""
+    if isinstance(obj, Mapping) and "type" in obj:
+        return from_message(obj, received_at=received_at, context=context)
+    return canonical_event(obj)

@@ -1,0 +1,134 @@
+"""The read side the dashboard and the JSON API share: every analysis they show.
+
+Each function takes the server's read-only view of the store and returns plain data
+(DataFrames or dicts); the dashboard renders them and the API serialises them, so both
+always show the same numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from shopfunnel.durations import parse_duration_seconds
+from shopfunnel.errors import ConfigError
+from shopfunnel.store import Store
+
+MAX_LIMIT = 10_000
+
+
+def check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ConfigError(f"limit={limit} is not valid: use 1 to {MAX_LIMIT}")
+    return limit
+
+
+def info(store: Store) -> dict[str, Any]:
+    return store.info()
+
+
+def recent_events(store: Store, limit: int = 100) -> pd.DataFrame:
+    """The latest ``limit`` events, newest first."""
+    return store.db.df(
+        "SELECT event_id, ts, event, person_id, anonymous_id, user_id, session_id, channel, "
+        "page, order_id, value, currency, CAST(properties AS VARCHAR) AS properties "
+        "FROM events ORDER BY ts DESC, event_id LIMIT ?",
+        [check_limit(limit)],
+    )
+
+
+def persons(store: Store, limit: int = 1000) -> pd.DataFrame:
+    """Persons with their first and last visit, sessions, orders and revenue, best customers first."""
+    return store.db.df(
+        "SELECT * FROM persons ORDER BY revenue DESC, last_seen DESC, person_id LIMIT ?",
+        [check_limit(limit)],
+    )
+
+
+# -- analyses (each module is the team's; these only pick the inputs) ---------------------
+MAX_WINDOW_SECONDS = 3650 * 86400
+BREAKDOWNS = ("channel", "device", "country", "utm_source", "utm_medium", "utm_campaign")
+
+
+def parse_steps(steps: str) -> list[str]:
+    """``"page_view, view_item,purchase"`` → the list of step event names."""
+    out = [s.strip() for s in steps.split(",") if s.strip()]
+    if not out:
+        raise ConfigError("steps is empty: give event names separated by commas, e.g. "
+                          "page_view,view_item,add_to_cart,purchase")
+    return out
+
+
+def funnel(store: Store, steps: str, *, window: str = "7d", order: str = "ordered",
+           by: str | None = None, count_by: str = "person") -> Any:
+    """:func:`shopfunnel.funnel.funnel` over the store (a ``FunnelResult``)."""
+    from shopfunnel.funnel import funnel as count_funnel
+
+    seconds = parse_duration_seconds(window)
+    if not 0 < seconds <= MAX_WINDOW_SECONDS:
+        raise ConfigError(f"window={window!r} is not valid here: give a duration above 0 and at most "
+                          "3650d, e.g. 30m, 7d")
+    if by is not None and by not in BREAKDOWNS:
+        raise ConfigError(f"by={by!r} is not offered here: use one of {', '.join(BREAKDOWNS)}")
+    return count_funnel(store, parse_steps(steps), window=window, order=order, by=by,
+                        count_by=count_by)
+
+
+def stage_summary(store: Store) -> pd.DataFrame:
+    from shopfunnel.stages import stage_summary as summary
+
+    return summary(store)
+
+
+def stage_persons(store: Store, stage: str | None = None, status: str | None = None) -> pd.DataFrame:
+    from shopfunnel.stages import persons as placed
+
+    return placed(store, stage, status)
+
+
+def stage_flow(store: Store, start: str, end: str) -> pd.DataFrame:
+    from shopfunnel.stages import stage_flow as flow
+
+    return flow(store, start, end).reset_index()
+
+
+def retention(store: Store, period: str = "month") -> dict[str, Any]:
+    """Store-wide retention figures and the cohort matrix (share of each first-order
+    cohort ordering again k periods later)."""
+    from shopfunnel.retention import cohort_matrix, cohort_retention, retention_summary
+
+    if period not in ("month", "week"):
+        raise ConfigError(f"period={period!r} is not valid: use month or week")
+    orders = store.table("orders")
+    if orders.empty:
+        return {"summary": None, "cohorts": pd.DataFrame()}
+    matrix = cohort_matrix(cohort_retention(orders, period=period))  # type: ignore[arg-type]
+    matrix.columns = [str(c) for c in matrix.columns]
+    return {"summary": retention_summary(orders).to_dict(),
+            "cohorts": matrix.reset_index().rename(columns=str)}
+
+
+def rfm(store: Store) -> pd.DataFrame:
+    from shopfunnel.rfm import rfm_table
+
+    orders = store.table("orders")
+    if orders.empty:
+        return pd.DataFrame(columns=["person_id", "recency_days", "frequency", "monetary", "group"])
+    return rfm_table(orders)
+
+
+def rfm_groups(store: Store) -> pd.DataFrame:
+    from shopfunnel.rfm import rfm_group_summary
+
+    table = rfm(store)
+    if table.empty:
+        return pd.DataFrame(columns=["group", "customers", "share", "revenue", "revenue_share"])
+    return rfm_group_summary(table)
+
+
+def diagnosis(store: Store) -> Any:
+    """:func:`shopfunnel.diagnose.diagnose` over the store (a ``Diagnosis``)."""
+    from shopfunnel.diagnose import diagnose
+
+    return diagnose(store)

@@ -1,0 +1,139 @@
+"""What one running server holds: its settings, the store connections, spool and writer."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from shopfunnel.errors import ConfigError
+from shopfunnel.server import auth
+from shopfunnel.server.limits import RateLimiter
+from shopfunnel.server.spool import Spool
+from shopfunnel.server.writer import Writer
+from shopfunnel.store import Store
+
+log = logging.getLogger("shopfunnel.server")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Limits and options of the server (keyword arguments of :func:`create_app`).
+
+    ``max_body_bytes``: a request body above this is refused with 413 (Segment's batch
+    limit is 500 KB). ``max_event_bytes``: one event above this is rejected (Segment:
+    32 KB). ``rate_events_per_second`` / ``rate_burst_events``: token bucket per write
+    key, 429 with ``Retry-After`` above it. ``max_pending_events``: acknowledged events
+    not yet in the store above which the collector answers 503 with ``Retry-After``.
+    ``allowed_origins``: browser origins (``https://shop.example``) that may send
+    events; a request with any other ``Origin`` gets 403. ``cookie_secure``: mark the
+    session cookie ``Secure``; ``None`` means yes unless the request is plain HTTP to
+    a loopback address (local development). ``durability``: ``"spool"`` (acknowledge
+    once fsynced in the spool; a background writer loads the store) or
+    ``"transaction"`` (acknowledge once the batch's own DuckDB transaction committed);
+    see docs/adr/0070.
+    """
+
+    allowed_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 512 * 1024
+    max_event_bytes: int = 32 * 1024
+    rate_events_per_second: float = 50_000.0
+    rate_burst_events: float = 100_000.0
+    max_pending_events: int = 500_000
+    writer_max_batch: int = 50_000
+    writer_max_wait_seconds: float = 1.0
+    session_timeout: str = "30m"
+    cookie_secure: bool | None = None
+    spool_dir: str | None = None
+    fsync: bool = True
+    durability: Literal["spool", "transaction"] = "spool"
+
+
+@dataclass
+class ServerState:
+    store_path: str
+    admin_password_hash: str
+    settings: ServerSettings
+    extra_write_keys: tuple[str, ...] = ()
+    store: Store | None = None
+    reader: Store | None = None
+    spool: Spool | None = None
+    writer: Writer | None = None
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    read_lock: threading.Lock = field(default_factory=threading.Lock)
+    sessions: auth.Sessions = field(default_factory=auth.Sessions)
+    key_digests: dict[str, str] = field(default_factory=dict)
+    admin_tokens: set[str] = field(default_factory=set)
+    _admin_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.rate = RateLimiter(s.rate_events_per_second, s.rate_burst_events)
+        self.login_rate = RateLimiter(1.0, 10.0)
+        if s.durability not in ("spool", "transaction"):
+            raise ConfigError(f"durability={s.durability!r} is not valid: use 'spool' or 'transaction'")
+        if self.store_path == ":memory:":
+            raise ConfigError("the server needs a store file (--db shop.duckdb), not ':memory:'")
+
+    # -- lifecycle ------------------------------------------------------------------
+    def open(self) -> None:
+        s = self.settings
+        self.store = Store(self.store_path, session_timeout=s.session_timeout)
+        auth.ensure_tables(self.store.db)
+        self.reader = Store(self.store_path, session_timeout=s.session_timeout)
+        self.refresh_keys()
+        spool_dir = Path(s.spool_dir) if s.spool_dir else Path(self.store_path + ".spool")
+        self.spool = Spool(spool_dir, sync=s.fsync)
+        self.writer = Writer(self.store, self.spool, store_lock=self.write_lock,
+                             max_batch=s.writer_max_batch, max_wait_seconds=s.writer_max_wait_seconds)
+        recovered = self.writer.recover()
+        if recovered:
+            log.info("recovered %d spooled event(s) into the store", recovered)
+        self.writer.start()
+        self.spool.start(self.writer.submit)
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+        if self.writer is not None:
+            self.writer.stop()
+        for store in (self.reader, self.store):
+            if store is not None:
+                store.close()
+
+    # -- keys and admin ---------------------------------------------------------------
+    def refresh_keys(self) -> None:
+        assert self.store is not None
+        with self.write_lock:
+            digests = auth.active_key_digests(self.store.db)
+        for key in self.extra_write_keys:
+            digests[auth.key_digest(key)] = "command line"
+        self.key_digests = digests
+
+    def key_name(self, key: str | None) -> str | None:
+        """The name of an active write key, or None."""
+        if not key:
+            return None
+        return self.key_digests.get(auth.key_digest(key))
+
+    def is_admin_token(self, token: str | None, client: str = "?") -> bool:
+        """Whether ``token`` is the admin password; verified once with scrypt, then
+        remembered (as a keyed digest, in memory only) so API calls stay fast. Unknown
+        tokens are checked at most about once a second per client address (after a burst
+        of 10), which bounds both guessing and the scrypt work a stranger can cause."""
+        if not token:
+            return False
+        marker = hashlib.sha256(b"admin-token\x00" + token.encode()).hexdigest()
+        with self._admin_lock:
+            if marker in self.admin_tokens:
+                return True
+        if self.login_rate.take(client) > 0:
+            return False
+        if auth.verify_password(token, self.admin_password_hash):
+            with self._admin_lock:
+                self.admin_tokens.add(marker)
+            return True
+        return False

@@ -1,0 +1,135 @@
+"""The dashboard: admin login, secure cookies, escaped event data, CSV person lists."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from server.kit import ADMIN, ADMIN_PASSWORD, WRITE_KEY, LiveServer, basic
+
+SCRIPT = "<script>alert('x')</script>"
+
+
+def _events():
+    out = []
+    for p in range(6):
+        seq = ["page_view", "view_item", "add_to_cart", "purchase"][: 1 + p % 4]
+        for i, name in enumerate(seq):
+            e = {"event_id": f"p{p}-{i}", "ts": 1709287200 + p * 3600 + i * 60, "event": name,
+                 "anonymous_id": f"a{p}", "properties": {"note": SCRIPT}}
+            if name == "purchase":
+                e.update(order_id=f"o{p}", value=10 + p, currency="EUR")
+            out.append(e)
+    return out
+
+
+def login(live: LiveServer) -> None:
+    r = live.client.post("/login", data={"password": ADMIN_PASSWORD}, follow_redirects=False)
+    assert r.status_code == 303
+
+
+def test_pages_need_the_admin_login_and_the_session_cookie_is_httponly_and_samesite(live):
+    assert live.client.get("/funnel", follow_redirects=False).headers["location"] == "/login"
+    bad = live.client.post("/login", data={"password": "not-the-password"})
+    assert bad.status_code == 401 and "Wrong password" in bad.text
+    r = live.client.post("/login", data={"password": ADMIN_PASSWORD}, follow_redirects=False)
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert "secure" not in cookie  # plain HTTP on loopback only (local use)
+    assert live.client.get("/funnel").status_code == 200
+
+
+def test_session_cookies_are_secure_off_loopback(tmp_path):
+    with LiveServer(tmp_path / "s.duckdb", cookie_secure=True) as live:
+        r = live.client.post("/login", data={"password": ADMIN_PASSWORD}, follow_redirects=False)
+        assert "secure" in r.headers["set-cookie"].lower()
+
+
+def test_logging_out_ends_the_session(live):
+    login(live)
+    page = live.client.get("/")
+    token = page.text.split('name="csrf" value="')[1].split('"')[0]
+    live.client.post("/logout", data={"csrf": token})
+    assert live.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_event_data_is_escaped_on_every_page(live):
+    live.send("/v1/batch", {"batch": _events()})
+    live.flush()
+    login(live)
+    for path in ("/", "/events", "/persons", "/funnel", "/stages", "/retention", "/diagnosis",
+                 "/stages?stage=Decision&status=active&start=2024-03-01&end=2024-03-02",
+                 f"/funnel?steps=page_view,{SCRIPT}&by=channel"):
+        r = live.client.get(path)
+        assert r.status_code in (200, 422), path
+        assert SCRIPT not in r.text, path
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in live.client.get("/events").text
+
+
+def test_person_lists_download_as_csv_matching_the_store(live):
+    live.send("/v1/batch", {"batch": _events()})
+    live.flush()
+    login(live)
+    rows = list(csv.DictReader(io.StringIO(live.client.get("/persons.csv").text)))
+    assert sorted(r["person_id"] for r in rows) == [f"a{p}" for p in range(6)]
+    assert {r["person_id"]: float(r["revenue"]) for r in rows}["a3"] == 13.0
+    staged = live.client.get("/v1/stages/persons", params={"stage": "Purchase", "format": "csv"}, headers=ADMIN)
+    assert staged.headers["content-type"].startswith("text/csv")
+    buyers = [r["person_id"] for r in csv.DictReader(io.StringIO(staged.text))]
+    purchasers = live.sql("SELECT DISTINCT person_id FROM events WHERE event = 'purchase' ORDER BY 1")
+    assert sorted(buyers) == [r[0] for r in purchasers] == ["a3"]
+
+
+def test_the_json_funnel_matches_a_hand_count(live):
+    live.send("/v1/batch", {"batch": _events()})
+    live.flush()
+    r = live.client.get("/v1/funnel", params={"steps": "page_view,view_item,add_to_cart,purchase"}, headers=ADMIN)
+    assert r.status_code == 200
+    # persons p0..p5 reach 1 + p % 4 steps: step k is reached by those with p % 4 >= k - 1
+    assert [s["persons"] for s in r.json()["steps"]] == [6, 4, 2, 1]
+    assert live.client.get("/v1/funnel", params={"steps": "page_view"}, headers=basic(WRITE_KEY)).status_code == 401
+    bad = live.client.get("/v1/funnel", params={"steps": "page_view", "window": "soon"}, headers=ADMIN)
+    assert bad.status_code == 422 and "soon" in bad.text
+    huge = live.client.get("/v1/funnel", params={"steps": "page_view", "window": "99999999999999d"}, headers=ADMIN)
+    assert huge.status_code == 422 and "3650d" in huge.text
+
+
+def test_password_guessing_is_slowed_to_about_one_try_a_second(live):
+    for i in range(12):
+        live.client.post("/login", data={"password": f"guess-{i}-xxxx"})
+    # the burst is spent: even the right password is not checked until the bucket refills
+    r = live.client.post("/login", data={"password": ADMIN_PASSWORD}, follow_redirects=False)
+    assert r.status_code == 401
+    assert live.client.get("/v1/info", headers={"Authorization": "Bearer another-guess"}).status_code == 401
+
+
+def test_the_admin_creates_a_write_key_on_the_keys_page_and_it_works_at_once(live):
+    login(live)
+    page = live.client.get("/keys")
+    token = page.text.split('name="csrf" value="')[1].split('"')[0]
+    assert live.client.post("/keys", data={"name": "web", "csrf": "forged"}).status_code == 403
+    created = live.client.post("/keys", data={"name": "web", "csrf": token})
+    key = created.text.split("<code>")[1].split("</code>")[0]
+    assert key.startswith("sfk_") and f'data-write-key="{key}"' in created.text  # the snippet to paste
+    ok = live.client.post("/v1/batch", json={"batch": [{"event_id": "k1", "ts": 1709287200, "event": "page_view",
+                                                          "anonymous_id": "a"}]}, headers=basic(key))
+    assert ok.status_code == 200
+    assert key not in live.client.get("/keys").text  # shown once only
+
+
+def test_the_diagnosis_page_and_api_show_the_same_findings_and_notes(live):
+    from markupsafe import escape
+
+    live.send("/v1/batch", {"batch": _events()})
+    live.flush()
+    api = live.client.get("/v1/diagnosis", headers=ADMIN)
+    assert api.status_code == 200
+    body = api.json()
+    assert {"findings", "notes", "sessions", "orders"} <= set(body)
+    assert body["notes"], "a store this small cannot support every analysis: the notes say which"
+    login(live)
+    page = live.client.get("/diagnosis")
+    assert page.status_code == 200
+    for text in [f["title"] for f in body["findings"]] + body["notes"]:
+        assert str(escape(str(text))) in page.text
