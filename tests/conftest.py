@@ -34,3 +34,7 @@ def store() -> Store:
     s = Store(":memory:")
     yield s
     s.close()
+
+
+# Headless Chromium fixtures (`chromium`, `open_page`) for tests marked `browser`.
+pytest_plugins = ["browser"]

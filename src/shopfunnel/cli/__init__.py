@@ -10,6 +10,7 @@ from shopfunnel.cli import (  # noqa: F401  (each module registers its commands)
     demo,
     diagnose,
     funnel,
+    report,
     sample,
     serve,
     stages,

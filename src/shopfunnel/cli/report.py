@@ -1,0 +1,52 @@
+"""``shopfunnel report``: write the HTML report of a store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from shopfunnel.cli.app import app
+from shopfunnel.cli.output import DB_OPTION, console, err_console, friendly_errors
+from shopfunnel.store import Store
+
+
+@app.command()
+def report(
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
+    title: Annotated[str | None, typer.Option("--title", help="The page title (default: Your sales funnel).")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="The model file (default: ./shopfunnel.toml if present, else the defaults).")] = None,
+) -> None:
+    """Write one self-contained HTML report: the diagnosis first, then every chart.
+
+    The file works offline (plotly.js is inside it, once) and can be mailed or opened
+    from disk.
+    """
+    from shopfunnel.model import load_model
+    from shopfunnel.report import make_report
+
+    with friendly_errors():
+        started = time.perf_counter()
+        funnel_model = load_model(model)
+        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                            console=err_console, transient=True)
+        with Store(db, read_only=True) as store, progress:
+            task = progress.add_task("report", total=None)
+            built = make_report(
+                store, title=title, model=funnel_model,
+                progress=lambda name: progress.update(task, description=f"report: {name}"),
+            )
+        for sid, problem in built.problems.items():
+            err_console.print(f"[yellow]note:[/] section {sid} left out: {problem}", highlight=False)
+        out.write_text(built.html, encoding="utf-8")
+        size_mb = out.stat().st_size / 1e6
+        console.print(f"wrote {out} ({size_mb:.1f} MB, {len(built.seconds)} sections) "
+                      f"in {time.perf_counter() - started:.1f} s")
+        if built.top_findings:
+            console.print("[bold]What to fix first[/]")
+            for line in built.top_findings:
+                console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,302 @@
+"""Run the analyses on a store and turn each result into its section.
+
+Every section is built by one small function here: it calls the analysis, then the pure
+builder in :mod:`shopfunnel.report.sections`. A section that fails (an analysis not
+installed, data that cannot support it) becomes a short note, and the failure is kept in
+:attr:`ReportBuild.problems` so tests and the CLI can say what went missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from shopfunnel.errors import ShopfunnelError
+from shopfunnel.report import sections as S
+from shopfunnel.report.blocks import Section, unavailable
+from shopfunnel.store import Store
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ReportBuild:
+    """What building the report did: the sections, problems met, seconds per section."""
+
+    sections: list[Section] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    """The store, the model, and analysis results shared by several sections."""
+
+    store: Store
+    model: Any = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def once(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
+
+    @property
+    def currency(self) -> str:
+        return self.once("currency", lambda: self.store.db.scalar(
+            "SELECT mode(currency) FROM orders WHERE currency IS NOT NULL") or "")
+
+
+# -- store facts by SQL ---------------------------------------------------------------------
+def daily_activity(store: Store) -> pd.DataFrame:
+    """Per UTC day from the first to the last event (days without events included, as 0):
+    events, distinct sessions, distinct persons, orders (distinct purchase order ids) and
+    revenue (sum of purchase values)."""
+    return store.db.df(
+        """
+        WITH per_day AS (
+            SELECT CAST(ts AS DATE) AS day, count(*) AS events,
+                   count(DISTINCT session_id) AS sessions, count(DISTINCT person_id) AS persons,
+                   count(DISTINCT order_id) FILTER (WHERE event = 'purchase') AS orders,
+                   coalesce(sum(value) FILTER (WHERE event = 'purchase'), 0) AS revenue
+            FROM events GROUP BY 1
+        ), days AS (
+            SELECT CAST(unnest(generate_series(min(day), max(day), INTERVAL 1 DAY)) AS DATE) AS day
+            FROM per_day
+        )
+        SELECT days.day, coalesce(events, 0) AS events, coalesce(sessions, 0) AS sessions,
+               coalesce(persons, 0) AS persons, coalesce(orders, 0) AS orders,
+               coalesce(revenue, 0) AS revenue
+        FROM days LEFT JOIN per_day USING (day) ORDER BY days.day
+        """
+    )
+
+
+def _overview(ctx: Context) -> Section:
+    info = ctx.store.info()
+    revenue = ctx.store.db.scalar("SELECT sum(value) FROM orders") if info.get("orders") else None
+    return S.overview_section(info, None if revenue is None else float(revenue), ctx.currency)
+
+
+def _activity(ctx: Context) -> Section:
+    return S.activity_section(daily_activity(ctx.store), incident_spans(ctx.cache.get("findings")))
+
+
+def incident_spans(findings: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The findings that have dates (incidents), as ``start``, ``end``, ``label`` rows."""
+    if findings is None or len(findings) == 0 or "start" not in findings.columns:
+        return None
+    dated = findings[findings["start"].notna()]
+    if "end" not in dated.columns:
+        dated = dated.assign(end=dated["start"])
+    labels = []
+    for row in dated.to_dict("records"):
+        parts = [str(row[c]) for c in ("segment", "step") if c in row and row[c] is not None and str(row[c]) not in ("", "nan", "None")]
+        labels.append(" · ".join(parts) or str(row.get("kind", "incident")))
+    return pd.DataFrame({"start": dated["start"].to_numpy(), "end": dated["end"].to_numpy(), "label": labels})
+
+
+# -- analyses ---------------------------------------------------------------------------
+def _diagnosis(ctx: Context) -> Section:
+    from shopfunnel.diagnose import diagnose
+
+    result = diagnose(ctx.store, **_model_args(ctx))
+    ctx.cache["findings"] = result.findings
+    start, end = getattr(result, "start", None), getattr(result, "end", None)
+    period = ""
+    if start is not None and end is not None:
+        # ``end`` is exclusive (midnight after the last day)
+        period = f"{start:%Y-%m-%d} to {end - pd.Timedelta(microseconds=1):%Y-%m-%d}"
+    return S.diagnosis_section(result.findings, currency=ctx.currency, period=period,
+                               notes=list(getattr(result, "notes", []) or []))
+
+
+# The model's default funnel when no model module is installed (same as its defaults).
+DEFAULT_STEPS = ("view_item", "add_to_cart", "begin_checkout", "purchase")
+TREND = "week"
+
+
+def _funnel_args(ctx: Context) -> dict[str, Any]:
+    """The model's default funnel: its steps and conversion window."""
+    section = getattr(ctx.model, "funnel", None)
+    return {"steps": list(getattr(section, "steps", DEFAULT_STEPS)),
+            "window": getattr(section, "window", "7d")}
+
+
+def _funnel(ctx: Context) -> Any:
+    """The default funnel with its breakdown by channel and weekly trend (one run)."""
+    from shopfunnel.funnel import funnel
+
+    return ctx.once("funnel", lambda: funnel(ctx.store, **_funnel_args(ctx), by="channel", trend=TREND))
+
+
+def _steps(ctx: Context) -> Section:
+    return S.steps_section(_funnel(ctx).steps)
+
+
+def _by_channel(ctx: Context) -> Section:
+    return S.breakdown_section(_funnel(ctx).breakdown, "channel")
+
+
+def _by_device(ctx: Context) -> Section:
+    from shopfunnel.funnel import funnel
+
+    return S.breakdown_section(funnel(ctx.store, **_funnel_args(ctx), by="device").breakdown, "device")
+
+
+def _trend(ctx: Context) -> Section:
+    return S.trend_section(_funnel(ctx).trend, period=TREND)
+
+
+def _time(ctx: Context) -> Section:
+    result = _funnel(ctx)
+    return S.time_to_convert_section(result.steps, result.time_to_convert())
+
+
+def _model_args(ctx: Context) -> dict[str, Any]:
+    return {} if ctx.model is None else {"model": ctx.model}
+
+
+def _placement(ctx: Context) -> Any:
+    from shopfunnel.stages import placement
+
+    return ctx.once("placement", lambda: placement(ctx.store, **_model_args(ctx)))
+
+
+def _stage_summary(ctx: Context) -> pd.DataFrame:
+    from shopfunnel.stages import stage_summary
+
+    return ctx.once("stage_summary", lambda: stage_summary(ctx.store, placed=_placement(ctx),
+                                                           **_model_args(ctx)))
+
+
+def _stages(ctx: Context) -> Section:
+    return S.stage_funnel_section(_stage_summary(ctx))
+
+
+def _distribution(ctx: Context) -> Section:
+    return S.stage_distribution_section(_stage_summary(ctx))
+
+
+FLOW_DAYS = 30
+
+
+def _flow(ctx: Context) -> Section:
+    from shopfunnel.stages import stage_flow
+
+    last = ctx.store.db.scalar("SELECT max(ts) FROM events")
+    if last is None:
+        return S.stage_flow_section(None)
+    end = pd.Timestamp(last)
+    start = end - pd.Timedelta(days=FLOW_DAYS)
+    flow = stage_flow(ctx.store, start.to_pydatetime(), end.to_pydatetime(), **_model_args(ctx))
+    return S.stage_flow_section(flow, start=start.strftime("%Y-%m-%d"), end=end.strftime("%Y-%m-%d"))
+
+
+def _orders(ctx: Context) -> pd.DataFrame:
+    return ctx.once("orders", lambda: ctx.store.table("orders"))
+
+
+def cohort_period(orders: pd.DataFrame) -> str:
+    """Monthly cohorts when orders span at least four months, else weekly ones."""
+    if len(orders) == 0:
+        return "month"
+    ts = pd.to_datetime(orders["ts"])
+    return "month" if (ts.max() - ts.min()) >= pd.Timedelta(days=120) else "week"
+
+
+def _cohorts(ctx: Context) -> Section:
+    from shopfunnel.retention import cohort_matrix, cohort_retention
+
+    orders = _orders(ctx)
+    period = cohort_period(orders)
+    return S.cohort_section(cohort_matrix(cohort_retention(orders, period=period)), period=period)  # type: ignore[arg-type]
+
+
+def _rfm(ctx: Context) -> Section:
+    from shopfunnel.rfm import rfm_group_summary, rfm_table
+
+    orders = _orders(ctx)
+    if len(orders) == 0:
+        return S.rfm_section(None)
+    return S.rfm_section(rfm_group_summary(rfm_table(orders)), currency=ctx.currency)
+
+
+# The seed's example offer, and free shipping from about the median order value.
+WHATIF_TIERS = ((100.0, 0.05), (300.0, 0.10))
+
+
+def nice_threshold(value: float) -> float:
+    """``value`` rounded to a threshold a shop would print: 5s below 50, 10s below 200, else 25s."""
+    step = 5.0 if value < 50 else 10.0 if value < 200 else 25.0
+    return max(step, round(value / step) * step)
+
+
+def _whatif(ctx: Context) -> Section:
+    from shopfunnel.whatif import Tier, free_shipping, tiered_discount
+
+    orders = _orders(ctx)
+    if len(orders) == 0:
+        return S.whatif_section([])
+    median = float(pd.to_numeric(orders["value"], errors="coerce").median())
+    policies = [tiered_discount(ctx.store, [Tier(t, r) for t, r in WHATIF_TIERS]),
+                free_shipping(ctx.store, nice_threshold(median))]
+    return S.whatif_section(policies, currency=ctx.currency)
+
+
+# -- the plan ---------------------------------------------------------------------------
+PLAN: list[tuple[str, str, Callable[[Context], Section]]] = [
+    ("overview", "Your store at a glance", _overview),
+    ("diagnosis", "What to fix first", _diagnosis),
+    ("stages", "The five stages", _stages),
+    ("steps", "Step by step: where people drop off", _steps),
+    ("by-channel", "Conversion by channel", _by_channel),
+    ("by-device", "Conversion by device", _by_device),
+    ("trend", "Conversion over time", _trend),
+    ("time", "Time to convert", _time),
+    ("distribution", "Where people stand now", _distribution),
+    ("flow", "How people moved between stages", _flow),
+    ("cohorts", "Do customers come back?", _cohorts),
+    ("rfm", "Customer groups (RFM)", _rfm),
+    ("whatif", "What would an offer cost?", _whatif),
+    ("activity", "Daily activity", _activity),
+]
+
+
+def default_model() -> Any:
+    """The model in ``./shopfunnel.toml``, or the defaults (None if the model module is absent)."""
+    try:
+        from shopfunnel.model import load_model
+    except ImportError:
+        return None
+    return load_model()
+
+
+def _failure_note(exc: BaseException) -> str:
+    if isinstance(exc, ImportError):
+        return "This analysis is not available in this installation of shopfunnel."
+    if isinstance(exc, ShopfunnelError):
+        return f"Not enough data for this section: {exc}"
+    return f"This section could not be computed ({type(exc).__name__}: {exc})."
+
+
+def build_sections(store: Store, *, model: Any = None, progress: Progress | None = None) -> ReportBuild:
+    """Compute every section of the report, in page order."""
+    ctx = Context(store, model if model is not None else default_model())
+    out = ReportBuild()
+    for sid, title, make in PLAN:
+        if progress is not None:
+            progress(title)
+        started = time.perf_counter()
+        try:
+            section = make(ctx)
+        except Exception as exc:  # a failing section must not sink the whole report
+            out.problems[sid] = f"{type(exc).__name__}: {exc}"
+            section = unavailable(sid, title, _failure_note(exc))
+        out.seconds[sid] = time.perf_counter() - started
+        out.sections.append(section)
+    return out
