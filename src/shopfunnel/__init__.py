@@ -55,6 +55,10 @@ from shopfunnel.model import (
 from shopfunnel.playbook import (
     load_playbook,
 )
+from shopfunnel.report import (
+    build_report,
+    write_report,
+)
 from shopfunnel.retention import (
     RetentionSummary,
     activity_retention,
@@ -132,6 +136,7 @@ __all__ = [
     "abandoned_carts",
     "activity_retention",
     "audience_persons",
+    "build_report",
     "cdnow_orders",
     "cohort_matrix",
     "cohort_retention",
@@ -166,6 +171,7 @@ __all__ = [
     "tiered_discount",
     "time_between_orders",
     "time_between_orders_distribution",
+    "write_report",
     "write_sample",
 ]
 __version__ = "0.1.0"

@@ -10,8 +10,8 @@ import typer
 from rich.rule import Rule
 
 from shopfunnel.cli import data as data_cmds
-from shopfunnel.cli import diagnose as diagnose_cmds
 from shopfunnel.cli import funnel as funnel_cmds
+from shopfunnel.cli import report as report_cmds
 from shopfunnel.cli import stages as stages_cmds
 from shopfunnel.cli.app import app
 from shopfunnel.cli.output import DB_OPTION, Format, console, friendly_errors
@@ -36,13 +36,14 @@ def demo(
     events: Annotated[int, typer.Option("--events", "-n", help="Size of the sample store.")] = 500_000,
     seed: Annotated[int, typer.Option(help="Random seed of the sample store.")] = 1,
     fresh: Annotated[bool, typer.Option("--fresh", help="Rebuild the store even if it already holds events.")] = False,
+    report: Annotated[Path, typer.Option("--report", help="Where to write the HTML report.")] = Path("report.html"),
 ) -> None:
     """Build a sample store in a DuckDB file and show what shopfunnel sees in it.
 
     Generates a realistic store (channels, devices, multi-session journeys, checkout steps,
     repeat purchases, and a planted three-day mobile checkout failure), loads it into
-    `--db`, then prints the store summary, the purchase funnel, the five stages and the
-    top findings of the diagnosis with the tactics that fit them.
+    `--db`, then prints the store summary, the purchase funnel and the five stages, writes
+    the self-contained HTML report (`--report`) and prints the diagnosis's top findings.
     Run it again to reuse the store; `--fresh` rebuilds it.
     """
     with friendly_errors():
@@ -63,10 +64,10 @@ def demo(
         funnel_cmds.funnel_command(steps=",".join(model.funnel.steps), db=db, window=str(model.funnel.window))
         console.print(Rule("4. the five stages"))
         stages_cmds.stages(db=db)
-        console.print(Rule("5. what to fix first"))
-        diagnose_cmds.diagnose(db=db, top=5)
+        console.print(Rule("5. the report, and what to fix first"))
+        report_cmds.report(db=db, out=report)
         console.print(
-            f"\nNext: `shopfunnel funnel --db {db} --steps view_item,add_to_cart,purchase --by device`, "
+            f"\nOpen {report} in a browser. Next: `shopfunnel diagnose --db {db}`, `shopfunnel funnel --db {db} --steps view_item,add_to_cart,purchase --by device`, "
             f"`shopfunnel persons --db {db} --stage decision --status stalled`, "
             "`shopfunnel --help` for everything."
         )
