@@ -37,7 +37,7 @@ lint: $(PY)
 	$(PY) -m mypy
 
 bench: install-test
-	$(PY) benchmarks/run.py
+	PYTHONPATH=src $(PY) benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) shopfunnel.duckdb shopfunnel.duckdb.wal out
