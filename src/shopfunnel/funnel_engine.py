@@ -380,7 +380,14 @@ class LocalEngine:
             process(pa.concat_tables(tail).combine_chunks(), final=True)
         pool.shutdown()
         if parts:
-            arrays = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+            # one field at a time, dropping the pieces as we go: peak = results + one field
+            pieces = [list(p) for p in parts]
+            parts.clear()
+            arrays = []
+            for i in range(len(pieces[0])):
+                arrays.append(np.concatenate([p[i] for p in pieces]))
+                for p in pieces:
+                    p[i] = None
         else:
             arrays = [np.zeros(0, np.uint64), np.zeros(0, np.int64)] + [
                 np.zeros((0, n), np.int64)] * 3
