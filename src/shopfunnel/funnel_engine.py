@@ -407,9 +407,12 @@ class LocalEngine:
             return []
         params: list[Any] = []
         expr = f"CAST({self._value(plan.by, params)} AS VARCHAR)"
+        # codes are only read on step events, so only their values need a name
+        names = list(dict.fromkeys(s.event for s in plan.steps))
         rows = self.db.rows(
-            f"SELECT DISTINCT hash(v), v FROM (SELECT {expr} AS v FROM {self.relation}) "
-            "WHERE v IS NOT NULL", params)
+            f"SELECT DISTINCT hash(v), v FROM (SELECT {expr} AS v FROM {self.relation} "
+            f"WHERE event IN ({', '.join('?' * len(names))})) WHERE v IS NOT NULL",
+            params + names)
         values = {int(h): v for h, v in rows}
         return [values.get(h, "?") for h in hashes]
 
