@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -155,7 +155,31 @@ class LocalEngine:
                     "the events need a person_id, anonymous_id or user_id column to know who "
                     f"did each event; columns: {sorted(self.columns)}"
                 )
+            if len(who) > 1 and self._never_null("anonymous_id", source):
+                who = who[:1]  # reading user_id too would only cost time
             self.person = f"coalesce({', '.join(who)})" if len(who) > 1 else who[0]
+
+    @staticmethod
+    def _never_null(column: str, source: Any) -> bool:
+        """Whether ``column`` has no nulls, from Parquet statistics or Arrow null counts."""
+        try:
+            if isinstance(source, str | Path):
+                import pyarrow.parquet as pq
+
+                meta = pq.ParquetFile(str(source)).metadata
+                idx = meta.schema.names.index(column)
+                for g in range(meta.num_row_groups):
+                    stats = meta.row_group(g).column(idx).statistics
+                    if stats is None or not stats.has_null_count or stats.null_count:
+                        return False
+                return True
+            if isinstance(source, pd.DataFrame):
+                return not bool(source[column].isna().any())
+            if isinstance(source, pa.Table):
+                return source.column(column).null_count == 0
+        except (ValueError, KeyError, OSError):
+            return False
+        return False
 
     # -- SQL ----------------------------------------------------------------------------
     def _value(self, key: str, params: list[Any], *, scalar_items: bool = True) -> str:
@@ -223,7 +247,12 @@ class LocalEngine:
                 hold_expr = self._value(plan.hold, params)
             select.append(f"CAST({hold_expr} AS VARCHAR) AS hv")
         if plan.by:
-            select.append(f"CAST({self._value(plan.by, params)} AS VARCHAR) AS a")
+            # a fixed-width hash travels through the sort far cheaper than a string;
+            # the few distinct hashes are mapped back to values after the pass
+            by_params: list[Any] = []
+            by_expr = f"CAST({self._value(plan.by, by_params)} AS VARCHAR)"
+            params.extend(by_params * 2)
+            select.append(f"CASE WHEN {by_expr} IS NULL THEN 0 ELSE hash({by_expr}) END AS a")
         if plan.trend:
             select.append(f"epoch_us(date_trunc('{plan.trend}', ts)) AS p")
         where = [f"{owner_col} IS NOT NULL", "ts IS NOT NULL"]
@@ -258,7 +287,7 @@ class LocalEngine:
         sql, params = self.build_sql(plan)
         n = len(plan.steps)
         reader = self.db.connection.sql(sql, params=params).to_arrow_reader(self.batch_rows)
-        labels: dict[str, int] = {}
+        labels: dict[int, int] = {}
         parts: list[tuple[np.ndarray, ...]] = []
         totals = np.zeros(n, dtype=np.int64)
         carry: pa.Table | None = None
@@ -266,7 +295,8 @@ class LocalEngine:
         optional = np.array(plan.optional or (False,) * n, dtype=np.bool_)
         excl_from = np.array([a - 1 for _, a, _ in plan.exclusions] or [0], dtype=np.int64)
         excl_to = np.array([b - 1 for _, _, b in plan.exclusions] or [0], dtype=np.int64)
-        threads = numba.get_num_threads()
+        threads = default_threads()
+        pool = ThreadPoolExecutor(max_workers=threads)
 
         def process(table: pa.Table, final: bool) -> pa.Table | None:
             o = _np(table.column("o"), np.uint64)
@@ -281,63 +311,100 @@ class LocalEngine:
                 rest = None
             if len(o) == 0:
                 return rest
-            t = _np(table.column("t"), np.int64)
-            c = _np(table.column("c"), np.int8)
+            t = _readonly(_np(table.column("t"), np.int64))
+            c = _readonly(_np(table.column("c"), np.int8))
             if plan.hold:
                 unit_starts = boundaries2(o, _np(table.column("u"), np.uint64))
             else:
                 unit_starts = boundaries(o)
             if plan.by:
-                attr = _encode(table.column("a"), labels)
+                attr = _encode_hashes(_np(table.column("a"), np.uint64), labels)
             else:
                 attr = np.full(len(o), -1, dtype=np.int32)
             if plan.trend:
-                period = _np(table.column("p"), np.int64)
+                period = _readonly(_np(table.column("p"), np.int64))
                 seg_counts = count_segments(unit_starts, c, period, n, mode, plan.open_entry)
             else:
-                period = np.zeros(1, dtype=np.int64)
+                period = _readonly(np.zeros(1, dtype=np.int64))
                 seg_counts = np.ones(len(unit_starts) - 1, dtype=np.int64)
             seg_offsets = np.zeros(len(seg_counts) + 1, dtype=np.int64)
             np.cumsum(seg_counts, out=seg_offsets[1:])
             n_seg = int(seg_offsets[-1])
             seg_unit = np.empty(n_seg, dtype=np.int64)
             seg_period = np.zeros(n_seg, dtype=np.int64)
-            reached = np.full((n_seg, n), NONE, dtype=np.int64)
-            prev = np.full((n_seg, n), NONE, dtype=np.int64)
-            anchor = np.full((n_seg, n), NONE, dtype=np.int64)
-            sattr = np.full((n_seg, n), -1, dtype=np.int32)
-            aattr = np.full((n_seg, n), -1, dtype=np.int32)
-            n_chunks = max(1, min(len(unit_starts) - 1, threads * 16))
+            reached = np.empty((n_seg, n), dtype=np.int64)  # the kernel initialises them
+            prev = np.empty((n_seg, n), dtype=np.int64)
+            anchor = np.empty((n_seg, n), dtype=np.int64)
+            sattr = np.empty((n_seg, n), dtype=np.int32)
+            aattr = np.empty((n_seg, n), dtype=np.int32)
+            n_units = len(unit_starts) - 1
+            n_chunks = max(1, min(n_units, threads))
             tot = np.zeros((n_chunks, n), dtype=np.int64)
-            run_units(unit_starts, seg_offsets, t, c, attr, period, n, plan.window_us, mode,
-                      optional, plan.open_entry, excl_from, excl_to, bool(plan.trend), n_chunks,
-                      seg_unit, seg_period, reached, prev, anchor, sattr, aattr, tot)
+
+            def chunk(ci: int) -> None:
+                run_units(unit_starts, seg_offsets, t, c, attr, period, n, plan.window_us, mode,
+                          optional, plan.open_entry, excl_from, excl_to, bool(plan.trend),
+                          ci * n_units // n_chunks, (ci + 1) * n_units // n_chunks, ci,
+                          seg_unit, seg_period, reached, prev, anchor, sattr, aattr, tot)
+
+            if n_chunks == 1:
+                chunk(0)
+            else:
+                list(pool.map(chunk, range(n_chunks)))
             totals[:] += tot.sum(axis=0)
             keep = reached[:, 0] != NONE if not plan.open_entry and plan.order != "any" else (
                 (reached != NONE).any(axis=1))
             owner = o[unit_starts[:-1][seg_unit[keep]]]
-            parts.append((owner, seg_period[keep], reached[keep], prev[keep], anchor[keep],
-                          sattr[keep], aattr[keep]))
+            if plan.by:
+                parts.append((owner, seg_period[keep], reached[keep], prev[keep], anchor[keep],
+                              sattr[keep], aattr[keep]))
+            else:  # no breakdown: don't hold codes that are all -1 (memory at 100M)
+                parts.append((owner, seg_period[keep], reached[keep], prev[keep], anchor[keep]))
             return rest
 
-        for batch in reader:
-            table = pa.Table.from_batches([batch])
-            if carry is not None and carry.num_rows:
-                table = pa.concat_tables([carry, table])
-            carry = process(table, final=False)
-        if carry is not None and carry.num_rows:
-            process(carry, final=True)
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        for batch in reader:  # DuckDB hands over small batches: gather ~batch_rows first
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            if pending_rows >= self.batch_rows:
+                table = pa.Table.from_batches(pending).combine_chunks()
+                if carry is not None and carry.num_rows:
+                    table = pa.concat_tables([carry, table]).combine_chunks()
+                carry = process(table, final=False)
+                pending, pending_rows = [], 0
+        tail = [carry] if carry is not None and carry.num_rows else []
+        if pending:
+            tail.append(pa.Table.from_batches(pending))
+        if tail:
+            process(pa.concat_tables(tail).combine_chunks(), final=True)
+        pool.shutdown()
         if parts:
-            arrays = [np.concatenate([p[i] for p in parts]) for i in range(7)]
+            arrays = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
         else:
             arrays = [np.zeros(0, np.uint64), np.zeros(0, np.int64)] + [
-                np.zeros((0, n), np.int64)] * 3 + [np.zeros((0, n), np.int32)] * 2
+                np.zeros((0, n), np.int64)] * 3
+        if len(arrays) == 5:
+            no_codes = np.broadcast_to(np.int32(-1), (len(arrays[0]), n))
+            arrays += [no_codes, no_codes]
         owner, period, reached, prev, anchor, sattr, aattr = arrays
         if plan.hold:
             owner, period, reached, prev, anchor, sattr, aattr = _first_per_owner(
                 owner, period, reached, prev, anchor, sattr, aattr)
         return EngineOutput(owner, period, reached, prev, anchor, sattr, aattr, totals,
-                            list(labels), self._lookup(plan))
+                            self._label_values(plan, list(labels)), self._lookup(plan))
+
+    def _label_values(self, plan: FunnelPlan, hashes: list[int]) -> list[str]:
+        """The breakdown values behind their hashes, in code order."""
+        if not hashes or not plan.by:
+            return []
+        params: list[Any] = []
+        expr = f"CAST({self._value(plan.by, params)} AS VARCHAR)"
+        rows = self.db.rows(
+            f"SELECT DISTINCT hash(v), v FROM (SELECT {expr} AS v FROM {self.relation}) "
+            "WHERE v IS NOT NULL", params)
+        values = {int(h): v for h, v in rows}
+        return [values.get(h, "?") for h in hashes]
 
     def _lookup(self, plan: FunnelPlan) -> Callable[[np.ndarray], pd.DataFrame]:
         """A function from owner hashes to their ids (person_id, and session_id by session)."""
@@ -371,6 +438,21 @@ def _np(column: pa.ChunkedArray, dtype: Any) -> np.ndarray:
     else:
         arr = column.to_numpy()
     return arr.astype(dtype, copy=False)
+
+
+def _readonly(arr: np.ndarray) -> np.ndarray:
+    """The kernels are compiled once for read-only inputs (what Arrow hands over)."""
+    arr = np.ascontiguousarray(arr)
+    arr.flags.writeable = False
+    return arr
+
+
+def _encode_hashes(hashes: np.ndarray, labels: dict[int, int]) -> np.ndarray:
+    """Global int32 codes for value hashes, growing ``labels`` (hash 0 = no value → -1)."""
+    codes, uniques = pd.factorize(hashes)
+    remap = np.array([-1 if int(u) == 0 else labels.setdefault(int(u), len(labels))
+                      for u in uniques] or [0], dtype=np.int32)
+    return remap[codes]
 
 
 def _encode(column: pa.ChunkedArray, labels: dict[str, int]) -> np.ndarray:
@@ -415,7 +497,8 @@ def _first_per_owner(owner: np.ndarray, period: np.ndarray, *mats: np.ndarray
 
 
 def default_threads() -> int:
-    return numba.get_num_threads() or os.cpu_count() or 1
+    """Kernel threads: one per core."""
+    return os.cpu_count() or 1
 
 
 __all__: Sequence[str] = ["EngineOutput", "FunnelEngine", "FunnelPlan", "LocalEngine",

@@ -265,27 +265,38 @@ def _breakdown_table(hit: np.ndarray, sattr: np.ndarray, aattr: np.ndarray, labe
                      names: list[str], events: list[str], by: str, attribution: str,
                      top: int) -> pd.DataFrame:
     n = len(names)
-    label_arr = np.array(labels + [NONE_LABEL], dtype=object)  # code -1 → last entry
-    any_hit = hit.any(axis=1)
-    last = np.where(any_hit, n - 1 - np.argmax(hit[:, ::-1], axis=1), 0)
-    rows = np.arange(len(hit))
-    if attribution == "per_step":
-        codes = sattr.copy()
-    else:
-        src = aattr if attribution == "first" else sattr
-        codes = np.repeat(src[rows, last][:, None], n, axis=1)
-    values = label_arr[np.where(codes < 0, len(labels), codes)]
-    entry = pd.Series(values[hit[:, 0], 0]).value_counts()
-    keep = set(entry.index[:top])
-    folded = np.where(np.isin(values, list(keep)), values, OTHER_LABEL)
-    frames = []
-    order = list(entry.index[:top]) + ([OTHER_LABEL] if len(entry) > top else [])
-    for value in order:
-        t = _count_table(hit & (folded == value), names, events)
-        t.insert(0, by, value)
-        frames.append(t)
     cols = [by, "step", "name", "event", "persons", "conversion_from_previous",
             "conversion_from_start"]
-    if not frames:
+    n_labels = len(labels) + 1  # the last code is "(none)"
+    any_hit = hit.any(axis=1)
+    last = np.where(any_hit, n - 1 - np.argmax(hit[:, ::-1], axis=1), 0)
+    if attribution == "per_step":
+        codes = np.asarray(sattr)
+    else:
+        src = aattr if attribution == "first" else sattr
+        codes = np.repeat(np.asarray(src)[np.arange(len(hit)), last][:, None], n, axis=1)
+    codes = np.where(codes < 0, n_labels - 1, codes)
+    all_labels = [*labels, NONE_LABEL]
+    entry = np.bincount(codes[hit[:, 0], 0], minlength=n_labels)
+    ranked = sorted((c for c in range(n_labels) if entry[c]),
+                    key=lambda c: (-entry[c], all_labels[c]))
+    kept = ranked[:top]
+    group_names = [all_labels[c] for c in kept] + ([OTHER_LABEL] if len(ranked) > top else [])
+    if not group_names:
         return pd.DataFrame(columns=cols)
+    lut = np.full(n_labels, len(kept), dtype=np.int64)  # everything else → "other"
+    lut[kept] = np.arange(len(kept))
+    group = lut[codes]
+    counts = np.stack([np.bincount(group[hit[:, k], k], minlength=len(group_names))
+                       for k in range(n)], axis=1)[: len(group_names)]
+    frames = []
+    for g, value in enumerate(group_names):
+        persons = counts[g].astype(np.int64)
+        prev = np.r_[persons[:1], persons[:-1]]
+        frames.append(pd.DataFrame({
+            by: value, "step": np.arange(1, n + 1, dtype=np.int64), "name": names,
+            "event": events, "persons": persons,
+            "conversion_from_previous": _ratio(persons, prev),
+            "conversion_from_start": _ratio(persons, np.full_like(persons, persons[0])),
+        }))
     return pd.concat(frames, ignore_index=True)[cols]

@@ -21,6 +21,20 @@ from shopfunnel.cli.output import (
 from shopfunnel.errors import ConfigError
 
 BAR_WIDTH = 20
+STEPS_OPTION = typer.Option(
+    "--steps", help="Comma-separated event names, in order: view_item,add_to_cart,purchase.")
+WINDOW_OPTION = typer.Option(
+    "--window", help="Time allowed from step 1 to the last step: 30m, 12h, 7d…")
+ORDER_OPTION = typer.Option(
+    "--order", help="ordered (other events may come between), strict (none may) or any.")
+BY_OPTION = typer.Option(
+    "--by", help="Break down by a column or property: channel, device, country, utm_campaign…")
+ATTRIBUTION_OPTION = typer.Option("--attribution", help="For --by: first, last or per_step.")
+TREND_OPTION = typer.Option(
+    "--trend", help="Conversion by day, week or month of the attempt's start.")
+COUNT_BY_OPTION = typer.Option("--count-by", help="person (default) or session.")
+DROPPED_OPTION = typer.Option(
+    "--dropped", help="List the persons who reached step K and not K+1 instead (with --out F).")
 
 
 def _bar_table(result: object) -> object:
@@ -54,15 +68,15 @@ def _bar_table(result: object) -> object:
 
 @app.command("funnel")
 def funnel_command(
-    steps: Annotated[str, typer.Option("--steps", help="Comma-separated event names, in order: view_item,add_to_cart,begin_checkout,purchase.")],
+    steps: Annotated[str, STEPS_OPTION],
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    window: Annotated[str, typer.Option("--window", help="Time allowed from step 1 to the last step: 30m, 12h, 7d…")] = "7d",
-    order: Annotated[str, typer.Option("--order", help="ordered (other events may come between), strict (none may) or any.")] = "ordered",
-    by: Annotated[str | None, typer.Option("--by", help="Break down by a column or property: channel, device, country, utm_campaign…")] = None,
-    attribution: Annotated[str, typer.Option("--attribution", help="For --by: first, last or per_step.")] = "first",
-    trend: Annotated[str | None, typer.Option("--trend", help="Conversion by day, week or month of the attempt's start.")] = None,
-    count_by: Annotated[str, typer.Option("--count-by", help="person (default) or session.")] = "person",
-    dropped: Annotated[int | None, typer.Option("--dropped", help="Instead of the funnel, list the persons who reached step K and not K+1 (use with --out persons.csv).")] = None,
+    window: Annotated[str, WINDOW_OPTION] = "7d",
+    order: Annotated[str, ORDER_OPTION] = "ordered",
+    by: Annotated[str | None, BY_OPTION] = None,
+    attribution: Annotated[str, ATTRIBUTION_OPTION] = "first",
+    trend: Annotated[str | None, TREND_OPTION] = None,
+    count_by: Annotated[str, COUNT_BY_OPTION] = "person",
+    dropped: Annotated[int | None, DROPPED_OPTION] = None,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
 ) -> None:

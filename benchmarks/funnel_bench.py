@@ -1,0 +1,250 @@
+"""Funnel benchmark: shopfunnel vs chDB's windowFunnel vs a plain column scan.
+
+    python benchmarks/funnel_bench.py 1m 10m [100m] [--runs 3] [--data sample|synth]
+
+For each size it makes (or reuses, from ``benchmarks/data/``, git-ignored) a Parquet log,
+then times, in the same run on the same file, each in its own subprocess so that its
+peak RSS is its own:
+
+* ``scan``: pyarrow reads the needed columns (person, ts, event) — the floor;
+* ``chdb``: ClickHouse's ``windowFunnel`` (embedded chDB) over the Parquet file;
+* ``ordered``, ``by_channel``, ``strict``, ``session``: shopfunnel's funnel (5 steps,
+  7 days) over the same file.
+
+Each subprocess loads its libraries (and numba's cached kernels) on a tiny input first,
+then times ``--runs`` runs and reports the median. The counts of ``ordered`` must equal
+chDB's; the breakdown must add up to the ordered counts; strict must not exceed ordered.
+Writes ``benchmarks/results/funnel.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = HERE / "data"
+RESULTS = HERE / "results"
+STEPS = ["view_item", "add_to_cart", "begin_checkout", "add_payment_info", "purchase"]
+WINDOW_S = 7 * 86400
+SIZES = {"1m": 1_000_000, "10m": 10_000_000, "100m": 100_000_000}
+MEMORY_LIMIT = "2GB"  # DuckDB's limit for shopfunnel's query (it spills beyond)
+ENGINES = ["scan", "chdb", "ordered", "by_channel", "strict", "session"]
+
+
+# -- data ---------------------------------------------------------------------------------
+def data_file(size: str, kind: str) -> Path:
+    path = DATA / f"{kind}_{size}.parquet"
+    if path.exists():
+        return path
+    DATA.mkdir(parents=True, exist_ok=True)
+    n = SIZES[size]
+    t0 = time.time()
+    if kind == "sample":
+        sys.path.insert(0, str(ROOT / "src"))
+        from shopfunnel.sample import write_sample
+
+        write_sample(path, n, seed=1)
+    else:
+        sys.path.insert(0, str(HERE))
+        from synth import write_synthetic
+
+        write_synthetic(path, n)
+    print(f"generated {path.name} in {time.time() - t0:.0f}s", file=sys.stderr)
+    return path
+
+
+def person_column(path: Path) -> str:
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    return "person_id" if "person_id" in names else "anonymous_id"
+
+
+# -- workers (run in a subprocess) --------------------------------------------------------
+def worker(engine: str, path: str, runs: int) -> None:
+    times, counts, extra = [], None, {}
+    person = person_column(Path(path))
+    if engine == "scan":
+        import pyarrow.parquet as pq
+
+        def once():
+            table = pq.read_table(path, columns=[person, "ts", "event"])
+            return [table.num_rows]
+    elif engine == "chdb":
+        import chdb
+
+        conds = ", ".join(f"event = '{s}'" for s in STEPS)
+        sql = (
+            f"SELECT level, count() AS n FROM (SELECT {person}, "
+            f"windowFunnel({WINDOW_S * 1_000_000})(toUInt64(toUnixTimestamp64Micro(ts)), {conds})"
+            f" AS level FROM file('{path}', Parquet) GROUP BY {person}) GROUP BY level"
+        )
+
+        def once():
+            df = chdb.query(sql, "DataFrame")
+            levels = dict(zip(df["level"].astype(int), df["n"].astype(int), strict=True))
+            return [sum(v for lv, v in levels.items() if lv >= k) for k in range(1, 6)]
+    else:
+        sys.path.insert(0, str(ROOT / "src"))
+        import pandas as pd
+
+        from shopfunnel.funnel import funnel
+        from shopfunnel.funnel_engine import LocalEngine
+
+        kwargs = {
+            "ordered": {},
+            "by_channel": {"by": "channel"},
+            "strict": {"order": "strict"},
+            "session": {"count_by": "session"},
+        }[engine]
+        tiny = pd.DataFrame({"anonymous_id": ["p"], "ts": [pd.Timestamp("2024-01-01")],
+                             "event": ["view_item"], "channel": ["x"], "session_id": ["s"]})
+        funnel(tiny, STEPS, **kwargs)  # load the cached kernels
+
+        def once():
+            engine_ = LocalEngine(path, memory_limit=MEMORY_LIMIT)
+            result = funnel(path, STEPS, window="7d", engine=engine_, **kwargs)
+            if result.breakdown is not None:
+                extra["breakdown_sum"] = (
+                    result.breakdown.groupby("step")["persons"].sum().astype(int).tolist())
+            return result.steps["persons"].astype(int).tolist()
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        got = once()
+        times.append(time.perf_counter() - t0)
+        if counts is not None and got != counts:
+            raise SystemExit(f"{engine}: counts changed between runs: {counts} → {got}")
+        counts = got
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"times": times, "counts": counts, "rss": rss, **extra}))
+
+
+def measure(engine: str, path: Path, runs: int) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", engine, str(path), "--runs", str(runs)],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{engine} failed:\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["median"] = statistics.median(out["times"])
+    return out
+
+
+# -- report -------------------------------------------------------------------------------
+def machine() -> dict:
+    import chdb
+    import duckdb
+    import numba
+    import numpy
+    import pyarrow
+
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(mem, 1),
+        "python": platform.python_version(), "duckdb": duckdb.__version__,
+        "numba": numba.__version__, "numpy": numpy.__version__, "pyarrow": pyarrow.__version__,
+        "chdb": chdb.__version__, "load": os.getloadavg(),
+    }
+
+
+def write_report(rows: list[dict], info: dict, kind: str, runs: int) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "funnel.md"
+    lines = [
+        "# Funnel benchmark",
+        "",
+        f"5-step ordered funnel ({', '.join(STEPS)}), 7-day window, over a Parquet file of "
+        f"`{kind}` events (`benchmarks/funnel_bench.py`). Median of {runs} runs, each engine "
+        "in its own process (peak RSS is that process's). Ratios: chDB time / shopfunnel "
+        "time, shopfunnel time / scan time.",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB; Python "
+        f"{info['python']}, DuckDB {info['duckdb']}, numba {info['numba']}, NumPy "
+        f"{info['numpy']}, pyarrow {info['pyarrow']}, chDB {info['chdb']}. Load average at "
+        f"start {info['load'][0]:.1f} (the machine is shared with other jobs: expect noise).",
+        "",
+        "| events | engine | median s | runs (s) | peak RSS GiB | vs chDB | vs scan | counts |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        res = row["results"]
+        for engine in ENGINES:
+            if engine not in res:
+                continue
+            r = res[engine]
+            vs_chdb = (f"{res['chdb']['median'] / r['median']:.1f}×"
+                       if "chdb" in res and engine not in ("chdb", "scan") else "")
+            vs_scan = (f"{r['median'] / res['scan']['median']:.1f}×"
+                       if "scan" in res and engine != "scan" else "")
+            runs_s = ", ".join(f"{t:.2f}" for t in r["times"])
+            counts = "" if engine == "scan" else ", ".join(f"{c:,}" for c in r["counts"])
+            lines.append(
+                f"| {row['size']} | {engine} | {r['median']:.2f} | {runs_s} | "
+                f"{r['rss'] / 2**30:.2f} | {vs_chdb} | {vs_scan} | {counts} |")
+        o = res.get("ordered")
+        if o:
+            notes = []
+            for name in ("by_channel", "strict", "session"):
+                if name in res:
+                    notes.append(f"{name} / ordered = {res[name]['median'] / o['median']:.2f}")
+            lines.append(f"| {row['size']} | *ratios* | | | | | | {'; '.join(notes)} |")
+    lines += ["", f"Load average at the end: {os.getloadavg()[0]:.1f}.", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("sizes", nargs="*", default=["1m", "10m"])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--data", choices=["sample", "synth"], default="sample")
+    ap.add_argument("--engines", default=",".join(ENGINES))
+    ap.add_argument("--worker")
+    args, rest = ap.parse_known_args()
+    if args.worker:
+        worker(args.worker, rest[0] if rest else args.sizes[0], args.runs)
+        return
+    info = machine()
+    rows = []
+    for size in args.sizes:
+        path = data_file(size, args.data)
+        results = {}
+        for engine in args.engines.split(","):
+            results[engine] = measure(engine, path, args.runs)
+            r = results[engine]
+            print(f"{size} {engine}: median {r['median']:.2f}s, rss {r['rss'] / 2**30:.2f} GiB,"
+                  f" counts {r['counts']}", file=sys.stderr, flush=True)
+        if "chdb" in results and "ordered" in results:
+            assert results["ordered"]["counts"] == results["chdb"]["counts"], (
+                f"{size}: shopfunnel {results['ordered']['counts']} != chDB "
+                f"{results['chdb']['counts']}")
+        if "by_channel" in results and "ordered" in results:
+            assert results["by_channel"]["breakdown_sum"] == results["ordered"]["counts"]
+        if "strict" in results and "ordered" in results:
+            assert all(s <= o for s, o in zip(results["strict"]["counts"],
+                                              results["ordered"]["counts"], strict=True))
+        rows.append({"size": size, "results": results})
+        print(f"wrote {write_report(rows, info, args.data, args.runs)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

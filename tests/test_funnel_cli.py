@@ -1,0 +1,54 @@
+"""``shopfunnel funnel`` on a tiny store: table, JSON, CSV and the drop-out export."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from conftest import log
+from shopfunnel.cli import app
+from shopfunnel.store import Store
+
+STEPS = "view_item,add_to_cart,purchase"
+
+
+def _store(tmp_path) -> str:
+    path = str(tmp_path / "shop.duckdb")
+    with Store(path) as store:
+        store.load(log(("p", 0, "view_item"), ("p", 1, "add_to_cart"), ("p", 2, "purchase"),
+                       ("q", 0, "view_item"), ("q", 5, "add_to_cart"), ("r", 0, "view_item")))
+    return path
+
+
+def test_funnel_command_prints_each_step_with_conversion_and_drop_off(tmp_path):
+    result = CliRunner().invoke(app, ["funnel", "--db", _store(tmp_path), "--steps", STEPS],
+                                env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "add_to_cart" in result.output and "66.7%" in result.output and "-1" in result.output
+
+
+def test_funnel_command_json_has_a_steps_list(tmp_path):
+    result = CliRunner().invoke(app, ["funnel", "--db", _store(tmp_path), "--steps", STEPS,
+                                      "--format", "json", "--by", "channel", "--trend", "week"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert [(s["step"], s["event"], s["persons"]) for s in data["steps"]] == [
+        (1, "view_item", 3), (2, "add_to_cart", 2), (3, "purchase", 1)]
+    assert data["trend"] and data["breakdown"]
+
+
+def test_funnel_command_writes_the_persons_who_dropped(tmp_path):
+    out = tmp_path / "persons.csv"
+    result = CliRunner().invoke(app, ["funnel", "--db", _store(tmp_path), "--steps", STEPS,
+                                      "--dropped", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("person_id,reached_at") and lines[1].startswith("q,")
+
+
+def test_funnel_command_explains_a_bad_order(tmp_path):
+    result = CliRunner().invoke(app, ["funnel", "--db", _store(tmp_path), "--steps", STEPS,
+                                      "--order", "sideways"])
+    assert result.exit_code == 1
+    assert "ordered, strict, any" in result.output
