@@ -173,6 +173,13 @@ def test_hand_made_log_gives_hand_counted_steps_and_dropped_persons(spark, tmp_p
     assert result.dropped(2)["person_id"].tolist() == ["p1"]
 
 
+def test_a_funnel_nobody_enters_counts_zero_like_the_local_engine(spark, random_path):
+    local, remote = both(spark, random_path, ["nothing_like_this", "a"], by="channel",
+                         trend="day")
+    assert remote.steps["persons"].tolist() == [0, 0]
+    assert_same(local, remote)
+
+
 def test_a_pandas_frame_is_refused_with_a_pointer_to_the_local_engine(spark):
     with pytest.raises(InputError, match="local engine"):
         SparkEngine(spark, pd.DataFrame({"ts": [], "event": []}))

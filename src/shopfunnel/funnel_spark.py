@@ -54,7 +54,8 @@ _PANDAS_WARNING = "PySpark does not yet fully support pandas"
 
 
 def local_spark_session(master: str = "local[*]", *, shuffle_partitions: int = 8,
-                        conf: dict[str, str] | None = None) -> SparkSession:
+                        driver_memory: str = "4g", conf: dict[str, str] | None = None
+                        ) -> SparkSession:
     """A local SparkSession set up for funnels: UTC session time zone, no UI, loopback
     address, workers on this Python (``PYSPARK_PYTHON``) importing this ``shopfunnel``.
 
@@ -75,6 +76,10 @@ def local_spark_session(master: str = "local[*]", *, shuffle_partitions: int = 8
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
         .config("spark.executorEnv.PYTHONPATH", worker_path)
+        # one row per counted unit comes back to the driver: give it room
+        .config("spark.driver.memory", driver_memory)
+        .config("spark.driver.maxResultSize", "0")
+        .config("spark.ui.showConsoleProgress", "false")
     )
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
