@@ -137,6 +137,14 @@ def test_step_filters_on_items_and_columns_equal_local_engine(spark, sample_path
     local, remote = both(spark, sample_path, steps, window="3d", by="item_category")
     assert local.steps["persons"].iloc[0] > 0
     assert_same(local, remote)
+    # a properties key as a filter and as the breakdown
+    steps = ["add_to_cart", Step("begin_checkout", where={"checkout_type": ["guest", "account"]}),
+             "purchase"]
+    local, remote = both(spark, sample_path, steps, window="3d", by="checkout_type",
+                         attribution="last")
+    assert local.steps["persons"].iloc[1] > 0
+    assert set(local.breakdown["checkout_type"]) > {"guest", "(none)"}
+    assert_same(local, remote)
 
 
 def test_persons_split_across_tiny_arrow_batches_are_counted_once(spark, random_path):
