@@ -14,7 +14,8 @@ peak RSS is its own:
 Each subprocess loads its libraries (and numba's cached kernels) on a tiny input first,
 then times ``--runs`` runs and reports the median. The counts of ``ordered`` must equal
 chDB's; the breakdown must add up to the ordered counts; strict must not exceed ordered.
-Writes ``benchmarks/results/funnel.md``.
+Writes ``benchmarks/results/funnel.md`` (and the raw figures in ``funnel.json``, merged
+with earlier runs of other sizes, so ``100m`` can be run on its own).
 """
 
 from __future__ import annotations
@@ -208,7 +209,12 @@ def write_report(rows: list[dict], info: dict, kind: str, runs: int) -> Path:
                     notes.append(f"{name} / ordered = {res[name]['median'] / o['median']:.2f}")
             lines.append(f"| {row['size']} | *ratios* | | | | | | {'; '.join(notes)} |")
     lines += ["", f"Load average at the end: {os.getloadavg()[0]:.1f}.", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    notes = ""
+    if path.exists() and "## Reading the figures" in path.read_text(encoding="utf-8"):
+        # the hand-written analysis below the tables is kept (update it by hand)
+        notes = "## Reading the figures" + path.read_text(encoding="utf-8").split(
+            "## Reading the figures", 1)[1]
+    path.write_text("\n".join(lines) + notes, encoding="utf-8")
     return path
 
 
@@ -224,10 +230,16 @@ def main() -> None:
         worker(args.worker, rest[0] if rest else args.sizes[0], args.runs)
         return
     info = machine()
-    rows = []
+    # results of earlier invocations (other sizes) are kept, so sizes can be run apart
+    raw = RESULTS / "funnel.json"
+    rows = json.loads(raw.read_text()) if raw.exists() else []
+    order = list(SIZES)
+    rows.sort(key=lambda r: order.index(r["size"]))
     for size in args.sizes:
         path = data_file(size, args.data)
-        results = {}
+        # engines not re-run keep their earlier figures (same file); --engines picks
+        earlier = next((r["results"] for r in rows if r["size"] == size), {})
+        results = dict(earlier)
         for engine in args.engines.split(","):
             results[engine] = measure(engine, path, args.runs)
             r = results[engine]
@@ -237,12 +249,14 @@ def main() -> None:
             assert results["ordered"]["counts"] == results["chdb"]["counts"], (
                 f"{size}: shopfunnel {results['ordered']['counts']} != chDB "
                 f"{results['chdb']['counts']}")
-        if "by_channel" in results and "ordered" in results:
+        if "breakdown_sum" in results.get("by_channel", {}) and "ordered" in results:
             assert results["by_channel"]["breakdown_sum"] == results["ordered"]["counts"]
         if "strict" in results and "ordered" in results:
             assert all(s <= o for s, o in zip(results["strict"]["counts"],
                                               results["ordered"]["counts"], strict=True))
-        rows.append({"size": size, "results": results})
+        rows = [r for r in rows if r["size"] != size] + [{"size": size, "results": results}]
+        rows.sort(key=lambda r: order.index(r["size"]))
+        raw.write_text(json.dumps(rows, indent=1), encoding="utf-8")
         print(f"wrote {write_report(rows, info, args.data, args.runs)}", file=sys.stderr)
 
 

@@ -329,7 +329,14 @@ class LocalEngine:
             process(pa.concat_tables(tail).combine_chunks(), final=True)
         pool.shutdown()
         if parts:
-            arrays = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+            # one field at a time, dropping the pieces as we go: peak = results + one field
+            pieces = [list(p) for p in parts]
+            parts.clear()
+            arrays = []
+            for i in range(len(pieces[0])):
+                arrays.append(np.concatenate([p[i] for p in pieces]))
+                for p in pieces:
+                    p[i] = None
         else:
             arrays = [np.zeros(0, np.uint64), np.zeros(0, np.int64)] + [
                 np.zeros((0, n), np.int64)] * 3
@@ -349,9 +356,12 @@ class LocalEngine:
             return []
         params: list[Any] = []
         expr = f"CAST({self._value(plan.by, params)} AS VARCHAR)"
+        # codes are only read on step events, so only their values need a name
+        names = list(dict.fromkeys(s.event for s in plan.steps))
         rows = self.db.rows(
-            f"SELECT DISTINCT hash(v), v FROM (SELECT {expr} AS v FROM {self.relation}) "
-            "WHERE v IS NOT NULL", params)
+            f"SELECT DISTINCT hash(v), v FROM (SELECT {expr} AS v FROM {self.relation} "
+            f"WHERE event IN ({', '.join('?' * len(names))})) WHERE v IS NOT NULL",
+            params + names)
         values = {int(h): v for h, v in rows}
         return [values.get(h, "?") for h in hashes]
 
