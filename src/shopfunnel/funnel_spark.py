@@ -314,7 +314,9 @@ class SparkEngine:
         F = self._F
         wanted = self.spark.createDataFrame(pa.table({"h": pa.array(hashes, pa.int64())}))
         v = self._value(plan.by).cast("string")
-        values = (self.df.select(v.alias("v")).where(F.col("v").isNotNull()).distinct()
+        names = list(dict.fromkeys(s.event for s in plan.steps))  # codes live on step rows
+        values = (self.df.where(F.col("event").isin(names)).select(v.alias("v"))
+                  .where(F.col("v").isNotNull()).distinct()
                   .withColumn("h", F.xxhash64(F.col("v")))
                   .join(F.broadcast(wanted), "h").toArrow())
         found = dict(zip(values.column("h").to_pylist(), values.column("v").to_pylist(),
