@@ -291,75 +291,24 @@ class LocalEngine:
         parts: list[tuple[np.ndarray, ...]] = []
         totals = np.zeros(n, dtype=np.int64)
         carry: pa.Table | None = None
-        mode = {"ordered": ORDERED, "strict": STRICT, "any": ANY}[plan.order]
-        optional = np.array(plan.optional or (False,) * n, dtype=np.bool_)
-        excl_from = np.array([a - 1 for _, a, _ in plan.exclusions] or [0], dtype=np.int64)
-        excl_to = np.array([b - 1 for _, _, b in plan.exclusions] or [0], dtype=np.int64)
         threads = default_threads()
         pool = ThreadPoolExecutor(max_workers=threads)
 
         def process(table: pa.Table, final: bool) -> pa.Table | None:
-            o = _np(table.column("o"), np.uint64)
             if not final:
                 # keep the last owner for the next batch: it may continue there
+                o = _np(table.column("o"), np.uint64)
                 cut = int(np.searchsorted(o, o[-1], side="left")) if len(o) else 0
                 if cut == 0:
                     return table
                 rest, table = table.slice(cut), table.slice(0, cut)
-                o = o[:cut]
             else:
                 rest = None
-            if len(o) == 0:
+            if table.num_rows == 0:
                 return rest
-            t = _readonly(_np(table.column("t"), np.int64))
-            c = _readonly(_np(table.column("c"), np.int8))
-            if plan.hold:
-                unit_starts = boundaries2(o, _np(table.column("u"), np.uint64))
-            else:
-                unit_starts = boundaries(o)
-            if plan.by:
-                attr = _encode_hashes(_np(table.column("a"), np.uint64), labels)
-            else:
-                attr = np.full(len(o), -1, dtype=np.int32)
-            if plan.trend:
-                period = _readonly(_np(table.column("p"), np.int64))
-                seg_counts = count_segments(unit_starts, c, period, n, mode, plan.open_entry)
-            else:
-                period = _readonly(np.zeros(1, dtype=np.int64))
-                seg_counts = np.ones(len(unit_starts) - 1, dtype=np.int64)
-            seg_offsets = np.zeros(len(seg_counts) + 1, dtype=np.int64)
-            np.cumsum(seg_counts, out=seg_offsets[1:])
-            n_seg = int(seg_offsets[-1])
-            seg_unit = np.empty(n_seg, dtype=np.int64)
-            seg_period = np.zeros(n_seg, dtype=np.int64)
-            reached = np.empty((n_seg, n), dtype=np.int64)  # the kernel initialises them
-            prev = np.empty((n_seg, n), dtype=np.int64)
-            anchor = np.empty((n_seg, n), dtype=np.int64)
-            sattr = np.empty((n_seg, n), dtype=np.int32)
-            aattr = np.empty((n_seg, n), dtype=np.int32)
-            n_units = len(unit_starts) - 1
-            n_chunks = max(1, min(n_units, threads))
-            tot = np.zeros((n_chunks, n), dtype=np.int64)
-
-            def chunk(ci: int) -> None:
-                run_units(unit_starts, seg_offsets, t, c, attr, period, n, plan.window_us, mode,
-                          optional, plan.open_entry, excl_from, excl_to, bool(plan.trend),
-                          ci * n_units // n_chunks, (ci + 1) * n_units // n_chunks, ci,
-                          seg_unit, seg_period, reached, prev, anchor, sattr, aattr, tot)
-
-            if n_chunks == 1:
-                chunk(0)
-            else:
-                list(pool.map(chunk, range(n_chunks)))
-            totals[:] += tot.sum(axis=0)
-            keep = reached[:, 0] != NONE if not plan.open_entry and plan.order != "any" else (
-                (reached != NONE).any(axis=1))
-            owner = o[unit_starts[:-1][seg_unit[keep]]]
-            if plan.by:
-                parts.append((owner, seg_period[keep], reached[keep], prev[keep], anchor[keep],
-                              sattr[keep], aattr[keep]))
-            else:  # no breakdown: don't hold codes that are all -1 (memory at 100M)
-                parts.append((owner, seg_period[keep], reached[keep], prev[keep], anchor[keep]))
+            part, tot = count_batch(table, plan, labels, pool=pool, threads=threads)
+            totals[:] += tot
+            parts.append(part)
             return rest
 
         pending: list[pa.RecordBatch] = []
@@ -442,6 +391,74 @@ class LocalEngine:
         return lookup
 
 
+def count_batch(table: pa.Table, plan: FunnelPlan, labels: dict[int, int], *,
+                pool: ThreadPoolExecutor | None = None, threads: int = 1
+                ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Run the kernel over ``table``, whole units only, sorted for the kernel: columns
+    ``o`` (owner hash)[, ``u`` (unit hash, with ``hold``)], ``t`` (µs), ``c`` (step code)
+    [, ``a`` (breakdown value hash, 0 = none)][, ``p`` (trend period µs)].
+
+    Returns the units that entered the funnel as ``(owner, period, reached, prev, anchor
+    [, sattr, aattr])`` (the codes only with a breakdown; ``labels`` maps value hashes to
+    codes and grows) and the per-step totals. Chunks of units run on ``pool`` when
+    ``threads`` > 1. Every engine calls this, so the pass is the same everywhere.
+    """
+    n = len(plan.steps)
+    mode = {"ordered": ORDERED, "strict": STRICT, "any": ANY}[plan.order]
+    optional = np.array(plan.optional or (False,) * n, dtype=np.bool_)
+    excl_from = np.array([a - 1 for _, a, _ in plan.exclusions] or [0], dtype=np.int64)
+    excl_to = np.array([b - 1 for _, _, b in plan.exclusions] or [0], dtype=np.int64)
+    o = _np(table.column("o"), np.uint64)
+    t = _readonly(_np(table.column("t"), np.int64))
+    c = _readonly(_np(table.column("c"), np.int8))
+    unit_starts = (boundaries2(o, _np(table.column("u"), np.uint64)) if plan.hold
+                   else boundaries(o))
+    if plan.by:
+        attr = _encode_hashes(_np(table.column("a"), np.uint64), labels)
+    else:
+        attr = np.full(len(o), -1, dtype=np.int32)
+    if plan.trend:
+        period = _readonly(_np(table.column("p"), np.int64))
+        seg_counts = count_segments(unit_starts, c, period, n, mode, plan.open_entry)
+    else:
+        period = _readonly(np.zeros(1, dtype=np.int64))
+        seg_counts = np.ones(len(unit_starts) - 1, dtype=np.int64)
+    seg_offsets = np.zeros(len(seg_counts) + 1, dtype=np.int64)
+    np.cumsum(seg_counts, out=seg_offsets[1:])
+    n_seg = int(seg_offsets[-1])
+    seg_unit = np.empty(n_seg, dtype=np.int64)
+    seg_period = np.zeros(n_seg, dtype=np.int64)
+    reached = np.empty((n_seg, n), dtype=np.int64)  # the kernel initialises them
+    prev = np.empty((n_seg, n), dtype=np.int64)
+    anchor = np.empty((n_seg, n), dtype=np.int64)
+    sattr = np.empty((n_seg, n), dtype=np.int32)
+    aattr = np.empty((n_seg, n), dtype=np.int32)
+    n_units = len(unit_starts) - 1
+    n_chunks = max(1, min(n_units, threads if pool is not None else 1))
+    tot = np.zeros((n_chunks, n), dtype=np.int64)
+
+    def chunk(ci: int) -> None:
+        run_units(unit_starts, seg_offsets, t, c, attr, period, n, plan.window_us, mode,
+                  optional, plan.open_entry, excl_from, excl_to, bool(plan.trend),
+                  ci * n_units // n_chunks, (ci + 1) * n_units // n_chunks, ci,
+                  seg_unit, seg_period, reached, prev, anchor, sattr, aattr, tot)
+
+    if n_chunks == 1 or pool is None:
+        chunk(0)
+    else:
+        list(pool.map(chunk, range(n_chunks)))
+    keep = reached[:, 0] != NONE if not plan.open_entry and plan.order != "any" else (
+        (reached != NONE).any(axis=1))
+    owner = o[unit_starts[:-1][seg_unit[keep]]]
+    part: tuple[np.ndarray, ...]
+    if plan.by:
+        part = (owner, seg_period[keep], reached[keep], prev[keep], anchor[keep],
+                sattr[keep], aattr[keep])
+    else:  # no breakdown: don't hold codes that are all -1 (memory at 100M)
+        part = (owner, seg_period[keep], reached[keep], prev[keep], anchor[keep])
+    return part, tot.sum(axis=0)
+
+
 def _np(column: pa.ChunkedArray, dtype: Any) -> np.ndarray:
     if column.num_chunks == 1:
         arr = column.chunk(0).to_numpy(zero_copy_only=False)
@@ -512,4 +529,4 @@ def default_threads() -> int:
 
 
 __all__: Sequence[str] = ["EngineOutput", "FunnelEngine", "FunnelPlan", "LocalEngine",
-                          "StepCondition"]
+                          "StepCondition", "count_batch"]
