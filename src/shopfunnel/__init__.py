@@ -43,6 +43,10 @@ from shopfunnel.funnel import (
 from shopfunnel.funnel_result import (
     FunnelResult,
 )
+from shopfunnel.funnel_spark import (
+    SparkEngine,
+    local_spark_session,
+)
 from shopfunnel.incidents import (
     IncidentSettings,
     find_incidents,
@@ -124,6 +128,7 @@ __all__ = [
     "Reject",
     "RetentionSummary",
     "ShopfunnelError",
+    "SparkEngine",
     "Stage",
     "StagePlacement",
     "Step",
@@ -155,6 +160,7 @@ __all__ = [
     "load_dataset",
     "load_model",
     "load_playbook",
+    "local_spark_session",
     "orders_per_customer",
     "parse_tiers",
     "place_persons",
