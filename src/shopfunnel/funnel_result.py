@@ -281,13 +281,16 @@ def _breakdown_table(hit: np.ndarray, sattr: np.ndarray, aattr: np.ndarray, labe
     ranked = sorted((c for c in range(n_labels) if entry[c]),
                     key=lambda c: (-entry[c], all_labels[c]))
     kept = ranked[:top]
-    group_names = [all_labels[c] for c in kept] + ([OTHER_LABEL] if len(ranked) > top else [])
-    if not group_names:
-        return pd.DataFrame(columns=cols)
     lut = np.full(n_labels, len(kept), dtype=np.int64)  # everything else → "other"
     lut[kept] = np.arange(len(kept))
     group = lut[codes]
-    counts = np.stack([np.bincount(group[hit[:, k], k], minlength=len(group_names))
+    # "other" holds the long tail, and with per-step attribution also values first seen
+    # after step 1 (they have no entry count to rank by).
+    has_other = len(ranked) > top or bool((group[hit] == len(kept)).any())
+    group_names = [all_labels[c] for c in kept] + ([OTHER_LABEL] if has_other else [])
+    if not group_names:
+        return pd.DataFrame(columns=cols)
+    counts = np.stack([np.bincount(group[hit[:, k], k], minlength=len(kept) + 1)
                        for k in range(n)], axis=1)[: len(group_names)]
     frames = []
     for g, value in enumerate(group_names):

@@ -1,0 +1,21 @@
+"""Per-step breakdown attribution: each step is credited to the value on its own event."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from shopfunnel import funnel
+
+
+def test_a_value_first_seen_after_step_one_is_counted_under_other() -> None:
+    events = pd.DataFrame({
+        "person_id": ["p", "p", "q", "q"],
+        "ts": pd.to_datetime(["2024-01-01 00:00", "2024-01-01 00:05"] * 2),
+        "event": ["a", "b"] * 2,
+        "channel": [None, "ads", "web", "web"],
+    })
+    table = funnel(events, ["a", "b"], by="channel", attribution="per_step").breakdown
+    persons = {(r.channel, r.step): r.persons for r in table.itertuples()}
+    # p entered with no channel and reached b on "ads", which never entered: "other".
+    assert persons == {("(none)", 1): 1, ("(none)", 2): 0, ("web", 1): 1, ("web", 2): 1,
+                       ("other", 1): 0, ("other", 2): 1}
