@@ -116,6 +116,9 @@ def _as_step(value: str | Step, what: str) -> Step:
     raise ConfigError(f"{what} {value!r} is not valid: give an event name or a Step(...)")
 
 
+MAX_WINDOW_DAYS = 3650  # ten years; longer windows would overflow microsecond arithmetic
+
+
 def funnel(
     source: Any,
     steps: Sequence[str | Step],
@@ -159,7 +162,13 @@ def funnel(
         raise ConfigError(f"trend={trend!r} is not valid: use day, week, month or None")
     if not isinstance(top, int) or top < 1:
         raise ConfigError(f"top={top!r} is not valid: give a whole number of values ≥ 1")
-    window_us = int(round(parse_duration_seconds(window) * 1_000_000))
+    window_seconds = parse_duration_seconds(window)
+    if window_seconds > MAX_WINDOW_DAYS * 86_400:
+        raise ConfigError(
+            f"window {window!r} is too long: the longest is {MAX_WINDOW_DAYS} days ('3650d'); "
+            "for 'ever', use a window longer than the store's date range"
+        )
+    window_us = int(round(window_seconds * 1_000_000))
     excl: list[tuple[StepCondition, int, int]] = []
     for item in exclusions:
         if isinstance(item, tuple):

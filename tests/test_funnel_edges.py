@@ -1,4 +1,4 @@
-"""Per-step breakdown attribution: each step is credited to the value on its own event."""
+"""Funnel edge cases found by other parts of the product: per-step attribution, window limits."""
 
 from __future__ import annotations
 
@@ -19,3 +19,14 @@ def test_a_value_first_seen_after_step_one_is_counted_under_other() -> None:
     # p entered with no channel and reached b on "ads", which never entered: "other".
     assert persons == {("(none)", 1): 1, ("(none)", 2): 0, ("web", 1): 1, ("web", 2): 1,
                        ("other", 1): 0, ("other", 2): 1}
+
+
+def test_a_window_longer_than_ten_years_is_refused_with_the_limit() -> None:
+    import pytest
+
+    from shopfunnel.errors import ConfigError
+
+    events = pd.DataFrame({"person_id": ["p"], "ts": pd.to_datetime(["2024-01-01"]), "event": ["a"]})
+    with pytest.raises(ConfigError, match="longest is 3650 days"):
+        funnel(events, ["a"], window="99999999999999d")
+    assert funnel(events, ["a"], window="3650d").steps["persons"].tolist() == [1]
