@@ -95,6 +95,25 @@ class EngineOutput:
     lookup: Callable[[np.ndarray], pd.DataFrame] = field(repr=False)
 
 
+def coded_conditions(
+    plan: FunnelPlan,
+) -> tuple[list[tuple[int, StepCondition]], list[str], bool, int]:
+    """The codes every engine gives rows: step k is ``k`` (1-based), exclusion j is ``-j``,
+    any other event ``n + 1``. Also the event names in code order and whether one name
+    appears in several conditions (then a row may carry several codes)."""
+    coded: list[tuple[int, StepCondition]] = [
+        (-(j + 1), ex[0]) for j, ex in enumerate(plan.exclusions)
+    ] + [(i + 1, s) for i, s in enumerate(plan.steps)]
+    names = [c.event for _, c in coded]
+    return coded, names, len(set(names)) < len(names), len(plan.steps) + 1
+
+
+def require_sessions(columns: Any) -> None:
+    """Counting by session needs a ``session_id`` column."""
+    if "session_id" not in columns:
+        raise ConfigError("count_by='session' needs a session_id column in the events")
+
+
 class FunnelEngine(Protocol):
     """What an engine does: count a plan over a source."""
 
@@ -218,16 +237,9 @@ class LocalEngine:
 
     def build_sql(self, plan: FunnelPlan) -> tuple[str, list[Any]]:
         """The one query: (owner, [unit,] t, code[, attr][, period]) sorted for the kernel."""
-        n = len(plan.steps)
-        coded: list[tuple[int, StepCondition]] = [
-            (-(j + 1), ex[0]) for j, ex in enumerate(plan.exclusions)
-        ] + [(i + 1, s) for i, s in enumerate(plan.steps)]
-        names = [c.event for _, c in coded]
-        overlap = len(set(names)) < len(names)
-        other = n + 1
+        coded, names, overlap, other = coded_conditions(plan)
         if plan.count_by == "session":
-            if "session_id" not in self.columns:
-                raise ConfigError("count_by='session' needs a session_id column in the events")
+            require_sessions(self.columns)
             owner_col = quote_ident("session_id")
         else:
             owner_col = self.person

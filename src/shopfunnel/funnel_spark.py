@@ -42,7 +42,9 @@ from shopfunnel.funnel_engine import (
     FunnelPlan,
     StepCondition,
     _first_per_owner,
+    coded_conditions,
     count_batch,
+    require_sessions,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -190,16 +192,9 @@ class SparkEngine:
         """The rows the kernel reads: ``o``[, ``u``], ``t``, ``c``[, ``a``][, ``p``] (as
         :meth:`LocalEngine.build_sql`), partitioned by owner and sorted within partitions."""
         F = self._F
-        n = len(plan.steps)
-        coded: list[tuple[int, StepCondition]] = [
-            (-(j + 1), ex[0]) for j, ex in enumerate(plan.exclusions)
-        ] + [(i + 1, s) for i, s in enumerate(plan.steps)]
-        names = [c.event for _, c in coded]
-        overlap = len(set(names)) < len(names)
-        other = n + 1
+        coded, names, overlap, other = coded_conditions(plan)
         if plan.count_by == "session":
-            if "session_id" not in self.columns:
-                raise ConfigError("count_by='session' needs a session_id column in the events")
+            require_sessions(self.columns)
             owner = F.col("session_id")
         else:
             owner = self._person()
