@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_name, ram_gib  # benchmarks/machine.py, beside this script
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = HERE / "data"
@@ -150,15 +152,7 @@ def machine() -> dict:
     import numpy
     import pyarrow
 
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu, mem = cpu_name(), ram_gib()
     return {
         "cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(mem, 1),
         "python": platform.python_version(), "duckdb": duckdb.__version__,

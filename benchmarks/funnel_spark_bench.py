@@ -22,6 +22,8 @@ import time
 import warnings
 from pathlib import Path
 
+from machine import ram_gib  # benchmarks/machine.py, beside this script
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -85,7 +87,7 @@ def main() -> None:
         print(f"{n:,} {name}: local {local_s:.2f} s, spark {spark_s:.2f} s", flush=True)
     spark.stop()
 
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    mem_gib = ram_gib()
     load = os.getloadavg()
     lines = [
         "# Funnel on Spark vs the local engine",

@@ -20,6 +20,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from machine import cpu_name, ram_gib  # benchmarks/machine.py, beside this script
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 ORDER = ["funnel", "funnel_spark", "sample", "importers", "stages", "diagnose", "report", "clv", "collector"]
@@ -37,19 +39,8 @@ PACKAGES = ["duckdb", "numba", "numpy", "pyarrow", "pandas", "polars", "scipy", 
 
 
 def machine() -> str:
-    mem = ""
-    try:
-        kib = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
-                       if line.startswith("MemTotal")).split()[1])
-        mem = f", {kib / 1024 / 1024:.0f} GiB"
-    except (OSError, StopIteration, ValueError):
-        pass
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    mem = f", {ram_gib():.0f} GiB"
+    cpu = cpu_name()
     versions = []
     for name in PACKAGES:
         try:

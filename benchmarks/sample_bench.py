@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_name, ram_gib  # benchmarks/machine.py, beside this script
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -100,15 +102,7 @@ def machine() -> str:
     import numpy
     import pyarrow
 
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu, mem = cpu_name(), ram_gib()
     return (
         f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; Python {platform.python_version()}, "
         f"NumPy {numpy.__version__}, PyArrow {pyarrow.__version__}, DuckDB {duckdb.__version__}"
