@@ -120,3 +120,14 @@ def test_a_repeated_event_id_within_one_load_is_stored_once(store: Store) -> Non
     events = pd.concat([events, events.iloc[[0]]], ignore_index=True)
     result = store.load(events)
     assert (result.rows_added, result.duplicates) == (2, 1)
+
+
+def test_generation_counts_the_loads_that_changed_the_events(store: Store) -> None:
+    assert store.generation == 0
+    events = log(("a", 0, "page_view"), ("a", 5, "view_item"))
+    store.load(events)
+    assert store.generation == 1
+    store.load(events)  # nothing new: caches stay valid
+    assert store.generation == 1
+    store.load(log(("b", 0, "page_view")).assign(event_id="new"))
+    assert store.generation == 2

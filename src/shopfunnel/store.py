@@ -284,6 +284,8 @@ class Store:
                 )
                 self._stitch()
                 db.execute("DROP TABLE IF EXISTS __linked")
+            if added:
+                self._bump_generation()
         db.execute("DROP TABLE IF EXISTS __bad")
         return LoadResult(
             source=staged.source,
@@ -399,6 +401,20 @@ class Store:
               AND i.anonymous_id IN (SELECT anonymous_id FROM __linked)
             """
         )
+
+    def _bump_generation(self) -> None:
+        """Count the changes to the events, so caches built from them know when to rebuild.
+        A load that adds nothing changes nothing (stitching needs a new event)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta SELECT 'generation', CAST(coalesce(max(TRY_CAST(value "
+            "AS BIGINT)), 0) + 1 AS VARCHAR) FROM meta WHERE key = 'generation'"
+        )
+
+    @property
+    def generation(self) -> int:
+        """How many loads have changed the events (0 for a new store)."""
+        value = self.db.scalar("SELECT value FROM meta WHERE key = 'generation'")
+        return int(value) if value is not None else 0
 
     # -- reading ------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
