@@ -43,6 +43,10 @@ from shopfunnel.funnel_kernel import (
     count_segments,
     run_units,
 )
+from shopfunnel.timeline import Timeline, period_starts
+from shopfunnel.timeline import build as build_timeline
+from shopfunnel.timeline import of_store as timeline_of_store
+from shopfunnel.timeline import select as select_timeline
 
 Order = Literal["ordered", "strict", "any"]
 CountBy = Literal["person", "session"]
@@ -114,6 +118,31 @@ def require_sessions(columns: Any) -> None:
         raise ConfigError("count_by='session' needs a session_id column in the events")
 
 
+def timeline_fits(plan: FunnelPlan, tl: Timeline | None = None) -> bool:
+    """Whether the plan can run on a timeline (``tl``'s, when given): steps and exclusions
+    by event name alone, no held property, a breakdown by one of the timeline's columns."""
+    conditions = [*plan.steps, *(c for c, _, _ in plan.exclusions)]
+    if plan.hold or any(c.where for c in conditions):
+        return False
+    if tl is None:
+        return True
+    if plan.by and plan.by not in tl.dims:
+        return False
+    return plan.count_by != "session" or (tl.session is not None and tl.sessions_nested)
+
+
+def timeline_rows(plan: FunnelPlan, tl: Timeline
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The plan's rows of the timeline, coded and ordered as :meth:`LocalEngine.build_sql`
+    orders them: owner, µs, step code and the rows' indices in the timeline."""
+    coded, _, _, other = coded_conditions(plan)
+    codes: dict[str, list[int]] = {}
+    for k, cond in coded:
+        codes.setdefault(cond.event, []).append(k)
+    return select_timeline(tl, codes, other=other if plan.order == "strict" else None,
+                           by_session=plan.count_by == "session")
+
+
 class FunnelEngine(Protocol):
     """What an engine does: count a plan over a source."""
 
@@ -124,11 +153,16 @@ class LocalEngine:
     """DuckDB reads, filters, encodes and sorts; the numba kernel walks each person."""
 
     def __init__(self, source: Any, *, batch_rows: int = BATCH_ROWS,
-                 memory_limit: str | None = None):
+                 memory_limit: str | None = None, timeline: bool | Timeline | None = None):
         self.batch_rows = batch_rows
         self._owned = False
         from shopfunnel.store import Store
 
+        self._store = source if isinstance(source, Store) else None
+        # the timeline pays for itself when funnels are counted again and again: by
+        # default for a store (kept beside it), on request for other sources
+        self.use_timeline = self._store is not None if timeline is None else bool(timeline)
+        self._timeline: Timeline | None = timeline if isinstance(timeline, Timeline) else None
         if isinstance(source, Store):
             self.db = source.db
             self.relation = "events"
@@ -295,7 +329,21 @@ class LocalEngine:
         return sql, params
 
     # -- running ------------------------------------------------------------------------
+    def timeline(self) -> Timeline:
+        """The source's timeline (see :mod:`shopfunnel.timeline`): a store's is kept beside
+        it and rebuilt after a load; another source's is built once per engine."""
+        if self._store is not None and self._timeline is None:
+            return timeline_of_store(self._store)
+        if self._timeline is None:
+            self._timeline = build_timeline(self.db, self.relation, self.person, self.columns,
+                                            key="engine")
+        return self._timeline
+
     def run(self, plan: FunnelPlan) -> EngineOutput:
+        if self.use_timeline and timeline_fits(plan):
+            tl = self.timeline()
+            if timeline_fits(plan, tl):
+                return self._run_timeline(plan, tl)
         sql, params = self.build_sql(plan)
         n = len(plan.steps)
         reader = self.db.connection.sql(sql, params=params).to_arrow_reader(self.batch_rows)
@@ -340,6 +388,40 @@ class LocalEngine:
         if tail:
             process(pa.concat_tables(tail).combine_chunks(), final=True)
         pool.shutdown()
+        return self._output(plan, parts, totals, self._label_values(plan, list(labels)))
+
+    def _run_timeline(self, plan: FunnelPlan, tl: Timeline) -> EngineOutput:
+        """The same pass over the timeline's rows of this plan (no SQL, no sort)."""
+        n = len(plan.steps)
+        o, t, c, idx = timeline_rows(plan, tl)
+        attr = (tl.dims[plan.by][idx].astype(np.int32) if plan.by
+                else np.full(len(o), -1, dtype=np.int32))
+        period = period_starts(t, plan.trend) if plan.trend else None
+        del idx
+        totals = np.zeros(n, dtype=np.int64)
+        parts: list[tuple[np.ndarray, ...]] = []
+        threads = default_threads()
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            start = 0
+            while start < len(o):  # whole owners, about batch_rows rows at a time
+                stop = min(len(o), start + self.batch_rows)
+                if stop < len(o):
+                    stop = int(np.searchsorted(o[start:], o[stop], side="left")) + start
+                    if stop == start:  # one owner longer than a batch
+                        stop = int(np.searchsorted(o[start:], o[start], side="right")) + start
+                sl = slice(start, stop)
+                part, tot = count_arrays(
+                    plan, o[sl], None, t[sl], c[sl], attr[sl] if plan.by else None,
+                    period[sl] if period is not None else None, pool=pool, threads=threads)
+                totals += tot
+                parts.append(part)
+                start = stop
+        labels = tl.labels.get(plan.by, []) if plan.by else []
+        return self._output(plan, parts, totals, list(labels))
+
+    def _output(self, plan: FunnelPlan, parts: list[tuple[np.ndarray, ...]],
+                totals: np.ndarray, labels: list[str]) -> EngineOutput:
+        n = len(plan.steps)
         if parts:
             # one field at a time, dropping the pieces as we go: peak = results + one field
             pieces = [list(p) for p in parts]
@@ -360,7 +442,7 @@ class LocalEngine:
             owner, period, reached, prev, anchor, sattr, aattr = _first_per_owner(
                 owner, period, reached, prev, anchor, sattr, aattr)
         return EngineOutput(owner, period, reached, prev, anchor, sattr, aattr, totals,
-                            self._label_values(plan, list(labels)), self._lookup(plan))
+                            labels, self._lookup(plan))
 
     def _label_values(self, plan: FunnelPlan, hashes: list[int]) -> list[str]:
         """The breakdown values behind their hashes, in code order."""
@@ -415,22 +497,36 @@ def count_batch(table: pa.Table, plan: FunnelPlan, labels: dict[int, int], *,
     codes and grows) and the per-step totals. Chunks of units run on ``pool`` when
     ``threads`` > 1. Every engine calls this, so the pass is the same everywhere.
     """
+    return count_arrays(
+        plan, _np(table.column("o"), np.uint64),
+        _np(table.column("u"), np.uint64) if plan.hold else None,
+        _np(table.column("t"), np.int64), _np(table.column("c"), np.int8),
+        _encode_hashes(_np(table.column("a"), np.uint64), labels) if plan.by else None,
+        _np(table.column("p"), np.int64) if plan.trend else None,
+        pool=pool, threads=threads)
+
+
+def count_arrays(plan: FunnelPlan, o: np.ndarray, u: np.ndarray | None, t: np.ndarray,
+                 c: np.ndarray, attr: np.ndarray | None, period: np.ndarray | None, *,
+                 pool: ThreadPoolExecutor | None = None, threads: int = 1
+                 ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """:func:`count_batch` over arrays: owner hashes ``o`` (and unit hashes ``u`` with
+    ``hold``), µs ``t``, step codes ``c``, int32 breakdown codes ``attr`` (-1 = none)
+    and trend period starts ``period``, sorted by (owner[, unit], t, c)."""
     n = len(plan.steps)
     mode = {"ordered": ORDERED, "strict": STRICT, "any": ANY}[plan.order]
     optional = np.array(plan.optional or (False,) * n, dtype=np.bool_)
     excl_from = np.array([a - 1 for _, a, _ in plan.exclusions] or [0], dtype=np.int64)
     excl_to = np.array([b - 1 for _, _, b in plan.exclusions] or [0], dtype=np.int64)
-    o = _np(table.column("o"), np.uint64)
-    t = _readonly(_np(table.column("t"), np.int64))
-    c = _readonly(_np(table.column("c"), np.int8))
-    unit_starts = (boundaries2(o, _np(table.column("u"), np.uint64)) if plan.hold
-                   else boundaries(o))
-    if plan.by:
-        attr = _encode_hashes(_np(table.column("a"), np.uint64), labels)
-    else:
+    t = _readonly(t)
+    c = _readonly(c)
+    unit_starts = boundaries2(o, u) if u is not None else boundaries(o)
+    if attr is None:
         attr = np.full(len(o), -1, dtype=np.int32)
-    if plan.trend:
-        period = _readonly(_np(table.column("p"), np.int64))
+    else:
+        attr = np.ascontiguousarray(attr, dtype=np.int32)
+    if period is not None:
+        period = _readonly(period)
         seg_counts = count_segments(unit_starts, c, period, n, mode, plan.open_entry)
     else:
         period = _readonly(np.zeros(1, dtype=np.int64))
