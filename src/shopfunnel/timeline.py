@@ -251,20 +251,18 @@ def writable(folder: Path) -> bool:
 
 
 # -- selecting a funnel's rows ----------------------------------------------------------
-@njit(cache=True)
-def select_rows(event, lut, lut_n, keep_other, other):  # pragma: no cover - compiled
-    """Rows whose event has a code in ``lut`` (several codes → several rows, in code
-    order), every other row as ``other`` when ``keep_other``: (row index, code)."""
-    m = 0
-    for i in range(len(event)):
-        k = lut_n[event[i]]
-        if k == 0:
-            if keep_other:
-                m += 1
-        else:
-            m += k
-    idx = np.empty(m, dtype=np.int64)
-    code = np.empty(m, dtype=np.int8)
+@njit(cache=True, nogil=True)
+def select_rows(event, person, t, lut, lut_n, keep_other, other):  # pragma: no cover
+    """One pass: rows whose event has a code in ``lut`` (several codes → several rows, in
+    code order), every other row as ``other`` when ``keep_other``; returns their index,
+    code, owner and time, with rows at the same (owner, time) put in code order (the
+    kernel takes ties in step order)."""
+    width = lut.shape[1]
+    cap = len(event) * (width if not keep_other else max(width, 1))
+    idx = np.empty(cap, dtype=np.int64)
+    code = np.empty(cap, dtype=np.int8)
+    o = np.empty(cap, dtype=np.uint64)
+    ts = np.empty(cap, dtype=np.int64)
     j = 0
     for i in range(len(event)):
         e = event[i]
@@ -273,25 +271,17 @@ def select_rows(event, lut, lut_n, keep_other, other):  # pragma: no cover - com
             if keep_other:
                 idx[j] = i
                 code[j] = other
+                o[j] = person[i]
+                ts[j] = t[i]
                 j += 1
         else:
             for q in range(k):
                 idx[j] = i
                 code[j] = lut[e, q]
+                o[j] = person[i]
+                ts[j] = t[i]
                 j += 1
-    return idx, code
-
-
-@njit(cache=True)
-def gather_sorted(person, t, idx, code):  # pragma: no cover - compiled
-    """The owners and times of the selected rows, with rows at the same (owner, time)
-    put in code order (the kernel takes ties in step order)."""
-    m = len(idx)
-    o = np.empty(m, dtype=np.uint64)
-    ts = np.empty(m, dtype=np.int64)
-    for j in range(m):
-        o[j] = person[idx[j]]
-        ts[j] = t[idx[j]]
+    m = j
     i = 1
     while i < m:
         if o[i] == o[i - 1] and ts[i] == ts[i - 1]:
@@ -312,7 +302,7 @@ def gather_sorted(person, t, idx, code):  # pragma: no cover - compiled
             i = e
         else:
             i += 1
-    return o, ts
+    return idx[:m], code[:m], o[:m], ts[:m]
 
 
 @njit(cache=True)
@@ -351,9 +341,8 @@ def select(tl: Timeline, codes: dict[str, list[int]], *, other: int | None,
             for j, k in enumerate(sorted(ks)):
                 lut[e, j] = k
             lut_n[e] = len(ks)
-    idx, code = select_rows(tl.event, lut, lut_n, other is not None,
-                            0 if other is None else other)
-    o, t = gather_sorted(tl.person, tl.t, idx, code)
+    idx, code, o, t = select_rows(tl.event, tl.person, tl.t, lut, lut_n, other is not None,
+                                  0 if other is None else other)
     if by_session:
         if tl.session is None:
             raise ValueError("this timeline has no sessions")
