@@ -157,6 +157,18 @@ def test_a_stale_timeline_on_disk_is_not_used(tmp_path) -> None:
         assert funnel(store, ["a", "b"]).steps["persons"].tolist() == [2, 1]
 
 
+def test_chunks_cover_the_timeline_and_never_split_a_person(store: Store) -> None:
+    from shopfunnel.timeline import chunks
+
+    store.load(log(*[(f"p{i % 7}", i, "a") for i in range(50)]))
+    tl = LocalEngine(store).timeline()
+    for size in (1, 3, 8, 49, 50, 1000):
+        ranges = chunks(tl, size)
+        assert ranges[0][0] == 0 and ranges[-1][1] == len(tl) == 50
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+        assert all(tl.person[b - 1] != tl.person[b] for _, b in ranges[:-1])
+
+
 def test_a_store_in_memory_keeps_its_timeline_in_memory(store: Store) -> None:
     store.load(log(("p", 0, "a"), ("p", 1, "b")))
     engine = LocalEngine(store)
@@ -165,7 +177,9 @@ def test_a_store_in_memory_keeps_its_timeline_in_memory(store: Store) -> None:
 
 
 @pytest.mark.parametrize("count_by", ["person", "session"])
-def test_sample_store_funnels_agree_on_both_paths(count_by) -> None:
+def test_sample_store_funnels_agree_on_both_paths(count_by, monkeypatch) -> None:
+    # small chunks: persons are counted across many chunks of the timeline
+    monkeypatch.setattr("shopfunnel.funnel_engine.TIMELINE_CHUNK_ROWS", 997)
     from shopfunnel.sample import generate_sample
 
     store = Store(":memory:")

@@ -15,6 +15,10 @@ carrying the last, possibly incomplete, person over to the next batch, so memory
 bounded by DuckDB's sort (which spills to disk) plus one batch. Persons are identified by
 DuckDB's 64-bit ``hash`` of the id: two persons collide with probability about
 ``persons² / 2⁶⁵`` (below one in a million at ten million persons).
+
+Over a store, most funnels skip the SQL: the store's :mod:`shopfunnel.timeline` holds the
+events already sorted by (person, time) as integer arrays, and a compiled pass picks the
+plan's rows from it (ADR 0021). Both paths end in :func:`count_arrays`.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from shopfunnel.funnel_kernel import (
 )
 from shopfunnel.timeline import Timeline, period_starts
 from shopfunnel.timeline import build as build_timeline
+from shopfunnel.timeline import chunks as timeline_chunks
 from shopfunnel.timeline import of_store as timeline_of_store
 from shopfunnel.timeline import select as select_timeline
 
@@ -53,6 +58,7 @@ CountBy = Literal["person", "session"]
 Trend = Literal["day", "week", "month"]
 ITEM_FIELDS = ("item_id", "item_name", "item_category", "price", "quantity")
 BATCH_ROWS = 4_000_000
+TIMELINE_CHUNK_ROWS = 8_000_000  # timeline rows a thread selects and counts at a time
 
 
 @dataclass(frozen=True)
@@ -131,16 +137,20 @@ def timeline_fits(plan: FunnelPlan, tl: Timeline | None = None) -> bool:
     return plan.count_by != "session" or (tl.session is not None and tl.sessions_nested)
 
 
-def timeline_rows(plan: FunnelPlan, tl: Timeline
+def timeline_rows(plan: FunnelPlan, tl: Timeline, start: int = 0, stop: int | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The plan's rows of the timeline, coded and ordered as :meth:`LocalEngine.build_sql`
-    orders them: owner, µs, step code and the rows' indices in the timeline."""
+    """The plan's rows of the timeline (rows ``start..stop``), coded and ordered as
+    :meth:`LocalEngine.build_sql` orders them: owner, µs, step code and the rows' indices
+    in the timeline."""
     coded, _, _, other = coded_conditions(plan)
     codes: dict[str, list[int]] = {}
     for k, cond in coded:
         codes.setdefault(cond.event, []).append(k)
+    # rows before a unit's first possible anchor take part in no attempt
+    anchor_max = 0 if plan.order == "any" else len(plan.steps) if plan.open_entry else 1
     return select_timeline(tl, codes, other=other if plan.order == "strict" else None,
-                           by_session=plan.count_by == "session")
+                           by_session=plan.count_by == "session", anchor_max=anchor_max,
+                           start=start, stop=stop)
 
 
 class FunnelEngine(Protocol):
@@ -150,7 +160,14 @@ class FunnelEngine(Protocol):
 
 
 class LocalEngine:
-    """DuckDB reads, filters, encodes and sorts; the numba kernel walks each person."""
+    """DuckDB reads, filters, encodes and sorts; the numba kernel walks each person.
+
+    ``timeline``: None (default) uses the timeline for a store and SQL for other sources;
+    True builds a timeline of any source on the first funnel and keeps it in this engine
+    (worth it when one engine counts many funnels); False always uses SQL; a
+    :class:`~shopfunnel.timeline.Timeline` is used as given. Plans a timeline cannot hold
+    (property filters, ``hold``, a breakdown by another column) run by SQL either way.
+    """
 
     def __init__(self, source: Any, *, batch_rows: int = BATCH_ROWS,
                  memory_limit: str | None = None, timeline: bool | Timeline | None = None):
@@ -391,31 +408,24 @@ class LocalEngine:
         return self._output(plan, parts, totals, self._label_values(plan, list(labels)))
 
     def _run_timeline(self, plan: FunnelPlan, tl: Timeline) -> EngineOutput:
-        """The same pass over the timeline's rows of this plan (no SQL, no sort)."""
-        n = len(plan.steps)
-        o, t, c, idx = timeline_rows(plan, tl)
-        attr = (tl.dims[plan.by][idx].astype(np.int32) if plan.by
-                else np.full(len(o), -1, dtype=np.int32))
-        period = period_starts(t, plan.trend) if plan.trend else None
-        del idx
-        totals = np.zeros(n, dtype=np.int64)
-        parts: list[tuple[np.ndarray, ...]] = []
+        """The same pass over the timeline's rows of this plan (no SQL, no sort): chunks
+        of whole persons, one per core at a time, each selected and counted on its own
+        (memory: two chunks' rows plus the results)."""
         threads = default_threads()
+        size = min(TIMELINE_CHUNK_ROWS, -(-len(tl) // threads))
+
+        def work(rows: tuple[int, int]) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+            o, t, c, idx = timeline_rows(plan, tl, *rows)
+            attr = tl.dims[plan.by][idx] if plan.by else None
+            period = period_starts(t, plan.trend) if plan.trend else None
+            return count_arrays(plan, o, None, t, c, attr, period)
+
+        totals = np.zeros(len(plan.steps), dtype=np.int64)
+        parts: list[tuple[np.ndarray, ...]] = []
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            start = 0
-            while start < len(o):  # whole owners, about batch_rows rows at a time
-                stop = min(len(o), start + self.batch_rows)
-                if stop < len(o):
-                    stop = int(np.searchsorted(o[start:], o[stop], side="left")) + start
-                    if stop == start:  # one owner longer than a batch
-                        stop = int(np.searchsorted(o[start:], o[start], side="right")) + start
-                sl = slice(start, stop)
-                part, tot = count_arrays(
-                    plan, o[sl], None, t[sl], c[sl], attr[sl] if plan.by else None,
-                    period[sl] if period is not None else None, pool=pool, threads=threads)
+            for part, tot in pool.map(work, timeline_chunks(tl, size)):
                 totals += tot
                 parts.append(part)
-                start = stop
         labels = tl.labels.get(plan.by, []) if plan.by else []
         return self._output(plan, parts, totals, list(labels))
 

@@ -7,7 +7,7 @@ most of a funnel's time. The timeline does that work once per change of the even
 
 * ``person``: uint64 — DuckDB's ``hash`` of the person id (the owner the SQL path uses);
 * ``t``: int64 — microseconds since 1970 (UTC);
-* ``event``: int16 — code into ``events`` (the names; the last code is a missing name);
+* ``event``: int16 — code into ``events`` (the names; code 0 is a missing name);
 * ``session``: uint64 — ``hash(session_id)``, 0 when the event has none (absent if the
   events have no ``session_id`` column);
 * one int16 code column per breakdown :data:`DIMENSIONS` present in the events (``-1`` =
@@ -44,7 +44,7 @@ from shopfunnel.db import Database, quote_ident
 
 DIMENSIONS = ("channel", "device", "country", "utm_source", "utm_medium", "utm_campaign")
 MAX_CODES = 32_000
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 BUILD_BATCH_ROWS = 2_000_000
 
 
@@ -69,19 +69,6 @@ class Timeline:
         return {name: i for i, name in enumerate(self.events) if name is not None}
 
     # -- persistence --------------------------------------------------------------------
-    def save(self, folder: str | Path) -> None:
-        """Write the timeline to ``folder`` atomically (a new folder renamed into place)."""
-        folder = Path(folder)
-        tmp = folder.with_name(f"{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
-        tmp.mkdir(parents=True)
-        try:
-            for name, arr in self._arrays().items():
-                np.save(tmp / f"{name}.npy", arr)
-            (tmp / "meta.json").write_text(json.dumps(self._meta()), encoding="utf-8")
-            _replace(tmp, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
     @classmethod
     def open(cls, folder: str | Path, key: str) -> Timeline | None:
         """The timeline saved in ``folder`` if it was built for ``key``, else None."""
@@ -105,19 +92,6 @@ class Timeline:
         except (OSError, ValueError, KeyError):
             return None
 
-    def _arrays(self) -> dict[str, np.ndarray]:
-        arrays = {"person": self.person, "t": self.t, "event": self.event}
-        if self.session is not None:
-            arrays["session"] = self.session
-        arrays.update({f"dim_{d}": codes for d, codes in self.dims.items()})
-        return arrays
-
-    def _meta(self) -> dict[str, Any]:
-        return {"format": FORMAT_VERSION, "key": self.key, "rows": len(self),
-                "events": self.events, "session": self.session is not None,
-                "sessions_nested": self.sessions_nested,
-                "labels": self.labels}
-
 
 def _replace(tmp: Path, folder: Path) -> None:
     """Put ``tmp`` where ``folder`` is; another process may have just done the same."""
@@ -134,28 +108,61 @@ def _replace(tmp: Path, folder: Path) -> None:
 
 # -- building ---------------------------------------------------------------------------
 class _Coder:
-    """Global integer codes for the strings of one column, batch by batch."""
+    """Global integer codes for the strings of one column, batch by batch; a missing
+    value gets ``null`` and the values count from ``first``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, null: int = -1, first: int = 0) -> None:
         self.codes: dict[str, int] = {}
+        self.null, self.first = null, first
 
     def encode(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         encoded = pc.dictionary_encode(column)
         if isinstance(encoded, pa.ChunkedArray):
             encoded = encoded.combine_chunks()
-        remap = np.array([self.codes.setdefault(v, len(self.codes))
+        remap = np.array([self.codes.setdefault(v, len(self.codes)) + self.first
                           for v in encoded.dictionary.to_pylist()] or [0], dtype=np.int64)
         idx = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        return np.where(idx < 0, -1, remap[np.maximum(idx, 0)])
+        return np.where(idx < 0, self.null, remap[np.maximum(idx, 0)])
 
     def names(self) -> list[str]:
         return list(self.codes)
 
 
+class _Column:
+    """One column being filled batch by batch: an array in memory, or a ``.npy`` file
+    written as the batches come (so a large build holds one batch, not the column)."""
+
+    def __init__(self, n: int, dtype: Any, path: Path | None) -> None:
+        self.n, self.dtype, self.at = n, np.dtype(dtype), 0
+        self.file = open(path, "wb") if path is not None else None  # noqa: SIM115
+        if self.file is not None:
+            np.lib.format.write_array_header_1_0(self.file, {
+                "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                "shape": (n,)})
+            self.array = None
+        else:
+            self.array = np.empty(n, dtype=self.dtype)
+
+    def put(self, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        if self.file is not None:
+            self.file.write(values.tobytes())
+        else:
+            self.array[self.at:self.at + len(values)] = values
+        self.at += len(values)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.at != self.n:
+            raise OSError(f"the events changed while their timeline was built ({self.at} "
+                          f"rows instead of {self.n}): count the funnel again")
+
+
 def build(db: Database, relation: str, person: str, columns: dict[str, str], key: str,
           *, folder: Path | None = None) -> Timeline:
     """Build the timeline of ``relation`` (person expression ``person``) in one sorted
-    pass; with ``folder``, the arrays are written there as they come (memory stays at
+    pass; with ``folder``, the columns are written there as they come (memory stays at
     one batch) and the saved timeline is returned memory-mapped."""
     has_session = "session_id" in columns
     dims = [d for d in DIMENSIONS if d in columns]
@@ -170,64 +177,61 @@ def build(db: Database, relation: str, person: str, columns: dict[str, str], key
     nested = not has_session or not db.scalar(
         f"SELECT count(*) FROM (SELECT session_id FROM {relation} WHERE {where} AND "
         f"session_id IS NOT NULL GROUP BY session_id HAVING min({person}) <> max({person}))")
-    names = ["person", "t", "event", *(["session"] if has_session else []),
-             *(f"dim_{d}" for d in dims)]
-    dtypes = {"person": np.uint64, "t": np.int64, "event": np.int16, "session": np.uint64}
+    sources = {"person": "o", "t": "t", "event": "e", **({"session": "s"} if has_session else {}),
+               **{f"dim_{d}": f"d_{d}" for d in dims}}
+    dtypes = {"person": np.uint64, "t": np.int64, "session": np.uint64}
     tmp = None
     if folder is not None:
         tmp = folder.with_name(f"{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
         tmp.mkdir(parents=True)
-        out = {c: np.lib.format.open_memmap(tmp / f"{c}.npy", mode="w+",
-                                            dtype=dtypes.get(c, np.int16), shape=(n,))
-               for c in names}
-    else:
-        out = {c: np.empty(n, dtype=dtypes.get(c, np.int16)) for c in names}
-    coders = {c: _Coder() for c in ["event", *dims]}
-    sql = (f"SELECT {', '.join(select)} FROM {relation} WHERE {where} "
-           "ORDER BY o, t, e")
+    out: dict[str, _Column] = {}
+    # code 0 is a missing event name; breakdown values count from 0, -1 is missing
+    coders = {"e": _Coder(null=0, first=1), **{f"d_{d}": _Coder() for d in dims}}
+    sql = f"SELECT {', '.join(select)} FROM {relation} WHERE {where} ORDER BY o, t, e"
     try:
-        reader = db.connection.sql(sql).to_arrow_reader(BUILD_BATCH_ROWS)
-        at = 0
-        for batch in reader:
-            m = batch.num_rows
-            if not m:
+        out = {c: _Column(n, dtypes.get(c, np.int16), tmp / f"{c}.npy" if tmp else None)
+               for c in sources}
+        for batch in db.connection.sql(sql).to_arrow_reader(BUILD_BATCH_ROWS):
+            if not batch.num_rows:
                 continue
             cols = dict(zip(batch.schema.names, batch.columns, strict=True))
-            out["person"][at:at + m] = cols["o"].to_numpy(zero_copy_only=False)
-            out["t"][at:at + m] = cols["t"].to_numpy(zero_copy_only=False)
-            out["event"][at:at + m] = coders["event"].encode(cols["e"])
-            if has_session:
-                out["session"][at:at + m] = cols["s"].to_numpy(zero_copy_only=False)
-            for d in dims:
-                if len(coders[d].codes) <= MAX_CODES:
-                    out[f"dim_{d}"][at:at + m] = coders[d].encode(cols[f"d_{d}"])
-            at += m
-        events: list[str | None] = list(coders["event"].names())
-        # a missing event name is the last code
-        if np.any(out["event"][:at] < 0):
-            out["event"][:at][out["event"][:at] < 0] = len(events)
-        events.append(None)
+            for name, src in sources.items():
+                coder = coders.get(src)
+                if coder is None:
+                    out[name].put(cols[src].to_numpy(zero_copy_only=False))
+                elif len(coder.codes) <= MAX_CODES:
+                    out[name].put(coder.encode(cols[src]))
+                else:  # too many values: the column is dropped below
+                    out[name].put(np.zeros(batch.num_rows, dtype=np.int16))
+        for col in out.values():
+            col.close()
+        events: list[str | None] = [None, *coders["e"].names()]
         if len(events) > MAX_CODES:
-            raise ValueError("too many event names for a timeline")
-        kept = [d for d in dims if len(coders[d].codes) <= MAX_CODES]
-        timeline = Timeline(
-            key=key, person=out["person"], t=out["t"], event=out["event"], events=events,
-            session=out.get("session"), dims={d: out[f"dim_{d}"] for d in kept},
-            sessions_nested=bool(nested),
-            labels={d: coders[d].names() for d in kept},
-        )
+            raise OSError("more than 32,000 event names: the funnel runs by SQL")
+        kept = [d for d in dims if len(coders[f"d_{d}"].codes) <= MAX_CODES]
+        meta = {"format": FORMAT_VERSION, "key": key, "rows": n, "events": events,
+                "session": has_session, "sessions_nested": bool(nested),
+                "labels": {d: coders[f"d_{d}"].names() for d in kept}}
         if tmp is None or folder is None:
-            return timeline
-        for arr in timeline._arrays().values():
-            arr.flush()
-        (tmp / "meta.json").write_text(json.dumps(timeline._meta()), encoding="utf-8")
-        del out, timeline
+            arrays = {name: col.array for name, col in out.items()}
+            return Timeline(
+                key=key, person=arrays["person"], t=arrays["t"], event=arrays["event"],
+                events=events, session=arrays.get("session"),
+                dims={d: arrays[f"dim_{d}"] for d in kept}, labels=meta["labels"],
+                sessions_nested=bool(nested))
+        for d in dims:
+            if d not in kept:
+                (tmp / f"dim_{d}.npy").unlink()
+        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         _replace(tmp, folder)
         opened = Timeline.open(folder, key)
         if opened is None:
             raise OSError(f"could not read back the timeline in {folder}")
         return opened
     finally:
+        for col in out.values():
+            if col.file is not None:
+                col.file.close()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -252,11 +256,17 @@ def writable(folder: Path) -> bool:
 
 # -- selecting a funnel's rows ----------------------------------------------------------
 @njit(cache=True, nogil=True)
-def select_rows(event, person, t, lut, lut_n, keep_other, other):  # pragma: no cover
+def select_rows(event, person, t, lut, lut_n, keep_other, other, anchor_max,
+                offset):  # pragma: no cover
     """One pass: rows whose event has a code in ``lut`` (several codes → several rows, in
     code order), every other row as ``other`` when ``keep_other``; returns their index,
     code, owner and time, with rows at the same (owner, time) put in code order (the
-    kernel takes ties in step order)."""
+    kernel takes ties in step order).
+
+    With ``anchor_max`` > 0, a person's rows before the instant of their first row coded
+    ``1..anchor_max`` (an event that can start an attempt) are left out: no attempt can
+    use them, and strict mode no longer walks every visitor's page views. Indices are
+    returned plus ``offset``."""
     width = lut.shape[1]
     cap = len(event) * (width if not keep_other else max(width, 1))
     idx = np.empty(cap, dtype=np.int64)
@@ -264,23 +274,40 @@ def select_rows(event, person, t, lut, lut_n, keep_other, other):  # pragma: no 
     o = np.empty(cap, dtype=np.uint64)
     ts = np.empty(cap, dtype=np.int64)
     j = 0
+    started = True
+    inst_start = 0
+    inst_t = 0
     for i in range(len(event)):
+        if i == 0 or person[i] != person[i - 1]:
+            if not started:
+                j = inst_start  # the last person never started: drop their rows
+            started = anchor_max <= 0
+            inst_start = j
+            inst_t = t[i]
+        elif not started and t[i] != inst_t:
+            j = inst_start  # a new instant before any anchor: the earlier rows go
+            inst_t = t[i]
         e = event[i]
         k = lut_n[e]
         if k == 0:
             if keep_other:
-                idx[j] = i
+                idx[j] = i + offset
                 code[j] = other
                 o[j] = person[i]
                 ts[j] = t[i]
                 j += 1
         else:
             for q in range(k):
-                idx[j] = i
-                code[j] = lut[e, q]
+                c = lut[e, q]
+                if 1 <= c <= anchor_max:
+                    started = True
+                idx[j] = i + offset
+                code[j] = c
                 o[j] = person[i]
                 ts[j] = t[i]
                 j += 1
+    if not started:
+        j = inst_start
     m = j
     i = 1
     while i < m:
@@ -325,12 +352,32 @@ def group_sessions(person, session, order):  # pragma: no cover - compiled
         a = b
 
 
+def chunks(tl: Timeline, rows: int) -> list[tuple[int, int]]:
+    """Ranges of about ``rows`` rows that never split a person (a person's rows are
+    contiguous: the timeline is sorted by person hash)."""
+    n = len(tl)
+    cuts = [0]
+    while cuts[-1] < n:
+        at = cuts[-1] + max(1, rows)
+        if at >= n:
+            cuts.append(n)
+            break
+        cut = int(np.searchsorted(tl.person, tl.person[at], side="left"))
+        if cut <= cuts[-1]:  # one person longer than a chunk
+            cut = int(np.searchsorted(tl.person, tl.person[at], side="right"))
+        cuts.append(cut)
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
 def select(tl: Timeline, codes: dict[str, list[int]], *, other: int | None,
-           by_session: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+           by_session: bool = False, anchor_max: int = 0, start: int = 0,
+           stop: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The rows of events named in ``codes`` (name → its codes), each code a row, every
     other row with code ``other`` unless it is None, sorted by (owner, t, code): returns
     owner, t, code and the rows' indices in the timeline. The owner is the person, or
-    with ``by_session`` the session (rows without a session are left out)."""
+    with ``by_session`` the session (rows without a session are left out). With
+    ``anchor_max``, rows before a person's first code in ``1..anchor_max`` are left out.
+    ``start``/``stop``: only that range of rows (see :func:`chunks`)."""
     by_code = tl.event_codes()
     width = max([len(v) for v in codes.values()] or [1])
     lut = np.zeros((len(tl.events), max(width, 1)), dtype=np.int8)
@@ -341,8 +388,10 @@ def select(tl: Timeline, codes: dict[str, list[int]], *, other: int | None,
             for j, k in enumerate(sorted(ks)):
                 lut[e, j] = k
             lut_n[e] = len(ks)
-    idx, code, o, t = select_rows(tl.event, tl.person, tl.t, lut, lut_n, other is not None,
-                                  0 if other is None else other)
+    rows = slice(start, len(tl) if stop is None else stop)
+    idx, code, o, t = select_rows(tl.event[rows], tl.person[rows], tl.t[rows], lut, lut_n,
+                                  other is not None, 0 if other is None else other,
+                                  anchor_max, start)
     if by_session:
         if tl.session is None:
             raise ValueError("this timeline has no sessions")
