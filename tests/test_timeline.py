@@ -177,12 +177,12 @@ def test_a_store_in_memory_keeps_its_timeline_in_memory(store: Store) -> None:
 
 
 @pytest.mark.parametrize("count_by", ["person", "session"])
-def test_sample_store_funnels_agree_on_both_paths(count_by, monkeypatch) -> None:
-    # small chunks: persons are counted across many chunks of the timeline
+def test_sample_store_funnels_agree_on_both_paths(count_by, monkeypatch, tmp_path) -> None:
+    # small chunks read from the saved files: persons are counted across many chunks
     monkeypatch.setattr("shopfunnel.funnel_engine.TIMELINE_CHUNK_ROWS", 997)
     from shopfunnel.sample import generate_sample
 
-    store = Store(":memory:")
+    store = Store(tmp_path / "s.duckdb")
     store.load(generate_sample(20_000, seed=4))
     steps = ["view_item", "add_to_cart", "begin_checkout", "purchase"]
     for kw in ({}, {"by": "channel"}, {"order": "strict"}, {"trend": "week", "by": "device"}):

@@ -141,7 +141,7 @@ def timeline_rows(plan: FunnelPlan, tl: Timeline, start: int = 0, stop: int | No
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The plan's rows of the timeline (rows ``start..stop``), coded and ordered as
     :meth:`LocalEngine.build_sql` orders them: owner, µs, step code and the rows' indices
-    in the timeline."""
+    in the timeline counted from ``start``."""
     coded, _, _, other = coded_conditions(plan)
     codes: dict[str, list[int]] = {}
     for k, cond in coded:
@@ -416,7 +416,7 @@ class LocalEngine:
 
         def work(rows: tuple[int, int]) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
             o, t, c, idx = timeline_rows(plan, tl, *rows)
-            attr = tl.dims[plan.by][idx] if plan.by else None
+            attr = tl.read(f"dim_{plan.by}", *rows)[idx] if plan.by else None
             period = period_starts(t, plan.trend) if plan.trend else None
             return count_arrays(plan, o, None, t, c, attr, period)
 

@@ -65,6 +65,16 @@ class Timeline:
     def __len__(self) -> int:
         return len(self.t)
 
+    def read(self, column: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start..stop`` of a column (``person``, ``t``, ``event``, ``session`` or
+        ``dim_<name>``). A saved timeline's rows are read from its file, not mapped: a
+        funnel's memory then holds the chunks it works on, never the whole timeline."""
+        arr = self.dims[column[4:]] if column.startswith("dim_") else getattr(self, column)
+        if isinstance(arr, np.memmap) and arr.filename is not None:
+            return np.fromfile(arr.filename, dtype=arr.dtype, count=stop - start,
+                               offset=arr.offset + start * arr.itemsize)
+        return arr[start:stop]
+
     def event_codes(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.events) if name is not None}
 
@@ -374,7 +384,7 @@ def select(tl: Timeline, codes: dict[str, list[int]], *, other: int | None,
            stop: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The rows of events named in ``codes`` (name → its codes), each code a row, every
     other row with code ``other`` unless it is None, sorted by (owner, t, code): returns
-    owner, t, code and the rows' indices in the timeline. The owner is the person, or
+    owner, t, code and the rows' indices counted from ``start``. The owner is the person, or
     with ``by_session`` the session (rows without a session are left out). With
     ``anchor_max``, rows before a person's first code in ``1..anchor_max`` are left out.
     ``start``/``stop``: only that range of rows (see :func:`chunks`)."""
@@ -388,14 +398,15 @@ def select(tl: Timeline, codes: dict[str, list[int]], *, other: int | None,
             for j, k in enumerate(sorted(ks)):
                 lut[e, j] = k
             lut_n[e] = len(ks)
-    rows = slice(start, len(tl) if stop is None else stop)
-    idx, code, o, t = select_rows(tl.event[rows], tl.person[rows], tl.t[rows], lut, lut_n,
-                                  other is not None, 0 if other is None else other,
-                                  anchor_max, start)
+    stop = len(tl) if stop is None else stop
+    idx, code, o, t = select_rows(
+        tl.read("event", start, stop), tl.read("person", start, stop),
+        tl.read("t", start, stop), lut, lut_n, other is not None,
+        0 if other is None else other, anchor_max, 0)
     if by_session:
         if tl.session is None:
             raise ValueError("this timeline has no sessions")
-        s = tl.session[idx]
+        s = tl.read("session", start, stop)[idx]
         has = s != 0
         if not has.all():
             o, t, code, idx, s = o[has], t[has], code[has], idx[has], s[has]
