@@ -21,7 +21,7 @@ from conftest import log
 from shopfunnel.funnel import funnel
 from shopfunnel.funnel_engine import LocalEngine
 from shopfunnel.store import Store
-from shopfunnel.timeline import DAY_US, period_starts
+from shopfunnel.timeline import DAY_US, is_current, period_starts
 
 ALPHABET = ["a", "b", "c", "d", "x"]
 CHANNELS = ["email", "search", None]
@@ -133,10 +133,12 @@ def test_a_store_keeps_its_timeline_beside_the_file_and_rebuilds_it_after_a_load
     path = tmp_path / "s.duckdb"
     store = Store(path)
     store.load(log(("p", 0, "a"), ("p", 1, "b"), ("q", 0, "a")))
+    assert not is_current(store)
     assert funnel(store, ["a", "b"]).steps["persons"].tolist() == [2, 1]
     folder = tmp_path / "s.duckdb.timeline"
-    assert (folder / "meta.json").exists()
+    assert (folder / "meta.json").exists() and is_current(store)
     store.load(log(("q", 3, "b")).assign(event_id="new"))
+    assert not is_current(store)
     assert funnel(store, ["a", "b"]).steps["persons"].tolist() == [2, 2]
     store.close()
     reopened = Store(path, read_only=True)

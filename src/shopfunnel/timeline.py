@@ -436,6 +436,21 @@ def period_starts(t: np.ndarray, trend: str) -> np.ndarray:
 _CACHE: weakref.WeakKeyDictionary[Any, Timeline] = weakref.WeakKeyDictionary()
 
 
+def is_current(store: Any) -> bool:
+    """Whether the store's timeline is built for its present events (in memory or beside
+    the file), so the next funnel will not build it."""
+    key = store_key(store.db)
+    cached = _CACHE.get(store)
+    if cached is not None and cached.key == key:
+        return True
+    folder = folder_for(store.path)
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8")) if folder else {}
+    except (OSError, ValueError):
+        return False
+    return meta.get("key") == key and meta.get("format") == FORMAT_VERSION
+
+
 def of_store(store: Any) -> Timeline:
     """The timeline of a :class:`shopfunnel.store.Store`: the one in memory or beside the
     file if it is still valid, else a new one (saved beside the file when the folder is
