@@ -567,6 +567,8 @@ def count_arrays(plan: FunnelPlan, o: np.ndarray, u: np.ndarray | None, t: np.nd
         list(pool.map(chunk, range(n_chunks)))
     keep = reached[:, 0] != NONE if not plan.open_entry and plan.order != "any" else (
         (reached != NONE).any(axis=1))
+    if keep.all():  # every unit entered (the timeline leaves out those who cannot): no copy
+        keep = slice(None)
     owner = o[unit_starts[:-1][seg_unit[keep]]]
     part: tuple[np.ndarray, ...]
     if plan.by:

@@ -318,3 +318,27 @@ def boundaries2(k1, k2):
     if n:
         out[j] = n
     return out
+
+
+@njit(cache=True)
+def durations_by_step(reached, start):
+    """Seconds from ``start`` to ``reached`` per step (column), for the units where both
+    are set: one flat float64 array and the offsets of each step's slice (one pass over
+    the rows, instead of a strided pass per column)."""
+    n_units, n = reached.shape
+    counts = np.zeros(n, dtype=np.int64)
+    for i in range(n_units):
+        for k in range(n):
+            if reached[i, k] != NONE and start[i, k] != NONE:
+                counts[k] += 1
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    for k in range(n):
+        offsets[k + 1] = offsets[k] + counts[k]
+    out = np.empty(offsets[n], dtype=np.float64)
+    pos = offsets[:n].copy()
+    for i in range(n_units):
+        for k in range(n):
+            if reached[i, k] != NONE and start[i, k] != NONE:
+                out[pos[k]] = (reached[i, k] - start[i, k]) / 1e6
+                pos[k] += 1
+    return out, offsets

@@ -18,7 +18,7 @@ import pandas as pd
 
 from shopfunnel.errors import ConfigError
 from shopfunnel.funnel_engine import EngineOutput, FunnelPlan, _first_per_owner
-from shopfunnel.funnel_kernel import NONE
+from shopfunnel.funnel_kernel import NONE, durations_by_step
 
 STEP_COLUMNS = [
     "step", "name", "event", "persons", "conversion_from_previous", "conversion_from_start",
@@ -108,8 +108,9 @@ class FunnelResult:
         steps["drop_off"] = (prev_persons - persons).astype(np.int64)
         steps["drop_off_rate"] = _ratio(prev_persons - persons, prev_persons)
         medians, p90s = [], []
+        flat, offsets = durations_by_step(reached, prev)
         for k in range(n):
-            d = _durations(reached[:, k], prev[:, k])
+            d = flat[offsets[k]:offsets[k + 1]]
             medians.append(float(np.median(d)) if len(d) else math.nan)
             p90s.append(float(np.percentile(d, 90)) if len(d) else math.nan)
         steps["median_seconds_from_previous"] = medians
