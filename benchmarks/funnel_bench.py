@@ -108,7 +108,9 @@ def worker(engine: str, path: str, runs: int) -> None:
         tmp = tempfile.mkdtemp(prefix="chdb_bench_")
         sess = chs.Session(tmp)
         sess.query(
-            f"CREATE TABLE ev ENGINE = MergeTree ORDER BY ({person}, t) AS SELECT {person}, "
+            f"CREATE TABLE ev ENGINE = MergeTree ORDER BY ({person}, t) "
+            "SETTINGS allow_nullable_key = 1 AS SELECT "
+            f"assumeNotNull({person}) AS {person}, "
             f"toUInt64(toUnixTimestamp64Micro(ts)) AS t, toLowCardinality(event) AS event "
             f"FROM file('{path}', Parquet)")
         conds = ", ".join(f"event = '{s}'" for s in STEPS)

@@ -408,31 +408,44 @@ class LocalEngine:
         return self._output(plan, parts, totals, self._label_values(plan, list(labels)))
 
     def _run_timeline(self, plan: FunnelPlan, tl: Timeline) -> EngineOutput:
-        """The same pass over the timeline's rows of this plan (no SQL, no sort): chunks
-        of whole persons, one per core at a time, each selected and counted on its own
-        (memory: two chunks' rows plus the results)."""
+        """The same pass over the timeline's rows of this plan (no SQL, no sort), in
+        chunks of whole persons on every core: first each chunk's rows are selected,
+        then each chunk's kernel writes into its slice of one set of result arrays (no
+        concatenation of per-chunk results)."""
         threads = default_threads()
         size = min(TIMELINE_CHUNK_ROWS, -(-len(tl) // threads))
 
-        def work(rows: tuple[int, int]) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        def select(rows: tuple[int, int]) -> Units:
             o, t, c, idx = timeline_rows(plan, tl, *rows)
             attr = tl.read(f"dim_{plan.by}", *rows)[idx] if plan.by else None
             period = period_starts(t, plan.trend) if plan.trend else None
-            return count_arrays(plan, o, None, t, c, attr, period)
+            return prepare_units(plan, o, None, t, c, attr, period)
 
-        totals = np.zeros(len(plan.steps), dtype=np.int64)
-        parts: list[tuple[np.ndarray, ...]] = []
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            for part, tot in pool.map(work, timeline_chunks(tl, size)):
-                totals += tot
-                parts.append(part)
+            chunks = list(pool.map(select, timeline_chunks(tl, size)))
+            starts = np.cumsum([0] + [ch.n_seg for ch in chunks])
+            out = empty_results(plan, int(starts[-1]))
+            owner = np.empty(int(starts[-1]), dtype=np.uint64)
+
+            def run(i: int) -> np.ndarray:
+                part = tuple(a[starts[i]:starts[i + 1]] for a in out)
+                tot = run_prepared(plan, chunks[i], part)
+                ch = chunks[i]
+                owner[starts[i]:starts[i + 1]] = ch.o[ch.unit_starts[:-1][part[0]]]
+                chunks[i] = None  # type: ignore[call-overload]  # free the rows
+                return tot
+
+            totals = np.sum(list(pool.map(run, range(len(chunks)))), axis=0,
+                            dtype=np.int64) if chunks else np.zeros(len(plan.steps), np.int64)
         labels = tl.labels.get(plan.by, []) if plan.by else []
-        return self._output(plan, parts, totals, list(labels))
+        return self._output(plan, [entered(plan, owner, out)], totals, list(labels))
 
     def _output(self, plan: FunnelPlan, parts: list[tuple[np.ndarray, ...]],
                 totals: np.ndarray, labels: list[str]) -> EngineOutput:
         n = len(plan.steps)
-        if parts:
+        if len(parts) == 1:
+            arrays = list(parts.pop())
+        elif parts:
             # one field at a time, dropping the pieces as we go: peak = results + one field
             pieces = [list(p) for p in parts]
             parts.clear()
@@ -516,18 +529,30 @@ def count_batch(table: pa.Table, plan: FunnelPlan, labels: dict[int, int], *,
         pool=pool, threads=threads)
 
 
-def count_arrays(plan: FunnelPlan, o: np.ndarray, u: np.ndarray | None, t: np.ndarray,
-                 c: np.ndarray, attr: np.ndarray | None, period: np.ndarray | None, *,
-                 pool: ThreadPoolExecutor | None = None, threads: int = 1
-                 ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """:func:`count_batch` over arrays: owner hashes ``o`` (and unit hashes ``u`` with
-    ``hold``), µs ``t``, step codes ``c``, int32 breakdown codes ``attr`` (-1 = none)
-    and trend period starts ``period``, sorted by (owner[, unit], t, c)."""
+@dataclass
+class Units:
+    """Rows ready for the kernel: sorted by (owner[, unit], t, c), with the row where
+    each unit starts and the output row (segment) where each unit's results go."""
+
+    o: np.ndarray
+    t: np.ndarray
+    c: np.ndarray
+    attr: np.ndarray
+    period: np.ndarray
+    unit_starts: np.ndarray
+    seg_offsets: np.ndarray
+
+    @property
+    def n_seg(self) -> int:
+        return int(self.seg_offsets[-1])
+
+
+def prepare_units(plan: FunnelPlan, o: np.ndarray, u: np.ndarray | None, t: np.ndarray,
+                  c: np.ndarray, attr: np.ndarray | None, period: np.ndarray | None) -> Units:
+    """Unit boundaries and segment offsets (one segment per unit, or per unit and trend
+    period of an attempt's start) for the arrays of :func:`count_arrays`."""
     n = len(plan.steps)
     mode = {"ordered": ORDERED, "strict": STRICT, "any": ANY}[plan.order]
-    optional = np.array(plan.optional or (False,) * n, dtype=np.bool_)
-    excl_from = np.array([a - 1 for _, a, _ in plan.exclusions] or [0], dtype=np.int64)
-    excl_to = np.array([b - 1 for _, _, b in plan.exclusions] or [0], dtype=np.int64)
     t = _readonly(t)
     c = _readonly(c)
     unit_starts = boundaries2(o, u) if u is not None else boundaries(o)
@@ -543,21 +568,38 @@ def count_arrays(plan: FunnelPlan, o: np.ndarray, u: np.ndarray | None, t: np.nd
         seg_counts = np.ones(len(unit_starts) - 1, dtype=np.int64)
     seg_offsets = np.zeros(len(seg_counts) + 1, dtype=np.int64)
     np.cumsum(seg_counts, out=seg_offsets[1:])
-    n_seg = int(seg_offsets[-1])
-    seg_unit = np.empty(n_seg, dtype=np.int64)
-    seg_period = np.zeros(n_seg, dtype=np.int64)
-    reached = np.empty((n_seg, n), dtype=np.int64)  # the kernel initialises them
-    prev = np.empty((n_seg, n), dtype=np.int64)
-    anchor = np.empty((n_seg, n), dtype=np.int64)
-    sattr = np.empty((n_seg, n), dtype=np.int32)
-    aattr = np.empty((n_seg, n), dtype=np.int32)
-    n_units = len(unit_starts) - 1
+    return Units(o, t, c, attr, period, unit_starts, seg_offsets)
+
+
+def empty_results(plan: FunnelPlan, n_seg: int) -> tuple[np.ndarray, ...]:
+    """Uninitialised (seg_unit, seg_period, reached, prev, anchor, sattr, aattr) for
+    ``n_seg`` segments (:func:`run_prepared` fills every row)."""
+    n = len(plan.steps)
+    return (np.empty(n_seg, dtype=np.int64), np.zeros(n_seg, dtype=np.int64),
+            np.empty((n_seg, n), dtype=np.int64), np.empty((n_seg, n), dtype=np.int64),
+            np.empty((n_seg, n), dtype=np.int64), np.empty((n_seg, n), dtype=np.int32),
+            np.empty((n_seg, n), dtype=np.int32))
+
+
+def run_prepared(plan: FunnelPlan, units: Units, out: tuple[np.ndarray, ...], *,
+                 pool: ThreadPoolExecutor | None = None, threads: int = 1) -> np.ndarray:
+    """Run the kernel over ``units``, writing each segment into ``out`` (from
+    :func:`empty_results`, ``units.n_seg`` rows; ``seg_unit`` is the unit's index in
+    ``units``); returns the per-step totals."""
+    n = len(plan.steps)
+    mode = {"ordered": ORDERED, "strict": STRICT, "any": ANY}[plan.order]
+    optional = np.array(plan.optional or (False,) * n, dtype=np.bool_)
+    excl_from = np.array([a - 1 for _, a, _ in plan.exclusions] or [0], dtype=np.int64)
+    excl_to = np.array([b - 1 for _, _, b in plan.exclusions] or [0], dtype=np.int64)
+    seg_unit, seg_period, reached, prev, anchor, sattr, aattr = out
+    n_units = len(units.unit_starts) - 1
     n_chunks = max(1, min(n_units, threads if pool is not None else 1))
     tot = np.zeros((n_chunks, n), dtype=np.int64)
 
     def chunk(ci: int) -> None:
-        run_units(unit_starts, seg_offsets, t, c, attr, period, n, plan.window_us, mode,
-                  optional, plan.open_entry, excl_from, excl_to, bool(plan.trend),
+        run_units(units.unit_starts, units.seg_offsets, units.t, units.c, units.attr,
+                  units.period, n, plan.window_us, mode, optional, plan.open_entry,
+                  excl_from, excl_to, bool(plan.trend),
                   ci * n_units // n_chunks, (ci + 1) * n_units // n_chunks, ci,
                   seg_unit, seg_period, reached, prev, anchor, sattr, aattr, tot)
 
@@ -565,18 +607,37 @@ def count_arrays(plan: FunnelPlan, o: np.ndarray, u: np.ndarray | None, t: np.nd
         chunk(0)
     else:
         list(pool.map(chunk, range(n_chunks)))
+    return tot.sum(axis=0)
+
+
+def entered(plan: FunnelPlan, owner: np.ndarray, out: tuple[np.ndarray, ...]
+            ) -> tuple[np.ndarray, ...]:
+    """``(owner, period, reached, prev, anchor[, sattr, aattr])`` of the segments that
+    entered the funnel (the codes only with a breakdown); no copy when all entered."""
+    _, seg_period, reached, prev, anchor, sattr, aattr = out
     keep = reached[:, 0] != NONE if not plan.open_entry and plan.order != "any" else (
         (reached != NONE).any(axis=1))
-    if keep.all():  # every unit entered (the timeline leaves out those who cannot): no copy
+    if keep.all():  # every unit entered (the timeline leaves out those who cannot)
         keep = slice(None)
-    owner = o[unit_starts[:-1][seg_unit[keep]]]
-    part: tuple[np.ndarray, ...]
     if plan.by:
-        part = (owner, seg_period[keep], reached[keep], prev[keep], anchor[keep],
+        return (owner[keep], seg_period[keep], reached[keep], prev[keep], anchor[keep],
                 sattr[keep], aattr[keep])
-    else:  # no breakdown: don't hold codes that are all -1 (memory at 100M)
-        part = (owner, seg_period[keep], reached[keep], prev[keep], anchor[keep])
-    return part, tot.sum(axis=0)
+    # no breakdown: don't hold codes that are all -1 (memory at 100M)
+    return owner[keep], seg_period[keep], reached[keep], prev[keep], anchor[keep]
+
+
+def count_arrays(plan: FunnelPlan, o: np.ndarray, u: np.ndarray | None, t: np.ndarray,
+                 c: np.ndarray, attr: np.ndarray | None, period: np.ndarray | None, *,
+                 pool: ThreadPoolExecutor | None = None, threads: int = 1
+                 ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """:func:`count_batch` over arrays: owner hashes ``o`` (and unit hashes ``u`` with
+    ``hold``), µs ``t``, step codes ``c``, int32 breakdown codes ``attr`` (-1 = none)
+    and trend period starts ``period``, sorted by (owner[, unit], t, c)."""
+    units = prepare_units(plan, o, u, t, c, attr, period)
+    out = empty_results(plan, units.n_seg)
+    totals = run_prepared(plan, units, out, pool=pool, threads=threads)
+    owner = units.o[units.unit_starts[:-1][out[0]]]
+    return entered(plan, owner, out), totals
 
 
 def _np(column: pa.ChunkedArray, dtype: Any) -> np.ndarray:
