@@ -573,12 +573,14 @@ def prepare_units(plan: FunnelPlan, o: np.ndarray, u: np.ndarray | None, t: np.n
 
 def empty_results(plan: FunnelPlan, n_seg: int) -> tuple[np.ndarray, ...]:
     """Uninitialised (seg_unit, seg_period, reached, prev, anchor, sattr, aattr) for
-    ``n_seg`` segments (:func:`run_prepared` fills every row)."""
+    ``n_seg`` segments (:func:`run_prepared` fills every row; the codes have no rows
+    without a breakdown)."""
     n = len(plan.steps)
+    n_attr = n_seg if plan.by else 0  # the kernel writes no codes into empty arrays
     return (np.empty(n_seg, dtype=np.int64), np.zeros(n_seg, dtype=np.int64),
             np.empty((n_seg, n), dtype=np.int64), np.empty((n_seg, n), dtype=np.int64),
-            np.empty((n_seg, n), dtype=np.int64), np.empty((n_seg, n), dtype=np.int32),
-            np.empty((n_seg, n), dtype=np.int32))
+            np.empty((n_seg, n), dtype=np.int64), np.empty((n_attr, n), dtype=np.int32),
+            np.empty((n_attr, n), dtype=np.int32))
 
 
 def run_prepared(plan: FunnelPlan, units: Units, out: tuple[np.ndarray, ...], *,
