@@ -14,9 +14,10 @@ most of a funnel's time. The timeline does that work once per change of the even
   no value; labels in ``labels[name]``); a column with more than 32,000 values is left
   out, and a breakdown by it runs on the SQL path.
 
-Rows are ordered by (person, t, event name). A funnel then selects the rows of its steps
-with a compiled pass over ``event`` (:func:`select`), reorders events at the same instant
-by step, and hands them to the same kernel as the SQL path.
+Rows are ordered by (person, t); rows at one instant in no particular order. A funnel
+then selects the rows of its steps with a compiled pass over ``event`` (:func:`select`),
+reorders events at the same instant by step, and hands them to the same kernel as the
+SQL path.
 
 A store keeps its timeline in a folder beside the DuckDB file (``<store>.timeline/``,
 NumPy ``.npy`` files read by memory map, and ``meta.json``), keyed by the store's id and
@@ -37,14 +38,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from numba import njit
 
 from shopfunnel.db import Database, quote_ident
 
 DIMENSIONS = ("channel", "device", "country", "utm_source", "utm_medium", "utm_campaign")
 MAX_CODES = 32_000
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 BUILD_BATCH_ROWS = 2_000_000
 
 
@@ -117,27 +117,6 @@ def _replace(tmp: Path, folder: Path) -> None:
 
 
 # -- building ---------------------------------------------------------------------------
-class _Coder:
-    """Global integer codes for the strings of one column, batch by batch; a missing
-    value gets ``null`` and the values count from ``first``."""
-
-    def __init__(self, *, null: int = -1, first: int = 0) -> None:
-        self.codes: dict[str, int] = {}
-        self.null, self.first = null, first
-
-    def encode(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-        encoded = pc.dictionary_encode(column)
-        if isinstance(encoded, pa.ChunkedArray):
-            encoded = encoded.combine_chunks()
-        remap = np.array([self.codes.setdefault(v, len(self.codes)) + self.first
-                          for v in encoded.dictionary.to_pylist()] or [0], dtype=np.int64)
-        idx = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        return np.where(idx < 0, self.null, remap[np.maximum(idx, 0)])
-
-    def names(self) -> list[str]:
-        return list(self.codes)
-
-
 class _Column:
     """One column being filled batch by batch: an array in memory, or a ``.npy`` file
     written as the batches come (so a large build holds one batch, not the column)."""
@@ -171,67 +150,72 @@ class _Column:
 
 def build(db: Database, relation: str, person: str, columns: dict[str, str], key: str,
           *, folder: Path | None = None) -> Timeline:
-    """Build the timeline of ``relation`` (person expression ``person``) in one sorted
-    pass; with ``folder``, the columns are written there as they come (memory stays at
-    one batch) and the saved timeline is returned memory-mapped."""
+    """Build the timeline of ``relation`` (person expression ``person``): one scan for
+    the event names and breakdown values, then one query that codes them (joins with
+    the small dictionaries), hashes the ids and sorts fixed-width rows by (person, time).
+    With ``folder``, the columns are written there as the sorted batches come (memory
+    stays at one batch) and the saved timeline is returned memory-mapped."""
     has_session = "session_id" in columns
-    dims = [d for d in DIMENSIONS if d in columns]
-    select = [f"hash({person}) AS o", "epoch_us(ts) AS t", "CAST(event AS VARCHAR) AS e"]
-    if has_session:
-        select.append("CASE WHEN session_id IS NULL THEN 0 ELSE hash(session_id) END AS s")
-    select += [f"CAST({quote_ident(d)} AS VARCHAR) AS {quote_ident('d_' + d)}" for d in dims]
     where = f"{person} IS NOT NULL AND ts IS NOT NULL"
-    n = int(db.scalar(f"SELECT count(*) FROM {relation} WHERE {where}") or 0)
+    coded = ["event", *(d for d in DIMENSIONS if d in columns)]
+    lists = ", ".join(f"list(DISTINCT CAST({quote_ident(c)} AS VARCHAR))" for c in coded)
+    n, *values = db.rows(f"SELECT count(*), {lists} FROM {relation} WHERE {where}")[0]
+    n = int(n)
+    distinct = {c: sorted(v for v in vals if v is not None) for c, vals in zip(coded, values,
+                                                                                strict=True)}
+    if len(distinct["event"]) >= MAX_CODES:
+        raise OSError("more than 32,000 event names: the funnel runs by SQL")
+    dims = [d for d in coded[1:] if len(distinct[d]) <= MAX_CODES]
     # per-session funnels take a session's rows from its person's rows: that needs every
     # session to belong to one person (else the SQL path counts them)
     nested = not has_session or not db.scalar(
         f"SELECT count(*) FROM (SELECT session_id FROM {relation} WHERE {where} AND "
         f"session_id IS NOT NULL GROUP BY session_id HAVING min({person}) <> max({person}))")
-    sources = {"person": "o", "t": "t", "event": "e", **({"session": "s"} if has_session else {}),
-               **{f"dim_{d}": f"d_{d}" for d in dims}}
+    # code 0 is a missing event name (names count from 1); a missing breakdown value is -1
+    first = {"event": 1, **{d: 0 for d in dims}}
+    null = {"event": 0, **{d: -1 for d in dims}}
+    select = [f"hash({person}) AS o", "epoch_us(r.ts) AS t"]
+    joins = []
+    for i, c in enumerate(["event", *dims]):
+        name = f"__tl_dict_{i}"
+        db.register(name, pa.table({
+            "v": pa.array(distinct[c], pa.string()),
+            "code": pa.array(np.arange(len(distinct[c]), dtype=np.int16) + first[c])}))
+        joins.append(f"LEFT JOIN {name} ON {name}.v = CAST(r.{quote_ident(c)} AS VARCHAR)")
+        select.append(f"coalesce({name}.code, {null[c]})::SMALLINT AS {quote_ident('c_' + c)}")
+    if has_session:
+        select.append("CASE WHEN r.session_id IS NULL THEN 0 ELSE hash(r.session_id) END AS s")
+    sources = {"person": "o", "t": "t", "event": "c_event",
+               **({"session": "s"} if has_session else {}),
+               **{f"dim_{d}": f"c_{d}" for d in dims}}
     dtypes = {"person": np.uint64, "t": np.int64, "session": np.uint64}
+    sql = (f"SELECT {', '.join(select)} FROM (SELECT * FROM {relation} WHERE {where}) r "
+           f"{' '.join(joins)} ORDER BY o, t")
     tmp = None
     if folder is not None:
         tmp = folder.with_name(f"{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
         tmp.mkdir(parents=True)
     out: dict[str, _Column] = {}
-    # code 0 is a missing event name; breakdown values count from 0, -1 is missing
-    coders = {"e": _Coder(null=0, first=1), **{f"d_{d}": _Coder() for d in dims}}
-    sql = f"SELECT {', '.join(select)} FROM {relation} WHERE {where} ORDER BY o, t, e"
     try:
         out = {c: _Column(n, dtypes.get(c, np.int16), tmp / f"{c}.npy" if tmp else None)
                for c in sources}
         for batch in db.connection.sql(sql).to_arrow_reader(BUILD_BATCH_ROWS):
-            if not batch.num_rows:
-                continue
             cols = dict(zip(batch.schema.names, batch.columns, strict=True))
             for name, src in sources.items():
-                coder = coders.get(src)
-                if coder is None:
-                    out[name].put(cols[src].to_numpy(zero_copy_only=False))
-                elif len(coder.codes) <= MAX_CODES:
-                    out[name].put(coder.encode(cols[src]))
-                else:  # too many values: the column is dropped below
-                    out[name].put(np.zeros(batch.num_rows, dtype=np.int16))
+                out[name].put(cols[src].to_numpy(zero_copy_only=False))
         for col in out.values():
             col.close()
-        events: list[str | None] = [None, *coders["e"].names()]
-        if len(events) > MAX_CODES:
-            raise OSError("more than 32,000 event names: the funnel runs by SQL")
-        kept = [d for d in dims if len(coders[f"d_{d}"].codes) <= MAX_CODES]
-        meta = {"format": FORMAT_VERSION, "key": key, "rows": n, "events": events,
-                "session": has_session, "sessions_nested": bool(nested),
-                "labels": {d: coders[f"d_{d}"].names() for d in kept}}
+        labels = {d: distinct[d] for d in dims}
+        events: list[str | None] = [None, *distinct["event"]]
         if tmp is None or folder is None:
             arrays = {name: col.array for name, col in out.items()}
             return Timeline(
                 key=key, person=arrays["person"], t=arrays["t"], event=arrays["event"],
                 events=events, session=arrays.get("session"),
-                dims={d: arrays[f"dim_{d}"] for d in kept}, labels=meta["labels"],
+                dims={d: arrays[f"dim_{d}"] for d in dims}, labels=labels,
                 sessions_nested=bool(nested))
-        for d in dims:
-            if d not in kept:
-                (tmp / f"dim_{d}.npy").unlink()
+        meta = {"format": FORMAT_VERSION, "key": key, "rows": n, "events": events,
+                "session": has_session, "sessions_nested": bool(nested), "labels": labels}
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         _replace(tmp, folder)
         opened = Timeline.open(folder, key)
@@ -239,6 +223,8 @@ def build(db: Database, relation: str, person: str, columns: dict[str, str], key
             raise OSError(f"could not read back the timeline in {folder}")
         return opened
     finally:
+        for i in range(len(dims) + 1):
+            db.unregister(f"__tl_dict_{i}")
         for col in out.values():
             if col.file is not None:
                 col.file.close()
