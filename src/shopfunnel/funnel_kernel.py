@@ -345,3 +345,20 @@ def durations_by_step(reached, start):
                 out[pos[k]] = (reached[i, k] - start[i, k]) / 1e6
                 pos[k] += 1
     return out, offsets
+
+
+@njit(cache=True)
+def group_counts(reached, codes, lut, n_groups):
+    """Units reaching each step, per breakdown group: ``codes`` holds per unit one code
+    (one column: the same for every step) or one per step; a negative code is the last
+    entry of ``lut`` ("none"); ``lut`` maps a code to its group. Returns (groups × steps)."""
+    n_units, n = reached.shape
+    per_step = codes.shape[1] > 1
+    none = len(lut) - 1
+    out = np.zeros((n_groups, n), dtype=np.int64)
+    for i in range(n_units):
+        for k in range(n):
+            if reached[i, k] != NONE:
+                code = codes[i, k] if per_step else codes[i, 0]
+                out[lut[none if code < 0 else code], k] += 1
+    return out
