@@ -362,3 +362,19 @@ def group_counts(reached, codes, lut, n_groups):
                 code = codes[i, k] if per_step else codes[i, 0]
                 out[lut[none if code < 0 else code], k] += 1
     return out
+
+
+@njit(cache=True)
+def furthest_codes(reached, codes):
+    """Per unit, ``codes`` at the furthest step it reached (at step 1 if none): the
+    breakdown code of first- and last-touch attribution, as one column."""
+    n_units, n = reached.shape
+    out = np.empty((n_units, 1), dtype=np.int32)
+    for i in range(n_units):
+        last = 0
+        for k in range(n - 1, -1, -1):
+            if reached[i, k] != NONE:
+                last = k
+                break
+        out[i, 0] = codes[i, last]
+    return out

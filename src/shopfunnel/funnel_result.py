@@ -18,7 +18,7 @@ import pandas as pd
 
 from shopfunnel.errors import ConfigError
 from shopfunnel.funnel_engine import EngineOutput, FunnelPlan, _first_per_owner
-from shopfunnel.funnel_kernel import NONE, durations_by_step, group_counts
+from shopfunnel.funnel_kernel import NONE, durations_by_step, furthest_codes, group_counts
 
 STEP_COLUMNS = [
     "step", "name", "event", "persons", "conversion_from_previous", "conversion_from_start",
@@ -272,10 +272,7 @@ def _breakdown_table(reached: np.ndarray, sattr: np.ndarray, aattr: np.ndarray,
     if attribution == "per_step":
         codes = np.asarray(sattr)
     else:  # one code per unit: the anchor's (first) or the furthest step's (last)
-        hit = reached != NONE
-        last = np.where(hit.any(axis=1), n - 1 - np.argmax(hit[:, ::-1], axis=1), 0)
-        src = aattr if attribution == "first" else sattr
-        codes = np.asarray(src)[np.arange(len(reached)), last][:, None]
+        codes = furthest_codes(reached, np.asarray(aattr if attribution == "first" else sattr))
     identity = np.arange(n_labels, dtype=np.int64)
     entry = group_counts(reached, codes, identity, n_labels)[:, 0]
     all_labels = [*labels, NONE_LABEL]
