@@ -328,24 +328,39 @@ def select_rows(event, person, t, lut, lut_n, keep_other, other, anchor_max,
     return idx[:m], code[:m], o[:m], ts[:m]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def group_sessions(person, session, order):  # pragma: no cover - compiled
     """Within each person, put each session's rows together (stable: each session keeps
-    its (time, code) order); ``order`` is permuted in place."""
+    its (time, code) order); ``order`` (the identity on entry) is permuted in place.
+    Returns whether any row moved: a person's sessions usually follow one another."""
     m = len(person)
+    moved = False
     a = 0
     while a < m:
         b = a + 1
-        split = False
+        runs = 1
         while b < m and person[b] == person[a]:
             if session[b] != session[b - 1]:
-                split = True
+                runs += 1
             b += 1
-        if split:
-            keys = session[order[a:b]]
-            perm = np.argsort(keys, kind="mergesort")
+        interleaved = runs > 64  # many sessions: sort rather than compare every pair
+        if 1 < runs <= 64:
+            heads = np.empty(runs, dtype=np.uint64)
+            heads[0] = session[a]
+            r = 1
+            for i in range(a + 1, b):
+                if session[i] != session[i - 1]:
+                    for q in range(r):
+                        if heads[q] == session[i]:
+                            interleaved = True
+                    heads[r] = session[i]
+                    r += 1
+        if interleaved:
+            perm = np.argsort(session[a:b], kind="mergesort")
             order[a:b] = order[a:b][perm]
+            moved = True
         a = b
+    return moved
 
 
 def chunks(tl: Timeline, rows: int) -> list[tuple[int, int]]:
@@ -397,8 +412,10 @@ def select(tl: Timeline, codes: dict[str, list[int]], *, other: int | None,
         if not has.all():
             o, t, code, idx, s = o[has], t[has], code[has], idx[has], s[has]
         order = np.arange(len(idx))
-        group_sessions(o, s, order)
-        o, t, code, idx = s[order], t[order], code[order], idx[order]
+        if group_sessions(o, s, order):
+            o, t, code, idx = s[order], t[order], code[order], idx[order]
+        else:
+            o = s
     return o, t, code, idx
 
 
