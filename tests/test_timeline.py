@@ -148,6 +148,23 @@ def test_a_store_keeps_its_timeline_beside_the_file_and_rebuilds_it_after_a_load
     reopened.close()
 
 
+def test_a_build_killed_halfway_leaves_nothing_behind_after_the_next_build(tmp_path) -> None:
+    import os
+
+    path = tmp_path / "s.duckdb"
+    left = tmp_path / "s.duckdb.timeline.dead0001.tmp"  # what a killed build leaves
+    left.mkdir()
+    os.utime(left, (0, 0))
+    recent = tmp_path / "s.duckdb.timeline.live0001.tmp"  # another process building now
+    recent.mkdir()
+    with Store(path) as store:
+        store.load(log(("p", 0, "a"), ("p", 1, "b")))
+        assert funnel(store, ["a", "b"]).steps["persons"].tolist() == [1, 1]
+    assert not left.exists() and recent.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "s.duckdb", "s.duckdb.timeline", "s.duckdb.timeline.live0001.tmp"]
+
+
 def test_a_stale_timeline_on_disk_is_not_used(tmp_path) -> None:
     path = tmp_path / "s.duckdb"
     with Store(path) as store:

@@ -27,9 +27,11 @@ the next funnel rebuilds it. An in-memory store keeps it in memory.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
+import time
 import uuid
 import weakref
 from dataclasses import dataclass, field
@@ -101,6 +103,18 @@ class Timeline:
             )
         except (OSError, ValueError, KeyError):
             return None
+
+
+def _sweep(folder: Path, older_than_s: float = 3600) -> None:
+    """Remove the half-built folders a killed build left beside ``folder`` (an hour old:
+    a build running now in another process is left alone)."""
+    now = time.time()
+    for stale in folder.parent.glob(f"{glob.escape(folder.name)}.*.tmp"):
+        try:
+            if now - stale.stat().st_mtime > older_than_s:
+                shutil.rmtree(stale, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def _replace(tmp: Path, folder: Path) -> None:
@@ -193,6 +207,7 @@ def build(db: Database, relation: str, person: str, columns: dict[str, str], key
            f"{' '.join(joins)} ORDER BY o, t")
     tmp = None
     if folder is not None:
+        _sweep(folder)
         tmp = folder.with_name(f"{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
         tmp.mkdir(parents=True)
     out: dict[str, _Column] = {}
