@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from conftest import log
-from shopfunnel.funnel import funnel
-from shopfunnel.funnel_engine import LocalEngine
+from shopfunnel.funnel import Step, funnel
+from shopfunnel.funnel_engine import FunnelPlan, LocalEngine, timeline_fits
 from shopfunnel.store import Store
 from shopfunnel.timeline import DAY_US, is_current, period_starts
 
@@ -48,11 +48,20 @@ def logs(draw, max_persons: int = 12, max_events: int = 12):
     return pd.DataFrame(rows).sample(frac=1, random_state=draw(st.integers(0, 9)))
 
 
+FILTERED = [  # steps with filters on a timeline column, as a marketer writes them
+    Step("b", where={"channel": "email"}), Step("c", where={"channel": ["email", "search"]}),
+    Step("a", where={"channel": None}), Step("a", where={"channel": "nowhere"}),
+]
+
+
 @st.composite
 def plans(draw):
     order = draw(st.sampled_from(["ordered", "strict", "any"]))
     steps = draw(st.sampled_from([["a", "b", "c"], ["a", "b", "a", "c"], ["b", "a"],
                                   ["a", "b", "c", "d"]]))
+    if draw(st.booleans()):  # one step filtered on its row's channel
+        steps = list(steps)
+        steps[draw(st.integers(0, len(steps) - 1))] = draw(st.sampled_from(FILTERED))
     kw = {"order": order, "window": draw(st.sampled_from(["5m", "1h", "1d", "30d"])),
           "count_by": draw(st.sampled_from(["person", "session"])),
           "by": draw(st.sampled_from([None, "channel"])),
@@ -61,7 +70,8 @@ def plans(draw):
           "open_entry": order != "any" and draw(st.booleans())}
     if order != "any":
         if draw(st.booleans()):
-            kw["exclusions"] = [("x", 1, len(steps))]
+            kw["exclusions"] = [(draw(st.sampled_from(
+                ["x", Step("x", where={"channel": "search"})])), 1, len(steps))]
         if len(steps) >= 3 and draw(st.booleans()):
             kw["optional_steps"] = [2]
     return steps, kw
@@ -106,13 +116,17 @@ def test_the_persons_who_dropped_are_named_as_on_the_sql_path() -> None:
     assert sorted(fast.dropped(1)["person_id"]) == sorted(sql.dropped(1)["person_id"]) == ["q"]
 
 
-def test_a_plan_the_timeline_cannot_hold_runs_on_sql() -> None:
-    df = log(("p", 0, "a", {"device": "mobile"}), ("p", 1, "b", {"device": "mobile"}))
-    from shopfunnel.funnel import Step
-
-    sql, fast = both(df, [Step("a", where={"device": "mobile"}), "b"], by="device")
+def test_filters_on_the_timelines_columns_run_on_it_and_others_on_sql() -> None:
+    df = log(("p", 0, "a", {"device": "mobile"}), ("p", 1, "b", {"device": "mobile"}),
+             ("q", 0, "a", {"device": "desktop"}), ("q", 1, "b", {"device": "desktop"}))
+    steps = [Step("a", where={"device": "mobile"}), "b"]
+    assert timeline_fits(FunnelPlan((Step("a", where={"device": "x"}).condition(),), 1))
+    sql, fast = both(df, steps, by="device")
     assert fast.steps["persons"].tolist() == [1, 1]
     assert_same(sql, fast)
+    held = FunnelPlan((Step("a").condition(),), 1, hold="device")
+    assert not timeline_fits(held)
+    assert_same(*both(df, ["a", "b"], hold="device"))
 
 
 def test_week_and_month_periods_start_as_duckdb_truncates_them() -> None:

@@ -47,7 +47,8 @@ from shopfunnel.funnel_kernel import (
     count_segments,
     run_units,
 )
-from shopfunnel.timeline import Timeline, period_starts
+from shopfunnel.timeline import DIMENSIONS as TIMELINE_DIMENSIONS
+from shopfunnel.timeline import Timeline, can_filter, period_starts
 from shopfunnel.timeline import build as build_timeline
 from shopfunnel.timeline import chunks as timeline_chunks
 from shopfunnel.timeline import of_store as timeline_of_store
@@ -125,14 +126,16 @@ def require_sessions(columns: Any) -> None:
 
 
 def timeline_fits(plan: FunnelPlan, tl: Timeline | None = None) -> bool:
-    """Whether the plan can run on a timeline (``tl``'s, when given): steps and exclusions
-    by event name alone, no held property, a breakdown by one of the timeline's columns."""
+    """Whether the plan can run on a timeline (``tl``'s, when given): no held property;
+    step and exclusion filters and the breakdown only on the timeline's columns."""
     conditions = [*plan.steps, *(c for c, _, _ in plan.exclusions)]
-    if plan.hold or any(c.where for c in conditions):
+    if plan.hold:
         return False
     if tl is None:
-        return True
+        return all(key in TIMELINE_DIMENSIONS for c in conditions for key, _ in c.where)
     if plan.by and plan.by not in tl.dims:
+        return False
+    if not all(can_filter(tl, c.where) for c in conditions):
         return False
     return plan.count_by != "session" or (tl.session is not None and tl.sessions_nested)
 
@@ -143,9 +146,9 @@ def timeline_rows(plan: FunnelPlan, tl: Timeline, start: int = 0, stop: int | No
     :meth:`LocalEngine.build_sql` orders them: owner, µs, step code and the rows' indices
     in the timeline counted from ``start``."""
     coded, _, _, other = coded_conditions(plan)
-    codes: dict[str, list[int]] = {}
+    codes: dict[str, list[tuple[int, tuple[tuple[str, Any], ...]]]] = {}
     for k, cond in coded:
-        codes.setdefault(cond.event, []).append(k)
+        codes.setdefault(cond.event, []).append((k, cond.where))
     # rows before a unit's first possible anchor take part in no attempt
     anchor_max = 0 if plan.order == "any" else len(plan.steps) if plan.open_entry else 1
     return select_timeline(tl, codes, other=other if plan.order == "strict" else None,

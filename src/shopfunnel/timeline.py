@@ -267,8 +267,8 @@ def writable(folder: Path) -> bool:
 
 # -- selecting a funnel's rows ----------------------------------------------------------
 @njit(cache=True, nogil=True)
-def select_rows(event, person, t, lut, lut_n, keep_other, other, anchor_max,
-                offset):  # pragma: no cover
+def select_rows(event, person, t, lut, lut_n, keep_other, other, anchor_max, offset,
+                cond, cond_start, cond_end, clause_dim, allowed, dims):  # pragma: no cover
     """One pass: rows whose event has a code in ``lut`` (several codes → several rows, in
     code order), every other row as ``other`` when ``keep_other``; returns their index,
     code, owner and time, with rows at the same (owner, time) put in code order (the
@@ -277,7 +277,11 @@ def select_rows(event, person, t, lut, lut_n, keep_other, other, anchor_max,
     With ``anchor_max`` > 0, a person's rows before the instant of their first row coded
     ``1..anchor_max`` (an event that can start an attempt) are left out: no attempt can
     use them, and strict mode no longer walks every visitor's page views. Indices are
-    returned plus ``offset``."""
+    returned plus ``offset``.
+
+    ``cond[e, q]`` (-1 = none) names the condition on the row's columns that code ``q`` of
+    event ``e`` needs: clauses ``cond_start..cond_end``, each true when the row's code in
+    ``dims[clause_dim]`` (-1 = missing) is allowed (``allowed[clause, code + 1]``)."""
     width = lut.shape[1]
     cap = len(event) * (width if not keep_other else max(width, 1))
     idx = np.empty(cap, dtype=np.int64)
@@ -309,6 +313,15 @@ def select_rows(event, person, t, lut, lut_n, keep_other, other, anchor_max,
                 j += 1
         else:
             for q in range(k):
+                ci = cond[e, q]
+                if ci >= 0:
+                    ok = True
+                    for cl in range(cond_start[ci], cond_end[ci]):
+                        if not allowed[cl, dims[clause_dim[cl], i] + 1]:
+                            ok = False
+                            break
+                    if not ok:
+                        continue
                 c = lut[e, q]
                 if 1 <= c <= anchor_max:
                     started = True
@@ -395,10 +408,20 @@ def chunks(tl: Timeline, rows: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
-def select(tl: Timeline, codes: dict[str, list[int]], *, other: int | None,
+Where = tuple[tuple[str, Any], ...]
+
+
+def can_filter(tl: Timeline, where: Where) -> bool:
+    """Whether the timeline holds every column a step's ``where`` filters on."""
+    return all(key in tl.dims for key, _ in where)
+
+
+def select(tl: Timeline, codes: dict[str, list[tuple[int, Where]]], *, other: int | None,
            by_session: bool = False, anchor_max: int = 0, start: int = 0,
            stop: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The rows of events named in ``codes`` (name → its codes), each code a row, every
+    """The rows of events named in ``codes`` (name → its codes, each with the filters on
+    columns the row must pass, as a step's ``where``: a value or a list of values, None
+    for a missing value), each code a row, every
     other row with code ``other`` unless it is None, sorted by (owner, t, code): returns
     owner, t, code and the rows' indices counted from ``start``. The owner is the person, or
     with ``by_session`` the session (rows without a session are left out). With
@@ -408,17 +431,39 @@ def select(tl: Timeline, codes: dict[str, list[int]], *, other: int | None,
     width = max([len(v) for v in codes.values()] or [1])
     lut = np.zeros((len(tl.events), max(width, 1)), dtype=np.int8)
     lut_n = np.zeros(len(tl.events), dtype=np.int8)
-    for name, ks in codes.items():
+    cond = np.full(lut.shape, -1, dtype=np.int64)
+    used: list[str] = []  # the columns filtered on, in the order of ``dims`` below
+    clauses: list[tuple[int, np.ndarray]] = []
+    bounds: list[tuple[int, int]] = []
+    for name, entries in codes.items():
         e = by_code.get(name)
-        if e is not None:
-            for j, k in enumerate(sorted(ks)):
-                lut[e, j] = k
-            lut_n[e] = len(ks)
+        if e is None:
+            continue
+        for j, (k, where) in enumerate(sorted(entries, key=lambda kw: kw[0])):
+            lut[e, j] = k
+            if where:
+                first = len(clauses)
+                for key, value in where:
+                    if key not in used:
+                        used.append(key)
+                    clauses.append((used.index(key), _allowed(tl.labels[key], value)))
+                cond[e, j] = len(bounds)
+                bounds.append((first, len(clauses)))
+        lut_n[e] = len(entries)
     stop = len(tl) if stop is None else stop
+    width_codes = max([len(a) for _, a in clauses] or [1])
+    allowed = np.zeros((max(len(clauses), 1), width_codes), dtype=np.bool_)
+    for i, (_, a) in enumerate(clauses):
+        allowed[i, :len(a)] = a
+    dims = (np.stack([tl.read(f"dim_{d}", start, stop) for d in used]) if used
+            else np.zeros((1, 1), dtype=np.int16))
     idx, code, o, t = select_rows(
         tl.read("event", start, stop), tl.read("person", start, stop),
         tl.read("t", start, stop), lut, lut_n, other is not None,
-        0 if other is None else other, anchor_max, 0)
+        0 if other is None else other, anchor_max, 0, cond,
+        np.array([a for a, _ in bounds] or [0], dtype=np.int64),
+        np.array([b for _, b in bounds] or [0], dtype=np.int64),
+        np.array([d for d, _ in clauses] or [0], dtype=np.int64), allowed, dims)
     if by_session:
         if tl.session is None:
             raise ValueError("this timeline has no sessions")
@@ -432,6 +477,21 @@ def select(tl: Timeline, codes: dict[str, list[int]], *, other: int | None,
         else:
             o = s
     return o, t, code, idx
+
+
+def _allowed(labels: list[str], value: Any) -> np.ndarray:
+    """Which codes (shifted by one: index 0 is a missing value) pass a ``where`` value:
+    as the SQL path, values compare as text, and None asks for a missing value."""
+    out = np.zeros(len(labels) + 1, dtype=np.bool_)
+    if value is None:
+        out[0] = True
+        return out
+    values = list(value) if isinstance(value, list | tuple | set) else [value]
+    wanted = {str(v) for v in values}
+    for i, label in enumerate(labels):
+        if label in wanted:
+            out[i + 1] = True
+    return out
 
 
 DAY_US = 86_400_000_000
