@@ -110,6 +110,16 @@ def test_events_at_one_instant_are_taken_in_step_order_whatever_their_names() ->
     assert_same(sql, fast)
 
 
+def test_in_strict_mode_an_event_failing_its_filter_is_an_interruption() -> None:
+    # x on email is not the excluded "x on search": it is any other event, and breaks b → a
+    df = log(("p", 0, "x", {"channel": "email"}), ("p", 0, "b", {"channel": "email"}),
+             ("p", 1, "a", {"channel": "search"}))
+    sql, fast = both(df, ["b", "a"], order="strict",
+                     exclusions=[(Step("x", where={"channel": "search"}), 1, 2)])
+    assert fast.steps["persons"].tolist() == sql.steps["persons"].tolist() == [1, 0]
+    assert_same(sql, fast)
+
+
 def test_the_persons_who_dropped_are_named_as_on_the_sql_path() -> None:
     df = log(("p", 0, "a"), ("p", 1, "b"), ("q", 0, "a"), ("r", 5, "a"), ("r", 6, "b"))
     sql, fast = both(df, ["a", "b"])

@@ -304,14 +304,8 @@ def select_rows(event, person, t, lut, lut_n, keep_other, other, anchor_max, off
             inst_t = t[i]
         e = event[i]
         k = lut_n[e]
-        if k == 0:
-            if keep_other:
-                idx[j] = i + offset
-                code[j] = other
-                o[j] = person[i]
-                ts[j] = t[i]
-                j += 1
-        else:
+        emitted = j
+        if k > 0:
             for q in range(k):
                 ci = cond[e, q]
                 if ci >= 0:
@@ -330,6 +324,12 @@ def select_rows(event, person, t, lut, lut_n, keep_other, other, anchor_max, off
                 o[j] = person[i]
                 ts[j] = t[i]
                 j += 1
+        if j == emitted and keep_other:  # no step or exclusion matched: any other event
+            idx[j] = i + offset
+            code[j] = other
+            o[j] = person[i]
+            ts[j] = t[i]
+            j += 1
     if not started:
         j = inst_start
     m = j
