@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 
 from shopfunnel import schema
 from shopfunnel.channels import channel_sql
-from shopfunnel.db import Database, quote_ident
+from shopfunnel.db import Database, quote_ident, quote_literal
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError, InputError, Reject, StoreError, ValidationError
 
@@ -218,8 +219,13 @@ class Store:
                 f"{staged.source}: needs an 'anonymous_id' or a 'user_id' column to know who "
                 "did each event. Map one with --map anonymous_id=<column>."
             )
-        note("validating")
         typed = {c: _typed_expr(c, types[c]) for c in present}
+        if not staged.rejects and "event_id" in types and self._is_empty():
+            note("writing")
+            first = self._first_load(staged, present, types, typed)
+            if first is not None:
+                return first
+        note("validating")
         checks = _checks(present, typed)
         any_bad = " OR ".join(f"({cond})" for _, cond, _ in checks)
         nulls = {
@@ -295,6 +301,63 @@ class Store:
             rejects=rejects,
         )
 
+    def _is_empty(self) -> bool:
+        return not self.db.rows("SELECT 1 FROM events LIMIT 1")
+
+    def _first_load(
+        self, staged: Staged, present: list[str], types: dict[str, str], typed: dict[str, str]
+    ) -> LoadResult | None:
+        """Load into an empty store in one typed pass, or return None to take the general path.
+
+        The pass computes each typed column once and raises (``error()`` in SQL) on the
+        first row the general path would reject or have to repair: a failed check, a
+        missing ``event_id``, or a missing ``session_id``/``channel`` in a source that has
+        the column (sources without the column get them derived as usual). After the
+        insert, a repeated ``event_id`` also sends the load back. Anything that sends it
+        back rolls the whole transaction back, so the general path starts from the same
+        empty store and describes the rejects by line. Identities are computed from the
+        source before the insert, so ``person_id`` is written stitched, with no UPDATE.
+        """
+        db = self.db
+        prepared = self._prepare_sql(
+            present, typed, "TRUE", derive_sessions="session_id" not in types,
+            derive_channels="channel" not in types, hash_ids=False, dedup=False, guard=True,
+        )
+        cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
+        new_cols = ", ".join(f"n.{quote_ident(c)}" for c in schema.COLUMN_NAMES)
+        try:
+            with db.transaction():
+                if "user_id" in types:
+                    # The general path's _stitch over the same rows, before they are written.
+                    anon = typed.get("anonymous_id", "NULL")
+                    db.execute(
+                        "CREATE OR REPLACE TEMP TABLE __ids AS SELECT coalesce("
+                        f"{anon}, {typed['user_id']}) AS anonymous_id, arg_min("
+                        f"{typed['user_id']}, {typed['ts']}) AS person_id FROM __src "
+                        f"WHERE {typed['user_id']} IS NOT NULL GROUP BY 1"
+                    )
+                    person = "coalesce(n.user_id, i.person_id, n.anonymous_id)"
+                    join = "LEFT JOIN __ids i ON i.anonymous_id = n.anonymous_id"
+                else:
+                    person, join = "n.anonymous_id", ""
+                db.execute(
+                    f"INSERT INTO events ({cols}, person_id) WITH __new AS ({prepared}) "
+                    f"SELECT {new_cols}, {person} FROM __new n {join}"
+                )
+                added, unique = db.rows("SELECT count(*), count(DISTINCT event_id) FROM events")[0]
+                if not added or unique < added:
+                    raise _FirstLoadRefused
+                if "user_id" in types:
+                    db.execute("INSERT OR REPLACE INTO identities SELECT * FROM __ids")
+                self._bump_generation()
+        except (_FirstLoadRefused, duckdb.Error):
+            return None
+        finally:
+            db.execute("DROP TABLE IF EXISTS __ids")
+        return LoadResult(
+            source=staged.source, rows_read=int(added), rows_added=int(added), duplicates=0
+        )
+
     def _describe_rejects(
         self, source: str, checks: list[tuple[str, str, str]], types: dict[str, str]
     ) -> tuple[Reject, ...]:
@@ -324,17 +387,23 @@ class Store:
         derive_channels: bool,
         hash_ids: bool,
         dedup: bool,
+        guard: bool = False,
     ) -> str:
         """SELECT the staged rows as canonical typed columns with derived values filled in.
 
         Only the derivations the rows need are planned: a source that carries event ids,
-        sessions and channels is copied in one pass.
+        sessions and channels is copied in one pass. With ``guard`` the SELECT raises
+        (message ``REFUSED``) on the first row that fails a check of :func:`_checks` or
+        lacks an ``event_id``, ``session_id`` or ``channel`` that is not derived here.
         """
         select = []
         for c in schema.COLUMNS:
             expr = typed[c.name] if c.name in present else f"CAST(NULL AS {c.sql_type})"
             select.append(f"{expr} AS {quote_ident(c.name)}")
-        ctes = [f"typed AS (SELECT {', '.join(select)}, {LINE} FROM __src WHERE {where})"]
+        if guard:
+            ctes = [_guarded_typed_cte(present, typed, derive_sessions, derive_channels)]
+        else:
+            ctes = [f"typed AS (SELECT {', '.join(select)}, {LINE} FROM __src WHERE {where})"]
         replaced = ["coalesce(anonymous_id, user_id) AS anonymous_id"]
         if hash_ids:
             row_hash_cols = [quote_ident(c) for c in schema.COLUMN_NAMES if c != "event_id"]
@@ -467,6 +536,50 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _FirstLoadRefused(Exception):
+    """The first-load pass met a row it cannot write as is: take the general path."""
+
+
+REFUSED = "shopfunnel: row needs the general load path"
+
+
+def _guarded_typed_cte(
+    present: list[str], typed: dict[str, str], derive_sessions: bool, derive_channels: bool
+) -> str:
+    """The ``typed`` CTE of :meth:`Store._prepare_sql` that raises instead of filtering.
+
+    Each typed value is computed once, in an inner projection next to its raw value; the
+    outer projection checks the pair (the conditions of :func:`_checks`, rewritten over
+    the inner columns) and calls ``error()`` on a bad row. DuckDB keeps the two
+    projections apart, so no cast (and no JSON parse) is evaluated twice.
+    """
+    inner = [f"{quote_ident(c)} AS {quote_ident('r_' + c)}, {typed[c]} AS {quote_ident('t_' + c)}"
+             for c in present]
+    must_have = {"event_id"} | ({"session_id"} if not derive_sessions else set()) | (
+        {"channel"} if not derive_channels else set())
+    who = [c for c in ("anonymous_id", "user_id") if c in present]
+    outer = []
+    for col in schema.COLUMNS:
+        name = quote_ident(col.name)
+        if col.name not in present:
+            outer.append(f"CAST(NULL AS {col.sql_type}) AS {name}")
+            continue
+        raw, val = quote_ident("r_" + col.name), quote_ident("t_" + col.name)
+        bad = [f"({raw} IS NOT NULL AND {val} IS NULL)"]
+        if col.required or col.name in must_have:
+            bad.append(f"{raw} IS NULL")
+        if col.name == who[0]:  # the row has neither anonymous_id nor user_id
+            bad.append("(" + " AND ".join(f"{quote_ident('r_' + w)} IS NULL" for w in who) + ")")
+        outer.append(
+            f"CASE WHEN {' OR '.join(bad)} THEN error({quote_literal(REFUSED)}) ELSE {val} END "
+            f"AS {name}"
+        )
+    return (
+        f"typed AS (SELECT {', '.join(outer)}, {LINE} FROM (SELECT {', '.join(inner)}, {LINE} "
+        "FROM __src))"
+    )
 
 
 def _checks(present: list[str], typed: dict[str, str]) -> list[tuple[str, str, str]]:
