@@ -321,7 +321,7 @@ class Store:
         db = self.db
         prepared = self._prepare_sql(
             present, typed, "TRUE", derive_sessions="session_id" not in types,
-            derive_channels="channel" not in types, hash_ids=False, dedup=False, guard=True,
+            derive_channels="channel" not in types, hash_ids=False, dedup=False, guard_types=types,
         )
         cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
         new_cols = ", ".join(f"n.{quote_ident(c)}" for c in schema.COLUMN_NAMES)
@@ -387,12 +387,13 @@ class Store:
         derive_channels: bool,
         hash_ids: bool,
         dedup: bool,
-        guard: bool = False,
+        guard_types: dict[str, str] | None = None,
     ) -> str:
         """SELECT the staged rows as canonical typed columns with derived values filled in.
 
         Only the derivations the rows need are planned: a source that carries event ids,
-        sessions and channels is copied in one pass. With ``guard`` the SELECT raises
+        sessions and channels is copied in one pass. Given the source's column types as
+        ``guard_types``, the SELECT raises
         (message ``REFUSED``) on the first row that fails a check of :func:`_checks` or
         lacks an ``event_id``, ``session_id`` or ``channel`` that is not derived here.
         """
@@ -400,8 +401,9 @@ class Store:
         for c in schema.COLUMNS:
             expr = typed[c.name] if c.name in present else f"CAST(NULL AS {c.sql_type})"
             select.append(f"{expr} AS {quote_ident(c.name)}")
-        if guard:
-            ctes = [_guarded_typed_cte(present, typed, derive_sessions, derive_channels)]
+        if guard_types is not None:
+            ctes = [_guarded_typed_cte(
+                present, guard_types, typed, derive_sessions, derive_channels)]
         else:
             ctes = [f"typed AS (SELECT {', '.join(select)}, {LINE} FROM __src WHERE {where})"]
         replaced = ["coalesce(anonymous_id, user_id) AS anonymous_id"]
@@ -546,36 +548,47 @@ REFUSED = "shopfunnel: row needs the general load path"
 
 
 def _guarded_typed_cte(
-    present: list[str], typed: dict[str, str], derive_sessions: bool, derive_channels: bool
+    present: list[str], types: dict[str, str], typed: dict[str, str],
+    derive_sessions: bool, derive_channels: bool,
 ) -> str:
     """The ``typed`` CTE of :meth:`Store._prepare_sql` that raises instead of filtering.
 
     Each typed value is computed once, in an inner projection next to its raw value; the
-    outer projection checks the pair (the conditions of :func:`_checks`, rewritten over
-    the inner columns) and calls ``error()`` on a bad row. DuckDB keeps the two
-    projections apart, so no cast (and no JSON parse) is evaluated twice.
+    outer projection passes the typed values on and tests every condition of
+    :func:`_checks` (rewritten over the inner columns) in one ``CASE`` around
+    ``event_id`` that calls ``error()`` on a bad row. DuckDB keeps the two projections
+    apart, so no cast (and no JSON parse) is evaluated twice. A text column that stays
+    text needs no cast: its only failure is the empty string, which the general path
+    reads as missing and rejects.
     """
-    inner = [f"{quote_ident(c)} AS {quote_ident('r_' + c)}, {typed[c]} AS {quote_ident('t_' + c)}"
-             for c in present]
     must_have = {"event_id"} | ({"session_id"} if not derive_sessions else set()) | (
         {"channel"} if not derive_channels else set())
-    who = [c for c in ("anonymous_id", "user_id") if c in present]
+    inner, value, bad = [], {}, []
+    for name in present:
+        col = schema.BY_NAME[name]
+        raw = quote_ident("r_" + name)
+        inner.append(f"{quote_ident(name)} AS {raw}")
+        if col.sql_type == "VARCHAR" and types[name] == "VARCHAR":
+            value[name] = raw
+            bad.append(f"{raw} = ''")
+        else:
+            value[name] = quote_ident("t_" + name)
+            inner.append(f"{typed[name]} AS {value[name]}")
+            bad.append(f"({raw} IS NOT NULL AND {value[name]} IS NULL)")
+        if col.required or name in must_have:
+            bad.append(f"{raw} IS NULL")
+    who = [quote_ident("r_" + c) for c in ("anonymous_id", "user_id") if c in present]
+    bad.append("(" + " AND ".join(f"{w} IS NULL" for w in who) + ")")
     outer = []
     for col in schema.COLUMNS:
         name = quote_ident(col.name)
-        if col.name not in present:
+        if col.name == "event_id":
+            outer.append(f"CASE WHEN {' OR '.join(bad)} THEN error({quote_literal(REFUSED)}) "
+                         f"ELSE {value['event_id']} END AS {name}")
+        elif col.name in present:
+            outer.append(f"{value[col.name]} AS {name}")
+        else:
             outer.append(f"CAST(NULL AS {col.sql_type}) AS {name}")
-            continue
-        raw, val = quote_ident("r_" + col.name), quote_ident("t_" + col.name)
-        bad = [f"({raw} IS NOT NULL AND {val} IS NULL)"]
-        if col.required or col.name in must_have:
-            bad.append(f"{raw} IS NULL")
-        if col.name == who[0]:  # the row has neither anonymous_id nor user_id
-            bad.append("(" + " AND ".join(f"{quote_ident('r_' + w)} IS NULL" for w in who) + ")")
-        outer.append(
-            f"CASE WHEN {' OR '.join(bad)} THEN error({quote_literal(REFUSED)}) ELSE {val} END "
-            f"AS {name}"
-        )
     return (
         f"typed AS (SELECT {', '.join(outer)}, {LINE} FROM (SELECT {', '.join(inner)}, {LINE} "
         "FROM __src))"
@@ -620,7 +633,11 @@ def _typed_expr(name: str, source_type: str) -> str:
     raw = quote_ident(name)
     if col.sql_type == "TIMESTAMP":
         if source_type.startswith("TIMESTAMP WITH TIME ZONE"):
-            return f"CAST(timezone('UTC', {raw}) AS TIMESTAMP)"
+            # The UTC wall clock is the instant's epoch: plain arithmetic, where
+            # timezone('UTC', …) goes through ICU's calendar (0.7 s CPU per 10M rows).
+            # ±infinity has no epoch and keeps the ICU conversion.
+            return (f"CASE WHEN isfinite({raw}) THEN make_timestamp(epoch_us({raw})) "
+                    f"ELSE CAST(timezone('UTC', {raw}) AS TIMESTAMP) END")
         if source_type.startswith("TIMESTAMP") or source_type == "DATE":
             return f"CAST({raw} AS TIMESTAMP)"
         if source_type in ("BIGINT", "INTEGER", "HUGEINT", "DOUBLE"):
