@@ -22,7 +22,8 @@ anonymous id is stitched to, else the anonymous id.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -226,17 +227,18 @@ class Store:
             if first is not None:
                 return first
         note("validating")
-        checks = _checks(present, typed)
+        checks = _checks(present, typed, types)
         any_bad = " OR ".join(f"({cond})" for _, cond, _ in checks)
         nulls = {
             c: (f"count(*) FILTER (WHERE {quote_ident(c)} IS NULL)" if c in types else "count(*)")
             for c in ("event_id", "session_id", "channel")
         }
         distinct_ids = "count(DISTINCT event_id)" if "event_id" in types else "0"
-        staged_rows, bad_count, null_ids, null_sessions, null_channels, unique_ids = db.rows(
-            f"SELECT count(*), count(*) FILTER (WHERE {any_bad}), {nulls['event_id']}, "
-            f"{nulls['session_id']}, {nulls['channel']}, {distinct_ids} FROM __src"
-        )[0]
+        with _hash_threads(db):
+            staged_rows, bad_count, null_ids, null_sessions, null_channels, unique_ids = db.rows(
+                f"SELECT count(*), count(*) FILTER (WHERE {any_bad}), {nulls['event_id']}, "
+                f"{nulls['session_id']}, {nulls['channel']}, {distinct_ids} FROM __src"
+            )[0]
         early = tuple(staged.rejects)
         early_lines = len({r.line for r in early})
         rows_read = int(staged_rows) + early_lines
@@ -344,7 +346,9 @@ class Store:
                     f"INSERT INTO events ({cols}, person_id) WITH __new AS ({prepared}) "
                     f"SELECT {new_cols}, {person} FROM __new n {join}"
                 )
-                added, unique = db.rows("SELECT count(*), count(DISTINCT event_id) FROM events")[0]
+                with _hash_threads(db):
+                    added, unique = db.rows(
+                        "SELECT count(*), count(DISTINCT event_id) FROM events")[0]
                 if not added or unique < added:
                     raise _FirstLoadRefused
                 if "user_id" in types:
@@ -540,6 +544,22 @@ class Store:
         self.close()
 
 
+@contextmanager
+def _hash_threads(db: Database, at_least: int = 4) -> Iterator[None]:
+    """Run a large hash aggregate (``count(DISTINCT)`` of 10M ids) with at least
+    ``at_least`` DuckDB threads. DuckDB sizes the aggregate's hash tables per thread: on
+    2 cores, 2 threads took 1.6–2.0 s CPU for 10M distinct ids and 4 threads 0.73 s."""
+    threads = int(db.scalar("SELECT current_setting('threads')"))
+    if threads >= at_least:
+        yield
+        return
+    db.execute(f"SET threads = {int(at_least)}")
+    try:
+        yield
+    finally:
+        db.execute(f"SET threads = {threads}")
+
+
 class _FirstLoadRefused(Exception):
     """The first-load pass met a row it cannot write as is: take the general path."""
 
@@ -595,18 +615,24 @@ def _guarded_typed_cte(
     )
 
 
-def _checks(present: list[str], typed: dict[str, str]) -> list[tuple[str, str, str]]:
-    """(column, SQL condition that is true for a bad row, reason) for each rule."""
+def _checks(
+    present: list[str], typed: dict[str, str], types: dict[str, str]
+) -> list[tuple[str, str, str]]:
+    """(column, SQL condition that is true for a bad row, reason) for each rule.
+
+    A value is bad when it is present but its typed form is NULL; for a text column
+    that stays text that is exactly the empty string, tested without the cast."""
     checks = []
     for name in present:
         col = schema.BY_NAME[name]
         raw = quote_ident(name)
         if col.required:
             checks.append((name, f"{raw} IS NULL", "is required and missing"))
-        checks.append(
-            (name, f"{raw} IS NOT NULL AND {typed[name]} IS NULL",
-             f"cannot be read as {_human_type(col.sql_type)}")
+        unreadable = (
+            f"{raw} = ''" if col.sql_type == "VARCHAR" and types[name] == "VARCHAR"
+            else f"{raw} IS NOT NULL AND {typed[name]} IS NULL"
         )
+        checks.append((name, unreadable, f"cannot be read as {_human_type(col.sql_type)}"))
     who = [quote_ident(c) for c in ("anonymous_id", "user_id") if c in present]
     checks.append(
         ("anonymous_id", " AND ".join(f"{w} IS NULL" for w in who),
