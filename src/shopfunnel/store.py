@@ -330,13 +330,14 @@ class Store:
         try:
             with db.transaction():
                 if "user_id" in types:
-                    # The general path's _stitch over the same rows, before they are written.
+                    # The general path's _stitch over the same rows, before they are written
+                    # (the raw IS NOT NULL is pushed into a Parquet scan).
                     anon = typed.get("anonymous_id", "NULL")
                     db.execute(
                         "CREATE OR REPLACE TEMP TABLE __ids AS SELECT coalesce("
                         f"{anon}, {typed['user_id']}) AS anonymous_id, arg_min("
                         f"{typed['user_id']}, {typed['ts']}) AS person_id FROM __src "
-                        f"WHERE {typed['user_id']} IS NOT NULL GROUP BY 1"
+                        f"WHERE user_id IS NOT NULL AND {typed['user_id']} IS NOT NULL GROUP BY 1"
                     )
                     person = "coalesce(n.user_id, i.person_id, n.anonymous_id)"
                     join = "LEFT JOIN __ids i ON i.anonymous_id = n.anonymous_id"
