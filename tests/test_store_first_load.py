@@ -222,3 +222,25 @@ def test_a_source_with_only_user_ids_loads_in_one_pass_like_the_general_path(
     slow, slow_results = load_all([events], monkeypatch)
     assert_same(fast, slow)
     assert fast_results == slow_results
+
+
+def test_zoned_timestamps_are_stored_as_utc_wall_clock_by_both_paths(
+    monkeypatch: pytest.MonkeyPatch, first_loads: list[bool]
+) -> None:
+    events = log(("a", 0, "page_view"), ("b", 90, "page_view"))
+    events["ts"] = pd.to_datetime(["2024-03-31T01:30:00Z", "2024-10-27T02:30:00+01:00"],
+                                  utc=True, format="ISO8601").tz_convert("Europe/Berlin")
+    fast, _ = load_all([events])
+    assert first_loads == [True]
+    slow, _ = load_all([events], monkeypatch)
+    assert_same(fast, slow)
+    assert [str(t) for t in fast["events"]["ts"]] == ["2024-03-31 01:30:00", "2024-10-27 01:30:00"]
+
+
+def test_a_load_leaves_the_connections_thread_count_as_it_was(first_loads: list[bool]) -> None:
+    with Store(":memory:") as store:
+        store.db.execute("SET threads = 2")
+        store.load(log(("a", 0, "page_view"), ("b", 1, "page_view")))
+        store.load(log(("c", 2, "page_view")))
+        assert store.db.scalar("SELECT current_setting('threads')") == 2
+    assert first_loads == [True]
