@@ -8,8 +8,14 @@ peak RSS is its own:
 
 * ``scan``: pyarrow reads the needed columns (person, ts, event) — the floor;
 * ``chdb``: ClickHouse's ``windowFunnel`` (embedded chDB) over the Parquet file;
+* ``chdb_table``: the same query over a chDB MergeTree table ordered by person and time,
+  made from the file before timing (chDB with its best storage layout);
 * ``ordered``, ``by_channel``, ``strict``, ``session``: shopfunnel's funnel (5 steps,
-  7 days) over the same file.
+  7 days) over the same file, by SQL (what a one-off funnel over a file costs);
+* ``timeline``: the one-time build of shopfunnel's timeline of the file (sorted, coded,
+  saved beside it as a store saves its own);
+* ``t_ordered``, ``t_by_channel``, ``t_strict``, ``t_session``: the same funnels over the
+  saved timeline (what a funnel over a store costs once its timeline is built).
 
 Each subprocess loads its libraries (and numba's cached kernels) on a tiny input first,
 then times ``--runs`` runs and reports the median. The counts of ``ordered`` must equal
@@ -41,7 +47,12 @@ STEPS = ["view_item", "add_to_cart", "begin_checkout", "add_payment_info", "purc
 WINDOW_S = 7 * 86400
 SIZES = {"1m": 1_000_000, "10m": 10_000_000, "100m": 100_000_000}
 MEMORY_LIMIT = "2GB"  # DuckDB's limit for shopfunnel's query (it spills beyond)
-ENGINES = ["scan", "chdb", "ordered", "by_channel", "strict", "session"]
+ENGINES = ["scan", "chdb", "chdb_table", "ordered", "by_channel", "strict", "session",
+           "timeline", "t_ordered", "t_by_channel", "t_strict", "t_session"]
+SHOPFUNNEL = {  # engine → funnel() arguments
+    "ordered": {}, "by_channel": {"by": "channel"}, "strict": {"order": "strict"},
+    "session": {"count_by": "session"},
+}
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -66,6 +77,11 @@ def data_file(size: str, kind: str) -> Path:
     return path
 
 
+def timeline_key(path: str) -> str:
+    st = os.stat(path)
+    return f"{Path(path).name}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def person_column(path: Path) -> str:
     import pyarrow.parquet as pq
 
@@ -83,6 +99,67 @@ def worker(engine: str, path: str, runs: int) -> None:
         def once():
             table = pq.read_table(path, columns=[person, "ts", "event"])
             return [table.num_rows]
+    elif engine == "chdb_table":
+        # chDB given its best layout: a MergeTree table sorted by person and time, built
+        # once (not timed), as a ClickHouse user would keep events
+        import tempfile
+
+        from chdb import session as chs
+        tmp = tempfile.mkdtemp(prefix="chdb_bench_")
+        sess = chs.Session(tmp)
+        sess.query(
+            f"CREATE TABLE ev ENGINE = MergeTree ORDER BY ({person}, t) "
+            "SETTINGS allow_nullable_key = 1 AS SELECT "
+            f"assumeNotNull({person}) AS {person}, "
+            f"toUInt64(toUnixTimestamp64Micro(ts)) AS t, toLowCardinality(event) AS event "
+            f"FROM file('{path}', Parquet)")
+        conds = ", ".join(f"event = '{s}'" for s in STEPS)
+        sql = (f"SELECT level, count() AS n FROM (SELECT {person}, "
+               f"windowFunnel({WINDOW_S * 1_000_000})(t, {conds}) AS level FROM ev "
+               f"GROUP BY {person}) GROUP BY level")
+
+        def once():
+            df = sess.query(sql, "DataFrame")
+            levels = dict(zip(df["level"].astype(int), df["n"].astype(int), strict=True))
+            return [sum(v for lv, v in levels.items() if lv >= k) for k in range(1, 6)]
+    elif engine == "timeline":
+        # the one-time build of the timeline (sorted, coded copy), saved beside the data
+        sys.path.insert(0, str(ROOT / "src"))
+        from shopfunnel.funnel_engine import LocalEngine
+        from shopfunnel.timeline import build
+        folder = Path(path + ".timeline")
+
+        def once():
+            engine_ = LocalEngine(path, memory_limit=MEMORY_LIMIT)
+            tl = build(engine_.db, engine_.relation, engine_.person, engine_.columns,
+                       key=timeline_key(path), folder=folder)
+            return [len(tl)]
+    elif engine.startswith("t_"):
+        # the funnel over the saved timeline (memory-mapped, as a store's)
+        sys.path.insert(0, str(ROOT / "src"))
+        import pandas as pd
+
+        from shopfunnel.funnel import funnel
+        from shopfunnel.funnel_engine import LocalEngine
+        from shopfunnel.timeline import Timeline
+        kwargs = SHOPFUNNEL[engine[2:]]
+        tiny = pd.DataFrame({"anonymous_id": ["p"], "ts": [pd.Timestamp("2024-01-01")],
+                             "event": ["view_item"], "channel": ["x"], "session_id": ["s"]})
+        funnel(tiny, STEPS, engine=LocalEngine(tiny, timeline=True), **kwargs)  # kernels
+
+        # opened once, as a store and its timeline are (opening: about 2 ms, the engine's
+        # description of the Parquet file about 20 ms, which a store does not pay)
+        tl = Timeline.open(path + ".timeline", timeline_key(path))
+        if tl is None:
+            raise SystemExit("no timeline: run the 'timeline' engine first")
+        engine_ = LocalEngine(path, timeline=tl)
+
+        def once():
+            result = funnel(path, STEPS, window="7d", engine=engine_, **kwargs)
+            if result.breakdown is not None:
+                extra["breakdown_sum"] = (
+                    result.breakdown.groupby("step")["persons"].sum().astype(int).tolist())
+            return result.steps["persons"].astype(int).tolist()
     elif engine == "chdb":
         import chdb
 
@@ -104,12 +181,7 @@ def worker(engine: str, path: str, runs: int) -> None:
         from shopfunnel.funnel import funnel
         from shopfunnel.funnel_engine import LocalEngine
 
-        kwargs = {
-            "ordered": {},
-            "by_channel": {"by": "channel"},
-            "strict": {"order": "strict"},
-            "session": {"count_by": "session"},
-        }[engine]
+        kwargs = SHOPFUNNEL[engine]
         tiny = pd.DataFrame({"anonymous_id": ["p"], "ts": [pd.Timestamp("2024-01-01")],
                              "event": ["view_item"], "channel": ["x"], "session_id": ["s"]})
         funnel(tiny, STEPS, **kwargs)  # load the cached kernels
@@ -187,21 +259,24 @@ def write_report(rows: list[dict], info: dict, kind: str, runs: int) -> Path:
                 continue
             r = res[engine]
             vs_chdb = (f"{res['chdb']['median'] / r['median']:.1f}×"
-                       if "chdb" in res and engine not in ("chdb", "scan") else "")
+                       if "chdb" in res and engine not in ("chdb", "scan", "timeline") else "")
             vs_scan = (f"{r['median'] / res['scan']['median']:.1f}×"
-                       if "scan" in res and engine != "scan" else "")
+                       if "scan" in res and engine not in ("scan", "timeline") else "")
             runs_s = ", ".join(f"{t:.2f}" for t in r["times"])
-            counts = "" if engine == "scan" else ", ".join(f"{c:,}" for c in r["counts"])
+            counts = ("" if engine == "scan" else f"{r['counts'][0]:,} rows"
+                      if engine == "timeline" else ", ".join(f"{c:,}" for c in r["counts"]))
             lines.append(
                 f"| {row['size']} | {engine} | {r['median']:.2f} | {runs_s} | "
                 f"{r['rss'] / 2**30:.2f} | {vs_chdb} | {vs_scan} | {counts} |")
-        o = res.get("ordered")
-        if o:
-            notes = []
-            for name in ("by_channel", "strict", "session"):
-                if name in res:
-                    notes.append(f"{name} / ordered = {res[name]['median'] / o['median']:.2f}")
-            lines.append(f"| {row['size']} | *ratios* | | | | | | {'; '.join(notes)} |")
+        for prefix in ("", "t_"):
+            o = res.get(prefix + "ordered")
+            if o:
+                notes = []
+                for name in ("by_channel", "strict", "session"):
+                    if prefix + name in res:
+                        ratio = res[prefix + name]["median"] / o["median"]
+                        notes.append(f"{prefix}{name} / {prefix}ordered = {ratio:.2f}")
+                lines.append(f"| {row['size']} | *ratios* | | | | | | {'; '.join(notes)} |")
     lines += ["", f"Load average at the end: {os.getloadavg()[0]:.1f}.", ""]
     notes = ""
     if path.exists() and "## Reading the figures" in path.read_text(encoding="utf-8"):
@@ -239,15 +314,23 @@ def main() -> None:
             r = results[engine]
             print(f"{size} {engine}: median {r['median']:.2f}s, rss {r['rss'] / 2**30:.2f} GiB,"
                   f" counts {r['counts']}", file=sys.stderr, flush=True)
-        if "chdb" in results and "ordered" in results:
-            assert results["ordered"]["counts"] == results["chdb"]["counts"], (
-                f"{size}: shopfunnel {results['ordered']['counts']} != chDB "
-                f"{results['chdb']['counts']}")
-        if "breakdown_sum" in results.get("by_channel", {}) and "ordered" in results:
-            assert results["by_channel"]["breakdown_sum"] == results["ordered"]["counts"]
-        if "strict" in results and "ordered" in results:
-            assert all(s <= o for s, o in zip(results["strict"]["counts"],
-                                              results["ordered"]["counts"], strict=True))
+        for ours in ("ordered", "t_ordered", "chdb_table"):
+            if "chdb" in results and ours in results:
+                assert results[ours]["counts"] == results["chdb"]["counts"], (
+                    f"{size}: {ours} {results[ours]['counts']} != chDB "
+                    f"{results['chdb']['counts']}")
+        for prefix in ("", "t_"):
+            ordered = results.get(prefix + "ordered")
+            if ordered is None:
+                continue
+            if "breakdown_sum" in results.get(prefix + "by_channel", {}):
+                assert results[prefix + "by_channel"]["breakdown_sum"] == ordered["counts"]
+            if prefix + "strict" in results:
+                assert all(s <= o for s, o in zip(results[prefix + "strict"]["counts"],
+                                                  ordered["counts"], strict=True))
+        for name in ("by_channel", "strict", "session"):  # the two paths count alike
+            if name in results and "t_" + name in results:
+                assert results[name]["counts"] == results["t_" + name]["counts"], name
         rows = [r for r in rows if r["size"] != size] + [{"size": size, "results": results}]
         rows.sort(key=lambda r: order.index(r["size"]))
         raw.write_text(json.dumps(rows, indent=1), encoding="utf-8")

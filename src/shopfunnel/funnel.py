@@ -60,7 +60,9 @@ an item field (first item) or a ``properties`` key. ``attribution="first"``: a u
 under the value on the step-1 event that started the attempt that reached its furthest
 step; ``"last"``: the value on the event of its furthest step; ``"per_step"``: at each step,
 the value on that step's event. The ``top`` values by step-1 units keep their names; the
-rest are folded into ``"other"``; a missing value is ``"(none)"``.
+rest are folded into ``"other"``; a missing value is ``"(none)"``. Of several events of
+one step at the same instant with different values, which one gives the value is not
+defined.
 
 **Trend.** ``trend="day"|"week"|"month"``: units are counted per period of the attempt's
 start (weeks start on Monday, UTC); a unit with attempts in several periods counts in each.

@@ -15,6 +15,10 @@ carrying the last, possibly incomplete, person over to the next batch, so memory
 bounded by DuckDB's sort (which spills to disk) plus one batch. Persons are identified by
 DuckDB's 64-bit ``hash`` of the id: two persons collide with probability about
 ``persons² / 2⁶⁵`` (below one in a million at ten million persons).
+
+Over a store, most funnels skip the SQL: the store's :mod:`shopfunnel.timeline` holds the
+events already sorted by (person, time) as integer arrays, and a compiled pass picks the
+plan's rows from it (ADR 0021). Both paths end in :func:`count_arrays`.
 """
 
 from __future__ import annotations
@@ -43,12 +47,19 @@ from shopfunnel.funnel_kernel import (
     count_segments,
     run_units,
 )
+from shopfunnel.timeline import DIMENSIONS as TIMELINE_DIMENSIONS
+from shopfunnel.timeline import Timeline, can_filter, period_starts
+from shopfunnel.timeline import build as build_timeline
+from shopfunnel.timeline import chunks as timeline_chunks
+from shopfunnel.timeline import of_store as timeline_of_store
+from shopfunnel.timeline import select as select_timeline
 
 Order = Literal["ordered", "strict", "any"]
 CountBy = Literal["person", "session"]
 Trend = Literal["day", "week", "month"]
 ITEM_FIELDS = ("item_id", "item_name", "item_category", "price", "quantity")
 BATCH_ROWS = 4_000_000
+TIMELINE_CHUNK_ROWS = 8_000_000  # timeline rows a thread selects and counts at a time
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,37 @@ def require_sessions(columns: Any) -> None:
         raise ConfigError("count_by='session' needs a session_id column in the events")
 
 
+def timeline_fits(plan: FunnelPlan, tl: Timeline | None = None) -> bool:
+    """Whether the plan can run on a timeline (``tl``'s, when given): no held property;
+    step and exclusion filters and the breakdown only on the timeline's columns."""
+    conditions = [*plan.steps, *(c for c, _, _ in plan.exclusions)]
+    if plan.hold:
+        return False
+    if tl is None:
+        return all(key in TIMELINE_DIMENSIONS for c in conditions for key, _ in c.where)
+    if plan.by and plan.by not in tl.dims:
+        return False
+    if not all(can_filter(tl, c.where) for c in conditions):
+        return False
+    return plan.count_by != "session" or (tl.session is not None and tl.sessions_nested)
+
+
+def timeline_rows(plan: FunnelPlan, tl: Timeline, start: int = 0, stop: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The plan's rows of the timeline (rows ``start..stop``), coded and ordered as
+    :meth:`LocalEngine.build_sql` orders them: owner, µs, step code and the rows' indices
+    in the timeline counted from ``start``."""
+    coded, _, _, other = coded_conditions(plan)
+    codes: dict[str, list[tuple[int, tuple[tuple[str, Any], ...]]]] = {}
+    for k, cond in coded:
+        codes.setdefault(cond.event, []).append((k, cond.where))
+    # rows before a unit's first possible anchor take part in no attempt
+    anchor_max = 0 if plan.order == "any" else len(plan.steps) if plan.open_entry else 1
+    return select_timeline(tl, codes, other=other if plan.order == "strict" else None,
+                           by_session=plan.count_by == "session", anchor_max=anchor_max,
+                           start=start, stop=stop)
+
+
 class FunnelEngine(Protocol):
     """What an engine does: count a plan over a source."""
 
@@ -121,14 +163,26 @@ class FunnelEngine(Protocol):
 
 
 class LocalEngine:
-    """DuckDB reads, filters, encodes and sorts; the numba kernel walks each person."""
+    """DuckDB reads, filters, encodes and sorts; the numba kernel walks each person.
+
+    ``timeline``: None (default) uses the timeline for a store and SQL for other sources;
+    True builds a timeline of any source on the first funnel and keeps it in this engine
+    (worth it when one engine counts many funnels); False always uses SQL; a
+    :class:`~shopfunnel.timeline.Timeline` is used as given. Plans a timeline cannot hold
+    (property filters, ``hold``, a breakdown by another column) run by SQL either way.
+    """
 
     def __init__(self, source: Any, *, batch_rows: int = BATCH_ROWS,
-                 memory_limit: str | None = None):
+                 memory_limit: str | None = None, timeline: bool | Timeline | None = None):
         self.batch_rows = batch_rows
         self._owned = False
         from shopfunnel.store import Store
 
+        self._store = source if isinstance(source, Store) else None
+        # the timeline pays for itself when funnels are counted again and again: by
+        # default for a store (kept beside it), on request for other sources
+        self.use_timeline = self._store is not None if timeline is None else bool(timeline)
+        self._timeline: Timeline | None = timeline if isinstance(timeline, Timeline) else None
         if isinstance(source, Store):
             self.db = source.db
             self.relation = "events"
@@ -295,7 +349,21 @@ class LocalEngine:
         return sql, params
 
     # -- running ------------------------------------------------------------------------
+    def timeline(self) -> Timeline:
+        """The source's timeline (see :mod:`shopfunnel.timeline`): a store's is kept beside
+        it and rebuilt after a load; another source's is built once per engine."""
+        if self._store is not None and self._timeline is None:
+            return timeline_of_store(self._store)
+        if self._timeline is None:
+            self._timeline = build_timeline(self.db, self.relation, self.person, self.columns,
+                                            key="engine")
+        return self._timeline
+
     def run(self, plan: FunnelPlan) -> EngineOutput:
+        if self.use_timeline and timeline_fits(plan):
+            tl = self.timeline()
+            if timeline_fits(plan, tl):
+                return self._run_timeline(plan, tl)
         sql, params = self.build_sql(plan)
         n = len(plan.steps)
         reader = self.db.connection.sql(sql, params=params).to_arrow_reader(self.batch_rows)
@@ -340,7 +408,47 @@ class LocalEngine:
         if tail:
             process(pa.concat_tables(tail).combine_chunks(), final=True)
         pool.shutdown()
-        if parts:
+        return self._output(plan, parts, totals, self._label_values(plan, list(labels)))
+
+    def _run_timeline(self, plan: FunnelPlan, tl: Timeline) -> EngineOutput:
+        """The same pass over the timeline's rows of this plan (no SQL, no sort), in
+        chunks of whole persons on every core: first each chunk's rows are selected,
+        then each chunk's kernel writes into its slice of one set of result arrays (no
+        concatenation of per-chunk results)."""
+        threads = default_threads()
+        size = min(TIMELINE_CHUNK_ROWS, -(-len(tl) // threads))
+
+        def select(rows: tuple[int, int]) -> Units:
+            o, t, c, idx = timeline_rows(plan, tl, *rows)
+            attr = tl.read(f"dim_{plan.by}", *rows)[idx] if plan.by else None
+            period = period_starts(t, plan.trend) if plan.trend else None
+            return prepare_units(plan, o, None, t, c, attr, period)
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            chunks = list(pool.map(select, timeline_chunks(tl, size)))
+            starts = np.cumsum([0] + [ch.n_seg for ch in chunks])
+            out = empty_results(plan, int(starts[-1]))
+            owner = np.empty(int(starts[-1]), dtype=np.uint64)
+
+            def run(i: int) -> np.ndarray:
+                part = tuple(a[starts[i]:starts[i + 1]] for a in out)
+                tot = run_prepared(plan, chunks[i], part)
+                ch = chunks[i]
+                owner[starts[i]:starts[i + 1]] = ch.o[ch.unit_starts[:-1][part[0]]]
+                chunks[i] = None  # type: ignore[call-overload]  # free the rows
+                return tot
+
+            totals = np.sum(list(pool.map(run, range(len(chunks)))), axis=0,
+                            dtype=np.int64) if chunks else np.zeros(len(plan.steps), np.int64)
+        labels = tl.labels.get(plan.by, []) if plan.by else []
+        return self._output(plan, [entered(plan, owner, out)], totals, list(labels))
+
+    def _output(self, plan: FunnelPlan, parts: list[tuple[np.ndarray, ...]],
+                totals: np.ndarray, labels: list[str]) -> EngineOutput:
+        n = len(plan.steps)
+        if len(parts) == 1:
+            arrays = list(parts.pop())
+        elif parts:
             # one field at a time, dropping the pieces as we go: peak = results + one field
             pieces = [list(p) for p in parts]
             parts.clear()
@@ -360,7 +468,7 @@ class LocalEngine:
             owner, period, reached, prev, anchor, sattr, aattr = _first_per_owner(
                 owner, period, reached, prev, anchor, sattr, aattr)
         return EngineOutput(owner, period, reached, prev, anchor, sattr, aattr, totals,
-                            self._label_values(plan, list(labels)), self._lookup(plan))
+                            labels, self._lookup(plan))
 
     def _label_values(self, plan: FunnelPlan, hashes: list[int]) -> list[str]:
         """The breakdown values behind their hashes, in code order."""
@@ -415,43 +523,88 @@ def count_batch(table: pa.Table, plan: FunnelPlan, labels: dict[int, int], *,
     codes and grows) and the per-step totals. Chunks of units run on ``pool`` when
     ``threads`` > 1. Every engine calls this, so the pass is the same everywhere.
     """
+    return count_arrays(
+        plan, _np(table.column("o"), np.uint64),
+        _np(table.column("u"), np.uint64) if plan.hold else None,
+        _np(table.column("t"), np.int64), _np(table.column("c"), np.int8),
+        _encode_hashes(_np(table.column("a"), np.uint64), labels) if plan.by else None,
+        _np(table.column("p"), np.int64) if plan.trend else None,
+        pool=pool, threads=threads)
+
+
+@dataclass
+class Units:
+    """Rows ready for the kernel: sorted by (owner[, unit], t, c), with the row where
+    each unit starts and the output row (segment) where each unit's results go."""
+
+    o: np.ndarray
+    t: np.ndarray
+    c: np.ndarray
+    attr: np.ndarray
+    period: np.ndarray
+    unit_starts: np.ndarray
+    seg_offsets: np.ndarray
+
+    @property
+    def n_seg(self) -> int:
+        return int(self.seg_offsets[-1])
+
+
+def prepare_units(plan: FunnelPlan, o: np.ndarray, u: np.ndarray | None, t: np.ndarray,
+                  c: np.ndarray, attr: np.ndarray | None, period: np.ndarray | None) -> Units:
+    """Unit boundaries and segment offsets (one segment per unit, or per unit and trend
+    period of an attempt's start) for the arrays of :func:`count_arrays`."""
     n = len(plan.steps)
     mode = {"ordered": ORDERED, "strict": STRICT, "any": ANY}[plan.order]
-    optional = np.array(plan.optional or (False,) * n, dtype=np.bool_)
-    excl_from = np.array([a - 1 for _, a, _ in plan.exclusions] or [0], dtype=np.int64)
-    excl_to = np.array([b - 1 for _, _, b in plan.exclusions] or [0], dtype=np.int64)
-    o = _np(table.column("o"), np.uint64)
-    t = _readonly(_np(table.column("t"), np.int64))
-    c = _readonly(_np(table.column("c"), np.int8))
-    unit_starts = (boundaries2(o, _np(table.column("u"), np.uint64)) if plan.hold
-                   else boundaries(o))
-    if plan.by:
-        attr = _encode_hashes(_np(table.column("a"), np.uint64), labels)
-    else:
+    t = _readonly(t)
+    c = _readonly(c)
+    unit_starts = boundaries2(o, u) if u is not None else boundaries(o)
+    if attr is None:
         attr = np.full(len(o), -1, dtype=np.int32)
-    if plan.trend:
-        period = _readonly(_np(table.column("p"), np.int64))
+    else:
+        attr = np.ascontiguousarray(attr, dtype=np.int32)
+    if period is not None:
+        period = _readonly(period)
         seg_counts = count_segments(unit_starts, c, period, n, mode, plan.open_entry)
     else:
         period = _readonly(np.zeros(1, dtype=np.int64))
         seg_counts = np.ones(len(unit_starts) - 1, dtype=np.int64)
     seg_offsets = np.zeros(len(seg_counts) + 1, dtype=np.int64)
     np.cumsum(seg_counts, out=seg_offsets[1:])
-    n_seg = int(seg_offsets[-1])
-    seg_unit = np.empty(n_seg, dtype=np.int64)
-    seg_period = np.zeros(n_seg, dtype=np.int64)
-    reached = np.empty((n_seg, n), dtype=np.int64)  # the kernel initialises them
-    prev = np.empty((n_seg, n), dtype=np.int64)
-    anchor = np.empty((n_seg, n), dtype=np.int64)
-    sattr = np.empty((n_seg, n), dtype=np.int32)
-    aattr = np.empty((n_seg, n), dtype=np.int32)
-    n_units = len(unit_starts) - 1
+    return Units(o, t, c, attr, period, unit_starts, seg_offsets)
+
+
+def empty_results(plan: FunnelPlan, n_seg: int) -> tuple[np.ndarray, ...]:
+    """Uninitialised (seg_unit, seg_period, reached, prev, anchor, sattr, aattr) for
+    ``n_seg`` segments (:func:`run_prepared` fills every row; the codes have no rows
+    without a breakdown)."""
+    n = len(plan.steps)
+    n_attr = n_seg if plan.by else 0  # the kernel writes no codes into empty arrays
+    return (np.empty(n_seg, dtype=np.int64), np.zeros(n_seg, dtype=np.int64),
+            np.empty((n_seg, n), dtype=np.int64), np.empty((n_seg, n), dtype=np.int64),
+            np.empty((n_seg, n), dtype=np.int64), np.empty((n_attr, n), dtype=np.int32),
+            np.empty((n_attr, n), dtype=np.int32))
+
+
+def run_prepared(plan: FunnelPlan, units: Units, out: tuple[np.ndarray, ...], *,
+                 pool: ThreadPoolExecutor | None = None, threads: int = 1) -> np.ndarray:
+    """Run the kernel over ``units``, writing each segment into ``out`` (from
+    :func:`empty_results`, ``units.n_seg`` rows; ``seg_unit`` is the unit's index in
+    ``units``); returns the per-step totals."""
+    n = len(plan.steps)
+    mode = {"ordered": ORDERED, "strict": STRICT, "any": ANY}[plan.order]
+    optional = np.array(plan.optional or (False,) * n, dtype=np.bool_)
+    excl_from = np.array([a - 1 for _, a, _ in plan.exclusions] or [0], dtype=np.int64)
+    excl_to = np.array([b - 1 for _, _, b in plan.exclusions] or [0], dtype=np.int64)
+    seg_unit, seg_period, reached, prev, anchor, sattr, aattr = out
+    n_units = len(units.unit_starts) - 1
     n_chunks = max(1, min(n_units, threads if pool is not None else 1))
     tot = np.zeros((n_chunks, n), dtype=np.int64)
 
     def chunk(ci: int) -> None:
-        run_units(unit_starts, seg_offsets, t, c, attr, period, n, plan.window_us, mode,
-                  optional, plan.open_entry, excl_from, excl_to, bool(plan.trend),
+        run_units(units.unit_starts, units.seg_offsets, units.t, units.c, units.attr,
+                  units.period, n, plan.window_us, mode, optional, plan.open_entry,
+                  excl_from, excl_to, bool(plan.trend),
                   ci * n_units // n_chunks, (ci + 1) * n_units // n_chunks, ci,
                   seg_unit, seg_period, reached, prev, anchor, sattr, aattr, tot)
 
@@ -459,16 +612,37 @@ def count_batch(table: pa.Table, plan: FunnelPlan, labels: dict[int, int], *,
         chunk(0)
     else:
         list(pool.map(chunk, range(n_chunks)))
+    return tot.sum(axis=0)
+
+
+def entered(plan: FunnelPlan, owner: np.ndarray, out: tuple[np.ndarray, ...]
+            ) -> tuple[np.ndarray, ...]:
+    """``(owner, period, reached, prev, anchor[, sattr, aattr])`` of the segments that
+    entered the funnel (the codes only with a breakdown); no copy when all entered."""
+    _, seg_period, reached, prev, anchor, sattr, aattr = out
     keep = reached[:, 0] != NONE if not plan.open_entry and plan.order != "any" else (
         (reached != NONE).any(axis=1))
-    owner = o[unit_starts[:-1][seg_unit[keep]]]
-    part: tuple[np.ndarray, ...]
+    if keep.all():  # every unit entered (the timeline leaves out those who cannot)
+        keep = slice(None)
     if plan.by:
-        part = (owner, seg_period[keep], reached[keep], prev[keep], anchor[keep],
+        return (owner[keep], seg_period[keep], reached[keep], prev[keep], anchor[keep],
                 sattr[keep], aattr[keep])
-    else:  # no breakdown: don't hold codes that are all -1 (memory at 100M)
-        part = (owner, seg_period[keep], reached[keep], prev[keep], anchor[keep])
-    return part, tot.sum(axis=0)
+    # no breakdown: don't hold codes that are all -1 (memory at 100M)
+    return owner[keep], seg_period[keep], reached[keep], prev[keep], anchor[keep]
+
+
+def count_arrays(plan: FunnelPlan, o: np.ndarray, u: np.ndarray | None, t: np.ndarray,
+                 c: np.ndarray, attr: np.ndarray | None, period: np.ndarray | None, *,
+                 pool: ThreadPoolExecutor | None = None, threads: int = 1
+                 ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """:func:`count_batch` over arrays: owner hashes ``o`` (and unit hashes ``u`` with
+    ``hold``), µs ``t``, step codes ``c``, int32 breakdown codes ``attr`` (-1 = none)
+    and trend period starts ``period``, sorted by (owner[, unit], t, c)."""
+    units = prepare_units(plan, o, u, t, c, attr, period)
+    out = empty_results(plan, units.n_seg)
+    totals = run_prepared(plan, units, out, pool=pool, threads=threads)
+    owner = units.o[units.unit_starts[:-1][out[0]]]
+    return entered(plan, owner, out), totals
 
 
 def _np(column: pa.ChunkedArray, dtype: Any) -> np.ndarray:

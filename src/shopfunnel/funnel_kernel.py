@@ -14,7 +14,8 @@ Input: rows sorted by (unit, time, code), as flat arrays:
 Output, per *segment* (a unit, or a unit × trend period of the attempt's start) and
 step ``k``: when the step was first reached (``reached``), the time of the previous step
 in that attempt (``prev``), the attempt's anchor (``anchor``), the breakdown code on the
-step's event (``sattr``) and on the anchor (``aattr``). ``NONE`` marks "not reached".
+step's event (``sattr``) and on the anchor (``aattr``; both may have no rows, when the
+funnel has no breakdown). ``NONE`` marks "not reached".
 ``totals[chunk, k]`` counts every step-k event that took part in a valid attempt.
 
 The semantics are documented in :mod:`shopfunnel.funnel` and ``docs/funnels.md``; this
@@ -46,8 +47,9 @@ def _record(seg, k, t, prev_t, anchor_t, sa, aa, reached, prev, anchor, sattr, a
         reached[seg, k] = t
         prev[seg, k] = prev_t
         anchor[seg, k] = anchor_t
-        sattr[seg, k] = sa
-        aattr[seg, k] = aa
+        if sattr.shape[0]:  # no rows: the funnel has no breakdown
+            sattr[seg, k] = sa
+            aattr[seg, k] = aa
 
 
 @njit(cache=True, nogil=True)
@@ -261,8 +263,9 @@ def run_units(unit_starts, seg_offsets, ts, code, attr, period, n, window, mode,
                     reached[seg, k] = NONE
                     prev[seg, k] = NONE
                     anchor[seg, k] = NONE
-                    sattr[seg, k] = -1
-                    aattr[seg, k] = -1
+                    if sattr.shape[0]:
+                        sattr[seg, k] = -1
+                        aattr[seg, k] = -1
                 if mode == ORDERED:
                     _scan_ordered(ts, code, attr, period, blk_i0[q], b, blk_p[q], blk_stop[q],
                                   n, window, optional, open_entry, excl_from, excl_to,
@@ -317,4 +320,61 @@ def boundaries2(k1, k2):
             j += 1
     if n:
         out[j] = n
+    return out
+
+
+@njit(cache=True)
+def durations_by_step(reached, start):
+    """Seconds from ``start`` to ``reached`` per step (column), for the units where both
+    are set: one flat float64 array and the offsets of each step's slice (one pass over
+    the rows, instead of a strided pass per column)."""
+    n_units, n = reached.shape
+    counts = np.zeros(n, dtype=np.int64)
+    for i in range(n_units):
+        for k in range(n):
+            if reached[i, k] != NONE and start[i, k] != NONE:
+                counts[k] += 1
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    for k in range(n):
+        offsets[k + 1] = offsets[k] + counts[k]
+    out = np.empty(offsets[n], dtype=np.float64)
+    pos = offsets[:n].copy()
+    for i in range(n_units):
+        for k in range(n):
+            if reached[i, k] != NONE and start[i, k] != NONE:
+                out[pos[k]] = (reached[i, k] - start[i, k]) / 1e6
+                pos[k] += 1
+    return out, offsets
+
+
+@njit(cache=True)
+def group_counts(reached, codes, lut, n_groups):
+    """Units reaching each step, per breakdown group: ``codes`` holds per unit one code
+    (one column: the same for every step) or one per step; a negative code is the last
+    entry of ``lut`` ("none"); ``lut`` maps a code to its group. Returns (groups × steps)."""
+    n_units, n = reached.shape
+    per_step = codes.shape[1] > 1
+    none = len(lut) - 1
+    out = np.zeros((n_groups, n), dtype=np.int64)
+    for i in range(n_units):
+        for k in range(n):
+            if reached[i, k] != NONE:
+                code = codes[i, k] if per_step else codes[i, 0]
+                out[lut[none if code < 0 else code], k] += 1
+    return out
+
+
+@njit(cache=True)
+def furthest_codes(reached, codes):
+    """Per unit, ``codes`` at the furthest step it reached (at step 1 if none): the
+    breakdown code of first- and last-touch attribution, as one column."""
+    n_units, n = reached.shape
+    out = np.empty((n_units, 1), dtype=np.int32)
+    for i in range(n_units):
+        last = 0
+        for k in range(n - 1, -1, -1):
+            if reached[i, k] != NONE:
+                last = k
+                break
+        out[i, 0] = codes[i, last]
     return out

@@ -18,7 +18,7 @@ import pandas as pd
 
 from shopfunnel.errors import ConfigError
 from shopfunnel.funnel_engine import EngineOutput, FunnelPlan, _first_per_owner
-from shopfunnel.funnel_kernel import NONE
+from shopfunnel.funnel_kernel import NONE, durations_by_step, furthest_codes, group_counts
 
 STEP_COLUMNS = [
     "step", "name", "event", "persons", "conversion_from_previous", "conversion_from_start",
@@ -108,8 +108,9 @@ class FunnelResult:
         steps["drop_off"] = (prev_persons - persons).astype(np.int64)
         steps["drop_off_rate"] = _ratio(prev_persons - persons, prev_persons)
         medians, p90s = [], []
+        flat, offsets = durations_by_step(reached, prev)
         for k in range(n):
-            d = _durations(reached[:, k], prev[:, k])
+            d = flat[offsets[k]:offsets[k + 1]]
             medians.append(float(np.median(d)) if len(d) else math.nan)
             p90s.append(float(np.percentile(d, 90)) if len(d) else math.nan)
         steps["median_seconds_from_previous"] = medians
@@ -117,8 +118,8 @@ class FunnelResult:
         steps = steps[STEP_COLUMNS]
         breakdown = None
         if plan.by:
-            breakdown = _breakdown_table(hit, sattr, aattr, out.labels, names, events, plan.by,
-                                         attribution, top)
+            breakdown = _breakdown_table(reached, sattr, aattr, out.labels, names, events,
+                                         plan.by, attribution, top)
         totals = pd.DataFrame({
             "step": np.arange(1, n + 1, dtype=np.int64), "name": names, "event": events,
             "conversions": out.totals.astype(np.int64),
@@ -261,37 +262,33 @@ def _trend_table(out: EngineOutput, names: list[str], events: list[str]) -> pd.D
     return df
 
 
-def _breakdown_table(hit: np.ndarray, sattr: np.ndarray, aattr: np.ndarray, labels: list[str],
-                     names: list[str], events: list[str], by: str, attribution: str,
-                     top: int) -> pd.DataFrame:
+def _breakdown_table(reached: np.ndarray, sattr: np.ndarray, aattr: np.ndarray,
+                     labels: list[str], names: list[str], events: list[str], by: str,
+                     attribution: str, top: int) -> pd.DataFrame:
     n = len(names)
     cols = [by, "step", "name", "event", "persons", "conversion_from_previous",
             "conversion_from_start"]
     n_labels = len(labels) + 1  # the last code is "(none)"
-    any_hit = hit.any(axis=1)
-    last = np.where(any_hit, n - 1 - np.argmax(hit[:, ::-1], axis=1), 0)
     if attribution == "per_step":
         codes = np.asarray(sattr)
-    else:
-        src = aattr if attribution == "first" else sattr
-        codes = np.repeat(np.asarray(src)[np.arange(len(hit)), last][:, None], n, axis=1)
-    codes = np.where(codes < 0, n_labels - 1, codes)
+    else:  # one code per unit: the anchor's (first) or the furthest step's (last)
+        codes = furthest_codes(reached, np.asarray(aattr if attribution == "first" else sattr))
+    identity = np.arange(n_labels, dtype=np.int64)
+    entry = group_counts(reached, codes, identity, n_labels)[:, 0]
     all_labels = [*labels, NONE_LABEL]
-    entry = np.bincount(codes[hit[:, 0], 0], minlength=n_labels)
     ranked = sorted((c for c in range(n_labels) if entry[c]),
                     key=lambda c: (-entry[c], all_labels[c]))
     kept = ranked[:top]
     lut = np.full(n_labels, len(kept), dtype=np.int64)  # everything else → "other"
     lut[kept] = np.arange(len(kept))
-    group = lut[codes]
+    counts = group_counts(reached, codes, lut, len(kept) + 1)
     # "other" holds the long tail, and with per-step attribution also values first seen
     # after step 1 (they have no entry count to rank by).
-    has_other = len(ranked) > top or bool((group[hit] == len(kept)).any())
+    has_other = len(ranked) > top or bool(counts[len(kept)].any())
     group_names = [all_labels[c] for c in kept] + ([OTHER_LABEL] if has_other else [])
     if not group_names:
         return pd.DataFrame(columns=cols)
-    counts = np.stack([np.bincount(group[hit[:, k], k], minlength=len(kept) + 1)
-                       for k in range(n)], axis=1)[: len(group_names)]
+    counts = counts[: len(group_names)]
     frames = []
     for g, value in enumerate(group_names):
         persons = counts[g].astype(np.int64)

@@ -22,6 +22,7 @@ anonymous id is stitched to, else the anonymous id.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -115,7 +116,8 @@ class Store:
         )
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         self.db.execute(
-            "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('store_id', ?)",
+            [str(SCHEMA_VERSION), uuid.uuid4().hex],
         )
         self.db.execute(
             """

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,6 +17,7 @@ from shopfunnel.cli.output import (
     Format,
     console,
     emit,
+    err_console,
     friendly_errors,
     rich_table,
 )
@@ -92,7 +95,7 @@ def funnel_command(
         names = [s.strip() for s in steps.split(",") if s.strip()]
         if not names:
             raise ConfigError("--steps is empty: give event names, e.g. --steps view_item,purchase")
-        with Store(db, read_only=True) as store:
+        with Store(db, read_only=True) as store, _timeline_note(store):
             result = funnel(store, names, window=window, order=order, by=by,
                             attribution=attribution, trend=trend, count_by=count_by)
             if dropped is not None:
@@ -106,3 +109,17 @@ def funnel_command(
             emit(result.steps, format, out)
         else:
             emit(result.to_dict(), format, out, table=lambda: _bar_table(result))
+
+
+@contextmanager
+def _timeline_note(store: Any) -> Iterator[None]:
+    """A spinner while a large store's timeline is (re)built: the first funnel after a
+    load sorts the events once (docs/funnels.md)."""
+    from shopfunnel.timeline import is_current
+
+    if is_current(store) or int(store.db.scalar("SELECT count(*) FROM events") or 0) < 1_000_000:
+        yield
+        return
+    with err_console.status("Sorting the events by person once, for fast funnels "
+                            "(again only after a load)…"):
+        yield

@@ -71,8 +71,14 @@ def funnel(store: Store, steps: str, *, window: str = "7d", order: str = "ordere
                           "3650d, e.g. 30m, 7d")
     if by is not None and by not in BREAKDOWNS:
         raise ConfigError(f"by={by!r} is not offered here: use one of {', '.join(BREAKDOWNS)}")
+    # a live store changes with every batch the collector writes: use the timeline when
+    # it is current, and never make a request wait for it to be rebuilt (ADR 0021)
+    from shopfunnel.funnel_engine import LocalEngine
+    from shopfunnel.timeline import is_current
+
+    engine = LocalEngine(store, timeline=is_current(store))
     return count_funnel(store, parse_steps(steps), window=window, order=order, by=by,
-                        count_by=count_by)
+                        count_by=count_by, engine=engine)
 
 
 def stage_summary(store: Store) -> pd.DataFrame:
