@@ -21,6 +21,7 @@ class Column:
     doc: str = ""
 
 
+ITEM_FIELDS = ("item_id", "item_name", "item_category", "price", "quantity")
 ITEM_SQL_TYPE = (
     "STRUCT(item_id VARCHAR, item_name VARCHAR, item_category VARCHAR, "
     "price DOUBLE, quantity INTEGER)[]"

@@ -650,9 +650,10 @@ def _human_type(sql_type: str) -> str:
     if sql_type.startswith("DECIMAL"):
         return "a number"
     if sql_type.startswith("STRUCT"):
-        return "a list of items (JSON array of {item_id, item_name, item_category, price, quantity})"
+        return ("a list of items (a JSON array of objects with only item_id, item_name, "
+                "item_category, price, quantity)")
     if sql_type == "JSON":
-        return "JSON"
+        return 'a JSON object ({"key": value, …})'
     return sql_type.lower()
 
 
@@ -672,12 +673,21 @@ def _typed_expr(name: str, source_type: str) -> str:
         if source_type in ("BIGINT", "INTEGER", "HUGEINT", "DOUBLE"):
             return f"make_timestamp(CAST({raw} AS BIGINT) * 1000000)"
         return f"CAST(timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ)) AS TIMESTAMP)"
-    if col.sql_type == "JSON":
+    if col.sql_type == "JSON":  # properties: a JSON object, nothing else
         if source_type == "VARCHAR" or source_type == "JSON":
-            return f"TRY_CAST({raw} AS JSON)"
-        return f"CAST(to_json({raw}) AS JSON)"
-    if col.name == "items" and source_type == "VARCHAR":
-        return f"TRY_CAST(TRY_CAST({raw} AS JSON) AS {col.sql_type})"
+            # valid JSON whose text starts with '{' is an object (no second parse)
+            return (f"CASE WHEN starts_with(ltrim(CAST({raw} AS VARCHAR)), '{{') "
+                    f"THEN TRY_CAST({raw} AS JSON) END")
+        return (f"CASE WHEN json_type(to_json({raw})) = 'OBJECT' "
+                f"THEN CAST(to_json({raw}) AS JSON) END")
+    if col.name == "items" and source_type in ("VARCHAR", "JSON"):
+        # the cast to the item type drops unknown keys and reads a non-object as an empty
+        # item: refuse both, as the collector does, rather than lose what they carried
+        fields = ", ".join(quote_literal(f) for f in schema.ITEM_FIELDS)
+        parsed = f"TRY_CAST({raw} AS JSON)"
+        foreign = (f"list_bool_or(list_transform(TRY_CAST({parsed} AS JSON[]), lambda it: "
+                   f"json_type(it) <> 'OBJECT' OR NOT list_has_all([{fields}], json_keys(it))))")
+        return f"CASE WHEN {foreign} THEN NULL ELSE TRY_CAST({parsed} AS {col.sql_type}) END"
     if col.sql_type == "VARCHAR":
         return f"NULLIF(CAST({raw} AS VARCHAR), '')"
     return f"TRY_CAST({raw} AS {col.sql_type})"

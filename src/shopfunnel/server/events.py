@@ -23,7 +23,7 @@ from typing import Any
 from shopfunnel import schema
 from shopfunnel.ingest.segment import MessageError, parse_timestamp, to_canonical
 
-ITEM_FIELDS = ("item_id", "item_name", "item_category", "price", "quantity")
+ITEM_FIELDS = schema.ITEM_FIELDS
 MAX_TEXT = 8192
 MAX_VALUE = 10**16
 
