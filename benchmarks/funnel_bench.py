@@ -240,7 +240,7 @@ def write_report(rows: list[dict], info: dict, kind: str, runs: int) -> Path:
         "# Funnel benchmark",
         "",
         f"5-step ordered funnel ({', '.join(STEPS)}), 7-day window, over a Parquet file of "
-        f"`{kind}` events (`benchmarks/funnel_bench.py`). Median of {runs} runs, each engine "
+        f"`{kind}` events (`benchmarks/funnel_bench.py`). Median of the runs listed in each row, each engine "
         "in its own process (peak RSS is that process's). Ratios: chDB time / shopfunnel "
         "time, shopfunnel time / scan time.",
         "",

@@ -268,7 +268,8 @@ def writable(folder: Path) -> bool:
 # -- selecting a funnel's rows ----------------------------------------------------------
 @njit(cache=True, nogil=True)
 def select_rows(event, person, t, lut, lut_n, keep_other, other, anchor_max, offset,
-                cond, cond_start, cond_end, clause_dim, allowed, dims):  # pragma: no cover
+                cond, cond_start, cond_end, clause_dim, allowed, dims,
+                collapse):  # pragma: no cover
     """One pass: rows whose event has a code in ``lut`` (several codes → several rows, in
     code order), every other row as ``other`` when ``keep_other``; returns their index,
     code, owner and time, with rows at the same (owner, time) put in code order (the
@@ -281,7 +282,13 @@ def select_rows(event, person, t, lut, lut_n, keep_other, other, anchor_max, off
 
     ``cond[e, q]`` (-1 = none) names the condition on the row's columns that code ``q`` of
     event ``e`` needs: clauses ``cond_start..cond_end``, each true when the row's code in
-    ``dims[clause_dim]`` (-1 = missing) is allowed (``allowed[clause, code + 1]``)."""
+    ``dims[clause_dim]`` (-1 = missing) is allowed (``allowed[clause, code + 1]``).
+
+    With ``collapse``, a run of ``other`` rows of one owner shrinks to its first row and
+    one row at its latest instant: in the final (time, code) order the earlier ones sit
+    together between the same two steps, and the latest instant's sit after that
+    instant's steps, so strict mode sees the same interruptions (not per session: the
+    rows may belong to different sessions)."""
     width = lut.shape[1]
     cap = len(event) * (width if not keep_other else max(width, 1))
     idx = np.empty(cap, dtype=np.int64)
@@ -325,6 +332,12 @@ def select_rows(event, person, t, lut, lut_n, keep_other, other, anchor_max, off
                 ts[j] = t[i]
                 j += 1
         if j == emitted and keep_other:  # no step or exclusion matched: any other event
+            if (collapse and j - 1 >= inst_start and code[j - 1] == other
+                    and ts[j - 1] == t[i]):
+                continue  # one interruption at an instant is enough
+            if (collapse and j - 2 >= inst_start and code[j - 1] == other
+                    and code[j - 2] == other):
+                j -= 1  # a run of interruptions: keep its first and its latest instant
             idx[j] = i + offset
             code[j] = other
             o[j] = person[i]
@@ -463,7 +476,8 @@ def select(tl: Timeline, codes: dict[str, list[tuple[int, Where]]], *, other: in
         0 if other is None else other, anchor_max, 0, cond,
         np.array([a for a, _ in bounds] or [0], dtype=np.int64),
         np.array([b for _, b in bounds] or [0], dtype=np.int64),
-        np.array([d for d, _ in clauses] or [0], dtype=np.int64), allowed, dims)
+        np.array([d for d, _ in clauses] or [0], dtype=np.int64), allowed, dims,
+        not by_session)
     if by_session:
         if tl.session is None:
             raise ValueError("this timeline has no sessions")
