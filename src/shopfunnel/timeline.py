@@ -70,7 +70,9 @@ class Timeline:
     def read(self, column: str, start: int, stop: int) -> np.ndarray:
         """Rows ``start..stop`` of a column (``person``, ``t``, ``event``, ``session`` or
         ``dim_<name>``). A saved timeline's rows are read from its file, not mapped: a
-        funnel's memory then holds the chunks it works on, never the whole timeline."""
+        funnel's memory then holds the chunks it works on, never the whole timeline. (The
+        session hashes of a per-session funnel are gathered through the map instead, only
+        at the selected rows: faster at 100M events, for up to 8 bytes an event of RSS.)"""
         arr = self.dims[column[4:]] if column.startswith("dim_") else getattr(self, column)
         if isinstance(arr, np.memmap) and arr.filename is not None:
             return np.fromfile(arr.filename, dtype=arr.dtype, count=stop - start,
@@ -481,7 +483,7 @@ def select(tl: Timeline, codes: dict[str, list[tuple[int, Where]]], *, other: in
     if by_session:
         if tl.session is None:
             raise ValueError("this timeline has no sessions")
-        s = tl.read("session", start, stop)[idx]
+        s = tl.session[idx + start]  # a gather: only the selected rows are read
         has = s != 0
         if not has.all():
             o, t, code, idx, s = o[has], t[has], code[has], idx[has], s[has]
