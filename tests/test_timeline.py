@@ -212,6 +212,13 @@ def test_chunks_cover_the_timeline_and_never_split_a_person(store: Store) -> Non
         assert all(tl.person[b - 1] != tl.person[b] for _, b in ranges[:-1])
 
 
+def test_an_empty_store_counts_nobody(store: Store, tmp_path) -> None:
+    assert funnel(store, ["a", "b"]).steps["persons"].tolist() == [0, 0]
+    with Store(tmp_path / "empty.duckdb") as on_disk:
+        assert funnel(on_disk, ["a", "b"], by="channel",
+                      count_by="session").steps["persons"].tolist() == [0, 0]
+
+
 def test_a_store_in_memory_keeps_its_timeline_in_memory(store: Store) -> None:
     store.load(log(("p", 0, "a"), ("p", 1, "b")))
     engine = LocalEngine(store)

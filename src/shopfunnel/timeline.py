@@ -177,8 +177,8 @@ def build(db: Database, relation: str, person: str, columns: dict[str, str], key
     lists = ", ".join(f"list(DISTINCT CAST({quote_ident(c)} AS VARCHAR))" for c in coded)
     n, *values = db.rows(f"SELECT count(*), {lists} FROM {relation} WHERE {where}")[0]
     n = int(n)
-    distinct = {c: sorted(v for v in vals if v is not None) for c, vals in zip(coded, values,
-                                                                                strict=True)}
+    distinct = {c: sorted(v for v in vals or () if v is not None)  # NULL: no rows
+                for c, vals in zip(coded, values, strict=True)}
     if len(distinct["event"]) >= MAX_CODES:
         raise OSError("more than 32,000 event names: the funnel runs by SQL")
     dims = [d for d in coded[1:] if len(distinct[d]) <= MAX_CODES]
