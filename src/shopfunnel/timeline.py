@@ -20,7 +20,7 @@ reorders events at the same instant by step, and hands them to the same kernel a
 SQL path.
 
 A store keeps its timeline in a folder beside the DuckDB file (``<store>.timeline/``,
-NumPy ``.npy`` files read by memory map, and ``meta.json``), keyed by the store's id and
+NumPy ``.npy`` files, and ``meta.json``; a funnel reads the chunks it works on), keyed by the store's id and
 :attr:`shopfunnel.store.Store.generation`: any load that adds events makes it stale, and
 the next funnel rebuilds it. An in-memory store keeps it in memory.
 """
@@ -108,10 +108,11 @@ class Timeline:
 
 
 def _sweep(folder: Path, older_than_s: float = 3600) -> None:
-    """Remove the half-built folders a killed build left beside ``folder`` (an hour old:
-    a build running now in another process is left alone)."""
+    """Remove the half-built (and half-replaced) folders a killed build left beside
+    ``folder`` (an hour old: a build running now in another process is left alone)."""
     now = time.time()
-    for stale in folder.parent.glob(f"{glob.escape(folder.name)}.*.tmp"):
+    name = glob.escape(folder.name)
+    for stale in [*folder.parent.glob(f"{name}.*.tmp"), *folder.parent.glob(f"{name}.*.old")]:
         try:
             if now - stale.stat().st_mtime > older_than_s:
                 shutil.rmtree(stale, ignore_errors=True)
