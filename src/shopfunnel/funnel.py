@@ -207,6 +207,7 @@ def funnel(
         open_entry=bool(open_entry),
         by=by,
         trend=trend,  # type: ignore[arg-type]
+        attribution=attribution,
     )
     runner = engine if engine is not None else LocalEngine(source)
     output = runner.run(plan)

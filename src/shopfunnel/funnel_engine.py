@@ -84,6 +84,7 @@ class FunnelPlan:
     open_entry: bool = False
     by: str | None = None
     trend: Trend | None = None
+    attribution: str = "first"  # which codes a breakdown reads (the anchor's or the step's)
 
 
 @dataclass
@@ -579,11 +580,13 @@ def empty_results(plan: FunnelPlan, n_seg: int) -> tuple[np.ndarray, ...]:
     ``n_seg`` segments (:func:`run_prepared` fills every row; the codes have no rows
     without a breakdown)."""
     n = len(plan.steps)
-    n_attr = n_seg if plan.by else 0  # the kernel writes no codes into empty arrays
+    # the kernel writes no codes into empty arrays: only the ones the breakdown reads
+    n_step = n_seg if plan.by and plan.attribution != "first" else 0
+    n_anchor = n_seg if plan.by and plan.attribution == "first" else 0
     return (np.empty(n_seg, dtype=np.int64), np.zeros(n_seg, dtype=np.int64),
             np.empty((n_seg, n), dtype=np.int64), np.empty((n_seg, n), dtype=np.int64),
-            np.empty((n_seg, n), dtype=np.int64), np.empty((n_attr, n), dtype=np.int32),
-            np.empty((n_attr, n), dtype=np.int32))
+            np.empty((n_seg, n), dtype=np.int64), np.empty((n_step, n), dtype=np.int32),
+            np.empty((n_anchor, n), dtype=np.int32))
 
 
 def run_prepared(plan: FunnelPlan, units: Units, out: tuple[np.ndarray, ...], *,
@@ -625,8 +628,13 @@ def entered(plan: FunnelPlan, owner: np.ndarray, out: tuple[np.ndarray, ...]
     if keep.all():  # every unit entered (the timeline leaves out those who cannot)
         keep = slice(None)
     if plan.by:
-        return (owner[keep], seg_period[keep], reached[keep], prev[keep], anchor[keep],
-                sattr[keep], aattr[keep])
+        kept = reached[keep]
+
+        def codes(m: np.ndarray) -> np.ndarray:  # one the attribution does not read: -1
+            return m[keep] if m.shape[0] else np.broadcast_to(np.int32(-1), kept.shape)
+
+        return (owner[keep], seg_period[keep], kept, prev[keep], anchor[keep],
+                codes(sattr), codes(aattr))
     # no breakdown: don't hold codes that are all -1 (memory at 100M)
     return owner[keep], seg_period[keep], reached[keep], prev[keep], anchor[keep]
 

@@ -14,8 +14,8 @@ Input: rows sorted by (unit, time, code), as flat arrays:
 Output, per *segment* (a unit, or a unit × trend period of the attempt's start) and
 step ``k``: when the step was first reached (``reached``), the time of the previous step
 in that attempt (``prev``), the attempt's anchor (``anchor``), the breakdown code on the
-step's event (``sattr``) and on the anchor (``aattr``; both may have no rows, when the
-funnel has no breakdown). ``NONE`` marks "not reached".
+step's event (``sattr``) and on the anchor (``aattr``; either may have no rows, when the
+funnel has no breakdown or its attribution does not read it). ``NONE`` marks "not reached".
 ``totals[chunk, k]`` counts every step-k event that took part in a valid attempt.
 
 The semantics are documented in :mod:`shopfunnel.funnel` and ``docs/funnels.md``; this
@@ -47,8 +47,9 @@ def _record(seg, k, t, prev_t, anchor_t, sa, aa, reached, prev, anchor, sattr, a
         reached[seg, k] = t
         prev[seg, k] = prev_t
         anchor[seg, k] = anchor_t
-        if sattr.shape[0]:  # no rows: the funnel has no breakdown
+        if sattr.shape[0]:  # no rows: not needed (no breakdown, or another attribution)
             sattr[seg, k] = sa
+        if aattr.shape[0]:
             aattr[seg, k] = aa
 
 
@@ -265,6 +266,7 @@ def run_units(unit_starts, seg_offsets, ts, code, attr, period, n, window, mode,
                     anchor[seg, k] = NONE
                     if sattr.shape[0]:
                         sattr[seg, k] = -1
+                    if aattr.shape[0]:
                         aattr[seg, k] = -1
                 if mode == ORDERED:
                     _scan_ordered(ts, code, attr, period, blk_i0[q], b, blk_p[q], blk_stop[q],
