@@ -69,6 +69,17 @@ def load_all(sources: list, general: pytest.MonkeyPatch | None = None, **kwargs:
         return snapshot(store), results
 
 
+def assert_paths_agree(sources: list, general: pytest.MonkeyPatch, **kwargs: object
+                       ) -> tuple[dict[str, object], list[LoadResult]]:
+    """Load ``sources`` both ways (one-pass first load where it applies, and the general
+    path only) and check the stores and load results are the same; the one-pass side."""
+    fast, fast_results = load_all(sources, **kwargs)
+    slow, slow_results = load_all(sources, general, **kwargs)
+    assert_same(fast, slow)
+    assert fast_results == slow_results
+    return fast, fast_results
+
+
 def sample_parts() -> tuple[pa.Table, pa.Table]:
     """A realistic sample split in two overlapping loads, with identities across both."""
     table = generate_sample(4000, seed=3)
@@ -80,11 +91,8 @@ def test_the_sample_loads_in_one_pass_and_equals_the_general_path(
 ) -> None:
     first, second = sample_parts()
     assert pa.compute.sum(pa.compute.is_valid(first.column("user_id"))).as_py() > 0
-    fast, fast_results = load_all([first, second])
+    fast, fast_results = assert_paths_agree([first, second], monkeypatch)
     assert first_loads == [True]
-    slow, slow_results = load_all([first, second], monkeypatch)
-    assert_same(fast, slow)
-    assert fast_results == slow_results
     assert fast_results[0].rows_added == 2600 and fast_results[1].duplicates == 600
 
 
@@ -105,11 +113,8 @@ def test_derived_sessions_and_channels_equal_the_general_path(
 ) -> None:
     first, second = sample_parts()
     bare = [t.drop_columns(["session_id", "channel"]) for t in (first, second)]
-    fast, fast_results = load_all(bare)
+    fast, fast_results = assert_paths_agree(bare, monkeypatch)
     assert first_loads == [True]
-    slow, slow_results = load_all(bare, monkeypatch)
-    assert_same(fast, slow)
-    assert fast_results == slow_results
 
 
 def test_a_parquet_file_with_partly_missing_sessions_goes_the_general_way(
@@ -155,11 +160,8 @@ def test_a_first_load_with_skip_keeps_the_valid_rows_and_reports_the_rejects(
         'e4,2024-03-01T10:03:00Z,add_to_cart,a2,,s2,direct,,"[{""item_id"": ""p1"", ""price"": 3}]",{bad',
         "e5,2024-03-01T10:04:00Z,page_view,a2,,s2,direct,,,",
     ]) + "\n")
-    fast, fast_results = load_all([path], on_error="skip")
-    slow, slow_results = load_all([path], monkeypatch, on_error="skip")
+    fast, fast_results = assert_paths_agree([path], monkeypatch, on_error="skip")
     assert first_loads == [False]
-    assert_same(fast, slow)
-    assert fast_results == slow_results
     assert [(r.line, r.column) for r in fast_results[0].rejects] == [(4, "value"), (5, "properties")]
     assert fast["info"]["events"] == 3
 
@@ -175,11 +177,8 @@ def test_a_clean_csv_with_text_values_loads_in_one_pass_like_the_general_path(
         '""price"": 3, ""quantity"": 2}]",',
         "e4,2024-03-01T10:03:00Z,page_view,a2,,s2,direct,,,",
     ]) + "\n")
-    fast, fast_results = load_all([path])
+    fast, fast_results = assert_paths_agree([path], monkeypatch)
     assert first_loads == [True]
-    slow, slow_results = load_all([path], monkeypatch)
-    assert_same(fast, slow)
-    assert fast_results == slow_results
 
 
 def test_a_repeated_event_id_in_the_first_file_keeps_its_first_row(
@@ -188,11 +187,8 @@ def test_a_repeated_event_id_in_the_first_file_keeps_its_first_row(
     events = log(("a", 0, "page_view"), ("a", 1, "view_item"), ("b", 2, "page_view"),
                  ("a", 3, "login", {"user_id": "u1"}))
     events.loc[2, "event_id"] = "e0"
-    fast, fast_results = load_all([events])
+    fast, fast_results = assert_paths_agree([events], monkeypatch)
     assert first_loads == [False]
-    slow, slow_results = load_all([events], monkeypatch)
-    assert_same(fast, slow)
-    assert fast_results == slow_results
     assert (fast_results[0].rows_added, fast_results[0].duplicates) == (3, 1)
     assert fast["events"].set_index("event_id").loc["e0", "anonymous_id"] == "a"
 
@@ -205,11 +201,8 @@ def test_a_row_the_general_path_would_reject_or_repair_sends_the_load_back(
     events = log(("a", 0, "page_view", {"page": "/"}), ("b", 1, "view_item", {"page": "/p"}),
                  ("c", 2, "page_view", {"page": "/"}))
     events.loc[1, column] = value
-    fast, fast_results = load_all([events], on_error="skip")
+    fast, fast_results = assert_paths_agree([events], monkeypatch, on_error="skip")
     assert first_loads == [False]
-    slow, slow_results = load_all([events], monkeypatch, on_error="skip")
-    assert_same(fast, slow)
-    assert fast_results == slow_results
 
 
 def test_a_source_with_only_user_ids_loads_in_one_pass_like_the_general_path(
@@ -217,11 +210,8 @@ def test_a_source_with_only_user_ids_loads_in_one_pass_like_the_general_path(
 ) -> None:
     events = log(("u1", 0, "page_view"), ("u1", 1, "login"), ("u2", 2, "page_view"))
     events = events.rename(columns={"anonymous_id": "user_id"})
-    fast, fast_results = load_all([events])
+    fast, fast_results = assert_paths_agree([events], monkeypatch)
     assert first_loads == [True]
-    slow, slow_results = load_all([events], monkeypatch)
-    assert_same(fast, slow)
-    assert fast_results == slow_results
 
 
 def test_zoned_timestamps_are_stored_as_utc_wall_clock_by_both_paths(

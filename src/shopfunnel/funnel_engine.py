@@ -35,6 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shopfunnel import schema
 from shopfunnel.db import Database, quote_ident, quote_literal
 from shopfunnel.errors import ConfigError, InputError
 from shopfunnel.funnel_kernel import (
@@ -57,7 +58,7 @@ from shopfunnel.timeline import select as select_timeline
 Order = Literal["ordered", "strict", "any"]
 CountBy = Literal["person", "session"]
 Trend = Literal["day", "week", "month"]
-ITEM_FIELDS = ("item_id", "item_name", "item_category", "price", "quantity")
+ITEM_FIELDS = schema.ITEM_FIELDS
 BATCH_ROWS = 4_000_000
 TIMELINE_CHUNK_ROWS = 8_000_000  # timeline rows a thread selects and counts at a time
 
