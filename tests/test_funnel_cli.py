@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from conftest import log
 from shopfunnel.cli import app
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 STEPS = "view_item,add_to_cart,purchase"
 

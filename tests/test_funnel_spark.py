@@ -18,12 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from shopfunnel.errors import InputError
-from shopfunnel.funnel import Step, funnel
+from shopfunnel.funnel.api import Step, funnel
 from shopfunnel.sample import generate_sample
 
 pyspark = pytest.importorskip("pyspark")
 
-from shopfunnel.funnel_spark import SparkEngine, local_spark_session  # noqa: E402
+from shopfunnel.funnel.spark import SparkEngine, local_spark_session  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,

@@ -25,11 +25,11 @@ from shopfunnel.report import (
 from shopfunnel.report import sections as S
 from shopfunnel.report.blocks import Findings, KeyFigures, Section, Table, Tactic, Text
 from shopfunnel.report.render import plotly_js, script_safe_json
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 EVIL = "<script>alert('x')</script>"
 # Analyses still being built on other branches; their sections are notes until they land.
-NOT_INSTALLED = {sid for sid, module in [("diagnosis", "shopfunnel.diagnose")] if importlib.util.find_spec(module) is None}
+NOT_INSTALLED = {sid for sid, module in [("diagnosis", "shopfunnel.diagnosis.diagnose")] if importlib.util.find_spec(module) is None}
 STEPS = ["page_view", "view_item", "add_to_cart", "begin_checkout", "purchase"]
 
 

@@ -126,7 +126,7 @@ def default_stages() -> list[Stage]:
 
 
 class Placement(BaseModel):
-    """How persons are placed in a stage and given a status (see :mod:`shopfunnel.stages`)."""
+    """How persons are placed in a stage and given a status (see :mod:`shopfunnel.stages.placement`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -18,7 +18,7 @@ from shopfunnel.cli.output import (
     friendly_errors,
 )
 from shopfunnel.errors import ConfigError
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 LISTS = ("abandoned-carts",)
 

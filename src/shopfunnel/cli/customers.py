@@ -20,7 +20,7 @@ from shopfunnel.cli.output import (
     rich_table,
 )
 from shopfunnel.errors import ConfigError, InputError
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 
 class PeriodChoice(StrEnum):
@@ -92,7 +92,7 @@ def retention(
 
     Definitions: docs/retention.md.
     """
-    from shopfunnel import retention as ret
+    from shopfunnel.customers import retention as ret
 
     with friendly_errors():
         orders = _orders(db)
@@ -178,7 +178,7 @@ def rfm(
     champions, loyal, active, new, promising, needs_attention, previously_loyal, at_risk,
     almost_lost, dormant, prospects. Rules: docs/rfm.md.
     """
-    from shopfunnel.rfm import rfm_group_summary, rfm_table
+    from shopfunnel.customers.rfm import rfm_group_summary, rfm_table
 
     with friendly_errors():
         orders = _orders(db)
@@ -223,7 +223,7 @@ def clv(
     --calibration-end before the last order, the orders after it check the model: predicted
     against actual purchases in that holdout period, by calibration frequency.
     """
-    from shopfunnel.clv import (
+    from shopfunnel.customers.clv import (
         BetaGeoModel,
         GammaGammaModel,
         customer_value,
@@ -318,7 +318,7 @@ def winback(
     out: Annotated[Path | None, OUT_OPTION] = None,
 ) -> None:
     """Lapsed customers to win back, most valuable first (export with --format csv --out)."""
-    from shopfunnel.winback import lapsed_customers
+    from shopfunnel.customers.winback import lapsed_customers
 
     with friendly_errors():
         orders = _orders(db)

@@ -22,7 +22,7 @@ from shopfunnel.cli.output import (
 )
 from shopfunnel.errors import ConfigError
 from shopfunnel.ingest import FORMATS, read
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 
 def _parse_map(pairs: list[str]) -> dict[str, str]:

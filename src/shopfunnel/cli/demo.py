@@ -17,7 +17,7 @@ from shopfunnel.cli.app import app
 from shopfunnel.cli.output import DB_OPTION, Format, console, friendly_errors
 from shopfunnel.cli.sample import sample as sample_command
 from shopfunnel.model import load_model
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 # The demo store has one planted incident, so the diagnosis has something real to find.
 DEMO_INCIDENT = "checkout-failure:2024-03-12:3:mobile"

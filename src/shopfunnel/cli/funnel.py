@@ -88,8 +88,8 @@ def funnel_command(
     An attempt starts at any step-1 event; the window includes its end; events at the same
     instant are taken in step order. See docs/funnels.md for every definition.
     """
-    from shopfunnel.funnel import funnel
-    from shopfunnel.store import Store
+    from shopfunnel.funnel.api import funnel
+    from shopfunnel.store.store import Store
 
     with friendly_errors():
         names = [s.strip() for s in steps.split(",") if s.strip()]
@@ -115,7 +115,7 @@ def funnel_command(
 def _timeline_note(store: Any) -> Iterator[None]:
     """A spinner while a large store's timeline is (re)built: the first funnel after a
     load sorts the events once (docs/funnels.md)."""
-    from shopfunnel.timeline import is_current
+    from shopfunnel.store.timeline import is_current
 
     if is_current(store) or int(store.db.scalar("SELECT count(*) FROM events") or 0) < 1_000_000:
         yield

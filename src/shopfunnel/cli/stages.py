@@ -26,9 +26,9 @@ from shopfunnel.cli.output import (
     rich_table,
 )
 from shopfunnel.model import Model, load_model
-from shopfunnel.stages import persons as select_persons
-from shopfunnel.stages import placement, stage_flow, stage_summary
-from shopfunnel.store import Store
+from shopfunnel.stages.placement import persons as select_persons
+from shopfunnel.stages.placement import placement, stage_flow, stage_summary
+from shopfunnel.store.store import Store
 
 MODEL_OPTION = typer.Option(
     "--model", help="The model file (default: ./shopfunnel.toml if present, else the defaults)."

@@ -115,7 +115,7 @@ def funnel(request: Request,
            steps: Annotated[str, Query(min_length=1, max_length=2000, description="event names, comma-separated")],
            window: Annotated[str, Query(max_length=20)] = "7d", order: Order = "ordered", by: By = None,
            count_by: Annotated[Literal["person", "session"], Query()] = "person") -> dict[str, Any]:
-    """A funnel over the store (see shopfunnel.funnel for every number's definition)."""
+    """A funnel over the store (see shopfunnel.funnel.api for every number's definition)."""
     result = read(request, queries.funnel, steps, window=window, order=order, by=by, count_by=count_by)
     return clean(result.to_dict())
 
@@ -163,5 +163,5 @@ def rfm_groups(request: Request) -> dict[str, Any]:
 @router.get("/diagnosis", openapi_extra=ADMIN)
 def diagnosis(request: Request) -> dict[str, Any]:
     """Findings ranked by revenue at stake, the tables behind them, and notes on what
-    could not be measured (see shopfunnel.diagnose)."""
+    could not be measured (see shopfunnel.diagnosis.diagnose)."""
     return clean(read(request, queries.diagnosis).to_dict())

@@ -13,7 +13,7 @@ import pandas as pd
 
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 MAX_LIMIT = 10_000
 
@@ -63,7 +63,7 @@ def parse_steps(steps: str) -> list[str]:
 def funnel(store: Store, steps: str, *, window: str = "7d", order: str = "ordered",
            by: str | None = None, count_by: str = "person") -> Any:
     """:func:`shopfunnel.funnel.funnel` over the store (a ``FunnelResult``)."""
-    from shopfunnel.funnel import funnel as count_funnel
+    from shopfunnel.funnel.api import funnel as count_funnel
 
     seconds = parse_duration_seconds(window)
     if not 0 < seconds <= MAX_WINDOW_SECONDS:
@@ -73,8 +73,8 @@ def funnel(store: Store, steps: str, *, window: str = "7d", order: str = "ordere
         raise ConfigError(f"by={by!r} is not offered here: use one of {', '.join(BREAKDOWNS)}")
     # a live store changes with every batch the collector writes: use the timeline when
     # it is current, and never make a request wait for it to be rebuilt (ADR 0021)
-    from shopfunnel.funnel_engine import LocalEngine
-    from shopfunnel.timeline import is_current
+    from shopfunnel.funnel.engine import LocalEngine
+    from shopfunnel.store.timeline import is_current
 
     engine = LocalEngine(store, timeline=is_current(store))
     return count_funnel(store, parse_steps(steps), window=window, order=order, by=by,
@@ -82,19 +82,19 @@ def funnel(store: Store, steps: str, *, window: str = "7d", order: str = "ordere
 
 
 def stage_summary(store: Store) -> pd.DataFrame:
-    from shopfunnel.stages import stage_summary as summary
+    from shopfunnel.stages.placement import stage_summary as summary
 
     return summary(store)
 
 
 def stage_persons(store: Store, stage: str | None = None, status: str | None = None) -> pd.DataFrame:
-    from shopfunnel.stages import persons as placed
+    from shopfunnel.stages.placement import persons as placed
 
     return placed(store, stage, status)
 
 
 def stage_flow(store: Store, start: str, end: str) -> pd.DataFrame:
-    from shopfunnel.stages import stage_flow as flow
+    from shopfunnel.stages.placement import stage_flow as flow
 
     return flow(store, start, end).reset_index()
 
@@ -102,7 +102,7 @@ def stage_flow(store: Store, start: str, end: str) -> pd.DataFrame:
 def retention(store: Store, period: str = "month") -> dict[str, Any]:
     """Store-wide retention figures and the cohort matrix (share of each first-order
     cohort ordering again k periods later)."""
-    from shopfunnel.retention import cohort_matrix, cohort_retention, retention_summary
+    from shopfunnel.customers.retention import cohort_matrix, cohort_retention, retention_summary
 
     if period not in ("month", "week"):
         raise ConfigError(f"period={period!r} is not valid: use month or week")
@@ -116,7 +116,7 @@ def retention(store: Store, period: str = "month") -> dict[str, Any]:
 
 
 def rfm(store: Store) -> pd.DataFrame:
-    from shopfunnel.rfm import rfm_table
+    from shopfunnel.customers.rfm import rfm_table
 
     orders = store.table("orders")
     if orders.empty:
@@ -125,7 +125,7 @@ def rfm(store: Store) -> pd.DataFrame:
 
 
 def rfm_groups(store: Store) -> pd.DataFrame:
-    from shopfunnel.rfm import rfm_group_summary
+    from shopfunnel.customers.rfm import rfm_group_summary
 
     table = rfm(store)
     if table.empty:
@@ -134,7 +134,7 @@ def rfm_groups(store: Store) -> pd.DataFrame:
 
 
 def diagnosis(store: Store) -> Any:
-    """:func:`shopfunnel.diagnose.diagnose` over the store (a ``Diagnosis``)."""
-    from shopfunnel.diagnose import diagnose
+    """:func:`shopfunnel.diagnosis.diagnose.diagnose` over the store (a ``Diagnosis``)."""
+    from shopfunnel.diagnosis.diagnose import diagnose
 
     return diagnose(store)

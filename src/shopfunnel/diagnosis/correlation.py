@@ -10,7 +10,7 @@ left out.
 
 For each (step, feature) the 2×2 table is ``[[converted with, dropped with], [converted
 without, dropped without]]``; its odds ratio with Woolf's 95% interval, and Fisher's
-exact p-value when an expected count is under 5 (:func:`shopfunnel.stats.odds_ratio`).
+exact p-value when an expected count is under 5 (:func:`shopfunnel.diagnosis.stats.odds_ratio`).
 All p-values are Benjamini–Hochberg adjusted together. A finding is a feature with
 q < alpha, odds ratio below 1 (associated with dropping), carried by at least
 ``min_sessions`` entering sessions, whose conversion is at least 10% (relative) below
@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from shopfunnel.findings import finding, pct
-from shopfunnel.session_levels import SessionLevels
-from shopfunnel.stats import benjamini_hochberg, odds_ratio
+from shopfunnel.diagnosis.findings import finding, pct
+from shopfunnel.diagnosis.session_levels import SessionLevels
+from shopfunnel.diagnosis.stats import benjamini_hochberg, odds_ratio
 
 CORRELATION_COLUMNS = ["step", "feature", "kind", "key", "value", "with_converted", "with_dropped", "without_converted",
                        "without_dropped", "rate_with", "rate_without", "odds_ratio", "ci_low", "ci_high", "p_value", "method", "q_value"]

@@ -1,6 +1,6 @@
 """The checkout journey: begin_checkout → add_shipping_info → add_payment_info → purchase.
 
-Per session (the diagnosis window, :mod:`shopfunnel.session_levels`, leaving out the
+Per session (the diagnosis window, :mod:`shopfunnel.diagnosis.session_levels`, leaving out the
 sessions inside a detected incident), over sessions that began checkout:
 
 - **journey**: sessions at each checkout step, overall and per device, with the share of
@@ -26,9 +26,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shopfunnel.findings import finding, pct
-from shopfunnel.session_levels import SessionLevels
-from shopfunnel.stats import holm, newcombe_interval, two_proportion_ztest
+from shopfunnel.diagnosis.findings import finding, pct
+from shopfunnel.diagnosis.session_levels import SessionLevels
+from shopfunnel.diagnosis.stats import holm, newcombe_interval, two_proportion_ztest
 
 CHECKOUT_EVENTS = ("begin_checkout", "add_shipping_info", "add_payment_info", "purchase")
 

@@ -1,7 +1,7 @@
 """The usual gap between a customer's orders: the one rule behind "lapsed" everywhere.
 
-Both the stage model's **lapsed** status (:mod:`shopfunnel.stages`) and the win-back list
-(:mod:`shopfunnel.winback`) call a customer lapsed when the time since their last order
+Both the stage model's **lapsed** status (:mod:`shopfunnel.stages.placement`) and the win-back list
+(:mod:`shopfunnel.customers.winback`) call a customer lapsed when the time since their last order
 exceeds their *usual gap*, defined here once:
 
 * a customer with at least ``own_gap_min_orders`` (3) orders: their own mean gap between

@@ -1,7 +1,7 @@
 """The result of a funnel: tables built from the engine's per-unit facts.
 
-Every number here is defined in :mod:`shopfunnel.funnel`; this module only aggregates
-:class:`~shopfunnel.funnel_engine.EngineOutput` (per unit and step: reached, previous
+Every number here is defined in :mod:`shopfunnel.funnel.api`; this module only aggregates
+:class:`~shopfunnel.funnel.engine.EngineOutput` (per unit and step: reached, previous
 step, anchor, breakdown codes) into DataFrames.
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from shopfunnel.errors import ConfigError
-from shopfunnel.funnel_engine import EngineOutput, FunnelPlan, _first_per_owner
-from shopfunnel.funnel_kernel import NONE, durations_by_step, furthest_codes, group_counts
+from shopfunnel.funnel.engine import EngineOutput, FunnelPlan, _first_per_owner
+from shopfunnel.funnel.kernel import NONE, durations_by_step, furthest_codes, group_counts
 
 STEP_COLUMNS = [
     "step", "name", "event", "persons", "conversion_from_previous", "conversion_from_start",

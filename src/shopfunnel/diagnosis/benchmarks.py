@@ -3,7 +3,7 @@
 The defaults (with their sources) are package data in ``benchmarks.toml``; a store
 overrides or adds benchmarks in the ``[benchmarks]`` section of ``shopfunnel.toml``.
 All of them are **per session** (the published figures are), computed from
-:class:`shopfunnel.session_levels.SessionLevels`.
+:class:`shopfunnel.diagnosis.session_levels.SessionLevels`.
 
 A benchmark gives a finding when the store is worse than it *and* the whole 95% Wilson
 interval of the store's rate lies on the worse side (the gap is not noise), *and* the
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
 
+from shopfunnel.diagnosis.settings_sections import user_section
+from shopfunnel.diagnosis.stats import one_sample_p
 from shopfunnel.errors import ConfigError
-from shopfunnel.settings_sections import user_section
-from shopfunnel.stats import one_sample_p
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ _FIELDS = {"label", "numerator", "denominator", "value", "direction", "complemen
 
 
 def default_benchmarks() -> dict[str, dict[str, Any]]:
-    text = resources.files("shopfunnel").joinpath("benchmarks.toml").read_text(encoding="utf-8")
+    text = resources.files("shopfunnel.diagnosis").joinpath("benchmarks.toml").read_text(encoding="utf-8")
     return tomllib.loads(text)
 
 
@@ -98,8 +98,8 @@ def compare_with_benchmarks(levels, benchmarks: list[Benchmark], *, start=None, 
     ``not measurable`` with a reason), ``findings`` the benchmarks the store is
     significantly and materially worse at (see the module docstring).
     """
-    from shopfunnel.findings import finding, pct
-    from shopfunnel.stats import wilson_interval
+    from shopfunnel.diagnosis.findings import finding, pct
+    from shopfunnel.diagnosis.stats import wilson_interval
 
     names = levels.step_names
     all_counts = levels.counts(start=start, end=end)

@@ -15,7 +15,7 @@ from typing import Literal
 import pandas as pd
 
 from shopfunnel.errors import ConfigError
-from shopfunnel.store import LoadResult, Staged, Store
+from shopfunnel.store.store import LoadResult, Staged, Store
 
 CdnowKind = Literal["master", "sample"]
 DATASETS = ("cdnow",)

@@ -1,23 +1,23 @@
 """Diagnose a store: find the weakest stage and why, rank the gaps by money, say what to do.
 
 :func:`diagnose` runs every analysis over one table of sessions
-(:class:`shopfunnel.session_levels.SessionLevels`) and collects their findings:
+(:class:`shopfunnel.diagnosis.session_levels.SessionLevels`) and collects their findings:
 
-- ``benchmark``: the store against published rates (:mod:`shopfunnel.benchmarks`);
+- ``benchmark``: the store against published rates (:mod:`shopfunnel.diagnosis.benchmarks`);
 - ``period_change`` / ``traffic_change``: the last weeks against the weeks before
-  (:func:`shopfunnel.baselines.period_over_period`);
+  (:func:`shopfunnel.diagnosis.baselines.period_over_period`);
 - ``retention``: the share of repeat orders, the last weeks against the weeks before
-  (:func:`shopfunnel.baselines.repeat_purchases`);
+  (:func:`shopfunnel.diagnosis.baselines.repeat_purchases`);
 - ``segment_gap``: a device, channel, campaign or country that converts worse at a step
-  than the rest (:func:`shopfunnel.baselines.segment_gaps`);
+  than the rest (:func:`shopfunnel.diagnosis.baselines.segment_gaps`);
 - ``incident`` / ``traffic_spike``: a sudden drop or a spike that does not convert,
-  located in time and segment (:mod:`shopfunnel.incidents`);
-- ``checkout``: payment failures, checkout type and shipping cost (:mod:`shopfunnel.checkout`);
+  located in time and segment (:mod:`shopfunnel.diagnosis.incidents`);
+- ``checkout``: payment failures, checkout type and shipping cost (:mod:`shopfunnel.diagnosis.checkout`);
 - ``correlation``: events and properties over-represented among sessions that dropped
-  (:mod:`shopfunnel.correlation`).
+  (:mod:`shopfunnel.diagnosis.correlation`).
 
 Each finding gets the playbook's tactics for its stage and kind and an audience, and
-the findings are ranked by revenue at stake (defined in :mod:`shopfunnel.findings`).
+the findings are ranked by revenue at stake (defined in :mod:`shopfunnel.diagnosis.findings`).
 Every statistic and rule is written down in ``docs/diagnosis.md``.
 """
 
@@ -31,13 +31,13 @@ from typing import Any
 
 import pandas as pd
 
-from shopfunnel.baselines import period_over_period, repeat_purchases, segment_gaps
-from shopfunnel.benchmarks import compare_with_benchmarks, load_benchmarks
+from shopfunnel.diagnosis.baselines import period_over_period, repeat_purchases, segment_gaps
+from shopfunnel.diagnosis.benchmarks import compare_with_benchmarks, load_benchmarks
+from shopfunnel.diagnosis.findings import FINDING_COLUMNS, finding, pct
+from shopfunnel.diagnosis.incidents import INCIDENT_COLUMNS, IncidentSettings, find_incidents
+from shopfunnel.diagnosis.playbook import load_playbook
+from shopfunnel.diagnosis.session_levels import DEFAULT_STEPS, SessionLevels
 from shopfunnel.errors import ShopfunnelError
-from shopfunnel.findings import FINDING_COLUMNS, finding, pct
-from shopfunnel.incidents import INCIDENT_COLUMNS, IncidentSettings, find_incidents
-from shopfunnel.playbook import load_playbook
-from shopfunnel.session_levels import DEFAULT_STEPS, SessionLevels
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Diagnosis:
     """The result of :func:`diagnose`.
 
     ``findings`` (one row per finding, ranked by revenue at stake; columns in
-    :data:`shopfunnel.findings.FINDING_COLUMNS`) and the tables behind them:
+    :data:`shopfunnel.diagnosis.findings.FINDING_COLUMNS`) and the tables behind them:
     ``benchmarks``, ``periods``, ``segments``, ``incidents``, ``checkout``,
     ``correlations``, ``retention``. ``notes`` say what could not be measured and why.
     """
@@ -199,14 +199,14 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
         rows += f
         checkout_table = pd.DataFrame()
         if s.checkout:
-            from shopfunnel.checkout import checkout_findings
+            from shopfunnel.diagnosis.checkout import checkout_findings
 
             checkout_table, f, n = attempt("checkout journey", lambda: checkout_findings(store, levels, alpha=s.alpha), (pd.DataFrame(), [], []))
             rows += f
             notes += n
         correlations = pd.DataFrame()
         if s.correlation:
-            from shopfunnel.correlation import correlation_findings
+            from shopfunnel.diagnosis.correlation import correlation_findings
 
             correlations, f = attempt("correlation analysis", lambda: correlation_findings(store, levels, alpha=s.alpha, skip_keys=_covered_keys(rows)), (pd.DataFrame(), []))
             rows += f
@@ -295,7 +295,7 @@ def audience_persons(store, audience: dict[str, Any], *, model: Any = None, as_o
     :func:`shopfunnel.audiences.export_audience` for an ad platform.
     """
     from shopfunnel.model import Model
-    from shopfunnel.stages import persons
+    from shopfunnel.stages.placement import persons
 
     m = model if isinstance(model, Model) else None
     p = persons(store, audience.get("stage"), audience.get("status") if with_status else None, model=m, as_of=as_of)

@@ -4,7 +4,7 @@ Loading is a pipeline over a *staged* source (any table whose columns carry cano
 names, plus a ``__line`` column saying where each row came from):
 
 1. check the columns (unknown or missing required columns stop the load);
-2. validate every value against :mod:`shopfunnel.schema` in one vectorised pass,
+2. validate every value against :mod:`shopfunnel.store.schema` in one vectorised pass,
    collecting rejects with their line, column and reason;
 3. ``on_error="fail"`` stops here and writes nothing if anything was rejected;
    ``on_error="skip"`` keeps the valid rows and hands back the rejects;
@@ -33,11 +33,11 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from shopfunnel import schema
-from shopfunnel.channels import channel_sql
-from shopfunnel.db import Database, quote_ident, quote_literal
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError, InputError, Reject, StoreError, ValidationError
+from shopfunnel.store import schema
+from shopfunnel.store.channels import channel_sql
+from shopfunnel.store.db import Database, quote_ident, quote_literal
 
 DEFAULT_PATH = "shopfunnel.duckdb"
 SCHEMA_VERSION = 1

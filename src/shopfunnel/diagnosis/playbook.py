@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from shopfunnel.diagnosis.settings_sections import user_section
 from shopfunnel.errors import ConfigError
-from shopfunnel.settings_sections import user_section
 
 STAGES = ("awareness", "interest", "decision", "purchase", "retention")
 _FIELDS = {"stage", "name", "why", "triggers", "steps", "enabled"}
@@ -63,7 +63,7 @@ class Playbook:
 
 
 def default_playbook_data() -> dict[str, dict[str, Any]]:
-    text = resources.files("shopfunnel").joinpath("playbook.toml").read_text(encoding="utf-8")
+    text = resources.files("shopfunnel.diagnosis").joinpath("playbook.toml").read_text(encoding="utf-8")
     return tomllib.loads(text)
 
 

@@ -57,12 +57,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shopfunnel.db import quote_ident
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
-from shopfunnel.gaps import store_gap, usual_gap_days
 from shopfunnel.model import Model, load_model
-from shopfunnel.store import Store
+from shopfunnel.stages.gaps import store_gap, usual_gap_days
+from shopfunnel.store.db import quote_ident
+from shopfunnel.store.store import Store
 
 STATUSES = ("active", "stalled", "lapsed")
 NOT_SEEN = "not seen"

@@ -4,19 +4,19 @@ A :class:`FunnelPlan` says *what* to count (steps, window, order, units, breakdo
 trend); an engine turns it into :class:`EngineOutput`: per counted unit (a person, a
 session, or a person × trend period) and step, when the step was first reached, the
 previous step's time and the attempt's anchor in that attempt, and the breakdown code on
-the step's and the anchor's event. :mod:`shopfunnel.funnel_result` builds every table
+the step's and the anchor's event. :mod:`shopfunnel.funnel.result` builds every table
 from that, so a Spark or ClickHouse engine only has to produce the same arrays.
 
 :class:`LocalEngine` lets DuckDB read and filter the events (only rows that match a step
 or an exclusion; every row of the person in strict mode), encode each row's step as a
 small integer, hash the person and sort by (person, time, step). It streams the sorted
-rows as Arrow batches and runs :func:`shopfunnel.funnel_kernel.run_units` on each batch,
+rows as Arrow batches and runs :func:`shopfunnel.funnel.kernel.run_units` on each batch,
 carrying the last, possibly incomplete, person over to the next batch, so memory is
 bounded by DuckDB's sort (which spills to disk) plus one batch. Persons are identified by
 DuckDB's 64-bit ``hash`` of the id: two persons collide with probability about
 ``persons² / 2⁶⁵`` (below one in a million at ten million persons).
 
-Over a store, most funnels skip the SQL: the store's :mod:`shopfunnel.timeline` holds the
+Over a store, most funnels skip the SQL: the store's :mod:`shopfunnel.store.timeline` holds the
 events already sorted by (person, time) as integer arrays, and a compiled pass picks the
 plan's rows from it (ADR 0021). Both paths end in :func:`count_arrays`.
 """
@@ -35,10 +35,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shopfunnel import schema
-from shopfunnel.db import Database, quote_ident, quote_literal
 from shopfunnel.errors import ConfigError, InputError
-from shopfunnel.funnel_kernel import (
+from shopfunnel.funnel.kernel import (
     ANY,
     NONE,
     ORDERED,
@@ -48,12 +46,14 @@ from shopfunnel.funnel_kernel import (
     count_segments,
     run_units,
 )
-from shopfunnel.timeline import DIMENSIONS as TIMELINE_DIMENSIONS
-from shopfunnel.timeline import Timeline, can_filter, period_starts
-from shopfunnel.timeline import build as build_timeline
-from shopfunnel.timeline import chunks as timeline_chunks
-from shopfunnel.timeline import of_store as timeline_of_store
-from shopfunnel.timeline import select as select_timeline
+from shopfunnel.store import schema
+from shopfunnel.store.db import Database, quote_ident, quote_literal
+from shopfunnel.store.timeline import DIMENSIONS as TIMELINE_DIMENSIONS
+from shopfunnel.store.timeline import Timeline, can_filter, period_starts
+from shopfunnel.store.timeline import build as build_timeline
+from shopfunnel.store.timeline import chunks as timeline_chunks
+from shopfunnel.store.timeline import of_store as timeline_of_store
+from shopfunnel.store.timeline import select as select_timeline
 
 Order = Literal["ordered", "strict", "any"]
 CountBy = Literal["person", "session"]
@@ -170,7 +170,7 @@ class LocalEngine:
     ``timeline``: None (default) uses the timeline for a store and SQL for other sources;
     True builds a timeline of any source on the first funnel and keeps it in this engine
     (worth it when one engine counts many funnels); False always uses SQL; a
-    :class:`~shopfunnel.timeline.Timeline` is used as given. Plans a timeline cannot hold
+    :class:`~shopfunnel.store.timeline.Timeline` is used as given. Plans a timeline cannot hold
     (property filters, ``hold``, a breakdown by another column) run by SQL either way.
     """
 
@@ -178,7 +178,7 @@ class LocalEngine:
                  memory_limit: str | None = None, timeline: bool | Timeline | None = None):
         self.batch_rows = batch_rows
         self._owned = False
-        from shopfunnel.store import Store
+        from shopfunnel.store.store import Store
 
         self._store = source if isinstance(source, Store) else None
         # the timeline pays for itself when funnels are counted again and again: by
@@ -352,7 +352,7 @@ class LocalEngine:
 
     # -- running ------------------------------------------------------------------------
     def timeline(self) -> Timeline:
-        """The source's timeline (see :mod:`shopfunnel.timeline`): a store's is kept beside
+        """The source's timeline (see :mod:`shopfunnel.store.timeline`): a store's is kept beside
         it and rebuilt after a load; another source's is built once per engine."""
         if self._store is not None and self._timeline is None:
             return timeline_of_store(self._store)

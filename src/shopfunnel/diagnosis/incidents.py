@@ -3,7 +3,7 @@
 The method (docs/adr/0060-incident-detection.md, docs/diagnosis.md) in short:
 
 1. **Counts.** Sessions per hour × device × channel × campaign (campaigns outside the
-   ``top_campaigns`` largest, by total sessions and by busiest day, folded into ``other``), and how many reached each step (:mod:`shopfunnel.session_levels`).
+   ``top_campaigns`` largest, by total sessions and by busiest day, folded into ``other``), and how many reached each step (:mod:`shopfunnel.diagnosis.session_levels`).
 2. **Expected conversion, cell by cell.** For the transition into step ``k`` on day ``d``
    in the finest cell ``f`` (device × channel × campaign) the baseline rate is the cell's
    pooled rate over the surrounding days ``d-window … d+window``, leaving out ``d-guard …
@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from shopfunnel.session_levels import SessionLevels
+from shopfunnel.diagnosis.session_levels import SessionLevels
 
 DIMS = ("device", "channel", "campaign")
 # run lengths scanned at hour grain (every length would multiply the tests for little gain)

@@ -1,11 +1,11 @@
 """The funnel on Apache Spark: the same plan, the same kernel, a distributed sort.
 
-:class:`SparkEngine` is a :class:`~shopfunnel.funnel_engine.FunnelEngine`: pass it to
+:class:`SparkEngine` is a :class:`~shopfunnel.funnel.engine.FunnelEngine`: pass it to
 :func:`shopfunnel.funnel.funnel` as ``engine=`` and every table comes out as with the
 local engine. Spark SQL builds the columns :meth:`LocalEngine.build_sql` builds in DuckDB
 (owner hash, µs time, step code, breakdown value hash, trend period), repartitions the
 rows by owner and sorts each partition by (owner, time, step); ``mapInArrow`` then runs
-:func:`shopfunnel.funnel_engine.count_batch` (the numba kernel) over each partition,
+:func:`shopfunnel.funnel.engine.count_batch` (the numba kernel) over each partition,
 carrying the last owner of a batch over to the next one (Spark hands a partition over in
 batches of ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows, which may split a
 person). Only one row per counted unit comes back to the driver, where
@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 
 from shopfunnel.errors import ConfigError, InputError
-from shopfunnel.funnel_engine import (
+from shopfunnel.funnel.engine import (
     ITEM_FIELDS,
     EngineOutput,
     FunnelPlan,
@@ -68,7 +68,7 @@ def local_spark_session(master: str = "local[*]", *, shuffle_partitions: int = 8
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    package_root = str(Path(__file__).resolve().parent.parent)
+    package_root = str(Path(__file__).resolve().parents[2])
     worker_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
     builder = (
         SparkSession.builder.master(master).appName("shopfunnel")

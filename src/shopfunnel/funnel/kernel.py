@@ -18,7 +18,7 @@ step's event (``sattr``) and on the anchor (``aattr``; either may have no rows, 
 funnel has no breakdown or its attribution does not read it). ``NONE`` marks "not reached".
 ``totals[chunk, k]`` counts every step-k event that took part in a valid attempt.
 
-The semantics are documented in :mod:`shopfunnel.funnel` and ``docs/funnels.md``; this
+The semantics are documented in :mod:`shopfunnel.funnel.api` and ``docs/funnels.md``; this
 module only implements them. Units are split into chunks that run on a thread pool
 (the kernels release the GIL; plain ``nogil`` functions compile several times faster
 than ``parallel=True`` ones).

@@ -2,13 +2,13 @@
 
 Two rules, each its own function argument value:
 
-* ``rule="gap"`` (default): the stage model's **lapsed** rule (:mod:`shopfunnel.gaps`): a
+* ``rule="gap"`` (default): the stage model's **lapsed** rule (:mod:`shopfunnel.stages.gaps`): a
   customer is lapsed when the days since their last order exceed ``gap_multiplier`` ×
   their usual gap: their own mean gap × 1.609 (the 80th percentile of an exponential with
   that mean) with 3+ orders, else the store's 80th percentile of gaps between orders (90
   days when fewer than 20 gaps). ``gap_multiplier = 1`` (the default) lists exactly the
   customers whose stage status is ``lapsed``; a larger one forgives more.
-* ``rule="p_alive"``: fit BG/NBD (:class:`~shopfunnel.clv.BetaGeoModel`) on all orders
+* ``rule="p_alive"``: fit BG/NBD (:class:`~shopfunnel.customers.clv.BetaGeoModel`) on all orders
   up to ``as_of`` and list customers whose probability of still being alive is below
   ``p_alive_below``. In BG/NBD a one-time buyer's P(alive) is 1 (they cannot have dropped
   out before a repeat purchase), so this rule only ever lists repeat buyers; use the gap
@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 from shopfunnel._time import naive_utc, naive_utc_timestamp
-from shopfunnel.clv import BetaGeoModel, summary_from_orders
+from shopfunnel.customers.clv import BetaGeoModel, summary_from_orders
 from shopfunnel.errors import ConfigError
-from shopfunnel.gaps import store_gap, usual_gap_days
 from shopfunnel.model import Placement
+from shopfunnel.stages.gaps import store_gap, usual_gap_days
 
 Rule = Literal["gap", "p_alive"]
 
@@ -44,7 +44,7 @@ def lapsed_customers(
 
     Columns: ``person_id``, ``orders``, ``revenue`` (all orders up to ``as_of``, gross),
     ``first_order``, ``last_order``, ``days_since_last_order`` (from the last order to
-    ``as_of``), ``expected_gap_days`` (the usual gap, :mod:`shopfunnel.gaps`),
+    ``as_of``), ``expected_gap_days`` (the usual gap, :mod:`shopfunnel.stages.gaps`),
     ``gap_source`` (``own`` or ``store``), ``overdue_ratio`` = days since last order /
     expected gap, and ``p_alive`` (with ``rule="p_alive"``; else NaN). Sorted by revenue,
     highest first. ``as_of`` defaults to the latest order; ``placement`` holds the gap

@@ -2,7 +2,7 @@
 
 Both compare session conversion between consecutive steps (the transition into step
 ``k``: sessions that reached ``k`` over sessions that reached ``k-1``; see
-:mod:`shopfunnel.session_levels`).
+:mod:`shopfunnel.diagnosis.session_levels`).
 
 **Period over period**: the last ``period_days`` days before ``as_of`` against the
 ``period_days`` before them. Each transition gets the pooled two-proportion z-test and
@@ -28,9 +28,14 @@ from datetime import datetime, timedelta
 import numpy as np
 from scipy import stats as sps
 
-from shopfunnel.findings import finding, pct
-from shopfunnel.session_levels import SessionLevels
-from shopfunnel.stats import benjamini_hochberg, holm, newcombe_interval, two_proportion_ztest
+from shopfunnel.diagnosis.findings import finding, pct
+from shopfunnel.diagnosis.session_levels import SessionLevels
+from shopfunnel.diagnosis.stats import (
+    benjamini_hochberg,
+    holm,
+    newcombe_interval,
+    two_proportion_ztest,
+)
 
 SEGMENT_DIMS = ("device", "channel", "campaign", "country")
 

@@ -42,7 +42,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from shopfunnel.db import Database, quote_ident
+from shopfunnel.store.db import Database, quote_ident
 
 DIMENSIONS = ("channel", "device", "country", "utm_source", "utm_medium", "utm_campaign")
 MAX_CODES = 32_000

@@ -3,7 +3,7 @@
 The diagnosis works on **sessions**, not persons: published benchmarks are per session
 (SaleCycle, Baymard), the segment attributes it compares (channel, campaign, device) are
 session-scoped, and incidents are located in time, which a session's start fixes. The
-person-level funnel is :mod:`shopfunnel.funnel`'s job. See docs/adr/0061.
+person-level funnel is :mod:`shopfunnel.funnel.api`'s job. See docs/adr/0061.
 
 Definitions (an *open* funnel, as GA4 allows):
 
@@ -27,7 +27,7 @@ from typing import Literal
 
 import pandas as pd
 
-from shopfunnel.db import quote_ident
+from shopfunnel.store.db import quote_ident
 
 Grain = Literal["day", "hour"]
 SEGMENT_COLUMNS = ("device", "channel", "campaign", "country")

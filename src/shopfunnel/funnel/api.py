@@ -72,12 +72,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
-from shopfunnel.funnel_engine import FunnelEngine, FunnelPlan, LocalEngine, StepCondition
-from shopfunnel.funnel_result import FunnelResult
+
+if TYPE_CHECKING:  # the engine (numba, DuckDB, Arrow) loads on the first count, not on import
+    from shopfunnel.funnel.engine import FunnelEngine, StepCondition
+    from shopfunnel.funnel.result import FunnelResult
 
 ORDERS = ("ordered", "strict", "any")
 COUNT_BY = ("person", "session")
@@ -103,6 +105,8 @@ class Step:
         return f"{self.event} [{conds}]"
 
     def condition(self) -> StepCondition:
+        from shopfunnel.funnel.engine import StepCondition
+
         where = tuple(
             (str(k), tuple(v) if isinstance(v, list | tuple | set) else v)
             for k, v in self.where.items()
@@ -146,6 +150,9 @@ def funnel(
     excluded between step 1 and the last, or ``(step, a, b)`` between steps ``a`` and
     ``b``. See the module docstring for the exact definition of every number.
     """
+    from shopfunnel.funnel.engine import FunnelPlan, LocalEngine
+    from shopfunnel.funnel.result import FunnelResult
+
     step_list = [_as_step(s, "step") for s in steps]
     n = len(step_list)
     if n < 1:
@@ -221,4 +228,4 @@ def funnel(
     )
 
 
-__all__ = ["FunnelResult", "Step", "funnel"]
+__all__ = ["Step", "funnel"]
