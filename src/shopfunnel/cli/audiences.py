@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from shopfunnel.audiences import PLATFORMS, abandoned_carts, export_audience
-from shopfunnel.cli.app import app
+from shopfunnel.cli.application import app
 from shopfunnel.cli.output import (
     DB_OPTION,
     FORMAT_OPTION,

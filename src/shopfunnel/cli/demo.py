@@ -13,7 +13,7 @@ from shopfunnel.cli import data as data_cmds
 from shopfunnel.cli import funnel as funnel_cmds
 from shopfunnel.cli import report as report_cmds
 from shopfunnel.cli import stages as stages_cmds
-from shopfunnel.cli.app import app
+from shopfunnel.cli.application import app
 from shopfunnel.cli.output import DB_OPTION, Format, console, friendly_errors
 from shopfunnel.cli.sample import sample as sample_command
 from shopfunnel.model import load_model

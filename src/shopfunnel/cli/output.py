@@ -11,14 +11,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from shopfunnel.errors import ShopfunnelError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 console = Console()
 err_console = Console(stderr=True)
@@ -44,15 +46,23 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def is_frame(data: Any) -> bool:
+    """True for a pandas DataFrame (without importing pandas: no frame exists before it)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(data, pandas.DataFrame)
+
+
 def to_json(data: Any) -> str:
     """JSON text for a DataFrame (as a list of records), a dict or a list."""
-    if isinstance(data, pd.DataFrame):
+    if is_frame(data):
         data = json.loads(data.to_json(orient="records", date_format="iso"))
     return json.dumps(data, indent=2, default=_json_default, allow_nan=False)
 
 
 def rich_table(df: pd.DataFrame, title: str | None = None, formats: dict[str, Callable[[Any], str]] | None = None) -> Table:
     """A Rich table of a DataFrame, numbers right-aligned."""
+    import pandas as pd
+
     formats = formats or {}
     table = Table(title=title, header_style="bold")
     for col in df.columns:
@@ -86,14 +96,16 @@ def emit(
     if fmt == Format.json:
         text = to_json(data)
     elif fmt == Format.csv:
-        frame = data if isinstance(data, pd.DataFrame) else pd.json_normalize(data)
+        import pandas as pd
+
+        frame = data if is_frame(data) else pd.json_normalize(data)
         text = frame.to_csv(index=False)
     else:
         if out is not None:
-            text = data.to_string(index=False) if isinstance(data, pd.DataFrame) else to_json(data)
+            text = data.to_string(index=False) if is_frame(data) else to_json(data)
         else:
             renderable = table() if table is not None else (
-                rich_table(data) if isinstance(data, pd.DataFrame) else to_json(data)
+                rich_table(data) if is_frame(data) else to_json(data)
             )
             console.print(renderable)
             return
