@@ -76,9 +76,7 @@ def test_imports_point_one_way() -> None:
         a, b = part(importer), part(imported)
         if a in ("", "__main__") or a == b or b in BASE:
             continue
-        if a in BASE:
-            wrong.append((importer, imported))
-        elif b not in ALLOWED.get(a, set()) and (importer, imported) not in EXCEPTIONS:
+        if a in BASE or b not in ALLOWED.get(a, set()) and (importer, imported) not in EXCEPTIONS:
             wrong.append((importer, imported))
     assert not wrong, "imports against the flow (docs/architecture.md):\n" + "\n".join(
         f"  {x} -> {y}" for x, y in sorted(set(wrong)))
@@ -86,7 +84,7 @@ def test_imports_point_one_way() -> None:
 
 def test_the_known_exceptions_still_exist() -> None:
     # a fixed exception must leave the list, so it cannot come back unnoticed
-    assert EXCEPTIONS <= set(imports())
+    assert set(imports()) >= EXCEPTIONS
 
 
 def test_every_package_says_what_it_owns() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from shopfunnel.report import fmt
+from shopfunnel import format as fmt
 from shopfunnel.report.blocks import (
     Finding,
     Findings,

@@ -1,18 +1,25 @@
-"""How numbers read in the report: one place, so every section says 12.5% and 3h 20m alike."""
+"""How numbers read in every face (CLI, report, dashboard): one place, so each says
+``12.5%``, ``1,234``, ``3h 20m`` and ``2024-03-01 12:00`` alike. Missing values read ``–``.
+
+Pure functions of one value; no pandas needed (a pandas ``NA``/``NaT`` counts as missing).
+"""
 
 from __future__ import annotations
 
 import math
+from datetime import date, datetime
 from typing import Any
-
-import pandas as pd
 
 
 def _missing(value: Any) -> bool:
     if value is None:
         return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return True
     try:
-        return bool(pd.isna(value))
+        return bool(value != value)  # NaN-like scalars (numpy, Decimal('NaN'))
     except (TypeError, ValueError):
         return False
 
@@ -39,6 +46,11 @@ def pct(value: Any, digits: int = 1) -> str:
     return "–" if _missing(value) else f"{float(value) * 100:.{digits}f}%"
 
 
+def percentile(q: float) -> str:
+    """The name of a quantile: ``0.9`` → ``p90``, ``0.5`` → ``median``."""
+    return "median" if q == 0.5 else f"p{q * 100:g}"
+
+
 def money(value: Any, currency: str = "") -> str:
     """``1,234`` (no cents from 1,000 up), ``12.50`` below; the currency code in front if given."""
     if _missing(value):
@@ -49,12 +61,15 @@ def money(value: Any, currency: str = "") -> str:
 
 
 def duration(seconds: Any) -> str:
-    """A duration for people: ``45s``, ``12m``, ``3h 20m``, ``2d 4h``."""
+    """A duration for people: ``45s``, ``2m 16s``, ``12m``, ``3h 20m``, ``2d 4h``."""
     if _missing(seconds):
         return "–"
     s = float(seconds)
     if s < 60:
         return f"{s:.0f}s"
+    if s < 600:
+        m, sec = divmod(round(s), 60)
+        return f"{m}m {sec}s" if sec else f"{m}m"
     if s < 3600:
         return f"{s / 60:.0f}m"
     if s < 86400:
@@ -96,6 +111,20 @@ def cell(value: Any, kind: str | None) -> str:
         return f"{value:,}"
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value)
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d") if value == value.normalize() else str(value)
+    if isinstance(value, datetime | date):
+        return timestamp(value)
+    return str(value)
+
+
+def timestamp(value: Any) -> str:
+    """A date or time for people, to the minute (UTC): ``2024-03-01`` at midnight,
+    ``2024-03-01 12:05`` otherwise; never microseconds."""
+    if _missing(value):
+        return "–"
+    if isinstance(value, datetime):
+        if (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0):
+            return value.strftime("%Y-%m-%d")
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
     return str(value)
