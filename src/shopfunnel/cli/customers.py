@@ -17,6 +17,7 @@ from shopfunnel.cli.output import (
     Format,
     emit,
     friendly_errors,
+    records,
     rich_table,
 )
 from shopfunnel.errors import ConfigError, InputError
@@ -52,12 +53,6 @@ def _orders(db: str) -> pd.DataFrame:
             "`shopfunnel load-dataset cdnow --db cdnow.duckdb`"
         )
     return orders
-
-
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    import json
-
-    return json.loads(df.to_json(orient="records", date_format="iso"))
 
 
 def _pct0(value: Any) -> str:
@@ -121,7 +116,7 @@ def retention(
             (only,) = parts.values()
             emit(only if isinstance(only, pd.DataFrame) else pd.DataFrame([only]), format, out)
             return
-        data = {k: _records(v) if isinstance(v, pd.DataFrame) else v for k, v in parts.items()}
+        data = {k: records(v) if isinstance(v, pd.DataFrame) else v for k, v in parts.items()}
 
         def render() -> object:
             from rich.console import Group
@@ -269,8 +264,8 @@ def clv(
         last_day = pd.to_datetime(orders["ts"]).max().normalize()
         if calibration_end is not None and last_day > pd.Timestamp(calibration_end):
             holdout = holdout_check(orders, calibration_end=calibration_end)
-            models["holdout"] = _records(holdout)
-        data = {**models, "customers": _records(table)}
+            models["holdout"] = records(holdout)
+        data = {**models, "customers": records(table)}
 
         def render() -> object:
             from rich.console import Group

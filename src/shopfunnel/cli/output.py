@@ -5,7 +5,7 @@ Every command that prints results takes ``--format table|json|csv`` and ``--out 
 
 from __future__ import annotations
 
-import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -22,8 +23,17 @@ from shopfunnel.errors import ShopfunnelError
 if TYPE_CHECKING:
     import pandas as pd
 
-console = Console()
+def _width() -> int | None:
+    """The terminal's width, or, when the output is a file or a pipe, wide enough that a
+    table is never cut (Rich's default there is 80 columns). ``COLUMNS`` wins."""
+    if os.environ.get("COLUMNS") or sys.stdout.isatty():
+        return None
+    return 200
+
+
+console = Console(width=_width())
 err_console = Console(stderr=True)
+TERMINAL_ROWS = 50  # rows of a long table shown on a terminal; --limit and --out give more
 
 
 class Format(StrEnum):
@@ -43,6 +53,8 @@ def _json_default(value: Any) -> Any:
         return value.isoformat()
     if hasattr(value, "item"):
         return value.item()
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return None
     return str(value)
 
 
@@ -52,11 +64,21 @@ def is_frame(data: Any) -> bool:
     return pandas is not None and isinstance(data, pandas.DataFrame)
 
 
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready records of a frame: NaN becomes null, timestamps ISO text."""
+    return orjson.loads(df.to_json(orient="records", date_format="iso"))
+
+
 def to_json(data: Any) -> str:
-    """JSON text for a DataFrame (as a list of records), a dict or a list."""
+    """JSON text (indented by 2) for a DataFrame (as a list of records), a dict or a list.
+
+    Frames are encoded by pandas' C writer and everything else by orjson: a per-customer
+    table of a million rows takes about a second, not a minute."""
     if is_frame(data):
-        data = json.loads(data.to_json(orient="records", date_format="iso"))
-    return json.dumps(data, indent=2, default=_json_default, allow_nan=False)
+        return data.to_json(orient="records", date_format="iso", indent=2)
+    return orjson.dumps(data, default=_json_default,
+                        option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+                        | orjson.OPT_NON_STR_KEYS).decode()
 
 
 def rich_table(df: pd.DataFrame, title: str | None = None, formats: dict[str, Callable[[Any], str]] | None = None) -> Table:
@@ -104,6 +126,12 @@ def emit(
         if out is not None:
             text = data.to_string(index=False) if is_frame(data) else to_json(data)
         else:
+            if table is None and is_frame(data) and len(data) > TERMINAL_ROWS:
+                console.print(rich_table(data.head(TERMINAL_ROWS)))
+                err_console.print(
+                    f"showing the first {TERMINAL_ROWS:,} of {len(data):,} rows: write them all "
+                    "with --out FILE (and --format csv or json)")
+                return
             renderable = table() if table is not None else (
                 rich_table(data) if is_frame(data) else to_json(data)
             )
