@@ -22,13 +22,9 @@ def user_section(model: Any, name: str) -> dict[str, Any]:
     directory when there is one).
     """
     if model is None:
-        try:
-            from shopfunnel.model import load_model
-        except ImportError:
-            path = Path("shopfunnel.toml")
-            data = _read(path) if path.is_file() else {}
-        else:
-            return user_section(load_model(), name)
+        from shopfunnel.model import load_model
+
+        return user_section(load_model(), name)
     elif isinstance(model, str | Path):
         data = _read(Path(model))
     elif isinstance(model, dict):

@@ -268,17 +268,13 @@ PLAN: list[tuple[str, str, Callable[[Context], Section]]] = [
 
 
 def default_model() -> Any:
-    """The model in ``./shopfunnel.toml``, or the defaults (None if the model module is absent)."""
-    try:
-        from shopfunnel.model import load_model
-    except ImportError:
-        return None
+    """The model in ``./shopfunnel.toml``, or the defaults."""
+    from shopfunnel.model import load_model
+
     return load_model()
 
 
 def _failure_note(exc: BaseException) -> str:
-    if isinstance(exc, ImportError):
-        return "This analysis is not available in this installation of shopfunnel."
     if isinstance(exc, ShopfunnelError):
         return f"Not enough data for this section: {exc}"
     return f"This section could not be computed ({type(exc).__name__}: {exc})."
