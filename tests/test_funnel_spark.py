@@ -76,7 +76,7 @@ def random_path(tmp_path_factory) -> str:
 
 def both(spark, path: str, steps, **kwargs):
     local = funnel(path, steps, **kwargs)
-    remote = funnel(None, steps, engine=SparkEngine(spark, path), **kwargs)
+    remote = funnel(SparkEngine(spark, path), steps, **kwargs)
     return local, remote
 
 

@@ -122,6 +122,24 @@ def _as_step(value: str | Step, what: str) -> Step:
     raise ConfigError(f"{what} {value!r} is not valid: give an event name or a Step(...)")
 
 
+def _engine_for(source: Any, engine: FunnelEngine | None, local: Any) -> FunnelEngine:
+    """The engine that counts: the one given (as ``source`` or ``engine``), Spark for a
+    Spark DataFrame, else the local engine over ``source``."""
+    if engine is not None:
+        if source is not None:
+            raise ConfigError(
+                "the events are given twice (source and engine=): pass the engine alone, "
+                "e.g. funnel(SparkEngine(spark, path), steps), or a Spark DataFrame as source")
+        return engine
+    if callable(getattr(source, "run", None)):
+        return source  # an engine (it has run(plan)) passed as the source
+    if hasattr(source, "sparkSession") and hasattr(source, "mapInArrow"):
+        from shopfunnel.funnel.spark import SparkEngine
+
+        return SparkEngine(source.sparkSession, source)
+    return local(source)
+
+
 MAX_WINDOW_DAYS = 3650  # ten years; longer windows would overflow microsecond arithmetic
 
 
@@ -142,7 +160,10 @@ def funnel(
     trend: str | None = None,
     engine: FunnelEngine | None = None,
 ) -> FunnelResult:
-    """Count a funnel over ``source`` (a Store, a DataFrame of events or a Parquet path).
+    """Count a funnel over ``source``: a Store, a DataFrame of events (pandas, Polars,
+    Arrow), a Parquet path, a Spark DataFrame (counted on Spark), or an engine such as
+    ``SparkEngine(spark, "s3://shop/events/")``. ``engine=`` is the older spelling of the
+    last: give the events once, either way.
 
     ``steps`` are event names or :class:`Step`; ``window`` is a duration (``"30m"``,
     ``"7d"``) or seconds; ``order`` is ``"ordered"``, ``"strict"`` or ``"any"``;
@@ -216,7 +237,7 @@ def funnel(
         trend=trend,  # type: ignore[arg-type]
         attribution=attribution,
     )
-    runner = engine if engine is not None else LocalEngine(source)
+    runner = _engine_for(source, engine, LocalEngine)
     output = runner.run(plan)
     return FunnelResult.build(
         output,

@@ -89,7 +89,8 @@ def local_spark_session(master: str = "local[*]", *, shuffle_partitions: int = 8
 
 
 class SparkEngine:
-    """Count funnels with Spark: ``funnel(None, steps, engine=SparkEngine(spark, source))``.
+    """Count funnels with Spark: ``funnel(SparkEngine(spark, source), steps)`` (or pass a
+    Spark DataFrame as the source: ``funnel(spark_df, steps)``).
 
     ``spark`` is a SparkSession (None: :func:`local_spark_session`); ``source`` is the
     path of a Parquet file or folder of canonical events, or a Spark DataFrame of them
