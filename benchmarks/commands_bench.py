@@ -47,7 +47,7 @@ def commands(db: Path, parquet: Path, out: Path) -> dict[str, list[str]]:
     d = ["--db", str(db)]
     chdb_sql = (
         "import chdb; print(chdb.query(\"SELECT level, count() FROM (SELECT anonymous_id, "
-        "windowFunnel(604800000000)(toUnixTimestamp64Micro(ts), " +
+        "windowFunnel(604800000000)(toUInt64(toUnixTimestamp64Micro(ts)), " +
         ", ".join(f"event = '{s}'" for s in STEPS.split(",")) +
         f") AS level FROM file('{parquet}', Parquet) GROUP BY anonymous_id) GROUP BY level\", 'CSV'))"
     )
