@@ -191,3 +191,28 @@ def test_a_funnel_nobody_enters_counts_zero_like_the_local_engine(spark, random_
 def test_a_pandas_frame_is_refused_with_a_pointer_to_the_local_engine(spark):
     with pytest.raises(InputError, match="local engine"):
         SparkEngine(spark, pd.DataFrame({"ts": [], "event": []}))
+
+
+def test_a_person_with_a_million_events_is_counted_exactly_and_reported(spark, tmp_path):
+    # one bot with 1M events (a, b, c over and over) among ordinary persons
+    n = 1_000_000
+    t0 = pd.Timestamp("2024-03-01")
+    bot = pd.DataFrame({
+        "person_id": "bot",
+        "ts": t0 + pd.to_timedelta(np.arange(n), unit="s"),
+        "event": np.array(["a", "b", "x", "c"])[np.arange(n) % 4],
+    })
+    rows = [(f"p{i}", i % 7, ev) for i in range(2_000) for ev in ("a", "b", "c")[: 1 + i % 3]]
+    others = pd.DataFrame(rows, columns=["person_id", "minutes", "event"])
+    others["ts"] = t0 + pd.to_timedelta(others.pop("minutes"), unit="min")
+    df = pd.concat([bot, others], ignore_index=True)
+    path = tmp_path / "heavy.parquet"
+    df.to_parquet(path, index=False)
+    engine = SparkEngine(spark, str(path), batch_rows=100_000)
+    heavy = engine.heavy_persons(min_events=500_000)
+    assert heavy.to_dict("records") == [{"person_id": "bot", "events": n}]
+    for order in ("ordered", "strict"):
+        remote = funnel(engine, ["a", "b", "c"], window="1h", order=order)
+        local = funnel(str(path), ["a", "b", "c"], window="1h", order=order)
+        pd.testing.assert_frame_equal(remote.steps, local.steps)
+        assert remote.steps["persons"].tolist()[0] == 2_001

@@ -267,6 +267,19 @@ class SparkEngine:
         return F.unix_date(start).cast("long") * F.lit(DAY_US)
 
     # -- running --------------------------------------------------------------------------
+    def heavy_persons(self, min_events: int = 1_000_000) -> pd.DataFrame:
+        """Persons with at least ``min_events`` events (bots, shared devices), most first:
+        ``person_id``, ``events``. They are counted exactly — a person's rows stay in one
+        partition and the kernel walks them in batches, carrying the person over — but one
+        such person makes its partition the slowest; filter them out (``events.where``)
+        if they are not customers."""
+        F = self._F
+        heavy = (self.df.groupBy(self._person().alias("person_id")).count()
+                 .where(F.col("count") >= min_events)
+                 .orderBy(F.col("count").desc()).toArrow())
+        return pd.DataFrame({"person_id": heavy.column("person_id").to_pylist(),
+                             "events": heavy.column("count").to_pylist()})
+
     def run(self, plan: FunnelPlan) -> EngineOutput:
         n = len(plan.steps)
         rows = self.prepare(plan)
