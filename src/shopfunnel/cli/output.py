@@ -17,6 +17,7 @@ import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from shopfunnel.errors import ShopfunnelError
 
@@ -103,7 +104,7 @@ def rich_table(df: pd.DataFrame, title: str | None = None, formats: dict[str, Ca
                 cells.append(f"{value:,}")
             else:
                 cells.append(str(value))
-        table.add_row(*cells)
+        table.add_row(*(Text(c) for c in cells))  # data is text, never Rich markup
     return table
 
 
