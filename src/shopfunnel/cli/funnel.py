@@ -72,7 +72,7 @@ def _bar_table(result: object) -> object:
         table.add_row(str(row["step"]), escape(str(row["name"])), bar, f"{persons:,}",
                       row["from start"], row["from previous"],
                       f"[red]{drop:,}[/]" if drop else "0", row["median time"])
-    parts: list[object] = [table]
+    parts: list[Any] = [table]
     if result.breakdown is not None:  # type: ignore[attr-defined]
         parts.append(rich_table(result.breakdown, title=f"by {result.by} "  # type: ignore[attr-defined]
                                 f"({result.attribution} touch)"))  # type: ignore[attr-defined]

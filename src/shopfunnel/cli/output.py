@@ -121,14 +121,14 @@ def emit(
     elif fmt == Format.csv:
         import pandas as pd
 
-        frame = data if is_frame(data) else pd.json_normalize(data)
+        frame: Any = data if is_frame(data) else pd.json_normalize(data)
         text = frame.to_csv(index=False)
     else:
         if out is not None:
-            text = data.to_string(index=False) if is_frame(data) else to_json(data)
+            text = data.to_string(index=False) if is_frame(data) else to_json(data)  # type: ignore[union-attr]
         else:
             if table is None and is_frame(data) and len(data) > TERMINAL_ROWS:
-                console.print(rich_table(data.head(TERMINAL_ROWS)))
+                console.print(rich_table(data.head(TERMINAL_ROWS)))  # type: ignore[union-attr]
                 err_console.print(
                     f"showing the first {TERMINAL_ROWS:,} of {len(data):,} rows: write them all "
                     "with --out FILE (and --format csv or json)")
