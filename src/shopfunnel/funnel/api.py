@@ -71,7 +71,7 @@ start (weeks start on Monday, UTC); a unit with attempts in several periods coun
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from shopfunnel.durations import parse_duration_seconds
@@ -235,9 +235,19 @@ def funnel(
         attribution=attribution,
     )
     runner = _engine_for(source, engine, LocalEngine)
-    output = runner.run(plan)
+    trend_output = None
+    if plan.trend:
+        # The steps, breakdown, times and conversions are the plain funnel's, whatever the
+        # trend adds: a period counts the attempts that start in it, so a unit and an event
+        # can count in several periods, and per-period rows cannot give the funnel's totals.
+        trend_output = runner.run(plan)
+        plan_total = replace(plan, trend=None)
+        output = runner.run(plan_total)
+    else:
+        output = runner.run(plan)
     return FunnelResult.build(
         output,
+        trend_output=trend_output,
         names=[s.label for s in step_list],
         events=[s.event for s in step_list],
         plan=plan,

@@ -85,10 +85,19 @@ class FunnelResult:
     # -- building -----------------------------------------------------------------------
     @classmethod
     def build(cls, out: EngineOutput, *, names: list[str], events: list[str], plan: FunnelPlan,
-              attribution: str = "first", top: int = 10) -> FunnelResult:
+              attribution: str = "first", top: int = 10,
+              trend_output: EngineOutput | None = None) -> FunnelResult:
+        """The tables of a count. With ``plan.trend``, ``trend_output`` is the count by
+        period and ``out`` the plain count the steps, breakdown and totals come from (so
+        they never depend on the trend); without ``trend_output``, ``out`` is by period
+        and the plain tables are taken from its first row per unit."""
         n = len(names)
         trend_df = None
-        if plan.trend:
+        if plan.trend and trend_output is not None:
+            trend_df = _trend_table(trend_output, names, events)
+            owner, reached, prev, anchor, sattr, aattr = (
+                out.owner, out.reached, out.prev, out.anchor, out.sattr, out.aattr)
+        elif plan.trend:
             trend_df = _trend_table(out, names, events)
             owner, _, reached, prev, anchor, sattr, aattr = _first_per_owner(
                 out.owner, np.zeros(len(out.owner), dtype=np.int64), out.reached, out.prev,
