@@ -65,7 +65,8 @@ def serve(
     rate: Annotated[float, typer.Option(help="Events per second allowed per write key (429 above).")] = 50_000.0,
     max_pending: Annotated[int, typer.Option(help="Acknowledged events not yet in the store above which the collector answers 503.")] = 500_000,
     durability: Annotated[str, typer.Option(help="spool (default: fsynced log, loaded in the background) or transaction (one DuckDB transaction per request).")] = "spool",
-    access_log: Annotated[bool, typer.Option(help="Log every request line (off by default: query strings may hold write keys).")] = False,
+    access_log: Annotated[bool, typer.Option(help="Log every request line (off by default: query strings may hold write keys, paths person ids).")] = False,
+    webhook_interval: Annotated[float, typer.Option(help="Seconds between rounds of due webhook deliveries (0: leave them to `shopfunnel webhooks deliver`).")] = 10.0,
 ) -> None:
     """Run the event collector, the tracking snippet (/sdk.js), the dashboard (/) and the JSON API (/v1).
 
@@ -86,6 +87,7 @@ def serve(
             spool_dir=str(spool) if spool else None, max_body_bytes=max_body_kb * 1024,
             rate_events_per_second=rate, rate_burst_events=max(rate * 2, 1000.0),
             max_pending_events=max_pending, durability=durability,
+            webhook_interval_seconds=webhook_interval,
         )
         console.print(f"shopfunnel: collecting into {db} — dashboard at http://{host}:{port}/")
         if not allow_origin:

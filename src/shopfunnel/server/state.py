@@ -15,6 +15,7 @@ from shopfunnel.server.limits import RateLimiter
 from shopfunnel.server.spool import Spool
 from shopfunnel.server.writer import Writer
 from shopfunnel.store.store import Store
+from shopfunnel.webhooks import deliver_due
 
 log = logging.getLogger("shopfunnel.server")
 
@@ -34,7 +35,8 @@ class ServerSettings:
     a loopback address (local development). ``durability``: ``"spool"`` (acknowledge
     once fsynced in the spool; a background writer loads the store) or
     ``"transaction"`` (acknowledge once the batch's own DuckDB transaction committed);
-    see docs/adr/0070.
+    see docs/adr/0070. ``webhook_interval_seconds``: how often the due webhook deliveries
+    are sent (:func:`shopfunnel.webhooks.deliver_due`); 0 turns the server's deliveries off.
     """
 
     allowed_origins: tuple[str, ...] = ()
@@ -50,6 +52,7 @@ class ServerSettings:
     spool_dir: str | None = None
     fsync: bool = True
     durability: Literal["spool", "transaction"] = "spool"
+    webhook_interval_seconds: float = 10.0
 
 
 @dataclass
@@ -68,6 +71,8 @@ class ServerState:
     key_digests: dict[str, str] = field(default_factory=dict)
     admin_tokens: set[str] = field(default_factory=set)
     _admin_lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _deliverer: threading.Thread | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -94,8 +99,26 @@ class ServerState:
             log.info("recovered %d spooled event(s) into the store", recovered)
         self.writer.start()
         self.spool.start(self.writer.submit)
+        if s.webhook_interval_seconds > 0:
+            self._deliverer = threading.Thread(target=self._deliver_webhooks, name="webhooks",
+                                               daemon=True)
+            self._deliverer.start()
+
+    def _deliver_webhooks(self) -> None:
+        """Every ``webhook_interval_seconds``: send the due deliveries (store under the
+        write lock; no lock while a request is in flight)."""
+        while not self._stop.wait(self.settings.webhook_interval_seconds):
+            try:
+                while deliver_due(self.store, lock=self.write_lock).attempted:  # type: ignore[arg-type]
+                    if self._stop.is_set():
+                        return
+            except Exception:
+                log.exception("webhooks: a delivery round failed; trying again next round")
 
     def close(self) -> None:
+        self._stop.set()
+        if self._deliverer is not None:
+            self._deliverer.join(30)
         if self.spool is not None:
             self.spool.close()
         if self.writer is not None:
