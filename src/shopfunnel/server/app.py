@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
-from shopfunnel.server import api, collector, dashboard
+from shopfunnel.server import api, collector, dashboard, store_webhooks
 from shopfunnel.server.state import ServerSettings, ServerState
 
 STATIC = files("shopfunnel.server") / "static"
@@ -60,6 +60,7 @@ def create_app(
     )
     app.state.server = state
     app.include_router(collector.router)
+    app.include_router(store_webhooks.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
 

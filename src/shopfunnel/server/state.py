@@ -37,6 +37,8 @@ class ServerSettings:
     ``"transaction"`` (acknowledge once the batch's own DuckDB transaction committed);
     see docs/adr/0070. ``webhook_interval_seconds``: how often the due webhook deliveries
     are sent (:func:`shopfunnel.webhooks.deliver_due`); 0 turns the server's deliveries off.
+    ``max_webhook_body_bytes``: the largest WooCommerce or Shopify order webhook accepted
+    (413 above; an order with hundreds of lines is a few hundred KB).
     """
 
     allowed_origins: tuple[str, ...] = ()
@@ -53,6 +55,7 @@ class ServerSettings:
     fsync: bool = True
     durability: Literal["spool", "transaction"] = "spool"
     webhook_interval_seconds: float = 10.0
+    max_webhook_body_bytes: int = 2 * 1024 * 1024
 
 
 @dataclass
@@ -69,6 +72,7 @@ class ServerState:
     read_lock: threading.Lock = field(default_factory=threading.Lock)
     sessions: auth.Sessions = field(default_factory=auth.Sessions)
     key_digests: dict[str, str] = field(default_factory=dict)
+    platform_secrets: dict[str, list[str]] = field(default_factory=dict)
     admin_tokens: set[str] = field(default_factory=set)
     _admin_lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -132,6 +136,7 @@ class ServerState:
         assert self.store is not None
         with self.write_lock:
             digests = auth.active_key_digests(self.store.db)
+            self.platform_secrets = auth.platform_secrets(self.store.db)
         for key in self.extra_write_keys:
             digests[auth.key_digest(key)] = "command line"
         self.key_digests = digests
