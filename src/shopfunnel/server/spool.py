@@ -195,3 +195,34 @@ class Spool:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def discard_loaded(directory: str | Path) -> int:
+    """With no server running: delete a spool whose every record is in the store (segments
+    and checkpoint, so the next start begins a fresh spool); return the files removed.
+
+    Loaded records stay in the current segment until a later checkpoint passes it, and they
+    hold what the collector received (erasing a person must not leave them there). Raises
+    :class:`~shopfunnel.errors.ConfigError` when some records are not loaded yet: starting
+    ``shopfunnel serve`` once loads them.
+    """
+    from shopfunnel.errors import ConfigError
+
+    folder = Path(directory)
+    if not folder.is_dir():
+        return 0
+    spool = Spool(folder, sync=False)
+    waiting = sum(chunk.count for chunk in spool.unloaded())
+    if waiting:
+        raise ConfigError(
+            f"the spool {folder} holds {waiting} event(s) not yet in the store: start "
+            "`shopfunnel serve` once (it loads them at start), stop it, then run this again")
+    removed = 0
+    for seg in spool.segments():
+        spool.path(seg).unlink(missing_ok=True)
+        removed += 1
+    for name in ("checkpoint", "checkpoint.tmp"):
+        if (folder / name).exists():
+            (folder / name).unlink()
+            removed += 1
+    return removed
