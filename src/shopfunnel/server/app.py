@@ -82,7 +82,10 @@ def create_app(
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover
         import logging
 
-        logging.getLogger("shopfunnel.server").exception("unexpected error on %s", request.url.path)
+        # the route's template, not the path: a path can hold a person id (/v1/persons/{id})
+        route = getattr(request.scope.get("route"), "path", "?")
+        logging.getLogger("shopfunnel.server").exception("unexpected error on %s %s",
+                                                         request.method, route)
         return JSONResponse({"success": False, "error": "internal error"}, status_code=500)
 
     def openapi() -> dict[str, Any]:

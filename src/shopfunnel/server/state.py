@@ -5,15 +5,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from shopfunnel.errors import ConfigError
+from shopfunnel.errors import ConfigError, StoreError
 from shopfunnel.server import auth
 from shopfunnel.server.limits import RateLimiter
 from shopfunnel.server.spool import Spool
 from shopfunnel.server.writer import Writer
+from shopfunnel.store import erase
+from shopfunnel.store.erase import Erasure
 from shopfunnel.store.store import Store
 from shopfunnel.webhooks import deliver_due
 
@@ -77,6 +80,7 @@ class ServerState:
     _admin_lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _deliverer: threading.Thread | None = None
+    _erase_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -118,6 +122,43 @@ class ServerState:
                         return
             except Exception:
                 log.exception("webhooks: a delivery round failed; trying again next round")
+
+    def erase_person(self, person_id: str, *, timeout_seconds: float = 30.0) -> Erasure:
+        """Erase a person while the server runs (``DELETE /v1/persons/{id}``).
+
+        1. the spool starts a new segment; the events acknowledged before are loaded first
+           (so none of the person's events reaches the store after the erase);
+        2. under both store locks: the rows and the timeline go
+           (:func:`shopfunnel.store.erase.erase_person`), both connections close, the file is
+           rewritten without the deleted bytes, and they open again;
+        3. the older spool segments, all loaded, are deleted.
+        """
+        assert self.spool is not None and self.writer is not None
+        with self._erase_lock:
+            end, segment = self.spool.rotate(timeout_seconds)
+            deadline = time.monotonic() + timeout_seconds
+            while end is not None and self.spool.checkpoint() < end:
+                if time.monotonic() > deadline:
+                    raise StoreError("the store is still loading earlier events: retry shortly")
+                time.sleep(0.02)
+            s = self.settings
+            with self.write_lock, self.read_lock:
+                assert self.store is not None and self.reader is not None
+                result = erase.erase_person(self.store, person_id=person_id, requested_by="api")
+                events = self.store.db.scalar("SELECT count(*) FROM events")
+                self.reader.close()
+                self.store.close()
+                try:
+                    erase.compact_store(self.store_path)
+                finally:
+                    self.store = Store(self.store_path, session_timeout=s.session_timeout)
+                    self.reader = Store(self.store_path, session_timeout=s.session_timeout)
+                    self.writer.store = self.store
+                if self.store.db.scalar("SELECT count(*) FROM events") != events:
+                    raise StoreError("the store reopened after the erase does not hold the "
+                                     "expected events: stop the server and check the file")
+            self.spool.drop_before(segment)
+        return result
 
     def close(self) -> None:
         self._stop.set()
