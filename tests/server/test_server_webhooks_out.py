@@ -39,3 +39,17 @@ def test_the_server_delivers_enqueued_entries_by_itself(tmp_path) -> None:
                 time.sleep(0.02)
     assert sorted(receiver.applied) == [f"audience:vip:{i}:enter" for i in (1, 2, 3)]
     assert receiver.bad_signatures == 0
+
+
+def test_the_delivery_status_is_json_for_the_admin(tmp_path) -> None:
+    from server.kit import ADMIN
+
+    db = tmp_path / "shop.duckdb"
+    with Store(db) as store:
+        endpoint = add_endpoint(store, "https://hooks.example.com/h", secret=SECRET)
+    with LiveServer(db, webhook_interval_seconds=0) as live:
+        assert live.client.get("/v1/webhooks/status").status_code == 401
+        rows = live.client.get("/v1/webhooks/status", headers=ADMIN).json()["rows"]
+    assert [(r["endpoint_id"], r["pending"], r["delivered"]) for r in rows] == [
+        (endpoint.endpoint_id, 0, 0)]
+    assert SECRET not in str(rows)

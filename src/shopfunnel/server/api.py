@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from shopfunnel.errors import ConfigError, ShopfunnelError
 from shopfunnel.server import auth, queries
 from shopfunnel.server.admin import require_admin, state_of
+from shopfunnel.webhooks import delivery_status
 
 router = APIRouter(prefix="/v1", tags=["analyses"], dependencies=[Depends(require_admin)])
 ADMIN: dict[str, Any] = {"security": [{"admin": []}]}
@@ -82,6 +83,13 @@ def events(request: Request, limit: Limit = 100, format: Fmt = "json") -> Any:
 def persons(request: Request, limit: Limit = 1000, format: Fmt = "json") -> Any:
     """Persons (best customers first) with visits, sessions, orders and revenue; CSV with ?format=csv."""
     return table_response(read(request, queries.persons, limit), format, "persons")
+
+
+@router.get("/webhooks/status", openapi_extra=ADMIN)
+def webhooks_status(request: Request) -> dict[str, Any]:
+    """Outbound webhooks per endpoint: deliveries pending, delivered and failed, the oldest
+    pending entry, the next attempt and the last error (as `shopfunnel webhooks status`)."""
+    return {"rows": records(read(request, delivery_status))}
 
 
 @router.delete("/persons/{person_id}", openapi_extra=ADMIN)
