@@ -143,6 +143,12 @@ def _item(item_id: Any, name: Any, price: Any, quantity: Any) -> dict[str, Any]:
     }
 
 
+def _coupon(lines: Any) -> str | None:
+    """The codes of an order's discount lines, comma-separated (GA4's ``coupon``)."""
+    codes = [_text(line.get("code")) for line in lines or [] if isinstance(line, Mapping)]
+    return ",".join(code for code in codes if code) or None
+
+
 def _properties(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None and v != ""}
 
@@ -201,18 +207,13 @@ def woocommerce_events(
     shipping = _money(order.get("shipping_total"), "shipping_total") or Decimal(0)
     tax = _money(order.get("total_tax"), "total_tax") or Decimal(0)
     currency = _text(order.get("currency"))
-    codes = [
-        c.get("code")
-        for c in order.get("coupon_lines") or []
-        if isinstance(c, Mapping) and _text(c.get("code"))
-    ]
     properties = _properties(
         platform="woocommerce",
         order_number=_text(order.get("number")),
         status=_text(order.get("status")),
         email=email,
         phone=_text(billing.get("phone")),
-        coupon=",".join(codes) or None,
+        coupon=_coupon(order.get("coupon_lines")),
         discount=_amount_text(_money(order.get("discount_total"), "discount_total")),
         shipping=_amount_text(shipping),
         tax=_amount_text(tax),
@@ -377,18 +378,13 @@ def shopify_events(
     shipping = _money(
         _mapping(shipping_set.get("shop_money")).get("amount"), "total_shipping_price_set"
     )
-    codes = [
-        d.get("code")
-        for d in payload.get("discount_codes") or []
-        if isinstance(d, Mapping) and _text(d.get("code"))
-    ]
     properties = _properties(
         platform="shopify",
         order_number=_text(payload.get("name")),
         status=_text(payload.get("financial_status")),
         email=_email(payload.get("email") or payload.get("contact_email") or customer.get("email")),
         phone=_text(payload.get("phone") or customer.get("phone") or billing.get("phone")),
-        coupon=",".join(codes) or None,
+        coupon=_coupon(payload.get("discount_codes")),
         discount=_amount_text(_money(payload.get("total_discounts"), "total_discounts")),
         shipping=_amount_text(shipping),
         tax=_amount_text(tax),
