@@ -60,3 +60,10 @@ def test_a_misspelt_command_is_refused_with_the_closest_name() -> None:
     result = subprocess.run([sys.executable, "-m", "shopfunnel", "funnl"], capture_output=True, text=True)
     assert result.returncode != 0
     assert "funnel" in result.stderr
+
+
+def test_verbose_says_how_long_a_command_took(tmp_path) -> None:
+    result = subprocess.run([sys.executable, "-m", "shopfunnel", "-v", "sample", "--events", "200",
+                             "--out", str(tmp_path / "s.parquet")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "took" in result.stderr and "peak memory" in result.stderr

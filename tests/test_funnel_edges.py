@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 from shopfunnel import funnel
 
@@ -33,10 +32,9 @@ def test_a_window_longer_than_ten_years_is_refused_with_the_limit() -> None:
     assert funnel(events, ["a"], window="3650d").steps["persons"].tolist() == [1]
 
 
-def test_an_engine_can_be_the_source_and_the_events_cannot_be_given_twice() -> None:
+def test_an_engine_can_be_the_source() -> None:
     import pandas as pd
 
-    from shopfunnel.errors import ConfigError
     from shopfunnel.funnel.engine import LocalEngine
 
     events = pd.DataFrame({
@@ -46,5 +44,3 @@ def test_an_engine_can_be_the_source_and_the_events_cannot_be_given_twice() -> N
     by_source = funnel(LocalEngine(events), steps).steps["persons"].tolist()
     assert by_source == funnel(events, steps).steps["persons"].tolist() == [1, 1]
     assert funnel(None, steps, engine=LocalEngine(events)).steps["persons"].tolist() == [1, 1]
-    with pytest.raises(ConfigError, match="given twice"):
-        funnel(events, steps, engine=LocalEngine(events))

@@ -81,6 +81,23 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
-    # Makes the app a group whatever number of command modules is loaded (one, for a run).
-    pass
+def _root(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Say how long the command took and its peak memory."),
+) -> None:
+    # Also makes the app a group whatever number of command modules is loaded (one, for a run).
+    if verbose:
+        import time
+
+        started = time.perf_counter()
+
+        def report() -> None:
+            import resource
+            import sys
+
+            peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"took {time.perf_counter() - started:.2f} s, peak memory {peak_mib:,.0f} MiB",
+                  file=sys.stderr)
+
+        ctx.call_on_close(report)

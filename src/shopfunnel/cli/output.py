@@ -17,6 +17,7 @@ import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from shopfunnel.errors import ShopfunnelError
 
@@ -103,7 +104,7 @@ def rich_table(df: pd.DataFrame, title: str | None = None, formats: dict[str, Ca
                 cells.append(f"{value:,}")
             else:
                 cells.append(str(value))
-        table.add_row(*cells)
+        table.add_row(*(Text(c) for c in cells))  # data is text, never Rich markup
     return table
 
 
@@ -120,14 +121,14 @@ def emit(
     elif fmt == Format.csv:
         import pandas as pd
 
-        frame = data if is_frame(data) else pd.json_normalize(data)
+        frame: Any = data if is_frame(data) else pd.json_normalize(data)
         text = frame.to_csv(index=False)
     else:
         if out is not None:
-            text = data.to_string(index=False) if is_frame(data) else to_json(data)
+            text = data.to_string(index=False) if is_frame(data) else to_json(data)  # type: ignore[union-attr]
         else:
             if table is None and is_frame(data) and len(data) > TERMINAL_ROWS:
-                console.print(rich_table(data.head(TERMINAL_ROWS)))
+                console.print(rich_table(data.head(TERMINAL_ROWS)))  # type: ignore[union-attr]
                 err_console.print(
                     f"showing the first {TERMINAL_ROWS:,} of {len(data):,} rows: write them all "
                     "with --out FILE (and --format csv or json)")

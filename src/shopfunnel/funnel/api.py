@@ -123,13 +123,10 @@ def _as_step(value: str | Step, what: str) -> Step:
 
 
 def _engine_for(source: Any, engine: FunnelEngine | None, local: Any) -> FunnelEngine:
-    """The engine that counts: the one given (as ``source`` or ``engine``), Spark for a
-    Spark DataFrame, else the local engine over ``source``."""
+    """The engine that counts: ``engine`` when given (it reads its own source; ``source``
+    is then only a label, as in ``funnel(store, steps, engine=LocalEngine(store))``), an
+    engine passed as ``source``, Spark for a Spark DataFrame, else the local engine."""
     if engine is not None:
-        if source is not None:
-            raise ConfigError(
-                "the events are given twice (source and engine=): pass the engine alone, "
-                "e.g. funnel(SparkEngine(spark, path), steps), or a Spark DataFrame as source")
         return engine
     if callable(getattr(source, "run", None)):
         return source  # an engine (it has run(plan)) passed as the source
@@ -162,8 +159,8 @@ def funnel(
 ) -> FunnelResult:
     """Count a funnel over ``source``: a Store, a DataFrame of events (pandas, Polars,
     Arrow), a Parquet path, a Spark DataFrame (counted on Spark), or an engine such as
-    ``SparkEngine(spark, "s3://shop/events/")``. ``engine=`` is the older spelling of the
-    last: give the events once, either way.
+    ``SparkEngine(spark, "s3://shop/events/")``; an ``engine=`` given as well counts
+    over its own source.
 
     ``steps`` are event names or :class:`Step`; ``window`` is a duration (``"30m"``,
     ``"7d"``) or seconds; ``order`` is ``"ordered"``, ``"strict"`` or ``"any"``;

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shopfunnel import format as fmt
 from shopfunnel.errors import ConfigError
 from shopfunnel.funnel.engine import EngineOutput, FunnelPlan, _first_per_owner
 from shopfunnel.funnel.kernel import NONE, durations_by_step, furthest_codes, group_counts
@@ -39,13 +40,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def _human_seconds(s: float) -> str:
-    if s < 60:
-        return f"{s:g}s"
-    if s < 3600:
-        return f"{s / 60:g}m"
-    if s < 86400:
-        return f"{s / 3600:g}h"
-    return f"{s / 86400:g}d"
+    return fmt.duration(s)
 
 
 def _count_table(reached: np.ndarray, names: list[str], events: list[str]) -> pd.DataFrame:
@@ -221,7 +216,7 @@ class FunnelResult:
 
 
 def _pct(v: float) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
+    return fmt.pct(v)
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:

@@ -98,12 +98,19 @@ class SparkEngine:
     partitions the rows are spread over (default: ``spark.sql.shuffle.partitions``);
     ``batch_rows`` is how many rows a worker gathers before running the kernel.
 
+    Raw events (no ``person_id``) get the store's load rules first
+    (:func:`shopfunnel.store.spark.canonical_events`: identity stitching, sessions,
+    channels, duplicates), so Spark on the raw files counts the persons a Store loaded
+    from them counts; ``store_rules=False`` counts the rows as they are (each anonymous id
+    its own person), as the local engine does over a file.
+
     Supports every plan the local engine does (ordered, strict, any; persons or
     sessions; exclusions, held properties, optional steps, open entry, breakdown, trend).
     """
 
     def __init__(self, spark: SparkSession | None, source: Any, *,
-                 partitions: int | None = None, batch_rows: int = BATCH_ROWS):
+                 partitions: int | None = None, batch_rows: int = BATCH_ROWS,
+                 store_rules: bool = True, session_timeout: str | float = "30m"):
         self.spark = spark if spark is not None else local_spark_session()
         self.partitions = partitions
         self.batch_rows = batch_rows
@@ -120,6 +127,12 @@ class SparkEngine:
                 "Spark DataFrame (for pandas, Polars or a Store use the local engine)"
             )
         self.columns = {f.name: f.dataType for f in self.df.schema.fields}
+        if store_rules and "person_id" not in self.columns and "ts" in self.columns and (
+                {"anonymous_id", "user_id"} & set(self.columns)):
+            from shopfunnel.store.spark import canonical_events
+
+            self.df = canonical_events(self.df, session_timeout=session_timeout)
+            self.columns = {f.name: f.dataType for f in self.df.schema.fields}
         for needed in ("ts", "event"):
             if needed not in self.columns:
                 raise InputError(
@@ -254,6 +267,19 @@ class SparkEngine:
         return F.unix_date(start).cast("long") * F.lit(DAY_US)
 
     # -- running --------------------------------------------------------------------------
+    def heavy_persons(self, min_events: int = 1_000_000) -> pd.DataFrame:
+        """Persons with at least ``min_events`` events (bots, shared devices), most first:
+        ``person_id``, ``events``. They are counted exactly — a person's rows stay in one
+        partition and the kernel walks them in batches, carrying the person over — but one
+        such person makes its partition the slowest; filter them out (``events.where``)
+        if they are not customers."""
+        F = self._F
+        heavy = (self.df.groupBy(self._person().alias("person_id")).count()
+                 .where(F.col("count") >= min_events)
+                 .orderBy(F.col("count").desc()).toArrow())
+        return pd.DataFrame({"person_id": heavy.column("person_id").to_pylist(),
+                             "events": heavy.column("count").to_pylist()})
+
     def run(self, plan: FunnelPlan) -> EngineOutput:
         n = len(plan.steps)
         rows = self.prepare(plan)

@@ -51,19 +51,14 @@ MAX_WINDOW_SECONDS = 3650 * 86400
 BREAKDOWNS = ("channel", "device", "country", "utm_source", "utm_medium", "utm_campaign")
 
 
-def parse_steps(steps: str) -> list[str]:
-    """``"page_view, view_item,purchase"`` → the list of step event names."""
-    out = [s.strip() for s in steps.split(",") if s.strip()]
-    if not out:
-        raise ConfigError("steps is empty: give event names separated by commas, e.g. "
-                          "page_view,view_item,add_to_cart,purchase")
-    return out
-
-
 def funnel(store: Store, steps: str, *, window: str = "7d", order: str = "ordered",
-           by: str | None = None, count_by: str = "person") -> Any:
-    """:func:`shopfunnel.funnel.funnel` over the store (a ``FunnelResult``)."""
+           by: str | None = None, count_by: str = "person", exclude: str = "",
+           hold: str | None = None, optional: str = "", open_entry: bool = False) -> Any:
+    """:func:`shopfunnel.funnel.funnel` over the store (a ``FunnelResult``), from the texts
+    of a form or query string: ``steps`` in :mod:`shopfunnel.funnel.syntax`, ``exclude``
+    exclusions separated by ``;``, ``optional`` step numbers separated by commas."""
     from shopfunnel.funnel.api import funnel as count_funnel
+    from shopfunnel.funnel.syntax import parse_exclusion, parse_steps
 
     seconds = parse_duration_seconds(window)
     if not 0 < seconds <= MAX_WINDOW_SECONDS:
@@ -71,14 +66,24 @@ def funnel(store: Store, steps: str, *, window: str = "7d", order: str = "ordere
                           "3650d, e.g. 30m, 7d")
     if by is not None and by not in BREAKDOWNS:
         raise ConfigError(f"by={by!r} is not offered here: use one of {', '.join(BREAKDOWNS)}")
+    if not steps.strip():
+        raise ConfigError("steps is empty: give event names separated by commas, e.g. "
+                          "page_view,view_item,add_to_cart,purchase")
+    step_list = parse_steps(steps)
+    exclusions = [parse_exclusion(e, len(step_list)) for e in exclude.split(";") if e.strip()]
+    try:
+        optional_steps = [int(k) for k in optional.split(",") if k.strip()]
+    except ValueError:
+        raise ConfigError(f"optional={optional!r}: give step numbers separated by commas, e.g. 2,3") from None
     # a live store changes with every batch the collector writes: use the timeline when
     # it is current, and never make a request wait for it to be rebuilt (ADR 0021)
     from shopfunnel.funnel.engine import LocalEngine
     from shopfunnel.store.timeline import is_current
 
     engine = LocalEngine(store, timeline=is_current(store))
-    return count_funnel(store, parse_steps(steps), window=window, order=order, by=by,
-                        count_by=count_by, engine=engine)
+    return count_funnel(engine, step_list, window=window, order=order, by=by,
+                        count_by=count_by, exclusions=exclusions, hold=hold or None,
+                        optional_steps=optional_steps, open_entry=open_entry)
 
 
 def stage_summary(store: Store) -> pd.DataFrame:

@@ -153,7 +153,7 @@ class _Column:
         values = np.ascontiguousarray(values, dtype=self.dtype)
         if self.file is not None:
             self.file.write(values.tobytes())
-        else:
+        elif self.array is not None:
             self.array[self.at:self.at + len(values)] = values
         self.at += len(values)
 
@@ -226,7 +226,8 @@ def build(db: Database, relation: str, person: str, columns: dict[str, str], key
         labels = {d: distinct[d] for d in dims}
         events: list[str | None] = [None, *distinct["event"]]
         if tmp is None or folder is None:
-            arrays = {name: col.array for name, col in out.items()}
+            arrays: dict[str, np.ndarray] = {
+                name: col.array for name, col in out.items() if col.array is not None}
             return Timeline(
                 key=key, person=arrays["person"], t=arrays["t"], event=arrays["event"],
                 events=events, session=arrays.get("session"),
