@@ -393,10 +393,11 @@ def shopify_events(
     )
     landing = _text(payload.get("landing_site")) or ""
     query = parse_qs(urlsplit(landing).query)
-    columns = {
-        "utm_source": (query.get("utm_source") or [None])[0],
-        "utm_medium": (query.get("utm_medium") or [None])[0],
-        "utm_campaign": (query.get("utm_campaign") or [None])[0],
+    columns: dict[str, str | None] = {
+        name: _text(query[name][0]) if query.get(name) else None
+        for name in ("utm_source", "utm_medium", "utm_campaign")
+    }
+    columns |= {
         "referrer": _text(payload.get("referring_site")),
         "country": _text(billing.get("country_code")),
     }
