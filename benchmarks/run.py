@@ -34,6 +34,7 @@ RUNS = [
     ["benchmarks/report_bench.py", "--runs", "3"],
     ["benchmarks/clv_bench.py", "--runs", "3", "--write"],
     ["benchmarks/collector_load.py", "--seconds", "60", "--out", "benchmarks/results/collector.md"],
+    ["benchmarks/erase_bench.py", "--events", "1000000", "--out", "benchmarks/results/erase.md"],
 ]
 PACKAGES = ["duckdb", "numba", "numpy", "pyarrow", "pandas", "polars", "scipy", "chdb", "pyspark", "fastapi", "uvicorn"]
 

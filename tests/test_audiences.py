@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
+import pandas as pd
 import pytest
 
 from conftest import log
 from shopfunnel.audiences import (
+    NoContactsError,
     abandoned_carts,
     export_audience,
     normalize_email,
@@ -84,7 +87,8 @@ def test_platform_exports_hash_contacts_and_drop_people_without_any(store: Store
     carts = abandoned_carts(cart_store(store), after="1h")
     meta = export_audience(carts, "meta")
     assert meta.to_dict("records") == [
-        {"EMAIL": EMAIL_DIGEST, "PHONE": META_PHONE_DIGEST, "EXTERN_ID": "a"}
+        {"EMAIL": EMAIL_DIGEST, "PHONE": META_PHONE_DIGEST,
+         "EXTERN_ID": hashlib.sha256(b"a").hexdigest()}
     ]
     google = export_audience(carts, "google")
     assert google.to_dict("records") == [{"Email": EMAIL_DIGEST, "Phone": GOOGLE_PHONE_DIGEST}]
@@ -96,3 +100,87 @@ def test_an_unknown_platform_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="use one of csv, meta, google"):
         export_audience(pd.DataFrame({"person_id": []}), "tiktok")  # type: ignore[arg-type]
+
+
+# -- test vectors from each platform's documented normalisation (REFERENCES §7) --------------
+# Each expected digest is hashlib over a string normalised by hand from the rules: Meta e-mail
+# trimmed and lower-cased (dots and +tags kept); Meta phone digits only, country code, no
+# leading zeros; Google e-mail the same, Google phone E.164 with the "+".
+VECTORS = [
+    # raw e-mail, raw phone, hand-normalised e-mail, Meta phone, Google phone
+    ("  John.Doe+Shop@Example.COM ", "+1 (650) 555-0123", "john.doe+shop@example.com",
+     "16505550123", "+16505550123"),
+    ("MARIE.Curie@Example.FR", "+33 1 23 45 67 89", "marie.curie@example.fr",
+     "33123456789", "+33123456789"),
+    ("\tsam.o'neil@example.co.uk\n", "0044 20 7946 0958", "sam.o'neil@example.co.uk",
+     "442079460958", "+442079460958"),
+    ("Ana@Example.PT", "+44 (0)20 7946 0958", "ana@example.pt", "442079460958", "+442079460958"),
+]
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def vector_audience() -> pd.DataFrame:
+    return pd.DataFrame({"person_id": [f"p{i}" for i in range(len(VECTORS))],
+                         "email": [v[0] for v in VECTORS],
+                         "phone": [v[1] for v in VECTORS]})
+
+
+def test_meta_export_matches_hashes_of_hand_normalised_contacts() -> None:
+    meta = export_audience(vector_audience(), "meta")
+    assert meta["EMAIL"].tolist() == [sha(v[2]) for v in VECTORS]
+    assert meta["PHONE"].tolist() == [sha(v[3]) for v in VECTORS]
+    assert meta["EXTERN_ID"].tolist() == [sha(f"p{i}") for i in range(len(VECTORS))]
+    # and the first row against the digests published in the reference, computed elsewhere
+    assert (meta["EMAIL"][0], meta["PHONE"][0]) == (EMAIL_DIGEST, META_PHONE_DIGEST)
+
+
+def test_google_export_matches_hashes_of_hand_normalised_contacts() -> None:
+    google = export_audience(vector_audience(), "google")
+    assert list(google.columns) == ["Email", "Phone"]
+    assert google["Email"].tolist() == [sha(v[2]) for v in VECTORS]
+    assert google["Phone"].tolist() == [sha(v[4]) for v in VECTORS]
+    assert google["Phone"][0] == GOOGLE_PHONE_DIGEST
+
+
+def test_no_contact_is_in_clear_in_a_platform_file() -> None:
+    audience = vector_audience()
+    for platform in ("meta", "google"):
+        text = export_audience(audience, platform).to_csv(index=False).lower()  # type: ignore[arg-type]
+        for _raw_email, _raw_phone, email, meta_phone, _google_phone in VECTORS:
+            assert email not in text and meta_phone not in text and "p0" not in text
+
+
+def test_a_csv_export_has_contacts_only_when_asked() -> None:
+    audience = vector_audience()
+    assert list(export_audience(audience, "csv").columns) == ["person_id"]
+    assert list(export_audience(audience, "csv", contacts=True).columns) == ["person_id", "email", "phone"]
+
+
+@pytest.mark.parametrize("platform", ["meta", "google"])
+def test_a_platform_export_without_contacts_says_so_and_why(platform: str) -> None:
+    audience = pd.DataFrame({"person_id": ["a", "b"], "email": [None, " "],
+                             "phone": ["(650) 555-0123", None]})
+    with pytest.raises(NoContactsError, match=r"none of the 2 person\(s\) has an e-mail and 1 phone "
+                       r"number\(s\) lack a country code"):
+        export_audience(audience, platform)  # type: ignore[arg-type]
+    with pytest.raises(NoContactsError, match="audience is empty"):
+        export_audience(audience.iloc[:0], platform)  # type: ignore[arg-type]
+
+
+def test_the_cli_writes_no_platform_file_without_contacts(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from shopfunnel.cli import app
+
+    db = tmp_path / "shop.duckdb"
+    with Store(db) as s:
+        s.load(log(("a", 0, "add_to_cart", {"items": item("shoe", 50.0)}), ("e", 240, "page_view")))
+    out = tmp_path / "meta.csv"
+    result = CliRunner().invoke(app, ["audience", "abandoned-carts", "--db", str(db), "--export",
+                                      "meta", "--format", "csv", "--out", str(out)])
+    assert result.exit_code == 1
+    assert "no Meta file written" in result.output and "contacts only" in result.output
+    assert not out.exists()

@@ -23,10 +23,12 @@ _EXPORTS: dict[str, str] = {
     "InputError": "shopfunnel.errors",
     "LoadResult": "shopfunnel.store.store",
     "Model": "shopfunnel.model",
+    "NoContactsError": "shopfunnel.audiences",
     "PaymentOutage": "shopfunnel.sample",
     "Reject": "shopfunnel.errors",
     "RetentionSummary": "shopfunnel.customers.retention",
     "ShopfunnelError": "shopfunnel.errors",
+    "SignatureError": "shopfunnel.webhooks.signing",
     "SparkEngine": "shopfunnel.funnel.spark",
     "Stage": "shopfunnel.model",
     "StagePlacement": "shopfunnel.stages.placement",
@@ -45,7 +47,10 @@ _EXPORTS: dict[str, str] = {
     "cohort_retention": "shopfunnel.customers.retention",
     "create_app": "shopfunnel.server",
     "customer_value": "shopfunnel.customers.clv",
+    "deliver_due": "shopfunnel.webhooks.outbox",
     "diagnose": "shopfunnel.diagnosis.diagnose",
+    "enqueue_audience_changes": "shopfunnel.webhooks.outbox",
+    "erase_person": "shopfunnel.store.erase",
     "export_audience": "shopfunnel.audiences",
     "find_incidents": "shopfunnel.diagnosis.incidents",
     "free_shipping": "shopfunnel.diagnosis.whatif",
@@ -74,6 +79,7 @@ _EXPORTS: dict[str, str] = {
     "tiered_discount": "shopfunnel.diagnosis.whatif",
     "time_between_orders": "shopfunnel.customers.retention",
     "time_between_orders_distribution": "shopfunnel.customers.retention",
+    "verify_signature": "shopfunnel.webhooks.signing",
     "write_report": "shopfunnel.report",
     "write_sample": "shopfunnel.sample",
 }
@@ -84,6 +90,7 @@ from shopfunnel.funnel.api import Step, funnel  # noqa: E402
 
 if TYPE_CHECKING:
     from shopfunnel.audiences import (
+        NoContactsError,
         abandoned_carts,
         export_audience,
     )
@@ -183,9 +190,20 @@ if TYPE_CHECKING:
         stage_summary,
         stage_transitions,
     )
+    from shopfunnel.store.erase import (
+        erase_person,
+    )
     from shopfunnel.store.store import (
         LoadResult,
         Store,
+    )
+    from shopfunnel.webhooks.outbox import (
+        deliver_due,
+        enqueue_audience_changes,
+    )
+    from shopfunnel.webhooks.signing import (
+        SignatureError,
+        verify_signature,
     )
 
 __all__ = [
@@ -200,10 +218,12 @@ __all__ = [
     "InputError",
     "LoadResult",
     "Model",
+    "NoContactsError",
     "PaymentOutage",
     "Reject",
     "RetentionSummary",
     "ShopfunnelError",
+    "SignatureError",
     "SparkEngine",
     "Stage",
     "StagePlacement",
@@ -223,7 +243,10 @@ __all__ = [
     "cohort_retention",
     "create_app",
     "customer_value",
+    "deliver_due",
     "diagnose",
+    "enqueue_audience_changes",
+    "erase_person",
     "export_audience",
     "find_incidents",
     "free_shipping",
@@ -253,6 +276,7 @@ __all__ = [
     "tiered_discount",
     "time_between_orders",
     "time_between_orders_distribution",
+    "verify_signature",
     "write_report",
     "write_sample",
 ]

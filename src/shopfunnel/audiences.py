@@ -3,17 +3,22 @@
 An audience is a DataFrame with one row per person (``person_id`` plus whatever the list is
 about). Exports turn it into the file a platform takes:
 
-- ``csv``: the audience as it is, contact fields in clear (for the store's own email tool);
+- ``csv``: the audience as it is, for the store's own e-mail tool; the contact columns
+  (``email``, ``phone``) only when asked for (``contacts=True``, ``--contacts``);
 - ``meta``: Meta Custom Audiences columns ``EMAIL``, ``PHONE``, ``EXTERN_ID``; email trimmed and
-  lower-cased, phone reduced to digits with the country code and no leading zeros, both
-  SHA-256 (lower-case hex); ``EXTERN_ID`` in clear;
+  lower-cased, phone reduced to digits with the country code and no leading zeros, all three
+  SHA-256 (lower-case hex; ``EXTERN_ID`` is the person id, hashed too: a guest's person id
+  can be their e-mail);
 - ``google``: Google Ads Customer Match columns ``Email``, ``Phone``; email as for Meta, phone
   in E.164 *with* the ``+`` before hashing (so the digests differ from Meta's), SHA-256.
 
-Contact details come from the events: the latest non-empty ``email`` and ``phone`` in a
-person's event ``properties`` (Segment ``identify`` traits and order exports put them there).
-A person with neither is kept in ``csv`` and dropped from platform exports, which match on
-contact details only.
+Files meant for ad platforms never carry a contact in clear. Contact details come from the
+events: the latest non-empty ``email`` and ``phone`` in a person's event ``properties``
+(Segment ``identify`` traits, order webhooks and order exports put them there). A phone is
+usable only with its country code (``+44 …`` or ``0044 …``; a ``(0)`` trunk prefix is
+dropped). A person with neither is dropped from platform exports, which match on contact
+details only; when that leaves nobody, :class:`NoContactsError` says so and why instead of an
+empty file.
 """
 
 from __future__ import annotations
@@ -25,11 +30,16 @@ from typing import Literal
 import pandas as pd
 
 from shopfunnel.durations import parse_duration_seconds
-from shopfunnel.errors import ConfigError
+from shopfunnel.errors import ConfigError, ShopfunnelError
 from shopfunnel.store.store import Store
 
 Platform = Literal["csv", "meta", "google"]
 PLATFORMS: tuple[str, ...] = ("csv", "meta", "google")
+CONTACT_COLUMNS = ("email", "phone")
+
+
+class NoContactsError(ShopfunnelError):
+    """A Meta or Google export would be empty: no person of the audience has a usable contact."""
 
 
 def sha256_hex(text: str) -> str:
@@ -49,7 +59,7 @@ def normalize_phone(phone: str | None, platform: Literal["meta", "google"]) -> s
     (``+16505550123``). A number without a country code cannot be matched and gives None."""
     if phone is None:
         return None
-    text = str(phone).strip()
+    text = str(phone).strip().replace("(0)", "")
     digits = re.sub(r"\D", "", text)
     if text.startswith("00"):
         digits = digits[2:]
@@ -166,15 +176,24 @@ def _cart_row(person: str, events: pd.DataFrame) -> dict[str, object]:
     }
 
 
-def export_audience(audience: pd.DataFrame, platform: Platform) -> pd.DataFrame:
-    """The audience in the columns and hashing the platform expects (see module docstring)."""
+def export_audience(audience: pd.DataFrame, platform: Platform, *,
+                    contacts: bool = False) -> pd.DataFrame:
+    """The audience in the columns and hashing the platform expects (see module docstring).
+
+    ``contacts`` applies to ``csv``: without it the ``email`` and ``phone`` columns are left
+    out. Platform files always hash them. Raises :class:`NoContactsError` when a platform file
+    would have no row, with the counts that say why.
+    """
     if platform not in PLATFORMS:
         raise ConfigError(f"platform {platform!r} is not known: use one of {', '.join(PLATFORMS)}")
     if platform == "csv":
-        return audience.copy()
-    for col in ("email", "phone"):
+        if contacts:
+            return audience.copy()
+        return audience.drop(columns=[c for c in CONTACT_COLUMNS if c in audience.columns])
+    for col in CONTACT_COLUMNS:
         if col not in audience.columns:
             audience = audience.assign(**{col: None})
+
     def present(value: object) -> str | None:
         return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
 
@@ -183,9 +202,25 @@ def export_audience(audience: pd.DataFrame, platform: Platform) -> pd.DataFrame:
     hashed_email = pd.Series([None if e is None else sha256_hex(e) for e in emails], dtype=object)
     hashed_phone = pd.Series([None if p is None else sha256_hex(p) for p in phones], dtype=object)
     if platform == "meta":
-        out = pd.DataFrame({"EMAIL": hashed_email, "PHONE": hashed_phone, "EXTERN_ID": audience["person_id"].to_numpy()})
-        keep = out["EMAIL"].notna() | out["PHONE"].notna()
+        extern = [sha256_hex(str(p)) for p in audience["person_id"]]
+        out = pd.DataFrame({"EMAIL": hashed_email, "PHONE": hashed_phone, "EXTERN_ID": extern})
     else:
         out = pd.DataFrame({"Email": hashed_email, "Phone": hashed_phone})
-        keep = out["Email"].notna() | out["Phone"].notna()
-    return out[keep].reset_index(drop=True)
+    keep = hashed_email.notna() | hashed_phone.notna()
+    if not keep.any():
+        raise NoContactsError(_why_no_contacts(audience, platform))
+    return out[keep.to_numpy()].reset_index(drop=True)
+
+
+def _why_no_contacts(audience: pd.DataFrame, platform: str) -> str:
+    name = {"meta": "Meta", "google": "Google"}[platform]
+    n = len(audience)
+    if n == 0:
+        return f"the audience is empty (0 persons): no {name} file written"
+    raw_phones = audience["phone"].notna().sum()
+    reasons = [f"none of the {n} person(s) has an e-mail"]
+    reasons.append(f"{raw_phones} phone number(s) lack a country code (write them as +<code> …)"
+                   if raw_phones else "none has a phone number")
+    return (f"no {name} file written: {name} matches people on contacts only, and "
+            f"{' and '.join(reasons)}. Collect e-mails with shopfunnel.identify() traits, the "
+            "order webhooks or an order export (docs/server.md).")

@@ -37,3 +37,26 @@ def test_a_short_admin_password_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("SHOPFUNNEL_ADMIN_PASSWORD", "short")
     result = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "s.duckdb")])
     assert result.exit_code == 1 and "too short" in result.output
+
+
+def test_platform_secrets_are_kept_listed_by_fingerprint_and_removed(tmp_path):
+    db = str(tmp_path / "s.duckdb")
+    runner = CliRunner()
+    kept = runner.invoke(app, ["keys", "platform-secret", "shopify", "--db", db, "--secret-env", "SHOP"],
+                         env={"SHOP": "shpss_test_client_secret"})
+    assert kept.exit_code == 0, kept.output
+    made = runner.invoke(app, ["keys", "platform-secret", "woocommerce", "--db", db, "--generate",
+                               "--name", "orders"])
+    woo_secret = made.stdout.strip().splitlines()[-1]
+    assert len(woo_secret) >= 40
+    with Store(db) as store:
+        assert auth.platform_secrets(store.db) == {"woocommerce": [woo_secret],
+                                                   "shopify": ["shpss_test_client_secret"]}
+    listed = runner.invoke(app, ["keys", "platform-secrets", "--db", db, "--format", "csv"])
+    assert "shopify" in listed.output and "shpss_test" not in listed.output and woo_secret not in listed.output
+    assert runner.invoke(app, ["keys", "remove-platform-secret", "woocommerce", "--name", "orders",
+                               "--db", db]).exit_code == 0
+    with Store(db) as store:
+        assert auth.platform_secrets(store.db)["woocommerce"] == []
+    wrong = runner.invoke(app, ["keys", "platform-secret", "magento", "--db", db, "--generate"])
+    assert wrong.exit_code == 1 and "woocommerce or shopify" in wrong.output

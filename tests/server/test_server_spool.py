@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 
 import orjson
+import pytest
 
-from shopfunnel.server.spool import Chunk, Spool
+from shopfunnel.errors import ConfigError
+from shopfunnel.server.spool import Chunk, Spool, discard_loaded
 
 
 def records(start: int, n: int) -> list[dict]:
@@ -98,3 +100,33 @@ def test_a_failed_write_is_cut_back_and_refused_so_later_records_stay_readable(t
     spool.append(records(3, 1)).result(timeout=10)
     spool.close()
     assert ids(list(Spool(tmp_path).unloaded())) == ["e0", "e1", "e3"]
+
+
+def test_a_rotation_starts_a_new_segment_and_says_where_the_earlier_records_end(tmp_path):
+    spool = Spool(tmp_path)
+    durable: list[Chunk] = []
+    spool.start(durable.append)
+    assert spool.rotate() == (None, 1)  # nothing appended yet: nothing to wait for
+    spool.append(records(0, 3)).result(timeout=10)
+    end, segment = spool.rotate()
+    assert end == durable[-1].end and end[0] == 1 and segment == 2
+    spool.append(records(3, 2)).result(timeout=10)
+    assert durable[-1].end[0] == 2  # what comes after the rotation is in the new segment
+    spool.set_checkpoint(end)
+    spool.drop_before(segment)
+    spool.close()
+    assert spool.segments() == [2]
+    assert ids(list(Spool(tmp_path).unloaded())) == ["e3", "e4"]
+
+
+def test_discard_loaded_refuses_while_records_wait_and_clears_a_loaded_spool(tmp_path):
+    spool = Spool(tmp_path)
+    durable: list[Chunk] = []
+    spool.start(durable.append)
+    spool.append(records(0, 2)).result(timeout=10)
+    spool.close()
+    with pytest.raises(ConfigError, match="2 event"):
+        discard_loaded(tmp_path)
+    spool.set_checkpoint(durable[-1].end)
+    assert discard_loaded(tmp_path) == 2  # the segment and the checkpoint
+    assert list(tmp_path.iterdir()) == []

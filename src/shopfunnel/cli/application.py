@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("sample", "Write a realistic sample store's events to a Parquet file, ready for `shopfunnel ingest`."),
     "serve": ("serve", "Run the event collector, the tracking snippet (/sdk.js), the dashboard (/) and the JSON API (/v1)."),
     "keys": ("serve", "Write keys: what a storefront or a Segment/RudderStack SDK sends events with."),
+    "erase": ("erase", "Erase a person (a GDPR request): their events, identity links, audience memberships, sent flows and webhook entries, the timeline, and the spooled..."),
+    "webhooks": ("webhooks", "Webhooks: audience entries and exits POSTed as signed JSON to your URLs, with retries."),
 }
 
 

@@ -65,7 +65,8 @@ def serve(
     rate: Annotated[float, typer.Option(help="Events per second allowed per write key (429 above).")] = 50_000.0,
     max_pending: Annotated[int, typer.Option(help="Acknowledged events not yet in the store above which the collector answers 503.")] = 500_000,
     durability: Annotated[str, typer.Option(help="spool (default: fsynced log, loaded in the background) or transaction (one DuckDB transaction per request).")] = "spool",
-    access_log: Annotated[bool, typer.Option(help="Log every request line (off by default: query strings may hold write keys).")] = False,
+    access_log: Annotated[bool, typer.Option(help="Log every request line (off by default: query strings may hold write keys, paths person ids).")] = False,
+    webhook_interval: Annotated[float, typer.Option(help="Seconds between rounds of due webhook deliveries (0: leave them to `shopfunnel webhooks deliver`).")] = 10.0,
 ) -> None:
     """Run the event collector, the tracking snippet (/sdk.js), the dashboard (/) and the JSON API (/v1).
 
@@ -86,6 +87,7 @@ def serve(
             spool_dir=str(spool) if spool else None, max_body_bytes=max_body_kb * 1024,
             rate_events_per_second=rate, rate_burst_events=max(rate * 2, 1000.0),
             max_pending_events=max_pending, durability=durability,
+            webhook_interval_seconds=webhook_interval,
         )
         console.print(f"shopfunnel: collecting into {db} — dashboard at http://{host}:{port}/")
         if not allow_origin:
@@ -136,3 +138,67 @@ def keys_revoke(
     with friendly_errors(), Store(db) as store:
         n = auth.revoke_write_key(store.db, prefix)
     console.print(f"revoked {n} key(s) starting with {prefix}")
+
+
+@keys_app.command("platform-secret")
+def keys_platform_secret(
+    platform: Annotated[str, typer.Argument(help="woocommerce or shopify.")],
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    name: Annotated[str, typer.Option(help="A label, to keep several (one per WooCommerce webhook, or old and new while rotating).")] = "default",
+    secret_env: Annotated[str | None, typer.Option(help="Take the secret from this environment variable (else it is asked for, or read from standard input).")] = None,
+    generate: Annotated[bool, typer.Option(help="Make a random secret and print it once (WooCommerce: paste it into the webhook's Secret field).")] = False,
+) -> None:
+    """Keep the secret that signs the store platform's order webhooks: a WooCommerce
+    webhook's secret, or the Shopify app's client secret. Restart `serve` to use it."""
+    import secrets as random_secrets
+
+    from shopfunnel.server import auth
+    from shopfunnel.store.store import Store
+
+    with friendly_errors():
+        if platform not in auth.PLATFORMS:
+            raise ConfigError(f"platform {platform!r} is not known: use {' or '.join(auth.PLATFORMS)}")
+        if generate:
+            secret = random_secrets.token_urlsafe(32)
+        elif secret_env is not None:
+            secret = os.environ.get(secret_env, "")
+            if not secret:
+                raise ConfigError(f"the environment variable {secret_env} is not set or empty")
+        elif sys.stdin.isatty():
+            secret = typer.prompt(f"{platform} webhook secret", hide_input=True)
+        else:
+            secret = sys.stdin.readline().strip()
+        with Store(db) as store:
+            auth.set_platform_secret(store.db, platform, secret, name)
+    err_console.print(f"kept the {platform} secret {name!r}; restart `shopfunnel serve` to use it")
+    if generate:
+        sys.stdout.write(secret + "\n")
+
+
+@keys_app.command("platform-secrets")
+def keys_platform_secrets(
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    format: Annotated[Format, FORMAT_OPTION] = Format.table,
+    out: Annotated[Path | None, OUT_OPTION] = None,
+) -> None:
+    """List the kept platform secrets: platform, name, a fingerprint and when kept (never the secret)."""
+    from shopfunnel.server import auth
+    from shopfunnel.store.store import Store
+
+    with friendly_errors(), Store(db) as store:
+        emit(auth.list_platform_secrets(store.db), format, out)
+
+
+@keys_app.command("remove-platform-secret")
+def keys_remove_platform_secret(
+    platform: Annotated[str, typer.Argument(help="woocommerce or shopify.")],
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    name: Annotated[str, typer.Option(help="Which one, as `keys platform-secrets` shows.")] = "default",
+) -> None:
+    """Forget a platform secret; webhooks signed with it are refused from the next start on."""
+    from shopfunnel.server import auth
+    from shopfunnel.store.store import Store
+
+    with friendly_errors(), Store(db) as store:
+        auth.remove_platform_secret(store.db, platform, name)
+    console.print(f"removed the {platform} secret {name!r}")

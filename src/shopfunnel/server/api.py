@@ -14,12 +14,13 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 
-from shopfunnel.errors import ShopfunnelError
+from shopfunnel.errors import ConfigError, ShopfunnelError
 from shopfunnel.server import auth, queries
 from shopfunnel.server.admin import require_admin, state_of
+from shopfunnel.webhooks import delivery_status
 
 router = APIRouter(prefix="/v1", tags=["analyses"], dependencies=[Depends(require_admin)])
 ADMIN: dict[str, Any] = {"security": [{"admin": []}]}
@@ -82,6 +83,29 @@ def events(request: Request, limit: Limit = 100, format: Fmt = "json") -> Any:
 def persons(request: Request, limit: Limit = 1000, format: Fmt = "json") -> Any:
     """Persons (best customers first) with visits, sessions, orders and revenue; CSV with ?format=csv."""
     return table_response(read(request, queries.persons, limit), format, "persons")
+
+
+@router.get("/webhooks/status", openapi_extra=ADMIN)
+def webhooks_status(request: Request) -> dict[str, Any]:
+    """Outbound webhooks per endpoint: deliveries pending, delivered and failed, the oldest
+    pending entry, the next attempt and the last error (as `shopfunnel webhooks status`)."""
+    return {"rows": records(read(request, delivery_status))}
+
+
+@router.delete("/persons/{person_id}", openapi_extra=ADMIN)
+def erase_person(request: Request, person_id: Annotated[str, Path(min_length=1, max_length=1000)]) -> dict[str, Any]:
+    """Erase a person: their events, identity links, audience memberships, sent flows and
+    webhook entries, the timeline and the spooled copies (see shopfunnel.store.erase). The
+    store file is rewritten, so reads pause for a moment. The answer does not repeat the id."""
+    state = state_of(request)
+    try:
+        result = state.erase_person(person_id)
+    except ConfigError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    except ShopfunnelError as exc:
+        raise HTTPException(status_code=503, detail=str(exc), headers={"Retry-After": "5"}) from exc
+    return {"erased": result.persons > 0, "persons": result.persons, "rows": result.rows,
+            "audit": result.subject_hash}
 
 
 @router.get("/keys", openapi_extra=ADMIN)

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
-from shopfunnel.server import api, collector, dashboard
+from shopfunnel.server import api, collector, dashboard, store_webhooks
 from shopfunnel.server.state import ServerSettings, ServerState
 
 STATIC = files("shopfunnel.server") / "static"
@@ -60,6 +60,7 @@ def create_app(
     )
     app.state.server = state
     app.include_router(collector.router)
+    app.include_router(store_webhooks.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
 
@@ -81,7 +82,10 @@ def create_app(
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover
         import logging
 
-        logging.getLogger("shopfunnel.server").exception("unexpected error on %s", request.url.path)
+        # the route's template, not the path: a path can hold a person id (/v1/persons/{id})
+        route = getattr(request.scope.get("route"), "path", "?")
+        logging.getLogger("shopfunnel.server").exception("unexpected error on %s %s",
+                                                         request.method, route)
         return JSONResponse({"success": False, "error": "internal error"}, status_code=500)
 
     def openapi() -> dict[str, Any]:

@@ -144,3 +144,60 @@ class Sessions:
         if token:
             with self._lock:
                 self._tokens.pop(key_digest(token), None)
+
+
+# -- store-platform webhook secrets (WooCommerce, Shopify) ------------------------------------
+# Kept in clear: the server needs them to compute the platforms' HMACs. Anyone who can read
+# the store file can read them, as with the outbound webhook secrets.
+PLATFORMS = ("woocommerce", "shopify")
+
+
+def _ensure_platform_secrets(db: Database) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS platform_webhook_secrets (platform VARCHAR NOT NULL, "
+        "name VARCHAR NOT NULL, secret VARCHAR NOT NULL, created_at TIMESTAMP, "
+        "PRIMARY KEY (platform, name))"
+    )
+
+
+def _check_platform(platform: str) -> None:
+    if platform not in PLATFORMS:
+        raise ConfigError(f"platform {platform!r} is not known: use {' or '.join(PLATFORMS)}")
+
+
+def set_platform_secret(db: Database, platform: str, secret: str, name: str = "default") -> None:
+    """Keep the webhook secret of a WooCommerce webhook or the Shopify app's client secret
+    under ``name`` (replacing one of the same name). Several may be kept per platform (one
+    per WooCommerce webhook, or old and new during a rotation): a signature by any is valid."""
+    _check_platform(platform)
+    if len(secret.strip()) < 8:
+        raise ConfigError("the secret is too short (under 8 characters): copy the whole secret")
+    _ensure_platform_secrets(db)
+    db.execute("INSERT OR REPLACE INTO platform_webhook_secrets VALUES (?, ?, ?, ?)",
+               [platform, name, secret.strip(), datetime.now(UTC).replace(tzinfo=None)])
+
+
+def platform_secrets(db: Database) -> dict[str, list[str]]:
+    """Every kept secret, by platform."""
+    _ensure_platform_secrets(db)
+    found: dict[str, list[str]] = {p: [] for p in PLATFORMS}
+    for platform, secret in db.rows("SELECT platform, secret FROM platform_webhook_secrets"):
+        found.setdefault(platform, []).append(secret)
+    return found
+
+
+def list_platform_secrets(db: Database) -> pd.DataFrame:
+    """The kept secrets without their value: platform, name, a fingerprint (first 8 hex of
+    its SHA-256, to tell two apart), created_at."""
+    _ensure_platform_secrets(db)
+    return db.df("SELECT platform, name, left(sha256(secret), 8) AS fingerprint, created_at "
+                 "FROM platform_webhook_secrets ORDER BY platform, created_at")
+
+
+def remove_platform_secret(db: Database, platform: str, name: str = "default") -> None:
+    _check_platform(platform)
+    _ensure_platform_secrets(db)
+    if not db.scalar("SELECT count(*) FROM platform_webhook_secrets WHERE platform = ? AND name = ?",
+                     [platform, name]):
+        raise ConfigError(f"no {platform} secret named {name!r}: see `shopfunnel keys platform-secrets`")
+    db.execute("DELETE FROM platform_webhook_secrets WHERE platform = ? AND name = ?", [platform, name])

@@ -65,6 +65,8 @@ class Spool:
         self._on_durable: Any = None
         self._segment, self._fd, self._size = -1, -1, 0
         self._thread: threading.Thread | None = None
+        self._rotations: list[concurrent.futures.Future[tuple[tuple[int, int] | None, int]]] = []
+        self._durable_end: tuple[int, int] | None = None
 
     # -- recovery ---------------------------------------------------------------------
     def segments(self) -> list[int]:
@@ -146,14 +148,41 @@ class Spool:
             self._cond.notify()
         return future
 
+    def rotate(self, timeout: float = 30.0) -> tuple[tuple[int, int] | None, int]:
+        """Start a new segment for what is appended from now on. Returns where the records
+        appended before end (segment, offset; None if nothing was appended since start) and
+        the new segment's number. Once the checkpoint reaches that end, the segments below
+        the new one hold only loaded records and :meth:`drop_before` may delete them
+        (erasing a person does so)."""
+        future: concurrent.futures.Future[tuple[tuple[int, int] | None, int]] = (
+            concurrent.futures.Future())
+        with self._cond:
+            if self._closed or self._thread is None:
+                raise RuntimeError("the spool is not running")
+            self._rotations.append(future)
+            self._cond.notify()
+        return future.result(timeout)
+
+    def drop_before(self, segment: int) -> None:
+        """Delete the segments numbered below ``segment`` (every record in them is loaded)."""
+        for seg in self.segments():
+            if seg < segment:
+                self.path(seg).unlink(missing_ok=True)
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._closed:
+                while not self._pending and not self._closed and not self._rotations:
                     self._cond.wait()
+                rotations, self._rotations = self._rotations, []
                 if not self._pending and self._closed:
+                    for future in rotations:
+                        future.set_exception(RuntimeError("the spool is closed"))
                     return
                 batch, self._pending = self._pending, []
+            if not batch:
+                self._rotate(rotations)
+                continue
             try:
                 if self._size >= self.segment_bytes:
                     self._open_segment(self._segment + 1)
@@ -170,10 +199,26 @@ class Spool:
                 self._discard_partial_write()
                 for _, _, fut in batch:
                     fut.set_exception(exc)
+                self._rotate(rotations)
                 continue
+            self._durable_end = (self._segment, self._size)
             self._on_durable(Chunk(data, sum(n for n, _, _ in batch), (self._segment, self._size)))
             for _, _, fut in batch:
                 fut.set_result(None)
+            self._rotate(rotations)
+
+    def _rotate(self, rotations: list[concurrent.futures.Future[tuple[tuple[int, int] | None, int]]]) -> None:
+        if not rotations:
+            return
+        end = self._durable_end
+        try:
+            self._open_segment(self._segment + 1)
+        except OSError as exc:
+            for future in rotations:
+                future.set_exception(exc)
+            return
+        for future in rotations:
+            future.set_result((end, self._segment))
 
     def _discard_partial_write(self) -> None:
         """After a failed write, cut the segment back to its last synced size so a torn
@@ -195,3 +240,34 @@ class Spool:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def discard_loaded(directory: str | Path) -> int:
+    """With no server running: delete a spool whose every record is in the store (segments
+    and checkpoint, so the next start begins a fresh spool); return the files removed.
+
+    Loaded records stay in the current segment until a later checkpoint passes it, and they
+    hold what the collector received (erasing a person must not leave them there). Raises
+    :class:`~shopfunnel.errors.ConfigError` when some records are not loaded yet: starting
+    ``shopfunnel serve`` once loads them.
+    """
+    from shopfunnel.errors import ConfigError
+
+    folder = Path(directory)
+    if not folder.is_dir():
+        return 0
+    spool = Spool(folder, sync=False)
+    waiting = sum(chunk.count for chunk in spool.unloaded())
+    if waiting:
+        raise ConfigError(
+            f"the spool {folder} holds {waiting} event(s) not yet in the store: start "
+            "`shopfunnel serve` once (it loads them at start), stop it, then run this again")
+    removed = 0
+    for seg in spool.segments():
+        spool.path(seg).unlink(missing_ok=True)
+        removed += 1
+    for name in ("checkpoint", "checkpoint.tmp"):
+        if (folder / name).exists():
+            (folder / name).unlink()
+            removed += 1
+    return removed

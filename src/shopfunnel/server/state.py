@@ -5,16 +5,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from shopfunnel.errors import ConfigError
+from shopfunnel.errors import ConfigError, StoreError
 from shopfunnel.server import auth
 from shopfunnel.server.limits import RateLimiter
 from shopfunnel.server.spool import Spool
 from shopfunnel.server.writer import Writer
+from shopfunnel.store import erase
+from shopfunnel.store.erase import Erasure
 from shopfunnel.store.store import Store
+from shopfunnel.webhooks import deliver_due
 
 log = logging.getLogger("shopfunnel.server")
 
@@ -34,7 +38,10 @@ class ServerSettings:
     a loopback address (local development). ``durability``: ``"spool"`` (acknowledge
     once fsynced in the spool; a background writer loads the store) or
     ``"transaction"`` (acknowledge once the batch's own DuckDB transaction committed);
-    see docs/adr/0070.
+    see docs/adr/0070. ``webhook_interval_seconds``: how often the due webhook deliveries
+    are sent (:func:`shopfunnel.webhooks.deliver_due`); 0 turns the server's deliveries off.
+    ``max_webhook_body_bytes``: the largest WooCommerce or Shopify order webhook accepted
+    (413 above; an order with hundreds of lines is a few hundred KB).
     """
 
     allowed_origins: tuple[str, ...] = ()
@@ -50,6 +57,8 @@ class ServerSettings:
     spool_dir: str | None = None
     fsync: bool = True
     durability: Literal["spool", "transaction"] = "spool"
+    webhook_interval_seconds: float = 10.0
+    max_webhook_body_bytes: int = 2 * 1024 * 1024
 
 
 @dataclass
@@ -66,8 +75,12 @@ class ServerState:
     read_lock: threading.Lock = field(default_factory=threading.Lock)
     sessions: auth.Sessions = field(default_factory=auth.Sessions)
     key_digests: dict[str, str] = field(default_factory=dict)
+    platform_secrets: dict[str, list[str]] = field(default_factory=dict)
     admin_tokens: set[str] = field(default_factory=set)
     _admin_lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _deliverer: threading.Thread | None = None
+    _erase_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -94,8 +107,63 @@ class ServerState:
             log.info("recovered %d spooled event(s) into the store", recovered)
         self.writer.start()
         self.spool.start(self.writer.submit)
+        if s.webhook_interval_seconds > 0:
+            self._deliverer = threading.Thread(target=self._deliver_webhooks, name="webhooks",
+                                               daemon=True)
+            self._deliverer.start()
+
+    def _deliver_webhooks(self) -> None:
+        """Every ``webhook_interval_seconds``: send the due deliveries (store under the
+        write lock; no lock while a request is in flight)."""
+        while not self._stop.wait(self.settings.webhook_interval_seconds):
+            try:
+                while deliver_due(self.store, lock=self.write_lock).attempted:  # type: ignore[arg-type]
+                    if self._stop.is_set():
+                        return
+            except Exception:
+                log.exception("webhooks: a delivery round failed; trying again next round")
+
+    def erase_person(self, person_id: str, *, timeout_seconds: float = 30.0) -> Erasure:
+        """Erase a person while the server runs (``DELETE /v1/persons/{id}``).
+
+        1. the spool starts a new segment; the events acknowledged before are loaded first
+           (so none of the person's events reaches the store after the erase);
+        2. under both store locks: the rows and the timeline go
+           (:func:`shopfunnel.store.erase.erase_person`), both connections close, the file is
+           rewritten without the deleted bytes, and they open again;
+        3. the older spool segments, all loaded, are deleted.
+        """
+        assert self.spool is not None and self.writer is not None
+        with self._erase_lock:
+            end, segment = self.spool.rotate(timeout_seconds)
+            deadline = time.monotonic() + timeout_seconds
+            while end is not None and self.spool.checkpoint() < end:
+                if time.monotonic() > deadline:
+                    raise StoreError("the store is still loading earlier events: retry shortly")
+                time.sleep(0.02)
+            s = self.settings
+            with self.write_lock, self.read_lock:
+                assert self.store is not None and self.reader is not None
+                result = erase.erase_person(self.store, person_id=person_id, requested_by="api")
+                events = self.store.db.scalar("SELECT count(*) FROM events")
+                self.reader.close()
+                self.store.close()
+                try:
+                    erase.compact_store(self.store_path)
+                finally:
+                    self.store = Store(self.store_path, session_timeout=s.session_timeout)
+                    self.reader = Store(self.store_path, session_timeout=s.session_timeout)
+                    self.writer.store = self.store
+                if self.store.db.scalar("SELECT count(*) FROM events") != events:
+                    raise StoreError("the store reopened after the erase does not hold the "
+                                     "expected events: stop the server and check the file")
+            self.spool.drop_before(segment)
+        return result
 
     def close(self) -> None:
+        self._stop.set()
+        if self._deliverer is not None:
+            self._deliverer.join(30)
         if self.spool is not None:
             self.spool.close()
         if self.writer is not None:
@@ -109,6 +177,7 @@ class ServerState:
         assert self.store is not None
         with self.write_lock:
             digests = auth.active_key_digests(self.store.db)
+            self.platform_secrets = auth.platform_secrets(self.store.db)
         for key in self.extra_write_keys:
             digests[auth.key_digest(key)] = "command line"
         self.key_digests = digests

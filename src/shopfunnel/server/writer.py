@@ -48,18 +48,20 @@ def records_table(data: bytes) -> pa.Table:
 
     Parsed by Arrow's JSON reader (multi-threaded, outside the GIL); a line it cannot
     read makes the whole chunk go through ``orjson`` line by line instead, and that
-    line is logged and left out.
+    line is left out (logged by position and size, not content).
     """
     try:
         table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(
             explicit_schema=RECORD_SCHEMA, unexpected_field_behavior="ignore"))
     except pa.ArrowInvalid:
         rows = []
-        for line in data.splitlines():
+        for number, line in enumerate(data.splitlines(), 1):
             try:
                 rows.append(orjson.loads(line))
             except orjson.JSONDecodeError:
-                log.error("writer: unreadable spool record left out: %r", line[:200])
+                # the record itself is not logged: it may hold an e-mail or a phone
+                log.error("writer: unreadable spool record left out (record %d of the chunk, "
+                          "%d bytes)", number, len(line))
         table = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
     return table.append_column(LINE, pa.array(range(1, table.num_rows + 1), type=pa.int64()))
 
@@ -166,8 +168,10 @@ class Writer:
         self.loaded += result.rows_added
         if result.rejects:
             self.rejected += len({r.line for r in result.rejects})
+            # line, column and reason, never the value: it may be personal data
             log.error("writer: %d event(s) failed the store's checks and were dropped: %s",
-                      len(result.rejects), "; ".join(str(r) for r in result.rejects[:5]))
+                      len(result.rejects), "; ".join(
+                          f"event {r.line}: {r.column} {r.reason}" for r in result.rejects[:5]))
 
     def load(self, data: bytes, end: tuple[int, int]) -> None:
         """Load records into the store (retrying until it works) and move the checkpoint."""
@@ -179,7 +183,9 @@ class Writer:
                 break
             except Exception as exc:  # keep the events: they are acknowledged
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("writer: loading %d bytes of events failed; retrying in %.1fs", len(data), delay)
+                # the type only: a database error's message can quote a value of the events
+                log.error("writer: loading %d bytes of events failed (%s); retrying in %.1fs",
+                          len(data), type(exc).__name__, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self.spool.set_checkpoint(end)

@@ -1,0 +1,40 @@
+"""Webhooks out of shopfunnel: a durable outbox in the store, signed deliveries with
+retries, and the check a receiver runs.
+
+Modules: :mod:`.outbox` (the tables, enqueue, delivery with back-off, status) and
+:mod:`.signing` (the headers, HMAC-SHA256 over ``timestamp.body``, the receiver's check).
+"""
+
+from __future__ import annotations
+
+from shopfunnel.webhooks.outbox import (
+    DeliveryReport,
+    Endpoint,
+    RetryPolicy,
+    add_endpoint,
+    deliver_due,
+    delivery_status,
+    enqueue,
+    enqueue_audience_changes,
+    list_endpoints,
+    remove_endpoint,
+    retry_failed,
+)
+from shopfunnel.webhooks.signing import SignatureError, signature, verify_signature
+
+__all__ = [
+    "DeliveryReport",
+    "Endpoint",
+    "RetryPolicy",
+    "SignatureError",
+    "add_endpoint",
+    "deliver_due",
+    "delivery_status",
+    "enqueue",
+    "enqueue_audience_changes",
+    "list_endpoints",
+    "remove_endpoint",
+    "retry_failed",
+    "signature",
+    "verify_signature",
+]
