@@ -54,6 +54,7 @@ from shopfunnel.status import (
     STATUSES,
     THRESHOLD_COLUMNS,
     classify,
+    explain,
     later_evidence,
     return_gaps,
     stage_thresholds,
@@ -94,6 +95,11 @@ class StagePlacement:
     lapsed_source: str
     model: Model = field(repr=False)
     customer_gone_after_days: float = math.nan
+
+    def status_notes(self) -> list[str]:
+        """How the statuses were judged, in words, with the numbers (:func:`status.explain`)."""
+        return explain(self.thresholds, self.model.placement, self.lapsed_after_days,
+                       self.customer_gone_after_days, self.lapsed_source)
 
     def __repr__(self) -> str:
         return (

@@ -51,6 +51,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from shopfunnel.durations import format_days
 from shopfunnel.model import Placement
 
 ACTIVE, STALLED, LAPSED, GONE = "active", "stalled", "lapsed", "gone"
@@ -192,6 +193,31 @@ def classify(
         [GONE, LAPSED, GONE, STALLED],
         ACTIVE,
     ).astype(object)
+
+
+def explain(
+    thresholds: pd.DataFrame,
+    rules: Placement,
+    lapsed_after_days: float,
+    customer_gone_after_days: float,
+    lapsed_source: str,
+) -> list[str]:
+    """The status rules in words, with the store's numbers: one line for prospects, one for
+    customers, and one for each stage whose thresholds did not come from its own returns."""
+    lines = [
+        f"Prospects (no order): stalled = not seen for longer than the "
+        f"{percentile_name(rules.stalled_quantile)} percentile of the time those who came back "
+        f"to move on from the stage had stayed away (stalled after); gone = past the "
+        f"{percentile_name(rules.gone_quantile)} (gone after): almost nobody comes back later.",
+        f"Customers: lapsed = longer since the last order than the usual gap "
+        f"({format_days(lapsed_after_days)}), gone = longer than "
+        f"{format_days(customer_gone_after_days)} ({lapsed_source}; own gaps for customers "
+        f"with {rules.own_gap_min_orders}+ orders).",
+    ]
+    for row in thresholds.itertuples(index=False):
+        if not str(row.source).startswith("data:"):
+            lines.append(f"{row.stage}: {row.source}")
+    return lines
 
 
 def percentile_name(q: float) -> str:

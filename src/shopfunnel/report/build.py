@@ -179,7 +179,7 @@ def _stages(ctx: Context) -> Section:
 
 
 def _distribution(ctx: Context) -> Section:
-    return S.stage_distribution_section(_stage_summary(ctx))
+    return S.stage_distribution_section(_stage_summary(ctx), _placement(ctx).status_notes())
 
 
 FLOW_DAYS = 30
