@@ -40,4 +40,4 @@ bench: install-test
 	PYTHONPATH=src $(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) shopfunnel.duckdb shopfunnel.duckdb.wal out
+	rm -rf $(VENV) shopfunnel.duckdb shopfunnel.duckdb.wal shopfunnel.duckdb.timeline report.html out

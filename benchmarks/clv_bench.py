@@ -41,8 +41,8 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(HERE.parent / "src"))
-    from shopfunnel.clv import BetaGeoModel, GammaGammaModel, customer_value, summary_from_orders
-    from shopfunnel.store import Store
+    from shopfunnel.customers.clv import BetaGeoModel, GammaGammaModel, customer_value, summary_from_orders
+    from shopfunnel.store.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "cdnow.duckdb")

@@ -16,14 +16,14 @@ import statistics
 import time
 from pathlib import Path
 
-from shopfunnel.baselines import period_over_period, segment_gaps
-from shopfunnel.checkout import checkout_findings
-from shopfunnel.correlation import correlation_findings
-from shopfunnel.diagnose import diagnose
-from shopfunnel.incidents import find_incidents
+from shopfunnel.diagnosis.baselines import period_over_period, segment_gaps
+from shopfunnel.diagnosis.checkout import checkout_findings
+from shopfunnel.diagnosis.correlation import correlation_findings
+from shopfunnel.diagnosis.diagnose import diagnose
+from shopfunnel.diagnosis.incidents import find_incidents
 from shopfunnel.sample import CheckoutFailure, PaymentOutage, TrafficSpike, generate_sample
-from shopfunnel.session_levels import SessionLevels
-from shopfunnel.store import Store
+from shopfunnel.diagnosis.session_levels import SessionLevels
+from shopfunnel.store.store import Store
 
 INCIDENTS = [CheckoutFailure("2024-02-10", 3, "mobile", "add_payment_info"), PaymentOutage("2024-03-05T10:00", 12),
              TrafficSpike("2024-03-20", 2, "flash_promo", "paid social", 4.0)]

@@ -125,8 +125,8 @@ def worker(engine: str, path: str, runs: int) -> None:
     elif engine == "timeline":
         # the one-time build of the timeline (sorted, coded copy), saved beside the data
         sys.path.insert(0, str(ROOT / "src"))
-        from shopfunnel.funnel_engine import LocalEngine
-        from shopfunnel.timeline import build
+        from shopfunnel.funnel.engine import LocalEngine
+        from shopfunnel.store.timeline import build
         folder = Path(path + ".timeline")
 
         def once():
@@ -139,9 +139,9 @@ def worker(engine: str, path: str, runs: int) -> None:
         sys.path.insert(0, str(ROOT / "src"))
         import pandas as pd
 
-        from shopfunnel.funnel import funnel
-        from shopfunnel.funnel_engine import LocalEngine
-        from shopfunnel.timeline import Timeline
+        from shopfunnel.funnel.api import funnel
+        from shopfunnel.funnel.engine import LocalEngine
+        from shopfunnel.store.timeline import Timeline
         kwargs = SHOPFUNNEL[engine[2:]]
         tiny = pd.DataFrame({"anonymous_id": ["p"], "ts": [pd.Timestamp("2024-01-01")],
                              "event": ["view_item"], "channel": ["x"], "session_id": ["s"]})
@@ -178,8 +178,8 @@ def worker(engine: str, path: str, runs: int) -> None:
         sys.path.insert(0, str(ROOT / "src"))
         import pandas as pd
 
-        from shopfunnel.funnel import funnel
-        from shopfunnel.funnel_engine import LocalEngine
+        from shopfunnel.funnel.api import funnel
+        from shopfunnel.funnel.engine import LocalEngine
 
         kwargs = SHOPFUNNEL[engine]
         tiny = pd.DataFrame({"anonymous_id": ["p"], "ts": [pd.Timestamp("2024-01-01")],

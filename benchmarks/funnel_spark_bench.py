@@ -5,7 +5,7 @@
 For each size, makes (or reuses, from ``benchmarks/data/``, git-ignored) a Parquet log of
 that many events from the sample store generator, then times a 5-step ordered funnel (7 days) and
 the same funnel by channel per day, with the local engine (DuckDB + numba kernel) and
-with :class:`shopfunnel.funnel_spark.SparkEngine` in a ``--master`` session. Each engine
+with :class:`shopfunnel.funnel.spark.SparkEngine` in a ``--master`` session. Each engine
 runs once to warm up (numba's cache, Spark's Python workers), then ``--runs`` times; the
 median is reported. The Spark session's start is timed separately. The step counts of the
 two engines must be equal. Writes ``benchmarks/results/funnel_spark.md``.
@@ -54,8 +54,8 @@ def main() -> None:
     import numpy as np
     import pyspark
 
-    from shopfunnel.funnel import funnel
-    from shopfunnel.funnel_spark import SparkEngine, local_spark_session
+    from shopfunnel.funnel.api import funnel
+    from shopfunnel.funnel.spark import SparkEngine, local_spark_session
     from shopfunnel.sample import write_sample
 
     paths = {}

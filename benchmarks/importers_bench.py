@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from shopfunnel.ingest import read
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 
 def write_rees46(path: Path, n: int, rng: random.Random) -> None:

@@ -43,7 +43,7 @@ def main() -> None:
 
     from shopfunnel.report import make_report
     from shopfunnel.sample import write_sample
-    from shopfunnel.store import Store
+    from shopfunnel.store.store import Store
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="report-bench-"))
     folder.mkdir(parents=True, exist_ok=True)

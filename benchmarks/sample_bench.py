@@ -64,7 +64,7 @@ def stage_write(events: int, seed: int, out: str) -> dict:
 
 def stage_ingest(parquet: str, db: str) -> dict:
     from shopfunnel.ingest import read
-    from shopfunnel.store import Store
+    from shopfunnel.store.store import Store
 
     phases: dict[str, float] = {}
     last = [time.perf_counter(), "staging"]

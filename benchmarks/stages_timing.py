@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shopfunnel.stages import placement, stage_flow, stage_summary
-from shopfunnel.store import Store
+from shopfunnel.stages.placement import placement, stage_flow, stage_summary
+from shopfunnel.store.store import Store
 
 EVENTS = {
     "page_view": 0.45, "view_item_list": 0.10, "view_item": 0.20, "search": 0.03,

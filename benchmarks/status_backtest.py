@@ -19,7 +19,7 @@ from datetime import timedelta
 import pandas as pd
 
 from shopfunnel.stages import placement
-from shopfunnel.status import STATUSES
+from shopfunnel.stages.status import STATUSES
 from shopfunnel.store import Store
 
 

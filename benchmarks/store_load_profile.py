@@ -22,8 +22,8 @@ from pathlib import Path
 
 import duckdb
 
-from shopfunnel import db as dbmod
-from shopfunnel.store import Store
+from shopfunnel.store import db as dbmod
+from shopfunnel.store.store import Store
 
 
 def _cpu() -> float:

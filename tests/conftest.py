@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 

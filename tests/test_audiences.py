@@ -15,7 +15,7 @@ from shopfunnel.audiences import (
     sha256_hex,
 )
 from shopfunnel.errors import ConfigError
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 # Digests from ../shared/REFERENCES.md §7, computed independently with hashlib.
 EMAIL_DIGEST = "32c97a063b41feacaa44f43cc5df374905fc0a05139dc8235f5b8d448e735323"

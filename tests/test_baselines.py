@@ -7,8 +7,8 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from shopfunnel.baselines import period_over_period, segment_gaps
-from shopfunnel.session_levels import SessionLevels
+from shopfunnel.diagnosis.baselines import period_over_period, segment_gaps
+from shopfunnel.diagnosis.session_levels import SessionLevels
 
 
 def block(prefix: str, start: str, n: int, viewers: int, device: str = "desktop") -> list[dict]:
@@ -73,7 +73,7 @@ def test_a_device_that_converts_worse_than_the_rest_is_a_segment_gap(store):
     assert f["units_lost"] == pytest.approx(60)
     assert f["audience"] == {"stage": "awareness", "status": "stalled", "device": "mobile"}
     # q-values are Benjamini–Hochberg over the three devices' tests
-    from shopfunnel.stats import benjamini_hochberg
+    from shopfunnel.diagnosis.stats import benjamini_hochberg
 
     assert [r["q_value"] for r in rows] == pytest.approx(list(benjamini_hochberg([r["p_value"] for r in rows])))
 
@@ -93,7 +93,7 @@ def orders_log(specs) -> pd.DataFrame:
 
 
 def test_repeat_order_share_falling_is_a_retention_finding(store):
-    from shopfunnel.baselines import repeat_purchases
+    from shopfunnel.diagnosis.baselines import repeat_purchases
 
     specs = [(f"old{i}", "2023-12-01") for i in range(60)]  # earlier customers
     specs += [(f"old{i}", "2024-01-20") for i in range(40)] + [(f"new{i}", "2024-01-20") for i in range(20)]  # previous: 40/60
@@ -106,7 +106,7 @@ def test_repeat_order_share_falling_is_a_retention_finding(store):
 
 
 def test_repeat_order_share_without_a_previous_period_says_why(store):
-    from shopfunnel.baselines import repeat_purchases
+    from shopfunnel.diagnosis.baselines import repeat_purchases
 
     store.load(orders_log([("a", "2024-02-20")]))
     table, findings = repeat_purchases(store, datetime(2024, 3, 1), 28)

@@ -7,10 +7,10 @@ import math
 import pandas as pd
 import pytest
 
-from shopfunnel.benchmarks import compare_with_benchmarks, load_benchmarks
+from shopfunnel.diagnosis.benchmarks import compare_with_benchmarks, load_benchmarks
+from shopfunnel.diagnosis.session_levels import SessionLevels
+from shopfunnel.diagnosis.stats import wilson_interval
 from shopfunnel.errors import ConfigError
-from shopfunnel.session_levels import SessionLevels
-from shopfunnel.stats import wilson_interval
 
 
 def sessions(n: int, buyers: int, viewers: int | None = None) -> pd.DataFrame:

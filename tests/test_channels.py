@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from shopfunnel.channels import CHANNELS, channel_sql, rules
-from shopfunnel.db import Database
-from shopfunnel.store import Store
+from shopfunnel.store.channels import CHANNELS, channel_sql, rules
+from shopfunnel.store.db import Database
+from shopfunnel.store.store import Store
 
 
 @pytest.fixture(scope="module")

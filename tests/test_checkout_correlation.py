@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from shopfunnel.checkout import checkout_findings
-from shopfunnel.correlation import correlation_findings
-from shopfunnel.session_levels import SessionLevels
+from shopfunnel.diagnosis.checkout import checkout_findings
+from shopfunnel.diagnosis.correlation import correlation_findings
+from shopfunnel.diagnosis.session_levels import SessionLevels
 
 CHAIN = ["page_view", "view_item", "add_to_cart", "begin_checkout", "add_shipping_info", "add_payment_info"]
 

@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from shopfunnel.cli import app
-from shopfunnel.clv import BetaGeoModel, summary_from_orders
-from shopfunnel.datasets import cdnow_orders
-from shopfunnel.retention import retention_summary
-from shopfunnel.store import Store
+from shopfunnel.customers.clv import BetaGeoModel, summary_from_orders
+from shopfunnel.customers.retention import retention_summary
+from shopfunnel.ingest.datasets import cdnow_orders
+from shopfunnel.store.store import Store
 
 runner = CliRunner()
 

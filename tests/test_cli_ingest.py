@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from shopfunnel.cli import app
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 HEADER = "event_id,ts,event,anonymous_id"
 

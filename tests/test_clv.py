@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shopfunnel.clv import (
+from shopfunnel.customers.clv import (
     BetaGeoModel,
     GammaGammaModel,
     bgnbd_log_likelihood,
     customer_value,
     summary_from_orders,
 )
-from shopfunnel.datasets import cdnow_orders
 from shopfunnel.errors import ConfigError, InputError
+from shopfunnel.ingest.datasets import cdnow_orders
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_unfitted_model_and_bad_summary_give_clear_errors():
 def test_gamma_gamma_likelihood_is_a_density_of_the_mean_spend():
     from scipy.integrate import quad
 
-    from shopfunnel.clv import gamma_gamma_log_likelihood
+    from shopfunnel.customers.clv import gamma_gamma_log_likelihood
 
     for x in (1, 3, 10):
         total, _ = quad(lambda m, x=x: math.exp(
@@ -198,7 +198,7 @@ def test_gamma_gamma_fit_recovers_the_parameters_of_simulated_spend():
 
 
 def test_holdout_check_compares_predicted_and_actual_holdout_purchases():
-    from shopfunnel.clv import holdout_check
+    from shopfunnel.customers.clv import holdout_check
 
     orders = cdnow_orders("sample")
     table = holdout_check(orders, calibration_end="1997-09-30").set_index("frequency")

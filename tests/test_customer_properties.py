@@ -7,9 +7,9 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shopfunnel.clv import BetaGeoModel, summary_from_orders
-from shopfunnel.retention import cohort_retention, repeat_purchase_rate
-from shopfunnel.rfm import quantile_scores
+from shopfunnel.customers.clv import BetaGeoModel, summary_from_orders
+from shopfunnel.customers.retention import cohort_retention, repeat_purchase_rate
+from shopfunnel.customers.rfm import quantile_scores
 
 books = st.lists(
     st.tuples(st.sampled_from("abcdefgh"), st.integers(0, 400), st.floats(0.5, 500)),

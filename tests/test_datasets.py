@@ -7,8 +7,8 @@ from importlib import resources
 import pandas as pd
 import pytest
 
-from shopfunnel.datasets import cdnow_orders, load_cdnow, load_dataset, stage_cdnow
 from shopfunnel.errors import ConfigError
+from shopfunnel.ingest.datasets import cdnow_orders, load_cdnow, load_dataset, stage_cdnow
 
 
 def test_cdnow_files_ship_inside_the_package_with_their_source_and_licence():

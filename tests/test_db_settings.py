@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shopfunnel.db import Database
+from shopfunnel.store.db import Database
 
 
 def test_the_gateway_never_draws_duckdbs_progress_bar_on_stdout() -> None:

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from _synthetic import Sim, simulate
 from conftest import log
 from shopfunnel.cli import app
-from shopfunnel.diagnose import Diagnosis, diagnose
-from shopfunnel.findings import FINDING_COLUMNS
-from shopfunnel.store import Store
+from shopfunnel.diagnosis.diagnose import Diagnosis, diagnose
+from shopfunnel.diagnosis.findings import FINDING_COLUMNS
+from shopfunnel.store.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def test_an_empty_store_gives_an_empty_diagnosis_that_says_why(store):
 
 
 def test_audience_persons_narrow_the_stage_to_the_findings_segment_and_filter(store):
-    from shopfunnel.diagnose import audience_persons
+    from shopfunnel.diagnosis.diagnose import audience_persons
 
     store.load(log(
         ("a", 0, "page_view", {"device": "mobile"}), ("a", 1, "view_item", {"device": "mobile"}),

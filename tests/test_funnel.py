@@ -10,7 +10,7 @@ import pytest
 
 from conftest import log
 from shopfunnel.errors import ConfigError, InputError
-from shopfunnel.funnel import Step, funnel
+from shopfunnel.funnel.api import Step, funnel
 
 DAY = 24 * 60  # minutes
 T0 = datetime(2024, 3, 1, 12, 0, 0)
@@ -176,7 +176,7 @@ def test_hold_on_an_item_field_matches_any_item_of_the_event():
                    ("p", 1, "add_to_cart", {"items": item("B") + item("A")}),
                    ("q", 0, "view_item", {"items": item("A")}),
                    ("q", 1, "add_to_cart", {"items": item("B")}))
-    from shopfunnel.store import Store
+    from shopfunnel.store.store import Store
 
     with Store(":memory:") as store:
         store.load(store_df)
@@ -243,7 +243,7 @@ def test_breakdown_folds_the_long_tail_into_other():
 
 def test_breakdown_by_a_property_key():
     df = log(("p", 0, "a", {"properties": '{"plan": "pro"}'}), ("q", 0, "a"))
-    from shopfunnel.store import Store
+    from shopfunnel.store.store import Store
 
     with Store(":memory:") as store:
         store.load(df)

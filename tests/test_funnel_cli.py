@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from conftest import log
 from shopfunnel.cli import app
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 STEPS = "view_item,add_to_cart,purchase"
 
@@ -25,7 +25,8 @@ def test_funnel_command_prints_each_step_with_conversion_and_drop_off(tmp_path):
     result = CliRunner().invoke(app, ["funnel", "--db", _store(tmp_path), "--steps", STEPS],
                                 env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
-    assert "add_to_cart" in result.output and "66.7%" in result.output and "-1" in result.output
+    assert "add_to_cart" in result.output and "66.7%" in result.output
+    assert "-1" not in result.output  # a drop-off is a count of persons lost, never negative
 
 
 def test_funnel_command_json_has_a_steps_list(tmp_path):
@@ -52,3 +53,45 @@ def test_funnel_command_explains_a_bad_order(tmp_path):
                                       "--order", "sideways"])
     assert result.exit_code == 1
     assert "ordered, strict, any" in result.output
+
+
+def _counts(tmp_path, *args: str) -> list[int]:
+    result = CliRunner().invoke(app, ["funnel", "--db", str(tmp_path / "f.duckdb"), *args,
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return [s["persons"] for s in json.loads(result.output)["steps"]]
+
+
+def test_step_filters_exclusions_held_property_optional_steps_and_open_entry(tmp_path):
+    with Store(str(tmp_path / "f.duckdb")) as store:
+        store.load(log(
+            # p: shoes, cart, purchase; q: boots, removes, then buys; r: enters at the cart
+            ("p", 0, "view_item", {"properties": '{"cat": "shoes", "cart id": "c1"}'}),
+            ("p", 1, "add_to_cart", {"properties": '{"cart id": "c1"}'}),
+            ("p", 2, "purchase", {"properties": '{"cart id": "c1"}'}),
+            ("q", 0, "view_item", {"properties": '{"cat": "boots", "cart id": "c2"}'}),
+            ("q", 1, "add_to_cart", {"properties": '{"cart id": "c2"}'}),
+            ("q", 2, "remove_from_cart", {"properties": '{"cart id": "c2"}'}),
+            ("q", 3, "purchase", {"properties": '{"cart id": "c9"}'}),
+            ("r", 0, "add_to_cart"), ("r", 1, "purchase"),
+        ))
+    assert _counts(tmp_path, "--steps", "view_item,add_to_cart,purchase") == [2, 2, 2]
+    assert _counts(tmp_path, "--steps", "view_item[cat=shoes],add_to_cart,purchase") == [1, 1, 1]
+    assert _counts(tmp_path, "--steps", "view_item[cat=shoes|boots],add_to_cart") == [2, 2]
+    assert _counts(tmp_path, "--steps", "view_item,add_to_cart,purchase",
+                   "--exclude", "remove_from_cart") == [2, 2, 1]
+    assert _counts(tmp_path, "--steps", "view_item,add_to_cart,purchase",
+                   "--exclude", "remove_from_cart:1-2") == [2, 2, 2]
+    assert _counts(tmp_path, "--steps", "view_item,add_to_cart,purchase",
+                   "--hold", "cart id") == [2, 2, 1]
+    assert _counts(tmp_path, "--steps", "view_item,add_to_cart,purchase", "--open") == [2, 3, 3]
+    assert _counts(tmp_path, "--steps", "view_item,remove_from_cart,purchase",
+                   "--optional", "2") == [2, 1, 2]
+
+
+def test_a_malformed_step_text_is_a_clear_error(tmp_path):
+    _store(tmp_path)
+    result = CliRunner().invoke(app, ["funnel", "--db", str(tmp_path / "shop.duckdb"),
+                                      "--steps", "view_item[cat=shoes,purchase"])
+    assert result.exit_code == 1
+    assert "expected" in result.output and "character" in result.output

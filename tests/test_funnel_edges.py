@@ -30,3 +30,17 @@ def test_a_window_longer_than_ten_years_is_refused_with_the_limit() -> None:
     with pytest.raises(ConfigError, match="longest is 3650 days"):
         funnel(events, ["a"], window="99999999999999d")
     assert funnel(events, ["a"], window="3650d").steps["persons"].tolist() == [1]
+
+
+def test_an_engine_can_be_the_source() -> None:
+    import pandas as pd
+
+    from shopfunnel.funnel.engine import LocalEngine
+
+    events = pd.DataFrame({
+        "ts": pd.to_datetime(["2024-01-01 10:00", "2024-01-01 10:05"], utc=True),
+        "event": ["view_item", "purchase"], "anonymous_id": ["a", "a"]})
+    steps = ["view_item", "purchase"]
+    by_source = funnel(LocalEngine(events), steps).steps["persons"].tolist()
+    assert by_source == funnel(events, steps).steps["persons"].tolist() == [1, 1]
+    assert funnel(None, steps, engine=LocalEngine(events)).steps["persons"].tolist() == [1, 1]

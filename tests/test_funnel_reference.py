@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shopfunnel.funnel import funnel
+from shopfunnel.funnel.api import funnel
 
 STEPS = ["a", "b", "c", "d"]
 ALPHABET = ["a", "b", "c", "d", "x"]
@@ -159,7 +159,7 @@ def test_trend_periods_add_up_to_the_whole_at_step_one_and_breakdown_sums_to_tot
 
 
 def test_batches_split_at_person_boundaries_give_the_same_counts():
-    from shopfunnel.funnel_engine import LocalEngine
+    from shopfunnel.funnel.engine import LocalEngine
 
     rng = np.random.default_rng(3)
     n = 20_000

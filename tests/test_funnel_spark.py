@@ -18,12 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from shopfunnel.errors import InputError
-from shopfunnel.funnel import Step, funnel
+from shopfunnel.funnel.api import Step, funnel
 from shopfunnel.sample import generate_sample
 
 pyspark = pytest.importorskip("pyspark")
 
-from shopfunnel.funnel_spark import SparkEngine, local_spark_session  # noqa: E402
+from shopfunnel.funnel.spark import SparkEngine, local_spark_session  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,
@@ -76,7 +76,7 @@ def random_path(tmp_path_factory) -> str:
 
 def both(spark, path: str, steps, **kwargs):
     local = funnel(path, steps, **kwargs)
-    remote = funnel(None, steps, engine=SparkEngine(spark, path), **kwargs)
+    remote = funnel(SparkEngine(spark, path, store_rules=False), steps, **kwargs)
     return local, remote
 
 
@@ -154,7 +154,7 @@ def test_persons_split_across_tiny_arrow_batches_are_counted_once(spark, random_
     try:
         local = funnel(random_path, RANDOM_STEPS, window="10m", by="channel", trend="day")
         for batch_rows in (10, 1_000_000):  # carried over between blocks, or whole partition
-            engine = SparkEngine(spark, random_path, batch_rows=batch_rows)
+            engine = SparkEngine(spark, random_path, batch_rows=batch_rows, store_rules=False)
             remote = funnel(None, RANDOM_STEPS, window="10m", by="channel", trend="day",
                             engine=engine)
             assert_same(local, remote)
@@ -173,7 +173,7 @@ def test_hand_made_log_gives_hand_counted_steps_and_dropped_persons(spark, tmp_p
     path = tmp_path / "hand.parquet"
     df.to_parquet(path, index=False)
     result = funnel(None, ["a", "b", "c"], window="1h", order="strict",
-                    engine=SparkEngine(spark, str(path)))
+                    engine=SparkEngine(spark, str(path), store_rules=False))
     assert result.steps["persons"].tolist() == [3, 2, 1]
     dropped = result.dropped(1)
     assert dropped["person_id"].tolist() == ["p3"]
@@ -191,3 +191,28 @@ def test_a_funnel_nobody_enters_counts_zero_like_the_local_engine(spark, random_
 def test_a_pandas_frame_is_refused_with_a_pointer_to_the_local_engine(spark):
     with pytest.raises(InputError, match="local engine"):
         SparkEngine(spark, pd.DataFrame({"ts": [], "event": []}))
+
+
+def test_a_person_with_a_million_events_is_counted_exactly_and_reported(spark, tmp_path):
+    # one bot with 1M events (a, b, c over and over) among ordinary persons
+    n = 1_000_000
+    t0 = pd.Timestamp("2024-03-01")
+    bot = pd.DataFrame({
+        "person_id": "bot",
+        "ts": t0 + pd.to_timedelta(np.arange(n), unit="s"),
+        "event": np.array(["a", "b", "x", "c"])[np.arange(n) % 4],
+    })
+    rows = [(f"p{i}", i % 7, ev) for i in range(2_000) for ev in ("a", "b", "c")[: 1 + i % 3]]
+    others = pd.DataFrame(rows, columns=["person_id", "minutes", "event"])
+    others["ts"] = t0 + pd.to_timedelta(others.pop("minutes"), unit="min")
+    df = pd.concat([bot, others], ignore_index=True)
+    path = tmp_path / "heavy.parquet"
+    df.to_parquet(path, index=False)
+    engine = SparkEngine(spark, str(path), batch_rows=100_000)
+    heavy = engine.heavy_persons(min_events=500_000)
+    assert heavy.to_dict("records") == [{"person_id": "bot", "events": n}]
+    for order in ("ordered", "strict"):
+        remote = funnel(engine, ["a", "b", "c"], window="1h", order=order)
+        local = funnel(str(path), ["a", "b", "c"], window="1h", order=order)
+        pd.testing.assert_frame_equal(remote.steps, local.steps)
+        assert remote.steps["persons"].tolist()[0] == 2_001

@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from shopfunnel.funnel import funnel
-from shopfunnel.funnel_engine import FunnelPlan, LocalEngine, StepCondition, count_batch
-from shopfunnel.funnel_spark import _PartitionCounter, _schema
+from shopfunnel.funnel.api import funnel
+from shopfunnel.funnel.engine import FunnelPlan, LocalEngine, StepCondition, count_batch
+from shopfunnel.funnel.spark import _PartitionCounter, _schema
 from shopfunnel.sample import generate_sample
 
 STEPS = ("view_item", "add_to_cart", "begin_checkout", "purchase")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shopfunnel.gaps import store_gap, usual_gap_days
 from shopfunnel.model import Placement
+from shopfunnel.stages.gaps import store_gap, usual_gap_days
 
 
 def test_the_store_gap_is_the_80th_percentile_once_there_are_20_gaps():

@@ -13,9 +13,9 @@ from datetime import date, datetime
 import pytest
 
 from _synthetic import Sim, simulate
-from shopfunnel.incidents import IncidentSettings, find_incidents
-from shopfunnel.session_levels import SessionLevels
-from shopfunnel.store import Store
+from shopfunnel.diagnosis.incidents import IncidentSettings, find_incidents
+from shopfunnel.diagnosis.session_levels import SessionLevels
+from shopfunnel.store.store import Store
 
 
 def incidents_of(sim: Sim, settings: IncidentSettings | None = None):
@@ -109,7 +109,7 @@ GEN_EVENTS = 500_000
 
 @pytest.fixture(scope="module")
 def planted_diagnosis():
-    from shopfunnel.diagnose import diagnose
+    from shopfunnel.diagnosis.diagnose import diagnose
     from shopfunnel.sample import CheckoutFailure, PaymentOutage, TrafficSpike, generate_sample
 
     incidents = [CheckoutFailure("2024-02-10", 3, "mobile", "add_payment_info"),
@@ -171,7 +171,7 @@ def test_generator_store_without_incidents_has_none(seed):
 def test_windowed_sums_leave_out_the_guard_days():
     import numpy as np
 
-    from shopfunnel.incidents import _windowed
+    from shopfunnel.diagnosis.incidents import _windowed
 
     x = np.arange(1.0, 11.0)[None, :]  # days 0..9 hold 1..10
     w = _windowed(x, 2, 0)
@@ -183,7 +183,7 @@ def test_windowed_sums_leave_out_the_guard_days():
 def test_dispersion_is_one_for_poisson_noise_and_grows_with_extra_noise():
     import numpy as np
 
-    from shopfunnel.incidents import _robust_dispersion
+    from shopfunnel.diagnosis.incidents import _robust_dispersion
 
     rng = np.random.default_rng(0)
     mu = np.full((1, 400), 50.0)
@@ -195,7 +195,7 @@ def test_dispersion_is_one_for_poisson_noise_and_grows_with_extra_noise():
 
 
 def test_segments_are_nested_when_one_contains_the_other():
-    from shopfunnel.incidents import _nested
+    from shopfunnel.diagnosis.incidents import _nested
 
     assert _nested(("mobile", None, None), ("mobile", "email", None))
     assert _nested((None, None, None), ("desktop", None, "x"))

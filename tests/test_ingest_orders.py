@@ -12,7 +12,7 @@ from shopfunnel.cli import app
 from shopfunnel.errors import ConfigError, InputError, ValidationError
 from shopfunnel.ingest import FORMATS, read
 from shopfunnel.ingest.orders import read_orders, stage_orders
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 
 def write(tmp_path: Path, text: str, name: str = "orders.csv") -> Path:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from shopfunnel.diagnosis.playbook import STAGES, load_playbook
 from shopfunnel.errors import ConfigError
-from shopfunnel.playbook import STAGES, load_playbook
 
 
 def test_every_stage_has_the_seeds_tactics_each_with_a_why_and_triggers():

@@ -17,3 +17,26 @@ def test_every_public_name_is_importable() -> None:
 def test_every_error_derives_from_the_one_root() -> None:
     errors = [getattr(shopfunnel, n) for n in shopfunnel.__all__ if n.endswith("Error")]
     assert errors and all(issubclass(e, shopfunnel.ShopfunnelError) for e in errors)
+
+
+# The public API, written out: adding or removing a name is a decision, made here too.
+PUBLIC = ["BetaGeoModel", "CheckoutFailure", "ConfigError", "DiagnoseSettings", "Diagnosis", "FunnelResult", "GammaGammaModel", "IncidentSettings", "InputError", "LoadResult", "Model", "PaymentOutage", "Reject", "RetentionSummary", "ShopfunnelError", "SparkEngine", "Stage", "StagePlacement", "Step", "Store", "StoreError", "Tier", "TrafficSpike", "ValidationError", "WhatIf", "abandoned_carts", "activity_retention", "audience_persons", "build_report", "cdnow_orders", "cohort_matrix", "cohort_retention", "create_app", "customer_value", "diagnose", "export_audience", "find_incidents", "free_shipping", "funnel", "generate_sample", "holdout_check", "lapsed_customers", "load_benchmarks", "load_cdnow", "load_dataset", "load_model", "load_playbook", "local_spark_session", "orders_per_customer", "parse_tiers", "place_persons", "placement", "quantile_scores", "repeat_purchase_rate", "retention_summary", "rfm_group_summary", "rfm_table", "stage_flow", "stage_summary", "stage_transitions", "summary_from_orders", "tiered_discount", "time_between_orders", "time_between_orders_distribution", "write_report", "write_sample"]
+
+
+def test_the_public_api_is_exactly_this_list() -> None:
+    assert sorted(PUBLIC) == shopfunnel.__all__
+
+
+def test_the_lazy_table_and_the_type_checking_imports_name_the_same_modules() -> None:
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(shopfunnel))
+    typed = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            for imp in node.body:
+                typed.update({a.name: imp.module for a in imp.names})
+    lazy = dict(shopfunnel._EXPORTS)
+    assert typed == lazy
+    assert set(lazy) | {"Step", "funnel"} == set(shopfunnel.__all__)

@@ -8,7 +8,7 @@ import pytest
 from shopfunnel.report import make_report, render_page
 from shopfunnel.report import sections as S
 from shopfunnel.sample import generate_sample
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 from test_report import EVIL, NOT_INSTALLED, steps_frame
 
 pytestmark = pytest.mark.browser

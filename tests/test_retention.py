@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from shopfunnel import retention as ret
+from shopfunnel.customers import retention as ret
 
 
 def orders_of(*rows: tuple) -> pd.DataFrame:
@@ -108,7 +108,7 @@ def test_nobody_ordering_twice_gives_nan_gaps_not_an_error():
 
 
 def test_cohort_retention_from_a_store_matches_the_orders_table(store):
-    from shopfunnel.datasets import load_dataset
+    from shopfunnel.ingest.datasets import load_dataset
 
     load_dataset("cdnow", store, kind="sample")
     cohorts = ret.cohort_retention(store.table("orders"), period="month")
@@ -126,9 +126,9 @@ def test_bad_period_is_a_config_error():
 
 
 def test_zoned_times_are_read_as_utc_by_every_customer_analysis():
-    from shopfunnel.clv import summary_from_orders
-    from shopfunnel.rfm import rfm_table
-    from shopfunnel.winback import lapsed_customers
+    from shopfunnel.customers.clv import summary_from_orders
+    from shopfunnel.customers.rfm import rfm_table
+    from shopfunnel.customers.winback import lapsed_customers
 
     # 00:30 in Paris on Feb 1 is 23:30 UTC on Jan 31: the January cohort, the January day
     zoned = BOOK.assign(ts=BOOK["ts"].dt.tz_localize("UTC").dt.tz_convert("Europe/Paris"))

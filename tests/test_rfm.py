@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shopfunnel.rfm import GROUPS, quantile_scores, rfm_group, rfm_group_summary, rfm_table
+from shopfunnel.customers.rfm import (
+    GROUPS,
+    quantile_scores,
+    rfm_group,
+    rfm_group_summary,
+    rfm_table,
+)
 
 # The rules of docs/rfm.md as a grid: rows R = 5..1, columns FM = 1, 1.5, …, 5.
 _N, _P, _A, _C, _L = "new", "promising", "active", "champions", "loyal"

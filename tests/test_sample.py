@@ -9,8 +9,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shopfunnel import schema
-from shopfunnel.channels import channel_sql
 from shopfunnel.errors import ConfigError
 from shopfunnel.sample import (
     CheckoutFailure,
@@ -21,7 +19,9 @@ from shopfunnel.sample import (
     write_sample,
 )
 from shopfunnel.sample import model as m
-from shopfunnel.store import Store
+from shopfunnel.store import schema
+from shopfunnel.store.channels import channel_sql
+from shopfunnel.store.store import Store
 
 N = 300_000
 STEPS = m.STEPS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from conftest import log
-from shopfunnel.session_levels import SessionLevels
+from shopfunnel.diagnosis.session_levels import SessionLevels
 
 
 def test_a_session_that_bought_without_a_cart_event_counts_at_every_earlier_step(store):

@@ -22,7 +22,7 @@ from conftest import T0, log
 from shopfunnel.cli import app
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model, model_from_dict
-from shopfunnel.stages import (
+from shopfunnel.stages.placement import (
     persons,
     place_persons,
     placement,
@@ -30,7 +30,7 @@ from shopfunnel.stages import (
     stage_summary,
     stage_transitions,
 )
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 DAY = 24 * 60  # minutes
 
@@ -669,7 +669,7 @@ def test_stage_counts_agree_with_plain_sql_on_the_sample_store(tmp_path: Path) -
 
 
 def test_stage_counts_are_consistent_with_the_funnel(store) -> None:
-    from shopfunnel.funnel import funnel
+    from shopfunnel.funnel.api import funnel
 
     store.load(generated_log(20_000, seed=5))
     summary = stage_summary(store, lookback="3650d").set_index("stage")

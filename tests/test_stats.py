@@ -10,8 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from shopfunnel.errors import ConfigError
-from shopfunnel.stats import (
+from shopfunnel.diagnosis.stats import (
     benjamini_hochberg,
     binomial_lower_tail,
     fisher_exact_p,
@@ -24,6 +23,7 @@ from shopfunnel.stats import (
     wald_difference_interval,
     wilson_interval,
 )
+from shopfunnel.errors import ConfigError
 
 
 def test_wilson_interval_matches_newcombe_1998_example_81_of_263():

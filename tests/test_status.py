@@ -1,4 +1,4 @@
-"""Statuses from the store's own return behaviour (shopfunnel.status), on tiny logs built here.
+"""Statuses from the store's own return behaviour (shopfunnel.stages.status), on tiny logs built here.
 
 Every threshold below is worked out by hand from the return gaps the test plants (or with
 ``np.quantile`` over gaps the test generated itself), never read back from the code under
@@ -18,7 +18,7 @@ from conftest import T0, log
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Placement, model_from_dict
 from shopfunnel.stages import persons, place_persons, placement, stage_summary
-from shopfunnel.status import (
+from shopfunnel.stages.status import (
     NEVER,
     STATUSES,
     classify,

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import log
 from shopfunnel.errors import InputError, ValidationError
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 
 def test_loading_the_same_events_twice_adds_nothing(store: Store) -> None:

@@ -15,7 +15,7 @@ import pytest
 from conftest import log
 from shopfunnel.errors import ValidationError
 from shopfunnel.sample import generate_sample
-from shopfunnel.store import LoadResult, Store
+from shopfunnel.store.store import LoadResult, Store
 
 CSV_HEADER = "event_id,ts,event,anonymous_id,user_id,session_id,channel,value,items,properties\n"
 

@@ -18,10 +18,11 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from conftest import log
-from shopfunnel.funnel import Step, funnel
-from shopfunnel.funnel_engine import FunnelPlan, LocalEngine, timeline_fits
-from shopfunnel.store import Store
-from shopfunnel.timeline import DAY_US, is_current, period_starts
+from shopfunnel.funnel import engine as funnel_engine
+from shopfunnel.funnel.api import Step, funnel
+from shopfunnel.funnel.engine import FunnelPlan, LocalEngine, timeline_fits
+from shopfunnel.store.store import Store
+from shopfunnel.store.timeline import DAY_US, is_current, period_starts
 
 ALPHABET = ["a", "b", "c", "d", "x"]
 CHANNELS = ["email", "search", None]
@@ -201,7 +202,7 @@ def test_a_stale_timeline_on_disk_is_not_used(tmp_path) -> None:
 
 
 def test_chunks_cover_the_timeline_and_never_split_a_person(store: Store) -> None:
-    from shopfunnel.timeline import chunks
+    from shopfunnel.store.timeline import chunks
 
     store.load(log(*[(f"p{i % 7}", i, "a") for i in range(50)]))
     tl = LocalEngine(store).timeline()
@@ -229,7 +230,7 @@ def test_a_store_in_memory_keeps_its_timeline_in_memory(store: Store) -> None:
 @pytest.mark.parametrize("count_by", ["person", "session"])
 def test_sample_store_funnels_agree_on_both_paths(count_by, monkeypatch, tmp_path) -> None:
     # small chunks read from the saved files: persons are counted across many chunks
-    monkeypatch.setattr("shopfunnel.funnel_engine.TIMELINE_CHUNK_ROWS", 997)
+    monkeypatch.setattr(funnel_engine, "TIMELINE_CHUNK_ROWS", 997)
     from shopfunnel.sample import generate_sample
 
     store = Store(tmp_path / "s.duckdb")

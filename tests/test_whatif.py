@@ -8,8 +8,8 @@ import math
 import pandas as pd
 import pytest
 
+from shopfunnel.diagnosis.whatif import Tier, free_shipping, parse_tiers, tiered_discount
 from shopfunnel.errors import ConfigError
-from shopfunnel.whatif import Tier, free_shipping, parse_tiers, tiered_discount
 
 
 def orders(values, shipping=None) -> pd.DataFrame:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from shopfunnel.datasets import cdnow_orders
+from shopfunnel.customers.winback import lapsed_customers
 from shopfunnel.errors import ConfigError
-from shopfunnel.winback import lapsed_customers
+from shopfunnel.ingest.datasets import cdnow_orders
 
 
 def book(*rows: tuple) -> pd.DataFrame:
@@ -51,8 +51,8 @@ def test_a_smaller_multiplier_is_stricter_and_a_larger_one_forgives_more():
 
 def test_the_win_back_list_is_the_stage_models_lapsed_customers():
     from conftest import log
-    from shopfunnel.stages import place_persons
-    from shopfunnel.store import Store
+    from shopfunnel.stages.placement import place_persons
+    from shopfunnel.store.store import Store
 
     rows = []
     for i in range(30):  # 30 customers, gaps of 1..30 days, silent for 14..44 days

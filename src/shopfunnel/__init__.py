@@ -1,116 +1,192 @@
 """shopfunnel: see an online store's sales funnel and turn what it finds into action.
 
 Everything a notebook or script needs is importable from here; the rest may change.
+Names load on first use (PEP 562), so ``import shopfunnel`` and the command line start fast:
+the heavy libraries (pandas, numba, scipy, FastAPI, Plotly) load only with what needs them.
 """
 
-from shopfunnel.audiences import (
-    abandoned_carts,
-    export_audience,
-)
-from shopfunnel.benchmarks import (
-    load_benchmarks,
-)
-from shopfunnel.clv import (
-    BetaGeoModel,
-    GammaGammaModel,
-    customer_value,
-    holdout_check,
-    summary_from_orders,
-)
-from shopfunnel.datasets import (
-    cdnow_orders,
-    load_cdnow,
-    load_dataset,
-)
-from shopfunnel.diagnose import (
-    DiagnoseSettings,
-    Diagnosis,
-    audience_persons,
-    diagnose,
-)
-from shopfunnel.errors import (
-    ConfigError,
-    InputError,
-    Reject,
-    ShopfunnelError,
-    StoreError,
-    ValidationError,
-)
-from shopfunnel.funnel import (
-    Step,
-    funnel,
-)
-from shopfunnel.funnel_result import (
-    FunnelResult,
-)
-from shopfunnel.funnel_spark import (
-    SparkEngine,
-    local_spark_session,
-)
-from shopfunnel.incidents import (
-    IncidentSettings,
-    find_incidents,
-)
-from shopfunnel.model import (
-    Model,
-    Stage,
-    load_model,
-)
-from shopfunnel.playbook import (
-    load_playbook,
-)
-from shopfunnel.report import (
-    build_report,
-    write_report,
-)
-from shopfunnel.retention import (
-    RetentionSummary,
-    activity_retention,
-    cohort_matrix,
-    cohort_retention,
-    orders_per_customer,
-    repeat_purchase_rate,
-    retention_summary,
-    time_between_orders,
-    time_between_orders_distribution,
-)
-from shopfunnel.rfm import (
-    quantile_scores,
-    rfm_group_summary,
-    rfm_table,
-)
-from shopfunnel.sample import (
-    CheckoutFailure,
-    PaymentOutage,
-    TrafficSpike,
-    generate_sample,
-    write_sample,
-)
-from shopfunnel.server import (
-    create_app,
-)
-from shopfunnel.stages import (
-    StagePlacement,
-    place_persons,
-    placement,
-    stage_flow,
-    stage_summary,
-    stage_transitions,
-)
-from shopfunnel.store import (
-    LoadResult,
-    Store,
-)
-from shopfunnel.whatif import (
-    Tier,
-    WhatIf,
-    free_shipping,
-    parse_tiers,
-    tiered_discount,
-)
-from shopfunnel.winback import (
-    lapsed_customers,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "BetaGeoModel": "shopfunnel.customers.clv",
+    "CheckoutFailure": "shopfunnel.sample",
+    "ConfigError": "shopfunnel.errors",
+    "DiagnoseSettings": "shopfunnel.diagnosis.diagnose",
+    "Diagnosis": "shopfunnel.diagnosis.diagnose",
+    "FunnelResult": "shopfunnel.funnel.result",
+    "GammaGammaModel": "shopfunnel.customers.clv",
+    "IncidentSettings": "shopfunnel.diagnosis.incidents",
+    "InputError": "shopfunnel.errors",
+    "LoadResult": "shopfunnel.store.store",
+    "Model": "shopfunnel.model",
+    "PaymentOutage": "shopfunnel.sample",
+    "Reject": "shopfunnel.errors",
+    "RetentionSummary": "shopfunnel.customers.retention",
+    "ShopfunnelError": "shopfunnel.errors",
+    "SparkEngine": "shopfunnel.funnel.spark",
+    "Stage": "shopfunnel.model",
+    "StagePlacement": "shopfunnel.stages.placement",
+    "Store": "shopfunnel.store.store",
+    "StoreError": "shopfunnel.errors",
+    "Tier": "shopfunnel.diagnosis.whatif",
+    "TrafficSpike": "shopfunnel.sample",
+    "ValidationError": "shopfunnel.errors",
+    "WhatIf": "shopfunnel.diagnosis.whatif",
+    "abandoned_carts": "shopfunnel.audiences",
+    "activity_retention": "shopfunnel.customers.retention",
+    "audience_persons": "shopfunnel.diagnosis.diagnose",
+    "build_report": "shopfunnel.report",
+    "cdnow_orders": "shopfunnel.ingest.datasets",
+    "cohort_matrix": "shopfunnel.customers.retention",
+    "cohort_retention": "shopfunnel.customers.retention",
+    "create_app": "shopfunnel.server",
+    "customer_value": "shopfunnel.customers.clv",
+    "diagnose": "shopfunnel.diagnosis.diagnose",
+    "export_audience": "shopfunnel.audiences",
+    "find_incidents": "shopfunnel.diagnosis.incidents",
+    "free_shipping": "shopfunnel.diagnosis.whatif",
+    "generate_sample": "shopfunnel.sample",
+    "holdout_check": "shopfunnel.customers.clv",
+    "lapsed_customers": "shopfunnel.customers.winback",
+    "load_benchmarks": "shopfunnel.diagnosis.benchmarks",
+    "load_cdnow": "shopfunnel.ingest.datasets",
+    "load_dataset": "shopfunnel.ingest.datasets",
+    "load_model": "shopfunnel.model",
+    "load_playbook": "shopfunnel.diagnosis.playbook",
+    "local_spark_session": "shopfunnel.funnel.spark",
+    "orders_per_customer": "shopfunnel.customers.retention",
+    "parse_tiers": "shopfunnel.diagnosis.whatif",
+    "place_persons": "shopfunnel.stages.placement",
+    "placement": "shopfunnel.stages.placement",
+    "quantile_scores": "shopfunnel.customers.rfm",
+    "repeat_purchase_rate": "shopfunnel.customers.retention",
+    "retention_summary": "shopfunnel.customers.retention",
+    "rfm_group_summary": "shopfunnel.customers.rfm",
+    "rfm_table": "shopfunnel.customers.rfm",
+    "stage_flow": "shopfunnel.stages.placement",
+    "stage_summary": "shopfunnel.stages.placement",
+    "stage_transitions": "shopfunnel.stages.placement",
+    "summary_from_orders": "shopfunnel.customers.clv",
+    "tiered_discount": "shopfunnel.diagnosis.whatif",
+    "time_between_orders": "shopfunnel.customers.retention",
+    "time_between_orders_distribution": "shopfunnel.customers.retention",
+    "write_report": "shopfunnel.report",
+    "write_sample": "shopfunnel.sample",
+}
+
+# Eager on purpose: the package ``shopfunnel.funnel`` shares the function's name, and the
+# first import of a submodule binds the package over a lazily loaded function. Both are light.
+from shopfunnel.funnel.api import Step, funnel  # noqa: E402
+
+if TYPE_CHECKING:
+    from shopfunnel.audiences import (
+        abandoned_carts,
+        export_audience,
+    )
+    from shopfunnel.customers.clv import (
+        BetaGeoModel,
+        GammaGammaModel,
+        customer_value,
+        holdout_check,
+        summary_from_orders,
+    )
+    from shopfunnel.customers.retention import (
+        RetentionSummary,
+        activity_retention,
+        cohort_matrix,
+        cohort_retention,
+        orders_per_customer,
+        repeat_purchase_rate,
+        retention_summary,
+        time_between_orders,
+        time_between_orders_distribution,
+    )
+    from shopfunnel.customers.rfm import (
+        quantile_scores,
+        rfm_group_summary,
+        rfm_table,
+    )
+    from shopfunnel.customers.winback import (
+        lapsed_customers,
+    )
+    from shopfunnel.diagnosis.benchmarks import (
+        load_benchmarks,
+    )
+    from shopfunnel.diagnosis.diagnose import (
+        DiagnoseSettings,
+        Diagnosis,
+        audience_persons,
+        diagnose,
+    )
+    from shopfunnel.diagnosis.incidents import (
+        IncidentSettings,
+        find_incidents,
+    )
+    from shopfunnel.diagnosis.playbook import (
+        load_playbook,
+    )
+    from shopfunnel.diagnosis.whatif import (
+        Tier,
+        WhatIf,
+        free_shipping,
+        parse_tiers,
+        tiered_discount,
+    )
+    from shopfunnel.errors import (
+        ConfigError,
+        InputError,
+        Reject,
+        ShopfunnelError,
+        StoreError,
+        ValidationError,
+    )
+    from shopfunnel.funnel.result import (
+        FunnelResult,
+    )
+    from shopfunnel.funnel.spark import (
+        SparkEngine,
+        local_spark_session,
+    )
+    from shopfunnel.ingest.datasets import (
+        cdnow_orders,
+        load_cdnow,
+        load_dataset,
+    )
+    from shopfunnel.model import (
+        Model,
+        Stage,
+        load_model,
+    )
+    from shopfunnel.report import (
+        build_report,
+        write_report,
+    )
+    from shopfunnel.sample import (
+        CheckoutFailure,
+        PaymentOutage,
+        TrafficSpike,
+        generate_sample,
+        write_sample,
+    )
+    from shopfunnel.server import (
+        create_app,
+    )
+    from shopfunnel.stages.placement import (
+        StagePlacement,
+        place_persons,
+        placement,
+        stage_flow,
+        stage_summary,
+        stage_transitions,
+    )
+    from shopfunnel.store.store import (
+        LoadResult,
+        Store,
+    )
 
 __all__ = [
     "BetaGeoModel",
@@ -180,4 +256,16 @@ __all__ = [
     "write_report",
     "write_sample",
 ]
-__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shopfunnel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -26,7 +26,7 @@ import pandas as pd
 
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 Platform = Literal["csv", "meta", "google"]
 PLATFORMS: tuple[str, ...] = ("csv", "meta", "google")

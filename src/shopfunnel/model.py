@@ -126,8 +126,8 @@ def default_stages() -> list[Stage]:
 
 
 class Placement(BaseModel):
-    """How persons are placed in a stage and given a status (see :mod:`shopfunnel.stages`
-    and :mod:`shopfunnel.status`).
+    """How persons are placed in a stage and given a status (see :mod:`shopfunnel.stages.placement`
+    and :mod:`shopfunnel.stages.status`).
 
     Prospects (no order in the period) are *active*, *stalled* or *gone* by the time since
     their last visit, against the store's return gaps at their stage (``visit_gap``,

@@ -12,7 +12,7 @@ import pytest
 
 from shopfunnel.errors import InputError, ValidationError
 from shopfunnel.ingest import read
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 # 2024-03-15 14:30:05.123456 UTC in microseconds, and the session start in seconds.
 TS = 1710513005123456

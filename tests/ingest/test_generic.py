@@ -13,7 +13,7 @@ import pytest
 
 from shopfunnel.errors import ConfigError, InputError, ValidationError
 from shopfunnel.ingest import read
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 EVENTS = pd.DataFrame({
     "event_id": ["e1", "e2", "e3", "e4"],

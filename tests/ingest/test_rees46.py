@@ -10,7 +10,7 @@ import pytest
 
 from shopfunnel.errors import InputError, ValidationError
 from shopfunnel.ingest import read
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 HEADER = (
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from shopfunnel.cli import app
 from shopfunnel.server import auth
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 
 def test_keys_are_created_listed_and_revoked_and_stored_hashed(tmp_path):

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from server.kit import basic
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "crash-test-admin-password"

@@ -118,6 +118,28 @@ def test_the_json_funnel_matches_a_hand_count(live):
     assert huge.status_code == 422 and "3650d" in huge.text
 
 
+def test_the_funnel_api_and_page_take_filters_exclusions_optional_steps_and_open_entry(live):
+    live.send("/v1/batch", {"batch": _events()})
+    live.flush()
+
+    def counts(**params: str) -> list[int]:
+        r = live.client.get("/v1/funnel", params={"steps": "page_view,view_item,add_to_cart,purchase",
+                                                  **params}, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        return [s["persons"] for s in r.json()["steps"]]
+
+    assert counts(steps="page_view[anonymous_id=a1|a2],view_item") == [2, 2]
+    assert counts(open="true") == [6, 4, 2, 1]
+    assert counts(steps="page_view,add_to_cart,view_item,purchase", optional="2") == [6, 2, 4, 1]
+    assert counts(exclude="view_item:1-2", steps="page_view,add_to_cart") == [6, 0]
+    bad = live.client.get("/v1/funnel", params={"steps": "view_item[a=1"}, headers=ADMIN)
+    assert bad.status_code == 422 and "expected" in bad.text
+    login(live)
+    page = live.client.get("/funnel", params={"steps": "page_view,view_item", "exclude": "refund",
+                                              "optional": "", "open": "1"})
+    assert page.status_code == 200 and 'name="exclude"' in page.text and "checked" in page.text
+
+
 def test_password_guessing_is_slowed_to_about_one_try_a_second(live):
     for i in range(12):
         live.client.post("/login", data={"password": f"guess-{i}-xxxx"})

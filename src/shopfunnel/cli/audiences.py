@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from shopfunnel.audiences import PLATFORMS, abandoned_carts, export_audience
-from shopfunnel.cli.app import app
+from shopfunnel.cli.application import app
 from shopfunnel.cli.output import (
     DB_OPTION,
     FORMAT_OPTION,
@@ -18,7 +18,7 @@ from shopfunnel.cli.output import (
     friendly_errors,
 )
 from shopfunnel.errors import ConfigError
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 LISTS = ("abandoned-carts",)
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 import typer
 
-from shopfunnel.cli.app import app
+from shopfunnel.cli.application import app
 from shopfunnel.cli.output import (
     DB_OPTION,
     FORMAT_OPTION,
@@ -17,10 +17,11 @@ from shopfunnel.cli.output import (
     Format,
     emit,
     friendly_errors,
+    records,
     rich_table,
 )
 from shopfunnel.errors import ConfigError, InputError
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 
 class PeriodChoice(StrEnum):
@@ -52,12 +53,6 @@ def _orders(db: str) -> pd.DataFrame:
             "`shopfunnel load-dataset cdnow --db cdnow.duckdb`"
         )
     return orders
-
-
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    import json
-
-    return json.loads(df.to_json(orient="records", date_format="iso"))
 
 
 def _pct0(value: Any) -> str:
@@ -92,7 +87,7 @@ def retention(
 
     Definitions: docs/retention.md.
     """
-    from shopfunnel import retention as ret
+    from shopfunnel.customers import retention as ret
 
     with friendly_errors():
         orders = _orders(db)
@@ -121,7 +116,7 @@ def retention(
             (only,) = parts.values()
             emit(only if isinstance(only, pd.DataFrame) else pd.DataFrame([only]), format, out)
             return
-        data = {k: _records(v) if isinstance(v, pd.DataFrame) else v for k, v in parts.items()}
+        data = {k: records(v) if isinstance(v, pd.DataFrame) else v for k, v in parts.items()}
 
         def render() -> object:
             from rich.console import Group
@@ -178,7 +173,7 @@ def rfm(
     champions, loyal, active, new, promising, needs_attention, previously_loyal, at_risk,
     almost_lost, dormant, prospects. Rules: docs/rfm.md.
     """
-    from shopfunnel.rfm import rfm_group_summary, rfm_table
+    from shopfunnel.customers.rfm import rfm_group_summary, rfm_table
 
     with friendly_errors():
         orders = _orders(db)
@@ -223,7 +218,7 @@ def clv(
     --calibration-end before the last order, the orders after it check the model: predicted
     against actual purchases in that holdout period, by calibration frequency.
     """
-    from shopfunnel.clv import (
+    from shopfunnel.customers.clv import (
         BetaGeoModel,
         GammaGammaModel,
         customer_value,
@@ -269,8 +264,8 @@ def clv(
         last_day = pd.to_datetime(orders["ts"]).max().normalize()
         if calibration_end is not None and last_day > pd.Timestamp(calibration_end):
             holdout = holdout_check(orders, calibration_end=calibration_end)
-            models["holdout"] = _records(holdout)
-        data = {**models, "customers": _records(table)}
+            models["holdout"] = records(holdout)
+        data = {**models, "customers": records(table)}
 
         def render() -> object:
             from rich.console import Group
@@ -318,7 +313,7 @@ def winback(
     out: Annotated[Path | None, OUT_OPTION] = None,
 ) -> None:
     """Lapsed customers to win back, most valuable first (export with --format csv --out)."""
-    from shopfunnel.winback import lapsed_customers
+    from shopfunnel.customers.winback import lapsed_customers
 
     with friendly_errors():
         orders = _orders(db)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from shopfunnel.cli.app import app
+from shopfunnel.cli.application import app
 from shopfunnel.cli.output import (
     DB_OPTION,
     FORMAT_OPTION,
@@ -22,7 +22,7 @@ from shopfunnel.cli.output import (
 )
 from shopfunnel.errors import ConfigError
 from shopfunnel.ingest import FORMATS, read
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 
 def _parse_map(pairs: list[str]) -> dict[str, str]:
@@ -75,9 +75,12 @@ def ingest(
                     task = progress.add_task(f"{path.name}: reading", total=None)
                     options = {} if encoding is None else {"encoding": encoding}
                     staged = read(path, format=format, mapping=mapping or None, extra_columns=extra, **options)  # type: ignore[arg-type]
+                    def note(msg: str, t: Any = task, n: str = path.name) -> None:
+                        progress.update(t, description=f"{n}: {msg}")
+
                     result = store.load_staged(
                         staged, on_error=on_error,  # type: ignore[arg-type]
-                        progress=lambda msg, t=task, n=path.name: progress.update(t, description=f"{n}: {msg}"),
+                        progress=note,
                     )
                     progress.remove_task(task)
                     total_added += result.rows_added

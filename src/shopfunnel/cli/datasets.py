@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from shopfunnel.cli.app import app
+from shopfunnel.cli.application import app
 from shopfunnel.cli.output import DB_OPTION, console, friendly_errors
 
 
@@ -41,8 +41,8 @@ def load_dataset(
 
     Loading it twice adds nothing. Then try `shopfunnel clv --db DB`.
     """
-    from shopfunnel.datasets import load_dataset as load
-    from shopfunnel.store import Store
+    from shopfunnel.ingest.datasets import load_dataset as load
+    from shopfunnel.store.store import Store
 
     with friendly_errors(), Store(db) as store:
         result = load(name.value, store, kind=kind.value)  # type: ignore[arg-type]

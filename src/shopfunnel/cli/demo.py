@@ -13,11 +13,11 @@ from shopfunnel.cli import data as data_cmds
 from shopfunnel.cli import funnel as funnel_cmds
 from shopfunnel.cli import report as report_cmds
 from shopfunnel.cli import stages as stages_cmds
-from shopfunnel.cli.app import app
+from shopfunnel.cli.application import app
 from shopfunnel.cli.output import DB_OPTION, Format, console, friendly_errors
 from shopfunnel.cli.sample import sample as sample_command
 from shopfunnel.model import load_model
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 # The demo store has one planted incident, so the diagnosis has something real to find.
 DEMO_INCIDENT = "checkout-failure:2024-03-12:3:mobile"
@@ -66,8 +66,26 @@ def demo(
         stages_cmds.stages(db=db)
         console.print(Rule("5. the report, and what to fix first"))
         report_cmds.report(db=db, out=report)
+        me = invocation()
         console.print(
-            f"\nOpen {report} in a browser. Next: `shopfunnel diagnose --db {db}`, `shopfunnel funnel --db {db} --steps view_item,add_to_cart,purchase --by device`, "
-            f"`shopfunnel persons --db {db} --stage decision --status stalled`, "
-            "`shopfunnel --help` for everything."
+            f"\nOpen {report} in a browser. Next: `{me} diagnose --db {db}`, `{me} funnel --db {db} --steps view_item,add_to_cart,purchase --by device`, "
+            f"`{me} persons --db {db} --stage decision --status stalled`, "
+            f"`{me} --help` for everything."
         )
+
+
+def invocation() -> str:
+    """How to call shopfunnel again from here: ``shopfunnel`` when that name on PATH is this
+    program, else the path it was started by (``.venv/bin/shopfunnel`` after ``make demo``),
+    or ``python -m shopfunnel``."""
+    import os
+    import shutil
+    import sys
+
+    started = sys.argv[0]
+    if os.path.basename(started) != "shopfunnel":
+        return f"{os.path.relpath(sys.executable) if os.path.isabs(sys.executable) else sys.executable} -m shopfunnel"
+    found = shutil.which("shopfunnel")
+    if found and os.path.realpath(found) == os.path.realpath(started):
+        return "shopfunnel"
+    return os.path.relpath(started)

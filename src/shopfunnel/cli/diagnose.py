@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shopfunnel.cli.app import app
+from shopfunnel.cli.application import app
 from shopfunnel.cli.output import (
     DB_OPTION,
     FORMAT_OPTION,
@@ -18,7 +18,7 @@ from shopfunnel.cli.output import (
     rich_table,
 )
 from shopfunnel.errors import ConfigError
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 
 def _money(x: object) -> str:
@@ -46,7 +46,7 @@ def diagnose(
     with friendly_errors():
         if top < 1:
             raise ConfigError(f"--top {top} is not valid: give 1 or more")
-        from shopfunnel.diagnose import diagnose as run
+        from shopfunnel.diagnosis.diagnose import diagnose as run
         from shopfunnel.model import load_model
 
         loaded = load_model(model)  # ./shopfunnel.toml when there is one, else the defaults
@@ -108,7 +108,7 @@ def whatif(
     with friendly_errors():
         if (tiers is None) == (free_shipping is None):
             raise ConfigError("give exactly one of --tiers 100:5,300:10 or --free-shipping 75")
-        from shopfunnel import whatif as w
+        from shopfunnel.diagnosis import whatif as w
 
         with Store(db, read_only=True) as store:
             if tiers is not None:

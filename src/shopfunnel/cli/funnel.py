@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shopfunnel.cli.app import app
+from shopfunnel.cli.application import app
 from shopfunnel.cli.output import (
     DB_OPTION,
     FORMAT_OPTION,
@@ -25,7 +25,18 @@ from shopfunnel.errors import ConfigError
 
 BAR_WIDTH = 20
 STEPS_OPTION = typer.Option(
-    "--steps", help="Comma-separated event names, in order: view_item,add_to_cart,purchase.")
+    "--steps", help="Steps in order, comma-separated; filters in brackets: "
+    "'view_item[item_category=shoes|boots],add_to_cart,purchase' (quote keys or values with "
+    "commas: [\"utm campaign\"=\"spring, sale\"]).")
+EXCLUDE_OPTION = typer.Option(
+    "--exclude", help="An event that ends an attempt when it comes between the first and last "
+    "step (repeatable); EVENT:2-3 only between steps 2 and 3. E.g. --exclude remove_from_cart.")
+HOLD_OPTION = typer.Option(
+    "--hold", help="A property every step of an attempt must share: cart_id, item_id…")
+OPTIONAL_OPTION = typer.Option(
+    "--optional", help="A step number that may be skipped (repeatable; not the first or last).")
+OPEN_OPTION = typer.Option(
+    "--open", help="Open funnel: an attempt may start at any step (as GA4's open funnels).")
 WINDOW_OPTION = typer.Option(
     "--window", help="Time allowed from step 1 to the last step: 30m, 12h, 7d…")
 ORDER_OPTION = typer.Option(
@@ -42,6 +53,7 @@ DROPPED_OPTION = typer.Option(
 
 def _bar_table(result: object) -> object:
     from rich.console import Group
+    from rich.markup import escape
     from rich.table import Table
 
     steps = result.steps  # type: ignore[attr-defined]
@@ -57,10 +69,10 @@ def _bar_table(result: object) -> object:
         filled = round(BAR_WIDTH * persons / first) if first else 0
         bar = f"[cyan]{'█' * filled}[/][dim]{'░' * (BAR_WIDTH - filled)}[/]"
         drop = row["drop-off"]
-        table.add_row(str(row["step"]), str(row["name"]), bar, f"{persons:,}",
+        table.add_row(str(row["step"]), escape(str(row["name"])), bar, f"{persons:,}",
                       row["from start"], row["from previous"],
-                      f"[red]-{drop:,}[/]" if drop else "0", row["median time"])
-    parts: list[object] = [table]
+                      f"[red]{drop:,}[/]" if drop else "0", row["median time"])
+    parts: list[Any] = [table]
     if result.breakdown is not None:  # type: ignore[attr-defined]
         parts.append(rich_table(result.breakdown, title=f"by {result.by} "  # type: ignore[attr-defined]
                                 f"({result.attribution} touch)"))  # type: ignore[attr-defined]
@@ -80,6 +92,10 @@ def funnel_command(
     trend: Annotated[str | None, TREND_OPTION] = None,
     count_by: Annotated[str, COUNT_BY_OPTION] = "person",
     dropped: Annotated[int | None, DROPPED_OPTION] = None,
+    exclude: Annotated[list[str] | None, EXCLUDE_OPTION] = None,
+    hold: Annotated[str | None, HOLD_OPTION] = None,
+    optional: Annotated[list[int] | None, OPTIONAL_OPTION] = None,
+    open_entry: Annotated[bool, OPEN_OPTION] = False,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
 ) -> None:
@@ -87,17 +103,29 @@ def funnel_command(
 
     An attempt starts at any step-1 event; the window includes its end; events at the same
     instant are taken in step order. See docs/funnels.md for every definition.
+
+    Examples:
+
+    shopfunnel funnel --steps view_item,add_to_cart,begin_checkout,purchase --by device
+
+    shopfunnel funnel --steps 'view_item[item_category=shoes],add_to_cart,purchase' --exclude remove_from_cart --hold item_id
+
+    shopfunnel funnel --steps view_item,add_to_cart,begin_checkout,purchase --optional 3 --open --trend week
     """
-    from shopfunnel.funnel import funnel
-    from shopfunnel.store import Store
+    from shopfunnel.funnel.api import funnel
+    from shopfunnel.funnel.syntax import parse_exclusion, parse_steps
+    from shopfunnel.store.store import Store
 
     with friendly_errors():
-        names = [s.strip() for s in steps.split(",") if s.strip()]
-        if not names:
+        if not steps.strip():
             raise ConfigError("--steps is empty: give event names, e.g. --steps view_item,purchase")
+        step_list = parse_steps(steps)
+        exclusions = [parse_exclusion(e, len(step_list)) for e in exclude or []]
         with Store(db, read_only=True) as store, _timeline_note(store):
-            result = funnel(store, names, window=window, order=order, by=by,
-                            attribution=attribution, trend=trend, count_by=count_by)
+            result = funnel(store, step_list, window=window, order=order, by=by,
+                            attribution=attribution, trend=trend, count_by=count_by,
+                            exclusions=exclusions, hold=hold, optional_steps=optional or [],
+                            open_entry=open_entry)
             if dropped is not None:
                 persons = result.dropped(dropped)
                 fmt = Format.csv if format == Format.table and out is not None else format
@@ -115,7 +143,7 @@ def funnel_command(
 def _timeline_note(store: Any) -> Iterator[None]:
     """A spinner while a large store's timeline is (re)built: the first funnel after a
     load sorts the events once (docs/funnels.md)."""
-    from shopfunnel.timeline import is_current
+    from shopfunnel.store.timeline import is_current
 
     if is_current(store) or int(store.db.scalar("SELECT count(*) FROM events") or 0) < 1_000_000:
         yield

@@ -5,23 +5,36 @@ Every command that prints results takes ``--format table|json|csv`` and ``--out 
 
 from __future__ import annotations
 
-import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from shopfunnel.errors import ShopfunnelError
 
-console = Console()
+if TYPE_CHECKING:
+    import pandas as pd
+
+def _width() -> int | None:
+    """The terminal's width, or, when the output is a file or a pipe, wide enough that a
+    table is never cut (Rich's default there is 80 columns). ``COLUMNS`` wins."""
+    if os.environ.get("COLUMNS") or sys.stdout.isatty():
+        return None
+    return 200
+
+
+console = Console(width=_width())
 err_console = Console(stderr=True)
+TERMINAL_ROWS = 50  # rows of a long table shown on a terminal; --limit and --out give more
 
 
 class Format(StrEnum):
@@ -41,18 +54,38 @@ def _json_default(value: Any) -> Any:
         return value.isoformat()
     if hasattr(value, "item"):
         return value.item()
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return None
     return str(value)
 
 
+def is_frame(data: Any) -> bool:
+    """True for a pandas DataFrame (without importing pandas: no frame exists before it)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(data, pandas.DataFrame)
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready records of a frame: NaN becomes null, timestamps ISO text."""
+    return orjson.loads(df.to_json(orient="records", date_format="iso"))
+
+
 def to_json(data: Any) -> str:
-    """JSON text for a DataFrame (as a list of records), a dict or a list."""
-    if isinstance(data, pd.DataFrame):
-        data = json.loads(data.to_json(orient="records", date_format="iso"))
-    return json.dumps(data, indent=2, default=_json_default, allow_nan=False)
+    """JSON text (indented by 2) for a DataFrame (as a list of records), a dict or a list.
+
+    Frames are encoded by pandas' C writer and everything else by orjson: a per-customer
+    table of a million rows takes about a second, not a minute."""
+    if is_frame(data):
+        return data.to_json(orient="records", date_format="iso", indent=2)
+    return orjson.dumps(data, default=_json_default,
+                        option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+                        | orjson.OPT_NON_STR_KEYS).decode()
 
 
 def rich_table(df: pd.DataFrame, title: str | None = None, formats: dict[str, Callable[[Any], str]] | None = None) -> Table:
     """A Rich table of a DataFrame, numbers right-aligned."""
+    import pandas as pd
+
     formats = formats or {}
     table = Table(title=title, header_style="bold")
     for col in df.columns:
@@ -71,7 +104,7 @@ def rich_table(df: pd.DataFrame, title: str | None = None, formats: dict[str, Ca
                 cells.append(f"{value:,}")
             else:
                 cells.append(str(value))
-        table.add_row(*cells)
+        table.add_row(*(Text(c) for c in cells))  # data is text, never Rich markup
     return table
 
 
@@ -86,14 +119,22 @@ def emit(
     if fmt == Format.json:
         text = to_json(data)
     elif fmt == Format.csv:
-        frame = data if isinstance(data, pd.DataFrame) else pd.json_normalize(data)
+        import pandas as pd
+
+        frame: Any = data if is_frame(data) else pd.json_normalize(data)
         text = frame.to_csv(index=False)
     else:
         if out is not None:
-            text = data.to_string(index=False) if isinstance(data, pd.DataFrame) else to_json(data)
+            text = data.to_string(index=False) if is_frame(data) else to_json(data)  # type: ignore[union-attr]
         else:
+            if table is None and is_frame(data) and len(data) > TERMINAL_ROWS:
+                console.print(rich_table(data.head(TERMINAL_ROWS)))  # type: ignore[union-attr]
+                err_console.print(
+                    f"showing the first {TERMINAL_ROWS:,} of {len(data):,} rows: write them all "
+                    "with --out FILE (and --format csv or json)")
+                return
             renderable = table() if table is not None else (
-                rich_table(data) if isinstance(data, pd.DataFrame) else to_json(data)
+                rich_table(data) if is_frame(data) else to_json(data)
             )
             console.print(renderable)
             return

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from shopfunnel.cli.app import app
+from shopfunnel.cli.application import app
 from shopfunnel.cli.output import DB_OPTION, console, err_console, friendly_errors
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 
 @app.command()

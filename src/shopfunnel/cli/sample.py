@@ -15,7 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from shopfunnel.cli.app import app
+from shopfunnel.cli.application import app
 from shopfunnel.cli.output import console, friendly_errors
 from shopfunnel.sample import DEFAULT_DAYS, DEFAULT_START, parse_incident, write_sample
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from shopfunnel.cli.app import app
+from shopfunnel.cli.application import app
 from shopfunnel.cli.output import (
     DB_OPTION,
     FORMAT_OPTION,
@@ -32,7 +32,7 @@ def _admin_hash(db: str) -> str:
     """The admin password hash: from $SHOPFUNNEL_ADMIN_PASSWORD (stored hashed, replacing an
     older one), else the one stored by an earlier start, else asked for at the terminal."""
     from shopfunnel.server import auth
-    from shopfunnel.store import Store
+    from shopfunnel.store.store import Store
 
     password = os.environ.get(PASSWORD_ENV)
     with Store(db) as store:
@@ -103,7 +103,7 @@ def keys_create(
     """Create a write key and print it (only this once; the store keeps its hash).
     While the server runs, create keys with POST /v1/keys instead."""
     from shopfunnel.server import auth
-    from shopfunnel.store import Store
+    from shopfunnel.store.store import Store
 
     with friendly_errors(), Store(db) as store:
         key = auth.create_write_key(store.db, name)
@@ -118,7 +118,7 @@ def keys_list(
 ) -> None:
     """List write keys: their first characters, name, creation time and whether revoked."""
     from shopfunnel.server import auth
-    from shopfunnel.store import Store
+    from shopfunnel.store.store import Store
 
     with friendly_errors(), Store(db) as store:
         emit(auth.list_write_keys(store.db), format, out)
@@ -131,7 +131,7 @@ def keys_revoke(
 ) -> None:
     """Revoke a write key: the collector refuses it from the next start on."""
     from shopfunnel.server import auth
-    from shopfunnel.store import Store
+    from shopfunnel.store.store import Store
 
     with friendly_errors(), Store(db) as store:
         n = auth.revoke_write_key(store.db, prefix)

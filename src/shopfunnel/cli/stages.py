@@ -13,7 +13,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from shopfunnel.cli.app import app
+from shopfunnel.cli.application import app
 from shopfunnel.cli.output import (
     DB_OPTION,
     FORMAT_OPTION,
@@ -27,9 +27,9 @@ from shopfunnel.cli.output import (
 )
 from shopfunnel.durations import format_days
 from shopfunnel.model import Model, load_model
-from shopfunnel.stages import persons as select_persons
-from shopfunnel.stages import placement, stage_flow, stage_summary
-from shopfunnel.store import Store
+from shopfunnel.stages.placement import persons as select_persons
+from shopfunnel.stages.placement import placement, stage_flow, stage_summary
+from shopfunnel.store.store import Store
 
 MODEL_OPTION = typer.Option(
     "--model", help="The model file (default: ./shopfunnel.toml if present, else the defaults)."

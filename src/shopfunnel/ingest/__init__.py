@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from shopfunnel.errors import ConfigError
 from shopfunnel.ingest import ga4, generic, orders, rees46, segment
-from shopfunnel.store import Staged, to_arrow
+from shopfunnel.store.store import Staged, to_arrow
 
 Reader = Callable[..., Staged]
 

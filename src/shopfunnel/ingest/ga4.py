@@ -45,9 +45,9 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shopfunnel import schema
 from shopfunnel.errors import InputError, Reject
-from shopfunnel.store import LINE, Staged
+from shopfunnel.store import schema
+from shopfunnel.store.store import LINE, Staged
 
 # Timestamps outside these bounds (µs) are not GA4 microseconds: most often seconds or
 # milliseconds passed by mistake.

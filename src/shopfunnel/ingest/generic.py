@@ -25,10 +25,10 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from shopfunnel import schema
-from shopfunnel.db import quote_ident, quote_literal
 from shopfunnel.errors import InputError, Reject
-from shopfunnel.store import LINE, Staged
+from shopfunnel.store import schema
+from shopfunnel.store.db import quote_ident, quote_literal
+from shopfunnel.store.store import LINE, Staged
 
 Extra = Literal["error", "properties"]
 

@@ -56,7 +56,7 @@ import pyarrow.parquet as pq
 
 from shopfunnel.errors import ConfigError, InputError, Reject, ValidationError
 from shopfunnel.ingest.generic import _check_file, _first_line, with_lines
-from shopfunnel.store import Staged, to_arrow
+from shopfunnel.store.store import Staged, to_arrow
 
 #: Header names (normalised) tried for each field, in order.
 CANDIDATES: dict[str, tuple[str, ...]] = {

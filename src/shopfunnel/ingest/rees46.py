@@ -41,11 +41,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shopfunnel.db import Database, quote_ident, quote_literal
 from shopfunnel.errors import InputError, Reject
 from shopfunnel.ingest.generic import _check_file, csv_header, sniff, stream_csv
-from shopfunnel.schema import ITEM_SQL_TYPE
-from shopfunnel.store import LINE, Staged
+from shopfunnel.store.db import Database, quote_ident, quote_literal
+from shopfunnel.store.schema import ITEM_SQL_TYPE
+from shopfunnel.store.store import LINE, Staged
 
 EVENT_TYPES = {
     "view": "view_item",

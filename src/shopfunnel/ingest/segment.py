@@ -48,7 +48,7 @@ from urllib.parse import parse_qs, urlsplit
 import pyarrow as pa
 
 from shopfunnel.errors import InputError, Reject, ValidationError
-from shopfunnel.store import LINE, Staged
+from shopfunnel.store.store import LINE, Staged
 
 EVENT_NAMES: dict[str, str] = {
     "Products Searched": "search",
@@ -337,7 +337,7 @@ def to_canonical(message: Any, *, received_at: datetime | None = None,
 def messages_to_table(events: list[dict[str, Any]], lines: list[int]) -> pa.Table:
     """Canonical event dicts (as :func:`to_canonical` returns them) as an Arrow table
     with a ``__line`` column, ready for :class:`~shopfunnel.store.Staged`."""
-    from shopfunnel import schema
+    from shopfunnel.store import schema
 
     fields = [f if f.name != "ts" else pa.field("ts", pa.timestamp("us")) for f in schema.ARROW_SCHEMA]
     fields = [f if f.name != "value" else pa.field("value", pa.float64()) for f in fields]

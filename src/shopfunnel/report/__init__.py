@@ -17,7 +17,7 @@ from typing import Any
 from shopfunnel.report.blocks import Findings, Section
 from shopfunnel.report.build import Progress, ReportBuild, build_sections
 from shopfunnel.report.render import render_page, render_section
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 
 def _version() -> str:

@@ -18,7 +18,7 @@ import pandas as pd
 from shopfunnel.errors import ShopfunnelError
 from shopfunnel.report import sections as S
 from shopfunnel.report.blocks import Section, unavailable
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 Progress = Callable[[str], None]
 
@@ -102,7 +102,7 @@ def incident_spans(findings: pd.DataFrame | None) -> pd.DataFrame | None:
 
 # -- analyses ---------------------------------------------------------------------------
 def _diagnosis(ctx: Context) -> Section:
-    from shopfunnel.diagnose import diagnose
+    from shopfunnel.diagnosis.diagnose import diagnose
 
     result = diagnose(ctx.store, **_model_args(ctx))
     ctx.cache["findings"] = result.findings
@@ -129,7 +129,7 @@ def _funnel_args(ctx: Context) -> dict[str, Any]:
 
 def _funnel(ctx: Context) -> Any:
     """The default funnel with its breakdown by channel and weekly trend (one run)."""
-    from shopfunnel.funnel import funnel
+    from shopfunnel.funnel.api import funnel
 
     return ctx.once("funnel", lambda: funnel(ctx.store, **_funnel_args(ctx), by="channel", trend=TREND))
 
@@ -143,7 +143,7 @@ def _by_channel(ctx: Context) -> Section:
 
 
 def _by_device(ctx: Context) -> Section:
-    from shopfunnel.funnel import funnel
+    from shopfunnel.funnel.api import funnel
 
     return S.breakdown_section(funnel(ctx.store, **_funnel_args(ctx), by="device").breakdown, "device")
 
@@ -162,13 +162,13 @@ def _model_args(ctx: Context) -> dict[str, Any]:
 
 
 def _placement(ctx: Context) -> Any:
-    from shopfunnel.stages import placement
+    from shopfunnel.stages.placement import placement
 
     return ctx.once("placement", lambda: placement(ctx.store, **_model_args(ctx)))
 
 
 def _stage_summary(ctx: Context) -> pd.DataFrame:
-    from shopfunnel.stages import stage_summary
+    from shopfunnel.stages.placement import stage_summary
 
     return ctx.once("stage_summary", lambda: stage_summary(ctx.store, placed=_placement(ctx),
                                                            **_model_args(ctx)))
@@ -186,7 +186,7 @@ FLOW_DAYS = 30
 
 
 def _flow(ctx: Context) -> Section:
-    from shopfunnel.stages import stage_flow
+    from shopfunnel.stages.placement import stage_flow
 
     last = ctx.store.db.scalar("SELECT max(ts) FROM events")
     if last is None:
@@ -210,7 +210,7 @@ def cohort_period(orders: pd.DataFrame) -> str:
 
 
 def _cohorts(ctx: Context) -> Section:
-    from shopfunnel.retention import cohort_matrix, cohort_retention
+    from shopfunnel.customers.retention import cohort_matrix, cohort_retention
 
     orders = _orders(ctx)
     period = cohort_period(orders)
@@ -218,7 +218,7 @@ def _cohorts(ctx: Context) -> Section:
 
 
 def _rfm(ctx: Context) -> Section:
-    from shopfunnel.rfm import rfm_group_summary, rfm_table
+    from shopfunnel.customers.rfm import rfm_group_summary, rfm_table
 
     orders = _orders(ctx)
     if len(orders) == 0:
@@ -237,7 +237,7 @@ def nice_threshold(value: float) -> float:
 
 
 def _whatif(ctx: Context) -> Section:
-    from shopfunnel.whatif import Tier, free_shipping, tiered_discount
+    from shopfunnel.diagnosis.whatif import Tier, free_shipping, tiered_discount
 
     orders = _orders(ctx)
     if len(orders) == 0:
@@ -268,17 +268,13 @@ PLAN: list[tuple[str, str, Callable[[Context], Section]]] = [
 
 
 def default_model() -> Any:
-    """The model in ``./shopfunnel.toml``, or the defaults (None if the model module is absent)."""
-    try:
-        from shopfunnel.model import load_model
-    except ImportError:
-        return None
+    """The model in ``./shopfunnel.toml``, or the defaults."""
+    from shopfunnel.model import load_model
+
     return load_model()
 
 
 def _failure_note(exc: BaseException) -> str:
-    if isinstance(exc, ImportError):
-        return "This analysis is not available in this installation of shopfunnel."
     if isinstance(exc, ShopfunnelError):
         return f"Not enough data for this section: {exc}"
     return f"This section could not be computed ({type(exc).__name__}: {exc})."

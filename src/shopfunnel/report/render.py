@@ -20,7 +20,7 @@ import pandas as pd
 import plotly.io as pio
 from markupsafe import Markup
 
-from shopfunnel.report import fmt
+from shopfunnel import format as fmt
 from shopfunnel.report.blocks import Block, Chart, Findings, KeyFigures, Section, Table, Text
 from shopfunnel.report.charts import CONFIG
 

@@ -44,7 +44,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shopfunnel import schema
 from shopfunnel.errors import ConfigError
 from shopfunnel.sample.engine import iter_blocks, make_plan
 from shopfunnel.sample.incidents import (
@@ -55,6 +54,7 @@ from shopfunnel.sample.incidents import (
     TrafficSpike,
     parse_incident,
 )
+from shopfunnel.store import schema
 
 DEFAULT_START = "2024-01-01"
 DEFAULT_DAYS = 120
@@ -76,7 +76,7 @@ def generate_sample(
     days: int = DEFAULT_DAYS,
     incidents: Sequence[Incident] = (),
 ) -> pa.Table:
-    """Exactly ``n_events`` canonical events (schema :data:`shopfunnel.schema.ARROW_SCHEMA`)
+    """Exactly ``n_events`` canonical events (schema :data:`shopfunnel.store.schema.ARROW_SCHEMA`)
     of a simulated store open from ``start`` (midnight UTC) for ``days`` days.
 
     The same arguments give the same table; a smaller ``n_events`` gives a prefix (by

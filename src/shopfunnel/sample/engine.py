@@ -21,7 +21,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shopfunnel import schema
 from shopfunnel.errors import ConfigError
 from shopfunnel.sample import model as m
 from shopfunnel.sample.catalogue import catalogue, page_offsets
@@ -48,6 +47,7 @@ from shopfunnel.sample.events import (
 )
 from shopfunnel.sample.plan import Plan, make_plan
 from shopfunnel.sample.sessions import simulate_sessions
+from shopfunnel.store import schema
 
 __all__ = ["iter_blocks", "make_plan", "simulate_block"]
 

@@ -78,7 +78,7 @@ CHANNEL_EFFECT = np.array(
 )
 
 # Traffic sources per channel: (utm_source, utm_medium, utm_campaign, referrer, weight).
-# Each combination is classified to its channel by shopfunnel.channels (tested).
+# Each combination is classified to its channel by shopfunnel.store.channels (tested).
 SOURCES: dict[str, tuple[tuple[str | None, str | None, str | None, str | None, float], ...]] = {
     "organic search": (
         (None, None, None, "https://www.google.com/", 0.85),

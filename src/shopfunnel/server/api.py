@@ -112,11 +112,23 @@ By = Annotated[Literal[queries.BREAKDOWNS] | None, Query(description="breakdown 
 
 @router.get("/funnel", openapi_extra=ADMIN)
 def funnel(request: Request,
-           steps: Annotated[str, Query(min_length=1, max_length=2000, description="event names, comma-separated")],
+           steps: Annotated[str, Query(min_length=1, max_length=2000, description=(
+               "steps, comma-separated, filters in brackets: "
+               "view_item[item_category=shoes|boots],add_to_cart,purchase"))],
            window: Annotated[str, Query(max_length=20)] = "7d", order: Order = "ordered", by: By = None,
-           count_by: Annotated[Literal["person", "session"], Query()] = "person") -> dict[str, Any]:
-    """A funnel over the store (see shopfunnel.funnel for every number's definition)."""
-    result = read(request, queries.funnel, steps, window=window, order=order, by=by, count_by=count_by)
+           count_by: Annotated[Literal["person", "session"], Query()] = "person",
+           exclude: Annotated[str, Query(max_length=2000, description=(
+               "excluded events separated by ';', each EVENT[filters] or EVENT:FROM-TO"))] = "",
+           hold: Annotated[str | None, Query(max_length=200, description=(
+               "a property every step of an attempt shares (cart_id, item_id)"))] = None,
+           optional: Annotated[str, Query(max_length=200, description=(
+               "step numbers that may be skipped, comma-separated"))] = "",
+           open_entry: Annotated[bool, Query(alias="open", description=(
+               "an attempt may start at any step"))] = False) -> dict[str, Any]:
+    """A funnel over the store (see shopfunnel.funnel.api for every number's definition)."""
+    result = read(request, queries.funnel, steps, window=window, order=order, by=by,
+                  count_by=count_by, exclude=exclude, hold=hold, optional=optional,
+                  open_entry=open_entry)
     return clean(result.to_dict())
 
 
@@ -165,5 +177,5 @@ def rfm_groups(request: Request) -> dict[str, Any]:
 @router.get("/diagnosis", openapi_extra=ADMIN)
 def diagnosis(request: Request) -> dict[str, Any]:
     """Findings ranked by revenue at stake, the tables behind them, and notes on what
-    could not be measured (see shopfunnel.diagnose)."""
+    could not be measured (see shopfunnel.diagnosis.diagnose)."""
     return clean(read(request, queries.diagnosis).to_dict())

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from shopfunnel.db import Database
 from shopfunnel.errors import ConfigError
+from shopfunnel.store.db import Database
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 KEY_PREFIX = "sfk_"

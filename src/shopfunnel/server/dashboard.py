@@ -212,7 +212,8 @@ def _sankey(flow: pd.DataFrame, start: str, end: str) -> dict[str, Any]:
 
 @router.get("/funnel")
 def funnel_page(request: Request, steps: str | None = None, window: str = "7d", order: str = "ordered",
-                by: str = "", count_by: str = "person") -> Response:
+                by: str = "", count_by: str = "person", exclude: str = "", hold: str = "",
+                optional: str = "", open: str = "") -> Response:
     if not is_admin(request):
         return to_login()
     from shopfunnel.model import load_model
@@ -220,12 +221,14 @@ def funnel_page(request: Request, steps: str | None = None, window: str = "7d", 
     if steps is None:
         model = load_model()
         steps, window = ",".join(model.funnel.steps), str(model.funnel.window)
-    form = {"steps": steps, "window": window, "order": order, "by": by, "count_by": count_by}
+    form = {"steps": steps, "window": window, "order": order, "by": by, "count_by": count_by,
+            "exclude": exclude, "hold": hold, "optional": optional, "open": bool(open)}
     context: dict[str, Any] = {"title": "Funnel", "form": form, "breakdowns": queries.BREAKDOWNS,
                                "steps": None, "charts": True}
     try:
         result = read(request, queries.funnel, steps, window=window, order=order, by=by or None,
-                      count_by=count_by)
+                      count_by=count_by, exclude=exclude, hold=hold or None, optional=optional,
+                      open_entry=bool(open))
     except ShopfunnelError as exc:
         return render(request, "funnel.html", status=422, error=str(exc), **context)
     table = result.steps

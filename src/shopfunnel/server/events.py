@@ -2,8 +2,8 @@
 
 The collector must answer each event with accepted or rejected (and why) before it
 acknowledges a batch, so the checks the store runs in bulk on a load
-(:mod:`shopfunnel.store`) are mirrored here for one JSON object, from the same
-declaration (:data:`shopfunnel.schema.COLUMNS`): unknown fields are refused, ``ts`` and
+(:mod:`shopfunnel.store.store`) are mirrored here for one JSON object, from the same
+declaration (:data:`shopfunnel.store.schema.COLUMNS`): unknown fields are refused, ``ts`` and
 ``event`` are required, one of ``anonymous_id`` / ``user_id`` is required, each value
 must be readable as its column's type. The store validates the rows again when the
 background writer loads them, so a gap between the two can only drop a row with a
@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from shopfunnel import schema
 from shopfunnel.ingest.segment import MessageError, parse_timestamp, to_canonical
+from shopfunnel.store import schema
 
 ITEM_FIELDS = schema.ITEM_FIELDS
 MAX_TEXT = 8192

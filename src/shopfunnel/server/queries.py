@@ -13,7 +13,7 @@ import pandas as pd
 
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 MAX_LIMIT = 10_000
 
@@ -51,19 +51,14 @@ MAX_WINDOW_SECONDS = 3650 * 86400
 BREAKDOWNS = ("channel", "device", "country", "utm_source", "utm_medium", "utm_campaign")
 
 
-def parse_steps(steps: str) -> list[str]:
-    """``"page_view, view_item,purchase"`` → the list of step event names."""
-    out = [s.strip() for s in steps.split(",") if s.strip()]
-    if not out:
-        raise ConfigError("steps is empty: give event names separated by commas, e.g. "
-                          "page_view,view_item,add_to_cart,purchase")
-    return out
-
-
 def funnel(store: Store, steps: str, *, window: str = "7d", order: str = "ordered",
-           by: str | None = None, count_by: str = "person") -> Any:
-    """:func:`shopfunnel.funnel.funnel` over the store (a ``FunnelResult``)."""
-    from shopfunnel.funnel import funnel as count_funnel
+           by: str | None = None, count_by: str = "person", exclude: str = "",
+           hold: str | None = None, optional: str = "", open_entry: bool = False) -> Any:
+    """:func:`shopfunnel.funnel.funnel` over the store (a ``FunnelResult``), from the texts
+    of a form or query string: ``steps`` in :mod:`shopfunnel.funnel.syntax`, ``exclude``
+    exclusions separated by ``;``, ``optional`` step numbers separated by commas."""
+    from shopfunnel.funnel.api import funnel as count_funnel
+    from shopfunnel.funnel.syntax import parse_exclusion, parse_steps
 
     seconds = parse_duration_seconds(window)
     if not 0 < seconds <= MAX_WINDOW_SECONDS:
@@ -71,18 +66,28 @@ def funnel(store: Store, steps: str, *, window: str = "7d", order: str = "ordere
                           "3650d, e.g. 30m, 7d")
     if by is not None and by not in BREAKDOWNS:
         raise ConfigError(f"by={by!r} is not offered here: use one of {', '.join(BREAKDOWNS)}")
+    if not steps.strip():
+        raise ConfigError("steps is empty: give event names separated by commas, e.g. "
+                          "page_view,view_item,add_to_cart,purchase")
+    step_list = parse_steps(steps)
+    exclusions = [parse_exclusion(e, len(step_list)) for e in exclude.split(";") if e.strip()]
+    try:
+        optional_steps = [int(k) for k in optional.split(",") if k.strip()]
+    except ValueError:
+        raise ConfigError(f"optional={optional!r}: give step numbers separated by commas, e.g. 2,3") from None
     # a live store changes with every batch the collector writes: use the timeline when
     # it is current, and never make a request wait for it to be rebuilt (ADR 0021)
-    from shopfunnel.funnel_engine import LocalEngine
-    from shopfunnel.timeline import is_current
+    from shopfunnel.funnel.engine import LocalEngine
+    from shopfunnel.store.timeline import is_current
 
     engine = LocalEngine(store, timeline=is_current(store))
-    return count_funnel(store, parse_steps(steps), window=window, order=order, by=by,
-                        count_by=count_by, engine=engine)
+    return count_funnel(engine, step_list, window=window, order=order, by=by,
+                        count_by=count_by, exclusions=exclusions, hold=hold or None,
+                        optional_steps=optional_steps, open_entry=open_entry)
 
 
 def stage_summary(store: Store) -> pd.DataFrame:
-    from shopfunnel.stages import stage_summary as summary
+    from shopfunnel.stages.placement import stage_summary as summary
 
     return summary(store)
 
@@ -98,13 +103,13 @@ def stage_overview(store: Store) -> dict[str, Any]:
 
 
 def stage_persons(store: Store, stage: str | None = None, status: str | None = None) -> pd.DataFrame:
-    from shopfunnel.stages import persons as placed
+    from shopfunnel.stages.placement import persons as placed
 
     return placed(store, stage, status)
 
 
 def stage_flow(store: Store, start: str, end: str) -> pd.DataFrame:
-    from shopfunnel.stages import stage_flow as flow
+    from shopfunnel.stages.placement import stage_flow as flow
 
     return flow(store, start, end).reset_index()
 
@@ -112,7 +117,7 @@ def stage_flow(store: Store, start: str, end: str) -> pd.DataFrame:
 def retention(store: Store, period: str = "month") -> dict[str, Any]:
     """Store-wide retention figures and the cohort matrix (share of each first-order
     cohort ordering again k periods later)."""
-    from shopfunnel.retention import cohort_matrix, cohort_retention, retention_summary
+    from shopfunnel.customers.retention import cohort_matrix, cohort_retention, retention_summary
 
     if period not in ("month", "week"):
         raise ConfigError(f"period={period!r} is not valid: use month or week")
@@ -126,7 +131,7 @@ def retention(store: Store, period: str = "month") -> dict[str, Any]:
 
 
 def rfm(store: Store) -> pd.DataFrame:
-    from shopfunnel.rfm import rfm_table
+    from shopfunnel.customers.rfm import rfm_table
 
     orders = store.table("orders")
     if orders.empty:
@@ -135,7 +140,7 @@ def rfm(store: Store) -> pd.DataFrame:
 
 
 def rfm_groups(store: Store) -> pd.DataFrame:
-    from shopfunnel.rfm import rfm_group_summary
+    from shopfunnel.customers.rfm import rfm_group_summary
 
     table = rfm(store)
     if table.empty:
@@ -144,7 +149,7 @@ def rfm_groups(store: Store) -> pd.DataFrame:
 
 
 def diagnosis(store: Store) -> Any:
-    """:func:`shopfunnel.diagnose.diagnose` over the store (a ``Diagnosis``)."""
-    from shopfunnel.diagnose import diagnose
+    """:func:`shopfunnel.diagnosis.diagnose.diagnose` over the store (a ``Diagnosis``)."""
+    from shopfunnel.diagnosis.diagnose import diagnose
 
     return diagnose(store)

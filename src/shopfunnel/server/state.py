@@ -14,7 +14,7 @@ from shopfunnel.server import auth
 from shopfunnel.server.limits import RateLimiter
 from shopfunnel.server.spool import Spool
 from shopfunnel.server.writer import Writer
-from shopfunnel.store import Store
+from shopfunnel.store.store import Store
 
 log = logging.getLogger("shopfunnel.server")
 

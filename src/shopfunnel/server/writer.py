@@ -26,9 +26,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from shopfunnel import schema
 from shopfunnel.server.spool import Chunk, Spool
-from shopfunnel.store import LINE, Staged, Store
+from shopfunnel.store import schema
+from shopfunnel.store.store import LINE, Staged, Store
 
 log = logging.getLogger("shopfunnel.server")
 

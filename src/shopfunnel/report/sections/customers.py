@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from shopfunnel.report import fmt
+from shopfunnel import format as fmt
 from shopfunnel.report.blocks import (
     Chart,
     Figure,
@@ -27,7 +27,7 @@ def cohort_section(matrix: pd.DataFrame | None, *, period: str = "month") -> Sec
     """Cohort heatmap: of the customers whose first order fell in a period, the share who
     ordered again k periods later.
 
-    ``matrix`` is :func:`shopfunnel.retention.cohort_matrix`: ``cohort``, ``cohort_size``,
+    ``matrix`` is :func:`shopfunnel.customers.retention.cohort_matrix`: ``cohort``, ``cohort_size``,
     then one column per period offset (``"0"``, ``"1"``, …) holding the rate.
     """
     sid, title = "cohorts", "Do customers come back?"
@@ -60,7 +60,7 @@ def cohort_section(matrix: pd.DataFrame | None, *, period: str = "month") -> Sec
 def rfm_section(groups: pd.DataFrame | None, *, currency: str = "") -> Section:
     """Customers by RFM group (recency, frequency, monetary): how many, and their revenue.
 
-    ``groups`` is :func:`shopfunnel.rfm.rfm_group_summary` (group, customers, share,
+    ``groups`` is :func:`shopfunnel.customers.rfm.rfm_group_summary` (group, customers, share,
     revenue, revenue_share, median_recency_days, mean_frequency).
     """
     sid, title = "rfm", "Customer groups (RFM)"
@@ -91,7 +91,7 @@ def whatif_section(policies: Sequence[Any], *, currency: str = "") -> Section:
     """Offers replayed on past orders: who would have got them, what they would have cost, and
     how much more the store must sell to pay for them.
 
-    ``policies`` are :class:`shopfunnel.whatif.WhatIf` results (``policy``, ``summary``
+    ``policies`` are :class:`shopfunnel.diagnosis.whatif.WhatIf` results (``policy``, ``summary``
     dict, ``tiers`` DataFrame, ``notes``).
     """
     sid, title = "whatif", "What would an offer cost?"

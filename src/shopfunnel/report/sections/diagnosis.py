@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from shopfunnel.report import fmt
+from shopfunnel import format as fmt
 from shopfunnel.report.blocks import (
     Finding,
     Findings,
@@ -130,7 +130,7 @@ def diagnosis_section(
 ) -> Section:
     """The diagnosis, most valuable fix first: the ``top`` findings as cards, all in a table.
 
-    ``findings`` has the columns of :func:`shopfunnel.diagnose.diagnose`'s ``.findings``
+    ``findings`` has the columns of :func:`shopfunnel.diagnosis.diagnose.diagnose`'s ``.findings``
     (rank, kind, stage, step, segment, metric, value, reference, gap, p_value,
     revenue_at_stake, evidence, tactics, audience, and optionally title, start, end);
     missing columns read as blank. ``period`` says which dates were diagnosed; ``notes``

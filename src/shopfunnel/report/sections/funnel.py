@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from shopfunnel.report import fmt
+from shopfunnel import format as fmt
 from shopfunnel.report.blocks import (
     Chart,
     Section,

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from plotly.subplots import make_subplots
 
-from shopfunnel.report import fmt
+from shopfunnel import format as fmt
 from shopfunnel.report.blocks import (
     Chart,
     Figure,

@@ -1,0 +1,163 @@
+"""Every command as a user runs it: whole process, warm store, with peak memory.
+
+    PYTHONPATH=src python benchmarks/commands_bench.py 1m 10m [100m] [--runs 3] [--label after]
+        [--commands funnel,stages,...]
+
+For each size it builds (or reuses, from ``benchmarks/data/``, git-ignored) a sample store:
+``shopfunnel sample --events N --seed 1`` into Parquet, ``shopfunnel ingest`` into a DuckDB
+file, and one funnel to build the sorted timeline (so every timing is on a warm store).
+Then it runs each command ``--runs`` times as its own process (``python -m shopfunnel ...``)
+and reports the median and range of wall time and the peak RSS of the process (from
+``wait4``). Beside them, for reference on the same data and in the same run:
+
+* ``import``: ``python -c "import shopfunnel"`` (what every call pays at least);
+* ``help``: ``shopfunnel --help``;
+* ``chdb``: ClickHouse's ``windowFunnel`` through chDB over the Parquet file, whole process,
+  the same 5 steps and 7-day window as ``funnel`` (by ``anonymous_id``: the raw file has no
+  stitched persons, so its counts differ slightly from the store's; the work is the same).
+
+Writes ``benchmarks/results/commands.md`` (keeping earlier sections with other labels, so a
+"before" and an "after" table can sit side by side) — ``benchmarks/run.py --collect`` puts it
+in ``RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from machine import cpu_name, ram_gib  # benchmarks/machine.py, beside this script
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = HERE / "data"
+SIZES = {"1m": 1_000_000, "10m": 10_000_000, "100m": 100_000_000}
+STEPS = "view_item,add_to_cart,begin_checkout,add_payment_info,purchase"
+PY = sys.executable
+SF = [PY, "-m", "shopfunnel"]
+
+
+def commands(db: Path, parquet: Path, out: Path) -> dict[str, list[str]]:
+    d = ["--db", str(db)]
+    chdb_sql = (
+        "import chdb; print(chdb.query(\"SELECT level, count() FROM (SELECT anonymous_id, "
+        "windowFunnel(604800000000)(toUInt64(toUnixTimestamp64Micro(ts)), " +
+        ", ".join(f"event = '{s}'" for s in STEPS.split(",")) +
+        f") AS level FROM file('{parquet}', Parquet) GROUP BY anonymous_id) GROUP BY level\", 'CSV'))"
+    )
+    return {
+        "import": [PY, "-c", "import shopfunnel"],
+        "help": [*SF, "--help"],
+        "funnel": [*SF, "funnel", *d, "--steps", STEPS, "--format", "json"],
+        "funnel --by channel": [*SF, "funnel", *d, "--steps", STEPS, "--by", "channel", "--format", "json"],
+        "chdb windowFunnel": [PY, "-c", chdb_sql],
+        "info": [*SF, "info", *d],
+        "stages": [*SF, "stages", *d],
+        "retention": [*SF, "retention", *d],
+        "rfm --format json": [*SF, "rfm", *d, "--format", "json", "--out", str(out / "rfm.json")],
+        "diagnose": [*SF, "diagnose", *d],
+        "report": [*SF, "report", *d, "-o", str(out / "report.html")],
+    }
+
+
+def build(size: str) -> tuple[Path, Path]:
+    DATA.mkdir(parents=True, exist_ok=True)
+    parquet = DATA / f"sample_{size}.parquet"
+    db = DATA / f"store_{size}.duckdb"
+    if not parquet.exists():
+        subprocess.run([*SF, "sample", "--events", str(SIZES[size]), "--seed", "1", "--out", str(parquet)],
+                       check=True, stdout=subprocess.DEVNULL)
+    if not db.exists():
+        subprocess.run([*SF, "ingest", str(parquet), "--db", str(db)], check=True,
+                       stdout=subprocess.DEVNULL)
+    # warm: the first funnel builds the sorted timeline beside the store
+    subprocess.run([*SF, "funnel", "--db", str(db), "--steps", STEPS, "--format", "json"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return db, parquet
+
+
+def timed(argv: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS in MiB, exit code of one whole process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        err = proc.stderr.read().decode(errors="replace")[-400:] if proc.stderr else ""
+        print(f"  failed ({proc.returncode}): {' '.join(argv[:6])}…\n{err}", file=sys.stderr)
+    return wall, usage.ru_maxrss / 1024, proc.returncode
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("sizes", nargs="+", choices=list(SIZES))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--label", default="now", help="a name for this table (before, after, …)")
+    ap.add_argument("--commands", default="", help="comma-separated subset of the commands")
+    args = ap.parse_args()
+    env_note = f"load average before: {os.getloadavg()[0]:.2f}"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    rows = []
+    for size in args.sizes:
+        db, parquet = build(size)
+        out = DATA / f"out_{size}"
+        out.mkdir(exist_ok=True)
+        wanted = [c.strip() for c in args.commands.split(",") if c.strip()]
+        for name, argv in commands(db, parquet, out).items():
+            if wanted and name not in wanted:
+                continue
+            walls, peaks, failed = [], [], False
+            for _ in range(args.runs):
+                wall, peak, code = timed(argv)
+                failed |= code != 0
+                walls.append(wall)
+                peaks.append(peak)
+            med = statistics.median(walls)
+            rows.append((size, name, med, min(walls), max(walls), max(peaks), failed))
+            print(f"{size:>5} {name:<22} {med:7.2f} s ({min(walls):.2f}–{max(walls):.2f})"
+                  f" {max(peaks):8.0f} MiB{'  FAILED' if failed else ''}", flush=True)
+    write(rows, args, commit, env_note)
+
+
+def write(rows: list[tuple], args: argparse.Namespace, commit: str, env_note: str) -> None:
+    path = HERE / "results" / "commands.md"
+    head = "# Every command, whole process, warm store\n"
+    sections: dict[str, str] = {}
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        for block in text.split("\n### ")[1:]:
+            title, _, body = block.partition("\n")
+            sections[title.strip()] = body.strip()
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
+    lines = [
+        f"{when} UTC, commit {commit}; {cpu_name()}, {os.cpu_count()} cores, {ram_gib():.0f} GiB; "
+        f"Python {sys.version.split()[0]}; {env_note}.",
+        f"`PYTHONPATH=src python benchmarks/commands_bench.py {' '.join(args.sizes)} --runs {args.runs}"
+        f" --label {args.label}`",
+        "",
+        "| events | command | median s | range s | peak RSS MiB |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for size, name, med, lo, hi, peak, failed in rows:
+        lines.append(f"| {size} | `{name}` | {med:.2f}{' (failed)' if failed else ''} | "
+                     f"{lo:.2f}–{hi:.2f} | {peak:,.0f} |")
+    sections[args.label] = "\n".join(lines)
+    body = [head, "The sample store (`shopfunnel sample --seed 1`), loaded, its timeline built; each "
+            "command run as its own process (`python -m shopfunnel …`); peak RSS of that process. "
+            "`chdb windowFunnel` is the same 5-step, 7-day funnel through chDB over the Parquet file.", ""]
+    for title, text in sections.items():
+        body += [f"### {title}", "", text, ""]
+    path.write_text("\n".join(body), encoding="utf-8")
+    print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""Diagnose a store: find the weakest stage and why, rank the gaps by money, say what to do.
+
+:func:`diagnose` runs every analysis over one table of sessions
+(:class:`shopfunnel.diagnosis.session_levels.SessionLevels`) and collects their findings:
+
+- ``benchmark``: the store against published rates (:mod:`shopfunnel.diagnosis.benchmarks`);
+- ``period_change`` / ``traffic_change``: the last weeks against the weeks before
+  (:func:`shopfunnel.diagnosis.baselines.period_over_period`);
+- ``retention``: the share of repeat orders, the last weeks against the weeks before
+  (:func:`shopfunnel.diagnosis.baselines.repeat_purchases`);
+- ``segment_gap``: a device, channel, campaign or country that converts worse at a step
+  than the rest (:func:`shopfunnel.diagnosis.baselines.segment_gaps`);
+- ``incident`` / ``traffic_spike``: a sudden drop or a spike that does not convert,
+  located in time and segment (:mod:`shopfunnel.diagnosis.incidents`);
+- ``checkout``: payment failures, checkout type and shipping cost (:mod:`shopfunnel.diagnosis.checkout`);
+- ``correlation``: events and properties over-represented among sessions that dropped
+  (:mod:`shopfunnel.diagnosis.correlation`).
+
+Each finding gets the playbook's tactics for its stage and kind and an audience, and
+the findings are ranked by revenue at stake (defined in :mod:`shopfunnel.diagnosis.findings`).
+Every statistic and rule is written down in ``docs/diagnosis.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from shopfunnel.diagnosis.baselines import period_over_period, repeat_purchases, segment_gaps
+from shopfunnel.diagnosis.benchmarks import compare_with_benchmarks, load_benchmarks
+from shopfunnel.diagnosis.findings import FINDING_COLUMNS, finding, pct
+from shopfunnel.diagnosis.incidents import INCIDENT_COLUMNS, IncidentSettings, find_incidents
+from shopfunnel.diagnosis.playbook import load_playbook
+from shopfunnel.diagnosis.session_levels import DEFAULT_STEPS, SessionLevels
+from shopfunnel.errors import ShopfunnelError
+
+
+@dataclass(frozen=True)
+class DiagnoseSettings:
+    """How far back to look and how sure to be; defaults explained in docs/diagnosis.md."""
+
+    lookback_days: int = 90
+    period_days: int = 28
+    alpha: float = 0.05
+    min_relative_gap: float = 0.10
+    tactics_per_finding: int = 3
+    incidents: IncidentSettings = field(default_factory=IncidentSettings)
+    correlation: bool = True
+    checkout: bool = True
+
+
+@dataclass
+class Diagnosis:
+    """The result of :func:`diagnose`.
+
+    ``findings`` (one row per finding, ranked by revenue at stake; columns in
+    :data:`shopfunnel.diagnosis.findings.FINDING_COLUMNS`) and the tables behind them:
+    ``benchmarks``, ``periods``, ``segments``, ``incidents``, ``checkout``,
+    ``correlations``, ``retention``. ``notes`` say what could not be measured and why.
+    """
+
+    findings: pd.DataFrame
+    benchmarks: pd.DataFrame
+    periods: pd.DataFrame
+    segments: pd.DataFrame
+    incidents: pd.DataFrame
+    checkout: pd.DataFrame
+    correlations: pd.DataFrame
+    retention: pd.DataFrame
+    start: datetime
+    end: datetime
+    sessions: int
+    orders: int
+    revenue: float
+    average_order_value: float
+    notes: list[str] = field(default_factory=list)
+
+    def recommendations(self) -> pd.DataFrame:
+        """One row per (finding, tactic), in finding rank order: what to do, for whom, why."""
+        rows = []
+        for f in self.findings.itertuples(index=False):
+            for t in f.tactics or []:
+                rows.append({"rank": f.rank, "tactic": t["name"], "stage": f.stage, "why": t["why"],
+                             "finding": f.title, "evidence": f.evidence, "audience": f.audience,
+                             "revenue_at_stake": f.revenue_at_stake})
+        return pd.DataFrame(rows, columns=["rank", "tactic", "stage", "why", "finding", "evidence", "audience", "revenue_at_stake"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as JSON-ready Python values (dates as ISO strings, NaN as None)."""
+
+        def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+            return json.loads(df.to_json(orient="records", date_format="iso", default_handler=str)) if len(df) else []
+
+        return {
+            "start": self.start.isoformat(), "end": self.end.isoformat(), "sessions": self.sessions,
+            "orders": self.orders, "revenue": self.revenue, "average_order_value": _none_if_nan(self.average_order_value),
+            "findings": records(self.findings), "benchmarks": records(self.benchmarks), "periods": records(self.periods),
+            "segments": records(self.segments), "incidents": records(self.incidents), "checkout": records(self.checkout),
+            "correlations": records(self.correlations), "retention": records(self.retention), "notes": list(self.notes),
+        }
+
+    def __repr__(self) -> str:
+        head = (f"Diagnosis({self.start:%Y-%m-%d} to {self.end:%Y-%m-%d}: {self.sessions:,} sessions, "
+                f"{self.orders:,} orders, AOV {self.average_order_value:,.2f}; {len(self.findings)} findings)")
+        lines = [head]
+        for f in self.findings.head(10).itertuples(index=False):
+            money = "" if f.revenue_at_stake is None or math.isnan(f.revenue_at_stake) else f" [{f.revenue_at_stake:,.0f} at stake]"
+            tactics = ", ".join(t["name"] for t in (f.tactics or []))
+            lines.append(f"  {f.rank}. {f.title}{money} → {tactics or 'no tactic'}")
+        if len(self.findings) > 10:
+            lines.append(f"  … {len(self.findings) - 10} more")
+        return "\n".join(lines)
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def _as_datetime(value: date | datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+    return datetime(value.year, value.month, value.day)
+
+
+def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = None,
+             settings: DiagnoseSettings | None = None) -> Diagnosis:
+    """Diagnose the store over the ``lookback_days`` before ``as_of``.
+
+    ``as_of`` (exclusive) defaults to midnight after the last event; the period-over-period
+    comparison uses the last ``period_days`` of that window. ``model`` is the model file
+    (:func:`shopfunnel.model.load_model`, a dict or a path; None reads ``shopfunnel.toml``
+    when there is one) for ``[benchmarks]`` and ``[playbook]``.
+    A store too small or too short for an analysis gives no finding for it and a note.
+    """
+    s = settings or DiagnoseSettings()
+    benchmarks = load_benchmarks(model)
+    playbook = load_playbook(model)
+    notes: list[str] = []
+    last = store.db.scalar("SELECT max(ts) FROM events")
+    if as_of is None:
+        end = (datetime.combine(last.date(), datetime.min.time()) + timedelta(days=1)) if last else datetime(1970, 1, 1)
+    else:
+        end = _as_datetime(as_of) or datetime(1970, 1, 1)
+    start = end - timedelta(days=s.lookback_days)
+    levels = SessionLevels(store, DEFAULT_STEPS, start=start, end=end)
+    try:
+        if levels.sessions == 0:
+            notes.append(f"no events between {start:%Y-%m-%d} and {end:%Y-%m-%d}: nothing to diagnose")
+        for missing in levels.missing_steps:
+            notes.append(f"step {missing.name!r} is not measured: the store has no {missing.event!r} events")
+        totals = levels.counts()
+        sessions = int(totals["n0"].sum()) if len(totals) else 0
+        orders = int(totals["orders"].sum()) if len(totals) else 0
+        revenue = float(totals["revenue"].sum()) if len(totals) else 0.0
+        aov = revenue / orders if orders else float("nan")
+        if not orders:
+            notes.append("no orders in the window: revenue at stake cannot be computed")
+        rows: list[dict] = []
+
+        def attempt(name: str, fn, empty):
+            # One analysis failing on odd data must not take the whole diagnosis (and the
+            # report built on it) down: it leaves a note naming the error instead.
+            try:
+                return fn()
+            except ShopfunnelError as exc:
+                notes.append(f"{name} skipped: {exc}")
+            except (ValueError, ArithmeticError, KeyError, IndexError) as exc:
+                notes.append(f"{name} failed on this data ({type(exc).__name__}: {exc}); please report it")
+            return empty
+
+        # incidents first: their sessions are then left out of the other comparisons
+        incidents = attempt("incident scan", lambda: find_incidents(levels, s.incidents), pd.DataFrame(columns=INCIDENT_COLUMNS))
+        rows += _incident_findings(incidents, levels, totals)
+        excluded = 0
+        for r in incidents.itertuples(index=False):
+            seg = {k: v for k, v in (("device", r.device), ("channel", r.channel), ("campaign", r.campaign)) if isinstance(v, str)}
+            if "other" in seg.values():
+                continue
+            excluded += levels.exclude(datetime.combine(r.start, datetime.min.time()),
+                                       datetime.combine(r.end, datetime.min.time()) + timedelta(days=1), **seg)
+        if excluded:
+            notes.append(f"{excluded:,} sessions inside the incidents found are left out of the other comparisons")
+        bench_table, f = attempt("benchmarks", lambda: compare_with_benchmarks(levels, benchmarks, min_relative_gap=s.min_relative_gap), ([], []))
+        rows += f
+        period_table, f = attempt("period over period", lambda: period_over_period(levels, end, s.period_days, alpha=s.alpha), ([], []))
+        rows += f
+        retention_table, f = attempt("repeat purchases", lambda: repeat_purchases(store, end, s.period_days, alpha=s.alpha), ([], []))
+        rows += f
+        seg_table, f = attempt("segments", lambda: segment_gaps(levels, None, None, alpha=s.alpha, min_relative_gap=s.min_relative_gap), ([], []))
+        rows += f
+        checkout_table = pd.DataFrame()
+        if s.checkout:
+            from shopfunnel.diagnosis.checkout import checkout_findings
+
+            checkout_table, f, n = attempt("checkout journey", lambda: checkout_findings(store, levels, alpha=s.alpha), (pd.DataFrame(), [], []))
+            rows += f
+            notes += n
+        correlations = pd.DataFrame()
+        if s.correlation:
+            from shopfunnel.diagnosis.correlation import correlation_findings
+
+            correlations, f = attempt("correlation analysis", lambda: correlation_findings(store, levels, alpha=s.alpha, skip_keys=_covered_keys(rows)), (pd.DataFrame(), []))
+            rows += f
+        findings = _rank(rows, aov, playbook, s.tactics_per_finding)
+    finally:
+        levels.close()
+    return Diagnosis(
+        findings=findings, benchmarks=pd.DataFrame(bench_table), periods=pd.DataFrame(period_table), retention=pd.DataFrame(retention_table),
+        segments=pd.DataFrame(seg_table), incidents=incidents, checkout=checkout_table, correlations=correlations,
+        start=start, end=end, sessions=sessions, orders=orders, revenue=revenue, average_order_value=aov, notes=notes,
+    )
+
+
+def _covered_keys(rows: list[dict]) -> set[str]:
+    return {r["metric"] for r in rows if r["kind"] == "checkout" and r.get("metric")}
+
+
+def _incident_findings(incidents: pd.DataFrame, levels: SessionLevels, totals: pd.DataFrame) -> list[dict]:
+    out = []
+    K = len(levels.steps)
+    names = levels.step_names
+    for r in incidents.itertuples(index=False):
+        when = f"{r.start:%Y-%m-%d}" + ("" if r.end == r.start else f" to {r.end:%Y-%m-%d}")
+        if r.grain == "hour":
+            same_day = r.start_time.date() == (r.end_time - timedelta(seconds=1)).date()
+            when = f"{r.start_time:%Y-%m-%d %H:%M}–{r.end_time:%H:%M} UTC" if same_day else f"{r.start_time:%Y-%m-%d %H:%M} to {r.end_time:%Y-%m-%d %H:%M} UTC"
+        where = "" if r.segment == "all traffic" else f" on {r.segment}"
+        seg = {k: v for k, v in (("device", r.device), ("channel", r.channel), ("campaign", r.campaign)) if isinstance(v, str)}
+        if r.kind == "traffic_spike":
+            extra = r.sessions - r.expected_sessions
+            out.append(finding(
+                kind="traffic_spike", stage="awareness", step="visit", segment=r.segment, metric="sessions",
+                value=r.sessions, reference=r.expected_sessions, gap=extra, p_value=r.p_value,
+                units_lost=max(r.lost, 0.0), downstream_rate=1.0, entering=r.sessions, start=r.start, end=r.end,
+                title=f"Traffic spike that did not convert{where}, {when}",
+                evidence=(f"{int(r.sessions):,} sessions{where} {when} against {r.expected_sessions:,.0f} usual for those weekdays; "
+                          f"the {extra:,.0f} extra sessions bought at {pct(r.extra_conversion_rate, 2)} against the usual "
+                          f"{pct(r.baseline_conversion_rate, 2)} (z = {r.z:.1f})."),
+                audience={"stage": "awareness", **seg, "between": [str(r.start), str(r.end)]},
+            ))
+            continue
+        k = names.index(r.step)
+        step = levels.steps[k - 1]
+        downstream = 1.0 if k == K else float(totals[f"n{K}"].sum()) / max(float(totals[f"n{k}"].sum()), 1.0)
+        out.append(finding(
+            kind="incident", stage=step.stage, step=step.name, segment=r.segment, metric=f"{names[k-1]} → {names[k]}",
+            value=r.rate, reference=r.baseline_rate, gap=r.rate - r.baseline_rate, p_value=r.p_value,
+            units_lost=max(r.lost, 0.0), downstream_rate=downstream, entering=r.entering, start=r.start, end=r.end,
+            title=f"{names[k-1].capitalize()} → {names[k]} collapsed{where}, {when}",
+            evidence=(f"{int(r.observed):,} of {int(r.entering):,} sessions{where} went from {names[k-1]} to {names[k]} {when} "
+                      f"({pct(r.rate)}), against {r.expected:,.0f} expected from the same segment's surrounding weeks "
+                      f"({pct(r.baseline_rate)}); z = {r.z:.1f}, found on the {r.grain} scan."),
+            audience={"stage": step.audience_stage, **seg, "between": [str(r.start), str(r.end)]},
+        ))
+    return out
+
+
+def _rank(rows: list[dict], aov: float, playbook, limit: int) -> pd.DataFrame:
+    for r in rows:
+        units, down = r.get("units_lost"), r.get("downstream_rate")
+        if units is not None and down is not None and not math.isnan(aov):
+            r["revenue_at_stake"] = max(float(units), 0.0) * float(down) * aov
+        else:
+            r["revenue_at_stake"] = float("nan")
+        tactics = playbook.for_finding(r["kind"], r["stage"], r["step"], r["metric"], limit=limit)
+        r["tactics"] = [{"key": t.key, "name": t.name, "stage": t.stage, "why": t.why} for t in tactics]
+    df = pd.DataFrame(rows, columns=FINDING_COLUMNS)
+    if df.empty:
+        return df
+    df["_nan"] = df["revenue_at_stake"].isna()
+    df = df.sort_values(["_nan", "revenue_at_stake"], ascending=[True, False], kind="stable").drop(columns="_nan")
+    df["rank"] = range(1, len(df) + 1)
+    return df.reset_index(drop=True)
+
+
+def audience_persons(store, audience: dict[str, Any], *, model: Any = None, as_of: date | datetime | str | None = None,
+                     with_status: bool = True) -> pd.DataFrame:
+    """The persons a finding's ``audience`` names: who to show the tactic to.
+
+    Starts from the stage model's persons at ``audience["stage"]`` (and ``status``, unless
+    ``with_status=False``: "everyone at Decision" is wider than "stalled at Decision"),
+    then keeps those with a session in the segment (``device``, ``channel``, ``campaign``;
+    within ``between`` dates when given) and, for a ``filter`` such as
+    ``payment_failed=true`` or ``shipping_cost>0``, with an event whose property matches.
+    Columns are those of :func:`shopfunnel.stages.persons`; hand them to
+    :func:`shopfunnel.audiences.export_audience` for an ad platform.
+    """
+    from shopfunnel.model import Model
+    from shopfunnel.stages.placement import persons
+
+    m = model if isinstance(model, Model) else None
+    p = persons(store, audience.get("stage"), audience.get("status") if with_status else None, model=m, as_of=as_of)
+    cond: list[str] = []
+    params: list[Any] = []
+    for col, ev_col in (("device", "device"), ("channel", "channel"), ("campaign", "utm_campaign")):
+        if isinstance(audience.get(col), str):
+            cond.append(f"{ev_col} = ?")
+            params.append(audience[col])
+    between = audience.get("between")
+    if between:
+        cond.append("ts >= ? AND ts < ?")
+        params += [_as_datetime(str(between[0])), (_as_datetime(str(between[1])) or datetime(1970, 1, 1)) + timedelta(days=1)]
+    flt = audience.get("filter")
+    if isinstance(flt, str) and ("=" in flt or ">" in flt):
+        op = ">" if ">" in flt and "=" not in flt else "="
+        key, value = (x.strip() for x in flt.split(op, 1))
+        path = '$."' + key.replace('"', "") + '"'
+        if op == ">":
+            cond.append("TRY_CAST(json_extract_string(properties, ?) AS DOUBLE) > ?")
+            params += [path, float(value)]
+        else:
+            cond.append("json_extract_string(properties, ?) = ?")
+            params += [path, value]
+    if not cond or p.empty:
+        return p
+    ids = store.db.df(f"SELECT DISTINCT person_id FROM events WHERE {' AND '.join(cond)}", params)
+    return p[p["person_id"].isin(set(ids["person_id"]))].reset_index(drop=True)

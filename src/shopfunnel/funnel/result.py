@@ -1,0 +1,297 @@
+"""The result of a funnel: tables built from the engine's per-unit facts.
+
+Every number here is defined in :mod:`shopfunnel.funnel.api`; this module only aggregates
+:class:`~shopfunnel.funnel.engine.EngineOutput` (per unit and step: reached, previous
+step, anchor, breakdown codes) into DataFrames.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shopfunnel import format as fmt
+from shopfunnel.errors import ConfigError
+from shopfunnel.funnel.engine import EngineOutput, FunnelPlan, _first_per_owner
+from shopfunnel.funnel.kernel import NONE, durations_by_step, furthest_codes, group_counts
+
+STEP_COLUMNS = [
+    "step", "name", "event", "persons", "conversion_from_previous", "conversion_from_start",
+    "drop_off", "drop_off_rate", "median_seconds_from_previous", "p90_seconds_from_previous",
+]
+# Histogram edges for time to convert, in seconds: 10 s … 30 days.
+BIN_EDGES = [0, 10, 60, 300, 900, 3600, 3 * 3600, 12 * 3600, 86400, 2 * 86400, 3 * 86400,
+             7 * 86400, 14 * 86400, 30 * 86400]
+NONE_LABEL = "(none)"
+OTHER_LABEL = "other"
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    num = num.astype(float)
+    den = den.astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def _human_seconds(s: float) -> str:
+    return fmt.duration(s)
+
+
+def _count_table(reached: np.ndarray, names: list[str], events: list[str]) -> pd.DataFrame:
+    """step, name, event, persons and conversions for a boolean (units × steps) matrix."""
+    persons = reached.sum(axis=0).astype(np.int64)
+    prev = np.r_[persons[:1], persons[:-1]]
+    first = np.full_like(persons, persons[0] if len(persons) else 0)
+    return pd.DataFrame({
+        "step": np.arange(1, len(names) + 1, dtype=np.int64),
+        "name": names,
+        "event": events,
+        "persons": persons,
+        "conversion_from_previous": _ratio(persons, prev),
+        "conversion_from_start": _ratio(persons, first),
+    })
+
+
+@dataclass
+class FunnelResult:
+    """A counted funnel.
+
+    ``steps``: one row per step (see ``STEP_COLUMNS``); ``breakdown``: per breakdown value
+    and step (or None); ``trend``: per period of the attempt's start and step (or None);
+    ``total_conversions``: per step, every event that reached it in a valid attempt.
+    """
+
+    steps: pd.DataFrame
+    breakdown: pd.DataFrame | None
+    trend: pd.DataFrame | None
+    total_conversions: pd.DataFrame
+    window_seconds: float
+    order: str
+    count_by: str
+    by: str | None = None
+    attribution: str = "first"
+    _reached: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    _prev: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    _anchor: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    _owner: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    _lookup: Callable[[np.ndarray], pd.DataFrame] | None = field(default=None, repr=False)
+
+    # -- building -----------------------------------------------------------------------
+    @classmethod
+    def build(cls, out: EngineOutput, *, names: list[str], events: list[str], plan: FunnelPlan,
+              attribution: str = "first", top: int = 10) -> FunnelResult:
+        n = len(names)
+        trend_df = None
+        if plan.trend:
+            trend_df = _trend_table(out, names, events)
+            owner, _, reached, prev, anchor, sattr, aattr = _first_per_owner(
+                out.owner, np.zeros(len(out.owner), dtype=np.int64), out.reached, out.prev,
+                out.anchor, out.sattr, out.aattr)
+        else:
+            owner, reached, prev, anchor, sattr, aattr = (
+                out.owner, out.reached, out.prev, out.anchor, out.sattr, out.aattr)
+        hit = reached != NONE
+        steps = _count_table(hit, names, events)
+        persons = steps["persons"].to_numpy()
+        prev_persons = np.r_[persons[:1], persons[:-1]]
+        steps["drop_off"] = (prev_persons - persons).astype(np.int64)
+        steps["drop_off_rate"] = _ratio(prev_persons - persons, prev_persons)
+        medians, p90s = [], []
+        flat, offsets = durations_by_step(reached, prev)
+        for k in range(n):
+            d = flat[offsets[k]:offsets[k + 1]]
+            medians.append(float(np.median(d)) if len(d) else math.nan)
+            p90s.append(float(np.percentile(d, 90)) if len(d) else math.nan)
+        steps["median_seconds_from_previous"] = medians
+        steps["p90_seconds_from_previous"] = p90s
+        steps = steps[STEP_COLUMNS]
+        breakdown = None
+        if plan.by:
+            breakdown = _breakdown_table(reached, sattr, aattr, out.labels, names, events,
+                                         plan.by, attribution, top)
+        totals = pd.DataFrame({
+            "step": np.arange(1, n + 1, dtype=np.int64), "name": names, "event": events,
+            "conversions": out.totals.astype(np.int64),
+        })
+        return cls(steps=steps, breakdown=breakdown, trend=trend_df, total_conversions=totals,
+                   window_seconds=plan.window_us / 1e6, order=plan.order,
+                   count_by=plan.count_by, by=plan.by, attribution=attribution,
+                   _reached=reached, _prev=prev, _anchor=anchor, _owner=owner,
+                   _lookup=out.lookup)
+
+    # -- drill-down -----------------------------------------------------------------------
+    def time_to_convert(self, step: int | None = None) -> pd.DataFrame:
+        """Histogram of seconds from the previous step to ``step`` (2..n), or end to end
+        (step 1 to the last step) when ``step`` is None; one row per bin with the number
+        and share of units, bins from 10 s to 30 days (the last bin is open)."""
+        n = len(self.steps)
+        if step is None:
+            d = _durations(self._reached[:, n - 1], self._anchor[:, n - 1])
+        else:
+            if not (isinstance(step, int) and 2 <= step <= n):
+                raise ConfigError(f"step={step!r} is not valid: give a step from 2 to {n}, or None")
+            d = _durations(self._reached[:, step - 1], self._prev[:, step - 1])
+        edges = np.array(BIN_EDGES + [math.inf], dtype=float)
+        counts, _ = np.histogram(d, bins=edges)
+        labels = [f"{_human_seconds(a)}–{_human_seconds(b)}" if math.isfinite(b)
+                  else f"≥ {_human_seconds(a)}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        total = counts.sum()
+        return pd.DataFrame({
+            "bin": labels, "from_seconds": edges[:-1], "to_seconds": edges[1:],
+            "persons": counts.astype(np.int64),
+            "share": counts / total if total else np.full(len(counts), math.nan),
+        })
+
+    def dropped(self, k: int) -> pd.DataFrame:
+        """The units that reached step ``k`` and not step ``k + 1``: ``person_id`` (and
+        ``session_id`` when counting sessions), ``reached_at`` (when they reached step k in
+        the attempt that first did) and ``started_at`` (that attempt's step-1 time)."""
+        n = len(self.steps)
+        if not (isinstance(k, int) and 1 <= k < n):
+            raise ConfigError(f"k={k!r} is not valid: give a step from 1 to {n - 1}")
+        hit = self._reached != NONE
+        mask = hit[:, k - 1] & ~hit[:, k]
+        owners = self._owner[mask]
+        frame = pd.DataFrame({
+            "h": owners,
+            "reached_at": pd.to_datetime(self._reached[mask, k - 1], unit="us"),
+            "started_at": pd.to_datetime(self._anchor[mask, k - 1], unit="us"),
+        })
+        if self._lookup is None or not len(owners):
+            ids = pd.DataFrame({"h": pd.Series([], dtype="uint64"),
+                                "person_id": pd.Series([], dtype=object)})
+            if self.count_by == "session":
+                ids["session_id"] = pd.Series([], dtype=object)
+        else:
+            ids = self._lookup(owners)
+            ids["h"] = ids["h"].astype("uint64")
+        frame = frame.merge(ids, on="h", how="left").drop(columns="h")
+        first = ["session_id", "person_id"] if self.count_by == "session" else ["person_id"]
+        frame = frame[first + ["reached_at", "started_at"]]
+        return frame.sort_values(["reached_at", *first], kind="stable").reset_index(drop=True)
+
+    # -- output ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: settings, ``steps`` (records), ``total_conversions``, ``breakdown``
+        and ``trend`` (records or None); NaN becomes None."""
+        return {
+            "order": self.order,
+            "window_seconds": self.window_seconds,
+            "count_by": self.count_by,
+            "by": self.by,
+            "attribution": self.attribution if self.by else None,
+            "steps": _records(self.steps),
+            "total_conversions": _records(self.total_conversions),
+            "breakdown": None if self.breakdown is None else _records(self.breakdown),
+            "trend": None if self.trend is None else _records(self.trend),
+        }
+
+    def _display(self) -> pd.DataFrame:
+        s = self.steps
+        return pd.DataFrame({
+            "step": s["step"], "name": s["name"], "persons": s["persons"],
+            "from start": [_pct(v) for v in s["conversion_from_start"]],
+            "from previous": [_pct(v) for v in s["conversion_from_previous"]],
+            "drop-off": s["drop_off"],
+            "median time": ["–" if pd.isna(v) else _human_seconds(round(v)) for v in
+                            s["median_seconds_from_previous"]],
+        })
+
+    def _title(self) -> str:
+        unit = "sessions" if self.count_by == "session" else "persons"
+        return (f"Funnel ({self.order}, window {_human_seconds(self.window_seconds)}, "
+                f"{unit})")
+
+    def __repr__(self) -> str:
+        return f"{self._title()}\n{self._display().to_string(index=False)}"
+
+    def _repr_html_(self) -> str:
+        return f"<p><b>{html.escape(self._title())}</b></p>" + self._display().to_html(index=False)
+
+
+def _pct(v: float) -> str:
+    return fmt.pct(v)
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for rec in df.to_dict(orient="records"):
+        clean = {}
+        for key, value in rec.items():
+            if isinstance(value, float) and math.isnan(value):
+                value = None
+            elif isinstance(value, pd.Timestamp):
+                value = value.isoformat()
+            elif hasattr(value, "item"):
+                value = value.item()
+            clean[key] = value
+        out.append(clean)
+    return out
+
+
+def _durations(reached: np.ndarray, start: np.ndarray) -> np.ndarray:
+    ok = (reached != NONE) & (start != NONE)
+    return (reached[ok] - start[ok]) / 1e6
+
+
+def _trend_table(out: EngineOutput, names: list[str], events: list[str]) -> pd.DataFrame:
+    frames = []
+    hit = out.reached != NONE
+    for p in np.unique(out.period):
+        sel = out.period == p
+        t = _count_table(hit[sel], names, events)
+        t.insert(0, "period", pd.Timestamp(int(p), unit="us"))
+        frames.append(t)
+    cols = ["period", "step", "name", "event", "persons", "conversion_from_previous",
+            "conversion_from_start"]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    df = pd.concat(frames, ignore_index=True)[cols]
+    df["conversion"] = df["conversion_from_start"]
+    return df
+
+
+def _breakdown_table(reached: np.ndarray, sattr: np.ndarray, aattr: np.ndarray,
+                     labels: list[str], names: list[str], events: list[str], by: str,
+                     attribution: str, top: int) -> pd.DataFrame:
+    n = len(names)
+    cols = [by, "step", "name", "event", "persons", "conversion_from_previous",
+            "conversion_from_start"]
+    n_labels = len(labels) + 1  # the last code is "(none)"
+    if attribution == "per_step":
+        codes = np.asarray(sattr)
+    else:  # one code per unit: the anchor's (first) or the furthest step's (last)
+        codes = furthest_codes(reached, np.asarray(aattr if attribution == "first" else sattr))
+    identity = np.arange(n_labels, dtype=np.int64)
+    entry = group_counts(reached, codes, identity, n_labels)[:, 0]
+    all_labels = [*labels, NONE_LABEL]
+    ranked = sorted((c for c in range(n_labels) if entry[c]),
+                    key=lambda c: (-entry[c], all_labels[c]))
+    kept = ranked[:top]
+    lut = np.full(n_labels, len(kept), dtype=np.int64)  # everything else → "other"
+    lut[kept] = np.arange(len(kept))
+    counts = group_counts(reached, codes, lut, len(kept) + 1)
+    # "other" holds the long tail, and with per-step attribution also values first seen
+    # after step 1 (they have no entry count to rank by).
+    has_other = len(ranked) > top or bool(counts[len(kept)].any())
+    group_names = [all_labels[c] for c in kept] + ([OTHER_LABEL] if has_other else [])
+    if not group_names:
+        return pd.DataFrame(columns=cols)
+    counts = counts[: len(group_names)]
+    frames = []
+    for g, value in enumerate(group_names):
+        persons = counts[g].astype(np.int64)
+        prev = np.r_[persons[:1], persons[:-1]]
+        frames.append(pd.DataFrame({
+            by: value, "step": np.arange(1, n + 1, dtype=np.int64), "name": names,
+            "event": events, "persons": persons,
+            "conversion_from_previous": _ratio(persons, prev),
+            "conversion_from_start": _ratio(persons, np.full_like(persons, persons[0])),
+        }))
+    return pd.concat(frames, ignore_index=True)[cols]

@@ -1,0 +1,29 @@
+"""The five-stage model: where each person is (awareness → retention), whether they are
+moving, and how persons flow between stages over time.
+
+Modules: :mod:`.placement` (stage and status per person, summaries and flows),
+:mod:`.status` (active, stalled, lapsed, gone: thresholds from the store's own returns),
+:mod:`.gaps` (the gaps between a customer's orders behind lapsed and gone).
+"""
+
+from __future__ import annotations
+
+from shopfunnel.stages.placement import (
+    StagePlacement,
+    persons,
+    place_persons,
+    placement,
+    stage_flow,
+    stage_summary,
+    stage_transitions,
+)
+
+__all__ = [
+    "StagePlacement",
+    "persons",
+    "place_persons",
+    "placement",
+    "stage_flow",
+    "stage_summary",
+    "stage_transitions",
+]

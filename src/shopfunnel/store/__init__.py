@@ -1,0 +1,14 @@
+"""The store: the canonical event schema, the DuckDB file and its one SQL gateway, and the
+sorted timeline beside it.
+
+Everything else reads events through here; only :mod:`shopfunnel.ingest` and the live
+collector write them. Modules: :mod:`.schema` (the canonical event), :mod:`.db` (the SQL
+gateway: parameters and quoting), :mod:`.store` (loading, identity stitching, sessions),
+:mod:`.channels` (channel grouping at load), :mod:`.timeline` (events sorted by person).
+"""
+
+from __future__ import annotations
+
+from shopfunnel.store.store import LoadResult, Store
+
+__all__ = ["LoadResult", "Store"]

@@ -1,0 +1,568 @@
+"""The timeline: the events sorted once by person and time, as small integer columns.
+
+A funnel only needs, per event, who (the person), when (µs), what (the event name) and,
+for some funnels, the session and one breakdown column. Reading those from the store
+means decoding the person-id strings and sorting them again for every funnel, which is
+most of a funnel's time. The timeline does that work once per change of the events:
+
+* ``person``: uint64 — DuckDB's ``hash`` of the person id (the owner the SQL path uses);
+* ``t``: int64 — microseconds since 1970 (UTC);
+* ``event``: int16 — code into ``events`` (the names; code 0 is a missing name);
+* ``session``: uint64 — ``hash(session_id)``, 0 when the event has none (absent if the
+  events have no ``session_id`` column);
+* one int16 code column per breakdown :data:`DIMENSIONS` present in the events (``-1`` =
+  no value; labels in ``labels[name]``); a column with more than 32,000 values is left
+  out, and a breakdown by it runs on the SQL path.
+
+Rows are ordered by (person, t); rows at one instant in no particular order. A funnel
+then selects the rows of its steps with a compiled pass over ``event`` (:func:`select`),
+reorders events at the same instant by step, and hands them to the same kernel as the
+SQL path.
+
+A store keeps its timeline in a folder beside the DuckDB file (``<store>.timeline/``,
+NumPy ``.npy`` files, and ``meta.json``; a funnel reads the chunks it works on), keyed by the store's id and
+:attr:`shopfunnel.store.Store.generation`: any load that adds events makes it stale, and
+the next funnel rebuilds it. An in-memory store keeps it in memory.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import time
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from numba import njit
+
+from shopfunnel.store.db import Database, quote_ident
+
+DIMENSIONS = ("channel", "device", "country", "utm_source", "utm_medium", "utm_campaign")
+MAX_CODES = 32_000
+FORMAT_VERSION = 4
+BUILD_BATCH_ROWS = 2_000_000
+
+
+@dataclass
+class Timeline:
+    """The events as sorted integer columns (see the module docstring)."""
+
+    key: str
+    person: np.ndarray
+    t: np.ndarray
+    event: np.ndarray
+    events: list[str | None]
+    session: np.ndarray | None = None
+    dims: dict[str, np.ndarray] = field(default_factory=dict)
+    sessions_nested: bool = True  # no session has events of two persons
+    labels: dict[str, list[str]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def read(self, column: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start..stop`` of a column (``person``, ``t``, ``event``, ``session`` or
+        ``dim_<name>``). A saved timeline's rows are read from its file, not mapped: a
+        funnel's memory then holds the chunks it works on, never the whole timeline. (The
+        session hashes of a per-session funnel are gathered through the map instead, only
+        at the selected rows: faster at 100M events, for up to 8 bytes an event of RSS.)"""
+        arr = self.dims[column[4:]] if column.startswith("dim_") else getattr(self, column)
+        if isinstance(arr, np.memmap) and arr.filename is not None:
+            return np.fromfile(arr.filename, dtype=arr.dtype, count=stop - start,
+                               offset=arr.offset + start * arr.itemsize)
+        return arr[start:stop]
+
+    def event_codes(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.events) if name is not None}
+
+    # -- persistence --------------------------------------------------------------------
+    @classmethod
+    def open(cls, folder: str | Path, key: str) -> Timeline | None:
+        """The timeline saved in ``folder`` if it was built for ``key``, else None."""
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+            if meta.get("key") != key or meta.get("format") != FORMAT_VERSION:
+                return None
+
+            def load(name: str) -> np.ndarray:
+                return np.load(folder / f"{name}.npy", mmap_mode="r")
+
+            return cls(
+                key=key, person=load("person"), t=load("t"), event=load("event"),
+                events=meta["events"],
+                session=load("session") if meta["session"] else None,
+                sessions_nested=meta["sessions_nested"],
+                dims={d: load(f"dim_{d}") for d in meta["labels"]},
+                labels=meta["labels"],
+            )
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+def _sweep(folder: Path, older_than_s: float = 3600) -> None:
+    """Remove the half-built (and half-replaced) folders a killed build left beside
+    ``folder`` (an hour old: a build running now in another process is left alone)."""
+    now = time.time()
+    name = glob.escape(folder.name)
+    for stale in [*folder.parent.glob(f"{name}.*.tmp"), *folder.parent.glob(f"{name}.*.old")]:
+        try:
+            if now - stale.stat().st_mtime > older_than_s:
+                shutil.rmtree(stale, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _replace(tmp: Path, folder: Path) -> None:
+    """Put ``tmp`` where ``folder`` is; another process may have just done the same."""
+    old = folder.with_name(f"{folder.name}.{uuid.uuid4().hex[:8]}.old")
+    try:
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+    except OSError:
+        pass  # a concurrent build won: its timeline is as good as ours
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# -- building ---------------------------------------------------------------------------
+class _Column:
+    """One column being filled batch by batch: an array in memory, or a ``.npy`` file
+    written as the batches come (so a large build holds one batch, not the column)."""
+
+    def __init__(self, n: int, dtype: Any, path: Path | None) -> None:
+        self.n, self.dtype, self.at = n, np.dtype(dtype), 0
+        self.file = open(path, "wb") if path is not None else None  # noqa: SIM115
+        if self.file is not None:
+            np.lib.format.write_array_header_1_0(self.file, {
+                "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                "shape": (n,)})
+            self.array = None
+        else:
+            self.array = np.empty(n, dtype=self.dtype)
+
+    def put(self, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        if self.file is not None:
+            self.file.write(values.tobytes())
+        elif self.array is not None:
+            self.array[self.at:self.at + len(values)] = values
+        self.at += len(values)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.at != self.n:
+            raise OSError(f"the events changed while their timeline was built ({self.at} "
+                          f"rows instead of {self.n}): count the funnel again")
+
+
+def build(db: Database, relation: str, person: str, columns: dict[str, str], key: str,
+          *, folder: Path | None = None) -> Timeline:
+    """Build the timeline of ``relation`` (person expression ``person``): one scan for
+    the event names and breakdown values, then one query that codes them (joins with
+    the small dictionaries), hashes the ids and sorts fixed-width rows by (person, time).
+    With ``folder``, the columns are written there as the sorted batches come (memory
+    stays at one batch) and the saved timeline is returned memory-mapped."""
+    has_session = "session_id" in columns
+    where = f"{person} IS NOT NULL AND ts IS NOT NULL"
+    coded = ["event", *(d for d in DIMENSIONS if d in columns)]
+    lists = ", ".join(f"list(DISTINCT CAST({quote_ident(c)} AS VARCHAR))" for c in coded)
+    n, *values = db.rows(f"SELECT count(*), {lists} FROM {relation} WHERE {where}")[0]
+    n = int(n)
+    distinct = {c: sorted(v for v in vals or () if v is not None)  # NULL: no rows
+                for c, vals in zip(coded, values, strict=True)}
+    if len(distinct["event"]) >= MAX_CODES:
+        raise OSError("more than 32,000 event names: the funnel runs by SQL")
+    dims = [d for d in coded[1:] if len(distinct[d]) <= MAX_CODES]
+    # per-session funnels take a session's rows from its person's rows: that needs every
+    # session to belong to one person (else the SQL path counts them)
+    nested = not has_session or not db.scalar(
+        f"SELECT count(*) FROM (SELECT session_id FROM {relation} WHERE {where} AND "
+        f"session_id IS NOT NULL GROUP BY session_id HAVING min({person}) <> max({person}))")
+    # code 0 is a missing event name (names count from 1); a missing breakdown value is -1
+    first = {"event": 1, **{d: 0 for d in dims}}
+    null = {"event": 0, **{d: -1 for d in dims}}
+    select = [f"hash({person}) AS o", "epoch_us(r.ts) AS t"]
+    joins = []
+    for i, c in enumerate(["event", *dims]):
+        name = f"__tl_dict_{i}"
+        db.register(name, pa.table({
+            "v": pa.array(distinct[c], pa.string()),
+            "code": pa.array(np.arange(len(distinct[c]), dtype=np.int16) + first[c])}))
+        joins.append(f"LEFT JOIN {name} ON {name}.v = CAST(r.{quote_ident(c)} AS VARCHAR)")
+        select.append(f"coalesce({name}.code, {null[c]})::SMALLINT AS {quote_ident('c_' + c)}")
+    if has_session:
+        select.append("CASE WHEN r.session_id IS NULL THEN 0 ELSE hash(r.session_id) END AS s")
+    sources = {"person": "o", "t": "t", "event": "c_event",
+               **({"session": "s"} if has_session else {}),
+               **{f"dim_{d}": f"c_{d}" for d in dims}}
+    dtypes = {"person": np.uint64, "t": np.int64, "session": np.uint64}
+    sql = (f"SELECT {', '.join(select)} FROM (SELECT * FROM {relation} WHERE {where}) r "
+           f"{' '.join(joins)} ORDER BY o, t")
+    tmp = None
+    if folder is not None:
+        _sweep(folder)
+        tmp = folder.with_name(f"{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.mkdir(parents=True)
+    out: dict[str, _Column] = {}
+    try:
+        out = {c: _Column(n, dtypes.get(c, np.int16), tmp / f"{c}.npy" if tmp else None)
+               for c in sources}
+        for batch in db.connection.sql(sql).to_arrow_reader(BUILD_BATCH_ROWS):
+            cols = dict(zip(batch.schema.names, batch.columns, strict=True))
+            for name, src in sources.items():
+                out[name].put(cols[src].to_numpy(zero_copy_only=False))
+        for col in out.values():
+            col.close()
+        labels = {d: distinct[d] for d in dims}
+        events: list[str | None] = [None, *distinct["event"]]
+        if tmp is None or folder is None:
+            arrays: dict[str, np.ndarray] = {
+                name: col.array for name, col in out.items() if col.array is not None}
+            return Timeline(
+                key=key, person=arrays["person"], t=arrays["t"], event=arrays["event"],
+                events=events, session=arrays.get("session"),
+                dims={d: arrays[f"dim_{d}"] for d in dims}, labels=labels,
+                sessions_nested=bool(nested))
+        meta = {"format": FORMAT_VERSION, "key": key, "rows": n, "events": events,
+                "session": has_session, "sessions_nested": bool(nested), "labels": labels}
+        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        _replace(tmp, folder)
+        opened = Timeline.open(folder, key)
+        if opened is None:
+            raise OSError(f"could not read back the timeline in {folder}")
+        return opened
+    finally:
+        for i in range(len(dims) + 1):
+            db.unregister(f"__tl_dict_{i}")
+        for col in out.values():
+            if col.file is not None:
+                col.file.close()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def folder_for(store_path: str) -> Path | None:
+    """Where a store file keeps its timeline (None for an in-memory store)."""
+    if store_path == ":memory:":
+        return None
+    return Path(store_path + ".timeline")
+
+
+def store_key(db: Database) -> str:
+    """The store's id and generation: a timeline is valid while both are unchanged."""
+    rows = dict(db.rows("SELECT key, value FROM meta WHERE key IN ('store_id', 'generation')"))
+    events = db.scalar("SELECT count(*) FROM events")
+    return f"{rows.get('store_id', '?')}:{rows.get('generation', '0')}:{events}"
+
+
+def writable(folder: Path) -> bool:
+    return os.access(folder.parent, os.W_OK)
+
+
+# -- selecting a funnel's rows ----------------------------------------------------------
+@njit(cache=True, nogil=True)
+def select_rows(event, person, t, lut, lut_n, keep_other, other, anchor_max, offset,
+                cond, cond_start, cond_end, clause_dim, allowed, dims,
+                collapse):  # pragma: no cover
+    """One pass: rows whose event has a code in ``lut`` (several codes → several rows, in
+    code order), every other row as ``other`` when ``keep_other``; returns their index,
+    code, owner and time, with rows at the same (owner, time) put in code order (the
+    kernel takes ties in step order).
+
+    With ``anchor_max`` > 0, a person's rows before the instant of their first row coded
+    ``1..anchor_max`` (an event that can start an attempt) are left out: no attempt can
+    use them, and strict mode no longer walks every visitor's page views. Indices are
+    returned plus ``offset``.
+
+    ``cond[e, q]`` (-1 = none) names the condition on the row's columns that code ``q`` of
+    event ``e`` needs: clauses ``cond_start..cond_end``, each true when the row's code in
+    ``dims[clause_dim]`` (-1 = missing) is allowed (``allowed[clause, code + 1]``).
+
+    With ``collapse``, a run of ``other`` rows of one owner shrinks to its first row and
+    one row at its latest instant: in the final (time, code) order the earlier ones sit
+    together between the same two steps, and the latest instant's sit after that
+    instant's steps, so strict mode sees the same interruptions (not per session: the
+    rows may belong to different sessions)."""
+    width = lut.shape[1]
+    cap = len(event) * (width if not keep_other else max(width, 1))
+    idx = np.empty(cap, dtype=np.int64)
+    code = np.empty(cap, dtype=np.int8)
+    o = np.empty(cap, dtype=np.uint64)
+    ts = np.empty(cap, dtype=np.int64)
+    j = 0
+    started = True
+    inst_start = 0
+    inst_t = 0
+    for i in range(len(event)):
+        if i == 0 or person[i] != person[i - 1]:
+            if not started:
+                j = inst_start  # the last person never started: drop their rows
+            started = anchor_max <= 0
+            inst_start = j
+            inst_t = t[i]
+        elif not started and t[i] != inst_t:
+            j = inst_start  # a new instant before any anchor: the earlier rows go
+            inst_t = t[i]
+        e = event[i]
+        k = lut_n[e]
+        emitted = j
+        if k > 0:
+            for q in range(k):
+                ci = cond[e, q]
+                if ci >= 0:
+                    ok = True
+                    for cl in range(cond_start[ci], cond_end[ci]):
+                        if not allowed[cl, dims[clause_dim[cl], i] + 1]:
+                            ok = False
+                            break
+                    if not ok:
+                        continue
+                c = lut[e, q]
+                if 1 <= c <= anchor_max:
+                    started = True
+                idx[j] = i + offset
+                code[j] = c
+                o[j] = person[i]
+                ts[j] = t[i]
+                j += 1
+        if j == emitted and keep_other:  # no step or exclusion matched: any other event
+            if (collapse and j - 1 >= inst_start and code[j - 1] == other
+                    and ts[j - 1] == t[i]):
+                continue  # one interruption at an instant is enough
+            if (collapse and j - 2 >= inst_start and code[j - 1] == other
+                    and code[j - 2] == other):
+                j -= 1  # a run of interruptions: keep its first and its latest instant
+            idx[j] = i + offset
+            code[j] = other
+            o[j] = person[i]
+            ts[j] = t[i]
+            j += 1
+    if not started:
+        j = inst_start
+    m = j
+    i = 1
+    while i < m:
+        if o[i] == o[i - 1] and ts[i] == ts[i - 1]:
+            s = i - 1
+            e = i + 1
+            while e < m and o[e] == o[s] and ts[e] == ts[s]:
+                e += 1
+            for a in range(s + 1, e):
+                c = code[a]
+                x = idx[a]
+                b = a - 1
+                while b >= s and code[b] > c:
+                    code[b + 1] = code[b]
+                    idx[b + 1] = idx[b]
+                    b -= 1
+                code[b + 1] = c
+                idx[b + 1] = x
+            i = e
+        else:
+            i += 1
+    return idx[:m], code[:m], o[:m], ts[:m]
+
+
+@njit(cache=True, nogil=True)
+def group_sessions(person, session, order):  # pragma: no cover - compiled
+    """Within each person, put each session's rows together (stable: each session keeps
+    its (time, code) order); ``order`` (the identity on entry) is permuted in place.
+    Returns whether any row moved: a person's sessions usually follow one another."""
+    m = len(person)
+    moved = False
+    a = 0
+    while a < m:
+        b = a + 1
+        runs = 1
+        while b < m and person[b] == person[a]:
+            if session[b] != session[b - 1]:
+                runs += 1
+            b += 1
+        interleaved = runs > 64  # many sessions: sort rather than compare every pair
+        if 1 < runs <= 64:
+            heads = np.empty(runs, dtype=np.uint64)
+            heads[0] = session[a]
+            r = 1
+            for i in range(a + 1, b):
+                if session[i] != session[i - 1]:
+                    for q in range(r):
+                        if heads[q] == session[i]:
+                            interleaved = True
+                    heads[r] = session[i]
+                    r += 1
+        if interleaved:
+            perm = np.argsort(session[a:b], kind="mergesort")
+            order[a:b] = order[a:b][perm]
+            moved = True
+        a = b
+    return moved
+
+
+def chunks(tl: Timeline, rows: int) -> list[tuple[int, int]]:
+    """Ranges of about ``rows`` rows that never split a person (a person's rows are
+    contiguous: the timeline is sorted by person hash)."""
+    n = len(tl)
+    cuts = [0]
+    while cuts[-1] < n:
+        at = cuts[-1] + max(1, rows)
+        if at >= n:
+            cuts.append(n)
+            break
+        cut = int(np.searchsorted(tl.person, tl.person[at], side="left"))
+        if cut <= cuts[-1]:  # one person longer than a chunk
+            cut = int(np.searchsorted(tl.person, tl.person[at], side="right"))
+        cuts.append(cut)
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+Where = tuple[tuple[str, Any], ...]
+
+
+def can_filter(tl: Timeline, where: Where) -> bool:
+    """Whether the timeline holds every column a step's ``where`` filters on."""
+    return all(key in tl.dims for key, _ in where)
+
+
+def select(tl: Timeline, codes: dict[str, list[tuple[int, Where]]], *, other: int | None,
+           by_session: bool = False, anchor_max: int = 0, start: int = 0,
+           stop: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of events named in ``codes`` (name → its codes, each with the filters on
+    columns the row must pass, as a step's ``where``: a value or a list of values, None
+    for a missing value), each code a row, every
+    other row with code ``other`` unless it is None, sorted by (owner, t, code): returns
+    owner, t, code and the rows' indices counted from ``start``. The owner is the person, or
+    with ``by_session`` the session (rows without a session are left out). With
+    ``anchor_max``, rows before a person's first code in ``1..anchor_max`` are left out.
+    ``start``/``stop``: only that range of rows (see :func:`chunks`)."""
+    by_code = tl.event_codes()
+    width = max([len(v) for v in codes.values()] or [1])
+    lut = np.zeros((len(tl.events), max(width, 1)), dtype=np.int8)
+    lut_n = np.zeros(len(tl.events), dtype=np.int8)
+    cond = np.full(lut.shape, -1, dtype=np.int64)
+    used: list[str] = []  # the columns filtered on, in the order of ``dims`` below
+    clauses: list[tuple[int, np.ndarray]] = []
+    bounds: list[tuple[int, int]] = []
+    for name, entries in codes.items():
+        e = by_code.get(name)
+        if e is None:
+            continue
+        for j, (k, where) in enumerate(sorted(entries, key=lambda kw: kw[0])):
+            lut[e, j] = k
+            if where:
+                first = len(clauses)
+                for key, value in where:
+                    if key not in used:
+                        used.append(key)
+                    clauses.append((used.index(key), _allowed(tl.labels[key], value)))
+                cond[e, j] = len(bounds)
+                bounds.append((first, len(clauses)))
+        lut_n[e] = len(entries)
+    stop = len(tl) if stop is None else stop
+    width_codes = max([len(a) for _, a in clauses] or [1])
+    allowed = np.zeros((max(len(clauses), 1), width_codes), dtype=np.bool_)
+    for i, (_, a) in enumerate(clauses):
+        allowed[i, :len(a)] = a
+    dims = (np.stack([tl.read(f"dim_{d}", start, stop) for d in used]) if used
+            else np.zeros((1, 1), dtype=np.int16))
+    idx, code, o, t = select_rows(
+        tl.read("event", start, stop), tl.read("person", start, stop),
+        tl.read("t", start, stop), lut, lut_n, other is not None,
+        0 if other is None else other, anchor_max, 0, cond,
+        np.array([a for a, _ in bounds] or [0], dtype=np.int64),
+        np.array([b for _, b in bounds] or [0], dtype=np.int64),
+        np.array([d for d, _ in clauses] or [0], dtype=np.int64), allowed, dims,
+        not by_session)
+    if by_session:
+        if tl.session is None:
+            raise ValueError("this timeline has no sessions")
+        s = tl.session[idx + start]  # a gather: only the selected rows are read
+        has = s != 0
+        if not has.all():
+            o, t, code, idx, s = o[has], t[has], code[has], idx[has], s[has]
+        order = np.arange(len(idx))
+        if group_sessions(o, s, order):
+            o, t, code, idx = s[order], t[order], code[order], idx[order]
+        else:
+            o = s
+    return o, t, code, idx
+
+
+def _allowed(labels: list[str], value: Any) -> np.ndarray:
+    """Which codes (shifted by one: index 0 is a missing value) pass a ``where`` value:
+    as the SQL path, values compare as text, and None asks for a missing value."""
+    out = np.zeros(len(labels) + 1, dtype=np.bool_)
+    if value is None:
+        out[0] = True
+        return out
+    values = list(value) if isinstance(value, list | tuple | set) else [value]
+    wanted = {str(v) for v in values}
+    for i, label in enumerate(labels):
+        if label in wanted:
+            out[i + 1] = True
+    return out
+
+
+DAY_US = 86_400_000_000
+
+
+def period_starts(t: np.ndarray, trend: str) -> np.ndarray:
+    """The start (µs) of the day, week (Monday, UTC) or month of each time ``t`` (µs),
+    as DuckDB's ``date_trunc``."""
+    days = t // DAY_US
+    if trend == "day":
+        return days * DAY_US
+    if trend == "week":  # 1970-01-01 was a Thursday: Mondays are days ≡ 4 (mod 7)
+        return ((days + 3) // 7 * 7 - 3) * DAY_US
+    if trend == "month":
+        months = t.astype("datetime64[us]").astype("datetime64[M]")
+        return months.astype("datetime64[us]").astype(np.int64)
+    raise ValueError(f"unknown trend {trend!r}")
+
+
+_CACHE: weakref.WeakKeyDictionary[Any, Timeline] = weakref.WeakKeyDictionary()
+
+
+def is_current(store: Any) -> bool:
+    """Whether the store's timeline is built for its present events (in memory or beside
+    the file), so the next funnel will not build it."""
+    key = store_key(store.db)
+    cached = _CACHE.get(store)
+    if cached is not None and cached.key == key:
+        return True
+    folder = folder_for(store.path)
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8")) if folder else {}
+    except (OSError, ValueError):
+        return False
+    return meta.get("key") == key and meta.get("format") == FORMAT_VERSION
+
+
+def of_store(store: Any) -> Timeline:
+    """The timeline of a :class:`shopfunnel.store.Store`: the one in memory or beside the
+    file if it is still valid, else a new one (saved beside the file when the folder is
+    writable)."""
+    key = store_key(store.db)
+    cached = _CACHE.get(store)
+    if cached is not None and cached.key == key:
+        return cached
+    folder = folder_for(store.path)
+    tl = Timeline.open(folder, key) if folder is not None else None
+    if tl is None:
+        columns = {row[0]: row[1] for row in store.db.rows("DESCRIBE events")}
+        save = folder if folder is not None and writable(folder) else None
+        try:
+            tl = build(store.db, "events", quote_ident("person_id"), columns, key, folder=save)
+        except OSError:
+            tl = build(store.db, "events", quote_ident("person_id"), columns, key)
+    _CACHE[store] = tl
+    return tl
