@@ -23,7 +23,9 @@ from shopfunnel.stages.status import STATUSES
 from shopfunnel.store import Store
 
 
-def backtest(store: Store, as_of: str, horizon_days: float, lookback_days: float = 365) -> pd.DataFrame:
+def backtest(
+    store: Store, as_of: str, horizon_days: float, lookback_days: float = 365
+) -> pd.DataFrame:
     """One row per status: persons, came_back, moved_on, ordered (shares of the persons)."""
     before = placement(store, as_of=as_of, lookback=f"{lookback_days}d")
     start = before.as_of
@@ -34,7 +36,8 @@ def backtest(store: Store, as_of: str, horizon_days: float, lookback_days: float
     p = before.persons.set_index("person_id")
     later = after.persons.set_index("person_id").reindex(p.index)
     active_after = store.db.df(
-        "SELECT DISTINCT person_id FROM events WHERE ts > ? AND ts <= ?", [start, end])
+        "SELECT DISTINCT person_id FROM events WHERE ts > ? AND ts <= ?", [start, end]
+    )
     p["came_back"] = p.index.isin(active_after["person_id"])
     p["moved_on"] = later["stage_index"].to_numpy() > p["stage_index"].to_numpy()
     p["ordered"] = later["orders"].to_numpy() > p["orders"].to_numpy()
@@ -42,9 +45,16 @@ def backtest(store: Store, as_of: str, horizon_days: float, lookback_days: float
     for status in STATUSES:
         group = p[p["status"] == status]
         n = len(group)
-        rows.append({"status": status, "persons": n,
-                     **{c: (group[c].mean() if n else float("nan"))
-                        for c in ("came_back", "moved_on", "ordered")}})
+        rows.append(
+            {
+                "status": status,
+                "persons": n,
+                **{
+                    c: (group[c].mean() if n else float("nan"))
+                    for c in ("came_back", "moved_on", "ordered")
+                },
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -60,7 +70,9 @@ def main() -> None:
     print("| status | persons | came back | moved on | ordered |")
     print("|---|---|---|---|---|")
     for r in table.itertuples(index=False):
-        print(f"| {r.status} | {r.persons:,} | {r.came_back:.1%} | {r.moved_on:.1%} | {r.ordered:.1%} |")
+        print(
+            f"| {r.status} | {r.persons:,} | {r.came_back:.1%} | {r.moved_on:.1%} | {r.ordered:.1%} |"
+        )
 
 
 if __name__ == "__main__":

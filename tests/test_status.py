@@ -47,7 +47,10 @@ def returners(gaps_days, prefix: str = "m") -> list[tuple]:
     to the cart (a return gap of exactly ``gap`` at Interest)."""
     rows = []
     for i, gap in enumerate(gaps_days):
-        rows += [(f"{prefix}{i:04d}", 0, "view_item"), (f"{prefix}{i:04d}", gap * DAY, "add_to_cart")]
+        rows += [
+            (f"{prefix}{i:04d}", 0, "view_item"),
+            (f"{prefix}{i:04d}", gap * DAY, "add_to_cart"),
+        ]
     return rows
 
 
@@ -64,8 +67,9 @@ def interest_thresholds(store: Store, **kwargs) -> pd.Series:
 def test_last_at_or_before_finds_the_latest_entry_of_the_same_person() -> None:
     rows = np.array([1, 0, 1, 0, 2])
     times = np.array([50, 10, 20, 30, 5])
-    got = last_at_or_before(rows, times, np.array([0, 0, 0, 1, 1, 1, 2, 3]),
-                            np.array([9, 10, 29, 19, 20, 99, 4, 100]))
+    got = last_at_or_before(
+        rows, times, np.array([0, 0, 0, 1, 1, 1, 2, 3]), np.array([9, 10, 29, 19, 20, 99, 4, 100])
+    )
     # person 0: nothing before 10; 10 at index 1 (at or before counts); 29 → 10.
     # person 1: nothing at 19 (20 is later); 20 → index 2; 99 → 50 (index 0).
     # person 2: its only entry (5) is after 4; person 3 has none (person 2's is not theirs).
@@ -78,8 +82,9 @@ def test_return_gaps_count_only_visits_that_began_after_the_person_entered_the_s
     # at 50 and moved on at 60 inside a visit that began at 20 (before 50): no return.
     # Person 2 never moved on.
     first = np.array([[0, 100], [50, 60], [0, NEVER]], dtype=np.int64)
-    gaps = return_gaps(first, np.array([0, 1, 2]), np.array([90, 20, 30]),
-                       np.array([40.0, 10.0, 30.0]) * 86_400e6)
+    gaps = return_gaps(
+        first, np.array([0, 1, 2]), np.array([90, 20, 30]), np.array([40.0, 10.0, 30.0]) * 86_400e6
+    )
     assert gaps[0, 0] == 40.0
     assert math.isnan(gaps[1, 0]) and math.isnan(gaps[2, 0])
     assert np.isnan(gaps[:, 1]).all()  # the last stage has no next stage
@@ -89,10 +94,25 @@ def test_classify_judges_customers_by_orders_and_prospects_by_visits_strictly() 
     customer = np.array([False, False, False, False, True, True, True, True])
     idle = np.array([1.0, 1.5, 3.0, 3.5, 100, 100, 100, 100])
     since_order = np.array([np.nan] * 4 + [5.0, 5.5, 9.0, 9.5])
-    got = classify(customer, idle, np.full(8, 1.0), np.full(8, 3.0), since_order,
-                   np.full(8, 5.0), np.full(8, 9.0))
-    assert list(got) == ["active", "stalled", "stalled", "gone",
-                         "active", "lapsed", "lapsed", "gone"]
+    got = classify(
+        customer,
+        idle,
+        np.full(8, 1.0),
+        np.full(8, 3.0),
+        since_order,
+        np.full(8, 5.0),
+        np.full(8, 9.0),
+    )
+    assert list(got) == [
+        "active",
+        "stalled",
+        "stalled",
+        "gone",
+        "active",
+        "lapsed",
+        "lapsed",
+        "gone",
+    ]
 
 
 def test_stage_thresholds_fall_back_from_the_stage_to_every_stage_pooled_to_the_defaults() -> None:
@@ -115,7 +135,8 @@ def test_stage_thresholds_fall_back_from_the_stage_to_every_stage_pooled_to_the_
     assert list(few["gone_after_days"]) == [28.0, 28.0]
     assert few["source"].iloc[0] == (
         "default stalled_after and gone_after (1 return gaps here, fewer than 3; 1 in the "
-        "store, fewer than 3)")
+        "store, fewer than 3)"
+    )
 
 
 # -- prospects: active, stalled, gone at the edges --------------------------------------------
@@ -126,7 +147,8 @@ def test_a_prospect_is_active_to_the_80th_percentile_return_gap_stalled_to_the_9
     # percentiles: 80th at rank 0.8 * 20 = 16 → 17 days; 95th at rank 19 → 20 days.
     as_of = 40
     p = placed(
-        store, *returners(range(1, 22)),
+        store,
+        *returners(range(1, 22)),
         ("at_17d", (as_of - 17) * DAY, "view_item"),
         ("past_17d", (as_of - 17 - MINUTE) * DAY, "view_item"),
         ("at_20d", (as_of - 20) * DAY, "view_item"),
@@ -138,7 +160,12 @@ def test_a_prospect_is_active_to_the_80th_percentile_return_gap_stalled_to_the_9
     assert p.loc["at_17d", "gone_after_days"] == 20.0
     assert p.loc["at_17d", "days_since_last_event"] == 17.0
     assert [p.loc[x, "status"] for x in ("now", "at_17d", "past_17d", "at_20d", "past_20d")] == [
-        "active", "active", "stalled", "stalled", "gone"]
+        "active",
+        "active",
+        "stalled",
+        "stalled",
+        "gone",
+    ]
     t = interest_thresholds(store, as_of=at(as_of))
     assert (t["movers"], t["returning"]) == (21, 21)
     assert t["source"] == "data: 80th and 95th percentiles of 21 return gaps"
@@ -146,9 +173,13 @@ def test_a_prospect_is_active_to_the_80th_percentile_return_gap_stalled_to_the_9
 
 def test_the_time_since_the_last_visit_counts_not_the_time_at_the_stage(store) -> None:
     # "old" entered Interest 30 days ago but browsed again yesterday: active, not gone.
-    p = placed(store, *returners(range(1, 22)),
-               ("old", 10 * DAY, "view_item"), ("old", 39 * DAY, "view_item_list"),
-               as_of=at(40))
+    p = placed(
+        store,
+        *returners(range(1, 22)),
+        ("old", 10 * DAY, "view_item"),
+        ("old", 39 * DAY, "view_item_list"),
+        as_of=at(40),
+    )
     assert p.loc["old", "days_in_stage"] == 30.0
     assert p.loc["old", "days_since_last_event"] == 1.0
     assert p.loc["old", "status"] == "active"
@@ -157,8 +188,12 @@ def test_the_time_since_the_last_visit_counts_not_the_time_at_the_stage(store) -
 def test_the_return_gap_is_the_time_away_before_the_visit_that_moved_them_on(store) -> None:
     # Entered Interest at 0, visited again on day 5 without moving on, came back on day 8 and
     # added to the cart 10 minutes into that visit: the return gap is 3 days, not 8.
-    rows = [("a", 0, "view_item"), ("a", 5 * DAY, "view_item"),
-            ("a", 8 * DAY, "page_view"), ("a", 8 * DAY + 10, "add_to_cart")]
+    rows = [
+        ("a", 0, "view_item"),
+        ("a", 5 * DAY, "view_item"),
+        ("a", 8 * DAY, "page_view"),
+        ("a", 8 * DAY + 10, "add_to_cart"),
+    ]
     store.load(log(*rows))
     t = interest_thresholds(store, model=model(min_returns=1))
     assert t["returning"] == 1
@@ -170,7 +205,11 @@ def test_moving_on_within_one_visit_is_not_a_return(store) -> None:
     # (the visit gap, not more): no return gaps anywhere, so the defaults apply.
     rows = []
     for i in range(25):
-        rows += [(f"q{i}", 0, "view_item"), (f"q{i}", 30, "page_view"), (f"q{i}", 60, "add_to_cart")]
+        rows += [
+            (f"q{i}", 0, "view_item"),
+            (f"q{i}", 30, "page_view"),
+            (f"q{i}", 60, "add_to_cart"),
+        ]
     store.load(log(*rows))
     t = interest_thresholds(store)
     assert (t["movers"], t["returning"]) == (25, 0)
@@ -192,8 +231,14 @@ def test_a_pause_longer_than_the_visit_gap_starts_a_new_visit(store) -> None:
 def test_a_visit_that_began_before_the_person_entered_the_stage_is_no_return_to_it(store) -> None:
     # Awareness at 0; back on day 3, viewed an item 5 minutes in and added it 10 minutes
     # later: a 3-day return at Awareness, but Interest was entered and left in one visit.
-    store.load(log(("a", 0, "page_view"), ("a", 3 * DAY, "page_view"),
-                   ("a", 3 * DAY + 5, "view_item"), ("a", 3 * DAY + 15, "add_to_cart")))
+    store.load(
+        log(
+            ("a", 0, "page_view"),
+            ("a", 3 * DAY, "page_view"),
+            ("a", 3 * DAY + 5, "view_item"),
+            ("a", 3 * DAY + 15, "add_to_cart"),
+        )
+    )
     t = placement(store, model=model(min_returns=1)).thresholds.set_index("stage")
     assert t.loc["Awareness", "returning"] == 1
     assert t.loc["Awareness", "stalled_after_days"] == 3.0
@@ -204,45 +249,64 @@ def test_a_stage_with_too_few_returns_takes_every_stages_returns_pooled(store) -
     # 21 returns at Interest (1..21 days); one at Awareness (2 days): Awareness takes the 22
     # pooled gaps 1, 2, 2, 3, ..., 21: 80th at rank 16.8 → 16 + 0.8 = 16.8 days;
     # 95th at rank 19.95 → 19 + 0.95 = 19.95 days.
-    store.load(log(*returners(range(1, 22)), ("b", 0, "page_view"), ("b", 2 * DAY, "view_item"),
-                   ("late", 0, "page_view")))
+    store.load(
+        log(
+            *returners(range(1, 22)),
+            ("b", 0, "page_view"),
+            ("b", 2 * DAY, "view_item"),
+            ("late", 0, "page_view"),
+        )
+    )
     t = placement(store, as_of=at(40)).thresholds.set_index("stage")
     assert t.loc["Awareness", "returning"] == 1
     assert t.loc["Awareness", "stalled_after_days"] == pytest.approx(16.8)
     assert t.loc["Awareness", "gone_after_days"] == pytest.approx(19.95)
     assert t.loc["Awareness", "source"] == (
         "pooled (1 return gaps here, fewer than 20): 80th and 95th percentiles of 22 return "
-        "gaps at every stage")
+        "gaps at every stage"
+    )
 
 
 def test_a_small_store_falls_back_to_the_model_files_stalled_after_and_gone_after(store) -> None:
     rules = model(stalled_after="2d", gone_after="5d")
-    p = placed(store, *returners([1, 3]),
-               ("two", 8 * DAY, "view_item"), ("three", 7 * DAY - 1, "view_item"),
-               ("six", 4 * DAY - 1, "view_item"), model=rules, as_of=at(10))
+    p = placed(
+        store,
+        *returners([1, 3]),
+        ("two", 8 * DAY, "view_item"),
+        ("three", 7 * DAY - 1, "view_item"),
+        ("six", 4 * DAY - 1, "view_item"),
+        model=rules,
+        as_of=at(10),
+    )
     assert p.loc["two", "stalled_after_days"] == 2.0 and p.loc["two", "gone_after_days"] == 5.0
     assert [p.loc[x, "status"] for x in ("two", "three", "six")] == ["active", "stalled", "gone"]
 
 
 def test_nobody_at_the_last_stage_has_a_next_stage_so_it_takes_the_pooled_returns(store) -> None:
-    p = placed(store, *returners(range(1, 22)), ("ref", 21 * DAY, "referral_purchase"),
-               as_of=at(40))
+    p = placed(
+        store, *returners(range(1, 22)), ("ref", 21 * DAY, "referral_purchase"), as_of=at(40)
+    )
     assert p.loc["ref", "stage"] == "Retention" and p.loc["ref", "orders"] == 0
     assert p.loc["ref", "stalled_after_days"] == 17.0  # the 21 Interest returns, pooled
     assert p.loc["ref", "status"] == "stalled"  # 19 days away: past 17, not past 20
+
 
 def test_min_stalled_after_puts_a_floor_under_stalled_and_gone_follows_it(store) -> None:
     # Returns after 1..21 hours: stalled after 17 hours, gone after 20; a 1-day floor lifts
     # both to a day.
     hours = [h / 24 for h in range(1, 22)]
-    p = placed(store, *returners(hours), ("x", 40 * DAY - 18 * 60, "view_item"),
-               as_of=at(40))
+    p = placed(store, *returners(hours), ("x", 40 * DAY - 18 * 60, "view_item"), as_of=at(40))
     assert p.loc["x", "stalled_after_days"] == pytest.approx(17 / 24)
     assert p.loc["x", "status"] == "stalled"
     store2 = Store(":memory:")
     try:
-        q = placed(store2, *returners(hours), ("x", 40 * DAY - 18 * 60, "view_item"),
-                   model=model(min_stalled_after="1d"), as_of=at(40))
+        q = placed(
+            store2,
+            *returners(hours),
+            ("x", 40 * DAY - 18 * 60, "view_item"),
+            model=model(min_stalled_after="1d"),
+            as_of=at(40),
+        )
     finally:
         store2.close()
     assert q.loc["x", "stalled_after_days"] == 1.0 and q.loc["x", "gone_after_days"] == 1.0
@@ -253,8 +317,10 @@ def test_min_stalled_after_puts_a_floor_under_stalled_and_gone_follows_it(store)
 def repeat_buyers(gaps_days) -> list[tuple]:
     rows = []
     for i, gap in enumerate(gaps_days):
-        rows += [(f"c{i:02d}", 0, "purchase", {"order_id": f"c{i}a", "value": 10}),
-                 (f"c{i:02d}", gap * DAY, "purchase", {"order_id": f"c{i}b", "value": 10})]
+        rows += [
+            (f"c{i:02d}", 0, "purchase", {"order_id": f"c{i}a", "value": 10}),
+            (f"c{i:02d}", gap * DAY, "purchase", {"order_id": f"c{i}b", "value": 10}),
+        ]
     return rows
 
 
@@ -266,9 +332,12 @@ def test_a_customer_is_lapsed_past_the_80th_percentile_gap_and_gone_past_the_95t
     # 21 gaps between orders of 1..21 days: 80th percentile 17 days, 95th 20 days.
     as_of = 40
     p = placed(
-        store, *repeat_buyers(range(1, 22)),
-        buy("at_17d", (as_of - 17) * DAY, "x1"), buy("past_17d", (as_of - 17 - MINUTE) * DAY, "x2"),
-        buy("at_20d", (as_of - 20) * DAY, "x3"), buy("past_20d", (as_of - 20 - MINUTE) * DAY, "x4"),
+        store,
+        *repeat_buyers(range(1, 22)),
+        buy("at_17d", (as_of - 17) * DAY, "x1"),
+        buy("past_17d", (as_of - 17 - MINUTE) * DAY, "x2"),
+        buy("at_20d", (as_of - 20) * DAY, "x3"),
+        buy("past_20d", (as_of - 20 - MINUTE) * DAY, "x4"),
         ("past_20d", as_of * DAY, "view_item"),  # browsing today does not undo a lapse in orders
         as_of=at(as_of),
     )
@@ -276,7 +345,11 @@ def test_a_customer_is_lapsed_past_the_80th_percentile_gap_and_gone_past_the_95t
     assert p.loc["at_17d", "gone_after_days"] == 20.0
     assert math.isnan(p.loc["at_17d", "stalled_after_days"])
     assert [p.loc[x, "status"] for x in ("at_17d", "past_17d", "at_20d", "past_20d")] == [
-        "active", "lapsed", "lapsed", "gone"]
+        "active",
+        "lapsed",
+        "lapsed",
+        "gone",
+    ]
     whole = placement(store, as_of=at(as_of))
     assert (whole.lapsed_after_days, whole.customer_gone_after_days) == (17.0, 20.0)
 
@@ -286,27 +359,43 @@ def test_a_customer_with_three_orders_is_gone_past_their_own_95th_percentile_gap
     as_of = 20
     rows = []
     for person, last in (("steady", as_of - 3.2), ("lapsed", as_of - 3.3), ("gone", as_of - 6.0)):
-        rows += [buy(person, (last - 4) * DAY, f"{person}1"), buy(person, (last - 2) * DAY, f"{person}2"),
-                 buy(person, last * DAY, f"{person}3")]
+        rows += [
+            buy(person, (last - 4) * DAY, f"{person}1"),
+            buy(person, (last - 2) * DAY, f"{person}2"),
+            buy(person, last * DAY, f"{person}3"),
+        ]
     p = placed(store, *rows, as_of=at(as_of))
     assert p.loc["steady", "lapsed_after_days"] == pytest.approx(2 * math.log(5))
     assert p.loc["steady", "gone_after_days"] == pytest.approx(2 * math.log(20))
-    assert [p.loc[x, "status"] for x in ("steady", "lapsed", "gone")] == ["active", "lapsed", "gone"]
+    assert [p.loc[x, "status"] for x in ("steady", "lapsed", "gone")] == [
+        "active",
+        "lapsed",
+        "gone",
+    ]
 
 
 def test_customers_of_a_store_with_few_repeat_orders_use_lapsed_after_and_customer_gone_after(
     store,
 ) -> None:
     rules = model(lapsed_after="10d", customer_gone_after="30d")
-    p = placed(store, buy("a", 0, "o1"), buy("b", 25 * DAY, "o2"), buy("c", 35 * DAY, "o3"),
-               model=rules, as_of=at(40))
+    p = placed(
+        store,
+        buy("a", 0, "o1"),
+        buy("b", 25 * DAY, "o2"),
+        buy("c", 35 * DAY, "o3"),
+        model=rules,
+        as_of=at(40),
+    )
     assert [p.loc[x, "status"] for x in ("c", "b", "a")] == ["active", "lapsed", "gone"]
     assert placement(store, model=rules, as_of=at(40)).lapsed_source == (
-        "default lapsed_after and customer_gone_after: 0 gaps, fewer than 20")
+        "default lapsed_after and customer_gone_after: 0 gaps, fewer than 20"
+    )
 
 
 # -- the thresholds follow the data: stores with very different return habits -----------------
-def synthetic_store(rng: np.random.Generator, mean_days: float, n: int = 600) -> tuple[Store, np.ndarray]:
+def synthetic_store(
+    rng: np.random.Generator, mean_days: float, n: int = 600
+) -> tuple[Store, np.ndarray]:
     """``n`` returning movers whose time away is 1 hour plus an exponential with the given
     mean, and as many who move on in one visit; returns the store and the planted gaps."""
     gaps = 1 / 24 + rng.exponential(mean_days, n)
@@ -340,8 +429,11 @@ def test_the_same_three_days_away_is_gone_at_a_fast_store_and_active_at_a_slow_o
     for name, mean_days in (("fast", 0.25), ("slow", 20.0)):
         s, _ = synthetic_store(rng, mean_days)
         try:
-            statuses[name] = place_persons(s, as_of=at(END), lookback="3650d").set_index("person_id").loc[
-                "three_days", "status"]
+            statuses[name] = (
+                place_persons(s, as_of=at(END), lookback="3650d")
+                .set_index("person_id")
+                .loc["three_days", "status"]
+            )
         finally:
             s.close()
     assert statuses == {"fast": "gone", "slow": "active"}
@@ -349,18 +441,33 @@ def test_the_same_three_days_away_is_gone_at_a_fast_store_and_active_at_a_slow_o
 
 # -- selection and settings -------------------------------------------------------------------
 def test_persons_selects_each_status_and_the_summary_counts_them(store) -> None:
-    store.load(log(*returners(range(1, 22)),
-                   ("fresh", 40 * DAY, "view_item"), ("stalled", 22 * DAY, "view_item"),
-                   ("gone", 0, "view_item"), buy("old_buyer", 0, "o1"), buy("buyer", 25 * DAY, "o2"),
-                   buy("recent", 39 * DAY, "o3")))
+    store.load(
+        log(
+            *returners(range(1, 22)),
+            ("fresh", 40 * DAY, "view_item"),
+            ("stalled", 22 * DAY, "view_item"),
+            ("gone", 0, "view_item"),
+            buy("old_buyer", 0, "o1"),
+            buy("buyer", 25 * DAY, "o2"),
+            buy("recent", 39 * DAY, "o3"),
+        )
+    )
     rules = model(lapsed_after="10d", customer_gone_after="20d")  # the store has no repeat orders
-    got = {s: set(persons(store, "interest", s, model=rules, as_of=at(40))["person_id"])
-           for s in STATUSES}
+    got = {
+        s: set(persons(store, "interest", s, model=rules, as_of=at(40))["person_id"])
+        for s in STATUSES
+    }
     assert got == {"active": {"fresh"}, "stalled": {"stalled"}, "lapsed": set(), "gone": {"gone"}}
-    buyers = {s: set(persons(store, "purchase", s, model=rules, as_of=at(40))["person_id"])
-              for s in STATUSES}
-    assert buyers == {"active": {"recent"}, "stalled": set(), "lapsed": {"buyer"},
-                      "gone": {"old_buyer"}}
+    buyers = {
+        s: set(persons(store, "purchase", s, model=rules, as_of=at(40))["person_id"])
+        for s in STATUSES
+    }
+    assert buyers == {
+        "active": {"recent"},
+        "stalled": set(),
+        "lapsed": {"buyer"},
+        "gone": {"old_buyer"},
+    }
     summary = stage_summary(store, model=rules, as_of=at(40)).set_index("stage")
     assert summary.loc["Interest", ["active", "stalled", "lapsed", "gone"]].tolist() == [1, 1, 0, 1]
     assert summary.loc["Purchase", ["active", "stalled", "lapsed", "gone"]].tolist() == [1, 0, 1, 1]
@@ -378,7 +485,10 @@ def test_persons_rejects_an_unknown_status_listing_every_status(store) -> None:
         ({"gone_quantile": 0.8}, "gone_quantile (0.8) must be greater than stalled_quantile"),
         ({"gone_quantile": 0.9, "lapsed_quantile": 0.9}, "must be greater than lapsed_quantile"),
         ({"stalled_after": "30d"}, "gone_after ('28d') must be longer than stalled_after ('30d')"),
-        ({"customer_gone_after": "60d"}, "customer_gone_after ('60d') must be longer than lapsed_after"),
+        (
+            {"customer_gone_after": "60d"},
+            "customer_gone_after ('60d') must be longer than lapsed_after",
+        ),
         ({"visit_gap": "soon"}, "'soon' is not a duration"),
     ],
 )

@@ -32,14 +32,3 @@ def parse_duration_seconds(value: str | int | float) -> float:
         raise ConfigError(f"duration {value!r} must be positive")
     return seconds
 
-
-def format_days(days: float | None) -> str:
-    """A duration given in days, in the unit that reads best: ``12m``, ``3.5h``, ``43.8d``
-    (``–`` when missing)."""
-    if days is None or days != days:
-        return "–"
-    if days < 1 / 24:
-        return f"{days * 1440:.0f}m"
-    if days < 1:
-        return f"{days * 24:.1f}h"
-    return f"{days:,.1f}d"

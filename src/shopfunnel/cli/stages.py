@@ -13,6 +13,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from shopfunnel import format as fmt
 from shopfunnel.cli.application import app
 from shopfunnel.cli.output import (
     DB_OPTION,
@@ -25,7 +26,6 @@ from shopfunnel.cli.output import (
     friendly_errors,
     rich_table,
 )
-from shopfunnel.durations import format_days
 from shopfunnel.model import Model, load_model
 from shopfunnel.stages.placement import persons as select_persons
 from shopfunnel.stages.placement import placement, stage_flow, stage_summary
@@ -125,7 +125,7 @@ def stages(
                     row.stage, *lead, f"{row.reached:,}",
                     f"{row.at_stage:,}", _pct(row.conversion_from_previous), f"{row.active:,}",
                     f"{row.stalled:,}", f"{row.lapsed:,}", f"{row.gone:,}",
-                    format_days(row.stalled_after_days), format_days(row.gone_after_days),
+                    _days(row.stalled_after_days), _days(row.gone_after_days),
                 )
             notes = [
                 "reached: at this stage or later; at: at this stage now; conv.: reached / "
@@ -210,3 +210,8 @@ def flow(
             return rich_table(flat, title=f"stage flow: {start} (rows) → {end} (columns)")
 
         emit(flat if format == Format.csv else payload, format, out, table=render)
+
+
+def _days(days: float) -> str:
+    """A duration given in days, as people read it (``9d 14h``, ``3h 20m``)."""
+    return fmt.duration(days * 86_400)

@@ -256,19 +256,19 @@ def _status_chart(summary: pd.DataFrame) -> dict[str, Any]:
 
 def _stage_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The stage summary as people read it: counts, conversion in %, thresholds as durations."""
-    from shopfunnel.durations import format_days
-
     table = summary[["stage", "reached", "at_stage"]].copy()
     table["conversion"] = [_percent(v) for v in summary["conversion_from_previous"]]
     for status in STATUS_COLOURS:
         table[status] = summary[status]
-    table["stalled after"] = [format_days(v) for v in summary["stalled_after_days"]]
-    table["gone after"] = [format_days(v) for v in summary["gone_after_days"]]
+    table["stalled after"] = [_days(v) for v in summary["stalled_after_days"]]
+    table["gone after"] = [_days(v) for v in summary["gone_after_days"]]
     return table
 
 
 def _percent(value: Any) -> str:
-    return "–" if value is None or pd.isna(value) else f"{value:.1%}"
+    from shopfunnel import format as fmt
+
+    return fmt.pct(value)
 
 
 @router.get("/stages")
@@ -366,3 +366,10 @@ def diagnosis_page(request: Request) -> Response:
     findings = result.findings[[c for c in FINDING_SHOWN if c in result.findings.columns]]
     return render(request, "diagnosis.html", title="Diagnosis", result=result, findings=findings,
                   recommendations=result.recommendations(), notes=result.notes)
+
+
+def _days(days: float) -> str:
+    """A duration given in days, as people read it (``9d 14h``, ``3h 20m``)."""
+    from shopfunnel import format as fmt
+
+    return fmt.duration(days * 86_400)

@@ -51,7 +51,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from shopfunnel.durations import format_days
+from shopfunnel import format as fmt
 from shopfunnel.model import Placement
 
 ACTIVE, STALLED, LAPSED, GONE = "active", "stalled", "lapsed", "gone"
@@ -62,8 +62,14 @@ NEVER = np.iinfo(np.int64).max
 """The "no evidence" time in a first-evidence matrix (microseconds)."""
 
 _US_PER_DAY = 86_400 * 1_000_000
-THRESHOLD_COLUMNS = ["stage", "movers", "returning", "stalled_after_days", "gone_after_days",
-                     "source"]
+THRESHOLD_COLUMNS = [
+    "stage",
+    "movers",
+    "returning",
+    "stalled_after_days",
+    "gone_after_days",
+    "source",
+]
 
 
 def later_evidence(first: np.ndarray) -> np.ndarray:
@@ -118,7 +124,7 @@ def last_at_or_before(
     uniq, rank = np.unique(np.concatenate([times, q_times]), return_inverse=True)
     width = len(uniq) + 1
     keys = rows * width + rank[: len(times)]
-    q_keys = q_rows * width + rank[len(times):]
+    q_keys = q_rows * width + rank[len(times) :]
     order = np.argsort(keys, kind="stable")
     pos = np.searchsorted(keys[order], q_keys, side="right") - 1
     out = np.full(len(q_keys), -1, dtype=np.int64)
@@ -160,8 +166,10 @@ def stage_thresholds(
             else:
                 stalled = rules.stalled_after_seconds / 86_400
                 gone = rules.gone_after_seconds / 86_400
-                source = (f"default stalled_after and gone_after ({why}; {len(pooled)} in the "
-                          f"store, fewer than {need})")
+                source = (
+                    f"default stalled_after and gone_after ({why}; {len(pooled)} in the "
+                    f"store, fewer than {need})"
+                )
         if stalled < floor:
             stalled = floor
             source += f"; stalled raised to min_stalled_after ({rules.min_stalled_after})"
@@ -210,8 +218,8 @@ def explain(
         f"to move on from the stage had stayed away (stalled after); gone = past the "
         f"{percentile_name(rules.gone_quantile)} (gone after): almost nobody comes back later.",
         f"Customers: lapsed = longer since the last order than the usual gap "
-        f"({format_days(lapsed_after_days)}), gone = longer than "
-        f"{format_days(customer_gone_after_days)} ({lapsed_source}; own gaps for customers "
+        f"({_days(lapsed_after_days)}), gone = longer than "
+        f"{_days(customer_gone_after_days)} ({lapsed_source}; own gaps for customers "
         f"with {rules.own_gap_min_orders}+ orders).",
     ]
     for row in thresholds.itertuples(index=False):
@@ -228,3 +236,8 @@ def percentile_name(q: float) -> str:
         return s + "th"
     suffix = "th" if 10 <= v % 100 < 20 else {1: "st", 2: "nd", 3: "rd"}.get(int(v) % 10, "th")
     return s + suffix
+
+
+def _days(days: float) -> str:
+    """A duration given in days, as people read it (``9d 14h``, ``3h 20m``)."""
+    return fmt.duration(days * 86_400)
