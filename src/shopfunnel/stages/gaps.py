@@ -56,7 +56,7 @@ def store_gap(gaps_days: np.ndarray, rules: Placement) -> StoreGap:
             float(lapsed),
             f"data: {percentile_name(rules.lapsed_quantile)} and "
             f"{percentile_name(rules.gone_quantile)} percentiles of "
-            f"{len(gaps)} gaps between orders",
+            f"{len(gaps):,} gaps between orders",
             float(gone),
         )
     return StoreGap(

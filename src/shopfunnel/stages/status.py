@@ -157,17 +157,17 @@ def stage_thresholds(
         last = k == n_stages - 1
         if not last and len(own) >= need:
             stalled, gone = (float(v) for v in np.quantile(own, q))
-            source = f"data: {pct} of {len(own)} return gaps"
+            source = f"data: {pct} of {len(own):,} return gaps"
         else:
             why = "last stage" if last else f"{len(own)} return gaps here, fewer than {need}"
             if len(pooled) >= need:
                 stalled, gone = (float(v) for v in np.quantile(pooled, q))
-                source = f"pooled ({why}): {pct} of {len(pooled)} return gaps at every stage"
+                source = f"pooled ({why}): {pct} of {len(pooled):,} return gaps at every stage"
             else:
                 stalled = rules.stalled_after_seconds / 86_400
                 gone = rules.gone_after_seconds / 86_400
                 source = (
-                    f"default stalled_after and gone_after ({why}; {len(pooled)} in the "
+                    f"default stalled_after and gone_after ({why}; {len(pooled):,} in the "
                     f"store, fewer than {need})"
                 )
         if stalled < floor:
