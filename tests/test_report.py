@@ -213,7 +213,7 @@ def test_every_section_of_a_sample_store_is_computed_and_the_diagnosis_comes_fir
     built = build_module.build_sections(store)
     assert set(built.problems) == NOT_INSTALLED
     ids = [s.id for s in built.sections]
-    assert ids == ["overview", "diagnosis", "stages", "steps", "by-channel", "by-device", "trend", "time",
+    assert ids == ["overview", "diagnosis", "stages", "steps", "checkout", "by-channel", "by-device", "trend", "time",
                    "distribution", "flow", "cohorts", "rfm", "whatif", "activity"]
     assert {s.id for s in built.sections if s.note} == NOT_INSTALLED
 
