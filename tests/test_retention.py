@@ -141,3 +141,35 @@ def test_zoned_times_are_read_as_utc_by_every_customer_analysis():
     edge = orders_of(("z", "2024-01-31 23:30", 1.0))
     edge_zoned = edge.assign(ts=edge["ts"].dt.tz_localize("UTC").dt.tz_convert("Europe/Paris"))
     assert ret.cohort_retention(edge_zoned)["cohort"].tolist() == ["2024-01-01"]
+
+
+def test_the_cli_the_report_and_the_dashboard_use_the_same_retention(tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from conftest import log
+    from shopfunnel.cli import app
+    from shopfunnel.customers.retention import store_retention
+    from shopfunnel.report import build as report_build
+    from shopfunnel.server import queries
+    from shopfunnel.store.store import Store
+
+    # orders over 40 days: every face picks weekly cohorts
+    rows = [(f"p{i % 5}", i * 60 * 24 * 2, "purchase",
+             {"order_id": f"o{i}", "value": 10.0 + i}) for i in range(20)]
+    path = str(tmp_path / "r.duckdb")
+    with Store(path) as store:
+        store.load(log(*rows))
+        shared = store_retention(store)
+        assert shared.period == "week"
+        served = queries.retention(store)
+        assert served["period"] == "week"
+        assert served["summary"] == shared.summary.to_dict()
+        section = report_build._cohorts(report_build.Context(store))
+        assert "week" in str(section.__dict__)
+    out = CliRunner().invoke(app, ["retention", "--db", path, "--format", "json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["summary"] == json.loads(json.dumps(shared.summary.to_dict()))
+    assert len(data["cohorts"]) == len(shared.cohorts)

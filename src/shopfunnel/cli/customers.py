@@ -27,6 +27,7 @@ from shopfunnel.store.store import Store
 class PeriodChoice(StrEnum):
     month = "month"
     week = "week"
+    auto = "auto"
 
 
 class RetentionView(StrEnum):
@@ -69,9 +70,10 @@ def retention(
     period: Annotated[
         PeriodChoice,
         typer.Option("--period", help=(
-            "Cohort period: month or week (ISO, from Monday)."
+            "Cohort period: month or week (ISO, from Monday); auto (the default, as the "
+            "report and dashboard): month when orders span 120 days or more, else week."
         )),
-    ] = PeriodChoice.month,
+    ] = PeriodChoice.auto,
     view: Annotated[
         RetentionView,
         typer.Option("--view", help=(
@@ -91,7 +93,8 @@ def retention(
 
     with friendly_errors():
         orders = _orders(db)
-        p: Literal["month", "week"] = "month" if period == PeriodChoice.month else "week"
+        p: Literal["month", "week"] = (ret.default_period(orders) if period == PeriodChoice.auto
+                                       else "month" if period == PeriodChoice.month else "week")
         parts: dict[str, Any] = {}
         wanted = view.value
         if format == Format.csv and wanted == "all":
@@ -102,10 +105,7 @@ def retention(
             parts["cohorts"] = ret.cohort_retention(orders, period=p)
         if wanted in ("all", "activity"):
             with Store(db, read_only=True) as store:
-                events = store.db.df(
-                    "SELECT person_id, min(ts) AS ts FROM events "
-                    f"GROUP BY person_id, date_trunc('{'month' if p == 'month' else 'week'}', ts)"
-                )
+                events = ret.active_periods(store, period=p)
             parts["activity"] = ret.activity_retention(events, period=p)
         if wanted in ("all", "orders-per-customer"):
             parts["orders_per_customer"] = ret.orders_per_customer(orders)
@@ -179,8 +179,10 @@ def rfm(
         orders = _orders(db)
         persons = None
         if include_prospects:
+            from shopfunnel.store.summary import person_ids
+
             with Store(db, read_only=True) as store:
-                persons = store.db.df("SELECT DISTINCT person_id FROM events")
+                persons = person_ids(store)
         table = rfm_table(orders, persons=persons)
         groups = rfm_group_summary(table)
         if format == Format.table and out is None:

@@ -143,9 +143,10 @@ def funnel_command(
 def _timeline_note(store: Any) -> Iterator[None]:
     """A spinner while a large store's timeline is (re)built: the first funnel after a
     load sorts the events once (docs/funnels.md)."""
+    from shopfunnel.store.summary import event_count
     from shopfunnel.store.timeline import is_current
 
-    if is_current(store) or int(store.db.scalar("SELECT count(*) FROM events") or 0) < 1_000_000:
+    if is_current(store) or event_count(store) < 1_000_000:
         yield
         return
     with err_console.status("Sorting the events by person once, for fast funnels "

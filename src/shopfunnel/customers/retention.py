@@ -109,6 +109,55 @@ def activity_retention(
     return _cohorts(events["person_id"], events["ts"], period, as_of)
 
 
+def default_period(orders: pd.DataFrame) -> Period:
+    """The cohort period every face uses unless asked otherwise: monthly cohorts when the
+    orders span at least 120 days (four months), else weekly ones."""
+    if len(orders) == 0:
+        return "month"
+    ts = pd.to_datetime(orders["ts"])
+    return "month" if (ts.max() - ts.min()) >= pd.Timedelta(days=120) else "week"
+
+
+@dataclass(frozen=True)
+class StoreRetention:
+    """A store's retention as every face shows it: the cohort ``period`` used, the
+    :class:`RetentionSummary` (None without orders), the long cohort table of
+    :func:`cohort_retention` and its :func:`cohort_matrix`."""
+
+    period: Period
+    summary: RetentionSummary | None
+    cohorts: pd.DataFrame
+    matrix: pd.DataFrame
+
+
+def store_retention(store: Any, *, period: Period | None = None,
+                    orders: pd.DataFrame | None = None) -> StoreRetention:
+    """Retention of the store's orders: the one function the CLI, the report and the
+    dashboard call, so they show the same numbers. ``period`` None picks
+    :func:`default_period`; ``orders`` may be given when the caller already holds
+    ``store.table("orders")``."""
+    orders = store.table("orders") if orders is None else orders
+    chosen: Period = default_period(orders) if period is None else period
+    if chosen not in ("week", "month"):
+        raise ConfigError(f"period={period!r} is not valid: use week or month")
+    if orders.empty:
+        return StoreRetention(chosen, None, pd.DataFrame(), pd.DataFrame())
+    cohorts = cohort_retention(orders, period=chosen)
+    return StoreRetention(chosen, retention_summary(orders), cohorts, cohort_matrix(cohorts))
+
+
+def active_periods(store: Any, *, period: Period = "week") -> pd.DataFrame:
+    """One row per person and period (UTC week starting Monday, or month) in which they
+    had any event: ``person_id`` and ``ts``, the first event of that period — the input
+    :func:`activity_retention` needs, aggregated in the store instead of read event by event."""
+    if period not in ("week", "month"):
+        raise ConfigError(f"period={period!r} is not valid: use week or month")
+    return store.db.df(
+        "SELECT person_id, min(ts) AS ts FROM events GROUP BY person_id, date_trunc(?, ts)",
+        [period],
+    )
+
+
 def cohort_matrix(cohorts: pd.DataFrame) -> pd.DataFrame:
     """The long table of :func:`cohort_retention` as a matrix: one row per cohort
     (``cohort``, ``cohort_size``), one column per period k (named ``"0"``, ``"1"``, …)

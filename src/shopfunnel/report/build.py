@@ -18,6 +18,7 @@ import pandas as pd
 from shopfunnel.errors import ShopfunnelError
 from shopfunnel.report import sections as S
 from shopfunnel.report.blocks import Section, unavailable
+from shopfunnel.store import summary
 from shopfunnel.store.store import Store
 
 Progress = Callable[[str], None]
@@ -48,39 +49,16 @@ class Context:
 
     @property
     def currency(self) -> str:
-        return self.once("currency", lambda: self.store.db.scalar(
-            "SELECT mode(currency) FROM orders WHERE currency IS NOT NULL") or "")
+        return self.once("currency", lambda: summary.main_currency(self.store))
 
 
-# -- store facts by SQL ---------------------------------------------------------------------
-def daily_activity(store: Store) -> pd.DataFrame:
-    """Per UTC day from the first to the last event (days without events included, as 0):
-    events, distinct sessions, distinct persons, orders (distinct purchase order ids) and
-    revenue (sum of purchase values)."""
-    return store.db.df(
-        """
-        WITH per_day AS (
-            SELECT CAST(ts AS DATE) AS day, count(*) AS events,
-                   count(DISTINCT session_id) AS sessions, count(DISTINCT person_id) AS persons,
-                   count(DISTINCT order_id) FILTER (WHERE event = 'purchase') AS orders,
-                   coalesce(sum(value) FILTER (WHERE event = 'purchase'), 0) AS revenue
-            FROM events GROUP BY 1
-        ), days AS (
-            SELECT CAST(unnest(generate_series(min(day), max(day), INTERVAL 1 DAY)) AS DATE) AS day
-            FROM per_day
-        )
-        SELECT days.day, coalesce(events, 0) AS events, coalesce(sessions, 0) AS sessions,
-               coalesce(persons, 0) AS persons, coalesce(orders, 0) AS orders,
-               coalesce(revenue, 0) AS revenue
-        FROM days LEFT JOIN per_day USING (day) ORDER BY days.day
-        """
-    )
+daily_activity = summary.daily_activity  # the report's activity table (kept for callers)
 
 
 def _overview(ctx: Context) -> Section:
     info = ctx.store.info()
-    revenue = ctx.store.db.scalar("SELECT sum(value) FROM orders") if info.get("orders") else None
-    return S.overview_section(info, None if revenue is None else float(revenue), ctx.currency)
+    revenue = summary.revenue(ctx.store) if info.get("orders") else None
+    return S.overview_section(info, revenue, ctx.currency)
 
 
 def _activity(ctx: Context) -> Section:
@@ -202,7 +180,7 @@ FLOW_DAYS = 30
 def _flow(ctx: Context) -> Section:
     from shopfunnel.stages.placement import stage_flow
 
-    last = ctx.store.db.scalar("SELECT max(ts) FROM events")
+    last = summary.last_event_time(ctx.store)
     if last is None:
         return S.stage_flow_section(None)
     end = pd.Timestamp(last)
@@ -215,20 +193,11 @@ def _orders(ctx: Context) -> pd.DataFrame:
     return ctx.once("orders", lambda: ctx.store.table("orders"))
 
 
-def cohort_period(orders: pd.DataFrame) -> str:
-    """Monthly cohorts when orders span at least four months, else weekly ones."""
-    if len(orders) == 0:
-        return "month"
-    ts = pd.to_datetime(orders["ts"])
-    return "month" if (ts.max() - ts.min()) >= pd.Timedelta(days=120) else "week"
-
-
 def _cohorts(ctx: Context) -> Section:
-    from shopfunnel.customers.retention import cohort_matrix, cohort_retention
+    from shopfunnel.customers.retention import store_retention
 
-    orders = _orders(ctx)
-    period = cohort_period(orders)
-    return S.cohort_section(cohort_matrix(cohort_retention(orders, period=period)), period=period)  # type: ignore[arg-type]
+    result = store_retention(ctx.store, orders=_orders(ctx))
+    return S.cohort_section(result.matrix, period=result.period)
 
 
 def _rfm(ctx: Context) -> Section:

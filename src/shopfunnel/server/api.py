@@ -156,7 +156,7 @@ def stage_flow(request: Request, start: Annotated[str, Query(max_length=40)],
 
 
 @router.get("/retention", openapi_extra=ADMIN)
-def retention(request: Request, period: Annotated[Literal["month", "week"], Query()] = "month") -> dict[str, Any]:
+def retention(request: Request, period: Annotated[Literal["month", "week"] | None, Query(description="cohort period; default: month when orders span 120 days, else week (as the report)")] = None) -> dict[str, Any]:
     """Store-wide retention figures and the cohort matrix."""
     data = read(request, queries.retention, period)
     return clean({"summary": data["summary"], "cohorts": records(data["cohorts"])})

@@ -303,14 +303,15 @@ def stages_page(request: Request, stage: str = "", status: str = "", start: str 
 
 
 @router.get("/retention")
-def retention_page(request: Request, period: str = "month") -> Response:
+def retention_page(request: Request, period: str = "") -> Response:
     if not is_admin(request):
         return to_login()
     context: dict[str, Any] = {"title": "Retention & RFM", "period": period, "summary": None,
                                "cohorts": pd.DataFrame(), "rfm_groups": pd.DataFrame(), "charts": True}
     try:
-        data = read(request, queries.retention, period)
+        data = read(request, queries.retention, period or None)
         groups = read(request, queries.rfm_groups)
+        context["period"] = data["period"]
     except ShopfunnelError as exc:
         return render(request, "retention.html", status=422, error=str(exc), **context)
     context.update(summary=data["summary"], cohorts=data["cohorts"], rfm_groups=groups)

@@ -30,20 +30,16 @@ def info(store: Store) -> dict[str, Any]:
 
 def recent_events(store: Store, limit: int = 100) -> pd.DataFrame:
     """The latest ``limit`` events, newest first."""
-    return store.db.df(
-        "SELECT event_id, ts, event, person_id, anonymous_id, user_id, session_id, channel, "
-        "page, order_id, value, currency, CAST(properties AS VARCHAR) AS properties "
-        "FROM events ORDER BY ts DESC, event_id LIMIT ?",
-        [check_limit(limit)],
-    )
+    from shopfunnel.store.summary import recent_events as latest
+
+    return latest(store, check_limit(limit))
 
 
 def persons(store: Store, limit: int = 1000) -> pd.DataFrame:
     """Persons with their first and last visit, sessions, orders and revenue, best customers first."""
-    return store.db.df(
-        "SELECT * FROM persons ORDER BY revenue DESC, last_seen DESC, person_id LIMIT ?",
-        [check_limit(limit)],
-    )
+    from shopfunnel.store.summary import top_persons
+
+    return top_persons(store, check_limit(limit))
 
 
 # -- analyses (each module is the team's; these only pick the inputs) ---------------------
@@ -114,19 +110,19 @@ def stage_flow(store: Store, start: str, end: str) -> pd.DataFrame:
     return flow(store, start, end).reset_index()
 
 
-def retention(store: Store, period: str = "month") -> dict[str, Any]:
+def retention(store: Store, period: str | None = None) -> dict[str, Any]:
     """Store-wide retention figures and the cohort matrix (share of each first-order
-    cohort ordering again k periods later)."""
-    from shopfunnel.customers.retention import cohort_matrix, cohort_retention, retention_summary
+    cohort ordering again k periods later), as :func:`store_retention` gives them."""
+    from shopfunnel.customers.retention import store_retention
 
-    if period not in ("month", "week"):
+    if period not in (None, "month", "week"):
         raise ConfigError(f"period={period!r} is not valid: use month or week")
-    orders = store.table("orders")
-    if orders.empty:
-        return {"summary": None, "cohorts": pd.DataFrame()}
-    matrix = cohort_matrix(cohort_retention(orders, period=period))  # type: ignore[arg-type]
+    result = store_retention(store, period=period)  # type: ignore[arg-type]
+    if result.summary is None:
+        return {"summary": None, "cohorts": pd.DataFrame(), "period": result.period}
+    matrix = result.matrix.copy()
     matrix.columns = [str(c) for c in matrix.columns]
-    return {"summary": retention_summary(orders).to_dict(),
+    return {"summary": result.summary.to_dict(), "period": result.period,
             "cohorts": matrix.reset_index().rename(columns=str)}
 
 

@@ -1,0 +1,84 @@
+"""What the store holds, as small tables every face shows: activity by day, the latest
+events, the best customers, the currency, revenue, the last event's time.
+
+These are the only SQL the faces need; they call these functions and lay out the result.
+Every value is bound as a parameter.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from shopfunnel.store.store import Store
+
+
+def daily_activity(store: Store) -> pd.DataFrame:
+    """Per UTC day from the first to the last event (days without events included, as 0):
+    events, distinct sessions, distinct persons, orders (distinct purchase order ids) and
+    revenue (sum of purchase values)."""
+    return store.db.df(
+        """
+        WITH per_day AS (
+            SELECT CAST(ts AS DATE) AS day, count(*) AS events,
+                   count(DISTINCT session_id) AS sessions, count(DISTINCT person_id) AS persons,
+                   count(DISTINCT order_id) FILTER (WHERE event = 'purchase') AS orders,
+                   coalesce(sum(value) FILTER (WHERE event = 'purchase'), 0) AS revenue
+            FROM events GROUP BY 1
+        ), days AS (
+            SELECT CAST(unnest(generate_series(min(day), max(day), INTERVAL 1 DAY)) AS DATE) AS day
+            FROM per_day
+        )
+        SELECT days.day, coalesce(events, 0) AS events, coalesce(sessions, 0) AS sessions,
+               coalesce(persons, 0) AS persons, coalesce(orders, 0) AS orders,
+               coalesce(revenue, 0) AS revenue
+        FROM days LEFT JOIN per_day USING (day) ORDER BY days.day
+        """
+    )
+
+
+def main_currency(store: Store) -> str:
+    """The currency most orders are in ('' when orders carry none)."""
+    return store.db.scalar("SELECT mode(currency) FROM orders WHERE currency IS NOT NULL") or ""
+
+
+def revenue(store: Store) -> float | None:
+    """The sum of order values (None when no order carries a value)."""
+    value = store.db.scalar("SELECT sum(value) FROM orders")
+    return None if value is None else float(value)
+
+
+def last_event_time(store: Store) -> Any:
+    """The time of the latest event (None for an empty store)."""
+    return store.db.scalar("SELECT max(ts) FROM events")
+
+
+def event_count(store: Store) -> int:
+    """How many events the store holds."""
+    return int(store.db.scalar("SELECT count(*) FROM events") or 0)
+
+
+def person_ids(store: Store) -> pd.DataFrame:
+    """Every person (``person_id``) with at least one event."""
+    return store.db.df("SELECT DISTINCT person_id FROM events")
+
+
+def recent_events(store: Store, limit: int) -> pd.DataFrame:
+    """The latest ``limit`` events, newest first."""
+    return store.db.df(
+        "SELECT event_id, ts, event, person_id, anonymous_id, user_id, session_id, channel, "
+        "page, order_id, value, currency, CAST(properties AS VARCHAR) AS properties "
+        "FROM events ORDER BY ts DESC, event_id LIMIT ?",
+        [limit],
+    )
+
+
+def top_persons(store: Store, limit: int) -> pd.DataFrame:
+    """Persons with their first and last visit, sessions, orders and revenue, best
+    customers first."""
+    return store.db.df(
+        "SELECT * FROM persons ORDER BY revenue DESC, last_seen DESC, person_id LIMIT ?",
+        [limit],
+    )
