@@ -279,9 +279,9 @@ def _incident_findings(incidents: pd.DataFrame, levels: SessionLevels, totals: p
 def _rank(rows: list[dict], aov: float, playbook, limit: int) -> pd.DataFrame:
     for r in rows:
         units, down = r.get("units_lost"), r.get("downstream_rate")
-        valued = units is not None and down is not None
-        r["orders_at_stake"] = max(float(units), 0.0) * float(down) if valued else float("nan")
-        r["revenue_at_stake"] = r["orders_at_stake"] * aov if valued and not math.isnan(aov) else float("nan")
+        orders = max(float(units), 0.0) * float(down) if units is not None and down is not None else float("nan")
+        r["orders_at_stake"] = orders
+        r["revenue_at_stake"] = orders * aov  # NaN when either is
         tactics = playbook.for_finding(r["kind"], r["stage"], r["step"], r["metric"], limit=limit)
         r["tactics"] = [{"key": t.key, "name": t.name, "stage": t.stage, "why": t.why} for t in tactics]
     df = pd.DataFrame(rows, columns=FINDING_COLUMNS)
