@@ -213,7 +213,7 @@ def test_every_section_of_a_sample_store_is_computed_and_the_diagnosis_comes_fir
     built = build_module.build_sections(store)
     assert set(built.problems) == NOT_INSTALLED
     ids = [s.id for s in built.sections]
-    assert ids == ["overview", "diagnosis", "stages", "steps", "by-channel", "by-device", "trend", "time",
+    assert ids == ["overview", "diagnosis", "stages", "steps", "checkout", "by-channel", "by-device", "trend", "time",
                    "distribution", "flow", "cohorts", "rfm", "whatif", "activity"]
     assert {s.id for s in built.sections if s.note} == NOT_INSTALLED
 
@@ -299,6 +299,21 @@ def test_stage_distribution_stacks_statuses_per_stage() -> None:
     assert [t.name for t in chart.figure.data] == ["active", "stalled", "lapsed"]
     assert list(chart.figure.data[1].y) == [2, 2, 2, 0, 0]
     assert chart.figure.layout.barmode == "stack"
+
+
+def test_stage_distribution_shows_gone_the_thresholds_and_how_statuses_were_judged() -> None:
+    from shopfunnel.report.blocks import Table, Text
+
+    summary = stage_summary_frame([5, 4, 3, 2, 1]).assign(
+        active=[1, 1, 1, 1, 1], stalled=[1, 1, 1, 0, 0], lapsed=[0, 0, 0, 1, 0], gone=[3, 2, 1, 0, 0],
+        stalled_after_days=[2.0, 1.0, 0.5, 3.0, 2.0], gone_after_days=[9.0, 8.0, 4.0, 9.0, 9.0])
+    section = S.stage_distribution_section(summary, ["Prospects (no order): stalled = ..."])
+    (chart,) = section.charts
+    assert [t.name for t in chart.figure.data] == ["active", "stalled", "lapsed", "gone"]
+    (table,) = [b for b in section.blocks if isinstance(b, Table)]
+    assert list(table.frame["gone after"]) == [9 * 86400, 8 * 86400, 4 * 86400, 9 * 86400, 9 * 86400]
+    assert table.formats["gone after"] == "duration"
+    assert [b.text for b in section.blocks if isinstance(b, Text)] == ["Prospects (no order): stalled = ..."]
 
 
 def test_stage_flow_links_every_nonzero_cell_from_start_state_to_end_state() -> None:

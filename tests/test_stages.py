@@ -140,73 +140,18 @@ def test_first_channel_is_the_first_touch_even_before_the_lookback(store) -> Non
     assert p.loc["a", "last_event_at"] == pd.Timestamp(at(100)).tz_localize(None)
 
 
-# -- status: stalled -------------------------------------------------------------------------
+# -- status (the edges of each threshold are in test_status.py) ---------------------------------
 def movers(n: int, stage_from: str = "view_item", stage_to: str = "add_to_cart") -> list[tuple]:
-    """n persons who moved from one stage to the next after 1, 2, ..., n days."""
+    """n persons who came back to move from one stage to the next after 1, 2, ..., n days."""
     rows = []
     for i in range(1, n + 1):
         rows += [(f"m{i:02d}", 0, stage_from), (f"m{i:02d}", i * DAY, stage_to)]
     return rows
 
 
-def test_stalled_means_longer_at_the_stage_than_the_80th_percentile_of_those_who_moved_on(
-    store,
-) -> None:
-    # Movers spent 1..20 days at Interest: the 80th percentile (linear) is at rank
-    # 0.8 * 19 = 15.2, i.e. 16 + 0.2 * (17 - 16) = 16.2 days.
-    as_of = 30
-    p = place(
-        store, *movers(20),
-        ("quick", (as_of - 16.1) * DAY, "view_item"),
-        ("slow", (as_of - 16.3) * DAY, "view_item"),
-        as_of=at(as_of),
-    )
-    assert p.loc["quick", "stalled_after_days"] == pytest.approx(16.2)
-    assert p.loc["quick", "status"] == "active"
-    assert p.loc["slow", "status"] == "stalled"
-    assert p.loc["slow", "days_in_stage"] == pytest.approx(16.3)
-    thresholds = placement(store, as_of=at(as_of)).thresholds.set_index("stage")
-    assert thresholds.loc["Interest", "movers"] == 20
-    assert thresholds.loc["Interest", "source"].startswith("data: 80th percentile of 20 movers")
-
-
-def test_the_quantile_and_the_minimum_number_of_movers_come_from_the_model(store) -> None:
-    # 5 movers (1..5 days); median = 3 days.
-    model = small_model(stalled_quantile=0.5, min_movers=5)
-    p = place(store, *movers(5), ("x", 10 * DAY - 3.1 * DAY, "view_item"),
-              model=model, as_of=at(10))
-    assert p.loc["x", "stalled_after_days"] == pytest.approx(3.0)
-    assert p.loc["x", "status"] == "stalled"
-
-
-def test_with_too_few_movers_the_fixed_stalled_after_is_used(store) -> None:
-    model = small_model(min_movers=3, stalled_after="2d")
-    p = place(store, *movers(2), ("fresh", 8.1 * DAY, "view_item"),
-              ("stuck", 7.9 * DAY, "view_item"), model=model, as_of=at(10))
-    assert p.loc["fresh", "stalled_after_days"] == 2.0
-    assert p.loc["fresh", "status"] == "active" and p.loc["stuck", "status"] == "stalled"
-    source = placement(store, model=model, as_of=at(10)).thresholds.set_index("stage")
-    assert source.loc["Interest", "source"] == "default stalled_after: 2 movers, fewer than 3"
-
-
-def test_min_stalled_after_puts_a_floor_under_the_usual_time(store) -> None:
-    # 20 movers left Interest after 1..20 minutes: the usual time is minutes, raised to 1 day.
-    rows = []
-    for i in range(1, 21):
-        rows += [(f"m{i:02d}", 0, "view_item"), (f"m{i:02d}", i, "add_to_cart")]
-    model = small_model(min_stalled_after="1d")
-    p = place(store, *rows, ("today", 9.5 * DAY, "view_item"), ("yesterday", 8.9 * DAY, "view_item"),
-              model=model, as_of=at(10))
-    assert p.loc["today", "stalled_after_days"] == 1.0
-    assert p.loc["today", "status"] == "active" and p.loc["yesterday", "status"] == "stalled"
-    without = place_persons(store, as_of=at(10)).set_index("person_id")
-    assert without.loc["today", "stalled_after_days"] == pytest.approx(16.2 / DAY)
-    assert without.loc["today", "status"] == "stalled"
-
-
 def test_a_person_who_skipped_a_stage_is_not_a_mover_for_it(store) -> None:
     # add_to_cart and view_item at the same instant: Interest was skipped, not left after 0 s.
-    model = small_model(min_movers=1)
+    model = small_model(min_returns=1)
     store.load(log(("a", 0, "add_to_cart"), ("a", 0, "view_item"), ("b", 0, "view_item"),
                    ("b", 2 * DAY, "add_to_cart")))
     thresholds = placement(store, model=model).thresholds.set_index("stage")
@@ -214,66 +159,13 @@ def test_a_person_who_skipped_a_stage_is_not_a_mover_for_it(store) -> None:
     assert thresholds.loc["Interest", "stalled_after_days"] == pytest.approx(2.0)
 
 
-def test_nobody_is_stalled_at_the_last_stage(store) -> None:
-    p = place(store, ("f", 0, "referral_purchase"), as_of=at(300))
-    assert p.loc["f", "stage"] == "Retention" and p.loc["f", "status"] == "active"
-    assert math.isnan(p.loc["f", "stalled_after_days"])
-
-
-# -- status: lapsed --------------------------------------------------------------------------
-def repeaters(n: int) -> list[tuple]:
-    """n customers whose two orders were 1, 2, ..., n days apart."""
-    rows = []
-    for i in range(1, n + 1):
-        rows += [(f"c{i:02d}", 0, "purchase", buy(f"c{i}a")),
-                 (f"c{i:02d}", i * DAY, "purchase", buy(f"c{i}b"))]
-    return rows
-
-
-def test_lapsed_means_a_customer_past_the_stores_80th_percentile_gap_between_orders(store) -> None:
-    as_of = 40
-    p = place(
-        store, *repeaters(20),
-        ("recent", (as_of - 16.1) * DAY, "purchase", buy("x1")),
-        ("late", (as_of - 16.3) * DAY, "purchase", buy("x2")),
-        ("browser", 0, "view_item"),
-        as_of=at(as_of),
-    )
-    assert p.loc["recent", "lapsed_after_days"] == pytest.approx(16.2)
-    assert p.loc["recent", "status"] == "active"
-    # also longer at Purchase than usual (16.2 days to a second order): lapsed comes first
-    assert p.loc["late", "status"] == "lapsed"
-    # a visitor who never ordered is never lapsed, however long ago
-    assert p.loc["browser", "status"] == "stalled"
+def test_a_visitor_who_never_ordered_is_never_lapsed_and_a_customer_never_stalled(store) -> None:
+    p = place(store, *movers(20), ("browser", 0, "view_item"),
+              ("buyer", 0, "purchase", buy("o1")), as_of=at(400), lookback="3650d")
+    assert p.loc["browser", "status"] == "gone"
     assert math.isnan(p.loc["browser", "lapsed_after_days"])
-
-
-def test_a_customer_with_three_orders_is_judged_by_their_own_rhythm(store) -> None:
-    # Orders every 2 days: mean gap 2 days; usual gap = 2 * -ln(1 - 0.8) = 3.219 days.
-    # The store has 4 gaps (< 20), so everyone else falls back to lapsed_after = 90 days.
-    as_of = 20
-    usual = 2 * math.log(5)
-    rows = []
-    for person, last in (("steady", as_of - 3.1), ("gone", as_of - 3.3)):
-        rows += [(person, (last - 4) * DAY, "purchase", buy(f"{person}1")),
-                 (person, (last - 2) * DAY, "purchase", buy(f"{person}2")),
-                 (person, last * DAY, "purchase", buy(f"{person}3"))]
-    p = place(store, *rows, ("twice", 0, "purchase", buy("t1")),
-              ("twice", 1, "purchase", buy("t2")), as_of=at(as_of))
-    assert p.loc["steady", "lapsed_after_days"] == pytest.approx(usual)
-    assert p.loc["steady", "status"] == "active" and p.loc["gone", "status"] == "lapsed"
-    assert p.loc["twice", "lapsed_after_days"] == 90.0
-    assert p.loc["twice", "status"] == "active"
-    assert placement(store, as_of=at(as_of)).lapsed_source == (
-        "default lapsed_after: 5 gaps, fewer than 20"
-    )
-
-
-def test_the_lapsed_fallback_comes_from_the_model(store) -> None:
-    model = small_model(lapsed_after="10d")
-    p = place(store, ("a", 0, "purchase", buy("o1")), ("b", 5 * DAY, "purchase", buy("o2")),
-              model=model, as_of=at(10.5))
-    assert p.loc["a", "status"] == "lapsed" and p.loc["b", "status"] == "active"
+    assert p.loc["buyer", "status"] == "gone"  # 400 days > customer_gone_after (180 days)
+    assert math.isnan(p.loc["buyer", "stalled_after_days"])
 
 
 # -- summary -----------------------------------------------------------------------------------
@@ -339,11 +231,16 @@ def test_stage_flow_refuses_an_end_before_the_start(store) -> None:
 
 # -- persons (audiences) ----------------------------------------------------------------------
 def test_persons_filters_by_stage_in_any_case_and_by_status(store) -> None:
-    store.load(log(*movers(20), ("slow", 0, "view_item"), ("fast", 29 * DAY, "view_item")))
+    # 20 came back after 1..20 days: stalled after 16.2 days, gone after 19.05.
+    store.load(log(*movers(20), ("slow", 12 * DAY, "view_item"), ("fast", 29 * DAY, "view_item"),
+                   ("away", 0, "view_item")))
     stalled = persons(store, "interest", "stalled", as_of=at(30))
     assert list(stalled["person_id"]) == ["slow"]
-    assert set(persons(store, "Interest", as_of=at(30))["person_id"]) == {"slow", "fast"}
-    assert len(persons(store, status="active", as_of=at(30))) == len(place_persons(store, as_of=at(30))) - 1
+    assert list(persons(store, "INTEREST", "gone", as_of=at(30))["person_id"]) == ["away"]
+    assert set(persons(store, "Interest", as_of=at(30))["person_id"]) == {"slow", "fast", "away"}
+    everyone = place_persons(store, as_of=at(30))
+    for status in ("active", "stalled", "gone"):
+        assert len(persons(store, status=status, as_of=at(30))) == (everyone["status"] == status).sum()
 
 
 def test_persons_rejects_an_unknown_stage_or_status(store) -> None:
@@ -380,12 +277,15 @@ def test_custom_stages_from_a_toml_file_place_persons(store, tmp_path: Path) -> 
 # -- random logs: a brute-force reference and invariants ---------------------------------------
 EVENTS = ["page_view", "view_item", "add_to_cart", "begin_checkout", "purchase", "scroll",
           "referral_purchase"]
-RULES = {"min_movers": 2, "stalled_after": "1d", "min_gaps": 2, "lapsed_after": "1d",
-         "own_gap_min_orders": 3, "min_stalled_after": "2h"}
+RULES = {"min_returns": 2, "stalled_after": "1d", "gone_after": "2d", "min_gaps": 2,
+         "lapsed_after": "1d", "customer_gone_after": "2d", "own_gap_min_orders": 3,
+         "min_stalled_after": "2h"}
+VISIT_GAP = 30  # minutes, the default visit_gap
 
 
 def reference(rows: list[tuple], model: Model, lookback_minutes: float | None) -> pd.DataFrame:
-    """Stage and status per person, computed the slow way from the log rows."""
+    """Stage and status per person, computed the slow way from the log rows, straight from
+    the definitions in docs/stages.md (one person, one stage, one visit at a time)."""
     rules = model.placement
     mapping = model.event_stage()
     minutes_of = [r[1] for r in rows]
@@ -395,8 +295,10 @@ def reference(rows: list[tuple], model: Model, lookback_minutes: float | None) -
     n = len(model.stages)
     people = sorted({r[1] for r in rows})
     first: dict[str, list[float]] = {p: [math.inf] * n for p in people}
+    times_of: dict[str, list[float]] = {p: [] for p in people}
     orders: dict[str, tuple] = {}
     for i, person, minute, event, *extra in rows:
+        times_of[person].append(minute)
         first[person][0] = min(first[person][0], minute)
         if event in mapping:
             k = mapping[event]
@@ -417,36 +319,54 @@ def reference(rows: list[tuple], model: Model, lookback_minutes: float | None) -
         for k, stage in enumerate(model.stages):
             if stage.min_orders is not None and len(times) >= stage.min_orders:
                 first[person][k] = min(first[person][k], times[stage.min_orders - 1])
-    usual_at = []
-    for k in range(n - 1):
-        durations = []
-        for person in people:
+    # Return gaps: the visit that holds the first evidence of a later stage began after the
+    # person entered the stage; its gap is the time since the person's previous event.
+    returns: list[list[float]] = [[] for _ in range(n)]
+    for person in people:
+        times = sorted(times_of[person])
+        starts = [(b, b - a) for a, b in zip(times, times[1:], strict=False) if b - a > VISIT_GAP]
+        for k in range(n - 1):
             later = min(first[person][k + 1:])
-            if first[person][k] < later < math.inf:
-                durations.append((later - first[person][k]) / DAY)
-        if len(durations) >= rules.min_movers:
-            usual_at.append(float(np.quantile(durations, rules.stalled_quantile)))
+            if not first[person][k] < later < math.inf:
+                continue
+            began = [(t, g) for t, g in starts if t <= later]
+            if began and began[-1][0] > first[person][k]:
+                returns[k].append(began[-1][1] / DAY)
+    pooled = [g for r in returns for g in r]
+    quantiles = [rules.stalled_quantile, rules.gone_quantile]
+    stalled_at, gone_at = [], []
+    for k in range(n):
+        if k < n - 1 and len(returns[k]) >= rules.min_returns:
+            stalled, gone = np.quantile(returns[k], quantiles)
+        elif len(pooled) >= rules.min_returns:
+            stalled, gone = np.quantile(pooled, quantiles)
         else:
-            usual_at.append(rules.stalled_after_seconds / 86400)
-        usual_at[-1] = max(usual_at[-1], rules.min_stalled_after_seconds / 86400)
-    usual_at.append(math.nan)
-    store_gap = (float(np.quantile(gaps, rules.lapsed_quantile)) if len(gaps) >= rules.min_gaps
-                 else rules.lapsed_after_seconds / 86400)
+            stalled, gone = rules.stalled_after_seconds / 86400, rules.gone_after_seconds / 86400
+        stalled = max(stalled, rules.min_stalled_after_seconds / 86400)
+        stalled_at.append(stalled)
+        gone_at.append(max(gone, stalled))
+    enough = len(gaps) >= rules.min_gaps
+    store_lapsed = (float(np.quantile(gaps, rules.lapsed_quantile)) if enough
+                    else rules.lapsed_after_seconds / 86400)
+    store_gone = (float(np.quantile(gaps, rules.gone_quantile)) if enough
+                  else rules.customer_gone_after_seconds / 86400)
     out = []
     for person in people:
         stage = max(k for k in range(n) if first[person][k] < math.inf)
         own = by_person[person]
-        status = "active"
         if own:
             times = [t for t, _, _ in own]
-            usual_gap = store_gap
+            lapsed_after, gone_after = store_lapsed, store_gone
             if len(own) >= rules.own_gap_min_orders:
-                usual_gap = (times[-1] - times[0]) / (len(own) - 1) / DAY * -math.log(
-                    1 - rules.lapsed_quantile)
-            if (as_of - times[-1]) / DAY > usual_gap:
-                status = "lapsed"
-        if status == "active" and (as_of - first[person][stage]) / DAY > usual_at[stage]:
-            status = "stalled"
+                mean = (times[-1] - times[0]) / (len(own) - 1) / DAY
+                lapsed_after = mean * -math.log(1 - rules.lapsed_quantile)
+                gone_after = mean * -math.log(1 - rules.gone_quantile)
+            since = (as_of - times[-1]) / DAY
+            status = "gone" if since > gone_after else "lapsed" if since > lapsed_after else "active"
+        else:
+            idle = (as_of - max(times_of[person])) / DAY
+            status = ("gone" if idle > gone_at[stage] else
+                      "stalled" if idle > stalled_at[stage] else "active")
         out.append({"person_id": person, "stage_index": stage, "status": status,
                     "entered_min": first[person][stage], "orders": len(own),
                     "revenue": float(sum(v for _, _, v in own))})
@@ -459,7 +379,12 @@ def random_logs(draw) -> list[tuple]:
     rows = []
     for _ in range(n):
         person = draw(st.sampled_from(["a", "b", "c", "d", "e"]))
-        minute = draw(st.integers(min_value=0, max_value=6 * DAY))
+        # spread over six days, or bunched into visits (gaps around the 30-minute visit gap)
+        minute = draw(st.one_of(
+            st.integers(min_value=0, max_value=6 * DAY),
+            st.builds(lambda a, b: a + b, st.sampled_from([0, 90, 2 * DAY, 5 * DAY]),
+                      st.integers(min_value=0, max_value=70)),
+        ))
         event = draw(st.sampled_from(EVENTS))
         if event == "purchase":
             order = f"{person}-{draw(st.integers(min_value=0, max_value=3))}"
@@ -520,7 +445,7 @@ def test_placement_matches_a_brute_force_reference_on_random_logs(rows, lookback
     assert list(got["entered_stage_at"]) == entered
     # Invariants: reached never grows along the stages; statuses partition each stage.
     assert (np.diff(summary["reached"].to_numpy()) <= 0).all()
-    assert (summary[["active", "stalled", "lapsed"]].sum(axis=1) == summary["at_stage"]).all()
+    assert (summary[["active", "stalled", "lapsed", "gone"]].sum(axis=1) == summary["at_stage"]).all()
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -550,8 +475,8 @@ def test_everyone_at_a_stage_has_evidence_of_it_and_buyers_bought(rows) -> None:
             assert len(orders_of.get(person, ())) >= 2 or "referral_purchase" in has
         if row["status"] == "lapsed":
             assert row["orders"] >= 1
-        if row["stage_index"] == len(model.stages) - 1:
-            assert row["status"] != "stalled"
+        if row["status"] == "stalled":
+            assert row["orders"] == 0
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -607,13 +532,14 @@ def test_cli_stages_json_holds_a_row_per_stage(db_file: str) -> None:
 def test_cli_stages_table_shows_every_stage(db_file: str) -> None:
     result = run("stages", "--db", db_file)
     assert result.exit_code == 0, result.output
-    for name in ("Awareness", "Interest", "Decision", "Purchase", "Retention", "█"):
+    for name in ("Awareness", "Interest", "Decision", "Purchase", "Retention", "gone",
+                 "Prospects (no order)", "Customers: lapsed"):
         assert name in result.output
 
 
 def test_cli_persons_writes_the_audience_as_csv(db_file: str, tmp_path: Path) -> None:
-    out = tmp_path / "stalled.csv"
-    result = run("persons", "--db", db_file, "--stage", "interest", "--status", "stalled",
+    out = tmp_path / "gone.csv"
+    result = run("persons", "--db", db_file, "--stage", "interest", "--status", "gone",
                  "--format", "csv", "--out", str(out))
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(out)

@@ -55,17 +55,21 @@ def test_the_win_back_list_is_the_stage_models_lapsed_customers():
     from shopfunnel.store.store import Store
 
     rows = []
-    for i in range(30):  # 30 customers, gaps of 1..30 days, silent for 3..90 days
+    for i in range(30):  # 30 customers, gaps of 1..30 days, silent for 14..44 days
         rows.append((f"p{i}", 0, "purchase", {"order_id": f"a{i}", "value": 10.0 + i}))
         rows.append((f"p{i}", (i + 1) * 1440, "purchase", {"order_id": f"b{i}", "value": 5.0}))
-    rows.append(("late", 200 * 1440, "page_view"))
+    rows.append(("late", 45 * 1440, "page_view"))
     with Store(":memory:") as store:
         store.load(log(*rows))
         placed = place_persons(store)
         as_of = store.db.scalar("SELECT max(ts) FROM events")
         winback = lapsed_customers(store.table("orders"), as_of=as_of)
-    stage_lapsed = set(placed.loc[placed["status"] == "lapsed", "person_id"])
-    assert stage_lapsed and set(winback["person_id"]) == stage_lapsed
+    customers = placed[placed["orders"] > 0].set_index("person_id")["status"]
+    slipped = customers[customers.isin(["lapsed", "gone"])]
+    assert set(slipped) == {"lapsed", "gone"}  # both kinds are in this store
+    assert dict(zip(winback["person_id"], winback["status"], strict=True)) == slipped.to_dict()
+
+
 def test_one_time_buyers_are_judged_against_the_default_gap_when_few_customers_repeat():
     lapsed = lapsed_customers(book(("x", "2024-01-01", 1.0), ("y", "2024-10-15", 1.0)),
                               as_of="2024-12-31")

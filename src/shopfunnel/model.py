@@ -126,38 +126,79 @@ def default_stages() -> list[Stage]:
 
 
 class Placement(BaseModel):
-    """How persons are placed in a stage and given a status (see :mod:`shopfunnel.stages.placement`)."""
+    """How persons are placed in a stage and given a status (see :mod:`shopfunnel.stages.placement`
+    and :mod:`shopfunnel.stages.status`).
+
+    Prospects (no order in the period) are *active*, *stalled* or *gone* by the time since
+    their last visit, against the store's return gaps at their stage (``visit_gap``,
+    ``stalled_quantile``, ``gone_quantile``, ``min_returns``, with ``stalled_after`` and
+    ``gone_after`` for stores with too few returns). Customers are *active*, *lapsed* or
+    *gone* by the time since their last order, against their usual gap between orders
+    (``lapsed_quantile``, ``gone_quantile``, ``min_gaps``, ``lapsed_after``,
+    ``customer_gone_after``, ``own_gap_min_orders``).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     lookback: str | float = "365d"
+    visit_gap: str | float = "30m"
     stalled_quantile: float = Field(default=0.8, gt=0, lt=1)
-    min_movers: int = Field(default=20, ge=1)
-    stalled_after: str | float = "30d"
+    gone_quantile: float = Field(default=0.95, gt=0, lt=1)
+    min_returns: int = Field(default=20, ge=1)
+    stalled_after: str | float = "7d"
+    gone_after: str | float = "28d"
     min_stalled_after: str | float | None = None
     lapsed_quantile: float = Field(default=0.8, gt=0, lt=1)
     min_gaps: int = Field(default=20, ge=1)
     lapsed_after: str | float = "90d"
+    customer_gone_after: str | float = "180d"
     own_gap_min_orders: int = Field(default=3, ge=2)
 
-    @field_validator("lookback", "stalled_after", "lapsed_after", "min_stalled_after")
+    @field_validator("lookback", "visit_gap", "stalled_after", "gone_after", "lapsed_after",
+                     "customer_gone_after", "min_stalled_after")
     @classmethod
     def _is_duration(cls, value: str | float | None) -> str | float | None:
         if value is not None:
             _check_duration(value)
         return value
 
+    @model_validator(mode="after")
+    def _gone_comes_after_stalled_and_lapsed(self) -> Placement:
+        for name in ("stalled_quantile", "lapsed_quantile"):
+            if not self.gone_quantile > getattr(self, name):
+                raise ValueError(
+                    f"gone_quantile ({self.gone_quantile}) must be greater than {name} "
+                    f"({getattr(self, name)}): gone is further out than stalled or lapsed"
+                )
+        for short, long in (("stalled_after", "gone_after"), ("lapsed_after", "customer_gone_after")):
+            if not parse_duration_seconds(getattr(self, long)) > parse_duration_seconds(
+                getattr(self, short)
+            ):
+                raise ValueError(
+                    f"{long} ({getattr(self, long)!r}) must be longer than {short} "
+                    f"({getattr(self, short)!r})"
+                )
+        return self
+
     @property
     def lookback_seconds(self) -> float:
         return parse_duration_seconds(self.lookback)
+
+    @property
+    def visit_gap_seconds(self) -> float:
+        return parse_duration_seconds(self.visit_gap)
 
     @property
     def stalled_after_seconds(self) -> float:
         return parse_duration_seconds(self.stalled_after)
 
     @property
+    def gone_after_seconds(self) -> float:
+        return parse_duration_seconds(self.gone_after)
+
+    @property
     def min_stalled_after_seconds(self) -> float:
-        """The floor under every stage's usual time (0 when not set)."""
+        """The floor under every stage's stalled threshold (0 when not set)."""
         return 0.0 if self.min_stalled_after is None else parse_duration_seconds(
             self.min_stalled_after
         )
@@ -165,6 +206,10 @@ class Placement(BaseModel):
     @property
     def lapsed_after_seconds(self) -> float:
         return parse_duration_seconds(self.lapsed_after)
+
+    @property
+    def customer_gone_after_seconds(self) -> float:
+        return parse_duration_seconds(self.customer_gone_after)
 
 
 DEFAULT_FUNNEL_STEPS = ("view_item", "add_to_cart", "begin_checkout", "purchase")

@@ -81,6 +81,29 @@ def test_person_lists_download_as_csv_matching_the_store(live):
     assert sorted(buyers) == [r[0] for r in purchasers] == ["a3"]
 
 
+def test_the_stages_page_and_api_show_every_status_and_how_it_was_judged(live):
+    live.send("/v1/batch", {"batch": _events()})
+    live.flush()
+    login(live)
+    page = live.client.get("/stages")
+    assert page.status_code == 200
+    for text in ("gone after", "stalled after", "Prospects (no order)", "Customers: lapsed",
+                 '<option>gone</option>'):
+        assert text in page.text, text
+    data = live.client.get("/v1/stages", headers=ADMIN).json()
+    assert {"active", "stalled", "lapsed", "gone", "gone_after_days"} <= set(data["rows"][0])
+    assert data["notes"][0].startswith("Prospects (no order)")
+    statuses = {}
+    for status in ("active", "stalled", "lapsed", "gone"):
+        r = live.client.get("/v1/stages/persons", params={"status": status}, headers=ADMIN)
+        assert r.status_code == 200, status
+        statuses.update({row["person_id"]: row["status"] for row in r.json()["rows"]})
+    everyone = live.client.get("/v1/stages/persons", headers=ADMIN).json()["rows"]
+    assert statuses == {row["person_id"]: row["status"] for row in everyone}
+    bad = live.client.get("/v1/stages/persons", params={"status": "asleep"}, headers=ADMIN)
+    assert bad.status_code == 422
+
+
 def test_the_json_funnel_matches_a_hand_count(live):
     live.send("/v1/batch", {"batch": _events()})
     live.flush()

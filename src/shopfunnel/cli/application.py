@@ -18,7 +18,7 @@ from typer.core import TyperCommand, TyperGroup
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "Build a sample store in a DuckDB file and show what shopfunnel sees in it."),
     "funnel": ("funnel", "Count a funnel: persons reaching each step in order within the window."),
-    "stages": ("stages", "Persons per stage (Awareness → Retention), conversion between stages, stalled and lapsed."),
+    "stages": ("stages", "Persons per stage (Awareness → Retention), conversion between stages, and who is active, stalled, lapsed or gone."),
     "persons": ("stages", "The persons at a stage with a status: an audience, e.g."),
     "flow": ("stages", "Stage flow between two dates: persons by state at --from (rows) and at --to (columns)."),
     "diagnose": ("diagnose", "Find the weakest stage and why, ranked by revenue at stake, with the tactics that fit."),

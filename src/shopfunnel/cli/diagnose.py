@@ -29,6 +29,23 @@ def _money(x: object) -> str:
     return "–" if v != v else f"{v:,.0f}"
 
 
+AOV_OPTION = typer.Option(
+    "--aov", help="Average order value to price findings with, e.g. 45: for a store whose orders carry "
+    "no value (else the store's own is used). Also [diagnosis] average_order_value in shopfunnel.toml.")
+
+
+def _at_stake(revenue: object, orders: object) -> str:
+    """Revenue at stake when there is a price, else the orders at stake (``≈ 12 orders``)."""
+    money = _money(revenue)
+    if money != "–":
+        return money
+    try:
+        n = float(orders)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if n != n else f"≈ {n:,.1f} orders" if n < 10 else f"≈ {n:,.0f} orders"
+
+
 @app.command()
 def diagnose(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
@@ -37,21 +54,27 @@ def diagnose(
     top: Annotated[int, typer.Option("--top", help="Show the N findings with the most revenue at stake.")] = 10,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Diagnose up to this date (exclusive), e.g. 2024-03-31. Default: the day after the last event.")] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Model file with [benchmarks] and [playbook] (default: ./shopfunnel.toml if present).")] = None,
+    aov: Annotated[float | None, AOV_OPTION] = None,
 ) -> None:
     """Find the weakest stage and why, ranked by revenue at stake, with the tactics that fit.
 
     Recommendations come first: each finding names its tactics, the evidence and the
-    audience to target. `--format json` prints every finding and table.
+    audience to target. `--format json` prints every finding and table. When the store's
+    orders carry no value, findings are ranked by orders at stake; `--aov 45` puts a price
+    on them.
     """
     with friendly_errors():
         if top < 1:
             raise ConfigError(f"--top {top} is not valid: give 1 or more")
+        from shopfunnel.diagnosis.diagnose import DiagnoseSettings
         from shopfunnel.diagnosis.diagnose import diagnose as run
+        from shopfunnel.diagnosis.order_value import check_aov
         from shopfunnel.model import load_model
 
         loaded = load_model(model)  # ./shopfunnel.toml when there is one, else the defaults
+        settings = DiagnoseSettings(average_order_value=check_aov(aov))
         with Store(db, read_only=True) as store:
-            result = run(store, model=loaded, as_of=as_of)
+            result = run(store, model=loaded, as_of=as_of, settings=settings)
         findings = result.findings.head(top)
         if format == Format.json:
             data = result.to_dict()
@@ -70,9 +93,14 @@ def diagnose(
             from rich.console import Group
             from rich.text import Text
 
+            value = result.order_value
+            priced = value is not None and value.source != "none"
+            average = (f"average order {result.average_order_value:,.2f}"
+                       + (" (given with --aov or the model file)" if value is not None and value.source == "given" else "")
+                       if priced else "orders carry no value: ranked by orders at stake")
             parts: list[Any] = [Text(
                 f"Diagnosis of {db}: {result.start:%Y-%m-%d} to {result.end:%Y-%m-%d}, {result.sessions:,} sessions, "
-                f"{result.orders:,} orders, average order {result.average_order_value:,.2f}", style="bold")]
+                f"{result.orders:,} orders, {average}", style="bold")]
             dated = result.findings[result.findings["kind"].isin(["incident", "traffic_spike"])]
             for f in dated.itertuples():
                 parts.append(Text(f"⚠ incident #{f.rank}: {f.title}. {f.evidence}", style="bold red"))
@@ -81,9 +109,11 @@ def diagnose(
             rec = pd.DataFrame([{
                 "#": f.rank, "do this": ", ".join(t["name"] for t in f.tactics) or "–",
                 "for": ", ".join(f"{k}={v}" for k, v in (f.audience or {}).items() if k != "between"),
-                "because": f.title, "at stake": _money(f.revenue_at_stake)} for f in findings.itertuples()])
+                "because": f.title, "at stake": _at_stake(f.revenue_at_stake, f.orders_at_stake)}
+                for f in findings.itertuples()])
             if len(rec):
-                parts.append(rich_table(rec, title="Recommendations (most revenue at stake first)"))
+                first = "most revenue at stake first" if priced else "most orders at stake first"
+                parts.append(rich_table(rec, title=f"Recommendations ({first})"))
                 ev = pd.DataFrame([{"#": f.rank, "kind": f.kind, "stage": f.stage, "evidence": f.evidence} for f in findings.itertuples()])
                 parts.append(rich_table(ev, title="Evidence"))
             for note in result.notes:

@@ -10,6 +10,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from shopfunnel.cli.application import app
+from shopfunnel.cli.diagnose import AOV_OPTION
 from shopfunnel.cli.output import DB_OPTION, console, err_console, friendly_errors
 from shopfunnel.store.store import Store
 
@@ -20,16 +21,19 @@ def report(
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
     title: Annotated[str | None, typer.Option("--title", help="The page title (default: Your sales funnel).")] = None,
     model: Annotated[Path | None, typer.Option("--model", help="The model file (default: ./shopfunnel.toml if present, else the defaults).")] = None,
+    aov: Annotated[float | None, AOV_OPTION] = None,
 ) -> None:
     """Write one self-contained HTML report: the diagnosis first, then every chart.
 
     The file works offline (plotly.js is inside it, once) and can be mailed or opened
     from disk.
     """
+    from shopfunnel.diagnosis.order_value import check_aov
     from shopfunnel.model import load_model
     from shopfunnel.report import make_report
 
     with friendly_errors():
+        average_order_value = check_aov(aov)
         started = time.perf_counter()
         funnel_model = load_model(model)
         progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
@@ -37,7 +41,7 @@ def report(
         with Store(db, read_only=True) as store, progress:
             task = progress.add_task("report", total=None)
             built = make_report(
-                store, title=title, model=funnel_model,
+                store, title=title, model=funnel_model, average_order_value=average_order_value,
                 progress=lambda name: progress.update(task, description=f"report: {name}"),
             )
         for sid, problem in built.problems.items():

@@ -13,6 +13,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from shopfunnel import format as fmt
 from shopfunnel.cli.application import app
 from shopfunnel.cli.output import (
     DB_OPTION,
@@ -41,7 +42,7 @@ LOOKBACK_OPTION = typer.Option(
 )
 BAR_WIDTH = 20
 TABLE_ROWS = 50
-TABLE_COLUMNS = ["person_id", "stage", "status", "days_in_stage", "last_event_at",
+TABLE_COLUMNS = ["person_id", "stage", "status", "days_since_last_event", "days_in_stage",
                  "first_channel", "orders", "revenue"]
 
 
@@ -68,17 +69,6 @@ def _pct(value: Any) -> str:
     return "–" if value is None or pd.isna(value) else f"{value:.1%}"
 
 
-def _days(value: Any) -> str:
-    """A duration given in days, in the unit that reads best: 12m, 3.5h, 43.8d."""
-    if value is None or pd.isna(value):
-        return "–"
-    if value < 1 / 24:
-        return f"{value * 1440:.0f}m"
-    if value < 1:
-        return f"{value * 24:.1f}h"
-    return f"{value:,.1f}d"
-
-
 @app.command()
 def stages(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
@@ -88,11 +78,12 @@ def stages(
     as_of: Annotated[str | None, AS_OF_OPTION] = None,
     lookback: Annotated[str | None, LOOKBACK_OPTION] = None,
 ) -> None:
-    """Persons per stage (Awareness → Retention), conversion between stages, stalled and lapsed.
+    """Persons per stage (Awareness → Retention), conversion between stages, and who is active, stalled, lapsed or gone.
 
-    A person's stage is the furthest reached in the lookback period; **stalled** means at the
-    stage longer than the usual time there (80th percentile among those who moved on), and
-    **lapsed** a customer past their usual gap between orders. See docs/stages.md.
+    A person's stage is the furthest reached in the lookback period. A prospect is **stalled**
+    when not seen for longer than 80% of those who came back to move on from that stage
+    took, and **gone** past 95%; a customer is **lapsed** past their usual gap between
+    orders and **gone** past the gap that 95% of repeat orders come within. See docs/stages.md.
     """
     with friendly_errors():
         the_model = _model(model)
@@ -104,6 +95,7 @@ def stages(
             "lookback_days": placed.lookback_days,
             "persons": len(placed.persons),
             "lapsed_after_days": _number(placed.lapsed_after_days),
+            "customer_gone_after_days": _number(placed.customer_gone_after_days),
             "lapsed_source": placed.lapsed_source,
             "model": the_model.source or "defaults",
             "stages": _records(summary),
@@ -115,30 +107,32 @@ def stages(
                 title=f"stages as of {placed.as_of or '–'} (lookback {placed.lookback_days:g} days)",
                 header_style="bold",
                 box=box.SIMPLE_HEAD,
+                pad_edge=False,
+                collapse_padding=True,
             )
             names = max((len(n) for n in summary["stage"]), default=5)
-            bar_width = max(3, min(BAR_WIDTH, console.width - names - 66))
+            bar_width = min(BAR_WIDTH, console.width - names - 84)
             table.add_column("stage", no_wrap=True, min_width=names)
-            table.add_column("", no_wrap=True, overflow="crop", max_width=bar_width)
-            for name in ("reached", "at", "conv.", "active", "stalled", "lapsed", "usual"):
+            if bar_width >= 3:
+                table.add_column("", no_wrap=True, overflow="crop", max_width=bar_width)
+            for name in ("reached", "at", "conv.", "active", "stalled", "lapsed", "gone",
+                         "stalled\nafter", "gone\nafter"):
                 table.add_column(name, justify="right", no_wrap=True)
             for row in summary.itertuples(index=False):
                 bar = "█" * max(round(bar_width * row.reached / top), 1 if row.reached else 0)
+                lead = [Text(bar.ljust(bar_width), style="cyan")] if bar_width >= 3 else []
                 table.add_row(
-                    row.stage, Text(bar.ljust(bar_width), style="cyan"), f"{row.reached:,}",
+                    row.stage, *lead, f"{row.reached:,}",
                     f"{row.at_stage:,}", _pct(row.conversion_from_previous), f"{row.active:,}",
-                    f"{row.stalled:,}", f"{row.lapsed:,}", _days(row.stalled_after_days),
+                    f"{row.stalled:,}", f"{row.lapsed:,}", f"{row.gone:,}",
+                    _days(row.stalled_after_days), _days(row.gone_after_days),
                 )
-            notes = Text(
+            notes = [
                 "reached: at this stage or later; at: at this stage now; conv.: reached / "
-                "previous stage's reached; usual: time at the stage after which a person is "
-                "stalled.\n"
-                f"lapsed: a customer whose time since the last order exceeds the usual gap "
-                f"({_days(placed.lapsed_after_days)}, {placed.lapsed_source}; own gap for "
-                f"customers with {the_model.placement.own_gap_min_orders}+ orders)",
-                style="dim",
-            )
-            return Group(table, notes)
+                "previous stage's reached.",
+                *placed.status_notes(),
+            ]
+            return Group(table, Text("\n".join(notes), style="dim"))
 
         emit(summary if format == Format.csv else payload, format, out, table=render)
 
@@ -147,14 +141,19 @@ def stages(
 def persons_command(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
     stage: Annotated[str | None, typer.Option("--stage", help="Only this stage (any case), e.g. decision.")] = None,
-    status: Annotated[str | None, typer.Option("--status", help="Only this status: active, stalled or lapsed.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only this status: active, stalled, lapsed or gone.")] = None,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
     model: Annotated[Path | None, MODEL_OPTION] = None,
     as_of: Annotated[str | None, AS_OF_OPTION] = None,
     lookback: Annotated[str | None, LOOKBACK_OPTION] = None,
 ) -> None:
-    """The persons at a stage with a status: an audience, e.g. `--stage decision --status stalled --out stalled.csv`."""
+    """The persons at a stage with a status: an audience, e.g. `--stage decision --status stalled --out stalled.csv`.
+
+    Statuses: active (seen or bought within the usual time), stalled (a prospect past it,
+    still likely to come back: worth a reminder), lapsed (a customer past their usual gap
+    between orders) and gone (past the point where almost nobody comes back).
+    """
     with friendly_errors():
         the_model = _model(model)
         with Store(db, read_only=True) as store:
@@ -211,3 +210,8 @@ def flow(
             return rich_table(flat, title=f"stage flow: {start} (rows) → {end} (columns)")
 
         emit(flat if format == Format.csv else payload, format, out, table=render)
+
+
+def _days(days: float) -> str:
+    """A duration given in days, as people read it (``9d 14h``, ``3h 20m``)."""
+    return fmt.duration(days * 86_400)

@@ -7,7 +7,8 @@ Two rules, each its own function argument value:
   their usual gap: their own mean gap × 1.609 (the 80th percentile of an exponential with
   that mean) with 3+ orders, else the store's 80th percentile of gaps between orders (90
   days when fewer than 20 gaps). ``gap_multiplier = 1`` (the default) lists exactly the
-  customers whose stage status is ``lapsed``; a larger one forgives more.
+  customers whose stage status is ``lapsed`` or ``gone``, with that status; a larger one
+  forgives more.
 * ``rule="p_alive"``: fit BG/NBD (:class:`~shopfunnel.customers.clv.BetaGeoModel`) on all orders
   up to ``as_of`` and list customers whose probability of still being alive is below
   ``p_alive_below``. In BG/NBD a one-time buyer's P(alive) is 1 (they cannot have dropped
@@ -26,7 +27,7 @@ from shopfunnel._time import naive_utc, naive_utc_timestamp
 from shopfunnel.customers.clv import BetaGeoModel, summary_from_orders
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Placement
-from shopfunnel.stages.gaps import store_gap, usual_gap_days
+from shopfunnel.stages.gaps import gone_gap_days, store_gap, usual_gap_days
 
 Rule = Literal["gap", "p_alive"]
 
@@ -46,7 +47,9 @@ def lapsed_customers(
     ``first_order``, ``last_order``, ``days_since_last_order`` (from the last order to
     ``as_of``), ``expected_gap_days`` (the usual gap, :mod:`shopfunnel.stages.gaps`),
     ``gap_source`` (``own`` or ``store``), ``overdue_ratio`` = days since last order /
-    expected gap, and ``p_alive`` (with ``rule="p_alive"``; else NaN). Sorted by revenue,
+    expected gap, ``gone_after_days`` (the gap past which almost nobody orders again) and
+    ``status``: ``gone`` past it, else ``lapsed`` (the stage model's customer statuses),
+    and ``p_alive`` (with ``rule="p_alive"``; else NaN). Sorted by revenue,
     highest first. ``as_of`` defaults to the latest order; ``placement`` holds the gap
     settings (the model file's ``[placement]``; defaults without one).
     """
@@ -59,7 +62,7 @@ def lapsed_customers(
     rules = placement or Placement()
     columns = ["person_id", "orders", "revenue", "first_order", "last_order",
                "days_since_last_order", "expected_gap_days", "gap_source", "overdue_ratio",
-               "p_alive"]
+               "gone_after_days", "status", "p_alive"]
     frame = pd.DataFrame({
         "person_id": orders["person_id"].astype(str).to_numpy(),
         "ts": naive_utc(orders["ts"]).to_numpy(),
@@ -75,8 +78,9 @@ def lapsed_customers(
         orders=("ts", "size"), revenue=("value", "sum"), first_order=("ts", "min"),
         last_order=("ts", "max"))
     span = (per["last_order"] - per["first_order"]) / day
-    usual, own = usual_gap_days(per["orders"].to_numpy(), span.to_numpy(),
-                                store_gap(gaps.to_numpy(), rules), rules)
+    gap = store_gap(gaps.to_numpy(), rules)
+    usual, own = usual_gap_days(per["orders"].to_numpy(), span.to_numpy(), gap, rules)
+    gone = gone_gap_days(per["orders"].to_numpy(), span.to_numpy(), gap, rules)
     days_since = (end - per["last_order"]) / day
     out = pd.DataFrame({
         "person_id": per.index.to_numpy(),
@@ -88,6 +92,8 @@ def lapsed_customers(
         "expected_gap_days": usual,
         "gap_source": np.where(own, "own", "store"),
         "overdue_ratio": _ratio(days_since.to_numpy(), usual),
+        "gone_after_days": gone,
+        "status": np.where(days_since.to_numpy() > gone, "gone", "lapsed").astype(object),
         "p_alive": np.nan,
     })
     if rule == "gap":

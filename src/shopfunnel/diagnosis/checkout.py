@@ -1,13 +1,20 @@
 """The checkout journey: begin_checkout → add_shipping_info → add_payment_info → purchase.
 
 Per session (the diagnosis window, :mod:`shopfunnel.diagnosis.session_levels`, leaving out the
-sessions inside a detected incident), over sessions that began checkout:
+sessions inside a detected incident), over sessions that *entered checkout*:
 
-- **journey**: sessions at each checkout step, overall and per device, with the share of
-  checkout starters that reached it;
-- **payment failures**: sessions whose ``add_payment_info`` carries
-  ``properties.payment_failed = true``; their purchase rate against the other sessions
-  that gave payment info;
+- **the steps the store has**: whichever of ``begin_checkout``, ``add_shipping_info``,
+  ``add_payment_info`` and ``purchase`` the store records (a store without
+  ``begin_checkout`` still shows shipping → payment → purchase). A session entered checkout
+  when it has any of the pre-purchase checkout events the store records; it *reached* a step
+  when it has the step's event or a later checkout event (an open funnel, as in
+  :mod:`shopfunnel.diagnosis.session_levels`);
+- **journey**: sessions at each step, overall and per device, with the share of the
+  sessions that entered checkout; a ``payment failed`` row when failures are recorded;
+- **payment failures**: sessions with a failed payment: an ``add_payment_info`` carrying
+  ``properties.payment_failed = true``, or a ``payment_failed`` event (which also counts as
+  reaching payment info); their purchase rate against the other sessions that gave
+  payment info;
 - **checkout type**: ``properties.checkout_type`` on ``begin_checkout`` (``guest``,
   ``account``, ``create_account``…); each type's begin_checkout → purchase rate against
   the other types;
@@ -31,24 +38,41 @@ from shopfunnel.diagnosis.session_levels import SessionLevels
 from shopfunnel.diagnosis.stats import holm, newcombe_interval, two_proportion_ztest
 
 CHECKOUT_EVENTS = ("begin_checkout", "add_shipping_info", "add_payment_info", "purchase")
+PAYMENT_FAILED_EVENT = "payment_failed"
+# (journey step, its event, the reached flag of checkout_sessions)
+CHECKOUT_STEPS = (("checkout", "begin_checkout", "checkout"), ("shipping info", "add_shipping_info", "shipping"),
+                  ("payment info", "add_payment_info", "payment"), ("purchase", "purchase", "purchase"))
+
+
+def checkout_steps(store) -> tuple[list[tuple[str, str, str]], bool]:
+    """The checkout steps the store records, in order, and whether it records a
+    ``payment_failed`` event."""
+    present = {r[0] for r in store.db.rows(
+        "SELECT DISTINCT event FROM events WHERE event IN (?, ?, ?, ?, ?)",
+        [*CHECKOUT_EVENTS, PAYMENT_FAILED_EVENT])}
+    return [s for s in CHECKOUT_STEPS if s[1] in present], PAYMENT_FAILED_EVENT in present
 
 
 def checkout_sessions(store, levels: SessionLevels) -> pd.DataFrame:
-    """One row per session that began checkout: device, reached flags and checkout properties."""
+    """One row per session that entered checkout: device, reached flags (``checkout``,
+    ``shipping``, ``payment``, ``purchase``; open funnel) and checkout properties."""
+    failed = "(e.event = 'add_payment_info' AND json_extract_string(e.properties, '$.payment_failed') = 'true') OR e.event = ?"
     return store.db.df(
         f"""
         SELECT l.session_id, l.device,
-               bool_or(e.event = 'add_shipping_info') OR bool_or(e.event IN ('add_payment_info', 'purchase')) AS shipping,
-               bool_or(e.event IN ('add_payment_info', 'purchase')) AS payment,
+               bool_or(e.event IN ('begin_checkout', 'add_shipping_info', 'add_payment_info', ?, 'purchase')) AS checkout,
+               bool_or(e.event IN ('add_shipping_info', 'add_payment_info', ?, 'purchase')) AS shipping,
+               bool_or(e.event IN ('add_payment_info', ?, 'purchase')) AS payment,
                bool_or(e.event = 'purchase') AS purchase,
-               bool_or(json_extract_string(e.properties, '$.payment_failed') = 'true') FILTER (WHERE e.event = 'add_payment_info') AS payment_failed,
+               bool_or({failed}) FILTER (WHERE e.event IN ('add_payment_info', ?)) AS payment_failed,
                any_value(json_extract_string(e.properties, '$.checkout_type')) FILTER (WHERE e.event = 'begin_checkout') AS checkout_type,
                max(TRY_CAST(json_extract_string(e.properties, '$.shipping_cost') AS DOUBLE)) FILTER (WHERE e.event = 'add_shipping_info') AS shipping_cost
         FROM {levels.table} l JOIN events e USING (session_id)
-        WHERE e.event IN ('begin_checkout', 'add_shipping_info', 'add_payment_info', 'purchase') AND NOT l.excluded
+        WHERE e.event IN ('begin_checkout', 'add_shipping_info', 'add_payment_info', ?, 'purchase') AND NOT l.excluded
         GROUP BY l.session_id, l.device
-        HAVING bool_or(e.event = 'begin_checkout')
-        """
+        HAVING bool_or(e.event IN ('begin_checkout', 'add_shipping_info', 'add_payment_info', ?))
+        """,
+        [PAYMENT_FAILED_EVENT] * 3 + [PAYMENT_FAILED_EVENT, PAYMENT_FAILED_EVENT] + [PAYMENT_FAILED_EVENT] * 2,
     )
 
 
@@ -56,20 +80,30 @@ def checkout_findings(store, levels: SessionLevels, *, alpha: float = 0.05, min_
                       min_sessions: int = 30) -> tuple[pd.DataFrame, list[dict], list[str]]:
     """``(journey, findings, notes)``; see the module docstring."""
     notes: list[str] = []
-    if not any(s.event == "begin_checkout" for s in levels.steps):
-        return pd.DataFrame(), [], ["checkout journey: the store has no begin_checkout events"]
+    steps, failure_event = checkout_steps(store)
+    if not any(event != "purchase" for _, event, _ in steps):
+        return pd.DataFrame(), [], ["checkout journey: the store records none of begin_checkout, add_shipping_info, "
+                                    "add_payment_info, so the checkout cannot be followed step by step"]
+    missing = [event for _, event, _ in CHECKOUT_STEPS if event not in {e for _, e, _ in steps}]
+    if missing:
+        notes.append(f"checkout journey: the store records no {', '.join(missing)}; the journey shows the steps it has")
     cs = checkout_sessions(store, levels)
     if cs.empty:
-        return pd.DataFrame(), [], ["checkout journey: no session began checkout in the window"]
+        return pd.DataFrame(), [], [*notes, "checkout journey: no session entered checkout in the window"]
+    failures_measured = failure_event or bool(cs["payment_failed"].notna().any())
     journey = []
     for device, grp in [("all", cs), *cs.groupby("device")]:
         n = len(grp)
-        for step, col in (("checkout", None), ("shipping info", "shipping"), ("payment info", "payment"), ("purchase", "purchase")):
-            reached = n if col is None else int(grp[col].sum())
+        rows = [(step, int(grp[flag].sum())) for step, _, flag in steps]
+        if failures_measured:
+            failed = int(grp["payment_failed"].fillna(False).astype(bool).sum())
+            at = next((i for i, (step, _) in enumerate(rows) if step == "purchase"), len(rows))
+            rows.insert(at, ("payment failed", failed))
+        for step, reached in rows:
             journey.append({"device": device, "step": step, "sessions": reached, "share_of_checkouts": reached / n if n else float("nan")})
     tests = []  # (metric, label, x1, n1, x2, n2, step, segment text)
     paid = cs[cs["payment"]]
-    if cs["payment_failed"].notna().any() and len(paid):
+    if failures_measured and len(paid):
         failed = paid["payment_failed"].fillna(False).astype(bool)
         tests.append(("payment_failed", "sessions whose payment failed", int(paid.loc[failed, "purchase"].sum()), int(failed.sum()),
                       int(paid.loc[~failed, "purchase"].sum()), int((~failed).sum()), "purchase", "payment_failed=true",

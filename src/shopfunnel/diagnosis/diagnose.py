@@ -35,8 +35,10 @@ from shopfunnel.diagnosis.baselines import period_over_period, repeat_purchases,
 from shopfunnel.diagnosis.benchmarks import compare_with_benchmarks, load_benchmarks
 from shopfunnel.diagnosis.findings import FINDING_COLUMNS, finding, pct
 from shopfunnel.diagnosis.incidents import INCIDENT_COLUMNS, IncidentSettings, find_incidents
+from shopfunnel.diagnosis.order_value import OrderValue, given_aov, order_value
 from shopfunnel.diagnosis.playbook import load_playbook
 from shopfunnel.diagnosis.session_levels import DEFAULT_STEPS, SessionLevels
+from shopfunnel.diagnosis.settings_sections import user_section
 from shopfunnel.errors import ShopfunnelError
 
 
@@ -52,6 +54,11 @@ class DiagnoseSettings:
     incidents: IncidentSettings = field(default_factory=IncidentSettings)
     correlation: bool = True
     checkout: bool = True
+    average_order_value: float | None = None
+    """An estimate of the average order value (the CLI's ``--aov``) used for revenue at stake
+    instead of the store's own; the only way to value findings when the orders carry no
+    value. None: ``[diagnosis] average_order_value`` from the model file, else measured
+    (:mod:`shopfunnel.diagnosis.order_value`)."""
 
 
 @dataclass
@@ -79,6 +86,9 @@ class Diagnosis:
     revenue: float
     average_order_value: float
     notes: list[str] = field(default_factory=list)
+    order_value: OrderValue | None = None
+    """Orders with a value and where the average order value came from (given, measured or
+    none); findings are ranked by ``orders_at_stake`` when it is none."""
 
     def recommendations(self) -> pd.DataFrame:
         """One row per (finding, tactic), in finding rank order: what to do, for whom, why."""
@@ -99,6 +109,8 @@ class Diagnosis:
         return {
             "start": self.start.isoformat(), "end": self.end.isoformat(), "sessions": self.sessions,
             "orders": self.orders, "revenue": self.revenue, "average_order_value": _none_if_nan(self.average_order_value),
+            "average_order_value_source": self.order_value.source if self.order_value else None,
+            "valued_orders": self.order_value.valued_orders if self.order_value else None,
             "findings": records(self.findings), "benchmarks": records(self.benchmarks), "periods": records(self.periods),
             "segments": records(self.segments), "incidents": records(self.incidents), "checkout": records(self.checkout),
             "correlations": records(self.correlations), "retention": records(self.retention), "notes": list(self.notes),
@@ -159,11 +171,10 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
             notes.append(f"step {missing.name!r} is not measured: the store has no {missing.event!r} events")
         totals = levels.counts()
         sessions = int(totals["n0"].sum()) if len(totals) else 0
-        orders = int(totals["orders"].sum()) if len(totals) else 0
-        revenue = float(totals["revenue"].sum()) if len(totals) else 0.0
-        aov = revenue / orders if orders else float("nan")
-        if not orders:
-            notes.append("no orders in the window: revenue at stake cannot be computed")
+        value = order_value(store, start, end, given=given_aov(s.average_order_value, user_section(model, "diagnosis")))
+        orders, revenue, aov = value.orders, value.revenue, value.average_order_value
+        if value.source != "measured" or value.valued_orders < value.orders:
+            notes.append(value.note())
         rows: list[dict] = []
 
         def attempt(name: str, fn, empty):
@@ -217,6 +228,7 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
         findings=findings, benchmarks=pd.DataFrame(bench_table), periods=pd.DataFrame(period_table), retention=pd.DataFrame(retention_table),
         segments=pd.DataFrame(seg_table), incidents=incidents, checkout=checkout_table, correlations=correlations,
         start=start, end=end, sessions=sessions, orders=orders, revenue=revenue, average_order_value=aov, notes=notes,
+        order_value=value,
     )
 
 
@@ -267,17 +279,18 @@ def _incident_findings(incidents: pd.DataFrame, levels: SessionLevels, totals: p
 def _rank(rows: list[dict], aov: float, playbook, limit: int) -> pd.DataFrame:
     for r in rows:
         units, down = r.get("units_lost"), r.get("downstream_rate")
-        if units is not None and down is not None and not math.isnan(aov):
-            r["revenue_at_stake"] = max(float(units), 0.0) * float(down) * aov
-        else:
-            r["revenue_at_stake"] = float("nan")
+        orders = max(float(units), 0.0) * float(down) if units is not None and down is not None else float("nan")
+        r["orders_at_stake"] = orders
+        r["revenue_at_stake"] = orders * aov  # NaN when either is
         tactics = playbook.for_finding(r["kind"], r["stage"], r["step"], r["metric"], limit=limit)
         r["tactics"] = [{"key": t.key, "name": t.name, "stage": t.stage, "why": t.why} for t in tactics]
     df = pd.DataFrame(rows, columns=FINDING_COLUMNS)
     if df.empty:
         return df
-    df["_nan"] = df["revenue_at_stake"].isna()
-    df = df.sort_values(["_nan", "revenue_at_stake"], ascending=[True, False], kind="stable").drop(columns="_nan")
+    # Without an average order value, orders at stake give the same order one would give.
+    key = "orders_at_stake" if math.isnan(aov) else "revenue_at_stake"
+    df["_nan"] = df[key].isna()
+    df = df.sort_values(["_nan", key], ascending=[True, False], kind="stable").drop(columns="_nan")
     df["rank"] = range(1, len(df) + 1)
     return df.reset_index(drop=True)
 

@@ -16,8 +16,13 @@ A finding is one row: what is wrong (``kind``, ``stage``, ``step``, ``segment``,
   expected minus the observed conversions; never negative;
 - ``downstream_rate``: of the population's sessions that reached that step, the share
   that went on to purchase (1 when the step is the purchase);
-- ``average_order_value``: purchase value over orders in the diagnosis window, all
-  traffic.
+- ``average_order_value``: purchase value over the orders with a value in the diagnosis
+  window, all traffic, or the estimate the owner gave (``--aov``); see
+  :mod:`shopfunnel.diagnosis.order_value`.
+
+``orders_at_stake = units_lost × downstream_rate`` is the same prize counted in orders. When
+the store's orders carry no value and no estimate is given, revenue at stake is empty and
+findings are ranked by orders at stake: the order any single average order value would give.
 It is a size of the prize, not a forecast: it assumes the lost sessions would have
 behaved like those that went on.
 """
@@ -30,6 +35,7 @@ FINDING_COLUMNS = [
     "rank", "kind", "stage", "step", "segment", "metric", "value", "reference", "gap",
     "ci_low", "ci_high", "p_value", "revenue_at_stake", "evidence", "tactics", "audience",
     "title", "units_lost", "downstream_rate", "entering", "start", "end", "source",
+    "orders_at_stake",
 ]
 
 KINDS = ("incident", "traffic_spike", "benchmark", "period_change", "traffic_change",

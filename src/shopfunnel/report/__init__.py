@@ -46,9 +46,13 @@ def make_report(
     title: str | None = None,
     model: Any = None,
     progress: Progress | None = None,
+    average_order_value: float | None = None,
 ) -> Report:
-    """Build the report of ``store``, keeping the sections that could not be computed."""
-    built = build_sections(store, model=model, progress=progress)
+    """Build the report of ``store``, keeping the sections that could not be computed.
+
+    ``average_order_value`` prices the diagnosis's findings when given (the CLI's ``--aov``;
+    see :mod:`shopfunnel.diagnosis.order_value`)."""
+    built = build_sections(store, model=model, progress=progress, average_order_value=average_order_value)
     if progress is not None:
         progress("writing the page")
     html = render_page(built.sections, title=title or "Your sales funnel", source=_source(store),
@@ -79,6 +83,7 @@ def build_report(
     title: str | None = None,
     model: Any = None,
     progress: Progress | None = None,
+    average_order_value: float | None = None,
 ) -> str:
     """The report of ``store`` as one HTML page (a string).
 
@@ -86,7 +91,8 @@ def build_report(
     None. ``progress`` is called with each section's title as work on it starts. A section
     the data cannot support shows a short note instead.
     """
-    return make_report(store, title=title, model=model, progress=progress).html
+    return make_report(store, title=title, model=model, progress=progress,
+                       average_order_value=average_order_value).html
 
 
 def write_report(
@@ -96,10 +102,12 @@ def write_report(
     title: str | None = None,
     model: Any = None,
     progress: Progress | None = None,
+    average_order_value: float | None = None,
 ) -> Path:
     """Write the report of ``store`` to ``path`` (UTF-8) and return the path."""
     target = Path(path)
-    html = build_report(store, title=title, model=model, progress=progress)
+    html = build_report(store, title=title, model=model, progress=progress,
+                        average_order_value=average_order_value)
     target.write_text(html, encoding="utf-8")
     return target
 

@@ -40,6 +40,7 @@ class Context:
     store: Store
     model: Any = None
     cache: dict[str, Any] = field(default_factory=dict)
+    average_order_value: float | None = None
 
     def once(self, key: str, compute: Callable[[], Any]) -> Any:
         if key not in self.cache:
@@ -79,18 +80,31 @@ def incident_spans(findings: pd.DataFrame | None) -> pd.DataFrame | None:
 
 
 # -- analyses ---------------------------------------------------------------------------
-def _diagnosis(ctx: Context) -> Section:
-    from shopfunnel.diagnosis.diagnose import diagnose
+def _diagnosed(ctx: Context) -> Any:
+    from shopfunnel.diagnosis.diagnose import DiagnoseSettings, diagnose
 
-    result = diagnose(ctx.store, **_model_args(ctx))
+    settings = DiagnoseSettings(average_order_value=ctx.average_order_value)
+    return ctx.once("diagnosis", lambda: diagnose(ctx.store, settings=settings, **_model_args(ctx)))
+
+
+def _diagnosis(ctx: Context) -> Section:
+    result = _diagnosed(ctx)
     ctx.cache["findings"] = result.findings
     start, end = getattr(result, "start", None), getattr(result, "end", None)
     period = ""
     if start is not None and end is not None:
         # ``end`` is exclusive (midnight after the last day)
         period = f"{start:%Y-%m-%d} to {end - pd.Timedelta(microseconds=1):%Y-%m-%d}"
+    value = getattr(result, "order_value", None)
     return S.diagnosis_section(result.findings, currency=ctx.currency, period=period,
-                               notes=list(getattr(result, "notes", []) or []))
+                               notes=list(getattr(result, "notes", []) or []),
+                               priced=value is None or value.source != "none",
+                               pricing=value.note() if value is not None else "")
+
+
+def _checkout(ctx: Context) -> Section:
+    result = _diagnosed(ctx)
+    return S.checkout_section(result.checkout, [n for n in result.notes if "checkout journey" in n])
 
 
 # The model's default funnel when no model module is installed (same as its defaults).
@@ -157,7 +171,7 @@ def _stages(ctx: Context) -> Section:
 
 
 def _distribution(ctx: Context) -> Section:
-    return S.stage_distribution_section(_stage_summary(ctx))
+    return S.stage_distribution_section(_stage_summary(ctx), _placement(ctx).status_notes())
 
 
 FLOW_DAYS = 30
@@ -212,6 +226,8 @@ def _whatif(ctx: Context) -> Section:
     if len(orders) == 0:
         return S.whatif_section([])
     median = float(pd.to_numeric(orders["value"], errors="coerce").median())
+    if not median > 0:  # NaN too: orders without values
+        return S.whatif_section([], no_values=True)
     policies = [tiered_discount(ctx.store, [Tier(t, r) for t, r in WHATIF_TIERS]),
                 free_shipping(ctx.store, nice_threshold(median))]
     return S.whatif_section(policies, currency=ctx.currency)
@@ -223,6 +239,7 @@ PLAN: list[tuple[str, str, Callable[[Context], Section]]] = [
     ("diagnosis", "What to fix first", _diagnosis),
     ("stages", "The five stages", _stages),
     ("steps", "Step by step: where people drop off", _steps),
+    ("checkout", "The checkout, step by step", _checkout),
     ("by-channel", "Conversion by channel", _by_channel),
     ("by-device", "Conversion by device", _by_device),
     ("trend", "Conversion over time", _trend),
@@ -249,9 +266,12 @@ def _failure_note(exc: BaseException) -> str:
     return f"This section could not be computed ({type(exc).__name__}: {exc})."
 
 
-def build_sections(store: Store, *, model: Any = None, progress: Progress | None = None) -> ReportBuild:
-    """Compute every section of the report, in page order."""
-    ctx = Context(store, model if model is not None else default_model())
+def build_sections(store: Store, *, model: Any = None, progress: Progress | None = None,
+                   average_order_value: float | None = None) -> ReportBuild:
+    """Compute every section of the report, in page order. ``average_order_value`` prices
+    the diagnosis's findings (see :mod:`shopfunnel.diagnosis.order_value`)."""
+    ctx = Context(store, model if model is not None else default_model(),
+                  average_order_value=average_order_value)
     out = ReportBuild()
     for sid, title, make in PLAN:
         if progress is not None:

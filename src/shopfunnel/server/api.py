@@ -158,13 +158,15 @@ def funnel(request: Request,
 
 @router.get("/stages", openapi_extra=ADMIN)
 def stages(request: Request) -> dict[str, Any]:
-    """Persons per stage, conversion between stages, and counts by status."""
-    return {"rows": records(read(request, queries.stage_summary))}
+    """Persons per stage, conversion between stages, counts by status (active, stalled,
+    lapsed, gone) with the thresholds, and how the statuses were judged (``notes``)."""
+    overview = read(request, queries.stage_overview)
+    return {"rows": records(overview["summary"]), "notes": overview["notes"]}
 
 
 @router.get("/stages/persons", openapi_extra=ADMIN)
 def stage_persons(request: Request, stage: Annotated[str | None, Query(max_length=100)] = None,
-                  status: Annotated[Literal["active", "stalled", "lapsed"] | None, Query()] = None,
+                  status: Annotated[Literal["active", "stalled", "lapsed", "gone"] | None, Query()] = None,
                   format: Fmt = "json") -> Any:
     """The persons at a stage with a status (both optional); CSV with ?format=csv."""
     return table_response(read(request, queries.stage_persons, stage, status), format, "persons")

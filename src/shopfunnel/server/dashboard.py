@@ -242,6 +242,35 @@ def funnel_page(request: Request, steps: str | None = None, window: str = "7d", 
     return render(request, "funnel.html", **context)
 
 
+STATUS_COLOURS = {"active": "#009E73", "stalled": "#E69F00", "lapsed": "#D55E00", "gone": "#9aa5b1"}
+
+
+def _status_chart(summary: pd.DataFrame) -> dict[str, Any]:
+    """Persons at each stage, stacked by status."""
+    fig = go.Figure(layout={"margin": {"t": 30}, "barmode": "stack", "yaxis": {"title": "persons at the stage"}})
+    for status, colour in STATUS_COLOURS.items():
+        fig.add_bar(x=[str(v) for v in summary["stage"]], y=[int(v) for v in summary[status]], name=status,
+                    marker={"color": colour})
+    return figure(fig)
+
+
+def _stage_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The stage summary as people read it: counts, conversion in %, thresholds as durations."""
+    table = summary[["stage", "reached", "at_stage"]].copy()
+    table["conversion"] = [_percent(v) for v in summary["conversion_from_previous"]]
+    for status in STATUS_COLOURS:
+        table[status] = summary[status]
+    table["stalled after"] = [_days(v) for v in summary["stalled_after_days"]]
+    table["gone after"] = [_days(v) for v in summary["gone_after_days"]]
+    return table
+
+
+def _percent(value: Any) -> str:
+    from shopfunnel import format as fmt
+
+    return fmt.pct(value)
+
+
 @router.get("/stages")
 def stages_page(request: Request, stage: str = "", status: str = "", start: str = "", end: str = "") -> Response:
     if not is_admin(request):
@@ -253,15 +282,17 @@ def stages_page(request: Request, stage: str = "", status: str = "", start: str 
     form = {"stage": stage, "status": status, "start": start, "end": end}
     context: dict[str, Any] = {
         "title": "Stages", "form": form, "stage_names": [s.name for s in load_model().stages],
+        "statuses": list(STATUS_COLOURS), "status_notes": [],
         "summary": None, "flow": None, "persons": None, "charts": True,
         "csv_url": "/v1/stages/persons?" + urlencode({k: v for k, v in
                                                        {"stage": stage, "status": status, "format": "csv"}.items() if v}),
     }
     try:
-        summary = read(request, queries.stage_summary)
-        context["summary"] = summary
-        context["stages_chart"] = _bar(summary.iloc[:, 0].tolist(), [int(v) for v in summary["reached"]],
-                                       yaxis={"title": "persons reached"})
+        overview = read(request, queries.stage_overview)
+        summary = overview["summary"]
+        context["summary"] = _stage_table(summary)
+        context["status_notes"] = overview["notes"]
+        context["stages_chart"] = _status_chart(summary)
         context["persons"] = read(request, queries.stage_persons, stage or None, status or None)
         if start and end:
             context["flow"] = flow = read(request, queries.stage_flow, start, end)
@@ -336,3 +367,10 @@ def diagnosis_page(request: Request) -> Response:
     findings = result.findings[[c for c in FINDING_SHOWN if c in result.findings.columns]]
     return render(request, "diagnosis.html", title="Diagnosis", result=result, findings=findings,
                   recommendations=result.recommendations(), notes=result.notes)
+
+
+def _days(days: float) -> str:
+    """A duration given in days, as people read it (``9d 14h``, ``3h 20m``)."""
+    from shopfunnel import format as fmt
+
+    return fmt.duration(days * 86_400)

@@ -88,6 +88,16 @@ def stage_summary(store: Store) -> pd.DataFrame:
     return summary(store)
 
 
+def stage_overview(store: Store) -> dict[str, Any]:
+    """Persons per stage with their statuses (``summary``) and how the statuses were judged,
+    in words with the store's numbers (``notes``): one placement for both."""
+    from shopfunnel.stages import placement
+    from shopfunnel.stages import stage_summary as summary
+
+    placed = placement(store)
+    return {"summary": summary(store, placed=placed), "notes": placed.status_notes()}
+
+
 def stage_persons(store: Store, stage: str | None = None, status: str | None = None) -> pd.DataFrame:
     from shopfunnel.stages.placement import persons as placed
 

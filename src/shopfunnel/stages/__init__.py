@@ -2,7 +2,8 @@
 moving, and how persons flow between stages over time.
 
 Modules: :mod:`.placement` (stage and status per person, summaries and flows),
-:mod:`.gaps` (the usual time between a person's steps and orders).
+:mod:`.status` (active, stalled, lapsed, gone: thresholds from the store's own returns),
+:mod:`.gaps` (the gaps between a customer's orders behind lapsed and gone).
 """
 
 from __future__ import annotations

@@ -22,29 +22,14 @@ evidence of *k* came strictly before their first evidence of any later stage; th
 *k* is the gap between the two. (Evidence of a later stage at the same instant or earlier
 means *k* was skipped, and the person does not count for *k*.)
 
-**Status** (checked in this order):
+**Status**: customers (an order in the period) are *active*, *lapsed* or *gone* by the time
+since their last order (:mod:`shopfunnel.stages.gaps`); everyone else is *active*, *stalled* or
+*gone* by the time since their last visit, against how long the store's visitors stayed
+away and still came back to move on from their stage (:mod:`shopfunnel.stages.status`, which
+defines every threshold and its fallbacks).
 
-* **lapsed**: a customer (at least one order in the period) whose time since their last
-  order is longer than their *usual gap between orders*. The usual gap is, for a person
-  with at least ``own_gap_min_orders`` (3) orders, the ``lapsed_quantile`` (80th)
-  percentile of an exponential distribution with the person's own mean gap (mean gap x
-  -ln(1 - 0.8) = 1.61 x mean gap; the exponential is the gap distribution of a customer who
-  buys at random at a steady rate, as BG/NBD assumes). For everyone else it is the store's
-  80th percentile of all gaps between consecutive orders of the same person in the period,
-  or ``lapsed_after`` (90 days) when the period holds fewer than ``min_gaps`` (20) gaps.
-* **stalled**: not lapsed, and at their stage longer than is usual for it: ``days_in_stage``
-  is greater than the ``stalled_quantile`` (80th) percentile of time at that stage among the
-  persons who passed through it in the period, or ``stalled_after`` (30 days) when fewer
-  than ``min_movers`` (20) passed through; never less than ``min_stalled_after`` when the
-  model sets one (not set by default). The last stage has no next stage, so nobody is
-  stalled there (they are active or lapsed).
-* **active**: everyone else.
-
-Percentiles interpolate linearly between data points (NumPy's default). Comparisons are
-strict: exactly the usual time is not yet stalled or lapsed.
-
-Events are aggregated in DuckDB (one row per person and stage, one row per order); the rules
-above are applied in NumPy over those compact tables.
+Events are aggregated in DuckDB (one row per person, one per order, one per visit that starts
+with a return); the rules above are applied in NumPy over those compact tables.
 """
 
 from __future__ import annotations
@@ -60,22 +45,33 @@ import pandas as pd
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model
-from shopfunnel.stages.gaps import store_gap, usual_gap_days
+from shopfunnel.stages.gaps import gone_gap_days, store_gap, usual_gap_days
+from shopfunnel.stages.status import (
+    GONE,
+    LAPSED,
+    NEVER,
+    STATUSES,
+    THRESHOLD_COLUMNS,
+    classify,
+    explain,
+    later_evidence,
+    return_gaps,
+    stage_thresholds,
+)
 from shopfunnel.store.db import quote_ident
 from shopfunnel.store.store import Store
 
-STATUSES = ("active", "stalled", "lapsed")
 NOT_SEEN = "not seen"
-LAPSED = "lapsed"
 ORDER_EVENT = "purchase"
 
 _US_PER_DAY = 86_400 * 1_000_000
-_NEVER = np.iinfo(np.int64).max
+_NEVER = NEVER
 
 PERSON_COLUMNS = [
     "person_id", "stage", "stage_index", "status", "entered_stage_at", "days_in_stage",
-    "last_event_at", "first_channel", "orders", "revenue", "last_order_at",
-    "stalled_after_days", "lapsed_after_days",
+    "last_event_at", "days_since_last_event", "first_channel", "orders", "revenue",
+    "last_order_at", "days_since_last_order", "stalled_after_days", "lapsed_after_days",
+    "gone_after_days",
 ]
 
 
@@ -84,8 +80,11 @@ class StagePlacement:
     """Everyone placed in a stage at ``as_of``, with the thresholds the statuses came from.
 
     ``persons`` has one row per person (columns in :data:`PERSON_COLUMNS`); ``thresholds``
-    one row per stage: ``stage``, ``movers`` (persons who passed through it),
-    ``stalled_after_days`` and ``source`` (where that number came from).
+    one row per stage (:func:`shopfunnel.stages.status.stage_thresholds`): ``stage``, ``movers``
+    (persons who passed through it), ``returning`` (movers who came back in a later visit
+    to move on), ``stalled_after_days``, ``gone_after_days`` and ``source``. The store's
+    gaps between orders: ``lapsed_after_days`` (usual gap), ``customer_gone_after_days``
+    and ``lapsed_source``; customers with enough orders use their own.
     """
 
     as_of: datetime | None
@@ -95,6 +94,12 @@ class StagePlacement:
     lapsed_after_days: float
     lapsed_source: str
     model: Model = field(repr=False)
+    customer_gone_after_days: float = math.nan
+
+    def status_notes(self) -> list[str]:
+        """How the statuses were judged, in words, with the numbers (:func:`status.explain`)."""
+        return explain(self.thresholds, self.model.placement, self.lapsed_after_days,
+                       self.customer_gone_after_days, self.lapsed_source)
 
     def __repr__(self) -> str:
         return (
@@ -137,22 +142,30 @@ def placement(
     stage_idx = n_stages - 1 - np.argmax(reached[:, ::-1], axis=1)
     entered = first[np.arange(n), stage_idx]
     end_us = _micros(pd.Series([end]))[0]
-    thresholds = _stalled_thresholds(model, first)
-    stalled_after = thresholds["stalled_after_days"].to_numpy(dtype=float)
+
+    visits = _visit_rows(store, start, end, rules.visit_gap_seconds)
+    v_rows = pd.Index(base["person_id"]).get_indexer(visits["person_id"])
+    keep = v_rows >= 0
+    gaps = return_gaps(first, v_rows[keep], _micros(visits["ts"])[keep],
+                       visits["gap_us"].to_numpy(dtype=float)[keep])
+    later = later_evidence(first)
+    movers = ((first < later) & (later < _NEVER)).sum(axis=0)
+    thresholds = stage_thresholds(model.stage_names, movers, gaps, rules)
+
     n_orders, revenue, first_order, last_order = _order_stats(orders, o_rows, n)
     gap = store_gap(orders["gap_us"].to_numpy(dtype=float) / _US_PER_DAY, rules)
-    store_gap_days, lapsed_source = gap.days, gap.source
     customer = n_orders > 0
     span_days = np.where(customer, (last_order - first_order) / _US_PER_DAY, np.nan)
     usual_gap, _ = usual_gap_days(n_orders, span_days, gap, rules)
+    gone_gap = gone_gap_days(n_orders, span_days, gap, rules)
 
     days_in_stage = (end_us - entered) / _US_PER_DAY
+    idle = (end_us - _micros(base["last_event_at"])) / _US_PER_DAY
     since_order = np.where(customer, (end_us - last_order) / _US_PER_DAY, np.nan)
-    with np.errstate(invalid="ignore"):
-        lapsed = customer & (since_order > usual_gap)
-        person_threshold = stalled_after[stage_idx]
-        stalled = ~lapsed & (days_in_stage > person_threshold)
-    status = np.where(lapsed, "lapsed", np.where(stalled, "stalled", "active"))
+    stage_stalled = thresholds["stalled_after_days"].to_numpy(dtype=float)[stage_idx]
+    stage_gone = thresholds["gone_after_days"].to_numpy(dtype=float)[stage_idx]
+    status = classify(customer, idle, stage_stalled, stage_gone, since_order, usual_gap,
+                      gone_gap)
 
     names = np.array(model.stage_names, dtype=object)
     persons = pd.DataFrame(
@@ -164,12 +177,15 @@ def placement(
             "entered_stage_at": _to_ts(entered),
             "days_in_stage": days_in_stage,
             "last_event_at": base["last_event_at"].to_numpy(),
+            "days_since_last_event": idle,
             "first_channel": base["first_channel"].to_numpy(),
             "orders": n_orders,
             "revenue": revenue,
             "last_order_at": _to_ts(last_order),
-            "stalled_after_days": person_threshold,
+            "days_since_last_order": since_order,
+            "stalled_after_days": np.where(customer, np.nan, stage_stalled),
             "lapsed_after_days": usual_gap,
+            "gone_after_days": np.where(customer, gone_gap, stage_gone),
         }
     )
     # Rows come ordered by person_id; a stable sort by stage keeps that order within a stage.
@@ -179,9 +195,10 @@ def placement(
         lookback_days=lookback_s / 86_400,
         persons=persons,
         thresholds=thresholds,
-        lapsed_after_days=store_gap_days,
-        lapsed_source=lapsed_source,
+        lapsed_after_days=gap.days,
+        lapsed_source=gap.source,
         model=model,
+        customer_gone_after_days=gap.gone_days,
     )
 
 
@@ -195,14 +212,17 @@ def place_persons(
     """Every person with an event in the lookback period, placed in a stage with a status.
 
     One row per person: ``person_id``, ``stage`` (furthest stage reached in the period),
-    ``stage_index`` (its position, 0 = first), ``status`` (active, stalled or lapsed),
-    ``entered_stage_at`` (first evidence of that stage), ``days_in_stage`` (``as_of`` minus
-    that, in days), ``last_event_at`` (latest event in the period), ``first_channel`` (the
+    ``stage_index`` (its position, 0 = first), ``status`` (active, stalled or gone for
+    prospects; active, lapsed or gone for customers), ``entered_stage_at`` (first evidence
+    of that stage), ``days_in_stage`` (``as_of`` minus that, in days), ``last_event_at``
+    (latest event in the period) and ``days_since_last_event``, ``first_channel`` (the
     channel of the person's earliest event up to ``as_of``, ties by ``event_id``),
     ``orders`` and ``revenue`` (orders in the period and the sum of their values, refunds
-    not subtracted), ``last_order_at``, and the thresholds the status was judged by:
-    ``stalled_after_days`` (usual time at the stage) and ``lapsed_after_days`` (usual gap
-    between orders; empty for non-customers). Sorted by stage, then person.
+    not subtracted), ``last_order_at`` and ``days_since_last_order``, and the thresholds
+    the status was judged by: ``stalled_after_days`` (prospects: the stage's),
+    ``lapsed_after_days`` (customers: their usual gap between orders) and
+    ``gone_after_days`` (the stage's for prospects, the customer's for customers). Sorted
+    by stage, then person.
 
     The exact rules for stage and status are in the module docstring (and docs/stages.md).
     """
@@ -223,9 +243,11 @@ def stage_summary(
     a later one), ``at_stage`` (persons whose stage is this one), ``conversion_from_previous``
     (``reached`` / the previous stage's ``reached``; empty for the first stage or when the
     previous stage has nobody), ``conversion_from_start`` (``reached`` / the first stage's
-    ``reached``), ``active``, ``stalled`` and ``lapsed`` (persons at this stage with that
-    status), ``stalled_after_days`` and ``threshold_source`` (the usual time at the stage
-    and where it came from). Pass ``placed`` to reuse a :func:`placement`.
+    ``reached``), ``active``, ``stalled``, ``lapsed`` and ``gone`` (persons at this stage
+    with that status), ``returning`` (movers who came back to move on),
+    ``stalled_after_days`` and ``gone_after_days`` (the thresholds for prospects at the
+    stage) and ``threshold_source`` (where they came from). Pass ``placed`` to reuse a
+    :func:`placement`.
     """
     placed = placed or placement(store, model=model, as_of=as_of, lookback=lookback)
     model = placed.model
@@ -252,7 +274,8 @@ def stage_summary(
     counts = np.bincount(cells, minlength=n_stages * len(STATUSES)).reshape(n_stages, -1)
     for j, s in enumerate(STATUSES):
         out[s] = counts[:, j].astype(np.int64)
-    out["stalled_after_days"] = placed.thresholds["stalled_after_days"].to_numpy()
+    for column in ("returning", "stalled_after_days", "gone_after_days"):
+        out[column] = placed.thresholds[column].to_numpy()
     out["threshold_source"] = placed.thresholds["source"].to_numpy()
     return out
 
@@ -267,7 +290,8 @@ def stage_transitions(
 ) -> pd.DataFrame:
     """Each person's state at ``start`` and at ``end``: columns ``person_id``, ``from``, ``to``.
 
-    A state is the person's stage, or ``lapsed`` when their status is lapsed, or
+    A state is the person's stage, or ``lapsed`` for a customer whose status is lapsed or
+    gone, or
     ``not seen`` when they have no event in the lookback period before that date (new
     persons at ``start``; persons whose every event has fallen out of the period at
     ``end``). Both dates are placed with :func:`placement`, so each uses the thresholds
@@ -322,7 +346,8 @@ def persons(
     as_of: datetime | date | str | None = None,
     lookback: str | float | None = None,
 ) -> pd.DataFrame:
-    """The persons of :func:`place_persons` at ``stage`` (name, any case) with ``status``.
+    """The persons of :func:`place_persons` at ``stage`` (name, any case) with ``status``
+    (active, stalled, lapsed or gone).
 
     ``None`` means any. An unknown stage or status raises ConfigError listing the allowed
     values. This is the building block for audiences ("everyone stalled at Decision").
@@ -359,36 +384,6 @@ def _first_evidence(
             hit = o_seq == stage.min_orders
             np.minimum.at(first[:, k], o_rows[hit], o_ts[hit])
     return first
-
-
-def _stalled_thresholds(model: Model, first: np.ndarray) -> pd.DataFrame:
-    """Per stage: movers, the usual time at the stage in days, and where it came from."""
-    rules = model.placement
-    n_stages = len(model.stages)
-    later = np.full_like(first, _NEVER)  # first evidence of any later stage
-    for k in range(n_stages - 2, -1, -1):
-        later[:, k] = np.minimum(later[:, k + 1], first[:, k + 1])
-    floor = rules.min_stalled_after_seconds / 86_400
-    rows = []
-    for k, stage in enumerate(model.stages):
-        if k == n_stages - 1:
-            rows.append((stage.name, 0, math.nan, "last stage: never stalled"))
-            continue
-        moved = (first[:, k] < _NEVER) & (later[:, k] < _NEVER) & (first[:, k] < later[:, k])
-        durations = (later[moved, k] - first[moved, k]) / _US_PER_DAY
-        if len(durations) >= rules.min_movers:
-            usual = float(np.quantile(durations, rules.stalled_quantile))
-            source = f"data: {_pct(rules.stalled_quantile)} percentile of {len(durations)} movers"
-        else:
-            usual = rules.stalled_after_seconds / 86_400
-            source = (
-                f"default stalled_after: {len(durations)} movers, fewer than {rules.min_movers}"
-            )
-        if usual < floor:
-            usual = floor
-            source += f"; raised to min_stalled_after ({rules.min_stalled_after})"
-        rows.append((stage.name, int(len(durations)), usual, source))
-    return pd.DataFrame(rows, columns=["stage", "movers", "stalled_after_days", "source"])
 
 
 def _order_stats(
@@ -465,9 +460,29 @@ def _order_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
     )
 
 
+def _visit_rows(store: Store, start: datetime, end: datetime, visit_gap_s: float) -> pd.DataFrame:
+    """One row per visit in the period that starts with a return: the person, the time of the
+    visit's first event and the gap since the person's previous event in the period
+    (microseconds, more than ``visit_gap_s`` seconds)."""
+    return store.db.df(
+        """
+        SELECT person_id, ts, gap_us FROM (
+            SELECT person_id, ts,
+                   epoch_us(ts) - epoch_us(lag(ts) OVER (PARTITION BY person_id ORDER BY ts))
+                       AS gap_us
+            FROM events WHERE ts > ? AND ts <= ?
+        )
+        WHERE gap_us > ?
+        """,
+        [start, end, int(round(visit_gap_s * 1_000_000))],
+    )
+
+
 # -- helpers --------------------------------------------------------------------------------
 def _states(p: pd.DataFrame) -> pd.Series:
-    state = p["stage"].where(p["status"] != LAPSED, LAPSED)
+    """The flow state: the stage, or ``lapsed`` for a customer who is lapsed or gone."""
+    slipped = p["status"].isin([LAPSED, GONE]) & (p["orders"] > 0)
+    state = p["stage"].where(~slipped, LAPSED)
     return pd.Series(state.to_numpy(), index=p["person_id"].to_numpy())
 
 
@@ -519,23 +534,18 @@ def _to_ts(micros: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pct(q: float) -> str:
-    v = round(q * 100, 2)
-    s = f"{v:g}"
-    suffix = "th" if 10 <= v % 100 < 20 else {1: "st", 2: "nd", 3: "rd"}.get(int(v) % 10, "th")
-    return s + suffix
-
-
 def _empty_placement(model: Model, lookback_s: float) -> StagePlacement:
     persons = pd.DataFrame({c: pd.Series([], dtype=object) for c in PERSON_COLUMNS})
     thresholds = pd.DataFrame(
         {
             "stage": model.stage_names,
             "movers": 0,
+            "returning": 0,
             "stalled_after_days": np.nan,
+            "gone_after_days": np.nan,
             "source": "no events",
         }
-    )
+    )[THRESHOLD_COLUMNS]
     return StagePlacement(
         as_of=None, lookback_days=lookback_s / 86_400, persons=persons, thresholds=thresholds,
         lapsed_after_days=math.nan, lapsed_source="no events", model=model,

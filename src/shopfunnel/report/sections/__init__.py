@@ -5,6 +5,7 @@ cannot support it returns a section with a short ``note`` instead of raising, so
 or young store still gets a whole report.
 """
 
+from shopfunnel.report.sections.checkout import checkout_section
 from shopfunnel.report.sections.customers import cohort_section, rfm_section, whatif_section
 from shopfunnel.report.sections.diagnosis import (
     INCIDENT_KINDS,
@@ -33,6 +34,7 @@ __all__ = [
     "activity_section",
     "audience_of",
     "breakdown_section",
+    "checkout_section",
     "cohort_section",
     "diagnosis_section",
     "finding_headline",

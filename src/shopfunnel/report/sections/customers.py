@@ -87,12 +87,13 @@ def rfm_section(groups: pd.DataFrame | None, *, currency: str = "") -> Section:
 
 
 
-def whatif_section(policies: Sequence[Any], *, currency: str = "") -> Section:
+def whatif_section(policies: Sequence[Any], *, currency: str = "", no_values: bool = False) -> Section:
     """Offers replayed on past orders: who would have got them, what they would have cost, and
     how much more the store must sell to pay for them.
 
     ``policies`` are :class:`shopfunnel.diagnosis.whatif.WhatIf` results (``policy``, ``summary``
-    dict, ``tiers`` DataFrame, ``notes``).
+    dict, ``tiers`` DataFrame, ``notes``). ``no_values``: the store has orders but they carry
+    no value, so no offer can be priced.
     """
     sid, title = "whatif", "What would an offer cost?"
     lead = ("Offers replayed on your past orders, as if nobody had changed what they bought: the share "
@@ -100,6 +101,9 @@ def whatif_section(policies: Sequence[Any], *, currency: str = "") -> Section:
             "for it (revenue view: before the cost of goods). Orders just below a threshold are the "
             "ones an offer can nudge up.")
     usable = [p for p in policies if getattr(p, "summary", None) and p.summary.get("orders")]
+    if no_values:
+        return unavailable(sid, title, "The store's orders carry no value, so no offer can be priced: "
+                           "load orders with their values to replay one.", lead)
     if not usable:
         return unavailable(sid, title, "No orders yet, so no offer to replay.", lead)
     blocks: list[Any] = []

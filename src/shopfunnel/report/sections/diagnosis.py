@@ -106,13 +106,24 @@ def finding_headline(row: Mapping[str, Any]) -> str:
 INCIDENT_KINDS = ("incident", "traffic_spike")
 
 
+def at_stake(row: Mapping[str, Any], currency: str) -> str:
+    """What a finding is worth, as the card shows it: revenue at stake when the store has a
+    price, else the orders at stake (``≈ 12 orders``); empty when neither is known."""
+    if as_text(row.get("revenue_at_stake")):
+        return fmt.money(row.get("revenue_at_stake"), currency)
+    if as_text(row.get("orders_at_stake")):
+        n = float(row["orders_at_stake"])
+        return f"≈ {n:,.1f} orders" if n < 10 else f"≈ {n:,.0f} orders"
+    return ""
+
+
 def _card(row: Mapping[str, Any], currency: str) -> Finding:
     p = row.get("p_value")
     return Finding(
         rank=int(row["rank"]),
         headline=_title_with_period(row) if as_text(row.get("title")) else finding_headline(row),
         stage=as_text(row.get("stage")),
-        revenue_at_stake=fmt.money(row.get("revenue_at_stake"), currency) if as_text(row.get("revenue_at_stake")) else "",
+        revenue_at_stake=at_stake(row, currency),
         evidence=as_text(row.get("evidence")),
         tactics=tactics_of(row.get("tactics")),
         audience=audience_of(row.get("audience")),
@@ -127,6 +138,8 @@ def diagnosis_section(
     currency: str = "",
     period: str = "",
     notes: Sequence[str] = (),
+    priced: bool = True,
+    pricing: str = "",
 ) -> Section:
     """The diagnosis, most valuable fix first: the ``top`` findings as cards, all in a table.
 
@@ -134,7 +147,9 @@ def diagnosis_section(
     (rank, kind, stage, step, segment, metric, value, reference, gap, p_value,
     revenue_at_stake, evidence, tactics, audience, and optionally title, start, end);
     missing columns read as blank. ``period`` says which dates were diagnosed; ``notes``
-    say what could not be measured, and are listed under the findings.
+    say what could not be measured, and are listed under the findings. ``priced=False``
+    means the orders carry no value and no estimate was given: findings are ranked by
+    orders at stake, and ``pricing`` (:meth:`OrderValue.note`) says why and what to do.
     """
     sid, title = "diagnosis", "What to fix first"
     lead = (
@@ -142,11 +157,20 @@ def diagnosis_section(
         "at stake: people lost at the step × how often they would have gone on to buy × the "
         "average order value."
     )
+    if not priced:
+        lead = (
+            "Where the funnel loses the most orders, and what to try. Findings are ranked by orders "
+            "at stake: people lost at the step × how often they would have gone on to buy. Revenue "
+            "at stake is missing because the store's orders carry no value: write the report with "
+            "--aov (the average order value) to put a price on each finding."
+        )
     if period:
         lead = f"{lead} Diagnosed period: {period}."
     if findings is None:
         return unavailable(sid, title, "The diagnosis is not available for this store.", lead)
     tail: list[Any] = []
+    if pricing and not priced:
+        tail.append(Text(pricing[:1].upper() + pricing[1:] + "."))
     if notes:
         tail.append(Table(pd.DataFrame({"not measured": [str(n) for n in notes]}),
                           caption=f"What could not be measured ({len(notes)})", collapsed=True))
@@ -168,20 +192,22 @@ def diagnosis_section(
     blocks.append(Findings(top_cards, heading="Biggest gaps, most valuable first" if incidents else ""))
     columns: tuple[str, ...]
     if "title" in frame.columns and frame["title"].notna().any():
-        columns = ("rank", "kind", "stage", "title", "p_value", "revenue_at_stake")
+        columns = ("rank", "kind", "stage", "title", "p_value", "orders_at_stake", "revenue_at_stake")
     else:
         columns = ("rank", "kind", "stage", "step", "segment", "metric", "value", "reference", "gap", "p_value",
-                   "revenue_at_stake")
+                   "orders_at_stake", "revenue_at_stake")
     shown = [c for c in columns if c in frame.columns]
     listing = frame[shown].reset_index(drop=True)
     if "kind" in listing.columns:
         listing["kind"] = listing["kind"].astype(str).str.replace("_", " ")
-    listing = listing.rename(columns={"title": "finding", "p_value": "p",
-                                                                  "revenue_at_stake": "at stake"})
+    listing = listing.rename(columns={"title": "finding", "p_value": "p", "orders_at_stake": "orders at stake",
+                                      "revenue_at_stake": "at stake"})
+    if not priced and "at stake" in listing.columns:
+        listing = listing.drop(columns="at stake")
     table = Table(
         listing,
         formats={"rank": "int", "p": "p", "at stake": "money", "value": "number",
-                 "reference": "number", "gap": "number"},
+                 "reference": "number", "gap": "number", "orders at stake": "number"},
         caption=f"All {len(frame)} findings",
         collapsed=True,
     )

@@ -12,6 +12,7 @@ from shopfunnel.report.blocks import (
     Chart,
     Section,
     Table,
+    Text,
     unavailable,
 )
 from shopfunnel.report.charts import PALETTE, STAGE_COLOURS, styled
@@ -58,14 +59,17 @@ def stage_funnel_section(summary: pd.DataFrame | None) -> Section:
     return Section(sid, title, lead, tuple(blocks))
 
 
-STATUS_COLOURS = {"active": "#009E73", "stalled": "#E69F00", "lapsed": "#D55E00"}
+STATUS_COLOURS = {"active": "#009E73", "stalled": "#E69F00", "lapsed": "#D55E00", "gone": "#9aa5b1"}
 
 
-def stage_distribution_section(summary: pd.DataFrame | None) -> Section:
-    """Where people stand now: persons at each stage, split by status (active, stalled, lapsed)."""
+def stage_distribution_section(summary: pd.DataFrame | None, notes: list[str] | tuple[str, ...] = ()) -> Section:
+    """Where people stand now: persons at each stage, split by status (active, stalled, lapsed,
+    gone), with each stage's thresholds and ``notes`` saying how the statuses were judged."""
     sid, title = "distribution", "Where people stand now"
-    lead = ("Each person counted once, at the furthest stage they reached. Stalled: at the stage for "
-            "longer than is usual there. Lapsed: a customer past their usual gap between orders.")
+    lead = ("Each person counted once, at the furthest stage they reached. Active: seen (or, for "
+            "customers, bought) within the usual time. Stalled: a prospect not seen for longer than "
+            "most who came back to move on had stayed away: worth a reminder. Lapsed: a customer past "
+            "their usual gap between orders. Gone: past the point where almost nobody comes back.")
     statuses = [s for s in STATUS_COLOURS if summary is not None and s in summary.columns]
     if not usable(summary, ["stage"]) or not statuses:
         return unavailable(sid, title, "No stage placement to show yet.", lead)
@@ -77,10 +81,14 @@ def stage_distribution_section(summary: pd.DataFrame | None) -> Section:
                     marker={"color": STATUS_COLOURS[status]})
     fig.update_layout(barmode="stack", yaxis={"title": "people"}, legend={"traceorder": "normal"})
     table_frame = summary[["stage", *statuses]].reset_index(drop=True)
-    if "stalled_after_days" in summary.columns:
-        table_frame["stalled after"] = summary["stalled_after_days"].astype(float).to_numpy() * 86400
-    table = Table(table_frame, formats={**{s: "int" for s in statuses}, "stalled after": "duration"})
-    return Section(sid, title, lead, (Chart(styled(fig, height=340)), table))
+    for column, label in (("stalled_after_days", "stalled after"), ("gone_after_days", "gone after")):
+        if column in summary.columns:
+            table_frame[label] = summary[column].astype(float).to_numpy() * 86400
+    table = Table(table_frame, formats={**{s: "int" for s in statuses}, "stalled after": "duration",
+                                        "gone after": "duration"})
+    blocks: list[Any] = [Chart(styled(fig, height=340)), table]
+    blocks += [Text(note) for note in notes]
+    return Section(sid, title, lead, tuple(blocks))
 
 
 def stage_flow_section(flow: pd.DataFrame | None, *, start: str = "", end: str = "") -> Section:
