@@ -40,6 +40,7 @@ from shopfunnel.diagnosis.playbook import load_playbook
 from shopfunnel.diagnosis.session_levels import DEFAULT_STEPS, SessionLevels
 from shopfunnel.diagnosis.settings_sections import user_section
 from shopfunnel.errors import ShopfunnelError
+from shopfunnel.store.db import json_pointer
 
 
 @dataclass(frozen=True)
@@ -326,7 +327,7 @@ def audience_persons(store, audience: dict[str, Any], *, model: Any = None, as_o
     if isinstance(flt, str) and ("=" in flt or ">" in flt):
         op = ">" if ">" in flt and "=" not in flt else "="
         key, value = (x.strip() for x in flt.split(op, 1))
-        path = '$."' + key.replace('"', "") + '"'
+        path = json_pointer(key)
         if op == ">":
             cond.append("TRY_CAST(json_extract_string(properties, ?) AS DOUBLE) > ?")
             params += [path, float(value)]

@@ -47,7 +47,7 @@ from shopfunnel.funnel.kernel import (
     run_units,
 )
 from shopfunnel.store import schema
-from shopfunnel.store.db import Database, quote_ident, quote_literal
+from shopfunnel.store.db import Database, json_pointer, quote_ident, quote_literal
 from shopfunnel.store.timeline import DIMENSIONS as TIMELINE_DIMENSIONS
 from shopfunnel.store.timeline import Timeline, can_filter, period_starts
 from shopfunnel.store.timeline import build as build_timeline
@@ -266,7 +266,7 @@ class LocalEngine:
                 return f"items[1].{key}"
             return f"list_transform(items, lambda x: x.{key})"
         if "properties" in self.columns:
-            params.append(f"$.{key}")
+            params.append(json_pointer(key))
             return "json_extract_string(properties, ?)"
         raise ConfigError(
             f"{key!r} is not a column of the events and they have no properties to look it up "

@@ -181,7 +181,10 @@ class SparkEngine:
                 return F.try_element_at(F.col("items"), F.lit(1))[key]
             return F.transform(F.col("items"), lambda x: x[key])
         if "properties" in self.columns:
-            return F.get_json_object(F.col("properties").cast("string"), f"$.{key}")
+            # a map lookup takes any key as it is (a JSON path would read dots, brackets
+            # and quotes in it as syntax)
+            props = F.from_json(F.col("properties").cast("string"), "map<string,string>")
+            return props[F.lit(key)]
         raise ConfigError(
             f"{key!r} is not a column of the events and they have no properties to look it up "
             f"in; use one of: {', '.join(sorted(self.columns))}"
