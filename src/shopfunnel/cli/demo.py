@@ -61,7 +61,7 @@ def demo(
         console.print(Rule("2. what the store holds"))
         data_cmds.info(db=db, format=Format.table, out=None)
         console.print(Rule("3. the purchase funnel"))
-        funnel_cmds.funnel_command(steps=",".join(model.funnel.steps), db=db, window=str(model.funnel.window))
+        funnel_cmds.funnel_command(steps=",".join(model.funnel.steps), db=db, window=str(model.funnel.window), allow_unknown=True)
         console.print(Rule("4. the five stages"))
         stages_cmds.stages(db=db)
         console.print(Rule("5. the report, and what to fix first"))

@@ -35,6 +35,9 @@ HOLD_OPTION = typer.Option(
     "--hold", help="A property every step of an attempt must share: cart_id, item_id…")
 OPTIONAL_OPTION = typer.Option(
     "--optional", help="A step number that may be skipped (repeatable; not the first or last).")
+ALLOW_UNKNOWN_OPTION = typer.Option(
+    "--allow-unknown", help="Count even if a step, filter key, --by or --hold names nothing in "
+    "the store (otherwise it is refused with the closest names).")
 OPEN_OPTION = typer.Option(
     "--open", help="Open funnel: an attempt may start at any step (as GA4's open funnels).")
 WINDOW_OPTION = typer.Option(
@@ -96,6 +99,7 @@ def funnel_command(
     hold: Annotated[str | None, HOLD_OPTION] = None,
     optional: Annotated[list[int] | None, OPTIONAL_OPTION] = None,
     open_entry: Annotated[bool, OPEN_OPTION] = False,
+    allow_unknown: Annotated[bool, ALLOW_UNKNOWN_OPTION] = False,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
 ) -> None:
@@ -125,7 +129,7 @@ def funnel_command(
             result = funnel(store, step_list, window=window, order=order, by=by,
                             attribution=attribution, trend=trend, count_by=count_by,
                             exclusions=exclusions, hold=hold, optional_steps=optional or [],
-                            open_entry=open_entry)
+                            open_entry=open_entry, allow_unknown=allow_unknown)
             if dropped is not None:
                 persons = result.dropped(dropped)
                 fmt = Format.csv if format == Format.table and out is not None else format

@@ -156,6 +156,7 @@ def funnel(
     top: int = 10,
     trend: str | None = None,
     engine: FunnelEngine | None = None,
+    allow_unknown: bool = False,
 ) -> FunnelResult:
     """Count a funnel over ``source``: a Store, a DataFrame of events (pandas, Polars,
     Arrow), a Parquet path, a Spark DataFrame (counted on Spark), or an engine such as
@@ -167,6 +168,10 @@ def funnel(
     ``optional_steps`` are 1-based step numbers (not the first); ``exclusions`` are steps
     excluded between step 1 and the last, or ``(step, a, b)`` between steps ``a`` and
     ``b``. See the module docstring for the exact definition of every number.
+
+    An event, filter key, ``by`` or ``hold`` that no event has raises
+    :class:`~shopfunnel.errors.UnknownNameError` with the closest names the data has
+    (a misspelling would count zero); ``allow_unknown=True`` counts anyway.
     """
     from shopfunnel.funnel.engine import FunnelPlan, LocalEngine
     from shopfunnel.funnel.result import FunnelResult
@@ -238,6 +243,10 @@ def funnel(
         attribution=attribution,
     )
     runner = _engine_for(source, engine, LocalEngine)
+    if not allow_unknown:
+        from shopfunnel.funnel.names import check_names
+
+        check_names(runner, plan)
     trend_output = None
     if plan.trend:
         # The steps, breakdown, times and conversions are the plain funnel's, whatever the

@@ -116,7 +116,8 @@ def _funnel_args(ctx: Context) -> dict[str, Any]:
     """The model's default funnel: its steps and conversion window."""
     section = getattr(ctx.model, "funnel", None)
     return {"steps": list(getattr(section, "steps", DEFAULT_STEPS)),
-            "window": getattr(section, "window", "7d")}
+            "window": getattr(section, "window", "7d"),
+            "allow_unknown": True}  # the model may name events this store does not record
 
 
 def _funnel(ctx: Context) -> Any:

@@ -148,11 +148,14 @@ def funnel(request: Request,
            optional: Annotated[str, Query(max_length=200, description=(
                "step numbers that may be skipped, comma-separated"))] = "",
            open_entry: Annotated[bool, Query(alias="open", description=(
-               "an attempt may start at any step"))] = False) -> dict[str, Any]:
+               "an attempt may start at any step"))] = False,
+           allow_unknown: Annotated[bool, Query(description=(
+               "count even if a step, key or breakdown names nothing in the store "
+               "(otherwise 422 with the closest names)"))] = False) -> dict[str, Any]:
     """A funnel over the store (see shopfunnel.funnel.api for every number's definition)."""
     result = read(request, queries.funnel, steps, window=window, order=order, by=by,
                   count_by=count_by, exclude=exclude, hold=hold, optional=optional,
-                  open_entry=open_entry)
+                  open_entry=open_entry, allow_unknown=allow_unknown)
     return clean(result.to_dict())
 
 

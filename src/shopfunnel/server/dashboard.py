@@ -218,6 +218,7 @@ def funnel_page(request: Request, steps: str | None = None, window: str = "7d", 
         return to_login()
     from shopfunnel.model import load_model
 
+    from_model = steps is None  # the model's funnel may name events the store has yet to see
     if steps is None:
         model = load_model()
         steps, window = ",".join(model.funnel.steps), str(model.funnel.window)
@@ -228,7 +229,7 @@ def funnel_page(request: Request, steps: str | None = None, window: str = "7d", 
     try:
         result = read(request, queries.funnel, steps, window=window, order=order, by=by or None,
                       count_by=count_by, exclude=exclude, hold=hold or None, optional=optional,
-                      open_entry=bool(open))
+                      open_entry=bool(open), allow_unknown=from_model)
     except ShopfunnelError as exc:
         return render(request, "funnel.html", status=422, error=str(exc), **context)
     table = result.steps
