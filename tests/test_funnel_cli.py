@@ -95,3 +95,18 @@ def test_a_malformed_step_text_is_a_clear_error(tmp_path):
                                       "--steps", "view_item[cat=shoes,purchase"])
     assert result.exit_code == 1
     assert "expected" in result.output and "character" in result.output
+
+
+def test_csv_with_a_breakdown_and_a_trend_writes_every_table(tmp_path):
+    import csv
+    import io
+
+    result = CliRunner().invoke(app, ["funnel", "--db", _store(tmp_path), "--steps", STEPS,
+                                      "--format", "csv", "--by", "channel", "--trend", "week"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    tables = [r["table"] for r in rows]
+    assert tables.count("steps") == 3 and "breakdown" in tables and "trend" in tables
+    steps = [r for r in rows if r["table"] == "steps"]
+    assert [int(r["persons"]) for r in steps] == [3, 2, 1]
+    assert {"channel", "period"} <= set(rows[0])

@@ -138,9 +138,20 @@ def funnel_command(
                     console.print(f"{len(persons):,} dropped after step {dropped}")
                 return
         if format == Format.csv:
-            emit(result.steps, format, out)
+            emit(_long_table(result), format, out)
         else:
             emit(result.to_dict(), format, out, table=lambda: _bar_table(result))
+
+
+def _long_table(result: Any) -> Any:
+    """Every table of the result in one CSV: a ``table`` column says which (steps,
+    breakdown, trend) each row belongs to; columns a table lacks are empty."""
+    import pandas as pd
+
+    parts = [("steps", result.steps), ("breakdown", result.breakdown), ("trend", result.trend)]
+    frames = [frame.assign(table=name) for name, frame in parts if frame is not None]
+    long = pd.concat(frames, ignore_index=True)
+    return long[["table", *[c for c in long.columns if c != "table"]]]
 
 
 @contextmanager
