@@ -36,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "StoreError": "shopfunnel.errors",
     "Tier": "shopfunnel.diagnosis.whatif",
     "TrafficSpike": "shopfunnel.sample",
+    "UnknownNameError": "shopfunnel.errors",
     "ValidationError": "shopfunnel.errors",
     "WhatIf": "shopfunnel.diagnosis.whatif",
     "abandoned_carts": "shopfunnel.audiences",
@@ -149,6 +150,7 @@ if TYPE_CHECKING:
         Reject,
         ShopfunnelError,
         StoreError,
+        UnknownNameError,
         ValidationError,
     )
     from shopfunnel.funnel.result import (
@@ -232,6 +234,7 @@ __all__ = [
     "StoreError",
     "Tier",
     "TrafficSpike",
+    "UnknownNameError",
     "ValidationError",
     "WhatIf",
     "abandoned_carts",
