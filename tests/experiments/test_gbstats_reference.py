@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shopfunnel.experiments import Adjusted, Mean, Proportion, Ratio, compare, srm_check
+from shopfunnel.experiments import Adjusted, Mean, Proportion, Ratio, compare_arms, srm_check
 
 FIXTURE = json.loads(
     (Path(__file__).parent / "fixtures" / "gbstats_reference.json").read_text(encoding="utf-8")
@@ -50,7 +50,7 @@ def case_id(case: dict) -> str:
 
 
 def run(case: dict):
-    return compare(
+    return compare_arms(
         statistic(case["kind"], case["control"]),
         statistic(case["kind"], case["treatment"]),
         engine=case["engine"],

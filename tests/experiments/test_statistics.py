@@ -16,7 +16,7 @@ from shopfunnel.experiments import (
     Proportion,
     Ratio,
     bayesian_test,
-    compare,
+    compare_arms,
     cuped_theta,
     srm_check,
     welch_t_test,
@@ -113,7 +113,7 @@ def test_cuped_theta_is_the_regression_slope_of_post_on_pre() -> None:
     pre, post = np.concatenate([pre_a, pre_b]), np.concatenate([post_a, post_b])
     assert cuped_theta(a, b) == pytest.approx(np.polyfit(pre, post, 1)[0], rel=1e-9)
     plain = welch_t_test(a.post, b.post, difference="absolute")
-    adjusted = compare(a, b, difference="absolute")
+    adjusted = compare_arms(a, b, difference="absolute")
     # the adjustment removes the share of variance the pre-period explains: 1 - ρ²
     rho = np.corrcoef(pre, post)[0, 1]
     assert adjusted.standard_error / plain.standard_error == pytest.approx(
@@ -126,7 +126,7 @@ def test_cuped_without_pre_period_variance_is_the_plain_test() -> None:
     post_a, post_b = Mean(100, 50, 80), Mean(100, 60, 90)
     a = Adjusted(post_a, Mean(100, 0, 0), 0.0)
     b = Adjusted(post_b, Mean(100, 0, 0), 0.0)
-    assert compare(a, b, min_units=2) == compare(post_a, post_b, min_units=2)
+    assert compare_arms(a, b, min_units=2) == compare_arms(post_a, post_b, min_units=2)
 
 
 def test_ratio_delta_method_standard_error_agrees_with_a_bootstrap() -> None:
@@ -142,21 +142,21 @@ def test_ratio_delta_method_standard_error_agrees_with_a_bootstrap() -> None:
 
 @pytest.mark.parametrize("engine", ["frequentist", "bayesian"])
 def test_no_conversions_in_control_is_refused_not_raised(engine: str) -> None:
-    r = compare(Proportion(1000, 0), Proportion(1000, 12), engine=engine)
+    r = compare_arms(Proportion(1000, 0), Proportion(1000, 12), engine=engine)
     assert "no conversions in control" in r.error
     assert math.isnan(r.expected) and math.isnan(r.ci_upper)
     assert r.to_dict()["expected"] is None
 
 
 def test_zero_variance_is_refused() -> None:
-    r = compare(Mean(500, 5000, 50000), Mean(500, 5200, 60000), difference="absolute")
+    r = compare_arms(Mean(500, 5000, 50000), Mean(500, 5200, 60000), difference="absolute")
     assert "zero variance in control" in r.error
 
 
 def test_minimum_sample_guard_names_the_arm_and_the_threshold() -> None:
-    r = compare(Proportion(1000, 100), Proportion(40, 5), min_units=100)
+    r = compare_arms(Proportion(1000, 100), Proportion(40, 5), min_units=100)
     assert r.error.startswith("minimum sample: treatment has 40 units")
-    assert compare(Proportion(1000, 100), Proportion(40, 5), min_units=40).error is None
+    assert compare_arms(Proportion(1000, 100), Proportion(40, 5), min_units=40).error is None
 
 
 @pytest.mark.parametrize(
@@ -167,11 +167,11 @@ def test_minimum_sample_guard_names_the_arm_and_the_threshold() -> None:
         lambda: Proportion(10.5, 1),
         lambda: Mean(100, 50, 20),  # sum of squares below sum²/n = 25
         lambda: Mean(10, float("nan"), 1),
-        lambda: compare(Proportion(100, 1), Mean(100, 1, 1)),
-        lambda: compare(Proportion(100, 1), Proportion(100, 2), engine="magic"),
-        lambda: compare(Proportion(100, 1), Proportion(100, 2), difference="ratio"),
-        lambda: compare(Proportion(100, 1), Proportion(100, 2), confidence=95),
-        lambda: compare(Proportion(100, 1), Proportion(100, 2), min_units=1),
+        lambda: compare_arms(Proportion(100, 1), Mean(100, 1, 1)),
+        lambda: compare_arms(Proportion(100, 1), Proportion(100, 2), engine="magic"),
+        lambda: compare_arms(Proportion(100, 1), Proportion(100, 2), difference="ratio"),
+        lambda: compare_arms(Proportion(100, 1), Proportion(100, 2), confidence=95),
+        lambda: compare_arms(Proportion(100, 1), Proportion(100, 2), min_units=1),
         lambda: srm_check([100, 100], [0.5]),
         lambda: srm_check([100, -1]),
     ],

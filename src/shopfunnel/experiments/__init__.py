@@ -2,7 +2,7 @@
 
 - :mod:`~shopfunnel.experiments.statistics`: the sufficient statistics of an arm
   (:class:`Proportion`, :class:`Mean`, :class:`Ratio`, :class:`Adjusted` for CUPED).
-- :mod:`~shopfunnel.experiments.compare`: :func:`compare` with the frequentist
+- :mod:`~shopfunnel.experiments.compare`: :func:`compare_arms` with the frequentist
   (:func:`welch_t_test`) or Bayesian (:func:`bayesian_test`) engine, equal to GrowthBook's gbstats.
 - :mod:`~shopfunnel.experiments.srm`: :func:`srm_check`, the sample-ratio-mismatch test.
 
@@ -10,7 +10,7 @@ Definitions of every statistic: docs/experiments.md.
 """
 
 from shopfunnel.experiments.bayesian import BayesianResult, bayesian_test
-from shopfunnel.experiments.compare import compare
+from shopfunnel.experiments.compare import compare_arms
 from shopfunnel.experiments.frequentist import FrequentistResult, welch_t_test
 from shopfunnel.experiments.srm import SrmResult, srm_check
 from shopfunnel.experiments.statistics import Adjusted, Mean, Proportion, Ratio, cuped, cuped_theta
@@ -24,7 +24,7 @@ __all__ = [
     "Ratio",
     "SrmResult",
     "bayesian_test",
-    "compare",
+    "compare_arms",
     "cuped",
     "cuped_theta",
     "srm_check",

@@ -1,7 +1,7 @@
 """One entry point for comparing two arms: pick the engine, get a result that never raises
 on data (an ``error`` with NaN numbers instead).
 
-``compare(control, treatment, engine="frequentist"|"bayesian", difference="relative"|
+``compare_arms(control, treatment, engine="frequentist"|"bayesian", difference="relative"|
 "absolute")`` takes two sufficient statistics of the same kind
 (:mod:`shopfunnel.experiments.statistics`); for CUPED, pass two :class:`Adjusted` and the
 shared theta is set here (pooled over both arms, :func:`cuped`).
@@ -26,7 +26,7 @@ Engine = Literal["frequentist", "bayesian"]
 Result = FrequentistResult | BayesianResult
 
 
-def compare(
+def compare_arms(
     control: Statistic,
     treatment: Statistic,
     *,

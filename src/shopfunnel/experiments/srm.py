@@ -47,7 +47,7 @@ class SrmResult:
         return {
             "users": list(self.users),
             "weights": list(self.weights),
-            "expected": [plain(e) for e in self.expected],
+            "expected_users": [plain(e) for e in self.expected],
             "chi_square": plain(self.chi_square),
             "p_value": plain(self.p_value),
             "threshold": self.threshold,
