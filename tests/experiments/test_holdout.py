@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import T0, log
 
+from conftest import T0, log
 from shopfunnel.errors import ConfigError
 from shopfunnel.experiments import metrics as mx
 from shopfunnel.experiments.assignment import in_holdout
