@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "Model": "shopfunnel.model",
     "NoContactsError": "shopfunnel.audiences",
     "PaymentOutage": "shopfunnel.sample",
+    "PlantedExperiment": "shopfunnel.sample",
     "Proportion": "shopfunnel.experiments",
     "Ratio": "shopfunnel.experiments",
     "Reject": "shopfunnel.errors",
@@ -215,6 +216,7 @@ if TYPE_CHECKING:
     from shopfunnel.sample import (
         CheckoutFailure,
         PaymentOutage,
+        PlantedExperiment,
         TrafficSpike,
         generate_sample,
         write_sample,
@@ -267,6 +269,7 @@ __all__ = [
     "Model",
     "NoContactsError",
     "PaymentOutage",
+    "PlantedExperiment",
     "Proportion",
     "Ratio",
     "Reject",
