@@ -8,6 +8,7 @@ import math
 import pandas as pd
 import pytest
 
+from conftest import log
 from shopfunnel.errors import ConfigError
 from shopfunnel.experiments import metrics as mx
 from shopfunnel.experiments.analysis import analyze_experiment
@@ -18,7 +19,6 @@ from shopfunnel.experiments.exposures import (
     units_params,
 )
 from shopfunnel.experiments.statistics import Adjusted, Mean, Proportion, Ratio
-from tests.conftest import log
 
 DAY = 24 * 60  # minutes
 
