@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from conftest import log
-
 from shopfunnel.report import build as build_module
 from shopfunnel.report.render import render_section
 from shopfunnel.sample import PlantedExperiment, generate_sample
