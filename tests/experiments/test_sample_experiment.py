@@ -75,3 +75,20 @@ def test_without_an_effect_few_seeds_find_one() -> None:
     # At α = 0.05, 3 or more "significant" seeds out of 10 happens with probability 1.2%.
     significant = [checkout_result(seed, 0.0, 100_000)["p_value"] < 0.05 for seed in range(21, 31)]
     assert sum(significant) <= 2, significant
+
+
+def test_the_sample_command_plants_an_experiment(tmp_path) -> None:
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from shopfunnel.cli import app
+
+    out = tmp_path / "s.parquet"
+    result = CliRunner().invoke(app, ["sample", "-n", "20000", "--out", str(out),
+                                      "--experiment", "checkout-v2:1.0:2024-02-01"])
+    assert result.exit_code == 0, result.output
+    events = pq.read_table(out).column("event").to_pylist()
+    assert events.count("experiment_exposure") == len(events) - 20_000 > 0
+    bad = CliRunner().invoke(app, ["sample", "-n", "10", "--out", str(out),
+                                   "--experiment", "checkout-v2:x"])
+    assert bad.exit_code == 1 and "EFFECT 'x' is not a number" in bad.output

@@ -129,3 +129,21 @@ def activate(
 def count_exposures(table: pa.Table) -> int:
     """Rows of ``table`` that are exposures (not part of the sample's ``n_events``)."""
     return int(pc.sum(pc.equal(table["event"], EXPOSURE_EVENT)).as_py() or 0)
+
+
+EXPERIMENT_SYNTAX = "KEY[:EFFECT[:START]], e.g. checkout-v2:1.0:2024-02-01"
+
+
+def parse_experiment(spec: str) -> PlantedExperiment:
+    """A planted experiment from its text form ``KEY[:EFFECT[:START]]`` (EFFECT in log-odds at
+    the purchase step, default 0; START a UTC date, default the sample's first day)."""
+    key, _, rest = spec.strip().partition(":")
+    effect_text, _, start = rest.partition(":")
+    try:
+        effect = float(effect_text) if effect_text.strip() else 0.0
+    except ValueError:
+        raise ConfigError(
+            f"--experiment {spec!r}: EFFECT {effect_text!r} is not a number; "
+            f"write {EXPERIMENT_SYNTAX}"
+        ) from None
+    return PlantedExperiment(key=key.strip(), effect=effect, start=start.strip() or None)
