@@ -46,6 +46,7 @@ from shopfunnel.sample.events import (
     expand,
 )
 from shopfunnel.sample.plan import Plan, make_plan
+from shopfunnel.sample.programs import apply_programs
 from shopfunnel.sample.sessions import simulate_sessions
 from shopfunnel.store import schema
 
@@ -268,6 +269,7 @@ def _to_arrow(
         "items": items,
         "properties": properties,
     }
+    columns = apply_programs(plan, block, s, ev, sel, columns)
     return pa.Table.from_arrays(list(columns.values()), schema=schema.ARROW_SCHEMA)
 
 
