@@ -235,7 +235,7 @@ def funnel_page(request: Request, steps: str | None = None, window: str = "7d", 
     table = result.steps
     chart = _bar(table["name"].tolist(), [int(v) for v in table["persons"]], yaxis={"title": f"{count_by}s"})
     if result.breakdown is not None and len(result.breakdown):
-        chart = _breakdown_chart(result.breakdown, by, count_by)
+        chart = _breakdown_chart(result.breakdown, result.by_column, count_by)
     context.update(
         steps=table, breakdown=result.breakdown, funnel_chart=chart,
         api_url="/v1/funnel?" + str(request.query_params),
