@@ -8,10 +8,10 @@ import shutil
 import subprocess
 
 import pytest
+from tests.conftest import log
 
 from shopfunnel.errors import ConfigError
 from shopfunnel.programs.giveaways import draw, get_draw, preview_list, verify_draw
-from tests.conftest import log
 
 PEOPLE = ["ana", "bo", "chen", "dana", "émile", "fay", "gus", "hal", "ivy", "jo"]
 

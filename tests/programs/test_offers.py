@@ -11,6 +11,7 @@ from datetime import datetime
 
 import pandas as pd
 import pytest
+from tests.conftest import log
 
 from shopfunnel.errors import ConfigError
 from shopfunnel.programs import codes as codes_module
@@ -24,7 +25,6 @@ from shopfunnel.programs.offers import (
     near_threshold,
     offer_result,
 )
-from tests.conftest import log
 
 START, END = datetime(2024, 3, 1), datetime(2024, 3, 8)
 

@@ -9,6 +9,7 @@ from collections import Counter
 from itertools import permutations
 
 import pytest
+from tests.conftest import log
 
 from shopfunnel.programs.recommend import (
     evaluate_recommendations,
@@ -16,7 +17,6 @@ from shopfunnel.programs.recommend import (
     recommend_for_persons,
     related_items,
 )
-from tests.conftest import log
 
 
 def item(i):

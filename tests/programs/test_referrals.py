@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 import pytest
+from tests.conftest import log
 
 from shopfunnel.errors import ConfigError
 from shopfunnel.programs.referrals import (
@@ -18,7 +19,6 @@ from shopfunnel.programs.referrals import (
     referral_ledger,
     referral_summary,
 )
-from tests.conftest import log
 
 
 def ev(person, minutes, event="page_view", *, order=None, value=None, page=None, device=None, **props):

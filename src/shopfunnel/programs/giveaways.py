@@ -212,7 +212,12 @@ def preview_list(
             ascending=[False, False, True, True], kind="stable").head(limit)
         out = table[["person_id", "group", "monetary", "frequency", "recency_days"]]
     else:
-        from shopfunnel.customers.clv import BetaGeoModel, GammaGammaModel, customer_value, summary_from_orders
+        from shopfunnel.customers.clv import (
+            BetaGeoModel,
+            GammaGammaModel,
+            customer_value,
+            summary_from_orders,
+        )
 
         summary = summary_from_orders(orders, time_unit="W")
         value = customer_value(summary, BetaGeoModel().fit(summary), GammaGammaModel().fit(summary),

@@ -56,7 +56,14 @@ import numpy as np
 import pandas as pd
 
 from shopfunnel._time import naive_utc_timestamp
-from shopfunnel.diagnosis.whatif import Tier, breakeven, format_tiers, parse_tiers, tier_for, validate_tiers
+from shopfunnel.diagnosis.whatif import (
+    Tier,
+    breakeven,
+    format_tiers,
+    parse_tiers,
+    tier_for,
+    validate_tiers,
+)
 from shopfunnel.errors import ConfigError
 from shopfunnel.programs.audience import AudienceSpec, audience_text, qualifying_persons
 from shopfunnel.programs.codes import code_uses, issue_codes, offer_codes
