@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "Run the event collector, the tracking snippet (/sdk.js), the dashboard (/) and the JSON API (/v1)."),
     "keys": ("serve", "Write keys: what a storefront or a Segment/RudderStack SDK sends events with."),
     "erase": ("erase", "Erase a person (a GDPR request): their events, identity links, audience memberships, sent flows and webhook entries, the timeline, and the spooled..."),
+    "experiment": ("experiments", "Experiments: who saw which variant and what it changed; compare two arms and check the split (frequentist or Bayesian, as GrowthBook)."),
     "webhooks": ("webhooks", "Webhooks: audience entries and exits POSTed as signed JSON to your URLs, with retries."),
 }
 
