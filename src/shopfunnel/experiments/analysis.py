@@ -6,7 +6,7 @@ the report, the dashboard), with the same defaults, so they show the same number
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ from shopfunnel.experiments.compare import Engine, compare_arms
 from shopfunnel.experiments.difference import DEFAULT_MIN_UNITS, Difference
 from shopfunnel.experiments.exposures import UNITS_SQL, exposure_counts, units_params
 from shopfunnel.experiments.srm import SrmResult, srm_check
+from shopfunnel.experiments.statistics import Statistic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -88,7 +89,7 @@ def choose_control(variants: Sequence[str], control: str | None) -> str:
 
 
 def compare_variants(
-    stats: dict[str, object],
+    stats: Mapping[str, Statistic],
     metric: mx.Metric,
     control: str,
     *,
@@ -110,16 +111,16 @@ def compare_variants(
             control=control,
             n_variant=b.n,
             variant_mean=b.unadjusted_mean,
-        )  # type: ignore[attr-defined]
+        )
         if a is None:
             row.update(n_control=0, error="no units in control for this metric")
         else:
-            row.update(n_control=a.n, control_mean=a.unadjusted_mean)  # type: ignore[attr-defined]
+            row.update(n_control=a.n, control_mean=a.unadjusted_mean)
             result = compare_arms(
                 a,
                 b,
                 engine=engine,
-                difference=difference,  # type: ignore[arg-type]
+                difference=difference,
                 confidence=confidence,
                 better=metric.better,
                 min_units=min_units,
