@@ -47,6 +47,7 @@ from shopfunnel.sample.events import (
 )
 from shopfunnel.sample.experiment import count_exposures
 from shopfunnel.sample.plan import Plan, make_plan
+from shopfunnel.sample.programs import apply_programs
 from shopfunnel.sample.sessions import simulate_sessions
 from shopfunnel.store import schema
 
@@ -272,6 +273,7 @@ def _to_arrow(
         "items": items,
         "properties": properties,
     }
+    columns = apply_programs(plan, block, s, ev, sel, columns)
     return pa.Table.from_arrays(list(columns.values()), schema=schema.ARROW_SCHEMA)
 
 

@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from shopfunnel.errors import ShopfunnelError
+from shopfunnel.format import csv_text
 from shopfunnel.server import auth, queries
 from shopfunnel.server.admin import COOKIE, cookie_secure, is_admin, state_of
 
@@ -154,7 +155,7 @@ def persons_csv(request: Request) -> Response:
     if not is_admin(request):
         return to_login()
     df = read(request, queries.persons, queries.MAX_LIMIT)
-    return Response(df.to_csv(index=False), media_type="text/csv",
+    return Response(csv_text(df), media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="persons.csv"', "Cache-Control": "no-store"})
 
 
@@ -235,7 +236,7 @@ def funnel_page(request: Request, steps: str | None = None, window: str = "7d", 
     table = result.steps
     chart = _bar(table["name"].tolist(), [int(v) for v in table["persons"]], yaxis={"title": f"{count_by}s"})
     if result.breakdown is not None and len(result.breakdown):
-        chart = _breakdown_chart(result.breakdown, by, count_by)
+        chart = _breakdown_chart(result.breakdown, result.by_column, count_by)
     context.update(
         steps=table, breakdown=result.breakdown, funnel_chart=chart,
         api_url="/v1/funnel?" + str(request.query_params),
