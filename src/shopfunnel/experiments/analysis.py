@@ -14,7 +14,7 @@ from shopfunnel.errors import ConfigError
 from shopfunnel.experiments import metrics as mx
 from shopfunnel.experiments.compare import Engine, compare_arms
 from shopfunnel.experiments.difference import DEFAULT_MIN_UNITS, Difference
-from shopfunnel.experiments.exposures import UNITS_SQL, exposure_counts, units_params
+from shopfunnel.experiments.exposures import experiment_units, exposure_counts, units_view
 from shopfunnel.experiments.srm import SrmResult, srm_check
 from shopfunnel.experiments.statistics import Statistic
 
@@ -165,26 +165,26 @@ def analyze_experiment(
     names = [str(v) for v in counts["variant"]]
     chosen = choose_control(names, control)
     srm = srm_check([int(n) for n in counts["persons"]], weights)
-    params = units_params(experiment)
     rows: list[dict[str, object]] = []
-    for metric in metrics:
-        stats = mx.variant_statistics(
-            store,
-            UNITS_SQL,
-            params,
-            metric,
-            window=window,
-            cuped_days=cuped_days if metric.supports_cuped else None,
-        )
-        rows += compare_variants(
-            stats,
-            metric,
-            chosen,
-            engine=engine,
-            difference=difference,
-            confidence=confidence,
-            min_units=min_units,
-        )
+    with units_view(store, experiment_units(store, experiment)) as units_sql:
+        for metric in metrics:
+            stats = mx.variant_statistics(
+                store,
+                units_sql,
+                [],
+                metric,
+                window=window,
+                cuped_days=cuped_days if metric.supports_cuped else None,
+            )
+            rows += compare_variants(
+                stats,
+                metric,
+                chosen,
+                engine=engine,
+                difference=difference,
+                confidence=confidence,
+                min_units=min_units,
+            )
     return ExperimentReport(
         experiment,
         engine,

@@ -11,7 +11,6 @@ entered the audience.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -21,8 +20,8 @@ from shopfunnel.experiments import metrics as mx
 from shopfunnel.experiments.assignment import in_holdout
 from shopfunnel.experiments.compare import Engine, Result, compare_arms, refused
 from shopfunnel.experiments.difference import DEFAULT_MIN_UNITS, Difference
+from shopfunnel.experiments.exposures import units_view
 from shopfunnel.experiments.srm import SrmResult, srm_check
-from shopfunnel.store.db import quote_ident
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,18 +91,8 @@ def holdout_lift(
             "exposed_at": pd.to_datetime(audience["entered_at"], utc=True).dt.tz_localize(None),
         }
     )
-    name = f"_holdout_units_{uuid.uuid4().hex}"
-    store.db.register(name, units)
-    try:
-        stats = mx.variant_statistics(
-            store,
-            f"units AS (SELECT person_id, variant, exposed_at FROM {quote_ident(name)})",
-            [],
-            metric,
-            window=window,
-        )
-    finally:
-        store.db.unregister(name)
+    with units_view(store, units) as units_sql:
+        stats = mx.variant_statistics(store, units_sql, [], metric, window=window)
     held, sent = (int((audience["variant"] == v).sum()) for v in (HELD_OUT, MESSAGED))
     control, treatment = stats.get(HELD_OUT), stats.get(MESSAGED)
     if control is None or treatment is None:
