@@ -231,7 +231,7 @@ def referral_ledger(store: Store, rule: ReferralRule | None = None) -> pd.DataFr
         elif pd.isna(row["first_order_at"]):
             decided[i] = ("pending", "no order yet")
         elif (row["first_order_value"] or 0.0) < rule.min_spend:
-            decided[i] = ("refused", f"below the minimum spend ({row['first_order_value']:g} < {rule.min_spend:g})")
+            decided[i] = ("refused", f"below the minimum spend ({rule.min_spend:g})")
         elif row["referred_person_id"] in set(paid_rows["referred_person_id"]):
             decided[i] = ("paid", "")
         else:

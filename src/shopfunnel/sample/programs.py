@@ -21,7 +21,8 @@ the ``referral`` channel is, with probability :data:`P_REFERRED`, a referred fri
 the session's events get ``utm_source=referral_program``, ``utm_medium=referral``,
 ``utm_campaign=refer_a_friend``, no referrer and the channel ``referral program``, and its
 first event carries ``properties.referral_code``: the code of a customer whose first
-purchase came before that session, drawn so that the earliest customers refer most
+purchase came before that session and who was simulated before the friend (so a cut sample
+holds every referrer of its friends), drawn so that the earliest customers refer most
 (index ``⌊n·u²⌋`` among the n eligible, by first purchase). A customer's later session from
 the ``referral`` channel carries their *own* code with probability :data:`P_SELF` (a
 self-referral the programme must refuse).
@@ -138,9 +139,15 @@ def apply_programs(
     first_sorted = first_buy[by_first]
     friend = np.flatnonzero((s["number"] == 0) & (s["channel"] == referral) & (start_us_s >= w0)
                             & (u_refer[visitor] < P_REFERRED))
-    eligible = np.searchsorted(first_sorted, start_us_s[friend], side="left")
-    friend, eligible = friend[eligible > 0], eligible[eligible > 0]
-    referrer = by_first[np.floor(eligible * u_pick[visitor[friend]] ** 2).astype(np.int64)]
+    # A referrer is a visitor simulated before the friend (a lower index), so a sample cut
+    # at a visitor holds every referrer of the friends it holds.
+    bought_before = np.searchsorted(first_sorted, start_us_s[friend], side="left")
+    picked = []
+    for x, k in zip(friend.tolist(), bought_before.tolist(), strict=True):
+        eligible = by_first[:k][by_first[:k] < visitor[x]]
+        picked.append(int(eligible[int(len(eligible) * u_pick[visitor[x]] ** 2)]) if len(eligible) else -1)
+    referrer = np.array(picked, dtype=np.int64)
+    friend, referrer = friend[referrer >= 0], referrer[referrer >= 0]
     own = np.flatnonzero((s["number"] > 0) & (s["channel"] == referral)
                          & (first_buy[visitor] < start_us_s) & (u_self < P_SELF))
     marked_sess = np.concatenate([friend, own])
