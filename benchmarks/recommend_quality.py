@@ -45,8 +45,13 @@ def main() -> None:
         store.load(generate_sample(args.events, seed=args.seed))
         for kind, score, support in variants:
             t = time.perf_counter()
-            table = evaluate_recommendations(store, ks=(5, 10), kind=kind, score=score,  # type: ignore[arg-type]
-                                             min_support=support)
+            table = evaluate_recommendations(
+                store,
+                ks=(5, 10),
+                kind=kind,
+                score=score,  # type: ignore[arg-type]
+                min_support=support,
+            )
             seconds = time.perf_counter() - t
             table.insert(0, "model", f"{kind} together, {score}, min support {support}")
             table["seconds"] = round(seconds, 2)
@@ -69,8 +74,11 @@ def main() -> None:
             "| model | method | k | persons | covered | hits | hit rate | seconds |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        lines += [f"| {r.model} | {r.method} | {r.k} | {r.persons:,} | {r.covered:,} | {r.hits:,} | "
-                  f"{r.hit_rate} | {r.seconds} |" for r in result.itertuples()]
+        lines += [
+            f"| {r.model} | {r.method} | {r.k} | {r.persons:,} | {r.covered:,} | {r.hits:,} | "
+            f"{r.hit_rate} | {r.seconds} |"
+            for r in result.itertuples()
+        ]
         out = HERE / "results" / "recommend.md"
         out.write_text("\n".join(lines) + "\n", encoding="utf-8")
         print(f"wrote {out}")

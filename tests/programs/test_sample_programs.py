@@ -29,8 +29,18 @@ def shop():
 
 def test_the_offer_result_equals_direct_queries_of_the_events(shop):
     start, end = sp.offer_period(datetime(2024, 1, 1), 120)
-    (issued, redeemed_codes, redeemed_orders, revenue, discount, comparable_orders, comparable_mean,
-     comparable_persons, holder_orders, holder_gross) = shop.db.rows(
+    (
+        issued,
+        redeemed_codes,
+        redeemed_orders,
+        revenue,
+        discount,
+        comparable_orders,
+        comparable_mean,
+        comparable_persons,
+        holder_orders,
+        holder_gross,
+    ) = shop.db.rows(
         """
         WITH codes AS (SELECT code, person_id FROM program_codes WHERE offer = ?),
         p AS (SELECT order_id, person_id, ts, CAST(value AS DOUBLE) AS value,
@@ -47,17 +57,28 @@ def test_the_offer_result_equals_direct_queries_of_the_events(shop):
                (SELECT avg(value) FROM comparable), (SELECT count(DISTINCT person_id) FROM comparable),
                (SELECT count(*) FROM holder_orders),
                (SELECT sum(value + coalesce(discount, 0)) FROM holder_orders)
-        """, [sp.OFFER_NAME, start, end])[0]
+        """,
+        [sp.OFFER_NAME, start, end],
+    )[0]
     assert redeemed_orders >= 5  # the sample has redemptions to check
     r = offer_result(shop, sp.OFFER_NAME, gross_margin=0.5).summary
     assert (r["codes_issued"], r["codes_redeemed"], r["redeemed_orders"]) == (
-        issued, redeemed_codes, redeemed_orders)
+        issued,
+        redeemed_codes,
+        redeemed_orders,
+    )
     assert r["redemption_rate"] == pytest.approx(redeemed_codes / issued)
     assert r["revenue_redeemed"] == pytest.approx(revenue)
     assert r["discount_given"] == pytest.approx(discount) and r["cost"] == pytest.approx(discount)
-    assert (r["comparable_orders"], r["comparable_persons"]) == (comparable_orders, comparable_persons)
+    assert (r["comparable_orders"], r["comparable_persons"]) == (
+        comparable_orders,
+        comparable_persons,
+    )
     assert r["mean_value_comparable"] == pytest.approx(comparable_mean)
-    assert (r["holder_orders"], r["holder_gross_revenue"]) == (holder_orders, pytest.approx(holder_gross))
+    assert (r["holder_orders"], r["holder_gross_revenue"]) == (
+        holder_orders,
+        pytest.approx(holder_gross),
+    )
     assert r["breakeven_uplift"] == pytest.approx(discount / (0.5 * holder_gross - discount))
     assert (r["reuses"], r["uses_outside_period"], r["redeemed_by_other"]) == (0, 0, 0)
 
@@ -66,7 +87,8 @@ def test_sample_coupons_take_the_tier_of_the_order_before_the_discount(shop):
     rows = shop.db.df(
         """SELECT list_sum([i.price * i.quantity for i in items]) AS gross, CAST(value AS DOUBLE) AS paid,
                   TRY_CAST(json_extract_string(properties, '$.discount') AS DOUBLE) AS discount
-           FROM events WHERE event = 'purchase' AND json_extract_string(properties, '$.coupon') IS NOT NULL""")
+           FROM events WHERE event = 'purchase' AND json_extract_string(properties, '$.coupon') IS NOT NULL"""
+    )
     rate = rows["gross"].map(lambda g: 0.10 if g >= 300 else 0.05 if g >= 100 else 0.0)
     assert (rows["gross"] >= 100).all()
     assert ((rows["discount"] - (rows["gross"] * rate)).abs() <= 0.0051).all()
@@ -103,9 +125,13 @@ def test_the_referral_ledger_equals_direct_queries_of_the_events(shop):
             WHEN row_number() OVER (PARTITION BY referrer, verdict = 'eligible' ORDER BY ft, person_id) <= 1
             THEN 'payable: ' ELSE 'refused: cap reached (1 per referrer)' END AS verdict
         FROM verdict
-        """)
+        """
+    )
     ledger = referral_ledger(shop, rule)
-    got = {(r.referred_person_id, r.referrer_person_id, f"{r.status}: {r.reason}") for r in ledger.itertuples()}
+    got = {
+        (r.referred_person_id, r.referrer_person_id, f"{r.status}: {r.reason}")
+        for r in ledger.itertuples()
+    }
     want = {(r.person_id, r.referrer, r.verdict) for r in expected.itertuples()}
     assert got == want
     kinds = {v.split(":")[0] + ":" + v.split(":")[1][:8] for _, _, v in want}
@@ -116,7 +142,8 @@ def test_the_referral_ledger_equals_direct_queries_of_the_events(shop):
 def test_referred_visits_come_from_the_referral_program_channel(shop):
     channels = shop.db.rows(
         """SELECT DISTINCT s.channel FROM sessions s JOIN events e USING (session_id)
-           WHERE json_extract_string(e.properties, '$.referral_code') IS NOT NULL""")
+           WHERE json_extract_string(e.properties, '$.referral_code') IS NOT NULL"""
+    )
     assert channels == [(sp.REFERRAL_CHANNEL,)]
 
 

@@ -30,23 +30,34 @@ if TYPE_CHECKING:
 
     from shopfunnel.store.store import Store
 
-offer_app = typer.Typer(help="Offers: tiered discounts, free shipping and time-limited deals with one code per person.",
-                        no_args_is_help=True)
-referral_app = typer.Typer(help="The referral programme: codes, the ledger of referred first orders, payouts.",
-                           no_args_is_help=True)
-giveaway_app = typer.Typer(help="Giveaways anyone can re-draw from the recorded seed and entrants.",
-                           no_args_is_help=True)
+offer_app = typer.Typer(
+    help="Offers: tiered discounts, free shipping and time-limited deals with one code per person.",
+    no_args_is_help=True,
+)
+referral_app = typer.Typer(
+    help="The referral programme: codes, the ledger of referred first orders, payouts.",
+    no_args_is_help=True,
+)
+giveaway_app = typer.Typer(
+    help="Giveaways anyone can re-draw from the recorded seed and entrants.", no_args_is_help=True
+)
 app.add_typer(offer_app, name="offer")
 app.add_typer(referral_app, name="referral")
 app.add_typer(giveaway_app, name="giveaway")
 
 AUDIENCE_OPTION = typer.Option(
-    "--audience", help="Who qualifies: all, customers, stage=NAME, status=NAME, rfm=G1|G2, persons=ID1|ID2 "
-    "(conditions joined by commas), e.g. 'rfm=champions|loyal'.")
+    "--audience",
+    help="Who qualifies: all, customers, stage=NAME, status=NAME, rfm=G1|G2, persons=ID1|ID2 "
+    "(conditions joined by commas), e.g. 'rfm=champions|loyal'.",
+)
 PERSONS_FILE_OPTION = typer.Option(
-    "--persons-file", help="A file of person ids instead: one per line, or a CSV with a person_id column.")
+    "--persons-file",
+    help="A file of person ids instead: one per line, or a CSV with a person_id column.",
+)
 CONTACTS_OPTION = typer.Option("--contacts", help="Add e-mail and phone, in clear, to a csv list.")
-EXPORT_OPTION = typer.Option(help="csv (for your e-mail tool), or meta / google (hashed contacts for an ad platform).")
+EXPORT_OPTION = typer.Option(
+    help="csv (for your e-mail tool), or meta / google (hashed contacts for an ad platform)."
+)
 
 
 def _audience(audience: str | None, persons_file: Path | None, default: str | None = "all") -> Any:
@@ -60,7 +71,9 @@ def _audience(audience: str | None, persons_file: Path | None, default: str | No
     try:
         lines = [line.strip() for line in persons_file.read_text(encoding="utf-8").splitlines()]
     except OSError as exc:
-        raise ConfigError(f"cannot read --persons-file {str(persons_file)!r}: {exc.strerror}") from exc
+        raise ConfigError(
+            f"cannot read --persons-file {str(persons_file)!r}: {exc.strerror}"
+        ) from exc
     lines = [line for line in lines if line]
     if lines and "person_id" in [c.strip() for c in lines[0].split(",")]:
         import pandas as pd
@@ -81,9 +94,20 @@ def _list_out(store: Store, frame: pd.DataFrame, export: str, contacts: bool) ->
     return export_audience(frame, export, contacts=contacts)  # type: ignore[arg-type]
 
 
-COUNTS = frozenset({"codes_issued", "codes_redeemed", "reuses", "uses_outside_period", "redeemed_by_other",
-                    "redeemed_orders", "orders_shipped_free", "comparable_persons", "comparable_orders",
-                    "holder_orders"})
+COUNTS = frozenset(
+    {
+        "codes_issued",
+        "codes_redeemed",
+        "reuses",
+        "uses_outside_period",
+        "redeemed_by_other",
+        "redeemed_orders",
+        "orders_shipped_free",
+        "comparable_persons",
+        "comparable_orders",
+        "holder_orders",
+    }
+)
 
 
 def _summary_table(summary: dict[str, Any], title: str) -> Any:
@@ -109,10 +133,22 @@ def _summary_table(summary: dict[str, Any], title: str) -> Any:
 def offer_create(
     name: Annotated[str, typer.Argument(help="The offer's name, e.g. spring-tiers.")],
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    tiers: Annotated[str | None, typer.Option(help="Tiered discount THRESHOLD:PERCENT,… e.g. 100:5,300:10.")] = None,
-    free_shipping: Annotated[float | None, typer.Option("--free-shipping", help="Free shipping from this order value, e.g. 75.")] = None,
-    shipping_fee: Annotated[float | None, typer.Option("--shipping-fee", help="What shipping costs otherwise (the cost of each free shipment).")] = None,
-    start: Annotated[str, typer.Option(help="First day (or time) of the offer, YYYY-MM-DD[THH:MM], UTC.")] = ...,  # type: ignore[assignment]
+    tiers: Annotated[
+        str | None, typer.Option(help="Tiered discount THRESHOLD:PERCENT,… e.g. 100:5,300:10.")
+    ] = None,
+    free_shipping: Annotated[
+        float | None,
+        typer.Option("--free-shipping", help="Free shipping from this order value, e.g. 75."),
+    ] = None,
+    shipping_fee: Annotated[
+        float | None,
+        typer.Option(
+            "--shipping-fee", help="What shipping costs otherwise (the cost of each free shipment)."
+        ),
+    ] = None,
+    start: Annotated[
+        str, typer.Option(help="First day (or time) of the offer, YYYY-MM-DD[THH:MM], UTC.")
+    ] = ...,  # type: ignore[assignment]
     end: Annotated[str | None, typer.Option(help="When it ends (exclusive).")] = None,
     days: Annotated[float | None, typer.Option(help="Or its length in days.")] = None,
     audience: Annotated[str | None, AUDIENCE_OPTION] = None,
@@ -124,12 +160,23 @@ def offer_create(
     from shopfunnel.store.store import Store
 
     with friendly_errors(), Store(db) as store:
-        offer = create_offer(store, name, starts_at=start, ends_at=end, days=days, tiers=tiers,
-                             free_shipping_from=free_shipping, shipping_fee=shipping_fee,
-                             audience=_audience(audience, persons_file), description=description)
-    console.print(f"offer {offer.name}: {offer.rule}, {offer.starts_at:%Y-%m-%d %H:%M} to "
-                  f"{offer.ends_at:%Y-%m-%d %H:%M} (UTC), for {offer.audience}. "
-                  f"Next: shopfunnel offer codes {offer.name} --out codes.csv")
+        offer = create_offer(
+            store,
+            name,
+            starts_at=start,
+            ends_at=end,
+            days=days,
+            tiers=tiers,
+            free_shipping_from=free_shipping,
+            shipping_fee=shipping_fee,
+            audience=_audience(audience, persons_file),
+            description=description,
+        )
+    console.print(
+        f"offer {offer.name}: {offer.rule}, {offer.starts_at:%Y-%m-%d %H:%M} to "
+        f"{offer.ends_at:%Y-%m-%d %H:%M} (UTC), for {offer.audience}. "
+        f"Next: shopfunnel offer codes {offer.name} --out codes.csv"
+    )
 
 
 @offer_app.command("list")
@@ -145,8 +192,10 @@ def offer_list(
     from shopfunnel.store.store import Store
 
     with friendly_errors(), Store(db, read_only=True) as store:
-        offers = pd.DataFrame([o.to_dict() for o in list_offers(store)],
-                              columns=["name", "rule", "starts_at", "ends_at", "audience", "description"])
+        offers = pd.DataFrame(
+            [o.to_dict() for o in list_offers(store)],
+            columns=["name", "rule", "starts_at", "ends_at", "audience", "description"],
+        )
     emit(offers[["name", "rule", "starts_at", "ends_at", "audience", "description"]], format, out)
 
 
@@ -154,7 +203,13 @@ def offer_list(
 def offer_show(
     name: Annotated[str, typer.Argument(help="The offer.")],
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    margin: Annotated[float | None, typer.Option("--margin", help="Gross margin (0.4 for 40%) for the break-even; default judges on revenue.")] = None,
+    margin: Annotated[
+        float | None,
+        typer.Option(
+            "--margin",
+            help="Gross margin (0.4 for 40%) for the break-even; default judges on revenue.",
+        ),
+    ] = None,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
 ) -> None:
@@ -175,8 +230,10 @@ def offer_show(
         from rich.console import Group
 
         o = result.offer
-        head = (f"{o.name}: {o.rule}; {o.starts_at:%Y-%m-%d %H:%M} to {o.ends_at:%Y-%m-%d %H:%M} UTC; "
-                f"audience {o.audience}")
+        head = (
+            f"{o.name}: {o.rule}; {o.starts_at:%Y-%m-%d %H:%M} to {o.ends_at:%Y-%m-%d %H:%M} UTC; "
+            f"audience {o.audience}"
+        )
         return Group(head, _summary_table(result.summary, "result"), *result.notes)
 
     emit(data, format, out, table=render)
@@ -186,7 +243,9 @@ def offer_show(
 def offer_codes_command(
     name: Annotated[str, typer.Argument(help="The offer.")],
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    prefix: Annotated[str, typer.Option(help="Put this in front of every new code, e.g. SPRING-.")] = "",
+    prefix: Annotated[
+        str, typer.Option(help="Put this in front of every new code, e.g. SPRING-.")
+    ] = "",
     contacts: Annotated[bool, CONTACTS_OPTION] = False,
     format: Annotated[Format, FORMAT_OPTION] = Format.csv,
     out: Annotated[Path | None, OUT_OPTION] = None,
@@ -220,10 +279,16 @@ def offer_check(
 @offer_app.command("near")
 def offer_near(
     name: Annotated[str, typer.Argument(help="The offer.")],
-    within: Annotated[float, typer.Option(help="List carts at most this much short of a threshold, e.g. 15.")] = ...,  # type: ignore[assignment]
+    within: Annotated[
+        float, typer.Option(help="List carts at most this much short of a threshold, e.g. 15.")
+    ] = ...,  # type: ignore[assignment]
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    after: Annotated[str, typer.Option(help="A cart counts once it is this old with no purchase after it.")] = "1h",
-    lookback: Annotated[str, typer.Option(help="Only carts from this period before the last event.")] = "30d",
+    after: Annotated[
+        str, typer.Option(help="A cart counts once it is this old with no purchase after it.")
+    ] = "1h",
+    lookback: Annotated[
+        str, typer.Option(help="Only carts from this period before the last event.")
+    ] = "30d",
     export: Annotated[str, EXPORT_OPTION] = "csv",
     contacts: Annotated[bool, CONTACTS_OPTION] = False,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
@@ -235,8 +300,12 @@ def offer_near(
     from shopfunnel.store.store import Store
 
     with friendly_errors(), Store(db, read_only=True) as store:
-        near = _list_out(store, near_threshold(store, name, within=within, after=after, lookback=lookback),
-                         export, contacts)
+        near = _list_out(
+            store,
+            near_threshold(store, name, within=within, after=after, lookback=lookback),
+            export,
+            contacts,
+        )
     emit(near, format, out)
 
 
@@ -293,8 +362,10 @@ def referral_ledger_command(
         from rich.console import Group
 
         counts = ledger.groupby(["status", "reason"]).size().rename("referrals").reset_index()
-        return Group(rich_table(counts, title=f"{len(ledger):,} referred person(s)"),
-                     rich_table(summary.head(20), title="top referrers"))
+        return Group(
+            rich_table(counts, title=f"{len(ledger):,} referred person(s)"),
+            rich_table(summary.head(20), title="top referrers"),
+        )
 
     emit(ledger, format, out, table=render)
 
@@ -305,7 +376,9 @@ def referral_payouts_command(
     reward: Annotated[float, REWARD_OPTION] = 10.0,
     min_spend: Annotated[float, MIN_SPEND_OPTION] = 0.0,
     cap: Annotated[int | None, CAP_OPTION] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be paid; record nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be paid; record nothing.")
+    ] = False,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
 ) -> None:
@@ -316,10 +389,14 @@ def referral_payouts_command(
     with friendly_errors(), Store(db) as store:
         paid = pay_referrals(store, _rule(reward, min_spend, cap), dry_run=dry_run)
     verb = "would pay" if dry_run else "paid"
-    err_console.print(f"{verb} {len(paid):,} referral(s), {paid['reward'].sum():,.2f} in rewards"
-                      + (f" (payout {paid['payout_id'].iloc[0]})" if len(paid) and not dry_run else ""))
+    err_console.print(
+        f"{verb} {len(paid):,} referral(s), {paid['reward'].sum():,.2f} in rewards"
+        + (f" (payout {paid['payout_id'].iloc[0]})" if len(paid) and not dry_run else "")
+    )
     if format == Format.table and out is None:
-        per = paid.groupby("referrer_person_id").agg(referrals=("reward", "size"), reward=("reward", "sum"))
+        per = paid.groupby("referrer_person_id").agg(
+            referrals=("reward", "size"), reward=("reward", "sum")
+        )
         emit(per.reset_index(), format, out)
         return
     emit(paid, format, out)
@@ -333,20 +410,44 @@ def giveaway_draw(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
     audience: Annotated[str | None, AUDIENCE_OPTION] = None,
     persons_file: Annotated[Path | None, PERSONS_FILE_OPTION] = None,
-    seed: Annotated[str | None, typer.Option(help="The seed: ideally one nobody controls, published after the entrants (default: 128 random bits).")] = None,
-    exclude_winners_of: Annotated[str | None, typer.Option("--exclude-winners-of", help="Keep out the winners of these draws (comma-separated, or all).")] = None,
+    seed: Annotated[
+        str | None,
+        typer.Option(
+            help="The seed: ideally one nobody controls, published after the entrants (default: 128 random bits)."
+        ),
+    ] = None,
+    exclude_winners_of: Annotated[
+        str | None,
+        typer.Option(
+            "--exclude-winners-of",
+            help="Keep out the winners of these draws (comma-separated, or all).",
+        ),
+    ] = None,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
 ) -> None:
     """Draw winners among an audience and record the seed and the entrants, so anyone can
     repeat it (docs/programs.md, "Giveaways")."""
-    from shopfunnel.programs.giveaways import draw
+    from shopfunnel.programs.giveaways import draw_giveaway
     from shopfunnel.store.store import Store
 
-    excluded: Any = () if exclude_winners_of is None else (
-        "all" if exclude_winners_of.strip() == "all" else [d.strip() for d in exclude_winners_of.split(",") if d.strip()])
+    excluded: Any = (
+        ()
+        if exclude_winners_of is None
+        else (
+            "all"
+            if exclude_winners_of.strip() == "all"
+            else [d.strip() for d in exclude_winners_of.split(",") if d.strip()]
+        )
+    )
     with friendly_errors(), Store(db) as store:
-        record = draw(store, name, _audience(audience, persons_file, None), winners=winners, seed=seed,
-                      exclude_winners_of=excluded)
+        record = draw_giveaway(
+            store,
+            name,
+            _audience(audience, persons_file, None),
+            winners=winners,
+            seed=seed,
+            exclude_winners_of=excluded,
+        )
     emit(record.to_dict(), format)
 
 
@@ -367,8 +468,16 @@ def giveaway_show(
         d = get_draw(store, name)
     if format == Format.csv:
         rank = {p: i + 1 for i, p in enumerate(d.winners)}
-        emit(pd.DataFrame({"person_id": list(d.entrants),
-                           "winner_rank": pd.array([rank.get(p) for p in d.entrants], dtype="Int64")}), format, out)
+        emit(
+            pd.DataFrame(
+                {
+                    "person_id": list(d.entrants),
+                    "winner_rank": pd.array([rank.get(p) for p in d.entrants], dtype="Int64"),
+                }
+            ),
+            format,
+            out,
+        )
         return
     emit(d.to_dict(), format, out)
 
@@ -407,9 +516,13 @@ def giveaway_list(
 @app.command()
 def preview(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    by: Annotated[str, typer.Option(help="rfm (champions by spend) or clv (expected value).")] = "rfm",
+    by: Annotated[
+        str, typer.Option(help="rfm (champions by spend) or clv (expected value).")
+    ] = "rfm",
     limit: Annotated[int, typer.Option(help="At most this many persons.")] = 100,
-    groups: Annotated[str, typer.Option(help="With --by rfm: the RFM groups, comma-separated.")] = "champions",
+    groups: Annotated[
+        str, typer.Option(help="With --by rfm: the RFM groups, comma-separated.")
+    ] = "champions",
     export: Annotated[str, EXPORT_OPTION] = "csv",
     contacts: Annotated[bool, CONTACTS_OPTION] = False,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
@@ -420,8 +533,12 @@ def preview(
     from shopfunnel.store.store import Store
 
     with friendly_errors(), Store(db, read_only=True) as store:
-        people = preview_list(store, by=by, limit=limit,  # type: ignore[arg-type]
-                              groups=[g for g in groups.split(",") if g.strip()])
+        people = preview_list(
+            store,
+            by=by,
+            limit=limit,  # type: ignore[arg-type]
+            groups=[g for g in groups.split(",") if g.strip()],
+        )
         emit(_list_out(store, people, export, contacts), format, out)
 
 
@@ -429,16 +546,37 @@ def preview(
 @app.command()
 def recommend(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    item: Annotated[str | None, typer.Option("--item", help="Items related to this item id.")] = None,
-    person: Annotated[list[str] | None, typer.Option("--person", help="Recommendations for this person (repeat for more).")] = None,
+    item: Annotated[
+        str | None, typer.Option("--item", help="Items related to this item id.")
+    ] = None,
+    person: Annotated[
+        list[str] | None,
+        typer.Option("--person", help="Recommendations for this person (repeat for more)."),
+    ] = None,
     audience: Annotated[str | None, AUDIENCE_OPTION] = None,
     persons_file: Annotated[Path | None, PERSONS_FILE_OPTION] = None,
-    evaluate: Annotated[bool, typer.Option("--evaluate", help="Measure the hit rate on each person's held-out last session against most popular.")] = False,
-    kind: Annotated[str, typer.Option(help="viewed (together in a session) or bought (together in an order).")] = "viewed",
+    evaluate: Annotated[
+        bool,
+        typer.Option(
+            "--evaluate",
+            help="Measure the hit rate on each person's held-out last session against most popular.",
+        ),
+    ] = False,
+    kind: Annotated[
+        str, typer.Option(help="viewed (together in a session) or bought (together in an order).")
+    ] = "viewed",
     score: Annotated[str, typer.Option(help="cosine or lift.")] = "cosine",
     top: Annotated[int, typer.Option(help="Items per item or person.")] = 10,
-    min_support: Annotated[int, typer.Option("--min-support", help="A pair must occur in at least this many sessions or orders.")] = 3,
-    include_viewed: Annotated[bool, typer.Option("--include-viewed", help="Let a person's viewed items be recommended back.")] = False,
+    min_support: Annotated[
+        int,
+        typer.Option(
+            "--min-support", help="A pair must occur in at least this many sessions or orders."
+        ),
+    ] = 3,
+    include_viewed: Annotated[
+        bool,
+        typer.Option("--include-viewed", help="Let a person's viewed items be recommended back."),
+    ] = False,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
 ) -> None:
@@ -449,26 +587,54 @@ def recommend(
     from shopfunnel.store.store import Store
 
     with friendly_errors():
-        chosen = sum(x is not None and x != [] for x in (item, person, audience or persons_file)) + evaluate
+        chosen = (
+            sum(x is not None and x != [] for x in (item, person, audience or persons_file))
+            + evaluate
+        )
         if chosen != 1:
-            raise ConfigError("give one of --item ID, --person ID, --audience SPEC / --persons-file FILE, or --evaluate")
+            raise ConfigError(
+                "give one of --item ID, --person ID, --audience SPEC / --persons-file FILE, or --evaluate"
+            )
         with Store(db, read_only=True) as store:
             if evaluate:
-                result = r.evaluate_recommendations(store, ks=(5, 10), kind=kind, score=score,  # type: ignore[arg-type]
-                                                    include_viewed=include_viewed, min_support=min_support)
+                result = r.evaluate_recommendations(
+                    store,
+                    ks=(5, 10),
+                    kind=kind,
+                    score=score,  # type: ignore[arg-type]
+                    include_viewed=include_viewed,
+                    min_support=min_support,
+                )
             elif item is not None:
-                result = r.related_items(store, item, kind=kind, score=score, top=top,  # type: ignore[arg-type]
-                                         min_support=min_support)
+                result = r.related_items(
+                    store,
+                    item,
+                    kind=kind,
+                    score=score,
+                    top=top,  # type: ignore[arg-type]
+                    min_support=min_support,
+                )
             else:
                 who = person or qualifying_persons(store, _audience(audience, persons_file, None))
-                result = r.recommend_for_persons(store, who, kind=kind, score=score, top=top,  # type: ignore[arg-type]
-                                                 include_viewed=include_viewed, min_support=min_support)
+                result = r.recommend_for_persons(
+                    store,
+                    who,
+                    kind=kind,
+                    score=score,
+                    top=top,  # type: ignore[arg-type]
+                    include_viewed=include_viewed,
+                    min_support=min_support,
+                )
         if result.empty and not evaluate:
-            err_console.print("nothing to recommend: no pair reaches --min-support (try a lower one)")
+            err_console.print(
+                "nothing to recommend: no pair reaches --min-support (try a lower one)"
+            )
         emit(result, format, out)
 
 
-def load_sample_programs(store: Store, *, seed: int, start: Any = "2024-01-01", days: int = 120) -> dict[str, int]:
+def load_sample_programs(
+    store: Store, *, seed: int, start: Any = "2024-01-01", days: int = 120
+) -> dict[str, int]:
     """Record the sample store's offer, its codes and the referral codes (the ones its
     events carry: :mod:`shopfunnel.sample.programs`) in a store loaded with that sample."""
     import pandas as pd
@@ -481,12 +647,23 @@ def load_sample_programs(store: Store, *, seed: int, start: Any = "2024-01-01", 
     from shopfunnel.sample.incidents import to_datetime
 
     begins, ends = sp.offer_period(to_datetime(start), days)
-    create_offer(store, sp.OFFER_NAME, starts_at=begins, ends_at=ends, tiers=sp.OFFER_TIERS,
-                 audience="customers", description="the sample store's offer to its customers")
+    create_offer(
+        store,
+        sp.OFFER_NAME,
+        starts_at=begins,
+        ends_at=ends,
+        tiers=sp.OFFER_TIERS,
+        audience="customers",
+        description="the sample store's offer to its customers",
+    )
     holders = offer_persons(store, get_offer(store, sp.OFFER_NAME))
     codes = sp.offer_codes_for(seed, holders)
-    import_codes(store, sp.OFFER_NAME, pd.DataFrame({"person_id": list(codes), "code": list(codes.values())}))
+    import_codes(
+        store, sp.OFFER_NAME, pd.DataFrame({"person_id": list(codes), "code": list(codes.values())})
+    )
     customers = qualifying_persons(store, "customers")
     refs = sp.referral_codes_for(seed, customers)
-    import_referral_codes(store, pd.DataFrame({"person_id": list(refs), "code": list(refs.values())}))
+    import_referral_codes(
+        store, pd.DataFrame({"person_id": list(refs), "code": list(refs.values())})
+    )
     return {"offer_codes": len(codes), "referral_codes": len(refs)}
