@@ -251,6 +251,21 @@ def test_breakdown_by_a_property_key():
     assert dict(zip(bd["plan"], bd["persons"], strict=True)) == {"pro": 1, "(none)": 1}
 
 
+def test_breakdown_by_a_property_named_like_a_column_of_the_table_keeps_both():
+    # a property called "name" must not overwrite the steps' names (nor they its values)
+    df = log(("p", 0, "a", {"properties": '{"name": "ann"}'}), ("p", 1, "b"), ("q", 0, "a"))
+    from shopfunnel.store.store import Store
+
+    with Store(":memory:") as store:
+        store.load(df)
+        result = funnel(store, ["a", "b"], by="name")
+    bd = result.breakdown
+    assert result.by_column == "name (by)"
+    assert bd["name"].tolist() == ["a", "b", "a", "b"]
+    assert set(zip(bd["name (by)"], bd["step"], bd["persons"], strict=True)) == {
+        ("ann", 1, 1), ("ann", 2, 1), ("(none)", 1, 1), ("(none)", 2, 0)}
+
+
 # -- trend, times, drill-down, totals ---------------------------------------------------
 def test_trend_counts_attempts_by_the_week_they_started():
     df = log(("p", 0, "a"), ("p", 1, "b"), ("p", 7 * DAY, "a"),

@@ -234,8 +234,23 @@ def _whatif(ctx: Context) -> Section:
     return S.whatif_section(policies, currency=ctx.currency)
 
 
+# Experiments shown in the report: the most recently exposed first.
+REPORT_EXPERIMENTS = 5
+
+
+def _experiments(ctx: Context) -> Section | None:
+    """The store's experiments, or no section at all when it has none."""
+    from shopfunnel.experiments import analyze_experiment, list_experiments
+
+    listed = list_experiments(ctx.store)
+    if listed.empty:
+        return None
+    names = list(listed["experiment"])[:REPORT_EXPERIMENTS]
+    return S.experiments_section([analyze_experiment(ctx.store, name) for name in names])
+
+
 # -- the plan ---------------------------------------------------------------------------
-PLAN: list[tuple[str, str, Callable[[Context], Section]]] = [
+PLAN: list[tuple[str, str, Callable[[Context], Section | None]]] = [
     ("overview", "Your store at a glance", _overview),
     ("diagnosis", "What to fix first", _diagnosis),
     ("stages", "The five stages", _stages),
@@ -250,6 +265,7 @@ PLAN: list[tuple[str, str, Callable[[Context], Section]]] = [
     ("cohorts", "Do customers come back?", _cohorts),
     ("rfm", "Customer groups (RFM)", _rfm),
     ("whatif", "What would an offer cost?", _whatif),
+    ("experiments", "Experiments", _experiments),
     ("activity", "Daily activity", _activity),
 ]
 
@@ -284,5 +300,6 @@ def build_sections(store: Store, *, model: Any = None, progress: Progress | None
             out.problems[sid] = f"{type(exc).__name__}: {exc}"
             section = unavailable(sid, title, _failure_note(exc))
         out.seconds[sid] = time.perf_counter() - started
-        out.sections.append(section)
+        if section is not None:  # a section with nothing to show in any store (experiments)
+            out.sections.append(section)
     return out

@@ -15,6 +15,7 @@ from shopfunnel.report.sections.diagnosis import (
     finding_period,
     tactics_of,
 )
+from shopfunnel.report.sections.experiments import experiments_section
 from shopfunnel.report.sections.funnel import (
     breakdown_section,
     steps_section,
@@ -37,6 +38,7 @@ __all__ = [
     "checkout_section",
     "cohort_section",
     "diagnosis_section",
+    "experiments_section",
     "finding_headline",
     "finding_period",
     "overview_section",
