@@ -268,3 +268,23 @@ def test_near_threshold_lists_carts_short_of_the_next_threshold_up_to_the_bounda
     assert near["short"].to_dict() == {"c": 0.01, "f": 5.0, "a": 12.0, "d": 15.0}
     assert near.loc["a", "message"] == "add USD 12.00 for 5% off"
     assert near.loc["f", "reward"] == "free shipping" and near.loc["d", "threshold"] == 300
+
+
+def test_a_ga4_purchase_coupon_parameter_is_read_as_a_use(store, tmp_path):
+    from shopfunnel.ingest import read
+
+    ts = 1709294400000000  # 2024-03-01 12:00 UTC, inside the offer
+    row = {"event_timestamp": ts, "event_name": "purchase", "user_pseudo_id": "p1",
+           "event_params": [
+               {"key": "transaction_id", "value": {"string_value": "T-1"}},
+               {"key": "value", "value": {"double_value": 95.0}},
+               {"key": "currency", "value": {"string_value": "USD"}},
+               {"key": "coupon", "value": {"string_value": "spring-abc"}}]}
+    path = tmp_path / "ga4.json"
+    path.write_text(json.dumps(row) + "\n")
+    store.load_staged(read(path, format="ga4"))
+    assert store.db.scalar("SELECT json_extract_string(properties, '$.coupon') FROM events") == "spring-abc"
+    create_offer(store, "spring", starts_at=START, ends_at=END, tiers="100:5", audience=["p1"])
+    import_codes(store, "spring", pd.DataFrame({"person_id": ["p1"], "code": ["SPRING-ABC"]}))
+    r = offer_result(store, "spring").summary
+    assert (r["codes_redeemed"], r["discount_given"]) == (1, pytest.approx(5.0))
