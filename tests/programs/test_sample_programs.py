@@ -154,3 +154,25 @@ def test_a_smaller_sample_holds_the_same_rows_programs_included():
     touched = small["properties"].fillna("").str.contains("coupon|referral_code")
     assert touched.any()
     assert small.astype(str).equals(same.astype(str))
+
+
+def test_the_report_shows_the_offer_and_the_referrals_as_computed(shop):
+    from shopfunnel.report import build as build_module
+    from shopfunnel.report.blocks import Table, Text
+    from shopfunnel.report.render import render_section
+
+    section = build_module._programs(build_module.Context(shop))
+    offers = next(b for b in section.blocks if isinstance(b, Table)).frame.set_index("offer")
+    r = offer_result(shop, sp.OFFER_NAME).summary
+    assert offers.loc[sp.OFFER_NAME, "redeemed"] == r["codes_redeemed"]
+    assert offers.loc[sp.OFFER_NAME, "break-even uplift"] == pytest.approx(r["breakeven_uplift"])
+    led = referral_ledger(shop)
+    line = next(b for b in section.blocks if isinstance(b, Text)).text
+    assert f"{len(led):,} referred person(s)" in line
+    assert "Programs" in render_section(section)
+
+
+def test_a_store_without_programs_has_no_programs_section(store):
+    from shopfunnel.report import build as build_module
+
+    assert build_module._programs(build_module.Context(store)) is None
