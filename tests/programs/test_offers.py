@@ -74,18 +74,23 @@ def test_an_offer_needs_a_rule_a_fee_for_free_shipping_and_an_end_after_its_star
         Offer("no spaces", START, END, free_shipping_from=75, shipping_fee=5)
 
 
-def test_offers_are_stored_listed_and_refused_twice(store):
-    store.load(log(("A", 0, "page_view")))
-    create_offer(
+def spring(store, shipping_fee=5.0):
+    """The seed's offer for a week from 2024-03-01, to everyone."""
+    return create_offer(
         store,
         "spring",
         starts_at="2024-03-01",
         days=7,
         tiers="100:5,300:10",
         free_shipping_from=75,
-        shipping_fee=5.95,
+        shipping_fee=shipping_fee,
         audience="all",
     )
+
+
+def test_offers_are_stored_listed_and_refused_twice(store):
+    store.load(log(("A", 0, "page_view")))
+    spring(store, shipping_fee=5.95)
     offer = get_offer(store, "spring")
     assert offer.ends_at == END and offer.rule == (
         "5% off from 100, 10% off from 300; free shipping from 75"
@@ -254,16 +259,7 @@ def test_near_threshold_lists_carts_short_of_the_next_threshold_up_to_the_bounda
             purchase("z", 600, "o1", 10.0),
         )
     )
-    create_offer(
-        store,
-        "spring",
-        starts_at="2024-03-01",
-        days=7,
-        tiers="100:5,300:10",
-        free_shipping_from=75,
-        shipping_fee=5,
-        audience="all",
-    )
+    spring(store)
     near = near_threshold(store, "spring", within=15).set_index("person_id")
     assert near["short"].to_dict() == {"c": 0.01, "f": 5.0, "a": 12.0, "d": 15.0}
     assert near.loc["a", "message"] == "add USD 12.00 for 5% off"
@@ -274,16 +270,24 @@ def test_a_ga4_purchase_coupon_parameter_is_read_as_a_use(store, tmp_path):
     from shopfunnel.ingest import read
 
     ts = 1709294400000000  # 2024-03-01 12:00 UTC, inside the offer
-    row = {"event_timestamp": ts, "event_name": "purchase", "user_pseudo_id": "p1",
-           "event_params": [
-               {"key": "transaction_id", "value": {"string_value": "T-1"}},
-               {"key": "value", "value": {"double_value": 95.0}},
-               {"key": "currency", "value": {"string_value": "USD"}},
-               {"key": "coupon", "value": {"string_value": "spring-abc"}}]}
+    row = {
+        "event_timestamp": ts,
+        "event_name": "purchase",
+        "user_pseudo_id": "p1",
+        "event_params": [
+            {"key": "transaction_id", "value": {"string_value": "T-1"}},
+            {"key": "value", "value": {"double_value": 95.0}},
+            {"key": "currency", "value": {"string_value": "USD"}},
+            {"key": "coupon", "value": {"string_value": "spring-abc"}},
+        ],
+    }
     path = tmp_path / "ga4.json"
     path.write_text(json.dumps(row) + "\n")
     store.load_staged(read(path, format="ga4"))
-    assert store.db.scalar("SELECT json_extract_string(properties, '$.coupon') FROM events") == "spring-abc"
+    assert (
+        store.db.scalar("SELECT json_extract_string(properties, '$.coupon') FROM events")
+        == "spring-abc"
+    )
     create_offer(store, "spring", starts_at=START, ends_at=END, tiers="100:5", audience=["p1"])
     import_codes(store, "spring", pd.DataFrame({"person_id": ["p1"], "code": ["SPRING-ABC"]}))
     r = offer_result(store, "spring").summary
