@@ -383,8 +383,12 @@ def referral_summary(store: Store, rule: ReferralRule | None = None) -> pd.DataF
     """Per referrer: ``referrals`` (referred persons), ``customers`` (of them, those who
     ordered), ``paid``, ``payable``, ``pending`` and ``refused`` counts, ``rewards_paid`` and
     ``rewards_payable`` (money), by rewards paid and payable, highest first."""
-    led = referral_ledger(store, rule)
-    led = led[led["referrer_person_id"].notna()]
+    return summarize_ledger(referral_ledger(store, rule))
+
+
+def summarize_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
+    """:func:`referral_summary` of a ledger already computed (:func:`referral_ledger`)."""
+    led = ledger[ledger["referrer_person_id"].notna()]
     if led.empty:
         return pd.DataFrame(
             columns=[
