@@ -28,25 +28,98 @@ def shopper_store(path: str = ":memory:") -> Store:
 def shopper_events() -> pd.DataFrame:
     """The events of :func:`shopper_store`."""
     return log(
-        ("a-phone", 0, "page_view", {"session_id": "s1", "device": "mobile", "page": "/mugs",
-                                     "utm_source": "newsletter", "utm_medium": "email"}),
-        ("a-phone", 2, "view_item", {"session_id": "s1", "device": "mobile", "items": MUG,
-                                     "value": 25.0, "currency": "EUR"}),
-        ("a-phone", 2880, "add_to_cart", {"session_id": "s2", "device": "mobile", "user_id": "u-ann",
-                                          "items": MUG, "value": 25.0, "currency": "EUR",
-                                          "properties": json.dumps({"email": " Ann@Example.com ",
-                                                                    "phone": "+44 20 7946 0000"})}),
-        ("a-phone", 2885, "purchase", {"session_id": "s2", "device": "mobile", "user_id": "u-ann",
-                                       "order_id": "o-1", "value": 25.0, "currency": "EUR",
-                                       "items": MUG}),
-        ("a-laptop", 12960, "page_view", {"session_id": "s3", "device": "desktop", "user_id": "u-ann",
-                                          "page": "/", "referrer": "https://www.google.com/"}),
-        ("a-laptop", 12965, "purchase", {"session_id": "s3", "device": "desktop", "user_id": "u-ann",
-                                         "order_id": "o-2", "value": 40.0, "currency": "EUR",
-                                         "properties": json.dumps({"coupon": "SPRING-1"})}),
-        ("a-laptop", 13000, "refund", {"session_id": "s3", "device": "desktop", "user_id": "u-ann",
-                                       "order_id": "o-2", "value": 10.0, "currency": "EUR"}),
+        (
+            "a-phone",
+            0,
+            "page_view",
+            {
+                "session_id": "s1",
+                "device": "mobile",
+                "page": "/mugs",
+                "utm_source": "newsletter",
+                "utm_medium": "email",
+            },
+        ),
+        (
+            "a-phone",
+            2,
+            "view_item",
+            {
+                "session_id": "s1",
+                "device": "mobile",
+                "items": MUG,
+                "value": 25.0,
+                "currency": "EUR",
+            },
+        ),
+        (
+            "a-phone",
+            2880,
+            "add_to_cart",
+            {
+                "session_id": "s2",
+                "device": "mobile",
+                "user_id": "u-ann",
+                "items": MUG,
+                "value": 25.0,
+                "currency": "EUR",
+                "properties": json.dumps(
+                    {"email": " Ann@Example.com ", "phone": "+44 20 7946 0000"}
+                ),
+            },
+        ),
+        (
+            "a-phone",
+            2885,
+            "purchase",
+            {
+                "session_id": "s2",
+                "device": "mobile",
+                "user_id": "u-ann",
+                "order_id": "o-1",
+                "value": 25.0,
+                "currency": "EUR",
+                "items": MUG,
+            },
+        ),
+        (
+            "a-laptop",
+            12960,
+            "page_view",
+            {
+                "session_id": "s3",
+                "device": "desktop",
+                "user_id": "u-ann",
+                "page": "/",
+                "referrer": "https://www.google.com/",
+            },
+        ),
+        (
+            "a-laptop",
+            12965,
+            "purchase",
+            {
+                "session_id": "s3",
+                "device": "desktop",
+                "user_id": "u-ann",
+                "order_id": "o-2",
+                "value": 40.0,
+                "currency": "EUR",
+                "properties": json.dumps({"coupon": "SPRING-1"}),
+            },
+        ),
+        (
+            "a-laptop",
+            13000,
+            "refund",
+            {
+                "session_id": "s3",
+                "device": "desktop",
+                "user_id": "u-ann",
+                "order_id": "o-2",
+                "value": 10.0,
+                "currency": "EUR",
+            },
+        ),
         ("b", 5, "page_view", {"session_id": "sb", "device": "tablet"}),
     )
-
-

@@ -3,10 +3,14 @@ search by e-mail, the journey's parts, a non-admin refused, hostile values shown
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from server.kit import ADMIN_PASSWORD, LiveServer
+from tests.conftest import log
 from tests.journey.programs_store import XSS, programs_store
 from tests.journey.stores import shopper_store
+
+from server.kit import ADMIN_PASSWORD, LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -15,10 +19,22 @@ pytestmark = pytest.mark.browser
 def live(tmp_path_factory):
     path = tmp_path_factory.mktemp("journey-browser") / "shop.duckdb"
     with shopper_store(str(path)) as store:
-        store.load(__import__("tests.conftest", fromlist=["log"]).log(
-            (XSS, 30, "view_item", {"event_id": "xss-0", "page": XSS, "session_id": XSS,
-                                    "items": '[{"item_id": "x", "item_name": "%s", "price": 1.0, "quantity": 1}]'
-                                    % XSS.replace('"', '\\"')})))
+        item = {"item_id": "x", "item_name": XSS, "price": 1.0, "quantity": 1}
+        store.load(
+            log(
+                (
+                    XSS,
+                    30,
+                    "view_item",
+                    {
+                        "event_id": "xss-0",
+                        "page": XSS,
+                        "session_id": XSS,
+                        "items": json.dumps([item]),
+                    },
+                )
+            )
+        )
     with LiveServer(path) as server:
         yield server
 
@@ -46,7 +62,10 @@ def test_support_finds_a_customer_by_email_and_reads_her_journey(live, open_page
     assert "Retention" in page.locator("#summary").inner_text()
     identities = page.locator("[data-part=identities] tbody tr").all_inner_texts()
     assert [r.split("\t")[:2] for r in identities] == [
-        ["customer id", "u-ann"], ["stitched", "a-phone"], ["stitched", "a-laptop"]]
+        ["customer id", "u-ann"],
+        ["stitched", "a-phone"],
+        ["stitched", "a-laptop"],
+    ]
     changes = page.locator("[data-part=stage_changes] tbody tr td:nth-child(3)").all_inner_texts()
     assert changes == ["Awareness", "Interest", "Decision", "Purchase", "Retention"]
     sessions = page.locator("[data-part=sessions] tbody tr")
@@ -64,8 +83,9 @@ def test_a_visitor_who_is_not_the_admin_is_refused(live, open_page) -> None:
     probe = open_page(live.url + "/journey?person=u-ann", allow=(live.url,))
     assert probe.page.url.endswith("/login")
     assert "u-ann" not in probe.page.content()
-    posted = probe.page.request.post(live.url + "/journey", form={"q": "ann@example.com", "by": "email"},
-                                     max_redirects=0)
+    posted = probe.page.request.post(
+        live.url + "/journey", form={"q": "ann@example.com", "by": "email"}, max_redirects=0
+    )
     assert posted.status == 303 and posted.headers["location"] == "/login"
     assert "Ann" not in posted.text()
 
@@ -100,6 +120,7 @@ def test_the_programs_page_shows_offers_referrals_and_a_checked_draw(tmp_path, o
         page.click("#draws-table a")
         page.wait_for_selector("#draw-check")
         assert page.inner_text("#draw-check") == (
-            "Re-drawn from the record: entrants match their digest; winners match.")
+            "Re-drawn from the record: entrants match their digest; winners match."
+        )
         assert page.locator("#draw-winners li").count() == 1
         assert probe.problems == []

@@ -3,25 +3,23 @@ the e-mail search by POST only, and the programs' figures as the programs comput
 
 from __future__ import annotations
 
-import json
 import re
 from html import unescape
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
-from server.kit import ADMIN, ADMIN_PASSWORD, WRITE_KEY, LiveServer, basic
 from tests.journey.programs_store import XSS, programs_store
 from tests.journey.stores import shopper_store
+
+from server.kit import ADMIN, ADMIN_PASSWORD, WRITE_KEY, LiveServer, basic
 from test_hostile_keys import NASTY, keys, values
 
-from shopfunnel.store.store import Store
-
 # a person id carried as a cookie id, with markup, quotes and separators
-hostile_ids = st.one_of(st.sampled_from([*NASTY, XSS, "a&person=b", "x#y", "?q=1"]),
-                        st.text(min_size=1, max_size=12)).filter(lambda s: s.strip() == s and s != "")
+hostile_ids = st.one_of(
+    st.sampled_from([*NASTY, XSS, "a&person=b", "x#y", "?q=1"]), st.text(min_size=1, max_size=12)
+).filter(lambda s: s.strip() == s and s != "")
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +45,11 @@ def logged_in(live: LiveServer):
 
 @pytest.mark.parametrize("auth", [{}, basic(WRITE_KEY), {"Authorization": "Bearer wrong password"}])
 def test_the_person_and_programs_pages_send_anyone_but_the_admin_to_the_login(live, auth) -> None:
-    for method, path, data in (("GET", "/journey?person=u-ann", None), ("GET", "/programs", None),
-                               ("POST", "/journey", {"q": "ann@example.com", "by": "email"})):
+    for method, path, data in (
+        ("GET", "/journey?person=u-ann", None),
+        ("GET", "/programs", None),
+        ("POST", "/journey", {"q": "ann@example.com", "by": "email"}),
+    ):
         r = live.client.request(method, path, headers=auth, data=data, follow_redirects=False)
         assert (r.status_code, r.headers["location"]) == (303, "/login"), (method, path)
         assert "Ann" not in r.text and "u-ann" not in r.text
@@ -70,12 +71,23 @@ def test_the_email_search_is_a_post_that_answers_with_the_journey(live) -> None:
     try:
         r = client.post("/journey", data={"q": "ANN@example.com", "by": "email", "csrf": csrf})
         assert r.status_code == 200 and "Person u-ann" in text_of(r.text)
-        assert "ANN@example.com" not in r.text, "the e-mail searched for is not echoed into the form"
-        assert client.post("/journey", data={"q": "ann@example.com", "by": "email", "csrf": "x"}
-                           ).status_code == 403
-        missing = client.post("/journey", data={"q": "nobody@example.com", "by": "email", "csrf": csrf})
+        assert "ANN@example.com" not in r.text, (
+            "the e-mail searched for is not echoed into the form"
+        )
+        assert (
+            client.post(
+                "/journey", data={"q": "ann@example.com", "by": "email", "csrf": "x"}
+            ).status_code
+            == 403
+        )
+        missing = client.post(
+            "/journey", data={"q": "nobody@example.com", "by": "email", "csrf": csrf}
+        )
         assert missing.status_code == 422 and "no person with that e-mail" in text_of(missing.text)
-        assert client.post("/journey", data={"q": "u-ann", "by": "phone", "csrf": csrf}).status_code == 422
+        assert (
+            client.post("/journey", data={"q": "u-ann", "by": "phone", "csrf": csrf}).status_code
+            == 422
+        )
     finally:
         client.close()
 
@@ -86,17 +98,29 @@ def test_an_unknown_person_is_a_clear_message(live) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(person=hostile_ids, key=keys, value=values)
 def test_hostile_ids_keys_and_values_are_shown_as_text(live, person, key, value) -> None:
     """Whatever the ids, property keys, pages, product names and sessions hold, the page shows
     them as text: every one appears escaped, and the page holds no markup from the data."""
-    batch = [{"event_id": f"h-{i}-{abs(hash((person, key, value)))}", "ts": 1709287200 + i * 60,
-              "event": ev, "anonymous_id": person, "session_id": value, "page": value,
-              "channel": value, "properties": {key: value, "email": value},
-              "items": [{"item_id": value, "item_name": XSS, "price": 1.0, "quantity": 1}]}
-             for i, ev in enumerate(["page_view", "view_item"])]
+    batch = [
+        {
+            "event_id": f"h-{i}-{abs(hash((person, key, value)))}",
+            "ts": 1709287200 + i * 60,
+            "event": ev,
+            "anonymous_id": person,
+            "session_id": value,
+            "page": value,
+            "channel": value,
+            "properties": {key: value, "email": value},
+            "items": [{"item_id": value, "item_name": XSS, "price": 1.0, "quantity": 1}],
+        }
+        for i, ev in enumerate(["page_view", "view_item"])
+    ]
     assert live.send("/v1/batch", {"batch": batch}).status_code == 200
     live.flush()
     r = live.client.get("/journey", params={"person": person}, headers=ADMIN)
@@ -106,12 +130,26 @@ def test_hostile_ids_keys_and_values_are_shown_as_text(live, person, key, value)
     assert str(escape(XSS + " ×1")) in html
     assert XSS not in html and "<img" not in html
     scripts = re.findall(r"<script[^>]*>", html)
-    assert all(s.startswith(('<script src="/static/', '<script type="application/json"')) for s in scripts)
+    assert all(
+        s.startswith(('<script src="/static/', '<script type="application/json"')) for s in scripts
+    )
 
 
 def test_a_person_id_made_of_markup_is_shown_as_text(live) -> None:
-    live.send("/v1/batch", {"batch": [{"event_id": "xss-1", "ts": 1709287200, "event": "page_view",
-                                       "anonymous_id": XSS, "page": XSS}]})
+    live.send(
+        "/v1/batch",
+        {
+            "batch": [
+                {
+                    "event_id": "xss-1",
+                    "ts": 1709287200,
+                    "event": "page_view",
+                    "anonymous_id": XSS,
+                    "page": XSS,
+                }
+            ]
+        },
+    )
     live.flush()
     html = live.client.get("/journey", params={"person": XSS}, headers=ADMIN).text
     assert html.count(str(escape(XSS))) >= 3 and XSS not in html and "<img" not in html
@@ -122,7 +160,9 @@ def test_the_persons_page_links_each_person_to_their_journey(live) -> None:
     assert 'href="/journey?person=u-ann"' in r.text
 
 
-def test_the_programs_page_shows_the_offer_referrals_and_draw_as_the_programs_compute_them(tmp_path) -> None:
+def test_the_programs_page_shows_the_offer_referrals_and_draw_as_the_programs_compute_them(
+    tmp_path,
+) -> None:
     from shopfunnel.programs.giveaways import verify_draw
     from shopfunnel.programs.offers import offer_result
     from shopfunnel.programs.referrals import referral_ledger
@@ -132,19 +172,34 @@ def test_the_programs_page_shows_the_offer_referrals_and_draw_as_the_programs_co
         result = offer_result(store, "spring").summary
         ledger = referral_ledger(store)
         winner = verify_draw(store, "spring-draw")["recorded"][0]
-    assert (result["codes_issued"], result["codes_redeemed"], result["discount_given"]) == (2, 1, 6.0)
+    assert (result["codes_issued"], result["codes_redeemed"], result["discount_given"]) == (
+        2,
+        1,
+        6.0,
+    )
     assert ledger[["referred_person_id", "status"]].values.tolist() == [["f", "payable"]]
     with LiveServer(path) as live:
         page = live.client.get("/programs", headers=ADMIN).text
         text = text_of(page)
         row = re.search(r'<table id="offers-table">.*?<tbody>(.*?)</tbody>', page, re.S).group(1)
         cells = [unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)]
-        assert text_of(cells[0]).strip() == "spring" and cells[4:8] == ["all", "2", "1", "50.0%"]  # audience, codes, redeemed, rate
+        assert text_of(cells[0]).strip() == "spring" and cells[4:8] == [
+            "all",
+            "2",
+            "1",
+            "50.0%",
+        ]  # audience, codes, redeemed, rate
         assert "EUR 6.00" in cells  # the discount given
         assert "referred persons 1" in text and "payable now 1 · EUR 10.00" in text
-        assert "payable 1" in text_of(re.search(r'id="referral-decisions">(.*?)</div>', page, re.S).group(1))
+        assert "payable 1" in text_of(
+            re.search(r'id="referral-decisions">(.*?)</div>', page, re.S).group(1)
+        )
         detail = live.client.get("/programs", params={"offer": "spring"}, headers=ADMIN).text
         assert "OFF-F" in detail and str(escape(XSS)) in detail and XSS not in detail
-        draw = text_of(live.client.get("/programs", params={"draw": "spring-draw"}, headers=ADMIN).text)
+        draw = text_of(
+            live.client.get("/programs", params={"draw": "spring-draw"}, headers=ADMIN).text
+        )
         assert "entrants match their digest; winners match" in draw and winner in draw
-        assert live.client.get("/programs", params={"offer": "nope"}, headers=ADMIN).status_code == 422
+        assert (
+            live.client.get("/programs", params={"offer": "nope"}, headers=ADMIN).status_code == 422
+        )

@@ -58,7 +58,9 @@ def test_a_cookie_id_from_a_ticket_finds_the_customer(db) -> None:
 
 def test_an_unknown_person_and_a_wrong_call_are_refused_with_what_to_do(db) -> None:
     assert "no person with that id" in run("person", "zed", "--db", db, code=1)
-    assert "no person with that e-mail" in run("person", "--email", "z@example.com", "--db", db, code=1)
+    assert "no person with that e-mail" in run(
+        "person", "--email", "z@example.com", "--db", db, code=1
+    )
     assert "one of them" in run("person", "u-ann", "--email", "a@b.c", "--db", db, code=1)
     assert "one of them" in run("person", "--db", db, code=1)
     assert "several tables" in run("person", "u-ann", "--db", db, "--format", "csv", code=1)
@@ -69,10 +71,18 @@ def test_an_email_shared_by_two_persons_lists_both_to_choose_from(tmp_path) -> N
 
     path = str(tmp_path / "two.duckdb")
     with Store(path) as store:
-        store.load(log(("p1", 0, "page_view", {"properties": json.dumps({"email": "x@example.com"})}),
-                       ("p2", 1, "page_view", {"properties": json.dumps({"email": "X@example.com"})})))
+        store.load(
+            log(
+                ("p1", 0, "page_view", {"properties": json.dumps({"email": "x@example.com"})}),
+                ("p2", 1, "page_view", {"properties": json.dumps({"email": "X@example.com"})}),
+            )
+        )
     out = run("person", "--email", "x@example.com", "--db", path, code=2)
     assert "2 persons match" in out and "p1" in out and "p2" in out
     data = json.loads(run("person", "--email", "x@example.com", "--db", path, "--format", "json"))
-    assert data == {"matches": [{"person_id": "p1", "matched_by": "e-mail"},
-                                {"person_id": "p2", "matched_by": "e-mail"}]}
+    assert data == {
+        "matches": [
+            {"person_id": "p1", "matched_by": "e-mail"},
+            {"person_id": "p2", "matched_by": "e-mail"},
+        ]
+    }

@@ -41,18 +41,38 @@ TITLES = {
     "referrals": "Referrals",
     "draws": "Giveaway draws",
 }
-EVENT_COLUMNS = ["ts", "event", "session_id", "channel", "device", "page", "products", "value",
-                 "currency", "order_id"]
+EVENT_COLUMNS = [
+    "ts",
+    "event",
+    "session_id",
+    "channel",
+    "device",
+    "page",
+    "products",
+    "value",
+    "currency",
+    "order_id",
+]
 
 
 @app.command()
 def person(
-    person_id: Annotated[str | None, typer.Argument(
-        help="A person id, customer id (user_id) or anonymous id.", show_default=False)] = None,
-    email: Annotated[str | None, typer.Option("--email", help="Find the person by e-mail instead.")] = None,
+    person_id: Annotated[
+        str | None,
+        typer.Argument(
+            help="A person id, customer id (user_id) or anonymous id.", show_default=False
+        ),
+    ] = None,
+    email: Annotated[
+        str | None, typer.Option("--email", help="Find the person by e-mail instead.")
+    ] = None,
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    contacts: Annotated[bool, typer.Option(
-        "--contacts", help="Show the e-mails and phones the events carry (personal data).")] = False,
+    contacts: Annotated[
+        bool,
+        typer.Option(
+            "--contacts", help="Show the e-mails and phones the events carry (personal data)."
+        ),
+    ] = False,
     events: Annotated[int, typer.Option("--events", help="Show the latest N events.")] = 200,
     fmt: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
@@ -65,7 +85,9 @@ def person(
 
     with friendly_errors():
         if (person_id is None) == (email is None):
-            raise ConfigError("give a person id (shopfunnel person ID) or --email ADDRESS, one of them")
+            raise ConfigError(
+                "give a person id (shopfunnel person ID) or --email ADDRESS, one of them"
+            )
         if fmt == Format.csv:
             raise ConfigError("a journey is several tables: use --format table or json")
         if not Path(db).exists():
@@ -76,8 +98,10 @@ def person(
             matches = find_persons(store, query, by=by)  # type: ignore[arg-type]
             if not matches:
                 what = "e-mail" if by == "email" else "id"
-                raise ConfigError(f"no person with that {what} in the store: check it, or search by "
-                                  f"{'id' if by == 'email' else '--email'}")
+                raise ConfigError(
+                    f"no person with that {what} in the store: check it, or search by "
+                    f"{'id' if by == 'email' else '--email'}"
+                )
             if len(matches) > 1:
                 found = [{"person_id": m.person_id, "matched_by": m.matched_by} for m in matches]
                 if fmt == Format.json:
@@ -88,7 +112,9 @@ def person(
                 console.print(f"{len(matches)} persons match: show one with `shopfunnel person ID`")
                 console.print(rich_table(pd.DataFrame(found)))
                 raise typer.Exit(code=2)
-            journey = person_journey(store, matches[0].person_id, contacts=contacts, events_limit=events)
+            journey = person_journey(
+                store, matches[0].person_id, contacts=contacts, events_limit=events
+            )
     if fmt == Format.json:
         emit(journey.to_dict(), fmt, out)
         return

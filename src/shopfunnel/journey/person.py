@@ -109,9 +109,15 @@ class Journey:
         if self.contacts is not None:
             out["contacts"] = self.contacts
         out.update(
-            stage_changes=self.stage_changes, sessions=self.sessions, orders=self.orders,
-            events=self.events, audiences=self.audiences, flows=self.flows,
-            experiments=self.experiments, codes=self.codes, referrals=self.referrals,
+            stage_changes=self.stage_changes,
+            sessions=self.sessions,
+            orders=self.orders,
+            events=self.events,
+            audiences=self.audiences,
+            flows=self.flows,
+            experiments=self.experiments,
+            codes=self.codes,
+            referrals=self.referrals,
             draws=self.draws,
         )
         return out
@@ -127,7 +133,9 @@ class Journey:
         }
 
 
-def find_persons(store: Store, query: str, *, by: Literal["id", "email"] = "id") -> list[PersonMatch]:
+def find_persons(
+    store: Store, query: str, *, by: Literal["id", "email"] = "id"
+) -> list[PersonMatch]:
     """The persons a support query names, best match first.
 
     ``by="id"``: the person id itself when the store has it; else the persons whose events
@@ -186,17 +194,30 @@ def person_journey(
     orders = _orders(store, person_id)
     stages = stage_evidence(store, person_id, model=model)
     audiences, flows, missing = _audience_tables(store, person_id)
-    notes += [f"no {name} table in this store (no saved audiences or flows yet)" for name in missing]
+    notes += [
+        f"no {name} table in this store (no saved audiences or flows yet)" for name in missing
+    ]
     reached = stages.dropna(subset=["reached_at"])
     summary = _summary(store, person_id, orders)
     summary["stage"] = reached["stage"].iloc[-1] if len(reached) else None
     summary["identified"] = bool((identities["kind"] == "customer id").any())
     return Journey(
-        person_id=person_id, summary=summary, identities=identities, sessions=sessions,
-        events=events, stages=stages, stage_changes=stage_changes(stages), orders=orders,
-        experiments=person_exposures(store, person_id), codes=person_codes(store, person_id),
-        referrals=person_referrals(store, person_id), draws=person_draws(store, person_id),
-        audiences=audiences, flows=flows, contacts=found_contacts, notes=tuple(notes),
+        person_id=person_id,
+        summary=summary,
+        identities=identities,
+        sessions=sessions,
+        events=events,
+        stages=stages,
+        stage_changes=stage_changes(stages),
+        orders=orders,
+        experiments=person_exposures(store, person_id),
+        codes=person_codes(store, person_id),
+        referrals=person_referrals(store, person_id),
+        draws=person_draws(store, person_id),
+        audiences=audiences,
+        flows=flows,
+        contacts=found_contacts,
+        notes=tuple(notes),
     )
 
 
@@ -234,8 +255,11 @@ def _identities(store: Store, mine: str, person_id: str) -> pd.DataFrame:
         [person_id],
     )
     order = {"customer id": 0, "stitched": 1, "shared device": 2, "anonymous": 3}
-    frame = frame.sort_values(["kind", "first_seen", "id"], key=lambda c: c.map(order) if c.name == "kind" else c,
-                              kind="stable")
+    frame = frame.sort_values(
+        ["kind", "first_seen", "id"],
+        key=lambda c: c.map(order) if c.name == "kind" else c,
+        kind="stable",
+    )
     return frame[columns].reset_index(drop=True)
 
 
@@ -302,8 +326,17 @@ def _orders(store: Store, person_id: str) -> pd.DataFrame:
         FROM ev GROUP BY order_id HAVING count(*) FILTER (WHERE event = ?) > 0
         ORDER BY ts, order_id
         """,
-        [person_id, ORDER_EVENT, ORDER_EVENT, REFUND_EVENT, ORDER_EVENT, REFUND_EVENT, ORDER_EVENT,
-         json_pointer("coupon"), ORDER_EVENT],
+        [
+            person_id,
+            ORDER_EVENT,
+            ORDER_EVENT,
+            REFUND_EVENT,
+            ORDER_EVENT,
+            REFUND_EVENT,
+            ORDER_EVENT,
+            json_pointer("coupon"),
+            ORDER_EVENT,
+        ],
     )
     frame = frame[frame["person_id"] == person_id].drop(columns="person_id")
     frame["products"] = frame["products"].replace("", None)
@@ -319,12 +352,18 @@ def _summary(store: Store, person_id: str, orders: pd.DataFrame) -> dict[str, An
     )[0]
     return {
         "person_id": person_id,
-        "first_seen": pd.Timestamp(first), "last_seen": pd.Timestamp(last),
-        "events": int(events), "sessions": int(sessions), "orders": len(orders),
+        "first_seen": pd.Timestamp(first),
+        "last_seen": pd.Timestamp(last),
+        "events": int(events),
+        "sessions": int(sessions),
+        "orders": len(orders),
         "revenue": float(orders["value"].fillna(0).sum()),
         "refunded": float(orders["refunded"].fillna(0).sum()),
-        "currency": orders["currency"].dropna().mode().iloc[0] if orders["currency"].notna().any() else "",
-        "first_channel": first_channel, "last_channel": last_channel,
+        "currency": orders["currency"].dropna().mode().iloc[0]
+        if orders["currency"].notna().any()
+        else "",
+        "first_channel": first_channel,
+        "last_channel": last_channel,
     }
 
 
@@ -333,18 +372,24 @@ def _audience_tables(store: Store, person_id: str) -> tuple[pd.DataFrame, pd.Dat
     the wanted columns it has; a missing table gives an empty frame and its name."""
     frames, missing = [], []
     for table, wanted in AUDIENCE_TABLES.items():
-        have = {r[0] for r in store.db.rows(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table])}
+        have = {
+            r[0]
+            for r in store.db.rows(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+            )
+        }
         columns = [c for c in wanted if c in have]
         if "person_id" not in have or not columns:
             frames.append(pd.DataFrame(columns=list(wanted)))
             missing.append(table)
             continue
         cols = ", ".join(quote_ident(c) for c in columns)
-        frames.append(store.db.df(
-            f"SELECT {cols} FROM {quote_ident(table)} WHERE person_id = ? ORDER BY {quote_ident(columns[1] if len(columns) > 1 else columns[0])}",
-            [person_id],
-        ))
+        frames.append(
+            store.db.df(
+                f"SELECT {cols} FROM {quote_ident(table)} WHERE person_id = ? ORDER BY {quote_ident(columns[1] if len(columns) > 1 else columns[0])}",
+                [person_id],
+            )
+        )
     audiences, flows = frames
     if "exited_at" in audiences.columns:
         audiences["member_now"] = audiences["exited_at"].isna()

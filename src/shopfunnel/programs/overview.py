@@ -20,10 +20,27 @@ from shopfunnel.programs.referrals import (
 from shopfunnel.store.store import Store
 
 OFFER_COLUMNS = [
-    "offer", "rule", "starts_at", "ends_at", "audience", "codes_issued", "codes_redeemed",
-    "redemption_rate", "reuses", "uses_outside_period", "redeemed_orders", "revenue_redeemed",
-    "discount_given", "shipping_absorbed", "cost", "mean_gross_redeemed", "mean_value_comparable",
-    "gross_difference", "gross_difference_low", "gross_difference_high", "breakeven_uplift",
+    "offer",
+    "rule",
+    "starts_at",
+    "ends_at",
+    "audience",
+    "codes_issued",
+    "codes_redeemed",
+    "redemption_rate",
+    "reuses",
+    "uses_outside_period",
+    "redeemed_orders",
+    "revenue_redeemed",
+    "discount_given",
+    "shipping_absorbed",
+    "cost",
+    "mean_gross_redeemed",
+    "mean_value_comparable",
+    "gross_difference",
+    "gross_difference_low",
+    "gross_difference_high",
+    "breakeven_uplift",
 ]
 
 
@@ -58,8 +75,16 @@ def offer_rows(results: list[OfferResult]) -> pd.DataFrame:
     rows = []
     for r in results:
         o = r.offer
-        rows.append({"offer": o.name, "rule": o.rule, "starts_at": o.starts_at, "ends_at": o.ends_at,
-                     "audience": o.audience, **r.summary})
+        rows.append(
+            {
+                "offer": o.name,
+                "rule": o.rule,
+                "starts_at": o.starts_at,
+                "ends_at": o.ends_at,
+                "audience": o.audience,
+                **r.summary,
+            }
+        )
     return pd.DataFrame(rows, columns=OFFER_COLUMNS)
 
 
@@ -69,20 +94,36 @@ def programs_overview(store: Store, rule: ReferralRule | None = None) -> Program
     notes = [f"{name}: {note}" for name, r in results.items() for note in r.notes]
     codes = len(referral_codes(store))
     ledger = referral_ledger(store, rule)
-    by_decision = (ledger.groupby(["status", "reason"]).size().rename("persons").reset_index()
-                   .sort_values(["persons", "status"], ascending=[False, True], kind="stable")
-                   .reset_index(drop=True)) if len(ledger) else pd.DataFrame(
-                       columns=["status", "reason", "persons"])
+    by_decision = (
+        (
+            ledger.groupby(["status", "reason"])
+            .size()
+            .rename("persons")
+            .reset_index()
+            .sort_values(["persons", "status"], ascending=[False, True], kind="stable")
+            .reset_index(drop=True)
+        )
+        if len(ledger)
+        else pd.DataFrame(columns=["status", "reason", "persons"])
+    )
     paid = ledger[ledger["status"] == "paid"]
     payable = ledger[ledger["status"] == "payable"]
     totals = {
         "referred": len(ledger),
         "ordered": int(ledger["first_order_id"].notna().sum()),
-        "paid": len(paid), "rewards_paid": float(paid["reward"].sum()),
-        "payable": len(payable), "rewards_payable": float(payable["reward"].sum()),
+        "paid": len(paid),
+        "rewards_paid": float(paid["reward"].sum()),
+        "payable": len(payable),
+        "rewards_payable": float(payable["reward"].sum()),
     }
     return ProgramsOverview(
-        offers=offer_rows(list(results.values())), results=results, referral_codes=codes,
-        ledger=ledger, by_decision=by_decision, referrers=summarize_ledger(ledger), referral_totals=totals,
-        draws=list_draws(store), notes=notes,
+        offers=offer_rows(list(results.values())),
+        results=results,
+        referral_codes=codes,
+        ledger=ledger,
+        by_decision=by_decision,
+        referrers=summarize_ledger(ledger),
+        referral_totals=totals,
+        draws=list_draws(store),
+        notes=notes,
     )

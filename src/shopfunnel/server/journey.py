@@ -22,8 +22,18 @@ from shopfunnel.server.dashboard import csrf_token, figure, read, render, to_log
 
 router = APIRouter(include_in_schema=False)
 SEARCH_BY = ("id", "email")
-EVENT_COLUMNS = ["ts", "event", "session_id", "channel", "device", "page", "products", "value",
-                 "currency", "order_id"]
+EVENT_COLUMNS = [
+    "ts",
+    "event",
+    "session_id",
+    "channel",
+    "device",
+    "page",
+    "products",
+    "value",
+    "currency",
+    "order_id",
+]
 TITLES = {
     "identities": "Identities: anonymous ids stitched to the customer",
     "contacts": "Contacts (personal data)",
@@ -48,9 +58,14 @@ def _stage_chart(journey: Any) -> dict[str, Any] | None:
     names = journey.stages["stage"].tolist()
     x = [str(t) for t in changes["at"]] + [str(journey.summary["last_seen"])]
     y = changes["to_stage"].tolist() + [changes["to_stage"].iloc[-1]]
-    fig = go.Figure(go.Scatter(x=x, y=y, mode="lines+markers", line={"shape": "hv"}),
-                    layout={"margin": {"t": 20}, "height": 260,
-                            "yaxis": {"type": "category", "categoryorder": "array", "categoryarray": names}})
+    fig = go.Figure(
+        go.Scatter(x=x, y=y, mode="lines+markers", line={"shape": "hv"}),
+        layout={
+            "margin": {"t": 20},
+            "height": 260,
+            "yaxis": {"type": "category", "categoryorder": "array", "categoryarray": names},
+        },
+    )
     return figure(fig)
 
 
@@ -70,8 +85,14 @@ def _lookup(store: Any, query: str, by: str) -> dict[str, Any]:
 
 
 def _page(request: Request, query: str = "", by: str = "id", status: int = 200) -> Response:
-    context: dict[str, Any] = {"title": "Person", "query": query if by == "id" else "", "by": by,
-                               "journey": None, "matches": None, "charts": False}
+    context: dict[str, Any] = {
+        "title": "Person",
+        "query": query if by == "id" else "",
+        "by": by,
+        "journey": None,
+        "matches": None,
+        "charts": False,
+    }
     if query:
         try:
             context.update(read(request, _lookup, query, by))
@@ -82,8 +103,13 @@ def _page(request: Request, query: str = "", by: str = "id", status: int = 200) 
         tables = journey.tables()
         tables["events"] = tables["events"][EVENT_COLUMNS]
         chart = _stage_chart(journey)
-        context.update(tables=tables, titles=TITLES, stage_chart=chart, charts=chart is not None,
-                       title=f"Person {journey.person_id}")
+        context.update(
+            tables=tables,
+            titles=TITLES,
+            stage_chart=chart,
+            charts=chart is not None,
+            title=f"Person {journey.person_id}",
+        )
     return render(request, "journey.html", status=status, **context)
 
 
@@ -95,11 +121,21 @@ def journey_page(request: Request, person: str = "") -> Response:
 
 
 @router.post("/journey")
-def journey_search(request: Request, q: str = Form(""), by: str = Form("id"),
-                   csrf: str = Form("")) -> Response:
+def journey_search(
+    request: Request, q: str = Form(""), by: str = Form("id"), csrf: str = Form("")
+) -> Response:
     if not is_admin(request):
         return to_login()
     if not hmac.compare_digest(csrf, csrf_token(request)):
-        return render(request, "journey.html", status=403, title="Person", query="", by="id",
-                      journey=None, matches=None, error="The form expired: reload the page and try again.")
+        return render(
+            request,
+            "journey.html",
+            status=403,
+            title="Person",
+            query="",
+            by="id",
+            journey=None,
+            matches=None,
+            error="The form expired: reload the page and try again.",
+        )
     return _page(request, q.strip(), by)

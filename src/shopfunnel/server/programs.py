@@ -21,11 +21,24 @@ from shopfunnel.server.dashboard import read, render, to_login
 router = APIRouter(include_in_schema=False)
 # shown offer columns and how each is formatted
 OFFER_SHOWN = {
-    "offer": None, "rule": None, "starts_at": "time", "ends_at": "time", "audience": None,
-    "codes_issued": "int", "codes_redeemed": "int", "redemption_rate": "pct", "redeemed_orders": "int",
-    "reuses": "int", "revenue_redeemed": "money", "discount_given": "money", "shipping_absorbed": "money",
-    "cost": "money", "mean_gross_redeemed": "money", "mean_value_comparable": "money",
-    "gross_difference": "money", "breakeven_uplift": "pct",
+    "offer": None,
+    "rule": None,
+    "starts_at": "time",
+    "ends_at": "time",
+    "audience": None,
+    "codes_issued": "int",
+    "codes_redeemed": "int",
+    "redemption_rate": "pct",
+    "redeemed_orders": "int",
+    "reuses": "int",
+    "revenue_redeemed": "money",
+    "discount_given": "money",
+    "shipping_absorbed": "money",
+    "cost": "money",
+    "mean_gross_redeemed": "money",
+    "mean_value_comparable": "money",
+    "gross_difference": "money",
+    "breakeven_uplift": "pct",
 }
 
 
@@ -68,7 +81,12 @@ def _overview(store: Any, offer: str, draw: str) -> dict[str, Any]:
 def programs_page(request: Request, offer: str = "", draw: str = "") -> Response:
     if not is_admin(request):
         return to_login()
-    context: dict[str, Any] = {"title": "Programs", "overview": None, "offer": offer, "draw_name": draw}
+    context: dict[str, Any] = {
+        "title": "Programs",
+        "overview": None,
+        "offer": offer,
+        "draw_name": draw,
+    }
     try:
         context.update(read(request, _overview, offer, draw))
     except ShopfunnelError as exc:
@@ -76,10 +94,24 @@ def programs_page(request: Request, offer: str = "", draw: str = "") -> Response
     data, currency = context["overview"], context["currency"]
     context["offers"] = _shown(data.offers, OFFER_SHOWN, currency)
     referrers = data.referrers.head(50)
-    context["referrers"] = _shown(referrers, {
-        "referrer_person_id": None, "referrals": "int", "customers": "int", "paid": "int", "payable": "int",
-        "pending": "int", "refused": "int", "rewards_paid": "money", "rewards_payable": "money"}, currency)
+    context["referrers"] = _shown(
+        referrers,
+        {
+            "referrer_person_id": None,
+            "referrals": "int",
+            "customers": "int",
+            "paid": "int",
+            "payable": "int",
+            "pending": "int",
+            "refused": "int",
+            "rewards_paid": "money",
+            "rewards_payable": "money",
+        },
+        currency,
+    )
     totals = data.referral_totals
-    context["totals"] = {k: (fmt.money(v, currency) if k.startswith("rewards") else fmt.integer(v))
-                         for k, v in totals.items()}
+    context["totals"] = {
+        k: (fmt.money(v, currency) if k.startswith("rewards") else fmt.integer(v))
+        for k, v in totals.items()
+    }
     return render(request, "programs.html", **context)

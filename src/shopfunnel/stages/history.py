@@ -40,11 +40,15 @@ def stage_evidence(store: Store, person_id: str, *, model: Model | None = None) 
     model = model or load_model()
     mapping = model.event_stage()
     names = list(mapping)
-    first = store.db.df(
-        "SELECT event, min(ts) AS ts FROM events WHERE person_id = ? AND "
-        "list_contains(?, event) GROUP BY event",
-        [person_id, names],
-    ) if names else pd.DataFrame(columns=["event", "ts"])
+    first = (
+        store.db.df(
+            "SELECT event, min(ts) AS ts FROM events WHERE person_id = ? AND "
+            "list_contains(?, event) GROUP BY event",
+            [person_id, names],
+        )
+        if names
+        else pd.DataFrame(columns=["event", "ts"])
+    )
     any_event = store.db.rows(
         "SELECT arg_min(event, (ts, event_id)), min(ts) FROM events WHERE person_id = ?",
         [person_id],
@@ -96,10 +100,15 @@ def stage_changes(evidence: pd.DataFrame) -> pd.DataFrame:
         reached_before = set(reached.loc[reached["reached_at"] <= at, "stage_index"])
         skipped = [names[k] for k in range(furthest + 1, top) if k not in reached_before]
         row = group[group["stage_index"] == top].iloc[0]
-        changes.append({
-            "at": at, "from_stage": names[furthest] if furthest >= 0 else "",
-            "to_stage": names[top], "evidence": row["evidence"], "skipped": ", ".join(skipped),
-        })
+        changes.append(
+            {
+                "at": at,
+                "from_stage": names[furthest] if furthest >= 0 else "",
+                "to_stage": names[top],
+                "evidence": row["evidence"],
+                "skipped": ", ".join(skipped),
+            }
+        )
         furthest = top
     out = pd.DataFrame(changes, columns=CHANGE_COLUMNS)
     out["at"] = pd.to_datetime(out["at"])
