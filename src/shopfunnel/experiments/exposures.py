@@ -102,7 +102,7 @@ def experiment_units(store: Store, experiment: str) -> Any:
     )
 
 
-def person_exposures(store: Store, person_id: str) -> pd.DataFrame:
+def person_exposures(store: Store, person_id: str, *, source: str = "events") -> pd.DataFrame:
     """The experiments one person was exposed to: ``experiment``, ``variant`` (the variant
     of their first exposure: their variant as a unit), ``variants`` (every variant they saw,
     sorted, comma-separated), ``exposures`` (events), ``first_exposure``, ``last_exposure``
@@ -115,7 +115,7 @@ def person_exposures(store: Store, person_id: str) -> pd.DataFrame:
                string_agg(DISTINCT {_EXPERIMENT}, ',' ORDER BY {_EXPERIMENT}) AS variants,
                count(*) AS exposures, min(ts) AS first_exposure, max(ts) AS last_exposure,
                count(DISTINCT {_EXPERIMENT}) <= 1 AS counted
-        FROM events
+        FROM {quote_ident(source)}
         WHERE person_id = ? AND event = ? AND {_EXPERIMENT} IS NOT NULL
         GROUP BY 1 ORDER BY first_exposure DESC, experiment
         """,

@@ -177,28 +177,30 @@ def person_journey(
     does not have raises ConfigError."""
     if not isinstance(events_limit, int) or not 1 <= events_limit <= 100_000:
         raise ConfigError(f"events_limit={events_limit!r} is not valid: use 1 to 100000")
-    if not store.db.rows("SELECT 1 FROM events WHERE person_id = ? LIMIT 1", [person_id]):
-        raise ConfigError(
-            f"no person {person_id!r} in the store: search by customer id, anonymous id or "
-            "e-mail (`shopfunnel person --email ADDRESS`), or list persons with `shopfunnel persons`"
-        )
     model = model or load_model()
     notes: list[str] = []
-    with _person_events(store, person_id) as mine:
+    with _person_events(store, person_id) as name:
+        mine = quote_ident(name)
+        if not store.db.rows(f"SELECT 1 FROM {mine} LIMIT 1"):
+            raise ConfigError(
+                f"no person {person_id!r} in the store: search by customer id, anonymous id or "
+                "e-mail (`shopfunnel person --email ADDRESS`), or list persons with `shopfunnel persons`"
+            )
         identities = _identities(store, mine, person_id)
         sessions = _sessions(store, mine)
         events, total = _events(store, mine, events_limit)
         found_contacts = _contacts(store, mine) if contacts else None
+        stages = stage_evidence(store, person_id, model=model, source=name)
+        orders = _orders(store, mine, person_id)
+        summary = _summary(store, mine, person_id, orders)
+        exposures = person_exposures(store, person_id, source=name)
     if total > len(events):
         notes.append(f"showing the latest {len(events):,} of {total:,} events")
-    orders = _orders(store, person_id)
-    stages = stage_evidence(store, person_id, model=model)
     audiences, flows, missing = _audience_tables(store, person_id)
     notes += [
-        f"no {name} table in this store (no saved audiences or flows yet)" for name in missing
+        f"no {table} table in this store (no saved audiences or flows yet)" for table in missing
     ]
     reached = stages.dropna(subset=["reached_at"])
-    summary = _summary(store, person_id, orders)
     summary["stage"] = reached["stage"].iloc[-1] if len(reached) else None
     summary["identified"] = bool((identities["kind"] == "customer id").any())
     return Journey(
@@ -210,7 +212,7 @@ def person_journey(
         stages=stages,
         stage_changes=stage_changes(stages),
         orders=orders,
-        experiments=person_exposures(store, person_id),
+        experiments=exposures,
         codes=person_codes(store, person_id),
         referrals=person_referrals(store, person_id),
         draws=person_draws(store, person_id),
@@ -224,11 +226,12 @@ def person_journey(
 # -- parts ------------------------------------------------------------------------------------
 @contextmanager
 def _person_events(store: Store, person_id: str) -> Iterator[str]:
-    """The person's events, read once and registered for the block; yields the name."""
+    """The person's events, read once and registered for the block; yields the (unquoted)
+    name."""
     name = f"__journey_{uuid.uuid4().hex}"
     store.db.register(name, store.db.arrow("SELECT * FROM events WHERE person_id = ?", [person_id]))
     try:
-        yield quote_ident(name)
+        yield name
     finally:
         store.db.unregister(name)
 
@@ -307,13 +310,13 @@ def _events(store: Store, mine: str, limit: int) -> tuple[pd.DataFrame, int]:
     return frame, total
 
 
-def _orders(store: Store, person_id: str) -> pd.DataFrame:
+def _orders(store: Store, mine: str, person_id: str) -> pd.DataFrame:
     """The store's ``orders`` view for one person, with products and coupons: the same
     definitions over the events of the person's order ids only."""
     frame = store.db.df(
         f"""
-        WITH ids AS (SELECT DISTINCT order_id FROM events
-                     WHERE person_id = ? AND event = ? AND order_id IS NOT NULL),
+        WITH ids AS (SELECT DISTINCT order_id FROM {mine}
+                     WHERE event = ? AND order_id IS NOT NULL),
         ev AS (SELECT * FROM events WHERE order_id IN (SELECT order_id FROM ids)
                AND event IN (?, ?))
         SELECT order_id, arg_min(person_id, ts) AS person_id, min(ts) AS ts,
@@ -327,7 +330,6 @@ def _orders(store: Store, person_id: str) -> pd.DataFrame:
         ORDER BY ts, order_id
         """,
         [
-            person_id,
             ORDER_EVENT,
             ORDER_EVENT,
             REFUND_EVENT,
@@ -343,12 +345,11 @@ def _orders(store: Store, person_id: str) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _summary(store: Store, person_id: str, orders: pd.DataFrame) -> dict[str, Any]:
+def _summary(store: Store, mine: str, person_id: str, orders: pd.DataFrame) -> dict[str, Any]:
     first, last, events, sessions, first_channel, last_channel = store.db.rows(
         "SELECT min(ts), max(ts), count(*), count(DISTINCT session_id), "
         "arg_min(channel, (ts, event_id)), arg_max(channel, (ts, event_id)) "
-        "FROM events WHERE person_id = ?",
-        [person_id],
+        f"FROM {mine}",
     )[0]
     return {
         "person_id": person_id,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from shopfunnel.model import Model, load_model
+from shopfunnel.store.db import quote_ident
 
 if TYPE_CHECKING:
     from shopfunnel.store.store import Store
@@ -33,37 +34,44 @@ STAGE_COLUMNS = ["stage", "stage_index", "reached_at", "evidence"]
 CHANGE_COLUMNS = ["at", "from_stage", "to_stage", "evidence", "skipped"]
 
 
-def stage_evidence(store: Store, person_id: str, *, model: Model | None = None) -> pd.DataFrame:
+def stage_evidence(
+    store: Store, person_id: str, *, model: Model | None = None, source: str = "events"
+) -> pd.DataFrame:
     """One row per stage of the model, in order: ``stage``, ``stage_index``, ``reached_at``
     (the first evidence of the stage, NaT when none) and ``evidence`` (the event name, or
-    ``order #N``; empty when none). Rules in the module docstring."""
+    ``order #N``; empty when none). Rules in the module docstring.
+
+    ``source`` names a table or view holding the person's events (the store's ``events``, or
+    a copy of just theirs that a caller has registered); the orders are completed from the
+    store's events (an order's first purchase event may be someone else's)."""
     model = model or load_model()
     mapping = model.event_stage()
-    names = list(mapping)
-    first = (
-        store.db.df(
-            "SELECT event, min(ts) AS ts FROM events WHERE person_id = ? AND "
-            "list_contains(?, event) GROUP BY event",
-            [person_id, names],
-        )
-        if names
-        else pd.DataFrame(columns=["event", "ts"])
+    rel = quote_ident(source)
+    first = store.db.df(
+        f"SELECT event, min(ts) AS ts FROM {rel} WHERE person_id = ? AND list_contains(?, event) "
+        "GROUP BY event",
+        [person_id, list(mapping) or [""]],
     )
     any_event = store.db.rows(
-        "SELECT arg_min(event, (ts, event_id)), min(ts) FROM events WHERE person_id = ?",
+        f"SELECT arg_min(event, (ts, event_id)), min(ts) FROM {rel} WHERE person_id = ?",
         [person_id],
     )[0]
     orders = store.db.df(
-        """
+        f"""
+        WITH mine AS (SELECT order_id, event_id, person_id, ts FROM {rel}
+                      WHERE person_id = ? AND event = ?),
+        ev AS (
+            SELECT 'event:' || event_id AS oid, person_id, ts, event_id FROM mine
+            WHERE order_id IS NULL
+            UNION ALL
+            SELECT order_id, person_id, ts, event_id FROM events
+            WHERE event = ? AND order_id IN (SELECT order_id FROM mine))
         SELECT ts, row_number() OVER (ORDER BY ts, oid) AS n FROM (
-            SELECT coalesce(order_id, 'event:' || event_id) AS oid,
-                   arg_min(person_id, (ts, event_id)) AS person_id, min(ts) AS ts
-            FROM events WHERE event = ? AND (person_id = ? OR order_id IN (
-                SELECT order_id FROM events WHERE person_id = ? AND event = ?))
-            GROUP BY oid)
+            SELECT oid, arg_min(person_id, (ts, event_id)) AS person_id, min(ts) AS ts
+            FROM ev GROUP BY oid)
         WHERE person_id = ? ORDER BY n
         """,
-        [ORDER_EVENT, person_id, person_id, ORDER_EVENT, person_id],
+        [person_id, ORDER_EVENT, ORDER_EVENT, person_id],
     )
     rows = []
     for k, stage in enumerate(model.stages):
