@@ -154,8 +154,19 @@ def offer_create(
     audience: Annotated[str | None, AUDIENCE_OPTION] = None,
     persons_file: Annotated[Path | None, PERSONS_FILE_OPTION] = None,
     description: Annotated[str, typer.Option(help="A note for people.")] = "",
+    holdout: Annotated[
+        float,
+        typer.Option(
+            help="Share of the audience that gets no code (e.g. 0.1), so `offer show` can "
+            "read the offer's real lift against them."
+        ),
+    ] = 0.0,
 ) -> None:
-    """Create an offer: a rule (tiers and/or free shipping), a period and who qualifies."""
+    """Create an offer: a rule (tiers and/or free shipping), a period and who qualifies.
+
+    Example: `shopfunnel offer create spring --tiers 100:5,300:10 --start 2024-04-01
+    --days 14 --audience customers --holdout 0.1`
+    """
     from shopfunnel.programs.offers import create_offer
     from shopfunnel.store.store import Store
 
@@ -171,10 +182,12 @@ def offer_create(
             shipping_fee=shipping_fee,
             audience=_audience(audience, persons_file),
             description=description,
+            holdout=holdout,
         )
+    held = f", {offer.holdout:.0%} held out" if offer.holdout else ""
     console.print(
         f"offer {offer.name}: {offer.rule}, {offer.starts_at:%Y-%m-%d %H:%M} to "
-        f"{offer.ends_at:%Y-%m-%d %H:%M} (UTC), for {offer.audience}. "
+        f"{offer.ends_at:%Y-%m-%d %H:%M} (UTC), for {offer.audience}{held}. "
         f"Next: shopfunnel offer codes {offer.name} --out codes.csv"
     )
 
