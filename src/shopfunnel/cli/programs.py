@@ -154,8 +154,19 @@ def offer_create(
     audience: Annotated[str | None, AUDIENCE_OPTION] = None,
     persons_file: Annotated[Path | None, PERSONS_FILE_OPTION] = None,
     description: Annotated[str, typer.Option(help="A note for people.")] = "",
+    holdout: Annotated[
+        float,
+        typer.Option(
+            help="Share of the audience that gets no code (e.g. 0.1), so `offer show` can "
+            "read the offer's real lift against them."
+        ),
+    ] = 0.0,
 ) -> None:
-    """Create an offer: a rule (tiers and/or free shipping), a period and who qualifies."""
+    """Create an offer: a rule (tiers and/or free shipping), a period and who qualifies.
+
+    Example: `shopfunnel offer create spring --tiers 100:5,300:10 --start 2024-04-01
+    --days 14 --audience customers --holdout 0.1`
+    """
     from shopfunnel.programs.offers import create_offer
     from shopfunnel.store.store import Store
 
@@ -171,10 +182,12 @@ def offer_create(
             shipping_fee=shipping_fee,
             audience=_audience(audience, persons_file),
             description=description,
+            holdout=holdout,
         )
+    held = f", {offer.holdout:.0%} held out" if offer.holdout else ""
     console.print(
         f"offer {offer.name}: {offer.rule}, {offer.starts_at:%Y-%m-%d %H:%M} to "
-        f"{offer.ends_at:%Y-%m-%d %H:%M} (UTC), for {offer.audience}. "
+        f"{offer.ends_at:%Y-%m-%d %H:%M} (UTC), for {offer.audience}{held}. "
         f"Next: shopfunnel offer codes {offer.name} --out codes.csv"
     )
 
@@ -535,8 +548,8 @@ def preview(
     with friendly_errors(), Store(db, read_only=True) as store:
         people = preview_list(
             store,
-            by=by,
-            limit=limit,  # type: ignore[arg-type]
+            by=by,  # type: ignore[arg-type]
+            limit=limit,
             groups=[g for g in groups.split(",") if g.strip()],
         )
         emit(_list_out(store, people, export, contacts), format, out)
@@ -600,7 +613,7 @@ def recommend(
                 result = r.evaluate_recommendations(
                     store,
                     ks=(5, 10),
-                    kind=kind,
+                    kind=kind,  # type: ignore[arg-type]
                     score=score,  # type: ignore[arg-type]
                     include_viewed=include_viewed,
                     min_support=min_support,
@@ -609,9 +622,9 @@ def recommend(
                 result = r.related_items(
                     store,
                     item,
-                    kind=kind,
-                    score=score,
-                    top=top,  # type: ignore[arg-type]
+                    kind=kind,  # type: ignore[arg-type]
+                    score=score,  # type: ignore[arg-type]
+                    top=top,
                     min_support=min_support,
                 )
             else:
@@ -619,9 +632,9 @@ def recommend(
                 result = r.recommend_for_persons(
                     store,
                     who,
-                    kind=kind,
-                    score=score,
-                    top=top,  # type: ignore[arg-type]
+                    kind=kind,  # type: ignore[arg-type]
+                    score=score,  # type: ignore[arg-type]
+                    top=top,
                     include_viewed=include_viewed,
                     min_support=min_support,
                 )

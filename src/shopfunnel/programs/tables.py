@@ -32,7 +32,8 @@ DDL: dict[str, str] = {
             ends_at TIMESTAMP NOT NULL,
             audience VARCHAR NOT NULL,
             description VARCHAR,
-            created_at TIMESTAMP NOT NULL)""",
+            created_at TIMESTAMP NOT NULL,
+            holdout DOUBLE NOT NULL DEFAULT 0)""",
     "program_offer_members": """
         CREATE TABLE IF NOT EXISTS program_offer_members (
             offer VARCHAR NOT NULL,
@@ -84,6 +85,8 @@ def ensure_tables(store: Store) -> None:
     """Create the programs' tables that do not exist yet (a writable store)."""
     for ddl in DDL.values():
         store.db.execute(ddl)
+    # stores whose offers predate holdouts (ADR 0125)
+    store.db.execute("ALTER TABLE program_offers ADD COLUMN IF NOT EXISTS holdout DOUBLE DEFAULT 0")
 
 
 def has_table(store: Store, name: str) -> bool:
