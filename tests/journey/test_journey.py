@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 from tests.conftest import log
+from tests.journey.programs_store import programs_store
 from tests.journey.stores import at, shopper_store
 
 from shopfunnel.errors import ConfigError
@@ -247,43 +247,22 @@ def test_experiment_exposures_name_the_variant_and_whether_the_person_counts(sto
     assert x.loc["price", ["variant", "variants", "counted"]].tolist() == ["0", "0,1", False]
 
 
-def test_offer_codes_and_referrals_show_from_the_persons_side(store) -> None:
-    from datetime import datetime
-
-    from shopfunnel.programs.codes import import_codes
-    from shopfunnel.programs.offers import create_offer
-    from shopfunnel.programs.referrals import import_referral_codes
-
-    store.load(
-        log(
-            ("r", 0, "purchase", {"user_id": "r", "order_id": "or", "value": 50.0}),
-            ("f", 10, "page_view", {"properties": json.dumps({"referral_code": "REF-R"})}),
-            (
-                "f",
-                20,
-                "purchase",
-                {"order_id": "of", "value": 120.0, "properties": json.dumps({"coupon": "off-f"})},
-            ),
-        )
-    )
-    create_offer(
-        store,
-        "spring",
-        starts_at=datetime(2024, 3, 1),
-        ends_at=datetime(2024, 3, 8),
-        tiers="100:5,300:10",
-    )
-    import_codes(store, "spring", pd.DataFrame({"person_id": ["f"], "code": ["OFF-F"]}))
-    import_referral_codes(store, pd.DataFrame({"person_id": ["r"], "code": ["REF-R"]}))
-    f = person_journey(store, "f")
-    assert f.codes[["offer", "code", "status", "order_id"]].values.tolist() == [
-        ["spring", "OFF-F", "used", "of"]
-    ]
-    assert f.referrals[["role", "referrer_person_id", "status"]].values.tolist() == [
-        ["referred", "r", "payable"]
-    ]
-    r = person_journey(store, "r").referrals
-    assert r[["role", "referred_person_id"]].values.tolist() == [["referrer", "f"]]
+def test_offer_codes_referrals_and_draws_show_from_the_persons_side() -> None:
+    with programs_store(":memory:") as store:
+        f = person_journey(store, "f")
+        assert f.codes[["offer", "code", "status", "order_id"]].values.tolist() == [
+            ["spring", "OFF-F", "used", "of"]
+        ]
+        # g never used the code, and the offer's week is long past
+        assert person_journey(store, "g").codes["status"].tolist() == ["expired"]
+        assert f.referrals[["role", "referrer_person_id", "status"]].values.tolist() == [
+            ["referred", "r", "payable"]
+        ]
+        r = person_journey(store, "r").referrals
+        assert r[["role", "referred_person_id"]].values.tolist() == [["referrer", "f"]]
+        draws = {p: person_journey(store, p).draws for p in ("f", "g", "r")}
+        assert all(d["draw"].tolist() == ["spring-draw"] for d in draws.values())
+        assert sorted(d["winner_rank"].notna().sum() for d in draws.values()) == [0, 0, 1]
 
 
 def test_the_journey_is_json_ready(ann) -> None:

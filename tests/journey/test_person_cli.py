@@ -34,7 +34,7 @@ def test_the_table_shows_identities_stage_changes_sessions_orders_and_events(db)
     for title in ("Identities", "Stage changes", "Sessions", "Orders", "Events, in order"):
         assert title in out
     assert "stitched" in out and "a-laptop" in out and "Mug ×2" in out and "order #2" in out
-    assert "Saved audiences (stays): none" in out
+    assert "Saved audiences: none" in out
 
 
 def test_contacts_are_left_out_unless_asked(db) -> None:

@@ -27,33 +27,6 @@ from shopfunnel.errors import ConfigError
 if TYPE_CHECKING:
     from shopfunnel.journey import Journey
 
-TITLES = {
-    "identities": "Identities (anonymous ids stitched to the customer)",
-    "contacts": "Contacts (personal data)",
-    "stage_changes": "Stage changes",
-    "sessions": "Sessions",
-    "orders": "Orders",
-    "events": "Events, in order",
-    "audiences": "Saved audiences (stays)",
-    "flows": "Flow messages",
-    "experiments": "Experiment exposures",
-    "codes": "Offer codes",
-    "referrals": "Referrals",
-    "draws": "Giveaway draws",
-}
-EVENT_COLUMNS = [
-    "ts",
-    "event",
-    "session_id",
-    "channel",
-    "device",
-    "page",
-    "products",
-    "value",
-    "currency",
-    "order_id",
-]
-
 
 @app.command()
 def person(
@@ -126,6 +99,7 @@ def _tables(journey: Journey) -> Any:
     from rich.text import Text
 
     from shopfunnel import format as f
+    from shopfunnel.journey.person import EVENT_COLUMNS_SHOWN, PART_TITLES
 
     s = journey.summary
     head = Text(
@@ -140,9 +114,9 @@ def _tables(journey: Journey) -> Any:
     parts: list[Any] = [head, *(Text(n, style="dim") for n in journey.notes)]
     for name, frame in journey.tables().items():
         if name == "events":
-            frame = frame[EVENT_COLUMNS]
+            frame = frame[EVENT_COLUMNS_SHOWN]
         if len(frame):
-            parts.append(rich_table(frame, title=TITLES[name]))
+            parts.append(rich_table(frame, title=PART_TITLES[name]))
         else:
-            parts.append(Text(f"{TITLES[name]}: none", style="dim"))
+            parts.append(Text(f"{PART_TITLES[name]}: none", style="dim"))
     return Group(*parts)

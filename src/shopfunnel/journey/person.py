@@ -67,6 +67,33 @@ AUDIENCE_TABLES: dict[str, tuple[str, ...]] = {
     "audience_members": ("audience", "entered_at", "exited_at"),
     "flow_sends": ("flow", "trigger_event", "trigger_at", "due_at", "sent_at", "held_out"),
 }
+# each table of a journey as the faces title it, and the event columns they show
+PART_TITLES: dict[str, str] = {
+    "identities": "Identities: anonymous ids stitched to the customer",
+    "contacts": "Contacts (personal data)",
+    "stage_changes": "Stage changes",
+    "sessions": "Sessions",
+    "orders": "Orders",
+    "events": "Events, in order",
+    "audiences": "Saved audiences",
+    "flows": "Flow messages",
+    "experiments": "Experiment exposures",
+    "codes": "Offer codes",
+    "referrals": "Referrals",
+    "draws": "Giveaway draws",
+}
+EVENT_COLUMNS_SHOWN = [
+    "ts",
+    "event",
+    "session_id",
+    "channel",
+    "device",
+    "page",
+    "products",
+    "value",
+    "currency",
+    "order_id",
+]
 PRODUCTS_SQL = (
     "array_to_string(list_transform(items, lambda it: coalesce(it.item_name, it.item_id, '?') "
     "|| ' ×' || CAST(coalesce(it.quantity, 1) AS VARCHAR)), ', ')"
@@ -104,7 +131,8 @@ class Journey:
     notes: tuple[str, ...] = field(default=())
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Every table by name, in the order the faces show them (contacts only when present)."""
+        """Every table by name, in the order the faces show them (contacts only when present);
+        titles in :data:`PART_TITLES`."""
         out = {"identities": self.identities}
         if self.contacts is not None:
             out["contacts"] = self.contacts

@@ -17,37 +17,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from shopfunnel.errors import ShopfunnelError
+from shopfunnel.journey.person import EVENT_COLUMNS_SHOWN, PART_TITLES
 from shopfunnel.server.admin import is_admin
 from shopfunnel.server.dashboard import csrf_token, figure, read, render, to_login
 
 router = APIRouter(include_in_schema=False)
 SEARCH_BY = ("id", "email")
-EVENT_COLUMNS = [
-    "ts",
-    "event",
-    "session_id",
-    "channel",
-    "device",
-    "page",
-    "products",
-    "value",
-    "currency",
-    "order_id",
-]
-TITLES = {
-    "identities": "Identities: anonymous ids stitched to the customer",
-    "contacts": "Contacts (personal data)",
-    "stage_changes": "Stage changes",
-    "sessions": "Sessions",
-    "orders": "Orders",
-    "events": "Events, in order",
-    "audiences": "Saved audiences",
-    "flows": "Flow messages",
-    "experiments": "Experiment exposures",
-    "codes": "Offer codes",
-    "referrals": "Referrals",
-    "draws": "Giveaway draws",
-}
 
 
 def _stage_chart(journey: Any) -> dict[str, Any] | None:
@@ -101,11 +76,11 @@ def _page(request: Request, query: str = "", by: str = "id", status: int = 200) 
     journey = context["journey"]
     if journey is not None:
         tables = journey.tables()
-        tables["events"] = tables["events"][EVENT_COLUMNS]
+        tables["events"] = tables["events"][EVENT_COLUMNS_SHOWN]
         chart = _stage_chart(journey)
         context.update(
             tables=tables,
-            titles=TITLES,
+            titles=PART_TITLES,
             stage_chart=chart,
             charts=chart is not None,
             title=f"Person {journey.person_id}",
