@@ -203,3 +203,31 @@ def test_the_programs_page_shows_the_offer_referrals_and_draw_as_the_programs_co
         assert (
             live.client.get("/programs", params={"offer": "nope"}, headers=ADMIN).status_code == 422
         )
+
+
+def test_the_json_api_gives_the_journey_and_searches_by_email_in_the_body(live) -> None:
+    r = live.client.get("/v1/persons/a-laptop/journey", params={"events": 2}, headers=ADMIN)
+    assert r.status_code == 200
+    data = r.json()
+    assert data["person_id"] == "u-ann" and [e["event"] for e in data["events"]] == [
+        "purchase",
+        "refund",
+    ]
+    assert data["contacts"][0]["value"] == "Ann@Example.com"
+    assert live.client.get("/v1/persons/zed/journey", headers=ADMIN).json() == {"matches": []}
+    found = live.client.post(
+        "/v1/persons/search", json={"email": " ann@EXAMPLE.com"}, headers=ADMIN
+    )
+    assert found.json() == {"rows": [{"person_id": "u-ann", "matched_by": "e-mail"}]}
+    for auth in ({}, basic(WRITE_KEY)):
+        assert live.client.get("/v1/persons/u-ann/journey", headers=auth).status_code == 401
+        assert (
+            live.client.post(
+                "/v1/persons/search", json={"email": "a@b.c"}, headers=auth
+            ).status_code
+            == 401
+        )
+    assert (
+        live.client.post("/v1/persons/search", json={"email": "x"}, headers=ADMIN).status_code
+        == 422
+    )

@@ -63,6 +63,7 @@ def create_app(
     app.include_router(store_webhooks.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
+    app.include_router(journey.json_router)
     app.include_router(journey.router)
     app.include_router(programs.router)
 

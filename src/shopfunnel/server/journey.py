@@ -10,18 +10,21 @@ store reaches the page through Jinja's autoescaping, or as chart JSON through ``
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import Annotated, Any
 
 import plotly.graph_objects as go
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from shopfunnel.errors import ShopfunnelError
 from shopfunnel.journey.person import EVENT_COLUMNS_SHOWN, PART_TITLES
-from shopfunnel.server.admin import is_admin
+from shopfunnel.server import api
+from shopfunnel.server.admin import is_admin, require_admin
 from shopfunnel.server.dashboard import csrf_token, figure, read, render, to_login
 
 router = APIRouter(include_in_schema=False)
+json_router = APIRouter(prefix="/v1", tags=["analyses"], dependencies=[Depends(require_admin)])
 SEARCH_BY = ("id", "email")
 
 
@@ -114,3 +117,43 @@ def journey_search(
             error="The form expired: reload the page and try again.",
         )
     return _page(request, q.strip(), by)
+
+
+# -- the same as JSON ---------------------------------------------------------------------------
+def _journey_data(store: Any, person_id: str, events: int) -> dict[str, Any]:
+    from shopfunnel.journey import find_persons, person_journey
+
+    matches = find_persons(store, person_id)
+    if len(matches) != 1:
+        return {
+            "matches": [{"person_id": m.person_id, "matched_by": m.matched_by} for m in matches]
+        }
+    return person_journey(store, matches[0].person_id, contacts=True, events_limit=events).to_dict()
+
+
+@json_router.get("/persons/{person_id}/journey", openapi_extra=api.ADMIN)
+def journey_json(
+    request: Request,
+    person_id: Annotated[str, Path(min_length=1, max_length=1000)],
+    events: Annotated[int, Query(ge=1, le=10_000)] = 500,
+) -> dict[str, Any]:
+    """One person's journey (docs/journey.md), contacts included: the id may be a person id, a
+    customer id or an anonymous id. When it names no person, or several, the answer is
+    ``{"matches": [...]}`` (empty, or the persons to choose from)."""
+    return api.clean(api.read(request, _journey_data, person_id, events))
+
+
+class EmailSearch(BaseModel):
+    """An e-mail to look persons up by (in the body, so it stays out of URLs and logs)."""
+
+    email: str = Field(min_length=3, max_length=320)
+
+
+@json_router.post("/persons/search", openapi_extra=api.ADMIN)
+def search_json(request: Request, body: EmailSearch) -> dict[str, Any]:
+    """The persons whose events carry the e-mail (trimmed, any case): ``{"rows": [{person_id,
+    matched_by}]}``; open one with ``GET /v1/persons/{person_id}/journey``."""
+    from shopfunnel.journey import find_persons
+
+    found = api.read(request, find_persons, body.email, by="email")
+    return {"rows": [{"person_id": m.person_id, "matched_by": m.matched_by} for m in found]}
