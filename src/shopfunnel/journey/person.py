@@ -63,9 +63,10 @@ DEFAULT_EVENTS_LIMIT = 500
 ORDER_EVENT = "purchase"
 REFUND_EVENT = "refund"
 # The tables the audiences package keeps (read when present): table -> wanted columns.
+# The first wanted column is the time the rows are ordered by.
 AUDIENCE_TABLES: dict[str, tuple[str, ...]] = {
-    "audience_members": ("audience", "entered_at", "exited_at"),
-    "flow_sends": ("flow", "trigger_event", "trigger_at", "due_at", "sent_at", "held_out"),
+    "audience_members": ("entered_at", "audience", "exited_at"),
+    "flow_sends": ("trigger_at", "flow", "trigger_event", "due_at", "sent_at", "held_out"),
 }
 # each table of a journey as the faces title it, and the event columns they show
 PART_TITLES: dict[str, str] = {
@@ -408,14 +409,15 @@ def _audience_tables(store: Store, person_id: str) -> tuple[pd.DataFrame, pd.Dat
             )
         }
         columns = [c for c in wanted if c in have]
-        if "person_id" not in have or not columns:
+        if "person_id" not in have or wanted[0] not in have:
             frames.append(pd.DataFrame(columns=list(wanted)))
             missing.append(table)
             continue
         cols = ", ".join(quote_ident(c) for c in columns)
         frames.append(
             store.db.df(
-                f"SELECT {cols} FROM {quote_ident(table)} WHERE person_id = ? ORDER BY {quote_ident(columns[1] if len(columns) > 1 else columns[0])}",
+                f"SELECT {cols} FROM {quote_ident(table)} WHERE person_id = ? "
+                f"ORDER BY {quote_ident(wanted[0])}, {cols}",
                 [person_id],
             )
         )
