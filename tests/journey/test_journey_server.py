@@ -183,7 +183,7 @@ def test_the_programs_page_shows_the_offer_referrals_and_draw_as_the_programs_co
         text = text_of(page)
         row = re.search(r'<table id="offers-table">.*?<tbody>(.*?)</tbody>', page, re.S).group(1)
         cells = [unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)]
-        assert text_of(cells[0]).strip() == "spring" and cells[4:8] == [
+        assert text_of(cells[0]).strip() == "spring" and cells[3:7] == [
             "all",
             "2",
             "1",

@@ -19,42 +19,49 @@ from shopfunnel.server.admin import is_admin
 from shopfunnel.server.dashboard import read, render, to_login
 
 router = APIRouter(include_in_schema=False)
-# shown offer columns and how each is formatted
-OFFER_SHOWN = {
-    "offer": None,
-    "rule": None,
-    "starts_at": "time",
-    "ends_at": "time",
-    "audience": None,
-    "codes_issued": "int",
-    "codes_redeemed": "int",
-    "redemption_rate": "pct",
-    "redeemed_orders": "int",
-    "reuses": "int",
-    "revenue_redeemed": "money",
-    "discount_given": "money",
-    "shipping_absorbed": "money",
-    "cost": "money",
-    "mean_gross_redeemed": "money",
-    "mean_value_comparable": "money",
-    "gross_difference": "money",
-    "breakeven_uplift": "pct",
-}
+# shown offer columns: (column, heading, format)
+OFFER_SHOWN: list[tuple[str, str, str | None]] = [
+    ("offer", "offer", None),
+    ("rule", "rule", None),
+    ("period", "period", None),
+    ("audience", "audience", None),
+    ("codes_issued", "codes", "int"),
+    ("codes_redeemed", "redeemed", "int"),
+    ("redemption_rate", "redemption rate", "pct"),
+    ("reuses", "reuses", "int"),
+    ("discount_given", "discount given", "money"),
+    ("shipping_absorbed", "shipping absorbed", "money"),
+    ("cost", "cost", "money"),
+    ("mean_gross_redeemed", "mean order, redeemed (before discount)", "money"),
+    ("mean_value_comparable", "mean order, comparable", "money"),
+    ("breakeven_uplift", "break-even uplift", "pct"),
+]
+REFERRER_SHOWN: list[tuple[str, str, str | None]] = [
+    ("referrer_person_id", "referrer", None),
+    ("referrals", "referred", "int"),
+    ("customers", "ordered", "int"),
+    ("paid", "paid", "int"),
+    ("payable", "payable", "int"),
+    ("pending", "pending", "int"),
+    ("refused", "refused", "int"),
+    ("rewards_paid", "rewards paid", "money"),
+    ("rewards_payable", "rewards payable", "money"),
+]
 
 
-def _shown(frame: pd.DataFrame, formats: dict[str, str | None], currency: str) -> pd.DataFrame:
-    """The columns of ``formats`` as text for people (format.py), in that order."""
+def _shown(
+    frame: pd.DataFrame, shown: list[tuple[str, str, str | None]], currency: str
+) -> pd.DataFrame:
+    """The columns of ``shown`` as text for people (format.py), under their headings."""
     out = pd.DataFrame(index=frame.index)
-    for column, kind in formats.items():
+    for column, heading, kind in shown:
         values = frame[column]
-        if kind == "time":
-            out[column] = [fmt.timestamp(v) for v in values]
-        elif kind == "money":
-            out[column] = [fmt.money(v, currency) for v in values]
+        if kind == "money":
+            out[heading] = [fmt.money(v, currency) for v in values]
         elif kind is not None:
-            out[column] = [fmt.cell(v, kind) for v in values]
+            out[heading] = [fmt.cell(v, kind) for v in values]
         else:
-            out[column] = values
+            out[heading] = values
     return out
 
 
@@ -92,21 +99,16 @@ def programs_page(request: Request, offer: str = "", draw: str = "") -> Response
     except ShopfunnelError as exc:
         return render(request, "programs.html", status=422, error=str(exc), **context)
     data, currency = context["overview"], context["currency"]
-    context["offers"] = _shown(data.offers, OFFER_SHOWN, currency)
-    referrers = data.referrers.head(50)
+    offers = data.offers.assign(
+        period=[
+            f"{fmt.timestamp(a)} to {fmt.timestamp(b)}"
+            for a, b in zip(data.offers["starts_at"], data.offers["ends_at"], strict=True)
+        ]
+    )
+    context["offers"] = _shown(offers, OFFER_SHOWN, currency)
     context["referrers"] = _shown(
-        referrers,
-        {
-            "referrer_person_id": None,
-            "referrals": "int",
-            "customers": "int",
-            "paid": "int",
-            "payable": "int",
-            "pending": "int",
-            "refused": "int",
-            "rewards_paid": "money",
-            "rewards_payable": "money",
-        },
+        data.referrers.head(50),
+        REFERRER_SHOWN,
         currency,
     )
     totals = data.referral_totals
