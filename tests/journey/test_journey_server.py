@@ -231,3 +231,20 @@ def test_the_json_api_gives_the_journey_and_searches_by_email_in_the_body(live) 
         live.client.post("/v1/persons/search", json={"email": "x"}, headers=ADMIN).status_code
         == 422
     )
+
+
+def test_nothing_of_a_search_or_a_journey_is_logged(live, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    client, csrf = logged_in(live)
+    try:
+        client.post("/journey", data={"q": "ann@example.com", "by": "email", "csrf": csrf})
+        client.get("/journey", params={"person": "u-ann"})
+        client.post("/journey", data={"q": "nobody@example.com", "by": "email", "csrf": csrf})
+    finally:
+        client.close()
+    live.client.post("/v1/persons/search", json={"email": "ann@example.com"}, headers=ADMIN)
+    text = caplog.text.lower()
+    assert "ann@example.com" not in text and "nobody@example.com" not in text
+    assert "u-ann" not in text
