@@ -131,6 +131,16 @@ def timestamp(value: Any) -> str:
     return str(value)
 
 
+def instant(value: Any) -> str:
+    """A moment to the second (UTC), for events in order: ``2024-03-01 12:00:05``; never
+    microseconds; ``–`` when missing."""
+    if _missing(value):
+        return "–"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
 # -- CSV that is safe to open in a spreadsheet -------------------------------------------------
 # A cell starting with one of these is read as a formula by Excel, LibreOffice and Google
 # Sheets (OWASP "CSV injection"): ``=HYPERLINK(...)`` in a person id, a page or an e-mail

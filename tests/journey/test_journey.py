@@ -283,3 +283,21 @@ def test_the_journey_is_json_ready(ann) -> None:
         "draws",
         "stages",
     } <= set(data)
+
+
+def test_the_faces_show_times_to_the_second_and_the_chosen_event_columns(ann) -> None:
+    shown = person_journey(ann, "u-ann").shown_tables()
+    assert shown["events"].columns.tolist() == [
+        "ts",
+        "event",
+        "session_id",
+        "channel",
+        "device",
+        "page",
+        "products",
+        "value",
+        "currency",
+        "order_id",
+    ]
+    assert shown["events"]["ts"].tolist()[1] == "2024-03-01 12:02:00"
+    assert shown["identities"]["linked_at"].tolist()[0] == "–"  # the customer id itself

@@ -99,7 +99,7 @@ def _tables(journey: Journey) -> Any:
     from rich.text import Text
 
     from shopfunnel import format as f
-    from shopfunnel.journey.person import EVENT_COLUMNS_SHOWN, PART_TITLES
+    from shopfunnel.journey.person import PART_TITLES
 
     s = journey.summary
     head = Text(
@@ -112,9 +112,7 @@ def _tables(journey: Journey) -> Any:
         style="bold",
     )
     parts: list[Any] = [head, *(Text(n, style="dim") for n in journey.notes)]
-    for name, frame in journey.tables().items():
-        if name == "events":
-            frame = frame[EVENT_COLUMNS_SHOWN]
+    for name, frame in journey.shown_tables().items():
         if len(frame):
             parts.append(rich_table(frame, title=PART_TITLES[name]))
         else:

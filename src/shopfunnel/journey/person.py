@@ -151,6 +151,20 @@ class Journey:
         )
         return out
 
+    def shown_tables(self) -> dict[str, pd.DataFrame]:
+        """:meth:`tables` as the faces show them: the events with :data:`EVENT_COLUMNS_SHOWN`,
+        and every time as text to the second (:func:`shopfunnel.format.instant`)."""
+        from shopfunnel.format import instant
+
+        out = {}
+        for name, frame in self.tables().items():
+            frame = frame[EVENT_COLUMNS_SHOWN] if name == "events" else frame.copy()
+            for column in frame.columns:
+                if pd.api.types.is_datetime64_any_dtype(frame[column]):
+                    frame[column] = [instant(v) for v in frame[column]]
+            out[name] = frame
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """The journey as JSON-ready data: the summary, notes and every table as records."""
         return {

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from shopfunnel.errors import ShopfunnelError
-from shopfunnel.journey.person import EVENT_COLUMNS_SHOWN, PART_TITLES
+from shopfunnel.journey.person import PART_TITLES
 from shopfunnel.server import api
 from shopfunnel.server.admin import is_admin, require_admin
 from shopfunnel.server.dashboard import csrf_token, figure, read, render, to_login
@@ -78,8 +78,7 @@ def _page(request: Request, query: str = "", by: str = "id", status: int = 200) 
             return render(request, "journey.html", status=422, error=str(exc), **context)
     journey = context["journey"]
     if journey is not None:
-        tables = journey.tables()
-        tables["events"] = tables["events"][EVENT_COLUMNS_SHOWN]
+        tables = journey.shown_tables()
         chart = _stage_chart(journey)
         context.update(
             tables=tables,
