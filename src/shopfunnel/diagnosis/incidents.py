@@ -53,9 +53,9 @@ DIMS = ("device", "channel", "campaign")
 HOUR_LENGTHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 36, 48)
 
 INCIDENT_COLUMNS = [
-    "kind", "step", "event", "segment", "device", "channel", "campaign", "start", "end", "grain",
-    "start_time", "end_time",
-    "observed", "expected", "entering", "rate", "baseline_rate", "lost", "z", "p_value",
+    "kind", "step", "event", "segment", "device", "channel", "campaign", "country", "start", "end", "grain",
+    "start_time", "end_time", "ongoing",
+    "observed", "expected", "entering", "rate", "baseline_rate", "lost", "z", "p_value", "p_adjusted",
     "sessions", "expected_sessions", "extra_conversion_rate", "baseline_conversion_rate",
 ]
 
@@ -425,7 +425,9 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
     ``observed``/``expected`` conversions into the step and ``entering`` (sessions at the
     previous step) over the incident, ``rate`` and ``baseline_rate`` (observed and
     expected conversion), ``lost`` (expected − observed), ``z`` and ``p_value`` (one-sided,
-    before the Bonferroni factor); for spikes ``sessions``, ``expected_sessions``,
+    before the Bonferroni factor), ``p_adjusted`` (times the number of runs scanned: a
+    run is reported when it is under ``alpha``), ``ongoing`` (the run reaches the end of
+    the data) and ``country`` (None: this scan does not split by country); for spikes ``sessions``, ``expected_sessions``,
     ``extra_conversion_rate`` (purchases beyond the usual, per extra session) and
     ``baseline_conversion_rate`` (the segment's usual session → purchase rate).
     """
@@ -438,6 +440,7 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
     spike_mask = np.zeros((S, sc.D), bool)
     chosen: list[_Candidate] = []
     spikes: list[_Candidate] = []
+    tests = stests = 0
     for _pass in range(2):
         cands, tests = sc.drops(masks)
         scands, stests = sc.spikes(spike_mask)
@@ -492,13 +495,13 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
     for c in chosen:
         if any(c.h0 < sp.h1 and sp.h0 < c.h1 and _nested(sc.labels[sp.seg], sc.labels[c.seg]) for sp in kept_spikes):
             continue
-        rows.append(_row(c, sc))
-    rows += [_row(c, sc) for c in kept_spikes]
+        rows.append(_row(c, sc, tests + stests))
+    rows += [_row(c, sc, tests + stests) for c in kept_spikes]
     out = pd.DataFrame(rows, columns=INCIDENT_COLUMNS)
     return out.sort_values("z", ascending=False, ignore_index=True)
 
 
-def _row(c: _Candidate, sc: _Scanner) -> dict:
+def _row(c: _Candidate, sc: _Scanner, tests: int) -> dict:
     label = sc.labels[c.seg]
     start = sc.first_day + timedelta(hours=c.h0)
     end = sc.first_day + timedelta(hours=c.h1 - 1)
@@ -514,6 +517,8 @@ def _row(c: _Candidate, sc: _Scanner) -> dict:
         "start_time": datetime.combine(sc.first_day, datetime.min.time()) + timedelta(hours=c.h0),
         "end_time": datetime.combine(sc.first_day, datetime.min.time()) + timedelta(hours=c.h1),
         "z": c.z, "p_value": float(sps.norm.sf(c.z)),
+        "p_adjusted": float(min(1.0, sps.norm.sf(c.z) * max(tests, 1))),
+        "country": None, "ongoing": c.h1 >= sc.H,
     }
     if c.kind == "conversion_drop":
         n, o, e = info["entering"], info["observed"], info["expected"]

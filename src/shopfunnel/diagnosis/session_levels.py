@@ -14,7 +14,8 @@ Definitions (an *open* funnel, as GA4 allows):
   counts never increase along the steps;
 - a session belongs to the hour and day (UTC) of its first event, and takes its device,
   channel, campaign (``utm_campaign``, ``(none)`` when missing) and country from its
-  first event that has one.
+  first event that has one, and likewise each session property named in ``properties``
+  (a key of the events' ``properties``; its column is named after the key).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from typing import Literal
 
 import pandas as pd
 
-from shopfunnel.store.db import quote_ident
+from shopfunnel.store.db import json_pointer, quote_ident
 
 Grain = Literal["day", "hour"]
 SEGMENT_COLUMNS = ("device", "channel", "campaign", "country")
+# the other columns of the sessions table (a property cannot take their names)
+_OWN_COLUMNS = ("", "session_id", "person_id", "started_at", "hour", "day", "level", "orders", "revenue", "excluded", "period")
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,18 @@ class SessionLevels:
 
     _ids = itertools.count()
 
-    def __init__(self, store, steps: Sequence[Step] = DEFAULT_STEPS, *, start: datetime | None = None, end: datetime | None = None):
+    def __init__(self, store, steps: Sequence[Step] = DEFAULT_STEPS, *, start: datetime | None = None, end: datetime | None = None,
+                 properties: Sequence[str] = ()):
         self.store = store
         self.db = store.db
+        for key in properties:
+            if not isinstance(key, str) or key in SEGMENT_COLUMNS or key in _OWN_COLUMNS:
+                from shopfunnel.errors import ConfigError
+
+                raise ConfigError(f"cannot segment by the property {key!r}: it is empty or names a column "
+                                  f"sessions already have ({', '.join(c for c in SEGMENT_COLUMNS + _OWN_COLUMNS if c)}); name another key")
+        self.properties: tuple[str, ...] = tuple(dict.fromkeys(properties))
+        self.segment_columns: tuple[str, ...] = SEGMENT_COLUMNS + self.properties
         present = {r[0] for r in self.db.rows("SELECT DISTINCT event FROM events")}
         # A step whose event the store never records cannot be measured: drop it, and say so.
         self.steps: tuple[Step, ...] = tuple(s for s in steps if s.event in present)
@@ -79,6 +91,11 @@ class SessionLevels:
         level = " ".join(f"WHEN event = ? THEN {i + 1}" for i, _ in enumerate(self.steps))
         level_expr = f"max(CASE {level} ELSE 0 END)" if self.steps else "0"
         params: list = [s.event for s in self.steps]
+        prop_exprs = "".join(
+            f"coalesce(arg_min(json_extract_string(properties, ?), ts) FILTER (WHERE json_extract_string(properties, ?) IS NOT NULL), '(none)') AS {quote_ident(key)},\n"
+            for key in self.properties
+        )
+        prop_params: list = [json_pointer(key) for key in self.properties for _ in range(2)]
         where, wparams = [], []
         if start is not None:
             where.append("ts >= ?")
@@ -96,14 +113,14 @@ class SessionLevels:
                    coalesce(arg_min(channel, ts) FILTER (WHERE channel IS NOT NULL), '(none)') AS channel,
                    coalesce(arg_min(utm_campaign, ts) FILTER (WHERE utm_campaign IS NOT NULL), '(none)') AS campaign,
                    coalesce(arg_min(country, ts) FILTER (WHERE country IS NOT NULL), '(none)') AS country,
-                   {level_expr} AS level,
+                   {prop_exprs}{level_expr} AS level,
                    count(DISTINCT order_id) FILTER (WHERE event = 'purchase') AS orders,
                    coalesce(sum(value) FILTER (WHERE event = 'purchase'), 0)::DOUBLE AS revenue,
                    false AS excluded
             FROM events {cond}
             GROUP BY session_id
             """,
-            params + wparams,
+            prop_params + params + wparams,
         )
         span = self.db.rows(f"SELECT min(day), max(day), count(*) FROM {self.table}")[0]
         self.first_day, self.last_day, self.sessions = span[0], span[1], int(span[2] or 0)
@@ -119,15 +136,32 @@ class SessionLevels:
         cond = ["started_at >= ?", "started_at < ?"]
         params: list[object] = [start, end]
         for col, value in segment.items():
-            if col not in SEGMENT_COLUMNS:
+            if col not in self.segment_columns:
                 from shopfunnel.errors import ConfigError
 
-                raise ConfigError(f"cannot exclude by {col!r}: use one of {', '.join(SEGMENT_COLUMNS)}")
+                raise ConfigError(f"cannot exclude by {col!r}: use one of {', '.join(self.segment_columns)}")
             cond.append(f"{quote_ident(col)} = ?")
             params.append(value)
         before = int(self.db.scalar(f"SELECT count(*) FROM {self.table} WHERE excluded") or 0)
         self.db.execute(f"UPDATE {self.table} SET excluded = true WHERE {' AND '.join(cond)}", params)
         return int(self.db.scalar(f"SELECT count(*) FROM {self.table} WHERE excluded") or 0) - before
+
+    def persons_per_session(self, start: datetime, end: datetime, level: int = 0, **segment: str) -> float:
+        """Distinct persons per session among the sessions of ``segment`` that started in
+        ``[start, end)`` and reached step ``level`` (NaN when there is none): how many
+        persons a number of those sessions stands for."""
+        cond = ["started_at >= ?", "started_at < ?", "level >= ?"]
+        params: list[object] = [start, end, int(level)]
+        for col, value in segment.items():
+            if col not in self.segment_columns:
+                from shopfunnel.errors import ConfigError
+
+                raise ConfigError(f"no segment column {col!r}: use one of {', '.join(self.segment_columns)}")
+            cond.append(f"{quote_ident(col)} = ?")
+            params.append(value)
+        persons, sessions = self.db.rows(
+            f"SELECT count(DISTINCT person_id), count(*) FROM {self.table} WHERE {' AND '.join(cond)}", params)[0]
+        return float(persons) / sessions if sessions else float("nan")
 
     def counts(
         self,
@@ -149,10 +183,10 @@ class SessionLevels:
         ``keep[col]`` lists the values to keep instead.
         """
         for col in by:
-            if col not in SEGMENT_COLUMNS:
+            if col not in self.segment_columns:
                 from shopfunnel.errors import ConfigError
 
-                raise ConfigError(f"cannot break down by {col!r}: use one of {', '.join(SEGMENT_COLUMNS)}")
+                raise ConfigError(f"cannot break down by {col!r}: use one of {', '.join(self.segment_columns)}")
         exprs: list[str] = []
         params: list[object] = []
         for col in by:
@@ -190,10 +224,10 @@ class SessionLevels:
     def top_values(self, col: str, n: int) -> list[str]:
         """The ``n`` values of ``col`` with the most sessions, plus the ``n`` with the most
         sessions on their busiest day (so a short burst, such as a one-off campaign, is kept)."""
-        if col not in SEGMENT_COLUMNS:
+        if col not in self.segment_columns:
             from shopfunnel.errors import ConfigError
 
-            raise ConfigError(f"no segment column {col!r}: use one of {', '.join(SEGMENT_COLUMNS)}")
+            raise ConfigError(f"no segment column {col!r}: use one of {', '.join(self.segment_columns)}")
         c = quote_ident(col)
         rows = self.db.rows(
             f"""
