@@ -111,15 +111,19 @@ _Q = float(sps.chi2.ppf(_TRIM, 1))
 _TRIMMED_MEAN = float(sps.chi2.cdf(_Q, 3) / _TRIM)
 
 
-def _robust_dispersion(obs: np.ndarray, exp: np.ndarray, var: np.ndarray) -> np.ndarray:
+def _robust_dispersion(obs: np.ndarray, exp: np.ndarray, var: np.ndarray,
+                       residual_var: np.ndarray | None = None) -> np.ndarray:
     """Over-dispersion per series: the 90%-trimmed mean of Pearson residuals², over the
     same trimmed mean for a chi-square(1) variable; at least 1, at most 20.
 
     Trimming keeps incident days from inflating it; the trimmed mean is far less noisy
-    than a median (about 80 daily residuals is all a series has).
+    than a median (about 80 daily residuals is all a series has). Days with a binomial
+    variance ``var`` under 1 are skipped; ``residual_var`` (default ``var``) is the
+    variance of obs − exp when ``exp`` is itself estimated.
     """
+    rv = var if residual_var is None else residual_var
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(var >= 1.0, (obs - exp) ** 2 / var, np.nan)
+        r = np.where(var >= 1.0, (obs - exp) ** 2 / rv, np.nan)
     phi = np.ones(r.shape[0])
     for i, row in enumerate(r):
         vals = np.sort(row[np.isfinite(row)])

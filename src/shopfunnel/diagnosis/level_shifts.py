@@ -63,7 +63,7 @@ class LevelShiftSettings:
     min_lost: float = 5.0
     min_segment_share: float = 0.02
     top_values: int = 6
-    dispersion_window: int = 7
+    dispersion_window: int = 1
     """Days either side of a day whose pooled rate the day's residual is measured against."""
     refine_hours: bool = True
     min_boundary_sessions: float = 48.0
@@ -88,37 +88,53 @@ def segment(entering: np.ndarray, reached: np.ndarray, *, penalty: float,
     Optimal partitioning (Jackson et al. 2005) by dynamic programming over the cumulative
     counts; a quasi-likelihood with dispersion φ is the same problem with ``penalty`` × φ.
     """
-    n_days = len(entering)
+    return segment_many(np.asarray(entering, dtype=float)[None, :], np.asarray(reached, dtype=float)[None, :],
+                        np.array([penalty], dtype=float), min_days=min_days)[0]
+
+
+def segment_many(entering: np.ndarray, reached: np.ndarray, penalties: np.ndarray, *,
+                 min_days: int = 3) -> list[list[tuple[int, int]]]:
+    """:func:`segment` of many series at once (rows of ``entering`` and ``reached``, each
+    with its own penalty): one pass over the end day for all of them."""
+    S, n_days = entering.shape
     if n_days < 2 * min_days:
-        return [(0, n_days)]
-    cn = np.concatenate([[0.0], np.cumsum(entering, dtype=float)])
-    cr = np.concatenate([[0.0], np.cumsum(reached, dtype=float)])
-    best = np.full(n_days + 1, np.inf)
-    best[0] = -penalty
-    back = np.zeros(n_days + 1, dtype=np.int64)
+        return [[(0, n_days)] for _ in range(S)]
+    cn = np.concatenate([np.zeros((S, 1)), np.cumsum(entering, axis=1, dtype=float)], axis=1)
+    cr = np.concatenate([np.zeros((S, 1)), np.cumsum(reached, axis=1, dtype=float)], axis=1)
+    penalties = np.asarray(penalties, dtype=float)
+    best = np.full((S, n_days + 1), np.inf)
+    best[:, 0] = -penalties
+    back = np.zeros((S, n_days + 1), dtype=np.int64)
+    rows = np.arange(S)
     for b in range(min_days, n_days + 1):
         a = np.arange(0, b - min_days + 1)
         a = a[(a == 0) | (a >= min_days)]
-        total = best[a] - 2.0 * _loglik(cn[b] - cn[a], cr[b] - cr[a]) + penalty
-        i = int(np.argmin(total))
-        best[b], back[b] = total[i], a[i]
-    runs = []
-    b = n_days
-    while b > 0:
-        a = int(back[b])
-        runs.append((a, b))
-        b = a
-    return runs[::-1]
+        total = best[:, a] - 2.0 * _loglik(cn[:, [b]] - cn[:, a], cr[:, [b]] - cr[:, a]) + penalties[:, None]
+        i = np.argmin(total, axis=1)
+        best[:, b], back[:, b] = total[rows, i], a[i]
+    out = []
+    for s in range(S):
+        runs = []
+        b = n_days
+        while b > 0:
+            a = int(back[s, b])
+            runs.append((a, b))
+            b = a
+        out.append(runs[::-1])
+    return out
 
 
-def series_dispersion(entering: np.ndarray, reached: np.ndarray, window: int = 7) -> float:
+def series_dispersion(entering: np.ndarray, reached: np.ndarray, window: int = 1) -> float:
     """Over-dispersion φ ≥ 1 of a daily series: the trimmed mean of each day's squared
-    Pearson residual against the pooled rate of the ``window`` days either side of it
-    (the day left out), over the same trimmed mean for a χ²₁ variable.
+    standardised difference from the pooled rate of the ``window`` days either side of it,
+    over the same trimmed mean for a χ²₁ variable.
 
-    Days whose binomial variance is under 1 carry no information on it and are skipped
-    (a series of a few sessions a day has φ = 1); trimming the largest 10% keeps the days
-    around a real change from inflating it.
+    The difference of a day's x conversions of n from n·p̂ (p̂ from the w neighbours'
+    sessions) has binomial variance n·p(1−p)·(1 + n/w), which standardises it. Near
+    neighbours keep a real change from touching more than a few days (2·``window`` per
+    boundary), and trimming the largest 10% takes those out; weekday habits and a changing
+    mix stay in φ. Days whose binomial variance is under 1 carry no information on it and
+    are skipped: a series of a few sessions a day has φ = 1.
     """
     from shopfunnel.diagnosis.incidents import _robust_dispersion
 
@@ -132,9 +148,9 @@ def series_dispersion(entering: np.ndarray, reached: np.ndarray, window: int = 7
     wr = cr[hi] - cr[lo] - r
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(wn > 0, wr / wn, np.nan)
-    expected = n * p
-    var = n * p * (1 - p)
-    return float(_robust_dispersion((r * 1.0)[None, :], expected[None, :], var[None, :])[0])
+        var = n * p * (1 - p)
+        scale = 1 + n / wn
+    return float(_robust_dispersion(r[None, :], (n * p)[None, :], var[None, :], (var * scale)[None, :])[0])
 
 
 def _z(n1: float, r1: float, n0: float, r0: float) -> float:
@@ -154,6 +170,11 @@ def shifts_in_series(entering: np.ndarray, reached: np.ndarray, s: LevelShiftSet
     phi = series_dispersion(entering, reached, s.dispersion_window)
     penalty = s.penalty_per_log_day * math.log(max(len(entering), 2)) * phi
     runs = segment(entering, reached, penalty=penalty, min_days=s.min_days)
+    return _changed_runs(entering, reached, runs, phi, s, z_min)
+
+
+def _changed_runs(entering: np.ndarray, reached: np.ndarray, runs: list[tuple[int, int]], phi: float,
+                  s: LevelShiftSettings, z_min: float) -> list[dict]:
     if len(runs) < 2:
         return []
     ns = np.array([entering[a:b].sum() for a, b in runs], dtype=float)
@@ -281,11 +302,16 @@ def shifts_from_counts(cells: pd.DataFrame, steps: Sequence[tuple[str, str]], fi
     series = data.series(s)
     tests = max(len(series) * K * n_days, 1)
     z_min = float(sps.norm.isf(s.alpha / 2 / tests))
+    pairs = [(ser, k) for ser in series for k in range(1, K + 1)]
+    entering = np.array([ser.counts[:, k - 1] for ser, k in pairs])
+    reached = np.array([ser.counts[:, k] for ser, k in pairs])
+    phis = np.array([series_dispersion(n, r, s.dispersion_window) for n, r in zip(entering, reached, strict=True)])
+    penalties = s.penalty_per_log_day * math.log(max(n_days, 2)) * phis
     found = []
-    for ser in series:
-        for k in range(1, K + 1):
-            for shift in shifts_in_series(ser.counts[:, k - 1], ser.counts[:, k], s, z_min):
-                found.append((ser.seg, k, shift))
+    for (ser, k), n, r, runs, phi in zip(pairs, entering, reached, segment_many(entering, reached, penalties, min_days=s.min_days),
+                                         phis, strict=True):
+        for shift in _changed_runs(n, r, runs, float(phi), s, z_min):
+            found.append((ser.seg, k, shift))
     found.sort(key=lambda f: -abs(f[2]["z"]))
     kept: list[tuple[dict, int, dict]] = []
     for seg, k, sh in found:
