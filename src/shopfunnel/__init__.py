@@ -16,6 +16,7 @@ _EXPORTS: dict[str, str] = {
     "BayesianResult": "shopfunnel.experiments",
     "BetaGeoModel": "shopfunnel.customers.clv",
     "CheckoutFailure": "shopfunnel.sample",
+    "ConversionDrop": "shopfunnel.sample",
     "ConfigError": "shopfunnel.errors",
     "DiagnoseSettings": "shopfunnel.diagnosis.diagnose",
     "Diagnosis": "shopfunnel.diagnosis.diagnose",
@@ -23,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "FunnelResult": "shopfunnel.funnel.result",
     "GammaGammaModel": "shopfunnel.customers.clv",
     "IncidentSettings": "shopfunnel.diagnosis.incidents",
+    "LevelShiftSettings": "shopfunnel.diagnosis.level_shifts",
     "InputError": "shopfunnel.errors",
     "LoadResult": "shopfunnel.store.store",
     "Mean": "shopfunnel.experiments",
@@ -64,6 +66,8 @@ _EXPORTS: dict[str, str] = {
     "export_audience": "shopfunnel.audiences",
     "find_incidents": "shopfunnel.diagnosis.incidents",
     "free_shipping": "shopfunnel.diagnosis.whatif",
+    "events_for_sessions": "shopfunnel.sample",
+    "find_level_shifts": "shopfunnel.diagnosis.level_shifts",
     "generate_sample": "shopfunnel.sample",
     "holdout_check": "shopfunnel.customers.clv",
     "in_holdout": "shopfunnel.experiments",
@@ -146,6 +150,10 @@ if TYPE_CHECKING:
         IncidentSettings,
         find_incidents,
     )
+    from shopfunnel.diagnosis.level_shifts import (
+        LevelShiftSettings,
+        find_level_shifts,
+    )
     from shopfunnel.diagnosis.playbook import (
         load_playbook,
     )
@@ -202,8 +210,10 @@ if TYPE_CHECKING:
     )
     from shopfunnel.sample import (
         CheckoutFailure,
+        ConversionDrop,
         PaymentOutage,
         TrafficSpike,
+        events_for_sessions,
         generate_sample,
         write_sample,
     )
@@ -240,6 +250,7 @@ __all__ = [
     "BetaGeoModel",
     "CheckoutFailure",
     "ConfigError",
+    "ConversionDrop",
     "DiagnoseSettings",
     "Diagnosis",
     "FrequentistResult",
@@ -247,6 +258,7 @@ __all__ = [
     "GammaGammaModel",
     "IncidentSettings",
     "InputError",
+    "LevelShiftSettings",
     "LoadResult",
     "Mean",
     "Model",
@@ -285,8 +297,10 @@ __all__ = [
     "diagnose",
     "enqueue_audience_changes",
     "erase_person",
+    "events_for_sessions",
     "export_audience",
     "find_incidents",
+    "find_level_shifts",
     "free_shipping",
     "funnel",
     "generate_sample",

@@ -22,9 +22,9 @@ sessions a day one day carries almost no signal. This module looks at whole seri
    pass a Bonferroni threshold over all series × steps × start days (``alpha``), it must
    change the rate by at least ``min_relative_change`` and move at least ``min_lost``
    conversions. A run that reaches the last day is **ongoing**.
-5. **To the hour.** When the hours around a boundary hold enough sessions, the start and
-   end are moved to the hour where the likelihood of "normal before, changed after" is
-   highest (:func:`refine_boundary`).
+5. **To the hour.** When an hour around a boundary tells the two rates apart well enough
+   (:func:`hourly_information`), the start and end are moved to the hour where the
+   likelihood of "normal before, changed after" is highest (:func:`refine_boundary`).
 6. **One report per incident.** A candidate is dropped when a stronger one covers the same
    step and overlapping days in a segment that contains it or is contained by it, or in
    another dimension when it does not hold without the stronger one's sessions.
@@ -66,9 +66,10 @@ class LevelShiftSettings:
     dispersion_window: int = 1
     """Days either side of a day whose pooled rate the day's residual is measured against."""
     refine_hours: bool = True
-    min_boundary_sessions: float = 48.0
-    """Sessions entering the step in the 48 hours around a boundary needed to place it to
-    the hour (fewer: it stays at midnight)."""
+    min_hourly_information: float = 1.0
+    """Evidence an hour must carry to place a boundary to the hour: sessions entering per
+    hour × the Kullback–Leibler divergence between the rates before and after (nats). At 1
+    the hour is known to within about an hour; below, the boundary stays at midnight."""
 
 
 def _loglik(n: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -351,21 +352,38 @@ def shifts_from_counts(cells: pd.DataFrame, steps: Sequence[tuple[str, str]], fi
     return out.sort_values("z", key=lambda z: -z.abs(), ignore_index=True)
 
 
+def hourly_information(sessions_per_hour: float, before: float, after: float) -> float:
+    """Sessions per hour × the smaller Kullback–Leibler divergence between Bernoulli
+    ``before`` and ``after`` (nats): how much one hour tells the two rates apart. A change
+    point is located to about 1 / this many hours."""
+    eps = 1e-6
+    p, q = min(max(before, eps), 1 - eps), min(max(after, eps), 1 - eps)
+
+    def kl(a: float, b: float) -> float:
+        return a * math.log(a / b) + (1 - a) * math.log((1 - a) / (1 - b))
+
+    return sessions_per_hour * min(kl(p, q), kl(q, p))
+
+
 def _to_the_hour(hourly: HourlyCounts, seg: dict, k: int, sh: dict, start: datetime,
                  end: datetime, n_days: int, s: LevelShiftSettings) -> tuple[datetime, datetime]:
-    """The run's start and end moved to the hour when the 48 hours around each hold at
-    least ``min_boundary_sessions`` entering sessions (the day before a boundary and the
-    day after it: the day-level segmentation puts a day cut in two on its larger side)."""
+    """The run's start and end moved to the hour within the day before a boundary and the
+    day after it (the day-level segmentation puts a day cut in two on its larger side),
+    when an hour carries at least ``min_hourly_information`` there."""
     normal, changed = sh["baseline_rate"], sh["rate"]
+
+    def informative(n: np.ndarray) -> bool:
+        return hourly_information(float(n.mean()), normal, changed) >= s.min_hourly_information
+
     if sh["a"] > 0:
         lo = start - timedelta(days=1)
         n, r = hourly(seg, k, lo, start + timedelta(days=1))
-        if n.sum() >= s.min_boundary_sessions:
+        if informative(n):
             start = lo + timedelta(hours=refine_boundary(n, r, normal, changed))
     if not sh["ongoing"]:
         lo = end - timedelta(days=1)
         n, r = hourly(seg, k, lo, end + timedelta(days=1))
-        if n.sum() >= s.min_boundary_sessions:
+        if informative(n):
             end = lo + timedelta(hours=refine_boundary(n, r, changed, normal))
     if end <= start:  # a boundary pulled past the other: keep the days
         return start.replace(hour=0), end

@@ -165,7 +165,79 @@ class TrafficSpike:
         )
 
 
-Incident = CheckoutFailure | PaymentOutage | TrafficSpike
+# Steps whose conversion a ConversionDrop can lower (a session reaches them from the one before).
+DROP_STEPS = LEVELS[1:]
+SEGMENT_KEYS = ("device", "channel", "country")
+
+
+@dataclass(frozen=True)
+class ConversionDrop:
+    """A step converts worse for a while, for everyone or one segment: from ``start`` for
+    ``days`` days, sessions that reach the step before ``step`` go on to ``step`` with
+    ``keep`` times their usual probability (0.76 takes 85% to about 65%; 0 stops
+    everyone), and those that would have gone on stop there instead. A drop at
+    ``purchase`` is a payment failure: the stopped sessions' ``add_payment_info`` carries
+    ``"payment_failed": true``. ``segment`` limits it to sessions with that ``device``,
+    ``channel`` or ``country`` (e.g. ``{"device": "mobile"}``; empty: all traffic). Applied
+    to the sessions that start inside the window."""
+
+    start: str | date | datetime
+    days: float = 30
+    step: str = "add_payment_info"
+    keep: float = 0.5
+    segment: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        from shopfunnel.sample.model import CHANNELS, COUNTRIES
+
+        to_datetime(self.start)
+        if isinstance(self.segment, dict):
+            object.__setattr__(self, "segment", tuple(sorted(self.segment.items())))
+        if self.step not in DROP_STEPS:
+            raise ConfigError(
+                f"ConversionDrop step {self.step!r} is not a step sessions move on to: use one "
+                f"of {', '.join(DROP_STEPS)}"
+            )
+        if not self.days > 0:
+            raise ConfigError(f"ConversionDrop days={self.days!r} must be positive")
+        if not 0 <= self.keep < 1:
+            raise ConfigError(
+                f"ConversionDrop keep={self.keep!r} must be at least 0 and below 1 (the share of "
+                "the usual conversion left: 0.76 takes 85% to about 65%)"
+            )
+        known = {"device": DEVICES, "channel": CHANNELS, "country": COUNTRIES}
+        for key, value in self.segment:
+            if key not in known:
+                raise ConfigError(
+                    f"ConversionDrop segment {key!r} is not known: use {', '.join(SEGMENT_KEYS)}"
+                )
+            if value not in known[key]:
+                raise ConfigError(
+                    f"ConversionDrop {key} {value!r} is not one the sample store has: use one of "
+                    f"{', '.join(known[key])}"
+                )
+
+    @property
+    def begin(self) -> datetime:
+        return to_datetime(self.start)
+
+    @property
+    def end(self) -> datetime:
+        return self.begin + timedelta(days=self.days)
+
+    @property
+    def level(self) -> int:
+        return LEVELS.index(self.step)
+
+    def __str__(self) -> str:
+        where = ", ".join(f"{k}={v}" for k, v in self.segment) or "all traffic"
+        return (
+            f"conversion drop into {self.step} to {self.keep:g}x on {where} from "
+            f"{self.begin:%Y-%m-%d %H:%M} for {self.days:g} day(s)"
+        )
+
+
+Incident = CheckoutFailure | PaymentOutage | TrafficSpike | ConversionDrop
 
 INCIDENT_SYNTAX = """\
 checkout-failure:START[:DAYS[:DEVICE[:STEP]]]   checkout broken on DEVICE (default 3 days,
@@ -173,9 +245,13 @@ checkout-failure:START[:DAYS[:DEVICE[:STEP]]]   checkout broken on DEVICE (defau
 payment-outage:START[:HOURS]                  no purchases at all for HOURS (default 12h).
 traffic-spike:START[:DAYS[:CAMPAIGN[:CHANNEL[:MULTIPLIER]]]]   a campaign (default 2 days,
     flash_promo, paid social, 4x) brings visitors who barely convert.
+conversion-drop:START[:DAYS[:STEP[:KEEP[:SEGMENT]]]]   STEP converts at KEEP times its usual
+    rate (default 30 days, add_payment_info, 0.5) on SEGMENT (device=mobile, channel=email,
+    country=DE, a device name alone, or all; default all).
 START is a UTC date or time: 2024-02-10 or 2024-03-01T10:00. DAYS may end in d, HOURS in h.
 Examples: checkout-failure:2024-02-10:3:mobile  payment-outage:2024-03-01T10:00:12h
-traffic-spike:2024-03-20:2:flash_promo:paid social:4"""
+traffic-spike:2024-03-20:2:flash_promo:paid social:4
+conversion-drop:2024-03-01:30:add_payment_info:0.76:device=mobile"""
 
 
 def _split(text: str) -> tuple[str, list[str]]:
@@ -257,7 +333,27 @@ def parse_incident(spec: str) -> Incident:
         if len(args) > 3 and args[3]:
             kw["multiplier"] = _number(args[3], "x", "MULTIPLIER", spec)
         return TrafficSpike(start, **kw)
+    if kind == "conversion-drop":
+        if len(args) > 4:
+            raise ConfigError(
+                f"--incident {spec!r}: too many fields; syntax: "
+                "conversion-drop:START[:DAYS[:STEP[:KEEP[:SEGMENT]]]]"
+            )
+        kw = {}
+        if len(args) > 0 and args[0]:
+            kw["days"] = _number(args[0], "d", "DAYS", spec)
+        if len(args) > 1 and args[1]:
+            kw["step"] = args[1].lower()
+        if len(args) > 2 and args[2]:
+            kw["keep"] = _number(args[2], "x", "KEEP", spec)
+        if len(args) > 3 and args[3] and args[3].lower() != "all":
+            key, sep, value = args[3].partition("=")
+            if not sep:  # a device name alone
+                key, value = "device", key
+            key, value = key.strip().lower(), value.strip()
+            kw["segment"] = ((key, value.upper() if key == "country" else value.lower()),)
+        return ConversionDrop(start, **kw)
     raise ConfigError(
-        f"--incident {spec!r}: unknown kind {kind!r}; use checkout-failure, payment-outage or "
-        "traffic-spike"
+        f"--incident {spec!r}: unknown kind {kind!r}; use checkout-failure, payment-outage, "
+        "traffic-spike or conversion-drop"
     )
