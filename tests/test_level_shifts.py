@@ -228,3 +228,22 @@ def test_the_diagnosis_says_what_each_incident_cost_and_why_revenue_is_missing()
     priced_row = priced.incidents[priced.incidents["event"] == "purchase"].iloc[0]
     assert priced_row["revenue_lost"] == pytest.approx(50.0 * priced_row["orders_lost"])
     assert row["p_adjusted"] < 0.01
+
+
+def test_the_incident_table_and_the_report_say_ongoing_and_leave_out_unknown_revenue() -> None:
+    from shopfunnel.report.sections.diagnosis import diagnosis_section
+
+    start = date(2024, 1, 1) + timedelta(days=150)
+    spec = ForeignStore(sessions_per_day=100, seed=4, planted=[Planted("purchase", start, 40, 0.4)])
+    with Store(":memory:") as store:
+        store.load(spec.events())
+        result = diagnose(store)
+    table = result.incident_table()
+    (row,) = table.itertuples()
+    assert (row.kind, row.step, row.segment, row.end) == ("conversion drop", "purchase", "all traffic", "ongoing")
+    assert abs((row.start - start).days) <= 3
+    assert row.rate_during == pytest.approx(0.4, abs=0.06) and row.rate_before == pytest.approx(0.8, abs=0.05)
+    section = diagnosis_section(result.findings, incidents=table, priced=False)
+    (listing,) = [b for b in section.blocks if getattr(b, "caption", "").startswith("Incidents")]
+    assert "revenue lost" not in listing.frame.columns  # no order values: not a column of dashes
+    assert list(listing.frame["end"]) == ["ongoing"]

@@ -108,6 +108,36 @@ class Diagnosis:
                              "revenue_at_stake": f.revenue_at_stake})
         return pd.DataFrame(rows, columns=["rank", "tactic", "stage", "why", "finding", "evidence", "audience", "revenue_at_stake"])
 
+    def incident_table(self) -> pd.DataFrame:
+        """One row per incident as the faces show them, worst first: ``kind``, ``step``,
+        ``segment``, ``start`` (a date, or a time when placed to the hour), ``end`` (the
+        last day, the hour it ended, or ``"ongoing"``), ``rate_before`` and
+        ``rate_during`` (the step's usual and observed conversion; for a traffic spike the
+        usual and the extra sessions' purchase rate), ``persons_lost``, ``orders_lost``,
+        ``revenue_lost`` (NaN when the orders carry no value) and ``p_adjusted`` (after
+        the multiple-testing correction)."""
+        columns = ["kind", "step", "segment", "start", "end", "rate_before", "rate_during", "persons_lost",
+                   "orders_lost", "revenue_lost", "p_adjusted"]
+        rows = []
+        for r in self.incidents.to_dict("records"):
+            start_time, end_time = pd.Timestamp(r["start_time"]).to_pydatetime(), pd.Timestamp(r["end_time"]).to_pydatetime()
+            spike = r["kind"] == "traffic_spike"
+            if bool(r.get("ongoing")) and not spike:
+                end: Any = "ongoing"
+            elif end_time.hour or r.get("grain") == "hour":
+                end = end_time
+            else:
+                end = r["end"]
+            rows.append({
+                "kind": str(r["kind"]).replace("_", " "), "step": r["step"], "segment": r["segment"],
+                "start": start_time if start_time.hour or r.get("grain") == "hour" else r["start"], "end": end,
+                "rate_before": r["baseline_conversion_rate"] if spike else r["baseline_rate"],
+                "rate_during": r["extra_conversion_rate"] if spike else r["rate"],
+                "persons_lost": r.get("persons_lost"), "orders_lost": r.get("orders_lost"),
+                "revenue_lost": r.get("revenue_lost"), "p_adjusted": r.get("p_adjusted"),
+            })
+        return pd.DataFrame(rows, columns=columns)
+
     def to_dict(self) -> dict[str, Any]:
         """Everything as JSON-ready Python values (dates as ISO strings, NaN as None)."""
 
