@@ -202,7 +202,16 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
         end = _as_datetime(as_of) or datetime(1970, 1, 1)
     start = end - timedelta(days=s.lookback_days)
     properties = _segment_properties(s.segment_properties, user_section(model, "diagnosis"))
-    levels = SessionLevels(store, DEFAULT_STEPS, start=start, end=end, properties=properties)
+    # One scan of the events: the lasting-incident scan reads the last year (``wide``), the
+    # other analyses the sessions of the lookback window, taken from it.
+    long_start = end - timedelta(days=max(s.long_lookback_days, s.lookback_days))
+    first = store.db.scalar("SELECT min(ts) FROM events")
+    if first is not None and first < start:
+        wide: SessionLevels | None = SessionLevels(store, DEFAULT_STEPS, start=long_start, end=end, properties=properties)
+        levels = wide.within(start, end)
+    else:  # no history before the window: the same sessions
+        wide = None
+        levels = SessionLevels(store, DEFAULT_STEPS, start=start, end=end, properties=properties)
     try:
         if levels.sessions == 0:
             notes.append(f"no events between {start:%Y-%m-%d} and {end:%Y-%m-%d}: nothing to diagnose")
@@ -229,7 +238,8 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
 
         # incidents first: their sessions are then left out of the other comparisons
         incidents = attempt("incident scan", lambda: find_incidents(levels, s.incidents), pd.DataFrame(columns=INCIDENT_COLUMNS))
-        shifts = attempt("long incident scan", lambda: _long_shifts(store, levels, start, end, s, properties), pd.DataFrame())
+        shifts = attempt("long incident scan", lambda: find_level_shifts(wide or levels, s.level_shifts, properties=properties),
+                         pd.DataFrame())
         if len(shifts):
             long = as_incidents(shifts, incidents)
             if len(long):
@@ -278,30 +288,14 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
         findings = _rank(rows, aov, playbook, s.tactics_per_finding)
     finally:
         levels.close()
+        if wide is not None:
+            wide.close()
     return Diagnosis(
         findings=findings, benchmarks=pd.DataFrame(bench_table), periods=pd.DataFrame(period_table), retention=pd.DataFrame(retention_table),
         segments=pd.DataFrame(seg_table), incidents=incidents, checkout=checkout_table, correlations=correlations,
         start=start, end=end, sessions=sessions, orders=orders, revenue=revenue, average_order_value=aov, notes=notes,
         order_value=value,
     )
-
-
-def _long_shifts(store, levels: SessionLevels, start: datetime, end: datetime,
-                 s: DiagnoseSettings, properties: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Lasting changes over the last ``long_lookback_days`` (a longer history than the
-    comparisons use: a month-long fall needs months around it, and an owner wants to hear
-    of last quarter's checkout bug)."""
-    long_start = end - timedelta(days=max(s.long_lookback_days, s.lookback_days))
-    first = store.db.scalar("SELECT min(ts) FROM events")
-    if first is None or first >= start or long_start >= start:
-        # no history before the window: the same sessions
-        return find_level_shifts(levels, s.level_shifts, properties=properties)
-    wide = SessionLevels(store, DEFAULT_STEPS, start=long_start, end=end, properties=properties)
-    try:
-        shifts = find_level_shifts(wide, s.level_shifts, properties=properties)
-    finally:
-        wide.close()
-    return shifts
 
 
 def _segment_properties(given: tuple[str, ...] | None, section: dict[str, Any]) -> tuple[str, ...]:

@@ -104,26 +104,60 @@ class SessionLevels:
             where.append("ts < ?")
             wparams.append(end)
         cond = ("WHERE " + " AND ".join(where)) if where else ""
+        # Orders and revenue come from the purchase events alone: a distinct count among the
+        # session aggregates made DuckDB take a slow path (13 s instead of 3 at 10M events).
+        purchase_cond = ("WHERE event = 'purchase' AND " + " AND ".join(where)) if where else "WHERE event = 'purchase'"
         self.db.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {self.table} AS
-            SELECT session_id, any_value(person_id) AS person_id, min(ts) AS started_at,
-                   date_trunc('hour', min(ts)) AS hour, CAST(min(ts) AS DATE) AS day,
-                   coalesce(arg_min(device, ts) FILTER (WHERE device IS NOT NULL), '(none)') AS device,
-                   coalesce(arg_min(channel, ts) FILTER (WHERE channel IS NOT NULL), '(none)') AS channel,
-                   coalesce(arg_min(utm_campaign, ts) FILTER (WHERE utm_campaign IS NOT NULL), '(none)') AS campaign,
-                   coalesce(arg_min(country, ts) FILTER (WHERE country IS NOT NULL), '(none)') AS country,
-                   {prop_exprs}{level_expr} AS level,
-                   count(DISTINCT order_id) FILTER (WHERE event = 'purchase') AS orders,
-                   coalesce(sum(value) FILTER (WHERE event = 'purchase'), 0)::DOUBLE AS revenue,
+            WITH s AS (
+                SELECT session_id, any_value(person_id) AS person_id, min(ts) AS started_at,
+                       date_trunc('hour', min(ts)) AS hour, CAST(min(ts) AS DATE) AS day,
+                       coalesce(arg_min(device, ts) FILTER (WHERE device IS NOT NULL), '(none)') AS device,
+                       coalesce(arg_min(channel, ts) FILTER (WHERE channel IS NOT NULL), '(none)') AS channel,
+                       coalesce(arg_min(utm_campaign, ts) FILTER (WHERE utm_campaign IS NOT NULL), '(none)') AS campaign,
+                       coalesce(arg_min(country, ts) FILTER (WHERE country IS NOT NULL), '(none)') AS country,
+                       {prop_exprs}{level_expr} AS level
+                FROM events {cond}
+                GROUP BY session_id
+            ),
+            o AS (
+                SELECT session_id, count(DISTINCT order_id) AS orders, sum(value)::DOUBLE AS revenue
+                FROM events {purchase_cond}
+                GROUP BY session_id
+            )
+            SELECT s.*, coalesce(o.orders, 0) AS orders, coalesce(o.revenue, 0)::DOUBLE AS revenue,
                    false AS excluded
-            FROM events {cond}
-            GROUP BY session_id
+            FROM s LEFT JOIN o ON s.session_id IS NOT DISTINCT FROM o.session_id
             """,
-            prop_params + params + wparams,
+            prop_params + params + wparams + wparams,
         )
         span = self.db.rows(f"SELECT min(day), max(day), count(*) FROM {self.table}")[0]
         self.first_day, self.last_day, self.sessions = span[0], span[1], int(span[2] or 0)
+
+    def within(self, start: datetime | None, end: datetime | None) -> SessionLevels:
+        """The sessions that started in ``[start, end)``, as a table of their own, without
+        reading the events again (one scan serves a year for the lasting-incident scan and
+        its last weeks for the rest of the diagnosis). A session keeps the level it reached
+        in this table's window: one that started before ``start`` is left out rather than
+        cut in two."""
+        child = object.__new__(SessionLevels)
+        child.store, child.db = self.store, self.db
+        child.properties, child.segment_columns = self.properties, self.segment_columns
+        child.steps, child.missing_steps = self.steps, self.missing_steps
+        child.table = f"__sf_levels_{next(self._ids)}"
+        cond, params = ["true"], []
+        if start is not None:
+            cond.append("started_at >= ?")
+            params.append(start)
+        if end is not None:
+            cond.append("started_at < ?")
+            params.append(end)
+        self.db.execute(f"CREATE OR REPLACE TEMP TABLE {child.table} AS SELECT * FROM {self.table} "
+                        f"WHERE {' AND '.join(cond)}", params)
+        span = self.db.rows(f"SELECT min(day), max(day), count(*) FROM {child.table}")[0]
+        child.first_day, child.last_day, child.sessions = span[0], span[1], int(span[2] or 0)
+        return child
 
     @property
     def step_names(self) -> list[str]:
