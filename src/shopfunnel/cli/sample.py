@@ -59,6 +59,10 @@ def sample(
             "day (10 makes a small shop).",
         ),
     ] = None,
+    experiment: Annotated[str | None, typer.Option(
+        "--experiment", help="Run an A/B test with a planted effect: KEY[:EFFECT[:START]], "
+        "EFFECT in log-odds at the purchase step (1.0 lifts about 84% to 93%); exposure events "
+        "come on top of --events. See docs/sample.md.")] = None,
 ) -> None:
     """Write a realistic sample store's events to a Parquet file, ready for `shopfunnel ingest`.
 
@@ -93,9 +97,14 @@ def sample(
     --incident conversion-drop:2024-05-01:20:purchase:0.375`
     """
     with friendly_errors():
+        from shopfunnel.sample.experiment import parse_experiment
+
         planted = [parse_incident(spec) for spec in incident or []]
+        test = parse_experiment(experiment) if experiment else None
         if sessions_per_day is not None:
-            events = events_for_sessions(sessions_per_day, seed=seed, start=start, days=days, incidents=planted)
+            events = events_for_sessions(
+                sessions_per_day, seed=seed, start=start, days=days, incidents=planted, experiment=test
+            )
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -113,6 +122,7 @@ def sample(
                 start=start,
                 days=days,
                 incidents=planted,
+                experiment=test,
                 chunk_events=min(2_000_000, max(events // 20, 100_000)),
                 progress=lambda done: progress.update(task, completed=done),
             )
@@ -123,4 +133,5 @@ def sample(
                 if planted
                 else ""
             )
+            + (f" and experiment {test.key!r} (effect {test.effect:g})" if test else "")
         )

@@ -50,6 +50,7 @@ import pyarrow.parquet as pq
 
 from shopfunnel.errors import ConfigError
 from shopfunnel.sample.engine import iter_blocks, make_plan
+from shopfunnel.sample.experiment import PlantedExperiment
 from shopfunnel.sample.incidents import (
     INCIDENT_SYNTAX,
     CheckoutFailure,
@@ -80,20 +81,24 @@ def events_for_sessions(
     start: str | date | datetime = DEFAULT_START,
     days: int = DEFAULT_DAYS,
     incidents: Sequence[Incident] = (),
+    experiment: PlantedExperiment | None = None,
 ) -> int:
     """How many events make a sample of about ``sessions_per_day`` sessions a day: the
     sessions × the events per session of the seed's first block of visitors (which the
-    sample starts with, so the figure holds for small samples too)."""
+    sample starts with, so the figure holds for small samples too). A planted
+    ``experiment``'s exposure events are not counted (they come on top of the size)."""
     if not isinstance(sessions_per_day, int | float) or not sessions_per_day >= 1:
         raise ConfigError(
             f"sessions_per_day={sessions_per_day!r} is not valid: ask for at least 1 session a day"
         )
     from shopfunnel.sample.engine import simulate_block
+    from shopfunnel.sample.experiment import count_exposures
 
-    plan = make_plan(seed, start, days, tuple(incidents))
+    plan = make_plan(seed, start, days, tuple(incidents), experiment)
     block = simulate_block(plan, 0)
     sessions = len(set(block.column("session_id").to_pylist()))
-    per_session = block.num_rows / max(sessions, 1)
+    rows = block.num_rows - (count_exposures(block) if experiment is not None else 0)
+    per_session = rows / max(sessions, 1)
     return max(1, round(float(sessions_per_day) * int(days) * per_session))
 
 
@@ -112,6 +117,7 @@ def generate_sample(
     start: str | date | datetime = DEFAULT_START,
     days: int = DEFAULT_DAYS,
     incidents: Sequence[Incident] = (),
+    experiment: PlantedExperiment | None = None,
     sessions_per_day: float | None = None,
 ) -> pa.Table:
     """Exactly ``n_events`` canonical events (schema :data:`shopfunnel.store.schema.ARROW_SCHEMA`)
@@ -121,10 +127,13 @@ def generate_sample(
     The same arguments give the same table; a smaller ``n_events`` gives a prefix (by
     simulated visitor) of a larger one. Rows are sorted by time within each block of
     visitors, not globally. ``incidents`` plants :class:`CheckoutFailure`,
-    :class:`PaymentOutage`, :class:`TrafficSpike` and :class:`ConversionDrop` incidents.
+    :class:`PaymentOutage`, :class:`TrafficSpike` and :class:`ConversionDrop` incidents;
+    ``experiment`` runs a :class:`PlantedExperiment` (its exposure events come on top of
+    ``n_events``).
     """
-    n_events = _size(n_events, sessions_per_day, seed=seed, start=start, days=days, incidents=incidents)
-    plan = make_plan(seed, start, days, tuple(incidents))
+    n_events = _size(n_events, sessions_per_day, seed=seed, start=start, days=days,
+                     incidents=incidents, experiment=experiment)
+    plan = make_plan(seed, start, days, tuple(incidents), experiment)
     tables = list(iter_blocks(_check_n(n_events), plan))
     return pa.concat_tables(tables).combine_chunks() if len(tables) > 1 else tables[0]
 
@@ -137,6 +146,7 @@ def write_sample(
     start: str | date | datetime = DEFAULT_START,
     days: int = DEFAULT_DAYS,
     incidents: Sequence[Incident] = (),
+    experiment: PlantedExperiment | None = None,
     chunk_events: int = 2_000_000,
     progress: Callable[[int], None] | None = None,
     sessions_per_day: float | None = None,
@@ -152,8 +162,9 @@ def write_sample(
     """
     if chunk_events < 1:
         raise ConfigError(f"chunk_events={chunk_events!r} must be at least 1")
-    n = _size(n_events, sessions_per_day, seed=seed, start=start, days=days, incidents=incidents)
-    plan = make_plan(seed, start, days, tuple(incidents))
+    n = _size(n_events, sessions_per_day, seed=seed, start=start, days=days,
+              incidents=incidents, experiment=experiment)
+    plan = make_plan(seed, start, days, tuple(incidents), experiment)
     target = Path(path)
     if target.is_dir():
         raise ConfigError(f"{str(target)!r} is a folder: give a file name such as sample.parquet")
@@ -221,6 +232,7 @@ __all__ = [
     "ConversionDrop",
     "Incident",
     "PaymentOutage",
+    "PlantedExperiment",
     "TrafficSpike",
     "events_for_sessions",
     "generate_sample",

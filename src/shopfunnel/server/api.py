@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 
 from shopfunnel.errors import ConfigError, ShopfunnelError
+from shopfunnel.format import csv_text
 from shopfunnel.server import auth, queries
 from shopfunnel.server.admin import require_admin, state_of
 from shopfunnel.webhooks import delivery_status
@@ -58,7 +59,7 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 def table_response(df: pd.DataFrame, fmt: str, filename: str) -> Any:
     if fmt == "csv":
-        return Response(df.to_csv(index=False), media_type="text/csv",
+        return Response(csv_text(df), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'})
     return {"rows": records(df)}
 
