@@ -237,9 +237,13 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
             return empty
 
         # incidents first: their sessions are then left out of the other comparisons
-        incidents = attempt("incident scan", lambda: find_incidents(levels, s.incidents), pd.DataFrame(columns=INCIDENT_COLUMNS))
+        # the lasting scan first: falls longer than the run scan's runs are its to report, and
+        # the run scan leaves their days out of its baselines and noise
         shifts = attempt("long incident scan", lambda: find_level_shifts(wide or levels, s.level_shifts, properties=properties),
                          pd.DataFrame())
+        longer = shifts[(shifts["end"] - shifts["start"]).map(lambda d: d.days + 1) > s.incidents.max_days] if len(shifts) else None
+        incidents = attempt("incident scan", lambda: find_incidents(levels, s.incidents, known=longer),
+                            pd.DataFrame(columns=INCIDENT_COLUMNS))
         if len(shifts):
             long = as_incidents(shifts, incidents)
             if len(long):

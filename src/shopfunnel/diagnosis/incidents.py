@@ -112,18 +112,22 @@ _TRIMMED_MEAN = float(sps.chi2.cdf(_Q, 3) / _TRIM)
 
 
 def _robust_dispersion(obs: np.ndarray, exp: np.ndarray, var: np.ndarray,
-                       residual_var: np.ndarray | None = None) -> np.ndarray:
+                       residual_var: np.ndarray | None = None,
+                       skip: np.ndarray | None = None) -> np.ndarray:
     """Over-dispersion per series: the 90%-trimmed mean of Pearson residuals², over the
     same trimmed mean for a chi-square(1) variable; at least 1, at most 20.
 
     Trimming keeps incident days from inflating it; the trimmed mean is far less noisy
     than a median (about 80 daily residuals is all a series has). Days with a binomial
-    variance ``var`` under 1 are skipped; ``residual_var`` (default ``var``) is the
-    variance of obs − exp when ``exp`` is itself estimated.
+    variance ``var`` under 1 are skipped, and so are the days ``skip`` marks (those of the
+    incidents the first pass found: a three-week outage is more than the trim can remove);
+    ``residual_var`` (default ``var``) is the variance of obs − exp when ``exp`` is itself
+    estimated.
     """
     rv = var if residual_var is None else residual_var
+    usable = var >= 1.0 if skip is None else (var >= 1.0) & ~skip
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(var >= 1.0, (obs - exp) ** 2 / rv, np.nan)
+        r = np.where(usable, (obs - exp) ** 2 / rv, np.nan)
     phi = np.ones(r.shape[0])
     for i, row in enumerate(r):
         vals = np.sort(row[np.isfinite(row)])
@@ -264,7 +268,8 @@ class _Scanner:
                 BV = M @ (n_ * p_ * (1 - p_))  # binomial variance
                 SD = np.sqrt(M @ (n_**2 * v_))  # sd of the expectation from the baseline's uncertainty
                 if grain == "day":
-                    phi = _robust_dispersion(Obs, E, BV)
+                    flagged = (M @ (1.0 - masks[:, :, k])) > 0  # days of incidents found so far
+                    phi = _robust_dispersion(Obs, E, BV, skip=flagged)
                     self._phi_k[k] = dict(zip(seg_idx.tolist(), phi.tolist(), strict=True))
                 else:
                     phi = np.array([self._phi_k[k].get(int(i), 1.0) for i in seg_idx])
@@ -417,8 +422,46 @@ def _segment_text(label: tuple) -> str:
     return ", ".join(parts) if parts else "all traffic"
 
 
-def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = None) -> pd.DataFrame:
+def _known_spans(sc: _Scanner, known: pd.DataFrame | None) -> list[tuple[int, tuple, int, int]]:
+    """(step k, segment label, first hour, last hour exclusive) of each lasting fall in
+    ``known`` on a step, on all traffic or a device/channel segment (this scan does not
+    split by country or session property: such falls are left to the lasting scan)."""
+    if known is None or not len(known):
+        return []
+    events = [st.event for st in sc.levels.steps]
+    other = [c for c in known.columns if c not in ("kind", "step", "event", "segment", "device", "channel",
+                                                   "start", "end", "start_time", "end_time", "ongoing",
+                                                   "entering", "observed", "expected", "rate", "baseline_rate",
+                                                   "lost", "z", "p_value", "p_adjusted", "dispersion", "k")]
+    spans = []
+    for r in known.to_dict("records"):
+        if r.get("kind") != "conversion_drop" or r.get("event") not in events:
+            continue
+        if any(isinstance(r.get(c), str) for c in other):  # country=DE, browser=Safari…
+            continue
+        label = tuple(r.get(d) if isinstance(r.get(d), str) else None for d in DIMS)
+        h0 = max((r["start"] - sc.first_day).days * 24, 0)
+        h1 = min(((r["end"] - sc.first_day).days + 1) * 24, sc.H)
+        if h1 > h0:
+            spans.append((events.index(r["event"]) + 1, label, h0, h1))
+    return spans
+
+
+def _inside(label: tuple, outer: tuple) -> bool:
+    """True when segment ``label`` is ``outer`` or narrower (mobile × email inside mobile)."""
+    return all(o is None or o == v for v, o in zip(label, outer, strict=True))
+
+
+def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = None,
+                   known: pd.DataFrame | None = None) -> pd.DataFrame:
     """Incidents in the store's sessions, best first (see the module docstring for the method).
+
+    ``known`` (optional) holds falls longer than this scan's runs, found by the lasting
+    scan (:func:`shopfunnel.diagnosis.level_shifts.find_level_shifts`; columns ``kind``,
+    ``event``, ``device``, ``channel``, ``start``, ``end``): their days are left out of
+    the baselines and of the dispersion from the first pass (a three-week outage would
+    otherwise raise its series' noise so much that a short outage a month later is not
+    seen), and runs inside them, on their step and segment, are not reported again.
 
     Columns: ``kind`` (``conversion_drop`` or ``traffic_spike``), ``step`` and ``event``
     (the step whose conversion dropped; ``visit`` for spikes), ``segment`` (text) and the
@@ -440,7 +483,21 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
     if sc.empty or not sc.labels:
         return pd.DataFrame(columns=INCIDENT_COLUMNS)
     S = len(sc.labels)
-    masks = np.ones((sc.F, sc.D, sc.K + 1))
+    spans = _known_spans(sc, known)
+    known_mask = np.ones((sc.F, sc.D, sc.K + 1))
+    for k, label, h0, h1 in spans:
+        cells = np.ones(sc.F, bool)
+        for d, v in zip(DIMS, label, strict=True):
+            if v is not None:
+                cells &= sc.cells[d].to_numpy() == v
+        known_mask[np.ix_(cells, np.arange(h0 // 24, h1 // 24), np.array([k]))] = 0
+
+    def fresh(cands: list[_Candidate]) -> list[_Candidate]:
+        return [c for c in cands if not any(
+            k == c.k and c.h0 < h1 and h0 < c.h1 and _inside(sc.labels[c.seg], label)
+            for k, label, h0, h1 in spans)]
+
+    masks = known_mask.copy()
     spike_mask = np.zeros((S, sc.D), bool)
     chosen: list[_Candidate] = []
     spikes: list[_Candidate] = []
@@ -449,10 +506,10 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
         cands, tests = sc.drops(masks)
         scands, stests = sc.spikes(spike_mask)
         z_min = float(sps.norm.isf(s.alpha / max(tests + stests, 1)))
-        chosen = _select(cands, sc.labels, z_min)
-        chosen = _select([sc.broaden(c) for c in chosen], sc.labels, 0.0)
+        chosen = _select(fresh(cands), sc.labels, z_min)
+        chosen = _select(fresh([sc.broaden(c) for c in chosen]), sc.labels, 0.0)
         spikes = _select(scands, sc.labels, z_min)
-        masks = np.ones_like(masks)
+        masks = known_mask.copy()
         spike_mask = np.zeros_like(spike_mask)
         for c in chosen:
             d0, d1 = c.h0 // 24, (c.h1 + 23) // 24

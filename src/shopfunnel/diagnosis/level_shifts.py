@@ -332,7 +332,10 @@ def shifts_from_counts(cells: pd.DataFrame, steps: Sequence[tuple[str, str]], fi
         start_time = midnight + timedelta(days=sh["a"])
         end_time = midnight + timedelta(days=sh["b"])
         if hourly is not None and s.refine_hours:
+            day_bounds = (start_time, end_time)
             start_time, end_time = _to_the_hour(hourly, seg, k, sh, start_time, end_time, n_days, s)
+            if (start_time, end_time) != day_bounds:
+                sh = _counted_between(hourly, seg, k, sh, start_time, end_time)
         p = float(2 * sps.norm.sf(abs(sh["z"])))
         rows.append({
             "kind": "conversion_drop" if sh["lost"] > 0 else "conversion_rise",
@@ -350,6 +353,20 @@ def shifts_from_counts(cells: pd.DataFrame, steps: Sequence[tuple[str, str]], fi
     columns = [*SHIFT_COLUMNS[:4], *dims, *SHIFT_COLUMNS[7:]]
     out = pd.DataFrame(rows, columns=columns)
     return out.sort_values("z", key=lambda z: -z.abs(), ignore_index=True)
+
+
+def _counted_between(hourly: HourlyCounts, seg: dict, k: int, sh: dict, start: datetime,
+                     end: datetime) -> dict:
+    """The run's counts, rate and loss over [start, end) once its boundaries are placed to
+    the hour (a two-day failure is a three-day run at day level: its rate is the failure's
+    only between the hours found)."""
+    n, r = hourly(seg, k, start, end)
+    entering, observed = float(np.sum(n)), float(np.sum(r))
+    if entering <= 0:
+        return sh
+    expected = sh["baseline_rate"] * entering
+    return {**sh, "entering": entering, "observed": observed, "expected": expected,
+            "rate": observed / entering, "lost": expected - observed}
 
 
 def hourly_information(sessions_per_hour: float, before: float, after: float) -> float:

@@ -46,8 +46,33 @@ def to_datetime(value: str | date | datetime, *, what: str = "start") -> datetim
     return to_datetime(parsed)
 
 
+class _DaysWindow:
+    """An incident from ``start`` for ``days`` days (its ``begin`` and ``end``, UTC)."""
+
+    start: str | date | datetime
+    days: float
+
+    @property
+    def begin(self) -> datetime:
+        return to_datetime(self.start)
+
+    @property
+    def end(self) -> datetime:
+        return self.begin + timedelta(days=self.days)
+
+
+class _StepWindow(_DaysWindow):
+    """A days window at one funnel ``step`` (its ``level`` in :data:`LEVELS`)."""
+
+    step: str
+
+    @property
+    def level(self) -> int:
+        return LEVELS.index(self.step)
+
+
 @dataclass(frozen=True)
-class CheckoutFailure:
+class CheckoutFailure(_StepWindow):
     """Checkout broken on one device: from ``start`` for ``days`` days, sessions on
     ``device`` can reach ``step`` but nobody gets past it to purchase (the step's event
     carries ``"checkout_error": true``, and ``"payment_failed": true`` at
@@ -72,18 +97,6 @@ class CheckoutFailure:
             )
         if not self.days > 0:
             raise ConfigError(f"CheckoutFailure days={self.days!r} must be positive")
-
-    @property
-    def begin(self) -> datetime:
-        return to_datetime(self.start)
-
-    @property
-    def end(self) -> datetime:
-        return self.begin + timedelta(days=self.days)
-
-    @property
-    def level(self) -> int:
-        return LEVELS.index(self.step)
 
     def __str__(self) -> str:
         return (
@@ -120,7 +133,7 @@ class PaymentOutage:
 
 
 @dataclass(frozen=True)
-class TrafficSpike:
+class TrafficSpike(_DaysWindow):
     """A campaign floods the store: from ``start`` for ``days`` days, ``channel`` brings
     ``multiplier`` times its usual new visitors (the extra ones tagged
     ``utm_campaign=campaign``, mostly on mobile), who barely convert."""
@@ -150,14 +163,6 @@ class TrafficSpike:
         if not self.campaign.strip():
             raise ConfigError("TrafficSpike campaign must not be empty")
 
-    @property
-    def begin(self) -> datetime:
-        return to_datetime(self.start)
-
-    @property
-    def end(self) -> datetime:
-        return self.begin + timedelta(days=self.days)
-
     def __str__(self) -> str:
         return (
             f"traffic spike of {self.channel} campaign {self.campaign!r} ({self.multiplier:g}x) "
@@ -171,7 +176,7 @@ SEGMENT_KEYS = ("device", "channel", "country")
 
 
 @dataclass(frozen=True)
-class ConversionDrop:
+class ConversionDrop(_StepWindow):
     """A step converts worse for a while, for everyone or one segment: from ``start`` for
     ``days`` days, sessions that reach the step before ``step`` go on to ``step`` with
     ``keep`` times their usual probability (0.76 takes 85% to about 65%; 0 stops
@@ -216,18 +221,6 @@ class ConversionDrop:
                     f"ConversionDrop {key} {value!r} is not one the sample store has: use one of "
                     f"{', '.join(known[key])}"
                 )
-
-    @property
-    def begin(self) -> datetime:
-        return to_datetime(self.start)
-
-    @property
-    def end(self) -> datetime:
-        return self.begin + timedelta(days=self.days)
-
-    @property
-    def level(self) -> int:
-        return LEVELS.index(self.step)
 
     def __str__(self) -> str:
         where = ", ".join(f"{k}={v}" for k, v in self.segment) or "all traffic"
