@@ -242,10 +242,11 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
         shifts = attempt("long incident scan", lambda: find_level_shifts(wide or levels, s.level_shifts, properties=properties),
                          pd.DataFrame())
         longer = shifts[(shifts["end"] - shifts["start"]).map(lambda d: d.days + 1) > s.incidents.max_days] if len(shifts) else None
+        # (the run scan does not split by country or property: falls there are not left out)
         incidents = attempt("incident scan", lambda: find_incidents(levels, s.incidents, known=longer),
                             pd.DataFrame(columns=INCIDENT_COLUMNS))
         if len(shifts):
-            long = as_incidents(shifts, incidents)
+            long = as_incidents(shifts, incidents, longest_short=s.incidents.max_days)
             if len(long):
                 incidents = pd.concat([incidents, long], ignore_index=True).sort_values("z", ascending=False, ignore_index=True)
         incidents = _with_losses(incidents, levels, totals, aov)

@@ -240,7 +240,11 @@ class _Scanner:
             factor[w] = (obs[on].sum() + prior) / (exp[on].sum() + prior)
         return factor[wd]
 
-    def drops(self, masks: np.ndarray) -> tuple[list[_Candidate], int]:
+    def drops(self, masks: np.ndarray, scanned: np.ndarray | None = None) -> tuple[list[_Candidate], int]:
+        """Candidate drops of every step, segment and run; ``masks`` (cells × days × steps,
+        0 or 1) keeps days out of the baselines, ``scanned`` (same shape) keeps sessions
+        out of the scan itself (those of falls the lasting scan reports)."""
+        self._scanned = scanned
         s = self.s
         cands: list[_Candidate] = []
         tests = 0
@@ -253,12 +257,14 @@ class _Scanner:
             var_f = np.nan_to_num(var_f, nan=0.0)
             self._pf[k] = p_f
             # daily
-            n = self.cd[:, :, k - 1]
-            x = self.cd[:, :, k]
+            keep = np.ones((self.F, self.D)) if scanned is None else scanned[:, :, k]
+            n = self.cd[:, :, k - 1] * keep
+            x = self.cd[:, :, k] * keep
+            keep_h = np.repeat(keep, 24, axis=1)
             grains = [("day", n, x, p_f, var_f, s.max_days, np.ones(len(self.labels), bool), 24)]
             if s.hourly:
                 rep = lambda a: np.repeat(a, 24, axis=1)  # noqa: E731
-                grains.append(("hour", self.ch[:, :, k - 1], self.ch[:, :, k], rep(p_f), rep(var_f), s.max_hours, hourly_segs, 1))
+                grains.append(("hour", self.ch[:, :, k - 1] * keep_h, self.ch[:, :, k] * keep_h, rep(p_f), rep(var_f), s.max_hours, hourly_segs, 1))
             for grain, n_, x_, p_, v_, L, segsel, unit in grains:
                 M = self.members[segsel]
                 seg_idx = np.flatnonzero(segsel)
@@ -309,8 +315,9 @@ class _Scanner:
     def interval_stats(self, k: int, cells: np.ndarray, h0: int, h1: int) -> tuple[float, float, float, float]:
         """Entering, observed, expected and binomial variance for ``cells`` over hours [h0, h1)."""
         p = np.repeat(self._pf[k][cells], 24, axis=1)[:, h0:h1]
-        n = self.ch[cells, h0:h1, k - 1]
-        x = self.ch[cells, h0:h1, k]
+        keep = 1.0 if self._scanned is None else np.repeat(self._scanned[cells, :, k], 24, axis=1)[:, h0:h1]
+        n = self.ch[cells, h0:h1, k - 1] * keep
+        x = self.ch[cells, h0:h1, k] * keep
         return float(n.sum()), float(x.sum()), float((n * p).sum()), float((n * p * (1 - p)).sum())
 
     def drop_z(self, n: float, o: float, e: float, bv: float, phi: float) -> float:
@@ -447,11 +454,6 @@ def _known_spans(sc: _Scanner, known: pd.DataFrame | None) -> list[tuple[int, tu
     return spans
 
 
-def _inside(label: tuple, outer: tuple) -> bool:
-    """True when segment ``label`` is ``outer`` or narrower (mobile × email inside mobile)."""
-    return all(o is None or o == v for v, o in zip(label, outer, strict=True))
-
-
 def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = None,
                    known: pd.DataFrame | None = None) -> pd.DataFrame:
     """Incidents in the store's sessions, best first (see the module docstring for the method).
@@ -461,7 +463,9 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
     ``event``, ``device``, ``channel``, ``start``, ``end``): their days are left out of
     the baselines and of the dispersion from the first pass (a three-week outage would
     otherwise raise its series' noise so much that a short outage a month later is not
-    seen), and runs inside them, on their step and segment, are not reported again.
+    seen), and their sessions are not scanned: the lasting scan reports them, not pieces of
+    them here, and a segment holding theirs (all traffic, for a fall on mobile) is judged
+    on its other sessions.
 
     Columns: ``kind`` (``conversion_drop`` or ``traffic_spike``), ``step`` and ``event``
     (the step whose conversion dropped; ``visit`` for spikes), ``segment`` (text) and the
@@ -492,22 +496,17 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
                 cells &= sc.cells[d].to_numpy() == v
         known_mask[np.ix_(cells, np.arange(h0 // 24, h1 // 24), np.array([k]))] = 0
 
-    def fresh(cands: list[_Candidate]) -> list[_Candidate]:
-        return [c for c in cands if not any(
-            k == c.k and c.h0 < h1 and h0 < c.h1 and _inside(sc.labels[c.seg], label)
-            for k, label, h0, h1 in spans)]
-
     masks = known_mask.copy()
     spike_mask = np.zeros((S, sc.D), bool)
     chosen: list[_Candidate] = []
     spikes: list[_Candidate] = []
     tests = stests = 0
     for _pass in range(2):
-        cands, tests = sc.drops(masks)
+        cands, tests = sc.drops(masks, known_mask)
         scands, stests = sc.spikes(spike_mask)
         z_min = float(sps.norm.isf(s.alpha / max(tests + stests, 1)))
-        chosen = _select(fresh(cands), sc.labels, z_min)
-        chosen = _select(fresh([sc.broaden(c) for c in chosen]), sc.labels, 0.0)
+        chosen = _select(cands, sc.labels, z_min)
+        chosen = _select([sc.broaden(c) for c in chosen], sc.labels, 0.0)
         spikes = _select(scands, sc.labels, z_min)
         masks = known_mask.copy()
         spike_mask = np.zeros_like(spike_mask)

@@ -258,10 +258,12 @@ class _Cells:
         return out
 
 
-def _holds_without(seg: dict, stronger: list[dict], k: int, sh: dict, cells: _Cells,
-                   s: LevelShiftSettings, z_min: float) -> bool:
+def _without(seg: dict, others: list[dict], k: int, sh: dict, cells: _Cells) -> tuple[float, float, float, float] | None:
+    """Entering and reached during run ``sh`` of segment ``seg`` without the sessions of
+    ``others``, the rate outside the run, and the z between them (divided by √φ); None
+    when either side is empty."""
     mask = cells.mask_of(seg)
-    for other in stronger:
+    for other in others:
         mask &= ~cells.mask_of(other)
     counts = cells.dense(mask)
     a, b = sh["a"], sh["b"]
@@ -269,11 +271,29 @@ def _holds_without(seg: dict, stronger: list[dict], k: int, sh: dict, cells: _Ce
     n1, r1 = entering[a:b].sum(), reached[a:b].sum()
     n0, r0 = entering.sum() - n1, reached.sum() - r1
     if n1 <= 0 or n0 <= 0:
+        return None
+    return n1, r1, r0 / n0, _z(n1, r1, n0, r0) / math.sqrt(sh["dispersion"])
+
+
+def _holds_without(seg: dict, stronger: list[dict], k: int, sh: dict, cells: _Cells,
+                   s: LevelShiftSettings, z_min: float) -> bool:
+    got = _without(seg, stronger, k, sh, cells)
+    if got is None:
         return False
-    base = r0 / n0
-    z = _z(n1, r1, n0, r0) / math.sqrt(sh["dispersion"])
+    n1, r1, base, z = got
     return (abs(z) >= z_min and abs(base * n1 - r1) >= s.min_lost
             and abs(r1 / n1 - base) >= s.min_relative_change * base)
+
+
+def _changed_without(seg: dict, narrower: dict, k: int, sh: dict, cells: _Cells) -> bool:
+    """Whether the rest of ``seg`` (without ``narrower``'s sessions) changed the same way
+    during the run, at a plain 5% two-sided level: if not, the run is the narrower
+    segment's alone."""
+    got = _without(seg, [narrower], k, sh, cells)
+    if got is None:
+        return False
+    n1, r1, base, z = got
+    return abs(z) >= 1.96 and (r1 / n1 - base) * sh["lost"] < 0
 
 
 HourlyCounts = Callable[[dict, int, datetime, datetime], tuple[np.ndarray, np.ndarray]]
@@ -318,7 +338,17 @@ def shifts_from_counts(cells: pd.DataFrame, steps: Sequence[tuple[str, str]], fi
     for seg, k, sh in found:
         overlapping = [(seg2, sh2) for seg2, k2, sh2 in kept
                        if k == k2 and sh["a"] < sh2["b"] and sh2["a"] < sh["b"]]
-        if any(seg.items() <= seg2.items() or seg2.items() <= seg.items() for seg2, _ in overlapping):
+        nested = [i for i, (seg2, k2, sh2) in enumerate(kept) if k == k2 and sh["a"] < sh2["b"]
+                  and sh2["a"] < sh["b"] and (seg.items() <= seg2.items() or seg2.items() <= seg.items())]
+        if nested:
+            # a narrower fall under a stronger broader one (mobile under all traffic, where
+            # mobile is most of the traffic): the broader one is its shadow when it does not
+            # hold without these sessions, and the narrower one is reported instead
+            i = nested[0]
+            seg2, _, sh2 = kept[i]
+            if (len(nested) == 1 and seg2.items() < seg.items()
+                    and not _changed_without(seg2, seg, k, sh2, data)):
+                kept[i] = (seg, k, sh)
             continue
         # a change in another dimension (country=DE while mobile fell) is kept only if it
         # holds without the sessions of the stronger one
@@ -445,11 +475,13 @@ def find_level_shifts(levels, settings: LevelShiftSettings | None = None, *,
                               dims=dims, hourly=hourly)
 
 
-def as_incidents(shifts: pd.DataFrame, short: pd.DataFrame) -> pd.DataFrame:
+def as_incidents(shifts: pd.DataFrame, short: pd.DataFrame, longest_short: int | None = None) -> pd.DataFrame:
     """``shifts`` as rows of the incident table (``grain`` ``"days"``), leaving out falls
     that overlap an incident of ``short`` (the run scan) on the same step in a nested
     segment, and short falls during a traffic spike (at most twice its length, plus two
-    days): each incident is reported once. Rises are kept, as ``conversion_rise``."""
+    days): each incident is reported once. Falls longer than ``longest_short`` days (the
+    run scan's longest run, when the run scan was told of them and left their sessions
+    out) are always kept. Rises are kept, as ``conversion_rise``."""
     from scipy import stats as sps
 
     from shopfunnel.diagnosis.incidents import INCIDENT_COLUMNS
@@ -458,7 +490,8 @@ def as_incidents(shifts: pd.DataFrame, short: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in shifts.to_dict("records"):
         seg = {d: r[d] for d in ("device", "channel", "country", *dims) if isinstance(r.get(d), str)}
-        if r["kind"] == "conversion_drop" and _shadowed(r, seg, short):
+        known = longest_short is not None and (r["end"] - r["start"]).days + 1 > longest_short
+        if r["kind"] == "conversion_drop" and not known and _shadowed(r, seg, short):
             continue
         z = -float(r["z"])  # the incident table's z is positive for a fall
         p = float(sps.norm.sf(abs(z)))
