@@ -27,7 +27,11 @@ def incidents(spec: ForeignStore):
 
 def one_for(found, planted: Planted):
     rows = found[found["event"] == planted.into]
-    rows = rows[rows["device"].isna()] if planted.device is None else rows[rows["device"] == planted.device]
+    rows = (
+        rows[rows["device"].isna()]
+        if planted.device is None
+        else rows[rows["device"] == planted.device]
+    )
     rows = rows[(rows["start"] <= planted.finish.date()) & (rows["end"] >= planted.start)]
     assert len(rows) == 1, found[["event", "segment", "start", "end", "grain"]]
     return rows.iloc[0]
@@ -82,19 +86,27 @@ TWO_DAYS_MOBILE = Planted("add_payment_info", date(2024, 6, 18), 2, 0.0, "mobile
 
 @pytest.fixture(scope="module")
 def busy_store_incidents():
-    spec = ForeignStore(sessions_per_day=1000, seed=1,
-                        planted=[LONG_MOBILE, LONG_OUTAGE, SIX_HOURS, TWO_DAYS_MOBILE])
+    spec = ForeignStore(
+        sessions_per_day=1000,
+        seed=1,
+        planted=[LONG_MOBILE, LONG_OUTAGE, SIX_HOURS, TWO_DAYS_MOBILE],
+    )
     return incidents(spec)
 
 
 @pytest.mark.slow
-def test_at_a_thousand_sessions_a_day_each_planted_incident_is_reported_once(busy_store_incidents) -> None:
-    assert len(busy_store_incidents) == 4, busy_store_incidents[["event", "segment", "start", "end"]]
+def test_at_a_thousand_sessions_a_day_each_planted_incident_is_reported_once(
+    busy_store_incidents,
+) -> None:
+    assert len(busy_store_incidents) == 4, busy_store_incidents[
+        ["event", "segment", "start", "end"]
+    ]
 
 
 @pytest.mark.slow
 def test_at_a_thousand_sessions_a_day_the_month_on_mobile_and_the_twenty_days_on_all_are_dated_to_the_day(
-        busy_store_incidents) -> None:
+    busy_store_incidents,
+) -> None:
     assert_dated(busy_store_incidents, LONG_MOBILE, days=1)
     assert_dated(busy_store_incidents, LONG_OUTAGE, days=1)
     outage = one_for(busy_store_incidents, LONG_OUTAGE)
@@ -103,7 +115,8 @@ def test_at_a_thousand_sessions_a_day_the_month_on_mobile_and_the_twenty_days_on
 
 @pytest.mark.slow
 def test_at_a_thousand_sessions_a_day_a_six_hour_outage_after_a_long_one_is_dated_to_the_hour(
-        busy_store_incidents) -> None:
+    busy_store_incidents,
+) -> None:
     row = one_for(busy_store_incidents, SIX_HOURS)
     assert row["grain"] == "hour" and row["segment"] == "all traffic"
     assert abs((row["start_time"] - datetime(2024, 6, 10, 10)).total_seconds()) <= 3600
@@ -112,6 +125,7 @@ def test_at_a_thousand_sessions_a_day_a_six_hour_outage_after_a_long_one_is_date
 
 @pytest.mark.slow
 def test_at_a_thousand_sessions_a_day_two_days_of_failing_mobile_checkout_are_dated_on_mobile(
-        busy_store_incidents) -> None:
+    busy_store_incidents,
+) -> None:
     assert_dated(busy_store_incidents, TWO_DAYS_MOBILE, days=1)
     assert one_for(busy_store_incidents, TWO_DAYS_MOBILE)["rate"] < 0.1
