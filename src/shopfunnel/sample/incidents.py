@@ -8,6 +8,7 @@ by :func:`parse_incident` and documented there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -277,6 +278,38 @@ def _number(text: str, unit: str, what: str, spec: str) -> float:
         ) from exc
 
 
+def _segment(text: str) -> tuple[tuple[str, str], ...]:
+    """``device=mobile``, ``country=de``, a device name alone, or ``all`` (no segment)."""
+    if text.lower() == "all":
+        return ()
+    key, sep, value = text.partition("=")
+    if not sep:  # a device name alone
+        key, value = "device", key
+    key, value = key.strip().lower(), value.strip()
+    return ((key, value.upper() if key == "country" else value.lower()),)
+
+
+# kind: (class, syntax, the optional fields after START as (keyword, how to read it))
+_FORMS: dict[str, tuple[type, str, tuple[tuple[str, Callable[[str, str], object]], ...]]] = {
+    "checkout-failure": (CheckoutFailure, "checkout-failure:START[:DAYS[:DEVICE[:STEP]]]", (
+        ("days", lambda v, spec: _number(v, "d", "DAYS", spec)),
+        ("device", lambda v, spec: v.lower()),
+        ("step", lambda v, spec: v.lower()))),
+    "payment-outage": (PaymentOutage, "payment-outage:START[:HOURS]", (
+        ("hours", lambda v, spec: _number(v, "h", "HOURS", spec)),)),
+    "traffic-spike": (TrafficSpike, "traffic-spike:START[:DAYS[:CAMPAIGN[:CHANNEL[:MULTIPLIER]]]]", (
+        ("days", lambda v, spec: _number(v, "d", "DAYS", spec)),
+        ("campaign", lambda v, spec: v),
+        ("channel", lambda v, spec: v.lower()),
+        ("multiplier", lambda v, spec: _number(v, "x", "MULTIPLIER", spec)))),
+    "conversion-drop": (ConversionDrop, "conversion-drop:START[:DAYS[:STEP[:KEEP[:SEGMENT]]]]", (
+        ("days", lambda v, spec: _number(v, "d", "DAYS", spec)),
+        ("step", lambda v, spec: v.lower()),
+        ("keep", lambda v, spec: _number(v, "x", "KEEP", spec)),
+        ("segment", lambda v, spec: _segment(v)))),
+}
+
+
 def parse_incident(spec: str) -> Incident:
     """An incident from its text form (see :data:`INCIDENT_SYNTAX`)."""
     kind, fields = _split(spec)
@@ -287,66 +320,13 @@ def parse_incident(spec: str) -> Incident:
         )
     start = to_datetime(fields[0], what=f"--incident {spec!r}: start")
     args = fields[1:]
-    if kind == "checkout-failure":
-        if len(args) > 3:
-            raise ConfigError(
-                f"--incident {spec!r}: too many fields; syntax: "
-                "checkout-failure:START[:DAYS[:DEVICE[:STEP]]]"
-            )
-        kw: dict = {}
-        if len(args) > 0 and args[0]:
-            kw["days"] = _number(args[0], "d", "DAYS", spec)
-        if len(args) > 1 and args[1]:
-            kw["device"] = args[1].lower()
-        if len(args) > 2 and args[2]:
-            kw["step"] = args[2].lower()
-        return CheckoutFailure(start, **kw)
-    if kind == "payment-outage":
-        if len(args) > 1:
-            raise ConfigError(
-                f"--incident {spec!r}: too many fields; syntax: payment-outage:START[:HOURS]"
-            )
-        kw = {}
-        if args and args[0]:
-            kw["hours"] = _number(args[0], "h", "HOURS", spec)
-        return PaymentOutage(start, **kw)
-    if kind == "traffic-spike":
-        if len(args) > 4:
-            raise ConfigError(
-                f"--incident {spec!r}: too many fields; syntax: "
-                "traffic-spike:START[:DAYS[:CAMPAIGN[:CHANNEL[:MULTIPLIER]]]]"
-            )
-        kw = {}
-        if len(args) > 0 and args[0]:
-            kw["days"] = _number(args[0], "d", "DAYS", spec)
-        if len(args) > 1 and args[1]:
-            kw["campaign"] = args[1]
-        if len(args) > 2 and args[2]:
-            kw["channel"] = args[2].lower()
-        if len(args) > 3 and args[3]:
-            kw["multiplier"] = _number(args[3], "x", "MULTIPLIER", spec)
-        return TrafficSpike(start, **kw)
-    if kind == "conversion-drop":
-        if len(args) > 4:
-            raise ConfigError(
-                f"--incident {spec!r}: too many fields; syntax: "
-                "conversion-drop:START[:DAYS[:STEP[:KEEP[:SEGMENT]]]]"
-            )
-        kw = {}
-        if len(args) > 0 and args[0]:
-            kw["days"] = _number(args[0], "d", "DAYS", spec)
-        if len(args) > 1 and args[1]:
-            kw["step"] = args[1].lower()
-        if len(args) > 2 and args[2]:
-            kw["keep"] = _number(args[2], "x", "KEEP", spec)
-        if len(args) > 3 and args[3] and args[3].lower() != "all":
-            key, sep, value = args[3].partition("=")
-            if not sep:  # a device name alone
-                key, value = "device", key
-            key, value = key.strip().lower(), value.strip()
-            kw["segment"] = ((key, value.upper() if key == "country" else value.lower()),)
-        return ConversionDrop(start, **kw)
-    raise ConfigError(
-        f"--incident {spec!r}: unknown kind {kind!r}; use checkout-failure, payment-outage, "
-        "traffic-spike or conversion-drop"
-    )
+    if kind not in _FORMS:
+        raise ConfigError(
+            f"--incident {spec!r}: unknown kind {kind!r}; use checkout-failure, payment-outage, "
+            "traffic-spike or conversion-drop"
+        )
+    cls, syntax, optional = _FORMS[kind]
+    if len(args) > len(optional):
+        raise ConfigError(f"--incident {spec!r}: too many fields; syntax: {syntax}")
+    kw = {name: read(value, spec) for (name, read), value in zip(optional, args, strict=False) if value}
+    return cls(start, **kw)
