@@ -16,6 +16,7 @@ _EXPORTS: dict[str, str] = {
     "BayesianResult": "shopfunnel.experiments",
     "BetaGeoModel": "shopfunnel.customers.clv",
     "CheckoutFailure": "shopfunnel.sample",
+    "ConversionDrop": "shopfunnel.sample",
     "ConfigError": "shopfunnel.errors",
     "DiagnoseSettings": "shopfunnel.diagnosis.diagnose",
     "Diagnosis": "shopfunnel.diagnosis.diagnose",
@@ -26,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "GammaGammaModel": "shopfunnel.customers.clv",
     "HoldoutLift": "shopfunnel.experiments",
     "IncidentSettings": "shopfunnel.diagnosis.incidents",
+    "LevelShiftSettings": "shopfunnel.diagnosis.level_shifts",
     "InputError": "shopfunnel.errors",
     "LoadResult": "shopfunnel.store.store",
     "Mean": "shopfunnel.experiments",
@@ -78,6 +80,8 @@ _EXPORTS: dict[str, str] = {
     "export_audience": "shopfunnel.audiences",
     "find_incidents": "shopfunnel.diagnosis.incidents",
     "free_shipping": "shopfunnel.diagnosis.whatif",
+    "events_for_sessions": "shopfunnel.sample",
+    "find_level_shifts": "shopfunnel.diagnosis.level_shifts",
     "generate_sample": "shopfunnel.sample",
     "holdout_check": "shopfunnel.customers.clv",
     "holdout_lift": "shopfunnel.experiments",
@@ -173,6 +177,10 @@ if TYPE_CHECKING:
         IncidentSettings,
         find_incidents,
     )
+    from shopfunnel.diagnosis.level_shifts import (
+        LevelShiftSettings,
+        find_level_shifts,
+    )
     from shopfunnel.diagnosis.playbook import (
         load_playbook,
     )
@@ -267,9 +275,11 @@ if TYPE_CHECKING:
     )
     from shopfunnel.sample import (
         CheckoutFailure,
+        ConversionDrop,
         PaymentOutage,
         PlantedExperiment,
         TrafficSpike,
+        events_for_sessions,
         generate_sample,
         write_sample,
     )
@@ -306,6 +316,7 @@ __all__ = [
     "BetaGeoModel",
     "CheckoutFailure",
     "ConfigError",
+    "ConversionDrop",
     "DiagnoseSettings",
     "Diagnosis",
     "Draw",
@@ -316,6 +327,7 @@ __all__ = [
     "HoldoutLift",
     "IncidentSettings",
     "InputError",
+    "LevelShiftSettings",
     "LoadResult",
     "Mean",
     "Metric",
@@ -365,8 +377,10 @@ __all__ = [
     "enqueue_audience_changes",
     "erase_person",
     "evaluate_recommendations",
+    "events_for_sessions",
     "export_audience",
     "find_incidents",
+    "find_level_shifts",
     "free_shipping",
     "funnel",
     "generate_sample",

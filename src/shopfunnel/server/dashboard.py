@@ -360,10 +360,24 @@ def diagnosis_page(request: Request) -> Response:
         result = read(request, queries.diagnosis)
     except ShopfunnelError as exc:
         return render(request, "diagnosis.html", status=422, title="Diagnosis", error=str(exc),
-                      findings=pd.DataFrame(), recommendations=pd.DataFrame(), notes=[], result=None)
+                      findings=pd.DataFrame(), incidents=pd.DataFrame(), recommendations=pd.DataFrame(), notes=[],
+                      result=None)
     findings = result.findings[[c for c in FINDING_SHOWN if c in result.findings.columns]]
     return render(request, "diagnosis.html", title="Diagnosis", result=result, findings=findings,
+                  incidents=_incident_rows(result.incident_table()),
                   recommendations=result.recommendations(), notes=result.notes)
+
+
+def _incident_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The incident table with its rates, counts, money and p-values as people read them."""
+    from shopfunnel import format as fmt
+
+    out = table.copy()
+    for col, f in (("rate_before", fmt.pct), ("rate_during", fmt.pct), ("persons_lost", fmt.number),
+                   ("orders_lost", fmt.number), ("revenue_lost", fmt.money), ("p_adjusted", fmt.p_value),
+                   ("start", fmt.timestamp), ("end", fmt.timestamp)):
+        out[col] = [f(v) for v in out[col]]
+    return out.rename(columns=lambda c: c.replace("_", " "))
 
 
 EXPERIMENT_SHOWN = {"frequentist": ["metric", "variant", "n_control", "n_variant", "control_mean",
