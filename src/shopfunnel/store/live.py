@@ -567,7 +567,12 @@ def prune(store: Any, generation: int) -> None:
 def forget(store_path: str) -> tuple[str, ...]:
     """Delete a store file's segments (erasing a person: they hold its rows)."""
     folder = delta_folder(store_path)
-    if folder is None or not folder.exists():
+    if folder is None:
+        return ()
+    with _LOCK:  # and the copies read into memory
+        for cached in [k for k in _LOADED if Path(k[0]).parent == folder]:
+            del _LOADED[cached]
+    if not folder.exists():
         return ()
     shutil.rmtree(folder, ignore_errors=True)
     return (str(folder),)
