@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from shopfunnel.errors import ConfigError, StoreError
+from shopfunnel.store import live
 from shopfunnel.store.db import Database, quote_ident, quote_literal
 from shopfunnel.store.store import Store
-from shopfunnel.store import live
 from shopfunnel.store.timeline import folder_for
 
 AUDIT_TABLE = "erasures"
