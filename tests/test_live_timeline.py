@@ -259,3 +259,15 @@ def test_new_event_names_and_channels_in_a_delta_get_codes_of_their_own(tmp_path
     assert result.steps["persons"].tolist() == [4, 1]
     assert_same(funnel(store, ["a", "brand_new_step"], by="channel", engine=rebuilt(store)),
                 result)
+
+
+def test_a_load_that_grows_the_delta_past_the_threshold_compacts_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(live, "COMPACT_MIN_ROWS", 3)
+    store = small_store(tmp_path)  # a side of 3 rows (2 appended, p's base row): kept
+    assert len(list((tmp_path / "s.duckdb.timeline.delta").iterdir())) == 1
+    store.load(log(("t", 0, "a"), ("t", 1, "b")).assign(event_id=["m1", "m2"]))
+    # 4 delta rows and p's base row: past the threshold, folded by the load
+    assert list((tmp_path / "s.duckdb.timeline.delta").iterdir()) == []
+    tl = LocalEngine(store).timeline()
+    assert tl.side is None and tl.key == tl_mod.store_key(store.db)
+    assert funnel(store, ["a", "b"]).steps["persons"].tolist() == [4, 3]

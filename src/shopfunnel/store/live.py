@@ -143,7 +143,7 @@ def wanted(store: Any) -> bool:
     """Whether loads into ``store`` should write segments: its timeline is kept (in
     memory, or a folder beside the file) or it runs live (``store.live_timeline``: the
     server keeps segments from its first batch on, so a base built later can use them)."""
-    if getattr(store, "live_timeline", False):
+    if store.live_timeline:
         return True
     if store.path == ":memory:":
         with _LOCK:
@@ -370,8 +370,9 @@ def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return starts + np.arange(total, dtype=np.int64)
 
 
-def _base(store: Any, cached: Timeline | None) -> list[Timeline]:
-    """Bases to extend, best first: the one behind the cached view, then the one on disk."""
+def _base(store: Any, cached: Timeline | None, store_id: str | None) -> list[Timeline]:
+    """Bases to extend, best first: the one behind the cached view, then the one on disk
+    (only those of ``store_id`` when given)."""
     out = []
     if cached is not None:
         out.append(cached.live.base if cached.live is not None else cached)
@@ -380,14 +381,13 @@ def _base(store: Any, cached: Timeline | None) -> list[Timeline]:
         on_disk = Timeline.open(folder, None)
         if on_disk is not None and (not out or on_disk.key != out[0].key):
             out.append(on_disk)
-    store_id = store_key(store.db).rsplit(":", 2)[0]
-    return [b for b in out if key_parts(b.key)[0] == store_id]
+    return [b for b in out if store_id is None or key_parts(b.key)[0] == store_id]
 
 
 def view(store: Any, key: str, cached: Timeline | None = None) -> Timeline | None:
     """The timeline of ``store`` at ``key`` made from a base and its segments, without
     reading the store's events; None when no base's chain reaches ``key``."""
-    for base in _base(store, cached):
+    for base in _base(store, cached, key_parts(key)[0]):
         if base.key == key:
             return base
         segs = chain(store, base.key, key)
@@ -455,10 +455,24 @@ def delta_rows(store: Any) -> int:
 
 
 def needs_compaction(tl: Timeline) -> bool:
-    """Whether a view's side has grown past the threshold for folding it into a base."""
+    """Whether a view's side has grown past the threshold for folding it into a base:
+    more than :data:`COMPACT_MIN_ROWS` rows and :data:`COMPACT_SHARE` of the base."""
     if tl.side is None:
         return False
     return len(tl.side) > max(COMPACT_MIN_ROWS, COMPACT_SHARE * len(tl))
+
+
+def compact_if_large(store: Any) -> Timeline | None:
+    """After a load outside the server (which compacts in its own thread): fold the delta
+    into a new base when :func:`needs_compaction` says so (the load pays for it once,
+    instead of every funnel paying for a large side)."""
+    key = store_key(store.db)
+    with _LOCK:
+        cached = tl_mod._CACHE.get(store)
+    tl = view(store, key, cached)
+    if tl is None or not needs_compaction(tl):
+        return None
+    return compact(store)
 
 
 # -- compacting -------------------------------------------------------------------------
@@ -475,7 +489,7 @@ def compact(store: Any) -> Timeline | None:
     try:
         with _LOCK:
             cached = tl_mod._CACHE.get(store)
-        for base in _base(store, cached):
+        for base in _base(store, cached, None):  # no store read: loads may be running
             segs = chain(store, base.key)
             if not segs:
                 continue

@@ -83,6 +83,9 @@ class Store:
     >>> store = Store(":memory:")
     >>> store.load(events_df)        # pandas, Polars, Arrow, or a file path
     >>> store.info()["events"]
+
+    A load into a store whose funnel timeline is kept extends the timeline with a sorted
+    delta instead of making it stale (:mod:`shopfunnel.store.live`, ADR 0150).
     """
 
     def __init__(
@@ -94,6 +97,9 @@ class Store:
     ):
         self.path = str(path)
         self.session_timeout_seconds = parse_duration_seconds(session_timeout)
+        # set by the server's writer: every load extends the funnel timeline with a delta
+        # (even before a base exists), and a thread of the server compacts it (ADR 0151)
+        self.live_timeline = False
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(
                 f"no store at {self.path!r}: create one with `shopfunnel ingest FILE --db "
@@ -313,8 +319,9 @@ class Store:
                 self._bump_generation()
         if from_key is not None:
             try:
-                if added:
-                    live.append(self, from_key, store_key(db))
+                if added and live.append(self, from_key, store_key(db)) is not None and (
+                        not self.live_timeline):
+                    live.compact_if_large(self)  # a live server compacts in its own thread
             finally:
                 db.execute("DROP TABLE IF EXISTS __fresh")
                 db.execute("DROP TABLE IF EXISTS __moved")
