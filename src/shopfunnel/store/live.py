@@ -115,9 +115,11 @@ class Segment:
         path = folder / f"{self.generation:012d}.npz"
         tmp = folder / f".{uuid.uuid4().hex[:8]}.tmp"
         try:
+            arrays: dict[str, Any] = {
+                "__meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                "__retract": self.retract, **self.columns}
             with open(tmp, "wb") as fh:
-                np.savez(fh, __meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-                         __retract=self.retract, **self.columns)
+                np.savez(fh, **arrays)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -332,15 +334,16 @@ def compose(base: Timeline, segments: list[Segment]) -> Timeline:
     side_cols = {c: a[order] for c, a in side_cols.items()}
     event = np.array(base.event)  # the base's rows of side persons take part in nothing
     event[_ranges(lo, hi)] = 0
-    common = {"key": segments[-1].to_key, "events": events, "labels": labels,
-              "sessions_nested": bool(nested)}
-    side = Timeline(person=side_cols["person"], t=side_cols["t"], event=side_cols["event"],
-                    session=side_cols.get("session"),
-                    dims={d: side_cols[f"dim_{d}"] for d in base.dims}, **common)
+    key = segments[-1].to_key
+    side = Timeline(key=key, person=side_cols["person"], t=side_cols["t"],
+                    event=side_cols["event"], events=events, session=side_cols.get("session"),
+                    dims={d: side_cols[f"dim_{d}"] for d in base.dims}, labels=labels,
+                    sessions_nested=bool(nested))
     state = LiveState(base, list(segments), lo, hi, int((hi - lo).sum()), len(moved),
                       len(delta["t"]))
-    return Timeline(person=base.person, t=base.t, event=event, session=base.session,
-                    dims=base.dims, side=side, live=state, files=base.files, **common)
+    return Timeline(key=key, person=base.person, t=base.t, event=event, events=events,
+                    session=base.session, dims=base.dims, labels=labels,
+                    sessions_nested=bool(nested), side=side, live=state, files=base.files)
 
 
 def _rows(part: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:

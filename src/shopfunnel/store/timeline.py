@@ -100,7 +100,7 @@ class Timeline:
         if isinstance(arr, np.memmap) and fd is not None:
             # through the file opened with the timeline: a compaction that puts a new
             # timeline in its place while a funnel runs does not change what it reads
-            out = np.empty(stop - start, dtype=arr.dtype)
+            out: Any = np.empty(stop - start, dtype=arr.dtype)
             view = memoryview(out).cast("B")
             at, offset = 0, arr.offset + start * arr.itemsize
             while at < len(view):
