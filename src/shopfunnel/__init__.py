@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "IncidentSettings": "shopfunnel.diagnosis.incidents",
     "LevelShiftSettings": "shopfunnel.diagnosis.level_shifts",
     "InputError": "shopfunnel.errors",
+    "Journey": "shopfunnel.journey.person",
     "LoadResult": "shopfunnel.store.store",
     "Mean": "shopfunnel.experiments",
     "Metric": "shopfunnel.experiments",
@@ -38,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "OfferResult": "shopfunnel.programs.offers",
     "PaymentOutage": "shopfunnel.sample",
     "PlantedExperiment": "shopfunnel.sample",
+    "ProgramsOverview": "shopfunnel.programs.overview",
     "Proportion": "shopfunnel.experiments",
     "Ratio": "shopfunnel.experiments",
     "ReferralRule": "shopfunnel.programs.referrals",
@@ -101,9 +103,11 @@ _EXPORTS: dict[str, str] = {
     "orders_per_customer": "shopfunnel.customers.retention",
     "parse_tiers": "shopfunnel.diagnosis.whatif",
     "pay_referrals": "shopfunnel.programs.referrals",
+    "person_journey": "shopfunnel.journey.person",
     "place_persons": "shopfunnel.stages.placement",
     "placement": "shopfunnel.stages.placement",
     "preview_list": "shopfunnel.programs.giveaways",
+    "programs_overview": "shopfunnel.programs.overview",
     "qualifying_persons": "shopfunnel.programs.audience",
     "quantile_scores": "shopfunnel.customers.rfm",
     "recommend_for_persons": "shopfunnel.programs.recommend",
@@ -233,6 +237,7 @@ if TYPE_CHECKING:
         load_cdnow,
         load_dataset,
     )
+    from shopfunnel.journey.person import Journey, person_journey
     from shopfunnel.model import (
         Model,
         Stage,
@@ -258,6 +263,7 @@ if TYPE_CHECKING:
         near_threshold,
         offer_result,
     )
+    from shopfunnel.programs.overview import ProgramsOverview, programs_overview
     from shopfunnel.programs.recommend import (
         evaluate_recommendations,
         recommend_for_persons,
@@ -327,6 +333,7 @@ __all__ = [
     "HoldoutLift",
     "IncidentSettings",
     "InputError",
+    "Journey",
     "LevelShiftSettings",
     "LoadResult",
     "Mean",
@@ -337,6 +344,7 @@ __all__ = [
     "OfferResult",
     "PaymentOutage",
     "PlantedExperiment",
+    "ProgramsOverview",
     "Proportion",
     "Ratio",
     "ReferralRule",
@@ -402,9 +410,11 @@ __all__ = [
     "orders_per_customer",
     "parse_tiers",
     "pay_referrals",
+    "person_journey",
     "place_persons",
     "placement",
     "preview_list",
+    "programs_overview",
     "qualifying_persons",
     "quantile_scores",
     "recommend_for_persons",

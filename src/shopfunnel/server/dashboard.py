@@ -35,7 +35,8 @@ router = APIRouter(include_in_schema=False)
 NAV: list[tuple[str, str]] = [
     ("/", "Overview"), ("/funnel", "Funnel"), ("/stages", "Stages"), ("/retention", "Retention & RFM"),
     ("/diagnosis", "Diagnosis"), ("/experiments", "Experiments"),
-    ("/persons", "Persons"), ("/events", "Events"), ("/keys", "Keys"),
+    ("/programs", "Programs"), ("/persons", "Persons"), ("/journey", "Person"), ("/events", "Events"),
+    ("/keys", "Keys"),
 ]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
