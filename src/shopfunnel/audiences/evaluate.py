@@ -126,6 +126,18 @@ def match_sql(events: Sequence[str], where: Mapping[str, Any], params: list[Any]
     return "(" + " AND ".join(parts) + ")"
 
 
+def orders_as_of(store: Store, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The store's orders as they stood at ``as_of`` (module docstring): order_id,
+    person_id, ts, value."""
+    return store.db.df(
+        """
+        SELECT order_id, arg_min(person_id, ts) AS person_id, min(ts) AS ts,
+               coalesce(sum(CAST(value AS DOUBLE)), 0) AS value
+        FROM events WHERE event = 'purchase' AND order_id IS NOT NULL AND ts <= ?
+        GROUP BY order_id ORDER BY order_id
+        """, [as_of])
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -155,13 +167,7 @@ class Context:
 
     def orders(self) -> pd.DataFrame:
         """The orders at ``as_of``: order_id, person_id, ts, value."""
-        return self.once("orders", lambda: self.store.db.df(
-            """
-            SELECT order_id, arg_min(person_id, ts) AS person_id, min(ts) AS ts,
-                   coalesce(sum(CAST(value AS DOUBLE)), 0) AS value
-            FROM events WHERE event = 'purchase' AND order_id IS NOT NULL AND ts <= ?
-            GROUP BY order_id ORDER BY order_id
-            """, [self.as_of]))
+        return self.once("orders", lambda: orders_as_of(self.store, self.as_of))
 
     def evaluate(self, rule: Any) -> pd.Index:
         """The person ids of ``rule`` (a rule or an audience's name), sorted."""

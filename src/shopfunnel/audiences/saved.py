@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import json
 import tomllib
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -157,7 +157,7 @@ def create_audience(
     _check_references(audience, {**known, name: audience})
     tables.ensure_tables(store.db)
     store.db.execute("INSERT INTO audiences VALUES (?, ?, ?, ?)",
-                     [name, rule_json(parsed), description, _now()])
+                     [name, rule_json(parsed), description, tables.utc_now()])
     return audience
 
 
@@ -242,7 +242,3 @@ def _check_references(audience: Audience, known: dict[str, Audience]) -> None:
         seen.pop()
 
     walk(audience.name)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)

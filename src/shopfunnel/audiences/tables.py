@@ -23,6 +23,8 @@ table as empty.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from shopfunnel.store.db import Database
 
 DDL: dict[str, str] = {
@@ -70,3 +72,8 @@ def ensure_tables(db: Database) -> None:
 def has_table(db: Database, name: str) -> bool:
     """Whether the store has the table ``name`` (a read-only store may not)."""
     return db.table_exists(name)
+
+
+def utc_now() -> datetime:
+    """The wall clock as the store keeps times: naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
