@@ -235,6 +235,33 @@ def left_behind(store: Store, person_ids: list[str], *, start: pd.Timestamp,
     return out[columns]
 
 
+def profiles(store: Store, person_ids: list[str], *, as_of: pd.Timestamp) -> pd.DataFrame:
+    """One row per person of ``person_ids`` (in that order) from their events at or before
+    ``as_of``: ``first_seen``, ``last_seen``, ``orders`` (distinct order ids of purchases)
+    and ``revenue`` (sum of purchase values, refunds not subtracted)."""
+    people = pd.DataFrame({"person_id": pd.Series(list(person_ids), dtype=object)})
+    if people.empty:
+        return people.assign(first_seen=pd.Series([], dtype="datetime64[us]"),
+                             last_seen=pd.Series([], dtype="datetime64[us]"), orders=0, revenue=0.0)
+    store.db.register("__profile_persons", people)
+    try:
+        found = store.db.df(
+            """
+            SELECT e.person_id, min(e.ts) AS first_seen, max(e.ts) AS last_seen,
+                   count(DISTINCT e.order_id) FILTER (WHERE e.event = 'purchase') AS orders,
+                   coalesce(sum(CAST(e.value AS DOUBLE)) FILTER (WHERE e.event = 'purchase'), 0)
+                       AS revenue
+            FROM events e JOIN __profile_persons p USING (person_id)
+            WHERE e.ts <= ? GROUP BY e.person_id
+            """, [as_of])
+    finally:
+        store.db.unregister("__profile_persons")
+    out = people.merge(found, on="person_id", how="left")
+    out["orders"] = out["orders"].fillna(0).astype("int64")
+    out["revenue"] = out["revenue"].fillna(0.0).astype(float)
+    return out
+
+
 def export_audience(audience: pd.DataFrame, platform: Platform, *,
                     contacts: bool = False) -> pd.DataFrame:
     """The audience in the columns and hashing the platform expects (see module docstring).

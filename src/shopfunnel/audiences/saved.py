@@ -19,6 +19,7 @@ import difflib
 import json
 import tomllib
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -39,6 +40,19 @@ from shopfunnel.model import DEFAULT_FILE, Model, load_model
 from shopfunnel.store.store import Store
 
 SECTION = "audiences"
+
+
+def store_model(db: str | Path | None = None, path: str | Path | None = None) -> Model:
+    """The model file for a store: ``path`` when given; else ``shopfunnel.toml`` in the
+    current directory; else ``shopfunnel.toml`` beside the store file ``db``; else the
+    defaults. (So a cron job that runs elsewhere still finds the audiences and flows
+    declared beside the store.)"""
+    if path is not None:
+        return load_model(path)
+    if Path(DEFAULT_FILE).is_file() or db is None or str(db) == ":memory:":
+        return load_model(None)
+    beside = Path(db).resolve().parent / DEFAULT_FILE
+    return load_model(beside) if beside.is_file() else load_model(None)
 
 
 def model_audiences(model: Model) -> list[Audience]:
