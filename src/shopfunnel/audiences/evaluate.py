@@ -308,7 +308,8 @@ def customer_values(orders: pd.DataFrame, as_of: pd.Timestamp, horizon: str | fl
         spend: GammaGammaModel | None = GammaGammaModel().fit(summary)
     except InputError:  # too few repeat buyers: value from their own mean order value
         spend = None
-    table = customer_value(summary, purchases, spend, horizon=seconds(horizon) / (7 * 86_400))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a degenerate fit: NaN
+        table = customer_value(summary, purchases, spend, horizon=seconds(horizon) / (7 * 86_400))
     if spend is None:
         table["expected_value"] = table["expected_purchases"] * table["revenue"] / table["orders"]
     out = table.reset_index().rename(columns={table.index.name or "index": "person_id",

@@ -125,25 +125,22 @@ def members(
     Every rule is defined in :mod:`shopfunnel.audiences.evaluate` (and docs/audiences.md).
     """
     model = model or load_model()
+    known = {a.name: a for a in all_audiences(store, model)}
+    if isinstance(audience, str):
+        target = known.get(audience) or get_audience(store, audience, model)
+    else:
+        target = audience if isinstance(audience, Audience) else Audience(
+            name="unnamed", rule=audience, source="store")
+    _check_references(target, {**known, target.name: target})
     when = resolve_as_of(store, as_of)
     if when is None:
         return pd.DataFrame({"person_id": pd.Series([], dtype=object)})
-    known: dict[str, Audience] | None = None
 
     def resolve(name: str) -> Audience:
-        nonlocal known
-        if known is None:
-            known = {a.name: a for a in all_audiences(store, model)}
-        if name not in known:
-            return get_audience(store, name, model)  # raises with the closest names
         return known[name]
 
     ctx = Context(store=store, as_of=when, model=model, resolve=resolve)
-    if isinstance(audience, str):
-        ids = ctx.named(audience)
-    else:
-        rule = audience.rule if isinstance(audience, Audience) else audience
-        ids = ctx.evaluate(rule)
+    ids = ctx.named(audience) if isinstance(audience, str) else ctx.evaluate(target.rule)
     return pd.DataFrame({"person_id": pd.Series(list(ids), dtype=object)})
 
 
@@ -244,7 +241,7 @@ def _check_references(audience: Audience, known: dict[str, Audience]) -> None:
     def walk(name: str) -> None:
         if name in seen:
             loop = " → ".join([*seen[seen.index(name):], name])
-            raise ConfigError(f"audience {audience.name!r} would refer to itself ({loop})")
+            raise ConfigError(f"audience {audience.name!r} refers to itself ({loop}): break the loop")
         if name not in known:
             close = difflib.get_close_matches(name, list(known), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
