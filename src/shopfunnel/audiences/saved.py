@@ -126,12 +126,13 @@ def members(
     """
     model = model or load_model()
     known = {a.name: a for a in all_audiences(store, model)}
+    target: Audience | None = None
+    rule = audience
     if isinstance(audience, str):
         target = known.get(audience) or get_audience(store, audience, model)
-    else:
-        target = audience if isinstance(audience, Audience) else Audience(
-            name="unnamed", rule=audience, source="store")
-    _check_references(target, {**known, target.name: target})
+    elif isinstance(audience, Audience):
+        target, rule = audience, audience.rule
+    _check_references(target, known if target is None else {**known, target.name: target}, rule)
     when = resolve_as_of(store, as_of)
     if when is None:
         return pd.DataFrame({"person_id": pd.Series([], dtype=object)})
@@ -140,7 +141,7 @@ def members(
         return known[name]
 
     ctx = Context(store=store, as_of=when, model=model, resolve=resolve)
-    ids = ctx.named(audience) if isinstance(audience, str) else ctx.evaluate(target.rule)
+    ids = ctx.named(audience) if isinstance(audience, str) else ctx.evaluate(rule)
     return pd.DataFrame({"person_id": pd.Series(list(ids), dtype=object)})
 
 
@@ -235,21 +236,27 @@ def parse_rule_text(text: str) -> dict[str, Any]:
     return data
 
 
-def _check_references(audience: Audience, known: dict[str, Audience]) -> None:
+def _check_references(audience: Audience | None, known: dict[str, Audience], rule: Any = None) -> None:
+    """Every name ``audience`` (or an unnamed ``rule``) refers to exists, and none leads
+    back to itself."""
     seen: list[str] = []
+    label = f"audience {audience.name!r}" if audience is not None else "the rule"
 
     def walk(name: str) -> None:
         if name in seen:
             loop = " → ".join([*seen[seen.index(name):], name])
-            raise ConfigError(f"audience {audience.name!r} refers to itself ({loop}): break the loop")
+            raise ConfigError(f"{label} refers to itself ({loop}): break the loop")
         if name not in known:
             close = difflib.get_close_matches(name, list(known), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ConfigError(f"audience {audience.name!r} refers to {name!r}, which does not "
-                              f"exist{hint}")
+            raise ConfigError(f"{label} refers to {name!r}, which does not exist{hint}")
         seen.append(name)
         for ref in references(known[name].rule):
             walk(ref)
         seen.pop()
 
-    walk(audience.name)
+    if audience is not None:
+        walk(audience.name)
+    else:
+        for ref in references(rule):
+            walk(ref)
