@@ -27,6 +27,7 @@ import hashlib
 import re
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from shopfunnel.durations import parse_duration_seconds
@@ -170,7 +171,7 @@ def _cart_lines(events: pd.DataFrame) -> tuple[list[str], float]:
     loose_value = 0.0
     for event in events.itertuples():
         sign = 1 if event.event == "add_to_cart" else -1
-        items = [] if event.items is None or isinstance(event.items, float) else list(event.items)
+        items = list(event.items) if isinstance(event.items, list | tuple | np.ndarray) else []
         if items:
             for item in items:
                 key = item.get("item_id") or item.get("item_name") or "?"
