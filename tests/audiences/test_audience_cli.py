@@ -35,15 +35,30 @@ def db(tmp_path: Path) -> str:
     path = tmp_path / "shop.duckdb"
     contact = json.dumps({"email": "Ann@Example.com", "phone": "+1 650 555 0123"})
     with Store(path) as store:
-        store.load(log(
-            ("ann", 0, "page_view", {"properties": contact}),
-            ("ann", 1, "add_to_cart", {"items": [{"item_id": "shoe", "item_name": "Shoe",
-                                                  "item_category": "shoes", "price": 50.0,
-                                                  "quantity": 1}]}),
-            ("bob", 0, "view_item"),
-            ("cat", 0, "purchase", {"order_id": "o1", "value": 20.0}),
-            ("clock", 6 * HOUR, "page_view"),
-        ))
+        store.load(
+            log(
+                ("ann", 0, "page_view", {"properties": contact}),
+                (
+                    "ann",
+                    1,
+                    "add_to_cart",
+                    {
+                        "items": [
+                            {
+                                "item_id": "shoe",
+                                "item_name": "Shoe",
+                                "item_category": "shoes",
+                                "price": 50.0,
+                                "quantity": 1,
+                            }
+                        ]
+                    },
+                ),
+                ("bob", 0, "view_item"),
+                ("cat", 0, "purchase", {"order_id": "o1", "value": 20.0}),
+                ("clock", 6 * HOUR, "page_view"),
+            )
+        )
     return str(path)
 
 
@@ -55,13 +70,31 @@ def test_list_shows_the_built_ins(db: str) -> None:
 
 
 def test_create_show_refresh_history_and_delete(db: str) -> None:
-    run("audience", "create", "carts-no-buyers", "--all", "abandoned-carts", "--but-not",
-        "one-time-buyers", "--db", db)
-    run("audience", "create", "viewers", "--rule", '{kind = "events", event = "view_item"}',
-        "--db", db)
+    run(
+        "audience",
+        "create",
+        "carts-no-buyers",
+        "--all",
+        "abandoned-carts",
+        "--but-not",
+        "one-time-buyers",
+        "--db",
+        db,
+    )
+    run(
+        "audience",
+        "create",
+        "viewers",
+        "--rule",
+        '{kind = "events", event = "view_item"}',
+        "--db",
+        db,
+    )
     shown = frame(run("audience", "show", "carts-no-buyers", "--db", db, "--format", "json"))
     assert list(shown["person_id"]) == ["ann"] and "email" not in shown.columns
-    changes = run("audience", "refresh", "carts-no-buyers", "viewers", "--db", db, "--format", "csv")
+    changes = run(
+        "audience", "refresh", "carts-no-buyers", "viewers", "--db", db, "--format", "csv"
+    )
     assert changes.splitlines()[0] == "audience,person_id,change,at,entry_id"
     assert sorted(line.split(",")[1] for line in changes.splitlines()[1:]) == ["ann", "bob"]
     history = json.loads(run("audience", "history", "viewers", "--db", db, "--format", "json"))
@@ -83,8 +116,19 @@ def test_exports_carry_contacts_only_when_asked_and_hashed_for_platforms(db: str
     asked = run("audience", "show", "abandoned-carts", "--db", db, "--contacts", "--format", "csv")
     assert "Ann@Example.com" in asked
     meta = tmp_path / "meta.csv"
-    run("audience", "show", "abandoned-carts", "--db", db, "--export", "meta", "--format", "csv",
-        "--out", str(meta))
+    run(
+        "audience",
+        "show",
+        "abandoned-carts",
+        "--db",
+        db,
+        "--export",
+        "meta",
+        "--format",
+        "csv",
+        "--out",
+        str(meta),
+    )
     text = meta.read_text()
     assert text.splitlines()[0] == "EMAIL,PHONE,EXTERN_ID" and "example.com" not in text.lower()
 
@@ -95,11 +139,24 @@ def test_the_old_abandoned_carts_command_still_works(db: str) -> None:
 
 
 def test_flow_run_marks_sends_and_a_dry_run_does_not(db: str, tmp_path) -> None:
-    dry = json.loads(run("flow", "run", "cart-abandonment", "--db", db, "--dry-run", "--format", "json"))
+    dry = json.loads(
+        run("flow", "run", "cart-abandonment", "--db", db, "--dry-run", "--format", "json")
+    )
     assert dry["counts"]["due"] == 1 and dry["due"][0]["cart_items"] == "Shoe"
     assert json.loads(run("flow", "sent", "--db", db, "--format", "json")) == []
     out = tmp_path / "due.csv"
-    run("flow", "run", "cart-abandonment", "--db", db, "--contacts", "--format", "csv", "--out", str(out))
+    run(
+        "flow",
+        "run",
+        "cart-abandonment",
+        "--db",
+        db,
+        "--contacts",
+        "--format",
+        "csv",
+        "--out",
+        str(out),
+    )
     due = pd.read_csv(out)
     assert list(due["person_id"]) == ["ann"] and due["email"][0] == "Ann@Example.com"
     again = json.loads(run("flow", "run", "cart-abandonment", "--db", db, "--format", "json"))
@@ -109,8 +166,20 @@ def test_flow_run_marks_sends_and_a_dry_run_does_not(db: str, tmp_path) -> None:
 
 
 def test_flow_at_a_given_time(db: str) -> None:
-    early = json.loads(run("flow", "run", "cart-abandonment", "--db", db, "--dry-run",
-                           "--now", "2024-03-01T15:00", "--format", "json"))
+    early = json.loads(
+        run(
+            "flow",
+            "run",
+            "cart-abandonment",
+            "--db",
+            db,
+            "--dry-run",
+            "--now",
+            "2024-03-01T15:00",
+            "--format",
+            "json",
+        )
+    )
     assert early["counts"]["due"] == 0  # the cart (12:01) is under 4 hours old at 15:00
 
 
@@ -121,11 +190,15 @@ def test_flow_without_a_command_shows_help(db: str) -> None:
 def test_the_model_file_beside_the_store_is_read(db: str, monkeypatch, tmp_path) -> None:
     (Path(db).parent / "shopfunnel.toml").write_text(
         '[audiences.viewers]\nkind = "events"\nevent = "view_item"\n\n'
-        '[flows.cart-abandonment]\ndelay = "10h"\n', encoding="utf-8")
+        '[flows.cart-abandonment]\ndelay = "10h"\n',
+        encoding="utf-8",
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     shown = frame(run("audience", "show", "viewers", "--db", db, "--format", "json"))
     assert list(shown["person_id"]) == ["bob"]
-    dry = json.loads(run("flow", "run", "cart-abandonment", "--db", db, "--dry-run", "--format", "json"))
+    dry = json.loads(
+        run("flow", "run", "cart-abandonment", "--db", db, "--dry-run", "--format", "json")
+    )
     assert dry["counts"]["due"] == 0  # 10 hours now

@@ -43,8 +43,15 @@ def sent(store: Store, flow: str | Flow, now: pd.Timestamp, model: Model = MODEL
 
 
 def item(item_id: str, price: float, quantity: int = 1, category: str = "x") -> list[dict]:
-    return [{"item_id": item_id, "item_name": item_id.title(), "item_category": category,
-             "price": price, "quantity": quantity}]
+    return [
+        {
+            "item_id": item_id,
+            "item_name": item_id.title(),
+            "item_category": category,
+            "price": price,
+            "quantity": quantity,
+        }
+    ]
 
 
 def buy(order_id: str, value: float = 10.0) -> dict:
@@ -52,7 +59,9 @@ def buy(order_id: str, value: float = 10.0) -> dict:
 
 
 # -- cart abandonment ----------------------------------------------------------------------------
-def test_cart_abandonment_is_due_at_exactly_four_hours_and_not_a_microsecond_before(store: Store) -> None:
+def test_cart_abandonment_is_due_at_exactly_four_hours_and_not_a_microsecond_before(
+    store: Store,
+) -> None:
     store.load(log(("a", 0, "add_to_cart")))
     assert due(store, "cart-abandonment", at(4 * HOUR) - US) == []
     assert due(store, "cart-abandonment", at(4 * HOUR)) == ["a"]
@@ -66,12 +75,17 @@ def test_beginning_checkout_triggers_cart_abandonment_too(store: Store) -> None:
 
 
 def test_a_purchase_exits_the_flow_before_or_after_it_fell_due(store: Store) -> None:
-    store.load(log(
-        ("bought-in-time", 0, "add_to_cart"), ("bought-in-time", 2 * HOUR, "purchase", buy("o1")),
-        ("bought-late", 0, "add_to_cart"), ("bought-late", 5 * HOUR, "purchase", buy("o2")),
-        ("same-instant", 0, "add_to_cart"), ("same-instant", 0, "purchase", buy("o3")),
-        ("never", 0, "add_to_cart"),
-    ))
+    store.load(
+        log(
+            ("bought-in-time", 0, "add_to_cart"),
+            ("bought-in-time", 2 * HOUR, "purchase", buy("o1")),
+            ("bought-late", 0, "add_to_cart"),
+            ("bought-late", 5 * HOUR, "purchase", buy("o2")),
+            ("same-instant", 0, "add_to_cart"),
+            ("same-instant", 0, "purchase", buy("o3")),
+            ("never", 0, "add_to_cart"),
+        )
+    )
     run = due_now(store, "cart-abandonment", now=at(6 * HOUR), model=MODEL)
     assert list(run.due["person_id"]) == ["never"]
     assert run.counts["exited"] == 3
@@ -92,7 +106,9 @@ def test_a_flow_is_sent_once_per_trigger_and_a_dry_run_marks_nothing(store: Stor
     assert list(record["sent_at"]) == [at(5 * HOUR)] and list(record["due_at"]) == [at(4 * HOUR)]
 
 
-def test_cooldown_skips_a_trigger_due_within_seven_days_of_the_last_send_for_good(store: Store) -> None:
+def test_cooldown_skips_a_trigger_due_within_seven_days_of_the_last_send_for_good(
+    store: Store,
+) -> None:
     store.load(log(("a", 0, "add_to_cart"), ("a", 1 * DAY, "add_to_cart")))
     assert sent(store, "cart-abandonment", at(5 * HOUR)) == ["a"]  # sent at 5h
     run = due_now(store, "cart-abandonment", now=at(DAY + 5 * HOUR), model=MODEL)
@@ -103,8 +119,14 @@ def test_cooldown_skips_a_trigger_due_within_seven_days_of_the_last_send_for_goo
 
 def test_a_new_trigger_due_exactly_when_the_cooldown_ends_is_sent(store: Store) -> None:
     # sent at 5h; a cart at 7d + 1h is due at 7d + 5h, exactly 7 days after the send
-    store.load(log(("a", 0, "add_to_cart"), ("a", 7 * DAY + HOUR, "add_to_cart"),
-                   ("b", 0, "add_to_cart"), ("b", 7 * DAY + HOUR - 1e-6 / 60, "add_to_cart")))
+    store.load(
+        log(
+            ("a", 0, "add_to_cart"),
+            ("a", 7 * DAY + HOUR, "add_to_cart"),
+            ("b", 0, "add_to_cart"),
+            ("b", 7 * DAY + HOUR - 1e-6 / 60, "add_to_cart"),
+        )
+    )
     assert sent(store, "cart-abandonment", at(5 * HOUR)) == ["a", "b"]
     run = run_flow(store, "cart-abandonment", now=at(8 * DAY), model=MODEL)
     assert list(run.due["person_id"]) == ["a"]  # b's second cart fell due a microsecond early
@@ -122,26 +144,36 @@ def test_a_trigger_older_than_the_lookback_has_expired(store: Store) -> None:
 def test_browse_abandonment_takes_viewers_who_did_not_cart_and_cart_abandonment_the_others(
     store: Store,
 ) -> None:
-    store.load(log(
-        ("viewer", 0, "view_item", {"items": item("hat", 20.0)}),
-        ("carter", 0, "view_item", {"items": item("shoe", 50.0)}),
-        ("carter", 10, "add_to_cart", {"items": item("shoe", 50.0)}),
-        ("checkout", 0, "view_item"), ("checkout", 5, "begin_checkout"),
-    ))
+    store.load(
+        log(
+            ("viewer", 0, "view_item", {"items": item("hat", 20.0)}),
+            ("carter", 0, "view_item", {"items": item("shoe", 50.0)}),
+            ("carter", 10, "add_to_cart", {"items": item("shoe", 50.0)}),
+            ("checkout", 0, "view_item"),
+            ("checkout", 5, "begin_checkout"),
+        )
+    )
     now = at(5 * HOUR)
     assert due(store, "browse-abandonment", now) == ["viewer"]
     assert sorted(due(store, "cart-abandonment", now)) == ["carter", "checkout"]
 
 
 def test_due_rows_say_what_was_left_behind(store: Store) -> None:
-    store.load(log(
-        ("a", 0, "purchase", {**buy("old"), "items": item("mug", 9.0)}),  # before: not in the cart
-        ("a", 10, "view_item", {"items": item("shoe", 50.0, category="shoes")}),
-        ("a", 11, "add_to_cart", {"items": item("shoe", 50.0)}),
-        ("a", 12, "add_to_cart", {"items": item("sock", 5.0, 2)}),
-        ("a", 13, "remove_from_cart", {"items": item("sock", 5.0, 1)}),
-        ("a", 14, "view_item", {"items": item("belt", 30.0, category="belts")}),
-    ))
+    store.load(
+        log(
+            (
+                "a",
+                0,
+                "purchase",
+                {**buy("old"), "items": item("mug", 9.0)},
+            ),  # before: not in the cart
+            ("a", 10, "view_item", {"items": item("shoe", 50.0, category="shoes")}),
+            ("a", 11, "add_to_cart", {"items": item("shoe", 50.0)}),
+            ("a", 12, "add_to_cart", {"items": item("sock", 5.0, 2)}),
+            ("a", 13, "remove_from_cart", {"items": item("sock", 5.0, 1)}),
+            ("a", 14, "view_item", {"items": item("belt", 30.0, category="belts")}),
+        )
+    )
     row = due_now(store, "cart-abandonment", now=at(6 * HOUR), model=MODEL).due.iloc[0]
     assert row["cart_items"] == "Shoe, Sock" and row["cart_value"] == 55.0
     assert (row["last_viewed_item"], row["last_viewed_category"]) == ("Belt", "belts")
@@ -160,9 +192,13 @@ def test_contacts_come_only_when_asked(store: Store) -> None:
 
 # -- post-purchase and win-back ------------------------------------------------------------------
 def test_post_purchase_is_due_a_week_after_an_order_unless_it_was_refunded(store: Store) -> None:
-    store.load(log(("kept", 0, "purchase", buy("o1")),
-                   ("refunded", 0, "purchase", buy("o2")),
-                   ("refunded", 3 * DAY, "refund", buy("o2"))))
+    store.load(
+        log(
+            ("kept", 0, "purchase", buy("o1")),
+            ("refunded", 0, "purchase", buy("o2")),
+            ("refunded", 3 * DAY, "refund", buy("o2")),
+        )
+    )
     assert due(store, "post-purchase", at(7 * DAY) - US) == []
     assert due(store, "post-purchase", at(7 * DAY)) == ["kept"]
 
@@ -181,16 +217,30 @@ def test_win_back_is_due_strictly_past_the_usual_gap(store: Store) -> None:
 
 # -- settings -----------------------------------------------------------------------------------
 def test_the_model_file_changes_a_built_in_flow_and_adds_new_ones(store: Store) -> None:
-    model = model_from_dict({
-        "audiences": {"big-spenders": {"kind": "orders", "min_revenue": 100}},
-        "flows": {
-            "cart-abandonment": {"delay": "1h"},
-            "vip-carts": {"trigger": ["add_to_cart"], "exit": ["purchase"], "delay": "30m",
-                          "audience": "big-spenders", "cooldown": 0},
+    model = model_from_dict(
+        {
+            "audiences": {"big-spenders": {"kind": "orders", "min_revenue": 100}},
+            "flows": {
+                "cart-abandonment": {"delay": "1h"},
+                "vip-carts": {
+                    "trigger": ["add_to_cart"],
+                    "exit": ["purchase"],
+                    "delay": "30m",
+                    "audience": "big-spenders",
+                    "cooldown": 0,
+                },
+            },
         },
-    }, source="shop.toml")
-    store.load(log(("rich", 0, "purchase", buy("o1", 150.0)), ("rich", 10, "add_to_cart"),
-                   ("poor", 0, "purchase", buy("o2", 20.0)), ("poor", 10, "add_to_cart")))
+        source="shop.toml",
+    )
+    store.load(
+        log(
+            ("rich", 0, "purchase", buy("o1", 150.0)),
+            ("rich", 10, "add_to_cart"),
+            ("poor", 0, "purchase", buy("o2", 20.0)),
+            ("poor", 10, "add_to_cart"),
+        )
+    )
     assert get_flow("cart-abandonment", model).delay == "1h"
     assert get_flow("cart-abandonment", model).source == "builtin"
     assert due(store, "cart-abandonment", at(70), model) == ["poor", "rich"]
@@ -202,10 +252,15 @@ def test_the_model_file_changes_a_built_in_flow_and_adds_new_ones(store: Store) 
 
 def test_a_bad_flow_in_the_model_file_is_named_with_its_field() -> None:
     with pytest.raises(ConfigError, match=r"shop.toml: \[flows.new\]: delay: is required"):
-        all_flows(model_from_dict({"flows": {"new": {"trigger": ["view_item"]}}}, source="shop.toml"))
+        all_flows(
+            model_from_dict({"flows": {"new": {"trigger": ["view_item"]}}}, source="shop.toml")
+        )
     with pytest.raises(ConfigError, match="purchase is both a trigger and an exit"):
-        all_flows(model_from_dict({"flows": {"x": {"trigger": ["purchase"], "exit": ["purchase"],
-                                                   "delay": "1h"}}}))
+        all_flows(
+            model_from_dict(
+                {"flows": {"x": {"trigger": ["purchase"], "exit": ["purchase"], "delay": "1h"}}}
+            )
+        )
     with pytest.raises(ConfigError, match="delaye: unknown field"):
         all_flows(model_from_dict({"flows": {"cart-abandonment": {"delaye": "1h"}}}))
     with pytest.raises(ConfigError, match="no flow 'carts'"):

@@ -11,19 +11,19 @@ from tests.conftest import T0, log
 
 from shopfunnel.audiences.membership import (
     CHANGE_COLUMNS,
-    changes,
+    audience_changes,
+    audience_history,
     current_members,
-    history,
     publish,
-    refresh,
+    refresh_audience,
     refreshes,
 )
 from shopfunnel.audiences.saved import (
+    audience_members,
     audience_table,
     create_audience,
     delete_audience,
     get_audience,
-    members,
 )
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, model_from_dict
@@ -45,32 +45,43 @@ def expected_id(audience: str, person: str, entered_at: pd.Timestamp, earlier: i
 
 def cart_story(store: Store) -> None:
     """a carts at 0, buys at 3h, carts again at 5h; b carts at 2h and never buys."""
-    store.load(log(
-        ("a", 0, "add_to_cart"),
-        ("b", 2 * HOUR, "add_to_cart"),
-        ("a", 3 * HOUR, "purchase", {"order_id": "o1", "value": 10}),
-        ("a", 5 * HOUR, "add_to_cart"),
-        ("clock", 8 * HOUR, "page_view"),
-    ))
+    store.load(
+        log(
+            ("a", 0, "add_to_cart"),
+            ("b", 2 * HOUR, "add_to_cart"),
+            ("a", 3 * HOUR, "purchase", {"order_id": "o1", "value": 10}),
+            ("a", 5 * HOUR, "add_to_cart"),
+            ("clock", 8 * HOUR, "page_view"),
+        )
+    )
 
 
 def test_enter_leave_and_reenter_make_two_entries_with_different_ids(store: Store) -> None:
     cart_story(store)
-    first = refresh(store, "abandoned-carts", as_of=at(1 * HOUR), model=MODEL)
+    first = refresh_audience(store, "abandoned-carts", as_of=at(1 * HOUR), model=MODEL)
     assert (first.members, first.entered, first.exited) == (1, 1, 0)
-    second = refresh(store, "abandoned-carts", as_of=at(4 * HOUR), model=MODEL)  # a bought, b in
+    second = refresh_audience(
+        store, "abandoned-carts", as_of=at(4 * HOUR), model=MODEL
+    )  # a bought, b in
     assert list(second.changes[["person_id", "change"]].itertuples(index=False, name=None)) == [
-        ("a", "exit"), ("b", "enter")]
-    third = refresh(store, "abandoned-carts", as_of=at(6 * HOUR), model=MODEL)  # a carted again
+        ("a", "exit"),
+        ("b", "enter"),
+    ]
+    third = refresh_audience(
+        store, "abandoned-carts", as_of=at(6 * HOUR), model=MODEL
+    )  # a carted again
     assert list(third.changes[["person_id", "change"]].itertuples(index=False, name=None)) == [
-        ("a", "enter")]
+        ("a", "enter")
+    ]
 
-    rows = history(store, "abandoned-carts")
+    rows = audience_history(store, "abandoned-carts")
     a_rows = rows[rows["person_id"] == "a"].reset_index(drop=True)
     assert list(a_rows["entered_at"]) == [at(HOUR), at(6 * HOUR)]
     assert a_rows["exited_at"][0] == at(4 * HOUR) and pd.isna(a_rows["exited_at"][1])
-    assert list(a_rows["entry_id"]) == [expected_id("abandoned-carts", "a", at(HOUR), 0),
-                                        expected_id("abandoned-carts", "a", at(6 * HOUR), 1)]
+    assert list(a_rows["entry_id"]) == [
+        expected_id("abandoned-carts", "a", at(HOUR), 0),
+        expected_id("abandoned-carts", "a", at(6 * HOUR), 1),
+    ]
     # the exit carries the id of the entry it ends
     exit_row = second.changes[second.changes["change"] == "exit"].iloc[0]
     assert exit_row["entry_id"] == a_rows["entry_id"][0]
@@ -79,45 +90,49 @@ def test_enter_leave_and_reenter_make_two_entries_with_different_ids(store: Stor
 
 def test_refreshing_again_at_the_same_time_changes_nothing(store: Store) -> None:
     cart_story(store)
-    refresh(store, "abandoned-carts", as_of=at(4 * HOUR), model=MODEL)
-    again = refresh(store, "abandoned-carts", as_of=at(4 * HOUR), model=MODEL)
+    refresh_audience(store, "abandoned-carts", as_of=at(4 * HOUR), model=MODEL)
+    again = refresh_audience(store, "abandoned-carts", as_of=at(4 * HOUR), model=MODEL)
     assert again.changes.empty and again.members == 1
-    assert len(history(store, "abandoned-carts")) == 1
+    assert len(audience_history(store, "abandoned-carts")) == 1
 
 
 def test_the_history_only_moves_forward(store: Store) -> None:
     cart_story(store)
-    refresh(store, "abandoned-carts", as_of=at(4 * HOUR), model=MODEL)
+    refresh_audience(store, "abandoned-carts", as_of=at(4 * HOUR), model=MODEL)
     with pytest.raises(ConfigError, match="only moves forward"):
-        refresh(store, "abandoned-carts", as_of=at(3 * HOUR), model=MODEL)
+        refresh_audience(store, "abandoned-carts", as_of=at(3 * HOUR), model=MODEL)
     assert len(refreshes(store, "abandoned-carts")) == 1
 
 
 def test_changes_since_a_time_list_entries_and_exits_in_order(store: Store) -> None:
     cart_story(store)
     for hours in (1, 4, 6):
-        refresh(store, "abandoned-carts", as_of=at(hours * HOUR), model=MODEL)
-    since = changes(store, "abandoned-carts", since=at(4 * HOUR))
+        refresh_audience(store, "abandoned-carts", as_of=at(hours * HOUR), model=MODEL)
+    since = audience_changes(store, "abandoned-carts", since=at(4 * HOUR))
     assert list(since.columns) == CHANGE_COLUMNS
     assert list(since[["person_id", "change", "at"]].itertuples(index=False, name=None)) == [
-        ("a", "exit", at(4 * HOUR)), ("b", "enter", at(4 * HOUR)), ("a", "enter", at(6 * HOUR))]
-    assert len(changes(store, "abandoned-carts")) == 4
+        ("a", "exit", at(4 * HOUR)),
+        ("b", "enter", at(4 * HOUR)),
+        ("a", "enter", at(6 * HOUR)),
+    ]
+    assert len(audience_changes(store, "abandoned-carts")) == 4
 
 
 def test_each_entry_reaches_the_webhook_outbox_once(store: Store) -> None:
     cart_story(store)
     add_endpoint(store, "https://hooks.example.com/in", secret="whsec_test_secret_0123")
-    refresh(store, "abandoned-carts", as_of=at(1 * HOUR), model=MODEL)
+    refresh_audience(store, "abandoned-carts", as_of=at(1 * HOUR), model=MODEL)
     assert publish(store, "abandoned-carts") == 1
     assert publish(store, "abandoned-carts") == 0  # nothing unpublished
-    refresh(store, "abandoned-carts", as_of=at(4 * HOUR), model=MODEL)
-    refresh(store, "abandoned-carts", as_of=at(6 * HOUR), model=MODEL)
+    refresh_audience(store, "abandoned-carts", as_of=at(4 * HOUR), model=MODEL)
+    refresh_audience(store, "abandoned-carts", as_of=at(6 * HOUR), model=MODEL)
     assert publish(store, "abandoned-carts") == 3  # a exit, b enter, a enter again
     keys = [k for (k,) in store.db.rows("SELECT idempotency_key FROM webhook_outbox ORDER BY 1")]
-    ids = history(store, "abandoned-carts")
-    expected = sorted([f"audience:abandoned-carts:{e}:enter" for e in ids["entry_id"]]
-                      + [f"audience:abandoned-carts:{e}:exit"
-                         for e in ids[ids["exited_at"].notna()]["entry_id"]])
+    ids = audience_history(store, "abandoned-carts")
+    expected = sorted(
+        [f"audience:abandoned-carts:{e}:enter" for e in ids["entry_id"]]
+        + [f"audience:abandoned-carts:{e}:exit" for e in ids[ids["exited_at"].notna()]["entry_id"]]
+    )
     assert keys == expected
     # a crash after enqueuing and before marking: publishing again adds nothing
     store.db.execute("UPDATE audience_refreshes SET published = false")
@@ -126,26 +141,32 @@ def test_each_entry_reaches_the_webhook_outbox_once(store: Store) -> None:
 
 def test_without_an_endpoint_changes_are_not_queued_or_replayed_later(store: Store) -> None:
     cart_story(store)
-    refresh(store, "abandoned-carts", as_of=at(1 * HOUR), model=MODEL)
+    refresh_audience(store, "abandoned-carts", as_of=at(1 * HOUR), model=MODEL)
     assert publish(store, "abandoned-carts") == 0
     add_endpoint(store, "https://hooks.example.com/in", secret="whsec_test_secret_0123")
-    refresh(store, "abandoned-carts", as_of=at(4 * HOUR), model=MODEL)
+    refresh_audience(store, "abandoned-carts", as_of=at(4 * HOUR), model=MODEL)
     assert publish(store, "abandoned-carts") == 2  # only the second refresh's changes
 
 
 # -- saved audiences in the store -----------------------------------------------------------
 def test_a_created_audience_is_kept_evaluated_and_deleted_with_its_history(store: Store) -> None:
     cart_story(store)
-    create_audience(store, "carts-no-buyers", {"kind": "all", "of": [
-        "abandoned-carts", {"kind": "not", "rule": {"kind": "orders"}}]},
-        description="carts of people who never bought", model=MODEL)
+    create_audience(
+        store,
+        "carts-no-buyers",
+        {"kind": "all", "of": ["abandoned-carts", {"kind": "not", "rule": {"kind": "orders"}}]},
+        description="carts of people who never bought",
+        model=MODEL,
+    )
     assert get_audience(store, "carts-no-buyers", MODEL).source == "store"
-    assert list(members(store, "carts-no-buyers", as_of=at(6 * HOUR), model=MODEL)["person_id"]) == ["b"]
-    refresh(store, "carts-no-buyers", as_of=at(6 * HOUR), model=MODEL)
+    assert list(
+        audience_members(store, "carts-no-buyers", as_of=at(6 * HOUR), model=MODEL)["person_id"]
+    ) == ["b"]
+    refresh_audience(store, "carts-no-buyers", as_of=at(6 * HOUR), model=MODEL)
     table = audience_table(store, MODEL).set_index("name")
     assert table.loc["carts-no-buyers", "members"] == 1
     assert delete_audience(store, "carts-no-buyers", model=MODEL) == 1
-    assert history(store, "carts-no-buyers").empty
+    assert audience_history(store, "carts-no-buyers").empty
     with pytest.raises(ConfigError, match="no audience 'carts-no-buyers'"):
         get_audience(store, "carts-no-buyers", MODEL)
 
@@ -156,7 +177,9 @@ def test_create_refuses_taken_names_unknown_references_and_loops(store: Store) -
         create_audience(store, "vip", {"kind": "orders"}, model=MODEL)
     with pytest.raises(ConfigError, match="exists already \\(kept in the store\\)"):
         create_audience(store, "mine", {"kind": "orders"}, model=MODEL)
-    with pytest.raises(ConfigError, match="refers to 'vipp', which does not exist \\(did you mean vip"):
+    with pytest.raises(
+        ConfigError, match="refers to 'vipp', which does not exist \\(did you mean vip"
+    ):
         create_audience(store, "x", {"kind": "all", "of": ["vipp"]}, model=MODEL)
     with pytest.raises(ConfigError, match="refers to itself"):
         create_audience(store, "loop", {"kind": "not", "rule": "loop"}, model=MODEL)

@@ -222,10 +222,17 @@ class OrdersRule(_Rule):
     @model_validator(mode="after")
     def _bounds(self) -> OrdersRule:
         if self.max_orders is not None and self.max_orders < self.min_orders:
-            raise ValueError(f"max_orders ({self.max_orders}) is below min_orders ({self.min_orders})")
-        if (self.min_revenue is not None and self.max_revenue is not None
-                and self.max_revenue < self.min_revenue):
-            raise ValueError(f"max_revenue ({self.max_revenue}) is below min_revenue ({self.min_revenue})")
+            raise ValueError(
+                f"max_orders ({self.max_orders}) is below min_orders ({self.min_orders})"
+            )
+        if (
+            self.min_revenue is not None
+            and self.max_revenue is not None
+            and self.max_revenue < self.min_revenue
+        ):
+            raise ValueError(
+                f"max_revenue ({self.max_revenue}) is below min_revenue ({self.min_revenue})"
+            )
         return self
 
 
@@ -250,10 +257,19 @@ class ClvRule(_Rule):
 
     @model_validator(mode="after")
     def _something(self) -> ClvRule:
-        if all(v is None for v in (self.top_share, self.top, self.min_value, self.p_alive_below,
-                                   self.p_alive_at_least)):
-            raise ValueError("give at least one of top_share, top, min_value, p_alive_below, "
-                             "p_alive_at_least")
+        if all(
+            v is None
+            for v in (
+                self.top_share,
+                self.top,
+                self.min_value,
+                self.p_alive_below,
+                self.p_alive_at_least,
+            )
+        ):
+            raise ValueError(
+                "give at least one of top_share, top, min_value, p_alive_below, p_alive_at_least"
+            )
         return self
 
 
@@ -288,12 +304,32 @@ class NotRule(_Rule):
 
 
 Rule = Annotated[
-    StageRule | RfmRule | DropOffRule | EventsRule | AbandonedRule | OrdersRule | ClvRule
-    | LapsedRule | AllRule | AnyRule | NotRule,
+    StageRule
+    | RfmRule
+    | DropOffRule
+    | EventsRule
+    | AbandonedRule
+    | OrdersRule
+    | ClvRule
+    | LapsedRule
+    | AllRule
+    | AnyRule
+    | NotRule,
     Field(discriminator="kind"),
 ]
-KINDS = ("stage", "rfm", "drop_off", "events", "abandoned", "orders", "clv", "lapsed", "all",
-         "any", "not")
+KINDS = (
+    "stage",
+    "rfm",
+    "drop_off",
+    "events",
+    "abandoned",
+    "orders",
+    "clv",
+    "lapsed",
+    "all",
+    "any",
+    "not",
+)
 for _cls in (AllRule, AnyRule, NotRule):
     _cls.model_rebuild()
 _RULE = TypeAdapter(Rule)
@@ -337,10 +373,14 @@ def parse_rule(data: Any, *, source: str = "the rule") -> Any:
     """A rule from a dict (parsed TOML or JSON), with errors that name the field and say
     what is allowed."""
     if isinstance(data, dict) and "kind" not in data:
-        raise ConfigError(f"{source}: say which kind of rule it is: kind = one of {', '.join(KINDS)}")
+        raise ConfigError(
+            f"{source}: say which kind of rule it is: kind = one of {', '.join(KINDS)}"
+        )
     if isinstance(data, dict) and data.get("kind") not in KINDS:
-        raise ConfigError(f"{source}: kind {data.get('kind')!r} is not known: use one of "
-                          f"{', '.join(KINDS)} (docs/audiences.md)")
+        raise ConfigError(
+            f"{source}: kind {data.get('kind')!r} is not known: use one of "
+            f"{', '.join(KINDS)} (docs/audiences.md)"
+        )
     try:
         return _RULE.validate_python(data)
     except PydanticValidationError as exc:
@@ -360,9 +400,12 @@ def describe(rule: Any) -> str:
         return f"{rule.kind}(" + ", ".join(describe(p) for p in rule.of) + ")"
     if isinstance(rule, NotRule):
         return f"not({describe(rule.rule)})"
-    fields = {k: v for k, v in rule.model_dump(exclude_none=True, exclude={"kind"}).items()
-              if v != {}}
-    return rule.kind + (": " + ", ".join(f"{k}={_short(v)}" for k, v in fields.items()) if fields else "")
+    fields = {
+        k: v for k, v in rule.model_dump(exclude_none=True, exclude={"kind"}).items() if v != {}
+    }
+    return rule.kind + (
+        ": " + ", ".join(f"{k}={_short(v)}" for k, v in fields.items()) if fields else ""
+    )
 
 
 def _short(value: Any) -> str:
@@ -377,13 +420,19 @@ def _explain(exc: PydanticValidationError, source: str) -> str:
     errors = []
     for err in exc.errors():
         # drop the union's tags from the location: ("of", 0, "tagged-union[…]", "event") -> of.0.event
-        loc = tuple(str(p) for p in err["loc"]
-                    if p not in KINDS and not str(p).startswith(("function-", "tagged-union")))
+        loc = tuple(
+            str(p)
+            for p in err["loc"]
+            if p not in KINDS and not str(p).startswith(("function-", "tagged-union"))
+        )
         errors.append((loc, err))
     if len(errors) > 1:  # a wrong rule inside ``of`` also fails as "not a name": keep the rule's
         errors = [(loc, err) for loc, err in errors if loc[-1:] != ("str",)] or errors
-        errors = [(loc, err) for loc, err in errors
-                  if not any(o != loc and o[:len(loc)] == loc for o, _ in errors)]
+        errors = [
+            (loc, err)
+            for loc, err in errors
+            if not any(o != loc and o[: len(loc)] == loc for o, _ in errors)
+        ]
     lines = []
     for loc, err in errors:
         msg = err["msg"].removeprefix("Value error, ")
@@ -424,32 +473,55 @@ def builtin_audiences(model: Model | None = None) -> list[Audience]:
     """The audiences ready on any store (definitions in docs/audiences.md)."""
     model = model or Model()
     made = [
-        Audience(name="abandoned-carts", source="builtin",
-                 description="added to cart in the last 30 days, no purchase since, for at least 1 hour",
-                 rule=AbandonedRule(did=CART_EVENTS, without=ORDER_EVENTS, after="1h", lookback="30d")),
-        Audience(name="abandoned-checkouts", source="builtin",
-                 description="began checkout in the last 30 days, no purchase since, for at least 1 hour",
-                 rule=AbandonedRule(did=CHECKOUT_EVENTS, without=ORDER_EVENTS, after="1h",
-                                    lookback="30d")),
-        Audience(name="browse-abandoners", source="builtin",
-                 description="viewed a product in the last 30 days, no cart, checkout or purchase "
-                             "since, for at least 1 hour",
-                 rule=AbandonedRule(did=VIEW_EVENTS, without=BROWSE_EXITS, after="1h", lookback="30d")),
+        Audience(
+            name="abandoned-carts",
+            source="builtin",
+            description="added to cart in the last 30 days, no purchase since, for at least 1 hour",
+            rule=AbandonedRule(did=CART_EVENTS, without=ORDER_EVENTS, after="1h", lookback="30d"),
+        ),
+        Audience(
+            name="abandoned-checkouts",
+            source="builtin",
+            description="began checkout in the last 30 days, no purchase since, for at least 1 hour",
+            rule=AbandonedRule(
+                did=CHECKOUT_EVENTS, without=ORDER_EVENTS, after="1h", lookback="30d"
+            ),
+        ),
+        Audience(
+            name="browse-abandoners",
+            source="builtin",
+            description="viewed a product in the last 30 days, no cart, checkout or purchase "
+            "since, for at least 1 hour",
+            rule=AbandonedRule(did=VIEW_EVENTS, without=BROWSE_EXITS, after="1h", lookback="30d"),
+        ),
     ]
     for stage in prospect_stages(model):
-        made.append(Audience(
-            name=f"stalled-{slug(stage)}", source="builtin",
-            description=f"prospects stalled at {stage}: away longer than is usual for the stage",
-            rule=StageRule(stage=stage, status=("stalled",))))
+        made.append(
+            Audience(
+                name=f"stalled-{slug(stage)}",
+                source="builtin",
+                description=f"prospects stalled at {stage}: away longer than is usual for the stage",
+                rule=StageRule(stage=stage, status=("stalled",)),
+            )
+        )
     made += [
-        Audience(name="lapsed-customers", source="builtin",
-                 description="customers past their usual gap between orders (lapsed or gone)",
-                 rule=LapsedRule(gap_multiplier=1.0)),
-        Audience(name="vip", source="builtin",
-                 description="the top 10% of customers by expected value over the next 52 weeks (CLV)",
-                 rule=ClvRule(top_share=0.1)),
-        Audience(name="one-time-buyers", source="builtin",
-                 description="customers with exactly one order",
-                 rule=OrdersRule(min_orders=1, max_orders=1)),
+        Audience(
+            name="lapsed-customers",
+            source="builtin",
+            description="customers past their usual gap between orders (lapsed or gone)",
+            rule=LapsedRule(gap_multiplier=1.0),
+        ),
+        Audience(
+            name="vip",
+            source="builtin",
+            description="the top 10% of customers by expected value over the next 52 weeks (CLV)",
+            rule=ClvRule(top_share=0.1),
+        ),
+        Audience(
+            name="one-time-buyers",
+            source="builtin",
+            description="customers with exactly one order",
+            rule=OrdersRule(min_orders=1, max_orders=1),
+        ),
     ]
     return made

@@ -91,8 +91,9 @@ def resolve_as_of(store: Store, as_of: datetime | date | str | None) -> pd.Times
         try:
             ts = pd.Timestamp(text)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"time {as_of!r} is not valid: write e.g. 2024-03-15 or "
-                              "2024-03-15T12:00 (UTC)") from exc
+            raise ConfigError(
+                f"time {as_of!r} is not valid: write e.g. 2024-03-15 or 2024-03-15T12:00 (UTC)"
+            ) from exc
         if len(text) == 10:
             ts = ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
     elif isinstance(as_of, datetime):
@@ -115,8 +116,10 @@ def match_sql(events: Sequence[str], where: Mapping[str, Any], params: list[Any]
         values = [_text(v) for v in (value if isinstance(value, list | tuple) else [value])]
         marks = ", ".join("?" * len(values))
         if key in schema.ITEM_FIELDS:
-            parts.append(f"list_has_any(list_transform(items, lambda x: CAST(x.{key} AS VARCHAR)), "
-                         f"[{marks}])")
+            parts.append(
+                f"list_has_any(list_transform(items, lambda x: CAST(x.{key} AS VARCHAR)), "
+                f"[{marks}])"
+            )
         elif key in _EVENT_COLUMNS:
             parts.append(f"CAST({quote_ident(key)} AS VARCHAR) IN ({marks})")
         else:
@@ -135,7 +138,9 @@ def orders_as_of(store: Store, as_of: pd.Timestamp) -> pd.DataFrame:
                coalesce(sum(CAST(value AS DOUBLE)), 0) AS value
         FROM events WHERE event = 'purchase' AND order_id IS NOT NULL AND ts <= ?
         GROUP BY order_id ORDER BY order_id
-        """, [as_of])
+        """,
+        [as_of],
+    )
 
 
 def _text(value: Any) -> str:
@@ -162,8 +167,14 @@ class Context:
         return self._cache[key]
 
     def seen(self) -> pd.Index:
-        return self.once("seen", lambda: _ids(self.store.db.df(
-            "SELECT DISTINCT person_id FROM events WHERE ts <= ?", [self.as_of])))
+        return self.once(
+            "seen",
+            lambda: _ids(
+                self.store.db.df(
+                    "SELECT DISTINCT person_id FROM events WHERE ts <= ?", [self.as_of]
+                )
+            ),
+        )
 
     def orders(self) -> pd.DataFrame:
         """The orders at ``as_of``: order_id, person_id, ts, value."""
@@ -178,7 +189,7 @@ class Context:
 
     def named(self, name: str) -> pd.Index:
         if name in self._stack:
-            loop = " → ".join([*self._stack[self._stack.index(name):], name])
+            loop = " → ".join([*self._stack[self._stack.index(name) :], name])
             raise ConfigError(f"audience {name!r} refers to itself ({loop}): break the loop")
         self._stack.append(name)
         try:
@@ -195,8 +206,10 @@ def _ids(frame: pd.DataFrame | pd.Series | Sequence[Any]) -> pd.Index:
 def _stage(ctx: Context, rule: StageRule) -> pd.Index:
     from shopfunnel.stages.placement import place_persons
 
-    placed = ctx.once("placement", lambda: place_persons(
-        ctx.store, model=ctx.model, as_of=ctx.as_of.to_pydatetime()))
+    placed = ctx.once(
+        "placement",
+        lambda: place_persons(ctx.store, model=ctx.model, as_of=ctx.as_of.to_pydatetime()),
+    )
     keep = np.ones(len(placed), dtype=bool)
     if rule.stage is not None:
         keep &= (placed["stage_index"] == ctx.model.stage_index(rule.stage)).to_numpy()
@@ -224,8 +237,10 @@ def _drop_off(ctx: Context, rule: DropOffRule) -> pd.Index:
 
     steps = list(rule.steps or ctx.model.funnel.steps)
     if not 1 <= rule.step < len(steps):
-        raise ConfigError(f"drop_off step {rule.step} is not valid: the funnel "
-                          f"{' → '.join(steps)} has steps 1 to {len(steps) - 1} to drop off after")
+        raise ConfigError(
+            f"drop_off step {rule.step} is not valid: the funnel "
+            f"{' → '.join(steps)} has steps 1 to {len(steps) - 1} to drop off after"
+        )
     window = rule.within if rule.within is not None else ctx.model.funnel.window
     latest = ctx.store.db.scalar("SELECT max(ts) FROM events")
     source: Any = ctx.store
@@ -243,10 +258,16 @@ def _events(ctx: Context, rule: EventsRule) -> pd.Index:
     cond = match_sql([rule.event], rule.where, params)
     start = ctx.as_of - pd.Timedelta(seconds=seconds(rule.within))
     having = "count(*) >= ?" + (" AND count(*) <= ?" if rule.at_most is not None else "")
-    params += [start, ctx.as_of, rule.at_least] + ([rule.at_most] if rule.at_most is not None else [])
-    return _ids(ctx.store.db.df(
-        f"SELECT person_id FROM events WHERE {cond} AND ts >= ? AND ts <= ? "
-        f"GROUP BY person_id HAVING {having}", params))
+    params += [start, ctx.as_of, rule.at_least] + (
+        [rule.at_most] if rule.at_most is not None else []
+    )
+    return _ids(
+        ctx.store.db.df(
+            f"SELECT person_id FROM events WHERE {cond} AND ts >= ? AND ts <= ? "
+            f"GROUP BY person_id HAVING {having}",
+            params,
+        )
+    )
 
 
 def _abandoned(ctx: Context, rule: AbandonedRule) -> pd.Index:
@@ -255,8 +276,9 @@ def _abandoned(ctx: Context, rule: AbandonedRule) -> pd.Index:
     start = ctx.as_of - pd.Timedelta(seconds=seconds(rule.lookback))
     ripe = ctx.as_of - pd.Timedelta(seconds=seconds(rule.after))
     params += [start, ctx.as_of, ripe, *rule.without, ctx.as_of]
-    return _ids(ctx.store.db.df(
-        f"""
+    return _ids(
+        ctx.store.db.df(
+            f"""
         WITH latest AS (
             SELECT person_id, max(ts) AS t FROM events
             WHERE {did} AND ts >= ? AND ts <= ? GROUP BY person_id
@@ -266,9 +288,12 @@ def _abandoned(ctx: Context, rule: AbandonedRule) -> pd.Index:
           AND NOT EXISTS (
               SELECT 1 FROM events e
               WHERE e.person_id = l.person_id
-                AND e.event IN ({', '.join('?' * len(rule.without))})
+                AND e.event IN ({", ".join("?" * len(rule.without))})
                 AND e.ts >= l.t AND e.ts <= ?)
-        """, params))
+        """,
+            params,
+        )
+    )
 
 
 def _orders(ctx: Context, rule: OrdersRule) -> pd.Index:
@@ -289,7 +314,9 @@ def _orders(ctx: Context, rule: OrdersRule) -> pd.Index:
     return _ids(pd.Series(per.index[keep.to_numpy()]))
 
 
-def customer_values(orders: pd.DataFrame, as_of: pd.Timestamp, horizon: str | float) -> pd.DataFrame:
+def customer_values(
+    orders: pd.DataFrame, as_of: pd.Timestamp, horizon: str | float
+) -> pd.DataFrame:
     """Per customer at ``as_of``: ``person_id``, ``p_alive``, ``expected_purchases`` and
     ``value`` over ``horizon`` (definition in the module docstring, ``clv``)."""
     from shopfunnel.customers.clv import (
@@ -312,18 +339,22 @@ def customer_values(orders: pd.DataFrame, as_of: pd.Timestamp, horizon: str | fl
         table = customer_value(summary, purchases, spend, horizon=seconds(horizon) / (7 * 86_400))
     if spend is None:
         table["expected_value"] = table["expected_purchases"] * table["revenue"] / table["orders"]
-    out = table.reset_index().rename(columns={table.index.name or "index": "person_id",
-                                              "expected_value": "value"})
+    out = table.reset_index().rename(
+        columns={table.index.name or "index": "person_id", "expected_value": "value"}
+    )
     return out[columns]
 
 
 def _clv(ctx: Context, rule: ClvRule) -> pd.Index:
-    table = ctx.once(f"clv:{seconds(rule.horizon)}",
-                     lambda: customer_values(ctx.orders(), ctx.as_of, rule.horizon))
+    table = ctx.once(
+        f"clv:{seconds(rule.horizon)}",
+        lambda: customer_values(ctx.orders(), ctx.as_of, rule.horizon),
+    )
     keep = pd.Series(True, index=table.index)
     value = pd.to_numeric(table["value"], errors="coerce")
-    for count in ([math.ceil(rule.top_share * len(table))] if rule.top_share is not None else []) + (
-            [rule.top] if rule.top is not None else []):
+    for count in (
+        [math.ceil(rule.top_share * len(table))] if rule.top_share is not None else []
+    ) + ([rule.top] if rule.top is not None else []):
         ranked = value.dropna().sort_values(ascending=False)
         if len(ranked):
             keep &= value >= ranked.iloc[min(count, len(ranked)) - 1]
@@ -344,8 +375,15 @@ def _lapsed(ctx: Context, rule: LapsedRule) -> pd.Index:
     orders = ctx.orders()
     if orders.empty:
         return pd.Index([], dtype=object)
-    return _ids(lapsed_customers(orders, rule="gap", as_of=ctx.as_of,
-                                 gap_multiplier=rule.gap_multiplier, placement=ctx.model.placement))
+    return _ids(
+        lapsed_customers(
+            orders,
+            rule="gap",
+            as_of=ctx.as_of,
+            gap_multiplier=rule.gap_multiplier,
+            placement=ctx.model.placement,
+        )
+    )
 
 
 def _all(ctx: Context, rule: AllRule) -> pd.Index:
@@ -367,7 +405,15 @@ def _not(ctx: Context, rule: NotRule) -> pd.Index:
 
 
 _HANDLERS: dict[type, Callable[[Context, Any], pd.Index]] = {
-    StageRule: _stage, RfmRule: _rfm, DropOffRule: _drop_off, EventsRule: _events,
-    AbandonedRule: _abandoned, OrdersRule: _orders, ClvRule: _clv, LapsedRule: _lapsed,
-    AllRule: _all, AnyRule: _any, NotRule: _not,
+    StageRule: _stage,
+    RfmRule: _rfm,
+    DropOffRule: _drop_off,
+    EventsRule: _events,
+    AbandonedRule: _abandoned,
+    OrdersRule: _orders,
+    ClvRule: _clv,
+    LapsedRule: _lapsed,
+    AllRule: _all,
+    AnyRule: _any,
+    NotRule: _not,
 }

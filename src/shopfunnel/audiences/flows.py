@@ -71,11 +71,28 @@ from shopfunnel.store.store import Store
 SECTION = "flows"
 USUAL_GAP = "usual_gap"
 DUE_COLUMNS = [
-    "send_id", "flow", "person_id", "trigger_event", "trigger_at", "due_at", "cart_items",
-    "cart_value", "last_viewed_item", "last_viewed_category", "last_viewed_at",
+    "send_id",
+    "flow",
+    "person_id",
+    "trigger_event",
+    "trigger_at",
+    "due_at",
+    "cart_items",
+    "cart_value",
+    "last_viewed_item",
+    "last_viewed_category",
+    "last_viewed_at",
 ]
-SEND_COLUMNS = ["send_id", "flow", "person_id", "trigger_event", "trigger_at", "due_at",
-                "sent_at", "held_out"]
+SEND_COLUMNS = [
+    "send_id",
+    "flow",
+    "person_id",
+    "trigger_event",
+    "trigger_at",
+    "due_at",
+    "sent_at",
+    "held_out",
+]
 
 
 def _duration(value: str | float) -> str | float:
@@ -140,11 +157,15 @@ class Flow(BaseModel):
     def _consistent(self) -> Flow:
         shared = sorted(set(self.trigger) & set(self.exit))
         if shared:
-            raise ValueError(f"{', '.join(shared)} is both a trigger and an exit: a person's "
-                             "latest trigger would always exit the flow")
+            raise ValueError(
+                f"{', '.join(shared)} is both a trigger and an exit: a person's "
+                "latest trigger would always exit the flow"
+            )
         if self.delay == USUAL_GAP and (self.trigger != ("purchase",) or self.where):
-            raise ValueError("delay = 'usual_gap' times a flow from the customer's last order: "
-                             "use trigger = ['purchase'] and no where")
+            raise ValueError(
+                "delay = 'usual_gap' times a flow from the customer's last order: "
+                "use trigger = ['purchase'] and no where"
+            )
         return self
 
     @property
@@ -157,18 +178,46 @@ class Flow(BaseModel):
 def builtin_flows() -> list[Flow]:
     """The flows ready on any store (table in the module docstring)."""
     return [
-        Flow(name="cart-abandonment", source="builtin", trigger=("add_to_cart", "begin_checkout"),
-             exit=("purchase",), delay="4h", cooldown="7d", lookback="7d",
-             description="added to cart or began checkout, no order within 4 hours"),
-        Flow(name="browse-abandonment", source="builtin", trigger=("view_item",),
-             exit=("add_to_cart", "begin_checkout", "purchase"), delay="4h", cooldown="7d",
-             lookback="7d", description="viewed a product, no cart, checkout or order within 4 hours"),
-        Flow(name="post-purchase", source="builtin", trigger=("purchase",), exit=("refund",),
-             delay="7d", cooldown=None, lookback="30d",
-             description="a week after an order that was not refunded: ask for a review, suggest more"),
-        Flow(name="win-back", source="builtin", trigger=("purchase",), exit=(), delay=USUAL_GAP,
-             cooldown="30d", lookback="365d",
-             description="customers past their usual gap between orders"),
+        Flow(
+            name="cart-abandonment",
+            source="builtin",
+            trigger=("add_to_cart", "begin_checkout"),
+            exit=("purchase",),
+            delay="4h",
+            cooldown="7d",
+            lookback="7d",
+            description="added to cart or began checkout, no order within 4 hours",
+        ),
+        Flow(
+            name="browse-abandonment",
+            source="builtin",
+            trigger=("view_item",),
+            exit=("add_to_cart", "begin_checkout", "purchase"),
+            delay="4h",
+            cooldown="7d",
+            lookback="7d",
+            description="viewed a product, no cart, checkout or order within 4 hours",
+        ),
+        Flow(
+            name="post-purchase",
+            source="builtin",
+            trigger=("purchase",),
+            exit=("refund",),
+            delay="7d",
+            cooldown=None,
+            lookback="30d",
+            description="a week after an order that was not refunded: ask for a review, suggest more",
+        ),
+        Flow(
+            name="win-back",
+            source="builtin",
+            trigger=("purchase",),
+            exit=(),
+            delay=USUAL_GAP,
+            cooldown="30d",
+            lookback="365d",
+            description="customers past their usual gap between orders",
+        ),
     ]
 
 
@@ -178,7 +227,9 @@ def all_flows(model: Model | None = None) -> list[Flow]:
     raw = model.sections.get(SECTION, {})
     where = model.source or DEFAULT_FILE
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: [{SECTION}] must be a table of flows, e.g. [{SECTION}.vip-carts]")
+        raise ConfigError(
+            f"{where}: [{SECTION}] must be a table of flows, e.g. [{SECTION}.vip-carts]"
+        )
     flows = {f.name: f for f in builtin_flows()}
     for name, table in raw.items():
         label = f"{where}: [{SECTION}.{name}]"
@@ -187,8 +238,14 @@ def all_flows(model: Model | None = None) -> list[Flow]:
             raise ConfigError(f"{label}: must be a table of the flow's fields (docs/audiences.md)")
         base = flows[name].model_dump(exclude={"source"}) if name in flows else {}
         try:
-            flows[name] = Flow.model_validate({**base, **table, "name": name,
-                                               "source": flows[name].source if name in flows else "model"})
+            flows[name] = Flow.model_validate(
+                {
+                    **base,
+                    **table,
+                    "name": name,
+                    "source": flows[name].source if name in flows else "model",
+                }
+            )
         except PydanticValidationError as exc:
             lines = []
             for err in exc.errors():
@@ -210,8 +267,10 @@ def get_flow(name: str, model: Model | None = None) -> Flow:
     """The flow called ``name``; ConfigError listing the flows when there is none."""
     flows = {f.name: f for f in all_flows(model)}
     if name not in flows:
-        raise ConfigError(f"no flow {name!r}: use one of {', '.join(flows)} "
-                          f"(or declare it under [{SECTION}.{name}] in {DEFAULT_FILE})")
+        raise ConfigError(
+            f"no flow {name!r}: use one of {', '.join(flows)} "
+            f"(or declare it under [{SECTION}.{name}] in {DEFAULT_FILE})"
+        )
     return flows[name]
 
 
@@ -268,8 +327,11 @@ def sends(store: Store, flow: str | None = None) -> pd.DataFrame:
     if not tables.has_table(store.db, "flow_sends"):
         return pd.DataFrame(columns=SEND_COLUMNS)
     where, params = ("WHERE flow = ?", [flow]) if flow is not None else ("", [])
-    return store.db.df(f"SELECT {', '.join(SEND_COLUMNS)} FROM flow_sends {where} "
-                       "ORDER BY sent_at, flow, person_id", params)
+    return store.db.df(
+        f"SELECT {', '.join(SEND_COLUMNS)} FROM flow_sends {where} "
+        "ORDER BY sent_at, flow, person_id",
+        params,
+    )
 
 
 def flow_table(store: Store, model: Model | None = None) -> pd.DataFrame:
@@ -277,29 +339,52 @@ def flow_table(store: Store, model: Model | None = None) -> pd.DataFrame:
     holdout, description, and how many were sent and when last."""
     flows = all_flows(model)
     record = sends(store)
-    sent = record[~record["held_out"].astype(bool)].groupby("flow").agg(
-        sent=("send_id", "size"), last_sent_at=("sent_at", "max"))
-    rows = [{
-        "name": f.name, "source": f.source, "trigger": ", ".join(f.trigger),
-        "exit": ", ".join(f.exit) or "–", "delay": f.delay_text,
-        "cooldown": "none" if f.cooldown is None else str(f.cooldown), "lookback": str(f.lookback),
-        "audience": f.audience or "", "holdout": f.holdout, "description": f.description,
-    } for f in flows]
+    sent = (
+        record[~record["held_out"].astype(bool)]
+        .groupby("flow")
+        .agg(sent=("send_id", "size"), last_sent_at=("sent_at", "max"))
+    )
+    rows = [
+        {
+            "name": f.name,
+            "source": f.source,
+            "trigger": ", ".join(f.trigger),
+            "exit": ", ".join(f.exit) or "–",
+            "delay": f.delay_text,
+            "cooldown": "none" if f.cooldown is None else str(f.cooldown),
+            "lookback": str(f.lookback),
+            "audience": f.audience or "",
+            "holdout": f.holdout,
+            "description": f.description,
+        }
+        for f in flows
+    ]
     frame = pd.DataFrame(rows).merge(sent, left_on="name", right_index=True, how="left")
     frame["sent"] = frame["sent"].fillna(0).astype(int)
     return frame
 
 
 # -- the rules --------------------------------------------------------------------------------
-def _run(store: Store, flow: str | Flow, *, now: Any, model: Model | None, contacts: bool,
-         record: bool) -> FlowRun:
+def _run(
+    store: Store, flow: str | Flow, *, now: Any, model: Model | None, contacts: bool, record: bool
+) -> FlowRun:
     model = model or load_model()
     spec = flow if isinstance(flow, Flow) else get_flow(flow, model)
     when = resolve_as_of(store, now)
     columns = DUE_COLUMNS + (["email", "phone"] if contacts else [])
     empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
-    counts = dict.fromkeys(("triggered", "exited", "not_in_audience", "already_sent",
-                            "cooling_down", "held_out", "due"), 0)
+    counts = dict.fromkeys(
+        (
+            "triggered",
+            "exited",
+            "not_in_audience",
+            "already_sent",
+            "cooling_down",
+            "held_out",
+            "due",
+        ),
+        0,
+    )
     if when is None:
         return FlowRun(spec, None, empty, counts, False)
     triggered = _triggered(store, spec, when, model)
@@ -308,14 +393,18 @@ def _run(store: Store, flow: str | Flow, *, now: Any, model: Model | None, conta
     counts["exited"] = int((~alive).sum())
     cand = triggered[alive]
     if spec.audience is not None and len(cand):
-        from shopfunnel.audiences.saved import members
+        from shopfunnel.audiences.saved import audience_members
 
-        inside = set(members(store, spec.audience, as_of=when, model=model)["person_id"])
+        inside = set(audience_members(store, spec.audience, as_of=when, model=model)["person_id"])
         keep = cand["person_id"].isin(inside)
         counts["not_in_audience"] = int((~keep).sum())
         cand = cand[keep]
-    cand = cand.assign(send_id=[send_id(spec.name, p, t) for p, t in
-                                zip(cand["person_id"], cand["trigger_at"], strict=True)])
+    cand = cand.assign(
+        send_id=[
+            send_id(spec.name, p, t)
+            for p, t in zip(cand["person_id"], cand["trigger_at"], strict=True)
+        ]
+    )
     before = sends(store, spec.name)
     done = cand["send_id"].isin(set(before["send_id"]))
     counts["already_sent"] = int(done.sum())
@@ -332,13 +421,19 @@ def _run(store: Store, flow: str | Flow, *, now: Any, model: Model | None, conta
     if record and len(cand):
         _record(store, spec, cand, held, when)
     due = cand[~held.to_numpy()].assign(flow=spec.name)
-    behind = left_behind(store, list(due["person_id"]),
-                         start=when - pd.Timedelta(seconds=seconds(spec.lookback)), end=when)
+    behind = left_behind(
+        store,
+        list(due["person_id"]),
+        start=when - pd.Timedelta(seconds=seconds(spec.lookback)),
+        end=when,
+    )
     due = due.merge(behind, on="person_id", how="left")
     if contacts:
         due = due.merge(contact_table(store), on="person_id", how="left")
     due = due.sort_values(["due_at", "person_id"], kind="stable").reset_index(drop=True)
-    return FlowRun(spec, when, due[columns] if len(due) else empty, counts, record and len(cand) > 0)
+    return FlowRun(
+        spec, when, due[columns] if len(due) else empty, counts, record and len(cand) > 0
+    )
 
 
 def _triggered(store: Store, spec: Flow, now: pd.Timestamp, model: Model) -> pd.DataFrame:
@@ -353,8 +448,10 @@ def _triggered(store: Store, spec: Flow, now: pd.Timestamp, model: Model) -> pd.
     exit_sql = "false"
     exit_params: list[Any] = []
     if spec.exit:
-        exit_sql = (f"EXISTS (SELECT 1 FROM events e WHERE e.person_id = t.person_id AND e.event IN "
-                    f"({', '.join('?' * len(spec.exit))}) AND e.ts >= t.trigger_at AND e.ts <= ?)")
+        exit_sql = (
+            f"EXISTS (SELECT 1 FROM events e WHERE e.person_id = t.person_id AND e.event IN "
+            f"({', '.join('?' * len(spec.exit))}) AND e.ts >= t.trigger_at AND e.ts <= ?)"
+        )
         exit_params = [*spec.exit, now]
     frame = store.db.df(
         f"""
@@ -364,32 +461,40 @@ def _triggered(store: Store, spec: Flow, now: pd.Timestamp, model: Model) -> pd.
         )
         SELECT person_id, trigger_event, trigger_at, {exit_sql} AS exited FROM t
         WHERE trigger_at <= ? ORDER BY person_id
-        """, [*params, start, now, *exit_params, ripe])
+        """,
+        [*params, start, now, *exit_params, ripe],
+    )
     frame["trigger_at"] = pd.to_datetime(frame["trigger_at"])
     frame["due_at"] = frame["trigger_at"] + pd.Timedelta(seconds=seconds(spec.delay))
     frame["exited"] = frame["exited"].astype(bool)
     return frame[["person_id", "trigger_event", "trigger_at", "due_at", "exited"]]
 
 
-def _lapsed_triggers(store: Store, spec: Flow, now: pd.Timestamp, start: pd.Timestamp,
-                     model: Model) -> pd.DataFrame:
+def _lapsed_triggers(
+    store: Store, spec: Flow, now: pd.Timestamp, start: pd.Timestamp, model: Model
+) -> pd.DataFrame:
     from shopfunnel.customers.winback import lapsed_customers
 
     orders = orders_as_of(store, now)
     columns = ["person_id", "trigger_event", "trigger_at", "due_at", "exited"]
     if orders.empty:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
-    lapsed = lapsed_customers(orders, rule="gap", as_of=now, gap_multiplier=spec.gap_multiplier,
-                              placement=model.placement)
+    lapsed = lapsed_customers(
+        orders, rule="gap", as_of=now, gap_multiplier=spec.gap_multiplier, placement=model.placement
+    )
     lapsed = lapsed[pd.to_datetime(lapsed["last_order"]) >= start]
-    frame = pd.DataFrame({
-        "person_id": lapsed["person_id"].astype(str).to_numpy(),
-        "trigger_event": "purchase",
-        "trigger_at": pd.to_datetime(lapsed["last_order"]).to_numpy(),
-        "due_at": (pd.to_datetime(lapsed["last_order"]) + pd.to_timedelta(
-            lapsed["expected_gap_days"] * spec.gap_multiplier, unit="D")).to_numpy(),
-        "exited": False,
-    })
+    frame = pd.DataFrame(
+        {
+            "person_id": lapsed["person_id"].astype(str).to_numpy(),
+            "trigger_event": "purchase",
+            "trigger_at": pd.to_datetime(lapsed["last_order"]).to_numpy(),
+            "due_at": (
+                pd.to_datetime(lapsed["last_order"])
+                + pd.to_timedelta(lapsed["expected_gap_days"] * spec.gap_multiplier, unit="D")
+            ).to_numpy(),
+            "exited": False,
+        }
+    )
     return frame.sort_values("person_id").reset_index(drop=True)
 
 
@@ -402,24 +507,30 @@ def _held_out(spec: Flow, persons: pd.Series) -> pd.Series:
     return persons.map(lambda p: in_holdout(key, p, spec.holdout)).astype(bool)
 
 
-def _record(store: Store, spec: Flow, cand: pd.DataFrame, held: pd.Series, now: pd.Timestamp) -> None:
-    rows = pd.DataFrame({
-        "send_id": cand["send_id"].to_numpy(),
-        "flow": spec.name,
-        "person_id": cand["person_id"].to_numpy(),
-        "trigger_event": cand["trigger_event"].to_numpy(),
-        "trigger_at": pd.to_datetime(cand["trigger_at"]).to_numpy(),
-        "due_at": pd.to_datetime(cand["due_at"]).to_numpy(),
-        "sent_at": now,
-        "held_out": held.to_numpy(),
-    })
+def _record(
+    store: Store, spec: Flow, cand: pd.DataFrame, held: pd.Series, now: pd.Timestamp
+) -> None:
+    rows = pd.DataFrame(
+        {
+            "send_id": cand["send_id"].to_numpy(),
+            "flow": spec.name,
+            "person_id": cand["person_id"].to_numpy(),
+            "trigger_event": cand["trigger_event"].to_numpy(),
+            "trigger_at": pd.to_datetime(cand["trigger_at"]).to_numpy(),
+            "due_at": pd.to_datetime(cand["due_at"]).to_numpy(),
+            "sent_at": now,
+            "held_out": held.to_numpy(),
+        }
+    )
     db = store.db
     tables.ensure_tables(db)
     db.register("__flow_sends_new", rows)
     try:
         with db.transaction():
-            db.execute(f"INSERT INTO flow_sends ({', '.join(SEND_COLUMNS)}) "
-                       f"SELECT {', '.join(SEND_COLUMNS)} FROM __flow_sends_new n "
-                       "WHERE NOT EXISTS (SELECT 1 FROM flow_sends s WHERE s.send_id = n.send_id)")
+            db.execute(
+                f"INSERT INTO flow_sends ({', '.join(SEND_COLUMNS)}) "
+                f"SELECT {', '.join(SEND_COLUMNS)} FROM __flow_sends_new n "
+                "WHERE NOT EXISTS (SELECT 1 FROM flow_sends s WHERE s.send_id = n.send_id)"
+            )
     finally:
         db.unregister("__flow_sends_new")

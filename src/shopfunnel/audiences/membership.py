@@ -37,7 +37,7 @@ import pandas as pd
 
 from shopfunnel.audiences import tables
 from shopfunnel.audiences.evaluate import resolve_as_of
-from shopfunnel.audiences.saved import get_audience, members
+from shopfunnel.audiences.saved import audience_members, get_audience
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model
 from shopfunnel.store.store import Store
@@ -67,11 +67,13 @@ class Refresh:
 
 def entry_id(audience: str, person_id: str, entered_at: pd.Timestamp, earlier_entries: int) -> str:
     """The id of an entry (definition in the module docstring)."""
-    text = "\x1f".join([audience, person_id, pd.Timestamp(entered_at).isoformat(), str(earlier_entries)])
+    text = "\x1f".join(
+        [audience, person_id, pd.Timestamp(entered_at).isoformat(), str(earlier_entries)]
+    )
     return "m" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def refresh(
+def refresh_audience(
     store: Store,
     name: str,
     *,
@@ -91,48 +93,67 @@ def refresh(
         raise ConfigError(
             f"cannot refresh {name!r} as of {when}: it was last refreshed as of "
             f"{pd.Timestamp(last)}, and the history only moves forward (use a later time, or none "
-            "for the store's latest event)")
-    now = members(store, name, as_of=when, model=model)["person_id"]
+            "for the store's latest event)"
+        )
+    now = audience_members(store, name, as_of=when, model=model)["person_id"]
     current = store.db.df(
         "SELECT person_id, entry_id FROM audience_members WHERE audience = ? AND exited_at IS NULL",
-        [name])
+        [name],
+    )
     entering = pd.Index(now).difference(pd.Index(current["person_id"]))
     leaving = current[~current["person_id"].isin(set(now))]
     earlier = store.db.df(
         "SELECT person_id, count(*) AS n FROM audience_members WHERE audience = ? GROUP BY person_id",
-        [name]).set_index("person_id")["n"]
-    new_rows = pd.DataFrame({
-        "entry_id": [entry_id(name, p, when, int(earlier.get(p, 0))) for p in entering],
-        "audience": name,
-        "person_id": pd.Series(list(entering), dtype=object),
-        "entered_at": when,
-    })
+        [name],
+    ).set_index("person_id")["n"]
+    new_rows = pd.DataFrame(
+        {
+            "entry_id": [entry_id(name, p, when, int(earlier.get(p, 0))) for p in entering],
+            "audience": name,
+            "person_id": pd.Series(list(entering), dtype=object),
+            "entered_at": when,
+        }
+    )
     db = store.db
     with db.transaction():
         if len(new_rows):
             db.register("__audience_entering", new_rows)
             try:
-                db.execute("INSERT INTO audience_members (entry_id, audience, person_id, entered_at) "
-                           "SELECT entry_id, audience, person_id, entered_at FROM __audience_entering")
+                db.execute(
+                    "INSERT INTO audience_members (entry_id, audience, person_id, entered_at) "
+                    "SELECT entry_id, audience, person_id, entered_at FROM __audience_entering"
+                )
             finally:
                 db.unregister("__audience_entering")
         if len(leaving):
             db.register("__audience_leaving", leaving[["entry_id"]])
             try:
-                db.execute("UPDATE audience_members SET exited_at = ? WHERE entry_id IN "
-                           "(SELECT entry_id FROM __audience_leaving)", [when])
+                db.execute(
+                    "UPDATE audience_members SET exited_at = ? WHERE entry_id IN "
+                    "(SELECT entry_id FROM __audience_leaving)",
+                    [when],
+                )
             finally:
                 db.unregister("__audience_leaving")
-        db.execute("INSERT INTO audience_refreshes VALUES (?, ?, ?, ?, ?, ?, false)",
-                   [name, when, tables.utc_now(), len(now), len(new_rows), len(leaving)])
+        db.execute(
+            "INSERT INTO audience_refreshes VALUES (?, ?, ?, ?, ?, ?, false)",
+            [name, when, tables.utc_now(), len(now), len(new_rows), len(leaving)],
+        )
     enters = new_rows.assign(change="enter", at=when)
-    exits = pd.DataFrame({"audience": name, "person_id": leaving["person_id"].to_numpy(),
-                          "entry_id": leaving["entry_id"].to_numpy(), "change": "exit", "at": when})
+    exits = pd.DataFrame(
+        {
+            "audience": name,
+            "person_id": leaving["person_id"].to_numpy(),
+            "entry_id": leaving["entry_id"].to_numpy(),
+            "change": "exit",
+            "at": when,
+        }
+    )
     frame = pd.concat([enters[CHANGE_COLUMNS], exits[CHANGE_COLUMNS]], ignore_index=True)
     return Refresh(name, when, len(now), _sorted(frame))
 
 
-def history(store: Store, name: str | None = None) -> pd.DataFrame:
+def audience_history(store: Store, name: str | None = None) -> pd.DataFrame:
     """The membership history (:data:`HISTORY_COLUMNS`): one row per entry, ``exited_at``
     empty while the person is still in; of one audience, or all. Sorted by audience, time."""
     if not tables.has_table(store.db, "audience_members"):
@@ -140,16 +161,20 @@ def history(store: Store, name: str | None = None) -> pd.DataFrame:
     where, params = ("WHERE audience = ?", [name]) if name is not None else ("", [])
     return store.db.df(
         f"SELECT {', '.join(HISTORY_COLUMNS)} FROM audience_members {where} "
-        "ORDER BY audience, entered_at, person_id", params)
+        "ORDER BY audience, entered_at, person_id",
+        params,
+    )
 
 
 def current_members(store: Store, name: str) -> pd.DataFrame:
     """The open entries of ``name`` at its last refresh: person_id, entry_id, entered_at."""
-    frame = history(store, name)
-    return frame[frame["exited_at"].isna()][["person_id", "entry_id", "entered_at"]].reset_index(drop=True)
+    frame = audience_history(store, name)
+    return frame[frame["exited_at"].isna()][["person_id", "entry_id", "entered_at"]].reset_index(
+        drop=True
+    )
 
 
-def changes(
+def audience_changes(
     store: Store,
     name: str,
     *,
@@ -157,7 +182,7 @@ def changes(
 ) -> pd.DataFrame:
     """Entries and exits of ``name`` (:data:`CHANGE_COLUMNS`) at or after ``since`` (all
     when None), sorted by time, exits before entries at one instant, then person."""
-    frame = history(store, name)
+    frame = audience_history(store, name)
     enters = frame.assign(change="enter", at=frame["entered_at"])
     left = frame[frame["exited_at"].notna()]
     exits = left.assign(change="exit", at=left["exited_at"])
@@ -176,31 +201,49 @@ def publish(store: Store, name: str) -> int:
     if not tables.has_table(store.db, "audience_refreshes"):
         return 0
     start = store.db.scalar(
-        "SELECT min(as_of) FROM audience_refreshes WHERE audience = ? AND NOT published", [name])
+        "SELECT min(as_of) FROM audience_refreshes WHERE audience = ? AND NOT published", [name]
+    )
     if start is None:
         return 0
     added = 0
     if len(list_endpoints(store)):
-        added = enqueue_audience_changes(store, name, changes(store, name, since=pd.Timestamp(start)))
-    store.db.execute("UPDATE audience_refreshes SET published = true WHERE audience = ? AND NOT published",
-                     [name])
+        added = enqueue_audience_changes(
+            store, name, audience_changes(store, name, since=pd.Timestamp(start))
+        )
+    store.db.execute(
+        "UPDATE audience_refreshes SET published = true WHERE audience = ? AND NOT published",
+        [name],
+    )
     return added
 
 
 def refreshes(store: Store, name: str | None = None) -> pd.DataFrame:
     """The log of refreshes: audience, as_of, refreshed_at, members, entered, exited, published."""
     if not tables.has_table(store.db, "audience_refreshes"):
-        return pd.DataFrame(columns=["audience", "as_of", "refreshed_at", "members", "entered",
-                                     "exited", "published"])
+        return pd.DataFrame(
+            columns=[
+                "audience",
+                "as_of",
+                "refreshed_at",
+                "members",
+                "entered",
+                "exited",
+                "published",
+            ]
+        )
     where, params = ("WHERE audience = ?", [name]) if name is not None else ("", [])
-    return store.db.df(f"SELECT * FROM audience_refreshes {where} ORDER BY audience, as_of, "
-                       "refreshed_at", params)
+    return store.db.df(
+        f"SELECT * FROM audience_refreshes {where} ORDER BY audience, as_of, refreshed_at", params
+    )
 
 
 def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     order = frame.assign(__c=(frame["change"] == "enter").astype(int))
-    return (order.sort_values(["at", "__c", "person_id"], kind="stable").drop(columns="__c")
-            .reset_index(drop=True))
+    return (
+        order.sort_values(["at", "__c", "person_id"], kind="stable")
+        .drop(columns="__c")
+        .reset_index(drop=True)
+    )
 
 
 def _empty_changes() -> pd.DataFrame:

@@ -60,8 +60,9 @@ def model_audiences(model: Model) -> list[Audience]:
     raw = model.sections.get(SECTION, {})
     where = model.source or DEFAULT_FILE
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: [{SECTION}] must be a table of audiences, e.g. "
-                          f"[{SECTION}.vip-carts]")
+        raise ConfigError(
+            f"{where}: [{SECTION}] must be a table of audiences, e.g. [{SECTION}.vip-carts]"
+        )
     found = []
     builtin = {a.name for a in builtin_audiences(model)}
     for name, table in raw.items():
@@ -75,8 +76,14 @@ def model_audiences(model: Model) -> list[Audience]:
         description = fields.pop("description", "")
         if not isinstance(description, str):
             raise ConfigError(f"{label}: description must be text")
-        found.append(Audience(name=name, rule=parse_rule(fields, source=label),
-                              description=description, source="model"))
+        found.append(
+            Audience(
+                name=name,
+                rule=parse_rule(fields, source=label),
+                description=description,
+                source="model",
+            )
+        )
     return found
 
 
@@ -85,8 +92,15 @@ def stored_audiences(store: Store) -> list[Audience]:
     if not tables.has_table(store.db, "audiences"):
         return []
     rows = store.db.rows("SELECT name, rule, description FROM audiences ORDER BY name")
-    return [Audience(name=name, rule=parse_rule(json.loads(rule), source=f"stored audience {name!r}"),
-                     description=description, source="store") for name, rule, description in rows]
+    return [
+        Audience(
+            name=name,
+            rule=parse_rule(json.loads(rule), source=f"stored audience {name!r}"),
+            description=description,
+            source="store",
+        )
+        for name, rule, description in rows
+    ]
 
 
 def all_audiences(store: Store, model: Model | None = None) -> list[Audience]:
@@ -98,7 +112,8 @@ def all_audiences(store: Store, model: Model | None = None) -> list[Audience]:
     if clash:
         raise ConfigError(
             f"audience(s) {', '.join(clash)} are defined both in {model.source or DEFAULT_FILE} "
-            "and in the store: remove one (`shopfunnel audience delete NAME` for the store's)")
+            "and in the store: remove one (`shopfunnel audience delete NAME` for the store's)"
+        )
     return builtin_audiences(model) + declared + stored
 
 
@@ -112,7 +127,7 @@ def get_audience(store: Store, name: str, model: Model | None = None) -> Audienc
     return audiences[name]
 
 
-def members(
+def audience_members(
     store: Store,
     audience: str | Audience | Any,
     *,
@@ -161,15 +176,22 @@ def create_audience(
     parsed = rule if not isinstance(rule, dict) else parse_rule(rule, source=f"audience {name!r}")
     known = {a.name: a for a in all_audiences(store, model)}
     if name in known:
-        where = {"builtin": "a built-in audience", "model": f"declared in {model.source}",
-                 "store": "kept in the store"}[known[name].source]
-        raise ConfigError(f"audience {name!r} exists already ({where}): choose another name"
-                          + (" or `shopfunnel audience delete` it first" if known[name].source == "store" else ""))
+        where = {
+            "builtin": "a built-in audience",
+            "model": f"declared in {model.source}",
+            "store": "kept in the store",
+        }[known[name].source]
+        raise ConfigError(
+            f"audience {name!r} exists already ({where}): choose another name"
+            + (" or `shopfunnel audience delete` it first" if known[name].source == "store" else "")
+        )
     audience = Audience(name=name, rule=parsed, description=description, source="store")
     _check_references(audience, {**known, name: audience})
     tables.ensure_tables(store.db)
-    store.db.execute("INSERT INTO audiences VALUES (?, ?, ?, ?)",
-                     [name, rule_json(parsed), description, tables.utc_now()])
+    store.db.execute(
+        "INSERT INTO audiences VALUES (?, ?, ?, ?)",
+        [name, rule_json(parsed), description, tables.utc_now()],
+    )
     return audience
 
 
@@ -182,17 +204,22 @@ def delete_audience(store: Store, name: str, *, model: Model | None = None) -> i
     if audience.source == "builtin":
         raise ConfigError(f"{name!r} is a built-in audience: it cannot be deleted")
     if audience.source == "model":
-        raise ConfigError(f"{name!r} is declared in {model.source}: remove its "
-                          f"[{SECTION}.{name}] table there")
+        raise ConfigError(
+            f"{name!r} is declared in {model.source}: remove its [{SECTION}.{name}] table there"
+        )
     users = [a.name for a in all_audiences(store, model) if name in references(a.rule)]
     if users:
-        raise ConfigError(f"{', '.join(users)} is made of {name!r}: delete or change "
-                          f"{'it' if len(users) == 1 else 'them'} first")
+        raise ConfigError(
+            f"{', '.join(users)} is made of {name!r}: delete or change "
+            f"{'it' if len(users) == 1 else 'them'} first"
+        )
     with store.db.transaction():
         removed = 0
         if tables.has_table(store.db, "audience_members"):
-            removed = int(store.db.scalar(
-                "SELECT count(*) FROM audience_members WHERE audience = ?", [name]) or 0)
+            removed = int(
+                store.db.scalar("SELECT count(*) FROM audience_members WHERE audience = ?", [name])
+                or 0
+            )
             store.db.execute("DELETE FROM audience_members WHERE audience = ?", [name])
             store.db.execute("DELETE FROM audience_refreshes WHERE audience = ?", [name])
         store.db.execute("DELETE FROM audiences WHERE name = ?", [name])
@@ -207,13 +234,16 @@ def audience_table(store: Store, model: Model | None = None) -> pd.DataFrame:
     if tables.has_table(store.db, "audience_refreshes"):
         last = store.db.df(
             "SELECT audience AS name, arg_max(members, as_of) AS members, "
-            "max(as_of) AS refreshed_as_of FROM audience_refreshes GROUP BY audience")
-    frame = pd.DataFrame({
-        "name": [a.name for a in audiences],
-        "source": [a.source for a in audiences],
-        "description": [a.description for a in audiences],
-        "rule": [describe(a.rule) for a in audiences],
-    })
+            "max(as_of) AS refreshed_as_of FROM audience_refreshes GROUP BY audience"
+        )
+    frame = pd.DataFrame(
+        {
+            "name": [a.name for a in audiences],
+            "source": [a.source for a in audiences],
+            "description": [a.description for a in audiences],
+            "rule": [describe(a.rule) for a in audiences],
+        }
+    )
     return frame.merge(last, on="name", how="left")
 
 
@@ -229,14 +259,17 @@ def parse_rule_text(text: str) -> dict[str, Any]:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(
                 f"--rule {text!r} is neither JSON nor a TOML inline table ({exc}): write e.g. "
-                "'{kind = \"abandoned\", did = [\"add_to_cart\"], without = [\"purchase\"], "
-                "after = \"4h\"}'") from exc
+                '\'{kind = "abandoned", did = ["add_to_cart"], without = ["purchase"], '
+                'after = "4h"}\''
+            ) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"--rule {text!r} must be a table with kind = ... (docs/audiences.md)")
     return data
 
 
-def _check_references(audience: Audience | None, known: dict[str, Audience], rule: Any = None) -> None:
+def _check_references(
+    audience: Audience | None, known: dict[str, Audience], rule: Any = None
+) -> None:
     """Every name ``audience`` (or an unnamed ``rule``) refers to exists, and none leads
     back to itself."""
     seen: list[str] = []
@@ -244,7 +277,7 @@ def _check_references(audience: Audience | None, known: dict[str, Audience], rul
 
     def walk(name: str) -> None:
         if name in seen:
-            loop = " → ".join([*seen[seen.index(name):], name])
+            loop = " → ".join([*seen[seen.index(name) :], name])
             raise ConfigError(f"{label} refers to itself ({loop}): break the loop")
         if name not in known:
             close = difflib.get_close_matches(name, list(known), n=3)

@@ -25,13 +25,20 @@ from shopfunnel.errors import ConfigError
 
 PLATFORM_NAMES = ("csv", "meta", "google")
 MODEL_OPTION = typer.Option(
-    "--model", help="The model file (default: ./shopfunnel.toml, else shopfunnel.toml beside the store, else none).")
+    "--model",
+    help="The model file (default: ./shopfunnel.toml, else shopfunnel.toml beside the store, else none).",
+)
 AS_OF_OPTION = typer.Option(
-    "--as-of", help="Judge membership at this time, UTC (default: the store's latest event).")
+    "--as-of", help="Judge membership at this time, UTC (default: the store's latest event)."
+)
 EXPORT_OPTION = typer.Option(
-    "--export", help="csv: for your e-mail tool (contacts only with --contacts); meta or google: "
-                     "SHA-256-hashed columns the ad platform accepts.")
-CONTACTS_OPTION = typer.Option("--contacts", help="Include e-mail and phone, in clear, in a csv export.")
+    "--export",
+    help="csv: for your e-mail tool (contacts only with --contacts); meta or google: "
+    "SHA-256-hashed columns the ad platform accepts.",
+)
+CONTACTS_OPTION = typer.Option(
+    "--contacts", help="Include e-mail and phone, in clear, in a csv export."
+)
 
 audience_app = typer.Typer(
     help=(
@@ -69,11 +76,20 @@ def audience_list(
         the_model = store_model(db, model)
         with Store(db, read_only=True) as store:
             frame = audience_table(store, the_model)
-        shown = frame.assign(what=frame["description"].where(frame["description"] != "", frame["rule"]))
+        shown = frame.assign(
+            what=frame["description"].where(frame["description"] != "", frame["rule"])
+        )
         shown = shown[["name", "source", "what", "members", "refreshed_as_of"]]
-        emit(frame, format, out, table=lambda: rich_table(
-            shown, title=f"{len(frame)} audiences ({db})",
-            formats={"members": fmt.integer, "refreshed_as_of": fmt.timestamp}))
+        emit(
+            frame,
+            format,
+            out,
+            table=lambda: rich_table(
+                shown,
+                title=f"{len(frame)} audiences ({db})",
+                formats={"members": fmt.integer, "refreshed_as_of": fmt.timestamp},
+            ),
+        )
 
 
 @audience_app.command("show")
@@ -97,7 +113,7 @@ def audience_show(
     from shopfunnel.audiences.evaluate import resolve_as_of
     from shopfunnel.audiences.lists import contacts as contact_table
     from shopfunnel.audiences.lists import profiles
-    from shopfunnel.audiences.saved import get_audience, members, store_model
+    from shopfunnel.audiences.saved import audience_members, get_audience, store_model
     from shopfunnel.store.store import Store
 
     with friendly_errors():
@@ -106,31 +122,52 @@ def audience_show(
         with Store(db, read_only=True) as store:
             audience = get_audience(store, name, the_model)
             when = resolve_as_of(store, as_of)
-            people = members(store, name, as_of=when, model=the_model)
-            frame = profiles(store, list(people["person_id"]), as_of=when) if when is not None else people
+            people = audience_members(store, name, as_of=when, model=the_model)
+            frame = (
+                profiles(store, list(people["person_id"]), as_of=when)
+                if when is not None
+                else people
+            )
             if contacts or export != "csv":
                 frame = frame.merge(contact_table(store), on="person_id", how="left")
         exported = export_audience(frame, export, contacts=contacts)  # type: ignore[arg-type]
         if export != "csv" and len(exported) < len(frame):
-            err_console.print(f"note: {len(frame) - len(exported)} of {len(frame)} person(s) "
-                              "left out: no e-mail and no phone with a country code")
+            err_console.print(
+                f"note: {len(frame) - len(exported)} of {len(frame)} person(s) "
+                "left out: no e-mail and no phone with a country code"
+            )
         title = f"{name}: {len(frame):,} persons as of {fmt.timestamp(when)} ({audience.description or audience.source})"
         emit(exported, format, out, table=lambda: _head(exported, title))
 
 
 @audience_app.command("create")
 def audience_create(
-    name: Annotated[str, typer.Argument(help="A new name: lower-case letters, digits, '-' or '_'.")],
-    rule: Annotated[str | None, typer.Option(
-        "--rule", help='The rule as a TOML inline table or JSON, e.g. \'{kind = "events", '
-                       'event = "view_item", where = {item_category = "shoes"}, at_least = 2, '
-                       'within = "7d"}\'.')] = None,
-    all_of: Annotated[str | None, typer.Option(
-        "--all", help="Persons in every one of these audiences (comma-separated).")] = None,
-    any_of: Annotated[str | None, typer.Option(
-        "--any", help="Persons in at least one of these audiences (comma-separated).")] = None,
-    but_not: Annotated[str | None, typer.Option(
-        "--but-not", help="With --all or --any: leave out the persons of these audiences.")] = None,
+    name: Annotated[
+        str, typer.Argument(help="A new name: lower-case letters, digits, '-' or '_'.")
+    ],
+    rule: Annotated[
+        str | None,
+        typer.Option(
+            "--rule",
+            help='The rule as a TOML inline table or JSON, e.g. \'{kind = "events", '
+            'event = "view_item", where = {item_category = "shoes"}, at_least = 2, '
+            'within = "7d"}\'.',
+        ),
+    ] = None,
+    all_of: Annotated[
+        str | None,
+        typer.Option("--all", help="Persons in every one of these audiences (comma-separated)."),
+    ] = None,
+    any_of: Annotated[
+        str | None,
+        typer.Option("--any", help="Persons in at least one of these audiences (comma-separated)."),
+    ] = None,
+    but_not: Annotated[
+        str | None,
+        typer.Option(
+            "--but-not", help="With --all or --any: leave out the persons of these audiences."
+        ),
+    ] = None,
     description: Annotated[str, typer.Option(help="What the audience is for.")] = "",
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
     model: Annotated[Path | None, MODEL_OPTION] = None,
@@ -155,10 +192,17 @@ def audience_create(
         spec = _rule_from_options(rule, all_of, any_of, but_not)
         the_model = store_model(db, model)
         with Store(db) as store:
-            made = create_audience(store, name, spec if not isinstance(spec, str) else
-                                   parse_rule_text(spec), description=description, model=the_model)
-        err_console.print(f"saved audience {made.name!r}: see who is in it with "
-                          f"`shopfunnel audience show {made.name} --db {db}`")
+            made = create_audience(
+                store,
+                name,
+                spec if not isinstance(spec, str) else parse_rule_text(spec),
+                description=description,
+                model=the_model,
+            )
+        err_console.print(
+            f"saved audience {made.name!r}: see who is in it with "
+            f"`shopfunnel audience show {made.name} --db {db}`"
+        )
 
 
 @audience_app.command("delete")
@@ -183,7 +227,9 @@ def audience_delete(
 
 @audience_app.command("refresh")
 def audience_refresh(
-    names: Annotated[list[str] | None, typer.Argument(help="The audiences (default: every one).")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="The audiences (default: every one).")
+    ] = None,
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
     as_of: Annotated[str | None, AS_OF_OPTION] = None,
     model: Annotated[Path | None, MODEL_OPTION] = None,
@@ -201,7 +247,7 @@ def audience_refresh(
     """
     import pandas as pd
 
-    from shopfunnel.audiences.membership import publish, refresh
+    from shopfunnel.audiences.membership import publish, refresh_audience
     from shopfunnel.audiences.saved import all_audiences, store_model
     from shopfunnel.store.store import Store
 
@@ -211,16 +257,30 @@ def audience_refresh(
         with Store(db) as store:
             chosen = names or [a.name for a in all_audiences(store, the_model)]
             for name in chosen:
-                done = refresh(store, name, as_of=as_of, model=the_model)
+                done = refresh_audience(store, name, as_of=as_of, model=the_model)
                 queued = publish(store, name)
-                rows.append({"audience": name, "as_of": done.as_of, "members": done.members,
-                             "entered": done.entered, "exited": done.exited, "to_webhooks": queued})
+                rows.append(
+                    {
+                        "audience": name,
+                        "as_of": done.as_of,
+                        "members": done.members,
+                        "entered": done.entered,
+                        "exited": done.exited,
+                        "to_webhooks": queued,
+                    }
+                )
                 frames.append(done.changes)
         summary = pd.DataFrame(rows)
         changed = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         if format == Format.table:
-            emit(summary, format, out, table=lambda: rich_table(
-                summary, title="refreshed", formats={"as_of": fmt.timestamp}))
+            emit(
+                summary,
+                format,
+                out,
+                table=lambda: rich_table(
+                    summary, title="refreshed", formats={"as_of": fmt.timestamp}
+                ),
+            )
         else:
             emit(changed, format, out)
 
@@ -234,20 +294,27 @@ def audience_history(
 ) -> None:
     """The membership history of an audience: one row per entry (entered_at, exited_at,
     entry_id), over every refresh so far."""
-    from shopfunnel.audiences.membership import history
+    from shopfunnel.audiences.membership import audience_history
     from shopfunnel.store.store import Store
 
     with friendly_errors():
         with Store(db, read_only=True) as store:
-            frame = history(store, name)
+            frame = audience_history(store, name)
         emit(frame, format, out, table=lambda: _head(frame, f"{name}: {len(frame):,} entries"))
 
 
 @audience_app.command("abandoned-carts")
 def audience_abandoned_carts(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    after: Annotated[str, typer.Option(help="A cart counts as abandoned once it is this old with no purchase after it.")] = "1h",
-    lookback: Annotated[str, typer.Option(help="Only carts from this period before the last event.")] = "30d",
+    after: Annotated[
+        str,
+        typer.Option(
+            help="A cart counts as abandoned once it is this old with no purchase after it."
+        ),
+    ] = "1h",
+    lookback: Annotated[
+        str, typer.Option(help="Only carts from this period before the last event.")
+    ] = "30d",
     export: Annotated[str, EXPORT_OPTION] = "csv",
     contacts: Annotated[bool, CONTACTS_OPTION] = False,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
@@ -268,39 +335,54 @@ def audience_abandoned_carts(
             people = abandoned_carts(store, after=after, lookback=lookback)
         exported = export_audience(people, export, contacts=contacts)  # type: ignore[arg-type]
         if export != "csv" and len(exported) < len(people):
-            err_console.print(f"note: {len(people) - len(exported)} of {len(people)} person(s) "
-                              "left out: no e-mail and no phone with a country code")
+            err_console.print(
+                f"note: {len(people) - len(exported)} of {len(people)} person(s) "
+                "left out: no e-mail and no phone with a country code"
+            )
         emit(exported, format, out)
 
 
 # -- helpers --------------------------------------------------------------------------------
 def _check_platform(export: str) -> None:
     if export not in PLATFORM_NAMES:
-        raise ConfigError(f"--export {export!r} is not known: use one of {', '.join(PLATFORM_NAMES)}")
+        raise ConfigError(
+            f"--export {export!r} is not known: use one of {', '.join(PLATFORM_NAMES)}"
+        )
 
 
-def _rule_from_options(rule: str | None, all_of: str | None, any_of: str | None,
-                       but_not: str | None) -> Any:
+def _rule_from_options(
+    rule: str | None, all_of: str | None, any_of: str | None, but_not: str | None
+) -> Any:
     given = [x for x in (rule, all_of, any_of) if x]
     if len(given) != 1:
-        raise ConfigError("give exactly one of --rule, --all or --any, e.g. --all abandoned-carts,vip")
+        raise ConfigError(
+            "give exactly one of --rule, --all or --any, e.g. --all abandoned-carts,vip"
+        )
     if rule:
         if but_not:
-            raise ConfigError("--but-not goes with --all or --any; in --rule write kind = \"not\"")
+            raise ConfigError('--but-not goes with --all or --any; in --rule write kind = "not"')
         return rule
     names = [n.strip() for n in (all_of or any_of or "").split(",") if n.strip()]
     spec: dict[str, Any] = {"kind": "all" if all_of else "any", "of": names}
     if but_not:
         excluded = [n.strip() for n in but_not.split(",") if n.strip()]
         nots = [{"kind": "not", "rule": n} for n in excluded]
-        spec = {"kind": "all", "of": [spec, *nots]} if spec["kind"] == "any" else {
-            "kind": "all", "of": [*names, *nots]}
+        spec = (
+            {"kind": "all", "of": [spec, *nots]}
+            if spec["kind"] == "any"
+            else {"kind": "all", "of": [*names, *nots]}
+        )
     return spec
 
 
 def _head(frame: Any, title: str) -> Any:
     if len(frame) > TERMINAL_ROWS:
-        err_console.print(f"showing the first {TERMINAL_ROWS:,} of {len(frame):,} rows: write them "
-                          "all with --out FILE (and --format csv or json)")
-    return rich_table(frame.head(TERMINAL_ROWS), title=title,
-                      formats={c: fmt.timestamp for c in frame.columns if c.endswith(("_at", "_seen"))})
+        err_console.print(
+            f"showing the first {TERMINAL_ROWS:,} of {len(frame):,} rows: write them "
+            "all with --out FILE (and --format csv or json)"
+        )
+    return rich_table(
+        frame.head(TERMINAL_ROWS),
+        title=title,
+        formats={c: fmt.timestamp for c in frame.columns if c.endswith(("_at", "_seen"))},
+    )

@@ -28,7 +28,9 @@ from shopfunnel.cli.output import (
 )
 
 MODEL_OPTION = typer.Option(
-    "--model", help="The model file (default: ./shopfunnel.toml, else shopfunnel.toml beside the store, else none).")
+    "--model",
+    help="The model file (default: ./shopfunnel.toml, else shopfunnel.toml beside the store, else none).",
+)
 
 flow_app = typer.Typer(
     help=(
@@ -61,8 +63,10 @@ def flow_group(
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
     model: Annotated[Path | None, MODEL_OPTION] = None,
-    lookback: Annotated[str | None, typer.Option(
-        "--lookback", help="Stage flow: only events this recent count, e.g. 90d.")] = None,
+    lookback: Annotated[
+        str | None,
+        typer.Option("--lookback", help="Stage flow: only events this recent count, e.g. 90d."),
+    ] = None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -71,8 +75,9 @@ def flow_group(
         raise typer.Exit(code=0 if start is None and end is None else 2)
     from shopfunnel.cli.stages import flow as stage_flow_command
 
-    stage_flow_command(start=start, end=end, db=db, format=format, out=out, model=model,
-                       lookback=lookback)
+    stage_flow_command(
+        start=start, end=end, db=db, format=format, out=out, model=model, lookback=lookback
+    )
 
 
 @flow_app.command("list")
@@ -92,20 +97,35 @@ def flow_list(
         with Store(db, read_only=True) as store:
             frame = flow_table(store, the_model)
         shown = frame.drop(columns=["description"])
-        emit(frame, format, out, table=lambda: rich_table(shown, title=f"flows ({db})",
-                                                          formats={"last_sent_at": fmt.timestamp}))
+        emit(
+            frame,
+            format,
+            out,
+            table=lambda: rich_table(
+                shown, title=f"flows ({db})", formats={"last_sent_at": fmt.timestamp}
+            ),
+        )
 
 
 @flow_app.command("run")
 def flow_run(
     name: Annotated[str, typer.Argument(help="The flow, e.g. cart-abandonment.")],
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    now: Annotated[str | None, typer.Option(
-        "--now", help="Judge at this time, UTC (default: the store's latest event; on a live "
-                      "store pass the wall clock, e.g. $(date -u +%Y-%m-%dT%H:%M))."
-    )] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List who is due without marking them sent.")] = False,
-    contacts: Annotated[bool, typer.Option("--contacts", help="Add e-mail and phone, in clear (for your e-mail tool).")] = False,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            help="Judge at this time, UTC (default: the store's latest event; on a live "
+            "store pass the wall clock, e.g. $(date -u +%Y-%m-%dT%H:%M)).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List who is due without marking them sent.")
+    ] = False,
+    contacts: Annotated[
+        bool,
+        typer.Option("--contacts", help="Add e-mail and phone, in clear (for your e-mail tool)."),
+    ] = False,
     model: Annotated[Path | None, MODEL_OPTION] = None,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
@@ -128,18 +148,36 @@ def flow_run(
             else:
                 result = run_flow(store, name, now=now, model=the_model, contacts=contacts)
         counts = result.counts
-        note = (f"{name} at {fmt.timestamp(result.now)}: {counts['due']:,} due"
-                + (f", {counts['held_out']:,} held out" if counts["held_out"] else "")
-                + f" (of {counts['triggered']:,} triggered: {counts['exited']:,} exited, "
-                f"{counts['already_sent']:,} already sent, {counts['cooling_down']:,} in cooldown"
-                + (f", {counts['not_in_audience']:,} not in {result.flow.audience}"
-                   if result.flow.audience else "") + ")"
-                + (" — dry run, nothing marked" if dry_run else
-                   (" — marked sent" if result.recorded else "")))
+        note = (
+            f"{name} at {fmt.timestamp(result.now)}: {counts['due']:,} due"
+            + (f", {counts['held_out']:,} held out" if counts["held_out"] else "")
+            + f" (of {counts['triggered']:,} triggered: {counts['exited']:,} exited, "
+            f"{counts['already_sent']:,} already sent, {counts['cooling_down']:,} in cooldown"
+            + (
+                f", {counts['not_in_audience']:,} not in {result.flow.audience}"
+                if result.flow.audience
+                else ""
+            )
+            + ")"
+            + (
+                " — dry run, nothing marked"
+                if dry_run
+                else (" — marked sent" if result.recorded else "")
+            )
+        )
         err_console.print(note, markup=False, highlight=False)
         if format == Format.json:
-            emit({"flow": name, "now": result.now, "dry_run": dry_run, "counts": counts,
-                  "due": records(result.due)}, format, out)
+            emit(
+                {
+                    "flow": name,
+                    "now": result.now,
+                    "dry_run": dry_run,
+                    "counts": counts,
+                    "due": records(result.due),
+                },
+                format,
+                out,
+            )
             return
         emit(result.due, format, out, table=lambda: _due_table(result.due))
 
@@ -158,17 +196,39 @@ def flow_sent(
     with friendly_errors():
         with Store(db, read_only=True) as store:
             frame = sends(store, name)
-        emit(frame, format, out, table=lambda: rich_table(
-            frame.head(TERMINAL_ROWS), title=f"{len(frame):,} sends",
-            formats={c: fmt.timestamp for c in ("trigger_at", "due_at", "sent_at")}))
+        emit(
+            frame,
+            format,
+            out,
+            table=lambda: rich_table(
+                frame.head(TERMINAL_ROWS),
+                title=f"{len(frame):,} sends",
+                formats={c: fmt.timestamp for c in ("trigger_at", "due_at", "sent_at")},
+            ),
+        )
 
 
 def _due_table(due: Any) -> Any:
-    cols = [c for c in ("person_id", "trigger_event", "trigger_at", "cart_items", "cart_value",
-                        "last_viewed_item", "email") if c in due.columns]
+    cols = [
+        c
+        for c in (
+            "person_id",
+            "trigger_event",
+            "trigger_at",
+            "cart_items",
+            "cart_value",
+            "last_viewed_item",
+            "email",
+        )
+        if c in due.columns
+    ]
     if len(due) > TERMINAL_ROWS:
-        err_console.print(f"showing the first {TERMINAL_ROWS:,} of {len(due):,}: write them all "
-                          "with --out FILE (and --format csv)")
-    return rich_table(due.head(TERMINAL_ROWS)[cols], title=f"{len(due):,} due",
-                      formats={"trigger_at": fmt.timestamp})
-
+        err_console.print(
+            f"showing the first {TERMINAL_ROWS:,} of {len(due):,}: write them all "
+            "with --out FILE (and --format csv)"
+        )
+    return rich_table(
+        due.head(TERMINAL_ROWS)[cols],
+        title=f"{len(due):,} due",
+        formats={"trigger_at": fmt.timestamp},
+    )
