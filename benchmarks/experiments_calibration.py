@@ -110,8 +110,9 @@ def main() -> None:
         "",
         f"**A/A** ({args.aa_seeds} seeds, {args.aa_events:,} events each, no planted effect, "
         "50/50 split): share of seeds where the analysis calls a difference. Frequentist: "
-        "two-sided p < 0.05 (expected 5%); Bayesian: chance to win above 95% or below 5% "
-        "(expected about 5% with the flat prior). 95% Wilson interval in brackets.",
+        "two-sided p < 0.05 (expected 5%); Bayesian: chance to win above 95% or below 5%, "
+        "a winner or a loser called (expected 10% with the flat prior: 5% in each tail). "
+        "95% Wilson interval in brackets.",
         "",
         "| metric | frequentist p < 0.05 | Bayesian ctw > 95% or < 5% | refused |",
         "|---|---|---|---|",

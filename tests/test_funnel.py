@@ -390,6 +390,12 @@ def test_a_misspelt_event_key_or_breakdown_is_refused_with_the_closest_names():
         funnel(events, [Step("view_item", where={"cart_idd": "c1"}), "purchase"])
     with pytest.raises(UnknownNameError, match="no event is named 'refund'"):
         funnel(events, ["view_item", "purchase"], exclusions=["refund"])
+    # the docs' own example, on a store without carts: named, with what would happen
+    no_carts = log(("p", 0, "view_item", {"properties": '{"order_id": "o1"}'}), ("p", 1, "purchase"))
+    with pytest.raises(UnknownNameError, match="held property 'cart_id'.*no attempt would count"):
+        funnel(no_carts, ["view_item", "purchase"], hold="cart_id")
+    with pytest.raises(UnknownNameError, match="breakdown 'chanel'.*under '\\(none\\)'"):
+        funnel(events, ["view_item", "purchase"], by="chanel")
     # said to be intended: counted, the missing step reaches nobody
     assert funnel(events, ["view_item", "refund"], allow_unknown=True).steps[
         "persons"].tolist() == [1, 0]

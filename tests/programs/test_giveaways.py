@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import log
 
 from shopfunnel.errors import ConfigError
-from shopfunnel.programs.giveaways import draw, get_draw, preview_list, verify_draw
+from shopfunnel.programs.giveaways import draw_giveaway, get_draw, preview_list, verify_draw
 
 PEOPLE = ["ana", "bo", "chen", "dana", "émile", "fay", "gus", "hal", "ivy", "jo"]
 
@@ -28,45 +28,51 @@ def by_hand(entrants: list[str], seed: str, k: int) -> list[str]:
 
 
 def test_the_draw_is_reproduced_from_its_record(shop):
-    d = draw(shop, "june", "all", winners=3, seed="lottery-2024-06-01: 4 8 15 16 23 42")
+    d = draw_giveaway(shop, "june", "all", winners=3, seed="lottery-2024-06-01: 4 8 15 16 23 42")
     record = get_draw(shop, "june")
     assert record.entrants == tuple(sorted(PEOPLE, key=str.encode))
     assert record.entrants_sha256 == hashlib.sha256("\n".join(record.entrants).encode()).hexdigest()
     assert list(record.winners) == by_hand(list(record.entrants), record.seed, 3) == list(d.winners)
-    assert verify_draw(shop, "june")["winners_match"] and verify_draw(shop, "june")["entrants_match"]
+    assert (
+        verify_draw(shop, "june")["winners_match"] and verify_draw(shop, "june")["entrants_match"]
+    )
 
 
 @pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs coreutils' sha256sum")
 def test_the_shell_command_in_the_docs_gives_the_same_key():
     seed, entrant = "s3ed", "émile"
-    out = subprocess.run(["sh", "-c", 'printf "%s\\0%s" "$SEED" "$ENTRANT" | sha256sum'],
-                         env={"SEED": seed, "ENTRANT": entrant, "PATH": "/usr/bin:/bin"},
-                         capture_output=True, text=True, check=True).stdout.split()[0]
+    out = subprocess.run(
+        ["sh", "-c", 'printf "%s\\0%s" "$SEED" "$ENTRANT" | sha256sum'],
+        env={"SEED": seed, "ENTRANT": entrant, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[0]
     from shopfunnel.programs.giveaways import entrant_key
 
     assert out == entrant_key(seed, entrant)
 
 
 def test_a_random_seed_is_recorded_and_a_draw_is_never_redone(shop):
-    d = draw(shop, "july", "all", winners=2)
+    d = draw_giveaway(shop, "july", "all", winners=2)
     assert len(d.seed) == 32 and verify_draw(shop, "july")["winners_match"]
     with pytest.raises(ConfigError, match="never redone"):
-        draw(shop, "july", "all", winners=2)
+        draw_giveaway(shop, "july", "all", winners=2)
 
 
 def test_winners_of_earlier_draws_can_be_kept_out(shop):
-    first = draw(shop, "d1", "all", winners=4, seed="a")
-    second = draw(shop, "d2", "all", winners=4, seed="b", exclude_winners_of=["d1"])
+    first = draw_giveaway(shop, "d1", "all", winners=4, seed="a")
+    second = draw_giveaway(shop, "d2", "all", winners=4, seed="b", exclude_winners_of=["d1"])
     assert not set(first.winners) & set(second.entrants)
-    third = draw(shop, "d3", "all", winners=2, seed="c", exclude_winners_of="all")
+    third = draw_giveaway(shop, "d3", "all", winners=2, seed="c", exclude_winners_of="all")
     assert set(third.entrants) == set(PEOPLE) - set(first.winners) - set(second.winners)
     assert verify_draw(shop, "d3")["winners_match"]
     with pytest.raises(ConfigError, match="no entrant"):
-        draw(shop, "d4", list(first.winners), winners=1, exclude_winners_of=["d1"])
+        draw_giveaway(shop, "d4", list(first.winners), winners=1, exclude_winners_of=["d1"])
 
 
 def test_more_winners_than_entrants_gives_every_entrant(shop):
-    d = draw(shop, "small", ["bo", "ana"], winners=5, seed="x")
+    d = draw_giveaway(shop, "small", ["bo", "ana"], winners=5, seed="x")
     assert sorted(d.winners) == ["ana", "bo"]
 
 

@@ -20,25 +20,50 @@ from shopfunnel.programs.recommend import (
 
 
 def item(i):
-    return {"item_id": i, "item_name": f"Item {i}", "item_category": "c", "price": 1.0, "quantity": 1}
+    return {
+        "item_id": i,
+        "item_name": f"Item {i}",
+        "item_category": "c",
+        "price": 1.0,
+        "quantity": 1,
+    }
 
 
 def view(person, minutes, session, *ids):
-    return [(person, minutes + k, "view_item", {"session_id": session, "items": [item(i)]})
-            for k, i in enumerate(ids)]
+    return [
+        (person, minutes + k, "view_item", {"session_id": session, "items": [item(i)]})
+        for k, i in enumerate(ids)
+    ]
 
 
 def buy(person, minutes, session, *ids):
-    return [(person, minutes, "purchase", {"session_id": session, "order_id": f"o-{session}",
-                                           "value": 1.0, "items": [item(i) for i in ids]})]
+    return [
+        (
+            person,
+            minutes,
+            "purchase",
+            {
+                "session_id": session,
+                "order_id": f"o-{session}",
+                "value": 1.0,
+                "items": [item(i) for i in ids],
+            },
+        )
+    ]
 
 
 @pytest.fixture
 def shop(store):
-    rows = (view("p1", 0, "s1", "A", "B", "C") + view("p2", 0, "s2", "A", "B")
-            + view("p3", 0, "s3", "A", "B", "B") + view("p4", 0, "s4", "A", "C")
-            + view("p5", 0, "s5", "D") + view("p6", 0, "s6", "A", "B", "C", "D")
-            + view("me", 100, "s7", "A") + buy("me", 110, "s7", "B"))
+    rows = (
+        view("p1", 0, "s1", "A", "B", "C")
+        + view("p2", 0, "s2", "A", "B")
+        + view("p3", 0, "s3", "A", "B", "B")
+        + view("p4", 0, "s4", "A", "C")
+        + view("p5", 0, "s5", "D")
+        + view("p6", 0, "s6", "A", "B", "C", "D")
+        + view("me", 100, "s7", "A")
+        + buy("me", 110, "s7", "B")
+    )
     store.load(log(*rows))
     return store
 
@@ -85,7 +110,9 @@ def reference(sessions, ks, min_support=2, max_items=50):
     for basket in train:
         count.update(basket)
         support.update(permutations(basket, 2))
-    cos = {k: c / math.sqrt(count[k[0]] * count[k[1]]) for k, c in support.items() if c >= min_support}
+    cos = {
+        k: c / math.sqrt(count[k[0]] * count[k[1]]) for k, c in support.items() if c >= min_support
+    }
     popular = sorted({i for b in train for i in b}, key=lambda i: (-count[i], i))
     del n
     out = {}
@@ -98,8 +125,9 @@ def reference(sessions, ks, min_support=2, max_items=50):
         for (a, b), c in cos.items():
             if a in seeds:
                 scores[b] += c
-        ranked = sorted((i for i in scores if i not in bought and i not in seeds),
-                        key=lambda i: (-scores[i], i))
+        ranked = sorted(
+            (i for i in scores if i not in bought and i not in seeds), key=lambda i: (-scores[i], i)
+        )
         base = [i for i in popular if i not in bought and i not in seeds]
         target = views[s_held]
         out[p] = {k: (bool(set(ranked[:k]) & target), bool(set(base[:k]) & target)) for k in ks}

@@ -171,7 +171,9 @@ def _cart_lines(events: pd.DataFrame) -> tuple[list[str], float]:
     loose_value = 0.0
     for event in events.itertuples():
         sign = 1 if event.event == "add_to_cart" else -1
-        items = list(event.items) if isinstance(event.items, list | tuple | np.ndarray) else []
+        # a cart event without items reads as None, NaN or pd.NA (a column of only nulls)
+        raw = event.items
+        items = list(raw) if isinstance(raw, list | tuple) or hasattr(raw, "tolist") else []
         if items:
             for item in items:
                 key = item.get("item_id") or item.get("item_name") or "?"

@@ -40,8 +40,8 @@ class DifferenceKind(StrEnum):
 
 
 class Better(StrEnum):
-    higher = "higher"
-    lower = "lower"
+    HIGHER = "higher"
+    LOWER = "lower"
 
 
 EXAMPLES = {
@@ -83,11 +83,11 @@ def parse_arm(text: str, metric: MetricKind, arm: str) -> Any:
         _number(p, arm, name, whole=i == 0 or (metric == "proportion" and i == 1))
         for i, (p, name) in enumerate(zip(parts, names, strict=True))
     ]
+    n = int(values[0])
     if metric == MetricKind.proportion:
-        return Proportion(values[0], values[1])
+        return Proportion(n, values[1])
     if metric == MetricKind.mean:
-        return Mean(values[0], values[1], values[2])
-    n = values[0]
+        return Mean(n, values[1], values[2])
     return Ratio(n, Mean(n, values[1], values[2]), Mean(n, values[3], values[4]), values[5])
 
 
@@ -142,7 +142,7 @@ def compare_command(
     better: Annotated[
         Better,
         typer.Option(help="higher (conversion, revenue) or lower (refund rate): which way wins."),
-    ] = Better.higher,
+    ] = Better.HIGHER,
     min_units: Annotated[
         int, typer.Option(help="Refuse a result while an arm has fewer units than this.")
     ] = 100,

@@ -32,7 +32,8 @@ EXCLUDE_OPTION = typer.Option(
     "--exclude", help="An event that ends an attempt when it comes between the first and last "
     "step (repeatable); EVENT:2-3 only between steps 2 and 3. E.g. --exclude remove_from_cart.")
 HOLD_OPTION = typer.Option(
-    "--hold", help="A property every step of an attempt must share: cart_id, item_id…")
+    "--hold", help="A property every step of an attempt must share: item_id, order_id or a "
+    "properties key your events carry.")
 OPTIONAL_OPTION = typer.Option(
     "--optional", help="A step number that may be skipped (repeatable; not the first or last).")
 ALLOW_UNKNOWN_OPTION = typer.Option(

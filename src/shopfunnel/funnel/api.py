@@ -196,9 +196,6 @@ def funnel(
         raise ConfigError(
             f"attribution={attribution!r} is not valid: use one of {', '.join(ATTRIBUTIONS)}"
         )
-    if by is not None and not by:
-        raise ConfigError("by='' is empty: give a column or property key to break down by, "
-                          "or by=None for no breakdown")
     if trend is not None and trend not in TRENDS:
         raise ConfigError(f"trend={trend!r} is not valid: use day, week, month or None")
     if not isinstance(top, int) or top < 1:

@@ -132,7 +132,7 @@ class FunnelResult:
         steps["p90_seconds_from_previous"] = p90s
         steps = steps[STEP_COLUMNS]
         breakdown = None
-        if plan.by:
+        if plan.by is not None:
             breakdown = _breakdown_table(reached, sattr, aattr, out.labels, names, events,
                                          plan.by, attribution, top)
         totals = pd.DataFrame({
@@ -226,7 +226,7 @@ class FunnelResult:
             "window_seconds": self.window_seconds,
             "count_by": self.count_by,
             "by": self.by,
-            "attribution": self.attribution if self.by else None,
+            "attribution": self.attribution if self.by is not None else None,
             "steps": _records(self.steps),
             "total_conversions": _records(self.total_conversions),
             "breakdown": None if self.breakdown is None else _records(self.breakdown),

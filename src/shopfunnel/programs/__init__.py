@@ -1,8 +1,9 @@
-"""The seed's tactics as programs a store runs: offers (tiered discounts, free shipping,
-time-limited, with unique single-use codes), referral rewards with a ledger, auditable
-giveaway draws and preview lists, and item and person recommendations.
+"""Programs the store runs on its own events: the seed's tactics, set up, run and measured.
 
-Modules: :mod:`.offers`, :mod:`.codes`, :mod:`.referrals`, :mod:`.giveaways`,
-:mod:`.recommend`; :mod:`.tables` creates their tables in the store and
-:mod:`.audience` picks who qualifies. Definitions: docs/programs.md.
+Modules: :mod:`.offers` (tiered discounts, free shipping, periods; results and near-threshold
+carts), :mod:`.codes` (unique single-use codes, read back from purchases' coupons),
+:mod:`.referrals` (codes per customer, the ledger, payouts), :mod:`.giveaways` (auditable draws,
+preview lists), :mod:`.recommend` (viewed and bought together, per person, hit rate),
+:mod:`.audience` (who qualifies: :func:`~.audience.qualifying_persons`) and :mod:`.tables` (what
+they keep in the store). Every figure is defined in ``docs/programs.md``.
 """

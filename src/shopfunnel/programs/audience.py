@@ -45,16 +45,20 @@ def audience_text(spec: AudienceSpec) -> str:
 def parse_audience(text: str) -> dict[str, str]:
     """The conditions of a spec text, checked: ``{"stage": "decision", ...}``."""
     if not isinstance(text, str) or not text.strip():
-        raise ConfigError("the audience is empty: give e.g. 'customers', 'rfm=champions' or "
-                          "'stage=decision,status=stalled'")
+        raise ConfigError(
+            "the audience is empty: give e.g. 'customers', 'rfm=champions' or "
+            "'stage=decision,status=stalled'"
+        )
     conditions: dict[str, str] = {}
     for part in text.split(","):
         part = part.strip()
         key, _, value = part.partition("=")
         key, value = key.strip().lower(), value.strip()
         if key not in KEYS:
-            raise ConfigError(f"audience condition {part!r} is not known: use "
-                              f"{', '.join(KEYS)} (e.g. 'rfm=champions|loyal')")
+            raise ConfigError(
+                f"audience condition {part!r} is not known: use "
+                f"{', '.join(KEYS)} (e.g. 'rfm=champions|loyal')"
+            )
         if key in ("all", "customers") and value:
             raise ConfigError(f"audience condition {part!r} takes no value: write just {key!r}")
         if key not in ("all", "customers") and not value:
@@ -114,7 +118,9 @@ def _customers(store: Store, as_of: datetime | date | str | None) -> set[str]:
     if as_of is None:
         return {r[0] for r in store.db.rows("SELECT DISTINCT person_id FROM orders")}
     end = naive_utc_timestamp(as_of).to_pydatetime()
-    return {r[0] for r in store.db.rows("SELECT DISTINCT person_id FROM orders WHERE ts < ?", [end])}
+    return {
+        r[0] for r in store.db.rows("SELECT DISTINCT person_id FROM orders WHERE ts < ?", [end])
+    }
 
 
 def _rfm_members(store: Store, groups: str, as_of: datetime | date | str | None) -> set[str]:

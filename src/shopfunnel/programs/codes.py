@@ -51,8 +51,9 @@ def check_prefix(prefix: str) -> str:
     """A code prefix: up to 12 letters, digits or ``-``."""
     prefix = normalize_code(prefix)
     if len(prefix) > 12 or any(not (c.isascii() and (c.isalnum() or c == "-")) for c in prefix):
-        raise ConfigError(f"code prefix {prefix!r} is not valid: up to 12 letters, digits or '-', "
-                          "e.g. SPRING-")
+        raise ConfigError(
+            f"code prefix {prefix!r} is not valid: up to 12 letters, digits or '-', e.g. SPRING-"
+        )
     return prefix
 
 
@@ -63,9 +64,13 @@ def taken_codes(store: Store, codes: list[str]) -> set[str]:
     frame = pd.DataFrame({"code": codes})
     store.db.register("__new_codes", frame)
     try:
-        return {r[0] for r in store.db.rows(
-            "SELECT code FROM __new_codes WHERE code IN (SELECT code FROM program_codes) "
-            "OR code IN (SELECT code FROM program_referral_codes)")}
+        return {
+            r[0]
+            for r in store.db.rows(
+                "SELECT code FROM __new_codes WHERE code IN (SELECT code FROM program_codes) "
+                "OR code IN (SELECT code FROM program_referral_codes)"
+            )
+        }
     finally:
         store.db.unregister("__new_codes")
 
@@ -90,8 +95,10 @@ def insert_codes(store: Store, table: str, rows: pd.DataFrame) -> None:
     taken = taken_codes(store, rows["code"].tolist())
     if dupes or taken:
         bad = sorted(set(dupes) | taken)
-        raise ConfigError(f"code(s) {bad[:5]} already exist (or are given twice): every code must "
-                          "be unique across offers and referrals; nothing was written")
+        raise ConfigError(
+            f"code(s) {bad[:5]} already exist (or are given twice): every code must "
+            "be unique across offers and referrals; nothing was written"
+        )
     store.db.register("__rows", rows)
     try:
         with store.db.transaction():
@@ -102,7 +109,11 @@ def insert_codes(store: Store, table: str, rows: pd.DataFrame) -> None:
 
 
 def issue_codes(
-    store: Store, offer: str, persons: list[str], *, prefix: str = "",
+    store: Store,
+    offer: str,
+    persons: list[str],
+    *,
+    prefix: str = "",
     issued_at: datetime | None = None,
 ) -> pd.DataFrame:
     """Give each of ``persons`` a code for ``offer`` unless they have one; return the codes
@@ -113,29 +124,42 @@ def issue_codes(
     if new:
         when = issued_at or datetime.now().replace(microsecond=0)
         codes = fresh_codes(store, len(new), prefix)
-        insert_codes(store, "program_codes", pd.DataFrame(
-            {"code": codes, "offer": offer, "person_id": new, "issued_at": when}))
+        insert_codes(
+            store,
+            "program_codes",
+            pd.DataFrame({"code": codes, "offer": offer, "person_id": new, "issued_at": when}),
+        )
     out = offer_codes(store, offer)
     return out[out["person_id"].isin(set(persons))].reset_index(drop=True)
 
 
-def import_codes(store: Store, offer: str, codes: pd.DataFrame, *,
-                 issued_at: datetime | None = None) -> int:
+def import_codes(
+    store: Store, offer: str, codes: pd.DataFrame, *, issued_at: datetime | None = None
+) -> int:
     """Record codes made elsewhere (a platform's discount codes): ``codes`` has
     ``person_id`` and ``code``. A person who already holds a code for the offer, or a code
     that exists, is refused with nothing written. Returns the number of codes added."""
     ensure_tables(store)
     missing = {"person_id", "code"} - set(codes.columns)
     if missing:
-        raise ConfigError(f"the codes table needs columns person_id and code (missing {sorted(missing)})")
-    rows = pd.DataFrame({"code": codes["code"].map(normalize_code),
-                         "offer": offer, "person_id": codes["person_id"].astype(str),
-                         "issued_at": issued_at or datetime.now().replace(microsecond=0)})
+        raise ConfigError(
+            f"the codes table needs columns person_id and code (missing {sorted(missing)})"
+        )
+    rows = pd.DataFrame(
+        {
+            "code": codes["code"].map(normalize_code),
+            "offer": offer,
+            "person_id": codes["person_id"].astype(str),
+            "issued_at": issued_at or datetime.now().replace(microsecond=0),
+        }
+    )
     if (rows["code"] == "").any():
         raise ConfigError("a code is empty: every row needs a code")
     holders = set(offer_codes(store, offer)["person_id"]) & set(rows["person_id"])
     if rows["person_id"].duplicated().any() or holders:
-        raise ConfigError(f"a person may hold one code per offer: {sorted(holders)[:5] or 'a person is listed twice'}")
+        raise ConfigError(
+            f"a person may hold one code per offer: {sorted(holders)[:5] or 'a person is listed twice'}"
+        )
     insert_codes(store, "program_codes", rows)
     return len(rows)
 
@@ -144,8 +168,10 @@ def offer_codes(store: Store, offer: str) -> pd.DataFrame:
     """The codes of ``offer``: ``person_id``, ``code``, ``issued_at``, by person."""
     if not has_table(store, "program_codes"):
         return pd.DataFrame(columns=["person_id", "code", "issued_at"])
-    return store.db.df("SELECT person_id, code, issued_at FROM program_codes WHERE offer = ? "
-                       "ORDER BY person_id", [offer])
+    return store.db.df(
+        "SELECT person_id, code, issued_at FROM program_codes WHERE offer = ? ORDER BY person_id",
+        [offer],
+    )
 
 
 def coupon_orders_sql() -> tuple[str, list[Any]]:
@@ -166,8 +192,12 @@ def coupon_orders_sql() -> tuple[str, list[Any]]:
         WHERE event = 'purchase' AND order_id IS NOT NULL AND order_id IN (
             SELECT order_id FROM events WHERE event = 'purchase' AND nullif({coupon}, '') IS NOT NULL)
         GROUP BY order_id"""
-    return sql, [json_pointer("discount"), json_pointer("shipping"), json_pointer("coupon"),
-                 json_pointer("coupon")]
+    return sql, [
+        json_pointer("discount"),
+        json_pointer("shipping"),
+        json_pointer("coupon"),
+        json_pointer("coupon"),
+    ]
 
 
 def code_uses(store: Store, offer: str, starts_at: datetime, ends_at: datetime) -> pd.DataFrame:
@@ -175,8 +205,17 @@ def code_uses(store: Store, offer: str, starts_at: datetime, ends_at: datetime) 
     ``code``, ``holder_person_id``, ``order_id``, ``ts``, ``person_id`` (the buyer),
     ``value``, ``discount``, ``shipping`` and ``use`` (``redeemed``, ``reused`` or
     ``outside_period``, defined in the module docstring), by time."""
-    columns = ["code", "holder_person_id", "order_id", "ts", "person_id", "value", "discount",
-               "shipping", "use"]
+    columns = [
+        "code",
+        "holder_person_id",
+        "order_id",
+        "ts",
+        "person_id",
+        "value",
+        "discount",
+        "shipping",
+        "use",
+    ]
     if not has_table(store, "program_codes"):
         return pd.DataFrame(columns=columns)
     orders_sql, params = coupon_orders_sql()
@@ -204,18 +243,40 @@ def code_status(store: Store, code: str, *, at: datetime | None = None) -> dict[
     offer's period), ``used`` (redeemed already: one use each) or ``valid``; with the
     ``offer``, the ``holder_person_id`` and, when used, the ``order_id`` that redeemed it."""
     code = normalize_code(code)
-    found = (store.db.rows(
-        "SELECT c.offer, c.person_id, o.starts_at, o.ends_at FROM program_codes c "
-        "JOIN program_offers o ON o.name = c.offer WHERE c.code = ?", [code])
-        if has_table(store, "program_codes") and has_table(store, "program_offers") else [])
+    found = (
+        store.db.rows(
+            "SELECT c.offer, c.person_id, o.starts_at, o.ends_at FROM program_codes c "
+            "JOIN program_offers o ON o.name = c.offer WHERE c.code = ?",
+            [code],
+        )
+        if has_table(store, "program_codes") and has_table(store, "program_offers")
+        else []
+    )
     if not found:
-        return {"code": code, "status": "unknown", "offer": None, "holder_person_id": None,
-                "order_id": None}
+        return {
+            "code": code,
+            "status": "unknown",
+            "offer": None,
+            "holder_person_id": None,
+            "order_id": None,
+        }
     offer, holder, starts_at, ends_at = found[0]
     uses = code_uses(store, offer, starts_at, ends_at)
     redeemed = uses[(uses["code"] == code) & (uses["use"] == "redeemed")]
     when = at or datetime.now()
-    status = ("used" if len(redeemed) else "not_started" if when < starts_at
-              else "expired" if when >= ends_at else "valid")
-    return {"code": code, "status": status, "offer": offer, "holder_person_id": holder,
-            "order_id": redeemed["order_id"].iloc[0] if len(redeemed) else None}
+    status = (
+        "used"
+        if len(redeemed)
+        else "not_started"
+        if when < starts_at
+        else "expired"
+        if when >= ends_at
+        else "valid"
+    )
+    return {
+        "code": code,
+        "status": status,
+        "offer": offer,
+        "holder_person_id": holder,
+        "order_id": redeemed["order_id"].iloc[0] if len(redeemed) else None,
+    }

@@ -64,7 +64,9 @@ def entrants_digest(entrants: Iterable[str]) -> str:
 
 def draw_order(entrants: Iterable[str], seed: str) -> list[str]:
     """Every entrant in draw order (the algorithm in the module docstring)."""
-    return sorted(sorted_entrants(entrants), key=lambda e: (entrant_key(seed, e), e.encode("utf-8")))
+    return sorted(
+        sorted_entrants(entrants), key=lambda e: (entrant_key(seed, e), e.encode("utf-8"))
+    )
 
 
 @dataclass(frozen=True)
@@ -84,21 +86,32 @@ class Draw:
     drawn_at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "seed": self.seed, "algorithm": self.algorithm,
-                "audience": self.audience, "excluded_draws": list(self.excluded_draws),
-                "entrants": len(self.entrants), "entrants_sha256": self.entrants_sha256,
-                "winners": list(self.winners), "drawn_at": self.drawn_at}
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "algorithm": self.algorithm,
+            "audience": self.audience,
+            "excluded_draws": list(self.excluded_draws),
+            "entrants": len(self.entrants),
+            "entrants_sha256": self.entrants_sha256,
+            "winners": list(self.winners),
+            "drawn_at": self.drawn_at,
+        }
 
 
 def list_draws(store: Store) -> pd.DataFrame:
     """Every draw: name, entrants, winners, seed, entrants_sha256, drawn_at, by time."""
     if not has_table(store, "program_draws"):
-        return pd.DataFrame(columns=["name", "entrants", "winners", "seed", "entrants_sha256", "drawn_at"])
-    return store.db.df("SELECT name, entrants, winners, seed, entrants_sha256, drawn_at "
-                       "FROM program_draws ORDER BY drawn_at, name")
+        return pd.DataFrame(
+            columns=["name", "entrants", "winners", "seed", "entrants_sha256", "drawn_at"]
+        )
+    return store.db.df(
+        "SELECT name, entrants, winners, seed, entrants_sha256, drawn_at "
+        "FROM program_draws ORDER BY drawn_at, name"
+    )
 
 
-def draw(
+def draw_giveaway(
     store: Store,
     name: str,
     audience: AudienceSpec,
@@ -116,7 +129,9 @@ def draw(
         raise ConfigError("the seed is empty: give a text, or none for a random one")
     ensure_tables(store)
     if store.db.scalar("SELECT count(*) FROM program_draws WHERE name = ?", [name]):
-        raise ConfigError(f"a draw named {name!r} exists: a draw is never redone; pick another name")
+        raise ConfigError(
+            f"a draw named {name!r} exists: a draw is never redone; pick another name"
+        )
     earlier = list_draws(store)["name"].tolist()
     excluded = tuple(earlier if exclude_winners_of == "all" else exclude_winners_of)
     unknown = [d for d in excluded if d not in earlier]
@@ -125,25 +140,55 @@ def draw(
     barred = set()
     for d in excluded:
         barred |= set(get_draw(store, d).winners)
-    entrants = sorted_entrants(p for p in qualifying_persons(store, audience, as_of=as_of) if p not in barred)
+    entrants = sorted_entrants(
+        p for p in qualifying_persons(store, audience, as_of=as_of) if p not in barred
+    )
     if not entrants:
-        raise ConfigError("the audience has no entrant (after excluding earlier winners): nobody to draw")
+        raise ConfigError(
+            "the audience has no entrant (after excluding earlier winners): nobody to draw"
+        )
     seed = seed if seed is not None else secrets.token_hex(16)
     order = draw_order(entrants, seed)
     chosen = order[:winners]
-    record = Draw(name, seed, ALGORITHM, audience_text(audience), excluded, tuple(entrants),
-                  entrants_digest(entrants), tuple(chosen), datetime.now().replace(microsecond=0))
+    record = Draw(
+        name,
+        seed,
+        ALGORITHM,
+        audience_text(audience),
+        excluded,
+        tuple(entrants),
+        entrants_digest(entrants),
+        tuple(chosen),
+        datetime.now().replace(microsecond=0),
+    )
     rank = {p: i + 1 for i, p in enumerate(chosen)}
-    rows = pd.DataFrame({"draw": name, "person_id": entrants,
-                         "winner_rank": pd.array([rank.get(p) for p in entrants], dtype="Int32")})
+    rows = pd.DataFrame(
+        {
+            "draw": name,
+            "person_id": entrants,
+            "winner_rank": pd.array([rank.get(p) for p in entrants], dtype="Int32"),
+        }
+    )
     store.db.register("__entrants", rows)
     try:
         with store.db.transaction():
             store.db.execute(
                 "INSERT INTO program_draws VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [name, seed, ALGORITHM, record.audience, ",".join(excluded), len(entrants),
-                 record.entrants_sha256, len(chosen), record.drawn_at])
-            store.db.execute("INSERT INTO program_draw_entrants SELECT draw, person_id, winner_rank FROM __entrants")
+                [
+                    name,
+                    seed,
+                    ALGORITHM,
+                    record.audience,
+                    ",".join(excluded),
+                    len(entrants),
+                    record.entrants_sha256,
+                    len(chosen),
+                    record.drawn_at,
+                ],
+            )
+            store.db.execute(
+                "INSERT INTO program_draw_entrants SELECT draw, person_id, winner_rank FROM __entrants"
+            )
     finally:
         store.db.unregister("__entrants")
     return record
@@ -151,16 +196,30 @@ def draw(
 
 def get_draw(store: Store, name: str) -> Draw:
     """The recorded draw ``name``, with its entrants and winners as stored."""
-    rows = store.db.rows("SELECT * FROM program_draws WHERE name = ?", [name]) if has_table(
-        store, "program_draws") else []
+    rows = (
+        store.db.rows("SELECT * FROM program_draws WHERE name = ?", [name])
+        if has_table(store, "program_draws")
+        else []
+    )
     if not rows:
         raise ConfigError(f"no draw named {name!r}: see `shopfunnel giveaway list`")
     _, seed, algorithm, audience, excluded, _, digest, _, drawn_at = rows[0]
-    people = store.db.rows("SELECT person_id, winner_rank FROM program_draw_entrants WHERE draw = ?", [name])
+    people = store.db.rows(
+        "SELECT person_id, winner_rank FROM program_draw_entrants WHERE draw = ?", [name]
+    )
     entrants = sorted_entrants(p for p, _ in people)
     winners = [p for p, r in sorted((x for x in people if x[1] is not None), key=lambda x: x[1])]
-    return Draw(name, seed, algorithm, audience, tuple(d for d in excluded.split(",") if d),
-                tuple(entrants), digest, tuple(winners), drawn_at)
+    return Draw(
+        name,
+        seed,
+        algorithm,
+        audience,
+        tuple(d for d in excluded.split(",") if d),
+        tuple(entrants),
+        digest,
+        tuple(winners),
+        drawn_at,
+    )
 
 
 def verify_draw(store: Store, name: str) -> dict[str, Any]:
@@ -172,9 +231,13 @@ def verify_draw(store: Store, name: str) -> dict[str, Any]:
     if d.algorithm != ALGORITHM:
         raise ConfigError(f"draw {name!r} used {d.algorithm!r}, which this version cannot repeat")
     redrawn = draw_order(d.entrants, d.seed)[: len(d.winners)]
-    return {"name": name, "entrants_match": entrants_digest(d.entrants) == d.entrants_sha256,
-            "winners_match": tuple(redrawn) == d.winners, "redrawn": redrawn,
-            "recorded": list(d.winners)}
+    return {
+        "name": name,
+        "entrants_match": entrants_digest(d.entrants) == d.entrants_sha256,
+        "winners_match": tuple(redrawn) == d.winners,
+        "redrawn": redrawn,
+        "recorded": list(d.winners),
+    }
 
 
 PREVIEW_BY = ("rfm", "clv")
@@ -207,9 +270,15 @@ def preview_list(
         if bad:
             raise ConfigError(f"RFM group(s) {bad} not known: use {', '.join(GROUPS)}")
         table = rfm_table(orders)
-        table = table[table["group"].isin(wanted)].sort_values(
-            ["monetary", "frequency", "recency_days", "person_id"],
-            ascending=[False, False, True, True], kind="stable").head(limit)
+        table = (
+            table[table["group"].isin(wanted)]
+            .sort_values(
+                ["monetary", "frequency", "recency_days", "person_id"],
+                ascending=[False, False, True, True],
+                kind="stable",
+            )
+            .head(limit)
+        )
         out = table[["person_id", "group", "monetary", "frequency", "recency_days"]]
     else:
         from shopfunnel.customers.clv import (
@@ -220,11 +289,18 @@ def preview_list(
         )
 
         summary = summary_from_orders(orders, time_unit="W")
-        value = customer_value(summary, BetaGeoModel().fit(summary), GammaGammaModel().fit(summary),
-                               horizon=horizon_weeks).reset_index()
-        value = value.sort_values(["expected_value", "person_id"], ascending=[False, True],
-                                  kind="stable").head(limit)
-        out = value[["person_id", "expected_value", "expected_purchases", "p_alive", "orders", "revenue"]]
+        value = customer_value(
+            summary,
+            BetaGeoModel().fit(summary),
+            GammaGammaModel().fit(summary),
+            horizon=horizon_weeks,
+        ).reset_index()
+        value = value.sort_values(
+            ["expected_value", "person_id"], ascending=[False, True], kind="stable"
+        ).head(limit)
+        out = value[
+            ["person_id", "expected_value", "expected_purchases", "p_alive", "orders", "revenue"]
+        ]
     out = out.reset_index(drop=True)
     out.insert(1, "rank", range(1, len(out) + 1))
     return out

@@ -92,27 +92,37 @@ class Offer:
     def __post_init__(self) -> None:
         check_name(self.name)
         if not self.tiers and self.free_shipping_from is None:
-            raise ConfigError(f"offer {self.name!r} has no rule: give tiers (e.g. 100:5,300:10) "
-                              "and/or a free-shipping threshold")
+            raise ConfigError(
+                f"offer {self.name!r} has no rule: give tiers (e.g. 100:5,300:10) "
+                "and/or a free-shipping threshold"
+            )
         if self.tiers:
             object.__setattr__(self, "tiers", tuple(validate_tiers(list(self.tiers))))
         if self.free_shipping_from is not None:
             if self.free_shipping_from < 0:
-                raise ConfigError(f"free-shipping threshold {self.free_shipping_from!r} is not valid: "
-                                  "give an order value ≥ 0")
+                raise ConfigError(
+                    f"free-shipping threshold {self.free_shipping_from!r} is not valid: "
+                    "give an order value ≥ 0"
+                )
             if self.shipping_fee is None or self.shipping_fee < 0:
-                raise ConfigError("free shipping needs the shipping fee the store would charge "
-                                  "(--shipping-fee 5.95): it is the cost of each free shipment")
+                raise ConfigError(
+                    "free shipping needs the shipping fee the store would charge "
+                    "(--shipping-fee 5.95): it is the cost of each free shipment"
+                )
         if self.ends_at <= self.starts_at:
-            raise ConfigError(f"offer {self.name!r} ends ({self.ends_at:%Y-%m-%d %H:%M}) before it "
-                              f"starts ({self.starts_at:%Y-%m-%d %H:%M}): give an end after the start")
+            raise ConfigError(
+                f"offer {self.name!r} ends ({self.ends_at:%Y-%m-%d %H:%M}) before it "
+                f"starts ({self.starts_at:%Y-%m-%d %H:%M}): give an end after the start"
+            )
 
     @property
     def rule(self) -> str:
         """The rule for people: ``5% off from 100, 10% off from 300; free shipping from 75``."""
         parts = []
         if self.tiers:
-            parts.append(", ".join(f"{t.rate * 100:g}% off from {t.threshold:g}" for t in self.tiers))
+            parts.append(
+                ", ".join(f"{t.rate * 100:g}% off from {t.threshold:g}" for t in self.tiers)
+            )
         if self.free_shipping_from is not None:
             parts.append(f"free shipping from {self.free_shipping_from:g}")
         return "; ".join(parts)
@@ -141,18 +151,27 @@ class Offer:
         return paid
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "rule": self.rule,
-                "tiers": format_tiers(self.tiers) if self.tiers else None,
-                "free_shipping_from": self.free_shipping_from, "shipping_fee": self.shipping_fee,
-                "starts_at": self.starts_at, "ends_at": self.ends_at, "audience": self.audience,
-                "description": self.description, "created_at": self.created_at}
+        return {
+            "name": self.name,
+            "rule": self.rule,
+            "tiers": format_tiers(self.tiers) if self.tiers else None,
+            "free_shipping_from": self.free_shipping_from,
+            "shipping_fee": self.shipping_fee,
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+            "audience": self.audience,
+            "description": self.description,
+            "created_at": self.created_at,
+        }
 
 
 def check_name(name: str) -> str:
     """A program name: a letter or digit, then up to 63 letters, digits, ``_``, ``.``, ``-``."""
     if not isinstance(name, str) or not NAME.match(name):
-        raise ConfigError(f"name {name!r} is not valid: start with a letter or digit, then up to 63 "
-                          "letters, digits, '_', '.' or '-' (e.g. spring-tiers)")
+        raise ConfigError(
+            f"name {name!r} is not valid: start with a letter or digit, then up to 63 "
+            "letters, digits, '_', '.' or '-' (e.g. spring-tiers)"
+        )
     return name
 
 
@@ -160,7 +179,9 @@ def _when(value: datetime | date | str, what: str) -> datetime:
     try:
         return naive_utc_timestamp(value).to_pydatetime()
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{what} {value!r} is not a date: write YYYY-MM-DD or YYYY-MM-DDTHH:MM") from exc
+        raise ConfigError(
+            f"{what} {value!r} is not a date: write YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+        ) from exc
 
 
 def create_offer(
@@ -186,21 +207,43 @@ def create_offer(
     parsed = parse_tiers(tiers) if isinstance(tiers, str) else list(tiers or [])
     text = audience_text(audience)
     members = None if isinstance(audience, str) else qualifying_persons(store, audience)
-    offer = Offer(name, start, end, tuple(parsed), free_shipping_from, shipping_fee,
-                  "persons" if members is not None else text, description,
-                  datetime.now().replace(microsecond=0))
+    offer = Offer(
+        name,
+        start,
+        end,
+        tuple(parsed),
+        free_shipping_from,
+        shipping_fee,
+        "persons" if members is not None else text,
+        description,
+        datetime.now().replace(microsecond=0),
+    )
     ensure_tables(store)
     if store.db.scalar("SELECT count(*) FROM program_offers WHERE name = ?", [name]):
-        raise ConfigError(f"an offer named {name!r} exists: pick another name (see `shopfunnel offer list`)")
+        raise ConfigError(
+            f"an offer named {name!r} exists: pick another name (see `shopfunnel offer list`)"
+        )
     with store.db.transaction():
         store.db.execute(
             "INSERT INTO program_offers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [name, format_tiers(offer.tiers) if offer.tiers else None, free_shipping_from,
-             shipping_fee, start, end, offer.audience, description, offer.created_at])
+            [
+                name,
+                format_tiers(offer.tiers) if offer.tiers else None,
+                free_shipping_from,
+                shipping_fee,
+                start,
+                end,
+                offer.audience,
+                description,
+                offer.created_at,
+            ],
+        )
         if members is not None:
             store.db.register("__members", pd.DataFrame({"offer": name, "person_id": members}))
             try:
-                store.db.execute("INSERT INTO program_offer_members SELECT offer, person_id FROM __members")
+                store.db.execute(
+                    "INSERT INTO program_offer_members SELECT offer, person_id FROM __members"
+                )
             finally:
                 store.db.unregister("__members")
     return offer
@@ -208,19 +251,32 @@ def create_offer(
 
 def _offer_from_row(row: tuple[Any, ...]) -> Offer:
     name, tiers, fs, fee, start, end, audience, description, created = row
-    return Offer(name, start, end, tuple(parse_tiers(tiers)) if tiers else (),
-                 None if fs is None else float(fs), None if fee is None else float(fee),
-                 audience, description or "", created)
+    return Offer(
+        name,
+        start,
+        end,
+        tuple(parse_tiers(tiers)) if tiers else (),
+        None if fs is None else float(fs),
+        None if fee is None else float(fee),
+        audience,
+        description or "",
+        created,
+    )
 
 
 def get_offer(store: Store, name: str) -> Offer:
     """The offer called ``name``; ConfigError naming the offers there are when unknown."""
-    rows = store.db.rows("SELECT * FROM program_offers WHERE name = ?", [name]) if has_table(
-        store, "program_offers") else []
+    rows = (
+        store.db.rows("SELECT * FROM program_offers WHERE name = ?", [name])
+        if has_table(store, "program_offers")
+        else []
+    )
     if not rows:
         names = [o.name for o in list_offers(store)]
         there = f"the offers are: {', '.join(names)}" if names else "there are none yet"
-        raise ConfigError(f"no offer named {name!r} ({there}): create one with `shopfunnel offer create`")
+        raise ConfigError(
+            f"no offer named {name!r} ({there}): create one with `shopfunnel offer create`"
+        )
     return _offer_from_row(rows[0])
 
 
@@ -228,24 +284,34 @@ def list_offers(store: Store) -> list[Offer]:
     """Every offer, by start then name."""
     if not has_table(store, "program_offers"):
         return []
-    return [_offer_from_row(r) for r in store.db.rows(
-        "SELECT * FROM program_offers ORDER BY starts_at, name")]
+    return [
+        _offer_from_row(r)
+        for r in store.db.rows("SELECT * FROM program_offers ORDER BY starts_at, name")
+    ]
 
 
-def offer_persons(store: Store, offer: Offer, *, as_of: datetime | date | str | None = None) -> list[str]:
+def offer_persons(
+    store: Store, offer: Offer, *, as_of: datetime | date | str | None = None
+) -> list[str]:
     """Who qualifies for ``offer``: its listed persons, or its audience spec placed at
     ``as_of`` (default: the offer's start, or the last event if earlier)."""
     if offer.audience == "persons":
-        return [r[0] for r in store.db.rows(
-            "SELECT person_id FROM program_offer_members WHERE offer = ? ORDER BY 1", [offer.name])]
+        return [
+            r[0]
+            for r in store.db.rows(
+                "SELECT person_id FROM program_offer_members WHERE offer = ? ORDER BY 1",
+                [offer.name],
+            )
+        ]
     if as_of is None:
         last = store.db.scalar("SELECT max(ts) FROM events")
         as_of = offer.starts_at if last is None or offer.starts_at <= last else None
     return qualifying_persons(store, offer.audience, as_of=as_of)
 
 
-def issue_offer_codes(store: Store, name: str, *, prefix: str = "",
-                      as_of: datetime | date | str | None = None) -> pd.DataFrame:
+def issue_offer_codes(
+    store: Store, name: str, *, prefix: str = "", as_of: datetime | date | str | None = None
+) -> pd.DataFrame:
     """A code for every person who qualifies for offer ``name`` (persons holding one keep
     it): ``person_id``, ``code``, ``issued_at`` for all the offer's holders."""
     offer = get_offer(store, name)
@@ -291,8 +357,10 @@ def offer_result(store: Store, name: str, *, gross_margin: float | None = None) 
     if inferred.any():
         gross_guess = paid.map(offer.gross_from_paid)
         given = given.where(~inferred, (gross_guess - paid).round(2))
-        notes.append(f"{int(inferred.sum())} redeemed order(s) carry no properties.discount: their "
-                     "discount is inferred from the rule")
+        notes.append(
+            f"{int(inferred.sum())} redeemed order(s) carry no properties.discount: their "
+            "discount is inferred from the rule"
+        )
     redeemed["discount_given"] = given.to_numpy()
     redeemed["gross"] = (paid + given).to_numpy()
     fs = offer.free_shipping_from
@@ -305,12 +373,15 @@ def offer_result(store: Store, name: str, *, gross_margin: float | None = None) 
     redeemers = set(redeemed["holder_person_id"])
     holder_orders = store.db.df(
         "SELECT order_id, person_id, CAST(value AS DOUBLE) AS value FROM orders "
-        "WHERE ts >= ? AND ts < ?", [offer.starts_at, offer.ends_at])
+        "WHERE ts >= ? AND ts < ?",
+        [offer.starts_at, offer.ends_at],
+    )
     holder_orders = holder_orders[holder_orders["person_id"].isin(holders)]
     discount_by_order = redeemed.set_index("order_id")["discount_given"]
     holder_orders = holder_orders.assign(
         gross=holder_orders["value"].fillna(0.0)
-        + holder_orders["order_id"].map(discount_by_order).fillna(0.0))
+        + holder_orders["order_id"].map(discount_by_order).fillna(0.0)
+    )
     comparable = holder_orders[~holder_orders["person_id"].isin(redeemers)]
     n_orders, gross_revenue = len(holder_orders), float(holder_orders["gross"].sum())
     be, be_notes = breakeven(cost, gross_revenue, n_orders, gross_margin)
@@ -349,8 +420,17 @@ def offer_result(store: Store, name: str, *, gross_margin: float | None = None) 
     return OfferResult(offer, summary, uses, notes)
 
 
-NEAR_COLUMNS = ["person_id", "cart_value", "threshold", "reward", "short", "message", "code",
-                "carted_at", "items"]
+NEAR_COLUMNS = [
+    "person_id",
+    "cart_value",
+    "threshold",
+    "reward",
+    "short",
+    "message",
+    "code",
+    "carted_at",
+    "items",
+]
 
 
 def near_threshold(
@@ -376,8 +456,12 @@ def near_threshold(
     offer = get_offer(store, name)
     carts = abandoned_carts(store, after=after, lookback=lookback, as_of=as_of)
     if currency is None:
-        currency = store.db.scalar(
-            "SELECT mode(currency) FROM events WHERE event = 'purchase' AND currency IS NOT NULL") or ""
+        currency = (
+            store.db.scalar(
+                "SELECT mode(currency) FROM events WHERE event = 'purchase' AND currency IS NOT NULL"
+            )
+            or ""
+        )
     persons = set(offer_persons(store, offer))
     carts = carts[carts["person_id"].isin(persons)]
     codes = offer_codes(store, name).set_index("person_id")["code"]
@@ -389,10 +473,18 @@ def near_threshold(
             continue
         short = round(nxt[0] - value, 2)
         if 0 < short <= within + 1e-9:
-            rows.append({"person_id": cart.person_id, "cart_value": value, "threshold": nxt[0],
-                         "reward": nxt[1], "short": short,
-                         "message": f"add {money(short, currency)} for {nxt[1]}",
-                         "code": codes.get(cart.person_id), "carted_at": cart.carted_at,
-                         "items": cart.items})
+            rows.append(
+                {
+                    "person_id": cart.person_id,
+                    "cart_value": value,
+                    "threshold": nxt[0],
+                    "reward": nxt[1],
+                    "short": short,
+                    "message": f"add {money(short, currency)} for {nxt[1]}",
+                    "code": codes.get(cart.person_id),
+                    "carted_at": cart.carted_at,
+                    "items": cart.items,
+                }
+            )
     out = pd.DataFrame(rows, columns=NEAR_COLUMNS)
     return out.sort_values(["short", "person_id"], kind="stable").reset_index(drop=True)

@@ -43,13 +43,18 @@ from shopfunnel.store.store import Store
 
 Kind = Literal["viewed", "bought"]
 Score = Literal["cosine", "lift"]
-KINDS: dict[str, tuple[str, str]] = {"viewed": ("view_item", "session_id"), "bought": ("purchase", "order_id")}
+KINDS: dict[str, tuple[str, str]] = {
+    "viewed": ("view_item", "session_id"),
+    "bought": ("purchase", "order_id"),
+}
 PAIR_COLUMNS = ["item_a", "item_b", "support", "count_a", "count_b", "baskets", "cosine", "lift"]
 
 
 def _check(kind: str, score: str, min_support: int, max_items: int) -> tuple[str, str]:
     if kind not in KINDS:
-        raise ConfigError(f"kind={kind!r} is not valid: use viewed (together in a session) or bought (in an order)")
+        raise ConfigError(
+            f"kind={kind!r} is not valid: use viewed (together in a session) or bought (in an order)"
+        )
     if score not in ("cosine", "lift"):
         raise ConfigError(f"score={score!r} is not valid: use cosine or lift")
     if min_support < 1 or max_items < 2:
@@ -57,8 +62,15 @@ def _check(kind: str, score: str, min_support: int, max_items: int) -> tuple[str
     return KINDS[kind]
 
 
-def _build_pairs(store: Store, source: str, kind: Kind, score: Score, min_support: int,
-                 max_items: int, params: Sequence[object] = ()) -> None:
+def _build_pairs(
+    store: Store,
+    source: str,
+    kind: Kind,
+    score: Score,
+    min_support: int,
+    max_items: int,
+    params: Sequence[object] = (),
+) -> None:
     """Create the temp table ``__pairs`` (both directions of each pair) over the events of
     ``source`` (a relation name or a parenthesised SELECT)."""
     event, basket = _check(kind, score, min_support, max_items)
@@ -90,28 +102,46 @@ def _build_pairs(store: Store, source: str, kind: Kind, score: Score, min_suppor
     )
 
 
-def item_pairs(store: Store, *, kind: Kind = "viewed", score: Score = "cosine", min_support: int = 3,
-               max_items: int = 50) -> pd.DataFrame:
+def item_pairs(
+    store: Store,
+    *,
+    kind: Kind = "viewed",
+    score: Score = "cosine",
+    min_support: int = 3,
+    max_items: int = 50,
+) -> pd.DataFrame:
     """Every pair (both directions) with its figures (module docstring): ``item_a``,
     ``item_b``, ``support``, ``count_a``, ``count_b``, ``baskets``, ``cosine``, ``lift``,
     by ``item_a`` then the score, highest first."""
     _build_pairs(store, "events", kind, score, min_support, max_items)
     try:
-        return store.db.df(f"SELECT {', '.join(PAIR_COLUMNS)} FROM __pairs "
-                           "ORDER BY item_a, score DESC, support DESC, item_b")
+        return store.db.df(
+            f"SELECT {', '.join(PAIR_COLUMNS)} FROM __pairs "
+            "ORDER BY item_a, score DESC, support DESC, item_b"
+        )
     finally:
         store.db.execute("DROP TABLE IF EXISTS __pairs")
 
 
 def _names(store: Store) -> str:
-    return ("(SELECT item_id, arg_max(item_name, ts) AS item_name FROM ("
-            "SELECT ts, unnest(list_transform(items, lambda i: i.item_id)) AS item_id, "
-            "unnest(list_transform(items, lambda i: i.item_name)) AS item_name FROM events "
-            "WHERE items IS NOT NULL) GROUP BY item_id)")
+    return (
+        "(SELECT item_id, arg_max(item_name, ts) AS item_name FROM ("
+        "SELECT ts, unnest(list_transform(items, lambda i: i.item_id)) AS item_id, "
+        "unnest(list_transform(items, lambda i: i.item_name)) AS item_name FROM events "
+        "WHERE items IS NOT NULL) GROUP BY item_id)"
+    )
 
 
-def related_items(store: Store, item_id: str, *, kind: Kind = "viewed", score: Score = "cosine",
-                  top: int = 10, min_support: int = 3, max_items: int = 50) -> pd.DataFrame:
+def related_items(
+    store: Store,
+    item_id: str,
+    *,
+    kind: Kind = "viewed",
+    score: Score = "cosine",
+    top: int = 10,
+    min_support: int = 3,
+    max_items: int = 50,
+) -> pd.DataFrame:
     """The ``top`` items most related to ``item_id``: ``rank``, ``item_id``, ``item_name``,
     ``score``, ``support``, ``cosine``, ``lift``. Empty when the item has no pair with
     enough support."""
@@ -123,7 +153,8 @@ def related_items(store: Store, item_id: str, *, kind: Kind = "viewed", score: S
                    p.item_b AS item_id, n.item_name, p.score, p.support, p.cosine, p.lift
             FROM __pairs p LEFT JOIN {_names(store)} n ON n.item_id = p.item_b
             WHERE p.item_a = ? ORDER BY rank LIMIT ?""",
-            [item_id, top])
+            [item_id, top],
+        )
     finally:
         store.db.execute("DROP TABLE IF EXISTS __pairs")
 
@@ -138,8 +169,9 @@ def _history(persons_sql: str, source: str) -> str:
         WHERE item IS NOT NULL GROUP BY ALL"""
 
 
-def _recommend(store: Store, history: str, top: int, include_viewed: bool,
-               params: Sequence[object] = ()) -> pd.DataFrame:
+def _recommend(
+    store: Store, history: str, top: int, include_viewed: bool, params: Sequence[object] = ()
+) -> pd.DataFrame:
     """Top recommendations per person from ``__pairs`` and a history relation."""
     return store.db.df(
         f"""
@@ -156,12 +188,21 @@ def _recommend(store: Store, history: str, top: int, include_viewed: bool,
         SELECT person_id, row_number() OVER (PARTITION BY person_id ORDER BY score DESC, item_id) AS rank,
                item_id, score, because
         FROM allowed QUALIFY rank <= ? ORDER BY person_id, rank""",
-        [*params, include_viewed, top])
+        [*params, include_viewed, top],
+    )
 
 
-def recommend_for_persons(store: Store, persons: Sequence[str], *, kind: Kind = "viewed",
-                          score: Score = "cosine", top: int = 5, include_viewed: bool = False,
-                          min_support: int = 3, max_items: int = 50) -> pd.DataFrame:
+def recommend_for_persons(
+    store: Store,
+    persons: Sequence[str],
+    *,
+    kind: Kind = "viewed",
+    score: Score = "cosine",
+    top: int = 5,
+    include_viewed: bool = False,
+    min_support: int = 3,
+    max_items: int = 50,
+) -> pd.DataFrame:
     """Per person, the ``top`` items most related to what they viewed and did not buy
     (definition in the module docstring): ``person_id``, ``rank``, ``item_id``,
     ``item_name``, ``score``, ``because`` (the seed item that contributed most). A person
@@ -180,9 +221,16 @@ def recommend_for_persons(store: Store, persons: Sequence[str], *, kind: Kind = 
     return recs[["person_id", "rank", "item_id", "item_name", "score", "because"]]
 
 
-def evaluate_recommendations(store: Store, *, ks: Sequence[int] = (5, 10), kind: Kind = "viewed",
-                             score: Score = "cosine", include_viewed: bool = False,
-                             min_support: int = 3, max_items: int = 50) -> pd.DataFrame:
+def evaluate_recommendations(
+    store: Store,
+    *,
+    ks: Sequence[int] = (5, 10),
+    kind: Kind = "viewed",
+    score: Score = "cosine",
+    include_viewed: bool = False,
+    min_support: int = 3,
+    max_items: int = 50,
+) -> pd.DataFrame:
     """Hit rate at each k of the pair model and of the most-popular baseline on held-out
     last sessions (definitions in the module docstring): ``method``, ``k``, ``persons``,
     ``covered`` (persons given at least one item), ``hits``, ``hit_rate``."""
@@ -195,16 +243,21 @@ def evaluate_recommendations(store: Store, *, ks: Sequence[int] = (5, 10), kind:
             SELECT person_id, session_id, min(ts) AS started_at FROM events
             WHERE event = 'view_item' AND items IS NOT NULL GROUP BY ALL)
         QUALIFY count(*) OVER (PARTITION BY person_id) >= 2
-            AND row_number() OVER (PARTITION BY person_id ORDER BY started_at DESC, session_id) = 1""")
+            AND row_number() OVER (PARTITION BY person_id ORDER BY started_at DESC, session_id) = 1"""
+    )
     try:
-        db.execute("CREATE OR REPLACE TEMP VIEW __train AS SELECT * FROM events "
-                   "WHERE session_id NOT IN (SELECT session_id FROM __heldout)")
+        db.execute(
+            "CREATE OR REPLACE TEMP VIEW __train AS SELECT * FROM events "
+            "WHERE session_id NOT IN (SELECT session_id FROM __heldout)"
+        )
         db.execute("""CREATE OR REPLACE TEMP VIEW __before AS SELECT e.* FROM events e
                       JOIN __heldout h USING (person_id) WHERE e.ts < h.started_at""")
         _build_pairs(store, "__train", kind, score, min_support, max_items)
         history = _history("__heldout", "__before")
         model = _recommend(store, history, top, include_viewed)
-        longest = db.scalar(f"SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM ({history}) GROUP BY person_id)")
+        longest = db.scalar(
+            f"SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM ({history}) GROUP BY person_id)"
+        )
         popular = db.df(
             f"""
             WITH h AS ({history}),
@@ -218,11 +271,13 @@ def evaluate_recommendations(store: Store, *, ks: Sequence[int] = (5, 10), kind:
                     AND h.item = pop.item AND (h.bought OR NOT ?)))
             SELECT person_id, row_number() OVER (PARTITION BY person_id ORDER BY n DESC, item_id) AS rank,
                    item_id FROM cand QUALIFY rank <= ?""",
-            [top + int(longest), include_viewed, top])
+            [top + int(longest), include_viewed, top],
+        )
         target = db.df(
             """SELECT DISTINCT h.person_id, unnest(list_transform(e.items, lambda i: i.item_id)) AS item_id
                FROM events e JOIN __heldout h ON e.session_id = h.session_id AND e.person_id = h.person_id
-               WHERE e.event = 'view_item' AND e.items IS NOT NULL""")
+               WHERE e.event = 'view_item' AND e.items IS NOT NULL"""
+        )
         n_persons = int(db.scalar("SELECT count(*) FROM __heldout"))
     finally:
         for name in ("__train", "__before"):
@@ -231,12 +286,25 @@ def evaluate_recommendations(store: Store, *, ks: Sequence[int] = (5, 10), kind:
             db.execute(f"DROP TABLE IF EXISTS {name}")
     wanted = set(zip(target["person_id"], target["item_id"], strict=True))
     rows = []
-    for method, recs in (("viewed together" if kind == "viewed" else "bought together", model),
-                         ("most popular", popular)):
+    for method, recs in (
+        ("viewed together" if kind == "viewed" else "bought together", model),
+        ("most popular", popular),
+    ):
         for k in ks:
             shown = recs[recs["rank"] <= k]
-            hit_persons = {p for p, i in zip(shown["person_id"], shown["item_id"], strict=True) if (p, i) in wanted}
-            rows.append({"method": method, "k": k, "persons": n_persons,
-                         "covered": int(shown["person_id"].nunique()), "hits": len(hit_persons),
-                         "hit_rate": len(hit_persons) / n_persons if n_persons else float("nan")})
+            hit_persons = {
+                p
+                for p, i in zip(shown["person_id"], shown["item_id"], strict=True)
+                if (p, i) in wanted
+            }
+            rows.append(
+                {
+                    "method": method,
+                    "k": k,
+                    "persons": n_persons,
+                    "covered": int(shown["person_id"].nunique()),
+                    "hits": len(hit_persons),
+                    "hit_rate": len(hit_persons) / n_persons if n_persons else float("nan"),
+                }
+            )
     return pd.DataFrame(rows)

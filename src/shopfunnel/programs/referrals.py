@@ -56,9 +56,20 @@ from shopfunnel.store.store import Store
 
 REFERRAL_CODE_KEY = "referral_code"
 DEFAULT_PREFIX = "REF-"
-LEDGER_COLUMNS = ["referred_person_id", "code", "referrer_person_id", "referred_at",
-                  "first_order_id", "first_order_at", "first_order_value", "status", "reason",
-                  "reward", "payout_id", "paid_at"]
+LEDGER_COLUMNS = [
+    "referred_person_id",
+    "code",
+    "referrer_person_id",
+    "referred_at",
+    "first_order_id",
+    "first_order_at",
+    "first_order_value",
+    "status",
+    "reason",
+    "reward",
+    "payout_id",
+    "paid_at",
+]
 
 
 @dataclass(frozen=True)
@@ -76,19 +87,24 @@ class ReferralRule:
         if self.min_spend < 0:
             raise ConfigError(f"min_spend={self.min_spend!r} is not valid: give an amount ≥ 0")
         if self.cap_per_referrer is not None and self.cap_per_referrer < 1:
-            raise ConfigError(f"cap_per_referrer={self.cap_per_referrer!r} is not valid: give a "
-                              "whole number ≥ 1, or no cap")
+            raise ConfigError(
+                f"cap_per_referrer={self.cap_per_referrer!r} is not valid: give a "
+                "whole number ≥ 1, or no cap"
+            )
 
 
 def referral_codes(store: Store) -> pd.DataFrame:
     """Every referral code: ``person_id``, ``code``, ``issued_at``, by person."""
     if not has_table(store, "program_referral_codes"):
         return pd.DataFrame(columns=["person_id", "code", "issued_at"])
-    return store.db.df("SELECT person_id, code, issued_at FROM program_referral_codes ORDER BY person_id")
+    return store.db.df(
+        "SELECT person_id, code, issued_at FROM program_referral_codes ORDER BY person_id"
+    )
 
 
-def issue_referral_codes(store: Store, persons: list[str] | None = None, *,
-                         prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
+def issue_referral_codes(
+    store: Store, persons: list[str] | None = None, *, prefix: str = DEFAULT_PREFIX
+) -> pd.DataFrame:
     """A referral code for each of ``persons`` (default: every customer) who has none;
     returns every referral code (:func:`referral_codes`)."""
     ensure_tables(store)
@@ -97,8 +113,17 @@ def issue_referral_codes(store: Store, persons: list[str] | None = None, *,
     new = sorted(set(persons) - set(referral_codes(store)["person_id"]))
     if new:
         codes = fresh_codes(store, len(new), check_prefix(prefix))
-        insert_codes(store, "program_referral_codes", pd.DataFrame(
-            {"code": codes, "person_id": new, "issued_at": datetime.now().replace(microsecond=0)}))
+        insert_codes(
+            store,
+            "program_referral_codes",
+            pd.DataFrame(
+                {
+                    "code": codes,
+                    "person_id": new,
+                    "issued_at": datetime.now().replace(microsecond=0),
+                }
+            ),
+        )
     return referral_codes(store)
 
 
@@ -106,12 +131,18 @@ def import_referral_codes(store: Store, codes: pd.DataFrame) -> int:
     """Record referral codes made elsewhere (``person_id``, ``code``); a person who has a
     code or a code that exists is refused with nothing written. Returns the codes added."""
     ensure_tables(store)
-    rows = pd.DataFrame({"code": codes["code"].map(normalize_code),
-                         "person_id": codes["person_id"].astype(str),
-                         "issued_at": datetime.now().replace(microsecond=0)})
+    rows = pd.DataFrame(
+        {
+            "code": codes["code"].map(normalize_code),
+            "person_id": codes["person_id"].astype(str),
+            "issued_at": datetime.now().replace(microsecond=0),
+        }
+    )
     clash = set(rows["person_id"]) & set(referral_codes(store)["person_id"])
     if clash or rows["person_id"].duplicated().any():
-        raise ConfigError(f"a person holds one referral code: {sorted(clash)[:5] or 'a person is listed twice'}")
+        raise ConfigError(
+            f"a person holds one referral code: {sorted(clash)[:5] or 'a person is listed twice'}"
+        )
     insert_codes(store, "program_referral_codes", rows)
     return len(rows)
 
@@ -181,7 +212,9 @@ def _shared_signals(store: Store, pairs: pd.DataFrame) -> pd.Series:
             JOIN usable a ON a.person_id = p.referred_person_id
             JOIN usable b ON b.person_id = p.referrer_person_id AND a.kind = b.kind AND a.v = b.v
             GROUP BY ALL
-            """, [email, phone, address, shipping])
+            """,
+            [email, phone, address, shipping],
+        )
     finally:
         store.db.unregister("__pairs")
     kinds = {1: "email", 2: "phone", 3: "device", 4: "address"}
@@ -203,11 +236,17 @@ def referral_ledger(store: Store, rule: ReferralRule | None = None) -> pd.DataFr
     owners = referral_codes(store).set_index("code")["person_id"]
     first = store.db.df(
         "SELECT person_id, arg_min(order_id, (ts, order_id)) AS first_order_id, min(ts) AS first_order_at, "
-        "CAST(arg_min(value, (ts, order_id)) AS DOUBLE) AS first_order_value FROM orders GROUP BY person_id")
+        "CAST(arg_min(value, (ts, order_id)) AS DOUBLE) AS first_order_value FROM orders GROUP BY person_id"
+    )
     led = touches.rename(columns={"person_id": "referred_person_id"}).merge(
-        first.rename(columns={"person_id": "referred_person_id"}), on="referred_person_id", how="left")
+        first.rename(columns={"person_id": "referred_person_id"}),
+        on="referred_person_id",
+        how="left",
+    )
     led["referrer_person_id"] = led["code"].map(owners)
-    led = led.sort_values(["referred_at", "referred_person_id"], kind="stable").reset_index(drop=True)
+    led = led.sort_values(["referred_at", "referred_person_id"], kind="stable").reset_index(
+        drop=True
+    )
     known = led["referrer_person_id"].notna()
     shared = pd.Series(None, index=led.index, dtype=object)
     if known.any():
@@ -216,7 +255,9 @@ def referral_ledger(store: Store, rule: ReferralRule | None = None) -> pd.DataFr
     paid_rows = _paid(store)
     paid_count = paid_rows.groupby("referrer_person_id").size().to_dict() if len(paid_rows) else {}
     granted: dict[str, int] = {}
-    order = led.sort_values(["first_order_at", "referred_person_id"], kind="stable", na_position="last").index
+    order = led.sort_values(
+        ["first_order_at", "referred_person_id"], kind="stable", na_position="last"
+    ).index
     decided: dict[int, tuple[str, str]] = {}
     for i in order:
         row = led.loc[i]
@@ -231,7 +272,7 @@ def referral_ledger(store: Store, rule: ReferralRule | None = None) -> pd.DataFr
         elif pd.isna(row["first_order_at"]):
             decided[i] = ("pending", "no order yet")
         elif (row["first_order_value"] or 0.0) < rule.min_spend:
-            decided[i] = ("refused", f"below the minimum spend ({row['first_order_value']:g} < {rule.min_spend:g})")
+            decided[i] = ("refused", f"below the minimum spend ({rule.min_spend:g})")
         elif row["referred_person_id"] in set(paid_rows["referred_person_id"]):
             decided[i] = ("paid", "")
         else:
@@ -263,13 +304,30 @@ def referral_ledger(store: Store, rule: ReferralRule | None = None) -> pd.DataFr
 
 def _paid(store: Store) -> pd.DataFrame:
     if not has_table(store, "program_referral_payouts"):
-        return pd.DataFrame(columns=["referred_person_id", "referrer_person_id", "code", "order_id",
-                                     "order_value", "reward", "payout_id", "paid_at"])
-    return store.db.df("SELECT * FROM program_referral_payouts ORDER BY paid_at, referred_person_id")
+        return pd.DataFrame(
+            columns=[
+                "referred_person_id",
+                "referrer_person_id",
+                "code",
+                "order_id",
+                "order_value",
+                "reward",
+                "payout_id",
+                "paid_at",
+            ]
+        )
+    return store.db.df(
+        "SELECT * FROM program_referral_payouts ORDER BY paid_at, referred_person_id"
+    )
 
 
-def pay_referrals(store: Store, rule: ReferralRule | None = None, *, dry_run: bool = False,
-                  paid_at: datetime | None = None) -> pd.DataFrame:
+def pay_referrals(
+    store: Store,
+    rule: ReferralRule | None = None,
+    *,
+    dry_run: bool = False,
+    paid_at: datetime | None = None,
+) -> pd.DataFrame:
     """Pay every ``payable`` referral of the ledger: one row each (``payout_id``,
     ``referrer_person_id``, ``referred_person_id``, ``code``, ``order_id``,
     ``order_value``, ``reward``, ``paid_at``). ``dry_run`` shows them without recording.
@@ -279,13 +337,18 @@ def pay_referrals(store: Store, rule: ReferralRule | None = None, *, dry_run: bo
     due = ledger[ledger["status"] == "payable"]
     when = paid_at or datetime.now().replace(microsecond=0)
     payout_id = f"payout-{when:%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
-    out = pd.DataFrame({
-        "referred_person_id": due["referred_person_id"].to_numpy(),
-        "referrer_person_id": due["referrer_person_id"].to_numpy(),
-        "code": due["code"].to_numpy(), "order_id": due["first_order_id"].to_numpy(),
-        "order_value": due["first_order_value"].astype(float).to_numpy(),
-        "reward": due["reward"].astype(float).to_numpy(), "payout_id": payout_id, "paid_at": when,
-    })
+    out = pd.DataFrame(
+        {
+            "referred_person_id": due["referred_person_id"].to_numpy(),
+            "referrer_person_id": due["referrer_person_id"].to_numpy(),
+            "code": due["code"].to_numpy(),
+            "order_id": due["first_order_id"].to_numpy(),
+            "order_value": due["first_order_value"].astype(float).to_numpy(),
+            "reward": due["reward"].astype(float).to_numpy(),
+            "payout_id": payout_id,
+            "paid_at": when,
+        }
+    )
     if dry_run or out.empty:
         return out
     record_payouts(store, out)
@@ -298,14 +361,20 @@ def record_payouts(store: Store, payouts: pd.DataFrame) -> None:
     a ConfigError and writes nothing."""
     ensure_tables(store)
     store.db.register("__payouts", payouts)
-    cols = ("referred_person_id, referrer_person_id, code, order_id, order_value, reward, "
-            "payout_id, paid_at")
+    cols = (
+        "referred_person_id, referrer_person_id, code, order_id, order_value, reward, "
+        "payout_id, paid_at"
+    )
     try:
         with store.db.transaction():
-            store.db.execute(f"INSERT INTO program_referral_payouts ({cols}) SELECT {cols} FROM __payouts")
+            store.db.execute(
+                f"INSERT INTO program_referral_payouts ({cols}) SELECT {cols} FROM __payouts"
+            )
     except duckdb.ConstraintException as exc:
-        raise ConfigError("a referral in this payout is already paid (same referred person or "
-                          "order): nothing was written; run the ledger to see what is due") from exc
+        raise ConfigError(
+            "a referral in this payout is already paid (same referred person or "
+            "order): nothing was written; run the ledger to see what is due"
+        ) from exc
     finally:
         store.db.unregister("__payouts")
 
@@ -317,15 +386,39 @@ def referral_summary(store: Store, rule: ReferralRule | None = None) -> pd.DataF
     led = referral_ledger(store, rule)
     led = led[led["referrer_person_id"].notna()]
     if led.empty:
-        return pd.DataFrame(columns=["referrer_person_id", "referrals", "customers", "paid", "payable",
-                                     "pending", "refused", "rewards_paid", "rewards_payable"])
+        return pd.DataFrame(
+            columns=[
+                "referrer_person_id",
+                "referrals",
+                "customers",
+                "paid",
+                "payable",
+                "pending",
+                "refused",
+                "rewards_paid",
+                "rewards_payable",
+            ]
+        )
     g = led.groupby("referrer_person_id")
-    out = pd.DataFrame({
-        "referrals": g.size(),
-        "customers": g["first_order_id"].count(),
-        **{s: g["status"].apply(lambda x, s=s: int((x == s).sum())) for s in ("paid", "payable", "pending", "refused")},
-        "rewards_paid": g.apply(lambda x: float(x.loc[x["status"] == "paid", "reward"].sum()), include_groups=False),
-        "rewards_payable": g.apply(lambda x: float(x.loc[x["status"] == "payable", "reward"].sum()), include_groups=False),
-    }).reset_index()
-    return out.sort_values(["rewards_paid", "rewards_payable", "referrer_person_id"],
-                           ascending=[False, False, True], kind="stable").reset_index(drop=True)
+    out = pd.DataFrame(
+        {
+            "referrals": g.size(),
+            "customers": g["first_order_id"].count(),
+            **{
+                s: g["status"].apply(lambda x, s=s: int((x == s).sum()))
+                for s in ("paid", "payable", "pending", "refused")
+            },
+            "rewards_paid": g.apply(
+                lambda x: float(x.loc[x["status"] == "paid", "reward"].sum()), include_groups=False
+            ),
+            "rewards_payable": g.apply(
+                lambda x: float(x.loc[x["status"] == "payable", "reward"].sum()),
+                include_groups=False,
+            ),
+        }
+    ).reset_index()
+    return out.sort_values(
+        ["rewards_paid", "rewards_payable", "referrer_person_id"],
+        ascending=[False, False, True],
+        kind="stable",
+    ).reset_index(drop=True)

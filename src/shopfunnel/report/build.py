@@ -249,6 +249,22 @@ def _experiments(ctx: Context) -> Section | None:
     return S.experiments_section([analyze_experiment(ctx.store, name) for name in names])
 
 
+def _programs(ctx: Context) -> Section | None:
+    """The store's offers, referrals and draws, or no section when it runs none."""
+    from shopfunnel.programs.giveaways import list_draws
+    from shopfunnel.programs.offers import list_offers, offer_result
+    from shopfunnel.programs.referrals import referral_codes, referral_ledger
+
+    offers = list_offers(ctx.store)
+    has_referrals = not referral_codes(ctx.store).empty
+    draws = list_draws(ctx.store)
+    if not offers and not has_referrals and draws.empty:
+        return None
+    results = [offer_result(ctx.store, o.name) for o in offers]
+    ledger = referral_ledger(ctx.store) if has_referrals else None
+    return S.programs_section(results, ledger, draws, currency=ctx.currency)
+
+
 # -- the plan ---------------------------------------------------------------------------
 PLAN: list[tuple[str, str, Callable[[Context], Section | None]]] = [
     ("overview", "Your store at a glance", _overview),
@@ -266,6 +282,7 @@ PLAN: list[tuple[str, str, Callable[[Context], Section | None]]] = [
     ("rfm", "Customer groups (RFM)", _rfm),
     ("whatif", "What would an offer cost?", _whatif),
     ("experiments", "Experiments", _experiments),
+    ("programs", "Programs: offers, referrals, giveaways", _programs),
     ("activity", "Daily activity", _activity),
 ]
 

@@ -21,7 +21,8 @@ the ``referral`` channel is, with probability :data:`P_REFERRED`, a referred fri
 the session's events get ``utm_source=referral_program``, ``utm_medium=referral``,
 ``utm_campaign=refer_a_friend``, no referrer and the channel ``referral program``, and its
 first event carries ``properties.referral_code``: the code of a customer whose first
-purchase came before that session, drawn so that the earliest customers refer most
+purchase came before that session and who was simulated before the friend (so a cut sample
+holds every referrer of its friends), drawn so that the earliest customers refer most
 (index ``⌊n·u²⌋`` among the n eligible, by first purchase). A customer's later session from
 the ``referral`` channel carries their *own* code with probability :data:`P_SELF` (a
 self-referral the programme must refuse).
@@ -60,7 +61,9 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 def sample_code(seed: int, prefix: str, person_id: str) -> str:
     """The sample's code of ``person_id``: ``prefix`` and 10 Crockford base-32 characters
     of BLAKE2b(seed, prefix, person)."""
-    digest = int.from_bytes(hashlib.blake2b(f"{seed}|{prefix}|{person_id}".encode(), digest_size=8).digest(), "big")
+    digest = int.from_bytes(
+        hashlib.blake2b(f"{seed}|{prefix}|{person_id}".encode(), digest_size=8).digest(), "big"
+    )
     return prefix + "".join(_ALPHABET[(digest >> (5 * i)) & 31] for i in range(10))
 
 
@@ -94,7 +97,11 @@ def _first_of_each(keys: np.ndarray, order_by: np.ndarray) -> np.ndarray:
 
 
 def apply_programs(
-    plan: Plan, block: int, s: dict[str, np.ndarray], ev: dict[str, np.ndarray], sel: np.ndarray,
+    plan: Plan,
+    block: int,
+    s: dict[str, np.ndarray],
+    ev: dict[str, np.ndarray],
+    sel: np.ndarray,
     columns: dict[str, pa.Array],
 ) -> dict[str, pa.Array]:
     """The block's columns with the programs' coupons and referrals written in (see the
@@ -109,7 +116,9 @@ def apply_programs(
 
     def code(prefix: str, v: int) -> str:
         if (prefix, v) not in codes:
-            codes[prefix, v] = sample_code(plan.seed, prefix, f"u{plan.seed}-{v + block * 1_000_000}")
+            codes[prefix, v] = sample_code(
+                plan.seed, prefix, f"u{plan.seed}-{v + block * 1_000_000}"
+            )
         return codes[prefix, v]
 
     # Purchases inside the sample (the store's orders), and each visitor's first.
@@ -122,8 +131,12 @@ def apply_programs(
     start_us = w0 + (plan.days // 4) * US_PER_DAY
     end_us = start_us + max(plan.days // 4, 1) * US_PER_DAY
     gross = s["value_cents"][b_sess]
-    cand = np.flatnonzero((b_ts >= start_us) & (b_ts < end_us) & (first_buy[visitor[b_sess]] < start_us)
-                          & (gross >= 100_00))
+    cand = np.flatnonzero(
+        (b_ts >= start_us)
+        & (b_ts < end_us)
+        & (first_buy[visitor[b_sess]] < start_us)
+        & (gross >= 100_00)
+    )
     cand = cand[_first_of_each(visitor[b_sess[cand]], b_ts[cand])] if len(cand) else cand
     cand = cand[u_redeem[visitor[b_sess[cand]]] < P_REDEEM]
     redeemed_sess = b_sess[cand]
@@ -136,15 +149,33 @@ def apply_programs(
     customers = np.flatnonzero(first_buy < np.iinfo(np.int64).max)
     by_first = customers[np.argsort(first_buy[customers], kind="stable")]
     first_sorted = first_buy[by_first]
-    friend = np.flatnonzero((s["number"] == 0) & (s["channel"] == referral) & (start_us_s >= w0)
-                            & (u_refer[visitor] < P_REFERRED))
-    eligible = np.searchsorted(first_sorted, start_us_s[friend], side="left")
-    friend, eligible = friend[eligible > 0], eligible[eligible > 0]
-    referrer = by_first[np.floor(eligible * u_pick[visitor[friend]] ** 2).astype(np.int64)]
-    own = np.flatnonzero((s["number"] > 0) & (s["channel"] == referral)
-                         & (first_buy[visitor] < start_us_s) & (u_self < P_SELF))
+    friend = np.flatnonzero(
+        (s["number"] == 0)
+        & (s["channel"] == referral)
+        & (start_us_s >= w0)
+        & (u_refer[visitor] < P_REFERRED)
+    )
+    # A referrer is a visitor simulated before the friend (a lower index), so a sample cut
+    # at a visitor holds every referrer of the friends it holds.
+    bought_before = np.searchsorted(first_sorted, start_us_s[friend], side="left")
+    picked = []
+    for x, k in zip(friend.tolist(), bought_before.tolist(), strict=True):
+        eligible = by_first[:k][by_first[:k] < visitor[x]]
+        picked.append(
+            int(eligible[int(len(eligible) * u_pick[visitor[x]] ** 2)]) if len(eligible) else -1
+        )
+    referrer = np.array(picked, dtype=np.int64)
+    friend, referrer = friend[referrer >= 0], referrer[referrer >= 0]
+    own = np.flatnonzero(
+        (s["number"] > 0)
+        & (s["channel"] == referral)
+        & (first_buy[visitor] < start_us_s)
+        & (u_self < P_SELF)
+    )
     marked_sess = np.concatenate([friend, own])
-    code_of = {x: code(REFERRAL_PREFIX, r) for x, r in zip(friend.tolist(), referrer.tolist(), strict=True)}
+    code_of = {
+        x: code(REFERRAL_PREFIX, r) for x, r in zip(friend.tolist(), referrer.tolist(), strict=True)
+    }
     code_of.update({x: code(REFERRAL_PREFIX, int(visitor[x])) for x in own.tolist()})
 
     # Write them into the rows of this table.
@@ -156,12 +187,17 @@ def apply_programs(
     value_cents: dict[int, int] = {}
     off = dict(zip(redeemed_sess.tolist(), discount.tolist(), strict=True))
     gross_of = dict(zip(redeemed_sess.tolist(), gross[cand].tolist(), strict=True))
-    for row in np.flatnonzero(np.isin(sess, redeemed_sess) & ((etype == PURCHASE) | (etype == REFUND))).tolist():
+    for row in np.flatnonzero(
+        np.isin(sess, redeemed_sess) & ((etype == PURCHASE) | (etype == REFUND))
+    ).tolist():
         x = int(sess[row])
         value_cents[row] = gross_of[x] - off[x]
         if etype[row] == PURCHASE:
-            texts[row] = _with(props[row].as_py(), coupon=code(OFFER_PREFIX, int(visitor[x])),
-                               discount=off[x] / 100)
+            texts[row] = _with(
+                props[row].as_py(),
+                coupon=code(OFFER_PREFIX, int(visitor[x])),
+                discount=off[x] / 100,
+            )
     in_marked = np.isin(sess, marked_sess)
     rows = np.flatnonzero(in_marked)
     if len(rows):
@@ -172,18 +208,26 @@ def apply_programs(
         mask = np.zeros(len(sel), dtype=bool)
         where = np.array(sorted(texts))
         mask[where] = True
-        out["properties"] = pc.replace_with_mask(props, pa.array(mask), pa.array([texts[r] for r in where.tolist()], pa.string()))
+        out["properties"] = pc.replace_with_mask(
+            props, pa.array(mask), pa.array([texts[r] for r in where.tolist()], pa.string())
+        )
     if value_cents:
         from decimal import Decimal
 
         mask = np.zeros(len(sel), dtype=bool)
         where = np.array(sorted(value_cents))
         mask[where] = True
-        new = pa.array([Decimal(value_cents[r]) / 100 for r in where.tolist()], pa.decimal128(18, 2))
+        new = pa.array(
+            [Decimal(value_cents[r]) / 100 for r in where.tolist()], pa.decimal128(18, 2)
+        )
         out["value"] = pc.replace_with_mask(columns["value"], pa.array(mask), new)
     if in_marked.any():
         flag = pa.array(in_marked)
-        for name, value in zip(("utm_source", "utm_medium", "utm_campaign", "referrer"), REFERRAL_SOURCE, strict=True):
+        for name, value in zip(
+            ("utm_source", "utm_medium", "utm_campaign", "referrer"), REFERRAL_SOURCE, strict=True
+        ):
             out[name] = pc.if_else(flag, pa.scalar(value, pa.string()), columns[name])
-        out["channel"] = pc.if_else(flag, pa.scalar(REFERRAL_CHANNEL, pa.string()), columns["channel"])
+        out["channel"] = pc.if_else(
+            flag, pa.scalar(REFERRAL_CHANNEL, pa.string()), columns["channel"]
+        )
     return out

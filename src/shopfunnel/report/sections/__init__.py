@@ -22,6 +22,7 @@ from shopfunnel.report.sections.funnel import (
     time_to_convert_section,
     trend_section,
 )
+from shopfunnel.report.sections.programs import programs_section
 from shopfunnel.report.sections.stages import (
     stage_colour,
     stage_distribution_section,
@@ -42,6 +43,7 @@ __all__ = [
     "finding_headline",
     "finding_period",
     "overview_section",
+    "programs_section",
     "rfm_section",
     "stage_colour",
     "stage_distribution_section",
