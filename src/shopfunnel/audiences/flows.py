@@ -118,6 +118,8 @@ class Flow(BaseModel):
     audience: str | None = None
     gap_multiplier: float = Field(default=1.0, gt=0)
     holdout: float = Field(default=0.0, ge=0, lt=1)
+    schedule: bool = False
+    contacts: bool = False
     description: str = ""
     source: Literal["builtin", "model"] = "model"
 
@@ -418,8 +420,6 @@ def _run(
     held = _held_out(spec, cand["person_id"])
     counts["held_out"] = int(held.sum())
     counts["due"] = int((~held).sum())
-    if record and len(cand):
-        _record(store, spec, cand, held, when)
     due = cand[~held.to_numpy()].assign(flow=spec.name)
     behind = left_behind(
         store,
@@ -428,12 +428,28 @@ def _run(
         end=when,
     )
     due = due.merge(behind, on="person_id", how="left")
-    if contacts:
+    if contacts or (record and spec.contacts):
         due = due.merge(contact_table(store), on="person_id", how="left")
     due = due.sort_values(["due_at", "person_id"], kind="stable").reset_index(drop=True)
-    return FlowRun(
-        spec, when, due[columns] if len(due) else empty, counts, record and len(cand) > 0
-    )
+    if record and len(cand):
+        # the outbox first, then the record: a crash between them leaves the sends
+        # unrecorded, the next run finds them due again and the outbox keeps one of each
+        _enqueue_sends(store, spec, due)
+        _record(store, spec, cand, held, when)
+    out = due[columns] if len(due) else empty
+    return FlowRun(spec, when, out, counts, record and len(cand) > 0)
+
+
+def _enqueue_sends(store: Store, spec: Flow, due: pd.DataFrame) -> int:
+    """Hand the due rows to the webhook outbox (topic ``flow.due``, key
+    ``flow:<flow>:<send_id>``) when the store has an endpoint; return how many were new.
+    Contacts go in the body only when the flow says ``contacts = true``."""
+    from shopfunnel.webhooks import enqueue_flow_sends, list_endpoints
+
+    if due.empty or not len(list_endpoints(store)):
+        return 0
+    fields = DUE_COLUMNS + (["email", "phone"] if spec.contacts else [])
+    return enqueue_flow_sends(store, spec.name, due[fields])
 
 
 def _triggered(store: Store, spec: Flow, now: pd.Timestamp, model: Model) -> pd.DataFrame:

@@ -27,7 +27,6 @@ import hashlib
 import re
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 
 from shopfunnel.durations import parse_duration_seconds
