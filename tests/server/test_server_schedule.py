@@ -90,3 +90,30 @@ def test_serve_refreshes_audiences_runs_flows_and_delivers_each_change_once(
     assert flows["a"]["due_at"].startswith("2024-03-01T16:00:00") and flows["b"][
         "due_at"
     ].startswith("2024-03-01T18:00:00")
+
+
+def test_the_audiences_page_shows_audiences_flows_changes_and_deliveries_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.kit import ADMIN_PASSWORD
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shopfunnel.toml").write_text("[flows.cart-abandonment]\nschedule = true\n")
+    script = "<script>alert('x')</script>"
+    db = tmp_path / "shop.duckdb"
+    with Store(db) as store:
+        store.load(log((script, 0, "add_to_cart"), ("clock", 2 * HOUR, "page_view")))
+        refresh_audience(store, "abandoned-carts", model=Model())
+        add_endpoint(store, "https://hooks.example.com/in", secret=SECRET)
+    with LiveServer(db, webhook_interval_seconds=0, schedule_interval_seconds=0) as live:
+        assert live.client.get("/audiences", follow_redirects=False).status_code == 303
+        live.client.post("/login", data={"password": ADMIN_PASSWORD})
+        page = live.client.get("/audiences")
+    assert page.status_code == 200
+    assert script not in page.text and "&lt;script&gt;" in page.text  # the person, escaped
+    rows = [line for line in page.text.splitlines() if line.startswith("<tr><td>")]
+    audience = next(r for r in rows if r.startswith("<tr><td>abandoned-carts</td><td>builtin"))
+    flow = next(r for r in rows if r.startswith("<tr><td>cart-abandonment</td>"))
+    assert audience.endswith("<td>1</td><td>2024-03-01 14:00:00</td><td>True</td></tr>")
+    assert "<td>True</td><td>0</td>" in flow  # scheduled, nothing sent yet
+    assert "hooks.example.com" in page.text and "The schedule is off" in page.text

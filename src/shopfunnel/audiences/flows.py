@@ -30,6 +30,13 @@ unless ``dry_run``. With ``holdout`` > 0 a fixed share of persons
 :func:`shopfunnel.experiments.holdout_lift` compares them with those who did. Held-out sends
 count for rules 5 and 6, so both groups are timed alike.
 
+Each message a run records (not the held-out ones) also goes to the webhook outbox when the
+store has an endpoint: topic ``flow.due``, key ``flow:<flow>:<send_id>``
+(:func:`shopfunnel.webhooks.enqueue_flow_sends`), the due row as data, with e-mail and phone
+only when the flow says ``contacts = true``. The outbox is written before the record, so a crash
+between them lists the person again and the outbox still holds one message. A flow with
+``schedule = true`` is run by the server on its schedule (:mod:`shopfunnel.audiences.schedule`).
+
 Each due row says what the person left behind (:func:`shopfunnel.audiences.lists.left_behind`):
 the items and value of the cart they hold, the last product they viewed. Contacts (e-mail,
 phone) only when asked.
@@ -338,7 +345,7 @@ def sends(store: Store, flow: str | None = None) -> pd.DataFrame:
 
 def flow_table(store: Store, model: Model | None = None) -> pd.DataFrame:
     """Every flow: name, source, trigger, exit, delay, cooldown, lookback, audience,
-    holdout, description, and how many were sent and when last."""
+    holdout, schedule, description, and how many were sent and when last."""
     flows = all_flows(model)
     record = sends(store)
     sent = (
@@ -357,6 +364,7 @@ def flow_table(store: Store, model: Model | None = None) -> pd.DataFrame:
             "lookback": str(f.lookback),
             "audience": f.audience or "",
             "holdout": f.holdout,
+            "schedule": f.schedule,
             "description": f.description,
         }
         for f in flows

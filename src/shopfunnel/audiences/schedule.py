@@ -97,3 +97,35 @@ def run_scheduled(
         except ShopfunnelError as exc:
             done.errors[f"flow {name}"] = str(exc)
     return done
+
+
+def audiences_overview(
+    store: Store, model: Model | None = None, *, changes: int = 50
+) -> dict[str, pd.DataFrame]:
+    """What the dashboard's audiences page shows: ``audiences`` (every audience, its rule, the
+    members at its last refresh and whether the schedule follows it), ``flows`` (every flow,
+    whether it is scheduled, how many were sent) and ``changes`` (the latest ``changes``
+    entries and exits of every audience: audience, person_id, change, at)."""
+    from shopfunnel.audiences.flows import flow_table
+    from shopfunnel.audiences.membership import CHANGE_COLUMNS, audience_history
+    from shopfunnel.audiences.saved import audience_table
+
+    model = model or load_model()
+    audiences = audience_table(store, model)
+    audiences["members"] = pd.to_numeric(audiences["members"]).astype(
+        "Int64"
+    )  # NA: never refreshed
+    audiences["followed"] = audiences["name"].isin(followed_audiences(store, model))
+    flows = flow_table(store, model)
+    history = audience_history(store)
+    enters = history.assign(change="enter", at=history["entered_at"])
+    left = history[history["exited_at"].notna()]
+    exits = left.assign(change="exit", at=left["exited_at"])
+    latest = (
+        pd.concat([enters[CHANGE_COLUMNS], exits[CHANGE_COLUMNS]], ignore_index=True)
+        .sort_values(["at", "audience", "person_id"], ascending=[False, True, True], kind="stable")
+        .head(changes)
+        .drop(columns="entry_id")
+        .reset_index(drop=True)
+    )
+    return {"audiences": audiences, "flows": flows, "changes": latest}
