@@ -48,7 +48,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from shopfunnel.customers.rfm import GROUPS as RFM_GROUPS
@@ -335,23 +343,26 @@ for _cls in (AllRule, AnyRule, NotRule):
 _RULE = TypeAdapter(Rule)
 
 
+def _valid_name(value: str) -> str:
+    if not NAME_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not valid: use {NAME_RULE}")
+    return value
+
+
+#: An audience's or a flow's name, checked against :data:`NAME_PATTERN`.
+Name = Annotated[str, AfterValidator(_valid_name)]
+
+
 class Audience(BaseModel):
     """A named audience: its rule, a description, and where it was defined (``builtin``,
     ``model`` for the model file, ``store`` for one created with ``audience create``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
+    name: Name
     rule: Rule
     description: str = ""
     source: Literal["builtin", "model", "store"] = "store"
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not valid: use {NAME_RULE}")
-        return value
 
     def references(self) -> list[str]:
         """The names of other audiences this one is made of (directly)."""

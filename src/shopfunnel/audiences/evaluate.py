@@ -82,29 +82,16 @@ _EVENT_COLUMNS = {c.name for c in schema.COLUMNS + schema.DERIVED_COLUMNS} - {"i
 
 def resolve_as_of(store: Store, as_of: datetime | date | str | None) -> pd.Timestamp | None:
     """``as_of`` as a naive UTC timestamp: the store's latest event when None (None for an
-    empty store); a date, or a date-only text, means the end of that day."""
+    empty store); a date, or a date-only text, means the end of that day (the stage model's
+    reading of a time, :func:`shopfunnel.stages.placement.place_persons`)."""
+    from shopfunnel.stages.placement import _timestamp
+
     if as_of is None:
         latest = store.db.scalar("SELECT max(ts) FROM events")
         return None if latest is None else pd.Timestamp(latest)
-    if isinstance(as_of, str):
-        text = as_of.strip()
-        try:
-            ts = pd.Timestamp(text)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(
-                f"time {as_of!r} is not valid: write e.g. 2024-03-15 or 2024-03-15T12:00 (UTC)"
-            ) from exc
-        if len(text) == 10:
-            ts = ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
-    elif isinstance(as_of, datetime):
-        ts = pd.Timestamp(as_of)
-    elif isinstance(as_of, date):
-        ts = pd.Timestamp(as_of) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
-    else:
-        raise ConfigError(f"time {as_of!r} is not a date or a datetime")
-    if ts is pd.NaT:
-        raise ConfigError(f"time {as_of!r} is not a date")
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+    if isinstance(as_of, pd.Timestamp):  # kept to the nanosecond (a datetime has microseconds)
+        return as_of.tz_convert("UTC").tz_localize(None) if as_of.tzinfo is not None else as_of
+    return pd.Timestamp(_timestamp(as_of, "time"))
 
 
 def match_sql(events: Sequence[str], where: Mapping[str, Any], params: list[Any]) -> str:

@@ -67,7 +67,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from shopfunnel.audiences import tables
-from shopfunnel.audiences.definitions import NAME_PATTERN, NAME_RULE, Where, check_name, seconds
+from shopfunnel.audiences.definitions import Name, Where, check_name, seconds
 from shopfunnel.audiences.evaluate import match_sql, orders_as_of, resolve_as_of
 from shopfunnel.audiences.lists import contacts as contact_table
 from shopfunnel.audiences.lists import left_behind
@@ -115,7 +115,7 @@ class Flow(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
+    name: Name
     trigger: tuple[str, ...] = Field(min_length=1)
     delay: str | float
     exit: tuple[str, ...] = ()
@@ -129,13 +129,6 @@ class Flow(BaseModel):
     contacts: bool = False
     description: str = ""
     source: Literal["builtin", "model"] = "model"
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not valid: use {NAME_RULE}")
-        return value
 
     @field_validator("trigger", "exit", mode="before")
     @classmethod

@@ -176,12 +176,13 @@ def current_members(store: Store, name: str) -> pd.DataFrame:
 
 def audience_changes(
     store: Store,
-    name: str,
+    name: str | None,
     *,
     since: datetime | date | str | None = None,
 ) -> pd.DataFrame:
-    """Entries and exits of ``name`` (:data:`CHANGE_COLUMNS`) at or after ``since`` (all
-    when None), sorted by time, exits before entries at one instant, then person."""
+    """Entries and exits of ``name`` (of every audience when None; :data:`CHANGE_COLUMNS`) at
+    or after ``since`` (all when None), sorted by time, exits before entries at one instant,
+    then person."""
     frame = audience_history(store, name)
     enters = frame.assign(change="enter", at=frame["entered_at"])
     left = frame[frame["exited_at"].notna()]

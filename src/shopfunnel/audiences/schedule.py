@@ -107,7 +107,7 @@ def audiences_overview(
     whether it is scheduled, how many were sent) and ``changes`` (the latest ``changes``
     entries and exits of every audience: audience, person_id, change, at)."""
     from shopfunnel.audiences.flows import flow_table
-    from shopfunnel.audiences.membership import CHANGE_COLUMNS, audience_history
+    from shopfunnel.audiences.membership import audience_changes
     from shopfunnel.audiences.saved import audience_table
 
     model = model or load_model()
@@ -117,12 +117,8 @@ def audiences_overview(
     )  # NA: never refreshed
     audiences["followed"] = audiences["name"].isin(followed_audiences(store, model))
     flows = flow_table(store, model)
-    history = audience_history(store)
-    enters = history.assign(change="enter", at=history["entered_at"])
-    left = history[history["exited_at"].notna()]
-    exits = left.assign(change="exit", at=left["exited_at"])
     latest = (
-        pd.concat([enters[CHANGE_COLUMNS], exits[CHANGE_COLUMNS]], ignore_index=True)
+        audience_changes(store, None)
         .sort_values(["at", "audience", "person_id"], ascending=[False, True, True], kind="stable")
         .head(changes)
         .drop(columns="entry_id")
