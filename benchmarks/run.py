@@ -36,6 +36,7 @@ RUNS = [
     ["benchmarks/recommend_quality.py", "--events", "1000000", "--write"],
     ["benchmarks/collector_load.py", "--seconds", "60", "--out", "benchmarks/results/collector.md"],
     ["benchmarks/erase_bench.py", "--events", "1000000", "--out", "benchmarks/results/erase.md"],
+    ["benchmarks/audiences_bench.py", "--events", "1000000", "--out", "benchmarks/results/audiences.md"],
 ]
 PACKAGES = ["duckdb", "numba", "numpy", "pyarrow", "pandas", "polars", "scipy", "chdb", "pyspark", "fastapi", "uvicorn"]
 
