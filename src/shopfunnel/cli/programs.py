@@ -535,8 +535,8 @@ def preview(
     with friendly_errors(), Store(db, read_only=True) as store:
         people = preview_list(
             store,
-            by=by,
-            limit=limit,  # type: ignore[arg-type]
+            by=by,  # type: ignore[arg-type]
+            limit=limit,
             groups=[g for g in groups.split(",") if g.strip()],
         )
         emit(_list_out(store, people, export, contacts), format, out)
@@ -600,7 +600,7 @@ def recommend(
                 result = r.evaluate_recommendations(
                     store,
                     ks=(5, 10),
-                    kind=kind,
+                    kind=kind,  # type: ignore[arg-type]
                     score=score,  # type: ignore[arg-type]
                     include_viewed=include_viewed,
                     min_support=min_support,
@@ -609,9 +609,9 @@ def recommend(
                 result = r.related_items(
                     store,
                     item,
-                    kind=kind,
-                    score=score,
-                    top=top,  # type: ignore[arg-type]
+                    kind=kind,  # type: ignore[arg-type]
+                    score=score,  # type: ignore[arg-type]
+                    top=top,
                     min_support=min_support,
                 )
             else:
@@ -619,9 +619,9 @@ def recommend(
                 result = r.recommend_for_persons(
                     store,
                     who,
-                    kind=kind,
-                    score=score,
-                    top=top,  # type: ignore[arg-type]
+                    kind=kind,  # type: ignore[arg-type]
+                    score=score,  # type: ignore[arg-type]
+                    top=top,
                     include_viewed=include_viewed,
                     min_support=min_support,
                 )

@@ -440,8 +440,8 @@ class LocalEngine:
                 chunks[i] = None  # type: ignore[call-overload]  # free the rows
                 return tot
 
-            totals = np.sum(list(pool.map(run, range(len(chunks)))), axis=0,
-                            dtype=np.int64) if chunks else np.zeros(len(plan.steps), np.int64)
+            totals = np.asarray(np.sum(list(pool.map(run, range(len(chunks)))), axis=0, dtype=np.int64)
+                                ) if chunks else np.zeros(len(plan.steps), np.int64)
         labels = tl.labels.get(plan.by, []) if plan.by is not None else []
         return self._output(plan, [entered(plan, owner, out)], totals, list(labels))
 
@@ -458,7 +458,7 @@ class LocalEngine:
             for i in range(len(pieces[0])):
                 arrays.append(np.concatenate([p[i] for p in pieces]))
                 for p in pieces:
-                    p[i] = None
+                    p[i] = None  # type: ignore[call-overload]  # free the piece
         else:
             arrays = [np.zeros(0, np.uint64), np.zeros(0, np.int64)] + [
                 np.zeros((0, n), np.int64)] * 3
