@@ -241,7 +241,9 @@ def audience_refresh(
     Each entry gets a stable id; entries and exits go to the webhook outbox when the store
     has an endpoint (`shopfunnel webhooks add`). The table shows counts; `--format csv`
     (or json) writes the changes themselves: audience, person_id, change (enter or exit),
-    at, entry_id. Run it from cron, e.g. every 15 minutes:
+    at, entry_id. While `shopfunnel serve` runs it keeps refreshing, every minute, each
+    audience refreshed once (docs/audiences.md); without the server, run it from cron, e.g.
+    every 15 minutes:
 
         shopfunnel audience refresh abandoned-carts vip --db shop.duckdb --format csv --out changes.csv
     """

@@ -134,7 +134,9 @@ def flow_run(
 
     Each person is sent a flow once per trigger and not again within its cooldown; run it
     as often as you like (from cron: every 15 minutes). `--dry-run` marks nothing. Write the
-    list for your e-mail tool with `--contacts --format csv --out due.csv`.
+    list for your e-mail tool with `--contacts --format csv --out due.csv`. Each message
+    marked sent also goes to the webhook endpoints (`flow.due`); a flow with
+    `schedule = true` in shopfunnel.toml is run by `shopfunnel serve` every minute.
     """
     from shopfunnel.audiences.flows import due_now, run_flow
     from shopfunnel.audiences.saved import store_model
