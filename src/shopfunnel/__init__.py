@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 # name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "Adjusted": "shopfunnel.experiments",
+    "Audience": "shopfunnel.audiences.definitions",
     "BayesianResult": "shopfunnel.experiments",
     "BetaGeoModel": "shopfunnel.customers.clv",
     "CheckoutFailure": "shopfunnel.sample",
@@ -22,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "Diagnosis": "shopfunnel.diagnosis.diagnose",
     "Draw": "shopfunnel.programs.giveaways",
     "ExperimentReport": "shopfunnel.experiments",
+    "Flow": "shopfunnel.audiences.flows",
     "FrequentistResult": "shopfunnel.experiments",
     "FunnelResult": "shopfunnel.funnel.result",
     "GammaGammaModel": "shopfunnel.customers.clv",
@@ -62,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     "activity_retention": "shopfunnel.customers.retention",
     "analyze_experiment": "shopfunnel.experiments",
     "assign_variant": "shopfunnel.experiments",
+    "audience_members": "shopfunnel.audiences.saved",
     "audience_persons": "shopfunnel.diagnosis.diagnose",
     "bayesian_test": "shopfunnel.experiments",
     "build_report": "shopfunnel.report",
@@ -71,12 +74,15 @@ _EXPORTS: dict[str, str] = {
     "cohort_retention": "shopfunnel.customers.retention",
     "compare_arms": "shopfunnel.experiments",
     "create_app": "shopfunnel.server",
+    "create_audience": "shopfunnel.audiences.saved",
     "create_offer": "shopfunnel.programs.offers",
     "customer_value": "shopfunnel.customers.clv",
     "deliver_due": "shopfunnel.webhooks.outbox",
     "diagnose": "shopfunnel.diagnosis.diagnose",
     "draw_giveaway": "shopfunnel.programs.giveaways",
+    "due_now": "shopfunnel.audiences.flows",
     "enqueue_audience_changes": "shopfunnel.webhooks.outbox",
+    "enqueue_flow_sends": "shopfunnel.webhooks.outbox",
     "erase_person": "shopfunnel.store.erase",
     "evaluate_recommendations": "shopfunnel.programs.recommend",
     "export_audience": "shopfunnel.audiences",
@@ -112,11 +118,14 @@ _EXPORTS: dict[str, str] = {
     "quantile_scores": "shopfunnel.customers.rfm",
     "recommend_for_persons": "shopfunnel.programs.recommend",
     "referral_ledger": "shopfunnel.programs.referrals",
+    "refresh_audience": "shopfunnel.audiences.membership",
     "related_items": "shopfunnel.programs.recommend",
     "repeat_purchase_rate": "shopfunnel.customers.retention",
     "retention_summary": "shopfunnel.customers.retention",
     "rfm_group_summary": "shopfunnel.customers.rfm",
     "rfm_table": "shopfunnel.customers.rfm",
+    "run_flow": "shopfunnel.audiences.flows",
+    "run_scheduled": "shopfunnel.audiences.schedule",
     "srm_check": "shopfunnel.experiments",
     "stage_flow": "shopfunnel.stages.placement",
     "stage_summary": "shopfunnel.stages.placement",
@@ -141,6 +150,24 @@ if TYPE_CHECKING:
         NoContactsError,
         abandoned_carts,
         export_audience,
+    )
+    from shopfunnel.audiences.definitions import (
+        Audience,
+    )
+    from shopfunnel.audiences.flows import (
+        Flow,
+        due_now,
+        run_flow,
+    )
+    from shopfunnel.audiences.membership import (
+        refresh_audience,
+    )
+    from shopfunnel.audiences.saved import (
+        audience_members,
+        create_audience,
+    )
+    from shopfunnel.audiences.schedule import (
+        run_scheduled,
     )
     from shopfunnel.customers.clv import (
         BetaGeoModel,
@@ -310,6 +337,7 @@ if TYPE_CHECKING:
     from shopfunnel.webhooks.outbox import (
         deliver_due,
         enqueue_audience_changes,
+        enqueue_flow_sends,
     )
     from shopfunnel.webhooks.signing import (
         SignatureError,
@@ -318,6 +346,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Adjusted",
+    "Audience",
     "BayesianResult",
     "BetaGeoModel",
     "CheckoutFailure",
@@ -327,6 +356,7 @@ __all__ = [
     "Diagnosis",
     "Draw",
     "ExperimentReport",
+    "Flow",
     "FrequentistResult",
     "FunnelResult",
     "GammaGammaModel",
@@ -368,6 +398,7 @@ __all__ = [
     "activity_retention",
     "analyze_experiment",
     "assign_variant",
+    "audience_members",
     "audience_persons",
     "bayesian_test",
     "build_report",
@@ -377,12 +408,15 @@ __all__ = [
     "cohort_retention",
     "compare_arms",
     "create_app",
+    "create_audience",
     "create_offer",
     "customer_value",
     "deliver_due",
     "diagnose",
     "draw_giveaway",
+    "due_now",
     "enqueue_audience_changes",
+    "enqueue_flow_sends",
     "erase_person",
     "evaluate_recommendations",
     "events_for_sessions",
@@ -419,11 +453,14 @@ __all__ = [
     "quantile_scores",
     "recommend_for_persons",
     "referral_ledger",
+    "refresh_audience",
     "related_items",
     "repeat_purchase_rate",
     "retention_summary",
     "rfm_group_summary",
     "rfm_table",
+    "run_flow",
+    "run_scheduled",
     "srm_check",
     "stage_flow",
     "stage_summary",

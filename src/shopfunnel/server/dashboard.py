@@ -34,7 +34,7 @@ router = APIRouter(include_in_schema=False)
 
 NAV: list[tuple[str, str]] = [
     ("/", "Overview"), ("/funnel", "Funnel"), ("/stages", "Stages"), ("/retention", "Retention & RFM"),
-    ("/diagnosis", "Diagnosis"), ("/experiments", "Experiments"),
+    ("/diagnosis", "Diagnosis"), ("/experiments", "Experiments"), ("/audiences", "Audiences"),
     ("/programs", "Programs"), ("/persons", "Persons"), ("/journey", "Person"), ("/events", "Events"),
     ("/keys", "Keys"),
 ]
@@ -411,3 +411,24 @@ def experiments_page(request: Request, name: str = "", engine: str = "frequentis
 def _days(days: float) -> str:
     """A duration given in days, as people read it (``9d 14h``, ``3h 20m``)."""
     return fmt.duration(days * 86_400)
+
+
+@router.get("/audiences")
+def audiences_page(request: Request) -> Response:
+    """Saved audiences and flows (what the schedule follows and runs), the latest entries and
+    exits, and the webhook deliveries (docs/audiences.md)."""
+    if not is_admin(request):
+        return to_login()
+    from shopfunnel.audiences.saved import store_model
+    from shopfunnel.audiences.schedule import audiences_overview
+    from shopfunnel.webhooks import delivery_status
+
+    state = state_of(request)
+    context: dict[str, Any] = {"title": "Audiences", "overview": None,
+                               "schedule_seconds": state.settings.schedule_interval_seconds}
+    try:
+        overview = read(request, audiences_overview, store_model(state.store_path))
+        context.update(overview=overview, deliveries=read(request, delivery_status))
+    except ShopfunnelError as exc:
+        return render(request, "audiences.html", status=422, error=str(exc), **context)
+    return render(request, "audiences.html", **context)
