@@ -131,13 +131,31 @@ def keys_revoke(
     prefix: Annotated[str, typer.Argument(help="The key's first characters, as `keys list` shows them.")],
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
 ) -> None:
-    """Revoke a write key: the collector refuses it from the next start on."""
-    from shopfunnel.server import auth
+    """Revoke a write key: the collector refuses it at once, also while `shopfunnel serve`
+    runs on the store (the running server is asked through DB.control/ and answers within
+    a second)."""
+    from shopfunnel.errors import StoreError
+    from shopfunnel.server import auth, revocation
     from shopfunnel.store.store import Store
 
-    with friendly_errors(), Store(db) as store:
-        n = auth.revoke_write_key(store.db, prefix)
+    with friendly_errors():
+        try:
+            store = Store(db)
+        except StoreError as exc:
+            if not _locked_by_another_process(exc):
+                raise
+            n = revocation.request_revocation(db, prefix)
+            console.print(f"revoked {n} key(s) starting with {prefix} (by the running server: "
+                          "refused from now on)")
+            return
+        with store:
+            n = auth.revoke_write_key(store.db, prefix)
     console.print(f"revoked {n} key(s) starting with {prefix}")
+
+
+def _locked_by_another_process(exc: BaseException) -> bool:
+    """Whether opening the store failed because another process holds its lock."""
+    return "lock" in str(exc.__cause__ or exc).lower()
 
 
 @keys_app.command("platform-secret")

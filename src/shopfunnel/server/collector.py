@@ -72,27 +72,67 @@ def _basic_user(header: str | None) -> str | None:
     return decoded.split(":", 1)[0] or None
 
 
+class TooLarge(Exception):
+    """The inflated body passed the limit."""
+
+
+class Inflater:
+    """Gunzip a body chunk by chunk, refusing (:class:`TooLarge`) as soon as the inflated
+    size passes ``limit``: a small "gzip bomb" is never inflated past the limit, so no
+    more than ``limit`` + 1 bytes are ever held. Several gzip members one after the other
+    (RFC 1952 allows it) are read in turn; a broken or cut stream raises ``zlib.error``."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.size = 0
+        self._parts: list[bytes] = []
+        self._member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._open = False  # the current member has been fed and has not ended
+
+    def feed(self, data: bytes) -> None:
+        while data:
+            self._open = True
+            out = self._member.decompress(data, self.limit - self.size + 1)
+            self.size += len(out)
+            if self.size > self.limit:
+                raise TooLarge
+            self._parts.append(out)
+            data = self._member.unconsumed_tail
+            if self._member.eof:
+                data = self._member.unused_data
+                self._member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._open = False
+
+    def finish(self) -> bytes:
+        """The whole inflated body; ``zlib.error`` when the stream ended inside a member."""
+        if self._open:
+            raise zlib.error("the gzip stream is cut short")
+        return b"".join(self._parts)
+
+
 async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None when it is larger than ``limit`` (before or after gunzip)."""
+    """The body, or None when it is larger than ``limit`` bytes, as sent or once gunzipped
+    (inflated while it arrives, and stopped at the limit)."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         return None
+    gzipped = request.headers.get("content-encoding", "").lower() == "gzip"
+    inflater = Inflater(limit) if gzipped else None
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        try:
-            out = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            body = out.decompress(body, limit * 8)
-            if out.unconsumed_tail:
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
                 return None
-        except zlib.error:
-            return b"\x00"  # not JSON: answered with 400 below
-    return body
+            if inflater is not None:
+                inflater.feed(chunk)
+            else:
+                chunks.append(chunk)
+        return inflater.finish() if inflater is not None else b"".join(chunks)
+    except TooLarge:
+        return None
+    except zlib.error:
+        return b"\x00"  # not JSON: answered with 400 below
 
 
 async def collect(request: Request, kind: str) -> Response:
@@ -141,6 +181,9 @@ async def collect(request: Request, kind: str) -> Response:
         if message["type"] != kind:
             return _error(422, f"/v1/{kind} takes {kind} messages, not {message['type']!r}", headers)
         messages = [message]
+    if state.rate.too_large(len(messages)):
+        return _error(413, f"at most {state.rate.burst:.0f} events per request for this write key "
+                      "(its rate limit's burst): send smaller batches", headers)
     wait = state.rate.take(key, len(messages))  # type: ignore[arg-type]
     if wait > 0:
         return _error(429, "rate limit for this write key exceeded: retry later",
@@ -216,13 +259,7 @@ RESULT = {
             "content": {"application/json": {"schema": {"type": "object", "properties": {
                 "success": {"type": "boolean"}, "accepted": {"type": "integer"},
                 "rejected": {"type": "array", "items": {"type": "object"}}}}}}},
-    "400": {"description": "Not JSON, or no event could be accepted"},
-    "401": {"description": "Missing or unknown write key"},
-    "403": {"description": "Origin not allowed"},
-    "413": {"description": "Body too large"},
-    "422": {"description": "JSON of the wrong shape"},
-    "429": {"description": "Rate limit exceeded (Retry-After)"},
-    "503": {"description": "Writer behind (Retry-After)"},
+    # the error answers and their bodies: shopfunnel.server.openapi
 }
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Literal
 
 from shopfunnel.errors import ConfigError, StoreError
-from shopfunnel.server import auth
-from shopfunnel.server.limits import RateLimiter
+from shopfunnel.server import auth, revocation
+from shopfunnel.server.limits import LoginGuard, RateLimiter
 from shopfunnel.server.spool import Spool
 from shopfunnel.server.writer import Writer
 from shopfunnel.store import erase
@@ -61,6 +61,16 @@ class ServerSettings:
     max_webhook_body_bytes: int = 2 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class AdminCheck:
+    """Whether a caller is the admin; when not, ``retry_after`` > 0 says the password was not
+    even checked because failed attempts from this address (or for the account) are backing
+    off, and for how many seconds."""
+
+    ok: bool
+    retry_after: float = 0.0
+
+
 @dataclass
 class ServerState:
     store_path: str
@@ -81,11 +91,13 @@ class ServerState:
     _stop: threading.Event = field(default_factory=threading.Event)
     _deliverer: threading.Thread | None = None
     _erase_lock: threading.Lock = field(default_factory=threading.Lock)
+    _revocations: threading.Thread | None = None
+    device_secret: bytes = b""
 
     def __post_init__(self) -> None:
         s = self.settings
         self.rate = RateLimiter(s.rate_events_per_second, s.rate_burst_events)
-        self.login_rate = RateLimiter(1.0, 10.0)
+        self.login_guard = LoginGuard()
         if s.durability not in ("spool", "transaction"):
             raise ConfigError(f"durability={s.durability!r} is not valid: use 'spool' or 'transaction'")
         if self.store_path == ":memory:":
@@ -96,6 +108,7 @@ class ServerState:
         s = self.settings
         self.store = Store(self.store_path, session_timeout=s.session_timeout)
         auth.ensure_tables(self.store.db)
+        self.device_secret = auth.device_secret(self.store.db)
         self.reader = Store(self.store_path, session_timeout=s.session_timeout)
         self.refresh_keys()
         spool_dir = Path(s.spool_dir) if s.spool_dir else Path(self.store_path + ".spool")
@@ -111,6 +124,20 @@ class ServerState:
             self._deliverer = threading.Thread(target=self._deliver_webhooks, name="webhooks",
                                                daemon=True)
             self._deliverer.start()
+        self._revocations = threading.Thread(target=self._serve_revocations, name="revocations",
+                                             daemon=True)
+        self._revocations.start()
+
+    def _serve_revocations(self) -> None:
+        """Answer `shopfunnel keys revoke` run while the server holds the store
+        (:mod:`shopfunnel.server.revocation`)."""
+        while True:
+            try:
+                revocation.serve_requests(self.store_path, self.revoke_key)
+            except Exception:
+                log.exception("revocations: a round failed; trying again")
+            if self._stop.wait(revocation.POLL_SECONDS):
+                return
 
     def _deliver_webhooks(self) -> None:
         """Every ``webhook_interval_seconds``: send the due deliveries (store under the
@@ -164,6 +191,8 @@ class ServerState:
         self._stop.set()
         if self._deliverer is not None:
             self._deliverer.join(30)
+        if self._revocations is not None:
+            self._revocations.join(30)
         if self.spool is not None:
             self.spool.close()
         if self.writer is not None:
@@ -188,21 +217,36 @@ class ServerState:
             return None
         return self.key_digests.get(auth.key_digest(key))
 
-    def is_admin_token(self, token: str | None, client: str = "?") -> bool:
-        """Whether ``token`` is the admin password; verified once with scrypt, then
-        remembered (as a keyed digest, in memory only) so API calls stay fast. Unknown
-        tokens are checked at most about once a second per client address (after a burst
-        of 10), which bounds both guessing and the scrypt work a stranger can cause."""
+    def revoke_key(self, prefix: str) -> int:
+        """Revoke the stored write keys starting with ``prefix``; refused from the next request
+        on. Raises :class:`ConfigError` when no active key starts with it."""
+        assert self.store is not None
+        with self.write_lock:
+            revoked = auth.revoke_write_key(self.store.db, prefix)
+        self.refresh_keys()
+        log.info("revoked %d write key(s) starting with %s", revoked, prefix)
+        return revoked
+
+    def check_admin_token(self, token: str | None, client: str = "?",
+                          device: str | None = None) -> AdminCheck:
+        """Whether ``token`` is the admin password. A right token is verified once with
+        scrypt, then remembered (as a keyed digest, in memory only) so API calls stay fast.
+        Unknown tokens are checked only when the :class:`LoginGuard` allows an attempt from
+        ``client`` (the address) or ``device`` (a trusted browser's id), which bounds both
+        guessing and the scrypt work a stranger can cause; only failures count."""
         if not token:
-            return False
+            return AdminCheck(False)
         marker = hashlib.sha256(b"admin-token\x00" + token.encode()).hexdigest()
         with self._admin_lock:
             if marker in self.admin_tokens:
-                return True
-        if self.login_rate.take(client) > 0:
-            return False
+                return AdminCheck(True)
+        wait = self.login_guard.wait(client, device)
+        if wait > 0:
+            return AdminCheck(False, wait)
         if auth.verify_password(token, self.admin_password_hash):
             with self._admin_lock:
                 self.admin_tokens.add(marker)
-            return True
-        return False
+            self.login_guard.succeeded(client, device)
+            return AdminCheck(True)
+        self.login_guard.failed(client, device)
+        return AdminCheck(False)
