@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from shopfunnel.errors import ShopfunnelError
-from shopfunnel.server.events import EventError, incoming
+from shopfunnel.server.events import incoming_many
 from shopfunnel.server.state import ServerState
 
 router = APIRouter()
@@ -194,18 +194,9 @@ async def collect(request: Request, kind: str) -> Response:
                       {**headers, "Retry-After": "1"})
 
     received = datetime.now(UTC)
-    accepted: list[dict[str, Any]] = []
-    rejected: list[dict[str, Any]] = []
-    for index, message in enumerate(messages):
-        try:
-            if isinstance(message, Mapping) and len(orjson.dumps(message)) > settings.max_event_bytes:
-                raise EventError(f"the event is larger than {settings.max_event_bytes} bytes", "event")
-            accepted.append(incoming(message, received_at=received,
-                                     context=context if isinstance(context, Mapping) else None))
-        except EventError as exc:
-            rejected.append({"index": index, "field": exc.column, "reason": exc.reason})
-        except (TypeError, ValueError, OverflowError) as exc:
-            rejected.append({"index": index, "field": "event", "reason": f"cannot be read: {exc}"})
+    accepted, rejected = incoming_many(messages, received_at=received,
+                                       context=context if isinstance(context, Mapping) else None,
+                                       max_event_bytes=settings.max_event_bytes)
     if not accepted:
         return _error(400, "no event in the request could be accepted", headers,
                       accepted=0, rejected=rejected)
