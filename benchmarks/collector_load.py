@@ -124,6 +124,22 @@ def segment_template(client: int, size: int) -> bytes:
                        "sentAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}).encode()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far (Linux /proc) of a process, all its threads, and its
+    live child processes (the server's conversion workers)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if entry.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="sf-bench-"))
     db = str(work / "bench.duckdb")
@@ -193,6 +209,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 latencies.extend(mine)
                 acked[0] += ok
 
+        cpu_before = cpu_seconds(server.pid)
         started = time.monotonic()
         threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
         for t in threads:
@@ -212,6 +229,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 raise RuntimeError(f"the writer did not drain within 300 s ({pending} events pending)")
             time.sleep(0.2)
         drain = time.monotonic() - drain_start
+        server_cpu = cpu_seconds(server.pid) - cpu_before
         c.request("GET", "/v1/info", headers=admin)
         stored = json.loads(c.getresponse().read())["events"]
     finally:
@@ -227,6 +245,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "p99_ms": round(lat[int(len(lat) * 0.99) - 1] * 1000, 1),
         "requests": len(lat), "statuses": statuses, "drain_seconds": round(drain, 1),
         "loss": acked[0] - stored,
+        # the server's own CPU per acknowledged event, writer included (load on the machine
+        # stretches wall time, much less this)
+        "server_cpu_us_per_event": round(server_cpu / max(acked[0], 1) * 1e6, 1),
         "load_average_1min_at_end": round(os.getloadavg()[0], 1),
     }
 

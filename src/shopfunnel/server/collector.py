@@ -21,22 +21,18 @@ import base64
 import binascii
 import math
 import zlib
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from shopfunnel.errors import ShopfunnelError
-from shopfunnel.server.events import incoming_many
+from shopfunnel.server.intake import SINGLE_TYPES
 from shopfunnel.server.state import ServerState
 
 router = APIRouter()
-SINGLE_TYPES = ("track", "page", "identify", "screen", "alias", "group")
-MAX_EVENTS_PER_BATCH = 10_000
 
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 413: "too_large",
@@ -151,40 +147,22 @@ async def collect(request: Request, kind: str) -> Response:
     if body is None:
         return _error(413, f"the request body is larger than {settings.max_body_bytes} bytes: "
                       "send smaller batches", headers)
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        return _error(400, f"the body is not valid JSON ({exc})", headers)
+    prepared = await state.prepare(body, kind, datetime.now(UTC))
+    if prepared.parse_error is not None:
+        return _error(400, prepared.parse_error, headers)
     key = header_key
     if key is None:
-        body_key = payload.get("writeKey") if isinstance(payload, Mapping) else None
-        key = body_key if isinstance(body_key, str) else request.query_params.get("writeKey")
+        key = prepared.body_key if prepared.body_key is not None else request.query_params.get("writeKey")
         if state.key_name(key) is None:
             return _error(401, "a write key is required: send it as the HTTP Basic user name "
                           "(Segment's way), as writeKey in the body, or as ?writeKey=",
                           {**headers, "WWW-Authenticate": 'Basic realm="shopfunnel"'})
-    if not isinstance(payload, Mapping):
-        return _error(422, "the body must be a JSON object", headers)
-    context = payload.get("context") if kind == "batch" else None
-    if context is not None and not isinstance(context, Mapping):
-        return _error(422, "context must be an object", headers)
-    if kind == "batch":
-        messages = payload.get("batch")
-        if not isinstance(messages, list) or not messages:
-            return _error(422, 'the body must be {"batch": [event, ...]} with at least one event', headers)
-        if len(messages) > MAX_EVENTS_PER_BATCH:
-            return _error(413, f"at most {MAX_EVENTS_PER_BATCH} events per batch", headers)
-    else:
-        message = dict(payload)
-        message.pop("writeKey", None)
-        message.setdefault("type", kind)
-        if message["type"] != kind:
-            return _error(422, f"/v1/{kind} takes {kind} messages, not {message['type']!r}", headers)
-        messages = [message]
-    if state.rate.too_large(len(messages)):
+    if prepared.shape_error is not None:
+        return _error(*prepared.shape_error, headers)
+    if state.rate.too_large(prepared.count):
         return _error(413, f"at most {state.rate.burst:.0f} events per request for this write key "
                       "(its rate limit's burst): send smaller batches", headers)
-    wait = state.rate.take(key, len(messages))  # type: ignore[arg-type]
+    wait = state.rate.take(key, prepared.count)  # type: ignore[arg-type]
     if wait > 0:
         return _error(429, "rate limit for this write key exceeded: retry later",
                       {**headers, "Retry-After": str(max(1, math.ceil(wait)))})
@@ -192,24 +170,19 @@ async def collect(request: Request, kind: str) -> Response:
     if state.writer.pending > settings.max_pending_events:
         return _error(503, "the store is catching up: retry shortly",
                       {**headers, "Retry-After": "1"})
-
-    received = datetime.now(UTC)
-    accepted, rejected = incoming_many(messages, received_at=received,
-                                       context=context if isinstance(context, Mapping) else None,
-                                       max_event_bytes=settings.max_event_bytes)
+    accepted, rejected = prepared.accepted, prepared.rejected
     if not accepted:
         return _error(400, "no event in the request could be accepted", headers,
                       accepted=0, rejected=rejected)
     try:
         if settings.durability == "transaction":
-            data = b"".join(orjson.dumps(r) + b"\n" for r in accepted)
-            await run_in_threadpool(state.writer.load_now, data)
+            await run_in_threadpool(state.writer.load_now, prepared.data)
         else:
-            await _wrap(state.spool.append(accepted))
+            await _wrap(state.spool.append_lines(prepared.data, accepted))
     except (OSError, RuntimeError, ShopfunnelError) as exc:
         return _error(503, f"the spool cannot take events right now ({exc}): retry shortly",
                       {**headers, "Retry-After": "1"})
-    return JSONResponse({"success": True, "accepted": len(accepted), "rejected": rejected},
+    return JSONResponse({"success": True, "accepted": accepted, "rejected": rejected},
                         headers=headers)
 
 

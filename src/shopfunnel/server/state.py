@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Literal
 
 from shopfunnel.errors import ConfigError, StoreError
-from shopfunnel.server import auth, revocation
+from shopfunnel.server import auth, intake, revocation
 from shopfunnel.server.limits import LoginGuard, RateLimiter
 from shopfunnel.server.spool import Spool
 from shopfunnel.server.writer import Writer
@@ -42,6 +46,9 @@ class ServerSettings:
     are sent (:func:`shopfunnel.webhooks.deliver_due`); 0 turns the server's deliveries off.
     ``max_webhook_body_bytes``: the largest WooCommerce or Shopify order webhook accepted
     (413 above; an order with hundreds of lines is a few hundred KB).
+    ``convert_workers``: processes that parse request bodies and convert their events
+    (:mod:`shopfunnel.server.intake`) beside the event loop; 0 does it in the server's own
+    process (docs/adr/0077).
     """
 
     allowed_origins: tuple[str, ...] = ()
@@ -59,6 +66,7 @@ class ServerSettings:
     durability: Literal["spool", "transaction"] = "spool"
     webhook_interval_seconds: float = 10.0
     max_webhook_body_bytes: int = 2 * 1024 * 1024
+    convert_workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,12 +100,15 @@ class ServerState:
     _deliverer: threading.Thread | None = None
     _erase_lock: threading.Lock = field(default_factory=threading.Lock)
     _revocations: threading.Thread | None = None
+    _converters: ProcessPoolExecutor | None = None
     device_secret: bytes = b""
 
     def __post_init__(self) -> None:
         s = self.settings
         self.rate = RateLimiter(s.rate_events_per_second, s.rate_burst_events)
         self.login_guard = LoginGuard()
+        if s.convert_workers < 0:
+            raise ConfigError(f"convert_workers={s.convert_workers} is not valid: use 0 or more")
         if s.durability not in ("spool", "transaction"):
             raise ConfigError(f"durability={s.durability!r} is not valid: use 'spool' or 'transaction'")
         if self.store_path == ":memory:":
@@ -120,6 +131,10 @@ class ServerState:
             log.info("recovered %d spooled event(s) into the store", recovered)
         self.writer.start()
         self.spool.start(self.writer.submit)
+        if s.convert_workers > 0:
+            self._converters = ProcessPoolExecutor(s.convert_workers, mp_context=get_context("spawn"))
+            for done in [self._converters.submit(intake.warm_up) for _ in range(s.convert_workers)]:
+                done.result(120)
         if s.webhook_interval_seconds > 0:
             self._deliverer = threading.Thread(target=self._deliver_webhooks, name="webhooks",
                                                daemon=True)
@@ -187,8 +202,19 @@ class ServerState:
             self.spool.drop_before(segment)
         return result
 
+    async def prepare(self, body: bytes, kind: str, received_at: datetime) -> intake.Prepared:
+        """:func:`shopfunnel.server.intake.prepare` in a worker process when there are any
+        (the event loop serves other requests meanwhile), else here."""
+        limit = self.settings.max_event_bytes
+        if self._converters is None:
+            return intake.prepare(body, kind, received_at, limit)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._converters, intake.prepare, body, kind, received_at, limit)
+
     def close(self) -> None:
         self._stop.set()
+        if self._converters is not None:
+            self._converters.shutdown(wait=True, cancel_futures=True)
         if self._deliverer is not None:
             self._deliverer.join(30)
         if self._revocations is not None:
