@@ -251,6 +251,21 @@ def test_breakdown_by_a_property_key():
     assert dict(zip(bd["plan"], bd["persons"], strict=True)) == {"pro": 1, "(none)": 1}
 
 
+def test_breakdown_by_a_property_named_like_a_column_of_the_table_keeps_both():
+    # a property called "name" must not overwrite the steps' names (nor they its values)
+    df = log(("p", 0, "a", {"properties": '{"name": "ann"}'}), ("p", 1, "b"), ("q", 0, "a"))
+    from shopfunnel.store.store import Store
+
+    with Store(":memory:") as store:
+        store.load(df)
+        result = funnel(store, ["a", "b"], by="name")
+    bd = result.breakdown
+    assert result.by_column == "name (by)"
+    assert bd["name"].tolist() == ["a", "b", "a", "b"]
+    assert set(zip(bd["name (by)"], bd["step"], bd["persons"], strict=True)) == {
+        ("ann", 1, 1), ("ann", 2, 1), ("(none)", 1, 1), ("(none)", 2, 0)}
+
+
 # -- trend, times, drill-down, totals ---------------------------------------------------
 def test_trend_counts_attempts_by_the_week_they_started():
     df = log(("p", 0, "a"), ("p", 1, "b"), ("p", 7 * DAY, "a"),
@@ -375,6 +390,12 @@ def test_a_misspelt_event_key_or_breakdown_is_refused_with_the_closest_names():
         funnel(events, [Step("view_item", where={"cart_idd": "c1"}), "purchase"])
     with pytest.raises(UnknownNameError, match="no event is named 'refund'"):
         funnel(events, ["view_item", "purchase"], exclusions=["refund"])
+    # the docs' own example, on a store without carts: named, with what would happen
+    no_carts = log(("p", 0, "view_item", {"properties": '{"order_id": "o1"}'}), ("p", 1, "purchase"))
+    with pytest.raises(UnknownNameError, match="held property 'cart_id'.*no attempt would count"):
+        funnel(no_carts, ["view_item", "purchase"], hold="cart_id")
+    with pytest.raises(UnknownNameError, match="breakdown 'chanel'.*under '\\(none\\)'"):
+        funnel(events, ["view_item", "purchase"], by="chanel")
     # said to be intended: counted, the missing step reaches nobody
     assert funnel(events, ["view_item", "refund"], allow_unknown=True).steps[
         "persons"].tolist() == [1, 0]

@@ -56,17 +56,23 @@ def step_counts(levels: list[int], n: int) -> list[int]:
     return [sum(1 for lv in levels if lv >= k) for k in range(1, n + 1)]
 
 
-def brute_ordered(events, steps, window_us) -> int:
-    """The longest k such that some subsequence matches steps 1..k within the window."""
+def _anywhere(t_us: int) -> bool:
+    return True
+
+
+def brute_ordered(events, steps, window_us, anchor_ok=_anywhere) -> int:
+    """The longest k such that some subsequence matches steps 1..k within the window
+    (and starts at a time ``anchor_ok`` accepts: a trend period)."""
     for k in range(len(steps), 0, -1):
         for idx in combinations(range(len(events)), k):
             if all(events[i][1] == steps[j] for j, i in enumerate(idx)) and (
-                    events[idx[-1]][0] - events[idx[0]][0] <= window_us):
+                    events[idx[-1]][0] - events[idx[0]][0] <= window_us) and (
+                    anchor_ok(events[idx[0]][0])):
                 return k
     return 0
 
 
-def brute_strict(events, steps, window_us) -> int:
+def brute_strict(events, steps, window_us, anchor_ok=_anywhere) -> int:
     """As ordered, and every event between two chosen steps repeats the earlier step."""
     for k in range(len(steps), 0, -1):
         for idx in combinations(range(len(events)), k):
@@ -74,17 +80,19 @@ def brute_strict(events, steps, window_us) -> int:
                 continue
             if events[idx[-1]][0] - events[idx[0]][0] > window_us:
                 continue
+            if not anchor_ok(events[idx[0]][0]):
+                continue
             if all(events[m][1] == steps[j]
                    for j in range(k - 1) for m in range(idx[j] + 1, idx[j + 1])):
                 return k
     return 0
 
 
-def brute_any(events, steps, window_us) -> int:
+def brute_any(events, steps, window_us, anchor_ok=_anywhere) -> int:
     """Most distinct steps in a window anchored at a step event."""
     best = 0
     for t0, e in events:
-        if e in steps:
+        if e in steps and anchor_ok(t0):
             seen = {e2 for t, e2 in events if t0 <= t <= t0 + window_us and e2 in steps}
             best = max(best, len(seen))
     return best

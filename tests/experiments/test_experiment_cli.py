@@ -155,3 +155,68 @@ def test_srm_flags_a_broken_split() -> None:
     assert run_json("srm", "--users", "5000,5400")["mismatch"] is True
     result = runner.invoke(app, ["experiment", "srm", "--users", "5000,5100", "--weights", "0.5"])
     assert result.exit_code == 1 and "one weight per arm" in result.output
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory) -> str:
+    from shopfunnel.sample import PlantedExperiment, generate_sample
+    from shopfunnel.store.store import Store
+
+    db = str(tmp_path_factory.mktemp("exp") / "shop.duckdb")
+    with Store(db) as store:
+        store.load(generate_sample(40_000, seed=2, experiment=PlantedExperiment(effect=1.0)))
+    return db
+
+
+def test_list_shows_the_experiments_in_the_store(sample_db: str) -> None:
+    out = runner.invoke(app, ["experiment", "list", "--db", sample_db, "--format", "json"])
+    assert out.exit_code == 0, out.output
+    (row,) = json.loads(out.stdout)
+    assert row["experiment"] == "checkout-v2" and row["variants"] == "0,1"
+
+
+def test_show_gives_the_same_numbers_as_the_python_api(sample_db: str) -> None:
+    from shopfunnel.experiments import analyze_experiment
+    from shopfunnel.experiments.metrics import parse_metric
+    from shopfunnel.store.store import Store
+
+    out = run_json(
+        "show",
+        "checkout-v2",
+        "--db",
+        sample_db,
+        "--metric",
+        "add_payment_info>purchase",
+        "--metric",
+        "revenue_per_visitor",
+        "--engine",
+        "bayesian",
+        "--min-units",
+        "20",
+    )
+    with Store(sample_db, read_only=True) as store:
+        report = analyze_experiment(
+            store,
+            "checkout-v2",
+            [parse_metric("add_payment_info>purchase"), parse_metric("revenue_per_visitor")],
+            engine="bayesian",
+            min_units=20,
+        )
+    assert out["control"] == "0" and out["srm"]["p_value"] == pytest.approx(report.srm.p_value)
+    got = {r["metric"]: r["chance_to_win"] for r in out["results"]}
+    assert got == pytest.approx(
+        dict(zip(report.results["metric"], report.results["chance_to_win"], strict=True))
+    )
+
+
+def test_show_table_warns_of_thin_data_and_names_the_variants(sample_db: str) -> None:
+    result = runner.invoke(
+        app, ["experiment", "show", "checkout-v2", "--db", sample_db, "--metric", "retention:30"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Persons: 0 " in result.stdout and "minimum sample" in result.stdout
+
+
+def test_show_an_unknown_experiment_says_what_to_do(sample_db: str) -> None:
+    result = runner.invoke(app, ["experiment", "show", "nope", "--db", sample_db])
+    assert result.exit_code == 1 and "experiment list" in result.output

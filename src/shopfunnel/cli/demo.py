@@ -55,6 +55,10 @@ def demo(
                 console.print(Rule("1. a sample store"))
                 sample_command(events=events, out=parquet, seed=seed, incident=[DEMO_INCIDENT])
                 data_cmds.ingest(files=[parquet], db=db)
+                from shopfunnel.cli.programs import load_sample_programs
+
+                with Store(db) as store:  # the sample's offer and codes (docs/programs.md)
+                    load_sample_programs(store, seed=seed)
         else:
             console.print(f"using the existing store {db} (pass --fresh to rebuild it)")
         model = load_model(None)
@@ -70,6 +74,7 @@ def demo(
         console.print(
             f"\nOpen {report} in a browser. Next: `{me} diagnose --db {db}`, `{me} funnel --db {db} --steps view_item,add_to_cart,purchase --by device`, "
             f"`{me} persons --db {db} --stage decision --status stalled`, "
+            f"`{me} offer show spring-tiers --db {db}`, "
             f"`{me} --help` for everything."
         )
 

@@ -40,8 +40,8 @@ class DifferenceKind(StrEnum):
 
 
 class Better(StrEnum):
-    higher = "higher"
-    lower = "lower"
+    HIGHER = "higher"
+    LOWER = "lower"
 
 
 EXAMPLES = {
@@ -83,11 +83,11 @@ def parse_arm(text: str, metric: MetricKind, arm: str) -> Any:
         _number(p, arm, name, whole=i == 0 or (metric == "proportion" and i == 1))
         for i, (p, name) in enumerate(zip(parts, names, strict=True))
     ]
+    n = int(values[0])
     if metric == MetricKind.proportion:
-        return Proportion(values[0], values[1])
+        return Proportion(n, values[1])
     if metric == MetricKind.mean:
-        return Mean(values[0], values[1], values[2])
-    n = values[0]
+        return Mean(n, values[1], values[2])
     return Ratio(n, Mean(n, values[1], values[2]), Mean(n, values[3], values[4]), values[5])
 
 
@@ -142,7 +142,7 @@ def compare_command(
     better: Annotated[
         Better,
         typer.Option(help="higher (conversion, revenue) or lower (refund rate): which way wins."),
-    ] = Better.higher,
+    ] = Better.HIGHER,
     min_units: Annotated[
         int, typer.Option(help="Refuse a result while an arm has fewer units than this.")
     ] = 100,
@@ -243,3 +243,193 @@ def srm_command(
             return f"Units per arm: {seen}; χ² = {result.chi_square:.3f}, {f.p_value(result.p_value)}: {verdict}."
 
         emit(result.to_dict(), fmt, out, table=sentence)
+
+
+DB_HELP = "The store: a DuckDB file."
+
+
+@experiment_app.command("list")
+def list_command(
+    db: Annotated[
+        str, typer.Option("--db", help=DB_HELP, envvar="SHOPFUNNEL_DB")
+    ] = "shopfunnel.duckdb",
+    fmt: Annotated[Format, FORMAT_OPTION] = Format.table,
+    out: Annotated[Path | None, OUT_OPTION] = None,
+) -> None:
+    """The experiments in the store's experiment_exposure events: variants, persons exposed,
+    first and last exposure.
+
+    Example: `shopfunnel experiment list --db shop.duckdb`
+    """
+    with friendly_errors():
+        from shopfunnel.experiments import list_experiments
+        from shopfunnel.store.store import Store
+
+        with Store(db, read_only=True) as store:
+            frame = list_experiments(store)
+        emit(frame, fmt, out)
+
+
+def _report_table(report: Any) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from shopfunnel import format as f
+
+    relative = report.difference == "relative"
+
+    def diff(v: Any) -> str:
+        if f._missing(v):
+            return "–"
+        return f"{float(v) * 100:+.1f}%" if relative else f"{float(v):+.4g}"
+
+    head = Text(
+        f"Experiment {report.experiment}: control {report.control!r}, "
+        f"{report.engine}, {report.difference} difference, window {report.window}"
+    )
+    split = ", ".join(
+        f"{v} {f.integer(n)}"
+        for v, n in zip(report.variants["variant"], report.variants["persons"], strict=True)
+    )
+    srm = report.srm
+    warn = (
+        " SAMPLE RATIO MISMATCH: the split is off, do not trust the results" if srm.mismatch else ""
+    )
+    lines = [
+        head,
+        Text(
+            f"Persons: {split}; {f.integer(report.multiple_exposures)} left out "
+            f"(saw several variants); SRM {f.p_value(srm.p_value)}.{warn}"
+        ),
+    ]
+    table = Table(header_style="bold")
+    frequentist = report.engine == "frequentist"
+    last = ["p"] if frequentist else ["chance to win", "risk control", "risk treatment"]
+    for col in [
+        "metric",
+        "variant",
+        "n control",
+        "n variant",
+        "control",
+        "variant",
+        "difference",
+        "interval",
+        *last,
+        "note",
+    ]:
+        table.add_column(col, justify="left" if col in ("metric", "variant", "note") else "right")
+    for r in report.results.to_dict("records"):
+        cells = [
+            r["metric"],
+            str(r["variant"]),
+            f.integer(r["n_control"]),
+            f.integer(r["n_variant"]),
+            f.number(r["control_mean"]),
+            f.number(r["variant_mean"]),
+            diff(r["expected"]),
+            "–" if f._missing(r["ci_lower"]) else f"{diff(r['ci_lower'])} to {diff(r['ci_upper'])}",
+        ]
+        if frequentist:
+            cells.append(f.p_value(r["p_value"]))
+        else:
+            cells += [f.pct(r["chance_to_win"]), diff(r["risk_control"]), diff(r["risk_treatment"])]
+        cells.append("" if f._missing(r["error"]) else str(r["error"]))
+        table.add_row(*(Text(c) for c in cells))
+    return Group(*lines, table)
+
+
+@experiment_app.command("show")
+def show_command(
+    name: Annotated[str, typer.Argument(help="The experiment (as `experiment list` shows it).")],
+    db: Annotated[
+        str, typer.Option("--db", help=DB_HELP, envvar="SHOPFUNNEL_DB")
+    ] = "shopfunnel.duckdb",
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A metric to read (repeat for several): purchase, begin_checkout>purchase, "
+            "revenue_per_visitor, average_order_value, refund_rate, retention:30. Default: "
+            "purchase, begin_checkout>purchase, revenue_per_visitor, average_order_value, "
+            "refund_rate."
+        ),
+    ] = None,
+    engine: Annotated[Engine, typer.Option(help="frequentist or bayesian.")] = Engine.frequentist,
+    difference: Annotated[
+        DifferenceKind, typer.Option(help="relative or absolute.")
+    ] = DifferenceKind.relative,
+    window: Annotated[
+        str,
+        typer.Option(
+            help="What counts after each person's exposure, e.g. 7d; 'none' for no limit."
+        ),
+    ] = "7d",
+    cuped_days: Annotated[
+        float | None,
+        typer.Option(
+            help="CUPED with this many days before exposure as covariate (conversion and "
+            "revenue_per_visitor)."
+        ),
+    ] = None,
+    control: Annotated[
+        str | None,
+        typer.Option(help="The control variant (default 0, else control, else the first)."),
+    ] = None,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="Intended shares of the variants in sorted order, for the SRM check."),
+    ] = None,
+    confidence: Annotated[float, typer.Option(help="Interval level.")] = 0.95,
+    min_units: Annotated[
+        int, typer.Option(help="Refuse a result below this many units per arm.")
+    ] = 100,
+    fmt: Annotated[Format, FORMAT_OPTION] = Format.table,
+    out: Annotated[Path | None, OUT_OPTION] = None,
+) -> None:
+    """Read an experiment from the store: persons per variant, the sample-ratio check, and
+    each metric's difference from control counted after each person's first exposure.
+
+    Examples:
+
+    `shopfunnel experiment show checkout-v2 --db shop.duckdb`
+
+    `shopfunnel experiment show checkout-v2 --metric add_payment_info>purchase --metric revenue_per_visitor --engine bayesian --cuped-days 28 --format json`
+    """
+    with friendly_errors():
+        from shopfunnel.experiments import analyze_experiment
+        from shopfunnel.experiments.analysis import DEFAULT_METRICS
+        from shopfunnel.experiments.metrics import parse_metric
+        from shopfunnel.store.store import Store
+
+        metrics = [parse_metric(m) for m in metric] if metric else list(DEFAULT_METRICS)
+        with Store(db, read_only=True) as store:
+            report = analyze_experiment(
+                store,
+                name,
+                metrics,
+                control=control,
+                engine=engine.value,
+                difference=difference.value,
+                window=None if window.strip().lower() == "none" else window,
+                cuped_days=cuped_days,
+                weights=_list(weights, "weights", float) if weights else None,
+                confidence=confidence,
+                min_units=min_units,
+            )
+        if fmt == Format.csv:
+            emit(report.results, fmt, out)
+            return
+        from shopfunnel.cli.output import records
+
+        data = {
+            "experiment": report.experiment,
+            "control": report.control,
+            "engine": report.engine,
+            "difference": report.difference,
+            "window": report.window,
+            "variants": records(report.variants),
+            "multiple_exposures": report.multiple_exposures,
+            "srm": report.srm.to_dict(),
+            "results": records(report.results),
+        }
+        emit(data, fmt, out, table=lambda: _report_table(report))

@@ -32,7 +32,8 @@ EXCLUDE_OPTION = typer.Option(
     "--exclude", help="An event that ends an attempt when it comes between the first and last "
     "step (repeatable); EVENT:2-3 only between steps 2 and 3. E.g. --exclude remove_from_cart.")
 HOLD_OPTION = typer.Option(
-    "--hold", help="A property every step of an attempt must share: cart_id, item_id…")
+    "--hold", help="A property every step of an attempt must share: item_id, order_id or a "
+    "properties key your events carry.")
 OPTIONAL_OPTION = typer.Option(
     "--optional", help="A step number that may be skipped (repeatable; not the first or last).")
 ALLOW_UNKNOWN_OPTION = typer.Option(
@@ -75,12 +76,18 @@ def _bar_table(result: object) -> object:
         table.add_row(str(row["step"]), escape(str(row["name"])), bar, f"{persons:,}",
                       row["from start"], row["from previous"],
                       f"[red]{drop:,}[/]" if drop else "0", row["median time"])
+    from shopfunnel import format as fmt
+    from shopfunnel.funnel.result import TREND_NOTE
+
+    rates = {c: fmt.pct for c in ("conversion_from_previous", "conversion_from_start")}
     parts: list[Any] = [table]
     if result.breakdown is not None:  # type: ignore[attr-defined]
         parts.append(rich_table(result.breakdown, title=f"by {result.by} "  # type: ignore[attr-defined]
-                                f"({result.attribution} touch)"))  # type: ignore[attr-defined]
-    if result.trend is not None:  # type: ignore[attr-defined]
-        parts.append(rich_table(result.trend, title="trend"))  # type: ignore[attr-defined]
+                                f"({result.attribution} touch)", formats=rates))  # type: ignore[attr-defined]
+    trend = result.trend_with_total()  # type: ignore[attr-defined]
+    if trend is not None:
+        parts.append(rich_table(trend.drop(columns=["conversion"]), title="trend by "
+                                f"period of the attempt's start ({TREND_NOTE})", formats=rates))
     return Group(*parts)
 
 
@@ -145,11 +152,22 @@ def funnel_command(
 
 def _long_table(result: Any) -> Any:
     """Every table of the result in one CSV: a ``table`` column says which (steps,
-    breakdown, trend) each row belongs to; columns a table lacks are empty."""
+    total_conversions, breakdown, trend) each row belongs to; columns a table lacks are
+    empty. The trend ends with its ``total`` rows (the funnel itself, not the sum of the
+    periods)."""
     import pandas as pd
 
-    parts = [("steps", result.steps), ("breakdown", result.breakdown), ("trend", result.trend)]
-    frames = [frame.assign(table=name) for name, frame in parts if frame is not None]
+    breakdown, trend = result.breakdown, result.trend_with_total()
+    taken = {"table", *result.steps.columns, *result.total_conversions.columns,
+             *(trend.columns if trend is not None else [])}
+    if breakdown is not None and result.by_column in taken:  # a property called "period"
+        breakdown = breakdown.rename(columns={result.by_column: f"{result.by_column} (by)"})
+    parts = [("steps", result.steps), ("total_conversions", result.total_conversions),
+             ("breakdown", breakdown), ("trend", trend)]
+    # whole numbers stay whole where another table leaves their column empty
+    frames = [frame.assign(table=name).astype(
+        {c: "Int64" for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])})
+        for name, frame in parts if frame is not None]
     long = pd.concat(frames, ignore_index=True)
     return long[["table", *[c for c in long.columns if c != "table"]]]
 

@@ -6,7 +6,7 @@ the report, the dashboard), with the same defaults, so they show the same number
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,8 +14,9 @@ from shopfunnel.errors import ConfigError
 from shopfunnel.experiments import metrics as mx
 from shopfunnel.experiments.compare import Engine, compare_arms
 from shopfunnel.experiments.difference import DEFAULT_MIN_UNITS, Difference
-from shopfunnel.experiments.exposures import UNITS_SQL, exposure_counts, units_params
+from shopfunnel.experiments.exposures import experiment_units, exposure_counts, units_view
 from shopfunnel.experiments.srm import SrmResult, srm_check
+from shopfunnel.experiments.statistics import Statistic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -88,7 +89,7 @@ def choose_control(variants: Sequence[str], control: str | None) -> str:
 
 
 def compare_variants(
-    stats: dict[str, object],
+    stats: Mapping[str, Statistic],
     metric: mx.Metric,
     control: str,
     *,
@@ -110,16 +111,16 @@ def compare_variants(
             control=control,
             n_variant=b.n,
             variant_mean=b.unadjusted_mean,
-        )  # type: ignore[attr-defined]
+        )
         if a is None:
             row.update(n_control=0, error="no units in control for this metric")
         else:
-            row.update(n_control=a.n, control_mean=a.unadjusted_mean)  # type: ignore[attr-defined]
+            row.update(n_control=a.n, control_mean=a.unadjusted_mean)
             result = compare_arms(
                 a,
                 b,
                 engine=engine,
-                difference=difference,  # type: ignore[arg-type]
+                difference=difference,
                 confidence=confidence,
                 better=metric.better,
                 min_units=min_units,
@@ -164,26 +165,26 @@ def analyze_experiment(
     names = [str(v) for v in counts["variant"]]
     chosen = choose_control(names, control)
     srm = srm_check([int(n) for n in counts["persons"]], weights)
-    params = units_params(experiment)
     rows: list[dict[str, object]] = []
-    for metric in metrics:
-        stats = mx.variant_statistics(
-            store,
-            UNITS_SQL,
-            params,
-            metric,
-            window=window,
-            cuped_days=cuped_days if metric.supports_cuped else None,
-        )
-        rows += compare_variants(
-            stats,
-            metric,
-            chosen,
-            engine=engine,
-            difference=difference,
-            confidence=confidence,
-            min_units=min_units,
-        )
+    with units_view(store, experiment_units(store, experiment)) as units_sql:
+        for metric in metrics:
+            stats = mx.variant_statistics(
+                store,
+                units_sql,
+                [],
+                metric,
+                window=window,
+                cuped_days=cuped_days if metric.supports_cuped else None,
+            )
+            rows += compare_variants(
+                stats,
+                metric,
+                chosen,
+                engine=engine,
+                difference=difference,
+                confidence=confidence,
+                min_units=min_units,
+            )
     return ExperimentReport(
         experiment,
         engine,

@@ -87,7 +87,11 @@ def _id(value: str | int, what: str) -> str:
 def check_weights(weights: Sequence[float] | int) -> list[float]:
     """The arms' shares: a count of equal arms, or shares ≥ 0 summing to 1 (± 1e-6, so every
     hash value, at most 0.9999, falls in an arm)."""
-    if isinstance(weights, int) and not isinstance(weights, bool):
+    if isinstance(weights, bool) or not isinstance(weights, int | Sequence):
+        raise ConfigError(
+            f"weights={weights!r}: give a number of arms (2) or their shares (0.5, 0.5)"
+        )
+    if isinstance(weights, int):
         if weights < 2:
             raise ConfigError(
                 f"{weights} arms: an experiment has at least 2 (control and one variant)"

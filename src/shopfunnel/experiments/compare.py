@@ -26,6 +26,14 @@ Engine = Literal["frequentist", "bayesian"]
 Result = FrequentistResult | BayesianResult
 
 
+def refused(engine: Engine, difference: Difference, confidence: float, reason: str) -> Result:
+    """The engine's result carrying ``reason`` and NaN numbers (nothing to compare)."""
+    nan = float("nan")
+    if engine == "bayesian":
+        return BayesianResult(nan, nan, nan, nan, nan, nan, nan, difference, confidence, reason)
+    return FrequentistResult(nan, nan, nan, nan, nan, nan, difference, confidence, reason)
+
+
 def compare_arms(
     control: Statistic,
     treatment: Statistic,

@@ -9,9 +9,12 @@ metric and counted as ``multiple_exposures`` (GrowthBook does the same).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-from shopfunnel.store.db import json_pointer
+from shopfunnel.store.db import json_pointer, quote_ident
 from shopfunnel.store.schema import EXPOSURE_EVENT
 
 if TYPE_CHECKING:
@@ -76,3 +79,24 @@ def exposure_counts(store: Store, experiment: str) -> tuple[pd.DataFrame, int]:
         f"WITH {UNITS_SQL} SELECT count(*) FROM exposed WHERE variants > 1", params
     )
     return frame, int(multiple or 0)
+
+
+@contextmanager
+def units_view(store: Store, units: Any) -> Iterator[str]:
+    """Register ``units`` (an Arrow table or DataFrame with person_id, variant, exposed_at)
+    for the duration of the block; yields the ``units`` CTE that reads it. Metrics computed
+    one after another then share one computation of the units."""
+    name = f"_units_{uuid.uuid4().hex}"
+    store.db.register(name, units)
+    try:
+        yield f"units AS (SELECT person_id, variant, exposed_at FROM {quote_ident(name)})"
+    finally:
+        store.db.unregister(name)
+
+
+def experiment_units(store: Store, experiment: str) -> Any:
+    """The units of ``experiment`` as an Arrow table (person_id, variant, exposed_at)."""
+    return store.db.arrow(
+        f"WITH {UNITS_SQL} SELECT person_id, variant, exposed_at FROM units",
+        units_params(experiment),
+    )

@@ -112,6 +112,39 @@ def refund_rate() -> Metric:
     return Metric("refund_rate", better="lower")
 
 
+METRIC_SYNTAX = (
+    "EVENT (share who did it), FROM>EVENT (conversion between two steps), "
+    "revenue_per_visitor, average_order_value, refund_rate, retention[:DAYS]"
+)
+
+
+def parse_metric(text: str) -> Metric:
+    """A metric from its text form: ``purchase``, ``begin_checkout>purchase``,
+    ``revenue_per_visitor``, ``average_order_value``, ``refund_rate``, ``retention:30``."""
+    spec = text.strip()
+    named = {
+        "revenue_per_visitor": revenue_per_visitor,
+        "average_order_value": average_order_value,
+        "refund_rate": refund_rate,
+    }
+    if spec in named:
+        return named[spec]()
+    if spec == "retention" or spec.startswith("retention:"):
+        days = spec.partition(":")[2] or "30"
+        try:
+            return retention(float(days))
+        except ValueError:
+            raise ConfigError(
+                f"metric {text!r}: days {days!r} is not a number; write e.g. retention:30"
+            ) from None
+    if ">" in spec:
+        first, _, last = (part.strip() for part in spec.partition(">"))
+        return conversion(last, from_event=first)
+    if not spec:
+        raise ConfigError(f"metric {text!r} is empty: use {METRIC_SYNTAX}")
+    return conversion(spec)
+
+
 def window_us(window: str | float | None) -> int:
     """A window (``"7d"``, seconds, or None for no limit) in microseconds."""
     return UNLIMITED_US if window is None else round(parse_duration_seconds(window) * US)
@@ -238,13 +271,13 @@ def variant_statistics(
         if metric.kind in ("average_order_value", "refund_rate"):
             out[variant] = Ratio(n, Mean(n, x_sum, x_sq), Mean(n, y_sum, y_sq), xy)
         elif metric.kind == "revenue_per_visitor":
-            post = Mean(n, x_sum, x_sq)
+            spend = Mean(n, x_sum, x_sq)
             out[variant] = (
-                Adjusted(post, Mean(n, y_sum, y_sq), xy) if cuped_days is not None else post
+                Adjusted(spend, Mean(n, y_sum, y_sq), xy) if cuped_days is not None else spend
             )
         else:
-            post = Proportion(n, round(x_sum))
+            did = Proportion(n, round(x_sum))
             out[variant] = (
-                Adjusted(post, Proportion(n, round(y_sum)), xy) if cuped_days is not None else post
+                Adjusted(did, Proportion(n, round(y_sum)), xy) if cuped_days is not None else did
             )
     return out

@@ -64,8 +64,14 @@ rest are folded into ``"other"``; a missing value is ``"(none)"``. Of several ev
 one step at the same instant with different values, which one gives the value is not
 defined.
 
-**Trend.** ``trend="day"|"week"|"month"``: units are counted per period of the attempt's
-start (weeks start on Monday, UTC); a unit with attempts in several periods counts in each.
+**Trend.** ``trend="day"|"week"|"month"``: per period (UTC days, weeks from Monday,
+months), the units with an attempt that *starts* in the period (at its first event: the
+step-1 anchor, or any step in an open or any-order funnel), and how far those attempts
+went — wherever their later steps fall. A unit with attempts starting in several periods counts in each, so the
+periods do not add up to the funnel: ``result.trend_with_total()`` gives the table with
+the funnel itself as its ``total`` row. ``steps``, ``breakdown``, the times and
+``total_conversions`` never depend on ``trend`` or ``by``: the trend is counted apart,
+and a breakdown only labels the units of the plain count.
 """
 
 from __future__ import annotations
@@ -190,9 +196,6 @@ def funnel(
         raise ConfigError(
             f"attribution={attribution!r} is not valid: use one of {', '.join(ATTRIBUTIONS)}"
         )
-    if by is not None and not by:
-        raise ConfigError("by='' is empty: give a column or property key to break down by, "
-                          "or by=None for no breakdown")
     if trend is not None and trend not in TRENDS:
         raise ConfigError(f"trend={trend!r} is not valid: use day, week, month or None")
     if not isinstance(top, int) or top < 1:
@@ -247,16 +250,10 @@ def funnel(
         from shopfunnel.funnel.names import check_names
 
         check_names(runner, plan)
-    trend_output = None
-    if plan.trend:
-        # The steps, breakdown, times and conversions are the plain funnel's, whatever the
-        # trend adds: a period counts the attempts that start in it, so a unit and an event
-        # can count in several periods, and per-period rows cannot give the funnel's totals.
-        trend_output = runner.run(plan)
-        plan_total = replace(plan, trend=None)
-        output = runner.run(plan_total)
-    else:
-        output = runner.run(plan)
+    # The steps, breakdown, times and conversions are the plain funnel's whatever the trend
+    # adds: the trend is a second count, by period of the attempts' start (ADR 0022).
+    output = runner.run(replace(plan, trend=None))
+    trend_output = runner.run(replace(plan, by=None)) if plan.trend else None
     return FunnelResult.build(
         output,
         trend_output=trend_output,

@@ -44,12 +44,13 @@ def check_names(engine: Any, plan: Any) -> None:
                 "Check the spelling; if the event is still to come, pass allow_unknown=True "
                 "(--allow-unknown on the command line)."
             )
-    keys = [(k, "filter key") for cond in conditions for k, _ in cond.where]
-    if plan.by:
-        keys.append((plan.by, "breakdown"))
-    if plan.hold:
-        keys.append((plan.hold, "held property"))
-    for key, what in keys:
+    keys = [(k, "filter key", "no event would match the step")
+            for cond in conditions for k, _ in cond.where]
+    if plan.by is not None:
+        keys.append((plan.by, "breakdown", "everyone would fall under '(none)'"))
+    if plan.hold is not None:
+        keys.append((plan.hold, "held property", "no attempt would count"))
+    for key, what, outcome in keys:
         if key in columns and key not in ("items", "properties"):
             continue
         if key in ITEM_FIELDS and "items" in columns:
@@ -68,7 +69,6 @@ def check_names(engine: Any, plan: Any) -> None:
                 f"LIMIT {SAMPLE_ROWS})")]
         raise UnknownNameError(
             f"the {what} {key!r} is not a column, an item field or a property key of any event "
-            f"({_suggest(key, sorted(set(known)))}), so every person would fall under '(none)' "
-            "or no event would match. Check the spelling, or pass allow_unknown=True "
-            "(--allow-unknown) if it is intended."
+            f"({_suggest(key, sorted(set(known)))}), so {outcome}. Check the spelling, or "
+            "pass allow_unknown=True (--allow-unknown) if it is intended."
         )

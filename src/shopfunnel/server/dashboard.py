@@ -44,7 +44,7 @@ router = APIRouter(include_in_schema=False)
 
 NAV: list[tuple[str, str]] = [
     ("/", "Overview"), ("/funnel", "Funnel"), ("/stages", "Stages"), ("/retention", "Retention & RFM"),
-    ("/diagnosis", "Diagnosis"),
+    ("/diagnosis", "Diagnosis"), ("/experiments", "Experiments"),
     ("/persons", "Persons"), ("/events", "Events"), ("/keys", "Keys"),
 ]
 SECURITY_HEADERS = {
@@ -257,7 +257,7 @@ def funnel_page(request: Request, steps: str | None = None, window: str = "7d", 
     table = result.steps
     chart = _bar(table["name"].tolist(), [int(v) for v in table["persons"]], yaxis={"title": f"{count_by}s"})
     if result.breakdown is not None and len(result.breakdown):
-        chart = _breakdown_chart(result.breakdown, by, count_by)
+        chart = _breakdown_chart(result.breakdown, result.by_column, count_by)
     context.update(
         steps=table, breakdown=result.breakdown, funnel_chart=chart,
         api_url="/v1/funnel?" + str(request.query_params),
@@ -406,6 +406,33 @@ def diagnosis_page(request: Request) -> Response:
     findings = result.findings[[c for c in FINDING_SHOWN if c in result.findings.columns]]
     return render(request, "diagnosis.html", title="Diagnosis", result=result, findings=findings,
                   recommendations=result.recommendations(), notes=result.notes)
+
+
+EXPERIMENT_SHOWN = {"frequentist": ["metric", "variant", "n_control", "n_variant", "control_mean",
+                                     "variant_mean", "expected", "ci_lower", "ci_upper",
+                                     "p_value", "error"],
+                     "bayesian": ["metric", "variant", "n_control", "n_variant", "control_mean",
+                                  "variant_mean", "expected", "ci_lower", "ci_upper",
+                                  "chance_to_win", "risk_control", "risk_treatment", "error"]}
+
+
+@router.get("/experiments")
+def experiments_page(request: Request, name: str = "", engine: str = "frequentist") -> Response:
+    if not is_admin(request):
+        return to_login()
+    from shopfunnel.experiments import analyze_experiment, list_experiments
+
+    context: dict[str, Any] = {"title": "Experiments", "report": None,
+                               "experiments": read(request, list_experiments)}
+    if name:
+        try:
+            if engine not in EXPERIMENT_SHOWN:
+                raise ShopfunnelError(f"engine={engine!r}: use frequentist or bayesian")
+            report = read(request, analyze_experiment, name, engine=engine)
+        except ShopfunnelError as exc:
+            return render(request, "experiments.html", status=422, error=str(exc), **context)
+        context.update(report=report, results=report.results[EXPERIMENT_SHOWN[engine]])
+    return render(request, "experiments.html", **context)
 
 
 def _days(days: float) -> str:
