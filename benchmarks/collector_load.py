@@ -140,6 +140,32 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def cpu_by_thread(pid: int) -> dict[str, float]:
+    """CPU seconds so far per thread name of a process (Linux /proc), and of its live child
+    processes (as "workers"): where the server spends its time."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+
+    def ticks(stat: Path) -> tuple[str, list[str]] | None:
+        try:
+            name, rest = stat.read_text().rsplit(")", 1)
+        except OSError:
+            return None
+        return name.split("(", 1)[1], rest.split()
+
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found = ticks(task / "stat")
+        if found is not None:
+            name = found[0].rstrip("0123456789_-") or found[0]
+            out[name] = out.get(name, 0.0) + (int(found[1][11]) + int(found[1][12])) / tick
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            found = ticks(entry / "stat")
+            if found is not None and found[1][1] == str(pid):
+                out["workers"] = out.get("workers", 0.0) + (int(found[1][11]) + int(found[1][12])) / tick
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="sf-bench-"))
     db = str(work / "bench.duckdb")
@@ -148,7 +174,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "shopfunnel", "serve", "--db", db, "--port", str(port),
-         "--durability", args.durability, "--rate", "1000000"],
+         "--durability", args.durability, "--rate", "1000000", "--workers", str(args.workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     auth = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode(),
@@ -210,6 +236,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 acked[0] += ok
 
         cpu_before = cpu_seconds(server.pid)
+        threads_before = cpu_by_thread(server.pid)
         started = time.monotonic()
         threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
         for t in threads:
@@ -230,6 +257,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             time.sleep(0.2)
         drain = time.monotonic() - drain_start
         server_cpu = cpu_seconds(server.pid) - cpu_before
+        by_thread = {k: round((v - threads_before.get(k, 0.0)) / max(acked[0], 1) * 1e6, 1)
+                     for k, v in cpu_by_thread(server.pid).items()}
         c.request("GET", "/v1/info", headers=admin)
         stored = json.loads(c.getresponse().read())["events"]
     finally:
@@ -248,6 +277,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         # the server's own CPU per acknowledged event, writer included (load on the machine
         # stretches wall time, much less this)
         "server_cpu_us_per_event": round(server_cpu / max(acked[0], 1) * 1e6, 1),
+        "server_cpu_us_per_event_by_thread": {k: v for k, v in by_thread.items() if v > 0},
         "load_average_1min_at_end": round(os.getloadavg()[0], 1),
     }
 
@@ -262,6 +292,7 @@ def main() -> None:
                         help="canonical events, or Segment/RudderStack messages (analytics.js-shaped)")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="offered events per second over all clients (0: closed loop, as fast as acknowledged)")
+    parser.add_argument("--workers", type=int, default=2, help="the server's --workers (conversion processes)")
     parser.add_argument("--out", type=Path, help="append a Markdown row of results here")
     args = parser.parse_args()
     result = run(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from server.kit import LiveServer
+from server.kit import WRITE_KEY, LiveServer
 
 T = "2024-03-01T10:00:00Z"
 REQUESTS = [
@@ -46,3 +46,38 @@ def test_worker_processes_answer_and_store_as_the_server_itself(tmp_path):
                            "ORDER BY 1") == stored
     assert [s for s, _ in expected] == [200, 200, 422, 422, 422, 400, 400]
     assert [r[0] for r in stored] == ["c1", "s1", "s3"]
+
+
+def _counting_conversions(monkeypatch) -> list[int]:
+    """Record the size of every conversion the collector runs (in this process)."""
+    from shopfunnel.server import intake
+
+    seen: list[int] = []
+    real = intake.incoming_many
+
+    def counting(messages, **kwargs):
+        seen.append(len(messages))
+        return real(messages, **kwargs)
+
+    monkeypatch.setattr(intake, "incoming_many", counting)
+    return seen
+
+
+def test_a_body_key_that_is_not_known_is_refused_before_any_event_is_converted(tmp_path, monkeypatch):
+    seen = _counting_conversions(monkeypatch)
+    with LiveServer(tmp_path / "s.duckdb") as live:
+        batch = [{"type": "track", "event": "x", "anonymousId": "a", "messageId": f"m{i}"} for i in range(50)]
+        refused = live.client.post("/v1/batch", json={"batch": batch, "writeKey": "sfk_guessed"})
+        assert refused.status_code == 401 and seen == []
+        taken = live.client.post("/v1/batch", json={"batch": batch, "writeKey": WRITE_KEY})
+        assert taken.status_code == 200 and seen == [50]
+
+
+def test_a_header_key_without_tokens_is_refused_before_its_body_is_converted(tmp_path, monkeypatch):
+    seen = _counting_conversions(monkeypatch)
+    with LiveServer(tmp_path / "s.duckdb", rate_events_per_second=0.001, rate_burst_events=20) as live:
+        batch = [{"type": "track", "event": "x", "anonymousId": "a", "messageId": f"m{i}"} for i in range(20)]
+        assert live.send("/v1/batch", {"batch": batch}).status_code == 200
+        again = live.send("/v1/batch", {"batch": batch})
+        assert again.status_code == 429 and int(again.headers["Retry-After"]) >= 1
+        assert seen == [20]

@@ -7,7 +7,8 @@ Every request goes through the same steps, each with its own answer:
 3. it must be JSON of the right shape — else **400** (not JSON) or **422** (wrong shape);
 4. a write key, as the HTTP Basic user (Segment's way), the body's ``writeKey`` or the
    ``writeKey`` query parameter (for ``sendBeacon``) — else **401**;
-5. within the key's rate — else **429** with ``Retry-After``;
+5. within the key's rate — else **429** with ``Retry-After`` (a Basic key with no token
+   left is answered so before step 3: its body is not read as JSON at all);
 6. the writer not too far behind — else **503** with ``Retry-After``;
 7. each event checked on its own (:mod:`shopfunnel.server.events`): good ones are
    accepted, bad ones rejected with their index and reason; none good → **400**;
@@ -147,7 +148,16 @@ async def collect(request: Request, kind: str) -> Response:
     if body is None:
         return _error(413, f"the request body is larger than {settings.max_body_bytes} bytes: "
                       "send smaller batches", headers)
-    prepared = await state.prepare(body, kind, datetime.now(UTC))
+    received = datetime.now(UTC)
+    if header_key is not None:
+        # a key already out of tokens is refused before its body is converted
+        wait = state.rate.wait(header_key)
+        if wait > 0:
+            return _rate_limited(wait, headers)
+        prepared = await state.prepare(body, kind, received)
+    else:
+        # the key is in the body or the query: learn it (and the count) before converting
+        prepared = state.prepare_here(body, kind, received, convert=False)
     if prepared.parse_error is not None:
         return _error(400, prepared.parse_error, headers)
     key = header_key
@@ -164,8 +174,9 @@ async def collect(request: Request, kind: str) -> Response:
                       "(its rate limit's burst): send smaller batches", headers)
     wait = state.rate.take(key, prepared.count)  # type: ignore[arg-type]
     if wait > 0:
-        return _error(429, "rate limit for this write key exceeded: retry later",
-                      {**headers, "Retry-After": str(max(1, math.ceil(wait)))})
+        return _rate_limited(wait, headers)
+    if header_key is None:
+        prepared = await state.prepare(body, kind, received)
     assert state.writer is not None and state.spool is not None
     if state.writer.pending > settings.max_pending_events:
         return _error(503, "the store is catching up: retry shortly",
@@ -184,6 +195,11 @@ async def collect(request: Request, kind: str) -> Response:
                       {**headers, "Retry-After": "1"})
     return JSONResponse({"success": True, "accepted": accepted, "rejected": rejected},
                         headers=headers)
+
+
+def _rate_limited(wait: float, headers: dict[str, str]) -> JSONResponse:
+    return _error(429, "rate limit for this write key exceeded: retry later",
+                  {**headers, "Retry-After": str(max(1, math.ceil(wait)))})
 
 
 async def _wrap(future: Any) -> None:

@@ -39,8 +39,11 @@ class Prepared:
     rejected: list[dict[str, Any]] = field(default_factory=list)
 
 
-def prepare(body: bytes, kind: str, received_at: datetime, max_event_bytes: int) -> Prepared:
-    """Parse ``body`` (a request to ``/v1/<kind>``), check its shape and convert its events."""
+def prepare(body: bytes, kind: str, received_at: datetime, max_event_bytes: int, *,
+            convert: bool = True) -> Prepared:
+    """Parse ``body`` (a request to ``/v1/<kind>``), check its shape and convert its events
+    (with ``convert=False`` only parse and check: what the collector needs to know the
+    key and the count before it spends the conversion on a request it may refuse)."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -67,6 +70,8 @@ def prepare(body: bytes, kind: str, received_at: datetime, max_event_bytes: int)
             return Prepared(body_key=body_key, shape_error=(
                 422, f"/v1/{kind} takes {kind} messages, not {message['type']!r}"))
         messages = [message]
+    if not convert:
+        return Prepared(body_key=body_key, count=len(messages))
     accepted, rejected = incoming_many(messages, received_at=received_at, context=context,
                                        max_event_bytes=max_event_bytes)
     data = b"".join([orjson.dumps(r) + b"\n" for r in accepted])

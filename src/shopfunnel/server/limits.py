@@ -35,7 +35,17 @@ class RateLimiter:
         """Whether ``units`` exceed the burst (they would wait forever)."""
         return units > self.burst
 
+    def wait(self, key: str, units: float = 1.0) -> float:
+        """Seconds until ``units`` would be granted (0: now), taking nothing: a cheap
+        check before the work of reading a request whose size is not known yet."""
+        now = self.clock()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        return 0.0 if tokens >= units else (min(units, self.burst) - tokens) / self.rate
+
     def take(self, key: str, units: float = 1.0) -> float:
+        """Take ``units`` and return 0 when they are there, else the seconds to wait."""
         now = self.clock()
         with self._lock:
             tokens, last = self._buckets.get(key, (self.burst, now))

@@ -211,6 +211,11 @@ class ServerState:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._converters, intake.prepare, body, kind, received_at, limit)
 
+    def prepare_here(self, body: bytes, kind: str, received_at: datetime, *,
+                     convert: bool = True) -> intake.Prepared:
+        """:func:`shopfunnel.server.intake.prepare` in this process."""
+        return intake.prepare(body, kind, received_at, self.settings.max_event_bytes, convert=convert)
+
     def close(self) -> None:
         self._stop.set()
         if self._converters is not None:
