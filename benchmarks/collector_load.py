@@ -124,6 +124,22 @@ def segment_template(client: int, size: int) -> bytes:
                        "sentAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}).encode()
 
 
+def wait_until_up(port: int, server: subprocess.Popen, seconds: float) -> None:
+    """Wait until the server answers /v1/health (its workers are warm by then)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/v1/health")
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise RuntimeError("the server did not start: " + (server.stderr.read() if server.stderr else ""))
+        time.sleep(0.1)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time so far (Linux /proc) of a process, all its threads, and its
     live child processes (the server's conversion workers)."""
@@ -181,18 +197,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "Content-Type": "application/json"}
     admin = {"Authorization": f"Bearer {PASSWORD}"}
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                c.request("GET", "/v1/health")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("server did not start: " + (server.stderr.read() if server.stderr else ""))
-            time.sleep(0.1)
+        wait_until_up(port, server, 120)
 
         latencies: list[float] = []
         acked = [0]

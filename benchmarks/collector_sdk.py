@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from collector_load import PASSWORD, ROOT, cli, cpu_seconds, free_port  # noqa: E402
+from collector_load import PASSWORD, ROOT, cli, cpu_seconds, free_port, wait_until_up  # noqa: E402
 
 PRODUCTS = [{"product_id": f"sku-{i}", "name": f"Product {i}", "category": "Kitchen", "price": 5.0 + i % 40}
             for i in range(300)]
@@ -115,18 +115,7 @@ def main() -> None:
         [sys.executable, "-m", "shopfunnel", "serve", "--db", db, "--port", str(port), "--rate", "1000000",
          "--workers", str(args.workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                c.request("GET", "/v1/health")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.2)
+        wait_until_up(port, server, 120)
         out: multiprocessing.Queue = multiprocessing.Queue()
         cpu_before = cpu_seconds(server.pid)
         procs = [multiprocessing.Process(target=producer, args=(

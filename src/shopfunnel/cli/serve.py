@@ -5,20 +5,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from shopfunnel.cli.application import app
 from shopfunnel.cli.output import (
     DB_OPTION,
-    FORMAT_OPTION,
-    OUT_OPTION,
-    Format,
     console,
-    emit,
     err_console,
     friendly_errors,
+    store_table_command,
 )
 from shopfunnel.errors import ConfigError
 
@@ -113,18 +110,14 @@ def keys_create(
     sys.stdout.write(key + "\n")
 
 
-@keys_app.command("list")
-def keys_list(
-    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    format: Annotated[Format, FORMAT_OPTION] = Format.table,
-    out: Annotated[Path | None, OUT_OPTION] = None,
-) -> None:
-    """List write keys: their first characters, name, creation time and whether revoked."""
+def _write_keys(store: Any) -> Any:
     from shopfunnel.server import auth
-    from shopfunnel.store.store import Store
 
-    with friendly_errors(), Store(db) as store:
-        emit(auth.list_write_keys(store.db), format, out)
+    return auth.list_write_keys(store.db)
+
+
+store_table_command(keys_app, "list", _write_keys,
+                    "List write keys: their first characters, name, creation time and whether revoked.")
 
 
 @keys_app.command("revoke")
@@ -194,18 +187,14 @@ def keys_platform_secret(
         sys.stdout.write(secret + "\n")
 
 
-@keys_app.command("platform-secrets")
-def keys_platform_secrets(
-    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    format: Annotated[Format, FORMAT_OPTION] = Format.table,
-    out: Annotated[Path | None, OUT_OPTION] = None,
-) -> None:
-    """List the kept platform secrets: platform, name, a fingerprint and when kept (never the secret)."""
+def _platform_secrets(store: Any) -> Any:
     from shopfunnel.server import auth
-    from shopfunnel.store.store import Store
 
-    with friendly_errors(), Store(db) as store:
-        emit(auth.list_platform_secrets(store.db), format, out)
+    return auth.list_platform_secrets(store.db)
+
+
+store_table_command(keys_app, "platform-secrets", _platform_secrets,
+                    "List the kept platform secrets: platform, name, a fingerprint and when kept (never the secret).")
 
 
 @keys_app.command("remove-platform-secret")

@@ -144,13 +144,8 @@ def read_ga4_reference(path: str | Path) -> Staged:
     seen_any = False
     for line, obj, problem in records:
         seen_any = True
-        if problem is not None:
-            rejects.append(Reject(source, line, "(row)", problem))
-            continue
-        row, why = _convert(obj, line)
-        if why is not None:
-            column, reason, value = why
-            rejects.append(Reject(source, line, column, reason, value))
+        row = _accepted(source, line, obj, problem, rejects)
+        if row is None:
             continue
         sessions.see(row)
         rows.append(row)
@@ -164,6 +159,20 @@ def read_ga4_reference(path: str | Path) -> Staged:
     table = pa.Table.from_batches([sessions.apply(b) for b in batches], schema=_OUT_SCHEMA)
     return Staged(source=source, table=table, line_label="row" if parquet else "line",
                   rejects=tuple(rejects))
+
+
+def _accepted(source: str, line: int, obj: Any, problem: str | None,
+              rejects: list[Reject]) -> dict[str, Any] | None:
+    """The staged row of one record, or None once the reason it is rejected is noted."""
+    if problem is not None:
+        rejects.append(Reject(source, line, "(row)", problem))
+        return None
+    row, why = _convert(obj, line)
+    if why is not None:
+        column, reason, value = why
+        rejects.append(Reject(source, line, column, reason, value))
+        return None
+    return row
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -191,16 +200,24 @@ def _parquet_records(p: Path) -> Iterator[tuple[int, Any, str | None]]:
             yield number, obj, None
 
 
+def _head(fh: IO[bytes]) -> bytes:
+    """The file's first bytes, up to some that are not blank (empty: the file is blank)."""
+    head = b""
+    while not head.strip():
+        chunk = fh.read(4096)
+        if not chunk:
+            return b""
+        head += chunk
+    return head
+
+
 def _records(p: Path) -> Iterator[tuple[int, Any, str | None]]:
     """(line, parsed object, problem) for each event in the file, streamed."""
     try:
         with _open(p) as fh:
-            first = b""
-            while not first.strip():
-                chunk = fh.read(4096)
-                if not chunk:
-                    return
-                first += chunk
+            first = _head(fh)
+            if not first:
+                return
             if first.lstrip().startswith(b"["):
                 yield from _array_records(p, first + fh.read())
                 return
@@ -583,13 +600,8 @@ def _reference_rows(source: str, block: pa.Table, slow: pa.Table, rejects: list[
     for line, raw, content in zip(block.column("line").to_pylist(), block.column("bytes").to_pylist(),
                                   slow.column("content").to_pylist(), strict=True):
         for number, obj, problem in _line_record(line, raw.removesuffix(b"\n")):
-            if problem is not None:
-                rejects.append(Reject(source, number, "(row)", problem))
-                continue
-            row, why = _convert(obj, number)
-            if why is not None:
-                column, reason, value = why
-                rejects.append(Reject(source, number, column, reason, value))
+            row = _accepted(source, number, obj, problem, rejects)
+            if row is None:
                 continue
             # the bulk path's id
             row["event_id"] = ga4_bulk.event_id(
@@ -635,12 +647,9 @@ def _blocks(p: Path) -> Iterator[pa.Table]:
     a JSON array's elements with the line each starts on."""
     try:
         with _open(p) as fh:
-            head = b""
-            while not head.strip():
-                chunk = fh.read(4096)
-                if not chunk:
-                    return
-                head += chunk
+            head = _head(fh)
+            if not head:
+                return
             if head.lstrip().startswith(b"["):
                 yield _array_block(p, head + fh.read())
                 return
