@@ -71,6 +71,7 @@ CREATE OR REPLACE TEMP MACRO ga_pjson(p) AS CASE
 def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the mapping's macros."""
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     con.execute(_MACROS)
     return con
 
@@ -79,7 +80,8 @@ def convert_block(con: duckdb.DuckDBPyConnection, block: pa.Table, *, min_us: in
                   mapped: frozenset[str], exposure_names: frozenset[str]) -> pa.Table:
     """Map a block of lines (``line`` int64, ``raw`` string: non-blank lines of an export).
 
-    Returns one row per line: ``line``, ``content`` (the md5 of the line, blanks around
+    Returns one row per line, in the block's order (a projection: DuckDB keeps the order
+    of its input): ``line``, ``content`` (the md5 of the line, blanks around
     it left out), ``slow`` (the reference must convert it) and, for the other
     rows, every canonical column plus ``candidate`` and ``last_click`` (the row's own
     campaign and its session's last-click campaign, as structs).
@@ -191,7 +193,6 @@ SELECT line, content, slow,
     CASE WHEN len(props) > 0 THEN '{{' || array_to_string(props, ', ') || '}}' END AS properties,
     candidate, last_click
 FROM mapped
-ORDER BY line
 """
 
 
@@ -205,7 +206,7 @@ def event_id(pseudo: str | None, us: int, name: str, content: str) -> str:
 def compact(texts: pa.Array) -> pa.Array:
     """JSON texts written compact (no blanks between tokens, numbers and escapes as DuckDB
     writes them); a text that is not JSON is kept as it is."""
-    con = duckdb.connect()
+    con = connect()
     try:
         con.register("__texts", pa.table({"t": texts}))
         return con.sql("SELECT coalesce(try(json(t)), t) AS t FROM __texts").to_arrow_table().column("t").combine_chunks().cast(pa.large_string())
