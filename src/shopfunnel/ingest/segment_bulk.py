@@ -258,7 +258,7 @@ def _convert(message: Any, batch_ctx: Mapping[str, Any], fallback_ts: datetime,
         if name != event:
             props["source_event"] = name
         if event == EXPOSURE_EVENT:
-            props = as_exposure(name, props)[1]
+            props = as_exposure(str(name), props)[1]
     elif mtype in ("identify", "group", "alias") and get("groupId") is not None:
         props["group_id"] = get("groupId")
     if mtype == "page" and get("name"):

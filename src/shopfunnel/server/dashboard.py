@@ -113,13 +113,13 @@ def login(request: Request, password: str = Form("")) -> Response:
     check = check_password(request, password)
     if check.retry_after > 0:
         wait = retry_after(check.retry_after)
-        response = render(request, "login.html", status=429, title="Log in",
-                          error=f"Too many failed attempts: try again in {wait} s.")
-        response.headers["Retry-After"] = wait
-        return response
+        refused = render(request, "login.html", status=429, title="Log in",
+                         error=f"Too many failed attempts: try again in {wait} s.")
+        refused.headers["Retry-After"] = wait
+        return refused
     if not check.ok:
         return render(request, "login.html", status=401, title="Log in", error="Wrong password.")
-    response = RedirectResponse("/", status_code=303)
+    response: Response = RedirectResponse("/", status_code=303)
     secure = cookie_secure(request)
     response.set_cookie(COOKIE, state.sessions.new(), httponly=True, samesite="strict",
                         secure=secure, max_age=int(state.sessions.ttl_seconds), path="/")
