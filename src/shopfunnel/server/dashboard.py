@@ -28,7 +28,18 @@ from shopfunnel import format as fmt
 from shopfunnel.errors import ShopfunnelError
 from shopfunnel.format import csv_text
 from shopfunnel.server import auth, queries
-from shopfunnel.server.admin import COOKIE, cookie_secure, is_admin, state_of
+from shopfunnel.server.admin import (
+    COOKIE,
+    DEVICE_COOKIE,
+    check_password,
+    cookie_secure,
+    is_admin,
+    retry_after,
+    state_of,
+    trusted_device,
+)
+
+DEVICE_COOKIE_SECONDS = 400 * 24 * 3600  # browsers cap cookie lifetimes at 400 days
 
 router = APIRouter(include_in_schema=False)
 
@@ -100,13 +111,23 @@ def login_page(request: Request) -> Response:
 @router.post("/login")
 def login(request: Request, password: str = Form("")) -> Response:
     state = state_of(request)
-    client = request.client.host if request.client else "?"
-    if not state.is_admin_token(password, client):
-        return render(request, "login.html", status=401, title="Log in",
-                      error="Wrong password (or too many attempts: wait a little and try again).")
-    response = RedirectResponse("/", status_code=303)
+    check = check_password(request, password)
+    if check.retry_after > 0:
+        wait = retry_after(check.retry_after)
+        refused = render(request, "login.html", status=429, title="Log in",
+                         error=f"Too many failed attempts: try again in {wait} s.")
+        refused.headers["Retry-After"] = wait
+        return refused
+    if not check.ok:
+        return render(request, "login.html", status=401, title="Log in", error="Wrong password.")
+    response: Response = RedirectResponse("/", status_code=303)
+    secure = cookie_secure(request)
     response.set_cookie(COOKIE, state.sessions.new(), httponly=True, samesite="strict",
-                        secure=cookie_secure(request), max_age=int(state.sessions.ttl_seconds), path="/")
+                        secure=secure, max_age=int(state.sessions.ttl_seconds), path="/")
+    if trusted_device(request) is None:
+        response.set_cookie(DEVICE_COOKIE, auth.new_device_cookie(state.device_secret), httponly=True,
+                            samesite="strict", secure=secure, max_age=DEVICE_COOKIE_SECONDS,
+                            path="/login")
     return response
 
 
@@ -319,13 +340,15 @@ def retention_page(request: Request, period: str = "") -> Response:
     return render(request, "retention.html", **context)
 
 
-def _keys_page(request: Request, new_key: str | None = None, status: int = 200, error: str | None = None) -> Response:
+def _keys_page(request: Request, new_key: str | None = None, status: int = 200, error: str | None = None,
+               message: str | None = None) -> Response:
     state = state_of(request)
     assert state.store is not None
     with state.write_lock:
         keys = auth.list_write_keys(state.store.db)
+    revocable = keys.loc[~keys["revoked"], "prefix"].drop_duplicates().tolist()
     return render(request, "keys.html", status=status, title="Write keys", keys=keys, new_key=new_key,
-                  base_url=str(request.base_url), error=error)
+                  base_url=str(request.base_url), error=error, revocable=revocable, message=message)
 
 
 @router.get("/keys")
@@ -348,6 +371,20 @@ def create_key(request: Request, name: str = Form("web"), csrf: str = Form("")) 
         key = auth.create_write_key(state.store.db, name)
     state.refresh_keys()
     return _keys_page(request, new_key=key)
+
+
+@router.post("/keys/revoke")
+def revoke_key(request: Request, prefix: str = Form(""), csrf: str = Form("")) -> Response:
+    if not is_admin(request):
+        return to_login()
+    if not hmac.compare_digest(csrf, csrf_token(request)):
+        return _keys_page(request, status=403, error="The form expired: reload the page and try again.")
+    try:
+        revoked = state_of(request).revoke_key(prefix[:100])
+    except ShopfunnelError as exc:
+        return _keys_page(request, status=404, error=str(exc))
+    return _keys_page(request, message=f"Revoked {revoked} key(s) starting with {prefix}: "
+                      "they are refused from now on.")
 
 
 FINDING_SHOWN = ["rank", "title", "stage", "metric", "value", "reference", "revenue_at_stake", "evidence"]
