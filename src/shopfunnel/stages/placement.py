@@ -28,16 +28,18 @@ since their last order (:mod:`shopfunnel.stages.gaps`); everyone else is *active
 away and still came back to move on from their stage (:mod:`shopfunnel.stages.status`, which
 defines every threshold and its fallbacks).
 
-Events are aggregated in DuckDB (one row per person, one per order, one per visit that starts
-with a return); the rules above are applied in NumPy over those compact tables.
+The events are read as compact tables (one row per person, one per order, one per visit that
+starts with a return): per person and visit from one compiled pass over the store's sorted
+timeline, or by SQL when the timeline cannot serve (:mod:`shopfunnel.stages.evidence`), per
+order by SQL; the rules above are applied in NumPy over those tables.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +47,7 @@ import pandas as pd
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model
+from shopfunnel.stages.evidence import PersonFacts, gather, micros
 from shopfunnel.stages.gaps import gone_gap_days, store_gap, usual_gap_days
 from shopfunnel.stages.status import (
     GONE,
@@ -58,7 +61,6 @@ from shopfunnel.stages.status import (
     return_gaps,
     stage_thresholds,
 )
-from shopfunnel.store.db import quote_ident
 from shopfunnel.store.store import Store
 
 NOT_SEEN = "not seen"
@@ -123,18 +125,48 @@ def placement(
     lookback`` (365 days); ``as_of`` to the time of the store's latest event. A date without
     a time means the end of that day.
     """
+    return placements(store, [as_of], model=model, lookback=lookback)[0]
+
+
+def placements(
+    store: Store,
+    dates: Sequence[datetime | date | str | None],
+    *,
+    model: Model | None = None,
+    lookback: str | float | None = None,
+) -> list[StagePlacement]:
+    """:func:`placement` at each of several dates (``None``: the latest event), from one
+    pass over the store's events: the stage flow and the report place everyone at two
+    dates for little more than the cost of one."""
     model = model or load_model()
     rules = model.placement
     lookback_s = parse_duration_seconds(lookback if lookback is not None else rules.lookback)
-    end = _resolve_as_of(store, as_of)
-    n_stages = len(model.stages)
-    if end is None:
-        return _empty_placement(model, lookback_s)
-    start = end - timedelta(seconds=lookback_s)
+    ends: list[datetime | None] = []
+    latest: list[datetime | None] = []
+    for value in dates:
+        if value is None:
+            if not latest:
+                latest.append(_resolve_as_of(store, None))
+            ends.append(latest[0])
+        else:
+            ends.append(_timestamp(value, "as_of"))
+    periods = sorted({(end - timedelta(seconds=lookback_s), end) for end in ends if end is not None})
+    facts = dict(zip(periods, gather(store, model, periods, rules.visit_gap_seconds), strict=True))
+    return [
+        _empty_placement(model, lookback_s) if end is None
+        else _place(store, model, lookback_s, end, facts[(end - timedelta(seconds=lookback_s), end)])
+        for end in ends
+    ]
 
-    base = _person_rows(store, model, start, end)
+
+def _place(store: Store, model: Model, lookback_s: float, end: datetime,
+           base: PersonFacts) -> StagePlacement:
+    """The stage model's rules (module docstring) over one period's facts and orders."""
+    rules = model.placement
+    n_stages = len(model.stages)
+    start = end - timedelta(seconds=lookback_s)
     orders = _order_rows(store, start, end)
-    o_rows = pd.Index(base["person_id"]).get_indexer(orders["person_id"])
+    o_rows = pd.Index(base.person_id).get_indexer(orders["person_id"])
     orders, o_rows = orders[o_rows >= 0], o_rows[o_rows >= 0]
     first = _first_evidence(model, base, orders, o_rows)
     n = len(first)
@@ -143,11 +175,8 @@ def placement(
     entered = first[np.arange(n), stage_idx]
     end_us = _micros(pd.Series([end]))[0]
 
-    visits = _visit_rows(store, start, end, rules.visit_gap_seconds)
-    v_rows = pd.Index(base["person_id"]).get_indexer(visits["person_id"])
-    keep = v_rows >= 0
-    gaps = return_gaps(first, v_rows[keep], _micros(visits["ts"])[keep],
-                       visits["gap_us"].to_numpy(dtype=float)[keep])
+    gaps = return_gaps(first, base.visit_rows, base.visit_starts,
+                       base.visit_gaps.astype(float))
     later = later_evidence(first)
     movers = ((first < later) & (later < _NEVER)).sum(axis=0)
     thresholds = stage_thresholds(model.stage_names, movers, gaps, rules)
@@ -160,7 +189,7 @@ def placement(
     gone_gap = gone_gap_days(n_orders, span_days, gap, rules)
 
     days_in_stage = (end_us - entered) / _US_PER_DAY
-    idle = (end_us - _micros(base["last_event_at"])) / _US_PER_DAY
+    idle = (end_us - base.last_us) / _US_PER_DAY
     since_order = np.where(customer, (end_us - last_order) / _US_PER_DAY, np.nan)
     stage_stalled = thresholds["stalled_after_days"].to_numpy(dtype=float)[stage_idx]
     stage_gone = thresholds["gone_after_days"].to_numpy(dtype=float)[stage_idx]
@@ -170,15 +199,15 @@ def placement(
     names = np.array(model.stage_names, dtype=object)
     persons = pd.DataFrame(
         {
-            "person_id": base["person_id"].to_numpy(),
+            "person_id": base.person_id,
             "stage": names[stage_idx],
             "stage_index": stage_idx.astype(np.int64),
             "status": status.astype(object),
             "entered_stage_at": _to_ts(entered),
             "days_in_stage": days_in_stage,
-            "last_event_at": base["last_event_at"].to_numpy(),
+            "last_event_at": _to_ts(base.last_us),
             "days_since_last_event": idle,
-            "first_channel": base["first_channel"].to_numpy(),
+            "first_channel": base.first_channel,
             "orders": n_orders,
             "revenue": revenue,
             "last_order_at": _to_ts(last_order),
@@ -287,6 +316,7 @@ def stage_transitions(
     *,
     model: Model | None = None,
     lookback: str | float | None = None,
+    placed: tuple[StagePlacement, StagePlacement] | None = None,
 ) -> pd.DataFrame:
     """Each person's state at ``start`` and at ``end``: columns ``person_id``, ``from``, ``to``.
 
@@ -295,14 +325,16 @@ def stage_transitions(
     ``not seen`` when they have no event in the lookback period before that date (new
     persons at ``start``; persons whose every event has fallen out of the period at
     ``end``). Both dates are placed with :func:`placement`, so each uses the thresholds
-    the data held at that date. Persons not seen at either date are left out.
+    the data held at that date. Persons not seen at either date are left out. Pass
+    ``placed`` (the placements at ``start`` and ``end``) to reuse them.
     """
     model = model or load_model()
     t0, t1 = _timestamp(start, "start"), _timestamp(end, "end")
     if t1 <= t0:
         raise ConfigError(f"the end ({t1}) must be after the start ({t0}): swap --from and --to")
-    a = _states(placement(store, model=model, as_of=t0, lookback=lookback).persons)
-    b = _states(placement(store, model=model, as_of=t1, lookback=lookback).persons)
+    at_start, at_end = (placed if placed is not None
+                        else placements(store, [t0, t1], model=model, lookback=lookback))
+    a, b = _states(at_start.persons), _states(at_end.persons)
     both = pd.concat([a.rename("from"), b.rename("to")], axis=1).fillna(NOT_SEEN)
     both.index.name = "person_id"
     return both.reset_index().sort_values("person_id", kind="stable").reset_index(drop=True)
@@ -315,6 +347,7 @@ def stage_flow(
     *,
     model: Model | None = None,
     lookback: str | float | None = None,
+    placed: tuple[StagePlacement, StagePlacement] | None = None,
 ) -> pd.DataFrame:
     """A transition matrix: persons by state at ``start`` (rows) and at ``end`` (columns).
 
@@ -322,10 +355,11 @@ def stage_flow(
     :func:`stage_transitions`); every state appears as a row and as a column, so the
     matrix is square. The index is named ``from`` and the columns ``to``. The cell
     (Interest, Decision) counts persons at Interest at ``start`` and at Decision at ``end``;
-    the column ``lapsed`` shows who fell back to lapsed.
+    the column ``lapsed`` shows who fell back to lapsed. Pass ``placed`` (the placements at
+    ``start`` and ``end``, e.g. from :func:`placements`) to reuse them.
     """
-    model = model or load_model()
-    moves = stage_transitions(store, start, end, model=model, lookback=lookback)
+    model = placed[1].model if placed is not None else model or load_model()
+    moves = stage_transitions(store, start, end, model=model, lookback=lookback, placed=placed)
     states = [NOT_SEEN, *model.stage_names, LAPSED]
     matrix = (
         pd.crosstab(moves["from"], moves["to"])
@@ -368,15 +402,11 @@ def persons(
 
 # -- the rules, over compact tables -----------------------------------------------------------
 def _first_evidence(
-    model: Model, base: pd.DataFrame, orders: pd.DataFrame, o_rows: np.ndarray
+    model: Model, base: PersonFacts, orders: pd.DataFrame, o_rows: np.ndarray
 ) -> np.ndarray:
     """Persons x stages matrix of first-evidence times (µs; ``_NEVER`` when none)."""
-    n_stages = len(model.stages)
-    first = np.full((len(base), n_stages), _NEVER, dtype=np.int64)
-    for k in range(n_stages):
-        if f"s{k}" in base:
-            first[:, k] = _micros(base[f"s{k}"])
-    first[:, 0] = np.minimum(first[:, 0], _micros(base["first_ts"]))  # any event is a visit
+    first = base.stage_first.copy()
+    first[:, 0] = np.minimum(first[:, 0], base.first_us)  # any event is a visit
     o_ts = _micros(orders["ts"])
     o_seq = orders["n"].to_numpy(dtype=np.int64)
     for k, stage in enumerate(model.stages):
@@ -402,41 +432,6 @@ def _order_stats(
 
 
 # -- queries (aggregate in the engine) ------------------------------------------------------
-def _person_rows(store: Store, model: Model, start: datetime, end: datetime) -> pd.DataFrame:
-    """One row per person with an event in the period, in one scan: first and last event in
-    the period, first-touch channel (all events up to ``end``), and ``s{k}``: the first event
-    of stage k in the period, for each stage that has events."""
-    mapping = model.event_stage()
-    params: list[Any] = []
-    if mapping:
-        stage_map = "SELECT * FROM (VALUES " + ", ".join(["(?, ?)"] * len(mapping)) + ") m(event, stage)"
-        params += [v for pair in mapping.items() for v in pair]
-    else:
-        stage_map = "SELECT CAST(NULL AS VARCHAR) AS event, CAST(NULL AS INTEGER) AS stage WHERE false"
-    stage_cols = ""
-    for k in sorted(set(mapping.values())):
-        stage_cols += f", min(ts) FILTER (WHERE ts > ? AND stage = ?) AS {quote_ident(f's{k}')}"
-    stage_params: list[Any] = []
-    for k in sorted(set(mapping.values())):
-        stage_params += [start, k]
-    return store.db.df(
-        f"""
-        WITH m AS ({stage_map})
-        SELECT person_id,
-               min(ts) FILTER (WHERE ts > ?) AS first_ts,
-               max(ts) AS last_event_at,
-               arg_min(channel, struct_pack(t := ts, id := event_id)) AS first_channel
-               {stage_cols}
-        FROM events LEFT JOIN m USING (event)
-        WHERE ts <= ?
-        GROUP BY person_id
-        HAVING count(*) FILTER (WHERE ts > ?) > 0
-        ORDER BY person_id
-        """,
-        [*params, start, *stage_params, end, start],
-    )
-
-
 def _order_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
     """One row per order in the period: person, time, value, its number n for the person,
     and the gap since the person's previous order (microseconds, empty for the first)."""
@@ -457,24 +452,6 @@ def _order_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
         FROM o WINDOW w AS (PARTITION BY person_id ORDER BY ts, oid)
         """,
         [ORDER_EVENT, start, end],
-    )
-
-
-def _visit_rows(store: Store, start: datetime, end: datetime, visit_gap_s: float) -> pd.DataFrame:
-    """One row per visit in the period that starts with a return: the person, the time of the
-    visit's first event and the gap since the person's previous event in the period
-    (microseconds, more than ``visit_gap_s`` seconds)."""
-    return store.db.df(
-        """
-        SELECT person_id, ts, gap_us FROM (
-            SELECT person_id, ts,
-                   epoch_us(ts) - epoch_us(lag(ts) OVER (PARTITION BY person_id ORDER BY ts))
-                       AS gap_us
-            FROM events WHERE ts > ? AND ts <= ?
-        )
-        WHERE gap_us > ?
-        """,
-        [start, end, int(round(visit_gap_s * 1_000_000))],
     )
 
 
@@ -518,14 +495,7 @@ def _timestamp(value: datetime | date | str, what: str) -> datetime:
     return ts.to_pydatetime()
 
 
-def _micros(values: pd.Series) -> np.ndarray:
-    """Microseconds since the epoch; a missing time becomes the "never" sentinel."""
-    if len(values) == 0:
-        return np.zeros(0, dtype=np.int64)
-    stamps = pd.to_datetime(values).to_numpy().astype("datetime64[us]")
-    out = stamps.astype(np.int64)
-    out[np.isnat(stamps)] = _NEVER
-    return out
+_micros = micros
 
 
 def _to_ts(micros: np.ndarray) -> np.ndarray:

@@ -1,0 +1,116 @@
+"""The person ids behind the timeline's person hashes.
+
+The timeline (:mod:`shopfunnel.store.timeline`) knows a person by ``hash(person_id)``, which
+is all a funnel needs. An analysis that names persons (the stage model's one row per person)
+needs the ids back, in the order people read them (sorted by ``person_id``, as
+``ORDER BY person_id`` gives). Asking the events for them costs a ``GROUP BY person_id``
+over every event (about a second at 10M events); this index does it once per change of
+the events and keeps the answer beside the timeline:
+
+* ``ids``: every person id, sorted (bytewise, as DuckDB sorts ``VARCHAR``), as an Arrow array;
+* ``hashes``: ``hash(person_id)`` of each (uint64), in the same order;
+* :meth:`PersonIndex.rows_of`: for hashes in timeline order, the row in ``ids``.
+
+It is saved as ``person_ids.arrow`` (Arrow IPC) in the timeline's folder, with the
+timeline's key in its metadata, so a rebuilt timeline (a load, an erase) leaves it stale
+and the next call writes it again; an in-memory store keeps it in memory. When two ids
+share a hash (about one chance in 10^7 at a million persons) the index is not usable
+(:func:`of_store` returns None) and the caller counts by SQL.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from shopfunnel.store.timeline import folder_for, store_key, writable
+
+FILE = "person_ids.arrow"
+
+
+@dataclass(frozen=True)
+class PersonIndex:
+    """Person ids sorted, with their hashes (see the module docstring)."""
+
+    key: str
+    ids: pa.Array
+    hashes: np.ndarray
+    _by_hash: np.ndarray  # positions of ``hashes`` in ascending hash order
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def rows_of(self, hashes: np.ndarray) -> np.ndarray:
+        """The row in :attr:`ids` of each hash (-1 for a hash no person has)."""
+        sorted_h = self.hashes[self._by_hash]
+        at = np.searchsorted(sorted_h, hashes)
+        at = np.minimum(at, max(len(sorted_h) - 1, 0))
+        found = (sorted_h[at] == hashes) if len(sorted_h) else np.zeros(len(hashes), bool)
+        return np.where(found, self._by_hash[at] if len(sorted_h) else -1, -1).astype(np.int64)
+
+
+def _make(key: str, table: pa.Table) -> PersonIndex | None:
+    hashes = table.column("h").to_numpy().astype(np.uint64, copy=False)
+    by_hash = np.argsort(hashes, kind="stable")
+    if len(hashes) > 1 and (np.diff(hashes[by_hash]) == 0).any():
+        return None  # two ids share a hash: the timeline cannot tell them apart
+    return PersonIndex(key, table.column("person_id").combine_chunks(), hashes, by_hash)
+
+
+def _query(db: Any) -> pa.Table:
+    return db.arrow(
+        "SELECT hash(person_id) AS h, person_id FROM (SELECT DISTINCT person_id FROM events "
+        "WHERE person_id IS NOT NULL AND ts IS NOT NULL) ORDER BY person_id"
+    )
+
+
+_CACHE: weakref.WeakKeyDictionary[Any, PersonIndex | None] = weakref.WeakKeyDictionary()
+
+
+def of_store(store: Any) -> PersonIndex | None:
+    """The person index of a :class:`shopfunnel.store.Store` for its present events: the
+    one in memory or beside the file when still valid, else built (and saved when the
+    folder is writable). None when two person ids share a hash."""
+    key = store_key(store.db)
+    if store in _CACHE:
+        cached = _CACHE[store]
+        if cached is not None and cached.key == key:
+            return cached
+    folder = folder_for(store.path)
+    index = _open(folder / FILE, key) if folder is not None else None
+    if index is None:
+        table = _query(store.db)
+        index = _make(key, table)
+        if index is not None and folder is not None and folder.is_dir() and writable(folder):
+            _save(folder / FILE, key, table)
+    _CACHE[store] = index
+    return index
+
+
+def _open(path: Path, key: str) -> PersonIndex | None:
+    try:
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_file(source).read_all()
+    except (OSError, pa.ArrowInvalid):
+        return None
+    meta = table.schema.metadata or {}
+    if meta.get(b"key", b"").decode() != key:
+        return None
+    return _make(key, table)
+
+
+def _save(path: Path, key: str, table: pa.Table) -> None:
+    """Write atomically (a temporary file renamed), so a reader never sees half a file."""
+    tmp = path.with_name(f"{path.name}.{np.random.default_rng().integers(1 << 30):x}.tmp")
+    try:
+        table = table.replace_schema_metadata({"key": key})
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
