@@ -91,27 +91,33 @@ def periods_of(ends_min: list[int], lookback_min: int) -> list[tuple]:
     return [(e - timedelta(minutes=lookback_min), e) for e in ends]
 
 
-def assert_same(fast: evidence.PersonFacts, ref: evidence.PersonFacts) -> None:
-    assert list(fast.person_id) == list(ref.person_id)
-    assert fast.first_us.tolist() == ref.first_us.tolist()
-    assert fast.last_us.tolist() == ref.last_us.tolist()
-    assert fast.stage_first.tolist() == ref.stage_first.tolist()
-    assert [None if pd.isna(c) else c for c in fast.first_channel] == [
-        None if pd.isna(c) else c for c in ref.first_channel
-    ]
-    ids = list(ref.person_id)
-
-    def visits(f: evidence.PersonFacts) -> list[tuple]:
-        return sorted(
-            zip(
-                [ids[r] for r in f.visit_rows],
-                f.visit_starts.tolist(),
-                f.visit_gaps.tolist(),
-                strict=True,
-            )
+def by_person(f: evidence.PersonFacts) -> dict[str, tuple]:
+    """Each person's facts, and their visits in time order."""
+    ids = f.person_id.to_pylist()
+    channels = f.first_channel.to_pylist()
+    visits: dict[str, list[tuple]] = {}
+    for r, start, gap in zip(f.visit_rows, f.visit_starts, f.visit_gaps, strict=True):
+        visits.setdefault(ids[r], []).append((int(start), int(gap)))
+    return {
+        pid: (
+            int(f.first_us[i]),
+            int(f.last_us[i]),
+            f.stage_first[i].tolist(),
+            channels[i],
+            visits.get(pid, []),
         )
+        for i, pid in enumerate(ids)
+    }
 
-    assert visits(fast) == visits(ref)
+
+def assert_same(fast: evidence.PersonFacts, ref: evidence.PersonFacts) -> None:
+    assert by_person(fast) == by_person(ref)
+    # the rows sorted by id_rank are sorted by person_id; visits by row, then time
+    ids = np.array(fast.person_id.to_pylist(), dtype=object)
+    assert list(ids[np.argsort(fast.id_rank)]) == sorted(ids)
+    assert list(zip(fast.visit_rows, fast.visit_starts, strict=True)) == sorted(
+        zip(fast.visit_rows, fast.visit_starts, strict=True)
+    )
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

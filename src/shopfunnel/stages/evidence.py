@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from numba import njit
 
 from shopfunnel.model import Model
@@ -48,20 +49,41 @@ _EPOCH = datetime(1970, 1, 1)
 
 @dataclass(frozen=True)
 class PersonFacts:
-    """One period's facts, one row per person with an event in it, sorted by ``person_id``.
-    Times in µs since 1970; ``NEVER`` where there is none."""
+    """One period's facts, one row per person with an event in it (rows in no particular
+    order: ``id_rank`` gives each row's place in ``person_id`` order). Times in µs since
+    1970; ``NEVER`` where there is none. Visits are sorted by row, then time."""
 
-    person_id: pd.Series  # str
+    person_id: pa.Array  # text
+    id_rank: np.ndarray  # the row's position when rows are sorted by person_id
     first_us: np.ndarray  # first event in the period
     last_us: np.ndarray  # last event in the period
     stage_first: np.ndarray  # persons × stages: first event of the stage in the period
-    first_channel: pd.Series  # first-touch channel up to the period's end (missing: none)
+    first_channel: pa.Array  # text: first-touch channel up to the period's end (null: none)
     visit_rows: np.ndarray  # per visit that starts with a return: the person's row here
     visit_starts: np.ndarray  # its first event (µs)
     visit_gaps: np.ndarray  # the gap since the person's previous event in the period (µs)
+    hashes: np.ndarray | None = None  # hash(person_id) of each row, ascending (timeline path)
 
     def __len__(self) -> int:
         return len(self.first_us)
+
+    def rows_of(self, person_ids: pd.Series, person_hashes: np.ndarray) -> np.ndarray:
+        """The row of each person (-1 when not here), from their ids and hashes: by hash on
+        the timeline path (no string is compared), by id on the SQL path."""
+        if self.hashes is not None:
+            if len(self.hashes) == 0:
+                return np.full(len(person_hashes), -1, dtype=np.int64)
+            at = np.minimum(np.searchsorted(self.hashes, person_hashes), len(self.hashes) - 1)
+            return np.where(self.hashes[at] == person_hashes, at, -1).astype(np.int64)
+        if len(person_ids) == 0 or len(self.person_id) == 0:
+            return np.full(len(person_ids), -1, dtype=np.int64)
+        found = pc.index_in(_arrow_text(person_ids), value_set=self.person_id)
+        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def in_order(self, order: np.ndarray, column: str) -> pd.Series:
+        """A text column (``person_id`` or ``first_channel``) taken in ``order``, typed as
+        DuckDB hands ``VARCHAR`` to pandas (``str``; ``object`` when no value is present)."""
+        return text_series(getattr(self, column).take(pa.array(order, pa.int64())))
 
 
 def gather(
@@ -182,31 +204,34 @@ def from_timeline(
         _gap_us(visit_gap_s),
         chunk_rows=chunk_rows,
     )
-    labels = np.array([*tl.labels["channel"], None], dtype=object)  # code -1: none
+    labels = pa.array(tl.labels["channel"], pa.string())
     out = []
     for (_, end), r in zip(periods, raw, strict=True):
-        rows = index.rows_of(r[0])
+        hashes, first, last, stage_first, chan, tied, v_row, v_start, v_gap = r
+        rows = index.rows_of(hashes)  # each person's row among all ids, sorted by id
         if (rows < 0).any():  # a person the index does not know: it is stale
             return None
-        order = np.argsort(rows, kind="stable")
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        ids = index.ids.take(pa.array(rows[order]))
-        person_id = ids.to_pandas() if len(ids) else pd.Series([], dtype=object)
-        channel = labels[r[4][order]]
-        tied = np.flatnonzero(r[5][order])
+        ids = index.ids.take(pa.array(rows))
+        channel = labels.take(pa.array(chan, mask=chan < 0))
+        tied = np.flatnonzero(tied)
         if len(tied):
-            channel[tied] = _first_channels(store, ids.take(pa.array(tied)), end)
+            found = _first_channels(store, ids.take(pa.array(tied)), end)
+            values = channel.to_pylist()
+            for i, value in zip(tied, found, strict=True):
+                values[i] = value
+            channel = pa.array(values, pa.string())
         out.append(
             PersonFacts(
-                person_id,
-                r[1][order],
-                r[2][order],
-                r[3][order],
-                _text(channel),
-                rank[r[6]],
-                r[7],
-                r[8],
+                person_id=ids,
+                id_rank=rows,  # rows among all ids keep their order
+                first_us=first,
+                last_us=last,
+                stage_first=stage_first,
+                first_channel=channel,
+                visit_rows=v_row,
+                visit_starts=v_start,
+                visit_gaps=v_gap,
+                hashes=hashes,
             )
         )
     return out
@@ -308,15 +333,19 @@ def from_sql(
             stage_first[:, k] = micros(base[f"s{k}"])
     rows = pd.Index(base["person_id"]).get_indexer(visits["person_id"])
     keep = rows >= 0
+    rows, starts = rows[keep].astype(np.int64), micros(visits["ts"])[keep]
+    gaps = visits["gap_us"].to_numpy(dtype=np.int64)[keep]
+    order = np.lexsort((starts, rows))
     return PersonFacts(
-        person_id=base["person_id"].reset_index(drop=True),
+        person_id=_arrow_text(base["person_id"]),
+        id_rank=np.arange(len(base), dtype=np.int64),  # ORDER BY person_id
         first_us=micros(base["first_ts"]),
         last_us=micros(base["last_event_at"]),
         stage_first=stage_first,
-        first_channel=base["first_channel"].reset_index(drop=True),
-        visit_rows=rows[keep].astype(np.int64),
-        visit_starts=micros(visits["ts"])[keep],
-        visit_gaps=visits["gap_us"].to_numpy(dtype=np.int64)[keep],
+        first_channel=_arrow_text(base["first_channel"]),
+        visit_rows=rows[order],
+        visit_starts=starts[order],
+        visit_gaps=gaps[order],
     )
 
 
@@ -378,10 +407,18 @@ def _visit_rows(store: Store, start: datetime, end: datetime, visit_gap_s: float
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _text(values: np.ndarray) -> pd.Series:
-    """Text values (None: missing) typed as DuckDB hands a ``VARCHAR`` column to pandas:
-    ``str``, or ``object`` when no value is present."""
-    return pd.Series(values, dtype=object if pd.isna(values).all() else "str")
+def text_series(values: pa.Array) -> pd.Series:
+    """An Arrow text column typed as DuckDB hands a ``VARCHAR`` column to pandas: ``str``,
+    or ``object`` when no value is present."""
+    if values.null_count == len(values):
+        return pd.Series([None] * len(values), dtype=object)
+    return values.to_pandas()
+
+
+def _arrow_text(values: pd.Series) -> pa.Array:
+    if values.dtype == object:
+        return pa.array(values.to_numpy(dtype=object, na_value=None), type=pa.string())
+    return pa.array(values, type=pa.string())
 
 
 def micros(values: pd.Series) -> np.ndarray:

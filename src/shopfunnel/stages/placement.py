@@ -43,6 +43,7 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
@@ -55,7 +56,7 @@ from shopfunnel.stages.status import (
     NEVER,
     STATUSES,
     THRESHOLD_COLUMNS,
-    classify,
+    classify_codes,
     explain,
     later_evidence,
     return_gaps,
@@ -166,7 +167,7 @@ def _place(store: Store, model: Model, lookback_s: float, end: datetime,
     n_stages = len(model.stages)
     start = end - timedelta(seconds=lookback_s)
     orders = _order_rows(store, start, end)
-    o_rows = pd.Index(base.person_id).get_indexer(orders["person_id"])
+    o_rows = base.rows_of(orders["person_id"], orders["h"].to_numpy(dtype=np.uint64))
     orders, o_rows = orders[o_rows >= 0], o_rows[o_rows >= 0]
     first = _first_evidence(model, base, orders, o_rows)
     n = len(first)
@@ -175,9 +176,8 @@ def _place(store: Store, model: Model, lookback_s: float, end: datetime,
     entered = first[np.arange(n), stage_idx]
     end_us = _micros(pd.Series([end]))[0]
 
-    gaps = return_gaps(first, base.visit_rows, base.visit_starts,
-                       base.visit_gaps.astype(float))
     later = later_evidence(first)
+    gaps = return_gaps(first, base.visit_rows, base.visit_starts, base.visit_gaps, later=later)
     movers = ((first < later) & (later < _NEVER)).sum(axis=0)
     thresholds = stage_thresholds(model.stage_names, movers, gaps, rules)
 
@@ -193,32 +193,33 @@ def _place(store: Store, model: Model, lookback_s: float, end: datetime,
     since_order = np.where(customer, (end_us - last_order) / _US_PER_DAY, np.nan)
     stage_stalled = thresholds["stalled_after_days"].to_numpy(dtype=float)[stage_idx]
     stage_gone = thresholds["gone_after_days"].to_numpy(dtype=float)[stage_idx]
-    status = classify(customer, idle, stage_stalled, stage_gone, since_order, usual_gap,
-                      gone_gap)
+    status = classify_codes(customer, idle, stage_stalled, stage_gone, since_order, usual_gap,
+                            gone_gap)
 
-    names = np.array(model.stage_names, dtype=object)
+    order = _by_stage_then_id(stage_idx, base.id_rank)
+    customer = customer[order]
+    stage_stalled, stage_gone = stage_stalled[order], stage_gone[order]
     persons = pd.DataFrame(
         {
-            "person_id": base.person_id,
-            "stage": names[stage_idx],
-            "stage_index": stage_idx.astype(np.int64),
-            "status": status.astype(object),
-            "entered_stage_at": _to_ts(entered),
-            "days_in_stage": days_in_stage,
-            "last_event_at": _to_ts(base.last_us),
-            "days_since_last_event": idle,
-            "first_channel": base.first_channel,
-            "orders": n_orders,
-            "revenue": revenue,
-            "last_order_at": _to_ts(last_order),
-            "days_since_last_order": since_order,
+            "person_id": base.in_order(order, "person_id"),
+            "stage": _labels(model.stage_names, stage_idx[order]),
+            "stage_index": stage_idx[order].astype(np.int64),
+            "status": _labels(list(STATUSES), status[order]),
+            "entered_stage_at": _to_ts(entered[order]),
+            "days_in_stage": days_in_stage[order],
+            "last_event_at": _to_ts(base.last_us[order]),
+            "days_since_last_event": idle[order],
+            "first_channel": base.in_order(order, "first_channel"),
+            "orders": n_orders[order],
+            "revenue": revenue[order],
+            "last_order_at": _to_ts(last_order[order]),
+            "days_since_last_order": since_order[order],
             "stalled_after_days": np.where(customer, np.nan, stage_stalled),
-            "lapsed_after_days": usual_gap,
-            "gone_after_days": np.where(customer, gone_gap, stage_gone),
-        }
+            "lapsed_after_days": usual_gap[order],
+            "gone_after_days": np.where(customer, gone_gap[order], stage_gone),
+        },
+        copy=False,  # the columns are new: no need to copy them into blocks
     )
-    # Rows come ordered by person_id; a stable sort by stage keeps that order within a stage.
-    persons = persons.take(np.argsort(stage_idx, kind="stable")).reset_index(drop=True)
     return StagePlacement(
         as_of=end,
         lookback_days=lookback_s / 86_400,
@@ -433,8 +434,9 @@ def _order_stats(
 
 # -- queries (aggregate in the engine) ------------------------------------------------------
 def _order_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
-    """One row per order in the period: person, time, value, its number n for the person,
-    and the gap since the person's previous order (microseconds, empty for the first)."""
+    """One row per order in the period: person (and ``hash(person_id)``), time, value, its
+    number n for the person, and the gap since the person's previous order (microseconds,
+    empty for the first)."""
     return store.db.df(
         """
         WITH o AS (
@@ -446,7 +448,7 @@ def _order_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
             FROM events WHERE event = ? AND ts > ? AND ts <= ?
             GROUP BY oid
         )
-        SELECT person_id, ts, value,
+        SELECT person_id, hash(person_id) AS h, ts, value,
                row_number() OVER w AS n,
                epoch_us(ts) - epoch_us(lag(ts) OVER w) AS gap_us
         FROM o WINDOW w AS (PARTITION BY person_id ORDER BY ts, oid)
@@ -456,6 +458,25 @@ def _order_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
 
 
 # -- helpers --------------------------------------------------------------------------------
+def _by_stage_then_id(stage_idx: np.ndarray, id_rank: np.ndarray) -> np.ndarray:
+    """The row order of the persons table: by stage, then by ``person_id`` (``id_rank``
+    holds distinct ranks; placing each row at its rank sorts them without a comparison
+    sort, and the stable sort by stage is a radix sort)."""
+    if len(id_rank) == 0:
+        return np.zeros(0, dtype=np.int64)
+    slot = np.full(int(id_rank.max()) + 1, -1, dtype=np.int64)
+    slot[id_rank] = np.arange(len(id_rank))
+    by_id = slot[slot >= 0]
+    return by_id[np.argsort(stage_idx[by_id].astype(np.int16), kind="stable")]
+
+
+def _labels(names: list[str], codes: np.ndarray) -> pd.Series:
+    """Text column of ``names[codes]``, built in Arrow (no Python string per row)."""
+    if len(codes) == 0:
+        return pd.Series(np.array([], dtype=object))
+    return pa.array(names, pa.string()).take(pa.array(codes)).to_pandas()
+
+
 def _states(p: pd.DataFrame) -> pd.Series:
     """The flow state: the stage, or ``lapsed`` for a customer who is lapsed or gone."""
     slipped = p["status"].isin([LAPSED, GONE]) & (p["orders"] > 0)

@@ -41,25 +41,26 @@ class PersonIndex:
     ids: pa.Array
     hashes: np.ndarray
     _by_hash: np.ndarray  # positions of ``hashes`` in ascending hash order
+    _sorted: np.ndarray  # ``hashes`` in ascending order
 
     def __len__(self) -> int:
         return len(self.hashes)
 
     def rows_of(self, hashes: np.ndarray) -> np.ndarray:
         """The row in :attr:`ids` of each hash (-1 for a hash no person has)."""
-        sorted_h = self.hashes[self._by_hash]
-        at = np.searchsorted(sorted_h, hashes)
-        at = np.minimum(at, max(len(sorted_h) - 1, 0))
-        found = (sorted_h[at] == hashes) if len(sorted_h) else np.zeros(len(hashes), bool)
-        return np.where(found, self._by_hash[at] if len(sorted_h) else -1, -1).astype(np.int64)
+        if len(self._sorted) == 0:
+            return np.full(len(hashes), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._sorted, hashes), len(self._sorted) - 1)
+        return np.where(self._sorted[at] == hashes, self._by_hash[at], -1).astype(np.int64)
 
 
 def _make(key: str, table: pa.Table) -> PersonIndex | None:
     hashes = table.column("h").to_numpy().astype(np.uint64, copy=False)
     by_hash = np.argsort(hashes, kind="stable")
-    if len(hashes) > 1 and (np.diff(hashes[by_hash]) == 0).any():
+    ordered = hashes[by_hash]
+    if len(hashes) > 1 and (np.diff(ordered) == 0).any():
         return None  # two ids share a hash: the timeline cannot tell them apart
-    return PersonIndex(key, table.column("person_id").combine_chunks(), hashes, by_hash)
+    return PersonIndex(key, table.column("person_id").combine_chunks(), hashes, by_hash, ordered)
 
 
 def _query(db: Any) -> pa.Table:
