@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from conftest import T0, log
 from shopfunnel.model import Model, model_from_dict
 from shopfunnel.stages import evidence
-from shopfunnel.stages.placement import placement, placements, stage_flow
+from shopfunnel.stages.placement import placement, placements, stage_flow, stage_transitions
 from shopfunnel.store import person_index
 from shopfunnel.store.store import Store
 
@@ -217,3 +217,42 @@ def test_two_ids_with_one_hash_make_the_index_unusable_so_sql_counts() -> None:
     )
     assert ok is not None
     assert ok.rows_of(np.array([5, 9, 7], dtype=np.uint64)).tolist() == [1, 0, -1]
+
+
+def pandas_transitions(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """The flow as first written: states by person aligned by a pandas index."""
+
+    def states(p: pd.DataFrame) -> pd.Series:
+        slipped = p["status"].isin(["lapsed", "gone"]) & (p["orders"] > 0)
+        return pd.Series(
+            p["stage"].where(~slipped, "lapsed").to_numpy(), index=p["person_id"].to_numpy()
+        )
+
+    both = pd.concat([states(a).rename("from"), states(b).rename("to")], axis=1)
+    both = both.fillna("not seen")
+    both.index.name = "person_id"
+    return both.reset_index().sort_values("person_id", kind="stable").reset_index(drop=True)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=logs(),
+    first=st.integers(0, 3 * DAY),
+    later=st.integers(1, 4 * DAY),
+    lookback=st.sampled_from(["1d", "3650d"]),
+)
+def test_transitions_and_flow_match_the_pandas_alignment(rows, first, later, lookback) -> None:
+    s = fresh(rows)
+    t0 = (T0 + timedelta(minutes=first)).replace(tzinfo=None)
+    t1 = t0 + timedelta(minutes=later)
+    a, b = placements(s, [t0, t1], model=MODEL, lookback=lookback)
+    want = pandas_transitions(a.persons, b.persons)
+    got = stage_transitions(s, t0, t1, model=MODEL, lookback=lookback)
+    assert got.astype(object).values.tolist() == want.astype(object).values.tolist()
+    states = ["not seen", *MODEL.stage_names, "lapsed"]
+    matrix = pd.crosstab(want["from"], want["to"]).reindex(
+        index=states, columns=states, fill_value=0
+    )
+    flow = stage_flow(s, t0, t1, model=MODEL, lookback=lookback)
+    assert flow.to_numpy().tolist() == matrix.to_numpy().tolist()
+    assert list(flow.index) == list(flow.columns) == states

@@ -44,11 +44,12 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model
-from shopfunnel.stages.evidence import PersonFacts, gather, micros
+from shopfunnel.stages.evidence import PersonFacts, gather, micros, text_series
 from shopfunnel.stages.gaps import gone_gap_days, store_gap, usual_gap_days
 from shopfunnel.stages.status import (
     GONE,
@@ -329,16 +330,22 @@ def stage_transitions(
     the data held at that date. Persons not seen at either date are left out. Pass
     ``placed`` (the placements at ``start`` and ``end``) to reuse them.
     """
-    model = model or load_model()
+    model = placed[1].model if placed is not None else model or load_model()
     t0, t1 = _timestamp(start, "start"), _timestamp(end, "end")
     if t1 <= t0:
         raise ConfigError(f"the end ({t1}) must be after the start ({t0}): swap --from and --to")
     at_start, at_end = (placed if placed is not None
                         else placements(store, [t0, t1], model=model, lookback=lookback))
-    a, b = _states(at_start.persons), _states(at_end.persons)
-    both = pd.concat([a.rename("from"), b.rename("to")], axis=1).fillna(NOT_SEEN)
-    both.index.name = "person_id"
-    return both.reset_index().sort_values("person_id", kind="stable").reset_index(drop=True)
+    ids, a, b = _transition_codes(at_start, at_end)
+    states = pa.array([NOT_SEEN, *model.stage_names, LAPSED], pa.string())
+    order = pc.sort_indices(ids).to_numpy()  # by person_id (bytewise, as DuckDB and Python)
+    return pd.DataFrame(
+        {
+            "person_id": text_series(ids.take(pa.array(order))),
+            "from": states.take(pa.array(a[order])).to_pandas(),
+            "to": states.take(pa.array(b[order])).to_pandas(),
+        }
+    )
 
 
 def stage_flow(
@@ -360,15 +367,17 @@ def stage_flow(
     ``start`` and ``end``, e.g. from :func:`placements`) to reuse them.
     """
     model = placed[1].model if placed is not None else model or load_model()
-    moves = stage_transitions(store, start, end, model=model, lookback=lookback, placed=placed)
+    t0, t1 = _timestamp(start, "start"), _timestamp(end, "end")
+    if t1 <= t0:
+        raise ConfigError(f"the end ({t1}) must be after the start ({t0}): swap --from and --to")
+    at_start, at_end = (placed if placed is not None
+                        else placements(store, [t0, t1], model=model, lookback=lookback))
+    _, a, b = _transition_codes(at_start, at_end)
     states = [NOT_SEEN, *model.stage_names, LAPSED]
-    matrix = (
-        pd.crosstab(moves["from"], moves["to"])
-        .reindex(index=states, columns=states, fill_value=0)
-        .astype(np.int64)
-    )
-    matrix.index.name = "from"
-    matrix.columns.name = "to"
+    width = len(states)
+    counts = np.bincount(a * width + b, minlength=width * width).reshape(width, width)
+    matrix = pd.DataFrame(counts.astype(np.int64), index=pd.Index(states, name="from"),
+                          columns=pd.Index(states, name="to"))
     return matrix
 
 
@@ -477,11 +486,35 @@ def _labels(names: list[str], codes: np.ndarray) -> pd.Series:
     return pa.array(names, pa.string()).take(pa.array(codes)).to_pandas()
 
 
-def _states(p: pd.DataFrame) -> pd.Series:
-    """The flow state: the stage, or ``lapsed`` for a customer who is lapsed or gone."""
-    slipped = p["status"].isin([LAPSED, GONE]) & (p["orders"] > 0)
-    state = p["stage"].where(~slipped, LAPSED)
-    return pd.Series(state.to_numpy(), index=p["person_id"].to_numpy())
+def _transition_codes(a: StagePlacement, b: StagePlacement
+                      ) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Every person placed at either date (ids, in no particular order) and their state at
+    each as a position in ``[not seen, *stages, lapsed]`` (persons matched by id through
+    Arrow's hash table: no index of a million strings in pandas)."""
+    ids_a, ids_b = _arrow_ids(a.persons), _arrow_ids(b.persons)
+    coded = pc.dictionary_encode(pa.concat_arrays([ids_a, ids_b]))
+    codes = coded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    n = len(coded.dictionary)
+    from_state = np.zeros(n, dtype=np.int64)  # 0: not seen
+    to_state = np.zeros(n, dtype=np.int64)
+    from_state[codes[: len(ids_a)]] = _state_codes(a.persons, len(a.model.stages))
+    to_state[codes[len(ids_a):]] = _state_codes(b.persons, len(b.model.stages))
+    return coded.dictionary, from_state, to_state
+
+
+def _state_codes(p: pd.DataFrame, n_stages: int) -> np.ndarray:
+    """The flow state as a position: 1 + the stage, or ``n_stages + 1`` (lapsed) for a
+    customer who is lapsed or gone."""
+    slipped = (p["status"].isin([LAPSED, GONE]) & (p["orders"] > 0)).to_numpy(dtype=bool)
+    return np.where(slipped, n_stages + 1, p["stage_index"].to_numpy(dtype=np.int64) + 1)
+
+
+def _arrow_ids(p: pd.DataFrame) -> pa.Array:
+    ids = p["person_id"]
+    if len(ids) == 0:
+        return pa.array([], pa.string())
+    return pa.array(ids.to_numpy(dtype=object, na_value=None) if ids.dtype == object else ids,
+                    pa.string())
 
 
 def _resolve_as_of(store: Store, as_of: datetime | date | str | None) -> datetime | None:
