@@ -105,8 +105,7 @@ def retention(
             parts["cohorts"] = ret.cohort_retention(orders, period=p)
         if wanted in ("all", "activity"):
             with Store(db, read_only=True) as store:
-                events = ret.active_periods(store, period=p)
-            parts["activity"] = ret.activity_retention(events, period=p)
+                parts["activity"] = ret.store_activity_retention(store, period=p)
         if wanted in ("all", "orders-per-customer"):
             parts["orders_per_customer"] = ret.orders_per_customer(orders)
         if wanted in ("all", "gaps"):
