@@ -189,7 +189,10 @@ def rfm(
                 groups, title=f"RFM groups ({db})",
                 formats={"share": _pct, "revenue_share": _pct}))
             return
-        emit(groups if by_group else table, format, out)
+        # prospects come last and differ only in their id: JSON writes them from one row
+        customers = int((table["group"] != "prospects").sum())
+        emit(groups if by_group else table, format, out,
+             json_tail=None if by_group else (customers, "person_id"))
 
 
 @app.command()

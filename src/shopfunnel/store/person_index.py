@@ -8,7 +8,8 @@ over every event (about a second at 10M events); this index does it once per cha
 the events and keeps the answer beside the timeline:
 
 * ``ids``: every person id, sorted (bytewise, as DuckDB sorts ``VARCHAR``), as an Arrow array;
-* ``hashes``: ``hash(person_id)`` of each (uint64), in the same order;
+* ``hashes``: ``hash(person_id)`` of each (uint64), in the same order (and, saved beside
+  them, the order that sorts the hashes);
 * :meth:`PersonIndex.rows_of`: for hashes in timeline order, the row in ``ids``.
 
 It is saved as ``person_ids.arrow`` (Arrow IPC) in the timeline's folder, with the
@@ -21,7 +22,7 @@ share a hash (about one chance in 10^7 at a million persons) the index is not us
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +34,36 @@ from shopfunnel.store.timeline import folder_for, store_key, writable
 FILE = "person_ids.arrow"
 
 
-@dataclass(frozen=True)
 class PersonIndex:
-    """Person ids sorted, with their hashes (see the module docstring)."""
+    """Person ids sorted, with their hashes (see the module docstring). The hash look-up is
+    prepared on first use: listing the ids needs none of it."""
 
-    key: str
-    ids: pa.Array
-    hashes: np.ndarray
-    _by_hash: np.ndarray  # positions of ``hashes`` in ascending hash order
-    _sorted: np.ndarray  # ``hashes`` in ascending order
+    def __init__(self, key: str, table: pa.Table) -> None:
+        self.key = key
+        self.ids: pa.Array = table.column("person_id").combine_chunks()
+        self._table = table
 
     def __len__(self) -> int:
-        return len(self.hashes)
+        return len(self.ids)
+
+    @cached_property
+    def hashes(self) -> np.ndarray:
+        """``hash(person_id)`` of each id, in the order of :attr:`ids`."""
+        return self._table.column("h").to_numpy().astype(np.uint64, copy=False)
+
+    @cached_property
+    def _by_hash(self) -> np.ndarray:  # positions of ``hashes`` in ascending hash order
+        if "by_hash" in self._table.column_names:  # saved with the file: no sort each time
+            return self._table.column("by_hash").to_numpy().astype(np.int64, copy=False)
+        return np.argsort(self.hashes, kind="stable")
+
+    @cached_property
+    def _sorted(self) -> np.ndarray:
+        return self.hashes[self._by_hash]
+
+    def unique_hashes(self) -> bool:
+        """Whether no two ids share a hash (the timeline could not tell them apart)."""
+        return len(self._sorted) < 2 or not (np.diff(self._sorted) == 0).any()
 
     def rows_of(self, hashes: np.ndarray) -> np.ndarray:
         """The row in :attr:`ids` of each hash (-1 for a hash no person has)."""
@@ -55,12 +74,9 @@ class PersonIndex:
 
 
 def _make(key: str, table: pa.Table) -> PersonIndex | None:
-    hashes = table.column("h").to_numpy().astype(np.uint64, copy=False)
-    by_hash = np.argsort(hashes, kind="stable")
-    ordered = hashes[by_hash]
-    if len(hashes) > 1 and (np.diff(ordered) == 0).any():
-        return None  # two ids share a hash: the timeline cannot tell them apart
-    return PersonIndex(key, table.column("person_id").combine_chunks(), hashes, by_hash, ordered)
+    """The index of a freshly queried table, or None when two ids share a hash."""
+    index = PersonIndex(key, table)
+    return index if index.unique_hashes() else None
 
 
 def _query(db: Any) -> pa.Table:
@@ -73,10 +89,11 @@ def _query(db: Any) -> pa.Table:
 _CACHE: weakref.WeakKeyDictionary[Any, PersonIndex | None] = weakref.WeakKeyDictionary()
 
 
-def of_store(store: Any) -> PersonIndex | None:
+def of_store(store: Any, *, build: bool = True) -> PersonIndex | None:
     """The person index of a :class:`shopfunnel.store.Store` for its present events: the
     one in memory or beside the file when still valid, else built (and saved when the
-    folder is writable). None when two person ids share a hash."""
+    folder is writable) unless ``build`` is false. None when two person ids share a hash
+    (or when there is none and ``build`` is false)."""
     key = store_key(store.db)
     if store in _CACHE:
         cached = _CACHE[store]
@@ -84,11 +101,13 @@ def of_store(store: Any) -> PersonIndex | None:
             return cached
     folder = folder_for(store.path)
     index = _open(folder / FILE, key) if folder is not None else None
+    if index is None and not build:
+        return None
     if index is None:
         table = _query(store.db)
         index = _make(key, table)
         if index is not None and folder is not None and folder.is_dir() and writable(folder):
-            _save(folder / FILE, key, table)
+            _save(folder / FILE, key, table.append_column("by_hash", pa.array(index._by_hash)))
     _CACHE[store] = index
     return index
 
@@ -102,7 +121,7 @@ def _open(path: Path, key: str) -> PersonIndex | None:
     meta = table.schema.metadata or {}
     if meta.get(b"key", b"").decode() != key:
         return None
-    return _make(key, table)
+    return PersonIndex(key, table)  # only an index without shared hashes is saved
 
 
 def _save(path: Path, key: str, table: pa.Table) -> None:
