@@ -24,7 +24,7 @@ from conftest import T0, log
 from shopfunnel.model import Model, model_from_dict
 from shopfunnel.stages import evidence
 from shopfunnel.stages.placement import placement, placements, stage_flow, stage_transitions
-from shopfunnel.store import person_index
+from shopfunnel.store import person_index, summary
 from shopfunnel.store.store import Store
 
 DAY = 24 * 60  # minutes
@@ -205,8 +205,11 @@ def test_the_person_index_is_saved_beside_the_timeline_and_rebuilt_after_a_load(
         index = person_index.of_store(s)
         assert index is not None and index.ids.to_pylist() == ["a", "b"]
         s.load(log(("c", 2, "page_view", {"event_id": "new"})))
+        assert s.info()["persons"] == 3  # the index is stale: counted by SQL
         p = placement(s, model=Model()).persons
         assert sorted(p["person_id"]) == ["a", "b", "c"]
+        assert s.info()["persons"] == 3  # from the index written again
+        assert sorted(summary.person_ids(s)["person_id"]) == ["a", "b", "c"]
 
 
 def test_two_ids_with_one_hash_make_the_index_unusable_so_sql_counts() -> None:

@@ -498,21 +498,28 @@ class Store:
     def info(self) -> dict[str, Any]:
         """Counts and ranges: events, persons, sessions, orders, first and last event,
         events by name and by channel."""
+        from shopfunnel.store import person_index
+
         db = self.db
-        events, persons, sessions, first, last = db.rows(
-            "SELECT count(*), count(DISTINCT person_id), count(DISTINCT session_id), min(ts), "
-            "max(ts) FROM events"
-        )[0]
+        index = person_index.of_store(self, build=False)  # the ids beside the timeline
+        with _hash_threads(db):
+            events, persons, sessions, first, last = db.rows(
+                "SELECT count(*), "
+                + ("NULL" if index is not None else "count(DISTINCT person_id)")
+                + ", count(DISTINCT session_id), min(ts), max(ts) FROM events"
+            )[0]
+            by_channel = dict(
+                db.rows(
+                    "SELECT coalesce(channel, 'unassigned'), count(DISTINCT session_id) "
+                    "FROM events GROUP BY 1 ORDER BY 2 DESC"
+                )
+            )
+        if index is not None:
+            persons = len(index)
         orders = db.scalar(
             "SELECT count(DISTINCT order_id) FROM events WHERE event = 'purchase'"
         )
         by_event = dict(db.rows("SELECT event, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC"))
-        by_channel = dict(
-            db.rows(
-                "SELECT coalesce(channel, 'unassigned'), count(DISTINCT session_id) FROM events "
-                "GROUP BY 1 ORDER BY 2 DESC"
-            )
-        )
         return {
             "events": int(events),
             "persons": int(persons),
