@@ -93,8 +93,9 @@ def periods_of(ends_min: list[int], lookback_min: int) -> list[tuple]:
 
 def by_person(f: evidence.PersonFacts) -> dict[str, tuple]:
     """Each person's facts, and their visits in time order."""
-    ids = f.person_id.to_pylist()
-    channels = f.first_channel.to_pylist()
+    rows = np.arange(len(f))
+    ids = list(f.in_order(rows, "person_id"))
+    channels = [None if pd.isna(c) else c for c in f.in_order(rows, "first_channel")]
     visits: dict[str, list[tuple]] = {}
     for r, start, gap in zip(f.visit_rows, f.visit_starts, f.visit_gaps, strict=True):
         visits.setdefault(ids[r], []).append((int(start), int(gap)))
@@ -113,7 +114,7 @@ def by_person(f: evidence.PersonFacts) -> dict[str, tuple]:
 def assert_same(fast: evidence.PersonFacts, ref: evidence.PersonFacts) -> None:
     assert by_person(fast) == by_person(ref)
     # the rows sorted by id_rank are sorted by person_id; visits by row, then time
-    ids = np.array(fast.person_id.to_pylist(), dtype=object)
+    ids = np.array(list(fast.in_order(np.arange(len(fast)), "person_id")), dtype=object)
     assert list(ids[np.argsort(fast.id_rank)]) == sorted(ids)
     assert list(zip(fast.visit_rows, fast.visit_starts, strict=True)) == sorted(
         zip(fast.visit_rows, fast.visit_starts, strict=True)

@@ -50,15 +50,17 @@ _EPOCH = datetime(1970, 1, 1)
 @dataclass(frozen=True)
 class PersonFacts:
     """One period's facts, one row per person with an event in it (rows in no particular
-    order: ``id_rank`` gives each row's place in ``person_id`` order). Times in µs since
-    1970; ``NEVER`` where there is none. Visits are sorted by row, then time."""
+    order). Times in µs since 1970; ``NEVER`` where there is none. Visits are sorted by row,
+    then time. Text is kept as positions into small or shared arrays, and taken once, in
+    the order the caller wants (:meth:`in_order`)."""
 
-    person_id: pa.Array  # text
-    id_rank: np.ndarray  # the row's position when rows are sorted by person_id
+    ids: pa.Array  # person ids, sorted (every id of the store, or the period's)
+    id_rank: np.ndarray  # each row's position in ``ids``: sorting by it sorts by person_id
     first_us: np.ndarray  # first event in the period
     last_us: np.ndarray  # last event in the period
     stage_first: np.ndarray  # persons × stages: first event of the stage in the period
-    first_channel: pa.Array  # text: first-touch channel up to the period's end (null: none)
+    channel_code: np.ndarray  # first-touch channel up to the period's end (-1: none) ...
+    channel_labels: pa.Array  # ... as a position in these labels
     visit_rows: np.ndarray  # per visit that starts with a return: the person's row here
     visit_starts: np.ndarray  # its first event (µs)
     visit_gaps: np.ndarray  # the gap since the person's previous event in the period (µs)
@@ -75,15 +77,19 @@ class PersonFacts:
                 return np.full(len(person_hashes), -1, dtype=np.int64)
             at = np.minimum(np.searchsorted(self.hashes, person_hashes), len(self.hashes) - 1)
             return np.where(self.hashes[at] == person_hashes, at, -1).astype(np.int64)
-        if len(person_ids) == 0 or len(self.person_id) == 0:
+        if len(person_ids) == 0 or len(self.ids) == 0:
             return np.full(len(person_ids), -1, dtype=np.int64)
-        found = pc.index_in(_arrow_text(person_ids), value_set=self.person_id)
+        # the SQL path's rows are its ids, in order
+        found = pc.index_in(_arrow_text(person_ids), value_set=self.ids)
         return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
     def in_order(self, order: np.ndarray, column: str) -> pd.Series:
-        """A text column (``person_id`` or ``first_channel``) taken in ``order``, typed as
-        DuckDB hands ``VARCHAR`` to pandas (``str``; ``object`` when no value is present)."""
-        return text_series(getattr(self, column).take(pa.array(order, pa.int64())))
+        """A text column (``person_id`` or ``first_channel``) of the rows in ``order``, typed
+        as DuckDB hands ``VARCHAR`` to pandas (``str``; ``object`` when no value is present)."""
+        if column == "person_id":
+            return text_series(self.ids.take(pa.array(self.id_rank[order], pa.int64())))
+        codes = self.channel_code[order]
+        return text_series(self.channel_labels.take(pa.array(codes, mask=codes < 0)))
 
 
 def gather(
@@ -211,23 +217,23 @@ def from_timeline(
         rows = index.rows_of(hashes)  # each person's row among all ids, sorted by id
         if (rows < 0).any():  # a person the index does not know: it is stale
             return None
-        ids = index.ids.take(pa.array(rows))
-        channel = labels.take(pa.array(chan, mask=chan < 0))
+        codes, period_labels = chan.astype(np.int32), labels
         tied = np.flatnonzero(tied)
-        if len(tied):
-            found = _first_channels(store, ids.take(pa.array(tied)), end)
-            values = channel.to_pylist()
-            for i, value in zip(tied, found, strict=True):
-                values[i] = value
-            channel = pa.array(values, pa.string())
+        if len(tied):  # resolved by event id; each found value gets a label of its own
+            found = _first_channels(store, index.ids.take(pa.array(rows[tied])), end)
+            extra = pa.array(found, pa.string())
+            codes[tied] = np.where(pd.isna(np.array(found, dtype=object)), -1,
+                                   len(labels) + np.arange(len(tied)))
+            period_labels = pa.concat_arrays([labels, extra])
         out.append(
             PersonFacts(
-                person_id=ids,
-                id_rank=rows,  # rows among all ids keep their order
+                ids=index.ids,
+                id_rank=rows,
                 first_us=first,
                 last_us=last,
                 stage_first=stage_first,
-                first_channel=channel,
+                channel_code=codes,
+                channel_labels=period_labels,
                 visit_rows=v_row,
                 visit_starts=v_start,
                 visit_gaps=v_gap,
@@ -336,13 +342,16 @@ def from_sql(
     rows, starts = rows[keep].astype(np.int64), micros(visits["ts"])[keep]
     gaps = visits["gap_us"].to_numpy(dtype=np.int64)[keep]
     order = np.lexsort((starts, rows))
+    channel = pc.dictionary_encode(_arrow_text(base["first_channel"]))
     return PersonFacts(
-        person_id=_arrow_text(base["person_id"]),
+        ids=_arrow_text(base["person_id"]),
         id_rank=np.arange(len(base), dtype=np.int64),  # ORDER BY person_id
         first_us=micros(base["first_ts"]),
         last_us=micros(base["last_event_at"]),
         stage_first=stage_first,
-        first_channel=_arrow_text(base["first_channel"]),
+        channel_code=channel.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        .astype(np.int32),
+        channel_labels=channel.dictionary,
         visit_rows=rows[order],
         visit_starts=starts[order],
         visit_gaps=gaps[order],

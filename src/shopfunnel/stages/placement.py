@@ -59,7 +59,7 @@ from shopfunnel.stages.status import (
     THRESHOLD_COLUMNS,
     classify_codes,
     explain,
-    later_evidence,
+    furthest_stages,
     return_gaps,
     stage_thresholds,
 )
@@ -165,21 +165,16 @@ def _place(store: Store, model: Model, lookback_s: float, end: datetime,
            base: PersonFacts) -> StagePlacement:
     """The stage model's rules (module docstring) over one period's facts and orders."""
     rules = model.placement
-    n_stages = len(model.stages)
     start = end - timedelta(seconds=lookback_s)
     orders = _order_rows(store, start, end)
     o_rows = base.rows_of(orders["person_id"], orders["h"].to_numpy(dtype=np.uint64))
     orders, o_rows = orders[o_rows >= 0], o_rows[o_rows >= 0]
     first = _first_evidence(model, base, orders, o_rows)
     n = len(first)
-    reached = first < _NEVER
-    stage_idx = n_stages - 1 - np.argmax(reached[:, ::-1], axis=1)
-    entered = first[np.arange(n), stage_idx]
+    stage_idx, entered, later, movers = furthest_stages(first)
     end_us = _micros(pd.Series([end]))[0]
 
-    later = later_evidence(first)
     gaps = return_gaps(first, base.visit_rows, base.visit_starts, base.visit_gaps, later=later)
-    movers = ((first < later) & (later < _NEVER)).sum(axis=0)
     thresholds = stage_thresholds(model.stage_names, movers, gaps, rules)
 
     n_orders, revenue, first_order, last_order = _order_stats(orders, o_rows, n)

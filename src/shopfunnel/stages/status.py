@@ -81,6 +81,38 @@ def later_evidence(first: np.ndarray) -> np.ndarray:
     return later
 
 
+def furthest_stages(first: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """From a first-evidence matrix (persons × stages, µs, ``NEVER`` when none), in one
+    pass: each person's stage (the last stage with evidence; 0 when none), the time they
+    entered it, :func:`later_evidence`, and the movers of each stage (first evidence of
+    the stage strictly before the first evidence of a later one)."""
+    return _furthest_stages(np.ascontiguousarray(first))
+
+
+@njit(cache=True, nogil=True)
+def _furthest_stages(first):  # pragma: no cover - compiled
+    n, n_stages = first.shape
+    stage = np.zeros(n, dtype=np.int64)
+    entered = np.empty(n, dtype=np.int64)
+    later = np.empty((n, n_stages), dtype=np.int64)
+    movers = np.zeros(n_stages, dtype=np.int64)
+    for p in range(n):
+        nxt = NEVER
+        found = -1
+        for k in range(n_stages - 1, -1, -1):
+            later[p, k] = nxt
+            f = first[p, k]
+            if f < NEVER and found < 0:
+                found = k
+            if f < nxt and nxt < NEVER:
+                movers[k] += 1
+            if f < nxt:
+                nxt = f
+        stage[p] = found if found >= 0 else 0
+        entered[p] = first[p, stage[p]]
+    return stage, entered, later, movers
+
+
 def return_gaps(
     first: np.ndarray,
     visit_rows: np.ndarray,
