@@ -19,6 +19,7 @@ from shopfunnel.cli.output import (
     friendly_errors,
     records,
     rich_table,
+    working,
 )
 from shopfunnel.errors import ConfigError, InputError
 from shopfunnel.store.store import Store
@@ -45,7 +46,7 @@ class RuleChoice(StrEnum):
 
 
 def _orders(db: str) -> pd.DataFrame:
-    with Store(db, read_only=True) as store:
+    with Store(db, read_only=True) as store, working("reading the orders…"):
         orders = store.table("orders")
     if orders.empty:
         raise InputError(
@@ -104,7 +105,7 @@ def retention(
         if wanted in ("all", "cohorts"):
             parts["cohorts"] = ret.cohort_retention(orders, period=p)
         if wanted in ("all", "activity"):
-            with Store(db, read_only=True) as store:
+            with Store(db, read_only=True) as store, working("counting visitors by week of first visit…"):
                 parts["activity"] = ret.store_activity_retention(store, period=p)
         if wanted in ("all", "orders-per-customer"):
             parts["orders_per_customer"] = ret.orders_per_customer(orders)
@@ -182,8 +183,9 @@ def rfm(
 
             with Store(db, read_only=True) as store:
                 persons = person_ids(store)
-        table = rfm_table(orders, persons=persons)
-        groups = rfm_group_summary(table)
+        with working("scoring customers…"):
+            table = rfm_table(orders, persons=persons)
+            groups = rfm_group_summary(table)
         if format == Format.table and out is None:
             emit(groups, format, out, table=lambda: rich_table(
                 groups, title=f"RFM groups ({db})",
@@ -191,8 +193,9 @@ def rfm(
             return
         # prospects come last and differ only in their id: JSON writes them from one row
         customers = int((table["group"] != "prospects").sum())
-        emit(groups if by_group else table, format, out,
-             json_tail=None if by_group else (customers, "person_id"))
+        with working(f"writing {len(table):,} rows…"):
+            emit(groups if by_group else table, format, out,
+                 json_tail=None if by_group else (customers, "person_id"))
 
 
 @app.command()

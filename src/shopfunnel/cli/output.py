@@ -252,6 +252,18 @@ def _write_pieces(pieces: Iterator[bytes | memoryview], out: Path | None) -> Non
 
 
 @contextmanager
+def working(message: str) -> Iterator[None]:
+    """A spinner on standard error (a terminal only) while a command counts: anything that
+    can take more than two seconds on a large store says what it is doing. Standard output
+    stays clean for pipes and files."""
+    if not err_console.is_terminal:
+        yield
+        return
+    with err_console.status(message, spinner="dots"):
+        yield
+
+
+@contextmanager
 def friendly_errors() -> Iterator[None]:
     """Turn shopfunnel's errors into a clear message and exit code 1, not a traceback."""
     try:

@@ -25,6 +25,7 @@ from shopfunnel.cli.output import (
     err_console,
     friendly_errors,
     rich_table,
+    working,
 )
 from shopfunnel.model import Model, load_model
 from shopfunnel.stages.placement import persons as select_persons
@@ -87,7 +88,7 @@ def stages(
     """
     with friendly_errors():
         the_model = _model(model)
-        with Store(db, read_only=True) as store:
+        with Store(db, read_only=True) as store, working("placing everyone in a stage…"):
             placed = placement(store, model=the_model, as_of=as_of, lookback=lookback)
             summary = stage_summary(store, placed=placed)
         payload = {
@@ -156,7 +157,7 @@ def persons_command(
     """
     with friendly_errors():
         the_model = _model(model)
-        with Store(db, read_only=True) as store:
+        with Store(db, read_only=True) as store, working("placing everyone in a stage…"):
             found = select_persons(
                 store, stage, status, model=the_model, as_of=as_of, lookback=lookback
             )
@@ -195,7 +196,7 @@ def flow(
     """
     with friendly_errors():
         the_model = _model(model)
-        with Store(db, read_only=True) as store:
+        with Store(db, read_only=True) as store, working(f"placing everyone at {start} and {end}…"):
             matrix = stage_flow(store, start, end, model=the_model, lookback=lookback)
         flat = matrix.reset_index()
         flat.columns = [str(c) for c in flat.columns]
