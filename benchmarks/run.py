@@ -24,7 +24,7 @@ from machine import cpu_name, ram_gib  # benchmarks/machine.py, beside this scri
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ORDER = ["commands", "store", "funnel", "funnel_spark", "sample", "importers", "stages", "diagnose", "report", "clv", "collector"]
+ORDER = ["commands", "store", "funnel", "funnel_spark", "sample", "importers", "stages", "diagnose", "incidents", "report", "clv", "recommend", "collector"]
 RUNS = [
     ["benchmarks/funnel_bench.py", "1m", "10m", "--runs", "3"],
     ["benchmarks/sample_bench.py"],
@@ -33,6 +33,7 @@ RUNS = [
     ["benchmarks/diagnose_timing.py", "--events", "1000000"],
     ["benchmarks/report_bench.py", "--runs", "3"],
     ["benchmarks/clv_bench.py", "--runs", "3", "--write"],
+    ["benchmarks/recommend_quality.py", "--events", "1000000", "--write"],
     ["benchmarks/collector_load.py", "--seconds", "60", "--out", "benchmarks/results/collector.md"],
     ["benchmarks/erase_bench.py", "--events", "1000000", "--out", "benchmarks/results/erase.md"],
 ]

@@ -32,6 +32,10 @@ TABLE_ROWS = [
     # 1 Direct: source exactly (direct) and medium (none) / (not set)
     ("direct", dict(source="(direct)", medium="(none)")),
     ("direct", dict(source="(direct)", medium="(not set)")),
+    # ours (ADR 0121): the store's referral programme, whatever the medium
+    ("referral program", dict(source="referral_program", medium="referral")),
+    ("referral program", dict(source="friend", medium="referral_program")),
+    ("referral program", dict(source="Referral_Program", medium="cpc")),
     # 2 Cross-network: campaign contains cross-network (beats a paid search source)
     ("cross-network", dict(source="google", medium="cpc", campaign="spring-cross-network")),
     # 3 Paid shopping: shopping source, or shopping campaign, with a paid medium

@@ -251,6 +251,21 @@ def test_breakdown_by_a_property_key():
     assert dict(zip(bd["plan"], bd["persons"], strict=True)) == {"pro": 1, "(none)": 1}
 
 
+def test_breakdown_by_a_property_named_like_a_column_of_the_table_keeps_both():
+    # a property called "name" must not overwrite the steps' names (nor they its values)
+    df = log(("p", 0, "a", {"properties": '{"name": "ann"}'}), ("p", 1, "b"), ("q", 0, "a"))
+    from shopfunnel.store.store import Store
+
+    with Store(":memory:") as store:
+        store.load(df)
+        result = funnel(store, ["a", "b"], by="name")
+    bd = result.breakdown
+    assert result.by_column == "name (by)"
+    assert bd["name"].tolist() == ["a", "b", "a", "b"]
+    assert set(zip(bd["name (by)"], bd["step"], bd["persons"], strict=True)) == {
+        ("ann", 1, 1), ("ann", 2, 1), ("(none)", 1, 1), ("(none)", 2, 0)}
+
+
 # -- trend, times, drill-down, totals ---------------------------------------------------
 def test_trend_counts_attempts_by_the_week_they_started():
     df = log(("p", 0, "a"), ("p", 1, "b"), ("p", 7 * DAY, "a"),
@@ -307,7 +322,7 @@ def test_funnel_over_the_store_uses_stitched_persons(store):
     store.load(log(("anon1", 0, "a"), ("anon1", 1, "login", {"user_id": "u1"}),
                    ("anon2", 2, "b", {"user_id": "u1"})))
     assert counts(store, ["a", "b"]) == [1, 1]
-    assert funnel(store, ["a", "b", "c"]).dropped(2)["person_id"].tolist() == ["u1"]
+    assert funnel(store, ["a", "b", "c"], allow_unknown=True).dropped(2)["person_id"].tolist() == ["u1"]
 
 
 def test_funnel_over_a_parquet_file(tmp_path):
@@ -331,7 +346,7 @@ def test_repr_and_html_show_each_step():
 
 
 def test_an_empty_result_still_has_one_row_per_step():
-    s = funnel(log(("p", 0, "x")), ["a", "b"]).steps
+    s = funnel(log(("p", 0, "x")), ["a", "b"], allow_unknown=True).steps
     assert s["persons"].tolist() == [0, 0]
     assert s["conversion_from_start"].isna().all()
 
@@ -352,9 +367,38 @@ def test_an_empty_result_still_has_one_row_per_step():
 )
 def test_bad_arguments_say_what_is_allowed(kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        funnel(log(("p", 0, "a")), ["a", "b", "c"], **kwargs)
+        funnel(log(("p", 0, "a"), ("p", 1, "b"), ("p", 2, "c")), ["a", "b", "c"], **kwargs)
 
 
 def test_a_source_without_persons_is_refused():
     with pytest.raises(InputError, match="person_id, anonymous_id or user_id"):
         funnel(pd.DataFrame({"ts": [T0], "event": ["a"]}), ["a"])
+
+
+def test_a_misspelt_event_key_or_breakdown_is_refused_with_the_closest_names():
+    from shopfunnel.errors import UnknownNameError
+
+    events = log(("p", 0, "view_item", {"properties": '{"cart_id": "c1"}', "channel": "email"}),
+                 ("p", 1, "purchase"))
+    with pytest.raises(UnknownNameError, match="'purchase'"):
+        funnel(events, ["view_item", "purchse"])
+    with pytest.raises(UnknownNameError, match="'channel'"):
+        funnel(events, ["view_item", "purchase"], by="chanel")
+    with pytest.raises(UnknownNameError, match="'cart_id'"):
+        funnel(events, ["view_item", "purchase"], hold="cartid")
+    with pytest.raises(UnknownNameError, match="'cart_id'"):
+        funnel(events, [Step("view_item", where={"cart_idd": "c1"}), "purchase"])
+    with pytest.raises(UnknownNameError, match="no event is named 'refund'"):
+        funnel(events, ["view_item", "purchase"], exclusions=["refund"])
+    # the docs' own example, on a store without carts: named, with what would happen
+    no_carts = log(("p", 0, "view_item", {"properties": '{"order_id": "o1"}'}), ("p", 1, "purchase"))
+    with pytest.raises(UnknownNameError, match="held property 'cart_id'.*no attempt would count"):
+        funnel(no_carts, ["view_item", "purchase"], hold="cart_id")
+    with pytest.raises(UnknownNameError, match="breakdown 'chanel'.*under '\\(none\\)'"):
+        funnel(events, ["view_item", "purchase"], by="chanel")
+    # said to be intended: counted, the missing step reaches nobody
+    assert funnel(events, ["view_item", "refund"], allow_unknown=True).steps[
+        "persons"].tolist() == [1, 0]
+    # a property key present on some event, an item field and a column are known
+    assert funnel(events, ["view_item", "purchase"], hold="cart_id").steps["persons"].tolist() == [1, 0]
+    assert funnel(events, ["view_item", "purchase"], by="channel").steps["persons"].tolist() == [1, 1]

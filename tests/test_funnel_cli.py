@@ -95,3 +95,51 @@ def test_a_malformed_step_text_is_a_clear_error(tmp_path):
                                       "--steps", "view_item[cat=shoes,purchase"])
     assert result.exit_code == 1
     assert "expected" in result.output and "character" in result.output
+
+
+def test_csv_with_a_breakdown_and_a_trend_writes_every_table(tmp_path):
+    import csv
+    import io
+
+    result = CliRunner().invoke(app, ["funnel", "--db", _store(tmp_path), "--steps", STEPS,
+                                      "--format", "csv", "--by", "channel", "--trend", "week"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    tables = [r["table"] for r in rows]
+    assert tables.count("steps") == 3 and "breakdown" in tables and "trend" in tables
+    steps = [r for r in rows if r["table"] == "steps"]
+    assert [int(r["persons"]) for r in steps] == [3, 2, 1]
+    assert {"channel", "period"} <= set(rows[0])
+
+
+def _two_day_store(tmp_path) -> str:
+    # p's attempts start on two days and reach the same purchase: each day counts it
+    path = str(tmp_path / "days.duckdb")
+    with Store(path) as store:
+        store.load(log(("p", 11 * 60, "view_item"), ("p", 13 * 60, "view_item"),
+                       ("p", 14 * 60, "purchase"), ("q", 13 * 60, "view_item")))
+    return path
+
+
+def test_trend_table_says_periods_do_not_add_up_and_ends_with_the_funnel_as_its_total(tmp_path):
+    import csv
+    import io
+
+    db = _two_day_store(tmp_path)
+    args = ["funnel", "--db", db, "--steps", "view_item,purchase", "--window", "1d",
+            "--trend", "day"]
+    table = CliRunner().invoke(app, args, env={"COLUMNS": "250"})
+    assert table.exit_code == 0, table.output
+    assert "periods do not add up" in table.output
+    lines = [line for line in table.output.splitlines() if "purchase" in line]
+    assert [line.split("│")[1].strip() for line in lines[-3:]] == ["2024-03-01", "2024-03-02",
+                                                                   "total"]
+    data = json.loads(CliRunner().invoke(app, [*args, "--format", "json"]).output)
+    purchases = [(r["period"], r["persons"]) for r in data["trend"] if r["step"] == 2]
+    assert purchases == [("2024-03-01", 1), ("2024-03-02", 1), ("total", 1)]
+    assert "do not add up" in data["trend_note"]
+    rows = list(csv.DictReader(io.StringIO(
+        CliRunner().invoke(app, [*args, "--format", "csv"]).output)))
+    assert [(r["period"], r["persons"]) for r in rows if r["table"] == "trend"
+            and r["step"] == "2"] == [("2024-03-01", "1"), ("2024-03-02", "1"), ("total", "1")]
+    assert [r["conversions"] for r in rows if r["table"] == "total_conversions"] == ["3", "1"]

@@ -182,7 +182,7 @@ def test_hand_made_log_gives_hand_counted_steps_and_dropped_persons(spark, tmp_p
 
 
 def test_a_funnel_nobody_enters_counts_zero_like_the_local_engine(spark, random_path):
-    local, remote = both(spark, random_path, ["nothing_like_this", "a"], by="channel",
+    local, remote = both(spark, random_path, ["nothing_like_this", "a"], by="channel", allow_unknown=True,
                          trend="day")
     assert remote.steps["persons"].tolist() == [0, 0]
     assert_same(local, remote)

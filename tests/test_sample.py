@@ -19,6 +19,7 @@ from shopfunnel.sample import (
     write_sample,
 )
 from shopfunnel.sample import model as m
+from shopfunnel.sample.programs import REFERRAL_CHANNEL
 from shopfunnel.store import schema
 from shopfunnel.store.channels import channel_sql
 from shopfunnel.store.store import Store
@@ -197,14 +198,19 @@ def test_orders_carry_items_values_and_some_are_refunded(sample):
                any_value(len(items)) FILTER (WHERE event = 'purchase') AS n_items,
                any_value(list_sum([i.price * i.quantity for i in items]))
                    FILTER (WHERE event = 'purchase') AS items_total,
-               any_value(user_id) FILTER (WHERE event = 'purchase') AS user_id
+               any_value(user_id) FILTER (WHERE event = 'purchase') AS user_id,
+               coalesce(any_value(TRY_CAST(json_extract_string(properties, '$.discount') AS DOUBLE))
+                   FILTER (WHERE event = 'purchase'), 0) AS discount
         FROM t WHERE order_id IS NOT NULL GROUP BY order_id""",
     )
     purchased = orders.dropna(subset=["value"])
     assert len(purchased) > 1000
     assert purchased["user_id"].notna().all()
     assert (purchased["n_items"] >= 1).all()
-    assert (abs(purchased["value"].astype(float) - purchased["items_total"]) < 0.01).all()
+    # the value is what was paid: the items less a coupon's discount (sample/programs.py)
+    paid = purchased["items_total"] - purchased["discount"]
+    assert (abs(purchased["value"].astype(float) - paid) < 0.01).all()
+    assert (purchased["discount"] > 0).any()
     assert 40 < purchased["value"].astype(float).mean() < 160
     assert 0.02 < purchased["refunded"].mean() < 0.06
 
@@ -260,7 +266,7 @@ def test_every_traffic_source_is_classified_to_its_channel_by_the_channel_rules(
     )
     wrong = rows[rows["channel"] != rows["derived"]]
     assert wrong.empty, wrong.to_dict("records")
-    assert set(rows["channel"]) == set(m.CHANNELS)
+    assert set(rows["channel"]) == set(m.CHANNELS) | {REFERRAL_CHANNEL}
 
 
 def test_sample_loads_into_the_store_without_rejects_and_stitches_devices():

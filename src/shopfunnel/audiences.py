@@ -152,7 +152,9 @@ def _cart_row(person: str, events: pd.DataFrame) -> dict[str, object]:
     loose_value = 0.0
     for event in events.itertuples():
         sign = 1 if event.event == "add_to_cart" else -1
-        items = [] if event.items is None or isinstance(event.items, float) else list(event.items)
+        # a cart event without items reads as None, NaN or pd.NA (a column of only nulls)
+        raw = event.items
+        items = list(raw) if isinstance(raw, list | tuple) or hasattr(raw, "tolist") else []
         if items:
             for item in items:
                 key = item.get("item_id") or item.get("item_name") or "?"

@@ -4,6 +4,7 @@ Every error derives from one root, so a caller can catch them all::
 
     ShopfunnelError
     ├── ConfigError        a setting, argument or model file is wrong (fix the call)
+    │   └── UnknownNameError  a funnel names an event or key the data does not have
     ├── InputError         a source file cannot be read as events (fix the file or the mapping)
     │   └── ValidationError  some rows break the event schema; ``rejects`` lists them
     └── StoreError         the database cannot be opened or is not a shopfunnel store
@@ -22,6 +23,11 @@ class ShopfunnelError(Exception):
 
 class ConfigError(ShopfunnelError):
     """A setting, argument or model file is not valid."""
+
+
+class UnknownNameError(ConfigError):
+    """A funnel names an event, filter key, breakdown or held property that no event has
+    (a misspelling would otherwise count zero or put everyone under "(none)")."""
 
 
 class InputError(ShopfunnelError):

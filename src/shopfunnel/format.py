@@ -128,3 +128,32 @@ def timestamp(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
+
+
+# -- CSV that is safe to open in a spreadsheet -------------------------------------------------
+# A cell starting with one of these is read as a formula by Excel, LibreOffice and Google
+# Sheets (OWASP "CSV injection"): ``=HYPERLINK(...)`` in a person id, a page or an e-mail
+# would run when the exported file is opened.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text value as it is written to a CSV: with a leading apostrophe when it starts like
+    a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return), so a spreadsheet shows it
+    as text. Anything that is not text (numbers, missing values) is returned unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_text(frame: Any) -> str:
+    """A DataFrame as CSV text (header, no index) with every text cell passed through
+    :func:`csv_cell`; numeric columns are written as numbers. The frame is not changed.
+
+    Every CSV shopfunnel writes (CLI ``--format csv``, rejects files, API and dashboard
+    downloads) goes through this function or :func:`csv_cell`."""
+    safe = frame.copy(deep=False)
+    for i, dtype in enumerate(safe.dtypes):
+        if getattr(dtype, "kind", "O") not in "biufcmM":  # numbers and times are not text
+            safe.isetitem(i, safe.iloc[:, i].map(csv_cell))
+    return safe.to_csv(index=False)

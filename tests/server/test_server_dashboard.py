@@ -135,9 +135,14 @@ def test_the_funnel_api_and_page_take_filters_exclusions_optional_steps_and_open
     bad = live.client.get("/v1/funnel", params={"steps": "view_item[a=1"}, headers=ADMIN)
     assert bad.status_code == 422 and "expected" in bad.text
     login(live)
-    page = live.client.get("/funnel", params={"steps": "page_view,view_item", "exclude": "refund",
+    page = live.client.get("/funnel", params={"steps": "page_view,view_item", "exclude": "purchase",
                                               "optional": "", "open": "1"})
     assert page.status_code == 200 and 'name="exclude"' in page.text and "checked" in page.text
+    typo = live.client.get("/v1/funnel", params={"steps": "page_view,purchse"}, headers=ADMIN)
+    assert typo.status_code == 422 and "'purchase'" in typo.text
+    meant = live.client.get("/v1/funnel", params={"steps": "page_view,refund", "allow_unknown": "true"},
+                            headers=ADMIN)
+    assert meant.status_code == 200 and [s["persons"] for s in meant.json()["steps"]] == [6, 0]
 
 
 def test_password_guessing_is_slowed_to_about_one_try_a_second(live):

@@ -36,6 +36,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "Run the event collector, the tracking snippet (/sdk.js), the dashboard (/) and the JSON API (/v1)."),
     "keys": ("serve", "Write keys: what a storefront or a Segment/RudderStack SDK sends events with."),
     "erase": ("erase", "Erase a person (a GDPR request): their events, identity links, audience memberships, sent flows and webhook entries, the timeline, and the spooled..."),
+    "experiment": ("experiments", "Experiments: who saw which variant and what it changed; compare two arms and check the split (frequentist or Bayesian, as GrowthBook)."),
+    "offer": ("programs", "Offers: tiered discounts, free shipping and time-limited deals with one code per person."),
+    "referral": ("programs", "The referral programme: codes, the ledger of referred first orders, payouts."),
+    "giveaway": ("programs", "Giveaways anyone can re-draw from the recorded seed and entrants."),
+    "preview": ("programs", "The most loyal customers for an exclusive preview: RFM champions or top CLV."),
+    "recommend": ("programs", "Items viewed or bought together, for an item or for persons (a CSV for an e-mail tool with --format csv --out recs.csv)."),
     "webhooks": ("webhooks", "Webhooks: audience entries and exits POSTed as signed JSON to your URLs, with retries."),
 }
 

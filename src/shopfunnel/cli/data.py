@@ -22,6 +22,7 @@ from shopfunnel.cli.output import (
     working,
 )
 from shopfunnel.errors import ConfigError
+from shopfunnel.format import csv_cell
 from shopfunnel.ingest import FORMATS, read
 from shopfunnel.store.store import Store
 
@@ -100,7 +101,7 @@ def ingest(
                             if first:
                                 writer.writerow(["source", "line", "column", "reason", "value"])
                             for r in result.rejects:
-                                writer.writerow([r.source, r.line, r.column, r.reason, r.value])
+                                writer.writerow([csv_cell(c) for c in (r.source, r.line, r.column, r.reason, r.value)])
                         console.print(f"  rejected rows and reasons written to {target}")
 
 

@@ -55,13 +55,17 @@ def demo(
                 console.print(Rule("1. a sample store"))
                 sample_command(events=events, out=parquet, seed=seed, incident=[DEMO_INCIDENT])
                 data_cmds.ingest(files=[parquet], db=db)
+                from shopfunnel.cli.programs import load_sample_programs
+
+                with Store(db) as store:  # the sample's offer and codes (docs/programs.md)
+                    load_sample_programs(store, seed=seed)
         else:
             console.print(f"using the existing store {db} (pass --fresh to rebuild it)")
         model = load_model(None)
         console.print(Rule("2. what the store holds"))
         data_cmds.info(db=db, format=Format.table, out=None)
         console.print(Rule("3. the purchase funnel"))
-        funnel_cmds.funnel_command(steps=",".join(model.funnel.steps), db=db, window=str(model.funnel.window))
+        funnel_cmds.funnel_command(steps=",".join(model.funnel.steps), db=db, window=str(model.funnel.window), allow_unknown=True)
         console.print(Rule("4. the five stages"))
         stages_cmds.stages(db=db)
         console.print(Rule("5. the report, and what to fix first"))
@@ -70,6 +74,7 @@ def demo(
         console.print(
             f"\nOpen {report} in a browser. Next: `{me} diagnose --db {db}`, `{me} funnel --db {db} --steps view_item,add_to_cart,purchase --by device`, "
             f"`{me} persons --db {db} --stage decision --status stalled`, "
+            f"`{me} offer show spring-tiers --db {db}`, "
             f"`{me} --help` for everything."
         )
 

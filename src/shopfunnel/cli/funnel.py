@@ -32,9 +32,13 @@ EXCLUDE_OPTION = typer.Option(
     "--exclude", help="An event that ends an attempt when it comes between the first and last "
     "step (repeatable); EVENT:2-3 only between steps 2 and 3. E.g. --exclude remove_from_cart.")
 HOLD_OPTION = typer.Option(
-    "--hold", help="A property every step of an attempt must share: cart_id, item_id…")
+    "--hold", help="A property every step of an attempt must share: item_id, order_id or a "
+    "properties key your events carry.")
 OPTIONAL_OPTION = typer.Option(
     "--optional", help="A step number that may be skipped (repeatable; not the first or last).")
+ALLOW_UNKNOWN_OPTION = typer.Option(
+    "--allow-unknown", help="Count even if a step, filter key, --by or --hold names nothing in "
+    "the store (otherwise it is refused with the closest names).")
 OPEN_OPTION = typer.Option(
     "--open", help="Open funnel: an attempt may start at any step (as GA4's open funnels).")
 WINDOW_OPTION = typer.Option(
@@ -72,12 +76,18 @@ def _bar_table(result: object) -> object:
         table.add_row(str(row["step"]), escape(str(row["name"])), bar, f"{persons:,}",
                       row["from start"], row["from previous"],
                       f"[red]{drop:,}[/]" if drop else "0", row["median time"])
+    from shopfunnel import format as fmt
+    from shopfunnel.funnel.result import TREND_NOTE
+
+    rates = {c: fmt.pct for c in ("conversion_from_previous", "conversion_from_start")}
     parts: list[Any] = [table]
     if result.breakdown is not None:  # type: ignore[attr-defined]
         parts.append(rich_table(result.breakdown, title=f"by {result.by} "  # type: ignore[attr-defined]
-                                f"({result.attribution} touch)"))  # type: ignore[attr-defined]
-    if result.trend is not None:  # type: ignore[attr-defined]
-        parts.append(rich_table(result.trend, title="trend"))  # type: ignore[attr-defined]
+                                f"({result.attribution} touch)", formats=rates))  # type: ignore[attr-defined]
+    trend = result.trend_with_total()  # type: ignore[attr-defined]
+    if trend is not None:
+        parts.append(rich_table(trend.drop(columns=["conversion"]), title="trend by "
+                                f"period of the attempt's start ({TREND_NOTE})", formats=rates))
     return Group(*parts)
 
 
@@ -96,6 +106,7 @@ def funnel_command(
     hold: Annotated[str | None, HOLD_OPTION] = None,
     optional: Annotated[list[int] | None, OPTIONAL_OPTION] = None,
     open_entry: Annotated[bool, OPEN_OPTION] = False,
+    allow_unknown: Annotated[bool, ALLOW_UNKNOWN_OPTION] = False,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
 ) -> None:
@@ -125,7 +136,7 @@ def funnel_command(
             result = funnel(store, step_list, window=window, order=order, by=by,
                             attribution=attribution, trend=trend, count_by=count_by,
                             exclusions=exclusions, hold=hold, optional_steps=optional or [],
-                            open_entry=open_entry)
+                            open_entry=open_entry, allow_unknown=allow_unknown)
             if dropped is not None:
                 persons = result.dropped(dropped)
                 fmt = Format.csv if format == Format.table and out is not None else format
@@ -134,9 +145,31 @@ def funnel_command(
                     console.print(f"{len(persons):,} dropped after step {dropped}")
                 return
         if format == Format.csv:
-            emit(result.steps, format, out)
+            emit(_long_table(result), format, out)
         else:
             emit(result.to_dict(), format, out, table=lambda: _bar_table(result))
+
+
+def _long_table(result: Any) -> Any:
+    """Every table of the result in one CSV: a ``table`` column says which (steps,
+    total_conversions, breakdown, trend) each row belongs to; columns a table lacks are
+    empty. The trend ends with its ``total`` rows (the funnel itself, not the sum of the
+    periods)."""
+    import pandas as pd
+
+    breakdown, trend = result.breakdown, result.trend_with_total()
+    taken = {"table", *result.steps.columns, *result.total_conversions.columns,
+             *(trend.columns if trend is not None else [])}
+    if breakdown is not None and result.by_column in taken:  # a property called "period"
+        breakdown = breakdown.rename(columns={result.by_column: f"{result.by_column} (by)"})
+    parts = [("steps", result.steps), ("total_conversions", result.total_conversions),
+             ("breakdown", breakdown), ("trend", trend)]
+    # whole numbers stay whole where another table leaves their column empty
+    frames = [frame.assign(table=name).astype(
+        {c: "Int64" for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])})
+        for name, frame in parts if frame is not None]
+    long = pd.concat(frames, ignore_index=True)
+    return long[["table", *[c for c in long.columns if c != "table"]]]
 
 
 @contextmanager

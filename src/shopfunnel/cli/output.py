@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shopfunnel.errors import ShopfunnelError
+from shopfunnel.format import csv_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -207,7 +208,7 @@ def emit(
         import pandas as pd
 
         frame: Any = data if is_frame(data) else pd.json_normalize(data)
-        text = frame.to_csv(index=False)
+        text = csv_text(frame)
     else:
         if out is not None:
             text = data.to_string(index=False) if is_frame(data) else to_json(data)  # type: ignore[union-attr]

@@ -44,6 +44,10 @@ def sample(
         int, typer.Option("--days", help="How many days the sample covers.")
     ] = DEFAULT_DAYS,
     incident: Annotated[list[str] | None, typer.Option("--incident", help=_INCIDENT_HELP)] = None,
+    experiment: Annotated[str | None, typer.Option(
+        "--experiment", help="Run an A/B test with a planted effect: KEY[:EFFECT[:START]], "
+        "EFFECT in log-odds at the purchase step (1.0 lifts about 84% to 93%); exposure events "
+        "come on top of --events. See docs/sample.md.")] = None,
 ) -> None:
     """Write a realistic sample store's events to a Parquet file, ready for `shopfunnel ingest`.
 
@@ -69,7 +73,10 @@ def sample(
     --incident checkout-failure:2024-02-10:3:mobile`
     """
     with friendly_errors():
+        from shopfunnel.sample.experiment import parse_experiment
+
         planted = [parse_incident(spec) for spec in incident or []]
+        test = parse_experiment(experiment) if experiment else None
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -87,6 +94,7 @@ def sample(
                 start=start,
                 days=days,
                 incidents=planted,
+                experiment=test,
                 chunk_events=min(2_000_000, max(events // 20, 100_000)),
                 progress=lambda done: progress.update(task, completed=done),
             )
@@ -97,4 +105,5 @@ def sample(
                 if planted
                 else ""
             )
+            + (f" and experiment {test.key!r} (effect {test.effect:g})" if test else "")
         )

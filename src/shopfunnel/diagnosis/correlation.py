@@ -26,6 +26,7 @@ import pandas as pd
 from shopfunnel.diagnosis.findings import finding, pct
 from shopfunnel.diagnosis.session_levels import SessionLevels
 from shopfunnel.diagnosis.stats import benjamini_hochberg, odds_ratio
+from shopfunnel.store.db import JSON_POINTER_SQL
 
 CORRELATION_COLUMNS = ["step", "feature", "kind", "key", "value", "with_converted", "with_dropped", "without_converted",
                        "without_dropped", "rate_with", "rate_without", "odds_ratio", "ci_low", "ci_high", "p_value", "method", "q_value"]
@@ -48,7 +49,7 @@ def feature_counts(store, levels: SessionLevels, max_values: int = 12) -> pd.Dat
         ),
         props AS (
             SELECT session_id, level, step_idx, key,
-                   json_extract_string(properties, '$."' || key || '"') AS value
+                   json_extract_string(properties, {JSON_POINTER_SQL.format(key="key")}) AS value
             FROM (SELECT session_id, level, step_idx, properties,
                          unnest(json_keys(properties)) AS key
                   FROM ev WHERE properties IS NOT NULL AND json_type(properties) = 'OBJECT')

@@ -35,11 +35,13 @@ from shopfunnel.diagnosis.baselines import period_over_period, repeat_purchases,
 from shopfunnel.diagnosis.benchmarks import compare_with_benchmarks, load_benchmarks
 from shopfunnel.diagnosis.findings import FINDING_COLUMNS, finding, pct
 from shopfunnel.diagnosis.incidents import INCIDENT_COLUMNS, IncidentSettings, find_incidents
+from shopfunnel.diagnosis.level_shifts import as_incidents, find_level_shifts
 from shopfunnel.diagnosis.order_value import OrderValue, given_aov, order_value
 from shopfunnel.diagnosis.playbook import load_playbook
 from shopfunnel.diagnosis.session_levels import DEFAULT_STEPS, SessionLevels
 from shopfunnel.diagnosis.settings_sections import user_section
 from shopfunnel.errors import ShopfunnelError
+from shopfunnel.store.db import json_pointer
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class DiagnoseSettings:
     """How far back to look and how sure to be; defaults explained in docs/diagnosis.md."""
 
     lookback_days: int = 90
+    long_lookback_days: int = 365
     period_days: int = 28
     alpha: float = 0.05
     min_relative_gap: float = 0.10
@@ -190,10 +193,17 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
 
         # incidents first: their sessions are then left out of the other comparisons
         incidents = attempt("incident scan", lambda: find_incidents(levels, s.incidents), pd.DataFrame(columns=INCIDENT_COLUMNS))
+        shifts = attempt("long incident scan", lambda: _long_shifts(store, levels, start, end, s), pd.DataFrame())
+        if len(shifts):
+            long = as_incidents(shifts, incidents)
+            if len(long):
+                incidents = pd.concat([incidents.assign(ongoing=False, country=None), long],
+                                      ignore_index=True).sort_values("z", ascending=False, ignore_index=True)
         rows += _incident_findings(incidents, levels, totals)
         excluded = 0
         for r in incidents.itertuples(index=False):
-            seg = {k: v for k, v in (("device", r.device), ("channel", r.channel), ("campaign", r.campaign)) if isinstance(v, str)}
+            seg = {k: v for k, v in (("device", r.device), ("channel", r.channel), ("campaign", r.campaign),
+                                     ("country", getattr(r, "country", None))) if isinstance(v, str)}
             if "other" in seg.values():
                 continue
             excluded += levels.exclude(datetime.combine(r.start, datetime.min.time()),
@@ -232,6 +242,23 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
     )
 
 
+def _long_shifts(store, levels: SessionLevels, start: datetime, end: datetime,
+                 s: DiagnoseSettings) -> pd.DataFrame:
+    """Lasting changes over the last ``long_lookback_days`` (a longer history than the
+    comparisons use: a month-long fall needs months around it, and an owner wants to hear
+    of last quarter's checkout bug)."""
+    long_start = end - timedelta(days=max(s.long_lookback_days, s.lookback_days))
+    first = store.db.scalar("SELECT min(ts) FROM events")
+    if first is None or first >= start or long_start >= start:
+        return find_level_shifts(levels)  # no history before the window: the same sessions
+    wide = SessionLevels(store, DEFAULT_STEPS, start=long_start, end=end)
+    try:
+        shifts = find_level_shifts(wide)
+    finally:
+        wide.close()
+    return shifts
+
+
 def _covered_keys(rows: list[dict]) -> set[str]:
     return {r["metric"] for r in rows if r["kind"] == "checkout" and r.get("metric")}
 
@@ -246,7 +273,11 @@ def _incident_findings(incidents: pd.DataFrame, levels: SessionLevels, totals: p
             same_day = r.start_time.date() == (r.end_time - timedelta(seconds=1)).date()
             when = f"{r.start_time:%Y-%m-%d %H:%M}–{r.end_time:%H:%M} UTC" if same_day else f"{r.start_time:%Y-%m-%d %H:%M} to {r.end_time:%Y-%m-%d %H:%M} UTC"
         where = "" if r.segment == "all traffic" else f" on {r.segment}"
-        seg = {k: v for k, v in (("device", r.device), ("channel", r.channel), ("campaign", r.campaign)) if isinstance(v, str)}
+        seg = {k: v for k, v in (("device", r.device), ("channel", r.channel), ("campaign", r.campaign),
+                                 ("country", getattr(r, "country", None))) if isinstance(v, str)}
+        ongoing = bool(getattr(r, "ongoing", False))
+        if ongoing:
+            when = f"since {r.start:%Y-%m-%d} (ongoing)"
         if r.kind == "traffic_spike":
             extra = r.sessions - r.expected_sessions
             out.append(finding(
@@ -267,10 +298,13 @@ def _incident_findings(incidents: pd.DataFrame, levels: SessionLevels, totals: p
             kind="incident", stage=step.stage, step=step.name, segment=r.segment, metric=f"{names[k-1]} → {names[k]}",
             value=r.rate, reference=r.baseline_rate, gap=r.rate - r.baseline_rate, p_value=r.p_value,
             units_lost=max(r.lost, 0.0), downstream_rate=downstream, entering=r.entering, start=r.start, end=r.end,
-            title=f"{names[k-1].capitalize()} → {names[k]} collapsed{where}, {when}",
+            title=f"{names[k-1].capitalize()} → {names[k]} {'fell' if r.grain == 'days' else 'collapsed'}{where}, {when}",
             evidence=(f"{int(r.observed):,} of {int(r.entering):,} sessions{where} went from {names[k-1]} to {names[k]} {when} "
-                      f"({pct(r.rate)}), against {r.expected:,.0f} expected from the same segment's surrounding weeks "
-                      f"({pct(r.baseline_rate)}); z = {r.z:.1f}, found on the {r.grain} scan."),
+                      f"({pct(r.rate)}), against {r.expected:,.0f} expected from the same segment's "
+                      + ("usual level " if r.grain == "days" else "surrounding weeks ") +
+                      f"({pct(r.baseline_rate)}); z = {r.z:.1f}, "
+                      + ("found by segmenting the whole series (a lasting change)." if r.grain == "days"
+                         else f"found on the {r.grain} scan.")),
             audience={"stage": step.audience_stage, **seg, "between": [str(r.start), str(r.end)]},
         ))
     return out
@@ -326,7 +360,7 @@ def audience_persons(store, audience: dict[str, Any], *, model: Any = None, as_o
     if isinstance(flt, str) and ("=" in flt or ">" in flt):
         op = ">" if ">" in flt and "=" not in flt else "="
         key, value = (x.strip() for x in flt.split(op, 1))
-        path = '$."' + key.replace('"', "") + '"'
+        path = json_pointer(key)
         if op == ">":
             cond.append("TRY_CAST(json_extract_string(properties, ?) AS DOUBLE) > ?")
             params += [path, float(value)]

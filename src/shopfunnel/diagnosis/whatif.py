@@ -72,6 +72,25 @@ def validate_tiers(tiers: list[Tier]) -> list[Tier]:
     return tiers
 
 
+def tier_for(value: float, tiers: list[Tier] | tuple[Tier, ...]) -> Tier | None:
+    """The tier an order of ``value`` gets: the one with the highest threshold at most
+    ``value`` (an order exactly at a threshold qualifies), or None below every tier. The
+    same rule as :func:`tiered_discount`'s SQL, for one value."""
+    reached = [t for t in tiers if value >= t.threshold]
+    return max(reached, key=lambda t: t.threshold) if reached else None
+
+
+def tier_rate(value: float, tiers: list[Tier] | tuple[Tier, ...]) -> float:
+    """The discount rate an order of ``value`` gets under ``tiers`` (0 below every tier)."""
+    tier = tier_for(value, tiers)
+    return 0.0 if tier is None else tier.rate
+
+
+def format_tiers(tiers: list[Tier] | tuple[Tier, ...]) -> str:
+    """The text :func:`parse_tiers` reads back: ``100:5,300:10``."""
+    return ",".join(f"{t.threshold:g}:{t.rate * 100:g}" for t in sorted(tiers, key=lambda t: t.threshold))
+
+
 @dataclass
 class WhatIf:
     """A replayed policy: ``summary`` (a dict of the numbers defined in the module
@@ -108,7 +127,10 @@ def _window(start: datetime | None, end: datetime | None) -> tuple[str, list]:
     return " AND ".join(where), params
 
 
-def _breakeven(cost: float, revenue: float, orders: int, margin: float | None) -> tuple[dict[str, Any], list[str]]:
+def breakeven(cost: float, revenue: float, orders: int, margin: float | None) -> tuple[dict[str, Any], list[str]]:
+    """``gross_margin``, ``breakeven_uplift`` and ``breakeven_extra_orders`` of a policy
+    costing ``cost`` on ``orders`` orders worth ``revenue`` (definitions in the module
+    docstring), and notes saying why a figure is NaN."""
     m = 1.0 if margin is None else margin
     if margin is not None and not 0 < margin <= 1:
         raise ConfigError(f"gross_margin={margin!r} is not valid: a share between 0 and 1, e.g. 0.4 for 40%")
@@ -161,7 +183,7 @@ def tiered_discount(store, tiers: list[Tier], *, gross_margin: float | None = No
                      "mean_top_up": (t.threshold * n_near - near_value) / n_near if n_near else float("nan")})
     table = pd.DataFrame(rows)
     affected = int(table["orders"].sum())
-    be, notes = _breakeven(cost, revenue, orders, gross_margin)
+    be, notes = breakeven(cost, revenue, orders, gross_margin)
     summary = {"orders": orders, "revenue": revenue, "orders_affected": affected,
                "share_affected": affected / orders if orders else float("nan"),
                "revenue_affected": float(table["revenue"].sum()), "cost": cost,
@@ -208,7 +230,7 @@ def free_shipping(store, threshold: float, *, shipping_fee: float | None = None,
         )
     near = paid[paid["near"]]
     n_near = int(near["orders"].sum())
-    be, n2 = _breakeven(cost, revenue, orders, gross_margin)
+    be, n2 = breakeven(cost, revenue, orders, gross_margin)
     notes += n2
     table = pd.DataFrame([{"threshold": threshold, "orders": n_q, "share_of_orders": n_q / orders if orders else float("nan"),
                            "revenue": float(q["revenue"].sum()), "cost": cost, "orders_within_reach": n_near,

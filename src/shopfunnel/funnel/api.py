@@ -64,8 +64,14 @@ rest are folded into ``"other"``; a missing value is ``"(none)"``. Of several ev
 one step at the same instant with different values, which one gives the value is not
 defined.
 
-**Trend.** ``trend="day"|"week"|"month"``: units are counted per period of the attempt's
-start (weeks start on Monday, UTC); a unit with attempts in several periods counts in each.
+**Trend.** ``trend="day"|"week"|"month"``: per period (UTC days, weeks from Monday,
+months), the units with an attempt that *starts* in the period (at its first event: the
+step-1 anchor, or any step in an open or any-order funnel), and how far those attempts
+went — wherever their later steps fall. A unit with attempts starting in several periods counts in each, so the
+periods do not add up to the funnel: ``result.trend_with_total()`` gives the table with
+the funnel itself as its ``total`` row. ``steps``, ``breakdown``, the times and
+``total_conversions`` never depend on ``trend`` or ``by``: the trend is counted apart,
+and a breakdown only labels the units of the plain count.
 """
 
 from __future__ import annotations
@@ -156,6 +162,7 @@ def funnel(
     top: int = 10,
     trend: str | None = None,
     engine: FunnelEngine | None = None,
+    allow_unknown: bool = False,
 ) -> FunnelResult:
     """Count a funnel over ``source``: a Store, a DataFrame of events (pandas, Polars,
     Arrow), a Parquet path, a Spark DataFrame (counted on Spark), or an engine such as
@@ -167,6 +174,10 @@ def funnel(
     ``optional_steps`` are 1-based step numbers (not the first); ``exclusions`` are steps
     excluded between step 1 and the last, or ``(step, a, b)`` between steps ``a`` and
     ``b``. See the module docstring for the exact definition of every number.
+
+    An event, filter key, ``by`` or ``hold`` that no event has raises
+    :class:`~shopfunnel.errors.UnknownNameError` with the closest names the data has
+    (a misspelling would count zero); ``allow_unknown=True`` counts anyway.
     """
     from shopfunnel.funnel.engine import FunnelPlan, LocalEngine
     from shopfunnel.funnel.result import FunnelResult
@@ -235,16 +246,14 @@ def funnel(
         attribution=attribution,
     )
     runner = _engine_for(source, engine, LocalEngine)
-    trend_output = None
-    if plan.trend:
-        # The steps, breakdown, times and conversions are the plain funnel's, whatever the
-        # trend adds: a period counts the attempts that start in it, so a unit and an event
-        # can count in several periods, and per-period rows cannot give the funnel's totals.
-        trend_output = runner.run(plan)
-        plan_total = replace(plan, trend=None)
-        output = runner.run(plan_total)
-    else:
-        output = runner.run(plan)
+    if not allow_unknown:
+        from shopfunnel.funnel.names import check_names
+
+        check_names(runner, plan)
+    # The steps, breakdown, times and conversions are the plain funnel's whatever the trend
+    # adds: the trend is a second count, by period of the attempts' start (ADR 0022).
+    output = runner.run(replace(plan, trend=None))
+    trend_output = runner.run(replace(plan, by=None)) if plan.trend else None
     return FunnelResult.build(
         output,
         trend_output=trend_output,

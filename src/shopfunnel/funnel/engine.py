@@ -47,7 +47,7 @@ from shopfunnel.funnel.kernel import (
     run_units,
 )
 from shopfunnel.store import schema
-from shopfunnel.store.db import Database, quote_ident, quote_literal
+from shopfunnel.store.db import Database, json_pointer, quote_ident, quote_literal
 from shopfunnel.store.timeline import DIMENSIONS as TIMELINE_DIMENSIONS
 from shopfunnel.store.timeline import Timeline, can_filter, period_starts
 from shopfunnel.store.timeline import build as build_timeline
@@ -131,11 +131,11 @@ def timeline_fits(plan: FunnelPlan, tl: Timeline | None = None) -> bool:
     """Whether the plan can run on a timeline (``tl``'s, when given): no held property;
     step and exclusion filters and the breakdown only on the timeline's columns."""
     conditions = [*plan.steps, *(c for c, _, _ in plan.exclusions)]
-    if plan.hold:
+    if plan.hold is not None:
         return False
     if tl is None:
         return all(key in TIMELINE_DIMENSIONS for c in conditions for key, _ in c.where)
-    if plan.by and plan.by not in tl.dims:
+    if plan.by is not None and plan.by not in tl.dims:
         return False
     if not all(can_filter(tl, c.where) for c in conditions):
         return False
@@ -266,7 +266,7 @@ class LocalEngine:
                 return f"items[1].{key}"
             return f"list_transform(items, lambda x: x.{key})"
         if "properties" in self.columns:
-            params.append(f"$.{key}")
+            params.append(json_pointer(key))
             return "json_extract_string(properties, ?)"
         raise ConfigError(
             f"{key!r} is not a column of the events and they have no properties to look it up "
@@ -307,14 +307,14 @@ class LocalEngine:
         else:
             whens = " ".join(f"WHEN {self._condition(c, params)} THEN {k}" for k, c in coded)
             select.append(f"CAST(CASE {whens} ELSE {other} END AS TINYINT) AS c")
-        if plan.hold:
+        if plan.hold is not None:
             item_field = plan.hold in ITEM_FIELDS and plan.hold not in self.columns
             if item_field and "items" in self.columns:
                 hold_expr = f"unnest({self._value(plan.hold, params, scalar_items=False)})"
             else:
                 hold_expr = self._value(plan.hold, params)
             select.append(f"CAST({hold_expr} AS VARCHAR) AS hv")
-        if plan.by:
+        if plan.by is not None:
             # a fixed-width hash travels through the sort far cheaper than a string;
             # the few distinct hashes are mapped back to values after the pass
             by_params: list[Any] = []
@@ -329,7 +329,7 @@ class LocalEngine:
             where.append(f"event IN ({', '.join('?' * len(distinct))})")
             params.extend(distinct)
         rows = f"SELECT {', '.join(select)} FROM {self.relation} WHERE {' AND '.join(where)}"
-        keep = ["o", "t", *(["hv"] if plan.hold else []), *(["a"] if plan.by else []),
+        keep = ["o", "t", *(["hv"] if plan.hold is not None else []), *(["a"] if plan.by is not None else []),
                 *(["p"] if plan.trend else [])]
         if overlap:
             rows = (
@@ -339,11 +339,11 @@ class LocalEngine:
         outer_where = ["TRUE"]
         if plan.order != "strict":
             outer_where.append(f"c <> {other}")
-        if plan.hold:
+        if plan.hold is not None:
             outer_where.append("hv IS NOT NULL")
-        cols = ["o", *(["hash(o, hv) AS u"] if plan.hold else []), "t", "c",
-                *(["a"] if plan.by else []), *(["p"] if plan.trend else [])]
-        order = ["o", *(["u"] if plan.hold else []), "t", "c"]
+        cols = ["o", *(["hash(o, hv) AS u"] if plan.hold is not None else []), "t", "c",
+                *(["a"] if plan.by is not None else []), *(["p"] if plan.trend else [])]
+        order = ["o", *(["u"] if plan.hold is not None else []), "t", "c"]
         sql = (
             f"SELECT {', '.join(cols)} FROM ({rows}) WHERE {' AND '.join(outer_where)} "
             f"ORDER BY {', '.join(order)}"
@@ -422,7 +422,7 @@ class LocalEngine:
 
         def select(rows: tuple[int, int]) -> Units:
             o, t, c, idx = timeline_rows(plan, tl, *rows)
-            attr = tl.read(f"dim_{plan.by}", *rows)[idx] if plan.by else None
+            attr = tl.read(f"dim_{plan.by}", *rows)[idx] if plan.by is not None else None
             period = period_starts(t, plan.trend) if plan.trend else None
             return prepare_units(plan, o, None, t, c, attr, period)
 
@@ -442,7 +442,7 @@ class LocalEngine:
 
             totals = np.sum(list(pool.map(run, range(len(chunks)))), axis=0,
                             dtype=np.int64) if chunks else np.zeros(len(plan.steps), np.int64)
-        labels = tl.labels.get(plan.by, []) if plan.by else []
+        labels = tl.labels.get(plan.by, []) if plan.by is not None else []
         return self._output(plan, [entered(plan, owner, out)], totals, list(labels))
 
     def _output(self, plan: FunnelPlan, parts: list[tuple[np.ndarray, ...]],
@@ -466,7 +466,7 @@ class LocalEngine:
             no_codes = np.broadcast_to(np.int32(-1), (len(arrays[0]), n))
             arrays += [no_codes, no_codes]
         owner, period, reached, prev, anchor, sattr, aattr = arrays
-        if plan.hold:
+        if plan.hold is not None:
             owner, period, reached, prev, anchor, sattr, aattr = _first_per_owner(
                 owner, period, reached, prev, anchor, sattr, aattr)
         return EngineOutput(owner, period, reached, prev, anchor, sattr, aattr, totals,
@@ -474,7 +474,7 @@ class LocalEngine:
 
     def _label_values(self, plan: FunnelPlan, hashes: list[int]) -> list[str]:
         """The breakdown values behind their hashes, in code order."""
-        if not hashes or not plan.by:
+        if not hashes or plan.by is None:
             return []
         params: list[Any] = []
         expr = f"CAST({self._value(plan.by, params)} AS VARCHAR)"
@@ -527,9 +527,9 @@ def count_batch(table: pa.Table, plan: FunnelPlan, labels: dict[int, int], *,
     """
     return count_arrays(
         plan, _np(table.column("o"), np.uint64),
-        _np(table.column("u"), np.uint64) if plan.hold else None,
+        _np(table.column("u"), np.uint64) if plan.hold is not None else None,
         _np(table.column("t"), np.int64), _np(table.column("c"), np.int8),
-        _encode_hashes(_np(table.column("a"), np.uint64), labels) if plan.by else None,
+        _encode_hashes(_np(table.column("a"), np.uint64), labels) if plan.by is not None else None,
         _np(table.column("p"), np.int64) if plan.trend else None,
         pool=pool, threads=threads)
 
@@ -582,8 +582,8 @@ def empty_results(plan: FunnelPlan, n_seg: int) -> tuple[np.ndarray, ...]:
     without a breakdown)."""
     n = len(plan.steps)
     # the kernel writes no codes into empty arrays: only the ones the breakdown reads
-    n_step = n_seg if plan.by and plan.attribution != "first" else 0
-    n_anchor = n_seg if plan.by and plan.attribution == "first" else 0
+    n_step = n_seg if plan.by is not None and plan.attribution != "first" else 0
+    n_anchor = n_seg if plan.by is not None and plan.attribution == "first" else 0
     return (np.empty(n_seg, dtype=np.int64), np.zeros(n_seg, dtype=np.int64),
             np.empty((n_seg, n), dtype=np.int64), np.empty((n_seg, n), dtype=np.int64),
             np.empty((n_seg, n), dtype=np.int64), np.empty((n_step, n), dtype=np.int32),
@@ -628,7 +628,7 @@ def entered(plan: FunnelPlan, owner: np.ndarray, out: tuple[np.ndarray, ...]
         (reached != NONE).any(axis=1))
     if keep.all():  # every unit entered (the timeline leaves out those who cannot)
         keep = slice(None)
-    if plan.by:
+    if plan.by is not None:
         kept = reached[keep]
 
         def codes(m: np.ndarray) -> np.ndarray:  # one the attribution does not read: -1

@@ -18,7 +18,7 @@ import pandas as pd
 
 from shopfunnel import format as fmt
 from shopfunnel.errors import ConfigError
-from shopfunnel.funnel.engine import EngineOutput, FunnelPlan, _first_per_owner
+from shopfunnel.funnel.engine import EngineOutput, FunnelPlan
 from shopfunnel.funnel.kernel import NONE, durations_by_step, furthest_codes, group_counts
 
 STEP_COLUMNS = [
@@ -30,6 +30,10 @@ BIN_EDGES = [0, 10, 60, 300, 900, 3600, 3 * 3600, 12 * 3600, 86400, 2 * 86400, 3
              7 * 86400, 14 * 86400, 30 * 86400]
 NONE_LABEL = "(none)"
 OTHER_LABEL = "other"
+TOTAL_LABEL = "total"
+TREND_NOTE = ("each period counts the units whose attempt starts in it, and a unit with "
+              "attempts in several periods counts in each: periods do not add up; the total "
+              "row is the funnel itself")
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -65,6 +69,14 @@ class FunnelResult:
     ``steps``: one row per step (see ``STEP_COLUMNS``); ``breakdown``: per breakdown value
     and step (or None); ``trend``: per period of the attempt's start and step (or None);
     ``total_conversions``: per step, every event that reached it in a valid attempt.
+
+    The breakdown's column of values is named after ``by`` (``by_column``; ``"<by> (by)"``
+    when ``by`` is one of the table's own column names).
+
+    ``steps``, ``breakdown`` and ``total_conversions`` are the same whatever ``trend`` and
+    ``by`` add. The periods of ``trend`` do not add up to them: a unit with attempts
+    starting in several periods counts in each (:meth:`trend_with_total` gives the table
+    with the funnel itself as its ``total`` row).
     """
 
     steps: pd.DataFrame
@@ -87,24 +99,23 @@ class FunnelResult:
     def build(cls, out: EngineOutput, *, names: list[str], events: list[str], plan: FunnelPlan,
               attribution: str = "first", top: int = 10,
               trend_output: EngineOutput | None = None) -> FunnelResult:
-        """The tables of a count. With ``plan.trend``, ``trend_output`` is the count by
-        period and ``out`` the plain count the steps, breakdown and totals come from (so
-        they never depend on the trend); without ``trend_output``, ``out`` is by period
-        and the plain tables are taken from its first row per unit."""
+        """The tables of a count: ``out`` is the plain count (no trend) every table but the
+        trend comes from; ``trend_output`` (required with ``plan.trend``) the count by
+        period of the attempts' start, which only the trend table reads.
+
+        The plain tables are never taken from the count by period: there an attempt may
+        only start in its period, so a unit's rows per period hold other attempts (and
+        other times) than its funnel's, and an event reached from attempts that start in
+        two periods is counted in both (docs/adr/0022)."""
         n = len(names)
         trend_df = None
-        if plan.trend and trend_output is not None:
+        if plan.trend:
+            if trend_output is None:
+                raise ValueError("a trend needs the count by period (trend_output) beside "
+                                 "the plain count")
             trend_df = _trend_table(trend_output, names, events)
-            owner, reached, prev, anchor, sattr, aattr = (
-                out.owner, out.reached, out.prev, out.anchor, out.sattr, out.aattr)
-        elif plan.trend:
-            trend_df = _trend_table(out, names, events)
-            owner, _, reached, prev, anchor, sattr, aattr = _first_per_owner(
-                out.owner, np.zeros(len(out.owner), dtype=np.int64), out.reached, out.prev,
-                out.anchor, out.sattr, out.aattr)
-        else:
-            owner, reached, prev, anchor, sattr, aattr = (
-                out.owner, out.reached, out.prev, out.anchor, out.sattr, out.aattr)
+        owner, reached, prev, anchor, sattr, aattr = (
+            out.owner, out.reached, out.prev, out.anchor, out.sattr, out.aattr)
         hit = reached != NONE
         steps = _count_table(hit, names, events)
         persons = steps["persons"].to_numpy()
@@ -121,7 +132,7 @@ class FunnelResult:
         steps["p90_seconds_from_previous"] = p90s
         steps = steps[STEP_COLUMNS]
         breakdown = None
-        if plan.by:
+        if plan.by is not None:
             breakdown = _breakdown_table(reached, sattr, aattr, out.labels, names, events,
                                          plan.by, attribution, top)
         totals = pd.DataFrame({
@@ -185,20 +196,42 @@ class FunnelResult:
         frame = frame[first + ["reached_at", "started_at"]]
         return frame.sort_values(["reached_at", *first], kind="stable").reset_index(drop=True)
 
+    @property
+    def by_column(self) -> str | None:
+        """The name of the breakdown table's column of values (None without ``by``)."""
+        return None if self.by is None else breakdown_column(self.by)
+
     # -- output ---------------------------------------------------------------------------
+    def trend_with_total(self) -> pd.DataFrame | None:
+        """The trend as people read it (None without a trend): ``period`` as the date its
+        period starts (``2024-03-04``), then a ``total`` row per step that is the funnel
+        itself (``steps``) — not the sum of the periods, which counts a unit once per
+        period its attempts start in (:data:`TREND_NOTE`)."""
+        if self.trend is None:
+            return None
+        per = self.trend.copy()
+        per["period"] = [fmt.timestamp(p) for p in per["period"]]
+        total = self.steps[["step", "name", "event", "persons", "conversion_from_previous",
+                            "conversion_from_start"]].assign(period=TOTAL_LABEL)
+        total["conversion"] = total["conversion_from_start"]
+        return pd.concat([per, total[per.columns]], ignore_index=True)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: settings, ``steps`` (records), ``total_conversions``, ``breakdown``
-        and ``trend`` (records or None); NaN becomes None."""
+        and ``trend`` (records of :meth:`trend_with_total`, with ``trend_note`` saying how
+        periods count; or None); NaN becomes None."""
+        trend = self.trend_with_total()
         return {
             "order": self.order,
             "window_seconds": self.window_seconds,
             "count_by": self.count_by,
             "by": self.by,
-            "attribution": self.attribution if self.by else None,
+            "attribution": self.attribution if self.by is not None else None,
             "steps": _records(self.steps),
             "total_conversions": _records(self.total_conversions),
             "breakdown": None if self.breakdown is None else _records(self.breakdown),
-            "trend": None if self.trend is None else _records(self.trend),
+            "trend": None if trend is None else _records(trend),
+            "trend_note": None if trend is None else TREND_NOTE,
         }
 
     def _display(self) -> pd.DataFrame:
@@ -266,10 +299,21 @@ def _trend_table(out: EngineOutput, names: list[str], events: list[str]) -> pd.D
     return df
 
 
+BREAKDOWN_COLUMNS = ("step", "name", "event", "persons", "conversion_from_previous",
+                     "conversion_from_start")
+
+
+def breakdown_column(by: str) -> str:
+    """The breakdown table's column of values: named after ``by``, unless ``by`` is one of
+    the table's own columns (a property called ``name``), then ``"<by> (by)"``."""
+    return f"{by} (by)" if by in BREAKDOWN_COLUMNS else by
+
+
 def _breakdown_table(reached: np.ndarray, sattr: np.ndarray, aattr: np.ndarray,
                      labels: list[str], names: list[str], events: list[str], by: str,
                      attribution: str, top: int) -> pd.DataFrame:
     n = len(names)
+    by = breakdown_column(by)
     cols = [by, "step", "name", "event", "persons", "conversion_from_previous",
             "conversion_from_start"]
     n_labels = len(labels) + 1  # the last code is "(none)"

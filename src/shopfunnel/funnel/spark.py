@@ -181,7 +181,10 @@ class SparkEngine:
                 return F.try_element_at(F.col("items"), F.lit(1))[key]
             return F.transform(F.col("items"), lambda x: x[key])
         if "properties" in self.columns:
-            return F.get_json_object(F.col("properties").cast("string"), f"$.{key}")
+            # a map lookup takes any key as it is (a JSON path would read dots, brackets
+            # and quotes in it as syntax)
+            props = F.from_json(F.col("properties").cast("string"), "map<string,string>")
+            return props[F.lit(key)]
         raise ConfigError(
             f"{key!r} is not a column of the events and they have no properties to look it up "
             f"in; use one of: {', '.join(sorted(self.columns))}"
@@ -226,7 +229,7 @@ class SparkEngine:
             for k, c in reversed(coded):
                 case = F.when(self._condition(c), F.lit(k)).otherwise(case)
             cols.append(case.alias("c"))
-        if plan.hold:
+        if plan.hold is not None:
             item_field = plan.hold in ITEM_FIELDS and plan.hold not in self.columns
             if item_field and "items" in self.columns:  # one row per item, as DuckDB's unnest
                 hold = F.explode(F.transform(self._value(plan.hold, scalar_items=False),
@@ -234,7 +237,7 @@ class SparkEngine:
             else:
                 hold = self._value(plan.hold).cast("string")
             cols.append(hold.alias("hv"))
-        if plan.by:
+        if plan.by is not None:
             by = self._value(plan.by).cast("string")
             cols.append(F.when(by.isNull(), F.lit(0)).otherwise(F.xxhash64(by)).alias("a"))
         if plan.trend:
@@ -245,15 +248,15 @@ class SparkEngine:
         rows = rows.withColumn("c", F.col("c").cast("tinyint"))
         if plan.order != "strict":
             rows = rows.where(F.col("c") != other)
-        if plan.hold:
+        if plan.hold is not None:
             rows = rows.where(F.col("hv").isNotNull()).withColumn(
                 "u", F.xxhash64(F.col("o"), F.col("hv"))).drop("hv")
-        keep = ["o", *(["u"] if plan.hold else []), "t", "c", *(["a"] if plan.by else []),
+        keep = ["o", *(["u"] if plan.hold is not None else []), "t", "c", *(["a"] if plan.by is not None else []),
                 *(["p"] if plan.trend else [])]
         rows = rows.select(*keep)
         rows = (rows.repartition(self.partitions, "o") if self.partitions
                 else rows.repartition("o"))
-        return rows.sortWithinPartitions("o", *(["u"] if plan.hold else []), "t", "c")
+        return rows.sortWithinPartitions("o", *(["u"] if plan.hold is not None else []), "t", "c")
 
     def _period(self, trend: str) -> Column:
         """Start of the UTC day, Monday-week or month of ``ts``, in µs."""
@@ -306,11 +309,11 @@ class SparkEngine:
         owner = table.column("o").to_numpy()[unit].view(np.uint64)
         period = table.column("p").to_numpy()[unit]
         labels: list[str] = []
-        if plan.by:
+        if plan.by is not None:
             sattr, aattr, labels = self._codes(plan, mat("s")[unit], mat("e")[unit])
         else:
             sattr = aattr = np.broadcast_to(np.int32(-1), (len(owner), n))
-        if plan.hold:
+        if plan.hold is not None:
             owner, period, reached, prev, anchor, sattr, aattr = _first_per_owner(
                 owner, period, reached, prev, anchor, sattr, aattr)
         return EngineOutput(owner, period, reached, prev, anchor, sattr, aattr, totals,
@@ -331,7 +334,7 @@ class SparkEngine:
 
     def _label_values(self, plan: FunnelPlan, hashes: list[int]) -> list[str]:
         """The breakdown values behind their hashes, in the given order."""
-        if not hashes or not plan.by:
+        if not hashes or plan.by is None:
             return []
         F = self._F
         wanted = self.spark.createDataFrame(pa.table({"h": pa.array(hashes, pa.int64())}))
@@ -379,7 +382,7 @@ def _has_any(key: str, values: list[Any]) -> Callable[[Column], Column]:
 def _groups(plan: FunnelPlan) -> list[str]:
     """Column groups per step in the workers' output: reached, prev, anchor, and the
     breakdown value hashes on the step's and the anchor's event."""
-    return ["r", "v", "n", *(["s", "e"] if plan.by else [])]
+    return ["r", "v", "n", *(["s", "e"] if plan.by is not None else [])]
 
 
 class _PartitionCounter:
@@ -440,7 +443,7 @@ class _PartitionCounter:
             "p": period,
         }
         mats = [reached, prev, anchor]
-        if plan.by:
+        if plan.by is not None:
             hashes = np.array([0, *labels], dtype=np.uint64).view(np.int64)  # code -1 → 0
             mats += [hashes[part[5] + 1], hashes[part[6] + 1]]
         for g, m in zip(_groups(plan), mats, strict=True):

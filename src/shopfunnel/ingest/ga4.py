@@ -23,6 +23,8 @@ the canonical event (see ``docs/events.md`` for the full table):
   session carries the session's values. ``traffic_source`` is the user's *first* touch
   and is never used for sessions.
 * every other event param, plus ``ecommerce`` shipping and tax, goes to ``properties``.
+* ``experiment_impression`` and ``experiment_viewed`` become ``experiment_exposure`` with
+  ``experiment`` and ``variant`` properties (:mod:`shopfunnel.ingest.exposures`).
 
 ``event_id`` is a hash of ``user_pseudo_id``, ``event_timestamp``, ``event_name`` and the
 whole row's content, so loading the same export twice adds nothing (two rows identical
@@ -46,6 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shopfunnel.errors import InputError, Reject
+from shopfunnel.ingest import exposures
 from shopfunnel.store import schema
 from shopfunnel.store.store import LINE, Staged
 
@@ -418,6 +421,7 @@ def _convert(
     )
 
     properties = {k: v for k, v in params.items() if k not in MAPPED_PARAMS and v is not None}
+    name, properties = exposures.as_exposure(name, properties)
     for key in ("shipping_value", "tax_value"):
         if ecommerce.get(key) is not None:
             properties[key] = _float(ecommerce.get(key))

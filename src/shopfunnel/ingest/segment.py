@@ -48,6 +48,8 @@ from urllib.parse import parse_qs, urlsplit
 import pyarrow as pa
 
 from shopfunnel.errors import InputError, Reject, ValidationError
+from shopfunnel.ingest.exposures import as_exposure
+from shopfunnel.store.schema import EXPOSURE_EVENT
 from shopfunnel.store.store import LINE, Staged
 
 EVENT_NAMES: dict[str, str] = {
@@ -66,6 +68,7 @@ EVENT_NAMES: dict[str, str] = {
     "Wishlist Product Added to Cart": "add_to_cart",
     "Promotion Viewed": "view_promotion",
     "Promotion Clicked": "select_promotion",
+    "Experiment Viewed": EXPOSURE_EVENT,
 }
 
 # Events whose properties describe one product (the product fields sit at the top level).
@@ -306,6 +309,8 @@ def to_canonical(message: Any, *, received_at: datetime | None = None,
             props.pop(key, None)
         if name != event:
             props["source_event"] = name
+        if event == EXPOSURE_EVENT:
+            props = as_exposure(name, props)[1]
     if mtype in ("identify", "group", "alias") and message.get("groupId") is not None:
         props["group_id"] = message.get("groupId")
     if mtype == "page" and message.get("name"):

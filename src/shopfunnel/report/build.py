@@ -116,7 +116,8 @@ def _funnel_args(ctx: Context) -> dict[str, Any]:
     """The model's default funnel: its steps and conversion window."""
     section = getattr(ctx.model, "funnel", None)
     return {"steps": list(getattr(section, "steps", DEFAULT_STEPS)),
-            "window": getattr(section, "window", "7d")}
+            "window": getattr(section, "window", "7d"),
+            "allow_unknown": True}  # the model may name events this store does not record
 
 
 def _funnel(ctx: Context) -> Any:
@@ -254,8 +255,39 @@ def _whatif(ctx: Context) -> Section:
     return S.whatif_section(policies, currency=ctx.currency)
 
 
+# Experiments shown in the report: the most recently exposed first.
+REPORT_EXPERIMENTS = 5
+
+
+def _experiments(ctx: Context) -> Section | None:
+    """The store's experiments, or no section at all when it has none."""
+    from shopfunnel.experiments import analyze_experiment, list_experiments
+
+    listed = list_experiments(ctx.store)
+    if listed.empty:
+        return None
+    names = list(listed["experiment"])[:REPORT_EXPERIMENTS]
+    return S.experiments_section([analyze_experiment(ctx.store, name) for name in names])
+
+
+def _programs(ctx: Context) -> Section | None:
+    """The store's offers, referrals and draws, or no section when it runs none."""
+    from shopfunnel.programs.giveaways import list_draws
+    from shopfunnel.programs.offers import list_offers, offer_result
+    from shopfunnel.programs.referrals import referral_codes, referral_ledger
+
+    offers = list_offers(ctx.store)
+    has_referrals = not referral_codes(ctx.store).empty
+    draws = list_draws(ctx.store)
+    if not offers and not has_referrals and draws.empty:
+        return None
+    results = [offer_result(ctx.store, o.name) for o in offers]
+    ledger = referral_ledger(ctx.store) if has_referrals else None
+    return S.programs_section(results, ledger, draws, currency=ctx.currency)
+
+
 # -- the plan ---------------------------------------------------------------------------
-PLAN: list[tuple[str, str, Callable[[Context], Section]]] = [
+PLAN: list[tuple[str, str, Callable[[Context], Section | None]]] = [
     ("overview", "Your store at a glance", _overview),
     ("diagnosis", "What to fix first", _diagnosis),
     ("stages", "The five stages", _stages),
@@ -270,6 +302,8 @@ PLAN: list[tuple[str, str, Callable[[Context], Section]]] = [
     ("cohorts", "Do customers come back?", _cohorts),
     ("rfm", "Customer groups (RFM)", _rfm),
     ("whatif", "What would an offer cost?", _whatif),
+    ("experiments", "Experiments", _experiments),
+    ("programs", "Programs: offers, referrals, giveaways", _programs),
     ("activity", "Daily activity", _activity),
 ]
 
@@ -304,5 +338,6 @@ def build_sections(store: Store, *, model: Any = None, progress: Progress | None
             out.problems[sid] = f"{type(exc).__name__}: {exc}"
             section = unavailable(sid, title, _failure_note(exc))
         out.seconds[sid] = time.perf_counter() - started
-        out.sections.append(section)
+        if section is not None:  # a section with nothing to show in any store (experiments)
+            out.sections.append(section)
     return out

@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 
 from shopfunnel.errors import ConfigError
 from shopfunnel.sample.engine import iter_blocks, make_plan
+from shopfunnel.sample.experiment import PlantedExperiment
 from shopfunnel.sample.incidents import (
     INCIDENT_SYNTAX,
     CheckoutFailure,
@@ -75,6 +76,7 @@ def generate_sample(
     start: str | date | datetime = DEFAULT_START,
     days: int = DEFAULT_DAYS,
     incidents: Sequence[Incident] = (),
+    experiment: PlantedExperiment | None = None,
 ) -> pa.Table:
     """Exactly ``n_events`` canonical events (schema :data:`shopfunnel.store.schema.ARROW_SCHEMA`)
     of a simulated store open from ``start`` (midnight UTC) for ``days`` days.
@@ -82,9 +84,10 @@ def generate_sample(
     The same arguments give the same table; a smaller ``n_events`` gives a prefix (by
     simulated visitor) of a larger one. Rows are sorted by time within each block of
     visitors, not globally. ``incidents`` plants :class:`CheckoutFailure`,
-    :class:`PaymentOutage` and :class:`TrafficSpike` incidents.
+    :class:`PaymentOutage` and :class:`TrafficSpike` incidents; ``experiment`` runs a
+    :class:`PlantedExperiment` (its exposure events come on top of ``n_events``).
     """
-    plan = make_plan(seed, start, days, tuple(incidents))
+    plan = make_plan(seed, start, days, tuple(incidents), experiment)
     tables = list(iter_blocks(_check_n(n_events), plan))
     return pa.concat_tables(tables).combine_chunks() if len(tables) > 1 else tables[0]
 
@@ -97,6 +100,7 @@ def write_sample(
     start: str | date | datetime = DEFAULT_START,
     days: int = DEFAULT_DAYS,
     incidents: Sequence[Incident] = (),
+    experiment: PlantedExperiment | None = None,
     chunk_events: int = 2_000_000,
     progress: Callable[[int], None] | None = None,
 ) -> Path:
@@ -111,7 +115,7 @@ def write_sample(
     """
     if chunk_events < 1:
         raise ConfigError(f"chunk_events={chunk_events!r} must be at least 1")
-    plan = make_plan(seed, start, days, tuple(incidents))
+    plan = make_plan(seed, start, days, tuple(incidents), experiment)
     n = _check_n(n_events)
     target = Path(path)
     if target.is_dir():
@@ -179,6 +183,7 @@ __all__ = [
     "CheckoutFailure",
     "Incident",
     "PaymentOutage",
+    "PlantedExperiment",
     "TrafficSpike",
     "generate_sample",
     "parse_incident",

@@ -45,7 +45,9 @@ from shopfunnel.sample.events import (
     WISH,
     expand,
 )
+from shopfunnel.sample.experiment import count_exposures
 from shopfunnel.sample.plan import Plan, make_plan
+from shopfunnel.sample.programs import apply_programs
 from shopfunnel.sample.sessions import simulate_sessions
 from shopfunnel.store import schema
 
@@ -108,7 +110,10 @@ def simulate_block(plan: Plan, block: int, limit: int | None = None) -> pa.Table
         mask = visitor < whole
         mask[partial] = True
         sel, local_id = sel[mask], local_id[mask]
-    return _to_arrow(plan, block, s, lines, ev, sel, local_id)
+    table = _to_arrow(plan, block, s, lines, ev, sel, local_id)
+    if plan.experiment is not None:
+        table = plan.experiment.exposures(table, s, ev["sess"][sel])
+    return table
 
 
 def _to_arrow(
@@ -268,6 +273,7 @@ def _to_arrow(
         "items": items,
         "properties": properties,
     }
+    columns = apply_programs(plan, block, s, ev, sel, columns)
     return pa.Table.from_arrays(list(columns.values()), schema=schema.ARROW_SCHEMA)
 
 
@@ -278,7 +284,7 @@ def iter_blocks(n_events: int, plan: Plan) -> Iterator[pa.Table]:
     empty_run = 0
     while remaining > 0:
         table = simulate_block(plan, block, limit=remaining)
-        remaining -= table.num_rows
+        remaining -= table.num_rows - (count_exposures(table) if plan.experiment else 0)
         block += 1
         empty_run = empty_run + 1 if table.num_rows == 0 else 0
         if empty_run > 50:

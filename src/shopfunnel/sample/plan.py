@@ -12,6 +12,7 @@ import numpy as np
 
 from shopfunnel.errors import ConfigError
 from shopfunnel.sample import model as m
+from shopfunnel.sample.experiment import ActiveExperiment, PlantedExperiment, activate
 from shopfunnel.sample.incidents import (
     CheckoutFailure,
     Incident,
@@ -42,6 +43,7 @@ class Plan:
     source_cdf: np.ndarray  # channel index + within-channel cumulative weight
     abandoned_cart_source: int
     tag: str  # short hash of start, days and incidents, part of every event_id
+    experiment: ActiveExperiment | None = None
 
     @property
     def window(self) -> tuple[float, float]:
@@ -49,7 +51,8 @@ class Plan:
 
 
 def make_plan(
-    seed: int, start: str | date | datetime, days: int, incidents: Sequence[Incident]
+    seed: int, start: str | date | datetime, days: int, incidents: Sequence[Incident],
+    experiment: PlantedExperiment | None = None,
 ) -> Plan:
     """Check the arguments and resolve everything the blocks share."""
     if not isinstance(seed, int | np.integer) or seed < 0:
@@ -136,5 +139,7 @@ def make_plan(
         abandoned_cart_source=abandoned,
         tag=hashlib.sha1(
             f"{t0.isoformat()}|{int(days)}|{sorted(map(repr, incidents))}".encode()
+            + (b"" if experiment is None else repr(experiment).encode())
         ).hexdigest()[:4],
+        experiment=activate(experiment, t0, int(days), span_start),
     )

@@ -46,6 +46,7 @@ def simulate_sessions(
     country = choice(rng, m.COUNTRY_MIX, nv)
     pref_cat = choice(rng, m.CATEGORY_POPULARITY, nv)
     has_account = rng.random(nv) < m.HAS_ACCOUNT
+    variant = plan.experiment.draw(rng, nv) if plan.experiment is not None else None
 
     t = arrival.copy()
     alive = np.ones(nv, dtype=bool)
@@ -114,6 +115,8 @@ def simulate_sessions(
             + weekend[:, None] * m.WEEKEND_EFFECT
             + is_spike[:, None] * m.SPIKE_EFFECT
         )
+        if variant is not None:
+            plan.experiment.apply(logit, ts, variant[idx])  # type: ignore[union-attr]
         # Country: on beginning checkout and giving shipping (the costs become visible).
         logit[:, 2:4] += m.COUNTRY_CHECKOUT_EFFECT[country[idx]][:, None]
         u = rng.random((k, 6))
@@ -235,5 +238,7 @@ def simulate_sessions(
     sessions["prim"] = prim[sessions["visitor"]]
     sessions["country"] = country[sessions["visitor"]]
     sessions["pref_cat"] = pref_cat[sessions["visitor"]]
+    if variant is not None:
+        sessions["variant"] = variant[sessions["visitor"]]
     lines = {k: np.concatenate(v) for k, v in lines_out.items()}
     return sessions, lines, nv

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 
 from shopfunnel.errors import ConfigError, ShopfunnelError
+from shopfunnel.format import csv_text
 from shopfunnel.server import auth, queries
 from shopfunnel.server.admin import require_admin, state_of
 from shopfunnel.webhooks import delivery_status
@@ -58,7 +59,7 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 def table_response(df: pd.DataFrame, fmt: str, filename: str) -> Any:
     if fmt == "csv":
-        return Response(df.to_csv(index=False), media_type="text/csv",
+        return Response(csv_text(df), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'})
     return {"rows": records(df)}
 
@@ -148,11 +149,14 @@ def funnel(request: Request,
            optional: Annotated[str, Query(max_length=200, description=(
                "step numbers that may be skipped, comma-separated"))] = "",
            open_entry: Annotated[bool, Query(alias="open", description=(
-               "an attempt may start at any step"))] = False) -> dict[str, Any]:
+               "an attempt may start at any step"))] = False,
+           allow_unknown: Annotated[bool, Query(description=(
+               "count even if a step, key or breakdown names nothing in the store "
+               "(otherwise 422 with the closest names)"))] = False) -> dict[str, Any]:
     """A funnel over the store (see shopfunnel.funnel.api for every number's definition)."""
     result = read(request, queries.funnel, steps, window=window, order=order, by=by,
                   count_by=count_by, exclude=exclude, hold=hold, optional=optional,
-                  open_entry=open_entry)
+                  open_entry=open_entry, allow_unknown=allow_unknown)
     return clean(result.to_dict())
 
 

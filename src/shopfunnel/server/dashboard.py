@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from shopfunnel.errors import ShopfunnelError
+from shopfunnel.format import csv_text
 from shopfunnel.server import auth, queries
 from shopfunnel.server.admin import COOKIE, cookie_secure, is_admin, state_of
 
@@ -32,7 +33,7 @@ router = APIRouter(include_in_schema=False)
 
 NAV: list[tuple[str, str]] = [
     ("/", "Overview"), ("/funnel", "Funnel"), ("/stages", "Stages"), ("/retention", "Retention & RFM"),
-    ("/diagnosis", "Diagnosis"),
+    ("/diagnosis", "Diagnosis"), ("/experiments", "Experiments"),
     ("/persons", "Persons"), ("/events", "Events"), ("/keys", "Keys"),
 ]
 SECURITY_HEADERS = {
@@ -154,7 +155,7 @@ def persons_csv(request: Request) -> Response:
     if not is_admin(request):
         return to_login()
     df = read(request, queries.persons, queries.MAX_LIMIT)
-    return Response(df.to_csv(index=False), media_type="text/csv",
+    return Response(csv_text(df), media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="persons.csv"', "Cache-Control": "no-store"})
 
 
@@ -218,6 +219,7 @@ def funnel_page(request: Request, steps: str | None = None, window: str = "7d", 
         return to_login()
     from shopfunnel.model import load_model
 
+    from_model = steps is None  # the model's funnel may name events the store has yet to see
     if steps is None:
         model = load_model()
         steps, window = ",".join(model.funnel.steps), str(model.funnel.window)
@@ -228,13 +230,13 @@ def funnel_page(request: Request, steps: str | None = None, window: str = "7d", 
     try:
         result = read(request, queries.funnel, steps, window=window, order=order, by=by or None,
                       count_by=count_by, exclude=exclude, hold=hold or None, optional=optional,
-                      open_entry=bool(open))
+                      open_entry=bool(open), allow_unknown=from_model)
     except ShopfunnelError as exc:
         return render(request, "funnel.html", status=422, error=str(exc), **context)
     table = result.steps
     chart = _bar(table["name"].tolist(), [int(v) for v in table["persons"]], yaxis={"title": f"{count_by}s"})
     if result.breakdown is not None and len(result.breakdown):
-        chart = _breakdown_chart(result.breakdown, by, count_by)
+        chart = _breakdown_chart(result.breakdown, result.by_column, count_by)
     context.update(
         steps=table, breakdown=result.breakdown, funnel_chart=chart,
         api_url="/v1/funnel?" + str(request.query_params),
@@ -367,6 +369,33 @@ def diagnosis_page(request: Request) -> Response:
     findings = result.findings[[c for c in FINDING_SHOWN if c in result.findings.columns]]
     return render(request, "diagnosis.html", title="Diagnosis", result=result, findings=findings,
                   recommendations=result.recommendations(), notes=result.notes)
+
+
+EXPERIMENT_SHOWN = {"frequentist": ["metric", "variant", "n_control", "n_variant", "control_mean",
+                                     "variant_mean", "expected", "ci_lower", "ci_upper",
+                                     "p_value", "error"],
+                     "bayesian": ["metric", "variant", "n_control", "n_variant", "control_mean",
+                                  "variant_mean", "expected", "ci_lower", "ci_upper",
+                                  "chance_to_win", "risk_control", "risk_treatment", "error"]}
+
+
+@router.get("/experiments")
+def experiments_page(request: Request, name: str = "", engine: str = "frequentist") -> Response:
+    if not is_admin(request):
+        return to_login()
+    from shopfunnel.experiments import analyze_experiment, list_experiments
+
+    context: dict[str, Any] = {"title": "Experiments", "report": None,
+                               "experiments": read(request, list_experiments)}
+    if name:
+        try:
+            if engine not in EXPERIMENT_SHOWN:
+                raise ShopfunnelError(f"engine={engine!r}: use frequentist or bayesian")
+            report = read(request, analyze_experiment, name, engine=engine)
+        except ShopfunnelError as exc:
+            return render(request, "experiments.html", status=422, error=str(exc), **context)
+        context.update(report=report, results=report.results[EXPERIMENT_SHOWN[engine]])
+    return render(request, "experiments.html", **context)
 
 
 def _days(days: float) -> str:

@@ -49,7 +49,8 @@ BREAKDOWNS = ("channel", "device", "country", "utm_source", "utm_medium", "utm_c
 
 def funnel(store: Store, steps: str, *, window: str = "7d", order: str = "ordered",
            by: str | None = None, count_by: str = "person", exclude: str = "",
-           hold: str | None = None, optional: str = "", open_entry: bool = False) -> Any:
+           hold: str | None = None, optional: str = "", open_entry: bool = False,
+           allow_unknown: bool = False) -> Any:
     """:func:`shopfunnel.funnel.funnel` over the store (a ``FunnelResult``), from the texts
     of a form or query string: ``steps`` in :mod:`shopfunnel.funnel.syntax`, ``exclude``
     exclusions separated by ``;``, ``optional`` step numbers separated by commas."""
@@ -79,7 +80,8 @@ def funnel(store: Store, steps: str, *, window: str = "7d", order: str = "ordere
     engine = LocalEngine(store, timeline=is_current(store))
     return count_funnel(engine, step_list, window=window, order=order, by=by,
                         count_by=count_by, exclusions=exclusions, hold=hold or None,
-                        optional_steps=optional_steps, open_entry=open_entry)
+                        optional_steps=optional_steps, open_entry=open_entry,
+                        allow_unknown=allow_unknown)
 
 
 def stage_summary(store: Store) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """GA4-style default channel grouping, from UTM values and the referrer.
 
 Rules are GA4's manual-traffic rules (``docs/events.md``), evaluated in order; the first
-match wins, and a visit that matches nothing is ``unassigned``. Source, medium and
+match wins (one rule is ours: source or medium ``referral_program`` is the store's referral
+programme, channel ``referral program``, tried right after ``direct``), and a visit that matches nothing is ``unassigned``. Source, medium and
 campaign are trimmed and lower-cased before matching (GA4 does not document case
 handling; we choose case-insensitive). A visit with no UTM source takes its source from
 the referrer's host (medium ``referral``); a referrer on the page's own host is internal
@@ -38,11 +39,14 @@ VIDEO_SOURCES = (
     "disneyplus", "iqiyi", "fast.wistia.net",
 )
 
+# The UTM source (or medium) of a referral programme's links: its own channel.
+REFERRAL_PROGRAM = "referral_program"
+
 PAID_MEDIUM = r"^(.*cp.*|ppc|retargeting|paid.*)$"
 SHOPPING_CAMPAIGN = r"^(.*(([^a-df-z]|^)shop|shopping).*)$"
 
 CHANNELS = (
-    "direct", "cross-network", "paid shopping", "paid search", "paid social", "paid video",
+    "direct", "referral program", "cross-network", "paid shopping", "paid search", "paid social", "paid video",
     "display", "paid other", "organic shopping", "organic social", "organic video",
     "organic search", "referral", "email", "affiliates", "audio", "sms",
     "mobile push notifications", "unassigned",
@@ -93,6 +97,9 @@ def rules() -> tuple[ChannelRule, ...]:
     shop_camp = f"regexp_full_match(camp, '{SHOPPING_CAMPAIGN}')"
     return (
         ChannelRule("direct", "src = '(direct)' AND med IN ('(not set)', '(none)')"),
+        # Not GA4's: the store's own referral programme (ADR 0121), before any GA4 rule so
+        # that its links keep their channel whatever medium they carry.
+        ChannelRule("referral program", f"src = {_lit(REFERRAL_PROGRAM)} OR med = {_lit(REFERRAL_PROGRAM)}"),
         ChannelRule("cross-network", "contains(camp, 'cross-network')"),
         ChannelRule("paid shopping", f"({shopping} OR {shop_camp}) AND {paid}"),
         ChannelRule("paid search", f"{search} AND {paid}"),

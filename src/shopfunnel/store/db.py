@@ -24,6 +24,18 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def json_pointer(key: str) -> str:
+    """The JSON path of a top-level ``properties`` key, for DuckDB's JSON functions (bind it
+    as a parameter): a JSON Pointer (RFC 6901), which takes any key as it is — quotes, dots,
+    brackets, spaces, ``$``, an empty key — escaping only ``~`` (``~0``) and ``/`` (``~1``).
+    ``$.key`` paths read dots and brackets as structure and fail on quotes."""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
+# The same pointer built in SQL from a ``key`` column (keys listed by ``json_keys``).
+JSON_POINTER_SQL = "'/' || replace(replace({key}, '~', '~0'), '/', '~1')"
+
+
 def quote_literal(value: str) -> str:
     """Quote a string literal for SQL (for the rare place a parameter cannot go, e.g. DDL)."""
     return "'" + value.replace("'", "''") + "'"

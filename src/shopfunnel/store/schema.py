@@ -49,6 +49,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("properties", "JSON", doc="anything else"),
 )
 
+# Who saw which variant of an experiment: properties ``experiment`` (the key) and ``variant``
+# (a string; "0" is control when the snippet assigns). See docs/experiments.md.
+EXPOSURE_EVENT = "experiment_exposure"
+
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
 

@@ -15,12 +15,14 @@ from shopfunnel.report.sections.diagnosis import (
     finding_period,
     tactics_of,
 )
+from shopfunnel.report.sections.experiments import experiments_section
 from shopfunnel.report.sections.funnel import (
     breakdown_section,
     steps_section,
     time_to_convert_section,
     trend_section,
 )
+from shopfunnel.report.sections.programs import programs_section
 from shopfunnel.report.sections.stages import (
     stage_colour,
     stage_distribution_section,
@@ -37,9 +39,11 @@ __all__ = [
     "checkout_section",
     "cohort_section",
     "diagnosis_section",
+    "experiments_section",
     "finding_headline",
     "finding_period",
     "overview_section",
+    "programs_section",
     "rfm_section",
     "stage_colour",
     "stage_distribution_section",

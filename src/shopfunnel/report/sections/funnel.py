@@ -125,7 +125,8 @@ def trend_section(trend: pd.DataFrame | None, *, period: str = "week", period_co
     """
     sid, title = "trend", "Conversion over time"
     lead = (f"Of the people who entered the funnel each {period}, the share who reached the last step "
-            f"within the window. The latest {period} may still be incomplete.")
+            f"within the window. Someone who starts in two {period}s counts in both, so the {period}s "
+            f"do not add up to the funnel's total. The latest {period} may still be incomplete.")
     if not usable(trend, [period_col, "step", "persons"]):
         return unavailable(sid, title, "No funnel trend to show yet.", lead)
     per = _first_last(trend, [period_col]).sort_values(period_col)

@@ -17,7 +17,12 @@
  *   the rest goes into properties; identify(userId) links this browser to a customer;
  * - events wait in localStorage and are sent in batches every second, with sendBeacon
  *   when the page is hidden; failed sends are retried with the same event ids (the
- *   collector ignores ids it already has).
+ *   collector ignores ids it already has);
+ * - experiment(key, weights) (after the script has loaded) returns this browser's variant
+ *   (0 = control) and tracks one experiment_exposure per key and page; weights is a number
+ *   of equal arms (default 2) or the arms' shares, e.g. [0.8, 0.2]. assign(key, id, weights)
+ *   and inHoldout(key, id, share) are the pure functions, the same as the server's
+ *   shopfunnel.experiments.assignment (GrowthBook's FNV-1a hash version 2).
  */
 (function (w, d) {
   "use strict";
@@ -27,7 +32,7 @@
   var writeKey = script.getAttribute("data-write-key");
   var url = host + "/v1/batch?writeKey=" + encodeURIComponent(writeKey);
   var SESSION_MS = 30 * 60 * 1000, QKEY = "sf_q", MAX_QUEUE = 500, BATCH = 50;
-  var sending = false, backoff = 1000, timer = null;
+  var sending = false, backoff = 1000, timer = null, exposed = {};
 
   function uuid() {
     if (w.crypto && w.crypto.randomUUID) return w.crypto.randomUUID();
@@ -49,6 +54,45 @@
   }
   function save(key, value) {
     try { w.localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* private mode: memory only */ }
+  }
+
+  /* assignment: GrowthBook's hash v2, as shopfunnel/experiments/assignment.py (keep in step) */
+  function fnv1a32(str) {
+    var h = 0x811c9dc5;
+    for (var i = 0; i < str.length; i++) { h ^= str.charCodeAt(i); h = Math.imul(h, 0x01000193); }
+    return h >>> 0;
+  }
+  function hashUnit(seed, value) { return (fnv1a32(String(fnv1a32(seed + value))) % 10000) / 10000; }
+  function shares(weights) {
+    if (weights == null) weights = 2;
+    if (typeof weights === "number") {
+      if (weights !== Math.floor(weights) || weights < 2) throw new Error("shopfunnel: an experiment has at least 2 arms");
+      var equal = [];
+      for (var i = 0; i < weights; i++) equal.push(1 / weights);
+      return equal;
+    }
+    var total = 0;
+    for (var j = 0; j < weights.length; j++) {
+      if (!(weights[j] >= 0 && weights[j] <= 1)) throw new Error("shopfunnel: weights are shares between 0 and 1");
+      total += weights[j];
+    }
+    if (weights.length < 2 || Math.abs(total - 1) > 1e-6) throw new Error("shopfunnel: weights must sum to 1");
+    return weights.slice();
+  }
+  function assign(key, id, weights) {
+    if (typeof key !== "string" || !key) throw new Error("shopfunnel: an experiment key is a non-empty string");
+    var w = shares(weights), n = hashUnit(key, String(id)), start = 0;
+    for (var i = 0; i < w.length; i++) {
+      var end = start + w[i];
+      if (n >= start && n < end) return i;
+      start = end;
+    }
+    return -1;
+  }
+  function inHoldout(key, id, share) {
+    if (typeof key !== "string" || !key) throw new Error("shopfunnel: a holdout key is a non-empty string");
+    if (!(share >= 0 && share <= 1)) throw new Error("shopfunnel: a holdout share is between 0 and 1");
+    return hashUnit("holdout:" + key, String(id)) < share;
   }
 
   var anonymousId = getCookie("sf_aid") || uuid();
@@ -140,6 +184,16 @@
     },
     flush: function () { flush(); },
     anonymousId: function () { return anonymousId; },
+    experiment: function (key, weights) {
+      var variant = assign(key, anonymousId, weights);
+      if (!exposed[key]) {
+        exposed[key] = true;
+        enqueue("experiment_exposure", { experiment: key, variant: String(variant) });
+      }
+      return variant;
+    },
+    assign: assign,
+    inHoldout: inHoldout,
     pending: function () { return queue.length; }
   };
   var earlier = (w.shopfunnel && w.shopfunnel.q) || [];
