@@ -87,34 +87,23 @@ class SessionLevels:
             where.append("ts < ?")
             wparams.append(end)
         cond = ("WHERE " + " AND ".join(where)) if where else ""
-        # Orders are counted apart, over the purchases only: a DISTINCT inside the large
-        # aggregate costs a hash table per session (about a third of the time at 10M events).
-        purchase_cond = " AND ".join([*where, "event = 'purchase'"])
         self.db.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {self.table} AS
-            WITH s AS (
-                SELECT session_id, any_value(person_id) AS person_id, min(ts) AS started_at,
-                       date_trunc('hour', min(ts)) AS hour, CAST(min(ts) AS DATE) AS day,
-                       coalesce(arg_min(device, ts) FILTER (WHERE device IS NOT NULL), '(none)') AS device,
-                       coalesce(arg_min(channel, ts) FILTER (WHERE channel IS NOT NULL), '(none)') AS channel,
-                       coalesce(arg_min(utm_campaign, ts) FILTER (WHERE utm_campaign IS NOT NULL), '(none)') AS campaign,
-                       coalesce(arg_min(country, ts) FILTER (WHERE country IS NOT NULL), '(none)') AS country,
-                       {level_expr} AS level,
-                       coalesce(sum(value) FILTER (WHERE event = 'purchase'), 0)::DOUBLE AS revenue
-                FROM events {cond}
-                GROUP BY session_id
-            ),
-            o AS (
-                SELECT session_id, count(DISTINCT order_id) AS orders
-                FROM events WHERE {purchase_cond}
-                GROUP BY session_id
-            )
-            SELECT s.session_id, person_id, started_at, hour, day, device, channel, campaign,
-                   country, level, coalesce(o.orders, 0) AS orders, revenue, false AS excluded
-            FROM s LEFT JOIN o ON s.session_id IS NOT DISTINCT FROM o.session_id
+            SELECT session_id, any_value(person_id) AS person_id, min(ts) AS started_at,
+                   date_trunc('hour', min(ts)) AS hour, CAST(min(ts) AS DATE) AS day,
+                   coalesce(arg_min(device, ts) FILTER (WHERE device IS NOT NULL), '(none)') AS device,
+                   coalesce(arg_min(channel, ts) FILTER (WHERE channel IS NOT NULL), '(none)') AS channel,
+                   coalesce(arg_min(utm_campaign, ts) FILTER (WHERE utm_campaign IS NOT NULL), '(none)') AS campaign,
+                   coalesce(arg_min(country, ts) FILTER (WHERE country IS NOT NULL), '(none)') AS country,
+                   {level_expr} AS level,
+                   count(DISTINCT order_id) FILTER (WHERE event = 'purchase') AS orders,
+                   coalesce(sum(value) FILTER (WHERE event = 'purchase'), 0)::DOUBLE AS revenue,
+                   false AS excluded
+            FROM events {cond}
+            GROUP BY session_id
             """,
-            params + wparams + wparams,
+            params + wparams,
         )
         span = self.db.rows(f"SELECT min(day), max(day), count(*) FROM {self.table}")[0]
         self.first_day, self.last_day, self.sessions = span[0], span[1], int(span[2] or 0)
