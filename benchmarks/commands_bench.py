@@ -1,6 +1,6 @@
 """Every command as a user runs it: whole process, warm store, with peak memory.
 
-    PYTHONPATH=src python benchmarks/commands_bench.py 1m 10m [100m] [--runs 3] [--label after]
+    PYTHONPATH=src python benchmarks/commands_bench.py 1m 10m [30m] [100m] [--runs 3] [--label after]
         [--commands funnel,stages,...]
 
 ``demo`` (a fresh store generated, loaded and analysed: ``demo --events N --fresh``) runs
@@ -40,7 +40,7 @@ from machine import cpu_name, ram_gib  # benchmarks/machine.py, beside this scri
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = HERE / "data"
-SIZES = {"1m": 1_000_000, "10m": 10_000_000, "100m": 100_000_000}
+SIZES = {"1m": 1_000_000, "10m": 10_000_000, "30m": 30_000_000, "100m": 100_000_000}
 STEPS = "view_item,add_to_cart,begin_checkout,add_payment_info,purchase"
 # the sample store spans 2024-01-01 to 2024-04-29 at every size: its last 30 days
 FLOW = ("2024-03-30", "2024-04-29")

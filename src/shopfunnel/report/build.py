@@ -261,6 +261,11 @@ REPORT_EXPERIMENTS = 5
 
 def _experiments(ctx: Context) -> Section | None:
     """The store's experiments, or no section at all when it has none."""
+    from shopfunnel.store.schema import EXPOSURE_EVENT
+
+    # a store without exposures never imports the analysis (SciPy: most of a second)
+    if not summary.has_event(ctx.store, EXPOSURE_EVENT):
+        return None
     from shopfunnel.experiments import analyze_experiment, list_experiments
 
     listed = list_experiments(ctx.store)

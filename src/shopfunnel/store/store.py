@@ -498,6 +498,31 @@ class Store:
     def info(self) -> dict[str, Any]:
         """Counts and ranges: events, persons, sessions, orders, first and last event,
         events by name and by channel."""
+        from shopfunnel.store import counts, person_index
+
+        db = self.db
+        found = counts.of_store(self)  # one pass over the timeline, when it can serve
+        if found is not None:
+            index = person_index.of_store(self, build=False)
+            persons = len(index) if index is not None else int(db.scalar(
+                "SELECT count(DISTINCT person_id) FROM events"))
+            orders = db.scalar(
+                "SELECT count(DISTINCT order_id) FROM events WHERE event = 'purchase'")
+            return {
+                "events": found.events,
+                "persons": persons,
+                "sessions": found.sessions,
+                "orders": int(orders or 0),
+                "first_event": _iso(found.first_us) if found.events else None,
+                "last_event": _iso(found.last_us) if found.events else None,
+                "events_by_name": dict(found.events_by_name),
+                "sessions_by_channel": dict(found.sessions_by_channel),
+            }
+        return self.info_sql()
+
+    def info_sql(self) -> dict[str, Any]:
+        """:meth:`info` by SQL over the events (the reference; the path taken when the
+        timeline cannot serve)."""
         from shopfunnel.store import person_index
 
         db = self.db
@@ -552,6 +577,13 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _iso(micros: int) -> str:
+    """µs since 1970 as the ISO text of a naive UTC datetime (as DuckDB's TIMESTAMP gives)."""
+    import datetime as dt
+
+    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=int(micros))).isoformat()
 
 
 @contextmanager
