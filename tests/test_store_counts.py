@@ -76,7 +76,7 @@ def fresh(rows: list[tuple], *, share_sessions: bool = False) -> Store:
 def test_info_and_daily_activity_from_the_timeline_equal_the_sql(rows) -> None:
     s = fresh(rows)
     assert counts.of_store(s) is not None  # the timeline path is the one under test
-    assert s.info() == s.info_sql()
+    assert s.info(timeline_pass=True) == s.info_sql()
     pd.testing.assert_frame_equal(summary.daily_activity(s), summary.daily_activity_sql(s))
 
 
@@ -90,7 +90,7 @@ def test_a_session_of_two_persons_is_counted_by_sql(rows) -> None:
     ]
     s = fresh(rows, share_sessions=True)
     assert counts.of_store(s) is None
-    assert s.info() == s.info_sql()
+    assert s.info(timeline_pass=True) == s.info_sql()
     pd.testing.assert_frame_equal(summary.daily_activity(s), summary.daily_activity_sql(s))
 
 

@@ -56,7 +56,7 @@ daily_activity = summary.daily_activity  # the report's activity table (kept for
 
 
 def _overview(ctx: Context) -> Section:
-    info = ctx.store.info()
+    info = ctx.store.info(timeline_pass=True)  # one pass, shared with the daily activity
     revenue = summary.revenue(ctx.store) if info.get("orders") else None
     return S.overview_section(info, revenue, ctx.currency)
 

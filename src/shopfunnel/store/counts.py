@@ -64,14 +64,17 @@ class StoreCounts:
 _CACHE: weakref.WeakKeyDictionary[Any, StoreCounts] = weakref.WeakKeyDictionary()
 
 
-def of_store(store: Any) -> StoreCounts | None:
+def of_store(store: Any, *, compute: bool = True) -> StoreCounts | None:
     """The counts of a :class:`shopfunnel.store.Store` from its timeline when it can serve
-    (module docstring), else None. Never builds the timeline: a question about the store
+    (module docstring), else None; with ``compute`` false, only counts already made for
+    the store's present events. Never builds the timeline: a question about the store
     should not wait for it."""
     key = timeline_store.store_key(store.db)
     cached = _CACHE.get(store)
     if cached is not None and cached.key == key:
         return cached
+    if not compute:
+        return None
     if not timeline_store.is_current(store):
         return None
     try:

@@ -495,13 +495,19 @@ class Store:
         return int(value) if value is not None else 0
 
     # -- reading ------------------------------------------------------------------------
-    def info(self) -> dict[str, Any]:
+    def info(self, *, timeline_pass: bool = False) -> dict[str, Any]:
         """Counts and ranges: events, persons, sessions, orders, first and last event,
-        events by name and by channel."""
+        events by name and by channel.
+
+        With ``timeline_pass``, or when another caller already made it, the counts come
+        from one compiled pass over the timeline (:mod:`shopfunnel.store.counts`, shared
+        with the daily activity) when it can serve: worth it in a process that runs
+        compiled code anyway (the report, the dashboard). Alone, SQL is faster: loading
+        the compiled code costs about a second."""
         from shopfunnel.store import counts, person_index
 
         db = self.db
-        found = counts.of_store(self)  # one pass over the timeline, when it can serve
+        found = counts.of_store(self, compute=timeline_pass)
         if found is not None:
             index = person_index.of_store(self, build=False)
             persons = len(index) if index is not None else int(db.scalar(
