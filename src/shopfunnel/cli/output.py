@@ -252,16 +252,41 @@ def _write_pieces(pieces: Iterator[bytes | memoryview], out: Path | None) -> Non
     err_console.print(f"wrote {out}")
 
 
+_VERBOSE = [False]
+
+
+def set_verbose(on: bool) -> None:
+    """``shopfunnel --verbose``: commands say how long each of their phases took."""
+    _VERBOSE[0] = on
+
+
+def verbose() -> bool:
+    """Whether ``--verbose`` was given."""
+    return _VERBOSE[0]
+
+
+def say_time(what: str, seconds: float) -> None:
+    """With ``--verbose``, one line on standard error: what took how long."""
+    if _VERBOSE[0]:
+        err_console.print(f"[dim]{what}: {seconds:.2f} s[/]", highlight=False)
+
+
 @contextmanager
 def working(message: str) -> Iterator[None]:
     """A spinner on standard error (a terminal only) while a command counts: anything that
     can take more than two seconds on a large store says what it is doing. Standard output
-    stays clean for pipes and files."""
-    if not err_console.is_terminal:
-        yield
-        return
-    with err_console.status(message, spinner="dots"):
-        yield
+    stays clean for pipes and files. With ``--verbose`` the phase's time is printed after."""
+    import time
+
+    started = time.perf_counter()
+    try:
+        if not err_console.is_terminal:
+            yield
+        else:
+            with err_console.status(message, spinner="dots"):
+                yield
+    finally:
+        say_time(message.rstrip("…. "), time.perf_counter() - started)
 
 
 @contextmanager
