@@ -10,6 +10,7 @@ frame, at every date and with the timeline read in chunks of any size.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,7 +24,13 @@ from hypothesis import strategies as st
 from conftest import T0, log
 from shopfunnel.model import Model, model_from_dict
 from shopfunnel.stages import evidence
-from shopfunnel.stages.placement import placement, placements, stage_flow, stage_transitions
+from shopfunnel.stages.placement import (
+    placement,
+    placements,
+    stage_flow,
+    stage_summary,
+    stage_transitions,
+)
 from shopfunnel.store import person_index, summary
 from shopfunnel.store.store import Store
 
@@ -150,6 +157,13 @@ def test_placement_is_the_same_frame_on_either_path(rows, end, lookback) -> None
         ref = placement(s, model=MODEL, as_of=as_of, lookback=lookback)
     pd.testing.assert_frame_equal(fast.persons, ref.persons)
     pd.testing.assert_frame_equal(fast.thresholds, ref.thresholds)
+    # the counts by stage and status from the codes are those of the persons table
+    table_only = dataclasses.replace(fast, codes=None, make_persons=lambda: fast.persons)
+    pd.testing.assert_frame_equal(stage_summary(s, placed=fast),
+                                  stage_summary(s, placed=table_only))
+    codes = fast.codes
+    assert codes.ids.take(pa.array(codes.id_rank)).to_pylist() == list(fast.persons["person_id"])
+    assert list(codes.stage_index) == list(fast.persons["stage_index"])
 
 
 def test_a_tie_of_channels_at_the_first_instant_is_broken_by_event_id() -> None:
@@ -250,6 +264,7 @@ def test_transitions_and_flow_match_the_pandas_alignment(rows, first, later, loo
     t0 = (T0 + timedelta(minutes=first)).replace(tzinfo=None)
     t1 = t0 + timedelta(minutes=later)
     a, b = placements(s, [t0, t1], model=MODEL, lookback=lookback)
+    assert a.codes.ids is b.codes.ids  # matched by rank in the person index
     want = pandas_transitions(a.persons, b.persons)
     got = stage_transitions(s, t0, t1, model=MODEL, lookback=lookback)
     assert got.astype(object).values.tolist() == want.astype(object).values.tolist()

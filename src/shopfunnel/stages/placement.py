@@ -37,9 +37,10 @@ order by SQL; the rules above are applied in NumPy over those tables.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -80,6 +81,23 @@ PERSON_COLUMNS = [
 
 
 @dataclass(frozen=True)
+class PlacedCodes:
+    """The rows of :attr:`StagePlacement.persons` as codes, in the same order: what counts
+    by stage and status and the stage flow need, without a text column. ``ids[id_rank]``
+    is each row's ``person_id`` (``ids`` is shared by every placement of one store from the
+    timeline, so two placements match persons by rank)."""
+
+    stage_index: np.ndarray  # position in the model's stages
+    status: np.ndarray  # position in STATUSES
+    customer: np.ndarray  # at least one order in the period
+    id_rank: np.ndarray
+    ids: pa.Array
+
+    def __len__(self) -> int:
+        return len(self.stage_index)
+
+
+@dataclass(frozen=True)
 class StagePlacement:
     """Everyone placed in a stage at ``as_of``, with the thresholds the statuses came from.
 
@@ -93,12 +111,22 @@ class StagePlacement:
 
     as_of: datetime | None
     lookback_days: float
-    persons: pd.DataFrame
     thresholds: pd.DataFrame
     lapsed_after_days: float
     lapsed_source: str
     model: Model = field(repr=False)
     customer_gone_after_days: float = math.nan
+    codes: PlacedCodes | None = field(default=None, repr=False, compare=False)
+    make_persons: Callable[[], pd.DataFrame] | None = field(default=None, repr=False,
+                                                             compare=False)
+
+    @cached_property
+    def persons(self) -> pd.DataFrame:
+        """One row per person (columns in :data:`PERSON_COLUMNS`), sorted by stage then
+        ``person_id``; built on first use (counts by stage and the flow need only
+        :attr:`codes`)."""
+        assert self.make_persons is not None
+        return self.make_persons()
 
     def status_notes(self) -> list[str]:
         """How the statuses were judged, in words, with the numbers (:func:`status.explain`)."""
@@ -107,7 +135,8 @@ class StagePlacement:
 
     def __repr__(self) -> str:
         return (
-            f"StagePlacement(as_of={self.as_of}, persons={len(self.persons)}, "
+            f"StagePlacement(as_of={self.as_of}, "
+            f"persons={len(self.codes) if self.codes is not None else len(self.persons)}, "
             f"stages={list(self.thresholds['stage'])})"
         )
 
@@ -193,9 +222,37 @@ def _place(store: Store, model: Model, lookback_s: float, end: datetime,
                             gone_gap)
 
     order = _by_stage_then_id(stage_idx, base.id_rank)
+    codes = PlacedCodes(stage_index=stage_idx[order].astype(np.int64), status=status[order],
+                        customer=customer[order], id_rank=base.id_rank[order], ids=base.ids)
+
+    def make_persons() -> pd.DataFrame:
+        return _persons_frame(model, base, order, stage_idx, status, entered, idle, end_us,
+                              days_in_stage, n_orders, revenue, last_order, since_order,
+                              customer, stage_stalled, stage_gone, usual_gap, gone_gap)
+
+    return StagePlacement(
+        as_of=end,
+        lookback_days=lookback_s / 86_400,
+        thresholds=thresholds,
+        lapsed_after_days=gap.days,
+        lapsed_source=gap.source,
+        model=model,
+        customer_gone_after_days=gap.gone_days,
+        codes=codes,
+        make_persons=make_persons,
+    )
+
+
+def _persons_frame(model: Model, base: PersonFacts, order: np.ndarray, stage_idx: np.ndarray,
+                   status: np.ndarray, entered: np.ndarray, idle: np.ndarray, end_us: int,
+                   days_in_stage: np.ndarray, n_orders: np.ndarray, revenue: np.ndarray,
+                   last_order: np.ndarray, since_order: np.ndarray, customer: np.ndarray,
+                   stage_stalled: np.ndarray, stage_gone: np.ndarray, usual_gap: np.ndarray,
+                   gone_gap: np.ndarray) -> pd.DataFrame:
+    """The persons table of :func:`_place`'s arrays, rows in ``order``."""
     customer = customer[order]
     stage_stalled, stage_gone = stage_stalled[order], stage_gone[order]
-    persons = pd.DataFrame(
+    return pd.DataFrame(
         {
             "person_id": base.in_order(order, "person_id"),
             "stage": _labels(model.stage_names, stage_idx[order]),
@@ -215,16 +272,6 @@ def _place(store: Store, model: Model, lookback_s: float, end: datetime,
             "gone_after_days": np.where(customer, gone_gap[order], stage_gone),
         },
         copy=False,  # the columns are new: no need to copy them into blocks
-    )
-    return StagePlacement(
-        as_of=end,
-        lookback_days=lookback_s / 86_400,
-        persons=persons,
-        thresholds=thresholds,
-        lapsed_after_days=gap.days,
-        lapsed_source=gap.source,
-        model=model,
-        customer_gone_after_days=gap.gone_days,
     )
 
 
@@ -277,9 +324,9 @@ def stage_summary(
     """
     placed = placed or placement(store, model=model, as_of=as_of, lookback=lookback)
     model = placed.model
-    p = placed.persons
+    stage_index, status_code = _stage_status(placed)
     n_stages = len(model.stages)
-    at = np.bincount(p["stage_index"].to_numpy(dtype=np.int64), minlength=n_stages)
+    at = np.bincount(stage_index, minlength=n_stages)
     reached = np.cumsum(at[::-1])[::-1]
     prev = np.concatenate([[np.nan], reached[:-1]]).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -294,9 +341,7 @@ def stage_summary(
             "conversion_from_start": from_start,
         }
     )
-    status = p["status"].to_numpy(dtype=object)
-    code = np.select([status == s for s in STATUSES], list(range(len(STATUSES))), 0)
-    cells = p["stage_index"].to_numpy(dtype=np.int64) * len(STATUSES) + code
+    cells = stage_index * len(STATUSES) + status_code
     counts = np.bincount(cells, minlength=n_stages * len(STATUSES)).reshape(n_stages, -1)
     for j, s in enumerate(STATUSES):
         out[s] = counts[:, j].astype(np.int64)
@@ -481,11 +526,32 @@ def _labels(names: list[str], codes: np.ndarray) -> pd.Series:
     return pa.array(names, pa.string()).take(pa.array(codes)).to_pandas()
 
 
+def _stage_status(placed: StagePlacement) -> tuple[np.ndarray, np.ndarray]:
+    """Each person's stage index and status (position in STATUSES), from the codes when
+    the placement has them, else from its persons table."""
+    if placed.codes is not None:
+        return placed.codes.stage_index.astype(np.int64), placed.codes.status.astype(np.int64)
+    p = placed.persons
+    status = p["status"].to_numpy(dtype=object)
+    code = np.select([status == s for s in STATUSES], list(range(len(STATUSES))), 0)
+    return p["stage_index"].to_numpy(dtype=np.int64), code.astype(np.int64)
+
+
 def _transition_codes(a: StagePlacement, b: StagePlacement
                       ) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """Every person placed at either date (ids, in no particular order) and their state at
-    each as a position in ``[not seen, *stages, lapsed]`` (persons matched by id through
-    Arrow's hash table: no index of a million strings in pandas)."""
+    each as a position in ``[not seen, *stages, lapsed]``. Two placements over the same ids
+    (the timeline's person index) are matched by rank; others by id through Arrow's hash
+    table (no index of a million strings in pandas)."""
+    ca, cb = a.codes, b.codes
+    if ca is not None and cb is not None and ca.ids is cb.ids:
+        n = len(ca.ids)
+        from_state = np.zeros(n, dtype=np.int64)  # 0: not seen
+        to_state = np.zeros(n, dtype=np.int64)
+        from_state[ca.id_rank] = _coded_states(ca, len(a.model.stages))
+        to_state[cb.id_rank] = _coded_states(cb, len(b.model.stages))
+        either = np.flatnonzero((from_state > 0) | (to_state > 0))
+        return (ca.ids.take(pa.array(either)), from_state[either], to_state[either])
     ids_a, ids_b = _arrow_ids(a.persons), _arrow_ids(b.persons)
     coded = pc.dictionary_encode(pa.concat_arrays([ids_a, ids_b]))
     codes = coded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -495,6 +561,13 @@ def _transition_codes(a: StagePlacement, b: StagePlacement
     from_state[codes[: len(ids_a)]] = _state_codes(a.persons, len(a.model.stages))
     to_state[codes[len(ids_a):]] = _state_codes(b.persons, len(b.model.stages))
     return coded.dictionary, from_state, to_state
+
+
+def _coded_states(c: PlacedCodes, n_stages: int) -> np.ndarray:
+    """:func:`_state_codes` from the codes."""
+    slipped = c.customer & ((c.status == STATUSES.index(LAPSED))
+                            | (c.status == STATUSES.index(GONE)))
+    return np.where(slipped, n_stages + 1, c.stage_index.astype(np.int64) + 1)
 
 
 def _state_codes(p: pd.DataFrame, n_stages: int) -> np.ndarray:
@@ -565,7 +638,11 @@ def _empty_placement(model: Model, lookback_s: float) -> StagePlacement:
             "source": "no events",
         }
     )[THRESHOLD_COLUMNS]
+    empty = np.zeros(0, dtype=np.int64)
+    codes = PlacedCodes(stage_index=empty, status=empty, customer=np.zeros(0, dtype=bool),
+                        id_rank=empty, ids=pa.array([], pa.string()))
     return StagePlacement(
-        as_of=None, lookback_days=lookback_s / 86_400, persons=persons, thresholds=thresholds,
-        lapsed_after_days=math.nan, lapsed_source="no events", model=model,
+        as_of=None, lookback_days=lookback_s / 86_400, thresholds=thresholds,
+        lapsed_after_days=math.nan, lapsed_source="no events", model=model, codes=codes,
+        make_persons=lambda: persons,
     )
