@@ -94,6 +94,9 @@ def _root(
         False, "--verbose", "-v", help="Say how long the command took and its peak memory."),
 ) -> None:
     # Also makes the app a group whatever number of command modules is loaded (one, for a run).
+    from shopfunnel.cli.output import set_verbose  # every command prints through it
+
+    set_verbose(verbose)
     if verbose:
         import time
 
