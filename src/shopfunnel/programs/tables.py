@@ -61,6 +61,12 @@ DDL: dict[str, str] = {
             reward DOUBLE NOT NULL,
             payout_id VARCHAR NOT NULL,
             paid_at TIMESTAMP NOT NULL)""",
+    "program_referral_rules": """
+        CREATE TABLE IF NOT EXISTS program_referral_rules (
+            set_at TIMESTAMP PRIMARY KEY,
+            reward DOUBLE NOT NULL,
+            min_spend DOUBLE NOT NULL,
+            cap_per_referrer INTEGER)""",
     "program_draws": """
         CREATE TABLE IF NOT EXISTS program_draws (
             name VARCHAR PRIMARY KEY,
