@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from tests.conftest import log
 from tests.journey.programs_store import programs_store
@@ -301,3 +302,28 @@ def test_the_faces_show_times_to_the_second_and_the_chosen_event_columns(ann) ->
     ]
     assert shown["events"]["ts"].tolist()[1] == "2024-03-01 12:02:00"
     assert shown["identities"]["linked_at"].tolist()[0] == "–"  # the customer id itself
+
+
+def test_the_audiences_packages_own_refresh_and_flow_show_on_the_journey(store) -> None:
+    from shopfunnel.audiences.flows import run_flow
+    from shopfunnel.audiences.membership import refresh_audience
+
+    mug = json.dumps([{"item_id": "mug-1", "item_name": "Mug", "price": 12.5, "quantity": 2}])
+    store.load(
+        log(
+            ("c", 0, "view_item", {"items": mug, "value": 25.0}),
+            ("c", 1, "add_to_cart", {"items": mug, "value": 25.0, "user_id": "u-c"}),
+            ("d", 60 * 30, "page_view"),
+        )
+    )
+    refresh_audience(store, "abandoned-carts", as_of="2024-03-02T12:00:00")
+    run_flow(store, "cart-abandonment", now="2024-03-02T12:00:00")
+    j = person_journey(store, "u-c")
+    assert j.audiences[["audience", "entered_at", "member_now"]].values.tolist() == [
+        ["abandoned-carts", pd.Timestamp("2024-03-02 12:00:00"), True]
+    ]
+    assert j.flows[["flow", "trigger_event", "trigger_at", "held_out"]].values.tolist() == [
+        ["cart-abandonment", "add_to_cart", at(1), False]
+    ]
+    assert not j.notes
+    assert person_journey(store, "d").audiences.empty

@@ -63,10 +63,13 @@ DEFAULT_EVENTS_LIMIT = 500
 ORDER_EVENT = "purchase"
 REFUND_EVENT = "refund"
 # The tables the audiences package keeps (read when present): table -> wanted columns.
-# The first wanted column is the time the rows are ordered by.
-AUDIENCE_TABLES: dict[str, tuple[str, ...]] = {
-    "audience_members": ("entered_at", "audience", "exited_at"),
-    "flow_sends": ("trigger_at", "flow", "trigger_event", "due_at", "sent_at", "held_out"),
+# table -> (the time its rows are ordered by, the columns shown)
+AUDIENCE_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "audience_members": ("entered_at", ("audience", "entered_at", "exited_at")),
+    "flow_sends": (
+        "trigger_at",
+        ("flow", "trigger_event", "trigger_at", "due_at", "sent_at", "held_out"),
+    ),
 }
 # each table of a journey as the faces title it, and the event columns they show
 PART_TITLES: dict[str, str] = {
@@ -415,7 +418,7 @@ def _audience_tables(store: Store, person_id: str) -> tuple[pd.DataFrame, pd.Dat
     """The hook to the audiences package's tables: each read when the store has it, with
     the wanted columns it has; a missing table gives an empty frame and its name."""
     frames, missing = [], []
-    for table, wanted in AUDIENCE_TABLES.items():
+    for table, (order, wanted) in AUDIENCE_TABLES.items():
         have = {
             r[0]
             for r in store.db.rows(
@@ -423,7 +426,7 @@ def _audience_tables(store: Store, person_id: str) -> tuple[pd.DataFrame, pd.Dat
             )
         }
         columns = [c for c in wanted if c in have]
-        if "person_id" not in have or wanted[0] not in have:
+        if "person_id" not in have or order not in have:
             frames.append(pd.DataFrame(columns=list(wanted)))
             missing.append(table)
             continue
@@ -431,7 +434,7 @@ def _audience_tables(store: Store, person_id: str) -> tuple[pd.DataFrame, pd.Dat
         frames.append(
             store.db.df(
                 f"SELECT {cols} FROM {quote_ident(table)} WHERE person_id = ? "
-                f"ORDER BY {quote_ident(wanted[0])}, {cols}",
+                f"ORDER BY {quote_ident(order)}, {cols}",
                 [person_id],
             )
         )
