@@ -13,6 +13,8 @@ from tests.journey.stores import shopper_store
 from server.kit import ADMIN_PASSWORD, LiveServer
 
 pytestmark = pytest.mark.browser
+# generous waits: the machine is shared, and plotly.js is 3.5 MB to parse
+LOADED_MS = 90_000
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +44,11 @@ def live(tmp_path_factory):
 def log_in(open_page, url: str):
     probe = open_page(url + "/journey", allow=(url,))
     page = probe.page
+    page.set_default_timeout(LOADED_MS)
     assert page.url.endswith("/login"), "the person page sends a visitor to the login"
     page.fill("input[name=password]", ADMIN_PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_url(url + "/")
+    page.wait_for_url(url + "/", timeout=LOADED_MS)
     return probe
 
 
@@ -56,7 +59,7 @@ def test_support_finds_a_customer_by_email_and_reads_her_journey(live, open_page
     page.fill("#person-search input[name=q]", "ann@example.com")
     page.select_option("#person-search select[name=by]", "email")
     page.click("#person-search button[type=submit]")
-    page.wait_for_selector("#summary")
+    page.wait_for_selector("#summary", timeout=LOADED_MS)
     assert "ann@example.com" not in page.url.lower(), "the e-mail never goes into a URL"
     assert page.locator("h1").inner_text() == "Person u-ann"
     assert "Retention" in page.locator("#summary").inner_text()
@@ -72,7 +75,7 @@ def test_support_finds_a_customer_by_email_and_reads_her_journey(live, open_page
     assert sessions.count() == 3 and "email" in sessions.first.inner_text()
     assert "Mug ×2" in page.locator("[data-part=events]").inner_text()
     assert "Ann@Example.com" in page.locator("[data-part=contacts]").inner_text()
-    page.wait_for_selector("#stage-chart .main-svg")  # the stage chart is drawn
+    page.wait_for_selector("#stage-chart .main-svg", timeout=LOADED_MS)  # the stage chart is drawn
     shot = tmp_path / "journey.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
@@ -96,7 +99,7 @@ def test_a_hostile_person_is_shown_as_text_and_never_runs(live, open_page) -> No
     page.goto(live.url + "/journey")
     page.fill("#person-search input[name=q]", XSS)
     page.click("#person-search button[type=submit]")
-    page.wait_for_selector("#summary")
+    page.wait_for_selector("#summary", timeout=LOADED_MS)
     assert page.locator("h1").inner_text() == f"Person {XSS}"
     assert XSS in page.locator("[data-part=events]").inner_text()
     assert page.evaluate("window.__pwned") is None
@@ -114,11 +117,11 @@ def test_the_programs_page_shows_offers_referrals_and_a_checked_draw(tmp_path, o
         assert row[0] == "spring" and row[4:7] == ["2", "1", "50.0%"]
         assert "payable now" in page.locator("#referral-totals").inner_text()
         page.click("#offers-table a")
-        page.wait_for_selector("#offer-detail")
+        page.wait_for_selector("#offer-detail", timeout=LOADED_MS)
         assert XSS in page.inner_text("main") and page.evaluate("window.__pwned") is None
         page.goto(live.url + "/programs")
         page.click("#draws-table a")
-        page.wait_for_selector("#draw-check")
+        page.wait_for_selector("#draw-check", timeout=LOADED_MS)
         assert page.inner_text("#draw-check") == (
             "Re-drawn from the record: entrants match their digest; winners match."
         )
