@@ -86,3 +86,29 @@ def test_an_email_shared_by_two_persons_lists_both_to_choose_from(tmp_path) -> N
             {"person_id": "p2", "matched_by": "e-mail"},
         ]
     }
+
+
+def test_a_store_held_by_a_running_server_points_to_the_api(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "held.duckdb")
+    shopper_store(path).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys; c = duckdb.connect({path!r}); print('open', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        out = run("person", "u-ann", "--db", path, code=1)
+        assert "/v1/persons/ID/journey" in out
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+        holder.stdout.close()

@@ -22,7 +22,7 @@ from shopfunnel.cli.output import (
     friendly_errors,
     rich_table,
 )
-from shopfunnel.errors import ConfigError
+from shopfunnel.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from shopfunnel.journey import Journey
@@ -65,7 +65,14 @@ def person(
             raise ConfigError("a journey is several tables: use --format table or json")
         if not Path(db).exists():
             raise ConfigError(f"no store at {db!r}: give the store with --db FILE")
-        with Store(db, read_only=True) as store:
+        try:
+            opened = Store(db, read_only=True)
+        except StoreError as exc:
+            raise StoreError(
+                f"{exc} While `shopfunnel serve` runs, ask it instead: GET "
+                "/v1/persons/ID/journey, or the dashboard's Person page."
+            ) from exc
+        with opened as store:
             query, by = (email, "email") if email is not None else (person_id, "id")
             assert query is not None
             matches = find_persons(store, query, by=by)  # type: ignore[arg-type]
