@@ -132,8 +132,7 @@ def placement(
         return _empty_placement(model, lookback_s)
     start = end - timedelta(seconds=lookback_s)
 
-    base = _person_rows(store, model, start, end)
-    orders = _order_rows(store, start, end)
+    base, orders, visits = _rows(store, model, start, end, rules.visit_gap_seconds)
     o_rows = pd.Index(base["person_id"]).get_indexer(orders["person_id"])
     orders, o_rows = orders[o_rows >= 0], o_rows[o_rows >= 0]
     first = _first_evidence(model, base, orders, o_rows)
@@ -143,7 +142,6 @@ def placement(
     entered = first[np.arange(n), stage_idx]
     end_us = _micros(pd.Series([end]))[0]
 
-    visits = _visit_rows(store, start, end, rules.visit_gap_seconds)
     v_rows = pd.Index(base["person_id"]).get_indexer(visits["person_id"])
     keep = v_rows >= 0
     gaps = return_gaps(first, v_rows[keep], _micros(visits["ts"])[keep],
@@ -402,6 +400,16 @@ def _order_stats(
 
 
 # -- queries (aggregate in the engine) ------------------------------------------------------
+def _rows(store: Store, model: Model, start: datetime, end: datetime, visit_gap_s: float
+          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The compact tables the rules read: persons, orders, returning visits. A Spark
+    source (:class:`shopfunnel.store.spark.SparkEvents`) computes the same rows on Spark."""
+    if hasattr(store, "placement_rows"):
+        return store.placement_rows(model.event_stage(), start, end, visit_gap_s, ORDER_EVENT)
+    return (_person_rows(store, model, start, end), _order_rows(store, start, end),
+            _visit_rows(store, start, end, visit_gap_s))
+
+
 def _person_rows(store: Store, model: Model, start: datetime, end: datetime) -> pd.DataFrame:
     """One row per person with an event in the period, in one scan: first and last event in
     the period, first-touch channel (all events up to ``end``), and ``s{k}``: the first event
@@ -489,6 +497,8 @@ def _states(p: pd.DataFrame) -> pd.Series:
 def _resolve_as_of(store: Store, as_of: datetime | date | str | None) -> datetime | None:
     if as_of is not None:
         return _timestamp(as_of, "as_of")
+    if hasattr(store, "latest_event_time"):  # a Spark source
+        return store.latest_event_time()
     latest = store.db.scalar("SELECT max(ts) FROM events")
     return None if latest is None else pd.Timestamp(latest).to_pydatetime()
 
