@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -60,6 +60,19 @@ def sample(spark, tmp_path_factory):
     events.df.unpersist()
 
 
+def assert_same(got: pd.DataFrame, expected: pd.DataFrame, **kwargs) -> None:
+    """Frames equal, where a missing text is missing whichever way pandas holds it (None in
+    an object column from DuckDB, NaN in a string column from Arrow)."""
+    def nones(df: pd.DataFrame) -> pd.DataFrame:
+        df = df.copy()
+        for col in df.columns:
+            if df[col].dtype == object or pd.api.types.is_string_dtype(df[col]):
+                df[col] = df[col].astype(object).where(df[col].notna(), None)
+        return df
+
+    pd.testing.assert_frame_equal(nones(got), nones(expected), **kwargs)
+
+
 def by_person(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values("person_id", kind="stable").reset_index(drop=True)
 
@@ -67,11 +80,11 @@ def by_person(df: pd.DataFrame) -> pd.DataFrame:
 def assert_same_placement(store, events, **kwargs) -> None:
     local, remote = placement(store, **kwargs), placement(events, **kwargs)
     assert local.as_of == remote.as_of
-    pd.testing.assert_frame_equal(remote.persons, local.persons, check_dtype=False)
-    pd.testing.assert_frame_equal(remote.thresholds, local.thresholds)
+    assert_same(remote.persons, local.persons, check_dtype=False)
+    assert_same(remote.thresholds, local.thresholds)
     assert (remote.lapsed_after_days, remote.customer_gone_after_days) == pytest.approx(
         (local.lapsed_after_days, local.customer_gone_after_days), nan_ok=True, rel=0, abs=0)
-    pd.testing.assert_frame_equal(stage_summary(events, placed=remote),
+    assert_same(stage_summary(events, placed=remote),
                                   stage_summary(store, placed=local))
 
 
@@ -80,20 +93,20 @@ def assert_same_customers(store, events) -> None:
     local_orders = store.table("orders").sort_values("order_id").reset_index(drop=True)
     remote_orders = (events.table("orders")[local_orders.columns].sort_values("order_id")
                      .reset_index(drop=True))
-    pd.testing.assert_frame_equal(remote_orders, local_orders, check_dtype=False)
+    assert_same(remote_orders, local_orders, check_dtype=False)
     if local_orders.empty:
         return
     assert ret.retention_summary(remote_orders) == ret.retention_summary(local_orders)
     for period in ("week", "month"):
-        pd.testing.assert_frame_equal(ret.cohort_retention(remote_orders, period=period),
+        assert_same(ret.cohort_retention(remote_orders, period=period),
                                       ret.cohort_retention(local_orders, period=period))
-        pd.testing.assert_frame_equal(
+        assert_same(
             ret.activity_retention(events.active_periods(period), period=period),
             ret.activity_retention(ret.active_periods(store, period=period), period=period))
     local_rfm = rfm_table(local_orders, persons=person_ids(store))
     remote_rfm = rfm_table(remote_orders, persons=events.person_ids())
-    pd.testing.assert_frame_equal(by_person(remote_rfm), by_person(local_rfm))
-    pd.testing.assert_frame_equal(rfm_group_summary(remote_rfm), rfm_group_summary(local_rfm))
+    assert_same(by_person(remote_rfm), by_person(local_rfm))
+    assert_same(rfm_group_summary(remote_rfm), rfm_group_summary(local_rfm))
 
 
 # -- the sample store -------------------------------------------------------------------------
@@ -109,7 +122,7 @@ def test_stage_flow_equals_the_store(sample) -> None:
     _, _, store, events = sample
     local = stage_flow(store, "2024-02-01", "2024-03-01")
     assert local.to_numpy().sum() > 1000
-    pd.testing.assert_frame_equal(stage_flow(events, "2024-02-01", "2024-03-01"), local)
+    assert_same(stage_flow(events, "2024-02-01", "2024-03-01"), local)
 
 
 def test_orders_retention_and_rfm_equal_the_store(sample) -> None:
@@ -133,9 +146,9 @@ def test_funnels_with_filters_exclusions_and_held_items_equal_the_store(sample, 
     assert local.steps["persons"].iloc[0] > 100
     times = "hold" not in kwargs  # tie order between held units: hash order (ADR 0090)
     cols = [c for c in local.steps.columns if times or "seconds" not in c]
-    pd.testing.assert_frame_equal(remote.steps[cols], local.steps[cols])
+    assert_same(remote.steps[cols], local.steps[cols])
     if local.breakdown is not None:
-        pd.testing.assert_frame_equal(remote.breakdown, local.breakdown)
+        assert_same(remote.breakdown, local.breakdown)
 
 
 # -- the command line -------------------------------------------------------------------------
@@ -203,12 +216,12 @@ def with_orders(raw: pd.DataFrame, seed: int) -> pd.DataFrame:
     return raw
 
 
-@settings(max_examples=3, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=2, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # no shrinking: slow
 @given(seed=st.integers(0, 10_000))
 def test_random_logs_give_the_stores_stages_flow_retention_rfm_and_funnels(
         spark, tmp_path, seed: int) -> None:
-    raw = with_orders(raw_log(seed, persons=60), seed)
+    raw = with_orders(raw_log(seed, persons=50), seed)
     path = tmp_path / f"raw{seed}.parquet"
     raw.to_parquet(path, index=False)
     with Store(":memory:") as store:
@@ -218,7 +231,7 @@ def test_random_logs_give_the_stores_stages_flow_retention_rfm_and_funnels(
             assert_same_placement(store, events, lookback="30d")
             end = store.db.scalar("SELECT max(ts) FROM events")
             middle = (pd.Timestamp(end) - pd.Timedelta(days=2)).isoformat()
-            pd.testing.assert_frame_equal(stage_flow(events, middle, pd.Timestamp(end).isoformat()),
+            assert_same(stage_flow(events, middle, pd.Timestamp(end).isoformat()),
                                           stage_flow(store, middle, pd.Timestamp(end).isoformat()))
             assert_same_customers(store, events)
             steps = ["page_view", "view_item", "add_to_cart", "purchase"]
@@ -228,8 +241,8 @@ def test_random_logs_give_the_stores_stages_flow_retention_rfm_and_funnels(
                            {"exclusions": ["refund"]}):
                 local = funnel(store, steps, window="1h", **kwargs)
                 remote = funnel(engine, steps, window="1h", **kwargs)
-                pd.testing.assert_frame_equal(remote.steps, local.steps)
+                assert_same(remote.steps, local.steps)
                 if local.breakdown is not None:
-                    pd.testing.assert_frame_equal(remote.breakdown, local.breakdown)
+                    assert_same(remote.breakdown, local.breakdown)
         finally:
             events.df.unpersist()
