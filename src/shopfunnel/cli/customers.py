@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 import typer
 
+from shopfunnel import format as fmt
 from shopfunnel.cli.application import app
 from shopfunnel.cli.engine import Engine, EngineOpt, EventsOpt, TableOpt, is_spark, open_source
 from shopfunnel.cli.output import (
@@ -57,11 +58,9 @@ def _orders(source: Any, db: str) -> pd.DataFrame:
 
 
 def _pct0(value: Any) -> str:
-    return "–" if value is None or pd.isna(value) else f"{value:.0%}"
+    return fmt.pct(value, 0)
 
 
-def _pct(value: Any) -> str:
-    return "–" if value is None or pd.isna(value) else f"{value:.1%}"
 
 
 @app.command()
@@ -128,7 +127,7 @@ def retention(
             if "summary" in parts:
                 s = parts["summary"]
                 rows = pd.DataFrame({"metric": list(s), "value": [
-                    _pct(v) if k.endswith(("rate", "share")) else
+                    fmt.pct(v) if k.endswith(("rate", "share")) else
                     ("–" if pd.isna(v) else f"{v:,.2f}" if isinstance(v, float) else f"{v:,}")
                     for k, v in s.items()]})
                 shown.append(rich_table(rows, title=f"retention summary ({db})"))
@@ -144,10 +143,10 @@ def retention(
             if "orders_per_customer" in parts:
                 shown.append(rich_table(parts["orders_per_customer"].head(15),
                                         title="orders per customer (first 15)",
-                                        formats={"share": _pct}))
+                                        formats={"share": fmt.pct}))
             if "gaps" in parts:
                 shown.append(rich_table(parts["gaps"].drop(columns=["lower_days", "upper_days"]),
-                                        title="time between orders", formats={"share": _pct}))
+                                        title="time between orders", formats={"share": fmt.pct}))
             return Group(*shown)
 
         emit(data, format, out, table=render)
@@ -194,7 +193,7 @@ def rfm(
         if format == Format.table and out is None:
             emit(groups, format, out, table=lambda: rich_table(
                 groups, title=f"RFM groups ({db})",
-                formats={"share": _pct, "revenue_share": _pct}))
+                formats={"share": fmt.pct, "revenue_share": fmt.pct}))
             return
         emit(groups if by_group else scored, format, out)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -83,7 +83,7 @@ def to_json(data: Any) -> str:
                         | orjson.OPT_NON_STR_KEYS).decode()
 
 
-def rich_table(df: pd.DataFrame, title: str | None = None, formats: dict[str, Callable[[Any], str]] | None = None) -> Table:
+def rich_table(df: pd.DataFrame, title: str | None = None, formats: Mapping[str, Callable[..., str]] | None = None) -> Table:
     """A Rich table of a DataFrame, numbers right-aligned."""
     import pandas as pd
 

@@ -65,8 +65,6 @@ def _number(value: float) -> float | None:
     return None if pd.isna(value) else float(value)
 
 
-def _pct(value: Any) -> str:
-    return "–" if value is None or pd.isna(value) else f"{value:.1%}"
 
 
 @app.command()
@@ -126,7 +124,7 @@ def stages(
                 lead = [Text(bar.ljust(bar_width), style="cyan")] if bar_width >= 3 else []
                 table.add_row(
                     row.stage, *lead, f"{row.reached:,}",
-                    f"{row.at_stage:,}", _pct(row.conversion_from_previous), f"{row.active:,}",
+                    f"{row.at_stage:,}", fmt.pct(row.conversion_from_previous), f"{row.active:,}",
                     f"{row.stalled:,}", f"{row.lapsed:,}", f"{row.gone:,}",
                     _days(row.stalled_after_days), _days(row.gone_after_days),
                 )

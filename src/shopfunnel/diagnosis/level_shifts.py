@@ -81,12 +81,12 @@ def segment(entering: np.ndarray, reached: np.ndarray, *, penalty: float,
         total = best[a] + cost + penalty
         i = int(np.argmin(total))
         best[b], back[b] = total[i], a[i]
-    runs = []
-    b = n_days
-    while b > 0:
-        a = int(back[b])
-        runs.append((a, b))
-        b = a
+    runs: list[tuple[int, int]] = []
+    end = n_days
+    while end > 0:
+        begin = int(back[end])
+        runs.append((begin, end))
+        end = begin
     return runs[::-1]
 
 

@@ -125,8 +125,8 @@ def read_ga4(path: str | Path) -> Staged:
             rejects.append(Reject(source, line, "(row)", problem))
             continue
         row, why = _convert(obj, line)
-        if why is not None:
-            column, reason, value = why
+        if why is not None or row is None:
+            column, reason, value = why or ("(row)", "could not be read", None)
             rejects.append(Reject(source, line, column, reason, value))
             continue
         sessions.see(row)
@@ -151,7 +151,7 @@ def _open(p: Path) -> IO[bytes]:
     with open(p, "rb") as fh:
         magic = fh.read(4)
     if magic[:2] == b"\x1f\x8b":
-        return gzip.open(p, "rb")
+        return gzip.open(p, "rb")  # type: ignore[return-value]
     return open(p, "rb")
 
 
@@ -310,8 +310,8 @@ def _param_value(value: Any) -> Any:
         return parsed if parsed is not None else value["int_value"]
     for slot in ("double_value", "float_value"):
         if value.get(slot) is not None:
-            parsed = _float(value[slot])
-            return parsed if parsed is not None else value[slot]
+            number = _float(value[slot])
+            return number if number is not None else value[slot]
     return None
 
 

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from shopfunnel import format as fmt
 from shopfunnel.errors import ShopfunnelError
 from shopfunnel.format import csv_text
 from shopfunnel.server import auth, queries
@@ -259,18 +260,12 @@ def _status_chart(summary: pd.DataFrame) -> dict[str, Any]:
 def _stage_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The stage summary as people read it: counts, conversion in %, thresholds as durations."""
     table = summary[["stage", "reached", "at_stage"]].copy()
-    table["conversion"] = [_percent(v) for v in summary["conversion_from_previous"]]
+    table["conversion"] = [fmt.pct(v) for v in summary["conversion_from_previous"]]
     for status in STATUS_COLOURS:
         table[status] = summary[status]
     table["stalled after"] = [_days(v) for v in summary["stalled_after_days"]]
     table["gone after"] = [_days(v) for v in summary["gone_after_days"]]
     return table
-
-
-def _percent(value: Any) -> str:
-    from shopfunnel import format as fmt
-
-    return fmt.pct(value)
 
 
 @router.get("/stages")
@@ -400,6 +395,4 @@ def experiments_page(request: Request, name: str = "", engine: str = "frequentis
 
 def _days(days: float) -> str:
     """A duration given in days, as people read it (``9d 14h``, ``3h 20m``)."""
-    from shopfunnel import format as fmt
-
     return fmt.duration(days * 86_400)
