@@ -65,10 +65,29 @@ def open_source(db: str, engine: Engine | str = Engine.local, events: str | None
 
     spark = spark_session()
     source = SparkEvents(read_events(spark, events=events, table=table))
+    _report_heavy(source)
     try:
         yield source
     finally:
         source.df.unpersist()
+
+
+HEAVY_EVENTS = 1_000_000
+
+
+def _report_heavy(source: SparkEvents) -> None:
+    """Say on stderr which persons have ``HEAVY_EVENTS`` events or more (a bot, a shared
+    device): they are counted exactly but make their partition the slowest."""
+    from shopfunnel.cli.output import err_console
+
+    heavy = source.heavy_persons(HEAVY_EVENTS)
+    for row in heavy.head(5).itertuples(index=False):
+        err_console.print(f"note: person {row.person_id!r} has {row.events:,} events (a bot or a "
+                          "shared device?): counted, but its partition is the slowest; drop it "
+                          "from the events if it is not a customer", markup=False, highlight=False)
+    if len(heavy) > 5:
+        err_console.print(f"note: {len(heavy) - 5} more persons with over {HEAVY_EVENTS:,} events",
+                          markup=False)
 
 
 def funnel_source(source: Any) -> Any:

@@ -43,7 +43,7 @@ from shopfunnel.funnel.plan import (
     require_sessions,
 )
 from shopfunnel.store.schema import ITEM_FIELDS
-from shopfunnel.store.spark import local_spark_session
+from shopfunnel.store.spark import heavy_persons, local_spark_session
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -244,12 +244,7 @@ class SparkEngine:
         partition and the kernel walks them in batches, carrying the person over — but one
         such person makes its partition the slowest; filter them out (``events.where``)
         if they are not customers."""
-        F = self._F
-        heavy = (self.df.groupBy(self._person().alias("person_id")).count()
-                 .where(F.col("count") >= min_events)
-                 .orderBy(F.col("count").desc()).toArrow())
-        return pd.DataFrame({"person_id": heavy.column("person_id").to_pylist(),
-                             "events": heavy.column("count").to_pylist()})
+        return heavy_persons(self.df, self._person(), min_events)
 
     def run(self, plan: FunnelPlan) -> EngineOutput:
         n = len(plan.steps)

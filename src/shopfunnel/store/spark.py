@@ -280,6 +280,13 @@ class SparkEvents:
             df = df.persist(StorageLevel.MEMORY_AND_DISK)
         self.df: DataFrame = df
 
+    def heavy_persons(self, min_events: int = 1_000_000) -> pd.DataFrame:
+        """Persons with at least ``min_events`` events, most first (``person_id``,
+        ``events``). They are counted exactly, but each one makes its partition the
+        slowest: drop them (``SparkEvents(events.df.where(...))``) if they are not
+        customers (docs/spark.md)."""
+        return heavy_persons(self.df, None, min_events)
+
     def _t(self) -> Column:
         return micros(self.df)
 
@@ -383,6 +390,21 @@ class SparkEvents:
                                        *[c for c in base.columns if c.startswith("s")]])
         base_pd = base_pd.sort_values("person_id", kind="stable").reset_index(drop=True)
         return base_pd, _pandas(orders, times=["ts"]), _pandas(visits, times=["ts"])
+
+
+def heavy_persons(df: DataFrame, person: Column | None = None, min_events: int = 1_000_000
+                  ) -> pd.DataFrame:
+    """Persons with at least ``min_events`` events (bots, shared devices), most first:
+    ``person_id``, ``events``. ``person`` defaults to the ``person_id`` column."""
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    person = F.col("person_id") if person is None else person
+    heavy = (df.groupBy(person.alias("person_id")).count()
+             .where(F.col("count") >= min_events)
+             .orderBy(F.col("count").desc()).toArrow())
+    return pd.DataFrame({"person_id": heavy.column("person_id").to_pylist(),
+                         "events": heavy.column("count").to_pylist()})
 
 
 def _us(value: datetime) -> int:
