@@ -60,39 +60,51 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def tree_rss_mib(pid: int) -> float:
-    """Summed RSS of ``pid`` and its descendants, in MiB."""
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_sample(pid: int, cpu: dict[int, float]) -> float:
+    """Summed RSS of ``pid`` and its descendants in MiB; records each one's CPU seconds
+    (user + system) so far in ``cpu``."""
     tree, total, todo = _children(), 0, [pid]
     while todo:
         p = todo.pop()
         todo += tree.get(p, [])
         try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu[p] = (int(fields[11]) + int(fields[12])) / TICKS
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
-        except OSError:
+        except (OSError, IndexError, ValueError):
             pass
     return total / 1024
 
 
-def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, str, int]:
-    """Wall seconds, peak tree RSS MiB, stdout, exit code."""
+def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int]:
+    """Wall seconds, CPU seconds and peak RSS MiB of the process tree, exit code."""
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = [0.0]
+    cpu: dict[int, float] = {}
+    done = threading.Event()
 
-    def sample() -> None:
-        while proc.poll() is None:
-            peak[0] = max(peak[0], tree_rss_mib(proc.pid))
-            time.sleep(0.2)
+    def sample() -> None:  # never reaps the child: wait4 below does
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_sample(proc.pid, cpu))
+            done.wait(0.2)
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    out, _ = proc.communicate()
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
+    done.set()
     thread.join()
-    return wall, peak[0], out, proc.returncode
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    # the direct child's own CPU is exact from wait4; its descendants' as last sampled
+    own = usage.ru_utime + usage.ru_stime
+    cpu[proc.pid] = max(cpu.get(proc.pid, 0.0), own)
+    return wall, sum(cpu.values()), peak[0], proc.returncode
 
 
 def rounded(value: object) -> object:
@@ -140,14 +152,15 @@ def main() -> None:
                                   ("spark", ["--engine", "spark", "--events", args.events])):
                 out_file = Path(tmp) / f"{engine}.json"
                 argv = [PY, "-m", "shopfunnel", *cmd, *extra, "--format", "json", "--out", str(out_file)]
-                wall, peak, _, code = run(argv, env)
+                wall, cpu, peak, code = run(argv, env)
                 text = out_file.read_text() if out_file.exists() else "null"
                 outputs.append(rounded(json.loads(text)) if code == 0 else None)
-                rows.append((name, engine, wall, peak, code))
-                print(f"{name:40s} {engine:6s} {wall:8.1f} s {peak:8.0f} MiB exit {code}", flush=True)
+                rows.append((name, engine, (wall, cpu, peak, code)))
+                print(f"{name:40s} {engine:6s} {wall:8.1f} s {cpu:8.1f} cpu-s {peak:8.0f} MiB "
+                      f"exit {code}", flush=True)
                 out_file.unlink(missing_ok=True)
             same = outputs[0] is not None and outputs[0] == outputs[1]
-            rows.append((name, "same", same, 0, 0))
+            rows.append((name, "same", (same,)))
     load_after = os.getloadavg()[0]
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -166,21 +179,25 @@ def main() -> None:
         "starts a JVM and a local Spark session, reads the Parquet file, applies the store's "
         "load rules (identity stitching, sessions, channels) and runs the analysis. Peak "
         "memory: summed RSS of the process and its children (JVM, Python workers), sampled "
-        "every 0.2 s. `same output` compares the two JSON outputs (floats to 9 significant "
+        "every 0.2 s; CPU: user + system seconds of the same processes (the steadier figure "
+        "on a shared machine). `same output` compares the two JSON outputs (floats to 9 significant "
         "digits).",
         "",
-        "| command | local s | local peak MiB | Spark s | Spark peak MiB | same output |",
-        "|---|---:|---:|---:|---:|---|",
+        "| command | local wall s | local CPU s | local peak MiB | Spark wall s | Spark CPU s "
+        "| Spark peak MiB | same output |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     table: dict[str, dict[str, tuple]] = {}
-    for name, engine, a, b, c in rows:
-        table.setdefault(name, {})[engine] = (a, b, c)
+    for name, engine, cell in rows:
+        table.setdefault(name, {})[engine] = cell
     for name, cells in table.items():
-        lw, lp, lc = cells["local"]
-        sw, sp, sc = cells["spark"]
         status = "yes" if cells["same"][0] else "**no**"
-        fail = lambda c: "" if c == 0 else f" (exit {c})"  # noqa: E731
-        lines.append(f"| `{name}` | {lw:.1f}{fail(lc)} | {lp:,.0f} | {sw:.1f}{fail(sc)} | {sp:,.0f} | {status} |")
+        parts = []
+        for engine in ("local", "spark"):
+            wall, cpu, peak, code = cells[engine]
+            parts += [f"{wall:.1f}" + ("" if code == 0 else f" (exit {code})"), f"{cpu:.1f}",
+                      f"{peak:,.0f}"]
+        lines.append(f"| `{name}` | {' | '.join(parts)} | {status} |")
     lines += [
         "",
         "On 2 cores Spark in local mode is slower than the embedded engine and uses more "

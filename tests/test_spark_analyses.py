@@ -151,6 +151,17 @@ def test_funnels_with_filters_exclusions_and_held_items_equal_the_store(sample, 
         assert_same(remote.breakdown, local.breakdown)
 
 
+def test_heavy_persons_are_the_stores_persons_with_that_many_events(sample) -> None:
+    _, _, store, events = sample
+    expected = store.db.df(
+        "SELECT person_id, count(*) AS events FROM events GROUP BY person_id "
+        "HAVING count(*) >= 40 ORDER BY events DESC, person_id")
+    got = events.heavy_persons(40).sort_values(["events", "person_id"],
+                                                ascending=[False, True]).reset_index(drop=True)
+    assert len(expected) > 0
+    assert_same(got, expected, check_dtype=False)
+
+
 # -- the command line -------------------------------------------------------------------------
 def cli_json(*args: str) -> object:
     from shopfunnel.cli import app
