@@ -17,6 +17,7 @@ _EXPORTS: dict[str, str] = {
     "BayesianResult": "shopfunnel.experiments",
     "BetaGeoModel": "shopfunnel.customers.clv",
     "CheckoutFailure": "shopfunnel.sample",
+    "ConversionDrop": "shopfunnel.sample",
     "ConfigError": "shopfunnel.errors",
     "DiagnoseSettings": "shopfunnel.diagnosis.diagnose",
     "Diagnosis": "shopfunnel.diagnosis.diagnose",
@@ -28,7 +29,9 @@ _EXPORTS: dict[str, str] = {
     "GammaGammaModel": "shopfunnel.customers.clv",
     "HoldoutLift": "shopfunnel.experiments",
     "IncidentSettings": "shopfunnel.diagnosis.incidents",
+    "LevelShiftSettings": "shopfunnel.diagnosis.level_shifts",
     "InputError": "shopfunnel.errors",
+    "Journey": "shopfunnel.journey.person",
     "LoadResult": "shopfunnel.store.store",
     "Mean": "shopfunnel.experiments",
     "Metric": "shopfunnel.experiments",
@@ -38,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "OfferResult": "shopfunnel.programs.offers",
     "PaymentOutage": "shopfunnel.sample",
     "PlantedExperiment": "shopfunnel.sample",
+    "ProgramsOverview": "shopfunnel.programs.overview",
     "Proportion": "shopfunnel.experiments",
     "Ratio": "shopfunnel.experiments",
     "ReferralRule": "shopfunnel.programs.referrals",
@@ -84,6 +88,8 @@ _EXPORTS: dict[str, str] = {
     "export_audience": "shopfunnel.audiences",
     "find_incidents": "shopfunnel.diagnosis.incidents",
     "free_shipping": "shopfunnel.diagnosis.whatif",
+    "events_for_sessions": "shopfunnel.sample",
+    "find_level_shifts": "shopfunnel.diagnosis.level_shifts",
     "generate_sample": "shopfunnel.sample",
     "holdout_check": "shopfunnel.customers.clv",
     "holdout_lift": "shopfunnel.experiments",
@@ -103,9 +109,12 @@ _EXPORTS: dict[str, str] = {
     "orders_per_customer": "shopfunnel.customers.retention",
     "parse_tiers": "shopfunnel.diagnosis.whatif",
     "pay_referrals": "shopfunnel.programs.referrals",
+    "person_journey": "shopfunnel.journey.person",
     "place_persons": "shopfunnel.stages.placement",
     "placement": "shopfunnel.stages.placement",
+    "placements": "shopfunnel.stages.placement",
     "preview_list": "shopfunnel.programs.giveaways",
+    "programs_overview": "shopfunnel.programs.overview",
     "qualifying_persons": "shopfunnel.programs.audience",
     "quantile_scores": "shopfunnel.customers.rfm",
     "recommend_for_persons": "shopfunnel.programs.recommend",
@@ -122,6 +131,7 @@ _EXPORTS: dict[str, str] = {
     "stage_flow": "shopfunnel.stages.placement",
     "stage_summary": "shopfunnel.stages.placement",
     "stage_transitions": "shopfunnel.stages.placement",
+    "store_activity_retention": "shopfunnel.customers.retention",
     "summary_from_orders": "shopfunnel.customers.clv",
     "tiered_discount": "shopfunnel.diagnosis.whatif",
     "time_between_orders": "shopfunnel.customers.retention",
@@ -176,6 +186,7 @@ if TYPE_CHECKING:
         orders_per_customer,
         repeat_purchase_rate,
         retention_summary,
+        store_activity_retention,
         time_between_orders,
         time_between_orders_distribution,
     )
@@ -199,6 +210,10 @@ if TYPE_CHECKING:
     from shopfunnel.diagnosis.incidents import (
         IncidentSettings,
         find_incidents,
+    )
+    from shopfunnel.diagnosis.level_shifts import (
+        LevelShiftSettings,
+        find_level_shifts,
     )
     from shopfunnel.diagnosis.playbook import (
         load_playbook,
@@ -252,6 +267,7 @@ if TYPE_CHECKING:
         load_cdnow,
         load_dataset,
     )
+    from shopfunnel.journey.person import Journey, person_journey
     from shopfunnel.model import (
         Model,
         Stage,
@@ -277,6 +293,7 @@ if TYPE_CHECKING:
         near_threshold,
         offer_result,
     )
+    from shopfunnel.programs.overview import ProgramsOverview, programs_overview
     from shopfunnel.programs.recommend import (
         evaluate_recommendations,
         recommend_for_persons,
@@ -294,9 +311,11 @@ if TYPE_CHECKING:
     )
     from shopfunnel.sample import (
         CheckoutFailure,
+        ConversionDrop,
         PaymentOutage,
         PlantedExperiment,
         TrafficSpike,
+        events_for_sessions,
         generate_sample,
         write_sample,
     )
@@ -307,6 +326,7 @@ if TYPE_CHECKING:
         StagePlacement,
         place_persons,
         placement,
+        placements,
         stage_flow,
         stage_summary,
         stage_transitions,
@@ -335,6 +355,7 @@ __all__ = [
     "BetaGeoModel",
     "CheckoutFailure",
     "ConfigError",
+    "ConversionDrop",
     "DiagnoseSettings",
     "Diagnosis",
     "Draw",
@@ -346,6 +367,8 @@ __all__ = [
     "HoldoutLift",
     "IncidentSettings",
     "InputError",
+    "Journey",
+    "LevelShiftSettings",
     "LoadResult",
     "Mean",
     "Metric",
@@ -355,6 +378,7 @@ __all__ = [
     "OfferResult",
     "PaymentOutage",
     "PlantedExperiment",
+    "ProgramsOverview",
     "Proportion",
     "Ratio",
     "ReferralRule",
@@ -399,8 +423,10 @@ __all__ = [
     "enqueue_flow_sends",
     "erase_person",
     "evaluate_recommendations",
+    "events_for_sessions",
     "export_audience",
     "find_incidents",
+    "find_level_shifts",
     "free_shipping",
     "funnel",
     "generate_sample",
@@ -422,9 +448,12 @@ __all__ = [
     "orders_per_customer",
     "parse_tiers",
     "pay_referrals",
+    "person_journey",
     "place_persons",
     "placement",
+    "placements",
     "preview_list",
+    "programs_overview",
     "qualifying_persons",
     "quantile_scores",
     "recommend_for_persons",
@@ -441,6 +470,7 @@ __all__ = [
     "stage_flow",
     "stage_summary",
     "stage_transitions",
+    "store_activity_retention",
     "summary_from_orders",
     "tiered_discount",
     "time_between_orders",

@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "giveaway": ("programs", "Giveaways anyone can re-draw from the recorded seed and entrants."),
     "preview": ("programs", "The most loyal customers for an exclusive preview: RFM champions or top CLV."),
     "recommend": ("programs", "Items viewed or bought together, for an item or for persons (a CSV for an e-mail tool with --format csv --out recs.csv)."),
+    "person": ("journey", "One person's journey: identities, sessions with channel and device, events in order with products and values, stage changes, orders, audiences and..."),
     "webhooks": ("webhooks", "Webhooks: audience entries and exits POSTed as signed JSON to your URLs, with retries."),
 }
 
@@ -93,6 +94,9 @@ def _root(
         False, "--verbose", "-v", help="Say how long the command took and its peak memory."),
 ) -> None:
     # Also makes the app a group whatever number of command modules is loaded (one, for a run).
+    from shopfunnel.cli.output import set_verbose  # every command prints through it
+
+    set_verbose(verbose)
     if verbose:
         import time
 
