@@ -30,6 +30,7 @@ demo: install
 
 test: install-test
 	$(PY) -m ruff check src tests
+	$(PY) -m mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(PY)

@@ -41,9 +41,10 @@ def number(value: Any) -> str:
     return f"{v:,.2f}"
 
 
-def pct(value: Any, digits: int = 1) -> str:
-    """A rate in [0, 1] as a percentage: ``0.125`` → ``12.5%``."""
-    return "–" if _missing(value) else f"{float(value) * 100:.{digits}f}%"
+def pct(value: Any, digits: int = 1, missing: str = "–") -> str:
+    """A rate in [0, 1] as a percentage: ``0.125`` → ``12.5%``; ``missing`` for None/NaN
+    (sentences say ``n/a``, tables a dash)."""
+    return missing if _missing(value) else f"{float(value) * 100:.{digits}f}%"
 
 
 def percentile(q: float) -> str:

@@ -190,3 +190,39 @@ def test_referral_codes_go_to_customers_once(store):
     codes = issue_referral_codes(store)
     assert codes["person_id"].tolist() == ["c1"] and codes["code"][0].startswith("REF-")
     assert issue_referral_codes(store)["code"].tolist() == codes["code"].tolist()
+
+
+def test_the_stored_rule_decides_when_none_is_given_and_the_last_one_set_wins(store):
+    from datetime import datetime
+
+    from shopfunnel.programs.referrals import current_referral_rule, set_referral_rule
+
+    programme(store, ev("m", 10, referral_code="REF-R1"), buy("m", 20, "om", 24.99))
+    assert current_referral_rule(store) == ReferralRule()  # the default before any is set
+    assert statuses(store)["m"] == ("payable", "")
+    set_referral_rule(store, ReferralRule(reward=5, min_spend=10), at=datetime(2024, 1, 1))
+    set_referral_rule(store, ReferralRule(reward=15, min_spend=25), at=datetime(2024, 2, 1))
+    assert current_referral_rule(store) == ReferralRule(reward=15, min_spend=25)
+    assert statuses(store)["m"] == ("refused", "below the minimum spend (25)")
+    assert statuses(store, ReferralRule(min_spend=0))["m"] == ("payable", "")  # given: it wins
+
+
+def test_the_rule_command_shows_and_sets_the_rule_and_payouts_use_it(tmp_path):
+    from typer.testing import CliRunner
+
+    from shopfunnel.cli import app
+    from shopfunnel.store.store import Store
+
+    db = str(tmp_path / "s.duckdb")
+    with Store(db) as s:
+        programme(s, ev("n", 10, referral_code="REF-R1"), buy("n", 20, "on", 30.0))
+    run = CliRunner().invoke
+    shown = run(app, ["referral", "rule", "--db", db])
+    assert shown.exit_code == 0 and "10 per referred" in shown.output
+    set_ = run(app, ["referral", "rule", "--db", db, "--reward", "12.5", "--cap", "3"])
+    assert set_.exit_code == 0 and "set: 12.5" in set_.output and "at most 3" in set_.output
+    paid = run(app, ["referral", "payouts", "--db", db, "--format", "json"])
+    assert paid.exit_code == 0, paid.output
+    assert [r["reward"] for r in json.loads(paid.stdout)] == [12.5]
+    both = run(app, ["referral", "rule", "--db", db, "--cap", "2", "--no-cap"])
+    assert both.exit_code != 0 and "not both" in both.output

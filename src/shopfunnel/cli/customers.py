@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 import typer
 
+from shopfunnel import format as fmt
 from shopfunnel.cli.application import app
 from shopfunnel.cli.output import (
     DB_OPTION,
@@ -19,6 +20,7 @@ from shopfunnel.cli.output import (
     friendly_errors,
     records,
     rich_table,
+    working,
 )
 from shopfunnel.errors import ConfigError, InputError
 from shopfunnel.store.store import Store
@@ -45,7 +47,7 @@ class RuleChoice(StrEnum):
 
 
 def _orders(db: str) -> pd.DataFrame:
-    with Store(db, read_only=True) as store:
+    with Store(db, read_only=True) as store, working("reading the orders…"):
         orders = store.table("orders")
     if orders.empty:
         raise InputError(
@@ -57,11 +59,9 @@ def _orders(db: str) -> pd.DataFrame:
 
 
 def _pct0(value: Any) -> str:
-    return "–" if value is None or pd.isna(value) else f"{value:.0%}"
+    return fmt.pct(value, 0)
 
 
-def _pct(value: Any) -> str:
-    return "–" if value is None or pd.isna(value) else f"{value:.1%}"
 
 
 @app.command()
@@ -104,9 +104,8 @@ def retention(
         if wanted in ("all", "cohorts"):
             parts["cohorts"] = ret.cohort_retention(orders, period=p)
         if wanted in ("all", "activity"):
-            with Store(db, read_only=True) as store:
-                events = ret.active_periods(store, period=p)
-            parts["activity"] = ret.activity_retention(events, period=p)
+            with Store(db, read_only=True) as store, working("counting visitors by week of first visit…"):
+                parts["activity"] = ret.store_activity_retention(store, period=p)
         if wanted in ("all", "orders-per-customer"):
             parts["orders_per_customer"] = ret.orders_per_customer(orders)
         if wanted in ("all", "gaps"):
@@ -125,7 +124,7 @@ def retention(
             if "summary" in parts:
                 s = parts["summary"]
                 rows = pd.DataFrame({"metric": list(s), "value": [
-                    _pct(v) if k.endswith(("rate", "share")) else
+                    fmt.pct(v) if k.endswith(("rate", "share")) else
                     ("–" if pd.isna(v) else f"{v:,.2f}" if isinstance(v, float) else f"{v:,}")
                     for k, v in s.items()]})
                 shown.append(rich_table(rows, title=f"retention summary ({db})"))
@@ -141,10 +140,10 @@ def retention(
             if "orders_per_customer" in parts:
                 shown.append(rich_table(parts["orders_per_customer"].head(15),
                                         title="orders per customer (first 15)",
-                                        formats={"share": _pct}))
+                                        formats={"share": fmt.pct}))
             if "gaps" in parts:
                 shown.append(rich_table(parts["gaps"].drop(columns=["lower_days", "upper_days"]),
-                                        title="time between orders", formats={"share": _pct}))
+                                        title="time between orders", formats={"share": fmt.pct}))
             return Group(*shown)
 
         emit(data, format, out, table=render)
@@ -183,14 +182,19 @@ def rfm(
 
             with Store(db, read_only=True) as store:
                 persons = person_ids(store)
-        table = rfm_table(orders, persons=persons)
-        groups = rfm_group_summary(table)
+        with working("scoring customers…"):
+            table = rfm_table(orders, persons=persons)
+            groups = rfm_group_summary(table)
         if format == Format.table and out is None:
             emit(groups, format, out, table=lambda: rich_table(
                 groups, title=f"RFM groups ({db})",
-                formats={"share": _pct, "revenue_share": _pct}))
+                formats={"share": fmt.pct, "revenue_share": fmt.pct}))
             return
-        emit(groups if by_group else table, format, out)
+        # prospects come last and differ only in their id: JSON writes them from one row
+        customers = int((table["group"] != "prospects").sum())
+        with working(f"writing {len(table):,} rows…"):
+            emit(groups if by_group else table, format, out,
+                 json_tail=None if by_group else (customers, "person_id"))
 
 
 @app.command()

@@ -154,8 +154,19 @@ def offer_create(
     audience: Annotated[str | None, AUDIENCE_OPTION] = None,
     persons_file: Annotated[Path | None, PERSONS_FILE_OPTION] = None,
     description: Annotated[str, typer.Option(help="A note for people.")] = "",
+    holdout: Annotated[
+        float,
+        typer.Option(
+            help="Share of the audience that gets no code (e.g. 0.1), so `offer show` can "
+            "read the offer's real lift against them."
+        ),
+    ] = 0.0,
 ) -> None:
-    """Create an offer: a rule (tiers and/or free shipping), a period and who qualifies."""
+    """Create an offer: a rule (tiers and/or free shipping), a period and who qualifies.
+
+    Example: `shopfunnel offer create spring --tiers 100:5,300:10 --start 2024-04-01
+    --days 14 --audience customers --holdout 0.1`
+    """
     from shopfunnel.programs.offers import create_offer
     from shopfunnel.store.store import Store
 
@@ -171,10 +182,12 @@ def offer_create(
             shipping_fee=shipping_fee,
             audience=_audience(audience, persons_file),
             description=description,
+            holdout=holdout,
         )
+    held = f", {offer.holdout:.0%} held out" if offer.holdout else ""
     console.print(
         f"offer {offer.name}: {offer.rule}, {offer.starts_at:%Y-%m-%d %H:%M} to "
-        f"{offer.ends_at:%Y-%m-%d %H:%M} (UTC), for {offer.audience}. "
+        f"{offer.ends_at:%Y-%m-%d %H:%M} (UTC), for {offer.audience}{held}. "
         f"Next: shopfunnel offer codes {offer.name} --out codes.csv"
     )
 
@@ -310,15 +323,55 @@ def offer_near(
 
 
 # -- referrals -------------------------------------------------------------------------------
-def _rule(reward: float, min_spend: float, cap: int | None) -> Any:
-    from shopfunnel.programs.referrals import ReferralRule
+def _rule(store: Any, reward: float | None, min_spend: float | None, cap: int | None) -> Any:
+    """The store's referral rule, with the options given on the command line instead."""
+    from dataclasses import replace
 
-    return ReferralRule(reward=reward, min_spend=min_spend, cap_per_referrer=cap)
+    from shopfunnel.programs.referrals import current_referral_rule
+
+    given = {k: v for k, v in (("reward", reward), ("min_spend", min_spend),
+                               ("cap_per_referrer", cap)) if v is not None}
+    return replace(current_referral_rule(store), **given)  # type: ignore[arg-type]
 
 
-REWARD_OPTION = typer.Option(help="Reward per referred new customer's first order.")
+REWARD_OPTION = typer.Option(help="Reward per referred new customer's first order "
+                             "(default: the store's rule, see `referral rule`).")
 MIN_SPEND_OPTION = typer.Option("--min-spend", help="The first order must be worth at least this.")
-CAP_OPTION = typer.Option("--cap", help="At most this many rewards per referrer (default: no cap).")
+CAP_OPTION = typer.Option("--cap", help="At most this many rewards per referrer.")
+
+
+@referral_app.command("rule")
+def referral_rule_command(
+    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+    reward: Annotated[float | None, REWARD_OPTION] = None,
+    min_spend: Annotated[float | None, MIN_SPEND_OPTION] = None,
+    cap: Annotated[int | None, CAP_OPTION] = None,
+    no_cap: Annotated[bool, typer.Option("--no-cap", help="Remove the cap per referrer.")] = False,
+) -> None:
+    """Show the store's referral rule, or set it: options given change it from now on.
+
+    The ledger and payouts use it unless told otherwise. Example:
+    `shopfunnel referral rule --reward 15 --min-spend 50 --cap 5`
+    """
+    from dataclasses import replace
+
+    from shopfunnel.programs.referrals import set_referral_rule
+    from shopfunnel.store.store import Store
+
+    changing = reward is not None or min_spend is not None or cap is not None or no_cap
+    with friendly_errors(), Store(db, read_only=not changing) as store:
+        rule = _rule(store, reward, min_spend, cap)
+        if no_cap:
+            if cap is not None:
+                raise ConfigError("give --cap N or --no-cap, not both")
+            rule = replace(rule, cap_per_referrer=None)
+        if changing:
+            set_referral_rule(store, rule)
+    capped = f", at most {rule.cap_per_referrer} per referrer" if rule.cap_per_referrer else ""
+    console.print(
+        f"{'set: ' if changing else ''}{rule.reward:g} per referred new customer's first order "
+        f"of at least {rule.min_spend:g}{capped}"
+    )
 
 
 @referral_app.command("codes")
@@ -343,8 +396,8 @@ def referral_codes_command(
 @referral_app.command("ledger")
 def referral_ledger_command(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    reward: Annotated[float, REWARD_OPTION] = 10.0,
-    min_spend: Annotated[float, MIN_SPEND_OPTION] = 0.0,
+    reward: Annotated[float | None, REWARD_OPTION] = None,
+    min_spend: Annotated[float | None, MIN_SPEND_OPTION] = None,
     cap: Annotated[int | None, CAP_OPTION] = None,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
@@ -354,7 +407,7 @@ def referral_ledger_command(
     from shopfunnel.store.store import Store
 
     with friendly_errors(), Store(db, read_only=True) as store:
-        rule = _rule(reward, min_spend, cap)
+        rule = _rule(store, reward, min_spend, cap)
         ledger = referral_ledger(store, rule)
         summary = referral_summary(store, rule)
 
@@ -373,8 +426,8 @@ def referral_ledger_command(
 @referral_app.command("payouts")
 def referral_payouts_command(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    reward: Annotated[float, REWARD_OPTION] = 10.0,
-    min_spend: Annotated[float, MIN_SPEND_OPTION] = 0.0,
+    reward: Annotated[float | None, REWARD_OPTION] = None,
+    min_spend: Annotated[float | None, MIN_SPEND_OPTION] = None,
     cap: Annotated[int | None, CAP_OPTION] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be paid; record nothing.")
@@ -387,7 +440,7 @@ def referral_payouts_command(
     from shopfunnel.store.store import Store
 
     with friendly_errors(), Store(db) as store:
-        paid = pay_referrals(store, _rule(reward, min_spend, cap), dry_run=dry_run)
+        paid = pay_referrals(store, _rule(store, reward, min_spend, cap), dry_run=dry_run)
     verb = "would pay" if dry_run else "paid"
     err_console.print(
         f"{verb} {len(paid):,} referral(s), {paid['reward'].sum():,.2f} in rewards"
@@ -535,8 +588,8 @@ def preview(
     with friendly_errors(), Store(db, read_only=True) as store:
         people = preview_list(
             store,
-            by=by,
-            limit=limit,  # type: ignore[arg-type]
+            by=by,  # type: ignore[arg-type]
+            limit=limit,
             groups=[g for g in groups.split(",") if g.strip()],
         )
         emit(_list_out(store, people, export, contacts), format, out)
@@ -600,7 +653,7 @@ def recommend(
                 result = r.evaluate_recommendations(
                     store,
                     ks=(5, 10),
-                    kind=kind,
+                    kind=kind,  # type: ignore[arg-type]
                     score=score,  # type: ignore[arg-type]
                     include_viewed=include_viewed,
                     min_support=min_support,
@@ -609,9 +662,9 @@ def recommend(
                 result = r.related_items(
                     store,
                     item,
-                    kind=kind,
-                    score=score,
-                    top=top,  # type: ignore[arg-type]
+                    kind=kind,  # type: ignore[arg-type]
+                    score=score,  # type: ignore[arg-type]
+                    top=top,
                     min_support=min_support,
                 )
             else:
@@ -619,9 +672,9 @@ def recommend(
                 result = r.recommend_for_persons(
                     store,
                     who,
-                    kind=kind,
-                    score=score,
-                    top=top,  # type: ignore[arg-type]
+                    kind=kind,  # type: ignore[arg-type]
+                    score=score,  # type: ignore[arg-type]
+                    top=top,
                     include_viewed=include_viewed,
                     min_support=min_support,
                 )

@@ -207,8 +207,9 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
     long_start = end - timedelta(days=max(s.long_lookback_days, s.lookback_days))
     first = store.db.scalar("SELECT min(ts) FROM events")
     if first is not None and first < start:
-        wide: SessionLevels | None = SessionLevels(store, DEFAULT_STEPS, start=long_start, end=end, properties=properties)
-        levels = wide.within(start, end)
+        wide_levels = SessionLevels(store, DEFAULT_STEPS, start=long_start, end=end, properties=properties)
+        levels = wide_levels.within(start, end)
+        wide: SessionLevels | None = wide_levels
     else:  # no history before the window: the same sessions
         wide = None
         levels = SessionLevels(store, DEFAULT_STEPS, start=start, end=end, properties=properties)
@@ -347,7 +348,7 @@ def _ratio(levels: SessionLevels, r: dict, level: int) -> float:
     """Persons per session among the incident's sessions that reached ``level`` (1 when
     the window holds none: it lies outside the diagnosed period)."""
     seg = {k: r.get(k) for k in levels.segment_columns if isinstance(r.get(k), str) and r.get(k) != "other"}
-    ratio = levels.persons_per_session(r["start_time"], r["end_time"], level, **seg)
+    ratio = levels.persons_per_session(r["start_time"], r["end_time"], level, **seg)  # type: ignore[arg-type]
     return 1.0 if math.isnan(ratio) else ratio
 
 

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shopfunnel import format as fmt
+
 FINDING_COLUMNS = [
     "rank", "kind", "stage", "step", "segment", "metric", "value", "reference", "gap",
     "ci_low", "ci_high", "p_value", "revenue_at_stake", "evidence", "tactics", "audience",
@@ -51,7 +53,5 @@ def finding(**fields: Any) -> dict[str, Any]:
 
 
 def pct(x: float | None, digits: int = 1) -> str:
-    """A rate as a percentage for evidence sentences: 0.0331 → '3.3%'."""
-    if x is None or x != x:
-        return "n/a"
-    return f"{100 * x:.{digits}f}%"
+    """A rate as a percentage for evidence sentences: 0.0331 → '3.3%' ('n/a' when unknown)."""
+    return fmt.pct(x, digits, missing="n/a")

@@ -533,15 +533,15 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
         # the segment's usual rate; a segment too new to have one (a new campaign) takes its
         # parent's: without the campaign, then without the channel, then all traffic
         ref_s, ref_p = sessions[c.seg, win].sum(), purchases[c.seg, win].sum()
-        label = list(sc.labels[c.seg])
+        parent = list(sc.labels[c.seg])
         channels = set(sc.cells.loc[sc.members[c.seg] > 0, "channel"])
-        if label[1] is None and len(channels) == 1:
-            label[1] = channels.pop()  # a campaign that runs on one channel: compare with that channel
+        if parent[1] is None and len(channels) == 1:
+            parent[1] = channels.pop()  # a campaign that runs on one channel: compare with that channel
         for i in (2, 1, 0):
             if ref_s >= 100:
                 break
-            label[i] = None
-            j = index.get(tuple(label))
+            parent[i] = None
+            j = index.get(tuple(parent))
             if j is not None:
                 ref_s, ref_p = sessions[j, win].sum(), purchases[j, win].sum()
         base_rate = ref_p / ref_s if ref_s > 0 else np.nan

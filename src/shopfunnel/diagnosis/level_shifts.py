@@ -113,14 +113,14 @@ def segment_many(entering: np.ndarray, reached: np.ndarray, penalties: np.ndarra
         total = best[:, a] - 2.0 * _loglik(cn[:, [b]] - cn[:, a], cr[:, [b]] - cr[:, a]) + penalties[:, None]
         i = np.argmin(total, axis=1)
         best[:, b], back[:, b] = total[rows, i], a[i]
-    out = []
+    out: list[list[tuple[int, int]]] = []
     for s in range(S):
-        runs = []
-        b = n_days
-        while b > 0:
-            a = int(back[s, b])
-            runs.append((a, b))
-            b = a
+        runs: list[tuple[int, int]] = []
+        end = n_days
+        while end > 0:
+            begin = int(back[s, end])
+            runs.append((begin, end))
+            end = begin
         out.append(runs[::-1])
     return out
 

@@ -37,8 +37,9 @@ _OWN_COLUMNS = ("", "session_id", "person_id", "started_at", "hour", "day", "lev
 
 
 @dataclass(frozen=True)
-class Step:
-    """One diagnosis step: reaching ``event`` in a session.
+class DiagnosisStep:
+    """One diagnosis step: reaching ``event`` in a session (not a funnel :class:`~shopfunnel.funnel.Step`,
+    which is an event with filters: a diagnosis step also names the stages it belongs to).
 
     ``stage`` is the five-stage model stage that reaching this step moves a person into
     (the stage whose tactics address a gap here); ``audience_stage`` is the stage the
@@ -51,13 +52,13 @@ class Step:
     audience_stage: str
 
 
-DEFAULT_STEPS: tuple[Step, ...] = (
-    Step("product view", "view_item", "interest", "awareness"),
-    Step("add to cart", "add_to_cart", "decision", "interest"),
-    Step("checkout", "begin_checkout", "decision", "decision"),
-    Step("shipping info", "add_shipping_info", "purchase", "decision"),
-    Step("payment info", "add_payment_info", "purchase", "decision"),
-    Step("purchase", "purchase", "purchase", "decision"),
+DEFAULT_STEPS: tuple[DiagnosisStep, ...] = (
+    DiagnosisStep("product view", "view_item", "interest", "awareness"),
+    DiagnosisStep("add to cart", "add_to_cart", "decision", "interest"),
+    DiagnosisStep("checkout", "begin_checkout", "decision", "decision"),
+    DiagnosisStep("shipping info", "add_shipping_info", "purchase", "decision"),
+    DiagnosisStep("payment info", "add_payment_info", "purchase", "decision"),
+    DiagnosisStep("purchase", "purchase", "purchase", "decision"),
 )
 VISIT = "visit"
 
@@ -71,7 +72,7 @@ class SessionLevels:
 
     _ids = itertools.count()
 
-    def __init__(self, store, steps: Sequence[Step] = DEFAULT_STEPS, *, start: datetime | None = None, end: datetime | None = None,
+    def __init__(self, store, steps: Sequence[DiagnosisStep] = DEFAULT_STEPS, *, start: datetime | None = None, end: datetime | None = None,
                  properties: Sequence[str] = ()):
         self.store = store
         self.db = store.db
@@ -85,8 +86,8 @@ class SessionLevels:
         self.segment_columns: tuple[str, ...] = SEGMENT_COLUMNS + self.properties
         present = {r[0] for r in self.db.rows("SELECT DISTINCT event FROM events")}
         # A step whose event the store never records cannot be measured: drop it, and say so.
-        self.steps: tuple[Step, ...] = tuple(s for s in steps if s.event in present)
-        self.missing_steps: tuple[Step, ...] = tuple(s for s in steps if s.event not in present)
+        self.steps: tuple[DiagnosisStep, ...] = tuple(s for s in steps if s.event in present)
+        self.missing_steps: tuple[DiagnosisStep, ...] = tuple(s for s in steps if s.event not in present)
         self.table = f"__sf_levels_{next(self._ids)}"
         level = " ".join(f"WHEN event = ? THEN {i + 1}" for i, _ in enumerate(self.steps))
         level_expr = f"max(CASE {level} ELSE 0 END)" if self.steps else "0"

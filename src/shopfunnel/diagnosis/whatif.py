@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from shopfunnel import format as fmt
 from shopfunnel.errors import ConfigError
 
 
@@ -113,7 +114,7 @@ class WhatIf:
 
 
 def _pct(x: float | None) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
+    return fmt.pct(x, missing="n/a")
 
 
 def _window(start: datetime | None, end: datetime | None) -> tuple[str, list]:

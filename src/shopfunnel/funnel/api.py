@@ -84,7 +84,7 @@ from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
 
 if TYPE_CHECKING:  # the engine (numba, DuckDB, Arrow) loads on the first count, not on import
-    from shopfunnel.funnel.engine import FunnelEngine, StepCondition
+    from shopfunnel.funnel.plan import FunnelEngine, StepCondition
     from shopfunnel.funnel.result import FunnelResult
 
 ORDERS = ("ordered", "strict", "any")
@@ -111,7 +111,7 @@ class Step:
         return f"{self.event} [{conds}]"
 
     def condition(self) -> StepCondition:
-        from shopfunnel.funnel.engine import StepCondition
+        from shopfunnel.funnel.plan import StepCondition
 
         where = tuple(
             (str(k), tuple(v) if isinstance(v, list | tuple | set) else v)

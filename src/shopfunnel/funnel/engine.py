@@ -1,50 +1,54 @@
-"""The funnel engine: one interface, and the local engine (DuckDB + a numba kernel).
+"""The local engine: DuckDB and the sorted timeline feeding the shared counting pass.
 
-A :class:`FunnelPlan` says *what* to count (steps, window, order, units, breakdown,
-trend); an engine turns it into :class:`EngineOutput`: per counted unit (a person, a
-session, or a person × trend period) and step, when the step was first reached, the
-previous step's time and the attempt's anchor in that attempt, and the breakdown code on
-the step's and the anchor's event. :mod:`shopfunnel.funnel.result` builds every table
-from that, so a Spark or ClickHouse engine only has to produce the same arrays.
+The plan and the answer are in :mod:`shopfunnel.funnel.plan`; the pass every engine runs
+(kernel over sorted rows) is :mod:`shopfunnel.funnel.passes`. This module holds the two ways
+the local engine gets the rows there.
 
-:class:`LocalEngine` lets DuckDB read and filter the events (only rows that match a step
-or an exclusion; every row of the person in strict mode), encode each row's step as a
-small integer, hash the person and sort by (person, time, step). It streams the sorted
-rows as Arrow batches and runs :func:`shopfunnel.funnel.kernel.run_units` on each batch,
-carrying the last, possibly incomplete, person over to the next batch, so memory is
-bounded by DuckDB's sort (which spills to disk) plus one batch. Persons are identified by
-DuckDB's 64-bit ``hash`` of the id: two persons collide with probability about
-``persons² / 2⁶⁵`` (below one in a million at ten million persons).
+**SQL.** :class:`LocalEngine` lets DuckDB read and filter the events (only rows that match a
+step or an exclusion; every row of the person in strict mode), encode each row's step as a
+small integer, hash the person and sort by (person, time, step). It streams the sorted rows as
+Arrow batches and runs :func:`shopfunnel.funnel.passes.count_batch` on each batch, carrying
+the last, possibly incomplete, person over to the next batch, so memory is bounded by DuckDB's
+sort (which spills to disk) plus one batch. Persons are identified by DuckDB's 64-bit
+``hash`` of the id: two persons collide with probability about ``persons² / 2⁶⁵`` (below one
+in a million at ten million persons).
 
-Over a store, most funnels skip the SQL: the store's :mod:`shopfunnel.store.timeline` holds the
-events already sorted by (person, time) as integer arrays, and a compiled pass picks the
-plan's rows from it (ADR 0021). Both paths end in :func:`count_arrays`.
+**Timeline.** Over a store, most funnels skip the SQL: the store's
+:mod:`shopfunnel.store.timeline` holds the events already sorted by (person, time) as integer
+arrays, and a compiled pass picks the plan's rows from it (ADR 0021). Both paths end in
+:func:`shopfunnel.funnel.passes.count_arrays`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from shopfunnel.errors import ConfigError, InputError
-from shopfunnel.funnel.kernel import (
-    ANY,
-    NONE,
-    ORDERED,
-    STRICT,
-    boundaries,
-    boundaries2,
-    count_segments,
-    run_units,
+from shopfunnel.funnel.passes import (
+    Units,
+    _np,
+    count_batch,
+    default_threads,
+    empty_results,
+    entered,
+    first_per_owner,
+    prepare_units,
+    run_prepared,
+)
+from shopfunnel.funnel.plan import (
+    EngineOutput,
+    FunnelEngine,
+    FunnelPlan,
+    StepCondition,
+    coded_conditions,
+    require_sessions,
 )
 from shopfunnel.store import schema
 from shopfunnel.store.db import Database, json_pointer, quote_ident, quote_literal
@@ -55,76 +59,9 @@ from shopfunnel.store.timeline import chunks as timeline_chunks
 from shopfunnel.store.timeline import of_store as timeline_of_store
 from shopfunnel.store.timeline import select as select_timeline
 
-Order = Literal["ordered", "strict", "any"]
-CountBy = Literal["person", "session"]
-Trend = Literal["day", "week", "month"]
 ITEM_FIELDS = schema.ITEM_FIELDS
 BATCH_ROWS = 4_000_000
 TIMELINE_CHUNK_ROWS = 8_000_000  # timeline rows a thread selects and counts at a time
-
-
-@dataclass(frozen=True)
-class StepCondition:
-    """An event name plus property filters (column or property → value or list of values)."""
-
-    event: str
-    where: tuple[tuple[str, Any], ...] = ()
-
-
-@dataclass(frozen=True)
-class FunnelPlan:
-    """Everything an engine needs to count a funnel (validated by :func:`funnel`)."""
-
-    steps: tuple[StepCondition, ...]
-    window_us: int
-    order: Order = "ordered"
-    count_by: CountBy = "person"
-    exclusions: tuple[tuple[StepCondition, int, int], ...] = ()  # (condition, from, to) 1-based
-    hold: str | None = None
-    optional: tuple[bool, ...] = ()
-    open_entry: bool = False
-    by: str | None = None
-    trend: Trend | None = None
-    attribution: str = "first"  # which codes a breakdown reads (the anchor's or the step's)
-
-
-@dataclass
-class EngineOutput:
-    """Per counted unit (and trend period) and step: the raw facts every table is built from.
-
-    Arrays of shape (units, steps) hold int64 microseconds (``NONE`` = not reached) or
-    int32 breakdown codes (``-1`` = no value); ``labels[code]`` is the breakdown value.
-    """
-
-    owner: np.ndarray  # uint64 hash of the person (or session)
-    period: np.ndarray  # int64 µs start of the trend period (0 without a trend)
-    reached: np.ndarray
-    prev: np.ndarray
-    anchor: np.ndarray
-    sattr: np.ndarray
-    aattr: np.ndarray
-    totals: np.ndarray
-    labels: list[str]
-    lookup: Callable[[np.ndarray], pd.DataFrame] = field(repr=False)
-
-
-def coded_conditions(
-    plan: FunnelPlan,
-) -> tuple[list[tuple[int, StepCondition]], list[str], bool, int]:
-    """The codes every engine gives rows: step k is ``k`` (1-based), exclusion j is ``-j``,
-    any other event ``n + 1``. Also the event names in code order and whether one name
-    appears in several conditions (then a row may carry several codes)."""
-    coded: list[tuple[int, StepCondition]] = [
-        (-(j + 1), ex[0]) for j, ex in enumerate(plan.exclusions)
-    ] + [(i + 1, s) for i, s in enumerate(plan.steps)]
-    names = [c.event for _, c in coded]
-    return coded, names, len(set(names)) < len(names), len(plan.steps) + 1
-
-
-def require_sessions(columns: Any) -> None:
-    """Counting by session needs a ``session_id`` column."""
-    if "session_id" not in columns:
-        raise ConfigError("count_by='session' needs a session_id column in the events")
 
 
 def timeline_fits(plan: FunnelPlan, tl: Timeline | None = None) -> bool:
@@ -156,12 +93,6 @@ def timeline_rows(plan: FunnelPlan, tl: Timeline, start: int = 0, stop: int | No
     return select_timeline(tl, codes, other=other if plan.order == "strict" else None,
                            by_session=plan.count_by == "session", anchor_max=anchor_max,
                            start=start, stop=stop)
-
-
-class FunnelEngine(Protocol):
-    """What an engine does: count a plan over a source."""
-
-    def run(self, plan: FunnelPlan) -> EngineOutput: ...
 
 
 class LocalEngine:
@@ -418,16 +349,19 @@ class LocalEngine:
         then each chunk's kernel writes into its slice of one set of result arrays (no
         concatenation of per-chunk results)."""
         threads = default_threads()
-        size = min(TIMELINE_CHUNK_ROWS, -(-len(tl) // threads))
+        pieces = tl.pieces()  # a live timeline's fresh persons are a second piece
+        size = min(TIMELINE_CHUNK_ROWS, -(-sum(len(p) for p in pieces) // threads))
 
-        def select(rows: tuple[int, int]) -> Units:
-            o, t, c, idx = timeline_rows(plan, tl, *rows)
-            attr = tl.read(f"dim_{plan.by}", *rows)[idx] if plan.by is not None else None
+        def select(job: tuple[Timeline, int, int]) -> Units:
+            piece, *rows = job
+            o, t, c, idx = timeline_rows(plan, piece, *rows)
+            attr = piece.read(f"dim_{plan.by}", *rows)[idx] if plan.by is not None else None
             period = period_starts(t, plan.trend) if plan.trend else None
             return prepare_units(plan, o, None, t, c, attr, period)
 
+        jobs = [(piece, a, b) for piece in pieces for a, b in timeline_chunks(piece, size)]
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            chunks = list(pool.map(select, timeline_chunks(tl, size)))
+            chunks = list(pool.map(select, jobs))
             starts = np.cumsum([0] + [ch.n_seg for ch in chunks])
             out = empty_results(plan, int(starts[-1]))
             owner = np.empty(int(starts[-1]), dtype=np.uint64)
@@ -440,8 +374,8 @@ class LocalEngine:
                 chunks[i] = None  # type: ignore[call-overload]  # free the rows
                 return tot
 
-            totals = np.sum(list(pool.map(run, range(len(chunks)))), axis=0,
-                            dtype=np.int64) if chunks else np.zeros(len(plan.steps), np.int64)
+            totals = np.asarray(np.sum(list(pool.map(run, range(len(chunks)))), axis=0, dtype=np.int64)
+                                ) if chunks else np.zeros(len(plan.steps), np.int64)
         labels = tl.labels.get(plan.by, []) if plan.by is not None else []
         return self._output(plan, [entered(plan, owner, out)], totals, list(labels))
 
@@ -458,7 +392,7 @@ class LocalEngine:
             for i in range(len(pieces[0])):
                 arrays.append(np.concatenate([p[i] for p in pieces]))
                 for p in pieces:
-                    p[i] = None
+                    p[i] = None  # type: ignore[call-overload]  # free the piece
         else:
             arrays = [np.zeros(0, np.uint64), np.zeros(0, np.int64)] + [
                 np.zeros((0, n), np.int64)] * 3
@@ -467,7 +401,7 @@ class LocalEngine:
             arrays += [no_codes, no_codes]
         owner, period, reached, prev, anchor, sattr, aattr = arrays
         if plan.hold is not None:
-            owner, period, reached, prev, anchor, sattr, aattr = _first_per_owner(
+            owner, period, reached, prev, anchor, sattr, aattr = first_per_owner(
                 owner, period, reached, prev, anchor, sattr, aattr)
         return EngineOutput(owner, period, reached, prev, anchor, sattr, aattr, totals,
                             labels, self._lookup(plan))
@@ -511,216 +445,6 @@ class LocalEngine:
                 self.db.unregister("__funnel_owners")
 
         return lookup
-
-
-def count_batch(table: pa.Table, plan: FunnelPlan, labels: dict[int, int], *,
-                pool: ThreadPoolExecutor | None = None, threads: int = 1
-                ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """Run the kernel over ``table``, whole units only, sorted for the kernel: columns
-    ``o`` (owner hash)[, ``u`` (unit hash, with ``hold``)], ``t`` (µs), ``c`` (step code)
-    [, ``a`` (breakdown value hash, 0 = none)][, ``p`` (trend period µs)].
-
-    Returns the units that entered the funnel as ``(owner, period, reached, prev, anchor
-    [, sattr, aattr])`` (the codes only with a breakdown; ``labels`` maps value hashes to
-    codes and grows) and the per-step totals. Chunks of units run on ``pool`` when
-    ``threads`` > 1. Every engine calls this, so the pass is the same everywhere.
-    """
-    return count_arrays(
-        plan, _np(table.column("o"), np.uint64),
-        _np(table.column("u"), np.uint64) if plan.hold is not None else None,
-        _np(table.column("t"), np.int64), _np(table.column("c"), np.int8),
-        _encode_hashes(_np(table.column("a"), np.uint64), labels) if plan.by is not None else None,
-        _np(table.column("p"), np.int64) if plan.trend else None,
-        pool=pool, threads=threads)
-
-
-@dataclass
-class Units:
-    """Rows ready for the kernel: sorted by (owner[, unit], t, c), with the row where
-    each unit starts and the output row (segment) where each unit's results go."""
-
-    o: np.ndarray
-    t: np.ndarray
-    c: np.ndarray
-    attr: np.ndarray
-    period: np.ndarray
-    unit_starts: np.ndarray
-    seg_offsets: np.ndarray
-
-    @property
-    def n_seg(self) -> int:
-        return int(self.seg_offsets[-1])
-
-
-def prepare_units(plan: FunnelPlan, o: np.ndarray, u: np.ndarray | None, t: np.ndarray,
-                  c: np.ndarray, attr: np.ndarray | None, period: np.ndarray | None) -> Units:
-    """Unit boundaries and segment offsets (one segment per unit, or per unit and trend
-    period of an attempt's start) for the arrays of :func:`count_arrays`."""
-    n = len(plan.steps)
-    mode = {"ordered": ORDERED, "strict": STRICT, "any": ANY}[plan.order]
-    t = _readonly(t)
-    c = _readonly(c)
-    unit_starts = boundaries2(o, u) if u is not None else boundaries(o)
-    if attr is None:
-        attr = np.full(len(o), -1, dtype=np.int32)
-    else:
-        attr = np.ascontiguousarray(attr, dtype=np.int32)
-    if period is not None:
-        period = _readonly(period)
-        seg_counts = count_segments(unit_starts, c, period, n, mode, plan.open_entry)
-    else:
-        period = _readonly(np.zeros(1, dtype=np.int64))
-        seg_counts = np.ones(len(unit_starts) - 1, dtype=np.int64)
-    seg_offsets = np.zeros(len(seg_counts) + 1, dtype=np.int64)
-    np.cumsum(seg_counts, out=seg_offsets[1:])
-    return Units(o, t, c, attr, period, unit_starts, seg_offsets)
-
-
-def empty_results(plan: FunnelPlan, n_seg: int) -> tuple[np.ndarray, ...]:
-    """Uninitialised (seg_unit, seg_period, reached, prev, anchor, sattr, aattr) for
-    ``n_seg`` segments (:func:`run_prepared` fills every row; the codes have no rows
-    without a breakdown)."""
-    n = len(plan.steps)
-    # the kernel writes no codes into empty arrays: only the ones the breakdown reads
-    n_step = n_seg if plan.by is not None and plan.attribution != "first" else 0
-    n_anchor = n_seg if plan.by is not None and plan.attribution == "first" else 0
-    return (np.empty(n_seg, dtype=np.int64), np.zeros(n_seg, dtype=np.int64),
-            np.empty((n_seg, n), dtype=np.int64), np.empty((n_seg, n), dtype=np.int64),
-            np.empty((n_seg, n), dtype=np.int64), np.empty((n_step, n), dtype=np.int32),
-            np.empty((n_anchor, n), dtype=np.int32))
-
-
-def run_prepared(plan: FunnelPlan, units: Units, out: tuple[np.ndarray, ...], *,
-                 pool: ThreadPoolExecutor | None = None, threads: int = 1) -> np.ndarray:
-    """Run the kernel over ``units``, writing each segment into ``out`` (from
-    :func:`empty_results`, ``units.n_seg`` rows; ``seg_unit`` is the unit's index in
-    ``units``); returns the per-step totals."""
-    n = len(plan.steps)
-    mode = {"ordered": ORDERED, "strict": STRICT, "any": ANY}[plan.order]
-    optional = np.array(plan.optional or (False,) * n, dtype=np.bool_)
-    excl_from = np.array([a - 1 for _, a, _ in plan.exclusions] or [0], dtype=np.int64)
-    excl_to = np.array([b - 1 for _, _, b in plan.exclusions] or [0], dtype=np.int64)
-    seg_unit, seg_period, reached, prev, anchor, sattr, aattr = out
-    n_units = len(units.unit_starts) - 1
-    n_chunks = max(1, min(n_units, threads if pool is not None else 1))
-    tot = np.zeros((n_chunks, n), dtype=np.int64)
-
-    def chunk(ci: int) -> None:
-        run_units(units.unit_starts, units.seg_offsets, units.t, units.c, units.attr,
-                  units.period, n, plan.window_us, mode, optional, plan.open_entry,
-                  excl_from, excl_to, bool(plan.trend),
-                  ci * n_units // n_chunks, (ci + 1) * n_units // n_chunks, ci,
-                  seg_unit, seg_period, reached, prev, anchor, sattr, aattr, tot)
-
-    if n_chunks == 1 or pool is None:
-        chunk(0)
-    else:
-        list(pool.map(chunk, range(n_chunks)))
-    return tot.sum(axis=0)
-
-
-def entered(plan: FunnelPlan, owner: np.ndarray, out: tuple[np.ndarray, ...]
-            ) -> tuple[np.ndarray, ...]:
-    """``(owner, period, reached, prev, anchor[, sattr, aattr])`` of the segments that
-    entered the funnel (the codes only with a breakdown); no copy when all entered."""
-    _, seg_period, reached, prev, anchor, sattr, aattr = out
-    keep = reached[:, 0] != NONE if not plan.open_entry and plan.order != "any" else (
-        (reached != NONE).any(axis=1))
-    if keep.all():  # every unit entered (the timeline leaves out those who cannot)
-        keep = slice(None)
-    if plan.by is not None:
-        kept = reached[keep]
-
-        def codes(m: np.ndarray) -> np.ndarray:  # one the attribution does not read: -1
-            return m[keep] if m.shape[0] else np.broadcast_to(np.int32(-1), kept.shape)
-
-        return (owner[keep], seg_period[keep], kept, prev[keep], anchor[keep],
-                codes(sattr), codes(aattr))
-    # no breakdown: don't hold codes that are all -1 (memory at 100M)
-    return owner[keep], seg_period[keep], reached[keep], prev[keep], anchor[keep]
-
-
-def count_arrays(plan: FunnelPlan, o: np.ndarray, u: np.ndarray | None, t: np.ndarray,
-                 c: np.ndarray, attr: np.ndarray | None, period: np.ndarray | None, *,
-                 pool: ThreadPoolExecutor | None = None, threads: int = 1
-                 ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """:func:`count_batch` over arrays: owner hashes ``o`` (and unit hashes ``u`` with
-    ``hold``), µs ``t``, step codes ``c``, int32 breakdown codes ``attr`` (-1 = none)
-    and trend period starts ``period``, sorted by (owner[, unit], t, c)."""
-    units = prepare_units(plan, o, u, t, c, attr, period)
-    out = empty_results(plan, units.n_seg)
-    totals = run_prepared(plan, units, out, pool=pool, threads=threads)
-    owner = units.o[units.unit_starts[:-1][out[0]]]
-    return entered(plan, owner, out), totals
-
-
-def _np(column: pa.ChunkedArray, dtype: Any) -> np.ndarray:
-    if column.num_chunks == 1:
-        arr = column.chunk(0).to_numpy(zero_copy_only=False)
-    else:
-        arr = column.to_numpy()
-    return arr.astype(dtype, copy=False)
-
-
-def _readonly(arr: np.ndarray) -> np.ndarray:
-    """The kernels are compiled once for read-only inputs (what Arrow hands over)."""
-    arr = np.ascontiguousarray(arr)
-    arr.flags.writeable = False
-    return arr
-
-
-def _encode_hashes(hashes: np.ndarray, labels: dict[int, int]) -> np.ndarray:
-    """Global int32 codes for value hashes, growing ``labels`` (hash 0 = no value → -1)."""
-    codes, uniques = pd.factorize(hashes)
-    remap = np.array([-1 if int(u) == 0 else labels.setdefault(int(u), len(labels))
-                      for u in uniques] or [0], dtype=np.int32)
-    return remap[codes]
-
-
-def _encode(column: pa.ChunkedArray, labels: dict[str, int]) -> np.ndarray:
-    """Global int32 codes for a string column, growing ``labels`` (null → -1)."""
-    encoded = pc.dictionary_encode(column.combine_chunks())
-    remap = np.array(
-        [labels.setdefault(v, len(labels)) for v in encoded.dictionary.to_pylist()] or [0],
-        dtype=np.int32,
-    )
-    idx = encoded.indices.to_numpy(zero_copy_only=False)
-    if encoded.indices.null_count:
-        valid = ~np.asarray(encoded.indices.is_null().to_numpy(zero_copy_only=False))
-        out = np.full(len(idx), -1, dtype=np.int32)
-        out[valid] = remap[idx[valid].astype(np.int64)]
-        return out
-    return remap[idx.astype(np.int64)]
-
-
-def _first_per_owner(owner: np.ndarray, period: np.ndarray, *mats: np.ndarray
-                     ) -> tuple[np.ndarray, ...]:
-    """Collapse several units of one owner (held values) into one row per (owner, period):
-    per step, the unit that reached it first."""
-    if len(owner) == 0:
-        return (owner, period, *mats)
-    reached = mats[0]
-    keys = pd.DataFrame({"o": owner, "p": period})
-    group = keys.groupby(["o", "p"], sort=False).ngroup().to_numpy()
-    n_groups = int(group.max()) + 1
-    first_rows = pd.Series(np.arange(len(owner))).groupby(group).first().to_numpy()
-    outs = [m[first_rows].copy() for m in mats]
-    for k in range(reached.shape[1]):
-        r = reached[:, k]
-        masked = np.where(r == NONE, np.iinfo(np.int64).max, r)
-        order = np.lexsort((masked, group))
-        first = np.full(n_groups, -1, dtype=np.int64)
-        seen_group = group[order]
-        starts = np.r_[True, seen_group[1:] != seen_group[:-1]]
-        first[seen_group[starts]] = order[starts]
-        for out, m in zip(outs, mats, strict=True):
-            out[:, k] = m[first, k]
-    return (owner[first_rows], period[first_rows], *outs)
-
-
-def default_threads() -> int:
-    """Kernel threads: one per core."""
-    return os.cpu_count() or 1
 
 
 __all__: Sequence[str] = ["EngineOutput", "FunnelEngine", "FunnelPlan", "LocalEngine",

@@ -1,7 +1,7 @@
 """The result of a funnel: tables built from the engine's per-unit facts.
 
 Every number here is defined in :mod:`shopfunnel.funnel.api`; this module only aggregates
-:class:`~shopfunnel.funnel.engine.EngineOutput` (per unit and step: reached, previous
+:class:`~shopfunnel.funnel.plan.EngineOutput` (per unit and step: reached, previous
 step, anchor, breakdown codes) into DataFrames.
 """
 
@@ -18,8 +18,8 @@ import pandas as pd
 
 from shopfunnel import format as fmt
 from shopfunnel.errors import ConfigError
-from shopfunnel.funnel.engine import EngineOutput, FunnelPlan
 from shopfunnel.funnel.kernel import NONE, durations_by_step, furthest_codes, group_counts
+from shopfunnel.funnel.plan import EngineOutput, FunnelPlan
 
 STEP_COLUMNS = [
     "step", "name", "event", "persons", "conversion_from_previous", "conversion_from_start",
@@ -238,8 +238,8 @@ class FunnelResult:
         s = self.steps
         return pd.DataFrame({
             "step": s["step"], "name": s["name"], "persons": s["persons"],
-            "from start": [_pct(v) for v in s["conversion_from_start"]],
-            "from previous": [_pct(v) for v in s["conversion_from_previous"]],
+            "from start": [fmt.pct(v) for v in s["conversion_from_start"]],
+            "from previous": [fmt.pct(v) for v in s["conversion_from_previous"]],
             "drop-off": s["drop_off"],
             "median time": ["–" if pd.isna(v) else _human_seconds(round(v)) for v in
                             s["median_seconds_from_previous"]],
@@ -255,10 +255,6 @@ class FunnelResult:
 
     def _repr_html_(self) -> str:
         return f"<p><b>{html.escape(self._title())}</b></p>" + self._display().to_html(index=False)
-
-
-def _pct(v: float) -> str:
-    return fmt.pct(v)
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@
 local engine. Spark SQL builds the columns :meth:`LocalEngine.build_sql` builds in DuckDB
 (owner hash, µs time, step code, breakdown value hash, trend period), repartitions the
 rows by owner and sorts each partition by (owner, time, step); ``mapInArrow`` then runs
-:func:`shopfunnel.funnel.engine.count_batch` (the numba kernel) over each partition,
+:func:`shopfunnel.funnel.passes.count_batch` (the numba kernel) over each partition,
 carrying the last owner of a batch over to the next one (Spark hands a partition over in
 batches of ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows, which may split a
 person). Only one row per counted unit comes back to the driver, where
@@ -36,16 +36,15 @@ import pandas as pd
 import pyarrow as pa
 
 from shopfunnel.errors import ConfigError, InputError
-from shopfunnel.funnel.engine import (
-    ITEM_FIELDS,
+from shopfunnel.funnel.passes import count_batch, first_per_owner
+from shopfunnel.funnel.plan import (
     EngineOutput,
     FunnelPlan,
     StepCondition,
-    _first_per_owner,
     coded_conditions,
-    count_batch,
     require_sessions,
 )
+from shopfunnel.store.schema import ITEM_FIELDS
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -314,7 +313,7 @@ class SparkEngine:
         else:
             sattr = aattr = np.broadcast_to(np.int32(-1), (len(owner), n))
         if plan.hold is not None:
-            owner, period, reached, prev, anchor, sattr, aattr = _first_per_owner(
+            owner, period, reached, prev, anchor, sattr, aattr = first_per_owner(
                 owner, period, reached, prev, anchor, sattr, aattr)
         return EngineOutput(owner, period, reached, prev, anchor, sattr, aattr, totals,
                             labels, self._lookup(plan))

@@ -310,7 +310,7 @@ def to_canonical(message: Any, *, received_at: datetime | None = None,
         if name != event:
             props["source_event"] = name
         if event == EXPOSURE_EVENT:
-            props = as_exposure(name, props)[1]
+            props = as_exposure(str(name), props)[1]
     if mtype in ("identify", "group", "alias") and message.get("groupId") is not None:
         props["group_id"] = message.get("groupId")
     if mtype == "page" and message.get("name"):

@@ -42,6 +42,16 @@ its codes (the first use inside the period: :mod:`.codes`).
 whose value is below a threshold of the rule by at most ``within``: ``short = threshold −
 cart_value``, ``0 < short ≤ within``; the nearest threshold above the cart is the one
 named. A cart exactly at a threshold already has it and is measured against the next one.
+- **Lift over the holdout** (only for an offer created with ``holdout`` > 0): a fixed share
+  of the audience never gets a code (:func:`held_out`: GrowthBook's hash of the person and
+  ``offer:<name>``, so sticky and the same in every process). Unlike the comparison with
+  non-redeemers, this is the offer's causal effect (an intention-to-treat estimate: every
+  holder counts, redeemed or not). ``held_out_persons``; for revenue per person
+  (``revenue_per_person_lift``) and the share who bought (``purchase_rate_lift``), counted
+  from the offer's start to its end: the relative difference holders / held out − 1 with its
+  95% interval (``_low``, ``_high``) and two-sided p-value (``_p``), by
+  :func:`shopfunnel.experiments.holdout_lift` (Welch, delta method; refused with a note when
+  an arm is too small).
 """
 
 from __future__ import annotations
@@ -88,9 +98,17 @@ class Offer:
     audience: str = "all"
     description: str = ""
     created_at: datetime | None = None
+    holdout: float = 0.0
 
     def __post_init__(self) -> None:
         check_name(self.name)
+        if isinstance(self.holdout, bool) or not isinstance(self.holdout, int | float) or not (
+            0 <= self.holdout < 1
+        ):
+            raise ConfigError(
+                f"holdout={self.holdout!r} is not valid: give the share of the audience that "
+                "gets no code, from 0 (nobody) up to but not including 1 (e.g. 0.1)"
+            )
         if not self.tiers and self.free_shipping_from is None:
             raise ConfigError(
                 f"offer {self.name!r} has no rule: give tiers (e.g. 100:5,300:10) "
@@ -162,6 +180,7 @@ class Offer:
             "audience": self.audience,
             "description": self.description,
             "created_at": self.created_at,
+            "holdout": self.holdout,
         }
 
 
@@ -196,10 +215,12 @@ def create_offer(
     shipping_fee: float | None = None,
     audience: AudienceSpec = "all",
     description: str = "",
+    holdout: float = 0.0,
 ) -> Offer:
     """Record a new offer (definitions in the module docstring). The period ends at
     ``ends_at``, or ``days`` after ``starts_at``. A list of persons as the audience is kept
-    in ``program_offer_members``. An existing name is refused."""
+    in ``program_offer_members``. An existing name is refused. ``holdout``: the share of the
+    audience that never gets a code (:func:`held_out`), so the offer's lift can be read."""
     start = _when(starts_at, "start")
     if (ends_at is None) == (days is None):
         raise ConfigError("give the offer's end or its length in days (exactly one)")
@@ -217,6 +238,7 @@ def create_offer(
         "persons" if members is not None else text,
         description,
         datetime.now().replace(microsecond=0),
+        float(holdout),
     )
     ensure_tables(store)
     if store.db.scalar("SELECT count(*) FROM program_offers WHERE name = ?", [name]):
@@ -225,7 +247,9 @@ def create_offer(
         )
     with store.db.transaction():
         store.db.execute(
-            "INSERT INTO program_offers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO program_offers (name, tiers, free_shipping_from, shipping_fee, "
+            "starts_at, ends_at, audience, description, created_at, holdout) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 name,
                 format_tiers(offer.tiers) if offer.tiers else None,
@@ -236,6 +260,7 @@ def create_offer(
                 offer.audience,
                 description,
                 offer.created_at,
+                offer.holdout,
             ],
         )
         if members is not None:
@@ -250,7 +275,8 @@ def create_offer(
 
 
 def _offer_from_row(row: tuple[Any, ...]) -> Offer:
-    name, tiers, fs, fee, start, end, audience, description, created = row
+    name, tiers, fs, fee, start, end, audience, description, created = row[:9]
+    holdout = float(row[9] or 0.0) if len(row) > 9 else 0.0  # stores from before holdouts
     return Offer(
         name,
         start,
@@ -261,6 +287,7 @@ def _offer_from_row(row: tuple[Any, ...]) -> Offer:
         audience,
         description or "",
         created,
+        holdout,
     )
 
 
@@ -315,8 +342,27 @@ def issue_offer_codes(
     """A code for every person who qualifies for offer ``name`` (persons holding one keep
     it): ``person_id``, ``code``, ``issued_at`` for all the offer's holders."""
     offer = get_offer(store, name)
-    issue_codes(store, name, offer_persons(store, offer, as_of=as_of), prefix=prefix)
+    persons = offer_persons(store, offer, as_of=as_of)
+    held = set(held_out(offer, persons))
+    issue_codes(store, name, [p for p in persons if p not in held], prefix=prefix)
     return offer_codes(store, name)
+
+
+def holdout_key(offer: Offer) -> str:
+    """The key of the offer's holdout in :func:`shopfunnel.experiments.in_holdout`."""
+    return f"offer:{offer.name}"
+
+
+def held_out(offer: Offer, persons: list[str]) -> list[str]:
+    """The persons of ``persons`` the offer holds out (never given a code): decided by
+    :func:`shopfunnel.experiments.in_holdout` on the offer's key, so the same persons in every
+    process and on every re-issue, nested as the share grows."""
+    if not offer.holdout:
+        return []
+    from shopfunnel.experiments.assignment import in_holdout
+
+    key = holdout_key(offer)
+    return [p for p in persons if in_holdout(key, p, offer.holdout)]
 
 
 @dataclass
@@ -417,7 +463,37 @@ def offer_result(store: Store, name: str, *, gross_margin: float | None = None) 
         "cost_share_of_revenue": cost / gross_revenue if gross_revenue else math.nan,
         **be,
     }
+    if offer.holdout:
+        summary.update(_holdout_figures(store, offer, sorted(holders), notes))
     return OfferResult(offer, summary, uses, notes)
+
+
+HOLDOUT_METRICS = (("revenue_per_person", "revenue"), ("purchase_rate", "purchase"))
+
+
+def _holdout_figures(store: Store, offer: Offer, holders: list[str], notes: list[str]
+                     ) -> dict[str, Any]:
+    """The offer's lift over its holdout (module docstring): holders against the held-out
+    persons of the audience, over the offer's period, per metric of :data:`HOLDOUT_METRICS`."""
+    from shopfunnel.experiments import metrics as mx
+    from shopfunnel.experiments.holdout import holdout_lift
+
+    held = held_out(offer, offer_persons(store, offer))
+    figures: dict[str, Any] = {"holdout_share": offer.holdout, "held_out_persons": len(held)}
+    persons = pd.DataFrame({"person_id": holders + held})
+    period = (offer.ends_at - offer.starts_at).total_seconds()
+    for name, kind in HOLDOUT_METRICS:
+        metric = mx.revenue_per_visitor() if kind == "revenue" else mx.conversion("purchase")
+        lift = holdout_lift(store, holdout_key(offer), offer.holdout, persons, metric,
+                            window=period, since=offer.starts_at)
+        r = lift.result
+        figures |= {f"{name}_lift": r.expected, f"{name}_lift_low": r.ci_lower,
+                    f"{name}_lift_high": r.ci_upper, f"{name}_lift_p": getattr(r, "p_value", math.nan)}
+        if r.error:
+            notes.append(f"holdout, {name.replace('_', ' ')}: {r.error}")
+    if not held:
+        notes.append("the holdout holds nobody yet: the audience is too small for its share")
+    return figures
 
 
 NEAR_COLUMNS = [

@@ -93,6 +93,33 @@ class ReferralRule:
             )
 
 
+def set_referral_rule(store: Store, rule: ReferralRule, *, at: datetime | None = None
+                      ) -> ReferralRule:
+    """Make ``rule`` the store's referral rule from now on (ADR 0126): the ledger and payouts
+    use it when no rule is given. Earlier rules stay in ``program_referral_rules`` as history;
+    payouts already recorded keep the reward they were paid."""
+    ensure_tables(store)
+    when = at or datetime.now().replace(microsecond=0)
+    with store.db.transaction():
+        store.db.execute("DELETE FROM program_referral_rules WHERE set_at = ?", [when])
+        store.db.execute("INSERT INTO program_referral_rules VALUES (?, ?, ?, ?)",
+                         [when, rule.reward, rule.min_spend, rule.cap_per_referrer])
+    return rule
+
+
+def current_referral_rule(store: Store) -> ReferralRule:
+    """The rule last set with :func:`set_referral_rule`, or the default :class:`ReferralRule`
+    (10 per referred first order, no minimum, no cap) when none was set."""
+    if not has_table(store, "program_referral_rules"):
+        return ReferralRule()
+    rows = store.db.rows("SELECT reward, min_spend, cap_per_referrer FROM program_referral_rules "
+                         "ORDER BY set_at DESC LIMIT 1")
+    if not rows:
+        return ReferralRule()
+    reward, min_spend, cap = rows[0]
+    return ReferralRule(float(reward), float(min_spend), None if cap is None else int(cap))
+
+
 def referral_codes(store: Store) -> pd.DataFrame:
     """Every referral code: ``person_id``, ``code``, ``issued_at``, by person."""
     if not has_table(store, "program_referral_codes"):
@@ -228,8 +255,9 @@ def referral_ledger(store: Store, rule: ReferralRule | None = None) -> pd.DataFr
     ``referred_person_id``, ``code``, ``referrer_person_id``, ``referred_at``,
     ``first_order_id``, ``first_order_at``, ``first_order_value``, ``status`` (``paid``,
     ``payable``, ``pending`` or ``refused``), ``reason``, ``reward`` (what is or was paid;
-    0 otherwise), ``payout_id``, ``paid_at``. Sorted by referral time."""
-    rule = rule or ReferralRule()
+    0 otherwise), ``payout_id``, ``paid_at``. Sorted by referral time. Without ``rule``, the
+    store's rule (:func:`current_referral_rule`)."""
+    rule = rule or current_referral_rule(store)
     touches = referral_touches(store)
     if touches.empty:
         return pd.DataFrame(columns=LEDGER_COLUMNS)
@@ -383,8 +411,12 @@ def referral_summary(store: Store, rule: ReferralRule | None = None) -> pd.DataF
     """Per referrer: ``referrals`` (referred persons), ``customers`` (of them, those who
     ordered), ``paid``, ``payable``, ``pending`` and ``refused`` counts, ``rewards_paid`` and
     ``rewards_payable`` (money), by rewards paid and payable, highest first."""
-    led = referral_ledger(store, rule)
-    led = led[led["referrer_person_id"].notna()]
+    return summarize_ledger(referral_ledger(store, rule))
+
+
+def summarize_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
+    """:func:`referral_summary` of a ledger already computed (:func:`referral_ledger`)."""
+    led = ledger[ledger["referrer_person_id"].notna()]
     if led.empty:
         return pd.DataFrame(
             columns=[
@@ -422,3 +454,18 @@ def referral_summary(store: Store, rule: ReferralRule | None = None) -> pd.DataF
         ascending=[False, False, True],
         kind="stable",
     ).reset_index(drop=True)
+
+
+def person_referrals(
+    store: Store, person_id: str, rule: ReferralRule | None = None
+) -> pd.DataFrame:
+    """The ledger rows (:func:`referral_ledger`) that name one person, with ``role``:
+    ``referred`` (their own referral) or ``referrer`` (persons who came by their code); the
+    referred person's row first, then the persons they referred by referral time."""
+    columns = ["role", *LEDGER_COLUMNS]
+    if not has_table(store, "program_referral_codes"):
+        return pd.DataFrame(columns=columns)
+    led = referral_ledger(store, rule)
+    referred = led[led["referred_person_id"] == person_id].assign(role="referred")
+    referrer = led[led["referrer_person_id"] == person_id].assign(role="referrer")
+    return pd.concat([referred, referrer], ignore_index=True)[columns]

@@ -32,7 +32,8 @@ DDL: dict[str, str] = {
             ends_at TIMESTAMP NOT NULL,
             audience VARCHAR NOT NULL,
             description VARCHAR,
-            created_at TIMESTAMP NOT NULL)""",
+            created_at TIMESTAMP NOT NULL,
+            holdout DOUBLE NOT NULL DEFAULT 0)""",
     "program_offer_members": """
         CREATE TABLE IF NOT EXISTS program_offer_members (
             offer VARCHAR NOT NULL,
@@ -60,6 +61,12 @@ DDL: dict[str, str] = {
             reward DOUBLE NOT NULL,
             payout_id VARCHAR NOT NULL,
             paid_at TIMESTAMP NOT NULL)""",
+    "program_referral_rules": """
+        CREATE TABLE IF NOT EXISTS program_referral_rules (
+            set_at TIMESTAMP PRIMARY KEY,
+            reward DOUBLE NOT NULL,
+            min_spend DOUBLE NOT NULL,
+            cap_per_referrer INTEGER)""",
     "program_draws": """
         CREATE TABLE IF NOT EXISTS program_draws (
             name VARCHAR PRIMARY KEY,
@@ -84,6 +91,8 @@ def ensure_tables(store: Store) -> None:
     """Create the programs' tables that do not exist yet (a writable store)."""
     for ddl in DDL.values():
         store.db.execute(ddl)
+    # stores whose offers predate holdouts (ADR 0125)
+    store.db.execute("ALTER TABLE program_offers ADD COLUMN IF NOT EXISTS holdout DOUBLE DEFAULT 0")
 
 
 def has_table(store: Store, name: str) -> bool:
