@@ -403,20 +403,29 @@ def view(store: Any, key: str, cached: Timeline | None = None) -> Timeline | Non
     return None
 
 
-def of_store(store: Any) -> Timeline:
-    """The timeline of a :class:`shopfunnel.store.Store` at its present events: the cached
-    one, a base extended by its segments, or else a new one built from the store (saved
-    beside the file when the folder is writable)."""
+def _present(store: Any, *, build: bool) -> Timeline | None:
+    """The timeline at the store's present key: cached, else a base extended by its
+    segments (cached), else built from the store when ``build`` (else None)."""
     key = store_key(store.db)
     with _LOCK:
         cached = tl_mod._CACHE.get(store)
     if cached is not None and cached.key == key:
         return cached
     tl = view(store, key, cached)
-    if tl is None:
+    if tl is None and build:
         tl = _rebuild(store, key)
-    with _LOCK:
-        tl_mod._CACHE[store] = tl
+    if tl is not None:
+        with _LOCK:
+            tl_mod._CACHE[store] = tl
+    return tl
+
+
+def of_store(store: Any) -> Timeline:
+    """The timeline of a :class:`shopfunnel.store.Store` at its present events: the cached
+    one, a base extended by its segments, or else a new one built from the store (saved
+    beside the file when the folder is writable)."""
+    tl = _present(store, build=True)
+    assert tl is not None
     return tl
 
 
@@ -437,24 +446,7 @@ def is_current(store: Any) -> bool:
     """Whether the next funnel can use the timeline without building it: it is cached at
     the store's present key, or a base and its segments reach that key (the view is then
     made and cached: a copy of the event column, no store read)."""
-    key = store_key(store.db)
-    with _LOCK:
-        cached = tl_mod._CACHE.get(store)
-    if cached is not None and cached.key == key:
-        return True
-    tl = view(store, key, cached)
-    if tl is None:
-        return False
-    with _LOCK:
-        tl_mod._CACHE[store] = tl
-    return True
-
-
-def delta_rows(store: Any) -> int:
-    """Rows in the present view's side (0 without a delta): what a compaction would fold."""
-    with _LOCK:
-        cached = tl_mod._CACHE.get(store)
-    return len(cached.side) if cached is not None and cached.side is not None else 0
+    return _present(store, build=False) is not None
 
 
 def needs_compaction(tl: Timeline) -> bool:
@@ -469,10 +461,7 @@ def compact_if_large(store: Any) -> Timeline | None:
     """After a load outside the server (which compacts in its own thread): fold the delta
     into a new base when :func:`needs_compaction` says so (the load pays for it once,
     instead of every funnel paying for a large side)."""
-    key = store_key(store.db)
-    with _LOCK:
-        cached = tl_mod._CACHE.get(store)
-    tl = view(store, key, cached)
+    tl = _present(store, build=False)
     if tl is None or not needs_compaction(tl):
         return None
     return compact(store)
