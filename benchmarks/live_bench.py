@@ -61,13 +61,16 @@ def timed(fn):
 
 
 def fresh_events(store, n: int, seed: int = 7) -> pd.DataFrame:
-    """``n`` events after the store's last one: 60% from returning visitors (3% of them
-    sign in as a new user), 40% from new visitors; a visit is a run of funnel steps."""
+    """``n`` events after the store's last one: 60% from returning visitors (5% of those
+    not signed in yet sign in as a new user, which stitches their stored history), 40% from
+    new visitors; a visit is a run of funnel steps."""
     rng = np.random.default_rng(seed)
     last = store.db.scalar("SELECT max(ts) FROM events")
-    returning = [r[0] for r in store.db.rows(
-        "SELECT anonymous_id FROM (SELECT DISTINCT anonymous_id FROM events "
-        "WHERE user_id IS NULL) USING SAMPLE 20000 ROWS (reservoir, 7)")]
+    sample = store.db.rows(
+        "SELECT anonymous_id, bool_and(person_id = anonymous_id) FROM events WHERE user_id "
+        "IS NULL GROUP BY 1 USING SAMPLE 20000 ROWS (reservoir, 7)")
+    returning = [r[0] for r in sample]
+    anonymous = {r[0] for r in sample if r[1]}  # not signed in yet: may sign in now
     names = ["page_view", *STEPS]
     keep = [1.0, 0.9, 0.45, 0.6, 0.8, 0.7]  # chance to go on to the next step
     rows: list[dict] = []
@@ -80,7 +83,7 @@ def fresh_events(store, n: int, seed: int = 7) -> pd.DataFrame:
         t = last + dt.timedelta(seconds=float(rng.uniform(0, 7200)))
         channel = ["organic search", "paid search", "email", "direct", None][int(rng.integers(5))]
         device = ["mobile", "desktop", "tablet"][int(rng.integers(3))]
-        user = f"live-u{len(rows)}" if anon.startswith("a") and rng.random() < 0.03 else None
+        user = f"live-u-{anon}" if anon in anonymous and rng.random() < 0.05 else None
         for i, name in enumerate(names):
             if rng.random() > keep[i]:
                 break
@@ -205,7 +208,8 @@ def main() -> None:
         "",
         f"A copy of the prebuilt {n_base:,}-event store with its timeline; {len(fresh):,} fresh "
         "events appended with `Store.load` (60% from returning visitors of the store, without a "
-        "session id, 3% of them signing in as a new user, which stitches their stored history; "
+        "session id; 5% of those never signed in sign in as a new user, which stitches their "
+        "stored history; "
         "40% from new visitors). Funnels in process, the 5 steps "
         f"{', '.join(STEPS)}, 7-day window. Wall seconds (CPU seconds where given); "
         "medians of the runs with their range.",
