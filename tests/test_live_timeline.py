@@ -263,10 +263,10 @@ def test_new_event_names_and_channels_in_a_delta_get_codes_of_their_own(tmp_path
 
 def test_a_load_that_grows_the_delta_past_the_threshold_compacts_it(tmp_path, monkeypatch):
     monkeypatch.setattr(live, "COMPACT_MIN_ROWS", 3)
-    store = small_store(tmp_path)  # a side of 3 rows (2 appended, p's base row): kept
+    store = small_store(tmp_path)  # a delta of 2 rows: kept
     assert len(list((tmp_path / "s.duckdb.timeline.delta").iterdir())) == 1
     store.load(log(("t", 0, "a"), ("t", 1, "b")).assign(event_id=["m1", "m2"]))
-    # 4 delta rows and p's base row: past the threshold, folded by the load
+    # 4 delta rows: past the threshold, folded by the load
     assert list((tmp_path / "s.duckdb.timeline.delta").iterdir()) == []
     tl = LocalEngine(store).timeline()
     assert tl.side is None and tl.key == tl_mod.store_key(store.db)

@@ -165,15 +165,17 @@ def append(store: Any, from_key: str, to_key: str) -> Segment | None:
         return None
     # the rows as stored now: the stitching may have moved fresh rows too, so the fresh
     # rows of retracted persons come with every other row of theirs, from the events
+    moved = bool(db.scalar("SELECT count(*) FROM __moved"))
+    retracted = ("UNION ALL BY NAME SELECT * FROM events WHERE person_id IN "
+                 "(SELECT person_id FROM __moved)") if moved else ""
     db.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE __delta_rows AS
         SELECT * FROM (
             SELECT f.* REPLACE (coalesce(f.user_id, ids.person_id, f.anonymous_id) AS person_id)
             FROM __fresh f LEFT JOIN identities ids ON ids.anonymous_id = f.anonymous_id
         ) WHERE person_id NOT IN (SELECT person_id FROM __moved)
-        UNION ALL BY NAME
-        SELECT * FROM events WHERE person_id IN (SELECT person_id FROM __moved)
+        {retracted}
         """
     )
     try:
@@ -449,20 +451,32 @@ def is_current(store: Any) -> bool:
     return _present(store, build=False) is not None
 
 
-def needs_compaction(tl: Timeline) -> bool:
-    """Whether a view's side has grown past the threshold for folding it into a base:
-    more than :data:`COMPACT_MIN_ROWS` rows and :data:`COMPACT_SHARE` of the base."""
-    if tl.side is None:
-        return False
-    return len(tl.side) > max(COMPACT_MIN_ROWS, COMPACT_SHARE * len(tl))
+def backlog(store: Any) -> tuple[int, int] | None:
+    """(rows of the base, rows of its segments) when a base and its chain reach the
+    store's present events, else None (the next funnel rebuilds). Reads the segments'
+    sizes, makes no view."""
+    key = store_key(store.db)
+    with _LOCK:
+        cached = tl_mod._CACHE.get(store)
+    for base in _base(store, cached, key_parts(key)[0]):
+        segs = [] if base.key == key else chain(store, base.key, key)
+        if segs is not None:
+            return len(base), sum(len(s) for s in segs)
+    return None
+
+
+def needs_compaction(base_rows: int, delta_rows: int) -> bool:
+    """Whether a delta has grown past the threshold for folding it into a base: more
+    than :data:`COMPACT_MIN_ROWS` rows and :data:`COMPACT_SHARE` of the base."""
+    return delta_rows > max(COMPACT_MIN_ROWS, COMPACT_SHARE * base_rows)
 
 
 def compact_if_large(store: Any) -> Timeline | None:
     """After a load outside the server (which compacts in its own thread): fold the delta
     into a new base when :func:`needs_compaction` says so (the load pays for it once,
     instead of every funnel paying for a large side)."""
-    tl = _present(store, build=False)
-    if tl is None or not needs_compaction(tl):
+    state = backlog(store)
+    if state is None or not needs_compaction(*state):
         return None
     return compact(store)
 
