@@ -39,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from machine import cpu_name, ram_gib  # benchmarks/machine.py, beside this script
 
 HERE = Path(__file__).resolve().parent

@@ -37,6 +37,7 @@ RUNS = [
     ["benchmarks/collector_load.py", "--seconds", "60", "--out", "benchmarks/results/collector.md"],
     ["benchmarks/erase_bench.py", "--events", "1000000", "--out", "benchmarks/results/erase.md"],
     ["benchmarks/live_bench.py", "--fresh", "100000", "--runs", "5"],
+    ["benchmarks/audiences_bench.py", "--events", "1000000", "--out", "benchmarks/results/audiences.md"],
 ]
 PACKAGES = ["duckdb", "numba", "numpy", "pyarrow", "pandas", "polars", "scipy", "chdb", "pyspark", "fastapi", "uvicorn"]
 

@@ -585,24 +585,62 @@ class Store:
         return int(value) if value is not None else 0
 
     # -- reading ------------------------------------------------------------------------
-    def info(self) -> dict[str, Any]:
+    def info(self, *, timeline_pass: bool = False) -> dict[str, Any]:
         """Counts and ranges: events, persons, sessions, orders, first and last event,
-        events by name and by channel."""
+        events by name and by channel.
+
+        With ``timeline_pass``, or when another caller already made it, the counts come
+        from one compiled pass over the timeline (:mod:`shopfunnel.store.counts`, shared
+        with the daily activity) when it can serve: worth it in a process that runs
+        compiled code anyway (the report, the dashboard). Alone, SQL is faster: loading
+        the compiled code costs about a second."""
+        from shopfunnel.store import counts, person_index
+
         db = self.db
-        events, persons, sessions, first, last = db.rows(
-            "SELECT count(*), count(DISTINCT person_id), count(DISTINCT session_id), min(ts), "
-            "max(ts) FROM events"
-        )[0]
+        found = counts.of_store(self, compute=timeline_pass)
+        if found is not None:
+            index = person_index.of_store(self, build=False)
+            persons = len(index) if index is not None else int(db.scalar(
+                "SELECT count(DISTINCT person_id) FROM events"))
+            orders = db.scalar(
+                "SELECT count(DISTINCT order_id) FROM events WHERE event = 'purchase'")
+            return {
+                "events": found.events,
+                "persons": persons,
+                "sessions": found.sessions,
+                "orders": int(orders or 0),
+                "first_event": _iso(found.first_us) if found.events else None,
+                "last_event": _iso(found.last_us) if found.events else None,
+                "events_by_name": dict(found.events_by_name),
+                "sessions_by_channel": dict(found.sessions_by_channel),
+            }
+        return self.info_sql()
+
+    def info_sql(self) -> dict[str, Any]:
+        """:meth:`info` by SQL over the events (the reference; the path taken when the
+        timeline cannot serve)."""
+        from shopfunnel.store import person_index
+
+        db = self.db
+        index = person_index.of_store(self, build=False)  # the ids beside the timeline
+        with _hash_threads(db):
+            events, persons, sessions, first, last = db.rows(
+                "SELECT count(*), "
+                + ("NULL" if index is not None else "count(DISTINCT person_id)")
+                + ", count(DISTINCT session_id), min(ts), max(ts) FROM events"
+            )[0]
+            by_channel = dict(
+                db.rows(
+                    "SELECT coalesce(channel, 'unassigned'), count(DISTINCT session_id) "
+                    "FROM events GROUP BY 1 ORDER BY 2 DESC"
+                )
+            )
+        if index is not None:
+            persons = len(index)
         orders = db.scalar(
             "SELECT count(DISTINCT order_id) FROM events WHERE event = 'purchase'"
         )
         by_event = dict(db.rows("SELECT event, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC"))
-        by_channel = dict(
-            db.rows(
-                "SELECT coalesce(channel, 'unassigned'), count(DISTINCT session_id) FROM events "
-                "GROUP BY 1 ORDER BY 2 DESC"
-            )
-        )
         return {
             "events": int(events),
             "persons": int(persons),
@@ -635,6 +673,13 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _iso(micros: int) -> str:
+    """µs since 1970 as the ISO text of a naive UTC datetime (as DuckDB's TIMESTAMP gives)."""
+    import datetime as dt
+
+    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=int(micros))).isoformat()
 
 
 @contextmanager
