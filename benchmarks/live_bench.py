@@ -104,8 +104,9 @@ def _verdict(plan_runs: dict[str, list[tuple[float, float]]], load: float) -> st
     worst = max(cpus, key=cpus.get)
     threads = os.cpu_count() or 1
     text = (f"**Target (under 0.5 s in process, fresh events included).** Slowest live plan by "
-            f"CPU: {worst}, {cpus[worst]:.3f} s of CPU over {threads} counting threads, "
-            f"about {cpus[worst] / threads:.2f} s of wall time on a quiet machine. ")
+            f"CPU: {worst}, {cpus[worst]:.3f} s of CPU over {threads} counting threads; with "
+            "the files in the page cache and the cores free, its wall time would lie between "
+            f"{cpus[worst] / threads:.2f} s and {cpus[worst]:.2f} s. ")
     if statistics.median(walls) < 0.5:
         return text + f"Measured wall times: median {statistics.median(walls):.3f} s: met."
     return text + (f"The median wall time above is {statistics.median(walls):.2f} s: not "
