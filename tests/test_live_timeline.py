@@ -271,3 +271,20 @@ def test_a_load_that_grows_the_delta_past_the_threshold_compacts_it(tmp_path, mo
     tl = LocalEngine(store).timeline()
     assert tl.side is None and tl.key == tl_mod.store_key(store.db)
     assert funnel(store, ["a", "b"]).steps["persons"].tolist() == [4, 3]
+
+
+def test_a_segment_that_cannot_be_written_leaves_the_load_done_and_the_timeline_rebuilt(
+        tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.duckdb")
+    store.load(log(("p", 0, "a"), ("q", 0, "a")))
+    funnel(store, ["a"])
+
+    def disk_full(self, folder):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(live.Segment, "save", disk_full)
+    result = store.load(log(("p", 1, "b")).assign(event_id="n1"))
+    assert result.rows_added == 1  # the load itself is done
+    monkeypatch.undo()
+    assert not tl_mod.is_current(store)
+    assert funnel(store, ["a", "b"]).steps["persons"].tolist() == [2, 1]
