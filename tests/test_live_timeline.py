@@ -288,3 +288,12 @@ def test_a_segment_that_cannot_be_written_leaves_the_load_done_and_the_timeline_
     monkeypatch.undo()
     assert not tl_mod.is_current(store)
     assert funnel(store, ["a", "b"]).steps["persons"].tolist() == [2, 1]
+
+
+def test_readers_of_every_row_get_one_whole_timeline_with_the_fresh_rows(tmp_path) -> None:
+    # retention and the stage evidence walk every row: they never see a masked base row
+    store = small_store(tmp_path)
+    assert LocalEngine(store).timeline().side is not None  # the funnel engine: two pieces
+    whole = tl_mod.of_store(store)
+    assert whole.side is None and len(whole) == 5 == store.info()["events"]
+    assert list((tmp_path / "s.duckdb.timeline.delta").iterdir()) == []  # compacted

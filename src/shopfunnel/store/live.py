@@ -431,6 +431,20 @@ def of_store(store: Any) -> Timeline:
     return tl
 
 
+def whole(store: Any) -> Timeline:
+    """The timeline at the store's present events in one sorted piece, for readers that
+    walk every row (retention, stage evidence): a live view is compacted first (on disk
+    when the folder is writable), or folded in memory if the compaction cannot run now."""
+    tl = of_store(store)
+    if tl.side is None:
+        return tl
+    compact(store, wait=True)
+    tl = of_store(store)
+    if tl.side is None:
+        return tl
+    return _fold(store, tl, to_disk=False)  # segments arrived meanwhile
+
+
 def _rebuild(store: Any, key: str) -> Timeline:
     folder = folder_for(store.path)
     columns = {row[0]: row[1] for row in store.db.rows("DESCRIBE events")}
@@ -485,12 +499,12 @@ def compact_if_large(store: Any) -> Timeline | None:
 _COMPACTING = threading.Lock()
 
 
-def compact(store: Any) -> Timeline | None:
+def compact(store: Any, *, wait: bool = False) -> Timeline | None:
     """Fold the base and every segment after it into a new base, atomically; return it
-    (None when there was nothing to fold or another compaction is running). Reads only
-    the timeline's files (or memory), never the store, so it can run beside loads; the
-    segments loaded meanwhile extend the new base."""
-    if not _COMPACTING.acquire(blocking=False):
+    (None when there was nothing to fold, or another compaction is running and not
+    ``wait``). Reads only the timeline's files (or memory), never the store, so it can run
+    beside loads; the segments loaded meanwhile extend the new base."""
+    if not _COMPACTING.acquire(blocking=wait):
         return None
     try:
         with _LOCK:
@@ -515,9 +529,9 @@ def compact(store: Any) -> Timeline | None:
         _COMPACTING.release()
 
 
-def _fold(store: Any, v: Timeline) -> Timeline:
+def _fold(store: Any, v: Timeline, *, to_disk: bool = True) -> Timeline:
     """The view's rows as one sorted base: saved beside the store file (renamed into
-    place), or in memory."""
+    place), or in memory (an in-memory store, a folder not writable, or not ``to_disk``)."""
     assert v.side is not None and v.live is not None
     base, side = v.live.base, v.side
     keep = np.ones(len(base), dtype=np.bool_)
@@ -539,7 +553,7 @@ def _fold(store: Any, v: Timeline) -> Timeline:
         return out
 
     folder = folder_for(store.path)
-    if folder is None or not writable(folder):
+    if folder is None or not writable(folder) or not to_disk:
         cols = {c: merged(c) for c in names}
         return Timeline(key=v.key, person=cols["person"], t=cols["t"], event=cols["event"],
                         events=v.events, session=cols.get("session"),
