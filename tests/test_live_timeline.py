@@ -263,11 +263,37 @@ def test_new_event_names_and_channels_in_a_delta_get_codes_of_their_own(tmp_path
 
 def test_a_load_that_grows_the_delta_past_the_threshold_compacts_it(tmp_path, monkeypatch):
     monkeypatch.setattr(live, "COMPACT_MIN_ROWS", 3)
-    store = small_store(tmp_path)  # a side of 3 rows (2 appended, p's base row): kept
+    store = small_store(tmp_path)  # a delta of 2 rows: kept
     assert len(list((tmp_path / "s.duckdb.timeline.delta").iterdir())) == 1
     store.load(log(("t", 0, "a"), ("t", 1, "b")).assign(event_id=["m1", "m2"]))
-    # 4 delta rows and p's base row: past the threshold, folded by the load
+    # 4 delta rows: past the threshold, folded by the load
     assert list((tmp_path / "s.duckdb.timeline.delta").iterdir()) == []
     tl = LocalEngine(store).timeline()
     assert tl.side is None and tl.key == tl_mod.store_key(store.db)
     assert funnel(store, ["a", "b"]).steps["persons"].tolist() == [4, 3]
+
+
+def test_a_segment_that_cannot_be_written_leaves_the_load_done_and_the_timeline_rebuilt(
+        tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.duckdb")
+    store.load(log(("p", 0, "a"), ("q", 0, "a")))
+    funnel(store, ["a"])
+
+    def disk_full(self, folder):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(live.Segment, "save", disk_full)
+    result = store.load(log(("p", 1, "b")).assign(event_id="n1"))
+    assert result.rows_added == 1  # the load itself is done
+    monkeypatch.undo()
+    assert not tl_mod.is_current(store)
+    assert funnel(store, ["a", "b"]).steps["persons"].tolist() == [2, 1]
+
+
+def test_readers_of_every_row_get_one_whole_timeline_with_the_fresh_rows(tmp_path) -> None:
+    # retention and the stage evidence walk every row: they never see a masked base row
+    store = small_store(tmp_path)
+    assert LocalEngine(store).timeline().side is not None  # the funnel engine: two pieces
+    whole = tl_mod.of_store(store)
+    assert whole.side is None and len(whole) == 5 == store.info()["events"]
+    assert list((tmp_path / "s.duckdb.timeline.delta").iterdir()) == []  # compacted

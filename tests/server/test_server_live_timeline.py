@@ -51,7 +51,11 @@ def test_funnels_stay_on_the_timeline_and_include_each_new_batch(live) -> None:
     ]})
     wait_for_timeline(live)
     maintainer = live.state.writer.maintainer
+    deadline = time.monotonic() + 30
+    while maintainer.builds == 0 and time.monotonic() < deadline:  # done, and counted
+        time.sleep(0.05)
     builds = maintainer.builds
+    assert builds == 1
     assert api_counts(live) == [2, 1, 0, 0]
 
     # the next batch: anon-a's visit goes on (no session id: the store continues it), then

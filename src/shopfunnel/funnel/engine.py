@@ -286,7 +286,7 @@ class LocalEngine:
         """The source's timeline (see :mod:`shopfunnel.store.timeline`): a store's is kept beside
         it and rebuilt after a load; another source's is built once per engine."""
         if self._store is not None and self._timeline is None:
-            return timeline_of_store(self._store)
+            return timeline_of_store(self._store, pieces=True)
         if self._timeline is None:
             self._timeline = build_timeline(self.db, self.relation, self.person, self.columns,
                                             key="engine")

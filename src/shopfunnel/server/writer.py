@@ -197,7 +197,8 @@ class TimelineMaintainer:
     never counted, a segment lost in a crash) it builds one under the store lock (one
     consistent read; loads wait for it, their events safe in the spool); when the delta
     has grown past :func:`shopfunnel.store.live.needs_compaction` it folds it into a new
-    base from the timeline's files alone, without the lock, while loads go on.
+    base from the timeline's files alone, without the lock, while loads go on. It makes no
+    view of its own (the dashboard's reader does).
     """
 
     def __init__(self, writer: Writer):
@@ -232,11 +233,12 @@ class TimelineMaintainer:
             store.live_timeline = True
             if store._is_empty():
                 return
-            if not live.is_current(store):
-                live.of_store(store)
+            state = live.backlog(store)
+            if state is None:
+                live.of_store(store)  # builds the base (the store's one consistent state)
                 self.builds += 1
-            view = live.of_store(store)
-        if live.needs_compaction(view) and live.compact(store) is not None:
+                state = live.backlog(store)
+        if state is not None and live.needs_compaction(*state) and live.compact(store):
             self.compactions += 1
 
     def _run(self) -> None:

@@ -4,7 +4,8 @@ sorted timeline beside it.
 Everything else reads events through here; only :mod:`shopfunnel.ingest` and the live
 collector write them. Modules: :mod:`.schema` (the canonical event), :mod:`.db` (the SQL
 gateway: parameters and quoting), :mod:`.store` (loading, identity stitching, sessions),
-:mod:`.channels` (channel grouping at load), :mod:`.timeline` (events sorted by person).
+:mod:`.channels` (channel grouping at load), :mod:`.timeline` (events sorted by person),
+:mod:`.live` (the timeline extended by each load's sorted delta, compacted).
 """
 
 from __future__ import annotations

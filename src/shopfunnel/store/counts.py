@@ -78,8 +78,10 @@ def of_store(store: Any, *, compute: bool = True) -> StoreCounts | None:
     if not timeline_store.is_current(store):
         return None
     try:
-        tl = timeline_store.of_store(store)
+        tl = timeline_store.of_store(store, pieces=True)
     except OSError:
+        return None
+    if tl.side is not None:  # a live view (store/live.py): SQL counts until it is compacted
         return None
     if tl.session is None or not tl.sessions_nested or "channel" not in tl.dims:
         return None

@@ -165,15 +165,17 @@ def append(store: Any, from_key: str, to_key: str) -> Segment | None:
         return None
     # the rows as stored now: the stitching may have moved fresh rows too, so the fresh
     # rows of retracted persons come with every other row of theirs, from the events
+    moved = bool(db.scalar("SELECT count(*) FROM __moved"))
+    retracted = ("UNION ALL BY NAME SELECT * FROM events WHERE person_id IN "
+                 "(SELECT person_id FROM __moved)") if moved else ""
     db.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE __delta_rows AS
         SELECT * FROM (
             SELECT f.* REPLACE (coalesce(f.user_id, ids.person_id, f.anonymous_id) AS person_id)
             FROM __fresh f LEFT JOIN identities ids ON ids.anonymous_id = f.anonymous_id
         ) WHERE person_id NOT IN (SELECT person_id FROM __moved)
-        UNION ALL BY NAME
-        SELECT * FROM events WHERE person_id IN (SELECT person_id FROM __moved)
+        {retracted}
         """
     )
     try:
@@ -403,21 +405,44 @@ def view(store: Any, key: str, cached: Timeline | None = None) -> Timeline | Non
     return None
 
 
-def of_store(store: Any) -> Timeline:
-    """The timeline of a :class:`shopfunnel.store.Store` at its present events: the cached
-    one, a base extended by its segments, or else a new one built from the store (saved
-    beside the file when the folder is writable)."""
+def _present(store: Any, *, build: bool) -> Timeline | None:
+    """The timeline at the store's present key: cached, else a base extended by its
+    segments (cached), else built from the store when ``build`` (else None)."""
     key = store_key(store.db)
     with _LOCK:
         cached = tl_mod._CACHE.get(store)
     if cached is not None and cached.key == key:
         return cached
     tl = view(store, key, cached)
-    if tl is None:
+    if tl is None and build:
         tl = _rebuild(store, key)
-    with _LOCK:
-        tl_mod._CACHE[store] = tl
+    if tl is not None:
+        with _LOCK:
+            tl_mod._CACHE[store] = tl
     return tl
+
+
+def of_store(store: Any) -> Timeline:
+    """The timeline of a :class:`shopfunnel.store.Store` at its present events: the cached
+    one, a base extended by its segments, or else a new one built from the store (saved
+    beside the file when the folder is writable)."""
+    tl = _present(store, build=True)
+    assert tl is not None
+    return tl
+
+
+def whole(store: Any) -> Timeline:
+    """The timeline at the store's present events in one sorted piece, for readers that
+    walk every row (retention, stage evidence): a live view is compacted first (on disk
+    when the folder is writable), or folded in memory if the compaction cannot run now."""
+    tl = of_store(store)
+    if tl.side is None:
+        return tl
+    compact(store, wait=True)
+    tl = of_store(store)
+    if tl.side is None:
+        return tl
+    return _fold(store, tl, to_disk=False)  # segments arrived meanwhile
 
 
 def _rebuild(store: Any, key: str) -> Timeline:
@@ -437,43 +462,35 @@ def is_current(store: Any) -> bool:
     """Whether the next funnel can use the timeline without building it: it is cached at
     the store's present key, or a base and its segments reach that key (the view is then
     made and cached: a copy of the event column, no store read)."""
+    return _present(store, build=False) is not None
+
+
+def backlog(store: Any) -> tuple[int, int] | None:
+    """(rows of the base, rows of its segments) when a base and its chain reach the
+    store's present events, else None (the next funnel rebuilds). Reads the segments'
+    sizes, makes no view."""
     key = store_key(store.db)
     with _LOCK:
         cached = tl_mod._CACHE.get(store)
-    if cached is not None and cached.key == key:
-        return True
-    tl = view(store, key, cached)
-    if tl is None:
-        return False
-    with _LOCK:
-        tl_mod._CACHE[store] = tl
-    return True
+    for base in _base(store, cached, key_parts(key)[0]):
+        segs = [] if base.key == key else chain(store, base.key, key)
+        if segs is not None:
+            return len(base), sum(len(s) for s in segs)
+    return None
 
 
-def delta_rows(store: Any) -> int:
-    """Rows in the present view's side (0 without a delta): what a compaction would fold."""
-    with _LOCK:
-        cached = tl_mod._CACHE.get(store)
-    return len(cached.side) if cached is not None and cached.side is not None else 0
-
-
-def needs_compaction(tl: Timeline) -> bool:
-    """Whether a view's side has grown past the threshold for folding it into a base:
-    more than :data:`COMPACT_MIN_ROWS` rows and :data:`COMPACT_SHARE` of the base."""
-    if tl.side is None:
-        return False
-    return len(tl.side) > max(COMPACT_MIN_ROWS, COMPACT_SHARE * len(tl))
+def needs_compaction(base_rows: int, delta_rows: int) -> bool:
+    """Whether a delta has grown past the threshold for folding it into a base: more
+    than :data:`COMPACT_MIN_ROWS` rows and :data:`COMPACT_SHARE` of the base."""
+    return delta_rows > max(COMPACT_MIN_ROWS, COMPACT_SHARE * base_rows)
 
 
 def compact_if_large(store: Any) -> Timeline | None:
     """After a load outside the server (which compacts in its own thread): fold the delta
     into a new base when :func:`needs_compaction` says so (the load pays for it once,
     instead of every funnel paying for a large side)."""
-    key = store_key(store.db)
-    with _LOCK:
-        cached = tl_mod._CACHE.get(store)
-    tl = view(store, key, cached)
-    if tl is None or not needs_compaction(tl):
+    state = backlog(store)
+    if state is None or not needs_compaction(*state):
         return None
     return compact(store)
 
@@ -482,12 +499,12 @@ def compact_if_large(store: Any) -> Timeline | None:
 _COMPACTING = threading.Lock()
 
 
-def compact(store: Any) -> Timeline | None:
+def compact(store: Any, *, wait: bool = False) -> Timeline | None:
     """Fold the base and every segment after it into a new base, atomically; return it
-    (None when there was nothing to fold or another compaction is running). Reads only
-    the timeline's files (or memory), never the store, so it can run beside loads; the
-    segments loaded meanwhile extend the new base."""
-    if not _COMPACTING.acquire(blocking=False):
+    (None when there was nothing to fold, or another compaction is running and not
+    ``wait``). Reads only the timeline's files (or memory), never the store, so it can run
+    beside loads; the segments loaded meanwhile extend the new base."""
+    if not _COMPACTING.acquire(blocking=wait):
         return None
     try:
         with _LOCK:
@@ -512,9 +529,9 @@ def compact(store: Any) -> Timeline | None:
         _COMPACTING.release()
 
 
-def _fold(store: Any, v: Timeline) -> Timeline:
+def _fold(store: Any, v: Timeline, *, to_disk: bool = True) -> Timeline:
     """The view's rows as one sorted base: saved beside the store file (renamed into
-    place), or in memory."""
+    place), or in memory (an in-memory store, a folder not writable, or not ``to_disk``)."""
     assert v.side is not None and v.live is not None
     base, side = v.live.base, v.side
     keep = np.ones(len(base), dtype=np.bool_)
@@ -536,7 +553,7 @@ def _fold(store: Any, v: Timeline) -> Timeline:
         return out
 
     folder = folder_for(store.path)
-    if folder is None or not writable(folder):
+    if folder is None or not writable(folder) or not to_disk:
         cols = {c: merged(c) for c in names}
         return Timeline(key=v.key, person=cols["person"], t=cols["t"], event=cols["event"],
                         events=v.events, session=cols.get("session"),

@@ -322,6 +322,8 @@ class Store:
                 if added and live.append(self, from_key, store_key(db)) is not None and (
                         not self.live_timeline):
                     live.compact_if_large(self)  # a live server compacts in its own thread
+            except (OSError, duckdb.Error):
+                pass  # the events are stored; without this segment the next funnel rebuilds
             finally:
                 db.execute("DROP TABLE IF EXISTS __fresh")
                 db.execute("DROP TABLE IF EXISTS __moved")

@@ -597,9 +597,14 @@ def is_current(store: Any) -> bool:
     return live.is_current(store)
 
 
-def of_store(store: Any) -> Timeline:
+def of_store(store: Any, *, pieces: bool = False) -> Timeline:
     """The timeline of a :class:`shopfunnel.store.Store` at its present events
-    (:func:`shopfunnel.store.live.of_store`: cached, extended by live segments, or built)."""
+    (:func:`shopfunnel.store.live.of_store`: cached, extended by live segments, or built).
+
+    With ``pieces`` it may be a live view in two pieces (:meth:`Timeline.pieces`; the
+    funnel engine reads both, and rows of the first piece carry event code 0 where the
+    second holds their person). Without, it is whole: a reader that walks every row gets
+    one sorted piece (a live delta is compacted first, :func:`shopfunnel.store.live.whole`)."""
     from shopfunnel.store import live
 
-    return live.of_store(store)
+    return live.of_store(store) if pieces else live.whole(store)
