@@ -187,3 +187,21 @@ def test_the_diagnosis_page_and_api_show_the_same_findings_and_notes(live):
     assert page.status_code == 200
     for text in [f["title"] for f in body["findings"]] + body["notes"]:
         assert str(escape(str(text))) in page.text
+
+
+def test_the_diagnosis_page_lists_incidents_with_ongoing_and_what_they_cost(tmp_path):
+    from datetime import date
+
+    from _foreign_store import ForeignStore, Planted
+    from shopfunnel.store.store import Store
+
+    db = tmp_path / "s.duckdb"
+    with Store(db) as store:  # a payment fall that has not ended, in a store without order values
+        store.load(ForeignStore(sessions_per_day=100, days=120, seed=4,
+                                planted=[Planted("purchase", date(2024, 3, 20), 42, 0.4)]).events())
+    with LiveServer(db) as live:
+        login(live)
+        page = live.client.get("/diagnosis").text
+    incidents = page.split("<h2>Incidents</h2>")[1].split("<h2>")[0]
+    assert "ongoing" in incidents and "purchase" in incidents
+    assert "persons lost" in incidents and "p adjusted" in incidents

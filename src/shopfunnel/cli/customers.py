@@ -20,6 +20,7 @@ from shopfunnel.cli.output import (
     friendly_errors,
     records,
     rich_table,
+    working,
 )
 from shopfunnel.errors import ConfigError, InputError
 from shopfunnel.store.store import Store
@@ -46,7 +47,7 @@ class RuleChoice(StrEnum):
 
 
 def _orders(db: str) -> pd.DataFrame:
-    with Store(db, read_only=True) as store:
+    with Store(db, read_only=True) as store, working("reading the orders…"):
         orders = store.table("orders")
     if orders.empty:
         raise InputError(
@@ -103,9 +104,8 @@ def retention(
         if wanted in ("all", "cohorts"):
             parts["cohorts"] = ret.cohort_retention(orders, period=p)
         if wanted in ("all", "activity"):
-            with Store(db, read_only=True) as store:
-                events = ret.active_periods(store, period=p)
-            parts["activity"] = ret.activity_retention(events, period=p)
+            with Store(db, read_only=True) as store, working("counting visitors by week of first visit…"):
+                parts["activity"] = ret.store_activity_retention(store, period=p)
         if wanted in ("all", "orders-per-customer"):
             parts["orders_per_customer"] = ret.orders_per_customer(orders)
         if wanted in ("all", "gaps"):
@@ -182,14 +182,19 @@ def rfm(
 
             with Store(db, read_only=True) as store:
                 persons = person_ids(store)
-        table = rfm_table(orders, persons=persons)
-        groups = rfm_group_summary(table)
+        with working("scoring customers…"):
+            table = rfm_table(orders, persons=persons)
+            groups = rfm_group_summary(table)
         if format == Format.table and out is None:
             emit(groups, format, out, table=lambda: rich_table(
                 groups, title=f"RFM groups ({db})",
                 formats={"share": fmt.pct, "revenue_share": fmt.pct}))
             return
-        emit(groups if by_group else table, format, out)
+        # prospects come last and differ only in their id: JSON writes them from one row
+        customers = int((table["group"] != "prospects").sum())
+        with working(f"writing {len(table):,} rows…"):
+            emit(groups if by_group else table, format, out,
+                 json_tail=None if by_group else (customers, "person_id"))
 
 
 @app.command()

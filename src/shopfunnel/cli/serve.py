@@ -64,6 +64,7 @@ def serve(
     durability: Annotated[str, typer.Option(help="spool (default: fsynced log, loaded in the background) or transaction (one DuckDB transaction per request).")] = "spool",
     access_log: Annotated[bool, typer.Option(help="Log every request line (off by default: query strings may hold write keys, paths person ids).")] = False,
     webhook_interval: Annotated[float, typer.Option(help="Seconds between rounds of due webhook deliveries (0: leave them to `shopfunnel webhooks deliver`).")] = 10.0,
+    schedule_interval: Annotated[float, typer.Option(help="Seconds between rounds that refresh the followed audiences and run the flows with schedule = true (0: leave them to cron: `shopfunnel audience refresh`, `shopfunnel flow run`).")] = 60.0,
     workers: Annotated[int, typer.Option(help="Processes that parse and convert incoming events beside the server (0: in the server process).")] = 2,
 ) -> None:
     """Run the event collector, the tracking snippet (/sdk.js), the dashboard (/) and the JSON API (/v1).
@@ -85,7 +86,8 @@ def serve(
             spool_dir=str(spool) if spool else None, max_body_bytes=max_body_kb * 1024,
             rate_events_per_second=rate, rate_burst_events=max(rate * 2, 1000.0),
             max_pending_events=max_pending, durability=durability,
-            webhook_interval_seconds=webhook_interval, convert_workers=workers,
+            webhook_interval_seconds=webhook_interval,
+            schedule_interval_seconds=schedule_interval, convert_workers=workers,
         )
         console.print(f"shopfunnel: collecting into {db} — dashboard at http://{host}:{port}/")
         if not allow_origin:

@@ -1,4 +1,5 @@
-"""Commands for the five-stage model: ``stages``, ``persons`` and ``flow``."""
+"""Commands for the five-stage model: ``stages``, ``persons``, and the stage flow that
+``shopfunnel flow --from D1 --to D2`` shows (the ``flow`` group lives in :mod:`.flows`)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from shopfunnel.cli.output import (
     err_console,
     friendly_errors,
     rich_table,
+    working,
 )
 from shopfunnel.model import Model, load_model
 from shopfunnel.stages.placement import persons as select_persons
@@ -85,13 +87,13 @@ def stages(
     """
     with friendly_errors():
         the_model = _model(model)
-        with Store(db, read_only=True) as store:
+        with Store(db, read_only=True) as store, working("placing everyone in a stage…"):
             placed = placement(store, model=the_model, as_of=as_of, lookback=lookback)
             summary = stage_summary(store, placed=placed)
         payload = {
             "as_of": placed.as_of,
             "lookback_days": placed.lookback_days,
-            "persons": len(placed.persons),
+            "persons": len(placed.codes) if placed.codes is not None else len(placed.persons),
             "lapsed_after_days": _number(placed.lapsed_after_days),
             "customer_gone_after_days": _number(placed.customer_gone_after_days),
             "lapsed_source": placed.lapsed_source,
@@ -154,7 +156,7 @@ def persons_command(
     """
     with friendly_errors():
         the_model = _model(model)
-        with Store(db, read_only=True) as store:
+        with Store(db, read_only=True) as store, working("placing everyone in a stage…"):
             found = select_persons(
                 store, stage, status, model=the_model, as_of=as_of, lookback=lookback
             )
@@ -176,7 +178,6 @@ def persons_command(
         emit(found, format, out, table=render)
 
 
-@app.command()
 def flow(
     start: Annotated[str, typer.Option("--from", help="The first date (a date alone means the end of that day).")],
     end: Annotated[str, typer.Option("--to", help="The second date.")],
@@ -193,7 +194,7 @@ def flow(
     """
     with friendly_errors():
         the_model = _model(model)
-        with Store(db, read_only=True) as store:
+        with Store(db, read_only=True) as store, working(f"placing everyone at {start} and {end}…"):
             matrix = stage_flow(store, start, end, model=the_model, lookback=lookback)
         flat = matrix.reset_index()
         flat.columns = [str(c) for c in flat.columns]

@@ -45,8 +45,9 @@ router = APIRouter(include_in_schema=False)
 
 NAV: list[tuple[str, str]] = [
     ("/", "Overview"), ("/funnel", "Funnel"), ("/stages", "Stages"), ("/retention", "Retention & RFM"),
-    ("/diagnosis", "Diagnosis"), ("/experiments", "Experiments"),
-    ("/persons", "Persons"), ("/events", "Events"), ("/keys", "Keys"),
+    ("/diagnosis", "Diagnosis"), ("/experiments", "Experiments"), ("/audiences", "Audiences"),
+    ("/programs", "Programs"), ("/persons", "Persons"), ("/journey", "Person"), ("/events", "Events"),
+    ("/keys", "Keys"),
 ]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -397,10 +398,24 @@ def diagnosis_page(request: Request) -> Response:
         result = read(request, queries.diagnosis)
     except ShopfunnelError as exc:
         return render(request, "diagnosis.html", status=422, title="Diagnosis", error=str(exc),
-                      findings=pd.DataFrame(), recommendations=pd.DataFrame(), notes=[], result=None)
+                      findings=pd.DataFrame(), incidents=pd.DataFrame(), recommendations=pd.DataFrame(), notes=[],
+                      result=None)
     findings = result.findings[[c for c in FINDING_SHOWN if c in result.findings.columns]]
     return render(request, "diagnosis.html", title="Diagnosis", result=result, findings=findings,
+                  incidents=_incident_rows(result.incident_table()),
                   recommendations=result.recommendations(), notes=result.notes)
+
+
+def _incident_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The incident table with its rates, counts, money and p-values as people read them."""
+    from shopfunnel import format as fmt
+
+    out = table.copy()
+    for col, f in (("rate_before", fmt.pct), ("rate_during", fmt.pct), ("persons_lost", fmt.number),
+                   ("orders_lost", fmt.number), ("revenue_lost", fmt.money), ("p_adjusted", fmt.p_value),
+                   ("start", fmt.timestamp), ("end", fmt.timestamp)):
+        out[col] = [f(v) for v in out[col]]
+    return out.rename(columns=lambda c: c.replace("_", " "))
 
 
 EXPERIMENT_SHOWN = {"frequentist": ["metric", "variant", "n_control", "n_variant", "control_mean",
@@ -433,3 +448,24 @@ def experiments_page(request: Request, name: str = "", engine: str = "frequentis
 def _days(days: float) -> str:
     """A duration given in days, as people read it (``9d 14h``, ``3h 20m``)."""
     return fmt.duration(days * 86_400)
+
+
+@router.get("/audiences")
+def audiences_page(request: Request) -> Response:
+    """Saved audiences and flows (what the schedule follows and runs), the latest entries and
+    exits, and the webhook deliveries (docs/audiences.md)."""
+    if not is_admin(request):
+        return to_login()
+    from shopfunnel.audiences.saved import store_model
+    from shopfunnel.audiences.schedule import audiences_overview
+    from shopfunnel.webhooks import delivery_status
+
+    state = state_of(request)
+    context: dict[str, Any] = {"title": "Audiences", "overview": None,
+                               "schedule_seconds": state.settings.schedule_interval_seconds}
+    try:
+        overview = read(request, audiences_overview, store_model(state.store_path))
+        context.update(overview=overview, deliveries=read(request, delivery_status))
+    except ShopfunnelError as exc:
+        return render(request, "audiences.html", status=422, error=str(exc), **context)
+    return render(request, "audiences.html", **context)

@@ -7,9 +7,10 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Literal
@@ -22,7 +23,7 @@ from shopfunnel.server.writer import Writer
 from shopfunnel.store import erase
 from shopfunnel.store.erase import Erasure
 from shopfunnel.store.store import Store
-from shopfunnel.webhooks import deliver_due
+from shopfunnel.webhooks import RetryPolicy, deliver_due
 
 log = logging.getLogger("shopfunnel.server")
 
@@ -44,6 +45,10 @@ class ServerSettings:
     ``"transaction"`` (acknowledge once the batch's own DuckDB transaction committed);
     see docs/adr/0070. ``webhook_interval_seconds``: how often the due webhook deliveries
     are sent (:func:`shopfunnel.webhooks.deliver_due`); 0 turns the server's deliveries off.
+    ``schedule_interval_seconds``: how often the followed audiences are refreshed and the
+    scheduled flows run, at the wall clock (:func:`shopfunnel.audiences.schedule.run_scheduled`;
+    their entries, exits and messages go to the outbox); 0 turns it off.
+    ``webhook_retry``: the deliveries' back-off (:class:`shopfunnel.webhooks.RetryPolicy`).
     ``max_webhook_body_bytes``: the largest WooCommerce or Shopify order webhook accepted
     (413 above; an order with hundreds of lines is a few hundred KB).
     ``convert_workers``: processes that parse request bodies and convert their events
@@ -65,6 +70,8 @@ class ServerSettings:
     fsync: bool = True
     durability: Literal["spool", "transaction"] = "spool"
     webhook_interval_seconds: float = 10.0
+    schedule_interval_seconds: float = 60.0
+    webhook_retry: RetryPolicy = RetryPolicy()
     max_webhook_body_bytes: int = 2 * 1024 * 1024
     convert_workers: int = 0
 
@@ -98,6 +105,8 @@ class ServerState:
     _admin_lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _deliverer: threading.Thread | None = None
+    _scheduler: threading.Thread | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC).replace(tzinfo=None))
     _erase_lock: threading.Lock = field(default_factory=threading.Lock)
     _revocations: threading.Thread | None = None
     _converters: ProcessPoolExecutor | None = None
@@ -139,6 +148,10 @@ class ServerState:
             self._deliverer = threading.Thread(target=self._deliver_webhooks, name="webhooks",
                                                daemon=True)
             self._deliverer.start()
+        if s.schedule_interval_seconds > 0:
+            self._scheduler = threading.Thread(target=self._run_schedule, name="schedule",
+                                               daemon=True)
+            self._scheduler.start()
         self._revocations = threading.Thread(target=self._serve_revocations, name="revocations",
                                              daemon=True)
         self._revocations.start()
@@ -159,11 +172,29 @@ class ServerState:
         write lock; no lock while a request is in flight)."""
         while not self._stop.wait(self.settings.webhook_interval_seconds):
             try:
-                while deliver_due(self.store, lock=self.write_lock).attempted:  # type: ignore[arg-type]
+                while deliver_due(self.store, lock=self.write_lock,  # type: ignore[arg-type]
+                                  policy=self.settings.webhook_retry).attempted:
                     if self._stop.is_set():
                         return
             except Exception:
                 log.exception("webhooks: a delivery round failed; trying again next round")
+
+    def _run_schedule(self) -> None:
+        """Every ``schedule_interval_seconds``: refresh the followed audiences and run the
+        scheduled flows at :attr:`clock` (the model file is read each round, so an edit
+        applies without a restart); the store is used under the write lock, one audience or
+        flow at a time."""
+        from shopfunnel.audiences.saved import store_model
+        from shopfunnel.audiences.schedule import run_scheduled
+
+        while not self._stop.wait(self.settings.schedule_interval_seconds):
+            try:
+                done = run_scheduled(self.store, now=self.clock(),  # type: ignore[arg-type]
+                                     model=store_model(self.store_path), lock=self.write_lock)
+                for what, error in done.errors.items():
+                    log.warning("schedule: %s: %s", what, error)
+            except Exception:
+                log.exception("schedule: a round failed; trying again next round")
 
     def erase_person(self, person_id: str, *, timeout_seconds: float = 30.0) -> Erasure:
         """Erase a person while the server runs (``DELETE /v1/persons/{id}``).
@@ -220,10 +251,9 @@ class ServerState:
         self._stop.set()
         if self._converters is not None:
             self._converters.shutdown(wait=True, cancel_futures=True)
-        if self._deliverer is not None:
-            self._deliverer.join(30)
-        if self._revocations is not None:
-            self._revocations.join(30)
+        for thread in (self._deliverer, self._scheduler, self._revocations):
+            if thread is not None:
+                thread.join(60)
         if self.spool is not None:
             self.spool.close()
         if self.writer is not None:
