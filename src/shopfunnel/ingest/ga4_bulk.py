@@ -5,9 +5,9 @@ docstring states every rule), written as one SQL query over a block of raw JSON 
 
 1. DuckDB parses each line once (``json_transform`` into the fields the mapping reads:
    ids, names, ``event_params`` and ``items`` as lists of structs, device, geo,
-   ``ecommerce``, the traffic sources) and hashes the line as written (md5; a JSON
-   array's elements are first written compact by DuckDB's ``json()``, as BigQuery writes
-   its newline-delimited export);
+   ``ecommerce``, the traffic sources) and hashes the line as written, with its newline
+   (md5; a JSON array's elements are first written compact by DuckDB's ``json()``, one a
+   line, as BigQuery writes its newline-delimited export);
 2. ``event_params`` are flattened with list functions (the mapped params picked by key,
    the others written as the ``properties`` JSON in their order), ``items`` mapped to
    canonical items, campaigns built as structs;
@@ -49,10 +49,13 @@ STRUCTURE = (
 # The reference's helpers, as macros: _str (blank is none), _float, _int (a whole number
 # written as an integer, a float or a string), _campaign (source or medium required).
 _MACROS = """
-CREATE OR REPLACE TEMP MACRO ga_str(x) AS CASE WHEN trim(x, E' \\t\\n\\r') = '' THEN NULL ELSE x END;
-CREATE OR REPLACE TEMP MACRO ga_float(x) AS TRY_CAST(trim(x, E' \\t\\n\\r') AS DOUBLE);
+CREATE OR REPLACE TEMP MACRO ga_str(x) AS
+    CASE WHEN ascii(x) > 32 THEN x WHEN trim(x, E' \t\n\r') = '' THEN NULL ELSE x END;
+CREATE OR REPLACE TEMP MACRO ga_float(x) AS
+    coalesce(TRY_CAST(x AS DOUBLE), TRY_CAST(trim(x, E' \t\n\r') AS DOUBLE));
 CREATE OR REPLACE TEMP MACRO ga_int(x) AS
-    CASE WHEN ga_float(x) % 1 = 0 THEN TRY_CAST(trim(x, E' \\t\\n\\r') AS HUGEINT) END;
+    CASE WHEN ga_float(x) % 1 = 0
+         THEN coalesce(TRY_CAST(x AS HUGEINT), TRY_CAST(trim(x, E' \t\n\r') AS HUGEINT)) END;
 CREATE OR REPLACE TEMP MACRO ga_campaign(s, m, c) AS
     CASE WHEN ga_str(s) IS NOT NULL OR ga_str(m) IS NOT NULL
          THEN struct_pack(source := ga_str(s), medium := ga_str(m), campaign := ga_str(c)) END;
@@ -81,8 +84,7 @@ def convert_block(con: duckdb.DuckDBPyConnection, block: pa.Table, *, min_us: in
     """Map a block of lines (``line`` int64, ``raw`` string: non-blank lines of an export).
 
     Returns one row per line, in the block's order (a projection: DuckDB keeps the order
-    of its input): ``line``, ``content`` (the md5 of the line, blanks around
-    it left out), ``slow`` (the reference must convert it) and, for the other
+    of its input): ``line``, ``content`` (the md5 of the line with its newline), ``slow`` (the reference must convert it) and, for the other
     rows, every canonical column plus ``candidate`` and ``last_click`` (the row's own
     campaign and its session's last-click campaign, as structs).
     """
@@ -99,7 +101,7 @@ def convert_block(con: duckdb.DuckDBPyConnection, block: pa.Table, *, min_us: in
 
 _SQL = """
 WITH parsed AS (
-    SELECT line, md5(trim(raw, E' \\t\\r\\n')) AS content, strpos(raw, '"event_params"') > 0 AS has_params,
+    SELECT line, md5(raw) AS content, strpos(raw, '"event_params"') > 0 AS has_params,
            CASE WHEN left(ltrim(raw, E' \\t\\r\\n'), 1) = '{{' THEN try(json_transform(raw, '{structure}')) END AS r
     FROM __ga4_block
 ),
@@ -205,10 +207,11 @@ def event_id(pseudo: str | None, us: int, name: str, content: str) -> str:
 
 def compact(texts: pa.Array) -> pa.Array:
     """JSON texts written compact (no blanks between tokens, numbers and escapes as DuckDB
-    writes them); a text that is not JSON is kept as it is."""
+    writes them), each ending in a newline as a line does; a text that is not JSON is kept."""
     con = connect()
     try:
         con.register("__texts", pa.table({"t": texts}))
-        return con.sql("SELECT coalesce(try(json(t)), t) AS t FROM __texts").to_arrow_table().column("t").combine_chunks().cast(pa.large_string())
+        compacted = con.sql("SELECT coalesce(try(json(t)), t) || chr(10) AS t FROM __texts").to_arrow_table()
+        return compacted.column("t").combine_chunks().cast(pa.large_string())
     finally:
         con.close()

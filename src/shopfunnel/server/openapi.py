@@ -6,7 +6,7 @@ the errors the server really sends and the shape of their bodies:
 - collector routes (write key): 400, 401, 403, 413, 422, 429, 503 as ``CollectorError``
   (``success``, ``error``, ``code``, ``message``, and ``accepted``/``rejected`` on a 400);
 - store-platform webhooks (signed): 400, 401, 413, 422 as ``CollectorError``;
-- admin routes: 401, 422, 429 (and 404/503 where a route says so) as ``Error``
+- admin routes: 401, 422, 429 (400 when they take a body; 404/503 where a route says so) as ``Error``
   (``{"detail": text}``, or FastAPI's list of parameter errors on a 422);
 - 429 and 503 carry ``Retry-After``; routes with ``?format=csv`` also answer ``text/csv``.
 
@@ -89,6 +89,8 @@ def document_answers(schema: dict[str, Any]) -> dict[str, Any]:
             elif "admin" in security:
                 for code, description in ADMIN_CODES.items():
                     responses[code] = _answer(description, "Error", code)
+                if "requestBody" in op:  # FastAPI answers a body it cannot parse with 400
+                    responses["400"] = _answer("The body cannot be read (not JSON)", "Error", "400")
                 for code, description in OTHER_CODES.items():
                     if code in responses:
                         responses[code] = _answer(responses[code].get("description", description),
