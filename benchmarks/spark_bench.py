@@ -37,12 +37,12 @@ PY = sys.executable
 STEPS = "view_item,add_to_cart,begin_checkout,add_payment_info,purchase"
 COMMANDS: dict[str, list[str]] = {
     "funnel": ["funnel", "--steps", STEPS],
-    "funnel --by channel --order strict": ["funnel", "--steps", STEPS, "--by", "channel",
-                                           "--order", "strict"],
     "stages": ["stages"],
-    "flow": ["flow", "--from", "2024-03-01", "--to", "2024-04-01"],
     "retention": ["retention"],
     "rfm --by-group": ["rfm", "--by-group"],
+    "flow": ["flow", "--from", "2024-03-01", "--to", "2024-04-01"],
+    "funnel --by channel --order strict": ["funnel", "--steps", STEPS, "--by", "channel",
+                                           "--order", "strict"],
 }
 
 
@@ -161,6 +161,11 @@ def main() -> None:
                 out_file.unlink(missing_ok=True)
             same = outputs[0] is not None and outputs[0] == outputs[1]
             rows.append((name, "same", (same,)))
+            write(args, rows, commit, events, load_before)  # after each command: partial results survive
+
+
+def write(args: argparse.Namespace, rows: list[tuple], commit: str, events: str,
+          load_before: float) -> None:
     load_after = os.getloadavg()[0]
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -209,7 +214,6 @@ def main() -> None:
         "",
     ]
     Path(args.out).write_text("\n".join(lines))
-    print("wrote", args.out)
 
 
 if __name__ == "__main__":
