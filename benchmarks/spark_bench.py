@@ -107,16 +107,6 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int]
     return wall, sum(cpu.values()), peak[0], proc.returncode
 
 
-def rounded(value: object) -> object:
-    if isinstance(value, float):
-        return float(f"{value:.9g}")
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
-
-
 def versions() -> str:
     import duckdb
     import pyspark
@@ -154,7 +144,8 @@ def main() -> None:
                 argv = [PY, "-m", "shopfunnel", *cmd, *extra, "--format", "json", "--out", str(out_file)]
                 wall, cpu, peak, code = run(argv, env)
                 text = out_file.read_text() if out_file.exists() else "null"
-                outputs.append(rounded(json.loads(text)) if code == 0 else None)
+                outputs.append(json.loads(text, parse_float=lambda t: float(f"{float(t):.9g}"))
+                               if code == 0 else None)
                 rows.append((name, engine, (wall, cpu, peak, code)))
                 print(f"{name:40s} {engine:6s} {wall:8.1f} s {cpu:8.1f} cpu-s {peak:8.0f} MiB "
                       f"exit {code}", flush=True)
