@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "ShopfunnelError": "shopfunnel.errors",
     "SignatureError": "shopfunnel.webhooks.signing",
     "SparkEngine": "shopfunnel.funnel.spark",
+    "SparkEvents": "shopfunnel.store.spark",
     "SrmResult": "shopfunnel.experiments",
     "Stage": "shopfunnel.model",
     "StagePlacement": "shopfunnel.stages.placement",
@@ -287,6 +288,9 @@ if TYPE_CHECKING:
     from shopfunnel.store.erase import (
         erase_person,
     )
+    from shopfunnel.store.spark import (
+        SparkEvents,
+    )
     from shopfunnel.store.store import (
         LoadResult,
         Store,
@@ -333,6 +337,7 @@ __all__ = [
     "ShopfunnelError",
     "SignatureError",
     "SparkEngine",
+    "SparkEvents",
     "SrmResult",
     "Stage",
     "StagePlacement",
