@@ -1,7 +1,10 @@
 """Every command as a user runs it: whole process, warm store, with peak memory.
 
-    PYTHONPATH=src python benchmarks/commands_bench.py 1m 10m [100m] [--runs 3] [--label after]
+    PYTHONPATH=src python benchmarks/commands_bench.py 1m 10m [30m] [100m] [--runs 3] [--label after]
         [--commands funnel,stages,...]
+
+``demo`` (a fresh store generated, loaded and analysed: ``demo --events N --fresh``) runs
+only when named in ``--commands``.
 
 For each size it builds (or reuses, from ``benchmarks/data/``, git-ignored) a sample store:
 ``shopfunnel sample --events N --seed 1`` into Parquet, ``shopfunnel ingest`` into a DuckDB
@@ -37,13 +40,16 @@ from machine import cpu_name, ram_gib  # benchmarks/machine.py, beside this scri
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = HERE / "data"
-SIZES = {"1m": 1_000_000, "10m": 10_000_000, "100m": 100_000_000}
+SIZES = {"1m": 1_000_000, "10m": 10_000_000, "30m": 30_000_000, "100m": 100_000_000}
 STEPS = "view_item,add_to_cart,begin_checkout,add_payment_info,purchase"
+# the sample store spans 2024-01-01 to 2024-04-29 at every size: its last 30 days
+FLOW = ("2024-03-30", "2024-04-29")
+OPT_IN = {"demo"}
 PY = sys.executable
 SF = [PY, "-m", "shopfunnel"]
 
 
-def commands(db: Path, parquet: Path, out: Path) -> dict[str, list[str]]:
+def commands(db: Path, parquet: Path, out: Path, events: int) -> dict[str, list[str]]:
     d = ["--db", str(db)]
     chdb_sql = (
         "import chdb; print(chdb.query(\"SELECT level, count() FROM (SELECT anonymous_id, "
@@ -62,7 +68,11 @@ def commands(db: Path, parquet: Path, out: Path) -> dict[str, list[str]]:
         "retention": [*SF, "retention", *d],
         "rfm --format json": [*SF, "rfm", *d, "--format", "json", "--out", str(out / "rfm.json")],
         "diagnose": [*SF, "diagnose", *d],
+        "flow": [*SF, "flow", *d, "--from", FLOW[0], "--to", FLOW[1]],
         "report": [*SF, "report", *d, "-o", str(out / "report.html")],
+        # opt-in (--commands demo): generates, loads and analyses a fresh store of that size
+        "demo": [*SF, "demo", "--db", str(out / "demo.duckdb"), "--events", str(events),
+                 "--fresh", "--report", str(out / "demo.html")],
     }
 
 
@@ -82,8 +92,9 @@ def build(size: str) -> tuple[Path, Path]:
     return db, parquet
 
 
-def timed(argv: list[str]) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS in MiB, exit code of one whole process."""
+def timed(argv: list[str]) -> tuple[float, float, float, int]:
+    """Wall seconds, CPU seconds (user + system), peak RSS in MiB, exit code of one whole
+    process."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -92,7 +103,7 @@ def timed(argv: list[str]) -> tuple[float, float, int]:
     if proc.returncode:
         err = proc.stderr.read().decode(errors="replace")[-400:] if proc.stderr else ""
         print(f"  failed ({proc.returncode}): {' '.join(argv[:6])}…\n{err}", file=sys.stderr)
-    return wall, usage.ru_maxrss / 1024, proc.returncode
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode
 
 
 def main() -> None:
@@ -111,19 +122,23 @@ def main() -> None:
         out = DATA / f"out_{size}"
         out.mkdir(exist_ok=True)
         wanted = [c.strip() for c in args.commands.split(",") if c.strip()]
-        for name, argv in commands(db, parquet, out).items():
-            if wanted and name not in wanted:
+        for name, argv in commands(db, parquet, out, SIZES[size]).items():
+            if (wanted and name not in wanted) or (not wanted and name in OPT_IN):
                 continue
-            walls, peaks, failed = [], [], False
+            walls, cpus, peaks, failed = [], [], [], False
+            load = os.getloadavg()[0]
             for _ in range(args.runs):
-                wall, peak, code = timed(argv)
+                wall, cpu, peak, code = timed(argv)
                 failed |= code != 0
                 walls.append(wall)
+                cpus.append(cpu)
                 peaks.append(peak)
-            med = statistics.median(walls)
-            rows.append((size, name, med, min(walls), max(walls), max(peaks), failed))
+            med, cpu = statistics.median(walls), statistics.median(cpus)
+            rows.append((size, name, med, min(walls), max(walls), cpu, max(peaks), load, failed))
             print(f"{size:>5} {name:<22} {med:7.2f} s ({min(walls):.2f}–{max(walls):.2f})"
-                  f" {max(peaks):8.0f} MiB{'  FAILED' if failed else ''}", flush=True)
+                  f" cpu {cpu:6.2f} s {max(peaks):8.0f} MiB load {load:.2f}"
+                  f"{'  FAILED' if failed else ''}", flush=True)
+    env_note += f", after: {os.getloadavg()[0]:.2f}"
     write(rows, args, commit, env_note)
 
 
@@ -143,15 +158,18 @@ def write(rows: list[tuple], args: argparse.Namespace, commit: str, env_note: st
         f"`PYTHONPATH=src python benchmarks/commands_bench.py {' '.join(args.sizes)} --runs {args.runs}"
         f" --label {args.label}`",
         "",
-        "| events | command | median s | range s | peak RSS MiB |",
-        "|---|---|---:|---:|---:|",
+        "| events | command | median s | range s | CPU s | peak RSS MiB | load |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for size, name, med, lo, hi, peak, failed in rows:
+    for size, name, med, lo, hi, cpu, peak, load, failed in rows:
         lines.append(f"| {size} | `{name}` | {med:.2f}{' (failed)' if failed else ''} | "
-                     f"{lo:.2f}–{hi:.2f} | {peak:,.0f} |")
+                     f"{lo:.2f}–{hi:.2f} | {cpu:.2f} | {peak:,.0f} | {load:.2f} |")
     sections[args.label] = "\n".join(lines)
     body = [head, "The sample store (`shopfunnel sample --seed 1`), loaded, its timeline built; each "
-            "command run as its own process (`python -m shopfunnel …`); peak RSS of that process. "
+            "command run as its own process (`python -m shopfunnel …`); CPU s is the median user + "
+            "system time of the process (all its threads: steadier than wall time on a shared "
+            "machine); peak RSS of that process; load is the 1-minute load average before the "
+            "command's runs. "
             "`chdb windowFunnel` is the same 5-step, 7-day funnel through chDB over the Parquet file.", ""]
     for title, text in sections.items():
         body += [f"### {title}", "", text, ""]

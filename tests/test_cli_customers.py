@@ -138,3 +138,11 @@ def test_clv_without_enough_repeat_buyers_still_predicts_purchases(tmp_path):
     assert all(c["expected_value"] is None for c in data["customers"])
     assert all(c["expected_purchases"] >= 0 for c in data["customers"])
     assert "Gamma-Gamma not fitted" in run("clv", "--db", str(db))
+
+
+def test_verbose_says_how_long_each_phase_took(cdnow_db):
+    result = runner.invoke(app, ["--verbose", "rfm", "--db", cdnow_db, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "scoring customers: " in result.stderr and " s" in result.stderr
+    quiet = runner.invoke(app, ["rfm", "--db", cdnow_db, "--format", "json"])
+    assert "scoring customers: " not in quiet.stderr  # only with --verbose

@@ -402,7 +402,8 @@ def fresh(rows: list[tuple]) -> Store:
     """One shared in-memory store, emptied and refilled with ``rows`` for each example.
 
     Rows are written straight into ``events`` (person_id = anonymous_id, no stitching) to
-    keep hundreds of hypothesis examples fast; the loading path is covered above.
+    keep hundreds of hypothesis examples fast; the loading path is covered above. The
+    generation moves on, so caches of the events (the timeline) see the new rows.
     """
     if not _SHARED:
         _SHARED.append(Store(":memory:"))
@@ -422,6 +423,7 @@ def fresh(rows: list[tuple]) -> Store:
         )
     finally:
         s.db.unregister("__rows")
+    s._bump_generation()  # a write behind the store's back must say so, as erase does
     return s
 
 

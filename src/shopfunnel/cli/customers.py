@@ -21,6 +21,7 @@ from shopfunnel.cli.output import (
     friendly_errors,
     records,
     rich_table,
+    working,
 )
 from shopfunnel.errors import ConfigError, InputError
 
@@ -46,7 +47,8 @@ class RuleChoice(StrEnum):
 
 
 def _orders(source: Any, db: str) -> pd.DataFrame:
-    orders = source.table("orders")
+    with working("reading the orders…"):
+        orders = source.table("orders")
     if orders.empty:
         where = "the Spark events" if is_spark(source) else f"the store {db!r}"
         raise InputError(
@@ -106,9 +108,8 @@ def retention(
         if wanted in ("all", "cohorts"):
             parts["cohorts"] = ret.cohort_retention(orders, period=p)
         if wanted in ("all", "activity"):
-            active = (source.active_periods(p) if is_spark(source)
-                      else ret.active_periods(source, period=p))
-            parts["activity"] = ret.activity_retention(active, period=p)
+            with working("counting visitors by week of first visit…"):
+                parts["activity"] = ret.store_activity_retention(source, period=p)
         if wanted in ("all", "orders-per-customer"):
             parts["orders_per_customer"] = ret.orders_per_customer(orders)
         if wanted in ("all", "gaps"):
@@ -188,14 +189,19 @@ def rfm(
                 from shopfunnel.store.summary import person_ids
 
                 persons = source.person_ids() if is_spark(source) else person_ids(source)
-        scored = rfm_table(orders, persons=persons)
-        groups = rfm_group_summary(scored)
+        with working("scoring customers…"):
+            scored = rfm_table(orders, persons=persons)
+            groups = rfm_group_summary(scored)
         if format == Format.table and out is None:
             emit(groups, format, out, table=lambda: rich_table(
                 groups, title=f"RFM groups ({db})",
                 formats={"share": fmt.pct, "revenue_share": fmt.pct}))
             return
-        emit(groups if by_group else scored, format, out)
+        # prospects come last and differ only in their id: JSON writes them from one row
+        customers = int((scored["group"] != "prospects").sum())
+        with working(f"writing {len(scored):,} rows…"):
+            emit(groups if by_group else scored, format, out,
+                 json_tail=None if by_group else (customers, "person_id"))
 
 
 @app.command()

@@ -19,6 +19,7 @@ from shopfunnel.cli.output import (
     emit,
     friendly_errors,
     rich_table,
+    working,
 )
 from shopfunnel.errors import ConfigError
 from shopfunnel.format import csv_cell
@@ -112,7 +113,7 @@ def info(
 ) -> None:
     """What the store holds: events, persons, sessions, orders, date range, events by name and channel."""
     with friendly_errors():
-        with Store(db, read_only=True) as store:
+        with Store(db, read_only=True) as store, working("counting the store…"):
             data = store.info()
 
         def render() -> object:

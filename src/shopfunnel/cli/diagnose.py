@@ -16,6 +16,7 @@ from shopfunnel.cli.output import (
     emit,
     friendly_errors,
     rich_table,
+    working,
 )
 from shopfunnel.errors import ConfigError
 from shopfunnel.store.store import Store
@@ -73,7 +74,7 @@ def diagnose(
 
         loaded = load_model(model)  # ./shopfunnel.toml when there is one, else the defaults
         settings = DiagnoseSettings(average_order_value=check_aov(aov))
-        with Store(db, read_only=True) as store:
+        with Store(db, read_only=True) as store, working("diagnosing the store…"):
             result = run(store, model=loaded, as_of=as_of, settings=settings)
         findings = result.findings.head(top)
         if format == Format.json:

@@ -44,7 +44,7 @@ TableOpt = Annotated[str | None, typer.Option(
 
 def is_spark(source: Any) -> bool:
     """True for a Spark source opened by :func:`open_source`."""
-    return hasattr(source, "placement_rows")
+    return bool(getattr(source, "on_spark", False))
 
 
 @contextmanager

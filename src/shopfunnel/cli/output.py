@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -83,6 +83,84 @@ def to_json(data: Any) -> str:
                         | orjson.OPT_NON_STR_KEYS).decode()
 
 
+JSON_CHUNK_ROWS = 200_000
+_PLACEHOLDER = "sf-json-placeholder-7d1f"
+_NEEDS_ESCAPE = r'[^ -\x7f]|["\\/]'  # what pandas' JSON writer escapes in a string
+
+
+def json_records(df: pd.DataFrame, *, tail_start: int | None = None,
+                 tail_column: str | None = None) -> Iterator[bytes | memoryview]:
+    """:func:`to_json` of a frame (``to_json(orient="records", date_format="iso",
+    indent=2)``, the same text, UTF-8), in pieces of :data:`JSON_CHUNK_ROWS` rows, so a
+    large table is written as it is encoded.
+
+    Rows from ``tail_start`` on may be known to differ only in the text column
+    ``tail_column`` (RFM's prospects: every measure empty). Those rows are written from one
+    row encoded by pandas, with each id put in its place, when every other column holds one
+    value there and no id needs escaping; otherwise they are encoded like the rest."""
+    n = len(df)
+    head_end = n if tail_start is None or tail_column is None else tail_start
+    yield b"[\n"
+    sep = b""
+    for a in range(0, head_end, JSON_CHUNK_ROWS):
+        part = df.iloc[a:min(a + JSON_CHUNK_ROWS, head_end)]
+        yield sep
+        yield _records_text(part).encode()
+        sep = b",\n"
+    if head_end < n:
+        tail = df.iloc[head_end:]
+        template = _uniform_row(tail, str(tail_column))
+        for a in range(0, len(tail), JSON_CHUNK_ROWS):
+            part = tail.iloc[a:a + JSON_CHUNK_ROWS]
+            text = _from_template(template, part[tail_column]) if template else None
+            yield sep
+            yield text if text is not None else _records_text(part).encode()
+            sep = b",\n"
+    yield b"\n]"
+
+
+def _records_text(df: pd.DataFrame) -> str:
+    """The records of ``df`` as pandas writes them, without the enclosing brackets."""
+    return df.to_json(orient="records", date_format="iso", indent=2)[2:-2]
+
+
+def _uniform_row(tail: pd.DataFrame, column: str) -> tuple[bytes, bytes] | None:
+    """The text of ``tail``'s first row around its ``column`` value, when every other
+    column holds one value throughout ``tail`` (else None)."""
+    import pandas as pd
+
+    for c in tail.columns:
+        if c == column:
+            continue
+        first = tail[c].iloc[0]
+        same = tail[c].isna().all() if pd.isna(first) else bool((tail[c] == first).all())
+        if not same:
+            return None
+    row = tail.iloc[:1].copy()
+    row[column] = _PLACEHOLDER
+    pre, mid, post = _records_text(row).partition(f'"{_PLACEHOLDER}"')
+    return (pre.encode(), post.encode()) if mid and _PLACEHOLDER not in post else None
+
+
+def _from_template(template: tuple[bytes, bytes], values: pd.Series) -> memoryview | None:
+    """Rows of the template with each value in place, joined as pandas joins records; None
+    when a value is missing or needs escaping."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = pa.array(values, pa.string())
+    if ids.null_count or pc.any(pc.match_substring_regex(ids, _NEEDS_ESCAPE)).as_py():
+        return None
+    pre, post = template
+    # each row with its separator; a fresh array's text is one buffer, row after row
+    rows = pc.binary_join_element_wise((pre + b'"').decode(), ids,
+                                       (b'"' + post + b",\n").decode(), "")
+    _, offsets, data = rows.buffers()
+    used = int(np.frombuffer(offsets, dtype=np.int32)[len(rows)])
+    return memoryview(data)[:max(used - 2, 0)]  # no copy: the file reads Arrow's buffer
+
+
 def rich_table(df: pd.DataFrame, title: str | None = None, formats: Mapping[str, Callable[..., str]] | None = None) -> Table:
     """A Rich table of a DataFrame, numbers right-aligned."""
     import pandas as pd
@@ -115,8 +193,15 @@ def emit(
     out: Path | None = None,
     *,
     table: Callable[[], Any] | None = None,
+    json_tail: tuple[int, str] | None = None,
 ) -> None:
-    """Print or write ``data`` in ``fmt``. ``table`` renders it for people when given."""
+    """Print or write ``data`` in ``fmt``. ``table`` renders it for people when given. A
+    frame in JSON is written as it is encoded (:func:`json_records`; ``json_tail`` is its
+    ``(tail_start, tail_column)``)."""
+    if fmt == Format.json and is_frame(data):
+        start, column = json_tail if json_tail is not None else (None, None)
+        _write_pieces(json_records(data, tail_start=start, tail_column=column), out)  # type: ignore[arg-type]
+        return
     if fmt == Format.json:
         text = to_json(data)
     elif fmt == Format.csv:
@@ -146,6 +231,64 @@ def emit(
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
+def _write_pieces(pieces: Iterator[bytes | memoryview], out: Path | None) -> None:
+    """UTF-8 pieces to ``out`` (or standard output), ending with a newline."""
+    if out is None:
+        sys.stdout.flush()
+        for piece in pieces:
+            sys.stdout.buffer.write(piece)
+        sys.stdout.buffer.write(b"\n")
+        sys.stdout.buffer.flush()
+        return
+    tmp = Path(out).with_name(f".{Path(out).name}.partial")
+    try:
+        with open(tmp, "wb") as f:
+            for piece in pieces:
+                f.write(piece)
+            f.write(b"\n")
+        tmp.replace(out)  # all or nothing: a failure leaves no half-written file
+    finally:
+        tmp.unlink(missing_ok=True)
+    err_console.print(f"wrote {out}")
+
+
+_VERBOSE = [False]
+
+
+def set_verbose(on: bool) -> None:
+    """``shopfunnel --verbose``: commands say how long each of their phases took."""
+    _VERBOSE[0] = on
+
+
+def verbose() -> bool:
+    """Whether ``--verbose`` was given."""
+    return _VERBOSE[0]
+
+
+def say_time(what: str, seconds: float) -> None:
+    """With ``--verbose``, one line on standard error: what took how long."""
+    if _VERBOSE[0]:
+        err_console.print(f"[dim]{what}: {seconds:.2f} s[/]", highlight=False)
+
+
+@contextmanager
+def working(message: str) -> Iterator[None]:
+    """A spinner on standard error (a terminal only) while a command counts: anything that
+    can take more than two seconds on a large store says what it is doing. Standard output
+    stays clean for pipes and files. With ``--verbose`` the phase's time is printed after."""
+    import time
+
+    started = time.perf_counter()
+    try:
+        if not err_console.is_terminal:
+            yield
+        else:
+            with err_console.status(message, spinner="dots"):
+                yield
+    finally:
+        say_time(message.rstrip("…. "), time.perf_counter() - started)
+
+
 @contextmanager
 def friendly_errors() -> Iterator[None]:
     """Turn shopfunnel's errors into a clear message and exit code 1, not a traceback."""
@@ -155,3 +298,23 @@ def friendly_errors() -> Iterator[None]:
         err_console.print("[bold red]error:[/] ", end="")
         err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from exc
+
+
+def store_table_command(group: typer.Typer, name: str, read: Callable[[Any], Any], doc: str) -> None:
+    """Add to ``group`` the command ``name``: open the store (``--db``) and print what
+    ``read(store)`` returns (a table, or ``--format json|csv``, ``--out FILE``). ``read``
+    imports what it needs itself, so the command line stays quick to start."""
+
+    def command(
+        db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+        format: Annotated[Format, FORMAT_OPTION] = Format.table,
+        out: Annotated[Path | None, OUT_OPTION] = None,
+    ) -> None:
+        from shopfunnel.store.store import Store
+
+        with friendly_errors(), Store(db) as store:
+            emit(read(store), format, out)
+
+    command.__doc__ = doc
+    command.__name__ = f"{group.info.name or 'group'}_{name}".replace("-", "_")
+    group.command(name)(command)

@@ -11,7 +11,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from shopfunnel.cli.application import app
 from shopfunnel.cli.diagnose import AOV_OPTION
-from shopfunnel.cli.output import DB_OPTION, console, err_console, friendly_errors
+from shopfunnel.cli.output import DB_OPTION, console, err_console, friendly_errors, say_time
 from shopfunnel.store.store import Store
 
 
@@ -44,6 +44,8 @@ def report(
                 store, title=title, model=funnel_model, average_order_value=average_order_value,
                 progress=lambda name: progress.update(task, description=f"report: {name}"),
             )
+        for sid, seconds in sorted(built.seconds.items(), key=lambda kv: -kv[1]):
+            say_time(f"section {sid}", seconds)
         for sid, problem in built.problems.items():
             err_console.print(f"[yellow]note:[/] section {sid} left out: {problem}", highlight=False)
         out.write_text(built.html, encoding="utf-8")

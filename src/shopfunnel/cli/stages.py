@@ -1,4 +1,5 @@
-"""Commands for the five-stage model: ``stages``, ``persons`` and ``flow``."""
+"""Commands for the five-stage model: ``stages``, ``persons``, and the stage flow that
+``shopfunnel flow --from D1 --to D2`` shows (the ``flow`` group lives in :mod:`.flows`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from shopfunnel.cli.output import (
     err_console,
     friendly_errors,
     rich_table,
+    working,
 )
 from shopfunnel.model import Model, load_model
 from shopfunnel.stages.placement import persons as select_persons
@@ -88,13 +90,13 @@ def stages(
     """
     with friendly_errors():
         the_model = _model(model)
-        with open_source(db, engine, events, table) as store:
+        with open_source(db, engine, events, table) as store, working("placing everyone in a stage…"):
             placed = placement(store, model=the_model, as_of=as_of, lookback=lookback)
             summary = stage_summary(store, placed=placed)
         payload = {
             "as_of": placed.as_of,
             "lookback_days": placed.lookback_days,
-            "persons": len(placed.persons),
+            "persons": len(placed.codes) if placed.codes is not None else len(placed.persons),
             "lapsed_after_days": _number(placed.lapsed_after_days),
             "customer_gone_after_days": _number(placed.customer_gone_after_days),
             "lapsed_source": placed.lapsed_source,
@@ -160,7 +162,7 @@ def persons_command(
     """
     with friendly_errors():
         the_model = _model(model)
-        with open_source(db, engine, events, table) as store:
+        with open_source(db, engine, events, table) as store, working("placing everyone in a stage…"):
             found = select_persons(
                 store, stage, status, model=the_model, as_of=as_of, lookback=lookback
             )
@@ -182,7 +184,6 @@ def persons_command(
         emit(found, format, out, table=render)
 
 
-@app.command()
 def flow(
     start: Annotated[str, typer.Option("--from", help="The first date (a date alone means the end of that day).")],
     end: Annotated[str, typer.Option("--to", help="The second date.")],
@@ -202,7 +203,7 @@ def flow(
     """
     with friendly_errors():
         the_model = _model(model)
-        with open_source(db, engine, events, table) as store:
+        with open_source(db, engine, events, table) as store, working(f"placing everyone at {start} and {end}…"):
             matrix = stage_flow(store, start, end, model=the_model, lookback=lookback)
         flat = matrix.reset_index()
         flat.columns = [str(c) for c in flat.columns]

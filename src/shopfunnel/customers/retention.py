@@ -53,9 +53,8 @@ def _cohorts(
     person: pd.Series, ts: pd.Series, period: Period, as_of: Any
 ) -> pd.DataFrame:
     """Long cohort table from (person, time) activity rows."""
-    columns = ["cohort", "period", "cohort_size", "active", "rate"]
     if len(person) == 0:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=COHORT_COLUMNS)
     periods = _period_index(ts, period)
     frame = pd.DataFrame({"person": person.to_numpy(), "p": periods.asi8})
     first = frame.groupby("person")["p"].transform("min")
@@ -65,13 +64,22 @@ def _cohorts(
               .groupby(["cohort", "offset"]).size().rename("active"))
     sizes = frame.drop_duplicates("person").groupby("cohort").size().rename("cohort_size")
     end = naive_utc_timestamp(as_of) if as_of is not None else naive_utc(ts).max()
+    return _long_table(active, sizes, period, end)
+
+
+COHORT_COLUMNS = ["cohort", "period", "cohort_size", "active", "rate"]
+
+
+def _long_table(active: pd.Series, sizes: pd.Series, period: Period, end: Any) -> pd.DataFrame:
+    """The long cohort table from ``active`` (persons by cohort and offset, both as period
+    ordinals) and ``sizes`` (persons by cohort), up to the period of ``end``."""
     last = pd.Period(end, freq=_FREQ[period]).ordinal
     rows = []
     for cohort, size in sizes.items():
         for offset in range(0, max(last - cohort, -1) + 1):
             n = int(active.get((cohort, offset), 0))
             rows.append((cohort, offset, int(size), n, n / size))
-    out = pd.DataFrame(rows, columns=["cohort", "period", "cohort_size", "active", "rate"])
+    out = pd.DataFrame(rows, columns=COHORT_COLUMNS)
     out["cohort"] = [
         pd.Period(ordinal=int(c), freq=_FREQ[period]).start_time.date().isoformat()
         for c in out["cohort"]
@@ -156,6 +164,76 @@ def active_periods(store: Any, *, period: Period = "week") -> pd.DataFrame:
         "SELECT person_id, min(ts) AS ts FROM events GROUP BY person_id, date_trunc(?, ts)",
         [period],
     )
+
+
+def store_activity_retention(store: Any, *, period: Period = "week",
+                             as_of: Any = None) -> pd.DataFrame:
+    """:func:`activity_retention` of every event in the store, counted without reading the
+    events into pandas: one pass over the store's sorted timeline (events by person and
+    time: a person's periods come in order, so each new period is one comparison), or one
+    SQL aggregate when there is no timeline. The same table as
+    ``activity_retention(active_periods(store, period=period), period=period)``;
+    ``as_of`` defaults to the latest event."""
+    if period not in ("week", "month"):
+        raise ConfigError(f"period={period!r} is not valid: use week or month")
+    on_spark = getattr(store, "on_spark", False)  # shopfunnel.store.spark.SparkEvents
+    counts = store.activity_counts(period) if on_spark else _activity_counts_timeline(store, period)
+    if counts is None:
+        counts = store.db.df(
+            """
+            WITH pp AS (SELECT person_id, date_trunc(?, ts) AS p FROM events
+                        WHERE ts IS NOT NULL GROUP BY ALL),
+                 c AS (SELECT p, min(p) OVER (PARTITION BY person_id) AS cohort FROM pp)
+            SELECT cohort, p, count(*) AS active FROM c GROUP BY ALL
+            """,
+            [period],
+        )
+    if counts.empty:
+        return pd.DataFrame(columns=COHORT_COLUMNS)
+    cohort = _period_index(counts["cohort"], period).asi8
+    p = _period_index(counts["p"], period).asi8
+    n = counts["active"].to_numpy(dtype="int64")
+    active = pd.Series(n, index=pd.MultiIndex.from_arrays([cohort, p - cohort]),
+                       name="active").sort_index()
+    at_start = (p == cohort)
+    sizes = pd.Series(n[at_start], index=cohort[at_start], name="cohort_size").sort_index()
+    latest = (None if as_of is not None else store.latest_event_time() if on_spark
+              else store.db.scalar("SELECT max(ts) FROM events"))
+    end = naive_utc_timestamp(as_of if as_of is not None else latest)
+    return _long_table(active, sizes, period, end)
+
+
+_DAY_BITS = 21  # days since 1970 stay below 2^21 until the year 7711
+
+
+def _activity_counts_timeline(store: Any, period: Period) -> pd.DataFrame | None:
+    """Persons by (cohort, period) start from the timeline (None when the store has none):
+    ``cohort``, ``p`` (timestamps of period starts) and ``active``."""
+    from shopfunnel.store import timeline
+
+    try:
+        tl = timeline.of_store(store)
+    except OSError:
+        return None
+    keys = []
+    for a, b in timeline.chunks(tl, 8_000_000) if len(tl) else []:
+        person = tl.read("person", a, b)
+        day = timeline.period_starts(tl.read("t", a, b), period) // timeline.DAY_US
+        if len(day) and day.min() < 0:  # before 1970: the keys below need days >= 0
+            return None
+        new_person = np.empty(len(person), dtype=bool)
+        new_person[0] = True
+        np.not_equal(person[1:], person[:-1], out=new_person[1:])
+        new_pair = new_person.copy()
+        new_pair[1:] |= day[1:] != day[:-1]  # a person's periods come in time order
+        cohort = day[new_person][np.cumsum(new_person)[new_pair] - 1]
+        keys.append((cohort << _DAY_BITS) | day[new_pair])
+    if not keys:
+        return pd.DataFrame({"cohort": [], "p": [], "active": []})
+    key, n = np.unique(np.concatenate(keys), return_counts=True)
+    as_time = lambda days: (days * timeline.DAY_US).astype("datetime64[us]")  # noqa: E731
+    return pd.DataFrame({"cohort": as_time(key >> _DAY_BITS),
+                         "p": as_time(key & ((1 << _DAY_BITS) - 1)), "active": n})
 
 
 def cohort_matrix(cohorts: pd.DataFrame) -> pd.DataFrame:

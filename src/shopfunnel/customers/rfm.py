@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from shopfunnel._time import naive_utc, naive_utc_timestamp
 from shopfunnel.errors import InputError
@@ -137,21 +139,33 @@ def rfm_table(
         "person_id", "recency_days", "frequency", "monetary", "last_order",
         "r_score", "f_score", "m_score", "fm_score", "group",
     ]]
-    if persons is not None:
-        if "person_id" not in persons.columns:
-            raise InputError("persons needs a person_id column (as Store.table('persons') gives)")
-        ids = pd.Series(persons["person_id"].astype(str).unique())
-        prospects = ids[~ids.isin(out["person_id"])]
-        if len(prospects):
-            extra = pd.DataFrame({"person_id": prospects.to_numpy(), "group": "prospects"})
-            out = pd.concat([out, extra], ignore_index=True)
-            for col in ("frequency", "r_score", "f_score", "m_score"):
-                out[col] = out[col].astype("Int64")
+    # by group, then spend, highest first (customers only: prospects come last, in the
+    # order of ``persons``, and have no spend to sort by)
     rank = {g: i for i, g in enumerate(GROUPS)}
     out = out.assign(__g=out["group"].map(rank)).sort_values(
         ["__g", "monetary"], ascending=[True, False], kind="stable", na_position="last"
-    )
-    return out.drop(columns="__g").reset_index(drop=True)
+    ).drop(columns="__g").reset_index(drop=True)
+    if persons is not None:
+        if "person_id" not in persons.columns:
+            raise InputError("persons needs a person_id column (as Store.table('persons') gives)")
+        prospects = _prospects(persons["person_id"], out["person_id"])
+        if len(prospects):
+            extra = pd.DataFrame({"person_id": prospects, "group": "prospects"})
+            out = pd.concat([out, extra], ignore_index=True)
+            for col in ("frequency", "r_score", "f_score", "m_score"):
+                out[col] = out[col].astype("Int64")
+    return out
+
+
+def _prospects(persons: pd.Series, customers: pd.Series) -> pd.Series:
+    """The distinct ``persons`` (as text, in order of first appearance) who are not
+    ``customers``: hashed in Arrow, not in pandas (a store has millions of persons)."""
+    ids = pa.array(persons.astype(str).to_numpy(dtype=object) if persons.dtype == object
+                   else persons.astype(str), pa.string())
+    ids = pc.unique(ids)
+    bought = pa.array(customers.to_numpy(dtype=object), pa.string())
+    left = ids.filter(pc.invert(pc.is_in(ids, value_set=bought)))
+    return left.to_pandas() if len(left) else pd.Series([], dtype=object)
 
 
 def rfm_group_summary(rfm: pd.DataFrame) -> pd.DataFrame:

@@ -141,7 +141,7 @@ def _engine_for(source: Any, engine: FunnelEngine | None, local: Any) -> FunnelE
         from shopfunnel.funnel.spark import SparkEngine
 
         return SparkEngine(source.sparkSession, source)
-    if hasattr(source, "placement_rows"):  # shopfunnel.store.spark.SparkEvents
+    if getattr(source, "on_spark", False):  # shopfunnel.store.spark.SparkEvents
         from shopfunnel.funnel.spark import SparkEngine
 
         return SparkEngine(source.spark, source.df)

@@ -56,7 +56,7 @@ daily_activity = summary.daily_activity  # the report's activity table (kept for
 
 
 def _overview(ctx: Context) -> Section:
-    info = ctx.store.info()
+    info = ctx.store.info(timeline_pass=True)  # one pass, shared with the daily activity
     revenue = summary.revenue(ctx.store) if info.get("orders") else None
     return S.overview_section(info, revenue, ctx.currency)
 
@@ -99,7 +99,8 @@ def _diagnosis(ctx: Context) -> Section:
     return S.diagnosis_section(result.findings, currency=ctx.currency, period=period,
                                notes=list(getattr(result, "notes", []) or []),
                                priced=value is None or value.source != "none",
-                               pricing=value.note() if value is not None else "")
+                               pricing=value.note() if value is not None else "",
+                               incidents=result.incident_table() if hasattr(result, "incident_table") else None)
 
 
 def _checkout(ctx: Context) -> Section:
@@ -154,10 +155,34 @@ def _model_args(ctx: Context) -> dict[str, Any]:
     return {} if ctx.model is None else {"model": ctx.model}
 
 
+FLOW_DAYS = 30
+
+
+def _placements(ctx: Context) -> Any:
+    """Everyone placed at the store's latest event and :data:`FLOW_DAYS` before it, from one
+    pass over the events: the stage sections use the first, the flow both."""
+    from shopfunnel.stages.placement import placements
+
+    def both() -> Any:
+        last = summary.last_event_time(ctx.store)
+        if last is None:
+            return None
+        end = pd.Timestamp(last)
+        start = end - pd.Timedelta(days=FLOW_DAYS)
+        at_start, at_end = placements(ctx.store, [start.to_pydatetime(), end.to_pydatetime()],
+                                      **_model_args(ctx))
+        return start, end, at_start, at_end
+
+    return ctx.once("placements", both)
+
+
 def _placement(ctx: Context) -> Any:
     from shopfunnel.stages.placement import placement
 
-    return ctx.once("placement", lambda: placement(ctx.store, **_model_args(ctx)))
+    placed = _placements(ctx)
+    if placed is None:  # an empty store
+        return ctx.once("placement", lambda: placement(ctx.store, **_model_args(ctx)))
+    return placed[3]
 
 
 def _stage_summary(ctx: Context) -> pd.DataFrame:
@@ -175,18 +200,15 @@ def _distribution(ctx: Context) -> Section:
     return S.stage_distribution_section(_stage_summary(ctx), _placement(ctx).status_notes())
 
 
-FLOW_DAYS = 30
-
-
 def _flow(ctx: Context) -> Section:
     from shopfunnel.stages.placement import stage_flow
 
-    last = summary.last_event_time(ctx.store)
-    if last is None:
+    placed = _placements(ctx)
+    if placed is None:
         return S.stage_flow_section(None)
-    end = pd.Timestamp(last)
-    start = end - pd.Timedelta(days=FLOW_DAYS)
-    flow = stage_flow(ctx.store, start.to_pydatetime(), end.to_pydatetime(), **_model_args(ctx))
+    start, end, at_start, at_end = placed
+    flow = stage_flow(ctx.store, start.to_pydatetime(), end.to_pydatetime(),
+                      placed=(at_start, at_end), **_model_args(ctx))
     return S.stage_flow_section(flow, start=start.strftime("%Y-%m-%d"), end=end.strftime("%Y-%m-%d"))
 
 
@@ -240,6 +262,11 @@ REPORT_EXPERIMENTS = 5
 
 def _experiments(ctx: Context) -> Section | None:
     """The store's experiments, or no section at all when it has none."""
+    from shopfunnel.store.schema import EXPOSURE_EVENT
+
+    # a store without exposures never imports the analysis (SciPy: most of a second)
+    if not summary.has_event(ctx.store, EXPOSURE_EVENT):
+        return None
     from shopfunnel.experiments import analyze_experiment, list_experiments
 
     listed = list_experiments(ctx.store)

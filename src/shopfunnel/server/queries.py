@@ -25,7 +25,9 @@ def check_limit(limit: int) -> int:
 
 
 def info(store: Store) -> dict[str, Any]:
-    return store.info()
+    """:meth:`Store.info`, from one pass over the timeline when it is current (the server
+    runs compiled code anyway; the counts are kept until the events change)."""
+    return store.info(timeline_pass=True)
 
 
 def recent_events(store: Store, limit: int = 100) -> pd.DataFrame:

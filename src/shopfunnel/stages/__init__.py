@@ -2,6 +2,7 @@
 moving, and how persons flow between stages over time.
 
 Modules: :mod:`.placement` (stage and status per person, summaries and flows),
+:mod:`.evidence` (the per-person facts, from the sorted timeline or by SQL),
 :mod:`.status` (active, stalled, lapsed, gone: thresholds from the store's own returns),
 :mod:`.gaps` (the gaps between a customer's orders behind lapsed and gone).
 """
@@ -13,6 +14,7 @@ from shopfunnel.stages.placement import (
     persons,
     place_persons,
     placement,
+    placements,
     stage_flow,
     stage_summary,
     stage_transitions,
@@ -23,6 +25,7 @@ __all__ = [
     "persons",
     "place_persons",
     "placement",
+    "placements",
     "stage_flow",
     "stage_summary",
     "stage_transitions",

@@ -28,23 +28,29 @@ since their last order (:mod:`shopfunnel.stages.gaps`); everyone else is *active
 away and still came back to move on from their stage (:mod:`shopfunnel.stages.status`, which
 defines every threshold and its fallbacks).
 
-Events are aggregated in DuckDB (one row per person, one per order, one per visit that starts
-with a return); the rules above are applied in NumPy over those compact tables.
+The events are read as compact tables (one row per person, one per order, one per visit that
+starts with a return): per person and visit from one compiled pass over the store's sorted
+timeline, or by SQL when the timeline cannot serve (:mod:`shopfunnel.stages.evidence`), per
+order by SQL; the rules above are applied in NumPy over those tables.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model
+from shopfunnel.stages.evidence import PersonFacts, gather, micros, text_series
 from shopfunnel.stages.gaps import gone_gap_days, store_gap, usual_gap_days
 from shopfunnel.stages.status import (
     GONE,
@@ -52,13 +58,12 @@ from shopfunnel.stages.status import (
     NEVER,
     STATUSES,
     THRESHOLD_COLUMNS,
-    classify,
+    classify_codes,
     explain,
-    later_evidence,
+    furthest_stages,
     return_gaps,
     stage_thresholds,
 )
-from shopfunnel.store.db import quote_ident
 from shopfunnel.store.store import Store
 
 NOT_SEEN = "not seen"
@@ -76,6 +81,23 @@ PERSON_COLUMNS = [
 
 
 @dataclass(frozen=True)
+class PlacedCodes:
+    """The rows of :attr:`StagePlacement.persons` as codes, in the same order: what counts
+    by stage and status and the stage flow need, without a text column. ``ids[id_rank]``
+    is each row's ``person_id`` (``ids`` is shared by every placement of one store from the
+    timeline, so two placements match persons by rank)."""
+
+    stage_index: np.ndarray  # position in the model's stages
+    status: np.ndarray  # position in STATUSES
+    customer: np.ndarray  # at least one order in the period
+    id_rank: np.ndarray
+    ids: pa.Array
+
+    def __len__(self) -> int:
+        return len(self.stage_index)
+
+
+@dataclass(frozen=True)
 class StagePlacement:
     """Everyone placed in a stage at ``as_of``, with the thresholds the statuses came from.
 
@@ -89,12 +111,22 @@ class StagePlacement:
 
     as_of: datetime | None
     lookback_days: float
-    persons: pd.DataFrame
     thresholds: pd.DataFrame
     lapsed_after_days: float
     lapsed_source: str
     model: Model = field(repr=False)
     customer_gone_after_days: float = math.nan
+    codes: PlacedCodes | None = field(default=None, repr=False, compare=False)
+    make_persons: Callable[[], pd.DataFrame] | None = field(default=None, repr=False,
+                                                             compare=False)
+
+    @cached_property
+    def persons(self) -> pd.DataFrame:
+        """One row per person (columns in :data:`PERSON_COLUMNS`), sorted by stage then
+        ``person_id``; built on first use (counts by stage and the flow need only
+        :attr:`codes`)."""
+        assert self.make_persons is not None
+        return self.make_persons()
 
     def status_notes(self) -> list[str]:
         """How the statuses were judged, in words, with the numbers (:func:`status.explain`)."""
@@ -103,7 +135,8 @@ class StagePlacement:
 
     def __repr__(self) -> str:
         return (
-            f"StagePlacement(as_of={self.as_of}, persons={len(self.persons)}, "
+            f"StagePlacement(as_of={self.as_of}, "
+            f"persons={len(self.codes) if self.codes is not None else len(self.persons)}, "
             f"stages={list(self.thresholds['stage'])})"
         )
 
@@ -123,31 +156,54 @@ def placement(
     lookback`` (365 days); ``as_of`` to the time of the store's latest event. A date without
     a time means the end of that day.
     """
+    return placements(store, [as_of], model=model, lookback=lookback)[0]
+
+
+def placements(
+    store: Store,
+    dates: Sequence[datetime | date | str | None],
+    *,
+    model: Model | None = None,
+    lookback: str | float | None = None,
+) -> list[StagePlacement]:
+    """:func:`placement` at each of several dates (``None``: the latest event), from one
+    pass over the store's events: the stage flow and the report place everyone at two
+    dates for little more than the cost of one."""
     model = model or load_model()
     rules = model.placement
     lookback_s = parse_duration_seconds(lookback if lookback is not None else rules.lookback)
-    end = _resolve_as_of(store, as_of)
-    n_stages = len(model.stages)
-    if end is None:
-        return _empty_placement(model, lookback_s)
-    start = end - timedelta(seconds=lookback_s)
+    ends: list[datetime | None] = []
+    latest: list[datetime | None] = []
+    for value in dates:
+        if value is None:
+            if not latest:
+                latest.append(_resolve_as_of(store, None))
+            ends.append(latest[0])
+        else:
+            ends.append(_timestamp(value, "as_of"))
+    periods = sorted({(end - timedelta(seconds=lookback_s), end) for end in ends if end is not None})
+    facts = dict(zip(periods, gather(store, model, periods, rules.visit_gap_seconds), strict=True))
+    return [
+        _empty_placement(model, lookback_s) if end is None
+        else _place(store, model, lookback_s, end, facts[(end - timedelta(seconds=lookback_s), end)])
+        for end in ends
+    ]
 
-    base, orders, visits = _rows(store, model, start, end, rules.visit_gap_seconds)
-    o_rows = pd.Index(base["person_id"]).get_indexer(orders["person_id"])
+
+def _place(store: Store, model: Model, lookback_s: float, end: datetime,
+           base: PersonFacts) -> StagePlacement:
+    """The stage model's rules (module docstring) over one period's facts and orders."""
+    rules = model.placement
+    start = end - timedelta(seconds=lookback_s)
+    orders = _order_rows(store, start, end)
+    o_rows = base.rows_of(orders["person_id"], orders["h"].to_numpy(dtype=np.uint64))
     orders, o_rows = orders[o_rows >= 0], o_rows[o_rows >= 0]
     first = _first_evidence(model, base, orders, o_rows)
     n = len(first)
-    reached = first < _NEVER
-    stage_idx = n_stages - 1 - np.argmax(reached[:, ::-1], axis=1)
-    entered = first[np.arange(n), stage_idx]
+    stage_idx, entered, later, movers = furthest_stages(first)
     end_us = _micros(pd.Series([end]))[0]
 
-    v_rows = pd.Index(base["person_id"]).get_indexer(visits["person_id"])
-    keep = v_rows >= 0
-    gaps = return_gaps(first, v_rows[keep], _micros(visits["ts"])[keep],
-                       visits["gap_us"].to_numpy(dtype=float)[keep])
-    later = later_evidence(first)
-    movers = ((first < later) & (later < _NEVER)).sum(axis=0)
+    gaps = return_gaps(first, base.visit_rows, base.visit_starts, base.visit_gaps, later=later)
     thresholds = stage_thresholds(model.stage_names, movers, gaps, rules)
 
     n_orders, revenue, first_order, last_order = _order_stats(orders, o_rows, n)
@@ -158,45 +214,64 @@ def placement(
     gone_gap = gone_gap_days(n_orders, span_days, gap, rules)
 
     days_in_stage = (end_us - entered) / _US_PER_DAY
-    idle = (end_us - _micros(base["last_event_at"])) / _US_PER_DAY
+    idle = (end_us - base.last_us) / _US_PER_DAY
     since_order = np.where(customer, (end_us - last_order) / _US_PER_DAY, np.nan)
     stage_stalled = thresholds["stalled_after_days"].to_numpy(dtype=float)[stage_idx]
     stage_gone = thresholds["gone_after_days"].to_numpy(dtype=float)[stage_idx]
-    status = classify(customer, idle, stage_stalled, stage_gone, since_order, usual_gap,
-                      gone_gap)
+    status = classify_codes(customer, idle, stage_stalled, stage_gone, since_order, usual_gap,
+                            gone_gap)
 
-    names = np.array(model.stage_names, dtype=object)
-    persons = pd.DataFrame(
-        {
-            "person_id": base["person_id"].to_numpy(),
-            "stage": names[stage_idx],
-            "stage_index": stage_idx.astype(np.int64),
-            "status": status.astype(object),
-            "entered_stage_at": _to_ts(entered),
-            "days_in_stage": days_in_stage,
-            "last_event_at": base["last_event_at"].to_numpy(),
-            "days_since_last_event": idle,
-            "first_channel": base["first_channel"].to_numpy(),
-            "orders": n_orders,
-            "revenue": revenue,
-            "last_order_at": _to_ts(last_order),
-            "days_since_last_order": since_order,
-            "stalled_after_days": np.where(customer, np.nan, stage_stalled),
-            "lapsed_after_days": usual_gap,
-            "gone_after_days": np.where(customer, gone_gap, stage_gone),
-        }
-    )
-    # Rows come ordered by person_id; a stable sort by stage keeps that order within a stage.
-    persons = persons.take(np.argsort(stage_idx, kind="stable")).reset_index(drop=True)
+    order = _by_stage_then_id(stage_idx, base.id_rank)
+    codes = PlacedCodes(stage_index=stage_idx[order].astype(np.int64), status=status[order],
+                        customer=customer[order], id_rank=base.id_rank[order], ids=base.ids)
+
+    def make_persons() -> pd.DataFrame:
+        return _persons_frame(model, base, order, stage_idx, status, entered, idle, end_us,
+                              days_in_stage, n_orders, revenue, last_order, since_order,
+                              customer, stage_stalled, stage_gone, usual_gap, gone_gap)
+
     return StagePlacement(
         as_of=end,
         lookback_days=lookback_s / 86_400,
-        persons=persons,
         thresholds=thresholds,
         lapsed_after_days=gap.days,
         lapsed_source=gap.source,
         model=model,
         customer_gone_after_days=gap.gone_days,
+        codes=codes,
+        make_persons=make_persons,
+    )
+
+
+def _persons_frame(model: Model, base: PersonFacts, order: np.ndarray, stage_idx: np.ndarray,
+                   status: np.ndarray, entered: np.ndarray, idle: np.ndarray, end_us: int,
+                   days_in_stage: np.ndarray, n_orders: np.ndarray, revenue: np.ndarray,
+                   last_order: np.ndarray, since_order: np.ndarray, customer: np.ndarray,
+                   stage_stalled: np.ndarray, stage_gone: np.ndarray, usual_gap: np.ndarray,
+                   gone_gap: np.ndarray) -> pd.DataFrame:
+    """The persons table of :func:`_place`'s arrays, rows in ``order``."""
+    customer = customer[order]
+    stage_stalled, stage_gone = stage_stalled[order], stage_gone[order]
+    return pd.DataFrame(
+        {
+            "person_id": base.in_order(order, "person_id"),
+            "stage": _labels(model.stage_names, stage_idx[order]),
+            "stage_index": stage_idx[order].astype(np.int64),
+            "status": _labels(list(STATUSES), status[order]),
+            "entered_stage_at": _to_ts(entered[order]),
+            "days_in_stage": days_in_stage[order],
+            "last_event_at": _to_ts(base.last_us[order]),
+            "days_since_last_event": idle[order],
+            "first_channel": base.in_order(order, "first_channel"),
+            "orders": n_orders[order],
+            "revenue": revenue[order],
+            "last_order_at": _to_ts(last_order[order]),
+            "days_since_last_order": since_order[order],
+            "stalled_after_days": np.where(customer, np.nan, stage_stalled),
+            "lapsed_after_days": usual_gap[order],
+            "gone_after_days": np.where(customer, gone_gap[order], stage_gone),
+        },
+        copy=False,  # the columns are new: no need to copy them into blocks
     )
 
 
@@ -249,9 +324,9 @@ def stage_summary(
     """
     placed = placed or placement(store, model=model, as_of=as_of, lookback=lookback)
     model = placed.model
-    p = placed.persons
+    stage_index, status_code = _stage_status(placed)
     n_stages = len(model.stages)
-    at = np.bincount(p["stage_index"].to_numpy(dtype=np.int64), minlength=n_stages)
+    at = np.bincount(stage_index, minlength=n_stages)
     reached = np.cumsum(at[::-1])[::-1]
     prev = np.concatenate([[np.nan], reached[:-1]]).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -266,9 +341,7 @@ def stage_summary(
             "conversion_from_start": from_start,
         }
     )
-    status = p["status"].to_numpy(dtype=object)
-    code = np.select([status == s for s in STATUSES], list(range(len(STATUSES))), 0)
-    cells = p["stage_index"].to_numpy(dtype=np.int64) * len(STATUSES) + code
+    cells = stage_index * len(STATUSES) + status_code
     counts = np.bincount(cells, minlength=n_stages * len(STATUSES)).reshape(n_stages, -1)
     for j, s in enumerate(STATUSES):
         out[s] = counts[:, j].astype(np.int64)
@@ -285,6 +358,7 @@ def stage_transitions(
     *,
     model: Model | None = None,
     lookback: str | float | None = None,
+    placed: tuple[StagePlacement, StagePlacement] | None = None,
 ) -> pd.DataFrame:
     """Each person's state at ``start`` and at ``end``: columns ``person_id``, ``from``, ``to``.
 
@@ -293,17 +367,25 @@ def stage_transitions(
     ``not seen`` when they have no event in the lookback period before that date (new
     persons at ``start``; persons whose every event has fallen out of the period at
     ``end``). Both dates are placed with :func:`placement`, so each uses the thresholds
-    the data held at that date. Persons not seen at either date are left out.
+    the data held at that date. Persons not seen at either date are left out. Pass
+    ``placed`` (the placements at ``start`` and ``end``) to reuse them.
     """
-    model = model or load_model()
+    model = placed[1].model if placed is not None else model or load_model()
     t0, t1 = _timestamp(start, "start"), _timestamp(end, "end")
     if t1 <= t0:
         raise ConfigError(f"the end ({t1}) must be after the start ({t0}): swap --from and --to")
-    a = _states(placement(store, model=model, as_of=t0, lookback=lookback).persons)
-    b = _states(placement(store, model=model, as_of=t1, lookback=lookback).persons)
-    both = pd.concat([a.rename("from"), b.rename("to")], axis=1).fillna(NOT_SEEN)
-    both.index.name = "person_id"
-    return both.reset_index().sort_values("person_id", kind="stable").reset_index(drop=True)
+    at_start, at_end = (placed if placed is not None
+                        else placements(store, [t0, t1], model=model, lookback=lookback))
+    ids, a, b = _transition_codes(at_start, at_end)
+    states = pa.array([NOT_SEEN, *model.stage_names, LAPSED], pa.string())
+    order = pc.sort_indices(ids).to_numpy()  # by person_id (bytewise, as DuckDB and Python)
+    return pd.DataFrame(
+        {
+            "person_id": text_series(ids.take(pa.array(order))),
+            "from": states.take(pa.array(a[order])).to_pandas(),
+            "to": states.take(pa.array(b[order])).to_pandas(),
+        }
+    )
 
 
 def stage_flow(
@@ -313,6 +395,7 @@ def stage_flow(
     *,
     model: Model | None = None,
     lookback: str | float | None = None,
+    placed: tuple[StagePlacement, StagePlacement] | None = None,
 ) -> pd.DataFrame:
     """A transition matrix: persons by state at ``start`` (rows) and at ``end`` (columns).
 
@@ -320,18 +403,21 @@ def stage_flow(
     :func:`stage_transitions`); every state appears as a row and as a column, so the
     matrix is square. The index is named ``from`` and the columns ``to``. The cell
     (Interest, Decision) counts persons at Interest at ``start`` and at Decision at ``end``;
-    the column ``lapsed`` shows who fell back to lapsed.
+    the column ``lapsed`` shows who fell back to lapsed. Pass ``placed`` (the placements at
+    ``start`` and ``end``, e.g. from :func:`placements`) to reuse them.
     """
-    model = model or load_model()
-    moves = stage_transitions(store, start, end, model=model, lookback=lookback)
+    model = placed[1].model if placed is not None else model or load_model()
+    t0, t1 = _timestamp(start, "start"), _timestamp(end, "end")
+    if t1 <= t0:
+        raise ConfigError(f"the end ({t1}) must be after the start ({t0}): swap --from and --to")
+    at_start, at_end = (placed if placed is not None
+                        else placements(store, [t0, t1], model=model, lookback=lookback))
+    _, a, b = _transition_codes(at_start, at_end)
     states = [NOT_SEEN, *model.stage_names, LAPSED]
-    matrix = (
-        pd.crosstab(moves["from"], moves["to"])
-        .reindex(index=states, columns=states, fill_value=0)
-        .astype(np.int64)
-    )
-    matrix.index.name = "from"
-    matrix.columns.name = "to"
+    width = len(states)
+    counts = np.bincount(a * width + b, minlength=width * width).reshape(width, width)
+    matrix = pd.DataFrame(counts.astype(np.int64), index=pd.Index(states, name="from"),
+                          columns=pd.Index(states, name="to"))
     return matrix
 
 
@@ -366,15 +452,11 @@ def persons(
 
 # -- the rules, over compact tables -----------------------------------------------------------
 def _first_evidence(
-    model: Model, base: pd.DataFrame, orders: pd.DataFrame, o_rows: np.ndarray
+    model: Model, base: PersonFacts, orders: pd.DataFrame, o_rows: np.ndarray
 ) -> np.ndarray:
     """Persons x stages matrix of first-evidence times (µs; ``_NEVER`` when none)."""
-    n_stages = len(model.stages)
-    first = np.full((len(base), n_stages), _NEVER, dtype=np.int64)
-    for k in range(n_stages):
-        if f"s{k}" in base:
-            first[:, k] = _micros(base[f"s{k}"])
-    first[:, 0] = np.minimum(first[:, 0], _micros(base["first_ts"]))  # any event is a visit
+    first = base.stage_first.copy()
+    first[:, 0] = np.minimum(first[:, 0], base.first_us)  # any event is a visit
     o_ts = _micros(orders["ts"])
     o_seq = orders["n"].to_numpy(dtype=np.int64)
     for k, stage in enumerate(model.stages):
@@ -400,54 +482,13 @@ def _order_stats(
 
 
 # -- queries (aggregate in the engine) ------------------------------------------------------
-def _rows(store: Store, model: Model, start: datetime, end: datetime, visit_gap_s: float
-          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The compact tables the rules read: persons, orders, returning visits. A Spark
-    source (:class:`shopfunnel.store.spark.SparkEvents`) computes the same rows on Spark."""
-    if hasattr(store, "placement_rows"):
-        return store.placement_rows(model.event_stage(), start, end, visit_gap_s, ORDER_EVENT)
-    return (_person_rows(store, model, start, end), _order_rows(store, start, end),
-            _visit_rows(store, start, end, visit_gap_s))
-
-
-def _person_rows(store: Store, model: Model, start: datetime, end: datetime) -> pd.DataFrame:
-    """One row per person with an event in the period, in one scan: first and last event in
-    the period, first-touch channel (all events up to ``end``), and ``s{k}``: the first event
-    of stage k in the period, for each stage that has events."""
-    mapping = model.event_stage()
-    params: list[Any] = []
-    if mapping:
-        stage_map = "SELECT * FROM (VALUES " + ", ".join(["(?, ?)"] * len(mapping)) + ") m(event, stage)"
-        params += [v for pair in mapping.items() for v in pair]
-    else:
-        stage_map = "SELECT CAST(NULL AS VARCHAR) AS event, CAST(NULL AS INTEGER) AS stage WHERE false"
-    stage_cols = ""
-    for k in sorted(set(mapping.values())):
-        stage_cols += f", min(ts) FILTER (WHERE ts > ? AND stage = ?) AS {quote_ident(f's{k}')}"
-    stage_params: list[Any] = []
-    for k in sorted(set(mapping.values())):
-        stage_params += [start, k]
-    return store.db.df(
-        f"""
-        WITH m AS ({stage_map})
-        SELECT person_id,
-               min(ts) FILTER (WHERE ts > ?) AS first_ts,
-               max(ts) AS last_event_at,
-               arg_min(channel, struct_pack(t := ts, id := event_id)) AS first_channel
-               {stage_cols}
-        FROM events LEFT JOIN m USING (event)
-        WHERE ts <= ?
-        GROUP BY person_id
-        HAVING count(*) FILTER (WHERE ts > ?) > 0
-        ORDER BY person_id
-        """,
-        [*params, start, *stage_params, end, start],
-    )
-
-
 def _order_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
-    """One row per order in the period: person, time, value, its number n for the person,
-    and the gap since the person's previous order (microseconds, empty for the first)."""
+    """One row per order in the period: person (and ``hash(person_id)``), time, value, its
+    number n for the person, and the gap since the person's previous order (microseconds,
+    empty for the first). Events on Spark (:class:`shopfunnel.store.spark.SparkEvents`)
+    give the same rows from Spark SQL."""
+    if getattr(store, "on_spark", False):
+        return store.order_rows(start, end, ORDER_EVENT)  # type: ignore[attr-defined]
     return store.db.df(
         """
         WITH o AS (
@@ -459,7 +500,7 @@ def _order_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
             FROM events WHERE event = ? AND ts > ? AND ts <= ?
             GROUP BY oid
         )
-        SELECT person_id, ts, value,
+        SELECT person_id, hash(person_id) AS h, ts, value,
                row_number() OVER w AS n,
                epoch_us(ts) - epoch_us(lag(ts) OVER w) AS gap_us
         FROM o WINDOW w AS (PARTITION BY person_id ORDER BY ts, oid)
@@ -468,37 +509,90 @@ def _order_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
     )
 
 
-def _visit_rows(store: Store, start: datetime, end: datetime, visit_gap_s: float) -> pd.DataFrame:
-    """One row per visit in the period that starts with a return: the person, the time of the
-    visit's first event and the gap since the person's previous event in the period
-    (microseconds, more than ``visit_gap_s`` seconds)."""
-    return store.db.df(
-        """
-        SELECT person_id, ts, gap_us FROM (
-            SELECT person_id, ts,
-                   epoch_us(ts) - epoch_us(lag(ts) OVER (PARTITION BY person_id ORDER BY ts))
-                       AS gap_us
-            FROM events WHERE ts > ? AND ts <= ?
-        )
-        WHERE gap_us > ?
-        """,
-        [start, end, int(round(visit_gap_s * 1_000_000))],
-    )
-
-
 # -- helpers --------------------------------------------------------------------------------
-def _states(p: pd.DataFrame) -> pd.Series:
-    """The flow state: the stage, or ``lapsed`` for a customer who is lapsed or gone."""
-    slipped = p["status"].isin([LAPSED, GONE]) & (p["orders"] > 0)
-    state = p["stage"].where(~slipped, LAPSED)
-    return pd.Series(state.to_numpy(), index=p["person_id"].to_numpy())
+def _by_stage_then_id(stage_idx: np.ndarray, id_rank: np.ndarray) -> np.ndarray:
+    """The row order of the persons table: by stage, then by ``person_id`` (``id_rank``
+    holds distinct ranks; placing each row at its rank sorts them without a comparison
+    sort, and the stable sort by stage is a radix sort)."""
+    if len(id_rank) == 0:
+        return np.zeros(0, dtype=np.int64)
+    slot = np.full(int(id_rank.max()) + 1, -1, dtype=np.int64)
+    slot[id_rank] = np.arange(len(id_rank))
+    by_id = slot[slot >= 0]
+    return by_id[np.argsort(stage_idx[by_id].astype(np.int16), kind="stable")]
+
+
+def _labels(names: list[str], codes: np.ndarray) -> pd.Series:
+    """Text column of ``names[codes]``, built in Arrow (no Python string per row)."""
+    if len(codes) == 0:
+        return pd.Series(np.array([], dtype=object))
+    return pa.array(names, pa.string()).take(pa.array(codes)).to_pandas()
+
+
+def _stage_status(placed: StagePlacement) -> tuple[np.ndarray, np.ndarray]:
+    """Each person's stage index and status (position in STATUSES), from the codes when
+    the placement has them, else from its persons table."""
+    if placed.codes is not None:
+        return placed.codes.stage_index.astype(np.int64), placed.codes.status.astype(np.int64)
+    p = placed.persons
+    status = p["status"].to_numpy(dtype=object)
+    code = np.select([status == s for s in STATUSES], list(range(len(STATUSES))), 0)
+    return p["stage_index"].to_numpy(dtype=np.int64), code.astype(np.int64)
+
+
+def _transition_codes(a: StagePlacement, b: StagePlacement
+                      ) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Every person placed at either date (ids, in no particular order) and their state at
+    each as a position in ``[not seen, *stages, lapsed]``. Two placements over the same ids
+    (the timeline's person index) are matched by rank; others by id through Arrow's hash
+    table (no index of a million strings in pandas)."""
+    ca, cb = a.codes, b.codes
+    if ca is not None and cb is not None and ca.ids is cb.ids:
+        n = len(ca.ids)
+        from_state = np.zeros(n, dtype=np.int64)  # 0: not seen
+        to_state = np.zeros(n, dtype=np.int64)
+        from_state[ca.id_rank] = _coded_states(ca, len(a.model.stages))
+        to_state[cb.id_rank] = _coded_states(cb, len(b.model.stages))
+        either = np.flatnonzero((from_state > 0) | (to_state > 0))
+        return (ca.ids.take(pa.array(either)), from_state[either], to_state[either])
+    ids_a, ids_b = _arrow_ids(a.persons), _arrow_ids(b.persons)
+    coded = pc.dictionary_encode(pa.concat_arrays([ids_a, ids_b]))
+    codes = coded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    n = len(coded.dictionary)
+    from_state = np.zeros(n, dtype=np.int64)  # 0: not seen
+    to_state = np.zeros(n, dtype=np.int64)
+    from_state[codes[: len(ids_a)]] = _state_codes(a.persons, len(a.model.stages))
+    to_state[codes[len(ids_a):]] = _state_codes(b.persons, len(b.model.stages))
+    return coded.dictionary, from_state, to_state
+
+
+def _coded_states(c: PlacedCodes, n_stages: int) -> np.ndarray:
+    """:func:`_state_codes` from the codes."""
+    slipped = c.customer & ((c.status == STATUSES.index(LAPSED))
+                            | (c.status == STATUSES.index(GONE)))
+    return np.where(slipped, n_stages + 1, c.stage_index.astype(np.int64) + 1)
+
+
+def _state_codes(p: pd.DataFrame, n_stages: int) -> np.ndarray:
+    """The flow state as a position: 1 + the stage, or ``n_stages + 1`` (lapsed) for a
+    customer who is lapsed or gone."""
+    slipped = (p["status"].isin([LAPSED, GONE]) & (p["orders"] > 0)).to_numpy(dtype=bool)
+    return np.where(slipped, n_stages + 1, p["stage_index"].to_numpy(dtype=np.int64) + 1)
+
+
+def _arrow_ids(p: pd.DataFrame) -> pa.Array:
+    ids = p["person_id"]
+    if len(ids) == 0:
+        return pa.array([], pa.string())
+    return pa.array(ids.to_numpy(dtype=object, na_value=None) if ids.dtype == object else ids,
+                    pa.string())
 
 
 def _resolve_as_of(store: Store, as_of: datetime | date | str | None) -> datetime | None:
     if as_of is not None:
         return _timestamp(as_of, "as_of")
-    if hasattr(store, "latest_event_time"):  # a Spark source
-        return store.latest_event_time()
+    if getattr(store, "on_spark", False):
+        return store.latest_event_time()  # type: ignore[attr-defined]
     latest = store.db.scalar("SELECT max(ts) FROM events")
     return None if latest is None else pd.Timestamp(latest).to_pydatetime()
 
@@ -528,14 +622,7 @@ def _timestamp(value: datetime | date | str, what: str) -> datetime:
     return ts.to_pydatetime()
 
 
-def _micros(values: pd.Series) -> np.ndarray:
-    """Microseconds since the epoch; a missing time becomes the "never" sentinel."""
-    if len(values) == 0:
-        return np.zeros(0, dtype=np.int64)
-    stamps = pd.to_datetime(values).to_numpy().astype("datetime64[us]")
-    out = stamps.astype(np.int64)
-    out[np.isnat(stamps)] = _NEVER
-    return out
+_micros = micros
 
 
 def _to_ts(micros: np.ndarray) -> np.ndarray:
@@ -556,7 +643,11 @@ def _empty_placement(model: Model, lookback_s: float) -> StagePlacement:
             "source": "no events",
         }
     )[THRESHOLD_COLUMNS]
+    empty = np.zeros(0, dtype=np.int64)
+    codes = PlacedCodes(stage_index=empty, status=empty, customer=np.zeros(0, dtype=bool),
+                        id_rank=empty, ids=pa.array([], pa.string()))
     return StagePlacement(
-        as_of=None, lookback_days=lookback_s / 86_400, persons=persons, thresholds=thresholds,
-        lapsed_after_days=math.nan, lapsed_source="no events", model=model,
+        as_of=None, lookback_days=lookback_s / 86_400, thresholds=thresholds,
+        lapsed_after_days=math.nan, lapsed_source="no events", model=model, codes=codes,
+        make_persons=lambda: persons,
     )

@@ -50,6 +50,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from shopfunnel import format as fmt
 from shopfunnel.model import Placement
@@ -80,11 +81,45 @@ def later_evidence(first: np.ndarray) -> np.ndarray:
     return later
 
 
+def furthest_stages(first: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """From a first-evidence matrix (persons × stages, µs, ``NEVER`` when none), in one
+    pass: each person's stage (the last stage with evidence; 0 when none), the time they
+    entered it, :func:`later_evidence`, and the movers of each stage (first evidence of
+    the stage strictly before the first evidence of a later one)."""
+    return _furthest_stages(np.ascontiguousarray(first))
+
+
+@njit(cache=True, nogil=True)
+def _furthest_stages(first):  # pragma: no cover - compiled
+    n, n_stages = first.shape
+    stage = np.zeros(n, dtype=np.int64)
+    entered = np.empty(n, dtype=np.int64)
+    later = np.empty((n, n_stages), dtype=np.int64)
+    movers = np.zeros(n_stages, dtype=np.int64)
+    for p in range(n):
+        nxt = NEVER
+        found = -1
+        for k in range(n_stages - 1, -1, -1):
+            later[p, k] = nxt
+            f = first[p, k]
+            if f < NEVER and found < 0:
+                found = k
+            if f < nxt and nxt < NEVER:
+                movers[k] += 1
+            if f < nxt:
+                nxt = f
+        stage[p] = found if found >= 0 else 0
+        entered[p] = first[p, stage[p]]
+    return stage, entered, later, movers
+
+
 def return_gaps(
     first: np.ndarray,
     visit_rows: np.ndarray,
     visit_starts: np.ndarray,
     visit_gaps: np.ndarray,
+    *,
+    later: np.ndarray | None = None,
 ) -> np.ndarray:
     """Persons × stages matrix of return gaps in days (NaN where the person did not come
     back to move on from that stage); see the module docstring.
@@ -92,22 +127,72 @@ def return_gaps(
     ``first`` holds first-evidence times (µs, ``NEVER`` when none); ``visit_rows``,
     ``visit_starts`` and ``visit_gaps`` describe every visit that starts with a return: the
     person's row in ``first``, the visit's first event (µs) and its return gap (µs).
+    Visits already sorted by row and time are taken as they are (else they are sorted).
+    ``later`` is :func:`later_evidence` of ``first`` when the caller has it.
     """
-    n, n_stages = first.shape
-    out = np.full((n, n_stages), np.nan)
-    later = later_evidence(first)
+    n = first.shape[0]
+    later = later_evidence(first) if later is None else later
     rows = np.asarray(visit_rows, dtype=np.int64)
     starts = np.asarray(visit_starts, dtype=np.int64)
     gaps = np.asarray(visit_gaps, dtype=float)
-    for k in range(n_stages - 1):
-        moved = np.flatnonzero((first[:, k] < later[:, k]) & (later[:, k] < NEVER))
-        if not len(moved) or not len(rows):
+    if not _sorted_by_row_and_time(rows, starts):
+        order = np.lexsort((starts, rows))  # stable: equal visits keep their order
+        rows, starts, gaps = rows[order], starts[order], gaps[order]
+    hi = np.cumsum(np.bincount(rows, minlength=n)[:n]) if len(rows) else np.zeros(n, np.int64)
+    lo = hi - (np.bincount(rows, minlength=n)[:n] if len(rows) else 0)
+    return _return_gaps(np.ascontiguousarray(first), np.ascontiguousarray(later),
+                        lo.astype(np.int64), hi.astype(np.int64), starts, gaps)
+
+
+def _sorted_by_row_and_time(rows: np.ndarray, times: np.ndarray) -> bool:
+    if len(rows) < 2:
+        return True
+    d_row = np.diff(rows)
+    return bool(((d_row > 0) | ((d_row == 0) & (np.diff(times) >= 0))).all())
+
+
+@njit(cache=True, nogil=True)
+def _return_gaps(first, later, lo, hi, starts, gaps):  # pragma: no cover - compiled
+    """:func:`return_gaps` over visits sorted by (row, time); a person's visits are
+    ``lo[p]:hi[p]``. The visit holding the move is the last one starting at or before it."""
+    n, n_stages = first.shape
+    out = np.full((n, n_stages), np.nan)
+    for p in range(n):
+        a0, b0 = lo[p], hi[p]
+        if a0 == b0:
             continue
-        idx = last_at_or_before(rows, starts, moved, later[moved, k])
-        found = idx >= 0
-        came_back = np.zeros(len(moved), dtype=bool)
-        came_back[found] = starts[idx[found]] > first[moved[found], k]
-        out[moved[came_back], k] = gaps[idx[came_back]] / _US_PER_DAY
+        for k in range(n_stages - 1):
+            f = first[p, k]
+            moved_at = later[p, k]
+            if not (f < moved_at and moved_at < NEVER):
+                continue
+            a, b = a0, b0
+            while a < b:  # first visit starting after the move
+                mid = (a + b) // 2
+                if starts[mid] <= moved_at:
+                    a = mid + 1
+                else:
+                    b = mid
+            if a > a0 and starts[a - 1] > f:
+                out[p, k] = gaps[a - 1] / _US_PER_DAY
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _last_at_or_before(times, lo, hi, q_times):  # pragma: no cover - compiled
+    """Per query, the last position in ``times[lo:hi]`` (sorted) at or before the query
+    time, or -1."""
+    out = np.full(len(q_times), -1, dtype=np.int64)
+    for i in range(len(q_times)):
+        a, b = lo[i], hi[i]
+        while a < b:  # first position after the query time
+            mid = (a + b) // 2
+            if times[mid] <= q_times[i]:
+                a = mid + 1
+            else:
+                b = mid
+        if a > lo[i]:
+            out[i] = a - 1
     return out
 
 
@@ -115,24 +200,18 @@ def last_at_or_before(
     rows: np.ndarray, times: np.ndarray, query_rows: np.ndarray, query_times: np.ndarray
 ) -> np.ndarray:
     """For each query, the index of the latest ``(rows, times)`` entry of the same row at or
-    before the query time, or -1. Entries need not be sorted."""
+    before the query time (of equal entries, the last given), or -1. Entries need not be
+    sorted."""
     rows = np.asarray(rows, dtype=np.int64)
     times = np.asarray(times, dtype=np.int64)
     q_rows = np.asarray(query_rows, dtype=np.int64)
     q_times = np.asarray(query_times, dtype=np.int64)
-    # Dense time ranks keep row * n_ranks + rank inside int64 for any realistic store.
-    uniq, rank = np.unique(np.concatenate([times, q_times]), return_inverse=True)
-    width = len(uniq) + 1
-    keys = rows * width + rank[: len(times)]
-    q_keys = q_rows * width + rank[len(times) :]
-    order = np.argsort(keys, kind="stable")
-    pos = np.searchsorted(keys[order], q_keys, side="right") - 1
-    out = np.full(len(q_keys), -1, dtype=np.int64)
-    ok = pos >= 0
-    hit = order[pos[ok]]
-    same = rows[hit] == q_rows[ok]
-    out[np.flatnonzero(ok)[same]] = hit[same]
-    return out
+    order = np.lexsort((times, rows))  # by row, then time; a stable sort
+    s_rows, s_times = rows[order], times[order]
+    lo = np.searchsorted(s_rows, q_rows, side="left")
+    hi = np.searchsorted(s_rows, q_rows, side="right")
+    at = _last_at_or_before(s_times, lo, hi, q_times)
+    return np.where(at >= 0, order[np.maximum(at, 0)], -1) if len(at) else at
 
 
 def stage_thresholds(
@@ -190,17 +269,33 @@ def classify(
     """The status of each person (an object array of :data:`STATUSES`); see the module
     docstring. Every argument is one value per person; the customer arguments are ignored
     for prospects and the prospect ones for customers."""
+    codes = classify_codes(customer, days_since_last_event, stalled_after, gone_after,
+                           days_since_last_order, lapsed_after, customer_gone_after)
+    return np.array(STATUSES, dtype=object)[codes]
+
+
+def classify_codes(
+    customer: np.ndarray,
+    days_since_last_event: np.ndarray,
+    stalled_after: np.ndarray,
+    gone_after: np.ndarray,
+    days_since_last_order: np.ndarray,
+    lapsed_after: np.ndarray,
+    customer_gone_after: np.ndarray,
+) -> np.ndarray:
+    """:func:`classify` as positions in :data:`STATUSES` (int8)."""
     customer = np.asarray(customer, dtype=bool)
     with np.errstate(invalid="ignore"):
         c_gone = days_since_last_order > customer_gone_after
         c_lapsed = days_since_last_order > lapsed_after
         p_gone = days_since_last_event > gone_after
         p_stalled = days_since_last_event > stalled_after
+    code = {name: np.int8(i) for i, name in enumerate(STATUSES)}
     return np.select(
         [customer & c_gone, customer & c_lapsed, ~customer & p_gone, ~customer & p_stalled],
-        [GONE, LAPSED, GONE, STALLED],
-        ACTIVE,
-    ).astype(object)
+        [code[GONE], code[LAPSED], code[GONE], code[STALLED]],
+        code[ACTIVE],
+    ).astype(np.int8)
 
 
 def explain(

@@ -18,7 +18,51 @@ if TYPE_CHECKING:
 def daily_activity(store: Store) -> pd.DataFrame:
     """Per UTC day from the first to the last event (days without events included, as 0):
     events, distinct sessions, distinct persons, orders (distinct purchase order ids) and
-    revenue (sum of purchase values)."""
+    revenue (sum of purchase values).
+
+    Events, sessions and persons come from the pass over the timeline of
+    :mod:`shopfunnel.store.counts` when it can serve (shared with :meth:`Store.info`),
+    orders and revenue from the purchases; else everything from one SQL query (the
+    reference)."""
+    from shopfunnel.store import counts
+
+    found = counts.of_store(store)
+    if found is not None:
+        return _daily_from_counts(store, found)
+    return daily_activity_sql(store)
+
+
+def _daily_from_counts(store: Store, found: Any) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
+    n = len(found.events_per_day)
+    days = (np.arange(n, dtype=np.int64) + found.first_day).astype("datetime64[D]")
+    out = pd.DataFrame({
+        "day": days.astype("datetime64[us]"),
+        "events": found.events_per_day,
+        "sessions": found.sessions_per_day,
+        "persons": found.persons_per_day,
+    })
+    bought = store.db.df(
+        """
+        SELECT CAST(ts AS DATE) AS day, count(DISTINCT order_id) AS orders,
+               coalesce(sum(value), 0) AS revenue
+        FROM events WHERE event = 'purchase' AND ts IS NOT NULL GROUP BY 1
+        """
+    )
+    at = (bought["day"].to_numpy().astype("datetime64[D]").astype(np.int64) - found.first_day)
+    orders = np.zeros(n, dtype=np.int64)
+    revenue = np.zeros(n, dtype=np.float64)
+    orders[at] = bought["orders"].to_numpy(dtype=np.int64)
+    revenue[at] = bought["revenue"].to_numpy(dtype=np.float64)
+    out["orders"] = orders
+    out["revenue"] = revenue
+    return out
+
+
+def daily_activity_sql(store: Store) -> pd.DataFrame:
+    """:func:`daily_activity` by one SQL query over the events (the reference)."""
     return store.db.df(
         """
         WITH per_day AS (
@@ -55,13 +99,27 @@ def last_event_time(store: Store) -> Any:
     return store.db.scalar("SELECT max(ts) FROM events")
 
 
+def has_event(store: Store, name: str) -> bool:
+    """Whether the store holds at least one event called ``name``."""
+    return store.db.scalar("SELECT count(*) FROM (SELECT 1 FROM events WHERE event = ? LIMIT 1)",
+                           [name]) == 1
+
+
 def event_count(store: Store) -> int:
     """How many events the store holds."""
     return int(store.db.scalar("SELECT count(*) FROM events") or 0)
 
 
 def person_ids(store: Store) -> pd.DataFrame:
-    """Every person (``person_id``) with at least one event."""
+    """Every person (``person_id``) with at least one event: from the person index beside
+    the store's timeline when it is current (sorted by id), else by SQL (in no order)."""
+    import pandas as pd
+
+    from shopfunnel.store import person_index
+
+    index = person_index.of_store(store, build=False)
+    if index is not None and len(index):
+        return pd.DataFrame({"person_id": index.ids.to_pandas()})
     return store.db.df("SELECT DISTINCT person_id FROM events")
 
 

@@ -1,0 +1,55 @@
+"""RFM with prospects: the table is the one the plain pandas recipe gives.
+
+:func:`shopfunnel.customers.rfm.rfm_table` adds every person without an order as a prospect;
+it finds them with Arrow's hash tables and sorts only the customers. On random order books
+and person lists (repeated ids, ids that never ordered, customers missing from the list) it
+must equal the recipe it replaced: append the prospects, then sort everyone by group and
+spend.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shopfunnel.customers.rfm import GROUPS, rfm_table
+
+IDS = [f"p{i}" for i in range(12)] + ["ü/\"x", "a,b"]
+
+
+def recipe(orders: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
+    out = rfm_table(orders)  # customers only, sorted
+    ids = pd.Series(persons["person_id"].astype(str).unique())
+    prospects = ids[~ids.isin(out["person_id"])]
+    if len(prospects):
+        extra = pd.DataFrame({"person_id": prospects.to_numpy(), "group": "prospects"})
+        out = pd.concat([out, extra], ignore_index=True)
+        for col in ("frequency", "r_score", "f_score", "m_score"):
+            out[col] = out[col].astype("Int64")
+    rank = {g: i for i, g in enumerate(GROUPS)}
+    out = out.assign(__g=out["group"].map(rank)).sort_values(
+        ["__g", "monetary"], ascending=[True, False], kind="stable", na_position="last"
+    )
+    return out.drop(columns="__g").reset_index(drop=True)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    orders=st.lists(
+        st.tuples(st.sampled_from(IDS), st.integers(0, 90), st.integers(0, 500)),
+        min_size=1,
+        max_size=30,
+    ),
+    persons=st.lists(st.sampled_from(IDS), max_size=40),
+)
+def test_prospects_are_every_other_person_once_in_order_of_appearance(orders, persons) -> None:
+    book = pd.DataFrame(
+        {
+            "person_id": [p for p, _, _ in orders],
+            "ts": [pd.Timestamp("2024-01-01") + pd.Timedelta(days=d) for _, d, _ in orders],
+            "value": [float(v) for _, _, v in orders],
+        }
+    )
+    people = pd.DataFrame({"person_id": persons})
+    pd.testing.assert_frame_equal(rfm_table(book, persons=people), recipe(book, people))

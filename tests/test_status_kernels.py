@@ -1,0 +1,34 @@
+"""The compiled passes behind the statuses give what the NumPy definitions give.
+
+:func:`shopfunnel.stages.status.furthest_stages` computes each person's stage, entry time,
+later evidence and the movers of each stage in one pass; on random first-evidence
+matrices it must equal the definitions written with whole-array NumPy operations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shopfunnel.stages.status import NEVER, furthest_stages, later_evidence
+
+
+@settings(deadline=None)  # the first call loads the compiled pass
+@given(
+    rows=st.lists(
+        st.lists(st.one_of(st.just(NEVER), st.integers(0, 20)), min_size=4, max_size=4),
+        max_size=30,
+    ).map(lambda r: [[0, *x[1:]] for x in r])  # everyone has evidence of the first stage
+)
+def test_furthest_stages_match_the_array_definitions(rows) -> None:
+    first = np.array(rows, dtype=np.int64).reshape(len(rows), 4)
+    stage, entered, later, movers = furthest_stages(first)
+    reached = first < NEVER
+    want_stage = 3 - np.argmax(reached[:, ::-1], axis=1)
+    assert stage.tolist() == want_stage.tolist()
+    assert entered.tolist() == first[np.arange(len(first)), want_stage].tolist()
+    want_later = later_evidence(first)
+    assert later.tolist() == want_later.tolist()
+    want_movers = ((first < want_later) & (want_later < NEVER)).sum(axis=0)
+    assert movers.tolist() == want_movers.tolist()
