@@ -23,7 +23,6 @@ from shopfunnel.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from shopfunnel.store.spark import SparkEvents
-    from shopfunnel.store.store import Store
 
 
 class Engine(StrEnum):
@@ -49,9 +48,10 @@ def is_spark(source: Any) -> bool:
 
 @contextmanager
 def open_source(db: str, engine: Engine | str = Engine.local, events: str | None = None,
-                table: str | None = None) -> Iterator[Store | SparkEvents]:
+                table: str | None = None) -> Iterator[Any]:
     """The store of ``db`` opened read-only, or with ``engine`` spark the events of
-    ``events``/``table`` on Spark (:class:`shopfunnel.store.spark.SparkEvents`)."""
+    ``events``/``table`` on Spark (:class:`shopfunnel.store.spark.SparkEvents`). Typed
+    ``Any``: the analyses take either (a Spark source answers the few queries they make)."""
     if Engine(engine) == Engine.local:
         if events is not None or table is not None:
             raise ConfigError("--events and --table read events on Spark: add --engine spark "

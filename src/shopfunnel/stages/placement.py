@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model
-from shopfunnel.stages.evidence import PersonFacts, gather, micros, text_series
+from shopfunnel.stages.evidence import ORDER_EVENT, PersonFacts, gather, micros, text_series
 from shopfunnel.stages.gaps import gone_gap_days, store_gap, usual_gap_days
 from shopfunnel.stages.status import (
     GONE,
@@ -67,7 +67,6 @@ from shopfunnel.stages.status import (
 from shopfunnel.store.store import Store
 
 NOT_SEEN = "not seen"
-ORDER_EVENT = "purchase"
 
 _US_PER_DAY = 86_400 * 1_000_000
 _NEVER = NEVER
@@ -195,7 +194,7 @@ def _place(store: Store, model: Model, lookback_s: float, end: datetime,
     """The stage model's rules (module docstring) over one period's facts and orders."""
     rules = model.placement
     start = end - timedelta(seconds=lookback_s)
-    orders = _order_rows(store, start, end)
+    orders = _order_rows(store, start, end, model, rules.visit_gap_seconds)
     o_rows = base.rows_of(orders["person_id"], orders["h"].to_numpy(dtype=np.uint64))
     orders, o_rows = orders[o_rows >= 0], o_rows[o_rows >= 0]
     first = _first_evidence(model, base, orders, o_rows)
