@@ -194,7 +194,7 @@ def _place(store: Store, model: Model, lookback_s: float, end: datetime,
     """The stage model's rules (module docstring) over one period's facts and orders."""
     rules = model.placement
     start = end - timedelta(seconds=lookback_s)
-    orders = _order_rows(store, start, end, model, rules.visit_gap_seconds)
+    orders = _order_rows(store, start, end)
     o_rows = base.rows_of(orders["person_id"], orders["h"].to_numpy(dtype=np.uint64))
     orders, o_rows = orders[o_rows >= 0], o_rows[o_rows >= 0]
     first = _first_evidence(model, base, orders, o_rows)
