@@ -37,12 +37,12 @@ PY = sys.executable
 STEPS = "view_item,add_to_cart,begin_checkout,add_payment_info,purchase"
 COMMANDS: dict[str, list[str]] = {
     "funnel": ["funnel", "--steps", STEPS],
-    "funnel --by channel --order strict": ["funnel", "--steps", STEPS, "--by", "channel",
-                                           "--order", "strict"],
     "stages": ["stages"],
-    "flow": ["flow", "--from", "2024-03-01", "--to", "2024-04-01"],
     "retention": ["retention"],
     "rfm --by-group": ["rfm", "--by-group"],
+    "flow": ["flow", "--from", "2024-03-01", "--to", "2024-04-01"],
+    "funnel --by channel --order strict": ["funnel", "--steps", STEPS, "--by", "channel",
+                                           "--order", "strict"],
 }
 
 
@@ -107,16 +107,6 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int]
     return wall, sum(cpu.values()), peak[0], proc.returncode
 
 
-def rounded(value: object) -> object:
-    if isinstance(value, float):
-        return float(f"{value:.9g}")
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
-
-
 def versions() -> str:
     import duckdb
     import pyspark
@@ -154,13 +144,19 @@ def main() -> None:
                 argv = [PY, "-m", "shopfunnel", *cmd, *extra, "--format", "json", "--out", str(out_file)]
                 wall, cpu, peak, code = run(argv, env)
                 text = out_file.read_text() if out_file.exists() else "null"
-                outputs.append(rounded(json.loads(text)) if code == 0 else None)
+                outputs.append(json.loads(text, parse_float=lambda t: float(f"{float(t):.9g}"))
+                               if code == 0 else None)
                 rows.append((name, engine, (wall, cpu, peak, code)))
                 print(f"{name:40s} {engine:6s} {wall:8.1f} s {cpu:8.1f} cpu-s {peak:8.0f} MiB "
                       f"exit {code}", flush=True)
                 out_file.unlink(missing_ok=True)
             same = outputs[0] is not None and outputs[0] == outputs[1]
             rows.append((name, "same", (same,)))
+            write(args, rows, commit, events, load_before)  # after each command: partial results survive
+
+
+def write(args: argparse.Namespace, rows: list[tuple], commit: str, events: str,
+          load_before: float) -> None:
     load_after = os.getloadavg()[0]
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -209,7 +205,6 @@ def main() -> None:
         "",
     ]
     Path(args.out).write_text("\n".join(lines))
-    print("wrote", args.out)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ _EXPORTS: dict[str, str] = {
     "ShopfunnelError": "shopfunnel.errors",
     "SignatureError": "shopfunnel.webhooks.signing",
     "SparkEngine": "shopfunnel.funnel.spark",
+    "SparkEvents": "shopfunnel.store.spark",
     "SrmResult": "shopfunnel.experiments",
     "Stage": "shopfunnel.model",
     "StagePlacement": "shopfunnel.stages.placement",
@@ -334,6 +335,9 @@ if TYPE_CHECKING:
     from shopfunnel.store.erase import (
         erase_person,
     )
+    from shopfunnel.store.spark import (
+        SparkEvents,
+    )
     from shopfunnel.store.store import (
         LoadResult,
         Store,
@@ -387,6 +391,7 @@ __all__ = [
     "ShopfunnelError",
     "SignatureError",
     "SparkEngine",
+    "SparkEvents",
     "SrmResult",
     "Stage",
     "StagePlacement",

@@ -108,11 +108,8 @@ def retention(
         if wanted in ("all", "cohorts"):
             parts["cohorts"] = ret.cohort_retention(orders, period=p)
         if wanted in ("all", "activity"):
-            if is_spark(source):
-                parts["activity"] = ret.activity_retention(source.active_periods(p), period=p)
-            else:
-                with working("counting visitors by week of first visit…"):
-                    parts["activity"] = ret.store_activity_retention(source, period=p)
+            with working("counting visitors by week of first visit…"):
+                parts["activity"] = ret.store_activity_retention(source, period=p)
         if wanted in ("all", "orders-per-customer"):
             parts["orders_per_customer"] = ret.orders_per_customer(orders)
         if wanted in ("all", "gaps"):

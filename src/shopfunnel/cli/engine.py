@@ -43,7 +43,7 @@ TableOpt = Annotated[str | None, typer.Option(
 
 def is_spark(source: Any) -> bool:
     """True for a Spark source opened by :func:`open_source`."""
-    return hasattr(source, "placement_rows")
+    return bool(getattr(source, "on_spark", False))
 
 
 @contextmanager
@@ -88,13 +88,3 @@ def _report_heavy(source: SparkEvents) -> None:
     if len(heavy) > 5:
         err_console.print(f"note: {len(heavy) - 5} more persons with over {HEAVY_EVENTS:,} events",
                           markup=False)
-
-
-def funnel_source(source: Any) -> Any:
-    """What :func:`shopfunnel.funnel.funnel` counts over: the store, or a
-    :class:`~shopfunnel.funnel.spark.SparkEngine` over the Spark events."""
-    if not is_spark(source):
-        return source
-    from shopfunnel.funnel.spark import SparkEngine
-
-    return SparkEngine(source.spark, source.df)

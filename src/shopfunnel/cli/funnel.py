@@ -15,7 +15,6 @@ from shopfunnel.cli.engine import (
     EngineOpt,
     EventsOpt,
     TableOpt,
-    funnel_source,
     is_spark,
     open_source,
 )
@@ -146,7 +145,7 @@ def funnel_command(
         step_list = parse_steps(steps)
         exclusions = [parse_exclusion(e, len(step_list)) for e in exclude or []]
         with open_source(db, engine, events, table) as source, _timeline_note(source):
-            result = funnel(funnel_source(source), step_list, window=window, order=order, by=by,
+            result = funnel(source, step_list, window=window, order=order, by=by,
                             attribution=attribution, trend=trend, count_by=count_by,
                             exclusions=exclusions, hold=hold, optional_steps=optional or [],
                             open_entry=open_entry, allow_unknown=allow_unknown)

@@ -176,7 +176,8 @@ def store_activity_retention(store: Any, *, period: Period = "week",
     ``as_of`` defaults to the latest event."""
     if period not in ("week", "month"):
         raise ConfigError(f"period={period!r} is not valid: use week or month")
-    counts = _activity_counts_timeline(store, period)
+    on_spark = getattr(store, "on_spark", False)  # shopfunnel.store.spark.SparkEvents
+    counts = store.activity_counts(period) if on_spark else _activity_counts_timeline(store, period)
     if counts is None:
         counts = store.db.df(
             """
@@ -196,8 +197,9 @@ def store_activity_retention(store: Any, *, period: Period = "week",
                        name="active").sort_index()
     at_start = (p == cohort)
     sizes = pd.Series(n[at_start], index=cohort[at_start], name="cohort_size").sort_index()
-    end = (naive_utc_timestamp(as_of) if as_of is not None
-           else naive_utc_timestamp(store.db.scalar("SELECT max(ts) FROM events")))
+    latest = (None if as_of is not None else store.latest_event_time() if on_spark
+              else store.db.scalar("SELECT max(ts) FROM events"))
+    end = naive_utc_timestamp(as_of if as_of is not None else latest)
     return _long_table(active, sizes, period, end)
 
 

@@ -131,7 +131,8 @@ def _as_step(value: str | Step, what: str) -> Step:
 def _engine_for(source: Any, engine: FunnelEngine | None, local: Any) -> FunnelEngine:
     """The engine that counts: ``engine`` when given (it reads its own source; ``source``
     is then only a label, as in ``funnel(store, steps, engine=LocalEngine(store))``), an
-    engine passed as ``source``, Spark for a Spark DataFrame, else the local engine."""
+    engine passed as ``source``, Spark for a Spark DataFrame or
+    :class:`~shopfunnel.store.spark.SparkEvents`, else the local engine."""
     if engine is not None:
         return engine
     if callable(getattr(source, "run", None)):
@@ -140,6 +141,10 @@ def _engine_for(source: Any, engine: FunnelEngine | None, local: Any) -> FunnelE
         from shopfunnel.funnel.spark import SparkEngine
 
         return SparkEngine(source.sparkSession, source)
+    if getattr(source, "on_spark", False):  # shopfunnel.store.spark.SparkEvents
+        from shopfunnel.funnel.spark import SparkEngine
+
+        return SparkEngine(source.spark, source.df)
     return local(source)
 
 

@@ -98,8 +98,10 @@ def gather(
 ) -> list[PersonFacts]:
     """The facts of each period ``(start, end]``: from the timeline when it can serve, else
     by SQL (see the module docstring)."""
-    # a Spark source (shopfunnel.store.spark.SparkEvents) has no timeline: its rows come from Spark
-    facts = None if hasattr(store, "placement_rows") else from_timeline(store, model, periods, visit_gap_s)
+    if getattr(store, "on_spark", False):  # events on Spark: the same rows from Spark SQL
+        return [facts_from_rows(model, *store.person_rows(  # type: ignore[attr-defined]
+            model.event_stage(), start, end, visit_gap_s)) for start, end in periods]
+    facts = from_timeline(store, model, periods, visit_gap_s)
     if facts is None:
         facts = [from_sql(store, model, start, end, visit_gap_s) for start, end in periods]
     return facts
@@ -333,14 +335,14 @@ def _first_channels(store: Store, ids: pa.Array, end: datetime) -> list[Any]:
 def from_sql(
     store: Store, model: Model, start: datetime, end: datetime, visit_gap_s: float
 ) -> PersonFacts:
-    """The facts of one period by SQL over the events (see the module docstring); on a
-    Spark source, the same rows computed by Spark SQL."""
-    if hasattr(store, "placement_rows"):
-        base, _, visits = store.placement_rows(model.event_stage(), start, end, visit_gap_s,
-                                               ORDER_EVENT)
-    else:
-        base = _person_rows(store, model, start, end)
-        visits = _visit_rows(store, start, end, visit_gap_s)
+    """The facts of one period by SQL over the events (see the module docstring)."""
+    return facts_from_rows(model, _person_rows(store, model, start, end),
+                           _visit_rows(store, start, end, visit_gap_s))
+
+
+def facts_from_rows(model: Model, base: pd.DataFrame, visits: pd.DataFrame) -> PersonFacts:
+    """:class:`PersonFacts` from the rows of :func:`_person_rows` (sorted by person_id) and
+    :func:`_visit_rows` (the SQL path's, or the same rows computed on Spark)."""
     n_stages = len(model.stages)
     stage_first = np.full((len(base), n_stages), NEVER, dtype=np.int64)
     for k in range(n_stages):

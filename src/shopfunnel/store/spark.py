@@ -247,10 +247,14 @@ class SparkEvents:
     or the path/glob of Parquet files of them; ``spark`` is needed only for a path (default:
     :func:`spark_session`). The events get :func:`canonical_events` once and are kept
     (``persist``) for the analyses that follow. The methods give the small tables the
-    analyses read from a Store — the orders view, person ids, active periods, the
-    placement's compact rows — computed in Spark SQL by the same definitions; events
-    never come back to the driver.
+    analyses read from a Store — the orders view, person ids, active periods and cohort
+    counts, the stage placement's facts and orders — computed in Spark SQL by the same
+    definitions; events never come back to the driver. The analyses take a SparkEvents
+    where they take a Store (``placement(events)``, ``store_activity_retention(events)``,
+    ``funnel(events, steps)``).
     """
+
+    on_spark = True  # what the analyses' hooks look for
 
     def __init__(self, source: Any, *, spark: SparkSession | None = None,
                  session_timeout: str | float = "30m", persist: bool = True):
@@ -350,12 +354,14 @@ class SparkEvents:
         return _pandas(self.df.groupBy("person_id", start.alias("__p"))
                        .agg(F.min(self._t()).alias("ts")).drop("__p"))
 
-    def placement_rows(self, stage_of_event: dict[str, int], start: datetime, end: datetime,
-                       visit_gap_s: float, order_event: str
-                       ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """The three compact tables :func:`shopfunnel.stages.placement.placement` reads
-        (one row per person, per order, per returning visit in ``(start, end]``), by the
-        definitions of its ``_person_rows``, ``_order_rows`` and ``_visit_rows``."""
+    def person_rows(self, stage_of_event: dict[str, int], start: datetime, end: datetime,
+                    visit_gap_s: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The stage placement's facts of ``(start, end]``, as the store's SQL path gives
+        them (:func:`shopfunnel.stages.evidence.from_sql`): one row per person with an
+        event in the period, sorted by ``person_id`` (``first_ts``, ``last_event_at``,
+        ``first_channel`` — the earliest event's up to ``end``, ties by event id — and
+        ``s{k}``, the first event of stage k), and one row per visit that starts with a
+        return (``person_id``, ``ts``, ``gap_us`` over ``visit_gap_s``)."""
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
@@ -373,14 +379,6 @@ class SparkEvents:
                  for k in sorted(set(stage_of_event.values()))]
         base = (df.groupBy("person_id").agg(*aggs, F.count(F.when(inside, 1)).alias("__n"))
                 .where(F.col("__n") > 0).drop("__n"))
-        oid = F.coalesce(F.col("order_id"), F.concat(F.lit("event:"), F.col("event_id")))
-        o = (df.where(inside & (F.col("event") == order_event)).groupBy(oid.alias("oid")).agg(
-            F.min_by("person_id", order_key).alias("person_id"),
-            F.min("__t").alias("ts"),
-            F.coalesce(F.min_by("value", order_key).cast("double"), F.lit(0.0)).alias("value")))
-        w = Window.partitionBy("person_id").orderBy("ts", "oid")
-        orders = o.select("person_id", "ts", "value", F.row_number().over(w).alias("n"),
-                          (F.col("ts") - F.lag("ts").over(w)).alias("gap_us"))
         per = Window.partitionBy("person_id").orderBy("__t")
         visits = (df.where(inside).select("person_id", "__t", (
             F.col("__t") - F.lag("__t").over(per)).alias("gap_us"))
@@ -389,7 +387,46 @@ class SparkEvents:
         base_pd = _pandas(base, times=["first_ts", "last_event_at",
                                        *[c for c in base.columns if c.startswith("s")]])
         base_pd = base_pd.sort_values("person_id", kind="stable").reset_index(drop=True)
-        return base_pd, _pandas(orders, times=["ts"]), _pandas(visits, times=["ts"])
+        return base_pd, _pandas(visits, times=["ts"])
+
+    def order_rows(self, start: datetime, end: datetime, order_event: str) -> pd.DataFrame:
+        """One row per order in ``(start, end]`` as the placement reads them
+        (:func:`shopfunnel.stages.placement._order_rows`): ``person_id``, ``h`` (0: rows are
+        matched by id), ``ts``, ``value``, its number ``n`` for the person and ``gap_us``
+        since the person's previous order."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        df = self.df.withColumn("__t", self._t())
+        df = df.where((F.col("__t") > _us(start)) & (F.col("__t") <= _us(end))
+                      & (F.col("event") == order_event))
+        order_key = F.struct(F.col("__t"), F.col("event_id"))
+        oid = F.coalesce(F.col("order_id"), F.concat(F.lit("event:"), F.col("event_id")))
+        o = df.groupBy(oid.alias("oid")).agg(
+            F.min_by("person_id", order_key).alias("person_id"),
+            F.min("__t").alias("ts"),
+            F.coalesce(F.min_by("value", order_key).cast("double"), F.lit(0.0)).alias("value"))
+        w = Window.partitionBy("person_id").orderBy("ts", "oid")
+        return _pandas(o.select("person_id", F.lit(0).cast("long").alias("h"), "ts", "value",
+                                F.row_number().over(w).alias("n"),
+                                (F.col("ts") - F.lag("ts").over(w)).alias("gap_us")),
+                       times=["ts"])
+
+    def activity_counts(self, period: str) -> pd.DataFrame:
+        """Persons by cohort (period of their first event) and period with an event:
+        ``cohort``, ``p`` (period starts) and ``active`` — what
+        :func:`shopfunnel.customers.retention.store_activity_retention` counts, aggregated
+        on Spark (a few hundred rows reach the driver)."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        if period not in ("week", "month"):
+            raise ConfigError(f"period={period!r} is not valid: use week or month")
+        p = F.unix_micros(F.date_trunc(period, F.timestamp_micros(self._t())))
+        pairs = self.df.select("person_id", p.alias("p")).where(F.col("p").isNotNull()).distinct()
+        cohorts = pairs.withColumn("cohort", F.min("p").over(Window.partitionBy("person_id")))
+        counts = cohorts.groupBy("cohort", "p").agg(F.count(F.lit(1)).alias("active"))
+        return _pandas(counts, times=["cohort", "p"])
 
 
 def heavy_persons(df: DataFrame, person: Column | None = None, min_events: int = 1_000_000
