@@ -41,7 +41,12 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(HERE.parent / "src"))
-    from shopfunnel.customers.clv import BetaGeoModel, GammaGammaModel, customer_value, summary_from_orders
+    from shopfunnel.customers.clv import (
+        BetaGeoModel,
+        GammaGammaModel,
+        customer_value,
+        summary_from_orders,
+    )
     from shopfunnel.store.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,7 +24,7 @@ from machine import cpu_name, ram_gib  # benchmarks/machine.py, beside this scri
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ORDER = ["commands", "store", "funnel", "funnel_spark", "sample", "importers", "stages", "diagnose", "incidents", "report", "clv", "recommend", "collector"]
+ORDER = ["commands", "store", "funnel", "funnel_spark", "sample", "importers", "stages", "diagnose", "incidents", "report", "clv", "recommend", "collector", "live"]
 RUNS = [
     ["benchmarks/funnel_bench.py", "1m", "10m", "--runs", "3"],
     ["benchmarks/sample_bench.py"],
@@ -36,6 +36,8 @@ RUNS = [
     ["benchmarks/recommend_quality.py", "--events", "1000000", "--write"],
     ["benchmarks/collector_load.py", "--seconds", "60", "--out", "benchmarks/results/collector.md"],
     ["benchmarks/erase_bench.py", "--events", "1000000", "--out", "benchmarks/results/erase.md"],
+    ["benchmarks/live_bench.py", "--fresh", "100000", "--runs", "5"],
+    ["benchmarks/audiences_bench.py", "--events", "1000000", "--out", "benchmarks/results/audiences.md"],
 ]
 PACKAGES = ["duckdb", "numba", "numpy", "pyarrow", "pandas", "polars", "scipy", "chdb", "pyspark", "fastapi", "uvicorn"]
 

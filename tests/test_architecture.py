@@ -1,7 +1,7 @@
 """The layout reads as the data flow, and imports point one way (docs/architecture.md):
 
-faces (cli, report, server) → analyses (diagnosis, customers, audiences, programs,
-experiments, webhooks) → stages → funnel → store ← ingest, sample; the base modules
+faces (cli, report, server) → journey → analyses (diagnosis, customers, audiences,
+programs, experiments, webhooks) → stages → funnel → store ← ingest, sample; the base modules
 (errors, durations, time, model, format) are importable from everywhere and import
 nothing of the layers above them.
 """
@@ -27,11 +27,13 @@ ALLOWED: dict[str, set[str]] = {
     "programs": {"audiences", "customers", "diagnosis", "stages", "funnel", "store", "experiments"},
     "experiments": {"stages", "funnel", "store"},
     "webhooks": {"store"},
-    "report": {"diagnosis", "customers", "audiences", "programs", "experiments", "stages",
+    # one person's journey gathers every analysis's view of a person (ADR 0155)
+    "journey": {"audiences", "programs", "experiments", "customers", "stages", "funnel", "store"},
+    "report": {"journey", "diagnosis", "customers", "audiences", "programs", "experiments", "stages",
                "funnel", "store", "webhooks"},
-    "server": {"diagnosis", "customers", "audiences", "programs", "experiments", "stages",
+    "server": {"journey", "diagnosis", "customers", "audiences", "programs", "experiments", "stages",
                "funnel", "store", "ingest", "report", "webhooks"},
-    "cli": {"diagnosis", "customers", "audiences", "programs", "experiments", "stages", "funnel",
+    "cli": {"journey", "diagnosis", "customers", "audiences", "programs", "experiments", "stages", "funnel",
             "store", "ingest", "sample", "report", "server", "webhooks"},
 }
 # Known exceptions, each with its reason. The list may only shrink.

@@ -145,6 +145,47 @@ def test_google_export_matches_hashes_of_hand_normalised_contacts() -> None:
     assert google["Phone"][0] == GOOGLE_PHONE_DIGEST
 
 
+# The documented rules, written again here from the platforms' pages (not from the package):
+# Meta Custom Audiences: EMAIL "trim, lowercase"; PHONE "digits only (drop +, spaces, symbols,
+# letters), drop leading zeros, include country code". Google Customer Match: "lowercase, remove
+# extra spaces, format phones as E.164 with the +". One step both leave implicit: a "(0)" after
+# the country code is the national trunk digit, which E.164 numbers never contain.
+def documented_email(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def documented_meta_phone(raw: str) -> str:
+    digits = "".join(ch for ch in raw.replace("(0)", "") if ch in "0123456789")
+    return digits.lstrip("0")
+
+
+def documented_google_phone(raw: str) -> str:
+    return "+" + documented_meta_phone(raw)
+
+
+MORE_RAW = [  # raw e-mail, raw phone: each normalised above, then hashed with hashlib
+    ("  Chloe.Martin+News@Example.org", "+33 6 12 34 56 78"),
+    ("OLA@EXAMPLE.NO ", "+47 22-33-44-55"),
+    ("x.y@example.com", "00 1 650.555.0199"),
+]
+
+
+def test_exports_equal_the_documented_normalisation_hashed_independently() -> None:
+    raw = [(v[0], v[1]) for v in VECTORS] + MORE_RAW
+    audience = pd.DataFrame({"person_id": [f"p{i}" for i in range(len(raw))],
+                             "email": [e for e, _ in raw], "phone": [ph for _, ph in raw]})
+    meta = export_audience(audience, "meta")
+    google = export_audience(audience, "google")
+    assert meta["EMAIL"].tolist() == [sha(documented_email(e)) for e, _ in raw]
+    assert meta["PHONE"].tolist() == [sha(documented_meta_phone(ph)) for _, ph in raw]
+    assert google["Email"].tolist() == [sha(documented_email(e)) for e, _ in raw]
+    assert google["Phone"].tolist() == [sha(documented_google_phone(ph)) for _, ph in raw]
+    # the hand-normalised strings of VECTORS agree with the rules written out
+    for e, ph, email, meta_phone, google_phone in VECTORS:
+        assert (documented_email(e), documented_meta_phone(ph), documented_google_phone(ph)) == (
+            email, meta_phone, google_phone)
+
+
 def test_no_contact_is_in_clear_in_a_platform_file() -> None:
     audience = vector_audience()
     for platform in ("meta", "google"):

@@ -13,13 +13,16 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from shopfunnel.audiences.flows import run_flow
+from shopfunnel.audiences.membership import publish, refresh_audience
 from shopfunnel.cli import app
 from shopfunnel.errors import ConfigError
 from shopfunnel.funnel import funnel
+from shopfunnel.model import model_from_dict
 from shopfunnel.store import timeline
 from shopfunnel.store.erase import compact_store, erase_person, find_persons
 from shopfunnel.store.store import Store
-from shopfunnel.webhooks import add_endpoint, enqueue_audience_changes
+from shopfunnel.webhooks import add_endpoint
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 ZED = {
@@ -88,39 +91,14 @@ def build(db: Path) -> None:
     ]
     with Store(db) as store:
         store.load(pd.DataFrame(rows))
-        # tables other modules add (audience memberships, sent flows): found by their columns
-        store.db.execute(
-            "CREATE TABLE audience_memberships (audience VARCHAR, person_id VARCHAR, "
-            "entered_at TIMESTAMP, entry_id VARCHAR)"
-        )
-        store.db.execute(
-            "CREATE TABLE flow_sends (flow VARCHAR, recipient_person_id VARCHAR, "
-            "contact_email VARCHAR, sent_at TIMESTAMP)"
-        )
-        for person, entry in ((ZED["user"], "m1"), ("cust-amy", "m2")):
-            store.db.execute(
-                "INSERT INTO audience_memberships VALUES ('vip', ?, ?, ?)",
-                [person, T0.replace(tzinfo=None), entry],
-            )
-        store.db.execute(
-            "INSERT INTO flow_sends VALUES ('win-back', ?, ?, ?), "
-            "('win-back', 'cust-amy', 'amy@example.org', ?)",
-            [ZED["user"], ZED["email"], T0.replace(tzinfo=None), T0.replace(tzinfo=None)],
-        )
+        # what audiences and flows keep: a membership history, a flow's sends, and both in
+        # the webhook outbox (the flow's messages with the contacts in them)
         add_endpoint(store, "https://hooks.example.com/h")
-        enqueue_audience_changes(
-            store,
-            "vip",
-            pd.DataFrame(
-                {
-                    "audience": "vip",
-                    "person_id": [ZED["user"], "cust-amy"],
-                    "change": "enter",
-                    "at": pd.Timestamp("2024-03-01T13:00:00Z"),
-                    "entry_id": ["m1", "m2"],
-                }
-            ),
-        )
+        model = model_from_dict({"flows": {"post-purchase": {"contacts": True}}})
+        refresh_audience(store, "one-time-buyers", model=model)
+        assert publish(store, "one-time-buyers") == 3
+        run = run_flow(store, "post-purchase", now=T0 + timedelta(days=8), model=model)
+        assert len(run.due) == 3
         funnel(store, ["page_view", "add_to_cart", "purchase"])  # builds the timeline beside it
         assert timeline.is_current(store)
     # what a server left in its spool: records already loaded into the store
@@ -182,13 +160,15 @@ def test_erasing_by_email_leaves_no_trace_in_any_table_or_file(tmp_path: Path) -
     assert {
         "events",
         "identities",
-        "audience_memberships",
+        "audience_members",
         "flow_sends",
         "webhook_outbox",
         "webhook_deliveries",
         "persons",
     } <= set(before_tables)
     assert set(sum(before_tables.values(), [])) == set(NEEDLES)
+    for table in ("audience_members", "flow_sends", "webhook_outbox", "webhook_deliveries"):
+        assert {ZED["user"], ZED["email"]} <= set(before_tables[table]), table
     assert "shop.duckdb" in before_files and any(
         f.startswith("shop.duckdb.spool") for f in before_files
     )
@@ -212,9 +192,15 @@ def test_erasing_by_email_leaves_no_trace_in_any_table_or_file(tmp_path: Path) -
             ("anon-bob", 1),
             ("cust-amy", 3),
         ]
-        assert store.db.rows("SELECT person_id FROM audience_memberships") == [("cust-amy",)]
-        assert store.db.rows("SELECT recipient_person_id FROM flow_sends") == [("cust-amy",)]
-        assert store.db.rows("SELECT person_id FROM webhook_outbox") == [("cust-amy",)]
+        assert store.db.rows("SELECT person_id FROM audience_members") == [("cust-amy",)]
+        assert store.db.rows("SELECT person_id FROM flow_sends") == [("cust-amy",)]
+        assert store.db.rows("SELECT topic, person_id FROM webhook_outbox ORDER BY 1") == [
+            ("audience.entered", "cust-amy"),
+            ("flow.due", "cust-amy"),
+        ]
+        assert store.db.rows("SELECT DISTINCT person_id FROM webhook_deliveries") == [
+            ("cust-amy",)
+        ]
         # the audit line: a keyed hash of the request, no personal data
         store_id = store.db.scalar("SELECT value FROM meta WHERE key = 'store_id'")
         audit = store.db.rows("SELECT subject_sha256, persons, rows_removed FROM erasures")

@@ -1,3 +1,4 @@
 from shopfunnel.cli import main
 
-main()
+if __name__ == "__main__":  # not when a worker process re-imports it (multiprocessing spawn)
+    main()

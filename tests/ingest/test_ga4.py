@@ -165,7 +165,9 @@ def test_loading_the_same_export_twice_adds_nothing(tmp_path: Path) -> None:
 
 def test_json_array_and_gzip_files_give_the_same_events(tmp_path: Path) -> None:
     rows = [PURCHASE, event("page_view", TS), event("view_item", TS + 10)]
-    ndjson = write_ndjson(tmp_path / "ga.json", rows)
+    # compact lines, as BigQuery writes its newline-delimited export (ids hash the line)
+    ndjson = tmp_path / "ga.json"
+    ndjson.write_text("\n".join(json.dumps(r, separators=(",", ":")) for r in rows) + "\n")
     array = tmp_path / "ga_array.json"
     array.write_text("[\n" + ",\n".join(json.dumps(r, indent=1) for r in rows) + "\n]\n")
     gz = tmp_path / "ga.json.gz"

@@ -145,13 +145,17 @@ def test_the_funnel_api_and_page_take_filters_exclusions_optional_steps_and_open
     assert meant.status_code == 200 and [s["persons"] for s in meant.json()["steps"]] == [6, 0]
 
 
-def test_password_guessing_is_slowed_to_about_one_try_a_second(live):
+def test_password_guessing_from_one_address_backs_off(live):
+    from shopfunnel.server.limits import LoginGuard
+
+    live.state.login_guard = LoginGuard(clock=lambda: 0.0)  # no wait elapses during the test
     for i in range(12):
         live.client.post("/login", data={"password": f"guess-{i}-xxxx"})
-    # the burst is spent: even the right password is not checked until the bucket refills
+    # five free failures, then waits that double: a new browser on this address waits too
     r = live.client.post("/login", data={"password": ADMIN_PASSWORD}, follow_redirects=False)
-    assert r.status_code == 401
-    assert live.client.get("/v1/info", headers={"Authorization": "Bearer another-guess"}).status_code == 401
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    api = live.client.get("/v1/info", headers={"Authorization": "Bearer another-guess"})
+    assert api.status_code == 429 and "Retry-After" in api.headers
 
 
 def test_the_admin_creates_a_write_key_on_the_keys_page_and_it_works_at_once(live):
@@ -183,3 +187,21 @@ def test_the_diagnosis_page_and_api_show_the_same_findings_and_notes(live):
     assert page.status_code == 200
     for text in [f["title"] for f in body["findings"]] + body["notes"]:
         assert str(escape(str(text))) in page.text
+
+
+def test_the_diagnosis_page_lists_incidents_with_ongoing_and_what_they_cost(tmp_path):
+    from datetime import date
+
+    from _foreign_store import ForeignStore, Planted
+    from shopfunnel.store.store import Store
+
+    db = tmp_path / "s.duckdb"
+    with Store(db) as store:  # a payment fall that has not ended, in a store without order values
+        store.load(ForeignStore(sessions_per_day=100, days=120, seed=4,
+                                planted=[Planted("purchase", date(2024, 3, 20), 42, 0.4)]).events())
+    with LiveServer(db) as live:
+        login(live)
+        page = live.client.get("/diagnosis").text
+    incidents = page.split("<h2>Incidents</h2>")[1].split("<h2>")[0]
+    assert "ongoing" in incidents and "purchase" in incidents
+    assert "persons lost" in incidents and "p adjusted" in incidents

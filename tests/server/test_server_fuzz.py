@@ -1,7 +1,9 @@
-"""Fuzzing the API from its own OpenAPI description: no 5xx, and no partial writes.
+"""Fuzzing the API from its own OpenAPI description: no 5xx, no partial writes, and every
+answer is one the document lists, with the documented content type and body.
 
 Every generated request (valid and invalid bodies, parameters and types) goes to a
-real server on loopback. After each one the writer is drained and the store is
+real server on loopback, with the credentials each route takes (the write key on the
+collector, the admin token elsewhere). After each one the writer is drained and the store is
 checked: a request answered with anything but 200 added nothing; a 200 added at most
 the events it reported accepted, and every accepted event with an id is stored.
 """
@@ -15,7 +17,12 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from server.kit import ADMIN, WRITE_KEY, LiveServer, basic
 
@@ -51,7 +58,8 @@ def check(case, server: LiveServer) -> None:
     collector = case.method.upper() == "POST" and case.path in COLLECTOR
     before = _count(server)
     response = case.call(base_url=server.url, headers=basic(WRITE_KEY) if collector else ADMIN)
-    case.validate_response(response, checks=[not_a_server_error])
+    case.validate_response(response, checks=[not_a_server_error, status_code_conformance,
+                                             content_type_conformance, response_schema_conformance])
     after = _count(server)
     if not collector or response.status_code != 200:
         assert after == before, (case.path, response.status_code, response.text)

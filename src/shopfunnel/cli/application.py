@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "funnel": ("funnel", "Count a funnel: persons reaching each step in order within the window."),
     "stages": ("stages", "Persons per stage (Awareness → Retention), conversion between stages, and who is active, stalled, lapsed or gone."),
     "persons": ("stages", "The persons at a stage with a status: an audience, e.g."),
-    "flow": ("stages", "Stage flow between two dates: persons by state at --from (rows) and at --to (columns)."),
+    "flow": ("flows", "Flows: who is due a message now (cart and browse abandonment, post-purchase, win-back), each sent once."),
     "diagnose": ("diagnose", "Find the weakest stage and why, ranked by revenue at stake, with the tactics that fit."),
     "whatif": ("diagnose", "Replay a tiered discount or a free-shipping threshold on past orders: share of orders affected, cost, and the uplift in orders or order value..."),
     "report": ("report", "Write one self-contained HTML report: the diagnosis first, then every chart."),
@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rfm": ("customers", "Recency, frequency and monetary scores (1-5 by quantile) and Shopify-style groups: champions, loyal, active, new, promising, needs_attention,..."),
     "clv": ("customers", "Customer lifetime value: BG/NBD (P(alive), expected purchases) and Gamma-Gamma (expected spend per purchase), fitted on the store's orders."),
     "winback": ("customers", "Lapsed customers to win back, most valuable first (export with --format csv --out)."),
-    "audience": ("audiences", "Build an audience, e.g."),
+    "audience": ("audiences", "Saved audiences: who to reach, defined once, kept fresh."),
     "ingest": ("data", "Load event files into the store."),
     "info": ("data", "What the store holds: events, persons, sessions, orders, date range, events by name and channel."),
     "load-dataset": ("datasets", "Load a built-in data set into the store (through the order-export importer)."),
@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "giveaway": ("programs", "Giveaways anyone can re-draw from the recorded seed and entrants."),
     "preview": ("programs", "The most loyal customers for an exclusive preview: RFM champions or top CLV."),
     "recommend": ("programs", "Items viewed or bought together, for an item or for persons (a CSV for an e-mail tool with --format csv --out recs.csv)."),
+    "person": ("journey", "One person's journey: identities, sessions with channel and device, events in order with products and values, stage changes, orders, audiences and..."),
     "webhooks": ("webhooks", "Webhooks: audience entries and exits POSTed as signed JSON to your URLs, with retries."),
 }
 

@@ -43,7 +43,9 @@ def demo(
     Generates a realistic store (channels, devices, multi-session journeys, checkout steps,
     repeat purchases, and a planted three-day mobile checkout failure), loads it into
     `--db`, then prints the store summary, the purchase funnel and the five stages, writes
-    the self-contained HTML report (`--report`) and prints the diagnosis's top findings.
+    the self-contained HTML report (`--report`), prints the diagnosis's top findings and
+    one flow run: the cart abandoners due a reminder now, with what they left behind (a
+    dry run: nothing is marked sent).
     Run it again to reuse the store; `--fresh` rebuilds it.
     """
     with friendly_errors():
@@ -70,11 +72,17 @@ def demo(
         stages_cmds.stages(db=db)
         console.print(Rule("5. the report, and what to fix first"))
         report_cmds.report(db=db, out=report)
+        console.print(Rule("6. a flow: who to remind of their cart now"))
+        from shopfunnel.cli.flows import flow_run
+
+        flow_run(name="cart-abandonment", db=db, dry_run=True, now=None, contacts=False,
+                 model=None, format=Format.table, out=None)
         me = invocation()
         console.print(
             f"\nOpen {report} in a browser. Next: `{me} diagnose --db {db}`, `{me} funnel --db {db} --steps view_item,add_to_cart,purchase --by device`, "
             f"`{me} persons --db {db} --stage decision --status stalled`, "
             f"`{me} offer show spring-tiers --db {db}`, "
+            f"`{me} flow run cart-abandonment --db {db}` (marks them sent), "
             f"`{me} --help` for everything."
         )
 

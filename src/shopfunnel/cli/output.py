@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -298,3 +298,23 @@ def friendly_errors() -> Iterator[None]:
         err_console.print("[bold red]error:[/] ", end="")
         err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from exc
+
+
+def store_table_command(group: typer.Typer, name: str, read: Callable[[Any], Any], doc: str) -> None:
+    """Add to ``group`` the command ``name``: open the store (``--db``) and print what
+    ``read(store)`` returns (a table, or ``--format json|csv``, ``--out FILE``). ``read``
+    imports what it needs itself, so the command line stays quick to start."""
+
+    def command(
+        db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
+        format: Annotated[Format, FORMAT_OPTION] = Format.table,
+        out: Annotated[Path | None, OUT_OPTION] = None,
+    ) -> None:
+        from shopfunnel.store.store import Store
+
+        with friendly_errors(), Store(db) as store:
+            emit(read(store), format, out)
+
+    command.__doc__ = doc
+    command.__name__ = f"{group.info.name or 'group'}_{name}".replace("-", "_")
+    group.command(name)(command)

@@ -331,7 +331,7 @@ def _rule(store: Any, reward: float | None, min_spend: float | None, cap: int | 
 
     given = {k: v for k, v in (("reward", reward), ("min_spend", min_spend),
                                ("cap_per_referrer", cap)) if v is not None}
-    return replace(current_referral_rule(store), **given)
+    return replace(current_referral_rule(store), **given)  # type: ignore[arg-type]
 
 
 REWARD_OPTION = typer.Option(help="Reward per referred new customer's first order "

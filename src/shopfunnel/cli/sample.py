@@ -17,11 +17,18 @@ from rich.progress import (
 
 from shopfunnel.cli.application import app
 from shopfunnel.cli.output import console, friendly_errors
-from shopfunnel.sample import DEFAULT_DAYS, DEFAULT_START, parse_incident, write_sample
+from shopfunnel.sample import (
+    DEFAULT_DAYS,
+    DEFAULT_START,
+    events_for_sessions,
+    parse_incident,
+    write_sample,
+)
 
 _INCIDENT_HELP = (
     "Plant an incident (repeatable), e.g. checkout-failure:2024-02-10:3:mobile, "
-    "payment-outage:2024-03-01T10:00:12h, traffic-spike:2024-03-20:2:flash_promo. "
+    "payment-outage:2024-03-01T10:00:12h, traffic-spike:2024-03-20:2:flash_promo, "
+    "conversion-drop:2024-03-01:30:add_payment_info:0.76:device=mobile. "
     "The forms are listed above."
 )
 
@@ -44,6 +51,14 @@ def sample(
         int, typer.Option("--days", help="How many days the sample covers.")
     ] = DEFAULT_DAYS,
     incident: Annotated[list[str] | None, typer.Option("--incident", help=_INCIDENT_HELP)] = None,
+    sessions_per_day: Annotated[
+        float | None,
+        typer.Option(
+            "--sessions-per-day",
+            help="Size the sample by traffic instead of --events: about this many sessions a "
+            "day (10 makes a small shop).",
+        ),
+    ] = None,
     experiment: Annotated[str | None, typer.Option(
         "--experiment", help="Run an A/B test with a planted effect: KEY[:EFFECT[:START]], "
         "EFFECT in log-odds at the purchase step (1.0 lifts about 84% to 93%); exposure events "
@@ -69,14 +84,27 @@ def sample(
       (defaults 2 days, flash_promo, paid social, 4 times the channel's new visitors)
       brings visitors who barely convert.
 
+    - `conversion-drop:START[:DAYS[:STEP[:KEEP[:SEGMENT]]]]`: STEP converts at KEEP
+      times its usual rate (defaults 30 days, add_payment_info, 0.5) on SEGMENT
+      (`device=mobile`, `channel=email`, `country=DE`, or `all`, the default).
+
     Example: `shopfunnel sample --events 1000000 --seed 1 --out s.parquet
     --incident checkout-failure:2024-02-10:3:mobile`
+
+    A small shop with a month-long mobile checkout problem and a 20-day payment failure:
+    `shopfunnel sample --sessions-per-day 10 --days 180 --out small.parquet
+    --incident conversion-drop:2024-03-01:30:add_payment_info:0.76:device=mobile
+    --incident conversion-drop:2024-05-01:20:purchase:0.375`
     """
     with friendly_errors():
         from shopfunnel.sample.experiment import parse_experiment
 
         planted = [parse_incident(spec) for spec in incident or []]
         test = parse_experiment(experiment) if experiment else None
+        if sessions_per_day is not None:
+            events = events_for_sessions(
+                sessions_per_day, seed=seed, start=start, days=days, incidents=planted, experiment=test
+            )
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),

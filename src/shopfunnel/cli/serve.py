@@ -5,20 +5,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from shopfunnel.cli.application import app
 from shopfunnel.cli.output import (
     DB_OPTION,
-    FORMAT_OPTION,
-    OUT_OPTION,
-    Format,
     console,
-    emit,
     err_console,
     friendly_errors,
+    store_table_command,
 )
 from shopfunnel.errors import ConfigError
 
@@ -67,6 +64,8 @@ def serve(
     durability: Annotated[str, typer.Option(help="spool (default: fsynced log, loaded in the background) or transaction (one DuckDB transaction per request).")] = "spool",
     access_log: Annotated[bool, typer.Option(help="Log every request line (off by default: query strings may hold write keys, paths person ids).")] = False,
     webhook_interval: Annotated[float, typer.Option(help="Seconds between rounds of due webhook deliveries (0: leave them to `shopfunnel webhooks deliver`).")] = 10.0,
+    schedule_interval: Annotated[float, typer.Option(help="Seconds between rounds that refresh the followed audiences and run the flows with schedule = true (0: leave them to cron: `shopfunnel audience refresh`, `shopfunnel flow run`).")] = 60.0,
+    workers: Annotated[int, typer.Option(help="Processes that parse and convert incoming events beside the server (0: in the server process).")] = 2,
 ) -> None:
     """Run the event collector, the tracking snippet (/sdk.js), the dashboard (/) and the JSON API (/v1).
 
@@ -88,6 +87,7 @@ def serve(
             rate_events_per_second=rate, rate_burst_events=max(rate * 2, 1000.0),
             max_pending_events=max_pending, durability=durability,
             webhook_interval_seconds=webhook_interval,
+            schedule_interval_seconds=schedule_interval, convert_workers=workers,
         )
         console.print(f"shopfunnel: collecting into {db} — dashboard at http://{host}:{port}/")
         if not allow_origin:
@@ -112,18 +112,14 @@ def keys_create(
     sys.stdout.write(key + "\n")
 
 
-@keys_app.command("list")
-def keys_list(
-    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    format: Annotated[Format, FORMAT_OPTION] = Format.table,
-    out: Annotated[Path | None, OUT_OPTION] = None,
-) -> None:
-    """List write keys: their first characters, name, creation time and whether revoked."""
+def _write_keys(store: Any) -> Any:
     from shopfunnel.server import auth
-    from shopfunnel.store.store import Store
 
-    with friendly_errors(), Store(db) as store:
-        emit(auth.list_write_keys(store.db), format, out)
+    return auth.list_write_keys(store.db)
+
+
+store_table_command(keys_app, "list", _write_keys,
+                    "List write keys: their first characters, name, creation time and whether revoked.")
 
 
 @keys_app.command("revoke")
@@ -131,13 +127,31 @@ def keys_revoke(
     prefix: Annotated[str, typer.Argument(help="The key's first characters, as `keys list` shows them.")],
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
 ) -> None:
-    """Revoke a write key: the collector refuses it from the next start on."""
-    from shopfunnel.server import auth
+    """Revoke a write key: the collector refuses it at once, also while `shopfunnel serve`
+    runs on the store (the running server is asked through DB.control/ and answers within
+    a second)."""
+    from shopfunnel.errors import StoreError
+    from shopfunnel.server import auth, revocation
     from shopfunnel.store.store import Store
 
-    with friendly_errors(), Store(db) as store:
-        n = auth.revoke_write_key(store.db, prefix)
+    with friendly_errors():
+        try:
+            store = Store(db)
+        except StoreError as exc:
+            if not _locked_by_another_process(exc):
+                raise
+            n = revocation.request_revocation(db, prefix)
+            console.print(f"revoked {n} key(s) starting with {prefix} (by the running server: "
+                          "refused from now on)")
+            return
+        with store:
+            n = auth.revoke_write_key(store.db, prefix)
     console.print(f"revoked {n} key(s) starting with {prefix}")
+
+
+def _locked_by_another_process(exc: BaseException) -> bool:
+    """Whether opening the store failed because another process holds its lock."""
+    return "lock" in str(exc.__cause__ or exc).lower()
 
 
 @keys_app.command("platform-secret")
@@ -175,18 +189,14 @@ def keys_platform_secret(
         sys.stdout.write(secret + "\n")
 
 
-@keys_app.command("platform-secrets")
-def keys_platform_secrets(
-    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    format: Annotated[Format, FORMAT_OPTION] = Format.table,
-    out: Annotated[Path | None, OUT_OPTION] = None,
-) -> None:
-    """List the kept platform secrets: platform, name, a fingerprint and when kept (never the secret)."""
+def _platform_secrets(store: Any) -> Any:
     from shopfunnel.server import auth
-    from shopfunnel.store.store import Store
 
-    with friendly_errors(), Store(db) as store:
-        emit(auth.list_platform_secrets(store.db), format, out)
+    return auth.list_platform_secrets(store.db)
+
+
+store_table_command(keys_app, "platform-secrets", _platform_secrets,
+                    "List the kept platform secrets: platform, name, a fingerprint and when kept (never the secret).")
 
 
 @keys_app.command("remove-platform-secret")

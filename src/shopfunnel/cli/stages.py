@@ -1,4 +1,5 @@
-"""Commands for the five-stage model: ``stages``, ``persons`` and ``flow``."""
+"""Commands for the five-stage model: ``stages``, ``persons``, and the stage flow that
+``shopfunnel flow --from D1 --to D2`` shows (the ``flow`` group lives in :mod:`.flows`)."""
 
 from __future__ import annotations
 
@@ -177,7 +178,6 @@ def persons_command(
         emit(found, format, out, table=render)
 
 
-@app.command()
 def flow(
     start: Annotated[str, typer.Option("--from", help="The first date (a date alone means the end of that day).")],
     end: Annotated[str, typer.Option("--to", help="The second date.")],

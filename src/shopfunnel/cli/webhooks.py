@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from shopfunnel.cli.application import app
 from shopfunnel.cli.output import (
     DB_OPTION,
-    FORMAT_OPTION,
-    OUT_OPTION,
-    Format,
     console,
-    emit,
     err_console,
     friendly_errors,
+    store_table_command,
 )
 from shopfunnel.errors import ConfigError
 
@@ -68,18 +64,14 @@ def webhooks_add(
         sys.stdout.write(endpoint.secret + "\n")
 
 
-@webhooks_app.command("list")
-def webhooks_list(
-    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    format: Annotated[Format, FORMAT_OPTION] = Format.table,
-    out: Annotated[Path | None, OUT_OPTION] = None,
-) -> None:
-    """List webhook endpoints: id, URL, topics and when added (never the secret)."""
-    from shopfunnel.store.store import Store
+def _endpoints(store: Any) -> Any:
     from shopfunnel.webhooks import list_endpoints
 
-    with friendly_errors(), Store(db) as store:
-        emit(list_endpoints(store), format, out)
+    return list_endpoints(store)
+
+
+store_table_command(webhooks_app, "list", _endpoints,
+                    "List webhook endpoints: id, URL, topics and when added (never the secret).")
 
 
 @webhooks_app.command("remove")
@@ -98,19 +90,15 @@ def webhooks_remove(
     console.print(f"removed {endpoint_id} ({dropped} delivery record(s) with it)")
 
 
-@webhooks_app.command("status")
-def webhooks_status(
-    db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    format: Annotated[Format, FORMAT_OPTION] = Format.table,
-    out: Annotated[Path | None, OUT_OPTION] = None,
-) -> None:
-    """Per endpoint: deliveries pending, delivered and failed, the oldest pending entry,
-    the next attempt and the last error."""
-    from shopfunnel.store.store import Store
+def _delivery_status(store: Any) -> Any:
     from shopfunnel.webhooks import delivery_status
 
-    with friendly_errors(), Store(db) as store:
-        emit(delivery_status(store), format, out)
+    return delivery_status(store)
+
+
+store_table_command(webhooks_app, "status", _delivery_status,
+                    "Per endpoint: deliveries pending, delivered and failed, the oldest pending entry, "
+                    "the next attempt and the last error.")
 
 
 @webhooks_app.command("deliver")

@@ -35,7 +35,7 @@ from shopfunnel.diagnosis.baselines import period_over_period, repeat_purchases,
 from shopfunnel.diagnosis.benchmarks import compare_with_benchmarks, load_benchmarks
 from shopfunnel.diagnosis.findings import FINDING_COLUMNS, finding, pct
 from shopfunnel.diagnosis.incidents import INCIDENT_COLUMNS, IncidentSettings, find_incidents
-from shopfunnel.diagnosis.level_shifts import as_incidents, find_level_shifts
+from shopfunnel.diagnosis.level_shifts import LevelShiftSettings, as_incidents, find_level_shifts
 from shopfunnel.diagnosis.order_value import OrderValue, given_aov, order_value
 from shopfunnel.diagnosis.playbook import load_playbook
 from shopfunnel.diagnosis.session_levels import DEFAULT_STEPS, SessionLevels
@@ -55,6 +55,11 @@ class DiagnoseSettings:
     min_relative_gap: float = 0.10
     tactics_per_finding: int = 3
     incidents: IncidentSettings = field(default_factory=IncidentSettings)
+    level_shifts: LevelShiftSettings = field(default_factory=LevelShiftSettings)
+    segment_properties: tuple[str, ...] | None = None
+    """Session properties (keys of the events' ``properties``) to look for lasting
+    incidents in besides device, channel and country, e.g. ``("browser",)``. None:
+    ``[diagnosis] segment_properties`` from the model file, else none."""
     correlation: bool = True
     checkout: bool = True
     average_order_value: float | None = None
@@ -102,6 +107,36 @@ class Diagnosis:
                              "finding": f.title, "evidence": f.evidence, "audience": f.audience,
                              "revenue_at_stake": f.revenue_at_stake})
         return pd.DataFrame(rows, columns=["rank", "tactic", "stage", "why", "finding", "evidence", "audience", "revenue_at_stake"])
+
+    def incident_table(self) -> pd.DataFrame:
+        """One row per incident as the faces show them, worst first: ``kind``, ``step``,
+        ``segment``, ``start`` (a date, or a time when placed to the hour), ``end`` (the
+        last day, the hour it ended, or ``"ongoing"``), ``rate_before`` and
+        ``rate_during`` (the step's usual and observed conversion; for a traffic spike the
+        usual and the extra sessions' purchase rate), ``persons_lost``, ``orders_lost``,
+        ``revenue_lost`` (NaN when the orders carry no value) and ``p_adjusted`` (after
+        the multiple-testing correction)."""
+        columns = ["kind", "step", "segment", "start", "end", "rate_before", "rate_during", "persons_lost",
+                   "orders_lost", "revenue_lost", "p_adjusted"]
+        rows = []
+        for r in self.incidents.to_dict("records"):
+            start_time, end_time = pd.Timestamp(r["start_time"]).to_pydatetime(), pd.Timestamp(r["end_time"]).to_pydatetime()
+            spike = r["kind"] == "traffic_spike"
+            if bool(r.get("ongoing")) and not spike:
+                end: Any = "ongoing"
+            elif end_time.hour or r.get("grain") == "hour":
+                end = end_time
+            else:
+                end = r["end"]
+            rows.append({
+                "kind": str(r["kind"]).replace("_", " "), "step": r["step"], "segment": r["segment"],
+                "start": start_time if start_time.hour or r.get("grain") == "hour" else r["start"], "end": end,
+                "rate_before": r["baseline_conversion_rate"] if spike else r["baseline_rate"],
+                "rate_during": r["extra_conversion_rate"] if spike else r["rate"],
+                "persons_lost": r.get("persons_lost"), "orders_lost": r.get("orders_lost"),
+                "revenue_lost": r.get("revenue_lost"), "p_adjusted": r.get("p_adjusted"),
+            })
+        return pd.DataFrame(rows, columns=columns)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as JSON-ready Python values (dates as ISO strings, NaN as None)."""
@@ -166,7 +201,18 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
     else:
         end = _as_datetime(as_of) or datetime(1970, 1, 1)
     start = end - timedelta(days=s.lookback_days)
-    levels = SessionLevels(store, DEFAULT_STEPS, start=start, end=end)
+    properties = _segment_properties(s.segment_properties, user_section(model, "diagnosis"))
+    # One scan of the events: the lasting-incident scan reads the last year (``wide``), the
+    # other analyses the sessions of the lookback window, taken from it.
+    long_start = end - timedelta(days=max(s.long_lookback_days, s.lookback_days))
+    first = store.db.scalar("SELECT min(ts) FROM events")
+    if first is not None and first < start:
+        wide_levels = SessionLevels(store, DEFAULT_STEPS, start=long_start, end=end, properties=properties)
+        levels = wide_levels.within(start, end)
+        wide: SessionLevels | None = wide_levels
+    else:  # no history before the window: the same sessions
+        wide = None
+        levels = SessionLevels(store, DEFAULT_STEPS, start=start, end=end, properties=properties)
     try:
         if levels.sessions == 0:
             notes.append(f"no events between {start:%Y-%m-%d} and {end:%Y-%m-%d}: nothing to diagnose")
@@ -192,22 +238,36 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
             return empty
 
         # incidents first: their sessions are then left out of the other comparisons
-        incidents = attempt("incident scan", lambda: find_incidents(levels, s.incidents), pd.DataFrame(columns=INCIDENT_COLUMNS))
-        shifts = attempt("long incident scan", lambda: _long_shifts(store, levels, start, end, s), pd.DataFrame())
+        # the lasting scan first: falls longer than the run scan's runs are its to report, and
+        # the run scan leaves their days out of its baselines and noise
+        shifts = attempt("long incident scan", lambda: find_level_shifts(wide or levels, s.level_shifts, properties=properties),
+                         pd.DataFrame())
+        longer = shifts[(shifts["end"] - shifts["start"]).map(lambda d: d.days + 1) > s.incidents.max_days] if len(shifts) else None
+        # (the run scan does not split by country or property: falls there are not left out)
+        incidents = attempt("incident scan", lambda: find_incidents(levels, s.incidents, known=longer),
+                            pd.DataFrame(columns=INCIDENT_COLUMNS))
         if len(shifts):
-            long = as_incidents(shifts, incidents)
+            long = as_incidents(shifts, incidents, longest_short=s.incidents.max_days)
             if len(long):
-                incidents = pd.concat([incidents.assign(ongoing=False, country=None), long],
-                                      ignore_index=True).sort_values("z", ascending=False, ignore_index=True)
+                incidents = pd.concat([incidents, long], ignore_index=True).sort_values("z", ascending=False, ignore_index=True)
+        incidents = _with_losses(incidents, levels, totals, aov)
+        rises = incidents[incidents["kind"] == "conversion_rise"]
+        for r in rises.itertuples(index=False):
+            notes.append(f"{r.step} conversion rose on {r.segment} from {pct(r.baseline_rate)} to {pct(r.rate)} "
+                         f"{_when(r)}: a tracking change, or a fix worth knowing about")
+        if len(incidents) and incidents["kind"].isin(["conversion_drop"]).any() and math.isnan(aov):
+            notes.append("revenue lost in incidents is not known: the orders carry no value (give --aov or "
+                         "[diagnosis] average_order_value to estimate it); persons and orders lost are given")
         rows += _incident_findings(incidents, levels, totals)
         excluded = 0
-        for r in incidents.itertuples(index=False):
-            seg = {k: v for k, v in (("device", r.device), ("channel", r.channel), ("campaign", r.campaign),
-                                     ("country", getattr(r, "country", None))) if isinstance(v, str)}
+        for r in incidents.to_dict("records"):
+            if r["kind"] == "conversion_rise":
+                continue
+            seg = {k: r.get(k) for k in ("device", "channel", "campaign", "country", *properties) if isinstance(r.get(k), str)}
             if "other" in seg.values():
                 continue
-            excluded += levels.exclude(datetime.combine(r.start, datetime.min.time()),
-                                       datetime.combine(r.end, datetime.min.time()) + timedelta(days=1), **seg)
+            excluded += levels.exclude(datetime.combine(r["start"], datetime.min.time()),
+                                       datetime.combine(r["end"], datetime.min.time()) + timedelta(days=1), **seg)
         if excluded:
             notes.append(f"{excluded:,} sessions inside the incidents found are left out of the other comparisons")
         bench_table, f = attempt("benchmarks", lambda: compare_with_benchmarks(levels, benchmarks, min_relative_gap=s.min_relative_gap), ([], []))
@@ -234,6 +294,8 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
         findings = _rank(rows, aov, playbook, s.tactics_per_finding)
     finally:
         levels.close()
+        if wide is not None:
+            wide.close()
     return Diagnosis(
         findings=findings, benchmarks=pd.DataFrame(bench_table), periods=pd.DataFrame(period_table), retention=pd.DataFrame(retention_table),
         segments=pd.DataFrame(seg_table), incidents=incidents, checkout=checkout_table, correlations=correlations,
@@ -242,21 +304,68 @@ def diagnose(store, *, model: Any = None, as_of: date | datetime | str | None = 
     )
 
 
-def _long_shifts(store, levels: SessionLevels, start: datetime, end: datetime,
-                 s: DiagnoseSettings) -> pd.DataFrame:
-    """Lasting changes over the last ``long_lookback_days`` (a longer history than the
-    comparisons use: a month-long fall needs months around it, and an owner wants to hear
-    of last quarter's checkout bug)."""
-    long_start = end - timedelta(days=max(s.long_lookback_days, s.lookback_days))
-    first = store.db.scalar("SELECT min(ts) FROM events")
-    if first is None or first >= start or long_start >= start:
-        return find_level_shifts(levels)  # no history before the window: the same sessions
-    wide = SessionLevels(store, DEFAULT_STEPS, start=long_start, end=end)
-    try:
-        shifts = find_level_shifts(wide)
-    finally:
-        wide.close()
-    return shifts
+def _segment_properties(given: tuple[str, ...] | None, section: dict[str, Any]) -> tuple[str, ...]:
+    value = given if given is not None else section.get("segment_properties", ())
+    if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+        raise ShopfunnelError(f"segment_properties={value!r} is not a list of property keys: write e.g. "
+                              'segment_properties = ["browser"] under [diagnosis]')
+    return tuple(value)
+
+
+def _with_losses(incidents: pd.DataFrame, levels: SessionLevels, totals: pd.DataFrame, aov: float) -> pd.DataFrame:
+    """The incident table with what each incident cost (docs/diagnosis.md, "What an incident
+    cost"): ``persons_lost`` (conversions lost × distinct persons per session among the
+    sessions that entered the step in the incident's segment and time), ``orders_lost``
+    (conversions lost × the store's orders per session that reached the step; for a
+    traffic spike, its missing purchases) and ``revenue_lost`` (orders lost × the average
+    order value; NaN when the orders carry no value and none was given). Negative for a
+    rise."""
+    out = incidents.copy()
+    for col in ("persons_lost", "orders_lost", "revenue_lost"):
+        out[col] = pd.Series(dtype=float)
+    if out.empty:
+        return out
+    names = levels.step_names
+    K = len(levels.steps)
+    persons, orders = [], []
+    for r in out.to_dict("records"):
+        lost = float(r["lost"]) if r["lost"] == r["lost"] else 0.0
+        if r["kind"] == "traffic_spike":
+            persons.append(lost * _ratio(levels, r, 0))
+            orders.append(lost)
+            continue
+        k = names.index(r["step"])
+        downstream = 1.0 if k == K else float(totals[f"n{K}"].sum()) / max(float(totals[f"n{k}"].sum()), 1.0)
+        persons.append(lost * _ratio(levels, r, k - 1))
+        orders.append(lost * downstream)
+    out["persons_lost"] = persons
+    out["orders_lost"] = orders
+    out["revenue_lost"] = out["orders_lost"] * aov
+    return out
+
+
+def _ratio(levels: SessionLevels, r: dict, level: int) -> float:
+    """Persons per session among the incident's sessions that reached ``level`` (1 when
+    the window holds none: it lies outside the diagnosed period)."""
+    seg = {k: r.get(k) for k in levels.segment_columns if isinstance(r.get(k), str) and r.get(k) != "other"}
+    ratio = levels.persons_per_session(r["start_time"], r["end_time"], level, **seg)  # type: ignore[arg-type]
+    return 1.0 if math.isnan(ratio) else ratio
+
+
+def _when(r) -> str:
+    """An incident's dates as the findings say them: days, hours when it was placed to the
+    hour, or "since … (ongoing)"."""
+    start_time, end_time = pd.Timestamp(r.start_time), pd.Timestamp(r.end_time)
+    if bool(getattr(r, "ongoing", False)) and r.grain == "days":
+        if start_time.hour:
+            return f"since {start_time:%Y-%m-%d %H:00} UTC (ongoing)"
+        return f"since {r.start:%Y-%m-%d} (ongoing)"
+    if r.grain == "hour" or (r.grain == "days" and (start_time.hour or end_time.hour)):
+        same_day = start_time.date() == (end_time - timedelta(seconds=1)).date()
+        if same_day:
+            return f"{start_time:%Y-%m-%d %H:%M}–{end_time:%H:%M} UTC"
+        return f"{start_time:%Y-%m-%d %H:%M} to {end_time:%Y-%m-%d %H:%M} UTC"
+    return f"{r.start:%Y-%m-%d}" + ("" if r.end == r.start else f" to {r.end:%Y-%m-%d}")
 
 
 def _covered_keys(rows: list[dict]) -> set[str]:
@@ -268,21 +377,17 @@ def _incident_findings(incidents: pd.DataFrame, levels: SessionLevels, totals: p
     K = len(levels.steps)
     names = levels.step_names
     for r in incidents.itertuples(index=False):
-        when = f"{r.start:%Y-%m-%d}" + ("" if r.end == r.start else f" to {r.end:%Y-%m-%d}")
-        if r.grain == "hour":
-            same_day = r.start_time.date() == (r.end_time - timedelta(seconds=1)).date()
-            when = f"{r.start_time:%Y-%m-%d %H:%M}–{r.end_time:%H:%M} UTC" if same_day else f"{r.start_time:%Y-%m-%d %H:%M} to {r.end_time:%Y-%m-%d %H:%M} UTC"
+        if r.kind == "conversion_rise":
+            continue
+        when = _when(r)
         where = "" if r.segment == "all traffic" else f" on {r.segment}"
         seg = {k: v for k, v in (("device", r.device), ("channel", r.channel), ("campaign", r.campaign),
                                  ("country", getattr(r, "country", None))) if isinstance(v, str)}
-        ongoing = bool(getattr(r, "ongoing", False))
-        if ongoing:
-            when = f"since {r.start:%Y-%m-%d} (ongoing)"
         if r.kind == "traffic_spike":
             extra = r.sessions - r.expected_sessions
             out.append(finding(
                 kind="traffic_spike", stage="awareness", step="visit", segment=r.segment, metric="sessions",
-                value=r.sessions, reference=r.expected_sessions, gap=extra, p_value=r.p_value,
+                value=r.sessions, reference=r.expected_sessions, gap=extra, p_value=r.p_adjusted,
                 units_lost=max(r.lost, 0.0), downstream_rate=1.0, entering=r.sessions, start=r.start, end=r.end,
                 title=f"Traffic spike that did not convert{where}, {when}",
                 evidence=(f"{int(r.sessions):,} sessions{where} {when} against {r.expected_sessions:,.0f} usual for those weekdays; "
@@ -296,7 +401,7 @@ def _incident_findings(incidents: pd.DataFrame, levels: SessionLevels, totals: p
         downstream = 1.0 if k == K else float(totals[f"n{K}"].sum()) / max(float(totals[f"n{k}"].sum()), 1.0)
         out.append(finding(
             kind="incident", stage=step.stage, step=step.name, segment=r.segment, metric=f"{names[k-1]} → {names[k]}",
-            value=r.rate, reference=r.baseline_rate, gap=r.rate - r.baseline_rate, p_value=r.p_value,
+            value=r.rate, reference=r.baseline_rate, gap=r.rate - r.baseline_rate, p_value=r.p_adjusted,
             units_lost=max(r.lost, 0.0), downstream_rate=downstream, entering=r.entering, start=r.start, end=r.end,
             title=f"{names[k-1].capitalize()} → {names[k]} {'fell' if r.grain == 'days' else 'collapsed'}{where}, {when}",
             evidence=(f"{int(r.observed):,} of {int(r.entering):,} sessions{where} went from {names[k-1]} to {names[k]} {when} "

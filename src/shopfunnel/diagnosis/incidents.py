@@ -53,9 +53,9 @@ DIMS = ("device", "channel", "campaign")
 HOUR_LENGTHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 36, 48)
 
 INCIDENT_COLUMNS = [
-    "kind", "step", "event", "segment", "device", "channel", "campaign", "start", "end", "grain",
-    "start_time", "end_time",
-    "observed", "expected", "entering", "rate", "baseline_rate", "lost", "z", "p_value",
+    "kind", "step", "event", "segment", "device", "channel", "campaign", "country", "start", "end", "grain",
+    "start_time", "end_time", "ongoing",
+    "observed", "expected", "entering", "rate", "baseline_rate", "lost", "z", "p_value", "p_adjusted",
     "sessions", "expected_sessions", "extra_conversion_rate", "baseline_conversion_rate",
 ]
 
@@ -111,15 +111,23 @@ _Q = float(sps.chi2.ppf(_TRIM, 1))
 _TRIMMED_MEAN = float(sps.chi2.cdf(_Q, 3) / _TRIM)
 
 
-def _robust_dispersion(obs: np.ndarray, exp: np.ndarray, var: np.ndarray) -> np.ndarray:
+def _robust_dispersion(obs: np.ndarray, exp: np.ndarray, var: np.ndarray,
+                       residual_var: np.ndarray | None = None,
+                       skip: np.ndarray | None = None) -> np.ndarray:
     """Over-dispersion per series: the 90%-trimmed mean of Pearson residuals², over the
     same trimmed mean for a chi-square(1) variable; at least 1, at most 20.
 
     Trimming keeps incident days from inflating it; the trimmed mean is far less noisy
-    than a median (about 80 daily residuals is all a series has).
+    than a median (about 80 daily residuals is all a series has). Days with a binomial
+    variance ``var`` under 1 are skipped, and so are the days ``skip`` marks (those of the
+    incidents the first pass found: a three-week outage is more than the trim can remove);
+    ``residual_var`` (default ``var``) is the variance of obs − exp when ``exp`` is itself
+    estimated.
     """
+    rv = var if residual_var is None else residual_var
+    usable = var >= 1.0 if skip is None else (var >= 1.0) & ~skip
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(var >= 1.0, (obs - exp) ** 2 / var, np.nan)
+        r = np.where(usable, (obs - exp) ** 2 / rv, np.nan)
     phi = np.ones(r.shape[0])
     for i, row in enumerate(r):
         vals = np.sort(row[np.isfinite(row)])
@@ -232,7 +240,11 @@ class _Scanner:
             factor[w] = (obs[on].sum() + prior) / (exp[on].sum() + prior)
         return factor[wd]
 
-    def drops(self, masks: np.ndarray) -> tuple[list[_Candidate], int]:
+    def drops(self, masks: np.ndarray, scanned: np.ndarray | None = None) -> tuple[list[_Candidate], int]:
+        """Candidate drops of every step, segment and run; ``masks`` (cells × days × steps,
+        0 or 1) keeps days out of the baselines, ``scanned`` (same shape) keeps sessions
+        out of the scan itself (those of falls the lasting scan reports)."""
+        self._scanned = scanned
         s = self.s
         cands: list[_Candidate] = []
         tests = 0
@@ -245,12 +257,14 @@ class _Scanner:
             var_f = np.nan_to_num(var_f, nan=0.0)
             self._pf[k] = p_f
             # daily
-            n = self.cd[:, :, k - 1]
-            x = self.cd[:, :, k]
+            keep = np.ones((self.F, self.D)) if scanned is None else scanned[:, :, k]
+            n = self.cd[:, :, k - 1] * keep
+            x = self.cd[:, :, k] * keep
+            keep_h = np.repeat(keep, 24, axis=1)
             grains = [("day", n, x, p_f, var_f, s.max_days, np.ones(len(self.labels), bool), 24)]
             if s.hourly:
                 rep = lambda a: np.repeat(a, 24, axis=1)  # noqa: E731
-                grains.append(("hour", self.ch[:, :, k - 1], self.ch[:, :, k], rep(p_f), rep(var_f), s.max_hours, hourly_segs, 1))
+                grains.append(("hour", self.ch[:, :, k - 1] * keep_h, self.ch[:, :, k] * keep_h, rep(p_f), rep(var_f), s.max_hours, hourly_segs, 1))
             for grain, n_, x_, p_, v_, L, segsel, unit in grains:
                 M = self.members[segsel]
                 seg_idx = np.flatnonzero(segsel)
@@ -260,7 +274,8 @@ class _Scanner:
                 BV = M @ (n_ * p_ * (1 - p_))  # binomial variance
                 SD = np.sqrt(M @ (n_**2 * v_))  # sd of the expectation from the baseline's uncertainty
                 if grain == "day":
-                    phi = _robust_dispersion(Obs, E, BV)
+                    flagged = (M @ (1.0 - masks[:, :, k])) > 0  # days of incidents found so far
+                    phi = _robust_dispersion(Obs, E, BV, skip=flagged)
                     self._phi_k[k] = dict(zip(seg_idx.tolist(), phi.tolist(), strict=True))
                 else:
                     phi = np.array([self._phi_k[k].get(int(i), 1.0) for i in seg_idx])
@@ -300,8 +315,9 @@ class _Scanner:
     def interval_stats(self, k: int, cells: np.ndarray, h0: int, h1: int) -> tuple[float, float, float, float]:
         """Entering, observed, expected and binomial variance for ``cells`` over hours [h0, h1)."""
         p = np.repeat(self._pf[k][cells], 24, axis=1)[:, h0:h1]
-        n = self.ch[cells, h0:h1, k - 1]
-        x = self.ch[cells, h0:h1, k]
+        keep = 1.0 if self._scanned is None else np.repeat(self._scanned[cells, :, k], 24, axis=1)[:, h0:h1]
+        n = self.ch[cells, h0:h1, k - 1] * keep
+        x = self.ch[cells, h0:h1, k] * keep
         return float(n.sum()), float(x.sum()), float((n * p).sum()), float((n * p * (1 - p)).sum())
 
     def drop_z(self, n: float, o: float, e: float, bv: float, phi: float) -> float:
@@ -413,8 +429,43 @@ def _segment_text(label: tuple) -> str:
     return ", ".join(parts) if parts else "all traffic"
 
 
-def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = None) -> pd.DataFrame:
+def _known_spans(sc: _Scanner, known: pd.DataFrame | None) -> list[tuple[int, tuple, int, int]]:
+    """(step k, segment label, first hour, last hour exclusive) of each lasting fall in
+    ``known`` on a step, on all traffic or a device/channel segment (this scan does not
+    split by country or session property: such falls are left to the lasting scan)."""
+    if known is None or not len(known):
+        return []
+    events = [st.event for st in sc.levels.steps]
+    other = [c for c in known.columns if c not in ("kind", "step", "event", "segment", "device", "channel",
+                                                   "start", "end", "start_time", "end_time", "ongoing",
+                                                   "entering", "observed", "expected", "rate", "baseline_rate",
+                                                   "lost", "z", "p_value", "p_adjusted", "dispersion", "k")]
+    spans = []
+    for r in known.to_dict("records"):
+        if r.get("kind") != "conversion_drop" or r.get("event") not in events:
+            continue
+        if any(isinstance(r.get(c), str) for c in other):  # country=DE, browser=Safari…
+            continue
+        label = tuple(r.get(d) if isinstance(r.get(d), str) else None for d in DIMS)
+        h0 = max((r["start"] - sc.first_day).days * 24, 0)
+        h1 = min(((r["end"] - sc.first_day).days + 1) * 24, sc.H)
+        if h1 > h0:
+            spans.append((events.index(r["event"]) + 1, label, h0, h1))
+    return spans
+
+
+def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = None,
+                   known: pd.DataFrame | None = None) -> pd.DataFrame:
     """Incidents in the store's sessions, best first (see the module docstring for the method).
+
+    ``known`` (optional) holds falls longer than this scan's runs, found by the lasting
+    scan (:func:`shopfunnel.diagnosis.level_shifts.find_level_shifts`; columns ``kind``,
+    ``event``, ``device``, ``channel``, ``start``, ``end``): their days are left out of
+    the baselines and of the dispersion from the first pass (a three-week outage would
+    otherwise raise its series' noise so much that a short outage a month later is not
+    seen), and their sessions are not scanned: the lasting scan reports them, not pieces of
+    them here, and a segment holding theirs (all traffic, for a fall on mobile) is judged
+    on its other sessions.
 
     Columns: ``kind`` (``conversion_drop`` or ``traffic_spike``), ``step`` and ``event``
     (the step whose conversion dropped; ``visit`` for spikes), ``segment`` (text) and the
@@ -425,7 +476,9 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
     ``observed``/``expected`` conversions into the step and ``entering`` (sessions at the
     previous step) over the incident, ``rate`` and ``baseline_rate`` (observed and
     expected conversion), ``lost`` (expected − observed), ``z`` and ``p_value`` (one-sided,
-    before the Bonferroni factor); for spikes ``sessions``, ``expected_sessions``,
+    before the Bonferroni factor), ``p_adjusted`` (times the number of runs scanned: a
+    run is reported when it is under ``alpha``), ``ongoing`` (the run reaches the end of
+    the data) and ``country`` (None: this scan does not split by country); for spikes ``sessions``, ``expected_sessions``,
     ``extra_conversion_rate`` (purchases beyond the usual, per extra session) and
     ``baseline_conversion_rate`` (the segment's usual session → purchase rate).
     """
@@ -434,18 +487,28 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
     if sc.empty or not sc.labels:
         return pd.DataFrame(columns=INCIDENT_COLUMNS)
     S = len(sc.labels)
-    masks = np.ones((sc.F, sc.D, sc.K + 1))
+    spans = _known_spans(sc, known)
+    known_mask = np.ones((sc.F, sc.D, sc.K + 1))
+    for k, label, h0, h1 in spans:
+        cells = np.ones(sc.F, bool)
+        for d, v in zip(DIMS, label, strict=True):
+            if v is not None:
+                cells &= sc.cells[d].to_numpy() == v
+        known_mask[np.ix_(cells, np.arange(h0 // 24, h1 // 24), np.array([k]))] = 0
+
+    masks = known_mask.copy()
     spike_mask = np.zeros((S, sc.D), bool)
     chosen: list[_Candidate] = []
     spikes: list[_Candidate] = []
+    tests = stests = 0
     for _pass in range(2):
-        cands, tests = sc.drops(masks)
+        cands, tests = sc.drops(masks, known_mask)
         scands, stests = sc.spikes(spike_mask)
         z_min = float(sps.norm.isf(s.alpha / max(tests + stests, 1)))
         chosen = _select(cands, sc.labels, z_min)
         chosen = _select([sc.broaden(c) for c in chosen], sc.labels, 0.0)
         spikes = _select(scands, sc.labels, z_min)
-        masks = np.ones_like(masks)
+        masks = known_mask.copy()
         spike_mask = np.zeros_like(spike_mask)
         for c in chosen:
             d0, d1 = c.h0 // 24, (c.h1 + 23) // 24
@@ -470,15 +533,15 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
         # the segment's usual rate; a segment too new to have one (a new campaign) takes its
         # parent's: without the campaign, then without the channel, then all traffic
         ref_s, ref_p = sessions[c.seg, win].sum(), purchases[c.seg, win].sum()
-        label = list(sc.labels[c.seg])
+        parent = list(sc.labels[c.seg])
         channels = set(sc.cells.loc[sc.members[c.seg] > 0, "channel"])
-        if label[1] is None and len(channels) == 1:
-            label[1] = channels.pop()  # a campaign that runs on one channel: compare with that channel
+        if parent[1] is None and len(channels) == 1:
+            parent[1] = channels.pop()  # a campaign that runs on one channel: compare with that channel
         for i in (2, 1, 0):
             if ref_s >= 100:
                 break
-            label[i] = None
-            j = index.get(tuple(label))
+            parent[i] = None
+            j = index.get(tuple(parent))
             if j is not None:
                 ref_s, ref_p = sessions[j, win].sum(), purchases[j, win].sum()
         base_rate = ref_p / ref_s if ref_s > 0 else np.nan
@@ -492,13 +555,13 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
     for c in chosen:
         if any(c.h0 < sp.h1 and sp.h0 < c.h1 and _nested(sc.labels[sp.seg], sc.labels[c.seg]) for sp in kept_spikes):
             continue
-        rows.append(_row(c, sc))
-    rows += [_row(c, sc) for c in kept_spikes]
+        rows.append(_row(c, sc, tests + stests))
+    rows += [_row(c, sc, tests + stests) for c in kept_spikes]
     out = pd.DataFrame(rows, columns=INCIDENT_COLUMNS)
     return out.sort_values("z", ascending=False, ignore_index=True)
 
 
-def _row(c: _Candidate, sc: _Scanner) -> dict:
+def _row(c: _Candidate, sc: _Scanner, tests: int) -> dict:
     label = sc.labels[c.seg]
     start = sc.first_day + timedelta(hours=c.h0)
     end = sc.first_day + timedelta(hours=c.h1 - 1)
@@ -514,6 +577,8 @@ def _row(c: _Candidate, sc: _Scanner) -> dict:
         "start_time": datetime.combine(sc.first_day, datetime.min.time()) + timedelta(hours=c.h0),
         "end_time": datetime.combine(sc.first_day, datetime.min.time()) + timedelta(hours=c.h1),
         "z": c.z, "p_value": float(sps.norm.sf(c.z)),
+        "p_adjusted": float(min(1.0, sps.norm.sf(c.z) * max(tests, 1))),
+        "country": None, "ongoing": c.h1 >= sc.H,
     }
     if c.kind == "conversion_drop":
         n, o, e = info["entering"], info["observed"], info["expected"]

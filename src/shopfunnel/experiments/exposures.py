@@ -100,3 +100,24 @@ def experiment_units(store: Store, experiment: str) -> Any:
         f"WITH {UNITS_SQL} SELECT person_id, variant, exposed_at FROM units",
         units_params(experiment),
     )
+
+
+def person_exposures(store: Store, person_id: str, *, source: str = "events") -> pd.DataFrame:
+    """The experiments one person was exposed to: ``experiment``, ``variant`` (the variant
+    of their first exposure: their variant as a unit), ``variants`` (every variant they saw,
+    sorted, comma-separated), ``exposures`` (events), ``first_exposure``, ``last_exposure``
+    and ``counted`` (False when they saw more than one variant and are left out of every
+    metric, as in the module docstring); newest first."""
+    key, variant = json_pointer("experiment"), json_pointer("variant")
+    return store.db.df(
+        f"""
+        SELECT {_EXPERIMENT} AS experiment, arg_min({_EXPERIMENT}, (ts, event_id)) AS variant,
+               string_agg(DISTINCT {_EXPERIMENT}, ',' ORDER BY {_EXPERIMENT}) AS variants,
+               count(*) AS exposures, min(ts) AS first_exposure, max(ts) AS last_exposure,
+               count(DISTINCT {_EXPERIMENT}) <= 1 AS counted
+        FROM {quote_ident(source)}
+        WHERE person_id = ? AND event = ? AND {_EXPERIMENT} IS NOT NULL
+        GROUP BY 1 ORDER BY first_exposure DESC, experiment
+        """,
+        [key, variant, variant, variant, variant, person_id, EXPOSURE_EVENT, key],
+    )

@@ -349,16 +349,19 @@ class LocalEngine:
         then each chunk's kernel writes into its slice of one set of result arrays (no
         concatenation of per-chunk results)."""
         threads = default_threads()
-        size = min(TIMELINE_CHUNK_ROWS, -(-len(tl) // threads))
+        pieces = tl.pieces()  # a live timeline's fresh persons are a second piece
+        size = min(TIMELINE_CHUNK_ROWS, -(-sum(len(p) for p in pieces) // threads))
 
-        def select(rows: tuple[int, int]) -> Units:
-            o, t, c, idx = timeline_rows(plan, tl, *rows)
-            attr = tl.read(f"dim_{plan.by}", *rows)[idx] if plan.by is not None else None
+        def select(job: tuple[Timeline, int, int]) -> Units:
+            piece, *rows = job
+            o, t, c, idx = timeline_rows(plan, piece, *rows)
+            attr = piece.read(f"dim_{plan.by}", *rows)[idx] if plan.by is not None else None
             period = period_starts(t, plan.trend) if plan.trend else None
             return prepare_units(plan, o, None, t, c, attr, period)
 
+        jobs = [(piece, a, b) for piece in pieces for a, b in timeline_chunks(piece, size)]
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            chunks = list(pool.map(select, timeline_chunks(tl, size)))
+            chunks = list(pool.map(select, jobs))
             starts = np.cumsum([0] + [ch.n_seg for ch in chunks])
             out = empty_results(plan, int(starts[-1]))
             owner = np.empty(int(starts[-1]), dtype=np.uint64)

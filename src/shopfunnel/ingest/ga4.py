@@ -39,16 +39,19 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shopfunnel.errors import InputError, Reject
-from shopfunnel.ingest import exposures
+from shopfunnel.ingest import exposures, ga4_bulk
 from shopfunnel.store import schema
 from shopfunnel.store.store import LINE, Staged
 
@@ -104,12 +107,32 @@ _OUT_SCHEMA = pa.schema(
 
 
 def read_ga4(path: str | Path) -> Staged:
-    """Stage a GA4 BigQuery export (NDJSON or a JSON array, plain or gzipped)."""
+    """Stage a GA4 BigQuery export (NDJSON or a JSON array, plain or gzipped; Parquet).
+
+    JSON exports are mapped in DuckDB a block of lines at a time
+    (:mod:`shopfunnel.ingest.ga4_bulk`); rows it cannot map exactly, and Parquet files,
+    go through the row-by-row reference (:func:`read_ga4_reference`)."""
+    p = _checked_path(path)
+    with open(p, "rb") as fh:
+        if fh.read(4) == b"PAR1":
+            return read_ga4_reference(p)
+    return _read_bulk(p)
+
+
+def _checked_path(path: str | Path) -> Path:
     p = Path(path)
     if not p.exists():
         raise InputError(f"no file at {str(p)!r}: check the path")
     if p.is_dir():
         raise InputError(f"{str(p)!r} is a folder: give the export file(s) inside it")
+    return p
+
+
+def read_ga4_reference(path: str | Path) -> Staged:
+    """Stage a GA4 export row by row in Python: the definition the bulk path is tested
+    against (same rows, same rejects; event ids by the earlier formula, a hash of the
+    parsed row's ``repr``), and the reader of Parquet exports."""
+    p = _checked_path(path)
     source = str(p)
     with open(p, "rb") as fh:
         parquet = fh.read(4) == b"PAR1"
@@ -121,13 +144,8 @@ def read_ga4(path: str | Path) -> Staged:
     seen_any = False
     for line, obj, problem in records:
         seen_any = True
-        if problem is not None:
-            rejects.append(Reject(source, line, "(row)", problem))
-            continue
-        row, why = _convert(obj, line)
-        if why is not None or row is None:
-            column, reason, value = why or ("(row)", "could not be read", None)
-            rejects.append(Reject(source, line, column, reason, value))
+        row = _accepted(source, line, obj, problem, rejects)
+        if row is None:
             continue
         sessions.see(row)
         rows.append(row)
@@ -141,6 +159,20 @@ def read_ga4(path: str | Path) -> Staged:
     table = pa.Table.from_batches([sessions.apply(b) for b in batches], schema=_OUT_SCHEMA)
     return Staged(source=source, table=table, line_label="row" if parquet else "line",
                   rejects=tuple(rejects))
+
+
+def _accepted(source: str, line: int, obj: Any, problem: str | None,
+              rejects: list[Reject]) -> dict[str, Any] | None:
+    """The staged row of one record, or None once the reason it is rejected is noted."""
+    if problem is not None:
+        rejects.append(Reject(source, line, "(row)", problem))
+        return None
+    row, why = _convert(obj, line)
+    if why is not None or row is None:
+        column, reason, value = why or ("(row)", "could not be read", None)
+        rejects.append(Reject(source, line, column, reason, value))
+        return None
+    return row
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -168,16 +200,24 @@ def _parquet_records(p: Path) -> Iterator[tuple[int, Any, str | None]]:
             yield number, obj, None
 
 
+def _head(fh: IO[bytes]) -> bytes:
+    """The file's first bytes, up to some that are not blank (empty: the file is blank)."""
+    head = b""
+    while not head.strip():
+        chunk = fh.read(4096)
+        if not chunk:
+            return b""
+        head += chunk
+    return head
+
+
 def _records(p: Path) -> Iterator[tuple[int, Any, str | None]]:
     """(line, parsed object, problem) for each event in the file, streamed."""
     try:
         with _open(p) as fh:
-            first = b""
-            while not first.strip():
-                chunk = fh.read(4096)
-                if not chunk:
-                    return
-                first += chunk
+            first = _head(fh)
+            if not first:
+                return
             if first.lstrip().startswith(b"["):
                 yield from _array_records(p, first + fh.read())
                 return
@@ -220,15 +260,18 @@ def _line_record(number: int, raw: bytes) -> Iterator[tuple[int, Any, str | None
     yield number, obj, None
 
 
-def _array_records(p: Path, data: bytes) -> Iterator[tuple[int, Any, str | None]]:
-    """Elements of a JSON array file, each with the line it starts on."""
+def _array_text(p: Path, data: bytes) -> str:
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise InputError(
             f"{p}:{line}: is not UTF-8 text: re-export the table as UTF-8 JSON"
         ) from exc
+
+
+def _array_spans(p: Path, text: str) -> Iterator[tuple[int, int, int]]:
+    """(line it starts on, start, end) of each element of a JSON array's text."""
     decoder = json.JSONDecoder()
     pos = text.index("[") + 1
     line, counted = 1, 0
@@ -243,12 +286,21 @@ def _array_records(p: Path, data: bytes) -> Iterator[tuple[int, Any, str | None]
         line += text.count("\n", counted, pos)
         counted = pos
         try:
-            obj, pos = decoder.raw_decode(text, pos)
+            _, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise InputError(
                 f"{p}:{exc.lineno}: is not valid JSON ({exc.msg} at column {exc.colno}); "
                 "nothing after it can be read, so nothing was loaded"
             ) from exc
+        yield line, pos, end
+        pos = end
+
+
+def _array_records(p: Path, data: bytes) -> Iterator[tuple[int, Any, str | None]]:
+    """Elements of a JSON array file, each with the line it starts on."""
+    text = _array_text(p, data)
+    for line, start, end in _array_spans(p, text):
+        obj = json.loads(text[start:end])
         if isinstance(obj, dict):
             yield line, obj, None
         else:
@@ -501,3 +553,160 @@ class _SessionCampaigns:
             for n in batch.schema.names
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
+
+
+# -- the bulk path (JSON exports) ----------------------------------------------------------
+
+BLOCK_BYTES = 64 * 1024 * 1024
+_BULK_COLUMNS = [c for c in _OUT_COLUMNS if c not in ("utm_source", "utm_medium", "utm_campaign")]
+_CAMPAIGN = pa.struct([("source", pa.string()), ("medium", pa.string()), ("campaign", pa.string())])
+_ROWS_SCHEMA = pa.schema(
+    [_OUT_SCHEMA.field(c) if c != "ts" else pa.field("ts", pa.int64()) for c in _BULK_COLUMNS]
+    + [pa.field(LINE, pa.int64()), pa.field("candidate", _CAMPAIGN), pa.field("last_click", _CAMPAIGN)]
+)
+
+
+def _read_bulk(p: Path) -> Staged:
+    source = str(p)
+    con = ga4_bulk.connect()
+    try:
+        parts: list[pa.Table] = []
+        rejects: list[Reject] = []
+        seen_any = False
+        for block in _blocks(p):
+            seen_any = seen_any or block.num_rows > 0
+            converted = ga4_bulk.convert_block(
+                con, block, min_us=MIN_US, max_us=MAX_US, mapped=MAPPED_PARAMS,
+                exposure_names=exposures.SOURCE_NAMES)
+            slow = converted.column("slow")
+            parts.append(converted.filter(pc.invert(slow)).rename_columns(
+                [LINE if n == "line" else n for n in converted.column_names]).select(_ROWS_SCHEMA.names))
+            if pc.any(slow).as_py():
+                at = np.flatnonzero(slow.to_numpy(zero_copy_only=False))  # rows are in block order
+                parts.append(_reference_rows(source, block.take(at), converted.take(at), rejects))
+        if not seen_any:
+            raise InputError(f"{source}: holds no events (the file is empty): there is nothing to load")
+        rows = pa.concat_tables([t.cast(_ROWS_SCHEMA) for t in parts]) if parts else _ROWS_SCHEMA.empty_table()
+        table = _with_session_campaigns(con, rows)
+    finally:
+        con.close()
+    return Staged(source=source, table=table, line_label="line", rejects=tuple(rejects))
+
+
+def _reference_rows(source: str, block: pa.Table, slow: pa.Table, rejects: list[Reject]) -> pa.Table:
+    """The rows the query left to the reference (``block``'s lines, ``slow`` the query's
+    rows for them), converted by it (rejects appended)."""
+    rows: list[dict[str, Any]] = []
+    for line, raw, content in zip(block.column("line").to_pylist(), block.column("bytes").to_pylist(),
+                                  slow.column("content").to_pylist(), strict=True):
+        for number, obj, problem in _line_record(line, raw.removesuffix(b"\n")):
+            row = _accepted(source, number, obj, problem, rejects)
+            if row is None:
+                continue
+            # the bulk path's id
+            row["event_id"] = ga4_bulk.event_id(
+                _str(obj.get("user_pseudo_id")), row["ts"], row["event"],
+                content)
+            row["candidate"] = _campaign_struct(row.pop("__candidate"))
+            row["last_click"] = _campaign_struct(row.pop("__last_click"))
+            rows.append(row)
+    return pa.Table.from_pylist(rows, schema=_ROWS_SCHEMA)
+
+
+def _campaign_struct(triple: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    return None if triple is None else dict(zip(("source", "medium", "campaign"), triple, strict=True))
+
+
+def _with_session_campaigns(con: Any, rows: pa.Table) -> pa.Table:
+    """:class:`_SessionCampaigns` in SQL: each session's last-click campaign, else its
+    earliest collected one (by time, then line), else the row's own."""
+    con.register("__ga4_rows", rows)
+    try:
+        utm = ", ".join(f"utm.{part} AS utm_{part}" for part in ("source", "medium", "campaign"))
+        table = con.sql(f"""
+            WITH chosen AS (
+                SELECT session_id,
+                       arg_min(last_click, (ts, {LINE})) FILTER (WHERE last_click IS NOT NULL) AS lc,
+                       arg_min(candidate, (ts, {LINE})) FILTER (WHERE candidate IS NOT NULL) AS cc
+                FROM __ga4_rows WHERE session_id IS NOT NULL GROUP BY session_id
+            ),
+            picked AS (
+                SELECT r.*, coalesce(c.lc, c.cc, r.candidate) AS utm
+                FROM __ga4_rows r LEFT JOIN chosen c USING (session_id)
+            )
+            SELECT * EXCLUDE (utm, candidate, last_click, ts), make_timestamp(ts) AS ts, {utm}
+            FROM picked ORDER BY {LINE}
+        """).to_arrow_table()
+    finally:
+        con.unregister("__ga4_rows")
+    return table.select(_OUT_SCHEMA.names).cast(_OUT_SCHEMA)
+
+
+def _blocks(p: Path) -> Iterator[pa.Table]:
+    """The file's lines as tables of (``line``, ``raw``), about :data:`BLOCK_BYTES` each;
+    a JSON array's elements with the line each starts on."""
+    try:
+        with _open(p) as fh:
+            head = _head(fh)
+            if not head:
+                return
+            if head.lstrip().startswith(b"["):
+                yield _array_block(p, head + fh.read())
+                return
+            number, carry = 0, head
+            while True:
+                chunk = fh.read(BLOCK_BYTES)
+                data = carry + chunk
+                if chunk:
+                    cut = data.rfind(b"\n") + 1
+                    if cut == 0:
+                        carry = data
+                        continue
+                    data, carry = data[:cut], data[cut:]
+                if data:
+                    block = _lines_block(data, number)
+                    number += block.num_rows
+                    yield block
+                if not chunk:
+                    return
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{p}: cannot be read ({exc}); is it a damaged gzip file?") from exc
+
+
+def _lines_block(data: bytes, before: int) -> pa.Table:
+    """Every line of ``data`` (blank ones too: they keep the numbering), numbered after
+    ``before``, as views on the buffer: ``raw`` (text for DuckDB; a line that is not UTF-8
+    is replaced by ``!``, which is no JSON, so the reference reports it) and ``bytes``."""
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10) + 1
+    if not len(ends) or ends[-1] != len(data):
+        ends = np.append(ends, len(data))
+    offsets = pa.py_buffer(np.concatenate([[0], ends]).astype(np.int64))
+    buffers = [None, offsets, pa.py_buffer(data)]
+    raw = pa.Array.from_buffers(pa.large_string(), len(ends), buffers)
+    original = pa.Array.from_buffers(pa.large_binary(), len(ends), buffers)
+    try:
+        raw.validate(full=True)
+    except pa.ArrowInvalid:
+        texts = []
+        for line in original.to_pylist():
+            try:
+                texts.append(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                texts.append("!")
+        raw = pa.array(texts, pa.large_string())
+    lines = pa.array(np.arange(before + 1, before + 1 + len(ends), dtype=np.int64))
+    table = pa.table({"line": lines, "raw": raw, "bytes": original})
+    # batches of a few thousand rows: DuckDB scans (and maps) them in parallel
+    return pa.Table.from_batches(table.to_batches(max_chunksize=8192))
+
+
+def _array_block(p: Path, data: bytes) -> pa.Table:
+    """A JSON array file's elements as a block (each with the line it starts on), each
+    written compact (DuckDB's ``json()``) as in a newline-delimited export."""
+    text = _array_text(p, data)
+    lines, raws = [], []
+    for line, start, end in _array_spans(p, text):
+        lines.append(line)
+        raws.append(text[start:end])
+    raw = ga4_bulk.compact(pa.array(raws, pa.large_string()))
+    return pa.table({"line": pa.array(lines, pa.int64()), "raw": raw, "bytes": raw.cast(pa.large_binary())})

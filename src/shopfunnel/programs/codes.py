@@ -280,3 +280,20 @@ def code_status(store: Store, code: str, *, at: datetime | None = None) -> dict[
         "holder_person_id": holder,
         "order_id": redeemed["order_id"].iloc[0] if len(redeemed) else None,
     }
+
+
+def person_codes(store: Store, person_id: str) -> pd.DataFrame:
+    """The offer codes one person holds: ``offer``, ``code``, ``issued_at``, and what a
+    checkout would do with each now (:func:`code_status`): ``status`` and the ``order_id``
+    that redeemed it (by anyone: a code used by another person shows here too); by offer."""
+    columns = ["offer", "code", "issued_at", "status", "order_id"]
+    if not has_table(store, "program_codes"):
+        return pd.DataFrame(columns=columns)
+    held = store.db.df(
+        "SELECT offer, code, issued_at FROM program_codes WHERE person_id = ? ORDER BY offer, code",
+        [person_id],
+    )
+    statuses = [code_status(store, code) for code in held["code"]]
+    held["status"] = [s["status"] for s in statuses]
+    held["order_id"] = [s["order_id"] for s in statuses]
+    return held[columns]

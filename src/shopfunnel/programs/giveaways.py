@@ -304,3 +304,16 @@ def preview_list(
     out = out.reset_index(drop=True)
     out.insert(1, "rank", range(1, len(out) + 1))
     return out
+
+
+def person_draws(store: Store, person_id: str) -> pd.DataFrame:
+    """The giveaway draws one person entered: ``draw``, ``drawn_at``, ``entrants``,
+    ``winner_rank`` (empty when they did not win), by time."""
+    columns = ["draw", "drawn_at", "entrants", "winner_rank"]
+    if not (has_table(store, "program_draws") and has_table(store, "program_draw_entrants")):
+        return pd.DataFrame(columns=columns)
+    return store.db.df(
+        "SELECT e.draw, d.drawn_at, d.entrants, e.winner_rank FROM program_draw_entrants e "
+        "JOIN program_draws d ON d.name = e.draw WHERE e.person_id = ? ORDER BY d.drawn_at, e.draw",
+        [person_id],
+    )

@@ -411,8 +411,12 @@ def referral_summary(store: Store, rule: ReferralRule | None = None) -> pd.DataF
     """Per referrer: ``referrals`` (referred persons), ``customers`` (of them, those who
     ordered), ``paid``, ``payable``, ``pending`` and ``refused`` counts, ``rewards_paid`` and
     ``rewards_payable`` (money), by rewards paid and payable, highest first."""
-    led = referral_ledger(store, rule)
-    led = led[led["referrer_person_id"].notna()]
+    return summarize_ledger(referral_ledger(store, rule))
+
+
+def summarize_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
+    """:func:`referral_summary` of a ledger already computed (:func:`referral_ledger`)."""
+    led = ledger[ledger["referrer_person_id"].notna()]
     if led.empty:
         return pd.DataFrame(
             columns=[
@@ -450,3 +454,18 @@ def referral_summary(store: Store, rule: ReferralRule | None = None) -> pd.DataF
         ascending=[False, False, True],
         kind="stable",
     ).reset_index(drop=True)
+
+
+def person_referrals(
+    store: Store, person_id: str, rule: ReferralRule | None = None
+) -> pd.DataFrame:
+    """The ledger rows (:func:`referral_ledger`) that name one person, with ``role``:
+    ``referred`` (their own referral) or ``referrer`` (persons who came by their code); the
+    referred person's row first, then the persons they referred by referral time."""
+    columns = ["role", *LEDGER_COLUMNS]
+    if not has_table(store, "program_referral_codes"):
+        return pd.DataFrame(columns=columns)
+    led = referral_ledger(store, rule)
+    referred = led[led["referred_person_id"] == person_id].assign(role="referred")
+    referrer = led[led["referrer_person_id"] == person_id].assign(role="referrer")
+    return pd.concat([referred, referrer], ignore_index=True)[columns]

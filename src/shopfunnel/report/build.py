@@ -99,7 +99,8 @@ def _diagnosis(ctx: Context) -> Section:
     return S.diagnosis_section(result.findings, currency=ctx.currency, period=period,
                                notes=list(getattr(result, "notes", []) or []),
                                priced=value is None or value.source != "none",
-                               pricing=value.note() if value is not None else "")
+                               pricing=value.note() if value is not None else "",
+                               incidents=result.incident_table() if hasattr(result, "incident_table") else None)
 
 
 def _checkout(ctx: Context) -> Section:

@@ -25,8 +25,12 @@ The model (parameters in :mod:`shopfunnel.sample.model`, full description in
   2017 via Smart Insights, as in DESIGN.md); the effects' directions follow Baymard
   (85.65% cart abandonment on mobile vs 70.19% overall; extra costs and forced account
   creation as top reasons to abandon). ``tests/test_sample.py`` holds the rates.
-- **Incidents** (:class:`CheckoutFailure`, :class:`PaymentOutage`, :class:`TrafficSpike`)
-  are interventions on that model, applied by session start and held by event time.
+- **Incidents** (:class:`CheckoutFailure`, :class:`PaymentOutage`, :class:`TrafficSpike`,
+  :class:`ConversionDrop`) are interventions on that model, applied by session start and
+  (failures and outages) held by event time.
+- **Traffic**: the size is a number of events, or ``sessions_per_day`` (from 10 a day up),
+  turned into events by the events per session of the seed's first block
+  (:func:`events_for_sessions`).
 
 Blocks of 20,000 visitors each draw from their own stream ``(seed, block)``, so output
 is deterministic, exact in size, and a smaller sample is a subset of a larger one.
@@ -50,6 +54,7 @@ from shopfunnel.sample.experiment import PlantedExperiment
 from shopfunnel.sample.incidents import (
     INCIDENT_SYNTAX,
     CheckoutFailure,
+    ConversionDrop,
     Incident,
     PaymentOutage,
     TrafficSpike,
@@ -69,24 +74,65 @@ def _check_n(n_events: int) -> int:
     return n_events
 
 
-def generate_sample(
-    n_events: int,
+def events_for_sessions(
+    sessions_per_day: float,
     *,
     seed: int = 0,
     start: str | date | datetime = DEFAULT_START,
     days: int = DEFAULT_DAYS,
     incidents: Sequence[Incident] = (),
     experiment: PlantedExperiment | None = None,
+) -> int:
+    """How many events make a sample of about ``sessions_per_day`` sessions a day: the
+    sessions × the events per session of the seed's first block of visitors (which the
+    sample starts with, so the figure holds for small samples too). A planted
+    ``experiment``'s exposure events are not counted (they come on top of the size)."""
+    if not isinstance(sessions_per_day, int | float) or not sessions_per_day >= 1:
+        raise ConfigError(
+            f"sessions_per_day={sessions_per_day!r} is not valid: ask for at least 1 session a day"
+        )
+    from shopfunnel.sample.engine import simulate_block
+    from shopfunnel.sample.experiment import count_exposures
+
+    plan = make_plan(seed, start, days, tuple(incidents), experiment)
+    block = simulate_block(plan, 0)
+    sessions = len(set(block.column("session_id").to_pylist()))
+    rows = block.num_rows - (count_exposures(block) if experiment is not None else 0)
+    per_session = rows / max(sessions, 1)
+    return max(1, round(float(sessions_per_day) * int(days) * per_session))
+
+
+def _size(n_events: int | None, sessions_per_day: float | None, **plan_args) -> int:
+    if (n_events is None) == (sessions_per_day is None):
+        raise ConfigError("give the sample's size as a number of events or as sessions_per_day (one of them)")
+    if sessions_per_day is not None:
+        return events_for_sessions(sessions_per_day, **plan_args)
+    return _check_n(n_events)  # type: ignore[arg-type]
+
+
+def generate_sample(
+    n_events: int | None = None,
+    *,
+    seed: int = 0,
+    start: str | date | datetime = DEFAULT_START,
+    days: int = DEFAULT_DAYS,
+    incidents: Sequence[Incident] = (),
+    experiment: PlantedExperiment | None = None,
+    sessions_per_day: float | None = None,
 ) -> pa.Table:
     """Exactly ``n_events`` canonical events (schema :data:`shopfunnel.store.schema.ARROW_SCHEMA`)
-    of a simulated store open from ``start`` (midnight UTC) for ``days`` days.
+    of a simulated store open from ``start`` (midnight UTC) for ``days`` days; or, with
+    ``sessions_per_day`` instead, about that many sessions a day.
 
     The same arguments give the same table; a smaller ``n_events`` gives a prefix (by
     simulated visitor) of a larger one. Rows are sorted by time within each block of
     visitors, not globally. ``incidents`` plants :class:`CheckoutFailure`,
-    :class:`PaymentOutage` and :class:`TrafficSpike` incidents; ``experiment`` runs a
-    :class:`PlantedExperiment` (its exposure events come on top of ``n_events``).
+    :class:`PaymentOutage`, :class:`TrafficSpike` and :class:`ConversionDrop` incidents;
+    ``experiment`` runs a :class:`PlantedExperiment` (its exposure events come on top of
+    ``n_events``).
     """
+    n_events = _size(n_events, sessions_per_day, seed=seed, start=start, days=days,
+                     incidents=incidents, experiment=experiment)
     plan = make_plan(seed, start, days, tuple(incidents), experiment)
     tables = list(iter_blocks(_check_n(n_events), plan))
     return pa.concat_tables(tables).combine_chunks() if len(tables) > 1 else tables[0]
@@ -94,7 +140,7 @@ def generate_sample(
 
 def write_sample(
     path: str | os.PathLike[str],
-    n_events: int,
+    n_events: int | None = None,
     *,
     seed: int = 0,
     start: str | date | datetime = DEFAULT_START,
@@ -103,6 +149,7 @@ def write_sample(
     experiment: PlantedExperiment | None = None,
     chunk_events: int = 2_000_000,
     progress: Callable[[int], None] | None = None,
+    sessions_per_day: float | None = None,
 ) -> Path:
     """Write the same events as :func:`generate_sample` to a Parquet file at ``path``,
     ``chunk_events`` rows at a time so memory stays bounded whatever ``n_events`` is.
@@ -115,8 +162,9 @@ def write_sample(
     """
     if chunk_events < 1:
         raise ConfigError(f"chunk_events={chunk_events!r} must be at least 1")
+    n = _size(n_events, sessions_per_day, seed=seed, start=start, days=days,
+              incidents=incidents, experiment=experiment)
     plan = make_plan(seed, start, days, tuple(incidents), experiment)
-    n = _check_n(n_events)
     target = Path(path)
     if target.is_dir():
         raise ConfigError(f"{str(target)!r} is a folder: give a file name such as sample.parquet")
@@ -181,10 +229,12 @@ __all__ = [
     "DEFAULT_START",
     "INCIDENT_SYNTAX",
     "CheckoutFailure",
+    "ConversionDrop",
     "Incident",
     "PaymentOutage",
     "PlantedExperiment",
     "TrafficSpike",
+    "events_for_sessions",
     "generate_sample",
     "parse_incident",
     "write_sample",

@@ -8,6 +8,7 @@ by :func:`parse_incident` and documented there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -46,8 +47,33 @@ def to_datetime(value: str | date | datetime, *, what: str = "start") -> datetim
     return to_datetime(parsed)
 
 
+class _DaysWindow:
+    """An incident from ``start`` for ``days`` days (its ``begin`` and ``end``, UTC)."""
+
+    start: str | date | datetime
+    days: float
+
+    @property
+    def begin(self) -> datetime:
+        return to_datetime(self.start)
+
+    @property
+    def end(self) -> datetime:
+        return self.begin + timedelta(days=self.days)
+
+
+class _StepWindow(_DaysWindow):
+    """A days window at one funnel ``step`` (its ``level`` in :data:`LEVELS`)."""
+
+    step: str
+
+    @property
+    def level(self) -> int:
+        return LEVELS.index(self.step)
+
+
 @dataclass(frozen=True)
-class CheckoutFailure:
+class CheckoutFailure(_StepWindow):
     """Checkout broken on one device: from ``start`` for ``days`` days, sessions on
     ``device`` can reach ``step`` but nobody gets past it to purchase (the step's event
     carries ``"checkout_error": true``, and ``"payment_failed": true`` at
@@ -72,18 +98,6 @@ class CheckoutFailure:
             )
         if not self.days > 0:
             raise ConfigError(f"CheckoutFailure days={self.days!r} must be positive")
-
-    @property
-    def begin(self) -> datetime:
-        return to_datetime(self.start)
-
-    @property
-    def end(self) -> datetime:
-        return self.begin + timedelta(days=self.days)
-
-    @property
-    def level(self) -> int:
-        return LEVELS.index(self.step)
 
     def __str__(self) -> str:
         return (
@@ -120,7 +134,7 @@ class PaymentOutage:
 
 
 @dataclass(frozen=True)
-class TrafficSpike:
+class TrafficSpike(_DaysWindow):
     """A campaign floods the store: from ``start`` for ``days`` days, ``channel`` brings
     ``multiplier`` times its usual new visitors (the extra ones tagged
     ``utm_campaign=campaign``, mostly on mobile), who barely convert."""
@@ -150,14 +164,6 @@ class TrafficSpike:
         if not self.campaign.strip():
             raise ConfigError("TrafficSpike campaign must not be empty")
 
-    @property
-    def begin(self) -> datetime:
-        return to_datetime(self.start)
-
-    @property
-    def end(self) -> datetime:
-        return self.begin + timedelta(days=self.days)
-
     def __str__(self) -> str:
         return (
             f"traffic spike of {self.channel} campaign {self.campaign!r} ({self.multiplier:g}x) "
@@ -165,7 +171,67 @@ class TrafficSpike:
         )
 
 
-Incident = CheckoutFailure | PaymentOutage | TrafficSpike
+# Steps whose conversion a ConversionDrop can lower (a session reaches them from the one before).
+DROP_STEPS = LEVELS[1:]
+SEGMENT_KEYS = ("device", "channel", "country")
+
+
+@dataclass(frozen=True)
+class ConversionDrop(_StepWindow):
+    """A step converts worse for a while, for everyone or one segment: from ``start`` for
+    ``days`` days, sessions that reach the step before ``step`` go on to ``step`` with
+    ``keep`` times their usual probability (0.76 takes 85% to about 65%; 0 stops
+    everyone), and those that would have gone on stop there instead. A drop at
+    ``purchase`` is a payment failure: the stopped sessions' ``add_payment_info`` carries
+    ``"payment_failed": true``. ``segment`` limits it to sessions with that ``device``,
+    ``channel`` or ``country`` (e.g. ``{"device": "mobile"}``; empty: all traffic). Applied
+    to the sessions that start inside the window."""
+
+    start: str | date | datetime
+    days: float = 30
+    step: str = "add_payment_info"
+    keep: float = 0.5
+    segment: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        from shopfunnel.sample.model import CHANNELS, COUNTRIES
+
+        to_datetime(self.start)
+        if isinstance(self.segment, dict):
+            object.__setattr__(self, "segment", tuple(sorted(self.segment.items())))
+        if self.step not in DROP_STEPS:
+            raise ConfigError(
+                f"ConversionDrop step {self.step!r} is not a step sessions move on to: use one "
+                f"of {', '.join(DROP_STEPS)}"
+            )
+        if not self.days > 0:
+            raise ConfigError(f"ConversionDrop days={self.days!r} must be positive")
+        if not 0 <= self.keep < 1:
+            raise ConfigError(
+                f"ConversionDrop keep={self.keep!r} must be at least 0 and below 1 (the share of "
+                "the usual conversion left: 0.76 takes 85% to about 65%)"
+            )
+        known = {"device": DEVICES, "channel": CHANNELS, "country": COUNTRIES}
+        for key, value in self.segment:
+            if key not in known:
+                raise ConfigError(
+                    f"ConversionDrop segment {key!r} is not known: use {', '.join(SEGMENT_KEYS)}"
+                )
+            if value not in known[key]:
+                raise ConfigError(
+                    f"ConversionDrop {key} {value!r} is not one the sample store has: use one of "
+                    f"{', '.join(known[key])}"
+                )
+
+    def __str__(self) -> str:
+        where = ", ".join(f"{k}={v}" for k, v in self.segment) or "all traffic"
+        return (
+            f"conversion drop into {self.step} to {self.keep:g}x on {where} from "
+            f"{self.begin:%Y-%m-%d %H:%M} for {self.days:g} day(s)"
+        )
+
+
+Incident = CheckoutFailure | PaymentOutage | TrafficSpike | ConversionDrop
 
 INCIDENT_SYNTAX = """\
 checkout-failure:START[:DAYS[:DEVICE[:STEP]]]   checkout broken on DEVICE (default 3 days,
@@ -173,9 +239,13 @@ checkout-failure:START[:DAYS[:DEVICE[:STEP]]]   checkout broken on DEVICE (defau
 payment-outage:START[:HOURS]                  no purchases at all for HOURS (default 12h).
 traffic-spike:START[:DAYS[:CAMPAIGN[:CHANNEL[:MULTIPLIER]]]]   a campaign (default 2 days,
     flash_promo, paid social, 4x) brings visitors who barely convert.
+conversion-drop:START[:DAYS[:STEP[:KEEP[:SEGMENT]]]]   STEP converts at KEEP times its usual
+    rate (default 30 days, add_payment_info, 0.5) on SEGMENT (device=mobile, channel=email,
+    country=DE, a device name alone, or all; default all).
 START is a UTC date or time: 2024-02-10 or 2024-03-01T10:00. DAYS may end in d, HOURS in h.
 Examples: checkout-failure:2024-02-10:3:mobile  payment-outage:2024-03-01T10:00:12h
-traffic-spike:2024-03-20:2:flash_promo:paid social:4"""
+traffic-spike:2024-03-20:2:flash_promo:paid social:4
+conversion-drop:2024-03-01:30:add_payment_info:0.76:device=mobile"""
 
 
 def _split(text: str) -> tuple[str, list[str]]:
@@ -208,6 +278,38 @@ def _number(text: str, unit: str, what: str, spec: str) -> float:
         ) from exc
 
 
+def _segment(text: str) -> tuple[tuple[str, str], ...]:
+    """``device=mobile``, ``country=de``, a device name alone, or ``all`` (no segment)."""
+    if text.lower() == "all":
+        return ()
+    key, sep, value = text.partition("=")
+    if not sep:  # a device name alone
+        key, value = "device", key
+    key, value = key.strip().lower(), value.strip()
+    return ((key, value.upper() if key == "country" else value.lower()),)
+
+
+# kind: (class, syntax, the optional fields after START as (keyword, how to read it))
+_FORMS: dict[str, tuple[type, str, tuple[tuple[str, Callable[[str, str], object]], ...]]] = {
+    "checkout-failure": (CheckoutFailure, "checkout-failure:START[:DAYS[:DEVICE[:STEP]]]", (
+        ("days", lambda v, spec: _number(v, "d", "DAYS", spec)),
+        ("device", lambda v, spec: v.lower()),
+        ("step", lambda v, spec: v.lower()))),
+    "payment-outage": (PaymentOutage, "payment-outage:START[:HOURS]", (
+        ("hours", lambda v, spec: _number(v, "h", "HOURS", spec)),)),
+    "traffic-spike": (TrafficSpike, "traffic-spike:START[:DAYS[:CAMPAIGN[:CHANNEL[:MULTIPLIER]]]]", (
+        ("days", lambda v, spec: _number(v, "d", "DAYS", spec)),
+        ("campaign", lambda v, spec: v),
+        ("channel", lambda v, spec: v.lower()),
+        ("multiplier", lambda v, spec: _number(v, "x", "MULTIPLIER", spec)))),
+    "conversion-drop": (ConversionDrop, "conversion-drop:START[:DAYS[:STEP[:KEEP[:SEGMENT]]]]", (
+        ("days", lambda v, spec: _number(v, "d", "DAYS", spec)),
+        ("step", lambda v, spec: v.lower()),
+        ("keep", lambda v, spec: _number(v, "x", "KEEP", spec)),
+        ("segment", lambda v, spec: _segment(v)))),
+}
+
+
 def parse_incident(spec: str) -> Incident:
     """An incident from its text form (see :data:`INCIDENT_SYNTAX`)."""
     kind, fields = _split(spec)
@@ -218,46 +320,13 @@ def parse_incident(spec: str) -> Incident:
         )
     start = to_datetime(fields[0], what=f"--incident {spec!r}: start")
     args = fields[1:]
-    if kind == "checkout-failure":
-        if len(args) > 3:
-            raise ConfigError(
-                f"--incident {spec!r}: too many fields; syntax: "
-                "checkout-failure:START[:DAYS[:DEVICE[:STEP]]]"
-            )
-        kw: dict = {}
-        if len(args) > 0 and args[0]:
-            kw["days"] = _number(args[0], "d", "DAYS", spec)
-        if len(args) > 1 and args[1]:
-            kw["device"] = args[1].lower()
-        if len(args) > 2 and args[2]:
-            kw["step"] = args[2].lower()
-        return CheckoutFailure(start, **kw)
-    if kind == "payment-outage":
-        if len(args) > 1:
-            raise ConfigError(
-                f"--incident {spec!r}: too many fields; syntax: payment-outage:START[:HOURS]"
-            )
-        kw = {}
-        if args and args[0]:
-            kw["hours"] = _number(args[0], "h", "HOURS", spec)
-        return PaymentOutage(start, **kw)
-    if kind == "traffic-spike":
-        if len(args) > 4:
-            raise ConfigError(
-                f"--incident {spec!r}: too many fields; syntax: "
-                "traffic-spike:START[:DAYS[:CAMPAIGN[:CHANNEL[:MULTIPLIER]]]]"
-            )
-        kw = {}
-        if len(args) > 0 and args[0]:
-            kw["days"] = _number(args[0], "d", "DAYS", spec)
-        if len(args) > 1 and args[1]:
-            kw["campaign"] = args[1]
-        if len(args) > 2 and args[2]:
-            kw["channel"] = args[2].lower()
-        if len(args) > 3 and args[3]:
-            kw["multiplier"] = _number(args[3], "x", "MULTIPLIER", spec)
-        return TrafficSpike(start, **kw)
-    raise ConfigError(
-        f"--incident {spec!r}: unknown kind {kind!r}; use checkout-failure, payment-outage or "
-        "traffic-spike"
-    )
+    if kind not in _FORMS:
+        raise ConfigError(
+            f"--incident {spec!r}: unknown kind {kind!r}; use checkout-failure, payment-outage, "
+            "traffic-spike or conversion-drop"
+        )
+    cls, syntax, optional = _FORMS[kind]
+    if len(args) > len(optional):
+        raise ConfigError(f"--incident {spec!r}: too many fields; syntax: {syntax}")
+    kw = {name: read(value, spec) for (name, read), value in zip(optional, args, strict=False) if value}
+    return cls(start, **kw)

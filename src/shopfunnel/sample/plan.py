@@ -15,6 +15,7 @@ from shopfunnel.sample import model as m
 from shopfunnel.sample.experiment import ActiveExperiment, PlantedExperiment, activate
 from shopfunnel.sample.incidents import (
     CheckoutFailure,
+    ConversionDrop,
     Incident,
     PaymentOutage,
     TrafficSpike,
@@ -35,6 +36,8 @@ class Plan:
     day_weight: np.ndarray  # arrival weight of each day of the span
     failures: tuple[tuple[float, float, int, int], ...]  # begin, end (days), device, level
     outages: tuple[tuple[float, float], ...]
+    # begin, end (days), level, keep, device, channel, country (indices; -1: any)
+    drops: tuple[tuple[float, float, int, float, int, int, int], ...]
     spikes: tuple[
         tuple[float, float, int, int, float], ...
     ]  # begin, end, channel, source, mean extra
@@ -88,11 +91,13 @@ def make_plan(
     end = t0 + timedelta(days=int(days))
     failures: list[tuple[float, float, int, int]] = []
     outages: list[tuple[float, float]] = []
+    drops: list[tuple[float, float, int, float, int, int, int]] = []
     spikes: list[tuple[float, float, int, int, float]] = []
     for inc in incidents:
-        if not isinstance(inc, CheckoutFailure | PaymentOutage | TrafficSpike):
+        if not isinstance(inc, CheckoutFailure | PaymentOutage | TrafficSpike | ConversionDrop):
             raise ConfigError(
-                f"{inc!r} is not an incident: use CheckoutFailure, PaymentOutage or TrafficSpike"
+                f"{inc!r} is not an incident: use CheckoutFailure, PaymentOutage, TrafficSpike "
+                "or ConversionDrop"
             )
         if inc.end <= t0 or inc.begin >= end:
             raise ConfigError(
@@ -110,6 +115,19 @@ def make_plan(
             )
         elif isinstance(inc, PaymentOutage):
             outages.append((days_from_span(inc.begin), days_from_span(inc.end)))
+        elif isinstance(inc, ConversionDrop):
+            seg = dict(inc.segment)
+            drops.append(
+                (
+                    days_from_span(inc.begin),
+                    days_from_span(inc.end),
+                    inc.level,
+                    float(inc.keep),
+                    m.DEVICES.index(seg["device"]) if "device" in seg else -1,
+                    m.CHANNELS.index(seg["channel"]) if "channel" in seg else -1,
+                    m.COUNTRIES.index(seg["country"]) if "country" in seg else -1,
+                )
+            )
         elif isinstance(inc, TrafficSpike):
             ch = m.CHANNELS.index(inc.channel)
             utm_source, utm_medium, _, referrer, _ = m.SOURCES[inc.channel][0]
@@ -132,6 +150,7 @@ def make_plan(
         day_weight=day_weight,
         failures=tuple(failures),
         outages=tuple(outages),
+        drops=tuple(drops),
         spikes=tuple(spikes),
         sources=tuple(sources),
         source_channel=np.array(source_channel),

@@ -156,6 +156,18 @@ def simulate_sessions(
             level += (level == step) & (u[:, step] < sigmoid(logit[:, step]))
 
         # Planted incidents.
+        for b, e, lvl, keep, d, c, co in plan.drops:
+            hit = (ts >= b) & (ts < e) & (level >= lvl)
+            if d >= 0:
+                hit &= dev == d
+            if c >= 0:
+                hit &= ch == c
+            if co >= 0:
+                hit &= country[idx] == co
+            stop = hit & (rng.random(k) >= keep)
+            level[stop] = lvl - 1
+            if lvl == 6:  # a payment that failed
+                payment_failed |= stop
         error_level = np.full(k, -1, dtype=np.int64)
         for b, e, d, cap in plan.failures:
             hit = (ts >= b) & (ts < e) & (dev == d) & (level >= cap)

@@ -93,7 +93,8 @@ def webhooks_status(request: Request) -> dict[str, Any]:
     return {"rows": records(read(request, delivery_status))}
 
 
-@router.delete("/persons/{person_id}", openapi_extra=ADMIN)
+@router.delete("/persons/{person_id}", openapi_extra=ADMIN,
+                responses={503: {"description": "The store is still loading earlier events: retry"}})
 def erase_person(request: Request, person_id: Annotated[str, Path(min_length=1, max_length=1000)]) -> dict[str, Any]:
     """Erase a person: their events, identity links, audience memberships, sent flows and
     webhook entries, the timeline and the spooled copies (see shopfunnel.store.erase). The
@@ -129,6 +130,20 @@ def create_key(request: Request, name: Annotated[str, Query(min_length=1, max_le
         key = auth.create_write_key(state.store.db, name)
     state.refresh_keys()
     return {"write_key": key, "name": name}
+
+
+@router.delete("/keys/{prefix}", openapi_extra=ADMIN,
+                responses={404: {"description": "No active write key starts with the prefix"}})
+def revoke_key(request: Request, prefix: Annotated[str, Path(min_length=1, max_length=100, description=(
+        "the key's first characters, as GET /v1/keys lists them"))]) -> dict[str, Any]:
+    """Revoke a write key: requests with it get 401 from the next one on. 404 when no
+    active key starts with ``prefix`` (keys given on the serve command line cannot be
+    revoked here: restart without them)."""
+    try:
+        revoked = state_of(request).revoke_key(prefix)
+    except ConfigError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    return {"revoked": revoked, "prefix": prefix}
 
 
 Order = Annotated[Literal["ordered", "strict", "any"], Query(description="ordered, strict or any")]

@@ -12,7 +12,8 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
-from shopfunnel.server import api, collector, dashboard, store_webhooks
+from shopfunnel.server import api, collector, dashboard, journey, programs, store_webhooks
+from shopfunnel.server.openapi import document_answers
 from shopfunnel.server.state import ServerSettings, ServerState
 
 STATIC = files("shopfunnel.server") / "static"
@@ -63,6 +64,9 @@ def create_app(
     app.include_router(store_webhooks.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
+    app.include_router(journey.json_router)
+    app.include_router(journey.router)
+    app.include_router(programs.router)
 
     @app.get("/v1/health", tags=["service"])
     def health() -> dict[str, Any]:
@@ -91,7 +95,8 @@ def create_app(
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        schema = document_answers(get_openapi(title=app.title, version=app.version, summary=app.summary,
+                                              routes=app.routes))
         schema.setdefault("components", {})["securitySchemes"] = {
             "writeKey": {"type": "http", "scheme": "basic",
                          "description": "The write key as the user name, empty password (Segment's way)."},

@@ -8,6 +8,10 @@
   A write key can only send events.
 - Dashboard sessions are random tokens held in memory (a restart logs everyone out),
   sent as an ``HttpOnly``, ``SameSite=Strict`` cookie.
+- A browser that logged in once gets a long-lived **device cookie**: a random id signed
+  with a secret kept in ``server_settings``. It survives restarts and exempts that browser
+  from the back-off strangers' failed log-ins cause (:class:`shopfunnel.server.limits.LoginGuard`);
+  it grants nothing by itself.
 """
 
 from __future__ import annotations
@@ -81,6 +85,34 @@ def store_admin_hash(db: Database, password_hash: str) -> None:
     db.execute("INSERT OR REPLACE INTO server_settings VALUES ('admin_password_hash', ?)", [password_hash])
 
 
+def device_secret(db: Database) -> bytes:
+    """The secret that signs device cookies, made on first use and kept in the store."""
+    ensure_tables(db)
+    stored = db.scalar("SELECT value FROM server_settings WHERE key = 'device_secret'")
+    if stored is None:
+        stored = secrets.token_hex(32)
+        db.execute("INSERT OR REPLACE INTO server_settings VALUES ('device_secret', ?)", [stored])
+    return bytes.fromhex(stored)
+
+
+def _device_signature(secret: bytes, device: str) -> str:
+    return hmac.new(secret, b"device\x00" + device.encode(), hashlib.sha256).hexdigest()
+
+
+def new_device_cookie(secret: bytes) -> str:
+    """A device cookie value: ``<random id>.<HMAC of the id>``."""
+    device = secrets.token_urlsafe(18)
+    return f"{device}.{_device_signature(secret, device)}"
+
+
+def device_of(secret: bytes, cookie: str | None) -> str | None:
+    """The device id of a cookie signed with ``secret``, or None when it is not."""
+    if not cookie or cookie.count(".") != 1 or len(cookie) > 200:
+        return None
+    device, signature = cookie.split(".")
+    return device if hmac.compare_digest(signature, _device_signature(secret, device)) else None
+
+
 def create_write_key(db: Database, name: str = "default") -> str:
     """Create a write key, store its hash, and return the key (shown only this once)."""
     ensure_tables(db)
@@ -99,6 +131,8 @@ def list_write_keys(db: Database) -> pd.DataFrame:
 
 
 def revoke_write_key(db: Database, prefix: str) -> int:
+    """Mark the active write keys starting with ``prefix`` (as `keys list` shows it) revoked;
+    the number revoked. Raises :class:`ConfigError` when none is active."""
     ensure_tables(db)
     n = int(db.scalar("SELECT count(*) FROM write_keys WHERE prefix = ? AND NOT revoked", [prefix]) or 0)
     if n == 0:

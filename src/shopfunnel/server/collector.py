@@ -7,7 +7,8 @@ Every request goes through the same steps, each with its own answer:
 3. it must be JSON of the right shape — else **400** (not JSON) or **422** (wrong shape);
 4. a write key, as the HTTP Basic user (Segment's way), the body's ``writeKey`` or the
    ``writeKey`` query parameter (for ``sendBeacon``) — else **401**;
-5. within the key's rate — else **429** with ``Retry-After``;
+5. within the key's rate — else **429** with ``Retry-After`` (a Basic key with no token
+   left is answered so before step 3: its body is not read as JSON at all);
 6. the writer not too far behind — else **503** with ``Retry-After``;
 7. each event checked on its own (:mod:`shopfunnel.server.events`): good ones are
    accepted, bad ones rejected with their index and reason; none good → **400**;
@@ -21,22 +22,18 @@ import base64
 import binascii
 import math
 import zlib
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from shopfunnel.errors import ShopfunnelError
-from shopfunnel.server.events import EventError, incoming
+from shopfunnel.server.intake import SINGLE_TYPES
 from shopfunnel.server.state import ServerState
 
 router = APIRouter()
-SINGLE_TYPES = ("track", "page", "identify", "screen", "alias", "group")
-MAX_EVENTS_PER_BATCH = 10_000
 
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 413: "too_large",
@@ -72,27 +69,67 @@ def _basic_user(header: str | None) -> str | None:
     return decoded.split(":", 1)[0] or None
 
 
+class TooLarge(Exception):
+    """The inflated body passed the limit."""
+
+
+class Inflater:
+    """Gunzip a body chunk by chunk, refusing (:class:`TooLarge`) as soon as the inflated
+    size passes ``limit``: a small "gzip bomb" is never inflated past the limit, so no
+    more than ``limit`` + 1 bytes are ever held. Several gzip members one after the other
+    (RFC 1952 allows it) are read in turn; a broken or cut stream raises ``zlib.error``."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.size = 0
+        self._parts: list[bytes] = []
+        self._member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._open = False  # the current member has been fed and has not ended
+
+    def feed(self, data: bytes) -> None:
+        while data:
+            self._open = True
+            out = self._member.decompress(data, self.limit - self.size + 1)
+            self.size += len(out)
+            if self.size > self.limit:
+                raise TooLarge
+            self._parts.append(out)
+            data = self._member.unconsumed_tail
+            if self._member.eof:
+                data = self._member.unused_data
+                self._member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._open = False
+
+    def finish(self) -> bytes:
+        """The whole inflated body; ``zlib.error`` when the stream ended inside a member."""
+        if self._open:
+            raise zlib.error("the gzip stream is cut short")
+        return b"".join(self._parts)
+
+
 async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None when it is larger than ``limit`` (before or after gunzip)."""
+    """The body, or None when it is larger than ``limit`` bytes, as sent or once gunzipped
+    (inflated while it arrives, and stopped at the limit)."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         return None
+    gzipped = request.headers.get("content-encoding", "").lower() == "gzip"
+    inflater = Inflater(limit) if gzipped else None
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        try:
-            out = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            body = out.decompress(body, limit * 8)
-            if out.unconsumed_tail:
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
                 return None
-        except zlib.error:
-            return b"\x00"  # not JSON: answered with 400 below
-    return body
+            if inflater is not None:
+                inflater.feed(chunk)
+            else:
+                chunks.append(chunk)
+        return inflater.finish() if inflater is not None else b"".join(chunks)
+    except TooLarge:
+        return None
+    except zlib.error:
+        return b"\x00"  # not JSON: answered with 400 below
 
 
 async def collect(request: Request, kind: str) -> Response:
@@ -111,72 +148,58 @@ async def collect(request: Request, kind: str) -> Response:
     if body is None:
         return _error(413, f"the request body is larger than {settings.max_body_bytes} bytes: "
                       "send smaller batches", headers)
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        return _error(400, f"the body is not valid JSON ({exc})", headers)
+    received = datetime.now(UTC)
+    if header_key is not None:
+        # a key already out of tokens is refused before its body is converted
+        wait = state.rate.wait(header_key)
+        if wait > 0:
+            return _rate_limited(wait, headers)
+        prepared = await state.prepare(body, kind, received)
+    else:
+        # the key is in the body or the query: learn it (and the count) before converting
+        prepared = state.prepare_here(body, kind, received, convert=False)
+    if prepared.parse_error is not None:
+        return _error(400, prepared.parse_error, headers)
     key = header_key
     if key is None:
-        body_key = payload.get("writeKey") if isinstance(payload, Mapping) else None
-        key = body_key if isinstance(body_key, str) else request.query_params.get("writeKey")
+        key = prepared.body_key if prepared.body_key is not None else request.query_params.get("writeKey")
         if state.key_name(key) is None:
             return _error(401, "a write key is required: send it as the HTTP Basic user name "
                           "(Segment's way), as writeKey in the body, or as ?writeKey=",
                           {**headers, "WWW-Authenticate": 'Basic realm="shopfunnel"'})
-    if not isinstance(payload, Mapping):
-        return _error(422, "the body must be a JSON object", headers)
-    context = payload.get("context") if kind == "batch" else None
-    if context is not None and not isinstance(context, Mapping):
-        return _error(422, "context must be an object", headers)
-    if kind == "batch":
-        messages = payload.get("batch")
-        if not isinstance(messages, list) or not messages:
-            return _error(422, 'the body must be {"batch": [event, ...]} with at least one event', headers)
-        if len(messages) > MAX_EVENTS_PER_BATCH:
-            return _error(413, f"at most {MAX_EVENTS_PER_BATCH} events per batch", headers)
-    else:
-        message = dict(payload)
-        message.pop("writeKey", None)
-        message.setdefault("type", kind)
-        if message["type"] != kind:
-            return _error(422, f"/v1/{kind} takes {kind} messages, not {message['type']!r}", headers)
-        messages = [message]
-    wait = state.rate.take(key, len(messages))  # type: ignore[arg-type]
+    if prepared.shape_error is not None:
+        return _error(*prepared.shape_error, headers)
+    if state.rate.too_large(prepared.count):
+        return _error(413, f"at most {state.rate.burst:.0f} events per request for this write key "
+                      "(its rate limit's burst): send smaller batches", headers)
+    wait = state.rate.take(key, prepared.count)  # type: ignore[arg-type]
     if wait > 0:
-        return _error(429, "rate limit for this write key exceeded: retry later",
-                      {**headers, "Retry-After": str(max(1, math.ceil(wait)))})
+        return _rate_limited(wait, headers)
+    if header_key is None:
+        prepared = await state.prepare(body, kind, received)
     assert state.writer is not None and state.spool is not None
     if state.writer.pending > settings.max_pending_events:
         return _error(503, "the store is catching up: retry shortly",
                       {**headers, "Retry-After": "1"})
-
-    received = datetime.now(UTC)
-    accepted: list[dict[str, Any]] = []
-    rejected: list[dict[str, Any]] = []
-    for index, message in enumerate(messages):
-        try:
-            if isinstance(message, Mapping) and len(orjson.dumps(message)) > settings.max_event_bytes:
-                raise EventError(f"the event is larger than {settings.max_event_bytes} bytes", "event")
-            accepted.append(incoming(message, received_at=received,
-                                     context=context if isinstance(context, Mapping) else None))
-        except EventError as exc:
-            rejected.append({"index": index, "field": exc.column, "reason": exc.reason})
-        except (TypeError, ValueError, OverflowError) as exc:
-            rejected.append({"index": index, "field": "event", "reason": f"cannot be read: {exc}"})
+    accepted, rejected = prepared.accepted, prepared.rejected
     if not accepted:
         return _error(400, "no event in the request could be accepted", headers,
                       accepted=0, rejected=rejected)
     try:
         if settings.durability == "transaction":
-            data = b"".join(orjson.dumps(r) + b"\n" for r in accepted)
-            await run_in_threadpool(state.writer.load_now, data)
+            await run_in_threadpool(state.writer.load_now, prepared.data)
         else:
-            await _wrap(state.spool.append(accepted))
+            await _wrap(state.spool.append_lines(prepared.data, accepted))
     except (OSError, RuntimeError, ShopfunnelError) as exc:
         return _error(503, f"the spool cannot take events right now ({exc}): retry shortly",
                       {**headers, "Retry-After": "1"})
-    return JSONResponse({"success": True, "accepted": len(accepted), "rejected": rejected},
+    return JSONResponse({"success": True, "accepted": accepted, "rejected": rejected},
                         headers=headers)
+
+
+def _rate_limited(wait: float, headers: dict[str, str]) -> JSONResponse:
+    return _error(429, "rate limit for this write key exceeded: retry later",
+                  {**headers, "Retry-After": str(max(1, math.ceil(wait)))})
 
 
 async def _wrap(future: Any) -> None:
@@ -216,13 +239,7 @@ RESULT = {
             "content": {"application/json": {"schema": {"type": "object", "properties": {
                 "success": {"type": "boolean"}, "accepted": {"type": "integer"},
                 "rejected": {"type": "array", "items": {"type": "object"}}}}}}},
-    "400": {"description": "Not JSON, or no event could be accepted"},
-    "401": {"description": "Missing or unknown write key"},
-    "403": {"description": "Origin not allowed"},
-    "413": {"description": "Body too large"},
-    "422": {"description": "JSON of the wrong shape"},
-    "429": {"description": "Rate limit exceeded (Retry-After)"},
-    "503": {"description": "Writer behind (Retry-After)"},
+    # the error answers and their bodies: shopfunnel.server.openapi
 }
 
 

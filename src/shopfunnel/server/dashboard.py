@@ -28,14 +28,26 @@ from shopfunnel import format as fmt
 from shopfunnel.errors import ShopfunnelError
 from shopfunnel.format import csv_text
 from shopfunnel.server import auth, queries
-from shopfunnel.server.admin import COOKIE, cookie_secure, is_admin, state_of
+from shopfunnel.server.admin import (
+    COOKIE,
+    DEVICE_COOKIE,
+    check_password,
+    cookie_secure,
+    is_admin,
+    retry_after,
+    state_of,
+    trusted_device,
+)
+
+DEVICE_COOKIE_SECONDS = 400 * 24 * 3600  # browsers cap cookie lifetimes at 400 days
 
 router = APIRouter(include_in_schema=False)
 
 NAV: list[tuple[str, str]] = [
     ("/", "Overview"), ("/funnel", "Funnel"), ("/stages", "Stages"), ("/retention", "Retention & RFM"),
-    ("/diagnosis", "Diagnosis"), ("/experiments", "Experiments"),
-    ("/persons", "Persons"), ("/events", "Events"), ("/keys", "Keys"),
+    ("/diagnosis", "Diagnosis"), ("/experiments", "Experiments"), ("/audiences", "Audiences"),
+    ("/programs", "Programs"), ("/persons", "Persons"), ("/journey", "Person"), ("/events", "Events"),
+    ("/keys", "Keys"),
 ]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -99,13 +111,23 @@ def login_page(request: Request) -> Response:
 @router.post("/login")
 def login(request: Request, password: str = Form("")) -> Response:
     state = state_of(request)
-    client = request.client.host if request.client else "?"
-    if not state.is_admin_token(password, client):
-        return render(request, "login.html", status=401, title="Log in",
-                      error="Wrong password (or too many attempts: wait a little and try again).")
-    response = RedirectResponse("/", status_code=303)
+    check = check_password(request, password)
+    if check.retry_after > 0:
+        wait = retry_after(check.retry_after)
+        refused = render(request, "login.html", status=429, title="Log in",
+                         error=f"Too many failed attempts: try again in {wait} s.")
+        refused.headers["Retry-After"] = wait
+        return refused
+    if not check.ok:
+        return render(request, "login.html", status=401, title="Log in", error="Wrong password.")
+    response: Response = RedirectResponse("/", status_code=303)
+    secure = cookie_secure(request)
     response.set_cookie(COOKIE, state.sessions.new(), httponly=True, samesite="strict",
-                        secure=cookie_secure(request), max_age=int(state.sessions.ttl_seconds), path="/")
+                        secure=secure, max_age=int(state.sessions.ttl_seconds), path="/")
+    if trusted_device(request) is None:
+        response.set_cookie(DEVICE_COOKIE, auth.new_device_cookie(state.device_secret), httponly=True,
+                            samesite="strict", secure=secure, max_age=DEVICE_COOKIE_SECONDS,
+                            path="/login")
     return response
 
 
@@ -318,13 +340,15 @@ def retention_page(request: Request, period: str = "") -> Response:
     return render(request, "retention.html", **context)
 
 
-def _keys_page(request: Request, new_key: str | None = None, status: int = 200, error: str | None = None) -> Response:
+def _keys_page(request: Request, new_key: str | None = None, status: int = 200, error: str | None = None,
+               message: str | None = None) -> Response:
     state = state_of(request)
     assert state.store is not None
     with state.write_lock:
         keys = auth.list_write_keys(state.store.db)
+    revocable = keys.loc[~keys["revoked"], "prefix"].drop_duplicates().tolist()
     return render(request, "keys.html", status=status, title="Write keys", keys=keys, new_key=new_key,
-                  base_url=str(request.base_url), error=error)
+                  base_url=str(request.base_url), error=error, revocable=revocable, message=message)
 
 
 @router.get("/keys")
@@ -349,6 +373,20 @@ def create_key(request: Request, name: str = Form("web"), csrf: str = Form("")) 
     return _keys_page(request, new_key=key)
 
 
+@router.post("/keys/revoke")
+def revoke_key(request: Request, prefix: str = Form(""), csrf: str = Form("")) -> Response:
+    if not is_admin(request):
+        return to_login()
+    if not hmac.compare_digest(csrf, csrf_token(request)):
+        return _keys_page(request, status=403, error="The form expired: reload the page and try again.")
+    try:
+        revoked = state_of(request).revoke_key(prefix[:100])
+    except ShopfunnelError as exc:
+        return _keys_page(request, status=404, error=str(exc))
+    return _keys_page(request, message=f"Revoked {revoked} key(s) starting with {prefix}: "
+                      "they are refused from now on.")
+
+
 FINDING_SHOWN = ["rank", "title", "stage", "metric", "value", "reference", "revenue_at_stake", "evidence"]
 
 
@@ -360,10 +398,24 @@ def diagnosis_page(request: Request) -> Response:
         result = read(request, queries.diagnosis)
     except ShopfunnelError as exc:
         return render(request, "diagnosis.html", status=422, title="Diagnosis", error=str(exc),
-                      findings=pd.DataFrame(), recommendations=pd.DataFrame(), notes=[], result=None)
+                      findings=pd.DataFrame(), incidents=pd.DataFrame(), recommendations=pd.DataFrame(), notes=[],
+                      result=None)
     findings = result.findings[[c for c in FINDING_SHOWN if c in result.findings.columns]]
     return render(request, "diagnosis.html", title="Diagnosis", result=result, findings=findings,
+                  incidents=_incident_rows(result.incident_table()),
                   recommendations=result.recommendations(), notes=result.notes)
+
+
+def _incident_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The incident table with its rates, counts, money and p-values as people read them."""
+    from shopfunnel import format as fmt
+
+    out = table.copy()
+    for col, f in (("rate_before", fmt.pct), ("rate_during", fmt.pct), ("persons_lost", fmt.number),
+                   ("orders_lost", fmt.number), ("revenue_lost", fmt.money), ("p_adjusted", fmt.p_value),
+                   ("start", fmt.timestamp), ("end", fmt.timestamp)):
+        out[col] = [f(v) for v in out[col]]
+    return out.rename(columns=lambda c: c.replace("_", " "))
 
 
 EXPERIMENT_SHOWN = {"frequentist": ["metric", "variant", "n_control", "n_variant", "control_mean",
@@ -396,3 +448,24 @@ def experiments_page(request: Request, name: str = "", engine: str = "frequentis
 def _days(days: float) -> str:
     """A duration given in days, as people read it (``9d 14h``, ``3h 20m``)."""
     return fmt.duration(days * 86_400)
+
+
+@router.get("/audiences")
+def audiences_page(request: Request) -> Response:
+    """Saved audiences and flows (what the schedule follows and runs), the latest entries and
+    exits, and the webhook deliveries (docs/audiences.md)."""
+    if not is_admin(request):
+        return to_login()
+    from shopfunnel.audiences.saved import store_model
+    from shopfunnel.audiences.schedule import audiences_overview
+    from shopfunnel.webhooks import delivery_status
+
+    state = state_of(request)
+    context: dict[str, Any] = {"title": "Audiences", "overview": None,
+                               "schedule_seconds": state.settings.schedule_interval_seconds}
+    try:
+        overview = read(request, audiences_overview, store_model(state.store_path))
+        context.update(overview=overview, deliveries=read(request, delivery_status))
+    except ShopfunnelError as exc:
+        return render(request, "audiences.html", status=422, error=str(exc), **context)
+    return render(request, "audiences.html", **context)

@@ -16,11 +16,14 @@ messages (with ``type``), mapped by :func:`shopfunnel.ingest.segment.to_canonica
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from shopfunnel.ingest.segment import MessageError, parse_timestamp, to_canonical
+from shopfunnel.ingest.segment_bulk import to_canonical_many
 from shopfunnel.store import schema
 
 ITEM_FIELDS = schema.ITEM_FIELDS
@@ -165,6 +168,12 @@ def from_message(message: Any, *, received_at: datetime, context: Mapping[str, A
         event = to_canonical(message, received_at=received_at, context=context)
     except MessageError as exc:
         raise EventError(exc.reason, exc.column) from None
+    return _spool_record(event)
+
+
+def _spool_record(event: dict[str, Any]) -> dict[str, Any]:
+    """A converted message as a spool record: ``ts`` as ISO text, ``value`` as decimal text,
+    text columns within :data:`MAX_TEXT`."""
     event["ts"] = event["ts"].isoformat()
     if event["value"] is not None:
         event["value"] = f"{event['value']:.2f}"
@@ -179,3 +188,53 @@ def incoming(obj: Any, *, received_at: datetime, context: Mapping[str, Any] | No
     if isinstance(obj, Mapping) and "type" in obj:
         return from_message(obj, received_at=received_at, context=context)
     return canonical_event(obj)
+
+
+def _refusal(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, EventError):
+        return exc.column, exc.reason
+    if isinstance(exc, MessageError):
+        return exc.column, exc.reason
+    return "event", f"cannot be read: {exc}"
+
+
+def incoming_many(messages: Sequence[Any], *, received_at: datetime, context: Mapping[str, Any] | None = None,
+                  max_event_bytes: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The spool records of a request's messages and the refused ones (``index``, ``field``,
+    ``reason``), as checking each with :func:`incoming` (after refusing those whose JSON is
+    over ``max_event_bytes``) would give; Segment/RudderStack messages are converted
+    together (:func:`shopfunnel.ingest.segment_bulk.to_canonical_many`)."""
+    results: list[dict[str, Any] | Exception | None] = [None] * len(messages)
+    segment_at: list[int] = []
+    for index, message in enumerate(messages):
+        try:
+            is_object = type(message) is dict or isinstance(message, Mapping)
+            if is_object and len(orjson.dumps(message)) > max_event_bytes:
+                raise EventError(f"the event is larger than {max_event_bytes} bytes", "event")
+            if is_object and "type" in message:
+                segment_at.append(index)
+            else:
+                results[index] = canonical_event(message)
+        except (EventError, TypeError, ValueError, OverflowError) as exc:
+            results[index] = exc
+    if segment_at:
+        converted = to_canonical_many([messages[i] for i in segment_at], received_at=received_at,
+                                      context=context)
+        for index, event in zip(segment_at, converted, strict=True):
+            if type(event) is dict:
+                try:
+                    results[index] = _spool_record(event)
+                except EventError as exc:
+                    results[index] = exc
+            else:
+                results[index] = event
+    accepted: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    for index, result in enumerate(results):
+        if type(result) is dict:
+            accepted.append(result)
+        else:
+            assert isinstance(result, Exception)
+            field, reason = _refusal(result)
+            rejected.append({"index": index, "field": field, "reason": reason})
+    return accepted, rejected

@@ -139,12 +139,16 @@ class Spool:
 
     def append(self, records: list[dict[str, Any]]) -> concurrent.futures.Future[None]:
         """Queue records; the future completes once they are durable on disk."""
-        payload = b"".join(orjson.dumps(r) + b"\n" for r in records)
+        return self.append_lines(b"".join(orjson.dumps(r) + b"\n" for r in records), len(records))
+
+    def append_lines(self, payload: bytes, count: int) -> concurrent.futures.Future[None]:
+        """Queue ``count`` records already written as JSON Lines (each ending in a newline);
+        the future completes once they are durable on disk."""
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
         with self._cond:
             if self._closed:
                 raise RuntimeError("the spool is closed")
-            self._pending.append((len(records), payload, future))
+            self._pending.append((count, payload, future))
             self._cond.notify()
         return future
 

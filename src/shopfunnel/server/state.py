@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Literal
 
 from shopfunnel.errors import ConfigError, StoreError
-from shopfunnel.server import auth
-from shopfunnel.server.limits import RateLimiter
+from shopfunnel.server import auth, intake, revocation
+from shopfunnel.server.limits import LoginGuard, RateLimiter
 from shopfunnel.server.spool import Spool
 from shopfunnel.server.writer import Writer
 from shopfunnel.store import erase
 from shopfunnel.store.erase import Erasure
 from shopfunnel.store.store import Store
-from shopfunnel.webhooks import deliver_due
+from shopfunnel.webhooks import RetryPolicy, deliver_due
 
 log = logging.getLogger("shopfunnel.server")
 
@@ -40,8 +45,15 @@ class ServerSettings:
     ``"transaction"`` (acknowledge once the batch's own DuckDB transaction committed);
     see docs/adr/0070. ``webhook_interval_seconds``: how often the due webhook deliveries
     are sent (:func:`shopfunnel.webhooks.deliver_due`); 0 turns the server's deliveries off.
+    ``schedule_interval_seconds``: how often the followed audiences are refreshed and the
+    scheduled flows run, at the wall clock (:func:`shopfunnel.audiences.schedule.run_scheduled`;
+    their entries, exits and messages go to the outbox); 0 turns it off.
+    ``webhook_retry``: the deliveries' back-off (:class:`shopfunnel.webhooks.RetryPolicy`).
     ``max_webhook_body_bytes``: the largest WooCommerce or Shopify order webhook accepted
     (413 above; an order with hundreds of lines is a few hundred KB).
+    ``convert_workers``: processes that parse request bodies and convert their events
+    (:mod:`shopfunnel.server.intake`) beside the event loop; 0 does it in the server's own
+    process (docs/adr/0077).
     """
 
     allowed_origins: tuple[str, ...] = ()
@@ -58,7 +70,20 @@ class ServerSettings:
     fsync: bool = True
     durability: Literal["spool", "transaction"] = "spool"
     webhook_interval_seconds: float = 10.0
+    schedule_interval_seconds: float = 60.0
+    webhook_retry: RetryPolicy = RetryPolicy()
     max_webhook_body_bytes: int = 2 * 1024 * 1024
+    convert_workers: int = 0
+
+
+@dataclass(frozen=True)
+class AdminCheck:
+    """Whether a caller is the admin; when not, ``retry_after`` > 0 says the password was not
+    even checked because failed attempts from this address (or for the account) are backing
+    off, and for how many seconds."""
+
+    ok: bool
+    retry_after: float = 0.0
 
 
 @dataclass
@@ -80,12 +105,19 @@ class ServerState:
     _admin_lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _deliverer: threading.Thread | None = None
+    _scheduler: threading.Thread | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC).replace(tzinfo=None))
     _erase_lock: threading.Lock = field(default_factory=threading.Lock)
+    _revocations: threading.Thread | None = None
+    _converters: ProcessPoolExecutor | None = None
+    device_secret: bytes = b""
 
     def __post_init__(self) -> None:
         s = self.settings
         self.rate = RateLimiter(s.rate_events_per_second, s.rate_burst_events)
-        self.login_rate = RateLimiter(1.0, 10.0)
+        self.login_guard = LoginGuard()
+        if s.convert_workers < 0:
+            raise ConfigError(f"convert_workers={s.convert_workers} is not valid: use 0 or more")
         if s.durability not in ("spool", "transaction"):
             raise ConfigError(f"durability={s.durability!r} is not valid: use 'spool' or 'transaction'")
         if self.store_path == ":memory:":
@@ -96,6 +128,7 @@ class ServerState:
         s = self.settings
         self.store = Store(self.store_path, session_timeout=s.session_timeout)
         auth.ensure_tables(self.store.db)
+        self.device_secret = auth.device_secret(self.store.db)
         self.reader = Store(self.store_path, session_timeout=s.session_timeout)
         self.refresh_keys()
         spool_dir = Path(s.spool_dir) if s.spool_dir else Path(self.store_path + ".spool")
@@ -107,21 +140,61 @@ class ServerState:
             log.info("recovered %d spooled event(s) into the store", recovered)
         self.writer.start()
         self.spool.start(self.writer.submit)
+        if s.convert_workers > 0:
+            self._converters = ProcessPoolExecutor(s.convert_workers, mp_context=get_context("spawn"))
+            for done in [self._converters.submit(intake.warm_up) for _ in range(s.convert_workers)]:
+                done.result(120)
         if s.webhook_interval_seconds > 0:
             self._deliverer = threading.Thread(target=self._deliver_webhooks, name="webhooks",
                                                daemon=True)
             self._deliverer.start()
+        if s.schedule_interval_seconds > 0:
+            self._scheduler = threading.Thread(target=self._run_schedule, name="schedule",
+                                               daemon=True)
+            self._scheduler.start()
+        self._revocations = threading.Thread(target=self._serve_revocations, name="revocations",
+                                             daemon=True)
+        self._revocations.start()
+
+    def _serve_revocations(self) -> None:
+        """Answer `shopfunnel keys revoke` run while the server holds the store
+        (:mod:`shopfunnel.server.revocation`)."""
+        while True:
+            try:
+                revocation.serve_requests(self.store_path, self.revoke_key)
+            except Exception:
+                log.exception("revocations: a round failed; trying again")
+            if self._stop.wait(revocation.POLL_SECONDS):
+                return
 
     def _deliver_webhooks(self) -> None:
         """Every ``webhook_interval_seconds``: send the due deliveries (store under the
         write lock; no lock while a request is in flight)."""
         while not self._stop.wait(self.settings.webhook_interval_seconds):
             try:
-                while deliver_due(self.store, lock=self.write_lock).attempted:  # type: ignore[arg-type]
+                while deliver_due(self.store, lock=self.write_lock,  # type: ignore[arg-type]
+                                  policy=self.settings.webhook_retry).attempted:
                     if self._stop.is_set():
                         return
             except Exception:
                 log.exception("webhooks: a delivery round failed; trying again next round")
+
+    def _run_schedule(self) -> None:
+        """Every ``schedule_interval_seconds``: refresh the followed audiences and run the
+        scheduled flows at :attr:`clock` (the model file is read each round, so an edit
+        applies without a restart); the store is used under the write lock, one audience or
+        flow at a time."""
+        from shopfunnel.audiences.saved import store_model
+        from shopfunnel.audiences.schedule import run_scheduled
+
+        while not self._stop.wait(self.settings.schedule_interval_seconds):
+            try:
+                done = run_scheduled(self.store, now=self.clock(),  # type: ignore[arg-type]
+                                     model=store_model(self.store_path), lock=self.write_lock)
+                for what, error in done.errors.items():
+                    log.warning("schedule: %s: %s", what, error)
+            except Exception:
+                log.exception("schedule: a round failed; trying again next round")
 
     def erase_person(self, person_id: str, *, timeout_seconds: float = 30.0) -> Erasure:
         """Erase a person while the server runs (``DELETE /v1/persons/{id}``).
@@ -160,10 +233,27 @@ class ServerState:
             self.spool.drop_before(segment)
         return result
 
+    async def prepare(self, body: bytes, kind: str, received_at: datetime) -> intake.Prepared:
+        """:func:`shopfunnel.server.intake.prepare` in a worker process when there are any
+        (the event loop serves other requests meanwhile), else here."""
+        limit = self.settings.max_event_bytes
+        if self._converters is None:
+            return intake.prepare(body, kind, received_at, limit)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._converters, intake.prepare, body, kind, received_at, limit)
+
+    def prepare_here(self, body: bytes, kind: str, received_at: datetime, *,
+                     convert: bool = True) -> intake.Prepared:
+        """:func:`shopfunnel.server.intake.prepare` in this process."""
+        return intake.prepare(body, kind, received_at, self.settings.max_event_bytes, convert=convert)
+
     def close(self) -> None:
         self._stop.set()
-        if self._deliverer is not None:
-            self._deliverer.join(30)
+        if self._converters is not None:
+            self._converters.shutdown(wait=True, cancel_futures=True)
+        for thread in (self._deliverer, self._scheduler, self._revocations):
+            if thread is not None:
+                thread.join(60)
         if self.spool is not None:
             self.spool.close()
         if self.writer is not None:
@@ -188,21 +278,36 @@ class ServerState:
             return None
         return self.key_digests.get(auth.key_digest(key))
 
-    def is_admin_token(self, token: str | None, client: str = "?") -> bool:
-        """Whether ``token`` is the admin password; verified once with scrypt, then
-        remembered (as a keyed digest, in memory only) so API calls stay fast. Unknown
-        tokens are checked at most about once a second per client address (after a burst
-        of 10), which bounds both guessing and the scrypt work a stranger can cause."""
+    def revoke_key(self, prefix: str) -> int:
+        """Revoke the stored write keys starting with ``prefix``; refused from the next request
+        on. Raises :class:`ConfigError` when no active key starts with it."""
+        assert self.store is not None
+        with self.write_lock:
+            revoked = auth.revoke_write_key(self.store.db, prefix)
+        self.refresh_keys()
+        log.info("revoked %d write key(s) starting with %s", revoked, prefix)
+        return revoked
+
+    def check_admin_token(self, token: str | None, client: str = "?",
+                          device: str | None = None) -> AdminCheck:
+        """Whether ``token`` is the admin password. A right token is verified once with
+        scrypt, then remembered (as a keyed digest, in memory only) so API calls stay fast.
+        Unknown tokens are checked only when the :class:`LoginGuard` allows an attempt from
+        ``client`` (the address) or ``device`` (a trusted browser's id), which bounds both
+        guessing and the scrypt work a stranger can cause; only failures count."""
         if not token:
-            return False
+            return AdminCheck(False)
         marker = hashlib.sha256(b"admin-token\x00" + token.encode()).hexdigest()
         with self._admin_lock:
             if marker in self.admin_tokens:
-                return True
-        if self.login_rate.take(client) > 0:
-            return False
+                return AdminCheck(True)
+        wait = self.login_guard.wait(client, device)
+        if wait > 0:
+            return AdminCheck(False, wait)
         if auth.verify_password(token, self.admin_password_hash):
             with self._admin_lock:
                 self.admin_tokens.add(marker)
-            return True
-        return False
+            self.login_guard.succeeded(client, device)
+            return AdminCheck(True)
+        self.login_guard.failed(client, device)
+        return AdminCheck(False)

@@ -1,17 +1,19 @@
 """The background writer: loads spooled events into the store in batches.
 
 It is the only code that writes events while the server runs. Each round it takes
-every durable chunk waiting (up to ``max_batch`` events), continues sessions the store
-already holds, loads the rows with :meth:`Store.load_staged` (validated again, duplicate
-``event_id``\\ s ignored, identities re-stitched) and then moves the spool's checkpoint.
+every durable chunk waiting (up to ``max_batch`` events), loads the rows with
+:meth:`Store.load_staged` (validated again, duplicate ``event_id``\\ s ignored,
+identities re-stitched) and then moves the spool's checkpoint.
 
-Sessions across batches: a browser's events arrive over many requests, so the store's
-per-load sessionisation alone would cut a visit in two at every batch. Before loading,
-events without a ``session_id`` are sessionised together with the latest stored event
-of their anonymous id (the same rule: a new session after ``session_timeout`` of
-inactivity), and keep that stored session's id when they continue it; events of a
-session the store already holds take that session's channel (the channel of its first
-event, as everywhere in the store).
+Sessions across batches: a browser's events arrive over many requests. The store
+sessionises events without a ``session_id`` together with the latest stored event of
+their anonymous id, so a visit split across batches stays one session, with its first
+event's channel (ADR 0072, ADR 0152).
+
+The timeline: the writer's store runs live (``live_timeline``), so every batch extends
+the funnel timeline with a sorted delta (:mod:`shopfunnel.store.live`); a maintenance
+thread builds the base when there is none and folds the delta into a new base when it
+has grown (ADR 0150, ADR 0151). The dashboard's funnels stay on the timeline.
 """
 
 from __future__ import annotations
@@ -66,65 +68,6 @@ def records_table(data: bytes) -> pa.Table:
     return table.append_column(LINE, pa.array(range(1, table.num_rows + 1), type=pa.int64()))
 
 
-def continue_sessions(store: Store, table: pa.Table) -> pa.Table:
-    """Fill ``session_id`` (and ``channel`` for stored sessions) as the module docstring says."""
-    db = store.db
-    gap = store.session_timeout_seconds
-    db.register("__batch", table)
-    try:
-        filled = db.arrow(
-            f"""
-            WITH b AS (
-                SELECT * REPLACE (CAST(timezone('UTC', TRY_CAST(ts AS TIMESTAMPTZ)) AS TIMESTAMP) AS ts),
-                       coalesce(anonymous_id, user_id) AS __anon
-                FROM __batch
-            ),
-            prev AS (
-                SELECT anonymous_id AS __anon, max(ts) AS ts, arg_max(session_id, ts) AS sid
-                FROM events WHERE anonymous_id IN (SELECT DISTINCT __anon FROM b WHERE session_id IS NULL)
-                GROUP BY 1
-            ),
-            u AS (
-                SELECT __anon, ts, sid, NULL::BIGINT AS {LINE} FROM prev
-                UNION ALL SELECT __anon, ts, NULL, {LINE} FROM b WHERE session_id IS NULL
-            ),
-            flagged AS (
-                SELECT *, CASE WHEN epoch(ts) - epoch(lag(ts) OVER w) <= {gap} THEN 0 ELSE 1 END AS __new
-                FROM u WINDOW w AS (PARTITION BY __anon ORDER BY ts, {LINE} NULLS FIRST)
-            ),
-            grouped AS (
-                SELECT *, sum(__new) OVER (PARTITION BY __anon ORDER BY ts, {LINE} NULLS FIRST
-                                           ROWS UNBOUNDED PRECEDING) AS __grp
-                FROM flagged
-            ),
-            assigned AS (
-                SELECT {LINE}, coalesce(max(sid) OVER g,
-                    __anon || ':' || CAST(epoch_us(min(ts) OVER g) AS VARCHAR)) AS sid
-                FROM grouped WINDOW g AS (PARTITION BY __anon, __grp)
-            ),
-            sessioned AS (
-                SELECT b.*, coalesce(b.session_id, a.sid) AS __sid
-                FROM b LEFT JOIN assigned a ON a.{LINE} = b.{LINE}
-            ),
-            stored AS (
-                SELECT session_id, arg_min(channel, ts) AS ch FROM events
-                WHERE session_id IN (SELECT DISTINCT __sid FROM sessioned) GROUP BY 1
-            )
-            SELECT b.{LINE}, b.__sid AS session_id, coalesce(b.channel, s.ch) AS channel
-            FROM sessioned b LEFT JOIN stored s ON s.session_id = b.__sid
-            ORDER BY b.{LINE}
-            """
-        )
-    finally:
-        db.unregister("__batch")
-    # ``table`` is in __line order (1..n) and so is ``filled``: set the two columns in place
-    # rather than copy every column through DuckDB.
-    for name in ("session_id", "channel"):
-        column = filled.column(name).cast(pa.string())
-        table = table.set_column(table.schema.get_field_index(name), name, column)
-    return table
-
-
 class Writer:
     """A thread that loads spool chunks into ``store`` and advances the checkpoint."""
 
@@ -144,6 +87,7 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()
         self._idle.set()
+        self.maintainer: TimelineMaintainer | None = None
 
     @property
     def pending(self) -> int:
@@ -162,9 +106,12 @@ class Writer:
         if not data:
             return
         with self.lock:
-            table = continue_sessions(self.store, records_table(data))
-            result = self.store.load_staged(Staged("collector", table=table, line_label="event"),
-                                            on_error="skip")
+            self.store.live_timeline = True  # extend the timeline (also after a reopen)
+            result = self.store.load_staged(
+                Staged("collector", table=records_table(data), line_label="event"),
+                on_error="skip")
+        if result.rows_added and self.maintainer is not None:
+            self.maintainer.poke()
         self.loaded += result.rows_added
         if result.rejects:
             self.rejected += len({r.line for r in result.rejects})
@@ -198,7 +145,11 @@ class Writer:
             total += chunk.count
         return total
 
-    def start(self) -> None:
+    def start(self, *, maintain_timeline: bool = True) -> None:
+        if maintain_timeline and self.maintainer is None:
+            self.maintainer = TimelineMaintainer(self)
+            self.maintainer.start()
+            self.maintainer.poke()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
 
@@ -235,3 +186,68 @@ class Writer:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
+        if self.maintainer is not None:
+            self.maintainer.stop()
+
+
+class TimelineMaintainer:
+    """A thread that keeps the live store's funnel timeline usable (ADR 0151).
+
+    Woken after each batch: when the timeline has no base its chain reaches (a store
+    never counted, a segment lost in a crash) it builds one under the store lock (one
+    consistent read; loads wait for it, their events safe in the spool); when the delta
+    has grown past :func:`shopfunnel.store.live.needs_compaction` it folds it into a new
+    base from the timeline's files alone, without the lock, while loads go on.
+    """
+
+    def __init__(self, writer: Writer):
+        self.writer = writer
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.builds = 0
+        self.compactions = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="timeline", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(60)
+
+    def run_once(self) -> None:
+        """Build the base if needed, then compact if the delta is large."""
+        from shopfunnel.store import live
+
+        writer = self.writer
+        with writer.lock:
+            store = writer.store
+            store.live_timeline = True
+            if store._is_empty():
+                return
+            if not live.is_current(store):
+                live.of_store(store)
+                self.builds += 1
+            view = live.of_store(store)
+        if live.needs_compaction(view) and live.compact(store) is not None:
+            self.compactions += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.run_once()
+                self.last_error = None
+            except Exception as exc:  # the funnels fall back to SQL meanwhile
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("timeline: maintenance failed; funnels count by SQL until it works")

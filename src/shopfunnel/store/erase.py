@@ -14,8 +14,8 @@ What is removed (:func:`erase_person`):
   ``customer_id`` column, or any column ending in ``_person_id`` or ``_user_id``, holds a
   subject, and each row whose ``email`` (or ``…_email``) column holds the e-mail. That covers
   events, identity links, audience memberships, sent flows and webhook outbox entries;
-- the **timeline** folder beside the store (it is rebuilt from the remaining events by the next
-  funnel), and the store's generation moves on so every cache built from the events is stale;
+- the **timeline** folder beside the store and its live delta (``.timeline.delta``; both are
+  rebuilt from the remaining events by the next funnel), and the store's generation moves on so every cache built from the events is stale;
 - then :func:`compact_store` rewrites the DuckDB file with only the live rows: DuckDB leaves a
   deleted row's bytes in the file until the space is reused, so without it the e-mail could
   still be read from the file with ``strings``.
@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from shopfunnel.errors import ConfigError, StoreError
+from shopfunnel.store import live
 from shopfunnel.store.db import Database, quote_ident, quote_literal
 from shopfunnel.store.store import Store
 from shopfunnel.store.timeline import folder_for
@@ -233,7 +234,7 @@ def _remove_timeline(store_path: str) -> tuple[str, ...]:
     folder = folder_for(store_path)
     if folder is None:
         return ()
-    removed = []
+    removed = list(live.forget(store_path))  # the live delta holds the person's rows too
     for path in [
         folder,
         *folder.parent.glob(f"{folder.name}.*.tmp"),

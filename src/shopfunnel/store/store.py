@@ -38,6 +38,7 @@ from shopfunnel.errors import ConfigError, InputError, Reject, StoreError, Valid
 from shopfunnel.store import schema
 from shopfunnel.store.channels import channel_sql
 from shopfunnel.store.db import Database, quote_ident, quote_literal
+from shopfunnel.store.timeline import store_key
 
 DEFAULT_PATH = "shopfunnel.duckdb"
 SCHEMA_VERSION = 1
@@ -82,6 +83,9 @@ class Store:
     >>> store = Store(":memory:")
     >>> store.load(events_df)        # pandas, Polars, Arrow, or a file path
     >>> store.info()["events"]
+
+    A load into a store whose funnel timeline is kept extends the timeline with a sorted
+    delta instead of making it stale (:mod:`shopfunnel.store.live`, ADR 0150).
     """
 
     def __init__(
@@ -93,6 +97,9 @@ class Store:
     ):
         self.path = str(path)
         self.session_timeout_seconds = parse_duration_seconds(session_timeout)
+        # set by the server's writer: every load extends the funnel timeline with a delta
+        # (even before a base exists), and a thread of the server compacts it (ADR 0151)
+        self.live_timeline = False
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(
                 f"no store at {self.path!r}: create one with `shopfunnel ingest FILE --db "
@@ -267,35 +274,57 @@ class Store:
                 list(rejects),
             )
         note("writing")
+        stored = not self._is_empty()
         prepared = self._prepare_sql(
             present, typed, where, derive_sessions=bool(null_sessions),
             derive_channels=bool(null_channels), hash_ids=bool(null_ids),
             dedup=bool(null_ids) or unique_ids + (1 if null_ids else 0) < staged_rows,
+            continue_stored=stored,
         )
+        from shopfunnel.store import live
+
+        # a kept timeline is extended by this load's rows (store/live.py), not rebuilt
+        extend = stored and live.wanted(self)
         with db.transaction():
             before = int(db.scalar("SELECT count(*) FROM events") or 0)
+            from_key = store_key(db) if extend else None
             cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
+            new_cols = ", ".join(f"i.{quote_ident(c)}" for c in schema.COLUMN_NAMES)
             # An empty store has nothing to skip: no anti-join on the first load.
             unseen = "WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = i.event_id)"
-            db.execute(
-                f"""
-                INSERT INTO events ({cols}, person_id)
+            # an anonymous id stitched by an earlier load is its user's from the start
+            rows = f"""
                 WITH __new AS ({prepared})
-                SELECT {cols}, coalesce(user_id, anonymous_id) FROM __new i
+                SELECT {new_cols}, coalesce(i.user_id, ids.person_id, i.anonymous_id)
+                    AS person_id
+                FROM __new i LEFT JOIN identities ids ON ids.anonymous_id = i.anonymous_id
                 {"" if before == 0 else unseen}
                 """
-            )
+            if from_key is not None:
+                db.execute(f"CREATE OR REPLACE TEMP TABLE __fresh AS {rows}")
+                rows = "SELECT * FROM __fresh"
+            db.execute(f"INSERT INTO events ({cols}, person_id) {rows}")
             added = int(db.scalar("SELECT count(*) FROM events") or 0) - before
+            if from_key is not None:
+                db.execute("CREATE OR REPLACE TEMP TABLE __moved (person_id VARCHAR)")
             if "user_id" in types:
                 db.execute(
                     "CREATE OR REPLACE TEMP TABLE __linked AS SELECT DISTINCT "
                     f"coalesce({typed.get('anonymous_id', 'NULL')}, {typed['user_id']}) AS anonymous_id "
                     f"FROM __src WHERE {typed['user_id']} IS NOT NULL AND {where}"
                 )
-                self._stitch()
+                self._stitch(record_moves=from_key is not None)
                 db.execute("DROP TABLE IF EXISTS __linked")
             if added:
                 self._bump_generation()
+        if from_key is not None:
+            try:
+                if added and live.append(self, from_key, store_key(db)) is not None and (
+                        not self.live_timeline):
+                    live.compact_if_large(self)  # a live server compacts in its own thread
+            finally:
+                db.execute("DROP TABLE IF EXISTS __fresh")
+                db.execute("DROP TABLE IF EXISTS __moved")
         db.execute("DROP TABLE IF EXISTS __bad")
         return LoadResult(
             source=staged.source,
@@ -395,6 +424,7 @@ class Store:
         hash_ids: bool,
         dedup: bool,
         guard_types: dict[str, str] | None = None,
+        continue_stored: bool = False,
     ) -> str:
         """SELECT the staged rows as canonical typed columns with derived values filled in.
 
@@ -403,6 +433,9 @@ class Store:
         ``guard_types``, the SELECT raises
         (message ``REFUSED``) on the first row that fails a check of :func:`_checks` or
         lacks an ``event_id``, ``session_id`` or ``channel`` that is not derived here.
+        With ``continue_stored``, derived sessions continue the latest stored session of
+        their anonymous id (same gap rule; ADR 0152), and rows of a session the store
+        already holds take its channel.
         """
         select = []
         for c in schema.COLUMNS:
@@ -430,38 +463,78 @@ class Store:
             last = "dedup"
         if derive_sessions:
             gap = self.session_timeout_seconds
+            if continue_stored:
+                # the latest stored event of each anonymous id takes part (ADR 0152): a
+                # visit split across two loads stays one session and keeps its id
+                ctes.append(f"""prev AS (
+                    SELECT anonymous_id, max(ts) AS ts, arg_max(session_id, ts) AS __prev_sid,
+                           TRUE AS __prev
+                    FROM events WHERE anonymous_id IN (
+                        SELECT anonymous_id FROM {last} WHERE session_id IS NULL)
+                    GROUP BY anonymous_id
+                )""")
+                ctes.append(f"""withprev AS (
+                    SELECT *, FALSE AS __prev, CAST(NULL AS VARCHAR) AS __prev_sid FROM {last}
+                    UNION ALL BY NAME SELECT * FROM prev
+                )""")
+                last = "withprev"
+            order = f"ORDER BY ts, {LINE} NULLS FIRST"
             ctes.append(f"""starts AS (
                 SELECT *, CASE WHEN epoch(ts) - epoch(lag(ts) OVER w) <= {gap} THEN 0 ELSE 1 END
                     AS __new
-                FROM {last} WINDOW w AS (PARTITION BY anonymous_id, session_id IS NULL ORDER BY ts, {LINE})
+                FROM {last} WINDOW w AS (PARTITION BY anonymous_id, session_id IS NULL {order})
             )""")
             ctes.append(f"""gaps AS (
                 SELECT * EXCLUDE (__new), CASE WHEN session_id IS NULL THEN sum(__new) OVER (
-                    PARTITION BY anonymous_id, session_id IS NULL ORDER BY ts, {LINE}
+                    PARTITION BY anonymous_id, session_id IS NULL {order}
                     ROWS UNBOUNDED PRECEDING) END AS __sess
                 FROM starts
             )""")
+            stored_sid = ("max(__prev_sid) OVER (PARTITION BY anonymous_id, __sess), "
+                          if continue_stored else "")
             ctes.append(
-                "sessioned AS (SELECT * EXCLUDE (__sess) REPLACE (coalesce(session_id, anonymous_id "
-                "|| ':' || CAST(epoch_us(first_value(ts) OVER (PARTITION BY anonymous_id, __sess "
-                "ORDER BY ts)) AS VARCHAR)) AS session_id) FROM gaps)"
+                "sessioned AS (SELECT * EXCLUDE (__sess) REPLACE (coalesce(session_id, "
+                f"{stored_sid}anonymous_id || ':' || CAST(epoch_us(first_value(ts) OVER ("
+                "PARTITION BY anonymous_id, __sess ORDER BY ts)) AS VARCHAR)) AS session_id) "
+                "FROM gaps)"
             )
             last = "sessioned"
+            if continue_stored:
+                ctes.append("sessioned_new AS (SELECT * EXCLUDE (__prev, __prev_sid) FROM "
+                            "sessioned WHERE NOT __prev)")
+                last = "sessioned_new"
         if derive_channels:
             # A session's channel is the one its first event came from (GA4's session scope).
             channel = channel_sql("utm_source", "utm_medium", "utm_campaign", "referrer", "page")
-            ctes.append(
-                f"channelled AS (SELECT * REPLACE (coalesce(channel, first_value(coalesce("
-                f"channel, {channel})) OVER (PARTITION BY session_id ORDER BY ts, {LINE})) "
-                f"AS channel) FROM {last})"
-            )
+            first = (f"first_value(coalesce(channel, {channel})) OVER (PARTITION BY session_id "
+                     f"ORDER BY ts, {LINE})")
+            stored_ch = "NULL"
+            if continue_stored:  # a session the store holds keeps its channel (ADR 0072)
+                ctes.append(
+                    f"with_stored AS (SELECT n.*, s.__ch FROM {last} n LEFT JOIN (SELECT "
+                    "session_id AS __sid, arg_min(channel, ts) AS __ch FROM events WHERE "
+                    f"session_id IN (SELECT session_id FROM {last}) GROUP BY session_id) s "
+                    "ON s.__sid = n.session_id)")
+                last, stored_ch = "with_stored", "__ch"
+            ctes.append(f"channelled AS (SELECT * REPLACE (coalesce(channel, {stored_ch}, "
+                        f"{first}) AS channel) FROM {last})")
             last = "channelled"
         cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
         return f"WITH {', '.join(ctes)} SELECT {cols} FROM {last}"
 
-    def _stitch(self) -> None:
-        """Map every anonymous id seen with a user id to that (earliest) user id."""
+    def _stitch(self, *, record_moves: bool = False) -> None:
+        """Map every anonymous id seen with a user id to that (earliest) user id.
+
+        With ``record_moves``, the persons whose rows the stitching changed (each moved
+        row's new owner and its old one: the anonymous id itself or the user it was
+        stitched to before) are added to the temporary table ``__moved``, for the
+        timeline's delta (:mod:`shopfunnel.store.live`)."""
         db = self.db
+        if record_moves:
+            db.execute(
+                "CREATE OR REPLACE TEMP TABLE __prior_ids AS SELECT * FROM identities "
+                "WHERE anonymous_id IN (SELECT anonymous_id FROM __linked)"
+            )
         db.execute(
             """
             INSERT OR REPLACE INTO identities
@@ -471,14 +544,31 @@ class Store:
             GROUP BY anonymous_id
             """
         )
-        db.execute(
-            """
+        update = """
             UPDATE events SET person_id = i.person_id FROM identities i
             WHERE events.anonymous_id = i.anonymous_id AND events.user_id IS NULL
               AND events.person_id <> i.person_id
               AND i.anonymous_id IN (SELECT anonymous_id FROM __linked)
             """
-        )
+        if not record_moves:
+            db.execute(update)
+            return
+        moved = db.arrow(update + " RETURNING events.anonymous_id AS a, events.person_id AS p")
+        db.register("__moved_rows", moved)
+        try:
+            db.execute(
+                """
+                INSERT INTO __moved
+                SELECT DISTINCT x FROM (
+                    SELECT a AS x FROM __moved_rows UNION ALL SELECT p FROM __moved_rows
+                    UNION ALL SELECT o.person_id FROM __prior_ids o
+                    WHERE o.anonymous_id IN (SELECT a FROM __moved_rows))
+                WHERE x NOT IN (SELECT person_id FROM __moved)
+                """
+            )
+        finally:
+            db.unregister("__moved_rows")
+            db.execute("DROP TABLE IF EXISTS __prior_ids")
 
     def _bump_generation(self) -> None:
         """Count the changes to the events, so caches built from them know when to rebuild.

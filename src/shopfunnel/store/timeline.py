@@ -21,16 +21,22 @@ SQL path.
 
 A store keeps its timeline in a folder beside the DuckDB file (``<store>.timeline/``,
 NumPy ``.npy`` files, and ``meta.json``; a funnel reads the chunks it works on), keyed by the store's id and
-:attr:`shopfunnel.store.Store.generation`: any load that adds events makes it stale, and
-the next funnel rebuilds it. An in-memory store keeps it in memory.
+:attr:`shopfunnel.store.Store.generation`. A load into a store whose timeline is kept
+extends it instead of making it stale: :mod:`shopfunnel.store.live` writes the new rows
+as a sorted delta that is merged on read (a second piece, :attr:`Timeline.side`) and
+compacted into a new base from time to time (ADR 0150). Without a delta chain up to the
+store's generation the next funnel rebuilds the timeline. An in-memory store keeps it in
+memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 import weakref
@@ -63,9 +69,25 @@ class Timeline:
     dims: dict[str, np.ndarray] = field(default_factory=dict)
     sessions_nested: bool = True  # no session has events of two persons
     labels: dict[str, list[str]] = field(default_factory=dict)
+    # a live view (shopfunnel.store.live): the persons with fresh events, in a second
+    # sorted piece; their rows in this piece carry event code 0 and take part in nothing
+    side: Timeline | None = field(default=None, repr=False)
+    live: Any = field(default=None, repr=False)  # what built the view (live.py's state)
+    files: dict[str, int] = field(default_factory=dict, repr=False)  # column -> open fd
 
     def __len__(self) -> int:
+        """Rows of this piece (:meth:`pieces` lists every piece of a live view)."""
         return len(self.t)
+
+    def pieces(self) -> list[Timeline]:
+        """The sorted pieces a funnel reads: this one, and the live side if any. A person's
+        counted rows are all in one piece."""
+        return [self] if self.side is None else [self, self.side]
+
+    @property
+    def rows(self) -> int:
+        """Events in the timeline (every piece; rows hidden for the side not counted)."""
+        return sum(len(p) for p in self.pieces()) - (self.live.hidden_rows if self.live else 0)
 
     def read(self, column: str, start: int, stop: int) -> np.ndarray:
         """Rows ``start..stop`` of a column (``person``, ``t``, ``event``, ``session`` or
@@ -74,9 +96,19 @@ class Timeline:
         session hashes of a per-session funnel are gathered through the map instead, only
         at the selected rows: faster at 100M events, for up to 8 bytes an event of RSS.)"""
         arr = self.dims[column[4:]] if column.startswith("dim_") else getattr(self, column)
-        if isinstance(arr, np.memmap) and arr.filename is not None:
-            return np.fromfile(arr.filename, dtype=arr.dtype, count=stop - start,
-                               offset=arr.offset + start * arr.itemsize)
+        fd = self.files.get(column)
+        if isinstance(arr, np.memmap) and fd is not None:
+            # through the file opened with the timeline: a compaction that puts a new
+            # timeline in its place while a funnel runs does not change what it reads
+            out: Any = np.empty(stop - start, dtype=arr.dtype)
+            view = memoryview(out).cast("B")
+            at, offset = 0, arr.offset + start * arr.itemsize
+            while at < len(view):
+                got = os.preadv(fd, [view[at:]], offset + at)
+                if got <= 0:
+                    raise OSError(f"the timeline file for {column} is shorter than its header")
+                at += got
+            return out
         return arr[start:stop]
 
     def event_codes(self) -> dict[str, int]:
@@ -84,27 +116,50 @@ class Timeline:
 
     # -- persistence --------------------------------------------------------------------
     @classmethod
-    def open(cls, folder: str | Path, key: str) -> Timeline | None:
-        """The timeline saved in ``folder`` if it was built for ``key``, else None."""
+    def open(cls, folder: str | Path, key: str | None) -> Timeline | None:
+        """The timeline saved in ``folder`` if it was built for ``key`` (any key when
+        None), else None. Each column's file is opened once: the timeline reads the same
+        files even if a compaction or a rebuild replaces the folder meanwhile."""
         folder = Path(folder)
+        fds: dict[str, int] = {}
         try:
-            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-            if meta.get("key") != key or meta.get("format") != FORMAT_VERSION:
-                return None
+            with SWAP_LOCK:
+                meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+                if (key is not None and meta.get("key") != key) or (
+                        meta.get("format") != FORMAT_VERSION):
+                    return None
 
-            def load(name: str) -> np.ndarray:
-                return np.load(folder / f"{name}.npy", mmap_mode="r")
+                def load(name: str) -> np.ndarray:
+                    arr = np.load(folder / f"{name}.npy", mmap_mode="r")
+                    if len(arr) != meta["rows"]:
+                        raise ValueError(f"{name}.npy has {len(arr)} rows, not {meta['rows']}")
+                    fds[name] = os.open(folder / f"{name}.npy", os.O_RDONLY)
+                    return arr
 
-            return cls(
-                key=key, person=load("person"), t=load("t"), event=load("event"),
-                events=meta["events"],
-                session=load("session") if meta["session"] else None,
-                sessions_nested=meta["sessions_nested"],
-                dims={d: load(f"dim_{d}") for d in meta["labels"]},
-                labels=meta["labels"],
-            )
+                tl = cls(
+                    key=meta["key"], person=load("person"), t=load("t"), event=load("event"),
+                    events=meta["events"],
+                    session=load("session") if meta["session"] else None,
+                    sessions_nested=meta["sessions_nested"],
+                    dims={d: load(f"dim_{d}") for d in meta["labels"]},
+                    labels=meta["labels"], files=fds,
+                )
+            weakref.finalize(tl, _close_all, list(fds.values()))
+            return tl
         except (OSError, ValueError, KeyError):
+            _close_all(list(fds.values()))
             return None
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+# held while a timeline folder is opened or replaced: in one process, a reader never
+# opens half of an old folder and half of a new one
+SWAP_LOCK = threading.RLock()
 
 
 def _sweep(folder: Path, older_than_s: float = 3600) -> None:
@@ -124,9 +179,10 @@ def _replace(tmp: Path, folder: Path) -> None:
     """Put ``tmp`` where ``folder`` is; another process may have just done the same."""
     old = folder.with_name(f"{folder.name}.{uuid.uuid4().hex[:8]}.old")
     try:
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
+        with SWAP_LOCK:
+            if folder.exists():
+                folder.rename(old)
+            tmp.rename(folder)
     except OSError:
         pass  # a concurrent build won: its timeline is as good as ours
     finally:
@@ -533,36 +589,17 @@ _CACHE: weakref.WeakKeyDictionary[Any, Timeline] = weakref.WeakKeyDictionary()
 
 
 def is_current(store: Any) -> bool:
-    """Whether the store's timeline is built for its present events (in memory or beside
-    the file), so the next funnel will not build it."""
-    key = store_key(store.db)
-    cached = _CACHE.get(store)
-    if cached is not None and cached.key == key:
-        return True
-    folder = folder_for(store.path)
-    try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8")) if folder else {}
-    except (OSError, ValueError):
-        return False
-    return meta.get("key") == key and meta.get("format") == FORMAT_VERSION
+    """Whether the store's timeline is ready for its present events (cached, beside the
+    file, or a base with a chain of live segments up to them), so the next funnel will
+    not build it (:func:`shopfunnel.store.live.is_current`)."""
+    from shopfunnel.store import live
+
+    return live.is_current(store)
 
 
 def of_store(store: Any) -> Timeline:
-    """The timeline of a :class:`shopfunnel.store.Store`: the one in memory or beside the
-    file if it is still valid, else a new one (saved beside the file when the folder is
-    writable)."""
-    key = store_key(store.db)
-    cached = _CACHE.get(store)
-    if cached is not None and cached.key == key:
-        return cached
-    folder = folder_for(store.path)
-    tl = Timeline.open(folder, key) if folder is not None else None
-    if tl is None:
-        columns = {row[0]: row[1] for row in store.db.rows("DESCRIBE events")}
-        save = folder if folder is not None and writable(folder) else None
-        try:
-            tl = build(store.db, "events", quote_ident("person_id"), columns, key, folder=save)
-        except OSError:
-            tl = build(store.db, "events", quote_ident("person_id"), columns, key)
-    _CACHE[store] = tl
-    return tl
+    """The timeline of a :class:`shopfunnel.store.Store` at its present events
+    (:func:`shopfunnel.store.live.of_store`: cached, extended by live segments, or built)."""
+    from shopfunnel.store import live
+
+    return live.of_store(store)

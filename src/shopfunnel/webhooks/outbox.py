@@ -28,8 +28,8 @@ keys it has already handled (:mod:`shopfunnel.webhooks.signing` shows how). Back
 ``first_delay_seconds × factor^(attempt − 1)``, at most ``max_delay_seconds``
 (30 s, 1 min, 2 min, … 6 h; 20 attempts span about two and a half days).
 
-Audience entries and exits (:func:`enqueue_audience_changes`) are the entries today;
-:func:`enqueue` takes any topic.
+Audience entries and exits (:func:`enqueue_audience_changes`) and the messages flows mark
+sent (:func:`enqueue_flow_sends`) are the entries today; :func:`enqueue` takes any topic.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ SECRET_PREFIX = "whsec_"
 ENDPOINT_PREFIX = "wh_"
 AUDIENCE_ENTERED = "audience.entered"
 AUDIENCE_EXITED = "audience.exited"
+FLOW_DUE = "flow.due"
 CHANGE_TOPICS = {"enter": AUDIENCE_ENTERED, "exit": AUDIENCE_EXITED}
 CHANGE_COLUMNS = ("audience", "person_id", "change", "at", "entry_id")
 MAX_KEY_LENGTH = 512
@@ -318,6 +319,42 @@ def enqueue_audience_changes(store: Store, audience_name: str, changes: pd.DataF
             "idempotency_key": keys,
             "topic": frame["change"].map(CHANGE_TOPICS),
             "person_id": person,
+            "payload": payloads,
+        }
+    )
+    return _enqueue_frame(store, staged)
+
+
+def enqueue_flow_sends(store: Store, flow_name: str, due: pd.DataFrame) -> int:
+    """Enqueue the messages a flow marked sent; return how many were new.
+
+    ``due`` has one row per message with at least ``send_id`` (the flow's id of the
+    message: flow, person and trigger) and ``person_id``; every column goes into the data
+    (times as ISO 8601 UTC, missing values as null). Topic ``flow.due``, idempotency key
+    ``flow:<flow>:<send_id>``: a flow's message is delivered once however often it is fed.
+    """
+    for col in ("send_id", "person_id"):
+        if col not in due.columns:
+            raise ConfigError(f"flow sends need the column {col!r} (the rows of a flow run)")
+    if due.empty:
+        return 0
+    frame = due.reset_index(drop=True)
+    payloads = []
+    for row in frame.to_dict("records"):
+        data: dict[str, Any] = {}
+        for key, value in row.items():
+            if value is not None and not isinstance(value, str | list | dict) and pd.isna(value):
+                value = None  # NaN, NaT, NA
+            elif isinstance(value, pd.Timestamp | datetime):
+                value = pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            data[str(key)] = value
+        data["flow"] = flow_name
+        payloads.append(data)
+    staged = pd.DataFrame(
+        {
+            "idempotency_key": "flow:" + flow_name + ":" + frame["send_id"].astype(str),
+            "topic": FLOW_DUE,
+            "person_id": frame["person_id"].astype(str),
             "payload": payloads,
         }
     )

@@ -140,6 +140,7 @@ def diagnosis_section(
     notes: Sequence[str] = (),
     priced: bool = True,
     pricing: str = "",
+    incidents: pd.DataFrame | None = None,
 ) -> Section:
     """The diagnosis, most valuable fix first: the ``top`` findings as cards, all in a table.
 
@@ -147,11 +148,14 @@ def diagnosis_section(
     (rank, kind, stage, step, segment, metric, value, reference, gap, p_value,
     revenue_at_stake, evidence, tactics, audience, and optionally title, start, end);
     missing columns read as blank. ``period`` says which dates were diagnosed; ``notes``
-    say what could not be measured, and are listed under the findings. ``priced=False``
+    say what could not be measured, and are listed under the findings. ``incidents``
+    (:meth:`Diagnosis.incident_table`) are listed in a table of their own: when, where,
+    the rate before and during, and what they cost. ``priced=False``
     means the orders carry no value and no estimate was given: findings are ranked by
     orders at stake, and ``pricing`` (:meth:`OrderValue.note`) says why and what to do.
     """
     sid, title = "diagnosis", "What to fix first"
+    incident_table = incidents
     lead = (
         "Where the funnel loses the most money, and what to try. Findings are ranked by revenue "
         "at stake: people lost at the step × how often they would have gone on to buy × the "
@@ -211,4 +215,20 @@ def diagnosis_section(
         caption=f"All {len(frame)} findings",
         collapsed=True,
     )
-    return Section(sid, title, lead, (*blocks, table, *tail))
+    return Section(sid, title, lead, (*blocks, *incident_blocks(incident_table, priced), table, *tail))
+
+
+def incident_blocks(incidents: pd.DataFrame | None, priced: bool = True) -> tuple[Table, ...]:
+    """The incident table (:meth:`Diagnosis.incident_table`): when and where each incident
+    was, the rate before and during, persons, orders and revenue lost, and how sure; the
+    revenue column is left out when the orders carry no value."""
+    if incidents is None or len(incidents) == 0:
+        return ()
+    frame = incidents.rename(columns={"rate_before": "usual rate", "rate_during": "rate during",
+                                      "persons_lost": "persons lost", "orders_lost": "orders lost",
+                                      "revenue_lost": "revenue lost", "p_adjusted": "p (corrected)"})
+    if not priced or frame["revenue lost"].isna().all():
+        frame = frame.drop(columns="revenue lost")
+    return (Table(frame.reset_index(drop=True), caption=f"Incidents ({len(frame)}): start, end or ongoing, and what they cost",
+                  formats={"usual rate": "pct", "rate during": "pct", "persons lost": "number",
+                           "orders lost": "number", "revenue lost": "money", "p (corrected)": "p"}),)

@@ -148,6 +148,24 @@ _CART_COLUMNS = ["person_id", "user_id", "carted_at", "cart_value", "items", "de
 
 
 def _cart_row(person: str, events: pd.DataFrame) -> dict[str, object]:
+    kept, value = _cart_lines(events)
+    adds = events[events["event"] == "add_to_cart"]
+    last = adds.iloc[-1]
+    return {
+        "person_id": person,
+        "user_id": events["user_id"].dropna().iloc[-1] if events["user_id"].notna().any() else None,
+        "carted_at": last["ts"],
+        "cart_value": value,
+        "items": ", ".join(kept),
+        "device": last["device"],
+        "channel": last["channel"],
+    }
+
+
+def _cart_lines(events: pd.DataFrame) -> tuple[list[str], float]:
+    """The names of the items still in the cart, and its value, from a person's
+    ``add_to_cart`` and ``remove_from_cart`` events in time order (rule in
+    :func:`abandoned_carts`)."""
     lines: dict[str, tuple[str, float]] = {}
     loose_value = 0.0
     for event in events.itertuples():
@@ -164,18 +182,86 @@ def _cart_row(person: str, events: pd.DataFrame) -> dict[str, object]:
                 lines[key] = (name, max(0.0, current + sign * amount))
         elif event.value is not None and not pd.isna(event.value):
             loose_value = max(0.0, loose_value + sign * float(event.value))
-    adds = events[events["event"] == "add_to_cart"]
-    last = adds.iloc[-1]
     kept = [name for name, amount in lines.values() if amount > 0]
-    return {
-        "person_id": person,
-        "user_id": events["user_id"].dropna().iloc[-1] if events["user_id"].notna().any() else None,
-        "carted_at": last["ts"],
-        "cart_value": round(sum(amount for _, amount in lines.values()) + loose_value, 2),
-        "items": ", ".join(kept),
-        "device": last["device"],
-        "channel": last["channel"],
-    }
+    return kept, round(sum(amount for _, amount in lines.values()) + loose_value, 2)
+
+
+def left_behind(store: Store, person_ids: list[str], *, start: pd.Timestamp,
+                end: pd.Timestamp) -> pd.DataFrame:
+    """What each person left behind at ``end``: ``cart_items`` (names, comma-separated) and
+    ``cart_value`` of the cart they hold (the items added since their last purchase, or
+    since ``start``, less those removed, as in :func:`abandoned_carts`), and the last
+    product they viewed at or before ``end``: ``last_viewed_item`` (its name, else its id),
+    ``last_viewed_category`` and ``last_viewed_at``. One row per person of ``person_ids``."""
+    columns = ["person_id", "cart_items", "cart_value", "last_viewed_item", "last_viewed_category",
+               "last_viewed_at"]
+    people = pd.DataFrame({"person_id": pd.Series(list(dict.fromkeys(person_ids)), dtype=object)})
+    if people.empty:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
+    db = store.db
+    db.register("__left_behind_persons", people)
+    try:
+        cart_events = db.df(
+            """
+            WITH bought AS (
+                SELECT e.person_id, max(e.ts) AS last_purchase FROM events e
+                JOIN __left_behind_persons p USING (person_id)
+                WHERE e.event = 'purchase' AND e.ts <= ? GROUP BY e.person_id
+            )
+            SELECT e.person_id, e.ts, e.event, CAST(e.value AS DOUBLE) AS value, e.items
+            FROM events e JOIN __left_behind_persons p USING (person_id)
+            LEFT JOIN bought b USING (person_id)
+            WHERE e.event IN ('add_to_cart', 'remove_from_cart') AND e.ts >= ? AND e.ts <= ?
+              AND (b.last_purchase IS NULL OR e.ts > b.last_purchase)
+            ORDER BY e.person_id, e.ts
+            """, [end, start, end])
+        viewed = db.df(
+            """
+            SELECT e.person_id,
+                   arg_max(coalesce(e.items[1].item_name, e.items[1].item_id), e.ts) AS last_viewed_item,
+                   arg_max(e.items[1].item_category, e.ts) AS last_viewed_category,
+                   max(e.ts) AS last_viewed_at
+            FROM events e JOIN __left_behind_persons p USING (person_id)
+            WHERE e.event = 'view_item' AND e.ts <= ? GROUP BY e.person_id
+            """, [end])
+    finally:
+        db.unregister("__left_behind_persons")
+    carts = pd.DataFrame(
+        [{"person_id": person, **dict(zip(("cart_items", "cart_value"), _cart_lines(group), strict=True))}
+         for person, group in cart_events.groupby("person_id", sort=False)],
+        columns=["person_id", "cart_items", "cart_value"])
+    carts["cart_items"] = carts["cart_items"].map(", ".join)
+    out = people.merge(carts, on="person_id", how="left").merge(viewed, on="person_id", how="left")
+    out["cart_items"] = out["cart_items"].fillna("")
+    out["cart_value"] = pd.to_numeric(out["cart_value"]).fillna(0.0)
+    return out[columns]
+
+
+def profiles(store: Store, person_ids: list[str], *, as_of: pd.Timestamp) -> pd.DataFrame:
+    """One row per person of ``person_ids`` (in that order) from their events at or before
+    ``as_of``: ``first_seen``, ``last_seen``, ``orders`` (distinct order ids of purchases)
+    and ``revenue`` (sum of purchase values, refunds not subtracted)."""
+    people = pd.DataFrame({"person_id": pd.Series(list(person_ids), dtype=object)})
+    if people.empty:
+        return people.assign(first_seen=pd.Series([], dtype="datetime64[us]"),
+                             last_seen=pd.Series([], dtype="datetime64[us]"), orders=0, revenue=0.0)
+    store.db.register("__profile_persons", people)
+    try:
+        found = store.db.df(
+            """
+            SELECT e.person_id, min(e.ts) AS first_seen, max(e.ts) AS last_seen,
+                   count(DISTINCT e.order_id) FILTER (WHERE e.event = 'purchase') AS orders,
+                   coalesce(sum(CAST(e.value AS DOUBLE)) FILTER (WHERE e.event = 'purchase'), 0)
+                       AS revenue
+            FROM events e JOIN __profile_persons p USING (person_id)
+            WHERE e.ts <= ? GROUP BY e.person_id
+            """, [as_of])
+    finally:
+        store.db.unregister("__profile_persons")
+    out = people.merge(found, on="person_id", how="left")
+    out["orders"] = out["orders"].fillna(0).astype("int64")
+    out["revenue"] = out["revenue"].fillna(0.0).astype(float)
+    return out
 
 
 def export_audience(audience: pd.DataFrame, platform: Platform, *,

@@ -1,0 +1,214 @@
+"""GA4 export rows → canonical rows, a block of lines at a time, in DuckDB.
+
+The same mapping as the row-by-row reference in :mod:`shopfunnel.ingest.ga4` (its module
+docstring states every rule), written as one SQL query over a block of raw JSON lines:
+
+1. DuckDB parses each line once (``json_transform`` into the fields the mapping reads:
+   ids, names, ``event_params`` and ``items`` as lists of structs, device, geo,
+   ``ecommerce``, the traffic sources) and hashes the line as written (md5; a JSON
+   array's elements are first written compact by DuckDB's ``json()``, as BigQuery writes
+   its newline-delimited export);
+2. ``event_params`` are flattened with list functions (the mapped params picked by key,
+   the others written as the ``properties`` JSON in their order), ``items`` mapped to
+   canonical items, campaigns built as structs;
+3. a row the query cannot map exactly as the reference would — not a JSON object, a bad
+   or missing timestamp or name (a reject), an experiment event, a duplicated param key, a
+   param whose value is not an object, an item that is not an object, ``event_params`` not
+   a list — is marked ``slow`` and converted by the reference (:func:`ga4._convert`), so its
+   result or its reject (line, column, reason) is the reference's own.
+
+Values in text fields that are not JSON strings are written as JSON writes them
+(``true``, ``1.5``), where the reference wrote Python's ``str`` (``True``); GA4's export
+writes those fields as strings. The tests compare both paths row by row
+(tests/ingest/test_ga4_bulk.py); docs/adr/0078 records the choice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import duckdb
+import pyarrow as pa
+
+# The fields the mapping reads (every leaf as text: numbers and strings alike).
+_PARAM = '{"key":"VARCHAR","value":{"string_value":"VARCHAR","int_value":"VARCHAR","double_value":"VARCHAR","float_value":"VARCHAR"}}'
+_ITEM = '{"item_id":"VARCHAR","item_name":"VARCHAR","item_category":"VARCHAR","price":"VARCHAR","quantity":"VARCHAR"}'
+STRUCTURE = (
+    '{"event_timestamp":"VARCHAR","event_name":"VARCHAR","user_pseudo_id":"VARCHAR","user_id":"VARCHAR",'
+    f'"event_params":[{_PARAM}],'
+    '"device":{"category":"VARCHAR"},"geo":{"country":"VARCHAR"},'
+    '"ecommerce":{"transaction_id":"VARCHAR","purchase_revenue":"VARCHAR","refund_value":"VARCHAR",'
+    '"shipping_value":"VARCHAR","tax_value":"VARCHAR"},'
+    '"collected_traffic_source":{"manual_source":"VARCHAR","manual_medium":"VARCHAR",'
+    '"manual_campaign_name":"VARCHAR","gclid":"VARCHAR"},'
+    '"session_traffic_source_last_click":{"manual_campaign":{"source":"VARCHAR","medium":"VARCHAR",'
+    '"campaign_name":"VARCHAR"}},'
+    f'"items":[{_ITEM}]}}'
+)
+
+# The reference's helpers, as macros: _str (blank is none), _float, _int (a whole number
+# written as an integer, a float or a string), _campaign (source or medium required).
+_MACROS = """
+CREATE OR REPLACE TEMP MACRO ga_str(x) AS CASE WHEN trim(x, E' \\t\\n\\r') = '' THEN NULL ELSE x END;
+CREATE OR REPLACE TEMP MACRO ga_float(x) AS TRY_CAST(trim(x, E' \\t\\n\\r') AS DOUBLE);
+CREATE OR REPLACE TEMP MACRO ga_int(x) AS
+    CASE WHEN ga_float(x) % 1 = 0 THEN TRY_CAST(trim(x, E' \\t\\n\\r') AS HUGEINT) END;
+CREATE OR REPLACE TEMP MACRO ga_campaign(s, m, c) AS
+    CASE WHEN ga_str(s) IS NOT NULL OR ga_str(m) IS NOT NULL
+         THEN struct_pack(source := ga_str(s), medium := ga_str(m), campaign := ga_str(c)) END;
+CREATE OR REPLACE TEMP MACRO ga_pv(p) AS
+    coalesce(p.value.string_value, p.value.int_value, p.value.double_value, p.value.float_value);
+CREATE OR REPLACE TEMP MACRO ga_pjson(p) AS CASE
+    WHEN p.value.string_value IS NOT NULL THEN to_json(p.value.string_value)::VARCHAR
+    WHEN p.value.int_value IS NOT NULL
+        THEN coalesce(CAST(ga_int(p.value.int_value) AS VARCHAR), to_json(p.value.int_value)::VARCHAR)
+    WHEN p.value.double_value IS NOT NULL
+        THEN coalesce(to_json(ga_float(p.value.double_value))::VARCHAR, to_json(p.value.double_value)::VARCHAR)
+    ELSE coalesce(to_json(ga_float(p.value.float_value))::VARCHAR, to_json(p.value.float_value)::VARCHAR) END;
+"""
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the mapping's macros."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute(_MACROS)
+    return con
+
+
+def convert_block(con: duckdb.DuckDBPyConnection, block: pa.Table, *, min_us: int, max_us: int,
+                  mapped: frozenset[str], exposure_names: frozenset[str]) -> pa.Table:
+    """Map a block of lines (``line`` int64, ``raw`` string: non-blank lines of an export).
+
+    Returns one row per line, in the block's order (a projection: DuckDB keeps the order
+    of its input): ``line``, ``content`` (the md5 of the line, blanks around
+    it left out), ``slow`` (the reference must convert it) and, for the other
+    rows, every canonical column plus ``candidate`` and ``last_click`` (the row's own
+    campaign and its session's last-click campaign, as structs).
+    """
+    con.register("__ga4_block", block)
+    try:
+        return con.sql(_SQL.format(
+            structure=STRUCTURE.replace("'", "''"),
+            mapped=", ".join(f"'{k}'" for k in sorted(mapped)),
+            exposures=", ".join(f"'{k}'" for k in sorted(exposure_names)),
+        ), params=[min_us, max_us]).to_arrow_table()
+    finally:
+        con.unregister("__ga4_block")
+
+
+_SQL = """
+WITH parsed AS (
+    SELECT line, md5(trim(raw, E' \\t\\r\\n')) AS content, strpos(raw, '"event_params"') > 0 AS has_params,
+           CASE WHEN left(ltrim(raw, E' \\t\\r\\n'), 1) = '{{' THEN try(json_transform(raw, '{structure}')) END AS r
+    FROM __ga4_block
+),
+fields AS (
+    SELECT line, content, r, has_params,
+           ga_int(r.event_timestamp) AS us,
+           ga_str(r.event_name) AS name,
+           list_filter(r.event_params, lambda p: p.key IS NOT NULL) AS ps,
+           list_filter(r.items, lambda i: i IS NOT NULL) AS its,
+           ga_str(r.user_pseudo_id) AS pseudo,
+           ga_str(r.user_id) AS user_id
+    FROM parsed
+),
+keyed AS (
+    SELECT *, list_transform(ps, lambda p: p.key) AS keys, list_transform(ps, lambda p: ga_pv(p)) AS vals
+    FROM fields
+),
+checked AS (
+    SELECT *,
+        r IS NULL OR content IS NULL OR us IS NULL OR NOT (us >= $1 AND us < $2) OR name IS NULL
+        OR name IN ({exposures})
+        OR (r.event_params IS NULL AND has_params)
+        OR coalesce(len(list_distinct(keys)) < len(keys), false)
+        OR coalesce(list_has_any(keys, ['shipping_value', 'tax_value']), false)
+        OR coalesce(list_bool_or(list_transform(vals, lambda v: v IS NULL)), false)
+        OR coalesce(list_bool_or(list_transform(its, lambda i: i.item_id IS NULL AND i.item_name IS NULL
+            AND i.item_category IS NULL AND i.price IS NULL AND i.quantity IS NULL)), false) AS slow,
+        vals[list_position(keys, 'ga_session_id')] AS p_session,
+        vals[list_position(keys, 'transaction_id')] AS p_order,
+        vals[list_position(keys, 'value')] AS p_value,
+        vals[list_position(keys, 'currency')] AS p_currency,
+        vals[list_position(keys, 'page_location')] AS p_page,
+        vals[list_position(keys, 'page_referrer')] AS p_referrer,
+        vals[list_position(keys, 'source')] AS p_source,
+        vals[list_position(keys, 'medium')] AS p_medium,
+        vals[list_position(keys, 'campaign')] AS p_campaign,
+        vals[list_position(keys, 'gclid')] AS p_gclid
+    FROM keyed
+),
+mapped AS (
+    SELECT line, content, slow, us, name, pseudo, user_id, ps, its, r, p_page, p_referrer, p_currency,
+        coalesce(pseudo, user_id) AS anon,
+        ga_int(p_session) AS session_number,
+        ga_str(p_order) AS param_order,
+        ga_str(r.ecommerce.transaction_id) AS ecommerce_order,
+        coalesce(ga_float(p_value),
+                 CASE WHEN name = 'purchase' THEN ga_float(r.ecommerce.purchase_revenue)
+                      WHEN name = 'refund' THEN ga_float(r.ecommerce.refund_value) END) AS value,
+        coalesce(
+            ga_campaign(r.collected_traffic_source.manual_source, r.collected_traffic_source.manual_medium,
+                        r.collected_traffic_source.manual_campaign_name),
+            ga_campaign(p_source, p_medium, p_campaign),
+            CASE WHEN ga_str(r.collected_traffic_source.gclid) IS NOT NULL OR ga_str(p_gclid) IS NOT NULL
+                 THEN struct_pack(source := 'google', medium := 'cpc', campaign := NULL::VARCHAR) END
+        ) AS candidate,
+        ga_campaign(r.session_traffic_source_last_click.manual_campaign.source,
+                    r.session_traffic_source_last_click.manual_campaign.medium,
+                    r.session_traffic_source_last_click.manual_campaign.campaign_name) AS last_click,
+        list_concat(
+            list_transform(list_filter(ps, lambda p: p.key NOT IN ({mapped}) AND ga_pv(p) IS NOT NULL),
+                           lambda p: to_json(p.key)::VARCHAR || ': ' || ga_pjson(p)),
+            CASE WHEN r.ecommerce.shipping_value IS NOT NULL
+                 THEN ['"shipping_value": ' || coalesce(to_json(ga_float(r.ecommerce.shipping_value))::VARCHAR, 'null')]
+                 ELSE [] END,
+            CASE WHEN r.ecommerce.tax_value IS NOT NULL
+                 THEN ['"tax_value": ' || coalesce(to_json(ga_float(r.ecommerce.tax_value))::VARCHAR, 'null')]
+                 ELSE [] END
+        ) AS props
+    FROM checked
+)
+SELECT line, content, slow,
+    CASE WHEN NOT slow THEN md5(coalesce(pseudo, '') || chr(31) || CAST(us AS VARCHAR) || chr(31) || name
+                                || chr(31) || content) END AS event_id,
+    CAST(us AS BIGINT) AS ts, name AS event, anon AS anonymous_id, user_id,
+    CASE WHEN anon IS NOT NULL AND session_number IS NOT NULL
+         THEN anon || ':' || CAST(session_number AS VARCHAR) END AS session_id,
+    ga_str(p_referrer) AS referrer,
+    ga_str(p_page) AS page,
+    ga_str(r.device.category) AS device,
+    ga_str(r.geo.country) AS country,
+    CASE WHEN param_order IS NOT NULL AND trim(param_order) NOT IN ('', '(not set)') THEN param_order
+         WHEN ecommerce_order IS NOT NULL AND trim(ecommerce_order) NOT IN ('', '(not set)')
+         THEN ecommerce_order END AS order_id,
+    value,
+    ga_str(p_currency) AS currency,
+    CASE WHEN len(its) > 0 THEN list_transform(its, lambda i: struct_pack(
+        item_id := ga_str(i.item_id), item_name := ga_str(i.item_name),
+        item_category := ga_str(i.item_category), price := ga_float(i.price),
+        quantity := CASE WHEN ga_int(i.quantity) >= -2147483648 AND ga_int(i.quantity) < 2147483648
+                         THEN CAST(ga_int(i.quantity) AS INTEGER) END)) END AS items,
+    CASE WHEN len(props) > 0 THEN '{{' || array_to_string(props, ', ') || '}}' END AS properties,
+    candidate, last_click
+FROM mapped
+"""
+
+
+
+def event_id(pseudo: str | None, us: int, name: str, content: str) -> str:
+    """The event id the query gives (for rows the reference converted): the md5 of the
+    pseudo id, the timestamp (µs), the event name and ``content`` (the md5 of the line)."""
+    return hashlib.md5("\x1f".join((pseudo or "", str(us), name, content)).encode()).hexdigest()
+
+
+def compact(texts: pa.Array) -> pa.Array:
+    """JSON texts written compact (no blanks between tokens, numbers and escapes as DuckDB
+    writes them); a text that is not JSON is kept as it is."""
+    con = connect()
+    try:
+        con.register("__texts", pa.table({"t": texts}))
+        return con.sql("SELECT coalesce(try(json(t)), t) AS t FROM __texts").to_arrow_table().column("t").combine_chunks().cast(pa.large_string())
+    finally:
+        con.close()

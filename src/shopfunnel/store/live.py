@@ -1,0 +1,595 @@
+"""Live appends: the timeline extended by sorted deltas, merged on read, compacted.
+
+A store receiving events all day (the collector's writer loads a batch every second)
+would otherwise make its timeline stale at every load, and every funnel would fall back
+to SQL or wait for a rebuild. Instead each load that adds events writes a **segment**:
+
+* the rows it added, encoded as the timeline encodes them (person hash, µs, event, session
+  hash, breakdown codes) from the stored, stitched rows, with the segment's own small
+  dictionaries of event names and breakdown values;
+* the **retracted persons**: when the load's identity stitching moved earlier events from
+  one person id to another (an anonymous id identified, or a device's earliest user
+  changed), the old and the new owner of every moved row. Their rows in the base and in
+  earlier segments no longer hold; the segment carries *every* stored row of those
+  persons instead (re-read from the store after the stitch);
+* ``from_key`` and ``to_key``: the store's key (:func:`shopfunnel.store.timeline.store_key`)
+  before and after the load. A base timeline built at key ``K`` is extended by the chain
+  of segments starting at ``K``; a missing link (a crash between the store's commit and
+  the segment's write, a load too large for a segment) means no chain, and the next
+  funnel rebuilds the timeline from the store, as before.
+
+Segments live beside the timeline in ``<store>.timeline.delta/<generation>.npz``
+(written to a temporary name and renamed), or in memory for an in-memory store.
+
+**On read** (:func:`of_store`) the base and its chain make a *view*: every person with
+rows in the delta gets a second sorted piece (:attr:`Timeline.side`) holding their base
+rows (unless retracted) and their delta rows; in the base piece, their rows (and those of
+retracted persons) carry event code 0, which no step matches, so they take part in
+nothing. A funnel runs its compiled pass over both pieces; no array of the base is
+rewritten, so a view costs a copy of the event column plus the delta.
+
+**Compaction** (:func:`compact`) folds the view into a new base: the side's rows are put
+in place between the base's kept rows (both are sorted by person, and a side person has
+no kept base rows), the columns are written to a temporary folder, and the folder is
+renamed into place (ADR 0151). Readers that opened the old base keep reading its files
+(the timeline reads through file descriptors opened with it); a crash before the rename
+leaves the old base and its segments, after it the new base: nothing is lost either way,
+and the folded segments are deleted last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shopfunnel.store import timeline as tl_mod
+from shopfunnel.store.db import Database, quote_ident
+from shopfunnel.store.timeline import (
+    DIMENSIONS,
+    FORMAT_VERSION,
+    MAX_CODES,
+    SWAP_LOCK,
+    Timeline,
+    folder_for,
+    store_key,
+    writable,
+)
+
+MAX_SEGMENT_ROWS = 2_000_000  # a larger load leaves the timeline to be rebuilt
+COMPACT_MIN_ROWS = 1_000_000  # fold the delta into a new base above this many rows...
+COMPACT_SHARE = 0.10  # ...or above this share of the base, whichever is larger
+
+_LOCK = threading.RLock()
+_MEMORY: weakref.WeakKeyDictionary[Any, dict[int, Segment]] = weakref.WeakKeyDictionary()
+_LOADED: dict[tuple[str, int], tuple[float, Segment]] = {}  # segment files read, by mtime
+
+
+def delta_folder(store_path: str) -> Path | None:
+    """Where a store file keeps its timeline's segments (None for an in-memory store)."""
+    if store_path == ":memory:":
+        return None
+    return Path(store_path + ".timeline.delta")
+
+
+def key_parts(key: str) -> tuple[str, int]:
+    """The store id and generation of a timeline key (``store_id:generation:events``)."""
+    store_id, generation, _ = key.rsplit(":", 2)
+    return store_id, int(generation)
+
+
+@dataclass
+class Segment:
+    """What one load added to the timeline (see the module docstring)."""
+
+    from_key: str
+    to_key: str
+    columns: dict[str, np.ndarray]  # person, t, event, session, dim_<d> (local codes)
+    names: list[str]  # event code i is names[i]
+    labels: dict[str, list[str]]  # breakdown code i of dim d is labels[d][i]; -1 none
+    retract: np.ndarray  # person hashes whose earlier rows no longer hold
+    nested: bool  # every session of these rows belongs to one person
+
+    @property
+    def generation(self) -> int:
+        return key_parts(self.to_key)[1]
+
+    def __len__(self) -> int:
+        return len(self.columns["t"])
+
+    def save(self, folder: Path) -> Path:
+        """Write the segment as ``<generation>.npz`` in ``folder`` (renamed into place)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"format": FORMAT_VERSION, "from_key": self.from_key, "to_key": self.to_key,
+                "names": self.names, "labels": self.labels, "nested": self.nested}
+        path = folder / f"{self.generation:012d}.npz"
+        tmp = folder / f".{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            arrays: dict[str, Any] = {
+                "__meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                "__retract": self.retract, **self.columns}
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> Segment | None:
+        """The segment in ``path``, or None if it cannot be read."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(bytes(z["__meta"]).decode())
+                if meta.get("format") != FORMAT_VERSION:
+                    return None
+                columns = {k: z[k] for k in z.files if not k.startswith("__")}
+                return cls(meta["from_key"], meta["to_key"], columns, meta["names"],
+                           meta["labels"], z["__retract"], bool(meta["nested"]))
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+# -- writing (called by Store's load, in the loading process) ---------------------------
+def wanted(store: Any) -> bool:
+    """Whether loads into ``store`` should write segments: its timeline is kept (in
+    memory, or a folder beside the file) or it runs live (``store.live_timeline``: the
+    server keeps segments from its first batch on, so a base built later can use them)."""
+    if store.live_timeline:
+        return True
+    if store.path == ":memory:":
+        with _LOCK:
+            return store in tl_mod._CACHE
+    folder = folder_for(store.path)
+    return folder is not None and (folder / "meta.json").exists()
+
+
+def append(store: Any, from_key: str, to_key: str) -> Segment | None:
+    """Write the segment of the load that just committed: the rows in the temporary
+    table ``__fresh`` (as written, before the load's stitching) and the persons in
+    ``__moved`` (owners of rows the stitching moved). Returns None when the load is too
+    large for a segment (the timeline is then rebuilt by the next funnel)."""
+    db: Database = store.db
+    fresh = int(db.scalar("SELECT count(*) FROM __fresh") or 0)
+    if fresh > MAX_SEGMENT_ROWS:
+        return None
+    # the rows as stored now: the stitching may have moved fresh rows too, so the fresh
+    # rows of retracted persons come with every other row of theirs, from the events
+    db.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE __delta_rows AS
+        SELECT * FROM (
+            SELECT f.* REPLACE (coalesce(f.user_id, ids.person_id, f.anonymous_id) AS person_id)
+            FROM __fresh f LEFT JOIN identities ids ON ids.anonymous_id = f.anonymous_id
+        ) WHERE person_id NOT IN (SELECT person_id FROM __moved)
+        UNION ALL BY NAME
+        SELECT * FROM events WHERE person_id IN (SELECT person_id FROM __moved)
+        """
+    )
+    try:
+        if int(db.scalar("SELECT count(*) FROM __delta_rows") or 0) > MAX_SEGMENT_ROWS:
+            return None
+        columns, names, labels = _encode(db, "__delta_rows")
+        split = db.scalar(
+            "SELECT count(*) FROM (SELECT session_id FROM events WHERE session_id IN "
+            "(SELECT session_id FROM __delta_rows) GROUP BY session_id "
+            "HAVING min(person_id) <> max(person_id))")
+        retract = db.arrow("SELECT DISTINCT hash(person_id) AS h FROM __moved").column("h")
+        seg = Segment(from_key, to_key, columns, names, labels,
+                      retract.to_numpy().astype(np.uint64), not split)
+    finally:
+        db.execute("DROP TABLE IF EXISTS __delta_rows")
+    folder = delta_folder(store.path)
+    if folder is None:
+        with _LOCK:
+            _MEMORY.setdefault(store, {})[seg.generation] = seg
+    else:
+        seg.save(folder)
+    return seg
+
+
+def _encode(db: Database, relation: str) -> tuple[dict[str, np.ndarray], list[str],
+                                                  dict[str, list[str]]]:
+    """A relation's rows as the timeline's columns, with local dictionaries (the same
+    hashes as :func:`shopfunnel.store.timeline.build`)."""
+    dims = ", ".join(f"CAST({quote_ident(d)} AS VARCHAR) AS {quote_ident('dim_' + d)}"
+                     for d in DIMENSIONS)
+    table = db.arrow(
+        f"SELECT hash(person_id) AS person, epoch_us(ts) AS t, event, CASE WHEN session_id "
+        f"IS NULL THEN 0 ELSE hash(session_id) END AS session, {dims} FROM {relation} "
+        "WHERE person_id IS NOT NULL AND ts IS NOT NULL")
+    columns = {"person": _np(table.column("person"), np.uint64),
+               "t": _np(table.column("t"), np.int64),
+               "session": _np(table.column("session"), np.uint64)}
+    codes, names = _dictionary(table.column("event"))
+    columns["event"] = codes
+    labels = {}
+    for d in DIMENSIONS:
+        columns[f"dim_{d}"], labels[d] = _dictionary(table.column(f"dim_{d}"))
+    return columns, names, labels
+
+
+def _np(column: pa.ChunkedArray, dtype: Any) -> np.ndarray:
+    return column.to_numpy().astype(dtype, copy=False) if len(column) else np.zeros(0, dtype)
+
+
+def _dictionary(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """int32 codes into a list of values (-1 for a missing value)."""
+    encoded = pc.dictionary_encode(column.combine_chunks().cast(pa.string()))
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+    return codes, [str(v) for v in encoded.dictionary.to_pylist()]
+
+
+# -- reading ----------------------------------------------------------------------------
+def _segment(store: Any, generation: int) -> Segment | None:
+    folder = delta_folder(store.path)
+    if folder is None:
+        with _LOCK:
+            return _MEMORY.get(store, {}).get(generation)
+    path = folder / f"{generation:012d}.npz"
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return None
+    cache_key = (str(path), generation)
+    with _LOCK:
+        hit = _LOADED.get(cache_key)
+    if hit is not None and hit[0] == mtime:
+        return hit[1]
+    seg = Segment.load(path)
+    if seg is not None:
+        with _LOCK:
+            if len(_LOADED) > 256:
+                _LOADED.clear()
+            _LOADED[cache_key] = (mtime, seg)
+    return seg
+
+
+def chain(store: Any, base_key: str, until: str | None = None) -> list[Segment] | None:
+    """The segments that extend a base built at ``base_key``, in order: up to the key
+    ``until`` (None if the chain does not reach it), or as far as they go."""
+    _, generation = key_parts(base_key)
+    out: list[Segment] = []
+    key = base_key
+    while key != until:
+        seg = _segment(store, generation + 1)
+        if seg is None or seg.from_key != key:
+            break
+        out.append(seg)
+        key, generation = seg.to_key, generation + 1
+    if until is not None and key != until:
+        return None
+    return out
+
+
+@dataclass
+class LiveState:
+    """How a view was made: the base, the segments, and the base rows it hides."""
+
+    base: Timeline
+    segments: list[Segment]
+    lo: np.ndarray  # base row ranges [lo, hi) of the hidden persons
+    hi: np.ndarray
+    hidden_rows: int = 0
+    moved_rows: int = 0  # base rows copied into the side
+    delta_rows: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _CannotExtend(Exception):
+    """The delta does not fit the base's encoding (too many distinct values)."""
+
+
+def compose(base: Timeline, segments: list[Segment]) -> Timeline:
+    """The view of ``base`` extended by ``segments`` (see the module docstring)."""
+    if not segments:
+        return base
+    events = list(base.events)
+    event_code = {name: i for i, name in enumerate(events) if name is not None}
+    labels = {d: list(v) for d, v in base.labels.items()}
+    label_code = {d: {v: i for i, v in enumerate(vals)} for d, vals in labels.items()}
+    names = ["person", "t", "event", *(["session"] if base.session is not None else []),
+             *(f"dim_{d}" for d in base.dims)]
+    parts: list[dict[str, np.ndarray]] = []
+    retract = np.zeros(0, np.uint64)
+    nested = base.sessions_nested
+    for seg in segments:
+        if len(seg.retract):
+            parts = [_rows(p, ~np.isin(p["person"], seg.retract)) for p in parts]
+            retract = np.union1d(retract, seg.retract)
+        part = {"person": seg.columns["person"], "t": seg.columns["t"],
+                "event": _recode(seg.columns["event"], seg.names, events, event_code, 0)}
+        if base.session is not None:
+            part["session"] = seg.columns["session"]
+        for d in base.dims:
+            part[f"dim_{d}"] = _recode(seg.columns[f"dim_{d}"], seg.labels[d], labels[d],
+                                       label_code[d], -1)
+        parts.append(part)
+        nested = nested and seg.nested
+    if len(events) > MAX_CODES or any(len(v) > MAX_CODES for v in labels.values()):
+        raise _CannotExtend
+    delta = {c: np.concatenate([p[c] for p in parts]) for c in names}
+    in_delta = np.unique(delta["person"])
+    hide = np.union1d(in_delta, retract)
+    lo = np.searchsorted(base.person, hide, side="left")
+    hi = np.searchsorted(base.person, hide, side="right")
+    keep_base = ~np.isin(in_delta, retract)
+    moved = _ranges(np.searchsorted(base.person, in_delta[keep_base], side="left"),
+                    np.searchsorted(base.person, in_delta[keep_base], side="right"))
+    side_cols = {}
+    for c in names:
+        source = base.dims[c[4:]] if c.startswith("dim_") else getattr(base, c)
+        side_cols[c] = np.concatenate([np.asarray(source[moved]), delta[c]])
+    order = np.lexsort((side_cols["t"], side_cols["person"]))
+    side_cols = {c: a[order] for c, a in side_cols.items()}
+    event = np.array(base.event)  # the base's rows of side persons take part in nothing
+    event[_ranges(lo, hi)] = 0
+    key = segments[-1].to_key
+    side = Timeline(key=key, person=side_cols["person"], t=side_cols["t"],
+                    event=side_cols["event"], events=events, session=side_cols.get("session"),
+                    dims={d: side_cols[f"dim_{d}"] for d in base.dims}, labels=labels,
+                    sessions_nested=bool(nested))
+    state = LiveState(base, list(segments), lo, hi, int((hi - lo).sum()), len(moved),
+                      len(delta["t"]))
+    return Timeline(key=key, person=base.person, t=base.t, event=event, events=events,
+                    session=base.session, dims=base.dims, labels=labels,
+                    sessions_nested=bool(nested), side=side, live=state, files=base.files)
+
+
+def _rows(part: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    return {c: a[keep] for c, a in part.items()}
+
+
+def _recode(local: np.ndarray, values: list[str], into: list[Any], codes: dict[str, int],
+            missing: int) -> np.ndarray:
+    """Local codes into the view's codes, adding unseen values to ``into``."""
+    lut = np.empty(len(values) + 1, dtype=np.int64)
+    lut[-1] = missing  # local -1 (no value) reads the last entry
+    for i, v in enumerate(values):
+        if v not in codes:
+            codes[v] = len(into)
+            into.append(v)
+        lut[i] = codes[v]
+    return lut[local].astype(np.int16) if len(local) else np.zeros(0, np.int16)
+
+
+def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The indices ``lo[i] .. hi[i] - 1`` of every range, concatenated."""
+    lengths = (hi - lo).astype(np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    starts = np.repeat(lo.astype(np.int64) - np.cumsum(lengths) + lengths, lengths)
+    return starts + np.arange(total, dtype=np.int64)
+
+
+def _base(store: Any, cached: Timeline | None, store_id: str | None) -> list[Timeline]:
+    """Bases to extend, best first: the one behind the cached view, then the one on disk
+    (only those of ``store_id`` when given)."""
+    out = []
+    if cached is not None:
+        out.append(cached.live.base if cached.live is not None else cached)
+    folder = folder_for(store.path)
+    if folder is not None:
+        on_disk = Timeline.open(folder, None)
+        if on_disk is not None and (not out or on_disk.key != out[0].key):
+            out.append(on_disk)
+    return [b for b in out if store_id is None or key_parts(b.key)[0] == store_id]
+
+
+def view(store: Any, key: str, cached: Timeline | None = None) -> Timeline | None:
+    """The timeline of ``store`` at ``key`` made from a base and its segments, without
+    reading the store's events; None when no base's chain reaches ``key``."""
+    for base in _base(store, cached, key_parts(key)[0]):
+        if base.key == key:
+            return base
+        segs = chain(store, base.key, key)
+        if segs is None:
+            continue
+        try:
+            return compose(base, segs)
+        except _CannotExtend:
+            return None
+    return None
+
+
+def of_store(store: Any) -> Timeline:
+    """The timeline of a :class:`shopfunnel.store.Store` at its present events: the cached
+    one, a base extended by its segments, or else a new one built from the store (saved
+    beside the file when the folder is writable)."""
+    key = store_key(store.db)
+    with _LOCK:
+        cached = tl_mod._CACHE.get(store)
+    if cached is not None and cached.key == key:
+        return cached
+    tl = view(store, key, cached)
+    if tl is None:
+        tl = _rebuild(store, key)
+    with _LOCK:
+        tl_mod._CACHE[store] = tl
+    return tl
+
+
+def _rebuild(store: Any, key: str) -> Timeline:
+    folder = folder_for(store.path)
+    columns = {row[0]: row[1] for row in store.db.rows("DESCRIBE events")}
+    save = folder if folder is not None and writable(folder) else None
+    person = quote_ident("person_id")
+    try:
+        tl = tl_mod.build(store.db, "events", person, columns, key, folder=save)
+    except OSError:
+        tl = tl_mod.build(store.db, "events", person, columns, key)
+    prune(store, key_parts(key)[1])
+    return tl
+
+
+def is_current(store: Any) -> bool:
+    """Whether the next funnel can use the timeline without building it: it is cached at
+    the store's present key, or a base and its segments reach that key (the view is then
+    made and cached: a copy of the event column, no store read)."""
+    key = store_key(store.db)
+    with _LOCK:
+        cached = tl_mod._CACHE.get(store)
+    if cached is not None and cached.key == key:
+        return True
+    tl = view(store, key, cached)
+    if tl is None:
+        return False
+    with _LOCK:
+        tl_mod._CACHE[store] = tl
+    return True
+
+
+def delta_rows(store: Any) -> int:
+    """Rows in the present view's side (0 without a delta): what a compaction would fold."""
+    with _LOCK:
+        cached = tl_mod._CACHE.get(store)
+    return len(cached.side) if cached is not None and cached.side is not None else 0
+
+
+def needs_compaction(tl: Timeline) -> bool:
+    """Whether a view's side has grown past the threshold for folding it into a base:
+    more than :data:`COMPACT_MIN_ROWS` rows and :data:`COMPACT_SHARE` of the base."""
+    if tl.side is None:
+        return False
+    return len(tl.side) > max(COMPACT_MIN_ROWS, COMPACT_SHARE * len(tl))
+
+
+def compact_if_large(store: Any) -> Timeline | None:
+    """After a load outside the server (which compacts in its own thread): fold the delta
+    into a new base when :func:`needs_compaction` says so (the load pays for it once,
+    instead of every funnel paying for a large side)."""
+    key = store_key(store.db)
+    with _LOCK:
+        cached = tl_mod._CACHE.get(store)
+    tl = view(store, key, cached)
+    if tl is None or not needs_compaction(tl):
+        return None
+    return compact(store)
+
+
+# -- compacting -------------------------------------------------------------------------
+_COMPACTING = threading.Lock()
+
+
+def compact(store: Any) -> Timeline | None:
+    """Fold the base and every segment after it into a new base, atomically; return it
+    (None when there was nothing to fold or another compaction is running). Reads only
+    the timeline's files (or memory), never the store, so it can run beside loads; the
+    segments loaded meanwhile extend the new base."""
+    if not _COMPACTING.acquire(blocking=False):
+        return None
+    try:
+        with _LOCK:
+            cached = tl_mod._CACHE.get(store)
+        for base in _base(store, cached, None):  # no store read: loads may be running
+            segs = chain(store, base.key)
+            if not segs:
+                continue
+            try:
+                merged = compose(base, segs)
+            except _CannotExtend:
+                return None
+            new = _fold(store, merged)
+            prune(store, key_parts(new.key)[1])
+            with _LOCK:
+                current = tl_mod._CACHE.get(store)
+                if current is None or key_parts(current.key)[1] <= key_parts(new.key)[1]:
+                    tl_mod._CACHE[store] = new
+            return new
+        return None
+    finally:
+        _COMPACTING.release()
+
+
+def _fold(store: Any, v: Timeline) -> Timeline:
+    """The view's rows as one sorted base: saved beside the store file (renamed into
+    place), or in memory."""
+    assert v.side is not None and v.live is not None
+    base, side = v.live.base, v.side
+    keep = np.ones(len(base), dtype=np.bool_)
+    keep[_ranges(v.live.lo, v.live.hi)] = False
+    kept_person = np.asarray(base.person)[keep]
+    at = np.searchsorted(kept_person, side.person) + np.arange(len(side))
+    n = len(kept_person) + len(side)
+    from_side = np.zeros(n, dtype=np.bool_)
+    from_side[at] = True
+    names = ["person", "t", "event", *(["session"] if base.session is not None else []),
+             *(f"dim_{d}" for d in base.dims)]
+
+    def merged(c: str) -> np.ndarray:
+        b = base.dims[c[4:]] if c.startswith("dim_") else getattr(base, c)
+        s = side.dims[c[4:]] if c.startswith("dim_") else getattr(side, c)
+        out = np.empty(n, dtype=b.dtype)
+        out[from_side] = s
+        out[~from_side] = np.asarray(b)[keep]
+        return out
+
+    folder = folder_for(store.path)
+    if folder is None or not writable(folder):
+        cols = {c: merged(c) for c in names}
+        return Timeline(key=v.key, person=cols["person"], t=cols["t"], event=cols["event"],
+                        events=v.events, session=cols.get("session"),
+                        dims={d: cols[f"dim_{d}"] for d in base.dims}, labels=v.labels,
+                        sessions_nested=v.sessions_nested)
+    tmp = folder.with_name(f"{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.mkdir(parents=True)
+    try:
+        for c in names:
+            np.save(tmp / f"{c}.npy", merged(c))
+        meta = {"format": FORMAT_VERSION, "key": v.key, "rows": n, "events": v.events,
+                "session": base.session is not None, "sessions_nested": v.sessions_nested,
+                "labels": v.labels}
+        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        for path in tmp.iterdir():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+        tl_mod._replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    opened = Timeline.open(folder, v.key)
+    if opened is None:
+        raise OSError(f"could not read back the compacted timeline in {folder}")
+    return opened
+
+
+def prune(store: Any, generation: int) -> None:
+    """Delete the segments a base at ``generation`` already holds."""
+    folder = delta_folder(store.path)
+    if folder is None:
+        with _LOCK:
+            held = _MEMORY.get(store, {})
+            for g in [g for g in held if g <= generation]:
+                del held[g]
+        return
+    with SWAP_LOCK:
+        for path in folder.glob("*.npz"):
+            try:
+                if int(path.stem) <= generation:
+                    path.unlink(missing_ok=True)
+            except ValueError:
+                continue
+
+
+def forget(store_path: str) -> tuple[str, ...]:
+    """Delete a store file's segments (erasing a person: they hold its rows)."""
+    folder = delta_folder(store_path)
+    if folder is None:
+        return ()
+    with _LOCK:  # and the copies read into memory
+        for cached in [k for k in _LOADED if Path(k[0]).parent == folder]:
+            del _LOADED[cached]
+    if not folder.exists():
+        return ()
+    shutil.rmtree(folder, ignore_errors=True)
+    return (str(folder),)
