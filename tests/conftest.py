@@ -36,5 +36,17 @@ def store() -> Store:
     s.close()
 
 
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] SparkSession for the whole run (starting one takes 15–30 s); the
+    Spark tests share it, and it stops when the run ends."""
+    pytest.importorskip("pyspark")
+    from shopfunnel.store.spark import local_spark_session
+
+    session = local_spark_session("local[2]", shuffle_partitions=4)
+    yield session
+    session.stop()
+
+
 # Headless Chromium fixtures (`chromium`, `open_page`) for tests marked `browser`.
 pytest_plugins = ["browser"]

@@ -23,7 +23,7 @@ from shopfunnel.sample import generate_sample
 
 pyspark = pytest.importorskip("pyspark")
 
-from shopfunnel.funnel.spark import SparkEngine, local_spark_session  # noqa: E402
+from shopfunnel.funnel.spark import SparkEngine  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,
@@ -32,13 +32,6 @@ pytestmark = [
 
 SAMPLE_STEPS = ["view_item", "add_to_cart", "begin_checkout", "purchase"]
 RANDOM_STEPS = ["a", "b", "c", "d"]
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = local_spark_session("local[2]", shuffle_partitions=4)
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

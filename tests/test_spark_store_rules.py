@@ -24,7 +24,7 @@ from shopfunnel.store.store import Store
 
 pyspark = pytest.importorskip("pyspark")
 
-from shopfunnel.funnel.spark import SparkEngine, local_spark_session  # noqa: E402
+from shopfunnel.funnel.spark import SparkEngine  # noqa: E402
 from shopfunnel.store.spark import canonical_events  # noqa: E402
 
 pytestmark = [
@@ -37,13 +37,6 @@ REFERRERS = [None, "https://www.google.com/search?q=x", "https://shop.example/p/
              "https://l.facebook.com/x", "https://news.example.org/a"]
 UTMS = [(None, None, None), ("google", "cpc", "brand"), ("newsletter", "email", "may"),
         ("facebook", "paid_social", "retarget"), (None, "organic", None)]
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = local_spark_session("local[2]", shuffle_partitions=4)
-    yield session
-    session.stop()
 
 
 def raw_log(seed: int, persons: int = 40) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import typer
 
 from shopfunnel import format as fmt
 from shopfunnel.cli.application import app
+from shopfunnel.cli.engine import Engine, EngineOpt, EventsOpt, TableOpt, is_spark, open_source
 from shopfunnel.cli.output import (
     DB_OPTION,
     FORMAT_OPTION,
@@ -23,7 +24,6 @@ from shopfunnel.cli.output import (
     working,
 )
 from shopfunnel.errors import ConfigError, InputError
-from shopfunnel.store.store import Store
 
 
 class PeriodChoice(StrEnum):
@@ -46,12 +46,13 @@ class RuleChoice(StrEnum):
     p_alive = "p-alive"
 
 
-def _orders(db: str) -> pd.DataFrame:
-    with Store(db, read_only=True) as store, working("reading the orders…"):
-        orders = store.table("orders")
+def _orders(source: Any, db: str) -> pd.DataFrame:
+    with working("reading the orders…"):
+        orders = source.table("orders")
     if orders.empty:
+        where = "the Spark events" if is_spark(source) else f"the store {db!r}"
         raise InputError(
-            f"the store {db!r} has no orders (purchase events with an order_id): load some, "
+            f"{where} have no orders (purchase events with an order_id): load some, "
             "e.g. `shopfunnel ingest orders.csv --format orders --db {db}`, or try "
             "`shopfunnel load-dataset cdnow --db cdnow.duckdb`"
         )
@@ -83,6 +84,9 @@ def retention(
     ] = RetentionView.all,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
+    engine: EngineOpt = Engine.local,
+    events: EventsOpt = None,
+    table: TableOpt = None,
 ) -> None:
     """Do customers come back? Cohorts by first order, repeat-purchase rate, time between
     orders, orders per customer, AOV, revenue per customer, refund rate.
@@ -91,8 +95,8 @@ def retention(
     """
     from shopfunnel.customers import retention as ret
 
-    with friendly_errors():
-        orders = _orders(db)
+    with friendly_errors(), open_source(db, engine, events, table) as source:
+        orders = _orders(source, db)
         p: Literal["month", "week"] = (ret.default_period(orders) if period == PeriodChoice.auto
                                        else "month" if period == PeriodChoice.month else "week")
         parts: dict[str, Any] = {}
@@ -104,8 +108,11 @@ def retention(
         if wanted in ("all", "cohorts"):
             parts["cohorts"] = ret.cohort_retention(orders, period=p)
         if wanted in ("all", "activity"):
-            with Store(db, read_only=True) as store, working("counting visitors by week of first visit…"):
-                parts["activity"] = ret.store_activity_retention(store, period=p)
+            if is_spark(source):
+                parts["activity"] = ret.activity_retention(source.active_periods(p), period=p)
+            else:
+                with working("counting visitors by week of first visit…"):
+                    parts["activity"] = ret.store_activity_retention(source, period=p)
         if wanted in ("all", "orders-per-customer"):
             parts["orders_per_customer"] = ret.orders_per_customer(orders)
         if wanted in ("all", "gaps"):
@@ -167,6 +174,9 @@ def rfm(
     ] = True,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
+    engine: EngineOpt = Engine.local,
+    events: EventsOpt = None,
+    table: TableOpt = None,
 ) -> None:
     """Recency, frequency and monetary scores (1-5 by quantile) and Shopify-style groups:
     champions, loyal, active, new, promising, needs_attention, previously_loyal, at_risk,
@@ -175,25 +185,25 @@ def rfm(
     from shopfunnel.customers.rfm import rfm_group_summary, rfm_table
 
     with friendly_errors():
-        orders = _orders(db)
-        persons = None
-        if include_prospects:
-            from shopfunnel.store.summary import person_ids
+        with open_source(db, engine, events, table) as source:
+            orders = _orders(source, db)
+            persons = None
+            if include_prospects:
+                from shopfunnel.store.summary import person_ids
 
-            with Store(db, read_only=True) as store:
-                persons = person_ids(store)
+                persons = source.person_ids() if is_spark(source) else person_ids(source)
         with working("scoring customers…"):
-            table = rfm_table(orders, persons=persons)
-            groups = rfm_group_summary(table)
+            scored = rfm_table(orders, persons=persons)
+            groups = rfm_group_summary(scored)
         if format == Format.table and out is None:
             emit(groups, format, out, table=lambda: rich_table(
                 groups, title=f"RFM groups ({db})",
                 formats={"share": fmt.pct, "revenue_share": fmt.pct}))
             return
         # prospects come last and differ only in their id: JSON writes them from one row
-        customers = int((table["group"] != "prospects").sum())
-        with working(f"writing {len(table):,} rows…"):
-            emit(groups if by_group else table, format, out,
+        customers = int((scored["group"] != "prospects").sum())
+        with working(f"writing {len(scored):,} rows…"):
+            emit(groups if by_group else scored, format, out,
                  json_tail=None if by_group else (customers, "person_id"))
 
 
@@ -216,6 +226,9 @@ def clv(
     top: Annotated[int, typer.Option("--top", help="Customers shown in the table view.")] = 20,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
+    engine: EngineOpt = Engine.local,
+    events: EventsOpt = None,
+    table: TableOpt = None,
 ) -> None:
     """Customer lifetime value: BG/NBD (P(alive), expected purchases) and Gamma-Gamma
     (expected spend per purchase), fitted on the store's orders.
@@ -241,7 +254,8 @@ def clv(
             except ValueError as exc:
                 raise ConfigError(f"--calibration-end {calibration_end!r} is not a date: "
                                   "write YYYY-MM-DD") from exc
-        orders = _orders(db)
+        with open_source(db, engine, events, table) as source:
+            orders = _orders(source, db)
         summary = summary_from_orders(orders, calibration_end=calibration_end, time_unit="W")
         purchases = BetaGeoModel().fit(summary)
         spend: GammaGammaModel | None
@@ -252,8 +266,8 @@ def clv(
                 "log_likelihood": spend.log_likelihood_, "customers": spend.n_customers_}
         except InputError as exc:  # too few repeat buyers: purchases still predicted
             spend, spend_info = None, {"error": str(exc)}
-        table = customer_value(summary, purchases, spend, horizon=horizon_weeks)
-        table = table.reset_index()
+        valued = customer_value(summary, purchases, spend, horizon=horizon_weeks)
+        valued = valued.reset_index()
         models = {
             "bgnbd": {**{k: float(v) for k, v in purchases.params_.items()},
                       "log_likelihood": purchases.log_likelihood_,
@@ -264,14 +278,14 @@ def clv(
                                    if calibration_end is None else calibration_end),
         }
         if format == Format.csv:
-            emit(table, format, out)
+            emit(valued, format, out)
             return
         holdout = None
         last_day = pd.to_datetime(orders["ts"]).max().normalize()
         if calibration_end is not None and last_day > pd.Timestamp(calibration_end):
             holdout = holdout_check(orders, calibration_end=calibration_end)
             models["holdout"] = records(holdout)
-        data = {**models, "customers": records(table)}
+        data = {**models, "customers": records(valued)}
 
         def render() -> object:
             from rich.console import Group
@@ -281,15 +295,15 @@ def clv(
                 return pd.DataFrame([{**row, "log_likelihood": round(model.log_likelihood_, 1),
                                       "customers": model.n_customers_}])
 
-            shown = table.head(top)[["person_id", "frequency", "recency", "T", "p_alive",
+            shown = valued.head(top)[["person_id", "frequency", "recency", "T", "p_alive",
                                      "expected_purchases", "expected_value"]]
-            total = float(table["expected_value"].sum())
+            total = float(valued["expected_value"].sum())
             parts = [
                 rich_table(params(purchases), title=f"BG/NBD (orders to "
                                                     f"{models['calibration_end']}, weeks)"),
                 rich_table(params(spend), title="Gamma-Gamma (repeat buyers)")
                 if spend is not None else f"Gamma-Gamma not fitted: {spend_info['error']}",
-                rich_table(shown, title=f"top {top} of {len(table):,} customers by expected "
+                rich_table(shown, title=f"top {top} of {len(valued):,} customers by expected "
                                         f"value over {horizon} (all: {total:,.0f})"),
             ]
             if holdout is not None:
@@ -317,12 +331,16 @@ def winback(
     top: Annotated[int, typer.Option("--top", help="Customers shown in the table view.")] = 20,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
+    engine: EngineOpt = Engine.local,
+    events: EventsOpt = None,
+    table: TableOpt = None,
 ) -> None:
     """Lapsed customers to win back, most valuable first (export with --format csv --out)."""
     from shopfunnel.customers.winback import lapsed_customers
 
     with friendly_errors():
-        orders = _orders(db)
+        with open_source(db, engine, events, table) as source:
+            orders = _orders(source, db)
         lapsed = lapsed_customers(
             orders, rule="gap" if rule == RuleChoice.gap else "p_alive",
             gap_multiplier=gap_multiplier, p_alive_below=p_alive_below,

@@ -10,6 +10,15 @@ from typing import Annotated, Any
 import typer
 
 from shopfunnel.cli.application import app
+from shopfunnel.cli.engine import (
+    Engine,
+    EngineOpt,
+    EventsOpt,
+    TableOpt,
+    funnel_source,
+    is_spark,
+    open_source,
+)
 from shopfunnel.cli.output import (
     DB_OPTION,
     FORMAT_OPTION,
@@ -109,6 +118,9 @@ def funnel_command(
     allow_unknown: Annotated[bool, ALLOW_UNKNOWN_OPTION] = False,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
+    engine: EngineOpt = Engine.local,
+    events: EventsOpt = None,
+    table: TableOpt = None,
 ) -> None:
     """Count a funnel: persons reaching each step in order within the window.
 
@@ -122,18 +134,19 @@ def funnel_command(
     shopfunnel funnel --steps 'view_item[item_category=shoes],add_to_cart,purchase' --exclude remove_from_cart --hold item_id
 
     shopfunnel funnel --steps view_item,add_to_cart,begin_checkout,purchase --optional 3 --open --trend week
+
+    shopfunnel funnel --steps view_item,purchase --engine spark --events 'lake/events/*.parquet'
     """
     from shopfunnel.funnel.api import funnel
     from shopfunnel.funnel.syntax import parse_exclusion, parse_steps
-    from shopfunnel.store.store import Store
 
     with friendly_errors():
         if not steps.strip():
             raise ConfigError("--steps is empty: give event names, e.g. --steps view_item,purchase")
         step_list = parse_steps(steps)
         exclusions = [parse_exclusion(e, len(step_list)) for e in exclude or []]
-        with Store(db, read_only=True) as store, _timeline_note(store):
-            result = funnel(store, step_list, window=window, order=order, by=by,
+        with open_source(db, engine, events, table) as source, _timeline_note(source):
+            result = funnel(funnel_source(source), step_list, window=window, order=order, by=by,
                             attribution=attribution, trend=trend, count_by=count_by,
                             exclusions=exclusions, hold=hold, optional_steps=optional or [],
                             open_entry=open_entry, allow_unknown=allow_unknown)
@@ -176,6 +189,9 @@ def _long_table(result: Any) -> Any:
 def _timeline_note(store: Any) -> Iterator[None]:
     """A spinner while a large store's timeline is (re)built: the first funnel after a
     load sorts the events once (docs/funnels.md)."""
+    if is_spark(store):
+        yield
+        return
     from shopfunnel.store.summary import event_count
     from shopfunnel.store.timeline import is_current
 

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from shopfunnel import format as fmt
 from shopfunnel.cli.application import app
+from shopfunnel.cli.engine import Engine, EngineOpt, EventsOpt, TableOpt, open_source
 from shopfunnel.cli.output import (
     DB_OPTION,
     FORMAT_OPTION,
@@ -31,7 +32,6 @@ from shopfunnel.cli.output import (
 from shopfunnel.model import Model, load_model
 from shopfunnel.stages.placement import persons as select_persons
 from shopfunnel.stages.placement import placement, stage_flow, stage_summary
-from shopfunnel.store.store import Store
 
 MODEL_OPTION = typer.Option(
     "--model", help="The model file (default: ./shopfunnel.toml if present, else the defaults)."
@@ -77,6 +77,9 @@ def stages(
     model: Annotated[Path | None, MODEL_OPTION] = None,
     as_of: Annotated[str | None, AS_OF_OPTION] = None,
     lookback: Annotated[str | None, LOOKBACK_OPTION] = None,
+    engine: EngineOpt = Engine.local,
+    events: EventsOpt = None,
+    table: TableOpt = None,
 ) -> None:
     """Persons per stage (Awareness → Retention), conversion between stages, and who is active, stalled, lapsed or gone.
 
@@ -87,7 +90,7 @@ def stages(
     """
     with friendly_errors():
         the_model = _model(model)
-        with Store(db, read_only=True) as store, working("placing everyone in a stage…"):
+        with open_source(db, engine, events, table) as store, working("placing everyone in a stage…"):
             placed = placement(store, model=the_model, as_of=as_of, lookback=lookback)
             summary = stage_summary(store, placed=placed)
         payload = {
@@ -147,6 +150,9 @@ def persons_command(
     model: Annotated[Path | None, MODEL_OPTION] = None,
     as_of: Annotated[str | None, AS_OF_OPTION] = None,
     lookback: Annotated[str | None, LOOKBACK_OPTION] = None,
+    engine: EngineOpt = Engine.local,
+    events: EventsOpt = None,
+    table: TableOpt = None,
 ) -> None:
     """The persons at a stage with a status: an audience, e.g. `--stage decision --status stalled --out stalled.csv`.
 
@@ -156,7 +162,7 @@ def persons_command(
     """
     with friendly_errors():
         the_model = _model(model)
-        with Store(db, read_only=True) as store, working("placing everyone in a stage…"):
+        with open_source(db, engine, events, table) as store, working("placing everyone in a stage…"):
             found = select_persons(
                 store, stage, status, model=the_model, as_of=as_of, lookback=lookback
             )
@@ -186,6 +192,9 @@ def flow(
     out: Annotated[Path | None, OUT_OPTION] = None,
     model: Annotated[Path | None, MODEL_OPTION] = None,
     lookback: Annotated[str | None, LOOKBACK_OPTION] = None,
+    engine: EngineOpt = Engine.local,
+    events: EventsOpt = None,
+    table: TableOpt = None,
 ) -> None:
     """Stage flow between two dates: persons by state at --from (rows) and at --to (columns).
 
@@ -194,7 +203,7 @@ def flow(
     """
     with friendly_errors():
         the_model = _model(model)
-        with Store(db, read_only=True) as store, working(f"placing everyone at {start} and {end}…"):
+        with open_source(db, engine, events, table) as store, working(f"placing everyone at {start} and {end}…"):
             matrix = stage_flow(store, start, end, model=the_model, lookback=lookback)
         flat = matrix.reset_index()
         flat.columns = [str(c) for c in flat.columns]

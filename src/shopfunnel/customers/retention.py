@@ -213,6 +213,8 @@ def _activity_counts_timeline(store: Any, period: Period) -> pd.DataFrame | None
         tl = timeline.of_store(store)
     except OSError:
         return None
+    if tl.side is not None or tl.live is not None:  # a live view: SQL serves it (ADR 0150)
+        return None
     keys = []
     for a, b in timeline.chunks(tl, 8_000_000) if len(tl) else []:
         person = tl.read("person", a, b)

@@ -24,8 +24,6 @@ it there (or ``spark.sparkContext.addPyFile`` a zip of the package);
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,6 +43,7 @@ from shopfunnel.funnel.plan import (
     require_sessions,
 )
 from shopfunnel.store.schema import ITEM_FIELDS
+from shopfunnel.store.spark import heavy_persons, local_spark_session
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -52,39 +51,6 @@ if TYPE_CHECKING:  # pragma: no cover
 DAY_US = 86_400_000_000
 BATCH_ROWS = 1_000_000
 _PANDAS_WARNING = "PySpark does not yet fully support pandas"
-
-
-def local_spark_session(master: str = "local[*]", *, shuffle_partitions: int = 8,
-                        driver_memory: str = "4g", conf: dict[str, str] | None = None
-                        ) -> SparkSession:
-    """A local SparkSession set up for funnels: UTC session time zone, no UI, loopback
-    address, workers on this Python (``PYSPARK_PYTHON``) importing this ``shopfunnel``.
-
-    Sets ``PYSPARK_PYTHON`` and ``SPARK_LOCAL_IP`` in the environment when they are not
-    set (Spark reads them when its JVM starts). Starting a session takes 15–30 s.
-    """
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    package_root = str(Path(__file__).resolve().parents[2])
-    worker_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
-    builder = (
-        SparkSession.builder.master(master).appName("shopfunnel")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
-        .config("spark.executorEnv.PYTHONPATH", worker_path)
-        # one row per counted unit comes back to the driver: give it room
-        .config("spark.driver.memory", driver_memory)
-        .config("spark.driver.maxResultSize", "0")
-        .config("spark.ui.showConsoleProgress", "false")
-    )
-    for key, value in (conf or {}).items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
 
 
 class SparkEngine:
@@ -110,7 +76,10 @@ class SparkEngine:
     def __init__(self, spark: SparkSession | None, source: Any, *,
                  partitions: int | None = None, batch_rows: int = BATCH_ROWS,
                  store_rules: bool = True, session_timeout: str | float = "30m"):
-        self.spark = spark if spark is not None else local_spark_session()
+        if spark is None:
+            spark = (source.sparkSession if hasattr(source, "sparkSession")
+                     else local_spark_session())
+        self.spark = spark
         self.partitions = partitions
         self.batch_rows = batch_rows
         if isinstance(source, str | Path):
@@ -275,12 +244,7 @@ class SparkEngine:
         partition and the kernel walks them in batches, carrying the person over — but one
         such person makes its partition the slowest; filter them out (``events.where``)
         if they are not customers."""
-        F = self._F
-        heavy = (self.df.groupBy(self._person().alias("person_id")).count()
-                 .where(F.col("count") >= min_events)
-                 .orderBy(F.col("count").desc()).toArrow())
-        return pd.DataFrame({"person_id": heavy.column("person_id").to_pylist(),
-                             "events": heavy.column("count").to_pylist()})
+        return heavy_persons(self.df, self._person(), min_events)
 
     def run(self, plan: FunnelPlan) -> EngineOutput:
         n = len(plan.steps)

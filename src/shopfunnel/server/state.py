@@ -183,14 +183,16 @@ class ServerState:
         """Every ``schedule_interval_seconds``: refresh the followed audiences and run the
         scheduled flows at :attr:`clock` (the model file is read each round, so an edit
         applies without a restart); the store is used under the write lock, one audience or
-        flow at a time."""
+        flow at a time, and an erase waits for the round to end."""
         from shopfunnel.audiences.saved import store_model
         from shopfunnel.audiences.schedule import run_scheduled
 
         while not self._stop.wait(self.settings.schedule_interval_seconds):
             try:
-                done = run_scheduled(self.store, now=self.clock(),  # type: ignore[arg-type]
-                                     model=store_model(self.store_path), lock=self.write_lock)
+                # an erase reopens the store: not in the middle of a round
+                with self._erase_lock:
+                    done = run_scheduled(self.store, now=self.clock(),  # type: ignore[arg-type]
+                                         model=store_model(self.store_path), lock=self.write_lock)
                 for what, error in done.errors.items():
                     log.warning("schedule: %s: %s", what, error)
             except Exception:

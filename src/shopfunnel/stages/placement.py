@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model
-from shopfunnel.stages.evidence import PersonFacts, gather, micros, text_series
+from shopfunnel.stages.evidence import ORDER_EVENT, PersonFacts, gather, micros, text_series
 from shopfunnel.stages.gaps import gone_gap_days, store_gap, usual_gap_days
 from shopfunnel.stages.status import (
     GONE,
@@ -67,7 +67,6 @@ from shopfunnel.stages.status import (
 from shopfunnel.store.store import Store
 
 NOT_SEEN = "not seen"
-ORDER_EVENT = "purchase"
 
 _US_PER_DAY = 86_400 * 1_000_000
 _NEVER = NEVER
@@ -195,7 +194,7 @@ def _place(store: Store, model: Model, lookback_s: float, end: datetime,
     """The stage model's rules (module docstring) over one period's facts and orders."""
     rules = model.placement
     start = end - timedelta(seconds=lookback_s)
-    orders = _order_rows(store, start, end)
+    orders = _order_rows(store, start, end, model, rules.visit_gap_seconds)
     o_rows = base.rows_of(orders["person_id"], orders["h"].to_numpy(dtype=np.uint64))
     orders, o_rows = orders[o_rows >= 0], o_rows[o_rows >= 0]
     first = _first_evidence(model, base, orders, o_rows)
@@ -472,10 +471,17 @@ def _order_stats(
 
 
 # -- queries (aggregate in the engine) ------------------------------------------------------
-def _order_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
+def _order_rows(store: Store, start: datetime, end: datetime, model: Model | None = None,
+                visit_gap_s: float = 0.0) -> pd.DataFrame:
     """One row per order in the period: person (and ``hash(person_id)``), time, value, its
     number n for the person, and the gap since the person's previous order (microseconds,
-    empty for the first)."""
+    empty for the first). A Spark source (:class:`shopfunnel.store.spark.SparkEvents`)
+    computes the same rows on Spark (no hash: its facts match persons by id)."""
+    if hasattr(store, "placement_rows"):
+        _, orders, _ = store.placement_rows(load_model().event_stage() if model is None else
+                                            model.event_stage(), start, end, visit_gap_s,
+                                            ORDER_EVENT)
+        return orders.assign(h=np.zeros(len(orders), dtype=np.uint64))
     return store.db.df(
         """
         WITH o AS (
@@ -592,6 +598,8 @@ def _arrow_ids(p: pd.DataFrame) -> pa.Array:
 def _resolve_as_of(store: Store, as_of: datetime | date | str | None) -> datetime | None:
     if as_of is not None:
         return _timestamp(as_of, "as_of")
+    if hasattr(store, "latest_event_time"):  # a Spark source
+        return store.latest_event_time()
     latest = store.db.scalar("SELECT max(ts) FROM events")
     return None if latest is None else pd.Timestamp(latest).to_pydatetime()
 

@@ -25,13 +25,19 @@ necessarily the first (identical duplicates, the usual case, are unaffected).
 
 from __future__ import annotations
 
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shopfunnel.durations import parse_duration_seconds
+from shopfunnel.errors import ConfigError, InputError
 from shopfunnel.store.channels import channel_sql
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import Column, DataFrame
+    import pandas as pd
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 HOST_PATTERN = r"^(?:[a-z][a-z0-9+.-]*://)?(?:www\.)?([^/:?#@ ]+)"
 UTM = ("utm_source", "utm_medium", "utm_campaign")
@@ -145,3 +151,295 @@ def channel_rows(values: list[dict[str, Any]]) -> list[str]:
         return [r[0] for r in con.execute(f"SELECT {sql} FROM v").fetchall()]
     finally:
         con.close()
+
+
+# -- sessions and sources -------------------------------------------------------------------
+def local_spark_session(master: str = "local[*]", *, shuffle_partitions: int = 8,
+                        driver_memory: str = "4g", conf: dict[str, str] | None = None
+                        ) -> SparkSession:
+    """A local SparkSession set up for shopfunnel: UTC session time zone, no UI, loopback
+    address, workers on this Python (``PYSPARK_PYTHON``) importing this ``shopfunnel``.
+
+    Sets ``PYSPARK_PYTHON`` and ``SPARK_LOCAL_IP`` in the environment when they are not
+    set (Spark reads them when its JVM starts). Starting a session takes 15–30 s. When a
+    session is already running in this process, that one is returned.
+    """
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    package_root = str(Path(__file__).resolve().parents[2])
+    worker_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+    builder = (
+        SparkSession.builder.master(master).appName("shopfunnel")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.executorEnv.PYTHONPATH", worker_path)
+        # one row per counted unit comes back to the driver: give it room
+        .config("spark.driver.memory", driver_memory)
+        .config("spark.driver.maxResultSize", "0")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def spark_session() -> SparkSession:
+    """The SparkSession the command line uses, first match wins:
+
+    1. ``SPARK_REMOTE`` set (``sc://host:15002``): a Spark Connect session to that server;
+    2. run by ``spark-submit`` (or a session already active in this process, as in a
+       notebook): that session, with its master and settings;
+    3. otherwise a local session on ``SHOPFUNNEL_SPARK_MASTER`` (default ``local[*]``),
+       see :func:`local_spark_session`.
+
+    The session time zone is set to UTC in every case (shopfunnel's periods are UTC days,
+    weeks and months)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ConfigError("--engine spark needs PySpark: pip install 'pyspark>=4' (and Java 17)"
+                          ) from exc
+    remote = os.environ.get("SPARK_REMOTE")
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        spark = active
+    elif remote:
+        spark = SparkSession.builder.remote(remote).appName("shopfunnel").getOrCreate()
+    elif os.environ.get("PYSPARK_GATEWAY_PORT"):  # started by spark-submit
+        spark = SparkSession.builder.appName("shopfunnel").getOrCreate()
+    else:
+        spark = local_spark_session(os.environ.get("SHOPFUNNEL_SPARK_MASTER", "local[*]"))
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    return spark
+
+
+def read_events(spark: SparkSession, *, events: str | None = None, table: str | None = None
+                ) -> DataFrame:
+    """Canonical events as a Spark DataFrame: Parquet at ``events`` (a file, a folder or a
+    glob, local or ``s3://``…) or the catalog table ``table`` (Hive, Delta, Unity…)."""
+    if (events is None) == (table is None):
+        raise ConfigError("give the events as --events PATH_OR_GLOB (Parquet) or --table NAME, "
+                          "not both")
+    if table is not None:
+        return spark.table(table)
+    assert events is not None
+    if "://" not in events:
+        import glob
+
+        if not glob.glob(events):
+            raise InputError(f"no Parquet file matches {events!r}: give a file, a folder or a "
+                             "glob such as 'events/*.parquet'")
+    return spark.read.parquet(events)
+
+
+_MAYBE = ("order_id", "currency", "device", "value")
+
+
+class SparkEvents:
+    """A store's events on Spark, with the store's persons, sessions and channels.
+
+    ``source`` is a Spark DataFrame of canonical events (raw or already with ``person_id``)
+    or the path/glob of Parquet files of them; ``spark`` is needed only for a path (default:
+    :func:`spark_session`). The events get :func:`canonical_events` once and are kept
+    (``persist``) for the analyses that follow. The methods give the small tables the
+    analyses read from a Store — the orders view, person ids, active periods, the
+    placement's compact rows — computed in Spark SQL by the same definitions; events
+    never come back to the driver.
+    """
+
+    def __init__(self, source: Any, *, spark: SparkSession | None = None,
+                 session_timeout: str | float = "30m", persist: bool = True):
+        from pyspark.sql import functions as F
+
+        if isinstance(source, str | Path):
+            spark = spark or spark_session()
+            df = read_events(spark, events=str(source))
+        elif hasattr(source, "sparkSession") and hasattr(source, "mapInArrow"):
+            df = source
+        else:
+            raise InputError(f"SparkEvents reads a Spark DataFrame or a Parquet path, not a "
+                             f"{type(source).__name__}")
+        self.spark: SparkSession = df.sparkSession
+        for needed in ("ts", "event"):
+            if needed not in df.columns:
+                raise InputError(f"the events have no {needed!r} column; columns: "
+                                 f"{sorted(df.columns)}")
+        df = canonical_events(df, session_timeout=session_timeout)
+        for name in _MAYBE:
+            if name not in df.columns:
+                df = df.withColumn(name, F.lit(None).cast("double" if name == "value"
+                                                          else "string"))
+        if persist:
+            from pyspark import StorageLevel
+
+            df = df.persist(StorageLevel.MEMORY_AND_DISK)
+        self.df: DataFrame = df
+
+    def heavy_persons(self, min_events: int = 1_000_000) -> pd.DataFrame:
+        """Persons with at least ``min_events`` events, most first (``person_id``,
+        ``events``). They are counted exactly, but each one makes its partition the
+        slowest: drop them (``SparkEvents(events.df.where(...))``) if they are not
+        customers (docs/spark.md)."""
+        return heavy_persons(self.df, None, min_events)
+
+    def _t(self) -> Column:
+        return micros(self.df)
+
+    def latest_event_time(self) -> datetime | None:
+        """The time of the latest event (naive UTC), None without events."""
+        from pyspark.sql import functions as F
+
+        latest = self.df.select(F.max(self._t()).alias("t")).collect()[0]["t"]
+        return None if latest is None else _naive(latest)
+
+    def table(self, name: str) -> pd.DataFrame:
+        """``orders`` or ``persons`` as :meth:`Store.table` gives them (the store's views,
+        in Spark SQL)."""
+        if name == "orders":
+            return _pandas(self.orders())
+        if name == "persons":
+            return _pandas(self.persons())
+        raise ConfigError(f"no derived table {name!r} on Spark: use orders or persons")
+
+    def orders(self) -> DataFrame:
+        """The store's ``orders`` view: one row per ``order_id`` with a purchase event."""
+        from pyspark.sql import functions as F
+
+        t = self._t()
+        purchase = F.col("event") == "purchase"
+        rows = self.df.where(F.col("order_id").isNotNull()
+                             & F.col("event").isin("purchase", "refund")).withColumn("__t", t)
+        return (rows.groupBy("order_id").agg(
+            F.min_by("person_id", "__t").alias("person_id"),
+            F.min("__t").alias("ts"),
+            F.sum(F.when(purchase, F.col("value"))).cast("double").alias("value"),
+            F.min_by("currency", "__t").alias("currency"),
+            F.min_by("channel", "__t").alias("channel"),
+            F.min_by("device", "__t").alias("device"),
+            F.coalesce(F.sum(F.when(F.col("event") == "refund", F.col("value"))),
+                       F.lit(0)).cast("double").alias("refunded"),
+            F.count(F.when(purchase, 1)).alias("__purchases"))
+            .where(F.col("__purchases") > 0).drop("__purchases"))
+
+    def persons(self) -> DataFrame:
+        """One row per person: ``person_id``, ``first_seen``, ``last_seen``, ``events``."""
+        from pyspark.sql import functions as F
+
+        return self.df.groupBy("person_id").agg(
+            F.min(self._t()).alias("first_seen"), F.max(self._t()).alias("last_seen"),
+            F.count(F.lit(1)).alias("events"))
+
+    def person_ids(self) -> pd.DataFrame:
+        """Every person (``person_id``) with at least one event."""
+        return _pandas(self.df.select("person_id").distinct())
+
+    def active_periods(self, period: str = "week") -> pd.DataFrame:
+        """As :func:`shopfunnel.customers.retention.active_periods`: one row per person and
+        UTC week (from Monday) or month with an event, ``person_id`` and ``ts`` (the
+        period's first event)."""
+        from pyspark.sql import functions as F
+
+        if period not in ("week", "month"):
+            raise ConfigError(f"period={period!r} is not valid: use week or month")
+        start = F.date_trunc(period, F.timestamp_micros(self._t()))
+        return _pandas(self.df.groupBy("person_id", start.alias("__p"))
+                       .agg(F.min(self._t()).alias("ts")).drop("__p"))
+
+    def placement_rows(self, stage_of_event: dict[str, int], start: datetime, end: datetime,
+                       visit_gap_s: float, order_event: str
+                       ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The three compact tables :func:`shopfunnel.stages.placement.placement` reads
+        (one row per person, per order, per returning visit in ``(start, end]``), by the
+        definitions of its ``_person_rows``, ``_order_rows`` and ``_visit_rows``."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        s_us, e_us = _us(start), _us(end)
+        df = self.df.withColumn("__t", self._t()).where(F.col("__t") <= e_us)
+        inside = F.col("__t") > s_us
+        stage = F.lit(None).cast("int")
+        for event, k in stage_of_event.items():
+            stage = F.when(F.col("event") == event, F.lit(k)).otherwise(stage)
+        order_key = F.struct(F.col("__t"), F.col("event_id"))
+        aggs = [F.min(F.when(inside, F.col("__t"))).alias("first_ts"),
+                F.max("__t").alias("last_event_at"),
+                F.min_by("channel", order_key).alias("first_channel")]
+        aggs += [F.min(F.when(inside & (stage == k), F.col("__t"))).alias(f"s{k}")
+                 for k in sorted(set(stage_of_event.values()))]
+        base = (df.groupBy("person_id").agg(*aggs, F.count(F.when(inside, 1)).alias("__n"))
+                .where(F.col("__n") > 0).drop("__n"))
+        oid = F.coalesce(F.col("order_id"), F.concat(F.lit("event:"), F.col("event_id")))
+        o = (df.where(inside & (F.col("event") == order_event)).groupBy(oid.alias("oid")).agg(
+            F.min_by("person_id", order_key).alias("person_id"),
+            F.min("__t").alias("ts"),
+            F.coalesce(F.min_by("value", order_key).cast("double"), F.lit(0.0)).alias("value")))
+        w = Window.partitionBy("person_id").orderBy("ts", "oid")
+        orders = o.select("person_id", "ts", "value", F.row_number().over(w).alias("n"),
+                          (F.col("ts") - F.lag("ts").over(w)).alias("gap_us"))
+        per = Window.partitionBy("person_id").orderBy("__t")
+        visits = (df.where(inside).select("person_id", "__t", (
+            F.col("__t") - F.lag("__t").over(per)).alias("gap_us"))
+            .where(F.col("gap_us") > int(round(visit_gap_s * 1_000_000)))
+            .select("person_id", F.col("__t").alias("ts"), "gap_us"))
+        base_pd = _pandas(base, times=["first_ts", "last_event_at",
+                                       *[c for c in base.columns if c.startswith("s")]])
+        base_pd = base_pd.sort_values("person_id", kind="stable").reset_index(drop=True)
+        return base_pd, _pandas(orders, times=["ts"]), _pandas(visits, times=["ts"])
+
+
+def heavy_persons(df: DataFrame, person: Column | None = None, min_events: int = 1_000_000
+                  ) -> pd.DataFrame:
+    """Persons with at least ``min_events`` events (bots, shared devices), most first:
+    ``person_id``, ``events``. ``person`` defaults to the ``person_id`` column."""
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    person = F.col("person_id") if person is None else person
+    heavy = (df.groupBy(person.alias("person_id")).count()
+             .where(F.col("count") >= min_events)
+             .orderBy(F.col("count").desc()).toArrow())
+    return pd.DataFrame({"person_id": heavy.column("person_id").to_pylist(),
+                         "events": heavy.column("count").to_pylist()})
+
+
+def _us(value: datetime) -> int:
+    import pandas as pd
+
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return int(ts.value // 1000)
+
+
+def _naive(us: int) -> datetime:
+    import pandas as pd
+
+    return pd.Timestamp(int(us), unit="us").to_pydatetime()
+
+
+def _pandas(df: DataFrame, times: list[str] | None = None) -> pd.DataFrame:
+    """A small Spark result as pandas; integer µs columns named in ``times`` (default: any
+    column named ts, first_seen or last_seen) become naive UTC timestamps."""
+    import numpy as np
+
+    frame = df.toArrow().to_pandas()
+    for col in times if times is not None else ("ts", "first_seen", "last_seen"):
+        if col in frame.columns and not str(frame[col].dtype).startswith("datetime"):
+            values = frame[col].to_numpy(dtype="float64", na_value=np.nan)
+            frame[col] = _datetime_us(values)
+    return frame
+
+
+def _datetime_us(values: Any) -> Any:
+    """Float µs (NaN for none) → naive datetime64[us] (NaT for none)."""
+    import numpy as np
+
+    out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[us]")
+    ok = ~np.isnan(values)
+    out[ok] = values[ok].astype(np.int64).astype("datetime64[us]")
+    return out

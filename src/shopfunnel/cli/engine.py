@@ -1,0 +1,100 @@
+"""``--engine local|spark``, ``--events`` and ``--table``: where a command reads the events.
+
+Every analysis command takes these three options through :data:`EngineOpt`,
+:data:`EventsOpt` and :data:`TableOpt` and opens its source with :func:`open_source`:
+the DuckDB store of ``--db`` (the default), or the canonical events on Apache Spark
+(``--engine spark`` with ``--events PATH_OR_GLOB`` or ``--table NAME``), where the
+store's load rules (identity stitching, sessions, channels) are applied first so both
+engines count the same persons. The Spark session comes from ``SPARK_REMOTE``,
+``spark-submit`` or a local default (:func:`shopfunnel.store.spark.spark_session`;
+docs/spark.md). PySpark is imported only when ``--engine spark`` is chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from shopfunnel.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from shopfunnel.store.spark import SparkEvents
+
+
+class Engine(StrEnum):
+    local = "local"
+    spark = "spark"
+
+
+EngineOpt = Annotated[Engine, typer.Option(
+    "--engine", help="local (the DuckDB store of --db) or spark (events on Apache Spark, "
+    "from --events or --table; the session from SPARK_REMOTE, spark-submit or local[*]; "
+    "docs/spark.md).", envvar="SHOPFUNNEL_ENGINE")]
+EventsOpt = Annotated[str | None, typer.Option(
+    "--events", help="With --engine spark: Parquet files of canonical events, a path or a "
+    "glob ('lake/events/*.parquet', s3://…).")]
+TableOpt = Annotated[str | None, typer.Option(
+    "--table", help="With --engine spark: a catalog table of canonical events (Hive, Delta…).")]
+
+
+def is_spark(source: Any) -> bool:
+    """True for a Spark source opened by :func:`open_source`."""
+    return hasattr(source, "placement_rows")
+
+
+@contextmanager
+def open_source(db: str, engine: Engine | str = Engine.local, events: str | None = None,
+                table: str | None = None) -> Iterator[Any]:
+    """The store of ``db`` opened read-only, or with ``engine`` spark the events of
+    ``events``/``table`` on Spark (:class:`shopfunnel.store.spark.SparkEvents`). Typed
+    ``Any``: the analyses take either (a Spark source answers the few queries they make)."""
+    if Engine(engine) == Engine.local:
+        if events is not None or table is not None:
+            raise ConfigError("--events and --table read events on Spark: add --engine spark "
+                              "(or load the files into a store with `shopfunnel ingest`)")
+        from shopfunnel.store.store import Store
+
+        with Store(db, read_only=True) as store:
+            yield store
+        return
+    from shopfunnel.store.spark import SparkEvents, read_events, spark_session
+
+    spark = spark_session()
+    source = SparkEvents(read_events(spark, events=events, table=table))
+    _report_heavy(source)
+    try:
+        yield source
+    finally:
+        source.df.unpersist()
+
+
+HEAVY_EVENTS = 1_000_000
+
+
+def _report_heavy(source: SparkEvents) -> None:
+    """Say on stderr which persons have ``HEAVY_EVENTS`` events or more (a bot, a shared
+    device): they are counted exactly but make their partition the slowest."""
+    from shopfunnel.cli.output import err_console
+
+    heavy = source.heavy_persons(HEAVY_EVENTS)
+    for row in heavy.head(5).itertuples(index=False):
+        err_console.print(f"note: person {row.person_id!r} has {row.events:,} events (a bot or a "
+                          "shared device?): counted, but its partition is the slowest; drop it "
+                          "from the events if it is not a customer", markup=False, highlight=False)
+    if len(heavy) > 5:
+        err_console.print(f"note: {len(heavy) - 5} more persons with over {HEAVY_EVENTS:,} events",
+                          markup=False)
+
+
+def funnel_source(source: Any) -> Any:
+    """What :func:`shopfunnel.funnel.funnel` counts over: the store, or a
+    :class:`~shopfunnel.funnel.spark.SparkEngine` over the Spark events."""
+    if not is_spark(source):
+        return source
+    from shopfunnel.funnel.spark import SparkEngine
+
+    return SparkEngine(source.spark, source.df)
