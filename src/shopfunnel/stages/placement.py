@@ -369,12 +369,7 @@ def stage_transitions(
     the data held at that date. Persons not seen at either date are left out. Pass
     ``placed`` (the placements at ``start`` and ``end``) to reuse them.
     """
-    model = placed[1].model if placed is not None else model or load_model()
-    t0, t1 = _timestamp(start, "start"), _timestamp(end, "end")
-    if t1 <= t0:
-        raise ConfigError(f"the end ({t1}) must be after the start ({t0}): swap --from and --to")
-    at_start, at_end = (placed if placed is not None
-                        else placements(store, [t0, t1], model=model, lookback=lookback))
+    model, at_start, at_end = _at_both(store, start, end, model, lookback, placed)
     ids, a, b = _transition_codes(at_start, at_end)
     states = pa.array([NOT_SEEN, *model.stage_names, LAPSED], pa.string())
     order = pc.sort_indices(ids).to_numpy()  # by person_id (bytewise, as DuckDB and Python)
@@ -405,12 +400,7 @@ def stage_flow(
     the column ``lapsed`` shows who fell back to lapsed. Pass ``placed`` (the placements at
     ``start`` and ``end``, e.g. from :func:`placements`) to reuse them.
     """
-    model = placed[1].model if placed is not None else model or load_model()
-    t0, t1 = _timestamp(start, "start"), _timestamp(end, "end")
-    if t1 <= t0:
-        raise ConfigError(f"the end ({t1}) must be after the start ({t0}): swap --from and --to")
-    at_start, at_end = (placed if placed is not None
-                        else placements(store, [t0, t1], model=model, lookback=lookback))
+    model, at_start, at_end = _at_both(store, start, end, model, lookback, placed)
     _, a, b = _transition_codes(at_start, at_end)
     states = [NOT_SEEN, *model.stage_names, LAPSED]
     width = len(states)
@@ -526,6 +516,20 @@ def _labels(names: list[str], codes: np.ndarray) -> pd.Series:
     if len(codes) == 0:
         return pd.Series(np.array([], dtype=object))
     return pa.array(names, pa.string()).take(pa.array(codes)).to_pandas()
+
+
+def _at_both(store: Store, start: datetime | date | str, end: datetime | date | str,
+             model: Model | None, lookback: str | float | None,
+             placed: tuple[StagePlacement, StagePlacement] | None
+             ) -> tuple[Model, StagePlacement, StagePlacement]:
+    """The model and the placements at ``start`` and ``end`` (``placed``, or one pass)."""
+    model = placed[1].model if placed is not None else model or load_model()
+    t0, t1 = _timestamp(start, "start"), _timestamp(end, "end")
+    if t1 <= t0:
+        raise ConfigError(f"the end ({t1}) must be after the start ({t0}): swap --from and --to")
+    at_start, at_end = (placed if placed is not None
+                        else placements(store, [t0, t1], model=model, lookback=lookback))
+    return model, at_start, at_end
 
 
 def _stage_status(placed: StagePlacement) -> tuple[np.ndarray, np.ndarray]:
