@@ -18,8 +18,14 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-STEPS = [("Product view", "view_item"), ("Add to cart", "add_to_cart"), ("Checkout", "begin_checkout"),
-         ("Shipping info", "add_shipping_info"), ("Payment info", "add_payment_info"), ("Purchase", "purchase")]
+STEPS = [
+    ("Product view", "view_item"),
+    ("Add to cart", "add_to_cart"),
+    ("Checkout", "begin_checkout"),
+    ("Shipping info", "add_shipping_info"),
+    ("Payment info", "add_payment_info"),
+    ("Purchase", "purchase"),
+]
 RATES = (0.7, 0.5, 0.7, 0.9, 0.85, 0.8)
 SHARES = {
     "device": {"mobile": 0.6, "desktop": 0.35, "tablet": 0.05},
@@ -59,26 +65,39 @@ class DailyCounts:
     def cells(self) -> pd.DataFrame:
         rng = np.random.default_rng(self.seed)
         keys = list(itertools.product(*(list(v) for v in SHARES.values())))
-        share = np.array([np.prod([SHARES[d][v] for d, v in zip(SHARES, key, strict=True)]) for key in keys])
+        share = np.array(
+            [np.prod([SHARES[d][v] for d, v in zip(SHARES, key, strict=True)]) for key in keys]
+        )
         C, K, D = len(keys), len(self.rates), self.days
         n = rng.multinomial(rng.poisson(self.sessions_per_day, D), share)  # (D, C)
         weekday = np.array([(self.first_day + timedelta(days=d)).weekday() for d in range(D)])
         base = np.log(np.array(self.rates) / (1 - np.array(self.rates)))
-        logit = base[None, :] + rng.normal(0.0, self.daily_noise, (D, K)) if self.daily_noise else np.tile(base, (D, 1))
+        logit = (
+            base[None, :] + rng.normal(0.0, self.daily_noise, (D, K))
+            if self.daily_noise
+            else np.tile(base, (D, 1))
+        )
         p = 1 / (1 + np.exp(-logit))
         p = np.where((weekday >= 5)[:, None], np.minimum(p * self.weekend_factor, 0.999), p)
         p = np.repeat(p[:, None, :], C, axis=1)  # (D, C, K)
         for ch in self.changes:
-            cells = np.array([all(dict(zip(SHARES, key, strict=True))[d] == v for d, v in ch.segment.items()) for key in keys])
-            p[ch.start:ch.start + ch.days, cells, ch.k - 1] = ch.rate
+            cells = np.array(
+                [
+                    all(dict(zip(SHARES, key, strict=True))[d] == v for d, v in ch.segment.items())
+                    for key in keys
+                ]
+            )
+            p[ch.start : ch.start + ch.days, cells, ch.k - 1] = ch.rate
         counts = np.zeros((D, C, K + 1), dtype=np.int64)
         counts[:, :, 0] = n
         for k in range(1, K + 1):
             counts[:, :, k] = rng.binomial(counts[:, :, k - 1], p[:, :, k - 1])
         days = pd.to_datetime([self.first_day + timedelta(days=d) for d in range(D)])
-        frame = pd.DataFrame({
-            **{dim: np.tile([key[i] for key in keys], D) for i, dim in enumerate(SHARES)},
-            "period": np.repeat(days, C),
-            **{f"n{k}": counts[:, :, k].ravel() for k in range(K + 1)},
-        })
+        frame = pd.DataFrame(
+            {
+                **{dim: np.tile([key[i] for key in keys], D) for i, dim in enumerate(SHARES)},
+                "period": np.repeat(days, C),
+                **{f"n{k}": counts[:, :, k].ravel() for k in range(K + 1)},
+            }
+        )
         return frame[frame["n0"] > 0].reset_index(drop=True)

@@ -19,8 +19,15 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-STEPS = ["page_view", "view_item", "add_to_cart", "begin_checkout", "add_shipping_info",
-         "add_payment_info", "purchase"]
+STEPS = [
+    "page_view",
+    "view_item",
+    "add_to_cart",
+    "begin_checkout",
+    "add_shipping_info",
+    "add_payment_info",
+    "purchase",
+]
 RATES = [0.7, 0.5, 0.7, 0.9, 0.85, 0.8]  # into view_item, add_to_cart, …, purchase
 
 
@@ -66,29 +73,49 @@ class ForeignStore:
         shares = np.array(list((self.browsers or {}).values()), dtype=float)
         for d in range(self.days):
             day = self.start + timedelta(days=d)
-            shift = rng.normal(0.0, self.daily_noise, len(RATES)) if self.daily_noise else np.zeros(len(RATES))
+            shift = (
+                rng.normal(0.0, self.daily_noise, len(RATES))
+                if self.daily_noise
+                else np.zeros(len(RATES))
+            )
             factor = self.weekend_factor if day.weekday() >= 5 else 1.0
             day_rates = [_shifted(r * factor, x) for r, x in zip(RATES, shift, strict=True)]
             for s in range(int(rng.poisson(self.sessions_per_day))):
                 person = f"p{int(rng.integers(persons))}"
                 device = "mobile" if rng.random() < self.mobile_share else "desktop"
-                browser = names[int(rng.choice(len(names), p=shares / shares.sum()))] if names else None
-                t = datetime(day.year, day.month, day.day) + timedelta(seconds=int(rng.integers(86_000)))
+                browser = (
+                    names[int(rng.choice(len(names), p=shares / shares.sum()))] if names else None
+                )
+                t = datetime(day.year, day.month, day.day) + timedelta(
+                    seconds=int(rng.integers(86_000))
+                )
                 session = f"{person}-{d}-{s}"
                 props = json.dumps({"browser": browser}) if browser else None
                 for k, event in enumerate(STEPS):
                     if k:
                         rate = day_rates[k - 1]
                         for inc in self.planted:
-                            if (inc.into == event and inc.begin <= t < inc.finish
-                                    and inc.device in (None, device) and inc.browser in (None, browser)):
+                            if (
+                                inc.into == event
+                                and inc.begin <= t < inc.finish
+                                and inc.device in (None, device)
+                                and inc.browser in (None, browser)
+                            ):
                                 rate = inc.rate
                         if rng.random() >= rate:
                             break
-                    rows.append({"event_id": f"{session}-{k}", "ts": t + timedelta(seconds=20 * k),
-                                 "event": event, "anonymous_id": person, "session_id": session,
-                                 "device": device, "country": "DE" if rng.random() < 0.5 else "FR",
-                                 "properties": props})
+                    rows.append(
+                        {
+                            "event_id": f"{session}-{k}",
+                            "ts": t + timedelta(seconds=20 * k),
+                            "event": event,
+                            "anonymous_id": person,
+                            "session_id": session,
+                            "device": device,
+                            "country": "DE" if rng.random() < 0.5 else "FR",
+                            "properties": props,
+                        }
+                    )
         return pd.DataFrame(rows)
 
 

@@ -63,7 +63,9 @@ def require_chromium() -> None:
     browser tests can never pass by not running."""
     if Path(CHROMIUM).exists():
         return
-    message = f"no Chromium at {CHROMIUM}: install it with `make browser` (apt-get install chromium)"
+    message = (
+        f"no Chromium at {CHROMIUM}: install it with `make browser` (apt-get install chromium)"
+    )
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
@@ -96,7 +98,9 @@ def open_page(chromium: Any) -> Iterator[Callable[..., PageProbe]]:
         contexts.append(context)
         page = context.new_page()
         probe = PageProbe(page)
-        page.on("console", lambda m: probe.console_errors.append(m.text) if m.type == "error" else None)
+        page.on(
+            "console", lambda m: probe.console_errors.append(m.text) if m.type == "error" else None
+        )
         page.on("pageerror", lambda e: probe.page_errors.append(str(e)))
 
         def _dialog(dialog: Any) -> None:

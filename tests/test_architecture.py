@@ -29,12 +29,48 @@ ALLOWED: dict[str, set[str]] = {
     "webhooks": {"store"},
     # one person's journey gathers every analysis's view of a person (ADR 0155)
     "journey": {"audiences", "programs", "experiments", "customers", "stages", "funnel", "store"},
-    "report": {"journey", "diagnosis", "customers", "audiences", "programs", "experiments", "stages",
-               "funnel", "store", "webhooks"},
-    "server": {"journey", "diagnosis", "customers", "audiences", "programs", "experiments", "stages",
-               "funnel", "store", "ingest", "report", "webhooks"},
-    "cli": {"journey", "diagnosis", "customers", "audiences", "programs", "experiments", "stages", "funnel",
-            "store", "ingest", "sample", "report", "server", "webhooks"},
+    "report": {
+        "journey",
+        "diagnosis",
+        "customers",
+        "audiences",
+        "programs",
+        "experiments",
+        "stages",
+        "funnel",
+        "store",
+        "webhooks",
+    },
+    "server": {
+        "journey",
+        "diagnosis",
+        "customers",
+        "audiences",
+        "programs",
+        "experiments",
+        "stages",
+        "funnel",
+        "store",
+        "ingest",
+        "report",
+        "webhooks",
+    },
+    "cli": {
+        "journey",
+        "diagnosis",
+        "customers",
+        "audiences",
+        "programs",
+        "experiments",
+        "stages",
+        "funnel",
+        "store",
+        "ingest",
+        "sample",
+        "report",
+        "server",
+        "webhooks",
+    },
 }
 # Known exceptions, each with its reason. The list may only shrink.
 EXCEPTIONS = {
@@ -66,8 +102,11 @@ def imports() -> list[tuple[str, str]]:
 
 
 def test_every_part_of_the_package_is_a_known_layer() -> None:
-    parts = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
-             if p.name != "__pycache__" and (p.suffix == ".py" or p.is_dir())}
+    parts = {
+        p.stem if p.is_file() else p.name
+        for p in PACKAGE.iterdir()
+        if p.name != "__pycache__" and (p.suffix == ".py" or p.is_dir())
+    }
     unknown = parts - BASE - set(ALLOWED) - {"__init__", "__main__"}
     assert not unknown, f"place {sorted(unknown)} in a layer in this test and docs/architecture.md"
 
@@ -81,7 +120,8 @@ def test_imports_point_one_way() -> None:
         if a in BASE or b not in ALLOWED.get(a, set()) and (importer, imported) not in EXCEPTIONS:
             wrong.append((importer, imported))
     assert not wrong, "imports against the flow (docs/architecture.md):\n" + "\n".join(
-        f"  {x} -> {y}" for x, y in sorted(set(wrong)))
+        f"  {x} -> {y}" for x, y in sorted(set(wrong))
+    )
 
 
 def test_the_known_exceptions_still_exist() -> None:

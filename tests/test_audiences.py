@@ -27,8 +27,15 @@ GOOGLE_PHONE_DIGEST = "4feaaadc0ff47808bdc09d5ed71dadd9ac8d92aeac7a56972c58e697a
 
 
 def item(item_id: str, price: float, quantity: int = 1) -> list[dict]:
-    return [{"item_id": item_id, "item_name": item_id.title(), "item_category": "x",
-             "price": price, "quantity": quantity}]
+    return [
+        {
+            "item_id": item_id,
+            "item_name": item_id.title(),
+            "item_category": "x",
+            "price": price,
+            "quantity": quantity,
+        }
+    ]
 
 
 def test_email_is_trimmed_and_lowercased_but_tags_and_dots_stay() -> None:
@@ -50,23 +57,25 @@ def test_a_phone_without_country_code_cannot_be_matched() -> None:
 
 def cart_store(store: Store) -> Store:
     props = json.dumps({"email": "  John.Doe+Shop@Example.COM ", "phone": "+1 (650) 555-0123"})
-    store.load(log(
-        # a: adds two items, removes one, never buys -> abandoned with the kept item
-        ("a", 0, "add_to_cart", {"items": item("shoe", 50.0)}),
-        ("a", 5, "add_to_cart", {"items": item("sock", 5.0, 2)}),
-        ("a", 6, "remove_from_cart", {"items": item("sock", 5.0, 2)}),
-        ("a", 7, "page_view", {"properties": props}),
-        # b: adds and buys -> not abandoned
-        ("b", 0, "add_to_cart", {"items": item("hat", 20.0)}),
-        ("b", 9, "purchase", {"order_id": "o1", "value": 20.0}),
-        # c: bought earlier, then carted again without buying -> abandoned, only the new cart counts
-        ("c", 0, "add_to_cart", {"items": item("hat", 20.0)}),
-        ("c", 1, "purchase", {"order_id": "o2", "value": 20.0}),
-        ("c", 30, "add_to_cart", {"items": item("coat", 120.0)}),
-        # d: carted too recently to call it abandoned (the store ends at minute 240)
-        ("d", 230, "add_to_cart", {"items": item("scarf", 15.0)}),
-        ("e", 240, "page_view"),
-    ))
+    store.load(
+        log(
+            # a: adds two items, removes one, never buys -> abandoned with the kept item
+            ("a", 0, "add_to_cart", {"items": item("shoe", 50.0)}),
+            ("a", 5, "add_to_cart", {"items": item("sock", 5.0, 2)}),
+            ("a", 6, "remove_from_cart", {"items": item("sock", 5.0, 2)}),
+            ("a", 7, "page_view", {"properties": props}),
+            # b: adds and buys -> not abandoned
+            ("b", 0, "add_to_cart", {"items": item("hat", 20.0)}),
+            ("b", 9, "purchase", {"order_id": "o1", "value": 20.0}),
+            # c: bought earlier, then carted again without buying -> abandoned, only the new cart counts
+            ("c", 0, "add_to_cart", {"items": item("hat", 20.0)}),
+            ("c", 1, "purchase", {"order_id": "o2", "value": 20.0}),
+            ("c", 30, "add_to_cart", {"items": item("coat", 120.0)}),
+            # d: carted too recently to call it abandoned (the store ends at minute 240)
+            ("d", 230, "add_to_cart", {"items": item("scarf", 15.0)}),
+            ("e", 240, "page_view"),
+        )
+    )
     return store
 
 
@@ -87,8 +96,11 @@ def test_platform_exports_hash_contacts_and_drop_people_without_any(store: Store
     carts = abandoned_carts(cart_store(store), after="1h")
     meta = export_audience(carts, "meta")
     assert meta.to_dict("records") == [
-        {"EMAIL": EMAIL_DIGEST, "PHONE": META_PHONE_DIGEST,
-         "EXTERN_ID": hashlib.sha256(b"a").hexdigest()}
+        {
+            "EMAIL": EMAIL_DIGEST,
+            "PHONE": META_PHONE_DIGEST,
+            "EXTERN_ID": hashlib.sha256(b"a").hexdigest(),
+        }
     ]
     google = export_audience(carts, "google")
     assert google.to_dict("records") == [{"Email": EMAIL_DIGEST, "Phone": GOOGLE_PHONE_DIGEST}]
@@ -108,12 +120,27 @@ def test_an_unknown_platform_is_refused() -> None:
 # leading zeros; Google e-mail the same, Google phone E.164 with the "+".
 VECTORS = [
     # raw e-mail, raw phone, hand-normalised e-mail, Meta phone, Google phone
-    ("  John.Doe+Shop@Example.COM ", "+1 (650) 555-0123", "john.doe+shop@example.com",
-     "16505550123", "+16505550123"),
-    ("MARIE.Curie@Example.FR", "+33 1 23 45 67 89", "marie.curie@example.fr",
-     "33123456789", "+33123456789"),
-    ("\tsam.o'neil@example.co.uk\n", "0044 20 7946 0958", "sam.o'neil@example.co.uk",
-     "442079460958", "+442079460958"),
+    (
+        "  John.Doe+Shop@Example.COM ",
+        "+1 (650) 555-0123",
+        "john.doe+shop@example.com",
+        "16505550123",
+        "+16505550123",
+    ),
+    (
+        "MARIE.Curie@Example.FR",
+        "+33 1 23 45 67 89",
+        "marie.curie@example.fr",
+        "33123456789",
+        "+33123456789",
+    ),
+    (
+        "\tsam.o'neil@example.co.uk\n",
+        "0044 20 7946 0958",
+        "sam.o'neil@example.co.uk",
+        "442079460958",
+        "+442079460958",
+    ),
     ("Ana@Example.PT", "+44 (0)20 7946 0958", "ana@example.pt", "442079460958", "+442079460958"),
 ]
 
@@ -123,9 +150,13 @@ def sha(text: str) -> str:
 
 
 def vector_audience() -> pd.DataFrame:
-    return pd.DataFrame({"person_id": [f"p{i}" for i in range(len(VECTORS))],
-                         "email": [v[0] for v in VECTORS],
-                         "phone": [v[1] for v in VECTORS]})
+    return pd.DataFrame(
+        {
+            "person_id": [f"p{i}" for i in range(len(VECTORS))],
+            "email": [v[0] for v in VECTORS],
+            "phone": [v[1] for v in VECTORS],
+        }
+    )
 
 
 def test_meta_export_matches_hashes_of_hand_normalised_contacts() -> None:
@@ -172,8 +203,13 @@ MORE_RAW = [  # raw e-mail, raw phone: each normalised above, then hashed with h
 
 def test_exports_equal_the_documented_normalisation_hashed_independently() -> None:
     raw = [(v[0], v[1]) for v in VECTORS] + MORE_RAW
-    audience = pd.DataFrame({"person_id": [f"p{i}" for i in range(len(raw))],
-                             "email": [e for e, _ in raw], "phone": [ph for _, ph in raw]})
+    audience = pd.DataFrame(
+        {
+            "person_id": [f"p{i}" for i in range(len(raw))],
+            "email": [e for e, _ in raw],
+            "phone": [ph for _, ph in raw],
+        }
+    )
     meta = export_audience(audience, "meta")
     google = export_audience(audience, "google")
     assert meta["EMAIL"].tolist() == [sha(documented_email(e)) for e, _ in raw]
@@ -183,7 +219,10 @@ def test_exports_equal_the_documented_normalisation_hashed_independently() -> No
     # the hand-normalised strings of VECTORS agree with the rules written out
     for e, ph, email, meta_phone, google_phone in VECTORS:
         assert (documented_email(e), documented_meta_phone(ph), documented_google_phone(ph)) == (
-            email, meta_phone, google_phone)
+            email,
+            meta_phone,
+            google_phone,
+        )
 
 
 def test_no_contact_is_in_clear_in_a_platform_file() -> None:
@@ -197,15 +236,23 @@ def test_no_contact_is_in_clear_in_a_platform_file() -> None:
 def test_a_csv_export_has_contacts_only_when_asked() -> None:
     audience = vector_audience()
     assert list(export_audience(audience, "csv").columns) == ["person_id"]
-    assert list(export_audience(audience, "csv", contacts=True).columns) == ["person_id", "email", "phone"]
+    assert list(export_audience(audience, "csv", contacts=True).columns) == [
+        "person_id",
+        "email",
+        "phone",
+    ]
 
 
 @pytest.mark.parametrize("platform", ["meta", "google"])
 def test_a_platform_export_without_contacts_says_so_and_why(platform: str) -> None:
-    audience = pd.DataFrame({"person_id": ["a", "b"], "email": [None, " "],
-                             "phone": ["(650) 555-0123", None]})
-    with pytest.raises(NoContactsError, match=r"none of the 2 person\(s\) has an e-mail and 1 phone "
-                       r"number\(s\) lack a country code"):
+    audience = pd.DataFrame(
+        {"person_id": ["a", "b"], "email": [None, " "], "phone": ["(650) 555-0123", None]}
+    )
+    with pytest.raises(
+        NoContactsError,
+        match=r"none of the 2 person\(s\) has an e-mail and 1 phone "
+        r"number\(s\) lack a country code",
+    ):
         export_audience(audience, platform)  # type: ignore[arg-type]
     with pytest.raises(NoContactsError, match="audience is empty"):
         export_audience(audience.iloc[:0], platform)  # type: ignore[arg-type]
@@ -220,8 +267,21 @@ def test_the_cli_writes_no_platform_file_without_contacts(tmp_path) -> None:
     with Store(db) as s:
         s.load(log(("a", 0, "add_to_cart", {"items": item("shoe", 50.0)}), ("e", 240, "page_view")))
     out = tmp_path / "meta.csv"
-    result = CliRunner().invoke(app, ["audience", "abandoned-carts", "--db", str(db), "--export",
-                                      "meta", "--format", "csv", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "audience",
+            "abandoned-carts",
+            "--db",
+            str(db),
+            "--export",
+            "meta",
+            "--format",
+            "csv",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 1
     assert "no Meta file written" in result.output and "contacts only" in result.output
     assert not out.exists()

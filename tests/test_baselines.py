@@ -62,8 +62,13 @@ def test_traffic_halving_is_a_traffic_change_finding(store):
 
 
 def test_a_device_that_converts_worse_than_the_rest_is_a_segment_gap(store):
-    store.load(frame(block("m", "2024-02-01", 300, 90, "mobile") + block("d", "2024-02-01", 300, 150, "desktop")
-                     + block("t", "2024-02-01", 100, 50, "tablet")))
+    store.load(
+        frame(
+            block("m", "2024-02-01", 300, 90, "mobile")
+            + block("d", "2024-02-01", 300, 150, "desktop")
+            + block("t", "2024-02-01", 100, 50, "tablet")
+        )
+    )
     with SessionLevels(store) as levels:
         rows, findings = segment_gaps(levels, None, None, dims=("device",))
     (f,) = findings
@@ -75,11 +80,18 @@ def test_a_device_that_converts_worse_than_the_rest_is_a_segment_gap(store):
     # q-values are Benjamini–Hochberg over the three devices' tests
     from shopfunnel.diagnosis.stats import benjamini_hochberg
 
-    assert [r["q_value"] for r in rows] == pytest.approx(list(benjamini_hochberg([r["p_value"] for r in rows])))
+    assert [r["q_value"] for r in rows] == pytest.approx(
+        list(benjamini_hochberg([r["p_value"] for r in rows]))
+    )
 
 
 def test_small_segments_are_not_tested(store):
-    store.load(frame(block("m", "2024-02-01", 10, 0, "mobile") + block("d", "2024-02-01", 300, 150, "desktop")))
+    store.load(
+        frame(
+            block("m", "2024-02-01", 10, 0, "mobile")
+            + block("d", "2024-02-01", 300, 150, "desktop")
+        )
+    )
     with SessionLevels(store) as levels:
         rows, findings = segment_gaps(levels, None, None, dims=("device",), min_sessions=30)
     assert rows == [] and findings == []
@@ -87,8 +99,16 @@ def test_small_segments_are_not_tested(store):
 
 def orders_log(specs) -> pd.DataFrame:
     """specs: (person, day as 'YYYY-MM-DD')."""
-    rows = [{"ts": pd.Timestamp(day, tz="UTC") + pd.Timedelta(minutes=i), "event": "purchase", "anonymous_id": p,
-             "order_id": f"o{i}", "value": 10.0} for i, (p, day) in enumerate(specs)]
+    rows = [
+        {
+            "ts": pd.Timestamp(day, tz="UTC") + pd.Timedelta(minutes=i),
+            "event": "purchase",
+            "anonymous_id": p,
+            "order_id": f"o{i}",
+            "value": 10.0,
+        }
+        for i, (p, day) in enumerate(specs)
+    ]
     return frame(rows)
 
 
@@ -96,11 +116,20 @@ def test_repeat_order_share_falling_is_a_retention_finding(store):
     from shopfunnel.diagnosis.baselines import repeat_purchases
 
     specs = [(f"old{i}", "2023-12-01") for i in range(60)]  # earlier customers
-    specs += [(f"old{i}", "2024-01-20") for i in range(40)] + [(f"new{i}", "2024-01-20") for i in range(20)]  # previous: 40/60
-    specs += [(f"old{i}", "2024-02-20") for i in range(40, 50)] + [(f"n2{i}", "2024-02-20") for i in range(50)]  # current: 10/60
+    specs += [(f"old{i}", "2024-01-20") for i in range(40)] + [
+        (f"new{i}", "2024-01-20") for i in range(20)
+    ]  # previous: 40/60
+    specs += [(f"old{i}", "2024-02-20") for i in range(40, 50)] + [
+        (f"n2{i}", "2024-02-20") for i in range(50)
+    ]  # current: 10/60
     store.load(orders_log(specs))
     table, findings = repeat_purchases(store, datetime(2024, 3, 1), 28)
-    assert (table[0]["current"], table[0]["orders"], table[0]["previous"], table[0]["orders_previous"]) == (10, 60, 40, 60)
+    assert (
+        table[0]["current"],
+        table[0]["orders"],
+        table[0]["previous"],
+        table[0]["orders_previous"],
+    ) == (10, 60, 40, 60)
     (f,) = findings
     assert f["kind"] == "retention" and f["units_lost"] == pytest.approx(60 * (40 / 60 - 10 / 60))
 

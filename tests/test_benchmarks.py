@@ -18,13 +18,37 @@ def sessions(n: int, buyers: int, viewers: int | None = None) -> pd.DataFrame:
     viewers = n if viewers is None else viewers
     for i in range(n):
         ts = pd.Timestamp("2024-03-01", tz="UTC") + pd.Timedelta(minutes=i)
-        rows.append({"ts": ts, "event": "page_view", "anonymous_id": f"p{i}", "session_id": f"s{i}"})
+        rows.append(
+            {"ts": ts, "event": "page_view", "anonymous_id": f"p{i}", "session_id": f"s{i}"}
+        )
         if i < viewers:
-            rows.append({"ts": ts + pd.Timedelta(seconds=1), "event": "view_item", "anonymous_id": f"p{i}", "session_id": f"s{i}"})
+            rows.append(
+                {
+                    "ts": ts + pd.Timedelta(seconds=1),
+                    "event": "view_item",
+                    "anonymous_id": f"p{i}",
+                    "session_id": f"s{i}",
+                }
+            )
         if i < buyers:
-            rows.append({"ts": ts + pd.Timedelta(seconds=2), "event": "add_to_cart", "anonymous_id": f"p{i}", "session_id": f"s{i}"})
-            rows.append({"ts": ts + pd.Timedelta(seconds=3), "event": "purchase", "anonymous_id": f"p{i}", "session_id": f"s{i}",
-                         "order_id": f"o{i}", "value": 80.0})
+            rows.append(
+                {
+                    "ts": ts + pd.Timedelta(seconds=2),
+                    "event": "add_to_cart",
+                    "anonymous_id": f"p{i}",
+                    "session_id": f"s{i}",
+                }
+            )
+            rows.append(
+                {
+                    "ts": ts + pd.Timedelta(seconds=3),
+                    "event": "purchase",
+                    "anonymous_id": f"p{i}",
+                    "session_id": f"s{i}",
+                    "order_id": f"o{i}",
+                    "value": 80.0,
+                }
+            )
     df = pd.DataFrame(rows)
     df["event_id"] = [f"e{i}" for i in range(len(df))]
     return df
@@ -36,19 +60,36 @@ def test_defaults_carry_the_published_values_and_their_sources():
     assert b["add_to_cart_rate"].value == 0.145
     assert b["purchase_rate"].value == 0.033
     assert b["cart_abandonment"].value == 0.7019 and b["cart_abandonment"].direction == "lower"
-    assert b["cart_abandonment_mobile"].value == 0.8565 and b["cart_abandonment_mobile"].device == "mobile"
+    assert (
+        b["cart_abandonment_mobile"].value == 0.8565
+        and b["cart_abandonment_mobile"].device == "mobile"
+    )
     assert "Kissmetrics" in b["view_to_cart_rate"].source
 
 
 def test_a_number_in_the_model_file_replaces_a_value_and_a_table_adds_a_benchmark():
-    b = {x.key: x for x in load_benchmarks({"benchmarks": {
-        "purchase_rate": 0.02,
-        "checkout_rate": {"numerator": "checkout", "denominator": "visit", "value": 0.05}}})}
+    b = {
+        x.key: x
+        for x in load_benchmarks(
+            {
+                "benchmarks": {
+                    "purchase_rate": 0.02,
+                    "checkout_rate": {
+                        "numerator": "checkout",
+                        "denominator": "visit",
+                        "value": 0.05,
+                    },
+                }
+            }
+        )
+    }
     assert b["purchase_rate"].value == 0.02 and b["purchase_rate"].source == "shopfunnel.toml"
     assert b["checkout_rate"].value == 0.05
 
 
-@pytest.mark.parametrize("section", [{"no_such_rate": 0.1}, {"purchase_rate": 3.3}, {"purchase_rate": {"valeu": 0.1}}])
+@pytest.mark.parametrize(
+    "section", [{"no_such_rate": 0.1}, {"purchase_rate": 3.3}, {"purchase_rate": {"valeu": 0.1}}]
+)
 def test_a_bad_override_is_a_config_error(section):
     with pytest.raises(ConfigError):
         load_benchmarks({"benchmarks": section})

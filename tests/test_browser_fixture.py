@@ -7,7 +7,9 @@ import pytest
 pytestmark = pytest.mark.browser
 
 
-def test_open_page_records_dialogs_console_errors_page_errors_and_blocks_the_network(open_page, tmp_path) -> None:
+def test_open_page_records_dialogs_console_errors_page_errors_and_blocks_the_network(
+    open_page, tmp_path
+) -> None:
     path = tmp_path / "bad.html"
     path.write_text(
         "<!DOCTYPE html><title>bad</title><img src='https://example.com/x.png'>"

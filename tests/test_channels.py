@@ -166,12 +166,16 @@ def test_the_store_gives_a_session_the_channel_of_its_first_event() -> None:
     import pandas as pd
 
     with Store(":memory:") as store:
-        store.load(pd.DataFrame({
-            "ts": ["2024-03-01T10:00:00Z", "2024-03-01T10:01:00Z", "2024-03-01T10:02:00Z"],
-            "event": ["page_view", "page_view", "view_item"],
-            "anonymous_id": ["a", "a", "a"],
-            "session_id": ["s1", "s1", "s1"],
-            "referrer": ["https://www.bing.com/", "https://shop.example/", None],
-            "page": ["https://shop.example/", "https://shop.example/p/1", None],
-        }))
+        store.load(
+            pd.DataFrame(
+                {
+                    "ts": ["2024-03-01T10:00:00Z", "2024-03-01T10:01:00Z", "2024-03-01T10:02:00Z"],
+                    "event": ["page_view", "page_view", "view_item"],
+                    "anonymous_id": ["a", "a", "a"],
+                    "session_id": ["s1", "s1", "s1"],
+                    "referrer": ["https://www.bing.com/", "https://shop.example/", None],
+                    "page": ["https://shop.example/", "https://shop.example/p/1", None],
+                }
+            )
+        )
         assert set(store.events()["channel"]) == {"organic search"}

@@ -11,7 +11,14 @@ from shopfunnel.diagnosis.checkout import checkout_findings
 from shopfunnel.diagnosis.correlation import correlation_findings
 from shopfunnel.diagnosis.session_levels import SessionLevels
 
-CHAIN = ["page_view", "view_item", "add_to_cart", "begin_checkout", "add_shipping_info", "add_payment_info"]
+CHAIN = [
+    "page_view",
+    "view_item",
+    "add_to_cart",
+    "begin_checkout",
+    "add_shipping_info",
+    "add_payment_info",
+]
 
 
 def checkout_log(groups) -> pd.DataFrame:
@@ -29,11 +36,26 @@ def checkout_log(groups) -> pd.DataFrame:
                     props = {"shipping_cost": cost}
                 elif ev == "add_payment_info":
                     props = {"payment_failed": failed}
-                rows.append({"ts": t0 + pd.Timedelta(seconds=k), "event": ev, "properties": json.dumps(props) if props else None, **base})
+                rows.append(
+                    {
+                        "ts": t0 + pd.Timedelta(seconds=k),
+                        "event": ev,
+                        "properties": json.dumps(props) if props else None,
+                        **base,
+                    }
+                )
             if extra:
                 rows.append({"ts": t0 + pd.Timedelta(seconds=10), "event": extra, **base})
             if j < buys:
-                rows.append({"ts": t0 + pd.Timedelta(seconds=20), "event": "purchase", "order_id": f"o{i}", "value": 50.0, **base})
+                rows.append(
+                    {
+                        "ts": t0 + pd.Timedelta(seconds=20),
+                        "event": "purchase",
+                        "order_id": f"o{i}",
+                        "value": 50.0,
+                        **base,
+                    }
+                )
             i += 1
     df = pd.DataFrame(rows)
     df["event_id"] = [f"e{k}" for k in range(len(df))]
@@ -66,7 +88,11 @@ def test_failed_payments_that_do_not_buy_are_a_checkout_finding(store):
 
 
 def test_shipping_cost_and_checkout_type_are_compared_when_the_data_has_them(store):
-    store.load(checkout_log([(100, 80, False, "guest", 0.0, None), (100, 40, False, "create_account", 5.95, None)]))
+    store.load(
+        checkout_log(
+            [(100, 80, False, "guest", 0.0, None), (100, 40, False, "create_account", 5.95, None)]
+        )
+    )
     with SessionLevels(store) as levels:
         _, findings, notes = checkout_findings(store, levels)
     metrics = {f["metric"]: f for f in findings}
@@ -90,14 +116,26 @@ def test_correlation_odds_ratio_of_a_property_matches_hand_calculation(store):
         table, findings = correlation_findings(store, levels)
     row = table[(table["step"] == "purchase") & (table["feature"] == "payment_failed=true")].iloc[0]
     # converted with 10, dropped with 30, converted without 140, dropped without 20
-    assert (row["with_converted"], row["with_dropped"], row["without_converted"], row["without_dropped"]) == (10, 30, 140, 20)
+    assert (
+        row["with_converted"],
+        row["with_dropped"],
+        row["without_converted"],
+        row["without_dropped"],
+    ) == (10, 30, 140, 20)
     assert row["odds_ratio"] == pytest.approx(10 * 20 / (30 * 140))
     assert row["method"] == "woolf"
     assert any(f["metric"] == "payment_failed" for f in findings)
 
 
 def test_correlation_finds_an_event_over_represented_among_droppers(store):
-    store.load(checkout_log([(60, 10, False, "guest", 0.0, "remove_from_cart"), (140, 120, False, "guest", 0.0, None)]))
+    store.load(
+        checkout_log(
+            [
+                (60, 10, False, "guest", 0.0, "remove_from_cart"),
+                (140, 120, False, "guest", 0.0, None),
+            ]
+        )
+    )
     with SessionLevels(store) as levels:
         table, findings = correlation_findings(store, levels)
     (f,) = [f for f in findings if f["metric"] == "remove_from_cart"]
@@ -105,7 +143,9 @@ def test_correlation_finds_an_event_over_represented_among_droppers(store):
 
 
 def test_properties_of_the_step_itself_never_explain_it(store):
-    store.load(checkout_log([(100, 80, False, "guest", 0.0, None), (100, 40, False, "guest", 5.95, None)]))
+    store.load(
+        checkout_log([(100, 80, False, "guest", 0.0, None), (100, 40, False, "guest", 5.95, None)])
+    )
     with SessionLevels(store) as levels:
         table, _ = correlation_findings(store, levels)
     # shipping_cost is on add_shipping_info: it may explain payment info and purchase, never shipping info itself

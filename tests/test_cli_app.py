@@ -20,8 +20,10 @@ def registered() -> dict[str, tuple[str, str]]:
     for info in app.registered_commands:
         name = info.name or info.callback.__name__.replace("_", "-")
         command = group.commands[name]
-        found[name] = (info.callback.__module__.rsplit(".", 1)[-1],
-                       command.get_short_help_str(limit=150))
+        found[name] = (
+            info.callback.__module__.rsplit(".", 1)[-1],
+            command.get_short_help_str(limit=150),
+        )
     for info in app.registered_groups:
         command = group.commands[info.name]
         module = info.typer_instance.registered_commands[0].callback.__module__
@@ -34,8 +36,12 @@ def test_the_command_table_names_every_registered_command_with_its_module_and_he
 
 
 def imported_after(code: str) -> set[str]:
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sys.modules))"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return {m.split(".")[0] for m in out.split()}
 
 
@@ -44,26 +50,45 @@ def test_import_shopfunnel_loads_no_heavy_library() -> None:
 
 
 def test_the_top_level_help_loads_no_command_module_and_no_heavy_library() -> None:
-    code = ("import sys\nsys.argv = ['shopfunnel', '--help']\nfrom shopfunnel.cli import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass")
+    code = (
+        "import sys\nsys.argv = ['shopfunnel', '--help']\nfrom shopfunnel.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass"
+    )
     loaded = imported_after(code)
     assert not loaded & set(HEAVY)
 
 
 def test_the_funnel_command_help_loads_no_heavy_library() -> None:
-    code = ("import sys\nsys.argv = ['shopfunnel', 'funnel', '--help']\nfrom shopfunnel.cli import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass")
+    code = (
+        "import sys\nsys.argv = ['shopfunnel', 'funnel', '--help']\nfrom shopfunnel.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass"
+    )
     assert not imported_after(code) & set(HEAVY)
 
 
 def test_a_misspelt_command_is_refused_with_the_closest_name() -> None:
-    result = subprocess.run([sys.executable, "-m", "shopfunnel", "funnl"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "shopfunnel", "funnl"], capture_output=True, text=True
+    )
     assert result.returncode != 0
     assert "funnel" in result.stderr
 
 
 def test_verbose_says_how_long_a_command_took(tmp_path) -> None:
-    result = subprocess.run([sys.executable, "-m", "shopfunnel", "-v", "sample", "--events", "200",
-                             "--out", str(tmp_path / "s.parquet")], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shopfunnel",
+            "-v",
+            "sample",
+            "--events",
+            "200",
+            "--out",
+            str(tmp_path / "s.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "took" in result.stderr and "peak memory" in result.stderr

@@ -45,21 +45,27 @@ def test_retention_json_holds_every_section_and_the_api_figures(cdnow_db):
     assert set(data) == {"summary", "cohorts", "activity", "orders_per_customer", "gaps"}
     expected = retention_summary(cdnow_orders("sample"))
     assert data["summary"]["customers"] == 2357
-    assert data["summary"]["repeat_purchase_rate"] == pytest.approx(
-        expected.repeat_purchase_rate)
-    assert data["cohorts"][0] == {"cohort": "1997-01-01", "period": 0,
-                                  "cohort_size": data["cohorts"][0]["cohort_size"],
-                                  "active": data["cohorts"][0]["cohort_size"], "rate": 1.0}
+    assert data["summary"]["repeat_purchase_rate"] == pytest.approx(expected.repeat_purchase_rate)
+    assert data["cohorts"][0] == {
+        "cohort": "1997-01-01",
+        "period": 0,
+        "cohort_size": data["cohorts"][0]["cohort_size"],
+        "active": data["cohorts"][0]["cohort_size"],
+        "rate": 1.0,
+    }
 
 
 def test_retention_csv_gives_one_table(cdnow_db, tmp_path):
     out = tmp_path / "cohorts.csv"
-    runner.invoke(app, ["retention", "--db", cdnow_db, "--format", "csv", "--period", "week",
-                        "--out", str(out)])
+    runner.invoke(
+        app,
+        ["retention", "--db", cdnow_db, "--format", "csv", "--period", "week", "--out", str(out)],
+    )
     table = pd.read_csv(out)
     assert list(table.columns) == ["cohort", "period", "cohort_size", "active", "rate"]
-    summary = pd.read_csv(io.StringIO(run("retention", "--db", cdnow_db, "--format", "csv",
-                                          "--view", "summary")))
+    summary = pd.read_csv(
+        io.StringIO(run("retention", "--db", cdnow_db, "--format", "csv", "--view", "summary"))
+    )
     assert int(summary.loc[0, "orders"]) == 6919
 
 
@@ -69,8 +75,9 @@ def test_retention_table_renders(cdnow_db):
 
 
 def test_rfm_csv_lists_every_customer_with_a_group(cdnow_db):
-    table = pd.read_csv(io.StringIO(run("rfm", "--db", cdnow_db, "--format", "csv")),
-                        dtype={"person_id": str})
+    table = pd.read_csv(
+        io.StringIO(run("rfm", "--db", cdnow_db, "--format", "csv")), dtype={"person_id": str}
+    )
     assert len(table) == 2357 and table["person_id"].is_unique
     assert table["group"].notna().all()
     groups = json.loads(run("rfm", "--db", cdnow_db, "--format", "json", "--by-group"))
@@ -79,8 +86,19 @@ def test_rfm_csv_lists_every_customer_with_a_group(cdnow_db):
 
 
 def test_clv_json_gives_the_fitted_models_and_every_customer(cdnow_db):
-    data = json.loads(run("clv", "--db", cdnow_db, "--format", "json",
-                          "--calibration-end", "1997-09-30", "--horizon", "39w"))
+    data = json.loads(
+        run(
+            "clv",
+            "--db",
+            cdnow_db,
+            "--format",
+            "json",
+            "--calibration-end",
+            "1997-09-30",
+            "--horizon",
+            "39w",
+        )
+    )
     assert data["bgnbd"]["r"] == pytest.approx(0.243, rel=0.01)
     assert data["bgnbd"]["log_likelihood"] == pytest.approx(-9582.4, abs=0.1)
     assert data["gamma_gamma"]["p"] == pytest.approx(6.25, rel=0.01)
@@ -92,8 +110,9 @@ def test_clv_json_gives_the_fitted_models_and_every_customer(cdnow_db):
 
 
 def test_clv_csv_matches_the_python_api(cdnow_db):
-    table = pd.read_csv(io.StringIO(run("clv", "--db", cdnow_db, "--format", "csv")),
-                        dtype={"person_id": str}).set_index("person_id")
+    table = pd.read_csv(
+        io.StringIO(run("clv", "--db", cdnow_db, "--format", "csv")), dtype={"person_id": str}
+    ).set_index("person_id")
     summary = summary_from_orders(cdnow_orders("sample"))
     model = BetaGeoModel().fit(summary)
     p_alive = model.probability_alive(summary["frequency"], summary["recency"], summary["T"])
@@ -106,8 +125,7 @@ def test_winback_exports_lapsed_customers(cdnow_db, tmp_path):
     run("winback", "--db", cdnow_db, "--format", "csv", "--out", str(out))
     lapsed = pd.read_csv(out)
     assert len(lapsed) > 0 and lapsed["revenue"].is_monotonic_decreasing
-    alive = json.loads(run("winback", "--db", cdnow_db, "--rule", "p-alive", "--format",
-                           "json"))
+    alive = json.loads(run("winback", "--db", cdnow_db, "--rule", "p-alive", "--format", "json"))
     assert all(row["p_alive"] < 0.3 for row in alive)
 
 
@@ -116,8 +134,15 @@ def test_commands_explain_a_missing_store_or_a_store_without_orders(tmp_path):
     assert result.exit_code == 1 and "no store" in result.output
     db = tmp_path / "views.duckdb"
     with Store(db) as store:
-        store.load(pd.DataFrame({"ts": [pd.Timestamp("2024-01-01", tz="UTC")],
-                                 "event": ["page_view"], "anonymous_id": ["a"]}))
+        store.load(
+            pd.DataFrame(
+                {
+                    "ts": [pd.Timestamp("2024-01-01", tz="UTC")],
+                    "event": ["page_view"],
+                    "anonymous_id": ["a"],
+                }
+            )
+        )
     for command in ("retention", "rfm", "clv", "winback"):
         result = runner.invoke(app, [command, "--db", str(db)])
         assert result.exit_code == 1, command

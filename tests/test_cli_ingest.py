@@ -23,8 +23,9 @@ def run(*args: str):
 
 def good_csv(path: Path, n: int = 99, first: int = 2) -> Path:
     """A CSV whose data rows are lines 2..n (the header is line 1)."""
-    rows = [HEADER] + [f"e{i},2024-03-01T12:{i % 60:02d}:00Z,page_view,p{i % 7}"
-                       for i in range(first, n + 1)]
+    rows = [HEADER] + [
+        f"e{i},2024-03-01T12:{i % 60:02d}:00Z,page_view,p{i % 7}" for i in range(first, n + 1)
+    ]
     path.write_text("\n".join(rows) + "\n")
     return path
 
@@ -65,7 +66,8 @@ def test_one_bad_timestamp_on_line_57_fails_names_the_line_and_writes_nothing(tm
     with open(rejects, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["line"], r["column"], r["value"]) for r in rows] == [
-        ("57", "ts", "2024-03-01 25:61:00")]
+        ("57", "ts", "2024-03-01 25:61:00")
+    ]
 
 
 def test_the_default_reject_file_sits_next_to_the_input(tmp_path, db) -> None:
@@ -87,23 +89,51 @@ def _parquet_bytes(tmp_path: Path) -> bytes:
     ("name", "content", "extra", "message"),
     [
         ("parquet.csv", "PARQUET", [], "is a Parquet file"),
-        ("events.csv", f"{HEADER}\ne1,2024-03-01,page_view,a\n", ["--format", "xml"],
-         "unknown format 'xml'"),
-        ("events.csv", f"{HEADER},colour\ne1,2024-03-01,page_view,a,red\n", [],
-         "unknown column(s) 'colour'"),
-        ("events.csv", '{"ts": "2024-03-01", "event": "x"}\n', ["--format", "csv"],
-         "looks like JSON"),
+        (
+            "events.csv",
+            f"{HEADER}\ne1,2024-03-01,page_view,a\n",
+            ["--format", "xml"],
+            "unknown format 'xml'",
+        ),
+        (
+            "events.csv",
+            f"{HEADER},colour\ne1,2024-03-01,page_view,a,red\n",
+            [],
+            "unknown column(s) 'colour'",
+        ),
+        (
+            "events.csv",
+            '{"ts": "2024-03-01", "event": "x"}\n',
+            ["--format", "csv"],
+            "looks like JSON",
+        ),
         ("events.csv", "", [], "is empty"),
         ("events.csv", f"{HEADER}\n", [], "has a header but no rows"),
         ("events.csv", "LATIN1", [], "events.csv:2: is not utf-8 text"),
-        ("events.csv", f"{HEADER}\ne1,2024-03-01,page_view,a\ne2,2024-03-01,page_view\n", [],
-         "events.csv:3: column '(row)': has 3 field(s), the header has 4"),
-        ("events.csv", f"{HEADER}\ne1,2024-03-01,page_view,a\n", ["--on-error", "maybe"],
-         "--on-error 'maybe' is not valid"),
-        ("events.csv", f"{HEADER}\ne1,2024-03-01,page_view,a\n", ["--format", "ga4"],
-         "events.csv:2: column '(row)': is not valid JSON"),
-        ("events.csv", f"{HEADER}\ne1,2024-03-01,page_view,a\n", ["--format", "rees46"],
-         "is not a REES46 file"),
+        (
+            "events.csv",
+            f"{HEADER}\ne1,2024-03-01,page_view,a\ne2,2024-03-01,page_view\n",
+            [],
+            "events.csv:3: column '(row)': has 3 field(s), the header has 4",
+        ),
+        (
+            "events.csv",
+            f"{HEADER}\ne1,2024-03-01,page_view,a\n",
+            ["--on-error", "maybe"],
+            "--on-error 'maybe' is not valid",
+        ),
+        (
+            "events.csv",
+            f"{HEADER}\ne1,2024-03-01,page_view,a\n",
+            ["--format", "ga4"],
+            "events.csv:2: column '(row)': is not valid JSON",
+        ),
+        (
+            "events.csv",
+            f"{HEADER}\ne1,2024-03-01,page_view,a\n",
+            ["--format", "rees46"],
+            "is not a REES46 file",
+        ),
     ],
 )
 def test_bad_input_gives_a_clear_message_exit_1_and_an_unchanged_store(
@@ -120,8 +150,11 @@ def test_bad_input_gives_a_clear_message_exit_1_and_an_unchanged_store(
     result = run("ingest", path, "--db", db, *extra)
     assert result.exit_code == 1, result.output
     assert message in result.output
-    assert "Traceback" not in result.output and result.exception is None or isinstance(
-        result.exception, SystemExit)
+    assert (
+        "Traceback" not in result.output
+        and result.exception is None
+        or isinstance(result.exception, SystemExit)
+    )
     assert stored(db) == before
 
 
@@ -144,11 +177,22 @@ def test_a_second_bad_file_leaves_the_first_loaded_and_stops(tmp_path, db) -> No
 
 def test_map_flags_and_a_toml_mapping_file_load_renamed_columns(tmp_path) -> None:
     path = tmp_path / "shop.csv"
-    path.write_text("when,what,cookie\n2024-03-01T12:00:00Z,page_view,a\n"
-                    "2024-03-01T12:05:00Z,view_item,a\n")
+    path.write_text(
+        "when,what,cookie\n2024-03-01T12:00:00Z,page_view,a\n2024-03-01T12:05:00Z,view_item,a\n"
+    )
     flags = tmp_path / "flags.duckdb"
-    result = run("ingest", path, "--db", flags, "--map", "ts=when", "--map", "event=what",
-                 "--map", "anonymous_id=cookie")
+    result = run(
+        "ingest",
+        path,
+        "--db",
+        flags,
+        "--map",
+        "ts=when",
+        "--map",
+        "event=what",
+        "--map",
+        "anonymous_id=cookie",
+    )
     assert result.exit_code == 0, result.output
     toml = tmp_path / "mapping.toml"
     toml.write_text('[columns]\nts = "when"\nevent = "what"\nanonymous_id = "cookie"\n')
@@ -170,14 +214,22 @@ def test_a_broken_mapping_is_a_clear_error(tmp_path) -> None:
 
 def test_ga4_and_rees46_formats_load_through_the_cli(tmp_path) -> None:
     ga = tmp_path / "events_20240315.json"
-    ga.write_text(json.dumps({
-        "event_timestamp": "1710513005123456", "event_name": "page_view",
-        "user_pseudo_id": "p1",
-        "event_params": [{"key": "ga_session_id", "value": {"int_value": "1710511960"}}],
-    }) + "\n")
+    ga.write_text(
+        json.dumps(
+            {
+                "event_timestamp": "1710513005123456",
+                "event_name": "page_view",
+                "user_pseudo_id": "p1",
+                "event_params": [{"key": "ga_session_id", "value": {"int_value": "1710511960"}}],
+            }
+        )
+        + "\n"
+    )
     rees = tmp_path / "2019-Nov.csv"
-    rees.write_text("event_time,event_type,product_id,category_id,category_code,brand,price,"
-                    "user_id,user_session\n2019-11-01 00:00:00 UTC,view,1,2,,,9.99,7,s1\n")
+    rees.write_text(
+        "event_time,event_type,product_id,category_id,category_code,brand,price,"
+        "user_id,user_session\n2019-11-01 00:00:00 UTC,view,1,2,,,9.99,7,s1\n"
+    )
     db = tmp_path / "x.duckdb"
     assert run("ingest", ga, "--db", db, "--format", "ga4").exit_code == 0
     assert run("ingest", rees, "--db", db, "--format", "rees46").exit_code == 0

@@ -22,8 +22,7 @@ from shopfunnel.ingest.datasets import cdnow_orders
 @pytest.fixture(scope="module")
 def cdnow_calibration() -> pd.DataFrame:
     """CDNOW sample, 39-week calibration (1997-01-01 to 1997-09-30), times in weeks."""
-    return summary_from_orders(cdnow_orders("sample"), calibration_end="1997-09-30",
-                               time_unit="W")
+    return summary_from_orders(cdnow_orders("sample"), calibration_end="1997-09-30", time_unit="W")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +37,10 @@ def test_cdnow_calibration_summary_has_the_papers_customer_counts(cdnow_calibrat
     assert int((cdnow_calibration["frequency"] > 0).sum()) == 946
     first = cdnow_calibration.loc["1"]  # the first customer in Hardie's spreadsheet
     assert (first["frequency"], round(first["recency"], 2), round(first["T"], 2)) == (
-        2, 30.43, 38.86)
+        2,
+        30.43,
+        38.86,
+    )
 
 
 def test_bgnbd_params_match_fader_hardie_lee_2005(bgnbd):
@@ -82,8 +84,9 @@ def test_bgnbd_log_likelihood_equals_the_papers_formula_written_directly():
         direct = beta(a, b + x) / beta(a, b) * common / (alpha + T) ** (r + x)
         if x > 0:
             direct += beta(a + 1, b + x - 1) / beta(a, b) * common / (alpha + t_x) ** (r + x)
-        ours = bgnbd_log_likelihood((r, alpha, a, b), np.array([x]), np.array([t_x]),
-                                    np.array([T]))[0]
+        ours = bgnbd_log_likelihood(
+            (r, alpha, a, b), np.array([x]), np.array([t_x]), np.array([T])
+        )[0]
         assert ours == pytest.approx(math.log(direct), rel=1e-10)
 
 
@@ -115,23 +118,35 @@ def test_bgnbd_fit_recovers_the_parameters_of_simulated_customers():
 
 def test_p_alive_is_one_without_repeat_purchases_and_falls_with_silence(bgnbd):
     assert bgnbd.probability_alive(0, 0.0, 30.0) == pytest.approx(1.0)
-    recent, quiet = bgnbd.probability_alive(np.array([3, 3]), np.array([29.0, 5.0]),
-                                            np.array([30.0, 30.0]))
+    recent, quiet = bgnbd.probability_alive(
+        np.array([3, 3]), np.array([29.0, 5.0]), np.array([30.0, 30.0])
+    )
     assert 0 < quiet < recent < 1
 
 
 def test_expected_purchases_of_a_customer_seen_at_birth_equal_the_unconditional_ones(bgnbd):
     assert bgnbd.expected_purchases(26, 0, 0.0, 0.0) == pytest.approx(
-        bgnbd.expected_purchases_new_customer(26), rel=1e-9)
+        bgnbd.expected_purchases_new_customer(26), rel=1e-9
+    )
 
 
 def test_summary_counts_purchase_days_and_averages_repeat_days_only():
-    orders = pd.DataFrame({
-        "person_id": ["a", "a", "a", "a", "b", "c"],
-        "ts": pd.to_datetime(["2024-01-01 09:00", "2024-01-01 18:00", "2024-01-15 10:00",
-                              "2024-01-29 00:00", "2024-01-08 00:00", "2024-03-01 00:00"]),
-        "value": [10.0, 5.0, 20.0, 40.0, 7.0, 99.0],
-    })
+    orders = pd.DataFrame(
+        {
+            "person_id": ["a", "a", "a", "a", "b", "c"],
+            "ts": pd.to_datetime(
+                [
+                    "2024-01-01 09:00",
+                    "2024-01-01 18:00",
+                    "2024-01-15 10:00",
+                    "2024-01-29 00:00",
+                    "2024-01-08 00:00",
+                    "2024-03-01 00:00",
+                ]
+            ),
+            "value": [10.0, 5.0, 20.0, 40.0, 7.0, 99.0],
+        }
+    )
     s = summary_from_orders(orders, calibration_end="2024-02-05", time_unit="W")
     assert list(s.index) == ["a", "b"]  # c's order is after the calibration end
     a = s.loc["a"]
@@ -152,7 +167,8 @@ def test_customer_value_is_expected_purchases_times_expected_spend(cdnow_calibra
     table = customer_value(cdnow_calibration, bgnbd, spend, horizon=39)
     assert len(table) == 2357
     np.testing.assert_allclose(
-        table["expected_value"], table["expected_purchases"] * table["expected_average_value"])
+        table["expected_value"], table["expected_purchases"] * table["expected_average_value"]
+    )
     assert table["expected_value"].is_monotonic_decreasing
     # a customer with no repeat purchase expects the population mean spend p·γ/(q−1)
     p, q, g = spend.params_
@@ -168,8 +184,7 @@ def test_unfitted_model_and_bad_summary_give_clear_errors():
     with pytest.raises(InputError, match="repeat purchase"):
         GammaGammaModel().fit(pd.DataFrame({"frequency": [0], "monetary_value": [0.0]}))
     with pytest.raises(ConfigError, match="time_unit"):
-        summary_from_orders(pd.DataFrame({"person_id": [], "ts": [], "value": []}),
-                            time_unit="M")  # type: ignore[arg-type]
+        summary_from_orders(pd.DataFrame({"person_id": [], "ts": [], "value": []}), time_unit="M")  # type: ignore[arg-type]
 
 
 def test_gamma_gamma_likelihood_is_a_density_of_the_mean_spend():
@@ -178,9 +193,13 @@ def test_gamma_gamma_likelihood_is_a_density_of_the_mean_spend():
     from shopfunnel.customers.clv import gamma_gamma_log_likelihood
 
     for x in (1, 3, 10):
-        total, _ = quad(lambda m, x=x: math.exp(
-            gamma_gamma_log_likelihood((6.25, 3.74, 15.44), np.array([x]), np.array([m]))[0]),
-            0, np.inf)
+        total, _ = quad(
+            lambda m, x=x: math.exp(
+                gamma_gamma_log_likelihood((6.25, 3.74, 15.44), np.array([x]), np.array([m]))[0]
+            ),
+            0,
+            np.inf,
+        )
         assert total == pytest.approx(1.0, abs=1e-6)
 
 
@@ -211,8 +230,9 @@ def test_holdout_check_compares_predicted_and_actual_holdout_purchases():
     # predicted: the model's conditional expectation over the 39-week holdout
     summary = summary_from_orders(orders, calibration_end="1997-09-30")
     model = BetaGeoModel().fit(summary)
-    expected = model.expected_purchases(39, summary["frequency"], summary["recency"],
-                                        summary["T"]).mean()
+    expected = model.expected_purchases(
+        39, summary["frequency"], summary["recency"], summary["T"]
+    ).mean()
     assert table.loc["all", "predicted"] == pytest.approx(expected)
     # the model tracks the holdout within 15% overall on CDNOW
     assert table.loc["all", "predicted"] == pytest.approx(table.loc["all", "actual"], rel=0.15)

@@ -13,13 +13,18 @@ from shopfunnel.customers.rfm import quantile_scores
 
 books = st.lists(
     st.tuples(st.sampled_from("abcdefgh"), st.integers(0, 400), st.floats(0.5, 500)),
-    min_size=1, max_size=60,
-).map(lambda rows: pd.DataFrame({
-    "person_id": [p for p, _, _ in rows],
-    "order_id": [f"o{i}" for i in range(len(rows))],
-    "ts": [pd.Timestamp("2023-01-01") + pd.Timedelta(days=d) for _, d, _ in rows],
-    "value": [v for _, _, v in rows],
-}))
+    min_size=1,
+    max_size=60,
+).map(
+    lambda rows: pd.DataFrame(
+        {
+            "person_id": [p for p, _, _ in rows],
+            "order_id": [f"o{i}" for i in range(len(rows))],
+            "ts": [pd.Timestamp("2023-01-01") + pd.Timedelta(days=d) for _, d, _ in rows],
+            "value": [v for _, _, v in rows],
+        }
+    )
+)
 
 
 @settings(max_examples=60, deadline=None)

@@ -19,10 +19,13 @@ def test_cdnow_files_ship_inside_the_package_with_their_source_and_licence():
     assert "lifetimes" in readme and "MIT" in readme and "Fader" in readme
 
 
-@pytest.mark.parametrize(("kind", "rows", "customers", "dollars"), [
-    ("master", 69659, 23570, 2500315.63),
-    ("sample", 6919, 2357, None),
-])
+@pytest.mark.parametrize(
+    ("kind", "rows", "customers", "dollars"),
+    [
+        ("master", 69659, 23570, 2500315.63),
+        ("sample", 6919, 2357, None),
+    ],
+)
 def test_load_cdnow_has_the_documented_rows_and_customers(kind, rows, customers, dollars):
     df = load_cdnow(kind)
     assert len(df) == rows
@@ -60,8 +63,10 @@ def test_cdnow_loads_into_a_store_through_the_order_importer(store):
     assert again.rows_added == 0
     orders = store.table("orders")
     assert orders["value"].sum() == pytest.approx(cdnow_orders("sample")["value"].sum())
-    assert store.db.scalar("SELECT count(*) FROM events WHERE properties->>'number_of_cds' "
-                           "IS NULL") == 0
+    assert (
+        store.db.scalar("SELECT count(*) FROM events WHERE properties->>'number_of_cds' IS NULL")
+        == 0
+    )
 
 
 def test_stage_cdnow_goes_through_the_order_importer():

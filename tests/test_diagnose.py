@@ -21,7 +21,9 @@ from shopfunnel.store.store import Store
 def broken_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("diag") / "shop.duckdb"
     s = Store(path)
-    s.load(simulate(Sim(seed=5, days=56, sessions_per_day=700, broken=[(20, 3, "mobile", "purchase")])))
+    s.load(
+        simulate(Sim(seed=5, days=56, sessions_per_day=700, broken=[(20, 3, "mobile", "purchase")]))
+    )
     s.close()
     return path
 
@@ -65,7 +67,9 @@ def test_every_finding_names_tactics_evidence_and_audience(result):
 
 def test_mobile_is_a_weak_segment_in_the_simulator(result):
     # the simulator's mobile multiplies every step by 0.9 against desktop's 1.05
-    assert "device=mobile" in set(result.findings.loc[result.findings["kind"] == "segment_gap", "segment"])
+    assert "device=mobile" in set(
+        result.findings.loc[result.findings["kind"] == "segment_gap", "segment"]
+    )
 
 
 def test_to_dict_is_json_and_repr_reads(result):
@@ -93,7 +97,9 @@ def test_benchmark_overrides_come_from_the_model(broken_store):
 
 
 def test_cli_diagnose_prints_json_findings(broken_store):
-    res = CliRunner().invoke(app, ["diagnose", "--db", str(broken_store), "--format", "json", "--top", "3"])
+    res = CliRunner().invoke(
+        app, ["diagnose", "--db", str(broken_store), "--format", "json", "--top", "3"]
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert len(data["findings"]) == 3 and data["findings"][0]["rank"] == 1
@@ -107,14 +113,18 @@ def test_cli_diagnose_table_shows_recommendations_first(broken_store):
 
 
 def test_cli_whatif_tiers_and_free_shipping(broken_store):
-    res = CliRunner().invoke(app, ["whatif", "--db", str(broken_store), "--tiers", "100:5,300:10", "--format", "json"])
+    res = CliRunner().invoke(
+        app, ["whatif", "--db", str(broken_store), "--tiers", "100:5,300:10", "--format", "json"]
+    )
     assert res.exit_code == 0, res.output
     s = json.loads(res.stdout)["summary"]
     with Store(broken_store, read_only=True) as st:
         o = st.db.df("SELECT value::DOUBLE AS v FROM orders")["v"]
     cost = (o[(o >= 100) & (o < 300)] * 0.05).sum() + (o[o >= 300] * 0.10).sum()
     assert s["cost"] == pytest.approx(cost)
-    res = CliRunner().invoke(app, ["whatif", "--db", str(broken_store), "--free-shipping", "75", "--shipping-fee", "5"])
+    res = CliRunner().invoke(
+        app, ["whatif", "--db", str(broken_store), "--free-shipping", "75", "--shipping-fee", "5"]
+    )
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(app, ["whatif", "--db", str(broken_store)])
     assert res.exit_code == 1 and "exactly one" in res.output
@@ -135,11 +145,15 @@ def test_as_of_limits_the_window_and_accepts_an_aware_time(broken_store):
     from datetime import UTC, datetime, timedelta, timezone
 
     with Store(broken_store, read_only=True) as s:
-        d = diagnose(s, model={}, as_of=datetime(2024, 1, 15, 1, 0, tzinfo=timezone(timedelta(hours=1))))
+        d = diagnose(
+            s, model={}, as_of=datetime(2024, 1, 15, 1, 0, tzinfo=timezone(timedelta(hours=1)))
+        )
     assert d.end == datetime(2024, 1, 15, 0, 0)  # 01:00 at UTC+1 is midnight UTC
     assert d.start == d.end - timedelta(days=90)
     with Store(broken_store, read_only=True) as s:
-        n = s.db.scalar("SELECT count(DISTINCT session_id) FROM events WHERE ts < ?", [datetime(2024, 1, 15)])
+        n = s.db.scalar(
+            "SELECT count(DISTINCT session_id) FROM events WHERE ts < ?", [datetime(2024, 1, 15)]
+        )
     assert d.sessions == n
     assert d.incidents.empty  # the planted failure starts on 2024-01-21, after as_of
     assert UTC is not None
@@ -155,27 +169,42 @@ def test_an_empty_store_gives_an_empty_diagnosis_that_says_why(store):
 def test_audience_persons_narrow_the_stage_to_the_findings_segment_and_filter(store):
     from shopfunnel.diagnosis.diagnose import audience_persons
 
-    store.load(log(
-        ("a", 0, "page_view", {"device": "mobile"}), ("a", 1, "view_item", {"device": "mobile"}),
-        ("a", 2, "add_to_cart", {"device": "mobile"}),
-        ("a", 3, "add_payment_info", {"device": "mobile", "properties": '{"payment_failed": true}'}),
-        ("b", 0, "page_view", {"device": "desktop"}), ("b", 1, "view_item", {"device": "desktop"}),
-        ("b", 2, "add_to_cart", {"device": "desktop"}),
-        ("c", 0, "page_view", {"device": "mobile"}), ("c", 1, "view_item", {"device": "mobile"}),
-        ("c", 2, "add_to_cart", {"device": "mobile"}),
-    ))
+    store.load(
+        log(
+            ("a", 0, "page_view", {"device": "mobile"}),
+            ("a", 1, "view_item", {"device": "mobile"}),
+            ("a", 2, "add_to_cart", {"device": "mobile"}),
+            (
+                "a",
+                3,
+                "add_payment_info",
+                {"device": "mobile", "properties": '{"payment_failed": true}'},
+            ),
+            ("b", 0, "page_view", {"device": "desktop"}),
+            ("b", 1, "view_item", {"device": "desktop"}),
+            ("b", 2, "add_to_cart", {"device": "desktop"}),
+            ("c", 0, "page_view", {"device": "mobile"}),
+            ("c", 1, "view_item", {"device": "mobile"}),
+            ("c", 2, "add_to_cart", {"device": "mobile"}),
+        )
+    )
     at_decision = audience_persons(store, {"stage": "decision"}, model={}, with_status=False)
     assert set(at_decision["person_id"]) == {"a", "b", "c"}
     mobile = audience_persons(store, {"stage": "decision", "device": "mobile"}, with_status=False)
     assert set(mobile["person_id"]) == {"a", "c"}
-    failed = audience_persons(store, {"stage": "decision", "filter": "payment_failed=true"}, with_status=False)
+    failed = audience_persons(
+        store, {"stage": "decision", "filter": "payment_failed=true"}, with_status=False
+    )
     assert set(failed["person_id"]) == {"a"}
 
 
 def test_cli_diagnose_reads_benchmarks_from_a_model_file(broken_store, tmp_path):
     model = tmp_path / "shopfunnel.toml"
     model.write_text("[benchmarks]\npurchase_rate = 0.5\n")
-    res = CliRunner().invoke(app, ["diagnose", "--db", str(broken_store), "--model", str(model), "-f", "json", "--top", "50"])
+    res = CliRunner().invoke(
+        app,
+        ["diagnose", "--db", str(broken_store), "--model", str(model), "-f", "json", "--top", "50"],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     row = next(b for b in data["benchmarks"] if b["key"] == "purchase_rate")

@@ -198,9 +198,7 @@ def test_erasing_by_email_leaves_no_trace_in_any_table_or_file(tmp_path: Path) -
             ("audience.entered", "cust-amy"),
             ("flow.due", "cust-amy"),
         ]
-        assert store.db.rows("SELECT DISTINCT person_id FROM webhook_deliveries") == [
-            ("cust-amy",)
-        ]
+        assert store.db.rows("SELECT DISTINCT person_id FROM webhook_deliveries") == [("cust-amy",)]
         # the audit line: a keyed hash of the request, no personal data
         store_id = store.db.scalar("SELECT value FROM meta WHERE key = 'store_id'")
         audit = store.db.rows("SELECT subject_sha256, persons, rows_removed FROM erasures")

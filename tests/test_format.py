@@ -27,7 +27,15 @@ def test_rates_durations_and_money_read_as_people_write_them() -> None:
 
 @pytest.mark.parametrize("missing", [None, float("nan"), np.nan, pd.NA, pd.NaT])
 def test_a_missing_value_reads_as_a_dash_in_every_formatter(missing: object) -> None:
-    for f in (fmt.pct, fmt.integer, fmt.number, fmt.money, fmt.duration, fmt.p_value, fmt.timestamp):
+    for f in (
+        fmt.pct,
+        fmt.integer,
+        fmt.number,
+        fmt.money,
+        fmt.duration,
+        fmt.p_value,
+        fmt.timestamp,
+    ):
         assert f(missing) == "–"
     assert fmt.cell(missing, None) == "–"
 

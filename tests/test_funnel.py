@@ -67,8 +67,13 @@ def test_repeated_step_one_restarts_the_window_at_the_latest_start():
 
 
 def test_a_later_attempt_that_goes_further_counts():
-    df = log(("p", 0, "a"), ("p", 1, "b"),  # first attempt stops at step 2
-             ("p", 20 * DAY, "a"), ("p", 20 * DAY + 1, "b"), ("p", 20 * DAY + 2, "c"))
+    df = log(
+        ("p", 0, "a"),
+        ("p", 1, "b"),  # first attempt stops at step 2
+        ("p", 20 * DAY, "a"),
+        ("p", 20 * DAY + 1, "b"),
+        ("p", 20 * DAY + 2, "c"),
+    )
     result = funnel(df, ["a", "b", "c"])
     assert result.steps["persons"].tolist() == [1, 1, 1]
     # the time to step 3 comes from the attempt that reached it
@@ -82,8 +87,18 @@ def test_equal_timestamps_are_taken_in_step_order():
 
 def test_equal_timestamps_match_clickhouse_window_funnel():
     chdb = pytest.importorskip("chdb")
-    df = log(("p", 0, "c"), ("p", 0, "b"), ("p", 0, "a"), ("q", 0, "b"), ("q", 0, "a"),
-             ("q", 5, "c"), ("r", 1, "b"), ("r", 0, "a"), ("r", 1, "a"), ("r", 1, "c"))
+    df = log(
+        ("p", 0, "c"),
+        ("p", 0, "b"),
+        ("p", 0, "a"),
+        ("q", 0, "b"),
+        ("q", 0, "a"),
+        ("q", 5, "c"),
+        ("r", 1, "b"),
+        ("r", 0, "a"),
+        ("r", 1, "a"),
+        ("r", 1, "c"),
+    )
     frame = df.assign(t=df["ts"].astype("int64") // 1000)[["anonymous_id", "t", "event"]]  # noqa: F841, E501
     got = chdb.query(
         "SELECT anonymous_id, windowFunnel(3600000000)(toUInt64(t), event = 'a', event = 'b', "
@@ -131,15 +146,30 @@ def test_strict_funnel_takes_other_events_at_the_same_instant_after_the_step():
 
 # -- any order --------------------------------------------------------------------------
 def test_any_order_counts_distinct_steps_within_the_window():
-    df = log(("p", 0, "c"), ("p", 1, "a"), ("p", 2, "b"),
-             ("q", 0, "b"), ("q", 8 * DAY, "a"), ("r", 0, "c"), ("r", 1, "c"))
+    df = log(
+        ("p", 0, "c"),
+        ("p", 1, "a"),
+        ("p", 2, "b"),
+        ("q", 0, "b"),
+        ("q", 8 * DAY, "a"),
+        ("r", 0, "c"),
+        ("r", 1, "c"),
+    )
     assert counts(df, ["a", "b", "c"], order="any", window="7d") == [3, 1, 1]
 
 
 # -- exclusions -------------------------------------------------------------------------
 def test_exclusion_between_steps_stops_the_attempt_there():
-    df = log(("p", 0, "a"), ("p", 1, "b"), ("p", 2, "refund"), ("p", 3, "c"),
-             ("q", 0, "refund"), ("q", 1, "a"), ("q", 2, "b"), ("q", 3, "c"))
+    df = log(
+        ("p", 0, "a"),
+        ("p", 1, "b"),
+        ("p", 2, "refund"),
+        ("p", 3, "c"),
+        ("q", 0, "refund"),
+        ("q", 1, "a"),
+        ("q", 2, "b"),
+        ("q", 3, "c"),
+    )
     assert counts(df, ["a", "b", "c"], exclusions=["refund"]) == [2, 2, 1]
 
 
@@ -161,10 +191,14 @@ def test_exclusion_at_the_same_instant_as_a_step_comes_before_it():
 
 # -- hold a property constant -----------------------------------------------------------
 def test_hold_requires_the_same_value_at_every_step():
-    df = log(("p", 0, "view_item", {"order_id": "X"}), ("p", 1, "add_to_cart", {"order_id": "Y"}),
-             ("p", 2, "purchase", {"order_id": "Y"}),
-             ("q", 0, "view_item", {"order_id": "Z"}), ("q", 1, "add_to_cart", {"order_id": "Z"}),
-             ("q", 2, "purchase", {"order_id": "Z"}))
+    df = log(
+        ("p", 0, "view_item", {"order_id": "X"}),
+        ("p", 1, "add_to_cart", {"order_id": "Y"}),
+        ("p", 2, "purchase", {"order_id": "Y"}),
+        ("q", 0, "view_item", {"order_id": "Z"}),
+        ("q", 1, "add_to_cart", {"order_id": "Z"}),
+        ("q", 2, "purchase", {"order_id": "Z"}),
+    )
     steps = ["view_item", "add_to_cart", "purchase"]
     assert counts(df, steps) == [2, 2, 2]
     assert counts(df, steps, hold="order_id") == [2, 1, 1]
@@ -172,17 +206,20 @@ def test_hold_requires_the_same_value_at_every_step():
 
 def test_hold_on_an_item_field_matches_any_item_of_the_event():
     item = lambda i: [{"item_id": i, "item_category": "shoes"}]  # noqa: E731
-    store_df = log(("p", 0, "view_item", {"items": item("A")}),
-                   ("p", 1, "add_to_cart", {"items": item("B") + item("A")}),
-                   ("q", 0, "view_item", {"items": item("A")}),
-                   ("q", 1, "add_to_cart", {"items": item("B")}))
+    store_df = log(
+        ("p", 0, "view_item", {"items": item("A")}),
+        ("p", 1, "add_to_cart", {"items": item("B") + item("A")}),
+        ("q", 0, "view_item", {"items": item("A")}),
+        ("q", 1, "add_to_cart", {"items": item("B")}),
+    )
     from shopfunnel.store.store import Store
 
     with Store(":memory:") as store:
         store.load(store_df)
         assert counts(store, ["view_item", "add_to_cart"], hold="item_id") == [2, 1]
-        assert counts(store, [Step("view_item", where={"item_category": "shoes"}),
-                              "add_to_cart"]) == [2, 2]
+        assert counts(
+            store, [Step("view_item", where={"item_category": "shoes"}), "add_to_cart"]
+        ) == [2, 2]
 
 
 # -- optional steps and open entry ------------------------------------------------------
@@ -200,18 +237,27 @@ def test_open_funnel_lets_persons_enter_at_any_step():
 
 # -- sessions and persons ---------------------------------------------------------------
 def test_sessions_are_counted_apart_and_attempts_do_not_cross_them():
-    df = log(("p", 0, "a", {"session_id": "s1"}), ("p", 60, "b", {"session_id": "s2"}),
-             ("p", 61, "a", {"session_id": "s2"}), ("p", 62, "b", {"session_id": "s2"}),
-             ("q", 0, "a", {"session_id": "s3"}), ("q", 90, "b", {"session_id": "s4"}))
+    df = log(
+        ("p", 0, "a", {"session_id": "s1"}),
+        ("p", 60, "b", {"session_id": "s2"}),
+        ("p", 61, "a", {"session_id": "s2"}),
+        ("p", 62, "b", {"session_id": "s2"}),
+        ("q", 0, "a", {"session_id": "s3"}),
+        ("q", 90, "b", {"session_id": "s4"}),
+    )
     assert counts(df, ["a", "b"]) == [2, 2]
     assert counts(df, ["a", "b"], count_by="session") == [3, 1]
 
 
 # -- breakdown --------------------------------------------------------------------------
 def _attribution_log() -> pd.DataFrame:
-    return log(("p", 0, "a", {"channel": "email"}), ("p", 1, "b", {"channel": "direct"}),
-               ("q", 0, "a", {"channel": "email"}),
-               ("r", 0, "a", {"channel": "direct"}), ("r", 1, "b", {"channel": "direct"}))
+    return log(
+        ("p", 0, "a", {"channel": "email"}),
+        ("p", 1, "b", {"channel": "direct"}),
+        ("q", 0, "a", {"channel": "email"}),
+        ("r", 0, "a", {"channel": "direct"}),
+        ("r", 1, "b", {"channel": "direct"}),
+    )
 
 
 def _table(result) -> dict[tuple[str, int], int]:
@@ -235,8 +281,12 @@ def test_breakdown_per_step_uses_each_steps_own_value():
 
 
 def test_breakdown_folds_the_long_tail_into_other():
-    df = log(*[(f"p{i}", 0, "a", {"channel": c}) for i, c in
-               enumerate(["x", "x", "x", "y", "y", "z", None])])
+    df = log(
+        *[
+            (f"p{i}", 0, "a", {"channel": c})
+            for i, c in enumerate(["x", "x", "x", "y", "y", "z", None])
+        ]
+    )
     bd = funnel(df, ["a"], by="channel", top=2).breakdown
     assert dict(zip(bd["channel"], bd["persons"], strict=True)) == {"x": 3, "y": 2, "other": 2}
 
@@ -263,24 +313,44 @@ def test_breakdown_by_a_property_named_like_a_column_of_the_table_keeps_both():
     assert result.by_column == "name (by)"
     assert bd["name"].tolist() == ["a", "b", "a", "b"]
     assert set(zip(bd["name (by)"], bd["step"], bd["persons"], strict=True)) == {
-        ("ann", 1, 1), ("ann", 2, 1), ("(none)", 1, 1), ("(none)", 2, 0)}
+        ("ann", 1, 1),
+        ("ann", 2, 1),
+        ("(none)", 1, 1),
+        ("(none)", 2, 0),
+    }
 
 
 # -- trend, times, drill-down, totals ---------------------------------------------------
 def test_trend_counts_attempts_by_the_week_they_started():
-    df = log(("p", 0, "a"), ("p", 1, "b"), ("p", 7 * DAY, "a"),
-             ("q", 7 * DAY, "a"), ("q", 7 * DAY + 1, "b"))
+    df = log(
+        ("p", 0, "a"),
+        ("p", 1, "b"),
+        ("p", 7 * DAY, "a"),
+        ("q", 7 * DAY, "a"),
+        ("q", 7 * DAY + 1, "b"),
+    )
     tr = funnel(df, ["a", "b"], trend="week").trend
-    rows = {(str(p.date()), s): n for p, s, n in zip(tr["period"], tr["step"], tr["persons"],
-                                                   strict=True)}
+    rows = {
+        (str(p.date()), s): n
+        for p, s, n in zip(tr["period"], tr["step"], tr["persons"], strict=True)
+    }
     # T0 is Friday 2024-03-01: its week starts Monday 2024-02-26
-    assert rows == {("2024-02-26", 1): 1, ("2024-02-26", 2): 1,
-                    ("2024-03-04", 1): 2, ("2024-03-04", 2): 1}
+    assert rows == {
+        ("2024-02-26", 1): 1,
+        ("2024-02-26", 2): 1,
+        ("2024-03-04", 1): 2,
+        ("2024-03-04", 2): 1,
+    }
 
 
 def test_time_to_convert_median_p90_and_histogram():
-    df = log(*[row for i, m in enumerate([1, 2, 3, 4, 100])
-               for row in ((f"p{i}", 0, "a"), (f"p{i}", m, "b"))])
+    df = log(
+        *[
+            row
+            for i, m in enumerate([1, 2, 3, 4, 100])
+            for row in ((f"p{i}", 0, "a"), (f"p{i}", m, "b"))
+        ]
+    )
     result = funnel(df, ["a", "b"])
     assert result.steps["median_seconds_from_previous"].iloc[1] == 180.0
     assert result.steps["p90_seconds_from_previous"].iloc[1] == pytest.approx(60 * (4 + 0.6 * 96))
@@ -291,8 +361,15 @@ def test_time_to_convert_median_p90_and_histogram():
 
 
 def test_dropped_lists_the_persons_who_stopped_after_step_k():
-    df = log(("p", 0, "a"), ("p", 1, "b"), ("q", 0, "a"), ("q", 3, "a"), ("r", 0, "a"),
-             ("r", 1, "b"), ("r", 2, "c"))
+    df = log(
+        ("p", 0, "a"),
+        ("p", 1, "b"),
+        ("q", 0, "a"),
+        ("q", 3, "a"),
+        ("r", 0, "a"),
+        ("r", 1, "b"),
+        ("r", 2, "c"),
+    )
     result = funnel(df, ["a", "b", "c"])
     d1 = result.dropped(1)
     assert d1["person_id"].tolist() == ["q"]
@@ -319,10 +396,17 @@ def test_counts_never_increase_and_drop_off_adds_up():
 
 # -- sources and output -----------------------------------------------------------------
 def test_funnel_over_the_store_uses_stitched_persons(store):
-    store.load(log(("anon1", 0, "a"), ("anon1", 1, "login", {"user_id": "u1"}),
-                   ("anon2", 2, "b", {"user_id": "u1"})))
+    store.load(
+        log(
+            ("anon1", 0, "a"),
+            ("anon1", 1, "login", {"user_id": "u1"}),
+            ("anon2", 2, "b", {"user_id": "u1"}),
+        )
+    )
     assert counts(store, ["a", "b"]) == [1, 1]
-    assert funnel(store, ["a", "b", "c"], allow_unknown=True).dropped(2)["person_id"].tolist() == ["u1"]
+    assert funnel(store, ["a", "b", "c"], allow_unknown=True).dropped(2)["person_id"].tolist() == [
+        "u1"
+    ]
 
 
 def test_funnel_over_a_parquet_file(tmp_path):
@@ -332,11 +416,14 @@ def test_funnel_over_a_parquet_file(tmp_path):
 
 
 def test_to_dict_is_json_with_a_steps_list():
-    data = funnel(log(("p", 0, "a", {"channel": "email"}), ("p", 1, "b")), ["a", "b"],
-                  by="channel").to_dict()
+    data = funnel(
+        log(("p", 0, "a", {"channel": "email"}), ("p", 1, "b")), ["a", "b"], by="channel"
+    ).to_dict()
     text = json.dumps(data, allow_nan=False)
     assert [(s["step"], s["event"], s["persons"]) for s in json.loads(text)["steps"]] == [
-        (1, "a", 1), (2, "b", 1)]
+        (1, "a", 1),
+        (2, "b", 1),
+    ]
 
 
 def test_repr_and_html_show_each_step():
@@ -378,8 +465,10 @@ def test_a_source_without_persons_is_refused():
 def test_a_misspelt_event_key_or_breakdown_is_refused_with_the_closest_names():
     from shopfunnel.errors import UnknownNameError
 
-    events = log(("p", 0, "view_item", {"properties": '{"cart_id": "c1"}', "channel": "email"}),
-                 ("p", 1, "purchase"))
+    events = log(
+        ("p", 0, "view_item", {"properties": '{"cart_id": "c1"}', "channel": "email"}),
+        ("p", 1, "purchase"),
+    )
     with pytest.raises(UnknownNameError, match="'purchase'"):
         funnel(events, ["view_item", "purchse"])
     with pytest.raises(UnknownNameError, match="'channel'"):
@@ -391,14 +480,23 @@ def test_a_misspelt_event_key_or_breakdown_is_refused_with_the_closest_names():
     with pytest.raises(UnknownNameError, match="no event is named 'refund'"):
         funnel(events, ["view_item", "purchase"], exclusions=["refund"])
     # the docs' own example, on a store without carts: named, with what would happen
-    no_carts = log(("p", 0, "view_item", {"properties": '{"order_id": "o1"}'}), ("p", 1, "purchase"))
+    no_carts = log(
+        ("p", 0, "view_item", {"properties": '{"order_id": "o1"}'}), ("p", 1, "purchase")
+    )
     with pytest.raises(UnknownNameError, match="held property 'cart_id'.*no attempt would count"):
         funnel(no_carts, ["view_item", "purchase"], hold="cart_id")
     with pytest.raises(UnknownNameError, match="breakdown 'chanel'.*under '\\(none\\)'"):
         funnel(events, ["view_item", "purchase"], by="chanel")
     # said to be intended: counted, the missing step reaches nobody
     assert funnel(events, ["view_item", "refund"], allow_unknown=True).steps[
-        "persons"].tolist() == [1, 0]
+        "persons"
+    ].tolist() == [1, 0]
     # a property key present on some event, an item field and a column are known
-    assert funnel(events, ["view_item", "purchase"], hold="cart_id").steps["persons"].tolist() == [1, 0]
-    assert funnel(events, ["view_item", "purchase"], by="channel").steps["persons"].tolist() == [1, 1]
+    assert funnel(events, ["view_item", "purchase"], hold="cart_id").steps["persons"].tolist() == [
+        1,
+        0,
+    ]
+    assert funnel(events, ["view_item", "purchase"], by="channel").steps["persons"].tolist() == [
+        1,
+        1,
+    ]

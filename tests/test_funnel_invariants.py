@@ -35,10 +35,15 @@ def boundary_logs(draw, max_persons: int = 8, max_events: int = 8):
         edge = draw(st.sampled_from(BOUNDARIES))
         for _ in range(draw(st.integers(1, max_events))):
             minute = draw(st.integers(-180, 180))
-            rows.append({"anonymous_id": f"p{p}", "ts": edge + pd.Timedelta(minutes=minute),
-                         "event": draw(st.sampled_from(["a", "b", "c", "d", "x"])),
-                         "session_id": f"s{p}{draw(st.sampled_from('ab'))}",
-                         "channel": CHANNELS[abs(minute) % 3]})
+            rows.append(
+                {
+                    "anonymous_id": f"p{p}",
+                    "ts": edge + pd.Timedelta(minutes=minute),
+                    "event": draw(st.sampled_from(["a", "b", "c", "d", "x"])),
+                    "session_id": f"s{p}{draw(st.sampled_from('ab'))}",
+                    "channel": CHANNELS[abs(minute) % 3],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -68,10 +73,16 @@ def count(df: pd.DataFrame, steps: list[str], timeline: bool, **kw):
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(df=st.one_of(logs(), boundary_logs()), plan=settings_(), timeline=st.booleans(),
-       trend=st.sampled_from(["day", "week", "month"]),
-       attribution=st.sampled_from(["first", "last", "per_step"]))
-def test_totals_hold_whatever_trend_and_breakdown_add(df, plan, timeline, trend, attribution) -> None:
+@given(
+    df=st.one_of(logs(), boundary_logs()),
+    plan=settings_(),
+    timeline=st.booleans(),
+    trend=st.sampled_from(["day", "week", "month"]),
+    attribution=st.sampled_from(["first", "last", "per_step"]),
+)
+def test_totals_hold_whatever_trend_and_breakdown_add(
+    df, plan, timeline, trend, attribution
+) -> None:
     steps, kw = plan
     note(f"steps={steps} kw={kw} timeline={timeline}")
     plain = count(df, steps, timeline, **kw)
@@ -112,8 +123,13 @@ def test_totals_hold_whatever_trend_and_breakdown_add(df, plan, timeline, trend,
 
 def test_an_event_reached_from_attempts_in_two_periods_counts_once_in_the_totals() -> None:
     # a at 23:00 and 01:00 (two days), b at 02:00: both attempts reach the same b
-    df = pd.DataFrame({"anonymous_id": ["p"] * 3, "event": ["a", "a", "b"], "ts": pd.to_datetime(
-        ["2024-01-01 23:00", "2024-01-02 01:00", "2024-01-02 02:00"])})
+    df = pd.DataFrame(
+        {
+            "anonymous_id": ["p"] * 3,
+            "event": ["a", "a", "b"],
+            "ts": pd.to_datetime(["2024-01-01 23:00", "2024-01-02 01:00", "2024-01-02 02:00"]),
+        }
+    )
     for timeline in (False, True):
         plain = count(df, ["a", "b"], timeline, window="1d")
         daily = count(df, ["a", "b"], timeline, window="1d", trend="day")
@@ -139,7 +155,8 @@ def straddling_logs(draw):
     # two sessions per person, split at a drawn second
     cut = draw(st.integers(0, 40))
     df["session_id"] = df["anonymous_id"] + ((df["t"] - df["t"].min()) // 1_000_000 > cut).map(
-        {True: "b", False: "a"})
+        {True: "b", False: "a"}
+    )
     return df
 
 
@@ -147,16 +164,22 @@ BRUTE = {"ordered": brute_ordered, "strict": brute_strict, "any": brute_any}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(df=straddling_logs(), window_s=st.sampled_from([1, 5, 20, 60]),
-       order=st.sampled_from(["ordered", "strict", "any"]),
-       count_by=st.sampled_from(["person", "session"]),
-       trend=st.sampled_from(["day", "week", "month"]), timeline=st.booleans())
-def test_each_period_counts_the_attempts_that_start_in_it(df, window_s, order, count_by, trend,
-                                                          timeline) -> None:
+@given(
+    df=straddling_logs(),
+    window_s=st.sampled_from([1, 5, 20, 60]),
+    order=st.sampled_from(["ordered", "strict", "any"]),
+    count_by=st.sampled_from(["person", "session"]),
+    trend=st.sampled_from(["day", "week", "month"]),
+    timeline=st.booleans(),
+)
+def test_each_period_counts_the_attempts_that_start_in_it(
+    df, window_s, order, count_by, trend, timeline
+) -> None:
     # reference: a brute force over every subsequence whose first event is in the period
     unit = "anonymous_id" if count_by == "person" else "session_id"
-    result = count(df, STEPS, timeline, window=window_s, order=order, count_by=count_by,
-                   trend=trend)
+    result = count(
+        df, STEPS, timeline, window=window_s, order=order, count_by=count_by, trend=trend
+    )
     starts = df["ts"].dt.to_period({"day": "D", "week": "W-SUN", "month": "M"}[trend])
     expected = []
     for period in sorted(starts.unique()):
@@ -166,15 +189,20 @@ def test_each_period_counts_the_attempts_that_start_in_it(df, window_s, order, c
         def in_period(t_us: int, start: int = start, stop: int = stop) -> bool:
             return start <= t_us < stop
 
-        levels = [BRUTE[order](list(zip(g["t"], g["event"], strict=True)), STEPS,
-                               window_s * 1_000_000, in_period)
-                  for _, g in df.sort_values("t").groupby(unit)]
+        levels = [
+            BRUTE[order](
+                list(zip(g["t"], g["event"], strict=True)), STEPS, window_s * 1_000_000, in_period
+            )
+            for _, g in df.sort_values("t").groupby(unit)
+        ]
         counts = step_counts(levels, len(STEPS))
         if counts[0]:
             expected += [(pd.Timestamp(start, unit="us"), k + 1, c) for k, c in enumerate(counts)]
     got = list(result.trend[["period", "step", "persons"]].itertuples(index=False, name=None))
     assert got == expected
     # and the steps are the plain funnel's, which no sum of periods gives
-    levels = [BRUTE[order](list(zip(g["t"], g["event"], strict=True)), STEPS, window_s * 1_000_000)
-              for _, g in df.sort_values("t").groupby(unit)]
+    levels = [
+        BRUTE[order](list(zip(g["t"], g["event"], strict=True)), STEPS, window_s * 1_000_000)
+        for _, g in df.sort_values("t").groupby(unit)
+    ]
     assert result.steps["persons"].tolist() == step_counts(levels, len(STEPS))

@@ -26,8 +26,7 @@ from shopfunnel.funnel.api import funnel
 STEPS = ["a", "b", "c", "d"]
 ALPHABET = ["a", "b", "c", "d", "x"]
 T0_US = int(datetime(2024, 1, 1).timestamp()) * 1_000_000
-SETTINGS = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
@@ -65,9 +64,11 @@ def brute_ordered(events, steps, window_us, anchor_ok=_anywhere) -> int:
     (and starts at a time ``anchor_ok`` accepts: a trend period)."""
     for k in range(len(steps), 0, -1):
         for idx in combinations(range(len(events)), k):
-            if all(events[i][1] == steps[j] for j, i in enumerate(idx)) and (
-                    events[idx[-1]][0] - events[idx[0]][0] <= window_us) and (
-                    anchor_ok(events[idx[0]][0])):
+            if (
+                all(events[i][1] == steps[j] for j, i in enumerate(idx))
+                and (events[idx[-1]][0] - events[idx[0]][0] <= window_us)
+                and (anchor_ok(events[idx[0]][0]))
+            ):
                 return k
     return 0
 
@@ -82,8 +83,11 @@ def brute_strict(events, steps, window_us, anchor_ok=_anywhere) -> int:
                 continue
             if not anchor_ok(events[idx[0]][0]):
                 continue
-            if all(events[m][1] == steps[j]
-                   for j in range(k - 1) for m in range(idx[j] + 1, idx[j + 1])):
+            if all(
+                events[m][1] == steps[j]
+                for j in range(k - 1)
+                for m in range(idx[j] + 1, idx[j + 1])
+            ):
                 return k
     return 0
 
@@ -100,7 +104,11 @@ def brute_any(events, steps, window_us, anchor_ok=_anywhere) -> int:
 
 def ours(df, window_s, order="ordered", steps=STEPS) -> list[int]:
     # random logs may lack a step's event: that step counts nobody, on purpose
-    return funnel(df, steps, window=window_s, order=order, allow_unknown=True).steps["persons"].tolist()
+    return (
+        funnel(df, steps, window=window_s, order=order, allow_unknown=True)
+        .steps["persons"]
+        .tolist()
+    )
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -172,16 +180,20 @@ def test_batches_split_at_person_boundaries_give_the_same_counts():
 
     rng = np.random.default_rng(3)
     n = 20_000
-    df = pd.DataFrame({
-        "anonymous_id": [f"p{i}" for i in rng.integers(0, 2_000, n)],
-        "t": T0_US + rng.integers(0, 3 * 86_400, n) * 1_000_000,
-        "event": rng.choice(ALPHABET, n),
-    })
+    df = pd.DataFrame(
+        {
+            "anonymous_id": [f"p{i}" for i in rng.integers(0, 2_000, n)],
+            "t": T0_US + rng.integers(0, 3 * 86_400, n) * 1_000_000,
+            "event": rng.choice(ALPHABET, n),
+        }
+    )
     df["ts"] = pd.to_datetime(df["t"], unit="us")
     whole = funnel(df, STEPS, window="1d", allow_unknown=True).steps["persons"].tolist()
-    small = funnel(df, STEPS, window="1d", allow_unknown=True,
-                   engine=LocalEngine(df, batch_rows=777)).steps["persons"].tolist()
+    small = (
+        funnel(df, STEPS, window="1d", allow_unknown=True, engine=LocalEngine(df, batch_rows=777))
+        .steps["persons"]
+        .tolist()
+    )
     assert small == whole
-    levels = [brute_ordered(ev, STEPS, 86_400_000_000) for ev in per_person(df)
-              if len(ev) <= 14]
+    levels = [brute_ordered(ev, STEPS, 86_400_000_000) for ev in per_person(df) if len(ev) <= 14]
     assert len(levels) > 0

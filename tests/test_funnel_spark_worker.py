@@ -20,8 +20,9 @@ STEPS = ("view_item", "add_to_cart", "begin_checkout", "purchase")
 
 
 def plan_for(**kwargs) -> FunnelPlan:
-    return FunnelPlan(steps=tuple(StepCondition(s) for s in STEPS), window_us=2 * 86_400_000_000,
-                      **kwargs)
+    return FunnelPlan(
+        steps=tuple(StepCondition(s) for s in STEPS), window_us=2 * 86_400_000_000, **kwargs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,9 @@ def test_worker_rows_count_like_the_local_engine(events):
     plan = plan_for()
     out = run_worker(rows_for(events, plan), plan, 7, 10)
     units = out.filter(pa.compute.equal(out.column("kind"), 0))
-    reached = [int(np.sum(units.column(f"r{k}").to_numpy() != np.iinfo(np.int64).min))
-               for k in range(len(STEPS))]
+    reached = [
+        int(np.sum(units.column(f"r{k}").to_numpy() != np.iinfo(np.int64).min))
+        for k in range(len(STEPS))
+    ]
     expected = funnel(events, list(STEPS), window="2d").steps["persons"].tolist()
     assert reached == expected

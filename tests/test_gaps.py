@@ -22,8 +22,12 @@ def test_fewer_than_20_gaps_fall_back_to_the_default():
 
 
 def test_three_orders_give_an_own_gap_of_the_exponential_80th_percentile():
-    usual, own = usual_gap_days(np.array([0, 1, 2, 3]), np.array([np.nan, 0.0, 10.0, 20.0]),
-                                store_gap(np.array([]), Placement()), Placement())
+    usual, own = usual_gap_days(
+        np.array([0, 1, 2, 3]),
+        np.array([np.nan, 0.0, 10.0, 20.0]),
+        store_gap(np.array([]), Placement()),
+        Placement(),
+    )
     assert np.isnan(usual[0])
     assert usual[1:3].tolist() == [90.0, 90.0]
     assert usual[3] == pytest.approx(10.0 * -np.log(0.2))

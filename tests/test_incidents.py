@@ -86,12 +86,16 @@ def test_a_small_store_with_a_handful_of_orders_a_day_has_no_incident():
 
 
 def test_a_traffic_spike_that_converts_normally_is_not_an_incident():
-    found = incidents_of(Sim(seed=24, spikes=[(40, 2, "blast", "Paid Social", 1500)], spike_conversion=1.0, **SMALL))
+    found = incidents_of(
+        Sim(seed=24, spikes=[(40, 2, "blast", "Paid Social", 1500)], spike_conversion=1.0, **SMALL)
+    )
     assert found.empty
 
 
 def test_a_stricter_alpha_keeps_a_strong_incident():
-    found = incidents_of(Sim(seed=11, broken=[(20, 3, "mobile", "purchase")], **SMALL), IncidentSettings(alpha=1e-6))
+    found = incidents_of(
+        Sim(seed=11, broken=[(20, 3, "mobile", "purchase")], **SMALL), IncidentSettings(alpha=1e-6)
+    )
     assert list(found["segment"]) == ["device=mobile"]
 
 
@@ -112,9 +116,11 @@ def planted_diagnosis():
     from shopfunnel.diagnosis.diagnose import diagnose
     from shopfunnel.sample import CheckoutFailure, PaymentOutage, TrafficSpike, generate_sample
 
-    incidents = [CheckoutFailure("2024-02-10", 3, "mobile", "add_payment_info"),
-                 PaymentOutage("2024-03-05T10:00", 12),
-                 TrafficSpike("2024-03-20", 2, "flash_promo", "paid social", 4.0)]
+    incidents = [
+        CheckoutFailure("2024-02-10", 3, "mobile", "add_payment_info"),
+        PaymentOutage("2024-03-05T10:00", 12),
+        TrafficSpike("2024-03-20", 2, "flash_promo", "paid social", 4.0),
+    ]
     store = Store(":memory:")
     store.load(generate_sample(GEN_EVENTS, seed=1, incidents=incidents))
     result = diagnose(store, model={})
@@ -126,7 +132,9 @@ def planted_diagnosis():
 def test_generator_checkout_failure_on_mobile_is_found(planted_diagnosis):
     inc = planted_diagnosis.incidents
     r = inc[(inc["kind"] == "conversion_drop") & (inc["segment"] == "device=mobile")].iloc[0]
-    assert r["event"] == "purchase"  # stopped after add_payment_info: the payment info → purchase step
+    assert (
+        r["event"] == "purchase"
+    )  # stopped after add_payment_info: the payment info → purchase step
     assert within_a_day(r["start"], date(2024, 2, 10)) and within_a_day(r["end"], date(2024, 2, 12))
 
 

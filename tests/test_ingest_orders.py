@@ -63,9 +63,11 @@ def test_loading_the_same_export_twice_adds_nothing(tmp_path, store):
 
 
 def test_shopify_style_headers_and_emails_are_recognised(tmp_path, store):
-    text = ("Name,Email,Created at,Total,Currency\n"
-            "#1001,Ann@Example.com,2024-03-01 10:00:00 +0100,25.50,eur\n"
-            "#1002, ann@example.com ,2024-03-05 10:00:00 +0100,5.00,EUR\n")
+    text = (
+        "Name,Email,Created at,Total,Currency\n"
+        "#1001,Ann@Example.com,2024-03-01 10:00:00 +0100,25.50,eur\n"
+        "#1002, ann@example.com ,2024-03-05 10:00:00 +0100,5.00,EUR\n"
+    )
     store.load_staged(read(write(tmp_path, text), format="orders"))
     events = store.events()
     assert list(events["user_id"]) == ["ann@example.com", "ann@example.com"]
@@ -77,11 +79,21 @@ def test_shopify_style_headers_and_emails_are_recognised(tmp_path, store):
 def test_column_options_and_map_name_the_columns(tmp_path, store):
     text = "ref;buyer;when;amount\nA-1;x;2024-01-02;9.99\nA-2;y;2024-01-03;5\n"
     path = write(tmp_path, text)
-    by_options = read_orders(path, delimiter=";", order_id_col="ref", customer_col="buyer",
-                             created_at_col="when", total_col="amount", currency="usd")
-    by_map = read(path, format="orders", delimiter=";",
-                  mapping={"order_id": "ref", "user_id": "buyer", "ts": "when",
-                           "value": "amount"})
+    by_options = read_orders(
+        path,
+        delimiter=";",
+        order_id_col="ref",
+        customer_col="buyer",
+        created_at_col="when",
+        total_col="amount",
+        currency="usd",
+    )
+    by_map = read(
+        path,
+        format="orders",
+        delimiter=";",
+        mapping={"order_id": "ref", "user_id": "buyer", "ts": "when", "value": "amount"},
+    )
     assert by_options.table.column("order_id").to_pylist() == ["A-1", "A-2"]
     assert by_options.table.column("currency").to_pylist() == ["USD", "USD"]
     assert by_map.table.column("user_id").to_pylist() == ["x", "y"]
@@ -95,9 +107,7 @@ def test_yyyymmdd_dates_are_read_without_a_format(tmp_path, store):
     assert list(store.events()["ts"]) == [pd.Timestamp("1997-01-01"), pd.Timestamp("1997-01-12")]
 
 
-def test_bad_date_on_line_4_is_a_validation_error_naming_line_4_and_loads_nothing(
-    tmp_path, store
-):
+def test_bad_date_on_line_4_is_a_validation_error_naming_line_4_and_loads_nothing(tmp_path, store):
     text = ORDERS + "1004,c3,not-a-date,12.00,EUR\n1005,c4,2024-04-01T00:00:00Z,3.00,EUR\n"
     # header is line 1, so the fourth order is on line 5; make the bad one line 4 instead
     lines = text.splitlines()
@@ -110,13 +120,10 @@ def test_bad_date_on_line_4_is_a_validation_error_naming_line_4_and_loads_nothin
     assert store.info()["events"] == 0
 
 
-def test_bad_date_with_a_date_format_is_rejected_by_line_and_skip_keeps_the_rest(
-    tmp_path, store
-):
+def test_bad_date_with_a_date_format_is_rejected_by_line_and_skip_keeps_the_rest(tmp_path, store):
     text = "order_id,customer_id,created_at,total\n1,a,01/02/2024,5\n2,b,31/02/2024,6\n"
     path = write(tmp_path, text)
-    result = store.load_staged(read(path, format="orders", date_format="%d/%m/%Y"),
-                               on_error="skip")
+    result = store.load_staged(read(path, format="orders", date_format="%d/%m/%Y"), on_error="skip")
     assert [(r.line, r.column, r.value) for r in result.rejects] == [(3, "ts", "31/02/2024")]
     assert store.events()["ts"].tolist() == [pd.Timestamp("2024-02-01")]
 
@@ -166,8 +173,7 @@ def test_empty_and_header_only_files_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="empty"):
         read(write(tmp_path, "", "empty.csv"), format="orders")
     with pytest.raises(InputError, match="no orders"):
-        read(write(tmp_path, "order_id,customer_id,created_at,total\n", "h.csv"),
-             format="orders")
+        read(write(tmp_path, "order_id,customer_id,created_at,total\n", "h.csv"), format="orders")
 
 
 def test_ragged_csv_is_an_input_error_not_a_traceback(tmp_path):
@@ -177,8 +183,15 @@ def test_ragged_csv_is_an_input_error_not_a_traceback(tmp_path):
 
 
 def test_in_memory_orders_keep_chosen_columns_as_properties(store):
-    df = pd.DataFrame({"order_id": ["o1"], "customer_id": ["a"], "created_at": ["2024-01-01"],
-                       "total": [3.5], "items_count": [2]})
+    df = pd.DataFrame(
+        {
+            "order_id": ["o1"],
+            "customer_id": ["a"],
+            "created_at": ["2024-01-01"],
+            "total": [3.5],
+            "items_count": [2],
+        }
+    )
     store.load_staged(stage_orders(df, properties_cols=["items_count"]))
     props = store.db.scalar("SELECT properties->>'items_count' FROM events")
     assert props == "2"
@@ -186,9 +199,14 @@ def test_in_memory_orders_keep_chosen_columns_as_properties(store):
 
 def test_parquet_order_exports_load(tmp_path, store):
     path = tmp_path / "orders.parquet"
-    pd.DataFrame({"order_id": ["1", "2"], "customer_id": ["a", "b"],
-                  "created_at": pd.to_datetime(["2024-01-01", "2024-01-02"], utc=True),
-                  "total": [1.0, 2.0]}).to_parquet(path)
+    pd.DataFrame(
+        {
+            "order_id": ["1", "2"],
+            "customer_id": ["a", "b"],
+            "created_at": pd.to_datetime(["2024-01-01", "2024-01-02"], utc=True),
+            "total": [1.0, 2.0],
+        }
+    ).to_parquet(path)
     store.load_staged(read(path, format="orders"))
     assert store.info()["orders"] == 2
 
@@ -196,23 +214,23 @@ def test_parquet_order_exports_load(tmp_path, store):
 def test_cli_ingest_with_format_orders(tmp_path):
     db = tmp_path / "s.duckdb"
     path = write(tmp_path, "Name,Email,Created at,Total\n#1,a@b.c,2024-01-01,5\n")
-    result = CliRunner().invoke(app, ["ingest", str(path), "--format", "orders",
-                                      "--db", str(db)])
+    result = CliRunner().invoke(app, ["ingest", str(path), "--format", "orders", "--db", str(db)])
     assert result.exit_code == 0, result.output
     with Store(db, read_only=True) as store:
         assert store.info()["orders"] == 1
     bad = write(tmp_path, "order_id,customer_id,created_at,total\n1,a,2024-13-45,5\n", "b.csv")
-    result = CliRunner().invoke(app, ["ingest", str(bad), "--format", "orders",
-                                      "--db", str(db)])
+    result = CliRunner().invoke(app, ["ingest", str(bad), "--format", "orders", "--db", str(db)])
     assert result.exit_code == 1
     assert "b.csv:2" in result.output
 
 
 def test_shopify_line_item_rows_of_one_order_load_as_one_order(tmp_path, store):
-    text = ("Name,Email,Created at,Total,Lineitem name\n"
-            "#1001,a@b.c,2024-03-01 10:00:00 +0000,30.00,Mug\n"
-            "#1001,a@b.c,2024-03-01 10:00:00 +0000,,Plate\n"
-            "#1002,a@b.c,2024-03-09 10:00:00 +0000,12.00,Mug\n")
+    text = (
+        "Name,Email,Created at,Total,Lineitem name\n"
+        "#1001,a@b.c,2024-03-01 10:00:00 +0000,30.00,Mug\n"
+        "#1001,a@b.c,2024-03-01 10:00:00 +0000,,Plate\n"
+        "#1002,a@b.c,2024-03-09 10:00:00 +0000,12.00,Mug\n"
+    )
     result = store.load_staged(read(write(tmp_path, text), format="orders"))
     assert (result.rows_read, result.rows_added) == (3, 2)
     assert sorted(store.table("orders")["value"]) == [12.0, 30.0]

@@ -40,7 +40,11 @@ def shifts(spec: ForeignStore):
 def assert_found(out, planted: Planted, *, tolerance_days: int = 3) -> None:
     end = planted.start + timedelta(days=planted.days - 1)
     rows = out[(out["event"] == planted.into)]
-    rows = rows[rows["device"].isna()] if planted.device is None else rows[rows["device"] == planted.device]
+    rows = (
+        rows[rows["device"].isna()]
+        if planted.device is None
+        else rows[rows["device"] == planted.device]
+    )
     assert len(rows) == 1, out
     row = rows.iloc[0]
     assert abs((row["start"] - planted.start).days) <= tolerance_days, row
@@ -58,8 +62,10 @@ def brute_force(entering, reached, penalty, min_days):
             runs = list(itertools.pairwise(bounds))
             if any(b - a < min_days for a, b in runs):
                 continue
-            cost = sum(-2 * _loglik(np.array([entering[a:b].sum()]), np.array([reached[a:b].sum()]))[0]
-                       for a, b in runs) + penalty * (len(runs) - 1)
+            cost = sum(
+                -2 * _loglik(np.array([entering[a:b].sum()]), np.array([reached[a:b].sum()]))[0]
+                for a, b in runs
+            ) + penalty * (len(runs) - 1)
             if cost < best - 1e-9:
                 best, best_runs = cost, runs
     return best_runs
@@ -74,7 +80,8 @@ def test_the_segmentation_is_the_optimal_partition() -> None:
         reached = rng.binomial(entering.astype(int), rate).astype(float)
         penalty = float(rng.choice([2.0, 6.0, 12.0]))
         assert segment(entering, reached, penalty=penalty, min_days=2) == brute_force(
-            entering, reached, penalty, 2)
+            entering, reached, penalty, 2
+        )
 
 
 def test_a_three_week_outage_is_found_at_ten_sessions_a_day() -> None:
@@ -97,8 +104,9 @@ def test_a_mobile_only_month_and_an_all_device_outage_at_a_hundred_sessions_a_da
 
 def test_a_fall_that_has_not_ended_is_ongoing() -> None:
     start = date(2024, 1, 1) + timedelta(days=160)
-    out = shifts(ForeignStore(sessions_per_day=100, seed=4,
-                              planted=[Planted("purchase", start, 40, 0.4)]))
+    out = shifts(
+        ForeignStore(sessions_per_day=100, seed=4, planted=[Planted("purchase", start, 40, 0.4)])
+    )
     assert len(out) == 1 and bool(out.iloc[0]["ongoing"])
     assert abs((out.iloc[0]["start"] - start).days) <= 3
 
@@ -125,18 +133,34 @@ def test_the_diagnosis_reports_both_as_incidents_with_their_dates() -> None:
 
 # -- any traffic: daily counts drawn directly (tests/_daily_counts.py) ---------------------------
 def counts_shifts(dc: DailyCounts, **settings):
-    return shifts_from_counts(dc.cells(), STEPS, dc.first_day, dc.last_day, LevelShiftSettings(**settings))
+    return shifts_from_counts(
+        dc.cells(), STEPS, dc.first_day, dc.last_day, LevelShiftSettings(**settings)
+    )
 
 
 def test_at_a_hundred_thousand_sessions_a_day_both_are_found_to_the_day() -> None:
-    dc = DailyCounts(100_000, seed=2, changes=[Change(5, 100, 30, 0.65, {"device": "mobile"}), Change(6, 200, 20, 0.3)])
+    dc = DailyCounts(
+        100_000,
+        seed=2,
+        changes=[Change(5, 100, 30, 0.65, {"device": "mobile"}), Change(6, 200, 20, 0.3)],
+    )
     out = counts_shifts(dc)
     assert len(out) == 2
     mobile = out[out["device"] == "mobile"].iloc[0]
     outage = out[out["segment"] == "all traffic"].iloc[0]
-    assert (mobile["event"], mobile["start"], mobile["end"]) == ("add_payment_info", date(2024, 4, 10), date(2024, 5, 9))
-    assert (outage["event"], outage["start"], outage["end"]) == ("purchase", date(2024, 7, 19), date(2024, 8, 7))
-    assert outage["rate"] == pytest.approx(0.3, abs=0.01) and outage["baseline_rate"] == pytest.approx(0.8, abs=0.01)
+    assert (mobile["event"], mobile["start"], mobile["end"]) == (
+        "add_payment_info",
+        date(2024, 4, 10),
+        date(2024, 5, 9),
+    )
+    assert (outage["event"], outage["start"], outage["end"]) == (
+        "purchase",
+        date(2024, 7, 19),
+        date(2024, 8, 7),
+    )
+    assert outage["rate"] == pytest.approx(0.3, abs=0.01) and outage[
+        "baseline_rate"
+    ] == pytest.approx(0.8, abs=0.01)
 
 
 @pytest.mark.parametrize("sessions_per_day", [10, 1_000, 100_000])
@@ -161,7 +185,9 @@ def test_the_dispersion_is_one_for_binomial_days_and_grows_with_day_to_day_noise
     assert series_dispersion(n, binomial) == pytest.approx(1.0, abs=0.15)
     # the log-odds sd 0.1 adds (0.1·p(1−p))² · n² / (n·p(1−p)) = 0.01 · 0.16 · 2000 = 3.2 to φ
     assert series_dispersion(n, noisy) == pytest.approx(4.2, rel=0.3)
-    assert series_dispersion(np.full(365, 2), rng.binomial(2, 0.8, 365)) == 1.0  # too few a day to tell
+    assert (
+        series_dispersion(np.full(365, 2), rng.binomial(2, 0.8, 365)) == 1.0
+    )  # too few a day to tell
 
 
 def test_a_boundary_is_placed_at_the_hour_the_rate_changed() -> None:
@@ -169,11 +195,15 @@ def test_a_boundary_is_placed_at_the_hour_the_rate_changed() -> None:
     n = rng.poisson(40, 48)
     rate = np.where(np.arange(48) < 31, 0.8, 0.3)  # changes at 07:00 of the second day
     assert abs(refine_boundary(n, rng.binomial(n, rate), 0.8, 0.3) - 31) <= 1
-    assert refine_boundary(n, rng.binomial(n, np.full(48, 0.3)), 0.8, 0.3) == 0  # changed before the window
+    assert (
+        refine_boundary(n, rng.binomial(n, np.full(48, 0.3)), 0.8, 0.3) == 0
+    )  # changed before the window
     assert refine_boundary(n, rng.binomial(n, np.full(48, 0.8)), 0.8, 0.3) == 48  # not yet
 
 
-def test_an_incident_starting_in_the_afternoon_is_dated_to_the_hour_at_a_thousand_sessions_a_day() -> None:
+def test_an_incident_starting_in_the_afternoon_is_dated_to_the_hour_at_a_thousand_sessions_a_day() -> (
+    None
+):
     planted = Planted("purchase", date(2024, 3, 1), 20, 0.3, hour=15)
     out = shifts(ForeignStore(sessions_per_day=1000, days=120, seed=3, planted=[planted]))
     row = out[out["event"] == "purchase"].iloc[0]
@@ -183,20 +213,31 @@ def test_an_incident_starting_in_the_afternoon_is_dated_to_the_hour_at_a_thousan
 
 def test_a_fall_on_one_browser_is_found_when_the_store_names_the_property() -> None:
     planted = Planted("add_payment_info", date(2024, 3, 1), 30, 0.4, browser="Safari")
-    spec = ForeignStore(sessions_per_day=200, days=120, seed=7, planted=[planted],
-                        browsers={"Chrome": 0.6, "Safari": 0.3, "Firefox": 0.1})
+    spec = ForeignStore(
+        sessions_per_day=200,
+        days=120,
+        seed=7,
+        planted=[planted],
+        browsers={"Chrome": 0.6, "Safari": 0.3, "Firefox": 0.1},
+    )
     with Store(":memory:") as store:
         store.load(spec.events())
         plain = find_level_shifts(SessionLevels(store))
-        named = find_level_shifts(SessionLevels(store, properties=["browser"]), properties=["browser"])
+        named = find_level_shifts(
+            SessionLevels(store, properties=["browser"]), properties=["browser"]
+        )
     row = named[named["event"] == "add_payment_info"].iloc[0]
     assert (row["segment"], row["browser"]) == ("browser=Safari", "Safari")
     assert abs((row["start"] - planted.start).days) <= 3
-    assert plain[plain["event"] == "add_payment_info"]["device"].isna().all()  # without it, only all traffic can show it
+    assert (
+        plain[plain["event"] == "add_payment_info"]["device"].isna().all()
+    )  # without it, only all traffic can show it
 
 
 def test_a_rise_that_lasts_is_reported_as_a_rise() -> None:
-    dc = DailyCounts(2_000, days=200, seed=8, changes=[Change(3, 120, 80, 0.9)])  # checkout 0.7 → 0.9, to the end
+    dc = DailyCounts(
+        2_000, days=200, seed=8, changes=[Change(3, 120, 80, 0.9)]
+    )  # checkout 0.7 → 0.9, to the end
     (row,) = counts_shifts(dc).itertuples()
     assert (row.kind, row.event, row.ongoing) == ("conversion_rise", "begin_checkout", True)
     assert row.lost < 0 and row.start == date(2024, 4, 30)
@@ -207,8 +248,12 @@ def test_the_adjusted_p_value_is_the_bonferroni_factor_over_series_steps_and_day
     cells = dc.cells()
     out = shifts_from_counts(cells, STEPS, dc.first_day, dc.last_day)
     (row,) = out.itertuples()
-    series = 1 + sum(1 for dim in ("device", "channel", "country") for v, n in cells.groupby(dim)["n0"].sum().items()
-                     if n >= 0.02 * cells["n0"].sum())
+    series = 1 + sum(
+        1
+        for dim in ("device", "channel", "country")
+        for v, n in cells.groupby(dim)["n0"].sum().items()
+        if n >= 0.02 * cells["n0"].sum()
+    )
     assert row.p_adjusted == pytest.approx(min(1.0, row.p_value * series * 6 * 100))
 
 
@@ -240,9 +285,16 @@ def test_the_incident_table_and_the_report_say_ongoing_and_leave_out_unknown_rev
         result = diagnose(store)
     table = result.incident_table()
     (row,) = table.itertuples()
-    assert (row.kind, row.step, row.segment, row.end) == ("conversion drop", "purchase", "all traffic", "ongoing")
+    assert (row.kind, row.step, row.segment, row.end) == (
+        "conversion drop",
+        "purchase",
+        "all traffic",
+        "ongoing",
+    )
     assert abs((row.start - start).days) <= 3
-    assert row.rate_during == pytest.approx(0.4, abs=0.06) and row.rate_before == pytest.approx(0.8, abs=0.05)
+    assert row.rate_during == pytest.approx(0.4, abs=0.06) and row.rate_before == pytest.approx(
+        0.8, abs=0.05
+    )
     section = diagnosis_section(result.findings, incidents=table, priced=False)
     (listing,) = [b for b in section.blocks if getattr(b, "caption", "").startswith("Incidents")]
     assert "revenue lost" not in listing.frame.columns  # no order values: not a column of dashes

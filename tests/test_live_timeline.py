@@ -40,15 +40,17 @@ def appends(draw, max_batches: int = 4, max_events: int = 10):
         for _ in range(draw(st.integers(1, max_events))):
             # later batches mostly come later in time, and sometimes reach back
             minute = 20 * b + draw(st.integers(-25, 25)) * draw(st.sampled_from([1, 2]))
-            rows.append({
-                "event_id": f"e{serial}",
-                "anonymous_id": draw(st.sampled_from(ANONS)),
-                "user_id": draw(st.sampled_from([None, None, None, *USERS])),
-                "ts": pd.Timestamp(T0) + pd.Timedelta(minutes=minute),
-                "event": draw(st.sampled_from(ALPHABET)),
-                "session_id": draw(st.sampled_from([None, None, None, "client-s"])),
-                "channel": CHANNELS[abs(minute) % 3],
-            })
+            rows.append(
+                {
+                    "event_id": f"e{serial}",
+                    "anonymous_id": draw(st.sampled_from(ANONS)),
+                    "user_id": draw(st.sampled_from([None, None, None, *USERS])),
+                    "ts": pd.Timestamp(T0) + pd.Timedelta(minutes=minute),
+                    "event": draw(st.sampled_from(ALPHABET)),
+                    "session_id": draw(st.sampled_from([None, None, None, "client-s"])),
+                    "channel": CHANNELS[abs(minute) % 3],
+                }
+            )
             serial += 1
         if batches and draw(st.booleans()):  # an earlier event sent again
             rows.append(draw(st.sampled_from(batches[-1])))
@@ -89,8 +91,9 @@ def check_same_as_rebuilt(batches, plan, data) -> None:
         note(pd.DataFrame(b).to_string())
     in_memory = data.draw(st.booleans())
     with tempfile.TemporaryDirectory() as tmp:
-        store = run_appends(":memory:" if in_memory else os.path.join(tmp, "s.duckdb"),
-                            batches, compact_after)
+        store = run_appends(
+            ":memory:" if in_memory else os.path.join(tmp, "s.duckdb"), batches, compact_after
+        )
         with store:
             incremental = funnel(store, steps, allow_unknown=True, **kw)
             reference = funnel(store, steps, engine=rebuilt(store), allow_unknown=True, **kw)
@@ -115,10 +118,17 @@ def test_an_identify_in_a_later_load_moves_the_visitors_earlier_rows_to_the_user
     store = Store(tmp_path / "s.duckdb")
     store.load(log(("anon", 0, "view"), ("anon", 1, "cart"), ("other", 0, "view")))
     assert funnel(store, ["view", "cart", "buy"], allow_unknown=True).steps["persons"].tolist() == [
-        2, 1, 0]
+        2,
+        1,
+        0,
+    ]
     # the visitor signs in as "amy" and buys: amy did all three steps
-    store.load(log(("anon", 2, "login", {"user_id": "amy"}), ("anon", 3, "buy"),
-                   ).assign(event_id=["n1", "n2"]))
+    store.load(
+        log(
+            ("anon", 2, "login", {"user_id": "amy"}),
+            ("anon", 3, "buy"),
+        ).assign(event_id=["n1", "n2"])
+    )
     tl = LocalEngine(store).timeline()
     assert tl.side is not None, "the append must extend the timeline, not rebuild it"
     result = funnel(store, ["view", "cart", "buy"])
@@ -133,8 +143,9 @@ def test_a_device_whose_earlier_user_appears_later_moves_to_that_user(tmp_path) 
     funnel(store, ["view"])
     store.load(log(("dev", 1, "login", {"user_id": "amy"})).assign(event_id="n1"))
     assert converted(store, ["view"]) == ["amy"]
-    assert_same(funnel(store, ["view", "login"], engine=rebuilt(store)),
-                funnel(store, ["view", "login"]))
+    assert_same(
+        funnel(store, ["view", "login"], engine=rebuilt(store)), funnel(store, ["view", "login"])
+    )
 
 
 def test_later_anonymous_events_of_an_identified_visitor_belong_to_the_user(store) -> None:
@@ -146,17 +157,20 @@ def test_later_anonymous_events_of_an_identified_visitor_belong_to_the_user(stor
 # -- sessions across loads ------------------------------------------------------------
 def test_a_visit_split_across_two_files_is_one_session(tmp_path) -> None:
     first, second = tmp_path / "monday.csv", tmp_path / "monday-late.csv"
-    log(("v", 0, "view", {"utm_source": "newsletter", "utm_medium": "email"}),
-        ("v", 10, "cart")).to_csv(first, index=False)
+    log(
+        ("v", 0, "view", {"utm_source": "newsletter", "utm_medium": "email"}), ("v", 10, "cart")
+    ).to_csv(first, index=False)
     # the visit goes on 10 minutes later in the next file; a new visit an hour after
     log(("v", 20, "checkout"), ("v", 90, "view")).assign(event_id=["x1", "x2"]).to_csv(
-        second, index=False)
+        second, index=False
+    )
     with Store(tmp_path / "s.duckdb") as store:
         store.load(first)
         store.load(second)
         sessions = store.db.rows(
             "SELECT session_id, list(event ORDER BY ts), any_value(channel) FROM events "
-            "GROUP BY 1 ORDER BY min(ts)")
+            "GROUP BY 1 ORDER BY min(ts)"
+        )
     assert [s[1] for s in sessions] == [["view", "cart", "checkout"], ["view"]]
     assert sessions[0][2] == "email"  # the continued visit keeps its landing channel
     assert sessions[1][2] == "direct"
@@ -165,8 +179,9 @@ def test_a_visit_split_across_two_files_is_one_session(tmp_path) -> None:
 def test_sessions_split_across_loads_count_once_on_the_live_timeline(tmp_path) -> None:
     store = Store(tmp_path / "s.duckdb")
     store.load(log(("v", 0, "view"), ("w", 0, "view")))
-    assert funnel(store, ["view", "cart"], count_by="session", allow_unknown=True
-                  ).steps["persons"].tolist() == [2, 0]
+    assert funnel(store, ["view", "cart"], count_by="session", allow_unknown=True).steps[
+        "persons"
+    ].tolist() == [2, 0]
     store.load(log(("v", 5, "cart"), ("w", 45, "cart")).assign(event_id=["n1", "n2"]))
     assert LocalEngine(store).timeline().side is not None
     # v's cart continues its visit; w's comes after 45 minutes: a new session
@@ -234,8 +249,7 @@ def test_a_lost_segment_means_a_rebuild_with_the_same_numbers(tmp_path) -> None:
         assert LocalEngine(again).timeline().side is None
 
 
-def test_a_load_too_large_for_a_segment_leaves_the_timeline_to_be_rebuilt(tmp_path,
-                                                                           monkeypatch):
+def test_a_load_too_large_for_a_segment_leaves_the_timeline_to_be_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setattr(live, "MAX_SEGMENT_ROWS", 1)
     store = small_store(tmp_path)
     assert not (tmp_path / "s.duckdb.timeline.delta").exists()
@@ -252,13 +266,15 @@ def test_a_store_whose_timeline_is_not_kept_writes_no_delta(tmp_path) -> None:
 
 def test_new_event_names_and_channels_in_a_delta_get_codes_of_their_own(tmp_path) -> None:
     store = small_store(tmp_path)
-    store.load(log(("s", 3, "a", {"channel": "podcast"}), ("s", 4, "brand_new_step"))
-               .assign(event_id=["m1", "m2"]))
+    store.load(
+        log(("s", 3, "a", {"channel": "podcast"}), ("s", 4, "brand_new_step")).assign(
+            event_id=["m1", "m2"]
+        )
+    )
     result = funnel(store, ["a", "brand_new_step"], by="channel")
     assert LocalEngine(store).timeline().side is not None
     assert result.steps["persons"].tolist() == [4, 1]
-    assert_same(funnel(store, ["a", "brand_new_step"], by="channel", engine=rebuilt(store)),
-                result)
+    assert_same(funnel(store, ["a", "brand_new_step"], by="channel", engine=rebuilt(store)), result)
 
 
 def test_a_load_that_grows_the_delta_past_the_threshold_compacts_it(tmp_path, monkeypatch):
@@ -274,7 +290,8 @@ def test_a_load_that_grows_the_delta_past_the_threshold_compacts_it(tmp_path, mo
 
 
 def test_a_segment_that_cannot_be_written_leaves_the_load_done_and_the_timeline_rebuilt(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     store = Store(tmp_path / "s.duckdb")
     store.load(log(("p", 0, "a"), ("q", 0, "a")))
     funnel(store, ["a"])

@@ -35,16 +35,29 @@ def test_defaults_work_with_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert {"page_view", "session_start", "view_promotion", "select_promotion"} <= set(
         by_name["Awareness"].events
     )
-    assert {"view_item_list", "select_item", "view_item", "search", "view_search_results",
-            "quiz_complete"} <= set(by_name["Interest"].events)
+    assert {
+        "view_item_list",
+        "select_item",
+        "view_item",
+        "search",
+        "view_search_results",
+        "quiz_complete",
+    } <= set(by_name["Interest"].events)
     assert set(by_name["Decision"].events) == {
-        "add_to_cart", "view_cart", "add_to_wishlist", "begin_checkout", "add_shipping_info",
+        "add_to_cart",
+        "view_cart",
+        "add_to_wishlist",
+        "begin_checkout",
+        "add_shipping_info",
         "add_payment_info",
     }
     assert by_name["Purchase"].events == ("purchase",)
     assert by_name["Retention"].min_orders == 2
-    assert model.funnel.steps == DEFAULT_FUNNEL_STEPS == (
-        "view_item", "add_to_cart", "begin_checkout", "purchase")
+    assert (
+        model.funnel.steps
+        == DEFAULT_FUNNEL_STEPS
+        == ("view_item", "add_to_cart", "begin_checkout", "purchase")
+    )
     assert model.funnel.window_seconds == 7 * 86400
     assert model.placement.lookback_seconds == 365 * 86400
 
@@ -150,9 +163,7 @@ def test_no_stages_at_all_is_an_error() -> None:
 
 
 def test_unknown_top_level_sections_are_kept_and_named(tmp_path: Path) -> None:
-    path = write(
-        tmp_path, '[benchmarks]\ncart_abandonment = 0.70\n[playbook]\nenabled = true\n'
-    )
+    path = write(tmp_path, "[benchmarks]\ncart_abandonment = 0.70\n[playbook]\nenabled = true\n")
     model = load_model(path)
     assert model.unknown_sections() == ["benchmarks", "playbook"]
     assert model.sections["benchmarks"] == {"cart_abandonment": 0.70}
@@ -176,7 +187,9 @@ def test_a_bad_value_in_a_kept_section_names_file_and_key(tmp_path: Path) -> Non
 
 
 def test_unknown_stage_lookup_lists_the_stages() -> None:
-    with pytest.raises(ConfigError, match="no stage 'checkout': the stages are Awareness, Interest"):
+    with pytest.raises(
+        ConfigError, match="no stage 'checkout': the stages are Awareness, Interest"
+    ):
         Model().stage_index("checkout")
 
 

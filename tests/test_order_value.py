@@ -33,12 +33,19 @@ def sessions(*groups: tuple[int, list[str]], value: float | None = None) -> pd.D
     for count, events in groups:
         for _ in range(count):
             for k, event in enumerate(events):
-                row = {"ts": T + pd.Timedelta(minutes=5 * i, seconds=k), "event": event,
-                       "anonymous_id": f"p{i}", "session_id": f"s{i}", "device": "mobile" if i % 2 else "desktop"}
+                row = {
+                    "ts": T + pd.Timedelta(minutes=5 * i, seconds=k),
+                    "event": event,
+                    "anonymous_id": f"p{i}",
+                    "session_id": f"s{i}",
+                    "device": "mobile" if i % 2 else "desktop",
+                }
                 if event == "purchase":
                     row.update(order_id=f"o{i}", value=value)
                 if event == "add_payment_info_failed":
-                    row.update(event="add_payment_info", properties=json.dumps({"payment_failed": True}))
+                    row.update(
+                        event="add_payment_info", properties=json.dumps({"payment_failed": True})
+                    )
                 rows.append(row)
             i += 1
     frame = pd.DataFrame(rows)
@@ -54,12 +61,14 @@ def journey_of(store: Store) -> tuple[pd.DataFrame, list[str]]:
 
 # -- the checkout steps the store has -----------------------------------------------------------
 def test_a_store_without_begin_checkout_shows_shipping_payment_and_purchase(store) -> None:
-    store.load(sessions(
-        (10, ["page_view", "add_to_cart", "add_shipping_info"]),
-        (6, ["page_view", "add_shipping_info", "add_payment_info"]),
-        (4, ["page_view", "add_shipping_info", "add_payment_info", "purchase"]),
-        (5, ["page_view", "add_to_cart"]),  # never entered checkout
-    ))
+    store.load(
+        sessions(
+            (10, ["page_view", "add_to_cart", "add_shipping_info"]),
+            (6, ["page_view", "add_shipping_info", "add_payment_info"]),
+            (4, ["page_view", "add_shipping_info", "add_payment_info", "purchase"]),
+            (5, ["page_view", "add_to_cart"]),  # never entered checkout
+        )
+    )
     journey, notes = journey_of(store)
     overall = journey[journey["device"] == "all"].set_index("step")
     assert list(overall.index) == ["shipping info", "payment info", "purchase"]
@@ -70,26 +79,46 @@ def test_a_store_without_begin_checkout_shows_shipping_payment_and_purchase(stor
 
 def test_a_later_step_counts_for_the_earlier_ones_and_payment_failures_get_a_row(store) -> None:
     # 3 sessions skipped add_shipping_info on the way to payment: they still reached shipping.
-    store.load(sessions(
-        (5, ["begin_checkout"]),
-        (3, ["begin_checkout", "add_payment_info", "purchase"]),
-        (2, ["begin_checkout", "add_shipping_info", "add_payment_info_failed"]),
-        (2, ["begin_checkout", "add_shipping_info", "add_payment_info_failed", "purchase"]),
-    ))
+    store.load(
+        sessions(
+            (5, ["begin_checkout"]),
+            (3, ["begin_checkout", "add_payment_info", "purchase"]),
+            (2, ["begin_checkout", "add_shipping_info", "add_payment_info_failed"]),
+            (2, ["begin_checkout", "add_shipping_info", "add_payment_info_failed", "purchase"]),
+        )
+    )
     journey, _ = journey_of(store)
     overall = journey[journey["device"] == "all"].set_index("step")
-    assert list(overall.index) == ["checkout", "shipping info", "payment info", "payment failed", "purchase"]
+    assert list(overall.index) == [
+        "checkout",
+        "shipping info",
+        "payment info",
+        "payment failed",
+        "purchase",
+    ]
     assert list(overall["sessions"]) == [12, 7, 7, 4, 5]
     by_device = journey[journey["device"] == "mobile"].set_index("step")["sessions"]
-    assert by_device.sum() + journey[journey["device"] == "desktop"]["sessions"].sum() == overall["sessions"].sum()
+    assert (
+        by_device.sum() + journey[journey["device"] == "desktop"]["sessions"].sum()
+        == overall["sessions"].sum()
+    )
 
 
 def test_a_payment_failed_event_counts_as_a_failure_and_as_reaching_payment(store) -> None:
-    store.load(sessions((4, ["add_shipping_info", "payment_failed"]),
-                        (6, ["add_shipping_info", "add_payment_info", "purchase"])))
+    store.load(
+        sessions(
+            (4, ["add_shipping_info", "payment_failed"]),
+            (6, ["add_shipping_info", "add_payment_info", "purchase"]),
+        )
+    )
     journey, notes = journey_of(store)
     overall = journey[journey["device"] == "all"].set_index("step")["sessions"]
-    assert overall.to_dict() == {"shipping info": 10, "payment info": 10, "payment failed": 4, "purchase": 6}
+    assert overall.to_dict() == {
+        "shipping info": 10,
+        "payment info": 10,
+        "payment failed": 4,
+        "purchase": 6,
+    }
     assert not any("payment failures not measured" in n for n in notes)
 
 
@@ -97,8 +126,10 @@ def test_a_store_that_records_only_purchases_has_no_journey_and_says_why(store) 
     store.load(sessions((5, ["page_view", "purchase"])))
     journey, notes = journey_of(store)
     assert journey.empty
-    assert notes == ["checkout journey: the store records none of begin_checkout, add_shipping_info, "
-                     "add_payment_info, so the checkout cannot be followed step by step"]
+    assert notes == [
+        "checkout journey: the store records none of begin_checkout, add_shipping_info, "
+        "add_payment_info, so the checkout cannot be followed step by step"
+    ]
     section = S.checkout_section(journey, notes)
     assert section.note.startswith("the store records none of begin_checkout")
 
@@ -108,7 +139,12 @@ def test_the_report_section_shows_the_steps_as_shares_by_device(store) -> None:
     journey, notes = journey_of(store)
     section = S.checkout_section(journey, notes)
     (table,) = [b for b in section.blocks if type(b).__name__ == "Table"]
-    assert list(table.frame.columns) == ["device", "sessions in checkout", "shipping info", "purchase"]
+    assert list(table.frame.columns) == [
+        "device",
+        "sessions in checkout",
+        "shipping info",
+        "purchase",
+    ]
     first = table.frame.iloc[0]
     assert first["device"] == "all" and first["sessions in checkout"] == 10
     assert first["purchase"] == pytest.approx(0.4)
@@ -121,7 +157,10 @@ def test_an_order_value_counts_only_orders_that_carry_one(store) -> None:
     more = sessions((1, ["purchase"]))
     more["order_id"], more["session_id"], more["event_id"] = "o-none", "s-none", "e-none"
     store.load(pd.concat([frame, more], ignore_index=True))
-    start, end = pd.Timestamp("2024-01-01").to_pydatetime(), pd.Timestamp("2025-01-01").to_pydatetime()
+    start, end = (
+        pd.Timestamp("2024-01-01").to_pydatetime(),
+        pd.Timestamp("2025-01-01").to_pydatetime(),
+    )
     value = order_value(store, start, end)
     assert (value.orders, value.valued_orders, value.revenue) == (3, 2, 40.0)
     assert value.average_order_value == 20.0 and value.source == "measured"
@@ -148,7 +187,14 @@ def test_the_model_files_diagnosis_section_gives_the_average_order_value() -> No
 def valueless_store(tmp_path_factory):
     """A GA4-named store without order values and without begin_checkout, with a weak
     mobile checkout: findings to rank."""
-    frame = simulate(Sim(seed=3, days=42, sessions_per_day=250, device_quality={"mobile": 0.75, "desktop": 1.05, "tablet": 1.0}))
+    frame = simulate(
+        Sim(
+            seed=3,
+            days=42,
+            sessions_per_day=250,
+            device_quality={"mobile": 0.75, "desktop": 1.05, "tablet": 1.0},
+        )
+    )
     frame = frame[frame["event"] != "begin_checkout"].assign(value=None)
     path = tmp_path_factory.mktemp("novalue") / "shop.duckdb"
     with Store(path) as s:
@@ -156,7 +202,9 @@ def valueless_store(tmp_path_factory):
     return path
 
 
-def test_without_order_values_findings_are_ranked_by_orders_at_stake_and_say_why(valueless_store) -> None:
+def test_without_order_values_findings_are_ranked_by_orders_at_stake_and_say_why(
+    valueless_store,
+) -> None:
     with Store(valueless_store, read_only=True) as s:
         d = diagnose(s, model={})
     f = d.findings
@@ -167,23 +215,29 @@ def test_without_order_values_findings_are_ranked_by_orders_at_stake_and_say_why
     ranked = f["orders_at_stake"].dropna().tolist()
     assert ranked == sorted(ranked, reverse=True)
     assert d.order_value.source == "none" and d.order_value.valued_orders == 0
-    assert any(f"none of the {d.orders:,} orders in the window carries a value" in n and "--aov" in n
-               for n in d.notes)
+    assert any(
+        f"none of the {d.orders:,} orders in the window carries a value" in n and "--aov" in n
+        for n in d.notes
+    )
     assert d.to_dict()["average_order_value_source"] == "none"
     json.dumps(d.to_dict(), allow_nan=False)
 
 
-def test_an_average_order_value_prices_the_findings_without_reordering_them(valueless_store) -> None:
+def test_an_average_order_value_prices_the_findings_without_reordering_them(
+    valueless_store,
+) -> None:
     with Store(valueless_store, read_only=True) as s:
         plain = diagnose(s, model={})
         priced = diagnose(s, model={}, settings=DiagnoseSettings(average_order_value=40.0))
         from_file = diagnose(s, model={"diagnosis": {"average_order_value": 40.0}})
     assert list(priced.findings["title"]) == list(plain.findings["title"])
     assert priced.findings["revenue_at_stake"].tolist() == pytest.approx(
-        (priced.findings["orders_at_stake"] * 40.0).tolist())
+        (priced.findings["orders_at_stake"] * 40.0).tolist()
+    )
     assert priced.average_order_value == 40.0 and priced.order_value.source == "given"
     assert from_file.findings["revenue_at_stake"].tolist() == pytest.approx(
-        priced.findings["revenue_at_stake"].tolist())
+        priced.findings["revenue_at_stake"].tolist()
+    )
     assert any("estimated with the average order value given, 40.00" in n for n in priced.notes)
 
 
@@ -193,15 +247,21 @@ def test_cli_diagnose_takes_aov_and_says_when_orders_carry_no_value(valueless_st
     assert plain.exit_code == 0, plain.output
     assert "orders carry no value: ranked by orders at stake" in plain.output
     assert "orders at stake first" in plain.output and "≈" in plain.output
-    priced = runner.invoke(app, ["diagnose", "--db", str(valueless_store), "--aov", "40", "--format", "json"])
+    priced = runner.invoke(
+        app, ["diagnose", "--db", str(valueless_store), "--aov", "40", "--format", "json"]
+    )
     data = json.loads(priced.output)
     assert data["average_order_value"] == 40.0 and data["average_order_value_source"] == "given"
-    assert data["findings"][0]["revenue_at_stake"] == pytest.approx(data["findings"][0]["orders_at_stake"] * 40)
+    assert data["findings"][0]["revenue_at_stake"] == pytest.approx(
+        data["findings"][0]["orders_at_stake"] * 40
+    )
     bad = runner.invoke(app, ["diagnose", "--db", str(valueless_store), "--aov", "0"])
     assert bad.exit_code == 1 and "--aov 0.0 is not valid" in bad.output
 
 
-def test_the_report_ranks_by_orders_shows_the_checkout_steps_and_prices_with_aov(valueless_store) -> None:
+def test_the_report_ranks_by_orders_shows_the_checkout_steps_and_prices_with_aov(
+    valueless_store,
+) -> None:
     with Store(valueless_store, read_only=True) as s:
         plain = make_report(s, model=None)
         priced = make_report(s, model=None, average_order_value=40.0)

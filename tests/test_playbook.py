@@ -35,13 +35,26 @@ def test_an_incident_is_fixed_first():
 
 
 def test_the_model_file_can_switch_a_tactic_off_and_add_one():
-    pb = load_playbook({"playbook": {"fix_incident": {"enabled": False},
-                                     "sms": {"stage": "retention", "why": "Texts get read", "triggers": ["retention"]}}})
+    pb = load_playbook(
+        {
+            "playbook": {
+                "fix_incident": {"enabled": False},
+                "sms": {"stage": "retention", "why": "Texts get read", "triggers": ["retention"]},
+            }
+        }
+    )
     assert pb.for_finding("incident", "purchase", "purchase")[0].key != "fix_incident"
     assert "sms" in [t.key for t in pb.for_finding("retention", "retention", limit=10)]
 
 
-@pytest.mark.parametrize("section", [{"x": 1}, {"x": {"stage": "nowhere", "why": "w", "triggers": []}}, {"live_chat": {"colour": "red"}}])
+@pytest.mark.parametrize(
+    "section",
+    [
+        {"x": 1},
+        {"x": {"stage": "nowhere", "why": "w", "triggers": []}},
+        {"live_chat": {"colour": "red"}},
+    ],
+)
 def test_a_bad_playbook_override_is_a_config_error(section):
     with pytest.raises(ConfigError):
         load_playbook({"playbook": section})

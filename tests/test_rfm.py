@@ -34,17 +34,29 @@ def test_every_score_combination_falls_in_the_documented_group():
         assert rfm_group(r, f, m) == expected, (r, f, m)
 
 
-@pytest.mark.parametrize(("scores", "group"), [
-    ((5, 4, 4), "champions"), ((5, 4, 3), "active"),        # FM 4 vs 3.5
-    ((5, 3, 3), "active"), ((5, 3, 2), "new"),              # FM 3 vs 2.5
-    ((4, 4, 4), "loyal"), ((4, 4, 3), "active"),
-    ((4, 2, 4), "active"), ((4, 2, 3), "promising"),
-    ((3, 3, 3), "needs_attention"), ((3, 2, 3), "almost_lost"),
-    ((3, 5, 5), "needs_attention"),
-    ((2, 4, 4), "previously_loyal"), ((2, 4, 3), "at_risk"),
-    ((2, 3, 3), "at_risk"), ((2, 3, 2), "almost_lost"),
-    ((1, 5, 3), "previously_loyal"), ((1, 3, 3), "at_risk"), ((1, 2, 3), "dormant"),
-])
+@pytest.mark.parametrize(
+    ("scores", "group"),
+    [
+        ((5, 4, 4), "champions"),
+        ((5, 4, 3), "active"),  # FM 4 vs 3.5
+        ((5, 3, 3), "active"),
+        ((5, 3, 2), "new"),  # FM 3 vs 2.5
+        ((4, 4, 4), "loyal"),
+        ((4, 4, 3), "active"),
+        ((4, 2, 4), "active"),
+        ((4, 2, 3), "promising"),
+        ((3, 3, 3), "needs_attention"),
+        ((3, 2, 3), "almost_lost"),
+        ((3, 5, 5), "needs_attention"),
+        ((2, 4, 4), "previously_loyal"),
+        ((2, 4, 3), "at_risk"),
+        ((2, 3, 3), "at_risk"),
+        ((2, 3, 2), "almost_lost"),
+        ((1, 5, 3), "previously_loyal"),
+        ((1, 3, 3), "at_risk"),
+        ((1, 2, 3), "dormant"),
+    ],
+)
 def test_group_boundaries(scores, group):
     assert rfm_group(*scores) == group
 
@@ -69,28 +81,47 @@ def test_tied_values_share_the_score_of_the_lowest_position_they_hold():
 
 
 def test_recency_scores_favour_the_most_recent():
-    assert quantile_scores([0, 10, 20, 30, 40], higher_is_better=False).tolist() == [
-        5, 4, 3, 2, 1]
+    assert quantile_scores([0, 10, 20, 30, 40], higher_is_better=False).tolist() == [5, 4, 3, 2, 1]
 
 
 def test_rfm_table_on_a_hand_made_book_with_one_customer_per_fifth():
     as_of = pd.Timestamp("2024-06-30")
     rows = []
     # customer, days since last order, orders, total spend
-    for person, recency, n, total in [("A", 0, 5, 500.0), ("B", 10, 4, 400.0),
-                                      ("C", 20, 3, 300.0), ("D", 30, 2, 200.0),
-                                      ("E", 40, 1, 100.0)]:
+    for person, recency, n, total in [
+        ("A", 0, 5, 500.0),
+        ("B", 10, 4, 400.0),
+        ("C", 20, 3, 300.0),
+        ("D", 30, 2, 200.0),
+        ("E", 40, 1, 100.0),
+    ]:
         for k in range(n):
-            rows.append({"person_id": person, "order_id": f"{person}{k}",
-                         "ts": as_of - pd.Timedelta(days=recency + 7 * k), "value": total / n})
+            rows.append(
+                {
+                    "person_id": person,
+                    "order_id": f"{person}{k}",
+                    "ts": as_of - pd.Timedelta(days=recency + 7 * k),
+                    "value": total / n,
+                }
+            )
     persons = pd.DataFrame({"person_id": ["A", "B", "C", "D", "E", "Z"]})
     table = rfm_table(pd.DataFrame(rows), persons=persons).set_index("person_id")
     assert table.loc["A", ["recency_days", "frequency", "monetary"]].tolist() == [0, 5, 500]
     assert table[["r_score", "f_score", "m_score"]].loc[list("ABCDE")].values.tolist() == [
-        [5, 5, 5], [4, 4, 4], [3, 3, 3], [2, 2, 2], [1, 1, 1]]
+        [5, 5, 5],
+        [4, 4, 4],
+        [3, 3, 3],
+        [2, 2, 2],
+        [1, 1, 1],
+    ]
     assert table["group"].to_dict() == {
-        "A": "champions", "B": "loyal", "C": "needs_attention", "D": "almost_lost",
-        "E": "dormant", "Z": "prospects"}
+        "A": "champions",
+        "B": "loyal",
+        "C": "needs_attention",
+        "D": "almost_lost",
+        "E": "dormant",
+        "Z": "prospects",
+    }
     assert pd.isna(table.loc["Z", "r_score"])
     summary = rfm_group_summary(table.reset_index()).set_index("group")
     assert list(summary.index) == list(GROUPS)
@@ -104,7 +135,8 @@ def test_rfm_table_on_a_hand_made_book_with_one_customer_per_fifth():
 
 
 def test_as_of_moves_recency():
-    book = pd.DataFrame({"person_id": ["a"], "order_id": ["1"],
-                         "ts": [pd.Timestamp("2024-01-01")], "value": [5.0]})
+    book = pd.DataFrame(
+        {"person_id": ["a"], "order_id": ["1"], "ts": [pd.Timestamp("2024-01-01")], "value": [5.0]}
+    )
     table = rfm_table(book, as_of="2024-01-11")
     assert table.loc[0, "recency_days"] == pytest.approx(10.0)

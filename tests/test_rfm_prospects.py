@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from shopfunnel.customers.rfm import GROUPS, rfm_table
 
-IDS = [f"p{i}" for i in range(12)] + ["ü/\"x", "a,b"]
+IDS = [f"p{i}" for i in range(12)] + ['ü/"x', "a,b"]
 
 
 def recipe(orders: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:

@@ -18,7 +18,9 @@ from shopfunnel.errors import ConfigError
 from shopfunnel.sample import ConversionDrop, events_for_sessions, generate_sample, parse_incident
 from shopfunnel.store.store import Store
 
-MOBILE = ConversionDrop("2024-03-01", 30, "add_payment_info", 0.76, {"device": "mobile"})  # 85% → 65%
+MOBILE = ConversionDrop(
+    "2024-03-01", 30, "add_payment_info", 0.76, {"device": "mobile"}
+)  # 85% → 65%
 OUTAGE = ConversionDrop("2024-05-01", 20, "purchase", 0.375)  # 80% → 30%
 
 
@@ -41,12 +43,24 @@ def step_rates(table, into: str, before: str, start: str, end: str, device: str 
 
 
 def test_a_conversion_drop_lowers_its_step_by_keep_in_its_window_and_segment_only() -> None:
-    table = generate_sample(sessions_per_day=600, days=90, seed=4,
-                            incidents=[ConversionDrop("2024-02-01", 30, "add_payment_info", 0.5, {"device": "mobile"})])
-    n_in, r_in = step_rates(table, "add_payment_info", "add_shipping_info", "2024-02-01", "2024-03-02", "mobile")
-    n_out, r_out = step_rates(table, "add_payment_info", "add_shipping_info", "2024-03-02", "2024-03-31", "mobile")
-    n_dt, r_dt = step_rates(table, "add_payment_info", "add_shipping_info", "2024-02-01", "2024-03-02", "desktop")
-    n_dt0, r_dt0 = step_rates(table, "add_payment_info", "add_shipping_info", "2024-03-02", "2024-03-31", "desktop")
+    table = generate_sample(
+        sessions_per_day=600,
+        days=90,
+        seed=4,
+        incidents=[ConversionDrop("2024-02-01", 30, "add_payment_info", 0.5, {"device": "mobile"})],
+    )
+    n_in, r_in = step_rates(
+        table, "add_payment_info", "add_shipping_info", "2024-02-01", "2024-03-02", "mobile"
+    )
+    n_out, r_out = step_rates(
+        table, "add_payment_info", "add_shipping_info", "2024-03-02", "2024-03-31", "mobile"
+    )
+    n_dt, r_dt = step_rates(
+        table, "add_payment_info", "add_shipping_info", "2024-02-01", "2024-03-02", "desktop"
+    )
+    n_dt0, r_dt0 = step_rates(
+        table, "add_payment_info", "add_shipping_info", "2024-03-02", "2024-03-31", "desktop"
+    )
     ratio = (r_in / n_in) / (r_out / n_out)
     se = math.sqrt((1 - r_in / n_in) / r_in + (1 - r_out / n_out) / r_out) * ratio
     assert abs(ratio - 0.5) < 3 * se
@@ -54,15 +68,20 @@ def test_a_conversion_drop_lowers_its_step_by_keep_in_its_window_and_segment_onl
 
 
 def test_a_drop_at_purchase_is_a_payment_that_failed() -> None:
-    table = generate_sample(sessions_per_day=300, days=40, seed=5,
-                            incidents=[ConversionDrop("2024-01-10", 10, "purchase", 0.0)])
+    table = generate_sample(
+        sessions_per_day=300,
+        days=40,
+        seed=5,
+        incidents=[ConversionDrop("2024-01-10", 10, "purchase", 0.0)],
+    )
     con = duckdb.connect()
     con.register("t", table)
     bought, failed = con.execute(
         """SELECT count(*) FILTER (WHERE event = 'purchase'),
                   count(*) FILTER (WHERE event = 'add_payment_info'
                                    AND json_extract_string(properties, '$.payment_failed') = 'true')
-           FROM t WHERE ts >= '2024-01-10 06:00' AND ts < '2024-01-19 18:00'""").fetchone()
+           FROM t WHERE ts >= '2024-01-10 06:00' AND ts < '2024-01-19 18:00'"""
+    ).fetchone()
     assert bought == 0 and failed > 50
 
 
@@ -76,22 +95,40 @@ def test_sessions_per_day_sizes_the_sample_by_traffic() -> None:
 
 def test_the_text_form_names_step_keep_and_segment() -> None:
     def same(a, b) -> bool:
-        return (a.begin, a.days, a.step, a.keep, a.segment) == (b.begin, b.days, b.step, b.keep, b.segment)
+        return (a.begin, a.days, a.step, a.keep, a.segment) == (
+            b.begin,
+            b.days,
+            b.step,
+            b.keep,
+            b.segment,
+        )
 
-    assert same(parse_incident("conversion-drop:2024-03-01:30d:add_payment_info:0.76:device=Mobile"), MOBILE)
+    assert same(
+        parse_incident("conversion-drop:2024-03-01:30d:add_payment_info:0.76:device=Mobile"), MOBILE
+    )
     assert same(parse_incident("conversion-drop:2024-05-01:20:purchase:0.375"), OUTAGE)
     assert same(parse_incident("conversion-drop:2024-05-01:20:purchase:0.375:all"), OUTAGE)
-    assert parse_incident("conversion-drop:2024-05-01:5:purchase:0.5:country=de").segment == (("country", "DE"),)
-    assert parse_incident("conversion-drop:2024-05-01:5:purchase:0.5:tablet").segment == (("device", "tablet"),)
+    assert parse_incident("conversion-drop:2024-05-01:5:purchase:0.5:country=de").segment == (
+        ("country", "DE"),
+    )
+    assert parse_incident("conversion-drop:2024-05-01:5:purchase:0.5:tablet").segment == (
+        ("device", "tablet"),
+    )
 
 
-@pytest.mark.parametrize("spec, says", [
-    ("conversion-drop:2024-03-01:30:page_view:0.5", "not a step sessions move on to"),
-    ("conversion-drop:2024-03-01:30:purchase:1.2", "below 1"),
-    ("conversion-drop:2024-03-01:30:purchase:0.5:browser=x", "segment 'browser' is not known"),
-    ("conversion-drop:2024-03-01:30:purchase:0.5:phone", "device 'phone' is not one the sample store has"),
-    ("conversion-drop:2024-03-01:0:purchase:0.5", "must be positive"),
-])
+@pytest.mark.parametrize(
+    "spec, says",
+    [
+        ("conversion-drop:2024-03-01:30:page_view:0.5", "not a step sessions move on to"),
+        ("conversion-drop:2024-03-01:30:purchase:1.2", "below 1"),
+        ("conversion-drop:2024-03-01:30:purchase:0.5:browser=x", "segment 'browser' is not known"),
+        (
+            "conversion-drop:2024-03-01:30:purchase:0.5:phone",
+            "device 'phone' is not one the sample store has",
+        ),
+        ("conversion-drop:2024-03-01:0:purchase:0.5", "must be positive"),
+    ],
+)
 def test_a_wrong_drop_is_refused_with_what_to_write(spec, says) -> None:
     with pytest.raises(ConfigError, match=says):
         parse_incident(spec)
@@ -159,8 +196,13 @@ def test_at_ten_sessions_a_day_the_generators_shop_has_too_few_checkouts_to_date
     table = generate_sample(sessions_per_day=10, days=180, seed=1, incidents=[MOBILE, OUTAGE])
     end = lambda d: (d.begin + timedelta(days=d.days)).strftime("%Y-%m-%d")  # noqa: E731
     oracle = []
-    for drop, before, device in ((MOBILE, "add_shipping_info", "mobile"), (OUTAGE, "add_payment_info", None)):
-        n1, r1 = step_rates(table, drop.step, before, drop.begin.strftime("%Y-%m-%d"), end(drop), device)
+    for drop, before, device in (
+        (MOBILE, "add_shipping_info", "mobile"),
+        (OUTAGE, "add_payment_info", None),
+    ):
+        n1, r1 = step_rates(
+            table, drop.step, before, drop.begin.strftime("%Y-%m-%d"), end(drop), device
+        )
         n, r = step_rates(table, drop.step, before, "2024-01-01", "2024-06-29", device)
         n0, r0 = n - n1, r - r1
         p = (r0 + r1) / (n0 + n1)

@@ -63,6 +63,7 @@ def sample(spark, tmp_path_factory):
 def assert_same(got: pd.DataFrame, expected: pd.DataFrame, **kwargs) -> None:
     """Frames equal, where a missing text is missing whichever way pandas holds it (None in
     an object column from DuckDB, NaN in a string column from Arrow)."""
+
     def nones(df: pd.DataFrame) -> pd.DataFrame:
         df = df.copy()
         for col in df.columns:
@@ -83,30 +84,36 @@ def assert_same_placement(store, events, **kwargs) -> None:
     assert_same(remote.persons, local.persons, check_dtype=False)
     assert_same(remote.thresholds, local.thresholds)
     assert (remote.lapsed_after_days, remote.customer_gone_after_days) == pytest.approx(
-        (local.lapsed_after_days, local.customer_gone_after_days), nan_ok=True, rel=0, abs=0)
-    assert_same(stage_summary(events, placed=remote),
-                                  stage_summary(store, placed=local))
+        (local.lapsed_after_days, local.customer_gone_after_days), nan_ok=True, rel=0, abs=0
+    )
+    assert_same(stage_summary(events, placed=remote), stage_summary(store, placed=local))
 
 
 def assert_same_customers(store, events) -> None:
     # one row order for both (a float sum depends on it; neither engine fixes it)
     local_orders = store.table("orders").sort_values("order_id").reset_index(drop=True)
-    remote_orders = (events.table("orders")[local_orders.columns].sort_values("order_id")
-                     .reset_index(drop=True))
+    remote_orders = (
+        events.table("orders")[local_orders.columns].sort_values("order_id").reset_index(drop=True)
+    )
     assert_same(remote_orders, local_orders, check_dtype=False)
     if local_orders.empty:
         return
     assert ret.retention_summary(remote_orders) == ret.retention_summary(local_orders)
     for period in ("week", "month"):
-        assert_same(ret.cohort_retention(remote_orders, period=period),
-                                      ret.cohort_retention(local_orders, period=period))
-        local_activity = ret.activity_retention(ret.active_periods(store, period=period),
-                                                period=period)
-        assert_same(ret.activity_retention(events.active_periods(period), period=period),
-                    local_activity)
+        assert_same(
+            ret.cohort_retention(remote_orders, period=period),
+            ret.cohort_retention(local_orders, period=period),
+        )
+        local_activity = ret.activity_retention(
+            ret.active_periods(store, period=period), period=period
+        )
+        assert_same(
+            ret.activity_retention(events.active_periods(period), period=period), local_activity
+        )
         # cohort counts aggregated on Spark, assembled by the store's function
-        assert_same(ret.store_activity_retention(events, period=period), local_activity,
-                    check_dtype=False)
+        assert_same(
+            ret.store_activity_retention(events, period=period), local_activity, check_dtype=False
+        )
     local_rfm = rfm_table(local_orders, persons=person_ids(store))
     remote_rfm = rfm_table(remote_orders, persons=events.person_ids())
     assert_same(by_person(remote_rfm), by_person(local_rfm))
@@ -135,16 +142,23 @@ def test_orders_retention_and_rfm_equal_the_store(sample) -> None:
     assert_same_customers(store, events)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"exclusions": ["remove_from_cart"], "order": "ordered"},
-    {"optional_steps": [2], "open_entry": True, "count_by": "session"},
-    {"hold": "item_id"},
-    {"by": "device", "attribution": "per_step", "order": "strict"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"exclusions": ["remove_from_cart"], "order": "ordered"},
+        {"optional_steps": [2], "open_entry": True, "count_by": "session"},
+        {"hold": "item_id"},
+        {"by": "device", "attribution": "per_step", "order": "strict"},
+    ],
+)
 def test_funnels_with_filters_exclusions_and_held_items_equal_the_store(sample, kwargs) -> None:
     _, _, store, events = sample
-    steps = [Step("view_item", where={"device": ["mobile", "desktop"]}), "add_to_cart",
-             "begin_checkout", "purchase"]
+    steps = [
+        Step("view_item", where={"device": ["mobile", "desktop"]}),
+        "add_to_cart",
+        "begin_checkout",
+        "purchase",
+    ]
     local = funnel(store, steps, window="3d", **kwargs)
     remote = funnel(events, steps, window="3d", **kwargs)  # SparkEvents: counted on Spark
     assert local.steps["persons"].iloc[0] > 100
@@ -159,9 +173,13 @@ def test_heavy_persons_are_the_stores_persons_with_that_many_events(sample) -> N
     _, _, store, events = sample
     expected = store.db.df(
         "SELECT person_id, count(*) AS events FROM events GROUP BY person_id "
-        "HAVING count(*) >= 40 ORDER BY events DESC, person_id")
-    got = events.heavy_persons(40).sort_values(["events", "person_id"],
-                                                ascending=[False, True]).reset_index(drop=True)
+        "HAVING count(*) >= 40 ORDER BY events DESC, person_id"
+    )
+    got = (
+        events.heavy_persons(40)
+        .sort_values(["events", "person_id"], ascending=[False, True])
+        .reset_index(drop=True)
+    )
     assert len(expected) > 0
     assert_same(got, expected, check_dtype=False)
 
@@ -177,12 +195,15 @@ def cli_json(*args: str) -> object:
     return json.loads(result.stdout, parse_float=lambda text: float(f"{float(text):.9g}"))
 
 
-@pytest.mark.parametrize("command", [
-    ["funnel", "--steps", "view_item,add_to_cart,purchase", "--by", "channel"],
-    ["stages"],
-    ["retention", "--view", "all"],
-    ["rfm", "--by-group"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["funnel", "--steps", "view_item,add_to_cart,purchase", "--by", "channel"],
+        ["stages"],
+        ["retention", "--view", "all"],
+        ["rfm", "--by-group"],
+    ],
+)
 def test_every_command_with_engine_spark_prints_what_the_store_gives(sample, command) -> None:
     path, db, _, _ = sample
     local = cli_json(*command, "--db", db)
@@ -208,8 +229,9 @@ def with_orders(raw: pd.DataFrame, seed: int) -> pd.DataFrame:
     buy = raw["event"] == "purchase"
     raw["order_id"] = None
     raw["value"] = None
-    raw.loc[buy, "order_id"] = [f"o{i}" if rng.random() < 0.9 else None
-                                for i in range(int(buy.sum()))]
+    raw.loc[buy, "order_id"] = [
+        f"o{i}" if rng.random() < 0.9 else None for i in range(int(buy.sum()))
+    ]
     raw.loc[buy, "value"] = rng.integers(5, 300, int(buy.sum())).astype(float)
     refunds = raw[buy & raw["order_id"].notna()].sample(frac=0.2, random_state=seed).copy()
     refunds["event"] = "refund"
@@ -221,11 +243,16 @@ def with_orders(raw: pd.DataFrame, seed: int) -> pd.DataFrame:
     return raw
 
 
-@settings(max_examples=2, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # no shrinking: slow
+@settings(
+    max_examples=2,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)  # no shrinking: slow
 @given(seed=st.integers(0, 10_000))
 def test_random_logs_give_the_stores_stages_flow_retention_rfm_and_funnels(
-        spark, tmp_path, seed: int) -> None:
+    spark, tmp_path, seed: int
+) -> None:
     raw = with_orders(raw_log(seed, persons=50), seed)
     path = tmp_path / f"raw{seed}.parquet"
     raw.to_parquet(path, index=False)
@@ -236,14 +263,21 @@ def test_random_logs_give_the_stores_stages_flow_retention_rfm_and_funnels(
             assert_same_placement(store, events, lookback="30d")
             end = store.db.scalar("SELECT max(ts) FROM events")
             middle = (pd.Timestamp(end) - pd.Timedelta(days=2)).isoformat()
-            assert_same(stage_flow(events, middle, pd.Timestamp(end).isoformat()),
-                                          stage_flow(store, middle, pd.Timestamp(end).isoformat()))
+            assert_same(
+                stage_flow(events, middle, pd.Timestamp(end).isoformat()),
+                stage_flow(store, middle, pd.Timestamp(end).isoformat()),
+            )
             assert_same_customers(store, events)
             steps = ["page_view", "view_item", "add_to_cart", "purchase"]
             engine = SparkEngine(spark, events.df)
-            for kwargs in ({}, {"order": "strict"}, {"order": "any"}, {"count_by": "session"},
-                           {"by": "channel", "attribution": "last"},
-                           {"exclusions": ["refund"]}):
+            for kwargs in (
+                {},
+                {"order": "strict"},
+                {"order": "any"},
+                {"count_by": "session"},
+                {"by": "channel", "attribution": "last"},
+                {"exclusions": ["refund"]},
+            ):
                 local = funnel(store, steps, window="1h", **kwargs)
                 remote = funnel(engine, steps, window="1h", **kwargs)
                 assert_same(remote.steps, local.steps)

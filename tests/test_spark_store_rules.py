@@ -33,10 +33,20 @@ pytestmark = [
 ]
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
-REFERRERS = [None, "https://www.google.com/search?q=x", "https://shop.example/p/1",
-             "https://l.facebook.com/x", "https://news.example.org/a"]
-UTMS = [(None, None, None), ("google", "cpc", "brand"), ("newsletter", "email", "may"),
-        ("facebook", "paid_social", "retarget"), (None, "organic", None)]
+REFERRERS = [
+    None,
+    "https://www.google.com/search?q=x",
+    "https://shop.example/p/1",
+    "https://l.facebook.com/x",
+    "https://news.example.org/a",
+]
+UTMS = [
+    (None, None, None),
+    ("google", "cpc", "brand"),
+    ("newsletter", "email", "may"),
+    ("facebook", "paid_social", "retarget"),
+    (None, "organic", None),
+]
 
 
 def raw_log(seed: int, persons: int = 40) -> pd.DataFrame:
@@ -59,7 +69,9 @@ def raw_log(seed: int, persons: int = 40) -> pd.DataFrame:
                     "event": str(rng.choice(["page_view", "view_item", "add_to_cart", "purchase"])),
                     "anonymous_id": anon,
                     "user_id": user if user and rng.random() < 0.3 else None,
-                    "utm_source": utm[0], "utm_medium": utm[1], "utm_campaign": utm[2],
+                    "utm_source": utm[0],
+                    "utm_medium": utm[1],
+                    "utm_campaign": utm[2],
                     "referrer": REFERRERS[int(rng.integers(len(REFERRERS)))],
                     "page": "https://shop.example/p/2",
                     "session_id": f"given-{p}" if rng.random() < 0.05 else None,
@@ -88,7 +100,9 @@ def by_event(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values("event_id").reset_index(drop=True).astype(object).where(df.notna(), None)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 10_000))
 def test_every_event_gets_the_stores_person_session_and_channel(spark, tmp_path, seed: int) -> None:
     raw = raw_log(seed)
@@ -97,7 +111,11 @@ def test_every_event_gets_the_stores_person_session_and_channel(spark, tmp_path,
     assert len(got) == len(expected) == raw["event_id"].nunique()
     for col in ("person_id", "session_id", "channel"):
         mismatched = (got[col] != expected[col]).sum()
-        assert mismatched == 0, (col, got[got[col] != expected[col]].head(), expected[got[col] != expected[col]].head())
+        assert mismatched == 0, (
+            col,
+            got[got[col] != expected[col]].head(),
+            expected[got[col] != expected[col]].head(),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -114,15 +132,18 @@ def sample(tmp_path_factory):
     store.close()
 
 
-@pytest.mark.parametrize("kwargs", [
-    {},
-    {"order": "strict"},
-    {"order": "any"},
-    {"count_by": "session"},
-    {"by": "channel"},
-    {"by": "channel", "attribution": "last"},
-    {"trend": "week"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"order": "strict"},
+        {"order": "any"},
+        {"count_by": "session"},
+        {"by": "channel"},
+        {"by": "channel", "attribution": "last"},
+        {"trend": "week"},
+    ],
+)
 def test_spark_on_the_raw_file_equals_the_store_built_from_it(spark, sample, kwargs) -> None:
     path, store = sample
     steps = ["view_item", "add_to_cart", "begin_checkout", "purchase"]

@@ -55,12 +55,21 @@ def small_model(**placement_rules) -> Model:
 
 # -- stage: furthest stage reached ----------------------------------------------------------
 def test_stage_is_the_furthest_reached_and_a_later_visit_does_not_move_it_back(store) -> None:
-    p = place(store, ("a", 0, "page_view"), ("a", 1, "view_item"), ("a", 2, "add_to_cart"),
-              ("a", 3, "page_view"))
+    p = place(
+        store,
+        ("a", 0, "page_view"),
+        ("a", 1, "view_item"),
+        ("a", 2, "add_to_cart"),
+        ("a", 3, "page_view"),
+    )
     assert p.loc["a", "stage"] == "Decision"
     assert p.loc["a", "stage_index"] == 2
-    assert p.loc["a", "entered_stage_at"] == pd.Timestamp(at(0) + timedelta(minutes=2)).tz_localize(None)
-    assert p.loc["a", "last_event_at"] == pd.Timestamp(at(0) + timedelta(minutes=3)).tz_localize(None)
+    assert p.loc["a", "entered_stage_at"] == pd.Timestamp(at(0) + timedelta(minutes=2)).tz_localize(
+        None
+    )
+    assert p.loc["a", "last_event_at"] == pd.Timestamp(at(0) + timedelta(minutes=3)).tz_localize(
+        None
+    )
 
 
 def test_a_purchase_straight_away_is_at_purchase_and_has_reached_every_earlier_stage(store) -> None:
@@ -83,14 +92,19 @@ def test_a_second_order_reaches_retention_but_a_repeated_purchase_event_of_one_o
 ) -> None:
     p = place(
         store,
-        ("r", 0, "purchase", buy("o1", 10)), ("r", 10, "purchase", buy("o2", 5)),
-        ("d", 0, "purchase", buy("o3", 10)), ("d", 5, "purchase", buy("o3", 10)),
-        ("n", 0, "purchase", {"value": 3}), ("n", 1, "purchase", {"value": 4}),
+        ("r", 0, "purchase", buy("o1", 10)),
+        ("r", 10, "purchase", buy("o2", 5)),
+        ("d", 0, "purchase", buy("o3", 10)),
+        ("d", 5, "purchase", buy("o3", 10)),
+        ("n", 0, "purchase", {"value": 3}),
+        ("n", 1, "purchase", {"value": 4}),
         ("f", 0, "referral_purchase"),
     )
     assert p.loc["r", "stage"] == "Retention" and p.loc["r", "orders"] == 2
     assert p.loc["r", "revenue"] == 15
-    assert p.loc["r", "entered_stage_at"] == pd.Timestamp(at(0) + timedelta(minutes=10)).tz_localize(None)
+    assert p.loc["r", "entered_stage_at"] == pd.Timestamp(
+        at(0) + timedelta(minutes=10)
+    ).tz_localize(None)
     assert p.loc["d", "stage"] == "Purchase" and p.loc["d", "orders"] == 1
     assert p.loc["d", "revenue"] == 10
     # a purchase without an order id is an order of its own
@@ -101,13 +115,16 @@ def test_a_second_order_reaches_retention_but_a_repeated_purchase_event_of_one_o
 
 # -- lookback and as_of ----------------------------------------------------------------------
 def test_only_events_in_the_lookback_period_count(store) -> None:
-    store.load(log(
-        ("old", 0, "purchase", buy("o1")), ("old", 399 * DAY, "view_item"),
-        ("gone", 0, "page_view"),
-        ("edge", 35 * DAY, "page_view"),            # exactly as_of - 365 days: outside
-        ("inside", 35 * DAY + 1, "page_view"),
-        ("last", 400 * DAY, "page_view"),           # exactly as_of: inside
-    ))
+    store.load(
+        log(
+            ("old", 0, "purchase", buy("o1")),
+            ("old", 399 * DAY, "view_item"),
+            ("gone", 0, "page_view"),
+            ("edge", 35 * DAY, "page_view"),  # exactly as_of - 365 days: outside
+            ("inside", 35 * DAY + 1, "page_view"),
+            ("last", 400 * DAY, "page_view"),  # exactly as_of: inside
+        )
+    )
     p = place_persons(store, as_of=at(400)).set_index("person_id")
     assert set(p.index) == {"old", "inside", "last"}
     assert p.loc["old", "stage"] == "Interest" and p.loc["old", "orders"] == 0
@@ -132,9 +149,10 @@ def test_first_channel_is_the_first_touch_even_before_the_lookback(store) -> Non
     p = place(
         store,
         ("a", 0, "page_view", {"channel": "email"}),
-        ("a", 0, "page_view", {"channel": "paid search"}),   # same instant: event_id decides
+        ("a", 0, "page_view", {"channel": "paid search"}),  # same instant: event_id decides
         ("a", 100 * DAY, "view_item", {"channel": "direct"}),
-        as_of=at(100), lookback="10d",
+        as_of=at(100),
+        lookback="10d",
     )
     assert p.loc["a", "first_channel"] == "email"
     assert p.loc["a", "last_event_at"] == pd.Timestamp(at(100)).tz_localize(None)
@@ -152,16 +170,28 @@ def movers(n: int, stage_from: str = "view_item", stage_to: str = "add_to_cart")
 def test_a_person_who_skipped_a_stage_is_not_a_mover_for_it(store) -> None:
     # add_to_cart and view_item at the same instant: Interest was skipped, not left after 0 s.
     model = small_model(min_returns=1)
-    store.load(log(("a", 0, "add_to_cart"), ("a", 0, "view_item"), ("b", 0, "view_item"),
-                   ("b", 2 * DAY, "add_to_cart")))
+    store.load(
+        log(
+            ("a", 0, "add_to_cart"),
+            ("a", 0, "view_item"),
+            ("b", 0, "view_item"),
+            ("b", 2 * DAY, "add_to_cart"),
+        )
+    )
     thresholds = placement(store, model=model).thresholds.set_index("stage")
     assert thresholds.loc["Interest", "movers"] == 1
     assert thresholds.loc["Interest", "stalled_after_days"] == pytest.approx(2.0)
 
 
 def test_a_visitor_who_never_ordered_is_never_lapsed_and_a_customer_never_stalled(store) -> None:
-    p = place(store, *movers(20), ("browser", 0, "view_item"),
-              ("buyer", 0, "purchase", buy("o1")), as_of=at(400), lookback="3650d")
+    p = place(
+        store,
+        *movers(20),
+        ("browser", 0, "view_item"),
+        ("buyer", 0, "purchase", buy("o1")),
+        as_of=at(400),
+        lookback="3650d",
+    )
     assert p.loc["browser", "status"] == "gone"
     assert math.isnan(p.loc["browser", "lapsed_after_days"])
     assert p.loc["buyer", "status"] == "gone"  # 400 days > customer_gone_after (180 days)
@@ -170,20 +200,26 @@ def test_a_visitor_who_never_ordered_is_never_lapsed_and_a_customer_never_stalle
 
 # -- summary -----------------------------------------------------------------------------------
 def test_stage_summary_counts_reached_and_current_persons_and_conversion(store) -> None:
-    store.load(log(
-        ("A", 0, "page_view"),
-        ("B", 0, "view_item"),
-        ("C", 0, "begin_checkout"),
-        ("D", 0, "purchase", buy("d1")),
-        ("E", 0, "view_item"), ("E", 1, "purchase", buy("e1")),
-        ("F", 0, "purchase", buy("f1")), ("F", 2, "purchase", buy("f2")),
-    ))
+    store.load(
+        log(
+            ("A", 0, "page_view"),
+            ("B", 0, "view_item"),
+            ("C", 0, "begin_checkout"),
+            ("D", 0, "purchase", buy("d1")),
+            ("E", 0, "view_item"),
+            ("E", 1, "purchase", buy("e1")),
+            ("F", 0, "purchase", buy("f1")),
+            ("F", 2, "purchase", buy("f2")),
+        )
+    )
     s = stage_summary(store).set_index("stage")
     assert list(s.index) == ["Awareness", "Interest", "Decision", "Purchase", "Retention"]
     assert list(s["reached"]) == [6, 5, 4, 3, 1]
     assert list(s["at_stage"]) == [1, 1, 1, 2, 1]
     assert math.isnan(s.loc["Awareness", "conversion_from_previous"])
-    assert list(s["conversion_from_previous"].iloc[1:]) == pytest.approx([5 / 6, 4 / 5, 3 / 4, 1 / 3])
+    assert list(s["conversion_from_previous"].iloc[1:]) == pytest.approx(
+        [5 / 6, 4 / 5, 3 / 4, 1 / 3]
+    )
     assert list(s["conversion_from_start"]) == pytest.approx([1, 5 / 6, 4 / 6, 3 / 6, 1 / 6])
     assert list(s[["active", "stalled", "lapsed"]].sum(axis=1)) == list(s["at_stage"])
 
@@ -197,12 +233,16 @@ def test_an_empty_store_gives_zero_counts_not_an_error(store) -> None:
 
 # -- flow -------------------------------------------------------------------------------------
 def test_stage_flow_counts_moves_between_two_dates(store) -> None:
-    store.load(log(
-        ("p1", 0, "view_item"), ("p1", 5 * DAY, "add_to_cart"),          # Interest → Decision
-        ("p2", 50 * DAY, "page_view"),                                  # not seen → Awareness
-        ("p3", 1 * DAY, "purchase", buy("o3")),                         # Purchase → lapsed
-        ("p4", 0, "purchase", buy("o4")), ("p4", DAY, "purchase", buy("o5")),  # Retention → lapsed
-    ))
+    store.load(
+        log(
+            ("p1", 0, "view_item"),
+            ("p1", 5 * DAY, "add_to_cart"),  # Interest → Decision
+            ("p2", 50 * DAY, "page_view"),  # not seen → Awareness
+            ("p3", 1 * DAY, "purchase", buy("o3")),  # Purchase → lapsed
+            ("p4", 0, "purchase", buy("o4")),
+            ("p4", DAY, "purchase", buy("o5")),  # Retention → lapsed
+        )
+    )
     matrix = stage_flow(store, at(2), at(100))
     states = ["not seen", "Awareness", "Interest", "Decision", "Purchase", "Retention", "lapsed"]
     assert list(matrix.index) == states and list(matrix.columns) == states
@@ -232,15 +272,23 @@ def test_stage_flow_refuses_an_end_before_the_start(store) -> None:
 # -- persons (audiences) ----------------------------------------------------------------------
 def test_persons_filters_by_stage_in_any_case_and_by_status(store) -> None:
     # 20 came back after 1..20 days: stalled after 16.2 days, gone after 19.05.
-    store.load(log(*movers(20), ("slow", 12 * DAY, "view_item"), ("fast", 29 * DAY, "view_item"),
-                   ("away", 0, "view_item")))
+    store.load(
+        log(
+            *movers(20),
+            ("slow", 12 * DAY, "view_item"),
+            ("fast", 29 * DAY, "view_item"),
+            ("away", 0, "view_item"),
+        )
+    )
     stalled = persons(store, "interest", "stalled", as_of=at(30))
     assert list(stalled["person_id"]) == ["slow"]
     assert list(persons(store, "INTEREST", "gone", as_of=at(30))["person_id"]) == ["away"]
     assert set(persons(store, "Interest", as_of=at(30))["person_id"]) == {"slow", "fast", "away"}
     everyone = place_persons(store, as_of=at(30))
     for status in ("active", "stalled", "gone"):
-        assert len(persons(store, status=status, as_of=at(30))) == (everyone["status"] == status).sum()
+        assert (
+            len(persons(store, status=status, as_of=at(30))) == (everyone["status"] == status).sum()
+        )
 
 
 def test_persons_rejects_an_unknown_stage_or_status(store) -> None:
@@ -262,24 +310,42 @@ def test_custom_stages_from_a_toml_file_place_persons(store, tmp_path: Path) -> 
     p = place(
         store,
         ("cart", 0, "view_cart"),
-        ("two", 0, "purchase", buy("a")), ("two", 1, "purchase", buy("b")),
-        ("three", 0, "purchase", buy("c")), ("three", 1, "purchase", buy("d")),
+        ("two", 0, "purchase", buy("a")),
+        ("two", 1, "purchase", buy("b")),
+        ("three", 0, "purchase", buy("c")),
+        ("three", 1, "purchase", buy("d")),
         ("three", 2, "purchase", buy("e")),
         model=model,
     )
     assert p.loc["cart", "stage"] == "Browse"
     assert p.loc["two", "stage"] == "Buy"
     assert p.loc["three", "stage"] == "Loyal"
-    assert p.loc["three", "entered_stage_at"] == pd.Timestamp(at(0) + timedelta(minutes=2)).tz_localize(None)
+    assert p.loc["three", "entered_stage_at"] == pd.Timestamp(
+        at(0) + timedelta(minutes=2)
+    ).tz_localize(None)
     assert list(stage_summary(store, model=model)["stage"]) == ["Browse", "Buy", "Loyal"]
 
 
 # -- random logs: a brute-force reference and invariants ---------------------------------------
-EVENTS = ["page_view", "view_item", "add_to_cart", "begin_checkout", "purchase", "scroll",
-          "referral_purchase"]
-RULES = {"min_returns": 2, "stalled_after": "1d", "gone_after": "2d", "min_gaps": 2,
-         "lapsed_after": "1d", "customer_gone_after": "2d", "own_gap_min_orders": 3,
-         "min_stalled_after": "2h"}
+EVENTS = [
+    "page_view",
+    "view_item",
+    "add_to_cart",
+    "begin_checkout",
+    "purchase",
+    "scroll",
+    "referral_purchase",
+]
+RULES = {
+    "min_returns": 2,
+    "stalled_after": "1d",
+    "gone_after": "2d",
+    "min_gaps": 2,
+    "lapsed_after": "1d",
+    "customer_gone_after": "2d",
+    "own_gap_min_orders": 3,
+    "min_stalled_after": "2h",
+}
 VISIT_GAP = 30  # minutes, the default visit_gap
 
 
@@ -326,7 +392,7 @@ def reference(rows: list[tuple], model: Model, lookback_minutes: float | None) -
         times = sorted(times_of[person])
         starts = [(b, b - a) for a, b in zip(times, times[1:], strict=False) if b - a > VISIT_GAP]
         for k in range(n - 1):
-            later = min(first[person][k + 1:])
+            later = min(first[person][k + 1 :])
             if not first[person][k] < later < math.inf:
                 continue
             began = [(t, g) for t, g in starts if t <= later]
@@ -346,10 +412,16 @@ def reference(rows: list[tuple], model: Model, lookback_minutes: float | None) -
         stalled_at.append(stalled)
         gone_at.append(max(gone, stalled))
     enough = len(gaps) >= rules.min_gaps
-    store_lapsed = (float(np.quantile(gaps, rules.lapsed_quantile)) if enough
-                    else rules.lapsed_after_seconds / 86400)
-    store_gone = (float(np.quantile(gaps, rules.gone_quantile)) if enough
-                  else rules.customer_gone_after_seconds / 86400)
+    store_lapsed = (
+        float(np.quantile(gaps, rules.lapsed_quantile))
+        if enough
+        else rules.lapsed_after_seconds / 86400
+    )
+    store_gone = (
+        float(np.quantile(gaps, rules.gone_quantile))
+        if enough
+        else rules.customer_gone_after_seconds / 86400
+    )
     out = []
     for person in people:
         stage = max(k for k in range(n) if first[person][k] < math.inf)
@@ -362,14 +434,28 @@ def reference(rows: list[tuple], model: Model, lookback_minutes: float | None) -
                 lapsed_after = mean * -math.log(1 - rules.lapsed_quantile)
                 gone_after = mean * -math.log(1 - rules.gone_quantile)
             since = (as_of - times[-1]) / DAY
-            status = "gone" if since > gone_after else "lapsed" if since > lapsed_after else "active"
+            status = (
+                "gone" if since > gone_after else "lapsed" if since > lapsed_after else "active"
+            )
         else:
             idle = (as_of - max(times_of[person])) / DAY
-            status = ("gone" if idle > gone_at[stage] else
-                      "stalled" if idle > stalled_at[stage] else "active")
-        out.append({"person_id": person, "stage_index": stage, "status": status,
-                    "entered_min": first[person][stage], "orders": len(own),
-                    "revenue": float(sum(v for _, _, v in own))})
+            status = (
+                "gone"
+                if idle > gone_at[stage]
+                else "stalled"
+                if idle > stalled_at[stage]
+                else "active"
+            )
+        out.append(
+            {
+                "person_id": person,
+                "stage_index": stage,
+                "status": status,
+                "entered_min": first[person][stage],
+                "orders": len(own),
+                "revenue": float(sum(v for _, _, v in own)),
+            }
+        )
     return pd.DataFrame(out).set_index("person_id")
 
 
@@ -380,16 +466,22 @@ def random_logs(draw) -> list[tuple]:
     for _ in range(n):
         person = draw(st.sampled_from(["a", "b", "c", "d", "e"]))
         # spread over six days, or bunched into visits (gaps around the 30-minute visit gap)
-        minute = draw(st.one_of(
-            st.integers(min_value=0, max_value=6 * DAY),
-            st.builds(lambda a, b: a + b, st.sampled_from([0, 90, 2 * DAY, 5 * DAY]),
-                      st.integers(min_value=0, max_value=70)),
-        ))
+        minute = draw(
+            st.one_of(
+                st.integers(min_value=0, max_value=6 * DAY),
+                st.builds(
+                    lambda a, b: a + b,
+                    st.sampled_from([0, 90, 2 * DAY, 5 * DAY]),
+                    st.integers(min_value=0, max_value=70),
+                ),
+            )
+        )
         event = draw(st.sampled_from(EVENTS))
         if event == "purchase":
             order = f"{person}-{draw(st.integers(min_value=0, max_value=3))}"
-            rows.append((person, minute, event, {"order_id": order,
-                                                 "value": draw(st.integers(1, 50))}))
+            rows.append(
+                (person, minute, event, {"order_id": order, "value": draw(st.integers(1, 50))})
+            )
         else:
             rows.append((person, minute, event))
     return rows
@@ -443,11 +535,15 @@ def test_placement_matches_a_brute_force_reference_on_random_logs(rows, lookback
     assert list(got["status"]) == list(want["status"])
     assert list(got["orders"]) == list(want["orders"])
     assert list(got["revenue"]) == pytest.approx(list(want["revenue"]))
-    entered = [pd.Timestamp(T0 + timedelta(minutes=m)).tz_localize(None) for m in want["entered_min"]]
+    entered = [
+        pd.Timestamp(T0 + timedelta(minutes=m)).tz_localize(None) for m in want["entered_min"]
+    ]
     assert list(got["entered_stage_at"]) == entered
     # Invariants: reached never grows along the stages; statuses partition each stage.
     assert (np.diff(summary["reached"].to_numpy()) <= 0).all()
-    assert (summary[["active", "stalled", "lapsed", "gone"]].sum(axis=1) == summary["at_stage"]).all()
+    assert (
+        summary[["active", "stalled", "lapsed", "gone"]].sum(axis=1) == summary["at_stage"]
+    ).all()
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -467,8 +563,11 @@ def test_everyone_at_a_stage_has_evidence_of_it_and_buyers_bought(rows) -> None:
     for person, row in got.iterrows():
         stage = model.stages[row["stage_index"]]
         has = events_of[person]
-        assert has & set(stage.events) or row["stage_index"] == 0 or (
-            stage.min_orders and len(orders_of.get(person, ())) >= stage.min_orders)
+        assert (
+            has & set(stage.events)
+            or row["stage_index"] == 0
+            or (stage.min_orders and len(orders_of.get(person, ())) >= stage.min_orders)
+        )
         if row["stage_index"] >= decision:
             assert has & later_events
         if row["stage_index"] == purchase:
@@ -488,8 +587,7 @@ def test_with_a_long_lookback_nobody_moves_back_a_stage_in_the_flow(rows, cut) -
     s = fresh(rows)
     end = max(r[1] for r in rows)
     start = T0 + timedelta(minutes=min(cut, end - 1) if end > 0 else -1)
-    moves = stage_transitions(s, start, T0 + timedelta(minutes=end), model=model,
-                              lookback="3650d")
+    moves = stage_transitions(s, start, T0 + timedelta(minutes=end), model=model, lookback="3650d")
     rank = {name: i for i, name in enumerate(model.stage_names)}
     purchase = rank["Purchase"]
     for a, b in zip(moves["from"], moves["to"], strict=True):
@@ -509,8 +607,14 @@ def test_with_a_long_lookback_nobody_moves_back_a_stage_in_the_flow(rows, cut) -
 def db_file(tmp_path: Path) -> str:
     path = str(tmp_path / "shop.duckdb")
     with Store(path) as s:
-        s.load(log(*movers(20), ("slow", 0, "view_item"),
-                   ("D", 0, "purchase", buy("d1", 12.5)), ("D", DAY, "purchase", buy("d2", 7.5))))
+        s.load(
+            log(
+                *movers(20),
+                ("slow", 0, "view_item"),
+                ("D", 0, "purchase", buy("d1", 12.5)),
+                ("D", DAY, "purchase", buy("d2", 7.5)),
+            )
+        )
     return path
 
 
@@ -524,7 +628,12 @@ def test_cli_stages_json_holds_a_row_per_stage(db_file: str) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert [s["stage"] for s in data["stages"]] == [
-        "Awareness", "Interest", "Decision", "Purchase", "Retention"]
+        "Awareness",
+        "Interest",
+        "Decision",
+        "Purchase",
+        "Retention",
+    ]
     by = {s["stage"]: s for s in data["stages"]}
     assert by["Awareness"]["reached"] == 22 and by["Awareness"]["conversion_from_previous"] is None
     assert by["Decision"]["at_stage"] == 20 and by["Retention"]["at_stage"] == 1
@@ -534,24 +643,46 @@ def test_cli_stages_json_holds_a_row_per_stage(db_file: str) -> None:
 def test_cli_stages_table_shows_every_stage(db_file: str) -> None:
     result = run("stages", "--db", db_file)
     assert result.exit_code == 0, result.output
-    for name in ("Awareness", "Interest", "Decision", "Purchase", "Retention", "gone",
-                 "Prospects (no order)", "Customers: lapsed"):
+    for name in (
+        "Awareness",
+        "Interest",
+        "Decision",
+        "Purchase",
+        "Retention",
+        "gone",
+        "Prospects (no order)",
+        "Customers: lapsed",
+    ):
         assert name in result.output
 
 
 def test_cli_persons_writes_the_audience_as_csv(db_file: str, tmp_path: Path) -> None:
     out = tmp_path / "gone.csv"
-    result = run("persons", "--db", db_file, "--stage", "interest", "--status", "gone",
-                 "--format", "csv", "--out", str(out))
+    result = run(
+        "persons",
+        "--db",
+        db_file,
+        "--stage",
+        "interest",
+        "--status",
+        "gone",
+        "--format",
+        "csv",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(out)
     assert list(frame["person_id"]) == ["slow"]
-    assert {"stage", "status", "days_in_stage", "first_channel", "orders", "revenue"} <= set(frame.columns)
+    assert {"stage", "status", "days_in_stage", "first_channel", "orders", "revenue"} <= set(
+        frame.columns
+    )
 
 
 def test_cli_flow_json_is_a_square_matrix(db_file: str) -> None:
-    result = run("flow", "--db", db_file, "--from", "2024-03-05", "--to", "2024-03-25",
-                 "--format", "json")
+    result = run(
+        "flow", "--db", db_file, "--from", "2024-03-05", "--to", "2024-03-25", "--format", "json"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert len(data["rows"]) == len(data["states"]) == 7
@@ -602,20 +733,23 @@ def generated_log(n_events: int, seed: int) -> pd.DataFrame:
     """A random log with funnel-like event frequencies over 60 days; each purchase is its own
     order, and persons with several purchases are repeat customers."""
     rng = np.random.default_rng(seed)
-    names = np.array(["page_view", "view_item", "search", "add_to_cart", "begin_checkout",
-                      "purchase", "scroll"])
-    event = names[rng.choice(len(names), n_events, p=[.4, .25, .05, .12, .06, .07, .05])]
+    names = np.array(
+        ["page_view", "view_item", "search", "add_to_cart", "begin_checkout", "purchase", "scroll"]
+    )
+    event = names[rng.choice(len(names), n_events, p=[0.4, 0.25, 0.05, 0.12, 0.06, 0.07, 0.05])]
     person = rng.integers(0, n_events // 8, n_events).astype(str)
     minutes = rng.integers(0, 60 * DAY, n_events)
     order = np.char.add("o", np.arange(n_events).astype(str))
-    return pd.DataFrame({
-        "event_id": np.char.add("e", np.arange(n_events).astype(str)),
-        "ts": pd.to_datetime(T0) + pd.to_timedelta(minutes, unit="m"),
-        "event": event,
-        "anonymous_id": np.char.add("p", person),
-        "order_id": np.where(event == "purchase", order, None),
-        "value": np.where(event == "purchase", 20.0, np.nan),
-    })
+    return pd.DataFrame(
+        {
+            "event_id": np.char.add("e", np.arange(n_events).astype(str)),
+            "ts": pd.to_datetime(T0) + pd.to_timedelta(minutes, unit="m"),
+            "event": event,
+            "anonymous_id": np.char.add("p", person),
+            "order_id": np.where(event == "purchase", order, None),
+            "value": np.where(event == "purchase", 20.0, np.nan),
+        }
+    )
 
 
 def assert_counts_agree_with_sql(store: Store, as_of, lookback_days: int) -> None:
@@ -633,10 +767,13 @@ def assert_counts_agree_with_sql(store: Store, as_of, lookback_days: int) -> Non
         )
 
     everyone = store.db.scalar(
-        "SELECT count(DISTINCT person_id) FROM events WHERE ts > ? AND ts <= ?", window)
+        "SELECT count(DISTINCT person_id) FROM events WHERE ts > ? AND ts <= ?", window
+    )
     repeaters = store.db.scalar(
         "SELECT count(*) FROM (SELECT person_id FROM orders WHERE ts > ? AND ts <= ? "
-        "GROUP BY person_id HAVING count(*) >= 2)", window)
+        "GROUP BY person_id HAVING count(*) >= 2)",
+        window,
+    )
     referrers = persons_with(["referral_purchase"])
     assert referrers == 0, "these checks assume a log without referral events"
     later = lambda k: [e for s in model.stages[k:] for e in s.events]  # noqa: E731

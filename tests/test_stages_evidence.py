@@ -159,8 +159,9 @@ def test_placement_is_the_same_frame_on_either_path(rows, end, lookback) -> None
     pd.testing.assert_frame_equal(fast.thresholds, ref.thresholds)
     # the counts by stage and status from the codes are those of the persons table
     table_only = dataclasses.replace(fast, codes=None, make_persons=lambda: fast.persons)
-    pd.testing.assert_frame_equal(stage_summary(s, placed=fast),
-                                  stage_summary(s, placed=table_only))
+    pd.testing.assert_frame_equal(
+        stage_summary(s, placed=fast), stage_summary(s, placed=table_only)
+    )
     codes = fast.codes
     assert codes.ids.take(pa.array(codes.id_rank)).to_pylist() == list(fast.persons["person_id"])
     assert list(codes.stage_index) == list(fast.persons["stage_index"])

@@ -54,7 +54,9 @@ def test_pooled_two_proportion_z_matches_hand_calculation():
     t = two_proportion_ztest(56, 70, 48, 80)
     assert t.z == pytest.approx(2.65017, abs=1e-4)
     assert t.p_value == pytest.approx(0.008045, abs=1e-5)
-    assert two_proportion_ztest(48, 80, 56, 70, alternative="less").p_value == pytest.approx(0.008045 / 2, abs=1e-5)
+    assert two_proportion_ztest(48, 80, 56, 70, alternative="less").p_value == pytest.approx(
+        0.008045 / 2, abs=1e-5
+    )
 
 
 def test_pooled_z_squared_equals_scipy_chi_square_without_continuity_correction():
@@ -122,7 +124,9 @@ def test_odds_ratio_of_an_empty_row_is_nan():
 def test_fisher_exact_agrees_with_scipy(a, b, c, d):
     if a + b + c + d == 0:
         return
-    assert fisher_exact_p(a, b, c, d) == pytest.approx(sps.fisher_exact([[a, b], [c, d]]).pvalue, rel=1e-6, abs=1e-12)
+    assert fisher_exact_p(a, b, c, d) == pytest.approx(
+        sps.fisher_exact([[a, b], [c, d]]).pvalue, rel=1e-6, abs=1e-12
+    )
 
 
 def test_benjamini_hochberg_matches_hand_calculation_and_keeps_input_order():

@@ -27,8 +27,15 @@ def test_rows_without_event_id_get_a_stable_hash(store: Store) -> None:
 
 
 def test_sessions_split_after_thirty_minutes_of_inactivity(store: Store) -> None:
-    store.load(log(("a", 0, "page_view"), ("a", 29, "view_item"), ("a", 60, "page_view"),
-                   ("a", 89, "add_to_cart"), ("a", 120, "page_view")))
+    store.load(
+        log(
+            ("a", 0, "page_view"),
+            ("a", 29, "view_item"),
+            ("a", 60, "page_view"),
+            ("a", 89, "add_to_cart"),
+            ("a", 120, "page_view"),
+        )
+    )
     sessions = store.events()["session_id"]
     # 0 and 29 together; 60 starts anew (31 min gap); 89 joins 60 (29 min); 120 is new (31 min).
     assert sessions.tolist()[0] == sessions.tolist()[1]
@@ -42,15 +49,24 @@ def test_session_timeout_is_configurable() -> None:
 
 
 def test_a_session_id_from_the_source_is_kept(store: Store) -> None:
-    store.load(log(("a", 0, "page_view", {"session_id": "s1"}), ("a", 500, "page_view", {"session_id": "s1"})))
+    store.load(
+        log(
+            ("a", 0, "page_view", {"session_id": "s1"}),
+            ("a", 500, "page_view", {"session_id": "s1"}),
+        )
+    )
     assert store.info()["sessions"] == 1
 
 
 def test_identity_stitching_moves_earlier_anonymous_events_to_the_user(store: Store) -> None:
     store.load(log(("anon1", 0, "page_view"), ("anon1", 5, "view_item")))
     assert set(store.events()["person_id"]) == {"anon1"}
-    store.load(log(("anon1", 10, "purchase", {"user_id": "u42", "event_id": "p1"}),
-                   ("anon2", 20, "page_view", {"event_id": "x2"})))
+    store.load(
+        log(
+            ("anon1", 10, "purchase", {"user_id": "u42", "event_id": "p1"}),
+            ("anon2", 20, "page_view", {"event_id": "x2"}),
+        )
+    )
     people = store.events().set_index("event_id")["person_id"].to_dict()
     assert people["e0"] == people["e1"] == people["p1"] == "u42"
     assert people["x2"] == "anon2"
@@ -58,15 +74,22 @@ def test_identity_stitching_moves_earlier_anonymous_events_to_the_user(store: St
 
 
 def test_channel_comes_from_utm_or_referrer_and_holds_for_the_session(store: Store) -> None:
-    store.load(log(
-        ("a", 0, "page_view", {"utm_source": "google", "utm_medium": "cpc"}),
-        ("a", 1, "view_item"),
-        ("b", 0, "page_view", {"referrer": "https://www.instagram.com/p/1"}),
-        ("c", 0, "page_view"),
-        ("d", 0, "page_view", {"utm_source": "newsletter", "utm_medium": "email"}),
-    ))
+    store.load(
+        log(
+            ("a", 0, "page_view", {"utm_source": "google", "utm_medium": "cpc"}),
+            ("a", 1, "view_item"),
+            ("b", 0, "page_view", {"referrer": "https://www.instagram.com/p/1"}),
+            ("c", 0, "page_view"),
+            ("d", 0, "page_view", {"utm_source": "newsletter", "utm_medium": "email"}),
+        )
+    )
     channels = store.events().groupby("anonymous_id")["channel"].agg(set).to_dict()
-    assert channels == {"a": {"paid search"}, "b": {"organic social"}, "c": {"direct"}, "d": {"email"}}
+    assert channels == {
+        "a": {"paid search"},
+        "b": {"organic social"},
+        "c": {"direct"},
+        "d": {"email"},
+    }
 
 
 def test_a_bad_timestamp_fails_the_whole_load_and_names_the_row(store: Store) -> None:
@@ -88,11 +111,19 @@ def test_skip_keeps_the_valid_rows_and_returns_the_rejects(store: Store) -> None
 
 
 def test_a_row_needs_someone_and_an_event(store: Store) -> None:
-    events = pd.DataFrame({"ts": ["2024-01-01T00:00:00Z"] * 2, "event": ["page_view", None],
-                           "anonymous_id": [None, "a"]})
+    events = pd.DataFrame(
+        {
+            "ts": ["2024-01-01T00:00:00Z"] * 2,
+            "event": ["page_view", None],
+            "anonymous_id": [None, "a"],
+        }
+    )
     with pytest.raises(ValidationError) as caught:
         store.load(events)
-    assert sorted((r.line, r.column) for r in caught.value.rejects) == [(1, "anonymous_id"), (2, "event")]
+    assert sorted((r.line, r.column) for r in caught.value.rejects) == [
+        (1, "anonymous_id"),
+        (2, "event"),
+    ]
 
 
 def test_unknown_columns_are_refused_with_a_way_out(store: Store) -> None:
@@ -104,11 +135,13 @@ def test_unknown_columns_are_refused_with_a_way_out(store: Store) -> None:
 
 
 def test_orders_view_has_one_row_per_purchase_with_its_refunds(store: Store) -> None:
-    store.load(log(
-        ("a", 0, "purchase", {"order_id": "o1", "value": 50.0, "currency": "USD"}),
-        ("a", 60 * 24, "refund", {"order_id": "o1", "value": 20.0, "currency": "USD"}),
-        ("b", 5, "purchase", {"order_id": "o2", "value": 10.0, "currency": "USD"}),
-    ))
+    store.load(
+        log(
+            ("a", 0, "purchase", {"order_id": "o1", "value": 50.0, "currency": "USD"}),
+            ("a", 60 * 24, "refund", {"order_id": "o1", "value": 20.0, "currency": "USD"}),
+            ("b", 5, "purchase", {"order_id": "o2", "value": 10.0, "currency": "USD"}),
+        )
+    )
     orders = store.table("orders").set_index("order_id")
     assert float(orders.loc["o1", "value"]) == 50.0
     assert float(orders.loc["o1", "refunded"]) == 20.0

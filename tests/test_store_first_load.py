@@ -47,8 +47,12 @@ def snapshot(store: Store) -> dict[str, object]:
         "CAST(properties AS VARCHAR) AS properties FROM events ORDER BY event_id"
     )
     identities = db.df("SELECT * FROM identities ORDER BY anonymous_id")
-    return {"events": events, "identities": identities, "generation": store.generation,
-            "info": store.info()}
+    return {
+        "events": events,
+        "identities": identities,
+        "generation": store.generation,
+        "info": store.info(),
+    }
 
 
 def assert_same(a: dict[str, object], b: dict[str, object]) -> None:
@@ -58,8 +62,9 @@ def assert_same(a: dict[str, object], b: dict[str, object]) -> None:
     assert a["info"] == b["info"]
 
 
-def load_all(sources: list, general: pytest.MonkeyPatch | None = None, **kwargs: object
-             ) -> tuple[dict[str, object], list[LoadResult]]:
+def load_all(
+    sources: list, general: pytest.MonkeyPatch | None = None, **kwargs: object
+) -> tuple[dict[str, object], list[LoadResult]]:
     """Load ``sources`` in turn into a new store (by the general path only if ``general``
     is given) and snapshot it."""
     with Store(":memory:") as store, general.context() if general else nullcontext() as m:
@@ -69,8 +74,9 @@ def load_all(sources: list, general: pytest.MonkeyPatch | None = None, **kwargs:
         return snapshot(store), results
 
 
-def assert_paths_agree(sources: list, general: pytest.MonkeyPatch, **kwargs: object
-                       ) -> tuple[dict[str, object], list[LoadResult]]:
+def assert_paths_agree(
+    sources: list, general: pytest.MonkeyPatch, **kwargs: object
+) -> tuple[dict[str, object], list[LoadResult]]:
     """Load ``sources`` both ways (one-pass first load where it applies, and the general
     path only) and check the stores and load results are the same; the one-pass side."""
     fast, fast_results = load_all(sources, **kwargs)
@@ -99,9 +105,15 @@ def test_the_sample_loads_in_one_pass_and_equals_the_general_path(
 def test_identity_stitching_of_the_first_load_reaches_earlier_anonymous_events(
     store: Store, first_loads: list[bool]
 ) -> None:
-    store.load(log(("a", 0, "page_view"), ("a", 5, "login", {"user_id": "u1"}),
-                   ("b", 7, "page_view"), ("c", 8, "page_view", {"user_id": "u2"}),
-                   ("c", 9, "login", {"user_id": "u3"})))
+    store.load(
+        log(
+            ("a", 0, "page_view"),
+            ("a", 5, "login", {"user_id": "u1"}),
+            ("b", 7, "page_view"),
+            ("c", 8, "page_view", {"user_id": "u2"}),
+            ("c", 9, "login", {"user_id": "u3"}),
+        )
+    )
     assert first_loads == [True]
     persons = store.events()[["anonymous_id", "person_id"]].values.tolist()
     assert persons == [["a", "u1"], ["a", "u1"], ["b", "b"], ["c", "u2"], ["c", "u3"]]
@@ -135,8 +147,9 @@ def test_a_parquet_file_with_partly_missing_sessions_goes_the_general_way(
 def test_a_first_load_with_a_bad_row_writes_nothing_and_names_the_line(
     tmp_path: Path, first_loads: list[bool]
 ) -> None:
-    rows = [f"e{i},2024-03-01T10:{i:02d}:00Z,page_view,a{i % 3},,s{i % 3},direct,,,"
-            for i in range(60)]
+    rows = [
+        f"e{i},2024-03-01T10:{i:02d}:00Z,page_view,a{i % 3},,s{i % 3},direct,,," for i in range(60)
+    ]
     rows[55] = "e55,yesterday,page_view,a1,,s1,direct,,,"
     path = tmp_path / "events.csv"
     path.write_text(CSV_HEADER + "\n".join(rows) + "\n")
@@ -153,16 +166,25 @@ def test_a_first_load_with_skip_keeps_the_valid_rows_and_reports_the_rejects(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_loads: list[bool]
 ) -> None:
     path = tmp_path / "events.csv"
-    path.write_text(CSV_HEADER + "\n".join([
-        'e1,2024-03-01T10:00:00Z,page_view,a1,,s1,direct,,,"{""k"": 1}"',
-        "e2,2024-03-01T10:01:00Z,login,a1,u1,s1,direct,,,",
-        "e3,2024-03-01T10:02:00Z,purchase,a1,u1,s1,direct,12.5x,,",
-        'e4,2024-03-01T10:03:00Z,add_to_cart,a2,,s2,direct,,"[{""item_id"": ""p1"", ""price"": 3}]",{bad',
-        "e5,2024-03-01T10:04:00Z,page_view,a2,,s2,direct,,,",
-    ]) + "\n")
+    path.write_text(
+        CSV_HEADER
+        + "\n".join(
+            [
+                'e1,2024-03-01T10:00:00Z,page_view,a1,,s1,direct,,,"{""k"": 1}"',
+                "e2,2024-03-01T10:01:00Z,login,a1,u1,s1,direct,,,",
+                "e3,2024-03-01T10:02:00Z,purchase,a1,u1,s1,direct,12.5x,,",
+                'e4,2024-03-01T10:03:00Z,add_to_cart,a2,,s2,direct,,"[{""item_id"": ""p1"", ""price"": 3}]",{bad',
+                "e5,2024-03-01T10:04:00Z,page_view,a2,,s2,direct,,,",
+            ]
+        )
+        + "\n"
+    )
     fast, fast_results = assert_paths_agree([path], monkeypatch, on_error="skip")
     assert first_loads == [False]
-    assert [(r.line, r.column) for r in fast_results[0].rejects] == [(4, "value"), (5, "properties")]
+    assert [(r.line, r.column) for r in fast_results[0].rejects] == [
+        (4, "value"),
+        (5, "properties"),
+    ]
     assert fast["info"]["events"] == 3
 
 
@@ -170,13 +192,19 @@ def test_a_clean_csv_with_text_values_loads_in_one_pass_like_the_general_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_loads: list[bool]
 ) -> None:
     path = tmp_path / "events.csv"
-    path.write_text(CSV_HEADER + "\n".join([
-        'e1,2024-03-01T10:00:00+01:00,page_view,a1,,s1,direct,,,"{""k"": [1, 2]}"',
-        "e2,2024-03-01 10:01:00,login,,u1,s1,email,,,",
-        'e3,2024-03-01T10:02:00Z,purchase,a1,u1,s1,direct,12.50,"[{""item_id"": ""p1"", '
-        '""price"": 3, ""quantity"": 2}]",',
-        "e4,2024-03-01T10:03:00Z,page_view,a2,,s2,direct,,,",
-    ]) + "\n")
+    path.write_text(
+        CSV_HEADER
+        + "\n".join(
+            [
+                'e1,2024-03-01T10:00:00+01:00,page_view,a1,,s1,direct,,,"{""k"": [1, 2]}"',
+                "e2,2024-03-01 10:01:00,login,,u1,s1,email,,,",
+                'e3,2024-03-01T10:02:00Z,purchase,a1,u1,s1,direct,12.50,"[{""item_id"": ""p1"", '
+                '""price"": 3, ""quantity"": 2}]",',
+                "e4,2024-03-01T10:03:00Z,page_view,a2,,s2,direct,,,",
+            ]
+        )
+        + "\n"
+    )
     fast, fast_results = assert_paths_agree([path], monkeypatch)
     assert first_loads == [True]
 
@@ -184,8 +212,12 @@ def test_a_clean_csv_with_text_values_loads_in_one_pass_like_the_general_path(
 def test_a_repeated_event_id_in_the_first_file_keeps_its_first_row(
     monkeypatch: pytest.MonkeyPatch, first_loads: list[bool]
 ) -> None:
-    events = log(("a", 0, "page_view"), ("a", 1, "view_item"), ("b", 2, "page_view"),
-                 ("a", 3, "login", {"user_id": "u1"}))
+    events = log(
+        ("a", 0, "page_view"),
+        ("a", 1, "view_item"),
+        ("b", 2, "page_view"),
+        ("a", 3, "login", {"user_id": "u1"}),
+    )
     events.loc[2, "event_id"] = "e0"
     fast, fast_results = assert_paths_agree([events], monkeypatch)
     assert first_loads == [False]
@@ -193,13 +225,17 @@ def test_a_repeated_event_id_in_the_first_file_keeps_its_first_row(
     assert fast["events"].set_index("event_id").loc["e0", "anonymous_id"] == "a"
 
 
-@pytest.mark.parametrize("column, value", [("event", None), ("event_id", None),
-                                           ("anonymous_id", None), ("page", "")])
+@pytest.mark.parametrize(
+    "column, value", [("event", None), ("event_id", None), ("anonymous_id", None), ("page", "")]
+)
 def test_a_row_the_general_path_would_reject_or_repair_sends_the_load_back(
     column: str, value: object, monkeypatch: pytest.MonkeyPatch, first_loads: list[bool]
 ) -> None:
-    events = log(("a", 0, "page_view", {"page": "/"}), ("b", 1, "view_item", {"page": "/p"}),
-                 ("c", 2, "page_view", {"page": "/"}))
+    events = log(
+        ("a", 0, "page_view", {"page": "/"}),
+        ("b", 1, "view_item", {"page": "/p"}),
+        ("c", 2, "page_view", {"page": "/"}),
+    )
     events.loc[1, column] = value
     fast, fast_results = assert_paths_agree([events], monkeypatch, on_error="skip")
     assert first_loads == [False]
@@ -218,8 +254,9 @@ def test_zoned_timestamps_are_stored_as_utc_wall_clock_by_both_paths(
     monkeypatch: pytest.MonkeyPatch, first_loads: list[bool]
 ) -> None:
     events = log(("a", 0, "page_view"), ("b", 90, "page_view"))
-    events["ts"] = pd.to_datetime(["2024-03-31T01:30:00Z", "2024-10-27T02:30:00+01:00"],
-                                  utc=True, format="ISO8601").tz_convert("Europe/Berlin")
+    events["ts"] = pd.to_datetime(
+        ["2024-03-31T01:30:00Z", "2024-10-27T02:30:00+01:00"], utc=True, format="ISO8601"
+    ).tz_convert("Europe/Berlin")
     fast, _ = load_all([events])
     assert first_loads == [True]
     slow, _ = load_all([events], monkeypatch)

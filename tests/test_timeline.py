@@ -36,43 +36,57 @@ def logs(draw, max_persons: int = 12, max_events: int = 12):
     for p in range(draw(st.integers(1, max_persons))):
         for _ in range(draw(st.integers(1, max_events))):
             minute = draw(st.integers(0, 12)) * draw(st.sampled_from([1, 60, 600]))
-            rows.append({
-                "anonymous_id": f"p{p}",
-                "ts": pd.Timestamp(T0) + pd.Timedelta(minutes=minute),
-                "event": draw(st.sampled_from(ALPHABET)),
-                "session_id": draw(st.sampled_from(
-                    [f"s{p}a", f"s{p}b", f"s{p % 3 if shared else p}c", None])),
-                # events at one instant share a channel: which of several tied events
-                # gives the breakdown value is not defined (on either path)
-                "channel": CHANNELS[minute % 3],
-            })
+            rows.append(
+                {
+                    "anonymous_id": f"p{p}",
+                    "ts": pd.Timestamp(T0) + pd.Timedelta(minutes=minute),
+                    "event": draw(st.sampled_from(ALPHABET)),
+                    "session_id": draw(
+                        st.sampled_from([f"s{p}a", f"s{p}b", f"s{p % 3 if shared else p}c", None])
+                    ),
+                    # events at one instant share a channel: which of several tied events
+                    # gives the breakdown value is not defined (on either path)
+                    "channel": CHANNELS[minute % 3],
+                }
+            )
     return pd.DataFrame(rows).sample(frac=1, random_state=draw(st.integers(0, 9)))
 
 
 FILTERED = [  # steps with filters on a timeline column, as a marketer writes them
-    Step("b", where={"channel": "email"}), Step("c", where={"channel": ["email", "search"]}),
-    Step("a", where={"channel": None}), Step("a", where={"channel": "nowhere"}),
+    Step("b", where={"channel": "email"}),
+    Step("c", where={"channel": ["email", "search"]}),
+    Step("a", where={"channel": None}),
+    Step("a", where={"channel": "nowhere"}),
 ]
 
 
 @st.composite
 def plans(draw):
     order = draw(st.sampled_from(["ordered", "strict", "any"]))
-    steps = draw(st.sampled_from([["a", "b", "c"], ["a", "b", "a", "c"], ["b", "a"],
-                                  ["a", "b", "c", "d"]]))
+    steps = draw(
+        st.sampled_from([["a", "b", "c"], ["a", "b", "a", "c"], ["b", "a"], ["a", "b", "c", "d"]])
+    )
     if draw(st.booleans()):  # one step filtered on its row's channel
         steps = list(steps)
         steps[draw(st.integers(0, len(steps) - 1))] = draw(st.sampled_from(FILTERED))
-    kw = {"order": order, "window": draw(st.sampled_from(["5m", "1h", "1d", "30d"])),
-          "count_by": draw(st.sampled_from(["person", "session"])),
-          "by": draw(st.sampled_from([None, "channel"])),
-          "attribution": draw(st.sampled_from(["first", "last", "per_step"])),
-          "trend": draw(st.sampled_from([None, "day", "week", "month"])),
-          "open_entry": order != "any" and draw(st.booleans())}
+    kw = {
+        "order": order,
+        "window": draw(st.sampled_from(["5m", "1h", "1d", "30d"])),
+        "count_by": draw(st.sampled_from(["person", "session"])),
+        "by": draw(st.sampled_from([None, "channel"])),
+        "attribution": draw(st.sampled_from(["first", "last", "per_step"])),
+        "trend": draw(st.sampled_from([None, "day", "week", "month"])),
+        "open_entry": order != "any" and draw(st.booleans()),
+    }
     if order != "any":
         if draw(st.booleans()):
-            kw["exclusions"] = [(draw(st.sampled_from(
-                ["x", Step("x", where={"channel": "search"})])), 1, len(steps))]
+            kw["exclusions"] = [
+                (
+                    draw(st.sampled_from(["x", Step("x", where={"channel": "search"})])),
+                    1,
+                    len(steps),
+                )
+            ]
         if len(steps) >= 3 and draw(st.booleans()):
             kw["optional_steps"] = [2]
     return steps, kw
@@ -114,10 +128,14 @@ def test_events_at_one_instant_are_taken_in_step_order_whatever_their_names() ->
 
 def test_in_strict_mode_an_event_failing_its_filter_is_an_interruption() -> None:
     # x on email is not the excluded "x on search": it is any other event, and breaks b → a
-    df = log(("p", 0, "x", {"channel": "email"}), ("p", 0, "b", {"channel": "email"}),
-             ("p", 1, "a", {"channel": "search"}))
-    sql, fast = both(df, ["b", "a"], order="strict",
-                     exclusions=[(Step("x", where={"channel": "search"}), 1, 2)])
+    df = log(
+        ("p", 0, "x", {"channel": "email"}),
+        ("p", 0, "b", {"channel": "email"}),
+        ("p", 1, "a", {"channel": "search"}),
+    )
+    sql, fast = both(
+        df, ["b", "a"], order="strict", exclusions=[(Step("x", where={"channel": "search"}), 1, 2)]
+    )
     assert fast.steps["persons"].tolist() == sql.steps["persons"].tolist() == [1, 0]
     assert_same(sql, fast)
 
@@ -129,8 +147,12 @@ def test_the_persons_who_dropped_are_named_as_on_the_sql_path() -> None:
 
 
 def test_filters_on_the_timelines_columns_run_on_it_and_others_on_sql() -> None:
-    df = log(("p", 0, "a", {"device": "mobile"}), ("p", 1, "b", {"device": "mobile"}),
-             ("q", 0, "a", {"device": "desktop"}), ("q", 1, "b", {"device": "desktop"}))
+    df = log(
+        ("p", 0, "a", {"device": "mobile"}),
+        ("p", 1, "b", {"device": "mobile"}),
+        ("q", 0, "a", {"device": "desktop"}),
+        ("q", 1, "b", {"device": "desktop"}),
+    )
     steps = [Step("a", where={"device": "mobile"}), "b"]
     assert timeline_fits(FunnelPlan((Step("a", where={"device": "x"}).condition(),), 1))
     sql, fast = both(df, steps, by="device")
@@ -150,7 +172,9 @@ def test_week_and_month_periods_start_as_duckdb_truncates_them() -> None:
     for trend in ("day", "week", "month"):
         expected = con.execute(
             f"SELECT epoch_us(date_trunc('{trend}', make_timestamp(x))) FROM "
-            "(SELECT unnest(?) AS x)", [t.tolist()]).fetchall()
+            "(SELECT unnest(?) AS x)",
+            [t.tolist()],
+        ).fetchall()
         assert period_starts(t, trend).tolist() == [r[0] for r in expected]
 
 
@@ -190,7 +214,10 @@ def test_a_build_killed_halfway_leaves_nothing_behind_after_the_next_build(tmp_p
         assert funnel(store, ["a", "b"]).steps["persons"].tolist() == [1, 1]
     assert not left.exists() and recent.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "s.duckdb", "s.duckdb.timeline", "s.duckdb.timeline.live0001.tmp"]
+        "s.duckdb",
+        "s.duckdb.timeline",
+        "s.duckdb.timeline.live0001.tmp",
+    ]
 
 
 def test_a_stale_timeline_on_disk_is_not_used(tmp_path) -> None:
@@ -219,8 +246,9 @@ def test_chunks_cover_the_timeline_and_never_split_a_person(store: Store) -> Non
 def test_an_empty_store_counts_nobody(store: Store, tmp_path) -> None:
     assert funnel(store, ["a", "b"], allow_unknown=True).steps["persons"].tolist() == [0, 0]
     with Store(tmp_path / "empty.duckdb") as on_disk:
-        assert funnel(on_disk, ["a", "b"], by="channel", allow_unknown=True,
-                      count_by="session").steps["persons"].tolist() == [0, 0]
+        assert funnel(
+            on_disk, ["a", "b"], by="channel", allow_unknown=True, count_by="session"
+        ).steps["persons"].tolist() == [0, 0]
 
 
 def test_a_store_in_memory_keeps_its_timeline_in_memory(store: Store) -> None:
@@ -240,7 +268,8 @@ def test_sample_store_funnels_agree_on_both_paths(count_by, monkeypatch, tmp_pat
     store.load(generate_sample(20_000, seed=4))
     steps = ["view_item", "add_to_cart", "begin_checkout", "purchase"]
     for kw in ({}, {"by": "channel"}, {"order": "strict"}, {"trend": "week", "by": "device"}):
-        sql = funnel(store, steps, count_by=count_by,
-                     engine=LocalEngine(store, timeline=False), **kw)
+        sql = funnel(
+            store, steps, count_by=count_by, engine=LocalEngine(store, timeline=False), **kw
+        )
         fast = funnel(store, steps, count_by=count_by, **kw)
         assert_same(sql, fast)

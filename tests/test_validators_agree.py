@@ -16,8 +16,7 @@ from shopfunnel.errors import ValidationError
 from shopfunnel.server.events import EventError, canonical_event
 from shopfunnel.store.store import Store
 
-GOOD = {"event_id": "e1", "ts": "2024-03-15T10:30:00Z", "event": "view_item",
-        "anonymous_id": "a1"}
+GOOD = {"event_id": "e1", "ts": "2024-03-15T10:30:00Z", "event": "view_item", "anonymous_id": "a1"}
 
 CASES = {
     "a minimal event": {},

@@ -16,8 +16,17 @@ def orders(values, shipping=None) -> pd.DataFrame:
     rows = []
     for i, v in enumerate(values):
         props = None if shipping is None else json.dumps({"shipping": shipping[i]})
-        rows.append({"event_id": f"e{i}", "ts": pd.Timestamp("2024-03-01", tz="UTC") + pd.Timedelta(hours=i),
-                     "event": "purchase", "anonymous_id": f"p{i}", "order_id": f"o{i}", "value": v, "properties": props})
+        rows.append(
+            {
+                "event_id": f"e{i}",
+                "ts": pd.Timestamp("2024-03-01", tz="UTC") + pd.Timedelta(hours=i),
+                "event": "purchase",
+                "anonymous_id": f"p{i}",
+                "order_id": f"o{i}",
+                "value": v,
+                "properties": props,
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -11,18 +11,24 @@ from shopfunnel.ingest.datasets import cdnow_orders
 
 
 def book(*rows: tuple) -> pd.DataFrame:
-    return pd.DataFrame([
-        {"person_id": p, "order_id": f"o{i}", "ts": pd.Timestamp(day), "value": v}
-        for i, (p, day, v) in enumerate(rows)
-    ])
+    return pd.DataFrame(
+        [
+            {"person_id": p, "order_id": f"o{i}", "ts": pd.Timestamp(day), "value": v}
+            for i, (p, day, v) in enumerate(rows)
+        ]
+    )
 
 
 BOOK = book(
-    ("a", "2024-01-01", 10.0), ("a", "2024-02-01", 10.0), ("a", "2024-03-02", 10.0),
-    ("b", "2024-06-01", 50.0), ("b", "2024-06-21", 50.0),
+    ("a", "2024-01-01", 10.0),
+    ("a", "2024-02-01", 10.0),
+    ("a", "2024-03-02", 10.0),
+    ("b", "2024-06-01", 50.0),
+    ("b", "2024-06-21", 50.0),
     ("c", "2024-06-29", 5.0),
     ("d", "2024-04-01", 80.0),
-    ("e", "2024-05-01", 1.0), ("e", "2024-05-01", 2.0),
+    ("e", "2024-05-01", 1.0),
+    ("e", "2024-05-01", 2.0),
 )
 
 
@@ -71,8 +77,9 @@ def test_the_win_back_list_is_the_stage_models_lapsed_customers():
 
 
 def test_one_time_buyers_are_judged_against_the_default_gap_when_few_customers_repeat():
-    lapsed = lapsed_customers(book(("x", "2024-01-01", 1.0), ("y", "2024-10-15", 1.0)),
-                              as_of="2024-12-31")
+    lapsed = lapsed_customers(
+        book(("x", "2024-01-01", 1.0), ("y", "2024-10-15", 1.0)), as_of="2024-12-31"
+    )
     assert lapsed["person_id"].tolist() == ["x"]  # x silent 365 d > 90 d; y 77 d
     assert lapsed["expected_gap_days"].tolist() == [90.0]
 

@@ -31,4 +31,3 @@ def parse_duration_seconds(value: str | int | float) -> float:
     if seconds <= 0:
         raise ConfigError(f"duration {value!r} must be positive")
     return seconds
-

@@ -64,9 +64,7 @@ class Stage(BaseModel):
         if not value:
             raise ValueError("a stage name cannot be blank")
         if value.lower() in RESERVED_STAGE_NAMES:
-            raise ValueError(
-                f"{value!r} is reserved for the stage flow; choose another stage name"
-            )
+            raise ValueError(f"{value!r} is reserved for the stage flow; choose another stage name")
         return value
 
     @field_validator("events")
@@ -99,20 +97,37 @@ def default_stages() -> list[Stage]:
     return [
         Stage(
             name="Awareness",
-            events=("page_view", "session_start", "first_visit", "view_promotion",
-                    "select_promotion"),
+            events=(
+                "page_view",
+                "session_start",
+                "first_visit",
+                "view_promotion",
+                "select_promotion",
+            ),
             description="any tracked visit",
         ),
         Stage(
             name="Interest",
-            events=("view_item_list", "select_item", "view_item", "search",
-                    "view_search_results", "quiz_complete"),
+            events=(
+                "view_item_list",
+                "select_item",
+                "view_item",
+                "search",
+                "view_search_results",
+                "quiz_complete",
+            ),
             description="looked at products",
         ),
         Stage(
             name="Decision",
-            events=("add_to_cart", "view_cart", "add_to_wishlist", "begin_checkout",
-                    "add_shipping_info", "add_payment_info"),
+            events=(
+                "add_to_cart",
+                "view_cart",
+                "add_to_wishlist",
+                "begin_checkout",
+                "add_shipping_info",
+                "add_payment_info",
+            ),
             description="chose something",
         ),
         Stage(name="Purchase", events=("purchase",), description="bought"),
@@ -154,8 +169,15 @@ class Placement(BaseModel):
     customer_gone_after: str | float = "180d"
     own_gap_min_orders: int = Field(default=3, ge=2)
 
-    @field_validator("lookback", "visit_gap", "stalled_after", "gone_after", "lapsed_after",
-                     "customer_gone_after", "min_stalled_after")
+    @field_validator(
+        "lookback",
+        "visit_gap",
+        "stalled_after",
+        "gone_after",
+        "lapsed_after",
+        "customer_gone_after",
+        "min_stalled_after",
+    )
     @classmethod
     def _is_duration(cls, value: str | float | None) -> str | float | None:
         if value is not None:
@@ -170,7 +192,10 @@ class Placement(BaseModel):
                     f"gone_quantile ({self.gone_quantile}) must be greater than {name} "
                     f"({getattr(self, name)}): gone is further out than stalled or lapsed"
                 )
-        for short, long in (("stalled_after", "gone_after"), ("lapsed_after", "customer_gone_after")):
+        for short, long in (
+            ("stalled_after", "gone_after"),
+            ("lapsed_after", "customer_gone_after"),
+        ):
             if not parse_duration_seconds(getattr(self, long)) > parse_duration_seconds(
                 getattr(self, short)
             ):
@@ -199,8 +224,10 @@ class Placement(BaseModel):
     @property
     def min_stalled_after_seconds(self) -> float:
         """The floor under every stage's stalled threshold (0 when not set)."""
-        return 0.0 if self.min_stalled_after is None else parse_duration_seconds(
-            self.min_stalled_after
+        return (
+            0.0
+            if self.min_stalled_after is None
+            else parse_duration_seconds(self.min_stalled_after)
         )
 
     @property
@@ -334,7 +361,9 @@ class Model(BaseModel):
         try:
             return cls.model_validate(raw)
         except PydanticValidationError as exc:
-            raise ConfigError(_explain(exc, self._source or DEFAULT_FILE, cls, prefix=(name,))) from exc
+            raise ConfigError(
+                _explain(exc, self._source or DEFAULT_FILE, cls, prefix=(name,))
+            ) from exc
 
 
 def load_model(path: str | Path | None = None) -> Model:

@@ -43,8 +43,7 @@ def test_a_message_that_works_shows_its_lift_over_the_holdout(store) -> None:
 
 def test_an_empty_holdout_is_a_result_that_says_so(store) -> None:
     store.load(log(("p0", 0, "page_view")))
-    lift = holdout_lift(store, KEY, 0.0, audience(1), mx.conversion("purchase"),
-                        engine="bayesian")
+    lift = holdout_lift(store, KEY, 0.0, audience(1), mx.conversion("purchase"), engine="bayesian")
     assert lift.held_out == 0 and "nobody in the holdout" in lift.result.error
 
 

@@ -84,11 +84,14 @@ def test_the_sample_command_plants_an_experiment(tmp_path) -> None:
     from shopfunnel.cli import app
 
     out = tmp_path / "s.parquet"
-    result = CliRunner().invoke(app, ["sample", "-n", "20000", "--out", str(out),
-                                      "--experiment", "checkout-v2:1.0:2024-02-01"])
+    result = CliRunner().invoke(
+        app,
+        ["sample", "-n", "20000", "--out", str(out), "--experiment", "checkout-v2:1.0:2024-02-01"],
+    )
     assert result.exit_code == 0, result.output
     events = pq.read_table(out).column("event").to_pylist()
     assert events.count("experiment_exposure") == len(events) - 20_000 > 0
-    bad = CliRunner().invoke(app, ["sample", "-n", "10", "--out", str(out),
-                                   "--experiment", "checkout-v2:x"])
+    bad = CliRunner().invoke(
+        app, ["sample", "-n", "10", "--out", str(out), "--experiment", "checkout-v2:x"]
+    )
     assert bad.exit_code == 1 and "EFFECT 'x' is not a number" in bad.output

@@ -20,37 +20,70 @@ SESSION = "1710511960"
 
 # The purchase row of REFERENCES §1, as BigQuery writes it (INT64 as strings).
 PURCHASE = {
-    "event_date": "20240315", "event_timestamp": str(TS), "event_name": "purchase",
+    "event_date": "20240315",
+    "event_timestamp": str(TS),
+    "event_name": "purchase",
     "event_params": [
         {"key": "ga_session_id", "value": {"int_value": SESSION}},
-        {"key": "page_location", "value": {"string_value": "https://shop.example/checkout/thank-you"}},
+        {
+            "key": "page_location",
+            "value": {"string_value": "https://shop.example/checkout/thank-you"},
+        },
         {"key": "page_referrer", "value": {"string_value": "https://shop.example/checkout"}},
         {"key": "transaction_id", "value": {"string_value": "T-1001"}},
         {"key": "value", "value": {"double_value": 59.9}},
         {"key": "currency", "value": {"string_value": "USD"}},
         {"key": "session_engaged", "value": {"string_value": "1"}},
     ],
-    "user_pseudo_id": "1234567890.1710511960", "user_id": None,
-    "device": {"category": "mobile"}, "geo": {"country": "United States"},
+    "user_pseudo_id": "1234567890.1710511960",
+    "user_id": None,
+    "device": {"category": "mobile"},
+    "geo": {"country": "United States"},
     "traffic_source": {"source": "google", "medium": "organic", "name": "(organic)"},
     "collected_traffic_source": None,
     "session_traffic_source_last_click": {
         "manual_campaign": {"source": "newsletter", "medium": "email", "campaign_name": "spring"}
     },
-    "ecommerce": {"transaction_id": "T-1001", "purchase_revenue": 59.9, "total_item_quantity": "2",
-                  "unique_items": "1", "shipping_value": 5.0, "tax_value": 4.9},
-    "items": [{"item_id": "SKU-1", "item_name": "Tee", "item_category": "Apparel",
-               "item_category2": "Shirts", "price": 25.0, "quantity": "2", "item_revenue": 50.0}],
+    "ecommerce": {
+        "transaction_id": "T-1001",
+        "purchase_revenue": 59.9,
+        "total_item_quantity": "2",
+        "unique_items": "1",
+        "shipping_value": 5.0,
+        "tax_value": 4.9,
+    },
+    "items": [
+        {
+            "item_id": "SKU-1",
+            "item_name": "Tee",
+            "item_category": "Apparel",
+            "item_category2": "Shirts",
+            "price": 25.0,
+            "quantity": "2",
+            "item_revenue": 50.0,
+        }
+    ],
 }
 
 
-def event(name: str, ts_us: int, pseudo: str = "p1", session: str | None = SESSION,
-          params: dict | None = None, **fields) -> dict:
+def event(
+    name: str,
+    ts_us: int,
+    pseudo: str = "p1",
+    session: str | None = SESSION,
+    params: dict | None = None,
+    **fields,
+) -> dict:
     """A minimal export row; ``params`` as key → GA4 value record."""
     ps = [] if session is None else [{"key": "ga_session_id", "value": {"int_value": session}}]
     ps += [{"key": k, "value": v} for k, v in (params or {}).items()]
-    return {"event_timestamp": ts_us, "event_name": name, "user_pseudo_id": pseudo,
-            "event_params": ps, **fields}
+    return {
+        "event_timestamp": ts_us,
+        "event_name": name,
+        "user_pseudo_id": pseudo,
+        "event_params": ps,
+        **fields,
+    }
 
 
 def write_ndjson(path: Path, rows: list) -> Path:
@@ -69,18 +102,30 @@ def test_the_reference_purchase_row_becomes_one_canonical_purchase(tmp_path: Pat
     row = store.events().iloc[0]
     assert row["ts"] == datetime(2024, 3, 15, 14, 30, 5, 123456)
     assert (row["event"], row["anonymous_id"], row["user_id"]) == (
-        "purchase", "1234567890.1710511960", None)
+        "purchase",
+        "1234567890.1710511960",
+        None,
+    )
     assert row["session_id"] == "1234567890.1710511960:1710511960"
     assert (row["device"], row["country"]) == ("mobile", "United States")
     assert row["page"] == "https://shop.example/checkout/thank-you"
     assert row["referrer"] == "https://shop.example/checkout"
     assert (row["order_id"], float(row["value"]), row["currency"]) == ("T-1001", 59.9, "USD")
-    assert [dict(i) for i in row["items"]] == [{
-        "item_id": "SKU-1", "item_name": "Tee", "item_category": "Apparel", "price": 25.0,
-        "quantity": 2}]
+    assert [dict(i) for i in row["items"]] == [
+        {
+            "item_id": "SKU-1",
+            "item_name": "Tee",
+            "item_category": "Apparel",
+            "price": 25.0,
+            "quantity": 2,
+        }
+    ]
     # Session attribution is last click (newsletter), never first touch (google organic).
     assert (row["utm_source"], row["utm_medium"], row["utm_campaign"]) == (
-        "newsletter", "email", "spring")
+        "newsletter",
+        "email",
+        "spring",
+    )
     assert row["channel"] == "email"
     props = json.loads(row["properties"])
     assert props == {"session_engaged": "1", "shipping_value": 5.0, "tax_value": 4.9}
@@ -91,11 +136,22 @@ def test_the_reference_purchase_row_becomes_one_canonical_purchase(tmp_path: Pat
 def test_integers_may_arrive_as_json_numbers_or_strings(tmp_path: Path) -> None:
     rows = [
         event("page_view", TS, session="1710511960"),
-        event("view_item", str(TS + 1), session=None,
-              params={"ga_session_id": {"int_value": 1710511960}}),
-        event("add_to_cart", f"{TS + 2}", session=None,
-              params={"ga_session_id": {"int_value": "1710511960"},
-                      "value": {"int_value": "60"}, "currency": {"string_value": "EUR"}}),
+        event(
+            "view_item",
+            str(TS + 1),
+            session=None,
+            params={"ga_session_id": {"int_value": 1710511960}},
+        ),
+        event(
+            "add_to_cart",
+            f"{TS + 2}",
+            session=None,
+            params={
+                "ga_session_id": {"int_value": "1710511960"},
+                "value": {"int_value": "60"},
+                "currency": {"string_value": "EUR"},
+            },
+        ),
         event("begin_checkout", float(TS + 3), params={"value": {"float_value": "12.5"}}),
     ]
     store, _ = load(write_ndjson(tmp_path / "ga.json", rows))
@@ -106,14 +162,21 @@ def test_integers_may_arrive_as_json_numbers_or_strings(tmp_path: Path) -> None:
 
 
 def test_session_campaign_falls_back_to_the_first_collected_campaign(tmp_path: Path) -> None:
-    collected = {"manual_source": "facebook", "manual_medium": "paid_social",
-                 "manual_campaign_name": "launch"}
+    collected = {
+        "manual_source": "facebook",
+        "manual_medium": "paid_social",
+        "manual_campaign_name": "launch",
+    }
     later = {"manual_source": "newsletter", "manual_medium": "email"}
     rows = [
         # listed first but happens second: must not decide the session's campaign
         event("view_item", TS + 2_000_000, collected_traffic_source=later),
-        event("page_view", TS, collected_traffic_source=collected,
-              traffic_source={"source": "google", "medium": "organic"}),
+        event(
+            "page_view",
+            TS,
+            collected_traffic_source=collected,
+            traffic_source={"source": "google", "medium": "organic"},
+        ),
         event("add_to_cart", TS + 5_000_000),
     ]
     store, _ = load(write_ndjson(tmp_path / "ga.json", rows))
@@ -125,8 +188,12 @@ def test_session_campaign_falls_back_to_the_first_collected_campaign(tmp_path: P
 
 def test_event_param_utm_and_gclid_are_used_when_nothing_else_is(tmp_path: Path) -> None:
     rows = [
-        event("page_view", TS, pseudo="a", params={
-            "source": {"string_value": "partner"}, "medium": {"string_value": "affiliate"}}),
+        event(
+            "page_view",
+            TS,
+            pseudo="a",
+            params={"source": {"string_value": "partner"}, "medium": {"string_value": "affiliate"}},
+        ),
         event("page_view", TS, pseudo="b", params={"gclid": {"string_value": "Cj0KCQ"}}),
         event("page_view", TS + 1, pseudo="b"),
     ]
@@ -136,8 +203,11 @@ def test_event_param_utm_and_gclid_are_used_when_nothing_else_is(tmp_path: Path)
 
 
 def test_first_touch_traffic_source_is_never_a_session_source(tmp_path: Path) -> None:
-    rows = [event("page_view", TS, traffic_source={"source": "google", "medium": "cpc",
-                                                   "name": "brand"})]
+    rows = [
+        event(
+            "page_view", TS, traffic_source={"source": "google", "medium": "cpc", "name": "brand"}
+        )
+    ]
     store, _ = load(write_ndjson(tmp_path / "ga.json", rows))
     row = store.events().iloc[0]
     assert row["utm_source"] is None and row["channel"] == "direct"
@@ -145,8 +215,12 @@ def test_first_touch_traffic_source_is_never_a_session_source(tmp_path: Path) ->
 
 def test_refunds_and_not_set_transaction_ids(tmp_path: Path) -> None:
     rows = [
-        event("purchase", TS, params={"transaction_id": {"string_value": "(not set)"}},
-              ecommerce={"transaction_id": "(not set)", "purchase_revenue": "30"}),
+        event(
+            "purchase",
+            TS,
+            params={"transaction_id": {"string_value": "(not set)"}},
+            ecommerce={"transaction_id": "(not set)", "purchase_revenue": "30"},
+        ),
         event("refund", TS + 1, ecommerce={"transaction_id": "T-9", "refund_value": 12.0}),
     ]
     store, _ = load(write_ndjson(tmp_path / "ga.json", rows))
@@ -172,8 +246,10 @@ def test_json_array_and_gzip_files_give_the_same_events(tmp_path: Path) -> None:
     array.write_text("[\n" + ",\n".join(json.dumps(r, indent=1) for r in rows) + "\n]\n")
     gz = tmp_path / "ga.json.gz"
     gz.write_bytes(gzip.compress(ndjson.read_bytes()))
-    ids = [sorted(read(p, format="ga4").table.column("event_id").to_pylist())
-           for p in (ndjson, array, gz)]
+    ids = [
+        sorted(read(p, format="ga4").table.column("event_id").to_pylist())
+        for p in (ndjson, array, gz)
+    ]
     assert ids[0] == ids[1] == ids[2] and len(set(ids[0])) == 3
 
 
@@ -189,15 +265,15 @@ def test_array_elements_carry_the_line_they_start_on(tmp_path: Path) -> None:
 
 def test_bad_rows_are_reported_with_their_line_and_nothing_is_written(tmp_path: Path) -> None:
     rows = [
-        event("page_view", TS),                       # 1 fine
+        event("page_view", TS),  # 1 fine
         '{"event_timestamp": 1710513005123456, "event_name": ',  # 2 cut short
-        event("", TS),                                # 3 no event name
-        {"event_name": "page_view", "user_pseudo_id": "p1"},   # 4 no timestamp
-        event("page_view", "yesterday"),              # 5 not a number
-        event("page_view", 1710513005),               # 6 seconds, not microseconds
-        "",                                           # 7 blank: skipped silently
-        "[1, 2]",                                     # 8 not an object
-        event("view_item", TS + 1),                   # 9 fine
+        event("", TS),  # 3 no event name
+        {"event_name": "page_view", "user_pseudo_id": "p1"},  # 4 no timestamp
+        event("page_view", "yesterday"),  # 5 not a number
+        event("page_view", 1710513005),  # 6 seconds, not microseconds
+        "",  # 7 blank: skipped silently
+        "[1, 2]",  # 8 not an object
+        event("view_item", TS + 1),  # 9 fine
     ]
     path = write_ndjson(tmp_path / "ga.json", rows)
     store = Store(":memory:")
@@ -240,16 +316,28 @@ def test_a_parquet_export_gives_the_same_events_numbered_by_row(tmp_path: Path) 
     import pyarrow.parquet as pq
 
     def typed(name: str, ts_us: int, pseudo: str) -> dict:
-        return {"event_timestamp": ts_us, "event_name": name, "user_pseudo_id": pseudo,
-                "event_params": [
-                    {"key": "ga_session_id", "value": {"string_value": None,
-                                                       "int_value": int(SESSION)}},
-                    {"key": "page_location", "value": {"string_value": "https://shop.example/",
-                                                       "int_value": None}}],
-                "collected_traffic_source": {"manual_source": "google", "manual_medium": "cpc"}}
+        return {
+            "event_timestamp": ts_us,
+            "event_name": name,
+            "user_pseudo_id": pseudo,
+            "event_params": [
+                {
+                    "key": "ga_session_id",
+                    "value": {"string_value": None, "int_value": int(SESSION)},
+                },
+                {
+                    "key": "page_location",
+                    "value": {"string_value": "https://shop.example/", "int_value": None},
+                },
+            ],
+            "collected_traffic_source": {"manual_source": "google", "manual_medium": "cpc"},
+        }
 
-    rows = [typed("page_view", TS, "a"), typed("view_item", TS + 1, "a"),
-            typed("page_view", 1710513005, "b")]  # row 3: seconds, not µs
+    rows = [
+        typed("page_view", TS, "a"),
+        typed("view_item", TS + 1, "a"),
+        typed("page_view", 1710513005, "b"),
+    ]  # row 3: seconds, not µs
     parquet = tmp_path / "events_20240315.parquet"
     pq.write_table(pa.Table.from_pylist(rows), parquet)
     ndjson = write_ndjson(tmp_path / "events_20240315.json", rows)
@@ -272,12 +360,13 @@ def test_a_ga4_export_is_recognised_without_format(tmp_path: Path) -> None:
 
 
 def test_odd_item_values_are_read_as_unknown_not_a_crash(tmp_path: Path) -> None:
-    items = [{"item_id": 7, "price": "n/a", "quantity": "99999999999"},
-             {"item_name": "Cap", "price": "12.5", "quantity": 1.0}, "not an item"]
+    items = [
+        {"item_id": 7, "price": "n/a", "quantity": "99999999999"},
+        {"item_name": "Cap", "price": "12.5", "quantity": 1.0},
+        "not an item",
+    ]
     store, _ = load(write_ndjson(tmp_path / "ga.json", [event("view_item", TS, items=items)]))
     assert [dict(i) for i in store.events()["items"][0]] == [
-        {"item_id": "7", "item_name": None, "item_category": None, "price": None,
-         "quantity": None},
-        {"item_id": None, "item_name": "Cap", "item_category": None, "price": 12.5,
-         "quantity": 1},
+        {"item_id": "7", "item_name": None, "item_category": None, "price": None, "quantity": None},
+        {"item_id": None, "item_name": "Cap", "item_category": None, "price": 12.5, "quantity": 1},
     ]

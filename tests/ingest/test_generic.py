@@ -15,24 +15,38 @@ from shopfunnel.errors import ConfigError, InputError, ValidationError
 from shopfunnel.ingest import read
 from shopfunnel.store.store import Store
 
-EVENTS = pd.DataFrame({
-    "event_id": ["e1", "e2", "e3", "e4"],
-    "ts": ["2024-03-01T12:00:00Z", "2024-03-01T12:01:00Z", "2024-03-01T12:02:00Z",
-           "2024-03-02T08:00:00Z"],
-    "event": ["page_view", "view_item", "purchase", "page_view"],
-    "anonymous_id": ["a", "a", "a", "b"],
-    "user_id": [None, None, "u1", None],
-    "order_id": [None, None, "o1", None],
-    "value": [None, None, "19.90", None],
-    "currency": [None, None, "EUR", None],
-})
+EVENTS = pd.DataFrame(
+    {
+        "event_id": ["e1", "e2", "e3", "e4"],
+        "ts": [
+            "2024-03-01T12:00:00Z",
+            "2024-03-01T12:01:00Z",
+            "2024-03-01T12:02:00Z",
+            "2024-03-02T08:00:00Z",
+        ],
+        "event": ["page_view", "view_item", "purchase", "page_view"],
+        "anonymous_id": ["a", "a", "a", "b"],
+        "user_id": [None, None, "u1", None],
+        "order_id": [None, None, "o1", None],
+        "value": [None, None, "19.90", None],
+        "currency": [None, None, "EUR", None],
+    }
+)
 EXPECTED = ["e1", "e2", "e3", "e4"]
 
 
 def _summary(store: Store) -> list[tuple]:
     ev = store.events()
-    return [(r.event_id, r.ts.isoformat(), r.event, r.person_id,
-             None if pd.isna(r.value) else float(r.value)) for r in ev.itertuples()]
+    return [
+        (
+            r.event_id,
+            r.ts.isoformat(),
+            r.event,
+            r.person_id,
+            None if pd.isna(r.value) else float(r.value),
+        )
+        for r in ev.itertuples()
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +98,8 @@ def test_every_source_kind_loads_the_same_events(tmp_path: Path, kind: str, refe
 def test_a_mapping_renames_source_columns(tmp_path: Path, reference) -> None:
     path = tmp_path / "shop.csv"
     EVENTS.rename(columns={"ts": "created_at", "event": "action", "anonymous_id": "cookie"}).to_csv(
-        path, index=False)
+        path, index=False
+    )
     with Store(":memory:") as store:
         store.load(path, mapping={"ts": "created_at", "event": "action", "anonymous_id": "cookie"})
         assert _summary(store) == reference
@@ -107,36 +122,47 @@ def test_extra_columns_can_be_kept_as_properties(tmp_path: Path) -> None:
             store.load(path)
         store.load(path, extra_columns="properties")
         props = store.events()["properties"].tolist()
-        assert [json.loads(p) for p in props] == [{"colour": "red"}, {}, {"colour": "blue"},
-                                                  {"colour": "green"}]
+        assert [json.loads(p) for p in props] == [
+            {"colour": "red"},
+            {},
+            {"colour": "blue"},
+            {"colour": "green"},
+        ]
 
 
 def test_a_bad_timestamp_is_named_by_its_line(tmp_path: Path) -> None:
     rows = ["event_id,ts,event,anonymous_id"] + [
-        f"e{n},2024-03-01T12:00:{n % 60:02d}Z,page_view,a" for n in range(2, 100)]
-    rows[56] = "e57,2024-02-30 25:00,page_view,a"   # line 57 (the header is line 1)
+        f"e{n},2024-03-01T12:00:{n % 60:02d}Z,page_view,a" for n in range(2, 100)
+    ]
+    rows[56] = "e57,2024-02-30 25:00,page_view,a"  # line 57 (the header is line 1)
     path = tmp_path / "e.csv"
     path.write_text("\n".join(rows) + "\n")
     store = Store(":memory:")
     with pytest.raises(ValidationError) as caught:
         store.load(path)
     assert [(r.line, r.column, r.value) for r in caught.value.rejects] == [
-        (57, "ts", "2024-02-30 25:00")]
+        (57, "ts", "2024-02-30 25:00")
+    ]
     result = store.load(path, on_error="skip")
     assert (result.rows_added, store.info()["events"]) == (97, 97)
 
 
 def test_a_ragged_row_is_rejected_on_its_line_and_later_lines_stay_right(tmp_path: Path) -> None:
     path = tmp_path / "e.csv"
-    path.write_text("event_id,ts,event,anonymous_id\n"
-                    "e1,2024-03-01T12:00:00Z,page_view,a\n"
-                    "e2,2024-03-01T12:00:00Z,page_view,a,surplus\n"
-                    "e3,2024-03-01T12:00:00Z,page_view\n"
-                    "e4,not a time,page_view,a\n")
+    path.write_text(
+        "event_id,ts,event,anonymous_id\n"
+        "e1,2024-03-01T12:00:00Z,page_view,a\n"
+        "e2,2024-03-01T12:00:00Z,page_view,a,surplus\n"
+        "e3,2024-03-01T12:00:00Z,page_view\n"
+        "e4,not a time,page_view,a\n"
+    )
     with pytest.raises(ValidationError) as caught:
         Store(":memory:").load(path)
-    assert [(r.line, r.column) for r in caught.value.rejects] == [(3, "(row)"), (4, "(row)"),
-                                                                   (5, "ts")]
+    assert [(r.line, r.column) for r in caught.value.rejects] == [
+        (3, "(row)"),
+        (4, "(row)"),
+        (5, "ts"),
+    ]
     assert "5 field(s), the header has 4" in caught.value.rejects[0].reason
 
 
@@ -162,8 +188,10 @@ def test_ragged_rows_far_into_a_file_keep_their_lines(tmp_path: Path) -> None:
         (b"", "is empty"),
         (b"event_id,ts,event,anonymous_id\n", "header but no rows"),
         (b"PAR1\x15\x04\x15", "is a Parquet file.*--format parquet"),
-        ("event_id,ts,event,anonymous_id\ne1,2024-03-01,page_view,caf\u00e9\n".encode("latin-1"),
-         r"e\.csv:2: is not utf-8 text.*--encoding latin-1"),
+        (
+            "event_id,ts,event,anonymous_id\ne1,2024-03-01,page_view,caf\u00e9\n".encode("latin-1"),
+            r"e\.csv:2: is not utf-8 text.*--encoding latin-1",
+        ),
     ],
 )
 def test_unreadable_csv_gives_a_clear_message(tmp_path: Path, content: bytes, message: str) -> None:
@@ -175,8 +203,9 @@ def test_unreadable_csv_gives_a_clear_message(tmp_path: Path, content: bytes, me
 
 def test_a_latin1_file_loads_when_its_encoding_is_given(tmp_path: Path) -> None:
     path = tmp_path / "e.csv"
-    path.write_bytes("event_id,ts,event,anonymous_id\ne1,2024-03-01,page_view,caf\u00e9\n"
-                     .encode("latin-1"))
+    path.write_bytes(
+        "event_id,ts,event,anonymous_id\ne1,2024-03-01,page_view,caf\u00e9\n".encode("latin-1")
+    )
     with Store(":memory:") as store:
         store.load_staged(read(path, encoding="latin-1"))
         assert store.events()["anonymous_id"].tolist() == ["caf\u00e9"]
@@ -184,8 +213,10 @@ def test_a_latin1_file_loads_when_its_encoding_is_given(tmp_path: Path) -> None:
 
 def test_a_bad_json_line_is_named(tmp_path: Path) -> None:
     path = tmp_path / "e.jsonl"
-    path.write_text('{"ts": "2024-03-01T12:00:00Z", "event": "a", "anonymous_id": "x"}\n'
-                    '{"ts": "2024-03-01T12:00:00Z", "event": \n')
+    path.write_text(
+        '{"ts": "2024-03-01T12:00:00Z", "event": "a", "anonymous_id": "x"}\n'
+        '{"ts": "2024-03-01T12:00:00Z", "event": \n'
+    )
     with pytest.raises(InputError, match=r"e\.jsonl:2: cannot be read as JSON Lines"):
         read(path)
 
@@ -205,12 +236,14 @@ def test_unknown_format_and_options_that_do_not_apply_are_config_errors(tmp_path
 
 def test_blank_lines_are_skipped_and_later_lines_keep_their_numbers(tmp_path: Path) -> None:
     path = tmp_path / "e.csv"
-    path.write_text("event_id,ts,event,anonymous_id\n"
-                    "e1,2024-03-01T12:00:00Z,page_view,a\n"
-                    "\n"
-                    "   \n"
-                    "e4,not a time,page_view,a\n"
-                    "e5,2024-03-01T12:00:00Z,page_view,a\n")
+    path.write_text(
+        "event_id,ts,event,anonymous_id\n"
+        "e1,2024-03-01T12:00:00Z,page_view,a\n"
+        "\n"
+        "   \n"
+        "e4,not a time,page_view,a\n"
+        "e5,2024-03-01T12:00:00Z,page_view,a\n"
+    )
     with pytest.raises(ValidationError) as caught:
         Store(":memory:").load(path)
     assert [(r.line, r.column) for r in caught.value.rejects] == [(5, "ts")]
@@ -220,10 +253,12 @@ def test_blank_lines_are_skipped_and_later_lines_keep_their_numbers(tmp_path: Pa
 
 def test_json_lines_rows_keep_their_line_across_blank_lines(tmp_path: Path) -> None:
     path = tmp_path / "e.jsonl"
-    path.write_text('{"ts": "2024-03-01T12:00:00Z", "event": "a", "anonymous_id": "x"}\n'
-                    "\n"
-                    '{"ts": "2024-03-01T12:00:00Z", "event": "b", "anonymous_id": "x"}\n'
-                    '{"ts": "never", "event": "c", "anonymous_id": "x"}\n')
+    path.write_text(
+        '{"ts": "2024-03-01T12:00:00Z", "event": "a", "anonymous_id": "x"}\n'
+        "\n"
+        '{"ts": "2024-03-01T12:00:00Z", "event": "b", "anonymous_id": "x"}\n'
+        '{"ts": "never", "event": "c", "anonymous_id": "x"}\n'
+    )
     with pytest.raises(ValidationError) as caught:
         Store(":memory:").load(path)
     assert [(r.line, r.column) for r in caught.value.rejects] == [(4, "ts")]

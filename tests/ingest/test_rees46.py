@@ -44,17 +44,32 @@ def test_event_types_map_to_ga4_names_and_fields_to_canonical_columns(tmp_path: 
     store = load(write(tmp_path / "2019-Nov.csv", ROWS))
     events = store.events()
     assert events["event"].tolist() == [
-        "view_item", "add_to_cart", "add_to_cart", "purchase", "purchase", "view_item", "purchase"]
+        "view_item",
+        "add_to_cart",
+        "add_to_cart",
+        "purchase",
+        "purchase",
+        "view_item",
+        "purchase",
+    ]
     first = events.iloc[0]
     assert str(first["ts"]) == "2019-11-01 00:00:00"
     assert (first["user_id"], first["session_id"]) == ("520088904", S1)
     assert float(first["value"]) == 489.07
-    assert [dict(i) for i in first["items"]] == [{
-        "item_id": "1003461", "item_name": None, "item_category": "electronics.smartphone",
-        "price": 489.07, "quantity": 1}]
+    assert [dict(i) for i in first["items"]] == [
+        {
+            "item_id": "1003461",
+            "item_name": None,
+            "item_category": "electronics.smartphone",
+            "price": 489.07,
+            "quantity": 1,
+        }
+    ]
     # the 19-digit category id survives exactly (a float would round it)
-    assert json.loads(first["properties"]) == {"category_id": "2053013555631882655",
-                                               "brand": "xiaomi"}
+    assert json.loads(first["properties"]) == {
+        "category_id": "2053013555631882655",
+        "brand": "xiaomi",
+    }
 
 
 def test_an_order_is_the_purchase_rows_of_one_session_summing_prices(tmp_path: Path) -> None:
@@ -67,8 +82,10 @@ def test_an_order_is_the_purchase_rows_of_one_session_summing_prices(tmp_path: P
 
 
 def test_remove_from_cart_rows_are_accepted_but_not_required(tmp_path: Path) -> None:
-    extra = (f"2019-11-01 00:00:30 UTC,remove_from_cart,5000088,2053013566100866035,,,10.50,"
-             f"520088904,{S1}")
+    extra = (
+        f"2019-11-01 00:00:30 UTC,remove_from_cart,5000088,2053013566100866035,,,10.50,"
+        f"520088904,{S1}"
+    )
     store = load(write(tmp_path / "x.csv", [*ROWS, extra]))
     assert store.info()["events_by_name"]["remove_from_cart"] == 1
     assert "remove_from_cart" not in load(write(tmp_path / "y.csv", ROWS)).info()["events_by_name"]
@@ -104,9 +121,9 @@ def test_large_files_stream_through_parquet_with_the_same_result(tmp_path: Path)
 
 def test_bad_rows_are_rejected_on_their_line(tmp_path: Path) -> None:
     rows = list(ROWS)
-    rows[2] = f"2019-13-01 00:00:20 UTC,cart,5000088,1,,,10.50,520088904,{S1}"   # line 4
-    rows[4] = "2019-11-01 00:01:00 UTC,purchase,5000088,1,,,10.50,520088904"      # line 6
-    rows[5] = f"2019-11-02 09:00:00 UTC,view,5000088,1,,,ten,600000001,{S2}"     # line 7
+    rows[2] = f"2019-13-01 00:00:20 UTC,cart,5000088,1,,,10.50,520088904,{S1}"  # line 4
+    rows[4] = "2019-11-01 00:01:00 UTC,purchase,5000088,1,,,10.50,520088904"  # line 6
+    rows[5] = f"2019-11-02 09:00:00 UTC,view,5000088,1,,,ten,600000001,{S2}"  # line 7
     path = write(tmp_path / "x.csv", rows)
     store = Store(":memory:")
     with pytest.raises(ValidationError) as caught:
@@ -139,6 +156,7 @@ def test_a_rees46_file_is_recognised_without_format(tmp_path: Path) -> None:
 
 def test_rows_identical_in_every_column_are_one_event(tmp_path: Path) -> None:
     store = Store(":memory:")
-    result = store.load_staged(read(write(tmp_path / "x.csv", [ROWS[0], ROWS[0], ROWS[1]]),
-                                    format="rees46"))
+    result = store.load_staged(
+        read(write(tmp_path / "x.csv", [ROWS[0], ROWS[0], ROWS[1]]), format="rees46")
+    )
     assert (result.rows_read, result.rows_added, result.duplicates) == (3, 2, 1)

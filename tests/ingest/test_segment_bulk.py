@@ -18,11 +18,23 @@ from shopfunnel.server.events import EventError, incoming, incoming_many
 
 RECEIVED = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
-json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53),
-                        st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8))
-json_value = st.recursive(json_scalar, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)), max_leaves=6)
-odd = st.one_of(st.none(), st.just(""), st.booleans(), st.integers(-5, 5), st.just({}), st.just([1]))
+json_scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+)
+json_value = st.recursive(
+    json_scalar,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+odd = st.one_of(
+    st.none(), st.just(""), st.booleans(), st.integers(-5, 5), st.just({}), st.just([1])
+)
 
 
 def mostly(good, bad=odd, one_in: int = 8):
@@ -30,25 +42,81 @@ def mostly(good, bad=odd, one_in: int = 8):
     return st.sampled_from(range(one_in)).flatmap(lambda i: bad if i == 0 else good)
 
 
-text_or_odd = mostly(st.one_of(st.sampled_from(["a1", "u-7", "sku-1", "x" * 9000, " "]), st.text(max_size=6)))
-names = mostly(st.one_of(st.sampled_from([*EVENT_NAMES, "Checkout Step Completed", "Signed Up", "checkoutStep2",
-                                         "Experiment Viewed", "  "]), st.text(max_size=10)))
-times = mostly(st.one_of(
-    st.sampled_from(["2024-03-01T10:00:00.123Z", "2024-03-01T10:00:00+02:00", "2024-03-01 10:00",
-                     "2024-03-01", "1969-12-31T23:59:59Z", "2300-01-01T00:00:00Z", "not a time",
-                     " 2024-03-01T10:00:00Z ", "2024-03-01T10:00:00.123456789Z"]),
-    st.integers(-10, 2**40), st.floats(-1e3, 1e13, allow_nan=False)))
-urls = mostly(st.one_of(st.sampled_from([
-    "https://shop.example/p/1", "https://shop.example/?utm_source=google&utm_medium=cpc&utm_campaign=mugs",
-    "https://shop.example/?%75tm_source=encoded", "https://shop.example/?utm_source=&utm_medium=x",
-    "http://[bad", "/relative?utm_campaign=a+b"]), st.text(max_size=12)))
-agents = mostly(st.one_of(st.sampled_from([
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) Mobile/15E148",
-    "Mozilla/5.0 (Linux; Android 14; SM-X710) Chrome/120", "Mozilla/5.0 (iPad; CPU OS 17_2)",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120"]), st.text(max_size=8)))
-numbers = mostly(st.one_of(st.floats(-1e5, 1e5, allow_nan=False, allow_infinity=False), st.integers(-10, 10**4)),
-                 st.one_of(st.floats(-1e17, 1e17, allow_nan=False), st.integers(-10, 10**17),
-                           st.sampled_from(["12.5", " 3 ", "abc", "", "nan", "1e20"]), odd), one_in=5)
+text_or_odd = mostly(
+    st.one_of(st.sampled_from(["a1", "u-7", "sku-1", "x" * 9000, " "]), st.text(max_size=6))
+)
+names = mostly(
+    st.one_of(
+        st.sampled_from(
+            [
+                *EVENT_NAMES,
+                "Checkout Step Completed",
+                "Signed Up",
+                "checkoutStep2",
+                "Experiment Viewed",
+                "  ",
+            ]
+        ),
+        st.text(max_size=10),
+    )
+)
+times = mostly(
+    st.one_of(
+        st.sampled_from(
+            [
+                "2024-03-01T10:00:00.123Z",
+                "2024-03-01T10:00:00+02:00",
+                "2024-03-01 10:00",
+                "2024-03-01",
+                "1969-12-31T23:59:59Z",
+                "2300-01-01T00:00:00Z",
+                "not a time",
+                " 2024-03-01T10:00:00Z ",
+                "2024-03-01T10:00:00.123456789Z",
+            ]
+        ),
+        st.integers(-10, 2**40),
+        st.floats(-1e3, 1e13, allow_nan=False),
+    )
+)
+urls = mostly(
+    st.one_of(
+        st.sampled_from(
+            [
+                "https://shop.example/p/1",
+                "https://shop.example/?utm_source=google&utm_medium=cpc&utm_campaign=mugs",
+                "https://shop.example/?%75tm_source=encoded",
+                "https://shop.example/?utm_source=&utm_medium=x",
+                "http://[bad",
+                "/relative?utm_campaign=a+b",
+            ]
+        ),
+        st.text(max_size=12),
+    )
+)
+agents = mostly(
+    st.one_of(
+        st.sampled_from(
+            [
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) Mobile/15E148",
+                "Mozilla/5.0 (Linux; Android 14; SM-X710) Chrome/120",
+                "Mozilla/5.0 (iPad; CPU OS 17_2)",
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120",
+            ]
+        ),
+        st.text(max_size=8),
+    )
+)
+numbers = mostly(
+    st.one_of(st.floats(-1e5, 1e5, allow_nan=False, allow_infinity=False), st.integers(-10, 10**4)),
+    st.one_of(
+        st.floats(-1e17, 1e17, allow_nan=False),
+        st.integers(-10, 10**17),
+        st.sampled_from(["12.5", " 3 ", "abc", "", "nan", "1e20"]),
+        odd,
+    ),
+    one_in=5,
+)
 
 
 def _maybe(draw, key: str, strategy, out: dict, p_absent: float = 0.4) -> None:
@@ -61,10 +129,16 @@ def product(draw):
     if draw(st.integers(0, 19)) == 0:
         return draw(odd)
     out: dict = {}
-    for key, strategy in (("product_id", text_or_odd), ("sku", text_or_odd), ("id", text_or_odd),
-                          ("name", text_or_odd), ("category", text_or_odd), ("price", numbers),
-                          ("quantity", st.one_of(st.integers(-3, 5), st.just(2.5), st.just(2.0), numbers)),
-                          ("brand", json_value)):
+    for key, strategy in (
+        ("product_id", text_or_odd),
+        ("sku", text_or_odd),
+        ("id", text_or_odd),
+        ("name", text_or_odd),
+        ("category", text_or_odd),
+        ("price", numbers),
+        ("quantity", st.one_of(st.integers(-3, 5), st.just(2.5), st.just(2.0), numbers)),
+        ("brand", json_value),
+    ):
         _maybe(draw, key, strategy, out)
     return out
 
@@ -75,14 +149,27 @@ def properties(draw):
         return draw(odd)
     out: dict = {}
     for key, strategy in (
-        ("order_id", text_or_odd), ("currency", st.one_of(st.sampled_from(["eur", "USD", "ß"]), text_or_odd)),
-        ("revenue", numbers), ("value", numbers), ("total", numbers),
+        ("order_id", text_or_odd),
+        ("currency", st.one_of(st.sampled_from(["eur", "USD", "ß"]), text_or_odd)),
+        ("revenue", numbers),
+        ("value", numbers),
+        ("total", numbers),
         ("products", st.one_of(st.lists(product(), max_size=3), odd)),
-        ("product_id", text_or_odd), ("name", text_or_odd), ("price", numbers), ("quantity", numbers),
-        ("payment_method", text_or_odd), ("shipping_method", text_or_odd), ("session_id", text_or_odd),
-        ("url", urls), ("referrer", urls), ("experiment_id", text_or_odd), ("variation_id", text_or_odd),
-        ("exp_variant_string", st.sampled_from(["OPT-abc-1", "x"])), ("extra", json_value),
-        ("source_event", text_or_odd), ("group_id", json_value),
+        ("product_id", text_or_odd),
+        ("name", text_or_odd),
+        ("price", numbers),
+        ("quantity", numbers),
+        ("payment_method", text_or_odd),
+        ("shipping_method", text_or_odd),
+        ("session_id", text_or_odd),
+        ("url", urls),
+        ("referrer", urls),
+        ("experiment_id", text_or_odd),
+        ("variation_id", text_or_odd),
+        ("exp_variant_string", st.sampled_from(["OPT-abc-1", "x"])),
+        ("extra", json_value),
+        ("source_event", text_or_odd),
+        ("group_id", json_value),
     ):
         _maybe(draw, key, strategy, out, p_absent=0.7)
     return out
@@ -93,13 +180,46 @@ def context(draw):
     if draw(st.integers(0, 12)) == 0:
         return draw(odd)
     out: dict = {}
-    _maybe(draw, "page", st.one_of(st.fixed_dictionaries({}, optional={"url": urls, "referrer": urls}), odd), out)
-    _maybe(draw, "campaign", st.one_of(st.fixed_dictionaries(
-        {}, optional={"source": text_or_odd, "medium": text_or_odd, "name": text_or_odd}), odd), out)
-    _maybe(draw, "device", st.one_of(st.fixed_dictionaries({}, optional={"type": st.one_of(
-        st.sampled_from(["Mobile", "tablet", "DESKTOP", "tv"]), text_or_odd)}), odd), out)
+    _maybe(
+        draw,
+        "page",
+        st.one_of(st.fixed_dictionaries({}, optional={"url": urls, "referrer": urls}), odd),
+        out,
+    )
+    _maybe(
+        draw,
+        "campaign",
+        st.one_of(
+            st.fixed_dictionaries(
+                {}, optional={"source": text_or_odd, "medium": text_or_odd, "name": text_or_odd}
+            ),
+            odd,
+        ),
+        out,
+    )
+    _maybe(
+        draw,
+        "device",
+        st.one_of(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "type": st.one_of(
+                        st.sampled_from(["Mobile", "tablet", "DESKTOP", "tv"]), text_or_odd
+                    )
+                },
+            ),
+            odd,
+        ),
+        out,
+    )
     _maybe(draw, "userAgent", agents, out)
-    _maybe(draw, "location", st.one_of(st.fixed_dictionaries({}, optional={"country": text_or_odd}), odd), out)
+    _maybe(
+        draw,
+        "location",
+        st.one_of(st.fixed_dictionaries({}, optional={"country": text_or_odd}), odd),
+        out,
+    )
     _maybe(draw, "sessionId", text_or_odd, out, p_absent=0.8)
     return out
 
@@ -108,14 +228,29 @@ def context(draw):
 def message(draw):
     if draw(st.integers(0, 30)) == 0:
         return draw(st.one_of(odd, st.text(max_size=3)))
-    out: dict = {"type": draw(mostly(st.sampled_from(["track"] * 4 + ["page", "screen", "identify", "alias", "group"]),
-                                     st.one_of(odd, st.just("batch")), one_in=20))}
+    out: dict = {
+        "type": draw(
+            mostly(
+                st.sampled_from(["track"] * 4 + ["page", "screen", "identify", "alias", "group"]),
+                st.one_of(odd, st.just("batch")),
+                one_in=20,
+            )
+        )
+    }
     for key, strategy, p_absent in (
-        ("event", names, 0.05), ("messageId", text_or_odd, 0.1),
-        ("anonymousId", mostly(st.sampled_from(["a1", "a2", "anon-3"])), 0.1), ("userId", text_or_odd, 0.6),
-        ("previousId", text_or_odd, 0.8), ("groupId", json_value, 0.8), ("name", text_or_odd, 0.6),
-        ("timestamp", times, 0.2), ("originalTimestamp", times, 0.8), ("sentAt", times, 0.8),
-        ("receivedAt", times, 0.8), ("context", context(), 0.2), ("properties", properties(), 0.2),
+        ("event", names, 0.05),
+        ("messageId", text_or_odd, 0.1),
+        ("anonymousId", mostly(st.sampled_from(["a1", "a2", "anon-3"])), 0.1),
+        ("userId", text_or_odd, 0.6),
+        ("previousId", text_or_odd, 0.8),
+        ("groupId", json_value, 0.8),
+        ("name", text_or_odd, 0.6),
+        ("timestamp", times, 0.2),
+        ("originalTimestamp", times, 0.8),
+        ("sentAt", times, 0.8),
+        ("receivedAt", times, 0.8),
+        ("context", context(), 0.2),
+        ("properties", properties(), 0.2),
         ("traits", properties(), 0.5),
     ):
         _maybe(draw, key, strategy, out, p_absent)
@@ -135,9 +270,14 @@ def reference(messages, ctx):
 
 
 def bulk(messages, ctx):
-    return [("refused", r.column, r.reason) if isinstance(r, MessageError)
-            else ("error", type(r).__name__, str(r)) if isinstance(r, Exception) else r
-            for r in to_canonical_many(messages, received_at=RECEIVED, context=ctx)]
+    return [
+        ("refused", r.column, r.reason)
+        if isinstance(r, MessageError)
+        else ("error", type(r).__name__, str(r))
+        if isinstance(r, Exception)
+        else r
+        for r in to_canonical_many(messages, received_at=RECEIVED, context=ctx)
+    ]
 
 
 def _same(a, b) -> bool:  # NaN-free by construction, but keep float comparison exact
@@ -162,8 +302,11 @@ def test_many_batches_convert_exactly_as_each_message_alone(messages, ctx):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.lists(message(), min_size=1, max_size=12), st.one_of(st.none(), context().filter(
-    lambda c: isinstance(c, dict))), st.sampled_from([200, 32 * 1024]))
+@given(
+    st.lists(message(), min_size=1, max_size=12),
+    st.one_of(st.none(), context().filter(lambda c: isinstance(c, dict))),
+    st.sampled_from([200, 32 * 1024]),
+)
 def test_the_collector_accepts_and_refuses_a_batch_as_it_would_each_event(messages, ctx, limit):
     accepted, rejected = [], []
     for index, m in enumerate(messages):  # the collector's former loop, one event at a time
@@ -183,19 +326,40 @@ def test_values_repeated_across_a_batch_are_converted_per_message():
     ua_phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) Mobile/15E148"
     base = {"type": "track", "anonymousId": "a", "timestamp": "2024-03-01T10:00:00Z"}
     messages = [
-        {**base, "event": "Product Viewed", "properties": {"product_id": "s1", "price": 2, "currency": "eur"},
-         "context": {"userAgent": ua_phone, "page": {"url": "https://s.example/?utm_source=x"}}},
-        {**base, "event": "Product Viewed", "properties": {"product_id": "s2", "price": 3},
-         "context": {"userAgent": ua_phone, "device": {"type": "Tablet"},
-                     "page": {"url": "https://s.example/?utm_source=x"}}},
+        {
+            **base,
+            "event": "Product Viewed",
+            "properties": {"product_id": "s1", "price": 2, "currency": "eur"},
+            "context": {"userAgent": ua_phone, "page": {"url": "https://s.example/?utm_source=x"}},
+        },
+        {
+            **base,
+            "event": "Product Viewed",
+            "properties": {"product_id": "s2", "price": 3},
+            "context": {
+                "userAgent": ua_phone,
+                "device": {"type": "Tablet"},
+                "page": {"url": "https://s.example/?utm_source=x"},
+            },
+        },
         {**base, "event": "Checkout Step Completed", "properties": {"payment_method": "card"}},
         {**base, "event": "Checkout Step Completed", "properties": {"shipping_method": "ups"}},
         {**base, "event": "Product Viewed", "properties": {"price": math.inf}},
     ]
     got = bulk(messages, {"userAgent": "Mozilla/5.0 (Windows NT 10.0)"})
     assert [g["device"] if isinstance(g, dict) else g[0] for g in got] == [
-        "mobile", "tablet", "desktop", "desktop", "refused"]
-    assert [g["event"] for g in got[:4]] == ["view_item", "view_item", "add_payment_info", "add_shipping_info"]
+        "mobile",
+        "tablet",
+        "desktop",
+        "desktop",
+        "refused",
+    ]
+    assert [g["event"] for g in got[:4]] == [
+        "view_item",
+        "view_item",
+        "add_payment_info",
+        "add_shipping_info",
+    ]
     assert got[0]["currency"] == "EUR" and got[1]["currency"] is None
     assert got[0]["utm_source"] == got[1]["utm_source"] == "x"
     assert _same(got, reference(messages, {"userAgent": "Mozilla/5.0 (Windows NT 10.0)"}))

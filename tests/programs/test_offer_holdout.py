@@ -25,8 +25,15 @@ PERSONS = [f"p{i:03d}" for i in range(400)]
 
 
 def offer(store, holdout=0.5, audience=None):
-    return create_offer(store, "spring", starts_at=START, ends_at=END, tiers="100:5,300:10",
-                        audience=audience or PERSONS, holdout=holdout)
+    return create_offer(
+        store,
+        "spring",
+        starts_at=START,
+        ends_at=END,
+        tiers="100:5,300:10",
+        audience=audience or PERSONS,
+        holdout=holdout,
+    )
 
 
 @pytest.mark.parametrize("share", [1, 1.5, -0.1, True, "0.1"])
@@ -56,12 +63,19 @@ def test_the_offers_lift_over_its_holdout_is_the_plain_ratio_of_means(store):
         # holders: three in four buy, 100-106; held out: every second buys, 50-54
         if (p not in held and i % 4 != 0) or (p in held and i % 2 == 0):
             value = 100.0 + i % 7 if p not in held else 50.0 + i % 5
-            rows.append((p, 60 + i, "purchase", {"order_id": f"o{i}", "value": value,
-                                                  "currency": "USD"}))
+            rows.append(
+                (p, 60 + i, "purchase", {"order_id": f"o{i}", "value": value, "currency": "USD"})
+            )
             revenue[p] = value
         # an order after the offer's end counts for nobody
-        rows.append((p, 8 * 24 * 60 + i, "purchase", {"order_id": f"late{i}", "value": 999.0,
-                                                       "currency": "USD"}))
+        rows.append(
+            (
+                p,
+                8 * 24 * 60 + i,
+                "purchase",
+                {"order_id": f"late{i}", "value": 999.0, "currency": "USD"},
+            )
+        )
     store.load(log(*rows))
     offer(store, holdout=holdout)
     issue_offer_codes(store, "spring")
@@ -76,8 +90,11 @@ def test_the_offers_lift_over_its_holdout_is_the_plain_ratio_of_means(store):
     assert s["held_out_persons"] == len(held) and s["holdout_share"] == holdout
     assert s["revenue_per_person_lift"] == pytest.approx(mean_holders / mean_held - 1, rel=1e-9)
     assert s["purchase_rate_lift"] == pytest.approx(rate_holders / rate_held - 1, rel=1e-9)
-    assert s["revenue_per_person_lift_low"] < s["revenue_per_person_lift"] < (
-        s["revenue_per_person_lift_high"])
+    assert (
+        s["revenue_per_person_lift_low"]
+        < s["revenue_per_person_lift"]
+        < (s["revenue_per_person_lift_high"])
+    )
     assert s["revenue_per_person_lift_p"] < 0.001
 
 
@@ -102,8 +119,10 @@ def test_offers_stored_before_holdouts_read_as_no_holdout(store):
         name VARCHAR PRIMARY KEY, tiers VARCHAR, free_shipping_from DOUBLE, shipping_fee DOUBLE,
         starts_at TIMESTAMP NOT NULL, ends_at TIMESTAMP NOT NULL, audience VARCHAR NOT NULL,
         description VARCHAR, created_at TIMESTAMP NOT NULL)""")
-    store.db.execute("INSERT INTO program_offers VALUES ('old', '100:5', NULL, NULL, ?, ?, 'all', "
-                     "'', ?)", [START, END, START])
+    store.db.execute(
+        "INSERT INTO program_offers VALUES ('old', '100:5', NULL, NULL, ?, ?, 'all', '', ?)",
+        [START, END, START],
+    )
     assert get_offer(store, "old").holdout == 0.0
     ensure_tables(store)  # the next write adds the column
     assert get_offer(store, "old").holdout == 0.0

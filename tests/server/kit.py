@@ -32,14 +32,18 @@ class LiveServer:
     def __init__(self, db: Path, **settings: Any):
         self.db = db
         settings.setdefault("writer_max_wait_seconds", 0.02)  # tests wait for each load
-        self.app = create_app(str(db), admin_password_hash=_HASH, write_keys=[WRITE_KEY], **settings)
+        self.app = create_app(
+            str(db), admin_password_hash=_HASH, write_keys=[WRITE_KEY], **settings
+        )
         self.state = self.app.state.server
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
@@ -66,6 +70,14 @@ class LiveServer:
         with self.state.read_lock:
             return self.state.reader.db.rows(query, params)
 
-    def send(self, path: str, body: Any, key: str = WRITE_KEY, headers: dict[str, str] | None = None,
-             **kwargs: Any) -> httpx.Response:
-        return self.client.post(path, json=body, headers={**basic(key), **(headers or {})}, **kwargs)
+    def send(
+        self,
+        path: str,
+        body: Any,
+        key: str = WRITE_KEY,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        return self.client.post(
+            path, json=body, headers={**basic(key), **(headers or {})}, **kwargs
+        )

@@ -12,8 +12,15 @@ from browser import CHROMIUM, require_chromium
 from server.kit import ADMIN_PASSWORD, WRITE_KEY, LiveServer
 
 pytestmark = pytest.mark.browser
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--no-first-run", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 XSS = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script>'
 
 
@@ -67,19 +74,28 @@ def test_a_storefront_visit_lands_in_the_store_and_the_dashboard_funnel(tmp_path
     with LiveServer(tmp_path / "shop.duckdb", allowed_origins=(shop_url,)) as live:
         pages.append(shop_page(live.url))
         page = browser.new_page()
-        page.goto(f"{shop_url}/product/mug?utm_source=newsletter&utm_medium=email&utm_campaign=spring")
-        page.wait_for_function("window.shopfunnel && typeof window.shopfunnel.pending === 'function'")
-        page.evaluate("""(note) => {
+        page.goto(
+            f"{shop_url}/product/mug?utm_source=newsletter&utm_medium=email&utm_campaign=spring"
+        )
+        page.wait_for_function(
+            "window.shopfunnel && typeof window.shopfunnel.pending === 'function'"
+        )
+        page.evaluate(
+            """(note) => {
             shopfunnel.track('view_item', {value: 12.5, currency: 'EUR',
                              items: [{item_id: 'mug-1', item_name: 'Mug', price: 12.5, quantity: 1}]});
             shopfunnel.track('add_to_cart', {value: 25, currency: 'EUR',
                              items: [{item_id: 'mug-1', item_name: 'Mug', price: 12.5, quantity: 2}], note: note});
             shopfunnel.flush();
-        }""", XSS)
+        }""",
+            XSS,
+        )
         page.wait_for_function("window.shopfunnel.pending() === 0", timeout=15_000)
         anonymous_id = page.evaluate("shopfunnel.anonymousId()")
         page.goto(f"{shop_url}/checkout")  # a second page: a new batch, same visit, no UTM
-        page.wait_for_function("window.shopfunnel && typeof window.shopfunnel.pending === 'function'")
+        page.wait_for_function(
+            "window.shopfunnel && typeof window.shopfunnel.pending === 'function'"
+        )
         page.evaluate("""() => {
             shopfunnel.identify('cust-7');
             shopfunnel.track('purchase', {order_id: 'o-1', value: 25, currency: 'EUR'});
@@ -87,16 +103,23 @@ def test_a_storefront_visit_lands_in_the_store_and_the_dashboard_funnel(tmp_path
         }""")
         page.wait_for_function("window.shopfunnel.pending() === 0", timeout=15_000)
 
-        rows = live.sql("SELECT event, anonymous_id, session_id, channel, utm_campaign, person_id "
-                        "FROM events ORDER BY ts, event_id")
+        rows = live.sql(
+            "SELECT event, anonymous_id, session_id, channel, utm_campaign, person_id "
+            "FROM events ORDER BY ts, event_id"
+        )
         assert sorted(r[0] for r in rows) == sorted(
-            ["page_view", "view_item", "add_to_cart", "page_view", "identify", "purchase"])
+            ["page_view", "view_item", "add_to_cart", "page_view", "identify", "purchase"]
+        )
         assert {r[1] for r in rows} == {anonymous_id}
         assert {r[5] for r in rows} == {"cust-7"}, "identify links the whole visit to the customer"
         assert len({r[2] for r in rows}) == 1, "one visit, one session"
-        assert {r[3] for r in rows} == {"email"}, "the session's channel comes from the landing page's UTM"
+        assert {r[3] for r in rows} == {"email"}, (
+            "the session's channel comes from the landing page's UTM"
+        )
         assert rows[0][0] == "page_view" and rows[0][4] == "spring"  # the landing page's UTM
-        assert live.sql("SELECT order_id, person_id, value FROM orders") == [("o-1", "cust-7", pytest.approx(25))]
+        assert live.sql("SELECT order_id, person_id, value FROM orders") == [
+            ("o-1", "cust-7", pytest.approx(25))
+        ]
 
         admin = browser.new_page()
         admin.goto(live.url + "/funnel")
@@ -114,5 +137,7 @@ def test_a_storefront_visit_lands_in_the_store_and_the_dashboard_funnel(tmp_path
 
         admin.goto(live.url + "/events")
         shown = admin.locator("table").inner_text()
-        assert "<script>window.__pwned=1</script>" in shown and "<img src=x onerror=" in shown  # text …
+        assert (
+            "<script>window.__pwned=1</script>" in shown and "<img src=x onerror=" in shown
+        )  # text …
         assert admin.evaluate("window.__pwned") is None  # … never run

@@ -27,7 +27,9 @@ def test_keys_are_created_listed_and_revoked_and_stored_hashed(tmp_path):
     assert unknown.exit_code == 1 and "keys list" in unknown.output
 
 
-def test_serve_refuses_to_start_without_an_admin_password_when_not_at_a_terminal(tmp_path, monkeypatch):
+def test_serve_refuses_to_start_without_an_admin_password_when_not_at_a_terminal(
+    tmp_path, monkeypatch
+):
     monkeypatch.delenv("SHOPFUNNEL_ADMIN_PASSWORD", raising=False)
     result = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "s.duckdb")])
     assert result.exit_code == 1 and "SHOPFUNNEL_ADMIN_PASSWORD" in result.output
@@ -42,20 +44,35 @@ def test_a_short_admin_password_is_refused(tmp_path, monkeypatch):
 def test_platform_secrets_are_kept_listed_by_fingerprint_and_removed(tmp_path):
     db = str(tmp_path / "s.duckdb")
     runner = CliRunner()
-    kept = runner.invoke(app, ["keys", "platform-secret", "shopify", "--db", db, "--secret-env", "SHOP"],
-                         env={"SHOP": "shpss_test_client_secret"})
+    kept = runner.invoke(
+        app,
+        ["keys", "platform-secret", "shopify", "--db", db, "--secret-env", "SHOP"],
+        env={"SHOP": "shpss_test_client_secret"},
+    )
     assert kept.exit_code == 0, kept.output
-    made = runner.invoke(app, ["keys", "platform-secret", "woocommerce", "--db", db, "--generate",
-                               "--name", "orders"])
+    made = runner.invoke(
+        app,
+        ["keys", "platform-secret", "woocommerce", "--db", db, "--generate", "--name", "orders"],
+    )
     woo_secret = made.stdout.strip().splitlines()[-1]
     assert len(woo_secret) >= 40
     with Store(db) as store:
-        assert auth.platform_secrets(store.db) == {"woocommerce": [woo_secret],
-                                                   "shopify": ["shpss_test_client_secret"]}
+        assert auth.platform_secrets(store.db) == {
+            "woocommerce": [woo_secret],
+            "shopify": ["shpss_test_client_secret"],
+        }
     listed = runner.invoke(app, ["keys", "platform-secrets", "--db", db, "--format", "csv"])
-    assert "shopify" in listed.output and "shpss_test" not in listed.output and woo_secret not in listed.output
-    assert runner.invoke(app, ["keys", "remove-platform-secret", "woocommerce", "--name", "orders",
-                               "--db", db]).exit_code == 0
+    assert (
+        "shopify" in listed.output
+        and "shpss_test" not in listed.output
+        and woo_secret not in listed.output
+    )
+    assert (
+        runner.invoke(
+            app, ["keys", "remove-platform-secret", "woocommerce", "--name", "orders", "--db", db]
+        ).exit_code
+        == 0
+    )
     with Store(db) as store:
         assert auth.platform_secrets(store.db)["woocommerce"] == []
     wrong = runner.invoke(app, ["keys", "platform-secret", "magento", "--db", db, "--generate"])

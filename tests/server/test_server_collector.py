@@ -22,18 +22,33 @@ def ev(event_id: str, event: str = "page_view", ts: str = T, who: str = "anon-1"
 
 
 def test_good_events_are_accepted_and_bad_ones_rejected_with_their_index_and_reason(live):
-    r = live.send("/v1/batch", {"batch": [
-        ev("a"), ev("b", ts="yesterday"), ev("c", value="ten"), {"event": "x", "ts": T},
-        ev("d", colour="red"), ev("e", "purchase", order_id="o1", value=12.5, currency="EUR"),
-    ]})
+    r = live.send(
+        "/v1/batch",
+        {
+            "batch": [
+                ev("a"),
+                ev("b", ts="yesterday"),
+                ev("c", value="ten"),
+                {"event": "x", "ts": T},
+                ev("d", colour="red"),
+                ev("e", "purchase", order_id="o1", value=12.5, currency="EUR"),
+            ]
+        },
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["accepted"] == 2
     assert [(x["index"], x["field"]) for x in body["rejected"]] == [
-        (1, "ts"), (2, "value"), (3, "anonymous_id"), (4, "colour")]
+        (1, "ts"),
+        (2, "value"),
+        (3, "anonymous_id"),
+        (4, "colour"),
+    ]
     assert "ISO 8601" in body["rejected"][0]["reason"]
     assert live.sql("SELECT event_id, value FROM events ORDER BY event_id") == [
-        ("a", None), ("e", pytest.approx(12.5))]
+        ("a", None),
+        ("e", pytest.approx(12.5)),
+    ]
 
 
 def test_a_request_with_no_acceptable_event_gets_400_and_writes_nothing(live):
@@ -49,14 +64,23 @@ def test_resent_event_ids_are_stored_once(live):
     assert live.send("/v1/batch", batch).status_code == 200
     live.send("/v1/batch", {"batch": [ev("a"), ev("a"), ev("c", "add_to_cart")]})
     assert live.sql("SELECT event_id, count(*) FROM events GROUP BY 1 ORDER BY 1") == [
-        ("a", 1), ("b", 1), ("c", 1)]
+        ("a", 1),
+        ("b", 1),
+        ("c", 1),
+    ]
 
 
 def test_a_visit_sent_over_many_requests_is_one_session_with_the_first_event_channel(live):
     live.send("/v1/batch", {"batch": [ev("a", utm_source="newsletter", utm_medium="email")]})
     live.flush()
-    live.send("/v1/batch", {"batch": [ev("b", "view_item", ts="2024-03-01T10:20:00Z",
-                                         referrer="https://www.google.com/")]})
+    live.send(
+        "/v1/batch",
+        {
+            "batch": [
+                ev("b", "view_item", ts="2024-03-01T10:20:00Z", referrer="https://www.google.com/")
+            ]
+        },
+    )
     live.flush()
     live.send("/v1/batch", {"batch": [ev("c", "add_to_cart", ts="2024-03-01T11:00:00Z")]})
     rows = live.sql("SELECT event_id, session_id, channel FROM events ORDER BY ts")
@@ -65,19 +89,36 @@ def test_a_visit_sent_over_many_requests_is_one_session_with_the_first_event_cha
 
 
 def test_write_key_can_be_the_basic_user_the_body_writekey_or_the_query_parameter(live):
-    assert live.client.post("/v1/batch", json={"batch": [ev("a")]}, headers=basic(WRITE_KEY)).status_code == 200
-    assert live.client.post("/v1/batch", json={"batch": [ev("b")], "writeKey": WRITE_KEY}).status_code == 200
-    assert live.client.post(f"/v1/batch?writeKey={WRITE_KEY}", content=json.dumps({"batch": [ev("c")]}),
-                            headers={"Content-Type": "text/plain"}).status_code == 200
+    assert (
+        live.client.post(
+            "/v1/batch", json={"batch": [ev("a")]}, headers=basic(WRITE_KEY)
+        ).status_code
+        == 200
+    )
+    assert (
+        live.client.post("/v1/batch", json={"batch": [ev("b")], "writeKey": WRITE_KEY}).status_code
+        == 200
+    )
+    assert (
+        live.client.post(
+            f"/v1/batch?writeKey={WRITE_KEY}",
+            content=json.dumps({"batch": [ev("c")]}),
+            headers={"Content-Type": "text/plain"},
+        ).status_code
+        == 200
+    )
     assert live.sql("SELECT count(*) FROM events") == [(3,)]
 
 
-@pytest.mark.parametrize("headers, body", [
-    ({}, {"batch": [ev("a")]}),
-    (basic("sfk_wrong"), {"batch": [ev("a")]}),
-    ({}, {"batch": [ev("a")], "writeKey": "sfk_wrong"}),
-    ({"Authorization": f"Bearer {ADMIN_PASSWORD}"}, {"batch": [ev("a")]}),
-])
+@pytest.mark.parametrize(
+    "headers, body",
+    [
+        ({}, {"batch": [ev("a")]}),
+        (basic("sfk_wrong"), {"batch": [ev("a")]}),
+        ({}, {"batch": [ev("a")], "writeKey": "sfk_wrong"}),
+        ({"Authorization": f"Bearer {ADMIN_PASSWORD}"}, {"batch": [ev("a")]}),
+    ],
+)
 def test_missing_or_unknown_write_keys_get_401_and_write_nothing(live, headers, body):
     r = live.client.post("/v1/batch", json=body, headers=headers)
     assert r.status_code == 401
@@ -85,19 +126,26 @@ def test_missing_or_unknown_write_keys_get_401_and_write_nothing(live, headers, 
     assert live.sql("SELECT count(*) FROM events") == [(0,)]
 
 
-@pytest.mark.parametrize("content, status", [
-    (b"{not json", 400),
-    (b"", 400),
-    (b"[1, 2]", 422),
-    (b'"text"', 422),
-    (b'{"batch": {"event": "x"}}', 422),
-    (b'{"batch": []}', 422),
-    (b'{"batch": [1, "two", null]}', 400),
-    (b'{"batch": [{"event": 5, "ts": true, "anonymous_id": []}]}', 400),
-    (b'{"batch": [{"type": "track", "anonymousId": "a"}]}', 400),
-])
+@pytest.mark.parametrize(
+    "content, status",
+    [
+        (b"{not json", 400),
+        (b"", 400),
+        (b"[1, 2]", 422),
+        (b'"text"', 422),
+        (b'{"batch": {"event": "x"}}', 422),
+        (b'{"batch": []}', 422),
+        (b'{"batch": [1, "two", null]}', 400),
+        (b'{"batch": [{"event": 5, "ts": true, "anonymous_id": []}]}', 400),
+        (b'{"batch": [{"type": "track", "anonymousId": "a"}]}', 400),
+    ],
+)
 def test_malformed_json_and_wrong_shapes_get_the_right_4xx(live, content, status):
-    r = live.client.post("/v1/batch", content=content, headers={**basic(WRITE_KEY), "Content-Type": "application/json"})
+    r = live.client.post(
+        "/v1/batch",
+        content=content,
+        headers={**basic(WRITE_KEY), "Content-Type": "application/json"},
+    )
     assert r.status_code == status, r.text
     assert live.sql("SELECT count(*) FROM events") == [(0,)]
 
@@ -106,26 +154,42 @@ def test_oversized_bodies_get_413_even_when_gzipped_or_chunked(tmp_path):
     with LiveServer(tmp_path / "s.duckdb", max_body_bytes=20_000, max_event_bytes=2_000) as live:
         big = {"batch": [ev(f"e{i}", properties={"pad": "x" * 500}) for i in range(60)]}
         assert live.send("/v1/batch", big).status_code == 413
-        bomb = gzip.compress(json.dumps({"batch": [ev("a", properties={"pad": "x" * 2_000_000})]}).encode())
+        bomb = gzip.compress(
+            json.dumps({"batch": [ev("a", properties={"pad": "x" * 2_000_000})]}).encode()
+        )
         assert len(bomb) < 20_000
-        r = live.client.post("/v1/batch", content=bomb, headers={**basic(WRITE_KEY), "Content-Encoding": "gzip"})
+        r = live.client.post(
+            "/v1/batch", content=bomb, headers={**basic(WRITE_KEY), "Content-Encoding": "gzip"}
+        )
         assert r.status_code == 413
 
         def chunks():
             for _ in range(30):
                 yield b" " * 1000
+
         r = live.client.post("/v1/batch", content=chunks(), headers=basic(WRITE_KEY))
         assert r.status_code == 413
-        r = live.send("/v1/batch", {"batch": [ev("small"), ev("large", properties={"pad": "x" * 3000})]})
+        r = live.send(
+            "/v1/batch", {"batch": [ev("small"), ev("large", properties={"pad": "x" * 3000})]}
+        )
         assert r.status_code == 200 and r.json()["rejected"][0]["index"] == 1
         gz = gzip.compress(json.dumps({"batch": [ev("zipped")]}).encode())
-        assert live.client.post("/v1/batch", content=gz, headers={**basic(WRITE_KEY), "Content-Encoding": "gzip"}).status_code == 200
+        assert (
+            live.client.post(
+                "/v1/batch", content=gz, headers={**basic(WRITE_KEY), "Content-Encoding": "gzip"}
+            ).status_code
+            == 200
+        )
         assert live.sql("SELECT event_id FROM events ORDER BY 1") == [("small",), ("zipped",)]
 
 
 def test_a_write_key_over_its_rate_gets_429_with_retry_after(tmp_path):
-    with LiveServer(tmp_path / "s.duckdb", rate_events_per_second=0.5, rate_burst_events=10) as live:
-        assert live.send("/v1/batch", {"batch": [ev(f"a{i}") for i in range(10)]}).status_code == 200
+    with LiveServer(
+        tmp_path / "s.duckdb", rate_events_per_second=0.5, rate_burst_events=10
+    ) as live:
+        assert (
+            live.send("/v1/batch", {"batch": [ev(f"a{i}") for i in range(10)]}).status_code == 200
+        )
         r = live.send("/v1/batch", {"batch": [ev("b")]})
         assert r.status_code == 429
         assert int(r.headers["Retry-After"]) >= 1
@@ -143,18 +207,27 @@ def test_the_collector_answers_503_with_retry_after_while_the_writer_is_behind(t
                 else:
                     assert r.status_code == 503 and r.headers["Retry-After"] == "1"
             assert len(acknowledged) == 4
-        assert [r[0] for r in live.sql("SELECT event_id FROM events ORDER BY 1")] == sorted(acknowledged)
+        assert [r[0] for r in live.sql("SELECT event_id FROM events ORDER BY 1")] == sorted(
+            acknowledged
+        )
 
 
 def test_only_the_stores_own_origins_may_send_from_a_browser(tmp_path):
     own = "https://shop.example"
     with LiveServer(tmp_path / "s.duckdb", allowed_origins=(own,)) as live:
-        pre = live.client.options("/v1/batch", headers={"Origin": own, "Access-Control-Request-Method": "POST"})
+        pre = live.client.options(
+            "/v1/batch", headers={"Origin": own, "Access-Control-Request-Method": "POST"}
+        )
         assert pre.status_code == 204 and pre.headers["Access-Control-Allow-Origin"] == own
-        assert live.client.options("/v1/batch", headers={"Origin": "https://evil.example"}).status_code == 403
+        assert (
+            live.client.options("/v1/batch", headers={"Origin": "https://evil.example"}).status_code
+            == 403
+        )
         ok = live.send("/v1/batch", {"batch": [ev("a")]}, headers={"Origin": own})
         assert ok.status_code == 200 and ok.headers["Access-Control-Allow-Origin"] == own
-        bad = live.send("/v1/batch", {"batch": [ev("b")]}, headers={"Origin": "https://evil.example"})
+        bad = live.send(
+            "/v1/batch", {"batch": [ev("b")]}, headers={"Origin": "https://evil.example"}
+        )
         assert bad.status_code == 403 and "access-control-allow-origin" not in bad.headers
         assert live.sql("SELECT event_id FROM events") == [("a",)]
 
@@ -162,17 +235,32 @@ def test_only_the_stores_own_origins_may_send_from_a_browser(tmp_path):
 def test_a_write_key_cannot_read_anything(live):
     live.send("/v1/batch", {"batch": [ev("a")]})
     live.flush()
-    paths = [p for p, ops in live.client.get("/openapi.json").json()["paths"].items() if "get" in ops]
+    paths = [
+        p for p, ops in live.client.get("/openapi.json").json()["paths"].items() if "get" in ops
+    ]
     admin_paths = [p for p in paths if p not in ("/v1/health",)]
     assert {"/v1/info", "/v1/events", "/v1/persons", "/v1/diagnosis"} <= set(admin_paths)
     for path in admin_paths:
         assert live.client.get(path, headers=basic(WRITE_KEY)).status_code == 401, path
         assert live.client.get(path, params={"writeKey": WRITE_KEY}).status_code == 401, path
         # a write key as a Bearer token is a failed admin attempt: 401, then 429 while they back off
-        assert live.client.get(path, headers={"Authorization": "Bearer " + WRITE_KEY}).status_code in (401, 429), path
-        assert live.client.get(path, headers=ADMIN).status_code in (200, 422), path  # 422: required parameters
+        assert live.client.get(
+            path, headers={"Authorization": "Bearer " + WRITE_KEY}
+        ).status_code in (401, 429), path
+        assert live.client.get(path, headers=ADMIN).status_code in (200, 422), (
+            path
+        )  # 422: required parameters
     assert live.client.post("/v1/keys", headers=basic(WRITE_KEY)).status_code == 401
-    for page in ("/", "/events", "/persons.csv", "/keys", "/funnel", "/stages", "/retention", "/diagnosis"):
+    for page in (
+        "/",
+        "/events",
+        "/persons.csv",
+        "/keys",
+        "/funnel",
+        "/stages",
+        "/retention",
+        "/diagnosis",
+    ):
         r = live.client.get(page, headers=basic(WRITE_KEY), follow_redirects=False)
         assert r.status_code in (303, 401), page
 
@@ -199,11 +287,21 @@ def test_spooled_events_not_yet_loaded_are_loaded_at_the_next_start(tmp_path):
     with LiveServer(db) as live:
         live.send("/v1/batch", {"batch": [ev("a")]})
     spool = Path(str(db) + ".spool")
-    record = {"event_id": "from-spool", "ts": "2024-03-01T10:05:00", "event": "view_item", "anonymous_id": "anon-1"}
+    record = {
+        "event_id": "from-spool",
+        "ts": "2024-03-01T10:05:00",
+        "event": "view_item",
+        "anonymous_id": "anon-1",
+    }
     (spool / "99999999.jsonl").write_text(json.dumps(record) + "\n" + '{"event_id": "torn", "ts"')
     with LiveServer(db) as live:
-        assert [r[0] for r in live.sql("SELECT event_id FROM events ORDER BY ts")] == ["a", "from-spool"]
-    assert (spool / "99999999.jsonl").read_text().endswith("}\n")  # the torn, never-acknowledged tail is cut
+        assert [r[0] for r in live.sql("SELECT event_id FROM events ORDER BY ts")] == [
+            "a",
+            "from-spool",
+        ]
+    assert (
+        (spool / "99999999.jsonl").read_text().endswith("}\n")
+    )  # the torn, never-acknowledged tail is cut
 
 
 def test_the_admin_password_is_never_stored_or_logged_in_clear(tmp_path, monkeypatch, caplog):
@@ -234,11 +332,22 @@ def test_health_needs_no_key_and_tells_no_data(live):
 
 
 def test_segment_single_calls_and_their_short_paths_are_accepted(live):
-    msg = {"anonymousId": "a1", "event": "Product Viewed", "messageId": "m1", "timestamp": T,
-           "properties": {"product_id": "p1", "price": 3}}
+    msg = {
+        "anonymousId": "a1",
+        "event": "Product Viewed",
+        "messageId": "m1",
+        "timestamp": T,
+        "properties": {"product_id": "p1", "price": 3},
+    }
     assert live.send("/v1/track", msg).status_code == 200
     assert live.send("/v1/t", {**msg, "messageId": "m2"}).status_code == 200
-    assert live.send("/v1/p", {"anonymousId": "a1", "messageId": "m3", "timestamp": T}).status_code == 200
+    assert (
+        live.send("/v1/p", {"anonymousId": "a1", "messageId": "m3", "timestamp": T}).status_code
+        == 200
+    )
     assert live.send("/v1/identify", {"type": "track", "anonymousId": "a1"}).status_code == 422
     assert live.sql("SELECT event_id, event FROM events ORDER BY event_id") == [
-        ("m1", "view_item"), ("m2", "view_item"), ("m3", "page_view")]
+        ("m1", "view_item"),
+        ("m2", "view_item"),
+        ("m3", "page_view"),
+    ]

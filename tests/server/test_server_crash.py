@@ -34,7 +34,9 @@ def free_port() -> int:
 def start(db: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "shopfunnel", "serve", "--db", str(db), "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -52,8 +54,13 @@ def test_every_acknowledged_event_survives_sigkill_exactly_once(tmp_path):
     rng = random.Random(7)
     db = tmp_path / "crash.duckdb"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SHOPFUNNEL_ADMIN_PASSWORD": PASSWORD}
-    key = subprocess.run([sys.executable, "-m", "shopfunnel", "keys", "create", "--db", str(db)],
-                         env=env, check=True, capture_output=True, text=True).stdout.strip()
+    key = subprocess.run(
+        [sys.executable, "-m", "shopfunnel", "keys", "create", "--db", str(db)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     port = free_port()
     acknowledged: set[str] = set()
     sent_batches: list[list[dict]] = []
@@ -61,13 +68,22 @@ def test_every_acknowledged_event_survives_sigkill_exactly_once(tmp_path):
 
     def client() -> None:
         n = 0
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=basic(key), timeout=5) as http:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers=basic(key), timeout=5
+        ) as http:
             while not stop.is_set():
                 if sent_batches and rng.random() < 0.2:
                     batch = rng.choice(sent_batches)  # a client retry: same event ids again
                 else:
-                    batch = [{"event_id": f"e{n + i}", "ts": 1709287200 + n + i, "event": "page_view",
-                              "anonymous_id": f"a{(n + i) % 97}"} for i in range(50)]
+                    batch = [
+                        {
+                            "event_id": f"e{n + i}",
+                            "ts": 1709287200 + n + i,
+                            "event": "page_view",
+                            "anonymous_id": f"a{(n + i) % 97}",
+                        }
+                        for i in range(50)
+                    ]
                     n += 50
                     sent_batches.append(batch)
                 try:

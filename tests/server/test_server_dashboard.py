@@ -15,8 +15,13 @@ def _events():
     for p in range(6):
         seq = ["page_view", "view_item", "add_to_cart", "purchase"][: 1 + p % 4]
         for i, name in enumerate(seq):
-            e = {"event_id": f"p{p}-{i}", "ts": 1709287200 + p * 3600 + i * 60, "event": name,
-                 "anonymous_id": f"a{p}", "properties": {"note": SCRIPT}}
+            e = {
+                "event_id": f"p{p}-{i}",
+                "ts": 1709287200 + p * 3600 + i * 60,
+                "event": name,
+                "anonymous_id": f"a{p}",
+                "properties": {"note": SCRIPT},
+            }
             if name == "purchase":
                 e.update(order_id=f"o{p}", value=10 + p, currency="EUR")
             out.append(e)
@@ -57,9 +62,17 @@ def test_event_data_is_escaped_on_every_page(live):
     live.send("/v1/batch", {"batch": _events()})
     live.flush()
     login(live)
-    for path in ("/", "/events", "/persons", "/funnel", "/stages", "/retention", "/diagnosis",
-                 "/stages?stage=Decision&status=active&start=2024-03-01&end=2024-03-02",
-                 f"/funnel?steps=page_view,{SCRIPT}&by=channel"):
+    for path in (
+        "/",
+        "/events",
+        "/persons",
+        "/funnel",
+        "/stages",
+        "/retention",
+        "/diagnosis",
+        "/stages?stage=Decision&status=active&start=2024-03-01&end=2024-03-02",
+        f"/funnel?steps=page_view,{SCRIPT}&by=channel",
+    ):
         r = live.client.get(path)
         assert r.status_code in (200, 422), path
         assert SCRIPT not in r.text, path
@@ -74,10 +87,14 @@ def test_person_lists_download_as_csv_matching_the_store(live):
     rows = list(csv.DictReader(io.StringIO(live.client.get("/persons.csv").text)))
     assert sorted(r["person_id"] for r in rows) == [f"a{p}" for p in range(6)]
     assert {r["person_id"]: float(r["revenue"]) for r in rows}["a3"] == 13.0
-    staged = live.client.get("/v1/stages/persons", params={"stage": "Purchase", "format": "csv"}, headers=ADMIN)
+    staged = live.client.get(
+        "/v1/stages/persons", params={"stage": "Purchase", "format": "csv"}, headers=ADMIN
+    )
     assert staged.headers["content-type"].startswith("text/csv")
     buyers = [r["person_id"] for r in csv.DictReader(io.StringIO(staged.text))]
-    purchasers = live.sql("SELECT DISTINCT person_id FROM events WHERE event = 'purchase' ORDER BY 1")
+    purchasers = live.sql(
+        "SELECT DISTINCT person_id FROM events WHERE event = 'purchase' ORDER BY 1"
+    )
     assert sorted(buyers) == [r[0] for r in purchasers] == ["a3"]
 
 
@@ -87,8 +104,13 @@ def test_the_stages_page_and_api_show_every_status_and_how_it_was_judged(live):
     login(live)
     page = live.client.get("/stages")
     assert page.status_code == 200
-    for text in ("gone after", "stalled after", "Prospects (no order)", "Customers: lapsed",
-                 '<option>gone</option>'):
+    for text in (
+        "gone after",
+        "stalled after",
+        "Prospects (no order)",
+        "Customers: lapsed",
+        "<option>gone</option>",
+    ):
         assert text in page.text, text
     data = live.client.get("/v1/stages", headers=ADMIN).json()
     assert {"active", "stalled", "lapsed", "gone", "gone_after_days"} <= set(data["rows"][0])
@@ -107,14 +129,25 @@ def test_the_stages_page_and_api_show_every_status_and_how_it_was_judged(live):
 def test_the_json_funnel_matches_a_hand_count(live):
     live.send("/v1/batch", {"batch": _events()})
     live.flush()
-    r = live.client.get("/v1/funnel", params={"steps": "page_view,view_item,add_to_cart,purchase"}, headers=ADMIN)
+    r = live.client.get(
+        "/v1/funnel", params={"steps": "page_view,view_item,add_to_cart,purchase"}, headers=ADMIN
+    )
     assert r.status_code == 200
     # persons p0..p5 reach 1 + p % 4 steps: step k is reached by those with p % 4 >= k - 1
     assert [s["persons"] for s in r.json()["steps"]] == [6, 4, 2, 1]
-    assert live.client.get("/v1/funnel", params={"steps": "page_view"}, headers=basic(WRITE_KEY)).status_code == 401
-    bad = live.client.get("/v1/funnel", params={"steps": "page_view", "window": "soon"}, headers=ADMIN)
+    assert (
+        live.client.get(
+            "/v1/funnel", params={"steps": "page_view"}, headers=basic(WRITE_KEY)
+        ).status_code
+        == 401
+    )
+    bad = live.client.get(
+        "/v1/funnel", params={"steps": "page_view", "window": "soon"}, headers=ADMIN
+    )
     assert bad.status_code == 422 and "soon" in bad.text
-    huge = live.client.get("/v1/funnel", params={"steps": "page_view", "window": "99999999999999d"}, headers=ADMIN)
+    huge = live.client.get(
+        "/v1/funnel", params={"steps": "page_view", "window": "99999999999999d"}, headers=ADMIN
+    )
     assert huge.status_code == 422 and "3650d" in huge.text
 
 
@@ -123,8 +156,11 @@ def test_the_funnel_api_and_page_take_filters_exclusions_optional_steps_and_open
     live.flush()
 
     def counts(**params: str) -> list[int]:
-        r = live.client.get("/v1/funnel", params={"steps": "page_view,view_item,add_to_cart,purchase",
-                                                  **params}, headers=ADMIN)
+        r = live.client.get(
+            "/v1/funnel",
+            params={"steps": "page_view,view_item,add_to_cart,purchase", **params},
+            headers=ADMIN,
+        )
         assert r.status_code == 200, r.text
         return [s["persons"] for s in r.json()["steps"]]
 
@@ -135,13 +171,16 @@ def test_the_funnel_api_and_page_take_filters_exclusions_optional_steps_and_open
     bad = live.client.get("/v1/funnel", params={"steps": "view_item[a=1"}, headers=ADMIN)
     assert bad.status_code == 422 and "expected" in bad.text
     login(live)
-    page = live.client.get("/funnel", params={"steps": "page_view,view_item", "exclude": "purchase",
-                                              "optional": "", "open": "1"})
+    page = live.client.get(
+        "/funnel",
+        params={"steps": "page_view,view_item", "exclude": "purchase", "optional": "", "open": "1"},
+    )
     assert page.status_code == 200 and 'name="exclude"' in page.text and "checked" in page.text
     typo = live.client.get("/v1/funnel", params={"steps": "page_view,purchse"}, headers=ADMIN)
     assert typo.status_code == 422 and "'purchase'" in typo.text
-    meant = live.client.get("/v1/funnel", params={"steps": "page_view,refund", "allow_unknown": "true"},
-                            headers=ADMIN)
+    meant = live.client.get(
+        "/v1/funnel", params={"steps": "page_view,refund", "allow_unknown": "true"}, headers=ADMIN
+    )
     assert meant.status_code == 200 and [s["persons"] for s in meant.json()["steps"]] == [6, 0]
 
 
@@ -165,9 +204,18 @@ def test_the_admin_creates_a_write_key_on_the_keys_page_and_it_works_at_once(liv
     assert live.client.post("/keys", data={"name": "web", "csrf": "forged"}).status_code == 403
     created = live.client.post("/keys", data={"name": "web", "csrf": token})
     key = created.text.split("<code>")[1].split("</code>")[0]
-    assert key.startswith("sfk_") and f'data-write-key="{key}"' in created.text  # the snippet to paste
-    ok = live.client.post("/v1/batch", json={"batch": [{"event_id": "k1", "ts": 1709287200, "event": "page_view",
-                                                          "anonymous_id": "a"}]}, headers=basic(key))
+    assert (
+        key.startswith("sfk_") and f'data-write-key="{key}"' in created.text
+    )  # the snippet to paste
+    ok = live.client.post(
+        "/v1/batch",
+        json={
+            "batch": [
+                {"event_id": "k1", "ts": 1709287200, "event": "page_view", "anonymous_id": "a"}
+            ]
+        },
+        headers=basic(key),
+    )
     assert ok.status_code == 200
     assert key not in live.client.get("/keys").text  # shown once only
 
@@ -197,8 +245,14 @@ def test_the_diagnosis_page_lists_incidents_with_ongoing_and_what_they_cost(tmp_
 
     db = tmp_path / "s.duckdb"
     with Store(db) as store:  # a payment fall that has not ended, in a store without order values
-        store.load(ForeignStore(sessions_per_day=100, days=120, seed=4,
-                                planted=[Planted("purchase", date(2024, 3, 20), 42, 0.4)]).events())
+        store.load(
+            ForeignStore(
+                sessions_per_day=100,
+                days=120,
+                seed=4,
+                planted=[Planted("purchase", date(2024, 3, 20), 42, 0.4)],
+            ).events()
+        )
     with LiveServer(db) as live:
         login(live)
         page = live.client.get("/diagnosis").text

@@ -11,17 +11,27 @@ SECRET_EMAIL = "quinn.erase@example.net"
 
 
 def batch(person: str, n: int, start: int = 0) -> dict:
-    return {"batch": [
-        {"event_id": f"{person}-{i}", "ts": f"2024-03-01T12:{i:02d}:00Z",
-         "event": "purchase" if i == n - 1 else "page_view", "anonymous_id": f"anon-{person}",
-         "user_id": f"cust-{person}" if i == n - 1 else None,
-         "properties": {"email": SECRET_EMAIL} if person == "quinn" and i == n - 1 else None}
-        for i in range(start, start + n)]}
+    return {
+        "batch": [
+            {
+                "event_id": f"{person}-{i}",
+                "ts": f"2024-03-01T12:{i:02d}:00Z",
+                "event": "purchase" if i == n - 1 else "page_view",
+                "anonymous_id": f"anon-{person}",
+                "user_id": f"cust-{person}" if i == n - 1 else None,
+                "properties": {"email": SECRET_EMAIL} if person == "quinn" and i == n - 1 else None,
+            }
+            for i in range(start, start + n)
+        ]
+    }
 
 
 def files_containing(folder: Path, needle: str) -> list[str]:
-    return [str(p) for p in folder.rglob("*")
-            if p.is_file() and needle.encode() in p.read_bytes().lower()]
+    return [
+        str(p)
+        for p in folder.rglob("*")
+        if p.is_file() and needle.encode() in p.read_bytes().lower()
+    ]
 
 
 def test_deleting_a_person_through_the_api_leaves_no_trace_and_the_server_goes_on(tmp_path) -> None:
@@ -32,7 +42,10 @@ def test_deleting_a_person_through_the_api_leaves_no_trace_and_the_server_goes_o
         live.flush()
         assert files_containing(tmp_path, SECRET_EMAIL)  # the search can find it
         assert live.client.delete("/v1/persons/cust-quinn").status_code == 401  # admin only
-        assert live.client.delete("/v1/persons/cust-quinn", headers=basic(WRITE_KEY)).status_code == 401
+        assert (
+            live.client.delete("/v1/persons/cust-quinn", headers=basic(WRITE_KEY)).status_code
+            == 401
+        )
         answer = live.client.delete("/v1/persons/cust-quinn", headers=ADMIN)
         assert answer.status_code == 200, answer.text
         body = answer.json()
@@ -42,7 +55,9 @@ def test_deleting_a_person_through_the_api_leaves_no_trace_and_the_server_goes_o
         # the server still collects and answers on the rewritten file
         assert live.send("/v1/batch", batch("sam", 2)).status_code == 200
         assert sorted(live.sql("SELECT DISTINCT person_id FROM events")) == [
-            ("cust-ruth",), ("cust-sam",)]
+            ("cust-ruth",),
+            ("cust-sam",),
+        ]
         assert live.client.get("/v1/persons", headers=ADMIN).status_code == 200
         for needle in ("cust-quinn", "anon-quinn", SECRET_EMAIL):
             assert files_containing(tmp_path, needle) == [], needle

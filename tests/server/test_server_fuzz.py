@@ -27,7 +27,15 @@ from schemathesis.checks import (
 from server.kit import ADMIN, WRITE_KEY, LiveServer, basic
 
 EXAMPLES = 12
-COLLECTOR = {"/v1/batch", "/v1/track", "/v1/page", "/v1/identify", "/v1/screen", "/v1/alias", "/v1/group"}
+COLLECTOR = {
+    "/v1/batch",
+    "/v1/track",
+    "/v1/page",
+    "/v1/identify",
+    "/v1/screen",
+    "/v1/alias",
+    "/v1/group",
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +66,15 @@ def check(case, server: LiveServer) -> None:
     collector = case.method.upper() == "POST" and case.path in COLLECTOR
     before = _count(server)
     response = case.call(base_url=server.url, headers=basic(WRITE_KEY) if collector else ADMIN)
-    case.validate_response(response, checks=[not_a_server_error, status_code_conformance,
-                                             content_type_conformance, response_schema_conformance])
+    case.validate_response(
+        response,
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ],
+    )
     after = _count(server)
     if not collector or response.status_code != 200:
         assert after == before, (case.path, response.status_code, response.text)
@@ -76,13 +91,23 @@ def check(case, server: LiveServer) -> None:
 def test_no_request_gets_a_5xx_or_writes_part_of_what_it_was_refused(fuzz_server, mode):
     api = schemathesis.openapi.from_url(fuzz_server.url + "/openapi.json")
     operations = [result.ok() for result in api.get_all_operations()]
-    assert {op.path for op in operations} >= COLLECTOR | {"/v1/info", "/v1/events", "/v1/persons", "/v1/keys"}
+    assert {op.path for op in operations} >= COLLECTOR | {
+        "/v1/info",
+        "/v1/events",
+        "/v1/persons",
+        "/v1/keys",
+    }
     for operation in operations:
         if mode is GenerationMode.NEGATIVE and not (operation.body or operation.query):
             continue  # nothing to make invalid
+
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case):
             check(case, fuzz_server)
 

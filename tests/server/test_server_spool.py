@@ -72,7 +72,9 @@ def test_concurrent_appends_share_syncs_and_all_complete(tmp_path):
     assert len(durable) <= 160  # group commit: never more syncs than appends
 
 
-def test_a_failed_write_is_cut_back_and_refused_so_later_records_stay_readable(tmp_path, monkeypatch):
+def test_a_failed_write_is_cut_back_and_refused_so_later_records_stay_readable(
+    tmp_path, monkeypatch
+):
     import os as os_module
 
     from shopfunnel.server import spool as spool_module

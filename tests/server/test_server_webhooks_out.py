@@ -51,5 +51,6 @@ def test_the_delivery_status_is_json_for_the_admin(tmp_path) -> None:
         assert live.client.get("/v1/webhooks/status").status_code == 401
         rows = live.client.get("/v1/webhooks/status", headers=ADMIN).json()["rows"]
     assert [(r["endpoint_id"], r["pending"], r["delivered"]) for r in rows] == [
-        (endpoint.endpoint_id, 0, 0)]
+        (endpoint.endpoint_id, 0, 0)
+    ]
     assert SECRET not in str(rows)

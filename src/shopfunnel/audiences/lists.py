@@ -136,15 +136,27 @@ def abandoned_carts(
     )
     if cart_events.empty:
         return pd.DataFrame(columns=_CART_COLUMNS)
-    rows = [_cart_row(person, group) for person, group in cart_events.groupby("person_id", sort=False)]
+    rows = [
+        _cart_row(person, group) for person, group in cart_events.groupby("person_id", sort=False)
+    ]
     carts = pd.DataFrame(rows)
     carts = carts.merge(contacts(store), on="person_id", how="left")
-    return carts.sort_values(["cart_value", "person_id"], ascending=[False, True]).reset_index(drop=True)[
-        _CART_COLUMNS
-    ]
+    return carts.sort_values(["cart_value", "person_id"], ascending=[False, True]).reset_index(
+        drop=True
+    )[_CART_COLUMNS]
 
 
-_CART_COLUMNS = ["person_id", "user_id", "carted_at", "cart_value", "items", "device", "channel", "email", "phone"]
+_CART_COLUMNS = [
+    "person_id",
+    "user_id",
+    "carted_at",
+    "cart_value",
+    "items",
+    "device",
+    "channel",
+    "email",
+    "phone",
+]
 
 
 def _cart_row(person: str, events: pd.DataFrame) -> dict[str, object]:
@@ -186,15 +198,22 @@ def _cart_lines(events: pd.DataFrame) -> tuple[list[str], float]:
     return kept, round(sum(amount for _, amount in lines.values()) + loose_value, 2)
 
 
-def left_behind(store: Store, person_ids: list[str], *, start: pd.Timestamp,
-                end: pd.Timestamp) -> pd.DataFrame:
+def left_behind(
+    store: Store, person_ids: list[str], *, start: pd.Timestamp, end: pd.Timestamp
+) -> pd.DataFrame:
     """What each person left behind at ``end``: ``cart_items`` (names, comma-separated) and
     ``cart_value`` of the cart they hold (the items added since their last purchase, or
     since ``start``, less those removed, as in :func:`abandoned_carts`), and the last
     product they viewed at or before ``end``: ``last_viewed_item`` (its name, else its id),
     ``last_viewed_category`` and ``last_viewed_at``. One row per person of ``person_ids``."""
-    columns = ["person_id", "cart_items", "cart_value", "last_viewed_item", "last_viewed_category",
-               "last_viewed_at"]
+    columns = [
+        "person_id",
+        "cart_items",
+        "cart_value",
+        "last_viewed_item",
+        "last_viewed_category",
+        "last_viewed_at",
+    ]
     people = pd.DataFrame({"person_id": pd.Series(list(dict.fromkeys(person_ids)), dtype=object)})
     if people.empty:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
@@ -214,7 +233,9 @@ def left_behind(store: Store, person_ids: list[str], *, start: pd.Timestamp,
             WHERE e.event IN ('add_to_cart', 'remove_from_cart') AND e.ts >= ? AND e.ts <= ?
               AND (b.last_purchase IS NULL OR e.ts > b.last_purchase)
             ORDER BY e.person_id, e.ts
-            """, [end, start, end])
+            """,
+            [end, start, end],
+        )
         viewed = db.df(
             """
             SELECT e.person_id,
@@ -223,13 +244,21 @@ def left_behind(store: Store, person_ids: list[str], *, start: pd.Timestamp,
                    max(e.ts) AS last_viewed_at
             FROM events e JOIN __left_behind_persons p USING (person_id)
             WHERE e.event = 'view_item' AND e.ts <= ? GROUP BY e.person_id
-            """, [end])
+            """,
+            [end],
+        )
     finally:
         db.unregister("__left_behind_persons")
     carts = pd.DataFrame(
-        [{"person_id": person, **dict(zip(("cart_items", "cart_value"), _cart_lines(group), strict=True))}
-         for person, group in cart_events.groupby("person_id", sort=False)],
-        columns=["person_id", "cart_items", "cart_value"])
+        [
+            {
+                "person_id": person,
+                **dict(zip(("cart_items", "cart_value"), _cart_lines(group), strict=True)),
+            }
+            for person, group in cart_events.groupby("person_id", sort=False)
+        ],
+        columns=["person_id", "cart_items", "cart_value"],
+    )
     carts["cart_items"] = carts["cart_items"].map(", ".join)
     out = people.merge(carts, on="person_id", how="left").merge(viewed, on="person_id", how="left")
     out["cart_items"] = out["cart_items"].fillna("")
@@ -243,8 +272,12 @@ def profiles(store: Store, person_ids: list[str], *, as_of: pd.Timestamp) -> pd.
     and ``revenue`` (sum of purchase values, refunds not subtracted)."""
     people = pd.DataFrame({"person_id": pd.Series(list(person_ids), dtype=object)})
     if people.empty:
-        return people.assign(first_seen=pd.Series([], dtype="datetime64[us]"),
-                             last_seen=pd.Series([], dtype="datetime64[us]"), orders=0, revenue=0.0)
+        return people.assign(
+            first_seen=pd.Series([], dtype="datetime64[us]"),
+            last_seen=pd.Series([], dtype="datetime64[us]"),
+            orders=0,
+            revenue=0.0,
+        )
     store.db.register("__profile_persons", people)
     try:
         found = store.db.df(
@@ -255,7 +288,9 @@ def profiles(store: Store, person_ids: list[str], *, as_of: pd.Timestamp) -> pd.
                        AS revenue
             FROM events e JOIN __profile_persons p USING (person_id)
             WHERE e.ts <= ? GROUP BY e.person_id
-            """, [as_of])
+            """,
+            [as_of],
+        )
     finally:
         store.db.unregister("__profile_persons")
     out = people.merge(found, on="person_id", how="left")
@@ -264,8 +299,9 @@ def profiles(store: Store, person_ids: list[str], *, as_of: pd.Timestamp) -> pd.
     return out
 
 
-def export_audience(audience: pd.DataFrame, platform: Platform, *,
-                    contacts: bool = False) -> pd.DataFrame:
+def export_audience(
+    audience: pd.DataFrame, platform: Platform, *, contacts: bool = False
+) -> pd.DataFrame:
     """The audience in the columns and hashing the platform expects (see module docstring).
 
     ``contacts`` applies to ``csv``: without it the ``email`` and ``phone`` columns are left
@@ -283,7 +319,9 @@ def export_audience(audience: pd.DataFrame, platform: Platform, *,
             audience = audience.assign(**{col: None})
 
     def present(value: object) -> str | None:
-        return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+        return (
+            None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+        )
 
     emails = [normalize_email(present(e)) for e in audience["email"]]
     phones = [normalize_phone(present(p), platform) for p in audience["phone"]]
@@ -307,8 +345,13 @@ def _why_no_contacts(audience: pd.DataFrame, platform: str) -> str:
         return f"the audience is empty (0 persons): no {name} file written"
     raw_phones = audience["phone"].notna().sum()
     reasons = [f"none of the {n} person(s) has an e-mail"]
-    reasons.append(f"{raw_phones} phone number(s) lack a country code (write them as +<code> …)"
-                   if raw_phones else "none has a phone number")
-    return (f"no {name} file written: {name} matches people on contacts only, and "
-            f"{' and '.join(reasons)}. Collect e-mails with shopfunnel.identify() traits, the "
-            "order webhooks or an order export (docs/server.md).")
+    reasons.append(
+        f"{raw_phones} phone number(s) lack a country code (write them as +<code> …)"
+        if raw_phones
+        else "none has a phone number"
+    )
+    return (
+        f"no {name} file written: {name} matches people on contacts only, and "
+        f"{' and '.join(reasons)}. Collect e-mails with shopfunnel.identify() traits, the "
+        "order webhooks or an order export (docs/server.md)."
+    )

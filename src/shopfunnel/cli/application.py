@@ -18,32 +18,98 @@ from typer.core import TyperCommand, TyperGroup
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "Build a sample store in a DuckDB file and show what shopfunnel sees in it."),
     "funnel": ("funnel", "Count a funnel: persons reaching each step in order within the window."),
-    "stages": ("stages", "Persons per stage (Awareness → Retention), conversion between stages, and who is active, stalled, lapsed or gone."),
+    "stages": (
+        "stages",
+        "Persons per stage (Awareness → Retention), conversion between stages, and who is active, stalled, lapsed or gone.",
+    ),
     "persons": ("stages", "The persons at a stage with a status: an audience, e.g."),
-    "flow": ("flows", "Flows: who is due a message now (cart and browse abandonment, post-purchase, win-back), each sent once."),
-    "diagnose": ("diagnose", "Find the weakest stage and why, ranked by revenue at stake, with the tactics that fit."),
-    "whatif": ("diagnose", "Replay a tiered discount or a free-shipping threshold on past orders: share of orders affected, cost, and the uplift in orders or order value..."),
-    "report": ("report", "Write one self-contained HTML report: the diagnosis first, then every chart."),
-    "retention": ("customers", "Do customers come back? Cohorts by first order, repeat-purchase rate, time between orders, orders per customer, AOV, revenue per customer, refund..."),
-    "rfm": ("customers", "Recency, frequency and monetary scores (1-5 by quantile) and Shopify-style groups: champions, loyal, active, new, promising, needs_attention,..."),
-    "clv": ("customers", "Customer lifetime value: BG/NBD (P(alive), expected purchases) and Gamma-Gamma (expected spend per purchase), fitted on the store's orders."),
-    "winback": ("customers", "Lapsed customers to win back, most valuable first (export with --format csv --out)."),
+    "flow": (
+        "flows",
+        "Flows: who is due a message now (cart and browse abandonment, post-purchase, win-back), each sent once.",
+    ),
+    "diagnose": (
+        "diagnose",
+        "Find the weakest stage and why, ranked by revenue at stake, with the tactics that fit.",
+    ),
+    "whatif": (
+        "diagnose",
+        "Replay a tiered discount or a free-shipping threshold on past orders: share of orders affected, cost, and the uplift in orders or order value...",
+    ),
+    "report": (
+        "report",
+        "Write one self-contained HTML report: the diagnosis first, then every chart.",
+    ),
+    "retention": (
+        "customers",
+        "Do customers come back? Cohorts by first order, repeat-purchase rate, time between orders, orders per customer, AOV, revenue per customer, refund...",
+    ),
+    "rfm": (
+        "customers",
+        "Recency, frequency and monetary scores (1-5 by quantile) and Shopify-style groups: champions, loyal, active, new, promising, needs_attention,...",
+    ),
+    "clv": (
+        "customers",
+        "Customer lifetime value: BG/NBD (P(alive), expected purchases) and Gamma-Gamma (expected spend per purchase), fitted on the store's orders.",
+    ),
+    "winback": (
+        "customers",
+        "Lapsed customers to win back, most valuable first (export with --format csv --out).",
+    ),
     "audience": ("audiences", "Saved audiences: who to reach, defined once, kept fresh."),
     "ingest": ("data", "Load event files into the store."),
-    "info": ("data", "What the store holds: events, persons, sessions, orders, date range, events by name and channel."),
-    "load-dataset": ("datasets", "Load a built-in data set into the store (through the order-export importer)."),
-    "sample": ("sample", "Write a realistic sample store's events to a Parquet file, ready for `shopfunnel ingest`."),
-    "serve": ("serve", "Run the event collector, the tracking snippet (/sdk.js), the dashboard (/) and the JSON API (/v1)."),
-    "keys": ("serve", "Write keys: what a storefront or a Segment/RudderStack SDK sends events with."),
-    "erase": ("erase", "Erase a person (a GDPR request): their events, identity links, audience memberships, sent flows and webhook entries, the timeline, and the spooled..."),
-    "experiment": ("experiments", "Experiments: who saw which variant and what it changed; compare two arms and check the split (frequentist or Bayesian, as GrowthBook)."),
-    "offer": ("programs", "Offers: tiered discounts, free shipping and time-limited deals with one code per person."),
-    "referral": ("programs", "The referral programme: codes, the ledger of referred first orders, payouts."),
+    "info": (
+        "data",
+        "What the store holds: events, persons, sessions, orders, date range, events by name and channel.",
+    ),
+    "load-dataset": (
+        "datasets",
+        "Load a built-in data set into the store (through the order-export importer).",
+    ),
+    "sample": (
+        "sample",
+        "Write a realistic sample store's events to a Parquet file, ready for `shopfunnel ingest`.",
+    ),
+    "serve": (
+        "serve",
+        "Run the event collector, the tracking snippet (/sdk.js), the dashboard (/) and the JSON API (/v1).",
+    ),
+    "keys": (
+        "serve",
+        "Write keys: what a storefront or a Segment/RudderStack SDK sends events with.",
+    ),
+    "erase": (
+        "erase",
+        "Erase a person (a GDPR request): their events, identity links, audience memberships, sent flows and webhook entries, the timeline, and the spooled...",
+    ),
+    "experiment": (
+        "experiments",
+        "Experiments: who saw which variant and what it changed; compare two arms and check the split (frequentist or Bayesian, as GrowthBook).",
+    ),
+    "offer": (
+        "programs",
+        "Offers: tiered discounts, free shipping and time-limited deals with one code per person.",
+    ),
+    "referral": (
+        "programs",
+        "The referral programme: codes, the ledger of referred first orders, payouts.",
+    ),
     "giveaway": ("programs", "Giveaways anyone can re-draw from the recorded seed and entrants."),
-    "preview": ("programs", "The most loyal customers for an exclusive preview: RFM champions or top CLV."),
-    "recommend": ("programs", "Items viewed or bought together, for an item or for persons (a CSV for an e-mail tool with --format csv --out recs.csv)."),
-    "person": ("journey", "One person's journey: identities, sessions with channel and device, events in order with products and values, stage changes, orders, audiences and..."),
-    "webhooks": ("webhooks", "Webhooks: audience entries and exits POSTed as signed JSON to your URLs, with retries."),
+    "preview": (
+        "programs",
+        "The most loyal customers for an exclusive preview: RFM champions or top CLV.",
+    ),
+    "recommend": (
+        "programs",
+        "Items viewed or bought together, for an item or for persons (a CSV for an e-mail tool with --format csv --out recs.csv).",
+    ),
+    "person": (
+        "journey",
+        "One person's journey: identities, sessions with channel and device, events in order with products and values, stage changes, orders, audiences and...",
+    ),
+    "webhooks": (
+        "webhooks",
+        "Webhooks: audience entries and exits POSTed as signed JSON to your URLs, with retries.",
+    ),
 }
 
 
@@ -91,7 +157,8 @@ app = typer.Typer(
 def _root(
     ctx: typer.Context,
     verbose: bool = typer.Option(
-        False, "--verbose", "-v", help="Say how long the command took and its peak memory."),
+        False, "--verbose", "-v", help="Say how long the command took and its peak memory."
+    ),
 ) -> None:
     # Also makes the app a group whatever number of command modules is loaded (one, for a run).
     from shopfunnel.cli.output import set_verbose  # every command prints through it
@@ -107,7 +174,9 @@ def _root(
             import sys
 
             peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"took {time.perf_counter() - started:.2f} s, peak memory {peak_mib:,.0f} MiB",
-                  file=sys.stderr)
+            print(
+                f"took {time.perf_counter() - started:.2f} s, peak memory {peak_mib:,.0f} MiB",
+                file=sys.stderr,
+            )
 
         ctx.call_on_close(report)

@@ -63,24 +63,28 @@ def _pct0(value: Any) -> str:
     return fmt.pct(value, 0)
 
 
-
-
 @app.command()
 def retention(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
     period: Annotated[
         PeriodChoice,
-        typer.Option("--period", help=(
-            "Cohort period: month or week (ISO, from Monday); auto (the default, as the "
-            "report and dashboard): month when orders span 120 days or more, else week."
-        )),
+        typer.Option(
+            "--period",
+            help=(
+                "Cohort period: month or week (ISO, from Monday); auto (the default, as the "
+                "report and dashboard): month when orders span 120 days or more, else week."
+            ),
+        ),
     ] = PeriodChoice.auto,
     view: Annotated[
         RetentionView,
-        typer.Option("--view", help=(
-            "What to show: all (table/json), summary, cohorts, activity, orders-"
-            "per-customer or gaps. csv needs one of them (default cohorts)."
-        )),
+        typer.Option(
+            "--view",
+            help=(
+                "What to show: all (table/json), summary, cohorts, activity, orders-"
+                "per-customer or gaps. csv needs one of them (default cohorts)."
+            ),
+        ),
     ] = RetentionView.all,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
@@ -97,8 +101,13 @@ def retention(
 
     with friendly_errors(), open_source(db, engine, events, table) as source:
         orders = _orders(source, db)
-        p: Literal["month", "week"] = (ret.default_period(orders) if period == PeriodChoice.auto
-                                       else "month" if period == PeriodChoice.month else "week")
+        p: Literal["month", "week"] = (
+            ret.default_period(orders)
+            if period == PeriodChoice.auto
+            else "month"
+            if period == PeriodChoice.month
+            else "week"
+        )
         parts: dict[str, Any] = {}
         wanted = view.value
         if format == Format.csv and wanted == "all":
@@ -127,27 +136,55 @@ def retention(
             shown = []
             if "summary" in parts:
                 s = parts["summary"]
-                rows = pd.DataFrame({"metric": list(s), "value": [
-                    fmt.pct(v) if k.endswith(("rate", "share")) else
-                    ("–" if pd.isna(v) else f"{v:,.2f}" if isinstance(v, float) else f"{v:,}")
-                    for k, v in s.items()]})
+                rows = pd.DataFrame(
+                    {
+                        "metric": list(s),
+                        "value": [
+                            fmt.pct(v)
+                            if k.endswith(("rate", "share"))
+                            else (
+                                "–"
+                                if pd.isna(v)
+                                else f"{v:,.2f}"
+                                if isinstance(v, float)
+                                else f"{v:,}"
+                            )
+                            for k, v in s.items()
+                        ],
+                    }
+                )
                 shown.append(rich_table(rows, title=f"retention summary ({db})"))
-            for key, title in (("cohorts", f"purchase retention by {p} of first order"),
-                               ("activity", f"activity retention by {p} of first visit")):
+            for key, title in (
+                ("cohorts", f"purchase retention by {p} of first order"),
+                ("activity", f"activity retention by {p} of first visit"),
+            ):
                 if key in parts:
                     matrix = ret.cohort_matrix(parts[key])
                     cols = [c for c in matrix.columns if c not in ("cohort", "cohort_size")]
                     matrix = matrix[["cohort", "cohort_size", *cols[:13]]].tail(24)
-                    shown.append(rich_table(
-                        matrix, title=f"{title} (last 24 cohorts, periods 0-12)",
-                        formats={c: _pct0 for c in cols}))
+                    shown.append(
+                        rich_table(
+                            matrix,
+                            title=f"{title} (last 24 cohorts, periods 0-12)",
+                            formats={c: _pct0 for c in cols},
+                        )
+                    )
             if "orders_per_customer" in parts:
-                shown.append(rich_table(parts["orders_per_customer"].head(15),
-                                        title="orders per customer (first 15)",
-                                        formats={"share": fmt.pct}))
+                shown.append(
+                    rich_table(
+                        parts["orders_per_customer"].head(15),
+                        title="orders per customer (first 15)",
+                        formats={"share": fmt.pct},
+                    )
+                )
             if "gaps" in parts:
-                shown.append(rich_table(parts["gaps"].drop(columns=["lower_days", "upper_days"]),
-                                        title="time between orders", formats={"share": fmt.pct}))
+                shown.append(
+                    rich_table(
+                        parts["gaps"].drop(columns=["lower_days", "upper_days"]),
+                        title="time between orders",
+                        formats={"share": fmt.pct},
+                    )
+                )
             return Group(*shown)
 
         emit(data, format, out, table=render)
@@ -158,16 +195,19 @@ def rfm(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
     by_group: Annotated[
         bool,
-        typer.Option("--by-group", help=(
-            "Give the per-group summary instead of one row per customer (json/csv; "
-            "the table always shows it)."
-        )),
+        typer.Option(
+            "--by-group",
+            help=(
+                "Give the per-group summary instead of one row per customer (json/csv; "
+                "the table always shows it)."
+            ),
+        ),
     ] = False,
     include_prospects: Annotated[
         bool,
-        typer.Option("--prospects/--no-prospects", help=(
-            "List persons with no order as prospects."
-        )),
+        typer.Option(
+            "--prospects/--no-prospects", help=("List persons with no order as prospects.")
+        ),
     ] = True,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
@@ -193,15 +233,26 @@ def rfm(
             scored = rfm_table(orders, persons=persons)
             groups = rfm_group_summary(scored)
         if format == Format.table and out is None:
-            emit(groups, format, out, table=lambda: rich_table(
-                groups, title=f"RFM groups ({db})",
-                formats={"share": fmt.pct, "revenue_share": fmt.pct}))
+            emit(
+                groups,
+                format,
+                out,
+                table=lambda: rich_table(
+                    groups,
+                    title=f"RFM groups ({db})",
+                    formats={"share": fmt.pct, "revenue_share": fmt.pct},
+                ),
+            )
             return
         # prospects come last and differ only in their id: JSON writes them from one row
         customers = int((scored["group"] != "prospects").sum())
         with working(f"writing {len(scored):,} rows…"):
-            emit(groups if by_group else scored, format, out,
-                 json_tail=None if by_group else (customers, "person_id"))
+            emit(
+                groups if by_group else scored,
+                format,
+                out,
+                json_tail=None if by_group else (customers, "person_id"),
+            )
 
 
 @app.command()
@@ -209,16 +260,14 @@ def clv(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
     horizon: Annotated[
         str,
-        typer.Option("--horizon", help=(
-            "How far ahead to predict, e.g. 52w, 90d."
-        )),
+        typer.Option("--horizon", help=("How far ahead to predict, e.g. 52w, 90d.")),
     ] = "52w",
     calibration_end: Annotated[
         str | None,
-        typer.Option("--calibration-end", help=(
-            "Fit on orders up to this day (YYYY-MM-DD); default: the last order's "
-            "day."
-        )),
+        typer.Option(
+            "--calibration-end",
+            help=("Fit on orders up to this day (YYYY-MM-DD); default: the last order's day."),
+        ),
     ] = None,
     top: Annotated[int, typer.Option("--top", help="Customers shown in the table view.")] = 20,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
@@ -249,8 +298,9 @@ def clv(
             try:
                 pd.Timestamp(calibration_end)
             except ValueError as exc:
-                raise ConfigError(f"--calibration-end {calibration_end!r} is not a date: "
-                                  "write YYYY-MM-DD") from exc
+                raise ConfigError(
+                    f"--calibration-end {calibration_end!r} is not a date: write YYYY-MM-DD"
+                ) from exc
         with open_source(db, engine, events, table) as source:
             orders = _orders(source, db)
         summary = summary_from_orders(orders, calibration_end=calibration_end, time_unit="W")
@@ -260,19 +310,26 @@ def clv(
             spend = GammaGammaModel().fit(summary)
             spend_info: dict[str, Any] = {
                 **{k: float(v) for k, v in spend.params_.items()},
-                "log_likelihood": spend.log_likelihood_, "customers": spend.n_customers_}
+                "log_likelihood": spend.log_likelihood_,
+                "customers": spend.n_customers_,
+            }
         except InputError as exc:  # too few repeat buyers: purchases still predicted
             spend, spend_info = None, {"error": str(exc)}
         valued = customer_value(summary, purchases, spend, horizon=horizon_weeks)
         valued = valued.reset_index()
         models = {
-            "bgnbd": {**{k: float(v) for k, v in purchases.params_.items()},
-                      "log_likelihood": purchases.log_likelihood_,
-                      "customers": purchases.n_customers_},
+            "bgnbd": {
+                **{k: float(v) for k, v in purchases.params_.items()},
+                "log_likelihood": purchases.log_likelihood_,
+                "customers": purchases.n_customers_,
+            },
             "gamma_gamma": spend_info,
             "horizon_weeks": horizon_weeks,
-            "calibration_end": str(pd.Timestamp(summary["last_purchase"].max()).date()
-                                   if calibration_end is None else calibration_end),
+            "calibration_end": str(
+                pd.Timestamp(summary["last_purchase"].max()).date()
+                if calibration_end is None
+                else calibration_end
+            ),
         }
         if format == Format.csv:
             emit(valued, format, out)
@@ -289,24 +346,51 @@ def clv(
 
             def params(model: BetaGeoModel | GammaGammaModel) -> pd.DataFrame:
                 row = {k: round(float(v), 4) for k, v in model.params_.items()}
-                return pd.DataFrame([{**row, "log_likelihood": round(model.log_likelihood_, 1),
-                                      "customers": model.n_customers_}])
+                return pd.DataFrame(
+                    [
+                        {
+                            **row,
+                            "log_likelihood": round(model.log_likelihood_, 1),
+                            "customers": model.n_customers_,
+                        }
+                    ]
+                )
 
-            shown = valued.head(top)[["person_id", "frequency", "recency", "T", "p_alive",
-                                     "expected_purchases", "expected_value"]]
+            shown = valued.head(top)[
+                [
+                    "person_id",
+                    "frequency",
+                    "recency",
+                    "T",
+                    "p_alive",
+                    "expected_purchases",
+                    "expected_value",
+                ]
+            ]
             total = float(valued["expected_value"].sum())
             parts = [
-                rich_table(params(purchases), title=f"BG/NBD (orders to "
-                                                    f"{models['calibration_end']}, weeks)"),
+                rich_table(
+                    params(purchases),
+                    title=f"BG/NBD (orders to {models['calibration_end']}, weeks)",
+                ),
                 rich_table(params(spend), title="Gamma-Gamma (repeat buyers)")
-                if spend is not None else f"Gamma-Gamma not fitted: {spend_info['error']}",
-                rich_table(shown, title=f"top {top} of {len(valued):,} customers by expected "
-                                        f"value over {horizon} (all: {total:,.0f})"),
+                if spend is not None
+                else f"Gamma-Gamma not fitted: {spend_info['error']}",
+                rich_table(
+                    shown,
+                    title=f"top {top} of {len(valued):,} customers by expected "
+                    f"value over {horizon} (all: {total:,.0f})",
+                ),
             ]
             if holdout is not None:
-                parts.append(rich_table(holdout, title=f"holdout check: purchases per customer "
-                                                       f"after {calibration_end}, by "
-                                                       "calibration repeat purchases"))
+                parts.append(
+                    rich_table(
+                        holdout,
+                        title=f"holdout check: purchases per customer "
+                        f"after {calibration_end}, by "
+                        "calibration repeat purchases",
+                    )
+                )
             return Group(*parts)
 
         emit(data, format, out, table=render)
@@ -317,13 +401,21 @@ def winback(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
     rule: Annotated[
         RuleChoice,
-        typer.Option("--rule", help=(
-            "gap: past gap-multiplier x their usual gap between orders (the stage model's "
-            "lapsed rule at 1). "
-            "p-alive: BG/NBD P(alive) below --p-alive-below."
-        )),
+        typer.Option(
+            "--rule",
+            help=(
+                "gap: past gap-multiplier x their usual gap between orders (the stage model's "
+                "lapsed rule at 1). "
+                "p-alive: BG/NBD P(alive) below --p-alive-below."
+            ),
+        ),
     ] = RuleChoice.gap,
-    gap_multiplier: Annotated[float, typer.Option("--gap-multiplier", help="1 = the stages' lapsed status; larger forgives more.")] = 1.0,
+    gap_multiplier: Annotated[
+        float,
+        typer.Option(
+            "--gap-multiplier", help="1 = the stages' lapsed status; larger forgives more."
+        ),
+    ] = 1.0,
     p_alive_below: Annotated[float, typer.Option("--p-alive-below")] = 0.3,
     top: Annotated[int, typer.Option("--top", help="Customers shown in the table view.")] = 20,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
@@ -339,18 +431,30 @@ def winback(
         with open_source(db, engine, events, table) as source:
             orders = _orders(source, db)
         lapsed = lapsed_customers(
-            orders, rule="gap" if rule == RuleChoice.gap else "p_alive",
-            gap_multiplier=gap_multiplier, p_alive_below=p_alive_below,
+            orders,
+            rule="gap" if rule == RuleChoice.gap else "p_alive",
+            gap_multiplier=gap_multiplier,
+            p_alive_below=p_alive_below,
         )
 
         def render() -> object:
-            cols = ["person_id", "orders", "revenue", "last_order", "days_since_last_order",
-                    "expected_gap_days", "overdue_ratio"]
+            cols = [
+                "person_id",
+                "orders",
+                "revenue",
+                "last_order",
+                "days_since_last_order",
+                "expected_gap_days",
+                "overdue_ratio",
+            ]
             if rule == RuleChoice.p_alive:
                 cols.append("p_alive")
             shown = lapsed.head(top)[cols].assign(
-                last_order=lambda d: pd.to_datetime(d["last_order"]).dt.date.astype(str))
-            return rich_table(shown, title=f"{len(lapsed):,} lapsed customers ({rule.value}); "
-                                           f"top {top} by revenue")
+                last_order=lambda d: pd.to_datetime(d["last_order"]).dt.date.astype(str)
+            )
+            return rich_table(
+                shown,
+                title=f"{len(lapsed):,} lapsed customers ({rule.value}); top {top} by revenue",
+            )
 
         emit(lapsed, format, out, table=render)

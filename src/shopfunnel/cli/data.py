@@ -31,7 +31,9 @@ def _parse_map(pairs: list[str]) -> dict[str, str]:
     mapping = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ConfigError(f"--map {pair!r} is not valid: write canonical=source, e.g. --map ts=created_at")
+            raise ConfigError(
+                f"--map {pair!r} is not valid: write canonical=source, e.g. --map ts=created_at"
+            )
         key, value = pair.split("=", 1)
         mapping[key.strip()] = value.strip()
     return mapping
@@ -39,15 +41,60 @@ def _parse_map(pairs: list[str]) -> dict[str, str]:
 
 @app.command()
 def ingest(
-    files: Annotated[list[Path], typer.Argument(help="Event files: CSV, Parquet or JSON Lines (or a source format, see --format).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Event files: CSV, Parquet or JSON Lines (or a source format, see --format)."
+        ),
+    ],
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    format: Annotated[str | None, typer.Option("--format", help=f"Source format, guessed from the file name if omitted: {', '.join(sorted(FORMATS))}.")] = None,
-    on_error: Annotated[str, typer.Option("--on-error", help="fail: load nothing if any row is bad (default). skip: load the good rows, write the bad ones to --rejects.")] = "fail",
-    rejects: Annotated[Path | None, typer.Option("--rejects", help="Where --on-error skip writes rejected rows (default: <file>.rejects.csv).")] = None,
-    map_: Annotated[list[str] | None, typer.Option("--map", help="Column mapping canonical=source, repeatable: --map ts=created_at --map event=event_type.")] = None,
-    extra: Annotated[str, typer.Option("--extra", help="Columns that are not canonical: error (default) or properties (kept as JSON).")] = "error",
-    mapping_file: Annotated[Path | None, typer.Option("--mapping-file", help="A TOML file with a [columns] table of canonical = \"source\".")] = None,
-    encoding: Annotated[str | None, typer.Option("--encoding", help="Text encoding of CSV files (default utf-8), e.g. latin-1.")] = None,
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"Source format, guessed from the file name if omitted: {', '.join(sorted(FORMATS))}.",
+        ),
+    ] = None,
+    on_error: Annotated[
+        str,
+        typer.Option(
+            "--on-error",
+            help="fail: load nothing if any row is bad (default). skip: load the good rows, write the bad ones to --rejects.",
+        ),
+    ] = "fail",
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            "--rejects",
+            help="Where --on-error skip writes rejected rows (default: <file>.rejects.csv).",
+        ),
+    ] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="Column mapping canonical=source, repeatable: --map ts=created_at --map event=event_type.",
+        ),
+    ] = None,
+    extra: Annotated[
+        str,
+        typer.Option(
+            "--extra",
+            help="Columns that are not canonical: error (default) or properties (kept as JSON).",
+        ),
+    ] = "error",
+    mapping_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping-file", help='A TOML file with a [columns] table of canonical = "source".'
+        ),
+    ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding", help="Text encoding of CSV files (default utf-8), e.g. latin-1."
+        ),
+    ] = None,
 ) -> None:
     """Load event files into the store. Loading the same rows twice adds nothing.
 
@@ -71,17 +118,30 @@ def ingest(
         with Store(db) as store:
             total_added = 0
             written: set[Path] = set()
-            with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                          console=console, transient=True) as progress:
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as progress:
                 for path in files:
                     task = progress.add_task(f"{path.name}: reading", total=None)
                     options = {} if encoding is None else {"encoding": encoding}
-                    staged = read(path, format=format, mapping=mapping or None, extra_columns=extra, **options)  # type: ignore[arg-type]
+                    staged = read(
+                        path,
+                        format=format,
+                        mapping=mapping or None,
+                        extra_columns=extra,  # type: ignore[arg-type]
+                        **options,
+                    )
+
                     def note(msg: str, t: Any = task, n: str = path.name) -> None:
                         progress.update(t, description=f"{n}: {msg}")
 
                     result = store.load_staged(
-                        staged, on_error=on_error,  # type: ignore[arg-type]
+                        staged,
+                        on_error=on_error,  # type: ignore[arg-type]
                         progress=note,
                     )
                     progress.remove_task(task)
@@ -95,13 +155,19 @@ def ingest(
                         # One --rejects file collects the rejects of every file of this run.
                         first = target not in written
                         written.add(target)
-                        with open(target, "w" if first else "a", newline="",
-                                  encoding="utf-8") as fh:
+                        with open(
+                            target, "w" if first else "a", newline="", encoding="utf-8"
+                        ) as fh:
                             writer = csv.writer(fh)
                             if first:
                                 writer.writerow(["source", "line", "column", "reason", "value"])
                             for r in result.rejects:
-                                writer.writerow([csv_cell(c) for c in (r.source, r.line, r.column, r.reason, r.value)])
+                                writer.writerow(
+                                    [
+                                        csv_cell(c)
+                                        for c in (r.source, r.line, r.column, r.reason, r.value)
+                                    ]
+                                )
                         console.print(f"  rejected rows and reasons written to {target}")
 
 
@@ -120,10 +186,31 @@ def info(
             import pandas as pd
             from rich.console import Group
 
-            head = pd.DataFrame([{k: data[k] for k in ("events", "persons", "sessions", "orders", "first_event", "last_event")}])
-            by_name = pd.DataFrame(list(data["events_by_name"].items()), columns=["event", "events"])
-            by_channel = pd.DataFrame(list(data["sessions_by_channel"].items()), columns=["channel", "sessions"])
-            return Group(rich_table(head, title=f"store {db}"), rich_table(by_name, title="events by name"),
-                         rich_table(by_channel, title="sessions by channel"))
+            head = pd.DataFrame(
+                [
+                    {
+                        k: data[k]
+                        for k in (
+                            "events",
+                            "persons",
+                            "sessions",
+                            "orders",
+                            "first_event",
+                            "last_event",
+                        )
+                    }
+                ]
+            )
+            by_name = pd.DataFrame(
+                list(data["events_by_name"].items()), columns=["event", "events"]
+            )
+            by_channel = pd.DataFrame(
+                list(data["sessions_by_channel"].items()), columns=["channel", "sessions"]
+            )
+            return Group(
+                rich_table(head, title=f"store {db}"),
+                rich_table(by_name, title="events by name"),
+                rich_table(by_channel, title="sessions by channel"),
+            )
 
         emit(data, format, out, table=render)

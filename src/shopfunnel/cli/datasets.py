@@ -24,17 +24,17 @@ class CdnowKind(StrEnum):
 def load_dataset(
     name: Annotated[
         DatasetName,
-        typer.Argument(help=(
-            "cdnow: purchases at an online CD store, 1997-1998 (23,570 customers)."
-        )),
+        typer.Argument(
+            help=("cdnow: purchases at an online CD store, 1997-1998 (23,570 customers).")
+        ),
     ],
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
     kind: Annotated[
         CdnowKind,
-        typer.Option("--kind", help=(
-            "master (all 69,659 purchases) or sample (the 1/10 sample of the "
-            "papers)."
-        )),
+        typer.Option(
+            "--kind",
+            help=("master (all 69,659 purchases) or sample (the 1/10 sample of the papers)."),
+        ),
     ] = CdnowKind.master,
 ) -> None:
     """Load a built-in data set into the store (through the order-export importer).

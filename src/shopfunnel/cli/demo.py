@@ -33,10 +33,16 @@ def _has_events(db: str) -> bool:
 @app.command()
 def demo(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    events: Annotated[int, typer.Option("--events", "-n", help="Size of the sample store.")] = 500_000,
+    events: Annotated[
+        int, typer.Option("--events", "-n", help="Size of the sample store.")
+    ] = 500_000,
     seed: Annotated[int, typer.Option(help="Random seed of the sample store.")] = 1,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Rebuild the store even if it already holds events.")] = False,
-    report: Annotated[Path, typer.Option("--report", help="Where to write the HTML report.")] = Path("report.html"),
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Rebuild the store even if it already holds events.")
+    ] = False,
+    report: Annotated[
+        Path, typer.Option("--report", help="Where to write the HTML report.")
+    ] = Path("report.html"),
 ) -> None:
     """Build a sample store in a DuckDB file and show what shopfunnel sees in it.
 
@@ -67,7 +73,12 @@ def demo(
         console.print(Rule("2. what the store holds"))
         data_cmds.info(db=db, format=Format.table, out=None)
         console.print(Rule("3. the purchase funnel"))
-        funnel_cmds.funnel_command(steps=",".join(model.funnel.steps), db=db, window=str(model.funnel.window), allow_unknown=True)
+        funnel_cmds.funnel_command(
+            steps=",".join(model.funnel.steps),
+            db=db,
+            window=str(model.funnel.window),
+            allow_unknown=True,
+        )
         console.print(Rule("4. the five stages"))
         stages_cmds.stages(db=db)
         console.print(Rule("5. the report, and what to fix first"))
@@ -75,8 +86,16 @@ def demo(
         console.print(Rule("6. a flow: who to remind of their cart now"))
         from shopfunnel.cli.flows import flow_run
 
-        flow_run(name="cart-abandonment", db=db, dry_run=True, now=None, contacts=False,
-                 model=None, format=Format.table, out=None)
+        flow_run(
+            name="cart-abandonment",
+            db=db,
+            dry_run=True,
+            now=None,
+            contacts=False,
+            model=None,
+            format=Format.table,
+            out=None,
+        )
         me = invocation()
         console.print(
             f"\nOpen {report} in a browser. Next: `{me} diagnose --db {db}`, `{me} funnel --db {db} --steps view_item,add_to_cart,purchase --by device`, "

@@ -30,15 +30,30 @@ class Engine(StrEnum):
     spark = "spark"
 
 
-EngineOpt = Annotated[Engine, typer.Option(
-    "--engine", help="local (the DuckDB store of --db) or spark (events on Apache Spark, "
-    "from --events or --table; the session from SPARK_REMOTE, spark-submit or local[*]; "
-    "docs/spark.md).", envvar="SHOPFUNNEL_ENGINE")]
-EventsOpt = Annotated[str | None, typer.Option(
-    "--events", help="With --engine spark: Parquet files of canonical events, a path or a "
-    "glob ('lake/events/*.parquet', s3://…).")]
-TableOpt = Annotated[str | None, typer.Option(
-    "--table", help="With --engine spark: a catalog table of canonical events (Hive, Delta…).")]
+EngineOpt = Annotated[
+    Engine,
+    typer.Option(
+        "--engine",
+        help="local (the DuckDB store of --db) or spark (events on Apache Spark, "
+        "from --events or --table; the session from SPARK_REMOTE, spark-submit or local[*]; "
+        "docs/spark.md).",
+        envvar="SHOPFUNNEL_ENGINE",
+    ),
+]
+EventsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--events",
+        help="With --engine spark: Parquet files of canonical events, a path or a "
+        "glob ('lake/events/*.parquet', s3://…).",
+    ),
+]
+TableOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--table", help="With --engine spark: a catalog table of canonical events (Hive, Delta…)."
+    ),
+]
 
 
 def is_spark(source: Any) -> bool:
@@ -47,15 +62,21 @@ def is_spark(source: Any) -> bool:
 
 
 @contextmanager
-def open_source(db: str, engine: Engine | str = Engine.local, events: str | None = None,
-                table: str | None = None) -> Iterator[Any]:
+def open_source(
+    db: str,
+    engine: Engine | str = Engine.local,
+    events: str | None = None,
+    table: str | None = None,
+) -> Iterator[Any]:
     """The store of ``db`` opened read-only, or with ``engine`` spark the events of
     ``events``/``table`` on Spark (:class:`shopfunnel.store.spark.SparkEvents`). Typed
     ``Any``: the analyses take either (a Spark source answers the few queries they make)."""
     if Engine(engine) == Engine.local:
         if events is not None or table is not None:
-            raise ConfigError("--events and --table read events on Spark: add --engine spark "
-                              "(or load the files into a store with `shopfunnel ingest`)")
+            raise ConfigError(
+                "--events and --table read events on Spark: add --engine spark "
+                "(or load the files into a store with `shopfunnel ingest`)"
+            )
         from shopfunnel.store.store import Store
 
         with Store(db, read_only=True) as store:
@@ -82,9 +103,14 @@ def _report_heavy(source: SparkEvents) -> None:
 
     heavy = source.heavy_persons(HEAVY_EVENTS)
     for row in heavy.head(5).itertuples(index=False):
-        err_console.print(f"note: person {row.person_id!r} has {row.events:,} events (a bot or a "
-                          "shared device?): counted, but its partition is the slowest; drop it "
-                          "from the events if it is not a customer", markup=False, highlight=False)
+        err_console.print(
+            f"note: person {row.person_id!r} has {row.events:,} events (a bot or a "
+            "shared device?): counted, but its partition is the slowest; drop it "
+            "from the events if it is not a customer",
+            markup=False,
+            highlight=False,
+        )
     if len(heavy) > 5:
-        err_console.print(f"note: {len(heavy) - 5} more persons with over {HEAVY_EVENTS:,} events",
-                          markup=False)
+        err_console.print(
+            f"note: {len(heavy) - 5} more persons with over {HEAVY_EVENTS:,} events", markup=False
+        )

@@ -33,34 +33,49 @@ from shopfunnel.errors import ConfigError
 
 BAR_WIDTH = 20
 STEPS_OPTION = typer.Option(
-    "--steps", help="Steps in order, comma-separated; filters in brackets: "
+    "--steps",
+    help="Steps in order, comma-separated; filters in brackets: "
     "'view_item[item_category=shoes|boots],add_to_cart,purchase' (quote keys or values with "
-    "commas: [\"utm campaign\"=\"spring, sale\"]).")
+    'commas: ["utm campaign"="spring, sale"]).',
+)
 EXCLUDE_OPTION = typer.Option(
-    "--exclude", help="An event that ends an attempt when it comes between the first and last "
-    "step (repeatable); EVENT:2-3 only between steps 2 and 3. E.g. --exclude remove_from_cart.")
+    "--exclude",
+    help="An event that ends an attempt when it comes between the first and last "
+    "step (repeatable); EVENT:2-3 only between steps 2 and 3. E.g. --exclude remove_from_cart.",
+)
 HOLD_OPTION = typer.Option(
-    "--hold", help="A property every step of an attempt must share: item_id, order_id or a "
-    "properties key your events carry.")
+    "--hold",
+    help="A property every step of an attempt must share: item_id, order_id or a "
+    "properties key your events carry.",
+)
 OPTIONAL_OPTION = typer.Option(
-    "--optional", help="A step number that may be skipped (repeatable; not the first or last).")
+    "--optional", help="A step number that may be skipped (repeatable; not the first or last)."
+)
 ALLOW_UNKNOWN_OPTION = typer.Option(
-    "--allow-unknown", help="Count even if a step, filter key, --by or --hold names nothing in "
-    "the store (otherwise it is refused with the closest names).")
+    "--allow-unknown",
+    help="Count even if a step, filter key, --by or --hold names nothing in "
+    "the store (otherwise it is refused with the closest names).",
+)
 OPEN_OPTION = typer.Option(
-    "--open", help="Open funnel: an attempt may start at any step (as GA4's open funnels).")
+    "--open", help="Open funnel: an attempt may start at any step (as GA4's open funnels)."
+)
 WINDOW_OPTION = typer.Option(
-    "--window", help="Time allowed from step 1 to the last step: 30m, 12h, 7d…")
+    "--window", help="Time allowed from step 1 to the last step: 30m, 12h, 7d…"
+)
 ORDER_OPTION = typer.Option(
-    "--order", help="ordered (other events may come between), strict (none may) or any.")
+    "--order", help="ordered (other events may come between), strict (none may) or any."
+)
 BY_OPTION = typer.Option(
-    "--by", help="Break down by a column or property: channel, device, country, utm_campaign…")
+    "--by", help="Break down by a column or property: channel, device, country, utm_campaign…"
+)
 ATTRIBUTION_OPTION = typer.Option("--attribution", help="For --by: first, last or per_step.")
 TREND_OPTION = typer.Option(
-    "--trend", help="Conversion by day, week or month of the attempt's start.")
+    "--trend", help="Conversion by day, week or month of the attempt's start."
+)
 COUNT_BY_OPTION = typer.Option("--count-by", help="person (default) or session.")
 DROPPED_OPTION = typer.Option(
-    "--dropped", help="List the persons who reached step K and not K+1 instead (with --out F).")
+    "--dropped", help="List the persons who reached step K and not K+1 instead (with --out F)."
+)
 
 
 def _bar_table(result: object) -> object:
@@ -71,31 +86,55 @@ def _bar_table(result: object) -> object:
     steps = result.steps  # type: ignore[attr-defined]
     first = int(steps["persons"].iloc[0]) if len(steps) else 0
     table = Table(title=result._title(), header_style="bold")  # type: ignore[attr-defined]
-    for col, justify in [("step", "right"), ("name", "left"), ("", "left"),
-                         ("persons", "right"), ("from start", "right"),
-                         ("from previous", "right"), ("drop-off", "right"),
-                         ("median time", "right")]:
+    for col, justify in [
+        ("step", "right"),
+        ("name", "left"),
+        ("", "left"),
+        ("persons", "right"),
+        ("from start", "right"),
+        ("from previous", "right"),
+        ("drop-off", "right"),
+        ("median time", "right"),
+    ]:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     shown = result._display()  # type: ignore[attr-defined]
     for (_, row), persons in zip(shown.iterrows(), steps["persons"], strict=True):
         filled = round(BAR_WIDTH * persons / first) if first else 0
         bar = f"[cyan]{'█' * filled}[/][dim]{'░' * (BAR_WIDTH - filled)}[/]"
         drop = row["drop-off"]
-        table.add_row(str(row["step"]), escape(str(row["name"])), bar, f"{persons:,}",
-                      row["from start"], row["from previous"],
-                      f"[red]{drop:,}[/]" if drop else "0", row["median time"])
+        table.add_row(
+            str(row["step"]),
+            escape(str(row["name"])),
+            bar,
+            f"{persons:,}",
+            row["from start"],
+            row["from previous"],
+            f"[red]{drop:,}[/]" if drop else "0",
+            row["median time"],
+        )
     from shopfunnel import format as fmt
     from shopfunnel.funnel.result import TREND_NOTE
 
     rates = {c: fmt.pct for c in ("conversion_from_previous", "conversion_from_start")}
     parts: list[Any] = [table]
     if result.breakdown is not None:  # type: ignore[attr-defined]
-        parts.append(rich_table(result.breakdown, title=f"by {result.by} "  # type: ignore[attr-defined]
-                                f"({result.attribution} touch)", formats=rates))  # type: ignore[attr-defined]
+        parts.append(
+            rich_table(
+                result.breakdown,  # type: ignore[attr-defined]
+                title=f"by {result.by} "  # type: ignore[attr-defined]
+                f"({result.attribution} touch)",  # type: ignore[attr-defined]
+                formats=rates,
+            )
+        )
     trend = result.trend_with_total()  # type: ignore[attr-defined]
     if trend is not None:
-        parts.append(rich_table(trend.drop(columns=["conversion"]), title="trend by "
-                                f"period of the attempt's start ({TREND_NOTE})", formats=rates))
+        parts.append(
+            rich_table(
+                trend.drop(columns=["conversion"]),
+                title=f"trend by period of the attempt's start ({TREND_NOTE})",
+                formats=rates,
+            )
+        )
     return Group(*parts)
 
 
@@ -145,10 +184,21 @@ def funnel_command(
         step_list = parse_steps(steps)
         exclusions = [parse_exclusion(e, len(step_list)) for e in exclude or []]
         with open_source(db, engine, events, table) as source, _timeline_note(source):
-            result = funnel(source, step_list, window=window, order=order, by=by,
-                            attribution=attribution, trend=trend, count_by=count_by,
-                            exclusions=exclusions, hold=hold, optional_steps=optional or [],
-                            open_entry=open_entry, allow_unknown=allow_unknown)
+            result = funnel(
+                source,
+                step_list,
+                window=window,
+                order=order,
+                by=by,
+                attribution=attribution,
+                trend=trend,
+                count_by=count_by,
+                exclusions=exclusions,
+                hold=hold,
+                optional_steps=optional or [],
+                open_entry=open_entry,
+                allow_unknown=allow_unknown,
+            )
             if dropped is not None:
                 persons = result.dropped(dropped)
                 fmt = Format.csv if format == Format.table and out is not None else format
@@ -170,16 +220,28 @@ def _long_table(result: Any) -> Any:
     import pandas as pd
 
     breakdown, trend = result.breakdown, result.trend_with_total()
-    taken = {"table", *result.steps.columns, *result.total_conversions.columns,
-             *(trend.columns if trend is not None else [])}
+    taken = {
+        "table",
+        *result.steps.columns,
+        *result.total_conversions.columns,
+        *(trend.columns if trend is not None else []),
+    }
     if breakdown is not None and result.by_column in taken:  # a property called "period"
         breakdown = breakdown.rename(columns={result.by_column: f"{result.by_column} (by)"})
-    parts = [("steps", result.steps), ("total_conversions", result.total_conversions),
-             ("breakdown", breakdown), ("trend", trend)]
+    parts = [
+        ("steps", result.steps),
+        ("total_conversions", result.total_conversions),
+        ("breakdown", breakdown),
+        ("trend", trend),
+    ]
     # whole numbers stay whole where another table leaves their column empty
-    frames = [frame.assign(table=name).astype(
-        {c: "Int64" for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])})
-        for name, frame in parts if frame is not None]
+    frames = [
+        frame.assign(table=name).astype(
+            {c: "Int64" for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])}
+        )
+        for name, frame in parts
+        if frame is not None
+    ]
     long = pd.concat(frames, ignore_index=True)
     return long[["table", *[c for c in long.columns if c != "table"]]]
 
@@ -197,6 +259,7 @@ def _timeline_note(store: Any) -> Iterator[None]:
     if is_current(store) or event_count(store) < 1_000_000:
         yield
         return
-    with err_console.status("Sorting the events by person once, for fast funnels "
-                            "(again only after a load)…"):
+    with err_console.status(
+        "Sorting the events by person once, for fast funnels (again only after a load)…"
+    ):
         yield

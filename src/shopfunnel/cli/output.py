@@ -25,6 +25,7 @@ from shopfunnel.format import csv_text
 if TYPE_CHECKING:
     import pandas as pd
 
+
 def _width() -> int | None:
     """The terminal's width, or, when the output is a file or a pipe, wide enough that a
     table is never cut (Rich's default there is 80 columns). ``COLUMNS`` wins."""
@@ -45,7 +46,9 @@ class Format(StrEnum):
 
 
 # Use as ``Annotated[Format, FORMAT_OPTION] = Format.table``.
-FORMAT_OPTION = typer.Option("--format", "-f", help="table (for people), json or csv (for scripts).")
+FORMAT_OPTION = typer.Option(
+    "--format", "-f", help="table (for people), json or csv (for scripts)."
+)
 OUT_OPTION = typer.Option("--out", "-o", help="Write to this file instead of the terminal.")
 DB_OPTION = typer.Option("--db", help="The store: a DuckDB file.", envvar="SHOPFUNNEL_DB")
 
@@ -78,9 +81,11 @@ def to_json(data: Any) -> str:
     table of a million rows takes about a second, not a minute."""
     if is_frame(data):
         return data.to_json(orient="records", date_format="iso", indent=2)
-    return orjson.dumps(data, default=_json_default,
-                        option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
-                        | orjson.OPT_NON_STR_KEYS).decode()
+    return orjson.dumps(
+        data,
+        default=_json_default,
+        option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
+    ).decode()
 
 
 JSON_CHUNK_ROWS = 200_000
@@ -88,8 +93,9 @@ _PLACEHOLDER = "sf-json-placeholder-7d1f"
 _NEEDS_ESCAPE = r'[^ -\x7f]|["\\/]'  # what pandas' JSON writer escapes in a string
 
 
-def json_records(df: pd.DataFrame, *, tail_start: int | None = None,
-                 tail_column: str | None = None) -> Iterator[bytes | memoryview]:
+def json_records(
+    df: pd.DataFrame, *, tail_start: int | None = None, tail_column: str | None = None
+) -> Iterator[bytes | memoryview]:
     """:func:`to_json` of a frame (``to_json(orient="records", date_format="iso",
     indent=2)``, the same text, UTF-8), in pieces of :data:`JSON_CHUNK_ROWS` rows, so a
     large table is written as it is encoded.
@@ -103,7 +109,7 @@ def json_records(df: pd.DataFrame, *, tail_start: int | None = None,
     yield b"[\n"
     sep = b""
     for a in range(0, head_end, JSON_CHUNK_ROWS):
-        part = df.iloc[a:min(a + JSON_CHUNK_ROWS, head_end)]
+        part = df.iloc[a : min(a + JSON_CHUNK_ROWS, head_end)]
         yield sep
         yield _records_text(part).encode()
         sep = b",\n"
@@ -111,7 +117,7 @@ def json_records(df: pd.DataFrame, *, tail_start: int | None = None,
         tail = df.iloc[head_end:]
         template = _uniform_row(tail, str(tail_column))
         for a in range(0, len(tail), JSON_CHUNK_ROWS):
-            part = tail.iloc[a:a + JSON_CHUNK_ROWS]
+            part = tail.iloc[a : a + JSON_CHUNK_ROWS]
             text = _from_template(template, part[tail_column]) if template else None
             yield sep
             yield text if text is not None else _records_text(part).encode()
@@ -154,14 +160,19 @@ def _from_template(template: tuple[bytes, bytes], values: pd.Series) -> memoryvi
         return None
     pre, post = template
     # each row with its separator; a fresh array's text is one buffer, row after row
-    rows = pc.binary_join_element_wise((pre + b'"').decode(), ids,
-                                       (b'"' + post + b",\n").decode(), "")
+    rows = pc.binary_join_element_wise(
+        (pre + b'"').decode(), ids, (b'"' + post + b",\n").decode(), ""
+    )
     _, offsets, data = rows.buffers()
     used = int(np.frombuffer(offsets, dtype=np.int32)[len(rows)])
-    return memoryview(data)[:max(used - 2, 0)]  # no copy: the file reads Arrow's buffer
+    return memoryview(data)[: max(used - 2, 0)]  # no copy: the file reads Arrow's buffer
 
 
-def rich_table(df: pd.DataFrame, title: str | None = None, formats: Mapping[str, Callable[..., str]] | None = None) -> Table:
+def rich_table(
+    df: pd.DataFrame,
+    title: str | None = None,
+    formats: Mapping[str, Callable[..., str]] | None = None,
+) -> Table:
     """A Rich table of a DataFrame, numbers right-aligned."""
     import pandas as pd
 
@@ -217,10 +228,13 @@ def emit(
                 console.print(rich_table(data.head(TERMINAL_ROWS)))  # type: ignore[union-attr]
                 err_console.print(
                     f"showing the first {TERMINAL_ROWS:,} of {len(data):,} rows: write them all "
-                    "with --out FILE (and --format csv or json)")
+                    "with --out FILE (and --format csv or json)"
+                )
                 return
-            renderable = table() if table is not None else (
-                rich_table(data) if is_frame(data) else to_json(data)
+            renderable = (
+                table()
+                if table is not None
+                else (rich_table(data) if is_frame(data) else to_json(data))
             )
             console.print(renderable)
             return
@@ -300,7 +314,9 @@ def friendly_errors() -> Iterator[None]:
         raise typer.Exit(code=1) from exc
 
 
-def store_table_command(group: typer.Typer, name: str, read: Callable[[Any], Any], doc: str) -> None:
+def store_table_command(
+    group: typer.Typer, name: str, read: Callable[[Any], Any], doc: str
+) -> None:
     """Add to ``group`` the command ``name``: open the store (``--db``) and print what
     ``read(store)`` returns (a table, or ``--format json|csv``, ``--out FILE``). ``read``
     imports what it needs itself, so the command line stays quick to start."""

@@ -329,13 +329,18 @@ def _rule(store: Any, reward: float | None, min_spend: float | None, cap: int | 
 
     from shopfunnel.programs.referrals import current_referral_rule
 
-    given = {k: v for k, v in (("reward", reward), ("min_spend", min_spend),
-                               ("cap_per_referrer", cap)) if v is not None}
+    given = {
+        k: v
+        for k, v in (("reward", reward), ("min_spend", min_spend), ("cap_per_referrer", cap))
+        if v is not None
+    }
     return replace(current_referral_rule(store), **given)  # type: ignore[arg-type]
 
 
-REWARD_OPTION = typer.Option(help="Reward per referred new customer's first order "
-                             "(default: the store's rule, see `referral rule`).")
+REWARD_OPTION = typer.Option(
+    help="Reward per referred new customer's first order "
+    "(default: the store's rule, see `referral rule`)."
+)
 MIN_SPEND_OPTION = typer.Option("--min-spend", help="The first order must be worth at least this.")
 CAP_OPTION = typer.Option("--cap", help="At most this many rewards per referrer.")
 

@@ -18,9 +18,19 @@ from shopfunnel.store.store import Store
 @app.command()
 def report(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
-    title: Annotated[str | None, typer.Option("--title", help="The page title (default: Your sales funnel).")] = None,
-    model: Annotated[Path | None, typer.Option("--model", help="The model file (default: ./shopfunnel.toml if present, else the defaults).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+    title: Annotated[
+        str | None, typer.Option("--title", help="The page title (default: Your sales funnel).")
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="The model file (default: ./shopfunnel.toml if present, else the defaults).",
+        ),
+    ] = None,
     aov: Annotated[float | None, AOV_OPTION] = None,
 ) -> None:
     """Write one self-contained HTML report: the diagnosis first, then every chart.
@@ -36,22 +46,34 @@ def report(
         average_order_value = check_aov(aov)
         started = time.perf_counter()
         funnel_model = load_model(model)
-        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                            console=err_console, transient=True)
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        )
         with Store(db, read_only=True) as store, progress:
             task = progress.add_task("report", total=None)
             built = make_report(
-                store, title=title, model=funnel_model, average_order_value=average_order_value,
+                store,
+                title=title,
+                model=funnel_model,
+                average_order_value=average_order_value,
                 progress=lambda name: progress.update(task, description=f"report: {name}"),
             )
         for sid, seconds in sorted(built.seconds.items(), key=lambda kv: -kv[1]):
             say_time(f"section {sid}", seconds)
         for sid, problem in built.problems.items():
-            err_console.print(f"[yellow]note:[/] section {sid} left out: {problem}", highlight=False)
+            err_console.print(
+                f"[yellow]note:[/] section {sid} left out: {problem}", highlight=False
+            )
         out.write_text(built.html, encoding="utf-8")
         size_mb = out.stat().st_size / 1e6
-        console.print(f"wrote {out} ({size_mb:.1f} MB, {len(built.seconds)} sections) "
-                      f"in {time.perf_counter() - started:.1f} s")
+        console.print(
+            f"wrote {out} ({size_mb:.1f} MB, {len(built.seconds)} sections) "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
         if built.top_findings:
             console.print("[bold]What to fix first[/]")
             for line in built.top_findings:

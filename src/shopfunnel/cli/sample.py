@@ -59,10 +59,15 @@ def sample(
             "day (10 makes a small shop).",
         ),
     ] = None,
-    experiment: Annotated[str | None, typer.Option(
-        "--experiment", help="Run an A/B test with a planted effect: KEY[:EFFECT[:START]], "
-        "EFFECT in log-odds at the purchase step (1.0 lifts about 84% to 93%); exposure events "
-        "come on top of --events. See docs/sample.md.")] = None,
+    experiment: Annotated[
+        str | None,
+        typer.Option(
+            "--experiment",
+            help="Run an A/B test with a planted effect: KEY[:EFFECT[:START]], "
+            "EFFECT in log-odds at the purchase step (1.0 lifts about 84% to 93%); exposure events "
+            "come on top of --events. See docs/sample.md.",
+        ),
+    ] = None,
 ) -> None:
     """Write a realistic sample store's events to a Parquet file, ready for `shopfunnel ingest`.
 
@@ -103,7 +108,12 @@ def sample(
         test = parse_experiment(experiment) if experiment else None
         if sessions_per_day is not None:
             events = events_for_sessions(
-                sessions_per_day, seed=seed, start=start, days=days, incidents=planted, experiment=test
+                sessions_per_day,
+                seed=seed,
+                start=start,
+                days=days,
+                incidents=planted,
+                experiment=test,
             )
         with Progress(
             TextColumn("{task.description}"),

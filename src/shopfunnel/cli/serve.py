@@ -20,8 +20,10 @@ from shopfunnel.cli.output import (
 from shopfunnel.errors import ConfigError
 
 PASSWORD_ENV = "SHOPFUNNEL_ADMIN_PASSWORD"
-keys_app = typer.Typer(help="Write keys: what a storefront or a Segment/RudderStack SDK sends events with.",
-                       no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Write keys: what a storefront or a Segment/RudderStack SDK sends events with.",
+    no_args_is_help=True,
+)
 app.add_typer(keys_app, name="keys")
 
 
@@ -42,8 +44,9 @@ def _admin_hash(db: str) -> str:
                     f"no admin password is set for {db}: set {PASSWORD_ENV} (at least "
                     f"{auth.MIN_PASSWORD_LENGTH} characters) or start once from a terminal to be asked"
                 )
-            password = typer.prompt("Admin password for the dashboard", hide_input=True,
-                                    confirmation_prompt=True)
+            password = typer.prompt(
+                "Admin password for the dashboard", hide_input=True, confirmation_prompt=True
+            )
         if stored is not None and auth.verify_password(password, stored):
             return stored
         new = auth.hash_password(password)
@@ -54,18 +57,62 @@ def _admin_hash(db: str) -> str:
 @app.command()
 def serve(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    host: Annotated[str, typer.Option(help="Address to listen on. Keep 127.0.0.1 behind a TLS proxy.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on. Keep 127.0.0.1 behind a TLS proxy.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    allow_origin: Annotated[list[str] | None, typer.Option("--allow-origin", help="The store's own site(s) whose pages may send events, e.g. https://shop.example (repeatable).")] = None,
-    spool: Annotated[Path | None, typer.Option(help="Folder of the durable event spool (default: DB.spool).")] = None,
-    max_body_kb: Annotated[int, typer.Option(help="Largest request body accepted, in KB (413 above).")] = 512,
-    rate: Annotated[float, typer.Option(help="Events per second allowed per write key (429 above).")] = 50_000.0,
-    max_pending: Annotated[int, typer.Option(help="Acknowledged events not yet in the store above which the collector answers 503.")] = 500_000,
-    durability: Annotated[str, typer.Option(help="spool (default: fsynced log, loaded in the background) or transaction (one DuckDB transaction per request).")] = "spool",
-    access_log: Annotated[bool, typer.Option(help="Log every request line (off by default: query strings may hold write keys, paths person ids).")] = False,
-    webhook_interval: Annotated[float, typer.Option(help="Seconds between rounds of due webhook deliveries (0: leave them to `shopfunnel webhooks deliver`).")] = 10.0,
-    schedule_interval: Annotated[float, typer.Option(help="Seconds between rounds that refresh the followed audiences and run the flows with schedule = true (0: leave them to cron: `shopfunnel audience refresh`, `shopfunnel flow run`).")] = 60.0,
-    workers: Annotated[int, typer.Option(help="Processes that parse and convert incoming events beside the server (0: in the server process).")] = 2,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            help="The store's own site(s) whose pages may send events, e.g. https://shop.example (repeatable).",
+        ),
+    ] = None,
+    spool: Annotated[
+        Path | None, typer.Option(help="Folder of the durable event spool (default: DB.spool).")
+    ] = None,
+    max_body_kb: Annotated[
+        int, typer.Option(help="Largest request body accepted, in KB (413 above).")
+    ] = 512,
+    rate: Annotated[
+        float, typer.Option(help="Events per second allowed per write key (429 above).")
+    ] = 50_000.0,
+    max_pending: Annotated[
+        int,
+        typer.Option(
+            help="Acknowledged events not yet in the store above which the collector answers 503."
+        ),
+    ] = 500_000,
+    durability: Annotated[
+        str,
+        typer.Option(
+            help="spool (default: fsynced log, loaded in the background) or transaction (one DuckDB transaction per request)."
+        ),
+    ] = "spool",
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            help="Log every request line (off by default: query strings may hold write keys, paths person ids)."
+        ),
+    ] = False,
+    webhook_interval: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between rounds of due webhook deliveries (0: leave them to `shopfunnel webhooks deliver`)."
+        ),
+    ] = 10.0,
+    schedule_interval: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between rounds that refresh the followed audiences and run the flows with schedule = true (0: leave them to cron: `shopfunnel audience refresh`, `shopfunnel flow run`)."
+        ),
+    ] = 60.0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Processes that parse and convert incoming events beside the server (0: in the server process)."
+        ),
+    ] = 2,
 ) -> None:
     """Run the event collector, the tracking snippet (/sdk.js), the dashboard (/) and the JSON API (/v1).
 
@@ -79,22 +126,38 @@ def serve(
 
     with friendly_errors():
         if host not in ("127.0.0.1", "localhost", "::1"):
-            err_console.print("note: serve the dashboard through HTTPS (a TLS proxy); session "
-                              "cookies are marked Secure off loopback.")
+            err_console.print(
+                "note: serve the dashboard through HTTPS (a TLS proxy); session "
+                "cookies are marked Secure off loopback."
+            )
         application = create_app(
-            db, admin_password_hash=_admin_hash(db), allowed_origins=tuple(allow_origin or ()),
-            spool_dir=str(spool) if spool else None, max_body_bytes=max_body_kb * 1024,
-            rate_events_per_second=rate, rate_burst_events=max(rate * 2, 1000.0),
-            max_pending_events=max_pending, durability=durability,
+            db,
+            admin_password_hash=_admin_hash(db),
+            allowed_origins=tuple(allow_origin or ()),
+            spool_dir=str(spool) if spool else None,
+            max_body_bytes=max_body_kb * 1024,
+            rate_events_per_second=rate,
+            rate_burst_events=max(rate * 2, 1000.0),
+            max_pending_events=max_pending,
+            durability=durability,
             webhook_interval_seconds=webhook_interval,
-            schedule_interval_seconds=schedule_interval, convert_workers=workers,
+            schedule_interval_seconds=schedule_interval,
+            convert_workers=workers,
         )
         console.print(f"shopfunnel: collecting into {db} — dashboard at http://{host}:{port}/")
         if not allow_origin:
-            err_console.print("note: no --allow-origin given, so browsers (the /sdk.js snippet) cannot "
-                              "send events; server-side SDKs can.")
-        uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log,
-                    timeout_graceful_shutdown=10)
+            err_console.print(
+                "note: no --allow-origin given, so browsers (the /sdk.js snippet) cannot "
+                "send events; server-side SDKs can."
+            )
+        uvicorn.run(
+            application,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=access_log,
+            timeout_graceful_shutdown=10,
+        )
 
 
 @keys_app.command("create")
@@ -118,13 +181,19 @@ def _write_keys(store: Any) -> Any:
     return auth.list_write_keys(store.db)
 
 
-store_table_command(keys_app, "list", _write_keys,
-                    "List write keys: their first characters, name, creation time and whether revoked.")
+store_table_command(
+    keys_app,
+    "list",
+    _write_keys,
+    "List write keys: their first characters, name, creation time and whether revoked.",
+)
 
 
 @keys_app.command("revoke")
 def keys_revoke(
-    prefix: Annotated[str, typer.Argument(help="The key's first characters, as `keys list` shows them.")],
+    prefix: Annotated[
+        str, typer.Argument(help="The key's first characters, as `keys list` shows them.")
+    ],
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
 ) -> None:
     """Revoke a write key: the collector refuses it at once, also while `shopfunnel serve`
@@ -141,8 +210,10 @@ def keys_revoke(
             if not _locked_by_another_process(exc):
                 raise
             n = revocation.request_revocation(db, prefix)
-            console.print(f"revoked {n} key(s) starting with {prefix} (by the running server: "
-                          "refused from now on)")
+            console.print(
+                f"revoked {n} key(s) starting with {prefix} (by the running server: "
+                "refused from now on)"
+            )
             return
         with store:
             n = auth.revoke_write_key(store.db, prefix)
@@ -158,9 +229,24 @@ def _locked_by_another_process(exc: BaseException) -> bool:
 def keys_platform_secret(
     platform: Annotated[str, typer.Argument(help="woocommerce or shopify.")],
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    name: Annotated[str, typer.Option(help="A label, to keep several (one per WooCommerce webhook, or old and new while rotating).")] = "default",
-    secret_env: Annotated[str | None, typer.Option(help="Take the secret from this environment variable (else it is asked for, or read from standard input).")] = None,
-    generate: Annotated[bool, typer.Option(help="Make a random secret and print it once (WooCommerce: paste it into the webhook's Secret field).")] = False,
+    name: Annotated[
+        str,
+        typer.Option(
+            help="A label, to keep several (one per WooCommerce webhook, or old and new while rotating)."
+        ),
+    ] = "default",
+    secret_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Take the secret from this environment variable (else it is asked for, or read from standard input)."
+        ),
+    ] = None,
+    generate: Annotated[
+        bool,
+        typer.Option(
+            help="Make a random secret and print it once (WooCommerce: paste it into the webhook's Secret field)."
+        ),
+    ] = False,
 ) -> None:
     """Keep the secret that signs the store platform's order webhooks: a WooCommerce
     webhook's secret, or the Shopify app's client secret. Restart `serve` to use it."""
@@ -171,7 +257,9 @@ def keys_platform_secret(
 
     with friendly_errors():
         if platform not in auth.PLATFORMS:
-            raise ConfigError(f"platform {platform!r} is not known: use {' or '.join(auth.PLATFORMS)}")
+            raise ConfigError(
+                f"platform {platform!r} is not known: use {' or '.join(auth.PLATFORMS)}"
+            )
         if generate:
             secret = random_secrets.token_urlsafe(32)
         elif secret_env is not None:
@@ -195,15 +283,21 @@ def _platform_secrets(store: Any) -> Any:
     return auth.list_platform_secrets(store.db)
 
 
-store_table_command(keys_app, "platform-secrets", _platform_secrets,
-                    "List the kept platform secrets: platform, name, a fingerprint and when kept (never the secret).")
+store_table_command(
+    keys_app,
+    "platform-secrets",
+    _platform_secrets,
+    "List the kept platform secrets: platform, name, a fingerprint and when kept (never the secret).",
+)
 
 
 @keys_app.command("remove-platform-secret")
 def keys_remove_platform_secret(
     platform: Annotated[str, typer.Argument(help="woocommerce or shopify.")],
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    name: Annotated[str, typer.Option(help="Which one, as `keys platform-secrets` shows.")] = "default",
+    name: Annotated[
+        str, typer.Option(help="Which one, as `keys platform-secrets` shows.")
+    ] = "default",
 ) -> None:
     """Forget a platform secret; webhooks signed with it are refused from the next start on."""
     from shopfunnel.server import auth

@@ -44,8 +44,16 @@ LOOKBACK_OPTION = typer.Option(
 )
 BAR_WIDTH = 20
 TABLE_ROWS = 50
-TABLE_COLUMNS = ["person_id", "stage", "status", "days_since_last_event", "days_in_stage",
-                 "first_channel", "orders", "revenue"]
+TABLE_COLUMNS = [
+    "person_id",
+    "stage",
+    "status",
+    "days_since_last_event",
+    "days_in_stage",
+    "first_channel",
+    "orders",
+    "revenue",
+]
 
 
 def _model(path: Path | None) -> Model:
@@ -53,7 +61,10 @@ def _model(path: Path | None) -> Model:
     for name in model.unknown_sections():
         err_console.print(
             f"note: {model.source}: section [{name}] is not used by this command",
-            style="dim", markup=False, highlight=False, soft_wrap=True,
+            style="dim",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
     return model
 
@@ -65,8 +76,6 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _number(value: float) -> float | None:
     return None if pd.isna(value) else float(value)
-
-
 
 
 @app.command()
@@ -90,7 +99,10 @@ def stages(
     """
     with friendly_errors():
         the_model = _model(model)
-        with open_source(db, engine, events, table) as store, working("placing everyone in a stage…"):
+        with (
+            open_source(db, engine, events, table) as store,
+            working("placing everyone in a stage…"),
+        ):
             placed = placement(store, model=the_model, as_of=as_of, lookback=lookback)
             summary = stage_summary(store, placed=placed)
         payload = {
@@ -118,17 +130,33 @@ def stages(
             table.add_column("stage", no_wrap=True, min_width=names)
             if bar_width >= 3:
                 table.add_column("", no_wrap=True, overflow="crop", max_width=bar_width)
-            for name in ("reached", "at", "conv.", "active", "stalled", "lapsed", "gone",
-                         "stalled\nafter", "gone\nafter"):
+            for name in (
+                "reached",
+                "at",
+                "conv.",
+                "active",
+                "stalled",
+                "lapsed",
+                "gone",
+                "stalled\nafter",
+                "gone\nafter",
+            ):
                 table.add_column(name, justify="right", no_wrap=True)
             for row in summary.itertuples(index=False):
                 bar = "█" * max(round(bar_width * row.reached / top), 1 if row.reached else 0)
                 lead = [Text(bar.ljust(bar_width), style="cyan")] if bar_width >= 3 else []
                 table.add_row(
-                    row.stage, *lead, f"{row.reached:,}",
-                    f"{row.at_stage:,}", fmt.pct(row.conversion_from_previous), f"{row.active:,}",
-                    f"{row.stalled:,}", f"{row.lapsed:,}", f"{row.gone:,}",
-                    _days(row.stalled_after_days), _days(row.gone_after_days),
+                    row.stage,
+                    *lead,
+                    f"{row.reached:,}",
+                    f"{row.at_stage:,}",
+                    fmt.pct(row.conversion_from_previous),
+                    f"{row.active:,}",
+                    f"{row.stalled:,}",
+                    f"{row.lapsed:,}",
+                    f"{row.gone:,}",
+                    _days(row.stalled_after_days),
+                    _days(row.gone_after_days),
                 )
             notes = [
                 "reached: at this stage or later; at: at this stage now; conv.: reached / "
@@ -143,8 +171,13 @@ def stages(
 @app.command("persons")
 def persons_command(
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
-    stage: Annotated[str | None, typer.Option("--stage", help="Only this stage (any case), e.g. decision.")] = None,
-    status: Annotated[str | None, typer.Option("--status", help="Only this status: active, stalled, lapsed or gone.")] = None,
+    stage: Annotated[
+        str | None, typer.Option("--stage", help="Only this stage (any case), e.g. decision.")
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="Only this status: active, stalled, lapsed or gone."),
+    ] = None,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
     model: Annotated[Path | None, MODEL_OPTION] = None,
@@ -162,15 +195,20 @@ def persons_command(
     """
     with friendly_errors():
         the_model = _model(model)
-        with open_source(db, engine, events, table) as store, working("placing everyone in a stage…"):
+        with (
+            open_source(db, engine, events, table) as store,
+            working("placing everyone in a stage…"),
+        ):
             found = select_persons(
                 store, stage, status, model=the_model, as_of=as_of, lookback=lookback
             )
 
         def render() -> object:
             shown = found[TABLE_COLUMNS].head(TABLE_ROWS)
-            title = f"{len(found):,} persons" + (f" at {stage}" if stage else "") + (
-                f", {status}" if status else ""
+            title = (
+                f"{len(found):,} persons"
+                + (f" at {stage}" if stage else "")
+                + (f", {status}" if status else "")
             )
             table = rich_table(shown, title=title)
             if len(found) > TABLE_ROWS:
@@ -185,7 +223,9 @@ def persons_command(
 
 
 def flow(
-    start: Annotated[str, typer.Option("--from", help="The first date (a date alone means the end of that day).")],
+    start: Annotated[
+        str, typer.Option("--from", help="The first date (a date alone means the end of that day).")
+    ],
     end: Annotated[str, typer.Option("--to", help="The second date.")],
     db: Annotated[str, DB_OPTION] = "shopfunnel.duckdb",
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
@@ -203,7 +243,10 @@ def flow(
     """
     with friendly_errors():
         the_model = _model(model)
-        with open_source(db, engine, events, table) as store, working(f"placing everyone at {start} and {end}…"):
+        with (
+            open_source(db, engine, events, table) as store,
+            working(f"placing everyone at {start} and {end}…"),
+        ):
             matrix = stage_flow(store, start, end, model=the_model, lookback=lookback)
         flat = matrix.reset_index()
         flat.columns = [str(c) for c in flat.columns]

@@ -70,8 +70,12 @@ def _endpoints(store: Any) -> Any:
     return list_endpoints(store)
 
 
-store_table_command(webhooks_app, "list", _endpoints,
-                    "List webhook endpoints: id, URL, topics and when added (never the secret).")
+store_table_command(
+    webhooks_app,
+    "list",
+    _endpoints,
+    "List webhook endpoints: id, URL, topics and when added (never the secret).",
+)
 
 
 @webhooks_app.command("remove")
@@ -96,9 +100,13 @@ def _delivery_status(store: Any) -> Any:
     return delivery_status(store)
 
 
-store_table_command(webhooks_app, "status", _delivery_status,
-                    "Per endpoint: deliveries pending, delivered and failed, the oldest pending entry, "
-                    "the next attempt and the last error.")
+store_table_command(
+    webhooks_app,
+    "status",
+    _delivery_status,
+    "Per endpoint: deliveries pending, delivered and failed, the oldest pending entry, "
+    "the next attempt and the last error.",
+)
 
 
 @webhooks_app.command("deliver")

@@ -74,17 +74,32 @@ def summary_from_orders(
             f"and {value_col} (as Store.table('orders') gives)"
         )
     days = naive_utc(orders[ts_col]).dt.normalize()
-    frame = pd.DataFrame({
-        "person": orders[person_col].astype(str).to_numpy(),
-        "day": days.to_numpy(),
-        "value": pd.to_numeric(orders[value_col], errors="coerce").fillna(0.0).astype(float)
-        .to_numpy(),
-    })
-    end = (frame["day"].max() if calibration_end is None
-           else naive_utc_timestamp(calibration_end).normalize())
+    frame = pd.DataFrame(
+        {
+            "person": orders[person_col].astype(str).to_numpy(),
+            "day": days.to_numpy(),
+            "value": pd.to_numeric(orders[value_col], errors="coerce")
+            .fillna(0.0)
+            .astype(float)
+            .to_numpy(),
+        }
+    )
+    end = (
+        frame["day"].max()
+        if calibration_end is None
+        else naive_utc_timestamp(calibration_end).normalize()
+    )
     frame = frame[frame["day"] <= end]
-    columns = ["frequency", "recency", "T", "monetary_value", "first_purchase",
-               "last_purchase", "orders", "revenue"]
+    columns = [
+        "frequency",
+        "recency",
+        "T",
+        "monetary_value",
+        "first_purchase",
+        "last_purchase",
+        "orders",
+        "revenue",
+    ]
     if frame.empty:
         return pd.DataFrame(columns=columns).rename_axis(person_col)
     per_order = frame.groupby("person").agg(orders=("value", "size"), revenue=("value", "sum"))
@@ -93,12 +108,14 @@ def summary_from_orders(
     g = daily.groupby("person")
     first = g["day"].transform("min")
     daily["repeat_value"] = daily["value"].where(daily["day"] != first)
-    out = pd.DataFrame({
-        "first_purchase": g["day"].min(),
-        "last_purchase": g["day"].max(),
-        "frequency": g["day"].size() - 1,
-        "repeat_total": daily.groupby("person")["repeat_value"].sum(),
-    })
+    out = pd.DataFrame(
+        {
+            "first_purchase": g["day"].min(),
+            "last_purchase": g["day"].max(),
+            "frequency": g["day"].size() - 1,
+            "repeat_total": daily.groupby("person")["repeat_value"].sum(),
+        }
+    )
     unit = pd.Timedelta(days=_UNIT_DAYS[time_unit])
     out["recency"] = (out["last_purchase"] - out["first_purchase"]) / unit
     out["T"] = (end - out["first_purchase"]) / unit
@@ -125,8 +142,7 @@ def _fit_log_params(
     best = optimize.minimize(nll, x0, method="L-BFGS-B", bounds=bounds, options=options)
     if not best.success:
         for start in (x0 + 0.5, x0 - 0.5):
-            res = optimize.minimize(nll, start, method="L-BFGS-B", bounds=bounds,
-                                    options=options)
+            res = optimize.minimize(nll, start, method="L-BFGS-B", bounds=bounds, options=options)
             if res.fun < best.fun:
                 best = res
     return best
@@ -195,8 +211,10 @@ class BetaGeoModel:
         if n.sum() == 0:
             raise InputError("no customers to fit the BG/NBD model on: the summary is empty")
         if np.any(t_x > T) or np.any(x < 0):
-            raise InputError("the summary has recency > T or negative frequency: rebuild it "
-                             "with summary_from_orders()")
+            raise InputError(
+                "the summary has recency > T or negative frequency: rebuild it "
+                "with summary_from_orders()"
+            )
         scale = max(float(np.max(T)), 1.0) / 10.0
 
         def nll(log_params: np.ndarray) -> float:
@@ -237,8 +255,9 @@ class BetaGeoModel:
         r, alpha, a, b = self.params_
         x, t_x, T = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
         with np.errstate(divide="ignore", invalid="ignore"):
-            log_ratio = (np.log(a) - np.log(b + x - 1)
-                         + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x)))
+            log_ratio = (
+                np.log(a) - np.log(b + x - 1) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
+            )
         odds = np.where(x > 0, np.exp(np.minimum(log_ratio, 700.0)), 0.0)
         return 1.0 / (1.0 + odds)
 
@@ -269,8 +288,9 @@ class BetaGeoModel:
         self._check_fitted()
         r, alpha, a, b = self.params_
         z = t / (alpha + t)
-        return float((a + b - 1) / (a - 1)
-                     * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z)))
+        return float(
+            (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
+        )
 
 
 # -- Gamma-Gamma -----------------------------------------------------------------------------
@@ -287,8 +307,15 @@ def gamma_gamma_log_likelihood(
     """
     p, q, gamma = params
     x, m = np.asarray(frequency, dtype=float), np.asarray(monetary_value, dtype=float)
-    return (gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(gamma)
-            + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(gamma + x * m))
+    return (
+        gammaln(p * x + q)
+        - gammaln(p * x)
+        - gammaln(q)
+        + q * np.log(gamma)
+        + (p * x - 1) * np.log(m)
+        + p * x * np.log(x)
+        - (p * x + q) * np.log(gamma + x * m)
+    )
 
 
 @dataclass
@@ -413,29 +440,45 @@ def holdout_check(
     model = BetaGeoModel().fit(summary)
     cal_end = naive_utc_timestamp(calibration_end).normalize()
     days = naive_utc(orders["ts"]).dt.normalize()
-    obs_end = (days.max() if observation_end is None
-               else naive_utc_timestamp(observation_end).normalize())
+    obs_end = (
+        days.max() if observation_end is None else naive_utc_timestamp(observation_end).normalize()
+    )
     if obs_end <= cal_end:
         raise ConfigError(
             f"observation_end {obs_end.date()} must be after calibration_end {cal_end.date()}"
         )
-    holdout = pd.DataFrame({"person": orders["person_id"].astype(str).to_numpy(),
-                            "day": days.to_numpy()})
+    holdout = pd.DataFrame(
+        {"person": orders["person_id"].astype(str).to_numpy(), "day": days.to_numpy()}
+    )
     holdout = holdout[(holdout["day"] > cal_end) & (holdout["day"] <= obs_end)]
     actual = holdout.drop_duplicates().groupby("person").size()
     length = (obs_end - cal_end) / pd.Timedelta(days=_UNIT_DAYS[time_unit])
-    table = pd.DataFrame({
-        "frequency": summary["frequency"].clip(upper=max_frequency),
-        "actual": actual.reindex(summary.index, fill_value=0).to_numpy(),
-        "predicted": model.expected_purchases(length, summary["frequency"],
-                                              summary["recency"], summary["T"]),
-    })
-    by_x = table.groupby("frequency").agg(customers=("actual", "size"),
-                                          actual=("actual", "mean"),
-                                          predicted=("predicted", "mean")).reset_index()
+    table = pd.DataFrame(
+        {
+            "frequency": summary["frequency"].clip(upper=max_frequency),
+            "actual": actual.reindex(summary.index, fill_value=0).to_numpy(),
+            "predicted": model.expected_purchases(
+                length, summary["frequency"], summary["recency"], summary["T"]
+            ),
+        }
+    )
+    by_x = (
+        table.groupby("frequency")
+        .agg(
+            customers=("actual", "size"), actual=("actual", "mean"), predicted=("predicted", "mean")
+        )
+        .reset_index()
+    )
     by_x["frequency"] = by_x["frequency"].astype(str)
     by_x.loc[by_x["frequency"] == str(max_frequency), "frequency"] = f"{max_frequency}+"
-    total = pd.DataFrame([{"frequency": "all", "customers": len(table),
-                           "actual": table["actual"].mean(),
-                           "predicted": table["predicted"].mean()}])
+    total = pd.DataFrame(
+        [
+            {
+                "frequency": "all",
+                "customers": len(table),
+                "actual": table["actual"].mean(),
+                "predicted": table["predicted"].mean(),
+            }
+        ]
+    )
     return pd.concat([by_x, total], ignore_index=True)

@@ -49,9 +49,7 @@ def _period_index(ts: pd.Series, period: Period) -> pd.PeriodIndex:
     return pd.PeriodIndex(naive_utc(ts), freq=_FREQ[period])
 
 
-def _cohorts(
-    person: pd.Series, ts: pd.Series, period: Period, as_of: Any
-) -> pd.DataFrame:
+def _cohorts(person: pd.Series, ts: pd.Series, period: Period, as_of: Any) -> pd.DataFrame:
     """Long cohort table from (person, time) activity rows."""
     if len(person) == 0:
         return pd.DataFrame(columns=COHORT_COLUMNS)
@@ -60,8 +58,9 @@ def _cohorts(
     first = frame.groupby("person")["p"].transform("min")
     frame["cohort"] = first
     frame["offset"] = frame["p"] - first
-    active = (frame.drop_duplicates(["person", "p"])
-              .groupby(["cohort", "offset"]).size().rename("active"))
+    active = (
+        frame.drop_duplicates(["person", "p"]).groupby(["cohort", "offset"]).size().rename("active")
+    )
     sizes = frame.drop_duplicates("person").groupby("cohort").size().rename("cohort_size")
     end = naive_utc_timestamp(as_of) if as_of is not None else naive_utc(ts).max()
     return _long_table(active, sizes, period, end)
@@ -138,8 +137,9 @@ class StoreRetention:
     matrix: pd.DataFrame
 
 
-def store_retention(store: Any, *, period: Period | None = None,
-                    orders: pd.DataFrame | None = None) -> StoreRetention:
+def store_retention(
+    store: Any, *, period: Period | None = None, orders: pd.DataFrame | None = None
+) -> StoreRetention:
     """Retention of the store's orders: the one function the CLI, the report and the
     dashboard call, so they show the same numbers. ``period`` None picks
     :func:`default_period`; ``orders`` may be given when the caller already holds
@@ -166,8 +166,9 @@ def active_periods(store: Any, *, period: Period = "week") -> pd.DataFrame:
     )
 
 
-def store_activity_retention(store: Any, *, period: Period = "week",
-                             as_of: Any = None) -> pd.DataFrame:
+def store_activity_retention(
+    store: Any, *, period: Period = "week", as_of: Any = None
+) -> pd.DataFrame:
     """:func:`activity_retention` of every event in the store, counted without reading the
     events into pandas: one pass over the store's sorted timeline (events by person and
     time: a person's periods come in order, so each new period is one comparison), or one
@@ -193,12 +194,18 @@ def store_activity_retention(store: Any, *, period: Period = "week",
     cohort = _period_index(counts["cohort"], period).asi8
     p = _period_index(counts["p"], period).asi8
     n = counts["active"].to_numpy(dtype="int64")
-    active = pd.Series(n, index=pd.MultiIndex.from_arrays([cohort, p - cohort]),
-                       name="active").sort_index()
-    at_start = (p == cohort)
+    active = pd.Series(
+        n, index=pd.MultiIndex.from_arrays([cohort, p - cohort]), name="active"
+    ).sort_index()
+    at_start = p == cohort
     sizes = pd.Series(n[at_start], index=cohort[at_start], name="cohort_size").sort_index()
-    latest = (None if as_of is not None else store.latest_event_time() if on_spark
-              else store.db.scalar("SELECT max(ts) FROM events"))
+    latest = (
+        None
+        if as_of is not None
+        else store.latest_event_time()
+        if on_spark
+        else store.db.scalar("SELECT max(ts) FROM events")
+    )
     end = naive_utc_timestamp(as_of if as_of is not None else latest)
     return _long_table(active, sizes, period, end)
 
@@ -234,8 +241,13 @@ def _activity_counts_timeline(store: Any, period: Period) -> pd.DataFrame | None
         return pd.DataFrame({"cohort": [], "p": [], "active": []})
     key, n = np.unique(np.concatenate(keys), return_counts=True)
     as_time = lambda days: (days * timeline.DAY_US).astype("datetime64[us]")  # noqa: E731
-    return pd.DataFrame({"cohort": as_time(key >> _DAY_BITS),
-                         "p": as_time(key & ((1 << _DAY_BITS) - 1)), "active": n})
+    return pd.DataFrame(
+        {
+            "cohort": as_time(key >> _DAY_BITS),
+            "p": as_time(key & ((1 << _DAY_BITS) - 1)),
+            "active": n,
+        }
+    )
 
 
 def cohort_matrix(cohorts: pd.DataFrame) -> pd.DataFrame:
@@ -251,12 +263,16 @@ def cohort_matrix(cohorts: pd.DataFrame) -> pd.DataFrame:
 
 def _orders_frame(orders: pd.DataFrame) -> pd.DataFrame:
     _require(orders, ("person_id", "ts", "value"), "orders")
-    return pd.DataFrame({
-        "person_id": orders["person_id"].astype(str).to_numpy(),
-        "ts": naive_utc(orders["ts"]).to_numpy(),
-        "value": pd.to_numeric(orders["value"], errors="coerce").fillna(0.0).astype(float)
-        .to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "person_id": orders["person_id"].astype(str).to_numpy(),
+            "ts": naive_utc(orders["ts"]).to_numpy(),
+            "value": pd.to_numeric(orders["value"], errors="coerce")
+            .fillna(0.0)
+            .astype(float)
+            .to_numpy(),
+        }
+    )
 
 
 def repeat_purchase_rate(orders: pd.DataFrame) -> float:
@@ -291,13 +307,15 @@ def time_between_orders_distribution(orders: pd.DataFrame) -> pd.DataFrame:
         for lo, hi in zip(edges[:-1], edges[1:], strict=True)
     ]
     total = counts.sum()
-    return pd.DataFrame({
-        "bucket": labels,
-        "lower_days": edges[:-1],
-        "upper_days": edges[1:],
-        "gaps": counts.astype("int64"),
-        "share": counts / total if total else np.full(len(counts), np.nan),
-    })
+    return pd.DataFrame(
+        {
+            "bucket": labels,
+            "lower_days": edges[:-1],
+            "upper_days": edges[1:],
+            "gaps": counts.astype("int64"),
+            "share": counts / total if total else np.full(len(counts), np.nan),
+        }
+    )
 
 
 def orders_per_customer(orders: pd.DataFrame) -> pd.DataFrame:
@@ -305,11 +323,13 @@ def orders_per_customer(orders: pd.DataFrame) -> pd.DataFrame:
     (of customers). Only counts that occur are listed."""
     per = _orders_frame(orders).groupby("person_id").size()
     counts = per.value_counts().sort_index()
-    return pd.DataFrame({
-        "orders": counts.index.astype("int64"),
-        "customers": counts.to_numpy(dtype="int64"),
-        "share": counts.to_numpy() / max(len(per), 1),
-    })
+    return pd.DataFrame(
+        {
+            "orders": counts.index.astype("int64"),
+            "customers": counts.to_numpy(dtype="int64"),
+            "share": counts.to_numpy() / max(len(per), 1),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -351,8 +371,11 @@ def retention_summary(orders: pd.DataFrame) -> RetentionSummary:
     Ratios with a zero denominator are NaN.
     """
     frame = _orders_frame(orders)
-    refunded = (pd.to_numeric(orders["refunded"], errors="coerce").fillna(0.0).abs().to_numpy()
-                if "refunded" in orders.columns else np.zeros(len(frame)))
+    refunded = (
+        pd.to_numeric(orders["refunded"], errors="coerce").fillna(0.0).abs().to_numpy()
+        if "refunded" in orders.columns
+        else np.zeros(len(frame))
+    )
     per = frame.groupby("person_id").size()
     gaps = time_between_orders(orders)
     n_orders, n_customers = len(frame), len(per)

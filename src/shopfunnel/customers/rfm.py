@@ -53,8 +53,17 @@ from shopfunnel.errors import InputError
 
 #: The groups in the order of the table above (a report's natural order).
 GROUPS: tuple[str, ...] = (
-    "champions", "loyal", "active", "new", "promising", "needs_attention",
-    "previously_loyal", "at_risk", "almost_lost", "dormant", "prospects",
+    "champions",
+    "loyal",
+    "active",
+    "new",
+    "promising",
+    "needs_attention",
+    "previously_loyal",
+    "at_risk",
+    "almost_lost",
+    "dormant",
+    "prospects",
 )
 
 
@@ -95,8 +104,18 @@ def rfm_groups(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
         ((r == 3) | (r == 2)) & (fm < 3),
         (r == 1) & (fm < 3),
     ]
-    choices = ["champions", "loyal", "active", "new", "promising", "needs_attention",
-               "previously_loyal", "at_risk", "almost_lost", "dormant"]
+    choices = [
+        "champions",
+        "loyal",
+        "active",
+        "new",
+        "promising",
+        "needs_attention",
+        "previously_loyal",
+        "at_risk",
+        "almost_lost",
+        "dormant",
+    ]
     return np.select(conditions, choices, default="prospects")
 
 
@@ -116,15 +135,21 @@ def rfm_table(
     """
     missing = [c for c in ("person_id", "ts", "value") if c not in orders.columns]
     if missing:
-        raise InputError(f"the orders table has no column(s) {missing}: it needs person_id, "
-                         "ts and value (as Store.table('orders') gives)")
+        raise InputError(
+            f"the orders table has no column(s) {missing}: it needs person_id, "
+            "ts and value (as Store.table('orders') gives)"
+        )
     ts = naive_utc(orders["ts"])
-    frame = pd.DataFrame({
-        "person_id": orders["person_id"].astype(str).to_numpy(),
-        "ts": ts.to_numpy(),
-        "value": pd.to_numeric(orders["value"], errors="coerce").fillna(0.0).astype(float)
-        .to_numpy(),
-    })
+    frame = pd.DataFrame(
+        {
+            "person_id": orders["person_id"].astype(str).to_numpy(),
+            "ts": ts.to_numpy(),
+            "value": pd.to_numeric(orders["value"], errors="coerce")
+            .fillna(0.0)
+            .astype(float)
+            .to_numpy(),
+        }
+    )
     end = naive_utc_timestamp(as_of) if as_of is not None else frame["ts"].max()
     per = frame.groupby("person_id").agg(
         last_order=("ts", "max"), frequency=("ts", "size"), monetary=("value", "sum")
@@ -135,16 +160,31 @@ def rfm_table(
     per["m_score"] = quantile_scores(per["monetary"])
     per["fm_score"] = (per["f_score"] + per["m_score"]) / 2
     per["group"] = rfm_groups(per["r_score"], per["f_score"], per["m_score"])
-    out = per.reset_index()[[
-        "person_id", "recency_days", "frequency", "monetary", "last_order",
-        "r_score", "f_score", "m_score", "fm_score", "group",
-    ]]
+    out = per.reset_index()[
+        [
+            "person_id",
+            "recency_days",
+            "frequency",
+            "monetary",
+            "last_order",
+            "r_score",
+            "f_score",
+            "m_score",
+            "fm_score",
+            "group",
+        ]
+    ]
     # by group, then spend, highest first (customers only: prospects come last, in the
     # order of ``persons``, and have no spend to sort by)
     rank = {g: i for i, g in enumerate(GROUPS)}
-    out = out.assign(__g=out["group"].map(rank)).sort_values(
-        ["__g", "monetary"], ascending=[True, False], kind="stable", na_position="last"
-    ).drop(columns="__g").reset_index(drop=True)
+    out = (
+        out.assign(__g=out["group"].map(rank))
+        .sort_values(
+            ["__g", "monetary"], ascending=[True, False], kind="stable", na_position="last"
+        )
+        .drop(columns="__g")
+        .reset_index(drop=True)
+    )
     if persons is not None:
         if "person_id" not in persons.columns:
             raise InputError("persons needs a person_id column (as Store.table('persons') gives)")
@@ -160,8 +200,12 @@ def rfm_table(
 def _prospects(persons: pd.Series, customers: pd.Series) -> pd.Series:
     """The distinct ``persons`` (as text, in order of first appearance) who are not
     ``customers``: hashed in Arrow, not in pandas (a store has millions of persons)."""
-    ids = pa.array(persons.astype(str).to_numpy(dtype=object) if persons.dtype == object
-                   else persons.astype(str), pa.string())
+    ids = pa.array(
+        persons.astype(str).to_numpy(dtype=object)
+        if persons.dtype == object
+        else persons.astype(str),
+        pa.string(),
+    )
     ids = pc.unique(ids)
     bought = pa.array(customers.to_numpy(dtype=object), pa.string())
     left = ids.filter(pc.invert(pc.is_in(ids, value_set=bought)))
@@ -174,12 +218,14 @@ def rfm_group_summary(rfm: pd.DataFrame) -> pd.DataFrame:
     (sum of ``monetary``), ``revenue_share``, ``median_recency_days`` and
     ``mean_frequency``. Every group of :data:`GROUPS` is listed, empty ones with 0."""
     g = rfm.groupby("group")
-    out = pd.DataFrame({
-        "customers": g.size(),
-        "revenue": g["monetary"].sum(min_count=0),
-        "median_recency_days": g["recency_days"].median(),
-        "mean_frequency": g["frequency"].apply(lambda s: s.astype(float).mean()),
-    }).reindex(list(GROUPS))
+    out = pd.DataFrame(
+        {
+            "customers": g.size(),
+            "revenue": g["monetary"].sum(min_count=0),
+            "median_recency_days": g["recency_days"].median(),
+            "mean_frequency": g["frequency"].apply(lambda s: s.astype(float).mean()),
+        }
+    ).reindex(list(GROUPS))
     out["customers"] = out["customers"].fillna(0).astype("int64")
     out["revenue"] = out["revenue"].fillna(0.0).astype(float)
     total = out["customers"].drop("prospects").sum()
@@ -188,5 +234,14 @@ def rfm_group_summary(rfm: pd.DataFrame) -> pd.DataFrame:
     out.loc["prospects", "share"] = np.nan
     out["revenue_share"] = out["revenue"] / revenue if revenue else np.nan
     out = out.rename_axis("group").reset_index()
-    return out[["group", "customers", "share", "revenue", "revenue_share",
-                "median_recency_days", "mean_frequency"]]
+    return out[
+        [
+            "group",
+            "customers",
+            "share",
+            "revenue",
+            "revenue_share",
+            "median_recency_days",
+            "mean_frequency",
+        ]
+    ]

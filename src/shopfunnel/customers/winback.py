@@ -60,14 +60,27 @@ def lapsed_customers(
     if not 0 < p_alive_below <= 1:
         raise ConfigError(f"p_alive_below={p_alive_below!r} must be in (0, 1], e.g. 0.3")
     rules = placement or Placement()
-    columns = ["person_id", "orders", "revenue", "first_order", "last_order",
-               "days_since_last_order", "expected_gap_days", "gap_source", "overdue_ratio",
-               "gone_after_days", "status", "p_alive"]
-    frame = pd.DataFrame({
-        "person_id": orders["person_id"].astype(str).to_numpy(),
-        "ts": naive_utc(orders["ts"]).to_numpy(),
-        "value": pd.to_numeric(orders["value"], errors="coerce").fillna(0.0).to_numpy(),
-    })
+    columns = [
+        "person_id",
+        "orders",
+        "revenue",
+        "first_order",
+        "last_order",
+        "days_since_last_order",
+        "expected_gap_days",
+        "gap_source",
+        "overdue_ratio",
+        "gone_after_days",
+        "status",
+        "p_alive",
+    ]
+    frame = pd.DataFrame(
+        {
+            "person_id": orders["person_id"].astype(str).to_numpy(),
+            "ts": naive_utc(orders["ts"]).to_numpy(),
+            "value": pd.to_numeric(orders["value"], errors="coerce").fillna(0.0).to_numpy(),
+        }
+    )
     end = frame["ts"].max() if as_of is None else naive_utc_timestamp(as_of)
     frame = frame[frame["ts"] <= end].sort_values(["person_id", "ts"], kind="stable")
     if frame.empty:
@@ -75,39 +88,49 @@ def lapsed_customers(
     day = pd.Timedelta(days=1)
     gaps = frame.groupby("person_id")["ts"].diff().dropna() / day
     per = frame.groupby("person_id", sort=True).agg(
-        orders=("ts", "size"), revenue=("value", "sum"), first_order=("ts", "min"),
-        last_order=("ts", "max"))
+        orders=("ts", "size"),
+        revenue=("value", "sum"),
+        first_order=("ts", "min"),
+        last_order=("ts", "max"),
+    )
     span = (per["last_order"] - per["first_order"]) / day
     gap = store_gap(gaps.to_numpy(), rules)
     usual, own = usual_gap_days(per["orders"].to_numpy(), span.to_numpy(), gap, rules)
     gone = gone_gap_days(per["orders"].to_numpy(), span.to_numpy(), gap, rules)
     days_since = (end - per["last_order"]) / day
-    out = pd.DataFrame({
-        "person_id": per.index.to_numpy(),
-        "orders": per["orders"].to_numpy(),
-        "revenue": per["revenue"].to_numpy(),
-        "first_order": per["first_order"].to_numpy(),
-        "last_order": per["last_order"].to_numpy(),
-        "days_since_last_order": days_since.to_numpy(),
-        "expected_gap_days": usual,
-        "gap_source": np.where(own, "own", "store"),
-        "overdue_ratio": _ratio(days_since.to_numpy(), usual),
-        "gone_after_days": gone,
-        "status": np.where(days_since.to_numpy() > gone, "gone", "lapsed").astype(object),
-        "p_alive": np.nan,
-    })
+    out = pd.DataFrame(
+        {
+            "person_id": per.index.to_numpy(),
+            "orders": per["orders"].to_numpy(),
+            "revenue": per["revenue"].to_numpy(),
+            "first_order": per["first_order"].to_numpy(),
+            "last_order": per["last_order"].to_numpy(),
+            "days_since_last_order": days_since.to_numpy(),
+            "expected_gap_days": usual,
+            "gap_source": np.where(own, "own", "store"),
+            "overdue_ratio": _ratio(days_since.to_numpy(), usual),
+            "gone_after_days": gone,
+            "status": np.where(days_since.to_numpy() > gone, "gone", "lapsed").astype(object),
+            "p_alive": np.nan,
+        }
+    )
     if rule == "gap":
         lapsed = out["days_since_last_order"] > gap_multiplier * out["expected_gap_days"]
     else:
         summary = summary_from_orders(orders, calibration_end=as_of, time_unit="D")
         weekly = summary.assign(recency=summary["recency"] / 7, T=summary["T"] / 7)
         model = BetaGeoModel().fit(weekly)
-        alive = pd.Series(model.probability_alive(weekly["frequency"], weekly["recency"],
-                                                  weekly["T"]), index=summary.index.astype(str))
+        alive = pd.Series(
+            model.probability_alive(weekly["frequency"], weekly["recency"], weekly["T"]),
+            index=summary.index.astype(str),
+        )
         out["p_alive"] = out["person_id"].map(alive).to_numpy()
         lapsed = out["p_alive"] < p_alive_below
-    return (out[lapsed.to_numpy()].sort_values("revenue", ascending=False, kind="stable")
-            .reset_index(drop=True)[columns])
+    return (
+        out[lapsed.to_numpy()]
+        .sort_values("revenue", ascending=False, kind="stable")
+        .reset_index(drop=True)[columns]
+    )
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -41,11 +41,25 @@ class Benchmark:
     enabled: bool = True
 
 
-_FIELDS = {"label", "numerator", "denominator", "value", "direction", "complement", "device", "source", "enabled"}
+_FIELDS = {
+    "label",
+    "numerator",
+    "denominator",
+    "value",
+    "direction",
+    "complement",
+    "device",
+    "source",
+    "enabled",
+}
 
 
 def default_benchmarks() -> dict[str, dict[str, Any]]:
-    text = resources.files("shopfunnel.diagnosis").joinpath("benchmarks.toml").read_text(encoding="utf-8")
+    text = (
+        resources.files("shopfunnel.diagnosis")
+        .joinpath("benchmarks.toml")
+        .read_text(encoding="utf-8")
+    )
     return tomllib.loads(text)
 
 
@@ -67,12 +81,16 @@ def load_benchmarks(model: Any = None) -> list[Benchmark]:
         elif isinstance(override, dict):
             unknown = set(override) - _FIELDS
             if unknown:
-                raise ConfigError(f"[benchmarks.{key}]: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_FIELDS))}")
+                raise ConfigError(
+                    f"[benchmarks.{key}]: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_FIELDS))}"
+                )
             merged[key] = {**merged.get(key, {}), **override}
             if "source" not in override and key not in default_benchmarks():
                 merged[key]["source"] = "shopfunnel.toml"
         else:
-            raise ConfigError(f"[benchmarks] {key} = {override!r}: give a number (the rate) or a table")
+            raise ConfigError(
+                f"[benchmarks] {key} = {override!r}: give a number (the rate) or a table"
+            )
     out = []
     for key, spec in merged.items():
         missing = {"numerator", "denominator", "value"} - set(spec)
@@ -80,17 +98,39 @@ def load_benchmarks(model: Any = None) -> list[Benchmark]:
             raise ConfigError(f"[benchmarks.{key}] needs {', '.join(sorted(missing))}")
         value = float(spec["value"])
         if not 0 <= value <= 1 or math.isnan(value):
-            raise ConfigError(f"[benchmarks.{key}] value = {value}: a rate between 0 and 1 (0.033 for 3.3%)")
+            raise ConfigError(
+                f"[benchmarks.{key}] value = {value}: a rate between 0 and 1 (0.033 for 3.3%)"
+            )
         if spec.get("direction", "higher") not in ("higher", "lower"):
-            raise ConfigError(f"[benchmarks.{key}] direction = {spec['direction']!r}: use 'higher' or 'lower'")
-        out.append(Benchmark(key=key, label=spec.get("label", key), numerator=spec["numerator"], denominator=spec["denominator"],
-                             value=value, direction=spec.get("direction", "higher"), complement=bool(spec.get("complement", False)),
-                             device=spec.get("device"), source=spec.get("source", ""), enabled=bool(spec.get("enabled", True))))
+            raise ConfigError(
+                f"[benchmarks.{key}] direction = {spec['direction']!r}: use 'higher' or 'lower'"
+            )
+        out.append(
+            Benchmark(
+                key=key,
+                label=spec.get("label", key),
+                numerator=spec["numerator"],
+                denominator=spec["denominator"],
+                value=value,
+                direction=spec.get("direction", "higher"),
+                complement=bool(spec.get("complement", False)),
+                device=spec.get("device"),
+                source=spec.get("source", ""),
+                enabled=bool(spec.get("enabled", True)),
+            )
+        )
     return out
 
 
-def compare_with_benchmarks(levels, benchmarks: list[Benchmark], *, start=None, end=None,
-                            min_relative_gap: float = 0.10, confidence: float = 0.95) -> tuple[list[dict], list[dict]]:
+def compare_with_benchmarks(
+    levels,
+    benchmarks: list[Benchmark],
+    *,
+    start=None,
+    end=None,
+    min_relative_gap: float = 0.10,
+    confidence: float = 0.95,
+) -> tuple[list[dict], list[dict]]:
     """Compare the store's session rates with each benchmark.
 
     Returns ``(table, findings)``: ``table`` has one dict per benchmark (key, label,
@@ -109,8 +149,19 @@ def compare_with_benchmarks(levels, benchmarks: list[Benchmark], *, start=None, 
     for b in benchmarks:
         if not b.enabled:
             continue
-        row = {"key": b.key, "label": b.label, "reference": b.value, "source": b.source, "direction": b.direction,
-               "value": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "sessions": 0, "status": "not measurable", "reason": ""}
+        row = {
+            "key": b.key,
+            "label": b.label,
+            "reference": b.value,
+            "source": b.source,
+            "direction": b.direction,
+            "value": float("nan"),
+            "ci_low": float("nan"),
+            "ci_high": float("nan"),
+            "sessions": 0,
+            "status": "not measurable",
+            "reason": "",
+        }
         if b.numerator not in names or b.denominator not in names:
             missing = [s for s in (b.numerator, b.denominator) if s not in names]
             row["reason"] = f"the store records no {', '.join(missing)} step"
@@ -121,7 +172,9 @@ def compare_with_benchmarks(levels, benchmarks: list[Benchmark], *, start=None, 
         if b.device is not None:
             counts = by_device[by_device["device"] == b.device]
         if counts.empty or int(counts[f"n{den}"].sum()) == 0:
-            row["reason"] = f"no sessions{' on ' + b.device if b.device else ''} reached {b.denominator}"
+            row["reason"] = (
+                f"no sessions{' on ' + b.device if b.device else ''} reached {b.denominator}"
+            )
             table.append(row)
             continue
         x, n = int(counts[f"n{num}"].sum()), int(counts[f"n{den}"].sum())
@@ -133,7 +186,11 @@ def compare_with_benchmarks(levels, benchmarks: list[Benchmark], *, start=None, 
         worse = value < b.value if b.direction == "higher" else value > b.value
         sure = hi < b.value if b.direction == "higher" else lo > b.value
         material = abs(value - b.value) >= min_relative_gap * b.value
-        row["status"] = "worse" if worse and sure and material else ("better" if not worse and material else "in line")
+        row["status"] = (
+            "worse"
+            if worse and sure and material
+            else ("better" if not worse and material else "in line")
+        )
         table.append(row)
         if row["status"] != "worse":
             continue
@@ -143,16 +200,42 @@ def compare_with_benchmarks(levels, benchmarks: list[Benchmark], *, start=None, 
         units = n * abs(value - b.value)
         # the units lost are sessions at the numerator step (purchases for an abandonment rate)
         step_idx = num
-        downstream = 1.0 if step_idx == K else float(counts[f"n{K}"].sum()) / max(float(counts[f"n{step_idx}"].sum()), 1.0)
+        downstream = (
+            1.0
+            if step_idx == K
+            else float(counts[f"n{K}"].sum()) / max(float(counts[f"n{step_idx}"].sum()), 1.0)
+        )
         step = levels.steps[step_idx - 1] if step_idx > 0 else None
         seg = f"device={b.device}" if b.device else "all traffic"
-        findings.append(finding(
-            kind="benchmark", stage=step.stage if step else "awareness", step=names[step_idx], segment=seg, metric=b.key,
-            value=value, reference=b.value, gap=value - b.value, ci_low=lo - b.value, ci_high=hi - b.value, p_value=p,
-            units_lost=units, downstream_rate=downstream, entering=n, start=start, end=end, source=b.source,
-            title=f"{b.label[0].upper() + b.label[1:]} is {pct(value)} against a benchmark of {pct(b.value)}",
-            evidence=(f"{pct(value)} of {n:,} sessions{' on ' + b.device if b.device else ''} ({b.label}; 95% CI "
-                      f"{pct(lo)}–{pct(hi)}) against {pct(b.value)} published by {b.source}."),
-            audience={"stage": step.audience_stage if step else "awareness", "status": "stalled", **({"device": b.device} if b.device else {})},
-        ))
+        findings.append(
+            finding(
+                kind="benchmark",
+                stage=step.stage if step else "awareness",
+                step=names[step_idx],
+                segment=seg,
+                metric=b.key,
+                value=value,
+                reference=b.value,
+                gap=value - b.value,
+                ci_low=lo - b.value,
+                ci_high=hi - b.value,
+                p_value=p,
+                units_lost=units,
+                downstream_rate=downstream,
+                entering=n,
+                start=start,
+                end=end,
+                source=b.source,
+                title=f"{b.label[0].upper() + b.label[1:]} is {pct(value)} against a benchmark of {pct(b.value)}",
+                evidence=(
+                    f"{pct(value)} of {n:,} sessions{' on ' + b.device if b.device else ''} ({b.label}; 95% CI "
+                    f"{pct(lo)}–{pct(hi)}) against {pct(b.value)} published by {b.source}."
+                ),
+                audience={
+                    "stage": step.audience_stage if step else "awareness",
+                    "status": "stalled",
+                    **({"device": b.device} if b.device else {}),
+                },
+            )
+        )
     return table, findings

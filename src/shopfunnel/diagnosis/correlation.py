@@ -28,8 +28,25 @@ from shopfunnel.diagnosis.session_levels import SessionLevels
 from shopfunnel.diagnosis.stats import benjamini_hochberg, odds_ratio
 from shopfunnel.store.db import JSON_POINTER_SQL
 
-CORRELATION_COLUMNS = ["step", "feature", "kind", "key", "value", "with_converted", "with_dropped", "without_converted",
-                       "without_dropped", "rate_with", "rate_without", "odds_ratio", "ci_low", "ci_high", "p_value", "method", "q_value"]
+CORRELATION_COLUMNS = [
+    "step",
+    "feature",
+    "kind",
+    "key",
+    "value",
+    "with_converted",
+    "with_dropped",
+    "without_converted",
+    "without_dropped",
+    "rate_with",
+    "rate_without",
+    "odds_ratio",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "method",
+    "q_value",
+]
 
 
 def feature_counts(store, levels: SessionLevels, max_values: int = 12) -> pd.DataFrame:
@@ -66,9 +83,16 @@ def feature_counts(store, levels: SessionLevels, max_values: int = 12) -> pd.Dat
     )
 
 
-def correlation_findings(store, levels: SessionLevels, *, alpha: float = 0.05, min_sessions: int = 30,
-                         min_relative_gap: float = 0.10, max_values: int = 12,
-                         skip_keys: set[str] | None = None) -> tuple[pd.DataFrame, list[dict]]:
+def correlation_findings(
+    store,
+    levels: SessionLevels,
+    *,
+    alpha: float = 0.05,
+    min_sessions: int = 30,
+    min_relative_gap: float = 0.10,
+    max_values: int = 12,
+    skip_keys: set[str] | None = None,
+) -> tuple[pd.DataFrame, list[dict]]:
     """``(table, findings)``: every (step, feature) tested, and the ones tied to dropping.
 
     ``skip_keys`` leaves out property keys another analysis already reports (the checkout
@@ -83,12 +107,16 @@ def correlation_findings(store, levels: SessionLevels, *, alpha: float = 0.05, m
     rows = []
     if not fc.empty:
         for k in range(1, K + 1):
-            entering, converted = int(totals[f"n{k-1}"].sum()), int(totals[f"n{k}"].sum())
+            entering, converted = int(totals[f"n{k - 1}"].sum()), int(totals[f"n{k}"].sum())
             sub = fc[(fc["first_step"] < k) & (fc["level"] >= k - 1)]
             if sub.empty:
                 continue
             sub = sub.assign(conv=sub["level"] >= k)
-            grouped = sub.groupby(["kind", "key", "value", "conv"], dropna=False)["sessions"].sum().unstack("conv", fill_value=0)
+            grouped = (
+                sub.groupby(["kind", "key", "value", "conv"], dropna=False)["sessions"]
+                .sum()
+                .unstack("conv", fill_value=0)
+            )
             for (kind, key, value), r in grouped.iterrows():
                 a, b = int(r.get(True, 0)), int(r.get(False, 0))
                 c, d = converted - a, (entering - converted) - b
@@ -96,10 +124,27 @@ def correlation_findings(store, levels: SessionLevels, *, alpha: float = 0.05, m
                     continue
                 o = odds_ratio(a, b, c, d)
                 feature = key if kind == "event" else f"{key}={value}"
-                rows.append({"step": names[k], "k": k, "feature": feature, "kind": kind, "key": key, "value": value,
-                             "with_converted": a, "with_dropped": b, "without_converted": c, "without_dropped": d,
-                             "rate_with": a / (a + b), "rate_without": c / (c + d) if c + d else float("nan"),
-                             "odds_ratio": o.estimate, "ci_low": o.ci_low, "ci_high": o.ci_high, "p_value": o.p_value, "method": o.method})
+                rows.append(
+                    {
+                        "step": names[k],
+                        "k": k,
+                        "feature": feature,
+                        "kind": kind,
+                        "key": key,
+                        "value": value,
+                        "with_converted": a,
+                        "with_dropped": b,
+                        "without_converted": c,
+                        "without_dropped": d,
+                        "rate_with": a / (a + b),
+                        "rate_without": c / (c + d) if c + d else float("nan"),
+                        "odds_ratio": o.estimate,
+                        "ci_low": o.ci_low,
+                        "ci_high": o.ci_high,
+                        "p_value": o.p_value,
+                        "method": o.method,
+                    }
+                )
     if not rows:
         return pd.DataFrame(columns=CORRELATION_COLUMNS), []
     table = pd.DataFrame(rows)
@@ -108,25 +153,52 @@ def correlation_findings(store, levels: SessionLevels, *, alpha: float = 0.05, m
     skip = skip_keys or set()
     # features carried by exactly the same sessions (shipping_cost=5.95 and shipping_tier=standard)
     # are one fact: report the first, and none of those another analysis already reports
-    seen = {(r.k, r.with_converted, r.with_dropped) for r in table.itertuples(index=False) if r.key in skip}
+    seen = {
+        (r.k, r.with_converted, r.with_dropped)
+        for r in table.itertuples(index=False)
+        if r.key in skip
+    }
     for r in table.sort_values(["q_value", "feature"]).itertuples(index=False):
-        if not (r.q_value < alpha and r.odds_ratio < 1 and r.rate_without - r.rate_with >= min_relative_gap * r.rate_without):
+        if not (
+            r.q_value < alpha
+            and r.odds_ratio < 1
+            and r.rate_without - r.rate_with >= min_relative_gap * r.rate_without
+        ):
             continue
         if r.key in skip or (r.k, r.with_converted, r.with_dropped) in seen:
             continue
         seen.add((r.k, r.with_converted, r.with_dropped))
         step = levels.steps[r.k - 1]
         n_with = r.with_converted + r.with_dropped
-        down = 1.0 if r.k == K else float(totals[f"n{K}"].sum()) / max(float(totals[f"n{r.k}"].sum()), 1.0)
+        down = (
+            1.0
+            if r.k == K
+            else float(totals[f"n{K}"].sum()) / max(float(totals[f"n{r.k}"].sum()), 1.0)
+        )
         what = f"the event {r.feature}" if r.kind == "event" else r.feature
-        findings.append(finding(
-            kind="correlation", stage=step.stage, step=step.name, segment=f"sessions with {r.feature}", metric=r.key,
-            value=r.rate_with, reference=r.rate_without, gap=r.rate_with - r.rate_without, ci_low=r.ci_low, ci_high=r.ci_high,
-            p_value=float(r.q_value), units_lost=n_with * (r.rate_without - r.rate_with), downstream_rate=down, entering=n_with,
-            title=f"Sessions with {r.feature} drop before {step.name} (odds ratio {r.odds_ratio:.2f})",
-            evidence=(f"Of {n_with:,} sessions at {names[r.k-1]} with {what}, {pct(r.rate_with)} reached {step.name}, against "
-                      f"{pct(r.rate_without)} without it (odds ratio {r.odds_ratio:.2f}, 95% CI {r.ci_low:.2f}–{r.ci_high:.2f}, "
-                      f"Benjamini–Hochberg q = {r.q_value:.2g}); an association, not proof of cause."),
-            audience={"stage": step.audience_stage, "status": "stalled", "filter": r.feature},
-        ))
+        findings.append(
+            finding(
+                kind="correlation",
+                stage=step.stage,
+                step=step.name,
+                segment=f"sessions with {r.feature}",
+                metric=r.key,
+                value=r.rate_with,
+                reference=r.rate_without,
+                gap=r.rate_with - r.rate_without,
+                ci_low=r.ci_low,
+                ci_high=r.ci_high,
+                p_value=float(r.q_value),
+                units_lost=n_with * (r.rate_without - r.rate_with),
+                downstream_rate=down,
+                entering=n_with,
+                title=f"Sessions with {r.feature} drop before {step.name} (odds ratio {r.odds_ratio:.2f})",
+                evidence=(
+                    f"Of {n_with:,} sessions at {names[r.k - 1]} with {what}, {pct(r.rate_with)} reached {step.name}, against "
+                    f"{pct(r.rate_without)} without it (odds ratio {r.odds_ratio:.2f}, 95% CI {r.ci_low:.2f}–{r.ci_high:.2f}, "
+                    f"Benjamini–Hochberg q = {r.q_value:.2g}); an association, not proof of cause."
+                ),
+                audience={"stage": step.audience_stage, "status": "stalled", "filter": r.feature},
+            )
+        )
     return table.drop(columns="k")[CORRELATION_COLUMNS], findings

@@ -34,14 +34,43 @@ from typing import Any
 from shopfunnel import format as fmt
 
 FINDING_COLUMNS = [
-    "rank", "kind", "stage", "step", "segment", "metric", "value", "reference", "gap",
-    "ci_low", "ci_high", "p_value", "revenue_at_stake", "evidence", "tactics", "audience",
-    "title", "units_lost", "downstream_rate", "entering", "start", "end", "source",
+    "rank",
+    "kind",
+    "stage",
+    "step",
+    "segment",
+    "metric",
+    "value",
+    "reference",
+    "gap",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "revenue_at_stake",
+    "evidence",
+    "tactics",
+    "audience",
+    "title",
+    "units_lost",
+    "downstream_rate",
+    "entering",
+    "start",
+    "end",
+    "source",
     "orders_at_stake",
 ]
 
-KINDS = ("incident", "traffic_spike", "benchmark", "period_change", "traffic_change",
-         "segment_gap", "checkout", "correlation", "retention")
+KINDS = (
+    "incident",
+    "traffic_spike",
+    "benchmark",
+    "period_change",
+    "traffic_change",
+    "segment_gap",
+    "checkout",
+    "correlation",
+    "retention",
+)
 
 
 def finding(**fields: Any) -> dict[str, Any]:

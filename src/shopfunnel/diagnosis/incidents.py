@@ -53,10 +53,33 @@ DIMS = ("device", "channel", "campaign")
 HOUR_LENGTHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 36, 48)
 
 INCIDENT_COLUMNS = [
-    "kind", "step", "event", "segment", "device", "channel", "campaign", "country", "start", "end", "grain",
-    "start_time", "end_time", "ongoing",
-    "observed", "expected", "entering", "rate", "baseline_rate", "lost", "z", "p_value", "p_adjusted",
-    "sessions", "expected_sessions", "extra_conversion_rate", "baseline_conversion_rate",
+    "kind",
+    "step",
+    "event",
+    "segment",
+    "device",
+    "channel",
+    "campaign",
+    "country",
+    "start",
+    "end",
+    "grain",
+    "start_time",
+    "end_time",
+    "ongoing",
+    "observed",
+    "expected",
+    "entering",
+    "rate",
+    "baseline_rate",
+    "lost",
+    "z",
+    "p_value",
+    "p_adjusted",
+    "sessions",
+    "expected_sessions",
+    "extra_conversion_rate",
+    "baseline_conversion_rate",
 ]
 
 
@@ -111,9 +134,13 @@ _Q = float(sps.chi2.ppf(_TRIM, 1))
 _TRIMMED_MEAN = float(sps.chi2.cdf(_Q, 3) / _TRIM)
 
 
-def _robust_dispersion(obs: np.ndarray, exp: np.ndarray, var: np.ndarray,
-                       residual_var: np.ndarray | None = None,
-                       skip: np.ndarray | None = None) -> np.ndarray:
+def _robust_dispersion(
+    obs: np.ndarray,
+    exp: np.ndarray,
+    var: np.ndarray,
+    residual_var: np.ndarray | None = None,
+    skip: np.ndarray | None = None,
+) -> np.ndarray:
     """Over-dispersion per series: the 90%-trimmed mean of Pearson residuals², over the
     same trimmed mean for a chi-square(1) variable; at least 1, at most 20.
 
@@ -182,7 +209,11 @@ class _Scanner:
         total = self.cd[:, :, 0].sum(axis=1)
         for r in range(len(DIMS) + 1):
             for dims in itertools.combinations(range(len(DIMS)), r):
-                keys = self.cells[[DIMS[i] for i in dims]].drop_duplicates().itertuples(index=False) if dims else [()]
+                keys = (
+                    self.cells[[DIMS[i] for i in dims]].drop_duplicates().itertuples(index=False)
+                    if dims
+                    else [()]
+                )
                 for key in keys:
                     label: list = [None] * len(DIMS)
                     mask = np.ones(self.F, bool)
@@ -205,7 +236,10 @@ class _Scanner:
         s, m = self.s, self.s.prior_sessions
         x = self.cd[:, :, k] * mask
         n = self.cd[:, :, k - 1] * mask
-        wx, wn = _windowed(x, s.window_days, s.guard_days), _windowed(n, s.window_days, s.guard_days)
+        wx, wn = (
+            _windowed(x, s.window_days, s.guard_days),
+            _windowed(n, s.window_days, s.guard_days),
+        )
         gx = np.zeros((self.G, self.D))
         gn = np.zeros((self.G, self.D))
         np.add.at(gx, self.g, wx)
@@ -240,7 +274,9 @@ class _Scanner:
             factor[w] = (obs[on].sum() + prior) / (exp[on].sum() + prior)
         return factor[wd]
 
-    def drops(self, masks: np.ndarray, scanned: np.ndarray | None = None) -> tuple[list[_Candidate], int]:
+    def drops(
+        self, masks: np.ndarray, scanned: np.ndarray | None = None
+    ) -> tuple[list[_Candidate], int]:
         """Candidate drops of every step, segment and run; ``masks`` (cells × days × steps,
         0 or 1) keeps days out of the baselines, ``scanned`` (same shape) keeps sessions
         out of the scan itself (those of falls the lasting scan reports)."""
@@ -264,7 +300,18 @@ class _Scanner:
             grains = [("day", n, x, p_f, var_f, s.max_days, np.ones(len(self.labels), bool), 24)]
             if s.hourly:
                 rep = lambda a: np.repeat(a, 24, axis=1)  # noqa: E731
-                grains.append(("hour", self.ch[:, :, k - 1] * keep_h, self.ch[:, :, k] * keep_h, rep(p_f), rep(var_f), s.max_hours, hourly_segs, 1))
+                grains.append(
+                    (
+                        "hour",
+                        self.ch[:, :, k - 1] * keep_h,
+                        self.ch[:, :, k] * keep_h,
+                        rep(p_f),
+                        rep(var_f),
+                        s.max_hours,
+                        hourly_segs,
+                        1,
+                    )
+                )
             for grain, n_, x_, p_, v_, L, segsel, unit in grains:
                 M = self.members[segsel]
                 seg_idx = np.flatnonzero(segsel)
@@ -272,7 +319,9 @@ class _Scanner:
                 Obs = M @ x_
                 E = M @ (n_ * p_)
                 BV = M @ (n_ * p_ * (1 - p_))  # binomial variance
-                SD = np.sqrt(M @ (n_**2 * v_))  # sd of the expectation from the baseline's uncertainty
+                SD = np.sqrt(
+                    M @ (n_**2 * v_)
+                )  # sd of the expectation from the baseline's uncertainty
                 if grain == "day":
                     flagged = (M @ (1.0 - masks[:, :, k])) > 0  # days of incidents found so far
                     phi = _robust_dispersion(Obs, E, BV, skip=flagged)
@@ -291,7 +340,11 @@ class _Scanner:
         cN, cO, cE, cB, cS = cs(N), cs(Obs), cs(E), cs(BV), cs(SD)
         out: list[_Candidate] = []
         tests = 0
-        lengths = range(1, min(L, T) + 1) if grain == "day" else [h for h in HOUR_LENGTHS if h <= min(L, T)]
+        lengths = (
+            range(1, min(L, T) + 1)
+            if grain == "day"
+            else [h for h in HOUR_LENGTHS if h <= min(L, T)]
+        )
         for length in lengths:
             n = cN[:, length:] - cN[:, :-length]
             o = cO[:, length:] - cO[:, :-length]
@@ -308,14 +361,34 @@ class _Scanner:
             phi_eff = phi[si] + sd**2 / bv
             z = np.sqrt(np.maximum(2 * llr / phi_eff, 0))
             for j in range(len(si)):
-                out.append(_Candidate("conversion_drop", k, int(seg_idx[si[j]]), int(a[j]) * unit, (int(a[j]) + length) * unit, float(z[j]),
-                                      {"grain": grain, "entering": float(n[j]), "observed": float(o[j]), "expected": float(e[j])}))
+                out.append(
+                    _Candidate(
+                        "conversion_drop",
+                        k,
+                        int(seg_idx[si[j]]),
+                        int(a[j]) * unit,
+                        (int(a[j]) + length) * unit,
+                        float(z[j]),
+                        {
+                            "grain": grain,
+                            "entering": float(n[j]),
+                            "observed": float(o[j]),
+                            "expected": float(e[j]),
+                        },
+                    )
+                )
         return out, tests
 
-    def interval_stats(self, k: int, cells: np.ndarray, h0: int, h1: int) -> tuple[float, float, float, float]:
+    def interval_stats(
+        self, k: int, cells: np.ndarray, h0: int, h1: int
+    ) -> tuple[float, float, float, float]:
         """Entering, observed, expected and binomial variance for ``cells`` over hours [h0, h1)."""
         p = np.repeat(self._pf[k][cells], 24, axis=1)[:, h0:h1]
-        keep = 1.0 if self._scanned is None else np.repeat(self._scanned[cells, :, k], 24, axis=1)[:, h0:h1]
+        keep = (
+            1.0
+            if self._scanned is None
+            else np.repeat(self._scanned[cells, :, k], 24, axis=1)[:, h0:h1]
+        )
         n = self.ch[cells, h0:h1, k - 1] * keep
         x = self.ch[cells, h0:h1, k] * keep
         return float(n.sum()), float(x.sum()), float((n * p).sum()), float((n * p * (1 - p)).sum())
@@ -349,14 +422,26 @@ class _Scanner:
                 n, o, e, bv = self.interval_stats(c.k, comp, c.h0, c.h1)
                 phi = self._phi_k[c.k].get(index[parent], 1.0)
                 z = self.drop_z(n, o, e, bv, phi)
-                if z >= z_complement and o <= (1 - self.s.min_relative_drop) * e and (best is None or z > best[0]):
+                if (
+                    z >= z_complement
+                    and o <= (1 - self.s.min_relative_drop) * e
+                    and (best is None or z > best[0])
+                ):
                     best = (z, index[parent])
             if best is None:
                 return c
             seg = best[1]
             n, o, e, bv = self.interval_stats(c.k, self.members[seg] > 0, c.h0, c.h1)
             z = self.drop_z(n, o, e, bv, self._phi_k[c.k].get(seg, 1.0))
-            c = _Candidate(c.kind, c.k, seg, c.h0, c.h1, z, {**c.info, "entering": n, "observed": o, "expected": e})
+            c = _Candidate(
+                c.kind,
+                c.k,
+                seg,
+                c.h0,
+                c.h1,
+                z,
+                {**c.info, "entering": n, "observed": o, "expected": e},
+            )
 
     # -- traffic spikes -------------------------------------------------------------------
     def spikes(self, mask_days: np.ndarray) -> tuple[list[_Candidate], int]:
@@ -381,7 +466,9 @@ class _Scanner:
                 E = np.nanmedian(R, axis=2)
         E = np.where(nref >= 2, np.maximum(E, 0.5), np.nan)
         VE = np.where(nref >= 2, (np.pi / 2) * E / np.maximum(nref, 1), np.nan)
-        phi = _robust_dispersion(np.where(np.isfinite(E), V, np.nan), E, np.where(np.isfinite(E), E, np.nan))
+        phi = _robust_dispersion(
+            np.where(np.isfinite(E), V, np.nan), E, np.where(np.isfinite(E), E, np.nan)
+        )
         Ez = np.nan_to_num(E)
         VEz = np.nan_to_num(VE)
         valid = np.isfinite(E).astype(float)
@@ -404,8 +491,17 @@ class _Scanner:
             phi_eff = phi[si] + ve / e
             z = np.sqrt(np.maximum(2 * llr / phi_eff, 0))
             for j in range(len(si)):
-                out.append(_Candidate("traffic_spike", 0, int(si[j]), int(a[j]) * 24, (int(a[j]) + length) * 24, float(z[j]),
-                                      {"grain": "day", "sessions": float(o[j]), "expected_sessions": float(e[j])}))
+                out.append(
+                    _Candidate(
+                        "traffic_spike",
+                        0,
+                        int(si[j]),
+                        int(a[j]) * 24,
+                        (int(a[j]) + length) * 24,
+                        float(z[j]),
+                        {"grain": "day", "sessions": float(o[j]), "expected_sessions": float(e[j])},
+                    )
+                )
         return out, tests
 
 
@@ -415,10 +511,20 @@ def _nested(a: tuple, b: tuple) -> bool:
 
 
 def _select(cands: list[_Candidate], labels: list[tuple], z_min: float) -> list[_Candidate]:
-    ranked = sorted((c for c in cands if c.z >= z_min), key=lambda c: (-round(c.z, 6), sum(v is not None for v in labels[c.seg]), c.h1 - c.h0))
+    ranked = sorted(
+        (c for c in cands if c.z >= z_min),
+        key=lambda c: (-round(c.z, 6), sum(v is not None for v in labels[c.seg]), c.h1 - c.h0),
+    )
     chosen: list[_Candidate] = []
     for c in ranked:
-        if any(o.k == c.k and o.kind == c.kind and c.h0 < o.h1 and o.h0 < c.h1 and _nested(labels[o.seg], labels[c.seg]) for o in chosen):
+        if any(
+            o.k == c.k
+            and o.kind == c.kind
+            and c.h0 < o.h1
+            and o.h0 < c.h1
+            and _nested(labels[o.seg], labels[c.seg])
+            for o in chosen
+        ):
             continue
         chosen.append(c)
     return chosen
@@ -436,10 +542,35 @@ def _known_spans(sc: _Scanner, known: pd.DataFrame | None) -> list[tuple[int, tu
     if known is None or not len(known):
         return []
     events = [st.event for st in sc.levels.steps]
-    other = [c for c in known.columns if c not in ("kind", "step", "event", "segment", "device", "channel",
-                                                   "start", "end", "start_time", "end_time", "ongoing",
-                                                   "entering", "observed", "expected", "rate", "baseline_rate",
-                                                   "lost", "z", "p_value", "p_adjusted", "dispersion", "k")]
+    other = [
+        c
+        for c in known.columns
+        if c
+        not in (
+            "kind",
+            "step",
+            "event",
+            "segment",
+            "device",
+            "channel",
+            "start",
+            "end",
+            "start_time",
+            "end_time",
+            "ongoing",
+            "entering",
+            "observed",
+            "expected",
+            "rate",
+            "baseline_rate",
+            "lost",
+            "z",
+            "p_value",
+            "p_adjusted",
+            "dispersion",
+            "k",
+        )
+    ]
     spans = []
     for r in known.to_dict("records"):
         if r.get("kind") != "conversion_drop" or r.get("event") not in events:
@@ -454,8 +585,11 @@ def _known_spans(sc: _Scanner, known: pd.DataFrame | None) -> list[tuple[int, tu
     return spans
 
 
-def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = None,
-                   known: pd.DataFrame | None = None) -> pd.DataFrame:
+def find_incidents(
+    levels: SessionLevels,
+    settings: IncidentSettings | None = None,
+    known: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Incidents in the store's sessions, best first (see the module docstring for the method).
 
     ``known`` (optional) holds falls longer than this scan's runs, found by the lasting
@@ -515,7 +649,7 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
             cells = sc.members[c.seg] > 0
             masks[np.ix_(cells, np.arange(d0, d1), np.array([c.k]))] = 0
         for c in spikes:
-            spike_mask[c.seg, c.h0 // 24:(c.h1 + 23) // 24] = True
+            spike_mask[c.seg, c.h0 // 24 : (c.h1 + 23) // 24] = True
     rows = []
     # a traffic spike is an incident when its extra sessions do not convert
     purchases = sc.members @ sc.cd[:, :, sc.K]
@@ -536,7 +670,9 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
         parent = list(sc.labels[c.seg])
         channels = set(sc.cells.loc[sc.members[c.seg] > 0, "channel"])
         if parent[1] is None and len(channels) == 1:
-            parent[1] = channels.pop()  # a campaign that runs on one channel: compare with that channel
+            parent[1] = (
+                channels.pop()
+            )  # a campaign that runs on one channel: compare with that channel
         for i in (2, 1, 0):
             if ref_s >= 100:
                 break
@@ -550,10 +686,17 @@ def find_incidents(levels: SessionLevels, settings: IncidentSettings | None = No
         extra_rate = (o_p - e_s * base_rate) / (o_s - e_s)
         if not (extra_rate < 0.5 * base_rate):
             continue
-        c.info.update(purchases=float(o_p), extra_conversion_rate=float(max(extra_rate, 0.0)), baseline_conversion_rate=float(base_rate))
+        c.info.update(
+            purchases=float(o_p),
+            extra_conversion_rate=float(max(extra_rate, 0.0)),
+            baseline_conversion_rate=float(base_rate),
+        )
         kept_spikes.append(c)
     for c in chosen:
-        if any(c.h0 < sp.h1 and sp.h0 < c.h1 and _nested(sc.labels[sp.seg], sc.labels[c.seg]) for sp in kept_spikes):
+        if any(
+            c.h0 < sp.h1 and sp.h0 < c.h1 and _nested(sc.labels[sp.seg], sc.labels[c.seg])
+            for sp in kept_spikes
+        ):
             continue
         rows.append(_row(c, sc, tests + stests))
     rows += [_row(c, sc, tests + stests) for c in kept_spikes]
@@ -572,20 +715,41 @@ def _row(c: _Candidate, sc: _Scanner, tests: int) -> dict:
         "step": step.name if step else "visit",
         "event": step.event if step else None,
         "segment": _segment_text(label),
-        "device": label[0], "channel": label[1], "campaign": label[2],
-        "start": start, "end": end, "grain": info["grain"],
+        "device": label[0],
+        "channel": label[1],
+        "campaign": label[2],
+        "start": start,
+        "end": end,
+        "grain": info["grain"],
         "start_time": datetime.combine(sc.first_day, datetime.min.time()) + timedelta(hours=c.h0),
         "end_time": datetime.combine(sc.first_day, datetime.min.time()) + timedelta(hours=c.h1),
-        "z": c.z, "p_value": float(sps.norm.sf(c.z)),
+        "z": c.z,
+        "p_value": float(sps.norm.sf(c.z)),
         "p_adjusted": float(min(1.0, sps.norm.sf(c.z) * max(tests, 1))),
-        "country": None, "ongoing": c.h1 >= sc.H,
+        "country": None,
+        "ongoing": c.h1 >= sc.H,
     }
     if c.kind == "conversion_drop":
         n, o, e = info["entering"], info["observed"], info["expected"]
-        row.update(observed=o, expected=e, entering=n, rate=o / n if n else np.nan, baseline_rate=e / n if n else np.nan, lost=e - o)
+        row.update(
+            observed=o,
+            expected=e,
+            entering=n,
+            rate=o / n if n else np.nan,
+            baseline_rate=e / n if n else np.nan,
+            lost=e - o,
+        )
     else:
-        row.update(sessions=info["sessions"], expected_sessions=info["expected_sessions"],
-                   observed=info["purchases"], extra_conversion_rate=info["extra_conversion_rate"],
-                   baseline_conversion_rate=info["baseline_conversion_rate"],
-                   lost=(info["sessions"] - info["expected_sessions"]) * info["baseline_conversion_rate"] - max(info["purchases"] - info["expected_sessions"] * info["baseline_conversion_rate"], 0.0))
+        row.update(
+            sessions=info["sessions"],
+            expected_sessions=info["expected_sessions"],
+            observed=info["purchases"],
+            extra_conversion_rate=info["extra_conversion_rate"],
+            baseline_conversion_rate=info["baseline_conversion_rate"],
+            lost=(info["sessions"] - info["expected_sessions"]) * info["baseline_conversion_rate"]
+            - max(
+                info["purchases"] - info["expected_sessions"] * info["baseline_conversion_rate"],
+                0.0,
+            ),
+        )
     return row

@@ -46,9 +46,29 @@ import pandas as pd
 SEGMENT_DIMS = ("device", "channel", "country")
 
 SHIFT_COLUMNS = [
-    "kind", "step", "event", "segment", "device", "channel", "country", "start", "end",
-    "start_time", "end_time", "ongoing", "entering", "observed", "expected", "rate",
-    "baseline_rate", "lost", "z", "p_value", "p_adjusted", "dispersion", "k",
+    "kind",
+    "step",
+    "event",
+    "segment",
+    "device",
+    "channel",
+    "country",
+    "start",
+    "end",
+    "start_time",
+    "end_time",
+    "ongoing",
+    "entering",
+    "observed",
+    "expected",
+    "rate",
+    "baseline_rate",
+    "lost",
+    "z",
+    "p_value",
+    "p_adjusted",
+    "dispersion",
+    "k",
 ]
 
 
@@ -81,20 +101,26 @@ def _loglik(n: np.ndarray, r: np.ndarray) -> np.ndarray:
     return a + b
 
 
-def segment(entering: np.ndarray, reached: np.ndarray, *, penalty: float,
-            min_days: int = 3) -> list[tuple[int, int]]:
+def segment(
+    entering: np.ndarray, reached: np.ndarray, *, penalty: float, min_days: int = 3
+) -> list[tuple[int, int]]:
     """Runs ``[a, b)`` of days that minimise Σ −2·loglik(run) + penalty × (runs − 1),
     each at least ``min_days`` long (the whole series is one run when shorter).
 
     Optimal partitioning (Jackson et al. 2005) by dynamic programming over the cumulative
     counts; a quasi-likelihood with dispersion φ is the same problem with ``penalty`` × φ.
     """
-    return segment_many(np.asarray(entering, dtype=float)[None, :], np.asarray(reached, dtype=float)[None, :],
-                        np.array([penalty], dtype=float), min_days=min_days)[0]
+    return segment_many(
+        np.asarray(entering, dtype=float)[None, :],
+        np.asarray(reached, dtype=float)[None, :],
+        np.array([penalty], dtype=float),
+        min_days=min_days,
+    )[0]
 
 
-def segment_many(entering: np.ndarray, reached: np.ndarray, penalties: np.ndarray, *,
-                 min_days: int = 3) -> list[list[tuple[int, int]]]:
+def segment_many(
+    entering: np.ndarray, reached: np.ndarray, penalties: np.ndarray, *, min_days: int = 3
+) -> list[list[tuple[int, int]]]:
     """:func:`segment` of many series at once (rows of ``entering`` and ``reached``, each
     with its own penalty): one pass over the end day for all of them."""
     S, n_days = entering.shape
@@ -110,7 +136,11 @@ def segment_many(entering: np.ndarray, reached: np.ndarray, penalties: np.ndarra
     for b in range(min_days, n_days + 1):
         a = np.arange(0, b - min_days + 1)
         a = a[(a == 0) | (a >= min_days)]
-        total = best[:, a] - 2.0 * _loglik(cn[:, [b]] - cn[:, a], cr[:, [b]] - cr[:, a]) + penalties[:, None]
+        total = (
+            best[:, a]
+            - 2.0 * _loglik(cn[:, [b]] - cn[:, a], cr[:, [b]] - cr[:, a])
+            + penalties[:, None]
+        )
         i = np.argmin(total, axis=1)
         best[:, b], back[:, b] = total[rows, i], a[i]
     out: list[list[tuple[int, int]]] = []
@@ -151,7 +181,9 @@ def series_dispersion(entering: np.ndarray, reached: np.ndarray, window: int = 1
         p = np.where(wn > 0, wr / wn, np.nan)
         var = n * p * (1 - p)
         scale = 1 + n / wn
-    return float(_robust_dispersion(r[None, :], (n * p)[None, :], var[None, :], (var * scale)[None, :])[0])
+    return float(
+        _robust_dispersion(r[None, :], (n * p)[None, :], var[None, :], (var * scale)[None, :])[0]
+    )
 
 
 def _z(n1: float, r1: float, n0: float, r0: float) -> float:
@@ -163,8 +195,9 @@ def _z(n1: float, r1: float, n0: float, r0: float) -> float:
     return 0.0 if var <= 0 else (r1 / n1 - r0 / n0) / math.sqrt(var)
 
 
-def shifts_in_series(entering: np.ndarray, reached: np.ndarray, s: LevelShiftSettings,
-                     z_min: float) -> list[dict]:
+def shifts_in_series(
+    entering: np.ndarray, reached: np.ndarray, s: LevelShiftSettings, z_min: float
+) -> list[dict]:
     """The runs of one daily series whose conversion differs from its normal level."""
     entering = np.asarray(entering, dtype=float)
     reached = np.asarray(reached, dtype=float)
@@ -174,8 +207,14 @@ def shifts_in_series(entering: np.ndarray, reached: np.ndarray, s: LevelShiftSet
     return _changed_runs(entering, reached, runs, phi, s, z_min)
 
 
-def _changed_runs(entering: np.ndarray, reached: np.ndarray, runs: list[tuple[int, int]], phi: float,
-                  s: LevelShiftSettings, z_min: float) -> list[dict]:
+def _changed_runs(
+    entering: np.ndarray,
+    reached: np.ndarray,
+    runs: list[tuple[int, int]],
+    phi: float,
+    s: LevelShiftSettings,
+    z_min: float,
+) -> list[dict]:
     if len(runs) < 2:
         return []
     ns = np.array([entering[a:b].sum() for a, b in runs], dtype=float)
@@ -198,9 +237,21 @@ def _changed_runs(entering: np.ndarray, reached: np.ndarray, runs: list[tuple[in
             continue
         if abs(rates[i] - base) < s.min_relative_change * base:
             continue
-        out.append({"a": a, "b": b, "entering": ns[i], "observed": rs[i],
-                    "expected": base * ns[i], "rate": rates[i], "baseline_rate": base,
-                    "lost": lost, "z": z, "ongoing": b == len(entering), "dispersion": phi})
+        out.append(
+            {
+                "a": a,
+                "b": b,
+                "entering": ns[i],
+                "observed": rs[i],
+                "expected": base * ns[i],
+                "rate": rates[i],
+                "baseline_rate": base,
+                "lost": lost,
+                "z": z,
+                "ongoing": b == len(entering),
+                "dispersion": phi,
+            }
+        )
     return out
 
 
@@ -230,7 +281,9 @@ class _Cells:
     def __init__(self, cells: pd.DataFrame, first: date, n_days: int, K: int, dims: Sequence[str]):
         self.cells = cells
         self.n_days, self.K, self.dims = n_days, K, tuple(dims)
-        self.day_index = ((pd.to_datetime(cells["period"]) - pd.Timestamp(first)).dt.days).to_numpy()
+        self.day_index = (
+            (pd.to_datetime(cells["period"]) - pd.Timestamp(first)).dt.days
+        ).to_numpy()
         self.counts = cells[[f"n{k}" for k in range(K + 1)]].to_numpy(dtype=float)
 
     def dense(self, mask: np.ndarray) -> np.ndarray:
@@ -250,7 +303,10 @@ class _Cells:
         for dim in self.dims:
             sizes = self.cells.groupby(dim)["n0"].sum().sort_values(ascending=False)
             for value in sizes.index[: s.top_values]:
-                if value in ("(none)", "other") or sizes[value] < s.min_segment_share * all_sessions:
+                if (
+                    value in ("(none)", "other")
+                    or sizes[value] < s.min_segment_share * all_sessions
+                ):
                     continue
                 if sizes[value] >= all_sessions:  # one value holds everything: same as all traffic
                     continue
@@ -258,7 +314,9 @@ class _Cells:
         return out
 
 
-def _without(seg: dict, others: list[dict], k: int, sh: dict, cells: _Cells) -> tuple[float, float, float, float] | None:
+def _without(
+    seg: dict, others: list[dict], k: int, sh: dict, cells: _Cells
+) -> tuple[float, float, float, float] | None:
     """Entering and reached during run ``sh`` of segment ``seg`` without the sessions of
     ``others``, the rate outside the run, and the z between them (divided by √φ); None
     when either side is empty."""
@@ -275,14 +333,24 @@ def _without(seg: dict, others: list[dict], k: int, sh: dict, cells: _Cells) -> 
     return n1, r1, r0 / n0, _z(n1, r1, n0, r0) / math.sqrt(sh["dispersion"])
 
 
-def _holds_without(seg: dict, stronger: list[dict], k: int, sh: dict, cells: _Cells,
-                   s: LevelShiftSettings, z_min: float) -> bool:
+def _holds_without(
+    seg: dict,
+    stronger: list[dict],
+    k: int,
+    sh: dict,
+    cells: _Cells,
+    s: LevelShiftSettings,
+    z_min: float,
+) -> bool:
     got = _without(seg, stronger, k, sh, cells)
     if got is None:
         return False
     n1, r1, base, z = got
-    return (abs(z) >= z_min and abs(base * n1 - r1) >= s.min_lost
-            and abs(r1 / n1 - base) >= s.min_relative_change * base)
+    return (
+        abs(z) >= z_min
+        and abs(base * n1 - r1) >= s.min_lost
+        and abs(r1 / n1 - base) >= s.min_relative_change * base
+    )
 
 
 def _changed_without(seg: dict, narrower: dict, k: int, sh: dict, cells: _Cells) -> bool:
@@ -299,10 +367,16 @@ def _changed_without(seg: dict, narrower: dict, k: int, sh: dict, cells: _Cells)
 HourlyCounts = Callable[[dict, int, datetime, datetime], tuple[np.ndarray, np.ndarray]]
 
 
-def shifts_from_counts(cells: pd.DataFrame, steps: Sequence[tuple[str, str]], first_day: date,
-                       last_day: date, settings: LevelShiftSettings | None = None, *,
-                       dims: Sequence[str] = SEGMENT_DIMS,
-                       hourly: HourlyCounts | None = None) -> pd.DataFrame:
+def shifts_from_counts(
+    cells: pd.DataFrame,
+    steps: Sequence[tuple[str, str]],
+    first_day: date,
+    last_day: date,
+    settings: LevelShiftSettings | None = None,
+    *,
+    dims: Sequence[str] = SEGMENT_DIMS,
+    hourly: HourlyCounts | None = None,
+) -> pd.DataFrame:
     """Level shifts in daily counts; the core of :func:`find_level_shifts`.
 
     ``cells`` has the ``dims`` columns, ``period`` (the day) and ``n0 … nK`` (sessions,
@@ -326,33 +400,58 @@ def shifts_from_counts(cells: pd.DataFrame, steps: Sequence[tuple[str, str]], fi
     pairs = [(ser, k) for ser in series for k in range(1, K + 1)]
     entering = np.array([ser.counts[:, k - 1] for ser, k in pairs])
     reached = np.array([ser.counts[:, k] for ser, k in pairs])
-    phis = np.array([series_dispersion(n, r, s.dispersion_window) for n, r in zip(entering, reached, strict=True)])
+    phis = np.array(
+        [
+            series_dispersion(n, r, s.dispersion_window)
+            for n, r in zip(entering, reached, strict=True)
+        ]
+    )
     penalties = s.penalty_per_log_day * math.log(max(n_days, 2)) * phis
     found = []
-    for (ser, k), n, r, runs, phi in zip(pairs, entering, reached, segment_many(entering, reached, penalties, min_days=s.min_days),
-                                         phis, strict=True):
+    for (ser, k), n, r, runs, phi in zip(
+        pairs,
+        entering,
+        reached,
+        segment_many(entering, reached, penalties, min_days=s.min_days),
+        phis,
+        strict=True,
+    ):
         for shift in _changed_runs(n, r, runs, float(phi), s, z_min):
             found.append((ser.seg, k, shift))
     found.sort(key=lambda f: -abs(f[2]["z"]))
     kept: list[tuple[dict, int, dict]] = []
     for seg, k, sh in found:
-        overlapping = [(seg2, sh2) for seg2, k2, sh2 in kept
-                       if k == k2 and sh["a"] < sh2["b"] and sh2["a"] < sh["b"]]
-        nested = [i for i, (seg2, k2, sh2) in enumerate(kept) if k == k2 and sh["a"] < sh2["b"]
-                  and sh2["a"] < sh["b"] and (seg.items() <= seg2.items() or seg2.items() <= seg.items())]
+        overlapping = [
+            (seg2, sh2)
+            for seg2, k2, sh2 in kept
+            if k == k2 and sh["a"] < sh2["b"] and sh2["a"] < sh["b"]
+        ]
+        nested = [
+            i
+            for i, (seg2, k2, sh2) in enumerate(kept)
+            if k == k2
+            and sh["a"] < sh2["b"]
+            and sh2["a"] < sh["b"]
+            and (seg.items() <= seg2.items() or seg2.items() <= seg.items())
+        ]
         if nested:
             # a narrower fall under a stronger broader one (mobile under all traffic, where
             # mobile is most of the traffic): the broader one is its shadow when it does not
             # hold without these sessions, and the narrower one is reported instead
             i = nested[0]
             seg2, _, sh2 = kept[i]
-            if (len(nested) == 1 and seg2.items() < seg.items()
-                    and not _changed_without(seg2, seg, k, sh2, data)):
+            if (
+                len(nested) == 1
+                and seg2.items() < seg.items()
+                and not _changed_without(seg2, seg, k, sh2, data)
+            ):
                 kept[i] = (seg, k, sh)
             continue
         # a change in another dimension (country=DE while mobile fell) is kept only if it
         # holds without the sessions of the stronger one
-        if overlapping and not _holds_without(seg, [s2 for s2, _ in overlapping], k, sh, data, s, z_min):
+        if overlapping and not _holds_without(
+            seg, [s2 for s2, _ in overlapping], k, sh, data, s, z_min
+        ):
             continue
         kept.append((seg, k, sh))
     rows = []
@@ -367,26 +466,39 @@ def shifts_from_counts(cells: pd.DataFrame, steps: Sequence[tuple[str, str]], fi
             if (start_time, end_time) != day_bounds:
                 sh = _counted_between(hourly, seg, k, sh, start_time, end_time)
         p = float(2 * sps.norm.sf(abs(sh["z"])))
-        rows.append({
-            "kind": "conversion_drop" if sh["lost"] > 0 else "conversion_rise",
-            "step": name, "event": event,
-            "segment": ", ".join(f"{d}={v}" for d, v in seg.items()) or "all traffic",
-            **{d: seg.get(d) for d in dims},
-            "start": start_time.date(), "end": (end_time - timedelta(seconds=1)).date(),
-            "start_time": start_time, "end_time": end_time,
-            "ongoing": bool(sh["ongoing"]),
-            "entering": sh["entering"], "observed": sh["observed"], "expected": sh["expected"],
-            "rate": sh["rate"], "baseline_rate": sh["baseline_rate"], "lost": sh["lost"],
-            "z": sh["z"], "p_value": p, "p_adjusted": min(1.0, p * tests),
-            "dispersion": sh["dispersion"], "k": k,
-        })
+        rows.append(
+            {
+                "kind": "conversion_drop" if sh["lost"] > 0 else "conversion_rise",
+                "step": name,
+                "event": event,
+                "segment": ", ".join(f"{d}={v}" for d, v in seg.items()) or "all traffic",
+                **{d: seg.get(d) for d in dims},
+                "start": start_time.date(),
+                "end": (end_time - timedelta(seconds=1)).date(),
+                "start_time": start_time,
+                "end_time": end_time,
+                "ongoing": bool(sh["ongoing"]),
+                "entering": sh["entering"],
+                "observed": sh["observed"],
+                "expected": sh["expected"],
+                "rate": sh["rate"],
+                "baseline_rate": sh["baseline_rate"],
+                "lost": sh["lost"],
+                "z": sh["z"],
+                "p_value": p,
+                "p_adjusted": min(1.0, p * tests),
+                "dispersion": sh["dispersion"],
+                "k": k,
+            }
+        )
     columns = [*SHIFT_COLUMNS[:4], *dims, *SHIFT_COLUMNS[7:]]
     out = pd.DataFrame(rows, columns=columns)
     return out.sort_values("z", key=lambda z: -z.abs(), ignore_index=True)
 
 
-def _counted_between(hourly: HourlyCounts, seg: dict, k: int, sh: dict, start: datetime,
-                     end: datetime) -> dict:
+def _counted_between(
+    hourly: HourlyCounts, seg: dict, k: int, sh: dict, start: datetime, end: datetime
+) -> dict:
     """The run's counts, rate and loss over [start, end) once its boundaries are placed to
     the hour (a two-day failure is a three-day run at day level: its rate is the failure's
     only between the hours found)."""
@@ -395,8 +507,14 @@ def _counted_between(hourly: HourlyCounts, seg: dict, k: int, sh: dict, start: d
     if entering <= 0:
         return sh
     expected = sh["baseline_rate"] * entering
-    return {**sh, "entering": entering, "observed": observed, "expected": expected,
-            "rate": observed / entering, "lost": expected - observed}
+    return {
+        **sh,
+        "entering": entering,
+        "observed": observed,
+        "expected": expected,
+        "rate": observed / entering,
+        "lost": expected - observed,
+    }
 
 
 def hourly_information(sessions_per_hour: float, before: float, after: float) -> float:
@@ -412,8 +530,16 @@ def hourly_information(sessions_per_hour: float, before: float, after: float) ->
     return sessions_per_hour * min(kl(p, q), kl(q, p))
 
 
-def _to_the_hour(hourly: HourlyCounts, seg: dict, k: int, sh: dict, start: datetime,
-                 end: datetime, n_days: int, s: LevelShiftSettings) -> tuple[datetime, datetime]:
+def _to_the_hour(
+    hourly: HourlyCounts,
+    seg: dict,
+    k: int,
+    sh: dict,
+    start: datetime,
+    end: datetime,
+    n_days: int,
+    s: LevelShiftSettings,
+) -> tuple[datetime, datetime]:
     """The run's start and end moved to the hour within the day before a boundary and the
     day after it (the day-level segmentation puts a day cut in two on its larger side),
     when an hour carries at least ``min_hourly_information`` there."""
@@ -437,8 +563,9 @@ def _to_the_hour(hourly: HourlyCounts, seg: dict, k: int, sh: dict, start: datet
     return start, end
 
 
-def find_level_shifts(levels, settings: LevelShiftSettings | None = None, *,
-                      properties: Sequence[str] = ()) -> pd.DataFrame:
+def find_level_shifts(
+    levels, settings: LevelShiftSettings | None = None, *, properties: Sequence[str] = ()
+) -> pd.DataFrame:
     """Long incidents (conversion changes that last) in a store's sessions, strongest first.
 
     ``levels`` is a :class:`~shopfunnel.diagnosis.session_levels.SessionLevels`;
@@ -465,17 +592,22 @@ def find_level_shifts(levels, settings: LevelShiftSettings | None = None, *,
             c = c[c[d] == v]
         hours = int((end - start) / timedelta(hours=1))
         n, r = np.zeros(hours), np.zeros(hours)
-        idx = ((pd.to_datetime(c["period"]) - pd.Timestamp(start)) // pd.Timedelta(hours=1)).to_numpy()
+        idx = (
+            (pd.to_datetime(c["period"]) - pd.Timestamp(start)) // pd.Timedelta(hours=1)
+        ).to_numpy()
         ok = (idx >= 0) & (idx < hours)
         np.add.at(n, idx[ok], c[f"n{k - 1}"].to_numpy(dtype=float)[ok])
         np.add.at(r, idx[ok], c[f"n{k}"].to_numpy(dtype=float)[ok])
         return n, r
 
-    return shifts_from_counts(cells, steps, levels.first_day, levels.last_day, settings,
-                              dims=dims, hourly=hourly)
+    return shifts_from_counts(
+        cells, steps, levels.first_day, levels.last_day, settings, dims=dims, hourly=hourly
+    )
 
 
-def as_incidents(shifts: pd.DataFrame, short: pd.DataFrame, longest_short: int | None = None) -> pd.DataFrame:
+def as_incidents(
+    shifts: pd.DataFrame, short: pd.DataFrame, longest_short: int | None = None
+) -> pd.DataFrame:
     """``shifts`` as rows of the incident table (``grain`` ``"days"``), leaving out falls
     that overlap an incident of ``short`` (the run scan) on the same step in a nested
     segment, and short falls during a traffic spike (at most twice its length, plus two
@@ -489,23 +621,43 @@ def as_incidents(shifts: pd.DataFrame, short: pd.DataFrame, longest_short: int |
     dims = [c for c in shifts.columns if c not in SHIFT_COLUMNS]
     rows = []
     for r in shifts.to_dict("records"):
-        seg = {d: r[d] for d in ("device", "channel", "country", *dims) if isinstance(r.get(d), str)}
+        seg = {
+            d: r[d] for d in ("device", "channel", "country", *dims) if isinstance(r.get(d), str)
+        }
         known = longest_short is not None and (r["end"] - r["start"]).days + 1 > longest_short
         if r["kind"] == "conversion_drop" and not known and _shadowed(r, seg, short):
             continue
         z = -float(r["z"])  # the incident table's z is positive for a fall
         p = float(sps.norm.sf(abs(z)))
         factor = r["p_adjusted"] / r["p_value"] if r["p_value"] > 0 else 1.0
-        rows.append({
-            "kind": r["kind"], "step": r["step"], "event": r["event"], "segment": r["segment"],
-            "device": r["device"], "channel": r["channel"], "campaign": None, "country": r["country"],
-            "start": r["start"], "end": r["end"], "grain": "days", "start_time": r["start_time"],
-            "end_time": r["end_time"], "ongoing": r["ongoing"], "observed": r["observed"],
-            "expected": r["expected"], "entering": r["entering"], "rate": r["rate"],
-            "baseline_rate": r["baseline_rate"], "lost": r["lost"], "z": z, "p_value": p,
-            "p_adjusted": min(1.0, p * factor),
-            **{d: r[d] for d in dims},
-        })
+        rows.append(
+            {
+                "kind": r["kind"],
+                "step": r["step"],
+                "event": r["event"],
+                "segment": r["segment"],
+                "device": r["device"],
+                "channel": r["channel"],
+                "campaign": None,
+                "country": r["country"],
+                "start": r["start"],
+                "end": r["end"],
+                "grain": "days",
+                "start_time": r["start_time"],
+                "end_time": r["end_time"],
+                "ongoing": r["ongoing"],
+                "observed": r["observed"],
+                "expected": r["expected"],
+                "entering": r["entering"],
+                "rate": r["rate"],
+                "baseline_rate": r["baseline_rate"],
+                "lost": r["lost"],
+                "z": z,
+                "p_value": p,
+                "p_adjusted": min(1.0, p * factor),
+                **{d: r[d] for d in dims},
+            }
+        )
     return pd.DataFrame(rows, columns=[*INCIDENT_COLUMNS, *dims])
 
 
@@ -515,15 +667,21 @@ def _shadowed(r: dict, seg: dict, short: pd.DataFrame) -> bool:
             # visitors of a spike that does not convert lower the rates while it lasts:
             # that is the spike, not a change of the store's conversion
             spike_days = (q.end - q.start).days + 1
-            if q.start <= r["end"] and r["start"] <= q.end and (r["end"] - r["start"]).days + 1 <= 2 * spike_days + 2:
+            if (
+                q.start <= r["end"]
+                and r["start"] <= q.end
+                and (r["end"] - r["start"]).days + 1 <= 2 * spike_days + 2
+            ):
                 return True
             continue
         if q.kind != "conversion_drop" or q.event != r["event"]:
             continue
-        other = {d: v for d, v in (("device", q.device), ("channel", q.channel),
-                                   ("campaign", q.campaign)) if isinstance(v, str)}
+        other = {
+            d: v
+            for d, v in (("device", q.device), ("channel", q.channel), ("campaign", q.campaign))
+            if isinstance(v, str)
+        }
         nested = seg.items() <= other.items() or other.items() <= seg.items()
         if nested and q.start <= r["end"] and r["start"] <= q.end:
             return True
     return False
-

@@ -31,8 +31,10 @@ from typing import Any, Literal
 from shopfunnel.errors import ConfigError
 
 Source = Literal["given", "measured", "none"]
-HOW_TO_GIVE = ("give the average order value with --aov (e.g. --aov 45) or "
-               "average_order_value under [diagnosis] in shopfunnel.toml")
+HOW_TO_GIVE = (
+    "give the average order value with --aov (e.g. --aov 45) or "
+    "average_order_value under [diagnosis] in shopfunnel.toml"
+)
 
 
 @dataclass(frozen=True)
@@ -49,23 +51,38 @@ class OrderValue:
     def note(self) -> str:
         """Where the average order value came from, or why there is none."""
         if self.source == "given":
-            seen = ("the orders carry no value" if math.isnan(self.measured)
-                    else f"the store's own is {self.measured:,.2f}")
-            return (f"revenue at stake is estimated with the average order value given, "
-                    f"{self.average_order_value:,.2f} ({seen})")
+            seen = (
+                "the orders carry no value"
+                if math.isnan(self.measured)
+                else f"the store's own is {self.measured:,.2f}"
+            )
+            return (
+                f"revenue at stake is estimated with the average order value given, "
+                f"{self.average_order_value:,.2f} ({seen})"
+            )
         if self.source == "measured":
-            part = ("" if self.valued_orders == self.orders else
-                    f"; {self.orders - self.valued_orders:,} of {self.orders:,} orders carry no value "
-                    "and are left out of it")
-            return (f"average order value {self.average_order_value:,.2f}: revenue / "
-                    f"{self.valued_orders:,} orders with a value{part}")
-        why = ("there are no orders in the window" if self.orders == 0 else
-               f"none of the {self.orders:,} orders in the window carries a value"
-               if self.valued_orders == 0 else
-               f"the {self.valued_orders:,} orders with a value add up to {self.revenue:,.2f}")
-        return (f"revenue at stake cannot be computed: {why}. Findings are ranked by orders at "
-                f"stake (sessions lost × the share that would have bought); to put a price on "
-                f"them, {HOW_TO_GIVE}")
+            part = (
+                ""
+                if self.valued_orders == self.orders
+                else f"; {self.orders - self.valued_orders:,} of {self.orders:,} orders carry no value "
+                "and are left out of it"
+            )
+            return (
+                f"average order value {self.average_order_value:,.2f}: revenue / "
+                f"{self.valued_orders:,} orders with a value{part}"
+            )
+        why = (
+            "there are no orders in the window"
+            if self.orders == 0
+            else f"none of the {self.orders:,} orders in the window carries a value"
+            if self.valued_orders == 0
+            else f"the {self.valued_orders:,} orders with a value add up to {self.revenue:,.2f}"
+        )
+        return (
+            f"revenue at stake cannot be computed: {why}. Findings are ranked by orders at "
+            f"stake (sessions lost × the share that would have bought); to put a price on "
+            f"them, {HOW_TO_GIVE}"
+        )
 
 
 def check_aov(value: Any, what: str = "--aov") -> float | None:
@@ -77,8 +94,10 @@ def check_aov(value: Any, what: str = "--aov") -> float | None:
     except (TypeError, ValueError):
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
-        raise ConfigError(f"{what} {value!r} is not valid: give the store's average order value, "
-                          "a positive number such as 45")
+        raise ConfigError(
+            f"{what} {value!r} is not valid: give the store's average order value, "
+            "a positive number such as 45"
+        )
     return number
 
 
@@ -89,13 +108,16 @@ def given_aov(explicit: float | None, section: dict[str, Any]) -> float | None:
         return check_aov(explicit)
     unknown = set(section) - {"average_order_value"}
     if unknown:
-        raise ConfigError(f"[diagnosis] has unknown key(s) {', '.join(sorted(unknown))}: "
-                          "the section takes average_order_value")
-    return check_aov(section.get("average_order_value"),
-                     "[diagnosis] average_order_value")
+        raise ConfigError(
+            f"[diagnosis] has unknown key(s) {', '.join(sorted(unknown))}: "
+            "the section takes average_order_value"
+        )
+    return check_aov(section.get("average_order_value"), "[diagnosis] average_order_value")
 
 
-def order_value(store: Any, start: datetime, end: datetime, *, given: float | None = None) -> OrderValue:
+def order_value(
+    store: Any, start: datetime, end: datetime, *, given: float | None = None
+) -> OrderValue:
     """Orders in ``[start, end)`` and the average order value to use (module docstring)."""
     orders, valued, revenue = store.db.rows(
         """

@@ -34,8 +34,12 @@ class Tactic:
     steps: tuple[str, ...] = ()
     enabled: bool = True
 
-    def fits(self, kind: str, stage: str | None, step: str | None = None, metric: str | None = None) -> bool:
-        if not self.enabled or (kind not in self.triggers and f"{kind}:{metric}" not in self.triggers):
+    def fits(
+        self, kind: str, stage: str | None, step: str | None = None, metric: str | None = None
+    ) -> bool:
+        if not self.enabled or (
+            kind not in self.triggers and f"{kind}:{metric}" not in self.triggers
+        ):
             return False
         if self.stage != "any" and self.stage != (stage or "").lower():
             return False
@@ -48,7 +52,14 @@ class Playbook:
     def __init__(self, tactics: list[Tactic]):
         self.tactics = tactics
 
-    def for_finding(self, kind: str, stage: str | None, step: str | None = None, metric: str | None = None, limit: int = 3) -> list[Tactic]:
+    def for_finding(
+        self,
+        kind: str,
+        stage: str | None,
+        step: str | None = None,
+        metric: str | None = None,
+        limit: int = 3,
+    ) -> list[Tactic]:
         """The first ``limit`` tactics that fit a finding (see the module docstring)."""
         return [t for t in self.tactics if t.fits(kind, stage, step, metric)][:limit]
 
@@ -63,7 +74,11 @@ class Playbook:
 
 
 def default_playbook_data() -> dict[str, dict[str, Any]]:
-    text = resources.files("shopfunnel.diagnosis").joinpath("playbook.toml").read_text(encoding="utf-8")
+    text = (
+        resources.files("shopfunnel.diagnosis")
+        .joinpath("playbook.toml")
+        .read_text(encoding="utf-8")
+    )
     return tomllib.loads(text)
 
 
@@ -72,10 +87,14 @@ def load_playbook(model: Any = None) -> Playbook:
     merged = default_playbook_data()
     for key, override in user_section(model, "playbook").items():
         if not isinstance(override, dict):
-            raise ConfigError(f"[playbook] {key} = {override!r}: each tactic is a table, e.g. [playbook.{key}]")
+            raise ConfigError(
+                f"[playbook] {key} = {override!r}: each tactic is a table, e.g. [playbook.{key}]"
+            )
         unknown = set(override) - _FIELDS
         if unknown:
-            raise ConfigError(f"[playbook.{key}]: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_FIELDS))}")
+            raise ConfigError(
+                f"[playbook.{key}]: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_FIELDS))}"
+            )
         merged[key] = {**merged.get(key, {}), **override}
     tactics = []
     for key, spec in merged.items():
@@ -84,7 +103,18 @@ def load_playbook(model: Any = None) -> Playbook:
             raise ConfigError(f"[playbook.{key}] needs {', '.join(sorted(missing))}")
         stage = str(spec["stage"]).lower()
         if stage not in (*STAGES, "any"):
-            raise ConfigError(f"[playbook.{key}] stage = {spec['stage']!r}: use one of {', '.join(STAGES)} or any")
-        tactics.append(Tactic(key=key, stage=stage, name=spec.get("name", key.replace("_", " ").capitalize()), why=spec["why"],
-                              triggers=tuple(spec["triggers"]), steps=tuple(spec.get("steps", ())), enabled=bool(spec.get("enabled", True))))
+            raise ConfigError(
+                f"[playbook.{key}] stage = {spec['stage']!r}: use one of {', '.join(STAGES)} or any"
+            )
+        tactics.append(
+            Tactic(
+                key=key,
+                stage=stage,
+                name=spec.get("name", key.replace("_", " ").capitalize()),
+                why=spec["why"],
+                triggers=tuple(spec["triggers"]),
+                steps=tuple(spec.get("steps", ())),
+                enabled=bool(spec.get("enabled", True)),
+            )
+        )
     return Playbook(tactics)

@@ -33,7 +33,19 @@ from shopfunnel.store.db import json_pointer, quote_ident
 Grain = Literal["day", "hour"]
 SEGMENT_COLUMNS = ("device", "channel", "campaign", "country")
 # the other columns of the sessions table (a property cannot take their names)
-_OWN_COLUMNS = ("", "session_id", "person_id", "started_at", "hour", "day", "level", "orders", "revenue", "excluded", "period")
+_OWN_COLUMNS = (
+    "",
+    "session_id",
+    "person_id",
+    "started_at",
+    "hour",
+    "day",
+    "level",
+    "orders",
+    "revenue",
+    "excluded",
+    "period",
+)
 
 
 @dataclass(frozen=True)
@@ -72,22 +84,33 @@ class SessionLevels:
 
     _ids = itertools.count()
 
-    def __init__(self, store, steps: Sequence[DiagnosisStep] = DEFAULT_STEPS, *, start: datetime | None = None, end: datetime | None = None,
-                 properties: Sequence[str] = ()):
+    def __init__(
+        self,
+        store,
+        steps: Sequence[DiagnosisStep] = DEFAULT_STEPS,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        properties: Sequence[str] = (),
+    ):
         self.store = store
         self.db = store.db
         for key in properties:
             if not isinstance(key, str) or key in SEGMENT_COLUMNS or key in _OWN_COLUMNS:
                 from shopfunnel.errors import ConfigError
 
-                raise ConfigError(f"cannot segment by the property {key!r}: it is empty or names a column "
-                                  f"sessions already have ({', '.join(c for c in SEGMENT_COLUMNS + _OWN_COLUMNS if c)}); name another key")
+                raise ConfigError(
+                    f"cannot segment by the property {key!r}: it is empty or names a column "
+                    f"sessions already have ({', '.join(c for c in SEGMENT_COLUMNS + _OWN_COLUMNS if c)}); name another key"
+                )
         self.properties: tuple[str, ...] = tuple(dict.fromkeys(properties))
         self.segment_columns: tuple[str, ...] = SEGMENT_COLUMNS + self.properties
         present = {r[0] for r in self.db.rows("SELECT DISTINCT event FROM events")}
         # A step whose event the store never records cannot be measured: drop it, and say so.
         self.steps: tuple[DiagnosisStep, ...] = tuple(s for s in steps if s.event in present)
-        self.missing_steps: tuple[DiagnosisStep, ...] = tuple(s for s in steps if s.event not in present)
+        self.missing_steps: tuple[DiagnosisStep, ...] = tuple(
+            s for s in steps if s.event not in present
+        )
         self.table = f"__sf_levels_{next(self._ids)}"
         level = " ".join(f"WHEN event = ? THEN {i + 1}" for i, _ in enumerate(self.steps))
         level_expr = f"max(CASE {level} ELSE 0 END)" if self.steps else "0"
@@ -107,7 +130,11 @@ class SessionLevels:
         cond = ("WHERE " + " AND ".join(where)) if where else ""
         # Orders and revenue come from the purchase events alone: a distinct count among the
         # session aggregates made DuckDB take a slow path (13 s instead of 3 at 10M events).
-        purchase_cond = ("WHERE event = 'purchase' AND " + " AND ".join(where)) if where else "WHERE event = 'purchase'"
+        purchase_cond = (
+            ("WHERE event = 'purchase' AND " + " AND ".join(where))
+            if where
+            else "WHERE event = 'purchase'"
+        )
         self.db.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {self.table} AS
@@ -154,8 +181,11 @@ class SessionLevels:
         if end is not None:
             cond.append("started_at < ?")
             params.append(end)
-        self.db.execute(f"CREATE OR REPLACE TEMP TABLE {child.table} AS SELECT * FROM {self.table} "
-                        f"WHERE {' AND '.join(cond)}", params)
+        self.db.execute(
+            f"CREATE OR REPLACE TEMP TABLE {child.table} AS SELECT * FROM {self.table} "
+            f"WHERE {' AND '.join(cond)}",
+            params,
+        )
         span = self.db.rows(f"SELECT min(day), max(day), count(*) FROM {child.table}")[0]
         child.first_day, child.last_day, child.sessions = span[0], span[1], int(span[2] or 0)
         return child
@@ -174,14 +204,22 @@ class SessionLevels:
             if col not in self.segment_columns:
                 from shopfunnel.errors import ConfigError
 
-                raise ConfigError(f"cannot exclude by {col!r}: use one of {', '.join(self.segment_columns)}")
+                raise ConfigError(
+                    f"cannot exclude by {col!r}: use one of {', '.join(self.segment_columns)}"
+                )
             cond.append(f"{quote_ident(col)} = ?")
             params.append(value)
         before = int(self.db.scalar(f"SELECT count(*) FROM {self.table} WHERE excluded") or 0)
-        self.db.execute(f"UPDATE {self.table} SET excluded = true WHERE {' AND '.join(cond)}", params)
-        return int(self.db.scalar(f"SELECT count(*) FROM {self.table} WHERE excluded") or 0) - before
+        self.db.execute(
+            f"UPDATE {self.table} SET excluded = true WHERE {' AND '.join(cond)}", params
+        )
+        return (
+            int(self.db.scalar(f"SELECT count(*) FROM {self.table} WHERE excluded") or 0) - before
+        )
 
-    def persons_per_session(self, start: datetime, end: datetime, level: int = 0, **segment: str) -> float:
+    def persons_per_session(
+        self, start: datetime, end: datetime, level: int = 0, **segment: str
+    ) -> float:
         """Distinct persons per session among the sessions of ``segment`` that started in
         ``[start, end)`` and reached step ``level`` (NaN when there is none): how many
         persons a number of those sessions stands for."""
@@ -191,11 +229,15 @@ class SessionLevels:
             if col not in self.segment_columns:
                 from shopfunnel.errors import ConfigError
 
-                raise ConfigError(f"no segment column {col!r}: use one of {', '.join(self.segment_columns)}")
+                raise ConfigError(
+                    f"no segment column {col!r}: use one of {', '.join(self.segment_columns)}"
+                )
             cond.append(f"{quote_ident(col)} = ?")
             params.append(value)
         persons, sessions = self.db.rows(
-            f"SELECT count(DISTINCT person_id), count(*) FROM {self.table} WHERE {' AND '.join(cond)}", params)[0]
+            f"SELECT count(DISTINCT person_id), count(*) FROM {self.table} WHERE {' AND '.join(cond)}",
+            params,
+        )[0]
         return float(persons) / sessions if sessions else float("nan")
 
     def counts(
@@ -221,23 +263,36 @@ class SessionLevels:
             if col not in self.segment_columns:
                 from shopfunnel.errors import ConfigError
 
-                raise ConfigError(f"cannot break down by {col!r}: use one of {', '.join(self.segment_columns)}")
+                raise ConfigError(
+                    f"cannot break down by {col!r}: use one of {', '.join(self.segment_columns)}"
+                )
         exprs: list[str] = []
         params: list[object] = []
         for col in by:
             if (top and col in top) or (keep and col in keep):
-                values = keep[col] if keep and col in keep else [r[0] for r in self.db.rows(
-                    f"SELECT {quote_ident(col)} FROM {self.table} GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ?",
-                    [top[col]],  # type: ignore[index]
-                )]
+                values = (
+                    keep[col]
+                    if keep and col in keep
+                    else [
+                        r[0]
+                        for r in self.db.rows(
+                            f"SELECT {quote_ident(col)} FROM {self.table} GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ?",
+                            [top[col]],  # type: ignore[index]
+                        )
+                    ]
+                )
                 placeholders = ", ".join("?" for _ in values) or "NULL"
-                exprs.append(f"CASE WHEN {quote_ident(col)} IN ({placeholders}) THEN {quote_ident(col)} ELSE 'other' END AS {quote_ident(col)}")
+                exprs.append(
+                    f"CASE WHEN {quote_ident(col)} IN ({placeholders}) THEN {quote_ident(col)} ELSE 'other' END AS {quote_ident(col)}"
+                )
                 params += values
             else:
                 exprs.append(quote_ident(col))
         if grain is not None:
             exprs.append("hour AS period" if grain == "hour" else "day AS period")
-        reached = ", ".join(f"count(*) FILTER (WHERE level >= {k}) AS n{k}" for k in range(1, len(self.steps) + 1))
+        reached = ", ".join(
+            f"count(*) FILTER (WHERE level >= {k}) AS n{k}" for k in range(1, len(self.steps) + 1)
+        )
         where: list[str] = [] if include_excluded else ["NOT excluded"]
         wparams: list[object] = []
         if start is not None:
@@ -247,7 +302,12 @@ class SessionLevels:
             where.append("started_at < ?")
             wparams.append(end)
         cond = ("WHERE " + " AND ".join(where)) if where else ""
-        select = ", ".join(exprs + ["count(*) AS n0"] + ([reached] if reached else []) + ["sum(orders) AS orders", "sum(revenue) AS revenue"])
+        select = ", ".join(
+            exprs
+            + ["count(*) AS n0"]
+            + ([reached] if reached else [])
+            + ["sum(orders) AS orders", "sum(revenue) AS revenue"]
+        )
         group = "GROUP BY ALL ORDER BY ALL" if exprs else ""
         df = self.db.df(f"SELECT {select} FROM {self.table} {cond} {group}", params + wparams)
         for k in range(len(self.steps) + 1):
@@ -262,7 +322,9 @@ class SessionLevels:
         if col not in self.segment_columns:
             from shopfunnel.errors import ConfigError
 
-            raise ConfigError(f"no segment column {col!r}: use one of {', '.join(self.segment_columns)}")
+            raise ConfigError(
+                f"no segment column {col!r}: use one of {', '.join(self.segment_columns)}"
+            )
         c = quote_ident(col)
         rows = self.db.rows(
             f"""

@@ -32,10 +32,14 @@ def user_section(model: Any, name: str) -> dict[str, Any]:
     elif hasattr(model, "sections"):
         data = model.sections
     else:
-        raise ConfigError(f"model={model!r} is not a model: pass shopfunnel.model.load_model(), a dict or a path")
+        raise ConfigError(
+            f"model={model!r} is not a model: pass shopfunnel.model.load_model(), a dict or a path"
+        )
     section = data.get(name, {})
     if not isinstance(section, dict):
-        raise ConfigError(f"[{name}] in the model file must be a table, got {type(section).__name__}")
+        raise ConfigError(
+            f"[{name}] in the model file must be a table, got {type(section).__name__}"
+        )
     return section
 
 

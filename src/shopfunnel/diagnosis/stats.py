@@ -27,7 +27,9 @@ def _z(confidence: float) -> float:
     if not 0 < confidence < 1:
         from shopfunnel.errors import ConfigError
 
-        raise ConfigError(f"confidence={confidence!r} is not valid: use a number between 0 and 1, e.g. 0.95")
+        raise ConfigError(
+            f"confidence={confidence!r} is not valid: use a number between 0 and 1, e.g. 0.95"
+        )
     return float(stats.norm.ppf(0.5 + confidence / 2))
 
 
@@ -124,7 +126,10 @@ def newcombe_interval(
     l1, u1 = wilson_interval(x1, n1, confidence)
     l2, u2 = wilson_interval(x2, n2, confidence)
     d = p1 - p2
-    return (d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
+    return (
+        d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+        d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2),
+    )
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,9 @@ def odds_ratio(
         p, method = fisher_exact_p(int(a), int(b), int(c), int(d)), "fisher"
     else:
         p, method = _p_from_z(log_or / se, "two-sided"), "woolf"
-    return OddsRatio(math.exp(log_or), math.exp(log_or - z * se), math.exp(log_or + z * se), p, method, corrected)
+    return OddsRatio(
+        math.exp(log_or), math.exp(log_or - z * se), math.exp(log_or + z * se), p, method, corrected
+    )
 
 
 def _as_array(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -56,7 +56,9 @@ def parse_tiers(text: str) -> list[Tier]:
         try:
             threshold, percent = (float(x) for x in part.split(":"))
         except ValueError as exc:
-            raise ConfigError(f"tier {part!r} is not valid: write THRESHOLD:PERCENT, e.g. --tiers 100:5,300:10") from exc
+            raise ConfigError(
+                f"tier {part!r} is not valid: write THRESHOLD:PERCENT, e.g. --tiers 100:5,300:10"
+            ) from exc
         tiers.append(Tier(threshold, percent / 100))
     return validate_tiers(tiers)
 
@@ -66,7 +68,9 @@ def validate_tiers(tiers: list[Tier]) -> list[Tier]:
         raise ConfigError("give at least one tier, e.g. --tiers 100:5,300:10")
     for t in tiers:
         if t.threshold < 0 or not 0 < t.rate < 1:
-            raise ConfigError(f"tier {t.threshold:g}:{t.rate * 100:g} is not valid: a threshold ≥ 0 and a discount between 0 and 100 percent")
+            raise ConfigError(
+                f"tier {t.threshold:g}:{t.rate * 100:g} is not valid: a threshold ≥ 0 and a discount between 0 and 100 percent"
+            )
     tiers = sorted(tiers, key=lambda t: t.threshold)
     if len({t.threshold for t in tiers}) != len(tiers):
         raise ConfigError("two tiers have the same threshold: give each threshold once")
@@ -89,7 +93,9 @@ def tier_rate(value: float, tiers: list[Tier] | tuple[Tier, ...]) -> float:
 
 def format_tiers(tiers: list[Tier] | tuple[Tier, ...]) -> str:
     """The text :func:`parse_tiers` reads back: ``100:5,300:10``."""
-    return ",".join(f"{t.threshold:g}:{t.rate * 100:g}" for t in sorted(tiers, key=lambda t: t.threshold))
+    return ",".join(
+        f"{t.threshold:g}:{t.rate * 100:g}" for t in sorted(tiers, key=lambda t: t.threshold)
+    )
 
 
 @dataclass
@@ -103,14 +109,20 @@ class WhatIf:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy, "summary": self.summary,
-                "tiers": json.loads(self.tiers.to_json(orient="records")), "notes": self.notes}
+        return {
+            "policy": self.policy,
+            "summary": self.summary,
+            "tiers": json.loads(self.tiers.to_json(orient="records")),
+            "notes": self.notes,
+        }
 
     def __repr__(self) -> str:
         s = self.summary
-        return (f"WhatIf({self.policy}: {s['orders_affected']:,} of {s['orders']:,} orders affected "
-                f"({_pct(s['share_affected'])}), cost {s['cost']:,.2f} ({_pct(s['cost_share_of_revenue'])} of revenue), "
-                f"break-even uplift {_pct(s['breakeven_uplift'])})")
+        return (
+            f"WhatIf({self.policy}: {s['orders_affected']:,} of {s['orders']:,} orders affected "
+            f"({_pct(s['share_affected'])}), cost {s['cost']:,.2f} ({_pct(s['cost_share_of_revenue'])} of revenue), "
+            f"break-even uplift {_pct(s['breakeven_uplift'])})"
+        )
 
 
 def _pct(x: float | None) -> str:
@@ -128,29 +140,45 @@ def _window(start: datetime | None, end: datetime | None) -> tuple[str, list]:
     return " AND ".join(where), params
 
 
-def breakeven(cost: float, revenue: float, orders: int, margin: float | None) -> tuple[dict[str, Any], list[str]]:
+def breakeven(
+    cost: float, revenue: float, orders: int, margin: float | None
+) -> tuple[dict[str, Any], list[str]]:
     """``gross_margin``, ``breakeven_uplift`` and ``breakeven_extra_orders`` of a policy
     costing ``cost`` on ``orders`` orders worth ``revenue`` (definitions in the module
     docstring), and notes saying why a figure is NaN."""
     m = 1.0 if margin is None else margin
     if margin is not None and not 0 < margin <= 1:
-        raise ConfigError(f"gross_margin={margin!r} is not valid: a share between 0 and 1, e.g. 0.4 for 40%")
+        raise ConfigError(
+            f"gross_margin={margin!r} is not valid: a share between 0 and 1, e.g. 0.4 for 40%"
+        )
     notes = []
     room = m * revenue - cost
     if orders == 0:
         notes.append("no orders in the window: nothing to replay")
         uplift = float("nan")
     elif room <= 0:
-        notes.append(f"the cost ({cost:,.2f}) is at least the margin on all orders ({m * revenue:,.2f}): no uplift pays for it")
+        notes.append(
+            f"the cost ({cost:,.2f}) is at least the margin on all orders ({m * revenue:,.2f}): no uplift pays for it"
+        )
         uplift = float("nan")
     else:
         uplift = cost / room
-    return {"gross_margin": m, "breakeven_uplift": uplift,
-            "breakeven_extra_orders": uplift * orders if not math.isnan(uplift) else float("nan")}, notes
+    return {
+        "gross_margin": m,
+        "breakeven_uplift": uplift,
+        "breakeven_extra_orders": uplift * orders if not math.isnan(uplift) else float("nan"),
+    }, notes
 
 
-def tiered_discount(store, tiers: list[Tier], *, gross_margin: float | None = None, reach: float = 0.2,
-                    start: datetime | None = None, end: datetime | None = None) -> WhatIf:
+def tiered_discount(
+    store,
+    tiers: list[Tier],
+    *,
+    gross_margin: float | None = None,
+    reach: float = 0.2,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> WhatIf:
     """Replay tiered discounts on past orders (definitions in the module docstring)."""
     tiers = validate_tiers(list(tiers))
     where, params = _window(start, end)
@@ -179,25 +207,52 @@ def tiered_discount(store, tiers: list[Tier], *, gross_margin: float | None = No
         near_value = float(near_sum.loc[near_sum["near"] == i, "value"].sum())
         c = rev * t.rate
         cost += c
-        rows.append({"threshold": t.threshold, "rate": t.rate, "orders": n, "share_of_orders": n / orders if orders else float("nan"),
-                     "revenue": rev, "cost": c, "orders_within_reach": n_near,
-                     "mean_top_up": (t.threshold * n_near - near_value) / n_near if n_near else float("nan")})
+        rows.append(
+            {
+                "threshold": t.threshold,
+                "rate": t.rate,
+                "orders": n,
+                "share_of_orders": n / orders if orders else float("nan"),
+                "revenue": rev,
+                "cost": c,
+                "orders_within_reach": n_near,
+                "mean_top_up": (t.threshold * n_near - near_value) / n_near
+                if n_near
+                else float("nan"),
+            }
+        )
     table = pd.DataFrame(rows)
     affected = int(table["orders"].sum())
     be, notes = breakeven(cost, revenue, orders, gross_margin)
-    summary = {"orders": orders, "revenue": revenue, "orders_affected": affected,
-               "share_affected": affected / orders if orders else float("nan"),
-               "revenue_affected": float(table["revenue"].sum()), "cost": cost,
-               "cost_share_of_revenue": cost / revenue if revenue else float("nan"), **be}
+    summary = {
+        "orders": orders,
+        "revenue": revenue,
+        "orders_affected": affected,
+        "share_affected": affected / orders if orders else float("nan"),
+        "revenue_affected": float(table["revenue"].sum()),
+        "cost": cost,
+        "cost_share_of_revenue": cost / revenue if revenue else float("nan"),
+        **be,
+    }
     label = ", ".join(f"{t.rate * 100:g}% off from {t.threshold:g}" for t in tiers)
     return WhatIf(f"tiered discount ({label})", summary, table, notes)
 
 
-def free_shipping(store, threshold: float, *, shipping_fee: float | None = None, gross_margin: float | None = None,
-                  reach: float = 0.2, start: datetime | None = None, end: datetime | None = None) -> WhatIf:
+def free_shipping(
+    store,
+    threshold: float,
+    *,
+    shipping_fee: float | None = None,
+    gross_margin: float | None = None,
+    reach: float = 0.2,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> WhatIf:
     """Replay free shipping from ``threshold`` on past orders (definitions in the module docstring)."""
     if threshold < 0:
-        raise ConfigError(f"free-shipping threshold {threshold!r} is not valid: give an order value ≥ 0, e.g. 75")
+        raise ConfigError(
+            f"free-shipping threshold {threshold!r} is not valid: give an order value ≥ 0, e.g. 75"
+        )
     where, params = _window(start, end)
     paid = store.db.df(
         f"""
@@ -223,7 +278,9 @@ def free_shipping(store, threshold: float, *, shipping_fee: float | None = None,
         cost = shipping_fee * n_q
         basis = f"a flat fee of {shipping_fee:g} per order"
         if known:
-            notes.append("some orders carry properties.shipping and some do not: the flat fee is used for all")
+            notes.append(
+                "some orders carry properties.shipping and some do not: the flat fee is used for all"
+            )
     else:
         raise ConfigError(
             "the orders do not say what shipping they paid (no properties.shipping on purchase events): "
@@ -233,10 +290,28 @@ def free_shipping(store, threshold: float, *, shipping_fee: float | None = None,
     n_near = int(near["orders"].sum())
     be, n2 = breakeven(cost, revenue, orders, gross_margin)
     notes += n2
-    table = pd.DataFrame([{"threshold": threshold, "orders": n_q, "share_of_orders": n_q / orders if orders else float("nan"),
-                           "revenue": float(q["revenue"].sum()), "cost": cost, "orders_within_reach": n_near,
-                           "mean_top_up": float(near["short"].sum()) / n_near if n_near else float("nan")}])
-    summary = {"orders": orders, "revenue": revenue, "orders_affected": n_q,
-               "share_affected": n_q / orders if orders else float("nan"), "revenue_affected": float(q["revenue"].sum()),
-               "cost": cost, "cost_basis": basis, "cost_share_of_revenue": cost / revenue if revenue else float("nan"), **be}
+    table = pd.DataFrame(
+        [
+            {
+                "threshold": threshold,
+                "orders": n_q,
+                "share_of_orders": n_q / orders if orders else float("nan"),
+                "revenue": float(q["revenue"].sum()),
+                "cost": cost,
+                "orders_within_reach": n_near,
+                "mean_top_up": float(near["short"].sum()) / n_near if n_near else float("nan"),
+            }
+        ]
+    )
+    summary = {
+        "orders": orders,
+        "revenue": revenue,
+        "orders_affected": n_q,
+        "share_affected": n_q / orders if orders else float("nan"),
+        "revenue_affected": float(q["revenue"].sum()),
+        "cost": cost,
+        "cost_basis": basis,
+        "cost_share_of_revenue": cost / revenue if revenue else float("nan"),
+        **be,
+    }
     return WhatIf(f"free shipping from {threshold:g}", summary, table, notes)

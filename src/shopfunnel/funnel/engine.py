@@ -79,8 +79,9 @@ def timeline_fits(plan: FunnelPlan, tl: Timeline | None = None) -> bool:
     return plan.count_by != "session" or (tl.session is not None and tl.sessions_nested)
 
 
-def timeline_rows(plan: FunnelPlan, tl: Timeline, start: int = 0, stop: int | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def timeline_rows(
+    plan: FunnelPlan, tl: Timeline, start: int = 0, stop: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The plan's rows of the timeline (rows ``start..stop``), coded and ordered as
     :meth:`LocalEngine.build_sql` orders them: owner, µs, step code and the rows' indices
     in the timeline counted from ``start``."""
@@ -90,9 +91,15 @@ def timeline_rows(plan: FunnelPlan, tl: Timeline, start: int = 0, stop: int | No
         codes.setdefault(cond.event, []).append((k, cond.where))
     # rows before a unit's first possible anchor take part in no attempt
     anchor_max = 0 if plan.order == "any" else len(plan.steps) if plan.open_entry else 1
-    return select_timeline(tl, codes, other=other if plan.order == "strict" else None,
-                           by_session=plan.count_by == "session", anchor_max=anchor_max,
-                           start=start, stop=stop)
+    return select_timeline(
+        tl,
+        codes,
+        other=other if plan.order == "strict" else None,
+        by_session=plan.count_by == "session",
+        anchor_max=anchor_max,
+        start=start,
+        stop=stop,
+    )
 
 
 class LocalEngine:
@@ -105,8 +112,14 @@ class LocalEngine:
     (property filters, ``hold``, a breakdown by another column) run by SQL either way.
     """
 
-    def __init__(self, source: Any, *, batch_rows: int = BATCH_ROWS,
-                 memory_limit: str | None = None, timeline: bool | Timeline | None = None):
+    def __init__(
+        self,
+        source: Any,
+        *,
+        batch_rows: int = BATCH_ROWS,
+        memory_limit: str | None = None,
+        timeline: bool | Timeline | None = None,
+    ):
         self.batch_rows = batch_rows
         self._owned = False
         from shopfunnel.store.store import Store
@@ -260,8 +273,13 @@ class LocalEngine:
             where.append(f"event IN ({', '.join('?' * len(distinct))})")
             params.extend(distinct)
         rows = f"SELECT {', '.join(select)} FROM {self.relation} WHERE {' AND '.join(where)}"
-        keep = ["o", "t", *(["hv"] if plan.hold is not None else []), *(["a"] if plan.by is not None else []),
-                *(["p"] if plan.trend else [])]
+        keep = [
+            "o",
+            "t",
+            *(["hv"] if plan.hold is not None else []),
+            *(["a"] if plan.by is not None else []),
+            *(["p"] if plan.trend else []),
+        ]
         if overlap:
             rows = (
                 f"SELECT {', '.join(keep)}, CAST(unnest(CASE WHEN len(l) = 0 THEN [{other}] "
@@ -272,8 +290,14 @@ class LocalEngine:
             outer_where.append(f"c <> {other}")
         if plan.hold is not None:
             outer_where.append("hv IS NOT NULL")
-        cols = ["o", *(["hash(o, hv) AS u"] if plan.hold is not None else []), "t", "c",
-                *(["a"] if plan.by is not None else []), *(["p"] if plan.trend else [])]
+        cols = [
+            "o",
+            *(["hash(o, hv) AS u"] if plan.hold is not None else []),
+            "t",
+            "c",
+            *(["a"] if plan.by is not None else []),
+            *(["p"] if plan.trend else []),
+        ]
         order = ["o", *(["u"] if plan.hold is not None else []), "t", "c"]
         sql = (
             f"SELECT {', '.join(cols)} FROM ({rows}) WHERE {' AND '.join(outer_where)} "
@@ -288,8 +312,9 @@ class LocalEngine:
         if self._store is not None and self._timeline is None:
             return timeline_of_store(self._store, pieces=True)
         if self._timeline is None:
-            self._timeline = build_timeline(self.db, self.relation, self.person, self.columns,
-                                            key="engine")
+            self._timeline = build_timeline(
+                self.db, self.relation, self.person, self.columns, key="engine"
+            )
         return self._timeline
 
     def run(self, plan: FunnelPlan) -> EngineOutput:
@@ -367,20 +392,28 @@ class LocalEngine:
             owner = np.empty(int(starts[-1]), dtype=np.uint64)
 
             def run(i: int) -> np.ndarray:
-                part = tuple(a[starts[i]:starts[i + 1]] for a in out)
+                part = tuple(a[starts[i] : starts[i + 1]] for a in out)
                 tot = run_prepared(plan, chunks[i], part)
                 ch = chunks[i]
-                owner[starts[i]:starts[i + 1]] = ch.o[ch.unit_starts[:-1][part[0]]]
+                owner[starts[i] : starts[i + 1]] = ch.o[ch.unit_starts[:-1][part[0]]]
                 chunks[i] = None  # type: ignore[call-overload]  # free the rows
                 return tot
 
-            totals = np.asarray(np.sum(list(pool.map(run, range(len(chunks)))), axis=0, dtype=np.int64)
-                                ) if chunks else np.zeros(len(plan.steps), np.int64)
+            totals = (
+                np.asarray(np.sum(list(pool.map(run, range(len(chunks)))), axis=0, dtype=np.int64))
+                if chunks
+                else np.zeros(len(plan.steps), np.int64)
+            )
         labels = tl.labels.get(plan.by, []) if plan.by is not None else []
         return self._output(plan, [entered(plan, owner, out)], totals, list(labels))
 
-    def _output(self, plan: FunnelPlan, parts: list[tuple[np.ndarray, ...]],
-                totals: np.ndarray, labels: list[str]) -> EngineOutput:
+    def _output(
+        self,
+        plan: FunnelPlan,
+        parts: list[tuple[np.ndarray, ...]],
+        totals: np.ndarray,
+        labels: list[str],
+    ) -> EngineOutput:
         n = len(plan.steps)
         if len(parts) == 1:
             arrays = list(parts.pop())
@@ -395,16 +428,19 @@ class LocalEngine:
                     p[i] = None  # type: ignore[call-overload]  # free the piece
         else:
             arrays = [np.zeros(0, np.uint64), np.zeros(0, np.int64)] + [
-                np.zeros((0, n), np.int64)] * 3
+                np.zeros((0, n), np.int64)
+            ] * 3
         if len(arrays) == 5:
             no_codes = np.broadcast_to(np.int32(-1), (len(arrays[0]), n))
             arrays += [no_codes, no_codes]
         owner, period, reached, prev, anchor, sattr, aattr = arrays
         if plan.hold is not None:
             owner, period, reached, prev, anchor, sattr, aattr = first_per_owner(
-                owner, period, reached, prev, anchor, sattr, aattr)
-        return EngineOutput(owner, period, reached, prev, anchor, sattr, aattr, totals,
-                            labels, self._lookup(plan))
+                owner, period, reached, prev, anchor, sattr, aattr
+            )
+        return EngineOutput(
+            owner, period, reached, prev, anchor, sattr, aattr, totals, labels, self._lookup(plan)
+        )
 
     def _label_values(self, plan: FunnelPlan, hashes: list[int]) -> list[str]:
         """The breakdown values behind their hashes, in code order."""
@@ -417,7 +453,8 @@ class LocalEngine:
         rows = self.db.rows(
             f"SELECT DISTINCT hash(v), v FROM (SELECT {expr} AS v FROM {self.relation} "
             f"WHERE event IN ({', '.join('?' * len(names))})) WHERE v IS NOT NULL",
-            params + names)
+            params + names,
+        )
         values = {int(h): v for h, v in rows}
         return [values.get(h, "?") for h in hashes]
 
@@ -447,5 +484,11 @@ class LocalEngine:
         return lookup
 
 
-__all__: Sequence[str] = ["EngineOutput", "FunnelEngine", "FunnelPlan", "LocalEngine",
-                          "StepCondition", "count_batch"]
+__all__: Sequence[str] = [
+    "EngineOutput",
+    "FunnelEngine",
+    "FunnelPlan",
+    "LocalEngine",
+    "StepCondition",
+    "count_batch",
+]

@@ -54,9 +54,35 @@ def _record(seg, k, t, prev_t, anchor_t, sa, aa, reached, prev, anchor, sattr, a
 
 
 @njit(cache=True, nogil=True)
-def _scan_ordered(ts, code, attr, period, a, b, p, t_stop, n, window, optional, open_entry,
-                  excl_from, excl_to, has_period, ch_valid, ch_anchor, ch_last, ch_aattr,
-                  seg, reached, prev, anchor, sattr, aattr, totals, c):
+def _scan_ordered(
+    ts,
+    code,
+    attr,
+    period,
+    a,
+    b,
+    p,
+    t_stop,
+    n,
+    window,
+    optional,
+    open_entry,
+    excl_from,
+    excl_to,
+    has_period,
+    ch_valid,
+    ch_anchor,
+    ch_last,
+    ch_aattr,
+    seg,
+    reached,
+    prev,
+    anchor,
+    sattr,
+    aattr,
+    totals,
+    c,
+):
     for k in range(n):
         ch_valid[k] = False
     for i in range(a, b):
@@ -76,8 +102,11 @@ def _scan_ordered(ts, code, attr, period, a, b, p, t_stop, n, window, optional, 
         best = -1
         j = k - 1
         while j >= 0:
-            if (ch_valid[j] and t - ch_anchor[j] <= window
-                    and (best < 0 or ch_anchor[j] > ch_anchor[best])):
+            if (
+                ch_valid[j]
+                and t - ch_anchor[j] <= window
+                and (best < 0 or ch_anchor[j] > ch_anchor[best])
+            ):
                 best = j
             if not optional[j]:
                 break
@@ -86,8 +115,20 @@ def _scan_ordered(ts, code, attr, period, a, b, p, t_stop, n, window, optional, 
         if best < 0 and not fresh:
             continue
         if best >= 0:
-            _record(seg, k, t, ch_last[best], ch_anchor[best], attr[i], ch_aattr[best],
-                    reached, prev, anchor, sattr, aattr)
+            _record(
+                seg,
+                k,
+                t,
+                ch_last[best],
+                ch_anchor[best],
+                attr[i],
+                ch_aattr[best],
+                reached,
+                prev,
+                anchor,
+                sattr,
+                aattr,
+            )
         else:
             _record(seg, k, t, NONE, t, attr[i], attr[i], reached, prev, anchor, sattr, aattr)
         if fresh:
@@ -105,8 +146,29 @@ def _scan_ordered(ts, code, attr, period, a, b, p, t_stop, n, window, optional, 
 
 
 @njit(cache=True, nogil=True)
-def _scan_strict(ts, code, attr, period, a, b, p, t_stop, n, window, optional, open_entry,
-                 has_period, seg, reached, prev, anchor, sattr, aattr, totals, c):
+def _scan_strict(
+    ts,
+    code,
+    attr,
+    period,
+    a,
+    b,
+    p,
+    t_stop,
+    n,
+    window,
+    optional,
+    open_entry,
+    has_period,
+    seg,
+    reached,
+    prev,
+    anchor,
+    sattr,
+    aattr,
+    totals,
+    c,
+):
     level = 0
     ch_anchor = NONE
     ch_last = NONE
@@ -135,8 +197,20 @@ def _scan_strict(ts, code, attr, period, a, b, p, t_stop, n, window, optional, o
             level = 0
             continue
         if ext:
-            _record(seg, k, t, ch_last, ch_anchor, attr[i], ch_aattr,
-                    reached, prev, anchor, sattr, aattr)
+            _record(
+                seg,
+                k,
+                t,
+                ch_last,
+                ch_anchor,
+                attr[i],
+                ch_aattr,
+                reached,
+                prev,
+                anchor,
+                sattr,
+                aattr,
+            )
         else:
             _record(seg, k, t, NONE, t, attr[i], attr[i], reached, prev, anchor, sattr, aattr)
         if fresh:
@@ -148,8 +222,29 @@ def _scan_strict(ts, code, attr, period, a, b, p, t_stop, n, window, optional, o
 
 
 @njit(cache=True, nogil=True)
-def _scan_any(ts, code, attr, period, a, b, p, t_stop, n, window, has_period, cnt, seen,
-              seg, reached, prev, anchor, sattr, aattr, totals, c):
+def _scan_any(
+    ts,
+    code,
+    attr,
+    period,
+    a,
+    b,
+    p,
+    t_stop,
+    n,
+    window,
+    has_period,
+    cnt,
+    seen,
+    seg,
+    reached,
+    prev,
+    anchor,
+    sattr,
+    aattr,
+    totals,
+    c,
+):
     for k in range(n):
         cnt[k] = 0
     best_d = 0
@@ -190,8 +285,20 @@ def _scan_any(ts, code, attr, period, a, b, p, t_stop, n, window, has_period, cn
         if 0 <= s < n and not seen[s]:
             seen[s] = True
             prev_t = reached[seg, m - 1] if m > 0 else NONE
-            _record(seg, m, ts[jj], prev_t, t0, attr[jj], attr[best_i],
-                    reached, prev, anchor, sattr, aattr)
+            _record(
+                seg,
+                m,
+                ts[jj],
+                prev_t,
+                t0,
+                attr[jj],
+                attr[best_i],
+                reached,
+                prev,
+                anchor,
+                sattr,
+                aattr,
+            )
             m += 1
 
 
@@ -226,9 +333,33 @@ def count_segments(unit_starts, code, period, n, mode, open_entry):
 
 
 @njit(cache=True, nogil=True)
-def run_units(unit_starts, seg_offsets, ts, code, attr, period, n, window, mode, optional,
-              open_entry, excl_from, excl_to, has_period, u0, u1, c,
-              seg_unit, seg_period, reached, prev, anchor, sattr, aattr, totals):
+def run_units(
+    unit_starts,
+    seg_offsets,
+    ts,
+    code,
+    attr,
+    period,
+    n,
+    window,
+    mode,
+    optional,
+    open_entry,
+    excl_from,
+    excl_to,
+    has_period,
+    u0,
+    u1,
+    c,
+    seg_unit,
+    seg_period,
+    reached,
+    prev,
+    anchor,
+    sattr,
+    aattr,
+    totals,
+):
     """Run the pass for units ``u0..u1`` (chunk ``c``); it releases the GIL, so the
     caller runs chunks on several threads."""
     if u1 > u0:
@@ -249,8 +380,9 @@ def run_units(unit_starts, seg_offsets, ts, code, attr, period, n, window, mode,
             a = unit_starts[u]
             b = unit_starts[u + 1]
             if has_period:
-                m = _period_blocks(code, period, ts, a, b, n, mode, open_entry, window,
-                                   blk_i0, blk_stop, blk_p)
+                m = _period_blocks(
+                    code, period, ts, a, b, n, mode, open_entry, window, blk_i0, blk_stop, blk_p
+                )
             else:
                 m = 1
                 blk_i0[0] = a
@@ -269,18 +401,83 @@ def run_units(unit_starts, seg_offsets, ts, code, attr, period, n, window, mode,
                     if aattr.shape[0]:
                         aattr[seg, k] = -1
                 if mode == ORDERED:
-                    _scan_ordered(ts, code, attr, period, blk_i0[q], b, blk_p[q], blk_stop[q],
-                                  n, window, optional, open_entry, excl_from, excl_to,
-                                  has_period, ch_valid, ch_anchor, ch_last, ch_aattr,
-                                  seg, reached, prev, anchor, sattr, aattr, totals, c)
+                    _scan_ordered(
+                        ts,
+                        code,
+                        attr,
+                        period,
+                        blk_i0[q],
+                        b,
+                        blk_p[q],
+                        blk_stop[q],
+                        n,
+                        window,
+                        optional,
+                        open_entry,
+                        excl_from,
+                        excl_to,
+                        has_period,
+                        ch_valid,
+                        ch_anchor,
+                        ch_last,
+                        ch_aattr,
+                        seg,
+                        reached,
+                        prev,
+                        anchor,
+                        sattr,
+                        aattr,
+                        totals,
+                        c,
+                    )
                 elif mode == STRICT:
-                    _scan_strict(ts, code, attr, period, blk_i0[q], b, blk_p[q], blk_stop[q],
-                                 n, window, optional, open_entry, has_period,
-                                 seg, reached, prev, anchor, sattr, aattr, totals, c)
+                    _scan_strict(
+                        ts,
+                        code,
+                        attr,
+                        period,
+                        blk_i0[q],
+                        b,
+                        blk_p[q],
+                        blk_stop[q],
+                        n,
+                        window,
+                        optional,
+                        open_entry,
+                        has_period,
+                        seg,
+                        reached,
+                        prev,
+                        anchor,
+                        sattr,
+                        aattr,
+                        totals,
+                        c,
+                    )
                 else:
-                    _scan_any(ts, code, attr, period, blk_i0[q], b, blk_p[q], blk_stop[q],
-                              n, window, has_period, cnt, seen,
-                              seg, reached, prev, anchor, sattr, aattr, totals, c)
+                    _scan_any(
+                        ts,
+                        code,
+                        attr,
+                        period,
+                        blk_i0[q],
+                        b,
+                        blk_p[q],
+                        blk_stop[q],
+                        n,
+                        window,
+                        has_period,
+                        cnt,
+                        seen,
+                        seg,
+                        reached,
+                        prev,
+                        anchor,
+                        sattr,
+                        aattr,
+                        totals,
+                        c,
+                    )
 
 
 @njit(cache=True)

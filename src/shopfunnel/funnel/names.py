@@ -44,8 +44,11 @@ def check_names(engine: Any, plan: Any) -> None:
                 "Check the spelling; if the event is still to come, pass allow_unknown=True "
                 "(--allow-unknown on the command line)."
             )
-    keys = [(k, "filter key", "no event would match the step")
-            for cond in conditions for k, _ in cond.where]
+    keys = [
+        (k, "filter key", "no event would match the step")
+        for cond in conditions
+        for k, _ in cond.where
+    ]
     if plan.by is not None:
         keys.append((plan.by, "breakdown", "everyone would fall under '(none)'"))
     if plan.hold is not None:
@@ -56,17 +59,22 @@ def check_names(engine: Any, plan: Any) -> None:
         if key in ITEM_FIELDS and "items" in columns:
             continue
         if "properties" in columns and db.scalar(
-                f"SELECT 1 FROM {relation} WHERE json_exists(properties, ?) LIMIT 1",
-                [json_pointer(key)]):
+            f"SELECT 1 FROM {relation} WHERE json_exists(properties, ?) LIMIT 1",
+            [json_pointer(key)],
+        ):
             continue
         known = [c for c in columns if c not in ("items", "properties")]
         if "items" in columns:
             known += list(ITEM_FIELDS)
         if "properties" in columns:
-            known += [row[0] for row in db.rows(
-                f"SELECT DISTINCT unnest(json_keys(properties)) FROM (SELECT properties FROM "
-                f"{relation} WHERE properties IS NOT NULL AND json_type(properties) = 'OBJECT' "
-                f"LIMIT {SAMPLE_ROWS})")]
+            known += [
+                row[0]
+                for row in db.rows(
+                    f"SELECT DISTINCT unnest(json_keys(properties)) FROM (SELECT properties FROM "
+                    f"{relation} WHERE properties IS NOT NULL AND json_type(properties) = 'OBJECT' "
+                    f"LIMIT {SAMPLE_ROWS})"
+                )
+            ]
         raise UnknownNameError(
             f"the {what} {key!r} is not a column, an item field or a property key of any event "
             f"({_suggest(key, sorted(set(known)))}), so {outcome}. Check the spelling, or "

@@ -33,9 +33,14 @@ from shopfunnel.funnel.kernel import (
 from shopfunnel.funnel.plan import FunnelPlan
 
 
-def count_batch(table: pa.Table, plan: FunnelPlan, labels: dict[int, int], *,
-                pool: ThreadPoolExecutor | None = None, threads: int = 1
-                ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+def count_batch(
+    table: pa.Table,
+    plan: FunnelPlan,
+    labels: dict[int, int],
+    *,
+    pool: ThreadPoolExecutor | None = None,
+    threads: int = 1,
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """Run the kernel over ``table``, whole units only, sorted for the kernel: columns
     ``o`` (owner hash)[, ``u`` (unit hash, with ``hold``)], ``t`` (µs), ``c`` (step code)
     [, ``a`` (breakdown value hash, 0 = none)][, ``p`` (trend period µs)].
@@ -46,12 +51,16 @@ def count_batch(table: pa.Table, plan: FunnelPlan, labels: dict[int, int], *,
     ``threads`` > 1. Every engine calls this, so the pass is the same everywhere.
     """
     return count_arrays(
-        plan, _np(table.column("o"), np.uint64),
+        plan,
+        _np(table.column("o"), np.uint64),
         _np(table.column("u"), np.uint64) if plan.hold is not None else None,
-        _np(table.column("t"), np.int64), _np(table.column("c"), np.int8),
+        _np(table.column("t"), np.int64),
+        _np(table.column("c"), np.int8),
         _encode_hashes(_np(table.column("a"), np.uint64), labels) if plan.by is not None else None,
         _np(table.column("p"), np.int64) if plan.trend else None,
-        pool=pool, threads=threads)
+        pool=pool,
+        threads=threads,
+    )
 
 
 @dataclass
@@ -72,8 +81,15 @@ class Units:
         return int(self.seg_offsets[-1])
 
 
-def prepare_units(plan: FunnelPlan, o: np.ndarray, u: np.ndarray | None, t: np.ndarray,
-                  c: np.ndarray, attr: np.ndarray | None, period: np.ndarray | None) -> Units:
+def prepare_units(
+    plan: FunnelPlan,
+    o: np.ndarray,
+    u: np.ndarray | None,
+    t: np.ndarray,
+    c: np.ndarray,
+    attr: np.ndarray | None,
+    period: np.ndarray | None,
+) -> Units:
     """Unit boundaries and segment offsets (one segment per unit, or per unit and trend
     period of an attempt's start) for the arrays of :func:`count_arrays`."""
     n = len(plan.steps)
@@ -104,14 +120,25 @@ def empty_results(plan: FunnelPlan, n_seg: int) -> tuple[np.ndarray, ...]:
     # the kernel writes no codes into empty arrays: only the ones the breakdown reads
     n_step = n_seg if plan.by is not None and plan.attribution != "first" else 0
     n_anchor = n_seg if plan.by is not None and plan.attribution == "first" else 0
-    return (np.empty(n_seg, dtype=np.int64), np.zeros(n_seg, dtype=np.int64),
-            np.empty((n_seg, n), dtype=np.int64), np.empty((n_seg, n), dtype=np.int64),
-            np.empty((n_seg, n), dtype=np.int64), np.empty((n_step, n), dtype=np.int32),
-            np.empty((n_anchor, n), dtype=np.int32))
+    return (
+        np.empty(n_seg, dtype=np.int64),
+        np.zeros(n_seg, dtype=np.int64),
+        np.empty((n_seg, n), dtype=np.int64),
+        np.empty((n_seg, n), dtype=np.int64),
+        np.empty((n_seg, n), dtype=np.int64),
+        np.empty((n_step, n), dtype=np.int32),
+        np.empty((n_anchor, n), dtype=np.int32),
+    )
 
 
-def run_prepared(plan: FunnelPlan, units: Units, out: tuple[np.ndarray, ...], *,
-                 pool: ThreadPoolExecutor | None = None, threads: int = 1) -> np.ndarray:
+def run_prepared(
+    plan: FunnelPlan,
+    units: Units,
+    out: tuple[np.ndarray, ...],
+    *,
+    pool: ThreadPoolExecutor | None = None,
+    threads: int = 1,
+) -> np.ndarray:
     """Run the kernel over ``units``, writing each segment into ``out`` (from
     :func:`empty_results`, ``units.n_seg`` rows; ``seg_unit`` is the unit's index in
     ``units``); returns the per-step totals."""
@@ -126,11 +153,33 @@ def run_prepared(plan: FunnelPlan, units: Units, out: tuple[np.ndarray, ...], *,
     tot = np.zeros((n_chunks, n), dtype=np.int64)
 
     def chunk(ci: int) -> None:
-        run_units(units.unit_starts, units.seg_offsets, units.t, units.c, units.attr,
-                  units.period, n, plan.window_us, mode, optional, plan.open_entry,
-                  excl_from, excl_to, bool(plan.trend),
-                  ci * n_units // n_chunks, (ci + 1) * n_units // n_chunks, ci,
-                  seg_unit, seg_period, reached, prev, anchor, sattr, aattr, tot)
+        run_units(
+            units.unit_starts,
+            units.seg_offsets,
+            units.t,
+            units.c,
+            units.attr,
+            units.period,
+            n,
+            plan.window_us,
+            mode,
+            optional,
+            plan.open_entry,
+            excl_from,
+            excl_to,
+            bool(plan.trend),
+            ci * n_units // n_chunks,
+            (ci + 1) * n_units // n_chunks,
+            ci,
+            seg_unit,
+            seg_period,
+            reached,
+            prev,
+            anchor,
+            sattr,
+            aattr,
+            tot,
+        )
 
     if n_chunks == 1 or pool is None:
         chunk(0)
@@ -139,13 +188,17 @@ def run_prepared(plan: FunnelPlan, units: Units, out: tuple[np.ndarray, ...], *,
     return tot.sum(axis=0)
 
 
-def entered(plan: FunnelPlan, owner: np.ndarray, out: tuple[np.ndarray, ...]
-            ) -> tuple[np.ndarray, ...]:
+def entered(
+    plan: FunnelPlan, owner: np.ndarray, out: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, ...]:
     """``(owner, period, reached, prev, anchor[, sattr, aattr])`` of the segments that
     entered the funnel (the codes only with a breakdown); no copy when all entered."""
     _, seg_period, reached, prev, anchor, sattr, aattr = out
-    keep = reached[:, 0] != NONE if not plan.open_entry and plan.order != "any" else (
-        (reached != NONE).any(axis=1))
+    keep = (
+        reached[:, 0] != NONE
+        if not plan.open_entry and plan.order != "any"
+        else ((reached != NONE).any(axis=1))
+    )
     if keep.all():  # every unit entered (the timeline leaves out those who cannot)
         keep = slice(None)
     if plan.by is not None:
@@ -154,16 +207,31 @@ def entered(plan: FunnelPlan, owner: np.ndarray, out: tuple[np.ndarray, ...]
         def codes(m: np.ndarray) -> np.ndarray:  # one the attribution does not read: -1
             return m[keep] if m.shape[0] else np.broadcast_to(np.int32(-1), kept.shape)
 
-        return (owner[keep], seg_period[keep], kept, prev[keep], anchor[keep],
-                codes(sattr), codes(aattr))
+        return (
+            owner[keep],
+            seg_period[keep],
+            kept,
+            prev[keep],
+            anchor[keep],
+            codes(sattr),
+            codes(aattr),
+        )
     # no breakdown: don't hold codes that are all -1 (memory at 100M)
     return owner[keep], seg_period[keep], reached[keep], prev[keep], anchor[keep]
 
 
-def count_arrays(plan: FunnelPlan, o: np.ndarray, u: np.ndarray | None, t: np.ndarray,
-                 c: np.ndarray, attr: np.ndarray | None, period: np.ndarray | None, *,
-                 pool: ThreadPoolExecutor | None = None, threads: int = 1
-                 ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+def count_arrays(
+    plan: FunnelPlan,
+    o: np.ndarray,
+    u: np.ndarray | None,
+    t: np.ndarray,
+    c: np.ndarray,
+    attr: np.ndarray | None,
+    period: np.ndarray | None,
+    *,
+    pool: ThreadPoolExecutor | None = None,
+    threads: int = 1,
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """:func:`count_batch` over arrays: owner hashes ``o`` (and unit hashes ``u`` with
     ``hold``), µs ``t``, step codes ``c``, int32 breakdown codes ``attr`` (-1 = none)
     and trend period starts ``period``, sorted by (owner[, unit], t, c)."""
@@ -192,8 +260,10 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
 def _encode_hashes(hashes: np.ndarray, labels: dict[int, int]) -> np.ndarray:
     """Global int32 codes for value hashes, growing ``labels`` (hash 0 = no value → -1)."""
     codes, uniques = pd.factorize(hashes)
-    remap = np.array([-1 if int(u) == 0 else labels.setdefault(int(u), len(labels))
-                      for u in uniques] or [0], dtype=np.int32)
+    remap = np.array(
+        [-1 if int(u) == 0 else labels.setdefault(int(u), len(labels)) for u in uniques] or [0],
+        dtype=np.int32,
+    )
     return remap[codes]
 
 
@@ -213,8 +283,9 @@ def _encode(column: pa.ChunkedArray, labels: dict[str, int]) -> np.ndarray:
     return remap[idx.astype(np.int64)]
 
 
-def first_per_owner(owner: np.ndarray, period: np.ndarray, *mats: np.ndarray
-                     ) -> tuple[np.ndarray, ...]:
+def first_per_owner(
+    owner: np.ndarray, period: np.ndarray, *mats: np.ndarray
+) -> tuple[np.ndarray, ...]:
     """Collapse several units of one owner (held values) into one row per (owner, period):
     per step, the unit that reached it first."""
     if len(owner) == 0:

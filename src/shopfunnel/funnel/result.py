@@ -22,18 +22,42 @@ from shopfunnel.funnel.kernel import NONE, durations_by_step, furthest_codes, gr
 from shopfunnel.funnel.plan import EngineOutput, FunnelPlan
 
 STEP_COLUMNS = [
-    "step", "name", "event", "persons", "conversion_from_previous", "conversion_from_start",
-    "drop_off", "drop_off_rate", "median_seconds_from_previous", "p90_seconds_from_previous",
+    "step",
+    "name",
+    "event",
+    "persons",
+    "conversion_from_previous",
+    "conversion_from_start",
+    "drop_off",
+    "drop_off_rate",
+    "median_seconds_from_previous",
+    "p90_seconds_from_previous",
 ]
 # Histogram edges for time to convert, in seconds: 10 s … 30 days.
-BIN_EDGES = [0, 10, 60, 300, 900, 3600, 3 * 3600, 12 * 3600, 86400, 2 * 86400, 3 * 86400,
-             7 * 86400, 14 * 86400, 30 * 86400]
+BIN_EDGES = [
+    0,
+    10,
+    60,
+    300,
+    900,
+    3600,
+    3 * 3600,
+    12 * 3600,
+    86400,
+    2 * 86400,
+    3 * 86400,
+    7 * 86400,
+    14 * 86400,
+    30 * 86400,
+]
 NONE_LABEL = "(none)"
 OTHER_LABEL = "other"
 TOTAL_LABEL = "total"
-TREND_NOTE = ("each period counts the units whose attempt starts in it, and a unit with "
-              "attempts in several periods counts in each: periods do not add up; the total "
-              "row is the funnel itself")
+TREND_NOTE = (
+    "each period counts the units whose attempt starts in it, and a unit with "
+    "attempts in several periods counts in each: periods do not add up; the total "
+    "row is the funnel itself"
+)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -52,14 +76,16 @@ def _count_table(reached: np.ndarray, names: list[str], events: list[str]) -> pd
     persons = reached.sum(axis=0).astype(np.int64)
     prev = np.r_[persons[:1], persons[:-1]]
     first = np.full_like(persons, persons[0] if len(persons) else 0)
-    return pd.DataFrame({
-        "step": np.arange(1, len(names) + 1, dtype=np.int64),
-        "name": names,
-        "event": events,
-        "persons": persons,
-        "conversion_from_previous": _ratio(persons, prev),
-        "conversion_from_start": _ratio(persons, first),
-    })
+    return pd.DataFrame(
+        {
+            "step": np.arange(1, len(names) + 1, dtype=np.int64),
+            "name": names,
+            "event": events,
+            "persons": persons,
+            "conversion_from_previous": _ratio(persons, prev),
+            "conversion_from_start": _ratio(persons, first),
+        }
+    )
 
 
 @dataclass
@@ -96,9 +122,17 @@ class FunnelResult:
 
     # -- building -----------------------------------------------------------------------
     @classmethod
-    def build(cls, out: EngineOutput, *, names: list[str], events: list[str], plan: FunnelPlan,
-              attribution: str = "first", top: int = 10,
-              trend_output: EngineOutput | None = None) -> FunnelResult:
+    def build(
+        cls,
+        out: EngineOutput,
+        *,
+        names: list[str],
+        events: list[str],
+        plan: FunnelPlan,
+        attribution: str = "first",
+        top: int = 10,
+        trend_output: EngineOutput | None = None,
+    ) -> FunnelResult:
         """The tables of a count: ``out`` is the plain count (no trend) every table but the
         trend comes from; ``trend_output`` (required with ``plan.trend``) the count by
         period of the attempts' start, which only the trend table reads.
@@ -111,11 +145,18 @@ class FunnelResult:
         trend_df = None
         if plan.trend:
             if trend_output is None:
-                raise ValueError("a trend needs the count by period (trend_output) beside "
-                                 "the plain count")
+                raise ValueError(
+                    "a trend needs the count by period (trend_output) beside the plain count"
+                )
             trend_df = _trend_table(trend_output, names, events)
         owner, reached, prev, anchor, sattr, aattr = (
-            out.owner, out.reached, out.prev, out.anchor, out.sattr, out.aattr)
+            out.owner,
+            out.reached,
+            out.prev,
+            out.anchor,
+            out.sattr,
+            out.aattr,
+        )
         hit = reached != NONE
         steps = _count_table(hit, names, events)
         persons = steps["persons"].to_numpy()
@@ -125,7 +166,7 @@ class FunnelResult:
         medians, p90s = [], []
         flat, offsets = durations_by_step(reached, prev)
         for k in range(n):
-            d = flat[offsets[k]:offsets[k + 1]]
+            d = flat[offsets[k] : offsets[k + 1]]
             medians.append(float(np.median(d)) if len(d) else math.nan)
             p90s.append(float(np.percentile(d, 90)) if len(d) else math.nan)
         steps["median_seconds_from_previous"] = medians
@@ -133,17 +174,33 @@ class FunnelResult:
         steps = steps[STEP_COLUMNS]
         breakdown = None
         if plan.by is not None:
-            breakdown = _breakdown_table(reached, sattr, aattr, out.labels, names, events,
-                                         plan.by, attribution, top)
-        totals = pd.DataFrame({
-            "step": np.arange(1, n + 1, dtype=np.int64), "name": names, "event": events,
-            "conversions": out.totals.astype(np.int64),
-        })
-        return cls(steps=steps, breakdown=breakdown, trend=trend_df, total_conversions=totals,
-                   window_seconds=plan.window_us / 1e6, order=plan.order,
-                   count_by=plan.count_by, by=plan.by, attribution=attribution,
-                   _reached=reached, _prev=prev, _anchor=anchor, _owner=owner,
-                   _lookup=out.lookup)
+            breakdown = _breakdown_table(
+                reached, sattr, aattr, out.labels, names, events, plan.by, attribution, top
+            )
+        totals = pd.DataFrame(
+            {
+                "step": np.arange(1, n + 1, dtype=np.int64),
+                "name": names,
+                "event": events,
+                "conversions": out.totals.astype(np.int64),
+            }
+        )
+        return cls(
+            steps=steps,
+            breakdown=breakdown,
+            trend=trend_df,
+            total_conversions=totals,
+            window_seconds=plan.window_us / 1e6,
+            order=plan.order,
+            count_by=plan.count_by,
+            by=plan.by,
+            attribution=attribution,
+            _reached=reached,
+            _prev=prev,
+            _anchor=anchor,
+            _owner=owner,
+            _lookup=out.lookup,
+        )
 
     # -- drill-down -----------------------------------------------------------------------
     def time_to_convert(self, step: int | None = None) -> pd.DataFrame:
@@ -159,14 +216,22 @@ class FunnelResult:
             d = _durations(self._reached[:, step - 1], self._prev[:, step - 1])
         edges = np.array(BIN_EDGES + [math.inf], dtype=float)
         counts, _ = np.histogram(d, bins=edges)
-        labels = [f"{_human_seconds(a)}–{_human_seconds(b)}" if math.isfinite(b)
-                  else f"≥ {_human_seconds(a)}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        labels = [
+            f"{_human_seconds(a)}–{_human_seconds(b)}"
+            if math.isfinite(b)
+            else f"≥ {_human_seconds(a)}"
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
+        ]
         total = counts.sum()
-        return pd.DataFrame({
-            "bin": labels, "from_seconds": edges[:-1], "to_seconds": edges[1:],
-            "persons": counts.astype(np.int64),
-            "share": counts / total if total else np.full(len(counts), math.nan),
-        })
+        return pd.DataFrame(
+            {
+                "bin": labels,
+                "from_seconds": edges[:-1],
+                "to_seconds": edges[1:],
+                "persons": counts.astype(np.int64),
+                "share": counts / total if total else np.full(len(counts), math.nan),
+            }
+        )
 
     def dropped(self, k: int) -> pd.DataFrame:
         """The units that reached step ``k`` and not step ``k + 1``: ``person_id`` (and
@@ -178,14 +243,17 @@ class FunnelResult:
         hit = self._reached != NONE
         mask = hit[:, k - 1] & ~hit[:, k]
         owners = self._owner[mask]
-        frame = pd.DataFrame({
-            "h": owners,
-            "reached_at": pd.to_datetime(self._reached[mask, k - 1], unit="us"),
-            "started_at": pd.to_datetime(self._anchor[mask, k - 1], unit="us"),
-        })
+        frame = pd.DataFrame(
+            {
+                "h": owners,
+                "reached_at": pd.to_datetime(self._reached[mask, k - 1], unit="us"),
+                "started_at": pd.to_datetime(self._anchor[mask, k - 1], unit="us"),
+            }
+        )
         if self._lookup is None or not len(owners):
-            ids = pd.DataFrame({"h": pd.Series([], dtype="uint64"),
-                                "person_id": pd.Series([], dtype=object)})
+            ids = pd.DataFrame(
+                {"h": pd.Series([], dtype="uint64"), "person_id": pd.Series([], dtype=object)}
+            )
             if self.count_by == "session":
                 ids["session_id"] = pd.Series([], dtype=object)
         else:
@@ -211,8 +279,16 @@ class FunnelResult:
             return None
         per = self.trend.copy()
         per["period"] = [fmt.timestamp(p) for p in per["period"]]
-        total = self.steps[["step", "name", "event", "persons", "conversion_from_previous",
-                            "conversion_from_start"]].assign(period=TOTAL_LABEL)
+        total = self.steps[
+            [
+                "step",
+                "name",
+                "event",
+                "persons",
+                "conversion_from_previous",
+                "conversion_from_start",
+            ]
+        ].assign(period=TOTAL_LABEL)
         total["conversion"] = total["conversion_from_start"]
         return pd.concat([per, total[per.columns]], ignore_index=True)
 
@@ -236,19 +312,24 @@ class FunnelResult:
 
     def _display(self) -> pd.DataFrame:
         s = self.steps
-        return pd.DataFrame({
-            "step": s["step"], "name": s["name"], "persons": s["persons"],
-            "from start": [fmt.pct(v) for v in s["conversion_from_start"]],
-            "from previous": [fmt.pct(v) for v in s["conversion_from_previous"]],
-            "drop-off": s["drop_off"],
-            "median time": ["–" if pd.isna(v) else _human_seconds(round(v)) for v in
-                            s["median_seconds_from_previous"]],
-        })
+        return pd.DataFrame(
+            {
+                "step": s["step"],
+                "name": s["name"],
+                "persons": s["persons"],
+                "from start": [fmt.pct(v) for v in s["conversion_from_start"]],
+                "from previous": [fmt.pct(v) for v in s["conversion_from_previous"]],
+                "drop-off": s["drop_off"],
+                "median time": [
+                    "–" if pd.isna(v) else _human_seconds(round(v))
+                    for v in s["median_seconds_from_previous"]
+                ],
+            }
+        )
 
     def _title(self) -> str:
         unit = "sessions" if self.count_by == "session" else "persons"
-        return (f"Funnel ({self.order}, window {_human_seconds(self.window_seconds)}, "
-                f"{unit})")
+        return f"Funnel ({self.order}, window {_human_seconds(self.window_seconds)}, {unit})"
 
     def __repr__(self) -> str:
         return f"{self._title()}\n{self._display().to_string(index=False)}"
@@ -286,8 +367,15 @@ def _trend_table(out: EngineOutput, names: list[str], events: list[str]) -> pd.D
         t = _count_table(hit[sel], names, events)
         t.insert(0, "period", pd.Timestamp(int(p), unit="us"))
         frames.append(t)
-    cols = ["period", "step", "name", "event", "persons", "conversion_from_previous",
-            "conversion_from_start"]
+    cols = [
+        "period",
+        "step",
+        "name",
+        "event",
+        "persons",
+        "conversion_from_previous",
+        "conversion_from_start",
+    ]
     if not frames:
         return pd.DataFrame(columns=cols)
     df = pd.concat(frames, ignore_index=True)[cols]
@@ -295,8 +383,14 @@ def _trend_table(out: EngineOutput, names: list[str], events: list[str]) -> pd.D
     return df
 
 
-BREAKDOWN_COLUMNS = ("step", "name", "event", "persons", "conversion_from_previous",
-                     "conversion_from_start")
+BREAKDOWN_COLUMNS = (
+    "step",
+    "name",
+    "event",
+    "persons",
+    "conversion_from_previous",
+    "conversion_from_start",
+)
 
 
 def breakdown_column(by: str) -> str:
@@ -305,13 +399,28 @@ def breakdown_column(by: str) -> str:
     return f"{by} (by)" if by in BREAKDOWN_COLUMNS else by
 
 
-def _breakdown_table(reached: np.ndarray, sattr: np.ndarray, aattr: np.ndarray,
-                     labels: list[str], names: list[str], events: list[str], by: str,
-                     attribution: str, top: int) -> pd.DataFrame:
+def _breakdown_table(
+    reached: np.ndarray,
+    sattr: np.ndarray,
+    aattr: np.ndarray,
+    labels: list[str],
+    names: list[str],
+    events: list[str],
+    by: str,
+    attribution: str,
+    top: int,
+) -> pd.DataFrame:
     n = len(names)
     by = breakdown_column(by)
-    cols = [by, "step", "name", "event", "persons", "conversion_from_previous",
-            "conversion_from_start"]
+    cols = [
+        by,
+        "step",
+        "name",
+        "event",
+        "persons",
+        "conversion_from_previous",
+        "conversion_from_start",
+    ]
     n_labels = len(labels) + 1  # the last code is "(none)"
     if attribution == "per_step":
         codes = np.asarray(sattr)
@@ -320,8 +429,9 @@ def _breakdown_table(reached: np.ndarray, sattr: np.ndarray, aattr: np.ndarray,
     identity = np.arange(n_labels, dtype=np.int64)
     entry = group_counts(reached, codes, identity, n_labels)[:, 0]
     all_labels = [*labels, NONE_LABEL]
-    ranked = sorted((c for c in range(n_labels) if entry[c]),
-                    key=lambda c: (-entry[c], all_labels[c]))
+    ranked = sorted(
+        (c for c in range(n_labels) if entry[c]), key=lambda c: (-entry[c], all_labels[c])
+    )
     kept = ranked[:top]
     lut = np.full(n_labels, len(kept), dtype=np.int64)  # everything else → "other"
     lut[kept] = np.arange(len(kept))
@@ -337,10 +447,17 @@ def _breakdown_table(reached: np.ndarray, sattr: np.ndarray, aattr: np.ndarray,
     for g, value in enumerate(group_names):
         persons = counts[g].astype(np.int64)
         prev = np.r_[persons[:1], persons[:-1]]
-        frames.append(pd.DataFrame({
-            by: value, "step": np.arange(1, n + 1, dtype=np.int64), "name": names,
-            "event": events, "persons": persons,
-            "conversion_from_previous": _ratio(persons, prev),
-            "conversion_from_start": _ratio(persons, np.full_like(persons, persons[0])),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    by: value,
+                    "step": np.arange(1, n + 1, dtype=np.int64),
+                    "name": names,
+                    "event": events,
+                    "persons": persons,
+                    "conversion_from_previous": _ratio(persons, prev),
+                    "conversion_from_start": _ratio(persons, np.full_like(persons, persons[0])),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)[cols]

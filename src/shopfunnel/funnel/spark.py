@@ -73,12 +73,20 @@ class SparkEngine:
     sessions; exclusions, held properties, optional steps, open entry, breakdown, trend).
     """
 
-    def __init__(self, spark: SparkSession | None, source: Any, *,
-                 partitions: int | None = None, batch_rows: int = BATCH_ROWS,
-                 store_rules: bool = True, session_timeout: str | float = "30m"):
+    def __init__(
+        self,
+        spark: SparkSession | None,
+        source: Any,
+        *,
+        partitions: int | None = None,
+        batch_rows: int = BATCH_ROWS,
+        store_rules: bool = True,
+        session_timeout: str | float = "30m",
+    ):
         if spark is None:
-            spark = (source.sparkSession if hasattr(source, "sparkSession")
-                     else local_spark_session())
+            spark = (
+                source.sparkSession if hasattr(source, "sparkSession") else local_spark_session()
+            )
         self.spark = spark
         self.partitions = partitions
         self.batch_rows = batch_rows
@@ -95,8 +103,12 @@ class SparkEngine:
                 "Spark DataFrame (for pandas, Polars or a Store use the local engine)"
             )
         self.columns = {f.name: f.dataType for f in self.df.schema.fields}
-        if store_rules and "person_id" not in self.columns and "ts" in self.columns and (
-                {"anonymous_id", "user_id"} & set(self.columns)):
+        if (
+            store_rules
+            and "person_id" not in self.columns
+            and "ts" in self.columns
+            and ({"anonymous_id", "user_id"} & set(self.columns))
+        ):
             from shopfunnel.store.spark import canonical_events
 
             self.df = canonical_events(self.df, session_timeout=session_timeout)
@@ -135,8 +147,10 @@ class SparkEngine:
             return F.unix_micros(F.col("ts"))
         if isinstance(kind, TimestampNTZType):
             return F.expr("timestampdiff(MICROSECOND, TIMESTAMP_NTZ'1970-01-01 00:00:00', ts)")
-        raise InputError(f"the 'ts' column is {kind.simpleString()}, not a timestamp: "
-                         "load the events through a Store or cast ts to a timestamp")
+        raise InputError(
+            f"the 'ts' column is {kind.simpleString()}, not a timestamp: "
+            "load the events through a Store or cast ts to a timestamp"
+        )
 
     def _value(self, key: str, *, scalar_items: bool = True) -> Column:
         """A column, an item field (the first item's, or all items' as an array) or a
@@ -164,13 +178,15 @@ class SparkEngine:
         for key, value in cond.where:
             values = list(value) if isinstance(value, list | tuple | set) else [value]
             if key in ITEM_FIELDS and key not in self.columns and "items" in self.columns:
-                out = out & F.coalesce(F.exists(F.col("items"), _has_any(key, values)),
-                                       F.lit(False))
+                out = out & F.coalesce(
+                    F.exists(F.col("items"), _has_any(key, values)), F.lit(False)
+                )
             elif value is None:
                 out = out & self._value(key).isNull()
             else:
-                out = out & F.coalesce(self._value(key).cast("string")
-                                       .isin([str(v) for v in values]), F.lit(False))
+                out = out & F.coalesce(
+                    self._value(key).cast("string").isin([str(v) for v in values]), F.lit(False)
+                )
         return out
 
     def prepare(self, plan: FunnelPlan) -> DataFrame:
@@ -188,10 +204,11 @@ class SparkEngine:
             df = df.where(F.col("event").isin(list(dict.fromkeys(names))))
         cols = [F.xxhash64(owner).alias("o"), self._micros().alias("t")]
         if overlap:
-            hits = F.filter(F.array(*[F.when(self._condition(c), F.lit(k)) for k, c in coded]),
-                            lambda x: x.isNotNull())
-            cols.append(F.when(F.size(hits) == 0, F.array(F.lit(other))).otherwise(hits)
-                        .alias("l"))
+            hits = F.filter(
+                F.array(*[F.when(self._condition(c), F.lit(k)) for k, c in coded]),
+                lambda x: x.isNotNull(),
+            )
+            cols.append(F.when(F.size(hits) == 0, F.array(F.lit(other))).otherwise(hits).alias("l"))
         else:
             case = F.lit(other)
             for k, c in reversed(coded):
@@ -200,8 +217,11 @@ class SparkEngine:
         if plan.hold is not None:
             item_field = plan.hold in ITEM_FIELDS and plan.hold not in self.columns
             if item_field and "items" in self.columns:  # one row per item, as DuckDB's unnest
-                hold = F.explode(F.transform(self._value(plan.hold, scalar_items=False),
-                                             lambda v: v.cast("string")))
+                hold = F.explode(
+                    F.transform(
+                        self._value(plan.hold, scalar_items=False), lambda v: v.cast("string")
+                    )
+                )
             else:
                 hold = self._value(plan.hold).cast("string")
             cols.append(hold.alias("hv"))
@@ -217,13 +237,21 @@ class SparkEngine:
         if plan.order != "strict":
             rows = rows.where(F.col("c") != other)
         if plan.hold is not None:
-            rows = rows.where(F.col("hv").isNotNull()).withColumn(
-                "u", F.xxhash64(F.col("o"), F.col("hv"))).drop("hv")
-        keep = ["o", *(["u"] if plan.hold is not None else []), "t", "c", *(["a"] if plan.by is not None else []),
-                *(["p"] if plan.trend else [])]
+            rows = (
+                rows.where(F.col("hv").isNotNull())
+                .withColumn("u", F.xxhash64(F.col("o"), F.col("hv")))
+                .drop("hv")
+            )
+        keep = [
+            "o",
+            *(["u"] if plan.hold is not None else []),
+            "t",
+            "c",
+            *(["a"] if plan.by is not None else []),
+            *(["p"] if plan.trend else []),
+        ]
         rows = rows.select(*keep)
-        rows = (rows.repartition(self.partitions, "o") if self.partitions
-                else rows.repartition("o"))
+        rows = rows.repartition(self.partitions, "o") if self.partitions else rows.repartition("o")
         return rows.sortWithinPartitions("o", *(["u"] if plan.hold is not None else []), "t", "c")
 
     def _period(self, trend: str) -> Column:
@@ -249,8 +277,10 @@ class SparkEngine:
     def run(self, plan: FunnelPlan) -> EngineOutput:
         n = len(plan.steps)
         rows = self.prepare(plan)
-        schema = ", ".join(["kind tinyint", "o long", "p long"]
-                           + [f"{g}{k} long" for g in _groups(plan) for k in range(n)])
+        schema = ", ".join(
+            ["kind tinyint", "o long", "p long"]
+            + [f"{g}{k} long" for g in _groups(plan) for k in range(n)]
+        )
         count = _PartitionCounter(plan, self.batch_rows)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_PANDAS_WARNING)
@@ -264,8 +294,11 @@ class SparkEngine:
             return np.column_stack([table.column(f"{g}{k}").to_numpy() for k in range(n)])
 
         reached = mat("r")
-        totals = reached[~unit].sum(axis=0).astype(np.int64) if len(kind) else np.zeros(
-            n, dtype=np.int64)
+        totals = (
+            reached[~unit].sum(axis=0).astype(np.int64)
+            if len(kind)
+            else np.zeros(n, dtype=np.int64)
+        )
         reached = np.ascontiguousarray(reached[unit])
         prev = np.ascontiguousarray(mat("v")[unit])
         anchor = np.ascontiguousarray(mat("n")[unit])
@@ -278,12 +311,15 @@ class SparkEngine:
             sattr = aattr = np.broadcast_to(np.int32(-1), (len(owner), n))
         if plan.hold is not None:
             owner, period, reached, prev, anchor, sattr, aattr = first_per_owner(
-                owner, period, reached, prev, anchor, sattr, aattr)
-        return EngineOutput(owner, period, reached, prev, anchor, sattr, aattr, totals,
-                            labels, self._lookup(plan))
+                owner, period, reached, prev, anchor, sattr, aattr
+            )
+        return EngineOutput(
+            owner, period, reached, prev, anchor, sattr, aattr, totals, labels, self._lookup(plan)
+        )
 
-    def _codes(self, plan: FunnelPlan, shash: np.ndarray, ahash: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def _codes(
+        self, plan: FunnelPlan, shash: np.ndarray, ahash: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Breakdown value hashes (0 = none) → int32 codes, and the values in code order."""
         both = np.concatenate([shash.ravel(), ahash.ravel()])
         codes, uniques = pd.factorize(both)
@@ -292,7 +328,7 @@ class SparkEngine:
         remap = np.array([index.get(int(u), -1) for u in uniques] or [0], dtype=np.int32)
         mapped = remap[codes]
         sattr = mapped[: shash.size].reshape(shash.shape)
-        aattr = mapped[shash.size:].reshape(ahash.shape)
+        aattr = mapped[shash.size :].reshape(ahash.shape)
         return sattr, aattr, self._label_values(plan, nonzero)
 
     def _label_values(self, plan: FunnelPlan, hashes: list[int]) -> list[str]:
@@ -303,12 +339,18 @@ class SparkEngine:
         wanted = self.spark.createDataFrame(pa.table({"h": pa.array(hashes, pa.int64())}))
         v = self._value(plan.by).cast("string")
         names = list(dict.fromkeys(s.event for s in plan.steps))  # codes live on step rows
-        values = (self.df.where(F.col("event").isin(names)).select(v.alias("v"))
-                  .where(F.col("v").isNotNull()).distinct()
-                  .withColumn("h", F.xxhash64(F.col("v")))
-                  .join(F.broadcast(wanted), "h").toArrow())
-        found = dict(zip(values.column("h").to_pylist(), values.column("v").to_pylist(),
-                         strict=True))
+        values = (
+            self.df.where(F.col("event").isin(names))
+            .select(v.alias("v"))
+            .where(F.col("v").isNotNull())
+            .distinct()
+            .withColumn("h", F.xxhash64(F.col("v")))
+            .join(F.broadcast(wanted), "h")
+            .toArrow()
+        )
+        found = dict(
+            zip(values.column("h").to_pylist(), values.column("v").to_pylist(), strict=True)
+        )
         return [found.get(h, "?") for h in hashes]
 
     def _lookup(self, plan: FunnelPlan) -> Callable[[np.ndarray], pd.DataFrame]:
@@ -319,15 +361,21 @@ class SparkEngine:
             signed = np.asarray(hashes, dtype=np.uint64).view(np.int64)
             wanted = self.spark.createDataFrame(pa.table({"h": pa.array(np.unique(signed))}))
             if plan.count_by == "session":
-                ids = (self.df.where(F.col("session_id").isNotNull())
-                       .groupBy("session_id")
-                       .agg(F.any_value(self._person()).alias("person_id"))
-                       .withColumn("h", F.xxhash64(F.col("session_id"))))
+                ids = (
+                    self.df.where(F.col("session_id").isNotNull())
+                    .groupBy("session_id")
+                    .agg(F.any_value(self._person()).alias("person_id"))
+                    .withColumn("h", F.xxhash64(F.col("session_id")))
+                )
                 cols = ["h", "session_id", "person_id"]
             else:
                 person = self._person()
-                ids = (self.df.where(person.isNotNull()).select(person.alias("person_id"))
-                       .distinct().withColumn("h", F.xxhash64(F.col("person_id"))))
+                ids = (
+                    self.df.where(person.isNotNull())
+                    .select(person.alias("person_id"))
+                    .distinct()
+                    .withColumn("h", F.xxhash64(F.col("person_id")))
+                )
                 cols = ["h", "person_id"]
             table = ids.join(F.broadcast(wanted), "h").select(*cols).toArrow()
             frame = table.to_pandas()
@@ -384,7 +432,8 @@ class _PartitionCounter:
             if cut:
                 yield from self._emit(table.slice(0, cut), labels, totals)
         tail = ([carry] if carry is not None else []) + (
-            [pa.Table.from_batches(pending)] if pending else [])
+            [pa.Table.from_batches(pending)] if pending else []
+        )
         if tail:
             yield from self._emit(pa.concat_tables(tail).combine_chunks(), labels, totals)
         row: dict[str, Any] = {"kind": pa.array([1], pa.int8()), "o": [0], "p": [0]}
@@ -393,8 +442,9 @@ class _PartitionCounter:
                 row[f"{g}{k}"] = [int(totals[k]) if g == "r" else 0]
         yield pa.RecordBatch.from_pydict(row, schema=_schema(plan))
 
-    def _emit(self, table: pa.Table, labels: dict[int, int], totals: np.ndarray
-              ) -> Iterator[pa.RecordBatch]:
+    def _emit(
+        self, table: pa.Table, labels: dict[int, int], totals: np.ndarray
+    ) -> Iterator[pa.RecordBatch]:
         plan = self.plan
         n = len(plan.steps)
         part, tot = count_batch(table, plan, labels, threads=1)

@@ -34,7 +34,7 @@ class _Reader:
         return ConfigError(
             f"{self.what} {self.text!r}: expected {expected} at character {self.i + 1}, "
             f"found {got}. Example: view_item[item_category=shoes|boots],add_to_cart,purchase "
-            "(quote keys or values with commas or brackets: [\"utm campaign\"=\"spring, sale\"])"
+            '(quote keys or values with commas or brackets: ["utm campaign"="spring, sale"])'
         )
 
     def skip_spaces(self) -> None:
@@ -52,7 +52,7 @@ class _Reader:
         start = self.i
         while self.i < len(self.text) and self.text[self.i] not in SPECIAL | set(stop):
             self.i += 1
-        value = self.text[start:self.i].strip()
+        value = self.text[start : self.i].strip()
         if not value:
             raise self.error(expected)
         return value
@@ -89,7 +89,9 @@ def _step(r: _Reader, stop: str = "") -> Step:
         while True:
             key = r.word("a property key")
             if key in where:
-                raise ConfigError(f"{r.what} {r.text!r}: the key {key!r} is given twice in one step")
+                raise ConfigError(
+                    f"{r.what} {r.text!r}: the key {key!r} is given twice in one step"
+                )
             r.expect("=", "'=' after the key")
             values = [r.word("a value")]
             r.skip_spaces()
@@ -129,7 +131,7 @@ def parse_exclusion(text: str, n_steps: int) -> tuple[Step, int, int]:
     a, b = 1, n_steps
     if r.peek() == ":":
         r.i += 1
-        span = text[r.i:].strip()
+        span = text[r.i :].strip()
         parts = span.split("-")
         if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
             raise ConfigError(f"exclusion {text!r}: write the steps as FROM-TO, e.g. refund:2-3")
@@ -138,12 +140,15 @@ def parse_exclusion(text: str, n_steps: int) -> tuple[Step, int, int]:
     if r.i != len(text):
         raise r.error("':FROM-TO' or the end")
     if not 1 <= a < b <= n_steps:
-        raise ConfigError(f"exclusion {text!r}: need 1 ≤ FROM < TO ≤ {n_steps} (the number of steps)")
+        raise ConfigError(
+            f"exclusion {text!r}: need 1 ≤ FROM < TO ≤ {n_steps} (the number of steps)"
+        )
     return step, a, b
 
 
 def format_step(step: Step) -> str:
     """The text that :func:`parse_steps` reads back as ``step``."""
+
     def quote(s: str) -> str:
         if s and not (SPECIAL & set(s)) and s.strip() == s and not any(c.isspace() for c in s):
             return s

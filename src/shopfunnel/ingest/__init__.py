@@ -41,9 +41,15 @@ def guess_format(path: str | Path) -> str:
     """The format named by a file's extension; a ``.json``/``.csv`` file whose first line
     is a GA4 export row or a REES46 header is ``ga4`` or ``rees46``."""
     name = str(path).lower()
-    for suffix, fmt in ((".csv", "csv"), (".tsv", "csv"), (".parquet", "parquet"),
-                        (".pq", "parquet"), (".jsonl", "jsonl"), (".ndjson", "jsonl"),
-                        (".json", "jsonl")):
+    for suffix, fmt in (
+        (".csv", "csv"),
+        (".tsv", "csv"),
+        (".parquet", "parquet"),
+        (".pq", "parquet"),
+        (".jsonl", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".json", "jsonl"),
+    ):
         if name.endswith(suffix) or name.endswith(suffix + ".gz"):
             return _sniff_source(Path(path), fmt)
     raise ConfigError(
@@ -85,9 +91,7 @@ def read(
     """Stage the file at ``path`` with the importer for ``format`` (guessed if omitted)."""
     fmt = format or guess_format(path)
     if fmt not in FORMATS:
-        raise ConfigError(
-            f"unknown format {fmt!r}: use one of {', '.join(sorted(FORMATS))}"
-        )
+        raise ConfigError(f"unknown format {fmt!r}: use one of {', '.join(sorted(FORMATS))}")
     reader = FORMATS[fmt]
     accepted = inspect.signature(reader).parameters
     refused = [k for k in options if k not in accepted]

@@ -40,7 +40,9 @@ def load_cdnow(kind: CdnowKind = "master") -> pd.DataFrame:
             df = pd.read_csv(fh, sep=r"\s+", dtype={"customer_id": str, "date": str})
         else:
             df = pd.read_csv(
-                fh, sep=r"\s+", header=None,
+                fh,
+                sep=r"\s+",
+                header=None,
                 names=["original_id", "customer_id", "date", "number_of_cds", "dollar_value"],
                 dtype={"original_id": str, "customer_id": str, "date": str},
             )
@@ -68,15 +70,17 @@ def cdnow_orders(kind: CdnowKind = "master") -> pd.DataFrame:
     ``number_of_cds``.
     """
     df = _with_order_ids(load_cdnow(kind), kind)
-    return pd.DataFrame({
-        "order_id": df["order_id"],
-        "person_id": df["customer_id"],
-        "ts": df["date"],
-        "value": df["dollar_value"],
-        "currency": "USD",
-        "refunded": 0.0,
-        "number_of_cds": df["number_of_cds"],
-    })
+    return pd.DataFrame(
+        {
+            "order_id": df["order_id"],
+            "person_id": df["customer_id"],
+            "ts": df["date"],
+            "value": df["dollar_value"],
+            "currency": "USD",
+            "refunded": 0.0,
+            "number_of_cds": df["number_of_cds"],
+        }
+    )
 
 
 def stage_cdnow(kind: CdnowKind = "master") -> Staged:
@@ -88,9 +92,15 @@ def stage_cdnow(kind: CdnowKind = "master") -> Staged:
     df["date"] = df["date"].dt.strftime("%Y%m%d")
     return stage_orders(
         df[["order_id", "customer_id", "date", "dollar_value", "number_of_cds"]],
-        source=f"cdnow:{kind}", first_line=1, line_label="row",
-        order_id_col="order_id", customer_col="customer_id", created_at_col="date",
-        total_col="dollar_value", currency="USD", date_format="%Y%m%d",
+        source=f"cdnow:{kind}",
+        first_line=1,
+        line_label="row",
+        order_id_col="order_id",
+        customer_col="customer_id",
+        created_at_col="date",
+        total_col="dollar_value",
+        currency="USD",
+        date_format="%Y%m%d",
         properties_cols=["number_of_cds"],
     )
 

@@ -157,12 +157,14 @@ def read_ga4_reference(path: str | Path) -> Staged:
     if rows or not batches:
         batches.append(_batch(rows))
     table = pa.Table.from_batches([sessions.apply(b) for b in batches], schema=_OUT_SCHEMA)
-    return Staged(source=source, table=table, line_label="row" if parquet else "line",
-                  rejects=tuple(rejects))
+    return Staged(
+        source=source, table=table, line_label="row" if parquet else "line", rejects=tuple(rejects)
+    )
 
 
-def _accepted(source: str, line: int, obj: Any, problem: str | None,
-              rejects: list[Reject]) -> dict[str, Any] | None:
+def _accepted(
+    source: str, line: int, obj: Any, problem: str | None, rejects: list[Reject]
+) -> dict[str, Any] | None:
     """The staged row of one record, or None once the reason it is rejected is noted."""
     if problem is not None:
         rejects.append(Reject(source, line, "(row)", problem))
@@ -562,7 +564,11 @@ _BULK_COLUMNS = [c for c in _OUT_COLUMNS if c not in ("utm_source", "utm_medium"
 _CAMPAIGN = pa.struct([("source", pa.string()), ("medium", pa.string()), ("campaign", pa.string())])
 _ROWS_SCHEMA = pa.schema(
     [_OUT_SCHEMA.field(c) if c != "ts" else pa.field("ts", pa.int64()) for c in _BULK_COLUMNS]
-    + [pa.field(LINE, pa.int64()), pa.field("candidate", _CAMPAIGN), pa.field("last_click", _CAMPAIGN)]
+    + [
+        pa.field(LINE, pa.int64()),
+        pa.field("candidate", _CAMPAIGN),
+        pa.field("last_click", _CAMPAIGN),
+    ]
 )
 
 
@@ -576,37 +582,57 @@ def _read_bulk(p: Path) -> Staged:
         for block in _blocks(p):
             seen_any = seen_any or block.num_rows > 0
             converted = ga4_bulk.convert_block(
-                con, block, min_us=MIN_US, max_us=MAX_US, mapped=MAPPED_PARAMS,
-                exposure_names=exposures.SOURCE_NAMES)
+                con,
+                block,
+                min_us=MIN_US,
+                max_us=MAX_US,
+                mapped=MAPPED_PARAMS,
+                exposure_names=exposures.SOURCE_NAMES,
+            )
             slow = converted.column("slow")
-            parts.append(converted.filter(pc.invert(slow)).rename_columns(
-                [LINE if n == "line" else n for n in converted.column_names]).select(_ROWS_SCHEMA.names))
+            parts.append(
+                converted.filter(pc.invert(slow))
+                .rename_columns([LINE if n == "line" else n for n in converted.column_names])
+                .select(_ROWS_SCHEMA.names)
+            )
             if pc.any(slow).as_py():
                 at = np.flatnonzero(slow.to_numpy(zero_copy_only=False))  # rows are in block order
                 parts.append(_reference_rows(source, block.take(at), converted.take(at), rejects))
         if not seen_any:
-            raise InputError(f"{source}: holds no events (the file is empty): there is nothing to load")
-        rows = pa.concat_tables([t.cast(_ROWS_SCHEMA) for t in parts]) if parts else _ROWS_SCHEMA.empty_table()
+            raise InputError(
+                f"{source}: holds no events (the file is empty): there is nothing to load"
+            )
+        rows = (
+            pa.concat_tables([t.cast(_ROWS_SCHEMA) for t in parts])
+            if parts
+            else _ROWS_SCHEMA.empty_table()
+        )
         table = _with_session_campaigns(con, rows)
     finally:
         con.close()
     return Staged(source=source, table=table, line_label="line", rejects=tuple(rejects))
 
 
-def _reference_rows(source: str, block: pa.Table, slow: pa.Table, rejects: list[Reject]) -> pa.Table:
+def _reference_rows(
+    source: str, block: pa.Table, slow: pa.Table, rejects: list[Reject]
+) -> pa.Table:
     """The rows the query left to the reference (``block``'s lines, ``slow`` the query's
     rows for them), converted by it (rejects appended)."""
     rows: list[dict[str, Any]] = []
-    for line, raw, content in zip(block.column("line").to_pylist(), block.column("bytes").to_pylist(),
-                                  slow.column("content").to_pylist(), strict=True):
+    for line, raw, content in zip(
+        block.column("line").to_pylist(),
+        block.column("bytes").to_pylist(),
+        slow.column("content").to_pylist(),
+        strict=True,
+    ):
         for number, obj, problem in _line_record(line, raw.removesuffix(b"\n")):
             row = _accepted(source, number, obj, problem, rejects)
             if row is None:
                 continue
             # the bulk path's id
             row["event_id"] = ga4_bulk.event_id(
-                _str(obj.get("user_pseudo_id")), row["ts"], row["event"],
-                content)
+                _str(obj.get("user_pseudo_id")), row["ts"], row["event"], content
+            )
             row["candidate"] = _campaign_struct(row.pop("__candidate"))
             row["last_click"] = _campaign_struct(row.pop("__last_click"))
             rows.append(row)
@@ -614,7 +640,9 @@ def _reference_rows(source: str, block: pa.Table, slow: pa.Table, rejects: list[
 
 
 def _campaign_struct(triple: tuple[Any, ...] | None) -> dict[str, Any] | None:
-    return None if triple is None else dict(zip(("source", "medium", "campaign"), triple, strict=True))
+    return (
+        None if triple is None else dict(zip(("source", "medium", "campaign"), triple, strict=True))
+    )
 
 
 def _with_session_campaigns(con: Any, rows: pa.Table) -> pa.Table:
@@ -709,4 +737,6 @@ def _array_block(p: Path, data: bytes) -> pa.Table:
         lines.append(line)
         raws.append(text[start:end])
     raw = ga4_bulk.compact(pa.array(raws, pa.large_string()))
-    return pa.table({"line": pa.array(lines, pa.int64()), "raw": raw, "bytes": raw.cast(pa.large_binary())})
+    return pa.table(
+        {"line": pa.array(lines, pa.int64()), "raw": raw, "bytes": raw.cast(pa.large_binary())}
+    )

@@ -79,8 +79,15 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def convert_block(con: duckdb.DuckDBPyConnection, block: pa.Table, *, min_us: int, max_us: int,
-                  mapped: frozenset[str], exposure_names: frozenset[str]) -> pa.Table:
+def convert_block(
+    con: duckdb.DuckDBPyConnection,
+    block: pa.Table,
+    *,
+    min_us: int,
+    max_us: int,
+    mapped: frozenset[str],
+    exposure_names: frozenset[str],
+) -> pa.Table:
     """Map a block of lines (``line`` int64, ``raw`` string: non-blank lines of an export).
 
     Returns one row per line, in the block's order (a projection: DuckDB keeps the order
@@ -90,11 +97,14 @@ def convert_block(con: duckdb.DuckDBPyConnection, block: pa.Table, *, min_us: in
     """
     con.register("__ga4_block", block)
     try:
-        return con.sql(_SQL.format(
-            structure=STRUCTURE.replace("'", "''"),
-            mapped=", ".join(f"'{k}'" for k in sorted(mapped)),
-            exposures=", ".join(f"'{k}'" for k in sorted(exposure_names)),
-        ), params=[min_us, max_us]).to_arrow_table()
+        return con.sql(
+            _SQL.format(
+                structure=STRUCTURE.replace("'", "''"),
+                mapped=", ".join(f"'{k}'" for k in sorted(mapped)),
+                exposures=", ".join(f"'{k}'" for k in sorted(exposure_names)),
+            ),
+            params=[min_us, max_us],
+        ).to_arrow_table()
     finally:
         con.unregister("__ga4_block")
 
@@ -198,7 +208,6 @@ FROM mapped
 """
 
 
-
 def event_id(pseudo: str | None, us: int, name: str, content: str) -> str:
     """The event id the query gives (for rows the reference converted): the md5 of the
     pseudo id, the timestamp (µs), the event name and ``content`` (the md5 of the line)."""
@@ -211,7 +220,9 @@ def compact(texts: pa.Array) -> pa.Array:
     con = connect()
     try:
         con.register("__texts", pa.table({"t": texts}))
-        compacted = con.sql("SELECT coalesce(try(json(t)), t) || chr(10) AS t FROM __texts").to_arrow_table()
+        compacted = con.sql(
+            "SELECT coalesce(try(json(t)), t) || chr(10) AS t FROM __texts"
+        ).to_arrow_table()
         return compacted.column("t").combine_chunks().cast(pa.large_string())
     finally:
         con.close()

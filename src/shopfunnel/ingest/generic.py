@@ -84,8 +84,12 @@ def apply_mapping(
 
 
 def read_csv(
-    path: str | Path, *, mapping: dict[str, str] | None = None, extra_columns: Extra = "error",
-    delimiter: str | None = None, encoding: str = "utf-8",
+    path: str | Path,
+    *,
+    mapping: dict[str, str] | None = None,
+    extra_columns: Extra = "error",
+    delimiter: str | None = None,
+    encoding: str = "utf-8",
 ) -> Staged:
     """Stage a CSV file (header row required; every value read as text, typed later).
 
@@ -101,8 +105,12 @@ def read_csv(
         raise InputError(f"{p}: has a header but no rows: there is nothing to load")
     lines_col = table.column(LINE)
     table = apply_mapping(table.drop_columns([LINE]), mapping, extra_columns, str(p))
-    return Staged(source=str(p), table=table.append_column(LINE, lines_col), line_label="line",
-                  rejects=tuple(rejects))
+    return Staged(
+        source=str(p),
+        table=table.append_column(LINE, lines_col),
+        line_label="line",
+        rejects=tuple(rejects),
+    )
 
 
 def sniff(p: Path, expected: str) -> None:
@@ -110,21 +118,26 @@ def sniff(p: Path, expected: str) -> None:
     with open(p, "rb") as fh:
         head = fh.read(8)
     if head.startswith(b"PAR1") and expected != "parquet":
-        raise InputError(
-            f"{p}: is a Parquet file, not {expected}: load it with --format parquet"
-        )
+        raise InputError(f"{p}: is a Parquet file, not {expected}: load it with --format parquet")
     if head.startswith(b"PK\x03\x04"):
         raise InputError(f"{p}: is a zip archive (or an Excel file): unzip it or save it as CSV")
     if head.startswith((b"<?xml", b"<")) and expected != "parquet":
-        raise InputError(f"{p}: looks like XML or HTML, not {expected}: export events as CSV, "
-                         "Parquet or JSON Lines")
+        raise InputError(
+            f"{p}: looks like XML or HTML, not {expected}: export events as CSV, "
+            "Parquet or JSON Lines"
+        )
     if "CSV" in expected and head.lstrip().startswith((b"{", b"[")):
-        raise InputError(f"{p}: looks like JSON, not {expected}: load it with --format jsonl "
-                         "(or --format ga4 for a GA4 export)")
+        raise InputError(
+            f"{p}: looks like JSON, not {expected}: load it with --format jsonl "
+            "(or --format ga4 for a GA4 export)"
+        )
 
 
 def stream_csv(
-    p: Path, *, delimiter: str | None = None, encoding: str = "utf-8",
+    p: Path,
+    *,
+    delimiter: str | None = None,
+    encoding: str = "utf-8",
     block_size: int = 1 << 24,
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray, list[Reject]]]:
     """Read a CSV file in batches of text columns: (batch, line of each row, rejects).
@@ -143,8 +156,13 @@ def stream_csv(
         if not row.text.strip():
             blank.append(int(row.number or 0))  # a blank line: skipped, but it has a number
         else:
-            bad.append((int(row.number or 0), f"has {row.actual_columns} field(s), the header "
-                        f"has {row.expected_columns}: check quoting and the delimiter"))
+            bad.append(
+                (
+                    int(row.number or 0),
+                    f"has {row.actual_columns} field(s), the header "
+                    f"has {row.expected_columns}: check quoting and the delimiter",
+                )
+            )
         return "skip"
 
     read_options = pacsv.ReadOptions(use_threads=False, block_size=block_size, encoding=encoding)
@@ -154,16 +172,21 @@ def stream_csv(
     try:
         columns = csv_header(p, delimiter=sep, encoding=encoding)
         reader = pacsv.open_csv(
-            p, read_options=read_options, parse_options=parse_options,
+            p,
+            read_options=read_options,
+            parse_options=parse_options,
             convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in columns}, strings_can_be_null=True,
+                column_types={c: pa.string() for c in columns},
+                strings_can_be_null=True,
                 null_values=[""],
             ),
         )
         next_line, reported = 2, 0
         for batch in reader:
             skipped = np.array(
-                sorted([n for n, _ in bad if n >= next_line] + [n for n in blank if n >= next_line]),
+                sorted(
+                    [n for n, _ in bad if n >= next_line] + [n for n in blank if n >= next_line]
+                ),
                 dtype=np.int64,
             )
             candidates = np.arange(next_line, next_line + batch.num_rows + len(skipped))
@@ -187,9 +210,7 @@ def stream_csv(
         ) from exc
 
 
-def _drop_empty_rows(
-    batch: pa.RecordBatch, lines: np.ndarray
-) -> tuple[pa.RecordBatch, np.ndarray]:
+def _drop_empty_rows(batch: pa.RecordBatch, lines: np.ndarray) -> tuple[pa.RecordBatch, np.ndarray]:
     """Leave out rows without a single value (an empty line reads as one)."""
     if batch.num_rows == 0 or batch.num_columns == 0:
         return batch, lines
@@ -204,7 +225,8 @@ def _drop_empty_rows(
 def csv_header(p: Path, *, delimiter: str = ",", encoding: str = "utf-8") -> list[str]:
     """The column names of a CSV file (its first row)."""
     return pacsv.open_csv(
-        p, read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding, block_size=1 << 16),
+        p,
+        read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding, block_size=1 << 16),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda _: "skip"),
     ).schema.names
 
@@ -226,8 +248,7 @@ def _encoding_message(p: Path, encoding: str) -> str:
                     "--encoding latin-1."
                 )
     return (
-        f"{p}: is not {encoding} text. Save the file as UTF-8 or give its encoding with "
-        "--encoding."
+        f"{p}: is not {encoding} text. Save the file as UTF-8 or give its encoding with --encoding."
     )
 
 
@@ -254,7 +275,8 @@ def read_jsonl(
             table = table.set_column(table.column_names.index(name), name, as_text)
     if "ts" in table.column_names and pa.types.is_timestamp(table.schema.field("ts").type):
         table = table.set_column(
-            table.column_names.index("ts"), "ts",
+            table.column_names.index("ts"),
+            "ts",
             pc.cast(table.column("ts"), pa.timestamp("us", "UTC")),
         )
     table = apply_mapping(table, mapping, extra_columns, str(p))
@@ -327,4 +349,3 @@ def _first_bad_json_line(p: Path) -> str:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-

@@ -62,17 +62,35 @@ from shopfunnel.store.store import Staged, to_arrow
 CANDIDATES: dict[str, tuple[str, ...]] = {
     "order_id": ("order_id", "order_number", "order_name", "order", "name", "id"),
     "customer": ("customer_id", "customer", "user_id", "email", "customer_email", "e_mail"),
-    "created_at": ("created_at", "order_date", "processed_at", "date", "created", "ts",
-                   "timestamp"),
+    "created_at": (
+        "created_at",
+        "order_date",
+        "processed_at",
+        "date",
+        "created",
+        "ts",
+        "timestamp",
+    ),
     "total": ("total", "total_price", "order_total", "amount", "value", "revenue"),
     "currency": ("currency", "currency_code"),
 }
 
-_OPTION = {"order_id": "order_id_col", "customer": "customer_col", "created_at": "created_at_col",
-           "total": "total_col", "currency": "currency_col"}
+_OPTION = {
+    "order_id": "order_id_col",
+    "customer": "customer_col",
+    "created_at": "created_at_col",
+    "total": "total_col",
+    "currency": "currency_col",
+}
 #: ``--map`` keys (canonical names) accepted for each field.
-_MAP_KEYS = {"order_id": "order_id", "user_id": "customer", "anonymous_id": "customer",
-             "ts": "created_at", "value": "total", "currency": "currency"}
+_MAP_KEYS = {
+    "order_id": "order_id",
+    "user_id": "customer",
+    "anonymous_id": "customer",
+    "ts": "created_at",
+    "value": "total",
+    "currency": "currency",
+}
 
 
 def _norm(name: str) -> str:
@@ -116,7 +134,8 @@ def read_orders(
                 p,
                 parse_options=pacsv.ParseOptions(delimiter=sep),
                 convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in columns}, strings_can_be_null=True,
+                    column_types={c: pa.string() for c in columns},
+                    strings_can_be_null=True,
                     null_values=[""],
                 ),
             )
@@ -130,10 +149,19 @@ def read_orders(
     if table.num_rows == 0:
         raise InputError(f"{p}: has a header but no orders: there is nothing to load")
     return stage_orders(
-        table, source=str(p), first_line=first_line, line_label=label,
-        order_id_col=order_id_col, customer_col=customer_col, created_at_col=created_at_col,
-        total_col=total_col, currency_col=currency_col, currency=currency,
-        date_format=date_format, properties_cols=properties_cols, mapping=mapping,
+        table,
+        source=str(p),
+        first_line=first_line,
+        line_label=label,
+        order_id_col=order_id_col,
+        customer_col=customer_col,
+        created_at_col=created_at_col,
+        total_col=total_col,
+        currency_col=currency_col,
+        currency=currency,
+        date_format=date_format,
+        properties_cols=properties_cols,
+        mapping=mapping,
     )
 
 
@@ -157,9 +185,14 @@ def stage_orders(
     table = to_arrow(data)
     if table.num_rows == 0:
         raise InputError(f"{source}: has no orders: there is nothing to load")
-    explicit = _explicit_columns(mapping, order_id_col=order_id_col, customer_col=customer_col,
-                                 created_at_col=created_at_col, total_col=total_col,
-                                 currency_col=currency_col)
+    explicit = _explicit_columns(
+        mapping,
+        order_id_col=order_id_col,
+        customer_col=customer_col,
+        created_at_col=created_at_col,
+        total_col=total_col,
+        currency_col=currency_col,
+    )
     cols = _resolve(table.column_names, explicit, source)
     missing_props = [c for c in properties_cols if c not in table.column_names]
     if missing_props:
@@ -177,8 +210,10 @@ def stage_orders(
     order_id = text(cols["order_id"])
     no_id = order_id.isna().to_numpy()
     if no_id.any():
-        rejects = [Reject(source, int(line), cols["order_id"], "order id is missing")
-                   for line in lines[no_id]]
+        rejects = [
+            Reject(source, int(line), cols["order_id"], "order id is missing")
+            for line in lines[no_id]
+        ]
         shown = "\n  ".join(str(r) for r in rejects[:10])
         more = f"\n  … and {len(rejects) - 10} more" if len(rejects) > 10 else ""
         raise ValidationError(
@@ -197,8 +232,9 @@ def stage_orders(
         if currency is not None:
             cur = cur.fillna(currency.upper())
     else:
-        cur = pd.Series([None if currency is None else currency.upper()] * table.num_rows,
-                        dtype="string")
+        cur = pd.Series(
+            [None if currency is None else currency.upper()] * table.num_rows, dtype="string"
+        )
     out: dict[str, Any] = {
         "event_id": ("order:" + order_id).to_numpy(dtype=object, na_value=None),
         "ts": ts,
@@ -212,8 +248,7 @@ def stage_orders(
     if properties_cols:
         rows = table.select(list(properties_cols)).to_pylist()
         out["properties"] = [
-            json.dumps({k: v for k, v in row.items() if v is not None}, default=str)
-            for row in rows
+            json.dumps({k: v for k, v in row.items() if v is not None}, default=str) for row in rows
         ]
     staged = pa.table({k: pa.array(v, type=pa.string()) for k, v in out.items()})
     return with_lines(staged, source, first_line=first_line, line_label=line_label)
@@ -267,8 +302,13 @@ def _resolve(columns: list[str], explicit: dict[str, str], source: str) -> dict[
 
 
 def _map_key(field: str) -> str:
-    return {"order_id": "order_id", "customer": "user_id", "created_at": "ts",
-            "total": "value", "currency": "currency"}[field]
+    return {
+        "order_id": "order_id",
+        "customer": "user_id",
+        "created_at": "ts",
+        "total": "value",
+        "currency": "currency",
+    }[field]
 
 
 def _timestamps(column: pa.ChunkedArray, date_format: str | None) -> list[str | None]:

@@ -73,8 +73,14 @@ EVENT_NAMES: dict[str, str] = {
 
 # Events whose properties describe one product (the product fields sit at the top level).
 ONE_PRODUCT_EVENTS = frozenset(
-    {"Product Clicked", "Product Viewed", "Product Added", "Product Removed",
-     "Product Added to Wishlist", "Wishlist Product Added to Cart"}
+    {
+        "Product Clicked",
+        "Product Viewed",
+        "Product Added",
+        "Product Removed",
+        "Product Added to Wishlist",
+        "Wishlist Product Added to Cart",
+    }
 )
 MESSAGE_TYPES = ("track", "page", "screen", "identify", "alias", "group")
 ORDER_FIELDS = ("order_id", "revenue", "value", "total", "currency", "products")
@@ -183,7 +189,9 @@ def _item(product: Any) -> dict[str, Any]:
     item_id = product.get("product_id") or product.get("sku") or product.get("id")
     quantity = _number(product.get("quantity"), "quantity")
     if quantity is not None and (quantity != int(quantity) or abs(quantity) > 2**31 - 1):
-        raise MessageError(f"quantity must be a whole number (got {product.get('quantity')!r})", "items")
+        raise MessageError(
+            f"quantity must be a whole number (got {product.get('quantity')!r})", "items"
+        )
     return {
         "item_id": _text(item_id),
         "item_name": _text(product.get("name")),
@@ -208,8 +216,9 @@ def _utm_from_url(url: str | None) -> dict[str, str]:
     return {k: v[0] for k, v in query.items() if k.startswith("utm_") and v and v[0]}
 
 
-def to_canonical(message: Any, *, received_at: datetime | None = None,
-                 context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def to_canonical(
+    message: Any, *, received_at: datetime | None = None, context: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """One Segment/RudderStack message as a canonical event (a dict of canonical columns).
 
     ``context`` is a batch-level context merged under the message's own (Segment's
@@ -250,13 +259,19 @@ def to_canonical(message: Any, *, received_at: datetime | None = None,
     event = event_name(mtype, name, props)
 
     ts_value = next(
-        (message.get(k) for k in ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
-         if message.get(k) not in (None, "")),
+        (
+            message.get(k)
+            for k in ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
+            if message.get(k) not in (None, "")
+        ),
         None,
     )
     if ts_value is None:
-        ts = (received_at or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None) \
-            if (received_at is None or received_at.tzinfo) else received_at
+        ts = (
+            (received_at or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+            if (received_at is None or received_at.tzinfo)
+            else received_at
+        )
     else:
         try:
             ts = parse_timestamp(ts_value)
@@ -277,7 +292,8 @@ def to_canonical(message: Any, *, received_at: datetime | None = None,
     device_ctx = _section(ctx, "device")
     device_type = _text(device_ctx.get("type"))
     device = (
-        device_type.lower() if device_type and device_type.lower() in ("mobile", "tablet", "desktop")
+        device_type.lower()
+        if device_type and device_type.lower() in ("mobile", "tablet", "desktop")
         else device_from_user_agent(_text(ctx.get("userAgent")))
     )
     location = _section(ctx, "location")
@@ -302,7 +318,9 @@ def to_canonical(message: Any, *, received_at: datetime | None = None,
             if any(v is not None for v in item.values()):
                 items = [item]
                 if value is None and item["price"] is not None:
-                    value = item["price"] * (item["quantity"] if item["quantity"] is not None else 1)
+                    value = item["price"] * (
+                        item["quantity"] if item["quantity"] is not None else 1
+                    )
                     if abs(value) >= MAX_VALUE:
                         raise MessageError("price × quantity is too large", "value")
         for key in ("revenue", "value"):
@@ -344,7 +362,9 @@ def messages_to_table(events: list[dict[str, Any]], lines: list[int]) -> pa.Tabl
     with a ``__line`` column, ready for :class:`~shopfunnel.store.Staged`."""
     from shopfunnel.store import schema
 
-    fields = [f if f.name != "ts" else pa.field("ts", pa.timestamp("us")) for f in schema.ARROW_SCHEMA]
+    fields = [
+        f if f.name != "ts" else pa.field("ts", pa.timestamp("us")) for f in schema.ARROW_SCHEMA
+    ]
     fields = [f if f.name != "value" else pa.field("value", pa.float64()) for f in fields]
     arrow_schema = pa.schema([*fields, pa.field(LINE, pa.int64())])
     rows = [{**e, LINE: line} for e, line in zip(events, lines, strict=True)]
@@ -386,11 +406,17 @@ def read_segment(path: str | Path) -> Staged:
         )
     if not events:
         raise InputError(f"{p}: no messages to load")
-    return Staged(source=str(p), table=messages_to_table(events, lines), line_label="line",
-                  rejects=tuple(rejects))
+    return Staged(
+        source=str(p),
+        table=messages_to_table(events, lines),
+        line_label="line",
+        rejects=tuple(rejects),
+    )
 
 
-def _read_messages(p: Path, events: list[dict[str, Any]], lines: list[int], rejects: list[Reject]) -> None:
+def _read_messages(
+    p: Path, events: list[dict[str, Any]], lines: list[int], rejects: list[Reject]
+) -> None:
     with _open_text(p) as fh:
         for number, raw in enumerate(fh, start=1):
             text = raw.strip()
@@ -399,14 +425,18 @@ def _read_messages(p: Path, events: list[dict[str, Any]], lines: list[int], reje
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                rejects.append(Reject(str(p), number, "message", f"not JSON ({exc.msg})", text[:80]))
+                rejects.append(
+                    Reject(str(p), number, "message", f"not JSON ({exc.msg})", text[:80])
+                )
                 continue
             messages, ctx = obj, None
             if isinstance(obj, Mapping) and isinstance(obj.get("batch"), list):
                 messages, ctx = obj["batch"], obj.get("context")
             for message in messages if isinstance(messages, list) else [messages]:
                 try:
-                    events.append(to_canonical(message, context=ctx if isinstance(ctx, Mapping) else None))
+                    events.append(
+                        to_canonical(message, context=ctx if isinstance(ctx, Mapping) else None)
+                    )
                     lines.append(number)
                 except MessageError as exc:
                     rejects.append(Reject(str(p), number, exc.column, exc.reason))

@@ -122,7 +122,9 @@ FAILURES = (MessageError, TypeError, ValueError, OverflowError)
 
 
 def to_canonical_many(
-    messages: Sequence[Any], *, received_at: datetime | None = None,
+    messages: Sequence[Any],
+    *,
+    received_at: datetime | None = None,
     context: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any] | Failure]:
     """Each message as :func:`~shopfunnel.ingest.segment.to_canonical` would return it, or
@@ -150,9 +152,15 @@ def to_canonical_many(
     return out
 
 
-def _convert(message: Any, batch_ctx: Mapping[str, Any], fallback_ts: datetime,
-             names: dict[Any, str], urls: dict[str, dict[str, str]],
-             devices: dict[Any, str | None], currencies: dict[str, str | None]) -> dict[str, Any]:
+def _convert(
+    message: Any,
+    batch_ctx: Mapping[str, Any],
+    fallback_ts: datetime,
+    names: dict[Any, str],
+    urls: dict[str, dict[str, str]],
+    devices: dict[Any, str | None],
+    currencies: dict[str, str | None],
+) -> dict[str, Any]:
     if type(message) is not dict:
         raise _Slow
     get = message.get
@@ -205,7 +213,9 @@ def _convert(message: Any, batch_ctx: Mapping[str, Any], fallback_ts: datetime,
                 break
         else:
             ts_value = None
-    ts = fallback_ts if ts_value is None else parse_timestamp(ts_value)  # errors: the reference says why
+    ts = (
+        fallback_ts if ts_value is None else parse_timestamp(ts_value)
+    )  # errors: the reference says why
 
     page_ctx = ctx.get("page")
     if type(page_ctx) is not dict:
@@ -218,8 +228,11 @@ def _convert(message: Any, batch_ctx: Mapping[str, Any], fallback_ts: datetime,
     campaign = _section(ctx, "campaign")
     utm = _utm(url, urls) if url is not None else _EMPTY
     device_ctx = ctx.get("device")
-    device = _device(None if device_ctx is None else _fast_text(_section(ctx, "device").get("type")),
-                     ctx.get("userAgent"), devices)
+    device = _device(
+        None if device_ctx is None else _fast_text(_section(ctx, "device").get("type")),
+        ctx.get("userAgent"),
+        devices,
+    )
     location = _section(ctx, "location")
 
     order_id = value = currency = None
@@ -250,7 +263,9 @@ def _convert(message: Any, batch_ctx: Mapping[str, Any], fallback_ts: datetime,
             if any(v is not None for v in item.values()):
                 items = [item]
                 if value is None and item["price"] is not None:
-                    value = item["price"] * (item["quantity"] if item["quantity"] is not None else 1)
+                    value = item["price"] * (
+                        item["quantity"] if item["quantity"] is not None else 1
+                    )
                     if abs(value) >= MAX_VALUE:
                         raise _Slow
         pop("revenue", None)
@@ -264,7 +279,9 @@ def _convert(message: Any, batch_ctx: Mapping[str, Any], fallback_ts: datetime,
     if mtype == "page" and get("name"):
         props.setdefault("name", get("name"))
 
-    session = _fast_text(ctx.get("sessionId")) or (_fast_text(props.pop("session_id", None)) if props else None)
+    session = _fast_text(ctx.get("sessionId")) or (
+        _fast_text(props.pop("session_id", None)) if props else None
+    )
     return {
         "event_id": _fast_text(get("messageId")),
         "ts": ts,
@@ -273,9 +290,12 @@ def _convert(message: Any, batch_ctx: Mapping[str, Any], fallback_ts: datetime,
         "user_id": user_id,
         "session_id": session,
         "channel": None,
-        "utm_source": (_fast_text(campaign.get("source")) if campaign else None) or utm.get("utm_source"),
-        "utm_medium": (_fast_text(campaign.get("medium")) if campaign else None) or utm.get("utm_medium"),
-        "utm_campaign": (_fast_text(campaign.get("name")) if campaign else None) or utm.get("utm_campaign"),
+        "utm_source": (_fast_text(campaign.get("source")) if campaign else None)
+        or utm.get("utm_source"),
+        "utm_medium": (_fast_text(campaign.get("medium")) if campaign else None)
+        or utm.get("utm_medium"),
+        "utm_campaign": (_fast_text(campaign.get("name")) if campaign else None)
+        or utm.get("utm_campaign"),
         "referrer": referrer,
         "page": url,
         "device": device,

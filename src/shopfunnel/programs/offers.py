@@ -102,8 +102,10 @@ class Offer:
 
     def __post_init__(self) -> None:
         check_name(self.name)
-        if isinstance(self.holdout, bool) or not isinstance(self.holdout, int | float) or not (
-            0 <= self.holdout < 1
+        if (
+            isinstance(self.holdout, bool)
+            or not isinstance(self.holdout, int | float)
+            or not (0 <= self.holdout < 1)
         ):
             raise ConfigError(
                 f"holdout={self.holdout!r} is not valid: give the share of the audience that "
@@ -471,8 +473,9 @@ def offer_result(store: Store, name: str, *, gross_margin: float | None = None) 
 HOLDOUT_METRICS = (("revenue_per_person", "revenue"), ("purchase_rate", "purchase"))
 
 
-def _holdout_figures(store: Store, offer: Offer, holders: list[str], notes: list[str]
-                     ) -> dict[str, Any]:
+def _holdout_figures(
+    store: Store, offer: Offer, holders: list[str], notes: list[str]
+) -> dict[str, Any]:
     """The offer's lift over its holdout (module docstring): holders against the held-out
     persons of the audience, over the offer's period, per metric of :data:`HOLDOUT_METRICS`."""
     from shopfunnel.experiments import metrics as mx
@@ -484,11 +487,22 @@ def _holdout_figures(store: Store, offer: Offer, holders: list[str], notes: list
     period = (offer.ends_at - offer.starts_at).total_seconds()
     for name, kind in HOLDOUT_METRICS:
         metric = mx.revenue_per_visitor() if kind == "revenue" else mx.conversion("purchase")
-        lift = holdout_lift(store, holdout_key(offer), offer.holdout, persons, metric,
-                            window=period, since=offer.starts_at)
+        lift = holdout_lift(
+            store,
+            holdout_key(offer),
+            offer.holdout,
+            persons,
+            metric,
+            window=period,
+            since=offer.starts_at,
+        )
         r = lift.result
-        figures |= {f"{name}_lift": r.expected, f"{name}_lift_low": r.ci_lower,
-                    f"{name}_lift_high": r.ci_upper, f"{name}_lift_p": getattr(r, "p_value", math.nan)}
+        figures |= {
+            f"{name}_lift": r.expected,
+            f"{name}_lift_low": r.ci_lower,
+            f"{name}_lift_high": r.ci_upper,
+            f"{name}_lift_p": getattr(r, "p_value", math.nan),
+        }
         if r.error:
             notes.append(f"holdout, {name.replace('_', ' ')}: {r.error}")
     if not held:

@@ -93,8 +93,9 @@ class ReferralRule:
             )
 
 
-def set_referral_rule(store: Store, rule: ReferralRule, *, at: datetime | None = None
-                      ) -> ReferralRule:
+def set_referral_rule(
+    store: Store, rule: ReferralRule, *, at: datetime | None = None
+) -> ReferralRule:
     """Make ``rule`` the store's referral rule from now on (ADR 0126): the ledger and payouts
     use it when no rule is given. Earlier rules stay in ``program_referral_rules`` as history;
     payouts already recorded keep the reward they were paid."""
@@ -102,8 +103,10 @@ def set_referral_rule(store: Store, rule: ReferralRule, *, at: datetime | None =
     when = at or datetime.now().replace(microsecond=0)
     with store.db.transaction():
         store.db.execute("DELETE FROM program_referral_rules WHERE set_at = ?", [when])
-        store.db.execute("INSERT INTO program_referral_rules VALUES (?, ?, ?, ?)",
-                         [when, rule.reward, rule.min_spend, rule.cap_per_referrer])
+        store.db.execute(
+            "INSERT INTO program_referral_rules VALUES (?, ?, ?, ?)",
+            [when, rule.reward, rule.min_spend, rule.cap_per_referrer],
+        )
     return rule
 
 
@@ -112,8 +115,10 @@ def current_referral_rule(store: Store) -> ReferralRule:
     (10 per referred first order, no minimum, no cap) when none was set."""
     if not has_table(store, "program_referral_rules"):
         return ReferralRule()
-    rows = store.db.rows("SELECT reward, min_spend, cap_per_referrer FROM program_referral_rules "
-                         "ORDER BY set_at DESC LIMIT 1")
+    rows = store.db.rows(
+        "SELECT reward, min_spend, cap_per_referrer FROM program_referral_rules "
+        "ORDER BY set_at DESC LIMIT 1"
+    )
     if not rows:
         return ReferralRule()
     reward, min_spend, cap = rows[0]

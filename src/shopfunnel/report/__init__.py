@@ -52,11 +52,17 @@ def make_report(
 
     ``average_order_value`` prices the diagnosis's findings when given (the CLI's ``--aov``;
     see :mod:`shopfunnel.diagnosis.order_value`)."""
-    built = build_sections(store, model=model, progress=progress, average_order_value=average_order_value)
+    built = build_sections(
+        store, model=model, progress=progress, average_order_value=average_order_value
+    )
     if progress is not None:
         progress("writing the page")
-    html = render_page(built.sections, title=title or "Your sales funnel", source=_source(store),
-                       version=_version())
+    html = render_page(
+        built.sections,
+        title=title or "Your sales funnel",
+        source=_source(store),
+        version=_version(),
+    )
     return Report(html, dict(built.problems), dict(built.seconds), top_findings(built.sections))
 
 
@@ -73,7 +79,9 @@ def top_findings(sections: list[Section]) -> list[str]:
                     seen.add(f.rank)
                     money = f" ({f.revenue_at_stake} at stake)" if f.revenue_at_stake else ""
                     tactics = ", ".join(t.name for t in f.tactics)
-                    lines.append(f"{f.rank}. {f.headline}{money}" + (f" → {tactics}" if tactics else ""))
+                    lines.append(
+                        f"{f.rank}. {f.headline}{money}" + (f" → {tactics}" if tactics else "")
+                    )
     return lines
 
 
@@ -91,8 +99,9 @@ def build_report(
     None. ``progress`` is called with each section's title as work on it starts. A section
     the data cannot support shows a short note instead.
     """
-    return make_report(store, title=title, model=model, progress=progress,
-                       average_order_value=average_order_value).html
+    return make_report(
+        store, title=title, model=model, progress=progress, average_order_value=average_order_value
+    ).html
 
 
 def write_report(
@@ -106,8 +115,9 @@ def write_report(
 ) -> Path:
     """Write the report of ``store`` to ``path`` (UTF-8) and return the path."""
     target = Path(path)
-    html = build_report(store, title=title, model=model, progress=progress,
-                        average_order_value=average_order_value)
+    html = build_report(
+        store, title=title, model=model, progress=progress, average_order_value=average_order_value
+    )
     target.write_text(html, encoding="utf-8")
     return target
 
@@ -116,5 +126,15 @@ def _source(store: Store) -> str:
     return "an in-memory store" if store.path == ":memory:" else Path(store.path).name
 
 
-__all__ = ["Report", "ReportBuild", "Section", "build_report", "build_sections", "make_report",
-           "render_page", "render_section", "top_findings", "write_report"]
+__all__ = [
+    "Report",
+    "ReportBuild",
+    "Section",
+    "build_report",
+    "build_sections",
+    "make_report",
+    "render_page",
+    "render_section",
+    "top_findings",
+    "write_report",
+]

@@ -74,9 +74,15 @@ def incident_spans(findings: pd.DataFrame | None) -> pd.DataFrame | None:
         dated = dated.assign(end=dated["start"])
     labels = []
     for row in dated.to_dict("records"):
-        parts = [str(row[c]) for c in ("segment", "step") if c in row and row[c] is not None and str(row[c]) not in ("", "nan", "None")]
+        parts = [
+            str(row[c])
+            for c in ("segment", "step")
+            if c in row and row[c] is not None and str(row[c]) not in ("", "nan", "None")
+        ]
         labels.append(" · ".join(parts) or str(row.get("kind", "incident")))
-    return pd.DataFrame({"start": dated["start"].to_numpy(), "end": dated["end"].to_numpy(), "label": labels})
+    return pd.DataFrame(
+        {"start": dated["start"].to_numpy(), "end": dated["end"].to_numpy(), "label": labels}
+    )
 
 
 # -- analyses ---------------------------------------------------------------------------
@@ -96,11 +102,15 @@ def _diagnosis(ctx: Context) -> Section:
         # ``end`` is exclusive (midnight after the last day)
         period = f"{start:%Y-%m-%d} to {end - pd.Timedelta(microseconds=1):%Y-%m-%d}"
     value = getattr(result, "order_value", None)
-    return S.diagnosis_section(result.findings, currency=ctx.currency, period=period,
-                               notes=list(getattr(result, "notes", []) or []),
-                               priced=value is None or value.source != "none",
-                               pricing=value.note() if value is not None else "",
-                               incidents=result.incident_table() if hasattr(result, "incident_table") else None)
+    return S.diagnosis_section(
+        result.findings,
+        currency=ctx.currency,
+        period=period,
+        notes=list(getattr(result, "notes", []) or []),
+        priced=value is None or value.source != "none",
+        pricing=value.note() if value is not None else "",
+        incidents=result.incident_table() if hasattr(result, "incident_table") else None,
+    )
 
 
 def _checkout(ctx: Context) -> Section:
@@ -116,16 +126,20 @@ TREND = "week"
 def _funnel_args(ctx: Context) -> dict[str, Any]:
     """The model's default funnel: its steps and conversion window."""
     section = getattr(ctx.model, "funnel", None)
-    return {"steps": list(getattr(section, "steps", DEFAULT_STEPS)),
-            "window": getattr(section, "window", "7d"),
-            "allow_unknown": True}  # the model may name events this store does not record
+    return {
+        "steps": list(getattr(section, "steps", DEFAULT_STEPS)),
+        "window": getattr(section, "window", "7d"),
+        "allow_unknown": True,
+    }  # the model may name events this store does not record
 
 
 def _funnel(ctx: Context) -> Any:
     """The default funnel with its breakdown by channel and weekly trend (one run)."""
     from shopfunnel.funnel.api import funnel
 
-    return ctx.once("funnel", lambda: funnel(ctx.store, **_funnel_args(ctx), by="channel", trend=TREND))
+    return ctx.once(
+        "funnel", lambda: funnel(ctx.store, **_funnel_args(ctx), by="channel", trend=TREND)
+    )
 
 
 def _steps(ctx: Context) -> Section:
@@ -139,7 +153,9 @@ def _by_channel(ctx: Context) -> Section:
 def _by_device(ctx: Context) -> Section:
     from shopfunnel.funnel.api import funnel
 
-    return S.breakdown_section(funnel(ctx.store, **_funnel_args(ctx), by="device").breakdown, "device")
+    return S.breakdown_section(
+        funnel(ctx.store, **_funnel_args(ctx), by="device").breakdown, "device"
+    )
 
 
 def _trend(ctx: Context) -> Section:
@@ -169,8 +185,9 @@ def _placements(ctx: Context) -> Any:
             return None
         end = pd.Timestamp(last)
         start = end - pd.Timedelta(days=FLOW_DAYS)
-        at_start, at_end = placements(ctx.store, [start.to_pydatetime(), end.to_pydatetime()],
-                                      **_model_args(ctx))
+        at_start, at_end = placements(
+            ctx.store, [start.to_pydatetime(), end.to_pydatetime()], **_model_args(ctx)
+        )
         return start, end, at_start, at_end
 
     return ctx.once("placements", both)
@@ -188,8 +205,10 @@ def _placement(ctx: Context) -> Any:
 def _stage_summary(ctx: Context) -> pd.DataFrame:
     from shopfunnel.stages.placement import stage_summary
 
-    return ctx.once("stage_summary", lambda: stage_summary(ctx.store, placed=_placement(ctx),
-                                                           **_model_args(ctx)))
+    return ctx.once(
+        "stage_summary",
+        lambda: stage_summary(ctx.store, placed=_placement(ctx), **_model_args(ctx)),
+    )
 
 
 def _stages(ctx: Context) -> Section:
@@ -207,9 +226,16 @@ def _flow(ctx: Context) -> Section:
     if placed is None:
         return S.stage_flow_section(None)
     start, end, at_start, at_end = placed
-    flow = stage_flow(ctx.store, start.to_pydatetime(), end.to_pydatetime(),
-                      placed=(at_start, at_end), **_model_args(ctx))
-    return S.stage_flow_section(flow, start=start.strftime("%Y-%m-%d"), end=end.strftime("%Y-%m-%d"))
+    flow = stage_flow(
+        ctx.store,
+        start.to_pydatetime(),
+        end.to_pydatetime(),
+        placed=(at_start, at_end),
+        **_model_args(ctx),
+    )
+    return S.stage_flow_section(
+        flow, start=start.strftime("%Y-%m-%d"), end=end.strftime("%Y-%m-%d")
+    )
 
 
 def _orders(ctx: Context) -> pd.DataFrame:
@@ -251,8 +277,10 @@ def _whatif(ctx: Context) -> Section:
     median = float(pd.to_numeric(orders["value"], errors="coerce").median())
     if not median > 0:  # NaN too: orders without values
         return S.whatif_section([], no_values=True)
-    policies = [tiered_discount(ctx.store, [Tier(t, r) for t, r in WHATIF_TIERS]),
-                free_shipping(ctx.store, nice_threshold(median))]
+    policies = [
+        tiered_discount(ctx.store, [Tier(t, r) for t, r in WHATIF_TIERS]),
+        free_shipping(ctx.store, nice_threshold(median)),
+    ]
     return S.whatif_section(policies, currency=ctx.currency)
 
 
@@ -327,12 +355,20 @@ def _failure_note(exc: BaseException) -> str:
     return f"This section could not be computed ({type(exc).__name__}: {exc})."
 
 
-def build_sections(store: Store, *, model: Any = None, progress: Progress | None = None,
-                   average_order_value: float | None = None) -> ReportBuild:
+def build_sections(
+    store: Store,
+    *,
+    model: Any = None,
+    progress: Progress | None = None,
+    average_order_value: float | None = None,
+) -> ReportBuild:
     """Compute every section of the report, in page order. ``average_order_value`` prices
     the diagnosis's findings (see :mod:`shopfunnel.diagnosis.order_value`)."""
-    ctx = Context(store, model if model is not None else default_model(),
-                  average_order_value=average_order_value)
+    ctx = Context(
+        store,
+        model if model is not None else default_model(),
+        average_order_value=average_order_value,
+    )
     out = ReportBuild()
     for sid, title, make in PLAN:
         if progress is not None:

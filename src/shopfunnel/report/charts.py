@@ -16,7 +16,11 @@ STAGE_COLOURS = {
 FONT = "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 
 # Passed to Plotly.newPlot for every chart.
-CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+}
 
 
 def styled(fig: go.Figure, *, height: int = 360, legend: bool | None = None) -> go.Figure:

@@ -24,7 +24,13 @@ from shopfunnel import format as fmt
 from shopfunnel.report.blocks import Block, Chart, Findings, KeyFigures, Section, Table, Text
 from shopfunnel.report.charts import CONFIG
 
-_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_JSON_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
 
 
 def script_safe_json(text: str) -> str:
@@ -66,22 +72,39 @@ def _table_view(table: Table) -> dict[str, Any]:
         numeric = kind in fmt.FORMATTERS or pd.api.types.is_numeric_dtype(frame[col])
         columns.append({"label": str(col).replace("_", " "), "align": "num" if numeric else "txt"})
     kinds = [table.formats.get(str(c)) for c in frame.columns]
-    rows = [[fmt.cell(v, k) for v, k in zip(row, kinds, strict=True)] for row in frame.itertuples(index=False)]
-    return {"kind": "table", "columns": columns, "rows": rows, "caption": table.caption,
-            "collapsed": table.collapsed}
+    rows = [
+        [fmt.cell(v, k) for v, k in zip(row, kinds, strict=True)]
+        for row in frame.itertuples(index=False)
+    ]
+    return {
+        "kind": "table",
+        "columns": columns,
+        "rows": rows,
+        "caption": table.caption,
+        "collapsed": table.collapsed,
+    }
 
 
 def _block_view(block: Block, ids: Iterator[int]) -> dict[str, Any]:
     if isinstance(block, Chart):
         spec = pio.to_json(block.figure, validate=False, pretty=False, engine="json")
-        return {"kind": "chart", "dom_id": f"chart-{next(ids)}", "caption": block.caption,
-                "spec_json": Markup(script_safe_json(spec))}
+        return {
+            "kind": "chart",
+            "dom_id": f"chart-{next(ids)}",
+            "caption": block.caption,
+            "spec_json": Markup(script_safe_json(spec)),
+        }
     if isinstance(block, Table):
         return _table_view(block)
     if isinstance(block, KeyFigures):
         return {"kind": "keyfigures", "entries": block.items}
     if isinstance(block, Findings):
-        return {"kind": "findings", "entries": block.items, "heading": block.heading, "tone": block.tone}
+        return {
+            "kind": "findings",
+            "entries": block.items,
+            "heading": block.heading,
+            "tone": block.tone,
+        }
     if isinstance(block, Text):
         return {"kind": "text", "text": block.text}
     raise TypeError(f"cannot render a {type(block).__name__} block")
@@ -103,16 +126,22 @@ def render_section(section: Section) -> str:
     return str(template.module.section(_section_view(section, itertools.count(1))))  # type: ignore[attr-defined]
 
 
-def render_page(sections: Iterable[Section], *, title: str, source: str = "", version: str = "") -> str:
+def render_page(
+    sections: Iterable[Section], *, title: str, source: str = "", version: str = ""
+) -> str:
     """The whole report page: every section, plotly.js once, the drawing loop."""
     ids = itertools.count(1)
     views = [_section_view(s, ids) for s in sections]
-    return environment().get_template("report.html.j2").render(
-        title=title,
-        source=source or "a shopfunnel store",
-        version=version,
-        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        sections=views,
-        plotly_js=Markup(plotly_js()),
-        plotly_config=Markup(script_safe_json(json.dumps(CONFIG))),
+    return (
+        environment()
+        .get_template("report.html.j2")
+        .render(
+            title=title,
+            source=source or "a shopfunnel store",
+            version=version,
+            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            sections=views,
+            plotly_js=Markup(plotly_js()),
+            plotly_config=Markup(script_safe_json(json.dumps(CONFIG))),
+        )
     )

@@ -104,7 +104,9 @@ def events_for_sessions(
 
 def _size(n_events: int | None, sessions_per_day: float | None, **plan_args) -> int:
     if (n_events is None) == (sessions_per_day is None):
-        raise ConfigError("give the sample's size as a number of events or as sessions_per_day (one of them)")
+        raise ConfigError(
+            "give the sample's size as a number of events or as sessions_per_day (one of them)"
+        )
     if sessions_per_day is not None:
         return events_for_sessions(sessions_per_day, **plan_args)
     return _check_n(n_events)  # type: ignore[arg-type]
@@ -131,8 +133,15 @@ def generate_sample(
     ``experiment`` runs a :class:`PlantedExperiment` (its exposure events come on top of
     ``n_events``).
     """
-    n_events = _size(n_events, sessions_per_day, seed=seed, start=start, days=days,
-                     incidents=incidents, experiment=experiment)
+    n_events = _size(
+        n_events,
+        sessions_per_day,
+        seed=seed,
+        start=start,
+        days=days,
+        incidents=incidents,
+        experiment=experiment,
+    )
     plan = make_plan(seed, start, days, tuple(incidents), experiment)
     tables = list(iter_blocks(_check_n(n_events), plan))
     return pa.concat_tables(tables).combine_chunks() if len(tables) > 1 else tables[0]
@@ -162,8 +171,15 @@ def write_sample(
     """
     if chunk_events < 1:
         raise ConfigError(f"chunk_events={chunk_events!r} must be at least 1")
-    n = _size(n_events, sessions_per_day, seed=seed, start=start, days=days,
-              incidents=incidents, experiment=experiment)
+    n = _size(
+        n_events,
+        sessions_per_day,
+        seed=seed,
+        start=start,
+        days=days,
+        incidents=incidents,
+        experiment=experiment,
+    )
     plan = make_plan(seed, start, days, tuple(incidents), experiment)
     target = Path(path)
     if target.is_dir():

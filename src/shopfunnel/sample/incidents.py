@@ -291,22 +291,40 @@ def _segment(text: str) -> tuple[tuple[str, str], ...]:
 
 # kind: (class, syntax, the optional fields after START as (keyword, how to read it))
 _FORMS: dict[str, tuple[type, str, tuple[tuple[str, Callable[[str, str], object]], ...]]] = {
-    "checkout-failure": (CheckoutFailure, "checkout-failure:START[:DAYS[:DEVICE[:STEP]]]", (
-        ("days", lambda v, spec: _number(v, "d", "DAYS", spec)),
-        ("device", lambda v, spec: v.lower()),
-        ("step", lambda v, spec: v.lower()))),
-    "payment-outage": (PaymentOutage, "payment-outage:START[:HOURS]", (
-        ("hours", lambda v, spec: _number(v, "h", "HOURS", spec)),)),
-    "traffic-spike": (TrafficSpike, "traffic-spike:START[:DAYS[:CAMPAIGN[:CHANNEL[:MULTIPLIER]]]]", (
-        ("days", lambda v, spec: _number(v, "d", "DAYS", spec)),
-        ("campaign", lambda v, spec: v),
-        ("channel", lambda v, spec: v.lower()),
-        ("multiplier", lambda v, spec: _number(v, "x", "MULTIPLIER", spec)))),
-    "conversion-drop": (ConversionDrop, "conversion-drop:START[:DAYS[:STEP[:KEEP[:SEGMENT]]]]", (
-        ("days", lambda v, spec: _number(v, "d", "DAYS", spec)),
-        ("step", lambda v, spec: v.lower()),
-        ("keep", lambda v, spec: _number(v, "x", "KEEP", spec)),
-        ("segment", lambda v, spec: _segment(v)))),
+    "checkout-failure": (
+        CheckoutFailure,
+        "checkout-failure:START[:DAYS[:DEVICE[:STEP]]]",
+        (
+            ("days", lambda v, spec: _number(v, "d", "DAYS", spec)),
+            ("device", lambda v, spec: v.lower()),
+            ("step", lambda v, spec: v.lower()),
+        ),
+    ),
+    "payment-outage": (
+        PaymentOutage,
+        "payment-outage:START[:HOURS]",
+        (("hours", lambda v, spec: _number(v, "h", "HOURS", spec)),),
+    ),
+    "traffic-spike": (
+        TrafficSpike,
+        "traffic-spike:START[:DAYS[:CAMPAIGN[:CHANNEL[:MULTIPLIER]]]]",
+        (
+            ("days", lambda v, spec: _number(v, "d", "DAYS", spec)),
+            ("campaign", lambda v, spec: v),
+            ("channel", lambda v, spec: v.lower()),
+            ("multiplier", lambda v, spec: _number(v, "x", "MULTIPLIER", spec)),
+        ),
+    ),
+    "conversion-drop": (
+        ConversionDrop,
+        "conversion-drop:START[:DAYS[:STEP[:KEEP[:SEGMENT]]]]",
+        (
+            ("days", lambda v, spec: _number(v, "d", "DAYS", spec)),
+            ("step", lambda v, spec: v.lower()),
+            ("keep", lambda v, spec: _number(v, "x", "KEEP", spec)),
+            ("segment", lambda v, spec: _segment(v)),
+        ),
+    ),
 }
 
 
@@ -328,5 +346,9 @@ def parse_incident(spec: str) -> Incident:
     cls, syntax, optional = _FORMS[kind]
     if len(args) > len(optional):
         raise ConfigError(f"--incident {spec!r}: too many fields; syntax: {syntax}")
-    kw = {name: read(value, spec) for (name, read), value in zip(optional, args, strict=False) if value}
+    kw = {
+        name: read(value, spec)
+        for (name, read), value in zip(optional, args, strict=False)
+        if value
+    }
     return cls(start, **kw)

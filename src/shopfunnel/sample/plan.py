@@ -54,7 +54,10 @@ class Plan:
 
 
 def make_plan(
-    seed: int, start: str | date | datetime, days: int, incidents: Sequence[Incident],
+    seed: int,
+    start: str | date | datetime,
+    days: int,
+    incidents: Sequence[Incident],
     experiment: PlantedExperiment | None = None,
 ) -> Plan:
     """Check the arguments and resolve everything the blocks share."""

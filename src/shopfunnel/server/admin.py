@@ -34,8 +34,9 @@ def trusted_device(request: Request) -> str | None:
 
 def check_password(request: Request, password: str) -> AdminCheck:
     """A log-in attempt with ``password`` from this request's address and device."""
-    return state_of(request).check_admin_token(password, client_address(request),
-                                               trusted_device(request))
+    return state_of(request).check_admin_token(
+        password, client_address(request), trusted_device(request)
+    )
 
 
 def admin_check(request: Request) -> AdminCheck:

@@ -59,8 +59,11 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 def table_response(df: pd.DataFrame, fmt: str, filename: str) -> Any:
     if fmt == "csv":
-        return Response(csv_text(df), media_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'})
+        return Response(
+            csv_text(df),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+        )
     return {"rows": records(df)}
 
 
@@ -93,9 +96,14 @@ def webhooks_status(request: Request) -> dict[str, Any]:
     return {"rows": records(read(request, delivery_status))}
 
 
-@router.delete("/persons/{person_id}", openapi_extra=ADMIN,
-                responses={503: {"description": "The store is still loading earlier events: retry"}})
-def erase_person(request: Request, person_id: Annotated[str, Path(min_length=1, max_length=1000)]) -> dict[str, Any]:
+@router.delete(
+    "/persons/{person_id}",
+    openapi_extra=ADMIN,
+    responses={503: {"description": "The store is still loading earlier events: retry"}},
+)
+def erase_person(
+    request: Request, person_id: Annotated[str, Path(min_length=1, max_length=1000)]
+) -> dict[str, Any]:
     """Erase a person: their events, identity links, audience memberships, sent flows and
     webhook entries, the timeline and the spooled copies (see shopfunnel.store.erase). The
     store file is rewritten, so reads pause for a moment. The answer does not repeat the id."""
@@ -106,8 +114,12 @@ def erase_person(request: Request, person_id: Annotated[str, Path(min_length=1, 
         raise HTTPException(status_code=422, detail=str(exc)) from exc
     except ShopfunnelError as exc:
         raise HTTPException(status_code=503, detail=str(exc), headers={"Retry-After": "5"}) from exc
-    return {"erased": result.persons > 0, "persons": result.persons, "rows": result.rows,
-            "audit": result.subject_hash}
+    return {
+        "erased": result.persons > 0,
+        "persons": result.persons,
+        "rows": result.rows,
+        "audit": result.subject_hash,
+    }
 
 
 @router.get("/keys", openapi_extra=ADMIN)
@@ -121,7 +133,9 @@ def list_keys(request: Request) -> dict[str, Any]:
 
 
 @router.post("/keys", openapi_extra=ADMIN, status_code=201)
-def create_key(request: Request, name: Annotated[str, Query(min_length=1, max_length=100)] = "default") -> dict[str, str]:
+def create_key(
+    request: Request, name: Annotated[str, Query(min_length=1, max_length=100)] = "default"
+) -> dict[str, str]:
     """Create a write key while the server runs (the store file is the server's alone).
     The key is in this answer only."""
     state = state_of(request)
@@ -132,10 +146,22 @@ def create_key(request: Request, name: Annotated[str, Query(min_length=1, max_le
     return {"write_key": key, "name": name}
 
 
-@router.delete("/keys/{prefix}", openapi_extra=ADMIN,
-                responses={404: {"description": "No active write key starts with the prefix"}})
-def revoke_key(request: Request, prefix: Annotated[str, Path(min_length=1, max_length=100, description=(
-        "the key's first characters, as GET /v1/keys lists them"))]) -> dict[str, Any]:
+@router.delete(
+    "/keys/{prefix}",
+    openapi_extra=ADMIN,
+    responses={404: {"description": "No active write key starts with the prefix"}},
+)
+def revoke_key(
+    request: Request,
+    prefix: Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=100,
+            description=("the key's first characters, as GET /v1/keys lists them"),
+        ),
+    ],
+) -> dict[str, Any]:
     """Revoke a write key: requests with it get 401 from the next one on. 404 when no
     active key starts with ``prefix`` (keys given on the serve command line cannot be
     revoked here: restart without them)."""
@@ -151,27 +177,69 @@ By = Annotated[Literal[queries.BREAKDOWNS] | None, Query(description="breakdown 
 
 
 @router.get("/funnel", openapi_extra=ADMIN)
-def funnel(request: Request,
-           steps: Annotated[str, Query(min_length=1, max_length=2000, description=(
-               "steps, comma-separated, filters in brackets: "
-               "view_item[item_category=shoes|boots],add_to_cart,purchase"))],
-           window: Annotated[str, Query(max_length=20)] = "7d", order: Order = "ordered", by: By = None,
-           count_by: Annotated[Literal["person", "session"], Query()] = "person",
-           exclude: Annotated[str, Query(max_length=2000, description=(
-               "excluded events separated by ';', each EVENT[filters] or EVENT:FROM-TO"))] = "",
-           hold: Annotated[str | None, Query(max_length=200, description=(
-               "a property every step of an attempt shares (cart_id, item_id)"))] = None,
-           optional: Annotated[str, Query(max_length=200, description=(
-               "step numbers that may be skipped, comma-separated"))] = "",
-           open_entry: Annotated[bool, Query(alias="open", description=(
-               "an attempt may start at any step"))] = False,
-           allow_unknown: Annotated[bool, Query(description=(
-               "count even if a step, key or breakdown names nothing in the store "
-               "(otherwise 422 with the closest names)"))] = False) -> dict[str, Any]:
+def funnel(
+    request: Request,
+    steps: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=2000,
+            description=(
+                "steps, comma-separated, filters in brackets: "
+                "view_item[item_category=shoes|boots],add_to_cart,purchase"
+            ),
+        ),
+    ],
+    window: Annotated[str, Query(max_length=20)] = "7d",
+    order: Order = "ordered",
+    by: By = None,
+    count_by: Annotated[Literal["person", "session"], Query()] = "person",
+    exclude: Annotated[
+        str,
+        Query(
+            max_length=2000,
+            description=("excluded events separated by ';', each EVENT[filters] or EVENT:FROM-TO"),
+        ),
+    ] = "",
+    hold: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description=("a property every step of an attempt shares (cart_id, item_id)"),
+        ),
+    ] = None,
+    optional: Annotated[
+        str,
+        Query(max_length=200, description=("step numbers that may be skipped, comma-separated")),
+    ] = "",
+    open_entry: Annotated[
+        bool, Query(alias="open", description=("an attempt may start at any step"))
+    ] = False,
+    allow_unknown: Annotated[
+        bool,
+        Query(
+            description=(
+                "count even if a step, key or breakdown names nothing in the store "
+                "(otherwise 422 with the closest names)"
+            )
+        ),
+    ] = False,
+) -> dict[str, Any]:
     """A funnel over the store (see shopfunnel.funnel.api for every number's definition)."""
-    result = read(request, queries.funnel, steps, window=window, order=order, by=by,
-                  count_by=count_by, exclude=exclude, hold=hold, optional=optional,
-                  open_entry=open_entry, allow_unknown=allow_unknown)
+    result = read(
+        request,
+        queries.funnel,
+        steps,
+        window=window,
+        order=order,
+        by=by,
+        count_by=count_by,
+        exclude=exclude,
+        hold=hold,
+        optional=optional,
+        open_entry=open_entry,
+        allow_unknown=allow_unknown,
+    )
     return clean(result.to_dict())
 
 
@@ -184,22 +252,36 @@ def stages(request: Request) -> dict[str, Any]:
 
 
 @router.get("/stages/persons", openapi_extra=ADMIN)
-def stage_persons(request: Request, stage: Annotated[str | None, Query(max_length=100)] = None,
-                  status: Annotated[Literal["active", "stalled", "lapsed", "gone"] | None, Query()] = None,
-                  format: Fmt = "json") -> Any:
+def stage_persons(
+    request: Request,
+    stage: Annotated[str | None, Query(max_length=100)] = None,
+    status: Annotated[Literal["active", "stalled", "lapsed", "gone"] | None, Query()] = None,
+    format: Fmt = "json",
+) -> Any:
     """The persons at a stage with a status (both optional); CSV with ?format=csv."""
     return table_response(read(request, queries.stage_persons, stage, status), format, "persons")
 
 
 @router.get("/stages/flow", openapi_extra=ADMIN)
-def stage_flow(request: Request, start: Annotated[str, Query(max_length=40)],
-               end: Annotated[str, Query(max_length=40)]) -> dict[str, Any]:
+def stage_flow(
+    request: Request,
+    start: Annotated[str, Query(max_length=40)],
+    end: Annotated[str, Query(max_length=40)],
+) -> dict[str, Any]:
     """Persons by state at ``start`` (rows, column ``from``) and at ``end`` (columns)."""
     return {"rows": records(read(request, queries.stage_flow, start, end))}
 
 
 @router.get("/retention", openapi_extra=ADMIN)
-def retention(request: Request, period: Annotated[Literal["month", "week"] | None, Query(description="cohort period; default: month when orders span 120 days, else week (as the report)")] = None) -> dict[str, Any]:
+def retention(
+    request: Request,
+    period: Annotated[
+        Literal["month", "week"] | None,
+        Query(
+            description="cohort period; default: month when orders span 120 days, else week (as the report)"
+        ),
+    ] = None,
+) -> dict[str, Any]:
     """Store-wide retention figures and the cohort matrix."""
     data = read(request, queries.retention, period)
     return clean({"summary": data["summary"], "cohorts": records(data["cohorts"])})

@@ -40,8 +40,12 @@ def create_app(
         from shopfunnel.errors import ConfigError
 
         raise ConfigError(f"unknown server setting(s) {unknown}: use {sorted(known)}")
-    state = ServerState(store_path, admin_password_hash, ServerSettings(**settings),
-                        extra_write_keys=tuple(write_keys))
+    state = ServerState(
+        store_path,
+        admin_password_hash,
+        ServerSettings(**settings),
+        extra_write_keys=tuple(write_keys),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,9 +82,11 @@ def create_app(
 
     @app.get("/sdk.js", include_in_schema=False)
     def sdk_js() -> Response:
-        return Response(sdk, media_type="application/javascript",
-                        headers={"Cache-Control": "public, max-age=300",
-                                 "Access-Control-Allow-Origin": "*"})
+        return Response(
+            sdk,
+            media_type="application/javascript",
+            headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover
@@ -88,20 +94,30 @@ def create_app(
 
         # the route's template, not the path: a path can hold a person id (/v1/persons/{id})
         route = getattr(request.scope.get("route"), "path", "?")
-        logging.getLogger("shopfunnel.server").exception("unexpected error on %s %s",
-                                                         request.method, route)
+        logging.getLogger("shopfunnel.server").exception(
+            "unexpected error on %s %s", request.method, route
+        )
         return JSONResponse({"success": False, "error": "internal error"}, status_code=500)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        schema = document_answers(get_openapi(title=app.title, version=app.version, summary=app.summary,
-                                              routes=app.routes))
+        schema = document_answers(
+            get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+        )
         schema.setdefault("components", {})["securitySchemes"] = {
-            "writeKey": {"type": "http", "scheme": "basic",
-                         "description": "The write key as the user name, empty password (Segment's way)."},
-            "admin": {"type": "http", "scheme": "bearer",
-                      "description": "The admin password or token set at start-up."},
+            "writeKey": {
+                "type": "http",
+                "scheme": "basic",
+                "description": "The write key as the user name, empty password (Segment's way).",
+            },
+            "admin": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The admin password or token set at start-up.",
+            },
         }
         app.openapi_schema = schema
         return schema

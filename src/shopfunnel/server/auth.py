@@ -55,8 +55,14 @@ def verify_password(password: str, stored: str) -> bool:
         if kind != "scrypt":
             return False
         expected = base64.b64decode(digest)
-        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r),
-                             p=int(p), dklen=len(expected))
+        got = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected),
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, expected)
@@ -68,7 +74,9 @@ def key_digest(key: str) -> str:
 
 # -- storage in the store's own file (the events table is never touched) --------------------
 def ensure_tables(db: Database) -> None:
-    db.execute("CREATE TABLE IF NOT EXISTS server_settings (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS server_settings (key VARCHAR PRIMARY KEY, value VARCHAR)"
+    )
     db.execute(
         "CREATE TABLE IF NOT EXISTS write_keys (key_hash VARCHAR PRIMARY KEY, prefix VARCHAR, "
         "name VARCHAR, created_at TIMESTAMP, revoked BOOLEAN DEFAULT false)"
@@ -82,7 +90,9 @@ def stored_admin_hash(db: Database) -> str | None:
 
 def store_admin_hash(db: Database, password_hash: str) -> None:
     ensure_tables(db)
-    db.execute("INSERT OR REPLACE INTO server_settings VALUES ('admin_password_hash', ?)", [password_hash])
+    db.execute(
+        "INSERT OR REPLACE INTO server_settings VALUES ('admin_password_hash', ?)", [password_hash]
+    )
 
 
 def device_secret(db: Database) -> bytes:
@@ -134,7 +144,9 @@ def revoke_write_key(db: Database, prefix: str) -> int:
     """Mark the active write keys starting with ``prefix`` (as `keys list` shows it) revoked;
     the number revoked. Raises :class:`ConfigError` when none is active."""
     ensure_tables(db)
-    n = int(db.scalar("SELECT count(*) FROM write_keys WHERE prefix = ? AND NOT revoked", [prefix]) or 0)
+    n = int(
+        db.scalar("SELECT count(*) FROM write_keys WHERE prefix = ? AND NOT revoked", [prefix]) or 0
+    )
     if n == 0:
         raise ConfigError(f"no active write key starts with {prefix!r}: see `shopfunnel keys list`")
     db.execute("UPDATE write_keys SET revoked = true WHERE prefix = ?", [prefix])
@@ -207,8 +219,10 @@ def set_platform_secret(db: Database, platform: str, secret: str, name: str = "d
     if len(secret.strip()) < 8:
         raise ConfigError("the secret is too short (under 8 characters): copy the whole secret")
     _ensure_platform_secrets(db)
-    db.execute("INSERT OR REPLACE INTO platform_webhook_secrets VALUES (?, ?, ?, ?)",
-               [platform, name, secret.strip(), datetime.now(UTC).replace(tzinfo=None)])
+    db.execute(
+        "INSERT OR REPLACE INTO platform_webhook_secrets VALUES (?, ?, ?, ?)",
+        [platform, name, secret.strip(), datetime.now(UTC).replace(tzinfo=None)],
+    )
 
 
 def platform_secrets(db: Database) -> dict[str, list[str]]:
@@ -224,14 +238,22 @@ def list_platform_secrets(db: Database) -> pd.DataFrame:
     """The kept secrets without their value: platform, name, a fingerprint (first 8 hex of
     its SHA-256, to tell two apart), created_at."""
     _ensure_platform_secrets(db)
-    return db.df("SELECT platform, name, left(sha256(secret), 8) AS fingerprint, created_at "
-                 "FROM platform_webhook_secrets ORDER BY platform, created_at")
+    return db.df(
+        "SELECT platform, name, left(sha256(secret), 8) AS fingerprint, created_at "
+        "FROM platform_webhook_secrets ORDER BY platform, created_at"
+    )
 
 
 def remove_platform_secret(db: Database, platform: str, name: str = "default") -> None:
     _check_platform(platform)
     _ensure_platform_secrets(db)
-    if not db.scalar("SELECT count(*) FROM platform_webhook_secrets WHERE platform = ? AND name = ?",
-                     [platform, name]):
-        raise ConfigError(f"no {platform} secret named {name!r}: see `shopfunnel keys platform-secrets`")
-    db.execute("DELETE FROM platform_webhook_secrets WHERE platform = ? AND name = ?", [platform, name])
+    if not db.scalar(
+        "SELECT count(*) FROM platform_webhook_secrets WHERE platform = ? AND name = ?",
+        [platform, name],
+    ):
+        raise ConfigError(
+            f"no {platform} secret named {name!r}: see `shopfunnel keys platform-secrets`"
+        )
+    db.execute(
+        "DELETE FROM platform_webhook_secrets WHERE platform = ? AND name = ?", [platform, name]
+    )

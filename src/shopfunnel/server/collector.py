@@ -36,14 +36,32 @@ from shopfunnel.server.state import ServerState
 router = APIRouter()
 
 
-CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 413: "too_large",
-         422: "invalid", 429: "rate_limited", 503: "unavailable"}
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    413: "too_large",
+    422: "invalid",
+    429: "rate_limited",
+    503: "unavailable",
+}
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+def _error(
+    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     # "code" and "message" are what Segment's libraries read from an error answer.
-    return JSONResponse({"success": False, "error": message, "code": CODES.get(status, "error"),
-                         "message": message, **extra}, status_code=status, headers=headers)
+    return JSONResponse(
+        {
+            "success": False,
+            "error": message,
+            "code": CODES.get(status, "error"),
+            "message": message,
+            **extra,
+        },
+        status_code=status,
+        headers=headers,
+    )
 
 
 def cors_headers(state: ServerState, origin: str | None) -> dict[str, str]:
@@ -138,16 +156,27 @@ async def collect(request: Request, kind: str) -> Response:
     origin = request.headers.get("origin")
     headers = cors_headers(state, origin)
     if origin and origin not in settings.allowed_origins:
-        return _error(403, f"origin {origin!r} may not send events: start the server with "
-                      f"--allow-origin {origin} if it is the store's own site", headers)
+        return _error(
+            403,
+            f"origin {origin!r} may not send events: start the server with "
+            f"--allow-origin {origin} if it is the store's own site",
+            headers,
+        )
     header_key = _basic_user(request.headers.get("authorization"))
     if header_key is not None and state.key_name(header_key) is None:
-        return _error(401, "unknown or revoked write key: create one with `shopfunnel keys create`",
-                      {**headers, "WWW-Authenticate": 'Basic realm="shopfunnel"'})
+        return _error(
+            401,
+            "unknown or revoked write key: create one with `shopfunnel keys create`",
+            {**headers, "WWW-Authenticate": 'Basic realm="shopfunnel"'},
+        )
     body = await _read_body(request, settings.max_body_bytes)
     if body is None:
-        return _error(413, f"the request body is larger than {settings.max_body_bytes} bytes: "
-                      "send smaller batches", headers)
+        return _error(
+            413,
+            f"the request body is larger than {settings.max_body_bytes} bytes: "
+            "send smaller batches",
+            headers,
+        )
     received = datetime.now(UTC)
     if header_key is not None:
         # a key already out of tokens is refused before its body is converted
@@ -162,16 +191,27 @@ async def collect(request: Request, kind: str) -> Response:
         return _error(400, prepared.parse_error, headers)
     key = header_key
     if key is None:
-        key = prepared.body_key if prepared.body_key is not None else request.query_params.get("writeKey")
+        key = (
+            prepared.body_key
+            if prepared.body_key is not None
+            else request.query_params.get("writeKey")
+        )
         if state.key_name(key) is None:
-            return _error(401, "a write key is required: send it as the HTTP Basic user name "
-                          "(Segment's way), as writeKey in the body, or as ?writeKey=",
-                          {**headers, "WWW-Authenticate": 'Basic realm="shopfunnel"'})
+            return _error(
+                401,
+                "a write key is required: send it as the HTTP Basic user name "
+                "(Segment's way), as writeKey in the body, or as ?writeKey=",
+                {**headers, "WWW-Authenticate": 'Basic realm="shopfunnel"'},
+            )
     if prepared.shape_error is not None:
         return _error(*prepared.shape_error, headers)
     if state.rate.too_large(prepared.count):
-        return _error(413, f"at most {state.rate.burst:.0f} events per request for this write key "
-                      "(its rate limit's burst): send smaller batches", headers)
+        return _error(
+            413,
+            f"at most {state.rate.burst:.0f} events per request for this write key "
+            "(its rate limit's burst): send smaller batches",
+            headers,
+        )
     wait = state.rate.take(key, prepared.count)  # type: ignore[arg-type]
     if wait > 0:
         return _rate_limited(wait, headers)
@@ -179,27 +219,36 @@ async def collect(request: Request, kind: str) -> Response:
         prepared = await state.prepare(body, kind, received)
     assert state.writer is not None and state.spool is not None
     if state.writer.pending > settings.max_pending_events:
-        return _error(503, "the store is catching up: retry shortly",
-                      {**headers, "Retry-After": "1"})
+        return _error(
+            503, "the store is catching up: retry shortly", {**headers, "Retry-After": "1"}
+        )
     accepted, rejected = prepared.accepted, prepared.rejected
     if not accepted:
-        return _error(400, "no event in the request could be accepted", headers,
-                      accepted=0, rejected=rejected)
+        return _error(
+            400, "no event in the request could be accepted", headers, accepted=0, rejected=rejected
+        )
     try:
         if settings.durability == "transaction":
             await run_in_threadpool(state.writer.load_now, prepared.data)
         else:
             await _wrap(state.spool.append_lines(prepared.data, accepted))
     except (OSError, RuntimeError, ShopfunnelError) as exc:
-        return _error(503, f"the spool cannot take events right now ({exc}): retry shortly",
-                      {**headers, "Retry-After": "1"})
-    return JSONResponse({"success": True, "accepted": accepted, "rejected": rejected},
-                        headers=headers)
+        return _error(
+            503,
+            f"the spool cannot take events right now ({exc}): retry shortly",
+            {**headers, "Retry-After": "1"},
+        )
+    return JSONResponse(
+        {"success": True, "accepted": accepted, "rejected": rejected}, headers=headers
+    )
 
 
 def _rate_limited(wait: float, headers: dict[str, str]) -> JSONResponse:
-    return _error(429, "rate limit for this write key exceeded: retry later",
-                  {**headers, "Retry-After": str(max(1, math.ceil(wait)))})
+    return _error(
+        429,
+        "rate limit for this write key exceeded: retry later",
+        {**headers, "Retry-After": str(max(1, math.ceil(wait)))},
+    )
 
 
 async def _wrap(future: Any) -> None:
@@ -210,48 +259,106 @@ EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "A canonical event (no 'type'), or a Segment/RudderStack message (with 'type').",
     "properties": {
-        "event_id": {"type": "string"}, "ts": {"type": "string", "format": "date-time"},
-        "event": {"type": "string"}, "anonymous_id": {"type": "string"},
-        "user_id": {"type": "string"}, "session_id": {"type": "string"},
-        "utm_source": {"type": "string"}, "utm_medium": {"type": "string"},
-        "utm_campaign": {"type": "string"}, "referrer": {"type": "string"},
-        "page": {"type": "string"}, "device": {"type": "string"}, "country": {"type": "string"},
-        "order_id": {"type": "string"}, "value": {"type": "number"}, "currency": {"type": "string"},
-        "items": {"type": "array", "items": {"type": "object", "properties": {
-            "item_id": {"type": "string"}, "item_name": {"type": "string"},
-            "item_category": {"type": "string"}, "price": {"type": "number"},
-            "quantity": {"type": "integer"}}}},
+        "event_id": {"type": "string"},
+        "ts": {"type": "string", "format": "date-time"},
+        "event": {"type": "string"},
+        "anonymous_id": {"type": "string"},
+        "user_id": {"type": "string"},
+        "session_id": {"type": "string"},
+        "utm_source": {"type": "string"},
+        "utm_medium": {"type": "string"},
+        "utm_campaign": {"type": "string"},
+        "referrer": {"type": "string"},
+        "page": {"type": "string"},
+        "device": {"type": "string"},
+        "country": {"type": "string"},
+        "order_id": {"type": "string"},
+        "value": {"type": "number"},
+        "currency": {"type": "string"},
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "item_id": {"type": "string"},
+                    "item_name": {"type": "string"},
+                    "item_category": {"type": "string"},
+                    "price": {"type": "number"},
+                    "quantity": {"type": "integer"},
+                },
+            },
+        },
         "properties": {"type": "object"},
         "type": {"type": "string", "enum": list(SINGLE_TYPES)},
-        "messageId": {"type": "string"}, "anonymousId": {"type": "string"},
-        "userId": {"type": "string"}, "timestamp": {"type": "string", "format": "date-time"},
-        "context": {"type": "object"}, "traits": {"type": "object"},
+        "messageId": {"type": "string"},
+        "anonymousId": {"type": "string"},
+        "userId": {"type": "string"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "context": {"type": "object"},
+        "traits": {"type": "object"},
     },
 }
 MESSAGE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {k: v for k, v in EVENT_SCHEMA["properties"].items()
-                   if k in ("messageId", "anonymousId", "userId", "timestamp", "context",
-                            "properties", "traits", "type")} | {"event": {"type": "string"}},
+    "properties": {
+        k: v
+        for k, v in EVENT_SCHEMA["properties"].items()
+        if k
+        in (
+            "messageId",
+            "anonymousId",
+            "userId",
+            "timestamp",
+            "context",
+            "properties",
+            "traits",
+            "type",
+        )
+    }
+    | {"event": {"type": "string"}},
 }
 RESULT = {
-    "200": {"description": "Accepted events are durable (fsynced); rejected ones are listed with reasons.",
-            "content": {"application/json": {"schema": {"type": "object", "properties": {
-                "success": {"type": "boolean"}, "accepted": {"type": "integer"},
-                "rejected": {"type": "array", "items": {"type": "object"}}}}}}},
+    "200": {
+        "description": "Accepted events are durable (fsynced); rejected ones are listed with reasons.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "success": {"type": "boolean"},
+                        "accepted": {"type": "integer"},
+                        "rejected": {"type": "array", "items": {"type": "object"}},
+                    },
+                }
+            }
+        },
+    },
     # the error answers and their bodies: shopfunnel.server.openapi
 }
 
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
-            "responses": RESULT, "security": [{"writeKey": []}]}
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        "responses": RESULT,
+        "security": [{"writeKey": []}],
+    }
 
 
-@router.post("/v1/batch", tags=["collector"], openapi_extra=_body({
-    "type": "object", "required": ["batch"],
-    "properties": {"batch": {"type": "array", "items": EVENT_SCHEMA, "minItems": 1},
-                   "context": {"type": "object"}}}))
+@router.post(
+    "/v1/batch",
+    tags=["collector"],
+    openapi_extra=_body(
+        {
+            "type": "object",
+            "required": ["batch"],
+            "properties": {
+                "batch": {"type": "array", "items": EVENT_SCHEMA, "minItems": 1},
+                "context": {"type": "object"},
+            },
+        }
+    ),
+)
 async def batch(request: Request) -> Response:
     """A batch of canonical events and/or Segment messages (Segment's ``/v1/batch`` shape)."""
     return await collect(request, "batch")
@@ -270,7 +377,14 @@ for _kind in SINGLE_TYPES:
     _single(_kind)
 
 # Segment's browser library (analytics.js 2.0) posts to one-letter paths: /v1/t, /v1/p, …
-SHORT_PATHS = {"t": "track", "p": "page", "i": "identify", "s": "screen", "a": "alias", "g": "group"}
+SHORT_PATHS = {
+    "t": "track",
+    "p": "page",
+    "i": "identify",
+    "s": "screen",
+    "a": "alias",
+    "g": "group",
+}
 
 
 def _short(letter: str, kind: str) -> None:

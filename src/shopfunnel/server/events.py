@@ -72,29 +72,40 @@ def _items(value: Any) -> list[dict[str, Any]] | None:
         except ValueError:
             raise EventError("items must be a JSON array of item objects", "items") from None
     if not isinstance(value, list):
-        raise EventError("items must be a list of {item_id, item_name, item_category, price, quantity}", "items")
+        raise EventError(
+            "items must be a list of {item_id, item_name, item_category, price, quantity}", "items"
+        )
     out = []
     for item in value:
         if not isinstance(item, Mapping):
             raise EventError("each item must be an object", "items")
         unknown = [k for k in item if k not in ITEM_FIELDS]
         if unknown:
-            raise EventError(f"unknown item field(s) {unknown}: items take {', '.join(ITEM_FIELDS)}", "items")
+            raise EventError(
+                f"unknown item field(s) {unknown}: items take {', '.join(ITEM_FIELDS)}", "items"
+            )
         price = item.get("price")
         quantity = item.get("quantity")
-        if price is not None and (isinstance(price, bool) or not isinstance(price, int | float)
-                                  or price != price or abs(price) > 1e300):
+        if price is not None and (
+            isinstance(price, bool)
+            or not isinstance(price, int | float)
+            or price != price
+            or abs(price) > 1e300
+        ):
             raise EventError(f"item price must be a number (got {price!r})", "items")
-        if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, int)
-                                     or abs(quantity) > 2**31 - 1):
+        if quantity is not None and (
+            isinstance(quantity, bool) or not isinstance(quantity, int) or abs(quantity) > 2**31 - 1
+        ):
             raise EventError(f"item quantity must be a whole number (got {quantity!r})", "items")
-        out.append({
-            "item_id": _text("item_id", item.get("item_id")),
-            "item_name": _text("item_name", item.get("item_name")),
-            "item_category": _text("item_category", item.get("item_category")),
-            "price": None if price is None else float(price),
-            "quantity": quantity,
-        })
+        out.append(
+            {
+                "item_id": _text("item_id", item.get("item_id")),
+                "item_name": _text("item_name", item.get("item_name")),
+                "item_category": _text("item_category", item.get("item_category")),
+                "price": None if price is None else float(price),
+                "quantity": quantity,
+            }
+        )
     return out
 
 
@@ -150,7 +161,9 @@ def canonical_event(obj: Any) -> dict[str, Any]:
     except (ValueError, OverflowError, OSError, TypeError):
         raise EventError(
             f"ts {ts!r} cannot be read as a timestamp: use ISO 8601, e.g. "
-            "2024-03-15T10:30:00Z, or epoch seconds", "ts") from None
+            "2024-03-15T10:30:00Z, or epoch seconds",
+            "ts",
+        ) from None
     value = obj.get("value")
     record["value"] = None if value is None else _money("value", value)
     items = obj.get("items")
@@ -162,7 +175,9 @@ def canonical_event(obj: Any) -> dict[str, Any]:
     return record
 
 
-def from_message(message: Any, *, received_at: datetime, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def from_message(
+    message: Any, *, received_at: datetime, context: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """A Segment/RudderStack message as a spool record (see :func:`canonical_event`)."""
     try:
         event = to_canonical(message, received_at=received_at, context=context)
@@ -183,7 +198,9 @@ def _spool_record(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def incoming(obj: Any, *, received_at: datetime, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def incoming(
+    obj: Any, *, received_at: datetime, context: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """A spool record from a canonical event or (when it has ``type``) a Segment message."""
     if isinstance(obj, Mapping) and "type" in obj:
         return from_message(obj, received_at=received_at, context=context)
@@ -198,8 +215,13 @@ def _refusal(exc: Exception) -> tuple[str, str]:
     return "event", f"cannot be read: {exc}"
 
 
-def incoming_many(messages: Sequence[Any], *, received_at: datetime, context: Mapping[str, Any] | None = None,
-                  max_event_bytes: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def incoming_many(
+    messages: Sequence[Any],
+    *,
+    received_at: datetime,
+    context: Mapping[str, Any] | None = None,
+    max_event_bytes: int,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The spool records of a request's messages and the refused ones (``index``, ``field``,
     ``reason``), as checking each with :func:`incoming` (after refusing those whose JSON is
     over ``max_event_bytes``) would give; Segment/RudderStack messages are converted
@@ -218,8 +240,9 @@ def incoming_many(messages: Sequence[Any], *, received_at: datetime, context: Ma
         except (EventError, TypeError, ValueError, OverflowError) as exc:
             results[index] = exc
     if segment_at:
-        converted = to_canonical_many([messages[i] for i in segment_at], received_at=received_at,
-                                      context=context)
+        converted = to_canonical_many(
+            [messages[i] for i in segment_at], received_at=received_at, context=context
+        )
         for index, event in zip(segment_at, converted, strict=True):
             if type(event) is dict:
                 try:

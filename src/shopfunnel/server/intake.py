@@ -39,8 +39,9 @@ class Prepared:
     rejected: list[dict[str, Any]] = field(default_factory=list)
 
 
-def prepare(body: bytes, kind: str, received_at: datetime, max_event_bytes: int, *,
-            convert: bool = True) -> Prepared:
+def prepare(
+    body: bytes, kind: str, received_at: datetime, max_event_bytes: int, *, convert: bool = True
+) -> Prepared:
     """Parse ``body`` (a request to ``/v1/<kind>``), check its shape and convert its events
     (with ``convert=False`` only parse and check: what the collector needs to know the
     key and the count before it spends the conversion on a request it may refuse)."""
@@ -58,25 +59,37 @@ def prepare(body: bytes, kind: str, received_at: datetime, max_event_bytes: int,
     if kind == "batch":
         messages = payload.get("batch")
         if not isinstance(messages, list) or not messages:
-            return Prepared(body_key=body_key, shape_error=(
-                422, 'the body must be {"batch": [event, ...]} with at least one event'))
+            return Prepared(
+                body_key=body_key,
+                shape_error=(
+                    422,
+                    'the body must be {"batch": [event, ...]} with at least one event',
+                ),
+            )
         if len(messages) > MAX_EVENTS_PER_BATCH:
-            return Prepared(body_key=body_key, shape_error=(413, f"at most {MAX_EVENTS_PER_BATCH} events per batch"))
+            return Prepared(
+                body_key=body_key,
+                shape_error=(413, f"at most {MAX_EVENTS_PER_BATCH} events per batch"),
+            )
     else:
         message = dict(payload)
         message.pop("writeKey", None)
         message.setdefault("type", kind)
         if message["type"] != kind:
-            return Prepared(body_key=body_key, shape_error=(
-                422, f"/v1/{kind} takes {kind} messages, not {message['type']!r}"))
+            return Prepared(
+                body_key=body_key,
+                shape_error=(422, f"/v1/{kind} takes {kind} messages, not {message['type']!r}"),
+            )
         messages = [message]
     if not convert:
         return Prepared(body_key=body_key, count=len(messages))
-    accepted, rejected = incoming_many(messages, received_at=received_at, context=context,
-                                       max_event_bytes=max_event_bytes)
+    accepted, rejected = incoming_many(
+        messages, received_at=received_at, context=context, max_event_bytes=max_event_bytes
+    )
     data = b"".join([orjson.dumps(r) + b"\n" for r in accepted])
-    return Prepared(body_key=body_key, count=len(messages), data=data, accepted=len(accepted),
-                    rejected=rejected)
+    return Prepared(
+        body_key=body_key, count=len(messages), data=data, accepted=len(accepted), rejected=rejected
+    )
 
 
 def warm_up() -> None:

@@ -67,9 +67,16 @@ class FailureBackoff:
     ``max_keys`` (the oldest are dropped), so a flood of addresses cannot fill memory.
     """
 
-    def __init__(self, *, free_failures: int, first_wait_seconds: float, max_wait_seconds: float,
-                 forget_seconds: float = 3600.0, max_keys: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        *,
+        free_failures: int,
+        first_wait_seconds: float,
+        max_wait_seconds: float,
+        forget_seconds: float = 3600.0,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.free_failures = free_failures
         self.first_wait_seconds = first_wait_seconds
         self.max_wait_seconds = max_wait_seconds
@@ -128,12 +135,15 @@ class LoginGuard:
     ACCOUNT = "admin"
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic):
-        self.by_address = FailureBackoff(free_failures=5, first_wait_seconds=1, max_wait_seconds=900,
-                                         clock=clock)
-        self.by_device = FailureBackoff(free_failures=5, first_wait_seconds=1, max_wait_seconds=900,
-                                        clock=clock)
-        self.account = FailureBackoff(free_failures=20, first_wait_seconds=1, max_wait_seconds=60,
-                                      clock=clock)
+        self.by_address = FailureBackoff(
+            free_failures=5, first_wait_seconds=1, max_wait_seconds=900, clock=clock
+        )
+        self.by_device = FailureBackoff(
+            free_failures=5, first_wait_seconds=1, max_wait_seconds=900, clock=clock
+        )
+        self.account = FailureBackoff(
+            free_failures=20, first_wait_seconds=1, max_wait_seconds=60, clock=clock
+        )
 
     def wait(self, address: str, device: str | None) -> float:
         """Seconds before an attempt from ``address`` (with ``device``, when trusted) is checked."""

@@ -20,10 +20,12 @@ from typing import Any
 ERROR = {
     "type": "object",
     "required": ["detail"],
-    "properties": {"detail": {
-        "description": "What went wrong and what to do; on a 422 from parameter checks, a list of errors.",
-        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}],
-    }},
+    "properties": {
+        "detail": {
+            "description": "What went wrong and what to do; on a 422 from parameter checks, a list of errors.",
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}],
+        }
+    },
 }
 COLLECTOR_ERROR = {
     "type": "object",
@@ -31,16 +33,43 @@ COLLECTOR_ERROR = {
     "properties": {
         "success": {"type": "boolean", "enum": [False]},
         "error": {"type": "string"},
-        "code": {"type": "string", "enum": ["bad_request", "unauthorized", "forbidden", "too_large",
-                                             "invalid", "rate_limited", "unavailable", "error"]},
-        "message": {"type": "string", "description": "The same text as error (Segment's libraries read it)."},
+        "code": {
+            "type": "string",
+            "enum": [
+                "bad_request",
+                "unauthorized",
+                "forbidden",
+                "too_large",
+                "invalid",
+                "rate_limited",
+                "unavailable",
+                "error",
+            ],
+        },
+        "message": {
+            "type": "string",
+            "description": "The same text as error (Segment's libraries read it).",
+        },
         "accepted": {"type": "integer"},
-        "rejected": {"type": "array", "items": {"type": "object", "properties": {
-            "index": {"type": "integer"}, "field": {"type": "string"}, "reason": {"type": "string"}}}},
+        "rejected": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "index": {"type": "integer"},
+                    "field": {"type": "string"},
+                    "reason": {"type": "string"},
+                },
+            },
+        },
     },
 }
-RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again.",
-                               "schema": {"type": "integer", "minimum": 1}}}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 COLLECTOR_CODES = {
     "400": "Not JSON, or no event could be accepted (each rejected event with its index and reason)",
     "401": "Missing, unknown or revoked write key",
@@ -84,8 +113,9 @@ def document_answers(schema: dict[str, Any]) -> dict[str, Any]:
                     responses[code] = _answer(description, "CollectorError", code)
             elif path.startswith("/v1/webhooks/") and "admin" not in security:
                 for code in WEBHOOK_CODES:
-                    responses[code] = _answer(responses.get(code, {}).get("description", code),
-                                              "CollectorError", code)
+                    responses[code] = _answer(
+                        responses.get(code, {}).get("description", code), "CollectorError", code
+                    )
             elif "admin" in security:
                 for code, description in ADMIN_CODES.items():
                     responses[code] = _answer(description, "Error", code)
@@ -93,13 +123,17 @@ def document_answers(schema: dict[str, Any]) -> dict[str, Any]:
                     responses["400"] = _answer("The body cannot be read (not JSON)", "Error", "400")
                 for code, description in OTHER_CODES.items():
                     if code in responses:
-                        responses[code] = _answer(responses[code].get("description", description),
-                                                  "Error", code)
+                        responses[code] = _answer(
+                            responses[code].get("description", description), "Error", code
+                        )
             if any(p.get("name") == "format" for p in op.get("parameters", [])):
                 ok = next((c for c in ("200", "201") if c in responses), None)
                 if ok is not None:
                     responses[ok].setdefault("content", {})["text/csv"] = {
-                        "schema": {"type": "string",
-                                   "description": "The table as CSV (with ?format=csv); text cells that "
-                                   "start like a spreadsheet formula begin with an apostrophe."}}
+                        "schema": {
+                            "type": "string",
+                            "description": "The table as CSV (with ?format=csv); text cells that "
+                            "start like a spreadsheet formula begin with an apostrophe.",
+                        }
+                    }
     return schema

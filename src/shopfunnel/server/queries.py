@@ -49,10 +49,20 @@ MAX_WINDOW_SECONDS = 3650 * 86400
 BREAKDOWNS = ("channel", "device", "country", "utm_source", "utm_medium", "utm_campaign")
 
 
-def funnel(store: Store, steps: str, *, window: str = "7d", order: str = "ordered",
-           by: str | None = None, count_by: str = "person", exclude: str = "",
-           hold: str | None = None, optional: str = "", open_entry: bool = False,
-           allow_unknown: bool = False) -> Any:
+def funnel(
+    store: Store,
+    steps: str,
+    *,
+    window: str = "7d",
+    order: str = "ordered",
+    by: str | None = None,
+    count_by: str = "person",
+    exclude: str = "",
+    hold: str | None = None,
+    optional: str = "",
+    open_entry: bool = False,
+    allow_unknown: bool = False,
+) -> Any:
     """:func:`shopfunnel.funnel.funnel` over the store (a ``FunnelResult``), from the texts
     of a form or query string: ``steps`` in :mod:`shopfunnel.funnel.syntax`, ``exclude``
     exclusions separated by ``;``, ``optional`` step numbers separated by commas."""
@@ -61,29 +71,44 @@ def funnel(store: Store, steps: str, *, window: str = "7d", order: str = "ordere
 
     seconds = parse_duration_seconds(window)
     if not 0 < seconds <= MAX_WINDOW_SECONDS:
-        raise ConfigError(f"window={window!r} is not valid here: give a duration above 0 and at most "
-                          "3650d, e.g. 30m, 7d")
+        raise ConfigError(
+            f"window={window!r} is not valid here: give a duration above 0 and at most "
+            "3650d, e.g. 30m, 7d"
+        )
     if by is not None and by not in BREAKDOWNS:
         raise ConfigError(f"by={by!r} is not offered here: use one of {', '.join(BREAKDOWNS)}")
     if not steps.strip():
-        raise ConfigError("steps is empty: give event names separated by commas, e.g. "
-                          "page_view,view_item,add_to_cart,purchase")
+        raise ConfigError(
+            "steps is empty: give event names separated by commas, e.g. "
+            "page_view,view_item,add_to_cart,purchase"
+        )
     step_list = parse_steps(steps)
     exclusions = [parse_exclusion(e, len(step_list)) for e in exclude.split(";") if e.strip()]
     try:
         optional_steps = [int(k) for k in optional.split(",") if k.strip()]
     except ValueError:
-        raise ConfigError(f"optional={optional!r}: give step numbers separated by commas, e.g. 2,3") from None
+        raise ConfigError(
+            f"optional={optional!r}: give step numbers separated by commas, e.g. 2,3"
+        ) from None
     # a live store changes with every batch the collector writes: use the timeline when
     # it is current, and never make a request wait for it to be rebuilt (ADR 0021)
     from shopfunnel.funnel.engine import LocalEngine
     from shopfunnel.store.timeline import is_current
 
     engine = LocalEngine(store, timeline=is_current(store))
-    return count_funnel(engine, step_list, window=window, order=order, by=by,
-                        count_by=count_by, exclusions=exclusions, hold=hold or None,
-                        optional_steps=optional_steps, open_entry=open_entry,
-                        allow_unknown=allow_unknown)
+    return count_funnel(
+        engine,
+        step_list,
+        window=window,
+        order=order,
+        by=by,
+        count_by=count_by,
+        exclusions=exclusions,
+        hold=hold or None,
+        optional_steps=optional_steps,
+        open_entry=open_entry,
+        allow_unknown=allow_unknown,
+    )
 
 
 def stage_summary(store: Store) -> pd.DataFrame:
@@ -102,7 +127,9 @@ def stage_overview(store: Store) -> dict[str, Any]:
     return {"summary": summary(store, placed=placed), "notes": placed.status_notes()}
 
 
-def stage_persons(store: Store, stage: str | None = None, status: str | None = None) -> pd.DataFrame:
+def stage_persons(
+    store: Store, stage: str | None = None, status: str | None = None
+) -> pd.DataFrame:
     from shopfunnel.stages.placement import persons as placed
 
     return placed(store, stage, status)
@@ -126,8 +153,11 @@ def retention(store: Store, period: str | None = None) -> dict[str, Any]:
         return {"summary": None, "cohorts": pd.DataFrame(), "period": result.period}
     matrix = result.matrix.copy()
     matrix.columns = [str(c) for c in matrix.columns]
-    return {"summary": result.summary.to_dict(), "period": result.period,
-            "cohorts": matrix.reset_index().rename(columns=str)}
+    return {
+        "summary": result.summary.to_dict(),
+        "period": result.period,
+        "cohorts": matrix.reset_index().rename(columns=str),
+    }
 
 
 def rfm(store: Store) -> pd.DataFrame:

@@ -44,8 +44,9 @@ def _write_atomically(path: Path, data: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
-def request_revocation(store_path: str | os.PathLike[str], prefix: str, *,
-                       timeout_seconds: float = 5.0) -> int:
+def request_revocation(
+    store_path: str | os.PathLike[str], prefix: str, *, timeout_seconds: float = 5.0
+) -> int:
     """Ask the server running on ``store_path`` to revoke the keys starting with ``prefix``;
     the number revoked. Raises :class:`ConfigError` when the server refuses (no such key)
     and :class:`StoreError` when no server answers within ``timeout_seconds`` (the request
@@ -72,7 +73,8 @@ def request_revocation(store_path: str | os.PathLike[str], prefix: str, *,
             raise StoreError(
                 f"the store {str(store_path)!r} is open in another program that did not take the "
                 f"revocation within {timeout_seconds:g} s: if `shopfunnel serve` runs on it, check "
-                "that it runs this version; otherwise close the other program and run again")
+                "that it runs this version; otherwise close the other program and run again"
+            )
     reply = json.loads(answer.read_text(encoding="utf-8"))
     answer.unlink()
     if "error" in reply:
@@ -102,7 +104,9 @@ def serve_requests(store_path: str | os.PathLike[str], revoke: Callable[[str], i
         prefix = body.get("revoke") if isinstance(body, dict) else None
         reply: dict[str, object]
         if not isinstance(prefix, str) or not prefix or len(prefix) > MAX_PREFIX:
-            reply = {"error": "a revocation request names a key prefix, as `shopfunnel keys list` shows it"}
+            reply = {
+                "error": "a revocation request names a key prefix, as `shopfunnel keys list` shows it"
+            }
         else:
             try:
                 reply = {"revoked": revoke(prefix)}

@@ -54,7 +54,9 @@ def _fsync_dir(path: Path) -> None:
 class Spool:
     """Append-only, group-committed, fsynced segments of JSON Lines records."""
 
-    def __init__(self, directory: str | Path, *, segment_bytes: int = SEGMENT_BYTES, sync: bool = True):
+    def __init__(
+        self, directory: str | Path, *, segment_bytes: int = SEGMENT_BYTES, sync: bool = True
+    ):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
@@ -102,8 +104,11 @@ class Spool:
                 data = fh.read()
             good_end = data.rfind(b"\n") + 1
             if good_end < len(data):
-                log.warning("spool %s: cutting off a torn last record (%d bytes, never acknowledged)",
-                            self.path(seg).name, len(data) - good_end)
+                log.warning(
+                    "spool %s: cutting off a torn last record (%d bytes, never acknowledged)",
+                    self.path(seg).name,
+                    len(data) - good_end,
+                )
                 with open(self.path(seg), "r+b") as fh:
                     fh.truncate(good_end)
                     os.fsync(fh.fileno())
@@ -159,7 +164,8 @@ class Spool:
         the new one hold only loaded records and :meth:`drop_before` may delete them
         (erasing a person does so)."""
         future: concurrent.futures.Future[tuple[tuple[int, int] | None, int]] = (
-            concurrent.futures.Future())
+            concurrent.futures.Future()
+        )
         with self._cond:
             if self._closed or self._thread is None:
                 raise RuntimeError("the spool is not running")
@@ -211,7 +217,9 @@ class Spool:
                 fut.set_result(None)
             self._rotate(rotations)
 
-    def _rotate(self, rotations: list[concurrent.futures.Future[tuple[tuple[int, int] | None, int]]]) -> None:
+    def _rotate(
+        self, rotations: list[concurrent.futures.Future[tuple[tuple[int, int] | None, int]]]
+    ) -> None:
         if not rotations:
             return
         end = self._durable_end
@@ -265,7 +273,8 @@ def discard_loaded(directory: str | Path) -> int:
     if waiting:
         raise ConfigError(
             f"the spool {folder} holds {waiting} event(s) not yet in the store: start "
-            "`shopfunnel serve` once (it loads them at start), stop it, then run this again")
+            "`shopfunnel serve` once (it loads them at start), stop it, then run this again"
+        )
     removed = 0
     for seg in spool.segments():
         spool.path(seg).unlink(missing_ok=True)

@@ -119,7 +119,9 @@ class ServerState:
         if s.convert_workers < 0:
             raise ConfigError(f"convert_workers={s.convert_workers} is not valid: use 0 or more")
         if s.durability not in ("spool", "transaction"):
-            raise ConfigError(f"durability={s.durability!r} is not valid: use 'spool' or 'transaction'")
+            raise ConfigError(
+                f"durability={s.durability!r} is not valid: use 'spool' or 'transaction'"
+            )
         if self.store_path == ":memory:":
             raise ConfigError("the server needs a store file (--db shop.duckdb), not ':memory:'")
 
@@ -133,27 +135,37 @@ class ServerState:
         self.refresh_keys()
         spool_dir = Path(s.spool_dir) if s.spool_dir else Path(self.store_path + ".spool")
         self.spool = Spool(spool_dir, sync=s.fsync)
-        self.writer = Writer(self.store, self.spool, store_lock=self.write_lock,
-                             max_batch=s.writer_max_batch, max_wait_seconds=s.writer_max_wait_seconds)
+        self.writer = Writer(
+            self.store,
+            self.spool,
+            store_lock=self.write_lock,
+            max_batch=s.writer_max_batch,
+            max_wait_seconds=s.writer_max_wait_seconds,
+        )
         recovered = self.writer.recover()
         if recovered:
             log.info("recovered %d spooled event(s) into the store", recovered)
         self.writer.start()
         self.spool.start(self.writer.submit)
         if s.convert_workers > 0:
-            self._converters = ProcessPoolExecutor(s.convert_workers, mp_context=get_context("spawn"))
+            self._converters = ProcessPoolExecutor(
+                s.convert_workers, mp_context=get_context("spawn")
+            )
             for done in [self._converters.submit(intake.warm_up) for _ in range(s.convert_workers)]:
                 done.result(120)
         if s.webhook_interval_seconds > 0:
-            self._deliverer = threading.Thread(target=self._deliver_webhooks, name="webhooks",
-                                               daemon=True)
+            self._deliverer = threading.Thread(
+                target=self._deliver_webhooks, name="webhooks", daemon=True
+            )
             self._deliverer.start()
         if s.schedule_interval_seconds > 0:
-            self._scheduler = threading.Thread(target=self._run_schedule, name="schedule",
-                                               daemon=True)
+            self._scheduler = threading.Thread(
+                target=self._run_schedule, name="schedule", daemon=True
+            )
             self._scheduler.start()
-        self._revocations = threading.Thread(target=self._serve_revocations, name="revocations",
-                                             daemon=True)
+        self._revocations = threading.Thread(
+            target=self._serve_revocations, name="revocations", daemon=True
+        )
         self._revocations.start()
 
     def _serve_revocations(self) -> None:
@@ -172,8 +184,11 @@ class ServerState:
         write lock; no lock while a request is in flight)."""
         while not self._stop.wait(self.settings.webhook_interval_seconds):
             try:
-                while deliver_due(self.store, lock=self.write_lock,  # type: ignore[arg-type]
-                                  policy=self.settings.webhook_retry).attempted:
+                while deliver_due(
+                    self.store,  # type: ignore[arg-type]
+                    lock=self.write_lock,
+                    policy=self.settings.webhook_retry,
+                ).attempted:
                     if self._stop.is_set():
                         return
             except Exception:
@@ -191,8 +206,12 @@ class ServerState:
             try:
                 # an erase reopens the store: not in the middle of a round
                 with self._erase_lock:
-                    done = run_scheduled(self.store, now=self.clock(),  # type: ignore[arg-type]
-                                         model=store_model(self.store_path), lock=self.write_lock)
+                    done = run_scheduled(
+                        self.store,  # type: ignore[arg-type]
+                        now=self.clock(),
+                        model=store_model(self.store_path),
+                        lock=self.write_lock,
+                    )
                 for what, error in done.errors.items():
                     log.warning("schedule: %s: %s", what, error)
             except Exception:
@@ -230,8 +249,10 @@ class ServerState:
                     self.reader = Store(self.store_path, session_timeout=s.session_timeout)
                     self.writer.store = self.store
                 if self.store.db.scalar("SELECT count(*) FROM events") != events:
-                    raise StoreError("the store reopened after the erase does not hold the "
-                                     "expected events: stop the server and check the file")
+                    raise StoreError(
+                        "the store reopened after the erase does not hold the "
+                        "expected events: stop the server and check the file"
+                    )
             self.spool.drop_before(segment)
         return result
 
@@ -242,12 +263,17 @@ class ServerState:
         if self._converters is None:
             return intake.prepare(body, kind, received_at, limit)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._converters, intake.prepare, body, kind, received_at, limit)
+        return await loop.run_in_executor(
+            self._converters, intake.prepare, body, kind, received_at, limit
+        )
 
-    def prepare_here(self, body: bytes, kind: str, received_at: datetime, *,
-                     convert: bool = True) -> intake.Prepared:
+    def prepare_here(
+        self, body: bytes, kind: str, received_at: datetime, *, convert: bool = True
+    ) -> intake.Prepared:
         """:func:`shopfunnel.server.intake.prepare` in this process."""
-        return intake.prepare(body, kind, received_at, self.settings.max_event_bytes, convert=convert)
+        return intake.prepare(
+            body, kind, received_at, self.settings.max_event_bytes, convert=convert
+        )
 
     def close(self) -> None:
         self._stop.set()
@@ -290,8 +316,9 @@ class ServerState:
         log.info("revoked %d write key(s) starting with %s", revoked, prefix)
         return revoked
 
-    def check_admin_token(self, token: str | None, client: str = "?",
-                          device: str | None = None) -> AdminCheck:
+    def check_admin_token(
+        self, token: str | None, client: str = "?", device: str | None = None
+    ) -> AdminCheck:
         """Whether ``token`` is the admin password. A right token is verified once with
         scrypt, then remembered (as a keyed digest, in memory only) so API calls stay fast.
         Unknown tokens are checked only when the :class:`LoginGuard` allows an attempt from

@@ -53,8 +53,12 @@ def records_table(data: bytes) -> pa.Table:
     line is left out (logged by position and size, not content).
     """
     try:
-        table = pajson.read_json(io.BytesIO(data), parse_options=pajson.ParseOptions(
-            explicit_schema=RECORD_SCHEMA, unexpected_field_behavior="ignore"))
+        table = pajson.read_json(
+            io.BytesIO(data),
+            parse_options=pajson.ParseOptions(
+                explicit_schema=RECORD_SCHEMA, unexpected_field_behavior="ignore"
+            ),
+        )
     except pa.ArrowInvalid:
         rows = []
         for number, line in enumerate(data.splitlines(), 1):
@@ -62,8 +66,11 @@ def records_table(data: bytes) -> pa.Table:
                 rows.append(orjson.loads(line))
             except orjson.JSONDecodeError:
                 # the record itself is not logged: it may hold an e-mail or a phone
-                log.error("writer: unreadable spool record left out (record %d of the chunk, "
-                          "%d bytes)", number, len(line))
+                log.error(
+                    "writer: unreadable spool record left out (record %d of the chunk, %d bytes)",
+                    number,
+                    len(line),
+                )
         table = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
     return table.append_column(LINE, pa.array(range(1, table.num_rows + 1), type=pa.int64()))
 
@@ -71,8 +78,15 @@ def records_table(data: bytes) -> pa.Table:
 class Writer:
     """A thread that loads spool chunks into ``store`` and advances the checkpoint."""
 
-    def __init__(self, store: Store, spool: Spool, *, store_lock: threading.Lock,
-                 max_batch: int = 50_000, max_wait_seconds: float = 0.5):
+    def __init__(
+        self,
+        store: Store,
+        spool: Spool,
+        *,
+        store_lock: threading.Lock,
+        max_batch: int = 50_000,
+        max_wait_seconds: float = 0.5,
+    ):
         self.store = store
         self.spool = spool
         self.lock = store_lock
@@ -108,17 +122,19 @@ class Writer:
         with self.lock:
             self.store.live_timeline = True  # extend the timeline (also after a reopen)
             result = self.store.load_staged(
-                Staged("collector", table=records_table(data), line_label="event"),
-                on_error="skip")
+                Staged("collector", table=records_table(data), line_label="event"), on_error="skip"
+            )
         if result.rows_added and self.maintainer is not None:
             self.maintainer.poke()
         self.loaded += result.rows_added
         if result.rejects:
             self.rejected += len({r.line for r in result.rejects})
             # line, column and reason, never the value: it may be personal data
-            log.error("writer: %d event(s) failed the store's checks and were dropped: %s",
-                      len(result.rejects), "; ".join(
-                          f"event {r.line}: {r.column} {r.reason}" for r in result.rejects[:5]))
+            log.error(
+                "writer: %d event(s) failed the store's checks and were dropped: %s",
+                len(result.rejects),
+                "; ".join(f"event {r.line}: {r.column} {r.reason}" for r in result.rejects[:5]),
+            )
 
     def load(self, data: bytes, end: tuple[int, int]) -> None:
         """Load records into the store (retrying until it works) and move the checkpoint."""
@@ -131,8 +147,12 @@ class Writer:
             except Exception as exc:  # keep the events: they are acknowledged
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 # the type only: a database error's message can quote a value of the events
-                log.error("writer: loading %d bytes of events failed (%s); retrying in %.1fs",
-                          len(data), type(exc).__name__, delay)
+                log.error(
+                    "writer: loading %d bytes of events failed (%s); retrying in %.1fs",
+                    len(data),
+                    type(exc).__name__,
+                    delay,
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self.spool.set_checkpoint(end)

@@ -99,8 +99,15 @@ def gather(
     """The facts of each period ``(start, end]``: from the timeline when it can serve, else
     by SQL (see the module docstring)."""
     if getattr(store, "on_spark", False):  # events on Spark: the same rows from Spark SQL
-        return [facts_from_rows(model, *store.person_rows(  # type: ignore[attr-defined]
-            model.event_stage(), start, end, visit_gap_s)) for start, end in periods]
+        return [
+            facts_from_rows(
+                model,
+                *store.person_rows(  # type: ignore[attr-defined]
+                    model.event_stage(), start, end, visit_gap_s
+                ),
+            )
+            for start, end in periods
+        ]
     facts = from_timeline(store, model, periods, visit_gap_s)
     if facts is None:
         facts = [from_sql(store, model, start, end, visit_gap_s) for start, end in periods]
@@ -228,8 +235,9 @@ def from_timeline(
         if len(tied):  # resolved by event id; each found value gets a label of its own
             found = _first_channels(store, index.ids.take(pa.array(rows[tied])), end)
             extra = pa.array(found, pa.string())
-            codes[tied] = np.where(pd.isna(np.array(found, dtype=object)), -1,
-                                   len(labels) + np.arange(len(tied)))
+            codes[tied] = np.where(
+                pd.isna(np.array(found, dtype=object)), -1, len(labels) + np.arange(len(tied))
+            )
             period_labels = pa.concat_arrays([labels, extra])
         out.append(
             PersonFacts(
@@ -336,8 +344,9 @@ def from_sql(
     store: Store, model: Model, start: datetime, end: datetime, visit_gap_s: float
 ) -> PersonFacts:
     """The facts of one period by SQL over the events (see the module docstring)."""
-    return facts_from_rows(model, _person_rows(store, model, start, end),
-                           _visit_rows(store, start, end, visit_gap_s))
+    return facts_from_rows(
+        model, _person_rows(store, model, start, end), _visit_rows(store, start, end, visit_gap_s)
+    )
 
 
 def facts_from_rows(model: Model, base: pd.DataFrame, visits: pd.DataFrame) -> PersonFacts:
@@ -360,8 +369,7 @@ def facts_from_rows(model: Model, base: pd.DataFrame, visits: pd.DataFrame) -> P
         first_us=micros(base["first_ts"]),
         last_us=micros(base["last_event_at"]),
         stage_first=stage_first,
-        channel_code=channel.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-        .astype(np.int32),
+        channel_code=channel.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32),
         channel_labels=channel.dictionary,
         visit_rows=rows[order],
         visit_starts=starts[order],

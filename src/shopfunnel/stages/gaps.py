@@ -90,7 +90,10 @@ def gone_gap_days(
 
 
 def _gap_at(
-    n_orders: np.ndarray, first_to_last_days: np.ndarray, store_days: float, q: float,
+    n_orders: np.ndarray,
+    first_to_last_days: np.ndarray,
+    store_days: float,
+    q: float,
     rules: Placement,
 ) -> tuple[np.ndarray, np.ndarray]:
     n = np.asarray(n_orders, dtype=np.int64)

@@ -72,9 +72,21 @@ _US_PER_DAY = 86_400 * 1_000_000
 _NEVER = NEVER
 
 PERSON_COLUMNS = [
-    "person_id", "stage", "stage_index", "status", "entered_stage_at", "days_in_stage",
-    "last_event_at", "days_since_last_event", "first_channel", "orders", "revenue",
-    "last_order_at", "days_since_last_order", "stalled_after_days", "lapsed_after_days",
+    "person_id",
+    "stage",
+    "stage_index",
+    "status",
+    "entered_stage_at",
+    "days_in_stage",
+    "last_event_at",
+    "days_since_last_event",
+    "first_channel",
+    "orders",
+    "revenue",
+    "last_order_at",
+    "days_since_last_order",
+    "stalled_after_days",
+    "lapsed_after_days",
     "gone_after_days",
 ]
 
@@ -116,8 +128,7 @@ class StagePlacement:
     model: Model = field(repr=False)
     customer_gone_after_days: float = math.nan
     codes: PlacedCodes | None = field(default=None, repr=False, compare=False)
-    make_persons: Callable[[], pd.DataFrame] | None = field(default=None, repr=False,
-                                                             compare=False)
+    make_persons: Callable[[], pd.DataFrame] | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def persons(self) -> pd.DataFrame:
@@ -129,8 +140,13 @@ class StagePlacement:
 
     def status_notes(self) -> list[str]:
         """How the statuses were judged, in words, with the numbers (:func:`status.explain`)."""
-        return explain(self.thresholds, self.model.placement, self.lapsed_after_days,
-                       self.customer_gone_after_days, self.lapsed_source)
+        return explain(
+            self.thresholds,
+            self.model.placement,
+            self.lapsed_after_days,
+            self.customer_gone_after_days,
+            self.lapsed_source,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -180,17 +196,23 @@ def placements(
             ends.append(latest[0])
         else:
             ends.append(_timestamp(value, "as_of"))
-    periods = sorted({(end - timedelta(seconds=lookback_s), end) for end in ends if end is not None})
+    periods = sorted(
+        {(end - timedelta(seconds=lookback_s), end) for end in ends if end is not None}
+    )
     facts = dict(zip(periods, gather(store, model, periods, rules.visit_gap_seconds), strict=True))
     return [
-        _empty_placement(model, lookback_s) if end is None
-        else _place(store, model, lookback_s, end, facts[(end - timedelta(seconds=lookback_s), end)])
+        _empty_placement(model, lookback_s)
+        if end is None
+        else _place(
+            store, model, lookback_s, end, facts[(end - timedelta(seconds=lookback_s), end)]
+        )
         for end in ends
     ]
 
 
-def _place(store: Store, model: Model, lookback_s: float, end: datetime,
-           base: PersonFacts) -> StagePlacement:
+def _place(
+    store: Store, model: Model, lookback_s: float, end: datetime, base: PersonFacts
+) -> StagePlacement:
     """The stage model's rules (module docstring) over one period's facts and orders."""
     rules = model.placement
     start = end - timedelta(seconds=lookback_s)
@@ -217,17 +239,40 @@ def _place(store: Store, model: Model, lookback_s: float, end: datetime,
     since_order = np.where(customer, (end_us - last_order) / _US_PER_DAY, np.nan)
     stage_stalled = thresholds["stalled_after_days"].to_numpy(dtype=float)[stage_idx]
     stage_gone = thresholds["gone_after_days"].to_numpy(dtype=float)[stage_idx]
-    status = classify_codes(customer, idle, stage_stalled, stage_gone, since_order, usual_gap,
-                            gone_gap)
+    status = classify_codes(
+        customer, idle, stage_stalled, stage_gone, since_order, usual_gap, gone_gap
+    )
 
     order = _by_stage_then_id(stage_idx, base.id_rank)
-    codes = PlacedCodes(stage_index=stage_idx[order].astype(np.int64), status=status[order],
-                        customer=customer[order], id_rank=base.id_rank[order], ids=base.ids)
+    codes = PlacedCodes(
+        stage_index=stage_idx[order].astype(np.int64),
+        status=status[order],
+        customer=customer[order],
+        id_rank=base.id_rank[order],
+        ids=base.ids,
+    )
 
     def make_persons() -> pd.DataFrame:
-        return _persons_frame(model, base, order, stage_idx, status, entered, idle, end_us,
-                              days_in_stage, n_orders, revenue, last_order, since_order,
-                              customer, stage_stalled, stage_gone, usual_gap, gone_gap)
+        return _persons_frame(
+            model,
+            base,
+            order,
+            stage_idx,
+            status,
+            entered,
+            idle,
+            end_us,
+            days_in_stage,
+            n_orders,
+            revenue,
+            last_order,
+            since_order,
+            customer,
+            stage_stalled,
+            stage_gone,
+            usual_gap,
+            gone_gap,
+        )
 
     return StagePlacement(
         as_of=end,
@@ -242,12 +287,26 @@ def _place(store: Store, model: Model, lookback_s: float, end: datetime,
     )
 
 
-def _persons_frame(model: Model, base: PersonFacts, order: np.ndarray, stage_idx: np.ndarray,
-                   status: np.ndarray, entered: np.ndarray, idle: np.ndarray, end_us: int,
-                   days_in_stage: np.ndarray, n_orders: np.ndarray, revenue: np.ndarray,
-                   last_order: np.ndarray, since_order: np.ndarray, customer: np.ndarray,
-                   stage_stalled: np.ndarray, stage_gone: np.ndarray, usual_gap: np.ndarray,
-                   gone_gap: np.ndarray) -> pd.DataFrame:
+def _persons_frame(
+    model: Model,
+    base: PersonFacts,
+    order: np.ndarray,
+    stage_idx: np.ndarray,
+    status: np.ndarray,
+    entered: np.ndarray,
+    idle: np.ndarray,
+    end_us: int,
+    days_in_stage: np.ndarray,
+    n_orders: np.ndarray,
+    revenue: np.ndarray,
+    last_order: np.ndarray,
+    since_order: np.ndarray,
+    customer: np.ndarray,
+    stage_stalled: np.ndarray,
+    stage_gone: np.ndarray,
+    usual_gap: np.ndarray,
+    gone_gap: np.ndarray,
+) -> pd.DataFrame:
     """The persons table of :func:`_place`'s arrays, rows in ``order``."""
     customer = customer[order]
     stage_stalled, stage_gone = stage_stalled[order], stage_gone[order]
@@ -405,8 +464,11 @@ def stage_flow(
     states = [NOT_SEEN, *model.stage_names, LAPSED]
     width = len(states)
     counts = np.bincount(a * width + b, minlength=width * width).reshape(width, width)
-    matrix = pd.DataFrame(counts.astype(np.int64), index=pd.Index(states, name="from"),
-                          columns=pd.Index(states, name="to"))
+    matrix = pd.DataFrame(
+        counts.astype(np.int64),
+        index=pd.Index(states, name="from"),
+        columns=pd.Index(states, name="to"),
+    )
     return matrix
 
 
@@ -518,17 +580,24 @@ def _labels(names: list[str], codes: np.ndarray) -> pd.Series:
     return pa.array(names, pa.string()).take(pa.array(codes)).to_pandas()
 
 
-def _at_both(store: Store, start: datetime | date | str, end: datetime | date | str,
-             model: Model | None, lookback: str | float | None,
-             placed: tuple[StagePlacement, StagePlacement] | None
-             ) -> tuple[Model, StagePlacement, StagePlacement]:
+def _at_both(
+    store: Store,
+    start: datetime | date | str,
+    end: datetime | date | str,
+    model: Model | None,
+    lookback: str | float | None,
+    placed: tuple[StagePlacement, StagePlacement] | None,
+) -> tuple[Model, StagePlacement, StagePlacement]:
     """The model and the placements at ``start`` and ``end`` (``placed``, or one pass)."""
     model = placed[1].model if placed is not None else model or load_model()
     t0, t1 = _timestamp(start, "start"), _timestamp(end, "end")
     if t1 <= t0:
         raise ConfigError(f"the end ({t1}) must be after the start ({t0}): swap --from and --to")
-    at_start, at_end = (placed if placed is not None
-                        else placements(store, [t0, t1], model=model, lookback=lookback))
+    at_start, at_end = (
+        placed
+        if placed is not None
+        else placements(store, [t0, t1], model=model, lookback=lookback)
+    )
     return model, at_start, at_end
 
 
@@ -543,8 +612,9 @@ def _stage_status(placed: StagePlacement) -> tuple[np.ndarray, np.ndarray]:
     return p["stage_index"].to_numpy(dtype=np.int64), code.astype(np.int64)
 
 
-def _transition_codes(a: StagePlacement, b: StagePlacement
-                      ) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+def _transition_codes(
+    a: StagePlacement, b: StagePlacement
+) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """Every person placed at either date (ids, in no particular order) and their state at
     each as a position in ``[not seen, *stages, lapsed]``. Two placements over the same ids
     (the timeline's person index) are matched by rank; others by id through Arrow's hash
@@ -565,14 +635,15 @@ def _transition_codes(a: StagePlacement, b: StagePlacement
     from_state = np.zeros(n, dtype=np.int64)  # 0: not seen
     to_state = np.zeros(n, dtype=np.int64)
     from_state[codes[: len(ids_a)]] = _state_codes(a.persons, len(a.model.stages))
-    to_state[codes[len(ids_a):]] = _state_codes(b.persons, len(b.model.stages))
+    to_state[codes[len(ids_a) :]] = _state_codes(b.persons, len(b.model.stages))
     return coded.dictionary, from_state, to_state
 
 
 def _coded_states(c: PlacedCodes, n_stages: int) -> np.ndarray:
     """:func:`_state_codes` from the codes."""
-    slipped = c.customer & ((c.status == STATUSES.index(LAPSED))
-                            | (c.status == STATUSES.index(GONE)))
+    slipped = c.customer & (
+        (c.status == STATUSES.index(LAPSED)) | (c.status == STATUSES.index(GONE))
+    )
     return np.where(slipped, n_stages + 1, c.stage_index.astype(np.int64) + 1)
 
 
@@ -587,8 +658,9 @@ def _arrow_ids(p: pd.DataFrame) -> pa.Array:
     ids = p["person_id"]
     if len(ids) == 0:
         return pa.array([], pa.string())
-    return pa.array(ids.to_numpy(dtype=object, na_value=None) if ids.dtype == object else ids,
-                    pa.string())
+    return pa.array(
+        ids.to_numpy(dtype=object, na_value=None) if ids.dtype == object else ids, pa.string()
+    )
 
 
 def _resolve_as_of(store: Store, as_of: datetime | date | str | None) -> datetime | None:
@@ -647,10 +719,20 @@ def _empty_placement(model: Model, lookback_s: float) -> StagePlacement:
         }
     )[THRESHOLD_COLUMNS]
     empty = np.zeros(0, dtype=np.int64)
-    codes = PlacedCodes(stage_index=empty, status=empty, customer=np.zeros(0, dtype=bool),
-                        id_rank=empty, ids=pa.array([], pa.string()))
+    codes = PlacedCodes(
+        stage_index=empty,
+        status=empty,
+        customer=np.zeros(0, dtype=bool),
+        id_rank=empty,
+        ids=pa.array([], pa.string()),
+    )
     return StagePlacement(
-        as_of=None, lookback_days=lookback_s / 86_400, thresholds=thresholds,
-        lapsed_after_days=math.nan, lapsed_source="no events", model=model, codes=codes,
+        as_of=None,
+        lookback_days=lookback_s / 86_400,
+        thresholds=thresholds,
+        lapsed_after_days=math.nan,
+        lapsed_source="no events",
+        model=model,
+        codes=codes,
         make_persons=lambda: persons,
     )

@@ -140,8 +140,14 @@ def return_gaps(
         rows, starts, gaps = rows[order], starts[order], gaps[order]
     hi = np.cumsum(np.bincount(rows, minlength=n)[:n]) if len(rows) else np.zeros(n, np.int64)
     lo = hi - (np.bincount(rows, minlength=n)[:n] if len(rows) else 0)
-    return _return_gaps(np.ascontiguousarray(first), np.ascontiguousarray(later),
-                        lo.astype(np.int64), hi.astype(np.int64), starts, gaps)
+    return _return_gaps(
+        np.ascontiguousarray(first),
+        np.ascontiguousarray(later),
+        lo.astype(np.int64),
+        hi.astype(np.int64),
+        starts,
+        gaps,
+    )
 
 
 def _sorted_by_row_and_time(rows: np.ndarray, times: np.ndarray) -> bool:
@@ -269,8 +275,15 @@ def classify(
     """The status of each person (an object array of :data:`STATUSES`); see the module
     docstring. Every argument is one value per person; the customer arguments are ignored
     for prospects and the prospect ones for customers."""
-    codes = classify_codes(customer, days_since_last_event, stalled_after, gone_after,
-                           days_since_last_order, lapsed_after, customer_gone_after)
+    codes = classify_codes(
+        customer,
+        days_since_last_event,
+        stalled_after,
+        gone_after,
+        days_since_last_order,
+        lapsed_after,
+        customer_gone_after,
+    )
     return np.array(STATUSES, dtype=object)[codes]
 
 

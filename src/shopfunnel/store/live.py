@@ -110,14 +110,22 @@ class Segment:
     def save(self, folder: Path) -> Path:
         """Write the segment as ``<generation>.npz`` in ``folder`` (renamed into place)."""
         folder.mkdir(parents=True, exist_ok=True)
-        meta = {"format": FORMAT_VERSION, "from_key": self.from_key, "to_key": self.to_key,
-                "names": self.names, "labels": self.labels, "nested": self.nested}
+        meta = {
+            "format": FORMAT_VERSION,
+            "from_key": self.from_key,
+            "to_key": self.to_key,
+            "names": self.names,
+            "labels": self.labels,
+            "nested": self.nested,
+        }
         path = folder / f"{self.generation:012d}.npz"
         tmp = folder / f".{uuid.uuid4().hex[:8]}.tmp"
         try:
             arrays: dict[str, Any] = {
                 "__meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
-                "__retract": self.retract, **self.columns}
+                "__retract": self.retract,
+                **self.columns,
+            }
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
             os.replace(tmp, path)
@@ -134,8 +142,15 @@ class Segment:
                 if meta.get("format") != FORMAT_VERSION:
                     return None
                 columns = {k: z[k] for k in z.files if not k.startswith("__")}
-                return cls(meta["from_key"], meta["to_key"], columns, meta["names"],
-                           meta["labels"], z["__retract"], bool(meta["nested"]))
+                return cls(
+                    meta["from_key"],
+                    meta["to_key"],
+                    columns,
+                    meta["names"],
+                    meta["labels"],
+                    z["__retract"],
+                    bool(meta["nested"]),
+                )
         except (OSError, ValueError, KeyError):
             return None
 
@@ -166,8 +181,14 @@ def append(store: Any, from_key: str, to_key: str) -> Segment | None:
     # the rows as stored now: the stitching may have moved fresh rows too, so the fresh
     # rows of retracted persons come with every other row of theirs, from the events
     moved = bool(db.scalar("SELECT count(*) FROM __moved"))
-    retracted = ("UNION ALL BY NAME SELECT * FROM events WHERE person_id IN "
-                 "(SELECT person_id FROM __moved)") if moved else ""
+    retracted = (
+        (
+            "UNION ALL BY NAME SELECT * FROM events WHERE person_id IN "
+            "(SELECT person_id FROM __moved)"
+        )
+        if moved
+        else ""
+    )
     db.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE __delta_rows AS
@@ -185,10 +206,18 @@ def append(store: Any, from_key: str, to_key: str) -> Segment | None:
         split = db.scalar(
             "SELECT count(*) FROM (SELECT session_id FROM events WHERE session_id IN "
             "(SELECT session_id FROM __delta_rows) GROUP BY session_id "
-            "HAVING min(person_id) <> max(person_id))")
+            "HAVING min(person_id) <> max(person_id))"
+        )
         retract = db.arrow("SELECT DISTINCT hash(person_id) AS h FROM __moved").column("h")
-        seg = Segment(from_key, to_key, columns, names, labels,
-                      retract.to_numpy().astype(np.uint64), not split)
+        seg = Segment(
+            from_key,
+            to_key,
+            columns,
+            names,
+            labels,
+            retract.to_numpy().astype(np.uint64),
+            not split,
+        )
     finally:
         db.execute("DROP TABLE IF EXISTS __delta_rows")
     folder = delta_folder(store.path)
@@ -200,19 +229,24 @@ def append(store: Any, from_key: str, to_key: str) -> Segment | None:
     return seg
 
 
-def _encode(db: Database, relation: str) -> tuple[dict[str, np.ndarray], list[str],
-                                                  dict[str, list[str]]]:
+def _encode(
+    db: Database, relation: str
+) -> tuple[dict[str, np.ndarray], list[str], dict[str, list[str]]]:
     """A relation's rows as the timeline's columns, with local dictionaries (the same
     hashes as :func:`shopfunnel.store.timeline.build`)."""
-    dims = ", ".join(f"CAST({quote_ident(d)} AS VARCHAR) AS {quote_ident('dim_' + d)}"
-                     for d in DIMENSIONS)
+    dims = ", ".join(
+        f"CAST({quote_ident(d)} AS VARCHAR) AS {quote_ident('dim_' + d)}" for d in DIMENSIONS
+    )
     table = db.arrow(
         f"SELECT hash(person_id) AS person, epoch_us(ts) AS t, event, CASE WHEN session_id "
         f"IS NULL THEN 0 ELSE hash(session_id) END AS session, {dims} FROM {relation} "
-        "WHERE person_id IS NOT NULL AND ts IS NOT NULL")
-    columns = {"person": _np(table.column("person"), np.uint64),
-               "t": _np(table.column("t"), np.int64),
-               "session": _np(table.column("session"), np.uint64)}
+        "WHERE person_id IS NOT NULL AND ts IS NOT NULL"
+    )
+    columns = {
+        "person": _np(table.column("person"), np.uint64),
+        "t": _np(table.column("t"), np.int64),
+        "session": _np(table.column("session"), np.uint64),
+    }
     codes, names = _dictionary(table.column("event"))
     columns["event"] = codes
     labels = {}
@@ -300,8 +334,13 @@ def compose(base: Timeline, segments: list[Segment]) -> Timeline:
     event_code = {name: i for i, name in enumerate(events) if name is not None}
     labels = {d: list(v) for d, v in base.labels.items()}
     label_code = {d: {v: i for i, v in enumerate(vals)} for d, vals in labels.items()}
-    names = ["person", "t", "event", *(["session"] if base.session is not None else []),
-             *(f"dim_{d}" for d in base.dims)]
+    names = [
+        "person",
+        "t",
+        "event",
+        *(["session"] if base.session is not None else []),
+        *(f"dim_{d}" for d in base.dims),
+    ]
     parts: list[dict[str, np.ndarray]] = []
     retract = np.zeros(0, np.uint64)
     nested = base.sessions_nested
@@ -309,13 +348,17 @@ def compose(base: Timeline, segments: list[Segment]) -> Timeline:
         if len(seg.retract):
             parts = [_rows(p, ~np.isin(p["person"], seg.retract)) for p in parts]
             retract = np.union1d(retract, seg.retract)
-        part = {"person": seg.columns["person"], "t": seg.columns["t"],
-                "event": _recode(seg.columns["event"], seg.names, events, event_code, 0)}
+        part = {
+            "person": seg.columns["person"],
+            "t": seg.columns["t"],
+            "event": _recode(seg.columns["event"], seg.names, events, event_code, 0),
+        }
         if base.session is not None:
             part["session"] = seg.columns["session"]
         for d in base.dims:
-            part[f"dim_{d}"] = _recode(seg.columns[f"dim_{d}"], seg.labels[d], labels[d],
-                                       label_code[d], -1)
+            part[f"dim_{d}"] = _recode(
+                seg.columns[f"dim_{d}"], seg.labels[d], labels[d], label_code[d], -1
+            )
         parts.append(part)
         nested = nested and seg.nested
     if len(events) > MAX_CODES or any(len(v) > MAX_CODES for v in labels.values()):
@@ -326,8 +369,10 @@ def compose(base: Timeline, segments: list[Segment]) -> Timeline:
     lo = np.searchsorted(base.person, hide, side="left")
     hi = np.searchsorted(base.person, hide, side="right")
     keep_base = ~np.isin(in_delta, retract)
-    moved = _ranges(np.searchsorted(base.person, in_delta[keep_base], side="left"),
-                    np.searchsorted(base.person, in_delta[keep_base], side="right"))
+    moved = _ranges(
+        np.searchsorted(base.person, in_delta[keep_base], side="left"),
+        np.searchsorted(base.person, in_delta[keep_base], side="right"),
+    )
     side_cols = {}
     for c in names:
         source = base.dims[c[4:]] if c.startswith("dim_") else getattr(base, c)
@@ -337,23 +382,43 @@ def compose(base: Timeline, segments: list[Segment]) -> Timeline:
     event = np.array(base.event)  # the base's rows of side persons take part in nothing
     event[_ranges(lo, hi)] = 0
     key = segments[-1].to_key
-    side = Timeline(key=key, person=side_cols["person"], t=side_cols["t"],
-                    event=side_cols["event"], events=events, session=side_cols.get("session"),
-                    dims={d: side_cols[f"dim_{d}"] for d in base.dims}, labels=labels,
-                    sessions_nested=bool(nested))
-    state = LiveState(base, list(segments), lo, hi, int((hi - lo).sum()), len(moved),
-                      len(delta["t"]))
-    return Timeline(key=key, person=base.person, t=base.t, event=event, events=events,
-                    session=base.session, dims=base.dims, labels=labels,
-                    sessions_nested=bool(nested), side=side, live=state, files=base.files)
+    side = Timeline(
+        key=key,
+        person=side_cols["person"],
+        t=side_cols["t"],
+        event=side_cols["event"],
+        events=events,
+        session=side_cols.get("session"),
+        dims={d: side_cols[f"dim_{d}"] for d in base.dims},
+        labels=labels,
+        sessions_nested=bool(nested),
+    )
+    state = LiveState(
+        base, list(segments), lo, hi, int((hi - lo).sum()), len(moved), len(delta["t"])
+    )
+    return Timeline(
+        key=key,
+        person=base.person,
+        t=base.t,
+        event=event,
+        events=events,
+        session=base.session,
+        dims=base.dims,
+        labels=labels,
+        sessions_nested=bool(nested),
+        side=side,
+        live=state,
+        files=base.files,
+    )
 
 
 def _rows(part: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
     return {c: a[keep] for c, a in part.items()}
 
 
-def _recode(local: np.ndarray, values: list[str], into: list[Any], codes: dict[str, int],
-            missing: int) -> np.ndarray:
+def _recode(
+    local: np.ndarray, values: list[str], into: list[Any], codes: dict[str, int], missing: int
+) -> np.ndarray:
     """Local codes into the view's codes, adding unseen values to ``into``."""
     lut = np.empty(len(values) + 1, dtype=np.int64)
     lut[-1] = missing  # local -1 (no value) reads the last entry
@@ -541,8 +606,13 @@ def _fold(store: Any, v: Timeline, *, to_disk: bool = True) -> Timeline:
     n = len(kept_person) + len(side)
     from_side = np.zeros(n, dtype=np.bool_)
     from_side[at] = True
-    names = ["person", "t", "event", *(["session"] if base.session is not None else []),
-             *(f"dim_{d}" for d in base.dims)]
+    names = [
+        "person",
+        "t",
+        "event",
+        *(["session"] if base.session is not None else []),
+        *(f"dim_{d}" for d in base.dims),
+    ]
 
     def merged(c: str) -> np.ndarray:
         b = base.dims[c[4:]] if c.startswith("dim_") else getattr(base, c)
@@ -555,18 +625,31 @@ def _fold(store: Any, v: Timeline, *, to_disk: bool = True) -> Timeline:
     folder = folder_for(store.path)
     if folder is None or not writable(folder) or not to_disk:
         cols = {c: merged(c) for c in names}
-        return Timeline(key=v.key, person=cols["person"], t=cols["t"], event=cols["event"],
-                        events=v.events, session=cols.get("session"),
-                        dims={d: cols[f"dim_{d}"] for d in base.dims}, labels=v.labels,
-                        sessions_nested=v.sessions_nested)
+        return Timeline(
+            key=v.key,
+            person=cols["person"],
+            t=cols["t"],
+            event=cols["event"],
+            events=v.events,
+            session=cols.get("session"),
+            dims={d: cols[f"dim_{d}"] for d in base.dims},
+            labels=v.labels,
+            sessions_nested=v.sessions_nested,
+        )
     tmp = folder.with_name(f"{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.mkdir(parents=True)
     try:
         for c in names:
             np.save(tmp / f"{c}.npy", merged(c))
-        meta = {"format": FORMAT_VERSION, "key": v.key, "rows": n, "events": v.events,
-                "session": base.session is not None, "sessions_nested": v.sessions_nested,
-                "labels": v.labels}
+        meta = {
+            "format": FORMAT_VERSION,
+            "key": v.key,
+            "rows": n,
+            "events": v.events,
+            "session": base.session is not None,
+            "sessions_nested": v.sessions_nested,
+            "labels": v.labels,
+        }
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         for path in tmp.iterdir():
             with open(path, "rb") as fh:

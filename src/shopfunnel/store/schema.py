@@ -45,7 +45,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("order_id", "VARCHAR", doc="on purchase and refund"),
     Column("value", "DECIMAL(18,2)", doc="money value of the event, excluding shipping and tax"),
     Column("currency", "VARCHAR", doc="ISO 4217 code"),
-    Column("items", ITEM_SQL_TYPE, doc="products: item_id, item_name, item_category, price, quantity"),
+    Column(
+        "items", ITEM_SQL_TYPE, doc="products: item_id, item_name, item_category, price, quantity"
+    ),
     Column("properties", "JSON", doc="anything else"),
 )
 

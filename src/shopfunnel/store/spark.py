@@ -53,8 +53,16 @@ def canonical_events(df: DataFrame, *, session_timeout: str | float = "30m") -> 
     if "person_id" in cols:
         return df
     gap_us = int(round(parse_duration_seconds(session_timeout) * 1_000_000))
-    for name in ("anonymous_id", "user_id", "session_id", "channel", "event_id",
-                 *UTM, "referrer", "page"):
+    for name in (
+        "anonymous_id",
+        "user_id",
+        "session_id",
+        "channel",
+        "event_id",
+        *UTM,
+        "referrer",
+        "page",
+    ):
         if name not in cols:
             df = df.withColumn(name, F.lit(None).cast("string"))
     df = df.withColumn("anonymous_id", F.coalesce("anonymous_id", "user_id"))
@@ -67,21 +75,34 @@ def canonical_events(df: DataFrame, *, session_timeout: str | float = "30m") -> 
     per_anon = Window.partitionBy("anonymous_id", F.col("session_id").isNull()).orderBy("__t")
     new = F.when((F.col("__t") - F.lag("__t").over(per_anon)) <= gap_us, 0).otherwise(1)
     df = df.withColumn("__new", new)
-    df = df.withColumn("__sess", F.when(F.col("session_id").isNull(), F.sum("__new").over(
-        per_anon.rowsBetween(Window.unboundedPreceding, Window.currentRow))))
+    df = df.withColumn(
+        "__sess",
+        F.when(
+            F.col("session_id").isNull(),
+            F.sum("__new").over(per_anon.rowsBetween(Window.unboundedPreceding, Window.currentRow)),
+        ),
+    )
     first_t = F.min("__t").over(Window.partitionBy("anonymous_id", "__sess"))
-    df = df.withColumn("session_id", F.coalesce(
-        F.col("session_id"), F.concat(F.col("anonymous_id"), F.lit(":"), first_t.cast("string"))))
+    df = df.withColumn(
+        "session_id",
+        F.coalesce(
+            F.col("session_id"), F.concat(F.col("anonymous_id"), F.lit(":"), first_t.cast("string"))
+        ),
+    )
     # 4. channels: the session's first event's, given or derived by the store's rules
     df = _with_derived_channel(df)
     first_channel = F.first(F.coalesce("channel", "__derived")).over(
-        Window.partitionBy("session_id").orderBy("__t").rowsBetween(
-            Window.unboundedPreceding, Window.unboundedFollowing))
+        Window.partitionBy("session_id")
+        .orderBy("__t")
+        .rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    )
     df = df.withColumn("channel", F.coalesce(F.col("channel"), first_channel))
     # 5. identity stitching
-    linked = (df.where(F.col("user_id").isNotNull())
-              .groupBy("anonymous_id")
-              .agg(F.min_by("user_id", "__t").alias("__stitched")))
+    linked = (
+        df.where(F.col("user_id").isNotNull())
+        .groupBy("anonymous_id")
+        .agg(F.min_by("user_id", "__t").alias("__stitched"))
+    )
     df = df.join(linked, "anonymous_id", "left")
     df = df.withColumn("person_id", F.coalesce("user_id", "__stitched", "anonymous_id"))
     return df.drop("__t", "__new", "__sess", "__derived", "__stitched", "__key")
@@ -99,8 +120,10 @@ def micros(df: DataFrame) -> Column:
         return F.unix_micros(F.col("ts"))
     if isinstance(kind, TimestampNTZType):
         return F.expr("timestampdiff(MICROSECOND, TIMESTAMP_NTZ'1970-01-01 00:00:00', ts)")
-    raise InputError(f"the 'ts' column is {kind.simpleString()}, not a timestamp: "
-                     "load the events through a Store or cast ts to a timestamp")
+    raise InputError(
+        f"the 'ts' column is {kind.simpleString()}, not a timestamp: "
+        "load the events through a Store or cast ts to a timestamp"
+    )
 
 
 def _host(column: str) -> Column:
@@ -127,15 +150,17 @@ def _with_derived_channel(df: DataFrame) -> DataFrame:
         con.register("combos", combos)
         derived = con.sql(
             f"SELECT *, {channel_sql('utm_source', 'utm_medium', 'utm_campaign', '__ref_host', '__page_host')}"
-            " AS __derived FROM combos").to_arrow_table()
+            " AS __derived FROM combos"
+        ).to_arrow_table()
     finally:
         con.close()
     spark = df.sparkSession
     table = spark.createDataFrame(derived)
     cond = [df[k].eqNullSafe(table[k]) for k in keys]
     joined = df.join(F.broadcast(table), cond, "left")
-    return joined.select(*[df[c] for c in df.columns if c not in ("__ref_host", "__page_host")],
-                         table["__derived"])
+    return joined.select(
+        *[df[c] for c in df.columns if c not in ("__ref_host", "__page_host")], table["__derived"]
+    )
 
 
 def channel_rows(values: list[dict[str, Any]]) -> list[str]:
@@ -154,9 +179,13 @@ def channel_rows(values: list[dict[str, Any]]) -> list[str]:
 
 
 # -- sessions and sources -------------------------------------------------------------------
-def local_spark_session(master: str = "local[*]", *, shuffle_partitions: int = 8,
-                        driver_memory: str = "4g", conf: dict[str, str] | None = None
-                        ) -> SparkSession:
+def local_spark_session(
+    master: str = "local[*]",
+    *,
+    shuffle_partitions: int = 8,
+    driver_memory: str = "4g",
+    conf: dict[str, str] | None = None,
+) -> SparkSession:
     """A local SparkSession set up for shopfunnel: UTC session time zone, no UI, loopback
     address, workers on this Python (``PYSPARK_PYTHON``) importing this ``shopfunnel``.
 
@@ -171,7 +200,8 @@ def local_spark_session(master: str = "local[*]", *, shuffle_partitions: int = 8
     package_root = str(Path(__file__).resolve().parents[2])
     worker_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
     builder = (
-        SparkSession.builder.master(master).appName("shopfunnel")
+        SparkSession.builder.master(master)
+        .appName("shopfunnel")
         .config("spark.ui.enabled", "false")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
@@ -202,8 +232,9 @@ def spark_session() -> SparkSession:
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ConfigError("--engine spark needs PySpark: pip install 'pyspark>=4' (and Java 17)"
-                          ) from exc
+        raise ConfigError(
+            "--engine spark needs PySpark: pip install 'pyspark>=4' (and Java 17)"
+        ) from exc
     remote = os.environ.get("SPARK_REMOTE")
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -218,13 +249,15 @@ def spark_session() -> SparkSession:
     return spark
 
 
-def read_events(spark: SparkSession, *, events: str | None = None, table: str | None = None
-                ) -> DataFrame:
+def read_events(
+    spark: SparkSession, *, events: str | None = None, table: str | None = None
+) -> DataFrame:
     """Canonical events as a Spark DataFrame: Parquet at ``events`` (a file, a folder or a
     glob, local or ``s3://``…) or the catalog table ``table`` (Hive, Delta, Unity…)."""
     if (events is None) == (table is None):
-        raise ConfigError("give the events as --events PATH_OR_GLOB (Parquet) or --table NAME, "
-                          "not both")
+        raise ConfigError(
+            "give the events as --events PATH_OR_GLOB (Parquet) or --table NAME, not both"
+        )
     if table is not None:
         return spark.table(table)
     assert events is not None
@@ -232,8 +265,10 @@ def read_events(spark: SparkSession, *, events: str | None = None, table: str | 
         import glob
 
         if not glob.glob(events):
-            raise InputError(f"no Parquet file matches {events!r}: give a file, a folder or a "
-                             "glob such as 'events/*.parquet'")
+            raise InputError(
+                f"no Parquet file matches {events!r}: give a file, a folder or a "
+                "glob such as 'events/*.parquet'"
+            )
     return spark.read.parquet(events)
 
 
@@ -256,8 +291,14 @@ class SparkEvents:
 
     on_spark = True  # what the analyses' hooks look for
 
-    def __init__(self, source: Any, *, spark: SparkSession | None = None,
-                 session_timeout: str | float = "30m", persist: bool = True):
+    def __init__(
+        self,
+        source: Any,
+        *,
+        spark: SparkSession | None = None,
+        session_timeout: str | float = "30m",
+        persist: bool = True,
+    ):
         from pyspark.sql import functions as F
 
         if isinstance(source, str | Path):
@@ -266,18 +307,22 @@ class SparkEvents:
         elif hasattr(source, "sparkSession") and hasattr(source, "mapInArrow"):
             df = source
         else:
-            raise InputError(f"SparkEvents reads a Spark DataFrame or a Parquet path, not a "
-                             f"{type(source).__name__}")
+            raise InputError(
+                f"SparkEvents reads a Spark DataFrame or a Parquet path, not a "
+                f"{type(source).__name__}"
+            )
         self.spark: SparkSession = df.sparkSession
         for needed in ("ts", "event"):
             if needed not in df.columns:
-                raise InputError(f"the events have no {needed!r} column; columns: "
-                                 f"{sorted(df.columns)}")
+                raise InputError(
+                    f"the events have no {needed!r} column; columns: {sorted(df.columns)}"
+                )
         df = canonical_events(df, session_timeout=session_timeout)
         for name in _MAYBE:
             if name not in df.columns:
-                df = df.withColumn(name, F.lit(None).cast("double" if name == "value"
-                                                          else "string"))
+                df = df.withColumn(
+                    name, F.lit(None).cast("double" if name == "value" else "string")
+                )
         if persist:
             from pyspark import StorageLevel
 
@@ -316,27 +361,36 @@ class SparkEvents:
 
         t = self._t()
         purchase = F.col("event") == "purchase"
-        rows = self.df.where(F.col("order_id").isNotNull()
-                             & F.col("event").isin("purchase", "refund")).withColumn("__t", t)
-        return (rows.groupBy("order_id").agg(
-            F.min_by("person_id", "__t").alias("person_id"),
-            F.min("__t").alias("ts"),
-            F.sum(F.when(purchase, F.col("value"))).cast("double").alias("value"),
-            F.min_by("currency", "__t").alias("currency"),
-            F.min_by("channel", "__t").alias("channel"),
-            F.min_by("device", "__t").alias("device"),
-            F.coalesce(F.sum(F.when(F.col("event") == "refund", F.col("value"))),
-                       F.lit(0)).cast("double").alias("refunded"),
-            F.count(F.when(purchase, 1)).alias("__purchases"))
-            .where(F.col("__purchases") > 0).drop("__purchases"))
+        rows = self.df.where(
+            F.col("order_id").isNotNull() & F.col("event").isin("purchase", "refund")
+        ).withColumn("__t", t)
+        return (
+            rows.groupBy("order_id")
+            .agg(
+                F.min_by("person_id", "__t").alias("person_id"),
+                F.min("__t").alias("ts"),
+                F.sum(F.when(purchase, F.col("value"))).cast("double").alias("value"),
+                F.min_by("currency", "__t").alias("currency"),
+                F.min_by("channel", "__t").alias("channel"),
+                F.min_by("device", "__t").alias("device"),
+                F.coalesce(F.sum(F.when(F.col("event") == "refund", F.col("value"))), F.lit(0))
+                .cast("double")
+                .alias("refunded"),
+                F.count(F.when(purchase, 1)).alias("__purchases"),
+            )
+            .where(F.col("__purchases") > 0)
+            .drop("__purchases")
+        )
 
     def persons(self) -> DataFrame:
         """One row per person: ``person_id``, ``first_seen``, ``last_seen``, ``events``."""
         from pyspark.sql import functions as F
 
         return self.df.groupBy("person_id").agg(
-            F.min(self._t()).alias("first_seen"), F.max(self._t()).alias("last_seen"),
-            F.count(F.lit(1)).alias("events"))
+            F.min(self._t()).alias("first_seen"),
+            F.max(self._t()).alias("last_seen"),
+            F.count(F.lit(1)).alias("events"),
+        )
 
     def person_ids(self) -> pd.DataFrame:
         """Every person (``person_id``) with at least one event."""
@@ -351,11 +405,15 @@ class SparkEvents:
         if period not in ("week", "month"):
             raise ConfigError(f"period={period!r} is not valid: use week or month")
         start = F.date_trunc(period, F.timestamp_micros(self._t()))
-        return _pandas(self.df.groupBy("person_id", start.alias("__p"))
-                       .agg(F.min(self._t()).alias("ts")).drop("__p"))
+        return _pandas(
+            self.df.groupBy("person_id", start.alias("__p"))
+            .agg(F.min(self._t()).alias("ts"))
+            .drop("__p")
+        )
 
-    def person_rows(self, stage_of_event: dict[str, int], start: datetime, end: datetime,
-                    visit_gap_s: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def person_rows(
+        self, stage_of_event: dict[str, int], start: datetime, end: datetime, visit_gap_s: float
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The stage placement's facts of ``(start, end]``, as the store's SQL path gives
         them (:func:`shopfunnel.stages.evidence.from_sql`): one row per person with an
         event in the period, sorted by ``person_id`` (``first_ts``, ``last_event_at``,
@@ -372,20 +430,32 @@ class SparkEvents:
         for event, k in stage_of_event.items():
             stage = F.when(F.col("event") == event, F.lit(k)).otherwise(stage)
         order_key = F.struct(F.col("__t"), F.col("event_id"))
-        aggs = [F.min(F.when(inside, F.col("__t"))).alias("first_ts"),
-                F.max("__t").alias("last_event_at"),
-                F.min_by("channel", order_key).alias("first_channel")]
-        aggs += [F.min(F.when(inside & (stage == k), F.col("__t"))).alias(f"s{k}")
-                 for k in sorted(set(stage_of_event.values()))]
-        base = (df.groupBy("person_id").agg(*aggs, F.count(F.when(inside, 1)).alias("__n"))
-                .where(F.col("__n") > 0).drop("__n"))
+        aggs = [
+            F.min(F.when(inside, F.col("__t"))).alias("first_ts"),
+            F.max("__t").alias("last_event_at"),
+            F.min_by("channel", order_key).alias("first_channel"),
+        ]
+        aggs += [
+            F.min(F.when(inside & (stage == k), F.col("__t"))).alias(f"s{k}")
+            for k in sorted(set(stage_of_event.values()))
+        ]
+        base = (
+            df.groupBy("person_id")
+            .agg(*aggs, F.count(F.when(inside, 1)).alias("__n"))
+            .where(F.col("__n") > 0)
+            .drop("__n")
+        )
         per = Window.partitionBy("person_id").orderBy("__t")
-        visits = (df.where(inside).select("person_id", "__t", (
-            F.col("__t") - F.lag("__t").over(per)).alias("gap_us"))
+        visits = (
+            df.where(inside)
+            .select("person_id", "__t", (F.col("__t") - F.lag("__t").over(per)).alias("gap_us"))
             .where(F.col("gap_us") > int(round(visit_gap_s * 1_000_000)))
-            .select("person_id", F.col("__t").alias("ts"), "gap_us"))
-        base_pd = _pandas(base, times=["first_ts", "last_event_at",
-                                       *[c for c in base.columns if c.startswith("s")]])
+            .select("person_id", F.col("__t").alias("ts"), "gap_us")
+        )
+        base_pd = _pandas(
+            base,
+            times=["first_ts", "last_event_at", *[c for c in base.columns if c.startswith("s")]],
+        )
         base_pd = base_pd.sort_values("person_id", kind="stable").reset_index(drop=True)
         return base_pd, _pandas(visits, times=["ts"])
 
@@ -398,19 +468,30 @@ class SparkEvents:
         from pyspark.sql import functions as F
 
         df = self.df.withColumn("__t", self._t())
-        df = df.where((F.col("__t") > _us(start)) & (F.col("__t") <= _us(end))
-                      & (F.col("event") == order_event))
+        df = df.where(
+            (F.col("__t") > _us(start))
+            & (F.col("__t") <= _us(end))
+            & (F.col("event") == order_event)
+        )
         order_key = F.struct(F.col("__t"), F.col("event_id"))
         oid = F.coalesce(F.col("order_id"), F.concat(F.lit("event:"), F.col("event_id")))
         o = df.groupBy(oid.alias("oid")).agg(
             F.min_by("person_id", order_key).alias("person_id"),
             F.min("__t").alias("ts"),
-            F.coalesce(F.min_by("value", order_key).cast("double"), F.lit(0.0)).alias("value"))
+            F.coalesce(F.min_by("value", order_key).cast("double"), F.lit(0.0)).alias("value"),
+        )
         w = Window.partitionBy("person_id").orderBy("ts", "oid")
-        return _pandas(o.select("person_id", F.lit(0).cast("long").alias("h"), "ts", "value",
-                                F.row_number().over(w).alias("n"),
-                                (F.col("ts") - F.lag("ts").over(w)).alias("gap_us")),
-                       times=["ts"])
+        return _pandas(
+            o.select(
+                "person_id",
+                F.lit(0).cast("long").alias("h"),
+                "ts",
+                "value",
+                F.row_number().over(w).alias("n"),
+                (F.col("ts") - F.lag("ts").over(w)).alias("gap_us"),
+            ),
+            times=["ts"],
+        )
 
     def activity_counts(self, period: str) -> pd.DataFrame:
         """Persons by cohort (period of their first event) and period with an event:
@@ -429,19 +510,28 @@ class SparkEvents:
         return _pandas(counts, times=["cohort", "p"])
 
 
-def heavy_persons(df: DataFrame, person: Column | None = None, min_events: int = 1_000_000
-                  ) -> pd.DataFrame:
+def heavy_persons(
+    df: DataFrame, person: Column | None = None, min_events: int = 1_000_000
+) -> pd.DataFrame:
     """Persons with at least ``min_events`` events (bots, shared devices), most first:
     ``person_id``, ``events``. ``person`` defaults to the ``person_id`` column."""
     import pandas as pd
     from pyspark.sql import functions as F
 
     person = F.col("person_id") if person is None else person
-    heavy = (df.groupBy(person.alias("person_id")).count()
-             .where(F.col("count") >= min_events)
-             .orderBy(F.col("count").desc()).toArrow())
-    return pd.DataFrame({"person_id": heavy.column("person_id").to_pylist(),
-                         "events": heavy.column("count").to_pylist()})
+    heavy = (
+        df.groupBy(person.alias("person_id"))
+        .count()
+        .where(F.col("count") >= min_events)
+        .orderBy(F.col("count").desc())
+        .toArrow()
+    )
+    return pd.DataFrame(
+        {
+            "person_id": heavy.column("person_id").to_pylist(),
+            "events": heavy.column("count").to_pylist(),
+        }
+    )
 
 
 def _us(value: datetime) -> int:

@@ -206,7 +206,9 @@ class Store:
             if staged.sql is None:
                 db.unregister("__src_obj")
 
-    def _load_src(self, staged: Staged, on_error: OnError, note: Callable[[str], None]) -> LoadResult:
+    def _load_src(
+        self, staged: Staged, on_error: OnError, note: Callable[[str], None]
+    ) -> LoadResult:
         db = self.db
         described = db.rows("DESCRIBE SELECT * FROM __src")
         types = {name: typ for name, typ, *_ in described}
@@ -257,10 +259,12 @@ class Store:
         rejects = early
         if bad_count:
             db.execute(f"CREATE OR REPLACE TEMP TABLE __bad AS SELECT * FROM __src WHERE {any_bad}")
-            rejects = tuple(sorted(
-                early + self._describe_rejects(staged.source, checks, types),
-                key=lambda r: (r.line, r.column),
-            ))
+            rejects = tuple(
+                sorted(
+                    early + self._describe_rejects(staged.source, checks, types),
+                    key=lambda r: (r.line, r.column),
+                )
+            )
             where = f"{LINE} NOT IN (SELECT {LINE} FROM __bad)"
         if rejects and on_error == "fail":
             db.execute("DROP TABLE IF EXISTS __bad")
@@ -276,8 +280,12 @@ class Store:
         note("writing")
         stored = not self._is_empty()
         prepared = self._prepare_sql(
-            present, typed, where, derive_sessions=bool(null_sessions),
-            derive_channels=bool(null_channels), hash_ids=bool(null_ids),
+            present,
+            typed,
+            where,
+            derive_sessions=bool(null_sessions),
+            derive_channels=bool(null_channels),
+            hash_ids=bool(null_ids),
             dedup=bool(null_ids) or unique_ids + (1 if null_ids else 0) < staged_rows,
             continue_stored=stored,
         )
@@ -319,8 +327,11 @@ class Store:
                 self._bump_generation()
         if from_key is not None:
             try:
-                if added and live.append(self, from_key, store_key(db)) is not None and (
-                        not self.live_timeline):
+                if (
+                    added
+                    and live.append(self, from_key, store_key(db)) is not None
+                    and (not self.live_timeline)
+                ):
                     live.compact_if_large(self)  # a live server compacts in its own thread
             except (OSError, duckdb.Error):
                 pass  # the events are stored; without this segment the next funnel rebuilds
@@ -355,8 +366,14 @@ class Store:
         """
         db = self.db
         prepared = self._prepare_sql(
-            present, typed, "TRUE", derive_sessions="session_id" not in types,
-            derive_channels="channel" not in types, hash_ids=False, dedup=False, guard_types=types,
+            present,
+            typed,
+            "TRUE",
+            derive_sessions="session_id" not in types,
+            derive_channels="channel" not in types,
+            hash_ids=False,
+            dedup=False,
+            guard_types=types,
         )
         cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
         new_cols = ", ".join(f"n.{quote_ident(c)}" for c in schema.COLUMN_NAMES)
@@ -382,7 +399,8 @@ class Store:
                 )
                 with _hash_threads(db):
                     added, unique = db.rows(
-                        "SELECT count(*), count(DISTINCT event_id) FROM events")[0]
+                        "SELECT count(*), count(DISTINCT event_id) FROM events"
+                    )[0]
                 if not added or unique < added:
                     raise _FirstLoadRefused
                 if "user_id" in types:
@@ -444,16 +462,19 @@ class Store:
             expr = typed[c.name] if c.name in present else f"CAST(NULL AS {c.sql_type})"
             select.append(f"{expr} AS {quote_ident(c.name)}")
         if guard_types is not None:
-            ctes = [_guarded_typed_cte(
-                present, guard_types, typed, derive_sessions, derive_channels)]
+            ctes = [
+                _guarded_typed_cte(present, guard_types, typed, derive_sessions, derive_channels)
+            ]
         else:
             ctes = [f"typed AS (SELECT {', '.join(select)}, {LINE} FROM __src WHERE {where})"]
         replaced = ["coalesce(anonymous_id, user_id) AS anonymous_id"]
         if hash_ids:
             row_hash_cols = [quote_ident(c) for c in schema.COLUMN_NAMES if c != "event_id"]
-            row_hash = "md5(concat_ws('\x1f', " + ", ".join(
-                f"coalesce(CAST({c} AS VARCHAR), '')" for c in row_hash_cols
-            ) + "))"
+            row_hash = (
+                "md5(concat_ws('\x1f', "
+                + ", ".join(f"coalesce(CAST({c} AS VARCHAR), '')" for c in row_hash_cols)
+                + "))"
+            )
             replaced.append(f"coalesce(event_id, {row_hash}) AS event_id")
         ctes.append(f"filled AS (SELECT * REPLACE ({', '.join(replaced)}) FROM typed)")
         last = "filled"
@@ -492,8 +513,11 @@ class Store:
                     ROWS UNBOUNDED PRECEDING) END AS __sess
                 FROM starts
             )""")
-            stored_sid = ("max(__prev_sid) OVER (PARTITION BY anonymous_id, __sess), "
-                          if continue_stored else "")
+            stored_sid = (
+                "max(__prev_sid) OVER (PARTITION BY anonymous_id, __sess), "
+                if continue_stored
+                else ""
+            )
             ctes.append(
                 "sessioned AS (SELECT * EXCLUDE (__sess) REPLACE (coalesce(session_id, "
                 f"{stored_sid}anonymous_id || ':' || CAST(epoch_us(first_value(ts) OVER ("
@@ -502,24 +526,31 @@ class Store:
             )
             last = "sessioned"
             if continue_stored:
-                ctes.append("sessioned_new AS (SELECT * EXCLUDE (__prev, __prev_sid) FROM "
-                            "sessioned WHERE NOT __prev)")
+                ctes.append(
+                    "sessioned_new AS (SELECT * EXCLUDE (__prev, __prev_sid) FROM "
+                    "sessioned WHERE NOT __prev)"
+                )
                 last = "sessioned_new"
         if derive_channels:
             # A session's channel is the one its first event came from (GA4's session scope).
             channel = channel_sql("utm_source", "utm_medium", "utm_campaign", "referrer", "page")
-            first = (f"first_value(coalesce(channel, {channel})) OVER (PARTITION BY session_id "
-                     f"ORDER BY ts, {LINE})")
+            first = (
+                f"first_value(coalesce(channel, {channel})) OVER (PARTITION BY session_id "
+                f"ORDER BY ts, {LINE})"
+            )
             stored_ch = "NULL"
             if continue_stored:  # a session the store holds keeps its channel (ADR 0072)
                 ctes.append(
                     f"with_stored AS (SELECT n.*, s.__ch FROM {last} n LEFT JOIN (SELECT "
                     "session_id AS __sid, arg_min(channel, ts) AS __ch FROM events WHERE "
                     f"session_id IN (SELECT session_id FROM {last}) GROUP BY session_id) s "
-                    "ON s.__sid = n.session_id)")
+                    "ON s.__sid = n.session_id)"
+                )
                 last, stored_ch = "with_stored", "__ch"
-            ctes.append(f"channelled AS (SELECT * REPLACE (coalesce(channel, {stored_ch}, "
-                        f"{first}) AS channel) FROM {last})")
+            ctes.append(
+                f"channelled AS (SELECT * REPLACE (coalesce(channel, {stored_ch}, "
+                f"{first}) AS channel) FROM {last})"
+            )
             last = "channelled"
         cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
         return f"WITH {', '.join(ctes)} SELECT {cols} FROM {last}"
@@ -602,10 +633,14 @@ class Store:
         found = counts.of_store(self, compute=timeline_pass)
         if found is not None:
             index = person_index.of_store(self, build=False)
-            persons = len(index) if index is not None else int(db.scalar(
-                "SELECT count(DISTINCT person_id) FROM events"))
+            persons = (
+                len(index)
+                if index is not None
+                else int(db.scalar("SELECT count(DISTINCT person_id) FROM events"))
+            )
             orders = db.scalar(
-                "SELECT count(DISTINCT order_id) FROM events WHERE event = 'purchase'")
+                "SELECT count(DISTINCT order_id) FROM events WHERE event = 'purchase'"
+            )
             return {
                 "events": found.events,
                 "persons": persons,
@@ -639,9 +674,7 @@ class Store:
             )
         if index is not None:
             persons = len(index)
-        orders = db.scalar(
-            "SELECT count(DISTINCT order_id) FROM events WHERE event = 'purchase'"
-        )
+        orders = db.scalar("SELECT count(DISTINCT order_id) FROM events WHERE event = 'purchase'")
         by_event = dict(db.rows("SELECT event, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC"))
         return {
             "events": int(events),
@@ -708,8 +741,11 @@ REFUSED = "shopfunnel: row needs the general load path"
 
 
 def _guarded_typed_cte(
-    present: list[str], types: dict[str, str], typed: dict[str, str],
-    derive_sessions: bool, derive_channels: bool,
+    present: list[str],
+    types: dict[str, str],
+    typed: dict[str, str],
+    derive_sessions: bool,
+    derive_channels: bool,
 ) -> str:
     """The ``typed`` CTE of :meth:`Store._prepare_sql` that raises instead of filtering.
 
@@ -721,8 +757,11 @@ def _guarded_typed_cte(
     text needs no cast: its only failure is the empty string, which the general path
     reads as missing and rejects.
     """
-    must_have = {"event_id"} | ({"session_id"} if not derive_sessions else set()) | (
-        {"channel"} if not derive_channels else set())
+    must_have = (
+        {"event_id"}
+        | ({"session_id"} if not derive_sessions else set())
+        | ({"channel"} if not derive_channels else set())
+    )
     inner, value, bad = [], {}, []
     for name in present:
         col = schema.BY_NAME[name]
@@ -743,8 +782,10 @@ def _guarded_typed_cte(
     for col in schema.COLUMNS:
         name = quote_ident(col.name)
         if col.name == "event_id":
-            outer.append(f"CASE WHEN {' OR '.join(bad)} THEN error({quote_literal(REFUSED)}) "
-                         f"ELSE {value['event_id']} END AS {name}")
+            outer.append(
+                f"CASE WHEN {' OR '.join(bad)} THEN error({quote_literal(REFUSED)}) "
+                f"ELSE {value['event_id']} END AS {name}"
+            )
         elif col.name in present:
             outer.append(f"{value[col.name]} AS {name}")
         else:
@@ -769,14 +810,18 @@ def _checks(
         if col.required:
             checks.append((name, f"{raw} IS NULL", "is required and missing"))
         unreadable = (
-            f"{raw} = ''" if col.sql_type == "VARCHAR" and types[name] == "VARCHAR"
+            f"{raw} = ''"
+            if col.sql_type == "VARCHAR" and types[name] == "VARCHAR"
             else f"{raw} IS NOT NULL AND {typed[name]} IS NULL"
         )
         checks.append((name, unreadable, f"cannot be read as {_human_type(col.sql_type)}"))
     who = [quote_ident(c) for c in ("anonymous_id", "user_id") if c in present]
     checks.append(
-        ("anonymous_id", " AND ".join(f"{w} IS NULL" for w in who),
-         "the row has neither anonymous_id nor user_id")
+        (
+            "anonymous_id",
+            " AND ".join(f"{w} IS NULL" for w in who),
+            "the row has neither anonymous_id nor user_id",
+        )
     )
     return checks
 
@@ -787,8 +832,10 @@ def _human_type(sql_type: str) -> str:
     if sql_type.startswith("DECIMAL"):
         return "a number"
     if sql_type.startswith("STRUCT"):
-        return ("a list of items (a JSON array of objects with only item_id, item_name, "
-                "item_category, price, quantity)")
+        return (
+            "a list of items (a JSON array of objects with only item_id, item_name, "
+            "item_category, price, quantity)"
+        )
     if sql_type == "JSON":
         return 'a JSON object ({"key": value, …})'
     return sql_type.lower()
@@ -803,8 +850,10 @@ def _typed_expr(name: str, source_type: str) -> str:
             # The UTC wall clock is the instant's epoch: plain arithmetic, where
             # timezone('UTC', …) goes through ICU's calendar (0.7 s CPU per 10M rows).
             # ±infinity has no epoch and keeps the ICU conversion.
-            return (f"CASE WHEN isfinite({raw}) THEN make_timestamp(epoch_us({raw})) "
-                    f"ELSE CAST(timezone('UTC', {raw}) AS TIMESTAMP) END")
+            return (
+                f"CASE WHEN isfinite({raw}) THEN make_timestamp(epoch_us({raw})) "
+                f"ELSE CAST(timezone('UTC', {raw}) AS TIMESTAMP) END"
+            )
         if source_type.startswith("TIMESTAMP") or source_type == "DATE":
             return f"CAST({raw} AS TIMESTAMP)"
         if source_type in ("BIGINT", "INTEGER", "HUGEINT", "DOUBLE"):
@@ -813,17 +862,22 @@ def _typed_expr(name: str, source_type: str) -> str:
     if col.sql_type == "JSON":  # properties: a JSON object, nothing else
         if source_type == "VARCHAR" or source_type == "JSON":
             # valid JSON whose text starts with '{' is an object (no second parse)
-            return (f"CASE WHEN starts_with(ltrim(CAST({raw} AS VARCHAR)), '{{') "
-                    f"THEN TRY_CAST({raw} AS JSON) END")
-        return (f"CASE WHEN json_type(to_json({raw})) = 'OBJECT' "
-                f"THEN CAST(to_json({raw}) AS JSON) END")
+            return (
+                f"CASE WHEN starts_with(ltrim(CAST({raw} AS VARCHAR)), '{{') "
+                f"THEN TRY_CAST({raw} AS JSON) END"
+            )
+        return (
+            f"CASE WHEN json_type(to_json({raw})) = 'OBJECT' THEN CAST(to_json({raw}) AS JSON) END"
+        )
     if col.name == "items" and source_type in ("VARCHAR", "JSON"):
         # the cast to the item type drops unknown keys and reads a non-object as an empty
         # item: refuse both, as the collector does, rather than lose what they carried
         fields = ", ".join(quote_literal(f) for f in schema.ITEM_FIELDS)
         parsed = f"TRY_CAST({raw} AS JSON)"
-        foreign = (f"list_bool_or(list_transform(TRY_CAST({parsed} AS JSON[]), lambda it: "
-                   f"json_type(it) <> 'OBJECT' OR NOT list_has_all([{fields}], json_keys(it))))")
+        foreign = (
+            f"list_bool_or(list_transform(TRY_CAST({parsed} AS JSON[]), lambda it: "
+            f"json_type(it) <> 'OBJECT' OR NOT list_has_all([{fields}], json_keys(it))))"
+        )
         return f"CASE WHEN {foreign} THEN NULL ELSE TRY_CAST({parsed} AS {col.sql_type}) END"
     if col.sql_type == "VARCHAR":
         return f"NULLIF(CAST({raw} AS VARCHAR), '')"

@@ -38,12 +38,14 @@ def _daily_from_counts(store: Store, found: Any) -> pd.DataFrame:
 
     n = len(found.events_per_day)
     days = (np.arange(n, dtype=np.int64) + found.first_day).astype("datetime64[D]")
-    out = pd.DataFrame({
-        "day": days.astype("datetime64[us]"),
-        "events": found.events_per_day,
-        "sessions": found.sessions_per_day,
-        "persons": found.persons_per_day,
-    })
+    out = pd.DataFrame(
+        {
+            "day": days.astype("datetime64[us]"),
+            "events": found.events_per_day,
+            "sessions": found.sessions_per_day,
+            "persons": found.persons_per_day,
+        }
+    )
     bought = store.db.df(
         """
         SELECT CAST(ts AS DATE) AS day, count(DISTINCT order_id) AS orders,
@@ -51,7 +53,7 @@ def _daily_from_counts(store: Store, found: Any) -> pd.DataFrame:
         FROM events WHERE event = 'purchase' AND ts IS NOT NULL GROUP BY 1
         """
     )
-    at = (bought["day"].to_numpy().astype("datetime64[D]").astype(np.int64) - found.first_day)
+    at = bought["day"].to_numpy().astype("datetime64[D]").astype(np.int64) - found.first_day
     orders = np.zeros(n, dtype=np.int64)
     revenue = np.zeros(n, dtype=np.float64)
     orders[at] = bought["orders"].to_numpy(dtype=np.int64)
@@ -101,8 +103,12 @@ def last_event_time(store: Store) -> Any:
 
 def has_event(store: Store, name: str) -> bool:
     """Whether the store holds at least one event called ``name``."""
-    return store.db.scalar("SELECT count(*) FROM (SELECT 1 FROM events WHERE event = ? LIMIT 1)",
-                           [name]) == 1
+    return (
+        store.db.scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM events WHERE event = ? LIMIT 1)", [name]
+        )
+        == 1
+    )
 
 
 def event_count(store: Store) -> int:

@@ -126,7 +126,8 @@ class Timeline:
             with SWAP_LOCK:
                 meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
                 if (key is not None and meta.get("key") != key) or (
-                        meta.get("format") != FORMAT_VERSION):
+                    meta.get("format") != FORMAT_VERSION
+                ):
                     return None
 
                 def load(name: str) -> np.ndarray:
@@ -137,12 +138,16 @@ class Timeline:
                     return arr
 
                 tl = cls(
-                    key=meta["key"], person=load("person"), t=load("t"), event=load("event"),
+                    key=meta["key"],
+                    person=load("person"),
+                    t=load("t"),
+                    event=load("event"),
                     events=meta["events"],
                     session=load("session") if meta["session"] else None,
                     sessions_nested=meta["sessions_nested"],
                     dims={d: load(f"dim_{d}") for d in meta["labels"]},
-                    labels=meta["labels"], files=fds,
+                    labels=meta["labels"],
+                    files=fds,
                 )
             weakref.finalize(tl, _close_all, list(fds.values()))
             return tl
@@ -198,9 +203,14 @@ class _Column:
         self.n, self.dtype, self.at = n, np.dtype(dtype), 0
         self.file = open(path, "wb") if path is not None else None  # noqa: SIM115
         if self.file is not None:
-            np.lib.format.write_array_header_1_0(self.file, {
-                "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-                "shape": (n,)})
+            np.lib.format.write_array_header_1_0(
+                self.file,
+                {
+                    "descr": np.lib.format.dtype_to_descr(self.dtype),
+                    "fortran_order": False,
+                    "shape": (n,),
+                },
+            )
             self.array = None
         else:
             self.array = np.empty(n, dtype=self.dtype)
@@ -210,19 +220,28 @@ class _Column:
         if self.file is not None:
             self.file.write(values.tobytes())
         elif self.array is not None:
-            self.array[self.at:self.at + len(values)] = values
+            self.array[self.at : self.at + len(values)] = values
         self.at += len(values)
 
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
         if self.at != self.n:
-            raise OSError(f"the events changed while their timeline was built ({self.at} "
-                          f"rows instead of {self.n}): count the funnel again")
+            raise OSError(
+                f"the events changed while their timeline was built ({self.at} "
+                f"rows instead of {self.n}): count the funnel again"
+            )
 
 
-def build(db: Database, relation: str, person: str, columns: dict[str, str], key: str,
-          *, folder: Path | None = None) -> Timeline:
+def build(
+    db: Database,
+    relation: str,
+    person: str,
+    columns: dict[str, str],
+    key: str,
+    *,
+    folder: Path | None = None,
+) -> Timeline:
     """Build the timeline of ``relation`` (person expression ``person``): one scan for
     the event names and breakdown values, then one query that codes them (joins with
     the small dictionaries), hashes the ids and sorts fixed-width rows by (person, time).
@@ -234,8 +253,10 @@ def build(db: Database, relation: str, person: str, columns: dict[str, str], key
     lists = ", ".join(f"list(DISTINCT CAST({quote_ident(c)} AS VARCHAR))" for c in coded)
     n, *values = db.rows(f"SELECT count(*), {lists} FROM {relation} WHERE {where}")[0]
     n = int(n)
-    distinct = {c: sorted(v for v in vals or () if v is not None)  # NULL: no rows
-                for c, vals in zip(coded, values, strict=True)}
+    distinct = {
+        c: sorted(v for v in vals or () if v is not None)  # NULL: no rows
+        for c, vals in zip(coded, values, strict=True)
+    }
     if len(distinct["event"]) >= MAX_CODES:
         raise OSError("more than 32,000 event names: the funnel runs by SQL")
     dims = [d for d in coded[1:] if len(distinct[d]) <= MAX_CODES]
@@ -243,7 +264,8 @@ def build(db: Database, relation: str, person: str, columns: dict[str, str], key
     # session to belong to one person (else the SQL path counts them)
     nested = not has_session or not db.scalar(
         f"SELECT count(*) FROM (SELECT session_id FROM {relation} WHERE {where} AND "
-        f"session_id IS NOT NULL GROUP BY session_id HAVING min({person}) <> max({person}))")
+        f"session_id IS NOT NULL GROUP BY session_id HAVING min({person}) <> max({person}))"
+    )
     # code 0 is a missing event name (names count from 1); a missing breakdown value is -1
     first = {"event": 1, **{d: 0 for d in dims}}
     null = {"event": 0, **{d: -1 for d in dims}}
@@ -251,19 +273,31 @@ def build(db: Database, relation: str, person: str, columns: dict[str, str], key
     joins = []
     for i, c in enumerate(["event", *dims]):
         name = f"__tl_dict_{i}"
-        db.register(name, pa.table({
-            "v": pa.array(distinct[c], pa.string()),
-            "code": pa.array(np.arange(len(distinct[c]), dtype=np.int16) + first[c])}))
+        db.register(
+            name,
+            pa.table(
+                {
+                    "v": pa.array(distinct[c], pa.string()),
+                    "code": pa.array(np.arange(len(distinct[c]), dtype=np.int16) + first[c]),
+                }
+            ),
+        )
         joins.append(f"LEFT JOIN {name} ON {name}.v = CAST(r.{quote_ident(c)} AS VARCHAR)")
         select.append(f"coalesce({name}.code, {null[c]})::SMALLINT AS {quote_ident('c_' + c)}")
     if has_session:
         select.append("CASE WHEN r.session_id IS NULL THEN 0 ELSE hash(r.session_id) END AS s")
-    sources = {"person": "o", "t": "t", "event": "c_event",
-               **({"session": "s"} if has_session else {}),
-               **{f"dim_{d}": f"c_{d}" for d in dims}}
+    sources = {
+        "person": "o",
+        "t": "t",
+        "event": "c_event",
+        **({"session": "s"} if has_session else {}),
+        **{f"dim_{d}": f"c_{d}" for d in dims},
+    }
     dtypes = {"person": np.uint64, "t": np.int64, "session": np.uint64}
-    sql = (f"SELECT {', '.join(select)} FROM (SELECT * FROM {relation} WHERE {where}) r "
-           f"{' '.join(joins)} ORDER BY o, t")
+    sql = (
+        f"SELECT {', '.join(select)} FROM (SELECT * FROM {relation} WHERE {where}) r "
+        f"{' '.join(joins)} ORDER BY o, t"
+    )
     tmp = None
     if folder is not None:
         _sweep(folder)
@@ -271,8 +305,10 @@ def build(db: Database, relation: str, person: str, columns: dict[str, str], key
         tmp.mkdir(parents=True)
     out: dict[str, _Column] = {}
     try:
-        out = {c: _Column(n, dtypes.get(c, np.int16), tmp / f"{c}.npy" if tmp else None)
-               for c in sources}
+        out = {
+            c: _Column(n, dtypes.get(c, np.int16), tmp / f"{c}.npy" if tmp else None)
+            for c in sources
+        }
         for batch in db.connection.sql(sql).to_arrow_reader(BUILD_BATCH_ROWS):
             cols = dict(zip(batch.schema.names, batch.columns, strict=True))
             for name, src in sources.items():
@@ -283,14 +319,28 @@ def build(db: Database, relation: str, person: str, columns: dict[str, str], key
         events: list[str | None] = [None, *distinct["event"]]
         if tmp is None or folder is None:
             arrays: dict[str, np.ndarray] = {
-                name: col.array for name, col in out.items() if col.array is not None}
+                name: col.array for name, col in out.items() if col.array is not None
+            }
             return Timeline(
-                key=key, person=arrays["person"], t=arrays["t"], event=arrays["event"],
-                events=events, session=arrays.get("session"),
-                dims={d: arrays[f"dim_{d}"] for d in dims}, labels=labels,
-                sessions_nested=bool(nested))
-        meta = {"format": FORMAT_VERSION, "key": key, "rows": n, "events": events,
-                "session": has_session, "sessions_nested": bool(nested), "labels": labels}
+                key=key,
+                person=arrays["person"],
+                t=arrays["t"],
+                event=arrays["event"],
+                events=events,
+                session=arrays.get("session"),
+                dims={d: arrays[f"dim_{d}"] for d in dims},
+                labels=labels,
+                sessions_nested=bool(nested),
+            )
+        meta = {
+            "format": FORMAT_VERSION,
+            "key": key,
+            "rows": n,
+            "events": events,
+            "session": has_session,
+            "sessions_nested": bool(nested),
+            "labels": labels,
+        }
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         _replace(tmp, folder)
         opened = Timeline.open(folder, key)
@@ -327,9 +377,24 @@ def writable(folder: Path) -> bool:
 
 # -- selecting a funnel's rows ----------------------------------------------------------
 @njit(cache=True, nogil=True)
-def select_rows(event, person, t, lut, lut_n, keep_other, other, anchor_max, offset,
-                cond, cond_start, cond_end, clause_dim, allowed, dims,
-                collapse):  # pragma: no cover
+def select_rows(
+    event,
+    person,
+    t,
+    lut,
+    lut_n,
+    keep_other,
+    other,
+    anchor_max,
+    offset,
+    cond,
+    cond_start,
+    cond_end,
+    clause_dim,
+    allowed,
+    dims,
+    collapse,
+):  # pragma: no cover
     """One pass: rows whose event has a code in ``lut`` (several codes → several rows, in
     code order), every other row as ``other`` when ``keep_other``; returns their index,
     code, owner and time, with rows at the same (owner, time) put in code order (the
@@ -392,11 +457,9 @@ def select_rows(event, person, t, lut, lut_n, keep_other, other, anchor_max, off
                 ts[j] = t[i]
                 j += 1
         if j == emitted and keep_other:  # no step or exclusion matched: any other event
-            if (collapse and j - 1 >= inst_start and code[j - 1] == other
-                    and ts[j - 1] == t[i]):
+            if collapse and j - 1 >= inst_start and code[j - 1] == other and ts[j - 1] == t[i]:
                 continue  # one interruption at an instant is enough
-            if (collapse and j - 2 >= inst_start and code[j - 1] == other
-                    and code[j - 2] == other):
+            if collapse and j - 2 >= inst_start and code[j - 1] == other and code[j - 2] == other:
                 j -= 1  # a run of interruptions: keep its first and its latest instant
             idx[j] = i + offset
             code[j] = other
@@ -489,9 +552,16 @@ def can_filter(tl: Timeline, where: Where) -> bool:
     return all(key in tl.dims for key, _ in where)
 
 
-def select(tl: Timeline, codes: dict[str, list[tuple[int, Where]]], *, other: int | None,
-           by_session: bool = False, anchor_max: int = 0, start: int = 0,
-           stop: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def select(
+    tl: Timeline,
+    codes: dict[str, list[tuple[int, Where]]],
+    *,
+    other: int | None,
+    by_session: bool = False,
+    anchor_max: int = 0,
+    start: int = 0,
+    stop: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The rows of events named in ``codes`` (name → its codes, each with the filters on
     columns the row must pass, as a step's ``where``: a value or a list of values, None
     for a missing value), each code a row, every
@@ -527,17 +597,30 @@ def select(tl: Timeline, codes: dict[str, list[tuple[int, Where]]], *, other: in
     width_codes = max([len(a) for _, a in clauses] or [1])
     allowed = np.zeros((max(len(clauses), 1), width_codes), dtype=np.bool_)
     for i, (_, a) in enumerate(clauses):
-        allowed[i, :len(a)] = a
-    dims = (np.stack([tl.read(f"dim_{d}", start, stop) for d in used]) if used
-            else np.zeros((1, 1), dtype=np.int16))
+        allowed[i, : len(a)] = a
+    dims = (
+        np.stack([tl.read(f"dim_{d}", start, stop) for d in used])
+        if used
+        else np.zeros((1, 1), dtype=np.int16)
+    )
     idx, code, o, t = select_rows(
-        tl.read("event", start, stop), tl.read("person", start, stop),
-        tl.read("t", start, stop), lut, lut_n, other is not None,
-        0 if other is None else other, anchor_max, 0, cond,
+        tl.read("event", start, stop),
+        tl.read("person", start, stop),
+        tl.read("t", start, stop),
+        lut,
+        lut_n,
+        other is not None,
+        0 if other is None else other,
+        anchor_max,
+        0,
+        cond,
         np.array([a for a, _ in bounds] or [0], dtype=np.int64),
         np.array([b for _, b in bounds] or [0], dtype=np.int64),
-        np.array([d for d, _ in clauses] or [0], dtype=np.int64), allowed, dims,
-        not by_session)
+        np.array([d for d, _ in clauses] or [0], dtype=np.int64),
+        allowed,
+        dims,
+        not by_session,
+    )
     if by_session:
         if tl.session is None:
             raise ValueError("this timeline has no sessions")

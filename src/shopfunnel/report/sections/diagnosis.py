@@ -29,7 +29,11 @@ def tactics_of(value: Any) -> tuple[Tactic, ...]:
         parts = [p.strip() for p in value.replace(";", ",").split(",")]
         return tuple(Tactic(p) for p in parts if p)
     if isinstance(value, Mapping):
-        return (Tactic(as_text(value.get("name")) or as_text(value.get("key")), as_text(value.get("why"))),)
+        return (
+            Tactic(
+                as_text(value.get("name")) or as_text(value.get("key")), as_text(value.get("why"))
+            ),
+        )
     try:
         items = list(value)
     except TypeError:
@@ -176,13 +180,26 @@ def diagnosis_section(
     if pricing and not priced:
         tail.append(Text(pricing[:1].upper() + pricing[1:] + "."))
     if notes:
-        tail.append(Table(pd.DataFrame({"not measured": [str(n) for n in notes]}),
-                          caption=f"What could not be measured ({len(notes)})", collapsed=True))
+        tail.append(
+            Table(
+                pd.DataFrame({"not measured": [str(n) for n in notes]}),
+                caption=f"What could not be measured ({len(notes)})",
+                collapsed=True,
+            )
+        )
     if len(findings) == 0:
-        return Section(sid, title, lead, (Text(
-            "No significant weak spot found: every stage converts at or above its benchmark and "
-            "its own past, and no segment lags significantly behind the rest."
-        ), *tail))
+        return Section(
+            sid,
+            title,
+            lead,
+            (
+                Text(
+                    "No significant weak spot found: every stage converts at or above its benchmark and "
+                    "its own past, and no segment lags significantly behind the rest."
+                ),
+                *tail,
+            ),
+        )
     frame = findings.sort_values("rank") if "rank" in findings.columns else findings
     records = frame.to_dict("records")
     for i, row in enumerate(records, start=1):
@@ -190,32 +207,74 @@ def diagnosis_section(
     incidents = [r for r in records if as_text(r.get("kind")) in INCIDENT_KINDS]
     blocks: list[Any] = []
     if incidents:
-        blocks.append(Findings(tuple(_card(r, currency) for r in incidents),
-                               heading="Something broke for a while: check these dates first", tone="incident"))
+        blocks.append(
+            Findings(
+                tuple(_card(r, currency) for r in incidents),
+                heading="Something broke for a while: check these dates first",
+                tone="incident",
+            )
+        )
     top_cards = tuple(_card(r, currency) for r in records[:top])
-    blocks.append(Findings(top_cards, heading="Biggest gaps, most valuable first" if incidents else ""))
+    blocks.append(
+        Findings(top_cards, heading="Biggest gaps, most valuable first" if incidents else "")
+    )
     columns: tuple[str, ...]
     if "title" in frame.columns and frame["title"].notna().any():
-        columns = ("rank", "kind", "stage", "title", "p_value", "orders_at_stake", "revenue_at_stake")
+        columns = (
+            "rank",
+            "kind",
+            "stage",
+            "title",
+            "p_value",
+            "orders_at_stake",
+            "revenue_at_stake",
+        )
     else:
-        columns = ("rank", "kind", "stage", "step", "segment", "metric", "value", "reference", "gap", "p_value",
-                   "orders_at_stake", "revenue_at_stake")
+        columns = (
+            "rank",
+            "kind",
+            "stage",
+            "step",
+            "segment",
+            "metric",
+            "value",
+            "reference",
+            "gap",
+            "p_value",
+            "orders_at_stake",
+            "revenue_at_stake",
+        )
     shown = [c for c in columns if c in frame.columns]
     listing = frame[shown].reset_index(drop=True)
     if "kind" in listing.columns:
         listing["kind"] = listing["kind"].astype(str).str.replace("_", " ")
-    listing = listing.rename(columns={"title": "finding", "p_value": "p", "orders_at_stake": "orders at stake",
-                                      "revenue_at_stake": "at stake"})
+    listing = listing.rename(
+        columns={
+            "title": "finding",
+            "p_value": "p",
+            "orders_at_stake": "orders at stake",
+            "revenue_at_stake": "at stake",
+        }
+    )
     if not priced and "at stake" in listing.columns:
         listing = listing.drop(columns="at stake")
     table = Table(
         listing,
-        formats={"rank": "int", "p": "p", "at stake": "money", "value": "number",
-                 "reference": "number", "gap": "number", "orders at stake": "number"},
+        formats={
+            "rank": "int",
+            "p": "p",
+            "at stake": "money",
+            "value": "number",
+            "reference": "number",
+            "gap": "number",
+            "orders at stake": "number",
+        },
         caption=f"All {len(frame)} findings",
         collapsed=True,
     )
-    return Section(sid, title, lead, (*blocks, *incident_blocks(incident_table, priced), table, *tail))
+    return Section(
+        sid, title, lead, (*blocks, *incident_blocks(incident_table, priced), table, *tail)
+    )
 
 
 def incident_blocks(incidents: pd.DataFrame | None, priced: bool = True) -> tuple[Table, ...]:
@@ -224,11 +283,29 @@ def incident_blocks(incidents: pd.DataFrame | None, priced: bool = True) -> tupl
     revenue column is left out when the orders carry no value."""
     if incidents is None or len(incidents) == 0:
         return ()
-    frame = incidents.rename(columns={"rate_before": "usual rate", "rate_during": "rate during",
-                                      "persons_lost": "persons lost", "orders_lost": "orders lost",
-                                      "revenue_lost": "revenue lost", "p_adjusted": "p (corrected)"})
+    frame = incidents.rename(
+        columns={
+            "rate_before": "usual rate",
+            "rate_during": "rate during",
+            "persons_lost": "persons lost",
+            "orders_lost": "orders lost",
+            "revenue_lost": "revenue lost",
+            "p_adjusted": "p (corrected)",
+        }
+    )
     if not priced or frame["revenue lost"].isna().all():
         frame = frame.drop(columns="revenue lost")
-    return (Table(frame.reset_index(drop=True), caption=f"Incidents ({len(frame)}): start, end or ongoing, and what they cost",
-                  formats={"usual rate": "pct", "rate during": "pct", "persons lost": "number",
-                           "orders lost": "number", "revenue lost": "money", "p (corrected)": "p"}),)
+    return (
+        Table(
+            frame.reset_index(drop=True),
+            caption=f"Incidents ({len(frame)}): start, end or ongoing, and what they cost",
+            formats={
+                "usual rate": "pct",
+                "rate during": "pct",
+                "persons lost": "number",
+                "orders lost": "number",
+                "revenue lost": "money",
+                "p (corrected)": "p",
+            },
+        ),
+    )
