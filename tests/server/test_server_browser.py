@@ -8,19 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from browser import CHROMIUM, require_chromium
 from server.kit import ADMIN_PASSWORD, WRITE_KEY, LiveServer
 
 pytestmark = pytest.mark.browser
-ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 XSS = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script>'
 
 
@@ -59,14 +49,10 @@ def shop() -> Iterator[tuple[str, list[bytes]]]:
 
 
 @pytest.fixture
-def browser():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
+def browser(chromium):
+    """The session's Chromium (tests/browser.py): one Playwright per process, since a second
+    sync Playwright cannot start while the first one's loop runs."""
+    return chromium
 
 
 def test_a_storefront_visit_lands_in_the_store_and_the_dashboard_funnel(tmp_path, shop, browser):
