@@ -32,7 +32,7 @@ test: install-test
 	$(PY) -m ruff check src tests
 	$(PY) -m ruff format --check src tests
 	$(PY) -m mypy
-	$(PY) -m pytest $(PYTEST_ARGS)
+	SHOPFUNNEL_HYPOTHESIS=gate $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(PY)
 	$(PY) -m ruff check src tests

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 from conftest import log
-from shopfunnel.funnel.api import funnel
+from shopfunnel.funnel.api import Step, funnel
 from shopfunnel.funnel.engine import LocalEngine
 from shopfunnel.store import live
 from shopfunnel.store import timeline as tl_mod
@@ -83,6 +83,28 @@ def converted(store: Store, steps: list[str], **kw) -> list[str]:
     return sorted(result.dropped(len(steps))["person_id"])
 
 
+def tied_channels(store: Store) -> bool:
+    """Whether a person has events at one instant with different channels.
+
+    The store gives an event the channel of its session's first event, so two sessions of
+    one person can put different channels on the same instant. Which of such tied rows
+    gives a step its breakdown value (or meets a channel filter first) is not defined, on
+    any path: a rebuilt timeline may order the ties either way.
+    """
+    return bool(
+        store.db.scalar(
+            "SELECT count(*) FROM (SELECT person_id, ts FROM events GROUP BY person_id, ts "
+            "HAVING count(DISTINCT coalesce(CAST(channel AS VARCHAR), '')) > 1)"
+        )
+    )
+
+
+def uses_channel(steps, kw) -> bool:
+    where = [s for s in steps if isinstance(s, Step) and s.where]
+    where += [e for e, *_ in kw.get("exclusions", []) if isinstance(e, Step) and e.where]
+    return kw.get("by") == "channel" or bool(where)
+
+
 def check_same_as_rebuilt(batches, plan, data) -> None:
     steps, kw = plan
     compact_after = data.draw(st.sets(st.integers(1, len(batches) - 1), max_size=2))
@@ -95,6 +117,7 @@ def check_same_as_rebuilt(batches, plan, data) -> None:
             ":memory:" if in_memory else os.path.join(tmp, "s.duckdb"), batches, compact_after
         )
         with store:
+            assume(not (uses_channel(steps, kw) and tied_channels(store)))
             incremental = funnel(store, steps, allow_unknown=True, **kw)
             reference = funnel(store, steps, engine=rebuilt(store), allow_unknown=True, **kw)
             assert_same(reference, incremental)
