@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from shopfunnel.funnel.kernel import (
     ANY,
@@ -270,6 +269,8 @@ def _encode_hashes(hashes: np.ndarray, labels: dict[int, int]) -> np.ndarray:
 
 def _encode(column: pa.ChunkedArray, labels: dict[str, int]) -> np.ndarray:
     """Global int32 codes for a string column, growing ``labels`` (null → -1)."""
+    import pyarrow.compute as pc  # the SQL path only
+
     encoded = pc.dictionary_encode(column.combine_chunks())
     remap = np.array(
         [labels.setdefault(v, len(labels)) for v in encoded.dictionary.to_pylist()] or [0],
