@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.abc
 import sys
+import threading
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -75,3 +76,18 @@ def _typeof_ndarray(val: np.ndarray, c: Any) -> types.Array:
 
 
 _start_lean()
+
+
+@njit(cache=True, nogil=True)
+def _first(x):  # pragma: no cover - compiled
+    return x + 1
+
+
+def start_in_background() -> threading.Thread:
+    """Start numba in a thread: its first compiled call loads every registry (about
+    0.25 s of Python), which then overlaps the caller's DuckDB work (opening the store,
+    checking names: the GIL is free meanwhile) instead of following it. The kernels'
+    own first calls wait for it (numba's compile lock) and find numba started."""
+    thread = threading.Thread(target=_first, args=(0,), name="numba-start", daemon=True)
+    thread.start()
+    return thread

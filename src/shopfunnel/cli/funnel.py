@@ -185,6 +185,10 @@ def funnel_command(
             raise ConfigError("--steps is empty: give event names, e.g. --steps view_item,purchase")
         step_list = parse_steps(steps)
         exclusions = [parse_exclusion(e, len(step_list)) for e in exclude or []]
+        if Engine(engine) == Engine.local:
+            from shopfunnel import jit
+
+            jit.start_in_background()  # numba starts while the store opens
         with open_source(db, engine, events, table) as source, _timeline_note(source):
             result = funnel(
                 source,
