@@ -38,6 +38,8 @@ def test_no_kernel_uses_linear_algebra():
 
 def test_every_kernel_module_takes_njit_from_shopfunnel_jit():
     for path, _ in _kernels():
+        if path.name == "jit.py":
+            continue  # where njit comes from
         source = path.read_text()
         assert "from numba import njit" not in source, f"{path}: import njit from shopfunnel.jit"
 
