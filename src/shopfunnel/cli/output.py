@@ -21,6 +21,7 @@ from rich.text import Text
 
 from shopfunnel.errors import ShopfunnelError
 from shopfunnel.format import csv_text
+from shopfunnel.frames import is_pandas_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,9 +65,8 @@ def _json_default(value: Any) -> Any:
 
 
 def is_frame(data: Any) -> bool:
-    """True for a pandas DataFrame (without importing pandas: no frame exists before it)."""
-    pandas = sys.modules.get("pandas")
-    return pandas is not None and isinstance(data, pandas.DataFrame)
+    """True for a pandas DataFrame, without importing pandas."""
+    return is_pandas_frame(data)
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from shopfunnel.errors import ConfigError, InputError
+from shopfunnel.frames import is_pandas_frame
 from shopfunnel.funnel.passes import (
     Units,
     _np,
@@ -50,13 +51,7 @@ from shopfunnel.funnel.plan import (
     require_sessions,
 )
 from shopfunnel.store import schema
-from shopfunnel.store.db import (
-    Database,
-    is_pandas_frame,
-    json_pointer,
-    quote_ident,
-    quote_literal,
-)
+from shopfunnel.store.db import Database, json_pointer, quote_ident, quote_literal
 from shopfunnel.store.timeline import DIMENSIONS as TIMELINE_DIMENSIONS
 from shopfunnel.store.timeline import Timeline, can_filter, period_starts
 from shopfunnel.store.timeline import build as build_timeline

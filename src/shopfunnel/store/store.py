@@ -34,9 +34,10 @@ import pyarrow as pa
 
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError, InputError, Reject, StoreError, ValidationError
+from shopfunnel.frames import is_pandas_frame
 from shopfunnel.store import schema
 from shopfunnel.store.channels import channel_sql
-from shopfunnel.store.db import Database, is_pandas_frame, quote_ident, quote_literal
+from shopfunnel.store.db import Database, quote_ident, quote_literal
 from shopfunnel.store.timeline import store_key
 
 if TYPE_CHECKING:
