@@ -143,7 +143,6 @@ OVER_THE_LIMIT = {
     "diagnosis/incidents.py",
     "diagnosis/level_shifts.py",
     "ingest/ga4.py",
-    "server/dashboard.py",
     "stages/placement.py",
     "store/live.py",
     "store/store.py",
