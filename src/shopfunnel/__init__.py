@@ -78,7 +78,7 @@ _EXPORTS: dict[str, str] = {
     "create_audience": "shopfunnel.audiences.saved",
     "create_offer": "shopfunnel.programs.offers",
     "customer_value": "shopfunnel.customers.clv",
-    "deliver_due": "shopfunnel.webhooks.outbox",
+    "deliver_due": "shopfunnel.webhooks.delivery",
     "diagnose": "shopfunnel.diagnosis.diagnose",
     "draw_giveaway": "shopfunnel.programs.giveaways",
     "due_now": "shopfunnel.audiences.flows",
@@ -342,8 +342,10 @@ if TYPE_CHECKING:
         LoadResult,
         Store,
     )
-    from shopfunnel.webhooks.outbox import (
+    from shopfunnel.webhooks.delivery import (
         deliver_due,
+    )
+    from shopfunnel.webhooks.outbox import (
         enqueue_audience_changes,
         enqueue_flow_sends,
     )
