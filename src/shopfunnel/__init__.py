@@ -38,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     "Model": "shopfunnel.model",
     "NoContactsError": "shopfunnel.audiences",
     "Offer": "shopfunnel.programs.offers",
-    "OfferResult": "shopfunnel.programs.offers",
+    "OfferResult": "shopfunnel.programs.offer_results",
     "PaymentOutage": "shopfunnel.sample",
     "PlantedExperiment": "shopfunnel.sample",
     "ProgramsOverview": "shopfunnel.programs.overview",
@@ -105,8 +105,8 @@ _EXPORTS: dict[str, str] = {
     "load_model": "shopfunnel.model",
     "load_playbook": "shopfunnel.diagnosis.playbook",
     "local_spark_session": "shopfunnel.funnel.spark",
-    "near_threshold": "shopfunnel.programs.offers",
-    "offer_result": "shopfunnel.programs.offers",
+    "near_threshold": "shopfunnel.programs.offer_carts",
+    "offer_result": "shopfunnel.programs.offer_results",
     "orders_per_customer": "shopfunnel.customers.retention",
     "parse_tiers": "shopfunnel.diagnosis.whatif",
     "pay_referrals": "shopfunnel.programs.referrals",
@@ -286,13 +286,17 @@ if TYPE_CHECKING:
         preview_list,
         verify_draw,
     )
+    from shopfunnel.programs.offer_carts import (
+        near_threshold,
+    )
+    from shopfunnel.programs.offer_results import (
+        OfferResult,
+        offer_result,
+    )
     from shopfunnel.programs.offers import (
         Offer,
-        OfferResult,
         create_offer,
         issue_offer_codes,
-        near_threshold,
-        offer_result,
     )
     from shopfunnel.programs.overview import ProgramsOverview, programs_overview
     from shopfunnel.programs.recommend import (

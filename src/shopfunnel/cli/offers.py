@@ -128,7 +128,7 @@ def offer_show(
     """The offer and its result on what happened: redemption rate, redeemers' order value
     against comparable non-redeemers, cost and break-even uplift (docs/programs.md)."""
     from shopfunnel.cli.output import records
-    from shopfunnel.programs.offers import offer_result
+    from shopfunnel.programs.offer_results import offer_result
     from shopfunnel.store.store import Store
 
     with friendly_errors(), Store(db, read_only=True) as store:
@@ -206,7 +206,7 @@ def offer_near(
 ) -> None:
     """Open carts of qualifying persons just short of the offer's next threshold, with a
     line for the message ("add USD 12.00 for free shipping") and their code."""
-    from shopfunnel.programs.offers import near_threshold
+    from shopfunnel.programs.offer_carts import near_threshold
     from shopfunnel.store.store import Store
 
     with friendly_errors(), Store(db, read_only=True) as store:
