@@ -23,7 +23,7 @@ _EXPORTS: dict[str, str] = {
     "Diagnosis": "shopfunnel.diagnosis.diagnose",
     "Draw": "shopfunnel.programs.giveaways",
     "ExperimentReport": "shopfunnel.experiments",
-    "Flow": "shopfunnel.audiences.flows",
+    "Flow": "shopfunnel.audiences.flow_definitions",
     "FrequentistResult": "shopfunnel.experiments",
     "FunnelResult": "shopfunnel.funnel.result",
     "GammaGammaModel": "shopfunnel.customers.clv",
@@ -157,8 +157,10 @@ if TYPE_CHECKING:
     from shopfunnel.audiences.definitions import (
         Audience,
     )
-    from shopfunnel.audiences.flows import (
+    from shopfunnel.audiences.flow_definitions import (
         Flow,
+    )
+    from shopfunnel.audiences.flows import (
         due_now,
         run_flow,
     )
