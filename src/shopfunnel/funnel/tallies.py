@@ -8,9 +8,9 @@ step not reached).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from shopfunnel.funnel.kernel import NONE
+from shopfunnel.jit import njit
 
 
 @njit(cache=True)
