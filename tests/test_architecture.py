@@ -133,3 +133,38 @@ def test_every_package_says_what_it_owns() -> None:
     for init in PACKAGE.glob("*/__init__.py"):
         tree = ast.parse(init.read_text(encoding="utf-8"))
         assert ast.get_docstring(tree), f"{init.parent.name}/__init__.py needs a docstring"
+
+
+MAX_LINES = 600
+# Modules still over MAX_LINES, each to be split by concept (issue 13: "no module over ~500
+# lines"). The list may only shrink: a module that drops under the limit must leave it.
+OVER_THE_LIMIT = {
+    "diagnosis/diagnose.py",
+    "diagnosis/incidents.py",
+    "diagnosis/level_shifts.py",
+    "ingest/ga4.py",
+    "stages/placement.py",
+    "store/live.py",
+    "store/store.py",
+    "store/timeline.py",
+}
+
+
+def module_lines() -> dict[str, int]:
+    return {
+        path.relative_to(PACKAGE).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+        for path in PACKAGE.rglob("*.py")
+    }
+
+
+def test_no_module_is_over_600_lines_but_the_listed_ones() -> None:
+    over = {m for m, n in module_lines().items() if n > MAX_LINES}
+    assert over <= OVER_THE_LIMIT, (
+        f"split by concept (or list, with a reason): {sorted(over - OVER_THE_LIMIT)}"
+    )
+
+
+def test_the_list_of_long_modules_only_shrinks() -> None:
+    lines = module_lines()
+    fixed = {m for m in OVER_THE_LIMIT if lines.get(m, 0) <= MAX_LINES}
+    assert not fixed, f"take {sorted(fixed)} off OVER_THE_LIMIT: they are short enough now"

@@ -2,7 +2,7 @@
 
 The store stitches anonymous ids to users, derives sessions and channels and drops
 duplicate events as it loads (:mod:`shopfunnel.store.store`); Spark reading the raw files
-applies the same rules (:mod:`shopfunnel.store.spark`). Checked event by event (person,
+applies the same rules (:mod:`shopfunnel.store.spark_rules`). Checked event by event (person,
 session, channel) on randomized logs with stitched identities, and funnel by funnel on the
 sample store's raw file against the store loaded from it.
 """
@@ -25,7 +25,7 @@ from shopfunnel.store.store import Store
 pyspark = pytest.importorskip("pyspark")
 
 from shopfunnel.funnel.spark import SparkEngine  # noqa: E402
-from shopfunnel.store.spark import canonical_events  # noqa: E402
+from shopfunnel.store.spark_rules import canonical_events  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,

@@ -23,7 +23,7 @@ _EXPORTS: dict[str, str] = {
     "Diagnosis": "shopfunnel.diagnosis.diagnose",
     "Draw": "shopfunnel.programs.giveaways",
     "ExperimentReport": "shopfunnel.experiments",
-    "Flow": "shopfunnel.audiences.flows",
+    "Flow": "shopfunnel.audiences.flow_definitions",
     "FrequentistResult": "shopfunnel.experiments",
     "FunnelResult": "shopfunnel.funnel.result",
     "GammaGammaModel": "shopfunnel.customers.clv",
@@ -38,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     "Model": "shopfunnel.model",
     "NoContactsError": "shopfunnel.audiences",
     "Offer": "shopfunnel.programs.offers",
-    "OfferResult": "shopfunnel.programs.offers",
+    "OfferResult": "shopfunnel.programs.offer_results",
     "PaymentOutage": "shopfunnel.sample",
     "PlantedExperiment": "shopfunnel.sample",
     "ProgramsOverview": "shopfunnel.programs.overview",
@@ -78,7 +78,7 @@ _EXPORTS: dict[str, str] = {
     "create_audience": "shopfunnel.audiences.saved",
     "create_offer": "shopfunnel.programs.offers",
     "customer_value": "shopfunnel.customers.clv",
-    "deliver_due": "shopfunnel.webhooks.outbox",
+    "deliver_due": "shopfunnel.webhooks.delivery",
     "diagnose": "shopfunnel.diagnosis.diagnose",
     "draw_giveaway": "shopfunnel.programs.giveaways",
     "due_now": "shopfunnel.audiences.flows",
@@ -105,8 +105,8 @@ _EXPORTS: dict[str, str] = {
     "load_model": "shopfunnel.model",
     "load_playbook": "shopfunnel.diagnosis.playbook",
     "local_spark_session": "shopfunnel.funnel.spark",
-    "near_threshold": "shopfunnel.programs.offers",
-    "offer_result": "shopfunnel.programs.offers",
+    "near_threshold": "shopfunnel.programs.offer_carts",
+    "offer_result": "shopfunnel.programs.offer_results",
     "orders_per_customer": "shopfunnel.customers.retention",
     "parse_tiers": "shopfunnel.diagnosis.whatif",
     "pay_referrals": "shopfunnel.programs.referrals",
@@ -157,8 +157,10 @@ if TYPE_CHECKING:
     from shopfunnel.audiences.definitions import (
         Audience,
     )
-    from shopfunnel.audiences.flows import (
+    from shopfunnel.audiences.flow_definitions import (
         Flow,
+    )
+    from shopfunnel.audiences.flows import (
         due_now,
         run_flow,
     )
@@ -286,13 +288,17 @@ if TYPE_CHECKING:
         preview_list,
         verify_draw,
     )
+    from shopfunnel.programs.offer_carts import (
+        near_threshold,
+    )
+    from shopfunnel.programs.offer_results import (
+        OfferResult,
+        offer_result,
+    )
     from shopfunnel.programs.offers import (
         Offer,
-        OfferResult,
         create_offer,
         issue_offer_codes,
-        near_threshold,
-        offer_result,
     )
     from shopfunnel.programs.overview import ProgramsOverview, programs_overview
     from shopfunnel.programs.recommend import (
@@ -342,8 +348,10 @@ if TYPE_CHECKING:
         LoadResult,
         Store,
     )
-    from shopfunnel.webhooks.outbox import (
+    from shopfunnel.webhooks.delivery import (
         deliver_due,
+    )
+    from shopfunnel.webhooks.outbox import (
         enqueue_audience_changes,
         enqueue_flow_sends,
     )

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from scipy.special import hyp2f1
 
-from shopfunnel.audiences.definitions import builtin_audiences, prospect_stages, slug
+from shopfunnel.audiences.builtins import builtin_audiences, prospect_stages, slug
 from shopfunnel.audiences.saved import audience_members
 from shopfunnel.customers.clv import BetaGeoModel, GammaGammaModel
 from shopfunnel.model import Model

@@ -10,16 +10,8 @@ import pandas as pd
 import pytest
 from tests.conftest import T0, log
 
-from shopfunnel.audiences.flows import (
-    DUE_COLUMNS,
-    Flow,
-    all_flows,
-    due_now,
-    flow_table,
-    get_flow,
-    run_flow,
-    sends,
-)
+from shopfunnel.audiences.flow_definitions import Flow, all_flows, get_flow
+from shopfunnel.audiences.flows import DUE_COLUMNS, due_now, flow_table, run_flow, sends
 from shopfunnel.errors import ConfigError
 from shopfunnel.experiments import in_holdout
 from shopfunnel.model import Model, model_from_dict

@@ -164,7 +164,7 @@ def test_the_programs_page_shows_the_offer_referrals_and_draw_as_the_programs_co
     tmp_path,
 ) -> None:
     from shopfunnel.programs.giveaways import verify_draw
-    from shopfunnel.programs.offers import offer_result
+    from shopfunnel.programs.offer_results import offer_result
     from shopfunnel.programs.referrals import referral_ledger
 
     path = tmp_path / "programs.duckdb"

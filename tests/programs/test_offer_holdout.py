@@ -10,13 +10,13 @@ from tests.conftest import log
 
 from shopfunnel.errors import ConfigError
 from shopfunnel.experiments import in_holdout
+from shopfunnel.programs.offer_results import offer_result
 from shopfunnel.programs.offers import (
     Offer,
     create_offer,
     get_offer,
     held_out,
     issue_offer_codes,
-    offer_result,
 )
 from shopfunnel.programs.tables import ensure_tables
 

@@ -16,14 +16,14 @@ from tests.conftest import log
 from shopfunnel.errors import ConfigError
 from shopfunnel.programs import codes as codes_module
 from shopfunnel.programs.codes import code_status, fresh_codes, import_codes, issue_codes
+from shopfunnel.programs.offer_carts import near_threshold
+from shopfunnel.programs.offer_results import offer_result
 from shopfunnel.programs.offers import (
     Offer,
     create_offer,
     get_offer,
     issue_offer_codes,
     list_offers,
-    near_threshold,
-    offer_result,
 )
 
 START, END = datetime(2024, 3, 1), datetime(2024, 3, 8)

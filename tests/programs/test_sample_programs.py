@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from shopfunnel.cli.programs import load_sample_programs
-from shopfunnel.programs.offers import offer_result
+from shopfunnel.programs.offer_results import offer_result
 from shopfunnel.programs.referrals import ReferralRule, referral_ledger
 from shopfunnel.sample import generate_sample
 from shopfunnel.sample import programs as sp

@@ -44,6 +44,37 @@ def test_pages_need_the_admin_login_and_the_session_cookie_is_httponly_and_sames
     assert live.client.get("/funnel").status_code == 200
 
 
+# logging out needs no login: it ends a session, if there is one
+PUBLIC_PAGES = {"/login", "/logout", "/static/plotly.min.js", "/static/{name}"}
+
+
+def test_every_dashboard_page_sends_a_visitor_to_the_login(live):
+    from fastapi.routing import APIRoute
+
+    from shopfunnel.server import analysis_pages, dashboard, funnel_pages, journey, programs
+
+    routers = [dashboard, funnel_pages, analysis_pages, journey, programs]
+    pages = [
+        (method, r.path)
+        for module in routers
+        for r in module.router.routes
+        if isinstance(r, APIRoute) and r.path not in PUBLIC_PAGES
+        for method in r.methods
+    ]
+    assert len(pages) >= 14  # the pages of the dashboard, the person page and the programs page
+    for method, path in pages:
+        r = live.client.request(method, path, follow_redirects=False)
+        assert (r.status_code, r.headers.get("location")) == (303, "/login"), (method, path)
+
+
+def test_a_page_shows_a_failed_read_on_its_own_template_with_422(live):
+    login(live)
+    r = live.client.get("/funnel", params={"steps": "view_item", "window": "not-a-window"})
+    assert r.status_code == 422 and "<form" in r.text and "not-a-window" in r.text
+    r = live.client.get("/experiments", params={"name": "x", "engine": "neither"})
+    assert r.status_code == 422 and "frequentist or bayesian" in r.text
+
+
 def test_session_cookies_are_secure_off_loopback(tmp_path):
     with LiveServer(tmp_path / "s.duckdb", cookie_secure=True) as live:
         r = live.client.post("/login", data={"password": ADMIN_PASSWORD}, follow_redirects=False)

@@ -1,4 +1,5 @@
-"""Named audience definitions as typed data: rules, the built-ins, and how they are written.
+"""Named audience definitions as typed data: the rules and how they are written (the
+built-in audiences are in :mod:`shopfunnel.audiences.builtins`).
 
 An audience is a name, a description and a **rule**. A rule is one of the kinds below
 (``kind = "..."``), or a combination of rules and other audiences' names. Every rule is
@@ -62,7 +63,6 @@ from pydantic import ValidationError as PydanticValidationError
 from shopfunnel.customers.rfm import GROUPS as RFM_GROUPS
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
-from shopfunnel.model import Model
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 NAME_RULE = "1 to 64 lower-case letters, digits, '-' or '_', starting with a letter or digit"
@@ -453,86 +453,3 @@ def _explain(exc: PydanticValidationError, source: str) -> str:
             msg = "is required"
         lines.append(f"{source}: {'.'.join(loc) or '(rule)'}: {msg}")
     return "\n".join(dict.fromkeys(lines))
-
-
-# -- built-ins ------------------------------------------------------------------------------
-CART_EVENTS = ("add_to_cart",)
-CHECKOUT_EVENTS = ("begin_checkout",)
-ORDER_EVENTS = ("purchase",)
-VIEW_EVENTS = ("view_item",)
-BROWSE_EXITS = ("add_to_cart", "begin_checkout", "purchase")
-
-
-def slug(text: str) -> str:
-    """A stage name as part of an audience name: lower case, runs of other characters as '-'."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "stage"
-
-
-def prospect_stages(model: Model) -> list[str]:
-    """The model's stages before the first one reached only by ordering (a stage with the
-    ``purchase`` event or ``min_orders``): the stages where prospects stand and can stall.
-    Customers are never *stalled* (they lapse), so later stages have no stalled list."""
-    names = []
-    for stage in model.stages:
-        if stage.min_orders is not None or any(e in ORDER_EVENTS for e in stage.events):
-            break
-        names.append(stage.name)
-    return names
-
-
-def builtin_audiences(model: Model | None = None) -> list[Audience]:
-    """The audiences ready on any store (definitions in docs/audiences.md)."""
-    model = model or Model()
-    made = [
-        Audience(
-            name="abandoned-carts",
-            source="builtin",
-            description="added to cart in the last 30 days, no purchase since, for at least 1 hour",
-            rule=AbandonedRule(did=CART_EVENTS, without=ORDER_EVENTS, after="1h", lookback="30d"),
-        ),
-        Audience(
-            name="abandoned-checkouts",
-            source="builtin",
-            description="began checkout in the last 30 days, no purchase since, for at least 1 hour",
-            rule=AbandonedRule(
-                did=CHECKOUT_EVENTS, without=ORDER_EVENTS, after="1h", lookback="30d"
-            ),
-        ),
-        Audience(
-            name="browse-abandoners",
-            source="builtin",
-            description="viewed a product in the last 30 days, no cart, checkout or purchase "
-            "since, for at least 1 hour",
-            rule=AbandonedRule(did=VIEW_EVENTS, without=BROWSE_EXITS, after="1h", lookback="30d"),
-        ),
-    ]
-    for stage in prospect_stages(model):
-        made.append(
-            Audience(
-                name=f"stalled-{slug(stage)}",
-                source="builtin",
-                description=f"prospects stalled at {stage}: away longer than is usual for the stage",
-                rule=StageRule(stage=stage, status=("stalled",)),
-            )
-        )
-    made += [
-        Audience(
-            name="lapsed-customers",
-            source="builtin",
-            description="customers past their usual gap between orders (lapsed or gone)",
-            rule=LapsedRule(gap_multiplier=1.0),
-        ),
-        Audience(
-            name="vip",
-            source="builtin",
-            description="the top 10% of customers by expected value over the next 52 weeks (CLV)",
-            rule=ClvRule(top_share=0.1),
-        ),
-        Audience(
-            name="one-time-buyers",
-            source="builtin",
-            description="customers with exactly one order",
-            rule=OrdersRule(min_orders=1, max_orders=1),
-        ),
-    ]
-    return made

@@ -2,7 +2,7 @@
 
 Three places, one namespace:
 
-- **built-in** audiences, ready on any store (:func:`~.definitions.builtin_audiences`);
+- **built-in** audiences, ready on any store (:func:`~.builtins.builtin_audiences`);
 - the **model file**'s ``[audiences.NAME]`` tables (``shopfunnel.toml`` beside the store):
   each is a rule's fields plus an optional ``description``;
 - the **store**'s ``audiences`` table, written by :func:`create_audience`
@@ -25,9 +25,9 @@ from typing import Any
 import pandas as pd
 
 from shopfunnel.audiences import tables
+from shopfunnel.audiences.builtins import builtin_audiences
 from shopfunnel.audiences.definitions import (
     Audience,
-    builtin_audiences,
     check_name,
     describe,
     parse_rule,

@@ -28,7 +28,8 @@ from typing import Any
 import pandas as pd
 
 from shopfunnel.audiences import tables
-from shopfunnel.audiences.flows import FlowRun, all_flows, run_flow
+from shopfunnel.audiences.flow_definitions import all_flows
+from shopfunnel.audiences.flows import FlowRun, run_flow
 from shopfunnel.audiences.membership import Refresh, publish, refresh_audience
 from shopfunnel.audiences.saved import all_audiences
 from shopfunnel.errors import ShopfunnelError

@@ -86,20 +86,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Experiments: who saw which variant and what it changed; compare two arms and check the split (frequentist or Bayesian, as GrowthBook).",
     ),
     "offer": (
-        "programs",
+        "offers",
         "Offers: tiered discounts, free shipping and time-limited deals with one code per person.",
     ),
     "referral": (
-        "programs",
+        "referrals",
         "The referral programme: codes, the ledger of referred first orders, payouts.",
     ),
-    "giveaway": ("programs", "Giveaways anyone can re-draw from the recorded seed and entrants."),
+    "giveaway": ("giveaways", "Giveaways anyone can re-draw from the recorded seed and entrants."),
     "preview": (
-        "programs",
+        "giveaways",
         "The most loyal customers for an exclusive preview: RFM champions or top CLV.",
     ),
     "recommend": (
-        "programs",
+        "recommend",
         "Items viewed or bought together, for an item or for persons (a CSV for an e-mail tool with --format csv --out recs.csv).",
     ),
     "person": (

@@ -10,6 +10,7 @@ import typer
 
 from shopfunnel import format as fmt
 from shopfunnel.cli.application import app
+from shopfunnel.cli.options import LOOKBACK_OPTION
 from shopfunnel.cli.output import (
     DB_OPTION,
     FORMAT_OPTION,
@@ -314,9 +315,7 @@ def audience_abandoned_carts(
             help="A cart counts as abandoned once it is this old with no purchase after it."
         ),
     ] = "1h",
-    lookback: Annotated[
-        str, typer.Option(help="Only carts from this period before the last event.")
-    ] = "30d",
+    lookback: Annotated[str, LOOKBACK_OPTION] = "30d",
     export: Annotated[str, EXPORT_OPTION] = "csv",
     contacts: Annotated[bool, CONTACTS_OPTION] = False,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from shopfunnel.cli.application import app
+from shopfunnel.cli.options import FREE_SHIPPING_OPTION, MARGIN_OPTION
 from shopfunnel.cli.output import (
     DB_OPTION,
     FORMAT_OPTION,
@@ -183,23 +184,14 @@ def whatif(
             help="Tiered discount THRESHOLD:PERCENT,… e.g. 100:5,300:10 (5% off from 100, 10% off from 300).",
         ),
     ] = None,
-    free_shipping: Annotated[
-        float | None,
-        typer.Option("--free-shipping", help="Free shipping from this order value, e.g. 75."),
-    ] = None,
+    free_shipping: Annotated[float | None, FREE_SHIPPING_OPTION] = None,
     shipping_fee: Annotated[
         float | None,
         typer.Option(
             "--shipping-fee", help="Shipping fee per order when the orders do not record it."
         ),
     ] = None,
-    margin: Annotated[
-        float | None,
-        typer.Option(
-            "--margin",
-            help="Gross margin (0.4 for 40%) for the break-even; default judges on revenue.",
-        ),
-    ] = None,
+    margin: Annotated[float | None, MARGIN_OPTION] = None,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
 ) -> None:

@@ -18,6 +18,19 @@ step's event (``sattr``) and on the anchor (``aattr``; either may have no rows, 
 funnel has no breakdown or its attribution does not read it). ``NONE`` marks "not reached".
 ``totals[chunk, k]`` counts every step-k event that took part in a valid attempt.
 
+Per segment the pass runs the scan of the funnel's order mode: ordered (other events may
+come between steps), strict (none may) or any (steps in any order within the window). The
+scans take their arguments in tuples :func:`run_units` builds once per chunk, so each reads
+them the same way: ``rows = (ts, code, attr, period)``, ``span = (a, b, p, t_stop)`` (the
+segment's rows, its trend period, the time after which no attempt starts), ``rule = (n,
+window, optional, open_entry, has_period)`` and ``out = (reached, prev, anchor, sattr,
+aattr)``.
+
+The scans stay in this file with the pass that calls them: numba's cache checks only the
+source file of the function it caches, so a scan edited in another module would leave a
+stale :func:`run_units` in the cache (ADR 0127). What reads the outputs afterwards, called
+from Python, is in :mod:`shopfunnel.funnel.tallies`.
+
 The semantics are documented in :mod:`shopfunnel.funnel.api` and ``docs/funnels.md``; this
 module only implements them. Units are split into chunks that run on a thread pool
 (the kernels release the GIL; plain ``nogil`` functions compile several times faster
@@ -36,14 +49,11 @@ ORDERED, STRICT, ANY = 0, 1, 2
 
 
 @njit(cache=True, nogil=True)
-def _is_anchor(s, n, mode, open_entry):  # pragma: no cover - compiled
-    if s < 1 or s > n:
-        return False
-    return s == 1 or mode == ANY or open_entry
-
-
-@njit(cache=True, nogil=True)
-def _record(seg, k, t, prev_t, anchor_t, sa, aa, reached, prev, anchor, sattr, aattr):
+def _record(seg, k, t, prev_t, anchor_t, sa, aa, out):  # pragma: no cover - compiled
+    """Step ``k`` of segment ``seg`` reached at ``t``, unless it was reached already: the
+    previous step's time, the attempt's anchor and the breakdown codes on the step's row
+    and on the anchor's (those arrays may have no rows: nothing to record)."""
+    reached, prev, anchor, sattr, aattr = out
     if reached[seg, k] == NONE:
         reached[seg, k] = t
         prev[seg, k] = prev_t
@@ -55,35 +65,14 @@ def _record(seg, k, t, prev_t, anchor_t, sa, aa, reached, prev, anchor, sattr, a
 
 
 @njit(cache=True, nogil=True)
-def _scan_ordered(
-    ts,
-    code,
-    attr,
-    period,
-    a,
-    b,
-    p,
-    t_stop,
-    n,
-    window,
-    optional,
-    open_entry,
-    excl_from,
-    excl_to,
-    has_period,
-    ch_valid,
-    ch_anchor,
-    ch_last,
-    ch_aattr,
-    seg,
-    reached,
-    prev,
-    anchor,
-    sattr,
-    aattr,
-    totals,
-    c,
-):
+def _scan_ordered(rows, span, rule, excl_from, excl_to, chain, seg, out, totals, c):
+    """Ordered steps: per step, the best open attempt (latest anchor within the window)
+    is kept in ``chain = (valid, anchor, last, aattr)``; an exclusion closes the attempts
+    between its steps."""
+    ts, code, attr, period = rows
+    a, b, p, t_stop = span
+    n, window, optional, open_entry, has_period = rule
+    ch_valid, ch_anchor, ch_last, ch_aattr = chain
     for k in range(n):
         ch_valid[k] = False
     for i in range(a, b):
@@ -116,22 +105,9 @@ def _scan_ordered(
         if best < 0 and not fresh:
             continue
         if best >= 0:
-            _record(
-                seg,
-                k,
-                t,
-                ch_last[best],
-                ch_anchor[best],
-                attr[i],
-                ch_aattr[best],
-                reached,
-                prev,
-                anchor,
-                sattr,
-                aattr,
-            )
+            _record(seg, k, t, ch_last[best], ch_anchor[best], attr[i], ch_aattr[best], out)
         else:
-            _record(seg, k, t, NONE, t, attr[i], attr[i], reached, prev, anchor, sattr, aattr)
+            _record(seg, k, t, NONE, t, attr[i], attr[i], out)
         if fresh:
             new_anchor = t
             new_aattr = attr[i]
@@ -147,29 +123,12 @@ def _scan_ordered(
 
 
 @njit(cache=True, nogil=True)
-def _scan_strict(
-    ts,
-    code,
-    attr,
-    period,
-    a,
-    b,
-    p,
-    t_stop,
-    n,
-    window,
-    optional,
-    open_entry,
-    has_period,
-    seg,
-    reached,
-    prev,
-    anchor,
-    sattr,
-    aattr,
-    totals,
-    c,
-):
+def _scan_strict(rows, span, rule, seg, out, totals, c):
+    """Strict steps: one attempt at a time; any other event (or a step out of turn) ends
+    it, a reload of the step just reached keeps it."""
+    ts, code, attr, period = rows
+    a, b, p, t_stop = span
+    n, window, optional, open_entry, has_period = rule
     level = 0
     ch_anchor = NONE
     ch_last = NONE
@@ -198,22 +157,9 @@ def _scan_strict(
             level = 0
             continue
         if ext:
-            _record(
-                seg,
-                k,
-                t,
-                ch_last,
-                ch_anchor,
-                attr[i],
-                ch_aattr,
-                reached,
-                prev,
-                anchor,
-                sattr,
-                aattr,
-            )
+            _record(seg, k, t, ch_last, ch_anchor, attr[i], ch_aattr, out)
         else:
-            _record(seg, k, t, NONE, t, attr[i], attr[i], reached, prev, anchor, sattr, aattr)
+            _record(seg, k, t, NONE, t, attr[i], attr[i], out)
         if fresh:
             ch_anchor = t
             ch_aattr = attr[i]
@@ -223,29 +169,14 @@ def _scan_strict(
 
 
 @njit(cache=True, nogil=True)
-def _scan_any(
-    ts,
-    code,
-    attr,
-    period,
-    a,
-    b,
-    p,
-    t_stop,
-    n,
-    window,
-    has_period,
-    cnt,
-    seen,
-    seg,
-    reached,
-    prev,
-    anchor,
-    sattr,
-    aattr,
-    totals,
-    c,
-):
+def _scan_any(rows, span, rule, cnt, seen, seg, out, totals, c):
+    """Steps in any order: a sliding window counts the distinct steps after each possible
+    anchor (``cnt`` per step); the anchor with the most is the unit's attempt, and its
+    steps are recorded in the order they come (``seen`` per step)."""
+    ts, code, attr, period = rows
+    a, b, p, t_stop = span
+    n, window, optional, open_entry, has_period = rule
+    reached = out[0]
     for k in range(n):
         cnt[k] = 0
     best_d = 0
@@ -286,21 +217,15 @@ def _scan_any(
         if 0 <= s < n and not seen[s]:
             seen[s] = True
             prev_t = reached[seg, m - 1] if m > 0 else NONE
-            _record(
-                seg,
-                m,
-                ts[jj],
-                prev_t,
-                t0,
-                attr[jj],
-                attr[best_i],
-                reached,
-                prev,
-                anchor,
-                sattr,
-                aattr,
-            )
+            _record(seg, m, ts[jj], prev_t, t0, attr[jj], attr[best_i], out)
             m += 1
+
+
+@njit(cache=True, nogil=True)
+def _is_anchor(s, n, mode, open_entry):  # pragma: no cover - compiled
+    if s < 1 or s > n:
+        return False
+    return s == 1 or mode == ANY or open_entry
 
 
 @njit(cache=True, nogil=True)
@@ -370,6 +295,10 @@ def run_units(
         ch_aattr = np.zeros(n, dtype=np.int32)
         cnt = np.zeros(n, dtype=np.int64)
         seen = np.zeros(n, dtype=np.bool_)
+        rows = (ts, code, attr, period)
+        rule = (n, window, optional, open_entry, has_period)
+        chain = (ch_valid, ch_anchor, ch_last, ch_aattr)
+        out = (reached, prev, anchor, sattr, aattr)
         max_len = 1
         if has_period:
             for u in range(u0, u1):
@@ -401,84 +330,13 @@ def run_units(
                         sattr[seg, k] = -1
                     if aattr.shape[0]:
                         aattr[seg, k] = -1
+                span = (blk_i0[q], b, blk_p[q], blk_stop[q])
                 if mode == ORDERED:
-                    _scan_ordered(
-                        ts,
-                        code,
-                        attr,
-                        period,
-                        blk_i0[q],
-                        b,
-                        blk_p[q],
-                        blk_stop[q],
-                        n,
-                        window,
-                        optional,
-                        open_entry,
-                        excl_from,
-                        excl_to,
-                        has_period,
-                        ch_valid,
-                        ch_anchor,
-                        ch_last,
-                        ch_aattr,
-                        seg,
-                        reached,
-                        prev,
-                        anchor,
-                        sattr,
-                        aattr,
-                        totals,
-                        c,
-                    )
+                    _scan_ordered(rows, span, rule, excl_from, excl_to, chain, seg, out, totals, c)
                 elif mode == STRICT:
-                    _scan_strict(
-                        ts,
-                        code,
-                        attr,
-                        period,
-                        blk_i0[q],
-                        b,
-                        blk_p[q],
-                        blk_stop[q],
-                        n,
-                        window,
-                        optional,
-                        open_entry,
-                        has_period,
-                        seg,
-                        reached,
-                        prev,
-                        anchor,
-                        sattr,
-                        aattr,
-                        totals,
-                        c,
-                    )
+                    _scan_strict(rows, span, rule, seg, out, totals, c)
                 else:
-                    _scan_any(
-                        ts,
-                        code,
-                        attr,
-                        period,
-                        blk_i0[q],
-                        b,
-                        blk_p[q],
-                        blk_stop[q],
-                        n,
-                        window,
-                        has_period,
-                        cnt,
-                        seen,
-                        seg,
-                        reached,
-                        prev,
-                        anchor,
-                        sattr,
-                        aattr,
-                        totals,
-                        c,
-                    )
+                    _scan_any(rows, span, rule, cnt, seen, seg, out, totals, c)
 
 
 @njit(cache=True)
@@ -520,61 +378,4 @@ def boundaries2(k1, k2):
             j += 1
     if n:
         out[j] = n
-    return out
-
-
-@njit(cache=True)
-def durations_by_step(reached, start):
-    """Seconds from ``start`` to ``reached`` per step (column), for the units where both
-    are set: one flat float64 array and the offsets of each step's slice (one pass over
-    the rows, instead of a strided pass per column)."""
-    n_units, n = reached.shape
-    counts = np.zeros(n, dtype=np.int64)
-    for i in range(n_units):
-        for k in range(n):
-            if reached[i, k] != NONE and start[i, k] != NONE:
-                counts[k] += 1
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    for k in range(n):
-        offsets[k + 1] = offsets[k] + counts[k]
-    out = np.empty(offsets[n], dtype=np.float64)
-    pos = offsets[:n].copy()
-    for i in range(n_units):
-        for k in range(n):
-            if reached[i, k] != NONE and start[i, k] != NONE:
-                out[pos[k]] = (reached[i, k] - start[i, k]) / 1e6
-                pos[k] += 1
-    return out, offsets
-
-
-@njit(cache=True)
-def group_counts(reached, codes, lut, n_groups):
-    """Units reaching each step, per breakdown group: ``codes`` holds per unit one code
-    (one column: the same for every step) or one per step; a negative code is the last
-    entry of ``lut`` ("none"); ``lut`` maps a code to its group. Returns (groups × steps)."""
-    n_units, n = reached.shape
-    per_step = codes.shape[1] > 1
-    none = len(lut) - 1
-    out = np.zeros((n_groups, n), dtype=np.int64)
-    for i in range(n_units):
-        for k in range(n):
-            if reached[i, k] != NONE:
-                code = codes[i, k] if per_step else codes[i, 0]
-                out[lut[none if code < 0 else code], k] += 1
-    return out
-
-
-@njit(cache=True)
-def furthest_codes(reached, codes):
-    """Per unit, ``codes`` at the furthest step it reached (at step 1 if none): the
-    breakdown code of first- and last-touch attribution, as one column."""
-    n_units, n = reached.shape
-    out = np.empty((n_units, 1), dtype=np.int32)
-    for i in range(n_units):
-        last = 0
-        for k in range(n - 1, -1, -1):
-            if reached[i, k] != NONE:
-                last = k
-                break
-        out[i, 0] = codes[i, last]
     return out

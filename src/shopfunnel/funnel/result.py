@@ -22,8 +22,9 @@ import numpy as np
 
 from shopfunnel import format as fmt
 from shopfunnel.errors import ConfigError
-from shopfunnel.funnel.kernel import NONE, durations_by_step, furthest_codes, group_counts
+from shopfunnel.funnel.kernel import NONE
 from shopfunnel.funnel.plan import EngineOutput, FunnelPlan
+from shopfunnel.funnel.tallies import durations_by_step, furthest_codes, group_counts
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -64,7 +64,7 @@ class SparkEngine:
     ``batch_rows`` is how many rows a worker gathers before running the kernel.
 
     Raw events (no ``person_id``) get the store's load rules first
-    (:func:`shopfunnel.store.spark.canonical_events`: identity stitching, sessions,
+    (:func:`shopfunnel.store.spark_rules.canonical_events`: identity stitching, sessions,
     channels, duplicates), so Spark on the raw files counts the persons a Store loaded
     from them counts; ``store_rules=False`` counts the rows as they are (each anonymous id
     its own person), as the local engine does over a file.
@@ -109,7 +109,7 @@ class SparkEngine:
             and "ts" in self.columns
             and ({"anonymous_id", "user_id"} & set(self.columns))
         ):
-            from shopfunnel.store.spark import canonical_events
+            from shopfunnel.store.spark_rules import canonical_events
 
             self.df = canonical_events(self.df, session_timeout=session_timeout)
             self.columns = {f.name: f.dataType for f in self.df.schema.fields}

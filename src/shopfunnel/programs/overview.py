@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 
 from shopfunnel.programs.giveaways import list_draws
-from shopfunnel.programs.offers import OfferResult, list_offers, offer_result
+from shopfunnel.programs.offer_results import OfferResult, offer_result
+from shopfunnel.programs.offers import list_offers
 from shopfunnel.programs.referrals import (
     ReferralRule,
     referral_codes,

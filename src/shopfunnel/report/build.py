@@ -307,7 +307,8 @@ def _experiments(ctx: Context) -> Section | None:
 def _programs(ctx: Context) -> Section | None:
     """The store's offers, referrals and draws, or no section when it runs none."""
     from shopfunnel.programs.giveaways import list_draws
-    from shopfunnel.programs.offers import list_offers, offer_result
+    from shopfunnel.programs.offer_results import offer_result
+    from shopfunnel.programs.offers import list_offers
     from shopfunnel.programs.referrals import referral_codes, referral_ledger
 
     offers = list_offers(ctx.store)

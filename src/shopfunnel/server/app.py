@@ -12,7 +12,16 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
-from shopfunnel.server import api, collector, dashboard, journey, programs, store_webhooks
+from shopfunnel.server import (
+    analysis_pages,
+    api,
+    collector,
+    dashboard,
+    funnel_pages,
+    journey,
+    programs,
+    store_webhooks,
+)
 from shopfunnel.server.openapi import document_answers
 from shopfunnel.server.state import ServerSettings, ServerState
 
@@ -68,6 +77,8 @@ def create_app(
     app.include_router(store_webhooks.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
+    app.include_router(funnel_pages.router)
+    app.include_router(analysis_pages.router)
     app.include_router(journey.json_router)
     app.include_router(journey.router)
     app.include_router(programs.router)

@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 from shopfunnel.errors import ShopfunnelError
 from shopfunnel.journey.person import PART_TITLES
 from shopfunnel.server import api
-from shopfunnel.server.admin import is_admin, require_admin
-from shopfunnel.server.dashboard import csrf_token, figure, read, render, to_login
+from shopfunnel.server.admin import require_admin
+from shopfunnel.server.pages import admin_page, csrf_token, figure, read, render
 
 router = APIRouter(include_in_schema=False)
 json_router = APIRouter(prefix="/v1", tags=["analyses"], dependencies=[Depends(require_admin)])
@@ -91,18 +91,16 @@ def _page(request: Request, query: str = "", by: str = "id", status: int = 200) 
 
 
 @router.get("/journey")
+@admin_page()
 def journey_page(request: Request, person: str = "") -> Response:
-    if not is_admin(request):
-        return to_login()
     return _page(request, person, "id")
 
 
 @router.post("/journey")
+@admin_page()
 def journey_search(
     request: Request, q: str = Form(""), by: str = Form("id"), csrf: str = Form("")
 ) -> Response:
-    if not is_admin(request):
-        return to_login()
     if not hmac.compare_digest(csrf, csrf_token(request)):
         return render(
             request,

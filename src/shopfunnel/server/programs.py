@@ -14,9 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from shopfunnel import format as fmt
-from shopfunnel.errors import ShopfunnelError
-from shopfunnel.server.admin import is_admin
-from shopfunnel.server.dashboard import read, render, to_login
+from shopfunnel.server.pages import admin_page, page_context, read, render
 
 router = APIRouter(include_in_schema=False)
 # shown offer columns: (column, heading, format)
@@ -85,19 +83,10 @@ def _overview(store: Any, offer: str, draw: str) -> dict[str, Any]:
 
 
 @router.get("/programs")
+@admin_page("programs.html")
 def programs_page(request: Request, offer: str = "", draw: str = "") -> Response:
-    if not is_admin(request):
-        return to_login()
-    context: dict[str, Any] = {
-        "title": "Programs",
-        "overview": None,
-        "offer": offer,
-        "draw_name": draw,
-    }
-    try:
-        context.update(read(request, _overview, offer, draw))
-    except ShopfunnelError as exc:
-        return render(request, "programs.html", status=422, error=str(exc), **context)
+    context = page_context(request, title="Programs", overview=None, offer=offer, draw_name=draw)
+    context.update(read(request, _overview, offer, draw))
     data, currency = context["overview"], context["currency"]
     offers = data.offers.assign(
         period=[

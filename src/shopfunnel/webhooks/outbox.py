@@ -13,7 +13,9 @@ Three tables in the store's own file (created here, on first use):
 An entry is fanned out to the endpoints that exist (and want its topic) when it is
 enqueued; an endpoint added later receives the entries enqueued after it.
 
-**Delivery** (:func:`deliver_due`), for each pending delivery whose time has come:
+**Delivery** (:func:`~shopfunnel.webhooks.delivery.deliver_due`, in
+:mod:`shopfunnel.webhooks.delivery`; endpoints are added and removed in
+:mod:`shopfunnel.webhooks.endpoints`), for each pending delivery whose time has come:
 
 1. *claim*: count the attempt and move ``next_attempt_at`` to the back-off time, committed;
 2. POST the body, signed (:mod:`shopfunnel.webhooks.signing`), with the idempotency key;
@@ -34,14 +36,8 @@ sent (:func:`enqueue_flow_sends`) are the entries today; :func:`enqueue` takes a
 
 from __future__ import annotations
 
-import http.client
-import secrets as _secrets
-import threading
-import urllib.parse
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -50,10 +46,7 @@ import pandas as pd
 from shopfunnel.errors import ConfigError
 from shopfunnel.store.db import Database
 from shopfunnel.store.store import Store
-from shopfunnel.webhooks.signing import signed_headers
 
-SECRET_PREFIX = "whsec_"
-ENDPOINT_PREFIX = "wh_"
 AUDIENCE_ENTERED = "audience.entered"
 AUDIENCE_EXITED = "audience.exited"
 FLOW_DUE = "flow.due"
@@ -61,56 +54,16 @@ CHANGE_TOPICS = {"enter": AUDIENCE_ENTERED, "exit": AUDIENCE_EXITED}
 CHANGE_COLUMNS = ("audience", "person_id", "change", "at", "entry_id")
 MAX_KEY_LENGTH = 512
 
-#: ``transport(url, body, headers, timeout_seconds) -> HTTP status``; raises ``OSError``
-#: when there is no answer. Tests inject their own; the default is :func:`http_transport`.
-Transport = Callable[[str, bytes, Mapping[str, str], float], int]
 
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When to try again after a failed attempt, and when to stop.
-
-    The wait after attempt ``n`` (1-based) is ``first_delay_seconds × factor^(n − 1)``,
-    capped at ``max_delay_seconds``. After ``max_attempts`` failed attempts the delivery is
-    ``failed`` and waits for ``shopfunnel webhooks retry``.
-    """
-
-    first_delay_seconds: float = 30.0
-    factor: float = 2.0
-    max_delay_seconds: float = 6 * 3600.0
-    max_attempts: int = 20
-
-    def __post_init__(self) -> None:
-        if self.first_delay_seconds < 0 or self.factor < 1 or self.max_attempts < 1:
-            raise ConfigError(
-                f"retry policy {self} is not valid: delays must be >= 0, factor >= 1 and "
-                "max_attempts >= 1"
-            )
-
-    def delay_after(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        return min(
-            self.first_delay_seconds * self.factor ** max(attempt - 1, 0), self.max_delay_seconds
-        )
-
-
-@dataclass(frozen=True)
-class DeliveryReport:
-    """What one :func:`deliver_due` round did: attempts made, and how they ended."""
-
-    attempted: int = 0
-    delivered: int = 0
-    retrying: int = 0
-    failed: int = 0
-
-
-def _now() -> datetime:
+def utc_now() -> datetime:
+    """Now, UTC, as the naive timestamp the outbox tables hold."""
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _naive(value: datetime | None) -> datetime:
+def naive_utc(value: datetime | None) -> datetime:
+    """``value`` as a naive UTC timestamp (the outbox's clock); None is now."""
     if value is None:
-        return _now()
+        return utc_now()
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
@@ -134,87 +87,6 @@ def ensure_tables(db: Database) -> None:
         "last_attempt_at TIMESTAMP, last_status INTEGER, last_error VARCHAR, "
         "delivered_at TIMESTAMP, PRIMARY KEY (idempotency_key, endpoint_id))"
     )
-
-
-# -- endpoints ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Endpoint:
-    """A webhook endpoint. ``secret`` is what the receiver verifies signatures with."""
-
-    endpoint_id: str
-    url: str
-    secret: str
-    topics: str
-
-
-def _check_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"webhook URL {url!r} is not valid: give an absolute http(s) URL, e.g. "
-            "https://hooks.example.com/shopfunnel"
-        )
-    return url
-
-
-def _check_topics(topics: str) -> str:
-    names = [t.strip() for t in topics.split(",") if t.strip()]
-    if not names:
-        raise ConfigError(
-            "topics is empty: give '*' or names such as audience.entered,audience.exited"
-        )
-    return ",".join(names)
-
-
-def add_endpoint(
-    store: Store, url: str, *, secret: str | None = None, topics: str = "*"
-) -> Endpoint:
-    """Add an endpoint; with no ``secret`` a random one (``whsec_…``) is made. The secret is
-    stored in the store in clear (it is needed to sign) and shown by this call only."""
-    db = store.db
-    ensure_tables(db)
-    if secret is not None and len(secret) < 16:
-        raise ConfigError(
-            "the webhook secret is too short: use at least 16 characters, or "
-            "leave it out to get a random one"
-        )
-    endpoint = Endpoint(
-        ENDPOINT_PREFIX + _secrets.token_hex(4),
-        _check_url(url),
-        secret or SECRET_PREFIX + _secrets.token_urlsafe(32),
-        _check_topics(topics),
-    )
-    db.execute(
-        "INSERT INTO webhook_endpoints VALUES (?, ?, ?, ?, ?)",
-        [endpoint.endpoint_id, endpoint.url, endpoint.secret, endpoint.topics, _now()],
-    )
-    return endpoint
-
-
-def list_endpoints(store: Store) -> pd.DataFrame:
-    """The endpoints without their secrets: endpoint_id, url, topics, created_at."""
-    ensure_tables(store.db)
-    return store.db.df(
-        "SELECT endpoint_id, url, topics, created_at FROM webhook_endpoints ORDER BY created_at"
-    )
-
-
-def remove_endpoint(store: Store, endpoint_id: str) -> int:
-    """Remove an endpoint and its deliveries (pending ones are dropped); return deliveries removed."""
-    db = store.db
-    ensure_tables(db)
-    if not db.scalar("SELECT count(*) FROM webhook_endpoints WHERE endpoint_id = ?", [endpoint_id]):
-        raise ConfigError(f"no webhook endpoint {endpoint_id!r}: see `shopfunnel webhooks list`")
-    with db.transaction():
-        dropped = int(
-            db.scalar(
-                "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = ?", [endpoint_id]
-            )
-            or 0
-        )
-        db.execute("DELETE FROM webhook_deliveries WHERE endpoint_id = ?", [endpoint_id])
-        db.execute("DELETE FROM webhook_endpoints WHERE endpoint_id = ?", [endpoint_id])
-    return dropped
 
 
 # -- enqueuing ------------------------------------------------------------------------------
@@ -371,7 +243,7 @@ def _enqueue_frame(store: Store, frame: pd.DataFrame) -> int:
                 f"{MAX_KEY_LENGTH} characters that names the entry"
             )
     frame = frame.drop_duplicates("idempotency_key")
-    created = _now()
+    created = utc_now()
     staged = pd.DataFrame(
         {
             "idempotency_key": frame["idempotency_key"].to_numpy(),
@@ -415,181 +287,3 @@ def _enqueue_frame(store: Store, frame: pd.DataFrame) -> int:
     finally:
         db.unregister("__outbox_new")
     return added
-
-
-# -- delivering -----------------------------------------------------------------------------
-def http_transport(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
-    """POST ``body`` to ``url`` and return the status. Redirects are not followed (a 3xx is
-    a failed attempt: fix the URL)."""
-    parts = urllib.parse.urlsplit(url)
-    conn_class = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    conn = conn_class(parts.hostname or "", parts.port, timeout=timeout)
-    try:
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        conn.request("POST", path, body=body, headers=dict(headers))
-        response = conn.getresponse()
-        response.read(64 * 1024)
-        return response.status
-    finally:
-        conn.close()
-
-
-@dataclass(frozen=True)
-class _Claimed:
-    idempotency_key: str
-    endpoint_id: str
-    topic: str
-    body: str
-    url: str
-    secret: str
-    attempts: int
-
-
-def deliver_due(
-    store: Store,
-    *,
-    now: datetime | None = None,
-    policy: RetryPolicy = RetryPolicy(),
-    transport: Transport | None = None,
-    timeout_seconds: float = 10.0,
-    limit: int = 100,
-    lock: AbstractContextManager[Any] | threading.Lock | None = None,
-) -> DeliveryReport:
-    """Attempt up to ``limit`` pending deliveries whose time has come (oldest first).
-
-    ``now`` is the clock used for due times and back-off (default: now, UTC). ``lock``
-    guards every use of the store (the server passes its write lock); it is *not* held
-    while a request is in flight. See the module docstring for the claim → POST → mark steps.
-    """
-    send = transport or http_transport
-    guard: Any = lock if lock is not None else nullcontext()
-    at = _naive(now)
-    with guard:
-        claimed = _claim(store.db, at, policy, limit)
-    delivered = retrying = failed = 0
-    for item in claimed:
-        body = item.body.encode("utf-8")
-        # signed with the wall clock of the attempt (``now`` only schedules), so the
-        # receiver's replay window compares real times
-        headers = signed_headers(
-            item.secret, idempotency_key=item.idempotency_key, topic=item.topic, body=body
-        )
-        status: int | None = None
-        error: str | None = None
-        try:
-            status = send(item.url, body, headers, timeout_seconds)
-        except (OSError, http.client.HTTPException) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:300]
-        ok = status is not None and 200 <= status < 300
-        if not ok and error is None:
-            error = f"HTTP {status}"
-        gave_up = not ok and item.attempts >= policy.max_attempts
-        with guard:
-            _mark(
-                store.db,
-                item,
-                at,
-                status,
-                error,
-                "delivered" if ok else "failed" if gave_up else "pending",
-            )
-        delivered += ok
-        failed += gave_up
-        retrying += not ok and not gave_up
-    return DeliveryReport(len(claimed), delivered, retrying, failed)
-
-
-def _claim(db: Database, at: datetime, policy: RetryPolicy, limit: int) -> list[_Claimed]:
-    ensure_tables(db)
-    rows = db.rows(
-        """
-        SELECT d.idempotency_key, d.endpoint_id, o.topic, o.body, e.url, e.secret, d.attempts
-        FROM webhook_deliveries d
-        JOIN webhook_outbox o USING (idempotency_key)
-        JOIN webhook_endpoints e USING (endpoint_id)
-        WHERE d.status = 'pending' AND (d.attempts = 0 OR d.next_attempt_at <= ?)
-        ORDER BY d.attempts > 0, d.next_attempt_at, o.created_at, d.idempotency_key
-        LIMIT ?
-        """,
-        [at, int(limit)],
-    )
-    claimed = []
-    with db.transaction():
-        for key, endpoint, topic, body, url, secret, attempts in rows:
-            attempt = int(attempts) + 1
-            db.execute(
-                "UPDATE webhook_deliveries SET attempts = ?, last_attempt_at = ?, "
-                "next_attempt_at = ? WHERE idempotency_key = ? AND endpoint_id = ?",
-                [attempt, at, at + timedelta(seconds=policy.delay_after(attempt)), key, endpoint],
-            )
-            claimed.append(_Claimed(key, endpoint, topic, body, url, secret, attempt))
-    return claimed
-
-
-def _mark(
-    db: Database, item: _Claimed, at: datetime, status: int | None, error: str | None, outcome: str
-) -> None:
-    db.execute(
-        "UPDATE webhook_deliveries SET status = ?, last_status = ?, last_error = ?, "
-        "delivered_at = ? WHERE idempotency_key = ? AND endpoint_id = ? AND status = 'pending'",
-        [
-            outcome,
-            status,
-            None if outcome == "delivered" else error,
-            at if outcome == "delivered" else None,
-            item.idempotency_key,
-            item.endpoint_id,
-        ],
-    )
-
-
-def retry_failed(
-    store: Store, endpoint_id: str | None = None, *, now: datetime | None = None
-) -> int:
-    """Arm ``failed`` deliveries again (all, or one endpoint's), due now; return how many."""
-    db = store.db
-    ensure_tables(db)
-    where = "status = 'failed'" + ("" if endpoint_id is None else " AND endpoint_id = ?")
-    params: list[Any] = [] if endpoint_id is None else [endpoint_id]
-    n = int(db.scalar(f"SELECT count(*) FROM webhook_deliveries WHERE {where}", params) or 0)
-    db.execute(
-        f"UPDATE webhook_deliveries SET status = 'pending', attempts = 0, "
-        f"next_attempt_at = ? WHERE {where}",
-        [_naive(now), *params],
-    )
-    return n
-
-
-def delivery_status(store: Store) -> pd.DataFrame:
-    """One row per endpoint: ``pending``, ``delivered`` and ``failed`` deliveries, the oldest
-    pending entry's time, the next attempt's time, and the last error; plus a row with
-    ``endpoint_id`` ``(none)`` counting entries that no endpoint takes."""
-    db = store.db
-    ensure_tables(db)
-    return db.df(
-        """
-        SELECT e.endpoint_id, e.url,
-               count(*) FILTER (WHERE d.status = 'pending') AS pending,
-               count(*) FILTER (WHERE d.status = 'delivered') AS delivered,
-               count(*) FILTER (WHERE d.status = 'failed') AS failed,
-               min(o.created_at) FILTER (WHERE d.status = 'pending') AS oldest_pending,
-               min(d.next_attempt_at) FILTER (WHERE d.status = 'pending') AS next_attempt_at,
-               arg_max(d.last_error, d.last_attempt_at)
-                   FILTER (WHERE d.status <> 'delivered') AS last_error
-        FROM webhook_endpoints e
-        LEFT JOIN webhook_deliveries d USING (endpoint_id)
-        LEFT JOIN webhook_outbox o USING (idempotency_key)
-        GROUP BY e.endpoint_id, e.url, e.created_at
-        UNION ALL
-        SELECT '(none)', NULL, count(*), 0, 0, min(created_at), NULL, NULL
-        FROM webhook_outbox o
-        WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries d
-                          WHERE d.idempotency_key = o.idempotency_key)
-        HAVING count(*) > 0
-        ORDER BY 1
-        """
-    )
