@@ -286,3 +286,39 @@ def binomial_lower_tail(k: float, n: float, p: float) -> float:
     if p >= 1:
         return 0.0
     return float(special.betainc(n - k, k + 1, 1 - p))
+
+
+_TRIM = 0.9
+_Q = float(stats.chi2.ppf(_TRIM, 1))
+# mean of a chi-square(1) variable below its 90% quantile: E[X; X < q] / 0.9 = F_3(q) / 0.9
+_TRIMMED_MEAN = float(stats.chi2.cdf(_Q, 3) / _TRIM)
+
+
+def robust_dispersion(
+    obs: np.ndarray,
+    exp: np.ndarray,
+    var: np.ndarray,
+    residual_var: np.ndarray | None = None,
+    skip: np.ndarray | None = None,
+) -> np.ndarray:
+    """Over-dispersion per series: the 90%-trimmed mean of Pearson residuals², over the
+    same trimmed mean for a chi-square(1) variable; at least 1, at most 20.
+
+    Trimming keeps incident days from inflating it; the trimmed mean is far less noisy
+    than a median (about 80 daily residuals is all a series has). Days with a binomial
+    variance ``var`` under 1 are skipped, and so are the days ``skip`` marks (those of the
+    incidents the first pass found: a three-week outage is more than the trim can remove);
+    ``residual_var`` (default ``var``) is the variance of obs − exp when ``exp`` is itself
+    estimated.
+    """
+    rv = var if residual_var is None else residual_var
+    usable = var >= 1.0 if skip is None else (var >= 1.0) & ~skip
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(usable, (obs - exp) ** 2 / rv, np.nan)
+    phi = np.ones(r.shape[0])
+    for i, row in enumerate(r):
+        vals = np.sort(row[np.isfinite(row)])
+        if len(vals) >= 7:
+            keep = vals[: int(np.ceil(_TRIM * len(vals)))]
+            phi[i] = keep.mean() / _TRIMMED_MEAN
+    return np.clip(phi, 1.0, 20.0)
