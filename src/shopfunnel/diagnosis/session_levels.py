@@ -135,7 +135,8 @@ class SessionLevels:
             if where
             else "WHERE event = 'purchase'"
         )
-        self.db.execute(
+        _create_unordered(
+            self.db,
             f"""
             CREATE OR REPLACE TEMP TABLE {self.table} AS
             WITH s AS (
@@ -181,7 +182,8 @@ class SessionLevels:
         if end is not None:
             cond.append("started_at < ?")
             params.append(end)
-        self.db.execute(
+        _create_unordered(
+            self.db,
             f"CREATE OR REPLACE TEMP TABLE {child.table} AS SELECT * FROM {self.table} "
             f"WHERE {' AND '.join(cond)}",
             params,
@@ -346,3 +348,16 @@ class SessionLevels:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _create_unordered(db, sql: str, params: list) -> None:
+    """Run ``CREATE TABLE … AS`` without keeping the rows in the order the query made
+    them: no reader of a sessions table depends on its row order (every count groups),
+    and keeping it makes DuckDB gather the rows of its threads in order, a fifth of the
+    table's build time at 10M events."""
+    keep = db.scalar("SELECT current_setting('preserve_insertion_order')")
+    db.execute("SET preserve_insertion_order = false")
+    try:
+        db.execute(sql, params)
+    finally:
+        db.execute(f"SET preserve_insertion_order = {'true' if keep else 'false'}")

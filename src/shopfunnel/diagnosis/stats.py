@@ -11,6 +11,7 @@ p-values are two-sided unless ``alternative`` says otherwise.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ Alternative = Literal["two-sided", "less", "greater"]
 NAN = float("nan")
 
 
+@functools.lru_cache(maxsize=64)
 def _z(confidence: float) -> float:
+    # cached: a diagnosis asks for the same quantile hundreds of times, at 0.3 ms each
     if not 0 < confidence < 1:
         from shopfunnel.errors import ConfigError
 
