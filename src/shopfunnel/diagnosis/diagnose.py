@@ -92,7 +92,7 @@ def diagnose(
     benchmarks = load_benchmarks(model)
     playbook = load_playbook(model)
     notes: list[str] = []
-    last = store.db.scalar("SELECT max(ts) FROM events")
+    first, last = store.db.rows("SELECT min(ts), max(ts) FROM events")[0]
     if as_of is None:
         end = (
             (datetime.combine(last.date(), datetime.min.time()) + timedelta(days=1))
@@ -106,7 +106,6 @@ def diagnose(
     # One scan of the events: the lasting-incident scan reads the last year (``wide``), the
     # other analyses the sessions of the lookback window, taken from it.
     long_start = end - timedelta(days=max(s.long_lookback_days, s.lookback_days))
-    first = store.db.scalar("SELECT min(ts) FROM events")
     if first is not None and first < start:
         wide_levels = SessionLevels(
             store, DEFAULT_STEPS, start=long_start, end=end, properties=properties
