@@ -135,8 +135,7 @@ class SessionLevels:
             if where
             else "WHERE event = 'purchase'"
         )
-        _create_unordered(
-            self.db,
+        self.db.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {self.table} AS
             WITH s AS (
@@ -182,8 +181,7 @@ class SessionLevels:
         if end is not None:
             cond.append("started_at < ?")
             params.append(end)
-        _create_unordered(
-            self.db,
+        self.db.execute(
             f"CREATE OR REPLACE TEMP TABLE {child.table} AS SELECT * FROM {self.table} "
             f"WHERE {' AND '.join(cond)}",
             params,
@@ -349,15 +347,3 @@ class SessionLevels:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def _create_unordered(db, sql: str, params: list) -> None:
-    """Run ``CREATE TABLE … AS`` without keeping the rows in the order the query made
-    them: no reader of a sessions table depends on its row order (every count groups),
-    and keeping it makes DuckDB gather the rows of its threads in order, a fifth of the
-    table's build time at 10M events."""
-    keep = db.scalar("SELECT current_setting('preserve_insertion_order')")
-    db.execute("SET preserve_insertion_order = false")
-    try:
-        db.execute(sql, params)
-    finally:
-        db.execute(f"SET preserve_insertion_order = {'true' if keep else 'false'}")
