@@ -346,4 +346,3 @@ class SessionLevels:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
