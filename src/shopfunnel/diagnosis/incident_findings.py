@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pandas as pd
 
-from shopfunnel.diagnosis.findings import finding, pct
+from shopfunnel.diagnosis.findings import downstream_rate, finding, pct
 from shopfunnel.diagnosis.session_levels import SessionLevels
 
 
@@ -37,9 +37,7 @@ def with_losses(
             orders.append(lost)
             continue
         k = names.index(r["step"])
-        downstream = (
-            1.0 if k == K else float(totals[f"n{K}"].sum()) / max(float(totals[f"n{k}"].sum()), 1.0)
-        )
+        downstream = downstream_rate(totals, k, K)
         persons.append(lost * _ratio(levels, r, k - 1))
         orders.append(lost * downstream)
     out["persons_lost"] = persons
@@ -127,9 +125,7 @@ def incident_findings(
             continue
         k = names.index(r.step)
         step = levels.steps[k - 1]
-        downstream = (
-            1.0 if k == K else float(totals[f"n{K}"].sum()) / max(float(totals[f"n{k}"].sum()), 1.0)
-        )
+        downstream = downstream_rate(totals, k, K)
         out.append(
             finding(
                 kind="incident",
