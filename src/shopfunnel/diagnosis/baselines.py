@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from scipy import stats as sps
 
-from shopfunnel.diagnosis.findings import finding, pct
+from shopfunnel.diagnosis.findings import downstream_rate, finding, pct
 from shopfunnel.diagnosis.session_levels import SessionLevels
 from shopfunnel.diagnosis.stats import (
     benjamini_hochberg,
@@ -38,10 +38,6 @@ from shopfunnel.diagnosis.stats import (
 )
 
 SEGMENT_DIMS = ("device", "channel", "campaign", "country")
-
-
-def _downstream(row, k: int, K: int) -> float:
-    return 1.0 if k == K else float(row[f"n{K}"]) / max(float(row[f"n{k}"]), 1.0)
 
 
 def period_over_period(
@@ -161,7 +157,7 @@ def period_over_period(
                 ci_high=r["ci_high"],
                 p_value=r["p_adjusted"],
                 units_lost=r["entering"] * (r["reference"] - r["value"]),
-                downstream_rate=_downstream(c, k, K),
+                downstream_rate=downstream_rate(c, k, K),
                 entering=r["entering"],
                 start=cur0,
                 end=as_of,
@@ -223,7 +219,7 @@ def segment_gaps(
                         "ci_high": hi,
                         "entering": int(n1),
                         "p_value": t.p_value,
-                        "downstream_rate": _downstream(seg, k, K),
+                        "downstream_rate": downstream_rate(seg, k, K),
                     }
                 )
     q = benjamini_hochberg([r["p_value"] for r in rows]) if rows else np.array([])

@@ -138,7 +138,7 @@ def compare_with_benchmarks(
     ``not measurable`` with a reason), ``findings`` the benchmarks the store is
     significantly and materially worse at (see the module docstring).
     """
-    from shopfunnel.diagnosis.findings import finding, pct
+    from shopfunnel.diagnosis.findings import downstream_rate, finding, pct
     from shopfunnel.diagnosis.stats import wilson_interval
 
     names = levels.step_names
@@ -200,11 +200,7 @@ def compare_with_benchmarks(
         units = n * abs(value - b.value)
         # the units lost are sessions at the numerator step (purchases for an abandonment rate)
         step_idx = num
-        downstream = (
-            1.0
-            if step_idx == K
-            else float(counts[f"n{K}"].sum()) / max(float(counts[f"n{step_idx}"].sum()), 1.0)
-        )
+        downstream = downstream_rate(counts, step_idx, K)
         step = levels.steps[step_idx - 1] if step_idx > 0 else None
         seg = f"device={b.device}" if b.device else "all traffic"
         findings.append(

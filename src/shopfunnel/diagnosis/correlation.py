@@ -57,26 +57,25 @@ def feature_counts(store, levels: SessionLevels, max_values: int = 12) -> pd.Dat
     return store.db.df(
         f"""
         WITH ev AS (
-            SELECT e.session_id, e.event, {step_idx} AS step_idx, e.properties
+            SELECT e.session_id, l.level, e.event, {step_idx} AS step_idx, e.properties
             FROM events e JOIN {levels.table} l USING (session_id)
             WHERE NOT l.excluded AND (e.properties IS NOT NULL OR e.event <> 'page_view')
         ),
         props AS (
-            SELECT session_id, step_idx, key, json_extract_string(properties, {JSON_POINTER_SQL.format(key="key")}) AS value
-            FROM (SELECT session_id, step_idx, properties, unnest(json_keys(properties)) AS key
+            SELECT session_id, level, step_idx, key, json_extract_string(properties, {JSON_POINTER_SQL.format(key="key")}) AS value
+            FROM (SELECT session_id, level, step_idx, properties, unnest(json_keys(properties)) AS key
                   FROM ev WHERE properties IS NOT NULL AND json_type(properties) = 'OBJECT')
         ),
         low_card AS (SELECT key FROM props GROUP BY key HAVING count(DISTINCT value) <= ?),
         feat AS (
-            SELECT session_id, 'event' AS kind, event AS key, NULL AS value, min(step_idx) AS first_step
+            SELECT session_id, level, 'event' AS kind, event AS key, NULL AS value, min(step_idx) AS first_step
             FROM ev WHERE step_idx = 0 AND event <> 'page_view' GROUP BY ALL
             UNION ALL
-            SELECT session_id, 'property', key, value, min(step_idx)
+            SELECT session_id, level, 'property', key, value, min(step_idx)
             FROM props WHERE key IN (SELECT key FROM low_card) AND value IS NOT NULL GROUP BY ALL
         )
-        SELECT f.kind, f.key, f.value, f.first_step, l.level, count(*) AS sessions
-        FROM feat f JOIN {levels.table} l USING (session_id)
-        WHERE NOT l.excluded
+        SELECT kind, key, value, first_step, level, count(*) AS sessions
+        FROM feat
         GROUP BY ALL
         """,
         [*steps, max_values],

@@ -23,25 +23,29 @@ Every statistic and rule is written down in ``docs/diagnosis.md``.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
+from shopfunnel.diagnosis.audience import as_naive_utc, audience_persons
 from shopfunnel.diagnosis.baselines import period_over_period, repeat_purchases, segment_gaps
 from shopfunnel.diagnosis.benchmarks import compare_with_benchmarks, load_benchmarks
-from shopfunnel.diagnosis.findings import FINDING_COLUMNS, finding, pct
-from shopfunnel.diagnosis.incidents import INCIDENT_COLUMNS, IncidentSettings, find_incidents
-from shopfunnel.diagnosis.level_shifts import LevelShiftSettings, as_incidents, find_level_shifts
-from shopfunnel.diagnosis.order_value import OrderValue, given_aov, order_value
+from shopfunnel.diagnosis.findings import FINDING_COLUMNS, pct
+from shopfunnel.diagnosis.incident_findings import incident_findings, when_text, with_losses
+from shopfunnel.diagnosis.incident_table import INCIDENT_COLUMNS, as_incidents
+from shopfunnel.diagnosis.incidents import IncidentSettings, find_incidents
+from shopfunnel.diagnosis.level_shifts import LevelShiftSettings, find_level_shifts
+from shopfunnel.diagnosis.order_value import given_aov, order_value
 from shopfunnel.diagnosis.playbook import load_playbook
+from shopfunnel.diagnosis.result import Diagnosis
 from shopfunnel.diagnosis.session_levels import DEFAULT_STEPS, SessionLevels
 from shopfunnel.diagnosis.settings_sections import user_section
 from shopfunnel.errors import ShopfunnelError
-from shopfunnel.store.db import json_pointer
+
+__all__ = ["DiagnoseSettings", "Diagnosis", "audience_persons", "diagnose"]
 
 
 @dataclass(frozen=True)
@@ -69,182 +73,6 @@ class DiagnoseSettings:
     (:mod:`shopfunnel.diagnosis.order_value`)."""
 
 
-@dataclass
-class Diagnosis:
-    """The result of :func:`diagnose`.
-
-    ``findings`` (one row per finding, ranked by revenue at stake; columns in
-    :data:`shopfunnel.diagnosis.findings.FINDING_COLUMNS`) and the tables behind them:
-    ``benchmarks``, ``periods``, ``segments``, ``incidents``, ``checkout``,
-    ``correlations``, ``retention``. ``notes`` say what could not be measured and why.
-    """
-
-    findings: pd.DataFrame
-    benchmarks: pd.DataFrame
-    periods: pd.DataFrame
-    segments: pd.DataFrame
-    incidents: pd.DataFrame
-    checkout: pd.DataFrame
-    correlations: pd.DataFrame
-    retention: pd.DataFrame
-    start: datetime
-    end: datetime
-    sessions: int
-    orders: int
-    revenue: float
-    average_order_value: float
-    notes: list[str] = field(default_factory=list)
-    order_value: OrderValue | None = None
-    """Orders with a value and where the average order value came from (given, measured or
-    none); findings are ranked by ``orders_at_stake`` when it is none."""
-
-    def recommendations(self) -> pd.DataFrame:
-        """One row per (finding, tactic), in finding rank order: what to do, for whom, why."""
-        rows = []
-        for f in self.findings.itertuples(index=False):
-            for t in f.tactics or []:
-                rows.append(
-                    {
-                        "rank": f.rank,
-                        "tactic": t["name"],
-                        "stage": f.stage,
-                        "why": t["why"],
-                        "finding": f.title,
-                        "evidence": f.evidence,
-                        "audience": f.audience,
-                        "revenue_at_stake": f.revenue_at_stake,
-                    }
-                )
-        return pd.DataFrame(
-            rows,
-            columns=[
-                "rank",
-                "tactic",
-                "stage",
-                "why",
-                "finding",
-                "evidence",
-                "audience",
-                "revenue_at_stake",
-            ],
-        )
-
-    def incident_table(self) -> pd.DataFrame:
-        """One row per incident as the faces show them, worst first: ``kind``, ``step``,
-        ``segment``, ``start`` (a date, or a time when placed to the hour), ``end`` (the
-        last day, the hour it ended, or ``"ongoing"``), ``rate_before`` and
-        ``rate_during`` (the step's usual and observed conversion; for a traffic spike the
-        usual and the extra sessions' purchase rate), ``persons_lost``, ``orders_lost``,
-        ``revenue_lost`` (NaN when the orders carry no value) and ``p_adjusted`` (after
-        the multiple-testing correction)."""
-        columns = [
-            "kind",
-            "step",
-            "segment",
-            "start",
-            "end",
-            "rate_before",
-            "rate_during",
-            "persons_lost",
-            "orders_lost",
-            "revenue_lost",
-            "p_adjusted",
-        ]
-        rows = []
-        for r in self.incidents.to_dict("records"):
-            start_time, end_time = (
-                pd.Timestamp(r["start_time"]).to_pydatetime(),
-                pd.Timestamp(r["end_time"]).to_pydatetime(),
-            )
-            spike = r["kind"] == "traffic_spike"
-            if bool(r.get("ongoing")) and not spike:
-                end: Any = "ongoing"
-            elif end_time.hour or r.get("grain") == "hour":
-                end = end_time
-            else:
-                end = r["end"]
-            rows.append(
-                {
-                    "kind": str(r["kind"]).replace("_", " "),
-                    "step": r["step"],
-                    "segment": r["segment"],
-                    "start": start_time
-                    if start_time.hour or r.get("grain") == "hour"
-                    else r["start"],
-                    "end": end,
-                    "rate_before": r["baseline_conversion_rate"] if spike else r["baseline_rate"],
-                    "rate_during": r["extra_conversion_rate"] if spike else r["rate"],
-                    "persons_lost": r.get("persons_lost"),
-                    "orders_lost": r.get("orders_lost"),
-                    "revenue_lost": r.get("revenue_lost"),
-                    "p_adjusted": r.get("p_adjusted"),
-                }
-            )
-        return pd.DataFrame(rows, columns=columns)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything as JSON-ready Python values (dates as ISO strings, NaN as None)."""
-
-        def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-            return (
-                json.loads(df.to_json(orient="records", date_format="iso", default_handler=str))
-                if len(df)
-                else []
-            )
-
-        return {
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat(),
-            "sessions": self.sessions,
-            "orders": self.orders,
-            "revenue": self.revenue,
-            "average_order_value": _none_if_nan(self.average_order_value),
-            "average_order_value_source": self.order_value.source if self.order_value else None,
-            "valued_orders": self.order_value.valued_orders if self.order_value else None,
-            "findings": records(self.findings),
-            "benchmarks": records(self.benchmarks),
-            "periods": records(self.periods),
-            "segments": records(self.segments),
-            "incidents": records(self.incidents),
-            "checkout": records(self.checkout),
-            "correlations": records(self.correlations),
-            "retention": records(self.retention),
-            "notes": list(self.notes),
-        }
-
-    def __repr__(self) -> str:
-        head = (
-            f"Diagnosis({self.start:%Y-%m-%d} to {self.end:%Y-%m-%d}: {self.sessions:,} sessions, "
-            f"{self.orders:,} orders, AOV {self.average_order_value:,.2f}; {len(self.findings)} findings)"
-        )
-        lines = [head]
-        for f in self.findings.head(10).itertuples(index=False):
-            money = (
-                ""
-                if f.revenue_at_stake is None or math.isnan(f.revenue_at_stake)
-                else f" [{f.revenue_at_stake:,.0f} at stake]"
-            )
-            tactics = ", ".join(t["name"] for t in (f.tactics or []))
-            lines.append(f"  {f.rank}. {f.title}{money} → {tactics or 'no tactic'}")
-        if len(self.findings) > 10:
-            lines.append(f"  … {len(self.findings) - 10} more")
-        return "\n".join(lines)
-
-
-def _none_if_nan(x: float) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
-
-
-def _as_datetime(value: date | datetime | str | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if isinstance(value, datetime):
-        return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
-    return datetime(value.year, value.month, value.day)
-
-
 def diagnose(
     store,
     *,
@@ -264,7 +92,7 @@ def diagnose(
     benchmarks = load_benchmarks(model)
     playbook = load_playbook(model)
     notes: list[str] = []
-    last = store.db.scalar("SELECT max(ts) FROM events")
+    first, last = store.db.rows("SELECT min(ts), max(ts) FROM events")[0]
     if as_of is None:
         end = (
             (datetime.combine(last.date(), datetime.min.time()) + timedelta(days=1))
@@ -272,13 +100,12 @@ def diagnose(
             else datetime(1970, 1, 1)
         )
     else:
-        end = _as_datetime(as_of) or datetime(1970, 1, 1)
+        end = as_naive_utc(as_of) or datetime(1970, 1, 1)
     start = end - timedelta(days=s.lookback_days)
     properties = _segment_properties(s.segment_properties, user_section(model, "diagnosis"))
     # One scan of the events: the lasting-incident scan reads the last year (``wide``), the
     # other analyses the sessions of the lookback window, taken from it.
     long_start = end - timedelta(days=max(s.long_lookback_days, s.lookback_days))
-    first = store.db.scalar("SELECT min(ts) FROM events")
     if first is not None and first < start:
         wide_levels = SessionLevels(
             store, DEFAULT_STEPS, start=long_start, end=end, properties=properties
@@ -350,19 +177,19 @@ def diagnose(
                 incidents = pd.concat([incidents, long], ignore_index=True).sort_values(
                     "z", ascending=False, ignore_index=True
                 )
-        incidents = _with_losses(incidents, levels, totals, aov)
+        incidents = with_losses(incidents, levels, totals, aov)
         rises = incidents[incidents["kind"] == "conversion_rise"]
         for r in rises.itertuples(index=False):
             notes.append(
                 f"{r.step} conversion rose on {r.segment} from {pct(r.baseline_rate)} to {pct(r.rate)} "
-                f"{_when(r)}: a tracking change, or a fix worth knowing about"
+                f"{when_text(r)}: a tracking change, or a fix worth knowing about"
             )
         if len(incidents) and incidents["kind"].isin(["conversion_drop"]).any() and math.isnan(aov):
             notes.append(
                 "revenue lost in incidents is not known: the orders carry no value (give --aov or "
                 "[diagnosis] average_order_value to estimate it); persons and orders lost are given"
             )
-        rows += _incident_findings(incidents, levels, totals)
+        rows += incident_findings(incidents, levels, totals)
         excluded = 0
         for r in incidents.to_dict("records"):
             if r["kind"] == "conversion_rise":
@@ -469,164 +296,8 @@ def _segment_properties(given: tuple[str, ...] | None, section: dict[str, Any]) 
     return tuple(value)
 
 
-def _with_losses(
-    incidents: pd.DataFrame, levels: SessionLevels, totals: pd.DataFrame, aov: float
-) -> pd.DataFrame:
-    """The incident table with what each incident cost (docs/diagnosis.md, "What an incident
-    cost"): ``persons_lost`` (conversions lost × distinct persons per session among the
-    sessions that entered the step in the incident's segment and time), ``orders_lost``
-    (conversions lost × the store's orders per session that reached the step; for a
-    traffic spike, its missing purchases) and ``revenue_lost`` (orders lost × the average
-    order value; NaN when the orders carry no value and none was given). Negative for a
-    rise."""
-    out = incidents.copy()
-    for col in ("persons_lost", "orders_lost", "revenue_lost"):
-        out[col] = pd.Series(dtype=float)
-    if out.empty:
-        return out
-    names = levels.step_names
-    K = len(levels.steps)
-    persons, orders = [], []
-    for r in out.to_dict("records"):
-        lost = float(r["lost"]) if r["lost"] == r["lost"] else 0.0
-        if r["kind"] == "traffic_spike":
-            persons.append(lost * _ratio(levels, r, 0))
-            orders.append(lost)
-            continue
-        k = names.index(r["step"])
-        downstream = (
-            1.0 if k == K else float(totals[f"n{K}"].sum()) / max(float(totals[f"n{k}"].sum()), 1.0)
-        )
-        persons.append(lost * _ratio(levels, r, k - 1))
-        orders.append(lost * downstream)
-    out["persons_lost"] = persons
-    out["orders_lost"] = orders
-    out["revenue_lost"] = out["orders_lost"] * aov
-    return out
-
-
-def _ratio(levels: SessionLevels, r: dict, level: int) -> float:
-    """Persons per session among the incident's sessions that reached ``level`` (1 when
-    the window holds none: it lies outside the diagnosed period)."""
-    seg = {
-        k: r.get(k)
-        for k in levels.segment_columns
-        if isinstance(r.get(k), str) and r.get(k) != "other"
-    }
-    ratio = levels.persons_per_session(r["start_time"], r["end_time"], level, **seg)  # type: ignore[arg-type]
-    return 1.0 if math.isnan(ratio) else ratio
-
-
-def _when(r) -> str:
-    """An incident's dates as the findings say them: days, hours when it was placed to the
-    hour, or "since … (ongoing)"."""
-    start_time, end_time = pd.Timestamp(r.start_time), pd.Timestamp(r.end_time)
-    if bool(getattr(r, "ongoing", False)) and r.grain == "days":
-        if start_time.hour:
-            return f"since {start_time:%Y-%m-%d %H:00} UTC (ongoing)"
-        return f"since {r.start:%Y-%m-%d} (ongoing)"
-    if r.grain == "hour" or (r.grain == "days" and (start_time.hour or end_time.hour)):
-        same_day = start_time.date() == (end_time - timedelta(seconds=1)).date()
-        if same_day:
-            return f"{start_time:%Y-%m-%d %H:%M}–{end_time:%H:%M} UTC"
-        return f"{start_time:%Y-%m-%d %H:%M} to {end_time:%Y-%m-%d %H:%M} UTC"
-    return f"{r.start:%Y-%m-%d}" + ("" if r.end == r.start else f" to {r.end:%Y-%m-%d}")
-
-
 def _covered_keys(rows: list[dict]) -> set[str]:
     return {r["metric"] for r in rows if r["kind"] == "checkout" and r.get("metric")}
-
-
-def _incident_findings(
-    incidents: pd.DataFrame, levels: SessionLevels, totals: pd.DataFrame
-) -> list[dict]:
-    out = []
-    K = len(levels.steps)
-    names = levels.step_names
-    for r in incidents.itertuples(index=False):
-        if r.kind == "conversion_rise":
-            continue
-        when = _when(r)
-        where = "" if r.segment == "all traffic" else f" on {r.segment}"
-        seg = {
-            k: v
-            for k, v in (
-                ("device", r.device),
-                ("channel", r.channel),
-                ("campaign", r.campaign),
-                ("country", getattr(r, "country", None)),
-            )
-            if isinstance(v, str)
-        }
-        if r.kind == "traffic_spike":
-            extra = r.sessions - r.expected_sessions
-            out.append(
-                finding(
-                    kind="traffic_spike",
-                    stage="awareness",
-                    step="visit",
-                    segment=r.segment,
-                    metric="sessions",
-                    value=r.sessions,
-                    reference=r.expected_sessions,
-                    gap=extra,
-                    p_value=r.p_adjusted,
-                    units_lost=max(r.lost, 0.0),
-                    downstream_rate=1.0,
-                    entering=r.sessions,
-                    start=r.start,
-                    end=r.end,
-                    title=f"Traffic spike that did not convert{where}, {when}",
-                    evidence=(
-                        f"{int(r.sessions):,} sessions{where} {when} against {r.expected_sessions:,.0f} usual for those weekdays; "
-                        f"the {extra:,.0f} extra sessions bought at {pct(r.extra_conversion_rate, 2)} against the usual "
-                        f"{pct(r.baseline_conversion_rate, 2)} (z = {r.z:.1f})."
-                    ),
-                    audience={"stage": "awareness", **seg, "between": [str(r.start), str(r.end)]},
-                )
-            )
-            continue
-        k = names.index(r.step)
-        step = levels.steps[k - 1]
-        downstream = (
-            1.0 if k == K else float(totals[f"n{K}"].sum()) / max(float(totals[f"n{k}"].sum()), 1.0)
-        )
-        out.append(
-            finding(
-                kind="incident",
-                stage=step.stage,
-                step=step.name,
-                segment=r.segment,
-                metric=f"{names[k - 1]} → {names[k]}",
-                value=r.rate,
-                reference=r.baseline_rate,
-                gap=r.rate - r.baseline_rate,
-                p_value=r.p_adjusted,
-                units_lost=max(r.lost, 0.0),
-                downstream_rate=downstream,
-                entering=r.entering,
-                start=r.start,
-                end=r.end,
-                title=f"{names[k - 1].capitalize()} → {names[k]} {'fell' if r.grain == 'days' else 'collapsed'}{where}, {when}",
-                evidence=(
-                    f"{int(r.observed):,} of {int(r.entering):,} sessions{where} went from {names[k - 1]} to {names[k]} {when} "
-                    f"({pct(r.rate)}), against {r.expected:,.0f} expected from the same segment's "
-                    + ("usual level " if r.grain == "days" else "surrounding weeks ")
-                    + f"({pct(r.baseline_rate)}); z = {r.z:.1f}, "
-                    + (
-                        "found by segmenting the whole series (a lasting change)."
-                        if r.grain == "days"
-                        else f"found on the {r.grain} scan."
-                    )
-                ),
-                audience={
-                    "stage": step.audience_stage,
-                    **seg,
-                    "between": [str(r.start), str(r.end)],
-                },
-            )
-        )
-    return out
 
 
 def _rank(rows: list[dict], aov: float, playbook, limit: int) -> pd.DataFrame:
@@ -652,62 +323,3 @@ def _rank(rows: list[dict], aov: float, playbook, limit: int) -> pd.DataFrame:
     df = df.sort_values(["_nan", key], ascending=[True, False], kind="stable").drop(columns="_nan")
     df["rank"] = range(1, len(df) + 1)
     return df.reset_index(drop=True)
-
-
-def audience_persons(
-    store,
-    audience: dict[str, Any],
-    *,
-    model: Any = None,
-    as_of: date | datetime | str | None = None,
-    with_status: bool = True,
-) -> pd.DataFrame:
-    """The persons a finding's ``audience`` names: who to show the tactic to.
-
-    Starts from the stage model's persons at ``audience["stage"]`` (and ``status``, unless
-    ``with_status=False``: "everyone at Decision" is wider than "stalled at Decision"),
-    then keeps those with a session in the segment (``device``, ``channel``, ``campaign``;
-    within ``between`` dates when given) and, for a ``filter`` such as
-    ``payment_failed=true`` or ``shipping_cost>0``, with an event whose property matches.
-    Columns are those of :func:`shopfunnel.stages.persons`; hand them to
-    :func:`shopfunnel.audiences.export_audience` for an ad platform.
-    """
-    from shopfunnel.model import Model
-    from shopfunnel.stages.placement import persons
-
-    m = model if isinstance(model, Model) else None
-    p = persons(
-        store,
-        audience.get("stage"),
-        audience.get("status") if with_status else None,
-        model=m,
-        as_of=as_of,
-    )
-    cond: list[str] = []
-    params: list[Any] = []
-    for col, ev_col in (("device", "device"), ("channel", "channel"), ("campaign", "utm_campaign")):
-        if isinstance(audience.get(col), str):
-            cond.append(f"{ev_col} = ?")
-            params.append(audience[col])
-    between = audience.get("between")
-    if between:
-        cond.append("ts >= ? AND ts < ?")
-        params += [
-            _as_datetime(str(between[0])),
-            (_as_datetime(str(between[1])) or datetime(1970, 1, 1)) + timedelta(days=1),
-        ]
-    flt = audience.get("filter")
-    if isinstance(flt, str) and ("=" in flt or ">" in flt):
-        op = ">" if ">" in flt and "=" not in flt else "="
-        key, value = (x.strip() for x in flt.split(op, 1))
-        path = json_pointer(key)
-        if op == ">":
-            cond.append("TRY_CAST(json_extract_string(properties, ?) AS DOUBLE) > ?")
-            params += [path, float(value)]
-        else:
-            cond.append("json_extract_string(properties, ?) = ?")
-            params += [path, value]
-    if not cond or p.empty:
-        return p
-    ids = store.db.df(f"SELECT DISTINCT person_id FROM events WHERE {' AND '.join(cond)}", params)
-    return p[p["person_id"].isin(set(ids["person_id"]))].reset_index(drop=True)

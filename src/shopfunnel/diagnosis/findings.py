@@ -31,7 +31,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from shopfunnel import format as fmt
+
+
+def downstream_rate(counts, k: int, K: int) -> float:
+    """The ``downstream_rate`` of a gap at step ``k`` of ``K``: sessions that reached the
+    purchase (``nK``) per session that reached step k (``nk``), summed over the rows of
+    ``counts`` (a counts table or one of its rows); 1 at the purchase itself."""
+    if k == K:
+        return 1.0
+    return float(np.sum(counts[f"n{K}"])) / max(float(np.sum(counts[f"n{k}"])), 1.0)
+
 
 FINDING_COLUMNS = [
     "rank",

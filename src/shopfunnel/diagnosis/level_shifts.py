@@ -43,33 +43,35 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-SEGMENT_DIMS = ("device", "channel", "country")
+from shopfunnel.diagnosis.incident_table import SHIFT_COLUMNS, as_incidents
+from shopfunnel.diagnosis.segmentation import (
+    _loglik as _loglik,  # noqa: F401  (importable from here, as before the split)
+)
+from shopfunnel.diagnosis.segmentation import (
+    hourly_information,
+    refine_boundary,
+    segment,
+    segment_many,
+    series_dispersion,
+    two_sample_z,
+)
 
-SHIFT_COLUMNS = [
-    "kind",
-    "step",
-    "event",
+__all__ = [
+    "SEGMENT_DIMS",
+    "SHIFT_COLUMNS",
+    "LevelShiftSettings",
+    "as_incidents",
+    "find_level_shifts",
+    "hourly_information",
+    "refine_boundary",
     "segment",
-    "device",
-    "channel",
-    "country",
-    "start",
-    "end",
-    "start_time",
-    "end_time",
-    "ongoing",
-    "entering",
-    "observed",
-    "expected",
-    "rate",
-    "baseline_rate",
-    "lost",
-    "z",
-    "p_value",
-    "p_adjusted",
-    "dispersion",
-    "k",
+    "segment_many",
+    "series_dispersion",
+    "shifts_from_counts",
+    "shifts_in_series",
 ]
+
+SEGMENT_DIMS = ("device", "channel", "country")
 
 
 @dataclass(frozen=True)
@@ -90,109 +92,6 @@ class LevelShiftSettings:
     """Evidence an hour must carry to place a boundary to the hour: sessions entering per
     hour × the Kullback–Leibler divergence between the rates before and after (nats). At 1
     the hour is known to within about an hour; below, the boundary stays at midnight."""
-
-
-def _loglik(n: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Binomial log-likelihood of ``r`` successes in ``n`` trials at the MLE rate."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = np.where(n > 0, r / np.maximum(n, 1), 0.0)
-        a = np.where(r > 0, r * np.log(np.where(p > 0, p, 1.0)), 0.0)
-        b = np.where(n - r > 0, (n - r) * np.log(np.where(p < 1, 1 - p, 1.0)), 0.0)
-    return a + b
-
-
-def segment(
-    entering: np.ndarray, reached: np.ndarray, *, penalty: float, min_days: int = 3
-) -> list[tuple[int, int]]:
-    """Runs ``[a, b)`` of days that minimise Σ −2·loglik(run) + penalty × (runs − 1),
-    each at least ``min_days`` long (the whole series is one run when shorter).
-
-    Optimal partitioning (Jackson et al. 2005) by dynamic programming over the cumulative
-    counts; a quasi-likelihood with dispersion φ is the same problem with ``penalty`` × φ.
-    """
-    return segment_many(
-        np.asarray(entering, dtype=float)[None, :],
-        np.asarray(reached, dtype=float)[None, :],
-        np.array([penalty], dtype=float),
-        min_days=min_days,
-    )[0]
-
-
-def segment_many(
-    entering: np.ndarray, reached: np.ndarray, penalties: np.ndarray, *, min_days: int = 3
-) -> list[list[tuple[int, int]]]:
-    """:func:`segment` of many series at once (rows of ``entering`` and ``reached``, each
-    with its own penalty): one pass over the end day for all of them."""
-    S, n_days = entering.shape
-    if n_days < 2 * min_days:
-        return [[(0, n_days)] for _ in range(S)]
-    cn = np.concatenate([np.zeros((S, 1)), np.cumsum(entering, axis=1, dtype=float)], axis=1)
-    cr = np.concatenate([np.zeros((S, 1)), np.cumsum(reached, axis=1, dtype=float)], axis=1)
-    penalties = np.asarray(penalties, dtype=float)
-    best = np.full((S, n_days + 1), np.inf)
-    best[:, 0] = -penalties
-    back = np.zeros((S, n_days + 1), dtype=np.int64)
-    rows = np.arange(S)
-    for b in range(min_days, n_days + 1):
-        a = np.arange(0, b - min_days + 1)
-        a = a[(a == 0) | (a >= min_days)]
-        total = (
-            best[:, a]
-            - 2.0 * _loglik(cn[:, [b]] - cn[:, a], cr[:, [b]] - cr[:, a])
-            + penalties[:, None]
-        )
-        i = np.argmin(total, axis=1)
-        best[:, b], back[:, b] = total[rows, i], a[i]
-    out: list[list[tuple[int, int]]] = []
-    for s in range(S):
-        runs: list[tuple[int, int]] = []
-        end = n_days
-        while end > 0:
-            begin = int(back[s, end])
-            runs.append((begin, end))
-            end = begin
-        out.append(runs[::-1])
-    return out
-
-
-def series_dispersion(entering: np.ndarray, reached: np.ndarray, window: int = 1) -> float:
-    """Over-dispersion φ ≥ 1 of a daily series: the trimmed mean of each day's squared
-    standardised difference from the pooled rate of the ``window`` days either side of it,
-    over the same trimmed mean for a χ²₁ variable.
-
-    The difference of a day's x conversions of n from n·p̂ (p̂ from the w neighbours'
-    sessions) has binomial variance n·p(1−p)·(1 + n/w), which standardises it. Near
-    neighbours keep a real change from touching more than a few days (2·``window`` per
-    boundary), and trimming the largest 10% takes those out; weekday habits and a changing
-    mix stay in φ. Days whose binomial variance is under 1 carry no information on it and
-    are skipped: a series of a few sessions a day has φ = 1.
-    """
-    from shopfunnel.diagnosis.incidents import _robust_dispersion
-
-    n = np.asarray(entering, dtype=float)
-    r = np.asarray(reached, dtype=float)
-    cn = np.concatenate([[0.0], np.cumsum(n)])
-    cr = np.concatenate([[0.0], np.cumsum(r)])
-    d = np.arange(len(n))
-    lo, hi = np.clip(d - window, 0, len(n)), np.clip(d + window + 1, 0, len(n))
-    wn = cn[hi] - cn[lo] - n
-    wr = cr[hi] - cr[lo] - r
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = np.where(wn > 0, wr / wn, np.nan)
-        var = n * p * (1 - p)
-        scale = 1 + n / wn
-    return float(
-        _robust_dispersion(r[None, :], (n * p)[None, :], var[None, :], (var * scale)[None, :])[0]
-    )
-
-
-def _z(n1: float, r1: float, n0: float, r0: float) -> float:
-    """Two-sample binomial z of rate r1/n1 against r0/n0 (pooled variance)."""
-    if n1 <= 0 or n0 <= 0:
-        return 0.0
-    p = (r1 + r0) / (n1 + n0)
-    var = p * (1 - p) * (1 / n1 + 1 / n0)
-    return 0.0 if var <= 0 else (r1 / n1 - r0 / n0) / math.sqrt(var)
 
 
 def shifts_in_series(
@@ -231,7 +130,7 @@ def _changed_runs(
     for i, (a, b) in enumerate(runs):
         if normal[i] or ns[i] <= 0:
             continue
-        z = _z(ns[i], rs[i], n0, r0) / math.sqrt(phi)
+        z = two_sample_z(ns[i], rs[i], n0, r0) / math.sqrt(phi)
         lost = base * ns[i] - rs[i]
         if abs(z) < z_min or abs(lost) < s.min_lost:
             continue
@@ -253,19 +152,6 @@ def _changed_runs(
             }
         )
     return out
-
-
-def refine_boundary(entering: np.ndarray, reached: np.ndarray, before: float, after: float) -> int:
-    """Where in a window of hourly counts a rate changes from ``before`` to ``after``: the
-    cut ``h`` (0 … hours) maximising Σ_{i<h} loglik(before) + Σ_{i≥h} loglik(after)."""
-    n = np.asarray(entering, dtype=float)
-    r = np.asarray(reached, dtype=float)
-    eps = 1e-6
-    p0, p1 = min(max(before, eps), 1 - eps), min(max(after, eps), 1 - eps)
-    gain = r * (math.log(p1) - math.log(p0)) + (n - r) * (math.log(1 - p1) - math.log(1 - p0))
-    # score of cut h = Σ_{i≥h} gain_i
-    tail = np.concatenate([np.cumsum(gain[::-1])[::-1], [0.0]])
-    return int(np.argmax(tail))
 
 
 @dataclass
@@ -330,7 +216,7 @@ def _without(
     n0, r0 = entering.sum() - n1, reached.sum() - r1
     if n1 <= 0 or n0 <= 0:
         return None
-    return n1, r1, r0 / n0, _z(n1, r1, n0, r0) / math.sqrt(sh["dispersion"])
+    return n1, r1, r0 / n0, two_sample_z(n1, r1, n0, r0) / math.sqrt(sh["dispersion"])
 
 
 def _holds_without(
@@ -517,19 +403,6 @@ def _counted_between(
     }
 
 
-def hourly_information(sessions_per_hour: float, before: float, after: float) -> float:
-    """Sessions per hour × the smaller Kullback–Leibler divergence between Bernoulli
-    ``before`` and ``after`` (nats): how much one hour tells the two rates apart. A change
-    point is located to about 1 / this many hours."""
-    eps = 1e-6
-    p, q = min(max(before, eps), 1 - eps), min(max(after, eps), 1 - eps)
-
-    def kl(a: float, b: float) -> float:
-        return a * math.log(a / b) + (1 - a) * math.log((1 - a) / (1 - b))
-
-    return sessions_per_hour * min(kl(p, q), kl(q, p))
-
-
 def _to_the_hour(
     hourly: HourlyCounts,
     seg: dict,
@@ -603,85 +476,3 @@ def find_level_shifts(
     return shifts_from_counts(
         cells, steps, levels.first_day, levels.last_day, settings, dims=dims, hourly=hourly
     )
-
-
-def as_incidents(
-    shifts: pd.DataFrame, short: pd.DataFrame, longest_short: int | None = None
-) -> pd.DataFrame:
-    """``shifts`` as rows of the incident table (``grain`` ``"days"``), leaving out falls
-    that overlap an incident of ``short`` (the run scan) on the same step in a nested
-    segment, and short falls during a traffic spike (at most twice its length, plus two
-    days): each incident is reported once. Falls longer than ``longest_short`` days (the
-    run scan's longest run, when the run scan was told of them and left their sessions
-    out) are always kept. Rises are kept, as ``conversion_rise``."""
-    from scipy import stats as sps
-
-    from shopfunnel.diagnosis.incidents import INCIDENT_COLUMNS
-
-    dims = [c for c in shifts.columns if c not in SHIFT_COLUMNS]
-    rows = []
-    for r in shifts.to_dict("records"):
-        seg = {
-            d: r[d] for d in ("device", "channel", "country", *dims) if isinstance(r.get(d), str)
-        }
-        known = longest_short is not None and (r["end"] - r["start"]).days + 1 > longest_short
-        if r["kind"] == "conversion_drop" and not known and _shadowed(r, seg, short):
-            continue
-        z = -float(r["z"])  # the incident table's z is positive for a fall
-        p = float(sps.norm.sf(abs(z)))
-        factor = r["p_adjusted"] / r["p_value"] if r["p_value"] > 0 else 1.0
-        rows.append(
-            {
-                "kind": r["kind"],
-                "step": r["step"],
-                "event": r["event"],
-                "segment": r["segment"],
-                "device": r["device"],
-                "channel": r["channel"],
-                "campaign": None,
-                "country": r["country"],
-                "start": r["start"],
-                "end": r["end"],
-                "grain": "days",
-                "start_time": r["start_time"],
-                "end_time": r["end_time"],
-                "ongoing": r["ongoing"],
-                "observed": r["observed"],
-                "expected": r["expected"],
-                "entering": r["entering"],
-                "rate": r["rate"],
-                "baseline_rate": r["baseline_rate"],
-                "lost": r["lost"],
-                "z": z,
-                "p_value": p,
-                "p_adjusted": min(1.0, p * factor),
-                **{d: r[d] for d in dims},
-            }
-        )
-    return pd.DataFrame(rows, columns=[*INCIDENT_COLUMNS, *dims])
-
-
-def _shadowed(r: dict, seg: dict, short: pd.DataFrame) -> bool:
-    for q in short.itertuples(index=False):
-        if q.kind == "traffic_spike":
-            # visitors of a spike that does not convert lower the rates while it lasts:
-            # that is the spike, not a change of the store's conversion
-            spike_days = (q.end - q.start).days + 1
-            if (
-                q.start <= r["end"]
-                and r["start"] <= q.end
-                and (r["end"] - r["start"]).days + 1 <= 2 * spike_days + 2
-            ):
-                return True
-            continue
-        if q.kind != "conversion_drop" or q.event != r["event"]:
-            continue
-        other = {
-            d: v
-            for d, v in (("device", q.device), ("channel", q.channel), ("campaign", q.campaign))
-            if isinstance(v, str)
-        }
-        nested = seg.items() <= other.items() or other.items() <= seg.items()
-        if nested and q.start <= r["end"] and r["start"] <= q.end:
-            return True
-    return False
