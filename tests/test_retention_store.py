@@ -76,3 +76,21 @@ def test_activity_retention_in_the_store_equals_the_pandas_table(rows, period, a
 def test_an_empty_store_has_no_activity_cohorts(store) -> None:
     got = ret.store_activity_retention(store, period="week")
     assert got.empty and list(got.columns) == ["cohort", "period", "cohort_size", "active", "rate"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    days=st.lists(st.integers(-40_000, 40_000), min_size=1, max_size=50),
+    period=st.sampled_from(["week", "month"]),
+)
+def test_period_numbers_are_the_calendar_periods_pandas_gives(days, period) -> None:
+    """The timeline path numbers weeks and months with integer arithmetic and a day table;
+    their starts must be pandas' ISO weeks (from Monday) and calendar months, also before
+    1970."""
+    import numpy as np
+
+    d = np.array(days, dtype=np.int64)
+    starts = ret._ordinal_starts(ret.period_ordinals(d, period), period)
+    freq = {"week": "W-SUN", "month": "M"}[period]
+    want = pd.PeriodIndex(d.astype("datetime64[D]"), freq=freq).start_time
+    assert list(pd.DatetimeIndex(starts)) == list(want)
