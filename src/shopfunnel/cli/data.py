@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from shopfunnel.cli.application import app
 from shopfunnel.cli.output import (
@@ -115,6 +114,8 @@ def ingest(
                 mapping = {**tomllib.loads(mapping_file.read_text()).get("columns", {}), **mapping}
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"cannot read the mapping file {mapping_file}: {exc}") from exc
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         with Store(db) as store:
             total_added = 0
             written: set[Path] = set()
@@ -180,7 +181,9 @@ def info(
     """What the store holds: events, persons, sessions, orders, date range, events by name and channel."""
     with friendly_errors():
         with Store(db, read_only=True) as store, working("counting the store…"):
-            data = store.info()
+            # one compiled pass over the timeline when it is current (store/counts.py): at
+            # 10M events 0.7 s CPU against 1.0 s for the SQL's count(DISTINCT …) scans
+            data = store.info(timeline_pass=True)
 
         def render() -> object:
             import pandas as pd
