@@ -64,6 +64,8 @@ from shopfunnel.stages.status import (
     return_gaps,
     stage_thresholds,
 )
+from shopfunnel.store import cache
+from shopfunnel.store.db import quote_literal
 from shopfunnel.store.store import Store
 
 NOT_SEEN = "not seen"
@@ -540,24 +542,37 @@ def _order_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
     give the same rows from Spark SQL."""
     if getattr(store, "on_spark", False):
         return store.order_rows(start, end, ORDER_EVENT)  # type: ignore[attr-defined]
-    return store.db.df(
-        """
-        WITH o AS (
-            SELECT coalesce(order_id, 'event:' || event_id) AS oid,
-                   arg_min(person_id, struct_pack(t := ts, id := event_id)) AS person_id,
-                   min(ts) AS ts,
-                   coalesce(CAST(arg_min(value, struct_pack(t := ts, id := event_id)) AS DOUBLE), 0)
-                       AS value
-            FROM events WHERE event = ? AND ts > ? AND ts <= ?
-            GROUP BY oid
-        )
-        SELECT person_id, hash(person_id) AS h, ts, value,
-               row_number() OVER w AS n,
-               epoch_us(ts) - epoch_us(lag(ts) OVER w) AS gap_us
-        FROM o WINDOW w AS (PARTITION BY person_id ORDER BY ts, oid)
-        """,
-        [ORDER_EVENT, start, end],
+    # the purchase events (a few per thousand events) are kept beside the timeline
+    # (store/cache.py): the query below then reads them, not every event
+    purchases = cache.query(
+        store,
+        "purchases",
+        "SELECT order_id, event_id, person_id, ts, value FROM events "
+        f"WHERE event = {quote_literal(ORDER_EVENT)}",
     )
+    name = "__sf_purchases"
+    store.db.register(name, purchases)
+    try:
+        return store.db.df(
+            f"""
+            WITH o AS (
+                SELECT coalesce(order_id, 'event:' || event_id) AS oid,
+                       arg_min(person_id, struct_pack(t := ts, id := event_id)) AS person_id,
+                       min(ts) AS ts,
+                       coalesce(CAST(arg_min(value, struct_pack(t := ts, id := event_id))
+                                     AS DOUBLE), 0) AS value
+                FROM {name} WHERE ts > ? AND ts <= ?
+                GROUP BY oid
+            )
+            SELECT person_id, hash(person_id) AS h, ts, value,
+                   row_number() OVER w AS n,
+                   epoch_us(ts) - epoch_us(lag(ts) OVER w) AS gap_us
+            FROM o WINDOW w AS (PARTITION BY person_id ORDER BY ts, oid)
+            """,
+            [start, end],
+        )
+    finally:
+        store.db.unregister(name)
 
 
 # -- helpers --------------------------------------------------------------------------------
