@@ -95,10 +95,11 @@ PERSON_COLUMNS = [
 
 @dataclass(frozen=True)
 class PlacedCodes:
-    """The rows of :attr:`StagePlacement.persons` as codes, in the same order: what counts
-    by stage and status and the stage flow need, without a text column. ``ids[id_rank]``
-    is each row's ``person_id`` (``ids`` is shared by every placement of one store from the
-    timeline, so two placements match persons by rank)."""
+    """The persons of :attr:`StagePlacement.persons` as codes, one row per person in no
+    particular order (the timeline's): what counts by stage and status and the stage flow
+    need, without a text column and without sorting. ``ids[id_rank]`` is each row's
+    ``person_id`` (``ids`` is shared by every placement of one store from the timeline, so
+    two placements match persons by rank)."""
 
     stage_index: np.ndarray  # position in the model's stages
     status: np.ndarray  # position in STATUSES
@@ -236,7 +237,6 @@ def _place(
     usual_gap, _ = usual_gap_days(n_orders, span_days, gap, rules)
     gone_gap = gone_gap_days(n_orders, span_days, gap, rules)
 
-    days_in_stage = (end_us - entered) / _US_PER_DAY
     idle = (end_us - base.last_us) / _US_PER_DAY
     since_order = np.where(customer, (end_us - last_order) / _US_PER_DAY, np.nan)
     stage_stalled = thresholds["stalled_after_days"].to_numpy(dtype=float)[stage_idx]
@@ -245,12 +245,11 @@ def _place(
         customer, idle, stage_stalled, stage_gone, since_order, usual_gap, gone_gap
     )
 
-    order = _by_stage_then_id(stage_idx, base.id_rank)
     codes = PlacedCodes(
-        stage_index=stage_idx[order].astype(np.int64),
-        status=status[order],
-        customer=customer[order],
-        id_rank=base.id_rank[order],
+        stage_index=stage_idx.astype(np.int64),
+        status=status,
+        customer=customer,
+        id_rank=base.id_rank,
         ids=base.ids,
     )
 
@@ -258,13 +257,13 @@ def _place(
         return _persons_frame(
             model,
             base,
-            order,
+            _by_stage_then_id(stage_idx, base.id_rank),
             stage_idx,
             status,
             entered,
             idle,
             end_us,
-            days_in_stage,
+            (end_us - entered) / _US_PER_DAY,
             n_orders,
             revenue,
             last_order,
