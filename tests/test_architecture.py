@@ -2,7 +2,7 @@
 
 faces (cli, report, server) → journey → analyses (diagnosis, customers, audiences,
 programs, experiments, webhooks) → stages → funnel → store ← ingest, sample; the base modules
-(errors, durations, time, model, format) are importable from everywhere and import
+(errors, durations, time, model, format, jit) are importable from everywhere and import
 nothing of the layers above them.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "shopfunnel"
 
-BASE = {"errors", "durations", "_time", "model", "format", "data"}
+BASE = {"errors", "durations", "_time", "model", "format", "data", "jit"}
 # what each part may import besides the base and itself
 ALLOWED: dict[str, set[str]] = {
     "store": set(),

@@ -27,7 +27,8 @@ than ``parallel=True`` ones).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from shopfunnel.jit import njit
 
 NONE = np.iinfo(np.int64).min
 NO_STOP = np.iinfo(np.int64).max

@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit
 
+from shopfunnel.jit import njit
 from shopfunnel.model import Model
 from shopfunnel.store import person_index
 from shopfunnel.store import timeline as timeline_store

@@ -50,9 +50,9 @@ import math
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
 from shopfunnel import format as fmt
+from shopfunnel.jit import njit
 from shopfunnel.model import Placement
 
 ACTIVE, STALLED, LAPSED, GONE = "active", "stalled", "lapsed", "gone"

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit
 
+from shopfunnel.jit import njit
 from shopfunnel.store import timeline as timeline_store
 from shopfunnel.store.timeline import Timeline, chunks
 

@@ -46,8 +46,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
+from shopfunnel.jit import njit
 from shopfunnel.store.db import Database, quote_ident
 
 DIMENSIONS = ("channel", "device", "country", "utm_source", "utm_medium", "utm_campaign")

@@ -1,0 +1,81 @@
+"""numba starts without scipy.linalg (shopfunnel.jit), and no kernel needs it."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "shopfunnel"
+BLAS = {"dot", "vdot", "matmul", "inner", "linalg", "kron", "tensordot", "einsum"}
+
+
+def _kernels() -> list[tuple[Path, ast.FunctionDef]]:
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and any(
+                "njit" in ast.unparse(d) for d in node.decorator_list
+            ):
+                found.append((path, node))
+    return found
+
+
+def test_no_kernel_uses_linear_algebra():
+    kernels = _kernels()
+    assert len(kernels) > 10  # the scan sees the kernels
+    for path, fn in kernels:
+        for node in ast.walk(fn):
+            assert not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult)), (
+                f"{path.name}:{fn.name} multiplies matrices: numba starts without BLAS"
+            )
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                assert not (node.value.id == "np" and node.attr in BLAS), (
+                    f"{path.name}:{fn.name} calls np.{node.attr}: numba starts without BLAS"
+                )
+
+
+def test_every_kernel_module_takes_njit_from_shopfunnel_jit():
+    for path, _ in _kernels():
+        if path.name == "jit.py":
+            continue  # where njit comes from
+        source = path.read_text()
+        assert "from numba import njit" not in source, f"{path}: import njit from shopfunnel.jit"
+
+
+def test_a_funnel_runs_without_loading_scipy_linalg_which_stays_importable(tmp_path):
+    script = """
+import sys
+import pandas as pd
+from shopfunnel.funnel.api import funnel
+events = pd.DataFrame({"anonymous_id": ["a", "a", "b"], "event": ["view", "buy", "view"],
+                       "ts": pd.to_datetime(["2024-01-01 10:00", "2024-01-01 10:05",
+                                             "2024-01-01 11:00"])})
+persons = funnel(events, ["view", "buy"]).steps["persons"].tolist()
+assert persons == [2, 1], persons
+assert "scipy.linalg" not in sys.modules, "numba loaded scipy.linalg"
+import scipy.stats  # the statistics that need scipy.linalg still load it
+assert "scipy.linalg" in sys.modules
+print("ok")
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "ok"
+
+
+def test_arrays_are_typed_as_numba_types_them_without_asking_numpy_ma():
+    import numpy as np
+    from numba.core.typing.typeof import Purpose, typeof
+
+    from shopfunnel import jit
+
+    base = np.arange(24, dtype=np.int64).reshape(4, 6)
+    readonly = np.arange(5, dtype=np.uint64)
+    readonly.flags.writeable = False
+    arrays = [
+        np.zeros(3, dtype=t) for t in (np.int8, np.int16, np.int32, np.uint64, np.bool_, float)
+    ] + [base, base.T, base[:, ::2], np.asfortranarray(base), readonly, np.zeros((2, 0))]
+    for arr in arrays:
+        assert jit._typeof_ndarray(arr, None) == jit._numba_typeof_ndarray(arr, None)
+        assert typeof(arr, Purpose.argument) == jit._numba_typeof_ndarray(arr, None)
