@@ -42,16 +42,18 @@ def query(store: Any, name: str, sql: str) -> pa.Table:
         return store.db.arrow(sql)
     key = f"{store_key(store.db)}|{hashlib.sha256(sql.encode()).hexdigest()[:16]}"
     path = folder / f"{name}.arrow"
-    found = _open(path, key)
+    found = read_keyed(path, key)
     if found is not None:
-        return found
+        return found.replace_schema_metadata(None)
     table = store.db.arrow(sql)
     if writable(folder):
-        _save(path, key, table)
+        write_keyed(path, key, table)
     return table
 
 
-def _open(path: Path, key: str) -> pa.Table | None:
+def read_keyed(path: Path, key: str) -> pa.Table | None:
+    """The table saved in ``path`` by :func:`write_keyed` with this ``key`` (None when the
+    file is missing, unreadable or written for another key)."""
     try:
         with pa.memory_map(str(path)) as source:
             table = pa.ipc.open_file(source).read_all()
@@ -60,11 +62,12 @@ def _open(path: Path, key: str) -> pa.Table | None:
     meta = table.schema.metadata or {}
     if meta.get(b"key", b"").decode() != key:
         return None
-    return table.replace_schema_metadata(None)
+    return table
 
 
-def _save(path: Path, key: str, table: pa.Table) -> None:
-    """Write atomically (a temporary file renamed), so a reader never sees half a file."""
+def write_keyed(path: Path, key: str, table: pa.Table) -> None:
+    """Save ``table`` with ``key`` in its metadata, atomically (a temporary file renamed,
+    so a reader never sees half a file); a failure to write leaves nothing behind."""
     tmp = path.with_name(f"{path.name}.{np.random.default_rng().integers(1 << 30):x}.tmp")
     try:
         keyed = table.replace_schema_metadata({"key": key})
