@@ -76,3 +76,54 @@ def test_activity_retention_in_the_store_equals_the_pandas_table(rows, period, a
 def test_an_empty_store_has_no_activity_cohorts(store) -> None:
     got = ret.store_activity_retention(store, period="week")
     assert got.empty and list(got.columns) == ["cohort", "period", "cohort_size", "active", "rate"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    days=st.lists(st.integers(-40_000, 40_000), min_size=1, max_size=50),
+    period=st.sampled_from(["week", "month"]),
+)
+def test_period_numbers_are_the_calendar_periods_pandas_gives(days, period) -> None:
+    """The timeline path numbers weeks and months with integer arithmetic and a day table;
+    their starts must be pandas' ISO weeks (from Monday) and calendar months, also before
+    1970."""
+    import numpy as np
+
+    d = np.array(days, dtype=np.int64)
+    starts = ret._ordinal_starts(ret.period_ordinals(d, period), period)
+    freq = {"week": "W-SUN", "month": "M"}[period]
+    want = pd.PeriodIndex(d.astype("datetime64[D]"), freq=freq).start_time
+    assert list(pd.DatetimeIndex(starts)) == list(want)
+
+
+def time_between_orders_recipe(orders: pd.DataFrame) -> pd.Series:
+    """The pandas recipe the NumPy gaps replaced: sort by person and time, diff per person."""
+    frame = ret._orders_frame(orders).sort_values(["person_id", "ts"], kind="stable")
+    gaps = frame.groupby("person_id")["ts"].diff().dropna()
+    return (gaps / pd.Timedelta(days=1)).rename("days").reset_index(drop=True)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    orders=st.lists(
+        st.tuples(
+            st.sampled_from(["b", "a", "ü", "a2", "10"]),
+            st.integers(0, 400 * DAY * 60 * 1_000_000),  # µs after T0
+        ),
+        max_size=30,
+    )
+)
+def test_gaps_between_orders_are_the_pandas_recipes(orders) -> None:
+    book = pd.DataFrame(
+        {
+            "person_id": [p for p, _ in orders],
+            "ts": [
+                pd.Timestamp(T0).tz_localize(None) + pd.Timedelta(microseconds=us)
+                for _, us in orders
+            ],
+            "value": 1.0,
+        }
+    )
+    pd.testing.assert_series_equal(
+        ret.time_between_orders(book), time_between_orders_recipe(book), check_index_type=False
+    )

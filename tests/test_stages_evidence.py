@@ -31,6 +31,7 @@ from shopfunnel.stages.placement import (
     stage_summary,
     stage_transitions,
 )
+from shopfunnel.stages.status import STATUSES
 from shopfunnel.store import person_index, summary
 from shopfunnel.store.store import Store
 
@@ -162,9 +163,28 @@ def test_placement_is_the_same_frame_on_either_path(rows, end, lookback) -> None
     pd.testing.assert_frame_equal(
         stage_summary(s, placed=fast), stage_summary(s, placed=table_only)
     )
+    # the codes are the persons table's rows, in the timeline's order (no sort)
     codes = fast.codes
-    assert codes.ids.take(pa.array(codes.id_rank)).to_pylist() == list(fast.persons["person_id"])
-    assert list(codes.stage_index) == list(fast.persons["stage_index"])
+    by_id = dict(
+        zip(
+            codes.ids.take(pa.array(codes.id_rank)).to_pylist(),
+            zip(
+                codes.stage_index.tolist(),
+                codes.status.tolist(),
+                codes.customer.tolist(),
+                strict=True,
+            ),
+            strict=True,
+        )
+    )
+    p = fast.persons
+    assert len(by_id) == len(codes) == len(p)
+    assert by_id == {
+        pid: (stage, STATUSES.index(status), orders > 0)
+        for pid, stage, status, orders in zip(
+            p["person_id"], p["stage_index"], p["status"], p["orders"], strict=True
+        )
+    }
 
 
 def test_a_tie_of_channels_at_the_first_instant_is_broken_by_event_id() -> None:

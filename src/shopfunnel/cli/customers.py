@@ -48,7 +48,12 @@ class RuleChoice(StrEnum):
 
 def _orders(source: Any, db: str) -> pd.DataFrame:
     with working("reading the orders…"):
-        orders = source.table("orders")
+        if is_spark(source):
+            orders = source.table("orders")
+        else:
+            from shopfunnel.store.summary import orders as store_orders
+
+            orders = store_orders(source)
     if orders.empty:
         where = "the Spark events" if is_spark(source) else f"the store {db!r}"
         raise InputError(

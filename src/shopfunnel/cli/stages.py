@@ -99,6 +99,7 @@ def stages(
     """
     with friendly_errors():
         the_model = _model(model)
+        _start_kernels(engine)
         with (
             open_source(db, engine, events, table) as store,
             working("placing everyone in a stage…"),
@@ -243,6 +244,7 @@ def flow(
     """
     with friendly_errors():
         the_model = _model(model)
+        _start_kernels(engine)
         with (
             open_source(db, engine, events, table) as store,
             working(f"placing everyone at {start} and {end}…"),
@@ -261,6 +263,15 @@ def flow(
             return rich_table(flat, title=f"stage flow: {start} (rows) → {end} (columns)")
 
         emit(flat if format == Format.csv else payload, format, out, table=render)
+
+
+def _start_kernels(engine: Engine) -> None:
+    """Start numba in a thread while the store opens (:func:`shopfunnel.jit.
+    start_in_background`): the placement's pass over the timeline is compiled code."""
+    if Engine(engine) == Engine.local:
+        from shopfunnel import jit
+
+        jit.start_in_background()
 
 
 def _days(days: float) -> str:

@@ -210,12 +210,21 @@ def store_activity_retention(
     return _long_table(active, sizes, period, end)
 
 
-_DAY_BITS = 21  # days since 1970 stay below 2^21 until the year 7711
+# timeline rows read at a time: arrays of a few MB are recycled by the allocator from chunk
+# to chunk, where arrays of 8M rows are fresh pages each time (at 10M events that page
+# faulting was most of the pass)
+CHUNK_ROWS = 1_000_000
+_DENSE_PERIODS = 4_096  # up to this many periods (78 years of weeks) count in a dense grid
 
 
 def _activity_counts_timeline(store: Any, period: Period) -> pd.DataFrame | None:
     """Persons by (cohort, period) start from the timeline (None when the store has none):
-    ``cohort``, ``p`` (timestamps of period starts) and ``active``."""
+    ``cohort``, ``p`` (timestamps of period starts) and ``active``.
+
+    A person's events are contiguous and in time order, so each (person, period) pair is
+    one change of either along the rows, and the person's cohort is the period of their
+    first row. Periods are numbered (weeks or months since 1970) with integer arithmetic
+    and a per-day table, then counted in a dense (cohort, period) grid."""
     from shopfunnel.store import timeline
 
     try:
@@ -224,30 +233,62 @@ def _activity_counts_timeline(store: Any, period: Period) -> pd.DataFrame | None
         return None
     if tl.side is not None or tl.live is not None:  # a live view: SQL serves it (ADR 0150)
         return None
-    keys = []
-    for a, b in timeline.chunks(tl, 8_000_000) if len(tl) else []:
+    cohorts, periods = [], []
+    for a, b in timeline.chunks(tl, CHUNK_ROWS) if len(tl) else []:
         person = tl.read("person", a, b)
-        day = timeline.period_starts(tl.read("t", a, b), period) // timeline.DAY_US
-        if len(day) and day.min() < 0:  # before 1970: the keys below need days >= 0
-            return None
+        ordinal = period_ordinals(tl.read("t", a, b) // timeline.DAY_US, period)
         new_person = np.empty(len(person), dtype=bool)
         new_person[0] = True
         np.not_equal(person[1:], person[:-1], out=new_person[1:])
         new_pair = new_person.copy()
-        new_pair[1:] |= day[1:] != day[:-1]  # a person's periods come in time order
-        cohort = day[new_person][np.cumsum(new_person)[new_pair] - 1]
-        keys.append((cohort << _DAY_BITS) | day[new_pair])
-    if not keys:
+        new_pair[1:] |= ordinal[1:] != ordinal[:-1]  # a person's periods come in time order
+        first_row = np.flatnonzero(new_person)
+        pair_rows = np.flatnonzero(new_pair)
+        owner = np.searchsorted(first_row, pair_rows, side="right") - 1
+        cohorts.append(ordinal[first_row][owner])
+        periods.append(ordinal[pair_rows])
+    if not cohorts:
         return pd.DataFrame({"cohort": [], "p": [], "active": []})
-    key, n = np.unique(np.concatenate(keys), return_counts=True)
-    as_time = lambda days: (days * timeline.DAY_US).astype("datetime64[us]")  # noqa: E731
+    cohort, p = np.concatenate(cohorts), np.concatenate(periods)
+    lo = int(min(cohort.min(), p.min()))
+    span = int(max(cohort.max(), p.max())) - lo + 1
+    if span <= _DENSE_PERIODS:
+        grid = np.bincount((cohort - lo) * span + (p - lo), minlength=span * span)
+        key = np.flatnonzero(grid)
+        n = grid[key]
+        key_c, key_p = key // span + lo, key % span + lo
+    else:
+        pairs, n = np.unique(np.stack([cohort, p], axis=1), axis=0, return_counts=True)
+        key_c, key_p = pairs[:, 0], pairs[:, 1]
     return pd.DataFrame(
         {
-            "cohort": as_time(key >> _DAY_BITS),
-            "p": as_time(key & ((1 << _DAY_BITS) - 1)),
-            "active": n,
+            "cohort": _ordinal_starts(key_c, period),
+            "p": _ordinal_starts(key_p, period),
+            "active": n.astype(np.int64),
         }
     )
+
+
+def period_ordinals(days: np.ndarray, period: Period) -> np.ndarray:
+    """The period of each day (days since 1970, UTC) as a number: ISO weeks (from Monday)
+    or calendar months since 1970. Months go through a table of the days spanned, so a
+    large array needs no calendar arithmetic per element."""
+    if period == "week":  # 1970-01-01 was a Thursday: Mondays are days = 4 (mod 7)
+        return (days + 3) // 7
+    if len(days) == 0:
+        return days.astype(np.int64)
+    lo, hi = int(days.min()), int(days.max())
+    table = np.arange(lo, hi + 1).astype("datetime64[D]").astype("datetime64[M]")
+    return table.astype(np.int64)[days - lo]
+
+
+def _ordinal_starts(ordinals: np.ndarray, period: Period) -> np.ndarray:
+    """The first instant of each period of :func:`period_ordinals`, as ``datetime64[us]``."""
+    if period == "week":
+        days = ordinals * 7 - 3
+    else:
+        days = ordinals.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    return days.astype("datetime64[D]").astype("datetime64[us]")
 
 
 def cohort_matrix(cohorts: pd.DataFrame) -> pd.DataFrame:
@@ -290,9 +331,15 @@ def time_between_orders(orders: pd.DataFrame) -> pd.Series:
     two orders at the same instant give a gap of 0. Customers with one order contribute
     nothing.
     """
-    frame = _orders_frame(orders).sort_values(["person_id", "ts"], kind="stable")
-    gaps = frame.groupby("person_id")["ts"].diff().dropna()
-    return (gaps / pd.Timedelta(days=1)).rename("days").reset_index(drop=True)
+    frame = _orders_frame(orders)
+    # sorted by (person_id, ts) as NumPy codes and times: no groupby over the id strings
+    codes, _ = pd.factorize(frame["person_id"], sort=True)
+    ts = frame["ts"].to_numpy()
+    order = np.lexsort((ts, codes))
+    codes, ts = codes[order], ts[order]
+    same = codes[1:] == codes[:-1]
+    days = (ts[1:] - ts[:-1])[same] / np.timedelta64(1, "D")
+    return pd.Series(days, name="days", dtype=float)
 
 
 def time_between_orders_distribution(orders: pd.DataFrame) -> pd.DataFrame:

@@ -206,7 +206,8 @@ def _prospects(persons: pd.Series, customers: pd.Series) -> pd.Series:
         else persons.astype(str),
         pa.string(),
     )
-    ids = pc.unique(ids)
+    if len(ids) > 1 and not pc.all(pc.less(ids.slice(0, len(ids) - 1), ids.slice(1))).as_py():
+        ids = pc.unique(ids)  # strictly increasing ids (the person index's) are distinct
     bought = pa.array(customers.to_numpy(dtype=object), pa.string())
     left = ids.filter(pc.invert(pc.is_in(ids, value_set=bought)))
     return left.to_pandas() if len(left) else pd.Series([], dtype=object)

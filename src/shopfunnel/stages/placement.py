@@ -64,6 +64,8 @@ from shopfunnel.stages.status import (
     return_gaps,
     stage_thresholds,
 )
+from shopfunnel.store import cache
+from shopfunnel.store.db import quote_literal
 from shopfunnel.store.store import Store
 
 NOT_SEEN = "not seen"
@@ -93,10 +95,11 @@ PERSON_COLUMNS = [
 
 @dataclass(frozen=True)
 class PlacedCodes:
-    """The rows of :attr:`StagePlacement.persons` as codes, in the same order: what counts
-    by stage and status and the stage flow need, without a text column. ``ids[id_rank]``
-    is each row's ``person_id`` (``ids`` is shared by every placement of one store from the
-    timeline, so two placements match persons by rank)."""
+    """The persons of :attr:`StagePlacement.persons` as codes, one row per person in no
+    particular order (the timeline's): what counts by stage and status and the stage flow
+    need, without a text column and without sorting. ``ids[id_rank]`` is each row's
+    ``person_id`` (``ids`` is shared by every placement of one store from the timeline, so
+    two placements match persons by rank)."""
 
     stage_index: np.ndarray  # position in the model's stages
     status: np.ndarray  # position in STATUSES
@@ -234,7 +237,6 @@ def _place(
     usual_gap, _ = usual_gap_days(n_orders, span_days, gap, rules)
     gone_gap = gone_gap_days(n_orders, span_days, gap, rules)
 
-    days_in_stage = (end_us - entered) / _US_PER_DAY
     idle = (end_us - base.last_us) / _US_PER_DAY
     since_order = np.where(customer, (end_us - last_order) / _US_PER_DAY, np.nan)
     stage_stalled = thresholds["stalled_after_days"].to_numpy(dtype=float)[stage_idx]
@@ -243,12 +245,11 @@ def _place(
         customer, idle, stage_stalled, stage_gone, since_order, usual_gap, gone_gap
     )
 
-    order = _by_stage_then_id(stage_idx, base.id_rank)
     codes = PlacedCodes(
-        stage_index=stage_idx[order].astype(np.int64),
-        status=status[order],
-        customer=customer[order],
-        id_rank=base.id_rank[order],
+        stage_index=stage_idx.astype(np.int64),
+        status=status,
+        customer=customer,
+        id_rank=base.id_rank,
         ids=base.ids,
     )
 
@@ -256,13 +257,13 @@ def _place(
         return _persons_frame(
             model,
             base,
-            order,
+            _by_stage_then_id(stage_idx, base.id_rank),
             stage_idx,
             status,
             entered,
             idle,
             end_us,
-            days_in_stage,
+            (end_us - entered) / _US_PER_DAY,
             n_orders,
             revenue,
             last_order,
@@ -540,24 +541,37 @@ def _order_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
     give the same rows from Spark SQL."""
     if getattr(store, "on_spark", False):
         return store.order_rows(start, end, ORDER_EVENT)  # type: ignore[attr-defined]
-    return store.db.df(
-        """
-        WITH o AS (
-            SELECT coalesce(order_id, 'event:' || event_id) AS oid,
-                   arg_min(person_id, struct_pack(t := ts, id := event_id)) AS person_id,
-                   min(ts) AS ts,
-                   coalesce(CAST(arg_min(value, struct_pack(t := ts, id := event_id)) AS DOUBLE), 0)
-                       AS value
-            FROM events WHERE event = ? AND ts > ? AND ts <= ?
-            GROUP BY oid
-        )
-        SELECT person_id, hash(person_id) AS h, ts, value,
-               row_number() OVER w AS n,
-               epoch_us(ts) - epoch_us(lag(ts) OVER w) AS gap_us
-        FROM o WINDOW w AS (PARTITION BY person_id ORDER BY ts, oid)
-        """,
-        [ORDER_EVENT, start, end],
+    # the purchase events (a few per thousand events) are kept beside the timeline
+    # (store/cache.py): the query below then reads them, not every event
+    purchases = cache.query(
+        store,
+        "purchases",
+        "SELECT order_id, event_id, person_id, ts, value FROM events "
+        f"WHERE event = {quote_literal(ORDER_EVENT)}",
     )
+    name = "__sf_purchases"
+    store.db.register(name, purchases)
+    try:
+        return store.db.df(
+            f"""
+            WITH o AS (
+                SELECT coalesce(order_id, 'event:' || event_id) AS oid,
+                       arg_min(person_id, struct_pack(t := ts, id := event_id)) AS person_id,
+                       min(ts) AS ts,
+                       coalesce(CAST(arg_min(value, struct_pack(t := ts, id := event_id))
+                                     AS DOUBLE), 0) AS value
+                FROM {name} WHERE ts > ? AND ts <= ?
+                GROUP BY oid
+            )
+            SELECT person_id, hash(person_id) AS h, ts, value,
+                   row_number() OVER w AS n,
+                   epoch_us(ts) - epoch_us(lag(ts) OVER w) AS gap_us
+            FROM o WINDOW w AS (PARTITION BY person_id ORDER BY ts, oid)
+            """,
+            [start, end],
+        )
+    finally:
+        store.db.unregister(name)
 
 
 # -- helpers --------------------------------------------------------------------------------

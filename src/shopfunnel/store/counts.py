@@ -38,7 +38,7 @@ from shopfunnel.store import timeline as timeline_store
 from shopfunnel.store.timeline import Timeline, chunks
 
 DAY_US = 86_400 * 1_000_000
-CHUNK_ROWS = 4_000_000  # timeline rows read at a time
+CHUNK_ROWS = 1_000_000  # timeline rows read at a time (small arrays: the allocator recycles them)
 UNASSIGNED = "unassigned"
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from shopfunnel.store import cache
 from shopfunnel.store.timeline import folder_for, store_key, writable
 
 FILE = "person_ids.arrow"
@@ -113,24 +114,9 @@ def of_store(store: Any, *, build: bool = True) -> PersonIndex | None:
 
 
 def _open(path: Path, key: str) -> PersonIndex | None:
-    try:
-        with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_file(source).read_all()
-    except (OSError, pa.ArrowInvalid):
-        return None
-    meta = table.schema.metadata or {}
-    if meta.get(b"key", b"").decode() != key:
-        return None
-    return PersonIndex(key, table)  # only an index without shared hashes is saved
+    table = cache.read_keyed(path, key)
+    return None if table is None else PersonIndex(key, table)  # saved without shared hashes
 
 
 def _save(path: Path, key: str, table: pa.Table) -> None:
-    """Write atomically (a temporary file renamed), so a reader never sees half a file."""
-    tmp = path.with_name(f"{path.name}.{np.random.default_rng().integers(1 << 30):x}.tmp")
-    try:
-        table = table.replace_schema_metadata({"key": key})
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        tmp.replace(path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    cache.write_keyed(path, key, table)

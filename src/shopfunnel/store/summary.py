@@ -116,6 +116,30 @@ def event_count(store: Store) -> int:
     return int(store.db.scalar("SELECT count(*) FROM events") or 0)
 
 
+def orders(store: Store) -> pd.DataFrame:
+    """The store's ``orders`` view, as :meth:`Store.table` gives it (the same rows, in no
+    particular order as the view's; decimals as float64, as DuckDB hands them to pandas),
+    read through the copy kept beside the timeline (:mod:`shopfunnel.store.cache`): at 10M
+    events a few milliseconds instead of a cold scan of the events."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from shopfunnel.store import cache
+
+    table = cache.query(store, "orders", "SELECT * FROM orders")
+    columns = {}
+    for f in table.schema:
+        values = table[f.name]
+        if pa.types.is_decimal(f.type):
+            columns[f.name] = pc.cast(values, pa.float64()).to_pandas()
+        elif pa.types.is_string(f.type) and values.null_count == len(values):
+            columns[f.name] = pd.Series([None] * len(values), dtype=object)  # as DuckDB's
+        else:
+            columns[f.name] = values.to_pandas()
+    return pd.DataFrame(columns)
+
+
 def person_ids(store: Store) -> pd.DataFrame:
     """Every person (``person_id``) with at least one event: from the person index beside
     the store's timeline when it is current (sorted by id), else by SQL (in no order)."""
