@@ -305,19 +305,14 @@ def _experiments(ctx: Context) -> Section | None:
 
 
 def _programs(ctx: Context) -> Section | None:
-    """The store's offers, referrals and draws, or no section when it runs none."""
-    from shopfunnel.programs.giveaways import list_draws
-    from shopfunnel.programs.offers import list_offers, offer_result
-    from shopfunnel.programs.referrals import referral_codes, referral_ledger
+    """The store's offers, referrals and draws (:func:`programs_overview`, as the dashboard
+    shows them), or no section when it runs none."""
+    from shopfunnel.programs.overview import programs_overview
 
-    offers = list_offers(ctx.store)
-    has_referrals = not referral_codes(ctx.store).empty
-    draws = list_draws(ctx.store)
-    if not offers and not has_referrals and draws.empty:
+    overview = programs_overview(ctx.store)
+    if overview.empty:
         return None
-    results = [offer_result(ctx.store, o.name) for o in offers]
-    ledger = referral_ledger(ctx.store) if has_referrals else None
-    return S.programs_section(results, ledger, draws, currency=ctx.currency)
+    return S.programs_section(overview, currency=ctx.currency)
 
 
 # -- the plan ---------------------------------------------------------------------------
