@@ -18,6 +18,7 @@ import pandas as pd
 from shopfunnel.errors import ShopfunnelError
 from shopfunnel.report import sections as S
 from shopfunnel.report.blocks import Section, unavailable
+from shopfunnel.report.context import Context
 from shopfunnel.store import summary
 from shopfunnel.store.store import Store
 
@@ -31,25 +32,6 @@ class ReportBuild:
     sections: list[Section] = field(default_factory=list)
     problems: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class Context:
-    """The store, the model, and analysis results shared by several sections."""
-
-    store: Store
-    model: Any = None
-    cache: dict[str, Any] = field(default_factory=dict)
-    average_order_value: float | None = None
-
-    def once(self, key: str, compute: Callable[[], Any]) -> Any:
-        if key not in self.cache:
-            self.cache[key] = compute()
-        return self.cache[key]
-
-    @property
-    def currency(self) -> str:
-        return self.once("currency", lambda: summary.main_currency(self.store))
 
 
 daily_activity = summary.daily_activity  # the report's activity table (kept for callers)
@@ -86,11 +68,26 @@ def incident_spans(findings: pd.DataFrame | None) -> pd.DataFrame | None:
 
 
 # -- analyses ---------------------------------------------------------------------------
-def _diagnosed(ctx: Context) -> Any:
+def _diagnose(ctx: Context) -> Callable[[Store], Any]:
+    """The diagnosis of a store with the report's model and settings."""
     from shopfunnel.diagnosis.diagnose import DiagnoseSettings, diagnose
 
     settings = DiagnoseSettings(average_order_value=ctx.average_order_value)
-    return ctx.once("diagnosis", lambda: diagnose(ctx.store, settings=settings, **_model_args(ctx)))
+    return lambda store: diagnose(store, settings=settings, **_model_args(ctx))
+
+
+def _diagnosed(ctx: Context) -> Any:
+    compute = _diagnose(ctx)
+    return ctx.once("diagnosis", lambda: compute(ctx.store))
+
+
+def _start_diagnosis(ctx: Context) -> None:
+    """Start the diagnosis in the background (its lazily imported parts imported here
+    first, so two threads never import the same modules at once)."""
+    import shopfunnel.diagnosis.checkout  # noqa: F401
+    import shopfunnel.diagnosis.correlation  # noqa: F401
+
+    ctx.start("diagnosis", _diagnose(ctx))
 
 
 def _diagnosis(ctx: Context) -> Section:
@@ -239,7 +236,7 @@ def _flow(ctx: Context) -> Section:
 
 
 def _orders(ctx: Context) -> pd.DataFrame:
-    return ctx.once("orders", lambda: ctx.store.table("orders"))
+    return ctx.orders
 
 
 def _cohorts(ctx: Context) -> Section:
@@ -350,6 +347,11 @@ def _failure_note(exc: BaseException) -> str:
     return f"This section could not be computed ({type(exc).__name__}: {exc})."
 
 
+# Sections that show the diagnosis (or shade its incidents): computed after the others,
+# so the diagnosis, started first in the background, runs while they are built.
+AFTER_DIAGNOSIS = frozenset({"diagnosis", "checkout", "activity"})
+
+
 def build_sections(
     store: Store,
     *,
@@ -358,23 +360,44 @@ def build_sections(
     average_order_value: float | None = None,
 ) -> ReportBuild:
     """Compute every section of the report, in page order. ``average_order_value`` prices
-    the diagnosis's findings (see :mod:`shopfunnel.diagnosis.order_value`)."""
+    the diagnosis's findings (see :mod:`shopfunnel.diagnosis.order_value`).
+
+    The diagnosis runs in the background on a second connection to the store while the
+    sections that do not show it are computed (ADR 0092); the page order is :data:`PLAN`'s."""
     ctx = Context(
         store,
         model if model is not None else default_model(),
         average_order_value=average_order_value,
     )
+    plan = list(PLAN)
+    done: dict[str, tuple[Section | None, float, str | None]] = {}
+    with ctx.background():
+        if any(sid in AFTER_DIAGNOSIS for sid, _, _ in plan):
+            _start_diagnosis(ctx)
+        for sid, title, make in sorted(plan, key=lambda p: p[0] in AFTER_DIAGNOSIS):
+            if progress is not None:
+                progress(title)
+            done[sid] = _compute(ctx, sid, title, make)
     out = ReportBuild()
-    for sid, title, make in PLAN:
-        if progress is not None:
-            progress(title)
-        started = time.perf_counter()
-        try:
-            section = make(ctx)
-        except Exception as exc:  # a failing section must not sink the whole report
-            out.problems[sid] = f"{type(exc).__name__}: {exc}"
-            section = unavailable(sid, title, _failure_note(exc))
-        out.seconds[sid] = time.perf_counter() - started
+    for sid, _, _ in plan:
+        section, seconds, problem = done[sid]
+        out.seconds[sid] = seconds
+        if problem is not None:
+            out.problems[sid] = problem
         if section is not None:  # a section with nothing to show in any store (experiments)
             out.sections.append(section)
     return out
+
+
+def _compute(
+    ctx: Context, sid: str, title: str, make: Callable[[Context], Section | None]
+) -> tuple[Section | None, float, str | None]:
+    """One section, the seconds it took, and the problem that made it a note (if any)."""
+    started = time.perf_counter()
+    problem = None
+    try:
+        section = make(ctx)
+    except Exception as exc:  # a failing section must not sink the whole report
+        problem = f"{type(exc).__name__}: {exc}"
+        section = unavailable(sid, title, _failure_note(exc))
+    return section, time.perf_counter() - started, problem
