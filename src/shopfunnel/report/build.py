@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from shopfunnel.errors import ShopfunnelError
+from shopfunnel.report import context
 from shopfunnel.report import sections as S
 from shopfunnel.report.blocks import Section, unavailable
 from shopfunnel.report.context import Context
@@ -67,31 +68,9 @@ def incident_spans(findings: pd.DataFrame | None) -> pd.DataFrame | None:
     )
 
 
-# -- analyses ---------------------------------------------------------------------------
-def _diagnose(ctx: Context) -> Callable[[Store], Any]:
-    """The diagnosis of a store with the report's model and settings."""
-    from shopfunnel.diagnosis.diagnose import DiagnoseSettings, diagnose
-
-    settings = DiagnoseSettings(average_order_value=ctx.average_order_value)
-    return lambda store: diagnose(store, settings=settings, **_model_args(ctx))
-
-
-def _diagnosed(ctx: Context) -> Any:
-    compute = _diagnose(ctx)
-    return ctx.once("diagnosis", lambda: compute(ctx.store))
-
-
-def _start_diagnosis(ctx: Context) -> None:
-    """Start the diagnosis in the background (its lazily imported parts imported here
-    first, so two threads never import the same modules at once)."""
-    import shopfunnel.diagnosis.checkout  # noqa: F401
-    import shopfunnel.diagnosis.correlation  # noqa: F401
-
-    ctx.start("diagnosis", _diagnose(ctx))
-
-
+# -- analyses (shared ones computed once, by the context) --------------------------------
 def _diagnosis(ctx: Context) -> Section:
-    result = _diagnosed(ctx)
+    result = ctx.diagnosis()
     ctx.cache["findings"] = result.findings
     start, end = getattr(result, "start", None), getattr(result, "end", None)
     period = ""
@@ -111,115 +90,47 @@ def _diagnosis(ctx: Context) -> Section:
 
 
 def _checkout(ctx: Context) -> Section:
-    result = _diagnosed(ctx)
+    result = ctx.diagnosis()
     return S.checkout_section(result.checkout, [n for n in result.notes if "checkout journey" in n])
 
 
-# The model's default funnel when no model module is installed (same as its defaults).
-DEFAULT_STEPS = ("view_item", "add_to_cart", "begin_checkout", "purchase")
-TREND = "week"
-
-
-def _funnel_args(ctx: Context) -> dict[str, Any]:
-    """The model's default funnel: its steps and conversion window."""
-    section = getattr(ctx.model, "funnel", None)
-    return {
-        "steps": list(getattr(section, "steps", DEFAULT_STEPS)),
-        "window": getattr(section, "window", "7d"),
-        "allow_unknown": True,
-    }  # the model may name events this store does not record
-
-
-def _funnel(ctx: Context) -> Any:
-    """The default funnel with its breakdown by channel and weekly trend (one run)."""
-    from shopfunnel.funnel.api import funnel
-
-    return ctx.once(
-        "funnel", lambda: funnel(ctx.store, **_funnel_args(ctx), by="channel", trend=TREND)
-    )
-
-
 def _steps(ctx: Context) -> Section:
-    return S.steps_section(_funnel(ctx).steps)
+    return S.steps_section(ctx.funnel().steps)
 
 
 def _by_channel(ctx: Context) -> Section:
-    return S.breakdown_section(_funnel(ctx).breakdown, "channel")
+    return S.breakdown_section(ctx.funnel().breakdown, "channel")
 
 
 def _by_device(ctx: Context) -> Section:
     from shopfunnel.funnel.api import funnel
 
     return S.breakdown_section(
-        funnel(ctx.store, **_funnel_args(ctx), by="device").breakdown, "device"
+        funnel(ctx.store, **ctx.funnel_args(), by="device").breakdown, "device"
     )
 
 
 def _trend(ctx: Context) -> Section:
-    return S.trend_section(_funnel(ctx).trend, period=TREND)
+    return S.trend_section(ctx.funnel().trend, period=context.TREND)
 
 
 def _time(ctx: Context) -> Section:
-    result = _funnel(ctx)
+    result = ctx.funnel()
     return S.time_to_convert_section(result.steps, result.time_to_convert())
 
 
-def _model_args(ctx: Context) -> dict[str, Any]:
-    return {} if ctx.model is None else {"model": ctx.model}
-
-
-FLOW_DAYS = 30
-
-
-def _placements(ctx: Context) -> Any:
-    """Everyone placed at the store's latest event and :data:`FLOW_DAYS` before it, from one
-    pass over the events: the stage sections use the first, the flow both."""
-    from shopfunnel.stages.placement import placements
-
-    def both() -> Any:
-        last = summary.last_event_time(ctx.store)
-        if last is None:
-            return None
-        end = pd.Timestamp(last)
-        start = end - pd.Timedelta(days=FLOW_DAYS)
-        at_start, at_end = placements(
-            ctx.store, [start.to_pydatetime(), end.to_pydatetime()], **_model_args(ctx)
-        )
-        return start, end, at_start, at_end
-
-    return ctx.once("placements", both)
-
-
-def _placement(ctx: Context) -> Any:
-    from shopfunnel.stages.placement import placement
-
-    placed = _placements(ctx)
-    if placed is None:  # an empty store
-        return ctx.once("placement", lambda: placement(ctx.store, **_model_args(ctx)))
-    return placed[3]
-
-
-def _stage_summary(ctx: Context) -> pd.DataFrame:
-    from shopfunnel.stages.placement import stage_summary
-
-    return ctx.once(
-        "stage_summary",
-        lambda: stage_summary(ctx.store, placed=_placement(ctx), **_model_args(ctx)),
-    )
-
-
 def _stages(ctx: Context) -> Section:
-    return S.stage_funnel_section(_stage_summary(ctx))
+    return S.stage_funnel_section(ctx.stage_summary())
 
 
 def _distribution(ctx: Context) -> Section:
-    return S.stage_distribution_section(_stage_summary(ctx), _placement(ctx).status_notes())
+    return S.stage_distribution_section(ctx.stage_summary(), ctx.placement().status_notes())
 
 
 def _flow(ctx: Context) -> Section:
     from shopfunnel.stages.placement import stage_flow
 
-    placed = _placements(ctx)
+    placed = ctx.placements()
     if placed is None:
         return S.stage_flow_section(None)
     start, end, at_start, at_end = placed
@@ -228,28 +139,24 @@ def _flow(ctx: Context) -> Section:
         start.to_pydatetime(),
         end.to_pydatetime(),
         placed=(at_start, at_end),
-        **_model_args(ctx),
+        **ctx.model_args(),
     )
     return S.stage_flow_section(
         flow, start=start.strftime("%Y-%m-%d"), end=end.strftime("%Y-%m-%d")
     )
 
 
-def _orders(ctx: Context) -> pd.DataFrame:
-    return ctx.orders
-
-
 def _cohorts(ctx: Context) -> Section:
     from shopfunnel.customers.retention import store_retention
 
-    result = store_retention(ctx.store, orders=_orders(ctx))
+    result = store_retention(ctx.store, orders=ctx.orders)
     return S.cohort_section(result.matrix, period=result.period)
 
 
 def _rfm(ctx: Context) -> Section:
     from shopfunnel.customers.rfm import rfm_group_summary, rfm_table
 
-    orders = _orders(ctx)
+    orders = ctx.orders
     if len(orders) == 0:
         return S.rfm_section(None)
     return S.rfm_section(rfm_group_summary(rfm_table(orders)), currency=ctx.currency)
@@ -268,7 +175,7 @@ def nice_threshold(value: float) -> float:
 def _whatif(ctx: Context) -> Section:
     from shopfunnel.diagnosis.whatif import Tier, free_shipping, tiered_discount
 
-    orders = _orders(ctx)
+    orders = ctx.orders
     if len(orders) == 0:
         return S.whatif_section([])
     median = float(pd.to_numeric(orders["value"], errors="coerce").median())
@@ -373,7 +280,7 @@ def build_sections(
     done: dict[str, tuple[Section | None, float, str | None]] = {}
     with ctx.background():
         if any(sid in AFTER_DIAGNOSIS for sid, _, _ in plan):
-            _start_diagnosis(ctx)
+            ctx.start_diagnosis()
         for sid, title, make in sorted(plan, key=lambda p: p[0] in AFTER_DIAGNOSIS):
             if progress is not None:
                 progress(title)

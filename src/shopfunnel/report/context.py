@@ -25,6 +25,12 @@ import pandas as pd
 from shopfunnel.store import summary
 from shopfunnel.store.store import Store
 
+# The model's default funnel when the model names none (the model's own defaults).
+DEFAULT_STEPS = ("view_item", "add_to_cart", "begin_checkout", "purchase")
+TREND = "week"
+# The stage flow: from this many days before the latest event to it.
+FLOW_DAYS = 30
+
 
 @dataclass
 class Context:
@@ -86,6 +92,89 @@ class Context:
     def orders(self) -> pd.DataFrame:
         """The store's ``orders`` table, read once."""
         return self.once("orders", lambda: self.store.table("orders"))
+
+    # -- the analyses several sections show ------------------------------------------------
+    def model_args(self) -> dict[str, Any]:
+        return {} if self.model is None else {"model": self.model}
+
+    def funnel_args(self) -> dict[str, Any]:
+        """The model's default funnel: its steps and conversion window (events the store
+        does not record are counted as zero, not refused)."""
+        section = getattr(self.model, "funnel", None)
+        return {
+            "steps": list(getattr(section, "steps", DEFAULT_STEPS)),
+            "window": getattr(section, "window", "7d"),
+            "allow_unknown": True,
+        }
+
+    def funnel(self) -> Any:
+        """The default funnel with its breakdown by channel and :data:`TREND` trend (one
+        run: the steps, the channels, the trend and the time to convert all read it)."""
+        from shopfunnel.funnel.api import funnel
+
+        return self.once(
+            "funnel",
+            lambda: funnel(self.store, **self.funnel_args(), by="channel", trend=TREND),
+        )
+
+    def placements(self) -> tuple[pd.Timestamp, pd.Timestamp, Any, Any] | None:
+        """Everyone placed at the store's latest event and :data:`FLOW_DAYS` before it, from
+        one pass over the events, as ``(start, end, at_start, at_end)``; None for a store
+        without events. The stage sections use the second placement, the flow both."""
+        from shopfunnel.stages.placement import placements
+
+        def both() -> Any:
+            last = summary.last_event_time(self.store)
+            if last is None:
+                return None
+            end = pd.Timestamp(last)
+            start = end - pd.Timedelta(days=FLOW_DAYS)
+            at_start, at_end = placements(
+                self.store, [start.to_pydatetime(), end.to_pydatetime()], **self.model_args()
+            )
+            return start, end, at_start, at_end
+
+        return self.once("placements", both)
+
+    def placement(self) -> Any:
+        """Everyone placed at the store's latest event (:func:`placement`)."""
+        from shopfunnel.stages.placement import placement
+
+        placed = self.placements()
+        if placed is None:  # an empty store
+            return self.once("placement", lambda: placement(self.store, **self.model_args()))
+        return placed[3]
+
+    def stage_summary(self) -> pd.DataFrame:
+        """Persons per stage and status at the latest event (:func:`stage_summary`)."""
+        from shopfunnel.stages.placement import stage_summary
+
+        return self.once(
+            "stage_summary",
+            lambda: stage_summary(self.store, placed=self.placement(), **self.model_args()),
+        )
+
+    def diagnose(self) -> Callable[[Store], Any]:
+        """The diagnosis of a store with this context's model and order value."""
+        from shopfunnel.diagnosis.diagnose import DiagnoseSettings, diagnose
+
+        settings = DiagnoseSettings(average_order_value=self.average_order_value)
+        model_args = self.model_args()
+        return lambda store: diagnose(store, settings=settings, **model_args)
+
+    def diagnosis(self) -> Any:
+        """The store's diagnosis (:func:`~shopfunnel.diagnosis.diagnose.diagnose`), or the
+        one started by :meth:`start_diagnosis`."""
+        compute = self.diagnose()
+        return self.once("diagnosis", lambda: compute(self.store))
+
+    def start_diagnosis(self) -> bool:
+        """Start the diagnosis in the background (see :meth:`start`). Its lazily imported
+        parts are imported here first, so two threads never import the same modules."""
+        import shopfunnel.diagnosis.checkout  # noqa: F401
+        import shopfunnel.diagnosis.correlation  # noqa: F401
+
+        return self.start("diagnosis", self.diagnose())
 
 
 def second_connection(store: Any) -> Store | None:
