@@ -248,3 +248,22 @@ def test_make_report_gives_the_same_top_findings_with_the_diagnosis_in_the_backg
     background = make_report(shop)
     monkeypatch.setattr(context_module, "second_connection", lambda store: None)
     assert make_report(shop).top_findings == background.top_findings
+
+
+def test_a_dashboard_request_sharing_a_context_reads_the_orders_once_for_the_same_figures(
+    shop, monkeypatch
+) -> None:
+    from shopfunnel.server import queries
+
+    alone = queries.retention(shop), queries.rfm_groups(shop)
+    reads = []
+    table = shop.table
+    monkeypatch.setattr(shop, "table", lambda name: reads.append(name) or table(name))
+    request = queries.shared(shop)
+    together = queries.retention(shop, shared=request), queries.rfm_groups(shop, shared=request)
+    assert reads == ["orders"]
+    pd.testing.assert_series_equal(
+        pd.Series(together[0]["summary"]), pd.Series(alone[0]["summary"])
+    )
+    pd.testing.assert_frame_equal(together[0]["cohorts"], alone[0]["cohorts"])
+    pd.testing.assert_frame_equal(together[1], alone[1])
