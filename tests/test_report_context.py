@@ -267,3 +267,28 @@ def test_a_dashboard_request_sharing_a_context_reads_the_orders_once_for_the_sam
     )
     pd.testing.assert_frame_equal(together[0]["cohorts"], alone[0]["cohorts"])
     pd.testing.assert_frame_equal(together[1], alone[1])
+
+
+def test_an_error_while_the_diagnosis_runs_interrupts_its_queries_instead_of_waiting(
+    shop, monkeypatch
+) -> None:
+    import threading
+
+    running = threading.Event()
+
+    def slow_diagnosis(self):
+        def run(store):
+            running.set()
+            # a streaming query of minutes, in constant memory, unless interrupted
+            return store.db.scalar("SELECT max(hash(range)) FROM range(100000000000)")
+
+        return run
+
+    monkeypatch.setattr(Context, "diagnose", slow_diagnosis)
+    ctx = Context(shop)
+    with pytest.raises(KeyboardInterrupt), ctx.background():
+        assert ctx.start_diagnosis()
+        running.wait(5)
+        raise KeyboardInterrupt
+    with pytest.raises(Exception, match="(?i)interrupt"):
+        ctx.diagnosis()

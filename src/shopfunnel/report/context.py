@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,7 @@ class Context:
     cache: dict[str, Any] = field(default_factory=dict)
     average_order_value: float | None = None
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _twins: list[Store] = field(default_factory=list, repr=False)
 
     def once(self, key: str, compute: Callable[[], Any]) -> Any:
         if key not in self.cache:
@@ -68,20 +69,36 @@ class Context:
             try:
                 return compute(twin)
             finally:
+                self._twins.remove(twin)
                 twin.db.close()
 
+        self._twins.append(twin)
         self.cache[key] = self._pool.submit(run)
         return True
 
     @contextmanager
     def background(self) -> Iterator[Context]:
-        """Allow :meth:`start` inside the block; on leaving, wait for what was started."""
+        """Allow :meth:`start` inside the block; on leaving, wait for what was started (an
+        error or Ctrl-C in the block interrupts its queries first rather than waiting)."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report") as pool:
             self._pool = pool
             try:
                 yield self
+            except BaseException:
+                self._interrupt()
+                raise
             finally:
                 self._pool = None
+
+    def _interrupt(self) -> None:
+        """Stop what runs in the background: interrupt its queries until it has ended (a
+        query that had not begun when interrupted is interrupted at the next round)."""
+        started = [f for f in self.cache.values() if isinstance(f, Future)]
+        while not all(f.done() for f in started):
+            for twin in list(self._twins):
+                with suppress(Exception):  # finished and closed meanwhile
+                    twin.db.connection.interrupt()
+            wait(started, timeout=0.05)
 
     @property
     def currency(self) -> str:
