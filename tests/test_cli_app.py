@@ -92,3 +92,31 @@ def test_verbose_says_how_long_a_command_took(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "took" in result.stderr and "peak memory" in result.stderr
+
+
+def test_counting_a_funnel_on_a_store_loads_neither_pandas_nor_scipy(tmp_path) -> None:
+    """The warm funnel, as table and as JSON, needs numba, DuckDB and Arrow only: pandas
+    and scipy.linalg cost about half a second of every call (ADRs 0157, 0158)."""
+    from conftest import log
+    from shopfunnel.funnel.api import funnel
+    from shopfunnel.store.store import Store
+
+    db = tmp_path / "s.duckdb"
+    with Store(db) as store:
+        store.load(log(("a", 0, "view"), ("a", 1, "buy"), ("b", 0, "view")))
+        funnel(store, ["view", "buy"])  # sorts the timeline: the next funnels are warm
+    modules = tmp_path / "modules.txt"
+    for fmt in ("table", "json"):
+        code = (
+            "import sys\nsys.argv = ['shopfunnel', 'funnel', '--db', "
+            f"{str(db)!r}, '--steps', 'view,buy', '--format', {fmt!r}]\n"
+            "from shopfunnel.cli import main\ntry:\n    main()\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\n"
+            f"open({str(modules)!r}, 'w').write(' '.join(sys.modules))"
+        )
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        assert "2" in run.stdout  # the funnel was printed
+        loaded = set(modules.read_text().split())
+        assert "numba" in loaded  # the kernel ran
+        assert not loaded & {"pandas", "scipy.linalg", "fastapi", "plotly"}, fmt

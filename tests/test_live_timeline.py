@@ -130,7 +130,7 @@ def test_a_funnel_over_a_live_timeline_equals_one_over_a_rebuilt_timeline(batche
 
 
 @pytest.mark.slow
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches=appends(max_batches=6, max_events=16), plan=plans(), data=st.data())
 def test_many_live_append_sequences_count_as_a_rebuild(batches, plan, data) -> None:
     check_same_as_rebuilt(batches, plan, data)

@@ -11,6 +11,11 @@ for the statistics that need it.
 Consequence: a kernel here may not call ``np.dot``, ``np.linalg`` or ``@`` (numba would
 refuse to compile it, naming scipy). ``tests/test_jit.py`` checks that no kernel does.
 
+Likewise, numba types an array argument (on a kernel's first call in a process) by
+first asking whether it is a ``numpy.ma.MaskedArray``, which imports ``numpy.ma``: another
+0.2 s. No masked array exists before ``numpy.ma`` is imported, so while it is not, arrays
+are typed without the question (the same type: checked against numba's own in the tests).
+
 Every module with kernels imports ``njit`` from here, not from numba.
 """
 
@@ -18,10 +23,16 @@ from __future__ import annotations
 
 import importlib.abc
 import sys
+import threading
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
+import numpy as np
 from numba import njit
+from numba.core import errors, types
+from numba.core.typing import typeof as _typeof
+from numba.np import numpy_support
 
 __all__ = ["njit"]
 
@@ -48,4 +59,35 @@ def _start_lean() -> None:
         sys.meta_path.remove(finder)
 
 
+_numba_typeof_ndarray = _typeof.typeof_impl.dispatch(np.ndarray)
+
+
+@_typeof.typeof_impl.register(np.ndarray)
+def _typeof_ndarray(val: np.ndarray, c: Any) -> types.Array:
+    """numba's type of an array, without importing ``numpy.ma`` when it is not loaded."""
+    if "numpy.ma" in sys.modules:
+        return _numba_typeof_ndarray(val, c)
+    try:
+        dtype = numpy_support.from_dtype(val.dtype)
+    except errors.NumbaNotImplementedError:
+        raise errors.NumbaValueError(f"Unsupported array dtype: {val.dtype}") from None
+    layout = numpy_support.map_layout(val)
+    return types.Array(dtype, val.ndim, layout, readonly=not val.flags.writeable)
+
+
 _start_lean()
+
+
+@njit(cache=True, nogil=True)
+def _first(x):  # pragma: no cover - compiled
+    return x + 1
+
+
+def start_in_background() -> threading.Thread:
+    """Start numba in a thread: its first compiled call loads every registry (about
+    0.25 s of Python), which then overlaps the caller's DuckDB work (opening the store,
+    checking names: the GIL is free meanwhile) instead of following it. The kernels'
+    own first calls wait for it (numba's compile lock) and find numba started."""
+    thread = threading.Thread(target=_first, args=(0,), name="numba-start", daemon=True)
+    thread.start()
+    return thread

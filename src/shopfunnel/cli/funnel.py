@@ -83,8 +83,9 @@ def _bar_table(result: object) -> object:
     from rich.markup import escape
     from rich.table import Table
 
-    steps = result.steps  # type: ignore[attr-defined]
-    first = int(steps["persons"].iloc[0]) if len(steps) else 0
+    # the step table's columns: printing a funnel needs no pandas (docs/adr/0158)
+    persons_by_step = [int(p) for p in result._steps["persons"]]  # type: ignore[attr-defined]
+    first = persons_by_step[0] if persons_by_step else 0
     table = Table(title=result._title(), header_style="bold")  # type: ignore[attr-defined]
     for col, justify in [
         ("step", "right"),
@@ -97,8 +98,9 @@ def _bar_table(result: object) -> object:
         ("median time", "right"),
     ]:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    shown = result._display()  # type: ignore[attr-defined]
-    for (_, row), persons in zip(shown.iterrows(), steps["persons"], strict=True):
+    shown = result._display_columns()  # type: ignore[attr-defined]
+    rows = [dict(zip(shown, values, strict=True)) for values in zip(*shown.values(), strict=True)]
+    for row, persons in zip(rows, persons_by_step, strict=True):
         filled = round(BAR_WIDTH * persons / first) if first else 0
         bar = f"[cyan]{'█' * filled}[/][dim]{'░' * (BAR_WIDTH - filled)}[/]"
         drop = row["drop-off"]
@@ -183,6 +185,10 @@ def funnel_command(
             raise ConfigError("--steps is empty: give event names, e.g. --steps view_item,purchase")
         step_list = parse_steps(steps)
         exclusions = [parse_exclusion(e, len(step_list)) for e in exclude or []]
+        if Engine(engine) == Engine.local:
+            from shopfunnel import jit
+
+            jit.start_in_background()  # numba starts while the store opens
         with open_source(db, engine, events, table) as source, _timeline_note(source):
             result = funnel(
                 source,

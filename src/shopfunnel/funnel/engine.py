@@ -24,10 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from shopfunnel.errors import ConfigError, InputError
@@ -51,13 +50,22 @@ from shopfunnel.funnel.plan import (
     require_sessions,
 )
 from shopfunnel.store import schema
-from shopfunnel.store.db import Database, json_pointer, quote_ident, quote_literal
+from shopfunnel.store.db import (
+    Database,
+    is_pandas_frame,
+    json_pointer,
+    quote_ident,
+    quote_literal,
+)
 from shopfunnel.store.timeline import DIMENSIONS as TIMELINE_DIMENSIONS
 from shopfunnel.store.timeline import Timeline, can_filter, period_starts
 from shopfunnel.store.timeline import build as build_timeline
 from shopfunnel.store.timeline import chunks as timeline_chunks
 from shopfunnel.store.timeline import of_store as timeline_of_store
 from shopfunnel.store.timeline import select as select_timeline
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ITEM_FIELDS = schema.ITEM_FIELDS
 BATCH_ROWS = 4_000_000
@@ -149,7 +157,11 @@ class LocalEngine:
                         "(`shopfunnel ingest`) or pass a DataFrame"
                     )
                 self.relation = f"read_parquet({quote_literal(path)})"
-            elif isinstance(source, pd.DataFrame | pa.Table) or hasattr(source, "to_arrow"):
+            elif (
+                is_pandas_frame(source)
+                or isinstance(source, pa.Table)
+                or hasattr(source, "to_arrow")
+            ):
                 data = source.to_arrow() if hasattr(source, "to_arrow") else source
                 self.db.register("__funnel_src", data)
                 self.relation = "__funnel_src"
@@ -192,7 +204,7 @@ class LocalEngine:
                     if stats is None or not stats.has_null_count or stats.null_count:
                         return False
                 return True
-            if isinstance(source, pd.DataFrame):
+            if is_pandas_frame(source):
                 return not bool(source[column].isna().any())
             if isinstance(source, pa.Table):
                 return source.column(column).null_count == 0

@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from shopfunnel.funnel.kernel import (
     ANY,
@@ -259,6 +257,8 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
 
 def _encode_hashes(hashes: np.ndarray, labels: dict[int, int]) -> np.ndarray:
     """Global int32 codes for value hashes, growing ``labels`` (hash 0 = no value → -1)."""
+    import pandas as pd  # the SQL path's breakdowns only: a funnel over a timeline never
+
     codes, uniques = pd.factorize(hashes)
     remap = np.array(
         [-1 if int(u) == 0 else labels.setdefault(int(u), len(labels)) for u in uniques] or [0],
@@ -269,6 +269,8 @@ def _encode_hashes(hashes: np.ndarray, labels: dict[int, int]) -> np.ndarray:
 
 def _encode(column: pa.ChunkedArray, labels: dict[str, int]) -> np.ndarray:
     """Global int32 codes for a string column, growing ``labels`` (null → -1)."""
+    import pyarrow.compute as pc  # the SQL path only
+
     encoded = pc.dictionary_encode(column.combine_chunks())
     remap = np.array(
         [labels.setdefault(v, len(labels)) for v in encoded.dictionary.to_pylist()] or [0],
@@ -290,6 +292,8 @@ def first_per_owner(
     per step, the unit that reached it first."""
     if len(owner) == 0:
         return (owner, period, *mats)
+    import pandas as pd  # held values only (the SQL path)
+
     reached = mats[0]
     keys = pd.DataFrame({"o": owner, "p": period})
     group = keys.groupby(["o", "p"], sort=False).ngroup().to_numpy()

@@ -7,16 +7,26 @@ connection, so a second engine is an addition here, not a rewrite elsewhere.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 
 from shopfunnel.errors import StoreError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def is_pandas_frame(data: Any) -> bool:
+    """True for a pandas DataFrame, without importing pandas: no frame exists before
+    pandas is imported, and a funnel over a store never needs it (docs/adr/0158)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(data, pandas.DataFrame)
 
 
 def quote_ident(name: str) -> str:

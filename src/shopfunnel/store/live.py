@@ -51,7 +51,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from shopfunnel.store import timeline as tl_mod
 from shopfunnel.store.db import Database, quote_ident
@@ -261,6 +260,8 @@ def _np(column: pa.ChunkedArray, dtype: Any) -> np.ndarray:
 
 def _dictionary(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     """int32 codes into a list of values (-1 for a missing value)."""
+    import pyarrow.compute as pc  # a load's delta only: reading a timeline never
+
     encoded = pc.dictionary_encode(column.combine_chunks().cast(pa.string()))
     codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
     return codes, [str(v) for v in encoded.dictionary.to_pylist()]

@@ -27,18 +27,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError, InputError, Reject, StoreError, ValidationError
 from shopfunnel.store import schema
 from shopfunnel.store.channels import channel_sql
-from shopfunnel.store.db import Database, quote_ident, quote_literal
+from shopfunnel.store.db import Database, is_pandas_frame, quote_ident, quote_literal
 from shopfunnel.store.timeline import store_key
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_PATH = "shopfunnel.duckdb"
 SCHEMA_VERSION = 1
@@ -427,10 +429,11 @@ class Store:
         params: list[Any] = []
         for name, _, reason in checks:
             params += [name, reason]
-        rejects_df = self.db.df(f"SELECT * FROM ({reject_sql}) ORDER BY line, col", params)
+        found = self.db.rows(
+            f"SELECT line, col, reason, value FROM ({reject_sql}) ORDER BY line, col", params
+        )
         return tuple(
-            Reject(source, int(r.line), r.col, r.reason, None if pd.isna(r.value) else r.value)
-            for r in rejects_df.itertuples()
+            Reject(source, int(line), col, reason, value) for line, col, reason, value in found
         )
 
     def _prepare_sql(
@@ -888,7 +891,7 @@ def to_arrow(data: Any) -> pa.Table:
     """An Arrow table from pandas, Polars or Arrow data."""
     if isinstance(data, pa.Table):
         return data
-    if isinstance(data, pd.DataFrame):
+    if is_pandas_frame(data):
         return pa.Table.from_pandas(data, preserve_index=False)
     if hasattr(data, "to_arrow"):
         return data.to_arrow()
