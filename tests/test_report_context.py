@@ -292,3 +292,23 @@ def test_an_error_while_the_diagnosis_runs_interrupts_its_queries_instead_of_wai
         raise KeyboardInterrupt
     with pytest.raises(Exception, match="(?i)interrupt"):
         ctx.diagnosis()
+
+
+def test_the_diagnosis_seconds_are_those_it_took_in_the_background(shop, monkeypatch) -> None:
+    import time
+
+    real = Context.diagnose
+
+    def slow(self):
+        compute = real(self)
+
+        def run(store):
+            time.sleep(0.3)  # a lower bound on the background run, whatever the machine
+            return compute(store)
+
+        return run
+
+    monkeypatch.setattr(Context, "diagnose", slow)
+    built = build_module.build_sections(shop)
+    assert "diagnosis" not in built.problems
+    assert built.seconds["diagnosis"] >= 0.3

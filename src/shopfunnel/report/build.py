@@ -288,7 +288,8 @@ def build_sections(
     out = ReportBuild()
     for sid, _, _ in plan:
         section, seconds, problem = done[sid]
-        out.seconds[sid] = seconds
+        # a section whose analysis ran in the background: the seconds it took there
+        out.seconds[sid] = max(seconds, ctx.background_seconds.get(sid, 0.0))
         if problem is not None:
             out.problems[sid] = problem
         if section is not None:  # a section with nothing to show in any store (experiments)

@@ -14,6 +14,7 @@ machine with more than one core (ADR 0092).
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
@@ -37,8 +38,9 @@ class Context:
     """The store, the model, and analysis results shared by several sections.
 
     ``once(key, compute)`` returns the cached result under ``key``, computing it the first
-    time; a result started with :meth:`start` is waited for. ``orders`` and ``currency``
-    are the shared tables most sections read.
+    time; a result started with :meth:`start` is waited for (``background_seconds`` holds
+    how long it took there). ``orders`` and ``currency`` are the shared tables most
+    sections read.
     """
 
     store: Store
@@ -47,6 +49,7 @@ class Context:
     average_order_value: float | None = None
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _twins: list[Store] = field(default_factory=list, repr=False)
+    background_seconds: dict[str, float] = field(default_factory=dict)
 
     def once(self, key: str, compute: Callable[[], Any]) -> Any:
         if key not in self.cache:
@@ -66,9 +69,11 @@ class Context:
             return False
 
         def run() -> Any:
+            started = time.perf_counter()
             try:
                 return compute(twin)
             finally:
+                self.background_seconds[key] = time.perf_counter() - started
                 self._twins.remove(twin)
                 twin.db.close()
 
