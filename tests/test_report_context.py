@@ -312,3 +312,13 @@ def test_the_diagnosis_seconds_are_those_it_took_in_the_background(shop, monkeyp
     built = build_module.build_sections(shop)
     assert "diagnosis" not in built.problems
     assert built.seconds["diagnosis"] >= 0.3
+
+
+def test_a_report_without_the_diagnosis_sections_does_not_diagnose(shop, monkeypatch) -> None:
+    started = []
+    monkeypatch.setattr(Context, "start", lambda self, key, compute: started.append(key))
+    plan = [p for p in build_module.PLAN if p[0] not in build_module.SHOW_DIAGNOSIS]
+    monkeypatch.setattr(build_module, "PLAN", plan)
+    built = build_module.build_sections(shop)
+    assert started == []
+    assert "activity" in [s.id for s in built.sections]

@@ -254,9 +254,11 @@ def _failure_note(exc: BaseException) -> str:
     return f"This section could not be computed ({type(exc).__name__}: {exc})."
 
 
-# Sections that show the diagnosis (or shade its incidents): computed after the others,
-# so the diagnosis, started first in the background, runs while they are built.
-AFTER_DIAGNOSIS = frozenset({"diagnosis", "checkout", "activity"})
+# Sections that show the diagnosis; with the daily activity (which shades its incidents)
+# they are computed after the others, so the diagnosis, started first in the background,
+# runs while the others are built.
+SHOW_DIAGNOSIS = frozenset({"diagnosis", "checkout"})
+AFTER_DIAGNOSIS = SHOW_DIAGNOSIS | {"activity"}
 
 
 def build_sections(
@@ -279,7 +281,7 @@ def build_sections(
     plan = list(PLAN)
     done: dict[str, tuple[Section | None, float, str | None]] = {}
     with ctx.background():
-        if any(sid in AFTER_DIAGNOSIS for sid, _, _ in plan):
+        if any(sid in SHOW_DIAGNOSIS for sid, _, _ in plan):
             ctx.start_diagnosis()
         for sid, title, make in sorted(plan, key=lambda p: p[0] in AFTER_DIAGNOSIS):
             if progress is not None:
