@@ -48,7 +48,7 @@ OFFER_COLUMNS = [
 @dataclass(frozen=True)
 class ProgramsOverview:
     """``offers``: one row per offer (:data:`OFFER_COLUMNS`: the rule, period, audience and the
-    figures of :func:`~shopfunnel.programs.offers.offer_result`), with ``results`` kept by
+    figures of :func:`~shopfunnel.programs.offer_results.offer_result`), with ``results`` kept by
     name; ``referral_codes`` (codes issued); ``ledger`` (:func:`referral_ledger`, by the
     given rule); ``by_decision`` (referred persons per status and reason); ``referrers``
     (:func:`~shopfunnel.programs.referrals.referral_summary`); ``referral_totals`` (referred

@@ -16,8 +16,10 @@ from typing import Any
 import pandas as pd
 
 from shopfunnel.errors import ShopfunnelError
+from shopfunnel.report import context
 from shopfunnel.report import sections as S
 from shopfunnel.report.blocks import Section, unavailable
+from shopfunnel.report.context import Context
 from shopfunnel.store import summary
 from shopfunnel.store.store import Store
 
@@ -31,25 +33,6 @@ class ReportBuild:
     sections: list[Section] = field(default_factory=list)
     problems: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class Context:
-    """The store, the model, and analysis results shared by several sections."""
-
-    store: Store
-    model: Any = None
-    cache: dict[str, Any] = field(default_factory=dict)
-    average_order_value: float | None = None
-
-    def once(self, key: str, compute: Callable[[], Any]) -> Any:
-        if key not in self.cache:
-            self.cache[key] = compute()
-        return self.cache[key]
-
-    @property
-    def currency(self) -> str:
-        return self.once("currency", lambda: summary.main_currency(self.store))
 
 
 daily_activity = summary.daily_activity  # the report's activity table (kept for callers)
@@ -85,16 +68,9 @@ def incident_spans(findings: pd.DataFrame | None) -> pd.DataFrame | None:
     )
 
 
-# -- analyses ---------------------------------------------------------------------------
-def _diagnosed(ctx: Context) -> Any:
-    from shopfunnel.diagnosis.diagnose import DiagnoseSettings, diagnose
-
-    settings = DiagnoseSettings(average_order_value=ctx.average_order_value)
-    return ctx.once("diagnosis", lambda: diagnose(ctx.store, settings=settings, **_model_args(ctx)))
-
-
+# -- analyses (shared ones computed once, by the context) --------------------------------
 def _diagnosis(ctx: Context) -> Section:
-    result = _diagnosed(ctx)
+    result = ctx.diagnosis()
     ctx.cache["findings"] = result.findings
     start, end = getattr(result, "start", None), getattr(result, "end", None)
     period = ""
@@ -114,115 +90,47 @@ def _diagnosis(ctx: Context) -> Section:
 
 
 def _checkout(ctx: Context) -> Section:
-    result = _diagnosed(ctx)
+    result = ctx.diagnosis()
     return S.checkout_section(result.checkout, [n for n in result.notes if "checkout journey" in n])
 
 
-# The model's default funnel when no model module is installed (same as its defaults).
-DEFAULT_STEPS = ("view_item", "add_to_cart", "begin_checkout", "purchase")
-TREND = "week"
-
-
-def _funnel_args(ctx: Context) -> dict[str, Any]:
-    """The model's default funnel: its steps and conversion window."""
-    section = getattr(ctx.model, "funnel", None)
-    return {
-        "steps": list(getattr(section, "steps", DEFAULT_STEPS)),
-        "window": getattr(section, "window", "7d"),
-        "allow_unknown": True,
-    }  # the model may name events this store does not record
-
-
-def _funnel(ctx: Context) -> Any:
-    """The default funnel with its breakdown by channel and weekly trend (one run)."""
-    from shopfunnel.funnel.api import funnel
-
-    return ctx.once(
-        "funnel", lambda: funnel(ctx.store, **_funnel_args(ctx), by="channel", trend=TREND)
-    )
-
-
 def _steps(ctx: Context) -> Section:
-    return S.steps_section(_funnel(ctx).steps)
+    return S.steps_section(ctx.funnel().steps)
 
 
 def _by_channel(ctx: Context) -> Section:
-    return S.breakdown_section(_funnel(ctx).breakdown, "channel")
+    return S.breakdown_section(ctx.funnel().breakdown, "channel")
 
 
 def _by_device(ctx: Context) -> Section:
     from shopfunnel.funnel.api import funnel
 
     return S.breakdown_section(
-        funnel(ctx.store, **_funnel_args(ctx), by="device").breakdown, "device"
+        funnel(ctx.store, **ctx.funnel_args(), by="device").breakdown, "device"
     )
 
 
 def _trend(ctx: Context) -> Section:
-    return S.trend_section(_funnel(ctx).trend, period=TREND)
+    return S.trend_section(ctx.funnel().trend, period=context.TREND)
 
 
 def _time(ctx: Context) -> Section:
-    result = _funnel(ctx)
+    result = ctx.funnel()
     return S.time_to_convert_section(result.steps, result.time_to_convert())
 
 
-def _model_args(ctx: Context) -> dict[str, Any]:
-    return {} if ctx.model is None else {"model": ctx.model}
-
-
-FLOW_DAYS = 30
-
-
-def _placements(ctx: Context) -> Any:
-    """Everyone placed at the store's latest event and :data:`FLOW_DAYS` before it, from one
-    pass over the events: the stage sections use the first, the flow both."""
-    from shopfunnel.stages.placement import placements
-
-    def both() -> Any:
-        last = summary.last_event_time(ctx.store)
-        if last is None:
-            return None
-        end = pd.Timestamp(last)
-        start = end - pd.Timedelta(days=FLOW_DAYS)
-        at_start, at_end = placements(
-            ctx.store, [start.to_pydatetime(), end.to_pydatetime()], **_model_args(ctx)
-        )
-        return start, end, at_start, at_end
-
-    return ctx.once("placements", both)
-
-
-def _placement(ctx: Context) -> Any:
-    from shopfunnel.stages.placement import placement
-
-    placed = _placements(ctx)
-    if placed is None:  # an empty store
-        return ctx.once("placement", lambda: placement(ctx.store, **_model_args(ctx)))
-    return placed[3]
-
-
-def _stage_summary(ctx: Context) -> pd.DataFrame:
-    from shopfunnel.stages.placement import stage_summary
-
-    return ctx.once(
-        "stage_summary",
-        lambda: stage_summary(ctx.store, placed=_placement(ctx), **_model_args(ctx)),
-    )
-
-
 def _stages(ctx: Context) -> Section:
-    return S.stage_funnel_section(_stage_summary(ctx))
+    return S.stage_funnel_section(ctx.stage_summary())
 
 
 def _distribution(ctx: Context) -> Section:
-    return S.stage_distribution_section(_stage_summary(ctx), _placement(ctx).status_notes())
+    return S.stage_distribution_section(ctx.stage_summary(), ctx.placement().status_notes())
 
 
 def _flow(ctx: Context) -> Section:
     from shopfunnel.stages.placement import stage_flow
 
-    placed = _placements(ctx)
+    placed = ctx.placements()
     if placed is None:
         return S.stage_flow_section(None)
     start, end, at_start, at_end = placed
@@ -231,28 +139,24 @@ def _flow(ctx: Context) -> Section:
         start.to_pydatetime(),
         end.to_pydatetime(),
         placed=(at_start, at_end),
-        **_model_args(ctx),
+        **ctx.model_args(),
     )
     return S.stage_flow_section(
         flow, start=start.strftime("%Y-%m-%d"), end=end.strftime("%Y-%m-%d")
     )
 
 
-def _orders(ctx: Context) -> pd.DataFrame:
-    return ctx.once("orders", lambda: ctx.store.table("orders"))
-
-
 def _cohorts(ctx: Context) -> Section:
     from shopfunnel.customers.retention import store_retention
 
-    result = store_retention(ctx.store, orders=_orders(ctx))
+    result = store_retention(ctx.store, orders=ctx.orders)
     return S.cohort_section(result.matrix, period=result.period)
 
 
 def _rfm(ctx: Context) -> Section:
     from shopfunnel.customers.rfm import rfm_group_summary, rfm_table
 
-    orders = _orders(ctx)
+    orders = ctx.orders
     if len(orders) == 0:
         return S.rfm_section(None)
     return S.rfm_section(rfm_group_summary(rfm_table(orders)), currency=ctx.currency)
@@ -271,7 +175,7 @@ def nice_threshold(value: float) -> float:
 def _whatif(ctx: Context) -> Section:
     from shopfunnel.diagnosis.whatif import Tier, free_shipping, tiered_discount
 
-    orders = _orders(ctx)
+    orders = ctx.orders
     if len(orders) == 0:
         return S.whatif_section([])
     median = float(pd.to_numeric(orders["value"], errors="coerce").median())
@@ -305,20 +209,14 @@ def _experiments(ctx: Context) -> Section | None:
 
 
 def _programs(ctx: Context) -> Section | None:
-    """The store's offers, referrals and draws, or no section when it runs none."""
-    from shopfunnel.programs.giveaways import list_draws
-    from shopfunnel.programs.offer_results import offer_result
-    from shopfunnel.programs.offers import list_offers
-    from shopfunnel.programs.referrals import referral_codes, referral_ledger
+    """The store's offers, referrals and draws (:func:`programs_overview`, as the dashboard
+    shows them), or no section when it runs none."""
+    from shopfunnel.programs.overview import programs_overview
 
-    offers = list_offers(ctx.store)
-    has_referrals = not referral_codes(ctx.store).empty
-    draws = list_draws(ctx.store)
-    if not offers and not has_referrals and draws.empty:
+    overview = programs_overview(ctx.store)
+    if overview.empty:
         return None
-    results = [offer_result(ctx.store, o.name) for o in offers]
-    ledger = referral_ledger(ctx.store) if has_referrals else None
-    return S.programs_section(results, ledger, draws, currency=ctx.currency)
+    return S.programs_section(overview, currency=ctx.currency)
 
 
 # -- the plan ---------------------------------------------------------------------------
@@ -356,6 +254,13 @@ def _failure_note(exc: BaseException) -> str:
     return f"This section could not be computed ({type(exc).__name__}: {exc})."
 
 
+# Sections that show the diagnosis; with the daily activity (which shades its incidents)
+# they are computed after the others, so the diagnosis, started first in the background,
+# runs while the others are built.
+SHOW_DIAGNOSIS = frozenset({"diagnosis", "checkout"})
+AFTER_DIAGNOSIS = SHOW_DIAGNOSIS | {"activity"}
+
+
 def build_sections(
     store: Store,
     *,
@@ -364,23 +269,45 @@ def build_sections(
     average_order_value: float | None = None,
 ) -> ReportBuild:
     """Compute every section of the report, in page order. ``average_order_value`` prices
-    the diagnosis's findings (see :mod:`shopfunnel.diagnosis.order_value`)."""
+    the diagnosis's findings (see :mod:`shopfunnel.diagnosis.order_value`).
+
+    The diagnosis runs in the background on a second connection to the store while the
+    sections that do not show it are computed (ADR 0092); the page order is :data:`PLAN`'s."""
     ctx = Context(
         store,
         model if model is not None else default_model(),
         average_order_value=average_order_value,
     )
+    plan = list(PLAN)
+    done: dict[str, tuple[Section | None, float, str | None]] = {}
+    with ctx.background():
+        if any(sid in SHOW_DIAGNOSIS for sid, _, _ in plan):
+            ctx.start_diagnosis()
+        for sid, title, make in sorted(plan, key=lambda p: p[0] in AFTER_DIAGNOSIS):
+            if progress is not None:
+                progress(title)
+            done[sid] = _compute(ctx, sid, title, make)
     out = ReportBuild()
-    for sid, title, make in PLAN:
-        if progress is not None:
-            progress(title)
-        started = time.perf_counter()
-        try:
-            section = make(ctx)
-        except Exception as exc:  # a failing section must not sink the whole report
-            out.problems[sid] = f"{type(exc).__name__}: {exc}"
-            section = unavailable(sid, title, _failure_note(exc))
-        out.seconds[sid] = time.perf_counter() - started
+    for sid, _, _ in plan:
+        section, seconds, problem = done[sid]
+        # a section whose analysis ran in the background: the seconds it took there
+        out.seconds[sid] = max(seconds, ctx.background_seconds.get(sid, 0.0))
+        if problem is not None:
+            out.problems[sid] = problem
         if section is not None:  # a section with nothing to show in any store (experiments)
             out.sections.append(section)
     return out
+
+
+def _compute(
+    ctx: Context, sid: str, title: str, make: Callable[[Context], Section | None]
+) -> tuple[Section | None, float, str | None]:
+    """One section, the seconds it took, and the problem that made it a note (if any)."""
+    started = time.perf_counter()
+    problem = None
+    try:
+        section = make(ctx)
+    except Exception as exc:  # a failing section must not sink the whole report
+        problem = f"{type(exc).__name__}: {exc}"
+        section = unavailable(sid, title, _failure_note(exc))
+    return section, time.perf_counter() - started, problem

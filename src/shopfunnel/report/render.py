@@ -87,7 +87,7 @@ def _table_view(table: Table) -> dict[str, Any]:
 
 def _block_view(block: Block, ids: Iterator[int]) -> dict[str, Any]:
     if isinstance(block, Chart):
-        spec = pio.to_json(block.figure, validate=False, pretty=False, engine="json")
+        spec = pio.to_json(block.figure, validate=False, pretty=False, engine="orjson")
         return {
             "kind": "chart",
             "dom_id": f"chart-{next(ids)}",

@@ -141,14 +141,29 @@ def stage_flow(store: Store, start: str, end: str) -> pd.DataFrame:
     return flow(store, start, end).reset_index()
 
 
-def retention(store: Store, period: str | None = None) -> dict[str, Any]:
+def shared(store: Store) -> Any:
+    """The tables one request's pages share, each read once
+    (:class:`shopfunnel.report.context.Context`, the report's own): pass it to the queries
+    below that take ``shared``."""
+    from shopfunnel.report.context import Context
+
+    return Context(store)
+
+
+def _orders(store: Store, shared: Any = None) -> pd.DataFrame:
+    return shared.orders if shared is not None else store.table("orders")
+
+
+def retention(store: Store, period: str | None = None, *, shared: Any = None) -> dict[str, Any]:
     """Store-wide retention figures and the cohort matrix (share of each first-order
-    cohort ordering again k periods later), as :func:`store_retention` gives them."""
+    cohort ordering again k periods later), as :func:`store_retention` gives them.
+    ``shared`` (:func:`shared`) reads the orders once with :func:`rfm_groups`."""
     from shopfunnel.customers.retention import store_retention
 
     if period not in (None, "month", "week"):
         raise ConfigError(f"period={period!r} is not valid: use month or week")
-    result = store_retention(store, period=period)  # type: ignore[arg-type]
+    orders = None if shared is None else shared.orders
+    result = store_retention(store, period=period, orders=orders)  # type: ignore[arg-type]
     if result.summary is None:
         return {"summary": None, "cohorts": pd.DataFrame(), "period": result.period}
     matrix = result.matrix.copy()
@@ -160,19 +175,19 @@ def retention(store: Store, period: str | None = None) -> dict[str, Any]:
     }
 
 
-def rfm(store: Store) -> pd.DataFrame:
+def rfm(store: Store, *, shared: Any = None) -> pd.DataFrame:
     from shopfunnel.customers.rfm import rfm_table
 
-    orders = store.table("orders")
+    orders = _orders(store, shared)
     if orders.empty:
         return pd.DataFrame(columns=["person_id", "recency_days", "frequency", "monetary", "group"])
     return rfm_table(orders)
 
 
-def rfm_groups(store: Store) -> pd.DataFrame:
+def rfm_groups(store: Store, *, shared: Any = None) -> pd.DataFrame:
     from shopfunnel.customers.rfm import rfm_group_summary
 
-    table = rfm(store)
+    table = rfm(store, shared=shared)
     if table.empty:
         return pd.DataFrame(columns=["group", "customers", "share", "revenue", "revenue_share"])
     return rfm_group_summary(table)

@@ -58,10 +58,23 @@ class Database:
                 f"cannot open the store {self.path!r}: {exc}. "
                 "Check the path, or close the other program that has it open."
             ) from exc
+        self._configure()
+
+    def _configure(self) -> None:
         self.execute("SET TimeZone = 'UTC'")
         # DuckDB draws a progress bar on stdout for queries over 2 s, which corrupts
         # `--format json` output and breaks "analyses never print".
         self.execute("SET enable_progress_bar = false")
+
+    def cursor(self) -> Database:
+        """A second connection to the same database, for another thread: a DuckDB
+        connection must not run queries from two threads at once. It sees the same data
+        (an in-memory store too) and keeps its own temporary tables; close it when done."""
+        twin = object.__new__(Database)
+        twin.path = self.path
+        twin._con = self._con.cursor()
+        twin._configure()
+        return twin
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:

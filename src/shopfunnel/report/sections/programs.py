@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from shopfunnel import format as f
 from shopfunnel.report.blocks import Section, Table, Text
+
+if TYPE_CHECKING:
+    from shopfunnel.programs.overview import ProgramsOverview
 
 LEAD = (
     "The programs the store runs (docs/programs.md): each offer's codes, redemptions, cost and "
@@ -17,16 +19,13 @@ LEAD = (
 )
 
 
-def programs_section(
-    results: Sequence[Any],
-    ledger: pd.DataFrame | None,
-    draws: pd.DataFrame | None,
-    *,
-    currency: str = "",
-) -> Section:
-    """Offers (one row per :class:`~shopfunnel.programs.offers.OfferResult`), the referral
-    ledger by status and reason, and the draws; each part left out when empty."""
+def programs_section(overview: ProgramsOverview, *, currency: str = "") -> Section:
+    """The figures of :func:`~shopfunnel.programs.overview.programs_overview` (the same the
+    dashboard's programs page shows): offers (one row per
+    :class:`~shopfunnel.programs.offers.OfferResult`), the referral ledger's totals and its
+    persons by decision, and the draws; each part left out when empty."""
     blocks: list = []
+    results = list(overview.results.values())
     if results:
         rows = []
         for r in results:
@@ -61,27 +60,28 @@ def programs_section(
                 "not redeem, their orders in the period; break-even at 100% margin",
             )
         )
-    if ledger is not None and not ledger.empty:
-        paid = ledger[ledger["status"] == "paid"]
+    totals = overview.referral_totals
+    if totals["referred"]:
         blocks.append(
             Text(
-                f"Referral programme: {f.integer(len(ledger))} referred person(s), "
-                f"{f.integer(int(ledger['first_order_id'].notna().sum()))} of whom ordered; "
-                f"{f.integer(len(paid))} reward(s) paid, {f.money(float(paid['reward'].sum()), currency)} "
+                f"Referral programme: {f.integer(totals['referred'])} referred person(s), "
+                f"{f.integer(totals['ordered'])} of whom ordered; "
+                f"{f.integer(totals['paid'])} reward(s) paid, "
+                f"{f.money(totals['rewards_paid'], currency)} "
                 "in total. Visits by referral links show in the channel 'referral program'."
             )
         )
-        counts = ledger.groupby(["status", "reason"]).size().rename("persons").reset_index()
         blocks.append(
             Table(
-                counts,
+                overview.by_decision,
                 formats={"persons": "int"},
                 caption="Referred persons by decision (payable: by the default rule, "
                 "a first order of any value, no cap)",
                 collapsed=True,
             )
         )
-    if draws is not None and not draws.empty:
+    draws = overview.draws
+    if not draws.empty:
         blocks.append(
             Table(
                 draws[["name", "entrants", "winners", "seed", "entrants_sha256", "drawn_at"]],
