@@ -36,9 +36,11 @@ is not microseconds between 2000 and 2100, is rejected with its line number.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -135,34 +137,20 @@ _ROWS_SCHEMA = pa.schema(
 
 def _read_bulk(p: Path) -> Staged:
     source = str(p)
+    with ga4_lines.open_export(p) as fh:
+        head = ga4_lines.first_bytes(fh)
+    if not head:
+        raise InputError(f"{source}: holds no events (the file is empty): there is nothing to load")
     con = ga4_bulk.connect()
     try:
-        parts: list[pa.Table] = []
         rejects: list[Reject] = []
-        seen_any = False
-        for block in ga4_lines.blocks(p, BLOCK_BYTES):
-            seen_any = seen_any or block.num_rows > 0
-            converted = ga4_bulk.convert_block(
-                con,
-                block,
-                min_us=MIN_US,
-                max_us=MAX_US,
-                mapped=MAPPED_PARAMS,
-                exposure_names=exposures.SOURCE_NAMES,
-            )
-            slow = converted.column("slow")
-            parts.append(
-                converted.filter(pc.invert(slow))
-                .rename_columns([LINE if n == "line" else n for n in converted.column_names])
-                .select(_ROWS_SCHEMA.names)
-            )
-            if pc.any(slow).as_py():
-                at = np.flatnonzero(slow.to_numpy(zero_copy_only=False))  # rows are in block order
-                parts.append(_reference_rows(source, block.take(at), converted.take(at), rejects))
-        if not seen_any:
-            raise InputError(
-                f"{source}: holds no events (the file is empty): there is nothing to load"
-            )
+        parts = None if head.lstrip().startswith(b"[") else _whole_file(con, p, rejects)
+        if parts is None:
+            parts = [
+                part
+                for block, converted in _by_blocks(p)
+                for part in _mapped(source, converted, block.column("bytes"), rejects)
+            ]
         rows = (
             pa.concat_tables([t.cast(_ROWS_SCHEMA) for t in parts])
             if parts
@@ -174,19 +162,82 @@ def _read_bulk(p: Path) -> Staged:
     return Staged(source=source, table=table, line_label="line", rejects=tuple(rejects))
 
 
+def _whole_file(
+    con: duckdb.DuckDBPyConnection, p: Path, rejects: list[Reject]
+) -> list[pa.Table] | None:
+    """The rows of a newline-delimited export mapped in one query over the whole file
+    (DuckDB reads and maps it on every core), or None when DuckDB cannot split the file
+    into lines as :func:`ga4_lines.blocks` does (then it is read a block at a time)."""
+    with open(p, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    try:
+        converted = ga4_bulk.convert_file(
+            con,
+            str(p),
+            gzipped=gzipped,
+            min_us=MIN_US,
+            max_us=MAX_US,
+            mapped=MAPPED_PARAMS,
+            exposure_names=exposures.SOURCE_NAMES,
+        )
+    except duckdb.Error:
+        return None
+    lines = pa.array(np.arange(1, converted.num_rows + 1, dtype=np.int64))
+    converted = converted.set_column(converted.schema.get_field_index("line"), "line", lines)
+    return _mapped(str(p), converted, converted.column("slow_raw"), rejects)
+
+
+def _by_blocks(p: Path) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """Each block of the file's lines with the query's rows for it."""
+    con = ga4_bulk.connect()
+    try:
+        for block in ga4_lines.blocks(p, BLOCK_BYTES):
+            yield (
+                block,
+                ga4_bulk.convert_block(
+                    con,
+                    block,
+                    min_us=MIN_US,
+                    max_us=MAX_US,
+                    mapped=MAPPED_PARAMS,
+                    exposure_names=exposures.SOURCE_NAMES,
+                ),
+            )
+    finally:
+        con.close()
+
+
+def _mapped(
+    source: str, converted: pa.Table, raws: pa.ChunkedArray, rejects: list[Reject]
+) -> list[pa.Table]:
+    """The query's rows (``converted``) as staged rows: the ones it mapped, and the slow
+    ones converted by the reference from their lines' text (``raws``; rejects appended)."""
+    slow = converted.column("slow")
+    parts = [
+        converted.filter(pc.invert(slow))
+        .rename_columns([LINE if n == "line" else n for n in converted.column_names])
+        .select(_ROWS_SCHEMA.names)
+    ]
+    if pc.any(slow).as_py():
+        at = np.flatnonzero(slow.to_numpy(zero_copy_only=False))  # rows are in line order
+        parts.append(_reference_rows(source, converted.take(at), raws.take(at), rejects))
+    return parts
+
+
 def _reference_rows(
-    source: str, block: pa.Table, slow: pa.Table, rejects: list[Reject]
+    source: str, slow: pa.Table, raws: pa.ChunkedArray, rejects: list[Reject]
 ) -> pa.Table:
-    """The rows the query left to the reference (``block``'s lines, ``slow`` the query's
-    rows for them), converted by it (rejects appended)."""
+    """The rows the query left to the reference (``slow``: the query's rows for them,
+    ``raws`` their lines' text), converted by it (rejects appended)."""
     rows: list[dict[str, Any]] = []
     for line, raw, content in zip(
-        block.column("line").to_pylist(),
-        block.column("bytes").to_pylist(),
+        slow.column("line").to_pylist(),
+        raws.to_pylist(),
         slow.column("content").to_pylist(),
         strict=True,
     ):
-        for number, obj, problem in ga4_lines.line_record(line, raw.removesuffix(b"\n")):
+        data = b"" if raw is None else raw if isinstance(raw, bytes) else raw.encode()
+        for number, obj, problem in ga4_lines.line_record(line, data.removesuffix(b"\n")):
             row = accepted(source, number, obj, problem, rejects)
             if row is None:
                 continue

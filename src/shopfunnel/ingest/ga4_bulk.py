@@ -88,35 +88,78 @@ def convert_block(
     mapped: frozenset[str],
     exposure_names: frozenset[str],
 ) -> pa.Table:
-    """Map a block of lines (``line`` int64, ``raw`` string: non-blank lines of an export).
+    """Map a block of lines (``line`` int64, ``raw`` string: the lines, each with its
+    newline).
 
     Returns one row per line, in the block's order (a projection: DuckDB keeps the order
-    of its input): ``line``, ``content`` (the md5 of the line with its newline), ``slow`` (the reference must convert it) and, for the other
-    rows, every canonical column plus ``candidate`` and ``last_click`` (the row's own
+    of its input): ``line``, ``content`` (the md5 of the line with its newline), ``slow``
+    (the reference must convert it), ``slow_raw`` (the line, on a slow row) and, for the
+    other rows, every canonical column plus ``candidate`` and ``last_click`` (the row's own
     campaign and its session's last-click campaign, as structs).
     """
     con.register("__ga4_block", block)
     try:
-        return con.sql(
-            _SQL.format(
-                structure=STRUCTURE.replace("'", "''"),
-                mapped=", ".join(f"'{k}'" for k in sorted(mapped)),
-                exposures=", ".join(f"'{k}'" for k in sorted(exposure_names)),
-            ),
-            params=[min_us, max_us],
-        ).to_arrow_table()
+        return _run(con, "__ga4_block", "raw", min_us, max_us, mapped, exposure_names)
     finally:
         con.unregister("__ga4_block")
 
 
+def convert_file(
+    con: duckdb.DuckDBPyConnection,
+    path: str,
+    *,
+    gzipped: bool,
+    min_us: int,
+    max_us: int,
+    mapped: frozenset[str],
+    exposure_names: frozenset[str],
+) -> pa.Table:
+    """Map a whole newline-delimited export in one query, DuckDB reading its lines itself
+    (``read_csv`` with one text column and no quoting: every line is one row, in the file's
+    order, a blank line a NULL). The rows are :func:`convert_block`'s, without ``line``:
+    row *i* is line *i + 1*.
+
+    Raises :class:`duckdb.Error` on a file DuckDB cannot split into lines exactly as the
+    block reader does (a carriage return, a byte that is not UTF-8, a line longer than
+    1 GB): the caller then reads it a block at a time.
+    """
+    lines = (
+        "(SELECT NULL::BIGINT AS line, raw FROM read_csv($3, columns = {'raw': 'VARCHAR'}, "
+        "delim = chr(1), quote = '', escape = '', new_line = '\\n', header = false, "
+        "auto_detect = false, strict_mode = true, max_line_size = 1000000000, "
+        f"compression = '{'gzip' if gzipped else 'none'}'))"
+    )
+    return _run(con, lines, "raw || chr(10)", min_us, max_us, mapped, exposure_names, params=[path])
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    hashed: str,
+    min_us: int,
+    max_us: int,
+    mapped: frozenset[str],
+    exposure_names: frozenset[str],
+    params: list[object] | None = None,
+) -> pa.Table:
+    sql = _SQL.format(
+        source=source,
+        hashed=hashed,
+        structure=STRUCTURE.replace("'", "''"),
+        mapped=", ".join(f"'{k}'" for k in sorted(mapped)),
+        exposures=", ".join(f"'{k}'" for k in sorted(exposure_names)),
+    )
+    return con.sql(sql, params=[min_us, max_us, *(params or [])]).to_arrow_table()
+
+
 _SQL = """
 WITH parsed AS (
-    SELECT line, md5(raw) AS content, strpos(raw, '"event_params"') > 0 AS has_params,
+    SELECT line, raw, md5({hashed}) AS content, strpos(raw, '"event_params"') > 0 AS has_params,
            CASE WHEN left(ltrim(raw, E' \\t\\r\\n'), 1) = '{{' THEN try(json_transform(raw, '{structure}')) END AS r
-    FROM __ga4_block
+    FROM {source}
 ),
 fields AS (
-    SELECT line, content, r, has_params,
+    SELECT line, raw, content, r, has_params,
            ga_int(r.event_timestamp) AS us,
            ga_str(r.event_name) AS name,
            list_filter(r.event_params, lambda p: p.key IS NOT NULL) AS ps,
@@ -152,7 +195,7 @@ checked AS (
     FROM keyed
 ),
 mapped AS (
-    SELECT line, content, slow, us, name, pseudo, user_id, ps, its, r, p_page, p_referrer, p_currency,
+    SELECT line, raw, content, slow, us, name, pseudo, user_id, ps, its, r, p_page, p_referrer, p_currency,
         coalesce(pseudo, user_id) AS anon,
         ga_int(p_session) AS session_number,
         ga_str(p_order) AS param_order,
@@ -182,7 +225,7 @@ mapped AS (
         ) AS props
     FROM checked
 )
-SELECT line, content, slow,
+SELECT line, content, slow, CASE WHEN slow THEN raw END AS slow_raw,
     CASE WHEN NOT slow THEN md5(coalesce(pseudo, '') || chr(31) || CAST(us AS VARCHAR) || chr(31) || name
                                 || chr(31) || content) END AS event_id,
     CAST(us AS BIGINT) AS ts, name AS event, anon AS anonymous_id, user_id,
