@@ -68,6 +68,10 @@ CREATE OR REPLACE TEMP MACRO ga_pjson(p) AS CASE
     WHEN p.value.double_value IS NOT NULL
         THEN coalesce(to_json(ga_float(p.value.double_value))::VARCHAR, to_json(p.value.double_value)::VARCHAR)
     ELSE coalesce(to_json(ga_float(p.value.float_value))::VARCHAR, to_json(p.value.float_value)::VARCHAR) END;
+-- a string value of a line with no backslash: its text needs no escaping
+CREATE OR REPLACE TEMP MACRO ga_pjson_plain(p) AS CASE
+    WHEN p.value.string_value IS NOT NULL THEN '"' || p.value.string_value || '"'
+    ELSE ga_pjson(p) END;
 """
 
 
@@ -155,14 +159,15 @@ def _run(
 _SQL = """
 WITH parsed AS (
     SELECT line, raw, md5({hashed}) AS content, strpos(raw, '"event_params"') > 0 AS has_params,
+           strpos(raw, '\\') = 0 AS plain,
            CASE WHEN left(ltrim(raw, E' \\t\\r\\n'), 1) = '{{' THEN try(json_transform(raw, '{structure}')) END AS r
     FROM {source}
 ),
 fields AS (
-    SELECT line, raw, content, r, has_params,
+    SELECT line, raw, content, r, has_params, plain,
            ga_int(r.event_timestamp) AS us,
            ga_str(r.event_name) AS name,
-           list_filter(r.event_params, lambda p: p.key IS NOT NULL) AS ps,
+           r.event_params AS ps,
            list_filter(r.items, lambda i: i IS NOT NULL) AS its,
            ga_str(r.user_pseudo_id) AS pseudo,
            ga_str(r.user_id) AS user_id
@@ -172,30 +177,54 @@ keyed AS (
     SELECT *, list_transform(ps, lambda p: p.key) AS keys, list_transform(ps, lambda p: ga_pv(p)) AS vals
     FROM fields
 ),
+picked AS (
+    SELECT *,
+           ps[list_position(keys, 'ga_session_id')] AS q_session,
+           ps[list_position(keys, 'transaction_id')] AS q_order,
+           ps[list_position(keys, 'value')] AS q_value,
+           ps[list_position(keys, 'currency')] AS q_currency,
+           ps[list_position(keys, 'page_location')] AS q_page,
+           ps[list_position(keys, 'page_referrer')] AS q_referrer,
+           ps[list_position(keys, 'source')] AS q_source,
+           ps[list_position(keys, 'medium')] AS q_medium,
+           ps[list_position(keys, 'campaign')] AS q_campaign,
+           ps[list_position(keys, 'gclid')] AS q_gclid
+    FROM keyed
+),
 checked AS (
     SELECT *,
         r IS NULL OR content IS NULL OR us IS NULL OR NOT (us >= $1 AND us < $2) OR name IS NULL
         OR name IN ({exposures})
         OR (r.event_params IS NULL AND has_params)
-        OR coalesce(len(list_distinct(keys)) < len(keys), false)
+        OR coalesce(list_count(keys) < len(keys), false)
+        OR coalesce(list_unique(keys) < len(keys), false)
         OR coalesce(list_has_any(keys, ['shipping_value', 'tax_value']), false)
-        OR coalesce(list_bool_or(list_transform(vals, lambda v: v IS NULL)), false)
+        OR coalesce(list_count(vals) < len(vals), false)
+        -- a text param held in a number slot: the reference writes the number as Python does
+        OR coalesce((q_order.value.string_value IS NULL AND q_order.key IS NOT NULL)
+                    OR (q_currency.value.string_value IS NULL AND q_currency.key IS NOT NULL)
+                    OR (q_page.value.string_value IS NULL AND q_page.key IS NOT NULL)
+                    OR (q_referrer.value.string_value IS NULL AND q_referrer.key IS NOT NULL)
+                    OR (q_source.value.string_value IS NULL AND q_source.key IS NOT NULL)
+                    OR (q_medium.value.string_value IS NULL AND q_medium.key IS NOT NULL)
+                    OR (q_campaign.value.string_value IS NULL AND q_campaign.key IS NOT NULL)
+                    OR (q_gclid.value.string_value IS NULL AND q_gclid.key IS NOT NULL), false)
         OR coalesce(list_bool_or(list_transform(its, lambda i: i.item_id IS NULL AND i.item_name IS NULL
             AND i.item_category IS NULL AND i.price IS NULL AND i.quantity IS NULL)), false) AS slow,
-        vals[list_position(keys, 'ga_session_id')] AS p_session,
-        vals[list_position(keys, 'transaction_id')] AS p_order,
-        vals[list_position(keys, 'value')] AS p_value,
-        vals[list_position(keys, 'currency')] AS p_currency,
-        vals[list_position(keys, 'page_location')] AS p_page,
-        vals[list_position(keys, 'page_referrer')] AS p_referrer,
-        vals[list_position(keys, 'source')] AS p_source,
-        vals[list_position(keys, 'medium')] AS p_medium,
-        vals[list_position(keys, 'campaign')] AS p_campaign,
-        vals[list_position(keys, 'gclid')] AS p_gclid
-    FROM keyed
+        ga_pv(q_session) AS p_session,
+        ga_pv(q_order) AS p_order,
+        ga_pv(q_value) AS p_value,
+        ga_pv(q_currency) AS p_currency,
+        ga_pv(q_page) AS p_page,
+        ga_pv(q_referrer) AS p_referrer,
+        ga_pv(q_source) AS p_source,
+        ga_pv(q_medium) AS p_medium,
+        ga_pv(q_campaign) AS p_campaign,
+        ga_pv(q_gclid) AS p_gclid
+    FROM picked
 ),
 mapped AS (
-    SELECT line, raw, content, slow, us, name, pseudo, user_id, ps, its, r, p_page, p_referrer, p_currency,
+    SELECT line, raw, content, slow, us, name, pseudo, user_id, ps, its, r, plain, p_page, p_referrer, p_currency,
         coalesce(pseudo, user_id) AS anon,
         ga_int(p_session) AS session_number,
         ga_str(p_order) AS param_order,
@@ -214,8 +243,9 @@ mapped AS (
                     r.session_traffic_source_last_click.manual_campaign.medium,
                     r.session_traffic_source_last_click.manual_campaign.campaign_name) AS last_click,
         list_concat(
-            list_transform(list_filter(ps, lambda p: p.key NOT IN ({mapped}) AND ga_pv(p) IS NOT NULL),
-                           lambda p: to_json(p.key)::VARCHAR || ': ' || ga_pjson(p)),
+            list_transform(list_filter(ps, lambda p: p.key NOT IN ({mapped})),
+                           lambda p: CASE WHEN plain THEN '"' || p.key || '": ' || ga_pjson_plain(p)
+                                          ELSE to_json(p.key)::VARCHAR || ': ' || ga_pjson(p) END),
             CASE WHEN r.ecommerce.shipping_value IS NOT NULL
                  THEN ['"shipping_value": ' || coalesce(to_json(ga_float(r.ecommerce.shipping_value))::VARCHAR, 'null')]
                  ELSE [] END,
