@@ -156,6 +156,8 @@ def _read_bulk(p: Path) -> Staged:
             if parts
             else _ROWS_SCHEMA.empty_table()
         )
+        if len(parts) > 1:  # rows the reference converted come after the query's
+            rows = rows.sort_by(LINE)
         table = _with_session_campaigns(con, rows)
     finally:
         con.close()
@@ -257,26 +259,39 @@ def _campaign_struct(triple: tuple[Any, ...] | None) -> dict[str, Any] | None:
     )
 
 
-def _with_session_campaigns(con: Any, rows: pa.Table) -> pa.Table:
-    """:class:`SessionCampaigns` in SQL: each session's last-click campaign, else its
-    earliest collected one (by time, then line), else the row's own."""
-    con.register("__ga4_rows", rows)
+def _with_session_campaigns(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> pa.Table:
+    """:class:`SessionCampaigns` in SQL and Arrow: each session's last-click campaign, else
+    its earliest collected one (by time, then line), else the row's own; ``rows`` in line
+    order. Only the rows that carry a campaign are grouped; the others look their session
+    up."""
+    has = pc.and_(
+        pc.is_valid(rows.column("session_id")),
+        pc.or_(pc.is_valid(rows.column("last_click")), pc.is_valid(rows.column("candidate"))),
+    )
+    carriers = rows.filter(has).select(["session_id", "ts", LINE, "last_click", "candidate"])
+    con.register("__ga4_carriers", carriers)
     try:
-        utm = ", ".join(f"utm.{part} AS utm_{part}" for part in ("source", "medium", "campaign"))
-        table = con.sql(f"""
-            WITH chosen AS (
-                SELECT session_id,
-                       arg_min(last_click, (ts, {LINE})) FILTER (WHERE last_click IS NOT NULL) AS lc,
-                       arg_min(candidate, (ts, {LINE})) FILTER (WHERE candidate IS NOT NULL) AS cc
-                FROM __ga4_rows WHERE session_id IS NOT NULL GROUP BY session_id
-            ),
-            picked AS (
-                SELECT r.*, coalesce(c.lc, c.cc, r.candidate) AS utm
-                FROM __ga4_rows r LEFT JOIN chosen c USING (session_id)
-            )
-            SELECT * EXCLUDE (utm, candidate, last_click, ts), make_timestamp(ts) AS ts, {utm}
-            FROM picked ORDER BY {LINE}
+        chosen = con.sql(f"""
+            SELECT session_id,
+                   coalesce(
+                       arg_min(last_click, (ts, {LINE})) FILTER (WHERE last_click IS NOT NULL),
+                       arg_min(candidate, (ts, {LINE})) FILTER (WHERE candidate IS NOT NULL)
+                   ) AS utm
+            FROM __ga4_carriers GROUP BY session_id
         """).to_arrow_table()
     finally:
-        con.unregister("__ga4_rows")
-    return table.select(OUT_SCHEMA.names).cast(OUT_SCHEMA)
+        con.unregister("__ga4_carriers")
+    at = pc.index_in(rows.column("session_id"), value_set=chosen.column("session_id"))
+    at = at.combine_chunks() if isinstance(at, pa.ChunkedArray) else at
+    own = rows.column("candidate").combine_chunks().flatten()  # a null campaign: null parts
+    if chosen.num_rows:
+        picked = chosen.column("utm").combine_chunks().take(pc.fill_null(at, 0)).flatten()
+        found = pc.is_valid(at)
+        utm = [pc.if_else(found, p, o) for p, o in zip(picked, own, strict=True)]
+    else:
+        utm = own
+    out = rows.drop_columns(["candidate", "last_click", "ts"])
+    out = out.append_column("ts", rows.column("ts").cast(OUT_SCHEMA.field("ts").type))
+    for part, value in zip(("source", "medium", "campaign"), utm, strict=True):
+        out = out.append_column(f"utm_{part}", value)
+    return out.select(OUT_SCHEMA.names).cast(OUT_SCHEMA)
