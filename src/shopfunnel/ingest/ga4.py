@@ -156,7 +156,7 @@ def _read_bulk(p: Path) -> Staged:
             if parts
             else _ROWS_SCHEMA.empty_table()
         )
-        if len(parts) > 1:  # rows the reference converted come after the query's
+        if np.any(np.diff(rows.column(LINE).to_numpy()) < 0):  # the reference's rows last
             rows = rows.sort_by(LINE)
         table = _with_session_campaigns(con, rows)
     finally:
@@ -215,14 +215,12 @@ def _mapped(
     """The query's rows (``converted``) as staged rows: the ones it mapped, and the slow
     ones converted by the reference from their lines' text (``raws``; rejects appended)."""
     slow = converted.column("slow")
-    parts = [
-        converted.filter(pc.invert(slow))
-        .rename_columns([LINE if n == "line" else n for n in converted.column_names])
-        .select(_ROWS_SCHEMA.names)
-    ]
-    if pc.any(slow).as_py():
-        at = np.flatnonzero(slow.to_numpy(zero_copy_only=False))  # rows are in line order
-        parts.append(_reference_rows(source, converted.take(at), raws.take(at), rejects))
+    named = converted.rename_columns([LINE if n == "line" else n for n in converted.column_names])
+    if not pc.any(slow).as_py():
+        return [named.select(_ROWS_SCHEMA.names)]
+    parts = [named.filter(pc.invert(slow)).select(_ROWS_SCHEMA.names)]
+    at = np.flatnonzero(slow.to_numpy(zero_copy_only=False))  # rows are in line order
+    parts.append(_reference_rows(source, converted.take(at), raws.take(at), rejects))
     return parts
 
 

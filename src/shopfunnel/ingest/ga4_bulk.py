@@ -158,13 +158,13 @@ def _run(
 
 _SQL = """
 WITH parsed AS (
-    SELECT line, raw, md5({hashed}) AS content, strpos(raw, '"event_params"') > 0 AS has_params,
-           strpos(raw, '\\') = 0 AS plain,
-           CASE WHEN left(ltrim(raw, E' \\t\\r\\n'), 1) = '{{' THEN try(json_transform(raw, '{structure}')) END AS r
+    SELECT line, raw, md5({hashed}) AS content, strpos(raw, '\\') = 0 AS plain,
+           CASE WHEN starts_with(raw, '{{') OR left(ltrim(raw, E' \\t\\r\\n'), 1) = '{{'
+                THEN try(json_transform(raw, '{structure}')) END AS r
     FROM {source}
 ),
 fields AS (
-    SELECT line, raw, content, r, has_params, plain,
+    SELECT line, raw, content, r, plain,
            ga_int(r.event_timestamp) AS us,
            ga_str(r.event_name) AS name,
            r.event_params AS ps,
@@ -195,7 +195,7 @@ checked AS (
     SELECT *,
         r IS NULL OR content IS NULL OR us IS NULL OR NOT (us >= $1 AND us < $2) OR name IS NULL
         OR name IN ({exposures})
-        OR (r.event_params IS NULL AND has_params)
+        OR (r.event_params IS NULL AND strpos(raw, '"event_params"') > 0)
         OR coalesce(list_count(keys) < len(keys), false)
         OR coalesce(list_unique(keys) < len(keys), false)
         OR coalesce(list_has_any(keys, ['shipping_value', 'tax_value']), false)
