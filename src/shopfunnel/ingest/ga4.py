@@ -67,9 +67,10 @@ __all__ = ["BLOCK_BYTES", "MAPPED_PARAMS", "MAX_US", "MIN_US", "read_ga4", "read
 def read_ga4(path: str | Path) -> Staged:
     """Stage a GA4 BigQuery export (NDJSON or a JSON array, plain or gzipped; Parquet).
 
-    JSON exports are mapped in DuckDB a block of lines at a time
-    (:mod:`shopfunnel.ingest.ga4_bulk`); rows it cannot map exactly, and Parquet files,
-    go through the row-by-row reference (:func:`read_ga4_reference`)."""
+    Newline-delimited exports are mapped in DuckDB in one query over the whole file, JSON
+    arrays (and files DuckDB cannot split into lines exactly) a block of lines at a time
+    (:mod:`shopfunnel.ingest.ga4_bulk`); rows the query cannot map exactly, and Parquet
+    files, go through the row-by-row reference (:func:`read_ga4_reference`)."""
     p = _checked_path(path)
     with open(p, "rb") as fh:
         if fh.read(4) == b"PAR1":

@@ -1,7 +1,11 @@
-"""GA4 export rows → canonical rows, a block of lines at a time, in DuckDB.
+"""GA4 export rows → canonical rows in DuckDB: a whole newline-delimited file in one query
+(:func:`convert_file`), or a block of lines at a time (:func:`convert_block`).
 
-The same mapping as the row-by-row reference in :mod:`shopfunnel.ingest.ga4` (its module
-docstring states every rule), written as one SQL query over a block of raw JSON lines:
+The same mapping as the row-by-row reference in :mod:`shopfunnel.ingest.ga4_rows` (the
+rules are in :mod:`shopfunnel.ingest.ga4`'s docstring), written as one SQL query over raw
+JSON lines. :func:`convert_file` lets DuckDB read the lines itself (``read_csv`` with one
+text column and no quoting, every core, row *i* is line *i + 1*, docs/adr/0147); files it
+cannot split exactly as the block reader does, and JSON arrays, go a block at a time.
 
 1. DuckDB parses each line once (``json_transform`` into the fields the mapping reads:
    ids, names, ``event_params`` and ``items`` as lists of structs, device, geo,
@@ -14,13 +18,15 @@ docstring states every rule), written as one SQL query over a block of raw JSON 
 3. a row the query cannot map exactly as the reference would — not a JSON object, a bad
    or missing timestamp or name (a reject), an experiment event, a duplicated param key, a
    param whose value is not an object, an item that is not an object, ``event_params`` not
-   a list — is marked ``slow`` and converted by the reference (:func:`ga4._convert`), so its
+   a list, a text param (``currency``, ``page_location``…) held in a number slot — is marked
+   ``slow`` and converted by the reference (:func:`ga4_rows._convert`), so its
    result or its reject (line, column, reason) is the reference's own.
 
 Values in text fields that are not JSON strings are written as JSON writes them
 (``true``, ``1.5``), where the reference wrote Python's ``str`` (``True``); GA4's export
 writes those fields as strings. The tests compare both paths row by row
-(tests/ingest/test_ga4_bulk.py); docs/adr/0078 records the choice.
+(tests/ingest/test_ga4_bulk.py, test_ga4_whole_file.py); docs/adr/0078 and 0147 record
+the choices.
 """
 
 from __future__ import annotations
