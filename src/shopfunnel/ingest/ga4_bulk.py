@@ -279,8 +279,7 @@ SELECT line, content, slow, CASE WHEN slow THEN raw END AS slow_raw,
     CASE WHEN len(its) > 0 THEN list_transform(its, lambda i: struct_pack(
         item_id := ga_str(i.item_id), item_name := ga_str(i.item_name),
         item_category := ga_str(i.item_category), price := ga_float(i.price),
-        quantity := CASE WHEN ga_int(i.quantity) >= -2147483648 AND ga_int(i.quantity) < 2147483648
-                         THEN CAST(ga_int(i.quantity) AS INTEGER) END)) END AS items,
+        quantity := TRY_CAST(ga_int(i.quantity) AS INTEGER))) END AS items,
     CASE WHEN len(props) > 0 THEN '{{' || array_to_string(props, ', ') || '}}' END AS properties,
     candidate, last_click
 FROM mapped
