@@ -33,6 +33,7 @@ def _no_whole_file(*_args: object, **_kwargs: object) -> None:
 def by_blocks(path: Path, monkeypatch: pytest.MonkeyPatch) -> ga4.Staged:
     with monkeypatch.context() as m:
         m.setattr(ga4_bulk, "convert_file", _no_whole_file)
+        m.setattr(ga4, "BLOCK_BYTES", 700)  # several blocks, a line longer than one
         return read_ga4(path)
 
 
