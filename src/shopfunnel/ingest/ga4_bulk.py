@@ -1,7 +1,11 @@
-"""GA4 export rows → canonical rows, a block of lines at a time, in DuckDB.
+"""GA4 export rows → canonical rows in DuckDB: a whole newline-delimited file in one query
+(:func:`convert_file`), or a block of lines at a time (:func:`convert_block`).
 
-The same mapping as the row-by-row reference in :mod:`shopfunnel.ingest.ga4` (its module
-docstring states every rule), written as one SQL query over a block of raw JSON lines:
+The same mapping as the row-by-row reference in :mod:`shopfunnel.ingest.ga4_rows` (the
+rules are in :mod:`shopfunnel.ingest.ga4`'s docstring), written as one SQL query over raw
+JSON lines. :func:`convert_file` lets DuckDB read the lines itself (``read_csv`` with one
+text column and no quoting, every core, row *i* is line *i + 1*, docs/adr/0147); files it
+cannot split exactly as the block reader does, and JSON arrays, go a block at a time.
 
 1. DuckDB parses each line once (``json_transform`` into the fields the mapping reads:
    ids, names, ``event_params`` and ``items`` as lists of structs, device, geo,
@@ -14,13 +18,15 @@ docstring states every rule), written as one SQL query over a block of raw JSON 
 3. a row the query cannot map exactly as the reference would — not a JSON object, a bad
    or missing timestamp or name (a reject), an experiment event, a duplicated param key, a
    param whose value is not an object, an item that is not an object, ``event_params`` not
-   a list — is marked ``slow`` and converted by the reference (:func:`ga4._convert`), so its
+   a list, a text param (``currency``, ``page_location``…) held in a number slot — is marked
+   ``slow`` and converted by the reference (:func:`ga4_rows._convert`), so its
    result or its reject (line, column, reason) is the reference's own.
 
 Values in text fields that are not JSON strings are written as JSON writes them
 (``true``, ``1.5``), where the reference wrote Python's ``str`` (``True``); GA4's export
 writes those fields as strings. The tests compare both paths row by row
-(tests/ingest/test_ga4_bulk.py); docs/adr/0078 records the choice.
+(tests/ingest/test_ga4_bulk.py, test_ga4_whole_file.py); docs/adr/0078 and 0147 record
+the choices.
 """
 
 from __future__ import annotations
@@ -68,6 +74,10 @@ CREATE OR REPLACE TEMP MACRO ga_pjson(p) AS CASE
     WHEN p.value.double_value IS NOT NULL
         THEN coalesce(to_json(ga_float(p.value.double_value))::VARCHAR, to_json(p.value.double_value)::VARCHAR)
     ELSE coalesce(to_json(ga_float(p.value.float_value))::VARCHAR, to_json(p.value.float_value)::VARCHAR) END;
+-- a string value of a line with no backslash: its text needs no escaping
+CREATE OR REPLACE TEMP MACRO ga_pjson_plain(p) AS CASE
+    WHEN p.value.string_value IS NOT NULL THEN '"' || p.value.string_value || '"'
+    ELSE ga_pjson(p) END;
 """
 
 
@@ -88,38 +98,82 @@ def convert_block(
     mapped: frozenset[str],
     exposure_names: frozenset[str],
 ) -> pa.Table:
-    """Map a block of lines (``line`` int64, ``raw`` string: non-blank lines of an export).
+    """Map a block of lines (``line`` int64, ``raw`` string: the lines, each with its
+    newline).
 
     Returns one row per line, in the block's order (a projection: DuckDB keeps the order
-    of its input): ``line``, ``content`` (the md5 of the line with its newline), ``slow`` (the reference must convert it) and, for the other
-    rows, every canonical column plus ``candidate`` and ``last_click`` (the row's own
+    of its input): ``line``, ``content`` (the md5 of the line with its newline), ``slow``
+    (the reference must convert it), ``slow_raw`` (the line, on a slow row) and, for the
+    other rows, every canonical column plus ``candidate`` and ``last_click`` (the row's own
     campaign and its session's last-click campaign, as structs).
     """
     con.register("__ga4_block", block)
     try:
-        return con.sql(
-            _SQL.format(
-                structure=STRUCTURE.replace("'", "''"),
-                mapped=", ".join(f"'{k}'" for k in sorted(mapped)),
-                exposures=", ".join(f"'{k}'" for k in sorted(exposure_names)),
-            ),
-            params=[min_us, max_us],
-        ).to_arrow_table()
+        return _run(con, "__ga4_block", "raw", min_us, max_us, mapped, exposure_names)
     finally:
         con.unregister("__ga4_block")
 
 
+def convert_file(
+    con: duckdb.DuckDBPyConnection,
+    path: str,
+    *,
+    gzipped: bool,
+    min_us: int,
+    max_us: int,
+    mapped: frozenset[str],
+    exposure_names: frozenset[str],
+) -> pa.Table:
+    """Map a whole newline-delimited export in one query, DuckDB reading its lines itself
+    (``read_csv`` with one text column and no quoting: every line is one row, in the file's
+    order, a blank line a NULL). The rows are :func:`convert_block`'s, without ``line``:
+    row *i* is line *i + 1*.
+
+    Raises :class:`duckdb.Error` on a file DuckDB cannot split into lines exactly as the
+    block reader does (a carriage return, a byte that is not UTF-8, a line longer than
+    1 GB): the caller then reads it a block at a time.
+    """
+    lines = (
+        "(SELECT NULL::BIGINT AS line, raw FROM read_csv($3, columns = {'raw': 'VARCHAR'}, "
+        "delim = chr(1), quote = '', escape = '', new_line = '\\n', header = false, "
+        "auto_detect = false, strict_mode = true, max_line_size = 1000000000, "
+        f"compression = '{'gzip' if gzipped else 'none'}'))"
+    )
+    return _run(con, lines, "raw || chr(10)", min_us, max_us, mapped, exposure_names, params=[path])
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    hashed: str,
+    min_us: int,
+    max_us: int,
+    mapped: frozenset[str],
+    exposure_names: frozenset[str],
+    params: list[object] | None = None,
+) -> pa.Table:
+    sql = _SQL.format(
+        source=source,
+        hashed=hashed,
+        structure=STRUCTURE.replace("'", "''"),
+        mapped=", ".join(f"'{k}'" for k in sorted(mapped)),
+        exposures=", ".join(f"'{k}'" for k in sorted(exposure_names)),
+    )
+    return con.sql(sql, params=[min_us, max_us, *(params or [])]).to_arrow_table()
+
+
 _SQL = """
 WITH parsed AS (
-    SELECT line, md5(raw) AS content, strpos(raw, '"event_params"') > 0 AS has_params,
-           CASE WHEN left(ltrim(raw, E' \\t\\r\\n'), 1) = '{{' THEN try(json_transform(raw, '{structure}')) END AS r
-    FROM __ga4_block
+    SELECT line, raw, md5({hashed}) AS content, strpos(raw, '\\') = 0 AS plain,
+           CASE WHEN starts_with(raw, '{{') OR left(ltrim(raw, E' \\t\\r\\n'), 1) = '{{'
+                THEN try(json_transform(raw, '{structure}')) END AS r
+    FROM {source}
 ),
 fields AS (
-    SELECT line, content, r, has_params,
+    SELECT line, raw, content, r, plain,
            ga_int(r.event_timestamp) AS us,
            ga_str(r.event_name) AS name,
-           list_filter(r.event_params, lambda p: p.key IS NOT NULL) AS ps,
+           r.event_params AS ps,
            list_filter(r.items, lambda i: i IS NOT NULL) AS its,
            ga_str(r.user_pseudo_id) AS pseudo,
            ga_str(r.user_id) AS user_id
@@ -129,30 +183,54 @@ keyed AS (
     SELECT *, list_transform(ps, lambda p: p.key) AS keys, list_transform(ps, lambda p: ga_pv(p)) AS vals
     FROM fields
 ),
+picked AS (
+    SELECT *,
+           ps[list_position(keys, 'ga_session_id')] AS q_session,
+           ps[list_position(keys, 'transaction_id')] AS q_order,
+           ps[list_position(keys, 'value')] AS q_value,
+           ps[list_position(keys, 'currency')] AS q_currency,
+           ps[list_position(keys, 'page_location')] AS q_page,
+           ps[list_position(keys, 'page_referrer')] AS q_referrer,
+           ps[list_position(keys, 'source')] AS q_source,
+           ps[list_position(keys, 'medium')] AS q_medium,
+           ps[list_position(keys, 'campaign')] AS q_campaign,
+           ps[list_position(keys, 'gclid')] AS q_gclid
+    FROM keyed
+),
 checked AS (
     SELECT *,
         r IS NULL OR content IS NULL OR us IS NULL OR NOT (us >= $1 AND us < $2) OR name IS NULL
         OR name IN ({exposures})
-        OR (r.event_params IS NULL AND has_params)
-        OR coalesce(len(list_distinct(keys)) < len(keys), false)
+        OR (r.event_params IS NULL AND strpos(raw, '"event_params"') > 0)
+        OR coalesce(list_count(keys) < len(keys), false)
+        OR coalesce(list_unique(keys) < len(keys), false)
         OR coalesce(list_has_any(keys, ['shipping_value', 'tax_value']), false)
-        OR coalesce(list_bool_or(list_transform(vals, lambda v: v IS NULL)), false)
+        OR coalesce(list_count(vals) < len(vals), false)
+        -- a text param held in a number slot: the reference writes the number as Python does
+        OR coalesce((q_order.value.string_value IS NULL AND q_order.key IS NOT NULL)
+                    OR (q_currency.value.string_value IS NULL AND q_currency.key IS NOT NULL)
+                    OR (q_page.value.string_value IS NULL AND q_page.key IS NOT NULL)
+                    OR (q_referrer.value.string_value IS NULL AND q_referrer.key IS NOT NULL)
+                    OR (q_source.value.string_value IS NULL AND q_source.key IS NOT NULL)
+                    OR (q_medium.value.string_value IS NULL AND q_medium.key IS NOT NULL)
+                    OR (q_campaign.value.string_value IS NULL AND q_campaign.key IS NOT NULL)
+                    OR (q_gclid.value.string_value IS NULL AND q_gclid.key IS NOT NULL), false)
         OR coalesce(list_bool_or(list_transform(its, lambda i: i.item_id IS NULL AND i.item_name IS NULL
             AND i.item_category IS NULL AND i.price IS NULL AND i.quantity IS NULL)), false) AS slow,
-        vals[list_position(keys, 'ga_session_id')] AS p_session,
-        vals[list_position(keys, 'transaction_id')] AS p_order,
-        vals[list_position(keys, 'value')] AS p_value,
-        vals[list_position(keys, 'currency')] AS p_currency,
-        vals[list_position(keys, 'page_location')] AS p_page,
-        vals[list_position(keys, 'page_referrer')] AS p_referrer,
-        vals[list_position(keys, 'source')] AS p_source,
-        vals[list_position(keys, 'medium')] AS p_medium,
-        vals[list_position(keys, 'campaign')] AS p_campaign,
-        vals[list_position(keys, 'gclid')] AS p_gclid
-    FROM keyed
+        ga_pv(q_session) AS p_session,
+        ga_pv(q_order) AS p_order,
+        ga_pv(q_value) AS p_value,
+        ga_pv(q_currency) AS p_currency,
+        ga_pv(q_page) AS p_page,
+        ga_pv(q_referrer) AS p_referrer,
+        ga_pv(q_source) AS p_source,
+        ga_pv(q_medium) AS p_medium,
+        ga_pv(q_campaign) AS p_campaign,
+        ga_pv(q_gclid) AS p_gclid
+    FROM picked
 ),
 mapped AS (
-    SELECT line, content, slow, us, name, pseudo, user_id, ps, its, r, p_page, p_referrer, p_currency,
+    SELECT line, raw, content, slow, us, name, pseudo, user_id, ps, its, r, plain, p_page, p_referrer, p_currency,
         coalesce(pseudo, user_id) AS anon,
         ga_int(p_session) AS session_number,
         ga_str(p_order) AS param_order,
@@ -171,8 +249,9 @@ mapped AS (
                     r.session_traffic_source_last_click.manual_campaign.medium,
                     r.session_traffic_source_last_click.manual_campaign.campaign_name) AS last_click,
         list_concat(
-            list_transform(list_filter(ps, lambda p: p.key NOT IN ({mapped}) AND ga_pv(p) IS NOT NULL),
-                           lambda p: to_json(p.key)::VARCHAR || ': ' || ga_pjson(p)),
+            list_transform(list_filter(ps, lambda p: p.key NOT IN ({mapped})),
+                           lambda p: CASE WHEN plain THEN '"' || p.key || '": ' || ga_pjson_plain(p)
+                                          ELSE to_json(p.key)::VARCHAR || ': ' || ga_pjson(p) END),
             CASE WHEN r.ecommerce.shipping_value IS NOT NULL
                  THEN ['"shipping_value": ' || coalesce(to_json(ga_float(r.ecommerce.shipping_value))::VARCHAR, 'null')]
                  ELSE [] END,
@@ -182,7 +261,7 @@ mapped AS (
         ) AS props
     FROM checked
 )
-SELECT line, content, slow,
+SELECT line, content, slow, CASE WHEN slow THEN raw END AS slow_raw,
     CASE WHEN NOT slow THEN md5(coalesce(pseudo, '') || chr(31) || CAST(us AS VARCHAR) || chr(31) || name
                                 || chr(31) || content) END AS event_id,
     CAST(us AS BIGINT) AS ts, name AS event, anon AS anonymous_id, user_id,
@@ -200,8 +279,7 @@ SELECT line, content, slow,
     CASE WHEN len(its) > 0 THEN list_transform(its, lambda i: struct_pack(
         item_id := ga_str(i.item_id), item_name := ga_str(i.item_name),
         item_category := ga_str(i.item_category), price := ga_float(i.price),
-        quantity := CASE WHEN ga_int(i.quantity) >= -2147483648 AND ga_int(i.quantity) < 2147483648
-                         THEN CAST(ga_int(i.quantity) AS INTEGER) END)) END AS items,
+        quantity := TRY_CAST(ga_int(i.quantity) AS INTEGER))) END AS items,
     CASE WHEN len(props) > 0 THEN '{{' || array_to_string(props, ', ') || '}}' END AS properties,
     candidate, last_click
 FROM mapped
