@@ -64,6 +64,45 @@ print("ok")
     assert run.stdout.strip() == "ok"
 
 
+_FUNNEL_IN_A_PROCESS = """
+import sys
+import pandas as pd
+from shopfunnel.funnel.api import funnel
+events = pd.DataFrame({"anonymous_id": ["a", "a", "b"], "event": ["view", "buy", "view"],
+                       "ts": pd.to_datetime(["2024-01-01 10:00", "2024-01-01 10:05",
+                                             "2024-01-01 11:00"])})
+persons = funnel(events, ["view", "buy"]).steps["persons"].tolist()
+assert persons == [2, 1], persons
+assert "scipy.linalg" not in sys.modules, "numba loaded scipy.linalg"
+print("compile registries loaded" if "numba.np.npyimpl" in sys.modules else "runtime only")
+"""
+
+
+def _funnel_process(env: dict[str, str] | None = None) -> str:
+    import os
+
+    run = subprocess.run(
+        [sys.executable, "-c", _FUNNEL_IN_A_PROCESS],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+def test_kernels_found_in_the_cache_load_with_numba_runtime_alone():
+    _funnel_process()  # fills the cache if this checkout's kernels were never compiled
+    assert _funnel_process() == "runtime only"
+
+
+def test_kernels_missing_from_the_cache_are_compiled_with_numba_in_full(tmp_path):
+    # an empty cache: every kernel is compiled, after the refresh numba needs for it
+    assert _funnel_process({"NUMBA_CACHE_DIR": str(tmp_path)}) == "compile registries loaded"
+    assert any(tmp_path.rglob("*.nbi"))  # and kept: the next process loads them
+    assert _funnel_process({"NUMBA_CACHE_DIR": str(tmp_path)}) == "runtime only"
+
+
 def test_arrays_are_typed_as_numba_types_them_without_asking_numpy_ma():
     import numpy as np
     from numba.core.typing.typeof import Purpose, typeof

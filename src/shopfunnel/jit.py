@@ -16,6 +16,14 @@ first asking whether it is a ``numpy.ma.MaskedArray``, which imports ``numpy.ma`
 0.2 s. No masked array exists before ``numpy.ma`` is imported, so while it is not, arrays
 are typed without the question (the same type: checked against numba's own in the tests).
 
+Finally, numba loads a kernel from its cache only after "refreshing" its target: importing
+and registering every implementation it could compile with (the rest of ``numba.np``,
+``numba.typed``, random generators, polynomials...: about 0.1 CPU s), although a cached
+kernel is machine code that needs only numba's runtime (NRT). Here a cached kernel is
+loaded with the runtime alone; the full refresh (and the lean start above) happens only
+when a kernel is missing from the cache and must be compiled, which numba's compiler
+refreshes for anyway.
+
 Every module with kernels imports ``njit`` from here, not from numba.
 """
 
@@ -30,7 +38,8 @@ from typing import Any
 
 import numpy as np
 from numba import njit
-from numba.core import errors, types
+from numba.core import caching, errors, types
+from numba.core.runtime import rtsys
 from numba.core.typing import typeof as _typeof
 from numba.np import numpy_support
 
@@ -75,7 +84,20 @@ def _typeof_ndarray(val: np.ndarray, c: Any) -> types.Array:
     return types.Array(dtype, val.ndim, layout, readonly=not val.flags.writeable)
 
 
-_start_lean()
+def _load_cached(self: caching.Cache, sig: Any, target_context: Any) -> Any:
+    """numba's ``Cache.load_overload`` without the refresh a cached kernel does not need:
+    start the runtime, load the kernel; on a miss, start numba in full (lean) for the
+    compile that follows."""
+    rtsys.initialize(target_context)
+    with self._guard_against_spurious_io_errors():
+        found = self._load_overload(sig, target_context)
+    if found is None:
+        _start_lean()
+        target_context.refresh()
+    return found
+
+
+caching.Cache.load_overload = _load_cached  # type: ignore[method-assign]
 
 
 @njit(cache=True, nogil=True)
