@@ -106,10 +106,11 @@ def _first(x):  # pragma: no cover - compiled
 
 
 def start_in_background() -> threading.Thread:
-    """Start numba in a thread: its first compiled call loads every registry (about
-    0.25 s of Python), which then overlaps the caller's DuckDB work (opening the store,
-    checking names: the GIL is free meanwhile) instead of following it. The kernels'
-    own first calls wait for it (numba's compile lock) and find numba started."""
+    """Start numba in a thread: its first cached call starts the runtime (NRT: LLVM
+    compiles its small module) and the code generator, which then overlaps the caller's
+    DuckDB work (opening the store, checking names: the GIL is free meanwhile) instead of
+    following it. The kernels' own first calls wait for it (numba's compile lock) and
+    find numba started."""
     thread = threading.Thread(target=_first, args=(0,), name="numba-start", daemon=True)
     thread.start()
     return thread
