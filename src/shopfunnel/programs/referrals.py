@@ -419,6 +419,9 @@ def referral_summary(store: Store, rule: ReferralRule | None = None) -> pd.DataF
     return summarize_ledger(referral_ledger(store, rule))
 
 
+_SUMMARY_STATUSES = ("paid", "payable", "pending", "refused")
+
+
 def summarize_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
     """:func:`referral_summary` of a ledger already computed (:func:`referral_ledger`)."""
     led = ledger[ledger["referrer_person_id"].notna()]
@@ -436,24 +439,21 @@ def summarize_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
                 "rewards_payable",
             ]
         )
-    g = led.groupby("referrer_person_id")
-    out = pd.DataFrame(
+    # one vectorised group sum (a per-group apply took 30 s for 15,000 referrers at 10M)
+    status = led["status"]
+    reward = pd.to_numeric(led["reward"], errors="coerce").fillna(0.0).astype("float64")
+    is_ = {s: (status == s).fillna(False).astype("bool") for s in _SUMMARY_STATUSES}
+    parts = pd.DataFrame(
         {
-            "referrals": g.size(),
-            "customers": g["first_order_id"].count(),
-            **{
-                s: g["status"].apply(lambda x, s=s: int((x == s).sum()))
-                for s in ("paid", "payable", "pending", "refused")
-            },
-            "rewards_paid": g.apply(
-                lambda x: float(x.loc[x["status"] == "paid", "reward"].sum()), include_groups=False
-            ),
-            "rewards_payable": g.apply(
-                lambda x: float(x.loc[x["status"] == "payable", "reward"].sum()),
-                include_groups=False,
-            ),
+            "referrer_person_id": led["referrer_person_id"],
+            "referrals": 1,
+            "customers": led["first_order_id"].notna().astype("int64"),
+            **{s: is_[s].astype("int64") for s in _SUMMARY_STATUSES},
+            "rewards_paid": reward.where(is_["paid"], 0.0),
+            "rewards_payable": reward.where(is_["payable"], 0.0),
         }
-    ).reset_index()
+    )
+    out = parts.groupby("referrer_person_id").sum().reset_index()
     return out.sort_values(
         ["rewards_paid", "rewards_payable", "referrer_person_id"],
         ascending=[False, False, True],
