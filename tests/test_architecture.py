@@ -145,7 +145,6 @@ OVER_THE_LIMIT = {
     "ingest/ga4.py",
     "stages/placement.py",
     "store/live.py",
-    "store/store.py",
     "store/timeline.py",
 }
 
