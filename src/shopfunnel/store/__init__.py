@@ -7,7 +7,8 @@ gateway: parameters and quoting), :mod:`.store` (the Store: loading, info, table
 :mod:`.staged` (what a load takes and gives), :mod:`.checks` (what a staged value must pass),
 :mod:`.prepare` (typed rows with sessions, channels and ids filled in; the first load),
 :mod:`.identities` (identity stitching), :mod:`.channels` (channel grouping at load), :mod:`.timeline` (events sorted by person),
-:mod:`.live` (the timeline extended by each load's sorted delta, compacted).
+:mod:`.segments` (each load's sorted delta), :mod:`.live` (the timeline extended by
+the deltas, compacted).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ def stitch(db: Database, *, record_moves: bool = False) -> None:
     With ``record_moves``, the persons whose rows the stitching changed (each moved
     row's new owner and its old one: the anonymous id itself or the user it was
     stitched to before) are added to the temporary table ``__moved``, for the
-    timeline's delta (:mod:`shopfunnel.store.live`)."""
+    timeline's delta (:mod:`shopfunnel.store.segments`)."""
     if record_moves:
         db.execute(
             "CREATE OR REPLACE TEMP TABLE __prior_ids AS SELECT * FROM identities "

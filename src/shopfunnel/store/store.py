@@ -261,10 +261,10 @@ class Store:
             dedup=bool(null_ids) or unique_ids + (1 if null_ids else 0) < staged_rows,
             continue_stored=stored,
         )
-        from shopfunnel.store import live
+        from shopfunnel.store import live, segments
 
-        # a kept timeline is extended by this load's rows (store/live.py), not rebuilt
-        extend = stored and live.wanted(self)
+        # a kept timeline is extended by this load's rows (store/segments.py), not rebuilt
+        extend = stored and segments.wanted(self)
         with db.transaction():
             before = int(db.scalar("SELECT count(*) FROM events") or 0)
             from_key = store_key(db) if extend else None
@@ -301,7 +301,7 @@ class Store:
             try:
                 if (
                     added
-                    and live.append(self, from_key, store_key(db)) is not None
+                    and segments.append(self, from_key, store_key(db)) is not None
                     and (not self.live_timeline)
                 ):
                     live.compact_if_large(self)  # a live server compacts in its own thread
