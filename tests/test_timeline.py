@@ -22,7 +22,8 @@ from shopfunnel.funnel import timeline_path
 from shopfunnel.funnel.api import Step, funnel
 from shopfunnel.funnel.engine import FunnelPlan, LocalEngine, timeline_fits
 from shopfunnel.store.store import Store
-from shopfunnel.store.timeline import DAY_US, is_current, period_starts
+from shopfunnel.store.timeline import DAY_US, is_current
+from shopfunnel.store.timeline_select import period_starts
 
 ALPHABET = ["a", "b", "c", "d", "x"]
 CHANNELS = ["email", "search", None]

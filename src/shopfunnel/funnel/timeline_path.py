@@ -25,9 +25,10 @@ from shopfunnel.funnel.passes import (
 )
 from shopfunnel.funnel.plan import FunnelPlan, coded_conditions
 from shopfunnel.store.timeline import DIMENSIONS as TIMELINE_DIMENSIONS
-from shopfunnel.store.timeline import Timeline, can_filter, period_starts
+from shopfunnel.store.timeline import Timeline
 from shopfunnel.store.timeline import chunks as timeline_chunks
-from shopfunnel.store.timeline import select as select_timeline
+from shopfunnel.store.timeline_select import can_filter, period_starts
+from shopfunnel.store.timeline_select import select as select_timeline
 
 TIMELINE_CHUNK_ROWS = 8_000_000  # timeline rows a thread selects and counts at a time
 
