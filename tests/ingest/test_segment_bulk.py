@@ -61,6 +61,35 @@ names = mostly(
         st.text(max_size=10),
     )
 )
+hostile_keys = st.one_of(
+    st.text(max_size=6),
+    st.sampled_from(
+        ['"', "\\", "\u2028", "\x00", "é", "𝄞", "__proto__", "a.b", "$[0]", "' OR 1=1"]
+    ),
+)
+utc_times = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2300, 1, 1))
+offsets = st.sampled_from(["", "Z", "+00:00", "+02:00", "-05:30", "+14:00", "+0200", "-23:59"])
+
+
+@st.composite
+def iso_texts(draw):
+    """Times as clients write them (toISOString, seconds only, offsets), some of them
+    broken by one changed character."""
+    ts = draw(utc_times)
+    shape = draw(st.sampled_from(["js", "seconds", "micro", "minutes", "date"]))
+    text = {
+        "js": ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}",
+        "seconds": ts.strftime("%Y-%m-%dT%H:%M:%S"),
+        "micro": ts.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+        "minutes": ts.strftime("%Y-%m-%d %H:%M"),
+        "date": ts.strftime("%Y-%m-%d"),
+    }[shape] + draw(offsets)
+    if draw(st.integers(0, 3)) == 0:
+        at = draw(st.integers(0, len(text) - 1))
+        text = text[:at] + draw(st.sampled_from(list("Z+-.: T0x9\u0660"))) + text[at + 1 :]
+    return text
+
+
 times = mostly(
     st.one_of(
         st.sampled_from(
@@ -78,6 +107,7 @@ times = mostly(
         ),
         st.integers(-10, 2**40),
         st.floats(-1e3, 1e13, allow_nan=False),
+        iso_texts(),
     )
 )
 urls = mostly(
@@ -173,6 +203,8 @@ def properties(draw):
         ("group_id", json_value),
     ):
         _maybe(draw, key, strategy, out, p_absent=0.7)
+    if draw(st.integers(0, 3)) == 0:
+        out.update(draw(st.dictionaries(hostile_keys, json_value, max_size=3)))
     return out
 
 
@@ -255,6 +287,8 @@ def message(draw):
         ("traits", properties(), 0.5),
     ):
         _maybe(draw, key, strategy, out, p_absent)
+    if draw(st.integers(0, 7)) == 0:  # keys a message should not have: ignored
+        out.update(draw(st.dictionaries(hostile_keys, json_value, max_size=2)))
     return out
 
 
@@ -368,12 +402,6 @@ def test_values_repeated_across_a_batch_are_converted_per_message():
 
 # -- the two per-field fast paths, each against the reference it replaces ------------------
 
-hostile_keys = st.one_of(
-    st.text(max_size=6),
-    st.sampled_from(
-        ['"', "\\", "\u2028", "\x00", "é", "𝄞", "__proto__", "a.b", "$[0]", "' OR 1=1"]
-    ),
-)
 property_values = st.recursive(
     st.one_of(
         json_scalar,
@@ -409,29 +437,6 @@ def _outcome(parse, value):
         return parse(value)
     except Exception as exc:  # noqa: BLE001 - the kind of error is what is compared
         return type(exc).__name__
-
-
-utc_times = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2300, 1, 1))
-offsets = st.sampled_from(["", "Z", "+00:00", "+02:00", "-05:30", "+14:00", "+0200", "-23:59"])
-
-
-@st.composite
-def iso_texts(draw):
-    """Times as clients write them (toISOString, seconds only, offsets), some of them
-    broken by one changed character."""
-    ts = draw(utc_times)
-    shape = draw(st.sampled_from(["js", "seconds", "micro", "minutes", "date"]))
-    text = {
-        "js": ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}",
-        "seconds": ts.strftime("%Y-%m-%dT%H:%M:%S"),
-        "micro": ts.strftime("%Y-%m-%dT%H:%M:%S.%f"),
-        "minutes": ts.strftime("%Y-%m-%d %H:%M"),
-        "date": ts.strftime("%Y-%m-%d"),
-    }[shape] + draw(offsets)
-    if draw(st.integers(0, 3)) == 0:
-        at = draw(st.integers(0, len(text) - 1))
-        text = text[:at] + draw(st.sampled_from(list("Z+-.: T0x9\u0660"))) + text[at + 1 :]
-    return text
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
