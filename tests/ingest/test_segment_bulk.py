@@ -402,6 +402,11 @@ def test_values_repeated_across_a_batch_are_converted_per_message():
 
 # -- the two per-field fast paths, each against the reference it replaces ------------------
 
+
+def _nested(inner):
+    return st.one_of(st.lists(inner, max_size=3), st.dictionaries(hostile_keys, inner, max_size=3))
+
+
 property_values = st.recursive(
     st.one_of(
         json_scalar,
@@ -409,9 +414,7 @@ property_values = st.recursive(
         st.datetimes(),  # not JSON: both write str(value)
         st.decimals(allow_nan=False, places=2),
     ),
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(hostile_keys, inner, max_size=3)
-    ),
+    _nested,
     max_leaves=8,
 )
 
