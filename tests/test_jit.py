@@ -125,6 +125,7 @@ def test_importing_the_store_and_the_kernel_modules_loads_no_numba():
     script = """
 import sys
 import shopfunnel.store.store, shopfunnel.store.timeline, shopfunnel.store.counts
+import shopfunnel.store.timeline_select
 import shopfunnel.funnel.kernel, shopfunnel.funnel.tallies, shopfunnel.stages.status
 assert "numba" not in sys.modules, "numba was imported before any kernel ran"
 from shopfunnel.funnel import kernel
@@ -144,11 +145,11 @@ def test_starting_numba_turns_every_kernel_name_into_numbas_dispatcher():
 
     from shopfunnel import jit
     from shopfunnel.funnel import kernel
-    from shopfunnel.store import timeline
+    from shopfunnel.store import timeline_select
 
     jit.start()
     assert isinstance(kernel.run_units, CPUDispatcher)
-    assert isinstance(timeline.group_sessions, CPUDispatcher)
+    assert isinstance(timeline_select.group_sessions, CPUDispatcher)
     assert not [
         (name, attr)
         for name, module in list(sys.modules.items())

@@ -87,11 +87,33 @@ def step_columns(
     flat, offsets = durations_by_step(reached, prev)
     for k in range(len(names)):
         d = flat[offsets[k] : offsets[k + 1]]
-        medians.append(float(np.median(d)) if len(d) else math.nan)
-        p90s.append(float(np.percentile(d, 90)) if len(d) else math.nan)
+        median, p90 = median_and_p90(d) if len(d) else (math.nan, math.nan)
+        medians.append(median)
+        p90s.append(p90)
     steps["median_seconds_from_previous"] = medians
     steps["p90_seconds_from_previous"] = p90s
     return {c: steps[c] for c in STEP_COLUMNS}
+
+
+def median_and_p90(d: np.ndarray) -> tuple[float, float]:
+    """``np.median(d)`` and ``np.percentile(d, 90)`` (linear interpolation), to the bit, from
+    one partition: numpy's own functions import ``numpy.ma`` to check for NaN, 0.1 s of
+    every funnel command. A NaN in ``d`` gives NaN for both, as numpy does. ``d`` is not
+    empty."""
+    n = len(d)
+    if np.isnan(d).any():
+        return math.nan, math.nan
+    k = n // 2
+    virtual = (n - 1) * 0.9  # numpy's virtual index for the 90th percentile, "linear"
+    lo = int(math.floor(virtual))
+    hi = min(lo + 1, n - 1)
+    gamma = virtual - lo
+    part = np.partition(d, sorted({k - 1 if n % 2 == 0 else k, k, lo, hi}))
+    median = float(part[k]) if n % 2 else float((part[k - 1] + part[k]) / 2)
+    a, b = part[lo], part[hi]
+    diff = b - a
+    p90 = float(b - diff * (1 - gamma)) if gamma >= 0.5 else float(a + diff * gamma)
+    return median, p90
 
 
 def total_columns(totals: np.ndarray, names: list[str], events: list[str]) -> Columns:
