@@ -183,6 +183,7 @@ def cpu_by_thread(pid: int) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
+    start_load = round(os.getloadavg()[0], 1)
     work = Path(tempfile.mkdtemp(prefix="sf-bench-"))
     db = str(work / "bench.duckdb")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SHOPFUNNEL_ADMIN_PASSWORD": PASSWORD}
@@ -242,6 +243,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
         cpu_before = cpu_seconds(server.pid)
         threads_before = cpu_by_thread(server.pid)
+        own_before = time.process_time()
         started = time.monotonic()
         threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
         for t in threads:
@@ -249,6 +251,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         for t in threads:
             t.join()
         elapsed = time.monotonic() - started
+        own_cpu = time.process_time() - own_before  # this script's clients, on the same cores
         # drain: wait for the writer to load every acknowledged event
         drain_start = time.monotonic()
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -283,6 +286,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         # stretches wall time, much less this)
         "server_cpu_us_per_event": round(server_cpu / max(acked[0], 1) * 1e6, 1),
         "server_cpu_us_per_event_by_thread": {k: v for k, v in by_thread.items() if v > 0},
+        # the load generator's own CPU (it shares the 2 cores with the server)
+        "load_generator_cpu_us_per_event": round(own_cpu / max(acked[0], 1) * 1e6, 1),
+        "load_average_1min_at_start": start_load,
         "load_average_1min_at_end": round(os.getloadavg()[0], 1),
     }
 

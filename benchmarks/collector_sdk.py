@@ -118,6 +118,10 @@ def main() -> None:
         wait_until_up(port, server, 120)
         out: multiprocessing.Queue = multiprocessing.Queue()
         cpu_before = cpu_seconds(server.pid)
+        start_load = round(os.getloadavg()[0], 1)
+        import resource
+
+        producers_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         procs = [multiprocessing.Process(target=producer, args=(
             i, f"http://127.0.0.1:{port}", key, args.rate / args.processes, args.seconds, args.upload_size, args.threads, out))
             for i in range(args.processes)]
@@ -126,6 +130,10 @@ def main() -> None:
         results = [out.get(timeout=args.seconds + 600) for _ in procs]
         for p in procs:
             p.join()
+        # the producers (reaped children; the server is still running, so not in it)
+        producers = resource.getrusage(resource.RUSAGE_CHILDREN)
+        producers_cpu = (producers.ru_utime + producers.ru_stime
+                         - producers_before.ru_utime - producers_before.ru_stime)
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         while True:
             c.request("GET", "/v1/health")
@@ -150,6 +158,8 @@ def main() -> None:
         "uploads": len(latencies), "p50_ms": round(statistics.median(latencies) * 1000, 1),
         "p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000, 1),
         "server_cpu_us_per_event": round(server_cpu / max(delivered, 1) * 1e6, 1),
+        "producers_cpu_us_per_event": round(producers_cpu / max(sent, 1) * 1e6, 1),
+        "load_average_1min_at_start": start_load,
         "load_average_1min_at_end": round(os.getloadavg()[0], 1),
     }, indent=2))
 

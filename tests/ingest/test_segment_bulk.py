@@ -4,6 +4,7 @@ reasons (the per-message function is the reference)."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 
@@ -12,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shopfunnel.ingest.segment import EVENT_NAMES, MessageError, to_canonical
-from shopfunnel.ingest.segment_bulk import to_canonical_many
+from shopfunnel.ingest.segment import EVENT_NAMES, MessageError, parse_timestamp, to_canonical
+from shopfunnel.ingest.segment_bulk import _timestamp, encode_properties, to_canonical_many
 from shopfunnel.server.events import EventError, incoming, incoming_many
 
 RECEIVED = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -60,6 +61,35 @@ names = mostly(
         st.text(max_size=10),
     )
 )
+hostile_keys = st.one_of(
+    st.text(max_size=6),
+    st.sampled_from(
+        ['"', "\\", "\u2028", "\x00", "é", "𝄞", "__proto__", "a.b", "$[0]", "' OR 1=1"]
+    ),
+)
+utc_times = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2300, 1, 1))
+offsets = st.sampled_from(["", "Z", "+00:00", "+02:00", "-05:30", "+14:00", "+0200", "-23:59"])
+
+
+@st.composite
+def iso_texts(draw):
+    """Times as clients write them (toISOString, seconds only, offsets), some of them
+    broken by one changed character."""
+    ts = draw(utc_times)
+    shape = draw(st.sampled_from(["js", "seconds", "micro", "minutes", "date"]))
+    text = {
+        "js": ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}",
+        "seconds": ts.strftime("%Y-%m-%dT%H:%M:%S"),
+        "micro": ts.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+        "minutes": ts.strftime("%Y-%m-%d %H:%M"),
+        "date": ts.strftime("%Y-%m-%d"),
+    }[shape] + draw(offsets)
+    if draw(st.integers(0, 3)) == 0:
+        at = draw(st.integers(0, len(text) - 1))
+        text = text[:at] + draw(st.sampled_from(list("Z+-.: T0x9\u0660"))) + text[at + 1 :]
+    return text
+
+
 times = mostly(
     st.one_of(
         st.sampled_from(
@@ -77,6 +107,7 @@ times = mostly(
         ),
         st.integers(-10, 2**40),
         st.floats(-1e3, 1e13, allow_nan=False),
+        iso_texts(),
     )
 )
 urls = mostly(
@@ -172,6 +203,8 @@ def properties(draw):
         ("group_id", json_value),
     ):
         _maybe(draw, key, strategy, out, p_absent=0.7)
+    if draw(st.integers(0, 3)) == 0:
+        out.update(draw(st.dictionaries(hostile_keys, json_value, max_size=3)))
     return out
 
 
@@ -254,6 +287,8 @@ def message(draw):
         ("traits", properties(), 0.5),
     ):
         _maybe(draw, key, strategy, out, p_absent)
+    if draw(st.integers(0, 7)) == 0:  # keys a message should not have: ignored
+        out.update(draw(st.dictionaries(hostile_keys, json_value, max_size=2)))
     return out
 
 
@@ -363,3 +398,60 @@ def test_values_repeated_across_a_batch_are_converted_per_message():
     assert got[0]["currency"] == "EUR" and got[1]["currency"] is None
     assert got[0]["utm_source"] == got[1]["utm_source"] == "x"
     assert _same(got, reference(messages, {"userAgent": "Mozilla/5.0 (Windows NT 10.0)"}))
+
+
+# -- the two per-field fast paths, each against the reference it replaces ------------------
+
+
+def _nested(inner):
+    return st.one_of(st.lists(inner, max_size=3), st.dictionaries(hostile_keys, inner, max_size=3))
+
+
+property_values = st.recursive(
+    st.one_of(
+        json_scalar,
+        st.floats(),  # NaN and infinities too: json.dumps writes them, so must the copy
+        st.datetimes(),  # not JSON: both write str(value)
+        st.decimals(allow_nan=False, places=2),
+    ),
+    _nested,
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.dictionaries(hostile_keys, property_values, max_size=6))
+def test_properties_are_written_as_json_dumps_writes_them(props):
+    assert encode_properties(props) == json.dumps(props, default=str, ensure_ascii=False)
+
+
+def test_a_circular_property_fails_as_json_dumps_does_and_leaves_the_encoder_usable():
+    loop: dict = {"a": 1}
+    loop["self"] = loop
+    with pytest.raises(ValueError, match="Circular reference"):
+        json.dumps(loop, default=str, ensure_ascii=False)
+    with pytest.raises(ValueError, match="Circular reference"):
+        encode_properties(loop)
+    assert encode_properties({"b": [1, {"c": None}]}) == '{"b": [1, {"c": null}]}'
+
+
+def _outcome(parse, value):
+    try:
+        return parse(value)
+    except Exception as exc:  # noqa: BLE001 - the kind of error is what is compared
+        return type(exc).__name__
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(iso_texts(), times))
+def test_times_are_read_as_the_reference_reads_them(value):
+    assert _outcome(_timestamp, value) == _outcome(parse_timestamp, value)
+
+
+def test_a_javascript_time_is_utc_and_one_past_the_range_is_refused():
+    assert _timestamp("2024-03-01T10:00:00.123Z") == datetime(2024, 3, 1, 10, 0, 0, 123000)
+    assert _timestamp("2024-03-01T23:30:00-01:00") == datetime(2024, 3, 2, 0, 30)
+    with pytest.raises(ValueError):
+        _timestamp("2201-01-01T00:00:00.000Z")
+    with pytest.raises(ValueError):
+        _timestamp("2024-02-30T00:00:00.000Z")

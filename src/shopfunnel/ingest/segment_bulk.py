@@ -22,10 +22,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 from typing import Any
 
 from shopfunnel.ingest.exposures import as_exposure
 from shopfunnel.ingest.segment import (
+    _MAX,
+    _MIN,
     MAX_VALUE,
     MESSAGE_TYPES,
     ONE_PRODUCT_EVENTS,
@@ -41,8 +44,74 @@ from shopfunnel.ingest.segment import (
 )
 from shopfunnel.store.schema import EXPOSURE_EVENT
 
-# json.dumps(props, default=str, ensure_ascii=False) builds this encoder on every call
-_ENCODE = json.JSONEncoder(default=str, ensure_ascii=False).encode
+_REFERENCE_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+# ``json.dumps(props, default=str, ensure_ascii=False)`` builds the C encoder anew on every
+# call (JSONEncoder.iterencode); built once here, with the same settings, it writes the same
+# text (tests compare the two). ``_MARKERS`` is its circular-reference check, emptied when an
+# encoding fails half-way so a later call starts clean.
+_MARKERS: dict[int, Any] = {}
+_C_ENCODER = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(
+        _MARKERS,
+        _REFERENCE_ENCODER.default,
+        c_encode_basestring,
+        None,
+        _REFERENCE_ENCODER.key_separator,
+        _REFERENCE_ENCODER.item_separator,
+        False,
+        False,
+        True,
+    )
+)
+
+
+def encode_properties(props: Mapping[str, Any]) -> str:
+    """``json.dumps(props, default=str, ensure_ascii=False)``, the reference's properties
+    text, without building an encoder per call."""
+    if _C_ENCODER is None or c_encode_basestring is None:
+        return _REFERENCE_ENCODER.encode(props)
+    try:
+        return "".join(_C_ENCODER(props, 0))
+    except BaseException:
+        _MARKERS.clear()
+        raise
+
+
+_fromisoformat = datetime.fromisoformat
+
+
+def _timestamp(value: Any) -> datetime:
+    """:func:`~shopfunnel.ingest.segment.parse_timestamp` with a fast path for ISO 8601
+    text without surrounding spaces; anything else (and every error) goes to the reference."""
+    if type(value) is str:
+        size = len(value)
+        if (
+            (size == 24 and value[19] == "." or size == 20)
+            and value[-1] == "Z"
+            and value[10] == "T"
+        ):
+            # JavaScript's toISOString(): UTC already, so read without the zone
+            try:
+                ts = _fromisoformat(value[:-1])
+            except ValueError:
+                return parse_timestamp(value)
+            if ts.tzinfo is None and _MIN <= ts <= _MAX:
+                return ts
+            return parse_timestamp(value)
+        try:
+            ts = _fromisoformat(value)
+        except ValueError:
+            return parse_timestamp(value)
+        offset = ts.utcoffset()
+        if offset is not None:
+            ts = (ts - offset).replace(tzinfo=None)
+        if _MIN <= ts <= _MAX:
+            return ts
+    return parse_timestamp(value)
+
+
 _TIME_KEYS = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
 _DEVICE_TYPES = ("mobile", "tablet", "desktop")
 _CONTEXT_KEYS = ("page", "campaign", "device", "userAgent", "location", "sessionId")
@@ -213,9 +282,7 @@ def _convert(
                 break
         else:
             ts_value = None
-    ts = (
-        fallback_ts if ts_value is None else parse_timestamp(ts_value)
-    )  # errors: the reference says why
+    ts = fallback_ts if ts_value is None else _timestamp(ts_value)  # errors: the reference's
 
     page_ctx = ctx.get("page")
     if type(page_ctx) is not dict:
@@ -304,5 +371,5 @@ def _convert(
         "value": None if value is None else round(value, 2),
         "currency": currency,
         "items": items,
-        "properties": _ENCODE(props) if props else None,
+        "properties": encode_properties(props) if props else None,
     }

@@ -86,7 +86,8 @@ def prepare(
     accepted, rejected = incoming_many(
         messages, received_at=received_at, context=context, max_event_bytes=max_event_bytes
     )
-    data = b"".join([orjson.dumps(r) + b"\n" for r in accepted])
+    line = orjson.OPT_APPEND_NEWLINE
+    data = b"".join([orjson.dumps(r, option=line) for r in accepted])
     return Prepared(
         body_key=body_key, count=len(messages), data=data, accepted=len(accepted), rejected=rejected
     )
