@@ -25,7 +25,8 @@ from shopfunnel.report.blocks import Table, Text
 from shopfunnel.report.charts import styled
 from shopfunnel.report.context import Context, second_connection
 from shopfunnel.report.render import render_page, render_section
-from shopfunnel.stages.placement import placements, stage_summary
+from shopfunnel.stages.placement import placements
+from shopfunnel.stages.summary import stage_summary
 from shopfunnel.store.store import Store
 from test_report import shop_events
 
