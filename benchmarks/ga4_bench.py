@@ -1,12 +1,20 @@
 """Time the GA4 importer's staging: the bulk path (DuckDB) against the row-by-row reference.
 
     PYTHONPATH=src python benchmarks/ga4_bench.py --rows 300000 [--reference] [--out FILE]
+    PYTHONPATH=src python benchmarks/ga4_bench.py --rows 1000000 --parts [--file PATH]
 
 Writes a synthetic export (``importers_bench.write_ga4``: about 820 bytes a row, five
 params and one item, as BigQuery writes them) to a temporary folder, stages it with
 ``read_ga4`` (and with ``read_ga4_reference`` when asked), and prints wall and CPU seconds,
 rows per second of each, and the load average before and after: on a shared machine the
 CPU figure is the steadier one. Both must stage the same number of rows.
+
+``--parts`` times the readers the importer could use instead, each alone on the same file
+(issue 17, docs/adr/0149): DuckDB splitting the lines (``read_csv``, one text column, as
+``ga4_bulk.convert_file`` reads them), plus the md5 of every line, plus ``json_transform``
+into the importer's structure; hashlib md5 of every line on one and on two threads;
+pyarrow's ``read_json`` and polars' ``read_ndjson`` with an explicit schema of the fields
+the mapping reads. ``--file`` reuses an export already written (``--rows`` is then ignored).
 """
 
 from __future__ import annotations
@@ -42,12 +50,92 @@ def timed(label: str, reader, path: Path) -> dict[str, object]:
             "load_1min_before": round(load_before, 1), "load_1min_after": round(os.getloadavg()[0], 1)}
 
 
+def parts(path: Path) -> list[dict[str, object]]:
+    """Wall and CPU seconds of each candidate reader alone over ``path`` (see the docstring)."""
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    import duckdb
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    from shopfunnel.ingest.ga4_bulk import STRUCTURE
+
+    out: list[dict[str, object]] = []
+
+    def part(label: str, fn):
+        load_before = os.getloadavg()[0]
+        t0, c0 = time.perf_counter(), _cpu()
+        value = fn()
+        out.append({"part": label, "wall_s": round(time.perf_counter() - t0, 2),
+                    "cpu_s": round(_cpu() - c0, 2), "load_1min_before": round(load_before, 1),
+                    "load_1min_after": round(os.getloadavg()[0], 1)})
+        print(json.dumps(out[-1]), flush=True)
+        return value
+
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    lines = ("read_csv($1, columns = {'raw': 'VARCHAR'}, delim = chr(1), quote = '', escape = '', "
+             "new_line = '\\n', header = false, auto_detect = false, strict_mode = true, "
+             "max_line_size = 1000000000)")
+    structure = STRUCTURE.replace("'", "''")
+    # every part of the parsed row is read, so DuckDB cannot skip parsing any of it
+    touched = ("sum(len(r.event_params) + len(r.items)), count(r.event_name), count(r.event_timestamp), "
+               "count(r.user_pseudo_id), count(r.device.category), count(r.geo.country), "
+               "count(r.ecommerce), count(r.collected_traffic_source), count(r.session_traffic_source_last_click)")
+    part("duckdb: read_csv lines", lambda: con.execute(
+        f"SELECT count(*), sum(length(raw)) FROM {lines}", [str(path)]).fetchall())
+    part("duckdb: lines + md5", lambda: con.execute(
+        f"SELECT count(*), max(md5(raw || chr(10))) FROM {lines}", [str(path)]).fetchall())
+    part("duckdb: lines + json_transform", lambda: con.execute(
+        f"SELECT count(*), {touched} FROM (SELECT json_transform(raw, '{structure}') AS r FROM {lines})",
+        [str(path)]).fetchall())
+    part("duckdb: lines + md5 + json_transform", lambda: con.execute(
+        f"SELECT count(*), max(h), {touched} FROM (SELECT md5(raw || chr(10)) AS h, "
+        f"json_transform(raw, '{structure}') AS r FROM {lines})", [str(path)]).fetchall())
+    con.close()
+
+    data = part("python: read the file's bytes", path.read_bytes)
+    ends = part("numpy: newline search", lambda: np.flatnonzero(np.frombuffer(data, np.uint8) == 10) + 1)
+    view, starts = memoryview(data), np.concatenate([[0], ends[:-1]])
+
+    def md5s(a: int, b: int) -> list[bytes]:
+        return [hashlib.md5(view[s:e]).digest() for s, e in zip(starts[a:b].tolist(), ends[a:b].tolist(), strict=True)]
+
+    n = len(ends)
+    part("hashlib md5 per line, 1 thread", lambda: md5s(0, n))
+    with ThreadPoolExecutor(2) as pool:
+        part("hashlib md5 per line, 2 threads", lambda: list(pool.map(lambda i: md5s(i * n // 8, (i + 1) * n // 8), range(8))))
+
+    value = pa.struct([(k, pa.string()) for k in ("string_value", "int_value", "double_value", "float_value")])
+    item = pa.struct([(k, pa.string()) for k in ("item_id", "item_name", "item_category")]
+                     + [("price", pa.float64()), ("quantity", pa.string())])
+    schema = pa.schema(
+        [(k, pa.string()) for k in ("event_timestamp", "event_name", "user_pseudo_id", "user_id")]
+        + [("event_params", pa.list_(pa.struct([("key", pa.string()), ("value", value)]))),
+           ("device", pa.struct([("category", pa.string())])), ("geo", pa.struct([("country", pa.string())])),
+           ("collected_traffic_source", pa.struct([(k, pa.string()) for k in (
+               "manual_source", "manual_medium", "manual_campaign_name", "gclid")])),
+           ("items", pa.list_(item))])
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    part("pyarrow read_json, explicit schema", lambda: pj.read_json(path, parse_options=options).num_rows)
+    part("polars read_ndjson, explicit schema", lambda: pl.read_ndjson(path, schema=pl.Schema(schema)).height)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--reference", action="store_true", help="also time the row-by-row reference")
     parser.add_argument("--out", type=Path, help="append the results (JSON lines) here")
+    parser.add_argument("--parts", action="store_true", help="time the candidate readers alone")
+    parser.add_argument("--file", type=Path, help="an export already written (with --parts)")
     args = parser.parse_args()
+    if args.parts and args.file:
+        parts(args.file)
+        return
 
     from shopfunnel.ingest.ga4 import read_ga4, read_ga4_reference
 
@@ -55,6 +143,9 @@ def main() -> None:
         path = Path(tmp) / "events_20240315.json"
         write_ga4(path, args.rows, random.Random(1))
         size_mb = path.stat().st_size / 1e6
+        if args.parts:
+            parts(path)
+            return
         results = [timed("bulk (DuckDB)", read_ga4, path)]
         if args.reference:
             results.append(timed("reference (Python per row)", read_ga4_reference, path))
