@@ -93,13 +93,10 @@ def session_frame(
             F.sum("value").cast("double").alias("revenue"),
         )
     )
-    return (
-        sessions.join(orders, sessions["session_id"].eqNullSafe(orders["__sid"]), "left")
-        .select(
-            sessions["*"],
-            F.coalesce(orders["orders"], F.lit(0)).cast("long").alias("orders"),
-            F.coalesce(orders["revenue"], F.lit(0.0)).cast("double").alias("revenue"),
-        )
+    return sessions.join(orders, sessions["session_id"].eqNullSafe(orders["__sid"]), "left").select(
+        sessions["*"],
+        F.coalesce(orders["orders"], F.lit(0)).cast("long").alias("orders"),
+        F.coalesce(orders["revenue"], F.lit(0.0)).cast("double").alias("revenue"),
     )
 
 
@@ -108,7 +105,9 @@ def session_rows(sessions: DataFrame) -> pa.Table:
     return sessions.toArrow()
 
 
-def order_counts(df: DataFrame, t: Column, start: datetime, end: datetime) -> tuple[int, int, float]:
+def order_counts(
+    df: DataFrame, t: Column, start: datetime, end: datetime
+) -> tuple[int, int, float]:
     """``(orders, orders with a value, revenue)`` of the purchases in ``[start, end)``, an
     order being an ``order_id`` or, without one, a purchase event."""
     from pyspark.sql import functions as F
@@ -169,8 +168,9 @@ def checkout_rows(
         ev.groupBy("session_id", F.col("__device").alias("device"))
         .agg(
             F.bool_or(e.isin(*CHECKOUT_EVENTS[:3], failed_event, "purchase")).alias("checkout"),
-            F.bool_or(e.isin("add_shipping_info", "add_payment_info", failed_event, "purchase"))
-            .alias("shipping"),
+            F.bool_or(
+                e.isin("add_shipping_info", "add_payment_info", failed_event, "purchase")
+            ).alias("shipping"),
             F.bool_or(e.isin("add_payment_info", failed_event, "purchase")).alias("payment"),
             F.bool_or(e == "purchase").alias("purchase"),
             F.bool_or(F.when(e.isin("add_payment_info", failed_event), failed)).alias(
@@ -242,7 +242,9 @@ def feature_counts(
         .where(F.col("value").isNotNull())
         .groupBy("session_id", "level", "key", "value")
         .agg(F.min("step_idx").alias("first_step"))
-        .select("session_id", "level", F.lit("property").alias("kind"), "key", "value", "first_step")
+        .select(
+            "session_id", "level", F.lit("property").alias("kind"), "key", "value", "first_step"
+        )
     )
     feat = events.unionByName(properties)
     counts = feat.groupBy("kind", "key", "value", "first_step", "level").agg(
