@@ -128,7 +128,7 @@ def main() -> None:
 
     from shopfunnel.funnel.api import funnel
     from shopfunnel.funnel.engine import LocalEngine
-    from shopfunnel.store import live
+    from shopfunnel.store import live, segments
     from shopfunnel.store import timeline as tl_mod
     from shopfunnel.store.store import Store
 
@@ -157,21 +157,21 @@ def main() -> None:
         fresh = fresh_events(store, args.fresh)
         appended = []
         segment_s: list[float] = []
-        real_append = live.append
+        real_append = segments.append
 
         def traced(*a, **k):
             out, w, _ = timed(lambda: real_append(*a, **k))
             segment_s.append(w)
             return out
 
-        live.append = traced
+        segments.append = traced
         try:
             for part in np.array_split(np.arange(len(fresh)), args.batches):
                 batch = fresh.iloc[part]
                 result, w, c = timed(lambda b=batch: store.load(b))
                 appended.append((len(batch), result.rows_added, w, c))
         finally:
-            live.append = real_append
+            segments.append = real_append
         tl_mod._CACHE.pop(store, None)  # time the view from the files
         current, view_s, view_cpu = timed(lambda: tl_mod.is_current(store))
         assert current, "the appends must extend the timeline"

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shopfunnel.stages.placement import placement, stage_flow, stage_summary
+from shopfunnel.stages.placement import placement
+from shopfunnel.stages.summary import stage_flow, stage_summary
 from shopfunnel.store.store import Store
 
 EVENTS = {

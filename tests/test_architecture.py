@@ -138,16 +138,7 @@ def test_every_package_says_what_it_owns() -> None:
 MAX_LINES = 600
 # Modules still over MAX_LINES, each to be split by concept (issue 13: "no module over ~500
 # lines"). The list may only shrink: a module that drops under the limit must leave it.
-OVER_THE_LIMIT = {
-    "diagnosis/diagnose.py",
-    "diagnosis/incidents.py",
-    "diagnosis/level_shifts.py",
-    "ingest/ga4.py",
-    "stages/placement.py",
-    "store/live.py",
-    "store/store.py",
-    "store/timeline.py",
-}
+OVER_THE_LIMIT: set[str] = set()  # empty since session 6: keep it so
 
 
 def module_lines() -> dict[str, int]:

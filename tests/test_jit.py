@@ -64,12 +64,52 @@ print("ok")
     assert run.stdout.strip() == "ok"
 
 
+_FUNNEL_IN_A_PROCESS = """
+import sys
+import pandas as pd
+from shopfunnel.funnel.api import funnel
+events = pd.DataFrame({"anonymous_id": ["a", "a", "b"], "event": ["view", "buy", "view"],
+                       "ts": pd.to_datetime(["2024-01-01 10:00", "2024-01-01 10:05",
+                                             "2024-01-01 11:00"])})
+persons = funnel(events, ["view", "buy"]).steps["persons"].tolist()
+assert persons == [2, 1], persons
+assert "scipy.linalg" not in sys.modules, "numba loaded scipy.linalg"
+print("compile registries loaded" if "numba.np.npyimpl" in sys.modules else "runtime only")
+"""
+
+
+def _funnel_process(env: dict[str, str] | None = None) -> str:
+    import os
+
+    run = subprocess.run(
+        [sys.executable, "-c", _FUNNEL_IN_A_PROCESS],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+def test_kernels_found_in_the_cache_load_with_numba_runtime_alone():
+    _funnel_process()  # fills the cache if this checkout's kernels were never compiled
+    assert _funnel_process() == "runtime only"
+
+
+def test_kernels_missing_from_the_cache_are_compiled_with_numba_in_full(tmp_path):
+    # an empty cache: every kernel is compiled, after the refresh numba needs for it
+    assert _funnel_process({"NUMBA_CACHE_DIR": str(tmp_path)}) == "compile registries loaded"
+    assert any(tmp_path.rglob("*.nbi"))  # and kept: the next process loads them
+    assert _funnel_process({"NUMBA_CACHE_DIR": str(tmp_path)}) == "runtime only"
+
+
 def test_arrays_are_typed_as_numba_types_them_without_asking_numpy_ma():
     import numpy as np
     from numba.core.typing.typeof import Purpose, typeof
 
     from shopfunnel import jit
 
+    jit.start()
     base = np.arange(24, dtype=np.int64).reshape(4, 6)
     readonly = np.arange(5, dtype=np.uint64)
     readonly.flags.writeable = False
@@ -79,3 +119,46 @@ def test_arrays_are_typed_as_numba_types_them_without_asking_numpy_ma():
     for arr in arrays:
         assert jit._typeof_ndarray(arr, None) == jit._numba_typeof_ndarray(arr, None)
         assert typeof(arr, Purpose.argument) == jit._numba_typeof_ndarray(arr, None)
+
+
+def test_importing_the_store_and_the_kernel_modules_loads_no_numba():
+    script = """
+import sys
+import shopfunnel.store.store, shopfunnel.store.timeline, shopfunnel.store.counts
+import shopfunnel.store.timeline_select
+import shopfunnel.funnel.kernel, shopfunnel.funnel.tallies, shopfunnel.stages.status
+assert "numba" not in sys.modules, "numba was imported before any kernel ran"
+from shopfunnel.funnel import kernel
+assert type(kernel.run_units).__name__ == "Kernel"
+print("ok")
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "ok"
+
+
+def test_starting_numba_turns_every_kernel_name_into_numbas_dispatcher():
+    import pickle
+
+    import numpy as np
+    from numba.core.registry import CPUDispatcher
+
+    from shopfunnel import jit
+    from shopfunnel.funnel import kernel
+    from shopfunnel.store import timeline_select
+
+    jit.start()
+    assert isinstance(kernel.run_units, CPUDispatcher)
+    assert isinstance(timeline_select.group_sessions, CPUDispatcher)
+    assert not [
+        (name, attr)
+        for name, module in list(sys.modules.items())
+        if name.startswith("shopfunnel")
+        for attr, value in vars(module).items()
+        if isinstance(value, jit.Kernel)
+    ]
+    # a kernel defined after the start is numba's own; a Kernel pickles by its name
+    late = jit.njit(cache=False)(lambda x: x * 2)
+    assert isinstance(late, CPUDispatcher) and late(np.int64(21)) == 42
+    unstarted = jit.Kernel(kernel.run_units.py_func, {"cache": True})
+    assert pickle.loads(pickle.dumps(unstarted)) is kernel.run_units

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from conftest import log
 from shopfunnel.funnel.api import Step, funnel
 from shopfunnel.funnel.engine import LocalEngine
-from shopfunnel.store import live
+from shopfunnel.store import live, segments
 from shopfunnel.store import timeline as tl_mod
 from shopfunnel.store.store import Store
 from test_timeline import ALPHABET, CHANNELS, T0, assert_same, plans
@@ -264,7 +264,7 @@ def test_a_lost_segment_means_a_rebuild_with_the_same_numbers(tmp_path) -> None:
     store = small_store(tmp_path)
     for seg in (tmp_path / "s.duckdb.timeline.delta").iterdir():
         seg.unlink()  # a crash between the store's commit and the segment's write
-    live.forget(str(tmp_path / "s.duckdb"))
+    segments.forget(str(tmp_path / "s.duckdb"))
     store.close()
     with Store(tmp_path / "s.duckdb") as again:
         assert not tl_mod.is_current(again)
@@ -273,7 +273,7 @@ def test_a_lost_segment_means_a_rebuild_with_the_same_numbers(tmp_path) -> None:
 
 
 def test_a_load_too_large_for_a_segment_leaves_the_timeline_to_be_rebuilt(tmp_path, monkeypatch):
-    monkeypatch.setattr(live, "MAX_SEGMENT_ROWS", 1)
+    monkeypatch.setattr(segments, "MAX_SEGMENT_ROWS", 1)
     store = small_store(tmp_path)
     assert not (tmp_path / "s.duckdb.timeline.delta").exists()
     assert not tl_mod.is_current(store)
@@ -322,7 +322,7 @@ def test_a_segment_that_cannot_be_written_leaves_the_load_done_and_the_timeline_
     def disk_full(self, folder):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(live.Segment, "save", disk_full)
+    monkeypatch.setattr(segments.Segment, "save", disk_full)
     result = store.load(log(("p", 1, "b")).assign(event_id="n1"))
     assert result.rows_added == 1  # the load itself is done
     monkeypatch.undo()

@@ -605,7 +605,7 @@ def test_top_findings_read_as_one_line_each() -> None:
     ]
 
 
-def test_an_incident_ranked_low_is_still_shown_before_the_ranked_findings() -> None:
+def test_an_incident_ranked_low_is_still_shown_before_the_ranked_findings_marked_not_numbered() -> None:
     findings = pd.DataFrame(
         {
             "rank": [1, 2, 3],
@@ -624,7 +624,7 @@ def test_an_incident_ranked_low_is_still_shown_before_the_ranked_findings() -> N
     from shopfunnel.report import top_findings
 
     assert top_findings([section]) == [
-        "3. Checkout collapsed on mobile, 2024-03-12 to 2024-03-14",
+        "incident: Checkout collapsed on mobile, 2024-03-12 to 2024-03-14",
         "1. a",
         "2. b",
     ]

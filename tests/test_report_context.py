@@ -25,7 +25,8 @@ from shopfunnel.report.blocks import Table, Text
 from shopfunnel.report.charts import styled
 from shopfunnel.report.context import Context, second_connection
 from shopfunnel.report.render import render_page, render_section
-from shopfunnel.stages.placement import placements, stage_summary
+from shopfunnel.stages.placement import placements
+from shopfunnel.stages.summary import stage_summary
 from shopfunnel.store.store import Store
 from test_report import shop_events
 
@@ -47,14 +48,16 @@ def _page(built) -> str:
 
 
 def test_the_orders_table_is_read_once_for_every_section_that_shows_orders(shop, monkeypatch):
+    from shopfunnel.store import summary
+
     reads = []
-    table = shop.table
+    read_orders = summary.orders
 
-    def counted(name):
-        reads.append(name)
-        return table(name)
+    def counted(store):
+        reads.append("orders")
+        return read_orders(store)
 
-    monkeypatch.setattr(shop, "table", counted)
+    monkeypatch.setattr(summary, "orders", counted)
     ctx = Context(shop)
     for sid, make in [
         ("cohorts", build_module._cohorts),
@@ -260,9 +263,11 @@ def test_a_dashboard_request_sharing_a_context_reads_the_orders_once_for_the_sam
     from shopfunnel.server import queries
 
     alone = queries.retention(shop), queries.rfm_groups(shop)
+    from shopfunnel.store import summary
+
     reads = []
-    table = shop.table
-    monkeypatch.setattr(shop, "table", lambda name: reads.append(name) or table(name))
+    read_orders = summary.orders
+    monkeypatch.setattr(summary, "orders", lambda s: reads.append("orders") or read_orders(s))
     request = queries.shared(shop)
     together = queries.retention(shop, shared=request), queries.rfm_groups(shop, shared=request)
     assert reads == ["orders"]

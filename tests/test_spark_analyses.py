@@ -27,7 +27,8 @@ from shopfunnel.customers.rfm import rfm_group_summary, rfm_table
 from shopfunnel.funnel.api import funnel
 from shopfunnel.funnel.syntax import Step
 from shopfunnel.sample import generate_sample
-from shopfunnel.stages.placement import placement, stage_flow, stage_summary
+from shopfunnel.stages.placement import placement
+from shopfunnel.stages.summary import stage_flow, stage_summary
 from shopfunnel.store.store import Store
 from shopfunnel.store.summary import person_ids
 

@@ -22,14 +22,8 @@ from conftest import T0, log
 from shopfunnel.cli import app
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model, model_from_dict
-from shopfunnel.stages.placement import (
-    persons,
-    place_persons,
-    placement,
-    stage_flow,
-    stage_summary,
-    stage_transitions,
-)
+from shopfunnel.stages.placement import persons, place_persons, placement
+from shopfunnel.stages.summary import stage_flow, stage_summary, stage_transitions
 from shopfunnel.store.store import Store
 
 DAY = 24 * 60  # minutes

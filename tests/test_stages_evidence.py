@@ -24,14 +24,9 @@ from hypothesis import strategies as st
 from conftest import T0, log
 from shopfunnel.model import Model, model_from_dict
 from shopfunnel.stages import evidence
-from shopfunnel.stages.placement import (
-    placement,
-    placements,
-    stage_flow,
-    stage_summary,
-    stage_transitions,
-)
+from shopfunnel.stages.placement import placement, placements
 from shopfunnel.stages.status import STATUSES
+from shopfunnel.stages.summary import stage_flow, stage_summary, stage_transitions
 from shopfunnel.store import person_index, summary
 from shopfunnel.store.store import Store
 

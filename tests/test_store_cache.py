@@ -117,14 +117,14 @@ def reference_order_rows(s: Store, start: datetime, end: datetime) -> pd.DataFra
 def test_stage_order_rows_from_the_kept_purchases_equal_the_sql_over_every_event(
     rows, start_min, length_min
 ) -> None:
-    from shopfunnel.stages.placement import _order_rows
+    from shopfunnel.stages.orders import order_rows
 
     s = fresh(rows)
     start = T0 + timedelta(minutes=start_min)
     end = start + timedelta(minutes=length_min)
     want = by_id(reference_order_rows(s, start, end), "person_id", "n")
     for _ in range(2):  # queried and kept, then read from the file
-        got = by_id(_order_rows(s, start, end), "person_id", "n")
+        got = by_id(order_rows(s, start, end), "person_id", "n")
         pd.testing.assert_frame_equal(got, want)
     assert (timeline_store.folder_for(s.path) / "purchases.arrow").exists()
 

@@ -117,3 +117,37 @@ def test_counts_by_hand() -> None:
     assert found.events_by_name == {"page_view": 4, "purchase": 1, "view_item": 1}
     daily = summary.daily_activity(s)
     assert list(daily["orders"]) == [0, 1] and list(daily["revenue"]) == [0.0, 10.5]
+
+
+def test_counts_are_kept_beside_the_timeline_for_the_next_process_until_a_load(
+    tmp_path, monkeypatch
+) -> None:
+    from conftest import log
+
+    db = tmp_path / "s.duckdb"
+    with Store(db) as s:
+        s.load(log(("a", 0, "view"), ("a", 60, "buy"), ("b", 90_000, "view")))
+        timeline_store.of_store(s)  # the funnel would build it
+        made = counts.of_store(s)
+    assert made is not None
+    assert (timeline_store.folder_for(str(db)) / "counts.arrow").is_file()
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("counted the timeline again")
+
+    with Store(db, read_only=True) as s, monkeypatch.context() as m:
+        m.setattr(counts, "count_timeline", no_pass)
+        read = counts.of_store(s)  # another process: the saved counts
+    assert read is not None
+    for field in ("key", "events", "sessions", "first_us", "last_us", "first_day"):
+        assert getattr(read, field) == getattr(made, field)
+    for field in ("events_per_day", "sessions_per_day", "persons_per_day"):
+        assert list(getattr(read, field)) == list(getattr(made, field))
+    assert read.events_by_name == made.events_by_name
+    assert read.sessions_by_channel == made.sessions_by_channel
+
+    with Store(db) as s:
+        s.load(log(("c", 100, "view", {"event_id": "e-new"})))
+        timeline_store.of_store(s)
+        again = counts.of_store(s)  # a load makes the saved counts stale
+    assert again is not None and again.events == made.events + 1

@@ -15,6 +15,7 @@ import pytest
 from conftest import log
 from shopfunnel.errors import ValidationError
 from shopfunnel.sample import generate_sample
+from shopfunnel.store import store as store_module
 from shopfunnel.store.store import LoadResult, Store
 
 CSV_HEADER = "event_id,ts,event,anonymous_id,user_id,session_id,channel,value,items,properties\n"
@@ -24,19 +25,19 @@ CSV_HEADER = "event_id,ts,event,anonymous_id,user_id,session_id,channel,value,it
 def first_loads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Records, for each first load tried, whether the one-pass path wrote it."""
     taken: list[bool] = []
-    original = Store._first_load
+    original = store_module.first_load
 
-    def spy(self: Store, *args, **kwargs):
-        result = original(self, *args, **kwargs)
+    def spy(store: Store, *args, **kwargs):
+        result = original(store, *args, **kwargs)
         taken.append(result is not None)
         return result
 
-    monkeypatch.setattr(Store, "_first_load", spy)
+    monkeypatch.setattr(store_module, "first_load", spy)
     return taken
 
 
 def general_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Store, "_first_load", lambda self, *args, **kwargs: None)
+    monkeypatch.setattr(store_module, "first_load", lambda store, *args, **kwargs: None)
 
 
 def snapshot(store: Store) -> dict[str, object]:

@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from conftest import log
-from shopfunnel.funnel import engine as funnel_engine
+from shopfunnel.funnel import timeline_path
 from shopfunnel.funnel.api import Step, funnel
 from shopfunnel.funnel.engine import FunnelPlan, LocalEngine, timeline_fits
 from shopfunnel.store.store import Store
-from shopfunnel.store.timeline import DAY_US, is_current, period_starts
+from shopfunnel.store.timeline import DAY_US, is_current
+from shopfunnel.store.timeline_select import period_starts
 
 ALPHABET = ["a", "b", "c", "d", "x"]
 CHANNELS = ["email", "search", None]
@@ -261,7 +262,7 @@ def test_a_store_in_memory_keeps_its_timeline_in_memory(store: Store) -> None:
 @pytest.mark.parametrize("count_by", ["person", "session"])
 def test_sample_store_funnels_agree_on_both_paths(count_by, monkeypatch, tmp_path) -> None:
     # small chunks read from the saved files: persons are counted across many chunks
-    monkeypatch.setattr(funnel_engine, "TIMELINE_CHUNK_ROWS", 997)
+    monkeypatch.setattr(timeline_path, "TIMELINE_CHUNK_ROWS", 997)
     from shopfunnel.sample import generate_sample
 
     store = Store(tmp_path / "s.duckdb")

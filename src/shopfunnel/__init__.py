@@ -129,9 +129,9 @@ _EXPORTS: dict[str, str] = {
     "run_flow": "shopfunnel.audiences.flows",
     "run_scheduled": "shopfunnel.audiences.schedule",
     "srm_check": "shopfunnel.experiments",
-    "stage_flow": "shopfunnel.stages.placement",
-    "stage_summary": "shopfunnel.stages.placement",
-    "stage_transitions": "shopfunnel.stages.placement",
+    "stage_flow": "shopfunnel.stages.summary",
+    "stage_summary": "shopfunnel.stages.summary",
+    "stage_transitions": "shopfunnel.stages.summary",
     "store_activity_retention": "shopfunnel.customers.retention",
     "summary_from_orders": "shopfunnel.customers.clv",
     "tiered_discount": "shopfunnel.diagnosis.whatif",
@@ -334,6 +334,8 @@ if TYPE_CHECKING:
         place_persons,
         placement,
         placements,
+    )
+    from shopfunnel.stages.summary import (
         stage_flow,
         stage_summary,
         stage_transitions,

@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shopfunnel._time import point_in_time
 from shopfunnel.audiences.definitions import (
     AbandonedRule,
     AllRule,
@@ -83,15 +84,13 @@ _EVENT_COLUMNS = {c.name for c in schema.COLUMNS + schema.DERIVED_COLUMNS} - {"i
 def resolve_as_of(store: Store, as_of: datetime | date | str | None) -> pd.Timestamp | None:
     """``as_of`` as a naive UTC timestamp: the store's latest event when None (None for an
     empty store); a date, or a date-only text, means the end of that day (the stage model's
-    reading of a time, :func:`shopfunnel.stages.placement.place_persons`)."""
-    from shopfunnel.stages.placement import _timestamp
-
+    reading of a time, :func:`shopfunnel._time.point_in_time`)."""
     if as_of is None:
         latest = store.db.scalar("SELECT max(ts) FROM events")
         return None if latest is None else pd.Timestamp(latest)
     if isinstance(as_of, pd.Timestamp):  # kept to the nanosecond (a datetime has microseconds)
         return as_of.tz_convert("UTC").tz_localize(None) if as_of.tzinfo is not None else as_of
-    return pd.Timestamp(_timestamp(as_of, "time"))
+    return pd.Timestamp(point_in_time(as_of, "time"))
 
 
 def match_sql(events: Sequence[str], where: Mapping[str, Any], params: list[Any]) -> str:

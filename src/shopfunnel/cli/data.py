@@ -185,15 +185,9 @@ def info(
 ) -> None:
     """What the store holds: events, persons, sessions, orders, date range, events by name and channel."""
     with friendly_errors():
-        from shopfunnel import jit
-        from shopfunnel.store.timeline import folder_for
-
-        folder = folder_for(db)
-        if folder is not None and folder.is_dir():  # counts from the timeline's compiled
-            jit.start_in_background()  # pass: numba starts while the store opens
         with Store(db, read_only=True) as store, working("counting the store…"):
-            # one compiled pass over the timeline when it is current (store/counts.py): at
-            # 10M events 0.7 s CPU against 1.0 s for the SQL's count(DISTINCT …) scans
+            # the counts kept beside the timeline, else one compiled pass over it when it is
+            # current (store/counts.py; numba starts only then), else the SQL's scans
             data = store.info(timeline_pass=True)
 
         def render() -> object:

@@ -31,7 +31,8 @@ from shopfunnel.cli.output import (
 )
 from shopfunnel.model import Model, load_model
 from shopfunnel.stages.placement import persons as select_persons
-from shopfunnel.stages.placement import placement, stage_flow, stage_summary
+from shopfunnel.stages.placement import placement
+from shopfunnel.stages.summary import stage_flow, stage_summary
 
 MODEL_OPTION = typer.Option(
     "--model", help="The model file (default: ./shopfunnel.toml if present, else the defaults)."

@@ -15,7 +15,8 @@ in a million at ten million persons).
 
 **Timeline.** Over a store, most funnels skip the SQL: the store's
 :mod:`shopfunnel.store.timeline` holds the events already sorted by (person, time) as integer
-arrays, and a compiled pass picks the plan's rows from it (ADR 0021). Both paths end in
+arrays, and a compiled pass picks the plan's rows from it (ADR 0021; the path is
+:mod:`shopfunnel.funnel.timeline_path`). Both paths end in
 :func:`shopfunnel.funnel.passes.count_arrays`.
 """
 
@@ -32,15 +33,10 @@ import pyarrow as pa
 from shopfunnel.errors import ConfigError, InputError
 from shopfunnel.frames import is_pandas_frame
 from shopfunnel.funnel.passes import (
-    Units,
     _np,
     count_batch,
     default_threads,
-    empty_results,
-    entered,
     first_per_owner,
-    prepare_units,
-    run_prepared,
 )
 from shopfunnel.funnel.plan import (
     EngineOutput,
@@ -50,59 +46,18 @@ from shopfunnel.funnel.plan import (
     coded_conditions,
     require_sessions,
 )
+from shopfunnel.funnel.timeline_path import count_timeline, timeline_fits
 from shopfunnel.store import schema
 from shopfunnel.store.db import Database, json_pointer, quote_ident, quote_literal
-from shopfunnel.store.timeline import DIMENSIONS as TIMELINE_DIMENSIONS
-from shopfunnel.store.timeline import Timeline, can_filter, period_starts
+from shopfunnel.store.timeline import Timeline
 from shopfunnel.store.timeline import build as build_timeline
-from shopfunnel.store.timeline import chunks as timeline_chunks
 from shopfunnel.store.timeline import of_store as timeline_of_store
-from shopfunnel.store.timeline import select as select_timeline
 
 if TYPE_CHECKING:
     import pandas as pd
 
 ITEM_FIELDS = schema.ITEM_FIELDS
 BATCH_ROWS = 4_000_000
-TIMELINE_CHUNK_ROWS = 8_000_000  # timeline rows a thread selects and counts at a time
-
-
-def timeline_fits(plan: FunnelPlan, tl: Timeline | None = None) -> bool:
-    """Whether the plan can run on a timeline (``tl``'s, when given): no held property;
-    step and exclusion filters and the breakdown only on the timeline's columns."""
-    conditions = [*plan.steps, *(c for c, _, _ in plan.exclusions)]
-    if plan.hold is not None:
-        return False
-    if tl is None:
-        return all(key in TIMELINE_DIMENSIONS for c in conditions for key, _ in c.where)
-    if plan.by is not None and plan.by not in tl.dims:
-        return False
-    if not all(can_filter(tl, c.where) for c in conditions):
-        return False
-    return plan.count_by != "session" or (tl.session is not None and tl.sessions_nested)
-
-
-def timeline_rows(
-    plan: FunnelPlan, tl: Timeline, start: int = 0, stop: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The plan's rows of the timeline (rows ``start..stop``), coded and ordered as
-    :meth:`LocalEngine.build_sql` orders them: owner, µs, step code and the rows' indices
-    in the timeline counted from ``start``."""
-    coded, _, _, other = coded_conditions(plan)
-    codes: dict[str, list[tuple[int, tuple[tuple[str, Any], ...]]]] = {}
-    for k, cond in coded:
-        codes.setdefault(cond.event, []).append((k, cond.where))
-    # rows before a unit's first possible anchor take part in no attempt
-    anchor_max = 0 if plan.order == "any" else len(plan.steps) if plan.open_entry else 1
-    return select_timeline(
-        tl,
-        codes,
-        other=other if plan.order == "strict" else None,
-        by_session=plan.count_by == "session",
-        anchor_max=anchor_max,
-        start=start,
-        stop=stop,
-    )
 
 
 class LocalEngine:
@@ -376,43 +331,8 @@ class LocalEngine:
         return self._output(plan, parts, totals, self._label_values(plan, list(labels)))
 
     def _run_timeline(self, plan: FunnelPlan, tl: Timeline) -> EngineOutput:
-        """The same pass over the timeline's rows of this plan (no SQL, no sort), in
-        chunks of whole persons on every core: first each chunk's rows are selected,
-        then each chunk's kernel writes into its slice of one set of result arrays (no
-        concatenation of per-chunk results)."""
-        threads = default_threads()
-        pieces = tl.pieces()  # a live timeline's fresh persons are a second piece
-        size = min(TIMELINE_CHUNK_ROWS, -(-sum(len(p) for p in pieces) // threads))
-
-        def select(job: tuple[Timeline, int, int]) -> Units:
-            piece, *rows = job
-            o, t, c, idx = timeline_rows(plan, piece, *rows)
-            attr = piece.read(f"dim_{plan.by}", *rows)[idx] if plan.by is not None else None
-            period = period_starts(t, plan.trend) if plan.trend else None
-            return prepare_units(plan, o, None, t, c, attr, period)
-
-        jobs = [(piece, a, b) for piece in pieces for a, b in timeline_chunks(piece, size)]
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            chunks = list(pool.map(select, jobs))
-            starts = np.cumsum([0] + [ch.n_seg for ch in chunks])
-            out = empty_results(plan, int(starts[-1]))
-            owner = np.empty(int(starts[-1]), dtype=np.uint64)
-
-            def run(i: int) -> np.ndarray:
-                part = tuple(a[starts[i] : starts[i + 1]] for a in out)
-                tot = run_prepared(plan, chunks[i], part)
-                ch = chunks[i]
-                owner[starts[i] : starts[i + 1]] = ch.o[ch.unit_starts[:-1][part[0]]]
-                chunks[i] = None  # type: ignore[call-overload]  # free the rows
-                return tot
-
-            totals = (
-                np.asarray(np.sum(list(pool.map(run, range(len(chunks)))), axis=0, dtype=np.int64))
-                if chunks
-                else np.zeros(len(plan.steps), np.int64)
-            )
-        labels = tl.labels.get(plan.by, []) if plan.by is not None else []
-        return self._output(plan, [entered(plan, owner, out)], totals, list(labels))
+        """The same pass over the timeline's rows of this plan (:func:`count_timeline`)."""
+        return self._output(plan, *count_timeline(plan, tl))
 
     def _output(
         self,
@@ -498,4 +418,5 @@ __all__: Sequence[str] = [
     "LocalEngine",
     "StepCondition",
     "count_batch",
+    "timeline_fits",
 ]

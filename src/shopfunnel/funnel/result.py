@@ -1,8 +1,9 @@
-"""The result of a funnel: tables built from the engine's per-unit facts.
+"""The result of a funnel: :class:`FunnelResult`, its tables, drill-downs and output.
 
-Every number here is defined in :mod:`shopfunnel.funnel.api`; this module only aggregates
-:class:`~shopfunnel.funnel.plan.EngineOutput` (per unit and step: reached, previous
-step, anchor, breakdown codes) into tables.
+Every number here is defined in :mod:`shopfunnel.funnel.api`; the tables are built by
+:mod:`shopfunnel.funnel.tables` from :class:`~shopfunnel.funnel.plan.EngineOutput` (per
+unit and step: reached, previous step, anchor, breakdown codes), which the result keeps for
+the drill-downs (time to convert, who dropped).
 
 The tables are computed as columns (NumPy arrays and lists) and become DataFrames when
 first read: a command that prints a funnel never imports pandas (about 0.35 s of every
@@ -24,25 +25,31 @@ from shopfunnel import format as fmt
 from shopfunnel.errors import ConfigError
 from shopfunnel.funnel.kernel import NONE
 from shopfunnel.funnel.plan import EngineOutput, FunnelPlan
-from shopfunnel.funnel.tallies import durations_by_step, furthest_codes, group_counts
+from shopfunnel.funnel.tables import (
+    STEP_COLUMNS,
+    Columns,
+    breakdown_column,
+    breakdown_columns,
+    frame,
+    frame_columns,
+    records,
+    step_columns,
+    total_columns,
+    trend_table,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-Columns = dict[str, Any]  # column name → a list or a 1-D array, every column one length
-
-STEP_COLUMNS = [
-    "step",
-    "name",
-    "event",
-    "persons",
-    "conversion_from_previous",
-    "conversion_from_start",
-    "drop_off",
-    "drop_off_rate",
-    "median_seconds_from_previous",
-    "p90_seconds_from_previous",
+__all__ = [
+    "BIN_EDGES",
+    "STEP_COLUMNS",
+    "TOTAL_LABEL",
+    "TREND_NOTE",
+    "FunnelResult",
+    "breakdown_column",
 ]
+
 # Histogram edges for time to convert, in seconds: 10 s … 30 days.
 BIN_EDGES = [
     0,
@@ -60,8 +67,6 @@ BIN_EDGES = [
     14 * 86400,
     30 * 86400,
 ]
-NONE_LABEL = "(none)"
-OTHER_LABEL = "other"
 TOTAL_LABEL = "total"
 TREND_NOTE = (
     "each period counts the units whose attempt starts in it, and a unit with "
@@ -70,53 +75,8 @@ TREND_NOTE = (
 )
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    num = num.astype(float)
-    den = den.astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-
-
 def _human_seconds(s: float) -> str:
     return fmt.duration(s)
-
-
-def _count_columns(reached: np.ndarray, names: list[str], events: list[str]) -> Columns:
-    """step, name, event, persons and conversions for a boolean (units × steps) matrix."""
-    persons = reached.sum(axis=0).astype(np.int64)
-    prev = np.r_[persons[:1], persons[:-1]]
-    first = np.full_like(persons, persons[0] if len(persons) else 0)
-    return {
-        "step": np.arange(1, len(names) + 1, dtype=np.int64),
-        "name": list(names),
-        "event": list(events),
-        "persons": persons,
-        "conversion_from_previous": _ratio(persons, prev),
-        "conversion_from_start": _ratio(persons, first),
-    }
-
-
-def _frame(cols: Columns) -> pd.DataFrame:
-    """The DataFrame of a table's columns (an empty table keeps its column names)."""
-    import pandas as pd
-
-    if not len(next(iter(cols.values()), [])):
-        return pd.DataFrame(columns=list(cols))
-    return pd.DataFrame(cols)
-
-
-def _column_records(cols: Columns) -> list[dict[str, Any]]:
-    """JSON-ready records of a table's columns: NaN becomes None, NumPy scalars Python
-    values (what ``_records`` gives for the same table as a DataFrame)."""
-    names = list(cols)
-    values = [c.tolist() if isinstance(c, np.ndarray) else list(c) for c in cols.values()]
-    return [
-        {
-            k: None if isinstance(v, float) and math.isnan(v) else v
-            for k, v in zip(names, row, strict=True)
-        }
-        for row in zip(*values, strict=True)
-    ]
 
 
 @dataclass
@@ -170,7 +130,7 @@ class FunnelResult:
 
     def _table(self, name: str, cols: Columns) -> pd.DataFrame:
         if name not in self._frames:
-            self._frames[name] = _frame(cols)
+            self._frames[name] = frame(cols)
         return self._frames[name]
 
     # -- building -----------------------------------------------------------------------
@@ -194,53 +154,24 @@ class FunnelResult:
         only start in its period, so a unit's rows per period hold other attempts (and
         other times) than its funnel's, and an event reached from attempts that start in
         two periods is counted in both (docs/adr/0022)."""
-        n = len(names)
         trend_df = None
         if plan.trend:
             if trend_output is None:
                 raise ValueError(
                     "a trend needs the count by period (trend_output) beside the plain count"
                 )
-            trend_df = _trend_table(trend_output, names, events)
-        owner, reached, prev, anchor, sattr, aattr = (
-            out.owner,
-            out.reached,
-            out.prev,
-            out.anchor,
-            out.sattr,
-            out.aattr,
-        )
-        hit = reached != NONE
-        steps = _count_columns(hit, names, events)
-        persons = steps["persons"]
-        prev_persons = np.r_[persons[:1], persons[:-1]]
-        steps["drop_off"] = (prev_persons - persons).astype(np.int64)
-        steps["drop_off_rate"] = _ratio(prev_persons - persons, prev_persons)
-        medians, p90s = [], []
-        flat, offsets = durations_by_step(reached, prev)
-        for k in range(n):
-            d = flat[offsets[k] : offsets[k + 1]]
-            medians.append(float(np.median(d)) if len(d) else math.nan)
-            p90s.append(float(np.percentile(d, 90)) if len(d) else math.nan)
-        steps["median_seconds_from_previous"] = medians
-        steps["p90_seconds_from_previous"] = p90s
-        steps = {c: steps[c] for c in STEP_COLUMNS}
+            trend_df = trend_table(trend_output, names, events)
+        reached, prev, anchor = out.reached, out.prev, out.anchor
         breakdown = None
         if plan.by is not None:
-            breakdown = _breakdown_columns(
-                reached, sattr, aattr, out.labels, names, events, plan.by, attribution, top
+            breakdown = breakdown_columns(
+                reached, out.sattr, out.aattr, out.labels, names, events, plan.by, attribution, top
             )
-        totals = {
-            "step": np.arange(1, n + 1, dtype=np.int64),
-            "name": list(names),
-            "event": list(events),
-            "conversions": out.totals.astype(np.int64),
-        }
         return cls(
-            _steps=steps,
+            _steps=step_columns(reached, prev, names, events),
             _breakdown=breakdown,
             trend=trend_df,
-            _totals=totals,
+            _totals=total_columns(out.totals, names, events),
             window_seconds=plan.window_us / 1e6,
             order=plan.order,
             count_by=plan.count_by,
@@ -249,7 +180,7 @@ class FunnelResult:
             _reached=reached,
             _prev=prev,
             _anchor=anchor,
-            _owner=owner,
+            _owner=out.owner,
             _lookup=out.lookup,
         )
 
@@ -360,10 +291,10 @@ class FunnelResult:
             "count_by": self.count_by,
             "by": self.by,
             "attribution": self.attribution if self.by is not None else None,
-            "steps": _column_records(self._steps),
-            "total_conversions": _column_records(self._totals),
-            "breakdown": None if self._breakdown is None else _column_records(self._breakdown),
-            "trend": None if trend is None else _records(trend),
+            "steps": records(self._steps),
+            "total_conversions": records(self._totals),
+            "breakdown": None if self._breakdown is None else records(self._breakdown),
+            "trend": None if trend is None else records(frame_columns(trend)),
             "trend_note": None if trend is None else TREND_NOTE,
         }
 
@@ -384,7 +315,7 @@ class FunnelResult:
         }
 
     def _display(self) -> pd.DataFrame:
-        return _frame(self._display_columns())
+        return frame(self._display_columns())
 
     def _title(self) -> str:
         unit = "sessions" if self.count_by == "session" else "persons"
@@ -397,123 +328,6 @@ class FunnelResult:
         return f"<p><b>{html.escape(self._title())}</b></p>" + self._display().to_html(index=False)
 
 
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    import pandas as pd
-
-    out = []
-    for rec in df.to_dict(orient="records"):
-        clean = {}
-        for key, value in rec.items():
-            if isinstance(value, float) and math.isnan(value):
-                value = None
-            elif isinstance(value, pd.Timestamp):
-                value = value.isoformat()
-            elif hasattr(value, "item"):
-                value = value.item()
-            clean[key] = value
-        out.append(clean)
-    return out
-
-
 def _durations(reached: np.ndarray, start: np.ndarray) -> np.ndarray:
     ok = (reached != NONE) & (start != NONE)
     return (reached[ok] - start[ok]) / 1e6
-
-
-def _trend_table(out: EngineOutput, names: list[str], events: list[str]) -> pd.DataFrame:
-    import pandas as pd
-
-    frames = []
-    hit = out.reached != NONE
-    for p in np.unique(out.period):
-        sel = out.period == p
-        t = pd.DataFrame(_count_columns(hit[sel], names, events))
-        t.insert(0, "period", pd.Timestamp(int(p), unit="us"))
-        frames.append(t)
-    cols = [
-        "period",
-        "step",
-        "name",
-        "event",
-        "persons",
-        "conversion_from_previous",
-        "conversion_from_start",
-    ]
-    if not frames:
-        return pd.DataFrame(columns=cols)
-    df = pd.concat(frames, ignore_index=True)[cols]
-    df["conversion"] = df["conversion_from_start"]
-    return df
-
-
-BREAKDOWN_COLUMNS = (
-    "step",
-    "name",
-    "event",
-    "persons",
-    "conversion_from_previous",
-    "conversion_from_start",
-)
-
-
-def breakdown_column(by: str) -> str:
-    """The breakdown table's column of values: named after ``by``, unless ``by`` is one of
-    the table's own columns (a property called ``name``), then ``"<by> (by)"``."""
-    return f"{by} (by)" if by in BREAKDOWN_COLUMNS else by
-
-
-def _breakdown_columns(
-    reached: np.ndarray,
-    sattr: np.ndarray,
-    aattr: np.ndarray,
-    labels: list[str],
-    names: list[str],
-    events: list[str],
-    by: str,
-    attribution: str,
-    top: int,
-) -> Columns:
-    n = len(names)
-    by = breakdown_column(by)
-    cols = [
-        by,
-        "step",
-        "name",
-        "event",
-        "persons",
-        "conversion_from_previous",
-        "conversion_from_start",
-    ]
-    n_labels = len(labels) + 1  # the last code is "(none)"
-    if attribution == "per_step":
-        codes = np.asarray(sattr)
-    else:  # one code per unit: the anchor's (first) or the furthest step's (last)
-        codes = furthest_codes(reached, np.asarray(aattr if attribution == "first" else sattr))
-    identity = np.arange(n_labels, dtype=np.int64)
-    entry = group_counts(reached, codes, identity, n_labels)[:, 0]
-    all_labels = [*labels, NONE_LABEL]
-    ranked = sorted(
-        (c for c in range(n_labels) if entry[c]), key=lambda c: (-entry[c], all_labels[c])
-    )
-    kept = ranked[:top]
-    lut = np.full(n_labels, len(kept), dtype=np.int64)  # everything else → "other"
-    lut[kept] = np.arange(len(kept))
-    counts = group_counts(reached, codes, lut, len(kept) + 1)
-    # "other" holds the long tail, and with per-step attribution also values first seen
-    # after step 1 (they have no entry count to rank by).
-    has_other = len(ranked) > top or bool(counts[len(kept)].any())
-    group_names = [all_labels[c] for c in kept] + ([OTHER_LABEL] if has_other else [])
-    if not group_names:
-        return {c: [] for c in cols}
-    persons = counts[: len(group_names)].astype(np.int64)  # groups × steps
-    prev = np.concatenate([persons[:, :1], persons[:, :-1]], axis=1)
-    first = np.repeat(persons[:, :1], n, axis=1)
-    return {
-        by: [value for value in group_names for _ in range(n)],
-        "step": np.tile(np.arange(1, n + 1, dtype=np.int64), len(group_names)),
-        "name": list(names) * len(group_names),
-        "event": list(events) * len(group_names),
-        "persons": persons.ravel(),
-        "conversion_from_previous": _ratio(persons, prev).ravel(),
-        "conversion_from_start": _ratio(persons, first).ravel(),
-    }

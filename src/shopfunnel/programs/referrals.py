@@ -292,24 +292,28 @@ def referral_ledger(store: Store, rule: ReferralRule | None = None) -> pd.DataFr
         ["first_order_at", "referred_person_id"], kind="stable", na_position="last"
     ).index
     decided: dict[int, tuple[str, str]] = {}
-    for i in order:
-        row = led.loc[i]
-        if not known[i]:
+    # the rows as plain lists (the loop is sequential: the cap counts earlier grants)
+    referrers, referred = led["referrer_person_id"].tolist(), led["referred_person_id"].tolist()
+    ordered_at, referred_at = led["first_order_at"].tolist(), led["referred_at"].tolist()
+    values, known_at, shared_at = led["first_order_value"].tolist(), known.tolist(), shared.tolist()
+    paid_ids = set(paid_rows["referred_person_id"])
+    for i in order:  # led's index is 0..n-1
+        if not known_at[i]:
             decided[i] = ("refused", "unknown code")
-        elif row["referrer_person_id"] == row["referred_person_id"]:
+        elif referrers[i] == referred[i]:
             decided[i] = ("refused", "self-referral (same person)")
-        elif shared[i] is not None and not pd.isna(shared[i]):
-            decided[i] = ("refused", f"self-referral (same {shared[i]})")
-        elif pd.notna(row["first_order_at"]) and row["first_order_at"] < row["referred_at"]:
+        elif shared_at[i] is not None and not pd.isna(shared_at[i]):
+            decided[i] = ("refused", f"self-referral (same {shared_at[i]})")
+        elif pd.notna(ordered_at[i]) and ordered_at[i] < referred_at[i]:
             decided[i] = ("refused", "not a new customer (ordered before the referral)")
-        elif pd.isna(row["first_order_at"]):
+        elif pd.isna(ordered_at[i]):
             decided[i] = ("pending", "no order yet")
-        elif (row["first_order_value"] or 0.0) < rule.min_spend:
+        elif (values[i] or 0.0) < rule.min_spend:
             decided[i] = ("refused", f"below the minimum spend ({rule.min_spend:g})")
-        elif row["referred_person_id"] in set(paid_rows["referred_person_id"]):
+        elif referred[i] in paid_ids:
             decided[i] = ("paid", "")
         else:
-            referrer = row["referrer_person_id"]
+            referrer = referrers[i]
             used = paid_count.get(referrer, 0) + granted.get(referrer, 0)
             if rule.cap_per_referrer is not None and used >= rule.cap_per_referrer:
                 decided[i] = ("refused", f"cap reached ({rule.cap_per_referrer} per referrer)")
@@ -419,6 +423,9 @@ def referral_summary(store: Store, rule: ReferralRule | None = None) -> pd.DataF
     return summarize_ledger(referral_ledger(store, rule))
 
 
+_SUMMARY_STATUSES = ("paid", "payable", "pending", "refused")
+
+
 def summarize_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
     """:func:`referral_summary` of a ledger already computed (:func:`referral_ledger`)."""
     led = ledger[ledger["referrer_person_id"].notna()]
@@ -436,24 +443,21 @@ def summarize_ledger(ledger: pd.DataFrame) -> pd.DataFrame:
                 "rewards_payable",
             ]
         )
-    g = led.groupby("referrer_person_id")
-    out = pd.DataFrame(
+    # one vectorised group sum (a per-group apply took 30 s for 15,000 referrers at 10M)
+    status = led["status"]
+    reward = pd.to_numeric(led["reward"], errors="coerce").fillna(0.0).astype("float64")
+    is_ = {s: (status == s).fillna(False).astype("bool") for s in _SUMMARY_STATUSES}
+    parts = pd.DataFrame(
         {
-            "referrals": g.size(),
-            "customers": g["first_order_id"].count(),
-            **{
-                s: g["status"].apply(lambda x, s=s: int((x == s).sum()))
-                for s in ("paid", "payable", "pending", "refused")
-            },
-            "rewards_paid": g.apply(
-                lambda x: float(x.loc[x["status"] == "paid", "reward"].sum()), include_groups=False
-            ),
-            "rewards_payable": g.apply(
-                lambda x: float(x.loc[x["status"] == "payable", "reward"].sum()),
-                include_groups=False,
-            ),
+            "referrer_person_id": led["referrer_person_id"],
+            "referrals": 1,
+            "customers": led["first_order_id"].notna().astype("int64"),
+            **{s: is_[s].astype("int64") for s in _SUMMARY_STATUSES},
+            "rewards_paid": reward.where(is_["paid"], 0.0),
+            "rewards_payable": reward.where(is_["payable"], 0.0),
         }
-    ).reset_index()
+    )
+    out = parts.groupby("referrer_person_id").sum().reset_index()
     return out.sort_values(
         ["rewards_paid", "rewards_payable", "referrer_person_id"],
         ascending=[False, False, True],

@@ -68,7 +68,8 @@ def make_report(
 
 def top_findings(sections: list[Section]) -> list[str]:
     """The diagnosis cards as lines, incidents first, each finding once:
-    ``1. headline (USD 1,234 at stake) → tactic, tactic``."""
+    ``1. headline (USD 1,234 at stake) → tactic, tactic``. An incident is marked
+    ``incident:`` instead of its rank, so the numbered lines read 1, 2, 3 in order."""
     lines, seen = [], set()
     for section in sections:
         for block in section.blocks if section.note is None else ():
@@ -79,8 +80,9 @@ def top_findings(sections: list[Section]) -> list[str]:
                     seen.add(f.rank)
                     money = f" ({f.revenue_at_stake} at stake)" if f.revenue_at_stake else ""
                     tactics = ", ".join(t.name for t in f.tactics)
+                    lead = "incident:" if block.tone == "incident" else f"{f.rank}."
                     lines.append(
-                        f"{f.rank}. {f.headline}{money}" + (f" → {tactics}" if tactics else "")
+                        f"{lead} {f.headline}{money}" + (f" → {tactics}" if tactics else "")
                     )
     return lines
 

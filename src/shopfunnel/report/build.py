@@ -128,7 +128,7 @@ def _distribution(ctx: Context) -> Section:
 
 
 def _flow(ctx: Context) -> Section:
-    from shopfunnel.stages.placement import stage_flow
+    from shopfunnel.stages.summary import stage_flow
 
     placed = ctx.placements()
     if placed is None:

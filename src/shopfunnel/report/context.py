@@ -170,7 +170,7 @@ class Context:
 
     def stage_summary(self) -> pd.DataFrame:
         """Persons per stage and status at the latest event (:func:`stage_summary`)."""
-        from shopfunnel.stages.placement import stage_summary
+        from shopfunnel.stages.summary import stage_summary
 
         return self.once(
             "stage_summary",

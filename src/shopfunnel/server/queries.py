@@ -112,7 +112,7 @@ def funnel(
 
 
 def stage_summary(store: Store) -> pd.DataFrame:
-    from shopfunnel.stages.placement import stage_summary as summary
+    from shopfunnel.stages.summary import stage_summary as summary
 
     return summary(store)
 
@@ -136,7 +136,7 @@ def stage_persons(
 
 
 def stage_flow(store: Store, start: str, end: str) -> pd.DataFrame:
-    from shopfunnel.stages.placement import stage_flow as flow
+    from shopfunnel.stages.summary import stage_flow as flow
 
     return flow(store, start, end).reset_index()
 

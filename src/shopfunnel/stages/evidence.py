@@ -24,7 +24,9 @@ Two paths give the same facts:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -268,32 +270,44 @@ def scan(
 ) -> list[tuple[np.ndarray, ...]]:
     """Each period's facts ``(start, end]`` (µs) by person hash, in timeline order: hashes,
     first, last, stage_first, channel code (-1 none), channel tied, visit rows, starts and
-    gaps. One pass over the timeline, chunk by chunk (a chunk never splits a person)."""
+    gaps. One pass over the timeline, chunk by chunk (a chunk never splits a person), the
+    chunks shared by one thread per core."""
     stage_of = np.full(len(tl.events), -1, dtype=np.int64)
     for code, name in enumerate(tl.events):
         if name is not None and name in stage_of_event:
             stage_of[code] = stage_of_event[name]
-    parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in periods]
-    for a, b in chunks(tl, chunk_rows) if len(tl) else []:
+    threads = os.cpu_count() or 1
+    # chunks small enough that each core gets two (memory holds one chunk per core)
+    rows = min(chunk_rows, max(1, -(-len(tl) // (2 * threads))))
+
+    def chunk(span: tuple[int, int]) -> list[tuple[np.ndarray, ...]]:
+        a, b = span
         person = tl.read("person", a, b)
         t = tl.read("t", a, b)
         event = tl.read("event", a, b)
         channel = tl.read("dim_channel", a, b)
-        for w, (start, end) in enumerate(periods):
-            parts[w].append(
-                _scan(
-                    person,
-                    t,
-                    event,
-                    channel,
-                    stage_of,
-                    n_stages,
-                    np.int64(start),
-                    np.int64(end),
-                    np.int64(visit_gap_us),
-                )
+        return [
+            _scan(
+                person,
+                t,
+                event,
+                channel,
+                stage_of,
+                n_stages,
+                np.int64(start),
+                np.int64(end),
+                np.int64(visit_gap_us),
             )
-    return [_join(p, n_stages) for p in parts]
+            for start, end in periods
+        ]
+
+    spans = chunks(tl, rows) if len(tl) else []
+    if threads > 1 and len(spans) > 1:  # the kernel and the reads free the GIL
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            done = list(pool.map(chunk, spans))  # in timeline order
+    else:
+        done = [chunk(span) for span in spans]
+    return [_join([d[w] for d in done], n_stages) for w in range(len(periods))]
 
 
 def _join(parts: list[tuple[np.ndarray, ...]], n_stages: int) -> tuple[np.ndarray, ...]:

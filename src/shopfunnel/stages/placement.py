@@ -31,7 +31,9 @@ defines every threshold and its fallbacks).
 The events are read as compact tables (one row per person, one per order, one per visit that
 starts with a return): per person and visit from one compiled pass over the store's sorted
 timeline, or by SQL when the timeline cannot serve (:mod:`shopfunnel.stages.evidence`), per
-order by SQL; the rules above are applied in NumPy over those tables.
+order by SQL (:mod:`shopfunnel.stages.orders`); the rules above are applied in NumPy over
+those tables. What placements add up to (persons per stage and status, the flow between two
+dates) is in :mod:`shopfunnel.stages.summary`.
 """
 
 from __future__ import annotations
@@ -41,20 +43,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from shopfunnel._time import point_in_time
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model
-from shopfunnel.stages.evidence import ORDER_EVENT, PersonFacts, gather, micros, text_series
+from shopfunnel.stages.evidence import PersonFacts, gather, micros
 from shopfunnel.stages.gaps import gone_gap_days, store_gap, usual_gap_days
+from shopfunnel.stages.orders import order_rows, order_stats
 from shopfunnel.stages.status import (
-    GONE,
-    LAPSED,
     NEVER,
     STATUSES,
     THRESHOLD_COLUMNS,
@@ -64,11 +66,7 @@ from shopfunnel.stages.status import (
     return_gaps,
     stage_thresholds,
 )
-from shopfunnel.store import cache
-from shopfunnel.store.db import quote_literal
 from shopfunnel.store.store import Store
-
-NOT_SEEN = "not seen"
 
 _US_PER_DAY = 86_400 * 1_000_000
 _NEVER = NEVER
@@ -198,7 +196,7 @@ def placements(
                 latest.append(_resolve_as_of(store, None))
             ends.append(latest[0])
         else:
-            ends.append(_timestamp(value, "as_of"))
+            ends.append(point_in_time(value, "as_of"))
     periods = sorted(
         {(end - timedelta(seconds=lookback_s), end) for end in ends if end is not None}
     )
@@ -219,7 +217,7 @@ def _place(
     """The stage model's rules (module docstring) over one period's facts and orders."""
     rules = model.placement
     start = end - timedelta(seconds=lookback_s)
-    orders = _order_rows(store, start, end)
+    orders = order_rows(store, start, end)
     o_rows = base.rows_of(orders["person_id"], orders["h"].to_numpy(dtype=np.uint64))
     orders, o_rows = orders[o_rows >= 0], o_rows[o_rows >= 0]
     first = _first_evidence(model, base, orders, o_rows)
@@ -230,7 +228,7 @@ def _place(
     gaps = return_gaps(first, base.visit_rows, base.visit_starts, base.visit_gaps, later=later)
     thresholds = stage_thresholds(model.stage_names, movers, gaps, rules)
 
-    n_orders, revenue, first_order, last_order = _order_stats(orders, o_rows, n)
+    n_orders, revenue, first_order, last_order = order_stats(orders, o_rows, n)
     gap = store_gap(orders["gap_us"].to_numpy(dtype=float) / _US_PER_DAY, rules)
     customer = n_orders > 0
     span_days = np.where(customer, (last_order - first_order) / _US_PER_DAY, np.nan)
@@ -361,118 +359,6 @@ def place_persons(
     return placement(store, model=model, as_of=as_of, lookback=lookback).persons
 
 
-def stage_summary(
-    store: Store,
-    *,
-    model: Model | None = None,
-    as_of: datetime | date | str | None = None,
-    lookback: str | float | None = None,
-    placed: StagePlacement | None = None,
-) -> pd.DataFrame:
-    """Persons per stage, conversion between consecutive stages, and counts by status.
-
-    One row per stage, in the model's order: ``reached`` (persons whose stage is this one or
-    a later one), ``at_stage`` (persons whose stage is this one), ``conversion_from_previous``
-    (``reached`` / the previous stage's ``reached``; empty for the first stage or when the
-    previous stage has nobody), ``conversion_from_start`` (``reached`` / the first stage's
-    ``reached``), ``active``, ``stalled``, ``lapsed`` and ``gone`` (persons at this stage
-    with that status), ``returning`` (movers who came back to move on),
-    ``stalled_after_days`` and ``gone_after_days`` (the thresholds for prospects at the
-    stage) and ``threshold_source`` (where they came from). Pass ``placed`` to reuse a
-    :func:`placement`.
-    """
-    placed = placed or placement(store, model=model, as_of=as_of, lookback=lookback)
-    model = placed.model
-    stage_index, status_code = _stage_status(placed)
-    n_stages = len(model.stages)
-    at = np.bincount(stage_index, minlength=n_stages)
-    reached = np.cumsum(at[::-1])[::-1]
-    prev = np.concatenate([[np.nan], reached[:-1]]).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        from_prev = np.where(prev > 0, reached / prev, np.nan)
-        from_start = np.where(reached[0] > 0, reached / max(reached[0], 1), np.nan)
-    out = pd.DataFrame(
-        {
-            "stage": model.stage_names,
-            "reached": reached.astype(np.int64),
-            "at_stage": at.astype(np.int64),
-            "conversion_from_previous": from_prev,
-            "conversion_from_start": from_start,
-        }
-    )
-    cells = stage_index * len(STATUSES) + status_code
-    counts = np.bincount(cells, minlength=n_stages * len(STATUSES)).reshape(n_stages, -1)
-    for j, s in enumerate(STATUSES):
-        out[s] = counts[:, j].astype(np.int64)
-    for column in ("returning", "stalled_after_days", "gone_after_days"):
-        out[column] = placed.thresholds[column].to_numpy()
-    out["threshold_source"] = placed.thresholds["source"].to_numpy()
-    return out
-
-
-def stage_transitions(
-    store: Store,
-    start: datetime | date | str,
-    end: datetime | date | str,
-    *,
-    model: Model | None = None,
-    lookback: str | float | None = None,
-    placed: tuple[StagePlacement, StagePlacement] | None = None,
-) -> pd.DataFrame:
-    """Each person's state at ``start`` and at ``end``: columns ``person_id``, ``from``, ``to``.
-
-    A state is the person's stage, or ``lapsed`` for a customer whose status is lapsed or
-    gone, or
-    ``not seen`` when they have no event in the lookback period before that date (new
-    persons at ``start``; persons whose every event has fallen out of the period at
-    ``end``). Both dates are placed with :func:`placement`, so each uses the thresholds
-    the data held at that date. Persons not seen at either date are left out. Pass
-    ``placed`` (the placements at ``start`` and ``end``) to reuse them.
-    """
-    model, at_start, at_end = _at_both(store, start, end, model, lookback, placed)
-    ids, a, b = _transition_codes(at_start, at_end)
-    states = pa.array([NOT_SEEN, *model.stage_names, LAPSED], pa.string())
-    order = pc.sort_indices(ids).to_numpy()  # by person_id (bytewise, as DuckDB and Python)
-    return pd.DataFrame(
-        {
-            "person_id": text_series(ids.take(pa.array(order))),
-            "from": states.take(pa.array(a[order])).to_pandas(),
-            "to": states.take(pa.array(b[order])).to_pandas(),
-        }
-    )
-
-
-def stage_flow(
-    store: Store,
-    start: datetime | date | str,
-    end: datetime | date | str,
-    *,
-    model: Model | None = None,
-    lookback: str | float | None = None,
-    placed: tuple[StagePlacement, StagePlacement] | None = None,
-) -> pd.DataFrame:
-    """A transition matrix: persons by state at ``start`` (rows) and at ``end`` (columns).
-
-    States are ``not seen``, the stages in order, then ``lapsed`` (see
-    :func:`stage_transitions`); every state appears as a row and as a column, so the
-    matrix is square. The index is named ``from`` and the columns ``to``. The cell
-    (Interest, Decision) counts persons at Interest at ``start`` and at Decision at ``end``;
-    the column ``lapsed`` shows who fell back to lapsed. Pass ``placed`` (the placements at
-    ``start`` and ``end``, e.g. from :func:`placements`) to reuse them.
-    """
-    model, at_start, at_end = _at_both(store, start, end, model, lookback, placed)
-    _, a, b = _transition_codes(at_start, at_end)
-    states = [NOT_SEEN, *model.stage_names, LAPSED]
-    width = len(states)
-    counts = np.bincount(a * width + b, minlength=width * width).reshape(width, width)
-    matrix = pd.DataFrame(
-        counts.astype(np.int64),
-        index=pd.Index(states, name="from"),
-        columns=pd.Index(states, name="to"),
-    )
-    return matrix
-
-
 def persons(
     store: Store,
     stage: str | None = None,
@@ -518,62 +404,6 @@ def _first_evidence(
     return first
 
 
-def _order_stats(
-    orders: pd.DataFrame, o_rows: np.ndarray, n: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per person: order count, revenue, first and last order time (µs; ``_NEVER`` if none)."""
-    o_ts = _micros(orders["ts"])
-    n_orders = np.bincount(o_rows, minlength=n).astype(np.int64)
-    revenue = np.bincount(o_rows, weights=orders["value"].to_numpy(dtype=float), minlength=n)
-    first_order = np.full(n, _NEVER, dtype=np.int64)
-    last_order = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
-    np.minimum.at(first_order, o_rows, o_ts)
-    np.maximum.at(last_order, o_rows, o_ts)
-    last_order[n_orders == 0] = _NEVER
-    return n_orders, revenue, first_order, last_order
-
-
-# -- queries (aggregate in the engine) ------------------------------------------------------
-def _order_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
-    """One row per order in the period: person (and ``hash(person_id)``), time, value, its
-    number n for the person, and the gap since the person's previous order (microseconds,
-    empty for the first). Events on Spark (:class:`shopfunnel.store.spark.SparkEvents`)
-    give the same rows from Spark SQL."""
-    if getattr(store, "on_spark", False):
-        return store.order_rows(start, end, ORDER_EVENT)  # type: ignore[attr-defined]
-    # the purchase events (a few per thousand events) are kept beside the timeline
-    # (store/cache.py): the query below then reads them, not every event
-    purchases = cache.query(
-        store,
-        "purchases",
-        "SELECT order_id, event_id, person_id, ts, value FROM events "
-        f"WHERE event = {quote_literal(ORDER_EVENT)}",
-    )
-    name = "__sf_purchases"
-    store.db.register(name, purchases)
-    try:
-        return store.db.df(
-            f"""
-            WITH o AS (
-                SELECT coalesce(order_id, 'event:' || event_id) AS oid,
-                       arg_min(person_id, struct_pack(t := ts, id := event_id)) AS person_id,
-                       min(ts) AS ts,
-                       coalesce(CAST(arg_min(value, struct_pack(t := ts, id := event_id))
-                                     AS DOUBLE), 0) AS value
-                FROM {name} WHERE ts > ? AND ts <= ?
-                GROUP BY oid
-            )
-            SELECT person_id, hash(person_id) AS h, ts, value,
-                   row_number() OVER w AS n,
-                   epoch_us(ts) - epoch_us(lag(ts) OVER w) AS gap_us
-            FROM o WINDOW w AS (PARTITION BY person_id ORDER BY ts, oid)
-            """,
-            [start, end],
-        )
-    finally:
-        store.db.unregister(name)
-
-
 # -- helpers --------------------------------------------------------------------------------
 def _by_stage_then_id(stage_idx: np.ndarray, id_rank: np.ndarray) -> np.ndarray:
     """The row order of the persons table: by stage, then by ``person_id`` (``id_rank``
@@ -594,121 +424,13 @@ def _labels(names: list[str], codes: np.ndarray) -> pd.Series:
     return pa.array(names, pa.string()).take(pa.array(codes)).to_pandas()
 
 
-def _at_both(
-    store: Store,
-    start: datetime | date | str,
-    end: datetime | date | str,
-    model: Model | None,
-    lookback: str | float | None,
-    placed: tuple[StagePlacement, StagePlacement] | None,
-) -> tuple[Model, StagePlacement, StagePlacement]:
-    """The model and the placements at ``start`` and ``end`` (``placed``, or one pass)."""
-    model = placed[1].model if placed is not None else model or load_model()
-    t0, t1 = _timestamp(start, "start"), _timestamp(end, "end")
-    if t1 <= t0:
-        raise ConfigError(f"the end ({t1}) must be after the start ({t0}): swap --from and --to")
-    at_start, at_end = (
-        placed
-        if placed is not None
-        else placements(store, [t0, t1], model=model, lookback=lookback)
-    )
-    return model, at_start, at_end
-
-
-def _stage_status(placed: StagePlacement) -> tuple[np.ndarray, np.ndarray]:
-    """Each person's stage index and status (position in STATUSES), from the codes when
-    the placement has them, else from its persons table."""
-    if placed.codes is not None:
-        return placed.codes.stage_index.astype(np.int64), placed.codes.status.astype(np.int64)
-    p = placed.persons
-    status = p["status"].to_numpy(dtype=object)
-    code = np.select([status == s for s in STATUSES], list(range(len(STATUSES))), 0)
-    return p["stage_index"].to_numpy(dtype=np.int64), code.astype(np.int64)
-
-
-def _transition_codes(
-    a: StagePlacement, b: StagePlacement
-) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """Every person placed at either date (ids, in no particular order) and their state at
-    each as a position in ``[not seen, *stages, lapsed]``. Two placements over the same ids
-    (the timeline's person index) are matched by rank; others by id through Arrow's hash
-    table (no index of a million strings in pandas)."""
-    ca, cb = a.codes, b.codes
-    if ca is not None and cb is not None and ca.ids is cb.ids:
-        n = len(ca.ids)
-        from_state = np.zeros(n, dtype=np.int64)  # 0: not seen
-        to_state = np.zeros(n, dtype=np.int64)
-        from_state[ca.id_rank] = _coded_states(ca, len(a.model.stages))
-        to_state[cb.id_rank] = _coded_states(cb, len(b.model.stages))
-        either = np.flatnonzero((from_state > 0) | (to_state > 0))
-        return (ca.ids.take(pa.array(either)), from_state[either], to_state[either])
-    ids_a, ids_b = _arrow_ids(a.persons), _arrow_ids(b.persons)
-    coded = pc.dictionary_encode(pa.concat_arrays([ids_a, ids_b]))
-    codes = coded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    n = len(coded.dictionary)
-    from_state = np.zeros(n, dtype=np.int64)  # 0: not seen
-    to_state = np.zeros(n, dtype=np.int64)
-    from_state[codes[: len(ids_a)]] = _state_codes(a.persons, len(a.model.stages))
-    to_state[codes[len(ids_a) :]] = _state_codes(b.persons, len(b.model.stages))
-    return coded.dictionary, from_state, to_state
-
-
-def _coded_states(c: PlacedCodes, n_stages: int) -> np.ndarray:
-    """:func:`_state_codes` from the codes."""
-    slipped = c.customer & (
-        (c.status == STATUSES.index(LAPSED)) | (c.status == STATUSES.index(GONE))
-    )
-    return np.where(slipped, n_stages + 1, c.stage_index.astype(np.int64) + 1)
-
-
-def _state_codes(p: pd.DataFrame, n_stages: int) -> np.ndarray:
-    """The flow state as a position: 1 + the stage, or ``n_stages + 1`` (lapsed) for a
-    customer who is lapsed or gone."""
-    slipped = (p["status"].isin([LAPSED, GONE]) & (p["orders"] > 0)).to_numpy(dtype=bool)
-    return np.where(slipped, n_stages + 1, p["stage_index"].to_numpy(dtype=np.int64) + 1)
-
-
-def _arrow_ids(p: pd.DataFrame) -> pa.Array:
-    ids = p["person_id"]
-    if len(ids) == 0:
-        return pa.array([], pa.string())
-    return pa.array(
-        ids.to_numpy(dtype=object, na_value=None) if ids.dtype == object else ids, pa.string()
-    )
-
-
 def _resolve_as_of(store: Store, as_of: datetime | date | str | None) -> datetime | None:
     if as_of is not None:
-        return _timestamp(as_of, "as_of")
+        return point_in_time(as_of, "as_of")
     if getattr(store, "on_spark", False):
         return store.latest_event_time()  # type: ignore[attr-defined]
     latest = store.db.scalar("SELECT max(ts) FROM events")
     return None if latest is None else pd.Timestamp(latest).to_pydatetime()
-
-
-def _timestamp(value: datetime | date | str, what: str) -> datetime:
-    """A naive UTC datetime; a date (or a date-only string) means the end of that day."""
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            ts = pd.Timestamp(text)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(
-                f"{what} {value!r} is not a date: write e.g. 2024-03-15 or 2024-03-15T12:00"
-            ) from exc
-        if len(text) == 10:  # a date alone
-            ts = ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
-    elif isinstance(value, datetime):
-        ts = pd.Timestamp(value)
-    elif isinstance(value, date):
-        ts = pd.Timestamp(value) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
-    else:
-        raise ConfigError(f"{what} {value!r} is not a date or a datetime")
-    if ts is pd.NaT:
-        raise ConfigError(f"{what} {value!r} is not a date")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.to_pydatetime()
 
 
 _micros = micros
@@ -750,3 +472,16 @@ def _empty_placement(model: Model, lookback_s: float) -> StagePlacement:
         codes=codes,
         make_persons=lambda: persons,
     )
+
+
+_MOVED = ("NOT_SEEN", "stage_flow", "stage_summary", "stage_transitions")
+
+
+def __getattr__(name: str) -> Any:
+    """The summaries moved to :mod:`shopfunnel.stages.summary`; importing them from here, as
+    before, still works (a late import: that module imports this one)."""
+    if name in _MOVED:
+        from shopfunnel.stages import summary
+
+        return getattr(summary, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,7 +22,9 @@ person's events.
 :func:`of_store` answers only when the timeline is current and covers every event (no
 event without a person or a time), every session belongs to one person and the channel
 is coded; otherwise it returns None and the callers keep their SQL. The counts are kept
-per store object until its events change, so the sections of one report share them.
+per store object until its events change, so the sections of one report share them, and
+beside the timeline (``counts.arrow``, :mod:`shopfunnel.store.cache`, keyed by the store's
+events), so the next process reads them instead of passing over the timeline again.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from shopfunnel.jit import njit
+from shopfunnel.store import cache
 from shopfunnel.store import timeline as timeline_store
 from shopfunnel.store.timeline import Timeline, chunks
 
@@ -73,6 +77,13 @@ def of_store(store: Any, *, compute: bool = True) -> StoreCounts | None:
     cached = _CACHE.get(store)
     if cached is not None and cached.key == key:
         return cached
+    folder = timeline_store.folder_for(store.path)
+    saved = folder / "counts.arrow" if folder is not None and folder.is_dir() else None
+    found = cache.read_keyed(saved, key) if saved is not None else None
+    if found is not None:
+        counts = _from_table(found, key)
+        _CACHE[store] = counts
+        return counts
     if not compute:
         return None
     if not timeline_store.is_current(store):
@@ -89,7 +100,52 @@ def of_store(store: Any, *, compute: bool = True) -> StoreCounts | None:
         return None  # events without a person or a time are not in the timeline
     counts = count_timeline(tl, key)
     _CACHE[store] = counts
+    if saved is not None and timeline_store.writable(saved.parent):
+        cache.write_keyed(saved, key, _to_table(counts))
     return counts
+
+
+def _to_table(counts: StoreCounts) -> pa.Table:
+    """The counts as one Arrow row (what :func:`_from_table` reads back)."""
+    names = list(counts.events_by_name)
+    channels = list(counts.sessions_by_channel)
+    return pa.table(
+        {
+            "events": [counts.events],
+            "sessions": [counts.sessions],
+            "first_us": [counts.first_us],
+            "last_us": [counts.last_us],
+            "first_day": [counts.first_day],
+            "events_per_day": [counts.events_per_day.tolist()],
+            "sessions_per_day": [counts.sessions_per_day.tolist()],
+            "persons_per_day": [counts.persons_per_day.tolist()],
+            "names": pa.array([names], pa.list_(pa.string())),
+            "name_events": [[counts.events_by_name[n] for n in names]],
+            "channels": pa.array([channels], pa.list_(pa.string())),
+            "channel_sessions": [[counts.sessions_by_channel[c] for c in channels]],
+        }
+    )
+
+
+def _from_table(table: pa.Table, key: str) -> StoreCounts:
+    row = table.to_pylist()[0]
+
+    def days(name: str) -> np.ndarray:
+        return np.asarray(row[name], dtype=np.int64)
+
+    return StoreCounts(
+        key=key,
+        events=row["events"],
+        sessions=row["sessions"],
+        first_us=row["first_us"],
+        last_us=row["last_us"],
+        first_day=row["first_day"],
+        events_per_day=days("events_per_day"),
+        sessions_per_day=days("sessions_per_day"),
+        persons_per_day=days("persons_per_day"),
+        events_by_name=dict(zip(row["names"], row["name_events"], strict=True)),
+        sessions_by_channel=dict(zip(row["channels"], row["channel_sessions"], strict=True)),
+    )
 
 
 def count_timeline(tl: Timeline, key: str = "", *, chunk_rows: int = CHUNK_ROWS) -> StoreCounts:

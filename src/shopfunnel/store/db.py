@@ -123,3 +123,19 @@ class Database:
 
     def close(self) -> None:
         self._con.close()
+
+
+@contextmanager
+def hash_threads(db: Database, at_least: int = 4) -> Iterator[None]:
+    """Run a large hash aggregate (``count(DISTINCT)`` of 10M ids) with at least
+    ``at_least`` DuckDB threads. DuckDB sizes the aggregate's hash tables per thread: on
+    2 cores, 2 threads took 1.6–2.0 s CPU for 10M distinct ids and 4 threads 0.73 s."""
+    threads = int(db.scalar("SELECT current_setting('threads')"))
+    if threads >= at_least:
+        yield
+        return
+    db.execute(f"SET threads = {int(at_least)}")
+    try:
+        yield
+    finally:
+        db.execute(f"SET threads = {threads}")

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from shopfunnel.errors import ConfigError, StoreError
-from shopfunnel.store import live
+from shopfunnel.store import segments
 from shopfunnel.store.db import Database, quote_ident, quote_literal
 from shopfunnel.store.store import Store
 from shopfunnel.store.timeline import folder_for
@@ -234,7 +234,7 @@ def _remove_timeline(store_path: str) -> tuple[str, ...]:
     folder = folder_for(store_path)
     if folder is None:
         return ()
-    removed = list(live.forget(store_path))  # the live delta holds the person's rows too
+    removed = list(segments.forget(store_path))  # the live delta holds the person's rows too
     for path in [
         folder,
         *folder.parent.glob(f"{folder.name}.*.tmp"),

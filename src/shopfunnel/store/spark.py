@@ -340,7 +340,7 @@ class SparkEvents:
 
     def order_rows(self, start: datetime, end: datetime, order_event: str) -> pd.DataFrame:
         """One row per order in ``(start, end]`` as the placement reads them
-        (:func:`shopfunnel.stages.placement._order_rows`): ``person_id``, ``h`` (0: rows are
+        (:func:`shopfunnel.stages.orders.order_rows`): ``person_id``, ``h`` (0: rows are
         matched by id), ``ts``, ``value``, its number ``n`` for the person and ``gap_us``
         since the person's previous order."""
         from pyspark.sql import Window

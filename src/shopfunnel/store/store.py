@@ -23,9 +23,7 @@ anonymous id is stitched to, else the anonymous id.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,11 +31,14 @@ import duckdb
 import pyarrow as pa
 
 from shopfunnel.durations import parse_duration_seconds
-from shopfunnel.errors import ConfigError, InputError, Reject, StoreError, ValidationError
+from shopfunnel.errors import ConfigError, InputError, StoreError, ValidationError
 from shopfunnel.frames import is_pandas_frame
 from shopfunnel.store import schema
-from shopfunnel.store.channels import channel_sql
-from shopfunnel.store.db import Database, quote_ident, quote_literal
+from shopfunnel.store.checks import checks_of, describe_rejects, typed_expr
+from shopfunnel.store.db import Database, hash_threads, quote_ident
+from shopfunnel.store.identities import stitch
+from shopfunnel.store.prepare import first_load, prepare_sql
+from shopfunnel.store.staged import LINE, LoadResult, OnError, Staged
 from shopfunnel.store.timeline import store_key
 
 if TYPE_CHECKING:
@@ -45,39 +46,6 @@ if TYPE_CHECKING:
 
 DEFAULT_PATH = "shopfunnel.duckdb"
 SCHEMA_VERSION = 1
-OnError = Literal["fail", "skip"]
-LINE = "__line"
-
-
-@dataclass
-class Staged:
-    """A source ready to load: a table with canonical column names and a ``__line`` column.
-
-    ``table`` is an Arrow table (or anything DuckDB can register); ``sql`` is a SELECT
-    DuckDB can run instead (used for large Parquet files, which are never read into
-    memory). ``source`` names the file in messages; ``line_label`` says what ``__line``
-    counts (``line`` for text files, ``row`` for tables). ``rejects`` are rows the
-    importer could not even turn into a staged row (a line that is not JSON, say): they
-    are reported with the store's own rejects and count as read.
-    """
-
-    source: str
-    table: Any = None
-    sql: str | None = None
-    params: list[Any] = field(default_factory=list)
-    line_label: str = "line"
-    rejects: tuple[Reject, ...] = ()
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    """What a load did: rows read, rows added, duplicates skipped and rows rejected."""
-
-    source: str
-    rows_read: int
-    rows_added: int
-    duplicates: int
-    rejects: tuple[Reject, ...] = ()
 
 
 class Store:
@@ -234,21 +202,21 @@ class Store:
                 f"{staged.source}: needs an 'anonymous_id' or a 'user_id' column to know who "
                 "did each event. Map one with --map anonymous_id=<column>."
             )
-        typed = {c: _typed_expr(c, types[c]) for c in present}
+        typed = {c: typed_expr(c, types[c]) for c in present}
         if not staged.rejects and "event_id" in types and self._is_empty():
             note("writing")
-            first = self._first_load(staged, present, types, typed)
+            first = first_load(self, staged, present, types, typed)
             if first is not None:
                 return first
         note("validating")
-        checks = _checks(present, typed, types)
+        checks = checks_of(present, typed, types)
         any_bad = " OR ".join(f"({cond})" for _, cond, _ in checks)
         nulls = {
             c: (f"count(*) FILTER (WHERE {quote_ident(c)} IS NULL)" if c in types else "count(*)")
             for c in ("event_id", "session_id", "channel")
         }
         distinct_ids = "count(DISTINCT event_id)" if "event_id" in types else "0"
-        with _hash_threads(db):
+        with hash_threads(db):
             staged_rows, bad_count, null_ids, null_sessions, null_channels, unique_ids = db.rows(
                 f"SELECT count(*), count(*) FILTER (WHERE {any_bad}), {nulls['event_id']}, "
                 f"{nulls['session_id']}, {nulls['channel']}, {distinct_ids} FROM __src"
@@ -264,7 +232,7 @@ class Store:
             db.execute(f"CREATE OR REPLACE TEMP TABLE __bad AS SELECT * FROM __src WHERE {any_bad}")
             rejects = tuple(
                 sorted(
-                    early + self._describe_rejects(staged.source, checks, types),
+                    early + describe_rejects(self.db, staged.source, checks, types),
                     key=lambda r: (r.line, r.column),
                 )
             )
@@ -282,20 +250,21 @@ class Store:
             )
         note("writing")
         stored = not self._is_empty()
-        prepared = self._prepare_sql(
+        prepared = prepare_sql(
             present,
             typed,
             where,
+            session_timeout_seconds=self.session_timeout_seconds,
             derive_sessions=bool(null_sessions),
             derive_channels=bool(null_channels),
             hash_ids=bool(null_ids),
             dedup=bool(null_ids) or unique_ids + (1 if null_ids else 0) < staged_rows,
             continue_stored=stored,
         )
-        from shopfunnel.store import live
+        from shopfunnel.store import live, segments
 
-        # a kept timeline is extended by this load's rows (store/live.py), not rebuilt
-        extend = stored and live.wanted(self)
+        # a kept timeline is extended by this load's rows (store/segments.py), not rebuilt
+        extend = stored and segments.wanted(self)
         with db.transaction():
             before = int(db.scalar("SELECT count(*) FROM events") or 0)
             from_key = store_key(db) if extend else None
@@ -324,7 +293,7 @@ class Store:
                     f"coalesce({typed.get('anonymous_id', 'NULL')}, {typed['user_id']}) AS anonymous_id "
                     f"FROM __src WHERE {typed['user_id']} IS NOT NULL AND {where}"
                 )
-                self._stitch(record_moves=from_key is not None)
+                stitch(self.db, record_moves=from_key is not None)
                 db.execute("DROP TABLE IF EXISTS __linked")
             if added:
                 self._bump_generation()
@@ -332,7 +301,7 @@ class Store:
             try:
                 if (
                     added
-                    and live.append(self, from_key, store_key(db)) is not None
+                    and segments.append(self, from_key, store_key(db)) is not None
                     and (not self.live_timeline)
                 ):
                     live.compact_if_large(self)  # a live server compacts in its own thread
@@ -352,260 +321,6 @@ class Store:
 
     def _is_empty(self) -> bool:
         return not self.db.rows("SELECT 1 FROM events LIMIT 1")
-
-    def _first_load(
-        self, staged: Staged, present: list[str], types: dict[str, str], typed: dict[str, str]
-    ) -> LoadResult | None:
-        """Load into an empty store in one typed pass, or return None to take the general path.
-
-        The pass computes each typed column once and raises (``error()`` in SQL) on the
-        first row the general path would reject or have to repair: a failed check, a
-        missing ``event_id``, or a missing ``session_id``/``channel`` in a source that has
-        the column (sources without the column get them derived as usual). After the
-        insert, a repeated ``event_id`` also sends the load back. Anything that sends it
-        back rolls the whole transaction back, so the general path starts from the same
-        empty store and describes the rejects by line. Identities are computed from the
-        source before the insert, so ``person_id`` is written stitched, with no UPDATE.
-        """
-        db = self.db
-        prepared = self._prepare_sql(
-            present,
-            typed,
-            "TRUE",
-            derive_sessions="session_id" not in types,
-            derive_channels="channel" not in types,
-            hash_ids=False,
-            dedup=False,
-            guard_types=types,
-        )
-        cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
-        new_cols = ", ".join(f"n.{quote_ident(c)}" for c in schema.COLUMN_NAMES)
-        try:
-            with db.transaction():
-                if "user_id" in types:
-                    # The general path's _stitch over the same rows, before they are written
-                    # (the raw IS NOT NULL is pushed into a Parquet scan).
-                    anon = typed.get("anonymous_id", "NULL")
-                    db.execute(
-                        "CREATE OR REPLACE TEMP TABLE __ids AS SELECT coalesce("
-                        f"{anon}, {typed['user_id']}) AS anonymous_id, arg_min("
-                        f"{typed['user_id']}, {typed['ts']}) AS person_id FROM __src "
-                        f"WHERE user_id IS NOT NULL AND {typed['user_id']} IS NOT NULL GROUP BY 1"
-                    )
-                    person = "coalesce(n.user_id, i.person_id, n.anonymous_id)"
-                    join = "LEFT JOIN __ids i ON i.anonymous_id = n.anonymous_id"
-                else:
-                    person, join = "n.anonymous_id", ""
-                db.execute(
-                    f"INSERT INTO events ({cols}, person_id) WITH __new AS ({prepared}) "
-                    f"SELECT {new_cols}, {person} FROM __new n {join}"
-                )
-                with _hash_threads(db):
-                    added, unique = db.rows(
-                        "SELECT count(*), count(DISTINCT event_id) FROM events"
-                    )[0]
-                if not added or unique < added:
-                    raise _FirstLoadRefused
-                if "user_id" in types:
-                    db.execute("INSERT OR REPLACE INTO identities SELECT * FROM __ids")
-                self._bump_generation()
-        except (_FirstLoadRefused, duckdb.Error):
-            return None
-        finally:
-            db.execute("DROP TABLE IF EXISTS __ids")
-        return LoadResult(
-            source=staged.source, rows_read=int(added), rows_added=int(added), duplicates=0
-        )
-
-    def _describe_rejects(
-        self, source: str, checks: list[tuple[str, str, str]], types: dict[str, str]
-    ) -> tuple[Reject, ...]:
-        """Every failed check of the rows in ``__bad``, as Rejects ordered by line."""
-        reject_sql = " UNION ALL ".join(
-            f"SELECT {LINE} AS line, ? AS col, ? AS reason, "
-            f"CAST({quote_ident(name) if name in types else 'NULL'} AS VARCHAR) AS value "
-            f"FROM __bad WHERE {cond}"
-            for name, cond, _ in checks
-        )
-        params: list[Any] = []
-        for name, _, reason in checks:
-            params += [name, reason]
-        found = self.db.rows(
-            f"SELECT line, col, reason, value FROM ({reject_sql}) ORDER BY line, col", params
-        )
-        return tuple(
-            Reject(source, int(line), col, reason, value) for line, col, reason, value in found
-        )
-
-    def _prepare_sql(
-        self,
-        present: list[str],
-        typed: dict[str, str],
-        where: str,
-        *,
-        derive_sessions: bool,
-        derive_channels: bool,
-        hash_ids: bool,
-        dedup: bool,
-        guard_types: dict[str, str] | None = None,
-        continue_stored: bool = False,
-    ) -> str:
-        """SELECT the staged rows as canonical typed columns with derived values filled in.
-
-        Only the derivations the rows need are planned: a source that carries event ids,
-        sessions and channels is copied in one pass. Given the source's column types as
-        ``guard_types``, the SELECT raises
-        (message ``REFUSED``) on the first row that fails a check of :func:`_checks` or
-        lacks an ``event_id``, ``session_id`` or ``channel`` that is not derived here.
-        With ``continue_stored``, derived sessions continue the latest stored session of
-        their anonymous id (same gap rule; ADR 0152), and rows of a session the store
-        already holds take its channel.
-        """
-        select = []
-        for c in schema.COLUMNS:
-            expr = typed[c.name] if c.name in present else f"CAST(NULL AS {c.sql_type})"
-            select.append(f"{expr} AS {quote_ident(c.name)}")
-        if guard_types is not None:
-            ctes = [
-                _guarded_typed_cte(present, guard_types, typed, derive_sessions, derive_channels)
-            ]
-        else:
-            ctes = [f"typed AS (SELECT {', '.join(select)}, {LINE} FROM __src WHERE {where})"]
-        replaced = ["coalesce(anonymous_id, user_id) AS anonymous_id"]
-        if hash_ids:
-            row_hash_cols = [quote_ident(c) for c in schema.COLUMN_NAMES if c != "event_id"]
-            row_hash = (
-                "md5(concat_ws('\x1f', "
-                + ", ".join(f"coalesce(CAST({c} AS VARCHAR), '')" for c in row_hash_cols)
-                + "))"
-            )
-            replaced.append(f"coalesce(event_id, {row_hash}) AS event_id")
-        ctes.append(f"filled AS (SELECT * REPLACE ({', '.join(replaced)}) FROM typed)")
-        last = "filled"
-        if dedup:  # the first row of an event id wins
-            ctes.append(
-                "dedup AS (SELECT * FROM filled QUALIFY row_number() OVER "
-                f"(PARTITION BY event_id ORDER BY {LINE}) = 1)"
-            )
-            last = "dedup"
-        if derive_sessions:
-            gap = self.session_timeout_seconds
-            if continue_stored:
-                # the latest stored event of each anonymous id takes part (ADR 0152): a
-                # visit split across two loads stays one session and keeps its id
-                ctes.append(f"""prev AS (
-                    SELECT anonymous_id, max(ts) AS ts, arg_max(session_id, ts) AS __prev_sid,
-                           TRUE AS __prev
-                    FROM events WHERE anonymous_id IN (
-                        SELECT anonymous_id FROM {last} WHERE session_id IS NULL)
-                    GROUP BY anonymous_id
-                )""")
-                ctes.append(f"""withprev AS (
-                    SELECT *, FALSE AS __prev, CAST(NULL AS VARCHAR) AS __prev_sid FROM {last}
-                    UNION ALL BY NAME SELECT * FROM prev
-                )""")
-                last = "withprev"
-            order = f"ORDER BY ts, {LINE} NULLS FIRST"
-            ctes.append(f"""starts AS (
-                SELECT *, CASE WHEN epoch(ts) - epoch(lag(ts) OVER w) <= {gap} THEN 0 ELSE 1 END
-                    AS __new
-                FROM {last} WINDOW w AS (PARTITION BY anonymous_id, session_id IS NULL {order})
-            )""")
-            ctes.append(f"""gaps AS (
-                SELECT * EXCLUDE (__new), CASE WHEN session_id IS NULL THEN sum(__new) OVER (
-                    PARTITION BY anonymous_id, session_id IS NULL {order}
-                    ROWS UNBOUNDED PRECEDING) END AS __sess
-                FROM starts
-            )""")
-            stored_sid = (
-                "max(__prev_sid) OVER (PARTITION BY anonymous_id, __sess), "
-                if continue_stored
-                else ""
-            )
-            ctes.append(
-                "sessioned AS (SELECT * EXCLUDE (__sess) REPLACE (coalesce(session_id, "
-                f"{stored_sid}anonymous_id || ':' || CAST(epoch_us(first_value(ts) OVER ("
-                "PARTITION BY anonymous_id, __sess ORDER BY ts)) AS VARCHAR)) AS session_id) "
-                "FROM gaps)"
-            )
-            last = "sessioned"
-            if continue_stored:
-                ctes.append(
-                    "sessioned_new AS (SELECT * EXCLUDE (__prev, __prev_sid) FROM "
-                    "sessioned WHERE NOT __prev)"
-                )
-                last = "sessioned_new"
-        if derive_channels:
-            # A session's channel is the one its first event came from (GA4's session scope).
-            channel = channel_sql("utm_source", "utm_medium", "utm_campaign", "referrer", "page")
-            first = (
-                f"first_value(coalesce(channel, {channel})) OVER (PARTITION BY session_id "
-                f"ORDER BY ts, {LINE})"
-            )
-            stored_ch = "NULL"
-            if continue_stored:  # a session the store holds keeps its channel (ADR 0072)
-                ctes.append(
-                    f"with_stored AS (SELECT n.*, s.__ch FROM {last} n LEFT JOIN (SELECT "
-                    "session_id AS __sid, arg_min(channel, ts) AS __ch FROM events WHERE "
-                    f"session_id IN (SELECT session_id FROM {last}) GROUP BY session_id) s "
-                    "ON s.__sid = n.session_id)"
-                )
-                last, stored_ch = "with_stored", "__ch"
-            ctes.append(
-                f"channelled AS (SELECT * REPLACE (coalesce(channel, {stored_ch}, "
-                f"{first}) AS channel) FROM {last})"
-            )
-            last = "channelled"
-        cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
-        return f"WITH {', '.join(ctes)} SELECT {cols} FROM {last}"
-
-    def _stitch(self, *, record_moves: bool = False) -> None:
-        """Map every anonymous id seen with a user id to that (earliest) user id.
-
-        With ``record_moves``, the persons whose rows the stitching changed (each moved
-        row's new owner and its old one: the anonymous id itself or the user it was
-        stitched to before) are added to the temporary table ``__moved``, for the
-        timeline's delta (:mod:`shopfunnel.store.live`)."""
-        db = self.db
-        if record_moves:
-            db.execute(
-                "CREATE OR REPLACE TEMP TABLE __prior_ids AS SELECT * FROM identities "
-                "WHERE anonymous_id IN (SELECT anonymous_id FROM __linked)"
-            )
-        db.execute(
-            """
-            INSERT OR REPLACE INTO identities
-            SELECT anonymous_id, arg_min(user_id, ts) FROM events
-            WHERE user_id IS NOT NULL AND anonymous_id IN (
-                SELECT anonymous_id FROM __linked)
-            GROUP BY anonymous_id
-            """
-        )
-        update = """
-            UPDATE events SET person_id = i.person_id FROM identities i
-            WHERE events.anonymous_id = i.anonymous_id AND events.user_id IS NULL
-              AND events.person_id <> i.person_id
-              AND i.anonymous_id IN (SELECT anonymous_id FROM __linked)
-            """
-        if not record_moves:
-            db.execute(update)
-            return
-        moved = db.arrow(update + " RETURNING events.anonymous_id AS a, events.person_id AS p")
-        db.register("__moved_rows", moved)
-        try:
-            db.execute(
-                """
-                INSERT INTO __moved
-                SELECT DISTINCT x FROM (
-                    SELECT a AS x FROM __moved_rows UNION ALL SELECT p FROM __moved_rows
-                    UNION ALL SELECT o.person_id FROM __prior_ids o
-                    WHERE o.anonymous_id IN (SELECT a FROM __moved_rows))
-                WHERE x NOT IN (SELECT person_id FROM __moved)
-                """
-            )
-        finally:
-            db.unregister("__moved_rows")
-            db.execute("DROP TABLE IF EXISTS __prior_ids")
 
     def _bump_generation(self) -> None:
         """Count the changes to the events, so caches built from them know when to rebuild.
@@ -664,7 +379,7 @@ class Store:
 
         db = self.db
         index = person_index.of_store(self, build=False)  # the ids beside the timeline
-        with _hash_threads(db):
+        with hash_threads(db):
             events, persons, sessions, first, last = db.rows(
                 "SELECT count(*), "
                 + ("NULL" if index is not None else "count(DISTINCT person_id)")
@@ -719,173 +434,6 @@ def _iso(micros: int) -> str:
     import datetime as dt
 
     return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=int(micros))).isoformat()
-
-
-@contextmanager
-def _hash_threads(db: Database, at_least: int = 4) -> Iterator[None]:
-    """Run a large hash aggregate (``count(DISTINCT)`` of 10M ids) with at least
-    ``at_least`` DuckDB threads. DuckDB sizes the aggregate's hash tables per thread: on
-    2 cores, 2 threads took 1.6–2.0 s CPU for 10M distinct ids and 4 threads 0.73 s."""
-    threads = int(db.scalar("SELECT current_setting('threads')"))
-    if threads >= at_least:
-        yield
-        return
-    db.execute(f"SET threads = {int(at_least)}")
-    try:
-        yield
-    finally:
-        db.execute(f"SET threads = {threads}")
-
-
-class _FirstLoadRefused(Exception):
-    """The first-load pass met a row it cannot write as is: take the general path."""
-
-
-REFUSED = "shopfunnel: row needs the general load path"
-
-
-def _guarded_typed_cte(
-    present: list[str],
-    types: dict[str, str],
-    typed: dict[str, str],
-    derive_sessions: bool,
-    derive_channels: bool,
-) -> str:
-    """The ``typed`` CTE of :meth:`Store._prepare_sql` that raises instead of filtering.
-
-    Each typed value is computed once, in an inner projection next to its raw value; the
-    outer projection passes the typed values on and tests every condition of
-    :func:`_checks` (rewritten over the inner columns) in one ``CASE`` around
-    ``event_id`` that calls ``error()`` on a bad row. DuckDB keeps the two projections
-    apart, so no cast (and no JSON parse) is evaluated twice. A text column that stays
-    text needs no cast: its only failure is the empty string, which the general path
-    reads as missing and rejects.
-    """
-    must_have = (
-        {"event_id"}
-        | ({"session_id"} if not derive_sessions else set())
-        | ({"channel"} if not derive_channels else set())
-    )
-    inner, value, bad = [], {}, []
-    for name in present:
-        col = schema.BY_NAME[name]
-        raw = quote_ident("r_" + name)
-        inner.append(f"{quote_ident(name)} AS {raw}")
-        if col.sql_type == "VARCHAR" and types[name] == "VARCHAR":
-            value[name] = raw
-            bad.append(f"{raw} = ''")
-        else:
-            value[name] = quote_ident("t_" + name)
-            inner.append(f"{typed[name]} AS {value[name]}")
-            bad.append(f"({raw} IS NOT NULL AND {value[name]} IS NULL)")
-        if col.required or name in must_have:
-            bad.append(f"{raw} IS NULL")
-    who = [quote_ident("r_" + c) for c in ("anonymous_id", "user_id") if c in present]
-    bad.append("(" + " AND ".join(f"{w} IS NULL" for w in who) + ")")
-    outer = []
-    for col in schema.COLUMNS:
-        name = quote_ident(col.name)
-        if col.name == "event_id":
-            outer.append(
-                f"CASE WHEN {' OR '.join(bad)} THEN error({quote_literal(REFUSED)}) "
-                f"ELSE {value['event_id']} END AS {name}"
-            )
-        elif col.name in present:
-            outer.append(f"{value[col.name]} AS {name}")
-        else:
-            outer.append(f"CAST(NULL AS {col.sql_type}) AS {name}")
-    return (
-        f"typed AS (SELECT {', '.join(outer)}, {LINE} FROM (SELECT {', '.join(inner)}, {LINE} "
-        "FROM __src))"
-    )
-
-
-def _checks(
-    present: list[str], typed: dict[str, str], types: dict[str, str]
-) -> list[tuple[str, str, str]]:
-    """(column, SQL condition that is true for a bad row, reason) for each rule.
-
-    A value is bad when it is present but its typed form is NULL; for a text column
-    that stays text that is exactly the empty string, tested without the cast."""
-    checks = []
-    for name in present:
-        col = schema.BY_NAME[name]
-        raw = quote_ident(name)
-        if col.required:
-            checks.append((name, f"{raw} IS NULL", "is required and missing"))
-        unreadable = (
-            f"{raw} = ''"
-            if col.sql_type == "VARCHAR" and types[name] == "VARCHAR"
-            else f"{raw} IS NOT NULL AND {typed[name]} IS NULL"
-        )
-        checks.append((name, unreadable, f"cannot be read as {_human_type(col.sql_type)}"))
-    who = [quote_ident(c) for c in ("anonymous_id", "user_id") if c in present]
-    checks.append(
-        (
-            "anonymous_id",
-            " AND ".join(f"{w} IS NULL" for w in who),
-            "the row has neither anonymous_id nor user_id",
-        )
-    )
-    return checks
-
-
-def _human_type(sql_type: str) -> str:
-    if sql_type == "TIMESTAMP":
-        return "a timestamp (ISO 8601, e.g. 2024-03-15T10:30:00Z; no zone means UTC)"
-    if sql_type.startswith("DECIMAL"):
-        return "a number"
-    if sql_type.startswith("STRUCT"):
-        return (
-            "a list of items (a JSON array of objects with only item_id, item_name, "
-            "item_category, price, quantity)"
-        )
-    if sql_type == "JSON":
-        return 'a JSON object ({"key": value, …})'
-    return sql_type.lower()
-
-
-def _typed_expr(name: str, source_type: str) -> str:
-    """A SQL expression casting the staged column to its canonical type, NULL if it can't."""
-    col = schema.BY_NAME[name]
-    raw = quote_ident(name)
-    if col.sql_type == "TIMESTAMP":
-        if source_type.startswith("TIMESTAMP WITH TIME ZONE"):
-            # The UTC wall clock is the instant's epoch: plain arithmetic, where
-            # timezone('UTC', …) goes through ICU's calendar (0.7 s CPU per 10M rows).
-            # ±infinity has no epoch and keeps the ICU conversion.
-            return (
-                f"CASE WHEN isfinite({raw}) THEN make_timestamp(epoch_us({raw})) "
-                f"ELSE CAST(timezone('UTC', {raw}) AS TIMESTAMP) END"
-            )
-        if source_type.startswith("TIMESTAMP") or source_type == "DATE":
-            return f"CAST({raw} AS TIMESTAMP)"
-        if source_type in ("BIGINT", "INTEGER", "HUGEINT", "DOUBLE"):
-            return f"make_timestamp(CAST({raw} AS BIGINT) * 1000000)"
-        return f"CAST(timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ)) AS TIMESTAMP)"
-    if col.sql_type == "JSON":  # properties: a JSON object, nothing else
-        if source_type == "VARCHAR" or source_type == "JSON":
-            # valid JSON whose text starts with '{' is an object (no second parse)
-            return (
-                f"CASE WHEN starts_with(ltrim(CAST({raw} AS VARCHAR)), '{{') "
-                f"THEN TRY_CAST({raw} AS JSON) END"
-            )
-        return (
-            f"CASE WHEN json_type(to_json({raw})) = 'OBJECT' THEN CAST(to_json({raw}) AS JSON) END"
-        )
-    if col.name == "items" and source_type in ("VARCHAR", "JSON"):
-        # the cast to the item type drops unknown keys and reads a non-object as an empty
-        # item: refuse both, as the collector does, rather than lose what they carried
-        fields = ", ".join(quote_literal(f) for f in schema.ITEM_FIELDS)
-        parsed = f"TRY_CAST({raw} AS JSON)"
-        foreign = (
-            f"list_bool_or(list_transform(TRY_CAST({parsed} AS JSON[]), lambda it: "
-            f"json_type(it) <> 'OBJECT' OR NOT list_has_all([{fields}], json_keys(it))))"
-        )
-        return f"CASE WHEN {foreign} THEN NULL ELSE TRY_CAST({parsed} AS {col.sql_type}) END"
-    if col.sql_type == "VARCHAR":
-        return f"NULLIF(CAST({raw} AS VARCHAR), '')"
-    return f"TRY_CAST({raw} AS {col.sql_type})"
 
 
 def to_arrow(data: Any) -> pa.Table:

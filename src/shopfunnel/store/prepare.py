@@ -1,0 +1,202 @@
+"""Staged rows into events: the SQL that types them and fills what they lack (an event
+id from the row's hash, sessions from 30 minutes of inactivity, the channel of the session's
+first event, the first row of a repeated event id), and the one-pass load of an empty store.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from shopfunnel.store import schema
+from shopfunnel.store.channels import channel_sql
+from shopfunnel.store.checks import FirstLoadRefused, guarded_typed_cte
+from shopfunnel.store.db import hash_threads, quote_ident
+from shopfunnel.store.staged import LINE, LoadResult, Staged
+
+if TYPE_CHECKING:
+    from shopfunnel.store.store import Store
+
+
+def prepare_sql(
+    present: list[str],
+    typed: dict[str, str],
+    where: str,
+    *,
+    session_timeout_seconds: float,
+    derive_sessions: bool,
+    derive_channels: bool,
+    hash_ids: bool,
+    dedup: bool,
+    guard_types: dict[str, str] | None = None,
+    continue_stored: bool = False,
+) -> str:
+    """SELECT the staged rows as canonical typed columns with derived values filled in.
+
+    Only the derivations the rows need are planned: a source that carries event ids,
+    sessions and channels is copied in one pass. Given the source's column types as
+    ``guard_types``, the SELECT raises
+    (message ``REFUSED``) on the first row that fails a check of :func:`checks_of` or
+    lacks an ``event_id``, ``session_id`` or ``channel`` that is not derived here.
+    With ``continue_stored``, derived sessions continue the latest stored session of
+    their anonymous id (same gap rule; ADR 0152), and rows of a session the store
+    already holds take its channel.
+    """
+    select = []
+    for c in schema.COLUMNS:
+        expr = typed[c.name] if c.name in present else f"CAST(NULL AS {c.sql_type})"
+        select.append(f"{expr} AS {quote_ident(c.name)}")
+    if guard_types is not None:
+        ctes = [guarded_typed_cte(present, guard_types, typed, derive_sessions, derive_channels)]
+    else:
+        ctes = [f"typed AS (SELECT {', '.join(select)}, {LINE} FROM __src WHERE {where})"]
+    replaced = ["coalesce(anonymous_id, user_id) AS anonymous_id"]
+    if hash_ids:
+        row_hash_cols = [quote_ident(c) for c in schema.COLUMN_NAMES if c != "event_id"]
+        row_hash = (
+            "md5(concat_ws('\x1f', "
+            + ", ".join(f"coalesce(CAST({c} AS VARCHAR), '')" for c in row_hash_cols)
+            + "))"
+        )
+        replaced.append(f"coalesce(event_id, {row_hash}) AS event_id")
+    ctes.append(f"filled AS (SELECT * REPLACE ({', '.join(replaced)}) FROM typed)")
+    last = "filled"
+    if dedup:  # the first row of an event id wins
+        ctes.append(
+            "dedup AS (SELECT * FROM filled QUALIFY row_number() OVER "
+            f"(PARTITION BY event_id ORDER BY {LINE}) = 1)"
+        )
+        last = "dedup"
+    if derive_sessions:
+        gap = session_timeout_seconds
+        if continue_stored:
+            # the latest stored event of each anonymous id takes part (ADR 0152): a
+            # visit split across two loads stays one session and keeps its id
+            ctes.append(f"""prev AS (
+                SELECT anonymous_id, max(ts) AS ts, arg_max(session_id, ts) AS __prev_sid,
+                       TRUE AS __prev
+                FROM events WHERE anonymous_id IN (
+                    SELECT anonymous_id FROM {last} WHERE session_id IS NULL)
+                GROUP BY anonymous_id
+            )""")
+            ctes.append(f"""withprev AS (
+                SELECT *, FALSE AS __prev, CAST(NULL AS VARCHAR) AS __prev_sid FROM {last}
+                UNION ALL BY NAME SELECT * FROM prev
+            )""")
+            last = "withprev"
+        order = f"ORDER BY ts, {LINE} NULLS FIRST"
+        ctes.append(f"""starts AS (
+            SELECT *, CASE WHEN epoch(ts) - epoch(lag(ts) OVER w) <= {gap} THEN 0 ELSE 1 END
+                AS __new
+            FROM {last} WINDOW w AS (PARTITION BY anonymous_id, session_id IS NULL {order})
+        )""")
+        ctes.append(f"""gaps AS (
+            SELECT * EXCLUDE (__new), CASE WHEN session_id IS NULL THEN sum(__new) OVER (
+                PARTITION BY anonymous_id, session_id IS NULL {order}
+                ROWS UNBOUNDED PRECEDING) END AS __sess
+            FROM starts
+        )""")
+        stored_sid = (
+            "max(__prev_sid) OVER (PARTITION BY anonymous_id, __sess), " if continue_stored else ""
+        )
+        ctes.append(
+            "sessioned AS (SELECT * EXCLUDE (__sess) REPLACE (coalesce(session_id, "
+            f"{stored_sid}anonymous_id || ':' || CAST(epoch_us(first_value(ts) OVER ("
+            "PARTITION BY anonymous_id, __sess ORDER BY ts)) AS VARCHAR)) AS session_id) "
+            "FROM gaps)"
+        )
+        last = "sessioned"
+        if continue_stored:
+            ctes.append(
+                "sessioned_new AS (SELECT * EXCLUDE (__prev, __prev_sid) FROM "
+                "sessioned WHERE NOT __prev)"
+            )
+            last = "sessioned_new"
+    if derive_channels:
+        # A session's channel is the one its first event came from (GA4's session scope).
+        channel = channel_sql("utm_source", "utm_medium", "utm_campaign", "referrer", "page")
+        first = (
+            f"first_value(coalesce(channel, {channel})) OVER (PARTITION BY session_id "
+            f"ORDER BY ts, {LINE})"
+        )
+        stored_ch = "NULL"
+        if continue_stored:  # a session the store holds keeps its channel (ADR 0072)
+            ctes.append(
+                f"with_stored AS (SELECT n.*, s.__ch FROM {last} n LEFT JOIN (SELECT "
+                "session_id AS __sid, arg_min(channel, ts) AS __ch FROM events WHERE "
+                f"session_id IN (SELECT session_id FROM {last}) GROUP BY session_id) s "
+                "ON s.__sid = n.session_id)"
+            )
+            last, stored_ch = "with_stored", "__ch"
+        ctes.append(
+            f"channelled AS (SELECT * REPLACE (coalesce(channel, {stored_ch}, "
+            f"{first}) AS channel) FROM {last})"
+        )
+        last = "channelled"
+    cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
+    return f"WITH {', '.join(ctes)} SELECT {cols} FROM {last}"
+
+
+def first_load(
+    store: Store, staged: Staged, present: list[str], types: dict[str, str], typed: dict[str, str]
+) -> LoadResult | None:
+    """Load into an empty store in one typed pass, or return None to take the general path.
+
+    The pass computes each typed column once and raises (``error()`` in SQL) on the
+    first row the general path would reject or have to repair: a failed check, a
+    missing ``event_id``, or a missing ``session_id``/``channel`` in a source that has
+    the column (sources without the column get them derived as usual). After the
+    insert, a repeated ``event_id`` also sends the load back. Anything that sends it
+    back rolls the whole transaction back, so the general path starts from the same
+    empty store and describes the rejects by line. Identities are computed from the
+    source before the insert, so ``person_id`` is written stitched, with no UPDATE.
+    """
+    db = store.db
+    prepared = prepare_sql(
+        present,
+        typed,
+        "TRUE",
+        session_timeout_seconds=store.session_timeout_seconds,
+        derive_sessions="session_id" not in types,
+        derive_channels="channel" not in types,
+        hash_ids=False,
+        dedup=False,
+        guard_types=types,
+    )
+    cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
+    new_cols = ", ".join(f"n.{quote_ident(c)}" for c in schema.COLUMN_NAMES)
+    try:
+        with db.transaction():
+            if "user_id" in types:
+                # The general path's stitching (identities.stitch) over the same rows,
+                # before they are written (the raw IS NOT NULL is pushed into a Parquet scan).
+                anon = typed.get("anonymous_id", "NULL")
+                db.execute(
+                    "CREATE OR REPLACE TEMP TABLE __ids AS SELECT coalesce("
+                    f"{anon}, {typed['user_id']}) AS anonymous_id, arg_min("
+                    f"{typed['user_id']}, {typed['ts']}) AS person_id FROM __src "
+                    f"WHERE user_id IS NOT NULL AND {typed['user_id']} IS NOT NULL GROUP BY 1"
+                )
+                person = "coalesce(n.user_id, i.person_id, n.anonymous_id)"
+                join = "LEFT JOIN __ids i ON i.anonymous_id = n.anonymous_id"
+            else:
+                person, join = "n.anonymous_id", ""
+            db.execute(
+                f"INSERT INTO events ({cols}, person_id) WITH __new AS ({prepared}) "
+                f"SELECT {new_cols}, {person} FROM __new n {join}"
+            )
+            with hash_threads(db):
+                added, unique = db.rows("SELECT count(*), count(DISTINCT event_id) FROM events")[0]
+            if not added or unique < added:
+                raise FirstLoadRefused
+            if "user_id" in types:
+                db.execute("INSERT OR REPLACE INTO identities SELECT * FROM __ids")
+            store._bump_generation()
+    except (FirstLoadRefused, duckdb.Error):
+        return None
+    finally:
+        db.execute("DROP TABLE IF EXISTS __ids")
+    return LoadResult(
+        source=staged.source, rows_read=int(added), rows_added=int(added), duplicates=0
+    )
