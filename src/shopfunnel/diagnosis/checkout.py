@@ -70,14 +70,7 @@ def checkout_sessions(store, levels: SessionLevels) -> pd.DataFrame:
     if getattr(store, "on_spark", False):  # the same rows from Spark SQL
         from shopfunnel.store import spark_diagnosis as sd
 
-        return sd.checkout_rows(
-            store.df,
-            levels.spark_sessions,
-            levels.start,
-            levels.end,
-            sd.excluded_ids(levels.db, levels.table),
-            PAYMENT_FAILED_EVENT,
-        )
+        return sd.checkout_rows(store.df, sd.kept_sessions(levels), PAYMENT_FAILED_EVENT)
     failed = "(e.event = 'add_payment_info' AND json_extract_string(e.properties, '$.payment_failed') = 'true') OR e.event = ?"
     return store.db.df(
         f"""

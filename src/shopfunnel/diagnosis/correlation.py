@@ -55,15 +55,7 @@ def feature_counts(store, levels: SessionLevels, max_values: int = 12) -> pd.Dat
     if getattr(store, "on_spark", False):  # the same counts from Spark SQL
         from shopfunnel.store import spark_diagnosis as sd
 
-        return sd.feature_counts(
-            store.df,
-            levels.spark_sessions,
-            levels.start,
-            levels.end,
-            sd.excluded_ids(levels.db, levels.table),
-            steps,
-            max_values,
-        )
+        return sd.feature_counts(store.df, sd.kept_sessions(levels), steps, max_values)
     case = " ".join(f"WHEN ? THEN {i + 1}" for i in range(len(steps)))
     step_idx = f"CASE e.event {case} ELSE 0 END" if steps else "0"
     return store.db.df(

@@ -125,10 +125,14 @@ def order_counts(
     return int(row["orders"]), int(row["valued"]), float(row["revenue"])
 
 
-def _kept(sessions: DataFrame, start: datetime | None, end: datetime | None, excluded: list[str]):
-    """The sessions that started in ``[start, end)``, without the excluded ones."""
+def kept_sessions(levels: Any) -> DataFrame:
+    """The Spark sessions of a diagnosis's sessions table ``levels`` (a
+    :class:`~shopfunnel.diagnosis.session_levels.SessionLevels` built on Spark): those
+    that started in its window, without the ones its driver table marks excluded."""
     from pyspark.sql import functions as F
 
+    sessions, start, end = levels.spark_sessions, levels.start, levels.end
+    excluded = excluded_ids(levels.db, levels.table)
     kept = _window(sessions, F.col("started_us"), start, end)
     if excluded:
         ids = sessions.sparkSession.createDataFrame([(s,) for s in excluded], "session_id string")
@@ -136,23 +140,14 @@ def _kept(sessions: DataFrame, start: datetime | None, end: datetime | None, exc
     return kept
 
 
-def checkout_rows(
-    df: DataFrame,
-    sessions: DataFrame,
-    start: datetime | None,
-    end: datetime | None,
-    excluded: list[str],
-    failed_event: str,
-) -> pd.DataFrame:
+def checkout_rows(df: DataFrame, kept: DataFrame, failed_event: str) -> pd.DataFrame:
     """One row per kept session that entered checkout, the columns of
     :func:`shopfunnel.diagnosis.checkout.checkout_sessions`."""
     from pyspark.sql import functions as F
 
     from shopfunnel.store.spark import _pandas
 
-    kept = _kept(sessions, start, end, excluded).select(
-        "session_id", F.col("device").alias("__device")
-    )
+    kept = kept.select("session_id", F.col("device").alias("__device"))
     ev = (
         df.where(F.col("event").isin(*CHECKOUT_EVENTS, failed_event))
         .drop("device")
@@ -189,13 +184,7 @@ def checkout_rows(
 
 
 def feature_counts(
-    df: DataFrame,
-    sessions: DataFrame,
-    start: datetime | None,
-    end: datetime | None,
-    excluded: list[str],
-    step_events: Sequence[str],
-    max_values: int,
+    df: DataFrame, kept: DataFrame, step_events: Sequence[str], max_values: int
 ) -> pd.DataFrame:
     """Sessions per (``kind``, ``key``, ``value``, ``first_step``, ``level``) among the kept
     sessions: the events that are not steps (``kind`` event) and the properties whose key
@@ -205,7 +194,7 @@ def feature_counts(
 
     from shopfunnel.store.spark import _pandas
 
-    kept = _kept(sessions, start, end, excluded).select("session_id", "level")
+    kept = kept.select("session_id", "level")
     step_idx = F.lit(0)
     for i, event in reversed(list(enumerate(step_events))):
         step_idx = F.when(F.col("event") == event, F.lit(i + 1)).otherwise(step_idx)
