@@ -202,3 +202,17 @@ def test_the_model_file_beside_the_store_is_read(db: str, monkeypatch, tmp_path)
         run("flow", "run", "cart-abandonment", "--db", db, "--dry-run", "--format", "json")
     )
     assert dry["counts"]["due"] == 0  # 10 hours now
+
+
+def test_audience_refresh_on_spark_is_refused_with_what_to_do(tmp_path) -> None:
+    # a saved audience's history lives in the store's tables: a lake cannot keep it
+    from typer.testing import CliRunner
+
+    from shopfunnel.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        ["audience", "refresh", "--engine", "spark", "--events", str(tmp_path / "e.parquet")],
+    )
+    assert result.exit_code != 0
+    assert "shopfunnel ingest" in result.output and "--db" in result.output

@@ -10,6 +10,7 @@ import typer
 
 from shopfunnel import format as fmt
 from shopfunnel.cli.application import app
+from shopfunnel.cli.engine import Engine, EngineOpt, EventsOpt, TableOpt
 from shopfunnel.cli.options import LOOKBACK_OPTION
 from shopfunnel.cli.output import (
     DB_OPTION,
@@ -236,6 +237,9 @@ def audience_refresh(
     model: Annotated[Path | None, MODEL_OPTION] = None,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
+    engine: EngineOpt = Engine.local,
+    events: EventsOpt = None,
+    table: TableOpt = None,
 ) -> None:
     """Recompute audiences and record who entered and who left since the last refresh.
 
@@ -255,6 +259,12 @@ def audience_refresh(
     from shopfunnel.store.store import Store
 
     with friendly_errors():
+        if Engine(engine) == Engine.spark or events is not None or table is not None:
+            raise ConfigError(
+                "audience refresh records who entered and left each saved audience in the "
+                "store's own tables, which a read-only lake does not have: load the events "
+                "into a store (`shopfunnel ingest`) and refresh there with --db"
+            )
         the_model = store_model(db, model)
         rows, frames = [], []
         with Store(db) as store:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from shopfunnel.cli.application import app
+from shopfunnel.cli.engine import Engine, EngineOpt, EventsOpt, TableOpt, open_source
 from shopfunnel.cli.options import FREE_SHIPPING_OPTION, MARGIN_OPTION
 from shopfunnel.cli.output import (
     DB_OPTION,
@@ -73,6 +74,9 @@ def diagnose(
         ),
     ] = None,
     aov: Annotated[float | None, AOV_OPTION] = None,
+    engine: EngineOpt = Engine.local,
+    events: EventsOpt = None,
+    table: TableOpt = None,
 ) -> None:
     """Find the weakest stage and why, ranked by revenue at stake, with the tactics that fit.
 
@@ -91,7 +95,10 @@ def diagnose(
 
         loaded = load_model(model)  # ./shopfunnel.toml when there is one, else the defaults
         settings = DiagnoseSettings(average_order_value=check_aov(aov))
-        with Store(db, read_only=True) as store, working("diagnosing the store…"):
+        with (
+            open_source(db, engine, events, table) as store,
+            working("diagnosing the store…"),
+        ):
             result = run(store, model=loaded, as_of=as_of, settings=settings)
         findings = result.findings.head(top)
         if format == Format.json:

@@ -90,7 +90,7 @@ def open_source(
     try:
         yield source
     finally:
-        source.df.unpersist()
+        source.close()
 
 
 HEAVY_EVENTS = 1_000_000

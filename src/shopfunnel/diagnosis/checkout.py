@@ -51,19 +51,26 @@ CHECKOUT_STEPS = (
 def checkout_steps(store) -> tuple[list[tuple[str, str, str]], bool]:
     """The checkout steps the store records, in order, and whether it records a
     ``payment_failed`` event."""
-    present = {
-        r[0]
-        for r in store.db.rows(
-            "SELECT DISTINCT event FROM events WHERE event IN (?, ?, ?, ?, ?)",
-            [*CHECKOUT_EVENTS, PAYMENT_FAILED_EVENT],
-        )
-    }
+    if getattr(store, "on_spark", False):  # shopfunnel.store.spark.SparkEvents
+        present = store.event_names()
+    else:
+        present = {
+            r[0]
+            for r in store.db.rows(
+                "SELECT DISTINCT event FROM events WHERE event IN (?, ?, ?, ?, ?)",
+                [*CHECKOUT_EVENTS, PAYMENT_FAILED_EVENT],
+            )
+        }
     return [s for s in CHECKOUT_STEPS if s[1] in present], PAYMENT_FAILED_EVENT in present
 
 
 def checkout_sessions(store, levels: SessionLevels) -> pd.DataFrame:
     """One row per session that entered checkout: device, reached flags (``checkout``,
     ``shipping``, ``payment``, ``purchase``; open funnel) and checkout properties."""
+    if getattr(store, "on_spark", False):  # the same rows from Spark SQL
+        from shopfunnel.store import spark_diagnosis as sd
+
+        return sd.checkout_rows(store.df, sd.kept_sessions(levels), PAYMENT_FAILED_EVENT)
     failed = "(e.event = 'add_payment_info' AND json_extract_string(e.properties, '$.payment_failed') = 'true') OR e.event = ?"
     return store.db.df(
         f"""

@@ -92,7 +92,10 @@ def diagnose(
     benchmarks = load_benchmarks(model)
     playbook = load_playbook(model)
     notes: list[str] = []
-    first, last = store.db.rows("SELECT min(ts), max(ts) FROM events")[0]
+    if getattr(store, "on_spark", False):  # shopfunnel.store.spark.SparkEvents
+        first, last = store.event_span()
+    else:
+        first, last = store.db.rows("SELECT min(ts), max(ts) FROM events")[0]
     if as_of is None:
         end = (
             (datetime.combine(last.date(), datetime.min.time()) + timedelta(days=1))

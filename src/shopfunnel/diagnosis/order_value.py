@@ -119,6 +119,16 @@ def order_value(
     store: Any, start: datetime, end: datetime, *, given: float | None = None
 ) -> OrderValue:
     """Orders in ``[start, end)`` and the average order value to use (module docstring)."""
+    if getattr(store, "on_spark", False):  # shopfunnel.store.spark.SparkEvents
+        from shopfunnel.store.spark_diagnosis import order_counts
+
+        orders, valued, revenue = order_counts(store.df, store._t(), start, end)
+    else:
+        orders, valued, revenue = _order_counts(store, start, end)
+    return _order_value(orders, valued, revenue, given)
+
+
+def _order_counts(store: Any, start: datetime, end: datetime) -> tuple[int, int, float]:
     orders, valued, revenue = store.db.rows(
         """
         WITH o AS (
@@ -133,7 +143,10 @@ def order_value(
         """,
         [start, end],
     )[0]
-    orders, valued, revenue = int(orders), int(valued), float(revenue)
+    return int(orders), int(valued), float(revenue)
+
+
+def _order_value(orders: int, valued: int, revenue: float, given: float | None) -> OrderValue:
     measured = revenue / valued if valued and revenue > 0 else math.nan
     if given is not None:
         return OrderValue(orders, valued, revenue, measured, float(given), "given")

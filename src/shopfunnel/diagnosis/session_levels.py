@@ -105,13 +105,23 @@ class SessionLevels:
                 )
         self.properties: tuple[str, ...] = tuple(dict.fromkeys(properties))
         self.segment_columns: tuple[str, ...] = SEGMENT_COLUMNS + self.properties
-        present = {r[0] for r in self.db.rows("SELECT DISTINCT event FROM events")}
+        on_spark = getattr(store, "on_spark", False)  # shopfunnel.store.spark.SparkEvents
+        present = (
+            store.event_names()
+            if on_spark
+            else {r[0] for r in self.db.rows("SELECT DISTINCT event FROM events")}
+        )
         # A step whose event the store never records cannot be measured: drop it, and say so.
         self.steps: tuple[DiagnosisStep, ...] = tuple(s for s in steps if s.event in present)
         self.missing_steps: tuple[DiagnosisStep, ...] = tuple(
             s for s in steps if s.event not in present
         )
         self.table = f"__sf_levels_{next(self._ids)}"
+        self.start, self.end = start, end
+        self.spark_sessions = None
+        if on_spark:  # the same table, its rows from Spark SQL (store/spark_diagnosis.py)
+            self._from_spark(start, end)
+            return
         level = " ".join(f"WHEN event = ? THEN {i + 1}" for i, _ in enumerate(self.steps))
         level_expr = f"max(CASE {level} ELSE 0 END)" if self.steps else "0"
         params: list = [s.event for s in self.steps]
@@ -160,8 +170,45 @@ class SessionLevels:
             """,
             prop_params + params + wparams + wparams,
         )
+        self._span()
+
+    def _span(self) -> None:
         span = self.db.rows(f"SELECT min(day), max(day), count(*) FROM {self.table}")[0]
         self.first_day, self.last_day, self.sessions = span[0], span[1], int(span[2] or 0)
+
+    def _from_spark(self, start: datetime | None, end: datetime | None) -> None:
+        """The sessions table from events on Spark: one row per session computed there
+        (:func:`shopfunnel.store.spark_diagnosis.session_frame`), kept here in the driver's
+        DuckDB (``store.db``) with the columns the SQL path gives."""
+        from shopfunnel.store import spark_diagnosis as sd
+
+        frame = sd.session_frame(
+            self.store.df,
+            self.store._t(),
+            [s.event for s in self.steps],
+            start,
+            end,
+            self.properties,
+        )
+        self.spark_sessions = frame
+        rows = f"{self.table}_rows"
+        self.db.register(rows, sd.session_rows(frame))
+        props = "".join(f"{quote_ident(key)}, " for key in self.properties)
+        try:
+            self.db.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE {self.table} AS
+                SELECT session_id, person_id, make_timestamp(started_us) AS started_at,
+                       date_trunc('hour', make_timestamp(started_us)) AS hour,
+                       CAST(make_timestamp(started_us) AS DATE) AS day,
+                       device, channel, campaign, country, {props}CAST(level AS INTEGER) AS level,
+                       orders, revenue, false AS excluded
+                FROM {rows}
+                """
+            )
+        finally:
+            self.db.unregister(rows)
+        self._span()
 
     def within(self, start: datetime | None, end: datetime | None) -> SessionLevels:
         """The sessions that started in ``[start, end)``, as a table of their own, without
@@ -174,6 +221,8 @@ class SessionLevels:
         child.properties, child.segment_columns = self.properties, self.segment_columns
         child.steps, child.missing_steps = self.steps, self.missing_steps
         child.table = f"__sf_levels_{next(self._ids)}"
+        child.start, child.end = start, end
+        child.spark_sessions = self.spark_sessions
         cond, params = ["true"], []
         if start is not None:
             cond.append("started_at >= ?")

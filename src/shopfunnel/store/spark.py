@@ -112,7 +112,7 @@ def read_events(
     return spark.read.parquet(events)
 
 
-_MAYBE = ("order_id", "currency", "device", "value")
+_MAYBE = ("order_id", "currency", "device", "value", "country", "utm_campaign", "properties")
 
 
 class SparkEvents:
@@ -163,11 +163,14 @@ class SparkEvents:
                 df = df.withColumn(
                     name, F.lit(None).cast("double" if name == "value" else "string")
                 )
+        if "properties" in df.columns and dict(df.dtypes)["properties"] != "string":
+            df = df.withColumn("properties", F.to_json("properties"))
         if persist:
             from pyspark import StorageLevel
 
             df = df.persist(StorageLevel.MEMORY_AND_DISK)
         self.df: DataFrame = df
+        self._db: Any = None
 
     def heavy_persons(self, min_events: int = 1_000_000) -> pd.DataFrame:
         """Persons with at least ``min_events`` events, most first (``person_id``,
@@ -178,6 +181,42 @@ class SparkEvents:
 
     def _t(self) -> Column:
         return micros(self.df)
+
+    @property
+    def db(self) -> Any:
+        """An in-memory DuckDB on the driver (:class:`shopfunnel.store.db.Database`) for
+        the compact tables the analyses keep there: it starts with the ``orders`` view's
+        rows as a table ``orders`` (one row per order), and the diagnosis adds its
+        sessions table (:mod:`shopfunnel.store.spark_diagnosis`). Events are not in it."""
+        if self._db is None:
+            from shopfunnel.store.db import Database
+
+            db = Database(":memory:")
+            db.register("__sf_orders", self.orders().toArrow())
+            db.execute(
+                "CREATE TABLE orders AS SELECT * REPLACE (make_timestamp(ts) AS ts) FROM __sf_orders"
+            )
+            db.unregister("__sf_orders")
+            self._db = db
+        return self._db
+
+    def event_span(self) -> tuple[datetime | None, datetime | None]:
+        """The times of the first and last events (naive UTC), None without events."""
+        from pyspark.sql import functions as F
+
+        row = self.df.select(F.min(self._t()).alias("a"), F.max(self._t()).alias("b")).collect()[0]
+        return tuple(None if v is None else _naive(v) for v in (row["a"], row["b"]))  # type: ignore[return-value]
+
+    def event_names(self) -> set[str]:
+        """The distinct event names."""
+        return {r[0] for r in self.df.select("event").distinct().collect()}
+
+    def close(self) -> None:
+        """Drop the cached events and the driver's DuckDB."""
+        self.df.unpersist()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     def latest_event_time(self) -> datetime | None:
         """The time of the latest event (naive UTC), None without events."""
