@@ -605,7 +605,9 @@ def test_top_findings_read_as_one_line_each() -> None:
     ]
 
 
-def test_an_incident_ranked_low_is_still_shown_before_the_ranked_findings_marked_not_numbered() -> None:
+def test_an_incident_ranked_low_is_still_shown_before_the_ranked_findings_marked_not_numbered() -> (
+    None
+):
     findings = pd.DataFrame(
         {
             "rank": [1, 2, 3],

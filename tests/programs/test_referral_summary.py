@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shopfunnel.programs.referrals import summarize_ledger
@@ -50,6 +50,7 @@ def _reference(rows: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
+@settings(deadline=None)
 @given(st.lists(row, max_size=40))
 def test_each_referrers_counts_and_rewards_are_the_sums_of_their_ledger_rows(rows):
     ledger = pd.DataFrame(
