@@ -24,7 +24,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -118,7 +118,7 @@ class SessionLevels:
         )
         self.table = f"__sf_levels_{next(self._ids)}"
         self.start, self.end = start, end
-        self.spark_sessions = None
+        self.spark_sessions: Any = None  # the sessions computed on Spark (a DataFrame)
         if on_spark:  # the same table, its rows from Spark SQL (store/spark_diagnosis.py)
             self._from_spark(start, end)
             return
