@@ -15,9 +15,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from shopfunnel.errors import ShopfunnelError
 from shopfunnel.format import csv_text
@@ -25,6 +22,8 @@ from shopfunnel.frames import is_pandas_frame
 
 if TYPE_CHECKING:
     import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
 
 
 def _width() -> int | None:
@@ -35,8 +34,38 @@ def _width() -> int | None:
     return 200
 
 
-console = Console(width=_width())
-err_console = Console(stderr=True)
+class _LazyConsole:
+    """A Rich console made on first use: a command whose output is JSON or CSV never
+    imports Rich (about 30 ms of every process)."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def _real(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True) if self._stderr else Console(width=_width())
+        return self._console
+
+    @property
+    def is_terminal(self) -> bool:
+        """Rich's answer, without making the console when the stream is plainly not a
+        terminal (no tty and nothing forcing one)."""
+        stream = sys.stderr if self._stderr else sys.stdout
+        forced = os.environ.get("FORCE_TERMINAL") or os.environ.get("TTY_COMPATIBLE")
+        if self._console is None and not forced and not stream.isatty():
+            return False
+        return self._real().is_terminal
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+
+# Typed as Rich's console: every attribute is the real console's.
+console: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
+err_console: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 TERMINAL_ROWS = 50  # rows of a long table shown on a terminal; --limit and --out give more
 
 
@@ -175,6 +204,8 @@ def rich_table(
 ) -> Table:
     """A Rich table of a DataFrame, numbers right-aligned."""
     import pandas as pd
+    from rich.table import Table
+    from rich.text import Text
 
     formats = formats or {}
     table = Table(title=title, header_style="bold")
