@@ -103,9 +103,12 @@ def test_kernels_missing_from_the_cache_are_compiled_with_numba_in_full(tmp_path
     assert _funnel_process({"NUMBA_CACHE_DIR": str(tmp_path)}) == "runtime only"
 
 
-_FUNNEL_THEN_MODULES = _FUNNEL_IN_A_PROCESS + """
+_FUNNEL_THEN_MODULES = (
+    _FUNNEL_IN_A_PROCESS
+    + """
 print("numba.np.arrayobj" in sys.modules, "numba.cpython.charseq" in sys.modules)
 """
+)
 
 
 def test_cached_kernels_import_no_numba_module_for_their_environments():

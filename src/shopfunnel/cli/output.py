@@ -34,38 +34,37 @@ def _width() -> int | None:
     return 200
 
 
-class _LazyConsole:
-    """A Rich console made on first use: a command whose output is JSON or CSV never
-    imports Rich (about 30 ms of every process)."""
-
-    def __init__(self, stderr: bool) -> None:
-        self._stderr = stderr
-        self._console: Console | None = None
-
-    def _real(self) -> Console:
-        if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(stderr=True) if self._stderr else Console(width=_width())
-        return self._console
-
-    @property
-    def is_terminal(self) -> bool:
-        """Rich's answer, without making the console when the stream is plainly not a
-        terminal (no tty and nothing forcing one)."""
-        stream = sys.stderr if self._stderr else sys.stdout
-        forced = os.environ.get("FORCE_TERMINAL") or os.environ.get("TTY_COMPATIBLE")
-        if self._console is None and not forced and not stream.isatty():
-            return False
-        return self._real().is_terminal
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real(), name)
+_CONSOLES: dict[str, Console] = {}
 
 
-# Typed as Rich's console: every attribute is the real console's.
-console: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
-err_console: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
+def _console(name: str) -> Console:
+    """``console`` (standard output) or ``err_console`` (standard error), made on first use:
+    a command whose output is JSON or CSV never imports Rich (about 30 ms of a process)."""
+    made = _CONSOLES.get(name)
+    if made is None:
+        from rich.console import Console
+
+        made = Console(stderr=True) if name == "err_console" else Console(width=_width())
+        _CONSOLES[name] = made
+    return made
+
+
+def __getattr__(name: str) -> Console:
+    """``from shopfunnel.cli.output import console, err_console``: Rich's consoles."""
+    if name in ("console", "err_console"):
+        return _console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _err_is_terminal() -> bool:
+    """Whether standard error is a terminal, as Rich decides, without making the console
+    when it plainly is not (no tty and nothing forcing one)."""
+    forced = os.environ.get("FORCE_TERMINAL") or os.environ.get("TTY_COMPATIBLE")
+    if "err_console" not in _CONSOLES and not forced and not sys.stderr.isatty():
+        return False
+    return _console("err_console").is_terminal
+
+
 TERMINAL_ROWS = 50  # rows of a long table shown on a terminal; --limit and --out give more
 
 
@@ -256,8 +255,8 @@ def emit(
             text = data.to_string(index=False) if is_frame(data) else to_json(data)  # type: ignore[union-attr]
         else:
             if table is None and is_frame(data) and len(data) > TERMINAL_ROWS:
-                console.print(rich_table(data.head(TERMINAL_ROWS)))  # type: ignore[union-attr]
-                err_console.print(
+                _console("console").print(rich_table(data.head(TERMINAL_ROWS)))  # type: ignore[union-attr]
+                _console("err_console").print(
                     f"showing the first {TERMINAL_ROWS:,} of {len(data):,} rows: write them all "
                     "with --out FILE (and --format csv or json)"
                 )
@@ -267,11 +266,11 @@ def emit(
                 if table is not None
                 else (rich_table(data) if is_frame(data) else to_json(data))
             )
-            console.print(renderable)
+            _console("console").print(renderable)
             return
     if out is not None:
         Path(out).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        err_console.print(f"wrote {out}")
+        _console("err_console").print(f"wrote {out}")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -294,7 +293,7 @@ def _write_pieces(pieces: Iterator[bytes | memoryview], out: Path | None) -> Non
         tmp.replace(out)  # all or nothing: a failure leaves no half-written file
     finally:
         tmp.unlink(missing_ok=True)
-    err_console.print(f"wrote {out}")
+    _console("err_console").print(f"wrote {out}")
 
 
 _VERBOSE = [False]
@@ -313,7 +312,7 @@ def verbose() -> bool:
 def say_time(what: str, seconds: float) -> None:
     """With ``--verbose``, one line on standard error: what took how long."""
     if _VERBOSE[0]:
-        err_console.print(f"[dim]{what}: {seconds:.2f} s[/]", highlight=False)
+        _console("err_console").print(f"[dim]{what}: {seconds:.2f} s[/]", highlight=False)
 
 
 @contextmanager
@@ -325,10 +324,10 @@ def working(message: str) -> Iterator[None]:
 
     started = time.perf_counter()
     try:
-        if not err_console.is_terminal:
+        if not _err_is_terminal():
             yield
         else:
-            with err_console.status(message, spinner="dots"):
+            with _console("err_console").status(message, spinner="dots"):
                 yield
     finally:
         say_time(message.rstrip("…. "), time.perf_counter() - started)
@@ -340,8 +339,8 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except ShopfunnelError as exc:
-        err_console.print("[bold red]error:[/] ", end="")
-        err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        _console("err_console").print("[bold red]error:[/] ", end="")
+        _console("err_console").print(str(exc), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from exc
 
 
