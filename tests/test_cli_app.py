@@ -96,8 +96,7 @@ def test_verbose_says_how_long_a_command_took(tmp_path) -> None:
 
 def test_counting_a_funnel_on_a_store_loads_neither_pandas_nor_scipy(tmp_path) -> None:
     """The warm funnel, as table and as JSON, needs numba, DuckDB and Arrow only: pandas,
-    scipy.linalg and numpy.ma cost about 0.6 s of every call (ADRs 0157, 0158); JSON needs no
-    Rich."""
+    scipy.linalg and numpy.ma cost about 0.6 s of every call (ADRs 0157, 0158)."""
     from conftest import log
     from shopfunnel.funnel.api import funnel
     from shopfunnel.store.store import Store
@@ -124,8 +123,6 @@ def test_counting_a_funnel_on_a_store_loads_neither_pandas_nor_scipy(tmp_path) -
         # typer from 0.29 parses every option through pydantic (0.15-0.2 s: ADR 0170), and
         # numba's environments of its own implementations are not imported (ADR 0157)
         assert not loaded & {"pydantic", "numba.np.arrayobj"}, fmt
-        if fmt == "json":
-            assert not {m for m in loaded if m == "rich" or m.startswith("rich.")}, fmt
 
 
 _RUN_WITH_PROBES = """

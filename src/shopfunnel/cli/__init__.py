@@ -58,6 +58,7 @@ def run() -> NoReturn:
 
 def _exit_now(code: object) -> NoReturn:
     import atexit
+    import contextlib
     import os
 
     if code is None:
@@ -69,10 +70,9 @@ def _exit_now(code: object) -> NoReturn:
         status = 1
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        # a closed pipe: nothing more can be written to it
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe: nothing more can be written to it
-            pass
     os._exit(status)
 
 
