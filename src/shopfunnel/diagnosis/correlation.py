@@ -61,8 +61,8 @@ def feature_counts(store, levels: SessionLevels, max_values: int = 12) -> pd.Dat
     return store.db.df(
         f"""
         WITH ev AS (
-            SELECT e.session_id, l.level, e.event, {step_idx} AS step_idx, e.properties
-            FROM events e JOIN {levels.table} l USING (session_id)
+            SELECT l.{levels.session_column} AS session_id, l.level, e.event, {step_idx} AS step_idx, e.properties
+            FROM events e JOIN {levels.table} l ON l.{levels.session_column} = {levels.events_session}
             WHERE NOT l.excluded AND (e.properties IS NOT NULL OR e.event <> 'page_view')
         ),
         props AS (

@@ -23,9 +23,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from shopfunnel.store.db import json_pointer, quote_ident
@@ -92,7 +93,11 @@ class SessionLevels:
         start: datetime | None = None,
         end: datetime | None = None,
         properties: Sequence[str] = (),
+        from_timeline: bool | None = None,
     ):
+        """``from_timeline``: None takes the sessions from the store's timeline when it can
+        serve (:mod:`shopfunnel.store.session_facts`; not with ``properties``) and else from
+        SQL; False always from SQL; True only from the timeline (an error when it cannot)."""
         self.store = store
         self.db = store.db
         for key in properties:
@@ -119,9 +124,22 @@ class SessionLevels:
         self.table = f"__sf_levels_{next(self._ids)}"
         self.start, self.end = start, end
         self.spark_sessions: Any = None  # the sessions computed on Spark (a DataFrame)
+        # how the events meet this table: by the session id, or by its hash (timeline rows)
+        self.session_column, self.events_session = "session_id", "e.session_id"
+        self.person_column = "person_id"
         if on_spark:  # the same table, its rows from Spark SQL (store/spark_diagnosis.py)
             self._from_spark(start, end)
             return
+        if from_timeline is not False and not self.properties and self._from_timeline(start, end):
+            return
+        if from_timeline:
+            from shopfunnel.errors import ShopfunnelError
+
+            raise ShopfunnelError(
+                "the store's timeline cannot give the sessions (none built for these events, a "
+                "live delta, a session of two persons or an event without a session): leave "
+                "from_timeline unset to count them by SQL"
+            )
         level = " ".join(f"WHEN event = ? THEN {i + 1}" for i, _ in enumerate(self.steps))
         level_expr = f"max(CASE {level} ELSE 0 END)" if self.steps else "0"
         params: list = [s.event for s in self.steps]
@@ -171,6 +189,69 @@ class SessionLevels:
             prop_params + params + wparams + wparams,
         )
         self._span()
+
+    def _from_timeline(self, start: datetime | None, end: datetime | None) -> bool:
+        """The table from one pass over the timeline (:mod:`shopfunnel.store.session_facts`)
+        with the orders and revenue of the window's purchase events; False when the
+        timeline cannot serve. Sessions are keyed by ``hash(session_id)`` (``session``)
+        and persons by ``hash(person_id)`` (``person``)."""
+        import pyarrow as pa
+
+        from shopfunnel.store import session_facts
+
+        found = session_facts.sessions(
+            self.store, [s.event for s in self.steps], _epoch_us(start), _epoch_us(end)
+        )
+        if found is None:
+            return False
+        cols: dict[str, Any] = {
+            "session": found.session,
+            "person": found.person,
+            "start_us": found.start_us,
+            "level": found.level.astype(np.int32),
+        }
+        for name, codes, labels in zip(SEGMENT_COLUMNS, found.codes, found.labels, strict=True):
+            # code -1 (no value) -> index 0, '(none)'
+            dictionary = pa.array(["(none)", *labels], pa.string())
+            cols[name] = pa.DictionaryArray.from_arrays(
+                pa.array(codes.astype(np.int32) + 1), dictionary
+            )
+        rows = f"{self.table}_rows"
+        self.db.register(rows, pa.table(cols))
+        where, wparams = ["event = 'purchase'"], []
+        if start is not None:
+            where.append("ts >= ?")
+            wparams.append(start)
+        if end is not None:
+            where.append("ts < ?")
+            wparams.append(end)
+        try:
+            self.db.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE {self.table} AS
+                WITH o AS (
+                    SELECT hash(session_id) AS session, count(DISTINCT order_id) AS orders,
+                           sum(value)::DOUBLE AS revenue
+                    FROM events WHERE {" AND ".join(where)}
+                    GROUP BY session_id
+                )
+                SELECT s.session, s.person, make_timestamp(s.start_us) AS started_at,
+                       date_trunc('hour', make_timestamp(s.start_us)) AS hour,
+                       CAST(make_timestamp(s.start_us) AS DATE) AS day,
+                       CAST(s.device AS VARCHAR) AS device, CAST(s.channel AS VARCHAR) AS channel,
+                       CAST(s.campaign AS VARCHAR) AS campaign, CAST(s.country AS VARCHAR) AS country,
+                       s.level, coalesce(o.orders, 0) AS orders,
+                       coalesce(o.revenue, 0)::DOUBLE AS revenue, false AS excluded
+                FROM {rows} s LEFT JOIN o ON s.session = o.session
+                """,
+                wparams,
+            )
+        finally:
+            self.db.unregister(rows)
+        self.session_column, self.events_session = "session", "hash(e.session_id)"
+        self.person_column = "person"
+        self._span()
+        return True
 
     def _span(self) -> None:
         span = self.db.rows(f"SELECT min(day), max(day), count(*) FROM {self.table}")[0]
@@ -223,6 +304,8 @@ class SessionLevels:
         child.table = f"__sf_levels_{next(self._ids)}"
         child.start, child.end = start, end
         child.spark_sessions = self.spark_sessions
+        child.session_column, child.events_session = self.session_column, self.events_session
+        child.person_column = self.person_column
         cond, params = ["true"], []
         if start is not None:
             cond.append("started_at >= ?")
@@ -284,7 +367,7 @@ class SessionLevels:
             cond.append(f"{quote_ident(col)} = ?")
             params.append(value)
         persons, sessions = self.db.rows(
-            f"SELECT count(DISTINCT person_id), count(*) FROM {self.table} WHERE {' AND '.join(cond)}",
+            f"SELECT count(DISTINCT {self.person_column}), count(*) FROM {self.table} WHERE {' AND '.join(cond)}",
             params,
         )[0]
         return float(persons) / sessions if sessions else float("nan")
@@ -395,3 +478,13 @@ class SessionLevels:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _epoch_us(at: datetime | None) -> int | None:
+    """Microseconds since 1970 of a naive UTC time (the events' ``ts``), as ``epoch_us``."""
+    if at is None:
+        return None
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    delta = at - datetime(1970, 1, 1)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
