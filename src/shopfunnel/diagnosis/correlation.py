@@ -63,7 +63,7 @@ def feature_counts(store, levels: SessionLevels, max_values: int = 12) -> pd.Dat
         WITH ev AS (
             SELECT l.{levels.session_column} AS session_id, l.level, e.event, {step_idx} AS step_idx, e.properties
             FROM events e JOIN {levels.table} l ON l.{levels.session_column} = {levels.events_session}
-            WHERE NOT l.excluded AND (e.properties IS NOT NULL OR e.event <> 'page_view')
+            WHERE NOT l.excluded AND (e.properties IS NOT NULL OR ({step_idx} = 0 AND e.event <> 'page_view'))
         ),
         props AS (
             SELECT session_id, level, step_idx, key, json_extract_string(properties, {JSON_POINTER_SQL.format(key="key")}) AS value
@@ -82,7 +82,7 @@ def feature_counts(store, levels: SessionLevels, max_values: int = 12) -> pd.Dat
         FROM feat
         GROUP BY ALL
         """,
-        [*steps, max_values],
+        [*steps, *steps, max_values],
     )
 
 
