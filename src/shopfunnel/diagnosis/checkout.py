@@ -74,7 +74,7 @@ def checkout_sessions(store, levels: SessionLevels) -> pd.DataFrame:
     failed = "(e.event = 'add_payment_info' AND json_extract_string(e.properties, '$.payment_failed') = 'true') OR e.event = ?"
     return store.db.df(
         f"""
-        SELECT l.{levels.session_column} AS session_id, l.device,
+        SELECT l.{levels.session_column} AS session_id, CAST(l.device AS VARCHAR) AS device,
                bool_or(e.event IN ('begin_checkout', 'add_shipping_info', 'add_payment_info', ?, 'purchase')) AS checkout,
                bool_or(e.event IN ('add_shipping_info', 'add_payment_info', ?, 'purchase')) AS shipping,
                bool_or(e.event IN ('add_payment_info', ?, 'purchase')) AS payment,

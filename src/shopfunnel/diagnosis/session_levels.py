@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from shopfunnel.store.db import json_pointer, quote_ident
+from shopfunnel.store.db import json_pointer, quote_ident, quote_literal
 
 Grain = Literal["day", "hour"]
 SEGMENT_COLUMNS = ("device", "channel", "campaign", "country")
@@ -216,6 +216,12 @@ class SessionLevels:
             cols[name] = pa.DictionaryArray.from_arrays(
                 pa.array(codes.astype(np.int32) + 1), dictionary
             )
+        # the segment columns as ENUMs: copied and grouped like small integers, not strings
+        # (every reader compares them with strings and sorts them as VARCHAR: see counts)
+        segments = ", ".join(
+            f"CAST(s.{name} AS ENUM({', '.join(quote_literal(v) for v in dict.fromkeys(['(none)', *labels]))})) AS {name}"
+            for name, labels in zip(SEGMENT_COLUMNS, found.labels, strict=True)
+        )
         rows = f"{self.table}_rows"
         self.db.register(rows, pa.table(cols))
         where, wparams = ["event = 'purchase'"], []
@@ -238,9 +244,7 @@ class SessionLevels:
                 SELECT s.session, s.person, make_timestamp(s.start_us) AS started_at,
                        date_trunc('hour', make_timestamp(s.start_us)) AS hour,
                        CAST(make_timestamp(s.start_us) AS DATE) AS day,
-                       CAST(s.device AS VARCHAR) AS device, CAST(s.channel AS VARCHAR) AS channel,
-                       CAST(s.campaign AS VARCHAR) AS campaign, CAST(s.country AS VARCHAR) AS country,
-                       s.level, coalesce(o.orders, 0) AS orders,
+                       {segments}, s.level, coalesce(o.orders, 0) AS orders,
                        coalesce(o.revenue, 0)::DOUBLE AS revenue, false AS excluded
                 FROM {rows} s LEFT JOIN o ON s.session = o.session
                 """,
@@ -408,7 +412,8 @@ class SessionLevels:
                     else [
                         r[0]
                         for r in self.db.rows(
-                            f"SELECT {quote_ident(col)} FROM {self.table} GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ?",
+                            f"SELECT CAST(v AS VARCHAR) FROM (SELECT {quote_ident(col)} AS v, count(*) AS n "
+                            f"FROM {self.table} GROUP BY 1) ORDER BY n DESC, 1 LIMIT ?",
                             [top[col]],  # type: ignore[index]
                         )
                     ]
@@ -440,8 +445,14 @@ class SessionLevels:
             + ([reached] if reached else [])
             + ["sum(orders) AS orders", "sum(revenue) AS revenue"]
         )
-        group = "GROUP BY ALL ORDER BY ALL" if exprs else ""
-        df = self.db.df(f"SELECT {select} FROM {self.table} {cond} {group}", params + wparams)
+        sql = f"SELECT {select} FROM {self.table} {cond}"
+        if exprs:
+            # grouped by the columns as stored (ENUMs from the timeline), then sorted as text
+            names = [quote_ident(col) for col in by]
+            outer = [f"CAST({q} AS VARCHAR) AS {q}" for q in names]
+            outer.append(f"* EXCLUDE ({', '.join(names)})" if names else "*")
+            sql = f"SELECT {', '.join(outer)} FROM ({sql} GROUP BY ALL) ORDER BY ALL"
+        df = self.db.df(sql, params + wparams)
         for k in range(len(self.steps) + 1):
             df[f"n{k}"] = df[f"n{k}"].astype("int64")
         df["orders"] = df["orders"].fillna(0).astype("int64")
@@ -461,7 +472,7 @@ class SessionLevels:
         rows = self.db.rows(
             f"""
             WITH d AS (SELECT {c} AS v, day, count(*) AS n FROM {self.table} GROUP BY ALL),
-            t AS (SELECT v, sum(n) AS total, max(n) AS peak FROM d GROUP BY v)
+            t AS (SELECT CAST(v AS VARCHAR) AS v, sum(n) AS total, max(n) AS peak FROM d GROUP BY 1)
             SELECT v FROM (SELECT v, row_number() OVER (ORDER BY total DESC, v) AS r1,
                                   row_number() OVER (ORDER BY peak DESC, v) AS r2 FROM t)
             WHERE r1 <= ? OR r2 <= ? ORDER BY v
