@@ -180,3 +180,36 @@ def test_an_event_without_a_session_sends_the_table_to_sql() -> None:
         assert levels.session_column == "session_id" and levels.sessions == 2
     with pytest.raises(ShopfunnelError, match="timeline cannot give the sessions"):
         SessionLevels(s, from_timeline=True)
+
+
+def test_sessions_are_kept_beside_the_timeline_for_the_next_process_until_a_load(
+    tmp_path, monkeypatch
+) -> None:
+    from conftest import log
+
+    db = tmp_path / "s.duckdb"
+    rows = (
+        ("a", 0, "page_view", {"session_id": "s1", "device": "mobile"}),
+        ("a", 60, "view_item", {"session_id": "s1"}),
+        ("b", 90, "add_to_cart", {"session_id": "s2", "channel": "email"}),
+    )
+    with Store(db) as s:
+        s.load(log(*rows))
+        timeline_store.of_store(s)  # the funnel would build it
+        with SessionLevels(s, from_timeline=True) as levels:
+            made = table(levels)
+    assert (timeline_store.folder_for(str(db)) / "sessions.arrow").is_file()
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("passed over the timeline again")
+
+    with Store(db, read_only=True) as s, monkeypatch.context() as m:
+        m.setattr(session_facts, "facts", no_pass)
+        with SessionLevels(s, from_timeline=True) as levels:  # another process: the saved rows
+            pd.testing.assert_frame_equal(table(levels), made)
+
+    with Store(db) as s:
+        s.load(log(("c", 100, "view_item", {"session_id": "s3", "event_id": "e-new"})))
+        timeline_store.of_store(s)
+        with SessionLevels(s, from_timeline=True) as levels:  # new events: a new pass
+            assert levels.sessions == 3

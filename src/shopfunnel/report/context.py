@@ -196,6 +196,7 @@ class Context:
         parts are imported here first, so two threads never import the same modules."""
         import shopfunnel.diagnosis.checkout  # noqa: F401
         import shopfunnel.diagnosis.correlation  # noqa: F401
+        import shopfunnel.store.session_facts  # noqa: F401
 
         return self.start("diagnosis", self.diagnose())
 

@@ -22,17 +22,21 @@ pass over each person's few rows gives the same rows:
 :func:`sessions` answers only when the timeline is current, whole (no live delta), covers
 every event (none without a person or a time), has sessions nested in persons and the four
 breakdown columns coded, and no event of the window lacks a session; otherwise it returns
-None and the caller keeps its SQL. ADR 0160.
+None and the caller keeps its SQL. Its rows are kept beside the timeline until the events
+change (``sessions.arrow``). ADR 0160.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from shopfunnel.jit import njit
+from shopfunnel.store import cache
 from shopfunnel.store import timeline as timeline_store
 from shopfunnel.store.timeline import Timeline, chunks
 
@@ -198,10 +202,51 @@ def sessions(
     store: Any, events: list[str], start_us: int | None, end_us: int | None
 ) -> SessionFacts | None:
     """The sessions of ``store`` that have events in ``[start_us, end_us)`` (None: no
-    bound) from its timeline, or None when the timeline cannot serve (module docstring)."""
+    bound) from its timeline, or None when the timeline cannot serve (module docstring).
+
+    The rows are kept beside the timeline (``sessions.arrow``, :mod:`shopfunnel.store.cache`,
+    keyed by the store's events, the steps and the window): a diagnosis's window follows
+    the last event, so the next process over the same events reads them back instead of
+    passing over the timeline (and starting numba) again."""
     tl = usable_timeline(store)
     if tl is None:
         return None
     lo = np.iinfo(np.int64).min if start_us is None else start_us
     hi = np.iinfo(np.int64).max if end_us is None else end_us
-    return facts(tl, events, lo, hi)
+    labels = [list(tl.labels[d]) for d in SEGMENT_DIMS]
+    folder = timeline_store.folder_for(store.path)
+    saved = folder / "sessions.arrow" if folder is not None and folder.is_dir() else None
+    key = f"{tl.key}|{json.dumps([events, int(lo), int(hi)])}"
+    found = cache.read_keyed(saved, key) if saved is not None else None
+    if found is not None:
+        return _from_table(found, labels)
+    made = facts(tl, events, lo, hi)
+    if made is not None and saved is not None and timeline_store.writable(saved.parent):
+        cache.write_keyed(saved, key, _to_table(made))
+    return made
+
+
+def _to_table(f: SessionFacts) -> pa.Table:
+    return pa.table(
+        {
+            "session": f.session,
+            "person": f.person,
+            "start_us": f.start_us,
+            "level": f.level,
+            **{d: c for d, c in zip(SEGMENT_DIMS, f.codes, strict=True)},
+        }
+    )
+
+
+def _from_table(table: pa.Table, labels: list[list[str]]) -> SessionFacts:
+    def col(name: str) -> np.ndarray:
+        return table.column(name).to_numpy()
+
+    return SessionFacts(
+        session=col("session"),
+        person=col("person"),
+        start_us=col("start_us"),
+        level=col("level"),
+        codes=[col(d) for d in SEGMENT_DIMS],
+        labels=labels,
+    )
