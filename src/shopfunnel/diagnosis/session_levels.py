@@ -16,6 +16,11 @@ Definitions (an *open* funnel, as GA4 allows):
   channel, campaign (``utm_campaign``, ``(none)`` when missing) and country from its
   first event that has one, and likewise each session property named in ``properties``
   (a key of the events' ``properties``; its column is named after the key).
+
+The table comes from one compiled pass over the store's sorted timeline when that can stand
+for every event (:mod:`shopfunnel.store.session_facts`, ADR 0160: sessions keyed by
+``hash(session_id)``, segment columns as ENUMs), else from one SQL scan of the events; both
+give the same rows.
 """
 
 from __future__ import annotations
