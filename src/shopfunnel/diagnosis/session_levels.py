@@ -132,6 +132,8 @@ class SessionLevels:
         # how the events meet this table: by the session id, or by its hash (timeline rows)
         self.session_column, self.events_session = "session_id", "e.session_id"
         self.person_column = "person_id"
+        # the events a ``features`` bitmask column marks (store/session_facts.py), if any
+        self.feature_events: list[str] | None = None
         if on_spark:  # the same table, its rows from Spark SQL (store/spark_diagnosis.py)
             self._from_spark(start, end)
             return
@@ -215,6 +217,8 @@ class SessionLevels:
             "start_us": found.start_us,
             "level": found.level.astype(np.int32),
         }
+        if found.features is not None:
+            cols["features"] = found.features
         for name, codes, labels in zip(SEGMENT_COLUMNS, found.codes, found.labels, strict=True):
             # code -1 (no value) -> index 0, '(none)'
             dictionary = pa.array(["(none)", *labels], pa.string())
@@ -249,7 +253,7 @@ class SessionLevels:
                 SELECT s.session, s.person, make_timestamp(s.start_us) AS started_at,
                        date_trunc('hour', make_timestamp(s.start_us)) AS hour,
                        CAST(make_timestamp(s.start_us) AS DATE) AS day,
-                       {segments}, s.level, coalesce(o.orders, 0) AS orders,
+                       {segments}, s.level,{" s.features," if found.features is not None else ""} coalesce(o.orders, 0) AS orders,
                        coalesce(o.revenue, 0)::DOUBLE AS revenue, false AS excluded
                 FROM {rows} s LEFT JOIN o ON s.session = o.session
                 """,
@@ -259,6 +263,7 @@ class SessionLevels:
             self.db.unregister(rows)
         self.session_column, self.events_session = "session", "hash(e.session_id)"
         self.person_column = "person"
+        self.feature_events = found.feature_events
         self._span()
         return True
 
@@ -315,6 +320,7 @@ class SessionLevels:
         child.spark_sessions = self.spark_sessions
         child.session_column, child.events_session = self.session_column, self.events_session
         child.person_column = self.person_column
+        child.feature_events = self.feature_events
         cond, params = ["true"], []
         if start is not None:
             cond.append("started_at >= ?")

@@ -42,6 +42,8 @@ from shopfunnel.store.timeline import Timeline, chunks
 
 SEGMENT_DIMS = ("device", "channel", "utm_campaign", "country")
 CHUNK_ROWS = 2_000_000
+MAX_FEATURE_EVENTS = 64
+FORMAT = 2  # of sessions.arrow
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,8 @@ class SessionFacts:
     """One row per session (arrays of one length; see the module docstring).
 
     ``codes[i]`` holds the codes of ``SEGMENT_DIMS[i]`` (``-1``: no value), whose names are
-    ``labels[i]``."""
+    ``labels[i]``. ``features`` marks the events the correlation tests
+    (:func:`feature_events`) that each session has, at any time (None: more than 64)."""
 
     session: np.ndarray  # uint64: hash(session_id)
     person: np.ndarray  # uint64: hash(person_id)
@@ -57,14 +60,45 @@ class SessionFacts:
     level: np.ndarray  # int8
     codes: list[np.ndarray]  # int16 each
     labels: list[list[str]]
+    # uint64: bit b set when the session has an event feature_events[b] (at any time)
+    features: np.ndarray | None = None
+    feature_events: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.session)
 
 
 @njit(cache=True, nogil=True)
+def _find(out_s, first, m, last, s):
+    """The row of session ``s`` among ``out_s[first:m]`` (``last`` tried first), or -1."""
+    if last >= 0 and out_s[last] == s:
+        return last
+    for q in range(m - 1, first - 1, -1):
+        if out_s[q] == s:
+            return q
+    return -1
+
+
+@njit(cache=True, nogil=True)
 def _pass(
-    person, t, event, session, d0, d1, d2, d3, level_of, lo, hi, out_s, out_p, out_t, out_l, out_c
+    person,
+    t,
+    event,
+    session,
+    d0,
+    d1,
+    d2,
+    d3,
+    level_of,
+    bit_of,
+    lo,
+    hi,
+    out_s,
+    out_p,
+    out_t,
+    out_l,
+    out_c,
+    out_f,
 ):
     """Fill the session rows of ``rows`` (whole persons, sorted by person and time);
     returns how many, or -1 when an event of the window has no session."""
@@ -78,21 +112,16 @@ def _pass(
             j += 1
         first = m  # this person's sessions are out[first:m]
         last = -1
+        outside = False
         for r in range(i, j):
             tr = t[r]
             if tr < lo or tr >= hi:
+                outside = True
                 continue
             s = session[r]
             if s == 0:
                 return -1
-            k = -1
-            if last >= 0 and out_s[last] == s:
-                k = last
-            else:
-                for q in range(m - 1, first - 1, -1):
-                    if out_s[q] == s:
-                        k = q
-                        break
+            k = _find(out_s, first, m, last, s)
             if k < 0:
                 k = m
                 m += 1
@@ -104,10 +133,14 @@ def _pass(
                 out_c[1, k] = -1
                 out_c[2, k] = -1
                 out_c[3, k] = -1
+                out_f[k] = 0
             last = k
             lv = level_of[event[r]]
             if lv > out_l[k]:
                 out_l[k] = lv
+            b = bit_of[event[r]]
+            if b >= 0:
+                out_f[k] |= np.uint64(1) << np.uint64(b)
             # rows of a person are in time order: the first code seen is the earliest
             if out_c[0, k] < 0:
                 out_c[0, k] = d0[r]
@@ -117,8 +150,26 @@ def _pass(
                 out_c[2, k] = d2[r]
             if out_c[3, k] < 0:
                 out_c[3, k] = d3[r]
+        if outside and m > first:  # a session's feature events at any time, not only the window's
+            last = -1
+            for r in range(i, j):
+                tr = t[r]
+                b = bit_of[event[r]]
+                if (tr >= lo and tr < hi) or b < 0:
+                    continue
+                k = _find(out_s, first, m, last, session[r])
+                if k >= 0:
+                    last = k
+                    out_f[k] |= np.uint64(1) << np.uint64(b)
         i = j
     return m
+
+
+def feature_events(tl: Timeline, events: list[str]) -> list[str] | None:
+    """The events whose presence in a session the correlation tests (named, neither a step
+    nor ``page_view``), by bit of :attr:`SessionFacts.features`; None when more than 64."""
+    names = [e for e in tl.events if e is not None and e not in events and e != "page_view"]
+    return names if len(names) <= MAX_FEATURE_EVENTS else None
 
 
 def facts(
@@ -132,14 +183,21 @@ def facts(
     for k in range(len(events) - 1, -1, -1):  # the first step naming an event wins
         if events[k] in code:
             level_of[code[events[k]]] = k + 1
+    named = feature_events(tl, events)
+    bit_of = np.full(len(tl.events), -1, dtype=np.int8)
+    for bit, name in enumerate(named or ()):
+        bit_of[code[name]] = bit
     parts: list[tuple[np.ndarray, ...]] = []
     for a, b in chunks(tl, chunk_rows) if len(tl) else []:
         rows = b - a
-        out_s = np.empty(rows, dtype=np.uint64)
-        out_p = np.empty(rows, dtype=np.uint64)
-        out_t = np.empty(rows, dtype=np.int64)
-        out_l = np.empty(rows, dtype=np.int8)
-        out_c = np.empty((4, rows), dtype=np.int16)
+        out = (
+            np.empty(rows, dtype=np.uint64),
+            np.empty(rows, dtype=np.uint64),
+            np.empty(rows, dtype=np.int64),
+            np.empty(rows, dtype=np.int8),
+            np.empty((4, rows), dtype=np.int16),
+            np.empty(rows, dtype=np.uint64),
+        )
         m = _pass(
             tl.read("person", a, b),
             tl.read("t", a, b),
@@ -147,26 +205,24 @@ def facts(
             tl.read("session", a, b),
             *(tl.read(f"dim_{d}", a, b) for d in SEGMENT_DIMS),
             level_of,
+            bit_of,
             np.int64(start_us),
             np.int64(end_us),
-            out_s,
-            out_p,
-            out_t,
-            out_l,
-            out_c,
+            *out,
         )
         if m < 0:
             return None
-        parts.append((out_s[:m], out_p[:m], out_t[:m], out_l[:m], out_c[:, :m]))
-    if not parts:
-        empty = np.empty(0, dtype=np.int16)
-        return SessionFacts(
-            np.empty(0, np.uint64),
-            np.empty(0, np.uint64),
-            np.empty(0, np.int64),
-            np.empty(0, np.int8),
-            [empty] * 4,
-            [list(tl.labels[d]) for d in SEGMENT_DIMS],
+        parts.append(tuple(x[..., :m] for x in out))
+    if not parts:  # no rows: one empty part of the same types
+        parts.append(
+            (
+                np.empty(0, np.uint64),
+                np.empty(0, np.uint64),
+                np.empty(0, np.int64),
+                np.empty(0, np.int8),
+                np.empty((4, 0), np.int16),
+                np.empty(0, np.uint64),
+            )
         )
     c = np.concatenate([p[4] for p in parts], axis=1)
     return SessionFacts(
@@ -176,6 +232,8 @@ def facts(
         level=np.concatenate([p[3] for p in parts]),
         codes=[c[i] for i in range(4)],
         labels=[list(tl.labels[d]) for d in SEGMENT_DIMS],
+        features=np.concatenate([p[5] for p in parts]) if named is not None else None,
+        feature_events=named,
     )
 
 
@@ -216,10 +274,10 @@ def sessions(
     labels = [list(tl.labels[d]) for d in SEGMENT_DIMS]
     folder = timeline_store.folder_for(store.path)
     saved = folder / "sessions.arrow" if folder is not None and folder.is_dir() else None
-    key = f"{tl.key}|{json.dumps([events, int(lo), int(hi)])}"
+    key = f"{tl.key}|{json.dumps([FORMAT, events, int(lo), int(hi)])}"
     found = cache.read_keyed(saved, key) if saved is not None else None
     if found is not None:
-        return _from_table(found, labels)
+        return _from_table(found, labels, feature_events(tl, events))
     made = facts(tl, events, lo, hi)
     if made is not None and saved is not None and timeline_store.writable(saved.parent):
         cache.write_keyed(saved, key, _to_table(made))
@@ -234,11 +292,12 @@ def _to_table(f: SessionFacts) -> pa.Table:
             "start_us": f.start_us,
             "level": f.level,
             **{d: c for d, c in zip(SEGMENT_DIMS, f.codes, strict=True)},
+            **({"features": f.features} if f.features is not None else {}),
         }
     )
 
 
-def _from_table(table: pa.Table, labels: list[list[str]]) -> SessionFacts:
+def _from_table(table: pa.Table, labels: list[list[str]], named: list[str] | None) -> SessionFacts:
     def col(name: str) -> np.ndarray:
         return table.column(name).to_numpy()
 
@@ -249,4 +308,6 @@ def _from_table(table: pa.Table, labels: list[list[str]]) -> SessionFacts:
         level=col("level"),
         codes=[col(d) for d in SEGMENT_DIMS],
         labels=labels,
+        features=col("features") if named is not None else None,
+        feature_events=named,
     )
