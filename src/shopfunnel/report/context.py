@@ -197,6 +197,9 @@ class Context:
         import shopfunnel.diagnosis.checkout  # noqa: F401
         import shopfunnel.diagnosis.correlation  # noqa: F401
         import shopfunnel.store.session_facts  # noqa: F401
+        from shopfunnel.diagnosis.stats import scipy_stats
+
+        scipy_stats()
 
         return self.start("diagnosis", self.diagnose())
 
