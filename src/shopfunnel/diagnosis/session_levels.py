@@ -155,13 +155,7 @@ class SessionLevels:
             for key in self.properties
         )
         prop_params: list = [json_pointer(key) for key in self.properties for _ in range(2)]
-        where, wparams = [], []
-        if start is not None:
-            where.append("ts >= ?")
-            wparams.append(start)
-        if end is not None:
-            where.append("ts < ?")
-            wparams.append(end)
+        where, wparams = _between("ts", start, end)
         cond = ("WHERE " + " AND ".join(where)) if where else ""
         # Orders and revenue come from the purchase events alone: a distinct count among the
         # session aggregates made DuckDB take a slow path (13 s instead of 3 at 10M events).
@@ -233,13 +227,8 @@ class SessionLevels:
         )
         rows = f"{self.table}_rows"
         self.db.register(rows, pa.table(cols))
-        where, wparams = ["event = 'purchase'"], []
-        if start is not None:
-            where.append("ts >= ?")
-            wparams.append(start)
-        if end is not None:
-            where.append("ts < ?")
-            wparams.append(end)
+        where, wparams = _between("ts", start, end)
+        where.insert(0, "event = 'purchase'")
         try:
             self.db.execute(
                 f"""
@@ -321,13 +310,8 @@ class SessionLevels:
         child.session_column, child.events_session = self.session_column, self.events_session
         child.person_column = self.person_column
         child.feature_events = self.feature_events
-        cond, params = ["true"], []
-        if start is not None:
-            cond.append("started_at >= ?")
-            params.append(start)
-        if end is not None:
-            cond.append("started_at < ?")
-            params.append(end)
+        cond, params = _between("started_at", start, end)
+        cond.insert(0, "true")
         self.db.execute(
             f"CREATE OR REPLACE TEMP TABLE {child.table} AS SELECT * FROM {self.table} "
             f"WHERE {' AND '.join(cond)}",
@@ -441,14 +425,9 @@ class SessionLevels:
         reached = ", ".join(
             f"count(*) FILTER (WHERE level >= {k}) AS n{k}" for k in range(1, len(self.steps) + 1)
         )
-        where: list[str] = [] if include_excluded else ["NOT excluded"]
-        wparams: list[object] = []
-        if start is not None:
-            where.append("started_at >= ?")
-            wparams.append(start)
-        if end is not None:
-            where.append("started_at < ?")
-            wparams.append(end)
+        where, wparams = _between("started_at", start, end)
+        if not include_excluded:
+            where.insert(0, "NOT excluded")
         cond = ("WHERE " + " AND ".join(where)) if where else ""
         select = ", ".join(
             exprs
@@ -500,6 +479,19 @@ class SessionLevels:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _between(column: str, start: datetime | None, end: datetime | None) -> tuple[list[str], list]:
+    """SQL conditions (and their parameters) for ``start <= column < end``; None: no bound."""
+    cond: list[str] = []
+    params: list = []
+    if start is not None:
+        cond.append(f"{column} >= ?")
+        params.append(start)
+    if end is not None:
+        cond.append(f"{column} < ?")
+        params.append(end)
+    return cond, params
 
 
 def _epoch_us(at: datetime | None) -> int | None:
