@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from shopfunnel.diagnosis.checkout import checkout_sessions
 from shopfunnel.diagnosis.correlation import feature_counts
-from shopfunnel.diagnosis.session_levels import SessionLevels
+from shopfunnel.diagnosis.session_levels import DEFAULT_STEPS, SessionLevels
 from shopfunnel.errors import ShopfunnelError
 from shopfunnel.store import session_facts
 from shopfunnel.store import timeline as timeline_store
@@ -28,17 +28,8 @@ from shopfunnel.store.store import Store
 
 T0 = datetime(2024, 3, 30, 20, 0)
 START, END = T0 + timedelta(hours=6), T0 + timedelta(days=3)
-EVENTS = [
-    "page_view",
-    "view_item",
-    "add_to_cart",
-    "begin_checkout",
-    "add_shipping_info",
-    "add_payment_info",
-    "purchase",
-    "search",
-]
-COLUMNS = ["device", "channel", "utm_campaign", "country"]
+# the diagnosis's steps, the page views, and one event that is a feature
+EVENTS = ["page_view", *(s.event for s in DEFAULT_STEPS), "search"]
 _SHARED: list[Store] = []
 
 row = st.tuples(
