@@ -34,19 +34,23 @@ def _width() -> int | None:
     return 200
 
 
-_CONSOLES: dict[str, Console] = {}
+_CONSOLES: dict[str, tuple[Console, int | None]] = {}
 
 
 def _console(name: str) -> Console:
     """``console`` (standard output) or ``err_console`` (standard error), made on first use:
-    a command whose output is JSON or CSV never imports Rich (about 30 ms of a process)."""
+    a command whose output is JSON or CSV never imports Rich (about 30 ms of a process).
+    Standard output's console is made again if its width rule (:func:`_width`) now gives
+    another answer (a test, or an embedding program, that changed ``COLUMNS`` or stdout)."""
+    width = None if name == "err_console" else _width()
     made = _CONSOLES.get(name)
-    if made is None:
+    if made is None or made[1] != width:
         from rich.console import Console
 
-        made = Console(stderr=True) if name == "err_console" else Console(width=_width())
+        console = Console(stderr=True) if name == "err_console" else Console(width=width)
+        made = (console, width)
         _CONSOLES[name] = made
-    return made
+    return made[0]
 
 
 def __getattr__(name: str) -> Console:
