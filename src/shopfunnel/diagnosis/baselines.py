@@ -26,7 +26,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import numpy as np
-from scipy import stats as sps
 
 from shopfunnel.diagnosis.findings import downstream_rate, finding, pct
 from shopfunnel.diagnosis.session_levels import SessionLevels
@@ -34,6 +33,7 @@ from shopfunnel.diagnosis.stats import (
     benjamini_hochberg,
     holm,
     newcombe_interval,
+    scipy_stats,
     two_proportion_ztest,
 )
 
@@ -64,7 +64,9 @@ def period_over_period(
     c, p = cur.iloc[0], prev.iloc[0]
     table = []
     tot = int(c["n0"] + p["n0"])
-    p_traffic = float(sps.binomtest(int(c["n0"]), tot, 0.5).pvalue) if tot else float("nan")
+    p_traffic = (
+        float(scipy_stats().binomtest(int(c["n0"]), tot, 0.5).pvalue) if tot else float("nan")
+    )
     table.append(
         {
             "step": "visit",

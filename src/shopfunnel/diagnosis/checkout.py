@@ -74,7 +74,7 @@ def checkout_sessions(store, levels: SessionLevels) -> pd.DataFrame:
     failed = "(e.event = 'add_payment_info' AND json_extract_string(e.properties, '$.payment_failed') = 'true') OR e.event = ?"
     return store.db.df(
         f"""
-        SELECT l.session_id, l.device,
+        SELECT l.{levels.session_column} AS session_id, CAST(l.device AS VARCHAR) AS device,
                bool_or(e.event IN ('begin_checkout', 'add_shipping_info', 'add_payment_info', ?, 'purchase')) AS checkout,
                bool_or(e.event IN ('add_shipping_info', 'add_payment_info', ?, 'purchase')) AS shipping,
                bool_or(e.event IN ('add_payment_info', ?, 'purchase')) AS payment,
@@ -82,9 +82,9 @@ def checkout_sessions(store, levels: SessionLevels) -> pd.DataFrame:
                bool_or({failed}) FILTER (WHERE e.event IN ('add_payment_info', ?)) AS payment_failed,
                any_value(json_extract_string(e.properties, '$.checkout_type')) FILTER (WHERE e.event = 'begin_checkout') AS checkout_type,
                max(TRY_CAST(json_extract_string(e.properties, '$.shipping_cost') AS DOUBLE)) FILTER (WHERE e.event = 'add_shipping_info') AS shipping_cost
-        FROM {levels.table} l JOIN events e USING (session_id)
+        FROM {levels.table} l JOIN events e ON l.{levels.session_column} = {levels.events_session}
         WHERE e.event IN ('begin_checkout', 'add_shipping_info', 'add_payment_info', ?, 'purchase') AND NOT l.excluded
-        GROUP BY l.session_id, l.device
+        GROUP BY l.{levels.session_column}, l.device
         HAVING bool_or(e.event IN ('begin_checkout', 'add_shipping_info', 'add_payment_info', ?))
         """,
         [PAYMENT_FAILED_EVENT] * 3

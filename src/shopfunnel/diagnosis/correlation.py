@@ -58,12 +58,14 @@ def feature_counts(store, levels: SessionLevels, max_values: int = 12) -> pd.Dat
         return sd.feature_counts(store.df, sd.kept_sessions(levels), steps, max_values)
     case = " ".join(f"WHEN ? THEN {i + 1}" for i in range(len(steps)))
     step_idx = f"CASE e.event {case} ELSE 0 END" if steps else "0"
+    if levels.feature_events is not None:
+        return _feature_counts_marked(store, levels, step_idx, steps, max_values)
     return store.db.df(
         f"""
         WITH ev AS (
-            SELECT e.session_id, l.level, e.event, {step_idx} AS step_idx, e.properties
-            FROM events e JOIN {levels.table} l USING (session_id)
-            WHERE NOT l.excluded AND (e.properties IS NOT NULL OR e.event <> 'page_view')
+            SELECT l.{levels.session_column} AS session_id, l.level, e.event, {step_idx} AS step_idx, e.properties
+            FROM events e JOIN {levels.table} l ON l.{levels.session_column} = {levels.events_session}
+            WHERE NOT l.excluded AND (e.properties IS NOT NULL OR ({step_idx} = 0 AND e.event <> 'page_view'))
         ),
         props AS (
             SELECT session_id, level, step_idx, key, json_extract_string(properties, {JSON_POINTER_SQL.format(key="key")}) AS value
@@ -82,7 +84,50 @@ def feature_counts(store, levels: SessionLevels, max_values: int = 12) -> pd.Dat
         FROM feat
         GROUP BY ALL
         """,
-        [*steps, max_values],
+        [*steps, *steps, max_values],
+    )
+
+
+def _feature_counts_marked(
+    store, levels: SessionLevels, step_idx: str, steps: list[str], max_values: int
+) -> pd.DataFrame:
+    """:func:`feature_counts` of a table whose ``features`` column marks the events each
+    session has (:mod:`shopfunnel.store.session_facts`): the event features are counted
+    from it, and only the events with properties are joined (the same rows as the SQL)."""
+    names = levels.feature_events or []
+    marked = ""
+    params: list = [*steps, max_values]
+    if names:
+        values = ", ".join("(?, ?)" for _ in names)
+        marked = f"""
+        UNION ALL
+        SELECT 'event', f.name, NULL, 0, g.level, sum(g.n)::BIGINT
+        FROM (SELECT level, features, count(*) AS n FROM {levels.table} WHERE NOT excluded GROUP BY ALL) g
+        JOIN (VALUES {values}) f(bit, name) ON (g.features >> f.bit::UBIGINT) & 1 = 1
+        GROUP BY ALL"""
+        params += [v for bit, name in enumerate(names) for v in (bit, name)]
+    return store.db.df(
+        f"""
+        WITH ev AS (
+            SELECT l.{levels.session_column} AS session_id, l.level, {step_idx} AS step_idx, e.properties
+            FROM events e JOIN {levels.table} l ON l.{levels.session_column} = {levels.events_session}
+            WHERE NOT l.excluded AND e.properties IS NOT NULL
+        ),
+        props AS (
+            SELECT session_id, level, step_idx, key, json_extract_string(properties, {JSON_POINTER_SQL.format(key="key")}) AS value
+            FROM (SELECT session_id, level, step_idx, properties, unnest(json_keys(properties)) AS key
+                  FROM ev WHERE json_type(properties) = 'OBJECT')
+        ),
+        low_card AS (SELECT key FROM props GROUP BY key HAVING count(DISTINCT value) <= ?),
+        feat AS (
+            SELECT session_id, level, 'property' AS kind, key, value, min(step_idx) AS first_step
+            FROM props WHERE key IN (SELECT key FROM low_card) AND value IS NOT NULL GROUP BY ALL
+        )
+        SELECT kind, key, value, first_step, level, count(*) AS sessions
+        FROM feat
+        GROUP BY ALL{marked}
+        """,
+        params,
     )
 
 

@@ -43,6 +43,7 @@ from shopfunnel.diagnosis.playbook import load_playbook
 from shopfunnel.diagnosis.result import Diagnosis
 from shopfunnel.diagnosis.session_levels import DEFAULT_STEPS, SessionLevels
 from shopfunnel.diagnosis.settings_sections import user_section
+from shopfunnel.diagnosis.stats import import_in_background
 from shopfunnel.errors import ShopfunnelError
 
 __all__ = ["DiagnoseSettings", "Diagnosis", "audience_persons", "diagnose"]
@@ -89,6 +90,7 @@ def diagnose(
     A store too small or too short for an analysis gives no finding for it and a note.
     """
     s = settings or DiagnoseSettings()
+    import_in_background()  # scipy.stats, needed after the first queries
     benchmarks = load_benchmarks(model)
     playbook = load_playbook(model)
     notes: list[str] = []

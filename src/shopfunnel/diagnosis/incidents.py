@@ -42,7 +42,6 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 # (_windowed and _robust_dispersion: the statistics' names here before the split, kept)
 from shopfunnel.diagnosis.incident_scan import DIMS, Candidate, IncidentSettings, Scanner
@@ -50,6 +49,7 @@ from shopfunnel.diagnosis.incident_scan import windowed_sum as _windowed  # noqa
 from shopfunnel.diagnosis.incident_table import INCIDENT_COLUMNS, SHIFT_COLUMNS
 from shopfunnel.diagnosis.session_levels import SessionLevels
 from shopfunnel.diagnosis.stats import robust_dispersion as _robust_dispersion  # noqa: F401
+from shopfunnel.diagnosis.stats import scipy_stats
 
 __all__ = ["INCIDENT_COLUMNS", "IncidentSettings", "find_incidents"]
 
@@ -160,7 +160,7 @@ def find_incidents(
     for _pass in range(2):
         cands, tests = sc.drops(masks, known_mask)
         scands, stests = sc.spikes(spike_mask)
-        z_min = float(sps.norm.isf(s.alpha / max(tests + stests, 1)))
+        z_min = float(scipy_stats().norm.isf(s.alpha / max(tests + stests, 1)))
         chosen = _select(cands, sc.labels, z_min)
         chosen = _select([sc.broaden(c) for c in chosen], sc.labels, 0.0)
         spikes = _select(scands, sc.labels, z_min)
@@ -246,8 +246,8 @@ def _row(c: Candidate, sc: Scanner, tests: int) -> dict:
         "start_time": datetime.combine(sc.first_day, datetime.min.time()) + timedelta(hours=c.h0),
         "end_time": datetime.combine(sc.first_day, datetime.min.time()) + timedelta(hours=c.h1),
         "z": c.z,
-        "p_value": float(sps.norm.sf(c.z)),
-        "p_adjusted": float(min(1.0, sps.norm.sf(c.z) * max(tests, 1))),
+        "p_value": float(scipy_stats().norm.sf(c.z)),
+        "p_adjusted": float(min(1.0, scipy_stats().norm.sf(c.z) * max(tests, 1))),
         "country": None,
         "ongoing": c.h1 >= sc.H,
     }

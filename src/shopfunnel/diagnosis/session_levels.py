@@ -16,6 +16,11 @@ Definitions (an *open* funnel, as GA4 allows):
   channel, campaign (``utm_campaign``, ``(none)`` when missing) and country from its
   first event that has one, and likewise each session property named in ``properties``
   (a key of the events' ``properties``; its column is named after the key).
+
+The table comes from one compiled pass over the store's sorted timeline when that can stand
+for every event (:mod:`shopfunnel.store.session_facts`, ADR 0160: sessions keyed by
+``hash(session_id)``, segment columns as ENUMs), else from one SQL scan of the events; both
+give the same rows.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
-from shopfunnel.store.db import json_pointer, quote_ident
+from shopfunnel.store.db import json_pointer, quote_ident, quote_literal
 
 Grain = Literal["day", "hour"]
 SEGMENT_COLUMNS = ("device", "channel", "campaign", "country")
@@ -92,7 +98,11 @@ class SessionLevels:
         start: datetime | None = None,
         end: datetime | None = None,
         properties: Sequence[str] = (),
+        from_timeline: bool | None = None,
     ):
+        """``from_timeline``: None takes the sessions from the store's timeline when it can
+        serve (:mod:`shopfunnel.store.session_facts`; not with ``properties``) and else from
+        SQL; False always from SQL; True only from the timeline (an error when it cannot)."""
         self.store = store
         self.db = store.db
         for key in properties:
@@ -119,9 +129,24 @@ class SessionLevels:
         self.table = f"__sf_levels_{next(self._ids)}"
         self.start, self.end = start, end
         self.spark_sessions: Any = None  # the sessions computed on Spark (a DataFrame)
+        # how the events meet this table: by the session id, or by its hash (timeline rows)
+        self.session_column, self.events_session = "session_id", "e.session_id"
+        self.person_column = "person_id"
+        # the events a ``features`` bitmask column marks (store/session_facts.py), if any
+        self.feature_events: list[str] | None = None
         if on_spark:  # the same table, its rows from Spark SQL (store/spark_diagnosis.py)
             self._from_spark(start, end)
             return
+        if from_timeline is not False and not self.properties and self._from_timeline(start, end):
+            return
+        if from_timeline:
+            from shopfunnel.errors import ShopfunnelError
+
+            raise ShopfunnelError(
+                "the store's timeline cannot give the sessions (none built for these events, a "
+                "live delta, a session of two persons or an event without a session): leave "
+                "from_timeline unset to count them by SQL"
+            )
         level = " ".join(f"WHEN event = ? THEN {i + 1}" for i, _ in enumerate(self.steps))
         level_expr = f"max(CASE {level} ELSE 0 END)" if self.steps else "0"
         params: list = [s.event for s in self.steps]
@@ -130,13 +155,7 @@ class SessionLevels:
             for key in self.properties
         )
         prop_params: list = [json_pointer(key) for key in self.properties for _ in range(2)]
-        where, wparams = [], []
-        if start is not None:
-            where.append("ts >= ?")
-            wparams.append(start)
-        if end is not None:
-            where.append("ts < ?")
-            wparams.append(end)
+        where, wparams = _between("ts", start, end)
         cond = ("WHERE " + " AND ".join(where)) if where else ""
         # Orders and revenue come from the purchase events alone: a distinct count among the
         # session aggregates made DuckDB take a slow path (13 s instead of 3 at 10M events).
@@ -171,6 +190,71 @@ class SessionLevels:
             prop_params + params + wparams + wparams,
         )
         self._span()
+
+    def _from_timeline(self, start: datetime | None, end: datetime | None) -> bool:
+        """The table from one pass over the timeline (:mod:`shopfunnel.store.session_facts`)
+        with the orders and revenue of the window's purchase events; False when the
+        timeline cannot serve. Sessions are keyed by ``hash(session_id)`` (``session``)
+        and persons by ``hash(person_id)`` (``person``)."""
+        import pyarrow as pa
+
+        from shopfunnel.store import session_facts
+
+        found = session_facts.sessions(
+            self.store, [s.event for s in self.steps], _epoch_us(start), _epoch_us(end)
+        )
+        if found is None:
+            return False
+        cols: dict[str, Any] = {
+            "session": found.session,
+            "person": found.person,
+            "start_us": found.start_us,
+            "level": found.level.astype(np.int32),
+        }
+        if found.features is not None:
+            cols["features"] = found.features
+        for name, codes, labels in zip(SEGMENT_COLUMNS, found.codes, found.labels, strict=True):
+            # code -1 (no value) -> index 0, '(none)'
+            dictionary = pa.array(["(none)", *labels], pa.string())
+            cols[name] = pa.DictionaryArray.from_arrays(
+                pa.array(codes.astype(np.int32) + 1), dictionary
+            )
+        # the segment columns as ENUMs: copied and grouped like small integers, not strings
+        # (every reader compares them with strings and sorts them as VARCHAR: see counts)
+        segments = ", ".join(
+            f"CAST(s.{name} AS ENUM({', '.join(quote_literal(v) for v in dict.fromkeys(['(none)', *labels]))})) AS {name}"
+            for name, labels in zip(SEGMENT_COLUMNS, found.labels, strict=True)
+        )
+        rows = f"{self.table}_rows"
+        self.db.register(rows, pa.table(cols))
+        where, wparams = _between("ts", start, end)
+        where.insert(0, "event = 'purchase'")
+        try:
+            self.db.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE {self.table} AS
+                WITH o AS (
+                    SELECT hash(session_id) AS session, count(DISTINCT order_id) AS orders,
+                           sum(value)::DOUBLE AS revenue
+                    FROM events WHERE {" AND ".join(where)}
+                    GROUP BY session_id
+                )
+                SELECT s.session, s.person, make_timestamp(s.start_us) AS started_at,
+                       date_trunc('hour', make_timestamp(s.start_us)) AS hour,
+                       CAST(make_timestamp(s.start_us) AS DATE) AS day,
+                       {segments}, s.level,{" s.features," if found.features is not None else ""} coalesce(o.orders, 0) AS orders,
+                       coalesce(o.revenue, 0)::DOUBLE AS revenue, false AS excluded
+                FROM {rows} s LEFT JOIN o ON s.session = o.session
+                """,
+                wparams,
+            )
+        finally:
+            self.db.unregister(rows)
+        self.session_column, self.events_session = "session", "hash(e.session_id)"
+        self.person_column = "person"
+        self.feature_events = found.feature_events
+        self._span()
+        return True
 
     def _span(self) -> None:
         span = self.db.rows(f"SELECT min(day), max(day), count(*) FROM {self.table}")[0]
@@ -223,13 +307,11 @@ class SessionLevels:
         child.table = f"__sf_levels_{next(self._ids)}"
         child.start, child.end = start, end
         child.spark_sessions = self.spark_sessions
-        cond, params = ["true"], []
-        if start is not None:
-            cond.append("started_at >= ?")
-            params.append(start)
-        if end is not None:
-            cond.append("started_at < ?")
-            params.append(end)
+        child.session_column, child.events_session = self.session_column, self.events_session
+        child.person_column = self.person_column
+        child.feature_events = self.feature_events
+        cond, params = _between("started_at", start, end)
+        cond.insert(0, "true")
         self.db.execute(
             f"CREATE OR REPLACE TEMP TABLE {child.table} AS SELECT * FROM {self.table} "
             f"WHERE {' AND '.join(cond)}",
@@ -284,7 +366,7 @@ class SessionLevels:
             cond.append(f"{quote_ident(col)} = ?")
             params.append(value)
         persons, sessions = self.db.rows(
-            f"SELECT count(DISTINCT person_id), count(*) FROM {self.table} WHERE {' AND '.join(cond)}",
+            f"SELECT count(DISTINCT {self.person_column}), count(*) FROM {self.table} WHERE {' AND '.join(cond)}",
             params,
         )[0]
         return float(persons) / sessions if sessions else float("nan")
@@ -325,7 +407,8 @@ class SessionLevels:
                     else [
                         r[0]
                         for r in self.db.rows(
-                            f"SELECT {quote_ident(col)} FROM {self.table} GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ?",
+                            f"SELECT CAST(v AS VARCHAR) FROM (SELECT {quote_ident(col)} AS v, count(*) AS n "
+                            f"FROM {self.table} GROUP BY 1) ORDER BY n DESC, 1 LIMIT ?",
                             [top[col]],  # type: ignore[index]
                         )
                     ]
@@ -342,14 +425,9 @@ class SessionLevels:
         reached = ", ".join(
             f"count(*) FILTER (WHERE level >= {k}) AS n{k}" for k in range(1, len(self.steps) + 1)
         )
-        where: list[str] = [] if include_excluded else ["NOT excluded"]
-        wparams: list[object] = []
-        if start is not None:
-            where.append("started_at >= ?")
-            wparams.append(start)
-        if end is not None:
-            where.append("started_at < ?")
-            wparams.append(end)
+        where, wparams = _between("started_at", start, end)
+        if not include_excluded:
+            where.insert(0, "NOT excluded")
         cond = ("WHERE " + " AND ".join(where)) if where else ""
         select = ", ".join(
             exprs
@@ -357,8 +435,14 @@ class SessionLevels:
             + ([reached] if reached else [])
             + ["sum(orders) AS orders", "sum(revenue) AS revenue"]
         )
-        group = "GROUP BY ALL ORDER BY ALL" if exprs else ""
-        df = self.db.df(f"SELECT {select} FROM {self.table} {cond} {group}", params + wparams)
+        sql = f"SELECT {select} FROM {self.table} {cond}"
+        if exprs:
+            # grouped by the columns as stored (ENUMs from the timeline), then sorted as text
+            names = [quote_ident(col) for col in by]
+            outer = [f"CAST({q} AS VARCHAR) AS {q}" for q in names]
+            outer.append(f"* EXCLUDE ({', '.join(names)})" if names else "*")
+            sql = f"SELECT {', '.join(outer)} FROM ({sql} GROUP BY ALL) ORDER BY ALL"
+        df = self.db.df(sql, params + wparams)
         for k in range(len(self.steps) + 1):
             df[f"n{k}"] = df[f"n{k}"].astype("int64")
         df["orders"] = df["orders"].fillna(0).astype("int64")
@@ -378,7 +462,7 @@ class SessionLevels:
         rows = self.db.rows(
             f"""
             WITH d AS (SELECT {c} AS v, day, count(*) AS n FROM {self.table} GROUP BY ALL),
-            t AS (SELECT v, sum(n) AS total, max(n) AS peak FROM d GROUP BY v)
+            t AS (SELECT CAST(v AS VARCHAR) AS v, sum(n) AS total, max(n) AS peak FROM d GROUP BY 1)
             SELECT v FROM (SELECT v, row_number() OVER (ORDER BY total DESC, v) AS r1,
                                   row_number() OVER (ORDER BY peak DESC, v) AS r2 FROM t)
             WHERE r1 <= ? OR r2 <= ? ORDER BY v
@@ -395,3 +479,26 @@ class SessionLevels:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _between(column: str, start: datetime | None, end: datetime | None) -> tuple[list[str], list]:
+    """SQL conditions (and their parameters) for ``start <= column < end``; None: no bound."""
+    cond: list[str] = []
+    params: list = []
+    if start is not None:
+        cond.append(f"{column} >= ?")
+        params.append(start)
+    if end is not None:
+        cond.append(f"{column} < ?")
+        params.append(end)
+    return cond, params
+
+
+def _epoch_us(at: datetime | None) -> int | None:
+    """Microseconds since 1970 of a naive UTC time (the events' ``ts``), as ``epoch_us``."""
+    if at is None:
+        return None
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    delta = at - datetime(1970, 1, 1)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

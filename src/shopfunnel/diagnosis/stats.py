@@ -18,9 +18,31 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 Alternative = Literal["two-sided", "less", "greater"]
+
+
+def scipy_stats():
+    """``scipy.stats``, imported when first used (it takes most of a second to import; a
+    diagnosis starts importing it in the background: :func:`import_in_background`)."""
+    from scipy import stats
+
+    return stats
+
+
+def import_in_background() -> None:
+    """Start importing ``scipy.stats`` on another thread, so the import overlaps the
+    queries that come first (they run in DuckDB and numba, without the GIL)."""
+    import sys
+    import threading
+
+    if "scipy.stats" not in sys.modules:
+        threading.Thread(
+            target=scipy_stats, name="shopfunnel-import-scipy-stats", daemon=True
+        ).start()
+
+
 NAN = float("nan")
 
 
@@ -33,17 +55,17 @@ def _z(confidence: float) -> float:
         raise ConfigError(
             f"confidence={confidence!r} is not valid: use a number between 0 and 1, e.g. 0.95"
         )
-    return float(stats.norm.ppf(0.5 + confidence / 2))
+    return float(scipy_stats().norm.ppf(0.5 + confidence / 2))
 
 
 def _p_from_z(z: float, alternative: Alternative) -> float:
     if math.isnan(z):
         return NAN
     if alternative == "less":
-        return float(stats.norm.cdf(z))
+        return float(scipy_stats().norm.cdf(z))
     if alternative == "greater":
-        return float(stats.norm.sf(z))
-    return float(2 * stats.norm.sf(abs(z)))
+        return float(scipy_stats().norm.sf(z))
+    return float(2 * scipy_stats().norm.sf(abs(z)))
 
 
 def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
@@ -165,8 +187,8 @@ def fisher_exact_p(a: int, b: int, c: int, d: int) -> float:
     row1, col1 = a + b, a + c
     lo, hi = max(0, row1 + col1 - n), min(row1, col1)
     ks = np.arange(lo, hi + 1)
-    probs = stats.hypergeom.pmf(ks, n, row1, col1)
-    observed = stats.hypergeom.pmf(a, n, row1, col1)
+    probs = scipy_stats().hypergeom.pmf(ks, n, row1, col1)
+    observed = scipy_stats().hypergeom.pmf(a, n, row1, col1)
     return float(min(1.0, probs[probs <= observed * (1 + 1e-7)].sum()))
 
 
@@ -292,9 +314,14 @@ def binomial_lower_tail(k: float, n: float, p: float) -> float:
 
 
 _TRIM = 0.9
-_Q = float(stats.chi2.ppf(_TRIM, 1))
-# mean of a chi-square(1) variable below its 90% quantile: E[X; X < q] / 0.9 = F_3(q) / 0.9
-_TRIMMED_MEAN = float(stats.chi2.cdf(_Q, 3) / _TRIM)
+
+
+@functools.lru_cache(maxsize=1)
+def _trimmed_mean() -> float:
+    """The mean of a chi-square(1) variable below its 90% quantile q:
+    E[X; X < q] / 0.9 = F_3(q) / 0.9."""
+    chi2 = scipy_stats().chi2
+    return float(chi2.cdf(float(chi2.ppf(_TRIM, 1)), 3) / _TRIM)
 
 
 def robust_dispersion(
@@ -323,5 +350,5 @@ def robust_dispersion(
         vals = np.sort(row[np.isfinite(row)])
         if len(vals) >= 7:
             keep = vals[: int(np.ceil(_TRIM * len(vals)))]
-            phi[i] = keep.mean() / _TRIMMED_MEAN
+            phi[i] = keep.mean() / _trimmed_mean()
     return np.clip(phi, 1.0, 20.0)

@@ -196,6 +196,10 @@ class Context:
         parts are imported here first, so two threads never import the same modules."""
         import shopfunnel.diagnosis.checkout  # noqa: F401
         import shopfunnel.diagnosis.correlation  # noqa: F401
+        import shopfunnel.store.session_facts  # noqa: F401
+        from shopfunnel.diagnosis.stats import scipy_stats
+
+        scipy_stats()
 
         return self.start("diagnosis", self.diagnose())
 
