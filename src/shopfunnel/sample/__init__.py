@@ -230,7 +230,8 @@ def load_sample(
     Generation and loading overlap: DuckDB writes one chunk (whole blocks of visitors,
     about ``chunk_events`` rows) in a worker thread while the next is generated.
     ``progress`` is called as in :func:`write_sample`, its last call once the store is
-    written. Nothing is written if anything fails (one transaction).
+    written. If anything fails the store is left empty (see
+    :func:`~shopfunnel.store.prepare.load_blocks`).
     """
     from shopfunnel.store.prepare import load_blocks
 
