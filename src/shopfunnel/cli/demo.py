@@ -25,29 +25,13 @@ def _build_store(db: str, events: int, seed: int) -> None:
     """Generate the sample straight into a new store at ``db`` (no Parquet in between;
     the same store as ``shopfunnel sample`` + ``shopfunnel ingest`` make, ADR 0164), with
     a progress bar, then add the sample's offer and codes."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from shopfunnel.cli.programs import load_sample_programs
+    from shopfunnel.cli.sample import sample_progress
     from shopfunnel.sample import load_sample, parse_incident
 
     incident = parse_incident(DEMO_INCIDENT)
     with Store(db) as store:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
+        with sample_progress() as progress:
             task = progress.add_task("generating and loading events", total=events)
             result = load_sample(
                 store,

@@ -118,6 +118,31 @@ def _size(n_events: int | None, sessions_per_day: float | None, **plan_args) -> 
     return _check_n(n_events)  # type: ignore[arg-type]
 
 
+def _planned(
+    n_events: int | None,
+    sessions_per_day: float | None,
+    chunk_events: int,
+    seed: int,
+    start: str | date | datetime,
+    days: int,
+    incidents: Sequence[Incident],
+    experiment: PlantedExperiment | None,
+) -> tuple[int, Plan]:
+    """The checked size and the plan of a sample written in chunks."""
+    if chunk_events < 1:
+        raise ConfigError(f"chunk_events={chunk_events!r} must be at least 1")
+    n = _size(
+        n_events,
+        sessions_per_day,
+        seed=seed,
+        start=start,
+        days=days,
+        incidents=incidents,
+        experiment=experiment,
+    )
+    return n, make_plan(seed, start, days, tuple(incidents), experiment)
+
+
 def generate_sample(
     n_events: int | None = None,
     *,
@@ -175,18 +200,9 @@ def write_sample(
     chunk; its last call, with ``n_events``, comes once the file is complete. The file
     appears complete or not at all (written beside it, then renamed).
     """
-    if chunk_events < 1:
-        raise ConfigError(f"chunk_events={chunk_events!r} must be at least 1")
-    n = _size(
-        n_events,
-        sessions_per_day,
-        seed=seed,
-        start=start,
-        days=days,
-        incidents=incidents,
-        experiment=experiment,
+    n, plan = _planned(
+        n_events, sessions_per_day, chunk_events, seed, start, days, incidents, experiment
     )
-    plan = make_plan(seed, start, days, tuple(incidents), experiment)
     target = Path(path)
     if target.is_dir():
         raise ConfigError(f"{str(target)!r} is a folder: give a file name such as sample.parquet")
@@ -235,18 +251,9 @@ def load_sample(
     """
     from shopfunnel.store.prepare import load_blocks
 
-    if chunk_events < 1:
-        raise ConfigError(f"chunk_events={chunk_events!r} must be at least 1")
-    n = _size(
-        n_events,
-        sessions_per_day,
-        seed=seed,
-        start=start,
-        days=days,
-        incidents=incidents,
-        experiment=experiment,
+    n, plan = _planned(
+        n_events, sessions_per_day, chunk_events, seed, start, days, incidents, experiment
     )
-    plan = make_plan(seed, start, days, tuple(incidents), experiment)
     result: list[LoadResult] = []
 
     def load(chunks: Iterator[pa.Table]) -> None:
