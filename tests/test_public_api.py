@@ -115,6 +115,7 @@ PUBLIC = [
     "load_dataset",
     "load_model",
     "load_playbook",
+    "load_sample",
     "local_spark_session",
     "near_threshold",
     "offer_result",

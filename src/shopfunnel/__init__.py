@@ -104,6 +104,7 @@ _EXPORTS: dict[str, str] = {
     "load_dataset": "shopfunnel.ingest.datasets",
     "load_model": "shopfunnel.model",
     "load_playbook": "shopfunnel.diagnosis.playbook",
+    "load_sample": "shopfunnel.sample",
     "local_spark_session": "shopfunnel.funnel.spark",
     "near_threshold": "shopfunnel.programs.offer_carts",
     "offer_result": "shopfunnel.programs.offer_results",
@@ -324,6 +325,7 @@ if TYPE_CHECKING:
         TrafficSpike,
         events_for_sessions,
         generate_sample,
+        load_sample,
         write_sample,
     )
     from shopfunnel.server import (
@@ -457,6 +459,7 @@ __all__ = [
     "load_dataset",
     "load_model",
     "load_playbook",
+    "load_sample",
     "local_spark_session",
     "near_threshold",
     "offer_result",

@@ -24,7 +24,10 @@ empty file.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import operator
 import re
+from collections.abc import Iterable
 from typing import Literal
 
 import pandas as pd
@@ -178,12 +181,24 @@ def _cart_lines(events: pd.DataFrame) -> tuple[list[str], float]:
     """The names of the items still in the cart, and its value, from a person's
     ``add_to_cart`` and ``remove_from_cart`` events in time order (rule in
     :func:`abandoned_carts`)."""
+    return _fold_cart(
+        zip(
+            events["event"].tolist(),
+            events["items"].tolist(),
+            events["value"].tolist(),
+            strict=True,
+        )
+    )
+
+
+def _fold_cart(rows: Iterable[tuple[str, object, object]]) -> tuple[list[str], float]:
+    """:func:`_cart_lines` over ``(event, items, value)`` rows in time order (plain values,
+    no DataFrame per person: a flow's thousands of persons are folded in one loop)."""
     lines: dict[str, tuple[str, float]] = {}
     loose_value = 0.0
-    for event in events.itertuples():
-        sign = 1 if event.event == "add_to_cart" else -1
+    for event, raw, value in rows:
+        sign = 1 if event == "add_to_cart" else -1
         # a cart event without items reads as None, NaN or pd.NA (a column of only nulls)
-        raw = event.items
         items = list(raw) if isinstance(raw, list | tuple) or hasattr(raw, "tolist") else []
         if items:
             for item in items:
@@ -192,8 +207,8 @@ def _cart_lines(events: pd.DataFrame) -> tuple[list[str], float]:
                 amount = float(item.get("price") or 0.0) * float(item.get("quantity") or 1)
                 _, current = lines.get(key, (name, 0.0))
                 lines[key] = (name, max(0.0, current + sign * amount))
-        elif event.value is not None and not pd.isna(event.value):
-            loose_value = max(0.0, loose_value + sign * float(event.value))
+        elif value is not None and not pd.isna(value):
+            loose_value = max(0.0, loose_value + sign * float(value))  # type: ignore[arg-type]
     kept = [name for name, amount in lines.values() if amount > 0]
     return kept, round(sum(amount for _, amount in lines.values()) + loose_value, 2)
 
@@ -249,13 +264,27 @@ def left_behind(
         )
     finally:
         db.unregister("__left_behind_persons")
+    # rows come ordered by person, then time: one pass folds each person's run of rows
+    rows = zip(
+        cart_events["person_id"].tolist(),
+        cart_events["event"].tolist(),
+        cart_events["items"].tolist(),
+        cart_events["value"].tolist(),
+        strict=True,
+    )
     carts = pd.DataFrame(
         [
             {
                 "person_id": person,
-                **dict(zip(("cart_items", "cart_value"), _cart_lines(group), strict=True)),
+                **dict(
+                    zip(
+                        ("cart_items", "cart_value"),
+                        _fold_cart(row[1:] for row in run),
+                        strict=True,
+                    )
+                ),
             }
-            for person, group in cart_events.groupby("person_id", sort=False)
+            for person, run in itertools.groupby(rows, key=operator.itemgetter(0))
         ],
         columns=["person_id", "cart_items", "cart_value"],
     )

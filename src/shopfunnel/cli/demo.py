@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -15,12 +14,38 @@ from shopfunnel.cli import report as report_cmds
 from shopfunnel.cli import stages as stages_cmds
 from shopfunnel.cli.application import app
 from shopfunnel.cli.output import DB_OPTION, Format, console, friendly_errors
-from shopfunnel.cli.sample import sample as sample_command
 from shopfunnel.model import load_model
 from shopfunnel.store.store import Store
 
 # The demo store has one planted incident, so the diagnosis has something real to find.
 DEMO_INCIDENT = "checkout-failure:2024-03-12:3:mobile"
+
+
+def _build_store(db: str, events: int, seed: int) -> None:
+    """Generate the sample straight into a new store at ``db`` (no Parquet in between;
+    the same store as ``shopfunnel sample`` + ``shopfunnel ingest`` make, ADR 0164), with
+    a progress bar, then add the sample's offer and codes."""
+    from shopfunnel.cli.programs import load_sample_programs
+    from shopfunnel.cli.sample import sample_progress
+    from shopfunnel.sample import load_sample, parse_incident
+
+    incident = parse_incident(DEMO_INCIDENT)
+    with Store(db) as store:
+        with sample_progress() as progress:
+            task = progress.add_task("generating and loading events", total=events)
+            result = load_sample(
+                store,
+                events,
+                seed=seed,
+                incidents=[incident],
+                chunk_events=min(1_000_000, max(events // 10, 100_000)),
+                progress=lambda done: progress.update(task, completed=done),
+            )
+        console.print(
+            f"loaded {result.rows_added:,} sample events (seed {seed}) into {db} "
+            f"with 1 incident: {incident}"
+        )
+        load_sample_programs(store, seed=seed)  # the sample's offer and codes (docs/programs.md)
 
 
 def _has_events(db: str) -> bool:
@@ -58,15 +83,8 @@ def demo(
         if fresh or not _has_events(db):
             for leftover in (Path(db), Path(db + ".wal")):
                 leftover.unlink(missing_ok=True)
-            with tempfile.TemporaryDirectory(prefix="shopfunnel-demo-") as tmp:
-                parquet = Path(tmp) / "sample.parquet"
-                console.print(Rule("1. a sample store"))
-                sample_command(events=events, out=parquet, seed=seed, incident=[DEMO_INCIDENT])
-                data_cmds.ingest(files=[parquet], db=db)
-                from shopfunnel.cli.programs import load_sample_programs
-
-                with Store(db) as store:  # the sample's offer and codes (docs/programs.md)
-                    load_sample_programs(store, seed=seed)
+            console.print(Rule("1. a sample store"))
+            _build_store(db, events, seed)
         else:
             console.print(f"using the existing store {db} (pass --fresh to rebuild it)")
         model = load_model(None)

@@ -33,6 +33,19 @@ _INCIDENT_HELP = (
 )
 
 
+def sample_progress() -> Progress:
+    """The progress bar of a sample being made: what, a bar, done of total, time."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
 @app.command()
 def sample(
     events: Annotated[
@@ -115,15 +128,7 @@ def sample(
                 incidents=planted,
                 experiment=test,
             )
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
+        with sample_progress() as progress:
             task = progress.add_task(f"writing {out.name}", total=events)
             path = write_sample(
                 out,

@@ -41,9 +41,10 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -60,7 +61,12 @@ from shopfunnel.sample.incidents import (
     TrafficSpike,
     parse_incident,
 )
+from shopfunnel.sample.plan import Plan
 from shopfunnel.store import schema
+from shopfunnel.store.staged import LoadResult
+
+if TYPE_CHECKING:
+    from shopfunnel.store.store import Store
 
 DEFAULT_START = "2024-01-01"
 DEFAULT_DAYS = 120
@@ -110,6 +116,31 @@ def _size(n_events: int | None, sessions_per_day: float | None, **plan_args) -> 
     if sessions_per_day is not None:
         return events_for_sessions(sessions_per_day, **plan_args)
     return _check_n(n_events)  # type: ignore[arg-type]
+
+
+def _planned(
+    n_events: int | None,
+    sessions_per_day: float | None,
+    chunk_events: int,
+    seed: int,
+    start: str | date | datetime,
+    days: int,
+    incidents: Sequence[Incident],
+    experiment: PlantedExperiment | None,
+) -> tuple[int, Plan]:
+    """The checked size and the plan of a sample written in chunks."""
+    if chunk_events < 1:
+        raise ConfigError(f"chunk_events={chunk_events!r} must be at least 1")
+    n = _size(
+        n_events,
+        sessions_per_day,
+        seed=seed,
+        start=start,
+        days=days,
+        incidents=incidents,
+        experiment=experiment,
+    )
+    return n, make_plan(seed, start, days, tuple(incidents), experiment)
 
 
 def generate_sample(
@@ -169,18 +200,9 @@ def write_sample(
     chunk; its last call, with ``n_events``, comes once the file is complete. The file
     appears complete or not at all (written beside it, then renamed).
     """
-    if chunk_events < 1:
-        raise ConfigError(f"chunk_events={chunk_events!r} must be at least 1")
-    n = _size(
-        n_events,
-        sessions_per_day,
-        seed=seed,
-        start=start,
-        days=days,
-        incidents=incidents,
-        experiment=experiment,
+    n, plan = _planned(
+        n_events, sessions_per_day, chunk_events, seed, start, days, incidents, experiment
     )
-    plan = make_plan(seed, start, days, tuple(incidents), experiment)
     target = Path(path)
     if target.is_dir():
         raise ConfigError(f"{str(target)!r} is a folder: give a file name such as sample.parquet")
@@ -189,13 +211,81 @@ def write_sample(
             f"no folder {str(target.parent)!r} to write {target.name} into: create it first"
         )
     partial = target.with_name(target.name + ".partial")
+
+    def write_chunks(chunks: Iterator[pa.Table]) -> None:
+        with pq.ParquetWriter(partial, schema.ARROW_SCHEMA, compression="zstd") as writer:
+            for chunk in chunks:
+                writer.write_table(chunk, row_group_size=1_000_000)
+
+    try:
+        _overlapped(n, plan, chunk_events, write_chunks, progress)
+        partial.replace(target)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return target
+
+
+def load_sample(
+    store: Store,
+    n_events: int | None = None,
+    *,
+    seed: int = 0,
+    start: str | date | datetime = DEFAULT_START,
+    days: int = DEFAULT_DAYS,
+    incidents: Sequence[Incident] = (),
+    experiment: PlantedExperiment | None = None,
+    chunk_events: int = 1_000_000,
+    progress: Callable[[int], None] | None = None,
+    sessions_per_day: float | None = None,
+) -> LoadResult:
+    """Load the same events as :func:`write_sample` straight into an empty ``store``: the
+    store equals the one ``write_sample`` + :meth:`~shopfunnel.store.store.Store.load`
+    builds (same rows, persons and identities), with no Parquet file in between.
+
+    Generation and loading overlap: DuckDB writes one chunk (whole blocks of visitors,
+    about ``chunk_events`` rows) in a worker thread while the next is generated.
+    ``progress`` is called as in :func:`write_sample`, its last call once the store is
+    written. If anything fails the store is left empty (see
+    :func:`~shopfunnel.store.prepare.load_blocks`).
+    """
+    from shopfunnel.store.prepare import load_blocks
+
+    n, plan = _planned(
+        n_events, sessions_per_day, chunk_events, seed, start, days, incidents, experiment
+    )
+    result: list[LoadResult] = []
+
+    def load(chunks: Iterator[pa.Table]) -> None:
+        # one batch per chunk: DuckDB keeps the rows of a one-batch table in order
+        whole = (chunk.combine_chunks() for chunk in chunks)
+        result.append(load_blocks(store, whole, source=f"the sample (seed {seed})"))
+
+    _overlapped(n, plan, chunk_events, load, progress)
+    return result[0]
+
+
+def _overlapped(
+    n: int,
+    plan: Plan,
+    chunk_events: int,
+    consume: Callable[[Iterator[pa.Table]], None],
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Generate the sample's ``n`` events in this thread, in chunks of whole blocks of at
+    least ``chunk_events`` rows, while ``consume`` runs in a worker thread over the chunks
+    (at most one chunk waits). ``progress`` gets the rows generated after each chunk, and
+    ``n`` once ``consume`` has returned; ``consume``'s exception is raised here."""
     chunks: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
     failure: list[BaseException] = []
 
-    def write_chunks(writer: pq.ParquetWriter) -> None:
+    def received() -> Iterator[pa.Table]:
+        while (chunk := chunks.get()) is not None:
+            yield chunk
+
+    def work() -> None:
         try:
-            while (chunk := chunks.get()) is not None:
-                writer.write_table(chunk, row_group_size=1_000_000)
+            consume(received())
         except BaseException as exc:  # handed to the calling thread
             failure.append(exc)
             while chunks.get() is not None:  # drain so the producer never blocks
@@ -207,37 +297,30 @@ def write_sample(
             raise failure[0]
 
     generated = 0
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
     try:
-        with pq.ParquetWriter(partial, schema.ARROW_SCHEMA, compression="zstd") as writer:
-            thread = threading.Thread(target=write_chunks, args=(writer,), daemon=True)
-            thread.start()
-            try:
-                pending: list[pa.Table] = []
-                pending_rows = 0
-                for table in iter_blocks(n, plan):
-                    pending.append(table)
-                    pending_rows += table.num_rows
-                    if pending_rows >= chunk_events:
-                        hand_over(pa.concat_tables(pending))
-                        generated += pending_rows
-                        pending, pending_rows = [], 0
-                        if progress is not None and generated < n:
-                            progress(generated)
-                if pending:
-                    hand_over(pa.concat_tables(pending))
-                    generated += pending_rows
-            finally:
-                chunks.put(None)
-                thread.join()
-            if failure:
-                raise failure[0]
-        partial.replace(target)
+        pending: list[pa.Table] = []
+        pending_rows = 0
+        for table in iter_blocks(n, plan):
+            pending.append(table)
+            pending_rows += table.num_rows
+            if pending_rows >= chunk_events:
+                hand_over(pa.concat_tables(pending))
+                generated += pending_rows
+                pending, pending_rows = [], 0
+                if progress is not None and generated < n:
+                    progress(generated)
+        if pending:
+            hand_over(pa.concat_tables(pending))
+            generated += pending_rows
     finally:
-        if partial.exists():
-            partial.unlink()
+        chunks.put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
     if progress is not None:
         progress(generated)
-    return target
 
 
 __all__ = [
@@ -252,6 +335,7 @@ __all__ = [
     "TrafficSpike",
     "events_for_sessions",
     "generate_sample",
+    "load_sample",
     "parse_incident",
     "write_sample",
 ]
