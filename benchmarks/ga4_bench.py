@@ -131,8 +131,12 @@ def main() -> None:
     parser.add_argument("--reference", action="store_true", help="also time the row-by-row reference")
     parser.add_argument("--out", type=Path, help="append the results (JSON lines) here")
     parser.add_argument("--parts", action="store_true", help="time the candidate readers alone")
-    parser.add_argument("--file", type=Path, help="an export already written (with --parts)")
+    parser.add_argument("--file", type=Path, help="an export already written (--rows is then ignored)")
+    parser.add_argument("--write", type=Path, help="only write the synthetic export here (for --file)")
     args = parser.parse_args()
+    if args.write:
+        write_ga4(args.write, args.rows, random.Random(1))
+        return
     if args.parts and args.file:
         parts(args.file)
         return
@@ -140,8 +144,9 @@ def main() -> None:
     from shopfunnel.ingest.ga4 import read_ga4, read_ga4_reference
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "events_20240315.json"
-        write_ga4(path, args.rows, random.Random(1))
+        path = args.file or Path(tmp) / "events_20240315.json"
+        if not args.file:
+            write_ga4(path, args.rows, random.Random(1))
         size_mb = path.stat().st_size / 1e6
         if args.parts:
             parts(path)

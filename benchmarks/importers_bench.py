@@ -43,6 +43,10 @@ def write_ga4(path: Path, n: int, rng: random.Random) -> None:
             row = {
                 "event_date": "20240315", "event_timestamp": str(1710513005123456 + i * 1_000_000),
                 "event_name": rng.choice(["page_view", "view_item", "add_to_cart", "session_start"]),
+                # the event's identity in the export (docs/adr/0168), as BigQuery writes it
+                "event_bundle_sequence_id": str(1000 + i // 4), "batch_page_id": str(1710513005000 + u),
+                "batch_ordering_id": str(1 + i // 4), "batch_event_index": str(i % 4),
+                "stream_id": "4179374125",
                 "event_params": [
                     {"key": "ga_session_id", "value": {"int_value": str(1710511960 + u)}},
                     {"key": "page_location", "value": {"string_value": f"https://shop.example/p/{i % 500}"}},

@@ -26,9 +26,14 @@ the canonical event (see ``docs/events.md`` for the full table):
 * ``experiment_impression`` and ``experiment_viewed`` become ``experiment_exposure`` with
   ``experiment`` and ``variant`` properties (:mod:`shopfunnel.ingest.exposures`).
 
-``event_id`` is a hash of ``user_pseudo_id``, ``event_timestamp``, ``event_name`` and the
-whole row's content, so loading the same export twice adds nothing (two rows identical
-in every field are one event).
+``event_id`` is the md5 of ``user_pseudo_id``, ``event_timestamp``, ``event_name`` and
+the event's identity in the export: ``stream_id``, ``event_bundle_sequence_id``,
+``batch_page_id``, ``batch_ordering_id`` and ``batch_event_index`` as their JSON text
+(docs/adr/0168). So the same event in a daily and an intraday export, in overlapping
+files, or in a file loaded twice is one event (the first copy loaded is kept), even when
+the copies differ in fields the importer does not read. A row with none of the bundle and
+batch fields hashes its whole line instead (docs/adr/0078): two such rows are one event
+only when their lines are identical.
 
 A line that is not JSON, or lacks ``event_timestamp``/``event_name``, or whose timestamp
 is not microseconds between 2000 and 2100, is rejected with its line number.

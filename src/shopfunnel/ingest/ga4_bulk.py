@@ -9,9 +9,10 @@ cannot split exactly as the block reader does, and JSON arrays, go a block at a 
 
 1. DuckDB parses each line once (``json_transform`` into the fields the mapping reads:
    ids, names, ``event_params`` and ``items`` as lists of structs, device, geo,
-   ``ecommerce``, the traffic sources) and hashes the line as written, with its newline
-   (md5; a JSON array's elements are first written compact by DuckDB's ``json()``, one a
-   line, as BigQuery writes its newline-delimited export);
+   ``ecommerce``, the traffic sources, the identity fields) and keys the event by its
+   identity fields (docs/adr/0168), or, on a row without them, by the md5 of the line as
+   written, with its newline (a JSON array's elements are first written compact by
+   DuckDB's ``json()``, one a line, as BigQuery writes its newline-delimited export);
 2. ``event_params`` are flattened with list functions (the mapped params picked by key,
    the others written as the ``properties`` JSON in their order), ``items`` mapped to
    canonical items, campaigns built as structs;
@@ -41,6 +42,8 @@ _PARAM = '{"key":"VARCHAR","value":{"string_value":"VARCHAR","int_value":"VARCHA
 _ITEM = '{"item_id":"VARCHAR","item_name":"VARCHAR","item_category":"VARCHAR","price":"VARCHAR","quantity":"VARCHAR"}'
 STRUCTURE = (
     '{"event_timestamp":"VARCHAR","event_name":"VARCHAR","user_pseudo_id":"VARCHAR","user_id":"VARCHAR",'
+    '"stream_id":"VARCHAR","event_bundle_sequence_id":"VARCHAR","batch_page_id":"VARCHAR",'
+    '"batch_ordering_id":"VARCHAR","batch_event_index":"VARCHAR",'
     f'"event_params":[{_PARAM}],'
     '"device":{"category":"VARCHAR"},"geo":{"country":"VARCHAR"},'
     '"ecommerce":{"transaction_id":"VARCHAR","purchase_revenue":"VARCHAR","refund_value":"VARCHAR",'
@@ -52,16 +55,24 @@ STRUCTURE = (
     f'"items":[{_ITEM}]}}'
 )
 
+# What Python's ``str.strip()`` removes (the reference's blank test): every character
+# ``str.isspace()`` accepts, control separators (\x1c-\x1f) and Unicode spaces included.
+PY_WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+_WS = " || ".join(f"chr({ord(c)})" for c in PY_WHITESPACE)
+
 # The reference's helpers, as macros: _str (blank is none), _float, _int (a whole number
 # written as an integer, a float or a string), _campaign (source or medium required).
-_MACROS = """
+# A text starting with a printable ASCII character is not blank, so ``trim`` runs only
+# on the others.
+_MACROS = f"""
+CREATE OR REPLACE TEMP MACRO ga_ws() AS ({_WS});
 CREATE OR REPLACE TEMP MACRO ga_str(x) AS
-    CASE WHEN ascii(x) > 32 THEN x WHEN trim(x, E' \t\n\r') = '' THEN NULL ELSE x END;
+    CASE WHEN ascii(x) BETWEEN 33 AND 126 THEN x WHEN trim(x, ga_ws()) = '' THEN NULL ELSE x END;
 CREATE OR REPLACE TEMP MACRO ga_float(x) AS
-    coalesce(TRY_CAST(x AS DOUBLE), TRY_CAST(trim(x, E' \t\n\r') AS DOUBLE));
+    coalesce(TRY_CAST(x AS DOUBLE), TRY_CAST(trim(x, ga_ws()) AS DOUBLE));
 CREATE OR REPLACE TEMP MACRO ga_int(x) AS
     CASE WHEN ga_float(x) % 1 = 0
-         THEN coalesce(TRY_CAST(x AS HUGEINT), TRY_CAST(trim(x, E' \t\n\r') AS HUGEINT)) END;
+         THEN coalesce(TRY_CAST(x AS HUGEINT), TRY_CAST(trim(x, ga_ws()) AS HUGEINT)) END;
 CREATE OR REPLACE TEMP MACRO ga_campaign(s, m, c) AS
     CASE WHEN ga_str(s) IS NOT NULL OR ga_str(m) IS NOT NULL
          THEN struct_pack(source := ga_str(s), medium := ga_str(m), campaign := ga_str(c)) END;
@@ -102,7 +113,8 @@ def convert_block(
     newline).
 
     Returns one row per line, in the block's order (a projection: DuckDB keeps the order
-    of its input): ``line``, ``content`` (the md5 of the line with its newline), ``slow``
+    of its input): ``line``, ``content`` (the event's key: its identity fields, else the
+    md5 of the line with its newline; docs/adr/0168), ``slow``
     (the reference must convert it), ``slow_raw`` (the line, on a slow row) and, for the
     other rows, every canonical column plus ``candidate`` and ``last_click`` (the row's own
     campaign and its session's last-click campaign, as structs).
@@ -164,13 +176,20 @@ def _run(
 
 _SQL = """
 WITH parsed AS (
-    SELECT line, raw, md5({hashed}) AS content, strpos(raw, '\\') = 0 AS plain,
+    SELECT line, raw, strpos(raw, '\\') = 0 AS plain,
            CASE WHEN starts_with(raw, '{{') OR left(ltrim(raw, E' \\t\\r\\n'), 1) = '{{'
                 THEN try(json_transform(raw, '{structure}')) END AS r
     FROM {source}
 ),
 fields AS (
-    SELECT line, raw, content, r, plain,
+    SELECT line, raw, r, plain,
+           -- the event's identity (docs/adr/0168), else the md5 of the line (docs/adr/0078)
+           CASE WHEN r.event_bundle_sequence_id IS NOT NULL OR r.batch_page_id IS NOT NULL
+                     OR r.batch_ordering_id IS NOT NULL OR r.batch_event_index IS NOT NULL
+                THEN concat_ws(chr(31), 'ga4', coalesce(r.stream_id, ''), coalesce(r.event_bundle_sequence_id, ''),
+                               coalesce(r.batch_page_id, ''), coalesce(r.batch_ordering_id, ''),
+                               coalesce(r.batch_event_index, ''))
+                ELSE md5({hashed}) END AS content,
            ga_int(r.event_timestamp) AS us,
            ga_str(r.event_name) AS name,
            r.event_params AS ps,
@@ -271,8 +290,8 @@ SELECT line, content, slow, CASE WHEN slow THEN raw END AS slow_raw,
     ga_str(p_page) AS page,
     ga_str(r.device.category) AS device,
     ga_str(r.geo.country) AS country,
-    CASE WHEN param_order IS NOT NULL AND trim(param_order) NOT IN ('', '(not set)') THEN param_order
-         WHEN ecommerce_order IS NOT NULL AND trim(ecommerce_order) NOT IN ('', '(not set)')
+    CASE WHEN param_order IS NOT NULL AND trim(param_order, ga_ws()) NOT IN ('', '(not set)') THEN param_order
+         WHEN ecommerce_order IS NOT NULL AND trim(ecommerce_order, ga_ws()) NOT IN ('', '(not set)')
          THEN ecommerce_order END AS order_id,
     value,
     ga_str(p_currency) AS currency,
@@ -288,7 +307,8 @@ FROM mapped
 
 def event_id(pseudo: str | None, us: int, name: str, content: str) -> str:
     """The event id the query gives (for rows the reference converted): the md5 of the
-    pseudo id, the timestamp (µs), the event name and ``content`` (the md5 of the line)."""
+    pseudo id, the timestamp (µs), the event name and ``content`` (the query's key of the
+    event: its identity fields joined, else the md5 of the line)."""
     return hashlib.md5("\x1f".join((pseudo or "", str(us), name, content)).encode()).hexdigest()
 
 
