@@ -28,7 +28,7 @@ import itertools
 import operator
 import re
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -199,7 +199,11 @@ def _fold_cart(rows: Iterable[tuple[str, object, object]]) -> tuple[list[str], f
     for event, raw, value in rows:
         sign = 1 if event == "add_to_cart" else -1
         # a cart event without items reads as None, NaN or pd.NA (a column of only nulls)
-        items = list(raw) if isinstance(raw, list | tuple) or hasattr(raw, "tolist") else []
+        items: list[Any] = (
+            list(raw)  # type: ignore[call-overload]
+            if isinstance(raw, list | tuple) or hasattr(raw, "tolist")
+            else []
+        )
         if items:
             for item in items:
                 key = item.get("item_id") or item.get("item_name") or "?"
