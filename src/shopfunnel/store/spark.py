@@ -171,6 +171,7 @@ class SparkEvents:
             df = df.persist(StorageLevel.MEMORY_AND_DISK)
         self.df: DataFrame = df
         self._db: Any = None
+        self._shipping: str | None = None
 
     def heavy_persons(self, min_events: int = 1_000_000) -> pd.DataFrame:
         """Persons with at least ``min_events`` events, most first (``person_id``,
@@ -217,6 +218,104 @@ class SparkEvents:
         if self._db is not None:
             self._db.close()
             self._db = None
+            self._shipping = None
+
+    def info(self, *, timeline_pass: bool = False) -> dict[str, Any]:
+        """:meth:`Store.info` in Spark SQL: events, persons, sessions, orders (distinct
+        order ids of purchases), the first and last event (ISO text of naive UTC), events
+        by name and sessions by channel (``unassigned`` for none). ``timeline_pass`` is
+        accepted for the store's signature and ignored."""
+        from pyspark.sql import functions as F
+
+        t = self._t()
+        purchase_id = F.when(F.col("event") == "purchase", F.col("order_id"))
+        row = self.df.select(
+            F.count(F.lit(1)).alias("events"),
+            F.count_distinct("person_id").alias("persons"),
+            F.count_distinct("session_id").alias("sessions"),
+            F.count_distinct(purchase_id).alias("orders"),
+            F.min(t).alias("first"),
+            F.max(t).alias("last"),
+        ).collect()[0]
+        by_event = self.df.groupBy("event").count().collect()
+        by_channel = (
+            self.df.groupBy(F.coalesce("channel", F.lit("unassigned")).alias("c"))
+            .agg(F.count_distinct("session_id").alias("n"))
+            .collect()
+        )
+        return {
+            "events": int(row["events"]),
+            "persons": int(row["persons"]),
+            "sessions": int(row["sessions"]),
+            "orders": int(row["orders"] or 0),
+            "first_event": None if row["first"] is None else _naive(row["first"]).isoformat(),
+            "last_event": None if row["last"] is None else _naive(row["last"]).isoformat(),
+            "events_by_name": _by_count_desc((r["event"], r["count"]) for r in by_event),
+            "sessions_by_channel": _by_count_desc((r["c"], r["n"]) for r in by_channel),
+        }
+
+    def daily_activity(self) -> pd.DataFrame:
+        """:func:`shopfunnel.store.summary.daily_activity` in Spark SQL: per UTC day from
+        the first to the last event (days without events as 0) events, distinct sessions,
+        distinct persons, orders (distinct purchase order ids) and revenue (sum of
+        purchase values)."""
+        import numpy as np
+        import pandas as pd
+        from pyspark.sql import functions as F
+
+        purchase = F.col("event") == "purchase"
+        day = F.to_date(F.timestamp_micros(self._t()))
+        per_day = (
+            self.df.groupBy(day.alias("day"))
+            .agg(
+                F.count(F.lit(1)).alias("events"),
+                F.count_distinct("session_id").alias("sessions"),
+                F.count_distinct("person_id").alias("persons"),
+                F.count_distinct(F.when(purchase, F.col("order_id"))).alias("orders"),
+                F.coalesce(F.sum(F.when(purchase, F.col("value"))), F.lit(0.0))
+                .cast("double")
+                .alias("revenue"),
+            )
+            .where(F.col("day").isNotNull())
+            .toArrow()
+            .to_pandas()
+        )
+        columns = ["day", "events", "sessions", "persons", "orders", "revenue"]
+        if per_day.empty:
+            return pd.DataFrame(columns=columns)
+        per_day["day"] = pd.to_datetime(per_day["day"]).astype("datetime64[us]")
+        days = pd.date_range(per_day["day"].min(), per_day["day"].max(), freq="D")
+        out = per_day.set_index("day").reindex(days.astype("datetime64[us]"))
+        out.index.name = "day"
+        out = out.reset_index()
+        for col in ("events", "sessions", "persons", "orders"):
+            out[col] = out[col].fillna(0).to_numpy(dtype=np.int64)
+        out["revenue"] = out["revenue"].fillna(0.0).astype(np.float64)
+        return out[columns]
+
+    def order_shipping(self) -> pd.DataFrame:
+        """Per order id with a purchase: the largest ``properties.shipping`` its purchase
+        events carry as a number (None when none does) — what
+        :func:`shopfunnel.diagnosis.whatif.free_shipping` reads from the store's events
+        (``TRY_CAST(json_extract_string(properties, '$.shipping') AS DOUBLE)``)."""
+        from pyspark.sql import functions as F
+
+        shipping = F.expr("try_cast(get_json_object(properties, '$.shipping') AS DOUBLE)")
+        return _pandas(
+            self.df.where((F.col("event") == "purchase") & F.col("order_id").isNotNull())
+            .groupBy("order_id")
+            .agg(F.max(shipping).alias("shipping")),
+            times=[],
+        )
+
+    def order_shipping_table(self) -> str:
+        """The name of a table in :attr:`db` holding :meth:`order_shipping` (made once)."""
+        if self._shipping is None:
+            self.db.register("__sf_shipping", self.order_shipping())
+            self.db.execute("CREATE TABLE order_shipping AS SELECT * FROM __sf_shipping")
+            self.db.unregister("__sf_shipping")
+            self._shipping = "order_shipping"
+        return self._shipping
 
     def latest_event_time(self) -> datetime | None:
         """The time of the latest event (naive UTC), None without events."""
@@ -411,6 +510,11 @@ def heavy_persons(
             "events": heavy.column("count").to_pylist(),
         }
     )
+
+
+def _by_count_desc(pairs: Any) -> dict[str, int]:
+    """``(key, count)`` pairs as a dict, largest count first (ties by key)."""
+    return {k: int(v) for k, v in sorted(pairs, key=lambda kv: (-int(kv[1]), str(kv[0])))}
 
 
 def _us(value: datetime) -> int:
