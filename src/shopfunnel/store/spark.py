@@ -317,6 +317,92 @@ class SparkEvents:
             self._shipping = "order_shipping"
         return self._shipping
 
+    # -- what the audiences read (shopfunnel.audiences.evaluate) -----------------------------
+    def persons_seen(self, as_of: Any) -> pd.DataFrame:
+        """Persons with an event at or before ``as_of`` (``person_id``)."""
+        return _pandas(
+            self.df.where(self._t() <= _us(as_of)).select("person_id").distinct(), times=[]
+        )
+
+    def orders_as_of(self, as_of: Any) -> pd.DataFrame:
+        """:func:`shopfunnel.audiences.evaluate.orders_as_of` in Spark SQL: per order id of
+        purchases at or before ``as_of``: ``person_id`` and ``ts`` of its first purchase
+        event, ``value`` the sum of their values (0 for none), sorted by ``order_id``."""
+        from pyspark.sql import functions as F
+
+        rows = self.df.withColumn("__t", self._t()).where(
+            (F.col("event") == "purchase")
+            & F.col("order_id").isNotNull()
+            & (F.col("__t") <= _us(as_of))
+        )
+        orders = rows.groupBy("order_id").agg(
+            F.min_by("person_id", "__t").alias("person_id"),
+            F.min("__t").alias("ts"),
+            F.coalesce(F.sum(F.col("value").cast("double")), F.lit(0.0)).alias("value"),
+        )
+        frame = _pandas(orders, times=["ts"])
+        return frame.sort_values("order_id", kind="stable").reset_index(drop=True)
+
+    def abandoned(
+        self, did: list[str], without: list[str], start: Any, as_of: Any, ripe: Any
+    ) -> pd.DataFrame:
+        """The ``abandoned`` rule in Spark SQL (:mod:`shopfunnel.audiences.evaluate`): per
+        person the latest event named in ``did`` in ``[start, as_of]`` at time *t*, kept
+        when ``t <= ripe`` and no event named in ``without`` lies in ``[t, as_of]``
+        (``person_id``)."""
+        from pyspark.sql import functions as F
+
+        events = self.df.withColumn("__t", self._t())
+        end = _us(as_of)
+        latest = (
+            events.where(
+                F.col("event").isin(list(did))
+                & (F.col("__t") >= _us_ceil(start))
+                & (F.col("__t") <= end)
+            )
+            .groupBy("person_id")
+            .agg(F.max("__t").alias("t"))
+            .where(F.col("t") <= _us(ripe))
+        )
+        after = events.where(F.col("event").isin(list(without)) & (F.col("__t") <= end)).select(
+            F.col("person_id").alias("__p"), F.col("__t").alias("__e")
+        )
+        kept = latest.join(
+            after,
+            (latest["person_id"] == after["__p"]) & (after["__e"] >= latest["t"]),
+            "left_anti",
+        )
+        return _pandas(kept.select("person_id"), times=[])
+
+    def profiles(self, person_ids: list[str], as_of: Any) -> pd.DataFrame:
+        """:func:`shopfunnel.audiences.lists.profiles`' rows in Spark SQL for the persons
+        found: ``person_id``, ``first_seen``, ``last_seen``, ``orders`` (distinct order ids
+        of purchases) and ``revenue`` (sum of purchase values) from their events at or
+        before ``as_of``. The ids go to Spark as a broadcast table."""
+        import pandas as pd
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import StringType, StructField, StructType
+
+        ids = self.spark.createDataFrame(
+            [(str(p),) for p in person_ids], StructType([StructField("person_id", StringType())])
+        )
+        purchase = F.col("event") == "purchase"
+        rows = (
+            self.df.withColumn("__t", self._t())
+            .where(F.col("__t") <= _us(as_of))
+            .join(F.broadcast(ids), "person_id")
+            .groupBy("person_id")
+            .agg(
+                F.min("__t").alias("first_seen"),
+                F.max("__t").alias("last_seen"),
+                F.count_distinct(F.when(purchase, F.col("order_id"))).alias("orders"),
+                F.coalesce(F.sum(F.when(purchase, F.col("value").cast("double"))), F.lit(0.0))
+                .alias("revenue"),
+            )
+        )
+        found = _pandas(rows, times=["first_seen", "last_seen"])
+        return found if len(found) else pd.DataFrame(columns=found.columns)
+
     def latest_event_time(self) -> datetime | None:
         """The time of the latest event (naive UTC), None without events."""
         from pyspark.sql import functions as F
@@ -524,6 +610,17 @@ def _us(value: datetime) -> int:
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return int(ts.value // 1000)
+
+
+def _us_ceil(value: datetime) -> int:
+    """``value`` in µs rounded up: ``t >= _us_ceil(v)`` for a time ``t`` in µs is ``t >= v``
+    even when ``v`` has nanoseconds."""
+    import pandas as pd
+
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return int(-(-ts.value // 1000))
 
 
 def _naive(us: int) -> datetime:
