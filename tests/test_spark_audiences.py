@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 
-import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -22,12 +21,10 @@ from shopfunnel.audiences.lists import profiles
 from shopfunnel.audiences.saved import audience_members
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model
-from shopfunnel.sample import generate_sample
-from shopfunnel.store.store import Store
 
 pytest.importorskip("pyspark")
 
-from shopfunnel.store.spark import SparkEvents  # noqa: E402
+from spark_samples import raw_and_store  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,
@@ -40,17 +37,8 @@ AS_OF = "2024-03-15 12:00:00"
 @pytest.fixture(scope="module")
 def sample(spark, tmp_path_factory):
     """The sample store's raw file, the DuckDB store loaded from it, the file on Spark."""
-    folder = tmp_path_factory.mktemp("spark_audiences")
-    path = folder / "sample.parquet"
-    pq.write_table(generate_sample(30_000, seed=3), path)
-    db = folder / "sample.duckdb"
-    with Store(str(db)) as store:
-        store.load(str(path))
-    store = Store(str(db), read_only=True)
-    events = SparkEvents(str(path), spark=spark)
-    yield str(path), str(db), store, events
-    store.close()
-    events.close()
+    with raw_and_store(spark, tmp_path_factory.mktemp("spark_audiences"), 30_000, seed=3) as made:
+        yield made
 
 
 @pytest.mark.parametrize("as_of", [None, AS_OF])

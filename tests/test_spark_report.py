@@ -17,20 +17,17 @@ import json
 import math
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from shopfunnel.report.blocks import Chart, Table
 from shopfunnel.report.build import build_sections
 from shopfunnel.report.context import Context
-from shopfunnel.sample import generate_sample
 from shopfunnel.store import summary
-from shopfunnel.store.store import Store
 
 pytest.importorskip("pyspark")
 
-from shopfunnel.store.spark import SparkEvents  # noqa: E402
+from spark_samples import raw_and_store  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,
@@ -41,17 +38,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def sample(spark, tmp_path_factory):
     """The sample store's raw file, the DuckDB store loaded from it, the file on Spark."""
-    folder = tmp_path_factory.mktemp("spark_report")
-    path = folder / "sample.parquet"
-    pq.write_table(generate_sample(30_000, seed=7), path)
-    db = folder / "sample.duckdb"
-    with Store(str(db)) as store:
-        store.load(str(path))
-    store = Store(str(db), read_only=True)
-    events = SparkEvents(str(path), spark=spark)
-    yield str(path), str(db), store, events
-    store.close()
-    events.close()
+    with raw_and_store(spark, tmp_path_factory.mktemp("spark_report"), 30_000, seed=7) as made:
+        yield made
 
 
 def plain(value: object) -> object:
