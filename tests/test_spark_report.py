@@ -58,6 +58,12 @@ def plain(value: object) -> object:
         return {"table": plain(value.frame), "caption": value.caption}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict) and "bdata" in value and "dtype" in value:  # plotly's arrays
+        import base64
+
+        import numpy as np
+
+        return plain(np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]))
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
