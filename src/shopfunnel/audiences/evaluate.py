@@ -43,6 +43,12 @@ purchase event and its value the sum of their values (the store's ``orders`` vie
 - ``all`` / ``any``: the intersection / union of the parts; ``not``: persons seen who are
   not in the part. A part named by a string is that audience, judged at the same
   ``as_of``; an audience that refers to itself, directly or not, is refused.
+
+On Spark (:class:`shopfunnel.store.spark.SparkEvents`, ADR 0166) the persons seen, the
+orders and the ``abandoned`` rule are computed in Spark SQL by the same definitions, the
+placement by its Spark path; the ``stage``, ``rfm``, ``orders``, ``clv``, ``lapsed``,
+``all``, ``any`` and ``not`` rules then run unchanged, so every built-in audience has the
+store's members. ``events``, ``drop_off`` and ``where`` conditions are refused there.
 """
 
 from __future__ import annotations
@@ -86,7 +92,11 @@ def resolve_as_of(store: Store, as_of: datetime | date | str | None) -> pd.Times
     empty store); a date, or a date-only text, means the end of that day (the stage model's
     reading of a time, :func:`shopfunnel._time.point_in_time`)."""
     if as_of is None:
-        latest = store.db.scalar("SELECT max(ts) FROM events")
+        latest = (
+            store.latest_event_time()
+            if _on_spark(store)
+            else store.db.scalar("SELECT max(ts) FROM events")
+        )
         return None if latest is None else pd.Timestamp(latest)
     if isinstance(as_of, pd.Timestamp):  # kept to the nanosecond (a datetime has microseconds)
         return as_of.tz_convert("UTC").tz_localize(None) if as_of.tzinfo is not None else as_of
@@ -118,6 +128,8 @@ def match_sql(events: Sequence[str], where: Mapping[str, Any], params: list[Any]
 def orders_as_of(store: Store, as_of: pd.Timestamp) -> pd.DataFrame:
     """The store's orders as they stood at ``as_of`` (module docstring): order_id,
     person_id, ts, value."""
+    if _on_spark(store):
+        return store.orders_as_of(as_of)
     return store.db.df(
         """
         SELECT order_id, arg_min(person_id, ts) AS person_id, min(ts) AS ts,
@@ -127,6 +139,18 @@ def orders_as_of(store: Store, as_of: pd.Timestamp) -> pd.DataFrame:
         """,
         [as_of],
     )
+
+
+def _on_spark(store: Any) -> bool:
+    return bool(getattr(store, "on_spark", False))  # shopfunnel.store.spark.SparkEvents
+
+
+def _not_on_spark(store: Any, what: str) -> None:
+    if _on_spark(store):
+        raise ConfigError(
+            f"{what} is not computed on Spark (the built-in audiences are): load the "
+            "events into a store (`shopfunnel ingest`) and run the audience there with --db"
+        )
 
 
 def _text(value: Any) -> str:
@@ -156,7 +180,9 @@ class Context:
         return self.once(
             "seen",
             lambda: _ids(
-                self.store.db.df(
+                self.store.persons_seen(self.as_of)
+                if _on_spark(self.store)
+                else self.store.db.df(
                     "SELECT DISTINCT person_id FROM events WHERE ts <= ?", [self.as_of]
                 )
             ),
@@ -221,6 +247,7 @@ def _rfm(ctx: Context, rule: RfmRule) -> pd.Index:
 def _drop_off(ctx: Context, rule: DropOffRule) -> pd.Index:
     from shopfunnel.funnel import funnel
 
+    _not_on_spark(ctx.store, "a drop_off rule")
     steps = list(rule.steps or ctx.model.funnel.steps)
     if not 1 <= rule.step < len(steps):
         raise ConfigError(
@@ -240,6 +267,7 @@ def _drop_off(ctx: Context, rule: DropOffRule) -> pd.Index:
 
 
 def _events(ctx: Context, rule: EventsRule) -> pd.Index:
+    _not_on_spark(ctx.store, "an events rule")
     params: list[Any] = []
     cond = match_sql([rule.event], rule.where, params)
     start = ctx.as_of - pd.Timedelta(seconds=seconds(rule.within))
@@ -257,10 +285,16 @@ def _events(ctx: Context, rule: EventsRule) -> pd.Index:
 
 
 def _abandoned(ctx: Context, rule: AbandonedRule) -> pd.Index:
-    params: list[Any] = []
-    did = match_sql(rule.did, rule.where, params)
     start = ctx.as_of - pd.Timedelta(seconds=seconds(rule.lookback))
     ripe = ctx.as_of - pd.Timedelta(seconds=seconds(rule.after))
+    if _on_spark(ctx.store):
+        if rule.where:
+            _not_on_spark(ctx.store, "an abandoned rule with where conditions")
+        return _ids(
+            ctx.store.abandoned(list(rule.did), list(rule.without), start, ctx.as_of, ripe)
+        )
+    params: list[Any] = []
+    did = match_sql(rule.did, rule.where, params)
     params += [start, ctx.as_of, ripe, *rule.without, ctx.as_of]
     return _ids(
         ctx.store.db.df(

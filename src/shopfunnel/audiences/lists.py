@@ -311,6 +311,8 @@ def profiles(store: Store, person_ids: list[str], *, as_of: pd.Timestamp) -> pd.
             orders=0,
             revenue=0.0,
         )
+    if getattr(store, "on_spark", False):  # the same rows from Spark SQL
+        return _profile_rows(people, store.profiles(list(people["person_id"]), as_of))
     store.db.register("__profile_persons", people)
     try:
         found = store.db.df(
@@ -326,6 +328,10 @@ def profiles(store: Store, person_ids: list[str], *, as_of: pd.Timestamp) -> pd.
         )
     finally:
         store.db.unregister("__profile_persons")
+    return _profile_rows(people, found)
+
+
+def _profile_rows(people: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
     out = people.merge(found, on="person_id", how="left")
     out["orders"] = out["orders"].fillna(0).astype("int64")
     out["revenue"] = out["revenue"].fillna(0.0).astype(float)

@@ -104,24 +104,37 @@ def audience_show(
     model: Annotated[Path | None, MODEL_OPTION] = None,
     format: Annotated[Format, FORMAT_OPTION] = Format.table,
     out: Annotated[Path | None, OUT_OPTION] = None,
+    engine: EngineOpt = Engine.local,
+    events: EventsOpt = None,
+    table: TableOpt = None,
 ) -> None:
     """Who is in an audience now, computed from the events (nothing is recorded).
 
     One row per person: first and last seen, orders and revenue; e-mail and phone only with
     `--contacts`. For an ad platform:
     `shopfunnel audience show lapsed-customers --export meta --format csv --out meta.csv`.
+
+    With --engine spark (and --events or --table) the built-in audiences and the model
+    file's are computed on Apache Spark from raw events, with the store's members; rules
+    of kind events or drop_off, and contacts exports, need a store (docs/spark.md).
     """
     from shopfunnel.audiences import export_audience
     from shopfunnel.audiences.evaluate import resolve_as_of
     from shopfunnel.audiences.lists import contacts as contact_table
     from shopfunnel.audiences.lists import profiles
     from shopfunnel.audiences.saved import audience_members, get_audience, store_model
-    from shopfunnel.store.store import Store
+    from shopfunnel.cli.engine import open_source
 
     with friendly_errors():
         _check_platform(export)
-        the_model = store_model(db, model)
-        with Store(db, read_only=True) as store:
+        if Engine(engine) == Engine.spark and (contacts or export != "csv"):
+            raise ConfigError(
+                "contacts (--contacts, --export meta or google) are read from a store's "
+                "events, not on Spark: load the events into a store (`shopfunnel ingest`) "
+                "and export from there with --db"
+            )
+        the_model = store_model(db if Engine(engine) == Engine.local else None, model)
+        with open_source(db, engine, events, table) as store:
             audience = get_audience(store, name, the_model)
             when = resolve_as_of(store, as_of)
             people = audience_members(store, name, as_of=when, model=the_model)
@@ -263,7 +276,9 @@ def audience_refresh(
             raise ConfigError(
                 "audience refresh records who entered and left each saved audience in the "
                 "store's own tables, which a read-only lake does not have: load the events "
-                "into a store (`shopfunnel ingest`) and refresh there with --db"
+                "into a store (`shopfunnel ingest`) and refresh there with --db; to see "
+                "who is in an audience now on Spark: `shopfunnel audience show NAME "
+                "--engine spark --events PATH`"
             )
         the_model = store_model(db, model)
         rows, frames = [], []

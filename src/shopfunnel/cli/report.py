@@ -11,8 +11,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from shopfunnel.cli.application import app
 from shopfunnel.cli.diagnose import AOV_OPTION
+from shopfunnel.cli.engine import Engine, EngineOpt, EventsOpt, TableOpt, open_source
 from shopfunnel.cli.output import DB_OPTION, console, err_console, friendly_errors, say_time
-from shopfunnel.store.store import Store
 
 
 @app.command()
@@ -32,11 +32,19 @@ def report(
         ),
     ] = None,
     aov: Annotated[float | None, AOV_OPTION] = None,
+    engine: EngineOpt = Engine.local,
+    events: EventsOpt = None,
+    table: TableOpt = None,
 ) -> None:
     """Write one self-contained HTML report: the diagnosis first, then every chart.
 
     The file works offline (plotly.js is inside it, once) and can be mailed or opened
-    from disk.
+    from disk. With --engine spark the sections are computed on Apache Spark from raw
+    events (--events or --table) with the store's rules; experiments and programs need a
+    store (docs/spark.md).
+
+    \b
+    shopfunnel report --engine spark --events 'lake/events/*.parquet' --out report.html
     """
     from shopfunnel.diagnosis.order_value import check_aov
     from shopfunnel.model import load_model
@@ -53,7 +61,7 @@ def report(
             console=err_console,
             transient=True,
         )
-        with Store(db, read_only=True) as store, progress:
+        with open_source(db, engine, events, table) as store, progress:
             task = progress.add_task("report", total=None)
             built = make_report(
                 store,

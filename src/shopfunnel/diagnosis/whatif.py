@@ -254,11 +254,18 @@ def free_shipping(
             f"free-shipping threshold {threshold!r} is not valid: give an order value ≥ 0, e.g. 75"
         )
     where, params = _window(start, end)
+    if getattr(store, "on_spark", False):  # the same per-order rows from Spark SQL
+        shipping = "SELECT order_id, shipping FROM " + store.order_shipping_table()
+    else:
+        shipping = (
+            "SELECT order_id, max(TRY_CAST(json_extract_string(properties, '$.shipping') AS DOUBLE)) "
+            "AS shipping FROM events WHERE event = 'purchase' AND order_id IN (SELECT order_id FROM o) "
+            "GROUP BY order_id"
+        )
     paid = store.db.df(
         f"""
         WITH o AS (SELECT order_id, value FROM orders WHERE {where}),
-        s AS (SELECT order_id, max(TRY_CAST(json_extract_string(properties, '$.shipping') AS DOUBLE)) AS shipping
-              FROM events WHERE event = 'purchase' AND order_id IN (SELECT order_id FROM o) GROUP BY order_id)
+        s AS ({shipping})
         SELECT value >= ? AS qualifies, value >= ? AND value < ? AS near,
                count(*) AS orders, sum(value)::DOUBLE AS revenue, count(s.shipping) AS known,
                coalesce(sum(s.shipping), 0)::DOUBLE AS shipping, sum(? - value)::DOUBLE AS short

@@ -125,6 +125,8 @@ def write_report(
 
 
 def _source(store: Store) -> str:
+    if getattr(store, "on_spark", False):
+        return "events on Spark"
     return "an in-memory store" if store.path == ":memory:" else Path(store.path).name
 
 

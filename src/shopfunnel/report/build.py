@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from shopfunnel.errors import ShopfunnelError
+from shopfunnel.errors import ConfigError, ShopfunnelError
 from shopfunnel.report import context
 from shopfunnel.report import sections as S
 from shopfunnel.report.blocks import Section, unavailable
@@ -199,6 +199,11 @@ def _experiments(ctx: Context) -> Section | None:
     # a store without exposures never imports the analysis (SciPy: most of a second)
     if not summary.has_event(ctx.store, EXPOSURE_EVENT):
         return None
+    if getattr(ctx.store, "on_spark", False):
+        raise ConfigError(
+            "experiments are analysed from a store, not on Spark: load the events "
+            "(shopfunnel load) and run shopfunnel report --db, or shopfunnel experiment"
+        )
     from shopfunnel.experiments import analyze_experiment, list_experiments
 
     listed = list_experiments(ctx.store)
@@ -210,7 +215,10 @@ def _experiments(ctx: Context) -> Section | None:
 
 def _programs(ctx: Context) -> Section | None:
     """The store's offers, referrals and draws (:func:`programs_overview`, as the dashboard
-    shows them), or no section when it runs none."""
+    shows them), or no section when it runs none. Programs live in a store's own tables,
+    never in the events: on Spark there are none to show."""
+    if getattr(ctx.store, "on_spark", False):
+        return None
     from shopfunnel.programs.overview import programs_overview
 
     overview = programs_overview(ctx.store)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shopfunnel.errors import ConfigError, InputError
+from shopfunnel.store.spark_reads import SparkReads, _naive, _pandas, _us
 from shopfunnel.store.spark_rules import canonical_events, micros
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -115,7 +116,7 @@ def read_events(
 _MAYBE = ("order_id", "currency", "device", "value", "country", "utm_campaign", "properties")
 
 
-class SparkEvents:
+class SparkEvents(SparkReads):
     """A store's events on Spark, with the store's persons, sessions and channels.
 
     ``source`` is a Spark DataFrame of canonical events (raw or already with ``person_id``)
@@ -171,6 +172,7 @@ class SparkEvents:
             df = df.persist(StorageLevel.MEMORY_AND_DISK)
         self.df: DataFrame = df
         self._db: Any = None
+        self._shipping: str | None = None
 
     def heavy_persons(self, min_events: int = 1_000_000) -> pd.DataFrame:
         """Persons with at least ``min_events`` events, most first (``person_id``,
@@ -217,6 +219,7 @@ class SparkEvents:
         if self._db is not None:
             self._db.close()
             self._db = None
+            self._shipping = None
 
     def latest_event_time(self) -> datetime | None:
         """The time of the latest event (naive UTC), None without events."""
@@ -411,41 +414,3 @@ def heavy_persons(
             "events": heavy.column("count").to_pylist(),
         }
     )
-
-
-def _us(value: datetime) -> int:
-    import pandas as pd
-
-    ts = pd.Timestamp(value)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return int(ts.value // 1000)
-
-
-def _naive(us: int) -> datetime:
-    import pandas as pd
-
-    return pd.Timestamp(int(us), unit="us").to_pydatetime()
-
-
-def _pandas(df: DataFrame, times: list[str] | None = None) -> pd.DataFrame:
-    """A small Spark result as pandas; integer µs columns named in ``times`` (default: any
-    column named ts, first_seen or last_seen) become naive UTC timestamps."""
-    import numpy as np
-
-    frame = df.toArrow().to_pandas()
-    for col in times if times is not None else ("ts", "first_seen", "last_seen"):
-        if col in frame.columns and not str(frame[col].dtype).startswith("datetime"):
-            values = frame[col].to_numpy(dtype="float64", na_value=np.nan)
-            frame[col] = _datetime_us(values)
-    return frame
-
-
-def _datetime_us(values: Any) -> Any:
-    """Float µs (NaN for none) → naive datetime64[us] (NaT for none)."""
-    import numpy as np
-
-    out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[us]")
-    ok = ~np.isnan(values)
-    out[ok] = values[ok].astype(np.int64).astype("datetime64[us]")
-    return out

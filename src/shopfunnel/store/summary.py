@@ -23,9 +23,12 @@ def daily_activity(store: Store) -> pd.DataFrame:
     Events, sessions and persons come from the pass over the timeline of
     :mod:`shopfunnel.store.counts` when it can serve (shared with :meth:`Store.info`),
     orders and revenue from the purchases; else everything from one SQL query (the
-    reference)."""
+    reference). Events on Spark (:class:`shopfunnel.store.spark.SparkEvents`): the same
+    table from Spark SQL."""
     from shopfunnel.store import counts
 
+    if getattr(store, "on_spark", False):
+        return store.daily_activity()
     found = counts.of_store(store)
     if found is not None:
         return _daily_from_counts(store, found)
@@ -98,11 +101,15 @@ def revenue(store: Store) -> float | None:
 
 def last_event_time(store: Store) -> Any:
     """The time of the latest event (None for an empty store)."""
+    if getattr(store, "on_spark", False):  # shopfunnel.store.spark.SparkEvents
+        return store.latest_event_time()
     return store.db.scalar("SELECT max(ts) FROM events")
 
 
 def has_event(store: Store, name: str) -> bool:
     """Whether the store holds at least one event called ``name``."""
+    if getattr(store, "on_spark", False):
+        return name in store.event_names()
     return (
         store.db.scalar(
             "SELECT count(*) FROM (SELECT 1 FROM events WHERE event = ? LIMIT 1)", [name]
@@ -113,6 +120,8 @@ def has_event(store: Store, name: str) -> bool:
 
 def event_count(store: Store) -> int:
     """How many events the store holds."""
+    if getattr(store, "on_spark", False):
+        return int(store.df.count())
     return int(store.db.scalar("SELECT count(*) FROM events") or 0)
 
 
@@ -120,14 +129,18 @@ def orders(store: Store) -> pd.DataFrame:
     """The store's ``orders`` view, as :meth:`Store.table` gives it (the same rows, in no
     particular order as the view's; decimals as float64, as DuckDB hands them to pandas),
     read through the copy kept beside the timeline (:mod:`shopfunnel.store.cache`): at 10M
-    events a few milliseconds instead of a cold scan of the events."""
+    events a few milliseconds instead of a cold scan of the events. Events on Spark: the
+    orders their driver-side database keeps (:attr:`SparkEvents.db`)."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from shopfunnel.store import cache
 
-    table = cache.query(store, "orders", "SELECT * FROM orders")
+    if getattr(store, "on_spark", False):
+        table = store.db.arrow("SELECT * FROM orders")
+    else:
+        table = cache.query(store, "orders", "SELECT * FROM orders")
     columns = {}
     for f in table.schema:
         values = table[f.name]
