@@ -392,8 +392,10 @@ def persons(
 def _first_evidence(
     model: Model, base: PersonFacts, orders: pd.DataFrame, o_rows: np.ndarray
 ) -> np.ndarray:
-    """Persons x stages matrix of first-evidence times (µs; ``_NEVER`` when none)."""
-    first = base.stage_first.copy()
+    """Persons x stages matrix of first-evidence times (µs; ``_NEVER`` when none): the
+    facts' own matrix, completed in place (each step takes a minimum: applying it twice,
+    when two dates share one period's facts, changes nothing), not a copy of it."""
+    first = base.stage_first
     first[:, 0] = np.minimum(first[:, 0], base.first_us)  # any event is a visit
     o_ts = _micros(orders["ts"])
     o_seq = orders["n"].to_numpy(dtype=np.int64)
