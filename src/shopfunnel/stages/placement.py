@@ -62,8 +62,7 @@ from shopfunnel.stages.status import (
     THRESHOLD_COLUMNS,
     classify_codes,
     explain,
-    furthest_stages,
-    return_gaps,
+    movements,
     stage_thresholds,
 )
 from shopfunnel.store.store import Store
@@ -222,10 +221,10 @@ def _place(
     orders, o_rows = orders[o_rows >= 0], o_rows[o_rows >= 0]
     first = _first_evidence(model, base, orders, o_rows)
     n = len(first)
-    stage_idx, entered, later, movers = furthest_stages(first)
+    stage_idx, entered, movers, gaps = movements(
+        first, base.visit_rows, base.visit_starts, base.visit_gaps
+    )
     end_us = _micros(pd.Series([end]))[0]
-
-    gaps = return_gaps(first, base.visit_rows, base.visit_starts, base.visit_gaps, later=later)
     thresholds = stage_thresholds(model.stage_names, movers, gaps, rules)
 
     n_orders, revenue, first_order, last_order = order_stats(orders, o_rows, n)
