@@ -227,23 +227,38 @@ def _place(
     end_us = _micros(pd.Series([end]))[0]
     thresholds = stage_thresholds(model.stage_names, movers, gaps, rules)
 
-    n_orders, revenue, first_order, last_order = order_stats(orders, o_rows, n)
+    # the measures of orders, for the customers only (a few in a hundred persons): the
+    # persons table spreads them over everyone when it is built
+    c_rows, c_of_order = np.unique(o_rows, return_inverse=True)
+    n_orders, revenue, first_order, last_order = order_stats(orders, c_of_order, len(c_rows))
     gap = store_gap(orders["gap_us"].to_numpy(dtype=float) / _US_PER_DAY, rules)
-    customer = n_orders > 0
-    span_days = np.where(customer, (last_order - first_order) / _US_PER_DAY, np.nan)
+    span_days = (last_order - first_order) / _US_PER_DAY
     usual_gap, _ = usual_gap_days(n_orders, span_days, gap, rules)
     gone_gap = gone_gap_days(n_orders, span_days, gap, rules)
+    since_order = (end_us - last_order) / _US_PER_DAY
+    customer = np.zeros(n, dtype=bool)
+    customer[c_rows] = True
 
     idle = (end_us - base.last_us) / _US_PER_DAY
-    since_order = np.where(customer, (end_us - last_order) / _US_PER_DAY, np.nan)
-    stage_stalled = thresholds["stalled_after_days"].to_numpy(dtype=float)[stage_idx]
-    stage_gone = thresholds["gone_after_days"].to_numpy(dtype=float)[stage_idx]
+    stalled_at = thresholds["stalled_after_days"].to_numpy(dtype=float)
+    gone_at = thresholds["gone_after_days"].to_numpy(dtype=float)
+    # everyone as a prospect, then the customers as customers (the rules are per person)
     status = classify_codes(
-        customer, idle, stage_stalled, stage_gone, since_order, usual_gap, gone_gap
+        customer, idle, stalled_at[stage_idx], gone_at[stage_idx], np.nan, np.nan, np.nan
     )
+    status[c_rows] = classify_codes(
+        np.ones(len(c_rows), dtype=bool),
+        idle[c_rows],
+        np.nan,
+        np.nan,
+        since_order,
+        usual_gap,
+        gone_gap,
+    )
+    del idle
 
     codes = PlacedCodes(
-        stage_index=stage_idx.astype(np.int64),
+        stage_index=stage_idx.astype(np.int64, copy=False),
         status=status,
         customer=customer,
         id_rank=base.id_rank,
@@ -251,6 +266,11 @@ def _place(
     )
 
     def make_persons() -> pd.DataFrame:
+        def spread(values: np.ndarray, empty: float | int) -> np.ndarray:
+            full = np.full(n, empty, dtype=values.dtype)
+            full[c_rows] = values
+            return full
+
         return _persons_frame(
             model,
             base,
@@ -258,18 +278,18 @@ def _place(
             stage_idx,
             status,
             entered,
-            idle,
+            (end_us - base.last_us) / _US_PER_DAY,
             end_us,
             (end_us - entered) / _US_PER_DAY,
-            n_orders,
-            revenue,
-            last_order,
-            since_order,
+            spread(n_orders, 0),
+            spread(revenue, 0.0),
+            spread(last_order, _NEVER),
+            spread(since_order, np.nan),
             customer,
-            stage_stalled,
-            stage_gone,
-            usual_gap,
-            gone_gap,
+            stalled_at[stage_idx],
+            gone_at[stage_idx],
+            spread(usual_gap, np.nan),
+            spread(gone_gap, np.nan),
         )
 
     return StagePlacement(
