@@ -39,8 +39,9 @@ dates) is in :mod:`shopfunnel.stages.summary`.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -200,14 +201,18 @@ def placements(
         {(end - timedelta(seconds=lookback_s), end) for end in ends if end is not None}
     )
     facts = dict(zip(periods, gather(store, model, periods, rules.visit_gap_seconds), strict=True))
-    return [
-        _empty_placement(model, lookback_s)
-        if end is None
-        else _place(
-            store, model, lookback_s, end, facts[(end - timedelta(seconds=lookback_s), end)]
-        )
-        for end in ends
-    ]
+    uses = Counter((end - timedelta(seconds=lookback_s), end) for end in ends if end is not None)
+    out = []
+    for end in ends:
+        if end is None:
+            out.append(_empty_placement(model, lookback_s))
+            continue
+        period = (end - timedelta(seconds=lookback_s), end)
+        out.append(_place(store, model, lookback_s, end, facts[period]))
+        uses[period] -= 1
+        if not uses[period]:
+            del facts[period]  # placed: its facts go (the persons table keeps what it needs)
+    return out
 
 
 def _place(
@@ -264,6 +269,20 @@ def _place(
         id_rank=base.id_rank,
         ids=base.ids,
     )
+
+    # the persons table needs the facts' ids, channels and last events only: the rest
+    # (the persons × stages matrix, the visits) is not held for it
+    none = np.zeros(0, dtype=np.int64)
+    base = replace(
+        base,
+        first_us=none,
+        stage_first=none.reshape(0, 1),
+        visit_rows=none,
+        visit_starts=none,
+        visit_gaps=none,
+        hashes=None,
+    )
+    del first
 
     def make_persons() -> pd.DataFrame:
         def spread(values: np.ndarray, empty: float | int) -> np.ndarray:
