@@ -54,7 +54,7 @@ from shopfunnel._time import point_in_time
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model
-from shopfunnel.stages.evidence import PersonFacts, gather, micros
+from shopfunnel.stages.evidence import PersonFacts, gather, give_back_memory, micros
 from shopfunnel.stages.gaps import gone_gap_days, store_gap, usual_gap_days
 from shopfunnel.stages.orders import order_rows, order_stats
 from shopfunnel.stages.status import (
@@ -212,6 +212,7 @@ def placements(
         uses[period] -= 1
         if not uses[period]:
             del facts[period]  # placed: its facts go (the persons table keeps what it needs)
+            give_back_memory()
     return out
 
 
