@@ -18,6 +18,13 @@ from shopfunnel.customers.rfm import GROUPS, rfm_group_summary, rfm_table
 IDS = [f"p{i}" for i in range(12)] + ['ü/"x', "a,b"]
 
 
+ORDERS = st.lists(
+    st.tuples(st.sampled_from(IDS), st.integers(0, 90), st.integers(0, 500)),
+    min_size=1,
+    max_size=30,
+)
+
+
 def recipe(orders: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
     out = rfm_table(orders)  # customers only, sorted
     ids = pd.Series(persons["person_id"].astype(str).unique())
@@ -47,11 +54,7 @@ def order_book(orders: list[tuple[str, int, int]]) -> pd.DataFrame:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    orders=st.lists(
-        st.tuples(st.sampled_from(IDS), st.integers(0, 90), st.integers(0, 500)),
-        min_size=1,
-        max_size=30,
-    ),
+    orders=ORDERS,
     persons=st.lists(st.sampled_from(IDS), max_size=40),
 )
 def test_prospects_are_every_other_person_once_in_order_of_appearance(orders, persons) -> None:
@@ -62,11 +65,7 @@ def test_prospects_are_every_other_person_once_in_order_of_appearance(orders, pe
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    orders=st.lists(
-        st.tuples(st.sampled_from(IDS), st.integers(0, 90), st.integers(0, 500)),
-        min_size=1,
-        max_size=30,
-    ),
+    orders=ORDERS,
     persons=st.lists(st.sampled_from(IDS), unique=True, max_size=14).map(sorted),
 )
 def test_sorted_distinct_persons_as_the_person_index_gives_are_taken_as_they_are(
@@ -113,11 +112,7 @@ def summary_recipe(rfm: pd.DataFrame) -> pd.DataFrame:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    orders=st.lists(
-        st.tuples(st.sampled_from(IDS), st.integers(0, 90), st.integers(0, 500)),
-        min_size=1,
-        max_size=30,
-    ),
+    orders=ORDERS,
     persons=st.lists(st.sampled_from(IDS), max_size=40),
 )
 def test_group_summary_counts_prospects_without_grouping_them_and_equals_the_recipe(

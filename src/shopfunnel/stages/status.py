@@ -130,24 +130,27 @@ def return_gaps(
     Visits already sorted by row and time are taken as they are (else they are sorted).
     ``later`` is :func:`later_evidence` of ``first`` when the caller has it.
     """
-    n = first.shape[0]
     later = later_evidence(first) if later is None else later
+    lo, hi, starts, gaps = _visit_spans(first.shape[0], visit_rows, visit_starts, visit_gaps)
+    return _return_gaps(
+        np.ascontiguousarray(first), np.ascontiguousarray(later), lo, hi, starts, gaps
+    )
+
+
+def _visit_spans(
+    n: int, visit_rows: np.ndarray, visit_starts: np.ndarray, visit_gaps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The visits sorted by row and time (taken as they are when they already are), as
+    each person's span ``lo[p]:hi[p]`` and the visits' starts and gaps."""
     rows = np.asarray(visit_rows, dtype=np.int64)
     starts = np.asarray(visit_starts, dtype=np.int64)
     gaps = np.asarray(visit_gaps, dtype=float)
     if not _sorted_by_row_and_time(rows, starts):
         order = np.lexsort((starts, rows))  # stable: equal visits keep their order
         rows, starts, gaps = rows[order], starts[order], gaps[order]
-    hi = np.cumsum(np.bincount(rows, minlength=n)[:n]) if len(rows) else np.zeros(n, np.int64)
-    lo = hi - (np.bincount(rows, minlength=n)[:n] if len(rows) else 0)
-    return _return_gaps(
-        np.ascontiguousarray(first),
-        np.ascontiguousarray(later),
-        lo.astype(np.int64),
-        hi.astype(np.int64),
-        starts,
-        gaps,
-    )
+    counts = np.bincount(rows, minlength=n)[:n] if len(rows) else np.zeros(n, np.int64)
+    hi = np.cumsum(counts).astype(np.int64)
+    return (hi - counts).astype(np.int64), hi, starts, gaps
 
 
 def movements(
@@ -161,21 +164,9 @@ def movements(
     entered it, the movers of each stage, and each stage's return gaps in days (the
     non-empty cells of :func:`return_gaps`' column k, in row order). At 10 million persons
     the matrices would hold 800 MB; what this keeps is one entry per return gap."""
-    n = first.shape[0]
-    rows = np.asarray(visit_rows, dtype=np.int64)
-    starts = np.asarray(visit_starts, dtype=np.int64)
-    gaps = np.asarray(visit_gaps, dtype=float)
-    if not _sorted_by_row_and_time(rows, starts):
-        order = np.lexsort((starts, rows))  # stable: equal visits keep their order
-        rows, starts, gaps = rows[order], starts[order], gaps[order]
-    counts = np.bincount(rows, minlength=n)[:n] if len(rows) else np.zeros(n, np.int64)
-    hi = np.cumsum(counts)
+    lo, hi, starts, gaps = _visit_spans(first.shape[0], visit_rows, visit_starts, visit_gaps)
     stage, entered, movers, gap_stage, gap_days = _movements(
-        np.ascontiguousarray(first),
-        (hi - counts).astype(np.int64),
-        hi.astype(np.int64),
-        starts,
-        gaps,
+        np.ascontiguousarray(first), lo, hi, starts, gaps
     )
     per_stage = [gap_days[gap_stage == k] for k in range(first.shape[1])]
     return stage, entered, movers, per_stage
@@ -222,17 +213,11 @@ def _movements(first, lo, hi, starts, gaps):  # pragma: no cover - compiled
                 moved_at = later[k]
                 if not (f < moved_at and moved_at < NEVER):
                     continue
-                a, b = a0, b0
-                while a < b:  # first visit starting after the move
-                    mid = (a + b) // 2
-                    if starts[mid] <= moved_at:
-                        a = mid + 1
-                    else:
-                        b = mid
-                if a > a0 and starts[a - 1] > f:
+                v = _return_visit(starts, a0, b0, f, moved_at)
+                if v >= 0:
                     if fill == 1:
                         gap_stage[count] = k
-                        gap_days[count] = gaps[a - 1] / _US_PER_DAY
+                        gap_days[count] = gaps[v] / _US_PER_DAY
                     count += 1
     return stage, entered, movers, gap_stage, gap_days
 
@@ -259,16 +244,24 @@ def _return_gaps(first, later, lo, hi, starts, gaps):  # pragma: no cover - comp
             moved_at = later[p, k]
             if not (f < moved_at and moved_at < NEVER):
                 continue
-            a, b = a0, b0
-            while a < b:  # first visit starting after the move
-                mid = (a + b) // 2
-                if starts[mid] <= moved_at:
-                    a = mid + 1
-                else:
-                    b = mid
-            if a > a0 and starts[a - 1] > f:
-                out[p, k] = gaps[a - 1] / _US_PER_DAY
+            v = _return_visit(starts, a0, b0, f, moved_at)
+            if v >= 0:
+                out[p, k] = gaps[v] / _US_PER_DAY
     return out
+
+
+@njit(cache=True, nogil=True)
+def _return_visit(starts, a0, b0, entered_at, moved_at):  # pragma: no cover - compiled
+    """The visit (among ``starts[a0:b0]``, sorted) that holds a move at ``moved_at``: the
+    last one starting at or before it, when it started after ``entered_at``; else -1."""
+    a, b = a0, b0
+    while a < b:  # first visit starting after the move
+        mid = (a + b) // 2
+        if starts[mid] <= moved_at:
+            a = mid + 1
+        else:
+            b = mid
+    return a - 1 if a > a0 and starts[a - 1] > entered_at else -1
 
 
 @njit(cache=True, nogil=True)
