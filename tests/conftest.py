@@ -58,5 +58,17 @@ def spark():
     session.stop()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``pytest -n N --dist loadgroup`` (``make test``: docs/adr/0172), the tests that
+    share one Spark session run in one worker, and the browser tests in one worker, so
+    each starts its JVM or its Chromium once; the rest spread over every worker."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "spark" in fixtures or "spark" in item.path.name:
+            item.add_marker(pytest.mark.xdist_group("spark"))
+        elif "chromium" in fixtures or "open_page" in fixtures:
+            item.add_marker(pytest.mark.xdist_group("browser"))
+
+
 # Headless Chromium fixtures (`chromium`, `open_page`) for tests marked `browser`.
 pytest_plugins = ["browser"]

@@ -96,7 +96,8 @@ def test_verbose_says_how_long_a_command_took(tmp_path) -> None:
 
 def test_counting_a_funnel_on_a_store_loads_neither_pandas_nor_scipy(tmp_path) -> None:
     """The warm funnel, as table and as JSON, needs numba, DuckDB and Arrow only: pandas,
-    scipy.linalg and numpy.ma cost about 0.6 s of every call (ADRs 0157, 0158)."""
+    scipy.linalg and numpy.ma cost about 0.6 s of every call (ADRs 0157, 0158); JSON needs no
+    Rich."""
     from conftest import log
     from shopfunnel.funnel.api import funnel
     from shopfunnel.store.store import Store
@@ -120,3 +121,61 @@ def test_counting_a_funnel_on_a_store_loads_neither_pandas_nor_scipy(tmp_path) -
         loaded = set(modules.read_text().split())
         assert "numba" in loaded  # the kernel ran
         assert not loaded & {"pandas", "scipy.linalg", "numpy.ma", "fastapi", "plotly"}, fmt
+        # typer from 0.29 parses every option through pydantic (0.15-0.2 s: ADR 0170), and
+        # numba's environments of its own implementations are not imported (ADR 0157)
+        assert not loaded & {"pydantic", "numba.np.arrayobj"}, fmt
+        if fmt == "json":
+            assert not {m for m in loaded if m == "rich" or m.startswith("rich.")}, fmt
+
+
+_RUN_WITH_PROBES = """
+import atexit, sys
+atexit.register(lambda: print("exit handlers ran", file=sys.stderr))
+class Probe:
+    def __del__(self):
+        print("interpreter torn down", file=sys.stderr)
+probe = Probe()  # freed only by the interpreter's teardown
+sys.argv = ["shopfunnel", *{argv!r}]
+from shopfunnel.cli import run
+run()
+"""
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    code = _RUN_WITH_PROBES.format(argv=argv)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_a_reading_command_ends_without_the_teardown_and_loses_no_output(tmp_path) -> None:
+    """After a reading command (QUICK_EXIT) the program runs the exit handlers, flushes and
+    ends: its output, its --out file, --verbose and its exit code are those of a normal exit
+    (docs/adr/0171)."""
+    import json
+
+    from conftest import log
+    from shopfunnel.cli import QUICK_EXIT
+    from shopfunnel.store.store import Store
+
+    db = tmp_path / "s.duckdb"
+    with Store(db) as store:
+        store.load(log(("a", 0, "view"), ("a", 1, "buy"), ("b", 0, "view")))
+    args = ["funnel", "--db", str(db), "--steps", "view,buy", "--format", "json"]
+    shown = _run(["-v", *args])
+    assert shown.returncode == 0, shown.stderr
+    assert [s["persons"] for s in json.loads(shown.stdout)["steps"]] == [2, 1]
+    assert "took" in shown.stderr and "exit handlers ran" in shown.stderr
+    assert "interpreter torn down" not in shown.stderr  # the quick exit happened
+    out = tmp_path / "f.json"
+    written = _run([*args, "--out", str(out)])
+    assert written.returncode == 0, written.stderr
+    assert json.loads(out.read_text()) == json.loads(shown.stdout)
+    refused = _run(["funnel", "--db", str(tmp_path / "none.duckdb"), "--steps", "view,buy"])
+    assert refused.returncode == 1 and "no store at" in refused.stderr
+    assert "exit handlers ran" in refused.stderr
+    assert {"funnel", "info", "stages", "rfm"} <= QUICK_EXIT and "serve" not in QUICK_EXIT
+
+
+def test_a_command_that_writes_exits_normally(tmp_path) -> None:
+    done = _run(["sample", "--events", "200", "--out", str(tmp_path / "s.parquet")])
+    assert done.returncode == 0, done.stderr
+    assert "interpreter torn down" in done.stderr and (tmp_path / "s.parquet").exists()

@@ -103,6 +103,50 @@ def test_kernels_missing_from_the_cache_are_compiled_with_numba_in_full(tmp_path
     assert _funnel_process({"NUMBA_CACHE_DIR": str(tmp_path)}) == "runtime only"
 
 
+_FUNNEL_THEN_MODULES = (
+    _FUNNEL_IN_A_PROCESS
+    + """
+print("numba.np.arrayobj" in sys.modules, "numba.cpython.charseq" in sys.modules)
+"""
+)
+
+
+def test_cached_kernels_import_no_numba_module_for_their_environments():
+    _funnel_process()  # fills the cache if needed
+    run = subprocess.run(
+        [sys.executable, "-c", _FUNNEL_THEN_MODULES], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().split("\n")[-2:] == ["runtime only", "False False"]
+
+
+def test_an_environment_of_a_numba_module_not_imported_gets_its_name_alone_and_pickles_as_numbas():
+    script = """
+import pickle, pickletools, sys
+from shopfunnel import jit
+jit.start()
+from numba.core import environment
+assert "numba.np.polynomial.polynomial_functions" not in sys.modules
+env = jit._rebuild_env("numba.np.polynomial.polynomial_functions", [7], "an-env")
+assert env.globals == {"__name__": "numba.np.polynomial.polynomial_functions"}, env.globals
+assert list(env.consts) == [7]
+assert "numba.np.polynomial.polynomial_functions" not in sys.modules
+assert jit._rebuild_env("numba.np.polynomial.polynomial_functions", [7], "an-env") is env
+data = pickle.dumps(env)
+names = [arg for op, arg, _ in pickletools.genops(data) if op.name in ("GLOBAL", "STACK_GLOBAL", "SHORT_BINUNICODE")]
+assert "numba.core.environment" in names and "_rebuild_env" in names, names
+assert not any("shopfunnel" in str(n) for n in names), names
+mine = environment.Environment({"__name__": "shopfunnel.jit"})
+mine.env_name = "shopfunnel-env"
+again = pickle.loads(pickle.dumps(mine))
+assert again.globals is vars(sys.modules["shopfunnel.jit"])  # a module imported: its globals
+print("ok")
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "ok"
+
+
 def test_arrays_are_typed_as_numba_types_them_without_asking_numpy_ma():
     import numpy as np
     from numba.core.typing.typeof import Purpose, typeof

@@ -1,4 +1,4 @@
-from shopfunnel.cli import main
+from shopfunnel.cli import run
 
 if __name__ == "__main__":  # not when a worker process re-imports it (multiprocessing spawn)
-    main()
+    run()

@@ -32,6 +32,14 @@ is loaded with the runtime alone; the full refresh (and the lean start above) ha
 when a kernel is missing from the cache and must be compiled, which numba's compiler
 refreshes for anyway.
 
+**numba's own modules not imported for a cached kernel's environment.** Each compiled
+function carries an "environment" (its module's globals, read only by object-mode code);
+unpickling a cached kernel rebuilds the environments of numba's inlined implementations
+(``np.empty``, ``np.zeros``: ``numba.np.arrayobj``) by importing their modules, 50–80 ms
+that no nopython code reads. Here an environment of a numba module not yet imported gets a
+globals dict holding only its ``__name__`` (enough to pickle it again); every kernel here is
+nopython (``njit``), so nothing reads the rest.
+
 Every module with kernels imports ``njit`` from here, not from numba.
 """
 
@@ -178,15 +186,41 @@ def _load_cached(self: Any, sig: Any, target_context: Any) -> Any:
     return found
 
 
+def _rebuild_env(modname: str, consts: Any, env_name: str) -> Any:
+    """numba's ``environment._rebuild_env`` without importing a numba module for an
+    environment only object-mode code would read (the module docstring). It stands in
+    numba's module under numba's name, so cache files pickled with it name numba's own."""
+    import importlib
+
+    from numba.core import environment
+
+    env = environment.lookup_environment(env_name)
+    if env is not None:
+        return env
+    if modname in sys.modules or not modname.startswith("numba."):
+        names = importlib.import_module(modname).__dict__
+    else:
+        names = {"__name__": modname}
+    env = environment.Environment(names)
+    env.consts[:] = consts
+    env.env_name = env_name
+    environment.Environment._memo[env_name] = env
+    return env
+
+
+_rebuild_env.__module__ = "numba.core.environment"
+
+
 def _install_lean_numba() -> None:
     global _numba_typeof_ndarray
     import numpy as np
-    from numba.core import caching
+    from numba.core import caching, environment
     from numba.core.typing import typeof as numba_typeof
 
     _numba_typeof_ndarray = numba_typeof.typeof_impl.dispatch(np.ndarray)
     numba_typeof.typeof_impl.register(np.ndarray)(_typeof_ndarray)
     caching.Cache.load_overload = _load_cached  # type: ignore[method-assign]
+    environment._rebuild_env = _rebuild_env
 
 
 @njit(cache=True, nogil=True)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from shopfunnel.cli import output
 from shopfunnel.cli.application import app
 from shopfunnel.cli.engine import (
     Engine,
@@ -23,9 +24,7 @@ from shopfunnel.cli.output import (
     FORMAT_OPTION,
     OUT_OPTION,
     Format,
-    console,
     emit,
-    err_console,
     friendly_errors,
     rich_table,
 )
@@ -210,7 +209,7 @@ def funnel_command(
                 fmt = Format.csv if format == Format.table and out is not None else format
                 emit(persons, fmt, out)
                 if out is not None:
-                    console.print(f"{len(persons):,} dropped after step {dropped}")
+                    output.console.print(f"{len(persons):,} dropped after step {dropped}")
                 return
         if format == Format.csv:
             emit(_long_table(result), format, out)
@@ -265,7 +264,7 @@ def _timeline_note(store: Any) -> Iterator[None]:
     if is_current(store) or event_count(store) < 1_000_000:
         yield
         return
-    with err_console.status(
+    with output.err_console.status(
         "Sorting the events by person once, for fast funnels (again only after a load)…"
     ):
         yield

@@ -15,9 +15,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from shopfunnel.errors import ShopfunnelError
 from shopfunnel.format import csv_text
@@ -25,6 +22,8 @@ from shopfunnel.frames import is_pandas_frame
 
 if TYPE_CHECKING:
     import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
 
 
 def _width() -> int | None:
@@ -35,8 +34,41 @@ def _width() -> int | None:
     return 200
 
 
-console = Console(width=_width())
-err_console = Console(stderr=True)
+_CONSOLES: dict[str, tuple[Console, int | None]] = {}
+
+
+def _console(name: str) -> Console:
+    """``console`` (standard output) or ``err_console`` (standard error), made on first use:
+    a command whose output is JSON or CSV never imports Rich (about 30 ms of a process).
+    Standard output's console is made again if its width rule (:func:`_width`) now gives
+    another answer (a test, or an embedding program, that changed ``COLUMNS`` or stdout)."""
+    width = None if name == "err_console" else _width()
+    made = _CONSOLES.get(name)
+    if made is None or made[1] != width:
+        from rich.console import Console
+
+        console = Console(stderr=True) if name == "err_console" else Console(width=width)
+        made = (console, width)
+        _CONSOLES[name] = made
+    return made[0]
+
+
+def __getattr__(name: str) -> Console:
+    """``from shopfunnel.cli.output import console, err_console``: Rich's consoles."""
+    if name in ("console", "err_console"):
+        return _console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _err_is_terminal() -> bool:
+    """Whether standard error is a terminal, as Rich decides, without making the console
+    when it plainly is not (no tty and nothing forcing one)."""
+    forced = os.environ.get("FORCE_TERMINAL") or os.environ.get("TTY_COMPATIBLE")
+    if "err_console" not in _CONSOLES and not forced and not sys.stderr.isatty():
+        return False
+    return _console("err_console").is_terminal
+
+
 TERMINAL_ROWS = 50  # rows of a long table shown on a terminal; --limit and --out give more
 
 
@@ -175,6 +207,8 @@ def rich_table(
 ) -> Table:
     """A Rich table of a DataFrame, numbers right-aligned."""
     import pandas as pd
+    from rich.table import Table
+    from rich.text import Text
 
     formats = formats or {}
     table = Table(title=title, header_style="bold")
@@ -225,8 +259,8 @@ def emit(
             text = data.to_string(index=False) if is_frame(data) else to_json(data)  # type: ignore[union-attr]
         else:
             if table is None and is_frame(data) and len(data) > TERMINAL_ROWS:
-                console.print(rich_table(data.head(TERMINAL_ROWS)))  # type: ignore[union-attr]
-                err_console.print(
+                _console("console").print(rich_table(data.head(TERMINAL_ROWS)))  # type: ignore[union-attr]
+                _console("err_console").print(
                     f"showing the first {TERMINAL_ROWS:,} of {len(data):,} rows: write them all "
                     "with --out FILE (and --format csv or json)"
                 )
@@ -236,11 +270,11 @@ def emit(
                 if table is not None
                 else (rich_table(data) if is_frame(data) else to_json(data))
             )
-            console.print(renderable)
+            _console("console").print(renderable)
             return
     if out is not None:
         Path(out).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        err_console.print(f"wrote {out}")
+        _console("err_console").print(f"wrote {out}")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -263,7 +297,7 @@ def _write_pieces(pieces: Iterator[bytes | memoryview], out: Path | None) -> Non
         tmp.replace(out)  # all or nothing: a failure leaves no half-written file
     finally:
         tmp.unlink(missing_ok=True)
-    err_console.print(f"wrote {out}")
+    _console("err_console").print(f"wrote {out}")
 
 
 _VERBOSE = [False]
@@ -282,7 +316,7 @@ def verbose() -> bool:
 def say_time(what: str, seconds: float) -> None:
     """With ``--verbose``, one line on standard error: what took how long."""
     if _VERBOSE[0]:
-        err_console.print(f"[dim]{what}: {seconds:.2f} s[/]", highlight=False)
+        _console("err_console").print(f"[dim]{what}: {seconds:.2f} s[/]", highlight=False)
 
 
 @contextmanager
@@ -294,10 +328,10 @@ def working(message: str) -> Iterator[None]:
 
     started = time.perf_counter()
     try:
-        if not err_console.is_terminal:
+        if not _err_is_terminal():
             yield
         else:
-            with err_console.status(message, spinner="dots"):
+            with _console("err_console").status(message, spinner="dots"):
                 yield
     finally:
         say_time(message.rstrip("…. "), time.perf_counter() - started)
@@ -309,8 +343,8 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except ShopfunnelError as exc:
-        err_console.print("[bold red]error:[/] ", end="")
-        err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        _console("err_console").print("[bold red]error:[/] ", end="")
+        _console("err_console").print(str(exc), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from exc
 
 
