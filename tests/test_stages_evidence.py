@@ -27,7 +27,7 @@ from shopfunnel.stages import evidence
 from shopfunnel.stages.placement import placement, placements
 from shopfunnel.stages.status import STATUSES
 from shopfunnel.stages.summary import stage_flow, stage_summary, stage_transitions
-from shopfunnel.store import person_index, summary
+from shopfunnel.store import cache, person_index, summary
 from shopfunnel.store.store import Store
 
 DAY = 24 * 60  # minutes
@@ -241,6 +241,38 @@ def test_the_person_index_is_saved_beside_the_timeline_and_rebuilt_after_a_load(
         assert sorted(p["person_id"]) == ["a", "b", "c"]
         assert s.info()["persons"] == 3  # from the index written again
         assert sorted(summary.person_ids(s)["person_id"]) == ["a", "b", "c"]
+
+
+def test_the_saved_person_index_is_one_piece_with_its_hashes_sorted_and_old_files_are_resaved(
+    tmp_path: Path,
+) -> None:
+    """Saved in one piece per column with the sorted hashes, the index is read back mapped
+    (no copy); a file saved before (in pieces, no sorted hashes) is saved again, once, and
+    both give the same rows."""
+    db = str(tmp_path / "s.duckdb")
+    ids = [f"p{i}" for i in range(50)]
+    with Store(db) as s:
+        s.load(log(*[(p, i, "page_view") for i, p in enumerate(ids)]))
+        placement(s, model=Model())
+        saved = tmp_path / "s.duckdb.timeline" / person_index.FILE
+        key = person_index.store_key(s.db)
+        table = cache.read_keyed(saved, key)
+        assert table is not None
+        assert table.column_names == ["h", "person_id", "by_hash", "h_sorted"]
+        assert all(c.num_chunks == 1 for c in table.columns)
+        hashes = table.column("h").to_numpy()
+        assert table.column("h_sorted").to_numpy().tolist() == sorted(hashes.tolist())
+        want = person_index.of_store(s).rows_of(hashes[::-1].copy())
+        assert want.tolist() == list(range(49, -1, -1))
+        # the layout of earlier versions: two pieces, no sorted hashes
+        old = table.select(["h", "person_id", "by_hash"])
+        cache.write_keyed(saved, key, pa.concat_tables([old.slice(0, 20), old.slice(20)]))
+    with Store(db) as s:
+        index = person_index.of_store(s)
+        assert index is not None and index.ids.to_pylist() == sorted(ids)
+        assert index.rows_of(hashes[::-1].copy()).tolist() == want.tolist()
+        again = cache.read_keyed(saved, key)
+        assert again is not None and "h_sorted" in again.column_names
 
 
 def test_two_ids_with_one_hash_make_the_index_unusable_so_sql_counts() -> None:

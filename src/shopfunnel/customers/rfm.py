@@ -218,10 +218,13 @@ def rfm_group_summary(rfm: pd.DataFrame) -> pd.DataFrame:
     ``share`` (of customers, i.e. persons with an order; NaN for ``prospects``), ``revenue``
     (sum of ``monetary``), ``revenue_share``, ``median_recency_days`` and
     ``mean_frequency``. Every group of :data:`GROUPS` is listed, empty ones with 0."""
-    g = rfm.groupby("group")
+    # rows without any measure (the prospects: millions) change no sum, median or mean:
+    # they are counted, and only the others are grouped
+    measured = rfm[["monetary", "recency_days", "frequency"]].notna().any(axis=1).to_numpy()
+    g = rfm[measured].groupby("group")
     out = pd.DataFrame(
         {
-            "customers": g.size(),
+            "customers": rfm["group"].value_counts(sort=False),
             "revenue": g["monetary"].sum(min_count=0),
             "median_recency_days": g["recency_days"].median(),
             "mean_frequency": g["frequency"].apply(lambda s: s.astype(float).mean()),

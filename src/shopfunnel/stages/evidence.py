@@ -172,6 +172,18 @@ def _scan(
             v_gap[nv] = ti - prev
             nv += 1
         prev = ti
+    if seen.all():  # everyone seen in the period (a long lookback): nothing to copy
+        return (
+            hashes,
+            first,
+            last,
+            stage_first,
+            chan,
+            tied,
+            v_row[:nv].copy(),
+            v_start[:nv].copy(),
+            v_gap[:nv].copy(),
+        )
     # keep the persons seen in the period; renumber the visits' rows
     new_row = np.full(m, -1, dtype=np.int64)
     k = 0
@@ -280,7 +292,7 @@ def scan(
     # chunks small enough that each core gets two (memory holds one chunk per core)
     rows = min(chunk_rows, max(1, -(-len(tl) // (2 * threads))))
 
-    def chunk(span: tuple[int, int]) -> list[tuple[np.ndarray, ...]]:
+    def chunk(span: tuple[int, int]) -> list[tuple[np.ndarray, ...] | None]:
         a, b = span
         person = tl.read("person", a, b)
         t = tl.read("t", a, b)
@@ -307,10 +319,20 @@ def scan(
             done = list(pool.map(chunk, spans))  # in timeline order
     else:
         done = [chunk(span) for span in spans]
-    return [_join([d[w] for d in done], n_stages) for w in range(len(periods))]
+    joined = []
+    for w in range(len(periods)):
+        parts: list[tuple[np.ndarray, ...] | None] = []
+        for d in done:
+            parts.append(d[w])
+            d[w] = None  # the join frees each chunk once copied
+        joined.append(_join(parts, n_stages))
+    return joined
 
 
-def _join(parts: list[tuple[np.ndarray, ...]], n_stages: int) -> tuple[np.ndarray, ...]:
+def _join(parts: list[tuple[np.ndarray, ...] | None], n_stages: int) -> tuple[np.ndarray, ...]:
+    """The chunks' facts of one period as one table, chunk after chunk. Each chunk is
+    released (``parts[i] = None``) once copied: with the output's pages touched only as
+    they are written, memory holds about one copy of the period's facts, not two."""
     if not parts:
         e = np.zeros(0, dtype=np.int64)
         return (
@@ -324,15 +346,49 @@ def _join(parts: list[tuple[np.ndarray, ...]], n_stages: int) -> tuple[np.ndarra
             e,
             e,
         )
-    offsets = np.cumsum([0] + [len(p[0]) for p in parts[:-1]])
-    cols = [np.concatenate([p[j] for p in parts]) for j in range(6)]
-    v_row = np.concatenate([p[6] + off for p, off in zip(parts, offsets, strict=True)])
-    return (
-        *cols,
-        v_row,
-        np.concatenate([p[7] for p in parts]),
-        np.concatenate([p[8] for p in parts]),
-    )
+    if len(parts) == 1:
+        only = parts[0]
+        parts[0] = None
+        assert only is not None
+        return only
+    first = [p for p in parts if p is not None][0]
+    rows = sum(len(p[0]) for p in parts if p is not None)
+    visits = sum(len(p[6]) for p in parts if p is not None)
+    out = [np.empty((rows, *first[j].shape[1:]), dtype=first[j].dtype) for j in range(6)]
+    out += [np.empty(visits, dtype=first[j].dtype) for j in range(6, 9)]
+    at = vat = 0
+    for i, part in enumerate(parts):
+        assert part is not None
+        parts[i] = None  # the copy below is the last use: freed after it
+        m, nv = len(part[0]), len(part[6])
+        for j in range(6):
+            out[j][at : at + m] = part[j]
+        out[6][vat : vat + nv] = part[6] + at
+        out[7][vat : vat + nv] = part[7]
+        out[8][vat : vat + nv] = part[8]
+        at, vat = at + m, vat + nv
+        del part
+        give_back_memory()
+    return tuple(out)
+
+
+_TRIM: list[Any] = []
+
+
+def give_back_memory() -> None:
+    """Hand memory freed by the process back to the system (glibc's ``malloc_trim``; a
+    no-op elsewhere). The chunks' tables are allocated in the worker threads' malloc
+    arenas, which keep freed memory for reuse: without this, a joined period's copy would
+    come on top of its chunks' memory (at 100M events, half a gigabyte of peak)."""
+    if not _TRIM:
+        import ctypes
+
+        try:
+            _TRIM.append(ctypes.CDLL(None).malloc_trim)
+        except (AttributeError, OSError):  # not glibc
+            _TRIM.append(None)
+    if _TRIM[0] is not None:
+        _TRIM[0](0)
 
 
 def _first_channels(store: Store, ids: pa.Array, end: datetime) -> list[Any]:

@@ -39,8 +39,9 @@ dates) is in :mod:`shopfunnel.stages.summary`.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -53,7 +54,7 @@ from shopfunnel._time import point_in_time
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model
-from shopfunnel.stages.evidence import PersonFacts, gather, micros
+from shopfunnel.stages.evidence import PersonFacts, gather, give_back_memory, micros
 from shopfunnel.stages.gaps import gone_gap_days, store_gap, usual_gap_days
 from shopfunnel.stages.orders import order_rows, order_stats
 from shopfunnel.stages.status import (
@@ -62,8 +63,7 @@ from shopfunnel.stages.status import (
     THRESHOLD_COLUMNS,
     classify_codes,
     explain,
-    furthest_stages,
-    return_gaps,
+    movements,
     stage_thresholds,
 )
 from shopfunnel.store.store import Store
@@ -201,14 +201,19 @@ def placements(
         {(end - timedelta(seconds=lookback_s), end) for end in ends if end is not None}
     )
     facts = dict(zip(periods, gather(store, model, periods, rules.visit_gap_seconds), strict=True))
-    return [
-        _empty_placement(model, lookback_s)
-        if end is None
-        else _place(
-            store, model, lookback_s, end, facts[(end - timedelta(seconds=lookback_s), end)]
-        )
-        for end in ends
-    ]
+    uses = Counter((end - timedelta(seconds=lookback_s), end) for end in ends if end is not None)
+    out = []
+    for end in ends:
+        if end is None:
+            out.append(_empty_placement(model, lookback_s))
+            continue
+        period = (end - timedelta(seconds=lookback_s), end)
+        out.append(_place(store, model, lookback_s, end, facts[period]))
+        uses[period] -= 1
+        if not uses[period]:
+            del facts[period]  # placed: its facts go (the persons table keeps what it needs)
+            give_back_memory()
+    return out
 
 
 def _place(
@@ -222,36 +227,70 @@ def _place(
     orders, o_rows = orders[o_rows >= 0], o_rows[o_rows >= 0]
     first = _first_evidence(model, base, orders, o_rows)
     n = len(first)
-    stage_idx, entered, later, movers = furthest_stages(first)
+    stage_idx, entered, movers, gaps = movements(
+        first, base.visit_rows, base.visit_starts, base.visit_gaps
+    )
     end_us = _micros(pd.Series([end]))[0]
-
-    gaps = return_gaps(first, base.visit_rows, base.visit_starts, base.visit_gaps, later=later)
     thresholds = stage_thresholds(model.stage_names, movers, gaps, rules)
 
-    n_orders, revenue, first_order, last_order = order_stats(orders, o_rows, n)
+    # the measures of orders, for the customers only (a few in a hundred persons): the
+    # persons table spreads them over everyone when it is built
+    c_rows, c_of_order = np.unique(o_rows, return_inverse=True)
+    n_orders, revenue, first_order, last_order = order_stats(orders, c_of_order, len(c_rows))
     gap = store_gap(orders["gap_us"].to_numpy(dtype=float) / _US_PER_DAY, rules)
-    customer = n_orders > 0
-    span_days = np.where(customer, (last_order - first_order) / _US_PER_DAY, np.nan)
+    span_days = (last_order - first_order) / _US_PER_DAY
     usual_gap, _ = usual_gap_days(n_orders, span_days, gap, rules)
     gone_gap = gone_gap_days(n_orders, span_days, gap, rules)
+    since_order = (end_us - last_order) / _US_PER_DAY
+    customer = np.zeros(n, dtype=bool)
+    customer[c_rows] = True
 
     idle = (end_us - base.last_us) / _US_PER_DAY
-    since_order = np.where(customer, (end_us - last_order) / _US_PER_DAY, np.nan)
-    stage_stalled = thresholds["stalled_after_days"].to_numpy(dtype=float)[stage_idx]
-    stage_gone = thresholds["gone_after_days"].to_numpy(dtype=float)[stage_idx]
+    stalled_at = thresholds["stalled_after_days"].to_numpy(dtype=float)
+    gone_at = thresholds["gone_after_days"].to_numpy(dtype=float)
+    # everyone as a prospect, then the customers as customers (the rules are per person)
     status = classify_codes(
-        customer, idle, stage_stalled, stage_gone, since_order, usual_gap, gone_gap
+        customer, idle, stalled_at[stage_idx], gone_at[stage_idx], np.nan, np.nan, np.nan
     )
+    status[c_rows] = classify_codes(
+        np.ones(len(c_rows), dtype=bool),
+        idle[c_rows],
+        np.nan,
+        np.nan,
+        since_order,
+        usual_gap,
+        gone_gap,
+    )
+    del idle
 
     codes = PlacedCodes(
-        stage_index=stage_idx.astype(np.int64),
+        stage_index=stage_idx.astype(np.int64, copy=False),
         status=status,
         customer=customer,
         id_rank=base.id_rank,
         ids=base.ids,
     )
 
+    # the persons table needs the facts' ids, channels and last events only: the rest
+    # (the persons × stages matrix, the visits) is not held for it
+    none = np.zeros(0, dtype=np.int64)
+    base = replace(
+        base,
+        first_us=none,
+        stage_first=none.reshape(0, 1),
+        visit_rows=none,
+        visit_starts=none,
+        visit_gaps=none,
+        hashes=None,
+    )
+    del first
+
     def make_persons() -> pd.DataFrame:
+        def spread(values: np.ndarray, empty: float | int) -> np.ndarray:
+            full = np.full(n, empty, dtype=values.dtype)
+            full[c_rows] = values
+            return full
+
         return _persons_frame(
             model,
             base,
@@ -259,18 +298,18 @@ def _place(
             stage_idx,
             status,
             entered,
-            idle,
+            (end_us - base.last_us) / _US_PER_DAY,
             end_us,
             (end_us - entered) / _US_PER_DAY,
-            n_orders,
-            revenue,
-            last_order,
-            since_order,
+            spread(n_orders, 0),
+            spread(revenue, 0.0),
+            spread(last_order, _NEVER),
+            spread(since_order, np.nan),
             customer,
-            stage_stalled,
-            stage_gone,
-            usual_gap,
-            gone_gap,
+            stalled_at[stage_idx],
+            gone_at[stage_idx],
+            spread(usual_gap, np.nan),
+            spread(gone_gap, np.nan),
         )
 
     return StagePlacement(
@@ -392,8 +431,10 @@ def persons(
 def _first_evidence(
     model: Model, base: PersonFacts, orders: pd.DataFrame, o_rows: np.ndarray
 ) -> np.ndarray:
-    """Persons x stages matrix of first-evidence times (µs; ``_NEVER`` when none)."""
-    first = base.stage_first.copy()
+    """Persons x stages matrix of first-evidence times (µs; ``_NEVER`` when none): the
+    facts' own matrix, completed in place (each step takes a minimum: applying it twice,
+    when two dates share one period's facts, changes nothing), not a copy of it."""
+    first = base.stage_first
     first[:, 0] = np.minimum(first[:, 0], base.first_us)  # any event is a visit
     o_ts = _micros(orders["ts"])
     o_seq = orders["n"].to_numpy(dtype=np.int64)

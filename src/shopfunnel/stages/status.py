@@ -130,24 +130,96 @@ def return_gaps(
     Visits already sorted by row and time are taken as they are (else they are sorted).
     ``later`` is :func:`later_evidence` of ``first`` when the caller has it.
     """
-    n = first.shape[0]
     later = later_evidence(first) if later is None else later
+    lo, hi, starts, gaps = _visit_spans(first.shape[0], visit_rows, visit_starts, visit_gaps)
+    return _return_gaps(
+        np.ascontiguousarray(first), np.ascontiguousarray(later), lo, hi, starts, gaps
+    )
+
+
+def _visit_spans(
+    n: int, visit_rows: np.ndarray, visit_starts: np.ndarray, visit_gaps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The visits sorted by row and time (taken as they are when they already are), as
+    each person's span ``lo[p]:hi[p]`` and the visits' starts and gaps."""
     rows = np.asarray(visit_rows, dtype=np.int64)
     starts = np.asarray(visit_starts, dtype=np.int64)
     gaps = np.asarray(visit_gaps, dtype=float)
     if not _sorted_by_row_and_time(rows, starts):
         order = np.lexsort((starts, rows))  # stable: equal visits keep their order
         rows, starts, gaps = rows[order], starts[order], gaps[order]
-    hi = np.cumsum(np.bincount(rows, minlength=n)[:n]) if len(rows) else np.zeros(n, np.int64)
-    lo = hi - (np.bincount(rows, minlength=n)[:n] if len(rows) else 0)
-    return _return_gaps(
-        np.ascontiguousarray(first),
-        np.ascontiguousarray(later),
-        lo.astype(np.int64),
-        hi.astype(np.int64),
-        starts,
-        gaps,
+    counts = np.bincount(rows, minlength=n)[:n] if len(rows) else np.zeros(n, np.int64)
+    hi = np.cumsum(counts).astype(np.int64)
+    return (hi - counts).astype(np.int64), hi, starts, gaps
+
+
+def movements(
+    first: np.ndarray,
+    visit_rows: np.ndarray,
+    visit_starts: np.ndarray,
+    visit_gaps: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """:func:`furthest_stages` and :func:`return_gaps` in one pass, without their two
+    persons × stages matrices (later evidence, gaps): each person's stage, the time they
+    entered it, the movers of each stage, and each stage's return gaps in days (the
+    non-empty cells of :func:`return_gaps`' column k, in row order). At 10 million persons
+    the matrices would hold 800 MB; what this keeps is one entry per return gap."""
+    lo, hi, starts, gaps = _visit_spans(first.shape[0], visit_rows, visit_starts, visit_gaps)
+    stage, entered, movers, gap_stage, gap_days = _movements(
+        np.ascontiguousarray(first), lo, hi, starts, gaps
     )
+    per_stage = [gap_days[gap_stage == k] for k in range(first.shape[1])]
+    return stage, entered, movers, per_stage
+
+
+@njit(cache=True, nogil=True)
+def _movements(first, lo, hi, starts, gaps):  # pragma: no cover - compiled
+    """:func:`_furthest_stages` and :func:`_return_gaps` per person, the later evidence
+    kept for one person at a time; the gaps as (stage, days) pairs, counted in a first
+    pass and written in a second."""
+    n, n_stages = first.shape
+    stage = np.zeros(n, dtype=np.int64)
+    entered = np.empty(n, dtype=np.int64)
+    movers = np.zeros(n_stages, dtype=np.int64)
+    later = np.empty(n_stages, dtype=np.int64)
+    gap_stage = np.empty(0, dtype=np.int64)
+    gap_days = np.empty(0, dtype=np.float64)
+    count = 0
+    for fill in range(2):
+        if fill == 1:
+            gap_stage = np.empty(count, dtype=np.int64)
+            gap_days = np.empty(count, dtype=np.float64)
+            count = 0
+        for p in range(n):
+            nxt = NEVER
+            found = -1
+            for k in range(n_stages - 1, -1, -1):
+                later[k] = nxt
+                f = first[p, k]
+                if f < NEVER and found < 0:
+                    found = k
+                if fill == 0 and f < nxt and nxt < NEVER:
+                    movers[k] += 1
+                if f < nxt:
+                    nxt = f
+            if fill == 0:
+                stage[p] = found if found >= 0 else 0
+                entered[p] = first[p, stage[p]]
+            a0, b0 = lo[p], hi[p]
+            if a0 == b0:
+                continue
+            for k in range(n_stages - 1):
+                f = first[p, k]
+                moved_at = later[k]
+                if not (f < moved_at and moved_at < NEVER):
+                    continue
+                v = _return_visit(starts, a0, b0, f, moved_at)
+                if v >= 0:
+                    if fill == 1:
+                        gap_stage[count] = k
+                        gap_days[count] = gaps[v] / _US_PER_DAY
+                    count += 1
+    return stage, entered, movers, gap_stage, gap_days
 
 
 def _sorted_by_row_and_time(rows: np.ndarray, times: np.ndarray) -> bool:
@@ -172,16 +244,24 @@ def _return_gaps(first, later, lo, hi, starts, gaps):  # pragma: no cover - comp
             moved_at = later[p, k]
             if not (f < moved_at and moved_at < NEVER):
                 continue
-            a, b = a0, b0
-            while a < b:  # first visit starting after the move
-                mid = (a + b) // 2
-                if starts[mid] <= moved_at:
-                    a = mid + 1
-                else:
-                    b = mid
-            if a > a0 and starts[a - 1] > f:
-                out[p, k] = gaps[a - 1] / _US_PER_DAY
+            v = _return_visit(starts, a0, b0, f, moved_at)
+            if v >= 0:
+                out[p, k] = gaps[v] / _US_PER_DAY
     return out
+
+
+@njit(cache=True, nogil=True)
+def _return_visit(starts, a0, b0, entered_at, moved_at):  # pragma: no cover - compiled
+    """The visit (among ``starts[a0:b0]``, sorted) that holds a move at ``moved_at``: the
+    last one starting at or before it, when it started after ``entered_at``; else -1."""
+    a, b = a0, b0
+    while a < b:  # first visit starting after the move
+        mid = (a + b) // 2
+        if starts[mid] <= moved_at:
+            a = mid + 1
+        else:
+            b = mid
+    return a - 1 if a > a0 and starts[a - 1] > entered_at else -1
 
 
 @njit(cache=True, nogil=True)
@@ -221,16 +301,23 @@ def last_at_or_before(
 
 
 def stage_thresholds(
-    stage_names: list[str], movers: np.ndarray, gaps: np.ndarray, rules: Placement
+    stage_names: list[str],
+    movers: np.ndarray,
+    gaps: np.ndarray | list[np.ndarray],
+    rules: Placement,
 ) -> pd.DataFrame:
     """Per stage: ``movers``, ``returning`` (movers with a return gap), ``stalled_after_days``,
     ``gone_after_days`` and ``source`` (which data or default gave them).
 
-    ``gaps`` is the matrix of :func:`return_gaps`; ``movers`` the number of persons who
-    passed through each stage.
+    ``gaps`` is the matrix of :func:`return_gaps` or each stage's gaps (:func:`movements`);
+    ``movers`` the number of persons who passed through each stage.
     """
     n_stages = len(stage_names)
-    per_stage = [gaps[:, k][~np.isnan(gaps[:, k])] for k in range(n_stages)]
+    per_stage = (
+        gaps
+        if isinstance(gaps, list)
+        else [gaps[:, k][~np.isnan(gaps[:, k])] for k in range(n_stages)]
+    )
     pooled = np.concatenate(per_stage) if per_stage else np.zeros(0)
     q = [rules.stalled_quantile, rules.gone_quantile]
     need = rules.min_returns
@@ -290,13 +377,14 @@ def classify(
 def classify_codes(
     customer: np.ndarray,
     days_since_last_event: np.ndarray,
-    stalled_after: np.ndarray,
-    gone_after: np.ndarray,
-    days_since_last_order: np.ndarray,
-    lapsed_after: np.ndarray,
-    customer_gone_after: np.ndarray,
+    stalled_after: np.ndarray | float,
+    gone_after: np.ndarray | float,
+    days_since_last_order: np.ndarray | float,
+    lapsed_after: np.ndarray | float,
+    customer_gone_after: np.ndarray | float,
 ) -> np.ndarray:
-    """:func:`classify` as positions in :data:`STATUSES` (int8)."""
+    """:func:`classify` as positions in :data:`STATUSES` (int8); a threshold may be one
+    number for everyone (NaN: the rule does not apply)."""
     customer = np.asarray(customer, dtype=bool)
     with np.errstate(invalid="ignore"):
         c_gone = days_since_last_order > customer_gone_after

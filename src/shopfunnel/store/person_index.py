@@ -41,25 +41,33 @@ class PersonIndex:
 
     def __init__(self, key: str, table: pa.Table) -> None:
         self.key = key
-        self.ids: pa.Array = table.column("person_id").combine_chunks()
         self._table = table
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self._table.num_rows
+
+    @cached_property
+    def ids(self) -> pa.Array:
+        """Every person id, sorted. Taken on first use: counting by stage needs only the
+        hashes, and a saved index's columns are mapped from its file, not read (at 14
+        million persons the ids are 220 MB)."""
+        return _column(self._table, "person_id")
 
     @cached_property
     def hashes(self) -> np.ndarray:
         """``hash(person_id)`` of each id, in the order of :attr:`ids`."""
-        return self._table.column("h").to_numpy().astype(np.uint64, copy=False)
+        return _column(self._table, "h").to_numpy().astype(np.uint64, copy=False)
 
     @cached_property
     def _by_hash(self) -> np.ndarray:  # positions of ``hashes`` in ascending hash order
         if "by_hash" in self._table.column_names:  # saved with the file: no sort each time
-            return self._table.column("by_hash").to_numpy().astype(np.int64, copy=False)
+            return _column(self._table, "by_hash").to_numpy().astype(np.int64, copy=False)
         return np.argsort(self.hashes, kind="stable")
 
     @cached_property
     def _sorted(self) -> np.ndarray:
+        if "h_sorted" in self._table.column_names:  # saved with the file: no gather
+            return _column(self._table, "h_sorted").to_numpy().astype(np.uint64, copy=False)
         return self.hashes[self._by_hash]
 
     def unique_hashes(self) -> bool:
@@ -72,6 +80,13 @@ class PersonIndex:
             return np.full(len(hashes), -1, dtype=np.int64)
         at = np.minimum(np.searchsorted(self._sorted, hashes), len(self._sorted) - 1)
         return np.where(self._sorted[at] == hashes, self._by_hash[at], -1).astype(np.int64)
+
+
+def _column(table: pa.Table, name: str) -> pa.Array:
+    """One column as one array: a column saved in one piece is used where it lies (mapped
+    from the file, read only where touched), others are joined."""
+    column = table.column(name)
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _make(key: str, table: pa.Table) -> PersonIndex | None:
@@ -104,13 +119,28 @@ def of_store(store: Any, *, build: bool = True) -> PersonIndex | None:
     index = _open(folder / FILE, key) if folder is not None else None
     if index is None and not build:
         return None
+    # a new index is saved, and one saved before the sorted hashes were (or in pieces)
+    # is saved again in the present layout, once
+    save = index is None or "h_sorted" not in index._table.column_names
     if index is None:
-        table = _query(store.db)
-        index = _make(key, table)
-        if index is not None and folder is not None and folder.is_dir() and writable(folder):
-            _save(folder / FILE, key, table.append_column("by_hash", pa.array(index._by_hash)))
+        index = _make(key, _query(store.db))
+    if save and index is not None and folder is not None and folder.is_dir() and writable(folder):
+        _save(folder / FILE, key, _layout(index))
     _CACHE[store] = index
     return index
+
+
+def _layout(index: PersonIndex) -> pa.Table:
+    """What is saved: the ids and their hashes, the order that sorts the hashes and the
+    sorted hashes, each column in one piece (read back mapped, without a copy)."""
+    return pa.table(
+        {
+            "h": pa.array(index.hashes),
+            "person_id": index.ids,
+            "by_hash": pa.array(index._by_hash),
+            "h_sorted": pa.array(index._sorted),
+        }
+    )
 
 
 def _open(path: Path, key: str) -> PersonIndex | None:
