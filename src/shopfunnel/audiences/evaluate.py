@@ -83,6 +83,7 @@ from shopfunnel.model import Model
 from shopfunnel.store import schema
 from shopfunnel.store.db import json_pointer, quote_ident
 from shopfunnel.store.store import Store
+from shopfunnel.store.summary import spark_events
 
 _EVENT_COLUMNS = {c.name for c in schema.COLUMNS + schema.DERIVED_COLUMNS} - {"items", "properties"}
 
@@ -93,7 +94,7 @@ def resolve_as_of(store: Store, as_of: datetime | date | str | None) -> pd.Times
     reading of a time, :func:`shopfunnel._time.point_in_time`)."""
     if as_of is None:
         latest = (
-            _spark(store).latest_event_time()
+            spark_events(store).latest_event_time()
             if _on_spark(store)
             else store.db.scalar("SELECT max(ts) FROM events")
         )
@@ -129,7 +130,7 @@ def orders_as_of(store: Store, as_of: pd.Timestamp) -> pd.DataFrame:
     """The store's orders as they stood at ``as_of`` (module docstring): order_id,
     person_id, ts, value."""
     if _on_spark(store):
-        return _spark(store).orders_as_of(as_of)
+        return spark_events(store).orders_as_of(as_of)
     return store.db.df(
         """
         SELECT order_id, arg_min(person_id, ts) AS person_id, min(ts) AS ts,
@@ -180,7 +181,7 @@ class Context:
         return self.once(
             "seen",
             lambda: _ids(
-                _spark(self.store).persons_seen(self.as_of)
+                spark_events(self.store).persons_seen(self.as_of)
                 if _on_spark(self.store)
                 else self.store.db.df(
                     "SELECT DISTINCT person_id FROM events WHERE ts <= ?", [self.as_of]
@@ -291,7 +292,9 @@ def _abandoned(ctx: Context, rule: AbandonedRule) -> pd.Index:
         if rule.where:
             _not_on_spark(ctx.store, "an abandoned rule with where conditions")
         return _ids(
-            _spark(ctx.store).abandoned(list(rule.did), list(rule.without), start, ctx.as_of, ripe)
+            spark_events(ctx.store).abandoned(
+                list(rule.did), list(rule.without), start, ctx.as_of, ripe
+            )
         )
     params: list[Any] = []
     did = match_sql(rule.did, rule.where, params)
@@ -437,8 +440,3 @@ _HANDLERS: dict[type, Callable[[Context, Any], pd.Index]] = {
     AnyRule: _any,
     NotRule: _not,
 }
-
-
-def _spark(store: object) -> Any:
-    """The store as :class:`shopfunnel.store.spark.SparkEvents` (checked by the caller)."""
-    return store

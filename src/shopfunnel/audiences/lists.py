@@ -35,6 +35,7 @@ import pandas as pd
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError, ShopfunnelError
 from shopfunnel.store.store import Store
+from shopfunnel.store.summary import spark_events
 
 Platform = Literal["csv", "meta", "google"]
 PLATFORMS: tuple[str, ...] = ("csv", "meta", "google")
@@ -312,7 +313,7 @@ def profiles(store: Store, person_ids: list[str], *, as_of: pd.Timestamp) -> pd.
             revenue=0.0,
         )
     if getattr(store, "on_spark", False):  # the same rows from Spark SQL
-        return _profile_rows(people, _spark(store).profiles(list(people["person_id"]), as_of))
+        return _profile_rows(people, spark_events(store).profiles(list(people["person_id"]), as_of))
     store.db.register("__profile_persons", people)
     try:
         found = store.db.df(
@@ -394,8 +395,3 @@ def _why_no_contacts(audience: pd.DataFrame, platform: str) -> str:
         f"{' and '.join(reasons)}. Collect e-mails with shopfunnel.identify() traits, the "
         "order webhooks or an order export (docs/server.md)."
     )
-
-
-def _spark(store: object) -> Any:
-    """The store as :class:`shopfunnel.store.spark.SparkEvents` (checked by the caller)."""
-    return store

@@ -28,7 +28,7 @@ def daily_activity(store: Store) -> pd.DataFrame:
     from shopfunnel.store import counts
 
     if getattr(store, "on_spark", False):
-        return _spark(store).daily_activity()
+        return spark_events(store).daily_activity()
     found = counts.of_store(store)
     if found is not None:
         return _daily_from_counts(store, found)
@@ -102,14 +102,14 @@ def revenue(store: Store) -> float | None:
 def last_event_time(store: Store) -> Any:
     """The time of the latest event (None for an empty store)."""
     if getattr(store, "on_spark", False):  # shopfunnel.store.spark.SparkEvents
-        return _spark(store).latest_event_time()
+        return spark_events(store).latest_event_time()
     return store.db.scalar("SELECT max(ts) FROM events")
 
 
 def has_event(store: Store, name: str) -> bool:
     """Whether the store holds at least one event called ``name``."""
     if getattr(store, "on_spark", False):
-        return name in _spark(store).event_names()
+        return name in spark_events(store).event_names()
     return (
         store.db.scalar(
             "SELECT count(*) FROM (SELECT 1 FROM events WHERE event = ? LIMIT 1)", [name]
@@ -121,7 +121,7 @@ def has_event(store: Store, name: str) -> bool:
 def event_count(store: Store) -> int:
     """How many events the store holds."""
     if getattr(store, "on_spark", False):
-        return int(_spark(store).df.count())
+        return int(spark_events(store).df.count())
     return int(store.db.scalar("SELECT count(*) FROM events") or 0)
 
 
@@ -185,6 +185,7 @@ def top_persons(store: Store, limit: int) -> pd.DataFrame:
     )
 
 
-def _spark(store: object) -> Any:
-    """The store as :class:`shopfunnel.store.spark.SparkEvents` (checked by the caller)."""
+def spark_events(store: object) -> Any:
+    """``store`` as :class:`shopfunnel.store.spark.SparkEvents`, for code that has checked
+    ``store.on_spark`` and calls the Spark reads a :class:`Store` does not have."""
     return store
