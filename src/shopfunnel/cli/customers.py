@@ -264,7 +264,11 @@ def rfm(
         if by_group:
             emit(groups, format, out)
         elif format == Format.json:  # prospects come last and differ only in their id
-            row = with_prospects(scored.iloc[:0], prospects[:1]) if more else None
+            row = (
+                with_prospects(scored.iloc[:0], prospects[:1])
+                if prospects is not None and more
+                else None
+            )
             with working(f"writing {len(scored) + more:,} rows…"):
                 emit(
                     scored,
