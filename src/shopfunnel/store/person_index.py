@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from shopfunnel.store import cache
+from shopfunnel.store.db import bulk_memory
 from shopfunnel.store.timeline import folder_for, store_key, writable
 
 FILE = "person_ids.arrow"
@@ -96,10 +97,11 @@ def _make(key: str, table: pa.Table) -> PersonIndex | None:
 
 
 def _query(db: Any) -> pa.Table:
-    return db.arrow(
-        "SELECT hash(person_id) AS h, person_id FROM (SELECT DISTINCT person_id FROM events "
-        "WHERE person_id IS NOT NULL AND ts IS NOT NULL) ORDER BY person_id"
-    )
+    with bulk_memory(db):
+        return db.arrow(
+            "SELECT hash(person_id) AS h, person_id FROM (SELECT DISTINCT person_id FROM events "
+            "WHERE person_id IS NOT NULL AND ts IS NOT NULL) ORDER BY person_id"
+        )
 
 
 _CACHE: weakref.WeakKeyDictionary[Any, PersonIndex | None] = weakref.WeakKeyDictionary()
