@@ -7,7 +7,6 @@ connection, so a second engine is an addition here, not a rewrite elsewhere.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -141,35 +140,3 @@ def hash_threads(db: Database, at_least: int = 4) -> Iterator[None]:
     finally:
         db.execute(f"SET threads = {threads}")
 
-
-# What DuckDB may hold during the one-time bulk steps (a load, the timeline's sort, the
-# person index): past it, its sorts, joins and aggregates spill to disk (ADR 0172).
-BULK_MEMORY_LIMIT = "2GB"
-BULK_MEMORY_ENV = "SHOPFUNNEL_BULK_MEMORY"
-
-
-def bulk_memory_limit() -> str:
-    """The DuckDB ``memory_limit`` of the bulk steps: ``SHOPFUNNEL_BULK_MEMORY`` if set
-    (a DuckDB size such as ``1.5GB``), else :data:`BULK_MEMORY_LIMIT`."""
-    return os.environ.get(BULK_MEMORY_ENV, "").strip() or BULK_MEMORY_LIMIT
-
-
-@contextmanager
-def bulk_memory(db: Database) -> Iterator[None]:
-    """Run a one-time step over every event (a load, a timeline or person-index build)
-    with DuckDB's memory capped at :func:`bulk_memory_limit`: its hash tables and sorts
-    spill to the store's temporary directory (``<store>.tmp``) instead of growing with
-    the events. DuckDB's default cap is 80% of the machine's RAM, which let a 100M-event
-    load reach 9.3 GB. The earlier cap is restored after the block."""
-    old = str(db.scalar("SELECT current_setting('memory_limit')"))
-    limit = bulk_memory_limit()
-    try:
-        db.execute(f"SET memory_limit = {quote_literal(limit)}")
-    except duckdb.Error as exc:
-        raise StoreError(
-            f"{BULK_MEMORY_ENV}={limit!r} is not a memory size DuckDB reads: use e.g. 2GB"
-        ) from exc
-    try:
-        yield
-    finally:
-        db.execute(f"SET memory_limit = {quote_literal(old)}")

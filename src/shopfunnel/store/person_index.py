@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from shopfunnel.store import cache
-from shopfunnel.store.db import bulk_memory
+from shopfunnel.store.memory import bulk_memory, give_back_memory
 from shopfunnel.store.timeline import folder_for, store_key, writable
 
 FILE = "person_ids.arrow"
@@ -128,6 +128,13 @@ def of_store(store: Any, *, build: bool = True) -> PersonIndex | None:
         index = _make(key, _query(store.db))
     if save and index is not None and folder is not None and folder.is_dir() and writable(folder):
         _save(folder / FILE, key, _layout(index))
+        # read back mapped, and the built columns freed: the command that asked for the
+        # index then holds it as a warm one does, not in anonymous memory (at 100M events
+        # the built index and what DuckDB freed making it were gigabytes of its peak)
+        saved = _open(folder / FILE, key)
+        if saved is not None:
+            index = saved
+            give_back_memory()
     _CACHE[store] = index
     return index
 

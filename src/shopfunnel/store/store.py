@@ -36,8 +36,9 @@ from shopfunnel.errors import ConfigError, InputError, StoreError, ValidationErr
 from shopfunnel.frames import is_pandas_frame
 from shopfunnel.store import schema
 from shopfunnel.store.checks import checks_of, describe_rejects, typed_expr
-from shopfunnel.store.db import Database, bulk_memory, hash_threads, quote_ident
+from shopfunnel.store.db import Database, hash_threads, quote_ident
 from shopfunnel.store.identities import stitch
+from shopfunnel.store.memory import bulk_memory
 from shopfunnel.store.prepare import first_load, prepare_sql
 from shopfunnel.store.staged import LINE, LoadResult, OnError, Staged
 from shopfunnel.store.timeline import store_key

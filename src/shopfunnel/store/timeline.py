@@ -47,7 +47,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from shopfunnel.store.db import Database, bulk_memory, quote_ident
+from shopfunnel.store.db import Database, quote_ident
+from shopfunnel.store.memory import bulk_memory
 
 DIMENSIONS = ("channel", "device", "country", "utm_source", "utm_medium", "utm_campaign")
 MAX_CODES = 32_000
