@@ -42,9 +42,15 @@ def bulk_memory(db: Database) -> Iterator[None]:
         ) from exc
     try:
         yield
+    except duckdb.OutOfMemoryException as exc:
+        raise StoreError(
+            f"DuckDB needed more than the {limit} this step may use ("
+            f"{str(exc).strip().splitlines()[0]}); nothing was written. Set "
+            f"{BULK_MEMORY_ENV} to a larger size (e.g. {BULK_MEMORY_ENV}=4GB) and run it again"
+        ) from exc
     finally:
         release_cached_blocks(db)
-        db.execute(f"SET memory_limit = {quote_literal(old)}")
+        _restore(db, old)
 
 
 def release_cached_blocks(db: Database) -> None:
@@ -62,6 +68,14 @@ def release_cached_blocks(db: Database) -> None:
     except duckdb.Error:
         pass  # blocks in use (a registered table): keep what cannot be evicted
     finally:
+        _restore(db, old)
+
+
+def _restore(db: Database, old: str) -> None:
+    """Put back the limit DuckDB showed as ``old``: DuckDB's default (80% of the RAM) when
+    it was that (setting its rounded display again would lose a little each time)."""
+    db.execute("RESET memory_limit")
+    if str(db.scalar("SELECT current_setting('memory_limit')")) != old:
         db.execute(f"SET memory_limit = {quote_literal(old)}")
 
 

@@ -165,6 +165,8 @@ def first_load(
             if not added or unique < added:
                 raise FirstLoadRefused
             store._bump_generation()
+    except duckdb.OutOfMemoryException:
+        raise  # not a row the general path treats: it would need the memory too
     except (FirstLoadRefused, duckdb.Error):
         return None
     finally:
