@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Tests run on every core (pytest-xdist); Spark's and the browser's tests each stay on one
+# worker (tests/conftest.py groups them), so each starts once. PYTEST_WORKERS=0: in one process.
+PYTEST_WORKERS ?= auto
 
 .PHONY: demo test install install-test browser lint bench clean
 
@@ -32,7 +35,7 @@ test: install-test
 	$(PY) -m ruff check src tests
 	$(PY) -m ruff format --check src tests
 	$(PY) -m mypy
-	SHOPFUNNEL_HYPOTHESIS=gate $(PY) -m pytest $(PYTEST_ARGS)
+	SHOPFUNNEL_HYPOTHESIS=gate $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(PY)
 	$(PY) -m ruff check src tests

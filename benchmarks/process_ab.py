@@ -4,7 +4,9 @@
         before=/path/to/old/src after=src [--runs 10]
 
 Each ``NAME=PYTHONPATH`` runs the command with that ``PYTHONPATH`` (a tree's ``src``, optionally
-with a directory of other library versions in front, e.g. ``/tmp/typer29:/tmp/old/src``);
+with a directory of other library versions in front, e.g. ``/tmp/typer29:/tmp/old/src``;
+``NAME=PYTHONPATH,VAR=VALUE,...`` also sets environment variables, e.g.
+``hugepages=src,NUMPY_MADVISE_HUGEPAGE=1 default=src``);
 the variants alternate run after run, so a loaded machine weighs on both alike. Prints the
 median and minimum wall and CPU (user + system of the process, from ``wait4``) per variant,
 and the load average. CPU seconds are the figure to compare on a shared machine.
@@ -26,6 +28,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     variants = dict(v.split("=", 1) for v in args.variants)
+    extra = {
+        name: dict(kv.split("=", 1) for kv in spec.split(",")[1:]) for name, spec in variants.items()
+    }
+    variants = {name: spec.split(",")[0] for name, spec in variants.items()}
     env0 = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     for _ in range(args.runs):
@@ -34,7 +40,7 @@ def main() -> None:
             proc = subprocess.Popen(
                 args.command,
                 shell=True,
-                env={**env0, "PYTHONPATH": path},
+                env={**env0, "PYTHONPATH": path, **extra[name]},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 from hypothesis import settings
 
-from shopfunnel.store.store import Store
+# A pytest-xdist worker inherits COLUMNS=80 from its launcher. Rich reads COLUMNS once, when
+# the command line's consoles are created (at the first import of shopfunnel.cli.output),
+# and would keep 80 for every later test, whatever width a test asks for. Tests that care
+# set COLUMNS themselves (CliRunner's env, monkeypatch).
+os.environ.pop("COLUMNS", None)
+
+from shopfunnel.store.store import Store  # noqa: E402
 
 T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -179,3 +179,31 @@ def test_a_command_that_writes_exits_normally(tmp_path) -> None:
     done = _run(["sample", "--events", "200", "--out", str(tmp_path / "s.parquet")])
     assert done.returncode == 0, done.stderr
     assert "interpreter torn down" in done.stderr and (tmp_path / "s.parquet").exists()
+
+
+def _hugepage_request_after_run(env_value: str | None) -> str:
+    """numpy's huge-page setting in a process that ran the program (``--help``), with
+    ``NUMPY_MADVISE_HUGEPAGE`` set by the user to ``env_value`` (None: not set)."""
+    import os
+
+    code = (
+        "import sys\nimport shopfunnel.cli as c\n"
+        "assert 'numpy' not in sys.modules\n"
+        "sys.argv = ['shopfunnel', '--help']\n"
+        "try:\n    c.run()\nexcept SystemExit:\n    pass\n"
+        "from numpy._core import multiarray\n"
+        "print(multiarray._get_madvise_hugepage(), file=sys.stderr)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if env_value is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = env_value
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    return done.stderr.strip().splitlines()[-1]
+
+
+def test_the_program_asks_numpy_for_no_huge_pages_unless_the_user_says_otherwise() -> None:
+    """docs/adr/0178: set before numpy loads, so numpy reads it; a user's own setting wins."""
+    assert _hugepage_request_after_run(None) == "False"
+    assert _hugepage_request_after_run("1") == "True"

@@ -13,6 +13,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,8 +40,9 @@ def pandas_text(df: pd.DataFrame) -> str:
     ),
     tail=st.lists(IDS, max_size=12),
     chunk=st.sampled_from([1, 2, 5, 1000]),
+    split=st.integers(0, 12),
 )
-def test_pieces_join_to_the_pandas_text(head, tail, chunk) -> None:
+def test_pieces_join_to_the_pandas_text(head, tail, chunk, split) -> None:
     df = pd.DataFrame(
         {
             "person_id": [h[0] for h in head] + tail,
@@ -56,6 +58,24 @@ def test_pieces_join_to_the_pandas_text(head, tail, chunk) -> None:
         got = b"".join(output.json_records(df, tail_start=len(head), tail_column="person_id"))
         assert got.decode() == want
         assert b"".join(output.json_records(df)).decode() == want
+        if tail:  # the last rows given as ids beside one row, not as rows of the frame
+            k = min(split, len(tail))
+            frame, row = df.iloc[: len(head) + k], df.iloc[-1:].reset_index(drop=True)
+            more = (row, pa.array(tail[k:], pa.string()))
+            pieces = output.json_records(
+                frame, tail_start=len(head), tail_column="person_id", more=more
+            )
+            assert b"".join(pieces).decode() == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(st.text(max_size=5), min_size=1, max_size=6), start=st.integers(0, 5))
+def test_a_text_needs_escaping_exactly_when_pandas_escapes_it(texts, start) -> None:
+    ids = pa.array(texts, pa.string()).slice(min(start, len(texts) - 1))
+    pandas_escapes = any(
+        pd.Series([t]).to_json(orient="records") != f'["{t}"]' for t in ids.to_pylist()
+    )
+    assert output._needs_escape(ids) == pandas_escapes
 
 
 def test_a_tail_that_is_not_uniform_is_encoded_row_by_row() -> None:

@@ -331,3 +331,25 @@ def test_a_report_without_the_diagnosis_sections_does_not_diagnose(shop, monkeyp
     built = build_module.build_sections(shop)
     assert started == []
     assert "activity" in [s.id for s in built.sections]
+
+
+def test_a_report_right_after_a_load_sorts_the_events_before_the_diagnosis_starts(
+    shop, monkeypatch
+) -> None:
+    """The diagnosis reads its sessions from the timeline only when it is ready (it does not
+    wait for a build): the report builds it first, as its funnel would anyway."""
+    from shopfunnel.store import session_facts, timeline
+
+    assert not timeline.is_current(shop)  # just loaded: nothing sorted yet
+    seen = []
+    real = Context.start_diagnosis
+
+    def spy(self):
+        seen.append(session_facts.usable_timeline(self.store) is not None)
+        return real(self)
+
+    monkeypatch.setattr(Context, "start_diagnosis", spy)
+    steps = []
+    build_module.build_sections(shop, progress=steps.append)
+    assert seen == [True]
+    assert steps[0] == "sorting the events (once per load)"

@@ -10,10 +10,12 @@ import pytest
 
 from shopfunnel.customers.rfm import (
     GROUPS,
+    prospect_ids,
     quantile_scores,
     rfm_group,
     rfm_group_summary,
     rfm_table,
+    with_prospects,
 )
 
 # The rules of docs/rfm.md as a grid: rows R = 5..1, columns FM = 1, 1.5, …, 5.
@@ -140,3 +142,24 @@ def test_as_of_moves_recency():
     )
     table = rfm_table(book, as_of="2024-01-11")
     assert table.loc[0, "recency_days"] == pytest.approx(10.0)
+
+
+def test_a_summary_of_customers_counts_the_prospects_given_beside_them():
+    orders = pd.DataFrame(
+        {
+            "person_id": ["a", "b", "b", "c"],
+            "ts": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-02-01", "2024-02-03"]),
+            "value": [10.0, 5.0, 7.5, 1.0],
+        }
+    )
+    persons = pd.DataFrame({"person_id": ["z", "a", "y", "b", "c", "x", "y"]})
+    full = rfm_table(orders, persons=persons)
+    customers = rfm_table(orders)
+    prospects = prospect_ids(persons["person_id"], customers["person_id"])
+    assert prospects.to_pylist() == ["z", "y", "x"]  # distinct, in order of appearance
+    pd.testing.assert_frame_equal(with_prospects(customers, prospects), full)
+    assert list(full["group"].iloc[3:]) == ["prospects"] * 3
+    assert full.iloc[3:][["recency_days", "frequency", "monetary", "r_score"]].isna().all().all()
+    pd.testing.assert_frame_equal(
+        rfm_group_summary(customers, more_prospects=len(prospects)), rfm_group_summary(full)
+    )

@@ -19,10 +19,14 @@ def test_the_demo_shows_one_flow_run_and_marks_nothing(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "250")
+    stale = tmp_path / "d.duckdb.timeline" / "left-by-an-old-store"
+    stale.parent.mkdir()
+    stale.write_text("old")
     result = CliRunner().invoke(
-        app, ["demo", "--db", "d.duckdb", "--events", "20000", "--report", "r.html"]
+        app, ["demo", "--db", "d.duckdb", "--events", "20000", "--report", "r.html", "--fresh"]
     )
     assert result.exit_code == 0, result.output
+    assert not stale.exists()  # --fresh takes the old store's timeline with it
     assert "6. a flow: who to remind of their cart now" in result.output
     with Store(tmp_path / "d.duckdb", read_only=True) as store:
         run = due_now(store, "cart-abandonment", model=Model())

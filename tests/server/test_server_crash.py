@@ -31,6 +31,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
 def start(db: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "shopfunnel", "serve", "--db", str(db), "--port", str(port)],
@@ -97,11 +110,20 @@ def test_every_acknowledged_event_survives_sigkill_exactly_once(tmp_path):
 
     thread = threading.Thread(target=client, daemon=True)
     thread.start()
+    orphans: set[int] = set()
     for _ in range(3):
         proc = start(db, port, env)
         time.sleep(rng.uniform(0.2, 1.5))
+        workers = children(proc.pid)
+        assert workers, "the server converts in worker processes by default"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        orphans |= workers
+    deadline = time.monotonic() + 10
+    while orphans and time.monotonic() < deadline:  # the workers follow their server
+        orphans = {pid for pid in orphans if Path(f"/proc/{pid}").exists()}
+        time.sleep(0.1)
+    assert not orphans, "converter workers outlived their killed server"
     stop.set()
     thread.join(10)
     proc = start(db, port, env)  # recovers the spool on start

@@ -43,7 +43,16 @@ def run() -> NoReturn:
     once (``os._exit``), skipping the interpreter's teardown: freeing every module of numba,
     LLVM, DuckDB and Arrow one object at a time took 0.15-0.2 s of CPU after a 10M-event
     funnel, longer than printing it (docs/adr/0171). Other commands, and any run with Spark,
-    exit normally."""
+    exit normally.
+
+    Before any of numpy is loaded, it asks numpy not to request huge pages for its large
+    arrays (``NUMPY_MADVISE_HUGEPAGE=0``, unless the user set it): where the kernel
+    compacts memory for such a request when the page is first touched (THP ``defrag`` set
+    to ``madvise``, a common default), a command that allocates its arrays once and reads
+    them once paid more in that than it gained (docs/adr/0178)."""
+    import os
+
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     name = _command_name(sys.argv[1:])
     try:
         main()

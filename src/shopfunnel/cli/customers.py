@@ -224,7 +224,12 @@ def rfm(
     champions, loyal, active, new, promising, needs_attention, previously_loyal, at_risk,
     almost_lost, dormant, prospects. Rules: docs/rfm.md.
     """
-    from shopfunnel.customers.rfm import rfm_group_summary, rfm_table
+    from shopfunnel.customers.rfm import (
+        prospect_ids,
+        rfm_group_summary,
+        rfm_table,
+        with_prospects,
+    )
 
     with friendly_errors():
         with open_source(db, engine, events, table) as source:
@@ -235,8 +240,15 @@ def rfm(
 
                 persons = source.person_ids() if is_spark(source) else person_ids(source)
         with working("scoring customers…"):
-            scored = rfm_table(orders, persons=persons)
-            groups = rfm_group_summary(scored)
+            # customers scored; the prospects (millions of ids, nothing else) stay an array
+            scored = rfm_table(orders)
+            prospects = (
+                prospect_ids(persons["person_id"], scored["person_id"])
+                if persons is not None
+                else None
+            )
+            more = len(prospects) if prospects is not None else 0
+            groups = rfm_group_summary(scored, more_prospects=more)
         if format == Format.table and out is None:
             emit(
                 groups,
@@ -249,15 +261,26 @@ def rfm(
                 ),
             )
             return
-        # prospects come last and differ only in their id: JSON writes them from one row
-        customers = int((scored["group"] != "prospects").sum())
-        with working(f"writing {len(scored):,} rows…"):
-            emit(
-                groups if by_group else scored,
-                format,
-                out,
-                json_tail=None if by_group else (customers, "person_id"),
+        if by_group:
+            emit(groups, format, out)
+        elif format == Format.json:  # prospects come last and differ only in their id
+            row = (
+                with_prospects(scored.iloc[:0], prospects[:1])
+                if prospects is not None and more
+                else None
             )
+            with working(f"writing {len(scored) + more:,} rows…"):
+                emit(
+                    scored,
+                    format,
+                    out,
+                    json_tail=(len(scored), "person_id"),
+                    json_more=(row, prospects) if row is not None else None,
+                )
+        else:
+            full = with_prospects(scored, prospects) if more else scored
+            with working(f"writing {len(full):,} rows…"):
+                emit(full, format, out)
 
 
 @app.command()

@@ -81,8 +81,15 @@ def demo(
     """
     with friendly_errors():
         if fresh or not _has_events(db):
+            import shutil
+
+            from shopfunnel.store.timeline import folder_for
+
             for leftover in (Path(db), Path(db + ".wal")):
                 leftover.unlink(missing_ok=True)
+            beside = folder_for(db)  # the old store's timeline and caches go with it
+            if beside is not None:
+                shutil.rmtree(beside, ignore_errors=True)
             console.print(Rule("1. a sample store"))
             _build_store(db, events, seed)
         else:

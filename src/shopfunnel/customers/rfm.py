@@ -188,16 +188,47 @@ def rfm_table(
     if persons is not None:
         if "person_id" not in persons.columns:
             raise InputError("persons needs a person_id column (as Store.table('persons') gives)")
-        prospects = _prospects(persons["person_id"], out["person_id"])
-        if len(prospects):
-            extra = pd.DataFrame({"person_id": prospects, "group": "prospects"})
-            out = pd.concat([out, extra], ignore_index=True)
-            for col in ("frequency", "r_score", "f_score", "m_score"):
-                out[col] = out[col].astype("Int64")
+        out = with_prospects(out, prospect_ids(persons["person_id"], out["person_id"]))
     return out
 
 
-def _prospects(persons: pd.Series, customers: pd.Series) -> pd.Series:
+_COUNTS = ("frequency", "r_score", "f_score", "m_score")
+
+
+def with_prospects(out: pd.DataFrame, prospects: pa.Array) -> pd.DataFrame:
+    """An :func:`rfm_table` of customers followed by one row per id of ``prospects``
+    (:func:`prospect_ids`): the id, group ``prospects`` and every measure and score empty
+    (the counts and scores as nullable ``Int64``). Built column by column from arrays: a
+    million prospects through ``pd.concat`` cost most of a second."""
+    n, k = len(out), len(prospects)
+    if not k:
+        return out
+    columns: dict[str, Any] = {}
+    for name in out.columns:
+        col = out[name]
+        if name == "person_id":
+            customers = pa.array(col.to_numpy(dtype=object), pa.string())
+            columns[name] = pd.array(pa.concat_arrays([customers, prospects]), dtype="str")
+        elif name == "group":
+            groups = pa.array(col.to_numpy(dtype=object), pa.string())
+            tail = pa.repeat(pa.scalar("prospects", pa.string()), k)
+            columns[name] = pd.array(pa.concat_arrays([groups, tail]), dtype="str")
+        elif name in _COUNTS:
+            values = col.astype("Int64").array
+            data = np.concatenate(
+                [values.to_numpy(dtype="int64", na_value=0), np.zeros(k, "int64")]
+            )
+            mask = np.concatenate([np.asarray(values.isna()), np.ones(k, dtype=bool)])
+            columns[name] = pd.arrays.IntegerArray(data, mask)
+        elif name == "last_order":
+            values = col.to_numpy()
+            columns[name] = np.concatenate([values, np.full(k, np.datetime64("NaT"), values.dtype)])
+        else:  # the float measures
+            columns[name] = np.concatenate([col.to_numpy(dtype=float), np.full(k, np.nan)])
+    return pd.DataFrame(columns, index=pd.RangeIndex(n + k))
+
+
+def prospect_ids(persons: pd.Series, customers: pd.Series) -> pa.Array:
     """The distinct ``persons`` (as text, in order of first appearance) who are not
     ``customers``: hashed in Arrow, not in pandas (a store has millions of persons)."""
     ids = pa.array(
@@ -209,15 +240,16 @@ def _prospects(persons: pd.Series, customers: pd.Series) -> pd.Series:
     if len(ids) > 1 and not pc.all(pc.less(ids.slice(0, len(ids) - 1), ids.slice(1))).as_py():
         ids = pc.unique(ids)  # strictly increasing ids (the person index's) are distinct
     bought = pa.array(customers.to_numpy(dtype=object), pa.string())
-    left = ids.filter(pc.invert(pc.is_in(ids, value_set=bought)))
-    return left.to_pandas() if len(left) else pd.Series([], dtype=object)
+    return ids.filter(pc.invert(pc.is_in(ids, value_set=bought)))
 
 
-def rfm_group_summary(rfm: pd.DataFrame) -> pd.DataFrame:
+def rfm_group_summary(rfm: pd.DataFrame, *, more_prospects: int = 0) -> pd.DataFrame:
     """Per group of an :func:`rfm_table`: ``customers`` (persons in the group),
     ``share`` (of customers, i.e. persons with an order; NaN for ``prospects``), ``revenue``
     (sum of ``monetary``), ``revenue_share``, ``median_recency_days`` and
-    ``mean_frequency``. Every group of :data:`GROUPS` is listed, empty ones with 0."""
+    ``mean_frequency``. Every group of :data:`GROUPS` is listed, empty ones with 0.
+    ``more_prospects`` counts prospects that are not rows of ``rfm`` (a table of customers
+    beside :func:`prospect_ids`)."""
     # rows without any measure (the prospects: millions) change no sum, median or mean:
     # they are counted, and only the others are grouped
     measured = rfm[["monetary", "recency_days", "frequency"]].notna().any(axis=1).to_numpy()
@@ -231,6 +263,7 @@ def rfm_group_summary(rfm: pd.DataFrame) -> pd.DataFrame:
         }
     ).reindex(list(GROUPS))
     out["customers"] = out["customers"].fillna(0).astype("int64")
+    out.loc["prospects", "customers"] += more_prospects
     out["revenue"] = out["revenue"].fillna(0.0).astype(float)
     total = out["customers"].drop("prospects").sum()
     revenue = out["revenue"].sum()

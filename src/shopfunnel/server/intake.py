@@ -96,3 +96,19 @@ def prepare(
 def warm_up() -> None:
     """Nothing: submitted once when a worker pool starts, so the first request does not
     wait for the workers to import this module."""
+
+
+def exit_with_parent(parent: int, every_seconds: float = 0.5) -> None:
+    """A converter worker's initializer: a thread that ends the worker once ``parent`` (the
+    server) is gone. A server killed outright (``kill -9``, the OOM killer) cannot shut its
+    pool down, and the workers, waiting on a queue nobody writes to, would live on."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_seconds)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -149,7 +150,10 @@ class ServerState:
         self.spool.start(self.writer.submit)
         if s.convert_workers > 0:
             self._converters = ProcessPoolExecutor(
-                s.convert_workers, mp_context=get_context("spawn")
+                s.convert_workers,
+                mp_context=get_context("spawn"),
+                initializer=intake.exit_with_parent,
+                initargs=(os.getpid(),),
             )
             for done in [self._converters.submit(intake.warm_up) for _ in range(s.convert_workers)]:
                 done.result(120)
