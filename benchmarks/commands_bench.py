@@ -207,7 +207,8 @@ def write(rows: list[tuple], args: argparse.Namespace, commit: str, env_note: st
         f"{when} UTC, commit {commit}; {cpu_name()}, {os.cpu_count()} cores, {ram_gib():.0f} GiB; "
         f"Python {sys.version.split()[0]}; {env_note}.",
         f"`PYTHONPATH=src python benchmarks/commands_bench.py {' '.join(args.sizes)} --runs {args.runs}"
-        f" --label {args.label}`",
+        + (f" --commands '{args.commands}'" if args.commands else "")
+        + f" --label {args.label}`",
         "",
         "| events | command | median s | range s | CPU s | peak RSS MiB | load |",
         "|---|---|---:|---:|---:|---:|---:|",
