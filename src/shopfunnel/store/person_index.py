@@ -135,6 +135,7 @@ def of_store(store: Any, *, build: bool = True) -> PersonIndex | None:
         if saved is not None:
             index = saved
             give_back_memory()
+            pa.default_memory_pool().release_unused()  # Arrow's pool keeps freed pages too
     _CACHE[store] = index
     return index
 
