@@ -151,6 +151,18 @@ def test_the_cap_holds_inside_the_step_and_the_earlier_limit_comes_back(
     db.close()
 
 
+def test_a_connection_with_a_lower_limit_keeps_it_during_the_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    db = Database()
+    db.execute("SET memory_limit = '100MB'")
+    monkeypatch.setenv(BULK_MEMORY_ENV, "300MB")
+    with bulk_memory(db):
+        assert db.scalar("SELECT current_setting('memory_limit')") == "95.3 MiB"
+    assert db.scalar("SELECT current_setting('memory_limit')") == "95.3 MiB"
+    db.close()
+
+
 def test_a_cap_duckdb_cannot_read_is_refused_with_the_variable_named(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

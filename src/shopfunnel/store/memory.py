@@ -4,6 +4,7 @@ memory handed back to the system (ADR 0162, ADR 0172)."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,15 +32,21 @@ def bulk_memory(db: Database) -> Iterator[None]:
     with DuckDB's memory capped at :func:`bulk_memory_limit`: its hash tables and sorts
     spill to the store's temporary directory (``<store>.tmp``) instead of growing with
     the events. DuckDB's default cap is 80% of the machine's RAM, which let a 100M-event
-    load reach 9.3 GB. The earlier cap is restored after the block."""
+    load reach 9.3 GB. The earlier cap is restored after the block; a connection whose
+    cap is already lower (a :class:`~shopfunnel.funnel.engine.LocalEngine` given
+    ``memory_limit``) keeps it."""
     old = str(db.scalar("SELECT current_setting('memory_limit')"))
     limit = bulk_memory_limit()
-    try:
-        db.execute(f"SET memory_limit = {quote_literal(limit)}")
-    except duckdb.Error as exc:
-        raise StoreError(
-            f"{BULK_MEMORY_ENV}={limit!r} is not a memory size DuckDB reads: use e.g. 2GB"
-        ) from exc
+    lower = _size(old) <= _requested(limit)
+    if lower:  # a lower limit (LocalEngine's) is kept as it is
+        limit = old
+    else:
+        try:
+            db.execute(f"SET memory_limit = {quote_literal(limit)}")
+        except duckdb.Error as exc:
+            raise StoreError(
+                f"{BULK_MEMORY_ENV}={limit!r} is not a memory size DuckDB reads: use e.g. 2GB"
+            ) from exc
     try:
         yield
     except duckdb.OutOfMemoryException as exc:
@@ -50,7 +57,8 @@ def bulk_memory(db: Database) -> Iterator[None]:
         ) from exc
     finally:
         release_cached_blocks(db)
-        _restore(db, old)
+        if not lower:
+            _restore(db, old)
 
 
 def release_cached_blocks(db: Database) -> None:
@@ -77,6 +85,32 @@ def _restore(db: Database, old: str) -> None:
     db.execute("RESET memory_limit")
     if str(db.scalar("SELECT current_setting('memory_limit')")) != old:
         db.execute(f"SET memory_limit = {quote_literal(old)}")
+
+
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
+
+
+def _size(shown: str) -> float:
+    """Bytes of a limit as DuckDB shows it (``18.8 GiB``); unbounded when unreadable."""
+    number, _, unit = shown.strip().partition(" ")
+    try:
+        return float(number) * _UNITS[unit.strip()]
+    except (ValueError, KeyError):
+        return float("inf")
+
+
+_DECIMAL = {"": 1, "b": 1, "bytes": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12}
+_BINARY = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _requested(limit: str) -> float:
+    """Bytes of a limit as a person writes it for DuckDB (``2GB`` is 2·10^9 bytes, ``2GiB``
+    2·2^30); zero when unreadable here (DuckDB then reads it, or refuses it)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", limit)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in {**_DECIMAL, **_BINARY}:
+        return 0.0
+    return float(match.group(1)) * {**_DECIMAL, **_BINARY}[unit]
 
 
 _TRIM: list[Any] = []
