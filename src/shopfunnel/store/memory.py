@@ -61,18 +61,24 @@ def bulk_memory(db: Database) -> Iterator[None]:
             _restore(db, old)
 
 
+# What DuckDB may keep while its cached blocks are evicted. The limit is global to the
+# database, and another thread's query (the report's background diagnosis) runs under it
+# meanwhile: at 1MB such a query failed; at 256MB it spills, as under any cap.
+RELEASE_FLOOR = "256MB"
+
+
 def release_cached_blocks(db: Database) -> None:
     """Make DuckDB drop the blocks of the store file it keeps after a scan. Its buffer
     pool keeps every block a query read until the memory limit presses (at 100M events, a
     scan of the purchases left 1.7 GB of blocks in a process that then placed 14.5 million
-    persons); briefly lowering the limit evicts them, and the next query reads what it
+    persons); briefly lowering the limit (to :data:`RELEASE_FLOOR`) evicts them, and the next query reads what it
     needs from the file again. Only for a store file: an in-memory store's tables are
     blocks too, and evicting them would write them to temporary files."""
     if db.path == ":memory:":
         return
     old = str(db.scalar("SELECT current_setting('memory_limit')"))
     try:
-        db.execute("SET memory_limit = '1MB'")
+        db.execute(f"SET memory_limit = {quote_literal(RELEASE_FLOOR)}")
     except duckdb.Error:
         pass  # blocks in use (a registered table): keep what cannot be evicted
     finally:
