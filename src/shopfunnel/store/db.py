@@ -139,4 +139,3 @@ def hash_threads(db: Database, at_least: int = 4) -> Iterator[None]:
         yield
     finally:
         db.execute(f"SET threads = {threads}")
-
