@@ -4,7 +4,16 @@
         [--commands funnel,stages,...]
 
 ``demo`` (a fresh store generated, loaded and analysed: ``demo --events N --fresh``) runs
-only when named in ``--commands``.
+only when named in ``--commands``, and so do the one-time steps after a load (ADR 0172),
+each timed on a store of its own in ``benchmarks/data/out_<size>/fresh.duckdb``:
+
+* ``ingest``: ``shopfunnel ingest`` of the sample's Parquet file into an empty store;
+* ``first funnel``: the first funnel after the load, which builds the sorted timeline;
+* ``first stages``: the first ``stages`` after it, which builds the person index and the
+  purchases kept beside the timeline.
+
+Each run of these starts from the state before the step (the store deleted, the timeline
+deleted, the index and caches deleted: untimed), and they have no untimed warm-up run.
 
 For each size it builds (or reuses, from ``benchmarks/data/``, git-ignored) a sample store:
 ``shopfunnel sample --events N --seed 1`` into Parquet, ``shopfunnel ingest`` into a DuckDB
@@ -29,6 +38,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,7 +54,8 @@ SIZES = {"1m": 1_000_000, "10m": 10_000_000, "30m": 30_000_000, "100m": 100_000_
 STEPS = "view_item,add_to_cart,begin_checkout,add_payment_info,purchase"
 # the sample store spans 2024-01-01 to 2024-04-29 at every size: its last 30 days
 FLOW = ("2024-03-30", "2024-04-29")
-OPT_IN = {"demo"}
+ONE_TIME = ("ingest", "first funnel", "first stages")
+OPT_IN = {"demo", *ONE_TIME}
 PY = sys.executable
 SF = [PY, "-m", "shopfunnel"]
 
@@ -70,19 +81,26 @@ def commands(db: Path, parquet: Path, out: Path, events: int) -> dict[str, list[
         "diagnose": [*SF, "diagnose", *d],
         "flow": [*SF, "flow", *d, "--from", FLOW[0], "--to", FLOW[1]],
         "report": [*SF, "report", *d, "-o", str(out / "report.html")],
+        # opt-in (--commands ...): the one-time steps, on a fresh store (see prepare())
+        "ingest": [*SF, "ingest", str(parquet), "--db", str(out / "fresh.duckdb")],
+        "first funnel": [*SF, "funnel", "--db", str(out / "fresh.duckdb"), "--steps", STEPS,
+                         "--format", "json"],
+        "first stages": [*SF, "stages", "--db", str(out / "fresh.duckdb")],
         # opt-in (--commands demo): generates, loads and analyses a fresh store of that size
         "demo": [*SF, "demo", "--db", str(out / "demo.duckdb"), "--events", str(events),
                  "--fresh", "--report", str(out / "demo.html")],
     }
 
 
-def build(size: str) -> tuple[Path, Path]:
+def build(size: str, *, store: bool = True) -> tuple[Path, Path]:
     DATA.mkdir(parents=True, exist_ok=True)
     parquet = DATA / f"sample_{size}.parquet"
     db = DATA / f"store_{size}.duckdb"
     if not parquet.exists():
         subprocess.run([*SF, "sample", "--events", str(SIZES[size]), "--seed", "1", "--out", str(parquet)],
                        check=True, stdout=subprocess.DEVNULL)
+    if not store:  # only one-time steps asked for: they make their own store
+        return db, parquet
     if not db.exists():
         subprocess.run([*SF, "ingest", str(parquet), "--db", str(db)], check=True,
                        stdout=subprocess.DEVNULL)
@@ -97,6 +115,27 @@ def build(size: str) -> tuple[Path, Path]:
 # shopfunnel's sources again: about 0.15 s), and one untimed run before the timed ones
 # writes that bytecode and numba's kernel cache, as any earlier call would have.
 USER_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def prepare(name: str, argvs: dict[str, list[str]], out: Path) -> None:
+    """Put the fresh store in the state before the one-time step ``name`` (untimed)."""
+    fresh = out / "fresh.duckdb"
+    folder = Path(f"{fresh}.timeline")
+    if name == "ingest":
+        for path in (fresh, Path(f"{fresh}.wal"), folder, Path(f"{fresh}.tmp")):
+            if path.is_dir():
+                shutil.rmtree(path)
+            path.unlink(missing_ok=True)
+        return
+    if not fresh.exists():
+        subprocess.run(argvs["ingest"], check=True, stdout=subprocess.DEVNULL)
+    if name == "first funnel":
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    if not folder.is_dir():
+        subprocess.run(argvs["first funnel"], check=True, stdout=subprocess.DEVNULL)
+    for kept in folder.glob("*.arrow"):  # the person index and the caches of one scan
+        kept.unlink()
 
 
 def timed(argv: list[str]) -> tuple[float, float, float, int]:
@@ -124,18 +163,22 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     rows = []
+    wanted = [c.strip() for c in args.commands.split(",") if c.strip()]
     for size in args.sizes:
-        db, parquet = build(size)
+        db, parquet = build(size, store=not wanted or any(c not in ONE_TIME for c in wanted))
         out = DATA / f"out_{size}"
         out.mkdir(exist_ok=True)
-        wanted = [c.strip() for c in args.commands.split(",") if c.strip()]
-        for name, argv in commands(db, parquet, out, SIZES[size]).items():
+        argvs = commands(db, parquet, out, SIZES[size])
+        for name, argv in argvs.items():
             if (wanted and name not in wanted) or (not wanted and name in OPT_IN):
                 continue
             walls, cpus, peaks, failed = [], [], [], False
-            timed(argv)  # untimed: bytecode and kernel caches, as after any earlier call
+            if name not in ONE_TIME:
+                timed(argv)  # untimed: bytecode and kernel caches, as after any earlier call
             load = os.getloadavg()[0]
             for _ in range(args.runs):
+                if name in ONE_TIME:
+                    prepare(name, argvs, out)
                 wall, cpu, peak, code = timed(argv)
                 failed |= code != 0
                 walls.append(wall)
@@ -164,7 +207,8 @@ def write(rows: list[tuple], args: argparse.Namespace, commit: str, env_note: st
         f"{when} UTC, commit {commit}; {cpu_name()}, {os.cpu_count()} cores, {ram_gib():.0f} GiB; "
         f"Python {sys.version.split()[0]}; {env_note}.",
         f"`PYTHONPATH=src python benchmarks/commands_bench.py {' '.join(args.sizes)} --runs {args.runs}"
-        f" --label {args.label}`",
+        + (f" --commands '{args.commands}'" if args.commands else "")
+        + f" --label {args.label}`",
         "",
         "| events | command | median s | range s | CPU s | peak RSS MiB | load |",
         "|---|---|---:|---:|---:|---:|---:|",

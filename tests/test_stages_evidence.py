@@ -323,3 +323,19 @@ def test_transitions_and_flow_match_the_pandas_alignment(rows, first, later, loo
     flow = stage_flow(s, t0, t1, model=MODEL, lookback=lookback)
     assert flow.to_numpy().tolist() == matrix.to_numpy().tolist()
     assert list(flow.index) == list(flow.columns) == states
+
+
+def test_the_persons_listed_by_sql_and_by_the_index_are_the_same_ids_in_the_same_order(
+    tmp_path: Path,
+) -> None:
+    """RFM lists prospects in this order: it must not change with the path that gave it."""
+    db = str(tmp_path / "s.duckdb")
+    with Store(db) as s:
+        rows = [(f"p{(i * 7919) % 61}", i, "page_view") for i in range(120)]
+        s.load(log(*rows, ("Zed", 200, "view_item"), ("ä-1", 201, "view_item")))
+        by_sql = summary.person_ids(s)["person_id"].tolist()  # no index yet
+        assert person_index.of_store(s, build=False) is None
+        placement(s, model=Model())  # builds the index
+        assert person_index.of_store(s, build=False) is not None
+        assert summary.person_ids(s)["person_id"].tolist() == by_sql
+        assert by_sql == sorted(by_sql, key=lambda x: x.encode())  # bytewise, as DuckDB sorts

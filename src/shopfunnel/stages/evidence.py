@@ -41,6 +41,7 @@ from shopfunnel.model import Model
 from shopfunnel.store import person_index
 from shopfunnel.store import timeline as timeline_store
 from shopfunnel.store.db import quote_ident
+from shopfunnel.store.memory import give_back_memory
 from shopfunnel.store.store import Store
 from shopfunnel.store.timeline import Timeline, chunks
 
@@ -370,25 +371,6 @@ def _join(parts: list[tuple[np.ndarray, ...] | None], n_stages: int) -> tuple[np
         del part
         give_back_memory()
     return tuple(out)
-
-
-_TRIM: list[Any] = []
-
-
-def give_back_memory() -> None:
-    """Hand memory freed by the process back to the system (glibc's ``malloc_trim``; a
-    no-op elsewhere). The chunks' tables are allocated in the worker threads' malloc
-    arenas, which keep freed memory for reuse: without this, a joined period's copy would
-    come on top of its chunks' memory (at 100M events, half a gigabyte of peak)."""
-    if not _TRIM:
-        import ctypes
-
-        try:
-            _TRIM.append(ctypes.CDLL(None).malloc_trim)
-        except (AttributeError, OSError):  # not glibc
-            _TRIM.append(None)
-    if _TRIM[0] is not None:
-        _TRIM[0](0)
 
 
 def _first_channels(store: Store, ids: pa.Array, end: datetime) -> list[Any]:

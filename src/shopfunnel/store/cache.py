@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from shopfunnel.store.memory import bulk_memory
 from shopfunnel.store.timeline import folder_for, store_key, writable
 
 
@@ -45,7 +46,8 @@ def query(store: Any, name: str, sql: str) -> pa.Table:
     found = read_keyed(path, key)
     if found is not None:
         return found.replace_schema_metadata(None)
-    table = store.db.arrow(sql)
+    with bulk_memory(store.db):  # a scan of every event, once per change of them
+        table = store.db.arrow(sql)
     if writable(folder):
         write_keyed(path, key, table)
     return table

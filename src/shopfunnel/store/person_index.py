@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from shopfunnel.store import cache
+from shopfunnel.store.memory import bulk_memory, give_back_memory
 from shopfunnel.store.timeline import folder_for, store_key, writable
 
 FILE = "person_ids.arrow"
@@ -96,10 +97,11 @@ def _make(key: str, table: pa.Table) -> PersonIndex | None:
 
 
 def _query(db: Any) -> pa.Table:
-    return db.arrow(
-        "SELECT hash(person_id) AS h, person_id FROM (SELECT DISTINCT person_id FROM events "
-        "WHERE person_id IS NOT NULL AND ts IS NOT NULL) ORDER BY person_id"
-    )
+    with bulk_memory(db):
+        return db.arrow(
+            "SELECT hash(person_id) AS h, person_id FROM (SELECT DISTINCT person_id FROM events "
+            "WHERE person_id IS NOT NULL AND ts IS NOT NULL) ORDER BY person_id"
+        )
 
 
 _CACHE: weakref.WeakKeyDictionary[Any, PersonIndex | None] = weakref.WeakKeyDictionary()
@@ -126,6 +128,14 @@ def of_store(store: Any, *, build: bool = True) -> PersonIndex | None:
         index = _make(key, _query(store.db))
     if save and index is not None and folder is not None and folder.is_dir() and writable(folder):
         _save(folder / FILE, key, _layout(index))
+        # read back mapped, and the built columns freed: the command that asked for the
+        # index then holds it as a warm one does, not in anonymous memory (at 100M events
+        # the built index and what DuckDB freed making it were gigabytes of its peak)
+        saved = _open(folder / FILE, key)
+        if saved is not None:
+            index = saved
+            give_back_memory()
+            pa.default_memory_pool().release_unused()  # Arrow's pool keeps freed pages too
     _CACHE[store] = index
     return index
 

@@ -15,6 +15,7 @@ from shopfunnel.store import schema
 from shopfunnel.store.channels import channel_sql
 from shopfunnel.store.checks import FirstLoadRefused, guarded_typed_cte, typed_expr
 from shopfunnel.store.db import Database, hash_threads, quote_ident
+from shopfunnel.store.memory import bulk_memory
 from shopfunnel.store.staged import LINE, LoadResult, Staged
 
 if TYPE_CHECKING:
@@ -165,6 +166,8 @@ def first_load(
             if not added or unique < added:
                 raise FirstLoadRefused
             store._bump_generation()
+    except duckdb.OutOfMemoryException:
+        raise  # not a row the general path treats: it would need the memory too
     except (FirstLoadRefused, duckdb.Error):
         return None
     finally:
@@ -252,42 +255,43 @@ def load_blocks(
     added = 0
     types: dict[str, str] | None = None
     try:
-        for table in blocks:
-            if not table.num_rows:
-                continue
-            db.register("__blk", table)
-            try:
-                # a transaction per table: DuckDB holds a table's Arrow buffers until
-                # its transaction ends (one transaction for 10M rows peaked at 3.6 GiB)
-                with db.transaction():
-                    db.execute(
-                        f"CREATE OR REPLACE TEMP VIEW __src AS SELECT *, 0 AS {LINE} FROM __blk"
-                    )
-                    if types is None:
-                        described = db.rows("DESCRIBE SELECT * FROM __blk")
-                        types = {name: typ for name, typ, *_ in described}
-                    typed = {c: typed_expr(c, types[c]) for c in types}
-                    _insert_first(
-                        db,
-                        list(types),
-                        types,
-                        typed,
-                        store.session_timeout_seconds,
-                        replace_ids=False,
-                    )
-            finally:
-                db.execute("DROP VIEW IF EXISTS __src")
-                db.execute("DROP TABLE IF EXISTS __ids")
-                db.unregister("__blk")
-            added += table.num_rows
-            if loaded is not None:
-                loaded(added)
-        if not added:
-            raise InputError(f"{source}: no rows to load (the source is empty)")
-        with hash_threads(db):
-            unique = db.scalar("SELECT count(DISTINCT event_id) FROM events")
-        if unique < added:
-            raise InputError(f"{source}: {added - unique:,} repeated event id(s)")
+        with bulk_memory(db):  # DuckDB's share capped, as any load's (ADR 0172)
+            for table in blocks:
+                if not table.num_rows:
+                    continue
+                db.register("__blk", table)
+                try:
+                    # a transaction per table: DuckDB holds a table's Arrow buffers until
+                    # its transaction ends (one transaction for 10M rows peaked at 3.6 GiB)
+                    with db.transaction():
+                        db.execute(
+                            f"CREATE OR REPLACE TEMP VIEW __src AS SELECT *, 0 AS {LINE} FROM __blk"
+                        )
+                        if types is None:
+                            described = db.rows("DESCRIBE SELECT * FROM __blk")
+                            types = {name: typ for name, typ, *_ in described}
+                        typed = {c: typed_expr(c, types[c]) for c in types}
+                        _insert_first(
+                            db,
+                            list(types),
+                            types,
+                            typed,
+                            store.session_timeout_seconds,
+                            replace_ids=False,
+                        )
+                finally:
+                    db.execute("DROP VIEW IF EXISTS __src")
+                    db.execute("DROP TABLE IF EXISTS __ids")
+                    db.unregister("__blk")
+                added += table.num_rows
+                if loaded is not None:
+                    loaded(added)
+            if not added:
+                raise InputError(f"{source}: no rows to load (the source is empty)")
+            with hash_threads(db):
+                unique = db.scalar("SELECT count(DISTINCT event_id) FROM events")
+            if unique < added:
+                raise InputError(f"{source}: {added - unique:,} repeated event id(s)")
         store._bump_generation()
     except BaseException as exc:
         # the store was empty: empty it again, so nothing is left half-written

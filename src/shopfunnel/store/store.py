@@ -38,6 +38,7 @@ from shopfunnel.store import schema
 from shopfunnel.store.checks import checks_of, describe_rejects, typed_expr
 from shopfunnel.store.db import Database, hash_threads, quote_ident
 from shopfunnel.store.identities import stitch
+from shopfunnel.store.memory import bulk_memory
 from shopfunnel.store.prepare import first_load, prepare_sql
 from shopfunnel.store.staged import LINE, LoadResult, OnError, Staged
 from shopfunnel.store.timeline import store_key
@@ -173,7 +174,8 @@ class Store:
             db.register("__src_obj", staged.table)
             db.execute("CREATE OR REPLACE TEMP VIEW __src AS SELECT * FROM __src_obj")
         try:
-            return self._load_src(staged, on_error, note)
+            with bulk_memory(db):
+                return self._load_src(staged, on_error, note)
         finally:
             db.execute("DROP VIEW IF EXISTS __src")
             if staged.sql is None:

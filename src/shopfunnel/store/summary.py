@@ -154,8 +154,9 @@ def orders(store: Store) -> pd.DataFrame:
 
 
 def person_ids(store: Store) -> pd.DataFrame:
-    """Every person (``person_id``) with at least one event: from the person index beside
-    the store's timeline when it is current (sorted by id), else by SQL (in no order)."""
+    """Every person (``person_id``) with at least one event, sorted by id: from the person
+    index beside the store's timeline when it is current, else by SQL (the same ids in the
+    same order, so a listing built on them does not change with the path)."""
     import pandas as pd
 
     from shopfunnel.store import person_index
@@ -163,7 +164,10 @@ def person_ids(store: Store) -> pd.DataFrame:
     index = person_index.of_store(store, build=False)
     if index is not None and len(index):
         return pd.DataFrame({"person_id": index.ids.to_pandas()})
-    return store.db.df("SELECT DISTINCT person_id FROM events")
+    return store.db.df(
+        "SELECT DISTINCT person_id FROM events WHERE person_id IS NOT NULL "
+        "AND ts IS NOT NULL ORDER BY person_id"
+    )
 
 
 def recent_events(store: Store, limit: int) -> pd.DataFrame:

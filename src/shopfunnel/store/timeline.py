@@ -48,6 +48,7 @@ import numpy as np
 import pyarrow as pa
 
 from shopfunnel.store.db import Database, quote_ident
+from shopfunnel.store.memory import bulk_memory
 
 DIMENSIONS = ("channel", "device", "country", "utm_source", "utm_medium", "utm_campaign")
 MAX_CODES = 32_000
@@ -245,7 +246,22 @@ def build(
     the event names and breakdown values, then one query that codes them (joins with
     the small dictionaries), hashes the ids and sorts fixed-width rows by (person, time).
     With ``folder``, the columns are written there as the sorted batches come (memory
-    stays at one batch) and the saved timeline is returned memory-mapped."""
+    stays at one batch) and the saved timeline is returned memory-mapped. DuckDB's
+    share of the build (the scans, the session check, the sort) runs within
+    :func:`~shopfunnel.store.db.bulk_memory`'s cap, spilling past it."""
+    with bulk_memory(db):
+        return _build(db, relation, person, columns, key, folder=folder)
+
+
+def _build(
+    db: Database,
+    relation: str,
+    person: str,
+    columns: dict[str, str],
+    key: str,
+    *,
+    folder: Path | None,
+) -> Timeline:
     has_session = "session_id" in columns
     where = f"{person} IS NOT NULL AND ts IS NOT NULL"
     coded = ["event", *(d for d in DIMENSIONS if d in columns)]
