@@ -89,3 +89,18 @@ def test_the_cache_dir_follows_the_environment(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("SHOPFUNNEL_SPARK_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert spark_cache.default_cache_dir() == tmp_path / "shopfunnel" / "spark"
+
+
+def test_the_clear_command_empties_the_cache_dir(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from shopfunnel.cli.application import app
+
+    (tmp_path / "abc").mkdir()
+    (tmp_path / "abc" / "_SUCCESS").write_text("")
+    result = CliRunner().invoke(app, ["spark-cache", "clear", "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "deleted 1 prepared-events entry" in result.output
+    assert list(tmp_path.iterdir()) == []
+    shown = CliRunner().invoke(app, ["spark-cache", "path"], env={"SHOPFUNNEL_SPARK_CACHE": "off"})
+    assert shown.output.strip() == "off"
