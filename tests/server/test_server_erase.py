@@ -3,6 +3,7 @@ the spool), links and derived files go, the file is rewritten, and the server go
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from server.kit import ADMIN, WRITE_KEY, LiveServer, basic
@@ -27,11 +28,20 @@ def batch(person: str, n: int, start: int = 0) -> dict:
 
 
 def files_containing(folder: Path, needle: str) -> list[str]:
-    return [
-        str(p)
-        for p in folder.rglob("*")
-        if p.is_file() and needle.encode() in p.read_bytes().lower()
-    ]
+    """Files under ``folder`` whose bytes hold ``needle``. The server writes files beside the
+    store while it runs (a timeline built in a temporary folder, then renamed): one that
+    vanishes during the walk held nothing that stays."""
+    found = []
+    for root, _, names in os.walk(folder):  # a folder gone during the walk is skipped
+        for name in names:
+            path = Path(root) / name
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            if needle.encode() in data.lower():
+                found.append(str(path))
+    return found
 
 
 def test_deleting_a_person_through_the_api_leaves_no_trace_and_the_server_goes_on(tmp_path) -> None:
