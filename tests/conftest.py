@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -14,6 +15,10 @@ from hypothesis import settings
 # and would keep 80 for every later test, whatever width a test asks for. Tests that care
 # set COLUMNS themselves (CliRunner's env, monkeypatch).
 os.environ.pop("COLUMNS", None)
+# Spark commands keep prepared events in a cache dir: never the user's own in tests
+os.environ.setdefault(
+    "SHOPFUNNEL_SPARK_CACHE", tempfile.mkdtemp(prefix="shopfunnel-spark-cache-")
+)
 
 from shopfunnel.store.store import Store  # noqa: E402
 

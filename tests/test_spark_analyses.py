@@ -16,7 +16,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -26,7 +25,6 @@ from shopfunnel.customers import retention as ret
 from shopfunnel.customers.rfm import rfm_group_summary, rfm_table
 from shopfunnel.funnel.api import funnel
 from shopfunnel.funnel.syntax import Step
-from shopfunnel.sample import generate_sample
 from shopfunnel.stages.placement import placement
 from shopfunnel.stages.summary import stage_flow, stage_summary
 from shopfunnel.store.store import Store
@@ -36,6 +34,7 @@ pytest.importorskip("pyspark")
 
 from shopfunnel.funnel.spark import SparkEngine  # noqa: E402
 from shopfunnel.store.spark import SparkEvents  # noqa: E402
+from spark_samples import raw_and_store  # noqa: E402
 from test_spark_store_rules import raw_log  # noqa: E402
 
 pytestmark = [
@@ -48,17 +47,8 @@ pytestmark = [
 def sample(spark, tmp_path_factory):
     """The sample store's raw file, the DuckDB store loaded from it (on disk, for the
     command line) and the same file on Spark."""
-    folder = tmp_path_factory.mktemp("spark_analyses")
-    path = folder / "sample.parquet"
-    pq.write_table(generate_sample(25_000, seed=5), path)
-    db = folder / "sample.duckdb"
-    with Store(str(db)) as store:
-        store.load(str(path))
-    store = Store(str(db), read_only=True)
-    events = SparkEvents(str(path), spark=spark)
-    yield str(path), str(db), store, events
-    store.close()
-    events.df.unpersist()
+    with raw_and_store(spark, tmp_path_factory.mktemp("spark_analyses"), 25_000, seed=5) as made:
+        yield made
 
 
 def assert_same(got: pd.DataFrame, expected: pd.DataFrame, **kwargs) -> None:

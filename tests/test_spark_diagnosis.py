@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import json
 
-import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from shopfunnel.diagnosis.diagnose import diagnose
-from shopfunnel.sample import generate_sample
 from shopfunnel.store.store import Store
 
 pytest.importorskip("pyspark")
 
-from shopfunnel.store.spark import SparkEvents  # noqa: E402
+from spark_samples import raw_and_store  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,
@@ -34,14 +32,8 @@ pytestmark = [
 def sample(spark, tmp_path_factory):
     """The sample store's raw file, the DuckDB store loaded from it, the file on Spark."""
     folder = tmp_path_factory.mktemp("spark_diagnosis")
-    path = folder / "sample.parquet"
-    pq.write_table(generate_sample(40_000, seed=11), path)
-    db = folder / "sample.duckdb"
-    with Store(str(db)) as store:
-        store.load(str(path))
-    events = SparkEvents(str(path), spark=spark)
-    yield str(path), str(db), events
-    events.close()
+    with raw_and_store(spark, folder, 40_000, seed=11) as (path, db, _store, events):
+        yield path, db, events
 
 
 def rounded(data: object) -> object:

@@ -57,6 +57,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "audience": ("audiences", "Saved audiences: who to reach, defined once, kept fresh."),
     "ingest": ("data", "Load event files into the store."),
+    "spark-cache": (
+        "spark_cache",
+        "The events Spark prepared with the store's load rules (persons, sessions, channels), kept as Parquet per source: show where, or clear them.",
+    ),
     "info": (
         "data",
         "What the store holds: events, persons, sessions, orders, date range, events by name and channel.",

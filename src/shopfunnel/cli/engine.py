@@ -5,7 +5,8 @@ Every analysis command takes these three options through :data:`EngineOpt`,
 the DuckDB store of ``--db`` (the default), or the canonical events on Apache Spark
 (``--engine spark`` with ``--events PATH_OR_GLOB`` or ``--table NAME``), where the
 store's load rules (identity stitching, sessions, channels) are applied first so both
-engines count the same persons. The Spark session comes from ``SPARK_REMOTE``,
+engines count the same persons; for ``--events`` they run once per source and the prepared
+events are kept as Parquet (:mod:`shopfunnel.store.spark_cache`). The Spark session comes from ``SPARK_REMOTE``,
 ``spark-submit`` or a local default (:func:`shopfunnel.store.spark.spark_session`;
 docs/spark.md). PySpark is imported only when ``--engine spark`` is chosen.
 """
@@ -83,9 +84,14 @@ def open_source(
             yield store
         return
     from shopfunnel.store.spark import SparkEvents, read_events, spark_session
+    from shopfunnel.store.spark_cache import prepared_events
 
     spark = spark_session()
-    source = SparkEvents(read_events(spark, events=events, table=table))
+    if events is not None and table is None:
+        # the load rules run once per source; later runs read the prepared Parquet
+        source = SparkEvents(prepared_events(spark, events))
+    else:
+        source = SparkEvents(read_events(spark, events=events, table=table))
     _report_heavy(source)
     try:
         yield source

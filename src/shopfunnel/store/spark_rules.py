@@ -64,23 +64,33 @@ def canonical_events(df: DataFrame, *, session_timeout: str | float = "30m") -> 
         if name not in cols:
             df = df.withColumn(name, F.lit(None).cast("string"))
     df = df.withColumn("anonymous_id", F.coalesce("anonymous_id", "user_id"))
+    # the channel rules' value combinations, read from the raw rows (a few columns, one
+    # scan): reading them after the windows below would run duplicates and sessions twice
+    derived = _derived_channels(df)
     df = df.withColumn("__t", micros(df))
     # 2. one row per event id; rows without an id are one event per distinct row
     with_id = df.where(F.col("event_id").isNotNull()).dropDuplicates(["event_id"])
     without_id = df.where(F.col("event_id").isNull()).dropDuplicates()
     df = with_id.unionByName(without_id)
-    # 3. sessions from the inactivity gap, per anonymous id, for rows without one
-    per_anon = Window.partitionBy("anonymous_id", F.col("session_id").isNull()).orderBy("__t")
+    # 3. sessions from the inactivity gap, per anonymous id, for rows without one. Every
+    # window of steps 3 and 5 is keyed by anonymous_id first, so one shuffle by
+    # anonymous_id serves them all (the flag is a column so each window names it alike)
+    df = df.withColumn("__nosess", F.col("session_id").isNull()).repartition("anonymous_id")
+    per_anon = Window.partitionBy("anonymous_id", "__nosess").orderBy("__t")
     new = F.when((F.col("__t") - F.lag("__t").over(per_anon)) <= gap_us, 0).otherwise(1)
     df = df.withColumn("__new", new)
     df = df.withColumn(
         "__sess",
         F.when(
-            F.col("session_id").isNull(),
+            F.col("__nosess"),
             F.sum("__new").over(per_anon.rowsBetween(Window.unboundedPreceding, Window.currentRow)),
         ),
     )
-    first_t = F.min("__t").over(Window.partitionBy("anonymous_id", "__sess"))
+    # 5. identity stitching's link, here while the rows are by anonymous id: the earliest
+    # user_id seen with it (rows without a user_id have a null time, which min_by skips)
+    stitched = F.min_by("user_id", F.when(F.col("user_id").isNotNull(), F.col("__t")))
+    df = df.withColumn("__stitched", stitched.over(Window.partitionBy("anonymous_id")))
+    first_t = F.min("__t").over(Window.partitionBy("anonymous_id", "__nosess", "__sess"))
     df = df.withColumn(
         "session_id",
         F.coalesce(
@@ -88,7 +98,7 @@ def canonical_events(df: DataFrame, *, session_timeout: str | float = "30m") -> 
         ),
     )
     # 4. channels: the session's first event's, given or derived by the store's rules
-    df = _with_derived_channel(df)
+    df = _with_derived_channel(df, derived)
     first_channel = F.first(F.coalesce("channel", "__derived")).over(
         Window.partitionBy("session_id")
         .orderBy("__t")
@@ -96,14 +106,8 @@ def canonical_events(df: DataFrame, *, session_timeout: str | float = "30m") -> 
     )
     df = df.withColumn("channel", F.coalesce(F.col("channel"), first_channel))
     # 5. identity stitching
-    linked = (
-        df.where(F.col("user_id").isNotNull())
-        .groupBy("anonymous_id")
-        .agg(F.min_by("user_id", "__t").alias("__stitched"))
-    )
-    df = df.join(linked, "anonymous_id", "left")
     df = df.withColumn("person_id", F.coalesce("user_id", "__stitched", "anonymous_id"))
-    return df.drop("__t", "__new", "__sess", "__derived", "__stitched", "__key")
+    return df.drop("__t", "__new", "__sess", "__nosess", "__derived", "__stitched", "__key")
 
 
 def micros(df: DataFrame) -> Column:
@@ -129,18 +133,24 @@ def _host(column: str) -> Column:
     return F.when(host == "", F.lit(None)).otherwise(host)
 
 
-def _with_derived_channel(df: DataFrame) -> DataFrame:
-    """Add ``__derived``: the channel the store's rules give each row's UTM values and hosts.
+def _channel_keys(df: DataFrame) -> DataFrame:
+    return df.withColumn("__ref_host", _host("referrer")).withColumn("__page_host", _host("page"))
+
+
+KEYS = [*UTM, "__ref_host", "__page_host"]
+
+
+def _derived_channels(df: DataFrame) -> DataFrame:
+    """The store's channel for each distinct (UTM values, referrer host, page host) of
+    ``df``: a small table (``__derived``), to broadcast.
 
     The rules run in DuckDB (:func:`shopfunnel.store.channels.channel_sql`) over the
     distinct value combinations, which are few (campaign × source × medium × host), and
-    come back to Spark as a small table joined on those values."""
+    come back to Spark as a small table joined on those values. A combination only a
+    dropped duplicate has is harmless: nothing joins to it."""
     import duckdb
-    from pyspark.sql import functions as F
 
-    keys = [*UTM, "__ref_host", "__page_host"]
-    df = df.withColumn("__ref_host", _host("referrer")).withColumn("__page_host", _host("page"))
-    combos = df.select(*keys).distinct().toArrow()
+    combos = _channel_keys(df).select(*KEYS).distinct().toArrow()
     con = duckdb.connect()
     try:
         con.register("combos", combos)
@@ -150,9 +160,16 @@ def _with_derived_channel(df: DataFrame) -> DataFrame:
         ).to_arrow_table()
     finally:
         con.close()
-    spark = df.sparkSession
-    table = spark.createDataFrame(derived)
-    cond = [df[k].eqNullSafe(table[k]) for k in keys]
+    return df.sparkSession.createDataFrame(derived)
+
+
+def _with_derived_channel(df: DataFrame, table: DataFrame) -> DataFrame:
+    """Add ``__derived``: the channel the store's rules give each row's UTM values and
+    hosts, from :func:`_derived_channels`' table."""
+    from pyspark.sql import functions as F
+
+    df = _channel_keys(df)
+    cond = [df[k].eqNullSafe(table[k]) for k in KEYS]
     joined = df.join(F.broadcast(table), cond, "left")
     return joined.select(
         *[df[c] for c in df.columns if c not in ("__ref_host", "__page_host")], table["__derived"]
