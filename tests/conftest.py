@@ -16,9 +16,7 @@ from hypothesis import settings
 # set COLUMNS themselves (CliRunner's env, monkeypatch).
 os.environ.pop("COLUMNS", None)
 # Spark commands keep prepared events in a cache dir: never the user's own in tests
-os.environ.setdefault(
-    "SHOPFUNNEL_SPARK_CACHE", tempfile.mkdtemp(prefix="shopfunnel-spark-cache-")
-)
+os.environ.setdefault("SHOPFUNNEL_SPARK_CACHE", tempfile.mkdtemp(prefix="shopfunnel-spark-cache-"))
 
 from shopfunnel.store.store import Store  # noqa: E402
 
