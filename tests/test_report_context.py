@@ -353,3 +353,24 @@ def test_a_report_right_after_a_load_sorts_the_events_before_the_diagnosis_start
     build_module.build_sections(shop, progress=steps.append)
     assert seen == [True]
     assert steps[0] == "sorting the events (once per load)"
+
+
+def test_past_the_size_limit_the_diagnosis_runs_in_its_turn_with_the_same_page(
+    shop, monkeypatch
+) -> None:
+    """A large store's report computes the diagnosis in order, not beside the other
+    sections (memory); the page is the same."""
+    started = []
+    real_start = Context.start
+
+    def spy(self, key, compute):
+        started.append(key)
+        return real_start(self, key, compute)
+
+    monkeypatch.setattr(Context, "start", spy)
+    beside = build_module.build_sections(shop)
+    assert started == ["diagnosis"]
+    monkeypatch.setattr(build_module, "BACKGROUND_DIAGNOSIS_MAX_EVENTS", 10)
+    in_turn = build_module.build_sections(shop)
+    assert started == ["diagnosis"]  # not started the second time
+    assert _page(in_turn) == _page(beside)
