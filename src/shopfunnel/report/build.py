@@ -288,9 +288,7 @@ def build_sections(
     )
     plan = list(PLAN)
     done: dict[str, tuple[Section | None, float, str | None]] = {}
-    if progress is not None and not _timeline_ready(store):
-        progress("sorting the events (once per load)")
-    ready_timeline(store)
+    ready_timeline(store, progress)
     with ctx.background():
         if any(sid in SHOW_DIAGNOSIS for sid, _, _ in plan) and _diagnose_beside(store):
             ctx.start_diagnosis()
@@ -324,26 +322,26 @@ def _diagnose_beside(store: Store) -> bool:
     return int(store.db.scalar("SELECT count(*) FROM events")) <= BACKGROUND_DIAGNOSIS_MAX_EVENTS
 
 
-def _timeline_ready(store: Store) -> bool:
-    from shopfunnel.store import timeline
-
-    return getattr(store, "on_spark", False) or timeline.is_current(store)
-
-
-def ready_timeline(store: Store) -> None:
+def ready_timeline(store: Store, progress: Progress | None = None) -> None:
     """Build the store's sorted timeline and person index first, when its events changed
-    since they were built (a report right after a load). The funnel and stage sections
-    would build them anyway; built before the diagnosis starts, the diagnosis reads
-    sessions from the timeline instead of grouping every event in SQL, which it does
-    rather than wait for a build (at 10M events just loaded, `diagnose` alone took 11.3 s
-    by SQL and 8.2 s after a funnel had sorted them, on a loaded machine). A store whose
-    timeline cannot be built (more event names than it codes) goes on without one."""
+    since they were built (a report right after a load), saying so through ``progress``.
+    The funnel and stage sections would build them anyway; built before the diagnosis
+    starts, the diagnosis reads sessions from the timeline instead of grouping every event
+    in SQL, which it does rather than wait for a build (at 10M events just loaded,
+    `diagnose` alone took 11.3 s by SQL and 8.2 s after a funnel had sorted them, on a
+    loaded machine). The timeline is built as the funnel builds it (a live delta stays a
+    delta). A store whose timeline cannot be built (more event names than it codes) goes
+    on without one."""
     if getattr(store, "on_spark", False) or not isinstance(store, Store):
         return
     from shopfunnel.store import person_index, timeline
 
+    if timeline.is_current(store):
+        return
+    if progress is not None:
+        progress("sorting the events (once per load)")
     try:
-        timeline.of_store(store)
+        timeline.of_store(store, pieces=True)
     except OSError:
         return
     person_index.of_store(store)
