@@ -248,7 +248,7 @@ def build(
     With ``folder``, the columns are written there as the sorted batches come (memory
     stays at one batch) and the saved timeline is returned memory-mapped. DuckDB's
     share of the build (the scans, the session check, the sort) runs within
-    :func:`~shopfunnel.store.db.bulk_memory`'s cap, spilling past it."""
+    :func:`~shopfunnel.store.memory.bulk_memory`'s cap, spilling past it."""
     with bulk_memory(db):
         return _build(db, relation, person, columns, key, folder=folder)
 
