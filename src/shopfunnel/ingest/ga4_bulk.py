@@ -55,6 +55,19 @@ STRUCTURE = (
     f'"items":[{_ITEM}]}}'
 )
 
+# Mapped params the reference writes as text: held in a number slot, the reference writes the
+# number as Python does, so the row goes to the reference.
+TEXT_PARAMS = (
+    "campaign",
+    "currency",
+    "gclid",
+    "medium",
+    "page_location",
+    "page_referrer",
+    "source",
+    "transaction_id",
+)
+
 # What Python's ``str.strip()`` removes (the reference's blank test): every character
 # ``str.isspace()`` accepts, control separators (\x1c-\x1f) and Unicode spaces included.
 PY_WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
@@ -73,6 +86,11 @@ CREATE OR REPLACE TEMP MACRO ga_float(x) AS
 CREATE OR REPLACE TEMP MACRO ga_int(x) AS
     CASE WHEN ga_float(x) % 1 = 0
          THEN coalesce(TRY_CAST(x AS HUGEINT), TRY_CAST(trim(x, ga_ws()) AS HUGEINT)) END;
+-- an integer written as plain digits (no sign, blank or point) is cast directly; any other
+-- text takes ga_int's way (the same value, e.g. 0012 is 12)
+CREATE OR REPLACE TEMP MACRO ga_int_fast(x) AS
+    CASE WHEN length(x) BETWEEN 1 AND 18 AND ltrim(x, '0123456789') = '' THEN CAST(x AS HUGEINT)
+         ELSE ga_int(x) END;
 CREATE OR REPLACE TEMP MACRO ga_campaign(s, m, c) AS
     CASE WHEN ga_str(s) IS NOT NULL OR ga_str(m) IS NOT NULL
          THEN struct_pack(source := ga_str(s), medium := ga_str(m), campaign := ga_str(c)) END;
@@ -81,7 +99,10 @@ CREATE OR REPLACE TEMP MACRO ga_pv(p) AS
 CREATE OR REPLACE TEMP MACRO ga_pjson(p) AS CASE
     WHEN p.value.string_value IS NOT NULL THEN to_json(p.value.string_value)::VARCHAR
     WHEN p.value.int_value IS NOT NULL
-        THEN coalesce(CAST(ga_int(p.value.int_value) AS VARCHAR), to_json(p.value.int_value)::VARCHAR)
+        THEN CASE WHEN length(p.value.int_value) BETWEEN 1 AND 18 AND ltrim(p.value.int_value, '0123456789') = ''
+                       AND (ascii(p.value.int_value) <> 48 OR p.value.int_value = '0')
+                  THEN p.value.int_value  -- plain digits: the integer's own text
+                  ELSE coalesce(CAST(ga_int(p.value.int_value) AS VARCHAR), to_json(p.value.int_value)::VARCHAR) END
     WHEN p.value.double_value IS NOT NULL
         THEN coalesce(to_json(ga_float(p.value.double_value))::VARCHAR, to_json(p.value.double_value)::VARCHAR)
     ELSE coalesce(to_json(ga_float(p.value.float_value))::VARCHAR, to_json(p.value.float_value)::VARCHAR) END;
@@ -169,6 +190,7 @@ def _run(
         hashed=hashed,
         structure=STRUCTURE.replace("'", "''"),
         mapped=", ".join(f"'{k}'" for k in sorted(mapped)),
+        text_params=", ".join(f"'{k}'" for k in TEXT_PARAMS),
         exposures=", ".join(f"'{k}'" for k in sorted(exposure_names)),
     )
     return con.sql(sql, params=[min_us, max_us, *(params or [])]).to_arrow_table()
@@ -190,68 +212,45 @@ fields AS (
                                coalesce(r.batch_page_id, ''), coalesce(r.batch_ordering_id, ''),
                                coalesce(r.batch_event_index, ''))
                 ELSE md5({hashed}) END AS content,
-           ga_int(r.event_timestamp) AS us,
+           ga_int_fast(r.event_timestamp) AS us,
            ga_str(r.event_name) AS name,
            r.event_params AS ps,
+           list_transform(r.event_params, lambda p: p.key) AS keys,
+           list_transform(r.event_params, lambda p: ga_pv(p)) AS vals,
            list_filter(r.items, lambda i: i IS NOT NULL) AS its,
            ga_str(r.user_pseudo_id) AS pseudo,
            ga_str(r.user_id) AS user_id
     FROM parsed
-),
-keyed AS (
-    SELECT *, list_transform(ps, lambda p: p.key) AS keys, list_transform(ps, lambda p: ga_pv(p)) AS vals
-    FROM fields
-),
-picked AS (
-    SELECT *,
-           ps[list_position(keys, 'ga_session_id')] AS q_session,
-           ps[list_position(keys, 'transaction_id')] AS q_order,
-           ps[list_position(keys, 'value')] AS q_value,
-           ps[list_position(keys, 'currency')] AS q_currency,
-           ps[list_position(keys, 'page_location')] AS q_page,
-           ps[list_position(keys, 'page_referrer')] AS q_referrer,
-           ps[list_position(keys, 'source')] AS q_source,
-           ps[list_position(keys, 'medium')] AS q_medium,
-           ps[list_position(keys, 'campaign')] AS q_campaign,
-           ps[list_position(keys, 'gclid')] AS q_gclid
-    FROM keyed
 ),
 checked AS (
     SELECT *,
         r IS NULL OR content IS NULL OR us IS NULL OR NOT (us >= $1 AND us < $2) OR name IS NULL
         OR name IN ({exposures})
         OR (r.event_params IS NULL AND strpos(raw, '"event_params"') > 0)
-        OR coalesce(list_count(keys) < len(keys), false)
+        -- a param without a key or a value, a key the query keeps out of properties, or a
+        -- text param held in a number slot (the reference writes the number as Python does)
+        OR coalesce(list_bool_or(list_transform(ps, lambda p: p.key IS NULL OR ga_pv(p) IS NULL
+            OR p.key IN ('shipping_value', 'tax_value')
+            OR (p.value.string_value IS NULL AND p.key IN ({text_params})))), false)
         OR coalesce(list_unique(keys) < len(keys), false)
-        OR coalesce(list_has_any(keys, ['shipping_value', 'tax_value']), false)
-        OR coalesce(list_count(vals) < len(vals), false)
-        -- a text param held in a number slot: the reference writes the number as Python does
-        OR coalesce((q_order.value.string_value IS NULL AND q_order.key IS NOT NULL)
-                    OR (q_currency.value.string_value IS NULL AND q_currency.key IS NOT NULL)
-                    OR (q_page.value.string_value IS NULL AND q_page.key IS NOT NULL)
-                    OR (q_referrer.value.string_value IS NULL AND q_referrer.key IS NOT NULL)
-                    OR (q_source.value.string_value IS NULL AND q_source.key IS NOT NULL)
-                    OR (q_medium.value.string_value IS NULL AND q_medium.key IS NOT NULL)
-                    OR (q_campaign.value.string_value IS NULL AND q_campaign.key IS NOT NULL)
-                    OR (q_gclid.value.string_value IS NULL AND q_gclid.key IS NOT NULL), false)
         OR coalesce(list_bool_or(list_transform(its, lambda i: i.item_id IS NULL AND i.item_name IS NULL
             AND i.item_category IS NULL AND i.price IS NULL AND i.quantity IS NULL)), false) AS slow,
-        ga_pv(q_session) AS p_session,
-        ga_pv(q_order) AS p_order,
-        ga_pv(q_value) AS p_value,
-        ga_pv(q_currency) AS p_currency,
-        ga_pv(q_page) AS p_page,
-        ga_pv(q_referrer) AS p_referrer,
-        ga_pv(q_source) AS p_source,
-        ga_pv(q_medium) AS p_medium,
-        ga_pv(q_campaign) AS p_campaign,
-        ga_pv(q_gclid) AS p_gclid
-    FROM picked
+        vals[list_position(keys, 'ga_session_id')] AS p_session,
+        vals[list_position(keys, 'transaction_id')] AS p_order,
+        vals[list_position(keys, 'value')] AS p_value,
+        vals[list_position(keys, 'currency')] AS p_currency,
+        vals[list_position(keys, 'page_location')] AS p_page,
+        vals[list_position(keys, 'page_referrer')] AS p_referrer,
+        vals[list_position(keys, 'source')] AS p_source,
+        vals[list_position(keys, 'medium')] AS p_medium,
+        vals[list_position(keys, 'campaign')] AS p_campaign,
+        vals[list_position(keys, 'gclid')] AS p_gclid
+    FROM fields
 ),
 mapped AS (
     SELECT line, raw, content, slow, us, name, pseudo, user_id, ps, its, r, plain, p_page, p_referrer, p_currency,
         coalesce(pseudo, user_id) AS anon,
-        ga_int(p_session) AS session_number,
+        ga_int_fast(p_session) AS session_number,
         ga_str(p_order) AS param_order,
         ga_str(r.ecommerce.transaction_id) AS ecommerce_order,
         coalesce(ga_float(p_value),
@@ -268,9 +267,9 @@ mapped AS (
                     r.session_traffic_source_last_click.manual_campaign.medium,
                     r.session_traffic_source_last_click.manual_campaign.campaign_name) AS last_click,
         list_concat(
-            list_transform(list_filter(ps, lambda p: p.key NOT IN ({mapped})),
-                           lambda p: CASE WHEN plain THEN '"' || p.key || '": ' || ga_pjson_plain(p)
-                                          ELSE to_json(p.key)::VARCHAR || ': ' || ga_pjson(p) END),
+            [CASE WHEN plain THEN '"' || p.key || '": ' || ga_pjson_plain(p)
+                  ELSE to_json(p.key)::VARCHAR || ': ' || ga_pjson(p) END
+             FOR p IN ps IF p.key NOT IN ({mapped})],
             CASE WHEN r.ecommerce.shipping_value IS NOT NULL
                  THEN ['"shipping_value": ' || coalesce(to_json(ga_float(r.ecommerce.shipping_value))::VARCHAR, 'null')]
                  ELSE [] END,
@@ -298,7 +297,7 @@ SELECT line, content, slow, CASE WHEN slow THEN raw END AS slow_raw,
     CASE WHEN len(its) > 0 THEN list_transform(its, lambda i: struct_pack(
         item_id := ga_str(i.item_id), item_name := ga_str(i.item_name),
         item_category := ga_str(i.item_category), price := ga_float(i.price),
-        quantity := TRY_CAST(ga_int(i.quantity) AS INTEGER))) END AS items,
+        quantity := TRY_CAST(ga_int_fast(i.quantity) AS INTEGER))) END AS items,
     CASE WHEN len(props) > 0 THEN '{{' || array_to_string(props, ', ') || '}}' END AS properties,
     candidate, last_click
 FROM mapped
