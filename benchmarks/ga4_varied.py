@@ -33,7 +33,8 @@ BAD = ['{"event_name": "x"', "[1, 2]", "", "   ", '{"event_timestamp": "soon", "
 
 def drawn_rows(count: int, seed: int) -> list[dict]:
     """``count`` rows from the test suite's random GA4 row strategy (hypothesis)."""
-    from hypothesis import HealthCheck, given, seed as hseed, settings
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as hseed
     from test_ga4_bulk import row  # the test strategy
 
     out: list[dict] = []
