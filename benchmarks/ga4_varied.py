@@ -53,19 +53,42 @@ def drawn_rows(count: int, seed: int) -> list[dict]:
     return out
 
 
-def write_varied(path: Path, rows: int, seed: int = 1) -> None:
-    """Write ``rows`` lines: uniform synthetic rows, drawn rows and bad lines, mixed."""
+def _fits(row: dict, scratch: Path) -> bool:
+    """Whether DuckDB's JSON reader takes the row into the importer's declared columns."""
+    import duckdb
+
+    from shopfunnel.ingest.ga4_bulk import COLUMNS
+
+    scratch.write_text(json.dumps(row) + "\n")
+    try:
+        duckdb.sql(
+            f"SELECT * FROM read_json($1, format = 'newline_delimited', columns = {COLUMNS}, "
+            "auto_detect = false)",
+            params=[str(scratch)],
+        ).fetchall()
+    except duckdb.Error:
+        return False
+    return True
+
+
+def write_varied(path: Path, rows: int, seed: int = 1, *, clean: bool = False) -> None:
+    """Write ``rows`` lines: uniform synthetic rows, drawn rows and bad lines, mixed (no bad
+    or blank lines with ``clean``: a file DuckDB's JSON reader takes whole, docs/adr/0182)."""
     from importers_bench import write_ga4
 
     rng = random.Random(seed)
     uniform = path.with_suffix(".uniform.tmp")
     write_ga4(uniform, rows, rng)
     pool = drawn_rows(2000, seed)
+    if clean:
+        scratch = path.with_suffix(".row.tmp")
+        pool = [r for r in pool if _fits(r, scratch)]
+        scratch.unlink()
     with open(uniform, encoding="utf-8") as src, open(path, "w", encoding="utf-8") as out:
         for i, line in enumerate(src):
-            if i % 5000 == 4999:
+            if i % 5000 == 4999 and not clean:
                 out.write(BAD[(i // 5000) % len(BAD)] + "\n")
-            elif i % 3 == 1:
+            elif i % (10 if clean else 3) == 1:
                 r = dict(pool[i % len(pool)])
                 if i % 9 == 1:  # no identity fields: the line's md5 keys the event
                     for k in (
@@ -92,8 +115,9 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--clean", action="store_true", help="no bad or blank lines")
     args = parser.parse_args()
-    write_varied(args.out, args.rows, args.seed)
+    write_varied(args.out, args.rows, args.seed, clean=args.clean)
 
 
 if __name__ == "__main__":
