@@ -54,9 +54,10 @@ from shopfunnel._time import point_in_time
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model
-from shopfunnel.stages.evidence import PersonFacts, gather, give_back_memory, micros
+from shopfunnel.stages.evidence import gather
 from shopfunnel.stages.gaps import gone_gap_days, store_gap, usual_gap_days
 from shopfunnel.stages.orders import order_rows, order_stats
+from shopfunnel.stages.person_facts import PersonFacts, micros
 from shopfunnel.stages.status import (
     NEVER,
     STATUSES,
@@ -66,6 +67,7 @@ from shopfunnel.stages.status import (
     movements,
     stage_thresholds,
 )
+from shopfunnel.store.memory import give_back_memory
 from shopfunnel.store.store import Store
 
 _US_PER_DAY = 86_400 * 1_000_000
