@@ -72,7 +72,8 @@ __all__ = ["BLOCK_BYTES", "MAPPED_PARAMS", "MAX_US", "MIN_US", "read_ga4", "read
 def read_ga4(path: str | Path) -> Staged:
     """Stage a GA4 BigQuery export (NDJSON or a JSON array, plain or gzipped; Parquet).
 
-    Newline-delimited exports are mapped in DuckDB in one query over the whole file, JSON
+    Newline-delimited exports are mapped in DuckDB in one query over the whole file (a
+    plain one parsed by DuckDB's JSON reader when it reads it exactly, docs/adr/0182), JSON
     arrays (and files DuckDB cannot split into lines exactly) a block of lines at a time
     (:mod:`shopfunnel.ingest.ga4_bulk`); rows the query cannot map exactly, and Parquet
     files, go through the row-by-row reference (:func:`read_ga4_reference`)."""
@@ -195,7 +196,7 @@ def _whole_file(
     return _mapped(str(p), converted, converted.column("slow_raw"), rejects)
 
 
-_RULES: dict[str, Any] = {
+_RULES: ga4_bulk.Rules = {
     "min_us": MIN_US,
     "max_us": MAX_US,
     "mapped": MAPPED_PARAMS,
@@ -258,14 +259,7 @@ def _by_blocks(p: Path) -> Iterator[tuple[pa.Table, pa.Table]]:
         for block in ga4_lines.blocks(p, BLOCK_BYTES):
             yield (
                 block,
-                ga4_bulk.convert_block(
-                    con,
-                    block,
-                    min_us=MIN_US,
-                    max_us=MAX_US,
-                    mapped=MAPPED_PARAMS,
-                    exposure_names=exposures.SOURCE_NAMES,
-                ),
+                ga4_bulk.convert_block(con, block, **_RULES),
             )
     finally:
         con.close()

@@ -1,11 +1,15 @@
 """GA4 export rows → canonical rows in DuckDB: a whole newline-delimited file in one query
-(:func:`convert_file`), or a block of lines at a time (:func:`convert_block`).
+(:func:`convert_json`, DuckDB's JSON reader; :func:`convert_file`, its lines), or a block of
+lines at a time (:func:`convert_block`).
 
 The same mapping as the row-by-row reference in :mod:`shopfunnel.ingest.ga4_rows` (the
 rules are in :mod:`shopfunnel.ingest.ga4`'s docstring), written as one SQL query over raw
 JSON lines. :func:`convert_file` lets DuckDB read the lines itself (``read_csv`` with one
 text column and no quoting, every core, row *i* is line *i + 1*, docs/adr/0147); files it
-cannot split exactly as the block reader does, and JSON arrays, go a block at a time.
+cannot split exactly as the block reader does, and JSON arrays, go a block at a time. A
+plain file is first parsed by ``read_json`` with STRUCTURE's fields as declared columns
+(:func:`convert_json`, about half the parse's CPU, docs/adr/0182) into the same mapping;
+the caller uses it only where it gives the line reader's rows exactly.
 
 1. DuckDB parses each line once (``json_transform`` into the fields the mapping reads:
    ids, names, ``event_params`` and ``items`` as lists of structs, device, geo,
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import TypedDict, Unpack
 
 import duckdb
 import pyarrow as pa
@@ -114,6 +119,16 @@ CREATE OR REPLACE TEMP MACRO ga_pjson_plain(p) AS CASE
 """
 
 
+class Rules(TypedDict):
+    """The importer's rules the query applies: timestamps in [``min_us``, ``max_us``), the
+    params that become columns (``mapped``), the event names of experiment exposures."""
+
+    min_us: int
+    max_us: int
+    mapped: frozenset[str]
+    exposure_names: frozenset[str]
+
+
 def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the mapping's macros."""
     con = duckdb.connect()
@@ -125,11 +140,7 @@ def connect() -> duckdb.DuckDBPyConnection:
 def convert_block(
     con: duckdb.DuckDBPyConnection,
     block: pa.Table,
-    *,
-    min_us: int,
-    max_us: int,
-    mapped: frozenset[str],
-    exposure_names: frozenset[str],
+    **rules: Unpack[Rules],
 ) -> pa.Table:
     """Map a block of lines (``line`` int64, ``raw`` string: the lines, each with its
     newline).
@@ -143,7 +154,7 @@ def convert_block(
     """
     con.register("__ga4_block", block)
     try:
-        return _run(con, "__ga4_block", "raw", min_us, max_us, mapped, exposure_names)
+        return _run(con, "__ga4_block", "raw", rules)
     finally:
         con.unregister("__ga4_block")
 
@@ -153,10 +164,7 @@ def convert_file(
     path: str,
     *,
     gzipped: bool,
-    min_us: int,
-    max_us: int,
-    mapped: frozenset[str],
-    exposure_names: frozenset[str],
+    **rules: Unpack[Rules],
 ) -> pa.Table:
     """Map a whole newline-delimited export in one query, DuckDB reading its lines itself
     (``read_csv`` with one text column and no quoting: every line is one row, in the file's
@@ -168,7 +176,7 @@ def convert_file(
     1 GB): the caller then reads it a block at a time.
     """
     lines = f"(SELECT NULL::BIGINT AS line, raw FROM {_read_lines(gzipped)})"
-    return _run(con, lines, "raw || chr(10)", min_us, max_us, mapped, exposure_names, params=[path])
+    return _run(con, lines, "raw || chr(10)", rules, params=[path])
 
 
 def _ddl(t: object) -> str:
@@ -190,10 +198,7 @@ def convert_json(
     path: str,
     *,
     gzipped: bool,
-    min_us: int,
-    max_us: int,
-    mapped: frozenset[str],
-    exposure_names: frozenset[str],
+    **rules: Unpack[Rules],
 ) -> pa.Table:
     """Map a whole newline-delimited export in one query, DuckDB's JSON reader parsing it
     straight into STRUCTURE's columns (``read_json`` with declared columns, every core:
@@ -213,17 +218,7 @@ def convert_json(
         "auto_detect = false, maximum_object_size = 1000000000, "
         f"compression = '{'gzip' if gzipped else 'none'}') AS j"
     )
-    return _run(
-        con,
-        "",
-        "NULL",
-        min_us,
-        max_us,
-        mapped,
-        exposure_names,
-        params=[path],
-        parsed=parsed,
-    )
+    return _run(con, "", "NULL", rules, params=[path], parsed=parsed)
 
 
 def convert_lines(
@@ -232,10 +227,7 @@ def convert_lines(
     lines: pa.Array,
     *,
     gzipped: bool,
-    min_us: int,
-    max_us: int,
-    mapped: frozenset[str],
-    exposure_names: frozenset[str],
+    **rules: Unpack[Rules],
 ) -> pa.Table:
     """:func:`convert_file`'s rows for only the given ``lines`` (numbers from 1, ascending),
     with ``line`` set; DuckDB reads every line and maps only those."""
@@ -245,9 +237,7 @@ def convert_lines(
             "(SELECT line, raw FROM (SELECT row_number() OVER () AS line, raw FROM "
             f"{_read_lines(gzipped)}) WHERE line IN (SELECT line FROM __ga4_want))"
         )
-        return _run(
-            con, source, "raw || chr(10)", min_us, max_us, mapped, exposure_names, params=[path]
-        )
+        return _run(con, source, "raw || chr(10)", rules, params=[path])
     finally:
         con.unregister("__ga4_want")
 
@@ -266,10 +256,7 @@ def _run(
     con: duckdb.DuckDBPyConnection,
     source: str,
     hashed: str,
-    min_us: int,
-    max_us: int,
-    mapped: frozenset[str],
-    exposure_names: frozenset[str],
+    rules: Rules,
     params: list[object] | None = None,
     parsed: str | None = None,
 ) -> pa.Table:
@@ -277,11 +264,11 @@ def _run(
     sql = _SQL.format(
         parsed=parsed or _LINES_PARSED.format(source=source, structure=structure),
         hashed=hashed,
-        mapped=", ".join(f"'{k}'" for k in sorted(mapped)),
+        mapped=", ".join(f"'{k}'" for k in sorted(rules["mapped"])),
         text_params=", ".join(f"'{k}'" for k in TEXT_PARAMS),
-        exposures=", ".join(f"'{k}'" for k in sorted(exposure_names)),
+        exposures=", ".join(f"'{k}'" for k in sorted(rules["exposure_names"])),
     )
-    return con.sql(sql, params=[min_us, max_us, *(params or [])]).to_arrow_table()
+    return con.sql(sql, params=[rules["min_us"], rules["max_us"], *(params or [])]).to_arrow_table()
 
 
 # The lines' parse: each line (``raw``) as JSON into STRUCTURE; a line that is not an object,
