@@ -168,3 +168,17 @@ def test_random_rows_among_ordinary_ones_stage_as_the_line_reader_stages_them(
 ) -> None:
     path = write(tmp_path / "ga.json", [*ORDINARY[:at], *rows, *ORDINARY[at:]])
     assert_same(read_ga4(path), by_lines(path, monkeypatch))
+
+
+def test_a_file_of_mostly_slow_rows_is_read_by_its_lines_in_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [event("page_view", TS + i) for i in range(6)] + ORDINARY[:2]  # no identity fields
+    path = write(tmp_path / "ga.json", rows)
+    calls: list[str] = []
+    with monkeypatch.context() as m:
+        m.setattr(ga4_bulk, "convert_lines", lambda *a, **k: calls.append("lines") or _no_lines())
+        staged = read_ga4(path)
+    assert calls == []  # not mapped again row by row: the whole file by its lines
+    assert_same(staged, by_lines(path, monkeypatch))
+    assert staged.table.num_rows == len(rows)
