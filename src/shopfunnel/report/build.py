@@ -21,7 +21,7 @@ from shopfunnel.report import context
 from shopfunnel.report import sections as S
 from shopfunnel.report.blocks import Section, unavailable
 from shopfunnel.report.context import Context
-from shopfunnel.store import summary
+from shopfunnel.store import person_index, summary
 from shopfunnel.store.memory import give_back_memory, release_cached_blocks
 from shopfunnel.store.store import Store
 
@@ -373,6 +373,9 @@ def build_sections(
                 progress(title)
             done[sid] = _compute(ctx, sid, title, make)
             if drop_unread(ctx, order[i + 1 :]):
+                if "placements" not in ctx.cache and isinstance(store, Store):
+                    # the placements held the person index; a later reader maps it again
+                    person_index.forget(store)
                 give_back_memory()
             if not beside and isinstance(store, Store) and not getattr(store, "on_spark", False):
                 # nothing runs beside: DuckDB's cached blocks of the store file go too (ADR 0181)
@@ -415,7 +418,7 @@ def ready_timeline(store: Store, progress: Progress | None = None) -> None:
     on without one."""
     if getattr(store, "on_spark", False) or not isinstance(store, Store):
         return
-    from shopfunnel.store import person_index, timeline
+    from shopfunnel.store import timeline
 
     if timeline.is_current(store):
         return
