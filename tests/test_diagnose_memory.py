@@ -53,9 +53,7 @@ def test_the_diagnosis_under_a_tight_cap_equals_the_uncapped_one(shop, monkeypat
     assert _as_json(capped) == _as_json(free)
 
 
-def test_the_cap_holds_while_the_diagnosis_runs_and_the_earlier_limit_comes_back(
-    shop, monkeypatch
-):
+def test_the_cap_holds_while_the_diagnosis_runs_and_the_earlier_limit_comes_back(shop, monkeypatch):
     seen: list[str] = []
     real = diagnose_module.find_incidents
 
