@@ -111,3 +111,18 @@ def test_after_the_stage_sections_the_person_index_is_let_go_and_mapped_again(
         assert again is not None and again is not first
         assert again.key == first.key
         assert list(again.ids.to_pylist()) == list(first.ids.to_pylist())
+
+
+def test_released_to_a_lower_floor_duckdb_keeps_at_most_it_and_the_limit_comes_back(
+    tmp_path,
+) -> None:
+    from shopfunnel.store.memory import release_cached_blocks
+
+    with Store(tmp_path / "shop.duckdb") as s:
+        s.load(shop_events(persons=3000, days=60, seed=5))
+        limit = s.db.scalar("SELECT current_setting('memory_limit')")
+        s.db.rows("SELECT count(DISTINCT person_id), sum(value) FROM events")
+        release_cached_blocks(s.db, floor="4MB")
+        held = s.db.scalar("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")
+        assert held <= 4_000_000
+        assert s.db.scalar("SELECT current_setting('memory_limit')") == limit
