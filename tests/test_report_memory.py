@@ -126,3 +126,10 @@ def test_released_to_a_lower_floor_duckdb_keeps_at_most_it_and_the_limit_comes_b
         held = s.db.scalar("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")
         assert held <= 4_000_000
         assert s.db.scalar("SELECT current_setting('memory_limit')") == limit
+
+
+def test_an_index_with_no_file_is_kept_in_memory(store: Store) -> None:
+    store.load(shop_events(persons=50, days=10, seed=6))
+    index = person_index.of_store(store)
+    person_index.forget(store)  # an in-memory store: nothing to map it from again
+    assert person_index.of_store(store, build=False) is index
