@@ -132,8 +132,8 @@ def sdk_template(size: int) -> bytes:
     :data:`SEQ`. Replayed by ``--shape sdk``: the server sees the SDK's bytes while the
     client spends almost no CPU, so the server's CPU per event is measured alone."""
     import segment.analytics.request as request
-    from segment.analytics import Client
     from collector_sdk import message_calls
+    from segment.analytics import Client
 
     bodies: list[bytes] = []
 
