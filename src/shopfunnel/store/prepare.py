@@ -24,6 +24,20 @@ if TYPE_CHECKING:
     from shopfunnel.store.store import Store
 
 
+# what the session and channel derivations read (they run on these alone)
+_KEY_COLUMNS = (
+    "anonymous_id",
+    "session_id",
+    "ts",
+    "channel",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "referrer",
+    "page",
+)
+
+
 def prepare_sql(
     present: list[str],
     typed: dict[str, str],
@@ -73,6 +87,15 @@ def prepare_sql(
             f"(PARTITION BY event_id ORDER BY {LINE}) = 1)"
         )
         last = "dedup"
+    wide = None
+    if derive_sessions or derive_channels:
+        # The windows below sort their rows by person and session: they run on the few
+        # columns they read (the row, who, when, the session and the channel's inputs),
+        # not on every column of the events (items, properties, ...), which they would
+        # otherwise carry through each sort; the results join back by the row (ADR 0184).
+        ctes.append(f"wide AS MATERIALIZED (SELECT *, row_number() OVER () AS __rid FROM {last})")
+        ctes.append(f"narrow AS (SELECT __rid, {LINE}, {', '.join(_KEY_COLUMNS)} FROM wide)")
+        wide, last = "wide", "narrow"
     if derive_sessions:
         gap = session_timeout_seconds
         if continue_stored:
@@ -140,6 +163,15 @@ def prepare_sql(
         )
         last = "channelled"
     cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
+    if wide is not None:
+        wide_cols = ", ".join(
+            f"k.{quote_ident(c)}" if c in ("session_id", "channel") else f"w.{quote_ident(c)}"
+            for c in schema.COLUMN_NAMES
+        )
+        return (
+            f"WITH {', '.join(ctes)} SELECT {wide_cols} FROM {wide} w "
+            f"JOIN {last} k ON k.__rid = w.__rid"
+        )
     return f"WITH {', '.join(ctes)} SELECT {cols} FROM {last}"
 
 
