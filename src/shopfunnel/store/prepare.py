@@ -50,6 +50,7 @@ def prepare_sql(
     dedup: bool,
     guard_types: dict[str, str] | None = None,
     continue_stored: bool = False,
+    narrow_windows: bool = False,
 ) -> str:
     """SELECT the staged rows as canonical typed columns with derived values filled in.
 
@@ -60,7 +61,11 @@ def prepare_sql(
     lacks an ``event_id``, ``session_id`` or ``channel`` that is not derived here.
     With ``continue_stored``, derived sessions continue the latest stored session of
     their anonymous id (same gap rule; ADR 0152), and rows of a session the store
-    already holds take its channel.
+    already holds take its channel. With ``narrow_windows`` (loads under a million rows:
+    the collector's), the session and channel windows run on the columns they read and
+    their results join back by row, instead of sorting whole rows (ADR 0184); large loads
+    keep the one pass over whole rows, whose sorts spill, rather than holding a
+    materialised copy and a join of every row.
     """
     select = []
     for c in schema.COLUMNS:
@@ -88,7 +93,7 @@ def prepare_sql(
         )
         last = "dedup"
     wide = None
-    if derive_sessions or derive_channels:
+    if narrow_windows and (derive_sessions or derive_channels):
         # The windows below sort their rows by person and session: they run on the few
         # columns they read (the row, who, when, the session and the channel's inputs),
         # not on every column of the events (items, properties, ...), which they would
