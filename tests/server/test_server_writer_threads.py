@@ -49,8 +49,14 @@ def test_the_writer_loads_on_one_thread_while_busy_and_restores_the_count_when_i
             assert store.db.scalar("SELECT count(*) FROM events") == 10
             busy = _threads(store)
         assert busy == 1
-        # no events for idle_seconds: the count it had before comes back
-        assert _wait_for(lambda: _threads(store) == 3)
+
+        # no events for idle_seconds: the count it had before comes back (read under the
+        # writer's lock: a DuckDB connection refuses a second caller)
+        def restored() -> bool:
+            with lock:
+                return _threads(store) == 3
+
+        assert _wait_for(restored)
         spool.append([{**records[0], "event_id": "late"}]).result(30)
         assert writer.wait_idle(30)
         with lock:
@@ -69,3 +75,37 @@ def test_a_writer_told_not_to_change_threads_leaves_them(tmp_path) -> None:
     writer._busy(True)
     assert _threads(store) == 2
     store.close()
+
+
+def test_a_failed_thread_change_is_logged_and_the_writer_keeps_loading(
+    tmp_path, caplog, monkeypatch
+) -> None:
+    store = Store(tmp_path / "live.duckdb")
+    store.db.execute("SET threads = 2")
+    scalar = store.db.scalar
+
+    def refusing(sql, *args, **kwargs):
+        if "current_setting('threads')" in str(sql):
+            raise RuntimeError("connection is busy")
+        return scalar(sql, *args, **kwargs)
+
+    monkeypatch.setattr(store.db, "scalar", refusing)
+    spool = Spool(tmp_path / "spool", sync=False)
+    writer = Writer(store, spool, store_lock=threading.Lock(), max_wait_seconds=0.05)
+    writer.start(maintain_timeline=False)
+    spool.start(writer.submit)
+    try:
+        record = {
+            "event_id": "e",
+            "ts": "2024-03-01T12:00:00",
+            "event": "page_view",
+            "anonymous_id": "a",
+        }
+        spool.append([record]).result(30)
+        assert writer.wait_idle(30)
+        assert writer.loaded == 1
+    finally:
+        spool.close()
+        writer.stop()
+    store.close()
+    assert "could not set DuckDB's threads (RuntimeError)" in caplog.text

@@ -188,17 +188,20 @@ class Writer:
         count returns to what it was."""
         if self.busy_threads is None or busy == (self._threads_before is not None):
             return
-        with self.lock:
-            db = self.store.db
-            if busy:
-                before = int(db.scalar("SELECT current_setting('threads')"))
-                if before <= self.busy_threads:
-                    return
-                db.execute(f"SET threads = {int(self.busy_threads)}")
-                self._threads_before = before
-            else:
-                db.execute(f"SET threads = {int(self._threads_before or 1)}")
-                self._threads_before = None
+        try:
+            with self.lock:
+                db = self.store.db
+                if busy:
+                    before = int(db.scalar("SELECT current_setting('threads')"))
+                    if before <= self.busy_threads:
+                        return
+                    db.execute(f"SET threads = {int(self.busy_threads)}")
+                    self._threads_before = before
+                else:
+                    db.execute(f"SET threads = {int(self._threads_before or 1)}")
+                    self._threads_before = None
+        except Exception as exc:  # only a speed setting: the loads go on either way
+            log.warning("writer: could not set DuckDB's threads (%s)", type(exc).__name__)
 
     def _run(self) -> None:
         stop = False
