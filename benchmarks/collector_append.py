@@ -10,6 +10,7 @@ for each round, the median, and with ``--profile`` the SQL statements that took 
 (DuckDB's own timings, summed by statement).
 
     PYTHONPATH=src python benchmarks/collector_append.py --loads 12 --batch 10000 [--base 1000000]
+    PYTHONPATH=src python benchmarks/collector_append.py --loads 6 --batch 20000 --base 300000 --threads 1
 
 ``--base`` first stores that many events (in loads of 100,000, not timed): a collector that
 has run for a while appends to a large table.
@@ -43,6 +44,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--base", type=int, default=0, help="events stored before the timed rounds")
     ap.add_argument("--profile", action="store_true", help="print the slowest SQL statements")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="DuckDB threads for the timed rounds (the server's writer uses 1 while "
+                         "events arrive, ADR 0184; 0: DuckDB's default)")
     args = ap.parse_args()
 
     template = segment_template(0, 500)
@@ -72,6 +76,8 @@ def main() -> None:
                     for i in range(200)
                 )
             )
+        if args.threads:
+            store.db.execute(f"SET threads = {int(args.threads)}")
         if args.profile:
             _trace(store, timings)
         per_event = []

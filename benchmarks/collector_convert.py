@@ -9,6 +9,7 @@ message) and for the batch converter the collector runs (``ingest.segment_bulk``
 figure does not depend on what else the machine runs, unlike events/s.
 
     PYTHONPATH=src python benchmarks/collector_convert.py --runs 7
+    PYTHONPATH=src python benchmarks/collector_convert.py --runs 7 --shape sdk --batch 250
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from collector_load import SEQ, segment_template  # noqa: E402
+from collector_load import SEQ, sdk_template, segment_template  # noqa: E402
 
 
 def best(fn, runs: int) -> float:
@@ -47,9 +48,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--requests", type=int, default=40)
     ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--shape", choices=("segment", "sdk"), default="segment",
+                    help="analytics.js-shaped messages, or segment-analytics-python's own upload "
+                         "bodies (collector_load.sdk_template; use --batch 250, its upload_size)")
     args = ap.parse_args()
 
-    template = segment_template(0, args.batch)
+    template = sdk_template(args.batch) if args.shape == "sdk" else segment_template(0, args.batch)
     bodies = [template.replace(SEQ.encode(), f"0x{i}".encode()) for i in range(args.requests)]
     payloads = [orjson.loads(b) for b in bodies]
     now = datetime.now(UTC)

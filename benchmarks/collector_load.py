@@ -10,6 +10,7 @@ time; writes a Markdown summary.
     python benchmarks/collector_load.py --seconds 60 --out benchmarks/results/collector.md
     python benchmarks/collector_load.py --durability transaction --seconds 20
     python benchmarks/collector_load.py --shape segment --seconds 60   # analytics.js-shaped messages
+    python benchmarks/collector_load.py --shape sdk --batch 250 --clients 8 --rate 20000 --seconds 30
 
 ``--shape segment`` sends what Segment's analytics.js and RudderStack send (page, identify,
 and e-commerce track calls with context.page, userAgent, campaign, products); ``--rate``
@@ -124,6 +125,46 @@ def segment_template(client: int, size: int) -> bytes:
                        "sentAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}).encode()
 
 
+def sdk_template(size: int) -> bytes:
+    """A batch body as segment-analytics-python uploads it (its own serialiser, its message
+    fields: ``integrations``, ``context.library``, ``null`` user ids, ``sentAt`` and
+    ``writeKey`` in the body), the messages of ``collector_sdk.py``'s producers; ids hold
+    :data:`SEQ`. Replayed by ``--shape sdk``: the server sees the SDK's bytes while the
+    client spends almost no CPU, so the server's CPU per event is measured alone."""
+    import segment.analytics.request as request
+    from collector_sdk import message_calls
+    from segment.analytics import Client
+
+    bodies: list[bytes] = []
+
+    class Answer:
+        status_code = 200
+        headers: dict[str, str] = {}
+
+        def json(self) -> dict[str, int]:
+            return {"accepted": size}
+
+    def keep(url: str, data: str | bytes = b"", **kwargs: object) -> Answer:
+        bodies.append(data if isinstance(data, bytes) else data.encode())
+        return Answer()
+
+    post, request._session.post = request._session.post, keep
+    try:
+        client = Client("key", host="http://127.0.0.1:9", upload_size=size, thread=1,
+                        max_queue_size=size * 2)
+        for n in range(size):
+            message_calls(client, 0, n)
+        client.flush()
+        client.join()
+    finally:
+        request._session.post = post
+    body = json.loads(bodies[0])
+    for n, message in enumerate(body["batch"]):
+        message["messageId"] = f"m-{SEQ}-{n}"
+        message["anonymousId"] = f"{message['anonymousId']}-{SEQ}"
+    return json.dumps(body).encode()
+
+
 def wait_until_up(port: int, server: subprocess.Popen, seconds: float) -> None:
     """Wait until the server answers /v1/health (its workers are warm by then)."""
     deadline = time.monotonic() + seconds
@@ -206,7 +247,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         lock = threading.Lock()
         stop_at = time.monotonic() + args.seconds
 
-        template = segment_template(0, args.batch) if args.shape == "segment" else b""
+        template = (segment_template(0, args.batch) if args.shape == "segment"
+                    else sdk_template(args.batch) if args.shape == "sdk" else b"")
         interval = args.clients * args.batch / args.rate if args.rate else 0.0
 
         def client(cid: int) -> None:
@@ -221,7 +263,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                     if delay > 0:
                         time.sleep(delay)
                     next_at += interval
-                if args.shape == "segment":
+                if args.shape in ("segment", "sdk"):
                     body = template.replace(SEQ.encode(), f"{cid}x{seq}".encode())
                 else:
                     body = batch_body(cid, seq, args.batch)
@@ -299,8 +341,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--batch", type=int, default=500, help="events per request")
     parser.add_argument("--durability", choices=("spool", "transaction"), default="spool")
-    parser.add_argument("--shape", choices=("canonical", "segment"), default="canonical",
-                        help="canonical events, or Segment/RudderStack messages (analytics.js-shaped)")
+    parser.add_argument("--shape", choices=("canonical", "segment", "sdk"), default="canonical",
+                        help="canonical events, Segment/RudderStack messages (analytics.js-shaped), or "
+                             "the bodies segment-analytics-python uploads (use --batch 250, its upload_size)")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="offered events per second over all clients (0: closed loop, as fast as acknowledged)")
     parser.add_argument("--workers", type=int, default=2, help="the server's --workers (conversion processes)")

@@ -34,6 +34,35 @@ PRODUCTS = [{"product_id": f"sku-{i}", "name": f"Product {i}", "category": "Kitc
             for i in range(300)]
 
 
+AGENT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 "
+         "(KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1")
+
+
+def message_calls(client, index: int, n: int) -> None:
+    """The n-th message of producer ``index``: a page, identify or e-commerce track call."""
+    person = f"anon-{index}-{n // 12}"
+    context = {"userAgent": AGENT, "page": {"url": f"https://shop.example/p/{n % 300}",
+                                             "referrer": "https://www.google.com/"}}
+    product = PRODUCTS[n % 300]
+    kind = n % 12
+    if kind in (0, 6):
+        client.page(anonymous_id=person, name="Product", context=context,
+                    properties={"url": context["page"]["url"], "title": product["name"]})
+    elif kind == 5:
+        client.identify(user_id=f"user-{person}", anonymous_id=person, context=context,
+                        traits={"email": f"{person}@example.com"})
+    elif kind == 10:
+        client.track(user_id=f"user-{person}", anonymous_id=person, event="Order Completed",
+                     context=context, properties={"order_id": f"o-{index}-{n}", "revenue": 25.0,
+                                                  "currency": "EUR", "products": [product]})
+    elif kind in (3, 9):
+        client.track(anonymous_id=person, event="Product Added", context=context,
+                     properties={**product, "quantity": 2})
+    else:
+        client.track(anonymous_id=person, event="Product Viewed", context=context,
+                     properties={**product, "currency": "eur"})
+
+
 def producer(index: int, url: str, key: str, rate: float, seconds: float, upload_size: int,
              threads: int, out: multiprocessing.Queue) -> None:
     import segment.analytics.request as request
@@ -54,8 +83,6 @@ def producer(index: int, url: str, key: str, rate: float, seconds: float, upload
     request._session.post = timed_post
     client = Client(key, host=url, upload_size=upload_size, max_queue_size=1_000_000, max_retries=3,
                     thread=threads)
-    agent = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 "
-             "(KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1")
     sent, started = 0, time.monotonic()
     stop_at = started + seconds
     while True:
@@ -67,28 +94,7 @@ def producer(index: int, url: str, key: str, rate: float, seconds: float, upload
             time.sleep(0.002)
             continue
         for _ in range(min(due, 200)):
-            n = sent
-            person = f"anon-{index}-{n // 12}"
-            context = {"userAgent": agent, "page": {"url": f"https://shop.example/p/{n % 300}",
-                                                     "referrer": "https://www.google.com/"}}
-            product = PRODUCTS[n % 300]
-            kind = n % 12
-            if kind in (0, 6):
-                client.page(anonymous_id=person, name="Product", context=context,
-                            properties={"url": context["page"]["url"], "title": product["name"]})
-            elif kind == 5:
-                client.identify(user_id=f"user-{person}", anonymous_id=person, context=context,
-                                traits={"email": f"{person}@example.com"})
-            elif kind == 10:
-                client.track(user_id=f"user-{person}", anonymous_id=person, event="Order Completed",
-                             context=context, properties={"order_id": f"o-{index}-{n}", "revenue": 25.0,
-                                                          "currency": "EUR", "products": [product]})
-            elif kind in (3, 9):
-                client.track(anonymous_id=person, event="Product Added", context=context,
-                             properties={**product, "quantity": 2})
-            else:
-                client.track(anonymous_id=person, event="Product Viewed", context=context,
-                             properties={**product, "currency": "eur"})
+            message_calls(client, index, sent)
             sent += 1
     client.flush()
     client.join()

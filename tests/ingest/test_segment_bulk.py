@@ -455,3 +455,19 @@ def test_a_javascript_time_is_utc_and_one_past_the_range_is_refused():
         _timestamp("2201-01-01T00:00:00.000Z")
     with pytest.raises(ValueError):
         _timestamp("2024-02-30T00:00:00.000Z")
+
+
+def test_a_python_sdk_time_with_a_zero_offset_is_the_same_utc_time():
+    # segment-analytics-python writes datetime.isoformat() of UTC times: "+00:00" (its own
+    # fast path; the property test above draws this offset among others, broken ones too)
+    assert _timestamp("2026-12-04T22:11:57.417+00:00") == datetime(2026, 12, 4, 22, 11, 57, 417000)
+    assert _timestamp("2026-12-04T22:11:57.417123+00:00") == parse_timestamp(
+        "2026-12-04T22:11:57.417123+00:00"
+    )
+    assert _timestamp("2026-12-04T22:11+00:00") == datetime(2026, 12, 4, 22, 11)
+    for broken in (
+        "2201-01-01T00:00:00+00:00",
+        "2024-02-30T00:00:00+00:00",
+        "2024-03-01T10:00:00Z+00:00",
+    ):
+        assert _outcome(_timestamp, broken) == _outcome(parse_timestamp, broken) == "ValueError"

@@ -45,6 +45,7 @@ from shopfunnel.diagnosis.session_levels import DEFAULT_STEPS, SessionLevels
 from shopfunnel.diagnosis.settings_sections import user_section
 from shopfunnel.diagnosis.stats import import_in_background
 from shopfunnel.errors import ShopfunnelError
+from shopfunnel.store.memory import bulk_memory, give_back_memory
 
 __all__ = ["DiagnoseSettings", "Diagnosis", "audience_persons", "diagnose"]
 
@@ -88,7 +89,24 @@ def diagnose(
     (:func:`shopfunnel.model.load_model`, a dict or a path; None reads ``shopfunnel.toml``
     when there is one) for ``[benchmarks]`` and ``[playbook]``.
     A store too small or too short for an analysis gives no finding for it and a note.
+
+    On a DuckDB store the diagnosis runs under :func:`~shopfunnel.store.memory.bulk_memory`'s
+    cap: its tables of sessions and its scans of the events spill to disk past it instead of
+    growing with the store (ADR 0180).
     """
+    if getattr(store, "on_spark", False):
+        return _diagnose(store, model=model, as_of=as_of, settings=settings)
+    with bulk_memory(store.db):
+        return _diagnose(store, model=model, as_of=as_of, settings=settings)
+
+
+def _diagnose(
+    store,
+    *,
+    model: Any,
+    as_of: date | datetime | str | None,
+    settings: DiagnoseSettings | None,
+) -> Diagnosis:
     s = settings or DiagnoseSettings()
     import_in_background()  # scipy.stats, needed after the first queries
     benchmarks = load_benchmarks(model)
@@ -120,6 +138,7 @@ def diagnose(
     else:  # no history before the window: the same sessions
         wide = None
         levels = SessionLevels(store, DEFAULT_STEPS, start=start, end=end, properties=properties)
+    give_back_memory()  # the sessions' arrays, now in DuckDB's tables
     try:
         if levels.sessions == 0:
             notes.append(
@@ -163,6 +182,10 @@ def diagnose(
             lambda: find_level_shifts(wide or levels, s.level_shifts, properties=properties),
             pd.DataFrame(),
         )
+        if wide is not None:  # the year's sessions serve the lasting scan alone (ADR 0180)
+            wide.close()
+            wide = None
+            give_back_memory()
         longer = (
             shifts[
                 (shifts["end"] - shifts["start"]).map(lambda d: d.days + 1) > s.incidents.max_days

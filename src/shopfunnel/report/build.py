@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,8 @@ from shopfunnel.report import context
 from shopfunnel.report import sections as S
 from shopfunnel.report.blocks import Section, unavailable
 from shopfunnel.report.context import Context
-from shopfunnel.store import summary
+from shopfunnel.store import person_index, summary
+from shopfunnel.store.memory import give_back_memory, release_cached_blocks
 from shopfunnel.store.store import Store
 
 Progress = Callable[[str], None]
@@ -268,6 +270,76 @@ def _failure_note(exc: BaseException) -> str:
 SHOW_DIAGNOSIS = frozenset({"diagnosis", "checkout"})
 AFTER_DIAGNOSIS = SHOW_DIAGNOSIS | {"activity"}
 
+# The shared tables of the context (:class:`Context`'s cache keys) each section reads. Once
+# no section still to compute reads one, it is dropped (ADR 0181): at 100M events the
+# placements of 14.5 million persons, the funnel and the diagnosis need not all be held at
+# once. (``currency`` and ``findings`` are small and kept.)
+READS: dict[str, frozenset[str]] = {
+    "diagnosis": frozenset({"diagnosis"}),
+    "checkout": frozenset({"diagnosis"}),
+    "stages": frozenset({"placements", "placement", "stage_summary"}),
+    "distribution": frozenset({"placements", "placement", "stage_summary"}),
+    "flow": frozenset({"placements"}),
+    "steps": frozenset({"funnel"}),
+    "by-channel": frozenset({"funnel"}),
+    "trend": frozenset({"funnel"}),
+    "time": frozenset({"funnel"}),
+    "cohorts": frozenset({"orders"}),
+    "rfm": frozenset({"orders"}),
+    "whatif": frozenset({"orders"}),
+}
+DROPPABLE = frozenset().union(*READS.values())
+# The order the sections are computed in (the page keeps PLAN's): the sections that read one
+# shared table one after another, so it can be dropped after the last of them.
+COMPUTE_ORDER = (
+    "overview",
+    "stages",
+    "distribution",
+    "flow",
+    "steps",
+    "by-channel",
+    "trend",
+    "time",
+    "by-device",
+    "cohorts",
+    "rfm",
+    "whatif",
+    "experiments",
+    "programs",
+    "diagnosis",
+    "checkout",
+    "activity",
+)
+
+
+def compute_order(plan: list[str], *, diagnosis_first: bool) -> list[str]:
+    """The sections of ``plan`` in the order they are computed: :data:`COMPUTE_ORDER`
+    (sections it does not name after those it does, in plan order) with the sections that
+    show the diagnosis last, so a diagnosis in the background runs beside the others, or,
+    when it runs in its turn (``diagnosis_first``), first, before the other sections hold
+    their tables; the daily activity, which shades the diagnosis's incidents, after it."""
+    rank = {sid: i for i, sid in enumerate(COMPUTE_ORDER)}
+    ordered = sorted(plan, key=lambda sid: rank.get(sid, len(rank)))
+    shows = [sid for sid in ordered if sid in SHOW_DIAGNOSIS]
+    rest = [sid for sid in ordered if sid not in AFTER_DIAGNOSIS]
+    activity = [sid for sid in ordered if sid in AFTER_DIAGNOSIS - SHOW_DIAGNOSIS]
+    return shows + rest + activity if diagnosis_first else rest + shows + activity
+
+
+def drop_unread(ctx: Context, still: list[str]) -> bool:
+    """Drop the context's shared tables that none of the sections ``still`` to compute
+    reads (:data:`READS`); True when one was dropped. A diagnosis still running in the
+    background is kept."""
+    wanted = frozenset().union(*(READS.get(sid, frozenset()) for sid in still))
+    dropped = False
+    for key in DROPPABLE - wanted:
+        value = ctx.cache.get(key)
+        if value is None or (isinstance(value, Future) and not value.done()):
+            continue
+        del ctx.cache[key]
+        dropped = True
+    return dropped
+
 
 def build_sections(
     store: Store,
@@ -287,15 +359,27 @@ def build_sections(
         average_order_value=average_order_value,
     )
     plan = list(PLAN)
+    by_id = {sid: (title, make) for sid, title, make in plan}
     done: dict[str, tuple[Section | None, float, str | None]] = {}
     ready_timeline(store, progress)
     with ctx.background():
-        if any(sid in SHOW_DIAGNOSIS for sid, _, _ in plan) and _diagnose_beside(store):
+        beside = any(sid in SHOW_DIAGNOSIS for sid in by_id) and _diagnose_beside(store)
+        if beside:
             ctx.start_diagnosis()
-        for sid, title, make in sorted(plan, key=lambda p: p[0] in AFTER_DIAGNOSIS):
+        order = compute_order(list(by_id), diagnosis_first=not beside)
+        for i, sid in enumerate(order):
+            title, make = by_id[sid]
             if progress is not None:
                 progress(title)
             done[sid] = _compute(ctx, sid, title, make)
+            if drop_unread(ctx, order[i + 1 :]):
+                if "placements" not in ctx.cache and isinstance(store, Store):
+                    # the placements held the person index; a later reader maps it again
+                    person_index.forget(store)
+                give_back_memory()
+            if not beside and isinstance(store, Store) and not getattr(store, "on_spark", False):
+                # nothing runs beside: DuckDB's cached blocks of the store file go too (ADR 0181)
+                release_cached_blocks(store.db, floor=ALONE_FLOOR)
     out = ReportBuild()
     for sid, _, _ in plan:
         section, seconds, problem = done[sid]
@@ -312,6 +396,9 @@ def build_sections(
 # (ADR 0092); past it, in its turn: at 100M events the report held 10.3 GB with the two at
 # once and 8.8 GB in turn, in the same 73 s (the diagnosis alone: 6.2 GB; session 8).
 BACKGROUND_DIAGNOSIS_MAX_EVENTS = 30_000_000
+# What DuckDB may keep while its cached blocks are released between sections when nothing
+# runs beside them (at 100M events the store's default floor, 256MB, kept 244 MB of blocks).
+ALONE_FLOOR = "32MB"
 
 
 def _diagnose_beside(store: Store) -> bool:
@@ -334,7 +421,7 @@ def ready_timeline(store: Store, progress: Progress | None = None) -> None:
     on without one."""
     if getattr(store, "on_spark", False) or not isinstance(store, Store):
         return
-    from shopfunnel.store import person_index, timeline
+    from shopfunnel.store import timeline
 
     if timeline.is_current(store):
         return

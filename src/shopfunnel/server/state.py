@@ -52,6 +52,12 @@ class ServerSettings:
     ``webhook_retry``: the deliveries' back-off (:class:`shopfunnel.webhooks.RetryPolicy`).
     ``max_webhook_body_bytes``: the largest WooCommerce or Shopify order webhook accepted
     (413 above; an order with hundreds of lines is a few hundred KB).
+    ``writer_max_batch`` / ``writer_max_wait_seconds``: the background writer loads what the
+    spool holds once ``writer_max_wait_seconds`` passed after the first waiting event (or
+    ``writer_max_batch`` events wait): new events reach the store and the dashboard about
+    that long after their acknowledgement. Each load costs a fixed part whatever its size
+    (about twenty statements, scans of stored columns), so 2 s halves that part against 1 s
+    (ADR 0184).
     ``convert_workers``: processes that parse request bodies and convert their events
     (:mod:`shopfunnel.server.intake`) beside the event loop; 0 does it in the server's own
     process (docs/adr/0077).
@@ -64,7 +70,7 @@ class ServerSettings:
     rate_burst_events: float = 100_000.0
     max_pending_events: int = 500_000
     writer_max_batch: int = 50_000
-    writer_max_wait_seconds: float = 1.0
+    writer_max_wait_seconds: float = 2.0
     session_timeout: str = "30m"
     cookie_secure: bool | None = None
     spool_dir: str | None = None

@@ -67,18 +67,20 @@ def bulk_memory(db: Database) -> Iterator[None]:
 RELEASE_FLOOR = "256MB"
 
 
-def release_cached_blocks(db: Database) -> None:
+def release_cached_blocks(db: Database, floor: str | None = None) -> None:
     """Make DuckDB drop the blocks of the store file it keeps after a scan. Its buffer
     pool keeps every block a query read until the memory limit presses (at 100M events, a
     scan of the purchases left 1.7 GB of blocks in a process that then placed 14.5 million
     persons); briefly lowering the limit (to :data:`RELEASE_FLOOR`) evicts them, and the next query reads what it
     needs from the file again. Only for a store file: an in-memory store's tables are
-    blocks too, and evicting them would write them to temporary files."""
+    blocks too, and evicting them would write them to temporary files. ``floor`` (default
+    :data:`RELEASE_FLOOR`): a lower limit evicts more, for a caller that knows no other query runs meanwhile (the report
+    with its diagnosis in its turn, ADR 0181)."""
     if db.path == ":memory:":
         return
     old = str(db.scalar("SELECT current_setting('memory_limit')"))
     try:
-        db.execute(f"SET memory_limit = {quote_literal(RELEASE_FLOOR)}")
+        db.execute(f"SET memory_limit = {quote_literal(floor or RELEASE_FLOOR)}")
     except duckdb.Error:
         pass  # blocks in use (a registered table): keep what cannot be evicted
     finally:

@@ -107,6 +107,17 @@ def _query(db: Any) -> pa.Table:
 _CACHE: weakref.WeakKeyDictionary[Any, PersonIndex | None] = weakref.WeakKeyDictionary()
 
 
+def forget(store: Any) -> None:
+    """Let go of the store's index kept in memory when it is saved beside the timeline: the
+    pages of the file it mapped leave the process once nothing else holds the index, and
+    the next :func:`of_store` maps it again (a report drops it after its stage sections, ADR
+    0181). An index with no file (an in-memory store, a folder not writable) is kept: it
+    would have to be built again."""
+    folder = folder_for(store.path)
+    if folder is not None and (folder / FILE).is_file():
+        _CACHE.pop(store, None)
+
+
 def of_store(store: Any, *, build: bool = True) -> PersonIndex | None:
     """The person index of a :class:`shopfunnel.store.Store` for its present events: the
     one in memory or beside the file when still valid, else built (and saved when the

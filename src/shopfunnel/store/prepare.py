@@ -24,6 +24,20 @@ if TYPE_CHECKING:
     from shopfunnel.store.store import Store
 
 
+# what the session and channel derivations read (they run on these alone)
+_KEY_COLUMNS = (
+    "anonymous_id",
+    "session_id",
+    "ts",
+    "channel",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "referrer",
+    "page",
+)
+
+
 def prepare_sql(
     present: list[str],
     typed: dict[str, str],
@@ -36,6 +50,7 @@ def prepare_sql(
     dedup: bool,
     guard_types: dict[str, str] | None = None,
     continue_stored: bool = False,
+    narrow_windows: bool = False,
 ) -> str:
     """SELECT the staged rows as canonical typed columns with derived values filled in.
 
@@ -46,7 +61,11 @@ def prepare_sql(
     lacks an ``event_id``, ``session_id`` or ``channel`` that is not derived here.
     With ``continue_stored``, derived sessions continue the latest stored session of
     their anonymous id (same gap rule; ADR 0152), and rows of a session the store
-    already holds take its channel.
+    already holds take its channel. With ``narrow_windows`` (loads under a million rows:
+    the collector's), the session and channel windows run on the columns they read and
+    their results join back by row, instead of sorting whole rows (ADR 0184); large loads
+    keep the one pass over whole rows, whose sorts spill, rather than holding a
+    materialised copy and a join of every row.
     """
     select = []
     for c in schema.COLUMNS:
@@ -73,6 +92,15 @@ def prepare_sql(
             f"(PARTITION BY event_id ORDER BY {LINE}) = 1)"
         )
         last = "dedup"
+    wide = None
+    if narrow_windows and (derive_sessions or derive_channels):
+        # The windows below sort their rows by person and session: they run on the few
+        # columns they read (the row, who, when, the session and the channel's inputs),
+        # not on every column of the events (items, properties, ...), which they would
+        # otherwise carry through each sort; the results join back by the row (ADR 0184).
+        ctes.append(f"wide AS MATERIALIZED (SELECT *, row_number() OVER () AS __rid FROM {last})")
+        ctes.append(f"narrow AS (SELECT __rid, {LINE}, {', '.join(_KEY_COLUMNS)} FROM wide)")
+        wide, last = "wide", "narrow"
     if derive_sessions:
         gap = session_timeout_seconds
         if continue_stored:
@@ -140,6 +168,15 @@ def prepare_sql(
         )
         last = "channelled"
     cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
+    if wide is not None:
+        wide_cols = ", ".join(
+            f"k.{quote_ident(c)}" if c in ("session_id", "channel") else f"w.{quote_ident(c)}"
+            for c in schema.COLUMN_NAMES
+        )
+        return (
+            f"WITH {', '.join(ctes)} SELECT {wide_cols} FROM {wide} w "
+            f"JOIN {last} k ON k.__rid = w.__rid"
+        )
     return f"WITH {', '.join(ctes)} SELECT {cols} FROM {last}"
 
 

@@ -267,6 +267,7 @@ class Store:
             hash_ids=bool(null_ids),
             dedup=bool(null_ids) or unique_ids + (1 if null_ids else 0) < staged_rows,
             continue_stored=stored,
+            narrow_windows=small,
         )
         from shopfunnel.store import live, segments
 
