@@ -2,6 +2,13 @@
 
     PYTHONPATH=src python benchmarks/ga4_bench.py --rows 300000 [--reference] [--out FILE]
     PYTHONPATH=src python benchmarks/ga4_bench.py --rows 1000000 --parts [--file PATH]
+    PYTHONPATH=src python benchmarks/ga4_bench.py --cli --file PATH [--src DIR]
+
+``--cli`` times the whole import as a user runs it: a new process running
+``python -m shopfunnel ingest PATH --format ga4`` into a new store (the file read, mapped
+and loaded: ids, dedup, stitching), wall and CPU seconds of the child (``RUSAGE_CHILDREN``)
+and rows per second of each; ``--src`` puts another checkout's ``src`` first on the path
+(e.g. main's, for a before/after pair).
 
 Writes a synthetic export (``importers_bench.write_ga4``: about 820 bytes a row, five
 params and one item, as BigQuery writes them) to a temporary folder, stages it with
@@ -47,6 +54,32 @@ def timed(label: str, reader, path: Path) -> dict[str, object]:
     rows = staged.table.num_rows
     return {"path": label, "rows": rows, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
             "rows_per_s": round(rows / wall), "rows_per_cpu_s": round(rows / cpu),
+            "load_1min_before": round(load_before, 1), "load_1min_after": round(os.getloadavg()[0], 1)}
+
+
+def cli(path: Path, src: Path | None) -> dict[str, object]:
+    """The whole import of ``path`` in a new process (see the module docstring)."""
+    import subprocess
+
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "ga4.duckdb"
+        load_before = os.getloadavg()[0]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-m", "shopfunnel", "ingest", str(path), "--db", str(db), "--format", "ga4"],
+            env=env, check=True, capture_output=True, text=True,
+        ).stdout
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    rows = int(out.split("read ")[1].split(" rows")[0].replace(",", ""))
+    return {"path": f"whole import ({src or 'PYTHONPATH'})", "rows": rows, "wall_s": round(wall, 2),
+            "cpu_s": round(cpu, 2), "rows_per_s": round(rows / wall), "rows_per_cpu_s": round(rows / cpu),
+            "cpu_us_per_row": round(cpu / rows * 1e6, 2), "peak_rss_mb": round(after.ru_maxrss / 1024),
             "load_1min_before": round(load_before, 1), "load_1min_after": round(os.getloadavg()[0], 1)}
 
 
@@ -133,9 +166,20 @@ def main() -> None:
     parser.add_argument("--parts", action="store_true", help="time the candidate readers alone")
     parser.add_argument("--file", type=Path, help="an export already written (--rows is then ignored)")
     parser.add_argument("--write", type=Path, help="only write the synthetic export here (for --file)")
+    parser.add_argument("--cli", action="store_true", help="time the whole import in a new process (needs --file)")
+    parser.add_argument("--src", type=Path, help="with --cli: the src folder to import shopfunnel from")
     args = parser.parse_args()
     if args.write:
         write_ga4(args.write, args.rows, random.Random(1))
+        return
+    if args.cli:
+        if not args.file:
+            parser.error("--cli needs --file (write one with --write)")
+        result = cli(args.file, args.src)
+        print(json.dumps(result))
+        if args.out:
+            with open(args.out, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(result) + "\n")
         return
     if args.parts and args.file:
         parts(args.file)

@@ -8,7 +8,6 @@ delete it after).
 
 from __future__ import annotations
 
-import json
 import random
 import resource
 import sys
@@ -32,16 +31,6 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def ddl(t: object) -> str:
-    """A json_transform structure as a DuckDB type."""
-    if isinstance(t, str):
-        return t
-    if isinstance(t, list):
-        return ddl(t[0]) + "[]"
-    assert isinstance(t, dict)
-    return "STRUCT(" + ", ".join(f'"{k}" {ddl(v)}' for k, v in t.items()) + ")"
-
-
 def main() -> None:
     if not PATH.exists():
         PATH.parent.mkdir(parents=True, exist_ok=True)
@@ -49,11 +38,7 @@ def main() -> None:
     con = ga4_bulk.connect()
     structure = ga4_bulk.STRUCTURE.replace("'", "''")
     lines = LINES.format(p=PATH)
-    cols = (
-        "{"
-        + ", ".join(f"'{k}': '{ddl(v)}'" for k, v in json.loads(ga4_bulk.STRUCTURE).items())
-        + "}"
-    )
+    cols = ga4_bulk.COLUMNS  # STRUCTURE as read_json's declared columns
     queries = {
         "csv_split": f"SELECT count(raw) FROM {lines}",
         "csv+json_transform": f"SELECT count(json_transform(raw, '{structure}')) FROM {lines}",

@@ -72,7 +72,8 @@ __all__ = ["BLOCK_BYTES", "MAPPED_PARAMS", "MAX_US", "MIN_US", "read_ga4", "read
 def read_ga4(path: str | Path) -> Staged:
     """Stage a GA4 BigQuery export (NDJSON or a JSON array, plain or gzipped; Parquet).
 
-    Newline-delimited exports are mapped in DuckDB in one query over the whole file, JSON
+    Newline-delimited exports are mapped in DuckDB in one query over the whole file (a
+    plain one parsed by DuckDB's JSON reader when it reads it exactly, docs/adr/0182), JSON
     arrays (and files DuckDB cannot split into lines exactly) a block of lines at a time
     (:mod:`shopfunnel.ingest.ga4_bulk`); rows the query cannot map exactly, and Parquet
     files, go through the row-by-row reference (:func:`read_ga4_reference`)."""
@@ -175,24 +176,80 @@ def _whole_file(
 ) -> list[pa.Table] | None:
     """The rows of a newline-delimited export mapped in one query over the whole file
     (DuckDB reads and maps it on every core), or None when DuckDB cannot split the file
-    into lines as :func:`ga4_lines.blocks` does (then it is read a block at a time)."""
+    into lines as :func:`ga4_lines.blocks` does (then it is read a block at a time).
+
+    A plain file is first parsed by DuckDB's JSON reader (:func:`_parsed_whole`); a file
+    that reader cannot take exactly (a blank line, a line that is not a JSON object, a
+    field that does not fit), and a gzipped one, is read by its lines."""
     with open(p, "rb") as fh:
         gzipped = fh.read(2) == b"\x1f\x8b"
+    if not gzipped:
+        parts = _parsed_whole(con, p, rejects)
+        if parts is not None:
+            return parts
     try:
-        converted = ga4_bulk.convert_file(
-            con,
-            str(p),
-            gzipped=gzipped,
-            min_us=MIN_US,
-            max_us=MAX_US,
-            mapped=MAPPED_PARAMS,
-            exposure_names=exposures.SOURCE_NAMES,
-        )
+        converted = ga4_bulk.convert_file(con, str(p), gzipped=gzipped, **_RULES)
     except duckdb.Error:
         return None
     lines = pa.array(np.arange(1, converted.num_rows + 1, dtype=np.int64))
     converted = converted.set_column(converted.schema.get_field_index("line"), "line", lines)
     return _mapped(str(p), converted, converted.column("slow_raw"), rejects)
+
+
+_RULES: ga4_bulk.Rules = {
+    "min_us": MIN_US,
+    "max_us": MAX_US,
+    "mapped": MAPPED_PARAMS,
+    "exposure_names": exposures.SOURCE_NAMES,
+}
+
+
+def _parsed_whole(
+    con: duckdb.DuckDBPyConnection, p: Path, rejects: list[Reject]
+) -> list[pa.Table] | None:
+    """The rows of a plain newline-delimited export parsed by DuckDB's JSON reader
+    (:func:`ga4_bulk.convert_json`; docs/adr/0182), or None when the reader cannot take the
+    file exactly as the line reader does: it raises (a line that is not a JSON object, a
+    duplicated key, a field that does not fit) or it skipped a blank line (its rows are
+    then not numbered as the lines). The rows the query leaves slow (the reference's rows,
+    and rows keyed by their line's md5) are mapped again from their lines
+    (:func:`ga4_bulk.convert_lines`), so they and their rejects are the line reader's."""
+    try:
+        fast = ga4_bulk.convert_json(con, str(p), gzipped=False, **_RULES)
+    except duckdb.Error:
+        return None
+    n = fast.num_rows
+    if n != _line_count(p):
+        return None
+    lines = pa.array(np.arange(1, n + 1, dtype=np.int64))
+    fast = fast.set_column(fast.schema.get_field_index("line"), "line", lines)
+    slow = fast.column("slow")
+    if not pc.any(slow).as_py():
+        return _mapped(str(p), fast, fast.column("slow_raw"), rejects)
+    wanted = lines.filter(slow.combine_chunks())
+    if len(wanted) * 4 > n:  # mostly slow rows: one pass over the lines is cheaper
+        return None
+    try:
+        again = ga4_bulk.convert_lines(con, str(p), wanted, gzipped=False, **_RULES)
+    except duckdb.Error:
+        return None
+    if again.num_rows != len(wanted):
+        return None
+    kept = fast.filter(pc.invert(slow))
+    return [
+        *_mapped(str(p), kept, kept.column("slow_raw"), rejects),
+        *_mapped(str(p), again, again.column("slow_raw"), rejects),
+    ]
+
+
+def _line_count(p: Path) -> int:
+    """The lines of a plain file (a last line without its newline counts)."""
+    count, last = 0, b"\n"
+    with open(p, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (last != b"\n")
 
 
 def _by_blocks(p: Path) -> Iterator[tuple[pa.Table, pa.Table]]:
@@ -202,14 +259,7 @@ def _by_blocks(p: Path) -> Iterator[tuple[pa.Table, pa.Table]]:
         for block in ga4_lines.blocks(p, BLOCK_BYTES):
             yield (
                 block,
-                ga4_bulk.convert_block(
-                    con,
-                    block,
-                    min_us=MIN_US,
-                    max_us=MAX_US,
-                    mapped=MAPPED_PARAMS,
-                    exposure_names=exposures.SOURCE_NAMES,
-                ),
+                ga4_bulk.convert_block(con, block, **_RULES),
             )
     finally:
         con.close()

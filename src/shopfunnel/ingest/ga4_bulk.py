@@ -1,11 +1,15 @@
 """GA4 export rows → canonical rows in DuckDB: a whole newline-delimited file in one query
-(:func:`convert_file`), or a block of lines at a time (:func:`convert_block`).
+(:func:`convert_json`, DuckDB's JSON reader; :func:`convert_file`, its lines), or a block of
+lines at a time (:func:`convert_block`).
 
 The same mapping as the row-by-row reference in :mod:`shopfunnel.ingest.ga4_rows` (the
 rules are in :mod:`shopfunnel.ingest.ga4`'s docstring), written as one SQL query over raw
 JSON lines. :func:`convert_file` lets DuckDB read the lines itself (``read_csv`` with one
 text column and no quoting, every core, row *i* is line *i + 1*, docs/adr/0147); files it
-cannot split exactly as the block reader does, and JSON arrays, go a block at a time.
+cannot split exactly as the block reader does, and JSON arrays, go a block at a time. A
+plain file is first parsed by ``read_json`` with STRUCTURE's fields as declared columns
+(:func:`convert_json`, about half the parse's CPU, docs/adr/0182) into the same mapping;
+the caller uses it only where it gives the line reader's rows exactly.
 
 1. DuckDB parses each line once (``json_transform`` into the fields the mapping reads:
    ids, names, ``event_params`` and ``items`` as lists of structs, device, geo,
@@ -33,6 +37,8 @@ the choices.
 from __future__ import annotations
 
 import hashlib
+import json
+from typing import TypedDict, Unpack
 
 import duckdb
 import pyarrow as pa
@@ -55,6 +61,19 @@ STRUCTURE = (
     f'"items":[{_ITEM}]}}'
 )
 
+# Mapped params the reference writes as text: held in a number slot, the reference writes the
+# number as Python does, so the row goes to the reference.
+TEXT_PARAMS = (
+    "campaign",
+    "currency",
+    "gclid",
+    "medium",
+    "page_location",
+    "page_referrer",
+    "source",
+    "transaction_id",
+)
+
 # What Python's ``str.strip()`` removes (the reference's blank test): every character
 # ``str.isspace()`` accepts, control separators (\x1c-\x1f) and Unicode spaces included.
 PY_WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
@@ -73,6 +92,11 @@ CREATE OR REPLACE TEMP MACRO ga_float(x) AS
 CREATE OR REPLACE TEMP MACRO ga_int(x) AS
     CASE WHEN ga_float(x) % 1 = 0
          THEN coalesce(TRY_CAST(x AS HUGEINT), TRY_CAST(trim(x, ga_ws()) AS HUGEINT)) END;
+-- an integer written as plain digits (no sign, blank or point) is cast directly; any other
+-- text takes ga_int's way (the same value, e.g. 0012 is 12)
+CREATE OR REPLACE TEMP MACRO ga_int_fast(x) AS
+    CASE WHEN length(x) BETWEEN 1 AND 18 AND ltrim(x, '0123456789') = '' THEN CAST(x AS HUGEINT)
+         ELSE ga_int(x) END;
 CREATE OR REPLACE TEMP MACRO ga_campaign(s, m, c) AS
     CASE WHEN ga_str(s) IS NOT NULL OR ga_str(m) IS NOT NULL
          THEN struct_pack(source := ga_str(s), medium := ga_str(m), campaign := ga_str(c)) END;
@@ -81,7 +105,10 @@ CREATE OR REPLACE TEMP MACRO ga_pv(p) AS
 CREATE OR REPLACE TEMP MACRO ga_pjson(p) AS CASE
     WHEN p.value.string_value IS NOT NULL THEN to_json(p.value.string_value)::VARCHAR
     WHEN p.value.int_value IS NOT NULL
-        THEN coalesce(CAST(ga_int(p.value.int_value) AS VARCHAR), to_json(p.value.int_value)::VARCHAR)
+        THEN CASE WHEN length(p.value.int_value) BETWEEN 1 AND 18 AND ltrim(p.value.int_value, '0123456789') = ''
+                       AND (ascii(p.value.int_value) <> 48 OR p.value.int_value = '0')
+                  THEN p.value.int_value  -- plain digits: the integer's own text
+                  ELSE coalesce(CAST(ga_int(p.value.int_value) AS VARCHAR), to_json(p.value.int_value)::VARCHAR) END
     WHEN p.value.double_value IS NOT NULL
         THEN coalesce(to_json(ga_float(p.value.double_value))::VARCHAR, to_json(p.value.double_value)::VARCHAR)
     ELSE coalesce(to_json(ga_float(p.value.float_value))::VARCHAR, to_json(p.value.float_value)::VARCHAR) END;
@@ -90,6 +117,16 @@ CREATE OR REPLACE TEMP MACRO ga_pjson_plain(p) AS CASE
     WHEN p.value.string_value IS NOT NULL THEN '"' || p.value.string_value || '"'
     ELSE ga_pjson(p) END;
 """
+
+
+class Rules(TypedDict):
+    """The importer's rules the query applies: timestamps in [``min_us``, ``max_us``), the
+    params that become columns (``mapped``), the event names of experiment exposures."""
+
+    min_us: int
+    max_us: int
+    mapped: frozenset[str]
+    exposure_names: frozenset[str]
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -103,11 +140,7 @@ def connect() -> duckdb.DuckDBPyConnection:
 def convert_block(
     con: duckdb.DuckDBPyConnection,
     block: pa.Table,
-    *,
-    min_us: int,
-    max_us: int,
-    mapped: frozenset[str],
-    exposure_names: frozenset[str],
+    **rules: Unpack[Rules],
 ) -> pa.Table:
     """Map a block of lines (``line`` int64, ``raw`` string: the lines, each with its
     newline).
@@ -121,7 +154,7 @@ def convert_block(
     """
     con.register("__ga4_block", block)
     try:
-        return _run(con, "__ga4_block", "raw", min_us, max_us, mapped, exposure_names)
+        return _run(con, "__ga4_block", "raw", rules)
     finally:
         con.unregister("__ga4_block")
 
@@ -131,10 +164,7 @@ def convert_file(
     path: str,
     *,
     gzipped: bool,
-    min_us: int,
-    max_us: int,
-    mapped: frozenset[str],
-    exposure_names: frozenset[str],
+    **rules: Unpack[Rules],
 ) -> pa.Table:
     """Map a whole newline-delimited export in one query, DuckDB reading its lines itself
     (``read_csv`` with one text column and no quoting: every line is one row, in the file's
@@ -145,42 +175,113 @@ def convert_file(
     block reader does (a carriage return, a byte that is not UTF-8, a line longer than
     1 GB): the caller then reads it a block at a time.
     """
-    lines = (
-        "(SELECT NULL::BIGINT AS line, raw FROM read_csv($3, columns = {'raw': 'VARCHAR'}, "
+    lines = f"(SELECT NULL::BIGINT AS line, raw FROM {_read_lines(gzipped)})"
+    return _run(con, lines, "raw || chr(10)", rules, params=[path])
+
+
+def _ddl(t: object) -> str:
+    """A json_transform structure (parsed from JSON) as a DuckDB type."""
+    if isinstance(t, str):
+        return t
+    if isinstance(t, list):
+        return _ddl(t[0]) + "[]"
+    assert isinstance(t, dict)
+    return "STRUCT(" + ", ".join(f'"{k}" {_ddl(v)}' for k, v in t.items()) + ")"
+
+
+# STRUCTURE's fields as read_json's declared columns (the same types, in the same order).
+COLUMNS = "{" + ", ".join(f"'{k}': '{_ddl(v)}'" for k, v in json.loads(STRUCTURE).items()) + "}"
+
+
+def convert_json(
+    con: duckdb.DuckDBPyConnection,
+    path: str,
+    *,
+    gzipped: bool,
+    **rules: Unpack[Rules],
+) -> pa.Table:
+    """Map a whole newline-delimited export in one query, DuckDB's JSON reader parsing it
+    straight into STRUCTURE's columns (``read_json`` with declared columns, every core:
+    about half the CPU of splitting the lines and ``json_transform``-ing each, docs/adr/0182).
+    The rows are :func:`convert_file`'s, without the lines' text: ``slow_raw`` is NULL and a
+    row keyed by its line's md5 (no identity fields) has no ``content`` and is ``slow``: the
+    caller maps the slow rows again from their lines (:func:`convert_lines`).
+
+    The reader skips blank lines (so row *i* is line *i + 1* only in a file without one: the
+    caller checks the count) and raises :class:`duckdb.Error` on any line that is not JSON,
+    not an object, has a duplicated key or a field that does not fit STRUCTURE, where
+    ``json_transform`` would give a NULL row: the caller then reads the file by its lines.
+    """
+    parsed = (
+        "SELECT NULL::BIGINT AS line, NULL::VARCHAR AS raw, false AS plain, j AS r "
+        f"FROM read_json($3, format = 'newline_delimited', columns = {COLUMNS}, "
+        "auto_detect = false, maximum_object_size = 1000000000, "
+        f"compression = '{'gzip' if gzipped else 'none'}') AS j"
+    )
+    return _run(con, "", "NULL", rules, params=[path], parsed=parsed)
+
+
+def convert_lines(
+    con: duckdb.DuckDBPyConnection,
+    path: str,
+    lines: pa.Array,
+    *,
+    gzipped: bool,
+    **rules: Unpack[Rules],
+) -> pa.Table:
+    """:func:`convert_file`'s rows for only the given ``lines`` (numbers from 1, ascending),
+    with ``line`` set; DuckDB reads every line and maps only those."""
+    con.register("__ga4_want", pa.table({"line": lines}))
+    try:
+        source = (
+            "(SELECT line, raw FROM (SELECT row_number() OVER () AS line, raw FROM "
+            f"{_read_lines(gzipped)}) WHERE line IN (SELECT line FROM __ga4_want))"
+        )
+        return _run(con, source, "raw || chr(10)", rules, params=[path])
+    finally:
+        con.unregister("__ga4_want")
+
+
+def _read_lines(gzipped: bool) -> str:
+    """A file's lines (``raw``, ``$3`` the path) as :func:`convert_file` reads them."""
+    return (
+        "read_csv($3, columns = {'raw': 'VARCHAR'}, "
         "delim = chr(1), quote = '', escape = '', new_line = '\\n', header = false, "
         "auto_detect = false, strict_mode = true, max_line_size = 1000000000, "
-        f"compression = '{'gzip' if gzipped else 'none'}'))"
+        f"compression = '{'gzip' if gzipped else 'none'}')"
     )
-    return _run(con, lines, "raw || chr(10)", min_us, max_us, mapped, exposure_names, params=[path])
 
 
 def _run(
     con: duckdb.DuckDBPyConnection,
     source: str,
     hashed: str,
-    min_us: int,
-    max_us: int,
-    mapped: frozenset[str],
-    exposure_names: frozenset[str],
+    rules: Rules,
     params: list[object] | None = None,
+    parsed: str | None = None,
 ) -> pa.Table:
+    structure = STRUCTURE.replace("'", "''")
     sql = _SQL.format(
-        source=source,
+        parsed=parsed or _LINES_PARSED.format(source=source, structure=structure),
         hashed=hashed,
-        structure=STRUCTURE.replace("'", "''"),
-        mapped=", ".join(f"'{k}'" for k in sorted(mapped)),
-        exposures=", ".join(f"'{k}'" for k in sorted(exposure_names)),
+        mapped=", ".join(f"'{k}'" for k in sorted(rules["mapped"])),
+        text_params=", ".join(f"'{k}'" for k in TEXT_PARAMS),
+        exposures=", ".join(f"'{k}'" for k in sorted(rules["exposure_names"])),
     )
-    return con.sql(sql, params=[min_us, max_us, *(params or [])]).to_arrow_table()
+    return con.sql(sql, params=[rules["min_us"], rules["max_us"], *(params or [])]).to_arrow_table()
 
 
-_SQL = """
-WITH parsed AS (
+# The lines' parse: each line (``raw``) as JSON into STRUCTURE; a line that is not an object,
+# or whose fields do not fit it, is a NULL ``r`` (the reference then reports it).
+_LINES_PARSED = """
     SELECT line, raw, strpos(raw, '\\') = 0 AS plain,
            CASE WHEN starts_with(raw, '{{') OR left(ltrim(raw, E' \\t\\r\\n'), 1) = '{{'
                 THEN try(json_transform(raw, '{structure}')) END AS r
     FROM {source}
-),
+"""
+
+_SQL = """
+WITH parsed AS ({parsed}),
 fields AS (
     SELECT line, raw, r, plain,
            -- the event's identity (docs/adr/0168), else the md5 of the line (docs/adr/0078)
@@ -190,68 +291,45 @@ fields AS (
                                coalesce(r.batch_page_id, ''), coalesce(r.batch_ordering_id, ''),
                                coalesce(r.batch_event_index, ''))
                 ELSE md5({hashed}) END AS content,
-           ga_int(r.event_timestamp) AS us,
+           ga_int_fast(r.event_timestamp) AS us,
            ga_str(r.event_name) AS name,
            r.event_params AS ps,
+           list_transform(r.event_params, lambda p: p.key) AS keys,
+           list_transform(r.event_params, lambda p: ga_pv(p)) AS vals,
            list_filter(r.items, lambda i: i IS NOT NULL) AS its,
            ga_str(r.user_pseudo_id) AS pseudo,
            ga_str(r.user_id) AS user_id
     FROM parsed
 ),
-keyed AS (
-    SELECT *, list_transform(ps, lambda p: p.key) AS keys, list_transform(ps, lambda p: ga_pv(p)) AS vals
-    FROM fields
-),
-picked AS (
-    SELECT *,
-           ps[list_position(keys, 'ga_session_id')] AS q_session,
-           ps[list_position(keys, 'transaction_id')] AS q_order,
-           ps[list_position(keys, 'value')] AS q_value,
-           ps[list_position(keys, 'currency')] AS q_currency,
-           ps[list_position(keys, 'page_location')] AS q_page,
-           ps[list_position(keys, 'page_referrer')] AS q_referrer,
-           ps[list_position(keys, 'source')] AS q_source,
-           ps[list_position(keys, 'medium')] AS q_medium,
-           ps[list_position(keys, 'campaign')] AS q_campaign,
-           ps[list_position(keys, 'gclid')] AS q_gclid
-    FROM keyed
-),
 checked AS (
     SELECT *,
         r IS NULL OR content IS NULL OR us IS NULL OR NOT (us >= $1 AND us < $2) OR name IS NULL
         OR name IN ({exposures})
-        OR (r.event_params IS NULL AND strpos(raw, '"event_params"') > 0)
-        OR coalesce(list_count(keys) < len(keys), false)
+        OR (r.event_params IS NULL AND coalesce(strpos(raw, '"event_params"') > 0, false))
+        -- a param without a key or a value, a key the query keeps out of properties, or a
+        -- text param held in a number slot (the reference writes the number as Python does)
+        OR coalesce(list_bool_or(list_transform(ps, lambda p: p.key IS NULL OR ga_pv(p) IS NULL
+            OR p.key IN ('shipping_value', 'tax_value')
+            OR (p.value.string_value IS NULL AND p.key IN ({text_params})))), false)
         OR coalesce(list_unique(keys) < len(keys), false)
-        OR coalesce(list_has_any(keys, ['shipping_value', 'tax_value']), false)
-        OR coalesce(list_count(vals) < len(vals), false)
-        -- a text param held in a number slot: the reference writes the number as Python does
-        OR coalesce((q_order.value.string_value IS NULL AND q_order.key IS NOT NULL)
-                    OR (q_currency.value.string_value IS NULL AND q_currency.key IS NOT NULL)
-                    OR (q_page.value.string_value IS NULL AND q_page.key IS NOT NULL)
-                    OR (q_referrer.value.string_value IS NULL AND q_referrer.key IS NOT NULL)
-                    OR (q_source.value.string_value IS NULL AND q_source.key IS NOT NULL)
-                    OR (q_medium.value.string_value IS NULL AND q_medium.key IS NOT NULL)
-                    OR (q_campaign.value.string_value IS NULL AND q_campaign.key IS NOT NULL)
-                    OR (q_gclid.value.string_value IS NULL AND q_gclid.key IS NOT NULL), false)
         OR coalesce(list_bool_or(list_transform(its, lambda i: i.item_id IS NULL AND i.item_name IS NULL
             AND i.item_category IS NULL AND i.price IS NULL AND i.quantity IS NULL)), false) AS slow,
-        ga_pv(q_session) AS p_session,
-        ga_pv(q_order) AS p_order,
-        ga_pv(q_value) AS p_value,
-        ga_pv(q_currency) AS p_currency,
-        ga_pv(q_page) AS p_page,
-        ga_pv(q_referrer) AS p_referrer,
-        ga_pv(q_source) AS p_source,
-        ga_pv(q_medium) AS p_medium,
-        ga_pv(q_campaign) AS p_campaign,
-        ga_pv(q_gclid) AS p_gclid
-    FROM picked
+        vals[list_position(keys, 'ga_session_id')] AS p_session,
+        vals[list_position(keys, 'transaction_id')] AS p_order,
+        vals[list_position(keys, 'value')] AS p_value,
+        vals[list_position(keys, 'currency')] AS p_currency,
+        vals[list_position(keys, 'page_location')] AS p_page,
+        vals[list_position(keys, 'page_referrer')] AS p_referrer,
+        vals[list_position(keys, 'source')] AS p_source,
+        vals[list_position(keys, 'medium')] AS p_medium,
+        vals[list_position(keys, 'campaign')] AS p_campaign,
+        vals[list_position(keys, 'gclid')] AS p_gclid
+    FROM fields
 ),
 mapped AS (
     SELECT line, raw, content, slow, us, name, pseudo, user_id, ps, its, r, plain, p_page, p_referrer, p_currency,
         coalesce(pseudo, user_id) AS anon,
-        ga_int(p_session) AS session_number,
+        ga_int_fast(p_session) AS session_number,
         ga_str(p_order) AS param_order,
         ga_str(r.ecommerce.transaction_id) AS ecommerce_order,
         coalesce(ga_float(p_value),
@@ -268,9 +346,9 @@ mapped AS (
                     r.session_traffic_source_last_click.manual_campaign.medium,
                     r.session_traffic_source_last_click.manual_campaign.campaign_name) AS last_click,
         list_concat(
-            list_transform(list_filter(ps, lambda p: p.key NOT IN ({mapped})),
-                           lambda p: CASE WHEN plain THEN '"' || p.key || '": ' || ga_pjson_plain(p)
-                                          ELSE to_json(p.key)::VARCHAR || ': ' || ga_pjson(p) END),
+            [CASE WHEN plain THEN '"' || p.key || '": ' || ga_pjson_plain(p)
+                  ELSE to_json(p.key)::VARCHAR || ': ' || ga_pjson(p) END
+             FOR p IN ps IF p.key NOT IN ({mapped})],
             CASE WHEN r.ecommerce.shipping_value IS NOT NULL
                  THEN ['"shipping_value": ' || coalesce(to_json(ga_float(r.ecommerce.shipping_value))::VARCHAR, 'null')]
                  ELSE [] END,
@@ -298,7 +376,7 @@ SELECT line, content, slow, CASE WHEN slow THEN raw END AS slow_raw,
     CASE WHEN len(its) > 0 THEN list_transform(its, lambda i: struct_pack(
         item_id := ga_str(i.item_id), item_name := ga_str(i.item_name),
         item_category := ga_str(i.item_category), price := ga_float(i.price),
-        quantity := TRY_CAST(ga_int(i.quantity) AS INTEGER))) END AS items,
+        quantity := TRY_CAST(ga_int_fast(i.quantity) AS INTEGER))) END AS items,
     CASE WHEN len(props) > 0 THEN '{{' || array_to_string(props, ', ') || '}}' END AS properties,
     candidate, last_click
 FROM mapped
