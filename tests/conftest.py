@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +18,11 @@ from hypothesis import settings
 # set COLUMNS themselves (CliRunner's env, monkeypatch).
 os.environ.pop("COLUMNS", None)
 # Spark commands keep prepared events in a cache dir: never the user's own in tests
-os.environ.setdefault("SHOPFUNNEL_SPARK_CACHE", tempfile.mkdtemp(prefix="shopfunnel-spark-cache-"))
+if "SHOPFUNNEL_SPARK_CACHE" not in os.environ:
+    _spark_cache = tempfile.mkdtemp(prefix="shopfunnel-spark-cache-")
+    os.environ["SHOPFUNNEL_SPARK_CACHE"] = _spark_cache
+    # removed when this test process ends (each xdist worker has its own)
+    atexit.register(shutil.rmtree, _spark_cache, ignore_errors=True)
 
 from shopfunnel.store.store import Store  # noqa: E402
 

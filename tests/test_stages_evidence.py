@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from conftest import T0, log
 from shopfunnel.model import Model, model_from_dict
-from shopfunnel.stages import evidence
+from shopfunnel.stages import evidence, evidence_sql, person_facts
 from shopfunnel.stages.placement import placement, placements
 from shopfunnel.stages.status import STATUSES
 from shopfunnel.stages.summary import stage_flow, stage_summary, stage_transitions
@@ -94,7 +94,7 @@ def periods_of(ends_min: list[int], lookback_min: int) -> list[tuple]:
     return [(e - timedelta(minutes=lookback_min), e) for e in ends]
 
 
-def by_person(f: evidence.PersonFacts) -> dict[str, tuple]:
+def by_person(f: person_facts.PersonFacts) -> dict[str, tuple]:
     """Each person's facts, and their visits in time order."""
     rows = np.arange(len(f))
     ids = list(f.in_order(rows, "person_id"))
@@ -114,7 +114,7 @@ def by_person(f: evidence.PersonFacts) -> dict[str, tuple]:
     }
 
 
-def assert_same(fast: evidence.PersonFacts, ref: evidence.PersonFacts) -> None:
+def assert_same(fast: person_facts.PersonFacts, ref: person_facts.PersonFacts) -> None:
     assert by_person(fast) == by_person(ref)
     # the rows sorted by id_rank are sorted by person_id; visits by row, then time
     ids = np.array(list(fast.in_order(np.arange(len(fast)), "person_id")), dtype=object)
@@ -139,7 +139,7 @@ def test_the_timeline_pass_gives_the_sql_facts_at_every_date(
     fast = evidence.from_timeline(s, MODEL, periods, 1800, chunk_rows=chunk_rows)
     assert fast is not None
     for (start, end), got in zip(periods, fast, strict=True):
-        assert_same(got, evidence.from_sql(s, MODEL, start, end, 1800))
+        assert_same(got, evidence_sql.from_sql(s, MODEL, start, end, 1800))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

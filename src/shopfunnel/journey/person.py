@@ -55,12 +55,12 @@ from shopfunnel.programs.codes import person_codes
 from shopfunnel.programs.giveaways import person_draws
 from shopfunnel.programs.referrals import person_referrals
 from shopfunnel.stages.history import stage_changes, stage_evidence
+from shopfunnel.stages.orders import ORDER_EVENT
 from shopfunnel.store.db import json_pointer, quote_ident
 from shopfunnel.store.erase import find_persons as persons_by_email
 from shopfunnel.store.store import Store
 
 DEFAULT_EVENTS_LIMIT = 500
-ORDER_EVENT = "purchase"
 REFUND_EVENT = "refund"
 # The tables the audiences package keeps (read when present): table -> wanted columns.
 # table -> (the time its rows are ordered by, the columns shown)

@@ -16,7 +16,7 @@ Two paths give the same facts:
   :mod:`shopfunnel.store.person_index`. The timeline holds no ``event_id``: where a person's
   earliest instant holds events of two channels, those few persons' first channel is asked
   of the events.
-* **SQL** (:func:`from_sql`): one ``GROUP BY person_id`` and one window query over the
+* **SQL** (:func:`shopfunnel.stages.evidence_sql.from_sql`): one ``GROUP BY person_id`` and one window query over the
   events per period. It is the reference the timeline path is tested against, and the path
   taken when the timeline cannot serve (no channel column in it, two person ids sharing a
   hash, a timeline that cannot be built).
@@ -27,73 +27,24 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from shopfunnel.jit import njit
 from shopfunnel.model import Model
+from shopfunnel.stages.evidence_sql import facts_from_rows, from_sql
+from shopfunnel.stages.person_facts import NEVER, PersonFacts, epoch_us, gap_us
 from shopfunnel.store import person_index
 from shopfunnel.store import timeline as timeline_store
-from shopfunnel.store.db import quote_ident
 from shopfunnel.store.memory import give_back_memory
 from shopfunnel.store.store import Store
 from shopfunnel.store.timeline import Timeline, chunks
 
-NEVER = np.iinfo(np.int64).max
-ORDER_EVENT = "purchase"  # the event that is an order
 CHUNK_ROWS = 4_000_000  # timeline rows read at a time: memory stays at one chunk
-_EPOCH = datetime(1970, 1, 1)
-
-
-@dataclass(frozen=True)
-class PersonFacts:
-    """One period's facts, one row per person with an event in it (rows in no particular
-    order). Times in µs since 1970; ``NEVER`` where there is none. Visits are sorted by row,
-    then time. Text is kept as positions into small or shared arrays, and taken once, in
-    the order the caller wants (:meth:`in_order`)."""
-
-    ids: pa.Array  # person ids, sorted (every id of the store, or the period's)
-    id_rank: np.ndarray  # each row's position in ``ids``: sorting by it sorts by person_id
-    first_us: np.ndarray  # first event in the period
-    last_us: np.ndarray  # last event in the period
-    stage_first: np.ndarray  # persons × stages: first event of the stage in the period
-    channel_code: np.ndarray  # first-touch channel up to the period's end (-1: none) ...
-    channel_labels: pa.Array  # ... as a position in these labels
-    visit_rows: np.ndarray  # per visit that starts with a return: the person's row here
-    visit_starts: np.ndarray  # its first event (µs)
-    visit_gaps: np.ndarray  # the gap since the person's previous event in the period (µs)
-    hashes: np.ndarray | None = None  # hash(person_id) of each row, ascending (timeline path)
-
-    def __len__(self) -> int:
-        return len(self.first_us)
-
-    def rows_of(self, person_ids: pd.Series, person_hashes: np.ndarray) -> np.ndarray:
-        """The row of each person (-1 when not here), from their ids and hashes: by hash on
-        the timeline path (no string is compared), by id on the SQL path."""
-        if self.hashes is not None:
-            if len(self.hashes) == 0:
-                return np.full(len(person_hashes), -1, dtype=np.int64)
-            at = np.minimum(np.searchsorted(self.hashes, person_hashes), len(self.hashes) - 1)
-            return np.where(self.hashes[at] == person_hashes, at, -1).astype(np.int64)
-        if len(person_ids) == 0 or len(self.ids) == 0:
-            return np.full(len(person_ids), -1, dtype=np.int64)
-        # the SQL path's rows are its ids, in order
-        found = pc.index_in(_arrow_text(person_ids), value_set=self.ids)
-        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-
-    def in_order(self, order: np.ndarray, column: str) -> pd.Series:
-        """A text column (``person_id`` or ``first_channel``) of the rows in ``order``, typed
-        as DuckDB hands ``VARCHAR`` to pandas (``str``; ``object`` when no value is present)."""
-        if column == "person_id":
-            return text_series(self.ids.take(pa.array(self.id_rank[order], pa.int64())))
-        codes = self.channel_code[order]
-        return text_series(self.channel_labels.take(pa.array(codes, mask=codes < 0)))
 
 
 def gather(
@@ -229,13 +180,13 @@ def from_timeline(
     index = person_index.of_store(store)
     if index is None:
         return None
-    bounds = [(_us(start), _us(end)) for start, end in periods]
+    bounds = [(epoch_us(start), epoch_us(end)) for start, end in periods]
     raw = scan(
         tl,
         model.event_stage(),
         len(model.stages),
         bounds,
-        _gap_us(visit_gap_s),
+        gap_us(visit_gap_s),
         chunk_rows=chunk_rows,
     )
     labels = pa.array(tl.labels["channel"], pa.string())
@@ -389,133 +340,3 @@ def _first_channels(store: Store, ids: pa.Array, end: datetime) -> list[Any]:
     finally:
         store.db.unregister(name)
     return [found.get(p) for p in ids.to_pylist()]
-
-
-# -- the SQL path (the reference) ---------------------------------------------------------------
-def from_sql(
-    store: Store, model: Model, start: datetime, end: datetime, visit_gap_s: float
-) -> PersonFacts:
-    """The facts of one period by SQL over the events (see the module docstring)."""
-    return facts_from_rows(
-        model, _person_rows(store, model, start, end), _visit_rows(store, start, end, visit_gap_s)
-    )
-
-
-def facts_from_rows(model: Model, base: pd.DataFrame, visits: pd.DataFrame) -> PersonFacts:
-    """:class:`PersonFacts` from the rows of :func:`_person_rows` (sorted by person_id) and
-    :func:`_visit_rows` (the SQL path's, or the same rows computed on Spark)."""
-    n_stages = len(model.stages)
-    stage_first = np.full((len(base), n_stages), NEVER, dtype=np.int64)
-    for k in range(n_stages):
-        if f"s{k}" in base:
-            stage_first[:, k] = micros(base[f"s{k}"])
-    rows = pd.Index(base["person_id"]).get_indexer(visits["person_id"])
-    keep = rows >= 0
-    rows, starts = rows[keep].astype(np.int64), micros(visits["ts"])[keep]
-    gaps = visits["gap_us"].to_numpy(dtype=np.int64)[keep]
-    order = np.lexsort((starts, rows))
-    channel = pc.dictionary_encode(_arrow_text(base["first_channel"]))
-    return PersonFacts(
-        ids=_arrow_text(base["person_id"]),
-        id_rank=np.arange(len(base), dtype=np.int64),  # ORDER BY person_id
-        first_us=micros(base["first_ts"]),
-        last_us=micros(base["last_event_at"]),
-        stage_first=stage_first,
-        channel_code=channel.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32),
-        channel_labels=channel.dictionary,
-        visit_rows=rows[order],
-        visit_starts=starts[order],
-        visit_gaps=gaps[order],
-    )
-
-
-def _person_rows(store: Store, model: Model, start: datetime, end: datetime) -> pd.DataFrame:
-    """One row per person with an event in the period, in one scan: first and last event in
-    the period, first-touch channel (all events up to ``end``), and ``s{k}``: the first event
-    of stage k in the period, for each stage that has events."""
-    mapping = model.event_stage()
-    params: list[Any] = []
-    if mapping:
-        stage_map = (
-            "SELECT * FROM (VALUES " + ", ".join(["(?, ?)"] * len(mapping)) + ") m(event, stage)"
-        )
-        params += [v for pair in mapping.items() for v in pair]
-    else:
-        stage_map = (
-            "SELECT CAST(NULL AS VARCHAR) AS event, CAST(NULL AS INTEGER) AS stage WHERE false"
-        )
-    stage_cols = ""
-    for k in sorted(set(mapping.values())):
-        stage_cols += f", min(ts) FILTER (WHERE ts > ? AND stage = ?) AS {quote_ident(f's{k}')}"
-    stage_params: list[Any] = []
-    for k in sorted(set(mapping.values())):
-        stage_params += [start, k]
-    return store.db.df(
-        f"""
-        WITH m AS ({stage_map})
-        SELECT person_id,
-               min(ts) FILTER (WHERE ts > ?) AS first_ts,
-               max(ts) AS last_event_at,
-               arg_min(channel, struct_pack(t := ts, id := event_id)) AS first_channel
-               {stage_cols}
-        FROM events LEFT JOIN m USING (event)
-        WHERE ts <= ?
-        GROUP BY person_id
-        HAVING count(*) FILTER (WHERE ts > ?) > 0
-        ORDER BY person_id
-        """,
-        [*params, start, *stage_params, end, start],
-    )
-
-
-def _visit_rows(store: Store, start: datetime, end: datetime, visit_gap_s: float) -> pd.DataFrame:
-    """One row per visit in the period that starts with a return: the person, the time of the
-    visit's first event and the gap since the person's previous event in the period
-    (microseconds, more than ``visit_gap_s`` seconds)."""
-    return store.db.df(
-        """
-        SELECT person_id, ts, gap_us FROM (
-            SELECT person_id, ts,
-                   epoch_us(ts) - epoch_us(lag(ts) OVER (PARTITION BY person_id ORDER BY ts))
-                       AS gap_us
-            FROM events WHERE ts > ? AND ts <= ?
-        )
-        WHERE gap_us > ?
-        """,
-        [start, end, _gap_us(visit_gap_s)],
-    )
-
-
-# -- helpers ------------------------------------------------------------------------------------
-def text_series(values: pa.Array) -> pd.Series:
-    """An Arrow text column typed as DuckDB hands a ``VARCHAR`` column to pandas: ``str``,
-    or ``object`` when no value is present."""
-    if values.null_count == len(values):
-        return pd.Series([None] * len(values), dtype=object)
-    return values.to_pandas()
-
-
-def _arrow_text(values: pd.Series) -> pa.Array:
-    if values.dtype == object:
-        return pa.array(values.to_numpy(dtype=object, na_value=None), type=pa.string())
-    return pa.array(values, type=pa.string())
-
-
-def micros(values: pd.Series) -> np.ndarray:
-    """Microseconds since the epoch; a missing time becomes ``NEVER``."""
-    if len(values) == 0:
-        return np.zeros(0, dtype=np.int64)
-    stamps = pd.to_datetime(values).to_numpy().astype("datetime64[us]")
-    out = stamps.astype(np.int64)
-    out[np.isnat(stamps)] = NEVER
-    return out
-
-
-def _us(value: datetime) -> int:
-    """A naive UTC datetime as µs since 1970 (exact: no float on the way)."""
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _gap_us(visit_gap_s: float) -> int:
-    return int(round(visit_gap_s * 1_000_000))

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from shopfunnel.model import Model, load_model
+from shopfunnel.stages.orders import ORDER_EVENT
 from shopfunnel.store.db import quote_ident
 
 if TYPE_CHECKING:
     from shopfunnel.store.store import Store
 
-ORDER_EVENT = "purchase"
 STAGE_COLUMNS = ["stage", "stage_index", "reached_at", "evidence"]
 CHANGE_COLUMNS = ["at", "from_stage", "to_stage", "evidence", "skipped"]
 

@@ -15,11 +15,13 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from shopfunnel.stages.evidence import ORDER_EVENT, micros
+from shopfunnel.stages.person_facts import micros
 from shopfunnel.stages.status import NEVER
 from shopfunnel.store import cache
 from shopfunnel.store.db import quote_literal
 from shopfunnel.store.store import Store
+
+ORDER_EVENT = "purchase"  # the event that is an order
 
 
 def order_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:

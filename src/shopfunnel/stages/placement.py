@@ -54,9 +54,11 @@ from shopfunnel._time import point_in_time
 from shopfunnel.durations import parse_duration_seconds
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model
-from shopfunnel.stages.evidence import PersonFacts, gather, give_back_memory, micros
+from shopfunnel.stages.evidence import gather
 from shopfunnel.stages.gaps import gone_gap_days, store_gap, usual_gap_days
 from shopfunnel.stages.orders import order_rows, order_stats
+from shopfunnel.stages.person_facts import PersonFacts, micros
+from shopfunnel.stages.persons_table import PERSON_COLUMNS, by_stage_then_id, persons_frame
 from shopfunnel.stages.status import (
     NEVER,
     STATUSES,
@@ -66,29 +68,10 @@ from shopfunnel.stages.status import (
     movements,
     stage_thresholds,
 )
+from shopfunnel.store.memory import give_back_memory
 from shopfunnel.store.store import Store
 
 _US_PER_DAY = 86_400 * 1_000_000
-_NEVER = NEVER
-
-PERSON_COLUMNS = [
-    "person_id",
-    "stage",
-    "stage_index",
-    "status",
-    "entered_stage_at",
-    "days_in_stage",
-    "last_event_at",
-    "days_since_last_event",
-    "first_channel",
-    "orders",
-    "revenue",
-    "last_order_at",
-    "days_since_last_order",
-    "stalled_after_days",
-    "lapsed_after_days",
-    "gone_after_days",
-]
 
 
 @dataclass(frozen=True)
@@ -230,7 +213,7 @@ def _place(
     stage_idx, entered, movers, gaps = movements(
         first, base.visit_rows, base.visit_starts, base.visit_gaps
     )
-    end_us = _micros(pd.Series([end]))[0]
+    end_us = micros(pd.Series([end]))[0]
     thresholds = stage_thresholds(model.stage_names, movers, gaps, rules)
 
     # the measures of orders, for the customers only (a few in a hundred persons): the
@@ -291,10 +274,10 @@ def _place(
             full[c_rows] = values
             return full
 
-        return _persons_frame(
+        return persons_frame(
             model,
             base,
-            _by_stage_then_id(stage_idx, base.id_rank),
+            by_stage_then_id(stage_idx, base.id_rank),
             stage_idx,
             status,
             entered,
@@ -303,7 +286,7 @@ def _place(
             (end_us - entered) / _US_PER_DAY,
             spread(n_orders, 0),
             spread(revenue, 0.0),
-            spread(last_order, _NEVER),
+            spread(last_order, NEVER),
             spread(since_order, np.nan),
             customer,
             stalled_at[stage_idx],
@@ -322,52 +305,6 @@ def _place(
         customer_gone_after_days=gap.gone_days,
         codes=codes,
         make_persons=make_persons,
-    )
-
-
-def _persons_frame(
-    model: Model,
-    base: PersonFacts,
-    order: np.ndarray,
-    stage_idx: np.ndarray,
-    status: np.ndarray,
-    entered: np.ndarray,
-    idle: np.ndarray,
-    end_us: int,
-    days_in_stage: np.ndarray,
-    n_orders: np.ndarray,
-    revenue: np.ndarray,
-    last_order: np.ndarray,
-    since_order: np.ndarray,
-    customer: np.ndarray,
-    stage_stalled: np.ndarray,
-    stage_gone: np.ndarray,
-    usual_gap: np.ndarray,
-    gone_gap: np.ndarray,
-) -> pd.DataFrame:
-    """The persons table of :func:`_place`'s arrays, rows in ``order``."""
-    customer = customer[order]
-    stage_stalled, stage_gone = stage_stalled[order], stage_gone[order]
-    return pd.DataFrame(
-        {
-            "person_id": base.in_order(order, "person_id"),
-            "stage": _labels(model.stage_names, stage_idx[order]),
-            "stage_index": stage_idx[order].astype(np.int64),
-            "status": _labels(list(STATUSES), status[order]),
-            "entered_stage_at": _to_ts(entered[order]),
-            "days_in_stage": days_in_stage[order],
-            "last_event_at": _to_ts(base.last_us[order]),
-            "days_since_last_event": idle[order],
-            "first_channel": base.in_order(order, "first_channel"),
-            "orders": n_orders[order],
-            "revenue": revenue[order],
-            "last_order_at": _to_ts(last_order[order]),
-            "days_since_last_order": since_order[order],
-            "stalled_after_days": np.where(customer, np.nan, stage_stalled),
-            "lapsed_after_days": usual_gap[order],
-            "gone_after_days": np.where(customer, gone_gap[order], stage_gone),
-        },
-        copy=False,  # the columns are new: no need to copy them into blocks
     )
 
 
@@ -431,12 +368,12 @@ def persons(
 def _first_evidence(
     model: Model, base: PersonFacts, orders: pd.DataFrame, o_rows: np.ndarray
 ) -> np.ndarray:
-    """Persons x stages matrix of first-evidence times (µs; ``_NEVER`` when none): the
+    """Persons x stages matrix of first-evidence times (µs; ``NEVER`` when none): the
     facts' own matrix, completed in place (each step takes a minimum: applying it twice,
     when two dates share one period's facts, changes nothing), not a copy of it."""
     first = base.stage_first
     first[:, 0] = np.minimum(first[:, 0], base.first_us)  # any event is a visit
-    o_ts = _micros(orders["ts"])
+    o_ts = micros(orders["ts"])
     o_seq = orders["n"].to_numpy(dtype=np.int64)
     for k, stage in enumerate(model.stages):
         if stage.min_orders is not None:
@@ -446,25 +383,6 @@ def _first_evidence(
 
 
 # -- helpers --------------------------------------------------------------------------------
-def _by_stage_then_id(stage_idx: np.ndarray, id_rank: np.ndarray) -> np.ndarray:
-    """The row order of the persons table: by stage, then by ``person_id`` (``id_rank``
-    holds distinct ranks; placing each row at its rank sorts them without a comparison
-    sort, and the stable sort by stage is a radix sort)."""
-    if len(id_rank) == 0:
-        return np.zeros(0, dtype=np.int64)
-    slot = np.full(int(id_rank.max()) + 1, -1, dtype=np.int64)
-    slot[id_rank] = np.arange(len(id_rank))
-    by_id = slot[slot >= 0]
-    return by_id[np.argsort(stage_idx[by_id].astype(np.int16), kind="stable")]
-
-
-def _labels(names: list[str], codes: np.ndarray) -> pd.Series:
-    """Text column of ``names[codes]``, built in Arrow (no Python string per row)."""
-    if len(codes) == 0:
-        return pd.Series(np.array([], dtype=object))
-    return pa.array(names, pa.string()).take(pa.array(codes)).to_pandas()
-
-
 def _resolve_as_of(store: Store, as_of: datetime | date | str | None) -> datetime | None:
     if as_of is not None:
         return point_in_time(as_of, "as_of")
@@ -472,15 +390,6 @@ def _resolve_as_of(store: Store, as_of: datetime | date | str | None) -> datetim
         return store.latest_event_time()  # type: ignore[attr-defined]
     latest = store.db.scalar("SELECT max(ts) FROM events")
     return None if latest is None else pd.Timestamp(latest).to_pydatetime()
-
-
-_micros = micros
-
-
-def _to_ts(micros: np.ndarray) -> np.ndarray:
-    out = micros.astype("datetime64[us]")
-    out[micros == _NEVER] = np.datetime64("NaT")
-    return out
 
 
 def _empty_placement(model: Model, lookback_s: float) -> StagePlacement:

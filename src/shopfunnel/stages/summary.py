@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from shopfunnel._time import point_in_time
 from shopfunnel.errors import ConfigError
 from shopfunnel.model import Model, load_model
-from shopfunnel.stages.evidence import text_series
+from shopfunnel.stages.person_facts import text_series
 from shopfunnel.stages.placement import (
     PlacedCodes,
     StagePlacement,

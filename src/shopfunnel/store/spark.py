@@ -301,7 +301,7 @@ class SparkEvents(SparkReads):
         self, stage_of_event: dict[str, int], start: datetime, end: datetime, visit_gap_s: float
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The stage placement's facts of ``(start, end]``, as the store's SQL path gives
-        them (:func:`shopfunnel.stages.evidence.from_sql`): one row per person with an
+        them (:func:`shopfunnel.stages.evidence_sql.from_sql`): one row per person with an
         event in the period, sorted by ``person_id`` (``first_ts``, ``last_event_at``,
         ``first_channel`` — the earliest event's up to ``end``, ties by event id — and
         ``s{k}``, the first event of stage k), and one row per visit that starts with a
