@@ -191,6 +191,7 @@ def cli_json(*args: str) -> object:
     [
         ["funnel", "--steps", "view_item,add_to_cart,purchase", "--by", "channel"],
         ["stages"],
+        ["flow", "--from", "2024-02-01", "--to", "2024-03-01"],
         ["retention", "--view", "all"],
         ["rfm", "--by-group"],
     ],

@@ -94,7 +94,7 @@ def test_the_cache_dir_follows_the_environment(monkeypatch, tmp_path) -> None:
 def test_the_clear_command_empties_the_cache_dir(tmp_path) -> None:
     from typer.testing import CliRunner
 
-    from shopfunnel.cli.application import app
+    from shopfunnel.cli import app  # registers every command (application.app alone has none)
 
     (tmp_path / "abc").mkdir()
     (tmp_path / "abc" / "_SUCCESS").write_text("")

@@ -25,6 +25,7 @@ from shopfunnel.store.store import Store
 pyspark = pytest.importorskip("pyspark")
 
 from shopfunnel.funnel.spark import SparkEngine  # noqa: E402
+from shopfunnel.store import spark_rules  # noqa: E402
 from shopfunnel.store.spark_rules import canonical_events  # noqa: E402
 
 pytestmark = [
@@ -49,10 +50,15 @@ UTMS = [
 ]
 
 
-def raw_log(seed: int, persons: int = 40) -> pd.DataFrame:
+def raw_log(
+    seed: int, persons: int = 40, *, given: bool = False, repeats: bool = True
+) -> pd.DataFrame:
     """Devices (anonymous ids) of users who sign in on some events, visits split by gaps
     around the 30-minute timeout, UTM values and referrers on some first events, a few
-    given session ids and channels, and repeated rows (the same event twice)."""
+    given session ids and channels, and repeated rows (the same event twice).
+
+    ``given``: every row has a session id and a channel (a collector's export), which
+    skips the session and channel rules on Spark; ``repeats=False``: no repeated row."""
     rng = np.random.default_rng(seed)
     rows = []
     for p in range(persons):
@@ -74,11 +80,14 @@ def raw_log(seed: int, persons: int = 40) -> pd.DataFrame:
                     "utm_campaign": utm[2],
                     "referrer": REFERRERS[int(rng.integers(len(REFERRERS)))],
                     "page": "https://shop.example/p/2",
-                    "session_id": f"given-{p}" if rng.random() < 0.05 else None,
-                    "channel": "email" if rng.random() < 0.05 else None,
+                    "session_id": f"given-{p}" if given or rng.random() < 0.05 else None,
+                    "channel": "email" if given or rng.random() < 0.05 else None,
                 }
+                if given:  # a few sessions per device, some shared by two devices
+                    row["session_id"] = f"given-{p}-{int(rng.integers(0, 3))}"
+                    row["channel"] = str(rng.choice(["email", "direct", "paid_search"]))
                 rows.append(row)
-                if rng.random() < 0.05:
+                if repeats and rng.random() < 0.05:
                     rows.append(dict(row))  # the same event delivered twice
     return pd.DataFrame(rows)
 
@@ -105,7 +114,38 @@ def by_event(df: pd.DataFrame) -> pd.DataFrame:
 )
 @given(seed=st.integers(0, 10_000))
 def test_every_event_gets_the_stores_person_session_and_channel(spark, tmp_path, seed: int) -> None:
-    raw = raw_log(seed)
+    assert_same_as_the_store(spark, tmp_path, raw_log(seed))
+
+
+@pytest.mark.parametrize("repeats", [True, False], ids=["repeated rows", "no repeated row"])
+def test_given_sessions_and_channels_skip_their_rules_and_keep_the_stores_values(
+    spark, tmp_path, repeats: bool
+) -> None:
+    assert_same_as_the_store(spark, tmp_path, raw_log(11, given=True, repeats=repeats))
+
+
+def test_stitching_joined_without_broadcast_gives_the_same_persons(
+    spark, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(spark_rules, "BROADCAST_STITCHING", 0)
+    assert_same_as_the_store(spark, tmp_path, raw_log(12, given=True))
+
+
+def test_a_hash_collision_of_two_ids_only_takes_the_exact_path(
+    spark, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(spark_rules, "_repeated_ids", lambda df: True)
+    assert_same_as_the_store(spark, tmp_path, raw_log(13, given=True, repeats=False))
+
+
+def test_repeated_ids_are_found_by_their_hash(spark) -> None:
+    unique = spark.createDataFrame([("a",), ("b",), ("c",)], "event_id string")
+    repeated = spark.createDataFrame([("a",), ("b",), ("a",)], "event_id string")
+    assert not spark_rules._repeated_ids(unique)
+    assert spark_rules._repeated_ids(repeated)
+
+
+def assert_same_as_the_store(spark, tmp_path, raw: pd.DataFrame) -> None:
     expected = by_event(store_events(raw))
     got = by_event(spark_events(spark, raw, tmp_path))
     assert len(got) == len(expected) == raw["event_id"].nunique()

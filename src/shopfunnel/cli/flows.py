@@ -13,6 +13,7 @@ import typer
 
 from shopfunnel import format as fmt
 from shopfunnel.cli.application import app
+from shopfunnel.cli.engine import Engine, EngineOpt, EventsOpt, TableOpt
 from shopfunnel.cli.output import (
     DB_OPTION,
     FORMAT_OPTION,
@@ -67,6 +68,9 @@ def flow_group(
         str | None,
         typer.Option("--lookback", help="Stage flow: only events this recent count, e.g. 90d."),
     ] = None,
+    engine: EngineOpt = Engine.local,
+    events: EventsOpt = None,
+    table: TableOpt = None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -76,7 +80,16 @@ def flow_group(
     from shopfunnel.cli.stages import flow as stage_flow_command
 
     stage_flow_command(
-        start=start, end=end, db=db, format=format, out=out, model=model, lookback=lookback
+        start=start,
+        end=end,
+        db=db,
+        format=format,
+        out=out,
+        model=model,
+        lookback=lookback,
+        engine=engine,
+        events=events,
+        table=table,
     )
 
 

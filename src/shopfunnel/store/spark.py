@@ -65,8 +65,9 @@ def spark_session() -> SparkSession:
     1. ``SPARK_REMOTE`` set (``sc://host:15002``): a Spark Connect session to that server;
     2. run by ``spark-submit`` (or a session already active in this process, as in a
        notebook): that session, with its master and settings;
-    3. otherwise a local session on ``SHOPFUNNEL_SPARK_MASTER`` (default ``local[*]``),
-       see :func:`local_spark_session`.
+    3. otherwise a local session on ``SHOPFUNNEL_SPARK_MASTER`` (default ``local[*]``)
+       with ``SHOPFUNNEL_SPARK_DRIVER_MEMORY`` (default ``4g``; the per-person rows of
+       stages and persons come back to the driver), see :func:`local_spark_session`.
 
     The session time zone is set to UTC in every case (shopfunnel's periods are UTC days,
     weeks and months)."""
@@ -85,7 +86,10 @@ def spark_session() -> SparkSession:
     elif os.environ.get("PYSPARK_GATEWAY_PORT"):  # started by spark-submit
         spark = SparkSession.builder.appName("shopfunnel").getOrCreate()
     else:
-        spark = local_spark_session(os.environ.get("SHOPFUNNEL_SPARK_MASTER", "local[*]"))
+        spark = local_spark_session(
+            os.environ.get("SHOPFUNNEL_SPARK_MASTER", "local[*]"),
+            driver_memory=os.environ.get("SHOPFUNNEL_SPARK_DRIVER_MEMORY", "4g"),
+        )
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     return spark
 
