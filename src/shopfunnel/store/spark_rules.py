@@ -104,6 +104,8 @@ def _missing(df: DataFrame) -> dict[str, int]:
 
     names = ("event_id", "session_id", "channel")
     row = df.select(*[F.count_if(F.col(n).isNull()).alias(n) for n in names]).first()
+    if row is None:  # an aggregate always gives one row; say so to the type checker
+        return dict.fromkeys(names, 0)
     return {n: int(row[n] or 0) for n in names}
 
 
