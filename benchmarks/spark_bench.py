@@ -104,26 +104,33 @@ def tree_sample(pid: int, cpu: dict[int, float]) -> float:
 def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int]:
     """Wall seconds, CPU seconds and peak RSS MiB of the process tree, exit code."""
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = [0.0]
-    cpu: dict[int, float] = {}
-    done = threading.Event()
+    # a failed command's last stderr lines are printed
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        peak = [0.0]
+        cpu: dict[int, float] = {}
+        done = threading.Event()
 
-    def sample() -> None:  # never reaps the child: wait4 below does
-        while not done.is_set():
-            peak[0] = max(peak[0], tree_sample(proc.pid, cpu))
-            done.wait(0.2)
+        def sample() -> None:  # never reaps the child: wait4 below does
+            while not done.is_set():
+                peak[0] = max(peak[0], tree_sample(proc.pid, cpu))
+                done.wait(0.2)
 
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    done.set()
-    thread.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    # the direct child's own CPU is exact from wait4; its descendants' as last sampled
-    own = usage.ru_utime + usage.ru_stime
-    cpu[proc.pid] = max(cpu.get(proc.pid, 0.0), own)
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        done.set()
+        thread.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            errors.seek(0)
+            tail = errors.read().decode(errors="replace").splitlines()[-20:]
+            print(f"{' '.join(argv[:6])} ... exit {proc.returncode}; its last stderr lines:",
+                  *tail, sep="\n", file=sys.stderr, flush=True)
+        # the direct child's own CPU is exact from wait4; its descendants' as last sampled
+        own = usage.ru_utime + usage.ru_stime
+        cpu[proc.pid] = max(cpu.get(proc.pid, 0.0), own)
     return wall, sum(cpu.values()), peak[0], proc.returncode
 
 
