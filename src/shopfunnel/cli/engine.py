@@ -14,13 +14,13 @@ docs/spark.md). PySpark is imported only when ``--engine spark`` is chosen.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from shopfunnel.errors import ConfigError
+from shopfunnel.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     from shopfunnel.store.spark import SparkEvents
@@ -93,10 +93,36 @@ def open_source(
     else:
         source = SparkEvents(read_events(spark, events=events, table=table))
     _report_heavy(source)
+    died = False
     try:
         yield source
+    except Exception as exc:
+        if not spark_died(exc):
+            raise
+        died = True
+        raise StoreError(
+            "Spark stopped during the analysis (its JVM ran out of memory or died): "
+            "give it more memory, with SHOPFUNNEL_SPARK_DRIVER_MEMORY=8g for the local "
+            "Spark (default 4g) or spark.driver.memory / spark.executor.memory on a "
+            "cluster; see docs/spark.md"
+        ) from exc
     finally:
-        source.close()
+        if died:
+            with suppress(Exception):  # closing a dead session fails too: say why it died
+                source.close()
+        else:
+            source.close()
+
+
+def spark_died(exc: BaseException) -> bool:
+    """Whether ``exc`` says the Spark JVM is gone or ran out of memory (not an error in
+    the analysis or the data): the connection to it refused or lost, or an
+    ``OutOfMemoryError`` reported back."""
+    if isinstance(exc, ConnectionError):
+        return True
+    if type(exc).__name__ == "Py4JNetworkError":
+        return True
+    return "java.lang.OutOfMemoryError" in str(exc)
 
 
 HEAVY_EVENTS = 1_000_000
