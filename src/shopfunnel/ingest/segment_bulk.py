@@ -87,26 +87,18 @@ def _timestamp(value: Any) -> datetime:
     text without surrounding spaces; anything else (and every error) goes to the reference."""
     if type(value) is str:
         size = len(value)
-        if (
-            (size == 24 and value[19] == "." or size == 20)
-            and value[-1] == "Z"
-            and value[10] == "T"
-        ):
-            # JavaScript's toISOString(): UTC already, so read without the zone
+        # UTC already, so read without the zone: JavaScript's toISOString() ("...Z") and
+        # Python's isoformat() of a UTC time ("...+00:00", segment-analytics-python's);
+        # stripping the zone from a parsed time (``replace(tzinfo=None)``) costs ten
+        # times the parse itself
+        utc = 0
+        if (size == 24 and value[19] == "." or size == 20) and value[-1] == "Z":
+            utc = 1
+        elif size > 16 and value.endswith("+00:00"):
+            utc = 6
+        if utc and value[10] == "T":
             try:
-                ts = _fromisoformat(value[:-1])
-            except ValueError:
-                return parse_timestamp(value)
-            if ts.tzinfo is None and _MIN <= ts <= _MAX:
-                return ts
-            return parse_timestamp(value)
-        if value.endswith("+00:00") and size > 16 and value[10] == "T":
-            # Python's isoformat() of a UTC time (segment-analytics-python's timestamps):
-            # the time without its zero offset is the same naive UTC time, and stripping
-            # the zone from the parsed time (``replace(tzinfo=None)``) costs ten times the
-            # parse itself
-            try:
-                ts = _fromisoformat(value[:-6])
+                ts = _fromisoformat(value[:-utc])
             except ValueError:
                 return parse_timestamp(value)
             if ts.tzinfo is None and _MIN <= ts <= _MAX:
