@@ -14,11 +14,18 @@ class FakeEvents:
     closed = 0
     dead = False  # a dead JVM: closing the session fails too
 
-    def __init__(self, df: object) -> None:
+    heavy_dies: BaseException | None = None  # the first scan (heavy persons) meets a dead JVM
+    made: list[dict] = []  # the keyword arguments each source was made with
+
+    def __init__(self, df: object, **kwargs: object) -> None:
         self.on_spark = True
+        FakeEvents.made.append(kwargs)
 
     def heavy_persons(self, n: int):
         import pandas as pd
+
+        if FakeEvents.heavy_dies is not None:
+            raise FakeEvents.heavy_dies
 
         return pd.DataFrame({"person_id": [], "events": []})
 
@@ -37,6 +44,8 @@ def fake_spark(monkeypatch):
     monkeypatch.setattr(spark_cache, "prepared_events", lambda s, events: object())
     FakeEvents.closed = 0
     FakeEvents.dead = False
+    FakeEvents.heavy_dies = None
+    FakeEvents.made = []
 
 
 @pytest.mark.parametrize(
@@ -74,3 +83,25 @@ def test_spark_died_reads_the_kind_of_failure() -> None:
     assert engine.spark_died(ConnectionResetError())
     assert engine.spark_died(Exception("Caused by: java.lang.OutOfMemoryError: GC overhead"))
     assert not engine.spark_died(ValueError("bad date"))
+
+
+def test_a_spark_that_dies_in_its_first_scan_says_give_it_more_memory(fake_spark) -> None:
+    """The heavy-person scan is the first job: at 100M events on a small driver the JVM
+    died there, before the analysis began, and the user saw the lost connection."""
+    died = ConnectionRefusedError(111, "Connection refused")
+    FakeEvents.heavy_dies = died
+    with (
+        pytest.raises(ShopfunnelError, match="SHOPFUNNEL_SPARK_DRIVER_MEMORY") as info,
+        engine.open_source("unused.duckdb", "spark", events="events.parquet"),
+    ):
+        pytest.fail("the analysis must not start")
+    assert info.value.__cause__ is died
+    assert FakeEvents.closed == 1
+
+
+def test_prepared_events_are_read_again_not_kept_in_the_jvm(fake_spark) -> None:
+    """Events from the prepared Parquet are not persisted (ADR 0187); a table, whose rules
+    run on every read, still is."""
+    with engine.open_source("unused.duckdb", "spark", events="events.parquet"):
+        pass
+    assert FakeEvents.made == [{"persist": False}]

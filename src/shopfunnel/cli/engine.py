@@ -88,13 +88,16 @@ def open_source(
 
     spark = spark_session()
     if events is not None and table is None:
-        # the load rules run once per source; later runs read the prepared Parquet
-        source = SparkEvents(prepared_events(spark, events))
+        # the load rules run once per source; later runs read the prepared Parquet. That
+        # file is read again by each query rather than kept (persisted): re-reading it costs
+        # less than holding every event in the JVM (at 100M events the cache alone ran the
+        # local driver out of memory, ADR 0187)
+        source = SparkEvents(prepared_events(spark, events), persist=False)
     else:
         source = SparkEvents(read_events(spark, events=events, table=table))
-    _report_heavy(source)
     died = False
     try:
+        _report_heavy(source)  # its scan is the first to meet a JVM short of memory
         yield source
     except Exception as exc:
         if not spark_died(exc):
