@@ -48,8 +48,8 @@ def main() -> None:
                     help="DuckDB threads for the timed rounds (the server's writer uses 1 while "
                          "events arrive, ADR 0184; 0: DuckDB's default)")
     ap.add_argument("--checkpoint-threshold", default=None,
-                    help="DuckDB's checkpoint_threshold for the timed rounds (e.g. 1GB: the "
-                         "writer's setting while events arrive); the final CHECKPOINT is timed "
+                    help="DuckDB's checkpoint_threshold for the timed rounds (e.g. 1GB: deferred "
+                         "checkpoints); the final CHECKPOINT is timed "
                          "and counted in the mean either way")
     args = ap.parse_args()
 
