@@ -69,3 +69,86 @@ def test_small_loads_derive_the_sessions_and_channels_large_loads_derive(
     assert narrow == wide
     assert len({r[5] for r in narrow}) > 10  # sessions were derived, not all one
     assert {r[6] for r in narrow} >= {"direct", "email", "paid_social"}
+
+
+# -- a session's channel, against a reference computed row by row ----------------------------
+CHANNEL_INPUTS = [
+    {},
+    {"utm_source": "newsletter", "utm_medium": "email"},
+    {"utm_source": "Facebook", "utm_medium": "cpc"},
+    {"referrer": "https://www.google.com/search?q=mug"},
+    {"referrer": "https://shop.example/p/2"},  # internal navigation: not a referral
+    {"channel": "paid_social"},
+    {"channel": "affiliate"},
+]
+
+
+def _derived_channel(db, row: dict) -> str:
+    """The channel the store's rule gives one row alone (channels.channel_sql)."""
+    from shopfunnel.store.channels import channel_sql
+
+    expr = channel_sql("s", "m", "c", "r", "p")
+    return db.scalar(
+        f"SELECT {expr} FROM (SELECT ?::VARCHAR s, ?::VARCHAR m, ?::VARCHAR c, "
+        "?::VARCHAR r, ?::VARCHAR p)",
+        [row.get("utm_source"), row.get("utm_medium"), None, row.get("referrer"), row.get("page")],
+    )
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_row = st.fixed_dictionaries(
+    {
+        "who": st.integers(0, 3),
+        "dt": st.sampled_from([0, 0, 1, 60, 1900]),  # ties in time, and new visits
+        "given_session": st.sampled_from([None, None, None, "g-1", "g-2"]),
+        "inputs": st.integers(0, len(CHANNEL_INPUTS) - 1),
+    }
+)
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["key columns", "whole rows"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=st.lists(_row, min_size=1, max_size=40))
+def test_a_sessions_channel_is_its_first_rows_in_time_then_input_order(
+    tmp_path_factory, monkeypatch, big, spec
+) -> None:
+    """Each event without a channel of its own takes its session's: the first event's (by
+    time, ties by the order of the input), its own channel when given, else the one the
+    rules derive from its UTM values and referrer (GA4's session scope)."""
+    import orjson
+
+    if big:
+        monkeypatch.setattr(store_module, "_BIG_LOAD", 0)
+    clock: dict[int, int] = {}
+    rows = []
+    for i, s in enumerate(spec):
+        clock[s["who"]] = clock.get(s["who"], 1_700_000_000) + s["dt"]
+        row = {
+            "event_id": f"e{i}",
+            "event": "page_view",
+            "anonymous_id": f"a{s['who']}",
+            "session_id": s["given_session"],
+            "page": "https://shop.example/p/1",
+            "ts": pa.scalar(clock[s["who"]] * 1_000_000, pa.timestamp("us")).as_py().isoformat(),
+            **CHANNEL_INPUTS[s["inputs"]],
+        }
+        rows.append(row)
+    path = tmp_path_factory.mktemp("ch") / "s.duckdb"
+    with Store(path) as store:
+        data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
+        store.load_staged(Staged("t", table=records_table(data)), on_error="skip")
+        stored = dict(
+            (eid, (sid, ch))
+            for eid, sid, ch in store.db.rows("SELECT event_id, session_id, channel FROM events")
+        )
+        first: dict[str, dict] = {}
+        # input order, then a stable sort by time: the first row of each session
+        for i in sorted(range(len(rows)), key=lambda i: rows[i]["ts"]):
+            first.setdefault(stored[rows[i]["event_id"]][0], rows[i])
+        for row in rows:
+            sid, channel = stored[row["event_id"]]
+            head = first[sid]
+            expected = row.get("channel") or head.get("channel") or _derived_channel(store.db, head)
+            assert channel == expected, (row, head)

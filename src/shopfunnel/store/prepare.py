@@ -148,11 +148,16 @@ def prepare_sql(
             last = "sessioned_new"
     if derive_channels:
         # A session's channel is the one its first event came from (GA4's session scope).
+        # One aggregate per session (its first row by time, then by input line) joined back
+        # by the session: a hash aggregate and a join instead of a window that sorts every
+        # row by session (ADR 0183). ``arg_min_null`` keeps the first row's value even
+        # when NULL, as ``first_value`` did; the rule below never gives NULL.
         channel = channel_sql("utm_source", "utm_medium", "utm_campaign", "referrer", "page")
-        first = (
-            f"first_value(coalesce(channel, {channel})) OVER (PARTITION BY session_id "
-            f"ORDER BY ts, {LINE})"
+        ctes.append(
+            f"first_channel AS (SELECT session_id AS __csid, arg_min_null(coalesce(channel, "
+            f"{channel}), (ts, {LINE})) AS __first FROM {last} GROUP BY session_id)"
         )
+        first = "__first"
         stored_ch = "NULL"
         if continue_stored:  # a session the store holds keeps its channel (ADR 0072)
             ctes.append(
@@ -163,8 +168,9 @@ def prepare_sql(
             )
             last, stored_ch = "with_stored", "__ch"
         ctes.append(
-            f"channelled AS (SELECT * REPLACE (coalesce(channel, {stored_ch}, "
-            f"{first}) AS channel) FROM {last})"
+            f"channelled AS (SELECT n.* REPLACE (coalesce(n.channel, {stored_ch}, "
+            f"{first}) AS channel) FROM {last} n JOIN first_channel f "
+            "ON f.__csid IS NOT DISTINCT FROM n.session_id)"
         )
         last = "channelled"
     cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
