@@ -109,7 +109,9 @@ _row = st.fixed_dictionaries(
 
 
 @pytest.mark.parametrize("big", [False, True], ids=["key columns", "whole rows"])
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(spec=st.lists(_row, min_size=1, max_size=40))
 def test_a_sessions_channel_is_its_first_rows_in_time_then_input_order(
     tmp_path_factory, monkeypatch, big, spec
