@@ -182,3 +182,34 @@ def test_a_file_of_mostly_slow_rows_is_read_by_its_lines_in_one_pass(
     assert calls == []  # not mapped again row by row: the whole file by its lines
     assert_same(staged, by_lines(path, monkeypatch))
     assert staged.table.num_rows == len(rows)
+
+
+def test_a_line_longer_than_the_json_readers_buffers_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The JSON reader's buffers are sized by ``JSON_LINE_LIMIT`` so both cores parse
+    (ADR 0185); a longer line is still imported whole, with the line reader's rows."""
+    monkeypatch.setattr(ga4_bulk, "JSON_LINE_LIMIT", 4096)
+    long = {
+        **PURCHASE,
+        "event_params": [
+            *PURCHASE.get("event_params", []),
+            {"key": "note", "value": {"string_value": "x" * 6000}},
+        ],
+    }
+    path = write(tmp_path / "ga.json", [*ORDINARY[:5], identified(long, 99), *ORDINARY[5:]])
+    staged = by_json(path, monkeypatch)
+    assert_same(staged, by_lines(path, monkeypatch))
+    assert "x" * 6000 in staged.table.column("properties")[5].as_py()
+    assert staged.table.num_rows == len(ORDINARY) + 1
+
+
+def test_a_file_of_ordinary_lines_is_read_in_order_across_the_json_readers_buffers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With small buffers (several per file, read by two threads) the rows still come in
+    the file's order: row i is line i + 1."""
+    monkeypatch.setattr(ga4_bulk, "JSON_LINE_LIMIT", 4096)
+    rows = [identified(r, i) for i, r in enumerate(ORDINARY * 20)]
+    path = write(tmp_path / "ga.json", rows)
+    assert_same(by_json(path, monkeypatch), by_lines(path, monkeypatch))
