@@ -104,3 +104,57 @@ def test_the_clear_command_empties_the_cache_dir(tmp_path) -> None:
     assert list(tmp_path.iterdir()) == []
     shown = CliRunner().invoke(app, ["spark-cache", "path"], env={"SHOPFUNNEL_SPARK_CACHE": "off"})
     assert shown.output.strip() == "off"
+
+
+# -- per-person and per-session rows reach Python through Parquet (ADR 0187) -------------------
+def _sessions_frame(spark):
+    from pyspark.sql import functions as F
+
+    events = spark.createDataFrame(
+        [(f"s{i % 37}", f"p{i % 11}", i * 1_000_000, None if i % 5 else "x") for i in range(400)],
+        "session_id string, person_id string, us long, note string",
+    )
+    return events.groupBy("session_id").agg(
+        F.first("person_id").alias("person_id"),
+        F.min("us").alias("started_us"),
+        F.count(F.lit(1)).alias("events"),
+        F.max("note").alias("note"),
+    )
+
+
+def test_large_results_come_back_through_parquet_with_every_row(
+    spark, tmp_path, monkeypatch
+) -> None:
+    """``arrow_rows`` gives the rows ``toArrow()`` gives, same columns and types, without the
+    driver gathering them: Spark writes them in the cache dir, which is left clean."""
+    from shopfunnel.store.spark_reads import arrow_rows
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(spark_cache.ENV, str(cache))
+    frame = _sessions_frame(spark)
+    got, expected = arrow_rows(frame), frame.toArrow()
+    assert got.column_names == expected.column_names == frame.columns
+    assert got.schema.types == expected.schema.types
+    assert sorted(got.to_pylist(), key=str) == sorted(expected.to_pylist(), key=str)
+    assert got.num_rows == 37
+    assert list(cache.iterdir()) == []  # the temporary folder is removed
+
+
+def test_large_results_with_the_cache_off_are_collected_by_the_driver(spark, monkeypatch) -> None:
+    from shopfunnel.store.spark_reads import arrow_rows
+
+    monkeypatch.setenv(spark_cache.ENV, "off")
+    frame = _sessions_frame(spark)
+    writes = []
+    monkeypatch.setattr(type(frame), "write", property(lambda self: writes.append(1)))
+    assert arrow_rows(frame).num_rows == 37
+    assert writes == []
+
+
+def test_an_empty_large_result_keeps_its_columns(spark, tmp_path, monkeypatch) -> None:
+    from shopfunnel.store.spark_reads import arrow_rows
+
+    monkeypatch.setenv(spark_cache.ENV, str(tmp_path / "cache"))
+    frame = _sessions_frame(spark).where("events < 0")
+    got = arrow_rows(frame)
+    assert got.num_rows == 0 and got.column_names == frame.columns

@@ -52,6 +52,9 @@ def local_spark_session(
         # one row per counted unit comes back to the driver: give it room
         .config("spark.driver.memory", driver_memory)
         .config("spark.driver.maxResultSize", "0")
+        # a JVM out of heap stops (the command then says so, cli/engine.spark_died) instead
+        # of living on with a dead thread while the job waits for ever (ADR 0187)
+        .config("spark.driver.extraJavaOptions", "-XX:+ExitOnOutOfMemoryError")
         .config("spark.ui.showConsoleProgress", "false")
     )
     for key, value in (conf or {}).items():
@@ -280,7 +283,7 @@ class SparkEvents(SparkReads):
 
     def person_ids(self) -> pd.DataFrame:
         """Every person (``person_id``) with at least one event."""
-        return _pandas(self.df.select("person_id").distinct())
+        return _pandas(self.df.select("person_id").distinct(), large=True)
 
     def active_periods(self, period: str = "week") -> pd.DataFrame:
         """As :func:`shopfunnel.customers.retention.active_periods`: one row per person and
@@ -294,7 +297,8 @@ class SparkEvents(SparkReads):
         return _pandas(
             self.df.groupBy("person_id", start.alias("__p"))
             .agg(F.min(self._t()).alias("ts"))
-            .drop("__p")
+            .drop("__p"),
+            large=True,
         )
 
     def person_rows(
@@ -341,9 +345,10 @@ class SparkEvents(SparkReads):
         base_pd = _pandas(
             base,
             times=["first_ts", "last_event_at", *[c for c in base.columns if c.startswith("s")]],
+            large=True,
         )
         base_pd = base_pd.sort_values("person_id", kind="stable").reset_index(drop=True)
-        return base_pd, _pandas(visits, times=["ts"])
+        return base_pd, _pandas(visits, times=["ts"], large=True)
 
     def order_rows(self, start: datetime, end: datetime, order_event: str) -> pd.DataFrame:
         """One row per order in ``(start, end]`` as the placement reads them

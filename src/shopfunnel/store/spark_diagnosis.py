@@ -101,8 +101,11 @@ def session_frame(
 
 
 def session_rows(sessions: DataFrame) -> pa.Table:
-    """The sessions table as Arrow, for the driver's DuckDB (one row per session)."""
-    return sessions.toArrow()
+    """The sessions table as Arrow, for the driver's DuckDB (one row per session), read
+    without holding every row in the Spark driver's heap (:func:`arrow_rows`)."""
+    from shopfunnel.store.spark_reads import arrow_rows
+
+    return arrow_rows(sessions)
 
 
 def order_counts(
