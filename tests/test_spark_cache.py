@@ -158,3 +158,14 @@ def test_an_empty_large_result_keeps_its_columns(spark, tmp_path, monkeypatch) -
     frame = _sessions_frame(spark).where("events < 0")
     got = arrow_rows(frame)
     assert got.num_rows == 0 and got.column_names == frame.columns
+
+
+def test_on_a_cluster_without_a_named_cache_dir_the_driver_collects(spark, monkeypatch) -> None:
+    """The default cache dir is this machine's: executors elsewhere would write their own."""
+    from shopfunnel.store import spark_reads
+
+    monkeypatch.delenv(spark_cache.ENV, raising=False)
+    frame = _sessions_frame(spark)
+    assert spark_reads._shared_dir(frame)  # local[2]
+    monkeypatch.setattr(frame.sparkSession.conf, "get", lambda key, default=None: "yarn")
+    assert not spark_reads._shared_dir(frame)

@@ -249,9 +249,11 @@ def _naive(us: int) -> datetime:
 def arrow_rows(df: DataFrame) -> Any:
     """A result that grows with the persons or sessions, as an Arrow table in this process,
     without every row held at once in the Spark driver's heap (ADR 0187): Spark writes it as
-    Parquet to a temporary folder in the Spark cache dir (a path the driver and every
-    executor see, docs/spark.md), pyarrow reads it back and the folder is removed. With the
-    cache off or on a URL, ``toArrow()`` (the driver's heap holds the rows).
+    Parquet to a temporary folder in the Spark cache dir, pyarrow reads it back and the
+    folder is removed. That needs a folder the executors write and this process reads: a
+    local master, or ``SHOPFUNNEL_SPARK_CACHE`` set (on a cluster, a path every node sees,
+    docs/spark.md). Otherwise, or with the cache off or on a URL, ``toArrow()`` (the
+    driver's heap holds the rows).
 
     At 100M events the diagnosis's 20.7M session rows through ``toArrow()`` ran a 4g local
     driver out of heap in the thread that gathers task results, and the job then waited
@@ -264,7 +266,7 @@ def arrow_rows(df: DataFrame) -> Any:
     from shopfunnel.store.spark_cache import default_cache_dir
 
     root = default_cache_dir()
-    if root is None or "://" in str(root):
+    if root is None or "://" in str(root) or not _shared_dir(df):
         return df.toArrow()
     root.mkdir(parents=True, exist_ok=True)
     folder = tempfile.mkdtemp(prefix="rows-", dir=root)
@@ -274,6 +276,21 @@ def arrow_rows(df: DataFrame) -> Any:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return table.select(df.columns)
+
+
+def _shared_dir(df: DataFrame) -> bool:
+    """Whether the executors write where this process reads: a local master, or a cache dir
+    the user named (``SHOPFUNNEL_SPARK_CACHE``: on a cluster, a path every node sees)."""
+    import os
+
+    from shopfunnel.store.spark_cache import ENV
+
+    if os.environ.get(ENV):
+        return True
+    try:
+        return str(df.sparkSession.conf.get("spark.master", "")).startswith("local")
+    except Exception:  # Spark Connect may not say: the driver collects
+        return False
 
 
 def _pandas(df: DataFrame, times: list[str] | None = None, *, large: bool = False) -> pd.DataFrame:
