@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from shopfunnel.diagnosis.checkout import checkout_sessions
 from shopfunnel.diagnosis.correlation import feature_counts
-from shopfunnel.diagnosis.session_levels import DEFAULT_STEPS, SessionLevels
+from shopfunnel.diagnosis.session_levels import SessionLevels
+from shopfunnel.diagnosis.steps import DEFAULT_STEPS
 from shopfunnel.errors import ShopfunnelError
 from shopfunnel.store import session_facts
 from shopfunnel.store import timeline as timeline_store

@@ -41,9 +41,10 @@ from shopfunnel.diagnosis.level_shifts import LevelShiftSettings, find_level_shi
 from shopfunnel.diagnosis.order_value import given_aov, order_value
 from shopfunnel.diagnosis.playbook import load_playbook
 from shopfunnel.diagnosis.result import Diagnosis
-from shopfunnel.diagnosis.session_levels import DEFAULT_STEPS, SessionLevels
+from shopfunnel.diagnosis.session_levels import SessionLevels
 from shopfunnel.diagnosis.settings_sections import user_section
 from shopfunnel.diagnosis.stats import import_in_background
+from shopfunnel.diagnosis.steps import DEFAULT_STEPS
 from shopfunnel.errors import ShopfunnelError
 from shopfunnel.store.memory import bulk_memory, give_back_memory
 

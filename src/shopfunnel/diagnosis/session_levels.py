@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from shopfunnel.diagnosis.steps import DEFAULT_STEPS, VISIT, DiagnosisStep
 from shopfunnel.store.db import json_pointer, quote_ident, quote_literal
 
 Grain = Literal["day", "hour"]
@@ -52,33 +52,6 @@ _OWN_COLUMNS = (
     "excluded",
     "period",
 )
-
-
-@dataclass(frozen=True)
-class DiagnosisStep:
-    """One diagnosis step: reaching ``event`` in a session (not a funnel :class:`~shopfunnel.funnel.Step`,
-    which is an event with filters: a diagnosis step also names the stages it belongs to).
-
-    ``stage`` is the five-stage model stage that reaching this step moves a person into
-    (the stage whose tactics address a gap here); ``audience_stage`` is the stage the
-    people who fail to reach it are in (who to target).
-    """
-
-    name: str
-    event: str
-    stage: str
-    audience_stage: str
-
-
-DEFAULT_STEPS: tuple[DiagnosisStep, ...] = (
-    DiagnosisStep("product view", "view_item", "interest", "awareness"),
-    DiagnosisStep("add to cart", "add_to_cart", "decision", "interest"),
-    DiagnosisStep("checkout", "begin_checkout", "decision", "decision"),
-    DiagnosisStep("shipping info", "add_shipping_info", "purchase", "decision"),
-    DiagnosisStep("payment info", "add_payment_info", "purchase", "decision"),
-    DiagnosisStep("purchase", "purchase", "purchase", "decision"),
-)
-VISIT = "visit"
 
 
 class SessionLevels:
