@@ -56,6 +56,8 @@ COMMANDS: dict[str, list[str]] = {
     "rfm --by-group": ["rfm", "--by-group"],
     "flow": ["flow", "--from", "2024-03-01", "--to", "2024-04-01"],
     "stages": ["stages"],
+    "persons --stage decision --status stalled": ["persons", "--stage", "decision", "--status",
+                                                   "stalled"],
     "diagnose": ["diagnose"],
     "funnel --by channel --order strict": ["funnel", "--steps", STEPS, "--by", "channel",
                                            "--order", "strict"],
@@ -83,9 +85,9 @@ def _children() -> dict[int, list[int]]:
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def tree_sample(pid: int, cpu: dict[int, float]) -> float:
+def tree_sample(pid: int, cpu: dict[int, float], own: list[float] | None = None) -> float:
     """Summed RSS of ``pid`` and its descendants in MiB; records each one's CPU seconds
-    (user + system) so far in ``cpu``."""
+    (user + system) so far in ``cpu``, and ``pid``'s own peak RSS (VmHWM, MiB) in ``own``."""
     tree, total, todo = _children(), 0, [pid]
     while todo:
         p = todo.pop()
@@ -96,24 +98,29 @@ def tree_sample(pid: int, cpu: dict[int, float]) -> float:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
+                elif line.startswith("VmHWM:") and p == pid and own is not None:
+                    own[0] = max(own[0], int(line.split()[1]) / 1024)
         except (OSError, IndexError, ValueError):
             pass
     return total / 1024
 
 
-def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int]:
-    """Wall seconds, CPU seconds and peak RSS MiB of the process tree, exit code."""
+def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int, float]:
+    """Wall seconds, CPU seconds and peak RSS MiB of the process tree, exit code, and the
+    peak RSS MiB of the command's own process (the Python driver: its ``VmHWM``, sampled
+    with the rest)."""
     started = time.perf_counter()
     # a failed command's last stderr lines are printed
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=errors)
         peak = [0.0]
+        own_peak = [0.0]
         cpu: dict[int, float] = {}
         done = threading.Event()
 
         def sample() -> None:  # never reaps the child: wait4 below does
             while not done.is_set():
-                peak[0] = max(peak[0], tree_sample(proc.pid, cpu))
+                peak[0] = max(peak[0], tree_sample(proc.pid, cpu, own_peak))
                 done.wait(0.2)
 
         thread = threading.Thread(target=sample, daemon=True)
@@ -131,7 +138,7 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int]
         # the direct child's own CPU is exact from wait4; its descendants' as last sampled
         own = usage.ru_utime + usage.ru_stime
         cpu[proc.pid] = max(cpu.get(proc.pid, 0.0), own)
-    return wall, sum(cpu.values()), peak[0], proc.returncode
+    return wall, sum(cpu.values()), peak[0], proc.returncode, own_peak[0]
 
 
 def entry_exists(cache: Path, events: str) -> bool:
@@ -179,9 +186,9 @@ def main() -> None:
             cmd = COMMANDS[name]
             if name == "prepare":
                 cached = entry_exists(cache, args.events)
-                wall, cpu, peak, code = run([PY, "-c", PREPARE, args.events], env)
+                wall, cpu, peak, code, _ = run([PY, "-c", PREPARE, args.events], env)
                 name = "prepare (cached: read only)" if cached else name
-                rows.append((name, "spark", (wall, cpu, peak, code)))
+                rows.append((name, "spark", (wall, cpu, peak, code, 0.0)))
                 print(f"{name:40s} spark  {wall:8.1f} s {cpu:8.1f} cpu-s {peak:8.0f} MiB "
                       f"exit {code}", flush=True)
                 write(args, rows, commit, events, load_before)
@@ -192,13 +199,13 @@ def main() -> None:
                 out_file = Path(tmp) / f"{engine}.json"
                 fmt = [] if name in HTML else ["--format", "json"]
                 argv = [PY, "-m", "shopfunnel", *cmd, *extra, *fmt, "--out", str(out_file)]
-                wall, cpu, peak, code = run(argv, env)
+                wall, cpu, peak, code, driver = run(argv, env)
                 text = out_file.read_text() if out_file.exists() else "null"
                 outputs.append(None if code != 0 else text if name in HTML else
                                json.loads(text, parse_float=lambda t: float(f"{float(t):.9g}")))
-                rows.append((name, engine, (wall, cpu, peak, code)))
+                rows.append((name, engine, (wall, cpu, peak, code, driver)))
                 print(f"{name:40s} {engine:6s} {wall:8.1f} s {cpu:8.1f} cpu-s {peak:8.0f} MiB "
-                      f"exit {code}", flush=True)
+                      f"(own process {driver:,.0f} MiB) exit {code}", flush=True)
                 out_file.unlink(missing_ok=True)
             same = (None if name in HTML and None not in outputs
                     else outputs[0] is not None and outputs[0] == outputs[1])
@@ -230,31 +237,34 @@ def write(args: argparse.Namespace, rows: list[tuple], commit: str, events: str,
         "local Spark session, reads the prepared events from the cache and runs the analysis. Peak "
         "memory: summed RSS of the process and its children (JVM, Python workers), sampled "
         "every 0.2 s; CPU: user + system seconds of the same processes (the steadier figure "
-        "on a shared machine). `same output` compares the two JSON outputs (floats to 9 significant "
+        "on a shared machine); the Python driver's own peak (`VmHWM` of the command's "
+        "process, without the JVM and the Python workers) is what comes back to the driver. "
+        "`same output` compares the two JSON outputs (floats to 9 significant "
         "digits).",
         "",
         "| command | local wall s | local CPU s | local peak MiB | Spark wall s | Spark CPU s "
-        "| Spark peak MiB | same output |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| Spark peak MiB | Spark's Python driver peak MiB | same output |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     table: dict[str, dict[str, tuple]] = {}
     for name, engine, cell in rows:
         table.setdefault(name, {})[engine] = cell
     for name, cells in table.items():
         if "local" not in cells:  # the one-time preparation: Spark only
-            wall, cpu, peak, code = cells["spark"]
+            wall, cpu, peak, code, _ = cells["spark"]
             label = f"`{name}`" if "cached" in name else f"`{name}` (once per source)"
             lines.append(f"| {label} | – | – | – | {wall:.1f}"
                          + ("" if code == 0 else f" (exit {code})")
-                         + f" | {cpu:.1f} | {peak:,.0f} | – |")
+                         + f" | {cpu:.1f} | {peak:,.0f} | – | – |")
             continue
         same = cells["same"][0]
         status = "HTML (tests compare)" if same is None else "yes" if same else "**no**"
         parts = []
         for engine in ("local", "spark"):
-            wall, cpu, peak, code = cells[engine]
+            wall, cpu, peak, code, driver = cells[engine]
             parts += [f"{wall:.1f}" + ("" if code == 0 else f" (exit {code})"), f"{cpu:.1f}",
                       f"{peak:,.0f}"]
+        parts.append(f"{cells['spark'][4]:,.0f}")
         lines.append(f"| `{name}` | {' | '.join(parts)} | {status} |")
     lines += [
         "",

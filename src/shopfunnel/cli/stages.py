@@ -110,7 +110,7 @@ def stages(
         payload = {
             "as_of": placed.as_of,
             "lookback_days": placed.lookback_days,
-            "persons": len(placed.codes) if placed.codes is not None else len(placed.persons),
+            "persons": placed.count,
             "lapsed_after_days": _number(placed.lapsed_after_days),
             "customer_gone_after_days": _number(placed.customer_gone_after_days),
             "lapsed_source": placed.lapsed_source,

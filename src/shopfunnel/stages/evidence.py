@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from shopfunnel.jit import njit
 from shopfunnel.model import Model
-from shopfunnel.stages.evidence_sql import facts_from_rows, from_sql
+from shopfunnel.stages.evidence_sql import from_sql
 from shopfunnel.stages.person_facts import NEVER, PersonFacts, epoch_us, gap_us
 from shopfunnel.store import person_index
 from shopfunnel.store import timeline as timeline_store
@@ -52,16 +52,6 @@ def gather(
 ) -> list[PersonFacts]:
     """The facts of each period ``(start, end]``: from the timeline when it can serve, else
     by SQL (see the module docstring)."""
-    if getattr(store, "on_spark", False):  # events on Spark: the same rows from Spark SQL
-        return [
-            facts_from_rows(
-                model,
-                *store.person_rows(  # type: ignore[attr-defined]
-                    model.event_stage(), start, end, visit_gap_s
-                ),
-            )
-            for start, end in periods
-        ]
     facts = from_timeline(store, model, periods, visit_gap_s)
     if facts is None:
         facts = [from_sql(store, model, start, end, visit_gap_s) for start, end in periods]

@@ -1,7 +1,8 @@
 """The per-person facts by SQL over the events: the reference the timeline pass
 (:mod:`shopfunnel.stages.evidence`) is tested against, and the path taken when the timeline
-cannot serve. Spark computes the same two row sets (``store.person_rows``) and builds the facts
-with :func:`facts_from_rows`."""
+cannot serve. Spark computes the same two row sets
+(:meth:`shopfunnel.store.spark.SparkEvents.person_frames`) and places everyone where they are
+(:mod:`shopfunnel.stages.spark_placement`)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def from_sql(
 
 def facts_from_rows(model: Model, base: pd.DataFrame, visits: pd.DataFrame) -> PersonFacts:
     """:class:`PersonFacts` from the rows of :func:`_person_rows` (sorted by person_id) and
-    :func:`_visit_rows` (the SQL path's, or the same rows computed on Spark)."""
+    :func:`_visit_rows`."""
     n_stages = len(model.stages)
     stage_first = np.full((len(base), n_stages), NEVER, dtype=np.int64)
     for k in range(n_stages):

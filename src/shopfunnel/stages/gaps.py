@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from shopfunnel.model import Placement
+from shopfunnel.stages.quantiles import quantiles
 from shopfunnel.stages.status import percentile_name
 
 
@@ -45,13 +47,17 @@ class StoreGap:
     gone_days: float = math.nan
 
 
-def store_gap(gaps_days: np.ndarray, rules: Placement) -> StoreGap:
+def store_gap(gaps_days: Any, rules: Placement) -> StoreGap:
     """The ``lapsed_quantile`` and ``gone_quantile`` of the gaps, or the ``lapsed_after``
-    and ``customer_gone_after`` defaults when there are fewer than ``min_gaps``."""
-    gaps = np.asarray(gaps_days, dtype=float)
-    gaps = gaps[~np.isnan(gaps)]
+    and ``customer_gone_after`` defaults when there are fewer than ``min_gaps``. The gaps
+    are an array (NaN: none) or a sample that gives its own quantiles
+    (:mod:`shopfunnel.stages.quantiles`)."""
+    gaps = gaps_days
+    if not hasattr(gaps, "quantile"):
+        gaps = np.asarray(gaps_days, dtype=float)
+        gaps = gaps[~np.isnan(gaps)]
     if len(gaps) >= rules.min_gaps:
-        lapsed, gone = np.quantile(gaps, [rules.lapsed_quantile, rules.gone_quantile])
+        lapsed, gone = quantiles(gaps, [rules.lapsed_quantile, rules.gone_quantile])
         return StoreGap(
             float(lapsed),
             f"data: {percentile_name(rules.lapsed_quantile)} and "

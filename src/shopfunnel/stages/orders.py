@@ -3,7 +3,7 @@
 An *order* is a distinct ``order_id`` among ``purchase`` events (a purchase without an order
 id is an order of its own); its time and value are those of its first purchase event, and it
 belongs to the person of that event (as in the store's ``orders`` view). :func:`order_rows`
-gives one row per order (by SQL over the purchases kept beside the timeline, or from Spark);
+gives one row per order (by SQL over the purchases kept beside the timeline);
 :func:`order_stats` the count, revenue and first and last order time of each person
 (:mod:`shopfunnel.stages.placement` applies the rules to them).
 """
@@ -27,10 +27,8 @@ ORDER_EVENT = "purchase"  # the event that is an order
 def order_rows(store: Store, start: datetime, end: datetime) -> pd.DataFrame:
     """One row per order in the period: person (and ``hash(person_id)``), time, value, its
     number n for the person, and the gap since the person's previous order (microseconds,
-    empty for the first). Events on Spark (:class:`shopfunnel.store.spark.SparkEvents`)
-    give the same rows from Spark SQL."""
-    if getattr(store, "on_spark", False):
-        return store.order_rows(start, end, ORDER_EVENT)  # type: ignore[attr-defined]
+    empty for the first). Events on Spark give the same rows as a Spark DataFrame
+    (:meth:`shopfunnel.store.spark.SparkEvents.order_frame`)."""
     # the purchase events (a few per thousand events) are kept beside the timeline
     # (store/cache.py): the query below then reads them, not every event
     purchases = cache.query(

@@ -113,6 +113,11 @@ class StagePlacement:
     customer_gone_after_days: float = math.nan
     codes: PlacedCodes | None = field(default=None, repr=False, compare=False)
     make_persons: Callable[[], pd.DataFrame] | None = field(default=None, repr=False, compare=False)
+    # placed on Spark (shopfunnel.stages.spark_placement): no per-person arrays here, but
+    # the persons per stage and status (stage_index, status, persons) and the Spark
+    # DataFrame of the persons table, which stays on the cluster until asked for
+    tally: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    frame: Any = field(default=None, repr=False, compare=False)
 
     @cached_property
     def persons(self) -> pd.DataFrame:
@@ -121,6 +126,15 @@ class StagePlacement:
         :attr:`codes`)."""
         assert self.make_persons is not None
         return self.make_persons()
+
+    @property
+    def count(self) -> int:
+        """The number of persons placed."""
+        if self.codes is not None:
+            return len(self.codes)
+        if self.tally is not None:
+            return int(self.tally["persons"].sum())
+        return len(self.persons)
 
     def status_notes(self) -> list[str]:
         """How the statuses were judged, in words, with the numbers (:func:`status.explain`)."""
@@ -135,7 +149,7 @@ class StagePlacement:
     def __repr__(self) -> str:
         return (
             f"StagePlacement(as_of={self.as_of}, "
-            f"persons={len(self.codes) if self.codes is not None else len(self.persons)}, "
+            f"persons={self.count}, "
             f"stages={list(self.thresholds['stage'])})"
         )
 
@@ -180,6 +194,15 @@ def placements(
             ends.append(latest[0])
         else:
             ends.append(point_in_time(value, "as_of"))
+    if getattr(store, "on_spark", False):  # placed on the cluster, counts come back
+        from shopfunnel.stages.spark_placement import spark_placement
+
+        return [
+            _empty_placement(model, lookback_s)
+            if end is None
+            else spark_placement(store, model, lookback_s, end)
+            for end in ends
+        ]
     periods = sorted(
         {(end - timedelta(seconds=lookback_s), end) for end in ends if end is not None}
     )
@@ -209,7 +232,6 @@ def _place(
     o_rows = base.rows_of(orders["person_id"], orders["h"].to_numpy(dtype=np.uint64))
     orders, o_rows = orders[o_rows >= 0], o_rows[o_rows >= 0]
     first = _first_evidence(model, base, orders, o_rows)
-    n = len(first)
     stage_idx, entered, movers, gaps = movements(
         first, base.visit_rows, base.visit_starts, base.visit_gaps
     )
@@ -221,30 +243,13 @@ def _place(
     c_rows, c_of_order = np.unique(o_rows, return_inverse=True)
     n_orders, revenue, first_order, last_order = order_stats(orders, c_of_order, len(c_rows))
     gap = store_gap(orders["gap_us"].to_numpy(dtype=float) / _US_PER_DAY, rules)
-    span_days = (last_order - first_order) / _US_PER_DAY
-    usual_gap, _ = usual_gap_days(n_orders, span_days, gap, rules)
-    gone_gap = gone_gap_days(n_orders, span_days, gap, rules)
-    since_order = (end_us - last_order) / _US_PER_DAY
-    customer = np.zeros(n, dtype=bool)
-    customer[c_rows] = True
-
-    idle = (end_us - base.last_us) / _US_PER_DAY
     stalled_at = thresholds["stalled_after_days"].to_numpy(dtype=float)
     gone_at = thresholds["gone_after_days"].to_numpy(dtype=float)
-    # everyone as a prospect, then the customers as customers (the rules are per person)
-    status = classify_codes(
-        customer, idle, stalled_at[stage_idx], gone_at[stage_idx], np.nan, np.nan, np.nan
-    )
-    status[c_rows] = classify_codes(
-        np.ones(len(c_rows), dtype=bool),
-        idle[c_rows],
-        np.nan,
-        np.nan,
-        since_order,
-        usual_gap,
-        gone_gap,
-    )
-    del idle
+    judged = judge(
+        rules, gap, end_us, stage_idx, base.last_us, stalled_at, gone_at, c_rows,
+        n_orders, first_order, last_order,
+    )  # fmt: skip
+    status, customer = judged.status, judged.customer
 
     codes = PlacedCodes(
         stage_index=stage_idx.astype(np.int64, copy=False),
@@ -269,31 +274,10 @@ def _place(
     del first
 
     def make_persons() -> pd.DataFrame:
-        def spread(values: np.ndarray, empty: float | int) -> np.ndarray:
-            full = np.full(n, empty, dtype=values.dtype)
-            full[c_rows] = values
-            return full
-
-        return persons_frame(
-            model,
-            base,
-            by_stage_then_id(stage_idx, base.id_rank),
-            stage_idx,
-            status,
-            entered,
-            (end_us - base.last_us) / _US_PER_DAY,
-            end_us,
-            (end_us - entered) / _US_PER_DAY,
-            spread(n_orders, 0),
-            spread(revenue, 0.0),
-            spread(last_order, NEVER),
-            spread(since_order, np.nan),
-            customer,
-            stalled_at[stage_idx],
-            gone_at[stage_idx],
-            spread(usual_gap, np.nan),
-            spread(gone_gap, np.nan),
-        )
+        return placed_persons(
+            model, base, by_stage_then_id(stage_idx, base.id_rank), stage_idx, entered,
+            end_us, judged, c_rows, n_orders, revenue, last_order, stalled_at, gone_at,
+        )  # fmt: skip
 
     return StagePlacement(
         as_of=end,
@@ -306,6 +290,111 @@ def _place(
         codes=codes,
         make_persons=make_persons,
     )
+
+
+def placed_persons(
+    model: Model,
+    base: PersonFacts,
+    order: np.ndarray,
+    stage_idx: np.ndarray,
+    entered: np.ndarray,
+    end_us: int,
+    judged: Judged,
+    c_rows: np.ndarray,
+    n_orders: np.ndarray,
+    revenue: np.ndarray,
+    last_order: np.ndarray,
+    stalled_at: np.ndarray,
+    gone_at: np.ndarray,
+) -> pd.DataFrame:
+    """The persons table (:data:`PERSON_COLUMNS`) of placed persons, rows in ``order``: the
+    facts' ids, channels and last events, the stage and when it was entered, the statuses
+    (:func:`judge`), the customers' (rows ``c_rows``) orders, revenue and last order, and
+    each stage's thresholds. Both engines build it with this."""
+    n = len(stage_idx)
+
+    def spread(values: np.ndarray, empty: float | int) -> np.ndarray:
+        full = np.full(n, empty, dtype=values.dtype)
+        full[c_rows] = values
+        return full
+
+    return persons_frame(
+        model,
+        base,
+        order,
+        stage_idx,
+        judged.status,
+        entered,
+        (end_us - base.last_us) / _US_PER_DAY,
+        end_us,
+        (end_us - entered) / _US_PER_DAY,
+        spread(n_orders, 0),
+        spread(revenue, 0.0),
+        spread(last_order, NEVER),
+        spread(judged.since_order, np.nan),
+        judged.customer,
+        stalled_at[stage_idx],
+        gone_at[stage_idx],
+        spread(judged.usual_gap, np.nan),
+        spread(judged.gone_gap, np.nan),
+    )
+
+
+@dataclass(frozen=True)
+class Judged:
+    """The statuses of a placement's persons (:func:`judge`): ``status`` (positions in
+    :data:`STATUSES`) and ``customer`` one per person; ``usual_gap``, ``gone_gap`` (days)
+    and ``since_order`` (days since the last order) one per customer, in ``c_rows``' order."""
+
+    status: np.ndarray
+    customer: np.ndarray
+    usual_gap: np.ndarray
+    gone_gap: np.ndarray
+    since_order: np.ndarray
+
+
+def judge(
+    rules: Any,
+    gap: Any,
+    end_us: int,
+    stage_idx: np.ndarray,
+    last_us: np.ndarray,
+    stalled_at: np.ndarray,
+    gone_at: np.ndarray,
+    c_rows: np.ndarray,
+    n_orders: np.ndarray,
+    first_order: np.ndarray,
+    last_order: np.ndarray,
+) -> Judged:
+    """Each person's status at ``end_us`` (module docstring): prospects by the days since
+    their last event (``last_us``) against their stage's thresholds (``stalled_at`` and
+    ``gone_at``, one per stage), the customers (rows ``c_rows``, with their order count and
+    first and last order) by the days since their last order against their usual gap
+    (their own, or the store's ``gap``, a :class:`shopfunnel.stages.gaps.StoreGap`). The
+    embedded engine and Spark's executors (:mod:`shopfunnel.stages.spark_placement`) both
+    judge with this."""
+    n = len(stage_idx)
+    span_days = (last_order - first_order) / _US_PER_DAY
+    usual_gap, _ = usual_gap_days(n_orders, span_days, gap, rules)
+    gone_gap = gone_gap_days(n_orders, span_days, gap, rules)
+    since_order = (end_us - last_order) / _US_PER_DAY
+    customer = np.zeros(n, dtype=bool)
+    customer[c_rows] = True
+    idle = (end_us - last_us) / _US_PER_DAY
+    # everyone as a prospect, then the customers as customers (the rules are per person)
+    status = classify_codes(
+        customer, idle, stalled_at[stage_idx], gone_at[stage_idx], np.nan, np.nan, np.nan
+    )
+    status[c_rows] = classify_codes(
+        np.ones(len(c_rows), dtype=bool),
+        idle[c_rows],
+        np.nan,
+        np.nan,
+        since_order,
+        usual_gap,
+        gone_gap,
+    )
+    return Judged(status, customer, usual_gap, gone_gap, since_order)
 
 
 def place_persons(
@@ -355,7 +444,16 @@ def persons(
         model.stage_index(stage)
     if status is not None and status.strip().lower() not in STATUSES:
         raise ConfigError(f"status {status!r} is not valid: use one of {', '.join(STATUSES)}")
-    p = place_persons(store, model=model, as_of=as_of, lookback=lookback)
+    placed = placement(store, model=model, as_of=as_of, lookback=lookback)
+    if placed.frame is not None:  # on Spark: only the persons asked for come back
+        from shopfunnel.stages.spark_placement import selected_persons
+
+        return selected_persons(
+            placed,
+            None if stage is None else model.stage_index(stage),
+            None if status is None else status.strip().lower(),
+        )
+    p = placed.persons
     keep = np.ones(len(p), dtype=bool)
     if stage is not None:
         keep &= (p["stage_index"] == model.stage_index(stage)).to_numpy()

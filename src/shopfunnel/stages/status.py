@@ -47,6 +47,7 @@ short and statuses lean towards gone.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,7 @@ import pandas as pd
 from shopfunnel import format as fmt
 from shopfunnel.jit import njit
 from shopfunnel.model import Placement
+from shopfunnel.stages.quantiles import quantiles
 
 ACTIVE, STALLED, LAPSED, GONE = "active", "stalled", "lapsed", "gone"
 STATUSES = (ACTIVE, STALLED, LAPSED, GONE)
@@ -303,14 +305,18 @@ def last_at_or_before(
 def stage_thresholds(
     stage_names: list[str],
     movers: np.ndarray,
-    gaps: np.ndarray | list[np.ndarray],
+    gaps: np.ndarray | list[Any],
     rules: Placement,
+    *,
+    pooled: Any = None,
 ) -> pd.DataFrame:
     """Per stage: ``movers``, ``returning`` (movers with a return gap), ``stalled_after_days``,
     ``gone_after_days`` and ``source`` (which data or default gave them).
 
-    ``gaps`` is the matrix of :func:`return_gaps` or each stage's gaps (:func:`movements`);
-    ``movers`` the number of persons who passed through each stage.
+    ``gaps`` is the matrix of :func:`return_gaps` or each stage's gaps (:func:`movements`),
+    as arrays or as samples that give their own quantiles (:mod:`shopfunnel.stages.quantiles`;
+    then ``pooled``, every stage's gaps together, is given too); ``movers`` the number of
+    persons who passed through each stage.
     """
     n_stages = len(stage_names)
     per_stage = (
@@ -318,7 +324,8 @@ def stage_thresholds(
         if isinstance(gaps, list)
         else [gaps[:, k][~np.isnan(gaps[:, k])] for k in range(n_stages)]
     )
-    pooled = np.concatenate(per_stage) if per_stage else np.zeros(0)
+    if pooled is None:
+        pooled = np.concatenate(per_stage) if per_stage else np.zeros(0)
     q = [rules.stalled_quantile, rules.gone_quantile]
     need = rules.min_returns
     floor = rules.min_stalled_after_seconds / 86_400
@@ -328,12 +335,12 @@ def stage_thresholds(
         own = per_stage[k]
         last = k == n_stages - 1
         if not last and len(own) >= need:
-            stalled, gone = (float(v) for v in np.quantile(own, q))
+            stalled, gone = (float(v) for v in quantiles(own, q))
             source = f"data: {pct} of {len(own):,} return gaps"
         else:
             why = "last stage" if last else f"{len(own)} return gaps here, fewer than {need}"
             if len(pooled) >= need:
-                stalled, gone = (float(v) for v in np.quantile(pooled, q))
+                stalled, gone = (float(v) for v in quantiles(pooled, q))
                 source = f"pooled ({why}): {pct} of {len(pooled):,} return gaps at every stage"
             else:
                 stalled = rules.stalled_after_seconds / 86_400

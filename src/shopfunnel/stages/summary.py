@@ -54,9 +54,9 @@ def stage_summary(
     """
     placed = placed or placement(store, model=model, as_of=as_of, lookback=lookback)
     model = placed.model
-    stage_index, status_code = _stage_status(placed)
     n_stages = len(model.stages)
-    at = np.bincount(stage_index, minlength=n_stages)
+    counts = _stage_status_counts(placed, n_stages)
+    at = counts.sum(axis=1)
     reached = np.cumsum(at[::-1])[::-1]
     prev = np.concatenate([[np.nan], reached[:-1]]).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -71,8 +71,6 @@ def stage_summary(
             "conversion_from_start": from_start,
         }
     )
-    cells = stage_index * len(STATUSES) + status_code
-    counts = np.bincount(cells, minlength=n_stages * len(STATUSES)).reshape(n_stages, -1)
     for j, s in enumerate(STATUSES):
         out[s] = counts[:, j].astype(np.int64)
     for column in ("returning", "stalled_after_days", "gone_after_days"):
@@ -132,10 +130,15 @@ def stage_flow(
     ``start`` and ``end``, e.g. from :func:`placements`) to reuse them.
     """
     model, at_start, at_end = _at_both(store, start, end, model, lookback, placed)
-    _, a, b = _transition_codes(at_start, at_end)
     states = [NOT_SEEN, *model.stage_names, LAPSED]
     width = len(states)
-    counts = np.bincount(a * width + b, minlength=width * width).reshape(width, width)
+    if at_start.frame is not None and at_end.frame is not None:  # placed on Spark
+        from shopfunnel.stages.spark_placement import flow_counts
+
+        counts = flow_counts(at_start, at_end, len(model.stages))
+    else:
+        _, a, b = _transition_codes(at_start, at_end)
+        counts = np.bincount(a * width + b, minlength=width * width).reshape(width, width)
     matrix = pd.DataFrame(
         counts.astype(np.int64),
         index=pd.Index(states, name="from"),
@@ -165,15 +168,34 @@ def _at_both(
     return model, at_start, at_end
 
 
-def _stage_status(placed: StagePlacement) -> tuple[np.ndarray, np.ndarray]:
-    """Each person's stage index and status (position in STATUSES), from the codes when
-    the placement has them, else from its persons table."""
+def _stage_status_counts(placed: StagePlacement, n_stages: int) -> np.ndarray:
+    """Persons by stage (rows) and status (columns, in STATUSES' order): from the codes
+    when the placement has them, from its tally when placed on Spark, else from its
+    persons table."""
     if placed.codes is not None:
-        return placed.codes.stage_index.astype(np.int64), placed.codes.status.astype(np.int64)
-    p = placed.persons
-    status = p["status"].to_numpy(dtype=object)
-    code = np.select([status == s for s in STATUSES], list(range(len(STATUSES))), 0)
-    return p["stage_index"].to_numpy(dtype=np.int64), code.astype(np.int64)
+        stage_index = placed.codes.stage_index.astype(np.int64)
+        code = placed.codes.status.astype(np.int64)
+        weight = None
+    elif placed.tally is not None:
+        stage_index = placed.tally["stage_index"].to_numpy(dtype=np.int64)
+        code = _status_codes(placed.tally["status"])
+        weight = placed.tally["persons"].to_numpy(dtype=np.int64)
+    else:
+        p = placed.persons
+        stage_index = p["stage_index"].to_numpy(dtype=np.int64)
+        code = _status_codes(p["status"])
+        weight = None
+    cells = stage_index * len(STATUSES) + code
+    counts = np.bincount(cells, weights=weight, minlength=n_stages * len(STATUSES))
+    return counts.astype(np.int64).reshape(n_stages, -1)
+
+
+def _status_codes(status: pd.Series) -> np.ndarray:
+    """Status labels as positions in STATUSES."""
+    labels = status.to_numpy(dtype=object)
+    return np.select([labels == s for s in STATUSES], list(range(len(STATUSES))), 0).astype(
+        np.int64
+    )
 
 
 def _transition_codes(

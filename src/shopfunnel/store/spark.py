@@ -69,8 +69,8 @@ def spark_session() -> SparkSession:
     2. run by ``spark-submit`` (or a session already active in this process, as in a
        notebook): that session, with its master and settings;
     3. otherwise a local session on ``SHOPFUNNEL_SPARK_MASTER`` (default ``local[*]``)
-       with ``SHOPFUNNEL_SPARK_DRIVER_MEMORY`` (default ``4g``; the per-person rows of
-       stages and persons come back to the driver), see :func:`local_spark_session`.
+       with ``SHOPFUNNEL_SPARK_DRIVER_MEMORY`` (default ``4g``; the diagnosis's
+       per-session rows come back to the driver), see :func:`local_spark_session`.
 
     The session time zone is set to UTC in every case (shopfunnel's periods are UTC days,
     weeks and months)."""
@@ -301,15 +301,14 @@ class SparkEvents(SparkReads):
             large=True,
         )
 
-    def person_rows(
+    def person_frames(
         self, stage_of_event: dict[str, int], start: datetime, end: datetime, visit_gap_s: float
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The stage placement's facts of ``(start, end]``, as the store's SQL path gives
-        them (:func:`shopfunnel.stages.evidence_sql.from_sql`): one row per person with an
-        event in the period, sorted by ``person_id`` (``first_ts``, ``last_event_at``,
-        ``first_channel`` — the earliest event's up to ``end``, ties by event id — and
-        ``s{k}``, the first event of stage k), and one row per visit that starts with a
-        return (``person_id``, ``ts``, ``gap_us`` over ``visit_gap_s``)."""
+    ) -> tuple[DataFrame, DataFrame]:
+        """The stage placement's facts of ``(start, end]`` as Spark DataFrames, times in µs:
+        one row per person with an event in the period (``person_id``, ``first_ts``,
+        ``last_event_at``, ``first_channel`` — the earliest event's up to ``end``, ties by
+        event id — and ``s{k}``, the first event of stage k), and one row per visit that
+        starts with a return (``person_id``, ``ts``, ``gap_us`` over ``visit_gap_s``)."""
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
@@ -342,19 +341,12 @@ class SparkEvents(SparkReads):
             .where(F.col("gap_us") > int(round(visit_gap_s * 1_000_000)))
             .select("person_id", F.col("__t").alias("ts"), "gap_us")
         )
-        base_pd = _pandas(
-            base,
-            times=["first_ts", "last_event_at", *[c for c in base.columns if c.startswith("s")]],
-            large=True,
-        )
-        base_pd = base_pd.sort_values("person_id", kind="stable").reset_index(drop=True)
-        return base_pd, _pandas(visits, times=["ts"], large=True)
+        return base, visits
 
-    def order_rows(self, start: datetime, end: datetime, order_event: str) -> pd.DataFrame:
-        """One row per order in ``(start, end]`` as the placement reads them
-        (:func:`shopfunnel.stages.orders.order_rows`): ``person_id``, ``h`` (0: rows are
-        matched by id), ``ts``, ``value``, its number ``n`` for the person and ``gap_us``
-        since the person's previous order."""
+    def order_frame(self, start: datetime, end: datetime, order_event: str) -> DataFrame:
+        """One row per order in ``(start, end]`` as a Spark DataFrame: ``person_id``, ``h``
+        (0: rows are matched by id), ``ts`` (µs), ``value``, its number ``n`` for the person
+        and ``gap_us`` since the person's previous order."""
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
@@ -372,16 +364,13 @@ class SparkEvents(SparkReads):
             F.coalesce(F.min_by("value", order_key).cast("double"), F.lit(0.0)).alias("value"),
         )
         w = Window.partitionBy("person_id").orderBy("ts", "oid")
-        return _pandas(
-            o.select(
-                "person_id",
-                F.lit(0).cast("long").alias("h"),
-                "ts",
-                "value",
-                F.row_number().over(w).alias("n"),
-                (F.col("ts") - F.lag("ts").over(w)).alias("gap_us"),
-            ),
-            times=["ts"],
+        return o.select(
+            "person_id",
+            F.lit(0).cast("long").alias("h"),
+            "ts",
+            "value",
+            F.row_number().over(w).alias("n"),
+            (F.col("ts") - F.lag("ts").over(w)).alias("gap_us"),
         )
 
     def activity_counts(self, period: str) -> pd.DataFrame:

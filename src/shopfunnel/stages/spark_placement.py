@@ -1,0 +1,429 @@
+"""Everyone placed in a stage on Apache Spark, by the rules of
+:mod:`shopfunnel.stages.placement`, with only small results coming back to the driver.
+
+The embedded engine gathers one row per person in this process and applies the rules in
+NumPy. On Spark the same rules run where the rows are (ADR 0188):
+
+1. **Facts, per person** (one row each): the placement's facts of the period
+   (:meth:`shopfunnel.store.spark.SparkEvents.person_frames`), the person's visits that
+   start with a return as a list, and their orders' count, revenue, first and last time and
+   the time of the N-th order for a ``min_orders`` stage, joined by ``person_id``. A
+   ``mapInArrow`` pass computes, per batch of persons, the stage, the time it was entered,
+   the stages the person moved on from and the return gap at each
+   (:func:`shopfunnel.stages.status.furthest_stages`, :func:`~shopfunnel.stages.status.return_gaps`:
+   the embedded engine's own functions). The result is kept (``persist``).
+2. **Thresholds** (global): the movers per stage are a sum; the stalled and gone
+   thresholds are quantiles of the return gaps, and the store's usual gap between orders a
+   quantile of those gaps. A quantile needs two order statistics
+   (:mod:`shopfunnel.stages.quantiles`); each is found exactly with three small histograms
+   over the integer microseconds (:func:`values_at_ranks`), so the thresholds are the
+   embedded engine's to the bit, and at most 65,536 rows reach the driver per histogram.
+3. **Statuses, per person**: a second ``mapInArrow`` pass judges each person
+   (:func:`shopfunnel.stages.placement.judge`) and builds their row of the persons table
+   (:func:`shopfunnel.stages.placement.placed_persons`). Persons per stage and status (a
+   few dozen rows) come back; the persons table stays a Spark DataFrame
+   (:attr:`StagePlacement.frame`) until asked for, and then only the persons asked for
+   (:func:`selected_persons`) come back, through :func:`shopfunnel.store.spark_reads.arrow_rows`.
+   The stage flow between two dates is a join of two such frames on Spark
+   (:func:`flow_counts`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shopfunnel.model import Model
+from shopfunnel.stages.gaps import StoreGap, store_gap
+from shopfunnel.stages.orders import ORDER_EVENT
+from shopfunnel.stages.person_facts import PersonFacts, epoch_us
+from shopfunnel.stages.persons_table import PERSON_COLUMNS
+from shopfunnel.stages.placement import StagePlacement, judge, placed_persons
+from shopfunnel.stages.quantiles import linear_quantiles
+from shopfunnel.stages.status import (
+    GONE,
+    LAPSED,
+    NEVER,
+    furthest_stages,
+    return_gaps,
+    stage_thresholds,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
+
+_US_PER_DAY = 86_400 * 1_000_000
+_TIMES = ("entered_stage_at", "last_event_at", "last_order_at")
+_SHIFTS = (32, 16, 0)  # the histograms' bucket widths: 2^32 µs (72 min), 2^16 µs, 1 µs
+
+
+def spark_placement(events: Any, model: Model, lookback_s: float, end: datetime) -> StagePlacement:
+    """:func:`shopfunnel.stages.placement.placement` at ``end`` for events on Spark
+    (:class:`shopfunnel.store.spark.SparkEvents`); see the module docstring."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    rules = model.placement
+    start = end - timedelta(seconds=lookback_s)
+    end_us = epoch_us(end)
+    n_stages = len(model.stages)
+    base, visits = events.person_frames(model.event_stage(), start, end, rules.visit_gap_seconds)
+    # one row per order (a few per thousand events), read by the facts and the store's gap
+    orders = events.order_frame(start, end, ORDER_EVENT).persist(StorageLevel.MEMORY_AND_DISK)
+    nth = {k: s.min_orders for k, s in enumerate(model.stages) if s.min_orders is not None}
+    per_person_orders = orders.groupBy("person_id").agg(
+        F.count(F.lit(1)).alias("n_orders"),
+        F.sum("value").alias("revenue"),
+        F.min("ts").alias("first_order"),
+        F.max("ts").alias("last_order"),
+        *[
+            F.min(F.when(F.col("n") == n, F.col("ts"))).alias(f"o{n}")
+            for n in sorted(set(nth.values()))
+        ],
+    )
+    returns = visits.groupBy("person_id").agg(
+        F.collect_list(F.struct("ts", "gap_us")).alias("visits")
+    )
+    stage_cols = [k for k in range(n_stages) if f"s{k}" in base.columns]
+    rows = base.join(returns, "person_id", "left").join(per_person_orders, "person_id", "left")
+    facts = rows.mapInArrow(
+        partial(_moves, n_stages=n_stages, stage_cols=stage_cols, nth=nth), _facts_schema(n_stages)
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+
+    thresholds, gap_rows = _thresholds(facts, model)
+    # every order's person has an event in the period, so a row in the facts
+    gap = store_gap(
+        SparkSample(orders.where(F.col("gap_us").isNotNull()).select("gap_us"), "gap_us"), rules
+    )
+    stalled_at = thresholds["stalled_after_days"].to_numpy(dtype=float)
+    gone_at = thresholds["gone_after_days"].to_numpy(dtype=float)
+    placed = facts.mapInArrow(
+        partial(
+            _judge,
+            model=model,
+            gap=gap,
+            end_us=end_us,
+            stalled_at=stalled_at,
+            gone_at=gone_at,
+        ),
+        _persons_schema(),
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    tally = (
+        placed.groupBy("stage_index", "status")
+        .agg(F.count(F.lit(1)).alias("persons"))
+        .toArrow()
+        .to_pandas()
+    )
+    for kept in (gap_rows, facts, orders):  # the placed persons hold what is needed now
+        kept.unpersist()
+
+    return StagePlacement(
+        as_of=end,
+        lookback_days=lookback_s / 86_400,
+        thresholds=thresholds,
+        lapsed_after_days=gap.days,
+        lapsed_source=gap.source,
+        model=model,
+        customer_gone_after_days=gap.gone_days,
+        tally=tally,
+        frame=placed,
+        make_persons=partial(_fetch, placed),
+    )
+
+
+def selected_persons(
+    placed: StagePlacement, stage_index: int | None, status: str | None
+) -> pd.DataFrame:
+    """The rows of a Spark placement's persons table at ``stage_index`` with ``status``
+    (``None``: any), sorted by stage then ``person_id``: only those rows reach the driver."""
+    from pyspark.sql import functions as F
+
+    frame = placed.frame
+    if stage_index is not None:
+        frame = frame.where(F.col("stage_index") == stage_index)
+    if status is not None:
+        frame = frame.where(F.col("status") == status)
+    return _fetch(frame)
+
+
+def flow_counts(a: StagePlacement, b: StagePlacement, n_stages: int) -> np.ndarray:
+    """The stage flow's matrix (:func:`shopfunnel.stages.summary.stage_flow`) of two Spark
+    placements, as counts by state at ``a`` (rows) and at ``b`` (columns): the states are
+    0 (not seen), 1 + the stage, and ``n_stages + 1`` for a customer lapsed or gone; the
+    persons are matched on Spark, only the counts come back."""
+    from pyspark.sql import functions as F
+
+    def states(frame: DataFrame, name: str) -> DataFrame:
+        slipped = (F.col("orders") > 0) & F.col("status").isin(LAPSED, GONE)
+        state = F.when(slipped, F.lit(n_stages + 1)).otherwise(F.col("stage_index") + 1)
+        return frame.select("person_id", state.alias(name))
+
+    joined = states(a.frame, "a").join(states(b.frame, "b"), "person_id", "full_outer")
+    pairs = (
+        joined.select(F.coalesce("a", F.lit(0)).alias("a"), F.coalesce("b", F.lit(0)).alias("b"))
+        .groupBy("a", "b")
+        .count()
+        .collect()
+    )
+    width = n_stages + 2
+    counts = np.zeros((width, width), dtype=np.int64)
+    for row in pairs:
+        counts[int(row["a"]), int(row["b"])] = int(row["count"])
+    return counts
+
+
+# -- exact quantiles of a column on Spark ----------------------------------------------------
+class SparkSample:
+    """A column of non-negative integer microseconds on Spark, as a sample of days that
+    gives NumPy's quantiles exactly (:class:`shopfunnel.stages.quantiles.RankedSample`):
+    each value counts as ``value / 86,400,000,000`` days, as the embedded engine divides
+    them. ``n``: the number of values, when known."""
+
+    def __init__(self, df: DataFrame, column: str, n: int | None = None):
+        self.df, self.column = df, column
+        self._n = n
+
+    def __len__(self) -> int:
+        if self._n is None:
+            self._n = int(self.df.count())
+        return self._n
+
+    def quantile(self, qs: Sequence[float]) -> np.ndarray:
+        def values_at(ranks: list[int]) -> dict[int, float]:
+            found = values_at_ranks(self.df, self.column, ranks)
+            return {r: float(v) / _US_PER_DAY for r, v in found.items()}
+
+        return linear_quantiles(len(self), qs, values_at)
+
+
+def values_at_ranks(df: DataFrame, column: str, ranks: Sequence[int]) -> dict[int, int]:
+    """The value at each rank (0-based) of an integer column sorted ascending, exactly,
+    without sorting it or gathering it: a histogram by ``value >> 32`` finds the bucket
+    holding each rank, a second by ``value >> 16`` within those buckets the sub-bucket, a
+    third the value. Each histogram is one Spark job and returns at most 65,536 rows (for
+    values under 2^48). Ranks must be below the number of values."""
+    from pyspark.sql import functions as F
+
+    x = F.col(column)
+    bucket: dict[int, int | None] = {int(r): None for r in ranks}
+    left = {int(r): int(r) for r in ranks}  # the rank within the current bucket
+    for level, shift in enumerate(_SHIFTS):
+        key = F.shiftright(x, shift) if shift else x
+        scope = df.where(x.isNotNull())
+        if level:
+            parents = sorted({b for b in bucket.values() if b is not None})
+            scope = scope.where(F.shiftright(x, _SHIFTS[level - 1]).isin(parents))
+        hist = sorted(
+            (int(r["k"]), int(r["n"]))
+            for r in scope.groupBy(key.alias("k")).agg(F.count(F.lit(1)).alias("n")).collect()
+        )
+        step = _SHIFTS[level - 1] - shift if level else 0
+        for r in bucket:
+            parent = bucket[r]
+            before = 0
+            for k, n in hist:
+                if level and (k >> step) != parent:
+                    continue
+                if left[r] < before + n:
+                    bucket[r], left[r] = k, left[r] - before
+                    break
+                before += n
+            else:
+                raise ValueError(f"rank {r} is past the {before:,} values of {column!r}")
+    return {r: int(v) for r, v in bucket.items() if v is not None}
+
+
+def _thresholds(facts: DataFrame, model: Model) -> tuple[pd.DataFrame, DataFrame]:
+    """The stages' thresholds (:func:`shopfunnel.stages.status.stage_thresholds`) from the
+    facts: movers summed, return gaps as exact samples; and the return gaps' rows (kept
+    while the thresholds are read)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    n_stages = len(model.stages)
+    moved = F.col("moved")
+    sums = facts.agg(
+        *[
+            F.sum(F.shiftright(moved, k).bitwiseAND(F.lit(1))).alias(f"m{k}")
+            for k in range(n_stages)
+        ]
+    ).collect()[0]
+    movers = np.array([int(sums[f"m{k}"] or 0) for k in range(n_stages)], dtype=np.int64)
+    gaps = _gap_rows(facts, n_stages).persist(StorageLevel.MEMORY_AND_DISK)
+    sizes = {int(r["stage"]): int(r["count"]) for r in gaps.groupBy("stage").count().collect()}
+    per_stage = [
+        SparkSample(gaps.where(F.col("stage") == k).select("gap"), "gap", sizes.get(k, 0))
+        for k in range(n_stages)
+    ]
+    pooled = SparkSample(gaps.select("gap"), "gap", sum(sizes.values()))
+    return (
+        stage_thresholds(model.stage_names, movers, per_stage, model.placement, pooled=pooled),
+        gaps,
+    )
+
+
+def _gap_rows(facts: DataFrame, n_stages: int) -> DataFrame:
+    """One row per return gap: ``stage`` and ``gap`` (µs)."""
+    from pyspark.sql import functions as F
+
+    if n_stages < 2:  # the last stage has no return gap
+        return facts.select(F.lit(0).alias("stage"), F.lit(0).cast("long").alias("gap")).limit(0)
+    cells = F.array(
+        *[
+            F.struct(F.lit(k).alias("stage"), F.col(f"g{k}").alias("gap"))
+            for k in range(n_stages - 1)
+        ]
+    )
+    return (
+        facts.select(F.explode(cells).alias("c"))
+        .select("c.stage", "c.gap")
+        .where(F.col("gap").isNotNull())
+    )
+
+
+# -- the two mapInArrow passes (run in Spark's Python workers) -------------------------------
+def _facts_schema(n_stages: int) -> str:
+    gaps = "".join(f", g{k} long" for k in range(n_stages - 1))
+    return (
+        "person_id string, first_channel string, last_us long, stage_index long, "
+        f"entered long, moved long{gaps}, n_orders long, revenue double, "
+        "first_order long, last_order long"
+    )
+
+
+def _moves(
+    batches: Iterator[pa.RecordBatch], *, n_stages: int, stage_cols: list[int], nth: dict[int, int]
+) -> Iterator[pa.RecordBatch]:
+    """Per person: stage, entered, the stages moved on from (bit k) and the return gap at
+    each stage (µs; null where the person did not come back to move on)."""
+    for rb in batches:
+        n = rb.num_rows
+        first = np.full((n, n_stages), NEVER, dtype=np.int64)
+        for k in stage_cols:
+            first[:, k] = _us(rb.column(f"s{k}"))
+        first[:, 0] = np.minimum(first[:, 0], _us(rb.column("first_ts")))  # any event
+        for k, count in nth.items():  # a min_orders stage: the time of the N-th order
+            first[:, k] = np.minimum(first[:, k], _us(rb.column(f"o{count}")))
+        visits = rb.column("visits")
+        lengths = pc.list_value_length(visits).fill_null(0).to_numpy(zero_copy_only=False)
+        flat = pc.list_flatten(visits)
+        rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        starts = _us(pc.struct_field(flat, "ts")) if len(flat) else np.zeros(0, np.int64)
+        gaps = _us(pc.struct_field(flat, "gap_us")) if len(flat) else np.zeros(0, np.int64)
+        stage, entered, later, _ = furthest_stages(first)
+        days = return_gaps(first, rows, starts, gaps, later=later)
+        moved = ((first < later) & (later < NEVER)).astype(np.int64)
+        mask = (moved << np.arange(n_stages, dtype=np.int64)).sum(axis=1)
+        columns: dict[str, Any] = {
+            "person_id": rb.column("person_id"),
+            "first_channel": rb.column("first_channel"),
+            "last_us": rb.column("last_event_at"),
+            "stage_index": pa.array(stage, pa.int64()),
+            "entered": pa.array(entered, pa.int64()),
+            "moved": pa.array(mask, pa.int64()),
+        }
+        for k in range(n_stages - 1):
+            # days = µs / 86,400,000,000 exactly as the embedded engine divides; rounding
+            # back gives the integer µs (below 2^53, off by far less than half a µs)
+            none = np.isnan(days[:, k])
+            us = np.rint(np.where(none, 0.0, days[:, k]) * _US_PER_DAY).astype(np.int64)
+            columns[f"g{k}"] = pa.array(us, pa.int64(), mask=none)
+        columns["n_orders"] = pc.fill_null(rb.column("n_orders"), 0)
+        columns["revenue"] = pc.fill_null(rb.column("revenue").cast(pa.float64()), 0.0)
+        columns["first_order"] = rb.column("first_order")
+        columns["last_order"] = rb.column("last_order")
+        yield pa.RecordBatch.from_pydict(columns)
+
+
+def _persons_schema() -> str:
+    kinds = {
+        "person_id": "string",
+        "stage": "string",
+        "stage_index": "long",
+        "status": "string",
+        "first_channel": "string",
+        "orders": "long",
+    }
+    return ", ".join(
+        f"{c} {'long' if c in _TIMES else kinds.get(c, 'double')}" for c in PERSON_COLUMNS
+    )
+
+
+def _judge(
+    batches: Iterator[pa.RecordBatch],
+    *,
+    model: Model,
+    gap: StoreGap,
+    end_us: int,
+    stalled_at: np.ndarray,
+    gone_at: np.ndarray,
+) -> Iterator[pa.RecordBatch]:
+    """Each person's row of the persons table, judged by the global thresholds."""
+    for rb in batches:
+        n = rb.num_rows
+        stage = _us(rb.column("stage_index"))
+        n_orders = _us(rb.column("n_orders"))
+        c_rows = np.flatnonzero(n_orders > 0)
+        last_us = _us(rb.column("last_us"))
+        first_order = _us(rb.column("first_order"))[c_rows]
+        last_order = _us(rb.column("last_order"))[c_rows]
+        judged = judge(
+            model.placement, gap, end_us, stage, last_us, stalled_at, gone_at, c_rows,
+            n_orders[c_rows], first_order, last_order,
+        )  # fmt: skip
+        channel = pc.dictionary_encode(rb.column("first_channel"))
+        none = np.zeros(0, dtype=np.int64)
+        base = PersonFacts(
+            ids=rb.column("person_id"),
+            id_rank=np.arange(n, dtype=np.int64),
+            first_us=none,
+            last_us=last_us,
+            stage_first=none.reshape(0, 1),
+            channel_code=channel.indices.fill_null(-1).to_numpy(zero_copy_only=False),
+            channel_labels=channel.dictionary,
+            visit_rows=none,
+            visit_starts=none,
+            visit_gaps=none,
+        )
+        revenue = rb.column("revenue").to_numpy(zero_copy_only=False)[c_rows]
+        table = placed_persons(
+            model, base, np.arange(n, dtype=np.int64), stage, _us(rb.column("entered")),
+            end_us, judged, c_rows, n_orders[c_rows], revenue, last_order, stalled_at, gone_at,
+        )  # fmt: skip
+        yield pa.RecordBatch.from_pydict({c: _arrow_column(table[c], c) for c in PERSON_COLUMNS})
+
+
+def _arrow_column(values: pd.Series, name: str) -> pa.Array:
+    if name in _TIMES:  # naive datetimes as µs, NaT as null
+        stamps = values.to_numpy().astype("datetime64[us]")
+        return pa.array(stamps.astype(np.int64), pa.int64(), mask=np.isnat(stamps))
+    if name in ("person_id", "stage", "status", "first_channel"):
+        return pa.array(values.to_numpy(dtype=object, na_value=None), pa.string())
+    if name in ("stage_index", "orders"):
+        return pa.array(values.to_numpy(dtype=np.int64), pa.int64())
+    return pa.array(values.to_numpy(dtype=float), pa.float64())
+
+
+def _us(column: pa.Array) -> np.ndarray:
+    """An integer Arrow column as int64, nulls as ``NEVER``."""
+    return pc.fill_null(column, NEVER).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _fetch(frame: DataFrame) -> pd.DataFrame:
+    """Rows of a persons table on Spark as the embedded engine's persons table: sorted by
+    stage then ``person_id``, times as naive timestamps."""
+    from shopfunnel.store.spark_reads import _datetime_us, arrow_rows
+
+    table = arrow_rows(frame).sort_by([("stage_index", "ascending"), ("person_id", "ascending")])
+    out = table.to_pandas()
+    for column in _TIMES:
+        values = out[column].to_numpy(dtype="float64", na_value=np.nan)
+        out[column] = _datetime_us(values)
+    return out[PERSON_COLUMNS]

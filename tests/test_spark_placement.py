@@ -1,0 +1,87 @@
+"""Placing everyone on Spark (shopfunnel.stages.spark_placement): the store's placement, with
+only counts and the persons asked for coming back to the driver."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shopfunnel.stages.placement import persons, placement
+from shopfunnel.stages.summary import stage_flow, stage_summary
+
+pytest.importorskip("pyspark")
+
+from shopfunnel.stages.spark_placement import SparkSample, values_at_ranks  # noqa: E402
+from spark_samples import raw_and_store  # noqa: E402
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
+]
+
+
+@pytest.fixture(scope="module")
+def sample(spark, tmp_path_factory):
+    with raw_and_store(spark, tmp_path_factory.mktemp("spark_placement"), 8_000, seed=11) as made:
+        yield made
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(min_value=0, max_value=2**16),
+            st.integers(min_value=2**31, max_value=2**33),  # across the coarse buckets
+            st.integers(min_value=0, max_value=2**46),
+        ),
+        min_size=1,
+        max_size=300,
+    ),
+    st.data(),
+)
+def test_values_at_ranks_are_the_sorted_values(spark, values, data) -> None:
+    ranks = data.draw(st.lists(st.integers(0, len(values) - 1), min_size=1, max_size=4))
+    df = spark.createDataFrame([(v,) for v in values], "v long")
+    ordered = sorted(values)
+    assert values_at_ranks(df, "v", ranks) == {r: ordered[r] for r in ranks}
+
+
+def test_a_spark_sample_gives_numpys_quantiles_of_the_days(spark) -> None:
+    rng = np.random.default_rng(3)
+    us = rng.integers(1_800_000_000, 30 * 86_400_000_000, 5_000)
+    df = spark.createDataFrame([(int(v),) for v in us], "gap long")
+    sample = SparkSample(df, "gap")
+    assert len(sample) == 5_000
+    expected = np.quantile(us.astype(float) / 86_400_000_000, [0.8, 0.95])
+    assert sample.quantile([0.8, 0.95]).tobytes() == expected.tobytes()
+
+
+def test_counts_come_back_and_the_persons_stay_on_spark(sample) -> None:
+    _, _, store, events = sample
+    remote, local = placement(events), placement(store)
+    assert remote.codes is None and remote.frame is not None
+    summary = stage_summary(events, placed=remote)
+    assert "persons" not in remote.__dict__  # the persons table was never gathered
+    assert summary.equals(stage_summary(store, placed=local))
+    assert remote.count == len(local.persons)
+
+
+def test_an_audience_brings_back_only_its_persons(sample) -> None:
+    _, _, store, events = sample
+    for stage, status in (("interest", "stalled"), ("purchase", None), (None, "gone")):
+        got = persons(events, stage, status)
+        expected = persons(store, stage, status)
+        assert len(got) == len(expected)
+        assert got["person_id"].tolist() == expected["person_id"].tolist()
+        assert got["status"].tolist() == expected["status"].tolist()
+
+
+def test_the_flow_is_counted_on_spark(sample) -> None:
+    _, _, store, events = sample
+    got = stage_flow(events, "2024-02-01", "2024-03-01")
+    assert got.equals(stage_flow(store, "2024-02-01", "2024-03-01"))
+    assert int(got.to_numpy().sum()) > 0
