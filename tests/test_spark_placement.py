@@ -13,7 +13,8 @@ from shopfunnel.stages.summary import stage_flow, stage_summary
 
 pytest.importorskip("pyspark")
 
-from shopfunnel.stages.spark_placement import SparkSample, values_at_ranks  # noqa: E402
+from shopfunnel.stages.spark_placement import SparkSample  # noqa: E402
+from shopfunnel.store.spark_ranks import grouped_values_at_ranks, values_at_ranks  # noqa: E402
 from spark_samples import raw_and_store  # noqa: E402
 
 pytestmark = [
@@ -48,6 +49,19 @@ def test_values_at_ranks_are_the_sorted_values(spark, values, data) -> None:
     df = spark.createDataFrame([(v,) for v in values], "v long")
     ordered = sorted(values)
     assert values_at_ranks(df, "v", ranks) == {r: ordered[r] for r in ranks}
+
+
+def test_ranks_of_several_groups_come_from_the_same_histograms(spark) -> None:
+    rng = np.random.default_rng(7)
+    groups = {
+        g: [int(v) for v in rng.integers(-(2**40), 2**40, size)]
+        for g, size in ((0, 50), (1, 1), (2, 400), (3, 0))
+    }
+    rows = [(g, v) for g, values in groups.items() for v in values]
+    df = spark.createDataFrame(rows, "g int, v long")
+    ranks = {0: [0, 25, 49], 1: [0], 2: [3, 200, 399]}
+    got = grouped_values_at_ranks(df, "v", "g", ranks)
+    assert got == {g: {r: sorted(groups[g])[r] for r in rs} for g, rs in ranks.items()}
 
 
 def test_a_spark_sample_gives_numpys_quantiles_of_the_days(spark) -> None:

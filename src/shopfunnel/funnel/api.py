@@ -255,6 +255,13 @@ def funnel(
         from shopfunnel.funnel.names import check_names
 
         check_names(runner, plan)
+    names = [s.label for s in step_list]
+    events = [s.event for s in step_list]
+    if plan.hold is None and callable(getattr(runner, "funnel_result", None)):
+        # Spark: the tables are counted where the units are (ADR 0189)
+        return runner.funnel_result(  # type: ignore[attr-defined]
+            plan, names=names, events=events, attribution=attribution, top=top
+        )
     # The steps, breakdown, times and conversions are the plain funnel's whatever the trend
     # adds: the trend is a second count, by period of the attempts' start (ADR 0022).
     output = runner.run(replace(plan, trend=None))
@@ -262,8 +269,8 @@ def funnel(
     return FunnelResult.build(
         output,
         trend_output=trend_output,
-        names=[s.label for s in step_list],
-        events=[s.event for s in step_list],
+        names=names,
+        events=events,
         plan=plan,
         attribution=attribution,
         top=top,

@@ -110,6 +110,9 @@ class FunnelResult:
     _anchor: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
     _owner: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     _lookup: Callable[[np.ndarray], pd.DataFrame] | None = field(default=None, repr=False)
+    # counted on Spark (shopfunnel.funnel.spark_tables.SparkUnits): the units stay there and
+    # the drill-downs ask for what they show; the arrays above are then empty
+    _drill: Any = field(default=None, repr=False)
     _frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     # -- the tables ---------------------------------------------------------------------
@@ -192,14 +195,15 @@ class FunnelResult:
         import pandas as pd
 
         n = len(self._steps["step"])
-        if step is None:
-            d = _durations(self._reached[:, n - 1], self._anchor[:, n - 1])
-        else:
-            if not (isinstance(step, int) and 2 <= step <= n):
-                raise ConfigError(f"step={step!r} is not valid: give a step from 2 to {n}, or None")
-            d = _durations(self._reached[:, step - 1], self._prev[:, step - 1])
+        if step is not None and not (isinstance(step, int) and 2 <= step <= n):
+            raise ConfigError(f"step={step!r} is not valid: give a step from 2 to {n}, or None")
         edges = np.array(BIN_EDGES + [math.inf], dtype=float)
-        counts, _ = np.histogram(d, bins=edges)
+        k, start = (n - 1, "n") if step is None else (step - 1, "v")
+        if self._drill is not None:
+            counts = self._drill.histogram(k, start, edges)
+        else:
+            times = self._anchor if start == "n" else self._prev
+            counts, _ = np.histogram(_durations(self._reached[:, k], times[:, k]), bins=edges)
         labels = [
             f"{_human_seconds(a)}–{_human_seconds(b)}"
             if math.isfinite(b)
@@ -226,14 +230,18 @@ class FunnelResult:
         n = len(self._steps["step"])
         if not (isinstance(k, int) and 1 <= k < n):
             raise ConfigError(f"k={k!r} is not valid: give a step from 1 to {n - 1}")
-        hit = self._reached != NONE
-        mask = hit[:, k - 1] & ~hit[:, k]
-        owners = self._owner[mask]
+        if self._drill is not None:
+            owners, reached_at, started_at = self._drill.dropped(k)
+        else:
+            hit = self._reached != NONE
+            mask = hit[:, k - 1] & ~hit[:, k]
+            owners = self._owner[mask]
+            reached_at, started_at = self._reached[mask, k - 1], self._anchor[mask, k - 1]
         frame = pd.DataFrame(
             {
                 "h": owners,
-                "reached_at": pd.to_datetime(self._reached[mask, k - 1], unit="us"),
-                "started_at": pd.to_datetime(self._anchor[mask, k - 1], unit="us"),
+                "reached_at": pd.to_datetime(reached_at, unit="us"),
+                "started_at": pd.to_datetime(started_at, unit="us"),
             }
         )
         if self._lookup is None or not len(owners):

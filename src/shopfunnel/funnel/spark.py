@@ -274,17 +274,36 @@ class SparkEngine:
         if they are not customers."""
         return heavy_persons(self.df, self._person(), min_events)
 
-    def run(self, plan: FunnelPlan) -> EngineOutput:
+    def units(self, plan: FunnelPlan) -> DataFrame:
+        """The kernel's output as a Spark DataFrame: one row per counted unit (``kind`` 0:
+        owner hash ``o``, period ``p``, per step ``r``/``v``/``n`` times and ``s``/``e``
+        breakdown hashes) and one row of per-step totals per partition (``kind`` 1, in
+        ``r``)."""
         n = len(plan.steps)
-        rows = self.prepare(plan)
         schema = ", ".join(
             ["kind tinyint", "o long", "p long"]
             + [f"{g}{k} long" for g in _groups(plan) for k in range(n)]
         )
-        count = _PartitionCounter(plan, self.batch_rows)
+        return self.prepare(plan).mapInArrow(_PartitionCounter(plan, self.batch_rows), schema)
+
+    def funnel_result(
+        self, plan: FunnelPlan, *, names: list[str], events: list[str], attribution: str, top: int
+    ) -> Any:
+        """The funnel's tables counted on Spark, only counts and order statistics coming
+        back (:func:`shopfunnel.funnel.spark_tables.spark_result`)."""
+        from shopfunnel.funnel.spark_tables import spark_result
+
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_PANDAS_WARNING)
-            table = rows.mapInArrow(count, schema).toArrow()
+            return spark_result(
+                self, plan, names=names, events=events, attribution=attribution, top=top
+            )
+
+    def run(self, plan: FunnelPlan) -> EngineOutput:
+        n = len(plan.steps)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_PANDAS_WARNING)
+            table = self.units(plan).toArrow()
         kind = table.column("kind").to_numpy()
         unit = kind == 0
 

@@ -11,6 +11,7 @@ build a DataFrame (a printed funnel never loads it, docs/adr/0158).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +60,12 @@ def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 def count_columns(reached: np.ndarray, names: list[str], events: list[str]) -> Columns:
     """step, name, event, persons and conversions for a boolean (units × steps) matrix."""
-    persons = reached.sum(axis=0).astype(np.int64)
+    return counted_columns(reached.sum(axis=0).astype(np.int64), names, events)
+
+
+def counted_columns(persons: np.ndarray, names: list[str], events: list[str]) -> Columns:
+    """step, name, event, persons and conversions from the units reaching each step."""
+    persons = np.asarray(persons, dtype=np.int64)
     prev = np.r_[persons[:1], persons[:-1]]
     first = np.full_like(persons, persons[0] if len(persons) else 0)
     return {
@@ -78,20 +84,28 @@ def step_columns(
     """The steps table (:data:`STEP_COLUMNS`): persons and conversions, the drop-off from
     the previous step, and the median and 90th percentile of the seconds from the previous
     step among the units that reached the step (NaN when none did)."""
-    steps = count_columns(reached != NONE, names, events)
+    flat, offsets = durations_by_step(reached, prev)
+    times = [
+        median_and_p90(flat[offsets[k] : offsets[k + 1]])
+        if offsets[k + 1] > offsets[k]
+        else (math.nan, math.nan)
+        for k in range(len(names))
+    ]
+    return step_columns_from((reached != NONE).sum(axis=0), times, names, events)
+
+
+def step_columns_from(
+    persons: np.ndarray, times: list[tuple[float, float]], names: list[str], events: list[str]
+) -> Columns:
+    """The steps table from the units reaching each step and each step's median and 90th
+    percentile of seconds from the previous step (NaN when no unit has one)."""
+    steps = counted_columns(persons, names, events)
     persons = steps["persons"]
     prev_persons = np.r_[persons[:1], persons[:-1]]
     steps["drop_off"] = (prev_persons - persons).astype(np.int64)
     steps["drop_off_rate"] = ratio(prev_persons - persons, prev_persons)
-    medians, p90s = [], []
-    flat, offsets = durations_by_step(reached, prev)
-    for k in range(len(names)):
-        d = flat[offsets[k] : offsets[k + 1]]
-        median, p90 = median_and_p90(d) if len(d) else (math.nan, math.nan)
-        medians.append(median)
-        p90s.append(p90)
-    steps["median_seconds_from_previous"] = medians
-    steps["p90_seconds_from_previous"] = p90s
+    steps["median_seconds_from_previous"] = [m for m, _ in times]
+    steps["p90_seconds_from_previous"] = [p for _, p in times]
     return {c: steps[c] for c in STEP_COLUMNS}
 
 
@@ -100,17 +114,34 @@ def median_and_p90(d: np.ndarray) -> tuple[float, float]:
     one partition: numpy's own functions import ``numpy.ma`` to check for NaN, 0.1 s of
     every funnel command. A NaN in ``d`` gives NaN for both, as numpy does. ``d`` is not
     empty."""
-    n = len(d)
     if np.isnan(d).any():
         return math.nan, math.nan
+    part = np.partition(d, median_and_p90_ranks(len(d)))
+    return median_and_p90_at(len(d), lambda ranks: {r: part[r] for r in ranks})
+
+
+def median_and_p90_ranks(n: int) -> list[int]:
+    """The ranks (0-based, ascending) :func:`median_and_p90_at` reads in a sample of ``n``."""
+    k = n // 2
+    lo = int(math.floor((n - 1) * 0.9))
+    return sorted({k - 1 if n % 2 == 0 else k, k, lo, min(lo + 1, n - 1)})
+
+
+def median_and_p90_at(
+    n: int, values_at: Callable[[list[int]], dict[int, Any]]
+) -> tuple[float, float]:
+    """NumPy's median and 90th percentile of a sample of ``n`` values (``n ≥ 1``) from the
+    values at a few ranks of the sorted sample (``values_at(ranks)``; the ranks are
+    :func:`median_and_p90_ranks`): the same arithmetic as NumPy, so the same bits, whether
+    the ranks come from a partition here or from Spark (:mod:`shopfunnel.store.spark_ranks`)."""
+    v = values_at(median_and_p90_ranks(n))
     k = n // 2
     virtual = (n - 1) * 0.9  # numpy's virtual index for the 90th percentile, "linear"
     lo = int(math.floor(virtual))
     hi = min(lo + 1, n - 1)
     gamma = virtual - lo
-    part = np.partition(d, sorted({k - 1 if n % 2 == 0 else k, k, lo, hi}))
-    median = float(part[k]) if n % 2 else float((part[k - 1] + part[k]) / 2)
-    a, b = part[lo], part[hi]
+    median = float(v[k]) if n % 2 else float((v[k - 1] + v[k]) / 2)
+    a, b = v[lo], v[hi]
     diff = b - a
     p90 = float(b - diff * (1 - gamma)) if gamma >= 0.5 else float(a + diff * gamma)
     return median, p90
@@ -146,16 +177,27 @@ def breakdown_columns(
     """The breakdown table: per value of ``by`` (the ``top`` values by units at step 1, then
     ``other``) and step, persons and conversions; ``attribution`` picks each unit's value
     (``first``: the anchor's, ``last``: the furthest step's, ``per_step``: each step's)."""
-    n = len(names)
-    by = breakdown_column(by)
-    cols = [by, *BREAKDOWN_COLUMNS]
     n_labels = len(labels) + 1  # the last code is "(none)"
     if attribution == "per_step":
         codes = np.asarray(sattr)
     else:  # one code per unit: the anchor's (first) or the furthest step's (last)
         codes = furthest_codes(reached, np.asarray(aattr if attribution == "first" else sattr))
     identity = np.arange(n_labels, dtype=np.int64)
-    entry = group_counts(reached, codes, identity, n_labels)[:, 0]
+    per_code = group_counts(reached, codes, identity, n_labels)
+    return breakdown_from_counts(per_code, labels, names, events, by, top)
+
+
+def breakdown_from_counts(
+    per_code: np.ndarray, labels: list[str], names: list[str], events: list[str], by: str, top: int
+) -> Columns:
+    """The breakdown table (:func:`breakdown_columns`) from the units reaching each step per
+    breakdown value: ``per_code`` is (values + 1) × steps, its last row the units without a
+    value, ``labels`` the values of the other rows."""
+    n = len(names)
+    by = breakdown_column(by)
+    cols = [by, *BREAKDOWN_COLUMNS]
+    n_labels = len(labels) + 1
+    entry = per_code[:, 0] if n else np.zeros(n_labels, dtype=np.int64)
     all_labels = [*labels, NONE_LABEL]
     ranked = sorted(
         (c for c in range(n_labels) if entry[c]), key=lambda c: (-entry[c], all_labels[c])
@@ -163,7 +205,8 @@ def breakdown_columns(
     kept = ranked[:top]
     lut = np.full(n_labels, len(kept), dtype=np.int64)  # everything else → "other"
     lut[kept] = np.arange(len(kept))
-    counts = group_counts(reached, codes, lut, len(kept) + 1)
+    counts = np.zeros((len(kept) + 1, n), dtype=np.int64)
+    np.add.at(counts, lut, per_code)
     # "other" holds the long tail, and with per-step attribution also values first seen
     # after step 1 (they have no entry count to rank by).
     has_other = len(ranked) > top or bool(counts[len(kept)].any())
@@ -187,13 +230,23 @@ def breakdown_columns(
 def trend_table(out: EngineOutput, names: list[str], events: list[str]) -> pd.DataFrame:
     """The trend: per period of the attempts' start (``period``, its first instant) and step,
     persons and conversions (``conversion`` is ``conversion_from_start``)."""
+
+    hit = out.reached != NONE
+    periods = np.unique(out.period)
+    per_period = np.array([hit[out.period == p].sum(axis=0) for p in periods], dtype=np.int64)
+    return trend_from_counts(periods, per_period, names, events)
+
+
+def trend_from_counts(
+    periods: np.ndarray, persons: np.ndarray, names: list[str], events: list[str]
+) -> pd.DataFrame:
+    """The trend table (:func:`trend_table`) from the units reaching each step per period
+    (``persons``: periods × steps; ``periods``: their starts in µs, ascending)."""
     import pandas as pd
 
     frames = []
-    hit = out.reached != NONE
-    for p in np.unique(out.period):
-        sel = out.period == p
-        t = pd.DataFrame(count_columns(hit[sel], names, events))
+    for p, row in zip(periods, persons, strict=True):
+        t = pd.DataFrame(counted_columns(row, names, events))
         t.insert(0, "period", pd.Timestamp(int(p), unit="us"))
         frames.append(t)
     cols = ["period", *BREAKDOWN_COLUMNS]

@@ -16,7 +16,7 @@ NumPy. On Spark the same rules run where the rows are (ADR 0188):
    thresholds are quantiles of the return gaps, and the store's usual gap between orders a
    quantile of those gaps. A quantile needs two order statistics
    (:mod:`shopfunnel.stages.quantiles`); each is found exactly with three small histograms
-   over the integer microseconds (:func:`values_at_ranks`), so the thresholds are the
+   over the integer microseconds (:func:`shopfunnel.store.spark_ranks.values_at_ranks`), so the thresholds are the
    embedded engine's to the bit, and at most 65,536 rows reach the driver per histogram.
 3. **Statuses, per person**: a second ``mapInArrow`` pass judges each person
    (:func:`shopfunnel.stages.placement.judge`) and builds their row of the persons table
@@ -55,13 +55,13 @@ from shopfunnel.stages.status import (
     return_gaps,
     stage_thresholds,
 )
+from shopfunnel.store.spark_ranks import values_at_ranks
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
 
 _US_PER_DAY = 86_400 * 1_000_000
 _TIMES = ("entered_stage_at", "last_event_at", "last_order_at")
-_SHIFTS = (32, 16, 0)  # the histograms' bucket widths: 2^32 µs (72 min), 2^16 µs, 1 µs
 
 
 def spark_placement(events: Any, model: Model, lookback_s: float, end: datetime) -> StagePlacement:
@@ -201,43 +201,6 @@ class SparkSample:
             return {r: float(v) / _US_PER_DAY for r, v in found.items()}
 
         return linear_quantiles(len(self), qs, values_at)
-
-
-def values_at_ranks(df: DataFrame, column: str, ranks: Sequence[int]) -> dict[int, int]:
-    """The value at each rank (0-based) of an integer column sorted ascending, exactly,
-    without sorting it or gathering it: a histogram by ``value >> 32`` finds the bucket
-    holding each rank, a second by ``value >> 16`` within those buckets the sub-bucket, a
-    third the value. Each histogram is one Spark job and returns at most 65,536 rows (for
-    values under 2^48). Ranks must be below the number of values."""
-    from pyspark.sql import functions as F
-
-    x = F.col(column)
-    bucket: dict[int, int | None] = {int(r): None for r in ranks}
-    left = {int(r): int(r) for r in ranks}  # the rank within the current bucket
-    for level, shift in enumerate(_SHIFTS):
-        key = F.shiftright(x, shift) if shift else x
-        scope = df.where(x.isNotNull())
-        if level:
-            parents = sorted({b for b in bucket.values() if b is not None})
-            scope = scope.where(F.shiftright(x, _SHIFTS[level - 1]).isin(parents))
-        hist = sorted(
-            (int(r["k"]), int(r["n"]))
-            for r in scope.groupBy(key.alias("k")).agg(F.count(F.lit(1)).alias("n")).collect()
-        )
-        step = _SHIFTS[level - 1] - shift if level else 0
-        for r in bucket:
-            parent = bucket[r]
-            before = 0
-            for k, n in hist:
-                if level and (k >> step) != parent:
-                    continue
-                if left[r] < before + n:
-                    bucket[r], left[r] = k, left[r] - before
-                    break
-                before += n
-            else:
-                raise ValueError(f"rank {r} is past the {before:,} values of {column!r}")
-    return {r: int(v) for r, v in bucket.items() if v is not None}
 
 
 def _thresholds(facts: DataFrame, model: Model) -> tuple[pd.DataFrame, DataFrame]:
