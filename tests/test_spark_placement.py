@@ -13,7 +13,7 @@ from shopfunnel.stages.summary import stage_flow, stage_summary
 
 pytest.importorskip("pyspark")
 
-from shopfunnel.stages.spark_placement import SparkSample  # noqa: E402
+from shopfunnel.stages.spark_placement import samples_on_spark  # noqa: E402
 from shopfunnel.store.spark_ranks import grouped_values_at_ranks, values_at_ranks  # noqa: E402
 from spark_samples import raw_and_store  # noqa: E402
 
@@ -51,6 +51,11 @@ def test_values_at_ranks_are_the_sorted_values(spark, values, data) -> None:
     assert values_at_ranks(df, "v", ranks) == {r: ordered[r] for r in ranks}
 
 
+def test_a_rank_asked_twice_is_found(spark) -> None:  # found by hypothesis
+    df = spark.createDataFrame([(0,), (0,), (5,)], "v long")
+    assert values_at_ranks(df, "v", [0, 0, 2]) == {0: 0, 2: 5}
+
+
 def test_ranks_of_several_groups_come_from_the_same_histograms(spark) -> None:
     rng = np.random.default_rng(7)
     groups = {
@@ -64,14 +69,20 @@ def test_ranks_of_several_groups_come_from_the_same_histograms(spark) -> None:
     assert got == {g: {r: sorted(groups[g])[r] for r in rs} for g, rs in ranks.items()}
 
 
-def test_a_spark_sample_gives_numpys_quantiles_of_the_days(spark) -> None:
+def test_samples_on_spark_give_numpys_quantiles_of_the_days(spark) -> None:
     rng = np.random.default_rng(3)
-    us = rng.integers(1_800_000_000, 30 * 86_400_000_000, 5_000)
-    df = spark.createDataFrame([(int(v),) for v in us], "gap long")
-    sample = SparkSample(df, "gap")
-    assert len(sample) == 5_000
-    expected = np.quantile(us.astype(float) / 86_400_000_000, [0.8, 0.95])
-    assert sample.quantile([0.8, 0.95]).tobytes() == expected.tobytes()
+    us = {
+        g: rng.integers(1_800_000_000, 30 * 86_400_000_000, size)
+        for g, size in ((0, 5_000), (1, 7))
+    }
+    rows = [(g, int(v)) for g, values in us.items() for v in values]
+    df = spark.createDataFrame(rows, "g int, gap long")
+    qs = {0: [0.8, 0.95], 1: [0.5, 0.9], 2: [0.8]}
+    found = samples_on_spark(df, "gap", "g", qs)
+    assert [len(found[g]) for g in (0, 1, 2)] == [5_000, 7, 0]
+    for g in (0, 1):
+        expected = np.quantile(us[g].astype(float) / 86_400_000_000, qs[g])
+        assert found[g].quantile(qs[g]).tobytes() == expected.tobytes()
 
 
 def test_counts_come_back_and_the_persons_stay_on_spark(sample) -> None:

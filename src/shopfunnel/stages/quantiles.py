@@ -90,3 +90,18 @@ class SortedValues:
         return linear_quantiles(
             len(self._sorted), qs, lambda ranks: {r: float(self._sorted[r]) for r in ranks}
         )
+
+
+class RanksFound:
+    """A :class:`RankedSample` known by its size ``n`` and the values at the ranks
+    :func:`ranks_needed` names for the quantiles it will be asked (found elsewhere: on
+    Spark, :func:`shopfunnel.stages.spark_placement.samples_on_spark`)."""
+
+    def __init__(self, n: int, values: dict[int, float]):
+        self.n, self.values = n, values
+
+    def __len__(self) -> int:
+        return self.n
+
+    def quantile(self, qs: Sequence[float]) -> np.ndarray:
+        return linear_quantiles(self.n, qs, lambda ranks: {r: self.values[r] for r in ranks})

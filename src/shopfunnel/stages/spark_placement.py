@@ -16,7 +16,8 @@ NumPy. On Spark the same rules run where the rows are (ADR 0188):
    thresholds are quantiles of the return gaps, and the store's usual gap between orders a
    quantile of those gaps. A quantile needs two order statistics
    (:mod:`shopfunnel.stages.quantiles`); each is found exactly with three small histograms
-   over the integer microseconds (:func:`shopfunnel.store.spark_ranks.values_at_ranks`), so the thresholds are the
+   over the integer microseconds, for every stage, the pool and the orders together
+   (:func:`shopfunnel.store.spark_ranks.grouped_values_at_ranks`), so the thresholds are the
    embedded engine's to the bit, and at most 65,536 rows reach the driver per histogram.
 3. **Statuses, per person**: a second ``mapInArrow`` pass judges each person
    (:func:`shopfunnel.stages.placement.judge`) and builds their row of the persons table
@@ -46,7 +47,7 @@ from shopfunnel.stages.orders import ORDER_EVENT
 from shopfunnel.stages.person_facts import PersonFacts, epoch_us
 from shopfunnel.stages.persons_table import PERSON_COLUMNS
 from shopfunnel.stages.placement import StagePlacement, judge, placed_persons
-from shopfunnel.stages.quantiles import linear_quantiles
+from shopfunnel.stages.quantiles import RanksFound, ranks_needed
 from shopfunnel.stages.status import (
     GONE,
     LAPSED,
@@ -55,7 +56,7 @@ from shopfunnel.stages.status import (
     return_gaps,
     stage_thresholds,
 )
-from shopfunnel.store.spark_ranks import values_at_ranks
+from shopfunnel.store.spark_ranks import grouped_values_at_ranks
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -97,11 +98,8 @@ def spark_placement(events: Any, model: Model, lookback_s: float, end: datetime)
         partial(_moves, n_stages=n_stages, stage_cols=stage_cols, nth=nth), _facts_schema(n_stages)
     ).persist(StorageLevel.MEMORY_AND_DISK)
 
-    thresholds, gap_rows = _thresholds(facts, model)
     # every order's person has an event in the period, so a row in the facts
-    gap = store_gap(
-        SparkSample(orders.where(F.col("gap_us").isNotNull()).select("gap_us"), "gap_us"), rules
-    )
+    thresholds, gap, gap_rows = _thresholds(facts, orders, model)
     stalled_at = thresholds["stalled_after_days"].to_numpy(dtype=float)
     gone_at = thresholds["gone_after_days"].to_numpy(dtype=float)
     placed = facts.mapInArrow(
@@ -179,34 +177,43 @@ def flow_counts(a: StagePlacement, b: StagePlacement, n_stages: int) -> np.ndarr
     return counts
 
 
-# -- exact quantiles of a column on Spark ----------------------------------------------------
-class SparkSample:
-    """A column of non-negative integer microseconds on Spark, as a sample of days that
-    gives NumPy's quantiles exactly (:class:`shopfunnel.stages.quantiles.RankedSample`):
-    each value counts as ``value / 86,400,000,000`` days, as the embedded engine divides
-    them. ``n``: the number of values, when known."""
+# -- exact quantiles on Spark ----------------------------------------------------------------
+def samples_on_spark(
+    df: DataFrame, column: str, group: str, qs: dict[Any, Sequence[float]]
+) -> dict[Any, RanksFound]:
+    """Per value of ``group``, the integer µs of ``column`` as a sample of days (each value
+    counts as ``value / 86,400,000,000`` days, as the embedded engine divides them) that
+    gives NumPy's quantiles at ``qs[group]`` exactly: the sizes in one Spark job, the ranks
+    the quantiles read in three more for every group together."""
+    from pyspark.sql import functions as F
 
-    def __init__(self, df: DataFrame, column: str, n: int | None = None):
-        self.df, self.column = df, column
-        self._n = n
+    sizes = {
+        r["g"]: int(r["n"])
+        for r in df.where(F.col(column).isNotNull())
+        .groupBy(F.col(group).alias("g"))
+        .agg(F.count(F.lit(1)).alias("n"))
+        .collect()
+    }
+    ranks = {g: ranks_needed(sizes[g], q) for g, q in qs.items() if sizes.get(g)}
+    found = grouped_values_at_ranks(df, column, group, ranks)
+    return {
+        g: RanksFound(
+            sizes.get(g, 0), {r: float(v) / _US_PER_DAY for r, v in found.get(g, {}).items()}
+        )
+        for g in qs
+    }
 
-    def __len__(self) -> int:
-        if self._n is None:
-            self._n = int(self.df.count())
-        return self._n
 
-    def quantile(self, qs: Sequence[float]) -> np.ndarray:
-        def values_at(ranks: list[int]) -> dict[int, float]:
-            found = values_at_ranks(self.df, self.column, ranks)
-            return {r: float(v) / _US_PER_DAY for r, v in found.items()}
-
-        return linear_quantiles(len(self), qs, values_at)
+POOLED, ORDERS = -1, -2  # the groups of the gap rows beside the stages
 
 
-def _thresholds(facts: DataFrame, model: Model) -> tuple[pd.DataFrame, DataFrame]:
-    """The stages' thresholds (:func:`shopfunnel.stages.status.stage_thresholds`) from the
-    facts: movers summed, return gaps as exact samples; and the return gaps' rows (kept
-    while the thresholds are read)."""
+def _thresholds(
+    facts: DataFrame, order_gaps: DataFrame, model: Model
+) -> tuple[pd.DataFrame, StoreGap, DataFrame]:
+    """The stages' thresholds (:func:`shopfunnel.stages.status.stage_thresholds`) and the
+    store's gap between orders (:func:`shopfunnel.stages.gaps.store_gap`) from the facts
+    and the orders: movers summed, the gaps as exact samples; and the gap rows (kept while
+    they are read)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -219,17 +226,21 @@ def _thresholds(facts: DataFrame, model: Model) -> tuple[pd.DataFrame, DataFrame
         ]
     ).collect()[0]
     movers = np.array([int(sums[f"m{k}"] or 0) for k in range(n_stages)], dtype=np.int64)
-    gaps = _gap_rows(facts, n_stages).persist(StorageLevel.MEMORY_AND_DISK)
-    sizes = {int(r["stage"]): int(r["count"]) for r in gaps.groupBy("stage").count().collect()}
-    per_stage = [
-        SparkSample(gaps.where(F.col("stage") == k).select("gap"), "gap", sizes.get(k, 0))
-        for k in range(n_stages)
-    ]
-    pooled = SparkSample(gaps.select("gap"), "gap", sum(sizes.values()))
-    return (
-        stage_thresholds(model.stage_names, movers, per_stage, model.placement, pooled=pooled),
-        gaps,
+    gaps = _gap_rows(facts, n_stages)
+    rules = model.placement
+    # every stage's gaps, the same gaps again as the pool (stage -1) and the orders' gaps
+    # (stage -2): all their quantiles from the same four jobs
+    rows = gaps.unionByName(gaps.withColumn("stage", F.lit(POOLED))).unionByName(
+        order_gaps.select(F.lit(ORDERS).alias("stage"), F.col("gap_us").alias("gap"))
     )
+    q = [rules.stalled_quantile, rules.gone_quantile]
+    wanted: dict[int, Sequence[float]] = {k: q for k in range(n_stages)}
+    wanted[POOLED] = q
+    wanted[ORDERS] = [rules.lapsed_quantile, rules.gone_quantile]
+    found = samples_on_spark(rows.persist(StorageLevel.MEMORY_AND_DISK), "gap", "stage", wanted)
+    per_stage = [found[k] for k in range(n_stages)]
+    thresholds = stage_thresholds(model.stage_names, movers, per_stage, rules, pooled=found[POOLED])
+    return thresholds, store_gap(found[ORDERS], rules), rows
 
 
 def _gap_rows(facts: DataFrame, n_stages: int) -> DataFrame:

@@ -39,7 +39,7 @@ def grouped_values_at_ranks(
     from pyspark.sql import functions as F
 
     x = F.col(column)
-    wanted = [(g, int(r)) for g, rs in ranks.items() for r in rs]
+    wanted = list(dict.fromkeys((g, int(r)) for g, rs in ranks.items() for r in rs))
     if not wanted:
         return {}
     bucket: dict[tuple[Hashable, int], int | None] = {w: None for w in wanted}
