@@ -13,6 +13,7 @@ sample store and on randomized logs with stitched identities. The command line's
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -201,6 +202,20 @@ def test_every_command_with_engine_spark_prints_what_the_store_gives(sample, com
     local = cli_json(*command, "--db", db)
     remote = cli_json(*command, "--engine", "spark", "--events", path)
     assert remote == local
+
+
+def test_a_table_of_raw_events_gives_the_stores_numbers_and_leaves_no_copy(spark, sample) -> None:
+    import os
+
+    path, db, _, _ = sample
+    spark.read.parquet(path).createOrReplaceTempView("lake_raw_events")
+    cache = Path(os.environ["SHOPFUNNEL_SPARK_CACHE"])
+    before = set(cache.iterdir()) if cache.exists() else set()
+    for command in (["stages"], ["funnel", "--steps", "view_item,add_to_cart,purchase"]):
+        remote = cli_json(*command, "--engine", "spark", "--table", "lake_raw_events")
+        assert remote == cli_json(*command, "--db", db)
+    # the prepared copy of the table lived for one command
+    assert set(cache.iterdir()) == before
 
 
 def test_events_without_engine_spark_are_refused_with_what_to_do(sample) -> None:

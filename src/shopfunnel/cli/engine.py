@@ -83,8 +83,8 @@ def open_source(
         with Store(db, read_only=True) as store:
             yield store
         return
-    from shopfunnel.store.spark import SparkEvents, read_events, spark_session
-    from shopfunnel.store.spark_cache import prepared_events
+    from shopfunnel.store.spark import read_events, spark_session
+    from shopfunnel.store.spark_cache import prepared_copy, prepared_events
 
     spark = spark_session()
     if events is not None and table is None:
@@ -92,9 +92,23 @@ def open_source(
         # file is read again by each query rather than kept (persisted): re-reading it costs
         # less than holding every event in the JVM (at 100M events the cache alone ran the
         # local driver out of memory, ADR 0187)
-        source = SparkEvents(prepared_events(spark, events), persist=False)
-    else:
-        source = SparkEvents(read_events(spark, events=events, table=table))
+        with _guarded(prepared_events(spark, events)) as source:
+            yield source
+    else:  # a table: prepared once for this command, in a folder removed after (ADR 0190)
+        with (
+            prepared_copy(read_events(spark, events=events, table=table)) as prepared,
+            _guarded(prepared) as source,
+        ):
+            yield source
+
+
+@contextmanager
+def _guarded(events: Any) -> Iterator[Any]:
+    """``events`` (prepared, read again by each query) as a SparkEvents, with the heavy
+    persons reported and a JVM that dies turned into what to do."""
+    from shopfunnel.store.spark import SparkEvents
+
+    source = SparkEvents(events, persist=False)
     died = False
     try:
         _report_heavy(source)  # its scan is the first to meet a JVM short of memory

@@ -257,7 +257,7 @@ def funnel(
         check_names(runner, plan)
     names = [s.label for s in step_list]
     events = [s.event for s in step_list]
-    if plan.hold is None and callable(getattr(runner, "funnel_result", None)):
+    if callable(getattr(runner, "funnel_result", None)):
         # Spark: the tables are counted where the units are (ADR 0189)
         return runner.funnel_result(  # type: ignore[attr-defined]
             plan, names=names, events=events, attribution=attribution, top=top

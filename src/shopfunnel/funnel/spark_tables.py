@@ -7,7 +7,7 @@ builds the tables in :mod:`shopfunnel.funnel.tables`; on Spark they stay on the 
 
 * **steps**: the units reaching each step (one aggregate); the median and 90th percentile
   of the seconds from the previous step from exact order statistics of the integer
-  microseconds (:func:`shopfunnel.store.spark_ranks.grouped_values_at_ranks`, all steps in
+  microseconds (:func:`shopfunnel.store.spark_ranks.order_statistics`, all steps in
   three small jobs), with NumPy's arithmetic (:func:`shopfunnel.funnel.tables.median_and_p90_at`);
 * **total conversions**: the per-partition totals summed;
 * **breakdown**: units reaching each step per value hash (the anchor's or the furthest
@@ -18,7 +18,8 @@ builds the tables in :mod:`shopfunnel.funnel.tables`; on Spark they stay on the 
 
 The drill-downs ask Spark too (:class:`SparkUnits`): the time-to-convert histogram is
 counted per bin, and ``dropped(k)`` brings back only the units that dropped at step k.
-A funnel with ``hold`` keeps the gathering path (its units are collapsed per owner first).
+With ``hold``, the units of an owner (one per held value) are first collapsed into one per
+(owner, period) on Spark, as the local engine does (:func:`_held_once`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from shopfunnel.funnel.tables import (
     total_columns,
     trend_from_counts,
 )
-from shopfunnel.store.spark_ranks import grouped_values_at_ranks
+from shopfunnel.store.spark_ranks import order_statistics
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame
@@ -58,14 +59,13 @@ def spark_result(
     top: int,
 ) -> FunnelResult:
     """A :class:`FunnelResult` equal to ``FunnelResult.build(engine.run(plan), ...)``,
-    counted on Spark (module docstring). ``plan.hold`` must be None."""
+    counted on Spark (module docstring)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    if plan.hold is not None:
-        raise ValueError("a funnel with hold is built from gathered units (engine.run)")
     n = len(plan.steps)
-    rows = engine.units(replace(plan, trend=None)).persist(StorageLevel.MEMORY_AND_DISK)
+    rows = _held_once(engine.units(replace(plan, trend=None)), plan)
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     unit = F.col("kind") == 0
     aggs = [F.count(F.when(unit & _hit(k), 1)).alias(f"p{k}") for k in range(n)]
     aggs += [F.sum(F.when(~unit, F.col(f"r{k}"))).alias(f"t{k}") for k in range(n)]
@@ -81,7 +81,7 @@ def spark_result(
     trend = None
     if plan.trend:
         by_period = (
-            engine.units(replace(plan, by=None))
+            _held_once(engine.units(replace(plan, by=None)), replace(plan, by=None))
             .where(F.col("kind") == 0)
             .groupBy("p")
             .agg(*[F.count(F.when(_hit(k), 1)).alias(f"c{k}") for k in range(n)])
@@ -108,6 +108,36 @@ def spark_result(
     )
 
 
+def _held_once(rows: DataFrame, plan: FunnelPlan) -> DataFrame:
+    """With ``hold``, the units of one owner (one per held value) collapsed into one row per
+    (owner, period), as :func:`shopfunnel.funnel.passes.first_per_owner` does on the driver:
+    per step, the times and codes of the unit that reached it first (of units that reached
+    it at one instant, any one: the counts do not depend on which). Without, ``rows``."""
+    from pyspark.sql import functions as F
+
+    if plan.hold is None:
+        return rows
+    from shopfunnel.funnel.spark import _groups
+
+    n, groups = len(plan.steps), _groups(plan)
+    latest = F.lit(np.iinfo(np.int64).max)
+    firsts = [
+        F.min_by(
+            F.struct(*[F.col(f"{g}{k}").alias(g) for g in groups]),
+            F.when(_hit(k), F.col(f"r{k}")).otherwise(latest),
+        ).alias(f"c{k}")
+        for k in range(n)
+    ]
+    units = rows.where(F.col("kind") == 0).groupBy("o", "p").agg(*firsts)
+    collapsed = units.select(
+        F.lit(0).cast("tinyint").alias("kind"),
+        "o",
+        "p",
+        *[F.col(f"c{k}.{g}").alias(f"{g}{k}") for g in groups for k in range(n)],
+    )
+    return collapsed.unionByName(rows.where(F.col("kind") != 0))
+
+
 def _hit(k: int) -> Column:
     from pyspark.sql import functions as F
 
@@ -132,10 +162,7 @@ def _step_times(units: DataFrame, n: int) -> list[tuple[float, float]]:
     )
     durations = units.select(F.explode(cells).alias("c")).select("c.k", "c.d")
     durations = durations.where(F.col("d").isNotNull())
-    sizes = {int(r["k"]): int(r["count"]) for r in durations.groupBy("k").count().collect()}
-    found = grouped_values_at_ranks(
-        durations, "d", "k", {k: median_and_p90_ranks(m) for k, m in sizes.items()}
-    )
+    sizes, found = order_statistics(durations, "d", "k", lambda _k, m: median_and_p90_ranks(m))
     times = []
     for k in range(n):
         if not sizes.get(k):

@@ -23,7 +23,8 @@ NumPy. On Spark the same rules run where the rows are (ADR 0188):
    (:func:`shopfunnel.stages.placement.judge`) and builds their row of the persons table
    (:func:`shopfunnel.stages.placement.placed_persons`). Persons per stage and status (a
    few dozen rows) come back; the persons table stays a Spark DataFrame
-   (:attr:`StagePlacement.frame`) until asked for, and then only the persons asked for
+   (:attr:`StagePlacement.frame`, judged again from the kept facts each time it is read: a
+   NumPy pass costs less than keeping the table) until asked for, and then only the persons asked for
    (:func:`selected_persons`) come back, through :func:`shopfunnel.store.spark_reads.arrow_rows`.
    The stage flow between two dates is a join of two such frames on Spark
    (:func:`flow_counts`).
@@ -56,7 +57,7 @@ from shopfunnel.stages.status import (
     return_gaps,
     stage_thresholds,
 )
-from shopfunnel.store.spark_ranks import grouped_values_at_ranks
+from shopfunnel.store.spark_ranks import order_statistics
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -112,14 +113,14 @@ def spark_placement(events: Any, model: Model, lookback_s: float, end: datetime)
             gone_at=gone_at,
         ),
         _persons_schema(),
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    )  # not kept: judging the kept facts again costs less than keeping the table
     tally = (
         placed.groupBy("stage_index", "status")
         .agg(F.count(F.lit(1)).alias("persons"))
         .toArrow()
         .to_pandas()
     )
-    for kept in (gap_rows, facts, orders):  # the placed persons hold what is needed now
+    for kept in (gap_rows, orders):  # the facts, still kept, hold what is needed now
         kept.unpersist()
 
     return StagePlacement(
@@ -183,19 +184,11 @@ def samples_on_spark(
 ) -> dict[Any, RanksFound]:
     """Per value of ``group``, the integer µs of ``column`` as a sample of days (each value
     counts as ``value / 86,400,000,000`` days, as the embedded engine divides them) that
-    gives NumPy's quantiles at ``qs[group]`` exactly: the sizes in one Spark job, the ranks
-    the quantiles read in three more for every group together."""
-    from pyspark.sql import functions as F
-
-    sizes = {
-        r["g"]: int(r["n"])
-        for r in df.where(F.col(column).isNotNull())
-        .groupBy(F.col(group).alias("g"))
-        .agg(F.count(F.lit(1)).alias("n"))
-        .collect()
-    }
-    ranks = {g: ranks_needed(sizes[g], q) for g, q in qs.items() if sizes.get(g)}
-    found = grouped_values_at_ranks(df, column, group, ranks)
+    gives NumPy's quantiles at ``qs[group]`` exactly: the sizes and the ranks the
+    quantiles read in three Spark jobs for every group together."""
+    sizes, found = order_statistics(
+        df, column, group, lambda g, n: ranks_needed(n, qs[g]) if g in qs and n else ()
+    )
     return {
         g: RanksFound(
             sizes.get(g, 0), {r: float(v) / _US_PER_DAY for r, v in found.get(g, {}).items()}
@@ -229,7 +222,7 @@ def _thresholds(
     gaps = _gap_rows(facts, n_stages)
     rules = model.placement
     # every stage's gaps, the same gaps again as the pool (stage -1) and the orders' gaps
-    # (stage -2): all their quantiles from the same four jobs
+    # (stage -2): all their quantiles from the same three jobs
     rows = gaps.unionByName(gaps.withColumn("stage", F.lit(POOLED))).unionByName(
         order_gaps.select(F.lit(ORDERS).alias("stage"), F.col("gap_us").alias("gap"))
     )

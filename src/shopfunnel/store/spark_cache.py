@@ -17,7 +17,9 @@ The cache entry's key is a SHA-256 of:
 An entry is complete when its ``_SUCCESS`` marker exists: a run stopped while writing
 leaves a directory without one, which is never read and is replaced by the next run.
 Only local files are cached (``--table`` and ``s3://`` sources are prepared on every
-run: their files' sizes and times cannot be read cheaply here).
+run: their files' sizes and times cannot be read cheaply here); a ``--table`` source is
+prepared once per command into a temporary folder of the cache dir
+(:func:`prepared_copy`).
 
 The directory is ``SHOPFUNNEL_SPARK_CACHE`` (``off`` turns the cache off), else
 ``$XDG_CACHE_HOME/shopfunnel/spark`` (``~/.cache/shopfunnel/spark``);
@@ -30,6 +32,8 @@ import glob
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -138,3 +142,44 @@ def clear_cache(cache_dir: str | Path | None = None) -> int:
             shutil.rmtree(entry)
             n += 1
     return n
+
+
+@contextmanager
+def prepared_copy(
+    df: DataFrame, *, cache_dir: str | Path | None = None, session_timeout: str | float = "30m"
+) -> Iterator[DataFrame]:
+    """Raw events of a source that cannot be keyed (a catalog table, ``--table``) with the
+    store's load rules applied once for the time of one command: written as Parquet to a
+    temporary folder of the cache dir, read from there by every query, and removed at the
+    end (ADR 0190). Keeping them in Spark's memory instead (``persist``) ran a 4g local
+    driver out of heap at 100M events (ADR 0187). Events that already have ``person_id``
+    (prepared upstream) are given as they are: the rules apply nothing to them. Without a
+    folder both the executors and this process see (a local master, or
+    ``SHOPFUNNEL_SPARK_CACHE`` set), or with the cache off, the prepared events are kept on
+    the executors' disks (``DISK_ONLY``) and dropped at the end."""
+    import tempfile
+
+    from pyspark import StorageLevel
+
+    from shopfunnel.store.spark_reads import _shared_dir
+    from shopfunnel.store.spark_rules import canonical_events
+
+    if "person_id" in df.columns:
+        yield df
+        return
+    prepared = canonical_events(df, session_timeout=session_timeout)
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if root is None or "://" in str(root) or not _shared_dir(df):
+        kept = prepared.persist(StorageLevel.DISK_ONLY)
+        try:
+            yield kept
+        finally:
+            kept.unpersist()
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="table-", dir=root)
+    try:
+        prepared.write.mode("overwrite").parquet(folder)
+        yield df.sparkSession.read.parquet(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,7 +1,8 @@
 """Exact order statistics of an integer column on Spark, without sorting or gathering it.
 
 The value at rank *r* (0-based, ascending) of a column of integers is found with three
-histograms, each one Spark job: by ``value >> 32`` over the whole column (the bucket that
+histograms, each one Spark job (the first also counts the values, so the ranks a quantile
+needs can depend on how many there are): by ``value >> 32`` over the whole column (the bucket that
 holds rank *r*, counting from the smallest), by ``value >> 16`` within that bucket, and by
 the value itself within that sub-bucket. Each histogram returns at most 65,536 rows for
 values under 2^48 in magnitude (microseconds: 8.9 years), so what reaches the driver does
@@ -15,7 +16,7 @@ The quantiles built on these ranks are NumPy's (:mod:`shopfunnel.stages.quantile
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,22 +37,33 @@ def grouped_values_at_ranks(
 ) -> dict[Any, dict[int, int]]:
     """Per value of the ``group`` column (``None``: the whole column is one group, keyed
     ``None``), the value at each of its ranks (module docstring), from three Spark jobs."""
+    return order_statistics(df, column, group, lambda g, _n: ranks.get(g, ()))[1]
+
+
+def order_statistics(
+    df: DataFrame,
+    column: str,
+    group: str | None,
+    ranks_of: Callable[[Any, int], Sequence[int]],
+) -> tuple[dict[Any, int], dict[Any, dict[int, int]]]:
+    """Per value of ``group`` (``None``: one group keyed ``None``), the number of values
+    and the value at each rank ``ranks_of(group, number)`` asks for: the first histogram
+    gives the numbers too, so three Spark jobs in all (module docstring)."""
     from pyspark.sql import functions as F
 
     x = F.col(column)
-    wanted = list(dict.fromkeys((g, int(r)) for g, rs in ranks.items() for r in rs))
-    if not wanted:
-        return {}
-    bucket: dict[tuple[Hashable, int], int | None] = {w: None for w in wanted}
-    left = {w: w[1] for w in wanted}  # the rank within the current bucket
     g_col = F.col(group) if group is not None else F.lit(None)
     scope_all = df.where(x.isNotNull())
-    if group is not None:
-        scope_all = scope_all.where(g_col.isin([g for g in ranks]))
+    sizes: dict[Any, int] = {}
+    bucket: dict[tuple[Hashable, int], int | None] = {}
+    left: dict[tuple[Hashable, int], int] = {}  # the rank within the current bucket
+    wanted: list[tuple[Hashable, int]] = []
     for level, shift in enumerate(SHIFTS):
         key = F.shiftright(x, shift) if shift else x
         scope = scope_all
         if level:
+            if not wanted:
+                break
             parent = F.shiftright(x, SHIFTS[level - 1])
             pairs = sorted({(g, b) for (g, _), b in bucket.items()}, key=str)
             cond = F.lit(False)
@@ -66,6 +78,13 @@ def grouped_values_at_ranks(
             .collect()
         ):
             hist.setdefault(row["g"], []).append((int(row["k"]), int(row["n"])))
+        if not level:
+            sizes = {g: sum(n for _, n in h) for g, h in hist.items()}
+            wanted = list(
+                dict.fromkeys((g, int(r)) for g, n in sizes.items() for r in ranks_of(g, n))
+            )
+            bucket = {w: None for w in wanted}
+            left = {w: w[1] for w in wanted}
         step = SHIFTS[level - 1] - shift if level else 0
         for w in wanted:
             g, _ = w
@@ -83,4 +102,4 @@ def grouped_values_at_ranks(
     out: dict[Any, dict[int, int]] = {}
     for (g, r), v in bucket.items():
         out.setdefault(g, {})[r] = int(v)  # type: ignore[arg-type]
-    return out
+    return sizes, out
