@@ -127,6 +127,31 @@ class StagePlacement:
         assert self.make_persons is not None
         return self.make_persons()
 
+    @classmethod
+    def at(
+        cls,
+        end: datetime,
+        lookback_s: float,
+        model: Model,
+        thresholds: pd.DataFrame,
+        gap: Any,
+        **found: Any,
+    ) -> StagePlacement:
+        """A placement at ``end`` with its stages' ``thresholds`` and the store's gap
+        between orders (a :class:`shopfunnel.stages.gaps.StoreGap`); ``found`` holds
+        what the engine gives (``codes`` and ``make_persons``, or ``tally``, ``frame``
+        and ``make_persons``)."""
+        return cls(
+            as_of=end,
+            lookback_days=lookback_s / 86_400,
+            thresholds=thresholds,
+            lapsed_after_days=gap.days,
+            lapsed_source=gap.source,
+            model=model,
+            customer_gone_after_days=gap.gone_days,
+            **found,
+        )
+
     @property
     def count(self) -> int:
         """The number of persons placed."""
@@ -279,16 +304,8 @@ def _place(
             end_us, judged, c_rows, n_orders, revenue, last_order, stalled_at, gone_at,
         )  # fmt: skip
 
-    return StagePlacement(
-        as_of=end,
-        lookback_days=lookback_s / 86_400,
-        thresholds=thresholds,
-        lapsed_after_days=gap.days,
-        lapsed_source=gap.source,
-        model=model,
-        customer_gone_after_days=gap.gone_days,
-        codes=codes,
-        make_persons=make_persons,
+    return StagePlacement.at(
+        end, lookback_s, model, thresholds, gap, codes=codes, make_persons=make_persons
     )
 
 

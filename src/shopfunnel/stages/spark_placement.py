@@ -123,14 +123,12 @@ def spark_placement(events: Any, model: Model, lookback_s: float, end: datetime)
     for kept in (gap_rows, orders):  # the facts, still kept, hold what is needed now
         kept.unpersist()
 
-    return StagePlacement(
-        as_of=end,
-        lookback_days=lookback_s / 86_400,
-        thresholds=thresholds,
-        lapsed_after_days=gap.days,
-        lapsed_source=gap.source,
-        model=model,
-        customer_gone_after_days=gap.gone_days,
+    return StagePlacement.at(
+        end,
+        lookback_s,
+        model,
+        thresholds,
+        gap,
         tally=tally,
         frame=placed,
         make_persons=partial(_fetch, placed),
