@@ -1,7 +1,7 @@
 """The per-person facts by SQL over the events: the reference the timeline pass
 (:mod:`shopfunnel.stages.evidence`) is tested against, and the path taken when the timeline
 cannot serve. Spark computes the same two row sets
-(:meth:`shopfunnel.store.spark.SparkEvents.person_frames`) and places everyone where they are
+(:meth:`shopfunnel.store.spark.SparkEvents.person_frame`) and places everyone where they are
 (:mod:`shopfunnel.stages.spark_placement`)."""
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
 The embedded engine gathers one row per person in this process and applies the rules in
 NumPy. On Spark the same rules run where the rows are (ADR 0188):
 
-1. **Facts, per person** (one row each): the placement's facts of the period
-   (:meth:`shopfunnel.store.spark.SparkEvents.person_frames`), the person's visits that
-   start with a return as a list, and their orders' count, revenue, first and last time and
+1. **Facts, per person** (one row each): the placement's facts of the period with the
+   person's visits that start with a return as a list
+   (:meth:`shopfunnel.store.spark.SparkEvents.person_frame`), and their orders' count, revenue, first and last time and
    the time of the N-th order for a ``min_orders`` stage, joined by ``person_id``. A
    ``mapInArrow`` pass computes, per batch of persons, the stage, the time it was entered,
    the stages the person moved on from and the return gap at each
@@ -76,7 +76,7 @@ def spark_placement(events: Any, model: Model, lookback_s: float, end: datetime)
     start = end - timedelta(seconds=lookback_s)
     end_us = epoch_us(end)
     n_stages = len(model.stages)
-    base, visits = events.person_frames(model.event_stage(), start, end, rules.visit_gap_seconds)
+    base = events.person_frame(model.event_stage(), start, end, rules.visit_gap_seconds)
     # one row per order (a few per thousand events), read by the facts and the store's gap
     orders = events.order_frame(start, end, ORDER_EVENT).persist(StorageLevel.MEMORY_AND_DISK)
     nth = {k: s.min_orders for k, s in enumerate(model.stages) if s.min_orders is not None}
@@ -90,11 +90,8 @@ def spark_placement(events: Any, model: Model, lookback_s: float, end: datetime)
             for n in sorted(set(nth.values()))
         ],
     )
-    returns = visits.groupBy("person_id").agg(
-        F.collect_list(F.struct("ts", "gap_us")).alias("visits")
-    )
     stage_cols = [k for k in range(n_stages) if f"s{k}" in base.columns]
-    rows = base.join(returns, "person_id", "left").join(per_person_orders, "person_id", "left")
+    rows = base.join(per_person_orders, "person_id", "left")
     facts = rows.mapInArrow(
         partial(_moves, n_stages=n_stages, stage_cols=stage_cols, nth=nth), _facts_schema(n_stages)
     ).persist(StorageLevel.MEMORY_AND_DISK)

@@ -301,47 +301,59 @@ class SparkEvents(SparkReads):
             large=True,
         )
 
-    def person_frames(
+    def person_frame(
         self, stage_of_event: dict[str, int], start: datetime, end: datetime, visit_gap_s: float
-    ) -> tuple[DataFrame, DataFrame]:
-        """The stage placement's facts of ``(start, end]`` as Spark DataFrames, times in µs:
-        one row per person with an event in the period (``person_id``, ``first_ts``,
-        ``last_event_at``, ``first_channel`` — the earliest event's up to ``end``, ties by
-        event id — and ``s{k}``, the first event of stage k), and one row per visit that
-        starts with a return (``person_id``, ``ts``, ``gap_us`` over ``visit_gap_s``)."""
+    ) -> DataFrame:
+        """The stage placement's facts of ``(start, end]`` as a Spark DataFrame, times in µs,
+        one row per person with an event in the period: ``person_id``, ``first_ts``,
+        ``last_event_at``, ``first_channel`` (the earliest event's up to ``end``, ties by
+        event id), ``s{k}`` (the first event of stage k) and ``visits``, the visits that
+        start with a return (a list of ``ts`` and ``gap_us``, the gap over ``visit_gap_s``
+        since the person's previous event in the period). One shuffle of the events by
+        person serves both: a window gives each event's gap, the aggregate the rest."""
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
         s_us, e_us = _us(start), _us(end)
         df = self.df.withColumn("__t", self._t()).where(F.col("__t") <= e_us)
-        inside = F.col("__t") > s_us
+        t = F.col("__t")
+        inside = t > s_us
         stage = F.lit(None).cast("int")
         for event, k in stage_of_event.items():
             stage = F.when(F.col("event") == event, F.lit(k)).otherwise(stage)
-        order_key = F.struct(F.col("__t"), F.col("event_id"))
+        # the previous event of the person (ties at one instant: one of them; the gap to
+        # the other is 0, so exactly one event of an instant can start a visit)
+        previous = F.lag(t).over(Window.partitionBy("person_id").orderBy(t))
+        returning = (
+            inside & (previous > s_us) & (t - previous > int(round(visit_gap_s * 1_000_000)))
+        )
+        rows = df.select(
+            "person_id",
+            "__t",
+            "event",
+            "event_id",
+            "channel",
+            returning.alias("__r"),
+            (t - previous).alias("__gap"),
+        )
+        order_key = F.struct(t, F.col("event_id"))
+        visit = F.struct(t.alias("ts"), F.col("__gap").alias("gap_us"))
         aggs = [
-            F.min(F.when(inside, F.col("__t"))).alias("first_ts"),
-            F.max("__t").alias("last_event_at"),
+            F.min(F.when(inside, t)).alias("first_ts"),
+            F.max(t).alias("last_event_at"),
             F.min_by("channel", order_key).alias("first_channel"),
         ]
         aggs += [
-            F.min(F.when(inside & (stage == k), F.col("__t"))).alias(f"s{k}")
+            F.min(F.when(inside & (stage == k), t)).alias(f"s{k}")
             for k in sorted(set(stage_of_event.values()))
         ]
-        base = (
-            df.groupBy("person_id")
+        aggs.append(F.collect_list(F.when(F.col("__r"), visit)).alias("visits"))
+        return (
+            rows.groupBy("person_id")
             .agg(*aggs, F.count(F.when(inside, 1)).alias("__n"))
             .where(F.col("__n") > 0)
             .drop("__n")
         )
-        per = Window.partitionBy("person_id").orderBy("__t")
-        visits = (
-            df.where(inside)
-            .select("person_id", "__t", (F.col("__t") - F.lag("__t").over(per)).alias("gap_us"))
-            .where(F.col("gap_us") > int(round(visit_gap_s * 1_000_000)))
-            .select("person_id", F.col("__t").alias("ts"), "gap_us")
-        )
-        return base, visits
 
     def order_frame(self, start: datetime, end: datetime, order_event: str) -> DataFrame:
         """One row per order in ``(start, end]`` as a Spark DataFrame: ``person_id``, ``h``
