@@ -129,9 +129,10 @@ class SparkEvents(SparkReads):
     ``source`` is a Spark DataFrame of canonical events (raw or already with ``person_id``)
     or the path/glob of Parquet files of them; ``spark`` is needed only for a path (default:
     :func:`spark_session`). The events get :func:`canonical_events` once and are kept
-    (``persist``) for the analyses that follow. The methods give the small tables the
-    analyses read from a Store — the orders view, person ids, active periods and cohort
-    counts, the stage placement's facts and orders — computed in Spark SQL by the same
+    (``persist``) for the analyses that follow. The methods give the tables the analyses
+    read from a Store — the orders view, person ids, active periods and cohort counts, and,
+    as Spark DataFrames that stay on the cluster, the stage placement's facts and orders
+    (:mod:`shopfunnel.stages.spark_placement`) — computed in Spark SQL by the same
     definitions; events never come back to the driver. The analyses take a SparkEvents
     where they take a Store (``placement(events)``, ``store_activity_retention(events)``,
     ``funnel(events, steps)``).
