@@ -20,8 +20,8 @@ NumPy. On Spark the same rules run where the rows are (ADR 0188):
    (:func:`shopfunnel.store.spark_ranks.grouped_values_at_ranks`), so the thresholds are the
    embedded engine's to the bit, and at most 65,536 rows reach the driver per histogram.
 3. **Statuses, per person**: a second ``mapInArrow`` pass judges each person
-   (:func:`shopfunnel.stages.placement.judge`) and builds their row of the persons table
-   (:func:`shopfunnel.stages.placement.placed_persons`). Persons per stage and status (a
+   (:func:`shopfunnel.stages.judge.judge`) and builds their row of the persons table
+   (:func:`shopfunnel.stages.judge.placed_persons`). Persons per stage and status (a
    few dozen rows) come back; the persons table stays a Spark DataFrame
    (:attr:`StagePlacement.frame`, judged again from the kept facts each time it is read: a
    NumPy pass costs less than keeping the table) until asked for, and then only the persons asked for
@@ -44,10 +44,11 @@ import pyarrow.compute as pc
 
 from shopfunnel.model import Model
 from shopfunnel.stages.gaps import StoreGap, store_gap
+from shopfunnel.stages.judge import judge, placed_persons
 from shopfunnel.stages.orders import ORDER_EVENT
 from shopfunnel.stages.person_facts import PersonFacts, epoch_us
 from shopfunnel.stages.persons_table import PERSON_COLUMNS
-from shopfunnel.stages.placement import StagePlacement, judge, placed_persons
+from shopfunnel.stages.placement import StagePlacement
 from shopfunnel.stages.quantiles import RanksFound, ranks_needed
 from shopfunnel.stages.status import (
     GONE,
