@@ -7,7 +7,24 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shopfunnel.stages.quantiles import SortedValues, linear_quantiles, quantiles, ranks_needed
+from shopfunnel.stages.quantiles import linear_quantiles, quantiles, ranks_needed
+
+
+class SortedValues:
+    """A sample gathered here, giving its quantiles through linear_quantiles (the
+    independent reference is np.quantile)."""
+
+    def __init__(self, values: np.ndarray):
+        self._sorted = np.sort(np.asarray(values, dtype=float))
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def quantile(self, qs: list[float]) -> np.ndarray:
+        return linear_quantiles(
+            len(self._sorted), qs, lambda ranks: {r: float(self._sorted[r]) for r in ranks}
+        )
+
 
 values = st.lists(
     st.floats(min_value=0, max_value=1e9, allow_nan=False, allow_infinity=False),

@@ -14,8 +14,17 @@ from shopfunnel.stages.summary import stage_flow, stage_summary
 pytest.importorskip("pyspark")
 
 from shopfunnel.stages.spark_placement import samples_on_spark  # noqa: E402
-from shopfunnel.store.spark_ranks import grouped_values_at_ranks, values_at_ranks  # noqa: E402
+from shopfunnel.store.spark_ranks import order_statistics  # noqa: E402
 from spark_samples import raw_and_store  # noqa: E402
+
+
+def values_at_ranks(df, column, ranks):
+    return order_statistics(df, column, None, lambda _g, _n: ranks)[1].get(None, {})
+
+
+def grouped_values_at_ranks(df, column, group, ranks):
+    return order_statistics(df, column, group, lambda g, _n: ranks.get(g, ()))[1]
+
 
 pytestmark = [
     pytest.mark.slow,
@@ -66,6 +75,8 @@ def test_ranks_of_several_groups_come_from_the_same_histograms(spark) -> None:
     df = spark.createDataFrame(rows, "g int, v long")
     ranks = {0: [0, 25, 49], 1: [0], 2: [3, 200, 399]}
     got = grouped_values_at_ranks(df, "v", "g", ranks)
+    sizes, _ = order_statistics(df, "v", "g", lambda _g, _n: ())  # counted by the first pass
+    assert sizes == {0: 50, 1: 1, 2: 400}
     assert got == {g: {r: sorted(groups[g])[r] for r in rs} for g, rs in ranks.items()}
 
 

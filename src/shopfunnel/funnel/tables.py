@@ -58,11 +58,6 @@ def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-def count_columns(reached: np.ndarray, names: list[str], events: list[str]) -> Columns:
-    """step, name, event, persons and conversions for a boolean (units × steps) matrix."""
-    return counted_columns(reached.sum(axis=0).astype(np.int64), names, events)
-
-
 def counted_columns(persons: np.ndarray, names: list[str], events: list[str]) -> Columns:
     """step, name, event, persons and conversions from the units reaching each step."""
     persons = np.asarray(persons, dtype=np.int64)

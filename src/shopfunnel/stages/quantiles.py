@@ -77,21 +77,6 @@ def _indexes(n: int, qs: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.nd
     return prev.astype(np.int64), nxt.astype(np.int64), gamma
 
 
-class SortedValues:
-    """A :class:`RankedSample` over values already gathered (tests, small samples)."""
-
-    def __init__(self, values: np.ndarray):
-        self._sorted = np.sort(np.asarray(values, dtype=float))
-
-    def __len__(self) -> int:
-        return len(self._sorted)
-
-    def quantile(self, qs: Sequence[float]) -> np.ndarray:
-        return linear_quantiles(
-            len(self._sorted), qs, lambda ranks: {r: float(self._sorted[r]) for r in ranks}
-        )
-
-
 class RanksFound:
     """A :class:`RankedSample` known by its size ``n`` and the values at the ranks
     :func:`ranks_needed` names for the quantiles it will be asked (found elsewhere: on

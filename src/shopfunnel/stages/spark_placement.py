@@ -17,7 +17,7 @@ NumPy. On Spark the same rules run where the rows are (ADR 0188):
    quantile of those gaps. A quantile needs two order statistics
    (:mod:`shopfunnel.stages.quantiles`); each is found exactly with three small histograms
    over the integer microseconds, for every stage, the pool and the orders together
-   (:func:`shopfunnel.store.spark_ranks.grouped_values_at_ranks`), so the thresholds are the
+   (:func:`shopfunnel.store.spark_ranks.order_statistics`), so the thresholds are the
    embedded engine's to the bit, and at most 65,536 rows reach the driver per histogram.
 3. **Statuses, per person**: a second ``mapInArrow`` pass judges each person
    (:func:`shopfunnel.stages.judge.judge`) and builds their row of the persons table
@@ -270,16 +270,16 @@ def _moves(
         n = rb.num_rows
         first = np.full((n, n_stages), NEVER, dtype=np.int64)
         for k in stage_cols:
-            first[:, k] = _us(rb.column(f"s{k}"))
-        first[:, 0] = np.minimum(first[:, 0], _us(rb.column("first_ts")))  # any event
+            first[:, k] = _int64(rb.column(f"s{k}"))
+        first[:, 0] = np.minimum(first[:, 0], _int64(rb.column("first_ts")))  # any event
         for k, count in nth.items():  # a min_orders stage: the time of the N-th order
-            first[:, k] = np.minimum(first[:, k], _us(rb.column(f"o{count}")))
+            first[:, k] = np.minimum(first[:, k], _int64(rb.column(f"o{count}")))
         visits = rb.column("visits")
         lengths = pc.list_value_length(visits).fill_null(0).to_numpy(zero_copy_only=False)
         flat = pc.list_flatten(visits)
         rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        starts = _us(pc.struct_field(flat, "ts")) if len(flat) else np.zeros(0, np.int64)
-        gaps = _us(pc.struct_field(flat, "gap_us")) if len(flat) else np.zeros(0, np.int64)
+        starts = _int64(pc.struct_field(flat, "ts")) if len(flat) else np.zeros(0, np.int64)
+        gaps = _int64(pc.struct_field(flat, "gap_us")) if len(flat) else np.zeros(0, np.int64)
         stage, entered, later, _ = furthest_stages(first)
         days = return_gaps(first, rows, starts, gaps, later=later)
         moved = ((first < later) & (later < NEVER)).astype(np.int64)
@@ -331,12 +331,12 @@ def _judge(
     """Each person's row of the persons table, judged by the global thresholds."""
     for rb in batches:
         n = rb.num_rows
-        stage = _us(rb.column("stage_index"))
-        n_orders = _us(rb.column("n_orders"))
+        stage = _int64(rb.column("stage_index"))
+        n_orders = _int64(rb.column("n_orders"))
         c_rows = np.flatnonzero(n_orders > 0)
-        last_us = _us(rb.column("last_us"))
-        first_order = _us(rb.column("first_order"))[c_rows]
-        last_order = _us(rb.column("last_order"))[c_rows]
+        last_us = _int64(rb.column("last_us"))
+        first_order = _int64(rb.column("first_order"))[c_rows]
+        last_order = _int64(rb.column("last_order"))[c_rows]
         judged = judge(
             model.placement, gap, end_us, stage, last_us, stalled_at, gone_at, c_rows,
             n_orders[c_rows], first_order, last_order,
@@ -357,7 +357,7 @@ def _judge(
         )
         revenue = rb.column("revenue").to_numpy(zero_copy_only=False)[c_rows]
         table = placed_persons(
-            model, base, np.arange(n, dtype=np.int64), stage, _us(rb.column("entered")),
+            model, base, np.arange(n, dtype=np.int64), stage, _int64(rb.column("entered")),
             end_us, judged, c_rows, n_orders[c_rows], revenue, last_order, stalled_at, gone_at,
         )  # fmt: skip
         yield pa.RecordBatch.from_pydict({c: _arrow_column(table[c], c) for c in PERSON_COLUMNS})
@@ -374,7 +374,7 @@ def _arrow_column(values: pd.Series, name: str) -> pa.Array:
     return pa.array(values.to_numpy(dtype=float), pa.float64())
 
 
-def _us(column: pa.Array) -> np.ndarray:
+def _int64(column: pa.Array) -> np.ndarray:
     """An integer Arrow column as int64, nulls as ``NEVER``."""
     return pc.fill_null(column, NEVER).to_numpy(zero_copy_only=False).astype(np.int64)
 

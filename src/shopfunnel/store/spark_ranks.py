@@ -16,28 +16,13 @@ The quantiles built on these ranks are NumPy's (:mod:`shopfunnel.stages.quantile
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
 
 SHIFTS = (32, 16, 0)  # the histograms' bucket widths: 2^32, 2^16, 1
-
-
-def values_at_ranks(df: DataFrame, column: str, ranks: Sequence[int]) -> dict[int, int]:
-    """The value at each rank (0-based) of the integer ``column`` sorted ascending (nulls
-    left out), exactly. Ranks must be below the number of values."""
-    found = grouped_values_at_ranks(df, column, None, {None: list(ranks)})
-    return found.get(None, {})
-
-
-def grouped_values_at_ranks(
-    df: DataFrame, column: str, group: str | None, ranks: Mapping[Any, Sequence[int]]
-) -> dict[Any, dict[int, int]]:
-    """Per value of the ``group`` column (``None``: the whole column is one group, keyed
-    ``None``), the value at each of its ranks (module docstring), from three Spark jobs."""
-    return order_statistics(df, column, group, lambda g, _n: ranks.get(g, ()))[1]
 
 
 def order_statistics(
