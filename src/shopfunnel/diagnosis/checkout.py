@@ -67,10 +67,10 @@ def checkout_steps(store) -> tuple[list[tuple[str, str, str]], bool]:
 def checkout_sessions(store, levels: SessionLevels) -> pd.DataFrame:
     """One row per session that entered checkout: device, reached flags (``checkout``,
     ``shipping``, ``payment``, ``purchase``; open funnel) and checkout properties."""
-    if getattr(store, "on_spark", False):  # the same rows from Spark SQL
+    if levels.spark is not None:  # on Spark: the same rows from Spark SQL
         from shopfunnel.store import spark_diagnosis as sd
 
-        return sd.checkout_rows(store.df, sd.kept_sessions(levels), PAYMENT_FAILED_EVENT)
+        return sd.checkout_rows(store.df, levels.spark.kept(), PAYMENT_FAILED_EVENT)
     failed = "(e.event = 'add_payment_info' AND json_extract_string(e.properties, '$.payment_failed') = 'true') OR e.event = ?"
     return store.db.df(
         f"""

@@ -52,10 +52,10 @@ CORRELATION_COLUMNS = [
 def feature_counts(store, levels: SessionLevels, max_values: int = 12) -> pd.DataFrame:
     """Sessions per (feature, earliest step index of the events carrying it, session level)."""
     steps = [s.event for s in levels.steps]
-    if getattr(store, "on_spark", False):  # the same counts from Spark SQL
+    if levels.spark is not None:  # on Spark: the same counts from Spark SQL
         from shopfunnel.store import spark_diagnosis as sd
 
-        return sd.feature_counts(store.df, sd.kept_sessions(levels), steps, max_values)
+        return sd.feature_counts(store.df, levels.spark.kept(), steps, max_values)
     case = " ".join(f"WHEN ? THEN {i + 1}" for i in range(len(steps)))
     step_idx = f"CASE e.event {case} ELSE 0 END" if steps else "0"
     if levels.feature_events is not None:

@@ -20,7 +20,9 @@ Definitions (an *open* funnel, as GA4 allows):
 The table comes from one compiled pass over the store's sorted timeline when that can stand
 for every event (:mod:`shopfunnel.store.session_facts`, ADR 0160: sessions keyed by
 ``hash(session_id)``, segment columns as ENUMs), else from one SQL scan of the events; both
-give the same rows.
+give the same rows. On Spark there is no table on the driver: the sessions stay on the
+cluster (:mod:`shopfunnel.diagnosis.spark_levels`, ADR 0191) and each read brings back a
+grouped result that the same SQL finishes.
 """
 
 from __future__ import annotations
@@ -28,13 +30,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from shopfunnel.diagnosis.steps import DEFAULT_STEPS, VISIT, DiagnosisStep
 from shopfunnel.store.db import json_pointer, quote_ident, quote_literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from shopfunnel.diagnosis.spark_levels import SparkSessions
 
 Grain = Literal["day", "hour"]
 SEGMENT_COLUMNS = ("device", "channel", "campaign", "country")
@@ -101,7 +106,8 @@ class SessionLevels:
         )
         self.table = f"__sf_levels_{next(self._ids)}"
         self.start, self.end = start, end
-        self.spark_sessions: Any = None  # the sessions computed on Spark (a DataFrame)
+        # on Spark: the sessions there, with this table's window and exclusions
+        self.spark: SparkSessions | None = None
         # how the events meet this table: by the session id, or by its hash (timeline rows)
         self.session_column, self.events_session = "session_id", "e.session_id"
         self.person_column = "person_id"
@@ -230,41 +236,20 @@ class SessionLevels:
         return True
 
     def _span(self) -> None:
+        if self.spark is not None:
+            self.first_day, self.last_day, self.sessions = self.spark.span()
+            return
         span = self.db.rows(f"SELECT min(day), max(day), count(*) FROM {self.table}")[0]
         self.first_day, self.last_day, self.sessions = span[0], span[1], int(span[2] or 0)
 
     def _from_spark(self, start: datetime | None, end: datetime | None) -> None:
-        """The sessions table from events on Spark: one row per session computed there
-        (:func:`shopfunnel.store.spark_diagnosis.session_frame`), kept here in the driver's
-        DuckDB (``store.db``) with the columns the SQL path gives."""
-        from shopfunnel.store import spark_diagnosis as sd
+        """The sessions on Spark (:class:`~shopfunnel.diagnosis.spark_levels.SparkSessions`):
+        computed and kept there; no table on the driver."""
+        from shopfunnel.diagnosis.spark_levels import SparkSessions
 
-        frame = sd.session_frame(
-            self.store.df,
-            self.store._t(),
-            [s.event for s in self.steps],
-            start,
-            end,
-            self.properties,
+        self.spark = SparkSessions.of_events(
+            self.store, [s.event for s in self.steps], start, end, self.properties
         )
-        self.spark_sessions = frame
-        rows = f"{self.table}_rows"
-        self.db.register(rows, sd.session_rows(frame))
-        props = "".join(f"{quote_ident(key)}, " for key in self.properties)
-        try:
-            self.db.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE {self.table} AS
-                SELECT session_id, person_id, make_timestamp(started_us) AS started_at,
-                       date_trunc('hour', make_timestamp(started_us)) AS hour,
-                       CAST(make_timestamp(started_us) AS DATE) AS day,
-                       device, channel, campaign, country, {props}CAST(level AS INTEGER) AS level,
-                       orders, revenue, false AS excluded
-                FROM {rows}
-                """
-            )
-        finally:
-            self.db.unregister(rows)
         self._span()
 
     def within(self, start: datetime | None, end: datetime | None) -> SessionLevels:
@@ -279,10 +264,14 @@ class SessionLevels:
         child.steps, child.missing_steps = self.steps, self.missing_steps
         child.table = f"__sf_levels_{next(self._ids)}"
         child.start, child.end = start, end
-        child.spark_sessions = self.spark_sessions
+        child.spark = None
         child.session_column, child.events_session = self.session_column, self.events_session
         child.person_column = self.person_column
         child.feature_events = self.feature_events
+        if self.spark is not None:
+            child.spark = self.spark.within(start, end)
+            child._span()
+            return child
         cond, params = _between("started_at", start, end)
         cond.insert(0, "true")
         self.db.execute(
@@ -313,6 +302,8 @@ class SessionLevels:
                 )
             cond.append(f"{quote_ident(col)} = ?")
             params.append(value)
+        if self.spark is not None:
+            return self.spark.exclude(start, end, segment)
         before = int(self.db.scalar(f"SELECT count(*) FROM {self.table} WHERE excluded") or 0)
         self.db.execute(
             f"UPDATE {self.table} SET excluded = true WHERE {' AND '.join(cond)}", params
@@ -338,10 +329,13 @@ class SessionLevels:
                 )
             cond.append(f"{quote_ident(col)} = ?")
             params.append(value)
-        persons, sessions = self.db.rows(
-            f"SELECT count(DISTINCT {self.person_column}), count(*) FROM {self.table} WHERE {' AND '.join(cond)}",
-            params,
-        )[0]
+        if self.spark is not None:
+            persons, sessions = self.spark.persons_and_sessions(start, end, level, segment)
+        else:
+            persons, sessions = self.db.rows(
+                f"SELECT count(DISTINCT {self.person_column}), count(*) FROM {self.table} WHERE {' AND '.join(cond)}",
+                params,
+            )[0]
         return float(persons) / sessions if sessions else float("nan")
 
     def counts(
@@ -372,20 +366,13 @@ class SessionLevels:
                 )
         exprs: list[str] = []
         params: list[object] = []
+        folds: dict[str, list[str]] = {}
         for col in by:
             if (top and col in top) or (keep and col in keep):
                 values = (
-                    keep[col]
-                    if keep and col in keep
-                    else [
-                        r[0]
-                        for r in self.db.rows(
-                            f"SELECT CAST(v AS VARCHAR) FROM (SELECT {quote_ident(col)} AS v, count(*) AS n "
-                            f"FROM {self.table} GROUP BY 1) ORDER BY n DESC, 1 LIMIT ?",
-                            [top[col]],  # type: ignore[index]
-                        )
-                    ]
+                    list(keep[col]) if keep and col in keep else self._most_sessions(col, top[col])  # type: ignore[index]
                 )
+                folds[col] = values
                 placeholders = ", ".join("?" for _ in values) or "NULL"
                 exprs.append(
                     f"CASE WHEN {quote_ident(col)} IN ({placeholders}) THEN {quote_ident(col)} ELSE 'other' END AS {quote_ident(col)}"
@@ -393,34 +380,93 @@ class SessionLevels:
                 params += values
             else:
                 exprs.append(quote_ident(col))
-        if grain is not None:
-            exprs.append("hour AS period" if grain == "hour" else "day AS period")
-        reached = ", ".join(
-            f"count(*) FILTER (WHERE level >= {k}) AS n{k}" for k in range(1, len(self.steps) + 1)
-        )
-        where, wparams = _between("started_at", start, end)
-        if not include_excluded:
-            where.insert(0, "NOT excluded")
-        cond = ("WHERE " + " AND ".join(where)) if where else ""
-        select = ", ".join(
-            exprs
-            + ["count(*) AS n0"]
-            + ([reached] if reached else [])
-            + ["sum(orders) AS orders", "sum(revenue) AS revenue"]
-        )
-        sql = f"SELECT {select} FROM {self.table} {cond}"
-        if exprs:
+        K = len(self.steps)
+        if self.spark is not None:  # grouped on Spark, finished here by the same SQL
+            grouped = self.spark.counts(
+                by, folds, grain, start, end, include_excluded=include_excluded, steps=K
+            )
+            name = f"{self.table}_counts"
+            columns = [quote_ident(col) for col in by]
+            if grain is not None:
+                period = "make_timestamp(period)"
+                columns.append(
+                    f"{period} AS period"
+                    if grain == "hour"
+                    else f"CAST({period} AS DATE) AS period"
+                )
+            columns += [f"n{k}" for k in range(K + 1)] + ["orders", "revenue"]
+            sql, params, source = f"SELECT {', '.join(columns)} FROM {name}", [], (name, grouped)
+        else:
+            if grain is not None:
+                exprs.append("hour AS period" if grain == "hour" else "day AS period")
+            reached = ", ".join(
+                f"count(*) FILTER (WHERE level >= {k}) AS n{k}" for k in range(1, K + 1)
+            )
+            where, wparams = _between("started_at", start, end)
+            if not include_excluded:
+                where.insert(0, "NOT excluded")
+            cond = ("WHERE " + " AND ".join(where)) if where else ""
+            select = ", ".join(
+                exprs
+                + ["count(*) AS n0"]
+                + ([reached] if reached else [])
+                + ["sum(orders) AS orders", "sum(revenue) AS revenue"]
+            )
+            sql, params, source = (
+                f"SELECT {select} FROM {self.table} {cond}",
+                params + wparams,
+                None,
+            )
+            if exprs:
+                sql += " GROUP BY ALL"
+        if by or grain is not None:
             # grouped by the columns as stored (ENUMs from the timeline), then sorted as text
             names = [quote_ident(col) for col in by]
             outer = [f"CAST({q} AS VARCHAR) AS {q}" for q in names]
             outer.append(f"* EXCLUDE ({', '.join(names)})" if names else "*")
-            sql = f"SELECT {', '.join(outer)} FROM ({sql} GROUP BY ALL) ORDER BY ALL"
-        df = self.db.df(sql, params + wparams)
-        for k in range(len(self.steps) + 1):
+            sql = f"SELECT {', '.join(outer)} FROM ({sql}) ORDER BY ALL"
+        df = self._df(sql, params, source)
+        for k in range(K + 1):
             df[f"n{k}"] = df[f"n{k}"].astype("int64")
         df["orders"] = df["orders"].fillna(0).astype("int64")
         df["revenue"] = df["revenue"].fillna(0.0).astype(float)
         return df
+
+    def _df(
+        self, sql: str, params: Sequence[object], source: tuple[str, Any] | None
+    ) -> pd.DataFrame:
+        """``sql`` on the driver's DuckDB, with ``source`` (a name and a result from Spark)
+        registered for the query's length."""
+        if source is None:
+            return self.db.df(sql, list(params))
+        self.db.register(*source)
+        try:
+            return self.db.df(sql, list(params))
+        finally:
+            self.db.unregister(source[0])
+
+    def _per_value_and_day(self, col: str) -> tuple[str, tuple[str, Any] | None]:
+        """A relation of sessions per value of ``col`` and day (``v``, ``day``, ``n``),
+        excluded ones too, and what it needs registered (a result from Spark)."""
+        if self.spark is None:
+            return (
+                f"(SELECT {quote_ident(col)} AS v, day, count(*) AS n FROM {self.table} GROUP BY ALL)",
+                None,
+            )
+        name = f"{self.table}_days"
+        relation = f"(SELECT v, CAST(make_timestamp(day) AS DATE) AS day, n FROM {name})"
+        return relation, (name, self.spark.day_counts(col))
+
+    def _most_sessions(self, col: str, n: int) -> list[str]:
+        """The ``n`` values of ``col`` with the most sessions (ties: by value)."""
+        d, source = self._per_value_and_day(col)
+        df = self._df(
+            f"SELECT CAST(v AS VARCHAR) AS v FROM (SELECT v, sum(n) AS n FROM {d} GROUP BY 1) "
+            "ORDER BY n DESC, 1 LIMIT ?",
+            [n],
+            source,
+        )
+        return df["v"].tolist()
 
     def top_values(self, col: str, n: int) -> list[str]:
         """The ``n`` values of ``col`` with the most sessions, plus the ``n`` with the most
@@ -431,20 +477,23 @@ class SessionLevels:
             raise ConfigError(
                 f"no segment column {col!r}: use one of {', '.join(self.segment_columns)}"
             )
-        c = quote_ident(col)
-        rows = self.db.rows(
+        d, source = self._per_value_and_day(col)
+        df = self._df(
             f"""
-            WITH d AS (SELECT {c} AS v, day, count(*) AS n FROM {self.table} GROUP BY ALL),
-            t AS (SELECT CAST(v AS VARCHAR) AS v, sum(n) AS total, max(n) AS peak FROM d GROUP BY 1)
+            WITH t AS (SELECT CAST(v AS VARCHAR) AS v, sum(n) AS total, max(n) AS peak FROM {d} GROUP BY 1)
             SELECT v FROM (SELECT v, row_number() OVER (ORDER BY total DESC, v) AS r1,
                                   row_number() OVER (ORDER BY peak DESC, v) AS r2 FROM t)
             WHERE r1 <= ? OR r2 <= ? ORDER BY v
             """,
             [n, n],
+            source,
         )
-        return [r[0] for r in rows]
+        return df["v"].tolist()
 
     def close(self) -> None:
+        if self.spark is not None:
+            self.spark.close()
+            return
         self.db.execute(f"DROP TABLE IF EXISTS {self.table}")
 
     def __enter__(self) -> SessionLevels:

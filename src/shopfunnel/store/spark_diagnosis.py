@@ -1,14 +1,12 @@
 """The diagnosis's inputs on Apache Spark: the store's SQL of the diagnosis, in Spark SQL.
 
 The diagnosis (:mod:`shopfunnel.diagnosis`) reads a store in four places, each a reduction
-of the events to a compact table; here each is computed on Spark by the same definition and
-only the compact result reaches the driver (ADR 0093):
+of the events; here each is computed on Spark by the same definition (ADR 0093, 0191):
 
-- :func:`session_rows`: one row per session with its start, segment values, level (the
-  furthest diagnosis step), orders and revenue — the table of
-  :class:`shopfunnel.diagnosis.session_levels.SessionLevels`, which the driver then keeps
-  in an in-memory DuckDB and counts from with its own SQL (series per day × segment, top
-  values, exclusions, persons per session);
+- :func:`session_frame`: one row per session with its start, segment values, level (the
+  furthest diagnosis step), orders and revenue — the sessions of
+  :class:`shopfunnel.diagnosis.session_levels.SessionLevels`, which stay on Spark
+  (:mod:`shopfunnel.diagnosis.spark_levels`: only grouped counts come back);
 - :func:`order_counts`: orders, valued orders and revenue of a period
   (:func:`shopfunnel.diagnosis.order_value.order_value`);
 - :func:`checkout_rows`: one row per session of the window that entered checkout
@@ -16,19 +14,19 @@ only the compact result reaches the driver (ADR 0093):
 - :func:`feature_counts`: sessions per (feature, first step, level)
   (:func:`shopfunnel.diagnosis.correlation.feature_counts`).
 
-The sessions the incident scan leaves out (``excluded``) are known on the driver; their ids
-go to Spark as a small broadcast table for the last two.
+The last two read the sessions the diagnosis compares (:meth:`SparkSessions.kept
+<shopfunnel.diagnosis.spark_levels.SparkSessions.kept>`: the window's, without those the
+incident scan's exclusion rules leave out).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
-    import pyarrow as pa
     from pyspark.sql import Column, DataFrame
 
 CHECKOUT_EVENTS = ("begin_checkout", "add_shipping_info", "add_payment_info", "purchase")
@@ -100,14 +98,6 @@ def session_frame(
     )
 
 
-def session_rows(sessions: DataFrame) -> pa.Table:
-    """The sessions table as Arrow, for the driver's DuckDB (one row per session), read
-    without holding every row in the Spark driver's heap (:func:`arrow_rows`)."""
-    from shopfunnel.store.spark_reads import arrow_rows
-
-    return arrow_rows(sessions)
-
-
 def order_counts(
     df: DataFrame, t: Column, start: datetime, end: datetime
 ) -> tuple[int, int, float]:
@@ -126,21 +116,6 @@ def order_counts(
         F.coalesce(F.sum("value"), F.lit(0.0)).cast("double").alias("revenue"),
     ).collect()[0]
     return int(row["orders"]), int(row["valued"]), float(row["revenue"])
-
-
-def kept_sessions(levels: Any) -> DataFrame:
-    """The Spark sessions of a diagnosis's sessions table ``levels`` (a
-    :class:`~shopfunnel.diagnosis.session_levels.SessionLevels` built on Spark): those
-    that started in its window, without the ones its driver table marks excluded."""
-    from pyspark.sql import functions as F
-
-    sessions, start, end = levels.spark_sessions, levels.start, levels.end
-    excluded = excluded_ids(levels.db, levels.table)
-    kept = _window(sessions, F.col("started_us"), start, end)
-    if excluded:
-        ids = sessions.sparkSession.createDataFrame([(s,) for s in excluded], "session_id string")
-        kept = kept.join(F.broadcast(ids), "session_id", "left_anti")
-    return kept
 
 
 def checkout_rows(df: DataFrame, kept: DataFrame, failed_event: str) -> pd.DataFrame:
@@ -248,10 +223,3 @@ def feature_counts(
 def _json_path(key: str) -> str:
     """A Spark JSON path to the top-level ``key`` (bracket form: dots and quotes in keys)."""
     return "$['" + key.replace("\\", "\\\\").replace("'", "\\'") + "']"
-
-
-def excluded_ids(db: Any, table: str) -> list[str]:
-    """The ids of the sessions marked excluded in the driver's sessions ``table``."""
-    from shopfunnel.store.db import quote_ident
-
-    return [r[0] for r in db.rows(f"SELECT session_id FROM {quote_ident(table)} WHERE excluded")]
