@@ -69,8 +69,8 @@ def spark_session() -> SparkSession:
     2. run by ``spark-submit`` (or a session already active in this process, as in a
        notebook): that session, with its master and settings;
     3. otherwise a local session on ``SHOPFUNNEL_SPARK_MASTER`` (default ``local[*]``)
-       with ``SHOPFUNNEL_SPARK_DRIVER_MEMORY`` (default ``4g``; the diagnosis's
-       per-session rows come back to the driver), see :func:`local_spark_session`.
+       with ``SHOPFUNNEL_SPARK_DRIVER_MEMORY`` (default ``4g``: in local mode the
+       driver's JVM is also the executor), see :func:`local_spark_session`.
 
     The session time zone is set to UTC in every case (shopfunnel's periods are UTC days,
     weeks and months)."""
