@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from shopfunnel.diagnosis.checkout import checkout_findings
+from shopfunnel.diagnosis.checkout import checkout_counts, checkout_findings
 from shopfunnel.diagnosis.correlation import correlation_findings
 from shopfunnel.diagnosis.session_levels import SessionLevels
 
@@ -75,6 +75,25 @@ def test_checkout_journey_counts_every_step_from_begin_checkout(store):
     allj = journey[journey["device"] == "all"].set_index("step")
     assert allj.loc["checkout", "sessions"] == 200 and allj.loc["purchase", "sessions"] == 150
     assert allj.loc["purchase", "share_of_checkouts"] == pytest.approx(0.75)
+
+
+def test_a_sessions_checkout_type_is_its_earliest_and_the_counts_group_sessions(store):
+    log = checkout_log([(30, 10, False, "guest", 4.5, None), (20, 5, False, "account", 0.0, None)])
+    # the guest sessions begin checkout again, later, as account holders
+    again = log[(log["event"] == "begin_checkout") & log["properties"].str.contains("guest")].copy()
+    again["ts"] += pd.Timedelta(seconds=30)
+    again["properties"] = json.dumps({"checkout_type": "account"})
+    again["event_id"] = [f"again{k}" for k in range(len(again))]
+    store.load(pd.concat([again, log], ignore_index=True))  # the later rows first
+    with SessionLevels(store) as levels:
+        counts = checkout_counts(store, levels)
+    by_type = counts.groupby(["checkout_type", "purchase", "shown_cost"])["sessions"].sum()
+    assert by_type.to_dict() == {
+        ("account", False, False): 15,
+        ("account", True, False): 5,
+        ("guest", False, True): 20,
+        ("guest", True, True): 10,
+    }
 
 
 def test_failed_payments_that_do_not_buy_are_a_checkout_finding(store):

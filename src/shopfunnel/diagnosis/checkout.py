@@ -66,31 +66,50 @@ def checkout_steps(store) -> tuple[list[tuple[str, str, str]], bool]:
 
 def checkout_sessions(store, levels: SessionLevels) -> pd.DataFrame:
     """One row per session that entered checkout: device, reached flags (``checkout``,
-    ``shipping``, ``payment``, ``purchase``; open funnel) and checkout properties."""
-    if levels.spark is not None:  # on Spark: the same rows from Spark SQL
+    ``shipping``, ``payment``, ``purchase``; open funnel) and checkout properties
+    (``checkout_type``: of the session's earliest ``begin_checkout`` that has one;
+    ``shipping_cost``: the largest on its ``add_shipping_info`` events)."""
+    return store.db.df(_checkout_sql(levels), _CHECKOUT_PARAMS)
+
+
+def checkout_counts(store, levels: SessionLevels) -> pd.DataFrame:
+    """Sessions (``sessions``) per combination of what :func:`checkout_sessions` gives
+    for each, with the shipping cost reduced to whether one was shown (``shown_cost``:
+    cost > 0, None when unknown): all the checkout comparisons read. On Spark it is counted
+    there (the sessions that entered checkout stay on the cluster)."""
+    if levels.spark is not None:  # on Spark: the same counts from Spark SQL
         from shopfunnel.store import spark_diagnosis as sd
 
-        return sd.checkout_rows(store.df, levels.spark.kept(), PAYMENT_FAILED_EVENT)
-    failed = "(e.event = 'add_payment_info' AND json_extract_string(e.properties, '$.payment_failed') = 'true') OR e.event = ?"
+        return sd.checkout_counts(store.df, levels.spark.kept(), PAYMENT_FAILED_EVENT)
     return store.db.df(
         f"""
+        SELECT device, checkout, shipping, payment, purchase, payment_failed, checkout_type,
+               shipping_cost > 0 AS shown_cost, count(*) AS sessions
+        FROM ({_checkout_sql(levels)}) GROUP BY ALL ORDER BY ALL
+        """,
+        _CHECKOUT_PARAMS,
+    )
+
+
+_CHECKOUT_PARAMS = [PAYMENT_FAILED_EVENT] * 7
+
+
+def _checkout_sql(levels: SessionLevels) -> str:
+    failed = "(e.event = 'add_payment_info' AND json_extract_string(e.properties, '$.payment_failed') = 'true') OR e.event = ?"
+    return f"""
         SELECT l.{levels.session_column} AS session_id, CAST(l.device AS VARCHAR) AS device,
                bool_or(e.event IN ('begin_checkout', 'add_shipping_info', 'add_payment_info', ?, 'purchase')) AS checkout,
                bool_or(e.event IN ('add_shipping_info', 'add_payment_info', ?, 'purchase')) AS shipping,
                bool_or(e.event IN ('add_payment_info', ?, 'purchase')) AS payment,
                bool_or(e.event = 'purchase') AS purchase,
                bool_or({failed}) FILTER (WHERE e.event IN ('add_payment_info', ?)) AS payment_failed,
-               any_value(json_extract_string(e.properties, '$.checkout_type')) FILTER (WHERE e.event = 'begin_checkout') AS checkout_type,
+               arg_min(json_extract_string(e.properties, '$.checkout_type'), e.ts) FILTER (WHERE e.event = 'begin_checkout' AND json_extract_string(e.properties, '$.checkout_type') IS NOT NULL) AS checkout_type,
                max(TRY_CAST(json_extract_string(e.properties, '$.shipping_cost') AS DOUBLE)) FILTER (WHERE e.event = 'add_shipping_info') AS shipping_cost
         FROM {levels.table} l JOIN events e ON l.{levels.session_column} = {levels.events_session}
         WHERE e.event IN ('begin_checkout', 'add_shipping_info', 'add_payment_info', ?, 'purchase') AND NOT l.excluded
         GROUP BY l.{levels.session_column}, l.device
         HAVING bool_or(e.event IN ('begin_checkout', 'add_shipping_info', 'add_payment_info', ?))
-        """,
-        [PAYMENT_FAILED_EVENT] * 3
-        + [PAYMENT_FAILED_EVENT, PAYMENT_FAILED_EVENT]
-        + [PAYMENT_FAILED_EVENT] * 2,
-    )
+        """
 
 
 def checkout_findings(
@@ -118,20 +137,26 @@ def checkout_findings(
         notes.append(
             f"checkout journey: the store records no {', '.join(missing)}; the journey shows the steps it has"
         )
-    cs = checkout_sessions(store, levels)
+    cs = checkout_counts(store, levels)
     if cs.empty:
         return (
             pd.DataFrame(),
             [],
             [*notes, "checkout journey: no session entered checkout in the window"],
         )
+
+    def n(rows: pd.DataFrame, where: object = None) -> int:
+        """Sessions of ``rows`` (where ``where``, a boolean Series, holds)."""
+        w = rows["sessions"] if where is None else rows["sessions"][where]
+        return int(w.sum())
+
     failures_measured = failure_event or bool(cs["payment_failed"].notna().any())
     journey = []
     for device, grp in [("all", cs), *cs.groupby("device")]:
-        n = len(grp)
-        rows = [(step, int(grp[flag].sum())) for step, _, flag in steps]
+        entered = n(grp)
+        rows = [(step, n(grp, grp[flag].astype(bool))) for step, _, flag in steps]
         if failures_measured:
-            failed = int(grp["payment_failed"].fillna(False).astype(bool).sum())
+            failed = n(grp, grp["payment_failed"].fillna(False).astype(bool))
             at = next((i for i, (step, _) in enumerate(rows) if step == "purchase"), len(rows))
             rows.insert(at, ("payment failed", failed))
         for step, reached in rows:
@@ -140,64 +165,68 @@ def checkout_findings(
                     "device": device,
                     "step": step,
                     "sessions": reached,
-                    "share_of_checkouts": reached / n if n else float("nan"),
+                    "share_of_checkouts": reached / entered if entered else float("nan"),
                 }
             )
     tests = []  # (metric, label, x1, n1, x2, n2, step, segment text)
-    paid = cs[cs["payment"]]
-    if failures_measured and len(paid):
-        failed = paid["payment_failed"].fillna(False).astype(bool)
+    bought = cs["purchase"].astype(bool)
+    paid = cs["payment"].astype(bool)
+    if failures_measured and n(cs, paid):
+        failed = cs["payment_failed"].fillna(False).astype(bool)
         tests.append(
             (
                 "payment_failed",
                 "sessions whose payment failed",
-                int(paid.loc[failed, "purchase"].sum()),
-                int(failed.sum()),
-                int(paid.loc[~failed, "purchase"].sum()),
-                int((~failed).sum()),
+                n(cs, paid & failed & bought),
+                n(cs, paid & failed),
+                n(cs, paid & ~failed & bought),
+                n(cs, paid & ~failed),
                 "purchase",
                 "payment_failed=true",
-                f"{int(failed.sum()):,} of {len(paid):,} sessions that gave payment info ({pct(failed.mean())}) had a failed payment",
+                f"{n(cs, paid & failed):,} of {n(cs, paid):,} sessions that gave payment info ({pct(n(cs, paid & failed) / n(cs, paid))}) had a failed payment",
             )
         )
     else:
         notes.append(
             "checkout journey: no payment_failed property on add_payment_info, payment failures not measured"
         )
-    if cs["checkout_type"].notna().any():
-        for ctype, grp in cs.groupby("checkout_type"):
-            rest = cs[cs["checkout_type"].notna() & (cs["checkout_type"] != ctype)]
+    typed = cs["checkout_type"].notna()
+    if typed.any():
+        for ctype in sorted(cs.loc[typed, "checkout_type"].unique()):
+            mine = typed & (cs["checkout_type"] == ctype)
+            rest = typed & (cs["checkout_type"] != ctype)
             tests.append(
                 (
                     "checkout_type",
                     f"{ctype} checkouts",
-                    int(grp["purchase"].sum()),
-                    len(grp),
-                    int(rest["purchase"].sum()),
-                    len(rest),
+                    n(cs, mine & bought),
+                    n(cs, mine),
+                    n(cs, rest & bought),
+                    n(cs, rest),
                     "purchase",
                     f"checkout_type={ctype}",
-                    f"{len(grp):,} checkouts were {ctype} ({pct(len(grp) / cs['checkout_type'].notna().sum())})",
+                    f"{n(cs, mine):,} checkouts were {ctype} ({pct(n(cs, mine) / n(cs, typed))})",
                 )
             )
     else:
         notes.append(
             "checkout journey: no checkout_type property on begin_checkout, guest and account checkout not compared"
         )
-    shipped = cs[cs["shipping"] & cs["shipping_cost"].notna()]
-    if len(shipped):
-        cost = shipped["shipping_cost"] > 0
+    shipped = cs["shipping"].astype(bool) & cs["shown_cost"].notna()
+    if shipped.any():
+        cost = shipped & cs["shown_cost"].fillna(False).astype(bool)
+        free = shipped & ~cost
         tests.append(
             (
                 "shipping_cost",
                 "sessions shown a shipping cost",
-                int(shipped.loc[cost, "purchase"].sum()),
-                int(cost.sum()),
-                int(shipped.loc[~cost, "purchase"].sum()),
-                int((~cost).sum()),
+                n(cs, cost & bought),
+                n(cs, cost),
+                n(cs, free & bought),
+                n(cs, free),
                 "purchase",
                 "shipping_cost>0",
-                f"{int(cost.sum()):,} of {len(shipped):,} sessions that gave shipping info were shown a cost",
+                f"{n(cs, cost):,} of {n(cs, shipped):,} sessions that gave shipping info were shown a cost",
             )
         )
     else:

@@ -9,8 +9,9 @@ of the events; here each is computed on Spark by the same definition (ADR 0093, 
   (:mod:`shopfunnel.diagnosis.spark_levels`: only grouped counts come back);
 - :func:`order_counts`: orders, valued orders and revenue of a period
   (:func:`shopfunnel.diagnosis.order_value.order_value`);
-- :func:`checkout_rows`: one row per session of the window that entered checkout
-  (:func:`shopfunnel.diagnosis.checkout.checkout_sessions`);
+- :func:`checkout_counts`: sessions of the window that entered checkout, per combination
+  of steps reached and checkout properties
+  (:func:`shopfunnel.diagnosis.checkout.checkout_counts`);
 - :func:`feature_counts`: sessions per (feature, first step, level)
   (:func:`shopfunnel.diagnosis.correlation.feature_counts`).
 
@@ -118,9 +119,9 @@ def order_counts(
     return int(row["orders"]), int(row["valued"]), float(row["revenue"])
 
 
-def checkout_rows(df: DataFrame, kept: DataFrame, failed_event: str) -> pd.DataFrame:
-    """One row per kept session that entered checkout, the columns of
-    :func:`shopfunnel.diagnosis.checkout.checkout_sessions`."""
+def checkout_counts(df: DataFrame, kept: DataFrame, failed_event: str) -> pd.DataFrame:
+    """Kept sessions that entered checkout per combination of what
+    :func:`shopfunnel.diagnosis.checkout.checkout_counts` groups by (its columns)."""
     from pyspark.sql import functions as F
 
     from shopfunnel.store.spark import _pandas
@@ -156,9 +157,18 @@ def checkout_rows(df: DataFrame, kept: DataFrame, failed_event: str) -> pd.DataF
             F.bool_or(e.isin(*CHECKOUT_EVENTS[:3], failed_event)).alias("__entered"),
         )
         .where(F.col("__entered"))
-        .drop("__entered")
     )
-    return _pandas(rows, times=[])
+    counts = rows.groupBy(
+        "device",
+        "checkout",
+        "shipping",
+        "payment",
+        "purchase",
+        "payment_failed",
+        "checkout_type",
+        (F.col("shipping_cost") > 0).alias("shown_cost"),
+    ).agg(F.count(F.lit(1)).alias("sessions"))
+    return _pandas(counts.orderBy(*counts.columns), times=[])
 
 
 def feature_counts(
