@@ -196,8 +196,9 @@ class SparkEvents(SparkReads):
     def db(self) -> Any:
         """An in-memory DuckDB on the driver (:class:`shopfunnel.store.db.Database`) for
         the compact tables the analyses keep there: it starts with the ``orders`` view's
-        rows as a table ``orders`` (one row per order), and the diagnosis adds its
-        sessions table (:mod:`shopfunnel.store.spark_diagnosis`). Events are not in it."""
+        rows as a table ``orders`` (one row per order); the diagnosis finishes there the
+        grouped counts of its sessions (:mod:`shopfunnel.diagnosis.spark_levels`). Events
+        and sessions are not in it."""
         if self._db is None:
             from shopfunnel.store.db import Database
 
