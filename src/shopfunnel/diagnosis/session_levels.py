@@ -283,6 +283,14 @@ class SessionLevels:
         child.first_day, child.last_day, child.sessions = span[0], span[1], int(span[2] or 0)
         return child
 
+    def _column(self, col: str, refusal: str) -> str:
+        """``col``, a segment column of this table; else a ConfigError, ``refusal`` first."""
+        if col not in self.segment_columns:
+            from shopfunnel.errors import ConfigError
+
+            raise ConfigError(f"{refusal} {col!r}: use one of {', '.join(self.segment_columns)}")
+        return col
+
     @property
     def step_names(self) -> list[str]:
         return [VISIT] + [s.name for s in self.steps]
@@ -294,13 +302,7 @@ class SessionLevels:
         cond = ["started_at >= ?", "started_at < ?"]
         params: list[object] = [start, end]
         for col, value in segment.items():
-            if col not in self.segment_columns:
-                from shopfunnel.errors import ConfigError
-
-                raise ConfigError(
-                    f"cannot exclude by {col!r}: use one of {', '.join(self.segment_columns)}"
-                )
-            cond.append(f"{quote_ident(col)} = ?")
+            cond.append(f"{quote_ident(self._column(col, 'cannot exclude by'))} = ?")
             params.append(value)
         if self.spark is not None:
             return self.spark.exclude(start, end, segment)
@@ -321,13 +323,7 @@ class SessionLevels:
         cond = ["started_at >= ?", "started_at < ?", "level >= ?"]
         params: list[object] = [start, end, int(level)]
         for col, value in segment.items():
-            if col not in self.segment_columns:
-                from shopfunnel.errors import ConfigError
-
-                raise ConfigError(
-                    f"no segment column {col!r}: use one of {', '.join(self.segment_columns)}"
-                )
-            cond.append(f"{quote_ident(col)} = ?")
+            cond.append(f"{quote_ident(self._column(col, 'no segment column'))} = ?")
             params.append(value)
         if self.spark is not None:
             persons, sessions = self.spark.persons_and_sessions(start, end, level, segment)
@@ -358,12 +354,7 @@ class SessionLevels:
         ``keep[col]`` lists the values to keep instead.
         """
         for col in by:
-            if col not in self.segment_columns:
-                from shopfunnel.errors import ConfigError
-
-                raise ConfigError(
-                    f"cannot break down by {col!r}: use one of {', '.join(self.segment_columns)}"
-                )
+            self._column(col, "cannot break down by")
         exprs: list[str] = []
         params: list[object] = []
         folds: dict[str, list[str]] = {}
@@ -471,12 +462,7 @@ class SessionLevels:
     def top_values(self, col: str, n: int) -> list[str]:
         """The ``n`` values of ``col`` with the most sessions, plus the ``n`` with the most
         sessions on their busiest day (so a short burst, such as a one-off campaign, is kept)."""
-        if col not in self.segment_columns:
-            from shopfunnel.errors import ConfigError
-
-            raise ConfigError(
-                f"no segment column {col!r}: use one of {', '.join(self.segment_columns)}"
-            )
+        self._column(col, "no segment column")
         d, source = self._per_value_and_day(col)
         df = self._df(
             f"""
