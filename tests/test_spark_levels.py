@@ -58,6 +58,7 @@ def every_read(levels: SessionLevels) -> dict[str, object]:
             keep={"campaign": ["retargeting", "brand_search"]},
         ),
         "top": levels.counts(by=["campaign"], top={"campaign": 3}),
+        "none kept": levels.counts(by=["campaign"], keep={"campaign": []}),
         "with excluded": levels.counts(by=["channel"], include_excluded=True),
         "top values": levels.top_values("campaign", 2),
         "persons per session": levels.persons_per_session(

@@ -214,12 +214,9 @@ class SparkSessions:
 
         keys: list[Column] = []
         for col in by:
-            if col in folds:
-                keys.append(
-                    F.when(F.col(col).isin(*folds[col]), F.col(col))
-                    .otherwise(F.lit("other"))
-                    .alias(col)
-                )
+            if col in folds:  # no value kept: every session reads other (as IN (NULL) does)
+                kept = F.col(col).isin(*folds[col]) if folds[col] else F.lit(False)
+                keys.append(F.when(kept, F.col(col)).otherwise(F.lit("other")).alias(col))
             else:
                 keys.append(F.col(col))
         if grain is not None:
