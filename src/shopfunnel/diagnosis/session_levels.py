@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 import pandas as pd
 
 from shopfunnel.diagnosis.steps import DEFAULT_STEPS, VISIT, DiagnosisStep
-from shopfunnel.store.db import json_pointer, quote_ident, quote_literal
+from shopfunnel.store.db import json_pointer, quote_ident
 
 if TYPE_CHECKING:  # pragma: no cover
     from shopfunnel.diagnosis.spark_levels import SparkSessions
@@ -171,67 +170,18 @@ class SessionLevels:
         self._span()
 
     def _from_timeline(self, start: datetime | None, end: datetime | None) -> bool:
-        """The table from one pass over the timeline (:mod:`shopfunnel.store.session_facts`)
-        with the orders and revenue of the window's purchase events; False when the
-        timeline cannot serve. Sessions are keyed by ``hash(session_id)`` (``session``)
-        and persons by ``hash(person_id)`` (``person``)."""
-        import pyarrow as pa
+        """The table from one pass over the timeline
+        (:func:`shopfunnel.diagnosis.timeline_sessions.create_table`), sessions keyed by
+        ``hash(session_id)`` (``session``) and persons by ``hash(person_id)``
+        (``person``); False when the timeline cannot serve."""
+        from shopfunnel.diagnosis.timeline_sessions import create_table
 
-        from shopfunnel.store import session_facts
-
-        found = session_facts.sessions(
-            self.store, [s.event for s in self.steps], _epoch_us(start), _epoch_us(end)
-        )
-        if found is None:
+        made = create_table(self.store, self.table, [s.event for s in self.steps], start, end)
+        if made is None:
             return False
-        cols: dict[str, Any] = {
-            "session": found.session,
-            "person": found.person,
-            "start_us": found.start_us,
-            "level": found.level.astype(np.int32),
-        }
-        if found.features is not None:
-            cols["features"] = found.features
-        for name, codes, labels in zip(SEGMENT_COLUMNS, found.codes, found.labels, strict=True):
-            # code -1 (no value) -> index 0, '(none)'
-            dictionary = pa.array(["(none)", *labels], pa.string())
-            cols[name] = pa.DictionaryArray.from_arrays(
-                pa.array(codes.astype(np.int32) + 1), dictionary
-            )
-        # the segment columns as ENUMs: copied and grouped like small integers, not strings
-        # (every reader compares them with strings and sorts them as VARCHAR: see counts)
-        segments = ", ".join(
-            f"CAST(s.{name} AS ENUM({', '.join(quote_literal(v) for v in dict.fromkeys(['(none)', *labels]))})) AS {name}"
-            for name, labels in zip(SEGMENT_COLUMNS, found.labels, strict=True)
-        )
-        rows = f"{self.table}_rows"
-        self.db.register(rows, pa.table(cols))
-        where, wparams = _between("ts", start, end)
-        where.insert(0, "event = 'purchase'")
-        try:
-            self.db.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE {self.table} AS
-                WITH o AS (
-                    SELECT hash(session_id) AS session, count(DISTINCT order_id) AS orders,
-                           sum(value)::DOUBLE AS revenue
-                    FROM events WHERE {" AND ".join(where)}
-                    GROUP BY session_id
-                )
-                SELECT s.session, s.person, make_timestamp(s.start_us) AS started_at,
-                       date_trunc('hour', make_timestamp(s.start_us)) AS hour,
-                       CAST(make_timestamp(s.start_us) AS DATE) AS day,
-                       {segments}, s.level,{" s.features," if found.features is not None else ""} coalesce(o.orders, 0) AS orders,
-                       coalesce(o.revenue, 0)::DOUBLE AS revenue, false AS excluded
-                FROM {rows} s LEFT JOIN o ON s.session = o.session
-                """,
-                wparams,
-            )
-        finally:
-            self.db.unregister(rows)
         self.session_column, self.events_session = "session", "hash(e.session_id)"
         self.person_column = "person"
-        self.feature_events = found.feature_events
+        self.feature_events = made.feature_events
         self._span()
         return True
 
@@ -500,13 +450,3 @@ def _between(column: str, start: datetime | None, end: datetime | None) -> tuple
         cond.append(f"{column} < ?")
         params.append(end)
     return cond, params
-
-
-def _epoch_us(at: datetime | None) -> int | None:
-    """Microseconds since 1970 of a naive UTC time (the events' ``ts``), as ``epoch_us``."""
-    if at is None:
-        return None
-    if at.tzinfo is not None:
-        at = at.astimezone(UTC).replace(tzinfo=None)
-    delta = at - datetime(1970, 1, 1)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
