@@ -331,6 +331,27 @@ def test_a_failing_section_becomes_a_note_and_is_reported(shop: Store, monkeypat
     assert 'id="overview"' in report.html
 
 
+def test_a_spark_that_dies_in_a_section_stops_the_report_instead_of_noting_each_section(
+    shop: Store, monkeypatch
+) -> None:
+    """Every query after a dead JVM fails too: the report stops with the reason rather than
+    go on to a page of notes and a traceback from closing the session (100M events, 4g)."""
+    died = ConnectionRefusedError(111, "Connection refused")
+    after: list[str] = []
+
+    def dies(ctx):
+        raise died
+
+    def later(ctx):
+        after.append("computed")
+
+    monkeypatch.setattr(build_module, "PLAN", [("dies", "Dies", dies), ("later", "Later", later)])
+    with pytest.raises(ConnectionRefusedError) as info:
+        make_report(shop)
+    assert info.value is died
+    assert after == []
+
+
 def test_build_report_of_an_empty_store_still_renders(store: Store) -> None:
     html = build_report(store, title="Empty shop")
     assert "<title>Empty shop</title>" in html

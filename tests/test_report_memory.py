@@ -74,6 +74,43 @@ def test_a_shared_table_is_dropped_once_no_section_still_to_compute_reads_it(sho
     assert set(ctx.cache) == {"currency", "findings"}  # small, kept
 
 
+class Kept:
+    """A result that keeps something on Spark until released (a funnel, a placement)."""
+
+    def __init__(self) -> None:
+        self.released = 0
+
+    def release(self) -> None:
+        self.released += 1
+
+
+def test_a_dropped_table_lets_go_of_what_it_keeps_on_spark(shop) -> None:
+    """The funnel's units and the placements' facts stay persisted on Spark for their
+    drill-downs; dropped from the report, they are released (100M events: the report's
+    JVM died holding every section's)."""
+    ctx = Context(shop)
+    funnel, at_start, at_end = Kept(), Kept(), Kept()
+    ctx.cache.update({"funnel": funnel, "placements": ("start", "end", at_start, at_end)})
+    assert drop_unread(ctx, ["steps"]) is True  # the placements go, the funnel stays
+    assert (at_start.released, at_end.released, funnel.released) == (1, 1, 0)
+    assert drop_unread(ctx, []) is True
+    assert funnel.released == 1
+
+
+def test_what_the_report_kept_on_spark_is_released_once_its_sections_are_made(
+    shop, monkeypatch
+) -> None:
+    kept = Kept()
+
+    def keeps(ctx):
+        ctx.cache["findings"] = kept  # a table no section's reading lets drop
+        return None
+
+    monkeypatch.setattr(build_module, "PLAN", [("keeps", "Keeps", keeps)])
+    build_module.build_sections(shop)
+    assert kept.released == 1
+
+
 def test_a_diagnosis_still_running_in_the_background_is_not_dropped(shop) -> None:
     ctx = Context(shop)
     running: Future = Future()

@@ -70,6 +70,29 @@ def test_a_dead_spark_says_give_it_more_memory(fake_spark, died) -> None:
     assert FakeEvents.closed == 1  # closed once; its own failure does not hide the reason
 
 
+def test_a_spark_found_dead_only_when_closing_still_says_give_it_more_memory(fake_spark) -> None:
+    """A JVM that died at the end of the analysis (or whose death the analysis did not
+    meet) is found by the closing: that too is said, not py4j's traceback."""
+    FakeEvents.dead = True
+    with (
+        pytest.raises(ShopfunnelError, match="SHOPFUNNEL_SPARK_DRIVER_MEMORY") as info,
+        engine.open_source("unused.duckdb", "spark", events="events.parquet"),
+    ):
+        pass
+    assert isinstance(info.value.__cause__, ConnectionRefusedError)
+    assert FakeEvents.closed == 1
+
+
+def test_an_analysis_error_is_not_hidden_by_a_failed_closing(fake_spark) -> None:
+    FakeEvents.dead = True
+    with (
+        pytest.raises(KeyError, match="no_such_column"),
+        engine.open_source("unused.duckdb", "spark", events="events.parquet"),
+    ):
+        raise KeyError("no_such_column")
+    assert FakeEvents.closed == 1
+
+
 def test_an_analysis_error_on_spark_is_not_called_a_dead_spark(fake_spark) -> None:
     with (
         pytest.raises(KeyError, match="no_such_column"),
@@ -82,6 +105,7 @@ def test_an_analysis_error_on_spark_is_not_called_a_dead_spark(fake_spark) -> No
 def test_spark_died_reads_the_kind_of_failure() -> None:
     assert engine.spark_died(ConnectionResetError())
     assert engine.spark_died(Exception("Caused by: java.lang.OutOfMemoryError: GC overhead"))
+    assert engine.spark_died(engine.SparkDiedError())
     assert not engine.spark_died(ValueError("bad date"))
 
 

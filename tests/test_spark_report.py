@@ -125,7 +125,12 @@ def test_report_context_tables_on_spark_equal_the_stores(sample) -> None:
 def test_every_report_section_on_spark_shows_the_stores_numbers(sample) -> None:
     _, _, store, events = sample
     local = build_sections(store)
+    events.df.count()  # the source's own events, kept for the test's many reads
+    before = _persisted(events.df.sparkSession)
     remote = build_sections(events)
+    # the funnel's units, the placements' facts and the diagnosis's sessions were kept on
+    # Spark while the sections read them; the page made, nothing of them is left (ADR 0192)
+    assert _persisted(events.df.sparkSession) <= before
     assert local.problems == {}
     assert remote.problems == {}
     assert [s.id for s in remote.sections] == [s.id for s in local.sections]
@@ -134,6 +139,11 @@ def test_every_report_section_on_spark_shows_the_stores_numbers(sample) -> None:
     }
     for got, expected in zip(remote.sections, local.sections, strict=True):
         assert_close(plain(got), plain(expected), got.id)
+
+
+def _persisted(spark) -> set[int]:
+    """The ids of the RDDs Spark holds persisted blocks of."""
+    return {info.id() for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()}
 
 
 def test_report_with_engine_spark_writes_the_page(sample, tmp_path) -> None:

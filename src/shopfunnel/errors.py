@@ -8,6 +8,7 @@ Every error derives from one root, so a caller can catch them all::
     ├── InputError         a source file cannot be read as events (fix the file or the mapping)
     │   └── ValidationError  some rows break the event schema; ``rejects`` lists them
     └── StoreError         the database cannot be opened or is not a shopfunnel store
+        └── SparkDiedError  the Spark JVM died during an analysis (give it more memory)
 
 Messages name the bad value, what is allowed, and what to do.
 """
@@ -59,3 +60,27 @@ class ValidationError(InputError):
 
 class StoreError(ShopfunnelError):
     """The store cannot be opened or used."""
+
+
+class SparkDiedError(StoreError):
+    """The Spark JVM stopped during an analysis: out of memory, or killed. Every query
+    after it fails too, so a command stops here rather than go on section by section."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Spark stopped during the analysis (its JVM ran out of memory or died): "
+            "give it more memory, with SHOPFUNNEL_SPARK_DRIVER_MEMORY=8g for the local "
+            "Spark (default 4g) or spark.driver.memory / spark.executor.memory on a "
+            "cluster; see docs/spark.md"
+        )
+
+
+def spark_died(exc: BaseException) -> bool:
+    """Whether ``exc`` says the Spark JVM is gone or ran out of memory (not an error in
+    the analysis or the data): the connection to it refused or lost, py4j's network
+    error, or an ``OutOfMemoryError`` reported back."""
+    if isinstance(exc, SparkDiedError | ConnectionError):
+        return True
+    if type(exc).__name__ == "Py4JNetworkError":
+        return True
+    return "java.lang.OutOfMemoryError" in str(exc)

@@ -14,13 +14,13 @@ docs/spark.md). PySpark is imported only when ``--engine spark`` is chosen.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from shopfunnel.errors import ConfigError, StoreError
+from shopfunnel.errors import ConfigError, SparkDiedError, spark_died
 
 if TYPE_CHECKING:  # pragma: no cover
     from shopfunnel.store.spark import SparkEvents
@@ -109,37 +109,29 @@ def _guarded(events: Any) -> Iterator[Any]:
     from shopfunnel.store.spark import SparkEvents
 
     source = SparkEvents(events, persist=False)
-    died = False
     try:
         _report_heavy(source)  # its scan is the first to meet a JVM short of memory
         yield source
+    except BaseException as exc:
+        _close(source, quiet=True)  # the error raised says why; closing must not hide it
+        if isinstance(exc, Exception) and spark_died(exc):
+            raise SparkDiedError() from exc
+        raise
+    _close(source, quiet=False)
+
+
+def _close(source: Any, *, quiet: bool) -> None:
+    """Close ``source``. Closing a dead session fails too: ``quiet`` when an error
+    already says why; otherwise a JVM found dead on closing is a :class:`SparkDiedError`
+    too, not py4j's traceback (ADR 0192)."""
+    try:
+        source.close()
     except Exception as exc:
-        if not spark_died(exc):
-            raise
-        died = True
-        raise StoreError(
-            "Spark stopped during the analysis (its JVM ran out of memory or died): "
-            "give it more memory, with SHOPFUNNEL_SPARK_DRIVER_MEMORY=8g for the local "
-            "Spark (default 4g) or spark.driver.memory / spark.executor.memory on a "
-            "cluster; see docs/spark.md"
-        ) from exc
-    finally:
-        if died:
-            with suppress(Exception):  # closing a dead session fails too: say why it died
-                source.close()
-        else:
-            source.close()
-
-
-def spark_died(exc: BaseException) -> bool:
-    """Whether ``exc`` says the Spark JVM is gone or ran out of memory (not an error in
-    the analysis or the data): the connection to it refused or lost, or an
-    ``OutOfMemoryError`` reported back."""
-    if isinstance(exc, ConnectionError):
-        return True
-    if type(exc).__name__ == "Py4JNetworkError":
-        return True
-    return "java.lang.OutOfMemoryError" in str(exc)
+        if quiet:
+            return
+        if spark_died(exc):
+            raise SparkDiedError() from exc
+        raise
 
 
 HEAVY_EVENTS = 1_000_000

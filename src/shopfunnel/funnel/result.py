@@ -115,6 +115,13 @@ class FunnelResult:
     _drill: Any = field(default=None, repr=False)
     _frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
+    def release(self) -> None:
+        """Let go of what a funnel counted on Spark keeps there for its drill-downs (its
+        units, persisted): a drill-down after it counts them again. Nothing to do for a
+        funnel counted here."""
+        if self._drill is not None:
+            self._drill.release()
+
     # -- the tables ---------------------------------------------------------------------
     @property
     def steps(self) -> pd.DataFrame:

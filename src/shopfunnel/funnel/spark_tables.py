@@ -104,7 +104,7 @@ def spark_result(
         by=plan.by,
         attribution=attribution,
         _lookup=engine._lookup(plan),
-        _drill=SparkUnits(units),
+        _drill=SparkUnits(units, kept=rows),
     )
 
 
@@ -218,10 +218,18 @@ def _breakdown_counts(
 
 
 class SparkUnits:
-    """The drill-downs of a funnel counted on Spark, over its units kept there."""
+    """The drill-downs of a funnel counted on Spark, over its units kept there (``kept``:
+    the persisted frame they are read from, let go by :meth:`release`)."""
 
-    def __init__(self, units: DataFrame):
+    def __init__(self, units: DataFrame, kept: DataFrame | None = None):
         self.units = units
+        self.kept = kept
+
+    def release(self) -> None:
+        """Unpersist the kept frame (a later drill-down reads the events again)."""
+        if self.kept is not None:
+            self.kept.unpersist()
+            self.kept = None
 
     def histogram(self, reached: int, start: str, edges: np.ndarray) -> np.ndarray:
         """``np.histogram`` of the seconds from the ``start`` time group (``v``: previous

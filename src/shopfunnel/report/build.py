@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from shopfunnel.errors import ConfigError, ShopfunnelError
+from shopfunnel.errors import ConfigError, ShopfunnelError, spark_died
 from shopfunnel.report import context
 from shopfunnel.report import sections as S
 from shopfunnel.report.blocks import Section, unavailable
@@ -107,9 +107,10 @@ def _by_channel(ctx: Context) -> Section:
 def _by_device(ctx: Context) -> Section:
     from shopfunnel.funnel.api import funnel
 
-    return S.breakdown_section(
-        funnel(ctx.store, **ctx.funnel_args(), by="device").breakdown, "device"
-    )
+    result = funnel(ctx.store, **ctx.funnel_args(), by="device")
+    breakdown = result.breakdown
+    result.release()  # its units, kept on Spark for drill-downs this section does not make
+    return S.breakdown_section(breakdown, "device")
 
 
 def _trend(ctx: Context) -> Section:
@@ -337,8 +338,23 @@ def drop_unread(ctx: Context, still: list[str]) -> bool:
         if value is None or (isinstance(value, Future) and not value.done()):
             continue
         del ctx.cache[key]
+        release(value)
         dropped = True
     return dropped
+
+
+def release(value: Any) -> None:
+    """Let go of what a shared table dropped by :func:`drop_unread` keeps on Spark: the
+    funnel's units and the placements' facts stay persisted for their drill-downs until
+    released (ADR 0192). Tuples (the two placements) are walked; a table from the store
+    keeps nothing."""
+    if isinstance(value, tuple | list):
+        for item in value:
+            release(item)
+        return
+    let_go = getattr(value, "release", None)
+    if callable(let_go):
+        let_go()
 
 
 def build_sections(
@@ -380,6 +396,8 @@ def build_sections(
             if not beside and isinstance(store, Store) and not getattr(store, "on_spark", False):
                 # nothing runs beside: DuckDB's cached blocks of the store file go too (ADR 0181)
                 release_cached_blocks(store.db, floor=ALONE_FLOOR)
+    for value in ctx.cache.values():  # the page is made of the sections' tables now
+        release(value)
     out = ReportBuild()
     for sid, _, _ in plan:
         section, seconds, problem = done[sid]
@@ -443,6 +461,8 @@ def _compute(
     try:
         section = make(ctx)
     except Exception as exc:  # a failing section must not sink the whole report
+        if spark_died(exc):  # but a dead Spark fails every section after it: stop here
+            raise
         problem = f"{type(exc).__name__}: {exc}"
         section = unavailable(sid, title, _failure_note(exc))
     return section, time.perf_counter() - started, problem

@@ -117,6 +117,8 @@ class StagePlacement:
     # DataFrame of the persons table, which stays on the cluster until asked for
     tally: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     frame: Any = field(default=None, repr=False, compare=False)
+    # the persisted Spark frames ``frame`` is read from, let go by :meth:`release`
+    kept: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     @cached_property
     def persons(self) -> pd.DataFrame:
@@ -159,6 +161,13 @@ class StagePlacement:
         if self.tally is not None:
             return int(self.tally["persons"].sum())
         return len(self.persons)
+
+    def release(self) -> None:
+        """Let go of what a placement on Spark keeps there (its facts, persisted): the
+        persons asked for after it are judged from the events again. Nothing to do for a
+        placement made here."""
+        while self.kept:
+            self.kept.pop().unpersist()
 
     def status_notes(self) -> list[str]:
         """How the statuses were judged, in words, with the numbers (:func:`status.explain`)."""

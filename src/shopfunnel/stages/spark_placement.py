@@ -130,6 +130,7 @@ def spark_placement(events: Any, model: Model, lookback_s: float, end: datetime)
         tally=tally,
         frame=placed,
         make_persons=partial(_fetch, placed),
+        kept=[facts],
     )
 
 
