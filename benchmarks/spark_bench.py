@@ -105,13 +105,14 @@ def tree_sample(pid: int, cpu: dict[int, float], own: list[float] | None = None)
     return total / 1024
 
 
-def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int, float]:
+def run(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float, float, int, float]:
     """Wall seconds, CPU seconds and peak RSS MiB of the process tree, exit code, and the
     peak RSS MiB of the command's own process (the Python driver: its ``VmHWM``, sampled
-    with the rest)."""
+    with the rest). The command's whole stderr is kept in ``log``."""
     started = time.perf_counter()
-    # a failed command's last stderr lines are printed
-    with tempfile.TemporaryFile() as errors:
+    # a failed command's last stderr lines are printed; all of them are in the log (the
+    # JVM's own last words come before the Python traceback that ends it)
+    with open(log, "w+b") as errors:
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=errors)
         peak = [0.0]
         own_peak = [0.0]
@@ -133,12 +134,19 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int,
         if proc.returncode != 0:
             errors.seek(0)
             tail = errors.read().decode(errors="replace").splitlines()[-20:]
-            print(f"{' '.join(argv[:6])} ... exit {proc.returncode}; its last stderr lines:",
+            print(f"{' '.join(argv[:6])} ... exit {proc.returncode}; all its stderr is in {log};"
+                  " its last lines:",
                   *tail, sep="\n", file=sys.stderr, flush=True)
         # the direct child's own CPU is exact from wait4; its descendants' as last sampled
         own = usage.ru_utime + usage.ru_stime
         cpu[proc.pid] = max(cpu.get(proc.pid, 0.0), own)
     return wall, sum(cpu.values()), peak[0], proc.returncode, own_peak[0]
+
+
+def log_of(args: argparse.Namespace, command: str, engine: str) -> Path:
+    """Where a command's stderr is kept: beside ``--out``, ``OUT.COMMAND.ENGINE.log``."""
+    out = Path(args.out)
+    return out.with_name(f"{out.stem}.{command}.{engine}.log")
 
 
 def entry_exists(cache: Path, events: str) -> bool:
@@ -186,7 +194,8 @@ def main() -> None:
             cmd = COMMANDS[name]
             if name == "prepare":
                 cached = entry_exists(cache, args.events)
-                wall, cpu, peak, code, _ = run([PY, "-c", PREPARE, args.events], env)
+                wall, cpu, peak, code, _ = run([PY, "-c", PREPARE, args.events], env,
+                                               log_of(args, name, "spark"))
                 name = "prepare (cached: read only)" if cached else name
                 rows.append((name, "spark", (wall, cpu, peak, code, 0.0)))
                 print(f"{name:40s} spark  {wall:8.1f} s {cpu:8.1f} cpu-s {peak:8.0f} MiB "
@@ -199,7 +208,7 @@ def main() -> None:
                 out_file = Path(tmp) / f"{engine}.json"
                 fmt = [] if name in HTML else ["--format", "json"]
                 argv = [PY, "-m", "shopfunnel", *cmd, *extra, *fmt, "--out", str(out_file)]
-                wall, cpu, peak, code, driver = run(argv, env)
+                wall, cpu, peak, code, driver = run(argv, env, log_of(args, name, engine))
                 text = out_file.read_text() if out_file.exists() else "null"
                 outputs.append(None if code != 0 else text if name in HTML else
                                json.loads(text, parse_float=lambda t: float(f"{float(t):.9g}")))

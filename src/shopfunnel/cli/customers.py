@@ -232,10 +232,16 @@ def rfm(
     )
 
     with friendly_errors():
+        groups_only = by_group or (format == Format.table and out is None)
         with open_source(db, engine, events, table) as source:
             orders = _orders(source, db)
             persons = None
-            if include_prospects:
+            n_persons = None
+            if include_prospects and is_spark(source) and groups_only:
+                # the groups need only how many prospects there are: counted on Spark,
+                # not every person's id brought to the driver
+                n_persons = source.person_count()
+            elif include_prospects:
                 from shopfunnel.store.summary import person_ids
 
                 persons = source.person_ids() if is_spark(source) else person_ids(source)
@@ -248,6 +254,8 @@ def rfm(
                 else None
             )
             more = len(prospects) if prospects is not None else 0
+            if n_persons is not None:  # every customer is a person with events
+                more = n_persons - len(scored)
             groups = rfm_group_summary(scored, more_prospects=more)
         if format == Format.table and out is None:
             emit(

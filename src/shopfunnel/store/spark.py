@@ -287,6 +287,10 @@ class SparkEvents(SparkReads):
         """Every person (``person_id``) with at least one event."""
         return _pandas(self.df.select("person_id").distinct(), large=True)
 
+    def person_count(self) -> int:
+        """How many rows :meth:`person_ids` has, counted on Spark."""
+        return int(self.df.select("person_id").distinct().count())
+
     def active_periods(self, period: str = "week") -> pd.DataFrame:
         """As :func:`shopfunnel.customers.retention.active_periods`: one row per person and
         UTC week (from Monday) or month with an event, ``person_id`` and ``ts`` (the
