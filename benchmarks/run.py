@@ -24,7 +24,7 @@ from machine import cpu_name, ram_gib  # benchmarks/machine.py, beside this scri
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ORDER = ["commands", "store", "funnel", "funnel_spark", "spark", "spark_s9_10m", "spark_s9_100m", "spark_s10_100m", "spark_s11_driver", "spark_s12_sessions", "sample", "importers", "ga4", "stages", "diagnose", "incidents", "report", "clv", "recommend", "collector", "live"]
+ORDER = ["commands", "store", "funnel", "funnel_spark", "spark", "spark_s9_10m", "spark_s9_100m", "spark_s10_100m", "spark_s11_driver", "spark_s12_sessions", "spark_s13_report", "sample", "importers", "ga4", "stages", "diagnose", "incidents", "report", "clv", "recommend", "collector", "live"]
 RUNS = [
     ["benchmarks/funnel_bench.py", "1m", "10m", "--runs", "3"],
     ["benchmarks/sample_bench.py"],
