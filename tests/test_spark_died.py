@@ -129,3 +129,37 @@ def test_prepared_events_are_read_again_not_kept_in_the_jvm(fake_spark) -> None:
     with engine.open_source("unused.duckdb", "spark", events="events.parquet"):
         pass
     assert FakeEvents.made == [{"persist": False}]
+
+
+class Server:
+    """A socket server as PySpark's accumulator server: ``handle_error`` runs inside the
+    ``except`` of the failed request and prints its traceback."""
+
+    def __init__(self) -> None:
+        self.printed: list[str] = []
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        import sys
+
+        self.printed.append(type(sys.exc_info()[1]).__name__)
+
+    def fail(self, exc: BaseException) -> None:
+        try:
+            raise exc
+        except BaseException:
+            self.handle_error(None, ("127.0.0.1", 1))
+
+
+def test_the_accumulator_server_is_quiet_when_the_jvm_goes_away_but_not_otherwise() -> None:
+    """A dead JVM made PySpark's accumulator thread print an EOFError traceback after the
+    command's own "Spark stopped… give it more memory" (checked by killing the JVM of a
+    report at 10M events)."""
+    from shopfunnel.store.spark import quiet_when_jvm_gone
+
+    server = Server()
+    quiet_when_jvm_gone(server)
+    server.fail(EOFError())
+    server.fail(ConnectionResetError())
+    assert server.printed == []
+    server.fail(ValueError("bad update"))
+    assert server.printed == ["ValueError"]

@@ -59,7 +59,25 @@ def local_spark_session(
     )
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    server = getattr(spark.sparkContext, "_accumulatorServer", None)
+    if server is not None:
+        quiet_when_jvm_gone(server)
+    return spark
+
+
+def quiet_when_jvm_gone(server: Any) -> None:
+    """Keep PySpark's accumulator server (a socket server the JVM reports to) from printing
+    a traceback when the JVM goes away (an ``EOFError`` or a lost connection): the command
+    already says that Spark died and what to do (``cli/engine``). Any other error is
+    printed as before."""
+    printed = server.handle_error
+
+    def handle_error(request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], EOFError | ConnectionError):
+            printed(request, client_address)
+
+    server.handle_error = handle_error
 
 
 def spark_session() -> SparkSession:
