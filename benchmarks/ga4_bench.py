@@ -3,6 +3,8 @@
     PYTHONPATH=src python benchmarks/ga4_bench.py --rows 300000 [--reference] [--out FILE]
     PYTHONPATH=src python benchmarks/ga4_bench.py --rows 1000000 --parts [--file PATH]
     PYTHONPATH=src python benchmarks/ga4_bench.py --cli --file PATH [--src DIR]
+    PYTHONPATH=src python benchmarks/ga4_bench.py --parquet --write PATH --rows 1000000
+    PYTHONPATH=src python benchmarks/ga4_bench.py --parquet --rows 100000 --reference
 
 ``--cli`` times the whole import as a user runs it: a new process running
 ``python -m shopfunnel ingest PATH --format ga4`` into a new store (the file read, mapped
@@ -22,6 +24,12 @@ CPU figure is the steadier one. Both must stage the same number of rows.
 into the importer's structure; hashlib md5 of every line on one and on two threads;
 pyarrow's ``read_json`` and polars' ``read_ndjson`` with an explicit schema of the fields
 the mapping reads. ``--file`` reuses an export already written (``--rows`` is then ignored).
+
+``--parquet`` writes the same synthetic export as Parquet, with BigQuery's types (INT64 as
+integers, FLOAT64 as doubles; DuckDB ``COPY`` of the JSON rows: snappy, its row groups):
+with ``--write`` only the file (for ``--cli --file``, which sniffs the format), else a
+temporary one whose staging is timed (bulk, and the reference with ``--reference``; issue 17,
+docs/adr/0193).
 """
 
 from __future__ import annotations
@@ -39,6 +47,37 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from importers_bench import write_ga4  # noqa: E402
+
+
+# The synthetic export's fields with BigQuery's types (its Parquet export).
+_PARQUET_COLUMNS = {
+    "event_date": "VARCHAR", "event_timestamp": "BIGINT", "event_name": "VARCHAR",
+    "event_bundle_sequence_id": "BIGINT", "batch_page_id": "BIGINT", "batch_ordering_id": "BIGINT",
+    "batch_event_index": "BIGINT", "stream_id": "VARCHAR",
+    "event_params": "STRUCT(key VARCHAR, value STRUCT(string_value VARCHAR, int_value BIGINT, "
+                    "float_value DOUBLE, double_value DOUBLE))[]",
+    "user_pseudo_id": "VARCHAR", "user_id": "VARCHAR",
+    "device": "STRUCT(category VARCHAR)", "geo": "STRUCT(country VARCHAR)",
+    "traffic_source": "STRUCT(source VARCHAR, medium VARCHAR, name VARCHAR)",
+    "collected_traffic_source": "STRUCT(manual_source VARCHAR, manual_medium VARCHAR, "
+                                "manual_campaign_name VARCHAR, gclid VARCHAR)",
+    "items": "STRUCT(item_id VARCHAR, item_name VARCHAR, item_category VARCHAR, price DOUBLE, "
+             "quantity BIGINT)[]",
+}
+
+
+def write_ga4_parquet(path: Path, n: int, rng: random.Random) -> None:
+    """``write_ga4``'s export as BigQuery's Parquet export types it."""
+    import duckdb
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = Path(tmp) / "rows.json"
+        write_ga4(rows, n, rng)
+        columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in _PARQUET_COLUMNS.items()) + "}"
+        con = duckdb.connect()
+        con.execute(f"COPY (SELECT * FROM read_json('{rows}', format = 'newline_delimited', "
+                    f"columns = {columns})) TO '{path}' (FORMAT parquet)")
+        con.close()
 
 
 def _cpu() -> float:
@@ -168,9 +207,11 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="only write the synthetic export here (for --file)")
     parser.add_argument("--cli", action="store_true", help="time the whole import in a new process (needs --file)")
     parser.add_argument("--src", type=Path, help="with --cli: the src folder to import shopfunnel from")
+    parser.add_argument("--parquet", action="store_true", help="the export as Parquet (BigQuery's types)")
     args = parser.parse_args()
+    write = write_ga4_parquet if args.parquet else write_ga4
     if args.write:
-        write_ga4(args.write, args.rows, random.Random(1))
+        write(args.write, args.rows, random.Random(1))
         return
     if args.cli:
         if not args.file:
@@ -188,9 +229,9 @@ def main() -> None:
     from shopfunnel.ingest.ga4 import read_ga4, read_ga4_reference
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.file or Path(tmp) / "events_20240315.json"
+        path = args.file or Path(tmp) / f"events_20240315.{'parquet' if args.parquet else 'json'}"
         if not args.file:
-            write_ga4(path, args.rows, random.Random(1))
+            write(path, args.rows, random.Random(1))
         size_mb = path.stat().st_size / 1e6
         if args.parts:
             parts(path)

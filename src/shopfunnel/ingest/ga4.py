@@ -33,7 +33,8 @@ the event's identity in the export: ``stream_id``, ``event_bundle_sequence_id``,
 files, or in a file loaded twice is one event (the first copy loaded is kept), even when
 the copies differ in fields the importer does not read. A row with none of the bundle and
 batch fields hashes its whole line instead (docs/adr/0078): two such rows are one event
-only when their lines are identical.
+only when their lines are identical (in a Parquet export, the row as pyarrow reads it, its
+``repr``: docs/adr/0193).
 
 A line that is not JSON, or lacks ``event_timestamp``/``event_name``, or whose timestamp
 is not microseconds between 2000 and 2100, is rejected with its line number.
@@ -41,7 +42,8 @@ is not microseconds between 2000 and 2100, is rejected with its line number.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +77,13 @@ def read_ga4(path: str | Path) -> Staged:
     Newline-delimited exports are mapped in DuckDB in one query over the whole file (a
     plain one parsed by DuckDB's JSON reader when it reads it exactly, docs/adr/0182), JSON
     arrays (and files DuckDB cannot split into lines exactly) a block of lines at a time
-    (:mod:`shopfunnel.ingest.ga4_bulk`); rows the query cannot map exactly, and Parquet
-    files, go through the row-by-row reference (:func:`read_ga4_reference`)."""
+    (:mod:`shopfunnel.ingest.ga4_bulk`); Parquet exports in one query over the file's
+    columns (:func:`_read_parquet`, docs/adr/0193); rows the query cannot map exactly go
+    through the row-by-row reference (:func:`read_ga4_reference`)."""
     p = _checked_path(path)
     with open(p, "rb") as fh:
         if fh.read(4) == b"PAR1":
-            return read_ga4_reference(p)
+            return _read_parquet(p)
     return _read_bulk(p)
 
 
@@ -96,7 +99,7 @@ def _checked_path(path: str | Path) -> Path:
 def read_ga4_reference(path: str | Path) -> Staged:
     """Stage a GA4 export row by row in Python: the definition the bulk path is tested
     against (same rows, same rejects; event ids by the earlier formula, a hash of the
-    parsed row's ``repr``), and the reader of Parquet exports."""
+    parsed row's ``repr``)."""
     p = _checked_path(path)
     source = str(p)
     with open(p, "rb") as fh:
@@ -127,7 +130,7 @@ def read_ga4_reference(path: str | Path) -> Staged:
     )
 
 
-# -- the bulk path (JSON exports) ----------------------------------------------------------
+# -- the bulk path --------------------------------------------------------------------------
 
 BLOCK_BYTES = 64 * 1024 * 1024
 _BULK_COLUMNS = [c for c in OUT_COLUMNS if c not in ("utm_source", "utm_medium", "utm_campaign")]
@@ -158,17 +161,58 @@ def _read_bulk(p: Path) -> Staged:
                 for block, converted in _by_blocks(p)
                 for part in _mapped(source, converted, block.column("bytes"), rejects)
             ]
-        rows = (
-            pa.concat_tables([t.cast(_ROWS_SCHEMA) for t in parts])
-            if parts
-            else _ROWS_SCHEMA.empty_table()
-        )
-        if np.any(np.diff(rows.column(LINE).to_numpy()) < 0):  # the reference's rows last
-            rows = rows.sort_by(LINE)
-        table = _with_session_campaigns(con, rows)
+        table = _staged_table(con, parts)
     finally:
         con.close()
     return Staged(source=source, table=table, line_label="line", rejects=tuple(rejects))
+
+
+def _read_parquet(p: Path) -> Staged:
+    """A Parquet export mapped in one query over its columns
+    (:func:`ga4_bulk.convert_parquet`; docs/adr/0193), the rows it leaves slow converted by
+    the reference from the rows as pyarrow reads them (:func:`ga4_lines.parquet_rows`): the
+    reference's rows and rejects, numbered by row. A file pyarrow cannot open or that holds
+    no rows (the reference says why), one DuckDB cannot read, and one whose field names
+    clash by case go to the reference whole."""
+    source = str(p)
+    shape = ga4_lines.parquet_shape(p)
+    if shape is None or shape[1] == 0:
+        return read_ga4_reference(p)
+    schema, n = shape
+    con = ga4_bulk.connect()
+    try:
+        try:
+            converted = ga4_bulk.convert_parquet(con, source, schema, **_RULES)
+        except duckdb.Error:
+            converted = None
+        if converted is None or converted.num_rows != n:
+            table = None
+        else:
+            if np.any(np.diff(converted.column("line").to_numpy()) < 0):
+                converted = converted.sort_by("line")  # parquet_rows reads them in order
+            rejects: list[Reject] = []
+            parts = _split(
+                source, converted, rejects, lambda at: _parquet_records(p, converted, at)
+            )
+            table = _staged_table(con, parts)
+    finally:
+        con.close()
+    if table is None:
+        return read_ga4_reference(p)
+    return Staged(source=source, table=table, line_label="row", rejects=tuple(rejects))
+
+
+def _staged_table(con: duckdb.DuckDBPyConnection, parts: list[pa.Table]) -> pa.Table:
+    """The staged table of the mapped rows (``parts``, in any order): in row order, each
+    session's campaign set."""
+    rows = (
+        pa.concat_tables([t.cast(_ROWS_SCHEMA) for t in parts])
+        if parts
+        else _ROWS_SCHEMA.empty_table()
+    )
+    if np.any(np.diff(rows.column(LINE).to_numpy()) < 0):  # the reference's rows last
+        rows = rows.sort_by(LINE)
+    return _with_session_campaigns(con, rows)
 
 
 def _whole_file(
@@ -265,45 +309,73 @@ def _by_blocks(p: Path) -> Iterator[tuple[pa.Table, pa.Table]]:
         con.close()
 
 
+# (number, parsed row, problem, the event's key) of a row for the reference
+_Record = tuple[int, Any, str | None, str]
+
+
 def _mapped(
     source: str, converted: pa.Table, raws: pa.ChunkedArray, rejects: list[Reject]
 ) -> list[pa.Table]:
     """The query's rows (``converted``) as staged rows: the ones it mapped, and the slow
     ones converted by the reference from their lines' text (``raws``; rejects appended)."""
+    return _split(source, converted, rejects, lambda at: _line_records(converted, raws, at))
+
+
+def _split(
+    source: str,
+    converted: pa.Table,
+    rejects: list[Reject],
+    records: Callable[[np.ndarray], Iterable[_Record]],
+) -> list[pa.Table]:
+    """The query's rows (``converted``) as staged rows: the ones it mapped, and the slow
+    ones (at ``at``) converted by the reference from ``records(at)`` (rejects appended)."""
     slow = converted.column("slow")
     named = converted.rename_columns([LINE if n == "line" else n for n in converted.column_names])
     if not pc.any(slow).as_py():
         return [named.select(_ROWS_SCHEMA.names)]
     parts = [named.filter(pc.invert(slow)).select(_ROWS_SCHEMA.names)]
     at = np.flatnonzero(slow.to_numpy(zero_copy_only=False))  # rows are in line order
-    parts.append(_reference_rows(source, converted.take(at), raws.take(at), rejects))
+    parts.append(_reference_rows(source, records(at), rejects))
     return parts
 
 
-def _reference_rows(
-    source: str, slow: pa.Table, raws: pa.ChunkedArray, rejects: list[Reject]
-) -> pa.Table:
-    """The rows the query left to the reference (``slow``: the query's rows for them,
-    ``raws`` their lines' text), converted by it (rejects appended)."""
-    rows: list[dict[str, Any]] = []
+def _line_records(converted: pa.Table, raws: pa.ChunkedArray, at: np.ndarray) -> Iterator[_Record]:
+    """The slow rows at ``at`` parsed from their lines' text (``raws``)."""
     for line, raw, content in zip(
-        slow.column("line").to_pylist(),
-        raws.to_pylist(),
-        slow.column("content").to_pylist(),
+        converted.column("line").take(at).to_pylist(),
+        raws.take(at).to_pylist(),
+        converted.column("content").take(at).to_pylist(),
         strict=True,
     ):
         data = b"" if raw is None else raw if isinstance(raw, bytes) else raw.encode()
         for number, obj, problem in ga4_lines.line_record(line, data.removesuffix(b"\n")):
-            row = accepted(source, number, obj, problem, rejects)
-            if row is None:
-                continue
-            # the bulk path's id
-            row["event_id"] = ga4_bulk.event_id(
-                text(obj.get("user_pseudo_id")), row["ts"], row["event"], content
-            )
-            row["candidate"] = _campaign_struct(row.pop("__candidate"))
-            row["last_click"] = _campaign_struct(row.pop("__last_click"))
-            rows.append(row)
+            yield number, obj, problem, content
+
+
+def _parquet_records(p: Path, converted: pa.Table, at: np.ndarray) -> Iterator[_Record]:
+    """The slow rows at ``at`` of a Parquet export as pyarrow reads them; a row without
+    identity fields is keyed by the md5 of its ``repr`` (docs/adr/0193)."""
+    numbers = converted.column("line").take(at).to_pylist()
+    contents = converted.column("content").take(at).to_pylist()
+    for (number, obj), content in zip(ga4_lines.parquet_rows(p, numbers), contents, strict=True):
+        key = content if content is not None else hashlib.md5(repr(obj).encode()).hexdigest()
+        yield number, obj, None, key
+
+
+def _reference_rows(source: str, records: Iterable[_Record], rejects: list[Reject]) -> pa.Table:
+    """The rows the query left to the reference, converted by it (rejects appended), each
+    with the bulk path's id (from its key)."""
+    rows: list[dict[str, Any]] = []
+    for number, obj, problem, content in records:
+        row = accepted(source, number, obj, problem, rejects)
+        if row is None:
+            continue
+        row["event_id"] = ga4_bulk.event_id(
+            text(obj.get("user_pseudo_id")), row["ts"], row["event"], content
+        )
+        row["candidate"] = _campaign_struct(row.pop("__candidate"))
+        row["last_click"] = _campaign_struct(row.pop("__last_click"))
+        rows.append(row)
     return pa.Table.from_pylist(rows, schema=_ROWS_SCHEMA)
 
 

@@ -41,6 +41,37 @@ def parquet_records(p: Path) -> Iterator[tuple[int, Any, str | None]]:
             yield number, obj, None
 
 
+def parquet_shape(p: Path) -> tuple[pa.Schema, int] | None:
+    """A Parquet export's Arrow schema as :func:`parquet_records` reads it, and its number
+    of rows; None when pyarrow cannot open it (:func:`parquet_records` then says why)."""
+    try:
+        file = pq.ParquetFile(p)
+    except (pa.ArrowInvalid, OSError):
+        return None
+    return file.schema_arrow, file.metadata.num_rows
+
+
+def parquet_rows(p: Path, numbers: list[int]) -> Iterator[tuple[int, Any]]:
+    """The rows numbered ``numbers`` (from 1, ascending) of a Parquet export, each as
+    :func:`parquet_records` gives it; only the row groups that hold them are read."""
+    file = pq.ParquetFile(p)
+    wanted = np.asarray(numbers, dtype=np.int64) - 1
+    start = 0
+    for group in range(file.num_row_groups):
+        end = start + file.metadata.row_group(group).num_rows
+        lo, hi = np.searchsorted(wanted, [start, end])
+        if lo < hi:
+            offset = start
+            for batch in file.iter_batches(batch_size=BATCH_ROWS, row_groups=[group]):
+                b_lo, b_hi = np.searchsorted(wanted, [offset, offset + batch.num_rows])
+                at = wanted[b_lo:b_hi] - offset
+                picked = batch.take(pa.array(at)).to_pylist()
+                for i, obj in zip(at.tolist(), picked, strict=True):
+                    yield offset + i + 1, obj
+                offset += batch.num_rows
+        start = end
+
+
 def first_bytes(fh: IO[bytes]) -> bytes:
     """The file's first bytes, up to some that are not blank (empty: the file is blank)."""
     head = b""
