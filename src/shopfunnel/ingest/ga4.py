@@ -53,7 +53,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shopfunnel.errors import InputError, Reject
-from shopfunnel.ingest import exposures, ga4_bulk, ga4_lines
+from shopfunnel.ingest import exposures, ga4_bulk, ga4_lines, ga4_parquet
 from shopfunnel.ingest.ga4_rows import (
     BATCH_ROWS,
     MAPPED_PARAMS,
@@ -169,7 +169,7 @@ def _read_bulk(p: Path) -> Staged:
 
 def _read_parquet(p: Path) -> Staged:
     """A Parquet export mapped in one query over its columns
-    (:func:`ga4_bulk.convert_parquet`; docs/adr/0193), the rows it leaves slow converted by
+    (:func:`ga4_parquet.convert_parquet`; docs/adr/0193), the rows it leaves slow converted by
     the reference from the rows as pyarrow reads them (:func:`ga4_lines.parquet_rows`): the
     reference's rows and rejects, numbered by row. A file pyarrow cannot open or that holds
     no rows (the reference says why), one DuckDB cannot read, and one whose field names
@@ -182,7 +182,7 @@ def _read_parquet(p: Path) -> Staged:
     con = ga4_bulk.connect()
     try:
         try:
-            converted = ga4_bulk.convert_parquet(con, source, schema, **_RULES)
+            converted = ga4_parquet.convert_parquet(con, source, schema, **_RULES)
         except duckdb.Error:
             converted = None
         if converted is None or converted.num_rows != n:
