@@ -331,6 +331,92 @@ def test_a_bigquery_typed_parquet_export_is_mapped_by_the_query_alone(
     assert read_ga4(path).table.num_rows == len(BIGQUERY_ROWS)
 
 
+def test_a_bigquery_typed_export_is_read_with_typed_leaves_and_text_where_numbers_are_text(
+    tmp_path: Path,
+) -> None:
+    """Integer and float fields as integers and floats: the mapping reads them as they are
+    (docs/adr/0194); one integer field written as text: every leaf is read as text."""
+    import pyarrow as pa
+
+    typed = ga4_parquet.parquet_row(bigquery_schema())
+    assert typed is not None and typed.typed
+    assert 'list_transform(j."event_params"' not in typed.sql  # the params as they are
+    as_text = bigquery_schema().set(
+        bigquery_schema().get_field_index("event_timestamp"),
+        pa.field("event_timestamp", pa.string()),
+    )
+    text = ga4_parquet.parquet_row(as_text)
+    assert text is not None and not text.typed
+    rows = [{**row, "event_timestamp": str(row["event_timestamp"])} for row in BIGQUERY_ROWS]
+    one = read_ga4(
+        write_parquet(tmp_path / "typed.parquet", BIGQUERY_ROWS, schema=bigquery_schema())
+    )
+    other = read_ga4(write_parquet(tmp_path / "text.parquet", rows, schema=as_text))
+    assert one.table.equals(other.table)
+
+
+def test_float32_fields_read_as_typed_leaves_are_their_doubles_as_the_reference_reads_them(
+    tmp_path: Path,
+) -> None:
+    """A float32 param value, price and revenue are read as their double (0.1f is
+    0.10000000149011612), in the mapped ``value`` as in ``properties``."""
+    import pyarrow as pa
+
+    f32 = pa.float32()
+    value = pa.struct(
+        [
+            ("string_value", pa.string()),
+            ("int_value", pa.int64()),
+            ("float_value", f32),
+            ("double_value", f32),
+        ]
+    )
+    item = pa.struct([("item_id", pa.string()), ("price", f32), ("quantity", pa.int32())])
+    schema = pa.schema(
+        [
+            ("event_timestamp", pa.int64()),
+            ("event_name", pa.string()),
+            ("event_bundle_sequence_id", pa.int64()),
+            ("user_pseudo_id", pa.string()),
+            ("event_params", pa.list_(pa.struct([("key", pa.string()), ("value", value)]))),
+            ("ecommerce", pa.struct([("purchase_revenue", f32), ("tax_value", f32)])),
+            ("items", pa.list_(item)),
+        ]
+    )
+    rows = [
+        {
+            "event_timestamp": TS + i,
+            "event_name": name,
+            "event_bundle_sequence_id": i,
+            "user_pseudo_id": "p.1",
+            "event_params": [
+                {"key": "ga_session_id", "value": {"int_value": 7}},
+                {"key": key, "value": {slot: 0.1}},
+            ],
+            "ecommerce": {"purchase_revenue": 19.99, "tax_value": 0.3},
+            "items": [{"item_id": "A", "price": 0.7, "quantity": 3}],
+        }
+        for i, (name, key, slot) in enumerate(
+            [
+                ("purchase", "value", "float_value"),
+                ("purchase", "value", "double_value"),
+                ("purchase", "tip", "float_value"),
+                ("page_view", "tip", "double_value"),
+            ]
+        )
+    ]
+    path = write_parquet(tmp_path / "f32.parquet", rows, schema=schema)
+    row = ga4_parquet.parquet_row(schema)
+    assert row is not None and row.typed
+    assert slow_rows(path) == []
+    staged = assert_parquet_stages_as_the_reference(path)
+    assert staged.table.column("value").to_pylist()[:2] == [0.10000000149011612] * 2
+    assert (
+        staged.table.column("properties").to_pylist()[2]
+        == '{"tip": 0.10000000149011612, "tax_value": 0.30000001192092896}'
+    )
+
+
 def test_a_parquet_exports_event_ids_are_its_json_exports_ids(tmp_path: Path) -> None:
     """The identity fields are the same text whether INT64 is an integer (Parquet) or a
     string (BigQuery's JSON): the same event in both exports is one event (docs/adr/0168)."""
@@ -505,6 +591,13 @@ _LEAF_TYPES = {  # the types the query maps first, then the ones it leaves to th
     "float": ["float64", "float32", "string", "int64"],
 }
 _MAPPED_TYPES = {"text": 2, "string": 1, "int": 4, "float": 4}
+# the types of a file the mapping reads with typed leaves (as BigQuery writes its export)
+_TYPED_LEAF_TYPES = {
+    "text": ["string", "int64"],
+    "string": ["string"],
+    "int": ["int64", "int32"],
+    "float": ["float64", "float32"],
+}
 _FLOATS = st.one_of(
     st.floats(-1e6, 1e6, allow_nan=False),
     st.sampled_from([2.0, 1e20, 1e-05, -0.0, float("inf"), 1e18, 123456789012345678.0, 0.1]),
@@ -517,19 +610,24 @@ def _one_in(n: int):
 
 
 @st.composite
-def _arrow_type(draw, fields, name="", mapped=True):
+def _arrow_type(draw, fields, name="", mapped=True, typed=False):
     import pyarrow as pa
 
     if isinstance(fields, str):
         kind = "string" if name == "event_name" else fields
-        types = _LEAF_TYPES[kind][: _MAPPED_TYPES[kind] if mapped else None]
+        types = (
+            _TYPED_LEAF_TYPES[kind]
+            if typed
+            else _LEAF_TYPES[kind][: _MAPPED_TYPES[kind] if mapped else None]
+        )
         return getattr(pa, draw(st.sampled_from(types)))()
     if isinstance(fields, list):
-        return pa.list_(draw(_arrow_type(fields[0], mapped=mapped)))
+        return pa.list_(draw(_arrow_type(fields[0], mapped=mapped, typed=typed)))
     kept = [
-        (k, draw(_arrow_type(v, k, mapped)))
+        (k, draw(_arrow_type(v, k, mapped, typed)))
         for k, v in fields.items()
-        if v != "key" and (k in ("event_timestamp", "event_name") or draw(st.integers(0, 5)))
+        if v != "key"
+        and (k in ("event_timestamp", "event_name") or draw(st.integers(0, 7 if typed else 5)))
     ]
     return pa.struct(kept or [("other", pa.string())])  # Parquet has no empty struct
 
@@ -574,8 +672,9 @@ def _value_of(draw, t, name=""):
 def typed_exports(draw):
     import pyarrow as pa
 
+    kind = draw(st.sampled_from(["typed", "typed", "mapped", "mapped", "any"]))
     schema = pa.schema(
-        list(draw(_arrow_type(ga4_bulk.FIELDS, mapped=draw(st.sampled_from([True, True, False])))))
+        list(draw(_arrow_type(ga4_bulk.FIELDS, mapped=kind != "any", typed=kind == "typed")))
     )
     schema = schema.append(pa.field("event_bundle_sequence_id", pa.int64()))
     rows = [
@@ -589,7 +688,7 @@ def typed_exports(draw):
 
 
 @settings(
-    max_examples=60,
+    max_examples=80,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -149,6 +149,24 @@ CREATE OR REPLACE TEMP MACRO ga_int_fast(x) AS
 CREATE OR REPLACE TEMP MACRO ga_campaign(s, m, c) AS
     CASE WHEN ga_str(s) IS NOT NULL OR ga_str(m) IS NOT NULL
          THEN struct_pack(source := ga_str(s), medium := ga_str(m), campaign := ga_str(c)) END;
+-- a string value of a line with no backslash: its text needs no escaping
+CREATE OR REPLACE TEMP MACRO ga_pjson_plain(p) AS CASE
+    WHEN p.value.string_value IS NOT NULL THEN '"' || p.value.string_value || '"'
+    ELSE ga_pjson(p) END;
+CREATE OR REPLACE TEMP MACRO ga_pv_missing(p) AS
+    p.value.string_value IS NULL AND p.value.int_value IS NULL AND p.value.double_value IS NULL
+    AND p.value.float_value IS NULL;
+"""
+
+# How the mapping reads a row's leaves (docs/adr/0194). Text leaves (the JSON paths, a Parquet
+# export with text where GA4 has numbers): an integer or float field parsed from its text, a
+# param's value as its text. Typed leaves (a Parquet export whose integer fields are integers
+# and whose float fields are floats, as BigQuery writes it): the values as they are, a param's
+# number written as the text the text leaves would hold (``str()`` of the integer, the
+# double's shortest round-trip text), so every later step reads the same text.
+_TEXT_LEAVES = """
+CREATE OR REPLACE TEMP MACRO ga_int_leaf(x) AS ga_int_fast(x);
+CREATE OR REPLACE TEMP MACRO ga_float_leaf(x) AS ga_float(x);
 CREATE OR REPLACE TEMP MACRO ga_pv(p) AS
     coalesce(p.value.string_value, p.value.int_value, p.value.double_value, p.value.float_value);
 CREATE OR REPLACE TEMP MACRO ga_pjson(p) AS CASE
@@ -161,10 +179,19 @@ CREATE OR REPLACE TEMP MACRO ga_pjson(p) AS CASE
     WHEN p.value.double_value IS NOT NULL
         THEN coalesce(to_json(ga_float(p.value.double_value))::VARCHAR, to_json(p.value.double_value)::VARCHAR)
     ELSE coalesce(to_json(ga_float(p.value.float_value))::VARCHAR, to_json(p.value.float_value)::VARCHAR) END;
--- a string value of a line with no backslash: its text needs no escaping
-CREATE OR REPLACE TEMP MACRO ga_pjson_plain(p) AS CASE
-    WHEN p.value.string_value IS NOT NULL THEN '"' || p.value.string_value || '"'
-    ELSE ga_pjson(p) END;
+"""
+# (a typed row's float leaves are doubles: a float32 is cast when the row is built)
+_TYPED_LEAVES = """
+CREATE OR REPLACE TEMP MACRO ga_int_leaf(x) AS CAST(x AS HUGEINT);
+CREATE OR REPLACE TEMP MACRO ga_float_leaf(x) AS x;
+CREATE OR REPLACE TEMP MACRO ga_pv(p) AS
+    coalesce(p.value.string_value, CAST(p.value.int_value AS VARCHAR),
+             CAST(p.value.double_value AS VARCHAR), CAST(p.value.float_value AS VARCHAR));
+CREATE OR REPLACE TEMP MACRO ga_pjson(p) AS CASE
+    WHEN p.value.string_value IS NOT NULL THEN to_json(p.value.string_value)::VARCHAR
+    WHEN p.value.int_value IS NOT NULL THEN CAST(p.value.int_value AS VARCHAR)
+    WHEN p.value.double_value IS NOT NULL THEN to_json(p.value.double_value)::VARCHAR
+    ELSE to_json(p.value.float_value)::VARCHAR END;
 """
 
 
@@ -183,7 +210,15 @@ def connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     con.execute(_MACROS)
+    con.execute(_TEXT_LEAVES)
     return con
+
+
+def read_leaves(con: duckdb.DuckDBPyConnection, *, typed: bool) -> None:
+    """Set how the mapping on ``con`` reads a row's leaves: as text (the JSON paths, and
+    :func:`connect`'s default) or typed (integer fields as integers, float fields as
+    floats: :func:`shopfunnel.ingest.ga4_parquet.parquet_row`'s typed rows)."""
+    con.execute(_TYPED_LEAVES if typed else _TEXT_LEAVES)
 
 
 def convert_block(
@@ -347,7 +382,7 @@ fields AS (
                                coalesce(r.batch_page_id, ''), coalesce(r.batch_ordering_id, ''),
                                coalesce(r.batch_event_index, ''))
                 ELSE md5({hashed}) END AS content,
-           ga_int_fast(r.event_timestamp) AS us,
+           ga_int_leaf(r.event_timestamp) AS us,
            ga_str(r.event_name) AS name,
            r.event_params AS ps,
            list_transform(r.event_params, lambda p: p.key) AS keys,
@@ -364,10 +399,12 @@ checked AS (
         OR (r.event_params IS NULL AND coalesce(strpos(raw, '"event_params"') > 0, false))
         -- a param without a key or a value, a key the query keeps out of properties, or a
         -- text param held in a number slot (the reference writes the number as Python does)
-        OR coalesce(list_bool_or(list_transform(ps, lambda p: p.key IS NULL OR ga_pv(p) IS NULL
+        OR coalesce(list_bool_or(list_transform(ps, lambda p: p.key IS NULL OR ga_pv_missing(p)
             OR p.key IN ('shipping_value', 'tax_value')
             OR (p.value.string_value IS NULL AND p.key IN ({text_params})))), false)
-        OR coalesce(list_unique(keys) < len(keys), false)
+        -- a key seen earlier in the list (list_position finds the first; list_unique hashes
+        -- every list and cost a sixth of the query)
+        OR coalesce(list_bool_or(list_transform(keys, lambda k, i: list_position(keys, k) <> i)), false)
         OR coalesce(list_bool_or(list_transform(its, lambda i: i.item_id IS NULL AND i.item_name IS NULL
             AND i.item_category IS NULL AND i.price IS NULL AND i.quantity IS NULL)), false) AS slow,
         vals[list_position(keys, 'ga_session_id')] AS p_session,
@@ -389,8 +426,8 @@ mapped AS (
         ga_str(p_order) AS param_order,
         ga_str(r.ecommerce.transaction_id) AS ecommerce_order,
         coalesce(ga_float(p_value),
-                 CASE WHEN name = 'purchase' THEN ga_float(r.ecommerce.purchase_revenue)
-                      WHEN name = 'refund' THEN ga_float(r.ecommerce.refund_value) END) AS value,
+                 CASE WHEN name = 'purchase' THEN ga_float_leaf(r.ecommerce.purchase_revenue)
+                      WHEN name = 'refund' THEN ga_float_leaf(r.ecommerce.refund_value) END) AS value,
         coalesce(
             ga_campaign(r.collected_traffic_source.manual_source, r.collected_traffic_source.manual_medium,
                         r.collected_traffic_source.manual_campaign_name),
@@ -406,10 +443,10 @@ mapped AS (
                   ELSE to_json(p.key)::VARCHAR || ': ' || ga_pjson(p) END
              FOR p IN ps IF p.key NOT IN ({mapped})],
             CASE WHEN r.ecommerce.shipping_value IS NOT NULL
-                 THEN ['"shipping_value": ' || coalesce(to_json(ga_float(r.ecommerce.shipping_value))::VARCHAR, 'null')]
+                 THEN ['"shipping_value": ' || coalesce(to_json(ga_float_leaf(r.ecommerce.shipping_value))::VARCHAR, 'null')]
                  ELSE [] END,
             CASE WHEN r.ecommerce.tax_value IS NOT NULL
-                 THEN ['"tax_value": ' || coalesce(to_json(ga_float(r.ecommerce.tax_value))::VARCHAR, 'null')]
+                 THEN ['"tax_value": ' || coalesce(to_json(ga_float_leaf(r.ecommerce.tax_value))::VARCHAR, 'null')]
                  ELSE [] END
         ) AS props
     FROM checked
@@ -431,8 +468,8 @@ SELECT line, content, slow, CASE WHEN slow THEN raw END AS slow_raw,
     ga_str(p_currency) AS currency,
     CASE WHEN len(its) > 0 THEN list_transform(its, lambda i: struct_pack(
         item_id := ga_str(i.item_id), item_name := ga_str(i.item_name),
-        item_category := ga_str(i.item_category), price := ga_float(i.price),
-        quantity := TRY_CAST(ga_int_fast(i.quantity) AS INTEGER))) END AS items,
+        item_category := ga_str(i.item_category), price := ga_float_leaf(i.price),
+        quantity := TRY_CAST(ga_int_leaf(i.quantity) AS INTEGER))) END AS items,
     CASE WHEN len(props) > 0 THEN '{{' || array_to_string(props, ', ') || '}}' END AS properties,
     candidate, last_click
 FROM mapped
