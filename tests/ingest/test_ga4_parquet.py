@@ -417,22 +417,26 @@ def test_float32_fields_read_as_typed_leaves_are_their_doubles_as_the_reference_
     )
 
 
-def test_a_parquet_exports_event_ids_are_its_json_exports_ids(tmp_path: Path) -> None:
-    """The identity fields are the same text whether INT64 is an integer (Parquet) or a
-    string (BigQuery's JSON): the same event in both exports is one event (docs/adr/0168)."""
-    path = write_parquet(tmp_path / "ga.parquet", BIGQUERY_ROWS, schema=bigquery_schema())
+def bigquery_json_export(path: Path, parquet: Path) -> Path:
+    """A Parquet export's rows as BigQuery's JSON export writes them (INT64 as strings,
+    nulls left out)."""
+    import pyarrow.parquet as pq
 
-    def as_json(value):  # BigQuery's JSON export: INT64 as strings, nulls left out
+    def as_json(value):
         if isinstance(value, dict):
             return {k: as_json(v) for k, v in value.items() if v is not None}
         if isinstance(value, list):
             return [as_json(v) for v in value]
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
-    import pyarrow.parquet as pq
+    return write(path, [as_json(r) for r in pq.read_table(parquet).to_pylist()])
 
-    rows = [as_json(r) for r in pq.read_table(path).to_pylist()]
-    from_json = read_ga4(write(tmp_path / "ga.json", rows)).table
+
+def test_a_parquet_exports_event_ids_are_its_json_exports_ids(tmp_path: Path) -> None:
+    """The identity fields are the same text whether INT64 is an integer (Parquet) or a
+    string (BigQuery's JSON): the same event in both exports is one event (docs/adr/0168)."""
+    path = write_parquet(tmp_path / "ga.parquet", BIGQUERY_ROWS, schema=bigquery_schema())
+    from_json = read_ga4(bigquery_json_export(tmp_path / "ga.json", path)).table
     assert read_ga4(path).table.equals(from_json)
 
 
@@ -701,3 +705,30 @@ def test_random_typed_parquet_exports_stage_as_the_reference_stages_them(
     path = tmp_path / "ga.parquet"
     pq.write_table(table, path)
     assert_parquet_stages_as_the_reference(path)
+
+
+def test_ingesting_a_ga4_export_from_the_command_line_does_not_import_pandas(
+    tmp_path: Path,
+) -> None:
+    """Neither export path needs pandas, whose import is about 0.2 s of the command (pyarrow
+    imports it on ``pa.array``, ``pa.scalar`` and ``to_numpy``)."""
+    import subprocess
+    import sys
+
+    parquet = write_parquet(tmp_path / "ga.parquet", BIGQUERY_ROWS, schema=bigquery_schema())
+    exports = {"parquet": parquet, "json": bigquery_json_export(tmp_path / "ga.json", parquet)}
+    for kind, path in exports.items():
+        modules = tmp_path / f"{kind}.txt"
+        code = (
+            "import sys\nsys.argv = ['shopfunnel', 'ingest', "
+            f"{str(path)!r}, '--format', 'ga4', '--db', {str(tmp_path / (kind + '.duckdb'))!r}]\n"
+            "from shopfunnel.cli import main\ntry:\n    main()\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\n"
+            f"open({str(modules)!r}, 'w').write(' '.join(sys.modules))"
+        )
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        assert "added" in run.stdout, run.stdout
+        loaded = set(modules.read_text().split())
+        assert "shopfunnel.ingest.ga4_bulk" in loaded
+        assert "pandas" not in loaded, kind
