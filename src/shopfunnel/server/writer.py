@@ -5,6 +5,12 @@ every durable chunk waiting (up to ``max_batch`` events), loads the rows with
 :meth:`Store.load_staged` (validated again, duplicate ``event_id``\\ s ignored,
 identities re-stitched) and then moves the spool's checkpoint.
 
+Behind: a load costs a part that grows with the store (the duplicate ids, the sessions
+and identities it continues are looked up in every stored event) besides a part per
+event. When more than ``max_batch`` events wait, a round takes up to ``backlog_batch``
+(8 × ``max_batch``): the stored part is paid once for more events, so a writer that fell
+behind on a large store catches up instead of falling further behind (ADR 0195).
+
 Sessions across batches: a browser's events arrive over many requests. The store
 sessionises events without a ``session_id`` together with the latest stored event of
 their anonymous id, so a visit split across batches stays one session, with its first
@@ -88,11 +94,13 @@ class Writer:
         max_wait_seconds: float = 0.5,
         busy_threads: int | None = 1,
         idle_seconds: float = 5.0,
+        backlog_batch: int | None = None,
     ):
         self.store = store
         self.spool = spool
         self.lock = store_lock
         self.max_batch = max_batch
+        self.backlog_batch = max(max_batch, backlog_batch or 8 * max_batch)
         self.max_wait = max_wait_seconds
         self._queue: queue.Queue[Chunk | None] = queue.Queue()
         self._pending = 0
@@ -163,11 +171,20 @@ class Writer:
         self.spool.set_checkpoint(end)
 
     def recover(self) -> int:
-        """Load everything the spool holds after its checkpoint (at start-up)."""
+        """Load everything the spool holds after its checkpoint (at start-up), up to
+        ``backlog_batch`` events a load: a spool that waited is a writer behind."""
         total = 0
+        waiting: list[Chunk] = []
+        count = 0
         for chunk in self.spool.unloaded():
-            self.load(chunk.data, chunk.end)
-            total += chunk.count
+            waiting.append(chunk)
+            count += chunk.count
+            if count >= self.backlog_batch:
+                self.load(b"".join(c.data for c in waiting), waiting[-1].end)
+                total, waiting, count = total + count, [], 0
+        if waiting:
+            self.load(b"".join(c.data for c in waiting), waiting[-1].end)
+            total += count
         return total
 
     def start(self, *, maintain_timeline: bool = True) -> None:
@@ -219,7 +236,7 @@ class Writer:
             chunks = [first]
             count = first.count
             deadline = time.monotonic() + self.max_wait
-            while count < self.max_batch:
+            while count < self._batch_bound():
                 try:
                     nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
@@ -234,6 +251,13 @@ class Writer:
                 self._pending -= count
                 if self._pending == 0:
                     self._idle.set()
+
+    def _batch_bound(self) -> int:
+        """The events a round takes: ``max_batch``, or ``backlog_batch`` while more than
+        ``max_batch`` events wait (counted from their acknowledgement to their load)."""
+        with self._pending_lock:
+            behind = self._pending > self.max_batch
+        return self.backlog_batch if behind else self.max_batch
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every acknowledged event is in the store (for tests and shutdown)."""
