@@ -5,8 +5,11 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -87,3 +90,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # Headless Chromium fixtures (`chromium`, `open_page`) for tests marked `browser`.
 pytest_plugins = ["browser"]
+
+
+def command_modules(args: list[str], out: Path) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run ``shopfunnel ARGS`` in a new Python process (its ``main``, a nonzero exit an
+    assertion) and return the run and the modules it had imported at the end (written to
+    ``out``)."""
+    code = (
+        f"import sys\nsys.argv = ['shopfunnel', *{[str(a) for a in args]!r}]\n"
+        "from shopfunnel.cli import main\ntry:\n    main()\nexcept SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        f"open({str(out)!r}, 'w').write(' '.join(sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return run, set(out.read_text().split()) if out.exists() else set()

@@ -97,7 +97,7 @@ def test_verbose_says_how_long_a_command_took(tmp_path) -> None:
 def test_counting_a_funnel_on_a_store_loads_neither_pandas_nor_scipy(tmp_path) -> None:
     """The warm funnel, as table and as JSON, needs numba, DuckDB and Arrow only: pandas,
     scipy.linalg and numpy.ma cost about 0.6 s of every call (ADRs 0157, 0158)."""
-    from conftest import log
+    from conftest import command_modules, log
     from shopfunnel.funnel.api import funnel
     from shopfunnel.store.store import Store
 
@@ -110,17 +110,11 @@ def test_counting_a_funnel_on_a_store_loads_neither_pandas_nor_scipy(tmp_path) -
     warm = [sys.executable, "-m", "shopfunnel", "funnel", "--db", str(db), "--steps", "view,buy"]
     assert subprocess.run(warm, capture_output=True, text=True).returncode == 0
     for fmt in ("table", "json"):
-        code = (
-            "import sys\nsys.argv = ['shopfunnel', 'funnel', '--db', "
-            f"{str(db)!r}, '--steps', 'view,buy', '--format', {fmt!r}]\n"
-            "from shopfunnel.cli import main\ntry:\n    main()\nexcept SystemExit as e:\n"
-            "    assert not e.code, e.code\n"
-            f"open({str(modules)!r}, 'w').write(' '.join(sys.modules))"
+        run, loaded = command_modules(
+            ["funnel", "--db", db, "--steps", "view,buy", "--format", fmt], modules
         )
-        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert run.returncode == 0, run.stderr
         assert "2" in run.stdout  # the funnel was printed
-        loaded = set(modules.read_text().split())
         assert "numba" in loaded  # the kernel ran
         assert not loaded & {"pandas", "scipy.linalg", "numpy.ma", "fastapi", "plotly"}, fmt
         # typer from 0.29 parses every option through pydantic (0.15-0.2 s: ADR 0170), and

@@ -712,23 +712,16 @@ def test_ingesting_a_ga4_export_from_the_command_line_does_not_import_pandas(
 ) -> None:
     """Neither export path needs pandas, whose import is about 0.2 s of the command (pyarrow
     imports it on ``pa.array``, ``pa.scalar`` and ``to_numpy``)."""
-    import subprocess
-    import sys
+    from conftest import command_modules
 
     parquet = write_parquet(tmp_path / "ga.parquet", BIGQUERY_ROWS, schema=bigquery_schema())
     exports = {"parquet": parquet, "json": bigquery_json_export(tmp_path / "ga.json", parquet)}
     for kind, path in exports.items():
-        modules = tmp_path / f"{kind}.txt"
-        code = (
-            "import sys\nsys.argv = ['shopfunnel', 'ingest', "
-            f"{str(path)!r}, '--format', 'ga4', '--db', {str(tmp_path / (kind + '.duckdb'))!r}]\n"
-            "from shopfunnel.cli import main\ntry:\n    main()\nexcept SystemExit as e:\n"
-            "    assert not e.code, e.code\n"
-            f"open({str(modules)!r}, 'w').write(' '.join(sys.modules))"
+        db = tmp_path / f"{kind}.duckdb"
+        run, loaded = command_modules(
+            ["ingest", path, "--format", "ga4", "--db", db], tmp_path / f"{kind}.txt"
         )
-        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert run.returncode == 0, run.stderr
         assert "added" in run.stdout, run.stdout
-        loaded = set(modules.read_text().split())
         assert "shopfunnel.ingest.ga4_bulk" in loaded
         assert "pandas" not in loaded, kind

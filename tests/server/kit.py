@@ -26,6 +26,19 @@ def basic(key: str) -> dict[str, str]:
 ADMIN = {"Authorization": f"Bearer {ADMIN_PASSWORD}"}
 
 
+def page_views(n: int, prefix: str = "e", visitors: int = 3) -> list[dict[str, Any]]:
+    """``n`` collector records: page views ``{prefix}0``… of ``visitors`` anonymous ids."""
+    return [
+        {
+            "event_id": f"{prefix}{i}",
+            "ts": "2024-03-01T12:00:00",
+            "event": "page_view",
+            "anonymous_id": f"a{i % visitors}",
+        }
+        for i in range(n)
+    ]
+
+
 class LiveServer:
     """A uvicorn server on a free loopback port, running in a thread."""
 

@@ -6,17 +6,16 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import orjson
+
+from server.kit import page_views
 from shopfunnel.server.spool import Chunk, Spool
 from shopfunnel.server.writer import Writer
 from shopfunnel.store.store import Store
 
 
 def _records(start: int, n: int) -> bytes:
-    return b"".join(
-        b'{"event_id": "e%d", "ts": "2024-03-01T12:00:00", "event": "page_view", '
-        b'"anonymous_id": "a%d"}\n' % (i, i % 3)
-        for i in range(start, start + n)
-    )
+    return b"".join(orjson.dumps(r) + b"\n" for r in page_views(n, prefix=f"e{start}-"))
 
 
 def _writer(tmp_path: Path, **options) -> tuple[Writer, list[int]]:
@@ -55,16 +54,7 @@ def test_recovery_loads_the_spool_in_rounds_of_backlog_batch_events(tmp_path) ->
     spool = Spool(tmp_path / "spool", sync=False)
     spool.start(lambda chunk: None)  # acknowledged, never loaded: as after a crash
     for k in range(6):
-        records = [
-            {
-                "event_id": f"e{k}-{i}",
-                "ts": "2024-03-01T12:00:00",
-                "event": "page_view",
-                "anonymous_id": f"a{i}",
-            }
-            for i in range(5)
-        ]
-        spool.append(records).result(30)
+        spool.append(page_views(5, prefix=f"e{k}-")).result(30)
     spool.close()
     spool = Spool(tmp_path / "spool", sync=False)
     small = spool.unloaded

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+from server.kit import page_views
 from shopfunnel.server.spool import Spool
 from shopfunnel.server.writer import Writer
 from shopfunnel.store.store import Store
@@ -34,15 +35,7 @@ def test_the_writer_loads_on_one_thread_while_busy_and_restores_the_count_when_i
     writer.start(maintain_timeline=False)
     spool.start(writer.submit)
     try:
-        records = [
-            {
-                "event_id": f"e{i}",
-                "ts": "2024-03-01T12:00:00",
-                "event": "page_view",
-                "anonymous_id": f"a{i % 3}",
-            }
-            for i in range(10)
-        ]
+        records = page_views(10)
         spool.append(records).result(30)
         assert writer.wait_idle(30)
         with lock:
