@@ -11,6 +11,12 @@ same machine as the server: on a small machine the SDK's own CPU (it serialises 
 message twice) bounds the rate as much as the server.
 
     python benchmarks/collector_sdk.py --seconds 30 --rate 20000 --processes 4
+    python benchmarks/collector_sdk.py --seconds 60 --rate 20000 --store big.duckdb [--src DIR]
+
+``--store`` starts the server on a copy of that store (a store that already holds events: the
+writer's loads look new events up among the stored ones); ``--src`` runs the server from
+another checkout's ``src`` (a before/after pair). ``drained_after_offer_s`` is how long after
+the offer ended the writer had loaded every acknowledged event.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -116,11 +123,18 @@ def main() -> None:
     parser.add_argument("--upload-size", type=int, default=250, help="the SDK's upload_size (events per request)")
     parser.add_argument("--threads", type=int, default=2, help="the SDK's upload threads per producer")
     parser.add_argument("--workers", type=int, default=2, help="the server's --workers")
+    parser.add_argument("--store", type=Path, help="start on a copy of this store (and the files beside it)")
+    parser.add_argument("--src", type=Path, help="the src folder the server runs from")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="sf-sdk-"))
     db = str(work / "bench.duckdb")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SHOPFUNNEL_ADMIN_PASSWORD": PASSWORD}
+    if args.store:  # the store and the files beside it (its timeline, its delta)
+        for path in [args.store, *args.store.parent.glob(args.store.name + ".*")]:
+            target = db + path.name[len(args.store.name):]
+            (shutil.copytree if path.is_dir() else shutil.copy)(path, target)
+    src = args.src.resolve() if args.src else ROOT / "src"
+    env = {**os.environ, "PYTHONPATH": str(src), "SHOPFUNNEL_ADMIN_PASSWORD": PASSWORD}
     key = cli("keys", "create", "--db", db, env=env)
     port = free_port()
     server = subprocess.Popen(
@@ -128,6 +142,9 @@ def main() -> None:
          "--workers", str(args.workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_up(port, server, 120)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        c.request("GET", "/v1/info", headers={"Authorization": f"Bearer {PASSWORD}"})
+        base = json.loads(c.getresponse().read())["events"]  # a --store's events
         out: multiprocessing.Queue = multiprocessing.Queue()
         cpu_before = cpu_seconds(server.pid)
         start_load = round(os.getloadavg()[0], 1)
@@ -146,15 +163,17 @@ def main() -> None:
         producers = resource.getrusage(resource.RUSAGE_CHILDREN)
         producers_cpu = (producers.ru_utime + producers.ru_stime
                          - producers_before.ru_utime - producers_before.ru_stime)
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        offer_ended = min(r["started"] for r in results) + args.seconds
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)  # the first one idled out
         while True:
             c.request("GET", "/v1/health")
             if json.loads(c.getresponse().read())["pending_events"] == 0:
                 break
             time.sleep(0.2)
+        drained = time.monotonic() - offer_ended  # the producers' clock (CLOCK_MONOTONIC)
         server_cpu = cpu_seconds(server.pid) - cpu_before
         c.request("GET", "/v1/info", headers={"Authorization": f"Bearer {PASSWORD}"})
-        stored = json.loads(c.getresponse().read())["events"]
+        stored = json.loads(c.getresponse().read())["events"] - base
     finally:
         server.terminate()
         server.wait(30)
@@ -177,6 +196,8 @@ def main() -> None:
         "events_per_second": round(delivered / elapsed),
         "sustained_events_per_second": round(in_window / max(end - begin, 1e-9)),
         "last_ack_after_offer_ended_s": round(last_ack - end, 2),
+        "drained_after_offer_s": round(drained, 1),
+        "store": str(args.store or ""), "events_in_store_before": base, "src": str(src),
         "uploads": len(latencies), "p50_ms": round(statistics.median(latencies) * 1000, 1),
         "p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000, 1),
         "server_cpu_us_per_event": round(server_cpu / max(delivered, 1) * 1e6, 1),
