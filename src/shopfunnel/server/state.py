@@ -57,7 +57,8 @@ class ServerSettings:
     ``writer_max_batch`` events wait): new events reach the store and the dashboard about
     that long after their acknowledgement. Each load costs a fixed part whatever its size
     (about twenty statements, scans of stored columns), so 2 s halves that part against 1 s
-    (ADR 0184).
+    (ADR 0184); a writer behind by more than ``writer_max_batch`` events takes up to 8 times
+    as many a load, paying that part, which grows with the store, once for all (ADR 0195).
     ``convert_workers``: processes that parse request bodies and convert their events
     (:mod:`shopfunnel.server.intake`) beside the event loop; 0 does it in the server's own
     process (docs/adr/0077).
