@@ -1,5 +1,5 @@
-"""How many events a round of the background writer loads: ``max_batch`` while it keeps up,
-up to ``backlog_batch`` once more than ``max_batch`` wait (ADR 0195)."""
+"""How many events a round of the background writer loads: it waits for more until it holds
+``max_batch``, then takes what already waits, up to ``backlog_batch`` (ADR 0195)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,21 @@ def test_a_writer_that_keeps_up_loads_at_most_max_batch_events_a_round(tmp_path)
     assert writer.wait_idle(30)
     writer.stop()
     assert loads == [8]
+    writer.store.close()
+
+
+def test_a_round_that_holds_max_batch_events_loads_them_without_waiting_for_more(
+    tmp_path,
+) -> None:
+    writer, loads = _writer(tmp_path, max_batch=10, backlog_batch=40, max_wait_seconds=60)
+    for k in range(2):  # 12 events wait: past max_batch, so the 60 s wait is not taken
+        writer.submit(Chunk(_records(6 * k, 6), 6, (0, k)))
+    writer.start(maintain_timeline=False)
+    assert writer.wait_idle(10)
+    assert loads == [12]
+    writer.submit(Chunk(_records(100, 3), 3, (0, 9)))  # 3 wait: the round waits for more
+    assert not writer.wait_idle(1)
+    writer.stop()
     writer.store.close()
 
 

@@ -7,9 +7,10 @@ identities re-stitched) and then moves the spool's checkpoint.
 
 Behind: a load costs a part that grows with the store (the duplicate ids, the sessions
 and identities it continues are looked up in every stored event) besides a part per
-event. When more than ``max_batch`` events wait, a round takes up to ``backlog_batch``
-(8 × ``max_batch``): the stored part is paid once for more events, so a writer that fell
-behind on a large store catches up instead of falling further behind (ADR 0195).
+event. A round waits for more events only until it holds ``max_batch``; past that it takes
+what is already waiting, up to ``backlog_batch`` (8 × ``max_batch``): the stored part is paid
+once for more events, so a writer that fell behind on a large store catches up instead of
+falling further behind (ADR 0195).
 
 Sessions across batches: a browser's events arrive over many requests. The store
 sessionises events without a ``session_id`` together with the latest stored event of
@@ -236,9 +237,12 @@ class Writer:
             chunks = [first]
             count = first.count
             deadline = time.monotonic() + self.max_wait
-            while count < self._batch_bound():
+            while count < self.backlog_batch:
                 try:
-                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    if count < self.max_batch:  # wait for more, until the deadline
+                        nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    else:  # behind: only what already waits
+                        nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
@@ -251,13 +255,6 @@ class Writer:
                 self._pending -= count
                 if self._pending == 0:
                     self._idle.set()
-
-    def _batch_bound(self) -> int:
-        """The events a round takes: ``max_batch``, or ``backlog_batch`` while more than
-        ``max_batch`` events wait (counted from their acknowledgement to their load)."""
-        with self._pending_lock:
-            behind = self._pending > self.max_batch
-        return self.backlog_batch if behind else self.max_batch
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every acknowledged event is in the store (for tests and shutdown)."""
