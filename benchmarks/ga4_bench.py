@@ -5,6 +5,7 @@
     PYTHONPATH=src python benchmarks/ga4_bench.py --cli --file PATH [--src DIR]
     PYTHONPATH=src python benchmarks/ga4_bench.py --parquet --write PATH --rows 1000000
     PYTHONPATH=src python benchmarks/ga4_bench.py --parquet --rows 100000 --reference
+    PYTHONPATH=src python benchmarks/ga4_bench.py --floor --file PATH
 
 ``--cli`` times the whole import as a user runs it: a new process running
 ``python -m shopfunnel ingest PATH --format ga4`` into a new store (the file read, mapped
@@ -30,6 +31,14 @@ integers, FLOAT64 as doubles; DuckDB ``COPY`` of the JSON rows: snappy, its row 
 with ``--write`` only the file (for ``--cli --file``, which sniffs the format), else a
 temporary one whose staging is timed (bulk, and the reference with ``--reference``; issue 17,
 docs/adr/0193).
+
+``--floor`` measures what the whole import could not go below while it does the same work:
+a new process that only imports the command's modules, the mapping query alone
+of a Parquet export (``ga4_parquet.convert_parquet``: DuckDB reading and mapping every
+row), and a bare write of the staged rows into a new store's ``events``, closed (only the
+casts the table needs: no checks, no channel, no stitching, no duplicate count). Their sum,
+the floor, is printed beside the whole import (``--cli``), median of ``--repeat`` runs each
+(issue 17: what 300,000 rows/s would need on this machine).
 """
 
 from __future__ import annotations
@@ -122,6 +131,83 @@ def cli(path: Path, src: Path | None) -> dict[str, object]:
             "load_1min_before": round(load_before, 1), "load_1min_after": round(os.getloadavg()[0], 1)}
 
 
+def _median_run(fn, repeat: int) -> tuple[float, float]:
+    """Median wall and CPU seconds (this process) of ``repeat`` calls of ``fn``."""
+    import statistics
+
+    walls, cpus = [], []
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), _cpu()
+        fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(_cpu() - c0)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def floor(path: Path, repeat: int) -> list[dict[str, object]]:
+    """The import's parts that any version of it doing the same work pays (see the module
+    docstring), and their sum beside the whole import."""
+    import statistics
+    import subprocess
+
+    from shopfunnel.ingest import ga4, ga4_bulk, ga4_lines, ga4_parquet
+    from shopfunnel.store.memory import bulk_memory
+    from shopfunnel.store.store import Store
+
+    out: list[dict[str, object]] = []
+
+    def row(part: str, wall: float, cpu: float) -> None:
+        out.append({"part": part, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                    "load_1min": round(os.getloadavg()[0], 1)})
+        print(json.dumps(out[-1]), flush=True)
+
+    starts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import shopfunnel.cli, shopfunnel.cli.data, "
+                        "shopfunnel.ingest.ga4, shopfunnel.store.store"], check=True)
+        starts.append(time.perf_counter() - t0)
+    row("a new process importing the command's modules", statistics.median(starts), float("nan"))
+
+    rules = ga4._RULES
+    shape = ga4_lines.parquet_shape(path)
+    con = ga4_bulk.connect()
+    if shape is None:
+        raise SystemExit(f"--floor reads a Parquet export; {path} is not one")
+    row("the mapping query alone", *_median_run(
+        lambda: ga4_parquet.convert_parquet(con, str(path), shape[0], **rules), repeat))
+    con.close()
+
+    table = ga4.read_ga4(path).table
+    casts = ("event_id, make_timestamp(epoch_us(ts)), event, anonymous_id, user_id, session_id, "
+             "'direct', utm_source, utm_medium, utm_campaign, referrer, page, device, country, "
+             "order_id, CAST(value AS DECIMAL(18,2)), currency, items, CAST(properties AS JSON), "
+             "anonymous_id")
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = iter(range(repeat))
+
+        def write() -> None:
+            # in one transaction under the load's memory cap, as a load writes; without
+            # insertion order DuckDB writes the row groups as it inserts them (an ordered
+            # insert of an Arrow scan leaves them to a checkpoint on one thread at close)
+            with Store(Path(tmp) / f"floor{next(stores)}.duckdb") as store:
+                store.db.register("__floor", table)
+                store.db.execute("SET preserve_insertion_order = false")
+                with bulk_memory(store.db), store.db.transaction():
+                    store.db.execute(f"INSERT INTO events SELECT {casts} FROM __floor")
+
+        row("a bare write of the staged rows into a new store", *_median_run(write, repeat))
+    floor_s = sum(r["wall_s"] for r in out)
+    wholes = [cli(path, None) for _ in range(repeat)]
+    rows = wholes[0]["rows"]
+    whole = statistics.median(w["wall_s"] for w in wholes)
+    summary = {"floor_wall_s": round(floor_s, 2), "floor_rows_per_s": round(rows / floor_s),
+               "whole_import_wall_s": round(whole, 2), "whole_rows_per_s": round(rows / whole),
+               "rows": rows, "repeat": repeat}
+    print(json.dumps(summary), flush=True)
+    return [*out, summary]
+
+
 def parts(path: Path) -> list[dict[str, object]]:
     """Wall and CPU seconds of each candidate reader alone over ``path`` (see the docstring)."""
     import hashlib
@@ -208,6 +294,8 @@ def main() -> None:
     parser.add_argument("--cli", action="store_true", help="time the whole import in a new process (needs --file)")
     parser.add_argument("--src", type=Path, help="with --cli: the src folder to import shopfunnel from")
     parser.add_argument("--parquet", action="store_true", help="the export as Parquet (BigQuery's types)")
+    parser.add_argument("--floor", action="store_true", help="the import's floor beside the whole import (needs --file)")
+    parser.add_argument("--repeat", type=int, default=3, help="with --floor: runs of each part (median)")
     args = parser.parse_args()
     write = write_ga4_parquet if args.parquet else write_ga4
     if args.write:
@@ -224,6 +312,14 @@ def main() -> None:
         return
     if args.parts and args.file:
         parts(args.file)
+        return
+    if args.floor:
+        if not args.file:
+            parser.error("--floor needs --file (write one with --write)")
+        results = floor(args.file, args.repeat)
+        if args.out:
+            with open(args.out, "a", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(r) + "\n" for r in results)
         return
 
     from shopfunnel.ingest.ga4 import read_ga4, read_ga4_reference
