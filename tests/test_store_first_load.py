@@ -272,3 +272,46 @@ def test_a_load_leaves_the_connections_thread_count_as_it_was(first_loads: list[
         store.load(log(("c", 2, "page_view")))
         assert store.db.scalar("SELECT current_setting('threads')") == 2
     assert first_loads == [True]
+
+
+def test_sessions_without_channels_take_each_sessions_first_channel_like_the_general_path(
+    monkeypatch: pytest.MonkeyPatch, first_loads: list[bool]
+) -> None:
+    # The first channel comes from a table filled before the insert (ADR 0196): the
+    # session's earliest row, ties at one instant broken by the row's line, whatever the
+    # file's order; a row of another session in between changes nothing.
+    events = log(
+        (
+            "a",
+            5,
+            "page_view",
+            {"session_id": "s1", "utm_source": "newsletter", "utm_medium": "email"},
+        ),
+        ("a", 1, "page_view", {"session_id": "s1", "utm_source": "google", "utm_medium": "cpc"}),
+        ("b", 1, "page_view", {"session_id": "s2", "referrer": "https://www.facebook.com/x"}),
+        (
+            "a",
+            1,
+            "page_view",
+            {"session_id": "s1", "utm_source": "newsletter", "utm_medium": "email"},
+        ),
+        ("b", 1, "add_to_cart", {"session_id": "s2"}),
+        ("c", 3, "page_view", {"session_id": "s3"}),
+    )
+    fast, _ = assert_paths_agree([events], monkeypatch)
+    assert first_loads == [True]
+    channels = dict(zip(fast["events"]["session_id"], fast["events"]["channel"], strict=True))
+    assert channels == {"s1": "paid search", "s2": "organic social", "s3": "direct"}
+
+
+def test_a_sample_without_channels_loads_in_one_pass_and_leaves_no_table_behind(
+    monkeypatch: pytest.MonkeyPatch, first_loads: list[bool]
+) -> None:
+    first, second = sample_parts()
+    bare = [t.drop_columns(["channel"]) for t in (first, second)]
+    shuffled = bare[0].take(pa.array(range(bare[0].num_rows - 1, -1, -1)))  # latest first
+    assert_paths_agree([shuffled, bare[1]], monkeypatch)
+    assert first_loads == [True]
+    with Store(":memory:") as store:
+        store.load(shuffled)
+        assert store.db.rows("SELECT table_name FROM duckdb_tables() WHERE temporary") == []

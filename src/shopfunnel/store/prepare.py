@@ -51,6 +51,8 @@ def prepare_sql(
     guard_types: dict[str, str] | None = None,
     continue_stored: bool = False,
     narrow_windows: bool = False,
+    first_channels: str | None = None,
+    channels_only: bool = False,
 ) -> str:
     """SELECT the staged rows as canonical typed columns with derived values filled in.
 
@@ -66,6 +68,11 @@ def prepare_sql(
     their results join back by row, instead of sorting whole rows (ADR 0184); large loads
     keep the one pass over whole rows, whose sorts spill, rather than holding a
     materialised copy and a join of every row.
+
+    With ``channels_only`` the SELECT is instead each session's first channel
+    (``__csid``, ``__first``); given that table's name as ``first_channels``, the rows
+    take their channels from it rather than from an aggregate in the same query, which
+    held every whole row until the last one was read (ADR 0196).
     """
     select = []
     for c in schema.COLUMNS:
@@ -156,7 +163,11 @@ def prepare_sql(
         ctes.append(
             f"first_channel AS (SELECT session_id AS __csid, arg_min_null(coalesce(channel, "
             f"{channel}), (ts, {LINE})) AS __first FROM {last} GROUP BY session_id)"
+            if first_channels is None
+            else f"first_channel AS (SELECT __csid, __first FROM {first_channels})"
         )
+        if channels_only:
+            return f"WITH {', '.join(ctes)} SELECT __csid, __first FROM first_channel"
         first = "__first"
         stored_ch = "NULL"
         if continue_stored:  # a session the store holds keeps its channel (ADR 0072)
@@ -214,7 +225,7 @@ def first_load(
     except (FirstLoadRefused, duckdb.Error):
         return None
     finally:
-        db.execute("DROP TABLE IF EXISTS __ids")
+        _drop_scratch(db)
     return LoadResult(
         source=staged.source, rows_read=int(added), rows_added=int(added), duplicates=0
     )
@@ -231,7 +242,25 @@ def _insert_first(
 ) -> None:
     """The writes of :func:`first_load` for the rows in ``__src``: the guarded typed pass
     into ``events`` with ``person_id`` stitched, and the identities those rows make (raises
-    :class:`FirstLoadRefused` or a DuckDB error on a row the general path would treat)."""
+    :class:`FirstLoadRefused` or a DuckDB error on a row the general path would treat).
+    Rows that carry their sessions but no channel take each session's first channel from
+    ``__first_channels``, filled before the insert from the columns it needs (ADR 0196).
+    The caller drops the scratch tables (:func:`_drop_scratch`) once the transaction ends."""
+    first_channels = None
+    if "channel" not in types and "session_id" in types:
+        first_channels = "__first_channels"
+        channels = prepare_sql(
+            present,
+            typed,
+            "TRUE",
+            session_timeout_seconds=session_timeout_seconds,
+            derive_sessions=False,
+            derive_channels=True,
+            hash_ids=False,
+            dedup=False,
+            channels_only=True,
+        )
+        db.execute(f"CREATE OR REPLACE TEMP TABLE {first_channels} AS {channels}")
     prepared = prepare_sql(
         present,
         typed,
@@ -242,6 +271,7 @@ def _insert_first(
         hash_ids=False,
         dedup=False,
         guard_types=types,
+        first_channels=first_channels,
     )
     cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
     new_cols = ", ".join(f"n.{quote_ident(c)}" for c in schema.COLUMN_NAMES)
@@ -267,6 +297,13 @@ def _insert_first(
         db.execute(
             f"INSERT {'OR REPLACE ' if replace_ids else ''}INTO identities SELECT * FROM __ids"
         )
+
+
+def _drop_scratch(db: Database) -> None:
+    """Drop the temporary tables of :func:`_insert_first` (after its transaction: a
+    statement inside a failed one would raise in place of the error)."""
+    db.execute("DROP TABLE IF EXISTS __ids")
+    db.execute("DROP TABLE IF EXISTS __first_channels")
 
 
 def load_blocks(
@@ -324,7 +361,7 @@ def load_blocks(
                         )
                 finally:
                     db.execute("DROP VIEW IF EXISTS __src")
-                    db.execute("DROP TABLE IF EXISTS __ids")
+                    _drop_scratch(db)
                     db.unregister("__blk")
                 added += table.num_rows
                 if loaded is not None:
