@@ -161,13 +161,17 @@ def floor(path: Path, repeat: int) -> list[dict[str, object]]:
                     "load_1min": round(os.getloadavg()[0], 1)})
         print(json.dumps(out[-1]), flush=True)
 
-    starts = []
+    starts, start_cpus = [], []
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import shopfunnel.cli, shopfunnel.cli.data, "
                         "shopfunnel.ingest.ga4, shopfunnel.store.store"], check=True)
         starts.append(time.perf_counter() - t0)
-    row("a new process importing the command's modules", statistics.median(starts), float("nan"))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start_cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    row("a new process importing the command's modules", statistics.median(starts),
+        statistics.median(start_cpus))
 
     rules = ga4._RULES
     shape = ga4_lines.parquet_shape(path)

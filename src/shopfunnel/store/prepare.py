@@ -69,11 +69,13 @@ def prepare_sql(
     keep the one pass over whole rows, whose sorts spill, rather than holding a
     materialised copy and a join of every row.
 
-    With ``channels_only`` the SELECT is instead each session's first channel
-    (``__csid``, ``__first``); given that table's name as ``first_channels``, the rows
+    With ``channels_only`` (a source without a ``channel`` column) the SELECT is instead
+    each session's first channel (``__csid``, ``__first``); given that table's name as ``first_channels``, the rows
     take their channels from it rather than from an aggregate in the same query, which
     held every whole row until the last one was read (ADR 0196).
     """
+    if channels_only and "channel" in present:
+        raise ValueError("channels_only is for a source without a channel column")
     select = []
     for c in schema.COLUMNS:
         expr = typed[c.name] if c.name in present else f"CAST(NULL AS {c.sql_type})"
@@ -159,6 +161,16 @@ def prepare_sql(
         # by the session: a hash aggregate and a join instead of a window that sorts every
         # row by session (ADR 0183). ``arg_min_null`` keeps the first row's value even
         # when NULL, as ``first_value`` did; the rule below never gives NULL.
+        if channels_only:
+            # The source has no channel column: each session's first row's inputs, then
+            # the rule once per session (not once per distinct inputs, joined to every row).
+            inputs = ("utm_source", "utm_medium", "utm_campaign", "referrer", "page")
+            rule = channel_sql(*(f"__in.{c}" for c in inputs))
+            ctes.append(
+                "first_inputs AS (SELECT session_id AS __csid, arg_min_null(struct_pack("
+                f"{', '.join(inputs)}), (ts, {LINE})) AS __in FROM {last} GROUP BY session_id)"
+            )
+            return f"WITH {', '.join(ctes)} SELECT __csid, {rule} AS __first FROM first_inputs"
         channel = channel_sql("utm_source", "utm_medium", "utm_campaign", "referrer", "page")
         ctes.append(
             f"first_channel AS (SELECT session_id AS __csid, arg_min_null(coalesce(channel, "
@@ -166,8 +178,6 @@ def prepare_sql(
             if first_channels is None
             else f"first_channel AS (SELECT __csid, __first FROM {first_channels})"
         )
-        if channels_only:
-            return f"WITH {', '.join(ctes)} SELECT __csid, __first FROM first_channel"
         first = "__first"
         stored_ch = "NULL"
         if continue_stored:  # a session the store holds keeps its channel (ADR 0072)
