@@ -70,9 +70,9 @@ def prepare_sql(
     materialised copy and a join of every row.
 
     With ``channels_only`` (a source without a ``channel`` column) the SELECT is instead
-    each session's first channel (``__csid``, ``__first``); given that table's name as ``first_channels``, the rows
-    take their channels from it rather than from an aggregate in the same query, which
-    held every whole row until the last one was read (ADR 0196).
+    each session's first channel (``__csid``, ``__first``). Given that table's name as
+    ``first_channels``, the rows take their channels from it rather than from an aggregate
+    in the same query, which held every whole row until the last one was read (ADR 0196).
     """
     if channels_only and "channel" in present:
         raise ValueError("channels_only is for a source without a channel column")
