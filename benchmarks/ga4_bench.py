@@ -11,7 +11,8 @@
 ``python -m shopfunnel ingest PATH --format ga4`` into a new store (the file read, mapped
 and loaded: ids, dedup, stitching), wall and CPU seconds of the child (``RUSAGE_CHILDREN``)
 and rows per second of each; ``--src`` puts another checkout's ``src`` first on the path
-(e.g. main's, for a before/after pair).
+(e.g. main's, for a before/after pair); ``--store`` imports into a copy of a store instead
+of a new one (a later day's export).
 
 Writes a synthetic export (``importers_bench.write_ga4``: about 820 bytes a row, five
 params and one item, as BigQuery writes them) to a temporary folder, stages it with
@@ -105,8 +106,10 @@ def timed(label: str, reader, path: Path) -> dict[str, object]:
             "load_1min_before": round(load_before, 1), "load_1min_after": round(os.getloadavg()[0], 1)}
 
 
-def cli(path: Path, src: Path | None) -> dict[str, object]:
-    """The whole import of ``path`` in a new process (see the module docstring)."""
+def cli(path: Path, src: Path | None, store: Path | None = None) -> dict[str, object]:
+    """The whole import of ``path`` in a new process (see the module docstring), into a new
+    store or into a copy of ``store`` (a later day's export into a store that holds some)."""
+    import shutil
     import subprocess
 
     env = dict(os.environ)
@@ -114,6 +117,8 @@ def cli(path: Path, src: Path | None) -> dict[str, object]:
         env["PYTHONPATH"] = str(src)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "ga4.duckdb"
+        if store is not None:
+            shutil.copy(store, db)
         load_before = os.getloadavg()[0]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
@@ -125,7 +130,8 @@ def cli(path: Path, src: Path | None) -> dict[str, object]:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     rows = int(out.split("read ")[1].split(" rows")[0].replace(",", ""))
-    return {"path": f"whole import ({src or 'PYTHONPATH'})", "rows": rows, "wall_s": round(wall, 2),
+    into = "" if store is None else f" into a copy of {store.name}"
+    return {"path": f"whole import ({src or 'PYTHONPATH'}){into}", "rows": rows, "wall_s": round(wall, 2),
             "cpu_s": round(cpu, 2), "rows_per_s": round(rows / wall), "rows_per_cpu_s": round(rows / cpu),
             "cpu_us_per_row": round(cpu / rows * 1e6, 2), "peak_rss_mb": round(after.ru_maxrss / 1024),
             "load_1min_before": round(load_before, 1), "load_1min_after": round(os.getloadavg()[0], 1)}
@@ -297,6 +303,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="only write the synthetic export here (for --file)")
     parser.add_argument("--cli", action="store_true", help="time the whole import in a new process (needs --file)")
     parser.add_argument("--src", type=Path, help="with --cli: the src folder to import shopfunnel from")
+    parser.add_argument("--store", type=Path, help="with --cli: import into a copy of this store")
     parser.add_argument("--parquet", action="store_true", help="the export as Parquet (BigQuery's types)")
     parser.add_argument("--floor", action="store_true", help="the import's floor beside the whole import (needs --file)")
     parser.add_argument("--repeat", type=int, default=3, help="with --floor: runs of each part (median)")
@@ -308,7 +315,7 @@ def main() -> None:
     if args.cli:
         if not args.file:
             parser.error("--cli needs --file (write one with --write)")
-        result = cli(args.file, args.src)
+        result = cli(args.file, args.src, args.store)
         print(json.dumps(result))
         if args.out:
             with open(args.out, "a", encoding="utf-8") as fh:

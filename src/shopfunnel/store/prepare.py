@@ -69,13 +69,15 @@ def prepare_sql(
     keep the one pass over whole rows, whose sorts spill, rather than holding a
     materialised copy and a join of every row.
 
-    With ``channels_only`` (a source without a ``channel`` column) the SELECT is instead
-    each session's first channel (``__csid``, ``__first``). Given that table's name as
-    ``first_channels``, the rows take their channels from it rather than from an aggregate
-    in the same query, which held every whole row until the last one was read (ADR 0196).
+    With ``channels_only`` (a source without a ``channel`` column; sessions not derived)
+    the SELECT is instead each session's first channel and, with ``continue_stored``, the
+    channel the store holds for it (``__csid``, ``__first``, ``__ch``). Given that table's
+    name as ``first_channels``, the rows take their channels from it rather than from
+    aggregates in the same query, which held every whole row until the last one was read
+    (ADR 0196).
     """
-    if channels_only and "channel" in present:
-        raise ValueError("channels_only is for a source without a channel column")
+    if channels_only and ("channel" in present or derive_sessions):
+        raise ValueError("channels_only is for sources with sessions and no channel column")
     select = []
     for c in schema.COLUMNS:
         expr = typed[c.name] if c.name in present else f"CAST(NULL AS {c.sql_type})"
@@ -161,36 +163,46 @@ def prepare_sql(
         # by the session: a hash aggregate and a join instead of a window that sorts every
         # row by session (ADR 0183). ``arg_min_null`` keeps the first row's value even
         # when NULL, as ``first_value`` did; the rule below never gives NULL.
+        # a session the store holds keeps its channel (ADR 0072)
+        stored = (
+            "SELECT session_id AS __sid, arg_min(channel, ts) AS __ch FROM events WHERE "
+            "session_id IN (SELECT {sessions}) GROUP BY session_id"
+        )
         if channels_only:
             # The source has no channel column: each session's first row's inputs, then
-            # the rule once per session (not once per distinct inputs, joined to every row).
+            # the rule once per session (not once per distinct inputs, joined to every row),
+            # and the channel the store holds for it.
             inputs = ("utm_source", "utm_medium", "utm_campaign", "referrer", "page")
-            rule = channel_sql(*(f"__in.{c}" for c in inputs))
+            rule = channel_sql(*(f"f.__in.{c}" for c in inputs))
             ctes.append(
                 "first_inputs AS (SELECT session_id AS __csid, arg_min_null(struct_pack("
                 f"{', '.join(inputs)}), (ts, {LINE})) AS __in FROM {last} GROUP BY session_id)"
             )
-            return f"WITH {', '.join(ctes)} SELECT __csid, {rule} AS __first FROM first_inputs"
-        channel = channel_sql("utm_source", "utm_medium", "utm_campaign", "referrer", "page")
-        ctes.append(
-            f"first_channel AS (SELECT session_id AS __csid, arg_min_null(coalesce(channel, "
-            f"{channel}), (ts, {LINE})) AS __first FROM {last} GROUP BY session_id)"
-            if first_channels is None
-            else f"first_channel AS (SELECT __csid, __first FROM {first_channels})"
-        )
-        first = "__first"
-        stored_ch = "NULL"
-        if continue_stored:  # a session the store holds keeps its channel (ADR 0072)
-            ctes.append(
-                f"with_stored AS (SELECT n.*, s.__ch FROM {last} n LEFT JOIN (SELECT "
-                "session_id AS __sid, arg_min(channel, ts) AS __ch FROM events WHERE "
-                f"session_id IN (SELECT session_id FROM {last}) GROUP BY session_id) s "
-                "ON s.__sid = n.session_id)"
+            held = stored.format(sessions="__csid FROM first_inputs")
+            return f"WITH {', '.join(ctes)} SELECT f.__csid, {rule} AS __first, " + (
+                f"s.__ch FROM first_inputs f LEFT JOIN ({held}) s ON s.__sid = f.__csid"
+                if continue_stored
+                else "CAST(NULL AS VARCHAR) AS __ch FROM first_inputs f"
             )
-            last, stored_ch = "with_stored", "__ch"
+        if first_channels is not None:
+            joined, stored_ch = first_channels, "f.__ch"
+        else:
+            channel = channel_sql("utm_source", "utm_medium", "utm_campaign", "referrer", "page")
+            ctes.append(
+                f"first_channel AS (SELECT session_id AS __csid, arg_min_null(coalesce(channel, "
+                f"{channel}), (ts, {LINE})) AS __first FROM {last} GROUP BY session_id)"
+            )
+            joined, stored_ch = "first_channel", "NULL"
+            if continue_stored:
+                held = stored.format(sessions=f"session_id FROM {last}")
+                ctes.append(
+                    f"with_stored AS (SELECT n.*, s.__ch FROM {last} n LEFT JOIN ({held}) s "
+                    "ON s.__sid = n.session_id)"
+                )
+                last, stored_ch = "with_stored", "__ch"
         ctes.append(
             f"channelled AS (SELECT n.* REPLACE (coalesce(n.channel, {stored_ch}, "
-            f"{first}) AS channel) FROM {last} n JOIN first_channel f "
+            f"f.__first) AS channel) FROM {last} n JOIN {joined} f "
             "ON f.__csid IS NOT DISTINCT FROM n.session_id)"
         )
         last = "channelled"

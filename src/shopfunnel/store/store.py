@@ -257,6 +257,14 @@ class Store:
             )
         note("writing")
         stored = not self._is_empty()
+        dedup = bool(null_ids) or unique_ids + (1 if null_ids else 0) < staged_rows
+        # a large load of rows that carry their sessions but no channel takes the sessions'
+        # channels from a table filled first, and its rows stream into the store (ADR 0196)
+        first_channels = (
+            "__first_channels"
+            if "channel" not in types and not null_sessions and not dedup and not small
+            else None
+        )
         prepared = prepare_sql(
             present,
             typed,
@@ -265,15 +273,30 @@ class Store:
             derive_sessions=bool(null_sessions),
             derive_channels=bool(null_channels),
             hash_ids=bool(null_ids),
-            dedup=bool(null_ids) or unique_ids + (1 if null_ids else 0) < staged_rows,
+            dedup=dedup,
             continue_stored=stored,
             narrow_windows=small,
+            first_channels=first_channels,
         )
         from shopfunnel.store import live, segments
 
         # a kept timeline is extended by this load's rows (store/segments.py), not rebuilt
         extend = stored and segments.wanted(self)
         with db.transaction():
+            if first_channels is not None:
+                channels = prepare_sql(
+                    present,
+                    typed,
+                    where,
+                    session_timeout_seconds=self.session_timeout_seconds,
+                    derive_sessions=False,
+                    derive_channels=True,
+                    hash_ids=False,
+                    dedup=False,
+                    continue_stored=stored,
+                    channels_only=True,
+                )
+                db.execute(f"CREATE OR REPLACE TEMP TABLE {first_channels} AS {channels}")
             before = int(db.scalar("SELECT count(*) FROM events") or 0)
             from_key = store_key(db) if extend else None
             cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
@@ -319,6 +342,7 @@ class Store:
                 db.execute("DROP TABLE IF EXISTS __fresh")
                 db.execute("DROP TABLE IF EXISTS __moved")
         db.execute("DROP TABLE IF EXISTS __bad")
+        db.execute("DROP TABLE IF EXISTS __first_channels")
         return LoadResult(
             source=staged.source,
             rows_read=int(rows_read),
