@@ -8,8 +8,9 @@ with a directory of other library versions in front, e.g. ``/tmp/typer29:/tmp/ol
 ``NAME=PYTHONPATH,VAR=VALUE,...`` also sets environment variables, e.g.
 ``hugepages=src,NUMPY_MADVISE_HUGEPAGE=1 default=src``);
 the variants alternate run after run, so a loaded machine weighs on both alike. Prints the
-median and minimum wall and CPU (user + system of the process, from ``wait4``) per variant,
-and the load average. CPU seconds are the figure to compare on a shared machine.
+median and minimum wall and CPU (user + system of the process, from ``wait4``) and the
+median peak RSS per variant, and the load average. CPU seconds are the figure to compare on a
+shared machine.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main() -> None:
     }
     variants = {name: spec.split(",")[0] for name, spec in variants.items()}
     env0 = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
     for _ in range(args.runs):
         for name, path in variants.items():
             started = time.perf_counter()
@@ -47,14 +48,17 @@ def main() -> None:
             _, status, usage = os.wait4(proc.pid, 0)
             if status != 0:
                 raise SystemExit(f"{name}: the command failed (status {status})")
-            runs[name].append((time.perf_counter() - started, usage.ru_utime + usage.ru_stime))
+            runs[name].append(
+                (time.perf_counter() - started, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+            )
     for name, got in runs.items():
-        wall = [w for w, _ in got]
-        cpu = [c for _, c in got]
+        wall = [w for w, _, _ in got]
+        cpu = [c for _, c, _ in got]
+        peak = [m for _, _, m in got]
         print(
             f"{name:12s} wall median {statistics.median(wall):.3f} s (min {min(wall):.3f})  "
             f"CPU median {statistics.median(cpu):.3f} s (min {min(cpu):.3f})  "
-            f"load {os.getloadavg()[0]:.1f}"
+            f"peak RSS median {statistics.median(peak):.0f} MiB  load {os.getloadavg()[0]:.1f}"
         )
 
 
