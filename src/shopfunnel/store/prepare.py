@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from shopfunnel.store.store import Store
 
 
+# the table of each session's first (and stored) channel a large load fills first (ADR 0196)
+FIRST_CHANNELS = "__first_channels"
+
 # what the session and channel derivations read (they run on these alone)
 _KEY_COLUMNS = (
     "anonymous_id",
@@ -266,23 +269,13 @@ def _insert_first(
     into ``events`` with ``person_id`` stitched, and the identities those rows make (raises
     :class:`FirstLoadRefused` or a DuckDB error on a row the general path would treat).
     Rows that carry their sessions but no channel take each session's first channel from
-    ``__first_channels``, filled before the insert from the columns it needs (ADR 0196).
+    :data:`FIRST_CHANNELS`, filled before the insert from the columns it needs (ADR 0196).
     The caller drops the scratch tables (:func:`_drop_scratch`) once the transaction ends."""
     first_channels = None
     if "channel" not in types and "session_id" in types:
-        first_channels = "__first_channels"
-        channels = prepare_sql(
-            present,
-            typed,
-            "TRUE",
-            session_timeout_seconds=session_timeout_seconds,
-            derive_sessions=False,
-            derive_channels=True,
-            hash_ids=False,
-            dedup=False,
-            channels_only=True,
+        first_channels = fill_first_channels(
+            db, present, typed, "TRUE", session_timeout_seconds=session_timeout_seconds
         )
-        db.execute(f"CREATE OR REPLACE TEMP TABLE {first_channels} AS {channels}")
     prepared = prepare_sql(
         present,
         typed,
@@ -321,11 +314,40 @@ def _insert_first(
         )
 
 
+def fill_first_channels(
+    db: Database,
+    present: list[str],
+    typed: dict[str, str],
+    where: str,
+    *,
+    session_timeout_seconds: float,
+    continue_stored: bool = False,
+) -> str:
+    """Fill :data:`FIRST_CHANNELS` with each session's first channel of the rows in ``__src``
+    (and, with ``continue_stored``, the channel the store holds for it): the table
+    :func:`prepare_sql` then reads as ``first_channels`` (ADR 0196). Returns its name; the
+    caller drops it once the load's transaction ends."""
+    channels = prepare_sql(
+        present,
+        typed,
+        where,
+        session_timeout_seconds=session_timeout_seconds,
+        derive_sessions=False,
+        derive_channels=True,
+        hash_ids=False,
+        dedup=False,
+        continue_stored=continue_stored,
+        channels_only=True,
+    )
+    db.execute(f"CREATE OR REPLACE TEMP TABLE {FIRST_CHANNELS} AS {channels}")
+    return FIRST_CHANNELS
+
+
 def _drop_scratch(db: Database) -> None:
     """Drop the temporary tables of :func:`_insert_first` (after its transaction: a
     statement inside a failed one would raise in place of the error)."""
     db.execute("DROP TABLE IF EXISTS __ids")
-    db.execute("DROP TABLE IF EXISTS __first_channels")
+    db.execute(f"DROP TABLE IF EXISTS {FIRST_CHANNELS}")
 
 
 def load_blocks(

@@ -39,7 +39,12 @@ from shopfunnel.store.checks import checks_of, describe_rejects, typed_expr
 from shopfunnel.store.db import Database, hash_threads, quote_ident
 from shopfunnel.store.identities import stitch
 from shopfunnel.store.memory import bulk_memory
-from shopfunnel.store.prepare import first_load, prepare_sql
+from shopfunnel.store.prepare import (
+    FIRST_CHANNELS,
+    fill_first_channels,
+    first_load,
+    prepare_sql,
+)
 from shopfunnel.store.staged import LINE, LoadResult, OnError, Staged
 from shopfunnel.store.timeline import store_key
 
@@ -260,11 +265,8 @@ class Store:
         dedup = bool(null_ids) or unique_ids + (1 if null_ids else 0) < staged_rows
         # a large load of rows that carry their sessions but no channel takes the sessions'
         # channels from a table filled first, and its rows stream into the store (ADR 0196)
-        first_channels = (
-            "__first_channels"
-            if "channel" not in types and not null_sessions and not dedup and not small
-            else None
-        )
+        streamed = "channel" not in types and not null_sessions and not dedup and not small
+        first_channels = FIRST_CHANNELS if streamed else None
         prepared = prepare_sql(
             present,
             typed,
@@ -283,20 +285,15 @@ class Store:
         # a kept timeline is extended by this load's rows (store/segments.py), not rebuilt
         extend = stored and segments.wanted(self)
         with db.transaction():
-            if first_channels is not None:
-                channels = prepare_sql(
+            if streamed:
+                fill_first_channels(
+                    db,
                     present,
                     typed,
                     where,
                     session_timeout_seconds=self.session_timeout_seconds,
-                    derive_sessions=False,
-                    derive_channels=True,
-                    hash_ids=False,
-                    dedup=False,
                     continue_stored=stored,
-                    channels_only=True,
                 )
-                db.execute(f"CREATE OR REPLACE TEMP TABLE {first_channels} AS {channels}")
             before = int(db.scalar("SELECT count(*) FROM events") or 0)
             from_key = store_key(db) if extend else None
             cols = ", ".join(quote_ident(c) for c in schema.COLUMN_NAMES)
@@ -342,7 +339,7 @@ class Store:
                 db.execute("DROP TABLE IF EXISTS __fresh")
                 db.execute("DROP TABLE IF EXISTS __moved")
         db.execute("DROP TABLE IF EXISTS __bad")
-        db.execute("DROP TABLE IF EXISTS __first_channels")
+        db.execute(f"DROP TABLE IF EXISTS {FIRST_CHANNELS}")
         return LoadResult(
             source=staged.source,
             rows_read=int(rows_read),
