@@ -108,3 +108,43 @@ def test_random_loads_take_the_channels_the_inserts_own_aggregates_give(
     streamed = _events(loads, streamed=True, monkeypatch=monkeypatch)
     assert streamed == _events(loads, streamed=False, monkeypatch=monkeypatch)
     assert {r[0] for r in streamed} == {f"e{i}" for i in range(len(spec))}
+
+
+def test_a_streamed_load_extends_a_kept_timeline_as_a_rebuild_would_count_it(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shopfunnel.funnel.api import funnel
+    from shopfunnel.funnel.engine import LocalEngine
+    from shopfunnel.store import timeline as tl_mod
+
+    first = log(
+        ("a", 0, "view", {"session_id": "s1", "utm_source": "google", "utm_medium": "cpc"}),
+        ("b", 0, "view", {"session_id": "s2", "referrer": "https://www.facebook.com/x"}),
+    )
+    later = log(
+        ("a", 5, "cart", {"session_id": "s1", "utm_source": "newsletter"}),
+        ("c", 7, "view", {"session_id": "s3", "utm_source": "newsletter", "utm_medium": "email"}),
+        ("c", 9, "cart", {"session_id": "s3"}),
+    ).assign(event_id=["f0", "f1", "f2"])
+    monkeypatch.setattr(store_module, "_BIG_LOAD", 0)  # the later load streams
+    filled = []
+    fill = store_module.fill_first_channels
+    monkeypatch.setattr(
+        store_module, "fill_first_channels", lambda *a, **k: filled.append(1) or fill(*a, **k)
+    )
+    with Store(tmp_path / "s.duckdb") as store:
+        store.load(first)
+        funnel(store, ["view"], allow_unknown=True)  # a funnel keeps the timeline
+        store.load(later)
+        assert filled == [1] and tl_mod.is_current(store), "streamed, and the timeline extended"
+        channels = dict(store.db.rows("SELECT event_id, channel FROM events"))
+        assert channels["f0"] == "paid search"  # the stored visit's, not the newsletter's
+        live = funnel(store, ["view", "cart"], by="channel").breakdown
+        columns = {row[0]: row[1] for row in store.db.rows("DESCRIBE events")}
+        built = tl_mod.build(store.db, "events", '"person_id"', columns, key="reference")
+        engine = LocalEngine(store, timeline=built)
+        again = funnel(engine, ["view", "cart"], by="channel").breakdown
+    pd.testing.assert_frame_equal(live, again)
+    carts = live[live["step"] == 2].set_index("channel")["persons"].to_dict()
+    # by the channel of each person's first step: a's view came by paid search, c's by email
+    assert carts == {"email": 1, "organic social": 0, "paid search": 1}
