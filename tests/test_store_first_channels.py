@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import T0, log
+from shopfunnel.store import prepare as prepare_module
 from shopfunnel.store import store as store_module
 from shopfunnel.store.store import Store
 
@@ -29,7 +30,16 @@ def _events(loads: list[pd.DataFrame], *, streamed: bool, monkeypatch) -> list[t
     """The events after ``loads``, by the table filled first (``streamed``: every load is
     large) or by the insert's own aggregates (the first load by the general path, the
     others as small loads)."""
+    fills = []
+    fill = prepare_module.fill_first_channels
+
+    def counted(*args, **kwargs):
+        fills.append(1)
+        return fill(*args, **kwargs)
+
     with monkeypatch.context() as m:
+        m.setattr(prepare_module, "fill_first_channels", counted)  # the first load's
+        m.setattr(store_module, "fill_first_channels", counted)  # the general path's
         if streamed:
             m.setattr(store_module, "_BIG_LOAD", 0)
         else:
@@ -37,6 +47,8 @@ def _events(loads: list[pd.DataFrame], *, streamed: bool, monkeypatch) -> list[t
         with Store(":memory:") as store:
             for frame in loads:
                 store.load(frame)
+            # every load took the table, or none did
+            assert len(fills) >= len(loads) if streamed else fills == []
             temporary = store.db.rows("SELECT table_name FROM duckdb_tables() WHERE temporary")
             assert temporary == []
             return store.db.rows(
