@@ -32,13 +32,13 @@ demo: install
 	$(VENV)/bin/shopfunnel demo
 
 test: install-test
-	$(PY) -m ruff check src tests
+	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m ruff format --check src tests
 	$(PY) -m mypy
 	SHOPFUNNEL_HYPOTHESIS=gate $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(PY)
-	$(PY) -m ruff check src tests
+	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m ruff format --check src tests
 	$(PY) -m mypy
 

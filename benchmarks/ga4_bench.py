@@ -39,7 +39,10 @@ of a Parquet export (``ga4_parquet.convert_parquet``: DuckDB reading and mapping
 row), and a bare write of the staged rows into a new store's ``events``, closed (only the
 casts the table needs: no checks, no channel, no stitching, no duplicate count). Their sum,
 the floor, is printed beside the whole import (``--cli``), median of ``--repeat`` runs each
-(issue 17: what 300,000 rows/s would need on this machine).
+(issue 17: what 300,000 rows/s would need on this machine). Beside them, not a part of the
+floor: the mapping without the event ids' md5 and without the properties text, and the whole
+import with the time that would save taken off (what those two product changes could give;
+ADR 0197).
 """
 
 from __future__ import annotations
@@ -57,7 +60,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from importers_bench import write_ga4  # noqa: E402
-
 
 # The synthetic export's fields with BigQuery's types (its Parquet export).
 _PARQUET_COLUMNS = {
@@ -150,6 +152,17 @@ def _median_run(fn, repeat: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
+def _without_ids_and_properties(sql: str) -> str:
+    """The mapping query with the event id's md5 and the properties text left out (the
+    event's key as its id, no properties): the bound ``--floor`` prints."""
+    md5 = ("md5(coalesce(pseudo, '') || chr(31) || CAST(us AS VARCHAR) || chr(31) || name\n"
+           "                                || chr(31) || content)")
+    props = "CASE WHEN len(props) > 0 THEN '{{' || array_to_string(props, ', ') || '}}' END"
+    if md5 not in sql or props not in sql:
+        raise SystemExit("ga4_bulk._SQL changed: update _without_ids_and_properties")
+    return sql.replace(md5, "content").replace(props, "NULL::VARCHAR")
+
+
 def floor(path: Path, repeat: int) -> list[dict[str, object]]:
     """The import's parts that any version of it doing the same work pays (see the module
     docstring), and their sum beside the whole import."""
@@ -186,6 +199,16 @@ def floor(path: Path, repeat: int) -> list[dict[str, object]]:
         raise SystemExit(f"--floor reads a Parquet export; {path} is not one")
     row("the mapping query alone", *_median_run(
         lambda: ga4_parquet.convert_parquet(con, str(path), shape[0], **rules), repeat))
+    # what two product changes would leave (not parts of the floor): the mapping without the
+    # event ids' md5 (ADR 0168: ids must stay stable across imports) and without the
+    # properties text (ADR 0197)
+    mapping_sql = ga4_bulk._SQL
+    try:
+        ga4_bulk._SQL = _without_ids_and_properties(mapping_sql)
+        bound = _median_run(
+            lambda: ga4_parquet.convert_parquet(con, str(path), shape[0], **rules), repeat)
+    finally:
+        ga4_bulk._SQL = mapping_sql
     con.close()
 
     table = ga4.read_ga4(path).table
@@ -208,11 +231,20 @@ def floor(path: Path, repeat: int) -> list[dict[str, object]]:
 
         row("a bare write of the staged rows into a new store", *_median_run(write, repeat))
     floor_s = sum(r["wall_s"] for r in out)
+    mapping_s = out[1]["wall_s"]
+    print(json.dumps({"part": "(not in the floor) the mapping without event ids and properties",
+                      "wall_s": round(bound[0], 2), "cpu_s": round(bound[1], 2)}), flush=True)
     wholes = [cli(path, None) for _ in range(repeat)]
     rows = wholes[0]["rows"]
     whole = statistics.median(w["wall_s"] for w in wholes)
+    # the whole import if both product changes were made and nothing else changed
+    changed = whole - (mapping_s - bound[0])
     summary = {"floor_wall_s": round(floor_s, 2), "floor_rows_per_s": round(rows / floor_s),
                "whole_import_wall_s": round(whole, 2), "whole_rows_per_s": round(rows / whole),
+               "mapping_without_ids_and_properties_wall_s": round(bound[0], 2),
+               "mapping_without_ids_and_properties_cpu_s": round(bound[1], 2),
+               "without_ids_and_properties_wall_s": round(changed, 2),
+               "without_ids_and_properties_rows_per_s": round(rows / changed),
                "rows": rows, "repeat": repeat}
     print(json.dumps(summary), flush=True)
     return [*out, summary]
