@@ -261,3 +261,102 @@ def test_one_rejects_file_collects_the_rejects_of_every_file(tmp_path, db) -> No
         rows = [(Path(r["source"]).name, r["line"], r["value"]) for r in csv.DictReader(fh)]
     assert rows == [("a.csv", "3", "later"), ("b.csv", "2", "sooner")]
     assert stored(db)[0] == 3 + 2
+
+
+# -- several files in one ingest (ADR 0198) -----------------------------------------------
+def day_files(tmp_path: Path) -> list[Path]:
+    """Three files in time order: a visit of `a` goes on from the first file into the second,
+    `a` signs in as amy in the third, and the second repeats an event of the first."""
+    days = {
+        "mon.csv": [
+            "m1,2024-03-01T23:50:00Z,page_view,a,,google,cpc",
+            "m2,2024-03-01T23:55:00Z,view_item,b,,,",
+        ],
+        "tue.csv": [
+            "t1,2024-03-02T00:05:00Z,add_to_cart,a,,,",
+            "m2,2024-03-01T23:55:00Z,view_item,b,,,",
+        ],
+        "wed.csv": [
+            "w1,2024-03-03T09:00:00Z,purchase,a,amy,,",
+            "w2,2024-03-03T09:01:00Z,page_view,c,,,",
+        ],
+    }
+    paths = []
+    for name, rows in days.items():
+        path = tmp_path / name
+        path.write_text(
+            "event_id,ts,event,anonymous_id,user_id,utm_source,utm_medium\n"
+            + "\n".join(rows)
+            + "\n"
+        )
+        paths.append(path)
+    return paths
+
+
+def everything(db: Path) -> tuple[list[tuple], list[tuple]]:
+    with Store(db, read_only=True) as store:
+        events = store.db.rows("SELECT * EXCLUDE (properties) FROM events ORDER BY event_id")
+        return events, store.db.rows("SELECT * FROM identities ORDER BY ALL")
+
+
+def test_files_of_one_ingest_load_together_and_store_what_they_store_one_by_one(tmp_path) -> None:
+    files = day_files(tmp_path)
+    together_db, apart_db = tmp_path / "together.duckdb", tmp_path / "apart.duckdb"
+    result = run("ingest", *files, "--db", together_db)
+    assert result.exit_code == 0, result.output
+    # one load for the three files: one line, the duplicate counted once
+    assert f"{files[0]} … {files[-1]} (3 files): read 6 rows, added 5, 1 already stored" in (
+        " ".join(result.output.split())
+    )
+    for path in files:
+        assert run("ingest", path, "--db", apart_db).exit_code == 0
+    events, identities = everything(together_db)
+    assert (events, identities) == everything(apart_db)
+    by_id = {e[0]: e for e in events}
+    assert by_id["t1"][5] == by_id["m1"][5]  # the visit across midnight is one session
+    assert {by_id[i][-1] for i in ("m1", "t1", "w1")} == {"amy"}  # stitched from the third file
+
+
+def test_a_group_is_cut_at_a_million_rows_and_where_columns_change(tmp_path, monkeypatch) -> None:
+    import shopfunnel.cli.data as data
+
+    monkeypatch.setattr(data, "GROUP_ROWS", 3)  # rows from which a group loads
+    files = day_files(tmp_path)
+    other = good_csv(tmp_path / "other.csv", n=3)  # other columns: a group of its own
+    result = run("ingest", *files, other, "--db", tmp_path / "x.duckdb")
+    assert result.exit_code == 0, result.output
+    # one line a load (the console may wrap a long line: read it as one text)
+    loads = " ".join(result.output.split()).split(" rejected")[:-1]
+    assert len(loads) == 3, result.output
+    assert f"{files[0]} … {files[1]} (2 files): read 4 rows" in loads[0]
+    assert loads[1].strip().startswith(f"{files[2]}: read 2 rows")
+    assert loads[2].strip().startswith(f"{other}: read 2 rows")
+
+
+def test_read_ahead_stages_the_next_files_meanwhile_and_keeps_their_order() -> None:
+    import threading
+    import time
+
+    from shopfunnel.cli.data import read_ahead
+
+    running, most, lock = 0, 0, threading.Lock()
+
+    def stage(path: Path) -> str:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.02 * (5 - int(path.stem)))  # later files finish first
+        with lock:
+            running -= 1
+        if path.stem == "3":
+            raise OSError("no file at 3")
+        return path.stem
+
+    paths = [Path(f"{i}") for i in range(5)]
+    got = []
+    with pytest.raises(OSError, match="no file at 3"):
+        for path, staged in read_ahead(paths, stage):  # type: ignore[arg-type]
+            got.append((path.stem, staged))
+    assert got == [("0", "0"), ("1", "1"), ("2", "2")]  # every file before the bad one
+    assert most == 2  # two files staged at once, never more
