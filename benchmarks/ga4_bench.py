@@ -6,9 +6,11 @@
     PYTHONPATH=src python benchmarks/ga4_bench.py --parquet --write PATH --rows 1000000
     PYTHONPATH=src python benchmarks/ga4_bench.py --parquet --rows 100000 --reference
     PYTHONPATH=src python benchmarks/ga4_bench.py --floor --file PATH
+    PYTHONPATH=src python benchmarks/ga4_bench.py --days FOLDER --file PATH
 
 ``--cli`` times the whole import as a user runs it: a new process running
-``python -m shopfunnel ingest PATH --format ga4`` into a new store (the file read, mapped
+``python -m shopfunnel ingest PATH --format ga4`` (a folder: every ``*.parquet`` in it, in
+name order, in one command; ``--days FOLDER`` writes one) into a new store (the file read, mapped
 and loaded: ids, dedup, stitching), wall and CPU seconds of the child (``RUSAGE_CHILDREN``)
 and rows per second of each; ``--src`` puts another checkout's ``src`` first on the path
 (e.g. main's, for a before/after pair); ``--store`` imports into a copy of a store instead
@@ -124,19 +126,37 @@ def cli(path: Path, src: Path | None, store: Path | None = None) -> dict[str, ob
         load_before = os.getloadavg()[0]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
+        files = sorted(map(str, path.glob("*.parquet"))) if path.is_dir() else [str(path)]
         out = subprocess.run(
-            [sys.executable, "-m", "shopfunnel", "ingest", str(path), "--db", str(db), "--format", "ga4"],
+            [sys.executable, "-m", "shopfunnel", "ingest", *files, "--db", str(db), "--format", "ga4"],
             env=env, check=True, capture_output=True, text=True,
         ).stdout
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    rows = int(out.split("read ")[1].split(" rows")[0].replace(",", ""))
+    rows = sum(int(part.split(" rows")[0].replace(",", "")) for part in out.split("read ")[1:])
     into = "" if store is None else f" into a copy of {store.name}"
     return {"path": f"whole import ({src or 'PYTHONPATH'}){into}", "rows": rows, "wall_s": round(wall, 2),
             "cpu_s": round(cpu, 2), "rows_per_s": round(rows / wall), "rows_per_cpu_s": round(rows / cpu),
             "cpu_us_per_row": round(cpu / rows * 1e6, 2), "peak_rss_mb": round(after.ru_maxrss / 1024),
             "load_1min_before": round(load_before, 1), "load_1min_after": round(os.getloadavg()[0], 1)}
+
+
+def split_days(path: Path, folder: Path) -> None:
+    """Write an export as daily files (``events_<day>.parquet``, one per UTC day of
+    ``event_timestamp``, each in time order), as BigQuery exports a day a table: for
+    ``--cli --file FOLDER``, which imports them all in one command (ADR 0198)."""
+    import duckdb
+
+    folder.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    src = f"read_parquet('{path}')"
+    days = [d for (d,) in con.sql(f"SELECT DISTINCT event_timestamp // 86400000000 FROM {src} ORDER BY 1").fetchall()]
+    for day in days:
+        con.execute(f"COPY (SELECT * FROM {src} WHERE event_timestamp // 86400000000 = {day} "
+                    f"ORDER BY event_timestamp) TO '{folder / f'events_{day}.parquet'}'")
+    print(json.dumps({"days": len(days), "folder": str(folder)}))
 
 
 def _median_run(fn, repeat: int) -> tuple[float, float]:
@@ -339,10 +359,16 @@ def main() -> None:
     parser.add_argument("--parquet", action="store_true", help="the export as Parquet (BigQuery's types)")
     parser.add_argument("--floor", action="store_true", help="the import's floor beside the whole import (needs --file)")
     parser.add_argument("--repeat", type=int, default=3, help="with --floor: runs of each part (median)")
+    parser.add_argument("--days", type=Path, help="write --file's export as daily files into this folder")
     args = parser.parse_args()
     write = write_ga4_parquet if args.parquet else write_ga4
     if args.write:
         write(args.write, args.rows, random.Random(1))
+        return
+    if args.days:
+        if not args.file:
+            parser.error("--days needs --file (a Parquet export to split)")
+        split_days(args.file, args.days)
         return
     if args.cli:
         if not args.file:
