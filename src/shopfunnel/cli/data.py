@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
@@ -203,31 +203,34 @@ def ingest(
                     )
 
                 staged_files = read_ahead(files, stage)
-                while True:
-                    task = progress.add_task("reading", total=None)
-                    try:
-                        path, staged = next(staged_files)
-                    except StopIteration:
-                        break
-                    except BaseException:
-                        flush()  # the files read before it load as they would have
-                        raise
-                    finally:
-                        progress.remove_task(task)
-                    if not joinable(staged) or not same_columns([*(s for _, s in group), staged]):
-                        flush()
-                        if not joinable(staged):
-                            load_one(path, staged)
-                            continue
-                    group.append((path, staged))
-                    if sum(s.table.num_rows for _, s in group) >= GROUP_ROWS:
-                        flush()
-                flush()
+                try:
+                    for coming in files:
+                        task = progress.add_task(f"{coming.name}: reading", total=None)
+                        try:
+                            path, staged = next(staged_files)
+                        except Exception:
+                            flush()  # the files read before it load as they would have
+                            raise
+                        finally:
+                            progress.remove_task(task)
+                        if not joinable(staged) or not same_columns(
+                            [*(s for _, s in group), staged]
+                        ):
+                            flush()
+                            if not joinable(staged):
+                                load_one(path, staged)
+                                continue
+                        group.append((path, staged))
+                        if sum(s.table.num_rows for _, s in group) >= GROUP_ROWS:
+                            flush()
+                    flush()
+                finally:
+                    staged_files.close()  # the reads still running end before the store closes
 
 
 def read_ahead(
     paths: list[Path], stage: Callable[[Path], Staged], ahead: int = 2
-) -> Iterator[tuple[Path, Staged]]:
+) -> Generator[tuple[Path, Staged], None, None]:
     """Each path with its staged file, in order, the next ``ahead`` files staged on
     other threads meanwhile (ADR 0198: a small file's mapping runs on one DuckDB thread,
     and the importers' queries leave the GIL). A file that cannot be read raises when its
