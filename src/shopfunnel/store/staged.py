@@ -80,8 +80,9 @@ def together(files: Sequence[Staged]) -> Staged:
         if offset:
             lines = pc.add(lines, pa.scalar(offset, lines.type))
         tables.append(table.set_column(table.schema.get_field_index(LINE), LINE, lines))
-        top = pc.max(lines).as_py()
-        offset = max(offset, top if top is not None else offset)
+        top = pc.max(lines).as_py()  # None for an empty file: the offset stays
+        if top is not None:
+            offset = top
     first, last = files[0].source, files[-1].source
     source = first if len(files) == 1 else f"{first} … {last} ({len(files)} files)"
     return Staged(
